@@ -1,0 +1,6 @@
+export class BalancerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BalancerError";
+  }
+}

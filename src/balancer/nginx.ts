@@ -1,0 +1,113 @@
+import type { ServerConfig } from "../config/load.js";
+import { countConnections, readFile, replaceFileFromStdin, restoreFile } from "../remote/commands.js";
+import type { CommandRunner } from "../ssh/session.js";
+import type { BackendState, Balancer } from "./balancer.js";
+import { BalancerError } from "./balancer-error.js";
+import { listUpstreamServers, setServerDown } from "./nginx-upstream.js";
+
+export interface NginxOptions {
+  upstreamFile: string;
+  upstream?: string;
+  testCommand: string;
+  reloadCommand: string;
+  pollInterval?: number;
+}
+
+/**
+ * Open-source Nginx has no runtime API: draining marks `server ... down;` in the upstream file,
+ * tests the config, and reloads. Reload is graceful: old workers finish in-flight requests.
+ * The file is only ever left in a state that `nginx -t` accepted.
+ */
+export class NginxBalancer implements Balancer {
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly options: NginxOptions,
+  ) {}
+
+  get host(): string {
+    return this.runner.name;
+  }
+
+  private async read(): Promise<string> {
+    return this.runner.run(readFile(this.options.upstreamFile), {
+      what: `reading ${this.options.upstreamFile}`,
+    });
+  }
+
+  async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
+    const listed = listUpstreamServers(await this.read(), this.options.upstream);
+    return servers.map((server) => {
+      const entry = listed.find((item) => item.address === server.upstream);
+      return {
+        server: server.name,
+        upstream: server.upstream,
+        present: !!entry,
+        inRotation: !!entry && !entry.down,
+      };
+    });
+  }
+
+  async setDown(servers: readonly ServerConfig[], down: boolean): Promise<void> {
+    const original = await this.read();
+    let text = original;
+    for (const server of servers) {
+      text = setServerDown(text, server.upstream, down, this.options.upstream).text;
+    }
+    if (text === original) return;
+    const file = this.options.upstreamFile;
+    const backup = `${file}.nexus-backup`;
+    await this.runner.run(replaceFileFromStdin(file, backup), { stdin: text, what: `writing ${file}` });
+    const test = await this.runner.exec(this.options.testCommand);
+    if (test.code !== 0) {
+      await this.runner.run(restoreFile(file, backup), { what: `restoring ${file}` });
+      throw new BalancerError(
+        `${this.host}: the Nginx config test failed, so nothing was reloaded and ${file} was restored:\n${(test.stderr || test.stdout).trim()}`,
+      );
+    }
+    const reload = await this.runner.exec(this.options.reloadCommand);
+    if (reload.code !== 0) {
+      await this.runner.run(restoreFile(file, backup), { what: `restoring ${file}` });
+      throw new BalancerError(
+        `${this.host}: the Nginx reload failed, ${file} was restored:\n${(reload.stderr || reload.stdout).trim()}`,
+      );
+    }
+  }
+
+  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
+    const command = countConnections(server.upstream);
+    const interval = this.options.pollInterval ?? 100;
+    if (!command) {
+      // Not an IPv4 literal: we cannot count sockets, so wait for the old workers that may still
+      // hold requests to finish (their title says "shutting down" until then).
+      return this.waitForOldWorkers(timeoutMs, interval);
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const open = Number.parseInt(
+        (await this.runner.run(command, { what: "counting connections" })).trim(),
+        10,
+      );
+      if (!open) return { drained: true, open: 0 };
+      if (Date.now() >= deadline) return { drained: false, open };
+      await sleep(interval);
+    }
+  }
+
+  private async waitForOldWorkers(
+    timeoutMs: number,
+    interval: number,
+  ): Promise<{ drained: boolean; open: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const out = await this.runner.exec("pgrep -fc 'nginx: worker process is shutting down' || true");
+      const open = Number.parseInt(out.stdout.trim(), 10) || 0;
+      if (!open) return { drained: true, open: 0 };
+      if (Date.now() >= deadline) return { drained: false, open };
+      await sleep(interval);
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

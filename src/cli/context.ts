@@ -1,0 +1,88 @@
+import { BalancerError } from "../balancer/balancer-error.js";
+import { UpstreamEditError } from "../balancer/nginx-upstream.js";
+import { ConfigError } from "../config/errors.js";
+import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
+import { EXIT } from "../deploy/events.js";
+import { FleetError } from "../deploy/fleet.js";
+import { LockError } from "../deploy/lock.js";
+import { PlanError } from "../deploy/plan.js";
+import { JsonReporter } from "../report/json.js";
+import { PlainReporter } from "../report/plain.js";
+import { PrettyReporter } from "../report/pretty.js";
+import type { Reporter } from "../report/reporter.js";
+import { RemoteCommandError, SshError } from "../ssh/errors.js";
+
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  plain?: boolean;
+  verbose?: boolean;
+  acceptNew?: boolean;
+}
+
+export function pickReporter(options: GlobalOptions): Reporter {
+  if (options.json) return new JsonReporter();
+  const interactive = process.stderr.isTTY && !process.env.CI && !options.plain;
+  return interactive ? new PrettyReporter() : new PlainReporter();
+}
+
+export function readConfig(options: GlobalOptions): Config {
+  return loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
+}
+
+/** Errors users cause or can fix get one clear message and an exit code; anything else is a bug. */
+export function exitCodeFor(error: unknown): { code: number; message: string } {
+  if (error instanceof ConfigError || error instanceof PlanError)
+    return { code: EXIT.usage, message: error.message };
+  if (
+    error instanceof FleetError ||
+    error instanceof SshError ||
+    error instanceof LockError ||
+    error instanceof BalancerError ||
+    error instanceof UpstreamEditError ||
+    error instanceof RemoteCommandError
+  ) {
+    return { code: EXIT.failed, message: error.message };
+  }
+  const err = error as Error;
+  return { code: EXIT.failed, message: `unexpected error: ${err?.stack ?? String(error)}` };
+}
+
+/**
+ * Ctrl-C or SIGTERM asks the running command to stop at the next safe point (the server in
+ * hand is finished or restored first); a second one says what is still in flight and quits.
+ */
+export function interruptible(
+  reporter: Reporter,
+  inFlight: () => string[],
+): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (!controller.signal.aborted) {
+      reporter.emit({
+        type: "warn",
+        message: `${name}: stopping at the next safe point (the server in hand is finished or restored first); press Ctrl-C again to quit now`,
+      });
+      controller.abort();
+      return;
+    }
+    const pending = inFlight();
+    reporter.emit({
+      type: "error",
+      message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`,
+    });
+    reporter.close();
+    process.exit(EXIT.needsHuman);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+export { DEFAULT_CONFIG_FILE };

@@ -1,0 +1,240 @@
+import { Command, CommanderError, Option } from "commander";
+import { renderProxySettings, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
+import { parseDuration } from "../config/duration.js";
+import { deploy } from "../deploy/deploy.js";
+import { EXIT } from "../deploy/events.js";
+import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
+import { describePlan, makePlan } from "../deploy/plan.js";
+import { rollback } from "../deploy/rollback.js";
+import type { Reporter } from "../report/reporter.js";
+import { exitCodeFor, type GlobalOptions, interruptible, pickReporter, readConfig } from "./context.js";
+import { sandboxCommand } from "./sandbox.js";
+import { printTable } from "./table.js";
+
+const VERSION = "0.1.0";
+
+function list(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function durationOption(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    throw new CommanderError(
+      EXIT.usage,
+      "nexus.duration",
+      `expected a duration such as "30s", got "${value}"`,
+    );
+  return ms;
+}
+
+/** Runs a command body with the chosen reporter; maps known errors to exit codes and clear messages. */
+async function withReporter(
+  program: Command,
+  body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
+): Promise<number> {
+  const options = program.opts<GlobalOptions>();
+  const reporter = pickReporter(options);
+  try {
+    return await body(reporter, options);
+  } catch (error) {
+    const { code, message } = exitCodeFor(error);
+    reporter.emit({ type: "error", message });
+    return code;
+  } finally {
+    reporter.close();
+  }
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command("nexus")
+    .description("Rolling, zero-downtime deploys of Node.js apps to your own servers behind Nginx.")
+    .version(VERSION)
+    .option("-c, --config <path>", "config file", "deploy.config.json")
+    .option("--json", "one JSON event per line on stdout (schema: docs/events.md)")
+    .option("--plain", "plain timestamped lines even on a terminal")
+    .option("-v, --verbose", "show each remote command (values that are secrets are never shown)")
+    .option("--accept-new", "trust unknown SSH host keys and record them (changed keys are still refused)")
+    .showSuggestionAfterError(true)
+    .showHelpAfterError("(run nexus --help for the commands)");
+
+  program
+    .command("deploy")
+    .description("pack the app, stage it on every server, then roll it out batch by batch")
+    .option("--rolling", "roll server by server behind the balancer (the default and only mode)")
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--only <servers>", "deploy only these servers (comma-separated names)", list)
+    .option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>")
+    .option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption)
+    .addHelpText(
+      "after",
+      "\nExamples:\n  nexus deploy --rolling\n  nexus deploy --dry-run\n  nexus deploy --only nexus-beta,nexus-gamma",
+    )
+    .action(async (opts: { dryRun?: boolean; only?: string[]; releaseId?: string; lockWait?: number }) => {
+      setExit(
+        await withReporter(program, async (reporter, global) => {
+          const config = readConfig(global);
+          if (opts.dryRun) {
+            const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
+            for (const line of describePlan(config, plan)) reporter.print(line);
+            return EXIT.ok;
+          }
+          const guard = interruptible(reporter, () => []);
+          try {
+            const result = await deploy(config, {
+              emit: (e) => reporter.emit(e),
+              signal: guard.signal,
+              only: opts.only,
+              releaseId: opts.releaseId,
+              acceptNew: global.acceptNew,
+              verbose: global.verbose,
+              lockWaitMs: opts.lockWait,
+            });
+            return result.exitCode;
+          } finally {
+            guard.dispose();
+          }
+        }),
+      );
+    });
+
+  program
+    .command("rollback")
+    .description("put the previous release (or --to <id>) back on every server, with the same drain and gate")
+    .option("--to <id>", "the release to go back to (default: the one before the current)")
+    .option("--only <servers>", "roll back only these servers", list)
+    .option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption)
+    .addHelpText("after", "\nExamples:\n  nexus rollback\n  nexus rollback --to 20261126T204501Z-1a2b3c4")
+    .action(async (opts: { to?: string; only?: string[]; lockWait?: number }) => {
+      setExit(
+        await withReporter(program, async (reporter, global) => {
+          const config = readConfig(global);
+          const guard = interruptible(reporter, () => []);
+          try {
+            const result = await rollback(config, {
+              emit: (e) => reporter.emit(e),
+              signal: guard.signal,
+              to: opts.to,
+              only: opts.only,
+              acceptNew: global.acceptNew,
+              verbose: global.verbose,
+              lockWaitMs: opts.lockWait,
+            });
+            return result.exitCode;
+          } finally {
+            guard.dispose();
+          }
+        }),
+      );
+    });
+
+  program
+    .command("drain <server>")
+    .description("take a server out of rotation and wait for its in-flight requests")
+    .option("--force", "drain even if that leaves too few healthy servers in rotation")
+    .addHelpText("after", "\nExample:\n  nexus drain nexus-beta")
+    .action(async (name: string, opts: { force?: boolean }) => {
+      setExit(
+        await withReporter(program, (reporter, global) =>
+          drainServer(readConfig(global), name, {
+            emit: (e) => reporter.emit(e),
+            ...global,
+            force: opts.force,
+          }),
+        ),
+      );
+    });
+
+  program
+    .command("enable <server>")
+    .description("put a server back in rotation once its health check passes")
+    .option("--force", "enable even if the health check fails")
+    .addHelpText("after", "\nExample:\n  nexus enable nexus-beta")
+    .action(async (name: string, opts: { force?: boolean }) => {
+      setExit(
+        await withReporter(program, (reporter, global) =>
+          enableServer(readConfig(global), name, {
+            emit: (e) => reporter.emit(e),
+            ...global,
+            force: opts.force,
+          }),
+        ),
+      );
+    });
+
+  program
+    .command("status")
+    .description("per server: in rotation or drained, health, current release, PM2 process, lock")
+    .addHelpText("after", "\nExample:\n  nexus status --json")
+    .action(async () => {
+      setExit(
+        await withReporter(program, async (reporter, global) => {
+          const rows = await fleetStatus(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
+          if (global.json) {
+            for (const row of rows) reporter.print(JSON.stringify(row));
+          } else {
+            printTable(
+              reporter,
+              ["server", "rotation", "health", "release", "process", "lock"],
+              rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.lock]),
+            );
+          }
+          return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok"))
+            ? EXIT.ok
+            : EXIT.failed;
+        }),
+      );
+    });
+
+  program
+    .command("nginx-config")
+    .description("print the recommended upstream block and proxy settings for the configured servers")
+    .option("--name <upstream>", "upstream name", "nexus_app")
+    .addHelpText("after", "\nExample:\n  nexus nginx-config > /etc/nginx/conf.d/upstream.conf")
+    .action((opts: { name: string }) => {
+      try {
+        const config = readConfig(program.opts<GlobalOptions>());
+        const name = config.balancer.upstream ?? opts.name;
+        process.stdout.write(
+          `${renderUpstreamBlock({ name, servers: config.servers.map((s) => s.upstream) })}\n`,
+        );
+        process.stdout.write(`# in your server block:\nlocation / {\n${renderProxySettings(name)}}\n`);
+        setExit(EXIT.ok);
+      } catch (error) {
+        const { code, message } = exitCodeFor(error);
+        process.stderr.write(`nexus: ${message}\n`);
+        setExit(code);
+      }
+    });
+
+  program.addCommand(sandboxCommand(setExit));
+  program.addOption(new Option("--no-color", "no colours (NO_COLOR is honoured too)"));
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  program.exitOverride();
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.exitCode === 0
+      )
+        return EXIT.ok;
+      return EXIT.usage;
+    }
+    throw error;
+  }
+  return code;
+}

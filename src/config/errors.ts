@@ -1,0 +1,122 @@
+import type { z } from "zod";
+
+/** A config mistake. Its message names the file and field; the CLI prints it without a stack and exits 2. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(problems.map((problem) => `${file}: ${problem}`).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
+    else out += `[${JSON.stringify(String(key))}]`;
+  }
+  return out || "(top level)";
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const json = JSON.stringify(value);
+  if (json === undefined) return String(value);
+  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+}
+
+const ARTICLE_TYPES = new Set(["number", "string", "boolean", "object", "array", "integer"]);
+function withArticle(type: string): string {
+  if (!ARTICLE_TYPES.has(type)) return type;
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] ?? 0;
+      row[j] = Math.min((row[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance <= Math.max(2, Math.floor(candidate.length / 3)) && (!best || distance < best.distance)) {
+      best = { candidate, distance };
+    }
+  }
+  return best?.candidate;
+}
+
+/** Turns zod issues into "path: what is wrong" lines. `knownKeys` maps a path to the keys allowed there. */
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  knownKeys: (path: readonly PropertyKey[]) => string[],
+): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    const path = formatPath(issue.path);
+    switch (issue.code) {
+      case "invalid_type": {
+        const received = (issue as { input?: unknown }).input;
+        lines.push(
+          received === undefined
+            ? `${path}: is required (expected ${withArticle(issue.expected)})`
+            : `${path}: expected ${withArticle(issue.expected)}, received ${describeValue(received)}`,
+        );
+        break;
+      }
+      case "unrecognized_keys":
+        for (const key of issue.keys) {
+          const suggestion = closest(key, knownKeys(issue.path));
+          const where = formatPath([...issue.path, key]);
+          lines.push(`${where}: unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`);
+        }
+        break;
+      case "invalid_value":
+        lines.push(
+          `${path}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, received ${describeValue((issue as { input?: unknown }).input)}`,
+        );
+        break;
+      case "invalid_union": {
+        const input = (issue as { input?: unknown }).input;
+        const nested = issue.errors
+          .flat()
+          .find((inner) => inner.code === "custom" || inner.code === "invalid_format");
+        lines.push(
+          nested
+            ? `${path}: ${nested.message}`
+            : `${path}: ${issue.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`,
+        );
+        break;
+      }
+      case "too_small":
+      case "too_big":
+        lines.push(`${path}: ${humanBound(issue)}`);
+        break;
+      default:
+        lines.push(`${path}: ${issue.message}`);
+    }
+  }
+  return lines;
+}
+
+function humanBound(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string {
+  const received = (issue as { input?: unknown }).input;
+  if (issue.message && !issue.message.startsWith("Too ")) return issue.message;
+  const direction = issue.code === "too_small" ? "at least" : "at most";
+  const bound = issue.code === "too_small" ? issue.minimum : issue.maximum;
+  const unit = issue.origin === "array" ? " item(s)" : issue.origin === "string" ? " character(s)" : "";
+  return `expected ${direction} ${String(bound)}${unit}, received ${describeValue(received)}`;
+}

@@ -1,0 +1,153 @@
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { z } from "zod";
+import { ConfigError, describeIssues } from "./errors.js";
+import { configSchema, type ParsedConfig } from "./schema.js";
+
+export const DEFAULT_CONFIG_FILE = "deploy.config.json";
+
+export interface ServerConfig {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  /** Absolute, or starting with "~/" for the SSH user's home (resolved once connected). */
+  deployPath: string;
+  /** Address of this server in the upstream file ("10.0.0.2:3000"). */
+  upstream: string;
+  /** pm2.env merged with the server's env. Values are secrets: never print them. */
+  env: Record<string, string>;
+}
+
+export interface Config {
+  file: string;
+  app: Omit<ParsedConfig["app"], "root"> & { root: string };
+  servers: ServerConfig[];
+  ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string };
+  pm2: { name: string; killTimeout: number };
+  balancer: ParsedConfig["balancer"];
+  health: Omit<ParsedConfig["health"], "port"> & { port: number };
+  rolling: ParsedConfig["rolling"];
+  keepReleases: number;
+}
+
+export function expandHome(p: string): string {
+  if (p === "~") return os.homedir();
+  if (p.startsWith("~/")) return path.join(os.homedir(), p.slice(2));
+  return p;
+}
+
+function localPath(base: string, p: string): string {
+  return path.resolve(base, expandHome(p));
+}
+
+/** Reads, validates and resolves a config file. Throws ConfigError with every problem found. */
+export function loadConfig(file: string = DEFAULT_CONFIG_FILE): Config {
+  const absolute = path.resolve(file);
+  const label = path.relative(process.cwd(), absolute) || absolute;
+  let text: string;
+  try {
+    text = readFileSync(absolute, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(label, [
+      code === "ENOENT"
+        ? "file not found (create one with `nexus init`, or pass -c/--config PATH)"
+        : `cannot read the file (${code ?? String(error)})`,
+    ]);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(label, [`invalid JSON: ${(error as Error).message}`]);
+  }
+  return resolveConfig(data, label, path.dirname(absolute));
+}
+
+/** Validates parsed JSON. `baseDir` anchors relative local paths (the config file's directory). */
+export function resolveConfig(data: unknown, label: string, baseDir: string): Config {
+  const result = configSchema.safeParse(data, { reportInput: true });
+  if (!result.success) {
+    throw new ConfigError(
+      label,
+      describeIssues(result.error.issues, (p) => keysAt(configSchema, p)),
+    );
+  }
+  const parsed = result.data;
+  const problems: string[] = [];
+
+  const names = new Set<string>();
+  const upstreams = new Map<string, string>();
+  const defaultUser = parsed.ssh.user ?? os.userInfo().username;
+  const servers = parsed.servers.map((server, index): ServerConfig => {
+    if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
+    names.add(server.name);
+    const upstream = server.upstream ?? `${server.host}:${parsed.app.port}`;
+    const other = upstreams.get(upstream);
+    if (other) problems.push(`servers[${index}].upstream: "${upstream}" is also the upstream of "${other}"`);
+    upstreams.set(upstream, server.name);
+    return {
+      name: server.name,
+      host: server.host,
+      port: server.port,
+      user: server.user ?? defaultUser,
+      deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
+      upstream,
+      env: { ...parsed.pm2.env, ...server.env },
+    };
+  });
+  for (const [index, server] of servers.entries()) {
+    if (!server.deployPath.startsWith("/") && !server.deployPath.startsWith("~/")) {
+      const field = parsed.servers[index]?.deployPath ? `servers[${index}].deployPath` : "deployPath";
+      problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);
+    }
+  }
+  if (parsed.balancer.host !== "local" && !names.has(parsed.balancer.host)) {
+    problems.push(
+      `balancer.host: "${parsed.balancer.host}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")} or "local")`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
+
+  return {
+    file: label,
+    app: { ...parsed.app, root: path.resolve(baseDir, parsed.app.root) },
+    servers,
+    ssh: {
+      ...parsed.ssh,
+      knownHosts: localPath(baseDir, parsed.ssh.knownHosts),
+      privateKey: parsed.ssh.privateKey ? localPath(baseDir, parsed.ssh.privateKey) : undefined,
+    },
+    pm2: { name: parsed.pm2.name ?? parsed.app.name, killTimeout: parsed.pm2.killTimeout },
+    balancer: parsed.balancer,
+    health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
+    rolling: parsed.rolling,
+    keepReleases: parsed.keepReleases,
+  };
+}
+
+function stripTrailingSlash(p: string): string {
+  return p.length > 1 ? p.replace(/\/+$/, "") : p;
+}
+
+/** Keys allowed at a path of the schema, for "did you mean" suggestions. */
+function keysAt(schema: z.core.$ZodType, at: readonly PropertyKey[]): string[] {
+  let current: z.core.$ZodType | undefined = schema;
+  const steps = [...at];
+  while (current) {
+    const def = current._zod.def as unknown as Record<string, unknown> & { type: string };
+    if (def.type === "default" || def.type === "optional" || def.type === "pipe") {
+      current = (def.innerType ?? def.in) as z.core.$ZodType;
+      continue;
+    }
+    if (steps.length === 0) break;
+    const step = steps.shift();
+    if (def.type === "object") current = (def.shape as Record<string, z.core.$ZodType>)[String(step)];
+    else if (def.type === "array") current = def.element as z.core.$ZodType;
+    else return [];
+  }
+  const def = current?._zod.def as { type?: string; shape?: Record<string, unknown> } | undefined;
+  return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
+}

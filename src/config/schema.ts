@@ -1,0 +1,113 @@
+import { z } from "zod";
+import { duration } from "./duration.js";
+
+const nonEmpty = z.string().min(1, "must not be empty");
+const port = z.number().int().min(1).max(65535);
+const envMap = z.record(z.string(), z.string());
+
+export const appSchema = z.strictObject({
+  /** Directory of the app to ship, relative to the config file. */
+  root: nonEmpty.default("."),
+  /** PM2 process name and the name used in default paths. */
+  name: nonEmpty.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'"),
+  /** Entry script, relative to the app root. */
+  start: nonEmpty.default("server.js"),
+  /** Port the app listens on (the upstream and health port unless overridden). */
+  port: port.default(3000),
+  /** Extra exclude patterns for the artifact (node_modules, logs, *.log and .git are always excluded). */
+  exclude: z.array(nonEmpty).default([]),
+  /** Optional local build command run in the app root before packing. */
+  build: nonEmpty.optional(),
+});
+
+export const serverSchema = z.strictObject({
+  name: nonEmpty,
+  /** Address sshd listens on. */
+  host: nonEmpty,
+  /** SSH port. */
+  port: port.default(22),
+  user: nonEmpty.optional(),
+  deployPath: nonEmpty.optional(),
+  /** This server's address as written in the Nginx upstream file; defaults to host:app.port. */
+  upstream: nonEmpty.optional(),
+  env: envMap.default({}),
+});
+
+export const sshSchema = z.strictObject({
+  user: nonEmpty.optional(),
+  /** Path to a private key file. */
+  privateKey: nonEmpty.optional(),
+  /** Name of an environment variable that holds a private key (CI secrets). */
+  privateKeyEnv: nonEmpty.default("NEXUS_SSH_KEY"),
+  /** Name of an environment variable that holds the key's passphrase. */
+  passphraseEnv: nonEmpty.default("NEXUS_SSH_PASSPHRASE"),
+  /** Use the SSH agent at SSH_AUTH_SOCK when it is set. */
+  agent: z.boolean().default(true),
+  knownHosts: nonEmpty.default("~/.ssh/known_hosts"),
+  /** "strict": unknown keys stop the command; "accept-new": unknown keys are learned, changed keys still stop. */
+  hostKeys: z.enum(["strict", "accept-new"]).default("strict"),
+  readyTimeout: duration.default(20_000),
+  keepaliveInterval: duration.default(5_000),
+});
+
+export const pm2Schema = z.strictObject({
+  /** PM2 process name; defaults to app.name. */
+  name: nonEmpty.optional(),
+  env: envMap.default({}),
+  /** How long PM2 waits for the app to exit after SIGINT before it kills it. */
+  killTimeout: duration.default(10_000),
+});
+
+export const balancerSchema = z.strictObject({
+  type: z.literal("nginx").default("nginx"),
+  /** Name of the server that runs Nginx, or "local" when it runs where nexus runs. */
+  host: nonEmpty,
+  /** Path of the file holding the upstream block, on the balancer host. */
+  upstreamFile: nonEmpty,
+  /** Name of the upstream block, when the file holds several. */
+  upstream: nonEmpty.optional(),
+  testCommand: nonEmpty.default("nginx -t"),
+  reloadCommand: nonEmpty.default("nginx -s reload"),
+  /** How long to wait for in-flight requests to a drained server to finish. */
+  drainTimeout: duration.default(30_000),
+});
+
+export const healthSchema = z.strictObject({
+  path: nonEmpty.regex(/^\//, "must start with '/'").default("/health"),
+  /** Defaults to app.port. */
+  port: port.optional(),
+  /** "ssh": probe through the server's own SSH connection (private app ports); "direct": from here. */
+  via: z.enum(["ssh", "direct"]).default("ssh"),
+  interval: duration.default(250),
+  timeout: duration.default(2_000),
+  /** Consecutive passing probes needed. */
+  passes: z.number().int().min(1).default(3),
+  deadline: duration.default(60_000),
+  /** Require the release reported by /health to be the one just deployed. */
+  checkRelease: z.boolean().default(true),
+});
+
+export const rollingSchema = z.strictObject({
+  /** Servers per batch: a number or a percentage of the fleet such as "25%". */
+  batchSize: z
+    .union([z.number().int().min(1), z.string().regex(/^\d{1,3}%$/, 'expected a percentage such as "25%"')])
+    .default(1),
+  onFailure: z.enum(["rollback-all", "halt"]).default("rollback-all"),
+});
+
+export const configSchema = z.strictObject({
+  $schema: z.string().optional(),
+  app: appSchema,
+  servers: z.array(serverSchema).min(1, "needs at least one server"),
+  ssh: sshSchema.default(sshSchema.parse({})),
+  /** Where releases live on each server; "~/" means the SSH user's home. */
+  deployPath: nonEmpty.optional(),
+  keepReleases: z.number().int().min(2).default(5),
+  pm2: pm2Schema.default(pm2Schema.parse({})),
+  balancer: balancerSchema,
+  health: healthSchema.default(healthSchema.parse({})),
+  rolling: rollingSchema.default(rollingSchema.parse({})),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

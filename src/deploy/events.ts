@@ -1,0 +1,55 @@
+export type Step =
+  | "connect"
+  | "lock"
+  | "upload"
+  | "extract"
+  | "install"
+  | "drain"
+  | "switch"
+  | "restart"
+  | "gate"
+  | "enable"
+  | "restore";
+
+export type ServerResult = "deployed" | "rolled back" | "restored" | "not reached" | "needs human" | "failed";
+
+export interface SummaryRow {
+  server: string;
+  result: ServerResult;
+  /** The release the server serves now, if known. */
+  release?: string;
+  /** Seconds out of rotation during this command. */
+  outOfRotation?: number;
+  note?: string;
+}
+
+export type Outcome = "success" | "failed" | "needs-human" | "interrupted";
+
+export type DeployEvent =
+  | { type: "begin"; command: string; release?: string; servers: string[] }
+  | { type: "phase"; phase: string; message: string }
+  | {
+      type: "step";
+      server: string;
+      step: Step;
+      status: "start" | "done" | "fail";
+      message?: string;
+      ms?: number;
+    }
+  | { type: "progress"; server: string; sent: number; total: number }
+  | { type: "info"; message: string; server?: string }
+  | { type: "warn"; message: string; server?: string }
+  | { type: "error"; message: string; server?: string }
+  | { type: "gate-failed"; server: string; reason: string; timeline: string[]; logs: string[] }
+  | {
+      type: "summary";
+      outcome: Outcome;
+      release?: string;
+      rows: SummaryRow[];
+      exitCode: number;
+      seconds: number;
+    };
+
+export type Emit = (event: DeployEvent) => void;
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, needsHuman: 3, interrupted: 130 } as const;

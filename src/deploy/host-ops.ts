@@ -1,0 +1,193 @@
+import type { Artifact } from "../artifact/pack.js";
+import type { Config } from "../config/load.js";
+import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
+import { probeOnce } from "../health/probe.js";
+import * as remote from "../remote/commands.js";
+import type { Emit, Step } from "./events.js";
+import type { Host } from "./fleet.js";
+import { type Pm2Process, parsePm2List, processProblem } from "./pm2.js";
+import { parseInspect, type ServerState } from "./state.js";
+
+export async function readState(host: Host): Promise<ServerState> {
+  return parseInspect(
+    await host.session.run(remote.inspect(host.layout), { what: "reading the deploy state" }),
+  );
+}
+
+export async function pm2Process(host: Host, name: string): Promise<Pm2Process | undefined> {
+  const result = await host.session.exec(remote.pm2List());
+  return parsePm2List(result.stdout).find((p) => p.name === name);
+}
+
+/** Upload, verify, extract, write the PM2 file, install dependencies. Touches nothing that serves traffic. */
+export async function stage(
+  host: Host,
+  artifact: Artifact,
+  release: string,
+  config: Config,
+  emit: Emit,
+): Promise<void> {
+  const { session, layout: l, server } = host;
+  const name = server.name;
+  await session.run(remote.prepare(l), { what: "preparing the deploy path" });
+
+  const archive = `${l.incoming}/${release}.tar.gz`;
+  await timed(emit, name, "upload", async () => {
+    let lastReport = 0;
+    await session.upload(artifact.file, archive, (sent, total) => {
+      const now = Date.now();
+      if (now - lastReport > 200 || sent === total) {
+        lastReport = now;
+        emit({ type: "progress", server: name, sent, total });
+      }
+    });
+  });
+  await timed(emit, name, "extract", async () => {
+    await session.run(remote.extract(l, archive, release, artifact.sha256), {
+      what: "extracting the release",
+    });
+  });
+
+  await timed(emit, name, "install", async () => {
+    const ecosystem = remote.ecosystemFile({
+      name: config.pm2.name,
+      script: config.app.start,
+      cwd: l.release(release),
+      env: { PORT: String(config.app.port), ...server.env, NEXUS_RELEASE: release, NEXUS_SERVER: name },
+      killTimeout: config.pm2.killTimeout,
+    });
+    await session.run(remote.writePrivateFile(l.ecosystem(release)), {
+      stdin: ecosystem,
+      what: "writing the PM2 file",
+    });
+    const out = await session.run(remote.install(l, release), { what: "installing dependencies" });
+    if (out.includes("@reused")) return "node_modules reused (package-lock.json unchanged)";
+    return undefined;
+  });
+}
+
+const probeOrigins = new WeakMap<Host, Promise<string>>();
+
+/** Where to reach the app's health endpoint from here: through the host's SSH connection, or directly. */
+export function healthOrigin(host: Host, config: Config): Promise<string> {
+  let origin = probeOrigins.get(host);
+  if (!origin) {
+    const target = host.server.upstream.replace(/:\d+$/, "");
+    const port = config.health.port;
+    origin =
+      config.health.via === "direct"
+        ? Promise.resolve(`http://${target.includes(":") ? `[${target}]` : target}:${port}`)
+        : host.session
+            .tunnel(target.replace(/^\[|\]$/g, ""), port)
+            .then((local) => `http://127.0.0.1:${local}`);
+    probeOrigins.set(host, origin);
+  }
+  return origin;
+}
+
+export interface ActivationResult {
+  gate: GateResult;
+  process?: Pm2Process;
+}
+
+/**
+ * Switches `current` to the release, starts it under PM2 afresh, and runs the health gate:
+ * /health must pass N times in a row reporting this release, and PM2 must show a new, online
+ * process that did not restart meanwhile.
+ */
+export async function activate(
+  host: Host,
+  release: string,
+  config: Config,
+  emit: Emit,
+  signal?: AbortSignal,
+): Promise<ActivationResult> {
+  const { session, layout: l, server } = host;
+  const name = server.name;
+  const before = await pm2Process(host, config.pm2.name);
+
+  await timed(emit, name, "switch", async () => {
+    await session.run(remote.activate(l, release), { what: "switching current" });
+  });
+  let started: Pm2Process | undefined;
+  await timed(emit, name, "restart", async () => {
+    await session.run(remote.pm2Start(config.pm2.name, l.ecosystem(release)), {
+      what: "starting the app under PM2",
+    });
+    started = await pm2Process(host, config.pm2.name);
+    return started ? `pid ${started.pid}` : undefined;
+  });
+
+  emit({ type: "step", server: name, step: "gate", status: "start" });
+  const origin = await healthOrigin(host, config);
+  const gate = await runGate({
+    passes: config.health.passes,
+    intervalMs: config.health.interval,
+    deadlineMs: config.health.deadline,
+    signal,
+    probe: (startedAt) =>
+      probeOnce(
+        {
+          origin,
+          path: config.health.path,
+          timeoutMs: config.health.timeout,
+          expectRelease: config.health.checkRelease ? release : undefined,
+        },
+        startedAt,
+      ),
+    verifyProcess: async () => processProblem(await pm2Process(host, config.pm2.name), started, before?.pid),
+  });
+  if (gate.ok) {
+    emit({
+      type: "step",
+      server: name,
+      step: "gate",
+      status: "done",
+      ms: gate.ms,
+      message: `${gate.timeline.length} probe(s)`,
+    });
+    await session.exec(remote.pm2Save());
+  } else {
+    emit({ type: "step", server: name, step: "gate", status: "fail", ms: gate.ms, message: gate.reason });
+    const logs = await session.exec(remote.pm2ErrorLog(config.pm2.name));
+    emit({
+      type: "gate-failed",
+      server: name,
+      reason: gate.reason ?? "failed",
+      timeline: formatTimeline(gate.timeline),
+      logs: logs.stdout.split("\n").filter((line) => line.trim() !== ""),
+    });
+  }
+  return { gate, process: started };
+}
+
+export async function timed(
+  emit: Emit,
+  server: string,
+  step: Step,
+  work: () => Promise<string | undefined | undefined>,
+): Promise<void> {
+  emit({ type: "step", server, step, status: "start" });
+  const started = Date.now();
+  try {
+    const note = await work();
+    emit({
+      type: "step",
+      server,
+      step,
+      status: "done",
+      ms: Date.now() - started,
+      message: note || undefined,
+    });
+  } catch (error) {
+    emit({
+      type: "step",
+      server,
+      step,
+      status: "fail",
+      ms: Date.now() - started,
+      message: (error as Error).message,
+    });
+    throw error;
+  }
+}

@@ -1,0 +1,180 @@
+import os from "node:os";
+import type { Config, ServerConfig } from "../config/load.js";
+import { runGate } from "../health/gate.js";
+import { probeOnce } from "../health/probe.js";
+import * as remote from "../remote/commands.js";
+import { capacityProblem, minInRotation } from "./capacity.js";
+import { type Emit, EXIT } from "./events.js";
+import { Fleet, type Host } from "./fleet.js";
+import { healthOrigin, pm2Process, readState } from "./host-ops.js";
+import { describeHolder } from "./lock.js";
+import { PlanError } from "./plan.js";
+
+export interface ManualOptions {
+  emit: Emit;
+  acceptNew?: boolean;
+  verbose?: boolean;
+  force?: boolean;
+}
+
+function serverNamed(config: Config, name: string): ServerConfig {
+  const server = config.servers.find((s) => s.name === name);
+  if (!server) {
+    throw new PlanError(
+      `unknown server "${name}" (servers in ${config.file}: ${config.servers.map((s) => s.name).join(", ")})`,
+    );
+  }
+  return server;
+}
+
+async function record(host: Host, event: string, extra: Record<string, unknown> = {}): Promise<void> {
+  await host.session.exec(
+    remote.appendHistory(host.layout, {
+      time: new Date().toISOString(),
+      event,
+      user: os.userInfo().username,
+      from: os.hostname(),
+      ...extra,
+    }),
+  );
+}
+
+/** `nexus drain <server>`: out of rotation, in-flight requests finished, within the capacity guard. */
+export async function drainServer(config: Config, name: string, options: ManualOptions): Promise<number> {
+  const server = serverNamed(config, name);
+  const { emit } = options;
+  const fleet = await Fleet.open(
+    config,
+    config.servers.map((s) => s.name),
+    options,
+  );
+  try {
+    const states = await fleet.balancer.state(config.servers);
+    const own = states.find((b) => b.server === name);
+    if (!own?.present)
+      throw new PlanError(
+        `${name} (${server.upstream}) is not in the upstream file on ${fleet.balancer.host}`,
+      );
+    if (!own.inRotation) {
+      emit({ type: "info", server: name, message: "is already drained" });
+      return EXIT.ok;
+    }
+    const problem = await capacityProblem(config, fleet, [name], minInRotation(config));
+    if (problem) {
+      if (!options.force) throw new PlanError(`${problem}; pass --force to drain anyway`);
+      emit({ type: "warn", message: `${problem}: --force given, draining anyway` });
+    }
+    emit({ type: "step", server: name, step: "drain", status: "start" });
+    const started = Date.now();
+    await fleet.balancer.setDown([server], true);
+    const { drained, open } = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
+    if (!drained)
+      emit({
+        type: "warn",
+        server: name,
+        message: `${open} connection(s) still open after the drain timeout`,
+      });
+    emit({
+      type: "step",
+      server: name,
+      step: "drain",
+      status: "done",
+      ms: Date.now() - started,
+      message: "out of rotation",
+    });
+    await record(fleet.host(name), "drain");
+    return EXIT.ok;
+  } finally {
+    fleet.close();
+  }
+}
+
+/** `nexus enable <server>`: back in rotation, only once its health check passes. */
+export async function enableServer(config: Config, name: string, options: ManualOptions): Promise<number> {
+  const server = serverNamed(config, name);
+  const { emit } = options;
+  const fleet = await Fleet.open(config, [name], options);
+  try {
+    const host = fleet.host(name);
+    emit({ type: "step", server: name, step: "gate", status: "start" });
+    const origin = await healthOrigin(host, config);
+    const gate = await runGate({
+      passes: config.health.passes,
+      intervalMs: config.health.interval,
+      deadlineMs: Math.min(config.health.deadline, 15_000),
+      probe: (startedAt) =>
+        probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, startedAt),
+    });
+    if (!gate.ok) {
+      emit({ type: "step", server: name, step: "gate", status: "fail", message: gate.reason });
+      if (!options.force) {
+        emit({
+          type: "error",
+          server: name,
+          message: "not healthy: left out of rotation (pass --force to enable anyway)",
+        });
+        return EXIT.failed;
+      }
+    } else emit({ type: "step", server: name, step: "gate", status: "done", ms: gate.ms });
+    emit({ type: "step", server: name, step: "enable", status: "start" });
+    await fleet.balancer.setDown([server], false);
+    emit({ type: "step", server: name, step: "enable", status: "done", message: "in rotation" });
+    await record(host, "enable");
+    return EXIT.ok;
+  } finally {
+    fleet.close();
+  }
+}
+
+export interface ServerStatus {
+  server: string;
+  rotation: string;
+  health: string;
+  release: string;
+  process: string;
+  lock: string;
+}
+
+/** `nexus status`: per server, the balancer's view, health, current release, PM2 and the lock. */
+export async function fleetStatus(config: Config, options: ManualOptions): Promise<ServerStatus[]> {
+  const fleet = await Fleet.open(
+    config,
+    config.servers.map((s) => s.name),
+    options,
+  );
+  try {
+    const backends = await fleet.balancer.state(config.servers);
+    return await Promise.all(
+      config.servers.map(async (s): Promise<ServerStatus> => {
+        const host = fleet.host(s.name);
+        const backend = backends.find((b) => b.server === s.name);
+        const [state, proc, probe] = await Promise.all([
+          readState(host),
+          pm2Process(host, config.pm2.name),
+          healthOrigin(host, config).then((origin) =>
+            probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, Date.now()),
+          ),
+        ]);
+        return {
+          server: s.name,
+          rotation: !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained",
+          health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
+          release: state.current ?? "-",
+          process: proc
+            ? `${proc.status} pid ${proc.pid}, ${proc.restarts} restart(s)${proc.startedAt ? `, up ${formatUptime(Date.now() - proc.startedAt)}` : ""}`
+            : "not running",
+          lock: state.lock ? describeHolder(state.lock) : "-",
+        };
+      }),
+    );
+  } finally {
+    fleet.close();
+  }
+}
+
+function formatUptime(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}

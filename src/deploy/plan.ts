@@ -1,0 +1,61 @@
+import type { Config, ServerConfig } from "../config/load.js";
+import { minInRotation } from "./capacity.js";
+
+export interface Plan {
+  release: string;
+  servers: ServerConfig[];
+  batches: ServerConfig[][];
+  /** Servers that must stay in rotation while a batch is out. */
+  minInRotation: number;
+}
+
+/** Resolves a batch size ("25%" or a count) against the fleet size: at least 1, at most fleet - 1 when possible. */
+export function batchCount(batchSize: number | string, fleet: number): number {
+  const raw =
+    typeof batchSize === "number"
+      ? batchSize
+      : Math.floor((fleet * Number.parseInt(batchSize, 10)) / 100) || 1;
+  return Math.max(1, Math.min(raw, fleet));
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Picks the servers (all, or --only) in config order, split into batches. */
+export function makePlan(config: Config, release: string, only?: readonly string[]): Plan {
+  let servers = config.servers;
+  if (only && only.length > 0) {
+    const unknown = only.filter((name) => !config.servers.some((s) => s.name === name));
+    if (unknown.length > 0)
+      throw new PlanError(`--only: unknown server ${unknown.map((n) => `"${n}"`).join(", ")}`);
+    servers = config.servers.filter((s) => only.includes(s.name));
+  }
+  const size = batchCount(config.rolling.batchSize, config.servers.length);
+  return { release, servers, batches: chunk(servers, size), minInRotation: minInRotation(config) };
+}
+
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PlanError";
+  }
+}
+
+export function describePlan(config: Config, plan: Plan): string[] {
+  const lines = [
+    `release ${plan.release} to ${plan.servers.length} of ${config.servers.length} server(s), ${plan.batches.length} batch(es)`,
+    `1. pack ${config.app.root}`,
+    `2. stage on ${plan.servers.map((s) => s.name).join(", ")} (upload, extract, install; nothing leaves rotation)`,
+  ];
+  plan.batches.forEach((batch, index) => {
+    const names = batch.map((s) => s.name).join(", ");
+    lines.push(`${index + 3}. batch ${index + 1}: drain ${names}; switch; restart; health gate; enable`);
+  });
+  lines.push(
+    `on a failed gate: ${config.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`,
+  );
+  return lines;
+}

@@ -1,0 +1,60 @@
+export interface Pm2Process {
+  name: string;
+  pid: number;
+  status: string;
+  restarts: number;
+  /** ms since epoch when the process last started */
+  startedAt?: number;
+  memory?: number;
+  cpu?: number;
+}
+
+/**
+ * Parses `pm2 jlist`. PM2 may print a banner or daemon messages before the JSON on stdout,
+ * so the JSON array is taken from the first line that starts with "[".
+ */
+export function parsePm2List(stdout: string): Pm2Process[] {
+  const line = stdout.split("\n").find((l) => l.trimStart().startsWith("["));
+  if (!line) return [];
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(raw)) return [];
+  return raw.map((entry) => {
+    const e = entry as {
+      name?: string;
+      pid?: number;
+      monit?: { memory?: number; cpu?: number };
+      pm2_env?: { status?: string; restart_time?: number; pm_uptime?: number };
+    };
+    return {
+      name: String(e.name ?? ""),
+      pid: Number(e.pid ?? 0),
+      status: String(e.pm2_env?.status ?? "unknown"),
+      restarts: Number(e.pm2_env?.restart_time ?? 0),
+      startedAt: e.pm2_env?.pm_uptime,
+      memory: e.monit?.memory,
+      cpu: e.monit?.cpu,
+    };
+  });
+}
+
+/** Why a freshly started process is not trustworthy yet, or undefined when it is. */
+export function processProblem(
+  now: Pm2Process | undefined,
+  started: Pm2Process | undefined,
+  oldPid: number | undefined,
+): string | undefined {
+  if (!now) return "PM2 does not list the app";
+  if (now.status !== "online") return `PM2 says the app is ${now.status}`;
+  if (oldPid && now.pid === oldPid) return `the old process (pid ${oldPid}) is still the one running`;
+  if (started && now.restarts > started.restarts) {
+    return `PM2 restarted the app ${now.restarts - started.restarts} time(s) during the gate (crash loop)`;
+  }
+  if (started?.pid && now.pid !== started.pid)
+    return `the process changed (pid ${started.pid} -> ${now.pid}): it crashed`;
+  return undefined;
+}

@@ -1,0 +1,53 @@
+export interface ReleaseInfo {
+  id: string;
+  failed: boolean;
+}
+
+export interface ServerState {
+  /** No deploy path yet: nothing was ever deployed. */
+  missing: boolean;
+  current?: string;
+  releases: ReleaseInfo[];
+  lock?: string;
+}
+
+/** Parses the output of remote/commands inspect(). */
+export function parseInspect(stdout: string): ServerState {
+  const state: ServerState = { missing: false, releases: [] };
+  for (const line of stdout.split("\n")) {
+    if (line === "@missing") state.missing = true;
+    else if (line.startsWith("@current ")) {
+      const target = line.slice("@current ".length).trim();
+      const id = target.replace(/^.*releases\//, "").replace(/\/+$/, "");
+      if (id) state.current = id;
+    } else if (line.startsWith("@release ")) {
+      const [id, status] = line.slice("@release ".length).trim().split(" ");
+      if (id) state.releases.push({ id, failed: status === "failed" });
+    } else if (line.startsWith("@lock ")) state.lock = line.slice("@lock ".length).trim();
+  }
+  state.releases.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return state;
+}
+
+/** The release to go back to: the newest good release older than the current one. */
+export function previousRelease(state: ServerState): string | undefined {
+  const ok = state.releases.filter((r) => !r.failed && r.id !== state.current);
+  const older = state.current ? ok.filter((r) => r.id < (state.current as string)) : ok;
+  return older.at(-1)?.id;
+}
+
+/**
+ * Releases to delete so that at most `keep` remain: failed ones first, then the oldest. The
+ * protected ids (current, the rollback target) are never chosen.
+ */
+export function releasesToPrune(
+  releases: readonly ReleaseInfo[],
+  keep: number,
+  protect: readonly string[],
+): string[] {
+  const prunable = releases.filter((r) => !protect.includes(r.id));
+  const excess = releases.length - keep;
+  if (excess <= 0) return [];
+  const ordered = [...prunable.filter((r) => r.failed), ...prunable.filter((r) => !r.failed)];
+  return ordered.slice(0, excess).map((r) => r.id);
+}

@@ -1,0 +1,46 @@
+import path from "node:path/posix";
+
+/** Where things live under a server's deploy path. All paths absolute. */
+export interface Layout {
+  base: string;
+  releases: string;
+  shared: string;
+  current: string;
+  state: string;
+  lock: string;
+  history: string;
+  incoming: string;
+  release(id: string): string;
+  /** The PM2 ecosystem file of a release, kept outside the release so releases stay pristine. */
+  ecosystem(id: string): string;
+}
+
+export function layout(base: string): Layout {
+  const state = path.join(base, ".nexus");
+  return {
+    base,
+    releases: path.join(base, "releases"),
+    shared: path.join(base, "shared"),
+    current: path.join(base, "current"),
+    state,
+    lock: path.join(state, "lock"),
+    history: path.join(state, "history.jsonl"),
+    incoming: path.join(state, "incoming"),
+    release: (id) => path.join(base, "releases", id),
+    ecosystem: (id) => path.join(state, "pm2", `${id}.json`),
+  };
+}
+
+/** Resolves a configured deploy path ("~/apps/x" or "/srv/x") against the remote home. */
+export function resolveRemotePath(configured: string, home: string): string {
+  if (configured === "~") return home;
+  if (configured.startsWith("~/")) return path.join(home, configured.slice(2));
+  return configured;
+}
+
+const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Release ids become directory names: keep them to a safe alphabet. */
+export function isValidReleaseId(id: string): boolean {
+  return RELEASE_ID.test(id) && id !== "." && id !== "..";
+}

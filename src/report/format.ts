@@ -1,0 +1,81 @@
+import type { DeployEvent, SummaryRow } from "../deploy/events.js";
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export function formatMs(ms: number | undefined): string {
+  if (ms === undefined) return "";
+  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** One line of text for an event, without colour; undefined for events with no line of their own. */
+export function describeEvent(event: DeployEvent): string | undefined {
+  switch (event.type) {
+    case "begin":
+      return `${event.command}${event.release ? ` ${event.release}` : ""} → ${event.servers.join(", ")}`;
+    case "phase":
+      return `== ${event.phase}: ${event.message}`;
+    case "step": {
+      const timing = event.ms !== undefined ? ` (${formatMs(event.ms)})` : "";
+      const note = event.message ? `: ${event.message}` : "";
+      if (event.status === "start") return undefined;
+      return `${event.server}: ${event.step} ${event.status === "done" ? "ok" : "FAILED"}${timing}${note}`;
+    }
+    case "progress":
+      return undefined;
+    case "info":
+      return event.server ? `${event.server}: ${event.message}` : event.message;
+    case "warn":
+      return `warning: ${event.server ? `${event.server}: ` : ""}${event.message}`;
+    case "error":
+      return `error: ${event.server ? `${event.server}: ` : ""}${event.message}`;
+    case "gate-failed":
+      return [
+        `${event.server}: health gate failed: ${event.reason}`,
+        "  probe timeline (time, result, status, latency, detail):",
+        ...event.timeline,
+        ...(event.logs.length > 0
+          ? ["  last lines of the app's error log:", ...event.logs.map((l) => `    ${l}`)]
+          : []),
+      ].join("\n");
+    case "summary":
+      return undefined;
+  }
+}
+
+/** Left-aligned columns: the header, a rule, then the rows. */
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
+}
+
+export function summaryTable(rows: readonly SummaryRow[]): string[] {
+  return renderTable(
+    ["server", "result", "release", "out of rotation", "note"],
+    rows.map((r) => [
+      r.server,
+      r.result,
+      r.release ?? "-",
+      r.outOfRotation !== undefined ? `${r.outOfRotation.toFixed(2)}s` : "-",
+      r.note ?? "",
+    ]),
+  );
+}
+
+export function outcomeLine(event: Extract<DeployEvent, { type: "summary" }>): string {
+  const what = {
+    success: "done",
+    failed: "FAILED: the fleet was restored",
+    "needs-human": "FAILED: some servers need a human (see above)",
+    interrupted: "INTERRUPTED: servers in hand were put back in rotation",
+  }[event.outcome];
+  return `${what}${event.release ? ` (release ${event.release})` : ""} in ${event.seconds.toFixed(1)}s, exit ${event.exitCode}`;
+}

@@ -1,0 +1,110 @@
+import chalk from "chalk";
+import ora, { type Ora } from "ora";
+import type { DeployEvent } from "../deploy/events.js";
+import { describeEvent, formatBytes, outcomeLine, summaryTable } from "./format.js";
+import type { Reporter } from "./reporter.js";
+
+/** For a terminal: one spinner naming every step in flight, a persisted line per finished step. */
+export class PrettyReporter implements Reporter {
+  private spinner: Ora = ora({ stream: process.stderr, discardStdin: false });
+  private active = new Map<string, { label: string; since: number }>();
+  private ticker: NodeJS.Timeout | undefined;
+
+  emit(event: DeployEvent): void {
+    switch (event.type) {
+      case "step": {
+        const key = `${event.server}:${event.step}`;
+        if (event.status === "start") {
+          this.active.set(key, { label: `${event.server} ${event.step}`, since: Date.now() });
+          this.refresh();
+          return;
+        }
+        this.active.delete(key);
+        const text = describeEvent(event) ?? "";
+        this.persist(
+          event.status === "done" ? chalk.green("✔") : chalk.red("✖"),
+          event.status === "done" ? text : chalk.red(text),
+        );
+        return;
+      }
+      case "progress": {
+        const key = `${event.server}:upload`;
+        const entry = this.active.get(key);
+        if (entry) {
+          const pct = Math.floor((event.sent / Math.max(1, event.total)) * 100);
+          entry.label = `${event.server} upload ${pct}% of ${formatBytes(event.total)}`;
+          this.refresh();
+        }
+        return;
+      }
+      case "phase":
+        this.persist(chalk.cyan("●"), chalk.bold(`${event.phase}`) + chalk.dim(` ${event.message}`));
+        return;
+      case "warn":
+        this.persist(chalk.yellow("⚠"), chalk.yellow(describeEvent(event) ?? ""));
+        return;
+      case "error":
+      case "gate-failed":
+        this.persist(chalk.red("✖"), chalk.red(describeEvent(event) ?? ""));
+        return;
+      case "summary": {
+        this.stopSpinner();
+        const [header, rule, ...rows] = summaryTable(event.rows);
+        process.stderr.write(`\n${chalk.bold(header)}\n${chalk.dim(rule)}\n`);
+        for (const row of rows) process.stderr.write(`${colourRow(row)}\n`);
+        const line = outcomeLine(event);
+        process.stderr.write(`\n${event.exitCode === 0 ? chalk.green.bold(line) : chalk.red.bold(line)}\n`);
+        return;
+      }
+      default: {
+        const text = describeEvent(event);
+        if (text) this.persist(chalk.dim("·"), event.type === "begin" ? chalk.bold(text) : text);
+      }
+    }
+  }
+
+  print(line: string): void {
+    this.withSpinnerPaused(() => process.stdout.write(`${line}\n`));
+  }
+
+  close(): void {
+    this.stopSpinner();
+  }
+
+  private persist(symbol: string, text: string): void {
+    this.withSpinnerPaused(() => process.stderr.write(`${symbol} ${text}\n`));
+  }
+
+  private withSpinnerPaused(write: () => void): void {
+    const spinning = this.spinner.isSpinning;
+    if (spinning) this.spinner.clear();
+    write();
+    if (spinning) this.spinner.render();
+  }
+
+  private refresh(): void {
+    if (this.active.size === 0) {
+      this.stopSpinner();
+      return;
+    }
+    const now = Date.now();
+    this.spinner.text = [...this.active.values()]
+      .map((a) => `${a.label} ${chalk.dim(`${((now - a.since) / 1000).toFixed(1)}s`)}`)
+      .join(chalk.dim("  ·  "));
+    if (!this.spinner.isSpinning) this.spinner.start();
+    this.ticker ??= setInterval(() => this.refresh(), 200);
+  }
+
+  private stopSpinner(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    if (this.spinner.isSpinning) this.spinner.stop();
+  }
+}
+
+function colourRow(row: string): string {
+  if (/\b(needs human|failed)\b/.test(row)) return chalk.red(row);
+  if (/\b(rolled back|restored)\b/.test(row)) return chalk.yellow(row);
+  if (/\bdeployed\b/.test(row)) return chalk.green(row);
+  return row;
+}

@@ -1,0 +1,3 @@
+export class SandboxError extends Error {
+  override name = "SandboxError";
+}

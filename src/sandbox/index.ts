@@ -1,0 +1,224 @@
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { SandboxError } from "./errors.js";
+import {
+  buildInfo,
+  HOST_NAMES,
+  hostPaths,
+  lbAddress,
+  renderBashrc,
+  renderSshClientConfig,
+  renderSshdConfig,
+  resolveOptions,
+  type SandboxHost,
+  type SandboxInfo,
+  type SandboxOptions,
+  sandboxPaths,
+} from "./layout.js";
+import {
+  hasStubStatus,
+  runningNginx,
+  startNginx,
+  stopNginx,
+  workersNeedRoot,
+  writeNginxFiles,
+} from "./nginx.js";
+import { findProjectRoot, runningPm2, stopPm2 } from "./pm2.js";
+import { assertPortsFree, requireBinary } from "./processes.js";
+import { ensureClientKey, ensureHostKey, runningSshd, startSshd, stopSshd } from "./sshd.js";
+
+export { SandboxError } from "./errors.js";
+export type { SandboxHost, SandboxInfo, SandboxLb, SandboxOptions } from "./layout.js";
+
+export interface SandboxProcess {
+  name: string;
+  pid: number;
+  alive: boolean;
+}
+
+export type SandboxStatus = { up: boolean; processes: SandboxProcess[] } & Partial<SandboxInfo>;
+
+interface SandboxState extends SandboxInfo {
+  pids: Record<string, number>;
+  startedAt: string;
+}
+
+function sessionPath(projectRoot: string, extraDirs: string[]): string {
+  const dirs = [
+    join(projectRoot, "node_modules", ".bin"),
+    dirname(process.execPath),
+    ...extraDirs,
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+  ];
+  return [...new Set(dirs)].join(":");
+}
+
+async function readState(dir: string): Promise<SandboxState | undefined> {
+  try {
+    return JSON.parse(await readFile(sandboxPaths(dir).state, "utf8")) as SandboxState;
+  } catch {
+    return undefined;
+  }
+}
+
+function infoOf(state: SandboxState): SandboxInfo {
+  const { pids: _pids, startedAt: _startedAt, ...info } = state;
+  return info;
+}
+
+/** Host directories present in `dir`, so leftovers are found even without (or with a stale) state file. */
+async function hostNamesIn(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(join(dir, "hosts"), { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory() && HOST_NAMES.includes(e.name)).map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
+  const processes: SandboxProcess[] = [];
+  for (const name of await hostNamesIn(dir)) {
+    const p = hostPaths(dir, name);
+    const sshd = await runningSshd(dir, name);
+    if (sshd !== undefined) processes.push({ name: `sshd:${name}`, pid: sshd, alive: true });
+    const nginx = await runningNginx(p.home);
+    if (nginx !== undefined) processes.push({ name: `nginx:${name}`, pid: nginx, alive: true });
+    const pm2 = await runningPm2(p.pm2Home);
+    if (pm2 !== undefined) processes.push({ name: `pm2:${name}`, pid: pm2, alive: true });
+  }
+  return processes;
+}
+
+export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
+  const dir = resolve(stateDir);
+  const state = await readState(dir);
+  const live = await liveProcesses(dir);
+  if (!state) return { up: false, processes: live };
+  const expected = Object.entries(state.pids).map(([name, pid]) => ({
+    name,
+    pid,
+    alive: live.some((p) => p.name === name && p.pid === pid),
+  }));
+  const extra = live.filter((p) => !(p.name in state.pids));
+  return { up: expected.every((p) => p.alive), processes: [...expected, ...extra], ...infoOf(state) };
+}
+
+export async function sandboxDown(stateDir: string): Promise<void> {
+  const dir = resolve(stateDir);
+  const state = await readState(dir);
+  const names = await hostNamesIn(dir);
+  const projectRoot = await findProjectRoot().catch(() => undefined);
+  const pm2Bin = projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
+  // pm2 first, so the apps drain while nginx and sshd are still there.
+  await Promise.all(
+    names.map((name) => {
+      const p = hostPaths(dir, name);
+      return stopPm2({ home: p.home, pm2Home: p.pm2Home, pm2Bin });
+    }),
+  );
+  for (const name of names) await stopNginx(hostPaths(dir, name).home);
+  await Promise.all(names.map((name) => stopSshd(dir, name)));
+  const left = await liveProcesses(dir);
+  if (left.length > 0) {
+    throw new SandboxError(
+      `sandbox processes still running after down: ${left.map((p) => `${p.name} (pid ${p.pid})`).join(", ")}`,
+    );
+  }
+  if (state || names.length > 0) await rm(sandboxPaths(dir).state, { force: true });
+}
+
+function sameLayout(a: SandboxInfo, b: SandboxInfo): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
+  const o = resolveOptions(opts);
+  const user = userInfo().username;
+  const info = buildInfo(o, user);
+
+  const status = await sandboxStatus(o.dir);
+  const state = await readState(o.dir);
+  if (status.up && state) {
+    if (!sameLayout(infoOf(state), info)) {
+      throw new SandboxError(
+        `a sandbox with different options is already up in ${o.dir}; stop it first with sandboxDown`,
+      );
+    }
+    return infoOf(state);
+  }
+  // Half-up (something died, or a previous up failed midway): start from a clean slate.
+  if (status.processes.length > 0 || state) await sandboxDown(o.dir);
+
+  const [sshd, sshKeygen, nginx, projectRoot] = await Promise.all([
+    requireBinary("sshd", "openssh-server (apt-get install openssh-server)"),
+    requireBinary("ssh-keygen", "openssh-client (apt-get install openssh-client)"),
+    requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
+    findProjectRoot(),
+  ]);
+  const asRoot = process.getuid?.() === 0;
+  const lb = info.hosts[0] as SandboxHost;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+
+  await assertPortsFree([
+    ...info.hosts.flatMap((h) => [
+      { address: h.address, port: h.sshPort, what: `sshd of ${h.name}` },
+      { address: h.address, port: o.appPort, what: `app on ${h.name}` },
+    ]),
+    { ...lbListen, what: "nginx load balancer" },
+  ]);
+
+  // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
+  if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+  await mkdir(o.dir, { recursive: true });
+  await ensureClientKey(sshKeygen, o.dir);
+
+  const path = sessionPath(projectRoot, [dirname(nginx)]);
+  const knownHostsLines = await Promise.all(
+    info.hosts.map(async (host) => {
+      const p = hostPaths(o.dir, host.name);
+      await mkdir(p.home, { recursive: true });
+      await writeFile(p.sshdConfig, renderSshdConfig({ host, dir: o.dir, path, user }));
+      await writeFile(join(p.home, ".bashrc"), renderBashrc());
+      return ensureHostKey(sshKeygen, o.dir, host);
+    }),
+  );
+  const paths = sandboxPaths(o.dir);
+  await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
+  await writeFile(paths.sshConfig, renderSshClientConfig(info));
+  const nginxSetup = {
+    lbHome: lb.home,
+    listenAddress: lbListen.address,
+    listenPort: lbListen.port,
+    appAddresses: info.hosts.map((h) => h.appAddress),
+    stubStatus: await hasStubStatus(nginx),
+    userRoot: await workersNeedRoot(lb.home),
+  };
+  await writeNginxFiles(nginxSetup);
+
+  const pids: Record<string, number> = {};
+  try {
+    // allSettled: on failure, every sshd must have finished starting before the cleanup looks for pid files.
+    const started = await Promise.allSettled(
+      info.hosts.map(async (host) => {
+        pids[`sshd:${host.name}`] = await startSshd(sshd, o.dir, host);
+      }),
+    );
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    pids[`nginx:${lb.name}`] = await startNginx(nginx, nginxSetup);
+  } catch (error) {
+    await sandboxDown(o.dir).catch(() => {});
+    throw error;
+  }
+
+  const newState: SandboxState = { ...info, pids, startedAt: new Date().toISOString() };
+  await writeFile(paths.state, `${JSON.stringify(newState, null, 2)}\n`);
+  return info;
+}

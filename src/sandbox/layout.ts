@@ -1,0 +1,349 @@
+import { isAbsolute, join } from "node:path";
+import { SandboxError } from "./errors.js";
+
+export interface SandboxOptions {
+  /** Absolute state directory, e.g. `<project>/.sandbox`. */
+  dir: string;
+  /** Default "127.0.0."; tests use "127.0.1." so both can coexist. */
+  ipPrefix?: string;
+  /** Default 3 (nexus-alpha, nexus-beta, nexus-gamma), at most 12. */
+  hosts?: number;
+  /** Default 2222. */
+  sshPort?: number;
+  /** Default 3000. */
+  appPort?: number;
+  /** Default 8080. */
+  lbPort?: number;
+}
+
+export interface SandboxHost {
+  name: string;
+  address: string;
+  sshPort: number;
+  /** Local absolute path of the host's home directory (`~` inside its SSH sessions). */
+  home: string;
+  /** `address:appPort`, where nexus runs the app on this host. */
+  appAddress: string;
+}
+
+export interface SandboxLb {
+  /** Name of the host running nginx. */
+  host: string;
+  url: string;
+  /** Path on the LB host, relative to its home. */
+  upstreamFile: string;
+  testCommand: string;
+  reloadCommand: string;
+}
+
+export interface SandboxInfo {
+  dir: string;
+  hosts: SandboxHost[];
+  lb: SandboxLb;
+  /** Private key accepted by every host. */
+  clientKey: string;
+  knownHosts: string;
+  /** OpenSSH client config with one `Host` entry per sandbox host (`ssh -F <sshConfig> nexus-alpha`). */
+  sshConfig: string;
+  user: string;
+}
+
+export const HOST_NAMES = [
+  "alpha",
+  "beta",
+  "gamma",
+  "delta",
+  "epsilon",
+  "zeta",
+  "eta",
+  "theta",
+  "iota",
+  "kappa",
+  "lambda",
+  "mu",
+].map((greek) => `nexus-${greek}`);
+
+export const DEFAULTS = {
+  ipPrefix: "127.0.0.",
+  hosts: 3,
+  sshPort: 2222,
+  appPort: 3000,
+  lbPort: 8080,
+} as const;
+
+export const NGINX_UPSTREAM_NAME = "nexus_app";
+export const REMOTE_NGINX_PREFIX = "~/nginx/";
+export const REMOTE_UPSTREAM_FILE = "~/nginx/upstream.conf";
+
+// Linux caps unix socket paths (sun_path) at 108 bytes including the NUL; PM2 puts its sockets in PM2_HOME.
+const MAX_UNIX_SOCKET_PATH = 107;
+
+export interface ResolvedOptions {
+  dir: string;
+  ipPrefix: string;
+  hosts: number;
+  sshPort: number;
+  appPort: number;
+  lbPort: number;
+}
+
+function checkPort(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new SandboxError(`${name} must be an integer between 1 and 65535, got ${value}`);
+  }
+  return value;
+}
+
+export function resolveOptions(opts: SandboxOptions): ResolvedOptions {
+  if (!isAbsolute(opts.dir))
+    throw new SandboxError(`sandbox dir must be an absolute path, got "${opts.dir}"`);
+  // sshd_config and nginx.conf would need quoting, and AuthorizedKeysFile splits on whitespace.
+  if (/[\s"'\\$;{}#]/.test(opts.dir)) {
+    throw new SandboxError(
+      `sandbox dir must not contain whitespace, quotes or shell/config metacharacters: "${opts.dir}"`,
+    );
+  }
+  const ipPrefix = opts.ipPrefix ?? DEFAULTS.ipPrefix;
+  const prefixMatch = /^127\.(\d{1,3})\.(\d{1,3})\.$/.exec(ipPrefix);
+  if (!prefixMatch || Number(prefixMatch[1]) > 255 || Number(prefixMatch[2]) > 255) {
+    throw new SandboxError(`ipPrefix must look like "127.X.Y." (loopback only), got "${ipPrefix}"`);
+  }
+  const hosts = opts.hosts ?? DEFAULTS.hosts;
+  if (!Number.isInteger(hosts) || hosts < 1 || hosts > HOST_NAMES.length) {
+    throw new SandboxError(`hosts must be an integer between 1 and ${HOST_NAMES.length}, got ${hosts}`);
+  }
+  const resolved: ResolvedOptions = {
+    dir: opts.dir.replace(/\/+$/, "") || "/",
+    ipPrefix,
+    hosts,
+    sshPort: checkPort("sshPort", opts.sshPort ?? DEFAULTS.sshPort),
+    appPort: checkPort("appPort", opts.appPort ?? DEFAULTS.appPort),
+    lbPort: checkPort("lbPort", opts.lbPort ?? DEFAULTS.lbPort),
+  };
+  if (resolved.sshPort === resolved.appPort) {
+    throw new SandboxError(`sshPort and appPort must differ (both ${resolved.sshPort})`);
+  }
+  const socketPath = join(hostPaths(resolved.dir, HOST_NAMES[0] as string).pm2Home, "pub.sock");
+  if (socketPath.length > MAX_UNIX_SOCKET_PATH) {
+    throw new SandboxError(
+      `sandbox dir is too deep: PM2 would need the socket path ${socketPath} (${socketPath.length} bytes, the limit is ${MAX_UNIX_SOCKET_PATH}); use a shorter dir`,
+    );
+  }
+  return resolved;
+}
+
+export function hostPaths(dir: string, name: string) {
+  const root = join(dir, "hosts", name);
+  const home = join(root, "home");
+  return {
+    root,
+    home,
+    pm2Home: join(home, ".pm2"),
+    sshdConfig: join(root, "sshd_config"),
+    sshdLog: join(root, "sshd.log"),
+    sshdPid: join(root, "sshd.pid"),
+    hostKey: join(root, "ssh_host_ed25519_key"),
+  };
+}
+
+export function sandboxPaths(dir: string) {
+  const client = join(dir, "client");
+  return {
+    state: join(dir, "sandbox.json"),
+    client,
+    clientKey: join(client, "id_ed25519"),
+    authorizedKeys: join(client, "authorized_keys"),
+    knownHosts: join(dir, "known_hosts"),
+    sshConfig: join(dir, "ssh_config"),
+  };
+}
+
+export function nginxPaths(lbHome: string) {
+  const prefix = join(lbHome, "nginx");
+  return {
+    prefix,
+    conf: join(prefix, "nginx.conf"),
+    upstream: join(prefix, "upstream.conf"),
+    pid: join(prefix, "nginx.pid"),
+    errorLog: join(prefix, "error.log"),
+    accessLog: join(prefix, "access.log"),
+  };
+}
+
+export function lbAddress(ipPrefix: string): string {
+  return `${ipPrefix}10`;
+}
+
+export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
+  const hosts: SandboxHost[] = HOST_NAMES.slice(0, opts.hosts).map((name, i) => {
+    const address = `${opts.ipPrefix}${11 + i}`;
+    return {
+      name,
+      address,
+      sshPort: opts.sshPort,
+      home: hostPaths(opts.dir, name).home,
+      appAddress: `${address}:${opts.appPort}`,
+    };
+  });
+  const paths = sandboxPaths(opts.dir);
+  const nginxCommand = `nginx -p ${REMOTE_NGINX_PREFIX} -c nginx.conf`;
+  return {
+    dir: opts.dir,
+    hosts,
+    lb: {
+      host: HOST_NAMES[0] as string,
+      url: `http://${lbAddress(opts.ipPrefix)}:${opts.lbPort}`,
+      upstreamFile: REMOTE_UPSTREAM_FILE,
+      testCommand: `${nginxCommand} -t`,
+      reloadCommand: `${nginxCommand} -s reload`,
+    },
+    clientKey: paths.clientKey,
+    knownHosts: paths.knownHosts,
+    sshConfig: paths.sshConfig,
+    user,
+  };
+}
+
+// npm would otherwise call registry.npmjs.org (update check, audit) even for installs from local tarballs.
+const NPM_QUIET_ENV = "NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_AUDIT=false NPM_CONFIG_FUND=false";
+
+export interface SshdConfigInput {
+  host: SandboxHost;
+  dir: string;
+  /** PATH for SSH sessions. */
+  path: string;
+  user: string;
+}
+
+export function renderSshdConfig({ host, dir, path, user }: SshdConfigInput): string {
+  const p = hostPaths(dir, host.name);
+  return `# Generated by the nexus sandbox for ${host.name}; rewritten on every sandbox up.
+Port ${host.sshPort}
+ListenAddress ${host.address}
+HostKey ${p.hostKey}
+PidFile ${p.sshdPid}
+AuthorizedKeysFile ${sandboxPaths(dir).authorizedKeys}
+AllowUsers ${user}
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+PermitUserEnvironment no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+MaxStartups 64:30:128
+MaxSessions 64
+LogLevel VERBOSE
+Subsystem sftp internal-sftp -d ${p.home}
+SetEnv HOME=${p.home} PM2_HOME=${p.pm2Home} PATH=${path} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+`;
+}
+
+/** Bash sources ~/.bashrc for commands run over SSH; sshd starts them in the passwd home, so move to the sandbox one. */
+export function renderBashrc(): string {
+  return `# Generated by the nexus sandbox: make relative paths in SSH commands resolve against this home, like on a real server.
+if [ -n "$NEXUS_SANDBOX_HOST" ] && [ -d "$HOME" ]; then cd "$HOME" || true; fi
+`;
+}
+
+export function knownHostsLine(address: string, port: number, publicKey: string): string {
+  const [type, key] = publicKey.trim().split(/\s+/);
+  if (!type || !key)
+    throw new SandboxError(`malformed public host key for ${address}: "${publicKey.trim()}"`);
+  const hostPattern = port === 22 ? address : `[${address}]:${port}`;
+  return `${hostPattern} ${type} ${key}`;
+}
+
+export function renderSshClientConfig(info: SandboxInfo): string {
+  const blocks = info.hosts.map(
+    (h) => `Host ${h.name}
+  HostName ${h.address}
+  Port ${h.sshPort}
+  User ${info.user}
+  IdentityFile ${info.clientKey}
+  IdentitiesOnly yes
+  UserKnownHostsFile ${info.knownHosts}
+  StrictHostKeyChecking yes
+`,
+  );
+  return `# Generated by the nexus sandbox. Usage: ssh -F ${info.sshConfig} nexus-alpha\n\n${blocks.join("\n")}`;
+}
+
+export function renderUpstreamConf(appAddresses: string[]): string {
+  const servers = appAddresses.map((a) => `    server ${a} max_fails=3 fail_timeout=30s;\n`).join("");
+  return `# Managed by the nexus sandbox. nexus edits only the server lines of the servers it manages.
+upstream ${NGINX_UPSTREAM_NAME} {
+    least_conn;
+${servers}    keepalive 32;
+}
+`;
+}
+
+export interface NginxConfInput {
+  listen: string;
+  /** Emit `user root;` so workers can use temp dirs under a path closed to "nobody"; only valid as root. */
+  userRoot: boolean;
+  stubStatus: boolean;
+}
+
+/** Every path is relative to the `-p` prefix so the same file works locally and via `nginx -p ~/nginx/`. */
+export function renderNginxConf({ listen, userRoot, stubStatus }: NginxConfInput): string {
+  const status = stubStatus
+    ? `
+        location = /nginx-status {
+            stub_status;
+            access_log off;
+        }
+`
+    : "";
+  return `# Generated by the nexus sandbox; rewritten on every sandbox up. Run: nginx -p <this dir>/ -c nginx.conf
+${userRoot ? "user root;\n" : ""}worker_processes 2;
+daemon on;
+pid nginx.pid;
+error_log error.log notice;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    log_format nexus '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                     'upstream=$upstream_addr upstream_status=$upstream_status '
+                     'request_time=$request_time upstream_time=$upstream_response_time';
+    access_log access.log nexus;
+
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+
+    server_tokens off;
+    keepalive_timeout 65s;
+
+    include upstream.conf;
+
+    server {
+        listen ${listen};
+        server_name _;
+
+        location / {
+            proxy_pass http://${NGINX_UPSTREAM_NAME};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_next_upstream error timeout http_502 http_503;
+            proxy_next_upstream_tries 3;
+            proxy_next_upstream_timeout 10s;
+            proxy_connect_timeout 2s;
+        }
+${status}    }
+}
+`;
+}

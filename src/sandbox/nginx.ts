@@ -1,0 +1,98 @@
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { execa } from "execa";
+import { SandboxError } from "./errors.js";
+import { nginxPaths, renderNginxConf, renderUpstreamConf } from "./layout.js";
+import { isOurs, readPidFile, stopPid, waitFor, waitForListening } from "./processes.js";
+
+export async function hasStubStatus(nginx: string): Promise<boolean> {
+  // nginx -V prints its configure arguments on stderr.
+  const result = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
+  return /http_stub_status_module/.test(result.all ?? "");
+}
+
+/**
+ * As root, nginx workers run as "nobody" and must reach the temp dirs under the prefix; only when some
+ * ancestor is closed to others (e.g. a sandbox under /root) do they need `user root;`.
+ */
+export async function workersNeedRoot(prefix: string): Promise<boolean> {
+  if (process.getuid?.() !== 0) return false;
+  for (let dir = prefix; ; dir = dirname(dir)) {
+    try {
+      if (((await stat(dir)).mode & 0o001) === 0) return true;
+    } catch {
+      return true;
+    }
+    if (dirname(dir) === dir) return false;
+  }
+}
+
+export interface NginxSetup {
+  lbHome: string;
+  listenAddress: string;
+  listenPort: number;
+  appAddresses: string[];
+  stubStatus: boolean;
+  /** Emit `user root;` (see workersNeedRoot). */
+  userRoot: boolean;
+}
+
+/** A fresh cluster starts with every app server in the upstream, whatever nexus left there last time. */
+export async function writeNginxFiles(setup: NginxSetup): Promise<void> {
+  const p = nginxPaths(setup.lbHome);
+  await mkdir(join(p.prefix, "tmp"), { recursive: true });
+  await writeFile(
+    p.conf,
+    renderNginxConf({
+      listen: `${setup.listenAddress}:${setup.listenPort}`,
+      userRoot: setup.userRoot,
+      stubStatus: setup.stubStatus,
+    }),
+  );
+  await writeFile(p.upstream, renderUpstreamConf(setup.appAddresses));
+}
+
+function nginxArgs(lbHome: string): string[] {
+  return ["-p", `${nginxPaths(lbHome).prefix}/`, "-c", "nginx.conf"];
+}
+
+/** The master's command line holds the `-p` prefix, which tells our nginx apart from a recycled pid. */
+export async function runningNginx(lbHome: string): Promise<number | undefined> {
+  const p = nginxPaths(lbHome);
+  const pid = await readPidFile(p.pid);
+  return pid !== undefined && (await isOurs(pid, `${p.prefix}/`)) ? pid : undefined;
+}
+
+export async function startNginx(nginx: string, setup: NginxSetup): Promise<number> {
+  const p = nginxPaths(setup.lbHome);
+  const args = nginxArgs(setup.lbHome);
+  const test = await execa(nginx, [...args, "-t"], { reject: false, all: true, stdin: "ignore" });
+  if (test.exitCode !== 0)
+    throw new SandboxError(`nginx configuration test failed (${p.conf}):\n${test.all}`);
+  await rm(p.pid, { force: true });
+  // The daemonized master keeps no pipe of ours open, so this returns once the parent has exited.
+  const result = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
+  if (result.exitCode !== 0) {
+    throw new SandboxError(`nginx failed to start (exit ${result.exitCode}):\n${result.all}`);
+  }
+  const pid = await waitFor(() => runningNginx(setup.lbHome), 5000);
+  if (pid === undefined) {
+    throw new SandboxError(
+      `nginx did not write ${p.pid}; see ${p.errorLog}:\n${await readFile(p.errorLog, "utf8").catch(() => "")}`,
+    );
+  }
+  if (!(await waitForListening(setup.listenAddress, setup.listenPort, 5000))) {
+    throw new SandboxError(
+      `nginx is not accepting connections on ${setup.listenAddress}:${setup.listenPort}; see ${p.errorLog}`,
+    );
+  }
+  return pid;
+}
+
+export async function stopNginx(lbHome: string): Promise<void> {
+  const pid = await runningNginx(lbHome);
+  if (pid === undefined) return;
+  // SIGTERM is nginx's fast shutdown; the master waits for its workers before exiting.
+  await stopPid(pid, "SIGTERM", 10_000);
+  await rm(nginxPaths(lbHome).pid, { force: true });
+}

@@ -1,0 +1,24 @@
+/** One clear error per host: what failed, on which server, and what to do. */
+export class SshError extends Error {
+  constructor(
+    readonly server: string,
+    readonly kind: "refused" | "timeout" | "auth" | "host-key" | "network" | "closed",
+    message: string,
+  ) {
+    super(`${server}: ${message}`);
+    this.name = "SshError";
+  }
+}
+
+export class RemoteCommandError extends Error {
+  constructor(
+    readonly server: string,
+    readonly what: string,
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    const detail = stderr.trim().split("\n").slice(-8).join("\n");
+    super(`${server}: ${what} failed (exit ${code ?? "signal"})${detail ? `:\n${detail}` : ""}`);
+    this.name = "RemoteCommandError";
+  }
+}

@@ -1,0 +1,29 @@
+import { execa } from "execa";
+import { RemoteCommandError } from "./errors.js";
+import type { CommandRunner, ExecOptions, ExecResult } from "./session.js";
+
+/** Runs commands on this machine through sh, for a balancer that runs where nexus runs. */
+export class LocalRunner implements CommandRunner {
+  readonly name = "local";
+
+  constructor(private readonly onCommand?: (server: string, command: string) => void) {}
+
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    this.onCommand?.(this.name, command);
+    const result = await execa("sh", ["-c", command], { input: options.stdin ?? "", reject: false });
+    return { code: result.exitCode ?? null, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  async run(command: string, options: ExecOptions = {}): Promise<string> {
+    const result = await this.exec(command, options);
+    if (result.code !== 0) {
+      throw new RemoteCommandError(
+        this.name,
+        options.what ?? "command",
+        result.code,
+        result.stderr || result.stdout,
+      );
+    }
+    return result.stdout;
+  }
+}

@@ -1,0 +1,52 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { nexus, writeConfig } from "./helpers.js";
+
+function configWith(mutate: (data: Record<string, unknown>) => void): string {
+  const file = writeConfig();
+  const data = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  mutate(data);
+  const out = path.join(os.tmpdir(), `nexus-bad-${Math.random().toString(16).slice(2)}.json`);
+  writeFileSync(out, JSON.stringify(data));
+  return out;
+}
+
+describe("config errors from the CLI", () => {
+  const cases: [string, (d: Record<string, any>) => void, RegExp][] = [
+    ["a missing field", (d) => delete d.servers[0].host, /servers\[0\]\.host: is required/],
+    [
+      "a wrong type",
+      (d) => (d.servers[1].port = "22a"),
+      /servers\[1\]\.port: expected a number, received "22a"/,
+    ],
+    [
+      "an unknown key",
+      (d) => (d.balancer.uptream = "x"),
+      /balancer\.uptream: unknown key \(did you mean "upstream"\?\)/,
+    ],
+  ];
+  for (const [what, mutate, message] of cases) {
+    it(`${what}: names the field, exit 2, no stack trace`, async () => {
+      const file = configWith(mutate);
+      const run = await nexus(["-c", file, "deploy", "--rolling"]);
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).toContain(path.basename(file));
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    });
+  }
+
+  it("a missing config file says how to make one", async () => {
+    const run = await nexus(["-c", "/nonexistent/deploy.config.json", "status"]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain("file not found");
+  });
+
+  it("an unknown command suggests the closest", async () => {
+    const run = await nexus(["deplyo"]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain("deploy");
+  });
+});

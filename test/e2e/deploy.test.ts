@@ -1,0 +1,103 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  currentRelease,
+  fixture,
+  nexus,
+  readUpstream,
+  releaseOnDisk,
+  throughLb,
+  uniqueRelease,
+  writeConfig,
+} from "./helpers.js";
+import { sandboxInfo } from "./sandbox-env.js";
+
+const SERVERS = ["nexus-alpha", "nexus-beta", "nexus-gamma"];
+
+describe("nexus deploy --rolling on the sandbox", () => {
+  const config = writeConfig();
+  const releaseA = uniqueRelease("a");
+  const releaseB = uniqueRelease("b");
+
+  beforeAll(async () => {
+    const first = await nexus(["-c", config, "deploy", "--rolling", "--release-id", releaseA]);
+    expect(first.exitCode, first.all).toBe(0);
+  });
+
+  it("deploys A then B: every server serves B, in rotation, A kept on disk", async () => {
+    const before = readUpstream();
+    const second = await nexus(["-c", config, "deploy", "--rolling", "--release-id", releaseB]);
+    expect(second.exitCode, second.all).toBe(0);
+    expect(second.stderr).toMatch(/server\s+result\s+release\s+out of rotation/);
+    expect(second.all).not.toContain("s3cr3t-do-not-print");
+
+    for (const name of SERVERS) {
+      expect(currentRelease(name)).toBe(releaseB);
+      expect(releaseOnDisk(name, releaseA)).toBe(true);
+    }
+    expect(readUpstream()).toBe(before);
+    expect(readUpstream()).not.toMatch(/\bdown\b/);
+
+    const answers = await throughLb(30);
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(new Set(answers.map((a) => a.release))).toEqual(new Set([releaseB]));
+    expect(new Set(answers.map((a) => a.server))).toEqual(new Set(SERVERS));
+  });
+
+  it("stops at the first failed gate and restores that server; the fleet stays on the good release", async () => {
+    const good = currentRelease("nexus-alpha") as string;
+    const broken = uniqueRelease("unhealthy");
+    const before = readUpstream();
+    const run = await nexus([
+      "-c",
+      writeConfig({ app: { root: fixture("app-unhealthy") }, health: { deadline: "3s" } }),
+      "deploy",
+      "--release-id",
+      broken,
+    ]);
+    expect(run.exitCode, run.all).toBe(1);
+    expect(run.stderr).toContain("nexus-alpha: health gate failed");
+    expect(run.stderr).toMatch(/nexus-alpha\s+rolled back\s+\S+/);
+    expect(run.stderr).toMatch(/nexus-beta\s+not reached/);
+    // beta and gamma were never drained or switched: their stage-only release is marked failed.
+    for (const name of SERVERS) expect(currentRelease(name)).toBe(good);
+    expect(readUpstream()).toBe(before);
+    const answers = await throughLb(15);
+    expect(answers.every((a) => a.status === 200 && a.release === good)).toBe(true);
+  });
+
+  it("a dry run prints the plan and changes nothing", async () => {
+    const before = SERVERS.map(currentRelease);
+    const upstream = readUpstream();
+    const run = await nexus(["-c", config, "deploy", "--dry-run"]);
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.stdout).toContain("batch 1: drain nexus-alpha");
+    expect(run.stdout).toContain("batch 3: drain nexus-gamma");
+    expect(SERVERS.map(currentRelease)).toEqual(before);
+    expect(readUpstream()).toBe(upstream);
+  });
+
+  it("nexus status shows every server in rotation, healthy, on its release", async () => {
+    const run = await nexus(["-c", config, "status"]);
+    expect(run.exitCode, run.all).toBe(0);
+    for (const name of SERVERS) {
+      expect(run.stdout).toMatch(
+        new RegExp(`${name}\\s+in rotation\\s+ok \\(\\d+ms\\)\\s+${currentRelease(name)}\\s+online`),
+      );
+    }
+  });
+
+  it("rolls back to the previous release with no transfer", async () => {
+    const current = currentRelease("nexus-alpha") as string;
+    const run = await nexus(["-c", config, "rollback"]);
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.all).not.toMatch(/upload/);
+    for (const name of SERVERS) {
+      const now = currentRelease(name);
+      expect(now).not.toBe(current);
+      expect(now).toBe(releaseA);
+    }
+    const answers = await throughLb(15);
+    expect(answers.every((a) => a.status === 200 && a.release === releaseA)).toBe(true);
+    expect(sandboxInfo().hosts).toHaveLength(3);
+  });
+});

@@ -1,0 +1,63 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { currentRelease, nexus, readUpstream, throughLb, uniqueRelease, writeConfig } from "./helpers.js";
+
+describe("nexus drain / enable", () => {
+  const config = writeConfig();
+
+  beforeAll(async () => {
+    if (!currentRelease("nexus-beta")) {
+      const run = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("drain")]);
+      expect(run.exitCode, run.all).toBe(0);
+    }
+  });
+
+  it("while drained no request through the LB reaches the server; the file is otherwise unchanged", async () => {
+    const original = readUpstream();
+    const drain = await nexus(["-c", config, "drain", "nexus-beta"]);
+    expect(drain.exitCode, drain.all).toBe(0);
+
+    const drained = readUpstream();
+    const before = original.split("\n");
+    const after = drained.split("\n");
+    expect(after).toHaveLength(before.length);
+    const changed = before.flatMap((line, i) => (line === after[i] ? [] : [i]));
+    expect(changed).toHaveLength(1);
+    const index = changed[0] as number;
+    expect(before[index]).toContain("127.0.1.12:3000");
+    expect(after[index]).toMatch(/127\.0\.1\.12:3000.*\bdown;/);
+
+    const answers = await throughLb(40);
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(answers.some((a) => a.server === "nexus-beta")).toBe(false);
+    expect(new Set(answers.map((a) => a.server))).toEqual(new Set(["nexus-alpha", "nexus-gamma"]));
+
+    const status = await nexus(["-c", config, "status"]);
+    expect(status.stdout).toMatch(/nexus-beta\s+drained/);
+
+    const enable = await nexus(["-c", config, "enable", "nexus-beta"]);
+    expect(enable.exitCode, enable.all).toBe(0);
+    expect(readUpstream()).toBe(original);
+    const back = await throughLb(40);
+    expect(back.some((a) => a.server === "nexus-beta")).toBe(true);
+  });
+
+  it("refuses to drain below the capacity floor unless forced", async () => {
+    const original = readUpstream();
+    expect((await nexus(["-c", config, "drain", "nexus-alpha"])).exitCode).toBe(0);
+    expect((await nexus(["-c", config, "drain", "nexus-beta"])).exitCode).toBe(0);
+    const refused = await nexus(["-c", config, "drain", "nexus-gamma"]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain("would leave 0 healthy server(s) in rotation");
+    expect(readUpstream()).not.toMatch(/127\.0\.1\.13:3000[^\n]*down/);
+    expect((await nexus(["-c", config, "enable", "nexus-alpha"])).exitCode).toBe(0);
+    expect((await nexus(["-c", config, "enable", "nexus-beta"])).exitCode).toBe(0);
+    expect(readUpstream()).toBe(original);
+  });
+
+  it("an unknown server is a usage error naming it", async () => {
+    const run = await nexus(["-c", config, "drain", "nexus-omega"]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('unknown server "nexus-omega"');
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,17 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
+import { PROJECT_ROOT, TEST_IP_PREFIX, TEST_SANDBOX_DIR } from "./sandbox-env.js";
+
+/** One sandbox for the whole e2e run: real sshd per host, real Nginx, PM2 started by nexus itself. */
+export async function setup(): Promise<() => Promise<void>> {
+  if (!existsSync(path.join(PROJECT_ROOT, "dist", "cli", "main.js"))) {
+    throw new Error("dist/ is missing: run `npm run build` first (npm test does)");
+  }
+  await sandboxDown(TEST_SANDBOX_DIR).catch(() => {});
+  await sandboxUp({ dir: TEST_SANDBOX_DIR, ipPrefix: TEST_IP_PREFIX });
+  return async () => {
+    if (process.env.NEXUS_KEEP_SANDBOX) return;
+    await sandboxDown(TEST_SANDBOX_DIR);
+  };
+}

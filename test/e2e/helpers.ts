@@ -1,0 +1,159 @@
+import { cpSync, existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { Agent, request } from "undici";
+import { PROJECT_ROOT, sandboxInfo, type TestSandboxInfo } from "./sandbox-env.js";
+
+export const APP_NAME = "nexus-app";
+export const DEPLOY_PATH = `~/apps/${APP_NAME}`;
+
+export function fixture(name: string): string {
+  return path.join(PROJECT_ROOT, "fixtures", name);
+}
+
+/** A deploy config for the test sandbox, written to a temp dir; `overrides` are merged on top. */
+export function writeConfig(
+  overrides: Record<string, unknown> = {},
+  info: TestSandboxInfo = sandboxInfo(),
+): string {
+  const base = {
+    app: { name: APP_NAME, root: fixture("app"), start: "server.js", port: 3000 },
+    servers: info.hosts.map((h) => ({
+      name: h.name,
+      host: h.address,
+      port: h.sshPort,
+      env: { HOST: h.address },
+    })),
+    ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
+    deployPath: DEPLOY_PATH,
+    pm2: { env: { NODE_ENV: "production", SECRET_TOKEN: "s3cr3t-do-not-print" } },
+    balancer: {
+      host: info.lb.host,
+      upstreamFile: info.lb.upstreamFile,
+      testCommand: info.lb.testCommand,
+      reloadCommand: info.lb.reloadCommand,
+      drainTimeout: "5s",
+    },
+    health: { interval: "150ms", deadline: "15s", passes: 3 },
+  };
+  const merged = deepMerge(base, overrides);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-e2e-"));
+  const file = path.join(dir, "deploy.config.json");
+  writeFileSync(file, JSON.stringify(merged, null, 2));
+  return file;
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [key, value] of Object.entries(b)) {
+    const current = out[key];
+    out[key] =
+      value &&
+      typeof value === "object" &&
+      !Array.isArray(value) &&
+      current &&
+      typeof current === "object" &&
+      !Array.isArray(current)
+        ? deepMerge(current as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out;
+}
+
+export interface NexusRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  all: string;
+}
+
+/** Runs the built CLI as a user would, with no terminal (plain output). */
+export async function nexus(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<NexusRun> {
+  const result = await execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
+    reject: false,
+    all: true,
+    cwd: options.cwd ?? PROJECT_ROOT,
+    env: { CI: "true", NO_COLOR: "1", ...options.env },
+    timeout: 240_000,
+  });
+  return {
+    exitCode: result.exitCode ?? -1,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    all: result.all ?? "",
+  };
+}
+
+export function uniqueRelease(tag: string): string {
+  return `${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${tag}-${Math.random().toString(16).slice(2, 6)}`;
+}
+
+export function hostHome(name: string, info: TestSandboxInfo = sandboxInfo()): string {
+  const host = info.hosts.find((h) => h.name === name);
+  if (!host) throw new Error(`no sandbox host ${name}`);
+  return host.home;
+}
+
+export function deployDir(name: string): string {
+  return path.join(hostHome(name), "apps", APP_NAME);
+}
+
+export function currentRelease(name: string): string | undefined {
+  const link = path.join(deployDir(name), "current");
+  if (!existsSync(link)) return undefined;
+  return path.basename(readlinkSync(link));
+}
+
+export function releaseOnDisk(name: string, id: string): boolean {
+  return existsSync(path.join(deployDir(name), "releases", id));
+}
+
+export function upstreamFilePath(info: TestSandboxInfo = sandboxInfo()): string {
+  const lbHome = hostHome(info.lb.host, info);
+  return path.join(lbHome, info.lb.upstreamFile.replace(/^~\//, ""));
+}
+
+export function readUpstream(): string {
+  return readFileSync(upstreamFilePath(), "utf8");
+}
+
+export interface LbAnswer {
+  status: number;
+  server?: string;
+  release?: string;
+}
+
+/** Sends `count` GETs through the load balancer on fresh connections; returns who answered. */
+export async function throughLb(count: number, pathname = "/"): Promise<LbAnswer[]> {
+  const info = sandboxInfo();
+  const answers: LbAnswer[] = [];
+  for (let i = 0; i < count; i++) {
+    const dispatcher = new Agent({ pipelining: 0 });
+    try {
+      const response = await request(`${info.lb.url}${pathname}`, {
+        dispatcher,
+        headersTimeout: 5000,
+        bodyTimeout: 5000,
+      });
+      const text = await response.body.text();
+      let body: { server?: string; release?: string } = {};
+      try {
+        body = JSON.parse(text);
+      } catch {}
+      answers.push({ status: response.statusCode, server: body.server, release: body.release });
+    } finally {
+      await dispatcher.close();
+    }
+  }
+  return answers;
+}
+
+export function copyFixture(name: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `nexus-app-${name}-`));
+  cpSync(fixture(name), dir, { recursive: true });
+  return dir;
+}

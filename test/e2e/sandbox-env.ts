@@ -1,0 +1,21 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The e2e sandbox lives apart from the demo's (.sandbox, 127.0.0.x) so both can run at once. */
+export const TEST_SANDBOX_DIR = path.join(PROJECT_ROOT, ".sandbox-test");
+export const TEST_IP_PREFIX = "127.0.1.";
+
+export interface TestSandboxInfo {
+  dir: string;
+  hosts: { name: string; address: string; sshPort: number; home: string; appAddress: string }[];
+  lb: { host: string; url: string; upstreamFile: string; testCommand: string; reloadCommand: string };
+  clientKey: string;
+  knownHosts: string;
+  user: string;
+}
+
+export function sandboxInfo(): TestSandboxInfo {
+  return JSON.parse(readFileSync(path.join(TEST_SANDBOX_DIR, "sandbox.json"), "utf8")) as TestSandboxInfo;
+}

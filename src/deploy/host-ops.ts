@@ -177,7 +177,7 @@ export async function timed(
       step,
       status: "done",
       ms: Date.now() - started,
-      message: note || undefined,
+      message: typeof note === "string" && note ? note : undefined,
     });
   } catch (error) {
     emit({

@@ -165,7 +165,7 @@ export async function timed(
   emit: Emit,
   server: string,
   step: Step,
-  work: () => Promise<string | undefined | undefined>,
+  work: () => Promise<unknown>,
 ): Promise<void> {
   emit({ type: "step", server, step, status: "start" });
   const started = Date.now();

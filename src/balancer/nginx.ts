@@ -1,5 +1,11 @@
 import type { ServerConfig } from "../config/load.js";
-import { countConnections, readFile, replaceFileFromStdin, restoreFile } from "../remote/commands.js";
+import {
+  countConnections,
+  readFile,
+  reloadAndConfirm,
+  replaceFileFromStdin,
+  restoreFile,
+} from "../remote/commands.js";
 import type { CommandRunner } from "../ssh/session.js";
 import type { BackendState, Balancer } from "./balancer.js";
 import { BalancerError } from "./balancer-error.js";
@@ -10,7 +16,10 @@ export interface NginxOptions {
   upstream?: string;
   testCommand: string;
   reloadCommand: string;
+  pidFile: string;
   pollInterval?: number;
+  /** Told when a reload cannot be confirmed (no readable pid file). */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -64,7 +73,17 @@ export class NginxBalancer implements Balancer {
         `${this.host}: the Nginx config test failed, so nothing was reloaded and ${file} was restored:\n${(test.stderr || test.stdout).trim()}`,
       );
     }
-    const reload = await this.runner.exec(this.options.reloadCommand);
+    const reload = await this.runner.exec(reloadAndConfirm(this.options.reloadCommand, this.options.pidFile));
+    if (reload.code === 70) {
+      this.options.onWarning?.(
+        `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`,
+      );
+      await sleep(1000);
+      return;
+    }
+    if (reload.code === 71) {
+      throw new BalancerError(`${this.host}: Nginx reloaded but its old workers did not hand over within 5s`);
+    }
     if (reload.code !== 0) {
       await this.runner.run(restoreFile(file, backup), { what: `restoring ${file}` });
       throw new BalancerError(

@@ -68,6 +68,8 @@ export const balancerSchema = z.strictObject({
   upstream: nonEmpty.optional(),
   testCommand: nonEmpty.default("nginx -t"),
   reloadCommand: nonEmpty.default("nginx -s reload"),
+  /** The Nginx master's pid file: nexus waits until a reload is really in force. */
+  pidFile: nonEmpty.default("/run/nginx.pid"),
   /** How long to wait for in-flight requests to a drained server to finish. */
   drainTimeout: duration.default(30_000),
 });

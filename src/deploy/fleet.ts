@@ -118,6 +118,8 @@ export class Fleet {
       upstream: config.balancer.upstream,
       testCommand: config.balancer.testCommand,
       reloadCommand: config.balancer.reloadCommand,
+      pidFile: resolveRemotePath(config.balancer.pidFile, lbHome),
+      onWarning: (message) => emit({ type: "warn", server: config.balancer.host, message }),
     });
     return new Fleet(hosts, balancer, sessions);
   }

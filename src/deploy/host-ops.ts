@@ -3,6 +3,7 @@ import type { Config } from "../config/load.js";
 import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
 import { probeOnce } from "../health/probe.js";
 import * as remote from "../remote/commands.js";
+import { type Pm2RestartResult, parsePm2Restart, pm2Restart } from "../remote/pm2-script.js";
 import type { Emit, Step } from "./events.js";
 import type { Host } from "./fleet.js";
 import { type Pm2Process, parsePm2List, processProblem } from "./pm2.js";
@@ -104,19 +105,22 @@ export async function activate(
 ): Promise<ActivationResult> {
   const { session, layout: l, server } = host;
   const name = server.name;
-  const before = await pm2Process(host, config.pm2.name);
-
   await timed(emit, name, "switch", async () => {
     await session.run(remote.activate(l, release), { what: "switching current" });
   });
-  let started: Pm2Process | undefined;
+  let restart: Pm2RestartResult | undefined;
   await timed(emit, name, "restart", async () => {
-    await session.run(remote.pm2Start(config.pm2.name, l.ecosystem(release)), {
-      what: "starting the app under PM2",
-    });
-    started = await pm2Process(host, config.pm2.name);
-    return started ? `pid ${started.pid}` : undefined;
+    restart = parsePm2Restart(
+      await session.run(pm2Restart(config.pm2.name, l.ecosystem(release)), {
+        what: "starting the app under PM2",
+      }),
+    );
+    return restart.after ? `pid ${restart.after.pid}` : undefined;
   });
+  const started: Pm2Process | undefined = restart?.after
+    ? { name: config.pm2.name, ...restart.after }
+    : undefined;
+  const oldPid = restart?.before?.pid;
 
   emit({ type: "step", server: name, step: "gate", status: "start" });
   const origin = await healthOrigin(host, config);
@@ -135,7 +139,7 @@ export async function activate(
         },
         startedAt,
       ),
-    verifyProcess: async () => processProblem(await pm2Process(host, config.pm2.name), started, before?.pid),
+    verifyProcess: async () => processProblem(await pm2Process(host, config.pm2.name), started, oldPid),
   });
   if (gate.ok) {
     emit({

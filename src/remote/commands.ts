@@ -140,10 +140,6 @@ export function ecosystemFile(app: Pm2App): string {
   )}\n`;
 }
 
-export function pm2Start(name: string, ecosystem: string): string {
-  return `pm2 delete ${shq(name)} >/dev/null 2>&1 || true; pm2 start ${shq(ecosystem)} --update-env >/dev/null`;
-}
-
 export function pm2Stop(name: string): string {
   return `pm2 delete ${shq(name)} >/dev/null 2>&1 || true`;
 }
@@ -195,6 +191,32 @@ export function replaceFileFromStdin(file: string, backup: string): string {
 
 export function restoreFile(file: string, backup: string): string {
   return `cat ${shq(backup)} > ${shq(file)}`;
+}
+
+/**
+ * Runs the reload command, then waits until the new configuration is really in force:
+ * `nginx -s reload` only signals the master and returns at once, and until the master has
+ * started new workers the old ones keep taking new requests under the old upstream list.
+ * The barrier: every worker that existed before the reload has exited or retitled itself
+ * "shutting down". Exit 70 when the pid file cannot be read (no barrier possible), 71 on timeout.
+ */
+export function reloadAndConfirm(reloadCommand: string, pidFile: string, timeoutMs = 5000): string {
+  // The master's children from /proc (Linux 3.5+), else pgrep; only worker processes count.
+  const workers = `for p in $(cat /proc/$master/task/$master/children 2>/dev/null || pgrep -P "$master"); do tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'worker process' && printf '%s ' "$p"; done`;
+  return [
+    `master=$(cat ${shq(pidFile)} 2>/dev/null) || master=""`,
+    `if [ -n "$master" ]; then old=$(${workers}); fi`,
+    `{ ${reloadCommand}
+} || exit $?`,
+    `if [ -z "$master" ]; then exit 70; fi`,
+    `i=0; while [ "$i" -lt ${Math.ceil(timeoutMs / 50)} ]; do`,
+    "  pending=0",
+    `  for p in $old; do if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi; done`,
+    `  if [ "$pending" = 0 ]; then exit 0; fi`,
+    "  sleep 0.05; i=$((i + 1))",
+    "done",
+    "exit 71",
+  ].join("\n");
 }
 
 /**

@@ -34,6 +34,8 @@ export interface SandboxLb {
   upstreamFile: string;
   testCommand: string;
   reloadCommand: string;
+  /** Path on the LB host of the Nginx master's pid file. */
+  pidFile: string;
 }
 
 export interface SandboxInfo {
@@ -196,6 +198,7 @@ export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
       upstreamFile: REMOTE_UPSTREAM_FILE,
       testCommand: `${nginxCommand} -t`,
       reloadCommand: `${nginxCommand} -s reload`,
+      pidFile: `${REMOTE_NGINX_PREFIX}nginx.pid`,
     },
     clientKey: paths.clientKey,
     knownHosts: paths.knownHosts,

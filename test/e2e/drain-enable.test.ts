@@ -1,14 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { currentRelease, nexus, readUpstream, throughLb, uniqueRelease, writeConfig } from "./helpers.js";
+import { nexus, readUpstream, throughLb, uniqueRelease, writeConfig } from "./helpers.js";
 
 describe("nexus drain / enable", () => {
   const config = writeConfig();
 
   beforeAll(async () => {
-    if (!currentRelease("nexus-beta")) {
-      const run = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("drain")]);
-      expect(run.exitCode, run.all).toBe(0);
-    }
+    const run = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("drain")]);
+    expect(run.exitCode, run.all).toBe(0);
   });
 
   it("while drained no request through the LB reaches the server; the file is otherwise unchanged", async () => {

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
 import { PROJECT_ROOT, TEST_IP_PREFIX, TEST_SANDBOX_DIR } from "./sandbox-env.js";
@@ -8,7 +9,9 @@ export async function setup(): Promise<() => Promise<void>> {
   if (!existsSync(path.join(PROJECT_ROOT, "dist", "cli", "main.js"))) {
     throw new Error("dist/ is missing: run `npm run build` first (npm test does)");
   }
+  // A clean slate every run: no releases, PM2 state or upstream edits left from a previous one.
   await sandboxDown(TEST_SANDBOX_DIR).catch(() => {});
+  await rm(TEST_SANDBOX_DIR, { recursive: true, force: true });
   await sandboxUp({ dir: TEST_SANDBOX_DIR, ipPrefix: TEST_IP_PREFIX });
   return async () => {
     if (process.env.NEXUS_KEEP_SANDBOX) return;

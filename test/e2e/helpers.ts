@@ -33,6 +33,7 @@ export function writeConfig(
       upstreamFile: info.lb.upstreamFile,
       testCommand: info.lb.testCommand,
       reloadCommand: info.lb.reloadCommand,
+      pidFile: info.lb.pidFile,
       drainTimeout: "5s",
     },
     health: { interval: "150ms", deadline: "15s", passes: 3 },

@@ -10,7 +10,14 @@ export const TEST_IP_PREFIX = "127.0.1.";
 export interface TestSandboxInfo {
   dir: string;
   hosts: { name: string; address: string; sshPort: number; home: string; appAddress: string }[];
-  lb: { host: string; url: string; upstreamFile: string; testCommand: string; reloadCommand: string };
+  lb: {
+    host: string;
+    url: string;
+    upstreamFile: string;
+    testCommand: string;
+    reloadCommand: string;
+    pidFile: string;
+  };
   clientKey: string;
   knownHosts: string;
   user: string;

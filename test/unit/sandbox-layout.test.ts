@@ -71,6 +71,7 @@ describe("buildInfo", () => {
       upstreamFile: "~/nginx/upstream.conf",
       testCommand: "nginx -p ~/nginx/ -c nginx.conf -t",
       reloadCommand: "nginx -p ~/nginx/ -c nginx.conf -s reload",
+      pidFile: "~/nginx/nginx.pid",
     });
     expect(info).toMatchObject({
       clientKey: "/sb/client/id_ed25519",

@@ -1,8 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { nexus, readUpstream, throughLb, uniqueRelease, writeConfig } from "./helpers.js";
+import { sandboxInfo } from "./sandbox-env.js";
 
 describe("nexus drain / enable", () => {
   const config = writeConfig();
+  const hosts = sandboxInfo().hosts;
+  const beta = hosts[1]!;
+  const gamma = hosts[2]!;
 
   beforeAll(async () => {
     const run = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("drain")]);
@@ -21,8 +25,9 @@ describe("nexus drain / enable", () => {
     const changed = before.flatMap((line, i) => (line === after[i] ? [] : [i]));
     expect(changed).toHaveLength(1);
     const index = changed[0] as number;
-    expect(before[index]).toContain("127.0.1.12:3000");
-    expect(after[index]).toMatch(/127\.0\.1\.12:3000.*\bdown;/);
+    expect(before[index]).toContain(`${beta.address}:3000`);
+    expect(after[index]).toContain(`${beta.address}:3000`);
+    expect(after[index]).toMatch(/\bdown;/);
 
     const answers = await throughLb(40);
     expect(answers.every((a) => a.status === 200)).toBe(true);
@@ -46,7 +51,10 @@ describe("nexus drain / enable", () => {
     const refused = await nexus(["-c", config, "drain", "nexus-gamma"]);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain("would leave 0 healthy server(s) in rotation");
-    expect(readUpstream()).not.toMatch(/127\.0\.1\.13:3000[^\n]*down/);
+    const gammaLine = readUpstream()
+      .split("\n")
+      .find((line) => line.includes(`${gamma.address}:3000`));
+    expect(gammaLine).not.toMatch(/\bdown\b/);
     expect((await nexus(["-c", config, "enable", "nexus-alpha"])).exitCode).toBe(0);
     expect((await nexus(["-c", config, "enable", "nexus-beta"])).exitCode).toBe(0);
     expect(readUpstream()).toBe(original);

@@ -3,9 +3,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** The e2e sandbox lives apart from the demo's (.sandbox, 127.0.0.x) so both can run at once. */
-export const TEST_SANDBOX_DIR = path.join(PROJECT_ROOT, ".sandbox-test");
-export const TEST_IP_PREFIX = "127.0.1.";
+/**
+ * The e2e sandbox lives apart from the demo's (.sandbox, 127.0.0.x) so both can run at once.
+ * NEXUS_TEST_SANDBOX_ID=N moves it to .sandbox-test-N on 127.0.(N+1).x, so that several
+ * runs (say, two engineers' branches on one machine) do not collide.
+ */
+const id = process.env.NEXUS_TEST_SANDBOX_ID;
+export const TEST_SANDBOX_DIR = path.join(PROJECT_ROOT, id ? `.sandbox-test-${id}` : ".sandbox-test");
+export const TEST_IP_PREFIX = id ? `127.0.${Number(id) + 1}.` : "127.0.1.";
 
 export interface TestSandboxInfo {
   dir: string;

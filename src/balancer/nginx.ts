@@ -7,6 +7,7 @@ import {
   restoreFile,
 } from "../remote/commands.js";
 import type { CommandRunner } from "../ssh/session.js";
+import { sleep } from "../util/sleep.js";
 import type { BackendState, Balancer } from "./balancer.js";
 import { BalancerError } from "./balancer-error.js";
 import { listUpstreamServers, setServerDown } from "./nginx-upstream.js";
@@ -125,8 +126,4 @@ export class NginxBalancer implements Balancer {
       await sleep(interval);
     }
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

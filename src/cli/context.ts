@@ -1,3 +1,5 @@
+import path from "node:path";
+import type { Command } from "commander";
 import { BalancerError } from "../balancer/balancer-error.js";
 import { UpstreamEditError } from "../balancer/nginx-upstream.js";
 import { ConfigError } from "../config/errors.js";
@@ -6,6 +8,7 @@ import { EXIT } from "../deploy/events.js";
 import { FleetError } from "../deploy/fleet.js";
 import { LockError } from "../deploy/lock.js";
 import { PlanError } from "../deploy/plan.js";
+import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
 import { PlainReporter } from "../report/plain.js";
 import { PrettyReporter } from "../report/pretty.js";
@@ -18,16 +21,23 @@ export interface GlobalOptions {
   plain?: boolean;
   verbose?: boolean;
   acceptNew?: boolean;
+  /** --ssh-key / --known-hosts: override ssh.privateKey / ssh.knownHosts (paths relative to the cwd). */
+  sshKey?: string;
+  knownHosts?: string;
 }
 
 export function pickReporter(options: GlobalOptions): Reporter {
   if (options.json) return new JsonReporter();
+  if (process.env.GITHUB_ACTIONS === "true") return new GithubReporter();
   const interactive = process.stderr.isTTY && !process.env.CI && !options.plain;
   return interactive ? new PrettyReporter() : new PlainReporter();
 }
 
 export function readConfig(options: GlobalOptions): Config {
-  return loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
+  const config = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
+  if (options.sshKey) config.ssh.privateKey = path.resolve(options.sshKey);
+  if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
+  return config;
 }
 
 /** Errors users cause or can fix get one clear message and an exit code; anything else is a bug. */
@@ -86,3 +96,21 @@ export function interruptible(
 }
 
 export { DEFAULT_CONFIG_FILE };
+
+/** Runs a command body with the chosen reporter; maps known errors to exit codes and clear messages. */
+export async function withReporter(
+  program: Command,
+  body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
+): Promise<number> {
+  const options = program.opts<GlobalOptions>();
+  const reporter = pickReporter(options);
+  try {
+    return await body(reporter, options);
+  } catch (error) {
+    const { code, message } = exitCodeFor(error);
+    reporter.emit({ type: "error", message });
+    return code;
+  } finally {
+    reporter.close();
+  }
+}

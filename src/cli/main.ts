@@ -7,9 +7,12 @@ import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
 import type { Reporter } from "../report/reporter.js";
-import { exitCodeFor, type GlobalOptions, interruptible, pickReporter, readConfig } from "./context.js";
+import { exitCodeFor, type GlobalOptions, interruptible, readConfig, withReporter } from "./context.js";
+import { initCommand } from "./init.js";
+import { addMaintenanceCommands } from "./maintenance.js";
 import { sandboxCommand } from "./sandbox.js";
 import { printTable } from "./table.js";
+import { trustCommand } from "./trust.js";
 
 const VERSION = "0.1.0";
 
@@ -31,24 +34,6 @@ function durationOption(value: string): number {
   return ms;
 }
 
-/** Runs a command body with the chosen reporter; maps known errors to exit codes and clear messages. */
-async function withReporter(
-  program: Command,
-  body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
-): Promise<number> {
-  const options = program.opts<GlobalOptions>();
-  const reporter = pickReporter(options);
-  try {
-    return await body(reporter, options);
-  } catch (error) {
-    const { code, message } = exitCodeFor(error);
-    reporter.emit({ type: "error", message });
-    return code;
-  } finally {
-    reporter.close();
-  }
-}
-
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("nexus")
     .description("Rolling, zero-downtime deploys of Node.js apps to your own servers behind Nginx.")
@@ -58,6 +43,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--plain", "plain timestamped lines even on a terminal")
     .option("-v, --verbose", "show each remote command (values that are secrets are never shown)")
     .option("--accept-new", "trust unknown SSH host keys and record them (changed keys are still refused)")
+    .option("--ssh-key <path>", "private key file, instead of ssh.privateKey")
+    .option("--known-hosts <path>", "known_hosts file, instead of ssh.knownHosts")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  nexus init\n  nexus deploy --rolling\n  nexus --json deploy > events.jsonl\n  nexus status",
+    )
     .showSuggestionAfterError(true)
     .showHelpAfterError("(run nexus --help for the commands)");
 
@@ -82,7 +73,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
             for (const line of describePlan(config, plan)) reporter.print(line);
             return EXIT.ok;
           }
-          const guard = interruptible(reporter, () => []);
+          const inHand = new Set<string>();
+          const guard = interruptible(reporter, () =>
+            [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
+          );
           try {
             const result = await deploy(config, {
               emit: (e) => reporter.emit(e),
@@ -92,6 +86,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
               acceptNew: global.acceptNew,
               verbose: global.verbose,
               lockWaitMs: opts.lockWait,
+              inHand,
             });
             return result.exitCode;
           } finally {
@@ -112,7 +107,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(
         await withReporter(program, async (reporter, global) => {
           const config = readConfig(global);
-          const guard = interruptible(reporter, () => []);
+          const inHand = new Set<string>();
+          const guard = interruptible(reporter, () =>
+            [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
+          );
           try {
             const result = await rollback(config, {
               emit: (e) => reporter.emit(e),
@@ -122,6 +120,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
               acceptNew: global.acceptNew,
               verbose: global.verbose,
               lockWaitMs: opts.lockWait,
+              inHand,
             });
             return result.exitCode;
           } finally {
@@ -210,7 +209,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
       }
     });
 
-  program.addCommand(sandboxCommand(setExit));
+  addMaintenanceCommands(program, setExit);
+  program.addCommand(initCommand(setExit));
+  program.addCommand(trustCommand(setExit));
+  const sandbox = sandboxCommand(setExit);
+  for (const sub of sandbox.commands)
+    sub.addHelpText(
+      "after",
+      `\nExample:\n  nexus sandbox ${sub.name()}${sub.name() === "up" ? " --hosts 4" : ""}`,
+    );
+  program.addCommand(sandbox);
   program.addOption(new Option("--no-color", "no colours (NO_COLOR is honoured too)"));
   return program;
 }

@@ -18,13 +18,16 @@ export interface ServerConfig {
   upstream: string;
   /** pm2.env merged with the server's env. Values are secrets: never print them. */
   env: Record<string, string>;
+  /** Whether port and user were set in the nexus config (they win over ~/.ssh/config). */
+  explicit?: { port: boolean; user: boolean };
 }
 
 export interface Config {
   file: string;
   app: Omit<ParsedConfig["app"], "root"> & { root: string };
   servers: ServerConfig[];
-  ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string };
+  ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string; configFile: string };
+  transfer: ParsedConfig["transfer"];
   pm2: { name: string; killTimeout: number };
   balancer: ParsedConfig["balancer"];
   health: Omit<ParsedConfig["health"], "port"> & { port: number };
@@ -81,6 +84,7 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
   const names = new Set<string>();
   const upstreams = new Map<string, string>();
   const defaultUser = parsed.ssh.user ?? os.userInfo().username;
+  const rawServers = (data as { servers?: { port?: unknown }[] }).servers;
   const servers = parsed.servers.map((server, index): ServerConfig => {
     if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
     names.add(server.name);
@@ -96,6 +100,10 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
       deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
       upstream,
       env: { ...parsed.pm2.env, ...server.env },
+      explicit: {
+        port: rawServers?.[index]?.port !== undefined,
+        user: (server.user ?? parsed.ssh.user) !== undefined,
+      },
     };
   });
   for (const [index, server] of servers.entries()) {
@@ -119,7 +127,9 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
       ...parsed.ssh,
       knownHosts: localPath(baseDir, parsed.ssh.knownHosts),
       privateKey: parsed.ssh.privateKey ? localPath(baseDir, parsed.ssh.privateKey) : undefined,
+      configFile: localPath(baseDir, parsed.ssh.configFile),
     },
+    transfer: parsed.transfer,
     pm2: { name: parsed.pm2.name ?? parsed.app.name, killTimeout: parsed.pm2.killTimeout },
     balancer: parsed.balancer,
     health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },

@@ -44,10 +44,25 @@ export const sshSchema = z.strictObject({
   /** Use the SSH agent at SSH_AUTH_SOCK when it is set. */
   agent: z.boolean().default(true),
   knownHosts: nonEmpty.default("~/.ssh/known_hosts"),
+  /** OpenSSH client config: a server whose host is a `Host` alias there gets its HostName, User, Port and IdentityFile. */
+  configFile: nonEmpty.default("~/.ssh/config"),
   /** "strict": unknown keys stop the command; "accept-new": unknown keys are learned, changed keys still stop. */
   hostKeys: z.enum(["strict", "accept-new"]).default("strict"),
   readyTimeout: duration.default(20_000),
   keepaliveInterval: duration.default(5_000),
+});
+
+export const transferSchema = z.strictObject({
+  /** "auto": SFTP, then HTTP if SFTP is unavailable, fails or delivers a bad checksum; or only one of them. */
+  method: z.enum(["auto", "sftp", "http"]).default("auto"),
+  /** "host:port" the HTTP fallback listens on (port 0: any free port); default: this end of each server's SSH connection. */
+  listen: nonEmpty
+    .regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected "host:port", such as "127.0.0.1:0"')
+    .optional(),
+  /** Base URL the servers fetch the artifact from (NAT, port forward, proxy); default: http://<listen address>. */
+  url: nonEmpty.regex(/^https?:\/\/\S+$/, 'expected a base URL such as "http://10.0.0.5:8099"').optional(),
+  /** How long the HTTP fallback serves the artifact to one server. */
+  timeout: duration.default(600_000),
 });
 
 export const pm2Schema = z.strictObject({
@@ -85,6 +100,11 @@ export const healthSchema = z.strictObject({
   /** Consecutive passing probes needed. */
   passes: z.number().int().min(1).default(3),
   deadline: duration.default(60_000),
+  /**
+   * The new process must also have stayed up this long (same pid, no PM2 restart) before the gate
+   * passes: catches an app that answers /health and then crashes a moment later.
+   */
+  minUptime: duration.default(500),
   /** Require the release reported by /health to be the one just deployed. */
   checkRelease: z.boolean().default(true),
 });
@@ -95,6 +115,15 @@ export const rollingSchema = z.strictObject({
     .union([z.number().int().min(1), z.string().regex(/^\d{1,3}%$/, 'expected a percentage such as "25%"')])
     .default(1),
   onFailure: z.enum(["rollback-all", "halt"]).default("rollback-all"),
+  /**
+   * While a batch is out, at least this many other servers must be in rotation and healthy.
+   * Defaults to 1 (0 for a single server).
+   */
+  minInRotation: z.number().int().min(0).optional(),
+  /** Servers deployed alone first, as a canary batch, before the others (0: no canary). */
+  canary: z.number().int().min(0).default(0),
+  /** Wait between batches, to watch the new release under traffic. */
+  pause: duration.default(0),
 });
 
 export const configSchema = z.strictObject({
@@ -105,6 +134,7 @@ export const configSchema = z.strictObject({
   /** Where releases live on each server; "~/" means the SSH user's home. */
   deployPath: nonEmpty.optional(),
   keepReleases: z.number().int().min(2).default(5),
+  transfer: transferSchema.default(transferSchema.parse({})),
   pm2: pm2Schema.default(pm2Schema.parse({})),
   balancer: balancerSchema,
   health: healthSchema.default(healthSchema.parse({})),

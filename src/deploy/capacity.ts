@@ -5,7 +5,7 @@ import { healthOrigin } from "./host-ops.js";
 
 /** While servers are out, at least this many others must be in rotation and healthy. */
 export function minInRotation(config: Config): number {
-  return config.servers.length > 1 ? 1 : 0;
+  return config.rolling.minInRotation ?? (config.servers.length > 1 ? 1 : 0);
 }
 
 async function healthyNow(config: Config, fleet: Fleet, name: string): Promise<boolean> {

@@ -6,10 +6,10 @@ import type { Config } from "../config/load.js";
 import * as remote from "../remote/commands.js";
 import { isValidReleaseId } from "../remote/layout.js";
 import { mapSettled } from "../util/map-limit.js";
-import { type Emit, EXIT, type Outcome, type SummaryRow } from "./events.js";
+import { type Emit, EXIT, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
 import { Fleet, type Host } from "./fleet.js";
 import { readState, stage } from "./host-ops.js";
-import { lockAll, newHolder, unlockAll } from "./lock.js";
+import { clearJournals, lockAll, newHolder, unlockAll, writeJournals } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { roll } from "./roll.js";
 import { releasesToPrune, type ServerState } from "./state.js";
@@ -23,6 +23,8 @@ export interface DeployOptions {
   verbose?: boolean;
   lockWaitMs?: number;
   stageConcurrency?: number;
+  /** Kept up to date with the servers out of rotation, for the CLI's second Ctrl-C. */
+  inHand?: Set<string>;
 }
 
 export interface CommandResult {
@@ -138,17 +140,29 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       );
     }
 
+    await writeJournals(hosts, (h) => ({
+      command: "deploy",
+      release,
+      previous: states.get(h.server.name)?.current ?? null,
+    }));
     const result = await roll({
       config,
       fleet,
       emit,
       signal,
       batches: plan.batches,
+      canary: plan.canary,
       target: () => release,
       fallback: (name) => states.get(name)?.current,
       minInRotation: plan.minInRotation,
       onFailure: config.rolling.onFailure,
+      pauseMs: config.rolling.pause,
+      inHand: options.inHand,
     });
+    // A server that needs a human keeps its journal, so `nexus recover` knows what it was doing.
+    await clearJournals(
+      hosts.filter((h) => result.rows.find((r) => r.server === h.server.name)?.result !== "needs human"),
+    );
     for (const row of result.rows) {
       if (row.result === "not reached") row.release = states.get(row.server)?.current;
     }
@@ -179,15 +193,7 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       }),
     );
 
-    const exitCode =
-      result.outcome === "success"
-        ? EXIT.ok
-        : result.outcome === "needs-human"
-          ? EXIT.needsHuman
-          : result.outcome === "interrupted"
-            ? EXIT.interrupted
-            : EXIT.failed;
-    return finish(result.outcome, result.rows, exitCode);
+    return finish(result.outcome, result.rows, exitCodeFor(result.outcome));
   } finally {
     if (locked) await unlockAll(hosts, holder);
     fleet.close();

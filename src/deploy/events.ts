@@ -53,3 +53,12 @@ export type DeployEvent =
 export type Emit = (event: DeployEvent) => void;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, needsHuman: 3, interrupted: 130 } as const;
+
+export function exitCodeFor(outcome: Outcome): number {
+  return {
+    success: EXIT.ok,
+    failed: EXIT.failed,
+    "needs-human": EXIT.needsHuman,
+    interrupted: EXIT.interrupted,
+  }[outcome];
+}

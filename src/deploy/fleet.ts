@@ -1,11 +1,12 @@
 import os from "node:os";
+import { stripVTControlCharacters } from "node:util";
 import type { Balancer } from "../balancer/balancer.js";
 import { NginxBalancer } from "../balancer/nginx.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
-import { createConnector } from "../ssh/connect.js";
+import { createConnector, loadCredentials } from "../ssh/connect.js";
 import { LocalRunner } from "../ssh/local-runner.js";
-import type { CommandRunner, SshSession } from "../ssh/session.js";
+import type { CommandRunner, ExecResult, SshSession } from "../ssh/session.js";
 import type { Emit } from "./events.js";
 
 export interface Host {
@@ -44,11 +45,20 @@ export class Fleet {
 
   static async open(config: Config, names: readonly string[], options: FleetOptions): Promise<Fleet> {
     const { emit } = options;
+    const redact = options.verbose ? secretRedactor(config) : (text: string) => text;
+    const showCommand = (server: string, command: string) =>
+      redact(printable(command))
+        .trimEnd()
+        .split("\n")
+        .forEach((line, i) => {
+          emit({ type: "info", server, message: `${i === 0 ? "$" : ">"} ${clip(line)}` });
+        });
+    const showOutput = (server: string, _command: string, result: ExecResult) => {
+      for (const line of outputLines(result, redact)) emit({ type: "info", server, message: line });
+    };
     const connector = createConnector(config, {
       acceptNew: options.acceptNew,
-      onCommand: options.verbose
-        ? (server, command) => emit({ type: "info", server, message: `$ ${command}` })
-        : undefined,
+      onCommand: options.verbose ? showCommand : undefined,
       onLearnedKey: (server, fingerprint) =>
         emit({
           type: "warn",
@@ -65,6 +75,7 @@ export class Fleet {
         emit({ type: "step", server: server.name, step: "connect", status: "start" });
         const started = Date.now();
         const session = await connector.connect(server);
+        if (options.verbose) session.onOutput = showOutput;
         try {
           const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
           const base = resolveRemotePath(server.deployPath, home);
@@ -102,11 +113,7 @@ export class Fleet {
     let runner: CommandRunner;
     let lbHome: string;
     if (config.balancer.host === "local") {
-      runner = new LocalRunner(
-        options.verbose
-          ? (server, command) => emit({ type: "info", server, message: `$ ${command}` })
-          : undefined,
-      );
+      runner = new LocalRunner(options.verbose ? showCommand : undefined);
       lbHome = os.homedir();
     } else {
       const lbHost = hosts.get(config.balancer.host) as Host;
@@ -127,4 +134,75 @@ export class Fleet {
   close(): void {
     for (const session of this.sessions) session.close();
   }
+}
+
+/** Remote output without control sequences (colours, cursor moves) or other control characters. */
+function printable(text: string): string {
+  return [...stripVTControlCharacters(text)].filter((c) => c >= " " || c === "\n" || c === "\t").join("");
+}
+
+const OUTPUT_LINES = 20;
+const LINE_CHARS = 300;
+
+/** A long line (pm2 jlist, a JSON state dump) cut to a readable length; after redaction, never before. */
+function clip(line: string): string {
+  return line.length > LINE_CHARS
+    ? `${line.slice(0, LINE_CHARS)}… (${line.length - LINE_CHARS} more chars)`
+    : line;
+}
+
+/**
+ * --verbose: the last lines of a remote command's stdout ("| ") and stderr ("! "), without
+ * control sequences, secrets redacted; the exit status when it is not 0.
+ */
+export function outputLines(result: ExecResult, redact: (text: string) => string): string[] {
+  const lines: string[] = [];
+  for (const [stream, mark] of [
+    [result.stdout, "|"],
+    [result.stderr, "!"],
+  ] as const) {
+    const all = printable(stream).trimEnd();
+    if (all === "") continue;
+    const split = all.split("\n");
+    if (split.length > OUTPUT_LINES) lines.push(`  ${mark} … ${split.length - OUTPUT_LINES} earlier line(s)`);
+    for (const line of split.slice(-OUTPUT_LINES)) lines.push(`  ${mark} ${clip(redact(line.trimEnd()))}`);
+  }
+  if (result.code !== 0) lines.push(`  (exit ${result.code ?? "signal"})`);
+  return lines;
+}
+
+/**
+ * Replaces every configured secret with *** in --verbose output: env values (they reach the
+ * servers through stdin, never a command line, but a command or its output may still echo one),
+ * the lines of the private key and its passphrase. Values under 6 characters are left alone:
+ * "true" or "3000" are no secrets, and masking them would garble every line.
+ */
+export function secretRedactor(
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+): (text: string) => string {
+  // A value the config shows in the clear anyway (HOST=<the server's address>) is not a secret.
+  const shown = new Set<string>([config.app.name]);
+  for (const s of config.servers)
+    for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
+  const secrets = new Set<string>();
+  for (const server of config.servers) {
+    for (const value of Object.values(server.env)) if (!shown.has(value)) secrets.add(value);
+  }
+  try {
+    const { privateKey, passphrase } = loadCredentials(config.ssh, env);
+    for (const line of String(privateKey ?? "").split(/\r?\n/)) {
+      if (!line.startsWith("-----")) secrets.add(line.trim());
+    }
+    if (passphrase) secrets.add(passphrase);
+  } catch {
+    // An unreadable key fails the connection with its own message; nothing of it can be printed.
+  }
+  const values = [...secrets].filter((value) => value.length >= 6).sort((a, b) => b.length - a.length);
+  if (values.length === 0) return (text) => text;
+  const pattern = new RegExp(
+    values.map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"),
+    "g",
+  );
+  return (text) => text.replace(pattern, "***");
 }

@@ -4,6 +4,7 @@ import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
 import { probeOnce } from "../health/probe.js";
 import * as remote from "../remote/commands.js";
 import { type Pm2RestartResult, parsePm2Restart, pm2Restart } from "../remote/pm2-script.js";
+import { transferArtifact } from "../transfer/transfer.js";
 import type { Emit, Step } from "./events.js";
 import type { Host } from "./fleet.js";
 import { type Pm2Process, parsePm2List, processProblem } from "./pm2.js";
@@ -33,16 +34,10 @@ export async function stage(
   await session.run(remote.prepare(l), { what: "preparing the deploy path" });
 
   const archive = `${l.incoming}/${release}.tar.gz`;
-  await timed(emit, name, "upload", async () => {
-    let lastReport = 0;
-    await session.upload(artifact.file, archive, (sent, total) => {
-      const now = Date.now();
-      if (now - lastReport > 200 || sent === total) {
-        lastReport = now;
-        emit({ type: "progress", server: name, sent, total });
-      }
-    });
-  });
+  // SFTP, else HTTP; resolves once the server has checked the sha256 (a bad file is removed).
+  await timed(emit, name, "upload", () =>
+    transferArtifact(host, artifact, archive, { ...config.transfer, emit }),
+  );
   await timed(emit, name, "extract", async () => {
     await session.run(remote.extract(l, archive, release, artifact.sha256), {
       what: "extracting the release",
@@ -56,6 +51,8 @@ export async function stage(
       cwd: l.release(release),
       env: { PORT: String(config.app.port), ...server.env, NEXUS_RELEASE: release, NEXUS_SERVER: name },
       killTimeout: config.pm2.killTimeout,
+      outFile: `${l.logs}/app-out.log`,
+      errorFile: `${l.logs}/app-error.log`,
     });
     await session.run(remote.writePrivateFile(l.ecosystem(release)), {
       stdin: ecosystem,
@@ -84,6 +81,18 @@ export function healthOrigin(host: Host, config: Config): Promise<string> {
     probeOrigins.set(host, origin);
   }
   return origin;
+}
+
+/** The health endpoint passes `health.passes` times in a row (any release), within a short deadline. */
+export async function checkHealth(host: Host, config: Config, deadlineCapMs = 15_000): Promise<GateResult> {
+  const origin = await healthOrigin(host, config);
+  return runGate({
+    passes: config.health.passes,
+    intervalMs: config.health.interval,
+    deadlineMs: Math.min(config.health.deadline, deadlineCapMs),
+    probe: (startedAt) =>
+      probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, startedAt),
+  });
 }
 
 export interface ActivationResult {
@@ -128,6 +137,7 @@ export async function activate(
     passes: config.health.passes,
     intervalMs: config.health.interval,
     deadlineMs: config.health.deadline,
+    minUptimeMs: config.health.minUptime,
     signal,
     probe: (startedAt) =>
       probeOnce(
@@ -153,7 +163,7 @@ export async function activate(
     await session.exec(remote.pm2Save());
   } else {
     emit({ type: "step", server: name, step: "gate", status: "fail", ms: gate.ms, message: gate.reason });
-    const logs = await session.exec(remote.pm2ErrorLog(config.pm2.name));
+    const logs = await session.exec(remote.tailFile(`${l.logs}/app-error.log`));
     emit({
       type: "gate-failed",
       server: name,

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import * as remote from "../remote/commands.js";
+import { shq } from "../remote/quote.js";
 import type { Emit } from "./events.js";
 import type { Host } from "./fleet.js";
 
@@ -91,7 +92,7 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
           continue;
         }
         throw new LockError(
-          `${host.server.name}: deploy locked by ${describeHolder(current)}. Wait for it (--lock-wait), or if it died, run \`nexus unlock\`.`,
+          `${host.server.name}: deploy locked by ${describeHolder(current)}. Wait for it (--lock-wait); if that process died, run \`nexus recover\`.`,
         );
       }
     }
@@ -103,4 +104,28 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
 
 export async function unlockAll(hosts: Host[], holder: LockHolder): Promise<void> {
   await Promise.allSettled(hosts.map((h) => h.session.exec(remote.lockRelease(h.layout, holder.token))));
+}
+
+/** Records on each host what is about to change, so that a killed command can be recovered. */
+export async function writeJournals(
+  hosts: Host[],
+  entry: (host: Host) => { command: string; release: string; previous: string | null },
+): Promise<void> {
+  await Promise.all(
+    hosts.map((h) =>
+      h.session.run(remote.writePrivateFile(h.layout.journal), {
+        stdin: JSON.stringify({
+          ...entry(h),
+          pid: process.pid,
+          host: os.hostname(),
+          time: new Date().toISOString(),
+        }),
+        what: "writing the journal",
+      }),
+    ),
+  );
+}
+
+export async function clearJournals(hosts: Host[]): Promise<void> {
+  await Promise.allSettled(hosts.map((h) => h.session.exec(remote.removeJournal(h.layout))));
 }

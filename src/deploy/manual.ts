@@ -1,12 +1,11 @@
 import os from "node:os";
 import type { Config, ServerConfig } from "../config/load.js";
-import { runGate } from "../health/gate.js";
 import { probeOnce } from "../health/probe.js";
 import * as remote from "../remote/commands.js";
 import { capacityProblem, minInRotation } from "./capacity.js";
 import { type Emit, EXIT } from "./events.js";
 import { Fleet, type Host } from "./fleet.js";
-import { healthOrigin, pm2Process, readState } from "./host-ops.js";
+import { checkHealth, healthOrigin, pm2Process, readState } from "./host-ops.js";
 import { describeHolder } from "./lock.js";
 import { PlanError } from "./plan.js";
 
@@ -97,14 +96,7 @@ export async function enableServer(config: Config, name: string, options: Manual
   try {
     const host = fleet.host(name);
     emit({ type: "step", server: name, step: "gate", status: "start" });
-    const origin = await healthOrigin(host, config);
-    const gate = await runGate({
-      passes: config.health.passes,
-      intervalMs: config.health.interval,
-      deadlineMs: Math.min(config.health.deadline, 15_000),
-      probe: (startedAt) =>
-        probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, startedAt),
-    });
+    const gate = await checkHealth(host, config);
     if (!gate.ok) {
       emit({ type: "step", server: name, step: "gate", status: "fail", message: gate.reason });
       if (!options.force) {
@@ -163,7 +155,11 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
           process: proc
             ? `${proc.status} pid ${proc.pid}, ${proc.restarts} restart(s)${proc.startedAt ? `, up ${formatUptime(Date.now() - proc.startedAt)}` : ""}`
             : "not running",
-          lock: state.lock ? describeHolder(state.lock) : "-",
+          lock: state.journal
+            ? `INTERRUPTED ${state.journal.command} of ${state.journal.release}: run nexus recover`
+            : state.lock
+              ? describeHolder(state.lock)
+              : "-",
         };
       }),
     );

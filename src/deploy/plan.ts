@@ -5,6 +5,8 @@ export interface Plan {
   release: string;
   servers: ServerConfig[];
   batches: ServerConfig[][];
+  /** The first batch is a canary. */
+  canary: boolean;
   /** Servers that must stay in rotation while a batch is out. */
   minInRotation: number;
 }
@@ -34,7 +36,15 @@ export function makePlan(config: Config, release: string, only?: readonly string
     servers = config.servers.filter((s) => only.includes(s.name));
   }
   const size = batchCount(config.rolling.batchSize, config.servers.length);
-  return { release, servers, batches: chunk(servers, size), minInRotation: minInRotation(config) };
+  const canary = Math.min(config.rolling.canary, servers.length);
+  const batches = [...chunk(servers.slice(0, canary), canary), ...chunk(servers.slice(canary), size)];
+  const floor = minInRotation(config);
+  if (config.servers.length - Math.max(...batches.map((b) => b.length)) < floor) {
+    throw new PlanError(
+      `rolling.batchSize: batches of ${Math.max(...batches.map((b) => b.length))} cannot keep ${floor} of ${config.servers.length} server(s) in rotation (rolling.minInRotation)`,
+    );
+  }
+  return { release, servers, batches, canary: canary > 0, minInRotation: floor };
 }
 
 export class PlanError extends Error {
@@ -52,8 +62,14 @@ export function describePlan(config: Config, plan: Plan): string[] {
   ];
   plan.batches.forEach((batch, index) => {
     const names = batch.map((s) => s.name).join(", ");
-    lines.push(`${index + 3}. batch ${index + 1}: drain ${names}; switch; restart; health gate; enable`);
+    const label = plan.canary && index === 0 ? "canary batch" : `batch ${index + 1}`;
+    const pause =
+      index > 0 && config.rolling.pause > 0 ? `after a ${config.rolling.pause / 1000}s pause, ` : "";
+    lines.push(`${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; health gate; enable`);
   });
+  lines.push(
+    `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,
+  );
   lines.push(
     `on a failed gate: ${config.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`,
   );

@@ -10,19 +10,24 @@ export interface Pm2Process {
 }
 
 /**
- * Parses `pm2 jlist`. PM2 may print a banner or daemon messages before the JSON on stdout,
- * so the JSON array is taken from the first line that starts with "[".
+ * Parses `pm2 jlist`. PM2 may print a banner or daemon messages before the JSON on stdout.
  */
 export function parsePm2List(stdout: string): Pm2Process[] {
-  const line = stdout.split("\n").find((l) => l.trimStart().startsWith("["));
-  if (!line) return [];
-  let raw: unknown;
-  try {
-    raw = JSON.parse(line);
-  } catch {
-    return [];
+  // PM2's own messages also start with "[" ("[PM2] Spawning PM2 daemon"): take the line that parses.
+  let raw: unknown[] | undefined;
+  for (const line of stdout.split("\n").reverse()) {
+    if (!line.trimStart().startsWith("[")) continue;
+    try {
+      const parsed = JSON.parse(line) as unknown;
+      if (Array.isArray(parsed)) {
+        raw = parsed;
+        break;
+      }
+    } catch {
+      // not the JSON line
+    }
   }
-  if (!Array.isArray(raw)) return [];
+  if (!raw) return [];
   return raw.map((entry) => {
     const e = entry as {
       name?: string;

@@ -2,10 +2,10 @@ import os from "node:os";
 import type { Config } from "../config/load.js";
 import * as remote from "../remote/commands.js";
 import type { CommandResult } from "./deploy.js";
-import { type Emit, EXIT, type Outcome, type SummaryRow } from "./events.js";
+import { type Emit, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
 import { Fleet } from "./fleet.js";
 import { readState } from "./host-ops.js";
-import { lockAll, newHolder, unlockAll } from "./lock.js";
+import { clearJournals, lockAll, newHolder, unlockAll, writeJournals } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { roll } from "./roll.js";
 import { previousRelease, type ServerState } from "./state.js";
@@ -18,6 +18,7 @@ export interface RollbackOptions {
   acceptNew?: boolean;
   verbose?: boolean;
   lockWaitMs?: number;
+  inHand?: Set<string>;
 }
 
 /**
@@ -71,6 +72,11 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
     if (batches.length === 0) {
       emit({ type: "info", message: "every server already serves its rollback target" });
     }
+    await writeJournals(hosts, (h) => ({
+      command: "rollback",
+      release: targets.get(h.server.name) as string,
+      previous: states.get(h.server.name)?.current ?? null,
+    }));
     const result = await roll({
       config,
       fleet,
@@ -81,7 +87,11 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
       fallback: (name) => states.get(name)?.current,
       minInRotation: plan.minInRotation,
       onFailure: config.rolling.onFailure,
+      inHand: options.inHand,
     });
+    await clearJournals(
+      hosts.filter((h) => result.rows.find((r) => r.server === h.server.name)?.result !== "needs human"),
+    );
     const rows = names.map(
       (server) =>
         result.rows.find((r) => r.server === server) ?? {
@@ -107,13 +117,7 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
         ),
       ),
     );
-    const exitCode = {
-      success: EXIT.ok,
-      failed: EXIT.failed,
-      "needs-human": EXIT.needsHuman,
-      interrupted: EXIT.interrupted,
-    }[result.outcome];
-    return finish(result.outcome, rows, exitCode, distinct.join(", "));
+    return finish(result.outcome, rows, exitCodeFor(result.outcome), distinct.join(", "));
   } finally {
     if (locked) await unlockAll(hosts, holder);
     fleet.close();

@@ -9,6 +9,18 @@ export interface ServerState {
   current?: string;
   releases: ReleaseInfo[];
   lock?: string;
+  /** Left by a deploy or rollback that did not finish (killed): see `nexus recover`. */
+  journal?: Journal;
+}
+
+export interface Journal {
+  command: string;
+  release: string;
+  /** The release the server served before, if any. */
+  previous: string | null;
+  pid: number;
+  host: string;
+  time: string;
 }
 
 /** Parses the output of remote/commands inspect(). */
@@ -24,6 +36,21 @@ export function parseInspect(stdout: string): ServerState {
       const [id, status] = line.slice("@release ".length).trim().split(" ");
       if (id) state.releases.push({ id, failed: status === "failed" });
     } else if (line.startsWith("@lock ")) state.lock = line.slice("@lock ".length).trim();
+    else if (line.startsWith("@journal ")) {
+      try {
+        state.journal = JSON.parse(line.slice("@journal ".length)) as Journal;
+      } catch {
+        // A torn journal still means an unfinished command.
+        state.journal = {
+          command: "unknown",
+          release: "unknown",
+          previous: null,
+          pid: 0,
+          host: "",
+          time: "",
+        };
+      }
+    }
   }
   state.releases.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return state;

@@ -1,3 +1,4 @@
+import { sleep } from "../util/sleep.js";
 import type { ProbeResult } from "./probe.js";
 
 export interface GateOptions {
@@ -5,6 +6,8 @@ export interface GateOptions {
   passes: number;
   intervalMs: number;
   deadlineMs: number;
+  /** Keep probing until at least this long after the start, even once enough probes passed. */
+  minUptimeMs?: number;
   probe: (startedAt: number) => Promise<ProbeResult>;
   /**
    * Checked once the probes pass, and again at the end: returns a reason to fail, e.g. PM2
@@ -31,12 +34,12 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     const result = await options.probe(startedAt);
     timeline.push(result);
     streak = result.ok ? streak + 1 : 0;
-    if (streak >= options.passes) {
+    if (streak >= options.passes && Date.now() - startedAt >= (options.minUptimeMs ?? 0)) {
       const problem = await options.verifyProcess?.();
       if (!problem) return done(true);
       return done(false, problem);
     }
-    await delay(options.intervalMs, options.signal);
+    await sleep(options.intervalMs, options.signal);
   }
   const last = timeline.at(-1);
   return done(
@@ -47,20 +50,6 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
   function done(ok: boolean, reason?: string): GateResult {
     return { ok, reason, timeline, ms: Date.now() - startedAt };
   }
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }
 
 /** The probe timeline as lines, for a failed gate's report. */

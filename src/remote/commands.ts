@@ -27,6 +27,7 @@ export function inspect(l: Layout): string {
     `printf '@current %s\\n' "$(readlink current 2>/dev/null)"`,
     `for d in releases/*; do [ -d "$d" ] || continue; id=\${d#releases/}; if [ -e ".nexus/failed/$id" ]; then printf '@release %s failed\\n' "$id"; else printf '@release %s ok\\n' "$id"; fi; done`,
     `if [ -f .nexus/lock ]; then printf '@lock %s\\n' "$(head -c 4096 .nexus/lock | tr '\\n' ' ')"; fi`,
+    `if [ -f .nexus/journal.json ]; then printf '@journal %s\\n' "$(head -c 4096 .nexus/journal.json | tr '\\n' ' ')"; fi`,
   ].join("\n");
 }
 
@@ -41,6 +42,10 @@ export function lockAcquire(l: Layout, holder: string): string {
 /** Removes the lock only if it still holds our token. */
 export function lockRelease(l: Layout, token: string): string {
   return `if grep -qF ${shq(token)} ${shq(l.lock)} 2>/dev/null; then rm -f ${shq(l.lock)}; fi`;
+}
+
+export function removeJournal(l: Layout): string {
+  return cmd("rm", "-f", l.journal);
 }
 
 export function lockBreak(l: Layout): string {
@@ -66,10 +71,16 @@ export function extract(l: Layout, archive: string, id: string, sha256: string):
     `actual=$(${sha256Of(archive)})`,
     `if [ "$actual" != ${shq(sha256)} ]; then echo "checksum mismatch: expected ${sha256}, got $actual" >&2; rm -f ${shq(archive)}; exit 65; fi`,
     `if [ -e ${shq(release)} ]; then echo ${shq(`release ${id} already exists on this server`)} >&2; exit 66; fi`,
+    // Refuse absolute and ../ member names outright (GNU tar would strip or skip them).
+    `escaping=$(tar -tzf ${shq(archive)} | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)`,
+    `if [ -n "$escaping" ]; then echo "refused: the artifact has entries outside the release: $escaping" >&2; rm -f ${shq(archive)}; exit 67; fi`,
     cmd("rm", "-rf", tmp),
     cmd("mkdir", "-p", tmp),
     // GNU tar refuses absolute and ../ member names by default; --no-same-owner keeps files ours.
     `tar -xzf ${shq(archive)} -C ${shq(tmp)} --no-same-owner --no-same-permissions`,
+    // A symlink may not lead out of the release (GNU tar already refuses writes through one).
+    `outside=$(find ${shq(tmp)} -type l -exec readlink -f {} \\; | awk -v t=${shq(tmp)} 'index($0, t "/") != 1 && $0 != t')`,
+    `if [ -n "$outside" ]; then echo "refused: the artifact holds a symlink out of the release ($outside)" >&2; exit 67; fi`,
     cmd("mv", tmp, release),
     cmd("rm", "-f", archive),
   ].join("\n");
@@ -110,6 +121,9 @@ export interface Pm2App {
   cwd: string;
   env: Record<string, string>;
   killTimeout: number;
+  /** Log files, in the deploy path's shared/logs so they outlive releases and are easy to find. */
+  outFile: string;
+  errorFile: string;
 }
 
 /**
@@ -132,6 +146,8 @@ export function ecosystemFile(app: Pm2App): string {
           max_restarts: 10,
           autorestart: true,
           merge_logs: true,
+          out_file: app.outFile,
+          error_file: app.errorFile,
         },
       ],
     },
@@ -153,9 +169,9 @@ export function pm2Save(): string {
   return "pm2 save --force >/dev/null 2>&1 || true";
 }
 
-/** The last lines of the app's PM2 error log. */
-export function pm2ErrorLog(name: string, lines = 20): string {
-  return `PM2_SILENT=true pm2 logs ${shq(name)} --err --nostream --lines ${Number(lines)} 2>/dev/null | tail -n ${Number(lines)}`;
+/** The last lines of the app's error log. */
+export function tailFile(file: string, lines = 20): string {
+  return `tail -n ${Number(lines)} ${shq(file)} 2>/dev/null || true`;
 }
 
 export function appendHistory(l: Layout, entry: Record<string, unknown>): string {
@@ -242,4 +258,8 @@ export function procNetTcpAddress(address: string): string | undefined {
     .join("")
     .toUpperCase();
   return `${ip}:${port.toString(16).padStart(4, "0").toUpperCase()}`;
+}
+
+export function readHistory(l: Layout, lines = 500): string {
+  return `tail -n ${Number(lines)} ${shq(l.history)} 2>/dev/null || true`;
 }

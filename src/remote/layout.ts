@@ -5,9 +5,13 @@ export interface Layout {
   base: string;
   releases: string;
   shared: string;
+  /** PM2 writes the app's stdout and stderr here (shared/logs/app-out.log, app-error.log). */
+  logs: string;
   current: string;
   state: string;
   lock: string;
+  /** Written when a deploy or rollback starts changing the server, removed when it ends. */
+  journal: string;
   history: string;
   incoming: string;
   release(id: string): string;
@@ -21,9 +25,11 @@ export function layout(base: string): Layout {
     base,
     releases: path.join(base, "releases"),
     shared: path.join(base, "shared"),
+    logs: path.join(base, "shared", "logs"),
     current: path.join(base, "current"),
     state,
     lock: path.join(state, "lock"),
+    journal: path.join(state, "journal.json"),
     history: path.join(state, "history.jsonl"),
     incoming: path.join(state, "incoming"),
     release: (id) => path.join(base, "releases", id),

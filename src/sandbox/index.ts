@@ -184,7 +184,8 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     info.hosts.map(async (host) => {
       const p = hostPaths(o.dir, host.name);
       await mkdir(p.home, { recursive: true });
-      await writeFile(p.sshdConfig, renderSshdConfig({ host, dir: o.dir, path, user }));
+      const sftp = o.noSftp?.includes(host.name) ? null : o.sftpServer?.[host.name];
+      await writeFile(p.sshdConfig, renderSshdConfig({ host, dir: o.dir, path, user, sftp }));
       await writeFile(join(p.home, ".bashrc"), renderBashrc());
       return ensureHostKey(sshKeygen, o.dir, host);
     }),

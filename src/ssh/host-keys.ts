@@ -12,6 +12,52 @@ import {
 
 export type HostKeyPolicy = "strict" | "accept-new";
 
+/** What SshSession needs from a host key check: a synchronous verdict, and why it refused. */
+export interface HostKeyVerifier {
+  /** Must return a boolean synchronously: ssh2 takes any truthy value, a Promise included, as "accept". */
+  verify(key: Buffer): boolean;
+  problem(): string | undefined;
+}
+
+// Host key algorithms ssh2 can verify, by the key type written in known_hosts.
+const ALGORITHMS_BY_KEY_TYPE: Record<string, string[]> = {
+  "ssh-ed25519": ["ssh-ed25519"],
+  "ecdsa-sha2-nistp256": ["ecdsa-sha2-nistp256"],
+  "ecdsa-sha2-nistp384": ["ecdsa-sha2-nistp384"],
+  "ecdsa-sha2-nistp521": ["ecdsa-sha2-nistp521"],
+  // An RSA key signs with SHA-2 when both ends can; ssh-rsa (SHA-1) last, as OpenSSH does.
+  "ssh-rsa": ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
+  "ssh-dss": ["ssh-dss"],
+};
+
+/**
+ * The host key algorithms to offer for a host known by `knownTypes`: undefined when the host is
+ * not known at all (any algorithm, then the key is checked), otherwise only the algorithms of the
+ * known types, so the server cannot switch to another key type. An empty list means no known type
+ * is one ssh2 can verify.
+ */
+export function hostKeyAlgorithms(knownTypes: readonly string[]): string[] | undefined {
+  if (knownTypes.length === 0) return undefined;
+  return [...new Set(knownTypes.flatMap((type) => ALGORITHMS_BY_KEY_TYPE[type] ?? []))];
+}
+
+function hostKeyFileType(type: string): string {
+  if (type.startsWith("ecdsa-")) return "ecdsa";
+  return type.replace(/^ssh-/, "").replace(/^dss$/, "dsa");
+}
+
+/** True when the file holds hashed host names (HashKnownHosts): new lines are hashed too. */
+export function usesHashedEntries(entries: readonly KnownHostEntry[]): boolean {
+  return entries.some((entry) => entry.hosts.kind === "hashed");
+}
+
+/** Appends a host key line to known_hosts (0600, directory created), hashed if the file already is. */
+export function appendKnownHost(file: string, host: string, port: number, key: Buffer): void {
+  const hash = usesHashedEntries(readKnownHosts(file));
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  appendFileSync(file, `${formatKnownHostsLine(host, port, key, { hash })}\n`, { mode: 0o600 });
+}
+
 export function readKnownHosts(file: string): KnownHostEntry[] {
   try {
     return parseKnownHosts(readFileSync(file, "utf8"));
@@ -26,7 +72,7 @@ export function readKnownHosts(file: string): KnownHostEntry[] {
  * refused so the connect error can say so. With "accept-new", an unknown key is accepted and
  * appended to known_hosts once the connection is up; a changed or revoked key is always refused.
  */
-export class HostKeyCheck {
+export class HostKeyCheck implements HostKeyVerifier {
   private refusal: string | undefined;
   private learned: Buffer | undefined;
   seen: { type: string; fingerprint: string } | undefined;
@@ -37,6 +83,8 @@ export class HostKeyCheck {
     private readonly port: number,
     private readonly policy: HostKeyPolicy,
     private readonly knownHostsFile: string,
+    /** The server's name in the nexus config, for the advice printed with an unknown key. */
+    private readonly server?: string,
   ) {}
 
   verify(key: Buffer): boolean {
@@ -67,8 +115,8 @@ export class HostKeyCheck {
         }
         this.refusal = [
           `unknown host key for ${name}: ${type} ${fingerprint}`,
-          `  Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-/, "")}_key.pub),`,
-          '  then trust it with `nexus trust <server>`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).',
+          `  Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${hostKeyFileType(type)}_key.pub),`,
+          `  then trust it with \`nexus trust ${this.server ?? "<server>"}\`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).`,
         ].join("\n");
         return false;
     }
@@ -81,10 +129,7 @@ export class HostKeyCheck {
   /** After a successful connection: records a key learned under accept-new. */
   persistLearned(): string | undefined {
     if (!this.learned) return undefined;
-    mkdirSync(path.dirname(this.knownHostsFile), { recursive: true });
-    appendFileSync(this.knownHostsFile, `${formatKnownHostsLine(this.host, this.port, this.learned)}\n`, {
-      mode: 0o600,
-    });
+    appendKnownHost(this.knownHostsFile, this.host, this.port, this.learned);
     const learned = this.learned;
     this.learned = undefined;
     return fingerprintSha256(learned);

@@ -1,12 +1,31 @@
 import { createServer, type Server } from "node:net";
-import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
+import { Client, type ConnectConfig, type ServerHostKeyAlgorithm, type SFTPWrapper } from "ssh2";
 import { RemoteCommandError, SshError } from "./errors.js";
-import type { HostKeyCheck } from "./host-keys.js";
+import type { HostKeyVerifier } from "./host-keys.js";
 
 export interface ExecResult {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** SFTP could not be used at all on this host: no subsystem, or it exited while starting. */
+export class SftpUnavailableError extends Error {
+  constructor(
+    readonly server: string,
+    message: string,
+  ) {
+    super(`${server}: SFTP is unavailable: ${message}`);
+    this.name = "SftpUnavailableError";
+  }
+}
+
+export interface UploadOptions {
+  onProgress?: (sent: number, total: number) => void;
+  /** Parallel SFTP writes in flight (default 64). */
+  concurrency?: number;
+  /** Bytes per write (default 255 KiB, capped by the server's limits). */
+  chunkSize?: number;
 }
 
 export interface ExecOptions {
@@ -30,9 +49,13 @@ export interface ConnectOptions {
   privateKey?: string | Buffer;
   passphrase?: string;
   agent?: string;
+  /** Where the key came from ("$NEXUS_SSH_KEY", a path), for error messages. */
+  keySource?: string;
+  /** Host key algorithms to offer; undefined: ssh2's defaults. */
+  hostKeyAlgorithms?: string[];
   readyTimeout: number;
   keepaliveInterval: number;
-  hostKey: HostKeyCheck;
+  hostKey: HostKeyVerifier;
   /** Lines written to --verbose output. */
   onCommand?: (server: string, command: string) => void;
 }
@@ -43,6 +66,8 @@ export class SshSession implements CommandRunner {
   private lostError: SshError | undefined;
   private sftpPromise: Promise<SFTPWrapper> | undefined;
   private tunnels: Server[] = [];
+  /** --verbose: sees each command's result once it has finished (set by whoever shows it). */
+  onOutput?: (server: string, command: string, result: ExecResult) => void;
 
   private constructor(
     private readonly client: Client,
@@ -59,6 +84,11 @@ export class SshSession implements CommandRunner {
     return this.options.server;
   }
 
+  /** This end's address of the SSH connection: how the server can reach the machine nexus runs on. */
+  get localAddress(): string | undefined {
+    return (this.client as unknown as { _sock?: { localAddress?: string } })._sock?.localAddress;
+  }
+
   static connect(options: ConnectOptions): Promise<SshSession> {
     return new Promise((resolve, reject) => {
       const client = new Client();
@@ -72,23 +102,36 @@ export class SshSession implements CommandRunner {
         readyTimeout: options.readyTimeout,
         keepaliveInterval: options.keepaliveInterval,
         keepaliveCountMax: 3,
+        ...(options.hostKeyAlgorithms
+          ? { algorithms: { serverHostKey: options.hostKeyAlgorithms as ServerHostKeyAlgorithm[] } }
+          : {}),
         // Must return a boolean synchronously: ssh2 takes any truthy value, a Promise included, as "accept".
         hostVerifier: (key: Buffer): boolean => options.hostKey.verify(key),
       };
       let settled = false;
+      let agentProblem: string | undefined;
       client.once("ready", () => {
         settled = true;
+        client.off("error", onError);
         client.on("error", () => {
           // A dropped connection surfaces as "close"; the next command reports it.
         });
         resolve(new SshSession(client, options));
       });
-      client.once("error", (error: Error & { level?: string; code?: string }) => {
+      const onError = (error: Error & { level?: string; code?: string }) => {
         if (settled) return;
+        // ssh2 reports an agent failure, then goes on with the next method; keep it for the message.
+        if (error.level === "agent") {
+          agentProblem = error.message;
+          return;
+        }
         settled = true;
+        client.off("error", onError);
+        client.on("error", () => {});
         client.end();
-        reject(classifyConnectError(options, error));
-      });
+        reject(classifyConnectError(options, error, agentProblem));
+      };
+      client.on("error", onError);
       try {
         client.connect(config);
       } catch (error) {
@@ -124,11 +167,13 @@ export class SshSession implements CommandRunner {
             reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
             return;
           }
-          resolve({
+          const result = {
             code,
             stdout: Buffer.concat(stdout).toString("utf8"),
             stderr: Buffer.concat(stderr).toString("utf8"),
-          });
+          };
+          this.onOutput?.(this.name, command, result);
+          resolve(result);
         });
         channel.end(options.stdin ?? undefined);
       });
@@ -149,8 +194,23 @@ export class SshSession implements CommandRunner {
   }
 
   private sftp(): Promise<SFTPWrapper> {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"),
+      );
     this.sftpPromise ??= new Promise((resolve, reject) => {
-      this.client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp)));
+      this.client.sftp((error, sftp) => {
+        if (!error) {
+          sftp.on("error", () => {
+            // Errors reach the pending request's callback; the wrapper's own event would crash us.
+          });
+          resolve(sftp);
+          return;
+        }
+        // "Unable to start subsystem: sftp" (none configured), or "Received exit code N while
+        // establishing SFTP session" (the subsystem's program failed).
+        reject(this.closed ? this.wrap(error) : new SftpUnavailableError(this.name, error.message));
+      });
     });
     const pending = this.sftpPromise;
     pending.catch(() => {
@@ -166,16 +226,22 @@ export class SshSession implements CommandRunner {
   async upload(
     local: string,
     remote: string,
-    onProgress?: (sent: number, total: number) => void,
+    options: UploadOptions | ((sent: number, total: number) => void) = {},
   ): Promise<void> {
+    const {
+      onProgress,
+      concurrency = 64,
+      chunkSize = 255 * 1024,
+    } = typeof options === "function" ? { onProgress: options } : options;
     const sftp = await this.sftp();
     const partial = `${remote}.part`;
+    // The file is read in chunks (at most concurrency × chunkSize bytes in memory), never whole.
     await new Promise<void>((resolve, reject) => {
       sftp.fastPut(
         local,
         partial,
-        { concurrency: 64, chunkSize: 32 * 1024, step: (sent, _chunk, total) => onProgress?.(sent, total) },
-        (error) => (error ? reject(error) : resolve()),
+        { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
+        (error) => (error ? reject(this.closed ? this.wrap(error) : error) : resolve()),
       );
     });
     await new Promise<void>((resolve, reject) => {
@@ -234,15 +300,26 @@ export class SshSession implements CommandRunner {
 function classifyConnectError(
   options: ConnectOptions,
   error: Error & { level?: string; code?: string },
+  agentProblem?: string,
 ): SshError {
   const where = `${options.username}@${options.host}:${options.port}`;
   const hostKeyProblem = options.hostKey.problem();
   if (hostKeyProblem) return new SshError(options.server, "host-key", hostKeyProblem);
+  if (options.hostKeyAlgorithms && /no matching host key format/.test(error.message)) {
+    return new SshError(
+      options.server,
+      "host-key",
+      [
+        `HOST KEY CHANGED for ${where}? It offers none of the key types known for it in known_hosts (${options.hostKeyAlgorithms.join(", ")}).`,
+        "  A re-keyed server, or a man-in-the-middle: check with the server's admin before trusting a new key.",
+      ].join("\n"),
+    );
+  }
   if (error.level === "client-authentication") {
     return new SshError(
       options.server,
       "auth",
-      `authentication failed for ${where} (tried: ${describeAuth(options)}); check ssh.privateKey, ssh.user or the agent`,
+      `authentication failed for ${where} (tried: ${describeAuth(options)}${agentProblem ? `; the agent failed: ${agentProblem}` : ""}); check ssh.privateKey, ssh.user or the agent`,
     );
   }
   if (error.code === "ECONNREFUSED")
@@ -258,8 +335,8 @@ function classifyConnectError(
 
 function describeAuth(options: ConnectOptions): string {
   const methods: string[] = [];
-  if (options.privateKey) methods.push("private key");
-  if (options.agent) methods.push("agent");
+  if (options.privateKey) methods.push(options.keySource ? `key ${options.keySource}` : "private key");
+  if (options.agent) methods.push(`agent at ${options.agent}`);
   return methods.length > 0
     ? methods.join(", ")
     : "no key: set ssh.privateKey, NEXUS_SSH_KEY or SSH_AUTH_SOCK";

@@ -1,4 +1,14 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -157,4 +167,55 @@ export function copyFixture(name: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `nexus-app-${name}-`));
   cpSync(fixture(name), dir, { recursive: true });
   return dir;
+}
+
+export const SERVERS = ["nexus-alpha", "nexus-beta", "nexus-gamma"];
+
+export function releasesOnDisk(name: string): string[] {
+  const dir = path.join(deployDir(name), "releases");
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).sort();
+}
+
+/** Everything a command could change on the fleet, for before/after comparisons. */
+export function fleetSnapshot(): string {
+  const hosts = SERVERS.map((name) => {
+    const dir = deployDir(name);
+    const files = existsSync(dir) ? listTree(dir) : [];
+    return { name, current: currentRelease(name), files, pm2: pm2Pid(name) };
+  });
+  return JSON.stringify({ upstream: readUpstream(), hosts }, null, 1);
+}
+
+function listTree(dir: string, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === "node_modules") continue;
+    const rel = `${prefix}${entry.name}`;
+    const full = path.join(dir, entry.name);
+    const stat = lstatSync(full);
+    out.push(
+      `${rel} ${stat.isSymbolicLink() ? `-> ${readlinkSync(full)}` : stat.isDirectory() ? "/" : `${stat.size} ${stat.mtimeMs}`}`,
+    );
+    if (entry.isDirectory()) out.push(...listTree(full, `${rel}/`));
+  }
+  return out;
+}
+
+function pm2Pid(name: string): string | undefined {
+  const file = path.join(hostHome(name), ".pm2", "pids");
+  if (!existsSync(file)) return undefined;
+  return readdirSync(file).sort().join(",");
+}
+
+/** Writes a lock file on a host as another process would have left it. */
+export function plantLock(name: string, holder: Record<string, unknown>): void {
+  const dir = path.join(deployDir(name), ".nexus");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "lock"), `${JSON.stringify(holder)}\n`);
+}
+
+export function lockOn(name: string): string | undefined {
+  const file = path.join(deployDir(name), ".nexus", "lock");
+  return existsSync(file) ? readFileSync(file, "utf8") : undefined;
 }

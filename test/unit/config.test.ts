@@ -34,7 +34,7 @@ describe("config", () => {
     expect(config.servers[1]?.env).toEqual({ NODE_ENV: "production", ROLE: "beta" });
     expect(config.health).toMatchObject({ path: "/health", port: 3000, passes: 3, via: "ssh" });
     expect(config.balancer.drainTimeout).toBe(30_000);
-    expect(config.rolling).toEqual({ batchSize: 1, onFailure: "rollback-all" });
+    expect(config.rolling).toEqual({ batchSize: 1, onFailure: "rollback-all", canary: 0, pause: 0 });
     expect(config.pm2.name).toBe("api");
     expect(config.ssh.hostKeys).toBe("strict");
   });

@@ -1,0 +1,102 @@
+import type { Command } from "commander";
+import { EXIT } from "../deploy/events.js";
+import { Fleet } from "../deploy/fleet.js";
+import { readState } from "../deploy/host-ops.js";
+import { describeHolder } from "../deploy/lock.js";
+import { recover } from "../deploy/recover.js";
+import { listReleases } from "../deploy/releases.js";
+import * as remote from "../remote/commands.js";
+import { interruptible, readConfig, withReporter } from "./context.js";
+import { printTable } from "./table.js";
+
+/** recover, unlock, releases: the commands for looking after a fleet between deploys. */
+export function addMaintenanceCommands(program: Command, setExit: (code: number) => void): void {
+  program
+    .command("recover")
+    .description(
+      "after a killed deploy: put every server it touched back on its previous release, in rotation",
+    )
+    .option("--force", "take over a lock held from another machine")
+    .addHelpText("after", "\nExample:\n  nexus recover")
+    .action(async (opts: { force?: boolean }) => {
+      setExit(
+        await withReporter(program, async (reporter, global) => {
+          const guard = interruptible(reporter, () => []);
+          try {
+            return await recover(readConfig(global), {
+              emit: (e) => reporter.emit(e),
+              signal: guard.signal,
+              acceptNew: global.acceptNew,
+              verbose: global.verbose,
+              force: opts.force,
+            });
+          } finally {
+            guard.dispose();
+          }
+        }),
+      );
+    });
+
+  program
+    .command("unlock")
+    .description("remove the deploy lock from every server (only when its holder is gone)")
+    .addHelpText("after", "\nExample:\n  nexus unlock")
+    .action(async () => {
+      setExit(
+        await withReporter(program, async (reporter, global) => {
+          const config = readConfig(global);
+          const emit = (e: Parameters<typeof reporter.emit>[0]) => reporter.emit(e);
+          const fleet = await Fleet.open(
+            config,
+            config.servers.map((s) => s.name),
+            { emit, ...global },
+          );
+          try {
+            for (const host of fleet.hosts.values()) {
+              const state = await readState(host);
+              if (!state.lock) continue;
+              if (state.journal) {
+                emit({
+                  type: "warn",
+                  server: host.server.name,
+                  message:
+                    "an interrupted command left this server mid-change: use `nexus recover`, which also unlocks",
+                });
+                continue;
+              }
+              await host.session.run(remote.lockBreak(host.layout));
+              emit({
+                type: "info",
+                server: host.server.name,
+                message: `removed the lock of ${describeHolder(state.lock)}`,
+              });
+            }
+            return EXIT.ok;
+          } finally {
+            fleet.close();
+          }
+        }),
+      );
+    });
+
+  program
+    .command("releases")
+    .description("per server: the releases on disk, which is current and which a rollback would restore")
+    .addHelpText("after", "\nExample:\n  nexus releases")
+    .action(async () => {
+      setExit(
+        await withReporter(program, async (reporter, global) => {
+          const rows = await listReleases(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
+          if (global.json) for (const row of rows) reporter.print(JSON.stringify(row));
+          else {
+            printTable(
+              reporter,
+              ["server", "release", "", "deployed at (UTC)", "by", "commit"],
+              rows.map((r) => [r.server, r.id, r.mark, r.time, r.user, r.commit]),
+            );
+          }
+          return EXIT.ok;
+        }),
+      );
+    });
+}

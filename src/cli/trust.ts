@@ -1,0 +1,219 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline/promises";
+import { Command } from "commander";
+import type { Config, ServerConfig } from "../config/load.js";
+import { EXIT } from "../deploy/events.js";
+import { resolveTarget, type SshTarget } from "../ssh/connect.js";
+import { SshError } from "../ssh/errors.js";
+import {
+  appendKnownHost,
+  type HostKeyVerifier,
+  hostKeyAlgorithms,
+  readKnownHosts,
+} from "../ssh/host-keys.js";
+import {
+  checkHostKey,
+  fingerprintSha256,
+  hostPatternFor,
+  type KnownHostEntry,
+  keyTypeOf,
+  knownHostKeyTypes,
+  parseKnownHosts,
+} from "../ssh/known-hosts.js";
+import { SshSession } from "../ssh/session.js";
+import { readSshConfig } from "../ssh/ssh-config.js";
+import { exitCodeFor, type GlobalOptions, readConfig } from "./context.js";
+
+interface TrustFlags {
+  yes?: boolean;
+  replace?: boolean;
+}
+
+/** Refuses every key, keeping the one offered: the handshake stops before any authentication. */
+class KeyCapture implements HostKeyVerifier {
+  key: Buffer | undefined;
+  verify(key: Buffer): boolean {
+    this.key = key;
+    return false;
+  }
+  problem(): string | undefined {
+    return this.key ? "host key captured" : undefined;
+  }
+}
+
+/** Fetches the host key a server presents, offering only `algorithms` when given. */
+export async function fetchHostKey(
+  server: ServerConfig,
+  target: SshTarget,
+  config: Config,
+  algorithms?: string[],
+): Promise<Buffer> {
+  const capture = new KeyCapture();
+  try {
+    const session = await SshSession.connect({
+      server: server.name,
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      hostKeyAlgorithms: algorithms,
+      readyTimeout: config.ssh.readyTimeout,
+      keepaliveInterval: config.ssh.keepaliveInterval,
+      hostKey: capture,
+    });
+    session.close();
+  } catch (error) {
+    if (capture.key) return capture.key;
+    throw error;
+  }
+  throw new SshError(server.name, "host-key", "the server was accepted without a host key check");
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/**
+ * Removes the known_hosts lines that name only this host (plain `host` / `[host]:port`, or hashed),
+ * as `ssh-keygen -R` would; lines with lists or wildcards are left for a human.
+ */
+function removeHostLines(
+  file: string,
+  entries: KnownHostEntry[],
+  hostString: string,
+  host: string,
+  port: number,
+) {
+  const own = entries.filter(
+    (e) =>
+      e.marker === null &&
+      (e.hosts.kind === "hashed"
+        ? knownHostKeyTypes([e], host, port).length > 0
+        : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString),
+  );
+  const drop = new Set(own.map((e) => e.line));
+  const lines = readFileSync(file, "utf8").split("\n");
+  writeFileSync(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 0o600 });
+  return own.length;
+}
+
+async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Promise<number> {
+  const config = readConfig(global);
+  const server = config.servers.find((s) => s.name === name);
+  if (!server) {
+    process.stderr.write(
+      `nexus trust: no server named "${name}" in ${config.file} (servers: ${config.servers.map((s) => s.name).join(", ")})\n`,
+    );
+    return EXIT.usage;
+  }
+  const file = config.ssh.knownHosts;
+  const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
+  const hostString = hostPatternFor(target.host.toLowerCase(), target.port);
+  let entries = readKnownHosts(file);
+
+  // Ask for the key types already known, as a connection would, so "changed" compares like with like.
+  const known = knownHostKeyTypes(entries, target.host, target.port);
+  const pinned = flags.replace ? undefined : hostKeyAlgorithms(known);
+  let key: Buffer;
+  try {
+    key = await fetchHostKey(server, target, config, pinned?.length ? pinned : undefined);
+  } catch (error) {
+    if (pinned && error instanceof Error && /no matching host key format/.test(error.message)) {
+      process.stderr.write(
+        `nexus trust: ${hostString} offers none of the key types known_hosts has for it (${known.join(", ")}).\n` +
+          "  If the server was re-keyed (check with its admin), run again with --replace.\n",
+      );
+      return EXIT.failed;
+    }
+    throw error;
+  }
+  const type = keyTypeOf(key);
+  const fingerprint = fingerprintSha256(key);
+  process.stdout.write(`${server.name} (${hostString}) host key: ${type} ${fingerprint}\n`);
+
+  const check = checkHostKey(entries, target.host, target.port, key);
+  if (check.status === "match") {
+    process.stdout.write(`already trusted in ${file}\n`);
+    return EXIT.ok;
+  }
+  if (check.status === "revoked") {
+    process.stderr.write(`nexus trust: this key is marked @revoked in ${file}; it will not be trusted\n`);
+    return EXIT.failed;
+  }
+  const replacing = check.status === "changed" || (flags.replace && known.length > 0);
+  if (check.status === "changed") {
+    process.stderr.write(
+      [
+        `HOST KEY CHANGED for ${hostString}: possible man-in-the-middle attack.`,
+        ...check.expected.map((e) => `  known:   ${e.type} ${e.fingerprint} (${file}:${e.line})`),
+        `  offered: ${type} ${fingerprint}`,
+        "",
+      ].join("\n"),
+    );
+    if (!flags.replace) {
+      process.stderr.write(
+        "  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its\n" +
+          `  admin: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), run \`nexus trust ${server.name} --replace\`.\n`,
+      );
+      return EXIT.failed;
+    }
+  }
+
+  if (!flags.yes) {
+    if (!process.stdin.isTTY) {
+      process.stderr.write(
+        `nexus trust: not a terminal; check the fingerprint on the server, then run again with --yes\n`,
+      );
+      return EXIT.failed;
+    }
+    const question = replacing
+      ? `Replace the known key(s) of ${hostString} with this one? [y/N] `
+      : `Trust this key for ${hostString}? Compare it with \`ssh-keygen -lf\` on the server first. [y/N] `;
+    if (!(await confirm(question))) {
+      process.stderr.write("not trusted\n");
+      return EXIT.failed;
+    }
+  }
+
+  if (replacing) {
+    const removed = removeHostLines(file, entries, hostString, target.host, target.port);
+    entries = parseKnownHosts(readFileSync(file, "utf8"));
+    const after = checkHostKey(entries, target.host, target.port, key);
+    if (after.status === "changed") {
+      process.stderr.write(
+        `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand\n`,
+      );
+      return EXIT.failed;
+    }
+    process.stdout.write(`removed ${removed} old line(s) for ${hostString}\n`);
+  }
+  appendKnownHost(file, target.host, target.port, key);
+  process.stdout.write(`added ${type} ${fingerprint} for ${hostString} to ${file}\n`);
+  return EXIT.ok;
+}
+
+/** `nexus trust <server>`: shows the server's host key fingerprint and records it after confirmation. */
+export function trustCommand(setExit: (code: number) => void): Command {
+  return new Command("trust")
+    .argument("<server>", "a server name from the config")
+    .description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation")
+    .option("-y, --yes", "trust without asking (check the fingerprint out of band first)")
+    .option("--replace", "replace a known key that changed (the server was re-keyed)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  nexus trust nexus-alpha\n  nexus trust nexus-alpha --yes\n  nexus trust nexus-alpha --replace",
+    )
+    .action(async (name: string, flags: TrustFlags, command: Command) => {
+      try {
+        setExit(await trust(name, flags, command.optsWithGlobals<GlobalOptions>()));
+      } catch (error) {
+        const { code, message } = exitCodeFor(error);
+        process.stderr.write(`nexus trust: ${message}\n`);
+        setExit(code);
+      }
+    });
+}

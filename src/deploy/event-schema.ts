@@ -1,0 +1,162 @@
+import { z } from "zod";
+import type { DeployEvent, Outcome, ServerResult, Step, SummaryRow } from "./events.js";
+
+/**
+ * The `--json` wire format as a zod schema: one object per line, `{ v, time, type, ... }`.
+ * `events.ts` keeps the TypeScript types the engine uses; the checks at the bottom of this file
+ * fail the build if the two drift apart. `npm run build` writes events.schema.json from this.
+ */
+
+export const EVENTS_SCHEMA_VERSION = 1;
+
+const text = z.string();
+const serverName = z.string().min(1).describe("a server name from the config");
+const milliseconds = z.number().min(0);
+
+export const stepSchema = z
+  .enum([
+    "connect",
+    "lock",
+    "upload",
+    "extract",
+    "install",
+    "drain",
+    "switch",
+    "restart",
+    "gate",
+    "enable",
+    "restore",
+  ])
+  .describe("a step of the work on one server");
+
+export const serverResultSchema = z.enum([
+  "deployed",
+  "rolled back",
+  "restored",
+  "not reached",
+  "needs human",
+  "failed",
+]);
+
+export const outcomeSchema = z.enum(["success", "failed", "needs-human", "interrupted"]);
+
+export const summaryRowSchema = z.strictObject({
+  server: serverName,
+  result: serverResultSchema,
+  release: text.optional().describe("the release the server serves now, if known"),
+  outOfRotation: z.number().min(0).optional().describe("seconds out of rotation during this command"),
+  note: text.optional(),
+});
+
+const eventShapes = {
+  begin: {
+    type: z.literal("begin"),
+    command: text.describe('the command: "deploy" or "rollback"'),
+    release: text
+      .optional()
+      .describe("the release being deployed (rollback: the target(s), comma-separated)"),
+    servers: z.array(serverName),
+  },
+  phase: {
+    type: z.literal("phase"),
+    phase: text.describe('"build", "pack", "preflight", "stage", "roll", "rollback", "finish", "recover"'),
+    message: text,
+  },
+  step: {
+    type: z.literal("step"),
+    server: serverName,
+    step: stepSchema,
+    status: z.enum(["start", "done", "fail"]),
+    message: text.optional(),
+    ms: milliseconds.optional().describe("how long the step took (done / fail)"),
+  },
+  progress: {
+    type: z.literal("progress"),
+    server: serverName,
+    sent: z.number().min(0).describe("bytes uploaded so far"),
+    total: z.number().min(0).describe("bytes to upload"),
+  },
+  info: { type: z.literal("info"), message: text, server: serverName.optional() },
+  warn: { type: z.literal("warn"), message: text, server: serverName.optional() },
+  error: { type: z.literal("error"), message: text, server: serverName.optional() },
+  "gate-failed": {
+    type: z.literal("gate-failed"),
+    server: serverName,
+    reason: text,
+    timeline: z.array(text).describe("one line per probe: time, result, status, latency, detail"),
+    logs: z.array(text).describe("last lines of the app's error log"),
+  },
+  summary: {
+    type: z.literal("summary"),
+    outcome: outcomeSchema,
+    release: text.optional(),
+    rows: z.array(summaryRowSchema),
+    exitCode: z.number().int().describe("the exit code nexus exits with"),
+    seconds: z.number().min(0).describe("wall time of the command"),
+  },
+} as const;
+
+/** The events of src/deploy/events.ts, without the wire envelope. */
+export const deployEventSchema = z.discriminatedUnion("type", [
+  z.strictObject(eventShapes.begin),
+  z.strictObject(eventShapes.phase),
+  z.strictObject(eventShapes.step),
+  z.strictObject(eventShapes.progress),
+  z.strictObject(eventShapes.info),
+  z.strictObject(eventShapes.warn),
+  z.strictObject(eventShapes.error),
+  z.strictObject(eventShapes["gate-failed"]),
+  z.strictObject(eventShapes.summary),
+]);
+
+const envelope = {
+  v: z.literal(EVENTS_SCHEMA_VERSION).describe("schema version; changes only on an incompatible change"),
+  time: z.iso.datetime().describe("when the event was emitted (ISO 8601, UTC)"),
+};
+
+/** One line of `nexus --json` output. */
+export const jsonLineSchema = z
+  .discriminatedUnion("type", [
+    z.strictObject({ ...envelope, ...eventShapes.begin }),
+    z.strictObject({ ...envelope, ...eventShapes.phase }),
+    z.strictObject({ ...envelope, ...eventShapes.step }),
+    z.strictObject({ ...envelope, ...eventShapes.progress }),
+    z.strictObject({ ...envelope, ...eventShapes.info }),
+    z.strictObject({ ...envelope, ...eventShapes.warn }),
+    z.strictObject({ ...envelope, ...eventShapes.error }),
+    z.strictObject({ ...envelope, ...eventShapes["gate-failed"] }),
+    z.strictObject({ ...envelope, ...eventShapes.summary }),
+    z.strictObject({
+      ...envelope,
+      type: z.literal("output"),
+      line: text.describe("a line that is not an event: a dry-run plan line, a `status` row as JSON"),
+    }),
+  ])
+  .describe("one line of `nexus --json` output (docs/events.md)");
+
+export type JsonLine = z.infer<typeof jsonLineSchema>;
+
+/** events.schema.json: the JSON Schema of one `--json` line. */
+export function eventsJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(jsonLineSchema, { io: "output" }),
+    $id: "https://github.com/nexus-deploy/nexus/events.schema.json",
+    title: `nexus --json event (v${EVENTS_SCHEMA_VERSION})`,
+  };
+}
+
+// ---- compile-time checks: the schema and events.ts describe the same types ----
+
+type Exactly<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+/** Object types with the same keys, optionality and value types, member by member of a union. */
+type Flat<T> = T extends unknown ? { [K in keyof T]: T[K] } : never;
+type Same<A, B> = Exactly<Flat<A>, Flat<B>>;
+type Assert<T extends true> = T;
+
+export type EventTypeChecks = [
+  Assert<Same<z.infer<typeof deployEventSchema>, DeployEvent>>,
+  Assert<Same<z.infer<typeof summaryRowSchema>, SummaryRow>>,
+  Assert<Same<z.infer<typeof stepSchema>, Step>>,
+  Assert<Same<z.infer<typeof serverResultSchema>, ServerResult>>,
+  Assert<Same<z.infer<typeof outcomeSchema>, Outcome>>,
+];

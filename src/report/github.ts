@@ -1,0 +1,174 @@
+import { randomUUID } from "node:crypto";
+import { appendFileSync } from "node:fs";
+import type { DeployEvent, Outcome, SummaryRow } from "../deploy/events.js";
+import { outcomeLine } from "./format.js";
+import { PlainReporter } from "./plain.js";
+import type { Reporter } from "./reporter.js";
+
+/** Data of a workflow command (`::error::<data>`): %, CR and LF are escaped. */
+export function escapeData(text: string): string {
+  return text.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+}
+
+/** A property of a workflow command (`title=<value>`): also : and , are escaped. */
+export function escapeProperty(text: string): string {
+  return escapeData(text).replace(/:/g, "%3A").replace(/,/g, "%2C");
+}
+
+/** `name=value` for $GITHUB_OUTPUT; a value with a line break uses the heredoc form. */
+export function outputEntry(name: string, value: string): string {
+  if (!/[\r\n]/.test(value)) return `${name}=${value}\n`;
+  const delimiter = `ghadelimiter_${randomUUID()}`;
+  return `${name}<<${delimiter}\n${value}\n${delimiter}\n`;
+}
+
+const OUTCOME_MARK: Record<Outcome, string> = {
+  success: "✅",
+  failed: "❌",
+  "needs-human": "🚨",
+  interrupted: "⚠️",
+};
+
+function cell(text: string): string {
+  return text
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/\|/g, "\\|")
+    .replace(/\r?\n/g, "<br>");
+}
+
+/** The markdown appended to $GITHUB_STEP_SUMMARY for a summary event. */
+export function summaryMarkdown(command: string, event: Extract<DeployEvent, { type: "summary" }>): string {
+  const rows = event.rows.map(
+    (r: SummaryRow) =>
+      `| ${cell(r.server)} | ${cell(r.result)} | ${r.release ? `\`${cell(r.release)}\`` : "-"} | ${
+        r.outOfRotation !== undefined ? `${r.outOfRotation.toFixed(2)}s` : "-"
+      } | ${cell(r.note ?? "")} |`,
+  );
+  return [
+    `### ${OUTCOME_MARK[event.outcome]} nexus ${command}: ${cell(outcomeLine(event))}`,
+    "",
+    "| server | result | release | out of rotation | note |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows,
+    "",
+    "",
+  ].join("\n");
+}
+
+export interface GithubReporterOptions {
+  /** Where GITHUB_STEP_SUMMARY and GITHUB_OUTPUT are read from. */
+  env?: NodeJS.ProcessEnv;
+  /** A log line (default: stderr; the runner reads workflow commands from both streams). */
+  write?: (line: string) => void;
+  /** Appends to a file (default: appendFileSync). */
+  append?: (file: string, text: string) => void;
+}
+
+/**
+ * GITHUB_ACTIONS=true: the plain timestamped lines, folded in one `::group::` per phase. Groups
+ * cannot nest and a group only ends when the next starts, so they follow the phases (pack,
+ * preflight, stage, each roll batch: with the default batch size of 1 that is one group per
+ * server) rather than servers, whose steps interleave while staging. Errors, failed gates and
+ * warnings become annotations; the summary table is appended to $GITHUB_STEP_SUMMARY as
+ * markdown, and `release` and `result` are written to $GITHUB_OUTPUT.
+ */
+export class GithubReporter implements Reporter {
+  private readonly plain: PlainReporter;
+  private readonly write: (line: string) => void;
+  private readonly append: (file: string, text: string) => void;
+  private readonly env: NodeJS.ProcessEnv;
+  private inGroup = false;
+  private command = "";
+  private release: string | undefined;
+  private result: Outcome | undefined;
+  private failed = false;
+  private closed = false;
+
+  constructor(options: GithubReporterOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.write = options.write ?? ((line) => process.stderr.write(`${line}\n`));
+    this.append = options.append ?? ((file, text) => appendFileSync(file, text));
+    this.plain = new PlainReporter(this.write);
+  }
+
+  emit(event: DeployEvent): void {
+    switch (event.type) {
+      case "begin":
+        this.command = event.command;
+        this.release = event.release;
+        this.plain.emit(event);
+        return;
+      case "phase":
+        this.group(`${event.phase}: ${event.message}`);
+        this.plain.emit(event);
+        return;
+      case "warn":
+        this.annotate("warning", event.server, event.message);
+        return;
+      case "error":
+        this.failed = true;
+        this.annotate("error", event.server, event.message);
+        return;
+      case "gate-failed":
+        this.plain.emit(event);
+        this.annotate("error", event.server, `health gate failed: ${event.reason}`);
+        return;
+      case "summary":
+        this.endGroup();
+        this.plain.emit(event);
+        this.result = event.outcome;
+        if (event.release) this.release = event.release;
+        this.appendTo("GITHUB_STEP_SUMMARY", summaryMarkdown(this.command || "command", event));
+        return;
+      default:
+        this.plain.emit(event);
+    }
+  }
+
+  print(line: string): void {
+    this.plain.print(line);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.endGroup();
+    const result = this.result ?? (this.failed ? "failed" : undefined);
+    let outputs = "";
+    if (this.release) outputs += outputEntry("release", this.release);
+    if (result) outputs += outputEntry("result", result);
+    if (outputs) this.appendTo("GITHUB_OUTPUT", outputs);
+    this.plain.close();
+  }
+
+  private group(title: string): void {
+    this.endGroup();
+    this.write(`::group::${escapeData(title)}`);
+    this.inGroup = true;
+  }
+
+  private endGroup(): void {
+    if (!this.inGroup) return;
+    this.write("::endgroup::");
+    this.inGroup = false;
+  }
+
+  private annotate(level: "error" | "warning", server: string | undefined, message: string): void {
+    const title = server ? `nexus: ${server}` : "nexus";
+    this.write(`::${level} title=${escapeProperty(title)}::${escapeData(message)}`);
+  }
+
+  private appendTo(variable: "GITHUB_STEP_SUMMARY" | "GITHUB_OUTPUT", text: string): void {
+    const file = this.env[variable];
+    if (!file) return;
+    try {
+      this.append(file, text);
+    } catch (error) {
+      this.write(
+        `::warning title=nexus::${escapeData(`cannot write $${variable}: ${(error as Error).message}`)}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+import { eventsJsonSchema, jsonLineSchema } from "../../src/deploy/event-schema.js";
+import { currentRelease, fixture, type NexusRun, nexus, uniqueRelease, writeConfig } from "./helpers.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
+
+const SECRET = "s3cr3t-do-not-print";
+const ESC = "\x1b";
+
+/** Every stdout line parsed and checked against the --json schema; the failures, if any, named. */
+function jsonLines(run: NexusRun) {
+  const lines = run.stdout.split("\n").filter((l) => l !== "");
+  const bad: string[] = [];
+  const events = lines.map((line) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      bad.push(`not JSON: ${line}`);
+      return undefined;
+    }
+    const parsed = jsonLineSchema.safeParse(value);
+    if (!parsed.success) bad.push(`${line}\n  ${parsed.error.message}`);
+    return parsed.data;
+  });
+  expect(bad, bad.join("\n")).toEqual([]);
+  return events.filter((e) => e !== undefined);
+}
+
+/** The CLI as CI runs it: no terminal, CI set, and nothing else asking for or against colour. */
+async function asCi(args: string[]): Promise<NexusRun> {
+  const env = { ...process.env, CI: "true" } as Record<string, string | undefined>;
+  delete env.NO_COLOR;
+  delete env.FORCE_COLOR;
+  const result = await execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
+    reject: false,
+    all: true,
+    extendEnv: false,
+    env,
+    timeout: 240_000,
+  });
+  return {
+    exitCode: result.exitCode ?? -1,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    all: result.all ?? "",
+  };
+}
+
+describe("--json", () => {
+  const config = writeConfig();
+
+  it("events.schema.json is the schema generated from src/deploy/event-schema.ts", () => {
+    const committed = JSON.parse(readFileSync(path.join(PROJECT_ROOT, "events.schema.json"), "utf8"));
+    expect(committed).toEqual(eventsJsonSchema());
+  });
+
+  it("a deploy: every stdout line is one event that matches the schema, version 1", async () => {
+    const release = uniqueRelease("json");
+    const run = await nexus(["--json", "-c", config, "deploy", "--release-id", release]);
+    expect(run.exitCode, run.all).toBe(0);
+    const events = jsonLines(run);
+    expect(events.every((e) => e.v === 1)).toBe(true);
+    const types = new Set(events.map((e) => e.type));
+    for (const type of ["begin", "phase", "step", "progress", "summary"]) expect(types).toContain(type);
+    expect(events[0]).toMatchObject({ type: "begin", command: "deploy", release });
+    const summary = events.at(-1);
+    expect(summary).toMatchObject({ type: "summary", outcome: "success", release, exitCode: 0 });
+    // Nothing but events on stdout, and nothing on stderr to mix into them.
+    expect(run.stderr).toBe("");
+    expect(run.all).not.toContain(SECRET);
+  });
+
+  it("a failed gate: gate-failed, error and the summary match the schema too", async () => {
+    const good = currentRelease("nexus-alpha");
+    const run = await nexus([
+      "--json",
+      "-c",
+      writeConfig({ app: { root: fixture("app-unhealthy") }, health: { deadline: "3s" } }),
+      "deploy",
+      "--release-id",
+      uniqueRelease("json-bad"),
+    ]);
+    expect(run.exitCode, run.all).toBe(1);
+    const events = jsonLines(run);
+    const types = new Set(events.map((e) => e.type));
+    expect(types).toContain("gate-failed");
+    expect(events.at(-1)).toMatchObject({ type: "summary", outcome: "failed", exitCode: 1 });
+    expect(currentRelease("nexus-alpha")).toBe(good);
+  });
+
+  it("status and a dry run: their lines are `output` events", async () => {
+    const status = await nexus(["--json", "-c", config, "status"]);
+    expect(status.exitCode, status.all).toBe(0);
+    const rows = jsonLines(status).filter((e) => e.type === "output");
+    expect(rows).toHaveLength(3);
+    const plan = await nexus(["--json", "-c", config, "deploy", "--dry-run"]);
+    expect(plan.exitCode, plan.all).toBe(0);
+    expect(jsonLines(plan).some((e) => e.type === "output" && e.line.includes("batch 1"))).toBe(true);
+  });
+});
+
+describe("plain output (CI set, no terminal)", () => {
+  it("has no ANSI escape, one timestamped line per event, and --verbose shows remote commands with their output, secrets redacted", async () => {
+    const info = sandboxInfo();
+    // A balancer command that echoes a value which is also an env secret: it must show as ***.
+    const config = writeConfig({
+      balancer: { testCommand: `${info.lb.testCommand} && echo token=${SECRET}` },
+    });
+    const release = uniqueRelease("plain");
+    const run = await asCi(["-v", "-c", config, "deploy", "--release-id", release]);
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.all).not.toContain(ESC);
+    expect(run.all).not.toContain(SECRET);
+
+    const lines = run.stderr.split("\n");
+    const table = lines.findIndex((l) => /^server\s+result\s+release/.test(l));
+    expect(table).toBeGreaterThan(0);
+    for (const line of lines.slice(0, table - 1)) expect(line).toMatch(/^\d\d:\d\d:\d\d /);
+
+    // Each remote command, then its output: stdout as "| ", stderr as "! ".
+    expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-alpha: \$ .*nginx .* && echo token=\*\*\*$/m);
+    expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-alpha: {3}\| token=\*\*\*$/m);
+    expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-beta: \$ printf %s "\$HOME"$/m);
+    expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-beta: {3}\| \/\S+\/nexus-beta\/home$/m);
+    for (const name of ["nexus-alpha", "nexus-beta", "nexus-gamma"])
+      expect(currentRelease(name)).toBe(release);
+  });
+
+  it("without --verbose: no remote command is shown", async () => {
+    const run = await asCi(["-c", writeConfig(), "deploy", "--release-id", uniqueRelease("quiet")]);
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.all).not.toContain(ESC);
+    expect(run.stderr).not.toMatch(/: \$ /);
+  });
+});

@@ -1,0 +1,291 @@
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+} from "node:fs";
+import { rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SandboxInfo } from "../../src/sandbox/index.js";
+import { sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
+import { fetchCommand } from "../../src/transfer/fetch-command.js";
+import { ArtifactServer } from "../../src/transfer/http-server.js";
+import { APP_NAME, nexus, uniqueRelease, writeConfig } from "./helpers.js";
+import { PROJECT_ROOT, TEST_IP_PREFIX } from "./sandbox-env.js";
+
+/**
+ * A sandbox of its own, on 127.1.<n>. beside the shared one on 127.0.<n>. (no clash with any
+ * NEXUS_TEST_SANDBOX_ID): nexus-alpha is a normal host (and runs Nginx), nexus-beta has no SFTP
+ * subsystem at all, and nexus-gamma's SFTP subsystem is OpenSSH's sftp-server behind
+ * fixtures/sftp-corrupt.mjs, which flips a byte of the first write on its way to the disk.
+ */
+const PREFIX = TEST_IP_PREFIX.replace(/^127\.0\./, "127.1.");
+const SFTP_SERVER = [
+  "/usr/lib/openssh/sftp-server",
+  "/usr/libexec/openssh/sftp-server",
+  "/usr/libexec/sftp-server",
+].find((file) => existsSync(file));
+const CORRUPTING = `${process.execPath} ${path.join(PROJECT_ROOT, "fixtures", "sftp-corrupt.mjs")} ${SFTP_SERVER} -d %h`;
+
+let info: SandboxInfo;
+let dir: string;
+
+function deployDirOf(name: string): string {
+  const host = info.hosts.find((h) => h.name === name);
+  if (!host) throw new Error(`no host ${name}`);
+  return path.join(host.home, "apps", APP_NAME);
+}
+
+function currentOf(name: string): string | undefined {
+  const link = path.join(deployDirOf(name), "current");
+  return existsSync(link) ? path.basename(readlinkSync(link)) : undefined;
+}
+
+function incomingOf(name: string): string[] {
+  const incoming = path.join(deployDirOf(name), ".nexus", "incoming");
+  return existsSync(incoming) ? readdirSync(incoming) : [];
+}
+
+function upstreamFile(): string {
+  const lb = info.hosts.find((h) => h.name === info.lb.host);
+  return path.join(lb?.home ?? "", info.lb.upstreamFile.replace(/^~\//, ""));
+}
+
+function config(overrides: Record<string, unknown> = {}): string {
+  return writeConfig({ transfer: { listen: "127.0.0.1:0" }, ...overrides }, info);
+}
+
+interface JsonEvent {
+  type: string;
+  server?: string;
+  step?: string;
+  status?: string;
+  message?: string;
+  sent?: number;
+  total?: number;
+}
+
+function events(stdout: string): JsonEvent[] {
+  return stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as JsonEvent);
+}
+
+function uploadNote(all: JsonEvent[], server: string): string | undefined {
+  return all.find(
+    (e) => e.type === "step" && e.step === "upload" && e.status === "done" && e.server === server,
+  )?.message;
+}
+
+describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP cannot deliver", () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "nexus-tr-"));
+    info = await sandboxUp({
+      dir,
+      ipPrefix: PREFIX,
+      hosts: 3,
+      noSftp: ["nexus-beta"],
+      sftpServer: { "nexus-gamma": CORRUPTING },
+    });
+  });
+
+  afterAll(async () => {
+    if (!info) return;
+    await sandboxDown(dir);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("auto: SFTP where it works, HTTP for a host without SFTP and for a corrupted upload; all serve the release", async () => {
+    const release = uniqueRelease("transfer");
+    const run = await nexus(["-c", config(), "--json", "deploy", "--release-id", release]);
+    expect(run.exitCode, run.all).toBe(0);
+    const all = events(run.stdout);
+
+    expect(uploadNote(all, "nexus-alpha")).toMatch(/^sftp, [\d.]+ MB\/s$/);
+    expect(uploadNote(all, "nexus-beta")).toMatch(/^http \(fallback\), [\d.]+ MB\/s$/);
+    expect(uploadNote(all, "nexus-gamma")).toMatch(/^http \(fallback\), [\d.]+ MB\/s$/);
+    const warnings = all.filter((e) => e.type === "warn").map((e) => `${e.server}: ${e.message}`);
+    expect(warnings).toContainEqual(
+      expect.stringMatching(
+        /^nexus-beta: SFTP upload failed: SFTP is unavailable: Unable to start subsystem: sftp; fetching over HTTP instead$/,
+      ),
+    );
+    expect(warnings).toContainEqual(
+      expect.stringMatching(
+        /^nexus-gamma: checksum mismatch after the SFTP upload: expected [0-9a-f]{64}, got [0-9a-f]{64}; the file was removed; fetching over HTTP instead$/,
+      ),
+    );
+    // Progress is reported for the HTTP transfer too, up to the whole file.
+    const betaProgress = all.filter((e) => e.type === "progress" && e.server === "nexus-beta");
+    expect(betaProgress.length).toBeGreaterThan(0);
+    expect(betaProgress.at(-1)?.sent).toBe(betaProgress.at(-1)?.total);
+
+    for (const host of info.hosts) {
+      expect(currentOf(host.name)).toBe(release);
+      expect(incomingOf(host.name)).toEqual([]);
+    }
+    const answers = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map(async () => {
+        const response = await request(info.lb.url, { reset: true });
+        return ((await response.body.json()) as { release?: string }).release;
+      }),
+    );
+    expect(new Set(answers)).toEqual(new Set([release]));
+  });
+
+  it('method "sftp": the corrupted upload is caught on the server, removed, not extracted; nothing is drained', async () => {
+    const before = currentOf("nexus-gamma");
+    const upstream = readFileSync(upstreamFile(), "utf8");
+    const release = uniqueRelease("corrupt");
+    const run = await nexus([
+      "-c",
+      config({ transfer: { method: "sftp", listen: "127.0.0.1:0" } }),
+      "deploy",
+      "--only",
+      "nexus-gamma",
+      "--release-id",
+      release,
+    ]);
+    expect(run.exitCode, run.all).toBe(1);
+    expect(run.stderr).toMatch(
+      /nexus-gamma: checksum mismatch after the SFTP upload: expected [0-9a-f]{64}, got [0-9a-f]{64}; the file was removed/,
+    );
+    expect(run.stderr).not.toMatch(/nexus-gamma: extract/);
+    expect(run.stderr).not.toMatch(/nexus-gamma: drain/);
+    expect(existsSync(path.join(deployDirOf("nexus-gamma"), "releases", release))).toBe(false);
+    expect(incomingOf("nexus-gamma")).toEqual([]);
+    expect(currentOf("nexus-gamma")).toBe(before);
+    expect(readFileSync(upstreamFile(), "utf8")).toBe(upstream);
+  });
+
+  it('method "sftp" on a host without an SFTP subsystem: one clear error, nothing changed', async () => {
+    const before = currentOf("nexus-beta");
+    const run = await nexus([
+      "-c",
+      config({ transfer: { method: "sftp" } }),
+      "deploy",
+      "--only",
+      "nexus-beta",
+      "--release-id",
+      uniqueRelease("nosftp"),
+    ]);
+    expect(run.exitCode, run.all).toBe(1);
+    expect(run.stderr).toContain("nexus-beta: SFTP is unavailable: Unable to start subsystem: sftp");
+    expect(currentOf("nexus-beta")).toBe(before);
+  });
+
+  it('method "http": every host fetches from nexus, in parallel, from one listener', async () => {
+    const release = uniqueRelease("http");
+    const run = await nexus([
+      "-c",
+      config({ transfer: { method: "http", listen: "127.0.0.1:0" } }),
+      "--json",
+      "deploy",
+      "--release-id",
+      release,
+    ]);
+    expect(run.exitCode, run.all).toBe(0);
+    const all = events(run.stdout);
+    for (const host of info.hosts) {
+      expect(uploadNote(all, host.name)).toMatch(/^http, [\d.]+ MB\/s$/);
+      expect(currentOf(host.name)).toBe(release);
+    }
+  });
+});
+
+describe("the fetch command, run by a shell against nexus's HTTP server", () => {
+  const bin = mkdtempSync(path.join(os.tmpdir(), "nexus-fetch-bin-"));
+  const work = mkdtempSync(path.join(os.tmpdir(), "nexus-fetch-"));
+  const artifact = path.join(work, "release.tar.gz");
+
+  beforeAll(async () => {
+    // A PATH with node and the coreutils the command needs, but no curl or wget.
+    for (const tool of ["sha256sum", "cut", "rm", "mv", "timeout"]) {
+      const found = (await execa("sh", ["-c", `command -v ${tool}`])).stdout.trim();
+      symlinkSync(found, path.join(bin, tool));
+    }
+    symlinkSync(process.execPath, path.join(bin, "node"));
+    await execa("sh", ["-c", `head -c 3000000 /dev/urandom > ${artifact}`]);
+  });
+
+  afterAll(async () => {
+    await rm(bin, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  async function sha256(file: string): Promise<string> {
+    return (await execa("sha256sum", [file])).stdout.split(" ")[0] as string;
+  }
+
+  for (const fetcher of ["node", "curl", "wget"] as const) {
+    it(`fetches with ${fetcher}, checks the sha256, renames; the listener closes once the offer ends`, async () => {
+      const server = await ArtifactServer.start({ file: artifact, listen: { host: "127.0.0.1", port: 0 } });
+      const offer = server.offer(30_000);
+      const dest = path.join(work, `${fetcher}.tar.gz`);
+      const command = fetchCommand({
+        url: offer.url,
+        dest,
+        sha256: await sha256(artifact),
+        timeoutSeconds: 30,
+        fetchers: [fetcher],
+      });
+      const env = fetcher === "node" ? { PATH: bin } : {};
+      const run = await execa("/bin/sh", ["-c", command], {
+        reject: false,
+        env,
+        extendEnv: fetcher !== "node",
+      });
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(await sha256(dest)).toBe(await sha256(artifact));
+      expect(existsSync(`${dest}.part`)).toBe(false);
+      expect(offer.sent()).toBe(3_000_000);
+
+      // Any other path is a 404, and so is the offer's own URL once withdrawn.
+      const wrong = await request(offer.url.replace(/\/[0-9a-f]{64}\//, `/${"0".repeat(64)}/`));
+      expect(wrong.statusCode).toBe(404);
+      await wrong.body.dump();
+      offer.withdraw();
+      await server.whenClosed();
+      expect(server.isClosed).toBe(true);
+    });
+  }
+
+  it("a checksum mismatch exits 65 and leaves no file", async () => {
+    const server = await ArtifactServer.start({ file: artifact, listen: { host: "127.0.0.1", port: 0 } });
+    const offer = server.offer(30_000);
+    const dest = path.join(work, "bad.tar.gz");
+    const command = fetchCommand({ url: offer.url, dest, sha256: "0".repeat(64), timeoutSeconds: 30 });
+    const run = await execa("sh", ["-c", command], { reject: false });
+    offer.withdraw();
+    expect(run.exitCode).toBe(65);
+    expect(run.stderr).toMatch(/checksum mismatch: expected 0{64}, got [0-9a-f]{64}/);
+    expect(existsSync(dest)).toBe(false);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it("a server with no curl, wget or node says so", async () => {
+    const empty = path.join(work, "empty-bin");
+    mkdirSync(empty, { recursive: true });
+    const command = fetchCommand({
+      url: "http://127.0.0.1:9/x",
+      dest: path.join(work, "none"),
+      sha256: "0".repeat(64),
+      timeoutSeconds: 5,
+    });
+    const run = await execa("/bin/sh", ["-c", command], {
+      reject: false,
+      env: { PATH: empty },
+      extendEnv: false,
+    });
+    expect(run.exitCode).toBe(127);
+    expect(run.stderr).toContain("has none of curl, wget, node");
+  });
+});

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { formatTimeline, runGate } from "../../src/health/gate.js";
+import type { ProbeResult } from "../../src/health/probe.js";
+
+function probes(...oks: boolean[]) {
+  let i = 0;
+  return async (startedAt: number): Promise<ProbeResult> => {
+    const ok = oks[Math.min(i++, oks.length - 1)] ?? false;
+    return {
+      at: Date.now() - startedAt,
+      ok,
+      status: ok ? 200 : 503,
+      latencyMs: 1,
+      error: ok ? undefined : "HTTP 503",
+    };
+  };
+}
+
+describe("health gate", () => {
+  it("passes after N consecutive passes, resetting the streak on a failure", async () => {
+    const result = await runGate({
+      passes: 3,
+      intervalMs: 1,
+      deadlineMs: 5000,
+      probe: probes(true, true, false, true, true, true),
+    });
+    expect(result.ok).toBe(true);
+    expect(result.timeline).toHaveLength(6);
+  });
+
+  it("fails at the deadline with the last error", async () => {
+    const result = await runGate({ passes: 2, intervalMs: 5, deadlineMs: 60, probe: probes(false) });
+    expect(result.ok).toBe(false);
+    expect(result.reason).toMatch(/no 2 consecutive passing probes .*last: HTTP 503/);
+  });
+
+  it("fails when the process check finds a problem after the probes pass", async () => {
+    const result = await runGate({
+      passes: 1,
+      intervalMs: 1,
+      deadlineMs: 1000,
+      probe: probes(true),
+      verifyProcess: async () => "PM2 restarted the app 2 time(s) during the gate (crash loop)",
+    });
+    expect(result).toMatchObject({ ok: false, reason: expect.stringContaining("crash loop") });
+  });
+
+  it("keeps probing until the minimum uptime", async () => {
+    const result = await runGate({
+      passes: 1,
+      intervalMs: 10,
+      deadlineMs: 2000,
+      minUptimeMs: 80,
+      probe: probes(true),
+    });
+    expect(result.ok).toBe(true);
+    expect(result.timeline.length).toBeGreaterThan(3);
+  });
+
+  it("stops when interrupted", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const result = await runGate({
+      passes: 1,
+      intervalMs: 1,
+      deadlineMs: 1000,
+      probe: probes(true),
+      signal: controller.signal,
+    });
+    expect(result).toMatchObject({ ok: false, reason: "interrupted" });
+  });
+
+  it("prints a timeline", () => {
+    const lines = formatTimeline([{ at: 1200, ok: false, status: 500, latencyMs: 12, error: "HTTP 500" }]);
+    expect(lines[0]).toMatch(/\+1\.20s\s+FAIL\s+500\s+12ms\s+HTTP 500/);
+  });
+});

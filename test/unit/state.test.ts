@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { parsePm2List, processProblem } from "../../src/deploy/pm2.js";
+import { parseHistory } from "../../src/deploy/releases.js";
+import { parseInspect, previousRelease, releasesToPrune } from "../../src/deploy/state.js";
+
+describe("server state", () => {
+  const out = [
+    "@current releases/20260102T000000Z-b",
+    "@release 20260101T000000Z-a ok",
+    "@release 20260103T000000Z-c failed",
+    "@release 20260102T000000Z-b ok",
+    '@lock {"user":"ana","pid":4}',
+    '@journal {"command":"deploy","release":"20260103T000000Z-c","previous":"20260102T000000Z-b","pid":9,"host":"h","time":"t"}',
+  ].join("\n");
+
+  it("parses the inspect output", () => {
+    const state = parseInspect(out);
+    expect(state.current).toBe("20260102T000000Z-b");
+    expect(state.releases.map((r) => r.id)).toEqual([
+      "20260101T000000Z-a",
+      "20260102T000000Z-b",
+      "20260103T000000Z-c",
+    ]);
+    expect(state.releases[2]?.failed).toBe(true);
+    expect(state.lock).toContain("ana");
+    expect(state.journal?.previous).toBe("20260102T000000Z-b");
+    expect(parseInspect("@missing\n").missing).toBe(true);
+  });
+
+  it("the rollback target is the newest good release older than current", () => {
+    expect(previousRelease(parseInspect(out))).toBe("20260101T000000Z-a");
+    expect(previousRelease(parseInspect("@current releases/x\n@release x ok\n"))).toBeUndefined();
+  });
+
+  it("prunes failed releases first, then the oldest, never the protected ones", () => {
+    const releases = [
+      { id: "1", failed: false },
+      { id: "2", failed: false },
+      { id: "3", failed: true },
+      { id: "4", failed: false },
+      { id: "5", failed: false },
+    ];
+    expect(releasesToPrune(releases, 5, ["5"])).toEqual([]);
+    expect(releasesToPrune(releases, 3, ["5", "4"])).toEqual(["3", "1"]);
+    expect(releasesToPrune(releases, 2, ["1", "5"])).toEqual(["3", "2", "4"]);
+  });
+
+  it("skips torn history lines", () => {
+    expect(parseHistory('{"event":"deploy","release":"a"}\n{"event":"dep\n\n{"event":"drain"}\n')).toEqual([
+      { event: "deploy", release: "a" },
+      { event: "drain" },
+    ]);
+  });
+});
+
+describe("PM2 process checks", () => {
+  const list = (pid: number, status: string, restarts: number) =>
+    `[PM2] Spawning PM2 daemon\n${JSON.stringify([{ name: "api", pid, pm2_env: { status, restart_time: restarts, pm_uptime: 1 } }])}`;
+
+  it("reads pm2 jlist behind a banner", () => {
+    expect(parsePm2List(list(42, "online", 0))).toEqual([
+      {
+        name: "api",
+        pid: 42,
+        status: "online",
+        restarts: 0,
+        startedAt: 1,
+        memory: undefined,
+        cpu: undefined,
+      },
+    ]);
+    expect(parsePm2List("garbage")).toEqual([]);
+  });
+
+  it("accepts only a new, online process that did not restart", () => {
+    const started = { name: "api", pid: 50, status: "online", restarts: 0 };
+    expect(processProblem({ ...started }, started, 40)).toBeUndefined();
+    expect(processProblem(undefined, started, 40)).toMatch(/does not list/);
+    expect(processProblem({ ...started, status: "errored" }, started, 40)).toMatch(/errored/);
+    expect(processProblem({ ...started, pid: 40 }, { ...started, pid: 40 }, 40)).toMatch(/old process/);
+    expect(processProblem({ ...started, restarts: 2, pid: 51 }, started, 40)).toMatch(
+      /restarted the app 2 time/,
+    );
+    expect(processProblem({ ...started, pid: 51 }, started, 40)).toMatch(/crashed/);
+  });
+});

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { FETCH_EXIT, fetchCommand } from "../../src/transfer/fetch-command.js";
+import { baseUrl, parseListen } from "../../src/transfer/http-server.js";
+
+const SHA = "a".repeat(64);
+const input = {
+  url: "http://127.0.0.1:4321/0123/release.tar.gz",
+  dest: "/srv/app/.nexus/incoming/r1.tar.gz",
+  sha256: SHA,
+  timeoutSeconds: 600,
+};
+
+describe("fetchCommand", () => {
+  it("tries curl, then wget, then node, whichever the server has", () => {
+    const command = fetchCommand(input);
+    const curl = command.indexOf("if command -v curl");
+    const wget = command.indexOf("elif command -v wget");
+    const node = command.indexOf("elif command -v node");
+    expect(curl).toBeGreaterThanOrEqual(0);
+    expect(wget).toBeGreaterThan(curl);
+    expect(node).toBeGreaterThan(wget);
+    expect(command).toContain('curl -fsS --connect-timeout 15 --max-time 600 -o "$part" "$url"');
+    expect(command).toContain(`exit ${FETCH_EXIT.noFetcher}`);
+  });
+
+  it("downloads to .part, checks the sha256, and renames only a matching file", () => {
+    const command = fetchCommand(input);
+    expect(command).toContain("part=/srv/app/.nexus/incoming/r1.tar.gz.part");
+    const check = command.indexOf(`if [ "$actual" != ${SHA} ]`);
+    const rename = command.indexOf('mv -f "$part" "$dest"');
+    expect(check).toBeGreaterThan(0);
+    expect(rename).toBeGreaterThan(check);
+    expect(command).toContain(
+      `rm -f "$part"; echo "checksum mismatch: expected ${SHA}, got $actual" >&2; exit 65`,
+    );
+  });
+
+  it("quotes every value: a hostile URL or path stays one literal word", () => {
+    const command = fetchCommand({ ...input, url: "http://x/'; rm -rf / #", dest: "/tmp/a b/$(id).tar.gz" });
+    expect(command).toContain(`url='http://x/'\\''; rm -rf / #'`);
+    expect(command).toContain(`dest='/tmp/a b/$(id).tar.gz'`);
+    expect(command).toContain(`part='/tmp/a b/$(id).tar.gz.part'`);
+  });
+
+  it("uses only the fetchers asked for", () => {
+    const command = fetchCommand({ ...input, fetchers: ["node"] });
+    expect(command).not.toContain("curl");
+    expect(command).not.toContain("command -v wget");
+    expect(command).toContain("if command -v node");
+  });
+
+  it("refuses a checksum that is not a sha256", () => {
+    expect(() => fetchCommand({ ...input, sha256: "abc; reboot" })).toThrow(/not a sha256/);
+  });
+});
+
+describe("parseListen / baseUrl", () => {
+  it("parses host:port and [v6]:port", () => {
+    expect(parseListen("127.0.0.1:0")).toEqual({ host: "127.0.0.1", port: 0 });
+    expect(parseListen("[::1]:8099")).toEqual({ host: "::1", port: 8099 });
+    expect(parseListen("deploy-box.lan:80")).toEqual({ host: "deploy-box.lan", port: 80 });
+  });
+
+  it("refuses anything else", () => {
+    for (const bad of ["127.0.0.1", ":80", "::1:80", "host:99999", "a b:1"]) {
+      expect(() => parseListen(bad)).toThrow(/host:port/);
+    }
+  });
+
+  it("brackets IPv6 addresses in URLs", () => {
+    expect(baseUrl("::1", 8099)).toBe("http://[::1]:8099");
+    expect(baseUrl("10.0.0.5", 80)).toBe("http://10.0.0.5:80");
+  });
+});

@@ -9,7 +9,8 @@
 // Both sides of each ratio are measured in this run, alternating, best of BENCH_ROUNDS (default 2).
 // Prints a table and writes docs/benchmarks-transfer.md.
 //
-// Env: BENCH_APP_MB (default 200), BENCH_ROUNDS (default 2), BENCH_KEEP=1 keeps the sandbox up.
+// Env: BENCH_APP_MB (default 200), BENCH_ROUNDS (default 2), BENCH_KEEP=1 keeps the sandbox up,
+// BENCH_APP_DIR=<dir> generates the app there and keeps it (reused by the next run).
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -121,6 +122,14 @@ function dirSize(dir) {
   return total;
 }
 
+function countFiles(dir) {
+  let count = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    count += entry.isDirectory() ? countFiles(path.join(dir, entry.name)) : 1;
+  }
+  return count;
+}
+
 async function timed(work) {
   const started = process.hrtime.bigint();
   const result = await work();
@@ -221,7 +230,7 @@ async function measureDeployRss(info, appDir, scratch) {
     JSON.stringify(
       {
         app: { name: "bench-app", root: appDir, start: "server.js", port: 3000 },
-        servers: [{ name: host.name, host: host.address, port: host.sshPort }],
+        servers: [{ name: host.name, host: host.address, port: host.sshPort, env: { HOST: host.address } }],
         ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
         deployPath: "~/apps/bench-app",
         balancer: {
@@ -266,7 +275,11 @@ async function measureDeployRss(info, appDir, scratch) {
   const code = await new Promise((resolve) => child.on("exit", resolve));
   clearInterval(poll);
   if (code !== 0)
-    throw new Error(`deploy failed (exit ${code}):\n${output.split("\n").slice(-25).join("\n")}`);
+    throw new Error(`deploy failed (exit ${code}):\n${output
+        .split("\n")
+        .filter((line) => !line.startsWith("\t"))
+        .slice(-40)
+        .join("\n")}`);
   const timeKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(output)?.[1] ?? 0);
   const upload = /upload ok \(([^)]+)\): ([^\n]+)/.exec(output);
   return { peakMB: Math.max(peakKb, timeKb) / 1024, upload: upload ? `${upload[2]} (${upload[1]})` : "" };
@@ -283,11 +296,13 @@ function childrenOf(pid) {
 // --- main -------------------------------------------------------------------------------------
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "nexus-bench-transfer-"));
-const appDir = path.join(scratch, "app");
+// BENCH_APP_DIR: generate the app there once and keep it (or reuse it) across runs.
+const appDir = process.env.BENCH_APP_DIR ? path.resolve(process.env.BENCH_APP_DIR) : path.join(scratch, "app");
 let info;
 try {
-  log(`generating a ${APP_MB} MB app in ${appDir}`);
-  const app = generateApp(appDir);
+  const reuse = existsSync(path.join(appDir, "lib"));
+  log(`${reuse ? "reusing" : `generating a ${APP_MB} MB app in`} ${appDir}`);
+  const app = reuse ? { files: countFiles(path.join(appDir, "lib")), bytes: dirSize(appDir) } : generateApp(appDir);
   log(`${(app.bytes / MB).toFixed(1)} MB in ${app.files} generated files`);
 
   const pack = await measurePack(appDir, app.bytes, scratch);

@@ -1,4 +1,5 @@
 import path from "node:path";
+import chalk from "chalk";
 import type { Command } from "commander";
 import { BalancerError } from "../balancer/balancer-error.js";
 import { UpstreamEditError } from "../balancer/nginx-upstream.js";
@@ -30,6 +31,8 @@ export function pickReporter(options: GlobalOptions): Reporter {
   if (options.json) return new JsonReporter();
   if (process.env.GITHUB_ACTIONS === "true") return new GithubReporter();
   const interactive = process.stderr.isTTY && !process.env.CI && !options.plain;
+  // chalk (and ora, which colours through it) reads --no-color but not NO_COLOR (no-color.org).
+  if (process.env.NO_COLOR) chalk.level = 0;
   return interactive ? new PrettyReporter() : new PlainReporter();
 }
 

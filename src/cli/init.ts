@@ -270,7 +270,7 @@ Examples:
         writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`, { flag: flags.force ? "w" : "wx" });
         const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
         process.stdout.write(
-          `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config     # the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,
+          `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,
         );
         setExit(EXIT.ok);
       } catch (error) {

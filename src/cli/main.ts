@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { renderProxySettings, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
 import { deploy } from "../deploy/deploy.js";
@@ -6,7 +6,6 @@ import { EXIT } from "../deploy/events.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
-import type { Reporter } from "../report/reporter.js";
 import { exitCodeFor, type GlobalOptions, interruptible, readConfig, withReporter } from "./context.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
@@ -25,12 +24,7 @@ function list(value: string): string[] {
 
 function durationOption(value: string): number {
   const ms = parseDuration(value);
-  if (ms === undefined)
-    throw new CommanderError(
-      EXIT.usage,
-      "nexus.duration",
-      `expected a duration such as "30s", got "${value}"`,
-    );
+  if (ms === undefined) throw new InvalidArgumentError('expected a duration such as "30s" or "2m".');
   return ms;
 }
 
@@ -60,41 +54,54 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--only <servers>", "deploy only these servers (comma-separated names)", list)
     .option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>")
     .option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption)
+    .option(
+      "--skip-unreachable",
+      "leave out servers that cannot be reached (within the capacity guard) instead of aborting",
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  nexus deploy --rolling\n  nexus deploy --dry-run\n  nexus deploy --only nexus-beta,nexus-gamma",
     )
-    .action(async (opts: { dryRun?: boolean; only?: string[]; releaseId?: string; lockWait?: number }) => {
-      setExit(
-        await withReporter(program, async (reporter, global) => {
-          const config = readConfig(global);
-          if (opts.dryRun) {
-            const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
-            for (const line of describePlan(config, plan)) reporter.print(line);
-            return EXIT.ok;
-          }
-          const inHand = new Set<string>();
-          const guard = interruptible(reporter, () =>
-            [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
-          );
-          try {
-            const result = await deploy(config, {
-              emit: (e) => reporter.emit(e),
-              signal: guard.signal,
-              only: opts.only,
-              releaseId: opts.releaseId,
-              acceptNew: global.acceptNew,
-              verbose: global.verbose,
-              lockWaitMs: opts.lockWait,
-              inHand,
-            });
-            return result.exitCode;
-          } finally {
-            guard.dispose();
-          }
-        }),
-      );
-    });
+    .action(
+      async (opts: {
+        dryRun?: boolean;
+        only?: string[];
+        releaseId?: string;
+        lockWait?: number;
+        skipUnreachable?: boolean;
+      }) => {
+        setExit(
+          await withReporter(program, async (reporter, global) => {
+            const config = readConfig(global);
+            if (opts.dryRun) {
+              const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
+              for (const line of describePlan(config, plan)) reporter.print(line);
+              return EXIT.ok;
+            }
+            const inHand = new Set<string>();
+            const guard = interruptible(reporter, () =>
+              [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
+            );
+            try {
+              const result = await deploy(config, {
+                emit: (e) => reporter.emit(e),
+                signal: guard.signal,
+                only: opts.only,
+                releaseId: opts.releaseId,
+                acceptNew: global.acceptNew,
+                verbose: global.verbose,
+                lockWaitMs: opts.lockWait,
+                inHand,
+                skipUnreachable: opts.skipUnreachable,
+              });
+              return result.exitCode;
+            } finally {
+              guard.dispose();
+            }
+          }),
+        );
+      },
+    );
 
   program
     .command("rollback")
@@ -228,8 +235,12 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram((c) => {
     code = c;
   });
-  program.exitOverride();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  // Every command, however it was added, reports usage errors through us (exit 2), not process.exit(1).
+  const override = (command: Command) => {
+    command.exitOverride();
+    command.commands.forEach(override);
+  };
+  override(program);
   try {
     await program.parseAsync(argv);
   } catch (error) {

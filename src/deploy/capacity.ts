@@ -10,7 +10,7 @@ export function minInRotation(config: Config): number {
 
 async function healthyNow(config: Config, fleet: Fleet, name: string): Promise<boolean> {
   const host = fleet.hosts.get(name);
-  if (!host) return true; // not connected by this command (--only): trust the balancer's view
+  if (!host) return false; // unreachable (--skip-unreachable): it cannot count as capacity
   const origin = await healthOrigin(host, config);
   return (await probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, Date.now()))
     .ok;

@@ -25,6 +25,7 @@ export interface DeployOptions {
   stageConcurrency?: number;
   /** Kept up to date with the servers out of rotation, for the CLI's second Ctrl-C. */
   inHand?: Set<string>;
+  skipUnreachable?: boolean;
 }
 
 export interface CommandResult {
@@ -73,7 +74,17 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
 
   emit({ type: "phase", phase: "pack", message: `packing ${config.app.root}` });
   const packing = packApp(config.app.root, config.app.exclude);
-  const opening = Fleet.open(config, names, { emit, acceptNew: options.acceptNew, verbose: options.verbose });
+  // Every server is connected, not only the deployed ones: the capacity guard checks the others live.
+  const opening = Fleet.open(
+    config,
+    config.servers.map((s) => s.name),
+    {
+      emit,
+      acceptNew: options.acceptNew,
+      verbose: options.verbose,
+      skipUnreachable: options.skipUnreachable,
+    },
+  );
   let artifact: Artifact;
   let fleet: Fleet;
   try {
@@ -88,13 +99,19 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
     message: `artifact ${(artifact.bytes / 1024 / 1024).toFixed(2)} MB, ${artifact.files} files, sha256 ${artifact.sha256.slice(0, 16)}…`,
   });
 
-  const hosts = plan.servers.map((s) => fleet.host(s.name));
+  const hosts = plan.servers.filter((s) => !fleet.unreachable.has(s.name)).map((s) => fleet.host(s.name));
+  if (fleet.unreachable.size > 0) {
+    plan.servers = plan.servers.filter((s) => !fleet.unreachable.has(s.name));
+    plan.batches = plan.batches
+      .map((b) => b.filter((s) => !fleet.unreachable.has(s.name)))
+      .filter((b) => b.length > 0);
+  }
   const holder = newHolder("deploy", release);
   let locked = false;
   try {
     emit({ type: "phase", phase: "preflight", message: "checking servers and the load balancer" });
     const backends = await fleet.balancer.state(config.servers);
-    const missing = backends.filter((b) => names.includes(b.server) && !b.present);
+    const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
     if (missing.length > 0) {
       throw new PlanError(
         `the upstream file on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
@@ -165,6 +182,10 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
     );
     for (const row of result.rows) {
       if (row.result === "not reached") row.release = states.get(row.server)?.current;
+    }
+    for (const server of fleet.unreachable) {
+      if (names.includes(server))
+        result.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
     }
 
     emit({

@@ -20,6 +20,8 @@ export interface FleetOptions {
   emit: Emit;
   acceptNew?: boolean;
   verbose?: boolean;
+  /** Leave out servers that cannot be reached (never the balancer host) instead of aborting. */
+  skipUnreachable?: boolean;
 }
 
 export class FleetError extends Error {
@@ -35,6 +37,8 @@ export class Fleet {
     readonly hosts: Map<string, Host>,
     readonly balancer: Balancer,
     private readonly sessions: SshSession[],
+    /** Servers left out by --skip-unreachable. */
+    readonly unreachable: ReadonlySet<string>,
   ) {}
 
   host(name: string): Host {
@@ -95,13 +99,21 @@ export class Fleet {
     );
     const hosts = new Map<string, Host>();
     const problems: string[] = [];
+    const unreachable = new Set<string>();
     results.forEach((result, index) => {
       const server = servers[index] as ServerConfig;
       if (result.status === "fulfilled") hosts.set(server.name, result.value);
       else {
         const message = (result.reason as Error).message;
-        problems.push(message);
         emit({ type: "step", server: server.name, step: "connect", status: "fail", message });
+        if (options.skipUnreachable && server.name !== config.balancer.host) {
+          unreachable.add(server.name);
+          emit({
+            type: "warn",
+            server: server.name,
+            message: "unreachable: left out of this command (--skip-unreachable)",
+          });
+        } else problems.push(message);
       }
     });
     const sessions = [...hosts.values()].map((h) => h.session);
@@ -128,7 +140,7 @@ export class Fleet {
       pidFile: resolveRemotePath(config.balancer.pidFile, lbHome),
       onWarning: (message) => emit({ type: "warn", server: config.balancer.host, message }),
     });
-    return new Fleet(hosts, balancer, sessions);
+    return new Fleet(hosts, balancer, sessions, unreachable);
   }
 
   close(): void {

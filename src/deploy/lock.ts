@@ -79,6 +79,12 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
         }
         const current = out.replace(/^@held\s*/m, "").trim();
         if (isStale(current)) {
+          const journal = await host.session.exec(`test -f ${shq(host.layout.journal)}`);
+          if (journal.code === 0) {
+            throw new LockError(
+              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current)}, no longer running). Run \`nexus recover\` to bring the fleet back to a consistent state.`,
+            );
+          }
           emit({
             type: "warn",
             server: host.server.name,

@@ -280,6 +280,13 @@ export async function roll(options: RollOptions): Promise<RollResult> {
     emit({ type: "phase", phase: "rollback", message: `rolling back ${done.map((s) => s.name).join(", ")}` });
     const size = Math.max(1, ...options.batches.map((b) => b.length));
     for (let i = 0; i < done.length; i += size) {
+      if (signal.aborted) {
+        // Interrupted during the rollback: the batch in hand was restored; the rest stays on the
+        // new release, which passed its gate, and the summary says so.
+        interrupted = true;
+        for (const s of done.slice(i)) row(s.name).note = "interrupted: still on the new release";
+        break;
+      }
       const batch = done.slice(i, i + size);
       try {
         await drain(batch);

@@ -30,11 +30,15 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
   const startedAt = Date.now();
   const plan = makePlan(config, options.to ?? "previous", options.only);
   const names = plan.servers.map((s) => s.name);
-  const fleet = await Fleet.open(config, names, {
-    emit,
-    acceptNew: options.acceptNew,
-    verbose: options.verbose,
-  });
+  const fleet = await Fleet.open(
+    config,
+    config.servers.map((s) => s.name),
+    {
+      emit,
+      acceptNew: options.acceptNew,
+      verbose: options.verbose,
+    },
+  );
   const hosts = plan.servers.map((s) => fleet.host(s.name));
   const holder = newHolder("rollback", options.to);
   let locked = false;

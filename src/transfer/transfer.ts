@@ -67,8 +67,9 @@ export async function transferArtifact(
     const started = Date.now();
     try {
       await host.session.upload(artifact.file, archive, { ...options.sftp, onProgress: progress });
+      const speed = rate(artifact.bytes, started);
       const actual = await remoteSha256(host.session, archive);
-      if (actual === artifact.sha256) return `sftp, ${rate(artifact.bytes, started)}`;
+      if (actual === artifact.sha256) return `sftp, ${speed}`;
       await host.session.exec(cmd("rm", "-f", archive));
       fallbackReason = `checksum mismatch after the SFTP upload: expected ${artifact.sha256}, got ${actual || "nothing"}; the file was removed`;
     } catch (error) {

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
@@ -134,5 +134,34 @@ describe("plain output (CI set, no terminal)", () => {
     expect(run.exitCode, run.all).toBe(0);
     expect(run.all).not.toContain(ESC);
     expect(run.stderr).not.toMatch(/: \$ /);
+  });
+});
+
+describe("pretty output (a terminal)", () => {
+  /** Runs the CLI under a pseudo-terminal (util-linux `script`), CI unset. */
+  async function onTerminal(args: string[], env: Record<string, string> = {}): Promise<string> {
+    const vars = { ...process.env, ...env } as Record<string, string | undefined>;
+    delete vars.CI;
+    delete vars.NO_COLOR;
+    delete vars.FORCE_COLOR;
+    Object.assign(vars, env);
+    const command = ["node", path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args].join(" ");
+    const result = await execa("script", ["-qec", command, "/dev/null"], {
+      reject: false,
+      extendEnv: false,
+      env: vars,
+      timeout: 60_000,
+    });
+    return result.stdout;
+  }
+
+  it.skipIf(!existsSync("/usr/bin/script"))("colours on a terminal; none with NO_COLOR", async () => {
+    const args = ["-c", writeConfig(), "drain", "no-such-server"];
+    const coloured = await onTerminal(args);
+    expect(coloured).toContain("unknown server");
+    expect(coloured).toContain(`${ESC}[31m`);
+    const plain = await onTerminal(args, { NO_COLOR: "1" });
+    expect(plain).toContain("unknown server");
+    expect(plain).not.toMatch(new RegExp(`${ESC}\\[\\d+(;\\d+)*m`));
   });
 });

@@ -1,0 +1,360 @@
+#!/usr/bin/env node
+// npm run bench: measures nexus on a sandbox of its own (.sandbox-bench, 127.0.9.x, loopback only)
+// and writes docs/benchmarks.md and docs/benchmark-timeline.svg.
+//
+//   1. 3 servers, under a steady 160 req/s load through Nginx: `nexus deploy --rolling` then
+//      `nexus rollback`, and right after, in the same iteration, the naive restart of the same
+//      release (switch + PM2 restart, no drain). BENCH_RUNS iterations (default 3).
+//   2. How a deploy's total time grows with 3, 6 and 12 servers (BENCH_SIZES), at batch size 1
+//      and 25%, with no load. BENCH_SCALE_RUNS runs each (default 3, fewer if the time budget,
+//      BENCH_BUDGET seconds (default 330), would be overrun; a size that does not fit is skipped).
+//
+// Every load loop is bounded in count and time and stops by itself; the sandbox is stopped at the end.
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { importLoadHarness } from "./bench/load-module.mjs";
+import { analyze, expectSuccess, runNexus } from "./bench/nexus.mjs";
+import { renderReport } from "./bench/report.mjs";
+import {
+  APP_NAME,
+  machineInfo,
+  reloadBalancer,
+  sandboxDown,
+  sandboxUp,
+  writeConfig,
+} from "./bench/sandbox.mjs";
+import { median } from "./bench/stats.mjs";
+import { renderTimeline } from "./bench/svg.mjs";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const intEnv = (name, fallback) => {
+  const value = Number(process.env[name]);
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+};
+const RUNS = intEnv("BENCH_RUNS", 3);
+const SCALE_RUNS = intEnv("BENCH_SCALE_RUNS", 3);
+const SIZES = (process.env.BENCH_SIZES ?? "3,6,12")
+  .split(",")
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n >= 2 && n <= 12);
+const BUDGET_S = intEnv("BENCH_BUDGET", 330);
+const RATE = 160;
+const BEFORE_MS = 3000;
+const GAP_MS = 1000;
+const TAIL_MS = 3000;
+/** The load's first half second (connections opening) is left out of "before". */
+const WARMUP_MS = 500;
+const LOAD_MAX_SECONDS = 120;
+/** The last run's measurements, for `--render`. */
+const LAST_RUN = path.join(ROOT, "node_modules", ".cache", "nexus-bench", "last-run.json");
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const startedAt = Date.now();
+const elapsed = () => (Date.now() - startedAt) / 1000;
+const log = (message) => process.stderr.write(`[bench ${elapsed().toFixed(0).padStart(3)}s] ${message}\n`);
+
+let sequence = 0;
+/** Release ids sort in creation order, as nexus expects (rollback goes to the newest older release). */
+function releaseId(tag) {
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  sequence++;
+  return `${stamp}-bench${String(sequence).padStart(3, "0")}-${tag}`;
+}
+
+async function deploy(config, tag) {
+  return analyze(
+    expectSuccess(
+      await runNexus(ROOT, ["-c", config, "deploy", "--rolling", "--release-id", releaseId(tag)]),
+    ),
+  );
+}
+
+async function steady(L, info) {
+  if (!(await L.waitForSteady(info.lb.url, 20, 45_000)))
+    throw new Error(`the load balancer ${info.lb.url} does not answer 200 steadily`);
+}
+
+/** Under load: 3 s, nexus deploy --rolling, 1 s, nexus rollback, 3 s. */
+async function nexusScenario(L, info, config) {
+  await steady(L, info);
+  const release = releaseId("nexus");
+  const load = L.startLoad({ url: info.lb.url, rate: RATE, maxSeconds: LOAD_MAX_SECONDS });
+  let deployRun;
+  let rollbackRun;
+  let result;
+  try {
+    await sleep(BEFORE_MS);
+    deployRun = analyze(
+      expectSuccess(await runNexus(ROOT, ["-c", config, "deploy", "--rolling", "--release-id", release])),
+    );
+    await sleep(GAP_MS);
+    rollbackRun = analyze(expectSuccess(await runNexus(ROOT, ["-c", config, "rollback"])));
+    await sleep(TAIL_MS);
+  } finally {
+    result = await load.stop();
+  }
+  const w = (from, to) => L.summarize(result.records, from, to);
+  return {
+    release,
+    load: result,
+    deploy: deployRun,
+    rollback: rollbackRun,
+    windows: {
+      before: w(load.startedAt + WARMUP_MS, deployRun.start),
+      deploy: w(deployRun.start, deployRun.end),
+      afterDeploy: w(deployRun.end, rollbackRun.start),
+      rollback: w(rollbackRun.start, rollbackRun.end),
+      afterRollback: w(rollbackRun.end, rollbackRun.end + TAIL_MS),
+    },
+  };
+}
+
+/** Under load: 3 s, the naive restart of every server onto `release`, 3 s. Then a clean Nginx again. */
+async function naiveScenario(L, info, release, pm2Restart) {
+  await reloadBalancer(info);
+  await steady(L, info);
+  const load = L.startLoad({ url: info.lb.url, rate: RATE, maxSeconds: LOAD_MAX_SECONDS });
+  let steps;
+  let start;
+  let end;
+  let result;
+  try {
+    await sleep(BEFORE_MS);
+    start = now();
+    steps = await L.naiveRollout({
+      sshConfig: info.sshConfig,
+      hosts: info.hosts.map((h) => ({
+        name: h.name,
+        deployDir: path.join(h.home, "apps", APP_NAME),
+        appUrl: `http://${h.appAddress}`,
+      })),
+      release,
+      restartCommand: (ecosystem) => pm2Restart(APP_NAME, ecosystem),
+    });
+    end = now();
+    await sleep(TAIL_MS);
+  } finally {
+    result = await load.stop();
+  }
+  // Nginx counted each restart against max_fails and may have disabled every server for fail_timeout
+  // (30s): fresh workers forget that, so the next measurement starts clean.
+  await reloadBalancer(info);
+  await steady(L, info);
+  const w = (from, to) => L.summarize(result.records, from, to);
+  return {
+    release,
+    load: result,
+    steps,
+    start,
+    end,
+    seconds: (end - start) / 1000,
+    windows: {
+      before: w(load.startedAt + WARMUP_MS, start),
+      during: w(start, end),
+      after: w(end, end + TAIL_MS),
+    },
+  };
+}
+
+async function scaling(info, tmp, size, batchCount, budgetEnd) {
+  const rows = [];
+  const batches = [
+    { label: "1", size: 1 },
+    { label: "25%", size: "25%" },
+  ];
+  for (const batch of batches) {
+    const perBatch = batchCount(batch.size, size);
+    const same = rows.find((r) => r.perBatch === perBatch);
+    if (same) {
+      rows.push({ ...same, label: batch.label, sameAs: same.label });
+      continue;
+    }
+    const config = writeConfig(ROOT, info, tmp, { batchSize: batch.size, name: `scale-${size}-${perBatch}` });
+    const runs = [];
+    for (let i = 0; i < SCALE_RUNS; i++) {
+      const last = runs.at(-1);
+      if (last && Date.now() + last.wall * 1000 > budgetEnd) break;
+      runs.push(await deploy(config, `s${size}`));
+      log(`  ${size} servers, batch ${batch.label} (${perBatch}/batch): ${runs.at(-1).wall.toFixed(2)} s`);
+    }
+    rows.push({ label: batch.label, perBatch, runs });
+  }
+  return rows;
+}
+
+async function main() {
+  const loadBefore = os.loadavg()[0];
+  await promisify(execFile)("bash", [path.join(ROOT, "scripts", "install-system-deps.sh")]).catch((error) => {
+    throw new Error(`the sandbox needs sshd, ssh-keygen, nginx and pgrep: ${error.stderr || error.message}`);
+  });
+  const machine = await machineInfo(ROOT);
+  log(`${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, Node ${machine.node}`);
+  const L = await importLoadHarness(ROOT);
+  const { pm2Restart } = await import(pathToFileURL(path.join(ROOT, "dist", "remote", "pm2-script.js")).href);
+  const { batchCount } = await import(pathToFileURL(path.join(ROOT, "dist", "deploy", "plan.js")).href);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "nexus-bench-"));
+  const budgetEnd = startedAt + BUDGET_S * 1000;
+  let interrupted = false;
+  process.once("SIGINT", () => {
+    interrupted = true;
+    log("interrupted: stopping after the current step");
+  });
+
+  const iterations = [];
+  const scale = [];
+  try {
+    // 1. Three servers under load.
+    log("sandbox: 3 servers");
+    let info = await sandboxUp(ROOT, 3);
+    const config = writeConfig(ROOT, info, tmp);
+    log("warming up: first deploy (npm ci on every server), then a second one");
+    await deploy(config, "warm");
+    await deploy(config, "warm");
+    for (let i = 0; i < RUNS && !interrupted; i++) {
+      const nexus = await nexusScenario(L, info, config);
+      log(
+        `run ${i + 1}/${RUNS}: deploy ${nexus.deploy.wall.toFixed(2)} s, rollback ${nexus.rollback.wall.toFixed(2)} s, failed ${nexus.load.records.filter((r) => r.failure).length}/${nexus.load.records.length}`,
+      );
+      const naive = await naiveScenario(L, info, nexus.release, pm2Restart);
+      log(
+        `run ${i + 1}/${RUNS}: naive restart ${naive.seconds.toFixed(2)} s, failed ${naive.load.records.filter((r) => r.failure).length}/${naive.load.records.length}`,
+      );
+      iterations.push({ nexus, naive });
+    }
+
+    // 2. Scaling, no load.
+    for (const size of SIZES) {
+      if (interrupted) break;
+      if (size !== info.hosts.length) {
+        // Budget: extrapolate from the largest size measured so far (time grows about linearly).
+        const prev = scale.filter((s) => s.rows).at(-1);
+        const perDeploy = prev ? (median(prev.rows[0].runs.map((r) => r.wall)) * size) / prev.size : 10;
+        const needed = 15 + perDeploy * 1.5 + perDeploy * 2;
+        const left = (budgetEnd - Date.now()) / 1000;
+        if (needed > left) {
+          scale.push({
+            size,
+            skipped: `the ~${Math.round(BUDGET_S / 60)}-minute budget: about ${Math.round(needed)} s needed (sandbox, first deploy, one run per batch size, extrapolated from ${prev?.size ?? "?"} servers), ${Math.max(0, Math.round(left))} s left on ${machine.cores} cores`,
+          });
+          log(`${size} servers: skipped (${scale.at(-1).skipped})`);
+          continue;
+        }
+        log(`sandbox: ${size} servers`);
+        await sandboxDown(ROOT);
+        info = await sandboxUp(ROOT, size);
+        await deploy(writeConfig(ROOT, info, tmp, { name: `warm-${size}` }), "warm");
+      }
+      scale.push({ size, rows: await scaling(info, tmp, size, batchCount, budgetEnd) });
+    }
+  } finally {
+    log("stopping the sandbox");
+    await sandboxDown(ROOT).catch((error) => log(`sandbox down failed: ${error.message}`));
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  if (iterations.length === 0) throw new Error("no run completed");
+  machine.loadAverage = [loadBefore, os.loadavg()[0]];
+  const data = { machine, iterations, scale, seconds: elapsed() };
+  mkdirSync(path.dirname(LAST_RUN), { recursive: true });
+  writeFileSync(LAST_RUN, JSON.stringify(data));
+  render(data);
+}
+
+/** Writes the report and the chart; `node scripts/bench.mjs --render` redoes it from the last run's data. */
+function render({ machine, iterations, scale, seconds }) {
+  const docs = path.join(ROOT, "docs");
+  const chartRun = [...iterations].sort((a, b) => a.nexus.deploy.wall - b.nexus.deploy.wall)[
+    Math.floor((iterations.length - 1) / 2)
+  ];
+  const svg = renderTimeline(chartPanels(chartRun, machine));
+  const { markdown, text } = renderReport({
+    machine,
+    iterations,
+    scale,
+    chartIndex: iterations.indexOf(chartRun),
+    settings: { rate: RATE, beforeMs: BEFORE_MS, gapMs: GAP_MS, tailMs: TAIL_MS },
+    seconds,
+  });
+  mkdirSync(docs, { recursive: true });
+  writeFileSync(path.join(docs, "benchmark-timeline.svg"), svg);
+  writeFileSync(path.join(docs, "benchmarks.md"), markdown);
+  process.stdout.write(`${text}\n\nwrote docs/benchmarks.md and docs/benchmark-timeline.svg\n`);
+}
+
+function chartPanels({ nexus, naive }, machine) {
+  const lanes = (runs) => {
+    const names = [...new Set(runs.flatMap((r) => r.servers.map((s) => s.server)))];
+    return names.map((label) => {
+      const spans = [];
+      const marks = [];
+      for (const run of runs) {
+        const s = run.servers.find((x) => x.server === label);
+        if (!s) continue;
+        spans.push({ start: s.drainStart, end: s.enableDone ?? s.drainStart, kind: "out" });
+        marks.push({ t: s.drainStart, label: "drain", kind: "drain" });
+        if (s.enableDone) marks.push({ t: s.enableDone, label: "enable", kind: "enable" });
+      }
+      return { label, spans, marks };
+    });
+  };
+  const trim = (load, t0, t1) => load.records.filter((r) => r.end >= t0 && r.end <= t1);
+  const p1 = { t0: nexus.load.startedAt, t1: nexus.rollback.end + TAIL_MS };
+  const p2 = { t0: naive.load.startedAt, t1: naive.end + TAIL_MS };
+  const after = naive.windows.after;
+  const note =
+    after.requests > 0 && after.failed / after.requests > 0.5
+      ? [
+          `After the restarts, ${Math.round((100 * after.failed) / after.requests)}% of requests fail:`,
+          "each restart cost its server 3 connection",
+          "errors in each Nginx worker (max_fails=3),",
+          "which then disabled it for fail_timeout=30s;",
+          "with all three disabled, Nginx answers 502",
+          '("no live upstreams") until they expire.',
+          "The bench reloads Nginx here to end it.",
+        ]
+      : [`${naive.windows.during.failed + after.failed} failed requests during and after the restarts.`];
+  return {
+    title: "Throughput and latency through Nginx during a rolling deploy (3 sandbox servers)",
+    subtitle: `${RATE} req/s offered: GET / and 100–150 ms POST /api/orders, keep-alive and fresh connections · ${machine.cores} cores, Node ${machine.node}`,
+    panels: [
+      {
+        title: "nexus deploy --rolling, then nexus rollback: drain, switch, restart, gate, enable",
+        ...p1,
+        records: trim(nexus.load, p1.t0, p1.t1),
+        commands: [
+          { label: "nexus deploy --rolling", start: nexus.deploy.start, end: nexus.deploy.end },
+          { label: "nexus rollback", start: nexus.rollback.start, end: nexus.rollback.end },
+        ],
+        lanes: lanes([nexus.deploy, nexus.rollback]),
+      },
+      {
+        title: "The naive way: switch and restart each server under PM2, no drain",
+        ...p2,
+        records: trim(naive.load, p2.t0, p2.t1),
+        commands: [{ label: "naive restart, server by server", start: naive.start, end: naive.end }],
+        note,
+        lanes: naive.steps.map((s) => ({
+          label: s.server,
+          spans: [{ start: s.restartStart, end: s.healthyAt, kind: "restart" }],
+          marks: [{ t: s.restartStart, label: "restart", kind: "restart" }],
+        })),
+      },
+    ],
+  };
+}
+
+const run = process.argv.includes("--render")
+  ? async () => render(JSON.parse(readFileSync(LAST_RUN, "utf8")))
+  : main;
+run().catch((error) => {
+  process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
+  process.exit(1);
+});

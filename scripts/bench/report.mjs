@@ -1,0 +1,434 @@
+// Turns the benchmark's measurements into docs/benchmarks.md and a plain-text summary.
+import { max, median, min, ms, ratio, secs, spread, table } from "./stats.mjs";
+
+const STEP_LABELS = {
+  drain: "drain (mark down, nginx -t, reload and wait until in force, wait for 0 connections)",
+  switch: "switch `current`",
+  restart: "restart under PM2 (delete + start, one Node process)",
+  gate: "health gate (3 passes, 250 ms apart, + PM2 check)",
+  afterGate: "`pm2 save` after the gate",
+  enable: "enable (remove down, nginx -t, reload and wait until in force)",
+};
+
+const SEGMENT_LABELS = {
+  startup: "start-up: Node, the CLI's modules, the config",
+  preflight: "connect (SSH), pack, preflight, locks",
+  stage: "stage on every server (upload, sha256, extract, install), in parallel",
+  roll: "roll: the batches, drain to enable",
+  finish: "finish: history, prune, unlock",
+  exit: "exit: close the SSH sessions",
+};
+
+const fmtSet = (values, digits = 2) =>
+  values.length
+    ? `${secs(min(values), digits)} / ${secs(median(values), digits)} / ${secs(max(values), digits)}`
+    : "–";
+
+function stepMedians(runs) {
+  const servers = runs.flatMap((r) => r.servers);
+  const out = {};
+  for (const key of Object.keys(STEP_LABELS)) out[key] = median(servers.map((s) => s.ms[key]));
+  return out;
+}
+
+/** Time between batches: the roll segment minus every server's drain-start-to-enable-done span. */
+function betweenBatches(run) {
+  // Servers of one batch are drained together: group them by their drain's start.
+  const batches = new Map();
+  for (const s of run.servers) {
+    const span = (s.enableDone ?? s.drainStart) - s.drainStart;
+    batches.set(s.drainStart, Math.max(batches.get(s.drainStart) ?? 0, span));
+  }
+  const busy = [...batches.values()].reduce((a, b) => a + b, 0);
+  return (run.segments.roll - busy) / Math.max(1, batches.size);
+}
+
+/** Names the steps that eat a budget, largest first, with their share. */
+function eaters(parts, total) {
+  return Object.entries(parts)
+    .filter(([, v]) => Number.isFinite(v))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([k, v]) => `${k} ${secs(v / 1000)} (${Math.round((v / total) * 100)}%)`)
+    .join(", ");
+}
+
+export function renderReport({ machine, iterations, scale, chartIndex, settings, seconds }) {
+  const n = iterations.length;
+  const deploys = iterations.map((i) => i.nexus.deploy);
+  const rollbacks = iterations.map((i) => i.nexus.rollback);
+  const deployWall = deploys.map((d) => d.wall);
+  const rollbackWall = rollbacks.map((d) => d.wall);
+  const oor = deploys.flatMap((d) => d.servers.map((s) => s.outOfRotation)).filter(Number.isFinite);
+  const rbOor = rollbacks.flatMap((d) => d.servers.map((s) => s.outOfRotation)).filter(Number.isFinite);
+  const stage = deploys.map((d) => d.segments.stage / 1000);
+  const nexusFailed = iterations.map(
+    (i) =>
+      i.nexus.windows.deploy.failed +
+      i.nexus.windows.afterDeploy.failed +
+      i.nexus.windows.rollback.failed +
+      i.nexus.windows.afterRollback.failed,
+  );
+  const steps = stepMedians(deploys);
+  const rbSteps = stepMedians(rollbacks);
+  const segments = {};
+  for (const key of Object.keys(SEGMENT_LABELS)) segments[key] = median(deploys.map((d) => d.segments[key]));
+  const rbSegments = {};
+  for (const key of Object.keys(SEGMENT_LABELS))
+    rbSegments[key] = median(rollbacks.map((d) => d.segments[key]));
+  const between = median(deploys.map(betweenBatches));
+
+  const targets = [
+    {
+      what: "failed requests during deploy + rollback, under load",
+      target: "0",
+      measured: `${nexusFailed.join(", ")} (per run)`,
+      met: nexusFailed.every((f) => f === 0),
+    },
+    {
+      what: "each server out of rotation, median",
+      target: "≤ 1.5 s",
+      measured: secs(median(oor)),
+      met: median(oor) <= 1.5,
+    },
+    {
+      what: "whole 3-server deploy, median",
+      target: "≤ 7 s",
+      measured: secs(median(deployWall)),
+      met: median(deployWall) <= 7,
+    },
+    {
+      what: "3-server rollback, median",
+      target: "≤ 5 s",
+      measured: secs(median(rollbackWall)),
+      met: median(rollbackWall) <= 5,
+    },
+  ];
+  const targetTable = table(
+    ["", "target", "measured", "met"],
+    targets.map((t) => [t.what, t.target, t.measured, t.met ? "yes" : "**no**"]),
+  );
+
+  const timingTable = table(
+    ["figure (3 servers, under load)", `median (min–max) of ${n} runs`],
+    [
+      ["total deploy time, process start to exit", spread(deployWall)],
+      ["… as nexus reports it (summary `seconds`)", spread(deploys.map((d) => d.reported))],
+      ["staging (all 3 servers in parallel)", spread(stage)],
+      [`out of rotation per server, min / median / max (${oor.length} values)`, fmtSet(oor)],
+      ["total rollback time, process start to exit", spread(rollbackWall)],
+      [`rollback: out of rotation per server, min / median / max`, fmtSet(rbOor)],
+    ],
+  );
+
+  const stepTable = table(
+    ["per server, median", "deploy", "rollback"],
+    [
+      ...Object.entries(STEP_LABELS).map(([k, label]) => [label, ms(steps[k]), ms(rbSteps[k])]),
+      [
+        "= out of rotation (nexus's figure: reload in force → back in)",
+        secs(median(oor)),
+        secs(median(rbOor)),
+      ],
+      [
+        "between two batches (capacity guard: health of the others)",
+        ms(between),
+        ms(median(rollbacks.map(betweenBatches))),
+      ],
+    ],
+  );
+  const segmentTable = table(
+    ["whole command, median", "deploy", "rollback"],
+    Object.entries(SEGMENT_LABELS).map(([k, label]) => [label, ms(segments[k]), ms(rbSegments[k])]),
+  );
+
+  const w = (pick) => iterations.map(pick);
+  const loadRow = (label, before, during, after, afterLabel) => {
+    const p99Ratio = median(during.map((d, i) => d.p99 / before[i].p99));
+    return [
+      label,
+      String(median(during.map((d) => d.requests))),
+      during.map((d) => d.failed).join(", "),
+      `${after.map((d) => d.failed).join(", ")} (${afterLabel})`,
+      during.map((d, i) => d.resent + after[i].resent).join(", "),
+      `${ms(median(before.map((d) => d.p50)))} → ${ms(median(during.map((d) => d.p50)))}`,
+      `${ms(median(before.map((d) => d.p99)))} → ${ms(median(during.map((d) => d.p99)))}`,
+      ratio(p99Ratio),
+    ];
+  };
+  const loadTable = table(
+    [
+      "under load",
+      "requests during (median)",
+      "failed during (per run)",
+      "failed just after (per run)",
+      "resent (per run)",
+      "p50 before → during",
+      "p99 before → during",
+      "p99 during/before",
+    ],
+    [
+      loadRow(
+        "nexus deploy --rolling",
+        w((i) => i.nexus.windows.before),
+        w((i) => i.nexus.windows.deploy),
+        w((i) => i.nexus.windows.afterDeploy),
+        `${settings.gapMs / 1000} s`,
+      ),
+      loadRow(
+        "nexus rollback",
+        w((i) => i.nexus.windows.before),
+        w((i) => i.nexus.windows.rollback),
+        w((i) => i.nexus.windows.afterRollback),
+        `${settings.tailMs / 1000} s`,
+      ),
+      loadRow(
+        "naive restart (no drain)",
+        w((i) => i.naive.windows.before),
+        w((i) => i.naive.windows.during),
+        w((i) => i.naive.windows.after),
+        `${settings.tailMs / 1000} s`,
+      ),
+    ],
+  );
+
+  const pair = (f) => median(iterations.map(f));
+  const nexusDeployFailed = pair((i) => i.nexus.windows.deploy.failed + i.nexus.windows.afterDeploy.failed);
+  const naiveRunFailed = pair((i) => i.naive.windows.during.failed + i.naive.windows.after.failed);
+  const failRatio =
+    nexusDeployFailed === 0
+      ? naiveRunFailed === 0
+        ? 1
+        : Number.POSITIVE_INFINITY
+      : naiveRunFailed / nexusDeployFailed;
+  const compareTable = table(
+    ["same iteration, median of runs", "nexus deploy", "naive restart", "naive / nexus"],
+    [
+      [
+        "failed requests (during + just after)",
+        String(nexusDeployFailed),
+        String(naiveRunFailed),
+        ratio(failRatio),
+      ],
+      [
+        "time to put the release on 3 serving servers (nexus: roll segment)",
+        secs(pair((i) => i.nexus.deploy.segments.roll / 1000)),
+        secs(pair((i) => i.naive.seconds)),
+        ratio(pair((i) => i.naive.seconds / (i.nexus.deploy.segments.roll / 1000))),
+      ],
+      [
+        "p99 latency during",
+        ms(pair((i) => i.nexus.windows.deploy.p99)),
+        ms(pair((i) => i.naive.windows.during.p99)),
+        ratio(pair((i) => i.naive.windows.during.p99 / i.nexus.windows.deploy.p99)),
+      ],
+    ],
+  );
+
+  const base = scale.find((s) => s.size === 3 && s.rows);
+  const scaleRows = [];
+  for (const s of scale) {
+    if (!s.rows) {
+      scaleRows.push([String(s.size), "1, 25%", "–", "–", `skipped: ${s.skipped}`, "–", "–"]);
+      continue;
+    }
+    for (const row of s.rows) {
+      const walls = row.runs.map((r) => r.wall);
+      const ref = base?.rows.find((r) => r.label === row.label);
+      const refMedian = ref ? median(ref.runs.map((r) => r.wall)) : Number.NaN;
+      const serverOor = row.runs.flatMap((r) => r.servers.map((x) => x.outOfRotation));
+      scaleRows.push([
+        String(s.size),
+        row.sameAs ? `${row.label} (= ${row.sameAs})` : row.label,
+        String(row.perBatch),
+        String(row.runs.length),
+        spread(walls),
+        secs(median(serverOor)),
+        s.size === 3 ? "1×" : ratio(median(walls) / refMedian),
+      ]);
+    }
+  }
+  const scaleTable = table(
+    [
+      "servers",
+      "batch size",
+      "servers per batch",
+      "runs",
+      "total deploy, median (min–max)",
+      "out of rotation, median",
+      "vs 3 servers",
+    ],
+    scaleRows,
+  );
+
+  const missed = [];
+  const oorMedian = median(oor);
+  if (!targets[1].met) {
+    missed.push(
+      `- **Out of rotation ${secs(oorMedian)} > 1.5 s.** Per server (medians): ${eaters(
+        {
+          "health gate": steps.gate,
+          drain: steps.drain,
+          enable: steps.enable,
+          restart: steps.restart,
+          "`pm2 save`": steps.afterGate,
+          switch: steps.switch,
+        },
+        oorMedian * 1000,
+      )}. The gate is bounded below by its 3 passes 250 ms apart (≥ 0.5 s after the first pass); drain and enable are each an SSH round trip, \`nginx -t\`, a reload and the wait until the old workers have handed over.`,
+    );
+  }
+  if (!targets[2].met) {
+    missed.push(
+      `- **Deploy ${secs(median(deployWall))} > 7 s.** The command's segments (medians): ${eaters(
+        {
+          roll: segments.roll,
+          stage: segments.stage,
+          "connect/preflight": segments.preflight,
+          "start-up": segments.startup,
+          finish: segments.finish,
+          exit: segments.exit,
+        },
+        median(deployWall) * 1000,
+      )}. The roll is 3 × (out of rotation ≈ ${secs(oorMedian)}) plus ${ms(between)} between batches.`,
+    );
+  }
+  if (!targets[3].met) {
+    missed.push(
+      `- **Rollback ${secs(median(rollbackWall))} > 5 s.** Its segments (medians): ${eaters(
+        {
+          roll: rbSegments.roll,
+          "connect/preflight": rbSegments.preflight,
+          "start-up": rbSegments.startup,
+          finish: rbSegments.finish,
+          exit: rbSegments.exit,
+        },
+        median(rollbackWall) * 1000,
+      )}; with nothing to transfer, it is almost all roll: 3 × out of rotation (${secs(median(rbOor))}).`,
+    );
+  }
+
+  const machineTable = table(
+    ["", ""],
+    [
+      ["CPU", `${machine.cores} × ${machine.cpu}`],
+      ["memory", `${machine.memoryGiB.toFixed(1)} GiB`],
+      ["Node.js", machine.node],
+      ["OS", machine.os],
+      ["Nginx", machine.nginx],
+      ["OpenSSH", machine.openssh],
+      ["PM2 / autocannon", `${machine.pm2} / ${machine.autocannon}`],
+      [
+        "load average (1 min) at start / end",
+        machine.loadAverage ? machine.loadAverage.map((v) => v.toFixed(2)).join(" / ") : "–",
+      ],
+    ],
+  );
+
+  const date = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const markdown = `# Benchmarks
+
+Generated by \`npm run bench\` (scripts/bench.mjs) on ${date}, in ${Math.round(seconds)} s. Do not edit by hand: run it again.
+
+Everything runs on one machine, on loopback: the bench starts its own sandbox (\`.sandbox-bench\`,
+127.0.9.x: an sshd per server, PM2, one Nginx with \`least_conn\`, \`max_fails=3 fail_timeout=30s\`,
+\`keepalive 32\`) and stops it at the end. The app is \`fixtures/app\`. The deploy config is the sandbox's
+with nexus's defaults (health: 3 passes, 250 ms apart; batch size 1). Each figure is the median of
+several runs; each comparison is a ratio between measurements of the same bench run.
+
+## Machine
+
+${machineTable}
+
+## Targets
+
+${targetTable}
+${missed.length ? `\nWhere a target is missed, what eats the time:\n\n${missed.join("\n")}\n` : ""}
+A standard Ansible \`serial: 1\` rolling playbook with the same drain is quoted at ~29 s for such a
+cluster and ~8.7 s out of rotation per server (figures from the issue, not measured here): nexus's
+medians are ${ratio(29 / median(deployWall))} and ${ratio(8.7 / oorMedian)} shorter.
+
+## Deploy and rollback, 3 servers, under load
+
+${timingTable}
+
+Where the time goes:
+
+${segmentTable}
+
+${stepTable}
+
+## Requests before vs during, nexus vs the naive restart
+
+Load: ${settings.rate} req/s offered through Nginx for the whole scenario (autocannon, bounded and
+self-stopping): two \`GET /\` for one \`POST /api/orders\` with a JSON body (the app holds each POST
+100–150 ms), 3/4 over keep-alive connections, 1/4 over a fresh connection per request. "Before" is
+the ${(settings.beforeMs - 500) / 1000} s before the command, "during" the command itself (process
+start to exit), "just after" the following seconds. Latency is to the response headers, of
+successful requests. A failed request is a non-2xx, a reset or closed connection, or no response
+in 5 s.
+
+${loadTable}
+
+${compareTable}
+
+What "naive" is: for each server in turn, over ssh, \`current\` is switched to the release
+nexus had just deployed and rolled back from (so it is on disk, installed, with its PM2 ecosystem
+file), and the app is restarted with the very same PM2 delete + start nexus runs; then it waits
+until the new process answers \`/health\` before the next server. No drain, no reload barrier, no
+gate before traffic comes back: only the drain differs. Nginx keeps sending requests to each
+server while it restarts; its connection errors count against \`max_fails\`, each restarted server
+is disabled for \`fail_timeout\` (30 s) by each worker that saw 3 errors, and once a worker has
+disabled all three it answers 502 ("no live upstreams") to everything until they expire. The
+bench reloads Nginx after each naive run so that the next measurement starts clean.
+
+"Resent": when an Nginx worker shuts down after a reload, it closes its idle keep-alive client
+connections; a request written at that very instant is never read, and the client sees the
+connection close with no response byte. Browsers send such a request again on a new connection
+(a reused connection that closed before any response), and so does the harness, once, counting
+the request by the outcome of the second try and its latency from the first. These are listed so
+that nothing is hidden; they are not failures of either deploy method.
+
+## Timeline
+
+![Throughput and latency during a rolling deploy and a rollback with nexus, and during the naive restart](benchmark-timeline.svg)
+
+Run ${chartIndex + 1} of ${n} (the median deploy). Bars: responses per second in 250 ms buckets,
+coloured by the release that answered, failures in red; lines: p50 and p99 latency in 500 ms
+buckets (log scale). Each server's lane shows when it was out of rotation (drain → enable) or, for
+the naive way, restarting until healthy; the dashed lines carry each drain and enable across the
+plots.
+
+## Scaling
+
+How a deploy's total time grows with the number of sandbox servers, with no load. "25%" is
+\`rolling.batchSize: "25%"\`, rounded down by nexus (at least 1 server per batch). All servers
+share the same ${machine.cores} cores, so more servers also means more processes per core.
+
+${scaleTable}
+`;
+
+  const text = [
+    "Targets",
+    targetTable,
+    ...(missed.length ? ["", ...missed] : []),
+    "",
+    "Deploy and rollback, 3 servers, under load",
+    timingTable,
+    "",
+    segmentTable,
+    "",
+    stepTable,
+    "",
+    "Requests before vs during",
+    loadTable,
+    "",
+    compareTable,
+    "",
+    "Scaling (no load)",
+    scaleTable,
+    "",
+    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB.toFixed(1)} GiB, Node ${machine.node}, ${machine.os}`,
+  ].join("\n");
+  return { markdown, text };
+}

@@ -1,0 +1,105 @@
+// The benchmark's own sandbox (.sandbox-bench on 127.0.9.x), its deploy configs, and the machine.
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export const APP_NAME = "nexus-app";
+export const IP_PREFIX = "127.0.9.";
+
+export function sandboxDir(root) {
+  return path.join(root, ".sandbox-bench");
+}
+
+async function sandboxModule(root) {
+  return import(pathToFileURL(path.join(root, "dist", "sandbox", "index.js")).href);
+}
+
+/** A fresh sandbox with `hosts` app servers: whatever a previous run left is stopped and wiped first. */
+export async function sandboxUp(root, hosts) {
+  const { sandboxUp: up, sandboxDown: down } = await sandboxModule(root);
+  const dir = sandboxDir(root);
+  await down(dir).catch(() => {});
+  await rm(dir, { recursive: true, force: true });
+  await up({ dir, ipPrefix: IP_PREFIX, hosts });
+  return JSON.parse(readFileSync(path.join(dir, "sandbox.json"), "utf8"));
+}
+
+export async function sandboxDown(root) {
+  const { sandboxDown: down } = await sandboxModule(root);
+  await down(sandboxDir(root));
+}
+
+/** A deploy config for the sandbox (same shape as test/e2e/helpers.ts writeConfig), nexus defaults otherwise. */
+export function writeConfig(root, info, dir, { batchSize = 1, name = "deploy" } = {}) {
+  const config = {
+    app: { name: APP_NAME, root: path.join(root, "fixtures", "app"), start: "server.js", port: 3000 },
+    servers: info.hosts.map((h) => ({
+      name: h.name,
+      host: h.address,
+      port: h.sshPort,
+      env: { HOST: h.address },
+    })),
+    ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
+    deployPath: `~/apps/${APP_NAME}`,
+    pm2: { env: { NODE_ENV: "production" } },
+    balancer: {
+      host: info.lb.host,
+      upstreamFile: info.lb.upstreamFile,
+      testCommand: info.lb.testCommand,
+      reloadCommand: info.lb.reloadCommand,
+      pidFile: info.lb.pidFile,
+    },
+    rolling: { batchSize },
+  };
+  const file = path.join(dir, `${name}.config.json`);
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
+/** `nginx -s reload` on the balancer host: new workers, with no failure counts (max_fails) from before. */
+export async function reloadBalancer(info) {
+  await run("ssh", ["-F", info.sshConfig, "-o", "BatchMode=yes", info.lb.host, info.lb.reloadCommand], {
+    timeout: 30_000,
+  });
+}
+
+async function versionOf(command, args) {
+  try {
+    const { stdout, stderr } = await run(command, args, { timeout: 10_000 });
+    return `${stdout}${stderr}`.trim().split("\n")[0];
+  } catch {
+    return "unknown";
+  }
+}
+
+export async function machineInfo(root) {
+  const cpus = os.cpus();
+  const pkg = (name) => {
+    try {
+      return JSON.parse(readFileSync(path.join(root, "node_modules", name, "package.json"), "utf8")).version;
+    } catch {
+      return "unknown";
+    }
+  };
+  let distro = "";
+  try {
+    distro = /PRETTY_NAME="([^"]*)"/.exec(readFileSync("/etc/os-release", "utf8"))?.[1] ?? "";
+  } catch {}
+  return {
+    cores: cpus.length,
+    cpu: cpus[0]?.model?.replace(/\s+/g, " ").trim() ?? "unknown",
+    memoryGiB: os.totalmem() / 1024 ** 3,
+    node: process.version,
+    os: `${distro || os.type()} (${os.platform()} ${os.release()}, ${os.arch()})`,
+    nginx: (await versionOf("nginx", ["-v"])).replace(/^nginx version:\s*/, ""),
+    openssh: await versionOf("ssh", ["-V"]),
+    pm2: pkg("pm2"),
+    autocannon: pkg("autocannon"),
+  };
+}

@@ -1,0 +1,353 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  currentRelease,
+  deployDir,
+  fixture,
+  fleetSnapshot,
+  hostHome,
+  lockOn,
+  nexus,
+  readUpstream,
+  releaseOnDisk,
+  SERVERS,
+  throughLb,
+  uniqueRelease,
+  writeConfig,
+} from "./helpers.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
+
+/**
+ * Starts the CLI and sends it `signal` once a line of its plain output matches `when`
+ * (and `times` more signals after that, a beat apart). Resolves with how it ended.
+ */
+async function interruptAt(args: string[], when: RegExp, signal: NodeJS.Signals = "SIGINT") {
+  const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
+    reject: false,
+    all: true,
+    env: { CI: "true", NO_COLOR: "1" },
+    timeout: 180_000,
+  });
+  let sent = false;
+  child.stderr?.on("data", (chunk: Buffer) => {
+    if (!sent && when.test(chunk.toString())) {
+      sent = true;
+      child.kill(signal);
+    }
+  });
+  const result = await child;
+  return { exitCode: result.exitCode ?? -1, all: result.all ?? "", sent };
+}
+
+function everyServerServing(release: string): void {
+  for (const name of SERVERS) expect(currentRelease(name), name).toBe(release);
+  expect(readUpstream()).not.toMatch(/\bdown;/);
+  for (const name of SERVERS) expect(lockOn(name), name).toBeUndefined();
+  for (const name of SERVERS)
+    expect(existsSync(path.join(deployDir(name), ".nexus", "journal.json")), name).toBe(false);
+}
+
+/** A copy of the fixture app with a large file, so that packing takes a moment. */
+function bigApp(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-big-app-"));
+  cpSync(fixture("app"), dir, { recursive: true });
+  execFileSync("sh", [
+    "-c",
+    `head -c ${40 * 1024 * 1024} /dev/urandom > ${JSON.stringify(path.join(dir, "blob.bin"))}`,
+  ]);
+  return dir;
+}
+
+describe("faults and interruptions", () => {
+  const config = writeConfig();
+  let good = "";
+
+  afterEach(async () => {
+    // A failed test must not leave the next one a half-deployed fleet.
+    if (SERVERS.some((name) => existsSync(path.join(deployDir(name), ".nexus", "journal.json")))) {
+      await nexus(["-c", config, "recover"]);
+    }
+  });
+
+  beforeEach(async () => {
+    good = uniqueRelease("good");
+    const run = await nexus(["-c", config, "deploy", "--release-id", good]);
+    expect(run.exitCode, run.all).toBe(0);
+  });
+
+  describe("Ctrl-C and SIGTERM", () => {
+    it("while packing: exits 130 and nothing on the servers changes", async () => {
+      const before = fleetSnapshot();
+      const run = await interruptAt(
+        ["-c", writeConfig({ app: { root: bigApp() } }), "deploy", "--release-id", uniqueRelease("int-pack")],
+        /== pack/,
+      );
+      expect(run.sent).toBe(true);
+      expect(run.exitCode, run.all).toBe(130);
+      expect(fleetSnapshot()).toBe(before);
+    });
+
+    it("while staging: exits 130, nothing drained, the staged release removed", async () => {
+      const release = uniqueRelease("int-stage");
+      const before = readUpstream();
+      const run = await interruptAt(["-c", config, "deploy", "--release-id", release], /== stage/, "SIGTERM");
+      expect(run.exitCode, run.all).toBe(130);
+      expect(run.all).not.toMatch(/drain ok/);
+      expect(readUpstream()).toBe(before);
+      for (const name of SERVERS) expect(releaseOnDisk(name, release)).toBe(false);
+      everyServerServing(good);
+    });
+
+    it("while a server is drained: it goes back on the good release, in rotation, and the lock is released", async () => {
+      const release = uniqueRelease("int-drained");
+      const run = await interruptAt(
+        ["-c", config, "deploy", "--release-id", release],
+        /nexus-beta: drain ok/,
+      );
+      expect(run.exitCode, run.all).toBe(130);
+      expect(run.all).toContain("stopping at the next safe point");
+      // alpha was verified on the new release and keeps it; beta, in hand, goes back.
+      expect(currentRelease("nexus-alpha")).toBe(release);
+      expect(currentRelease("nexus-beta")).toBe(good);
+      expect(currentRelease("nexus-gamma")).toBe(good);
+      expect(readUpstream()).not.toMatch(/\bdown;/);
+      for (const name of SERVERS) expect(lockOn(name)).toBeUndefined();
+      const answers = await throughLb(12);
+      expect(answers.every((a) => a.status === 200)).toBe(true);
+    });
+
+    it("during the gate (SIGTERM): the server goes back on the previous release and in rotation", async () => {
+      const release = uniqueRelease("int-gate");
+      const run = await interruptAt(
+        ["-c", config, "deploy", "--release-id", release],
+        /nexus-alpha: restart ok/,
+        "SIGTERM",
+      );
+      expect(run.exitCode, run.all).toBe(130);
+      expect(run.all).toMatch(/nexus-alpha\s+restored\s+\S+\s+[\d.]+s\s+interrupted before its gate passed/);
+      everyServerServing(good);
+    });
+
+    it("a second Ctrl-C says what is left undone and where", async () => {
+      const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), "-c", config, "deploy"], {
+        reject: false,
+        all: true,
+        env: { CI: "true", NO_COLOR: "1" },
+      });
+      let sent = 0;
+      child.stderr?.on("data", (chunk: Buffer) => {
+        if (sent === 0 && /nexus-alpha: drain ok/.test(chunk.toString())) {
+          sent = 1;
+          child.kill("SIGINT");
+          setTimeout(() => child.kill("SIGINT"), 50);
+        }
+      });
+      const run = await child;
+      expect(run.exitCode).toBe(3);
+      expect(run.all).toMatch(/SIGINT again: quitting now\. Left undone: nexus-alpha is out of rotation/);
+      const recovered = await nexus(["-c", config, "recover"]);
+      expect(recovered.exitCode, recovered.all).toBe(0);
+      everyServerServing(good);
+    });
+
+    it("during the rollback after a failure: the server in hand is restored, then it stops", async () => {
+      const info = sandboxInfo();
+      const failing = writeConfig({
+        servers: info.hosts.map((h) => ({
+          name: h.name,
+          host: h.address,
+          port: h.sshPort,
+          env: { HOST: h.address, ...(h.name === "nexus-gamma" ? { FIXTURE_HEALTH_STATUS: "500" } : {}) },
+        })),
+        health: { deadline: "3s" },
+      });
+      const run = await interruptAt(
+        ["-c", failing, "deploy", "--release-id", uniqueRelease("int-rb")],
+        /== rollback/,
+      );
+      expect(run.exitCode, run.all).toBe(130);
+      expect(readUpstream()).not.toMatch(/\bdown;/);
+      for (const name of SERVERS) expect(lockOn(name)).toBeUndefined();
+      expect(currentRelease("nexus-gamma")).toBe(good);
+      // Each server serves a release that passed its gate.
+      const answers = await throughLb(12);
+      expect(answers.every((a) => a.status === 200)).toBe(true);
+    });
+  });
+
+  it("kill -9 while a server is drained: the next deploy sees it, and `nexus recover` restores the fleet", async () => {
+    const release = uniqueRelease("killed");
+    const run = await interruptAt(
+      ["-c", config, "deploy", "--release-id", release],
+      /nexus-beta: drain ok/,
+      "SIGKILL",
+    );
+    expect(run.exitCode).not.toBe(0);
+    expect(readUpstream()).toMatch(/\bdown;/);
+
+    const blocked = await nexus(["-c", config, "deploy"]);
+    expect(blocked.exitCode, blocked.all).toBe(1);
+    expect(blocked.stderr).toMatch(/run `nexus recover`/i);
+    const status = await nexus(["-c", config, "status"]);
+    expect(status.stdout).toMatch(/INTERRUPTED deploy of \S+: run nexus recover/);
+
+    const recovered = await nexus(["-c", config, "recover"]);
+    expect(recovered.exitCode, recovered.all).toBe(0);
+    everyServerServing(good);
+    const answers = await throughLb(12);
+    expect(answers.every((a) => a.status === 200 && a.release === good)).toBe(true);
+  });
+
+  describe("the load balancer", () => {
+    it("unreachable: abort before any change", async () => {
+      const info = sandboxInfo();
+      const prefix = info.hosts[0]?.address.replace(/\d+$/, "") ?? "127.0.1.";
+      const before = fleetSnapshot();
+      const run = await nexus([
+        "-c",
+        writeConfig({
+          servers: [
+            ...info.hosts.map((h) => ({
+              name: h.name,
+              host: h.address,
+              port: h.sshPort,
+              env: { HOST: h.address },
+            })),
+            { name: "lb-gone", host: `${prefix}99`, port: 2222, upstream: `${prefix}99:3000` },
+          ],
+          balancer: { host: "lb-gone" },
+        }),
+        "deploy",
+        "--only",
+        SERVERS.join(","),
+      ]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toMatch(/lb-gone: connection refused/);
+      expect(fleetSnapshot()).toBe(before);
+    });
+
+    it("its config broken by hand: no reload, a clear error, the upstream file as it was", async () => {
+      const nginxConf = path.join(hostHome("nexus-alpha"), "nginx", "nginx.conf");
+      const original = readFileSync(nginxConf, "utf8");
+      const upstream = readUpstream();
+      appendFileSync(nginxConf, "\nthis is not nginx;\n");
+      try {
+        const run = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("badlb")]);
+        expect(run.exitCode).toBe(1);
+        expect(run.stderr).toContain("the Nginx config test failed, so nothing was reloaded");
+        expect(run.stderr).toContain('unknown directive "this"');
+        expect(readUpstream()).toBe(upstream);
+      } finally {
+        writeFileSync(nginxConf, original);
+      }
+      everyServerServing(good);
+    });
+
+    it("a reload that fails: the upstream file is restored", async () => {
+      const upstream = readUpstream();
+      const run = await nexus([
+        "-c",
+        writeConfig({ balancer: { reloadCommand: "echo 'reload refused by test' >&2; exit 1" } }),
+        "deploy",
+        "--release-id",
+        uniqueRelease("badreload"),
+      ]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toContain("the Nginx reload failed");
+      expect(run.stderr).toContain("reload refused by test");
+      expect(readUpstream()).toBe(upstream);
+      everyServerServing(good);
+    });
+  });
+
+  describe("servers", () => {
+    const ghostConfig = () => {
+      const info = sandboxInfo();
+      const prefix = info.hosts[0]?.address.replace(/\d+$/, "") ?? "127.0.1.";
+      return writeConfig({
+        servers: [
+          ...info.hosts.map((h) => ({
+            name: h.name,
+            host: h.address,
+            port: h.sshPort,
+            env: { HOST: h.address },
+          })),
+          { name: "nexus-ghost", host: `${prefix}98`, port: 2222, upstream: `${prefix}98:3000` },
+        ],
+        ssh: { readyTimeout: "3s" },
+      });
+    };
+
+    it("unreachable at preflight: abort before any change", async () => {
+      const before = fleetSnapshot();
+      const run = await nexus(["-c", ghostConfig(), "deploy"]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toMatch(/nexus-ghost: connection refused/);
+      expect(fleetSnapshot()).toBe(before);
+    });
+
+    it("--skip-unreachable leaves it out with a warning and deploys the rest", async () => {
+      const release = uniqueRelease("skip");
+      const run = await nexus(["-c", ghostConfig(), "deploy", "--skip-unreachable", "--release-id", release]);
+      expect(run.exitCode, run.all).toBe(0);
+      expect(run.stderr).toContain("nexus-ghost: unreachable: left out of this command");
+      expect(run.stderr).toMatch(/nexus-ghost\s+not reached/);
+      for (const name of SERVERS) expect(currentRelease(name)).toBe(release);
+    });
+
+    const canMount =
+      process.getuid?.() === 0 &&
+      spawnSync("sh", ["-c", "mount -t tmpfs -o size=1m tmpfs /mnt && umount /mnt"]).status === 0;
+
+    it.skipIf(!canMount)(
+      "disk full during extract: staging fails, nothing drained, the partial release removed",
+      async () => {
+        const app = mkdtempSync(path.join(os.tmpdir(), "nexus-fat-app-"));
+        cpSync(fixture("app"), app, { recursive: true });
+        // 8 MB of zeros: a few KB packed, 8 MB extracted, more than the 2 MB filesystem holds.
+        execFileSync("sh", [
+          "-c",
+          `head -c ${8 * 1024 * 1024} /dev/zero > ${JSON.stringify(path.join(app, "zeros.bin"))}`,
+        ]);
+        const tiny = path.join(hostHome("nexus-gamma"), "tiny");
+        execFileSync("mkdir", ["-p", tiny]);
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", tiny]);
+        const before = readUpstream();
+        const release = uniqueRelease("diskfull");
+        try {
+          const info = sandboxInfo();
+          const run = await nexus([
+            "-c",
+            writeConfig({
+              app: { root: app },
+              servers: info.hosts.map((h) => ({
+                name: h.name,
+                host: h.address,
+                port: h.sshPort,
+                env: { HOST: h.address },
+                ...(h.name === "nexus-gamma" ? { deployPath: "~/tiny/nexus-app" } : {}),
+              })),
+            }),
+            "deploy",
+            "--release-id",
+            release,
+          ]);
+          expect(run.exitCode).toBe(1);
+          expect(run.stderr).toMatch(/No space left on device/);
+          expect(run.all).not.toMatch(/drain ok/);
+          expect(readUpstream()).toBe(before);
+          expect(existsSync(path.join(tiny, "nexus-app", "releases", release))).toBe(false);
+          expect(existsSync(path.join(tiny, "nexus-app", "releases", `${release}.partial`))).toBe(false);
+          for (const name of ["nexus-alpha", "nexus-beta"]) expect(releaseOnDisk(name, release)).toBe(false);
+        } finally {
+          execFileSync("umount", [tiny]);
+        }
+        everyServerServing(good);
+      },
+    );
+  });
+});

@@ -22,7 +22,9 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 /** Every path into the valid config, so mutations can hit any field at any depth. */
 function paths(value: Json, prefix: (string | number)[] = []): (string | number)[][] {
   const out: (string | number)[][] = [prefix];
-  if (Array.isArray(value)) value.forEach((v, i) => out.push(...paths(v, [...prefix, i])));
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) out.push(...paths(v, [...prefix, i]));
+  }
   else if (value && typeof value === "object") {
     for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]));
   }

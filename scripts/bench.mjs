@@ -6,8 +6,9 @@
 //      `nexus rollback`, and right after, in the same iteration, the naive restart of the same
 //      release (switch + PM2 restart, no drain). BENCH_RUNS iterations (default 3).
 //   2. How a deploy's total time grows with 3, 6 and 12 servers (BENCH_SIZES), at batch size 1
-//      and 25%, with no load. BENCH_SCALE_RUNS runs each (default 3, fewer if the time budget,
-//      BENCH_BUDGET seconds (default 330), would be overrun; a size that does not fit is skipped).
+//      and 25%, with no load, on one sandbox of the largest size, deploying to its first N
+//      servers. 3 runs for 3 servers, BENCH_SCALE_RUNS (default 2) for more; fewer runs, or fewer
+//      sizes (reported as skipped), when the time budget (BENCH_BUDGET, default 330 s) would not hold.
 //
 // Every load loop is bounded in count and time and stops by itself; the sandbox is stopped at the end.
 import { execFile } from "node:child_process";
@@ -26,6 +27,7 @@ import {
   reloadBalancer,
   sandboxDown,
   sandboxUp,
+  timeRemote,
   writeConfig,
 } from "./bench/sandbox.mjs";
 import { median } from "./bench/stats.mjs";
@@ -37,7 +39,8 @@ const intEnv = (name, fallback) => {
   return Number.isInteger(value) && value > 0 ? value : fallback;
 };
 const RUNS = intEnv("BENCH_RUNS", 3);
-const SCALE_RUNS = intEnv("BENCH_SCALE_RUNS", 3);
+/** Runs per figure for 6 and 12 servers (3 servers always get at least 3). */
+const SCALE_RUNS = intEnv("BENCH_SCALE_RUNS", 2);
 const SIZES = (process.env.BENCH_SIZES ?? "3,6,12")
   .split(",")
   .map(Number)
@@ -165,7 +168,9 @@ async function naiveScenario(L, info, release, pm2Restart) {
   };
 }
 
-async function scaling(info, tmp, size, batchCount, budgetEnd) {
+/** Deploys to the first `size` servers of the sandbox, at batch size 1 and 25%, `runs` times each. */
+async function scaling(info, tmp, size, runs, batchCount, budgetEnd) {
+  const subset = { ...info, hosts: info.hosts.slice(0, size) };
   const rows = [];
   const batches = [
     { label: "1", size: 1 },
@@ -178,17 +183,46 @@ async function scaling(info, tmp, size, batchCount, budgetEnd) {
       rows.push({ ...same, label: batch.label, sameAs: same.label });
       continue;
     }
-    const config = writeConfig(ROOT, info, tmp, { batchSize: batch.size, name: `scale-${size}-${perBatch}` });
-    const runs = [];
-    for (let i = 0; i < SCALE_RUNS; i++) {
-      const last = runs.at(-1);
+    const config = writeConfig(ROOT, subset, tmp, {
+      batchSize: batch.size,
+      name: `scale-${size}-${perBatch}`,
+    });
+    const done = [];
+    for (let i = 0; i < runs; i++) {
+      const last = done.at(-1);
       if (last && Date.now() + last.wall * 1000 > budgetEnd) break;
-      runs.push(await deploy(config, `s${size}`));
-      log(`  ${size} servers, batch ${batch.label} (${perBatch}/batch): ${runs.at(-1).wall.toFixed(2)} s`);
+      done.push(await deploy(config, `s${size}`));
+      log(`  ${size} servers, batch ${batch.label} (${perBatch}/batch): ${done.at(-1).wall.toFixed(2)} s`);
     }
-    rows.push({ label: batch.label, perBatch, runs });
+    rows.push({ label: batch.label, perBatch, runs: done });
   }
   return rows;
+}
+
+/**
+ * Picks the largest sandbox (of SIZES) whose scaling runs fit in the time left, extrapolating
+ * from the 3-server deploys (time grows about linearly with the servers at batch size 1).
+ */
+function planScaling(perServer, left, batchCount) {
+  const cost = (n, runs) => {
+    const batch1 = perServer * n + 2;
+    const quarter = (perServer * n) / batchCount("25%", n) + 2;
+    return runs * (batch1 + (batchCount("25%", n) > 1 ? quarter : 0));
+  };
+  const runsFor = (n) => (n === 3 ? Math.max(3, SCALE_RUNS) : SCALE_RUNS);
+  const sizes = [...SIZES].sort((a, b) => a - b);
+  for (let k = sizes.length; k > 0; k--) {
+    const chosen = sizes.slice(0, k);
+    const largest = chosen.at(-1);
+    // Sandbox up, and the first deploy, which runs npm ci on every server (4 at a time).
+    const setup = 10 + perServer * largest * 1.5;
+    for (const fewer of [false, true]) {
+      const runs = new Map(chosen.map((n) => [n, fewer && n !== 3 ? 1 : runsFor(n)]));
+      const needed = setup + chosen.reduce((total, n) => total + cost(n, runs.get(n)), 0);
+      if (needed <= left) return { sizes: chosen, runs, needed, skipped: sizes.slice(k) };
+    }
+  }
+  return { sizes: [], runs: new Map(), needed: 0, skipped: sizes };
 }
 
 async function main() {
@@ -211,13 +245,13 @@ async function main() {
 
   const iterations = [];
   const scale = [];
+  let cli;
   try {
     // 1. Three servers under load.
     log("sandbox: 3 servers");
     let info = await sandboxUp(ROOT, 3);
     const config = writeConfig(ROOT, info, tmp);
-    log("warming up: first deploy (npm ci on every server), then a second one");
-    await deploy(config, "warm");
+    log("warming up: a first deploy (npm ci on every server)");
     await deploy(config, "warm");
     for (let i = 0; i < RUNS && !interrupted; i++) {
       const nexus = await nexusScenario(L, info, config);
@@ -231,29 +265,37 @@ async function main() {
       iterations.push({ nexus, naive });
     }
 
-    // 2. Scaling, no load.
-    for (const size of SIZES) {
-      if (interrupted) break;
-      if (size !== info.hosts.length) {
-        // Budget: extrapolate from the largest size measured so far (time grows about linearly).
-        const prev = scale.filter((s) => s.rows).at(-1);
-        const perDeploy = prev ? (median(prev.rows[0].runs.map((r) => r.wall)) * size) / prev.size : 10;
-        const needed = 15 + perDeploy * 1.5 + perDeploy * 2;
-        const left = (budgetEnd - Date.now()) / 1000;
-        if (needed > left) {
-          scale.push({
-            size,
-            skipped: `the ~${Math.round(BUDGET_S / 60)}-minute budget: about ${Math.round(needed)} s needed (sandbox, first deploy, one run per batch size, extrapolated from ${prev?.size ?? "?"} servers), ${Math.max(0, Math.round(left))} s left on ${machine.cores} cores`,
-          });
-          log(`${size} servers: skipped (${scale.at(-1).skipped})`);
-          continue;
-        }
-        log(`sandbox: ${size} servers`);
+    // What one `pm2` CLI call costs on a server (the gate's PM2 check and `pm2 save` are such calls).
+    cli = await timeRemote(info, ["true", "PM2_SILENT=true pm2 jlist >/dev/null"], 5);
+
+    // 2. Scaling, no load: one sandbox of the largest size that fits, deploying to its first N servers.
+    const perServer = median(iterations.map((i) => i.nexus.deploy.wall)) / 3;
+    const left = (budgetEnd - Date.now()) / 1000;
+    const plan = planScaling(perServer, left, batchCount);
+    for (const size of plan.skipped) {
+      scale.push({
+        size,
+        skipped: `over the ~${Math.round(BUDGET_S / 60)}-minute budget: ${Math.round(left)} s were left for scaling on ${machine.cores} cores, and ${size} servers need about ${Math.round(10 + perServer * size * 1.5 + perServer * size * 2)} s (sandbox, first deploy, one run per batch size, at ${perServer.toFixed(1)} s per server)`,
+      });
+      log(`${size} servers: skipped`);
+    }
+    if (plan.sizes.length > 0 && !interrupted) {
+      const largest = plan.sizes.at(-1);
+      log(
+        `scaling: ${plan.sizes.join(", ")} servers, on a ${largest}-server sandbox (about ${Math.round(plan.needed)} s)`,
+      );
+      if (largest !== info.hosts.length) {
         await sandboxDown(ROOT);
-        info = await sandboxUp(ROOT, size);
-        await deploy(writeConfig(ROOT, info, tmp, { name: `warm-${size}` }), "warm");
+        info = await sandboxUp(ROOT, largest);
+        await deploy(writeConfig(ROOT, info, tmp, { name: `warm-${largest}` }), "warm");
       }
-      scale.push({ size, rows: await scaling(info, tmp, size, batchCount, budgetEnd) });
+      for (const size of plan.sizes) {
+        if (interrupted) break;
+        scale.push({
+          size,
+          rows: await scaling(info, tmp, size, plan.runs.get(size), batchCount, budgetEnd),
+        });
+      }
     }
   } finally {
     log("stopping the sandbox");
@@ -262,14 +304,14 @@ async function main() {
   }
   if (iterations.length === 0) throw new Error("no run completed");
   machine.loadAverage = [loadBefore, os.loadavg()[0]];
-  const data = { machine, iterations, scale, seconds: elapsed() };
+  const data = { machine, iterations, scale, cli, seconds: elapsed() };
   mkdirSync(path.dirname(LAST_RUN), { recursive: true });
   writeFileSync(LAST_RUN, JSON.stringify(data));
   render(data);
 }
 
 /** Writes the report and the chart; `node scripts/bench.mjs --render` redoes it from the last run's data. */
-function render({ machine, iterations, scale, seconds }) {
+function render({ machine, iterations, scale, cli, seconds }) {
   const docs = path.join(ROOT, "docs");
   const chartRun = [...iterations].sort((a, b) => a.nexus.deploy.wall - b.nexus.deploy.wall)[
     Math.floor((iterations.length - 1) / 2)
@@ -279,6 +321,7 @@ function render({ machine, iterations, scale, seconds }) {
     machine,
     iterations,
     scale,
+    cli,
     chartIndex: iterations.indexOf(chartRun),
     settings: { rate: RATE, beforeMs: BEFORE_MS, gapMs: GAP_MS, tailMs: TAIL_MS },
     seconds,

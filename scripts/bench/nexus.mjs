@@ -88,6 +88,7 @@ export function analyze(run) {
     return {
       server,
       outOfRotation: summary?.rows.find((r) => r.server === server)?.outOfRotation,
+      gateProbes: Number(/(\d+) probe/.exec(gateDone?.message ?? "")?.[1] ?? Number.NaN),
       drainStart: drainStart?.t,
       drainDone: drainDone?.t,
       enableStart: enableStart?.t,

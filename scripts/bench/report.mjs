@@ -53,7 +53,7 @@ function eaters(parts, total) {
     .join(", ");
 }
 
-export function renderReport({ machine, iterations, scale, chartIndex, settings, seconds }) {
+export function renderReport({ machine, iterations, scale, cli, chartIndex, settings, seconds }) {
   const n = iterations.length;
   const deploys = iterations.map((i) => i.nexus.deploy);
   const rollbacks = iterations.map((i) => i.nexus.rollback);
@@ -263,6 +263,9 @@ export function renderReport({ machine, iterations, scale, chartIndex, settings,
 
   const missed = [];
   const oorMedian = median(oor);
+  const probes = median(deploys.flatMap((d) => d.servers.map((x) => x.gateProbes)));
+  const emptySsh = cli?.true;
+  const pm2Call = cli ? cli["PM2_SILENT=true pm2 jlist >/dev/null"] - cli.true : Number.NaN;
   if (!targets[1].met) {
     missed.push(
       `- **Out of rotation ${secs(oorMedian)} > 1.5 s.** Per server (medians): ${eaters(
@@ -275,7 +278,7 @@ export function renderReport({ machine, iterations, scale, chartIndex, settings,
           switch: steps.switch,
         },
         oorMedian * 1000,
-      )}. The gate is bounded below by its 3 passes 250 ms apart (≥ 0.5 s after the first pass); drain and enable are each an SSH round trip, \`nginx -t\`, a reload and the wait until the old workers have handed over.`,
+      )}. The gate took ${Number.isFinite(probes) ? probes : "?"} probes (median): the first ones fail while the new process starts, then 3 must pass 250 ms apart (≥ 0.5 s), then a \`pm2 jlist\` checks the process; \`pm2 save\` follows before the enable. On this machine one \`pm2\` CLI call costs ${ms(pm2Call)} more than an empty ssh command (${ms(emptySsh)}), so the PM2 check and \`pm2 save\` are about ${ms(2 * pm2Call)} of each server's time out of rotation. Drain and enable are each an SSH round trip, \`nginx -t\`, a reload and the wait until the old workers have handed over.`,
     );
   }
   if (!targets[2].met) {

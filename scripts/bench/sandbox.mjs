@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
@@ -67,6 +68,23 @@ export async function reloadBalancer(info) {
   await run("ssh", ["-F", info.sshConfig, "-o", "BatchMode=yes", info.lb.host, info.lb.reloadCommand], {
     timeout: 30_000,
   });
+}
+
+/** Median wall time (ms) of each command over ssh to the first server, `times` runs each. */
+export async function timeRemote(info, commands, times) {
+  const host = info.hosts[0].name;
+  const out = {};
+  for (const command of commands) {
+    const samples = [];
+    for (let i = 0; i < times; i++) {
+      const start = performance.now();
+      await run("ssh", ["-F", info.sshConfig, "-o", "BatchMode=yes", host, command], { timeout: 30_000 });
+      samples.push(performance.now() - start);
+    }
+    samples.sort((a, b) => a - b);
+    out[command] = samples[Math.floor(samples.length / 2)];
+  }
+  return out;
 }
 
 async function versionOf(command, args) {

@@ -5,10 +5,12 @@ import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import type { Config } from "../config/load.js";
 import * as remote from "../remote/commands.js";
 import { isValidReleaseId } from "../remote/layout.js";
+import { SshError } from "../ssh/errors.js";
 import { mapSettled } from "../util/map-limit.js";
+import { sleep } from "../util/sleep.js";
 import { type Emit, EXIT, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
 import { Fleet, type Host } from "./fleet.js";
-import { readState, stage } from "./host-ops.js";
+import { forgetHealthOrigin, readState, stage } from "./host-ops.js";
 import { clearJournals, lockAll, newHolder, unlockAll, writeJournals } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { roll } from "./roll.js";
@@ -133,12 +135,13 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
 
     emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
     const staged = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>
-      stage(h, artifact, release, config, emit),
+      stageWithRetry(fleet, h, artifact, release, config, emit),
     );
     const stageFailures = staged.flatMap((r, i) =>
       r.status === "rejected" ? [{ host: hosts[i] as Host, error: r.reason as Error }] : [],
     );
     if (stageFailures.length > 0 || signal.aborted) {
+      await fleet.revive(hosts);
       await Promise.allSettled(hosts.map((h) => h.session.exec(remote.removeRelease(h.layout, release))));
       for (const f of stageFailures)
         emit({ type: "error", server: f.host.server.name, message: f.error.message });
@@ -216,7 +219,10 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
 
     return finish(result.outcome, result.rows, exitCodeFor(result.outcome));
   } finally {
-    if (locked) await unlockAll(hosts, holder);
+    if (locked) {
+      await fleet.revive(hosts);
+      await unlockAll(hosts, holder);
+    }
     fleet.close();
     await artifact.dispose();
   }
@@ -231,4 +237,35 @@ async function prune(host: Host, keep: number, protect: (string | undefined)[]):
   );
   if (ids.length > 0)
     await host.session.exec(ids.map((id) => remote.removeRelease(host.layout, id)).join(" && "));
+}
+
+/**
+ * Staging touches nothing that serves traffic, so a dropped SSH connection (a flaky link, an sshd
+ * restart) is worth one more try on a fresh connection, from a clean slate.
+ */
+async function stageWithRetry(
+  fleet: Fleet,
+  host: Host,
+  artifact: Artifact,
+  release: string,
+  config: Config,
+  emit: Emit,
+): Promise<void> {
+  try {
+    await stage(host, artifact, release, config, emit);
+  } catch (error) {
+    if (!(error instanceof SshError) || (error.kind !== "closed" && error.kind !== "network")) throw error;
+    emit({
+      type: "warn",
+      server: host.server.name,
+      message: `${error.message}; reconnecting to retry staging once`,
+    });
+    await sleep(1000);
+    const fresh = await fleet.reconnect(host.server.name);
+    forgetHealthOrigin(fresh);
+    await fresh.session.run(remote.removeRelease(fresh.layout, release), {
+      what: "removing the partial release",
+    });
+    await stage(fresh, artifact, release, config, emit);
+  }
 }

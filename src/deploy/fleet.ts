@@ -11,6 +11,7 @@ import type { Emit } from "./events.js";
 
 export interface Host {
   server: ServerConfig;
+  /** Replaced in place by Fleet.reconnect, so hold the Host, not the session. */
   session: SshSession;
   home: string;
   layout: Layout;
@@ -36,10 +37,26 @@ export class Fleet {
   private constructor(
     readonly hosts: Map<string, Host>,
     readonly balancer: Balancer,
-    private readonly sessions: SshSession[],
     /** Servers left out by --skip-unreachable. */
     readonly unreachable: ReadonlySet<string>,
+    private readonly openHost: (server: ServerConfig) => Promise<Host>,
   ) {}
+
+  /** Reconnects the hosts whose connection was lost, so cleanup (unlock, removing a partial release) can run. */
+  async revive(hosts: Iterable<Host>): Promise<void> {
+    await Promise.allSettled(
+      [...hosts].filter((h) => !h.session.alive).map((h) => this.reconnect(h.server.name)),
+    );
+  }
+
+  /** A new SSH connection for a host whose connection dropped; the Host object is updated in place. */
+  async reconnect(name: string): Promise<Host> {
+    const host = this.host(name);
+    host.session.close();
+    const fresh = await this.openHost(host.server);
+    host.session = fresh.session;
+    return host;
+  }
 
   host(name: string): Host {
     const host = this.hosts.get(name);
@@ -74,29 +91,28 @@ export class Fleet {
     if (config.balancer.host !== "local") wanted.add(config.balancer.host);
     const servers = config.servers.filter((s) => wanted.has(s.name));
 
-    const results = await Promise.allSettled(
-      servers.map(async (server): Promise<Host> => {
-        emit({ type: "step", server: server.name, step: "connect", status: "start" });
-        const started = Date.now();
-        const session = await connector.connect(server);
-        if (options.verbose) session.onOutput = showOutput;
-        try {
-          const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
-          const base = resolveRemotePath(server.deployPath, home);
-          emit({
-            type: "step",
-            server: server.name,
-            step: "connect",
-            status: "done",
-            ms: Date.now() - started,
-          });
-          return { server, session, home, layout: layout(base) };
-        } catch (error) {
-          session.close();
-          throw error;
-        }
-      }),
-    );
+    const openHost = async (server: ServerConfig): Promise<Host> => {
+      emit({ type: "step", server: server.name, step: "connect", status: "start" });
+      const started = Date.now();
+      const session = await connector.connect(server);
+      if (options.verbose) session.onOutput = showOutput;
+      try {
+        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        const base = resolveRemotePath(server.deployPath, home);
+        emit({
+          type: "step",
+          server: server.name,
+          step: "connect",
+          status: "done",
+          ms: Date.now() - started,
+        });
+        return { server, session, home, layout: layout(base) };
+      } catch (error) {
+        session.close();
+        throw error;
+      }
+    };
+    const results = await Promise.allSettled(servers.map(openHost));
     const hosts = new Map<string, Host>();
     const problems: string[] = [];
     const unreachable = new Set<string>();
@@ -116,9 +132,8 @@ export class Fleet {
         } else problems.push(message);
       }
     });
-    const sessions = [...hosts.values()].map((h) => h.session);
     if (problems.length > 0) {
-      for (const session of sessions) session.close();
+      for (const host of hosts.values()) host.session.close();
       throw new FleetError(problems);
     }
 
@@ -129,7 +144,12 @@ export class Fleet {
       lbHome = os.homedir();
     } else {
       const lbHost = hosts.get(config.balancer.host) as Host;
-      runner = lbHost.session;
+      // Through the Host, so that a reconnected session is used from then on.
+      runner = {
+        name: lbHost.server.name,
+        exec: (command, execOptions) => lbHost.session.exec(command, execOptions),
+        run: (command, execOptions) => lbHost.session.run(command, execOptions),
+      };
       lbHome = lbHost.home;
     }
     const balancer = new NginxBalancer(runner, {
@@ -140,11 +160,11 @@ export class Fleet {
       pidFile: resolveRemotePath(config.balancer.pidFile, lbHome),
       onWarning: (message) => emit({ type: "warn", server: config.balancer.host, message }),
     });
-    return new Fleet(hosts, balancer, sessions, unreachable);
+    return new Fleet(hosts, balancer, unreachable, openHost);
   }
 
   close(): void {
-    for (const session of this.sessions) session.close();
+    for (const host of this.hosts.values()) host.session.close();
   }
 }
 

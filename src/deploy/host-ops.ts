@@ -66,6 +66,11 @@ export async function stage(
 
 const probeOrigins = new WeakMap<Host, Promise<string>>();
 
+/** After a reconnect: the cached tunnel belonged to the old connection. */
+export function forgetHealthOrigin(host: Host): void {
+  probeOrigins.delete(host);
+}
+
 /** Where to reach the app's health endpoint from here: through the host's SSH connection, or directly. */
 export function healthOrigin(host: Host, config: Config): Promise<string> {
   let origin = probeOrigins.get(host);

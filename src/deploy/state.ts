@@ -1,6 +1,8 @@
 export interface ReleaseInfo {
   id: string;
   failed: boolean;
+  /** When it was staged (seconds since the epoch; 0 if unknown). */
+  stagedAt: number;
 }
 
 export interface ServerState {
@@ -33,8 +35,8 @@ export function parseInspect(stdout: string): ServerState {
       const id = target.replace(/^.*releases\//, "").replace(/\/+$/, "");
       if (id) state.current = id;
     } else if (line.startsWith("@release ")) {
-      const [id, status] = line.slice("@release ".length).trim().split(" ");
-      if (id) state.releases.push({ id, failed: status === "failed" });
+      const [id, status, time] = line.slice("@release ".length).trim().split(" ");
+      if (id) state.releases.push({ id, failed: status === "failed", stagedAt: Number(time) || 0 });
     } else if (line.startsWith("@lock ")) state.lock = line.slice("@lock ".length).trim();
     else if (line.startsWith("@journal ")) {
       try {
@@ -52,15 +54,16 @@ export function parseInspect(stdout: string): ServerState {
       }
     }
   }
-  state.releases.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  // Oldest first: by staging time, then by id (ids start with a UTC timestamp).
+  state.releases.sort((a, b) => a.stagedAt - b.stagedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return state;
 }
 
-/** The release to go back to: the newest good release older than the current one. */
+/** The release to go back to: the newest good release staged before the current one. */
 export function previousRelease(state: ServerState): string | undefined {
-  const ok = state.releases.filter((r) => !r.failed && r.id !== state.current);
-  const older = state.current ? ok.filter((r) => r.id < (state.current as string)) : ok;
-  return older.at(-1)?.id;
+  const index = state.releases.findIndex((r) => r.id === state.current);
+  const older = index >= 0 ? state.releases.slice(0, index) : state.releases;
+  return older.filter((r) => !r.failed).at(-1)?.id;
 }
 
 /**

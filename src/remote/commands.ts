@@ -19,13 +19,14 @@ export function prepare(l: Layout): string {
   );
 }
 
-/** Prints "@current", "@release" and "@lock" lines describing a server's deploy state. */
+/** Prints "@current", "@release", "@lock" and "@journal" lines describing a server's deploy state. */
 export function inspect(l: Layout): string {
   return [
     `if [ ! -d ${shq(l.base)} ]; then echo @missing; exit 0; fi`,
     `cd ${shq(l.base)}`,
     `printf '@current %s\\n' "$(readlink current 2>/dev/null)"`,
-    `for d in releases/*; do [ -d "$d" ] || continue; id=\${d#releases/}; if [ -e ".nexus/failed/$id" ]; then printf '@release %s failed\\n' "$id"; else printf '@release %s ok\\n' "$id"; fi; done`,
+    // Release directories are created by a rename when staging ends: their mtime orders them.
+    `for d in releases/*; do [ -d "$d" ] || continue; case "$d" in *.partial) continue;; esac; id=\${d#releases/}; t=$(stat -c %Y "$d" 2>/dev/null || echo 0); if [ -e ".nexus/failed/$id" ]; then printf '@release %s failed %s\\n' "$id" "$t"; else printf '@release %s ok %s\\n' "$id" "$t"; fi; done`,
     `if [ -f .nexus/lock ]; then printf '@lock %s\\n' "$(head -c 4096 .nexus/lock | tr '\\n' ' ')"; fi`,
     `if [ -f .nexus/journal.json ]; then printf '@journal %s\\n' "$(head -c 4096 .nexus/journal.json | tr '\\n' ' ')"; fi`,
   ].join("\n");

@@ -80,6 +80,11 @@ export class SshSession implements CommandRunner {
     });
   }
 
+  /** False once the connection was closed or lost. */
+  get alive(): boolean {
+    return !this.closed;
+  }
+
   get name(): string {
     return this.options.server;
   }

@@ -299,6 +299,37 @@ describe("faults and interruptions", () => {
       for (const name of SERVERS) expect(currentRelease(name)).toBe(release);
     });
 
+    it("SSH dropping mid-install: reconnects and retries staging once", async () => {
+      const release = uniqueRelease("dropssh");
+      const before = readUpstream();
+      const run = await nexus([
+        "-c",
+        writeConfig({ app: { root: fixture("app-dropssh") } }),
+        "deploy",
+        "--release-id",
+        release,
+      ]);
+      expect(run.exitCode, run.all).toBe(0);
+      expect(run.stderr).toMatch(/the SSH connection was lost; reconnecting to retry staging once/);
+      for (const name of SERVERS) expect(currentRelease(name)).toBe(release);
+      expect(readUpstream()).toBe(before);
+    });
+
+    it("SSH dropping on every try: a clean failure, nothing drained, no partial release", async () => {
+      const app = mkdtempSync(path.join(os.tmpdir(), "nexus-dropssh-"));
+      cpSync(fixture("app-dropssh"), app, { recursive: true });
+      writeFileSync(path.join(app, "always"), "");
+      const release = uniqueRelease("dropalways");
+      const before = readUpstream();
+      const run = await nexus(["-c", writeConfig({ app: { root: app } }), "deploy", "--release-id", release]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toMatch(/install FAILED.*SSH connection was lost/);
+      expect(run.all).not.toMatch(/drain ok/);
+      expect(readUpstream()).toBe(before);
+      for (const name of SERVERS) expect(releaseOnDisk(name, release)).toBe(false);
+      everyServerServing(good);
+    });
+
     const canMount =
       process.getuid?.() === 0 &&
       spawnSync("sh", ["-c", "mount -t tmpfs -o size=1m tmpfs /mnt && umount /mnt"]).status === 0;

@@ -24,8 +24,7 @@ function paths(value: Json, prefix: (string | number)[] = []): (string | number)
   const out: (string | number)[][] = [prefix];
   if (Array.isArray(value)) {
     for (const [i, v] of value.entries()) out.push(...paths(v, [...prefix, i]));
-  }
-  else if (value && typeof value === "object") {
+  } else if (value && typeof value === "object") {
     for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]));
   }
   return out;

@@ -27,19 +27,24 @@ describe("server state", () => {
     expect(parseInspect("@missing\n").missing).toBe(true);
   });
 
+  it("orders releases by staging time, so ids need not sort", () => {
+    const state = parseInspect(
+      "@current releases/v10\n@release v10 ok 300\n@release v9 ok 200\n@release v11 failed 400\n",
+    );
+    expect(state.releases.map((r) => r.id)).toEqual(["v9", "v10", "v11"]);
+    expect(previousRelease(state)).toBe("v9");
+    expect(
+      previousRelease(parseInspect("@current releases/v9\n@release v10 ok 300\n@release v9 ok 200\n")),
+    ).toBeUndefined();
+  });
+
   it("the rollback target is the newest good release older than current", () => {
     expect(previousRelease(parseInspect(out))).toBe("20260101T000000Z-a");
     expect(previousRelease(parseInspect("@current releases/x\n@release x ok\n"))).toBeUndefined();
   });
 
   it("prunes failed releases first, then the oldest, never the protected ones", () => {
-    const releases = [
-      { id: "1", failed: false },
-      { id: "2", failed: false },
-      { id: "3", failed: true },
-      { id: "4", failed: false },
-      { id: "5", failed: false },
-    ];
+    const releases = ["1", "2", "3", "4", "5"].map((id, i) => ({ id, failed: id === "3", stagedAt: i }));
     expect(releasesToPrune(releases, 5, ["5"])).toEqual([]);
     expect(releasesToPrune(releases, 3, ["5", "4"])).toEqual(["3", "1"]);
     expect(releasesToPrune(releases, 2, ["1", "5"])).toEqual(["3", "2", "4"]);

@@ -141,6 +141,8 @@ export async function roll(options: RollOptions): Promise<RollResult> {
     const healthy: ServerConfig[] = [];
     await Promise.all(
       batch.map(async (s) => {
+        // A connection lost during the step it failed in is opened again for the restore.
+        await fleet.revive([fleet.host(s.name)]);
         const host = fleet.host(s.name);
         const previous = options.fallback(s.name);
         const r = row(s.name);

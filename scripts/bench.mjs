@@ -8,7 +8,7 @@
 //   2. How a deploy's total time grows with 3, 6 and 12 servers (BENCH_SIZES), at batch size 1
 //      and 25%, with no load, on one sandbox of the largest size, deploying to its first N
 //      servers. 3 runs for 3 servers, BENCH_SCALE_RUNS (default 2) for more; fewer runs, or fewer
-//      sizes (reported as skipped), when the time budget (BENCH_BUDGET, default 330 s) would not hold.
+//      sizes (reported as skipped), when the time budget (BENCH_BUDGET, default 345 s) would not hold.
 //
 // Every load loop is bounded in count and time and stops by itself; the sandbox is stopped at the end.
 import { execFile } from "node:child_process";
@@ -45,9 +45,9 @@ const SIZES = (process.env.BENCH_SIZES ?? "3,6,12")
   .split(",")
   .map(Number)
   .filter((n) => Number.isInteger(n) && n >= 2 && n <= 12);
-const BUDGET_S = intEnv("BENCH_BUDGET", 330);
+const BUDGET_S = intEnv("BENCH_BUDGET", 345);
 const RATE = 160;
-const BEFORE_MS = 3000;
+const BEFORE_MS = 2500;
 const GAP_MS = 1000;
 const TAIL_MS = 3000;
 /** The load's first half second (connections opening) is left out of "before". */
@@ -200,25 +200,31 @@ async function scaling(info, tmp, size, runs, batchCount, budgetEnd) {
 }
 
 /**
- * Picks the largest sandbox (of SIZES) whose scaling runs fit in the time left, extrapolating
- * from the 3-server deploys (time grows about linearly with the servers at batch size 1).
+ * A deploy's time, modelled on the 3-server deploys: a fixed part (start-up, connect, stage,
+ * finish) plus one roll step per batch. Conservative here: those deploys ran under load.
  */
-function planScaling(perServer, left, batchCount) {
-  const cost = (n, runs) => {
-    const batch1 = perServer * n + 2;
-    const quarter = (perServer * n) / batchCount("25%", n) + 2;
-    return runs * (batch1 + (batchCount("25%", n) > 1 ? quarter : 0));
+function costModel(iterations, batchCount) {
+  const fixed = median(iterations.map((i) => i.nexus.deploy.wall - i.nexus.deploy.segments.roll / 1000));
+  const perBatch = median(iterations.map((i) => i.nexus.deploy.segments.roll / 1000 / 3));
+  const deploy = (n, size) => fixed + Math.ceil(n / batchCount(size, n)) * perBatch;
+  return {
+    perBatch,
+    deploy,
+    // Sandbox up, then the first deploy, which runs npm ci on every server, 4 at a time.
+    setup: (n) => 5 + deploy(n, 1) + Math.ceil(n / 4) * 5,
+    runs: (n, runs) => runs * (deploy(n, 1) + (batchCount("25%", n) > 1 ? deploy(n, "25%") : 0)),
   };
-  const runsFor = (n) => (n === 3 ? Math.max(3, SCALE_RUNS) : SCALE_RUNS);
+}
+
+/** The largest sandbox (of SIZES) whose scaling runs fit in the time left: 3 runs for 3 servers, fewer for more. */
+function planScaling(model, left) {
   const sizes = [...SIZES].sort((a, b) => a - b);
   for (let k = sizes.length; k > 0; k--) {
     const chosen = sizes.slice(0, k);
-    const largest = chosen.at(-1);
-    // Sandbox up, and the first deploy, which runs npm ci on every server (4 at a time).
-    const setup = 10 + perServer * largest * 1.5;
-    for (const fewer of [false, true]) {
-      const runs = new Map(chosen.map((n) => [n, fewer && n !== 3 ? 1 : runsFor(n)]));
-      const needed = setup + chosen.reduce((total, n) => total + cost(n, runs.get(n)), 0);
+    for (const others of [...new Set([SCALE_RUNS, 1])]) {
+      const runs = new Map(chosen.map((n) => [n, n === 3 ? 3 : others]));
+      const needed =
+        model.setup(chosen.at(-1)) + chosen.reduce((total, n) => total + model.runs(n, runs.get(n)), 0);
       if (needed <= left) return { sizes: chosen, runs, needed, skipped: sizes.slice(k) };
     }
   }
@@ -269,13 +275,15 @@ async function main() {
     cli = await timeRemote(info, ["true", "PM2_SILENT=true pm2 jlist >/dev/null"], 5);
 
     // 2. Scaling, no load: one sandbox of the largest size that fits, deploying to its first N servers.
-    const perServer = median(iterations.map((i) => i.nexus.deploy.wall)) / 3;
+    const model = costModel(iterations, batchCount);
     const left = (budgetEnd - Date.now()) / 1000;
-    const plan = planScaling(perServer, left, batchCount);
+    const plan = planScaling(model, left);
     for (const size of plan.skipped) {
+      const needed =
+        model.setup(size) + [3, 6, 12].filter((n) => n <= size).reduce((t, n) => t + model.runs(n, 1), 0);
       scale.push({
         size,
-        skipped: `over the ~${Math.round(BUDGET_S / 60)}-minute budget: ${Math.round(left)} s were left for scaling on ${machine.cores} cores, and ${size} servers need about ${Math.round(10 + perServer * size * 1.5 + perServer * size * 2)} s (sandbox, first deploy, one run per batch size, at ${perServer.toFixed(1)} s per server)`,
+        skipped: `over the ${BUDGET_S} s budget of the whole bench: ${Math.round(left)} s were left for scaling, and a ${size}-server sandbox needs about ${Math.round(needed)} s (start, first deploy, one run per size and batch size, at ${model.perBatch.toFixed(1)} s per batch as measured under load on ${machine.cores} cores)`,
       });
       log(`${size} servers: skipped`);
     }
@@ -355,13 +363,13 @@ function chartPanels({ nexus, naive }, machine) {
   const note =
     after.requests > 0 && after.failed / after.requests > 0.5
       ? [
-          `After the restarts, ${Math.round((100 * after.failed) / after.requests)}% of requests fail:`,
-          "each restart cost its server 3 connection",
-          "errors in each Nginx worker (max_fails=3),",
-          "which then disabled it for fail_timeout=30s;",
-          "with all three disabled, Nginx answers 502",
-          '("no live upstreams") until they expire.',
-          "The bench reloads Nginx here to end it.",
+          `After the restarts, ${Math.round((100 * after.failed) / after.requests)}% of requests fail.`,
+          "Nginx counted each restart's connection",
+          "errors against max_fails=3 and disabled",
+          "the server for fail_timeout=30s; with all",
+          'three disabled, it answers 502 ("no live',
+          'upstreams") until that expires. The bench',
+          "reloads Nginx after the run to end it.",
         ]
       : [`${naive.windows.during.failed + after.failed} failed requests during and after the restarts.`];
   return {

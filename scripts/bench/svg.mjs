@@ -57,12 +57,12 @@ function renderPanel(panel, top, msPerPx) {
   for (const c of panel.commands) {
     out.push(
       `<rect x="${f(x(c.start))}" y="${f(y)}" width="${f(Math.max(1, x(c.end) - x(c.start)))}" height="12" fill="#e9e9ef" stroke="#b9b9c6"/>`,
-      text(
-        x(c.start) + 4,
-        y + 10,
-        `${c.label} (${((c.end - c.start) / 1000).toFixed(1)} s)`,
-        'font-size="10"',
-      ),
+      // Inside the bar, or after it when the bar is too short for the label.
+      (() => {
+        const label = `${c.label} (${((c.end - c.start) / 1000).toFixed(1)} s)`;
+        const inside = label.length * 5.6 < x(c.end) - x(c.start) - 8;
+        return text(inside ? x(c.start) + 4 : x(c.end) + 4, y + 10, label, 'font-size="10"');
+      })(),
     );
   }
   y += 18;
@@ -71,7 +71,8 @@ function renderPanel(panel, top, msPerPx) {
   const releases = [];
   for (const r of records)
     if (r.release && !r.failure && !releases.includes(r.release)) releases.push(r.release);
-  const buckets = Math.ceil((t1 - t0) / BUCKET_MS);
+  // Whole buckets only: a partial last one would understate the rate.
+  const buckets = Math.floor((t1 - t0) / BUCKET_MS);
   const counts = Array.from({ length: buckets }, () => ({ byRelease: releases.map(() => 0), failed: 0 }));
   for (const r of records) {
     const i = Math.floor((r.end - t0) / BUCKET_MS);
@@ -117,8 +118,9 @@ function renderPanel(panel, top, msPerPx) {
     for (const [n, color] of parts) {
       if (n === 0) continue;
       const v = n * perSecond;
+      const width = Math.min(bw, LEFT + plotW - (LEFT + i * bw)) - 0.6;
       out.push(
-        `<rect x="${f(LEFT + i * bw)}" y="${f(ty(base + v))}" width="${f(Math.max(0.5, bw - 0.6))}" height="${f(ty(base) - ty(base + v))}" fill="${color}"/>`,
+        `<rect x="${f(LEFT + i * bw)}" y="${f(ty(base + v))}" width="${f(Math.max(0.5, width))}" height="${f(ty(base) - ty(base + v))}" fill="${color}"/>`,
       );
       base += v;
     }
@@ -127,7 +129,7 @@ function renderPanel(panel, top, msPerPx) {
   y += THROUGHPUT_H + 8;
 
   // Latency: p50 and p99 of the successful requests, 500 ms buckets, log scale.
-  const lb = Math.ceil((t1 - t0) / LATENCY_BUCKET_MS);
+  const lb = Math.floor((t1 - t0) / LATENCY_BUCKET_MS);
   const lat = Array.from({ length: lb }, () => []);
   for (const r of records) {
     const i = Math.floor((r.end - t0) / LATENCY_BUCKET_MS);
@@ -217,14 +219,11 @@ function renderPanel(panel, top, msPerPx) {
       text(px, y + 15, `${Number(s.toFixed(1))}`, 'font-size="10" text-anchor="middle" fill="#666"'),
     );
   }
-  out.push(
-    text(
-      LEFT + plotW,
-      y + 28,
-      "seconds since the load started",
-      'font-size="10" text-anchor="end" fill="#666"',
-    ),
-  );
+  out.push(text(LEFT, y + 28, "seconds since the load started", 'font-size="10" fill="#666"'));
+  // A note to the right of a panel narrower than the widest one.
+  (panel.note ?? []).forEach((line, i) => {
+    out.push(text(LEFT + plotW + 16, throughputTop + 12 + i * 14, line, 'font-size="11" fill="#333"'));
+  });
   y += 36;
   return { svg: out.join("\n"), height: y - top, releases };
 }

@@ -1,7 +1,8 @@
-import os from "node:os";
+import { stat } from "node:fs/promises";
 import { execa } from "execa";
 import { type Artifact, packApp } from "../artifact/pack.js";
 import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
+import { ConfigError } from "../config/errors.js";
 import type { Config } from "../config/load.js";
 import * as remote from "../remote/commands.js";
 import { isValidReleaseId } from "../remote/layout.js";
@@ -10,7 +11,7 @@ import { mapSettled } from "../util/map-limit.js";
 import { sleep } from "../util/sleep.js";
 import { type Emit, EXIT, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
 import { Fleet, type Host } from "./fleet.js";
-import { forgetHealthOrigin, readState, stage } from "./host-ops.js";
+import { forgetHealthOrigin, readState, recordHistory, stage } from "./host-ops.js";
 import { clearJournals, lockAll, newHolder, unlockAll, writeJournals } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { roll } from "./roll.js";
@@ -40,6 +41,9 @@ export interface CommandResult {
 export async function deploy(config: Config, options: DeployOptions): Promise<CommandResult> {
   const { emit, signal } = options;
   const startedAt = Date.now();
+  if (!(await stat(config.app.root).catch(() => undefined))?.isDirectory()) {
+    throw new ConfigError(config.file, [`app.root: ${config.app.root} is not a directory`]);
+  }
   const git = await gitInfo(config.app.root);
   const release = options.releaseId ?? makeReleaseId(new Date(), git);
   if (!isValidReleaseId(release))
@@ -200,17 +204,12 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       hosts.map(async (h) => {
         const row = result.rows.find((r) => r.server === h.server.name);
         const deployed = row?.result === "deployed";
-        const entry = {
-          time: new Date().toISOString(),
-          event: "deploy",
+        await recordHistory(h, "deploy", {
           release,
           previous: states.get(h.server.name)?.current ?? null,
           result: row?.result ?? "unknown",
-          user: os.userInfo().username,
-          from: os.hostname(),
           commit: git?.commit ?? null,
-        };
-        await h.session.exec(remote.appendHistory(h.layout, entry));
+        });
         if (!deployed && row?.result !== "not reached")
           await h.session.exec(remote.markFailed(h.layout, release));
         if (deployed) await prune(h, config.keepReleases, [release, states.get(h.server.name)?.current]);

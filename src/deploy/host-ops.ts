@@ -1,3 +1,4 @@
+import os from "node:os";
 import type { Artifact } from "../artifact/pack.js";
 import type { Config } from "../config/load.js";
 import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
@@ -9,6 +10,23 @@ import type { Emit, Step } from "./events.js";
 import type { Host } from "./fleet.js";
 import { type Pm2Process, parsePm2List, processProblem } from "./pm2.js";
 import { parseInspect, type ServerState } from "./state.js";
+
+/** Appends one line to the host's history.jsonl: what happened, when, and who did it from where. */
+export async function recordHistory(
+  host: Host,
+  event: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  await host.session.exec(
+    remote.appendHistory(host.layout, {
+      time: new Date().toISOString(),
+      event,
+      ...details,
+      user: os.userInfo().username,
+      from: os.hostname(),
+    }),
+  );
+}
 
 export async function readState(host: Host): Promise<ServerState> {
   return parseInspect(

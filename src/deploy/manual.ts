@@ -1,11 +1,9 @@
-import os from "node:os";
 import type { Config, ServerConfig } from "../config/load.js";
 import { probeOnce } from "../health/probe.js";
-import * as remote from "../remote/commands.js";
 import { capacityProblem, minInRotation } from "./capacity.js";
 import { type Emit, EXIT } from "./events.js";
-import { Fleet, type Host } from "./fleet.js";
-import { checkHealth, healthOrigin, pm2Process, readState } from "./host-ops.js";
+import { Fleet } from "./fleet.js";
+import { checkHealth, healthOrigin, pm2Process, readState, recordHistory } from "./host-ops.js";
 import { describeHolder } from "./lock.js";
 import { PlanError } from "./plan.js";
 
@@ -24,18 +22,6 @@ function serverNamed(config: Config, name: string): ServerConfig {
     );
   }
   return server;
-}
-
-async function record(host: Host, event: string, extra: Record<string, unknown> = {}): Promise<void> {
-  await host.session.exec(
-    remote.appendHistory(host.layout, {
-      time: new Date().toISOString(),
-      event,
-      user: os.userInfo().username,
-      from: os.hostname(),
-      ...extra,
-    }),
-  );
 }
 
 /** `nexus drain <server>`: out of rotation, in-flight requests finished, within the capacity guard. */
@@ -81,7 +67,7 @@ export async function drainServer(config: Config, name: string, options: ManualO
       ms: Date.now() - started,
       message: "out of rotation",
     });
-    await record(fleet.host(name), "drain");
+    await recordHistory(fleet.host(name), "drain", {});
     return EXIT.ok;
   } finally {
     fleet.close();
@@ -111,7 +97,7 @@ export async function enableServer(config: Config, name: string, options: Manual
     emit({ type: "step", server: name, step: "enable", status: "start" });
     await fleet.balancer.setDown([server], false);
     emit({ type: "step", server: name, step: "enable", status: "done", message: "in rotation" });
-    await record(host, "enable");
+    await recordHistory(host, "enable", {});
     return EXIT.ok;
   } finally {
     fleet.close();

@@ -4,7 +4,7 @@ import * as remote from "../remote/commands.js";
 import { minInRotation } from "./capacity.js";
 import { type Emit, EXIT, exitCodeFor, type SummaryRow } from "./events.js";
 import { Fleet } from "./fleet.js";
-import { checkHealth, readState } from "./host-ops.js";
+import { checkHealth, readState, recordHistory } from "./host-ops.js";
 import { clearJournals, describeHolder, isStale, LockError, lockAll, newHolder, unlockAll } from "./lock.js";
 import { roll } from "./roll.js";
 import type { ServerState } from "./state.js";
@@ -134,16 +134,10 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
     await clearJournals(journaled.filter((h) => rows.get(h.server.name)?.result !== "needs human"));
     await Promise.allSettled(
       journaled.map((h) =>
-        h.session.exec(
-          remote.appendHistory(h.layout, {
-            time: new Date().toISOString(),
-            event: "recover",
-            release: rows.get(h.server.name)?.release ?? null,
-            result: rows.get(h.server.name)?.result,
-            user: os.userInfo().username,
-            from: os.hostname(),
-          }),
-        ),
+        recordHistory(h, "recover", {
+          release: rows.get(h.server.name)?.release ?? null,
+          result: rows.get(h.server.name)?.result,
+        }),
       ),
     );
     const exitCode = exitCodeFor(outcome);

@@ -1,10 +1,8 @@
-import os from "node:os";
 import type { Config } from "../config/load.js";
-import * as remote from "../remote/commands.js";
 import type { CommandResult } from "./deploy.js";
 import { type Emit, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
 import { Fleet } from "./fleet.js";
-import { readState } from "./host-ops.js";
+import { readState, recordHistory } from "./host-ops.js";
 import { clearJournals, lockAll, newHolder, unlockAll, writeJournals } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { roll } from "./roll.js";
@@ -108,17 +106,11 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
     for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
     await Promise.allSettled(
       hosts.map((h) =>
-        h.session.exec(
-          remote.appendHistory(h.layout, {
-            time: new Date().toISOString(),
-            event: "rollback",
-            release: targets.get(h.server.name),
-            previous: states.get(h.server.name)?.current ?? null,
-            result: rows.find((r) => r.server === h.server.name)?.result,
-            user: os.userInfo().username,
-            from: os.hostname(),
-          }),
-        ),
+        recordHistory(h, "rollback", {
+          release: targets.get(h.server.name),
+          previous: states.get(h.server.name)?.current ?? null,
+          result: rows.find((r) => r.server === h.server.name)?.result,
+        }),
       ),
     );
     return finish(result.outcome, rows, exitCodeFor(result.outcome), distinct.join(", "));

@@ -22,3 +22,15 @@ export class RemoteCommandError extends Error {
     this.name = "RemoteCommandError";
   }
 }
+
+/** The stdout of a command that must succeed; a non-zero exit becomes a RemoteCommandError. */
+export function stdoutOrThrow(
+  server: string,
+  what: string | undefined,
+  result: { code: number | null; stdout: string; stderr: string },
+): string {
+  if (result.code !== 0) {
+    throw new RemoteCommandError(server, what ?? "command", result.code, result.stderr || result.stdout);
+  }
+  return result.stdout;
+}

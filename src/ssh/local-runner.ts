@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { RemoteCommandError } from "./errors.js";
+import { stdoutOrThrow } from "./errors.js";
 import type { CommandRunner, ExecOptions, ExecResult } from "./session.js";
 
 /** Runs commands on this machine through sh, for a balancer that runs where nexus runs. */
@@ -15,15 +15,6 @@ export class LocalRunner implements CommandRunner {
   }
 
   async run(command: string, options: ExecOptions = {}): Promise<string> {
-    const result = await this.exec(command, options);
-    if (result.code !== 0) {
-      throw new RemoteCommandError(
-        this.name,
-        options.what ?? "command",
-        result.code,
-        result.stderr || result.stdout,
-      );
-    }
-    return result.stdout;
+    return stdoutOrThrow(this.name, options.what, await this.exec(command, options));
   }
 }

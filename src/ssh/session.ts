@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:net";
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm, type SFTPWrapper } from "ssh2";
-import { RemoteCommandError, SshError } from "./errors.js";
+import { SshError, stdoutOrThrow } from "./errors.js";
 import type { HostKeyVerifier } from "./host-keys.js";
 
 export interface ExecResult {
@@ -186,16 +186,7 @@ export class SshSession implements CommandRunner {
   }
 
   async run(command: string, options: ExecOptions = {}): Promise<string> {
-    const result = await this.exec(command, options);
-    if (result.code !== 0) {
-      throw new RemoteCommandError(
-        this.name,
-        options.what ?? "command",
-        result.code,
-        result.stderr || result.stdout,
-      );
-    }
-    return result.stdout;
+    return stdoutOrThrow(this.name, options.what, await this.exec(command, options));
   }
 
   private sftp(): Promise<SFTPWrapper> {

@@ -62,6 +62,21 @@ function bigApp(): string {
   return dir;
 }
 
+/**
+ * The fixture app whose `npm install` kills the sshd session process running it: a real dropped
+ * connection, mid-install. Once per release, or on every try.
+ */
+function dropSshApp(always: boolean): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-dropssh-"));
+  cpSync(fixture("app"), dir, { recursive: true });
+  cpSync(fixture("faults/drop-ssh.sh"), path.join(dir, "drop-ssh.sh"));
+  const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8"));
+  pkg.scripts = { ...pkg.scripts, preinstall: "sh drop-ssh.sh" };
+  writeFileSync(path.join(dir, "package.json"), JSON.stringify(pkg, null, 2));
+  if (always) writeFileSync(path.join(dir, "always"), "");
+  return dir;
+}
+
 describe("faults and interruptions", () => {
   const config = writeConfig();
   let good = "";
@@ -304,7 +319,7 @@ describe("faults and interruptions", () => {
       const before = readUpstream();
       const run = await nexus([
         "-c",
-        writeConfig({ app: { root: fixture("app-dropssh") } }),
+        writeConfig({ app: { root: dropSshApp(false) } }),
         "deploy",
         "--release-id",
         release,
@@ -316,9 +331,7 @@ describe("faults and interruptions", () => {
     });
 
     it("SSH dropping on every try: a clean failure, nothing drained, no partial release", async () => {
-      const app = mkdtempSync(path.join(os.tmpdir(), "nexus-dropssh-"));
-      cpSync(fixture("app-dropssh"), app, { recursive: true });
-      writeFileSync(path.join(app, "always"), "");
+      const app = dropSshApp(true);
       const release = uniqueRelease("dropalways");
       const before = readUpstream();
       const run = await nexus(["-c", writeConfig({ app: { root: app } }), "deploy", "--release-id", release]);

@@ -13,6 +13,8 @@
  * and counts a connection closed with a request in flight as nothing at all. The ledger follows
  * each connection's own events instead: a request is written (`request`), its response headers
  * arrive (`headers`), or its connection fails (`connError`), closes, or stalls past the timeout.
+ * A request lost on a reused keep-alive connection before any response byte is sent again once,
+ * as browsers do, and judged by that second try (see `resend`); it is counted as `resent`.
  */
 import { execFile } from "node:child_process";
 import http from "node:http";

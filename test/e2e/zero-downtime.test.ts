@@ -37,6 +37,11 @@ interface Scenario {
   summary: LoadSummary;
 }
 
+function line(label: string, { summary }: Scenario): string {
+  const p = (v: number) => `${Math.round(v)}ms`;
+  return `${label}: ${summary.requests} requests (${summary.get} GET, ${summary.post} POST; ${summary.keepAlive} keep-alive, ${summary.fresh} fresh), ${summary.failed} failed ${JSON.stringify(summary.byFailure)}, ${summary.resent} resent, p50 ${p(summary.p50)}, p99 ${p(summary.p99)}`;
+}
+
 /** The zero-downtime assertion, the same for nexus and for the naive restart. */
 function assertZeroDowntime({ result, summary }: Scenario): void {
   expect(result.hardStopped, "the scenario outlived the load").toBe(false);
@@ -105,6 +110,7 @@ describe("zero downtime under load", () => {
       events.push(...jsonEvents(rollback.stdout));
     });
     const { summary } = scenario;
+    console.info(line("nexus deploy --rolling + rollback under load", scenario));
 
     assertZeroDowntime(scenario);
     // The load was the one the issue asks for: GETs and slow POSTs, keep-alive and fresh connections.
@@ -152,6 +158,7 @@ describe("zero downtime under load", () => {
       });
     });
 
+    console.info(line("naive restart (no drain) under load", scenario));
     for (const name of servers()) expect(currentRelease(name)).toBe(releaseB);
     expect(scenario.summary.failed, describeFailures(scenario.result.records)).toBeGreaterThan(0);
     expect(() => assertZeroDowntime(scenario)).toThrow(/failed request/);

@@ -107,6 +107,7 @@ export function analyze(run) {
   return {
     wall: (run.exitedAt - run.spawnedAt) / 1000,
     reported: summary?.seconds,
+    release: summary?.release,
     start: run.spawnedAt,
     end: run.exitedAt,
     segments,

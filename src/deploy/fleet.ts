@@ -121,7 +121,13 @@ export class Fleet {
       if (result.status === "fulfilled") hosts.set(server.name, result.value);
       else {
         const message = (result.reason as Error).message;
-        emit({ type: "step", server: server.name, step: "connect", status: "fail", message });
+        emit({
+          type: "step",
+          server: server.name,
+          step: "connect",
+          status: "fail",
+          message: message.startsWith(`${server.name}: `) ? message.slice(server.name.length + 2) : message,
+        });
         if (options.skipUnreachable && server.name !== config.balancer.host) {
           unreachable.add(server.name);
           emit({

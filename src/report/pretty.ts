@@ -32,7 +32,9 @@ export class PrettyReporter implements Reporter {
         const entry = this.active.get(key);
         if (entry) {
           const pct = Math.floor((event.sent / Math.max(1, event.total)) * 100);
-          entry.label = `${event.server} upload ${pct}% of ${formatBytes(event.total)}`;
+          const seconds = (Date.now() - entry.since) / 1000;
+          const rate = seconds > 0.2 ? `, ${formatBytes(event.sent / seconds)}/s` : "";
+          entry.label = `${event.server} upload ${pct}% of ${formatBytes(event.total)}${rate}`;
           this.refresh();
         }
         return;

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -11,6 +11,10 @@ const SERVERS = ["nexus-alpha", "nexus-beta", "nexus-gamma"];
 const tmp = mkdtempSync(path.join(os.tmpdir(), "nexus-ssh-sec-"));
 /** An empty home: no ~/.ssh/id_* default key can stand in for the method under test. */
 const emptyHome = mkdtempSync(path.join(os.tmpdir(), "nexus-ssh-home-"));
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+  rmSync(emptyHome, { recursive: true, force: true });
+});
 const NO_AMBIENT_AUTH = { HOME: emptyHome, SSH_AUTH_SOCK: "", NEXUS_SSH_KEY: "", NEXUS_SSH_PASSPHRASE: "" };
 
 function hostPattern(name: string): string {

@@ -23,8 +23,9 @@ import { PROJECT_ROOT, TEST_IP_PREFIX } from "./sandbox-env.js";
 /**
  * A sandbox of its own, on 127.1.<n>. beside the shared one on 127.0.<n>. (no clash with any
  * NEXUS_TEST_SANDBOX_ID): nexus-alpha is a normal host (and runs Nginx), nexus-beta has no SFTP
- * subsystem at all, and nexus-gamma's SFTP subsystem is OpenSSH's sftp-server behind
- * fixtures/sftp-corrupt.mjs, which flips a byte of the first write on its way to the disk.
+ * subsystem at all, nexus-gamma's SFTP subsystem is OpenSSH's sftp-server behind
+ * fixtures/sftp-corrupt.mjs, which flips a byte of the first write on its way to the disk, and
+ * nexus-delta's subsystem is a program that exits at once (`false`).
  */
 const PREFIX = TEST_IP_PREFIX.replace(/^127\.0\./, "127.1.");
 const SFTP_SERVER = [
@@ -91,9 +92,9 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
     info = await sandboxUp({
       dir,
       ipPrefix: PREFIX,
-      hosts: 3,
+      hosts: 4,
       noSftp: ["nexus-beta"],
-      sftpServer: { "nexus-gamma": CORRUPTING },
+      sftpServer: { "nexus-gamma": CORRUPTING, "nexus-delta": "/bin/false" },
     });
   });
 
@@ -103,7 +104,7 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("auto: SFTP where it works, HTTP for a host without SFTP and for a corrupted upload; all serve the release", async () => {
+  it("auto: SFTP where it works; HTTP without SFTP, when it exits, and for a corrupted upload; all serve the release", async () => {
     const release = uniqueRelease("transfer");
     const run = await nexus(["-c", config(), "--json", "deploy", "--release-id", release]);
     expect(run.exitCode, run.all).toBe(0);
@@ -112,6 +113,7 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
     expect(uploadNote(all, "nexus-alpha")).toMatch(/^sftp, [\d.]+ MB\/s$/);
     expect(uploadNote(all, "nexus-beta")).toMatch(/^http \(fallback\), [\d.]+ MB\/s$/);
     expect(uploadNote(all, "nexus-gamma")).toMatch(/^http \(fallback\), [\d.]+ MB\/s$/);
+    expect(uploadNote(all, "nexus-delta")).toMatch(/^http \(fallback\), [\d.]+ MB\/s$/);
     const warnings = all.filter((e) => e.type === "warn").map((e) => `${e.server}: ${e.message}`);
     expect(warnings).toContainEqual(
       expect.stringMatching(
@@ -122,6 +124,9 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
       expect.stringMatching(
         /^nexus-gamma: checksum mismatch after the SFTP upload: expected [0-9a-f]{64}, got [0-9a-f]{64}; the file was removed; fetching over HTTP instead$/,
       ),
+    );
+    expect(warnings).toContain(
+      "nexus-delta: SFTP upload failed: SFTP is unavailable: Received exit code 1 while establishing SFTP session; fetching over HTTP instead",
     );
     // Progress is reported for the HTTP transfer too, up to the whole file.
     const betaProgress = all.filter((e) => e.type === "progress" && e.server === "nexus-beta");
@@ -182,11 +187,11 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
     expect(currentOf("nexus-beta")).toBe(before);
   });
 
-  it('method "http": every host fetches from nexus, in parallel, from one listener', async () => {
+  it('method "http": every host fetches from nexus, in parallel, from one listener on this end of the SSH connections', async () => {
     const release = uniqueRelease("http");
     const run = await nexus([
       "-c",
-      config({ transfer: { method: "http", listen: "127.0.0.1:0" } }),
+      config({ transfer: { method: "http" } }),
       "--json",
       "deploy",
       "--release-id",

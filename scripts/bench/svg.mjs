@@ -274,6 +274,7 @@ export function renderTimeline({ title, subtitle, panels }) {
     y += rendered.height + 8;
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${Math.ceil(y)}" viewBox="0 0 ${WIDTH} ${Math.ceil(y)}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">
+<title>Throughput and latency through Nginx during a rolling deploy, nexus vs a restart with no drain</title>
 <rect width="100%" height="100%" fill="#ffffff"/>
 ${parts.join("\n")}
 </svg>

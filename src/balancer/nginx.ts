@@ -1,5 +1,6 @@
 import type { ServerConfig } from "../config/load.js";
 import {
+  countAlive,
   countConnections,
   readFile,
   reloadAndConfirm,
@@ -29,6 +30,9 @@ export interface NginxOptions {
  * The file is only ever left in a state that `nginx -t` accepted.
  */
 export class NginxBalancer implements Balancer {
+  /** Workers retired by the last reload: they may still hold requests to a drained server. */
+  private retiring: number[] = [];
+
   constructor(
     private readonly runner: CommandRunner,
     private readonly options: NginxOptions,
@@ -75,6 +79,10 @@ export class NginxBalancer implements Balancer {
       );
     }
     const reload = await this.runner.exec(reloadAndConfirm(this.options.reloadCommand, this.options.pidFile));
+    this.retiring = (/@old ([\d ]*)/.exec(reload.stdout)?.[1] ?? "")
+      .split(" ")
+      .map(Number)
+      .filter((pid) => pid > 0);
     if (reload.code === 70) {
       this.options.onWarning?.(
         `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`,
@@ -93,36 +101,25 @@ export class NginxBalancer implements Balancer {
     }
   }
 
+  /**
+   * Drained means: no connection from Nginx to the server remains, and every worker from before
+   * the drain has exited. A retiring worker ("shutting down") still serves requests on client
+   * connections it had accepted, with the old server list, so it could still send one there.
+   */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
-    const command = countConnections(server.upstream);
-    const interval = this.options.pollInterval ?? 100;
-    if (!command) {
-      // Not an IPv4 literal: we cannot count sockets, so wait for the old workers that may still
-      // hold requests to finish (their title says "shutting down" until then).
-      return this.waitForOldWorkers(timeoutMs, interval);
-    }
+    const connections = countConnections(server.upstream);
+    const retiring = countAlive(this.retiring);
+    // Not an IPv4 literal: the sockets cannot be counted; the old workers still can.
+    const command = connections ? `${connections}; ${retiring}` : `echo 0; ${retiring}`;
+    const interval = this.options.pollInterval ?? 50;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const open = Number.parseInt(
-        (await this.runner.run(command, { what: "counting connections" })).trim(),
-        10,
-      );
-      if (!open) return { drained: true, open: 0 };
-      if (Date.now() >= deadline) return { drained: false, open };
-      await sleep(interval);
-    }
-  }
-
-  private async waitForOldWorkers(
-    timeoutMs: number,
-    interval: number,
-  ): Promise<{ drained: boolean; open: number }> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const out = await this.runner.exec("pgrep -fc 'nginx: worker process is shutting down' || true");
-      const open = Number.parseInt(out.stdout.trim(), 10) || 0;
-      if (!open) return { drained: true, open: 0 };
-      if (Date.now() >= deadline) return { drained: false, open };
+      const [open = 0, workers = 0] = (await this.runner.run(command, { what: "counting connections" }))
+        .trim()
+        .split(/\s+/)
+        .map((n) => Number.parseInt(n, 10) || 0);
+      if (open + workers === 0) return { drained: true, open: 0 };
+      if (Date.now() >= deadline) return { drained: false, open: open + workers };
       await sleep(interval);
     }
   }

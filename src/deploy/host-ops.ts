@@ -183,7 +183,6 @@ export async function activate(
       ms: gate.ms,
       message: `${gate.timeline.length} probe(s)`,
     });
-    await session.exec(remote.pm2Save());
   } else {
     emit({ type: "step", server: name, step: "gate", status: "fail", ms: gate.ms, message: gate.reason });
     const logs = await session.exec(remote.tailFile(`${l.logs}/app-error.log`));

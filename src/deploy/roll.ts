@@ -91,7 +91,7 @@ export async function roll(options: RollOptions): Promise<RollResult> {
           emit({
             type: "warn",
             server: s.name,
-            message: `${open} connection(s) still open after the drain timeout; going on`,
+            message: `${open} connection(s) or old Nginx worker(s) still busy after the drain timeout; going on`,
           });
         }
         emit({ type: "step", server: s.name, step: "drain", status: "done", ms: Date.now() - started });
@@ -308,6 +308,12 @@ export async function roll(options: RollOptions): Promise<RollResult> {
       await restore(batch, "rolled back");
     }
   }
+
+  // So that PM2 resurrects what each server runs now after a reboot; outside any drain window.
+  const touched = [...rows.values()]
+    .filter((r) => r.result !== "not reached")
+    .map((r) => fleet.host(r.server));
+  await Promise.allSettled(touched.map((h) => h.session.exec(remote.pm2Save())));
 
   const list = [...rows.values()];
   let outcome: Outcome = "success";

@@ -215,7 +215,7 @@ export function restoreFile(file: string, backup: string): string {
  * `nginx -s reload` only signals the master and returns at once, and until the master has
  * started new workers the old ones keep taking new requests under the old upstream list.
  * The barrier: every worker that existed before the reload has exited or retitled itself
- * "shutting down". Exit 70 when the pid file cannot be read (no barrier possible), 71 on timeout.
+ * "shutting down"; prints those workers' pids ("@old 12 13"). Exit 70 when the pid file cannot be read (no barrier possible), 71 on timeout.
  */
 export function reloadAndConfirm(reloadCommand: string, pidFile: string, timeoutMs = 5000): string {
   // The master's children from /proc (Linux 3.5+), else pgrep; only worker processes count.
@@ -229,7 +229,7 @@ export function reloadAndConfirm(reloadCommand: string, pidFile: string, timeout
     `i=0; while [ "$i" -lt ${Math.ceil(timeoutMs / 50)} ]; do`,
     "  pending=0",
     `  for p in $old; do if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi; done`,
-    `  if [ "$pending" = 0 ]; then exit 0; fi`,
+    `  if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi`,
     "  sleep 0.05; i=$((i + 1))",
     "done",
     "exit 71",
@@ -245,6 +245,12 @@ export function countConnections(address: string): string | undefined {
   const hex = procNetTcpAddress(address);
   if (!hex) return undefined;
   return `awk 'NR > 1 && $3 == "${hex}" && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp`;
+}
+
+/** Prints how many of these pids are still running (old Nginx workers finishing their requests). */
+export function countAlive(pids: readonly number[]): string {
+  const list = pids.filter((p) => Number.isInteger(p) && p > 0).join(" ");
+  return `n=0; for p in ${list}; do [ -d /proc/$p ] && n=$((n + 1)); done; echo $n`;
 }
 
 export function procNetTcpAddress(address: string): string | undefined {

@@ -131,6 +131,23 @@ describe("zero downtime under load", () => {
       expect(steps.filter((e) => e.step === "drain")).toHaveLength(2);
       expect(steps.filter((e) => e.step === "enable")).toHaveLength(2);
     }
+    // And while a server was out (from its drain done to its enable), the balancer sent it nothing.
+    for (const name of servers()) {
+      const mine = events.filter((e) => e.type === "step" && e.server === name);
+      const drained = mine
+        .filter((e) => e.step === "drain" && e.status === "done")
+        .map((e) => Date.parse(e.time));
+      const enabling = mine
+        .filter((e) => e.step === "enable" && e.status === "start")
+        .map((e) => Date.parse(e.time));
+      drained.forEach((from, i) => {
+        const to = enabling[i] as number;
+        const leaked = scenario.result.records.filter(
+          (r) => r.server === name && r.start > from && r.end < to,
+        );
+        expect(leaked, `${name} answered ${leaked.length} request(s) while drained`).toEqual([]);
+      });
+    }
     const summaries = events.filter((e) => e.type === "summary");
     expect(summaries.map((s) => s.outcome)).toEqual(["success", "success"]);
 

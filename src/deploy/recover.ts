@@ -83,14 +83,21 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
       const state = states.get(name);
       return state?.journal?.previous ?? state?.current;
     };
+    // A server still drained may also have its app stopped or crashed (PM2 gives up after its
+    // restarts): it is restarted on its target and gated like the ones that switch.
+    const drainedNow = new Set(
+      (await fleet.balancer.state(config.servers))
+        .filter((b) => b.present && !b.inRotation)
+        .map((b) => b.server),
+    );
     const toSwitch = journaled.filter((h) => {
       const target = targetOf(h.server.name);
-      return target && target !== states.get(h.server.name)?.current;
+      return target && (target !== states.get(h.server.name)?.current || drainedNow.has(h.server.name));
     });
     emit({
       type: "phase",
       phase: "recover",
-      message: `${toSwitch.length} server(s) to put back on their previous release`,
+      message: `${toSwitch.length} server(s) to put back on their previous release, restarted and gated`,
     });
     const result = await roll({
       config,

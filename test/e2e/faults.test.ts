@@ -343,6 +343,47 @@ describe("faults and interruptions", () => {
       everyServerServing(good);
     });
 
+    it("the app's port taken by another process: the gate fails, the restore too, the server is left drained and named; recover fixes it once the port is free", async () => {
+      const beta = sandboxInfo().hosts.find((h) => h.name === "nexus-beta");
+      if (!beta) throw new Error("no nexus-beta");
+      // The app on beta stops and a stray process takes its port: it answers /health, but not as our release.
+      execFileSync(path.join(PROJECT_ROOT, "node_modules", ".bin", "pm2"), ["delete", "nexus-app"], {
+        env: { ...process.env, PM2_HOME: path.join(hostHome("nexus-beta"), ".pm2") },
+        stdio: "ignore",
+      });
+      const squatter = execa(
+        "node",
+        [
+          "-e",
+          `require("http").createServer((q, s) => s.end(JSON.stringify({ status: "ok", release: "squatter" }))).listen(3000, ${JSON.stringify(beta.address)})`,
+        ],
+        { reject: false },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      try {
+        const run = await nexus([
+          "-c",
+          writeConfig({ health: { deadline: "3s" } }),
+          "deploy",
+          "--release-id",
+          uniqueRelease("port"),
+        ]);
+        expect(run.exitCode, run.all).toBe(3);
+        expect(run.stderr).toMatch(/nexus-beta: health gate failed: .*answers release squatter/);
+        expect(run.stderr).toMatch(/NEEDS A HUMAN: left drained/);
+        expect(run.stderr).toMatch(/nexus-beta\s+needs human/);
+        expect(run.stderr).toMatch(/nexus-alpha\s+rolled back/);
+        expect(readUpstream()).toMatch(new RegExp(`${beta.address.replace(/\./g, "\\.")}:3000[^\n]*down;`));
+        for (const name of SERVERS) expect(lockOn(name)).toBeUndefined();
+      } finally {
+        squatter.kill("SIGKILL");
+        await squatter;
+      }
+      const recovered = await nexus(["-c", config, "recover"]);
+      expect(recovered.exitCode, recovered.all).toBe(0);
+      everyServerServing(good);
+    });
+
     const canMount =
       process.getuid?.() === 0 &&
       spawnSync("sh", ["-c", "mount -t tmpfs -o size=1m tmpfs /mnt && umount /mnt"]).status === 0;

@@ -70,35 +70,46 @@ export class NginxBalancer implements Balancer {
     if (text === original) return;
     const file = this.options.upstreamFile;
     const backup = `${file}.nexus-backup`;
-    await this.runner.run(replaceFileFromStdin(file, backup), { stdin: text, what: `writing ${file}` });
-    const test = await this.runner.exec(this.options.testCommand);
-    if (test.code !== 0) {
-      await this.runner.run(restoreFile(file, backup), { what: `restoring ${file}` });
-      throw new BalancerError(
-        `${this.host}: the Nginx config test failed, so nothing was reloaded and ${file} was restored:\n${(test.stderr || test.stdout).trim()}`,
-      );
+    // One round trip: write, test, reload and confirm; the file is restored on the host itself
+    // if the test or the reload fails, so it is never left in a state nginx -t refused.
+    const script = [
+      `${replaceFileFromStdin(file, backup)} || exit 81`,
+      `if ! test_output=$( { ${this.options.testCommand}
+} 2>&1 ); then ${restoreFile(file, backup)}; printf '%s\\n' "$test_output" >&2; exit 80; fi`,
+      `( ${reloadAndConfirm(this.options.reloadCommand, this.options.pidFile)}
+)`,
+      "rc=$?",
+      `if [ "$rc" -ne 0 ] && [ "$rc" -ne 70 ] && [ "$rc" -ne 71 ]; then ${restoreFile(file, backup)}; fi`,
+      'exit "$rc"',
+    ].join("\n");
+    const result = await this.runner.exec(script, { stdin: text });
+    const output = (result.stderr || result.stdout).trim();
+    switch (result.code) {
+      case 0:
+        break;
+      case 81:
+        throw new BalancerError(`${this.host}: cannot write ${file}: ${output}`);
+      case 80:
+        throw new BalancerError(
+          `${this.host}: the Nginx config test failed, so nothing was reloaded and ${file} was restored:\n${output}`,
+        );
+      case 70:
+        this.options.onWarning?.(
+          `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`,
+        );
+        await sleep(1000);
+        return;
+      case 71:
+        throw new BalancerError(
+          `${this.host}: Nginx reloaded but its old workers did not hand over within 5s`,
+        );
+      default:
+        throw new BalancerError(`${this.host}: the Nginx reload failed, ${file} was restored:\n${output}`);
     }
-    const reload = await this.runner.exec(reloadAndConfirm(this.options.reloadCommand, this.options.pidFile));
-    this.retiring = (/@old ([\d ]*)/.exec(reload.stdout)?.[1] ?? "")
+    this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
       .split(" ")
       .map(Number)
       .filter((pid) => pid > 0);
-    if (reload.code === 70) {
-      this.options.onWarning?.(
-        `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`,
-      );
-      await sleep(1000);
-      return;
-    }
-    if (reload.code === 71) {
-      throw new BalancerError(`${this.host}: Nginx reloaded but its old workers did not hand over within 5s`);
-    }
-    if (reload.code !== 0) {
-      await this.runner.run(restoreFile(file, backup), { what: `restoring ${file}` });
-      throw new BalancerError(
-        `${this.host}: the Nginx reload failed, ${file} was restored:\n${(reload.stderr || reload.stdout).trim()}`,
-      );
-    }
   }
 
   /**

@@ -95,7 +95,7 @@ export const healthSchema = z.strictObject({
   port: port.optional(),
   /** "ssh": probe through the server's own SSH connection (private app ports); "direct": from here. */
   via: z.enum(["ssh", "direct"]).default("ssh"),
-  interval: duration.default(250),
+  interval: duration.default(100),
   timeout: duration.default(2_000),
   /** Consecutive passing probes needed. */
   passes: z.number().int().min(1).default(3),

@@ -141,5 +141,4 @@ export const configSchema = z.strictObject({
   rolling: rollingSchema.default(rollingSchema.parse({})),
 });
 
-export type RawConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;

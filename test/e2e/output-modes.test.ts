@@ -107,7 +107,7 @@ describe("plain output (CI set, no terminal)", () => {
     const info = sandboxInfo();
     // A balancer command that echoes a value which is also an env secret: it must show as ***.
     const config = writeConfig({
-      balancer: { testCommand: `${info.lb.testCommand} && echo token=${SECRET}` },
+      balancer: { reloadCommand: `${info.lb.reloadCommand} && echo token=${SECRET}` },
     });
     const release = uniqueRelease("plain");
     const run = await asCi(["-v", "-c", config, "deploy", "--release-id", release]);
@@ -120,8 +120,8 @@ describe("plain output (CI set, no terminal)", () => {
     expect(table).toBeGreaterThan(0);
     for (const line of lines.slice(0, table - 1)) expect(line).toMatch(/^\d\d:\d\d:\d\d /);
 
-    // Each remote command, then its output: stdout as "| ", stderr as "! ".
-    expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-alpha: \$ .*nginx .* && echo token=\*\*\*$/m);
+    // Each remote command ("$ " first line, "> " the next ones), then its output: stdout as "| ", stderr as "! ".
+    expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-alpha: [$>] .*nginx .* && echo token=\*\*\*$/m);
     expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-alpha: {3}\| token=\*\*\*$/m);
     expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-beta: \$ printf %s "\$HOME"$/m);
     expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-beta: {3}\| \/\S+\/nexus-beta\/home$/m);

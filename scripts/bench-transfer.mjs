@@ -39,7 +39,7 @@ if (!existsSync(path.join(DIST, "artifact", "pack.js"))) {
 const { packApp } = await import(path.join(DIST, "artifact", "pack.js"));
 const { SshSession } = await import(path.join(DIST, "ssh", "session.js"));
 const { HostKeyCheck, readKnownHosts } = await import(path.join(DIST, "ssh", "host-keys.js"));
-const { sandboxUp, sandboxDown } = await import(path.join(DIST, "sandbox", "index.js"));
+const { sandboxUp, sandboxDown, sandboxDeployConfig } = await import(path.join(DIST, "sandbox", "index.js"));
 
 const APP_MB = Number(process.env.BENCH_APP_MB ?? 200);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
@@ -223,24 +223,12 @@ async function measureUpload(info, file, bytes) {
 
 /** Peak RSS (VmHWM) of a deploy of the app, polled from /proc while it runs. */
 async function measureDeployRss(info, appDir, scratch) {
-  const host = info.hosts[0];
   const config = path.join(scratch, "deploy.config.json");
   writeFileSync(
     config,
     JSON.stringify(
       {
-        app: { name: "bench-app", root: appDir, start: "server.js", port: 3000 },
-        servers: [{ name: host.name, host: host.address, port: host.sshPort, env: { HOST: host.address } }],
-        ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
-        deployPath: "~/apps/bench-app",
-        balancer: {
-          host: info.lb.host,
-          upstreamFile: info.lb.upstreamFile,
-          testCommand: info.lb.testCommand,
-          reloadCommand: info.lb.reloadCommand,
-          pidFile: info.lb.pidFile,
-          drainTimeout: "5s",
-        },
+        ...sandboxDeployConfig(info, { appRoot: appDir, appName: "bench-app", hosts: 1 }),
         health: { interval: "150ms", deadline: "30s", passes: 2 },
       },
       null,

@@ -183,7 +183,7 @@ async function scaling(info, tmp, size, runs, batchCount, budgetEnd) {
       rows.push({ ...same, label: batch.label, sameAs: same.label });
       continue;
     }
-    const config = writeConfig(ROOT, subset, tmp, {
+    const config = await writeConfig(ROOT, subset, tmp, {
       batchSize: batch.size,
       name: `scale-${size}-${perBatch}`,
     });
@@ -256,7 +256,7 @@ async function main() {
     // 1. Three servers under load.
     log("sandbox: 3 servers");
     let info = await sandboxUp(ROOT, 3);
-    const config = writeConfig(ROOT, info, tmp);
+    const config = await writeConfig(ROOT, info, tmp);
     log("warming up: a first deploy (npm ci on every server)");
     await deploy(config, "warm");
     for (let i = 0; i < RUNS && !interrupted; i++) {
@@ -295,7 +295,7 @@ async function main() {
       if (largest !== info.hosts.length) {
         await sandboxDown(ROOT);
         info = await sandboxUp(ROOT, largest);
-        await deploy(writeConfig(ROOT, info, tmp, { name: `warm-${largest}` }), "warm");
+        await deploy(await writeConfig(ROOT, info, tmp, { name: `warm-${largest}` }), "warm");
       }
       for (const size of plan.sizes) {
         if (interrupted) break;

@@ -36,26 +36,12 @@ export async function sandboxDown(root) {
   await down(sandboxDir(root));
 }
 
-/** A deploy config for the sandbox (same shape as test/e2e/helpers.ts writeConfig), nexus defaults otherwise. */
-export function writeConfig(root, info, dir, { batchSize = 1, name = "deploy" } = {}) {
+/** A deploy config for the sandbox (src/sandbox/deploy-config.ts), nexus defaults otherwise. */
+export async function writeConfig(root, info, dir, { batchSize = 1, name = "deploy" } = {}) {
+  const { sandboxDeployConfig } = await sandboxModule(root);
   const config = {
-    app: { name: APP_NAME, root: path.join(root, "fixtures", "app"), start: "server.js", port: 3000 },
-    servers: info.hosts.map((h) => ({
-      name: h.name,
-      host: h.address,
-      port: h.sshPort,
-      env: { HOST: h.address },
-    })),
-    ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
-    deployPath: `~/apps/${APP_NAME}`,
+    ...sandboxDeployConfig(info, { appRoot: path.join(root, "fixtures", "app"), appName: APP_NAME }),
     pm2: { env: { NODE_ENV: "production" } },
-    balancer: {
-      host: info.lb.host,
-      upstreamFile: info.lb.upstreamFile,
-      testCommand: info.lb.testCommand,
-      reloadCommand: info.lb.reloadCommand,
-      pidFile: info.lb.pidFile,
-    },
     rolling: { batchSize },
   };
   const file = path.join(dir, `${name}.config.json`);

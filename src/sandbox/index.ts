@@ -28,6 +28,7 @@ import { findProjectRoot, runningPm2, stopPm2 } from "./pm2.js";
 import { assertPortsFree, requireBinary } from "./processes.js";
 import { ensureClientKey, ensureHostKey, runningSshd, startSshd, stopSshd } from "./sshd.js";
 
+export { type SandboxDeployOptions, sandboxDeployConfig } from "./deploy-config.js";
 export { SandboxError } from "./errors.js";
 export type { SandboxHost, SandboxInfo, SandboxLb, SandboxOptions } from "./layout.js";
 

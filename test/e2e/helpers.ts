@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { Agent, request } from "undici";
+import { sandboxDeployConfig } from "../../src/sandbox/deploy-config.js";
 import { PROJECT_ROOT, sandboxInfo, type TestSandboxInfo } from "./sandbox-env.js";
 
 export const APP_NAME = "nexus-app";
@@ -27,27 +28,11 @@ export function writeConfig(
   overrides: Record<string, unknown> = {},
   info: TestSandboxInfo = sandboxInfo(),
 ): string {
-  const base = {
-    app: { name: APP_NAME, root: fixture("app"), start: "server.js", port: 3000 },
-    servers: info.hosts.map((h) => ({
-      name: h.name,
-      host: h.address,
-      port: h.sshPort,
-      env: { HOST: h.address },
-    })),
-    ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
-    deployPath: DEPLOY_PATH,
+  const base = deepMerge(sandboxDeployConfig(info, { appRoot: fixture("app"), appName: APP_NAME }), {
     pm2: { env: { NODE_ENV: "production", SECRET_TOKEN: "s3cr3t-do-not-print" } },
-    balancer: {
-      host: info.lb.host,
-      upstreamFile: info.lb.upstreamFile,
-      testCommand: info.lb.testCommand,
-      reloadCommand: info.lb.reloadCommand,
-      pidFile: info.lb.pidFile,
-      drainTimeout: "5s",
-    },
+    balancer: { drainTimeout: "5s" },
     health: { interval: "150ms", deadline: "15s", passes: 3 },
-  };
+  });
   const merged = deepMerge(base, overrides);
   const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-e2e-"));
   const file = path.join(dir, "deploy.config.json");

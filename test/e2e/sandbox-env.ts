@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { SandboxInfo } from "../../src/sandbox/layout.js";
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /**
@@ -12,21 +13,8 @@ const id = process.env.NEXUS_TEST_SANDBOX_ID;
 export const TEST_SANDBOX_DIR = path.join(PROJECT_ROOT, id ? `.sandbox-test-${id}` : ".sandbox-test");
 export const TEST_IP_PREFIX = id ? `127.0.${Number(id) + 1}.` : "127.0.1.";
 
-export interface TestSandboxInfo {
-  dir: string;
-  hosts: { name: string; address: string; sshPort: number; home: string; appAddress: string }[];
-  lb: {
-    host: string;
-    url: string;
-    upstreamFile: string;
-    testCommand: string;
-    reloadCommand: string;
-    pidFile: string;
-  };
-  clientKey: string;
-  knownHosts: string;
-  user: string;
-}
+/** What `sandboxUp` wrote to sandbox.json. */
+export type TestSandboxInfo = SandboxInfo;
 
 export function sandboxInfo(): TestSandboxInfo {
   return JSON.parse(readFileSync(path.join(TEST_SANDBOX_DIR, "sandbox.json"), "utf8")) as TestSandboxInfo;

@@ -1,0 +1,38 @@
+import type { SandboxInfo } from "./layout.js";
+
+export interface SandboxDeployOptions {
+  appRoot: string;
+  appName?: string;
+  /** Only the first N hosts (the bench deploys to part of a larger sandbox). */
+  hosts?: number;
+}
+
+/**
+ * A deploy.config.json (as data) that deploys an app to this sandbox: each host's address and
+ * SSH port, the sandbox's client key and known_hosts, its Nginx commands. Tests and benchmarks
+ * start from this and override what they measure.
+ */
+export function sandboxDeployConfig(
+  info: SandboxInfo,
+  options: SandboxDeployOptions,
+): Record<string, unknown> {
+  const name = options.appName ?? "nexus-app";
+  return {
+    app: { name, root: options.appRoot, start: "server.js", port: 3000 },
+    servers: info.hosts.slice(0, options.hosts ?? info.hosts.length).map((h) => ({
+      name: h.name,
+      host: h.address,
+      port: h.sshPort,
+      env: { HOST: h.address },
+    })),
+    ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
+    deployPath: `~/apps/${name}`,
+    balancer: {
+      host: info.lb.host,
+      upstreamFile: info.lb.upstreamFile,
+      testCommand: info.lb.testCommand,
+      reloadCommand: info.lb.reloadCommand,
+      pidFile: info.lb.pidFile,
+    },
+  };
+}

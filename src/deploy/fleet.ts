@@ -23,6 +23,8 @@ export interface FleetOptions {
   verbose?: boolean;
   /** Leave out servers that cannot be reached (never the balancer host) instead of aborting. */
   skipUnreachable?: boolean;
+  /** No "connect ok" lines (read-only commands such as status); failures are still reported. */
+  quiet?: boolean;
 }
 
 export class FleetError extends Error {
@@ -92,20 +94,22 @@ export class Fleet {
     const servers = config.servers.filter((s) => wanted.has(s.name));
 
     const openHost = async (server: ServerConfig): Promise<Host> => {
-      emit({ type: "step", server: server.name, step: "connect", status: "start" });
+      if (!options.quiet) emit({ type: "step", server: server.name, step: "connect", status: "start" });
       const started = Date.now();
       const session = await connector.connect(server);
       if (options.verbose) session.onOutput = showOutput;
       try {
         const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
         const base = resolveRemotePath(server.deployPath, home);
-        emit({
-          type: "step",
-          server: server.name,
-          step: "connect",
-          status: "done",
-          ms: Date.now() - started,
-        });
+        if (!options.quiet) {
+          emit({
+            type: "step",
+            server: server.name,
+            step: "connect",
+            status: "done",
+            ms: Date.now() - started,
+          });
+        }
         return { server, session, home, layout: layout(base) };
       } catch (error) {
         session.close();

@@ -118,7 +118,7 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
   const fleet = await Fleet.open(
     config,
     config.servers.map((s) => s.name),
-    options,
+    { ...options, quiet: true },
   );
   try {
     const backends = await fleet.balancer.state(config.servers);

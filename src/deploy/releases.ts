@@ -46,7 +46,7 @@ export async function listReleases(
   const fleet = await Fleet.open(
     config,
     config.servers.map((s) => s.name),
-    options,
+    { ...options, quiet: true },
   );
   try {
     const perServer = await Promise.all(

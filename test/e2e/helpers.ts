@@ -67,13 +67,20 @@ export interface NexusRun {
 /** Runs the built CLI as a user would, with no terminal (plain output). */
 export async function nexus(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: {
+    env?: Record<string, string>;
+    cwd?: string;
+    /** Exactly this environment, instead of ours plus CI=true NO_COLOR=1 plus `env`. */
+    replaceEnv?: Record<string, string | undefined>;
+  } = {},
 ): Promise<NexusRun> {
   const result = await execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
     reject: false,
     all: true,
     cwd: options.cwd ?? PROJECT_ROOT,
-    env: { CI: "true", NO_COLOR: "1", ...options.env },
+    ...(options.replaceEnv
+      ? { extendEnv: false, env: options.replaceEnv }
+      : { env: { CI: "true", NO_COLOR: "1", ...options.env } }),
     timeout: 240_000,
   });
   return {

@@ -34,19 +34,7 @@ async function asCi(args: string[]): Promise<NexusRun> {
   const env = { ...process.env, CI: "true" } as Record<string, string | undefined>;
   delete env.NO_COLOR;
   delete env.FORCE_COLOR;
-  const result = await execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
-    reject: false,
-    all: true,
-    extendEnv: false,
-    env,
-    timeout: 240_000,
-  });
-  return {
-    exitCode: result.exitCode ?? -1,
-    stdout: result.stdout,
-    stderr: result.stderr,
-    all: result.all ?? "",
-  };
+  return nexus(args, { replaceEnv: env });
 }
 
 describe("--json", () => {

@@ -65,7 +65,7 @@ export function exitCodeFor(error: unknown): { code: number; message: string } {
  * Ctrl-C or SIGTERM asks the running command to stop at the next safe point (the server in
  * hand is finished or restored first); a second one says what is still in flight and quits.
  */
-export function interruptible(
+function interruptible(
   reporter: Reporter,
   inFlight: () => string[],
 ): { signal: AbortSignal; dispose(): void } {
@@ -96,6 +96,25 @@ export function interruptible(
       process.off("SIGTERM", onSignal);
     },
   };
+}
+
+/**
+ * Runs a command that changes the fleet with Ctrl-C/SIGTERM handling; `inHand` is kept up to date
+ * by the command with the servers out of rotation, which a second Ctrl-C names.
+ */
+export async function whileInterruptible<T>(
+  reporter: Reporter,
+  body: (signal: AbortSignal, inHand: Set<string>) => Promise<T>,
+): Promise<T> {
+  const inHand = new Set<string>();
+  const guard = interruptible(reporter, () =>
+    [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
+  );
+  try {
+    return await body(guard.signal, inHand);
+  } finally {
+    guard.dispose();
+  }
 }
 
 export { DEFAULT_CONFIG_FILE };

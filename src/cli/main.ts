@@ -6,7 +6,7 @@ import { EXIT } from "../deploy/events.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
-import { exitCodeFor, type GlobalOptions, interruptible, readConfig, withReporter } from "./context.js";
+import { exitCodeFor, type GlobalOptions, readConfig, whileInterruptible, withReporter } from "./context.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { sandboxCommand } from "./sandbox.js";
@@ -78,14 +78,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
               for (const line of describePlan(config, plan)) reporter.print(line);
               return EXIT.ok;
             }
-            const inHand = new Set<string>();
-            const guard = interruptible(reporter, () =>
-              [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
-            );
-            try {
+            return whileInterruptible(reporter, async (signal, inHand) => {
               const result = await deploy(config, {
                 emit: (e) => reporter.emit(e),
-                signal: guard.signal,
+                signal,
                 only: opts.only,
                 releaseId: opts.releaseId,
                 acceptNew: global.acceptNew,
@@ -95,9 +91,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
                 skipUnreachable: opts.skipUnreachable,
               });
               return result.exitCode;
-            } finally {
-              guard.dispose();
-            }
+            });
           }),
         );
       },
@@ -114,14 +108,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(
         await withReporter(program, async (reporter, global) => {
           const config = readConfig(global);
-          const inHand = new Set<string>();
-          const guard = interruptible(reporter, () =>
-            [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
-          );
-          try {
+          return whileInterruptible(reporter, async (signal, inHand) => {
             const result = await rollback(config, {
               emit: (e) => reporter.emit(e),
-              signal: guard.signal,
+              signal,
               to: opts.to,
               only: opts.only,
               acceptNew: global.acceptNew,
@@ -130,9 +120,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
               inHand,
             });
             return result.exitCode;
-          } finally {
-            guard.dispose();
-          }
+          });
         }),
       );
     });

@@ -6,7 +6,7 @@ import { describeHolder } from "../deploy/lock.js";
 import { recover } from "../deploy/recover.js";
 import { listReleases } from "../deploy/releases.js";
 import * as remote from "../remote/commands.js";
-import { interruptible, readConfig, withReporter } from "./context.js";
+import { readConfig, whileInterruptible, withReporter } from "./context.js";
 import { printTable } from "./table.js";
 
 /** recover, unlock, releases: the commands for looking after a fleet between deploys. */
@@ -21,18 +21,15 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
     .action(async (opts: { force?: boolean }) => {
       setExit(
         await withReporter(program, async (reporter, global) => {
-          const guard = interruptible(reporter, () => []);
-          try {
-            return await recover(readConfig(global), {
+          return whileInterruptible(reporter, (signal) =>
+            recover(readConfig(global), {
               emit: (e) => reporter.emit(e),
-              signal: guard.signal,
+              signal,
               acceptNew: global.acceptNew,
               verbose: global.verbose,
               force: opts.force,
-            });
-          } finally {
-            guard.dispose();
-          }
+            }),
+          );
         }),
       );
     });

@@ -43,6 +43,14 @@ async function interruptAt(args: string[], when: RegExp, signal: NodeJS.Signals 
   return { exitCode: result.exitCode ?? -1, all: result.all ?? "", sent };
 }
 
+/** Every server in rotation, no lock left, and the balancer answers 200 from releases that passed their gate. */
+async function expectFleetInRotationUnlocked(): Promise<void> {
+  expect(readUpstream()).not.toMatch(/\bdown;/);
+  for (const name of SERVERS) expect(lockOn(name)).toBeUndefined();
+  const answers = await throughLb(12);
+  expect(answers.every((a) => a.status === 200)).toBe(true);
+}
+
 function everyServerServing(release: string): void {
   for (const name of SERVERS) expect(currentRelease(name), name).toBe(release);
   expect(readUpstream()).not.toMatch(/\bdown;/);
@@ -129,10 +137,7 @@ describe("faults and interruptions", () => {
       expect(currentRelease("nexus-alpha")).toBe(release);
       expect(currentRelease("nexus-beta")).toBe(good);
       expect(currentRelease("nexus-gamma")).toBe(good);
-      expect(readUpstream()).not.toMatch(/\bdown;/);
-      for (const name of SERVERS) expect(lockOn(name)).toBeUndefined();
-      const answers = await throughLb(12);
-      expect(answers.every((a) => a.status === 200)).toBe(true);
+      await expectFleetInRotationUnlocked();
     });
 
     it("during the gate (SIGTERM): the server goes back on the previous release and in rotation", async () => {
@@ -185,12 +190,9 @@ describe("faults and interruptions", () => {
         /== rollback/,
       );
       expect(run.exitCode, run.all).toBe(130);
-      expect(readUpstream()).not.toMatch(/\bdown;/);
-      for (const name of SERVERS) expect(lockOn(name)).toBeUndefined();
       expect(currentRelease("nexus-gamma")).toBe(good);
       // Each server serves a release that passed its gate.
-      const answers = await throughLb(12);
-      expect(answers.every((a) => a.status === 200)).toBe(true);
+      await expectFleetInRotationUnlocked();
     });
   });
 

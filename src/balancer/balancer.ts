@@ -8,12 +8,20 @@ export interface BackendState {
   inRotation: boolean;
 }
 
+export interface RotationChange {
+  drain?: readonly ServerConfig[];
+  enable?: readonly ServerConfig[];
+}
+
 /** What nexus needs from a load balancer. The Nginx driver is the one implementation today. */
 export interface Balancer {
   readonly host: string;
   state(servers: readonly ServerConfig[]): Promise<BackendState[]>;
-  /** Takes servers out of rotation (down=true) or puts them back; one validated reload for all. */
-  setDown(servers: readonly ServerConfig[], down: boolean): Promise<void>;
+  /**
+   * One change of rotation: `drain` leaves it, `enable` comes back, applied together (for Nginx,
+   * one validated reload), so enabling one server and draining the next costs a single reload.
+   */
+  apply(change: RotationChange): Promise<void>;
   /** Waits until the balancer holds no connection to the server, or the timeout passes. */
   waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }>;
 }

@@ -9,7 +9,7 @@ import {
 } from "../remote/commands.js";
 import type { CommandRunner } from "../ssh/session.js";
 import { sleep } from "../util/sleep.js";
-import type { BackendState, Balancer } from "./balancer.js";
+import type { BackendState, Balancer, RotationChange } from "./balancer.js";
 import { BalancerError } from "./balancer-error.js";
 import { listUpstreamServers, setServerDown } from "./nginx-upstream.js";
 
@@ -61,11 +61,15 @@ export class NginxBalancer implements Balancer {
     });
   }
 
-  async setDown(servers: readonly ServerConfig[], down: boolean): Promise<void> {
+  async apply(change: RotationChange): Promise<void> {
     const original = await this.read();
     let text = original;
-    for (const server of servers) {
-      text = setServerDown(text, server.upstream, down, this.options.upstream).text;
+    for (const [servers, down] of [
+      [change.enable ?? [], false],
+      [change.drain ?? [], true],
+    ] as const) {
+      for (const server of servers)
+        text = setServerDown(text, server.upstream, down, this.options.upstream).text;
     }
     if (text === original) return;
     const file = this.options.upstreamFile;

@@ -51,7 +51,7 @@ export async function drainServer(config: Config, name: string, options: ManualO
     }
     emit({ type: "step", server: name, step: "drain", status: "start" });
     const started = Date.now();
-    await fleet.balancer.setDown([server], true);
+    await fleet.balancer.apply({ drain: [server] });
     const { drained, open } = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
     if (!drained)
       emit({
@@ -95,7 +95,7 @@ export async function enableServer(config: Config, name: string, options: Manual
       }
     } else emit({ type: "step", server: name, step: "gate", status: "done", ms: gate.ms });
     emit({ type: "step", server: name, step: "enable", status: "start" });
-    await fleet.balancer.setDown([server], false);
+    await fleet.balancer.apply({ enable: [server] });
     emit({ type: "step", server: name, step: "enable", status: "done", message: "in rotation" });
     await recordHistory(host, "enable", {});
     return EXIT.ok;

@@ -127,7 +127,7 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
       const backend = backends.find((b) => b.server === h.server.name);
       if (!backend?.present || backend.inRotation) continue;
       if ((await checkHealth(h, config)).ok) {
-        await fleet.balancer.setDown([h.server], false);
+        await fleet.balancer.apply({ enable: [h.server] });
         row.note = "was left drained: back in rotation";
       } else {
         row.result = "needs human";

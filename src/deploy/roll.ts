@@ -82,7 +82,7 @@ export async function roll(options: RollOptions): Promise<RollResult> {
       inHand.add(s.name);
     }
     const started = Date.now();
-    await fleet.balancer.setDown(live, true);
+    await fleet.balancer.apply({ drain: live });
     for (const s of live) out.set(s.name, Date.now());
     await Promise.all(
       batch.map(async (s) => {
@@ -106,7 +106,7 @@ export async function roll(options: RollOptions): Promise<RollResult> {
     for (const s of batch) emit({ type: "step", server: s.name, step: "enable", status: "start" });
     const started = Date.now();
     try {
-      await fleet.balancer.setDown(live, false);
+      await fleet.balancer.apply({ enable: live });
     } catch (error) {
       for (const s of batch) {
         const r = row(s.name);

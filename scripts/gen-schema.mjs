@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { configJsonSchema } from "../dist/config/json-schema.js";
-import { eventsJsonSchema } from "../dist/deploy/event-schema.js";
+import { eventsJsonSchema } from "../dist/events/schema.js";
 
 writeFileSync(
   new URL("../config.schema.json", import.meta.url),

@@ -1,6 +1,3 @@
-export class BalancerError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "BalancerError";
-  }
-}
+import { NexusError } from "../errors.js";
+
+export class BalancerError extends NexusError {}

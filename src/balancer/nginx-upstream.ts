@@ -1,3 +1,5 @@
+import { NexusError } from "../errors.js";
+
 /**
  * Reads and edits `server` directives of Nginx `upstream` blocks without
  * reformatting: edits are splices at exact byte offsets, so comments,
@@ -29,9 +31,7 @@ export interface UpstreamBlockOptions {
   keepalive?: number;
 }
 
-export class UpstreamEditError extends Error {
-  override readonly name = "UpstreamEditError";
-
+export class UpstreamEditError extends NexusError {
   constructor(
     message: string,
     readonly address: string,

@@ -1,4 +1,8 @@
 import type { ServerConfig } from "../config/load.js";
+import type { CommandRunner } from "../ssh/session.js";
+import { sleep } from "../util/sleep.js";
+import type { BackendState, Balancer, RotationChange } from "./balancer.js";
+import { BalancerError } from "./balancer-error.js";
 import {
   countAlive,
   countConnections,
@@ -6,11 +10,7 @@ import {
   reloadAndConfirm,
   replaceFileFromStdin,
   restoreFile,
-} from "../remote/commands.js";
-import type { CommandRunner } from "../ssh/session.js";
-import { sleep } from "../util/sleep.js";
-import type { BackendState, Balancer, RotationChange } from "./balancer.js";
-import { BalancerError } from "./balancer-error.js";
+} from "./nginx-scripts.js";
 import { listUpstreamServers, setServerDown } from "./nginx-upstream.js";
 
 export interface NginxOptions {

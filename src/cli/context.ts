@@ -1,20 +1,13 @@
 import path from "node:path";
 import chalk from "chalk";
 import type { Command } from "commander";
-import { BalancerError } from "../balancer/balancer-error.js";
-import { UpstreamEditError } from "../balancer/nginx-upstream.js";
-import { ConfigError } from "../config/errors.js";
 import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
-import { EXIT } from "../deploy/events.js";
-import { FleetError } from "../deploy/fleet.js";
-import { LockError } from "../deploy/lock.js";
-import { PlanError } from "../deploy/plan.js";
+import { EXIT, NexusError } from "../errors.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
 import { PlainReporter } from "../report/plain.js";
 import { PrettyReporter } from "../report/pretty.js";
 import type { Reporter } from "../report/reporter.js";
-import { RemoteCommandError, SshError } from "../ssh/errors.js";
 
 export interface GlobalOptions {
   config?: string;
@@ -43,20 +36,9 @@ export function readConfig(options: GlobalOptions): Config {
   return config;
 }
 
-/** Errors users cause or can fix get one clear message and an exit code; anything else is a bug. */
-export function exitCodeFor(error: unknown): { code: number; message: string } {
-  if (error instanceof ConfigError || error instanceof PlanError)
-    return { code: EXIT.usage, message: error.message };
-  if (
-    error instanceof FleetError ||
-    error instanceof SshError ||
-    error instanceof LockError ||
-    error instanceof BalancerError ||
-    error instanceof UpstreamEditError ||
-    error instanceof RemoteCommandError
-  ) {
-    return { code: EXIT.failed, message: error.message };
-  }
+/** Errors users cause or can fix get one clear message and their exit code; anything else is a bug. */
+export function exitCodeForError(error: unknown): { code: number; message: string } {
+  if (error instanceof NexusError) return { code: error.exitCode, message: error.message };
   const err = error as Error;
   return { code: EXIT.failed, message: `unexpected error: ${err?.stack ?? String(error)}` };
 }
@@ -129,7 +111,7 @@ export async function withReporter(
   try {
     return await body(reporter, options);
   } catch (error) {
-    const { code, message } = exitCodeFor(error);
+    const { code, message } = exitCodeForError(error);
     reporter.emit({ type: "error", message });
     return code;
   } finally {

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { ConfigError } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, resolveConfig } from "../config/load.js";
-import { EXIT } from "../deploy/events.js";
+import { EXIT } from "../errors.js";
 import type { GlobalOptions } from "./context.js";
 
 interface InitFlags {

@@ -2,11 +2,17 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { renderProxySettings, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
 import { deploy } from "../deploy/deploy.js";
-import { EXIT } from "../deploy/events.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
-import { exitCodeFor, type GlobalOptions, readConfig, whileInterruptible, withReporter } from "./context.js";
+import { EXIT } from "../errors.js";
+import {
+  exitCodeForError,
+  type GlobalOptions,
+  readConfig,
+  whileInterruptible,
+  withReporter,
+} from "./context.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { sandboxCommand } from "./sandbox.js";
@@ -198,7 +204,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         process.stdout.write(`# in your server block:\nlocation / {\n${renderProxySettings(name)}}\n`);
         setExit(EXIT.ok);
       } catch (error) {
-        const { code, message } = exitCodeFor(error);
+        const { code, message } = exitCodeForError(error);
         process.stderr.write(`nexus: ${message}\n`);
         setExit(code);
       }

@@ -1,11 +1,10 @@
 import type { Command } from "commander";
-import { EXIT } from "../deploy/events.js";
 import { Fleet } from "../deploy/fleet.js";
-import { readState } from "../deploy/host-ops.js";
-import { describeHolder } from "../deploy/lock.js";
+import { breakLock, describeHolder, isStale } from "../deploy/lock.js";
 import { recover } from "../deploy/recover.js";
 import { listReleases } from "../deploy/releases.js";
-import * as remote from "../remote/commands.js";
+import { readState } from "../deploy/state.js";
+import { EXIT } from "../errors.js";
 import { readConfig, whileInterruptible, withReporter } from "./context.js";
 import { printTable } from "./table.js";
 
@@ -37,8 +36,9 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
   program
     .command("unlock")
     .description("remove the deploy lock from every server (only when its holder is gone)")
-    .addHelpText("after", "\nExample:\n  nexus unlock")
-    .action(async () => {
+    .option("--force", "remove a lock whose holder cannot be seen to be gone (taken on another machine)")
+    .addHelpText("after", "\nExamples:\n  nexus unlock\n  nexus unlock --force")
+    .action(async (opts: { force?: boolean }) => {
       setExit(
         await withReporter(program, async (reporter, global) => {
           const config = readConfig(global);
@@ -48,6 +48,7 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
             config.servers.map((s) => s.name),
             { emit, ...global },
           );
+          let refused = false;
           try {
             for (const host of fleet.hosts.values()) {
               const state = await readState(host);
@@ -61,14 +62,30 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
                 });
                 continue;
               }
-              await host.session.run(remote.lockBreak(host.layout));
+              if (!isStale(state.lock) && !opts.force) {
+                emit({
+                  type: "error",
+                  server: host.server.name,
+                  message: `locked by ${describeHolder(state.lock)}, which may still run (it is not a process of this machine that has exited): wait for it, or pass --force if you know it is gone`,
+                });
+                refused = true;
+                continue;
+              }
+              if (!(await breakLock(host, state.lock))) {
+                emit({
+                  type: "warn",
+                  server: host.server.name,
+                  message: "the lock changed meanwhile: left alone",
+                });
+                continue;
+              }
               emit({
                 type: "info",
                 server: host.server.name,
                 message: `removed the lock of ${describeHolder(state.lock)}`,
               });
             }
-            return EXIT.ok;
+            return refused ? EXIT.failed : EXIT.ok;
           } finally {
             fleet.close();
           }

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { Command } from "commander";
-import { EXIT } from "../deploy/events.js";
+import { EXIT } from "../errors.js";
 import { SandboxError, sandboxDown, sandboxStatus, sandboxUp } from "../sandbox/index.js";
 
 interface SandboxFlags {

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
 import type { Config, ServerConfig } from "../config/load.js";
-import { EXIT } from "../deploy/events.js";
+import { EXIT } from "../errors.js";
 import { resolveTarget, type SshTarget } from "../ssh/connect.js";
 import { SshError } from "../ssh/errors.js";
 import {
@@ -22,7 +22,7 @@ import {
 } from "../ssh/known-hosts.js";
 import { SshSession } from "../ssh/session.js";
 import { readSshConfig } from "../ssh/ssh-config.js";
-import { exitCodeFor, type GlobalOptions, readConfig } from "./context.js";
+import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
 
 interface TrustFlags {
   yes?: boolean;
@@ -211,7 +211,7 @@ export function trustCommand(setExit: (code: number) => void): Command {
       try {
         setExit(await trust(name, flags, command.optsWithGlobals<GlobalOptions>()));
       } catch (error) {
-        const { code, message } = exitCodeFor(error);
+        const { code, message } = exitCodeForError(error);
         process.stderr.write(`nexus trust: ${message}\n`);
         setExit(code);
       }

@@ -1,13 +1,13 @@
 import type { z } from "zod";
+import { EXIT, NexusError } from "../errors.js";
 
 /** A config mistake. Its message names the file and field; the CLI prints it without a stack and exits 2. */
-export class ConfigError extends Error {
+export class ConfigError extends NexusError {
   constructor(
     readonly file: string,
     readonly problems: string[],
   ) {
-    super(problems.map((problem) => `${file}: ${problem}`).join("\n"));
-    this.name = "ConfigError";
+    super(problems.map((problem) => `${file}: ${problem}`).join("\n"), EXIT.usage);
   }
 }
 

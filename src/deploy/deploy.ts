@@ -4,18 +4,19 @@ import { type Artifact, packApp } from "../artifact/pack.js";
 import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
 import type { Config } from "../config/load.js";
-import * as remote from "../remote/commands.js";
+import { EXIT } from "../errors.js";
+import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { isValidReleaseId } from "../remote/layout.js";
-import { SshError } from "../ssh/errors.js";
+import { runOp } from "../remote/op.js";
+import { markFailed, removeReleases } from "../remote/release.js";
 import { mapSettled } from "../util/map-limit.js";
-import { sleep } from "../util/sleep.js";
-import { type Emit, EXIT, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
+import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
 import { Fleet, type Host } from "./fleet.js";
-import { forgetHealthOrigin, readState, recordHistory, stage } from "./host-ops.js";
-import { clearJournals, lockAll, newHolder, unlockAll, writeJournals } from "./lock.js";
+import { fleetOps } from "./fleet-ops.js";
+import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
-import { roll } from "./roll.js";
-import { releasesToPrune, type ServerState } from "./state.js";
+import { stageWithRetry } from "./stage.js";
+import { readState, releasesToPrune, type ServerState } from "./state.js";
 
 export interface DeployOptions {
   emit: Emit;
@@ -31,11 +32,7 @@ export interface DeployOptions {
   skipUnreachable?: boolean;
 }
 
-export interface CommandResult {
-  exitCode: number;
-  outcome: Outcome;
-  release?: string;
-}
+export type { CommandResult } from "./engine.js";
 
 /** pack → connect → preflight (state, balancer, locks) → stage everywhere → roll → finish. */
 export async function deploy(config: Config, options: DeployOptions): Promise<CommandResult> {
@@ -52,10 +49,8 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
   const names = plan.servers.map((s) => s.name);
   emit({ type: "begin", command: "deploy", release, servers: names });
 
-  const finish = (outcome: Outcome, rows: SummaryRow[], exitCode: number): CommandResult => {
-    emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1000 });
-    return { exitCode, outcome, release };
-  };
+  const finish = (outcome: Outcome, rows: SummaryRow[], exitCode?: number): CommandResult =>
+    summarize(emit, startedAt, outcome, rows, release, exitCode);
   const notReached = (note?: string): SummaryRow[] =>
     names.map((server) => ({ server, result: "not reached", note }));
 
@@ -113,115 +108,100 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       .filter((b) => b.length > 0);
   }
   const holder = newHolder("deploy", release);
-  let locked = false;
   try {
     emit({ type: "phase", phase: "preflight", message: "checking servers and the load balancer" });
     const backends = await fleet.balancer.state(config.servers);
     const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
     if (missing.length > 0) {
       throw new PlanError(
-        `the upstream file on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
+        `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
       );
     }
-    await lockAll(hosts, holder, emit, options.lockWaitMs);
-    locked = true;
-    const states = new Map<string, ServerState>();
-    await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
-    const clash = hosts.filter((h) => states.get(h.server.name)?.releases.some((r) => r.id === release));
-    if (clash.length > 0) {
-      throw new PlanError(
-        `release ${release} already exists on ${clash.map((h) => h.server.name).join(", ")}: choose another --release-id`,
+    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = new Map<string, ServerState>();
+      await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
+      const clash = hosts.filter((h) => states.get(h.server.name)?.releases.some((r) => r.id === release));
+      if (clash.length > 0) {
+        throw new PlanError(
+          `release ${release} already exists on ${clash.map((h) => h.server.name).join(", ")}: choose another --release-id`,
+        );
+      }
+      if (signal.aborted)
+        return finish("interrupted", notReached("interrupted before staging"), EXIT.interrupted);
+
+      emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
+      const input = { artifact, release, config, processes: fleet.processes, emit };
+      const staged = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>
+        stageWithRetry(fleet, h, input),
       );
-    }
-
-    if (signal.aborted)
-      return finish("interrupted", notReached("interrupted before staging"), EXIT.interrupted);
-
-    emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
-    const staged = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>
-      stageWithRetry(fleet, h, artifact, release, config, emit),
-    );
-    const stageFailures = staged.flatMap((r, i) =>
-      r.status === "rejected" ? [{ host: hosts[i] as Host, error: r.reason as Error }] : [],
-    );
-    if (stageFailures.length > 0 || signal.aborted) {
-      await fleet.revive(hosts);
-      await Promise.allSettled(hosts.map((h) => h.session.exec(remote.removeRelease(h.layout, release))));
-      for (const f of stageFailures)
-        emit({ type: "error", server: f.host.server.name, message: f.error.message });
-      const interrupted = signal.aborted && stageFailures.length === 0;
-      return finish(
-        interrupted ? "interrupted" : "failed",
-        names.map((server) => ({
-          server,
-          result: "not reached",
-          release: states.get(server)?.current,
-          note: stageFailures.some((f) => f.host.server.name === server)
-            ? "staging failed"
-            : "nothing changed",
-        })),
-        interrupted ? EXIT.interrupted : EXIT.failed,
+      const stageFailures = staged.flatMap((r, i) =>
+        r.status === "rejected" ? [{ host: hosts[i] as Host, error: r.reason as Error }] : [],
       );
-    }
+      if (stageFailures.length > 0 || signal.aborted) {
+        await fleet.revive(hosts);
+        await Promise.allSettled(hosts.map((h) => runOp(h.session, removeReleases(h.layout, [release]))));
+        for (const f of stageFailures)
+          emit({ type: "error", server: f.host.server.name, message: f.error.message });
+        const interrupted = signal.aborted && stageFailures.length === 0;
+        return finish(
+          interrupted ? "interrupted" : "failed",
+          names.map((server) => ({
+            server,
+            result: "not reached",
+            release: states.get(server)?.current,
+            note: stageFailures.some((f) => f.host.server.name === server)
+              ? "staging failed"
+              : "nothing changed",
+          })),
+          interrupted ? EXIT.interrupted : EXIT.failed,
+        );
+      }
 
-    await writeJournals(hosts, (h) => ({
-      command: "deploy",
-      release,
-      previous: states.get(h.server.name)?.current ?? null,
-    }));
-    const result = await roll({
-      config,
-      fleet,
-      emit,
-      signal,
-      batches: plan.batches,
-      canary: plan.canary,
-      target: () => release,
-      fallback: (name) => states.get(name)?.current,
-      minInRotation: plan.minInRotation,
-      onFailure: config.rolling.onFailure,
-      pauseMs: config.rolling.pause,
-      inHand: options.inHand,
-    });
-    // A server that needs a human keeps its journal, so `nexus recover` knows what it was doing.
-    await clearJournals(
-      hosts.filter((h) => result.rows.find((r) => r.server === h.server.name)?.result !== "needs human"),
-    );
-    for (const row of result.rows) {
-      if (row.result === "not reached") row.release = states.get(row.server)?.current;
-    }
-    for (const server of fleet.unreachable) {
-      if (names.includes(server))
-        result.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
-    }
+      const previous = (name: string) => states.get(name)?.current;
+      const result = await rollJournaled(
+        hosts,
+        (h) => ({ command: "deploy", release, previous: previous(h.server.name) ?? null }),
+        {
+          config,
+          ops: fleetOps(fleet, config, emit),
+          emit,
+          signal,
+          batches: plan.batches,
+          canary: plan.canary,
+          target: () => release,
+          fallback: previous,
+          minInRotation: plan.minInRotation,
+          onFailure: config.rolling.onFailure,
+          pauseMs: config.rolling.pause,
+          inHand: options.inHand,
+        },
+      );
+      for (const row of result.rows) if (row.result === "not reached") row.release = previous(row.server);
+      for (const server of fleet.unreachable) {
+        if (names.includes(server))
+          result.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
+      }
 
-    emit({
-      type: "phase",
-      phase: "finish",
-      message: result.outcome === "success" ? "recording and pruning" : "recording",
-    });
-    await Promise.allSettled(
-      hosts.map(async (h) => {
-        const row = result.rows.find((r) => r.server === h.server.name);
-        const deployed = row?.result === "deployed";
-        await recordHistory(h, "deploy", {
+      // The result is known: say it now; history and pruning follow (nothing serves traffic differently).
+      const done = finish(result.outcome, result.rows);
+      const rowOf = (h: Host) => result.rows.find((r) => r.server === h.server.name);
+      await Promise.allSettled([
+        recordAll(hosts, "deploy", (h) => ({
           release,
-          previous: states.get(h.server.name)?.current ?? null,
-          result: row?.result ?? "unknown",
+          previous: previous(h.server.name) ?? null,
+          result: rowOf(h)?.result ?? "unknown",
           commit: git?.commit ?? null,
-        });
-        if (!deployed && row?.result !== "not reached")
-          await h.session.exec(remote.markFailed(h.layout, release));
-        if (deployed) await prune(h, config.keepReleases, [release, states.get(h.server.name)?.current]);
-      }),
-    );
-
-    return finish(result.outcome, result.rows, exitCodeFor(result.outcome));
+        })),
+        ...hosts.map(async (h) => {
+          const row = rowOf(h);
+          if (row?.result === "deployed")
+            await prune(h, config.keepReleases, [release, previous(h.server.name)]);
+          else if (row && row.result !== "not reached") await runOp(h.session, markFailed(h.layout, release));
+        }),
+      ]);
+      return done;
+    });
   } finally {
-    if (locked) {
-      await fleet.revive(hosts);
-      await unlockAll(hosts, holder);
-    }
     fleet.close();
     await artifact.dispose();
   }
@@ -234,37 +214,5 @@ async function prune(host: Host, keep: number, protect: (string | undefined)[]):
     keep,
     [state.current, ...protect].filter((x): x is string => !!x),
   );
-  if (ids.length > 0)
-    await host.session.exec(ids.map((id) => remote.removeRelease(host.layout, id)).join(" && "));
-}
-
-/**
- * Staging touches nothing that serves traffic, so a dropped SSH connection (a flaky link, an sshd
- * restart) is worth one more try on a fresh connection, from a clean slate.
- */
-async function stageWithRetry(
-  fleet: Fleet,
-  host: Host,
-  artifact: Artifact,
-  release: string,
-  config: Config,
-  emit: Emit,
-): Promise<void> {
-  try {
-    await stage(host, artifact, release, config, emit);
-  } catch (error) {
-    if (!(error instanceof SshError) || (error.kind !== "closed" && error.kind !== "network")) throw error;
-    emit({
-      type: "warn",
-      server: host.server.name,
-      message: `${error.message}; reconnecting to retry staging once`,
-    });
-    await sleep(1000);
-    const fresh = await fleet.reconnect(host.server.name);
-    forgetHealthOrigin(fresh);
-    await fresh.session.run(remote.removeRelease(fresh.layout, release), {
-      what: "removing the partial release",
-    });
-    await stage(fresh, artifact, release, config, emit);
-  }
+  if (ids.length > 0) await runOp(host.session, removeReleases(host.layout, ids));
 }

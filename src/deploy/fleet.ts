@@ -1,13 +1,16 @@
 import os from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import type { Balancer } from "../balancer/balancer.js";
-import { NginxBalancer } from "../balancer/nginx.js";
+import { createBalancer } from "../balancer/factory.js";
 import type { Config, ServerConfig } from "../config/load.js";
+import { NexusError } from "../errors.js";
+import type { Emit } from "../events/events.js";
+import { createProcessManager } from "../process/factory.js";
+import type { ProcessManager } from "../process/process-manager.js";
 import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
 import { createConnector, loadCredentials } from "../ssh/connect.js";
 import { LocalRunner } from "../ssh/local-runner.js";
 import type { CommandRunner, ExecResult, SshSession } from "../ssh/session.js";
-import type { Emit } from "./events.js";
 
 export interface Host {
   server: ServerConfig;
@@ -27,10 +30,9 @@ export interface FleetOptions {
   quiet?: boolean;
 }
 
-export class FleetError extends Error {
+export class FleetError extends NexusError {
   constructor(readonly problems: string[]) {
     super(problems.join("\n"));
-    this.name = "FleetError";
   }
 }
 
@@ -39,6 +41,7 @@ export class Fleet {
   private constructor(
     readonly hosts: Map<string, Host>,
     readonly balancer: Balancer,
+    readonly processes: ProcessManager,
     /** Servers left out by --skip-unreachable. */
     readonly unreachable: ReadonlySet<string>,
     private readonly openHost: (server: ServerConfig) => Promise<Host>,
@@ -162,15 +165,12 @@ export class Fleet {
       };
       lbHome = lbHost.home;
     }
-    const balancer = new NginxBalancer(runner, {
-      upstreamFile: resolveRemotePath(config.balancer.upstreamFile, lbHome),
-      upstream: config.balancer.upstream,
-      testCommand: config.balancer.testCommand,
-      reloadCommand: config.balancer.reloadCommand,
-      pidFile: resolveRemotePath(config.balancer.pidFile, lbHome),
+    const balancer = createBalancer(config.balancer, {
+      runner,
+      home: lbHome,
       onWarning: (message) => emit({ type: "warn", server: config.balancer.host, message }),
     });
-    return new Fleet(hosts, balancer, unreachable, openHost);
+    return new Fleet(hosts, balancer, createProcessManager(config), unreachable, openHost);
   }
 
   close(): void {

@@ -1,8 +1,11 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
-import * as remote from "../remote/commands.js";
-import { shq } from "../remote/quote.js";
-import type { Emit } from "./events.js";
+import { NexusError } from "../errors.js";
+import type { Emit } from "../events/events.js";
+import { runOp } from "../remote/op.js";
+import { cmd } from "../remote/quote.js";
+import { writePrivateFile } from "../remote/release.js";
+import { lockAcquire, lockRemove, removeJournal } from "../remote/server-state.js";
 import type { Host } from "./fleet.js";
 
 export interface LockHolder {
@@ -14,6 +17,8 @@ export interface LockHolder {
   time: string;
   token: string;
 }
+
+export class LockError extends NexusError {}
 
 export function newHolder(command: string, release?: string): LockHolder {
   return {
@@ -27,36 +32,57 @@ export function newHolder(command: string, release?: string): LockHolder {
   };
 }
 
+function parseHolder(raw: string): Partial<LockHolder> | undefined {
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    return parsed && typeof parsed === "object" ? (parsed as Partial<LockHolder>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function describeHolder(raw: string): string {
-  try {
-    const h = JSON.parse(raw) as Partial<LockHolder>;
-    return `${h.user ?? "?"}@${h.host ?? "?"} (pid ${h.pid ?? "?"}, ${h.command ?? "?"}${h.release ? ` ${h.release}` : ""}) since ${h.time ?? "?"}`;
-  } catch {
-    return raw.slice(0, 200);
-  }
+  const h = parseHolder(raw);
+  if (!h) return raw.slice(0, 200);
+  return `${h.user ?? "?"}@${h.host ?? "?"} (pid ${h.pid ?? "?"}, ${h.command ?? "?"}${h.release ? ` ${h.release}` : ""}) since ${h.time ?? "?"}`;
 }
 
-/** A lock taken on this machine by a process that no longer exists is stale. */
+/** The token that identifies a lock's holder: what a breaker must find still there to remove it. */
+export function holderToken(raw: string): string | undefined {
+  const token = parseHolder(raw)?.token;
+  return typeof token === "string" && /^[0-9a-f]{8,64}$/.test(token) ? token : undefined;
+}
+
+/** Whether the holder is known to be gone: taken on this machine by a process that no longer exists. */
 export function isStale(raw: string): boolean {
+  const h = parseHolder(raw);
+  if (!h || h.host !== os.hostname() || typeof h.pid !== "number") return false;
   try {
-    const h = JSON.parse(raw) as Partial<LockHolder>;
-    if (h.host !== os.hostname() || typeof h.pid !== "number") return false;
-    try {
-      process.kill(h.pid, 0);
-      return false;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === "ESRCH";
-    }
-  } catch {
+    process.kill(h.pid, 0);
     return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
   }
 }
 
-export class LockError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "LockError";
+/** Whether the holder is a process on this machine that still runs. */
+export function isLiveHere(raw: string): boolean {
+  const h = parseHolder(raw);
+  return !!h && h.host === os.hostname() && typeof h.pid === "number" && !isStale(raw);
+}
+
+/**
+ * Removes a lock whose content was inspected, only if it still holds that holder's token: a lock
+ * taken since then (by a deploy that broke the same stale lock first) is left alone.
+ */
+export async function breakLock(host: Host, inspected: string): Promise<boolean> {
+  const token = holderToken(inspected);
+  if (!token) {
+    throw new LockError(
+      `${host.server.name}: the lock file holds no holder token (${inspected.slice(0, 80)}); remove ${host.layout.lock} by hand if no deploy runs`,
+    );
   }
+  return runOp(host.session, lockRemove(host.layout, token));
 }
 
 /**
@@ -70,16 +96,14 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
   try {
     for (const host of hosts) {
       for (;;) {
-        const out = await host.session.run(remote.lockAcquire(host.layout, text), {
-          what: "taking the deploy lock",
-        });
-        if (out.includes("@acquired")) {
+        const attempt = await runOp(host.session, lockAcquire(host.layout, text));
+        if (attempt.acquired) {
           taken.push(host);
           break;
         }
-        const current = out.replace(/^@held\s*/m, "").trim();
+        const current = attempt.holder;
         if (isStale(current)) {
-          const journal = await host.session.exec(`test -f ${shq(host.layout.journal)}`);
+          const journal = await host.session.exec(cmd("test", "-f", host.layout.journal));
           if (journal.code === 0) {
             throw new LockError(
               `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current)}, no longer running). Run \`nexus recover\` to bring the fleet back to a consistent state.`,
@@ -90,7 +114,7 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
             server: host.server.name,
             message: `breaking a stale lock: ${describeHolder(current)}`,
           });
-          await host.session.run(remote.lockBreak(host.layout));
+          await breakLock(host, current);
           continue;
         }
         if (Date.now() < deadline) {
@@ -109,29 +133,36 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
 }
 
 export async function unlockAll(hosts: Host[], holder: LockHolder): Promise<void> {
-  await Promise.allSettled(hosts.map((h) => h.session.exec(remote.lockRelease(h.layout, holder.token))));
+  await Promise.allSettled(hosts.map((h) => runOp(h.session, lockRemove(h.layout, holder.token))));
+}
+
+export interface JournalEntry {
+  command: string;
+  release: string;
+  previous: string | null;
 }
 
 /** Records on each host what is about to change, so that a killed command can be recovered. */
-export async function writeJournals(
-  hosts: Host[],
-  entry: (host: Host) => { command: string; release: string; previous: string | null },
-): Promise<void> {
+export async function writeJournals(hosts: Host[], entry: (host: Host) => JournalEntry): Promise<void> {
   await Promise.all(
     hosts.map((h) =>
-      h.session.run(remote.writePrivateFile(h.layout.journal), {
-        stdin: JSON.stringify({
-          ...entry(h),
-          pid: process.pid,
-          host: os.hostname(),
-          time: new Date().toISOString(),
-        }),
-        what: "writing the journal",
-      }),
+      runOp(
+        h.session,
+        writePrivateFile(
+          h.layout.journal,
+          JSON.stringify({
+            ...entry(h),
+            pid: process.pid,
+            host: os.hostname(),
+            time: new Date().toISOString(),
+          }),
+          "writing the journal",
+        ),
+      ),
     ),
   );
 }
 
 export async function clearJournals(hosts: Host[]): Promise<void> {
-  await Promise.allSettled(hosts.map((h) => h.session.exec(remote.removeJournal(h.layout))));
+  await Promise.allSettled(hosts.map((h) => runOp(h.session, removeJournal(h.layout))));
 }

@@ -1,11 +1,16 @@
 import type { Config, ServerConfig } from "../config/load.js";
-import { probeOnce } from "../health/probe.js";
+import { EXIT } from "../errors.js";
+import type { Emit } from "../events/events.js";
+import type { ProcessInfo } from "../process/process-manager.js";
 import { capacityProblem, minInRotation } from "./capacity.js";
-import { type Emit, EXIT } from "./events.js";
+import { withLocks } from "./engine.js";
 import { Fleet } from "./fleet.js";
-import { checkHealth, healthOrigin, pm2Process, readState, recordHistory } from "./host-ops.js";
-import { describeHolder } from "./lock.js";
+import { fleetOps } from "./fleet-ops.js";
+import { checkHealth, probeNow } from "./health-check.js";
+import { recordHistory } from "./history.js";
+import { describeHolder, newHolder } from "./lock.js";
 import { PlanError } from "./plan.js";
+import { readState } from "./state.js";
 
 export interface ManualOptions {
   emit: Emit;
@@ -34,17 +39,40 @@ export async function drainServer(config: Config, name: string, options: ManualO
     options,
   );
   try {
+    // The server's deploy lock: a drain never interleaves with a deploy's own changes to it.
+    return await withLocks(fleet, [fleet.host(name)], newHolder("drain"), emit, 0, () =>
+      drainLocked(config, fleet, server, options),
+    );
+  } finally {
+    fleet.close();
+  }
+}
+
+async function drainLocked(
+  config: Config,
+  fleet: Fleet,
+  server: ServerConfig,
+  options: ManualOptions,
+): Promise<number> {
+  const { emit } = options;
+  const name = server.name;
+  {
     const states = await fleet.balancer.state(config.servers);
     const own = states.find((b) => b.server === name);
     if (!own?.present)
       throw new PlanError(
-        `${name} (${server.upstream}) is not in the upstream file on ${fleet.balancer.host}`,
+        `${name} (${server.upstream}) is not listed by the balancer on ${fleet.balancer.host}`,
       );
     if (!own.inRotation) {
       emit({ type: "info", server: name, message: "is already drained" });
       return EXIT.ok;
     }
-    const problem = await capacityProblem(config, fleet, [name], minInRotation(config));
+    const problem = await capacityProblem(
+      config,
+      fleetOps(fleet, config, emit),
+      [name],
+      minInRotation(config),
+    );
     if (problem) {
       if (!options.force) throw new PlanError(`${problem}; pass --force to drain anyway`);
       emit({ type: "warn", message: `${problem}: --force given, draining anyway` });
@@ -69,8 +97,6 @@ export async function drainServer(config: Config, name: string, options: ManualO
     });
     await recordHistory(fleet.host(name), "drain", {});
     return EXIT.ok;
-  } finally {
-    fleet.close();
   }
 }
 
@@ -80,6 +106,23 @@ export async function enableServer(config: Config, name: string, options: Manual
   const { emit } = options;
   const fleet = await Fleet.open(config, [name], options);
   try {
+    return await withLocks(fleet, [fleet.host(name)], newHolder("enable"), emit, 0, () =>
+      enableLocked(fleet, server, config, options),
+    );
+  } finally {
+    fleet.close();
+  }
+}
+
+async function enableLocked(
+  fleet: Fleet,
+  server: ServerConfig,
+  config: Config,
+  options: ManualOptions,
+): Promise<number> {
+  const { emit } = options;
+  const name = server.name;
+  {
     const host = fleet.host(name);
     emit({ type: "step", server: name, step: "gate", status: "start" });
     const gate = await checkHealth(host, config);
@@ -99,8 +142,6 @@ export async function enableServer(config: Config, name: string, options: Manual
     emit({ type: "step", server: name, step: "enable", status: "done", message: "in rotation" });
     await recordHistory(host, "enable", {});
     return EXIT.ok;
-  } finally {
-    fleet.close();
   }
 }
 
@@ -126,21 +167,17 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
       config.servers.map(async (s): Promise<ServerStatus> => {
         const host = fleet.host(s.name);
         const backend = backends.find((b) => b.server === s.name);
-        const [state, proc, probe] = await Promise.all([
+        const [state, instances, probe] = await Promise.all([
           readState(host),
-          pm2Process(host, config.pm2.name),
-          healthOrigin(host, config).then((origin) =>
-            probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, Date.now()),
-          ),
+          fleet.processes.inspect(host.session),
+          probeNow(host, config),
         ]);
         return {
           server: s.name,
           rotation: !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained",
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
-          process: proc
-            ? `${proc.status} pid ${proc.pid}, ${proc.restarts} restart(s)${proc.startedAt ? `, up ${formatUptime(Date.now() - proc.startedAt)}` : ""}`
-            : "not running",
+          process: describeInstances(instances),
           lock: state.journal
             ? `INTERRUPTED ${state.journal.command} of ${state.journal.release}: run nexus recover`
             : state.lock
@@ -152,6 +189,16 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
   } finally {
     fleet.close();
   }
+}
+
+function describeInstances(instances: ProcessInfo[]): string {
+  if (instances.length === 0) return "not running";
+  return instances
+    .map(
+      (p) =>
+        `${p.status} pid ${p.pid}, ${p.restarts} restart(s)${p.startedAt ? `, up ${formatUptime(Date.now() - p.startedAt)}` : ""}`,
+    )
+    .join("; ");
 }
 
 function formatUptime(ms: number): string {

@@ -1,4 +1,5 @@
 import type { Config, ServerConfig } from "../config/load.js";
+import { UsageError } from "../errors.js";
 import { minInRotation } from "./capacity.js";
 
 export interface Plan {
@@ -47,12 +48,8 @@ export function makePlan(config: Config, release: string, only?: readonly string
   return { release, servers, batches, canary: canary > 0, minInRotation: floor };
 }
 
-export class PlanError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "PlanError";
-  }
-}
+/** A plan that cannot be carried out as asked (--only, --release-id, batch sizes): exit 2. */
+export class PlanError extends UsageError {}
 
 export function describePlan(config: Config, plan: Plan): string[] {
   const lines = [

@@ -1,9 +1,9 @@
 import type { Config } from "../config/load.js";
-import * as remote from "../remote/commands.js";
-import type { Emit } from "./events.js";
+import type { Emit } from "../events/events.js";
+import { runOp } from "../remote/op.js";
+import { readHistory } from "../remote/server-state.js";
 import { Fleet } from "./fleet.js";
-import { readState } from "./host-ops.js";
-import { previousRelease } from "./state.js";
+import { previousRelease, readState } from "./state.js";
 
 export interface ReleaseRow {
   server: string;
@@ -13,29 +13,6 @@ export interface ReleaseRow {
   time: string;
   user: string;
   commit: string;
-}
-
-interface HistoryEntry {
-  time?: string;
-  event?: string;
-  release?: string;
-  user?: string;
-  from?: string;
-  commit?: string | null;
-}
-
-/** Parses history.jsonl, skipping torn or foreign lines. */
-export function parseHistory(text: string): HistoryEntry[] {
-  const entries: HistoryEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      entries.push(JSON.parse(line) as HistoryEntry);
-    } catch {
-      // an interrupted append leaves a partial line: ignore it
-    }
-  }
-  return entries;
 }
 
 /** `nexus releases`: per server, the releases on disk with who deployed them and when. */
@@ -54,7 +31,7 @@ export async function listReleases(
         const host = fleet.host(s.name);
         const [state, history] = await Promise.all([
           readState(host),
-          host.session.run(remote.readHistory(host.layout)).then(parseHistory),
+          runOp(host.session, readHistory(host.layout)),
         ]);
         const previous = previousRelease(state);
         return state.releases

@@ -1,14 +1,14 @@
+import type { BackendState } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
-import * as remote from "../remote/commands.js";
+import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { sleep } from "../util/sleep.js";
 import { capacityProblem } from "./capacity.js";
-import type { Emit, Outcome, SummaryRow } from "./events.js";
-import type { Fleet } from "./fleet.js";
-import { activate } from "./host-ops.js";
+import type { FleetOps } from "./fleet-ops.js";
 
 export interface RollOptions {
   config: Config;
-  fleet: Fleet;
+  /** The servers and the balancer, as the engine acts on them (`fleetOps(fleet, …)`). */
+  ops: FleetOps;
   emit: Emit;
   signal: AbortSignal;
   batches: ServerConfig[][];
@@ -28,6 +28,11 @@ export interface RollOptions {
   enableDrained?: boolean;
   /** Kept up to date with the servers out of rotation right now, for a second Ctrl-C. */
   inHand?: Set<string>;
+  /**
+   * Judges a batch once it is back in rotation, before the next one is drained (the watch
+   * window): a reason to roll it back, or undefined.
+   */
+  watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<string | undefined>;
 }
 
 export interface RollResult {
@@ -36,289 +41,417 @@ export interface RollResult {
 }
 
 /**
- * Moves the fleet batch by batch: drain (never below the capacity floor), wait for in-flight
- * requests, switch, restart, gate, enable. On a failed gate the batch goes back to its previous
- * release with the same discipline, and so does every server already done under "rollback-all".
- * An interruption (Ctrl-C) lets the batch in hand finish or be restored, then stops.
+ * Moves the fleet batch by batch, as docs/how-it-works.md tells it: capacity guard, drain, switch,
+ * restart, gate, enable. A batch that passed its gate goes back in rotation in the same balancer
+ * change that drains the next batch (one Nginx reload instead of two). On a failed gate the batch
+ * goes back to its previous release with the same discipline, and so does every server already
+ * done under "rollback-all". An interruption lets the batch in hand finish or be restored, then stops.
  */
-export async function roll(options: RollOptions): Promise<RollResult> {
-  const { config, fleet, emit, signal } = options;
-  const inHand = options.inHand ?? new Set<string>();
-  const rows = new Map<string, SummaryRow>();
-  const out = new Map<string, number>();
-  for (const batch of options.batches) {
-    for (const s of batch) rows.set(s.name, { server: s.name, result: "not reached" });
-  }
-  const row = (name: string): SummaryRow => {
-    let r = rows.get(name);
-    if (!r) {
-      r = { server: name, result: "not reached" };
-      rows.set(name, r);
-    }
-    return r;
-  };
-  const done: ServerConfig[] = [];
+export function roll(options: RollOptions): Promise<RollResult> {
+  return new Rollout(options).run();
+}
 
-  const initiallyDown = new Set(
-    (await fleet.balancer.state(config.servers))
-      .filter((b) => b.present && !b.inRotation)
-      .map((b) => b.server),
-  );
-  const leaveDrained = (name: string) => initiallyDown.has(name) && !options.enableDrained;
-  for (const name of initiallyDown) {
-    if (rows.has(name) && leaveDrained(name)) {
-      emit({
-        type: "warn",
-        server: name,
-        message: "was drained before this command: it is updated and left drained",
-      });
-    }
+class Rollout {
+  private readonly rows = new Map<string, SummaryRow>();
+  /** When each server left rotation, for the summary's "out of rotation" seconds. */
+  private readonly outSince = new Map<string, number>();
+  /** Servers on the target release, in the order they got there (what rollback-all undoes). */
+  private readonly done: ServerConfig[] = [];
+  /** Gated servers waiting to go back in rotation with the next batch's drain. */
+  private pending: ServerConfig[] = [];
+  private readonly inHand: Set<string>;
+  private initiallyDown = new Set<string>();
+  private failure = false;
+  private interrupted = false;
+
+  constructor(private readonly o: RollOptions) {
+    this.inHand = o.inHand ?? new Set<string>();
+    for (const batch of o.batches) for (const s of batch) this.row(s.name);
   }
 
-  const drain = async (batch: ServerConfig[]) => {
-    const live = batch.filter((s) => !initiallyDown.has(s.name));
+  async run(): Promise<RollResult> {
+    await this.noteOperatorDrains();
+    await this.rollForward();
+    if (!(await this.enable(this.takePending()))) this.failure = true;
+    if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
+      await this.rollBackDone();
+    }
+    await this.persist();
+    return this.result();
+  }
+
+  private async rollForward(): Promise<void> {
+    const { batches, signal, emit } = this.o;
+    for (const [index, batch] of batches.entries()) {
+      if (signal.aborted) {
+        this.interrupted = true;
+        return;
+      }
+      if (index > 0 && this.o.pauseMs) {
+        if (!(await this.enable(this.takePending()))) {
+          this.failure = true;
+          return;
+        }
+        emit({ type: "info", message: `pausing ${this.o.pauseMs / 1000}s before the next batch` });
+        await sleep(this.o.pauseMs, signal);
+        if (signal.aborted) {
+          this.interrupted = true;
+          return;
+        }
+      }
+      const names = batch.map((s) => s.name);
+      const label = this.o.canary && index === 0 ? "canary" : `batch ${index + 1}/${batches.length}`;
+      emit({ type: "phase", phase: "roll", message: `${label}: ${names.join(", ")}` });
+
+      const joining = this.takePending();
+      const capacity = await capacityProblem(
+        this.o.config,
+        this.o.ops,
+        names,
+        this.o.minInRotation,
+        joining.map((s) => s.name),
+      );
+      if (capacity) {
+        emit({ type: "error", message: `capacity guard: ${capacity}` });
+        for (const s of batch) this.row(s.name).note = "not drained: capacity guard";
+        this.pending = joining;
+        this.failure = true;
+        return;
+      }
+      if (!(await this.drain(batch, joining))) {
+        this.failure = true;
+        return;
+      }
+
+      const results = await Promise.all(batch.map((s) => this.activateTarget(s)));
+      const passed = batch.filter((_, i) => results[i]);
+      const failed = batch.filter((_, i) => !results[i]);
+      if (failed.length === 0) {
+        this.markDeployed(batch);
+        if (!this.o.watch) {
+          this.pending = batch;
+          continue;
+        }
+        if (!(await this.enable(batch))) {
+          this.failure = true;
+          return;
+        }
+        const breach = await this.o.watch(batch, signal);
+        if (!breach) continue;
+        this.failure = true;
+        for (const s of batch) this.row(s.name).note = breach;
+        this.done.splice(this.done.length - batch.length, batch.length);
+        if (await this.drain(batch)) await this.restore(batch, "rolled back");
+        return;
+      }
+
+      this.failure = true;
+      this.interrupted = signal.aborted;
+      for (const s of failed) {
+        this.row(s.name).note = signal.aborted
+          ? "interrupted before its gate passed"
+          : this.o.canary && index === 0
+            ? "canary failed its health gate"
+            : "failed its health gate";
+      }
+      if (this.o.onFailure === "halt" || this.interrupted) {
+        // Verified servers keep the new release; only the failed ones go back.
+        this.markDeployed(passed);
+        this.pending = passed;
+        await this.restore(failed, "restored");
+      } else {
+        await this.restore([...failed, ...passed], "rolled back");
+      }
+      return;
+    }
+  }
+
+  /** Every server already done goes back to its previous release, batch by batch. */
+  private async rollBackDone(): Promise<void> {
+    const { emit, signal } = this.o;
+    emit({
+      type: "phase",
+      phase: "rollback",
+      message: `rolling back ${this.done.map((s) => s.name).join(", ")}`,
+    });
+    const size = Math.max(1, ...this.o.batches.map((b) => b.length));
+    for (let i = 0; i < this.done.length; i += size) {
+      if (signal.aborted) {
+        // The batch in hand was restored; the rest stays on the new release, which passed its gate.
+        this.interrupted = true;
+        for (const s of this.done.slice(i)) this.row(s.name).note = "interrupted: still on the new release";
+        return;
+      }
+      const batch = this.done.slice(i, i + size);
+      if (await this.drain(batch)) {
+        await this.restore(batch, "rolled back");
+        continue;
+      }
+      for (const s of batch) {
+        this.needsHuman(s.name, `still on ${this.o.target(s.name)}: draining it for the rollback failed`);
+      }
+    }
+  }
+
+  private async activateTarget(server: ServerConfig): Promise<boolean> {
+    const { ops, emit, signal } = this.o;
+    try {
+      return await ops.activate(server, this.o.target(server.name), signal);
+    } catch (error) {
+      emit({ type: "error", server: server.name, message: (error as Error).message });
+      return false;
+    }
+  }
+
+  /**
+   * Drains `batch` (and puts `joining` back in rotation) in one balancer change, then waits for
+   * the batch's in-flight requests. False when the balancer failed; what it left is reconciled.
+   */
+  private async drain(batch: ServerConfig[], joining: ServerConfig[] = []): Promise<boolean> {
+    const { emit, ops, config } = this.o;
+    const live = batch.filter((s) => !this.initiallyDown.has(s.name));
+    for (const s of joining) emit({ type: "step", server: s.name, step: "enable", status: "start" });
     for (const s of batch) {
       emit({ type: "step", server: s.name, step: "drain", status: "start" });
-      inHand.add(s.name);
+      this.inHand.add(s.name);
     }
     const started = Date.now();
-    await fleet.balancer.apply({ drain: live });
-    for (const s of live) out.set(s.name, Date.now());
-    await Promise.all(
-      batch.map(async (s) => {
-        const { drained, open } = await fleet.balancer.waitDrained(s, config.balancer.drainTimeout);
-        if (!drained) {
-          emit({
-            type: "warn",
-            server: s.name,
-            message: `${open} connection(s) or old Nginx worker(s) still busy after the drain timeout; going on`,
-          });
-        }
-        emit({ type: "step", server: s.name, step: "drain", status: "done", ms: Date.now() - started });
-      }),
-    );
-  };
+    try {
+      await ops.balancer.apply({ drain: live, enable: this.enableable(joining) });
+    } catch (error) {
+      await this.reconcile([...joining, ...batch], "draining", error);
+      return false;
+    }
+    this.enabled(joining, started);
+    for (const s of live) this.outSince.set(s.name, Date.now());
+    try {
+      await Promise.all(
+        batch.map(async (s) => {
+          const { drained, open } = await ops.balancer.waitDrained(s, config.balancer.drainTimeout);
+          if (!drained) {
+            emit({
+              type: "warn",
+              server: s.name,
+              message: `${open} connection(s) still busy after the drain timeout; going on`,
+            });
+          }
+          emit({ type: "step", server: s.name, step: "drain", status: "done", ms: Date.now() - started });
+        }),
+      );
+    } catch (error) {
+      await this.reconcile(batch, "waiting for the drain", error);
+      return false;
+    }
+    return true;
+  }
 
-  /** Back in rotation; a balancer failure here leaves the servers drained and needing a human. */
-  const enable = async (batch: ServerConfig[]): Promise<boolean> => {
+  /** Back in rotation. False when the balancer failed and a server could not be put back. */
+  private async enable(batch: ServerConfig[]): Promise<boolean> {
     if (batch.length === 0) return true;
-    const live = batch.filter((s) => !leaveDrained(s.name));
-    for (const s of batch) emit({ type: "step", server: s.name, step: "enable", status: "start" });
+    for (const s of batch) this.o.emit({ type: "step", server: s.name, step: "enable", status: "start" });
     const started = Date.now();
     try {
-      await fleet.balancer.apply({ enable: live });
+      await this.o.ops.balancer.apply({ enable: this.enableable(batch) });
     } catch (error) {
-      for (const s of batch) {
-        const r = row(s.name);
-        r.result = "needs human";
-        r.note = `left out of rotation: enabling it failed: ${(error as Error).message.split("\n")[0]}`;
-        emit({
-          type: "step",
-          server: s.name,
-          step: "enable",
-          status: "fail",
-          message: (error as Error).message,
-        });
-        emit({ type: "error", server: s.name, message: `NEEDS A HUMAN: ${r.note}` });
+      return this.reconcile(batch, "enabling", error);
+    }
+    this.enabled(batch, started);
+    return true;
+  }
+
+  /**
+   * After a balancer error the change may have been made, half made, or not made: the balancer's
+   * real state decides. A server found out of rotation goes back if it answers /health; one that
+   * cannot be put back, or whose state cannot be read, needs a human (its journal is kept).
+   * True when every server ended where it should be.
+   */
+  private async reconcile(servers: ServerConfig[], doing: string, error: unknown): Promise<boolean> {
+    const { emit, ops, config } = this.o;
+    const cause = (error as Error).message.split("\n")[0] ?? "";
+    emit({
+      type: "error",
+      message: `${doing} ${servers.map((s) => s.name).join(", ")} failed: ${(error as Error).message}`,
+    });
+    let states: BackendState[] | undefined;
+    try {
+      states = await ops.balancer.state(config.servers);
+    } catch (readError) {
+      for (const s of servers) {
+        this.needsHuman(
+          s.name,
+          `the balancer's state could not be read after ${doing} failed (${cause}; ${(readError as Error).message})`,
+        );
       }
       return false;
     }
-    for (const s of batch) {
-      const since = out.get(s.name);
-      if (since !== undefined && live.includes(s)) {
-        const r = row(s.name);
-        r.outOfRotation = (r.outOfRotation ?? 0) + (Date.now() - since) / 1000;
-        out.delete(s.name);
-      }
-      inHand.delete(s.name);
-      emit({ type: "step", server: s.name, step: "enable", status: "done", ms: Date.now() - started });
+    const out = servers.filter((s) => {
+      const state = states?.find((b) => b.server === s.name);
+      return state?.present && !state.inRotation && !this.leaveDrained(s.name);
+    });
+    for (const s of servers.filter((s) => !out.includes(s))) {
+      if (this.outSince.has(s.name)) this.enabled([s], Date.now());
+      else this.notDrained(s, cause);
     }
-    return true;
-  };
+    if (out.length === 0) return true;
+    const healthy: ServerConfig[] = [];
+    for (const s of out) {
+      if (await ops.healthy(s.name).catch(() => false)) healthy.push(s);
+      else
+        this.needsHuman(s.name, `left out of rotation after ${doing} failed (${cause}), and /health fails`);
+    }
+    if (healthy.length === 0) return false;
+    try {
+      await ops.balancer.apply({ enable: healthy });
+      for (const s of healthy) {
+        if (this.outSince.has(s.name)) this.enabled([s], Date.now());
+        else this.notDrained(s, cause);
+      }
+      return healthy.length === out.length;
+    } catch (enableError) {
+      for (const s of healthy) {
+        this.needsHuman(
+          s.name,
+          `left out of rotation: putting it back failed: ${(enableError as Error).message.split("\n")[0]}`,
+        );
+      }
+      return false;
+    }
+  }
 
   /** Puts drained servers back on their fallback release and in rotation. */
-  const restore = async (batch: ServerConfig[], result: "rolled back" | "restored"): Promise<void> => {
-    const healthy: ServerConfig[] = [];
+  private async restore(batch: ServerConfig[], result: "rolled back" | "restored"): Promise<void> {
+    const { ops, emit } = this.o;
+    const back: ServerConfig[] = [];
     await Promise.all(
       batch.map(async (s) => {
-        // A connection lost during the step it failed in is opened again for the restore.
-        await fleet.revive([fleet.host(s.name)]);
-        const host = fleet.host(s.name);
-        const previous = options.fallback(s.name);
-        const r = row(s.name);
-        if (!previous) {
-          await host.session.exec(remote.pm2Stop(config.pm2.name));
-          r.result = "failed";
-          r.release = undefined;
-          r.note = "no previous release to go back to: the app was stopped";
-          healthy.push(s);
-          return;
-        }
-        emit({
-          type: "step",
-          server: s.name,
-          step: "restore",
-          status: "start",
-          message: `back to ${previous}`,
-        });
+        const r = this.row(s.name);
+        const previous = this.o.fallback(s.name);
         try {
-          const { gate } = await activate(host, previous, config, emit);
-          if (gate.ok) {
+          if (!previous) {
+            await ops.stop(s);
+            r.result = "failed";
+            r.release = undefined;
+            r.note = "no previous release to go back to: the app was stopped";
+            back.push(s);
+            return;
+          }
+          emit({
+            type: "step",
+            server: s.name,
+            step: "restore",
+            status: "start",
+            message: `back to ${previous}`,
+          });
+          if (await ops.activate(s, previous)) {
             r.result = result;
             r.release = previous;
-            healthy.push(s);
+            back.push(s);
             emit({ type: "step", server: s.name, step: "restore", status: "done", message: previous });
             return;
           }
-          r.note = `previous release ${previous} failed its gate too: ${gate.reason}`;
+          r.note = `previous release ${previous} failed its gate too`;
         } catch (error) {
-          r.note = `restoring ${previous} failed: ${(error as Error).message}`;
+          r.note = `${previous ? `restoring ${previous}` : "stopping the app"} failed: ${(error as Error).message}`;
         }
-        r.result = "needs human";
         emit({ type: "step", server: s.name, step: "restore", status: "fail", message: r.note });
-        emit({ type: "error", server: s.name, message: `NEEDS A HUMAN: left drained. ${r.note}` });
+        this.needsHuman(s.name, `left drained. ${r.note}`);
       }),
     );
-    await enable(healthy);
-  };
-
-  let failure = false;
-  let interrupted = false;
-  for (const [index, batch] of options.batches.entries()) {
-    if (signal.aborted) {
-      interrupted = true;
-      break;
-    }
-    if (index > 0 && options.pauseMs) {
-      emit({ type: "info", message: `pausing ${options.pauseMs / 1000}s before the next batch` });
-      await sleep(options.pauseMs, signal);
-      if (signal.aborted) {
-        interrupted = true;
-        break;
-      }
-    }
-    const names = batch.map((s) => s.name).join(", ");
-    const label = options.canary && index === 0 ? "canary" : `batch ${index + 1}/${options.batches.length}`;
-    emit({ type: "phase", phase: "roll", message: `${label}: ${names}` });
-
-    const capacity = await capacityProblem(
-      config,
-      fleet,
-      batch.map((s) => s.name),
-      options.minInRotation,
-    );
-    if (capacity) {
-      emit({ type: "error", message: `capacity guard: ${capacity}` });
-      for (const s of batch) row(s.name).note = "not drained: capacity guard";
-      failure = true;
-      break;
-    }
-
-    try {
-      await drain(batch);
-    } catch (error) {
-      // The balancer driver restores the upstream file when a test or reload fails: the batch
-      // is still in rotation on its old release.
-      emit({ type: "error", message: `draining ${names} failed: ${(error as Error).message}` });
-      for (const s of batch) {
-        row(s.name).note = "not drained: the balancer refused the change";
-        inHand.delete(s.name);
-      }
-      failure = true;
-      break;
-    }
-    const results = await Promise.all(
-      batch.map(async (s) => {
-        try {
-          return (await activate(fleet.host(s.name), options.target(s.name), config, emit, signal)).gate.ok;
-        } catch (error) {
-          emit({ type: "error", server: s.name, message: (error as Error).message });
-          return false;
-        }
-      }),
-    );
-    const passed = batch.filter((_, i) => results[i]);
-    const failed = batch.filter((_, i) => !results[i]);
-    const markDeployed = (servers: ServerConfig[]) => {
-      for (const s of servers) {
-        const r = row(s.name);
-        if (r.result === "needs human") continue;
-        r.result = "deployed";
-        r.release = options.target(s.name);
-        done.push(s);
-      }
-    };
-    if (failed.length === 0) {
-      const enabled = await enable(batch);
-      markDeployed(batch);
-      if (!enabled) {
-        failure = true;
-        break;
-      }
-      continue;
-    }
-
-    failure = true;
-    interrupted = signal.aborted;
-    for (const s of failed) {
-      row(s.name).note = signal.aborted
-        ? "interrupted before its gate passed"
-        : options.canary && index === 0
-          ? "canary failed its health gate"
-          : "failed its health gate";
-    }
-    if (options.onFailure === "halt" || interrupted) {
-      // Verified servers keep the new release; only the failed ones go back.
-      await enable(passed);
-      markDeployed(passed);
-      await restore(failed, "restored");
-    } else {
-      await restore([...failed, ...passed], "rolled back");
-    }
-    break;
+    await this.enable(back);
   }
 
-  if (failure && !interrupted && options.onFailure === "rollback-all" && done.length > 0) {
-    emit({ type: "phase", phase: "rollback", message: `rolling back ${done.map((s) => s.name).join(", ")}` });
-    const size = Math.max(1, ...options.batches.map((b) => b.length));
-    for (let i = 0; i < done.length; i += size) {
-      if (signal.aborted) {
-        // Interrupted during the rollback: the batch in hand was restored; the rest stays on the
-        // new release, which passed its gate, and the summary says so.
-        interrupted = true;
-        for (const s of done.slice(i)) row(s.name).note = "interrupted: still on the new release";
-        break;
+  private async noteOperatorDrains(): Promise<void> {
+    const { ops, config, emit } = this.o;
+    this.initiallyDown = new Set(
+      (await ops.balancer.state(config.servers))
+        .filter((b) => b.present && !b.inRotation)
+        .map((b) => b.server),
+    );
+    for (const name of this.initiallyDown) {
+      if (this.rows.has(name) && this.leaveDrained(name)) {
+        emit({
+          type: "warn",
+          server: name,
+          message: "was drained before this command: it is updated and left drained",
+        });
       }
-      const batch = done.slice(i, i + size);
-      try {
-        await drain(batch);
-      } catch (error) {
-        for (const s of batch) {
-          const r = row(s.name);
-          r.result = "needs human";
-          r.note = `still on ${options.target(s.name)}: draining it for the rollback failed`;
-          emit({
-            type: "error",
-            server: s.name,
-            message: `NEEDS A HUMAN: ${r.note}: ${(error as Error).message}`,
-          });
-        }
-        continue;
-      }
-      await restore(batch, "rolled back");
     }
   }
 
-  // So that PM2 resurrects what each server runs now after a reboot; outside any drain window.
-  const touched = [...rows.values()]
-    .filter((r) => r.result !== "not reached")
-    .map((r) => fleet.host(r.server));
-  await Promise.allSettled(touched.map((h) => h.session.exec(remote.pm2Save())));
+  /** So that the process manager brings back what each server runs now after a reboot; outside any drain. */
+  private async persist(): Promise<void> {
+    const touched = [...this.rows.values()].filter((r) => r.result !== "not reached").map((r) => r.server);
+    await this.o.ops.persist(touched).catch(() => {});
+  }
 
-  const list = [...rows.values()];
-  let outcome: Outcome = "success";
-  if (list.some((r) => r.result === "needs human")) outcome = "needs-human";
-  else if (interrupted) outcome = "interrupted";
-  else if (failure) outcome = "failed";
-  return { outcome, rows: list };
+  private result(): RollResult {
+    const list = [...this.rows.values()];
+    let outcome: Outcome = "success";
+    if (list.some((r) => r.result === "needs human")) outcome = "needs-human";
+    else if (this.interrupted) outcome = "interrupted";
+    else if (this.failure) outcome = "failed";
+    return { outcome, rows: list };
+  }
+
+  private row(name: string): SummaryRow {
+    let r = this.rows.get(name);
+    if (!r) {
+      r = { server: name, result: "not reached" };
+      this.rows.set(name, r);
+    }
+    return r;
+  }
+
+  private leaveDrained(name: string): boolean {
+    return this.initiallyDown.has(name) && !this.o.enableDrained;
+  }
+
+  private enableable(servers: ServerConfig[]): ServerConfig[] {
+    return servers.filter((s) => !this.leaveDrained(s.name));
+  }
+
+  private takePending(): ServerConfig[] {
+    const pending = this.pending;
+    this.pending = [];
+    return pending;
+  }
+
+  private markDeployed(servers: ServerConfig[]): void {
+    for (const s of servers) {
+      const r = this.row(s.name);
+      if (r.result === "needs human") continue;
+      r.result = "deployed";
+      r.release = this.o.target(s.name);
+      this.done.push(s);
+    }
+  }
+
+  /** Servers back in rotation (or left drained on purpose): the time they were out, the step done. */
+  private enabled(servers: ServerConfig[], started: number): void {
+    for (const s of servers) {
+      const since = this.outSince.get(s.name);
+      if (since !== undefined && !this.leaveDrained(s.name)) {
+        const r = this.row(s.name);
+        r.outOfRotation = (r.outOfRotation ?? 0) + (Date.now() - since) / 1000;
+        this.outSince.delete(s.name);
+      }
+      this.inHand.delete(s.name);
+      this.o.emit({ type: "step", server: s.name, step: "enable", status: "done", ms: Date.now() - started });
+    }
+  }
+
+  /** A server whose drain did not happen (or was undone): still in rotation on its release. */
+  private notDrained(server: ServerConfig, cause: string): void {
+    this.inHand.delete(server.name);
+    const r = this.row(server.name);
+    if (r.result === "not reached") r.note = `not drained: ${cause}`;
+    this.o.emit({ type: "step", server: server.name, step: "drain", status: "fail", message: cause });
+  }
+
+  private needsHuman(name: string, note: string): void {
+    const r = this.row(name);
+    r.result = "needs human";
+    r.note = note;
+    this.o.emit({ type: "error", server: name, message: `NEEDS A HUMAN: ${note}` });
+  }
 }

@@ -1,12 +1,11 @@
 import type { Config } from "../config/load.js";
-import type { CommandResult } from "./deploy.js";
-import { type Emit, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
+import type { Emit, SummaryRow } from "../events/events.js";
+import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
 import { Fleet } from "./fleet.js";
-import { readState, recordHistory } from "./host-ops.js";
-import { clearJournals, lockAll, newHolder, unlockAll, writeJournals } from "./lock.js";
+import { fleetOps } from "./fleet-ops.js";
+import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
-import { roll } from "./roll.js";
-import { previousRelease, type ServerState } from "./state.js";
+import { previousRelease, readState, type ServerState } from "./state.js";
 
 export interface RollbackOptions {
   emit: Emit;
@@ -31,91 +30,80 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
   const fleet = await Fleet.open(
     config,
     config.servers.map((s) => s.name),
-    {
-      emit,
-      acceptNew: options.acceptNew,
-      verbose: options.verbose,
-    },
+    { emit, acceptNew: options.acceptNew, verbose: options.verbose },
   );
   const hosts = plan.servers.map((s) => fleet.host(s.name));
-  const holder = newHolder("rollback", options.to);
-  let locked = false;
-  const finish = (
-    outcome: Outcome,
-    rows: SummaryRow[],
-    exitCode: number,
-    release?: string,
-  ): CommandResult => {
-    emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1000 });
-    return { exitCode, outcome, release };
-  };
   try {
-    await lockAll(hosts, holder, emit, options.lockWaitMs);
-    locked = true;
-    const states = new Map<string, ServerState>();
-    await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
-    const targets = new Map<string, string>();
-    const problems: string[] = [];
-    for (const h of hosts) {
-      const state = states.get(h.server.name) as ServerState;
-      const target = options.to ?? previousRelease(state);
-      if (!target) problems.push(`${h.server.name}: no earlier release on disk to roll back to`);
-      else if (!state.releases.some((r) => r.id === target))
-        problems.push(`${h.server.name}: release ${target} is not on disk`);
-      else targets.set(h.server.name, target);
-    }
-    if (problems.length > 0) throw new PlanError(`cannot roll back:\n  ${problems.join("\n  ")}`);
-    const distinct = [...new Set(targets.values())];
-    emit({ type: "begin", command: "rollback", release: distinct.join(", "), servers: names });
-
-    const batches = plan.batches
-      .map((batch) => batch.filter((s) => states.get(s.name)?.current !== targets.get(s.name)))
-      .filter((batch) => batch.length > 0);
-    if (batches.length === 0) {
-      emit({ type: "info", message: "every server already serves its rollback target" });
-    }
-    await writeJournals(hosts, (h) => ({
-      command: "rollback",
-      release: targets.get(h.server.name) as string,
-      previous: states.get(h.server.name)?.current ?? null,
-    }));
-    const result = await roll({
-      config,
+    return await withLocks(
       fleet,
+      hosts,
+      newHolder("rollback", options.to),
       emit,
-      signal,
-      batches,
-      target: (name) => targets.get(name) as string,
-      fallback: (name) => states.get(name)?.current,
-      minInRotation: plan.minInRotation,
-      onFailure: config.rolling.onFailure,
-      inHand: options.inHand,
-    });
-    await clearJournals(
-      hosts.filter((h) => result.rows.find((r) => r.server === h.server.name)?.result !== "needs human"),
-    );
-    const rows = names.map(
-      (server) =>
-        result.rows.find((r) => r.server === server) ?? {
-          server,
-          result: "deployed" as const,
-          release: targets.get(server),
-          note: "already on it",
-        },
-    );
-    for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
-    await Promise.allSettled(
-      hosts.map((h) =>
-        recordHistory(h, "rollback", {
-          release: targets.get(h.server.name),
-          previous: states.get(h.server.name)?.current ?? null,
+      options.lockWaitMs,
+      async () => {
+        const states = new Map<string, ServerState>();
+        await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
+        const targets = new Map<string, string>();
+        const problems: string[] = [];
+        for (const h of hosts) {
+          const state = states.get(h.server.name) as ServerState;
+          const target = options.to ?? previousRelease(state);
+          if (!target) problems.push(`${h.server.name}: no earlier release on disk to roll back to`);
+          else if (!state.releases.some((r) => r.id === target))
+            problems.push(`${h.server.name}: release ${target} is not on disk`);
+          else targets.set(h.server.name, target);
+        }
+        if (problems.length > 0) throw new PlanError(`cannot roll back:\n  ${problems.join("\n  ")}`);
+        const release = [...new Set(targets.values())].join(", ");
+        emit({ type: "begin", command: "rollback", release, servers: names });
+
+        const targetOf = (name: string) => targets.get(name) as string;
+        const current = (name: string) => states.get(name)?.current;
+        const batches = plan.batches
+          .map((batch) => batch.filter((s) => current(s.name) !== targetOf(s.name)))
+          .filter((batch) => batch.length > 0);
+        if (batches.length === 0)
+          emit({ type: "info", message: "every server already serves its rollback target" });
+        const result = await rollJournaled(
+          hosts,
+          (h) => ({
+            command: "rollback",
+            release: targetOf(h.server.name),
+            previous: current(h.server.name) ?? null,
+          }),
+          {
+            config,
+            ops: fleetOps(fleet, config, emit),
+            emit,
+            signal,
+            batches,
+            target: targetOf,
+            fallback: current,
+            minInRotation: plan.minInRotation,
+            onFailure: config.rolling.onFailure,
+            inHand: options.inHand,
+          },
+        );
+        const rows = names.map(
+          (server): SummaryRow =>
+            result.rows.find((r) => r.server === server) ?? {
+              server,
+              result: "deployed",
+              release: targetOf(server),
+              note: "already on it",
+            },
+        );
+        for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
+        const done = summarize(emit, startedAt, result.outcome, rows, release);
+        await recordAll(hosts, "rollback", (h) => ({
+          release: targetOf(h.server.name),
+          previous: current(h.server.name) ?? null,
           result: rows.find((r) => r.server === h.server.name)?.result,
-        }),
-      ),
+        }));
+        return done;
+      },
     );
-    return finish(result.outcome, rows, exitCodeFor(result.outcome), distinct.join(", "));
   } finally {
-    if (locked) await unlockAll(hosts, holder);
     fleet.close();
   }
 }

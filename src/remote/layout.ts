@@ -1,4 +1,5 @@
 import path from "node:path/posix";
+import { NexusError } from "../errors.js";
 
 /** Where things live under a server's deploy path. All paths absolute. */
 export interface Layout {
@@ -13,6 +14,8 @@ export interface Layout {
   /** Written when a deploy or rollback starts changing the server, removed when it ends. */
   journal: string;
   history: string;
+  /** One empty file per release that failed its gate. */
+  failed: string;
   incoming: string;
   release(id: string): string;
   /** The PM2 ecosystem file of a release, kept outside the release so releases stay pristine. */
@@ -31,6 +34,7 @@ export function layout(base: string): Layout {
     lock: path.join(state, "lock"),
     journal: path.join(state, "journal.json"),
     history: path.join(state, "history.jsonl"),
+    failed: path.join(state, "failed"),
     incoming: path.join(state, "incoming"),
     release: (id) => path.join(base, "releases", id),
     ecosystem: (id) => path.join(state, "pm2", `${id}.json`),
@@ -49,4 +53,15 @@ const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Release ids become directory names: keep them to a safe alphabet. */
 export function isValidReleaseId(id: string): boolean {
   return RELEASE_ID.test(id) && id !== "." && id !== "..";
+}
+
+export class InvalidReleaseIdError extends NexusError {
+  constructor(id: string) {
+    super(`refused an unsafe release id ${JSON.stringify(id.slice(0, 80))}`);
+  }
+}
+
+/** Every id that becomes part of a remote path is checked here, wherever it came from. */
+export function assertReleaseId(id: string): void {
+  if (!isValidReleaseId(id)) throw new InvalidReleaseIdError(id);
 }

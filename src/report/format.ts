@@ -1,4 +1,4 @@
-import type { DeployEvent, SummaryRow } from "../deploy/events.js";
+import type { DeployEvent, SummaryRow } from "../events/events.js";
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
-import type { DeployEvent, Outcome, SummaryRow } from "../deploy/events.js";
+import type { DeployEvent, Outcome, SummaryRow } from "../events/events.js";
 import { outcomeLine } from "./format.js";
 import { PlainReporter } from "./plain.js";
 import type { Reporter } from "./reporter.js";

@@ -1,4 +1,4 @@
-import type { DeployEvent } from "../deploy/events.js";
+import type { DeployEvent } from "../events/events.js";
 import { describeEvent, formatBytes, outcomeLine, summaryTable } from "./format.js";
 import type { Reporter } from "./reporter.js";
 

@@ -1,6 +1,6 @@
 import chalk from "chalk";
 import ora, { type Ora } from "ora";
-import type { DeployEvent } from "../deploy/events.js";
+import type { DeployEvent } from "../events/events.js";
 import { describeEvent, formatBytes, outcomeLine, summaryTable } from "./format.js";
 import type { Reporter } from "./reporter.js";
 

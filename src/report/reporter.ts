@@ -1,4 +1,4 @@
-import type { DeployEvent } from "../deploy/events.js";
+import type { DeployEvent } from "../events/events.js";
 
 export interface Reporter {
   emit(event: DeployEvent): void;

@@ -1,3 +1,3 @@
-export class SandboxError extends Error {
-  override name = "SandboxError";
-}
+import { NexusError } from "../errors.js";
+
+export class SandboxError extends NexusError {}

@@ -1,16 +1,17 @@
+import { NexusError } from "../errors.js";
+
 /** One clear error per host: what failed, on which server, and what to do. */
-export class SshError extends Error {
+export class SshError extends NexusError {
   constructor(
     readonly server: string,
     readonly kind: "refused" | "timeout" | "auth" | "host-key" | "network" | "closed",
     message: string,
   ) {
     super(`${server}: ${message}`);
-    this.name = "SshError";
   }
 }
 
-export class RemoteCommandError extends Error {
+export class RemoteCommandError extends NexusError {
   constructor(
     readonly server: string,
     readonly what: string,
@@ -19,7 +20,6 @@ export class RemoteCommandError extends Error {
   ) {
     const detail = stderr.trim().split("\n").slice(-8).join("\n");
     super(`${server}: ${what} failed (exit ${code ?? "signal"})${detail ? `:\n${detail}` : ""}`);
-    this.name = "RemoteCommandError";
   }
 }
 

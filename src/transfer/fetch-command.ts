@@ -1,5 +1,5 @@
-import { sha256Of } from "../remote/commands.js";
 import { shq } from "../remote/quote.js";
+import { sha256Of } from "../remote/sha256.js";
 
 export type Fetcher = "curl" | "wget" | "node";
 

@@ -1,8 +1,9 @@
 import type { Artifact } from "../artifact/pack.js";
 import type { Config } from "../config/load.js";
-import type { Emit } from "../deploy/events.js";
-import { sha256Of } from "../remote/commands.js";
+import { NexusError } from "../errors.js";
+import type { Emit } from "../events/events.js";
 import { cmd } from "../remote/quote.js";
+import { sha256Of } from "../remote/sha256.js";
 import { SshError } from "../ssh/errors.js";
 import type { SshSession, UploadOptions } from "../ssh/session.js";
 import { FETCH_EXIT, type Fetcher, fetchCommand } from "./fetch-command.js";
@@ -26,13 +27,12 @@ export interface TransferOptions {
 }
 
 /** A transfer that failed for good: the archive is not on the server under its final name. */
-export class TransferError extends Error {
+export class TransferError extends NexusError {
   constructor(
     readonly server: string,
     message: string,
   ) {
     super(`${server}: ${message}`);
-    this.name = "TransferError";
   }
 }
 

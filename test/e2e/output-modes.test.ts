@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { eventsJsonSchema, jsonLineSchema } from "../../src/deploy/event-schema.js";
+import { eventsJsonSchema, jsonLineSchema } from "../../src/events/schema.js";
 import { currentRelease, fixture, type NexusRun, nexus, uniqueRelease, writeConfig } from "./helpers.js";
 import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 

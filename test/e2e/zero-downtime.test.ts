@@ -3,7 +3,8 @@ import { copyFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { pm2Restart } from "../../src/remote/pm2-script.js";
+import { RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
+import { script } from "../../src/remote/op.js";
 import {
   APP_NAME,
   currentRelease,
@@ -173,7 +174,7 @@ describe("zero downtime under load", () => {
           appUrl: `http://${h.appAddress}`,
         })),
         release: releaseB,
-        restartCommand: (ecosystem) => pm2Restart(APP_NAME, ecosystem),
+        restartCommand: (ecosystem) => script(RESTART_SCRIPT, APP_NAME, ecosystem),
       });
     });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DeployEvent } from "../../src/deploy/events.js";
+import type { DeployEvent } from "../../src/events/events.js";
 import {
   escapeData,
   escapeProperty,

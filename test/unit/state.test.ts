@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parsePm2List, processProblem } from "../../src/deploy/pm2.js";
-import { parseHistory } from "../../src/deploy/releases.js";
-import { parseInspect, previousRelease, releasesToPrune } from "../../src/deploy/state.js";
+import { previousRelease, releasesToPrune } from "../../src/deploy/state.js";
+import { parseJlist } from "../../src/process/pm2/jlist.js";
+import { parseHistory, parseInspect } from "../../src/remote/server-state.js";
 
 describe("server state", () => {
   const out = [
@@ -63,7 +63,7 @@ describe("PM2 process checks", () => {
     `[PM2] Spawning PM2 daemon\n${JSON.stringify([{ name: "api", pid, pm2_env: { status, restart_time: restarts, pm_uptime: 1 } }])}`;
 
   it("reads pm2 jlist behind a banner", () => {
-    expect(parsePm2List(list(42, "online", 0))).toEqual([
+    expect(parseJlist(list(42, "online", 0), "api")).toEqual([
       {
         name: "api",
         pid: 42,
@@ -74,18 +74,6 @@ describe("PM2 process checks", () => {
         cpu: undefined,
       },
     ]);
-    expect(parsePm2List("garbage")).toEqual([]);
-  });
-
-  it("accepts only a new, online process that did not restart", () => {
-    const started = { name: "api", pid: 50, status: "online", restarts: 0 };
-    expect(processProblem({ ...started }, started, 40)).toBeUndefined();
-    expect(processProblem(undefined, started, 40)).toMatch(/does not list/);
-    expect(processProblem({ ...started, status: "errored" }, started, 40)).toMatch(/errored/);
-    expect(processProblem({ ...started, pid: 40 }, { ...started, pid: 40 }, 40)).toMatch(/old process/);
-    expect(processProblem({ ...started, restarts: 2, pid: 51 }, started, 40)).toMatch(
-      /restarted the app 2 time/,
-    );
-    expect(processProblem({ ...started, pid: 51 }, started, 40)).toMatch(/crashed/);
+    expect(parseJlist("garbage")).toEqual([]);
   });
 });

@@ -1,3 +1,5 @@
+import { EXIT } from "../errors.js";
+
 export type Step =
   | "connect"
   | "lock"
@@ -52,9 +54,7 @@ export type DeployEvent =
 
 export type Emit = (event: DeployEvent) => void;
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, needsHuman: 3, interrupted: 130 } as const;
-
-export function exitCodeFor(outcome: Outcome): number {
+export function exitCodeForOutcome(outcome: Outcome): number {
   return {
     success: EXIT.ok,
     failed: EXIT.failed,

@@ -1,0 +1,83 @@
+import type { Config } from "../config/load.js";
+import type { Emit } from "../events/events.js";
+import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
+import { probeOnce } from "../health/probe.js";
+import { type ProcessInfo, type ProcessManager, processProblem } from "../process/process-manager.js";
+import { runOp } from "../remote/op.js";
+import { activate as switchCurrent, tailFile } from "../remote/release.js";
+import type { Host } from "./fleet.js";
+import { healthOrigin } from "./health-check.js";
+import { timed } from "./timed.js";
+
+export interface ActivationResult {
+  gate: GateResult;
+  started: ProcessInfo[];
+}
+
+/**
+ * Switches `current` to the release, starts it afresh under the process manager, and runs the
+ * health gate: /health must pass N times in a row (reporting this release when it reports one),
+ * and every instance must be new, online and not restarting.
+ */
+export async function activate(
+  host: Host,
+  release: string,
+  config: Config,
+  processes: ProcessManager,
+  emit: Emit,
+  signal?: AbortSignal,
+): Promise<ActivationResult> {
+  const { session, layout: l, server } = host;
+  const name = server.name;
+  await timed(emit, name, "switch", () => runOp(session, switchCurrent(l, release)));
+  let started: ProcessInfo[] = [];
+  let oldPids: number[] = [];
+  await timed(emit, name, "restart", async () => {
+    const result = await processes.restart(session, l, release);
+    started = result.after;
+    oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
+    return started.length > 0 ? `pid ${started.map((p) => p.pid).join(", ")}` : undefined;
+  });
+
+  emit({ type: "step", server: name, step: "gate", status: "start" });
+  const origin = await healthOrigin(host, config);
+  const gate = await runGate({
+    passes: config.health.passes,
+    intervalMs: config.health.interval,
+    deadlineMs: config.health.deadline,
+    minUptimeMs: config.health.minUptime,
+    signal,
+    probe: (startedAt) =>
+      probeOnce(
+        {
+          origin,
+          path: config.health.path,
+          timeoutMs: config.health.timeout,
+          expectRelease: config.health.checkRelease ? release : undefined,
+        },
+        startedAt,
+      ),
+    verifyProcess: async () => processProblem(await processes.inspect(session), started, oldPids),
+  });
+  if (gate.ok) {
+    emit({
+      type: "step",
+      server: name,
+      step: "gate",
+      status: "done",
+      ms: gate.ms,
+      message: `${gate.timeline.length} probe(s)`,
+    });
+  } else {
+    emit({ type: "step", server: name, step: "gate", status: "fail", ms: gate.ms, message: gate.reason });
+    const logs = await runOp(session, tailFile(processes.logFiles(l).error)).catch(() => []);
+    emit({
+      type: "gate-failed",
+      server: name,
+      reason: gate.reason ?? "failed",
+      timeline: formatTimeline(gate.timeline),
+      logs,
+    });
+  }
+  return { gate, started };
+}

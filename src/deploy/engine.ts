@@ -1,0 +1,82 @@
+import type { Emit, Outcome, SummaryRow } from "../events/events.js";
+import { exitCodeForOutcome } from "../events/events.js";
+import type { Fleet, Host } from "./fleet.js";
+import { recordHistory } from "./history.js";
+import {
+  clearJournals,
+  type JournalEntry,
+  type LockHolder,
+  lockAll,
+  unlockAll,
+  writeJournals,
+} from "./lock.js";
+import { type RollOptions, type RollResult, roll } from "./roll.js";
+
+/**
+ * The skeleton every command that changes the fleet shares (deploy, rollback, recover):
+ * lock → read → journal → roll → clear journals → history → summary → unlock, so each command
+ * only says what it changes and where to.
+ */
+
+export interface CommandResult {
+  exitCode: number;
+  outcome: Outcome;
+  release?: string;
+}
+
+/** Emits the summary event and the result every command ends with. */
+export function summarize(
+  emit: Emit,
+  startedAt: number,
+  outcome: Outcome,
+  rows: SummaryRow[],
+  release?: string,
+  exitCode = exitCodeForOutcome(outcome),
+): CommandResult {
+  emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1000 });
+  return { exitCode, outcome, release };
+}
+
+/** Runs `body` holding the deploy lock on every host; the locks are released on every exit path. */
+export async function withLocks<T>(
+  fleet: Fleet,
+  hosts: Host[],
+  holder: LockHolder,
+  emit: Emit,
+  lockWaitMs: number | undefined,
+  body: () => Promise<T>,
+): Promise<T> {
+  await lockAll(hosts, holder, emit, lockWaitMs);
+  try {
+    return await body();
+  } finally {
+    // A connection lost along the way is opened again so the lock does not outlive us.
+    await fleet.revive(hosts);
+    await unlockAll(hosts, holder);
+  }
+}
+
+/**
+ * Rolls with a journal on each host saying what is about to change (so that a killed command
+ * can be recovered); journals are cleared afterwards, except where a human is needed.
+ */
+export async function rollJournaled(
+  hosts: Host[],
+  journal: ((host: Host) => JournalEntry) | undefined,
+  options: RollOptions,
+): Promise<RollResult> {
+  if (journal) await writeJournals(hosts, journal);
+  const result = await roll(options);
+  const needsHuman = new Set(result.rows.filter((r) => r.result === "needs human").map((r) => r.server));
+  await clearJournals(hosts.filter((h) => !needsHuman.has(h.server.name)));
+  return result;
+}
+
+/** One history line per host, in parallel; a host that cannot be written to does not fail the command. */
+export async function recordAll(
+  hosts: Host[],
+  event: string,
+  details: (host: Host) => Record<string, unknown>,
+): Promise<void> {
+  await Promise.allSettled(hosts.map((h) => recordHistory(h, event, details(h))));
+}

@@ -1,0 +1,67 @@
+import type { Artifact } from "../artifact/pack.js";
+import type { Config } from "../config/load.js";
+import type { Emit } from "../events/events.js";
+import type { ProcessManager } from "../process/process-manager.js";
+import { runOp } from "../remote/op.js";
+import { extract, install, prepare, removeReleases, writePrivateFile } from "../remote/release.js";
+import { SshError } from "../ssh/errors.js";
+import { transferArtifact } from "../transfer/transfer.js";
+import { sleep } from "../util/sleep.js";
+import type { Fleet, Host } from "./fleet.js";
+import { forgetHealthOrigin } from "./health-check.js";
+import { timed } from "./timed.js";
+
+export interface StageInput {
+  artifact: Artifact;
+  release: string;
+  config: Config;
+  processes: ProcessManager;
+  emit: Emit;
+}
+
+/** Upload, verify, extract, write the process file, install dependencies. Touches nothing that serves traffic. */
+export async function stage(host: Host, input: StageInput): Promise<void> {
+  const { artifact, release, config, emit } = input;
+  const { session, layout: l, server } = host;
+  const name = server.name;
+  await runOp(session, prepare(l));
+
+  const archive = `${l.incoming}/${release}.tar.gz`;
+  // SFTP, else HTTP; resolves once the server has checked the sha256 (a bad file is removed).
+  await timed(emit, name, "upload", () =>
+    transferArtifact(host, artifact, archive, { ...config.transfer, emit }),
+  );
+  await timed(emit, name, "extract", () => runOp(session, extract(l, archive, release, artifact.sha256)));
+  await timed(emit, name, "install", async () => {
+    const file = input.processes.processFile(l, {
+      release,
+      cwd: l.release(release),
+      env: { PORT: String(config.app.port), ...server.env, NEXUS_RELEASE: release, NEXUS_SERVER: name },
+    });
+    await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
+    const outcome = await runOp(session, install(l, release));
+    return outcome === "reused" ? "node_modules reused (package-lock.json unchanged)" : undefined;
+  });
+}
+
+/**
+ * Staging touches nothing that serves traffic, so a dropped SSH connection (a flaky link, an sshd
+ * restart) is worth one more try on a fresh connection, from a clean slate.
+ */
+export async function stageWithRetry(fleet: Fleet, host: Host, input: StageInput): Promise<void> {
+  try {
+    await stage(host, input);
+  } catch (error) {
+    if (!(error instanceof SshError) || (error.kind !== "closed" && error.kind !== "network")) throw error;
+    input.emit({
+      type: "warn",
+      server: host.server.name,
+      message: `${error.message}; reconnecting to retry staging once`,
+    });
+    await sleep(1000);
+    const fresh = await fleet.reconnect(host.server.name);
+    forgetHealthOrigin(fresh);
+    await runOp(fresh.session, removeReleases(fresh.layout, [input.release]));
+    await stage(fresh, input);
+  }
+}

@@ -1,0 +1,57 @@
+import path from "node:path/posix";
+import type { Config } from "../../config/load.js";
+import type { Layout } from "../../remote/layout.js";
+import { script } from "../../remote/op.js";
+import { stdoutOrThrow } from "../../ssh/errors.js";
+import type { CommandRunner } from "../../ssh/session.js";
+import type { ProcessInfo, ProcessManager, ReleaseProcess, RestartResult } from "../process-manager.js";
+import { ecosystemFile } from "./ecosystem.js";
+import { JLIST_COMMAND, parseJlist } from "./jlist.js";
+import { PERSIST_SCRIPT, parseRestart, RESTART_SCRIPT, STOP_SCRIPT } from "./restart-script.js";
+
+/** PM2, in the server's own installation: one ecosystem file per release, outside the release. */
+export class Pm2 implements ProcessManager {
+  readonly name = "pm2";
+
+  constructor(private readonly options: Pick<Config["pm2"], "name" | "killTimeout"> & { script: string }) {}
+
+  processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string } {
+    const logs = this.logFiles(layout);
+    return {
+      path: layout.ecosystem(release.release),
+      content: ecosystemFile({
+        name: this.options.name,
+        script: this.options.script,
+        cwd: release.cwd,
+        env: release.env,
+        killTimeout: this.options.killTimeout,
+        outFile: logs.out,
+        errorFile: logs.error,
+      }),
+    };
+  }
+
+  async restart(runner: CommandRunner, layout: Layout, release: string): Promise<RestartResult> {
+    const what = "starting the app under PM2";
+    const result = await runner.exec(script(RESTART_SCRIPT, this.options.name, layout.ecosystem(release)), {
+      what,
+    });
+    return parseRestart(stdoutOrThrow(runner.name, what, result));
+  }
+
+  async inspect(runner: CommandRunner): Promise<ProcessInfo[]> {
+    return parseJlist((await runner.exec(JLIST_COMMAND)).stdout, this.options.name);
+  }
+
+  async stop(runner: CommandRunner): Promise<void> {
+    await runner.run(script(STOP_SCRIPT, this.options.name), { what: "stopping the app" });
+  }
+
+  async persist(runner: CommandRunner): Promise<void> {
+    await runner.run(script(PERSIST_SCRIPT), { what: "saving the PM2 process list" });
+  }
+
+  logFiles(layout: Layout): { out: string; error: string } {
+    return { out: path.join(layout.logs, "app-out.log"), error: path.join(layout.logs, "app-error.log") };
+  }
+}

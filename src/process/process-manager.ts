@@ -1,0 +1,74 @@
+import type { Layout } from "../remote/layout.js";
+import type { CommandRunner } from "../ssh/session.js";
+
+/** One running instance of the app, as the process manager sees it. */
+export interface ProcessInfo {
+  name: string;
+  pid: number;
+  status: string;
+  restarts: number;
+  /** ms since epoch when the process last started */
+  startedAt?: number;
+  memory?: number;
+  cpu?: number;
+}
+
+export interface RestartResult {
+  /** The app's instances before the restart (none on a first start). */
+  before: ProcessInfo[];
+  /** The instances it started. */
+  after: ProcessInfo[];
+}
+
+/** What a release needs to run: where it lives and the environment it gets. */
+export interface ReleaseProcess {
+  release: string;
+  /** The release directory (the process's cwd). */
+  cwd: string;
+  env: Record<string, string>;
+}
+
+/**
+ * What nexus needs from the process manager on a server. PM2 is the one implementation today;
+ * another (systemd, say) is one folder beside pm2/ and one line in `createProcessManager`.
+ */
+export interface ProcessManager {
+  readonly name: string;
+  /** The release's process file: its path on the server and its content (may hold secrets: 0600). */
+  processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string };
+  /** Stops the app's old instances and starts the release from its process file. */
+  restart(runner: CommandRunner, layout: Layout, release: string): Promise<RestartResult>;
+  /** The app's instances now. */
+  inspect(runner: CommandRunner): Promise<ProcessInfo[]>;
+  stop(runner: CommandRunner): Promise<void>;
+  /** Makes what runs now come back after a reboot. */
+  persist(runner: CommandRunner): Promise<void>;
+  /** Where the app's output goes on the server. */
+  logFiles(layout: Layout): { out: string; error: string };
+}
+
+/**
+ * Why freshly started instances are not trustworthy yet, or undefined when they are: every
+ * instance must be online, none may be an old one, and none may have restarted or been replaced
+ * since it started (a crash-looping app can answer /health between crashes).
+ */
+export function processProblem(
+  now: readonly ProcessInfo[],
+  started: readonly ProcessInfo[],
+  oldPids: readonly number[],
+): string | undefined {
+  if (now.length === 0) return "the process manager does not list the app";
+  const notOnline = now.find((p) => p.status !== "online");
+  if (notOnline) return `the app is ${notOnline.status} (pid ${notOnline.pid})`;
+  const old = now.find((p) => p.pid > 0 && oldPids.includes(p.pid));
+  if (old) return `the old process (pid ${old.pid}) is still the one running`;
+  const restarts = now.reduce((n, p) => n + p.restarts, 0) - started.reduce((n, p) => n + p.restarts, 0);
+  if (started.length > 0 && restarts > 0)
+    return `the app restarted ${restarts} time(s) during the gate (crash loop)`;
+  const startedPids = new Set(started.map((p) => p.pid));
+  const replaced = now.find((p) => started.length > 0 && !startedPids.has(p.pid));
+  if (replaced) return `a process was replaced (now pid ${replaced.pid}): it crashed`;
+  if (started.length > 0 && now.length < started.length)
+    return `${started.length - now.length} of ${started.length} instance(s) are gone`;
+  return undefined;
+}

@@ -1,0 +1,27 @@
+import type { CommandRunner, ExecResult } from "../ssh/session.js";
+import { cmd, shq } from "./quote.js";
+
+/**
+ * One thing done on a server, as data: the shell text to run, what to feed it, what it is for,
+ * and how its result is read. Nothing here does I/O; `runOp` runs it through a session.
+ */
+export interface RemoteOp<T> {
+  /** For error messages: "extracting the release". */
+  what: string;
+  command: string;
+  stdin?: string;
+  parse(result: ExecResult, server: string): T;
+}
+
+/**
+ * A script that takes its values as positional parameters instead of having them pasted in:
+ * the text that runs is the constant text that unit tests run under `sh` and ShellCheck reads.
+ */
+export function script(body: string, ...args: (string | number)[]): string {
+  return args.length > 0 ? `sh -c ${shq(body)} nexus ${cmd(...args)}` : `sh -c ${shq(body)} nexus`;
+}
+
+export async function runOp<T>(runner: CommandRunner, op: RemoteOp<T>): Promise<T> {
+  const result = await runner.exec(op.command, { stdin: op.stdin, what: op.what });
+  return op.parse(result, runner.name);
+}

@@ -1,0 +1,217 @@
+import { stdoutOrThrow } from "../ssh/errors.js";
+import { isValidReleaseId, type Layout } from "./layout.js";
+import { type RemoteOp, script } from "./op.js";
+import { cmd } from "./quote.js";
+
+/** A server's deploy state: releases on disk, `current`, the lock, the journal, the history. */
+
+export interface ReleaseInfo {
+  id: string;
+  failed: boolean;
+  /** When it was staged (seconds since the epoch; 0 if unknown). */
+  stagedAt: number;
+}
+
+export interface Journal {
+  command: string;
+  release: string;
+  /** The release the server served before, if any. */
+  previous: string | null;
+  pid: number;
+  host: string;
+  time: string;
+}
+
+export interface ServerState {
+  /** No deploy path yet: nothing was ever deployed. */
+  missing: boolean;
+  current?: string;
+  releases: ReleaseInfo[];
+  lock?: string;
+  /** Left by a deploy or rollback that did not finish (killed): see `nexus recover`. */
+  journal?: Journal;
+}
+
+/**
+ * $1 the deploy path. Prints "@current", "@release", "@lock" and "@journal" lines. Names outside
+ * the release-id alphabet are skipped, and every value is one line, so no name can forge a line.
+ */
+export const INSPECT_SCRIPT = `base=$1
+if [ ! -d "$base" ]; then echo @missing; exit 0; fi
+cd "$base" || exit 1
+printf '@current %s\\n' "$(readlink current 2>/dev/null | tr '\\n' ' ')"
+for d in releases/*; do
+  [ -d "$d" ] || continue
+  id=\${d#releases/}
+  case "$id" in *.partial | -* | .* | *[!A-Za-z0-9._-]*) continue ;; esac
+  t=$(stat -c %Y "$d" 2>/dev/null || echo 0)
+  if [ -e ".nexus/failed/$id" ]; then s=failed; else s=ok; fi
+  printf '@release %s %s %s\\n' "$id" "$s" "$t"
+done
+if [ -f .nexus/lock ]; then printf '@lock %s\\n' "$(head -c 4096 .nexus/lock | tr '\\n' ' ')"; fi
+if [ -f .nexus/journal.json ]; then printf '@journal %s\\n' "$(head -c 4096 .nexus/journal.json | tr '\\n' ' ')"; fi`;
+
+export function inspect(l: Layout): RemoteOp<ServerState> {
+  return {
+    what: "reading the deploy state",
+    command: script(INSPECT_SCRIPT, l.base),
+    parse: (result, server) => parseInspect(stdoutOrThrow(server, "reading the deploy state", result)),
+  };
+}
+
+const TORN_JOURNAL: Journal = {
+  command: "unknown",
+  release: "unknown",
+  previous: null,
+  pid: 0,
+  host: "",
+  time: "",
+};
+
+/** Parses INSPECT_SCRIPT's output; ids that are not valid release ids are dropped. */
+export function parseInspect(stdout: string): ServerState {
+  const state: ServerState = { missing: false, releases: [] };
+  for (const line of stdout.split("\n")) {
+    if (line === "@missing") state.missing = true;
+    else if (line.startsWith("@current ")) {
+      const target = line.slice("@current ".length).trim();
+      const id = target.replace(/^.*releases\//, "").replace(/\/+$/, "");
+      if (isValidReleaseId(id)) state.current = id;
+    } else if (line.startsWith("@release ")) {
+      const [id, status, time] = line.slice("@release ".length).trim().split(" ");
+      if (id && isValidReleaseId(id))
+        state.releases.push({ id, failed: status === "failed", stagedAt: Number(time) || 0 });
+    } else if (line.startsWith("@lock ")) state.lock = line.slice("@lock ".length).trim();
+    else if (line.startsWith("@journal ")) state.journal = parseJournal(line.slice("@journal ".length));
+  }
+  // Oldest first: by staging time, then by id (ids start with a UTC timestamp).
+  state.releases.sort((a, b) => a.stagedAt - b.stagedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return state;
+}
+
+/** A torn or forged journal still means an unfinished command, but its ids are never trusted. */
+export function parseJournal(text: string): Journal {
+  try {
+    const raw = JSON.parse(text) as Partial<Journal>;
+    const id = (value: unknown) => (typeof value === "string" && isValidReleaseId(value) ? value : undefined);
+    return {
+      command: typeof raw.command === "string" ? raw.command : "unknown",
+      release: id(raw.release) ?? "unknown",
+      previous: id(raw.previous) ?? null,
+      pid: Number(raw.pid) || 0,
+      host: typeof raw.host === "string" ? raw.host : "",
+      time: typeof raw.time === "string" ? raw.time : "",
+    };
+  } catch {
+    return { ...TORN_JOURNAL };
+  }
+}
+
+/**
+ * Lock operations run under a mutex on the server (flock where it exists), so that checking a
+ * lock's holder and removing it is one atomic step: a stale lock broken by two deploys at once
+ * is broken once, and the lock one of them then takes is never deleted by the other.
+ */
+const MUTEX = `if command -v flock >/dev/null 2>&1; then
+  exec 9>>"$state/lock.mutex"
+  flock -w 10 9 || { echo "timed out waiting for the lock mutex" >&2; exit 1; }
+fi`;
+
+/** $1 state dir, $2 lock file, $3 holder. Prints @acquired, or @held and the holder. */
+export const LOCK_ACQUIRE_SCRIPT = `state=$1 lock=$2 holder=$3
+mkdir -p "$state" || exit 1
+${MUTEX}
+if (set -C; printf '%s\\n' "$holder" > "$lock") 2>/dev/null; then
+  echo @acquired
+else
+  printf '@held %s\\n' "$(head -c 4096 "$lock" | tr '\\n' ' ')"
+fi`;
+
+/** $1 state dir, $2 lock file, $3 token. Removes the lock only if it still holds that token. */
+export const LOCK_REMOVE_SCRIPT = `state=$1 lock=$2 token=$3
+[ -d "$state" ] || { echo @gone; exit 0; }
+${MUTEX}
+if grep -qF -- "$token" "$lock" 2>/dev/null; then
+  rm -f "$lock"
+  echo @removed
+else
+  echo @other
+fi`;
+
+export type LockAttempt = { acquired: true } | { acquired: false; holder: string };
+
+export function lockAcquire(l: Layout, holder: string): RemoteOp<LockAttempt> {
+  return {
+    what: "taking the deploy lock",
+    command: script(LOCK_ACQUIRE_SCRIPT, l.state, l.lock, holder),
+    parse: (result, server) => {
+      const out = stdoutOrThrow(server, "taking the deploy lock", result);
+      if (out.includes("@acquired")) return { acquired: true };
+      return { acquired: false, holder: out.replace(/^@held\s*/m, "").trim() };
+    },
+  };
+}
+
+/**
+ * Removes the lock if it still holds `token`: ours when releasing, or a stale holder's when
+ * breaking it (never a lock taken since it was inspected). True when it was removed.
+ */
+export function lockRemove(l: Layout, token: string): RemoteOp<boolean> {
+  return {
+    what: "removing the deploy lock",
+    command: script(LOCK_REMOVE_SCRIPT, l.state, l.lock, token),
+    parse: (result, server) => stdoutOrThrow(server, "removing the deploy lock", result).includes("@removed"),
+  };
+}
+
+export function removeJournal(l: Layout): RemoteOp<void> {
+  return {
+    what: "removing the journal",
+    command: cmd("rm", "-f", l.journal),
+    parse: (result, server) => void stdoutOrThrow(server, "removing the journal", result),
+  };
+}
+
+/** $1 history file, $2 one JSON line. */
+export const APPEND_HISTORY_SCRIPT = `printf '%s\\n' "$2" >> "$1"`;
+
+export function appendHistory(l: Layout, entry: Record<string, unknown>): RemoteOp<void> {
+  return {
+    what: "recording the history",
+    command: script(APPEND_HISTORY_SCRIPT, l.history, JSON.stringify(entry)),
+    parse: (result, server) => void stdoutOrThrow(server, "recording the history", result),
+  };
+}
+
+export interface HistoryEntry {
+  time?: string;
+  event?: string;
+  release?: string;
+  previous?: string | null;
+  result?: string;
+  user?: string;
+  from?: string;
+  commit?: string | null;
+}
+
+export function readHistory(l: Layout, lines = 500): RemoteOp<HistoryEntry[]> {
+  return {
+    what: "reading the history",
+    command: `tail -n ${Number(lines)} -- ${cmd(l.history)} 2>/dev/null || true`,
+    parse: (result) => parseHistory(result.stdout),
+  };
+}
+
+/** Parses history.jsonl, skipping torn or foreign lines. */
+export function parseHistory(text: string): HistoryEntry[] {
+  const entries: HistoryEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      entries.push(JSON.parse(line) as HistoryEntry);
+    } catch {
+      // an interrupted append leaves a partial line: ignore it
+    }
+  }
+  return entries;
+}

@@ -1,0 +1,457 @@
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Pm2 } from "../../src/process/pm2/pm2.js";
+import { RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
+import { processProblem } from "../../src/process/process-manager.js";
+import { layout } from "../../src/remote/layout.js";
+import { type RemoteOp, script } from "../../src/remote/op.js";
+import { shq } from "../../src/remote/quote.js";
+import * as release from "../../src/remote/release.js";
+import * as state from "../../src/remote/server-state.js";
+import type { CommandRunner } from "../../src/ssh/session.js";
+import { installFakePm2 } from "../fixtures/fake-pm2.js";
+
+/**
+ * The middle tier: every remote script run for real by `sh` in a temporary directory, as sshd
+ * would run it on a server, with no server at all.
+ */
+
+function sh(command: string, stdin = "", env: NodeJS.ProcessEnv = process.env) {
+  return spawnSync("sh", ["-c", command], { encoding: "utf8", input: stdin, env });
+}
+
+/** Runs an op as the SSH session would, and parses its result. */
+function run<T>(op: RemoteOp<T>, env?: NodeJS.ProcessEnv): T {
+  const result = sh(op.command, op.stdin ?? "", env);
+  return op.parse({ code: result.status, stdout: result.stdout, stderr: result.stderr }, "test");
+}
+
+function tmp(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `nexus-${prefix} `));
+}
+
+function sha256(file: string): string {
+  return execFileSync("sha256sum", [file], { encoding: "utf8" }).split(" ")[0] as string;
+}
+
+/** Builds a tar.gz with exactly the given entries (python's tarfile writes what node-tar would refuse to). */
+function craftArchive(
+  dir: string,
+  entries: { name: string; type?: "sym" | "file"; target?: string }[],
+): string {
+  const file = path.join(dir, "evil.tar.gz");
+  const script = `
+import io, json, sys, tarfile
+entries = json.loads(sys.argv[2])
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    for e in entries:
+        ti = tarfile.TarInfo(e["name"])
+        if e.get("type") == "sym":
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = e["target"]
+            t.addfile(ti)
+        else:
+            ti.size = 1
+            t.addfile(ti, io.BytesIO(b"x"))
+`;
+  execFileSync("python3", ["-c", script, file, JSON.stringify(entries)]);
+  return file;
+}
+
+describe("hostile values reach remote commands quoted", () => {
+  const values = [
+    "plain",
+    "with space",
+    "it's",
+    '"double"',
+    "`id`",
+    "a;b&&c||d|e",
+    "line\nbreak",
+    "~/home",
+    "*",
+    "$HOME",
+    "",
+    "back\\slash",
+  ];
+
+  it("each value stays one literal word for sh", () => {
+    for (const value of values) {
+      const out = execFileSync("sh", ["-c", `for w in ${shq(value)}; do printf '%s\\0' "$w"; done`], {
+        encoding: "utf8",
+      });
+      expect(out.split("\0").slice(0, -1)).toEqual([value]);
+    }
+  });
+
+  it("no builder runs an injected command: the canary file never appears", () => {
+    const dir = tmp("canary");
+    const canary = path.join(dir, "pwned");
+    const evil = [
+      `$(touch ${canary})`,
+      `\`touch ${canary}\``,
+      `'; touch ${canary}; '`,
+      `\ntouch ${canary}\n`,
+    ];
+    for (const bad of evil) {
+      const l = layout(path.join(dir, `deploy ${bad}`));
+      const ops: RemoteOp<unknown>[] = [
+        release.prepare(l),
+        state.inspect(l),
+        state.lockAcquire(l, JSON.stringify({ user: bad })),
+        state.lockRemove(l, bad),
+        state.appendHistory(l, { note: bad }),
+        release.markFailed(l, "r1"),
+        release.writePrivateFile(l.ecosystem("r1"), bad, "writing"),
+        release.activate(l, "r1"),
+        release.removeReleases(l, ["r1"]),
+        release.install(l, "r1"),
+        release.tailFile(`${l.logs}/${bad}`),
+      ];
+      for (const op of ops) sh(op.command, op.stdin);
+    }
+    expect(existsSync(canary)).toBe(false);
+    // And the hostile directory names were created literally.
+    expect(readdirSync(dir).some((name) => name.includes("$(touch"))).toBe(true);
+  });
+});
+
+describe("an artifact that tries to escape its release is refused", () => {
+  const cases: [string, { name: string; type?: "sym" | "file"; target?: string }[]][] = [
+    ["a ../ entry", [{ name: "./ok.txt" }, { name: "../escaped.txt" }]],
+    ["an absolute path", [{ name: "/ESCAPE_DIR/abs.txt" }]],
+    ["a symlink out", [{ name: "./ok.txt" }, { name: "link", type: "sym", target: "ESCAPE_DIR" }]],
+    [
+      "a write through a symlink",
+      [{ name: "link", type: "sym", target: "ESCAPE_DIR" }, { name: "link/through.txt" }],
+    ],
+  ];
+  for (const [what, entries] of cases) {
+    it(what, () => {
+      const dir = tmp("escape");
+      const outside = path.join(dir, "outside");
+      mkdirSync(outside);
+      const base = path.join(dir, "srv");
+      const l = layout(base);
+      run(release.prepare(l));
+      const archive = craftArchive(
+        dir,
+        entries.map((e) => ({
+          ...e,
+          name: e.name.replace("ESCAPE_DIR", outside),
+          target: e.target?.replace("ESCAPE_DIR", outside),
+        })),
+      );
+      const result = sh(release.extract(l, archive, "r1", sha256(archive)).command);
+      expect(result.status, result.stderr).not.toBe(0);
+      expect(existsSync(l.release("r1"))).toBe(false);
+      expect(readdirSync(outside)).toEqual([]);
+      expect(existsSync(path.join(dir, "escaped.txt"))).toBe(false);
+    });
+  }
+
+  it("a checksum mismatch is detected before anything is extracted", () => {
+    const dir = tmp("sum");
+    const l = layout(path.join(dir, "srv"));
+    run(release.prepare(l));
+    const archive = craftArchive(dir, [{ name: "./ok.txt" }]);
+    const result = sh(release.extract(l, archive, "r1", "0".repeat(64)).command);
+    expect(result.status).toBe(65);
+    expect(result.stderr).toContain("checksum mismatch");
+    expect(existsSync(l.release("r1"))).toBe(false);
+    expect(existsSync(`${l.release("r1")}.partial`)).toBe(false);
+  });
+
+  it("a well-formed artifact extracts, relative symlinks included", () => {
+    const dir = tmp("ok");
+    const l = layout(path.join(dir, "srv"));
+    run(release.prepare(l));
+    const archive = craftArchive(dir, [
+      { name: "./lib/a.js" },
+      { name: "./current.js", type: "sym", target: "lib/a.js" },
+    ]);
+    const result = sh(release.extract(l, archive, "r1", sha256(archive)).command);
+    expect(result.status, result.stderr).toBe(0);
+    expect(readFileSync(path.join(l.release("r1"), "current.js"), "utf8")).toBe("x");
+  });
+});
+
+describe("release steps round trip under sh", () => {
+  it("extract, install (npm, then reuse), activate and inspect, in a deploy path with spaces", () => {
+    const dir = tmp("round trip");
+    const bin = path.join(dir, "bin");
+    mkdirSync(bin);
+    // A fake npm: records its call and creates node_modules as `npm ci` would.
+    writeFileSync(
+      path.join(bin, "npm"),
+      `#!/bin/sh\necho "$@" >> "${dir}/npm.log"\nmkdir -p node_modules/dep && echo x > node_modules/dep/index.js\n`,
+    );
+    chmodSync(path.join(bin, "npm"), 0o755);
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    const l = layout(path.join(dir, "srv app"));
+    run(release.prepare(l));
+    const app = path.join(dir, "app");
+    mkdirSync(app);
+    writeFileSync(path.join(app, "package.json"), "{}");
+    writeFileSync(path.join(app, "package-lock.json"), "{}");
+    const archive = path.join(l.incoming, "a.tar.gz");
+    execFileSync("tar", ["-czf", archive, "-C", app, "."]);
+    run(release.extract(l, archive, "r1", sha256(archive)));
+    expect(run(release.install(l, "r1"), env)).toBe("installed");
+    run(release.activate(l, "r1"));
+    execFileSync("tar", ["-czf", archive, "-C", app, "."]);
+    run(release.extract(l, archive, "r2", sha256(archive)));
+    expect(run(release.install(l, "r2"), env)).toBe("reused");
+    expect(readFileSync(path.join(dir, "npm.log"), "utf8").trim().split("\n")).toHaveLength(1);
+    run(release.activate(l, "r2"));
+    run(release.markFailed(l, "r1"));
+    const s = run(state.inspect(l));
+    expect(s.current).toBe("r2");
+    expect(s.releases.map((r) => [r.id, r.failed])).toEqual(
+      expect.arrayContaining([
+        ["r1", true],
+        ["r2", false],
+      ]),
+    );
+    // Releasing the same id twice is refused with its named exit code.
+    execFileSync("tar", ["-czf", archive, "-C", app, "."]);
+    const again = sh(release.extract(l, archive, "r2", sha256(archive)).command);
+    expect(again.status).toBe(66);
+    run(release.removeReleases(l, ["r1"]));
+    expect(existsSync(l.release("r1"))).toBe(false);
+    expect(run(state.inspect(layout(path.join(dir, "nothing")))).missing).toBe(true);
+  });
+
+  it("extracts when the deploy path goes through a symlinked directory", () => {
+    const dir = tmp("symlinked");
+    mkdirSync(path.join(dir, "real"));
+    symlinkSync(path.join(dir, "real"), path.join(dir, "link"));
+    const l = layout(path.join(dir, "link", "srv"));
+    run(release.prepare(l));
+    const archive = craftArchive(dir, [
+      { name: "./lib/a.js" },
+      { name: "./main.js", type: "sym", target: "lib/a.js" },
+    ]);
+    const result = sh(release.extract(l, archive, "r1", sha256(archive)).command);
+    expect(result.status, result.stderr).toBe(0);
+  });
+
+  it("refuses a dangling symlink whose parent does not exist", () => {
+    const dir = tmp("dangling");
+    const l = layout(path.join(dir, "srv"));
+    run(release.prepare(l));
+    const archive = craftArchive(dir, [{ name: "./bad", type: "sym", target: "/nonexistent-dir-nexus/x/y" }]);
+    const result = sh(release.extract(l, archive, "r1", sha256(archive)).command);
+    expect(result.status).toBe(67);
+    expect(result.stderr).toContain("symlink out of the release");
+  });
+
+  it("writes private files 0600 from stdin", () => {
+    const dir = tmp("private");
+    const file = path.join(dir, "sub dir", "eco.json");
+    run(release.writePrivateFile(file, "secret", "writing"));
+    expect(readFileSync(file, "utf8")).toBe("secret");
+    expect((execFileSync("stat", ["-c", "%a", file], { encoding: "utf8" }) as string).trim()).toBe("600");
+  });
+
+  it("refuses to build a path from an unsafe release id", () => {
+    const l = layout("/srv/app");
+    for (const bad of ["..", ".", "a/b", "-rf", "x\ny"]) {
+      expect(() => release.removeReleases(l, [bad])).toThrow(/unsafe release id/);
+      expect(() => release.activate(l, bad)).toThrow(/unsafe release id/);
+    }
+  });
+});
+
+describe("server state under sh", () => {
+  it("inspect skips names outside the release-id alphabet, so no name forges a line", () => {
+    const dir = tmp("inspect");
+    const l = layout(path.join(dir, "srv"));
+    run(release.prepare(l));
+    for (const name of ["good-1", "x\n@release forged ok 1", "-rf", "a b", "r.partial"]) {
+      mkdirSync(path.join(l.releases, name));
+    }
+    symlinkSync("releases/good-1", l.current);
+    const s = run(state.inspect(l));
+    expect(s.releases.map((r) => r.id)).toEqual(["good-1"]);
+    expect(s.current).toBe("good-1");
+  });
+
+  it("journals with forged ids are read, but their ids are not trusted", () => {
+    const j = state.parseJournal('{"command":"deploy","release":"..","previous":"../../etc","pid":3}');
+    expect(j).toMatchObject({ command: "deploy", release: "unknown", previous: null, pid: 3 });
+    expect(state.parseJournal("{torn").command).toBe("unknown");
+    expect(state.parseInspect("@current releases/..\n@release .. ok 1\n")).toEqual({
+      missing: false,
+      releases: [],
+    });
+  });
+
+  it("the lock is taken once; removing it needs its token", () => {
+    const l = layout(path.join(tmp("lock"), "srv"));
+    expect(run(state.lockAcquire(l, '{"token":"aaaa1111"}'))).toEqual({ acquired: true });
+    expect(run(state.lockAcquire(l, '{"token":"bbbb2222"}'))).toEqual({
+      acquired: false,
+      holder: '{"token":"aaaa1111"}',
+    });
+    expect(run(state.lockRemove(l, "bbbb2222"))).toBe(false);
+    expect(run(state.lockRemove(l, "aaaa1111"))).toBe(true);
+    expect(run(state.lockAcquire(l, '{"token":"bbbb2222"}'))).toEqual({ acquired: true });
+  });
+
+  it("a stale lock broken by many deploys at once is broken once, and one of them holds the lock", async () => {
+    for (let round = 0; round < 5; round++) {
+      const l = layout(path.join(tmp("race"), "srv"));
+      run(state.lockAcquire(l, '{"token":"dead0000"}'));
+      // Each contender does what lockAll does with a stale lock: break it by its token, then take it.
+      const contenders = Array.from({ length: 8 }, (_, i) => {
+        const command = `${state.lockRemove(l, "dead0000").command}; ${state.lockAcquire(l, `{"token":"c${i}"}`).command}`;
+        return new Promise<string>((resolve) => {
+          const child = spawn("sh", ["-c", command]);
+          let out = "";
+          child.stdout.on("data", (d) => {
+            out += d;
+          });
+          child.on("close", () => resolve(out));
+        });
+      });
+      const outputs = await Promise.all(contenders);
+      expect(outputs.filter((o) => o.includes("@acquired"))).toHaveLength(1);
+      const holder = readFileSync(l.lock, "utf8");
+      const winner = outputs.findIndex((o) => o.includes("@acquired"));
+      expect(holder).toContain(`"c${winner}"`);
+    }
+  });
+
+  it("history lines round-trip whatever they hold", () => {
+    const l = layout(path.join(tmp("history"), "srv"));
+    run(release.prepare(l));
+    run(state.appendHistory(l, { event: "deploy", note: "it's $(id)\n`x`" }));
+    run(state.appendHistory(l, { event: "drain" }));
+    expect(run(state.readHistory(l))).toEqual([
+      { event: "deploy", note: "it's $(id)\n`x`" },
+      { event: "drain" },
+    ]);
+  });
+});
+
+describe("PM2 driver scripts under sh, with a fake PM2", () => {
+  function setup() {
+    const dir = tmp("pm2");
+    const fake = installFakePm2(dir);
+    const env = {
+      ...process.env,
+      PATH: `${fake.bin}:${process.env.PATH}`,
+      FAKE_PM2_STATE: fake.state,
+      PM2_HOME: fake.home,
+    };
+    const runner: CommandRunner = {
+      name: "test",
+      exec: async (command, options) => {
+        const r = sh(command, options?.stdin ?? "", env);
+        return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+      },
+      run: async (command, options) => {
+        const r = sh(command, options?.stdin ?? "", env);
+        if (r.status !== 0) throw new Error(`${options?.what}: exit ${r.status}: ${r.stderr}`);
+        return r.stdout;
+      },
+    };
+    const l = layout(path.join(dir, "srv"));
+    const pm2 = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
+    const file = pm2.processFile(l, { release: "r1", cwd: l.release("r1"), env: { A: "1" } });
+    run(release.writePrivateFile(file.path, file.content, "writing"));
+    return { dir, fake, runner, l, pm2 };
+  }
+
+  it("starts the release, then replaces the old process, deleting by pm id (a name like `all` is never passed)", async () => {
+    const { fake, runner, l, pm2 } = setup();
+    const first = await pm2.restart(runner, l, "r1");
+    expect(first.before).toEqual([]);
+    expect(first.after).toHaveLength(1);
+    const second = await pm2.restart(runner, l, "r1");
+    expect(second.before.map((p) => p.pid)).toEqual(first.after.map((p) => p.pid));
+    expect(second.after[0]?.pid).not.toBe(first.after[0]?.pid);
+    const log = JSON.parse(readFileSync(fake.state, "utf8")).log as string[];
+    expect(log.filter((line) => line.startsWith("delete"))).toEqual([
+      `delete ${(first.after[0] as { id?: number }).id ?? 1}`,
+    ]);
+    expect(await pm2.inspect(runner)).toEqual([
+      expect.objectContaining({ name: "all", status: "online", pid: second.after[0]?.pid }),
+    ]);
+    await pm2.stop(runner);
+    expect(await pm2.inspect(runner)).toEqual([]);
+  });
+
+  it("persists with a private dump file, even one an older save left readable", async () => {
+    const { fake, runner, pm2 } = setup();
+    writeFileSync(path.join(fake.home, "dump.pm2"), "old", { mode: 0o644 });
+    chmodSync(path.join(fake.home, "dump.pm2"), 0o644);
+    await pm2.persist(runner);
+    expect(
+      execFileSync("stat", ["-c", "%a", path.join(fake.home, "dump.pm2")], { encoding: "utf8" }).trim(),
+    ).toBe("600");
+  });
+
+  it("says so when pm2 is not on the non-interactive PATH", () => {
+    const l = layout("/srv/x");
+    const result = sh(script(RESTART_SCRIPT, "api", l.ecosystem("r1")), "", {
+      ...process.env,
+      PATH: "/usr/bin:/bin",
+    });
+    expect(result.status).toBe(127);
+    expect(result.stderr).toContain("pm2 is not installed");
+  });
+
+  it("judges started instances: all online, none old, none restarted or replaced", () => {
+    const p = (pid: number, restarts = 0, status = "online") => ({ name: "a", pid, status, restarts });
+    expect(processProblem([p(2), p(3)], [p(2), p(3)], [1])).toBeUndefined();
+    expect(processProblem([], [p(2)], [])).toMatch(/does not list/);
+    expect(processProblem([p(2), p(3, 0, "errored")], [p(2), p(3)], [])).toMatch(/errored/);
+    expect(processProblem([p(1)], [p(1)], [1])).toMatch(/old process/);
+    expect(processProblem([p(2), p(3, 2)], [p(2), p(3)], [])).toMatch(/restarted 2 time/);
+    expect(processProblem([p(2), p(4)], [p(2), p(3)], [])).toMatch(/replaced/);
+    expect(processProblem([p(2)], [p(2), p(3)], [])).toMatch(/1 of 2 instance/);
+  });
+});
+
+describe("ShellCheck reads every remote script", () => {
+  const modules = import.meta.glob(
+    ["../../src/remote/*.ts", "../../src/process/**/*.ts", "../../src/balancer/**/*.ts"],
+    {
+      eager: true,
+    },
+  );
+  const scripts = Object.entries(modules).flatMap(([file, exports]) =>
+    Object.entries(exports as Record<string, unknown>)
+      .filter(([name, value]) => name.endsWith("_SCRIPT") && typeof value === "string")
+      .map(([name, value]) => [`${path.basename(file)} ${name}`, value as string] as const),
+  );
+
+  it("finds the scripts", () => {
+    expect(scripts.length).toBeGreaterThanOrEqual(10);
+  });
+
+  for (const [name, text] of scripts) {
+    it(`${name} has no ShellCheck finding`, () => {
+      const result = spawnSync("shellcheck", ["--shell=sh", "-"], { input: text, encoding: "utf8" });
+      expect(
+        result.error,
+        "shellcheck is not installed (Debian: apt-get install shellcheck)",
+      ).toBeUndefined();
+      expect(result.stdout, result.stdout).toBe("");
+      expect(result.status).toBe(0);
+    });
+  }
+});

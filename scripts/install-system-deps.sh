@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the sandbox needs (sshd, ssh-keygen, Nginx, pgrep, git) when they
+# Installs the Debian packages the tests need (sshd, ssh-keygen, Nginx, pgrep, git, ShellCheck) when they
 # are missing. Needs root (as in CI); otherwise it names what to install and exits 1.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v pgrep >/dev/null || missing+=(procps)
 command -v git >/dev/null || missing+=(git)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

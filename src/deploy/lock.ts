@@ -76,13 +76,13 @@ export function isLiveHere(raw: string): boolean {
  * taken since then (by a deploy that broke the same stale lock first) is left alone.
  */
 export async function breakLock(host: Host, inspected: string): Promise<boolean> {
-  const token = holderToken(inspected);
-  if (!token) {
+  // A lock written by hand or by an old version has no token: its whole (one-line) content is the mark.
+  const mark = holderToken(inspected) ?? inspected.trim();
+  if (!mark)
     throw new LockError(
-      `${host.server.name}: the lock file holds no holder token (${inspected.slice(0, 80)}); remove ${host.layout.lock} by hand if no deploy runs`,
+      `${host.server.name}: the lock file is empty; remove ${host.layout.lock} by hand if no deploy runs`,
     );
-  }
-  return runOp(host.session, lockRemove(host.layout, token));
+  return runOp(host.session, lockRemove(host.layout, mark));
 }
 
 /**

@@ -169,20 +169,22 @@ class Rollout {
   /** Every server already done goes back to its previous release, batch by batch. */
   private async rollBackDone(): Promise<void> {
     const { emit, signal } = this.o;
+    // A snapshot: a server that ends needing a human leaves `done` meanwhile.
+    const toUndo = [...this.done];
     emit({
       type: "phase",
       phase: "rollback",
-      message: `rolling back ${this.done.map((s) => s.name).join(", ")}`,
+      message: `rolling back ${toUndo.map((s) => s.name).join(", ")}`,
     });
     const size = Math.max(1, ...this.o.batches.map((b) => b.length));
-    for (let i = 0; i < this.done.length; i += size) {
+    for (let i = 0; i < toUndo.length; i += size) {
       if (signal.aborted) {
         // The batch in hand was restored; the rest stays on the new release, which passed its gate.
         this.interrupted = true;
-        for (const s of this.done.slice(i)) this.row(s.name).note = "interrupted: still on the new release";
+        for (const s of toUndo.slice(i)) this.row(s.name).note = "interrupted: still on the new release";
         return;
       }
-      const batch = this.done.slice(i, i + size);
+      const batch = toUndo.slice(i, i + size);
       if (await this.drain(batch)) {
         await this.restore(batch, "rolled back");
         continue;
@@ -449,6 +451,9 @@ class Rollout {
   }
 
   private needsHuman(name: string, note: string): void {
+    // Left for a human as it is: no later step (rollback-all included) touches it again.
+    const index = this.done.findIndex((s) => s.name === name);
+    if (index >= 0) this.done.splice(index, 1);
     const r = this.row(name);
     r.result = "needs human";
     r.note = note;

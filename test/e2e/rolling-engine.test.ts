@@ -187,7 +187,12 @@ describe("the rolling engine", () => {
     expect(refused.stderr).toContain("deploy locked by ana@laptop-of-ana (pid 4242");
     expect(fleetSnapshot()).toBe(before);
 
-    const unlock = await nexus(["-c", config, "unlock"]);
+    // A holder on another machine cannot be seen to be gone: unlock asks for --force.
+    const careful = await nexus(["-c", config, "unlock"]);
+    expect(careful.exitCode, careful.all).toBe(1);
+    expect(careful.stderr).toContain("--force");
+    expect(lockOn("nexus-gamma")).toBeDefined();
+    const unlock = await nexus(["-c", config, "unlock", "--force"]);
     expect(unlock.exitCode, unlock.all).toBe(0);
     expect(lockOn("nexus-gamma")).toBeUndefined();
   });

@@ -1,0 +1,317 @@
+import { describe, expect, it } from "vitest";
+import type { BackendState, Balancer, RotationChange } from "../../src/balancer/balancer.js";
+import { type Config, resolveConfig, type ServerConfig } from "../../src/config/load.js";
+import type { FleetOps } from "../../src/deploy/fleet-ops.js";
+import { makePlan } from "../../src/deploy/plan.js";
+import { type RollOptions, roll } from "../../src/deploy/roll.js";
+import type { DeployEvent } from "../../src/events/events.js";
+
+/**
+ * The rolling engine driven through its interfaces: an in-memory balancer and servers whose
+ * gates pass or fail on demand. Every path here is also a promise the e2e suite keeps on real parts.
+ */
+
+const NAMES = ["alpha", "beta", "gamma"];
+
+function config(rolling: Record<string, unknown> = {}): Config {
+  return resolveConfig(
+    {
+      app: { name: "api" },
+      servers: NAMES.map((name, i) => ({ name, host: `10.0.0.${i + 1}` })),
+      deployPath: "/srv/api",
+      balancer: { host: "alpha", upstreamFile: "/etc/nginx/conf.d/api.conf" },
+      rolling,
+    },
+    "deploy.config.json",
+    "/project",
+  );
+}
+
+class FakeBalancer implements Balancer {
+  readonly host = "lb";
+  readonly changes: { drain: string[]; enable: string[] }[] = [];
+  readonly inRotation = new Map(NAMES.map((n) => [n, true]));
+  /** Throws on the nth apply (1-based), after the change took effect when `applied`. */
+  failOn?: { call: number; applied: boolean; times?: number };
+  stateFails = false;
+
+  async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
+    if (this.stateFails) throw new Error("balancer host unreachable");
+    return servers.map((s) => ({
+      server: s.name,
+      upstream: s.upstream,
+      present: true,
+      inRotation: this.inRotation.get(s.name) ?? false,
+    }));
+  }
+
+  async apply(change: RotationChange): Promise<void> {
+    const record = {
+      drain: (change.drain ?? []).map((s) => s.name),
+      enable: (change.enable ?? []).map((s) => s.name),
+    };
+    this.changes.push(record);
+    const failing = this.failOn && this.changes.length >= this.failOn.call && (this.failOn.times ?? 1) > 0;
+    if (failing && this.failOn && !this.failOn.applied) {
+      this.failOn.times = (this.failOn.times ?? 1) - 1;
+      throw new Error("nginx -t failed");
+    }
+    for (const n of record.enable) this.inRotation.set(n, true);
+    for (const n of record.drain) this.inRotation.set(n, false);
+    if (failing && this.failOn) {
+      this.failOn.times = (this.failOn.times ?? 1) - 1;
+      throw new Error("Nginx reloaded but its old workers did not hand over within 5s");
+    }
+  }
+
+  async waitDrained(): Promise<{ drained: boolean; open: number }> {
+    return { drained: true, open: 0 };
+  }
+}
+
+class FakeServers implements FleetOps {
+  readonly current = new Map(NAMES.map((n) => [n, "r1"]));
+  /** `server@release` pairs whose gate fails. */
+  readonly failing = new Set<string>();
+  readonly unhealthy = new Set<string>();
+  readonly calls: string[] = [];
+  stopFails = false;
+  onActivate?: (server: string, release: string) => void;
+
+  constructor(readonly balancer: FakeBalancer) {}
+
+  async activate(server: ServerConfig, release: string): Promise<boolean> {
+    this.calls.push(`activate ${server.name} ${release}`);
+    expect(this.balancer.inRotation.get(server.name), `${server.name} restarted while in rotation`).toBe(
+      false,
+    );
+    this.current.set(server.name, release);
+    this.onActivate?.(server.name, release);
+    return !this.failing.has(`${server.name}@${release}`);
+  }
+
+  async healthy(server: string): Promise<boolean> {
+    return !this.unhealthy.has(server);
+  }
+
+  async stop(server: ServerConfig): Promise<void> {
+    this.calls.push(`stop ${server.name}`);
+    if (this.stopFails) throw new Error("ssh: connection lost");
+  }
+
+  async persist(servers: string[]): Promise<void> {
+    this.calls.push(`persist ${servers.join(",")}`);
+  }
+}
+
+function setup(rolling: Record<string, unknown> = {}, extra: Partial<RollOptions> = {}) {
+  const c = config(rolling);
+  const balancer = new FakeBalancer();
+  const servers = new FakeServers(balancer);
+  const events: DeployEvent[] = [];
+  const controller = new AbortController();
+  const plan = makePlan(c, "r2");
+  const options: RollOptions = {
+    config: c,
+    ops: servers,
+    emit: (e) => events.push(e),
+    signal: controller.signal,
+    batches: plan.batches,
+    canary: plan.canary,
+    target: () => "r2",
+    fallback: () => "r1",
+    minInRotation: plan.minInRotation,
+    onFailure: c.rolling.onFailure,
+    ...extra,
+  };
+  const result = (name: string, rows: { server: string; result: string }[]) =>
+    rows.find((r) => r.server === name)?.result;
+  return { c, balancer, servers, events, controller, options, result };
+}
+
+describe("the rolling engine", () => {
+  it("rolls every server with n+1 balancer changes: each enable shares the next drain", async () => {
+    const { balancer, servers, options } = setup();
+    const out = await roll(options);
+    expect(out.outcome).toBe("success");
+    expect(out.rows.map((r) => [r.server, r.result, r.release])).toEqual([
+      ["alpha", "deployed", "r2"],
+      ["beta", "deployed", "r2"],
+      ["gamma", "deployed", "r2"],
+    ]);
+    expect(balancer.changes).toEqual([
+      { drain: ["alpha"], enable: [] },
+      { drain: ["beta"], enable: ["alpha"] },
+      { drain: ["gamma"], enable: ["beta"] },
+      { drain: [], enable: ["gamma"] },
+    ]);
+    expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+    expect(servers.calls.at(-1)).toBe("persist alpha,beta,gamma");
+  });
+
+  it("a failed gate rolls back that server and every one already done (rollback-all)", async () => {
+    const { balancer, servers, options, result } = setup();
+    servers.failing.add("beta@r2");
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(result("alpha", out.rows)).toBe("rolled back");
+    expect(result("beta", out.rows)).toBe("rolled back");
+    expect(result("gamma", out.rows)).toBe("not reached");
+    expect([...servers.current.values()]).toEqual(["r1", "r1", "r1"]);
+    expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+  });
+
+  it("halt keeps the verified servers on the new release and restores only the failed one", async () => {
+    const { servers, options, result } = setup({ onFailure: "halt" }, { onFailure: "halt" });
+    servers.failing.add("beta@r2");
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(result("alpha", out.rows)).toBe("deployed");
+    expect(result("beta", out.rows)).toBe("restored");
+    expect(result("gamma", out.rows)).toBe("not reached");
+    expect([...servers.current.values()]).toEqual(["r2", "r1", "r1"]);
+  });
+
+  it("a failed canary stops the rollout before any other server", async () => {
+    const { servers, options } = setup({ canary: 1 });
+    servers.failing.add("alpha@r2");
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(out.rows.find((r) => r.server === "alpha")?.note).toBe("canary failed its health gate");
+    expect(servers.calls.filter((c) => c.startsWith("activate"))).toEqual([
+      "activate alpha r2",
+      "activate alpha r1",
+    ]);
+  });
+
+  it("the capacity guard refuses a drain that would leave too few healthy servers", async () => {
+    const { balancer, servers, options } = setup({ minInRotation: 2 }, { minInRotation: 2 });
+    servers.unhealthy.add("gamma");
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(out.rows[0]?.note).toBe("not drained: capacity guard");
+    expect(balancer.changes).toEqual([]);
+  });
+
+  it("a server whose previous release fails too is left drained and needs a human (exit 3)", async () => {
+    const { balancer, servers, options, result } = setup();
+    servers.failing.add("beta@r2");
+    servers.failing.add("beta@r1");
+    const out = await roll(options);
+    expect(out.outcome).toBe("needs-human");
+    expect(result("beta", out.rows)).toBe("needs human");
+    expect(balancer.inRotation.get("beta")).toBe(false);
+    expect(balancer.inRotation.get("alpha")).toBe(true);
+  });
+
+  it("with no release to go back to, a stop that fails needs a human instead of throwing", async () => {
+    const { servers, options, result } = setup({}, { fallback: () => undefined });
+    servers.failing.add("alpha@r2");
+    servers.stopFails = true;
+    const out = await roll(options);
+    expect(out.outcome).toBe("needs-human");
+    expect(result("alpha", out.rows)).toBe("needs human");
+    expect(out.rows[0]?.note).toContain("stopping the app failed");
+  });
+
+  for (const during of ["alpha", "beta", "gamma"]) {
+    it(`an interruption during ${during}'s gate restores it and stops; verified servers keep the new release`, async () => {
+      const { balancer, servers, controller, options, result } = setup();
+      servers.onActivate = (server, release) => {
+        if (server === during && release === "r2") {
+          controller.abort();
+          servers.failing.add(`${server}@r2`);
+        }
+      };
+      const out = await roll(options);
+      expect(out.outcome).toBe("interrupted");
+      const index = NAMES.indexOf(during);
+      for (const [i, name] of NAMES.entries()) {
+        expect(result(name, out.rows)).toBe(
+          i < index ? "deployed" : i === index ? "restored" : "not reached",
+        );
+      }
+      expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+    });
+  }
+
+  it("an interruption between batches stops before the next drain, with the last batch back in rotation", async () => {
+    const { balancer, servers, controller, options, result } = setup();
+    servers.onActivate = (server) => {
+      if (server === "alpha") controller.abort();
+    };
+    const out = await roll(options);
+    expect(out.outcome).toBe("interrupted");
+    expect(result("alpha", out.rows)).toBe("deployed");
+    expect(result("beta", out.rows)).toBe("not reached");
+    expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+  });
+
+  it("a drain that took effect but reported an error is undone, not mistaken for an operator's drain", async () => {
+    const { balancer, options, result } = setup();
+    balancer.failOn = { call: 1, applied: true };
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(result("alpha", out.rows)).toBe("not reached");
+    expect(out.rows[0]?.note).toContain("not drained");
+    expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+  });
+
+  it("a balancer whose state cannot be read after a failed drain leaves the server to a human", async () => {
+    const { balancer, options, result } = setup();
+    balancer.failOn = { call: 1, applied: true };
+    const apply = balancer.apply.bind(balancer);
+    balancer.apply = async (change) => {
+      try {
+        await apply(change);
+      } finally {
+        balancer.stateFails = true;
+      }
+    };
+    const out = await roll(options);
+    expect(out.outcome).toBe("needs-human");
+    expect(result("alpha", out.rows)).toBe("needs human");
+  });
+
+  it("an enable that fails and cannot be retried needs a human; one that took effect does not", async () => {
+    const refused = setup();
+    refused.balancer.failOn = { call: 4, applied: false, times: 2 };
+    const out = await roll(refused.options);
+    expect(
+      out.outcome,
+      JSON.stringify([refused.balancer.changes, out.rows, refused.events.filter((e) => e.type !== "step")]),
+    ).toBe("needs-human");
+    expect(refused.result("gamma", out.rows)).toBe("needs human");
+
+    const tookEffect = setup();
+    tookEffect.balancer.failOn = { call: 4, applied: true };
+    const ok = await roll(tookEffect.options);
+    expect(ok.outcome).toBe("success");
+    expect([...tookEffect.balancer.inRotation.values()]).toEqual([true, true, true]);
+  });
+
+  it("a watch window that finds a rise rolls the batch back like a failed gate", async () => {
+    const { balancer, servers, options, result } = setup(
+      {},
+      { watch: async (batch) => (batch[0]?.name === "beta" ? "error rate 20% (limit 1%)" : undefined) },
+    );
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(result("alpha", out.rows)).toBe("rolled back");
+    expect(result("beta", out.rows)).toBe("rolled back");
+    expect(out.rows.find((r) => r.server === "beta")?.note).toContain("error rate 20%");
+    expect(result("gamma", out.rows)).toBe("not reached");
+    expect([...servers.current.values()]).toEqual(["r1", "r1", "r1"]);
+    expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+  });
+
+  it("an operator's drained server is updated and left drained", async () => {
+    const { balancer, options, result, events } = setup();
+    balancer.inRotation.set("beta", false);
+    const out = await roll(options);
+    expect(out.outcome).toBe("success");
+    expect(result("beta", out.rows)).toBe("deployed");
+    expect(balancer.inRotation.get("beta")).toBe(false);
+    expect(events.some((e) => e.type === "warn" && e.message.includes("left drained"))).toBe(true);
+  });
+});

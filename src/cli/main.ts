@@ -15,6 +15,7 @@ import {
 } from "./context.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
+import { addOperationCommands } from "./operations.js";
 import { sandboxCommand } from "./sandbox.js";
 import { printTable } from "./table.js";
 import { trustCommand } from "./trust.js";
@@ -178,8 +179,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
           } else {
             printTable(
               reporter,
-              ["server", "rotation", "health", "release", "process", "lock"],
-              rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.lock]),
+              ["server", "rotation", "health", "release", "instances", "process", "lock"],
+              rows.map((r) => [r.server, r.rotation, r.health, r.release, r.instances, r.process, r.lock]),
             );
           }
           return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok"))
@@ -211,6 +212,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   addMaintenanceCommands(program, setExit);
+  addOperationCommands(program, setExit);
   program.addCommand(initCommand(setExit));
   program.addCommand(trustCommand(setExit));
   const sandbox = sandboxCommand(setExit);

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { z } from "zod";
-import { ConfigError, describeIssues } from "./errors.js";
+import { ConfigError, describeIssues, formatPath } from "./errors.js";
 import { configSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
@@ -16,8 +16,12 @@ export interface ServerConfig {
   deployPath: string;
   /** Address of this server in the upstream file ("10.0.0.2:3000"). */
   upstream: string;
-  /** pm2.env merged with the server's env. Values are secrets: never print them. */
+  /** pm2.env merged with the server's env, `fromEnv` values resolved. Values are secrets: never print them. */
   env: Record<string, string>;
+  /** The env keys whose values came from nexus's environment (`{"fromEnv": …}`): always masked. */
+  secretKeys?: string[];
+  /** Where each `fromEnv` value came from: key → variable name (for `nexus config`). */
+  envSources?: Record<string, string>;
   /** Whether port and user were set in the nexus config (they win over ~/.ssh/config). */
   explicit?: { port: boolean; user: boolean };
 }
@@ -28,7 +32,9 @@ export interface Config {
   servers: ServerConfig[];
   ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string; configFile: string };
   transfer: ParsedConfig["transfer"];
-  pm2: { name: string; killTimeout: number };
+  pm2: Omit<ParsedConfig["pm2"], "env" | "name"> & { name: string };
+  shared: ParsedConfig["shared"];
+  hooks: ParsedConfig["hooks"];
   balancer: ParsedConfig["balancer"];
   health: Omit<ParsedConfig["health"], "port"> & { port: number };
   rolling: ParsedConfig["rolling"];
@@ -46,7 +52,7 @@ function localPath(base: string, p: string): string {
 }
 
 /** Reads, validates and resolves a config file. Throws ConfigError with every problem found. */
-export function loadConfig(file: string = DEFAULT_CONFIG_FILE): Config {
+export function loadConfig(file: string = DEFAULT_CONFIG_FILE, env: NodeJS.ProcessEnv = process.env): Config {
   const absolute = path.resolve(file);
   const label = path.relative(process.cwd(), absolute) || absolute;
   let text: string;
@@ -66,11 +72,65 @@ export function loadConfig(file: string = DEFAULT_CONFIG_FILE): Config {
   } catch (error) {
     throw new ConfigError(label, [`invalid JSON: ${(error as Error).message}`]);
   }
-  return resolveConfig(data, label, path.dirname(absolute));
+  return resolveConfig(data, label, path.dirname(absolute), env);
+}
+
+type EnvValue = ParsedConfig["pm2"]["env"][string];
+
+/**
+ * Resolves `{"fromEnv": "NAME"}` values from nexus's environment. A variable that is unset or
+ * empty (CI systems pass a missing secret as "") is a problem naming the field and the variable.
+ */
+function resolveEnv(
+  values: Record<string, EnvValue>,
+  at: PropertyKey[],
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): { env: Record<string, string>; sources: Record<string, string> } {
+  const out: Record<string, string> = {};
+  const sources: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (typeof value === "string") {
+      out[key] = value;
+      continue;
+    }
+    const found = env[value.fromEnv];
+    if (found === undefined || found === "") {
+      problems.push(
+        `${formatPath([...at, key])}: the environment variable ${value.fromEnv} is ${found === undefined ? "not set" : "empty"} (it holds this value: set it where nexus runs, such as a CI secret)`,
+      );
+      continue;
+    }
+    out[key] = found;
+    sources[key] = value.fromEnv;
+  }
+  return { env: out, sources };
+}
+
+/** Two shared paths where one is inside the other cannot both be linked. */
+function sharedProblems(shared: ParsedConfig["shared"]): string[] {
+  const all = [
+    ...shared.files.map((p, i) => ({ p, field: `shared.files[${i}]` })),
+    ...shared.dirs.map((p, i) => ({ p, field: `shared.dirs[${i}]` })),
+  ];
+  const problems: string[] = [];
+  for (const [i, a] of all.entries()) {
+    for (const b of all.slice(i + 1)) {
+      if (a.p === b.p) problems.push(`${b.field}: "${b.p}" is also ${a.field}`);
+      else if (b.p.startsWith(`${a.p}/`) || a.p.startsWith(`${b.p}/`))
+        problems.push(`${b.field}: "${b.p}" and ${a.field} "${a.p}" are nested: share the outer one only`);
+    }
+  }
+  return problems;
 }
 
 /** Validates parsed JSON. `baseDir` anchors relative local paths (the config file's directory). */
-export function resolveConfig(data: unknown, label: string, baseDir: string): Config {
+export function resolveConfig(
+  data: unknown,
+  label: string,
+  baseDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const result = configSchema.safeParse(data, { reportInput: true });
   if (!result.success) {
     throw new ConfigError(
@@ -85,6 +145,7 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
   const upstreams = new Map<string, string>();
   const defaultUser = parsed.ssh.user ?? os.userInfo().username;
   const rawServers = (data as { servers?: { port?: unknown }[] }).servers;
+  const common = resolveEnv(parsed.pm2.env, ["pm2", "env"], env, problems);
   const servers = parsed.servers.map((server, index): ServerConfig => {
     if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
     names.add(server.name);
@@ -92,6 +153,9 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
     const other = upstreams.get(upstream);
     if (other) problems.push(`servers[${index}].upstream: "${upstream}" is also the upstream of "${other}"`);
     upstreams.set(upstream, server.name);
+    const own = resolveEnv(server.env, ["servers", index, "env"], env, problems);
+    const sources = { ...common.sources, ...own.sources };
+    for (const key of Object.keys(server.env)) if (!(key in own.sources)) delete sources[key];
     return {
       name: server.name,
       host: server.host,
@@ -99,7 +163,9 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
       user: server.user ?? defaultUser,
       deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
       upstream,
-      env: { ...parsed.pm2.env, ...server.env },
+      env: { ...common.env, ...own.env },
+      secretKeys: Object.keys(sources),
+      envSources: sources,
       explicit: {
         port: rawServers?.[index]?.port !== undefined,
         user: (server.user ?? parsed.ssh.user) !== undefined,
@@ -117,6 +183,12 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
       `balancer.host: "${parsed.balancer.host}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")} or "local")`,
     );
   }
+  problems.push(...sharedProblems(parsed.shared));
+  if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
+    problems.push(
+      `hooks.beforeRollOn: "${parsed.hooks.beforeRollOn}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")})`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
 
   return {
@@ -130,7 +202,15 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
       configFile: localPath(baseDir, parsed.ssh.configFile),
     },
     transfer: parsed.transfer,
-    pm2: { name: parsed.pm2.name ?? parsed.app.name, killTimeout: parsed.pm2.killTimeout },
+    pm2: {
+      name: parsed.pm2.name ?? parsed.app.name,
+      killTimeout: parsed.pm2.killTimeout,
+      instances: parsed.pm2.instances,
+      execMode: parsed.pm2.execMode,
+      options: parsed.pm2.options,
+    },
+    shared: parsed.shared,
+    hooks: parsed.hooks,
     balancer: parsed.balancer,
     health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
     rolling: parsed.rolling,

@@ -1,9 +1,33 @@
 import { z } from "zod";
+import { PM2_OPTIONS } from "../process/pm2/ecosystem.js";
 import { duration } from "./duration.js";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 const port = z.number().int().min(1).max(65535);
-const envMap = z.record(z.string(), z.string());
+/** An env value: the text itself, or `{"fromEnv": "NAME"}` to read it from nexus's own environment (CI secrets). */
+const envValue = z.union([
+  z.string(),
+  z.strictObject({
+    fromEnv: nonEmpty.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name"),
+  }),
+]);
+const envMap = z.record(z.string(), envValue);
+
+/** A path inside the release, kept in <deployPath>/shared/: relative, no "..", no "." or empty parts. */
+const sharedPath = nonEmpty
+  .refine((p) => !p.startsWith("/") && !p.startsWith("~"), "must be relative to the release, not absolute")
+  .refine(
+    (p) =>
+      p.startsWith("/") ||
+      p
+        .replace(/\/+$/, "")
+        .split("/")
+        .every((part) => part !== "" && part !== "." && part !== ".."),
+    'must not contain "..", "." or empty parts',
+  )
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), "must not contain control characters")
+  .transform((p) => p.replace(/\/+$/, ""));
 
 export const appSchema = z.strictObject({
   /** Directory of the app to ship, relative to the config file. */
@@ -69,6 +93,12 @@ export const pm2Schema = z.strictObject({
   /** PM2 process name; defaults to app.name. */
   name: nonEmpty.optional(),
   env: envMap.default({}),
+  /** Instances per server: a number, or "max" (one per CPU). */
+  instances: z.union([z.number().int().min(1), z.literal("max")]).default(1),
+  /** "cluster" runs the instances behind Node's cluster module, sharing the port. */
+  execMode: z.enum(["fork", "cluster"]).default("fork"),
+  /** Other ecosystem keys passed to PM2 as they are (an allow-list: nexus sets the rest). */
+  options: PM2_OPTIONS.default({}),
   /** How long PM2 waits for the app to exit after SIGINT before it kills it. */
   killTimeout: duration.default(10_000),
 });
@@ -126,6 +156,28 @@ export const rollingSchema = z.strictObject({
   pause: duration.default(0),
 });
 
+export const sharedSchema = z.strictObject({
+  /** Files in <deployPath>/shared/ linked into each release (".env", "config/production.json"); they must exist. */
+  files: z.array(sharedPath).default([]),
+  /** Directories in <deployPath>/shared/ linked into each release ("uploads"); created when missing. */
+  dirs: z.array(sharedPath).default([]),
+});
+
+export const hooksSchema = z.strictObject({
+  /** Shell command run once, on one server, in the new release after staging and before the first drain. */
+  beforeRoll: nonEmpty.optional(),
+  /** The server beforeRoll runs on (default: the first server deployed). */
+  beforeRollOn: nonEmpty.optional(),
+  /** Shell command run on each server after the restart, before the gate; a failure fails the gate. */
+  afterStart: nonEmpty.optional(),
+  /** Local shell command run after a successful deploy (NEXUS_RELEASE, NEXUS_RESULT, NEXUS_SUMMARY). */
+  afterDeploy: nonEmpty.optional(),
+  /** Local shell command run after a deploy that did not succeed. */
+  afterFailure: nonEmpty.optional(),
+  /** How long a hook may run before it is stopped (and counted as failed). */
+  timeout: duration.default(300_000),
+});
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   app: appSchema,
@@ -136,6 +188,8 @@ export const configSchema = z.strictObject({
   keepReleases: z.number().int().min(2).default(5),
   transfer: transferSchema.default(transferSchema.parse({})),
   pm2: pm2Schema.default(pm2Schema.parse({})),
+  shared: sharedSchema.default(sharedSchema.parse({})),
+  hooks: hooksSchema.default(hooksSchema.parse({})),
   balancer: balancerSchema,
   health: healthSchema.default(healthSchema.parse({})),
   rolling: rollingSchema.default(rollingSchema.parse({})),

@@ -7,6 +7,8 @@ import { runOp } from "../remote/op.js";
 import { activate as switchCurrent, tailFile } from "../remote/release.js";
 import type { Host } from "./fleet.js";
 import { healthOrigin } from "./health-check.js";
+import { runServerHook } from "./hooks.js";
+import { releaseEnv } from "./release-env.js";
 import { timed } from "./timed.js";
 
 export interface ActivationResult {
@@ -40,6 +42,19 @@ export async function activate(
   });
 
   emit({ type: "step", server: name, step: "gate", status: "start" });
+  // afterStart (a cache warm-up): part of the gate, so a failure fails this server's gate.
+  const hook = await runServerHook(host, "afterStart", config, {
+    cwd: l.release(release),
+    env: releaseEnv(config, server, release),
+    emit,
+    signal,
+  });
+  if (!hook.ok) {
+    const reason = `hooks.afterStart failed: ${hook.reason ?? "failed"}`;
+    emit({ type: "step", server: name, step: "gate", status: "fail", ms: 0, message: reason });
+    emit({ type: "gate-failed", server: name, reason, timeline: [], logs: [] });
+    return { gate: { ok: false, reason, timeline: [], ms: 0 }, started };
+  }
   const origin = await healthOrigin(host, config);
   const gate = await runGate({
     passes: config.health.passes,
@@ -57,7 +72,8 @@ export async function activate(
         },
         startedAt,
       ),
-    verifyProcess: async () => processProblem(await processes.inspect(session), started, oldPids),
+    verifyProcess: async () =>
+      processProblem(await processes.inspect(session), started, oldPids, processes.instances),
   });
   if (gate.ok) {
     emit({

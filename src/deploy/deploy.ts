@@ -5,16 +5,19 @@ import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
 import type { Config } from "../config/load.js";
 import { EXIT } from "../errors.js";
-import type { Emit, Outcome, SummaryRow } from "../events/events.js";
+import type { DeployEvent, Emit, Outcome, SummaryRow } from "../events/events.js";
 import { isValidReleaseId } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
 import { markFailed, removeReleases } from "../remote/release.js";
+import { checkShared } from "../remote/shared.js";
 import { mapSettled } from "../util/map-limit.js";
 import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
 import { Fleet, type Host } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
+import { runLocalHook, runServerHook } from "./hooks.js";
 import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
+import { releaseEnv } from "./release-env.js";
 import { stageWithRetry } from "./stage.js";
 import { readState, releasesToPrune, type ServerState } from "./state.js";
 
@@ -34,8 +37,46 @@ export interface DeployOptions {
 
 export type { CommandResult } from "./engine.js";
 
-/** pack → connect → preflight (state, balancer, locks) → stage everywhere → roll → finish. */
+/**
+ * pack → connect → preflight (state, balancer, shared files, locks) → stage everywhere →
+ * beforeRoll → roll → finish; then afterDeploy or afterFailure, here.
+ */
 export async function deploy(config: Config, options: DeployOptions): Promise<CommandResult> {
+  let summary: Extract<DeployEvent, { type: "summary" }> | undefined;
+  const emit: Emit = (event) => {
+    if (event.type === "summary") summary = event;
+    options.emit(event);
+  };
+  const notify = async (release: string, result: string, details: unknown) => {
+    const hook = result === "success" ? "afterDeploy" : "afterFailure";
+    const { signal } = options;
+    const ran = await runLocalHook(hook, config, {
+      release,
+      result,
+      summary: details,
+      emit,
+      signal: signal.aborted ? undefined : signal,
+    });
+    if (!ran.ok)
+      emit({ type: "warn", message: `hooks.${hook} failed (${ran.reason}): the deploy result stands` });
+  };
+  let result: CommandResult;
+  try {
+    result = await deployRelease(config, { ...options, emit });
+  } catch (error) {
+    if (summary === undefined && !(error instanceof ConfigError) && !(error instanceof PlanError)) {
+      await notify(options.releaseId ?? "", "error", { error: (error as Error).message });
+    }
+    throw error;
+  }
+  if (summary) {
+    const { type: _type, ...details } = summary;
+    await notify(result.release ?? "", result.outcome, details);
+  }
+  return result;
+}
+
+async function deployRelease(config: Config, options: DeployOptions): Promise<CommandResult> {
   const { emit, signal } = options;
   const startedAt = Date.now();
   if (!(await stat(config.app.root).catch(() => undefined))?.isDirectory()) {
@@ -47,6 +88,12 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
     throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
   const plan = makePlan(config, release, options.only);
   const names = plan.servers.map((s) => s.name);
+  const beforeRollOn = config.hooks.beforeRoll ? (config.hooks.beforeRollOn ?? names[0]) : undefined;
+  if (beforeRollOn && !names.includes(beforeRollOn)) {
+    throw new PlanError(
+      `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`,
+    );
+  }
   emit({ type: "begin", command: "deploy", release, servers: names });
 
   const finish = (outcome: Outcome, rows: SummaryRow[], exitCode?: number): CommandResult =>
@@ -117,6 +164,7 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
         `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
       );
     }
+    await checkSharedFiles(config, hosts);
     return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
       const states = new Map<string, ServerState>();
       await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
@@ -158,6 +206,40 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       }
 
       const previous = (name: string) => states.get(name)?.current;
+      const hookHost = hosts.find((h) => h.server.name === beforeRollOn);
+      if (hookHost) {
+        // Once, before any server leaves rotation: a failure leaves every server as it was.
+        emit({ type: "phase", phase: "beforeRoll", message: `on ${hookHost.server.name}` });
+        const hook = await runServerHook(hookHost, "beforeRoll", config, {
+          cwd: hookHost.layout.release(release),
+          env: releaseEnv(config, hookHost.server, release),
+          emit,
+          signal,
+        });
+        if (!hook.ok) {
+          await fleet.revive(hosts);
+          await Promise.allSettled(hosts.map((h) => runOp(h.session, removeReleases(h.layout, [release]))));
+          const interrupted = signal.aborted;
+          if (!interrupted)
+            emit({
+              type: "error",
+              server: hookHost.server.name,
+              message: `hooks.beforeRoll failed (${hook.reason}): no server was drained, the staged release was removed`,
+            });
+          return finish(
+            interrupted ? "interrupted" : "failed",
+            names.map((server) => ({
+              server,
+              result: "not reached",
+              release: previous(server),
+              note: interrupted
+                ? "interrupted in beforeRoll: nothing changed"
+                : "beforeRoll failed: nothing changed",
+            })),
+            interrupted ? EXIT.interrupted : EXIT.failed,
+          );
+        }
+      }
       const result = await rollJournaled(
         hosts,
         (h) => ({ command: "deploy", release, previous: previous(h.server.name) ?? null }),
@@ -204,6 +286,25 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
   } finally {
     fleet.close();
     await artifact.dispose();
+  }
+}
+
+/** Preflight: every shared file must be on every server before anything is staged or drained. */
+async function checkSharedFiles(config: Config, hosts: Host[]): Promise<void> {
+  if (config.shared.files.length === 0) return;
+  const missing = await Promise.all(
+    hosts.map(async (h) => ({
+      host: h,
+      files: await runOp(h.session, checkShared(h.layout, config.shared)),
+    })),
+  );
+  const problems = missing
+    .filter((m) => m.files.length > 0)
+    .map((m) => `${m.host.server.name}: ${m.files.map((f) => `${m.host.layout.shared}/${f}`).join(", ")}`);
+  if (problems.length > 0) {
+    throw new PlanError(
+      `shared file(s) missing (shared.files; nexus never creates them: put them there first):\n  ${problems.join("\n  ")}`,
+    );
   }
 }
 

@@ -150,6 +150,8 @@ export interface ServerStatus {
   rotation: string;
   health: string;
   release: string;
+  /** Instances running now, and how many the config asks for (undefined for "max"). */
+  instances: string;
   process: string;
   lock: string;
 }
@@ -177,6 +179,7 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
           rotation: !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained",
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
+          instances: describeCount(instances, fleet.processes.instances),
           process: describeInstances(instances),
           lock: state.journal
             ? `INTERRUPTED ${state.journal.command} of ${state.journal.release}: run nexus recover`
@@ -189,6 +192,12 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
   } finally {
     fleet.close();
   }
+}
+
+function describeCount(instances: ProcessInfo[], expected: number | undefined): string {
+  const online = instances.filter((p) => p.status === "online").length;
+  const of = expected === undefined ? instances.length : expected;
+  return `${online}/${of} online`;
 }
 
 function describeInstances(instances: ProcessInfo[]): string {

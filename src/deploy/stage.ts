@@ -4,11 +4,13 @@ import type { Emit } from "../events/events.js";
 import type { ProcessManager } from "../process/process-manager.js";
 import { runOp } from "../remote/op.js";
 import { extract, install, prepare, removeReleases, writePrivateFile } from "../remote/release.js";
+import { linkShared } from "../remote/shared.js";
 import { SshError } from "../ssh/errors.js";
 import { transferArtifact } from "../transfer/transfer.js";
 import { sleep } from "../util/sleep.js";
 import type { Fleet, Host } from "./fleet.js";
 import { forgetHealthOrigin } from "./health-check.js";
+import { releaseEnv } from "./release-env.js";
 import { timed } from "./timed.js";
 
 export interface StageInput {
@@ -31,12 +33,26 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
   await timed(emit, name, "upload", () =>
     transferArtifact(host, artifact, archive, { ...config.transfer, emit }),
   );
-  await timed(emit, name, "extract", () => runOp(session, extract(l, archive, release, artifact.sha256)));
+  await timed(emit, name, "extract", async () => {
+    await runOp(session, extract(l, archive, release, artifact.sha256));
+    const { files, dirs } = config.shared;
+    if (files.length + dirs.length === 0) return undefined;
+    // Before install, so that install scripts see the shared config too.
+    const { replaced } = await runOp(session, linkShared(l, release, config.shared));
+    if (replaced.length > 0) {
+      emit({
+        type: "warn",
+        server: name,
+        message: `the artifact holds ${replaced.join(", ")}, a shared path: replaced by the link to ${l.shared}`,
+      });
+    }
+    return `${files.length + dirs.length} shared path(s) linked`;
+  });
   await timed(emit, name, "install", async () => {
     const file = input.processes.processFile(l, {
       release,
       cwd: l.release(release),
-      env: { PORT: String(config.app.port), ...server.env, NEXUS_RELEASE: release, NEXUS_SERVER: name },
+      env: releaseEnv(config, server, release),
     });
     await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
     const outcome = await runOp(session, install(l, release));

@@ -13,6 +13,9 @@ export type Step =
   | "enable"
   | "restore";
 
+/** The user's hooks (config `hooks`): two on the servers, two on this machine. */
+export type HookName = "beforeRoll" | "afterStart" | "afterDeploy" | "afterFailure";
+
 export type ServerResult = "deployed" | "rolled back" | "restored" | "not reached" | "needs human" | "failed";
 
 export interface SummaryRow {
@@ -43,6 +46,16 @@ export type DeployEvent =
   | { type: "warn"; message: string; server?: string }
   | { type: "error"; message: string; server?: string }
   | { type: "gate-failed"; server: string; reason: string; timeline: string[]; logs: string[] }
+  | {
+      type: "hook";
+      hook: HookName;
+      /** The server it runs on; none for the local hooks. */
+      server?: string;
+      status: "start" | "output" | "done" | "fail";
+      /** start: the command; output: one line of its output (secrets masked); done/fail: a note. */
+      message?: string;
+      ms?: number;
+    }
   | {
       type: "summary";
       outcome: Outcome;

@@ -86,6 +86,16 @@ const eventShapes = {
     timeline: z.array(text).describe("one line per probe: time, result, status, latency, detail"),
     logs: z.array(text).describe("last lines of the app's error log"),
   },
+  hook: {
+    type: z.literal("hook"),
+    hook: z.enum(["beforeRoll", "afterStart", "afterDeploy", "afterFailure"]),
+    server: serverName.optional().describe("the server it runs on; none for afterDeploy / afterFailure"),
+    status: z.enum(["start", "output", "done", "fail"]),
+    message: text
+      .optional()
+      .describe("start: the command; output: one line of its output, secrets masked; done / fail: a note"),
+    ms: milliseconds.optional(),
+  },
   summary: {
     type: z.literal("summary"),
     outcome: outcomeSchema,
@@ -106,6 +116,7 @@ export const deployEventSchema = z.discriminatedUnion("type", [
   z.strictObject(eventShapes.warn),
   z.strictObject(eventShapes.error),
   z.strictObject(eventShapes["gate-failed"]),
+  z.strictObject(eventShapes.hook),
   z.strictObject(eventShapes.summary),
 ]);
 
@@ -125,6 +136,7 @@ export const jsonLineSchema = z
     z.strictObject({ ...envelope, ...eventShapes.warn }),
     z.strictObject({ ...envelope, ...eventShapes.error }),
     z.strictObject({ ...envelope, ...eventShapes["gate-failed"] }),
+    z.strictObject({ ...envelope, ...eventShapes.hook }),
     z.strictObject({ ...envelope, ...eventShapes.summary }),
     z.strictObject({
       ...envelope,

@@ -34,6 +34,8 @@ export interface ReleaseProcess {
  */
 export interface ProcessManager {
   readonly name: string;
+  /** How many instances a release runs, when known before it starts (the gate checks the count). */
+  readonly instances?: number;
   /** The release's process file: its path on the server and its content (may hold secrets: 0600). */
   processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string };
   /** Stops the app's old instances and starts the release from its process file. */
@@ -56,8 +58,11 @@ export function processProblem(
   now: readonly ProcessInfo[],
   started: readonly ProcessInfo[],
   oldPids: readonly number[],
+  expected?: number,
 ): string | undefined {
   if (now.length === 0) return "the process manager does not list the app";
+  if (expected !== undefined && now.length !== expected)
+    return `${now.length} instance(s) running, ${expected} expected`;
   const notOnline = now.find((p) => p.status !== "online");
   if (notOnline) return `the app is ${notOnline.status} (pid ${notOnline.pid})`;
   const old = now.find((p) => p.pid > 0 && oldPids.includes(p.pid));

@@ -6,6 +6,8 @@ export const REMOTE_EXIT = {
   releaseExists: 66,
   /** The archive has entries or symlinks that lead out of the release. */
   unsafeArchive: 67,
+  /** A shared file the config lists is not in <deployPath>/shared/. */
+  sharedMissing: 68,
   /** Nginx reloaded, but its master's pid file could not be read to confirm it. */
   reloadUnconfirmed: 70,
   /** Nginx reloaded, but its old workers did not hand over in time. */

@@ -168,3 +168,12 @@ export function tailFile(file: string, lines = 20): RemoteOp<string[]> {
     parse: (result) => result.stdout.split("\n").filter((line) => line.trim() !== ""),
   };
 }
+
+/** A private file's content, or undefined when there is none (a process file, before it is rewritten). */
+export function readPrivateFile(file: string, what: string): RemoteOp<string | undefined> {
+  return {
+    what,
+    command: `cat -- ${cmd(file)} 2>/dev/null || printf '@none'`,
+    parse: (result) => (result.stdout === "@none" ? undefined : result.stdout),
+  };
+}

@@ -41,6 +41,14 @@ export function describeEvent(event: DeployEvent): string | undefined {
           ? ["  last lines of the app's error log:", ...event.logs.map((l) => `    ${l}`)]
           : []),
       ].join("\n");
+    case "hook": {
+      const where = event.server ? `${event.server}: ` : "";
+      const timing = event.ms !== undefined ? ` (${formatMs(event.ms)})` : "";
+      if (event.status === "start") return `${where}hook ${event.hook}: $ ${event.message ?? ""}`;
+      if (event.status === "output") return `${where}${event.hook} | ${event.message ?? ""}`;
+      const note = event.message ? `: ${event.message}` : "";
+      return `${where}hook ${event.hook} ${event.status === "done" ? "ok" : "FAILED"}${timing}${note}`;
+    }
     case "summary":
       return undefined;
   }

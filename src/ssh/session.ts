@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:net";
+import { StringDecoder } from "node:string_decoder";
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm, type SFTPWrapper } from "ssh2";
 import { SshError, stdoutOrThrow } from "./errors.js";
 import type { HostKeyVerifier } from "./host-keys.js";
@@ -32,6 +33,14 @@ export interface ExecOptions {
   stdin?: string;
   /** A name for errors: "extract", "npm install". */
   what?: string;
+}
+
+export interface StreamOptions {
+  /** Written first; stdin then stays open until the command ends or `signal` aborts (EOF then). */
+  stdin?: string;
+  signal?: AbortSignal;
+  onStdout(chunk: string): void;
+  onStderr(chunk: string): void;
 }
 
 /** Runs shell commands on one host: an SSH session, or the local machine for a local balancer. */
@@ -187,6 +196,54 @@ export class SshSession implements CommandRunner {
 
   async run(command: string, options: ExecOptions = {}): Promise<string> {
     return stdoutOrThrow(this.name, options.what, await this.exec(command, options));
+  }
+
+  /**
+   * Runs a command whose output is wanted as it comes (logs, hooks, `nexus exec`). Its stdin stays
+   * open while it runs: an abort closes it (commands built to stop on EOF then stop), and closes
+   * the channel if the command has not ended 5s later. Resolves with the exit code.
+   */
+  stream(command: string, options: StreamOptions): Promise<number | null> {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"),
+      );
+    this.options.onCommand?.(this.name, command);
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (error, channel) => {
+        if (error) {
+          reject(this.wrap(error));
+          return;
+        }
+        let code: number | null = null;
+        let force: NodeJS.Timeout | undefined;
+        const onAbort = () => {
+          channel.end();
+          force = setTimeout(() => channel.close(), 5000);
+        };
+        // A character split across two chunks is decoded whole.
+        const out = new StringDecoder("utf8");
+        const err = new StringDecoder("utf8");
+        channel.on("data", (chunk: Buffer) => options.onStdout(out.write(chunk)));
+        channel.stderr.on("data", (chunk: Buffer) => options.onStderr(err.write(chunk)));
+        channel.on("exit", (exitCode: number | null) => {
+          code = exitCode;
+        });
+        channel.on("error", (err: Error) => reject(this.wrap(err)));
+        channel.on("close", () => {
+          options.signal?.removeEventListener("abort", onAbort);
+          if (force) clearTimeout(force);
+          if (this.closed && code === null) {
+            reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
+            return;
+          }
+          resolve(code);
+        });
+        if (options.stdin) channel.write(options.stdin);
+        if (options.signal?.aborted) onAbort();
+        else options.signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    });
   }
 
   private sftp(): Promise<SFTPWrapper> {

@@ -1,3 +1,38 @@
+import { z } from "zod";
+
+const text = z.string().min(1, "must not be empty");
+const words = z.union([text, z.array(text)]);
+const ms = z.number().int().min(0);
+
+/**
+ * The ecosystem keys `pm2.options` may pass through to PM2, each with its type. Everything else
+ * (name, script, cwd, env, exec_mode, instances, logs, kill_timeout, restart policy) is set by
+ * nexus from its own config, so that the gate and the rollback know what runs.
+ */
+export const PM2_OPTIONS = z
+  .strictObject({
+    max_memory_restart: z.union([text, z.number().int().min(1)]),
+    node_args: words,
+    args: words,
+    interpreter: text,
+    interpreter_args: words,
+    restart_delay: ms,
+    exp_backoff_restart_delay: ms,
+    listen_timeout: ms,
+    wait_ready: z.boolean(),
+    shutdown_with_message: z.boolean(),
+    source_map_support: z.boolean(),
+    time: z.boolean(),
+    log_date_format: text,
+    cron_restart: text,
+    instance_var: text,
+    increment_var: text,
+    filter_env: z.union([z.boolean(), z.array(text)]),
+  })
+  .partial();
+
+export type Pm2Options = z.output<typeof PM2_OPTIONS>;
+
 export interface EcosystemApp {
   name: string;
   script: string;
@@ -6,6 +41,9 @@ export interface EcosystemApp {
   killTimeout: number;
   outFile: string;
   errorFile: string;
+  instances?: number | "max";
+  execMode?: "fork" | "cluster";
+  options?: Pm2Options;
 }
 
 /**
@@ -18,10 +56,14 @@ export function ecosystemFile(app: EcosystemApp): string {
     {
       apps: [
         {
+          ...app.options,
           name: app.name,
           script: app.script,
           cwd: app.cwd,
           env: app.env,
+          // PM2 takes "max" as "one per CPU" (its -1 means "all but one").
+          instances: app.instances ?? 1,
+          exec_mode: app.execMode ?? "fork",
           kill_timeout: app.killTimeout,
           // Treat an app that dies within 2s of start as crashed, so a crash loop shows as restarts.
           min_uptime: 2000,

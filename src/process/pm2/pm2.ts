@@ -13,7 +13,16 @@ import { PERSIST_SCRIPT, parseRestart, RESTART_SCRIPT, STOP_SCRIPT } from "./res
 export class Pm2 implements ProcessManager {
   readonly name = "pm2";
 
-  constructor(private readonly options: Pick<Config["pm2"], "name" | "killTimeout"> & { script: string }) {}
+  constructor(
+    private readonly options: Pick<Config["pm2"], "name" | "killTimeout"> &
+      Partial<Pick<Config["pm2"], "instances" | "execMode" | "options">> & { script: string },
+  ) {}
+
+  /** "max" depends on the server's CPUs: then the count PM2 started is the one checked. */
+  get instances(): number | undefined {
+    const n = this.options.instances ?? 1;
+    return n === "max" ? undefined : n;
+  }
 
   processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string } {
     const logs = this.logFiles(layout);
@@ -27,6 +36,9 @@ export class Pm2 implements ProcessManager {
         killTimeout: this.options.killTimeout,
         outFile: logs.out,
         errorFile: logs.error,
+        instances: this.options.instances,
+        execMode: this.options.execMode,
+        options: this.options.options,
       }),
     };
   }

@@ -1,0 +1,126 @@
+import type { Config } from "../config/load.js";
+import type { Emit, SummaryRow } from "../events/events.js";
+import { runOp } from "../remote/op.js";
+import { readPrivateFile, writePrivateFile } from "../remote/release.js";
+import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
+import { Fleet, type Host } from "./fleet.js";
+import { type FleetOps, fleetOps } from "./fleet-ops.js";
+import { newHolder } from "./lock.js";
+import { makePlan, PlanError } from "./plan.js";
+import { releaseEnv } from "./release-env.js";
+import { readState } from "./state.js";
+
+export interface RestartOptions {
+  emit: Emit;
+  signal: AbortSignal;
+  only?: string[];
+  acceptNew?: boolean;
+  verbose?: boolean;
+  lockWaitMs?: number;
+  inHand?: Set<string>;
+}
+
+/**
+ * `nexus restart`: the current release of each server restarted with the same drain and gate as
+ * a deploy, nothing transferred. Its process file is written again from the config first (so an
+ * env change takes effect); if the gate fails, the server goes back to the process file it had.
+ */
+export async function restart(config: Config, options: RestartOptions): Promise<CommandResult> {
+  const { emit, signal } = options;
+  const startedAt = Date.now();
+  const plan = makePlan(config, "current", options.only);
+  const names = plan.servers.map((s) => s.name);
+  const fleet = await Fleet.open(
+    config,
+    config.servers.map((s) => s.name),
+    { emit, acceptNew: options.acceptNew, verbose: options.verbose },
+  );
+  const hosts = plan.servers.map((s) => fleet.host(s.name));
+  try {
+    return await withLocks(fleet, hosts, newHolder("restart"), emit, options.lockWaitMs, async () => {
+      const current = new Map<string, string>();
+      const problems: string[] = [];
+      await Promise.all(
+        hosts.map(async (h) => {
+          const state = await readState(h);
+          if (state.current) current.set(h.server.name, state.current);
+          else problems.push(`${h.server.name}: no current release (deploy first)`);
+        }),
+      );
+      if (problems.length > 0) throw new PlanError(`cannot restart:\n  ${problems.join("\n  ")}`);
+      const release = [...new Set(current.values())].join(", ");
+      emit({ type: "begin", command: "restart", release, servers: names });
+      const releaseOf = (name: string) => current.get(name) as string;
+      const ops = withFreshProcessFiles(fleetOps(fleet, config, emit), fleet, config, releaseOf);
+
+      const result = await rollJournaled(
+        hosts,
+        (h) => ({
+          command: "restart",
+          release: releaseOf(h.server.name),
+          previous: releaseOf(h.server.name),
+        }),
+        {
+          config,
+          ops,
+          emit,
+          signal,
+          batches: plan.batches,
+          canary: plan.canary,
+          target: releaseOf,
+          fallback: releaseOf,
+          minInRotation: plan.minInRotation,
+          onFailure: config.rolling.onFailure,
+          inHand: options.inHand,
+        },
+      );
+      const rows = result.rows.map(
+        (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
+      );
+      const done = summarize(emit, startedAt, result.outcome, rows, release);
+      await recordAll(hosts, "restart", (h: Host) => ({
+        release: releaseOf(h.server.name),
+        result: rows.find((r) => r.server === h.server.name)?.result,
+      }));
+      return done;
+    });
+  } finally {
+    fleet.close();
+  }
+}
+
+/**
+ * The first activation of a server writes its process file from the config; any later one (a
+ * restore after a failed gate, or rollback-all) puts back the file it had before.
+ */
+function withFreshProcessFiles(
+  ops: FleetOps,
+  fleet: Fleet,
+  config: Config,
+  releaseOf: (server: string) => string,
+): FleetOps {
+  const previous = new Map<string, string | undefined>();
+  return {
+    ...ops,
+    async activate(server, release, signal) {
+      const host = fleet.host(server.name);
+      const file = fleet.processes.processFile(host.layout, {
+        release,
+        cwd: host.layout.release(release),
+        env: releaseEnv(config, server, releaseOf(server.name)),
+      });
+      if (!previous.has(server.name)) {
+        previous.set(
+          server.name,
+          await runOp(host.session, readPrivateFile(file.path, "reading the process file")),
+        );
+        await runOp(host.session, writePrivateFile(file.path, file.content, "writing the process file"));
+      } else {
+        const old = previous.get(server.name);
+        if (old !== undefined)
+          await runOp(host.session, writePrivateFile(file.path, old, "restoring the process file"));
+      }
+      return ops.activate(server, release, signal);
+    },
+  };
+}

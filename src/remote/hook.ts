@@ -1,0 +1,60 @@
+/**
+ * Runs a user's shell command (a hook, `nexus exec`) on a server: in a directory, with an env that
+ * arrives on stdin (never on a command line, where `ps` would show it), in its own process group,
+ * with a timeout. When stdin closes (the command was interrupted, or the SSH connection dropped)
+ * the whole group is stopped, so nothing the command started outlives it.
+ *
+ * A small Node program (Node is on every server nexus deploys to): sh cannot wait for a child and
+ * for EOF on its stdin at once without leaving a reader behind. No single quote and no "$" in it:
+ * it sits in single quotes in COMMAND_SCRIPT.
+ */
+const PROGRAM = `
+const { spawn } = require("node:child_process");
+const [command, timeoutArg] = process.argv.slice(1);
+const timeoutMs = Number(timeoutArg) || 0;
+let child;
+let buffered = "";
+let stopping = false;
+const stop = (why, code) => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write("nexus: " + why + "\\n");
+  if (!child) process.exit(code);
+  try { process.kill(-child.pid, "SIGTERM"); } catch {}
+  setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch {} process.exit(code); }, 3000).unref();
+  child.on("exit", () => process.exit(code));
+};
+const start = (env) => {
+  child = spawn("sh", ["-c", command], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "inherit"],
+    detached: true,
+  });
+  child.on("error", (error) => { process.stderr.write(String(error.message) + "\\n"); process.exit(127); });
+  child.on("exit", (code, signal) => { if (!stopping) process.exit(code === null ? 128 + (signal === "SIGKILL" ? 9 : 15) : code); });
+  if (timeoutMs > 0) setTimeout(() => stop("timed out after " + timeoutMs + "ms", 124), timeoutMs).unref();
+};
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => {
+  if (child) return;
+  buffered += chunk;
+  const end = buffered.indexOf("\\n");
+  if (end < 0) return;
+  let env = {};
+  try { env = JSON.parse(buffered.slice(0, end)); } catch { process.stderr.write("nexus: bad env line\\n"); process.exit(2); }
+  start(env);
+});
+process.stdin.on("end", () => stop("interrupted", 130));
+`;
+
+/** $1 the directory, $2 the shell command, $3 the timeout in ms (0: none). The env is stdin's first line, as JSON. */
+export const COMMAND_SCRIPT = `cd "$1" || exit 1
+exec node -e '${PROGRAM}' "$2" "$3"`;
+
+/** Exit codes COMMAND_SCRIPT uses for a command it stopped. */
+export const COMMAND_EXIT = { timeout: 124, interrupted: 130 } as const;
+
+/** The first line COMMAND_SCRIPT reads: the command's env. Values may hold anything JSON can. */
+export function envLine(env: Record<string, string>): string {
+  return `${JSON.stringify(env)}\n`;
+}

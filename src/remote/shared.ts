@@ -1,0 +1,107 @@
+import { NexusError } from "../errors.js";
+import { stdoutOrThrow } from "../ssh/errors.js";
+import { REMOTE_EXIT } from "./exit-codes.js";
+import { assertReleaseId, type Layout } from "./layout.js";
+import { type RemoteOp, script } from "./op.js";
+
+/**
+ * Files and directories that outlive releases (Capistrano's linked_files / linked_dirs): they live
+ * in <deployPath>/shared/ and each release gets a symlink to them at staging.
+ */
+export interface SharedPaths {
+  files: readonly string[];
+  dirs: readonly string[];
+}
+
+/** Entries as positional parameters: "f:<path>" for a file, "d:<path>" for a directory. */
+function entries(shared: SharedPaths): string[] {
+  return [...shared.files.map((p) => `f:${p}`), ...shared.dirs.map((p) => `d:${p}`)];
+}
+
+export class SharedFileMissingError extends NexusError {
+  constructor(
+    readonly server: string,
+    readonly missing: string[],
+    shared: string,
+  ) {
+    super(
+      `${server}: shared file(s) missing: ${missing.map((m) => `${shared}/${m}`).join(", ")} (create them before deploying; shared.files are never created by nexus)`,
+    );
+  }
+}
+
+/**
+ * $1 the shared directory, $2.. entries. Prints "@missing <path>" for each shared file that is
+ * not there (a dangling symlink counts as missing); creates nothing.
+ */
+export const SHARED_CHECK_SCRIPT = `shared=$1
+shift
+for entry in "$@"; do
+  case "$entry" in
+    f:*) rel=\${entry#f:}; [ -f "$shared/$rel" ] || printf '@missing %s\\n' "$rel" ;;
+  esac
+done`;
+
+export function checkShared(l: Layout, shared: SharedPaths): RemoteOp<string[]> {
+  return {
+    what: "checking shared files",
+    command: script(SHARED_CHECK_SCRIPT, l.shared, ...entries(shared)),
+    parse: (result, server) =>
+      stdoutOrThrow(server, "checking shared files", result)
+        .split("\n")
+        .filter((line) => line.startsWith("@missing "))
+        .map((line) => line.slice("@missing ".length)),
+  };
+}
+
+/**
+ * $1 the shared directory, $2 the release directory, $3.. entries. Shared directories are created
+ * when missing; a missing shared file stops staging. Whatever the artifact holds at a shared path
+ * is removed and replaced by the link (the shared copy wins: releases never overwrite shared
+ * data), and "@replaced <path>" says so. Links are absolute, so that they survive `current`.
+ */
+export const SHARED_LINK_SCRIPT = `set -eu
+shared=$1 release=$2
+shift 2
+missing=""
+for entry in "$@"; do
+  case "$entry" in
+    f:*) rel=\${entry#f:}; [ -f "$shared/$rel" ] || missing="$missing $rel" ;;
+    d:*) rel=\${entry#d:}; mkdir -p "$shared/$rel" ;;
+  esac
+done
+if [ -n "$missing" ]; then
+  echo "shared file(s) missing in $shared:$missing" >&2
+  exit ${REMOTE_EXIT.sharedMissing}
+fi
+for entry in "$@"; do
+  rel=\${entry#?:}
+  target="$release/$rel"
+  mkdir -p "$(dirname "$target")"
+  if [ -e "$target" ] || [ -L "$target" ]; then
+    rm -rf "$target"
+    printf '@replaced %s\\n' "$rel"
+  fi
+  ln -s "$shared/$rel" "$target"
+done`;
+
+export function linkShared(l: Layout, id: string, shared: SharedPaths): RemoteOp<{ replaced: string[] }> {
+  assertReleaseId(id);
+  return {
+    what: "linking shared files",
+    command: script(SHARED_LINK_SCRIPT, l.shared, l.release(id), ...entries(shared)),
+    parse: (result, server) => {
+      if (result.code === REMOTE_EXIT.sharedMissing) {
+        const missing = /missing in [^:]*:(.*)$/m.exec(result.stderr)?.[1]?.trim().split(" ") ?? [];
+        throw new SharedFileMissingError(server, missing, l.shared);
+      }
+      const out = stdoutOrThrow(server, "linking shared files", result);
+      return {
+        replaced: out
+          .split("\n")
+          .filter((line) => line.startsWith("@replaced "))
+          .map((line) => line.slice("@replaced ".length)),
+      };
+    },
+  };
+}

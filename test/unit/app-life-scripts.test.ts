@@ -1,0 +1,182 @@
+import { spawn, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { COMMAND_EXIT, COMMAND_SCRIPT, envLine } from "../../src/remote/hook.js";
+import { layout } from "../../src/remote/layout.js";
+import { LOGS_SCRIPT } from "../../src/remote/logs.js";
+import { type RemoteOp, script } from "../../src/remote/op.js";
+import { checkShared, linkShared, SharedFileMissingError } from "../../src/remote/shared.js";
+
+/** The remote scripts of shared files, hooks and logs, run for real by `sh` as sshd would. */
+
+function run<T>(op: RemoteOp<T>): T {
+  const result = spawnSync("sh", ["-c", op.command], { encoding: "utf8", input: op.stdin ?? "" });
+  return op.parse({ code: result.status, stdout: result.stdout, stderr: result.stderr }, "test");
+}
+
+function tmp(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `nexus-${prefix} `));
+}
+
+/** Runs a command with stdin kept open, as an SSH channel does; `close` ends stdin (Ctrl-C). */
+function start(command: string, stdin: string) {
+  const child = spawn("sh", ["-c", command], { stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (c: string) => {
+    stdout += c;
+  });
+  child.stderr.setEncoding("utf8").on("data", (c: string) => {
+    stderr += c;
+  });
+  child.stdin.write(stdin);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (code) => resolve({ code, stdout, stderr })),
+  );
+  return { done, close: () => child.stdin.end(), output: () => stdout };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setTimeout(r, 20));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("shared files and directories under sh", () => {
+  const shared = { files: [".env", "config/production.json"], dirs: ["uploads", "storage/cache"] };
+
+  function deployPath() {
+    const l = layout(path.join(tmp("shared"), "app $(touch pwned)"));
+    mkdirSync(l.release("r1"), { recursive: true });
+    return l;
+  }
+
+  it("preflight names the missing files and creates nothing", () => {
+    const l = deployPath();
+    mkdirSync(l.shared, { recursive: true });
+    writeFileSync(path.join(l.shared, ".env"), "A=1\n");
+    expect(run(checkShared(l, shared))).toEqual(["config/production.json"]);
+    expect(existsSync(path.join(l.shared, "uploads"))).toBe(false);
+  });
+
+  it("links files and dirs into the release (dirs created); the artifact's copy is replaced", () => {
+    const l = deployPath();
+    mkdirSync(path.join(l.shared, "config"), { recursive: true });
+    writeFileSync(path.join(l.shared, ".env"), "A=1\n");
+    writeFileSync(path.join(l.shared, "config/production.json"), "{}");
+    writeFileSync(path.join(l.release("r1"), ".env"), "FROM_ARTIFACT=1\n");
+    mkdirSync(path.join(l.release("r1"), "uploads"));
+    writeFileSync(path.join(l.release("r1"), "uploads", ".gitkeep"), "");
+
+    const { replaced } = run(linkShared(l, "r1", shared));
+    expect(replaced.sort()).toEqual([".env", "uploads"]);
+    for (const p of [...shared.files, ...shared.dirs]) {
+      const link = path.join(l.release("r1"), p);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(link)).toBe(path.join(l.shared, p));
+    }
+    expect(readFileSync(path.join(l.release("r1"), ".env"), "utf8")).toBe("A=1\n");
+    // Written through release r1's link, seen by release r2's: the data outlives releases.
+    writeFileSync(path.join(l.release("r1"), "uploads", "a.txt"), "from r1");
+    mkdirSync(l.release("r2"));
+    run(linkShared(l, "r2", shared));
+    expect(readFileSync(path.join(l.release("r2"), "uploads", "a.txt"), "utf8")).toBe("from r1");
+    expect(existsSync(path.join(l.shared, "uploads", ".gitkeep"))).toBe(false);
+    expect(existsSync(path.join(path.dirname(l.base), "pwned"))).toBe(false);
+  });
+
+  it("a missing shared file stops staging with the file named", () => {
+    const l = deployPath();
+    let error: unknown;
+    try {
+      run(linkShared(l, "r1", { files: ["config/production.json"], dirs: [] }));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SharedFileMissingError);
+    expect((error as Error).message).toContain(`${l.shared}/config/production.json`);
+  });
+});
+
+describe("user commands (hooks, exec) under sh", () => {
+  it("run in the directory with the env from stdin (never on the command line), with their exit code", async () => {
+    const dir = tmp("hook");
+    const env = { SECRET: "it's a $ecret `x`\nline two", NEXUS_RELEASE: "r1" };
+    const run = start(
+      script(COMMAND_SCRIPT, dir, 'pwd; printf "%s" "$SECRET" > secret.txt; echo oops >&2; exit 3', 0),
+      envLine(env),
+    );
+    const result = await run.done;
+    expect(result.code).toBe(3);
+    expect(result.stdout.trim()).toBe(dir);
+    expect(result.stderr).toContain("oops");
+    expect(readFileSync(path.join(dir, "secret.txt"), "utf8")).toBe(env.SECRET);
+  });
+
+  it("closing stdin (Ctrl-C, a dropped connection) stops the whole process group", async () => {
+    const dir = tmp("hook-abort");
+    const run = start(script(COMMAND_SCRIPT, dir, "sleep 60 & echo $! > bg.pid; wait", 0), envLine({}));
+    await until(
+      () =>
+        existsSync(path.join(dir, "bg.pid")) && readFileSync(path.join(dir, "bg.pid"), "utf8").endsWith("\n"),
+    );
+    const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
+    expect(alive(pid)).toBe(true);
+    run.close();
+    const result = await run.done;
+    expect(result.code).toBe(COMMAND_EXIT.interrupted);
+    await until(() => !alive(pid));
+  });
+
+  it("the timeout stops it with its own exit code", async () => {
+    const dir = tmp("hook-timeout");
+    const run = start(script(COMMAND_SCRIPT, dir, "sleep 60", 200), envLine({}));
+    const result = await run.done;
+    expect(result.code).toBe(COMMAND_EXIT.timeout);
+    expect(result.stderr).toContain("timed out after 200ms");
+  });
+});
+
+describe("logs under sh", () => {
+  it("prints the last lines, and nothing for a log that does not exist yet", () => {
+    const dir = tmp("logs");
+    const file = path.join(dir, "app-out.log");
+    writeFileSync(file, "1\n2\n3\n4\n");
+    const out = spawnSync("sh", ["-c", script(LOGS_SCRIPT, 2, 0, file)], { encoding: "utf8" });
+    expect(out.stdout).toBe("3\n4\n");
+    const none = spawnSync("sh", ["-c", script(LOGS_SCRIPT, 2, 0, path.join(dir, "none"))], {
+      encoding: "utf8",
+    });
+    expect(none.status).toBe(0);
+    expect(none.stdout).toBe("");
+  });
+
+  it("follows new lines until stdin closes, then stops tail", async () => {
+    const dir = tmp("logs-follow");
+    const file = path.join(dir, "app-out.log");
+    writeFileSync(file, "old\n");
+    const run = start(script(LOGS_SCRIPT, 5, 1, file), "");
+    await until(() => run.output().includes("old"));
+    writeFileSync(file, "old\nnew line\n");
+    await until(() => run.output().includes("new line"));
+    run.close();
+    expect((await run.done).code).toBe(0);
+  });
+});

@@ -55,14 +55,20 @@ export function describePlan(config: Config, plan: Plan): string[] {
   const lines = [
     `release ${plan.release} to ${plan.servers.length} of ${config.servers.length} server(s), ${plan.batches.length} batch(es)`,
     `1. pack ${config.app.root}`,
-    `2. stage on ${plan.servers.map((s) => s.name).join(", ")} (upload, extract, install; nothing leaves rotation)`,
+    `2. stage on ${plan.servers.map((s) => s.name).join(", ")} (upload, extract, ${config.shared.files.length + config.shared.dirs.length > 0 ? "link shared files, " : ""}install; nothing leaves rotation)`,
   ];
+  if (config.hooks.beforeRoll) {
+    lines.push(
+      `   then hooks.beforeRoll once on ${config.hooks.beforeRollOn ?? plan.servers[0]?.name}, before any drain: ${config.hooks.beforeRoll}`,
+    );
+  }
   plan.batches.forEach((batch, index) => {
     const names = batch.map((s) => s.name).join(", ");
     const label = plan.canary && index === 0 ? "canary batch" : `batch ${index + 1}`;
     const pause =
       index > 0 && config.rolling.pause > 0 ? `after a ${config.rolling.pause / 1000}s pause, ` : "";
-    lines.push(`${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; health gate; enable`);
+    const afterStart = config.hooks.afterStart ? "hooks.afterStart; " : "";
+    lines.push(`${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable`);
   });
   lines.push(
     `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,

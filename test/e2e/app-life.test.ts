@@ -1,7 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execa } from "execa";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
 import {
@@ -16,7 +18,7 @@ import {
   uniqueRelease,
   writeConfig,
 } from "./helpers.js";
-import { sandboxInfo } from "./sandbox-env.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 /**
  * Issue 13 on the sandbox, in as few deploys as possible: a secret from the environment, shared
@@ -58,6 +60,47 @@ async function run(args: string[], secret = SECRET): Promise<NexusRun> {
   const result = await nexus(args, { env: { NEXUS_E2E_SECRET: secret } });
   runs.push(result);
   return result;
+}
+
+/** Starts the CLI, sends it SIGINT once its output (so far) satisfies `ready`, and waits for it to end. */
+async function interruptWhen(args: string[], ready: (output: string) => boolean) {
+  const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
+    reject: false,
+    all: true,
+    env: { CI: "true", NO_COLOR: "1", NEXUS_E2E_SECRET: SECRET },
+    timeout: 180_000,
+  });
+  let seen = "";
+  let sent = false;
+  child.all?.on("data", (chunk: Buffer) => {
+    seen += chunk.toString();
+    if (!sent && ready(seen)) {
+      sent = true;
+      child.kill("SIGINT");
+    }
+  });
+  const result = await child;
+  const done = {
+    exitCode: result.exitCode ?? -1,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    all: result.all ?? "",
+  };
+  runs.push(done);
+  return { ...done, sent };
+}
+
+/** Waits (boundedly) for a process to be gone. */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
 }
 
 function host(name: string) {
@@ -244,6 +287,33 @@ describe("the app's life on its servers", () => {
     expect(readFileSync(notifyLog, "utf8")).toBe(`success ${r1}\nfailed ${r2}\nfailed ${r3}\n`);
   });
 
+  it("Ctrl-C during beforeRoll stops the hook on the server, drains nothing, exit 130", async () => {
+    const before = readUpstream();
+    const pidFile = path.join(hostHome("nexus-beta"), "e2e-hook-sleep.pid");
+    const release = uniqueRelease("hookint");
+    const interrupted = await interruptWhen(
+      [
+        "-c",
+        appConfig({
+          hooks: { beforeRoll: `sleep 300 & echo $! > "$HOME/e2e-hook-sleep.pid"; echo started; wait` },
+        }),
+        "deploy",
+        "--release-id",
+        release,
+      ],
+      (output) => output.includes("beforeRoll | started"),
+    );
+    expect(interrupted.sent, interrupted.all).toBe(true);
+    expect(interrupted.exitCode, interrupted.all).toBe(130);
+    expect(interrupted.all).not.toMatch(/: drain (ok|FAILED)/);
+    expect(await gone(Number(readFileSync(pidFile, "utf8")))).toBe(true);
+    expect(readUpstream()).toBe(before);
+    for (const name of SERVERS) {
+      expect(currentRelease(name)).toBe(r1);
+      expect(releaseOnDisk(name, release)).toBe(false);
+    }
+  });
+
   it("shared files outlive the next deploy and a rollback: release B serves what release A wrote", async () => {
     const deployed = await run(["-c", appConfig(), "--verbose", "deploy", "--release-id", r4]);
     expect(deployed.exitCode, deployed.all).toBe(0);
@@ -278,6 +348,22 @@ describe("the app's life on its servers", () => {
     const logs = await run(["-c", appConfig(), "logs", "-n", "5"]);
     expect(logs.exitCode, logs.all).toBe(0);
     for (const name of SERVERS) expect(logs.stdout).toMatch(new RegExp(`^${name}\\s+\\| \\[app\\]`, "m"));
+
+    // -f follows until Ctrl-C, which also ends the tails on the servers.
+    const followed = await interruptWhen(["-c", appConfig(), "logs", "-n", "2", "-f"], (output) =>
+      SERVERS.every((name) => new RegExp(`^${name}\\s+\\| `, "m").test(output)),
+    );
+    expect(followed.sent).toBe(true);
+    expect(followed.exitCode, followed.all).toBe(0);
+    const tails = () =>
+      SERVERS.some(
+        (name) =>
+          spawnSync("pgrep", ["-f", `tail -n 2 -F -- ${deployDir(name)}/shared/logs`], {
+            encoding: "utf8",
+          }).stdout.trim() !== "",
+      );
+    for (let i = 0; i < 100 && tails(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(tails()).toBe(false);
 
     const exec = await run(["-c", appConfig(), "exec", "--", "node", "-v"]);
     expect(exec.exitCode, exec.all).toBe(0);

@@ -68,7 +68,9 @@ export function describePlan(config: Config, plan: Plan): string[] {
     const pause =
       index > 0 && config.rolling.pause > 0 ? `after a ${config.rolling.pause / 1000}s pause, ` : "";
     const afterStart = config.hooks.afterStart ? "hooks.afterStart; " : "";
-    lines.push(`${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable`);
+    lines.push(
+      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable`,
+    );
   });
   lines.push(
     `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,

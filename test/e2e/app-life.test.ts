@@ -344,6 +344,28 @@ describe("the app's life on its servers", () => {
     }
   });
 
+  it("a restart whose new env fails the gate puts the old process file back", async () => {
+    const failing = await run(
+      [
+        "-c",
+        appConfig({
+          pm2: { env: { FIXTURE_SECRET: { fromEnv: "NEXUS_E2E_SECRET" }, FIXTURE_CRASH_INSTANCE: "0" } },
+        }),
+        "restart",
+      ],
+      ROTATED,
+    );
+    expect(failing.exitCode, failing.all).toBe(1);
+    expect(failing.stderr).toMatch(/nexus-alpha\s+rolled back/);
+    expect(failing.stderr).toMatch(/nexus-beta\s+not reached/);
+    const file = path.join(deployDir("nexus-alpha"), ".nexus", "pm2", `${r1}.json`);
+    expect(readFileSync(file, "utf8")).not.toContain("FIXTURE_CRASH_INSTANCE");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    for (const name of SERVERS) {
+      expect((await getJson(name, "/env-hash?name=FIXTURE_SECRET")).body.sha256).toBe(sha256(ROTATED));
+    }
+  });
+
   it("logs -n 5 shows lines from all three servers; exec -- node -v prints three groups", async () => {
     const logs = await run(["-c", appConfig(), "logs", "-n", "5"]);
     expect(logs.exitCode, logs.all).toBe(0);

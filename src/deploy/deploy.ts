@@ -158,12 +158,13 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       }
 
       const previous = (name: string) => states.get(name)?.current;
+      const ops = fleetOps(fleet, config, emit);
       const result = await rollJournaled(
         hosts,
         (h) => ({ command: "deploy", release, previous: previous(h.server.name) ?? null }),
         {
           config,
-          ops: fleetOps(fleet, config, emit),
+          ops,
           emit,
           signal,
           batches: plan.batches,
@@ -186,6 +187,7 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       const done = finish(result.outcome, result.rows);
       const rowOf = (h: Host) => result.rows.find((r) => r.server === h.server.name);
       await Promise.allSettled([
+        ops.persist(result.touched),
         recordAll(hosts, "deploy", (h) => ({
           release,
           previous: previous(h.server.name) ?? null,

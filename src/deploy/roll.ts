@@ -38,6 +38,11 @@ export interface RollOptions {
 export interface RollResult {
   outcome: Outcome;
   rows: SummaryRow[];
+  /**
+   * Servers whose process changed: the process manager should persist what they run now (so a
+   * reboot brings it back), which the commands do after printing the result.
+   */
+  touched: string[];
 }
 
 /**
@@ -76,7 +81,6 @@ class Rollout {
     if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
       await this.rollBackDone();
     }
-    await this.persist();
     return this.result();
   }
 
@@ -380,19 +384,17 @@ class Rollout {
     }
   }
 
-  /** So that the process manager brings back what each server runs now after a reboot; outside any drain. */
-  private async persist(): Promise<void> {
-    const touched = [...this.rows.values()].filter((r) => r.result !== "not reached").map((r) => r.server);
-    await this.o.ops.persist(touched).catch(() => {});
-  }
-
   private result(): RollResult {
     const list = [...this.rows.values()];
     let outcome: Outcome = "success";
     if (list.some((r) => r.result === "needs human")) outcome = "needs-human";
     else if (this.interrupted) outcome = "interrupted";
     else if (this.failure) outcome = "failed";
-    return { outcome, rows: list };
+    return {
+      outcome,
+      rows: list,
+      touched: list.filter((r) => r.result !== "not reached").map((r) => r.server),
+    };
   }
 
   private row(name: string): SummaryRow {

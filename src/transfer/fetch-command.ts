@@ -1,5 +1,5 @@
 import { shq } from "../remote/quote.js";
-import { sha256Of } from "../remote/sha256.js";
+import { SHA256_FUNCTION } from "../remote/sha256.js";
 
 export type Fetcher = "curl" | "wget" | "node";
 
@@ -71,7 +71,8 @@ export function fetchCommand(input: FetchCommandInput): string {
     chain,
     `else\n  echo ${shq(`nexus: this server has none of ${fetchers.join(", ")} to fetch the artifact over HTTP`)} >&2; exit ${FETCH_EXIT.noFetcher}\nfi`,
     `if [ "$rc" -ne 0 ]; then rm -f "$part"; echo "nexus: download with $fetcher failed (exit $rc)" >&2; exit ${FETCH_EXIT.download}; fi`,
-    `actual=$(${sha256Of(`${input.dest}.part`)})`,
+    SHA256_FUNCTION,
+    'actual=$(sha256 "$part")',
     `if [ "$actual" != ${shq(input.sha256)} ]; then rm -f "$part"; echo "checksum mismatch: expected ${input.sha256}, got $actual" >&2; exit ${FETCH_EXIT.checksum}; fi`,
     'mv -f "$part" "$dest"',
   ].join("\n");

@@ -9,6 +9,7 @@ import { isValidReleaseId } from "../remote/layout.js";
 import { SshError } from "../ssh/errors.js";
 import { mapSettled } from "../util/map-limit.js";
 import { sleep } from "../util/sleep.js";
+import { BatchWatch } from "../watch/index.js";
 import { type Emit, EXIT, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
 import { Fleet, type Host } from "./fleet.js";
 import { forgetHealthOrigin, readState, recordHistory, stage } from "./host-ops.js";
@@ -123,6 +124,8 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
         `the upstream file on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
       );
     }
+    // rolling.watch: the access log must carry the upstream fields, checked before anything changes.
+    const watch = await BatchWatch.prepare(config, fleet, emit);
     await lockAll(hosts, holder, emit, options.lockWaitMs);
     locked = true;
     const states = new Map<string, ServerState>();
@@ -182,6 +185,7 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
       onFailure: config.rolling.onFailure,
       pauseMs: config.rolling.pause,
       inHand: options.inHand,
+      watch,
     });
     // A server that needs a human keeps its journal, so `nexus recover` knows what it was doing.
     await clearJournals(

@@ -1,6 +1,7 @@
 import type { Config, ServerConfig } from "../config/load.js";
 import * as remote from "../remote/commands.js";
 import { sleep } from "../util/sleep.js";
+import type { BatchWatch } from "../watch/index.js";
 import { capacityProblem } from "./capacity.js";
 import type { Emit, Outcome, SummaryRow } from "./events.js";
 import type { Fleet } from "./fleet.js";
@@ -28,6 +29,8 @@ export interface RollOptions {
   enableDrained?: boolean;
   /** Kept up to date with the servers out of rotation right now, for a second Ctrl-C. */
   inHand?: Set<string>;
+  /** rolling.watch (deploy only): the error-rate watch after each batch is back in rotation. */
+  watch?: BatchWatch;
 }
 
 export interface RollResult {
@@ -255,6 +258,41 @@ export async function roll(options: RollOptions): Promise<RollResult> {
         failure = true;
         break;
       }
+      // ---- WATCH (issue 16): the one call into src/watch; the lead ports it into the new engine ----
+      // The batch is back in rotation: watch its error rate before the next batch is drained. A
+      // breach (or Ctrl-C) is handled like a failed gate: drained, back to its previous release,
+      // and under rollback-all every server already done follows.
+      if (options.watch) {
+        const verdict = await options.watch.window(batch, done, signal);
+        for (const [name, watched] of verdict.watched) row(name).watched = watched;
+        if (verdict.outcome !== "pass") {
+          failure = true;
+          interrupted = verdict.outcome === "interrupted";
+          const back =
+            options.onFailure === "halt" && !interrupted
+              ? batch.filter((s) => verdict.breached.has(s.name))
+              : batch;
+          for (const s of back) {
+            done.splice(done.indexOf(s), 1);
+            row(s.name).note =
+              verdict.breached.get(s.name) ??
+              (interrupted ? "interrupted during its watch" : "its batch failed the watch");
+          }
+          try {
+            await drain(back);
+            await restore(back, interrupted || options.onFailure === "halt" ? "restored" : "rolled back");
+          } catch (error) {
+            for (const s of back) {
+              const r = row(s.name);
+              r.result = "needs human";
+              r.note = `still on ${options.target(s.name)}: draining it after the watch failed: ${(error as Error).message.split("\n")[0]}`;
+              emit({ type: "error", server: s.name, message: `NEEDS A HUMAN: ${r.note}` });
+            }
+          }
+          break;
+        }
+      }
+      // ---- end WATCH ----
       continue;
     }
 

@@ -1,4 +1,5 @@
 import type { DeployEvent, SummaryRow } from "../deploy/events.js";
+import { percent } from "../watch/judge.js";
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -48,12 +49,7 @@ export function describeEvent(event: DeployEvent): string | undefined {
   }
 }
 
-/** A ratio as a percentage: "6.7%", "0.25%", "0%". */
-export function formatRate(ratio: number): string {
-  const value = ratio * 100;
-  if (value === 0 || value >= 10) return `${value.toFixed(0)}%`;
-  return `${value.toFixed(value >= 1 ? 1 : 2)}%`;
-}
+const formatRate = percent;
 
 function describeWatch(event: Extract<DeployEvent, { type: "watch" }>): string {
   const verdict = {

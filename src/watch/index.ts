@@ -9,7 +9,7 @@ import { probeOnce } from "../health/probe.js";
 import { resolveRemotePath } from "../remote/layout.js";
 import { LocalRunner } from "../ssh/local-runner.js";
 import type { CommandRunner } from "../ssh/session.js";
-import { percent, type ServerJudgement } from "./judge.js";
+import type { ServerJudgement } from "./judge.js";
 import { NginxLogSource } from "./nginx-source.js";
 import { AccessLogProblem, checkAccessLog } from "./preflight.js";
 import type { Counts, TrafficSource } from "./traffic.js";
@@ -154,7 +154,7 @@ export class BatchWatch {
         emit({
           type: "warn",
           server: s.server,
-          message: `passed its watch unjudged: only ${s.requests} request(s) in ${result.seconds.toFixed(1)}s, fewer than minRequests ${settings.minRequests} (a failure ratio was ${percent(s.rate)})`,
+          message: `passed its watch unjudged: only ${s.requests} request(s) in ${result.seconds.toFixed(1)}s, fewer than minRequests ${settings.minRequests} (${s.failures} failed)`,
         });
       }
     }

@@ -55,9 +55,10 @@ export interface JudgeInput {
   extended: boolean;
 }
 
+/** A ratio as a percentage for people: "25%", "6.7%", "1%", "0.25%". */
 export function percent(ratio: number): string {
   const value = ratio * 100;
-  return `${value >= 10 || value === 0 ? value.toFixed(0) : value.toFixed(value >= 1 ? 1 : 2)}%`;
+  return `${Number(value.toFixed(value >= 10 ? 0 : value >= 1 ? 1 : 2))}%`;
 }
 
 /**

@@ -68,12 +68,13 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     const release = uniqueRelease("watch-preflight");
     const run = await nexus(["-c", config, "--json", "deploy", "--release-id", release]);
     expect(run.exitCode, run.all).toBe(2);
-    expect(run.stderr).toMatch(/balancer\.accessLog .*combined\.log.* lacks the upstream fields/);
-    expect(run.stderr).toContain("log_format nexus");
-    expect(run.stderr).toContain("upstream=$upstream_addr upstream_status=$upstream_status");
-    expect(run.stderr).toContain("nexus nginx-config");
-    expect(run.stderr).not.toMatch(/\n\s+at /);
     const events = jsonEvents(run.stdout);
+    const message = String(events.find((e) => e.type === "error")?.message);
+    expect(message).toMatch(/balancer\.accessLog .*combined\.log.* lacks the upstream fields/);
+    expect(message).toContain("log_format nexus");
+    expect(message).toContain("upstream=$upstream_addr upstream_status=$upstream_status");
+    expect(message).toContain("nexus nginx-config");
+    expect(run.all).not.toMatch(/\n\s+at /);
     expect(events.some((e) => e.type === "step" && e.step === "drain")).toBe(false);
     expect(events.some((e) => e.type === "step" && e.step === "upload")).toBe(false);
     expect(readUpstream()).toBe(upstreamBefore);

@@ -273,7 +273,7 @@ export async function roll(options: RollOptions): Promise<RollResult> {
               ? batch.filter((s) => verdict.breached.has(s.name))
               : batch;
           for (const s of back) {
-            done.splice(done.indexOf(s), 1);
+            if (done.includes(s)) done.splice(done.indexOf(s), 1);
             row(s.name).note =
               verdict.breached.get(s.name) ??
               (interrupted ? "interrupted during its watch" : "its batch failed the watch");

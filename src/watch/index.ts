@@ -98,36 +98,23 @@ export class BatchWatch {
     const { config, emit } = this;
     const settings = config.rolling.watch;
     const touched = new Set([...batch, ...done].map((s) => s.name));
-    const inRotation = new Set(
-      (await this.fleet.balancer.state(config.servers)).filter((b) => b.inRotation).map((b) => b.server),
-    );
-    const untouched = config.servers.filter((s) => !touched.has(s.name) && inRotation.has(s.name));
-    const byAddress = new Map(config.servers.map((s) => [s.upstream, s.name]));
-    const seconds = settings.duration / 1000;
-    emit({
-      type: "info",
-      message: `watching ${batch.map((s) => s.name).join(", ")} for ${seconds}s at the balancer (against ${untouched.length} untouched server(s))`,
-    });
-    const result = await watchWindow({
-      source: this.source,
-      serverOf: (address) => byAddress.get(address),
-      watched: batch.map((s) => s.name),
-      untouched: untouched.map((s) => s.name),
-      baseline: this.baseline,
-      durationMs: settings.duration,
-      thresholds: settings,
-      probe: (name) => this.probe(name),
-      signal,
-      onExtend: (judgement) => {
-        for (const s of judgement.servers.filter((j) => j.result === "too-few")) {
-          emit({
-            type: "warn",
-            server: s.server,
-            message: `only ${s.requests} request(s) in ${seconds}s (minRequests ${settings.minRequests}): watching ${seconds}s more`,
-          });
-        }
-      },
-    });
+    let result: Awaited<ReturnType<typeof watchWindow>>;
+    try {
+      const inRotation = new Set(
+        (await this.fleet.balancer.state(config.servers)).filter((b) => b.inRotation).map((b) => b.server),
+      );
+      const untouched = config.servers.filter((s) => !touched.has(s.name) && inRotation.has(s.name));
+      emit({
+        type: "info",
+        message: `watching ${batch.map((s) => s.name).join(", ")} for ${settings.duration / 1000}s at the balancer (against ${untouched.length} untouched server(s))`,
+      });
+      result = await this.measure(batch, untouched, signal);
+    } catch (error) {
+      // Blind is not healthy: a window that cannot read the balancer fails like a gate that cannot probe.
+      const note = `watch: could not read the balancer's traffic: ${(error as Error).message.split("\n")[0]}`;
+      for (const s of batch) emit({ type: "error", server: s.name, message: note });
+      return { outcome: "breach", watched: new Map(), breached: new Map(batch.map((s) => [s.name, note])) };
+    }
 
     const { judgement } = result;
     const watched = new Map<string, WatchedRate>();
@@ -163,6 +150,33 @@ export class BatchWatch {
       watched,
       breached,
     };
+  }
+
+  private measure(batch: readonly ServerConfig[], untouched: readonly ServerConfig[], signal: AbortSignal) {
+    const { config, emit } = this;
+    const settings = config.rolling.watch;
+    const seconds = settings.duration / 1000;
+    const byAddress = new Map(config.servers.map((s) => [s.upstream, s.name]));
+    return watchWindow({
+      source: this.source,
+      serverOf: (address) => byAddress.get(address),
+      watched: batch.map((s) => s.name),
+      untouched: untouched.map((s) => s.name),
+      baseline: this.baseline,
+      durationMs: settings.duration,
+      thresholds: settings,
+      probe: (name) => this.probe(name),
+      signal,
+      onExtend: (judgement) => {
+        for (const s of judgement.servers.filter((j) => j.result === "too-few")) {
+          emit({
+            type: "warn",
+            server: s.server,
+            message: `only ${s.requests} request(s) in ${seconds}s (minRequests ${settings.minRequests}): watching ${seconds}s more`,
+          });
+        }
+      },
+    });
   }
 
   private async probe(name: string): Promise<boolean> {

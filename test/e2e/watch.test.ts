@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
+import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   copyFixture,
@@ -12,7 +13,7 @@ import {
   writeConfig,
 } from "./helpers.js";
 import { describeFailures, type RequestRecord, startLoad, summarize, waitForSteady } from "./load.js";
-import { sandboxInfo } from "./sandbox-env.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 /** The sandbox's Nginx writes its access log here (in the nexus format), on the balancer host. */
 const ACCESS_LOG = "~/nginx/access.log";
@@ -210,6 +211,36 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     expect(watch).toMatchObject({ server: SERVERS[2], result: "unjudged", requests: 0, failures: 0 });
     expect(watch.seconds).toBeGreaterThanOrEqual(2);
     expect(currentRelease(SERVERS[2] as string)).toBe(release);
+    expect(readUpstream()).not.toMatch(/\bdown;/);
+  });
+
+  it("Ctrl-C during a window: the batch goes back like one interrupted during its gate, exit 130", async () => {
+    const before = currentRelease(SERVERS[0] as string);
+    const child = execa(
+      "node",
+      [
+        path.join(PROJECT_ROOT, "bin", "nexus.js"),
+        "-c",
+        watchConfig(good, { duration: "60s", minRequests: 20 }),
+        "deploy",
+        "--release-id",
+        uniqueRelease("watch-int"),
+      ],
+      { reject: false, all: true, env: { CI: "true", NO_COLOR: "1" }, timeout: 180_000 },
+    );
+    let sent = false;
+    child.stderr?.on("data", (chunk: Buffer) => {
+      if (!sent && /watching nexus-alpha for 60s/.test(chunk.toString())) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    const run = await child;
+    expect(sent, run.all).toBe(true);
+    expect(run.exitCode, run.all).toBe(130);
+    expect(run.all).toMatch(/nexus-alpha: watch interrupted/);
+    expect(run.all).toMatch(/nexus-alpha\s+restored .*interrupted during its watch/);
+    expect(currentRelease(SERVERS[0] as string)).toBe(before);
     expect(readUpstream()).not.toMatch(/\bdown;/);
   });
 });

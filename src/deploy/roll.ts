@@ -263,7 +263,7 @@ export async function roll(options: RollOptions): Promise<RollResult> {
       // breach (or Ctrl-C) is handled like a failed gate: drained, back to its previous release,
       // and under rollback-all every server already done follows.
       if (options.watch) {
-        const verdict = await options.watch.window(batch, done, signal);
+        const verdict = await options.watch.window(batch, signal);
         for (const [name, watched] of verdict.watched) row(name).watched = watched;
         if (verdict.outcome !== "pass") {
           failure = true;

@@ -89,21 +89,38 @@ export class BatchWatch {
     return new BatchWatch(config, fleet, emit, new NginxLogSource(runner, path), check.baseline);
   }
 
-  /** Watches `batch`, just put back in rotation; `done` are the servers already on the new release. */
-  async window(
-    batch: readonly ServerConfig[],
-    done: readonly ServerConfig[],
-    signal: AbortSignal,
-  ): Promise<WatchVerdict> {
+  /** Servers watched so far: on the new release, so no longer a control group. */
+  private readonly touched = new Set<string>();
+  /** Each watched server's numbers, for its summary row. */
+  readonly watched = new Map<string, WatchedRate>();
+
+  /**
+   * For an engine seam `(batch, signal) => Promise<string | undefined>`: the reason to roll the
+   * batch back (a breach, or an interruption during the window), or undefined; the numbers are
+   * left in `watched`.
+   */
+  async reason(batch: readonly ServerConfig[], signal: AbortSignal): Promise<string | undefined> {
+    const verdict = await this.window(batch, signal);
+    if (verdict.outcome === "pass") return undefined;
+    return [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
+  }
+
+  /** Watches `batch`, just put back in rotation, against the servers no batch has reached yet. */
+  async window(batch: readonly ServerConfig[], signal: AbortSignal): Promise<WatchVerdict> {
     const { config, emit } = this;
     const settings = config.rolling.watch;
-    const touched = new Set([...batch, ...done].map((s) => s.name));
+    for (const s of batch) this.touched.add(s.name);
+    const touched = this.touched;
     let result: Awaited<ReturnType<typeof watchWindow>>;
     try {
       const inRotation = new Set(
         (await this.fleet.balancer.state(config.servers)).filter((b) => b.inRotation).map((b) => b.server),
       );
       const untouched = config.servers.filter((s) => !touched.has(s.name) && inRotation.has(s.name));
+      // A server an operator had drained is deployed and left drained: it serves nothing to judge.
+      const serving = batch.filter((s) => inRotation.has(s.name));
+      if (serving.length === 0) return { outcome: "pass", watched: new Map(), breached: new Map() };
+      batch = serving;
       emit({
         type: "info",
         message: `watching ${batch.map((s) => s.name).join(", ")} for ${settings.duration / 1000}s at the balancer (against ${untouched.length} untouched server(s))`,
@@ -121,6 +138,7 @@ export class BatchWatch {
     const breached = new Map<string, string>();
     for (const s of judgement.servers) {
       watched.set(s.server, { requests: s.requests, failures: s.failures, rate: s.rate });
+      this.watched.set(s.server, { requests: s.requests, failures: s.failures, rate: s.rate });
       const outcome = result.interrupted ? "interrupted" : resultOf(s);
       if (outcome === "breach") breached.set(s.server, `watch: ${s.reason}`);
       emit({

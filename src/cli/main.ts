@@ -6,6 +6,7 @@ import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
 import { EXIT } from "../errors.js";
+import { logFormatAdvice } from "../watch/log-format.js";
 import {
   exitCodeForError,
   type GlobalOptions,
@@ -202,6 +203,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
           `${renderUpstreamBlock({ name, servers: config.servers.map((s) => s.upstream) })}\n`,
         );
         process.stdout.write(`# in your server block:\nlocation / {\n${renderProxySettings(name)}}\n`);
+        process.stdout.write(
+          `# in your http block (rolling.watch reads it):\n${logFormatAdvice(config.balancer.accessLog)}\n`,
+        );
         setExit(EXIT.ok);
       } catch (error) {
         const { code, message } = exitCodeForError(error);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { duration } from "./duration.js";
+import { duration, parseDuration } from "./duration.js";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 const port = z.number().int().min(1).max(65535);
@@ -87,6 +87,8 @@ export const balancerSchema = z.strictObject({
   pidFile: nonEmpty.default("/run/nginx.pid"),
   /** How long to wait for in-flight requests to a drained server to finish. */
   drainTimeout: duration.default(30_000),
+  /** The access log on the balancer host, in the `nexus` log format; read by `rolling.watch`. */
+  accessLog: nonEmpty.default("/var/log/nginx/access.log"),
 });
 
 export const healthSchema = z.strictObject({
@@ -109,6 +111,37 @@ export const healthSchema = z.strictObject({
   checkRelease: z.boolean().default(true),
 });
 
+const watchDuration = z.union([z.number(), z.string()]);
+const watchObjectSchema = z.strictObject({
+  /** How long each batch is watched once back in rotation (0: off). */
+  duration: watchDuration,
+  /** The highest failure ratio a watched server may show (0.01: 1%). */
+  maxFailureRatio: z.number().min(0).max(1).default(0.01),
+  /** How many times the untouched servers' rate over the same seconds it may reach. */
+  maxRatioToUntouched: z.number().min(1).default(2),
+  /** The fewest requests a server must have served to be judged (below: the window is extended once). */
+  minRequests: z.number().int().min(1).default(50),
+});
+const WATCH_SHAPE =
+  'a duration such as "30s" (0: off), or an object with duration, maxFailureRatio, maxRatioToUntouched, minRequests';
+/** `rolling.watch`: a duration, or an object with thresholds; always yields the object. */
+export const watchSchema = z
+  .union([watchDuration, watchObjectSchema], { error: () => `expected ${WATCH_SHAPE}` })
+  .transform((value, ctx) => {
+    const object = typeof value === "object" ? value : watchObjectSchema.parse({ duration: value });
+    const ms = parseDuration(object.duration);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: typeof value === "object" ? ["duration"] : [],
+        input: object.duration,
+        message: `expected a duration such as "30s" (0: off), received ${JSON.stringify(object.duration)}`,
+      });
+      return z.NEVER;
+    }
+    return { ...object, duration: ms };
+  });
+
 export const rollingSchema = z.strictObject({
   /** Servers per batch: a number or a percentage of the fleet such as "25%". */
   batchSize: z
@@ -124,6 +157,8 @@ export const rollingSchema = z.strictObject({
   canary: z.number().int().min(0).default(0),
   /** Wait between batches, to watch the new release under traffic. */
   pause: duration.default(0),
+  /** After each batch is back in rotation, watch its error rate at the balancer; roll back on a rise. */
+  watch: watchSchema.prefault(0),
 });
 
 export const configSchema = z.strictObject({

@@ -10,6 +10,7 @@ import { isValidReleaseId } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
 import { markFailed, removeReleases } from "../remote/release.js";
 import { mapSettled } from "../util/map-limit.js";
+import { BatchWatch } from "./batch-watch.js";
 import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
 import { Fleet, type Host } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
@@ -117,6 +118,8 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
         `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
       );
     }
+    // rolling.watch: the access log must carry the upstream fields, checked before anything changes.
+    const watch = await BatchWatch.prepare(config, fleet, emit);
     return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
       const states = new Map<string, ServerState>();
       await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
@@ -175,8 +178,10 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
           onFailure: config.rolling.onFailure,
           pauseMs: config.rolling.pause,
           inHand: options.inHand,
+          watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : undefined,
         },
       );
+      for (const row of result.rows) row.watched = watch?.watched.get(row.server);
       for (const row of result.rows) if (row.result === "not reached") row.release = previous(row.server);
       for (const server of fleet.unreachable) {
         if (names.includes(server))

@@ -142,10 +142,13 @@ class Rollout {
         }
         const breach = await this.o.watch(batch, signal);
         if (!breach) continue;
+        // Like a failed gate: the batch goes back; an interruption during the window stops there.
         this.failure = true;
+        this.interrupted = signal.aborted;
         for (const s of batch) this.row(s.name).note = breach;
         this.done.splice(this.done.length - batch.length, batch.length);
-        if (await this.drain(batch)) await this.restore(batch, "rolled back");
+        const back = this.interrupted || this.o.onFailure === "halt" ? "restored" : "rolled back";
+        if (await this.drain(batch)) await this.restore(batch, back);
         return;
       }
 

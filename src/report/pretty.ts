@@ -45,6 +45,13 @@ export class PrettyReporter implements Reporter {
       case "warn":
         this.persist(chalk.yellow("⚠"), chalk.yellow(describeEvent(event) ?? ""));
         return;
+      case "watch": {
+        const text = describeEvent(event) ?? "";
+        if (event.result === "breach") this.persist(chalk.red("✖"), chalk.red(text));
+        else if (event.result === "pass") this.persist(chalk.green("✔"), text);
+        else this.persist(chalk.yellow("⚠"), chalk.yellow(text));
+        return;
+      }
       case "error":
       case "gate-failed":
         this.persist(chalk.red("✖"), chalk.red(describeEvent(event) ?? ""));

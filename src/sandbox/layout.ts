@@ -1,4 +1,5 @@
 import { isAbsolute, join } from "node:path";
+import { accessLogDirective, logFormatDirective } from "../watch/log-format.js";
 import { SandboxError } from "./errors.js";
 
 export interface SandboxOptions {
@@ -340,10 +341,8 @@ events {
 }
 
 http {
-    log_format nexus '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
-                     'upstream=$upstream_addr upstream_status=$upstream_status '
-                     'request_time=$request_time upstream_time=$upstream_response_time';
-    access_log access.log nexus;
+${logFormatDirective("    ")}
+${accessLogDirective("access.log", "    ")}
 
     client_body_temp_path tmp/client_body;
     proxy_temp_path tmp/proxy;

@@ -40,7 +40,7 @@ async function asCi(args: string[]): Promise<NexusRun> {
 describe("--json", () => {
   const config = writeConfig();
 
-  it("events.schema.json is the schema generated from src/deploy/event-schema.ts", () => {
+  it("events.schema.json is the schema generated from src/events/schema.ts", () => {
     const committed = JSON.parse(readFileSync(path.join(PROJECT_ROOT, "events.schema.json"), "utf8"));
     expect(committed).toEqual(eventsJsonSchema());
   });

@@ -191,7 +191,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((opts: { name: string }) => {
       try {
         const config = readConfig(program.opts<GlobalOptions>());
-        const name = config.balancer.upstream ?? opts.name;
+        const name = (config.balancer.type === "nginx" ? config.balancer.upstream : undefined) ?? opts.name;
         process.stdout.write(
           `${renderUpstreamBlock({ name, servers: config.servers.map((s) => s.upstream) })}\n`,
         );

@@ -1,7 +1,7 @@
 import os from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import type { Balancer } from "../balancer/balancer.js";
-import { NginxBalancer } from "../balancer/nginx.js";
+import { combineBalancers, createBalancer } from "../balancer/factory.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
 import { createConnector, loadCredentials } from "../ssh/connect.js";
@@ -90,7 +90,8 @@ export class Fleet {
         }),
     });
     const wanted = new Set(names);
-    if (config.balancer.host !== "local") wanted.add(config.balancer.host);
+    const balancerHosts = new Set(config.balancers.map((b) => b.host));
+    for (const host of balancerHosts) if (host !== "local") wanted.add(host);
     const servers = config.servers.filter((s) => wanted.has(s.name));
 
     const openHost = async (server: ServerConfig): Promise<Host> => {
@@ -132,7 +133,7 @@ export class Fleet {
           status: "fail",
           message: message.startsWith(`${server.name}: `) ? message.slice(server.name.length + 2) : message,
         });
-        if (options.skipUnreachable && server.name !== config.balancer.host) {
+        if (options.skipUnreachable && !balancerHosts.has(server.name)) {
           unreachable.add(server.name);
           emit({
             type: "warn",
@@ -147,29 +148,29 @@ export class Fleet {
       throw new FleetError(problems);
     }
 
-    let runner: CommandRunner;
-    let lbHome: string;
-    if (config.balancer.host === "local") {
-      runner = new LocalRunner(options.verbose ? showCommand : undefined);
-      lbHome = os.homedir();
-    } else {
-      const lbHost = hosts.get(config.balancer.host) as Host;
-      // Through the Host, so that a reconnected session is used from then on.
-      runner = {
-        name: lbHost.server.name,
-        exec: (command, execOptions) => lbHost.session.exec(command, execOptions),
-        run: (command, execOptions) => lbHost.session.run(command, execOptions),
-      };
-      lbHome = lbHost.home;
-    }
-    const balancer = new NginxBalancer(runner, {
-      upstreamFile: resolveRemotePath(config.balancer.upstreamFile, lbHome),
-      upstream: config.balancer.upstream,
-      testCommand: config.balancer.testCommand,
-      reloadCommand: config.balancer.reloadCommand,
-      pidFile: resolveRemotePath(config.balancer.pidFile, lbHome),
-      onWarning: (message) => emit({ type: "warn", server: config.balancer.host, message }),
-    });
+    const balancer = combineBalancers(
+      config.balancers.map((entry) => {
+        let runner: CommandRunner;
+        let home: string;
+        if (entry.host === "local") {
+          runner = new LocalRunner(options.verbose ? showCommand : undefined);
+          home = os.homedir();
+        } else {
+          const lbHost = hosts.get(entry.host) as Host;
+          // Through the Host, so that a reconnected session is used from then on.
+          runner = {
+            name: lbHost.server.name,
+            exec: (command, execOptions) => lbHost.session.exec(command, execOptions),
+            run: (command, execOptions) => lbHost.session.run(command, execOptions),
+          };
+          home = lbHost.home;
+        }
+        return createBalancer(entry, runner, {
+          home,
+          onWarning: (message) => emit({ type: "warn", server: entry.host, message }),
+        });
+      }),
+    );
     return new Fleet(hosts, balancer, unreachable, openHost);
   }
 

@@ -1,0 +1,153 @@
+import type { ServerConfig } from "../../config/load.js";
+import type { CommandRunner } from "../../ssh/session.js";
+import { sleep } from "../../util/sleep.js";
+import type { BackendState, Balancer, RotationChange } from "../balancer.js";
+import { BalancerError } from "../balancer-error.js";
+import {
+  NO_SOCKET,
+  type Reply,
+  runtimeScript,
+  saveStateLines,
+  setServerState,
+  splitReplies,
+} from "./runtime-api.js";
+import { parseServersState, parseShowStat, type ServerState } from "./stats.js";
+
+export interface HaproxyOptions {
+  /** The admin socket on the balancer host (`stats socket PATH level admin`). */
+  socket: string;
+  backend: string;
+  /** The HAProxy server name of a nexus server. */
+  serverName: (server: ServerConfig) => string;
+  /** The `server-state-file` to keep up to date after each change, if any. */
+  stateFile?: string;
+  pollInterval?: number;
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * HAProxy through its runtime API: no reload and no config edit, so no client connection is ever
+ * closed by a rotation change. drain = `state drain` (no new sessions), wait until the server's
+ * sessions reach 0, then `state maint`; enable = `state ready`.
+ */
+export class HaproxyBalancer implements Balancer {
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly options: HaproxyOptions,
+  ) {}
+
+  get host(): string {
+    return this.runner.name;
+  }
+
+  private label(server: ServerConfig): string {
+    return `${this.options.backend}/${this.options.serverName(server)}`;
+  }
+
+  /** Runs runtime API commands in one round trip; a reply from `set server` is an error. */
+  private async call(commands: string[], what: string, save = false): Promise<Reply[]> {
+    const after = save && this.options.stateFile ? saveStateLines(this.options.stateFile) : [];
+    const result = await this.runner.exec(runtimeScript(this.options.socket, commands, after));
+    const stderr = result.stderr.trim();
+    if (result.code === NO_SOCKET) throw new BalancerError(`${this.host}: ${stderr}`);
+    const replies = splitReplies(result.stdout);
+    const failed = replies.findIndex((reply) => reply.status !== 0);
+    if (replies.length < commands.length || failed >= 0) {
+      throw new BalancerError(
+        `${this.host}: ${what}: the HAProxy admin socket ${this.options.socket} did not answer${stderr ? `: ${stderr}` : ""}`,
+      );
+    }
+    if (result.code !== 0) {
+      throw new BalancerError(`${this.host}: ${what}: ${stderr || `exit ${result.code}`}`);
+    }
+    return replies;
+  }
+
+  private async setState(
+    servers: readonly ServerConfig[],
+    state: "ready" | "drain" | "maint",
+  ): Promise<void> {
+    if (servers.length === 0) return;
+    const commands = servers.map((s) =>
+      setServerState(this.options.backend, this.options.serverName(s), state),
+    );
+    const replies = await this.call(commands, `state ${state}`, true);
+    const refused = replies
+      .map((reply, i) => ({ reply, server: servers[i] as ServerConfig }))
+      .filter(({ reply }) => reply.text !== "");
+    if (refused.length > 0) {
+      throw new BalancerError(
+        `${this.host}: HAProxy refused ${refused.map(({ server, reply }) => `"state ${state}" for ${this.label(server)}: ${reply.text}`).join("; ")}`,
+      );
+    }
+  }
+
+  private async serversState(): Promise<ServerState[]> {
+    const [reply] = await this.call(
+      [`show servers state ${this.options.backend}`],
+      "reading the servers' state",
+    );
+    return this.parse(() => parseServersState(reply?.text ?? ""));
+  }
+
+  private parse<T>(read: () => T): T {
+    try {
+      return read();
+    } catch (error) {
+      throw new BalancerError(`${this.host}: ${(error as Error).message}`);
+    }
+  }
+
+  /** The live runtime state, not the config file: what HAProxy does right now. */
+  async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
+    const live = await this.serversState();
+    return servers.map((server) => {
+      const entry = live.find((s) => s.server === this.options.serverName(server));
+      return {
+        server: server.name,
+        upstream: this.label(server),
+        present: !!entry,
+        inRotation: !!entry && !entry.maint && !entry.drain,
+      };
+    });
+  }
+
+  /** Enables first: capacity comes back before any more leaves. */
+  async apply(change: RotationChange): Promise<void> {
+    await this.setState(change.enable ?? [], "ready");
+    await this.setState(change.drain ?? [], "drain");
+  }
+
+  /**
+   * Polls the server's sessions until none is left, then puts it in maintenance (no health checks,
+   * no persistent session sent there). If HAProxy restarted meanwhile (the runtime state is lost
+   * and the server is back in rotation), the drain is applied again.
+   */
+  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
+    const name = this.options.serverName(server);
+    const interval = this.options.pollInterval ?? 50;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [stat, states] = await this.call(
+        [`show stat ${this.options.backend} 4 -1`, `show servers state ${this.options.backend}`],
+        "reading the server's sessions",
+      );
+      const row = this.parse(() => parseShowStat(stat?.text ?? "")).find((s) => s.server === name);
+      const admin = this.parse(() => parseServersState(states?.text ?? "")).find((s) => s.server === name);
+      if (!row || !admin)
+        throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
+      if (!admin.drain && !admin.maint) {
+        this.options.onWarning?.(
+          `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`,
+        );
+        await this.setState([server], "drain");
+      }
+      const open = row.sessions + row.queued;
+      if (open === 0 || Date.now() >= deadline) {
+        await this.setState([server], "maint");
+        return { drained: open === 0, open };
+      }
+      await sleep(interval);
+    }
+  }
+}

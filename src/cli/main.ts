@@ -7,6 +7,7 @@ import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
 import { exitCodeFor, type GlobalOptions, readConfig, whileInterruptible, withReporter } from "./context.js";
+import { haproxyConfigCommand } from "./haproxy-config.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { sandboxCommand } from "./sandbox.js";
@@ -206,6 +207,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   addMaintenanceCommands(program, setExit);
   program.addCommand(initCommand(setExit));
+  program.addCommand(haproxyConfigCommand(setExit));
   program.addCommand(trustCommand(setExit));
   const sandbox = sandboxCommand(setExit);
   for (const sub of sandbox.commands)

@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { renderHaproxyConfig } from "../../src/balancer/haproxy/config.js";
 import {
   runtimeScript,
   saveStateLines,
@@ -119,5 +120,27 @@ describe("HAProxy runtime API script", () => {
       status = (error as { status: number }).status;
     }
     expect(status).toBe(90);
+  });
+});
+
+describe("nexus haproxy-config", () => {
+  it("prints the admin socket, the state file and one server line per server", () => {
+    const text = renderHaproxyConfig({
+      backend: "web",
+      servers: [
+        { name: "alpha", address: "10.0.0.1:3000" },
+        { name: "b2", address: "10.0.0.2:3000" },
+      ],
+      socket: "/run/haproxy/admin.sock",
+      stateFile: "/var/lib/haproxy/server-state",
+      healthPath: "/health",
+    });
+    expect(text).toContain("stats socket /run/haproxy/admin.sock mode 660 level admin\n");
+    expect(text).toContain("server-state-file /var/lib/haproxy/server-state\n");
+    expect(text).toContain("load-server-state-from-file global\n");
+    expect(text).toContain("backend web\n");
+    expect(text).toContain("option httpchk GET /health\n");
+    expect(text).toMatch(/server alpha 10\.0\.0\.1:3000 check\n\s+server b2 10\.0\.0\.2:3000 check\n$/);
+    expect(text).not.toContain("~");
   });
 });

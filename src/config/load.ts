@@ -3,12 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type { z } from "zod";
 import { ConfigError, describeIssues } from "./errors.js";
-import {
-  type balancerSchema,
-  configSchema,
-  type haproxyBalancerSchema,
-  type ParsedConfig,
-} from "./schema.js";
+import { balancerSchema, configSchema, haproxyBalancerSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
 
@@ -89,7 +84,7 @@ export function resolveConfig(data: unknown, label: string, baseDir: string): Co
       label,
       describeIssues(
         result.error.issues.flatMap((issue) => unwrapUnion(issue, data)),
-        (p) => keysAt(configSchema, p),
+        (p) => balancerKeysAt(p, data) ?? keysAt(configSchema, p),
       ),
     );
   }
@@ -217,6 +212,14 @@ function unwrapUnion(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue[]
   return (readings[0] ?? []).flatMap((inner) =>
     unwrapUnion({ ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue, data),
   );
+}
+
+/** The keys of the balancer type written at `at` (balancer or balancer[i]), for "did you mean". */
+function balancerKeysAt(at: readonly PropertyKey[], data: unknown): string[] | undefined {
+  if (at[0] !== "balancer" || at.length > 2 || (at.length === 2 && typeof at[1] !== "number"))
+    return undefined;
+  const type = (valueAt(data, at) as { type?: unknown } | undefined)?.type;
+  return Object.keys((type === "haproxy" ? haproxyBalancerSchema : balancerSchema).shape);
 }
 
 function valueAt(data: unknown, at: readonly PropertyKey[]): unknown {

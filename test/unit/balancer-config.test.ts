@@ -105,3 +105,17 @@ describe("balancer config", () => {
     expect(() => resolveConfig(data, "c.json", "/p")).not.toThrow();
   });
 });
+
+describe("balancer config: unknown keys", () => {
+  it("suggests keys of the balancer's own type", () => {
+    expect(problems(withBalancer({ ...haproxy, upstreamFile: "/x" }))).toEqual([
+      "balancer.upstreamFile: unknown key",
+    ]);
+    expect(problems(withBalancer([nginx, { ...haproxy, backnd: "x" }]))).toContain(
+      'balancer[1].backnd: unknown key (did you mean "backend"?)',
+    );
+    expect(problems(withBalancer({ ...nginx, pidfile: "/x" }))).toEqual([
+      'balancer.pidfile: unknown key (did you mean "pidFile"?)',
+    ]);
+  });
+});

@@ -87,7 +87,17 @@ export class HaproxyBalancer implements Balancer {
       [`show servers state ${this.options.backend}`],
       "reading the servers' state",
     );
-    return this.parse(() => parseServersState(reply?.text ?? ""));
+    return this.parseState(reply?.text ?? "");
+  }
+
+  /** "Can't find backend." is HAProxy's whole answer for a backend it does not have. */
+  private parseState(text: string): ServerState[] {
+    if (/^Can't find backend/i.test(text)) {
+      throw new BalancerError(
+        `${this.host}: HAProxy has no backend "${this.options.backend}" (balancer.backend)`,
+      );
+    }
+    return this.parse(() => parseServersState(text));
   }
 
   private parse<T>(read: () => T): T {
@@ -132,8 +142,8 @@ export class HaproxyBalancer implements Balancer {
         [`show stat ${this.options.backend} 4 -1`, `show servers state ${this.options.backend}`],
         "reading the server's sessions",
       );
+      const admin = this.parseState(states?.text ?? "").find((s) => s.server === name);
       const row = this.parse(() => parseShowStat(stat?.text ?? "")).find((s) => s.server === name);
-      const admin = this.parse(() => parseServersState(states?.text ?? "")).find((s) => s.server === name);
       if (!row || !admin)
         throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
       if (!admin.drain && !admin.maint) {

@@ -7,6 +7,7 @@ import {
   NO_SOCKET,
   type Reply,
   runtimeScript,
+  STATE_FILE_FAILED,
   saveStateLines,
   setServerState,
   splitReplies,
@@ -50,6 +51,11 @@ export class HaproxyBalancer implements Balancer {
     const result = await this.runner.exec(runtimeScript(this.options.socket, commands, after));
     const stderr = result.stderr.trim();
     if (result.code === NO_SOCKET) throw new BalancerError(`${this.host}: ${stderr}`);
+    if (result.stdout.includes(STATE_FILE_FAILED)) {
+      this.options.onWarning?.(
+        `cannot write the HAProxy state file ${this.options.stateFile} (balancer.stateFile): a restart of HAProxy would forget this change${stderr ? `: ${stderr}` : ""}`,
+      );
+    }
     const replies = splitReplies(result.stdout);
     const failed = replies.findIndex((reply) => reply.status !== 0);
     if (replies.length < commands.length || failed >= 0) {

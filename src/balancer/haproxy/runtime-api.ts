@@ -43,6 +43,9 @@ export function runtimeScript(
   ].join("\n");
 }
 
+/** Printed when the state file could not be written: the change itself stands (a warning, not a failure). */
+export const STATE_FILE_FAILED = "@@nexus-haproxy-state-file-failed";
+
 /**
  * Writes the full `show servers state` (all backends, as `load-server-state-from-file global`
  * expects) to `file` through a temporary file, so HAProxy never reads half a file.
@@ -50,7 +53,7 @@ export function runtimeScript(
 export function saveStateLines(file: string): string[] {
   return [
     `state_file=${shq(file)}`,
-    `hap 'show servers state' > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file" || { echo "cannot write $state_file" >&2; exit 91; }`,
+    `if ! { hap 'show servers state' > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"; }; then echo ${STATE_FILE_FAILED}; fi`,
   ];
 }
 

@@ -31,6 +31,8 @@ class FakeHaproxy implements CommandRunner {
   ]);
   sessions = new Map<string, number[]>();
   commands: string[] = [];
+  /** Round trips to the balancer host. */
+  execs = 0;
   code = 0;
   stateFileFails = false;
   onPoll?: () => void;
@@ -63,6 +65,7 @@ class FakeHaproxy implements CommandRunner {
   }
 
   async exec(script: string): Promise<ExecResult> {
+    this.execs++;
     if (this.code) return { code: this.code, stdout: "", stderr: "no writable HAProxy admin socket at /s" };
     let stdout = "";
     for (const [, command] of script.matchAll(/^hap '([^']*)'; printf/gm)) {
@@ -90,12 +93,13 @@ function driver(fake: FakeHaproxy, warnings: string[] = []) {
 }
 
 describe("HAProxy driver", () => {
-  it("enables before it drains, in one change, and reads the live state", async () => {
+  it("enables before it drains, in one round trip, and reads the live state", async () => {
     const fake = new FakeHaproxy();
     fake.admin.set("alpha", 1);
     const haproxy = driver(fake);
     await haproxy.apply({ enable: [alpha], drain: [beta] });
     expect(fake.commands).toEqual(["set server app/alpha state ready", "set server app/beta state drain"]);
+    expect(fake.execs).toBe(1);
     expect(await haproxy.state([alpha, beta, server("gamma")])).toEqual([
       { server: "alpha", upstream: "app/alpha", present: true, inRotation: true },
       { server: "beta", upstream: "app/beta", present: true, inRotation: false },

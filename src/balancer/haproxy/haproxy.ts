@@ -14,6 +14,8 @@ import {
 } from "./runtime-api.js";
 import { parseServersState, parseShowStat, type ServerState } from "./stats.js";
 
+type ServerAdminState = "ready" | "drain" | "maint";
+
 export interface HaproxyOptions {
   /** The admin socket on the balancer host (`stats socket PATH level admin`). */
   socket: string;
@@ -69,23 +71,31 @@ export class HaproxyBalancer implements Balancer {
     return replies;
   }
 
-  private async setState(
-    servers: readonly ServerConfig[],
-    state: "ready" | "drain" | "maint",
+  /** State changes in one round trip, in order; HAProxy answers nothing to a `set server` that worked. */
+  private async setStates(
+    changes: readonly { server: ServerConfig; state: ServerAdminState }[],
   ): Promise<void> {
-    if (servers.length === 0) return;
-    const commands = servers.map((s) =>
-      setServerState(this.options.backend, this.options.serverName(s), state),
+    if (changes.length === 0) return;
+    const commands = changes.map(({ server, state }) =>
+      setServerState(this.options.backend, this.options.serverName(server), state),
     );
-    const replies = await this.call(commands, `state ${state}`, true);
+    const replies = await this.call(
+      commands,
+      `state ${[...new Set(changes.map((c) => c.state))].join(", ")}`,
+      true,
+    );
     const refused = replies
-      .map((reply, i) => ({ reply, server: servers[i] as ServerConfig }))
+      .map((reply, i) => ({ reply, ...(changes[i] as (typeof changes)[number]) }))
       .filter(({ reply }) => reply.text !== "");
     if (refused.length > 0) {
       throw new BalancerError(
-        `${this.host}: HAProxy refused ${refused.map(({ server, reply }) => `"state ${state}" for ${this.label(server)}: ${reply.text}`).join("; ")}`,
+        `${this.host}: HAProxy refused ${refused.map(({ server, state, reply }) => `"state ${state}" for ${this.label(server)}: ${reply.text}`).join("; ")}`,
       );
     }
+  }
+
+  private setState(servers: readonly ServerConfig[], state: ServerAdminState): Promise<void> {
+    return this.setStates(servers.map((server) => ({ server, state })));
   }
 
   private async serversState(): Promise<ServerState[]> {
@@ -128,10 +138,12 @@ export class HaproxyBalancer implements Balancer {
     });
   }
 
-  /** Enables first: capacity comes back before any more leaves. */
+  /** One round trip; enables first, so capacity comes back before any more leaves. */
   async apply(change: RotationChange): Promise<void> {
-    await this.setState(change.enable ?? [], "ready");
-    await this.setState(change.drain ?? [], "drain");
+    await this.setStates([
+      ...(change.enable ?? []).map((server) => ({ server, state: "ready" as const })),
+      ...(change.drain ?? []).map((server) => ({ server, state: "drain" as const })),
+    ]);
   }
 
   /**

@@ -1,5 +1,6 @@
-import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -109,6 +110,37 @@ describe("HAProxy runtime API script", () => {
     expect(execFileSync("cat", [join(dir, "addresses")], { encoding: "utf8" })).toBe(
       `UNIX-CONNECT:${dir}/admin sock\nUNIX-CONNECT:${dir}/admin sock\n`,
     );
+  });
+
+  it("falls back to node when socat is missing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nexus-haproxy-node-"));
+    symlinkSync(process.execPath, join(dir, "node"));
+    const socket = join(dir, "admin sock");
+    // A stand-in for HAProxy's non-interactive CLI: answers one line, then closes.
+    const server = createServer((connection) => {
+      let line = "";
+      connection.on("data", (chunk) => {
+        line += chunk;
+        if (line.endsWith("\n")) connection.end(`echo:${line.trim()}\n\n`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(
+          "/bin/sh",
+          ["-c", runtimeScript(socket, ["show info", "set server a/b state ready"])],
+          { env: { PATH: dir } },
+          (error, stdout) => (error ? reject(error) : resolve(stdout)),
+        ),
+      );
+      expect(splitReplies(out)).toEqual([
+        { text: "echo:show info", status: 0 },
+        { text: "echo:set server a/b state ready", status: 0 },
+      ]);
+    } finally {
+      server.close();
+    }
   });
 
   it("says so when the admin socket is missing", () => {

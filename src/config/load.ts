@@ -191,7 +191,7 @@ function balancerProblems(
  * Keep the reading that matches the input's shape, so the message names the field that is wrong.
  */
 function unwrapUnion(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue[] {
-  if (issue.code !== "invalid_union") return [issue];
+  if (issue.code !== "invalid_union" || issue.path[0] !== "balancer") return [issue];
   if ((issue as { note?: string }).note === "No matching discriminator") {
     const discriminator = (issue as { discriminator?: string }).discriminator ?? "type";
     const path = issue.path.at(-1) === discriminator ? issue.path : [...issue.path, discriminator];

@@ -106,6 +106,12 @@ export async function startHaproxy(
   await mkdir(p.dir, { recursive: true });
   await rm(p.state, { force: true });
   await writeFile(p.conf, renderHaproxyConf({ ...input, socket: p.socket, stateFile: p.state }));
+  // nexus saves the state file as the SSH user, next to the config: the directory must be theirs.
+  if (process.getuid?.() === 0 && input.socketUser !== "root") {
+    const chown = await execa("chown", [input.socketUser, p.dir], { reject: false, all: true });
+    if (chown.exitCode !== 0)
+      throw new SandboxError(`cannot give ${p.dir} to ${input.socketUser}: ${chown.all}`);
+  }
   const test = await execa(haproxy, ["-c", "-q", "-f", p.conf], {
     reject: false,
     all: true,

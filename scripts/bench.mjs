@@ -256,7 +256,7 @@ function planScaling(model, left) {
 async function main() {
   const loadBefore = os.loadavg()[0];
   await promisify(execFile)("bash", [path.join(ROOT, "scripts", "install-system-deps.sh")]).catch((error) => {
-    throw new Error(`the sandbox needs sshd, ssh-keygen, nginx and pgrep: ${error.stderr || error.message}`);
+    throw new Error(`the sandbox needs sshd, ssh-keygen, nginx, haproxy, socat and pgrep: ${error.stderr || error.message}`);
   });
   const machine = await machineInfo(ROOT);
   log(`${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, Node ${machine.node}`);

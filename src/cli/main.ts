@@ -14,6 +14,7 @@ import {
   whileInterruptible,
   withReporter,
 } from "./context.js";
+import { haproxyConfigCommand } from "./haproxy-config.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { sandboxCommand } from "./sandbox.js";
@@ -198,13 +199,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((opts: { name: string }) => {
       try {
         const config = readConfig(program.opts<GlobalOptions>());
-        const name = config.balancer.upstream ?? opts.name;
+        const nginx = config.balancers.find((b) => b.type === "nginx");
+        const name = nginx?.upstream ?? opts.name;
         process.stdout.write(
           `${renderUpstreamBlock({ name, servers: config.servers.map((s) => s.upstream) })}\n`,
         );
         process.stdout.write(`# in your server block:\nlocation / {\n${renderProxySettings(name)}}\n`);
         process.stdout.write(
-          `# in your http block (rolling.watch reads it):\n${logFormatAdvice(config.balancer.accessLog)}\n`,
+          `# in your http block (rolling.watch reads it):\n${logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log")}\n`,
         );
         setExit(EXIT.ok);
       } catch (error) {
@@ -216,6 +218,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   addMaintenanceCommands(program, setExit);
   program.addCommand(initCommand(setExit));
+  program.addCommand(haproxyConfigCommand(setExit));
   program.addCommand(trustCommand(setExit));
   const sandbox = sandboxCommand(setExit);
   for (const sub of sandbox.commands)

@@ -91,6 +91,33 @@ export const balancerSchema = z.strictObject({
   accessLog: nonEmpty.default("/var/log/nginx/access.log"),
 });
 
+/** A name HAProxy accepts for a backend or server (and that needs no quoting in a runtime API command). */
+const haproxyName = nonEmpty.regex(/^[A-Za-z0-9_.:-]+$/, "use letters, digits, '_', '.', ':' or '-'");
+
+export const haproxyBalancerSchema = z.strictObject({
+  type: z.literal("haproxy"),
+  /** Name of the server that runs HAProxy, or "local" when it runs where nexus runs. */
+  host: nonEmpty,
+  /** The admin socket (`stats socket PATH level admin`) on the balancer host. */
+  socket: nonEmpty
+    .regex(/^[A-Za-z0-9_./~+@-]+$/, "use a plain path (letters, digits, '_', '.', '/', '~', '+', '@', '-')")
+    .default("/run/haproxy/admin.sock"),
+  /** The HAProxy backend that holds the servers. */
+  backend: haproxyName,
+  /** HAProxy server name per nexus server name, where they differ (default: the nexus server name). */
+  servers: z.record(nonEmpty, haproxyName).default({}),
+  /**
+   * The `server-state-file` HAProxy loads at start (`load-server-state-from-file global`): nexus
+   * saves the runtime state there after each change, so a restart keeps drained servers drained.
+   */
+  stateFile: nonEmpty.optional(),
+  /** How long to wait for the sessions of a drained server to end. */
+  drainTimeout: duration.default(30_000),
+});
+
+/** One load balancer, by `type` ("nginx" when left out). */
+export const balancerEntrySchema = z.discriminatedUnion("type", [balancerSchema, haproxyBalancerSchema]);
+
 export const healthSchema = z.strictObject({
   path: nonEmpty.regex(/^\//, "must start with '/'").default("/health"),
   /** Defaults to app.port. */
@@ -171,7 +198,11 @@ export const configSchema = z.strictObject({
   keepReleases: z.number().int().min(2).default(5),
   transfer: transferSchema.default(transferSchema.parse({})),
   pm2: pm2Schema.default(pm2Schema.parse({})),
-  balancer: balancerSchema,
+  /** One balancer, or several (an HA pair): a server is drained on all before it is touched. */
+  balancer: z.union([
+    balancerEntrySchema,
+    z.array(balancerEntrySchema).min(1, "needs at least one balancer"),
+  ]),
   health: healthSchema.default(healthSchema.parse({})),
   rolling: rollingSchema.default(rollingSchema.parse({})),
 });

@@ -1,18 +1,15 @@
 import { isIP } from "node:net";
-import os from "node:os";
 import { ConfigError } from "../config/errors.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, WatchedRate } from "../events/events.js";
 import { probeOnce } from "../health/probe.js";
 import { resolveRemotePath } from "../remote/layout.js";
-import { LocalRunner } from "../ssh/local-runner.js";
-import type { CommandRunner } from "../ssh/session.js";
 import type { ServerJudgement } from "../watch/judge.js";
 import { NginxLogSource } from "../watch/nginx-source.js";
 import { AccessLogProblem, checkAccessLog } from "../watch/preflight.js";
 import type { Counts, TrafficSource } from "../watch/traffic.js";
 import { watchWindow } from "../watch/window.js";
-import type { Fleet } from "./fleet.js";
+import { type Fleet, hostRunner } from "./fleet.js";
 import { healthOrigin } from "./health-check.js";
 
 export interface WatchVerdict {
@@ -25,19 +22,6 @@ export interface WatchVerdict {
 }
 
 /** The balancer host's commands, through its Host so a reconnected session is used. */
-function balancerRunner(config: Config, fleet: Fleet): { runner: CommandRunner; home: string } {
-  if (config.balancer.host === "local") return { runner: new LocalRunner(), home: os.homedir() };
-  const host = fleet.host(config.balancer.host);
-  return {
-    runner: {
-      name: host.server.name,
-      exec: (command, options) => host.session.exec(command, options),
-      run: (command, options) => host.session.run(command, options),
-    },
-    home: host.home,
-  };
-}
-
 /**
  * rolling.watch: after each batch is back in rotation, its error rate at the balancer is watched
  * for a while and judged (judge.ts) before the next batch is drained. `prepare` is the preflight.
@@ -57,11 +41,17 @@ export class BatchWatch {
    */
   static async prepare(config: Config, fleet: Fleet, emit: Emit): Promise<BatchWatch | undefined> {
     if (config.rolling.watch.duration <= 0) return undefined;
-    const { runner, home } = balancerRunner(config, fleet);
-    const path = resolveRemotePath(config.balancer.accessLog, home);
+    const nginx = config.balancers.find((b) => b.type === "nginx");
+    if (!nginx) {
+      throw new ConfigError(config.file, [
+        "rolling.watch: reads the error rate from an Nginx access log; with HAProxy only, set rolling.watch to 0 (see docs/how-it-works.md)",
+      ]);
+    }
+    const { runner, home } = hostRunner(fleet.hosts, nginx.host);
+    const path = resolveRemotePath(nginx.accessLog, home);
     let check: Awaited<ReturnType<typeof checkAccessLog>>;
     try {
-      check = await checkAccessLog(runner, { path, testCommand: config.balancer.testCommand });
+      check = await checkAccessLog(runner, { path, testCommand: nginx.testCommand });
     } catch (error) {
       if (error instanceof AccessLogProblem)
         throw new ConfigError(config.file, [

@@ -115,7 +115,7 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
     const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
     if (missing.length > 0) {
       throw new PlanError(
-        `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
+        `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\` or \`nexus haproxy-config\`) or fix servers[].upstream`,
       );
     }
     // rolling.watch: the access log must carry the upstream fields, checked before anything changes.

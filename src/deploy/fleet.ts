@@ -1,7 +1,7 @@
 import os from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import type { Balancer } from "../balancer/balancer.js";
-import { createBalancer } from "../balancer/factory.js";
+import { combineBalancers, createBalancer } from "../balancer/factory.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import type { Emit } from "../events/events.js";
@@ -93,7 +93,8 @@ export class Fleet {
         }),
     });
     const wanted = new Set(names);
-    if (config.balancer.host !== "local") wanted.add(config.balancer.host);
+    const balancerHosts = new Set(config.balancers.map((b) => b.host));
+    for (const host of balancerHosts) if (host !== "local") wanted.add(host);
     const servers = config.servers.filter((s) => wanted.has(s.name));
 
     const openHost = async (server: ServerConfig): Promise<Host> => {
@@ -135,7 +136,7 @@ export class Fleet {
           status: "fail",
           message: message.startsWith(`${server.name}: `) ? message.slice(server.name.length + 2) : message,
         });
-        if (options.skipUnreachable && server.name !== config.balancer.host) {
+        if (options.skipUnreachable && !balancerHosts.has(server.name)) {
           unreachable.add(server.name);
           emit({
             type: "warn",
@@ -150,32 +151,43 @@ export class Fleet {
       throw new FleetError(problems);
     }
 
-    let runner: CommandRunner;
-    let lbHome: string;
-    if (config.balancer.host === "local") {
-      runner = new LocalRunner(options.verbose ? showCommand : undefined);
-      lbHome = os.homedir();
-    } else {
-      const lbHost = hosts.get(config.balancer.host) as Host;
-      // Through the Host, so that a reconnected session is used from then on.
-      runner = {
-        name: lbHost.server.name,
-        exec: (command, execOptions) => lbHost.session.exec(command, execOptions),
-        run: (command, execOptions) => lbHost.session.run(command, execOptions),
-      };
-      lbHome = lbHost.home;
-    }
-    const balancer = createBalancer(config.balancer, {
-      runner,
-      home: lbHome,
-      onWarning: (message) => emit({ type: "warn", server: config.balancer.host, message }),
-    });
+    const balancer = combineBalancers(
+      config.balancers.map((entry) => {
+        const { runner, home } = hostRunner(hosts, entry.host, options.verbose ? showCommand : undefined);
+        return createBalancer(entry, runner, {
+          home,
+          onWarning: (message) => emit({ type: "warn", server: entry.host, message }),
+        });
+      }),
+    );
     return new Fleet(hosts, balancer, createProcessManager(config), unreachable, openHost);
   }
 
   close(): void {
     for (const host of this.hosts.values()) host.session.close();
   }
+}
+
+/**
+ * Runs commands on a host of the fleet (through the Host, so that a reconnected session is used
+ * from then on), or on this machine for "local": a balancer host, for instance.
+ */
+export function hostRunner(
+  hosts: ReadonlyMap<string, Host>,
+  name: string,
+  onCommand?: (server: string, command: string) => void,
+): { runner: CommandRunner; home: string } {
+  if (name === "local") return { runner: new LocalRunner(onCommand), home: os.homedir() };
+  const host = hosts.get(name);
+  if (!host) throw new Error(`no session for ${name}`);
+  return {
+    runner: {
+      name: host.server.name,
+      exec: (command, options) => host.session.exec(command, options),
+      run: (command, options) => host.session.run(command, options),
+    },
+    home: host.home,
+  };
 }
 
 /** Remote output without control sequences (colours, cursor moves) or other control characters. */

@@ -5,6 +5,7 @@ import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
 import { probeOnce } from "../health/probe.js";
 import * as remote from "../remote/commands.js";
 import { type Pm2RestartResult, parsePm2Restart, pm2Restart } from "../remote/pm2-script.js";
+import { redactedLogLines } from "../report/redact.js";
 import { transferArtifact } from "../transfer/transfer.js";
 import type { Emit, Step } from "./events.js";
 import type { Host } from "./fleet.js";
@@ -191,7 +192,7 @@ export async function activate(
       server: name,
       reason: gate.reason ?? "failed",
       timeline: formatTimeline(gate.timeline),
-      logs: logs.stdout.split("\n").filter((line) => line.trim() !== ""),
+      logs: redactedLogLines(config, logs.stdout),
     });
   }
   return { gate, process: started };

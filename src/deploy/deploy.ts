@@ -9,6 +9,7 @@ import { isValidReleaseId } from "../remote/layout.js";
 import { SshError } from "../ssh/errors.js";
 import { mapSettled } from "../util/map-limit.js";
 import { sleep } from "../util/sleep.js";
+import { buildEnvOptions } from "./build-env.js";
 import { type Emit, EXIT, exitCodeFor, type Outcome, type SummaryRow } from "./events.js";
 import { Fleet, type Host } from "./fleet.js";
 import { forgetHealthOrigin, readState, recordHistory, stage } from "./host-ops.js";
@@ -63,6 +64,7 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
     emit({ type: "phase", phase: "build", message: config.app.build });
     const built = await execa("sh", ["-c", config.app.build], {
       cwd: config.app.root,
+      ...buildEnvOptions(config.ssh),
       reject: false,
       all: true,
     });

@@ -47,19 +47,22 @@ export function parsePm2List(stdout: string): Pm2Process[] {
   });
 }
 
-/** Why a freshly started process is not trustworthy yet, or undefined when it is. */
+/** Why a freshly started process is not trustworthy yet (every reason that applies), or undefined when it is. */
 export function processProblem(
   now: Pm2Process | undefined,
   started: Pm2Process | undefined,
   oldPid: number | undefined,
 ): string | undefined {
   if (!now) return "PM2 does not list the app";
-  if (now.status !== "online") return `PM2 says the app is ${now.status}`;
-  if (oldPid && now.pid === oldPid) return `the old process (pid ${oldPid}) is still the one running`;
+  const problems: string[] = [];
+  if (now.status !== "online") problems.push(`PM2 says the app is ${now.status}`);
+  if (oldPid && now.pid === oldPid) problems.push(`the old process (pid ${oldPid}) is still the one running`);
   if (started && now.restarts > started.restarts) {
-    return `PM2 restarted the app ${now.restarts - started.restarts} time(s) during the gate (crash loop)`;
+    problems.push(
+      `PM2 restarted the app ${now.restarts - started.restarts} time(s) during the gate (crash loop)`,
+    );
+  } else if (started?.pid && now.pid !== started.pid && now.status === "online") {
+    problems.push(`the process changed (pid ${started.pid} -> ${now.pid}): it crashed`);
   }
-  if (started?.pid && now.pid !== started.pid)
-    return `the process changed (pid ${started.pid} -> ${now.pid}): it crashed`;
-  return undefined;
+  return problems.length > 0 ? problems.join("; ") : undefined;
 }

@@ -88,4 +88,11 @@ describe("PM2 process checks", () => {
     );
     expect(processProblem({ ...started, pid: 51 }, started, 40)).toMatch(/crashed/);
   });
+
+  it("names every problem: PM2 gave up on a crash-looping app (errored) and it restarted", () => {
+    const started = { name: "api", pid: 50, status: "online", restarts: 1 };
+    expect(processProblem({ ...started, status: "errored", pid: 0, restarts: 11 }, started, 40)).toBe(
+      "PM2 says the app is errored; PM2 restarted the app 10 time(s) during the gate (crash loop)",
+    );
+  });
 });

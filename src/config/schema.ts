@@ -5,11 +5,36 @@ const nonEmpty = z.string().min(1, "must not be empty");
 const port = z.number().int().min(1).max(65535);
 const envMap = z.record(z.string(), z.string());
 
+/**
+ * Why PM2 would read this process name as something else, or undefined when it is a plain name:
+ * `pm2 delete all` removes every app, a name JS reads as a number (`12`, `1e3`, `0x1f`) is a pm
+ * id, a leading "-" is an option, `/…/` a regex, and a name containing ".json", ".yml", ".yaml"
+ * or ".config.js" a process file.
+ */
+export function pm2NameProblem(name: string): string | undefined {
+  if (name === "all") return '"all" means every process to PM2: choose another name';
+  if (name.trim() !== "" && !Number.isNaN(Number(name)))
+    return `"${name}" reads as a PM2 process id: use a name with a letter in it`;
+  if (name.startsWith("-")) return `"${name}" would be read as an option: it must not start with "-"`;
+  if (name.startsWith("/") && name.endsWith("/")) return `"${name}" would be read as a regex by PM2`;
+  const fileLike = [".json", ".yml", ".yaml", ".config.js", ".config.cjs", ".config.mjs"].find((ext) =>
+    name.includes(ext),
+  );
+  if (fileLike) return `"${name}" contains "${fileLike}": PM2 would read it as a process file`;
+  return undefined;
+}
+
+const pm2Name = (schema: z.ZodString) =>
+  schema.superRefine((name, ctx) => {
+    const problem = pm2NameProblem(name);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
+
 export const appSchema = z.strictObject({
   /** Directory of the app to ship, relative to the config file. */
   root: nonEmpty.default("."),
   /** PM2 process name and the name used in default paths. */
-  name: nonEmpty.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'"),
+  name: pm2Name(nonEmpty.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'")),
   /** Entry script, relative to the app root. */
   start: nonEmpty.default("server.js"),
   /** Port the app listens on (the upstream and health port unless overridden). */
@@ -67,7 +92,7 @@ export const transferSchema = z.strictObject({
 
 export const pm2Schema = z.strictObject({
   /** PM2 process name; defaults to app.name. */
-  name: nonEmpty.optional(),
+  name: pm2Name(nonEmpty).optional(),
   env: envMap.default({}),
   /** How long PM2 waits for the app to exit after SIGINT before it kills it. */
   killTimeout: duration.default(10_000),

@@ -11,6 +11,7 @@ import { runOp } from "../remote/op.js";
 import { markFailed, removeReleases } from "../remote/release.js";
 import { mapSettled } from "../util/map-limit.js";
 import { BatchWatch } from "./batch-watch.js";
+import { buildEnvOptions } from "./build-env.js";
 import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
 import { Fleet, type Host } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
@@ -59,6 +60,7 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
     emit({ type: "phase", phase: "build", message: config.app.build });
     const built = await execa("sh", ["-c", config.app.build], {
       cwd: config.app.root,
+      ...buildEnvOptions(config.ssh),
       reject: false,
       all: true,
     });

@@ -8,7 +8,8 @@ import type { Emit } from "../events/events.js";
 import { createProcessManager } from "../process/factory.js";
 import type { ProcessManager } from "../process/process-manager.js";
 import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
-import { createConnector, loadCredentials } from "../ssh/connect.js";
+import { secretRedactor } from "../report/redact.js";
+import { createConnector } from "../ssh/connect.js";
 import { LocalRunner } from "../ssh/local-runner.js";
 import type { CommandRunner, ExecResult, SshSession } from "../ssh/session.js";
 
@@ -223,40 +224,4 @@ export function outputLines(result: ExecResult, redact: (text: string) => string
   }
   if (result.code !== 0) lines.push(`  (exit ${result.code ?? "signal"})`);
   return lines;
-}
-
-/**
- * Replaces every configured secret with *** in --verbose output: env values (they reach the
- * servers through stdin, never a command line, but a command or its output may still echo one),
- * the lines of the private key and its passphrase. Values under 6 characters are left alone:
- * "true" or "3000" are no secrets, and masking them would garble every line.
- */
-export function secretRedactor(
-  config: Config,
-  env: NodeJS.ProcessEnv = process.env,
-): (text: string) => string {
-  // A value the config shows in the clear anyway (HOST=<the server's address>) is not a secret.
-  const shown = new Set<string>([config.app.name]);
-  for (const s of config.servers)
-    for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
-  const secrets = new Set<string>();
-  for (const server of config.servers) {
-    for (const value of Object.values(server.env)) if (!shown.has(value)) secrets.add(value);
-  }
-  try {
-    const { privateKey, passphrase } = loadCredentials(config.ssh, env);
-    for (const line of String(privateKey ?? "").split(/\r?\n/)) {
-      if (!line.startsWith("-----")) secrets.add(line.trim());
-    }
-    if (passphrase) secrets.add(passphrase);
-  } catch {
-    // An unreadable key fails the connection with its own message; nothing of it can be printed.
-  }
-  const values = [...secrets].filter((value) => value.length >= 6).sort((a, b) => b.length - a.length);
-  if (values.length === 0) return (text) => text;
-  const pattern = new RegExp(
-    values.map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"),
-    "g",
-  );
-  return (text) => text.replace(pattern, "***");
 }

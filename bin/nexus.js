@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { endOutputQuietlyOnClosedPipe } from "../dist/cli/closed-pipes.js";
 import { main } from "../dist/cli/main.js";
+
+endOutputQuietlyOnClosedPipe(process.stdout, process.stderr);
 
 main(process.argv).then(
   (code) => {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (sshd, ssh-keygen, Nginx, pgrep, git, ShellCheck) when they
+# Installs the Debian packages the tests need (sshd, ssh-keygen, Nginx, HAProxy, socat, pgrep, git,
+# ShellCheck) when they
 # are missing. Needs root (as in CI); otherwise it names what to install and exits 1.
 set -euo pipefail
 
@@ -7,6 +8,10 @@ missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# HAProxy runs beside Nginx in the test sandbox (the balancer tests run for both drivers); socat
+# talks to its admin socket (nexus falls back to node when socat is missing, the tests use both).
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v socat >/dev/null || missing+=(socat)
 command -v pgrep >/dev/null || missing+=(procps)
 command -v git >/dev/null || missing+=(git)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
@@ -18,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Keep package scripts from starting system services (an Nginx on :80 nobody asked for).
+# Keep package scripts from starting system services (an Nginx on :80, an HAProxy nobody asked for).
 policy_added=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d

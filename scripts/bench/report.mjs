@@ -73,7 +73,16 @@ function eaters(parts, total) {
     .join(", ");
 }
 
-export function renderReport({ machine, iterations, scale, cli, chartIndex, settings, seconds }) {
+export function renderReport({
+  machine,
+  iterations,
+  haproxy = [],
+  scale,
+  cli,
+  chartIndex,
+  settings,
+  seconds,
+}) {
   const n = iterations.length;
   const deploys = iterations.map((i) => i.nexus.deploy);
   const rollbacks = iterations.map((i) => i.nexus.rollback);
@@ -124,6 +133,7 @@ export function renderReport({ machine, iterations, scale, cli, chartIndex, sett
       met: median(rollbackWall) <= 5,
     },
   ];
+  targets.push(...balancerTargets(iterations, haproxy));
   const targetTable = table(
     ["", "target", "measured", "met"],
     targets.map((t) => [t.what, t.target, t.measured, t.met ? "yes" : "**no**"]),
@@ -358,6 +368,8 @@ export function renderReport({ machine, iterations, scale, cli, chartIndex, sett
     ],
   );
 
+  const balancerTable = balancerComparison(iterations, haproxy);
+
   const date = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   const markdown = `# Benchmarks
 
@@ -425,6 +437,17 @@ connection close with no response byte. Browsers send such a request again on a 
 the request by the outcome of the second try and its latency from the first. These are listed so
 that nothing is hidden; they are not failures of either deploy method.
 
+## Nginx vs HAProxy under the keep-alive POST storm
+
+Beside the mix above, each run also sends the storm of issue 15 through the balancer: ${iterations[0]?.nexus.storm?.connections ?? 30}
+keep-alive connections (one Node \`http.Agent({ keepAlive: true })\`), each sending \`POST /api/orders\`
+back to back, never sending a failed request again, as server-to-server callers do. A reset is
+counted on a reused socket (one that had served an earlier request) or on a fresh one. Nginx's
+reloads make its old workers close idle keep-alive client connections: a POST written at that
+instant is reset. HAProxy's runtime API changes rotation with no reload. See docs/balancers.md.
+
+${balancerTable}
+
 ## Timeline
 
 ![Throughput and latency during a rolling deploy and a rollback with nexus, and during the naive restart](benchmark-timeline.svg)
@@ -459,6 +482,9 @@ ${scaleTable}
     "Requests before vs during",
     loadTable,
     "",
+    "Nginx vs HAProxy under the keep-alive POST storm",
+    balancerTable,
+    "",
     leakText,
     "",
     compareTable,
@@ -469,4 +495,82 @@ ${scaleTable}
     `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB.toFixed(1)} GiB, Node ${machine.node}, ${machine.os}`,
   ].join("\n");
   return { markdown, text };
+}
+
+/** Per run: failed requests of the mix and of the storm, over the deploy and the rollback. */
+function failedPerRun(runs) {
+  return runs.map((r) => ({
+    mix: r.load.records.filter((x) => x.failure).length,
+    storm: r.storm?.all.failed ?? Number.NaN,
+    reused: r.storm?.all.resetReused ?? Number.NaN,
+    fresh: r.storm?.all.resetFresh ?? Number.NaN,
+  }));
+}
+
+function balancerTargets(iterations, haproxy) {
+  if (haproxy.length === 0) return [];
+  const failed = failedPerRun(haproxy);
+  const oor = haproxy
+    .flatMap((r) => [r.deploy, r.rollback])
+    .flatMap((d) => d.servers.map((s) => s.outOfRotation))
+    .filter(Number.isFinite);
+  const nginx = failedPerRun(iterations.map((i) => i.nexus));
+  return [
+    {
+      what: `HAProxy: failed requests (mix + storm) over ${haproxy.length} deploys and ${haproxy.length} rollbacks`,
+      target: "0",
+      measured: failed.map((f) => f.mix + f.storm).join(", "),
+      met: failed.every((f) => f.mix + f.storm === 0),
+    },
+    {
+      what: "HAProxy: each server out of rotation, median",
+      target: "≤ 0.8 s",
+      measured: secs(median(oor)),
+      met: median(oor) <= 0.8,
+    },
+    {
+      what: "Nginx: storm requests reset per deploy + rollback (reported)",
+      target: "reported",
+      measured: nginx.map((f) => f.storm).join(", "),
+      met: true,
+    },
+  ];
+}
+
+function balancerComparison(iterations, haproxy) {
+  const rows = [];
+  for (const [label, runs] of [
+    ["Nginx (reloads)", iterations.map((i) => i.nexus)],
+    ["HAProxy (runtime API)", haproxy],
+  ]) {
+    if (runs.length === 0) continue;
+    const failed = failedPerRun(runs);
+    const oor = runs
+      .flatMap((r) => [r.deploy, r.rollback])
+      .flatMap((d) => d.servers.map((s) => s.outOfRotation))
+      .filter(Number.isFinite);
+    rows.push([
+      label,
+      String(runs.length),
+      failed.map((f) => f.mix).join(", "),
+      failed.map((f) => `${f.storm} of ${median(runs.map((r) => r.storm?.all.requests ?? 0))}`).join(", "),
+      failed.map((f) => `${f.reused} / ${f.fresh}`).join(", "),
+      secs(median(oor)),
+      secs(median(runs.map((r) => r.deploy.wall))),
+      secs(median(runs.map((r) => r.rollback.wall))),
+    ]);
+  }
+  return table(
+    [
+      "balancer",
+      "runs (deploy + rollback)",
+      "mix failed (per run)",
+      "storm failed (per run)",
+      "storm resets reused / fresh socket",
+      "out of rotation, median",
+      "deploy, median",
+      "rollback, median",
+    ],
+    rows,
+  );
 }

@@ -27,7 +27,8 @@ export async function sandboxUp(root, hosts) {
   const dir = sandboxDir(root);
   await down(dir).catch(() => {});
   await rm(dir, { recursive: true, force: true });
-  await up({ dir, ipPrefix: IP_PREFIX, hosts });
+  // HAProxy beside Nginx: the same deploys are measured through either balancer.
+  await up({ dir, ipPrefix: IP_PREFIX, hosts, balancer: "haproxy" });
   return JSON.parse(readFileSync(path.join(dir, "sandbox.json"), "utf8"));
 }
 
@@ -45,6 +46,18 @@ export async function writeConfig(root, info, dir, { batchSize = 1, name = "depl
     rolling: { batchSize },
   };
   const file = path.join(dir, `${name}.config.json`);
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
+/** The same deploy config with the sandbox's HAProxy as the balancer (src/sandbox/haproxy.ts). */
+export async function writeHaproxyConfig(root, info, dir) {
+  const { haproxyBalancerEntry } = await import(
+    pathToFileURL(path.join(root, "dist", "sandbox", "haproxy.js")).href
+  );
+  const file = await writeConfig(root, info, dir, { name: "haproxy" });
+  const config = JSON.parse(readFileSync(file, "utf8"));
+  config.balancer = haproxyBalancerEntry(info.haproxy);
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
   return file;
 }

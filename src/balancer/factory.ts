@@ -1,28 +1,47 @@
-import type { Config } from "../config/load.js";
+import type { BalancerConfig } from "../config/load.js";
 import { resolveRemotePath } from "../remote/layout.js";
 import type { CommandRunner } from "../ssh/session.js";
 import type { Balancer } from "./balancer.js";
+import { HaproxyBalancer } from "./haproxy/haproxy.js";
+import { MultiBalancer } from "./multi.js";
 import { NginxBalancer } from "./nginx.js";
 
 export interface BalancerContext {
-  /** Runs commands on the balancer host (over SSH, or locally). */
-  runner: CommandRunner;
-  /** The balancer host's home, for "~/" paths. */
+  /** Home directory on the balancer host, for paths starting with "~/". */
   home: string;
-  onWarning: (message: string) => void;
+  onWarning?: (message: string) => void;
 }
 
-/** The balancer driver a config asks for; a new driver is one folder and one case here. */
-export function createBalancer(config: Config["balancer"], context: BalancerContext): Balancer {
-  switch (config.type) {
+/** One balancer driver from its config entry. A new driver is one folder and one case here. */
+export function createBalancer(
+  entry: BalancerConfig,
+  runner: CommandRunner,
+  context: BalancerContext,
+): Balancer {
+  const path = (p: string) => resolveRemotePath(p, context.home);
+  switch (entry.type) {
     case "nginx":
-      return new NginxBalancer(context.runner, {
-        upstreamFile: resolveRemotePath(config.upstreamFile, context.home),
-        upstream: config.upstream,
-        testCommand: config.testCommand,
-        reloadCommand: config.reloadCommand,
-        pidFile: resolveRemotePath(config.pidFile, context.home),
+      return new NginxBalancer(runner, {
+        upstreamFile: path(entry.upstreamFile),
+        upstream: entry.upstream,
+        testCommand: entry.testCommand,
+        reloadCommand: entry.reloadCommand,
+        pidFile: path(entry.pidFile),
+        onWarning: context.onWarning,
+      });
+    case "haproxy":
+      return new HaproxyBalancer(runner, {
+        socket: path(entry.socket),
+        backend: entry.backend,
+        serverName: (server) => entry.servers[server.name] ?? server.name,
+        stateFile: entry.stateFile ? path(entry.stateFile) : undefined,
         onWarning: context.onWarning,
       });
   }
+}
+
+/** The fleet's balancer: the one driver, or all of them behind one interface. */
+export function combineBalancers(balancers: readonly Balancer[]): Balancer {
+  if (balancers.length === 1) return balancers[0] as Balancer;
+  return new MultiBalancer(balancers);
 }

@@ -8,6 +8,7 @@ import { JsonReporter } from "../report/json.js";
 import { PlainReporter } from "../report/plain.js";
 import { PrettyReporter } from "../report/pretty.js";
 import type { Reporter } from "../report/reporter.js";
+import { wantsInteractiveOutput } from "../report/terminal.js";
 
 export interface GlobalOptions {
   config?: string;
@@ -23,7 +24,7 @@ export interface GlobalOptions {
 export function pickReporter(options: GlobalOptions): Reporter {
   if (options.json) return new JsonReporter();
   if (process.env.GITHUB_ACTIONS === "true") return new GithubReporter();
-  const interactive = process.stderr.isTTY && !process.env.CI && !options.plain;
+  const interactive = wantsInteractiveOutput(process.stderr, process.env, options.plain);
   // chalk (and ora, which colours through it) reads --no-color but not NO_COLOR (no-color.org).
   if (process.env.NO_COLOR) chalk.level = 0;
   return interactive ? new PrettyReporter() : new PlainReporter();

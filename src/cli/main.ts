@@ -6,6 +6,7 @@ import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
 import { EXIT } from "../errors.js";
+import { logFormatAdvice } from "../watch/log-format.js";
 import {
   exitCodeForError,
   type GlobalOptions,
@@ -13,6 +14,7 @@ import {
   whileInterruptible,
   withReporter,
 } from "./context.js";
+import { haproxyConfigCommand } from "./haproxy-config.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { addOperationCommands } from "./operations.js";
@@ -198,11 +200,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((opts: { name: string }) => {
       try {
         const config = readConfig(program.opts<GlobalOptions>());
-        const name = config.balancer.upstream ?? opts.name;
+        const nginx = config.balancers.find((b) => b.type === "nginx");
+        const name = nginx?.upstream ?? opts.name;
         process.stdout.write(
           `${renderUpstreamBlock({ name, servers: config.servers.map((s) => s.upstream) })}\n`,
         );
         process.stdout.write(`# in your server block:\nlocation / {\n${renderProxySettings(name)}}\n`);
+        process.stdout.write(
+          `# in your http block (rolling.watch reads it):\n${logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log")}\n`,
+        );
         setExit(EXIT.ok);
       } catch (error) {
         const { code, message } = exitCodeForError(error);
@@ -214,6 +220,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addMaintenanceCommands(program, setExit);
   addOperationCommands(program, setExit);
   program.addCommand(initCommand(setExit));
+  program.addCommand(haproxyConfigCommand(setExit));
   program.addCommand(trustCommand(setExit));
   const sandbox = sandboxCommand(setExit);
   for (const sub of sandbox.commands)

@@ -7,6 +7,7 @@ interface SandboxFlags {
   dir: string;
   hosts?: string;
   ipPrefix?: string;
+  balancer?: string;
 }
 
 function fail(error: unknown): number {
@@ -30,12 +31,14 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .option(...dirOption)
     .option("--hosts <n>", "number of app hosts (3 to 12)", "3")
     .option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.")
+    .option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"', "nginx")
     .action(async (flags: SandboxFlags) => {
       try {
         const info = await sandboxUp({
           dir: path.resolve(flags.dir),
           hosts: Number(flags.hosts),
           ipPrefix: flags.ipPrefix,
+          balancer: flags.balancer as "nginx" | "haproxy",
         });
         for (const host of info.hosts) {
           process.stdout.write(
@@ -43,6 +46,10 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
           );
         }
         process.stdout.write(`load balancer  ${info.lb.url} (Nginx on ${info.lb.host})\n`);
+        if (info.haproxy) {
+          process.stdout.write(`load balancer  ${info.haproxy.url} (HAProxy on ${info.haproxy.host})\n`);
+          process.stdout.write(`deploy through HAProxy: nexus -c ${info.haproxy.deployConfig} deploy\n`);
+        }
         setExit(EXIT.ok);
       } catch (error) {
         setExit(fail(error));

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type { z } from "zod";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
-import { configSchema, type ParsedConfig } from "./schema.js";
+import { balancerSchema, configSchema, haproxyBalancerSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
 
@@ -26,6 +26,10 @@ export interface ServerConfig {
   explicit?: { port: boolean; user: boolean };
 }
 
+export type NginxBalancerConfig = z.output<typeof balancerSchema>;
+export type HaproxyBalancerConfig = z.output<typeof haproxyBalancerSchema>;
+export type BalancerConfig = NginxBalancerConfig | HaproxyBalancerConfig;
+
 export interface Config {
   file: string;
   app: Omit<ParsedConfig["app"], "root"> & { root: string };
@@ -35,7 +39,10 @@ export interface Config {
   pm2: Omit<ParsedConfig["pm2"], "env" | "name"> & { name: string };
   shared: ParsedConfig["shared"];
   hooks: ParsedConfig["hooks"];
-  balancer: ParsedConfig["balancer"];
+  /** The first balancer (its drainTimeout: the longest of all), for code that needs one host. */
+  balancer: BalancerConfig;
+  /** Every balancer: a server leaves and rejoins rotation on all of them. */
+  balancers: BalancerConfig[];
   health: Omit<ParsedConfig["health"], "port"> & { port: number };
   rolling: ParsedConfig["rolling"];
   keepReleases: number;
@@ -135,7 +142,10 @@ export function resolveConfig(
   if (!result.success) {
     throw new ConfigError(
       label,
-      describeIssues(result.error.issues, (p) => keysAt(configSchema, p)),
+      describeIssues(
+        result.error.issues.flatMap((issue) => unwrapUnion(issue, data)),
+        (p) => balancerKeysAt(p, data) ?? keysAt(configSchema, p),
+      ),
     );
   }
   const parsed = result.data;
@@ -178,17 +188,14 @@ export function resolveConfig(
       problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);
     }
   }
-  if (parsed.balancer.host !== "local" && !names.has(parsed.balancer.host)) {
-    problems.push(
-      `balancer.host: "${parsed.balancer.host}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")} or "local")`,
-    );
-  }
   problems.push(...sharedProblems(parsed.shared));
   if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(
       `hooks.beforeRollOn: "${parsed.hooks.beforeRollOn}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")})`,
     );
   }
+  const balancers = Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer];
+  problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
   if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
 
   return {
@@ -211,11 +218,94 @@ export function resolveConfig(
     },
     shared: parsed.shared,
     hooks: parsed.hooks,
-    balancer: parsed.balancer,
+    balancer: {
+      ...(balancers[0] as BalancerConfig),
+      drainTimeout: Math.max(...balancers.map((b) => b.drainTimeout)),
+    },
+    balancers,
     health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
     rolling: parsed.rolling,
     keepReleases: parsed.keepReleases,
   };
+}
+
+function balancerProblems(
+  balancers: readonly BalancerConfig[],
+  isList: boolean,
+  names: ReadonlySet<string>,
+): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  balancers.forEach((balancer, index) => {
+    const at = isList ? `balancer[${index}]` : "balancer";
+    if (balancer.host !== "local" && !names.has(balancer.host)) {
+      problems.push(
+        `${at}.host: "${balancer.host}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")} or "local")`,
+      );
+    }
+    const target =
+      balancer.type === "haproxy"
+        ? `${balancer.host} ${balancer.socket} ${balancer.backend}`
+        : `${balancer.host} ${balancer.upstreamFile} ${balancer.upstream ?? ""}`;
+    const twin = seen.get(target);
+    if (twin !== undefined) problems.push(`${at}: is the same balancer as balancer[${twin}]`);
+    seen.set(target, index);
+    if (balancer.type === "haproxy") {
+      for (const name of Object.keys(balancer.servers)) {
+        if (!names.has(name)) problems.push(`${at}.servers: "${name}" is not a server name`);
+      }
+      for (const name of names) {
+        if (!(name in balancer.servers) && !/^[A-Za-z0-9_.:-]+$/.test(name)) {
+          problems.push(
+            `${at}.servers: "${name}" is not a valid HAProxy server name: map it to the name in the backend`,
+          );
+        }
+      }
+    }
+  });
+  return problems;
+}
+
+/**
+ * `balancer` is an object or a list, so zod reports a mistake in it as a union of both readings.
+ * Keep the reading that matches the input's shape, so the message names the field that is wrong.
+ */
+function unwrapUnion(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue[] {
+  if (issue.code !== "invalid_union" || issue.path[0] !== "balancer") return [issue];
+  if ((issue as { note?: string }).note === "No matching discriminator") {
+    const discriminator = (issue as { discriminator?: string }).discriminator ?? "type";
+    const path = issue.path.at(-1) === discriminator ? issue.path : [...issue.path, discriminator];
+    return [
+      {
+        code: "invalid_value",
+        values: ["nginx", "haproxy"],
+        path,
+        message: issue.message,
+        input: valueAt(data, path),
+      } as z.core.$ZodIssue,
+    ];
+  }
+  const readings = issue.errors.filter(
+    (errors) => !(errors.length === 1 && errors[0]?.code === "invalid_type" && errors[0].path.length === 0),
+  );
+  if (readings.length !== 1) return [issue];
+  return (readings[0] ?? []).flatMap((inner) =>
+    unwrapUnion({ ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue, data),
+  );
+}
+
+/** The keys of the balancer type written at `at` (balancer or balancer[i]), for "did you mean". */
+function balancerKeysAt(at: readonly PropertyKey[], data: unknown): string[] | undefined {
+  if (at[0] !== "balancer" || at.length > 2 || (at.length === 2 && typeof at[1] !== "number"))
+    return undefined;
+  const type = (valueAt(data, at) as { type?: unknown } | undefined)?.type;
+  return Object.keys((type === "haproxy" ? haproxyBalancerSchema : balancerSchema).shape);
+}
+
+function valueAt(data: unknown, at: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const key of at) value = (value as Record<PropertyKey, unknown> | undefined)?.[key];
+  return value;
 }
 
 function stripTrailingSlash(p: string): string {
@@ -231,6 +321,11 @@ function keysAt(schema: z.core.$ZodType, at: readonly PropertyKey[]): string[] {
     if (def.type === "default" || def.type === "optional" || def.type === "pipe") {
       current = (def.innerType ?? def.in) as z.core.$ZodType;
       continue;
+    }
+    if (def.type === "union") {
+      // Keys of every reading (one balancer or a list of them, nginx or haproxy).
+      const options = def.options as z.core.$ZodType[];
+      return [...new Set(options.flatMap((option) => keysAt(option, steps)))];
     }
     if (steps.length === 0) break;
     const step = steps.shift();

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { PM2_OPTIONS } from "../process/pm2/ecosystem.js";
-import { duration } from "./duration.js";
+import { duration, parseDuration } from "./duration.js";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 const port = z.number().int().min(1).max(65535);
@@ -29,11 +29,36 @@ const sharedPath = nonEmpty
   .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), "must not contain control characters")
   .transform((p) => p.replace(/\/+$/, ""));
 
+/**
+ * Why PM2 would read this process name as something else, or undefined when it is a plain name:
+ * `pm2 delete all` removes every app, a name JS reads as a number (`12`, `1e3`, `0x1f`) is a pm
+ * id, a leading "-" is an option, `/…/` a regex, and a name containing ".json", ".yml", ".yaml"
+ * or ".config.js" a process file.
+ */
+export function pm2NameProblem(name: string): string | undefined {
+  if (name === "all") return '"all" means every process to PM2: choose another name';
+  if (name.trim() !== "" && !Number.isNaN(Number(name)))
+    return `"${name}" reads as a PM2 process id: use a name with a letter in it`;
+  if (name.startsWith("-")) return `"${name}" would be read as an option: it must not start with "-"`;
+  if (name.startsWith("/") && name.endsWith("/")) return `"${name}" would be read as a regex by PM2`;
+  const fileLike = [".json", ".yml", ".yaml", ".config.js", ".config.cjs", ".config.mjs"].find((ext) =>
+    name.includes(ext),
+  );
+  if (fileLike) return `"${name}" contains "${fileLike}": PM2 would read it as a process file`;
+  return undefined;
+}
+
+const pm2Name = (schema: z.ZodString) =>
+  schema.superRefine((name, ctx) => {
+    const problem = pm2NameProblem(name);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
+
 export const appSchema = z.strictObject({
   /** Directory of the app to ship, relative to the config file. */
   root: nonEmpty.default("."),
   /** PM2 process name and the name used in default paths. */
-  name: nonEmpty.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'"),
+  name: pm2Name(nonEmpty.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'")),
   /** Entry script, relative to the app root. */
   start: nonEmpty.default("server.js"),
   /** Port the app listens on (the upstream and health port unless overridden). */
@@ -91,7 +116,7 @@ export const transferSchema = z.strictObject({
 
 export const pm2Schema = z.strictObject({
   /** PM2 process name; defaults to app.name. */
-  name: nonEmpty.optional(),
+  name: pm2Name(nonEmpty).optional(),
   env: envMap.default({}),
   /** Instances per server: a number, or "max" (one per CPU). */
   instances: z.union([z.number().int().min(1), z.literal("max")]).default(1),
@@ -117,7 +142,36 @@ export const balancerSchema = z.strictObject({
   pidFile: nonEmpty.default("/run/nginx.pid"),
   /** How long to wait for in-flight requests to a drained server to finish. */
   drainTimeout: duration.default(30_000),
+  /** The access log on the balancer host, in the `nexus` log format; read by `rolling.watch`. */
+  accessLog: nonEmpty.default("/var/log/nginx/access.log"),
 });
+
+/** A name HAProxy accepts for a backend or server (and that needs no quoting in a runtime API command). */
+const haproxyName = nonEmpty.regex(/^[A-Za-z0-9_.:-]+$/, "use letters, digits, '_', '.', ':' or '-'");
+
+export const haproxyBalancerSchema = z.strictObject({
+  type: z.literal("haproxy"),
+  /** Name of the server that runs HAProxy, or "local" when it runs where nexus runs. */
+  host: nonEmpty,
+  /** The admin socket (`stats socket PATH level admin`) on the balancer host. */
+  socket: nonEmpty
+    .regex(/^[A-Za-z0-9_./~+@-]+$/, "use a plain path (letters, digits, '_', '.', '/', '~', '+', '@', '-')")
+    .default("/run/haproxy/admin.sock"),
+  /** The HAProxy backend that holds the servers. */
+  backend: haproxyName,
+  /** HAProxy server name per nexus server name, where they differ (default: the nexus server name). */
+  servers: z.record(nonEmpty, haproxyName).default({}),
+  /**
+   * The `server-state-file` HAProxy loads at start (`load-server-state-from-file global`): nexus
+   * saves the runtime state there after each change, so a restart keeps drained servers drained.
+   */
+  stateFile: nonEmpty.optional(),
+  /** How long to wait for the sessions of a drained server to end. */
+  drainTimeout: duration.default(30_000),
+});
+
+/** One load balancer, by `type` ("nginx" when left out). */
+export const balancerEntrySchema = z.discriminatedUnion("type", [balancerSchema, haproxyBalancerSchema]);
 
 export const healthSchema = z.strictObject({
   path: nonEmpty.regex(/^\//, "must start with '/'").default("/health"),
@@ -139,6 +193,37 @@ export const healthSchema = z.strictObject({
   checkRelease: z.boolean().default(true),
 });
 
+const watchDuration = z.union([z.number(), z.string()]);
+const watchObjectSchema = z.strictObject({
+  /** How long each batch is watched once back in rotation (0: off). */
+  duration: watchDuration,
+  /** The highest failure ratio a watched server may show (0.01: 1%). */
+  maxFailureRatio: z.number().min(0).max(1).default(0.01),
+  /** How many times the untouched servers' rate over the same seconds it may reach. */
+  maxRatioToUntouched: z.number().min(1).default(2),
+  /** The fewest requests a server must have served to be judged (below: the window is extended once). */
+  minRequests: z.number().int().min(1).default(50),
+});
+const WATCH_SHAPE =
+  'a duration such as "30s" (0: off), or an object with duration, maxFailureRatio, maxRatioToUntouched, minRequests';
+/** `rolling.watch`: a duration, or an object with thresholds; always yields the object. */
+export const watchSchema = z
+  .union([watchDuration, watchObjectSchema], { error: () => `expected ${WATCH_SHAPE}` })
+  .transform((value, ctx) => {
+    const object = typeof value === "object" ? value : watchObjectSchema.parse({ duration: value });
+    const ms = parseDuration(object.duration);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: typeof value === "object" ? ["duration"] : [],
+        input: object.duration,
+        message: `expected a duration such as "30s" (0: off), received ${JSON.stringify(object.duration)}`,
+      });
+      return z.NEVER;
+    }
+    return { ...object, duration: ms };
+  });
+
 export const rollingSchema = z.strictObject({
   /** Servers per batch: a number or a percentage of the fleet such as "25%". */
   batchSize: z
@@ -154,6 +239,8 @@ export const rollingSchema = z.strictObject({
   canary: z.number().int().min(0).default(0),
   /** Wait between batches, to watch the new release under traffic. */
   pause: duration.default(0),
+  /** After each batch is back in rotation, watch its error rate at the balancer; roll back on a rise. */
+  watch: watchSchema.prefault(0),
 });
 
 export const sharedSchema = z.strictObject({
@@ -188,9 +275,13 @@ export const configSchema = z.strictObject({
   keepReleases: z.number().int().min(2).default(5),
   transfer: transferSchema.default(transferSchema.parse({})),
   pm2: pm2Schema.default(pm2Schema.parse({})),
+  /** One balancer, or several (an HA pair): a server is drained on all before it is touched. */
+  balancer: z.union([
+    balancerEntrySchema,
+    z.array(balancerEntrySchema).min(1, "needs at least one balancer"),
+  ]),
   shared: sharedSchema.default(sharedSchema.parse({})),
   hooks: hooksSchema.default(hooksSchema.parse({})),
-  balancer: balancerSchema,
   health: healthSchema.default(healthSchema.parse({})),
   rolling: rollingSchema.default(rollingSchema.parse({})),
 });

@@ -1,37 +1,38 @@
 import type { Config } from "./load.js";
 
-/** Env values taken from nexus's environment are masked from this length up (shorter ones would garble every line). */
-const MIN_DECLARED = 4;
-/** Other env values are masked from this length up: "true" or "3000" are no secrets. */
-const MIN_PLAIN = 6;
+/**
+ * Env keys whose values are secrets however short they are ("PIN=1234"). Such a value is masked
+ * only where it stands as a whole token, so a short secret does not garble every word holding it.
+ */
+const SECRET_KEY =
+  /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
+
+export function looksSecret(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
+export interface SecretValue {
+  value: string;
+  /** Masked however short it is: its key looks secret, or it came from the environment (`fromEnv`). */
+  anyLength: boolean;
+}
 
 /**
- * The env values of a config that must never be printed: every `fromEnv` value, and every other
- * env value that the config does not show in the clear anyway (a server's name, address, user or
- * deploy path). Longest first, so that a redactor replaces a value before any part of it.
+ * The env values of a config that must never be printed: every value, except those the config
+ * shows in the clear anyway (a server's name, host, user, upstream, deploy path). Every value read
+ * with `{"fromEnv": …}` is a secret whatever its key. The one list every redactor starts from.
  */
-export function secretValues(config: Config): string[] {
+export function secretValues(config: Config): SecretValue[] {
   const shown = new Set<string>([config.app.name]);
   for (const s of config.servers)
     for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
-  const secrets = new Set<string>();
+  const out = new Map<string, boolean>();
   for (const server of config.servers) {
     for (const [key, value] of Object.entries(server.env)) {
-      if (server.secretKeys?.includes(key)) {
-        if (value.length >= MIN_DECLARED) secrets.add(value);
-      } else if (value.length >= MIN_PLAIN && !shown.has(value)) secrets.add(value);
+      if (value === "" || shown.has(value)) continue;
+      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false);
+      out.set(value, (out.get(value) ?? false) || anyLength);
     }
   }
-  return [...secrets].sort((a, b) => b.length - a.length);
-}
-
-/** Replaces each of `values` with *** in a text. */
-export function masker(values: readonly string[]): (text: string) => string {
-  const list = [...new Set(values)].filter((v) => v !== "").sort((a, b) => b.length - a.length);
-  if (list.length === 0) return (text) => text;
-  const pattern = new RegExp(
-    list.map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"),
-    "g",
-  );
-  return (text) => text.replace(pattern, "***");
+  return [...out].map(([value, anyLength]) => ({ value, anyLength }));
 }

@@ -5,6 +5,7 @@ import { probeOnce } from "../health/probe.js";
 import { type ProcessInfo, type ProcessManager, processProblem } from "../process/process-manager.js";
 import { runOp } from "../remote/op.js";
 import { activate as switchCurrent, tailFile } from "../remote/release.js";
+import { redactedLogLines } from "../report/redact.js";
 import type { Host } from "./fleet.js";
 import { healthOrigin } from "./health-check.js";
 import { runServerHook } from "./hooks.js";
@@ -86,13 +87,13 @@ export async function activate(
     });
   } else {
     emit({ type: "step", server: name, step: "gate", status: "fail", ms: gate.ms, message: gate.reason });
-    const logs = await runOp(session, tailFile(processes.logFiles(l).error)).catch(() => []);
+    const lines = await runOp(session, tailFile(processes.logFiles(l).error)).catch(() => []);
     emit({
       type: "gate-failed",
       server: name,
       reason: gate.reason ?? "failed",
       timeline: formatTimeline(gate.timeline),
-      logs,
+      logs: redactedLogLines(config, lines.join("\n")),
     });
   }
   return { gate, started };

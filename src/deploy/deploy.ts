@@ -11,6 +11,8 @@ import { runOp } from "../remote/op.js";
 import { markFailed, removeReleases } from "../remote/release.js";
 import { checkShared } from "../remote/shared.js";
 import { mapSettled } from "../util/map-limit.js";
+import { BatchWatch } from "./batch-watch.js";
+import { buildEnvOptions } from "./build-env.js";
 import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
 import { Fleet, type Host } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
@@ -105,6 +107,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
     emit({ type: "phase", phase: "build", message: config.app.build });
     const built = await execa("sh", ["-c", config.app.build], {
       cwd: config.app.root,
+      ...buildEnvOptions(config.ssh),
       reject: false,
       all: true,
     });
@@ -161,10 +164,12 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
     const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
     if (missing.length > 0) {
       throw new PlanError(
-        `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\`) or fix servers[].upstream`,
+        `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\` or \`nexus haproxy-config\`) or fix servers[].upstream`,
       );
     }
     await checkSharedFiles(config, hosts);
+    // rolling.watch: the access log must carry the upstream fields, checked before anything changes.
+    const watch = await BatchWatch.prepare(config, fleet, emit);
     return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
       const states = new Map<string, ServerState>();
       await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
@@ -240,12 +245,13 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
           );
         }
       }
+      const ops = fleetOps(fleet, config, emit);
       const result = await rollJournaled(
         hosts,
         (h) => ({ command: "deploy", release, previous: previous(h.server.name) ?? null }),
         {
           config,
-          ops: fleetOps(fleet, config, emit),
+          ops,
           emit,
           signal,
           batches: plan.batches,
@@ -256,8 +262,10 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
           onFailure: config.rolling.onFailure,
           pauseMs: config.rolling.pause,
           inHand: options.inHand,
+          watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : undefined,
         },
       );
+      for (const row of result.rows) row.watched = watch?.watched.get(row.server);
       for (const row of result.rows) if (row.result === "not reached") row.release = previous(row.server);
       for (const server of fleet.unreachable) {
         if (names.includes(server))
@@ -268,6 +276,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
       const done = finish(result.outcome, result.rows);
       const rowOf = (h: Host) => result.rows.find((r) => r.server === h.server.name);
       await Promise.allSettled([
+        ops.persist(result.touched),
         recordAll(hosts, "deploy", (h) => ({
           release,
           previous: previous(h.server.name) ?? null,

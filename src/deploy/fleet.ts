@@ -1,15 +1,15 @@
 import os from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import type { Balancer } from "../balancer/balancer.js";
-import { createBalancer } from "../balancer/factory.js";
+import { combineBalancers, createBalancer } from "../balancer/factory.js";
 import type { Config, ServerConfig } from "../config/load.js";
-import { masker, secretValues } from "../config/secrets.js";
 import { NexusError } from "../errors.js";
 import type { Emit } from "../events/events.js";
 import { createProcessManager } from "../process/factory.js";
 import type { ProcessManager } from "../process/process-manager.js";
 import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
-import { createConnector, loadCredentials } from "../ssh/connect.js";
+import { secretRedactor } from "../report/redact.js";
+import { createConnector } from "../ssh/connect.js";
 import { LocalRunner } from "../ssh/local-runner.js";
 import type { CommandRunner, ExecResult, SshSession } from "../ssh/session.js";
 
@@ -94,7 +94,8 @@ export class Fleet {
         }),
     });
     const wanted = new Set(names);
-    if (config.balancer.host !== "local") wanted.add(config.balancer.host);
+    const balancerHosts = new Set(config.balancers.map((b) => b.host));
+    for (const host of balancerHosts) if (host !== "local") wanted.add(host);
     const servers = config.servers.filter((s) => wanted.has(s.name));
 
     const openHost = async (server: ServerConfig): Promise<Host> => {
@@ -136,7 +137,7 @@ export class Fleet {
           status: "fail",
           message: message.startsWith(`${server.name}: `) ? message.slice(server.name.length + 2) : message,
         });
-        if (options.skipUnreachable && server.name !== config.balancer.host) {
+        if (options.skipUnreachable && !balancerHosts.has(server.name)) {
           unreachable.add(server.name);
           emit({
             type: "warn",
@@ -151,32 +152,43 @@ export class Fleet {
       throw new FleetError(problems);
     }
 
-    let runner: CommandRunner;
-    let lbHome: string;
-    if (config.balancer.host === "local") {
-      runner = new LocalRunner(options.verbose ? showCommand : undefined);
-      lbHome = os.homedir();
-    } else {
-      const lbHost = hosts.get(config.balancer.host) as Host;
-      // Through the Host, so that a reconnected session is used from then on.
-      runner = {
-        name: lbHost.server.name,
-        exec: (command, execOptions) => lbHost.session.exec(command, execOptions),
-        run: (command, execOptions) => lbHost.session.run(command, execOptions),
-      };
-      lbHome = lbHost.home;
-    }
-    const balancer = createBalancer(config.balancer, {
-      runner,
-      home: lbHome,
-      onWarning: (message) => emit({ type: "warn", server: config.balancer.host, message }),
-    });
+    const balancer = combineBalancers(
+      config.balancers.map((entry) => {
+        const { runner, home } = hostRunner(hosts, entry.host, options.verbose ? showCommand : undefined);
+        return createBalancer(entry, runner, {
+          home,
+          onWarning: (message) => emit({ type: "warn", server: entry.host, message }),
+        });
+      }),
+    );
     return new Fleet(hosts, balancer, createProcessManager(config), unreachable, openHost);
   }
 
   close(): void {
     for (const host of this.hosts.values()) host.session.close();
   }
+}
+
+/**
+ * Runs commands on a host of the fleet (through the Host, so that a reconnected session is used
+ * from then on), or on this machine for "local": a balancer host, for instance.
+ */
+export function hostRunner(
+  hosts: ReadonlyMap<string, Host>,
+  name: string,
+  onCommand?: (server: string, command: string) => void,
+): { runner: CommandRunner; home: string } {
+  if (name === "local") return { runner: new LocalRunner(onCommand), home: os.homedir() };
+  const host = hosts.get(name);
+  if (!host) throw new Error(`no session for ${name}`);
+  return {
+    runner: {
+      name: host.server.name,
+      exec: (command, options) => host.session.exec(command, options),
+      run: (command, options) => host.session.run(command, options),
+    },
+    home: host.home,
+  };
 }
 
 /** Remote output without control sequences (colours, cursor moves) or other control characters. */
@@ -212,27 +224,4 @@ export function outputLines(result: ExecResult, redact: (text: string) => string
   }
   if (result.code !== 0) lines.push(`  (exit ${result.code ?? "signal"})`);
   return lines;
-}
-
-/**
- * Replaces every configured secret with *** in --verbose output: env values (they reach the
- * servers through stdin, never a command line, but a command or its output may still echo one),
- * the lines of the private key and its passphrase (the env values: `secretValues`). Short values are left alone:
- * "true" or "3000" are no secrets, and masking them would garble every line.
- */
-export function secretRedactor(
-  config: Config,
-  env: NodeJS.ProcessEnv = process.env,
-): (text: string) => string {
-  const keyMaterial: string[] = [];
-  try {
-    const { privateKey, passphrase } = loadCredentials(config.ssh, env);
-    for (const line of String(privateKey ?? "").split(/\r?\n/)) {
-      if (!line.startsWith("-----")) keyMaterial.push(line.trim());
-    }
-    if (passphrase) keyMaterial.push(passphrase);
-  } catch {
-    // An unreadable key fails the connection with its own message; nothing of it can be printed.
-  }
-  return masker([...secretValues(config), ...keyMaterial.filter((value) => value.length >= 6)]);
 }

@@ -3,8 +3,9 @@ import type { Config } from "../config/load.js";
 import type { Emit, HookName } from "../events/events.js";
 import { COMMAND_EXIT, COMMAND_SCRIPT, envLine } from "../remote/hook.js";
 import { script } from "../remote/op.js";
+import { secretRedactor } from "../report/redact.js";
 import { lineSplitter } from "../util/lines.js";
-import { type Host, secretRedactor } from "./fleet.js";
+import type { Host } from "./fleet.js";
 
 export interface CommandOnServer {
   /** The directory it runs in (a release, or `current`). */

@@ -1,8 +1,9 @@
 import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { tailLog } from "../remote/logs.js";
+import { secretRedactor } from "../report/redact.js";
 import { lineSplitter } from "../util/lines.js";
-import { Fleet, type Host, secretRedactor } from "./fleet.js";
+import { Fleet, type Host } from "./fleet.js";
 import { runOnServer } from "./hooks.js";
 import { PlanError } from "./plan.js";
 import { releaseEnv } from "./release-env.js";

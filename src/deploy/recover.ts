@@ -80,9 +80,10 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
         phase: "recover",
         message: `${toSwitch.length} server(s) to put back on their previous release, restarted and gated`,
       });
+      const ops = fleetOps(fleet, config, emit);
       const result = await roll({
         config,
-        ops: fleetOps(fleet, config, emit),
+        ops,
         emit,
         signal,
         batches: toSwitch.map((h) => [h.server]),
@@ -122,10 +123,13 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
       // The killed command's journals are cleared where everything is back in order.
       await clearJournals(journaled.filter((h) => rows.get(h.server.name)?.result !== "needs human"));
       const done = summarize(emit, startedAt, outcome, list);
-      await recordAll(journaled, "recover", (h) => ({
-        release: rows.get(h.server.name)?.release ?? null,
-        result: rows.get(h.server.name)?.result,
-      }));
+      await Promise.allSettled([
+        ops.persist(result.touched),
+        recordAll(journaled, "recover", (h) => ({
+          release: rows.get(h.server.name)?.release ?? null,
+          result: rows.get(h.server.name)?.result,
+        })),
+      ]);
       return done.exitCode;
     });
   } finally {

@@ -78,10 +78,13 @@ export async function restart(config: Config, options: RestartOptions): Promise<
         (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
       );
       const done = summarize(emit, startedAt, result.outcome, rows, release);
-      await recordAll(hosts, "restart", (h: Host) => ({
-        release: releaseOf(h.server.name),
-        result: rows.find((r) => r.server === h.server.name)?.result,
-      }));
+      await Promise.allSettled([
+        ops.persist(result.touched),
+        recordAll(hosts, "restart", (h: Host) => ({
+          release: releaseOf(h.server.name),
+          result: rows.find((r) => r.server === h.server.name)?.result,
+        })),
+      ]);
       return done;
     });
   } finally {

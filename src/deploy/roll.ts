@@ -38,6 +38,11 @@ export interface RollOptions {
 export interface RollResult {
   outcome: Outcome;
   rows: SummaryRow[];
+  /**
+   * Servers whose process changed: the process manager should persist what they run now (so a
+   * reboot brings it back), which the commands do after printing the result.
+   */
+  touched: string[];
 }
 
 /**
@@ -76,7 +81,6 @@ class Rollout {
     if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
       await this.rollBackDone();
     }
-    await this.persist();
     return this.result();
   }
 
@@ -138,10 +142,13 @@ class Rollout {
         }
         const breach = await this.o.watch(batch, signal);
         if (!breach) continue;
+        // Like a failed gate: the batch goes back; an interruption during the window stops there.
         this.failure = true;
+        this.interrupted = signal.aborted;
         for (const s of batch) this.row(s.name).note = breach;
         this.done.splice(this.done.length - batch.length, batch.length);
-        if (await this.drain(batch)) await this.restore(batch, "rolled back");
+        const back = this.interrupted || this.o.onFailure === "halt" ? "restored" : "rolled back";
+        if (await this.drain(batch)) await this.restore(batch, back);
         return;
       }
 
@@ -380,19 +387,17 @@ class Rollout {
     }
   }
 
-  /** So that the process manager brings back what each server runs now after a reboot; outside any drain. */
-  private async persist(): Promise<void> {
-    const touched = [...this.rows.values()].filter((r) => r.result !== "not reached").map((r) => r.server);
-    await this.o.ops.persist(touched).catch(() => {});
-  }
-
   private result(): RollResult {
     const list = [...this.rows.values()];
     let outcome: Outcome = "success";
     if (list.some((r) => r.result === "needs human")) outcome = "needs-human";
     else if (this.interrupted) outcome = "interrupted";
     else if (this.failure) outcome = "failed";
-    return { outcome, rows: list };
+    return {
+      outcome,
+      rows: list,
+      touched: list.filter((r) => r.result !== "not reached").map((r) => r.server),
+    };
   }
 
   private row(name: string): SummaryRow {

@@ -64,6 +64,7 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
           .filter((batch) => batch.length > 0);
         if (batches.length === 0)
           emit({ type: "info", message: "every server already serves its rollback target" });
+        const ops = fleetOps(fleet, config, emit);
         const result = await rollJournaled(
           hosts,
           (h) => ({
@@ -73,7 +74,7 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
           }),
           {
             config,
-            ops: fleetOps(fleet, config, emit),
+            ops,
             emit,
             signal,
             batches,
@@ -95,11 +96,14 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
         );
         for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
         const done = summarize(emit, startedAt, result.outcome, rows, release);
-        await recordAll(hosts, "rollback", (h) => ({
-          release: targetOf(h.server.name),
-          previous: current(h.server.name) ?? null,
-          result: rows.find((r) => r.server === h.server.name)?.result,
-        }));
+        await Promise.allSettled([
+          ops.persist(result.touched),
+          recordAll(hosts, "rollback", (h) => ({
+            release: targetOf(h.server.name),
+            previous: current(h.server.name) ?? null,
+            result: rows.find((r) => r.server === h.server.name)?.result,
+          })),
+        ]);
         return done;
       },
     );

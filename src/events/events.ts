@@ -25,7 +25,16 @@ export interface SummaryRow {
   release?: string;
   /** Seconds out of rotation during this command. */
   outOfRotation?: number;
+  /** Requests, failures and their ratio at the balancer during its watch window (rolling.watch). */
+  watched?: WatchedRate;
   note?: string;
+}
+
+export interface WatchedRate {
+  requests: number;
+  failures: number;
+  /** failures / requests, 0 with no requests. */
+  rate: number;
 }
 
 export type Outcome = "success" | "failed" | "needs-human" | "interrupted";
@@ -46,6 +55,24 @@ export type DeployEvent =
   | { type: "warn"; message: string; server?: string }
   | { type: "error"; message: string; server?: string }
   | { type: "gate-failed"; server: string; reason: string; timeline: string[]; logs: string[] }
+  | {
+      /** The end of one server's watch window (rolling.watch). */
+      type: "watch";
+      server: string;
+      /** "unjudged": fewer than minRequests even after the extension; it passes, with a warning. */
+      result: "pass" | "breach" | "unjudged" | "interrupted";
+      requests: number;
+      failures: number;
+      rate: number;
+      /** The failure ratio the server was allowed. */
+      limit: number;
+      /** The limit that decided: maxFailureRatio, untouched / baseline (times maxRatioToUntouched), or health. */
+      threshold: "maxFailureRatio" | "untouched" | "baseline" | "health";
+      untouchedRate?: number;
+      baselineRate?: number;
+      seconds: number;
+      message: string;
+    }
   | {
       type: "hook";
       hook: HookName;

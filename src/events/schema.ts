@@ -45,6 +45,14 @@ export const summaryRowSchema = z.strictObject({
   result: serverResultSchema,
   release: text.optional().describe("the release the server serves now, if known"),
   outOfRotation: z.number().min(0).optional().describe("seconds out of rotation during this command"),
+  watched: z
+    .strictObject({
+      requests: z.number().int().min(0),
+      failures: z.number().int().min(0),
+      rate: z.number().min(0).max(1),
+    })
+    .optional()
+    .describe("requests, failures and their ratio at the balancer during its watch window (rolling.watch)"),
   note: text.optional(),
 });
 
@@ -86,6 +94,24 @@ const eventShapes = {
     timeline: z.array(text).describe("one line per probe: time, result, status, latency, detail"),
     logs: z.array(text).describe("last lines of the app's error log"),
   },
+  watch: {
+    type: z.literal("watch"),
+    server: serverName,
+    result: z
+      .enum(["pass", "breach", "unjudged", "interrupted"])
+      .describe('"unjudged": fewer than minRequests even after the extension; it passes, with a warning'),
+    requests: z.number().int().min(0),
+    failures: z.number().int().min(0),
+    rate: z.number().min(0).max(1).describe("failures / requests"),
+    limit: z.number().min(0).describe("the failure ratio the server was allowed"),
+    threshold: z
+      .enum(["maxFailureRatio", "untouched", "baseline", "health"])
+      .describe("the limit that decided"),
+    untouchedRate: z.number().min(0).max(1).optional().describe("the untouched servers' rate, same seconds"),
+    baselineRate: z.number().min(0).max(1).optional().describe("the fleet's rate before the deploy"),
+    seconds: milliseconds.describe("how long the window lasted, in seconds"),
+    message: text,
+  },
   hook: {
     type: z.literal("hook"),
     hook: z.enum(["beforeRoll", "afterStart", "afterDeploy", "afterFailure"]),
@@ -106,7 +132,7 @@ const eventShapes = {
   },
 } as const;
 
-/** The events of src/deploy/events.ts, without the wire envelope. */
+/** The events of src/events/events.ts, without the wire envelope. */
 export const deployEventSchema = z.discriminatedUnion("type", [
   z.strictObject(eventShapes.begin),
   z.strictObject(eventShapes.phase),
@@ -116,6 +142,7 @@ export const deployEventSchema = z.discriminatedUnion("type", [
   z.strictObject(eventShapes.warn),
   z.strictObject(eventShapes.error),
   z.strictObject(eventShapes["gate-failed"]),
+  z.strictObject(eventShapes.watch),
   z.strictObject(eventShapes.hook),
   z.strictObject(eventShapes.summary),
 ]);
@@ -136,6 +163,7 @@ export const jsonLineSchema = z
     z.strictObject({ ...envelope, ...eventShapes.warn }),
     z.strictObject({ ...envelope, ...eventShapes.error }),
     z.strictObject({ ...envelope, ...eventShapes["gate-failed"] }),
+    z.strictObject({ ...envelope, ...eventShapes.watch }),
     z.strictObject({ ...envelope, ...eventShapes.hook }),
     z.strictObject({ ...envelope, ...eventShapes.summary }),
     z.strictObject({

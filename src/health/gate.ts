@@ -10,8 +10,9 @@ export interface GateOptions {
   minUptimeMs?: number;
   probe: (startedAt: number) => Promise<ProbeResult>;
   /**
-   * Checked once the probes pass, and again at the end: returns a reason to fail, e.g. PM2
-   * restarted the process during the gate (a crash-looping app can answer between crashes).
+   * Checked once the probes pass, and when they do not pass in time: returns a reason to fail,
+   * e.g. PM2 restarted the process during the gate (a crash-looping app can answer between
+   * crashes, or, on a loaded machine, not in time for the probes).
    */
   verifyProcess?: () => Promise<string | undefined>;
   signal?: AbortSignal;
@@ -42,10 +43,10 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     await sleep(options.intervalMs, options.signal);
   }
   const last = timeline.at(-1);
-  return done(
-    false,
-    `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${last?.error ? ` (last: ${last.error})` : ""}`,
-  );
+  const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${last?.error ? ` (last: ${last.error})` : ""}`;
+  // Every reason that applies, so the report does not depend on which one a loaded machine hit first.
+  const problem = await options.verifyProcess?.().catch(() => undefined);
+  return done(false, problem ? `${probes}; ${problem}` : probes);
 
   function done(ok: boolean, reason?: string): GateResult {
     return { ok, reason, timeline, ms: Date.now() - startedAt };

@@ -50,9 +50,10 @@ export interface ProcessManager {
 }
 
 /**
- * Why freshly started instances are not trustworthy yet, or undefined when they are: every
- * instance must be online, none may be an old one, and none may have restarted or been replaced
- * since it started (a crash-looping app can answer /health between crashes).
+ * Why freshly started instances are not trustworthy yet (every reason that applies, so a crash
+ * loop is named even when the probes failed first), or undefined when they are: every instance
+ * must be online, none may be an old one, and none may have restarted or been replaced since it
+ * started (a crash-looping app can answer /health between crashes).
  */
 export function processProblem(
   now: readonly ProcessInfo[],
@@ -61,19 +62,23 @@ export function processProblem(
   expected?: number,
 ): string | undefined {
   if (now.length === 0) return "the process manager does not list the app";
+  const problems: string[] = [];
   if (expected !== undefined && now.length !== expected)
-    return `${now.length} instance(s) running, ${expected} expected`;
+    problems.push(`${now.length} instance(s) running, ${expected} expected`);
   const notOnline = now.find((p) => p.status !== "online");
-  if (notOnline) return `the app is ${notOnline.status} (pid ${notOnline.pid})`;
+  if (notOnline) problems.push(`the app is ${notOnline.status} (pid ${notOnline.pid})`);
   const old = now.find((p) => p.pid > 0 && oldPids.includes(p.pid));
-  if (old) return `the old process (pid ${old.pid}) is still the one running`;
+  if (old) problems.push(`the old process (pid ${old.pid}) is still the one running`);
   const restarts = now.reduce((n, p) => n + p.restarts, 0) - started.reduce((n, p) => n + p.restarts, 0);
-  if (started.length > 0 && restarts > 0)
-    return `the app restarted ${restarts} time(s) during the gate (crash loop)`;
   const startedPids = new Set(started.map((p) => p.pid));
-  const replaced = now.find((p) => started.length > 0 && !startedPids.has(p.pid));
-  if (replaced) return `a process was replaced (now pid ${replaced.pid}): it crashed`;
+  const replaced = now.find(
+    (p) => p.status === "online" && !startedPids.has(p.pid) && !oldPids.includes(p.pid),
+  );
+  if (started.length > 0 && restarts > 0)
+    problems.push(`the app restarted ${restarts} time(s) during the gate (crash loop)`);
+  else if (started.length > 0 && replaced)
+    problems.push(`a process was replaced (now pid ${replaced.pid}): it crashed`);
   if (started.length > 0 && now.length < started.length)
-    return `${started.length - now.length} of ${started.length} instance(s) are gone`;
-  return undefined;
+    problems.push(`${started.length - now.length} of ${started.length} instance(s) are gone`);
+  return problems.length > 0 ? problems.join("; ") : undefined;
 }

@@ -1,4 +1,5 @@
 import type { DeployEvent, SummaryRow } from "../events/events.js";
+import { percent } from "../watch/judge.js";
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -41,6 +42,8 @@ export function describeEvent(event: DeployEvent): string | undefined {
           ? ["  last lines of the app's error log:", ...event.logs.map((l) => `    ${l}`)]
           : []),
       ].join("\n");
+    case "watch":
+      return describeWatch(event);
     case "hook": {
       const where = event.server ? `${event.server}: ` : "";
       const timing = event.ms !== undefined ? ` (${formatMs(event.ms)})` : "";
@@ -52,6 +55,34 @@ export function describeEvent(event: DeployEvent): string | undefined {
     case "summary":
       return undefined;
   }
+}
+
+const formatRate = percent;
+
+function describeWatch(event: Extract<DeployEvent, { type: "watch" }>): string {
+  const verdict = {
+    pass: "watch ok",
+    breach: "watch FAILED",
+    unjudged: "watch passed unjudged",
+    interrupted: "watch interrupted",
+  }[event.result];
+  const counts = `${event.failures}/${event.requests} failed (${formatRate(event.rate)}) in ${event.seconds.toFixed(1)}s`;
+  const limit =
+    event.result === "unjudged" || event.result === "interrupted"
+      ? ""
+      : `, limit ${formatRate(event.limit)} (${event.threshold === "health" ? "/health" : event.threshold})`;
+  const references = [
+    event.untouchedRate !== undefined ? `untouched ${formatRate(event.untouchedRate)}` : undefined,
+    event.baselineRate !== undefined ? `before the deploy ${formatRate(event.baselineRate)}` : undefined,
+  ].filter((x) => x !== undefined);
+  return `${event.server}: ${verdict}: ${counts}${limit}${references.length ? `; ${references.join(", ")}` : ""}${
+    event.result === "breach" ? `\n  ${event.message}` : ""
+  }`;
+}
+
+/** "6.7% (7/104)", for the summary's watched column. */
+export function formatWatched(watched: SummaryRow["watched"]): string {
+  return watched ? `${formatRate(watched.rate)} (${watched.failures}/${watched.requests})` : "-";
 }
 
 /** Left-aligned columns: the header, a rule, then the rows. */
@@ -66,13 +97,16 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
 }
 
 export function summaryTable(rows: readonly SummaryRow[]): string[] {
+  // The watched column only when rolling.watch ran: the table is unchanged otherwise.
+  const watch = rows.some((r) => r.watched !== undefined);
   return renderTable(
-    ["server", "result", "release", "out of rotation", "note"],
+    ["server", "result", "release", "out of rotation", ...(watch ? ["watched"] : []), "note"],
     rows.map((r) => [
       r.server,
       r.result,
       r.release ?? "-",
       r.outOfRotation !== undefined ? `${r.outOfRotation.toFixed(2)}s` : "-",
+      ...(watch ? [formatWatched(r.watched)] : []),
       r.note ?? "",
     ]),
   );

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import type { DeployEvent, Outcome, SummaryRow } from "../events/events.js";
-import { outcomeLine } from "./format.js";
+import { formatWatched, outcomeLine } from "./format.js";
 import { PlainReporter } from "./plain.js";
 import type { Reporter } from "./reporter.js";
 
@@ -40,17 +40,18 @@ function cell(text: string): string {
 
 /** The markdown appended to $GITHUB_STEP_SUMMARY for a summary event. */
 export function summaryMarkdown(command: string, event: Extract<DeployEvent, { type: "summary" }>): string {
+  const watch = event.rows.some((r) => r.watched !== undefined);
   const rows = event.rows.map(
     (r: SummaryRow) =>
       `| ${cell(r.server)} | ${cell(r.result)} | ${r.release ? `\`${cell(r.release)}\`` : "-"} | ${
         r.outOfRotation !== undefined ? `${r.outOfRotation.toFixed(2)}s` : "-"
-      } | ${cell(r.note ?? "")} |`,
+      } | ${watch ? `${formatWatched(r.watched)} | ` : ""}${cell(r.note ?? "")} |`,
   );
   return [
     `### ${OUTCOME_MARK[event.outcome]} nexus ${command}: ${cell(outcomeLine(event))}`,
     "",
-    "| server | result | release | out of rotation | note |",
-    "| --- | --- | --- | --- | --- |",
+    `| server | result | release | out of rotation | ${watch ? "watched | " : ""}note |`,
+    `| --- | --- | --- | --- | ${watch ? "--- | " : ""}--- |`,
     ...rows,
     "",
     "",
@@ -114,6 +115,10 @@ export class GithubReporter implements Reporter {
       case "gate-failed":
         this.plain.emit(event);
         this.annotate("error", event.server, `health gate failed: ${event.reason}`);
+        return;
+      case "watch":
+        this.plain.emit(event);
+        if (event.result === "breach") this.annotate("error", event.server, `watch failed: ${event.message}`);
         return;
       case "summary":
         this.endGroup();

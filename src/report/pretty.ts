@@ -3,12 +3,22 @@ import ora, { type Ora } from "ora";
 import type { DeployEvent } from "../events/events.js";
 import { describeEvent, formatBytes, outcomeLine, summaryTable } from "./format.js";
 import type { Reporter } from "./reporter.js";
+import { terminalWidth } from "./terminal.js";
 
 /** For a terminal: one spinner naming every step in flight, a persisted line per finished step. */
 export class PrettyReporter implements Reporter {
   private spinner: Ora = ora({ stream: process.stderr, discardStdin: false });
   private active = new Map<string, { label: string; since: number }>();
   private ticker: NodeJS.Timeout | undefined;
+  // ora divides by the width: at 0 columns its next clear() never ends (and no signal handler runs).
+  // A resize to no width stops the spinner at once, before ora's own timer renders again.
+  private readonly onResize = () => {
+    if (!this.hasWidth()) this.stopSpinner();
+  };
+
+  constructor() {
+    process.stderr.on("resize", this.onResize);
+  }
 
   emit(event: DeployEvent): void {
     switch (event.type) {
@@ -45,6 +55,13 @@ export class PrettyReporter implements Reporter {
       case "warn":
         this.persist(chalk.yellow("⚠"), chalk.yellow(describeEvent(event) ?? ""));
         return;
+      case "watch": {
+        const text = describeEvent(event) ?? "";
+        if (event.result === "breach") this.persist(chalk.red("✖"), chalk.red(text));
+        else if (event.result === "pass") this.persist(chalk.green("✔"), text);
+        else this.persist(chalk.yellow("⚠"), chalk.yellow(text));
+        return;
+      }
       case "error":
       case "gate-failed":
         this.persist(chalk.red("✖"), chalk.red(describeEvent(event) ?? ""));
@@ -71,6 +88,11 @@ export class PrettyReporter implements Reporter {
 
   close(): void {
     this.stopSpinner();
+    process.stderr.off("resize", this.onResize);
+  }
+
+  private hasWidth(): boolean {
+    return terminalWidth(process.stderr) !== undefined;
   }
 
   private persist(symbol: string, text: string): void {
@@ -78,6 +100,7 @@ export class PrettyReporter implements Reporter {
   }
 
   private withSpinnerPaused(write: () => void): void {
+    if (!this.hasWidth()) this.stopSpinner();
     const spinning = this.spinner.isSpinning;
     if (spinning) this.spinner.clear();
     write();
@@ -85,7 +108,7 @@ export class PrettyReporter implements Reporter {
   }
 
   private refresh(): void {
-    if (this.active.size === 0) {
+    if (this.active.size === 0 || !this.hasWidth()) {
       this.stopSpinner();
       return;
     }

@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { SandboxError } from "./errors.js";
+import { runningHaproxy, startHaproxy, stopHaproxy, writeHaproxyDeployConfig } from "./haproxy.js";
 import {
   buildInfo,
   HOST_NAMES,
@@ -91,6 +92,8 @@ async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
     if (sshd !== undefined) processes.push({ name: `sshd:${name}`, pid: sshd, alive: true });
     const nginx = await runningNginx(p.home);
     if (nginx !== undefined) processes.push({ name: `nginx:${name}`, pid: nginx, alive: true });
+    const haproxy = await runningHaproxy(p.home);
+    if (haproxy !== undefined) processes.push({ name: `haproxy:${name}`, pid: haproxy, alive: true });
     const pm2 = await runningPm2(p.pm2Home);
     if (pm2 !== undefined) processes.push({ name: `pm2:${name}`, pid: pm2, alive: true });
   }
@@ -125,6 +128,7 @@ export async function sandboxDown(stateDir: string): Promise<void> {
     }),
   );
   for (const name of names) await stopNginx(hostPaths(dir, name).home);
+  for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
   await Promise.all(names.map((name) => stopSshd(dir, name)));
   const left = await liveProcesses(dir);
   if (left.length > 0) {
@@ -163,6 +167,7 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
     findProjectRoot(),
   ]);
+  const haproxy = info.haproxy && (await requireBinary("haproxy", "haproxy (apt-get install haproxy)"));
   const asRoot = process.getuid?.() === 0;
   const lb = info.hosts[0] as SandboxHost;
   const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
@@ -173,6 +178,7 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
       { address: h.address, port: o.appPort, what: `app on ${h.name}` },
     ]),
     { ...lbListen, what: "nginx load balancer" },
+    ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
   ]);
 
   // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
@@ -215,6 +221,14 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     const failed = started.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
     pids[`nginx:${lb.name}`] = await startNginx(nginx, nginxSetup);
+    if (haproxy && info.haproxy) {
+      pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
+        listen: `${lbListen.address}:${lbListen.port + 1}`,
+        socketUser: user,
+        servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
+      });
+      await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
+    }
   } catch (error) {
     await sandboxDown(o.dir).catch(() => {});
     throw error;

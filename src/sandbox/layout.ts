@@ -1,5 +1,7 @@
 import { isAbsolute, join } from "node:path";
+import { accessLogDirective, logFormatDirective } from "../watch/log-format.js";
 import { SandboxError } from "./errors.js";
+import { haproxyInfo, type SandboxHaproxy } from "./haproxy.js";
 
 export interface SandboxOptions {
   /** Absolute state directory, e.g. `<project>/.sandbox`. */
@@ -21,6 +23,8 @@ export interface SandboxOptions {
    * around /usr/lib/openssh/sftp-server. `%h` is replaced by the host's home directory.
    */
   sftpServer?: Record<string, string>;
+  /** "haproxy": also run HAProxy beside Nginx on the LB host, on the next port (see haproxy.ts). */
+  balancer?: "nginx" | "haproxy";
 }
 
 export interface SandboxHost {
@@ -49,6 +53,8 @@ export interface SandboxInfo {
   dir: string;
   hosts: SandboxHost[];
   lb: SandboxLb;
+  /** With `balancer: "haproxy"`. */
+  haproxy?: SandboxHaproxy;
   /** Private key accepted by every host. */
   clientKey: string;
   knownHosts: string;
@@ -96,6 +102,7 @@ export interface ResolvedOptions {
   lbPort: number;
   noSftp?: string[];
   sftpServer?: Record<string, string>;
+  balancer?: "haproxy";
 }
 
 function checkPort(name: string, value: number): number {
@@ -132,7 +139,11 @@ export function resolveOptions(opts: SandboxOptions): ResolvedOptions {
     lbPort: checkPort("lbPort", opts.lbPort ?? DEFAULTS.lbPort),
     ...(opts.noSftp ? { noSftp: opts.noSftp } : {}),
     ...(opts.sftpServer ? { sftpServer: opts.sftpServer } : {}),
+    ...(opts.balancer === "haproxy" ? { balancer: "haproxy" as const } : {}),
   };
+  if (opts.balancer !== undefined && opts.balancer !== "nginx" && opts.balancer !== "haproxy") {
+    throw new SandboxError(`balancer must be "nginx" or "haproxy", got "${String(opts.balancer)}"`);
+  }
   for (const name of [...(opts.noSftp ?? []), ...Object.keys(opts.sftpServer ?? {})]) {
     if (!HOST_NAMES.slice(0, hosts).includes(name)) {
       throw new SandboxError(`noSftp / sftpServer: "${name}" is not one of the ${hosts} sandbox host(s)`);
@@ -209,18 +220,22 @@ export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
     };
   });
   const paths = sandboxPaths(opts.dir);
+  const lbUrl = `http://${lbAddress(opts.ipPrefix)}:${opts.lbPort}`;
   const nginxCommand = `nginx -p ${REMOTE_NGINX_PREFIX} -c nginx.conf`;
   return {
     dir: opts.dir,
     hosts,
     lb: {
       host: HOST_NAMES[0] as string,
-      url: `http://${lbAddress(opts.ipPrefix)}:${opts.lbPort}`,
+      url: lbUrl,
       upstreamFile: REMOTE_UPSTREAM_FILE,
       testCommand: `${nginxCommand} -t`,
       reloadCommand: `${nginxCommand} -s reload`,
       pidFile: `${REMOTE_NGINX_PREFIX}nginx.pid`,
     },
+    ...(opts.balancer === "haproxy"
+      ? { haproxy: haproxyInfo(opts.dir, HOST_NAMES[0] as string, lbUrl) }
+      : {}),
     clientKey: paths.clientKey,
     knownHosts: paths.knownHosts,
     sshConfig: paths.sshConfig,
@@ -340,10 +355,8 @@ events {
 }
 
 http {
-    log_format nexus '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
-                     'upstream=$upstream_addr upstream_status=$upstream_status '
-                     'request_time=$request_time upstream_time=$upstream_response_time';
-    access_log access.log nexus;
+${logFormatDirective("    ")}
+${accessLogDirective("access.log", "    ")}
 
     client_body_temp_path tmp/client_body;
     proxy_temp_path tmp/proxy;

@@ -39,6 +39,8 @@ export interface ArtifactServerOptions {
 export interface Offer {
   /** The URL to fetch, with a fresh random token in it. */
   url: string;
+  /** The token alone, to mask it in messages. */
+  token: string;
   /** Bytes sent on this offer so far (the last fetch, if there were retries). */
   sent(): number;
   /** Ends the offer: its URL answers 404, an unfinished response is cut; the server closes with its last offer. */
@@ -47,6 +49,8 @@ export interface Offer {
 
 interface OfferState {
   sent: number;
+  /** A download completed: the offer is spent, later requests answer 410. */
+  spent: boolean;
   timer: NodeJS.Timeout;
   responses: Set<ServerResponse>;
   onProgress?: (sent: number, total: number) => void;
@@ -54,8 +58,8 @@ interface OfferState {
 
 /**
  * Serves one file over HTTP to the servers that could not receive it over SFTP. Each server gets
- * its own offer: `/<32 random bytes in hex>/release.tar.gz`, valid until withdrawn or timed out;
- * every other path answers 404. The listener closes when its last offer ends.
+ * its own offer: `/<32 random bytes in hex>/release.tar.gz`, valid for one complete download
+ * (then 410) until withdrawn or timed out (then 404); every other path answers 404. The listener closes when its last offer ends.
  */
 export class ArtifactServer {
   private readonly offers = new Map<string, OfferState>();
@@ -113,6 +117,7 @@ export class ArtifactServer {
     const token = randomBytes(32).toString("hex");
     const state: OfferState = {
       sent: 0,
+      spent: false,
       responses: new Set(),
       onProgress,
       timer: setTimeout(() => this.withdraw(token), timeoutMs),
@@ -120,6 +125,7 @@ export class ArtifactServer {
     this.offers.set(token, state);
     return {
       url: `${this.base}/${token}/${ARTIFACT_NAME}`,
+      token,
       sent: () => state.sent,
       withdraw: () => this.withdraw(token),
     };
@@ -155,6 +161,11 @@ export class ArtifactServer {
       response.end("not found\n");
       return;
     }
+    if (state.spent) {
+      response.writeHead(410, { "content-type": "text/plain", connection: "close" });
+      response.end("gone: this offer was downloaded once already\n");
+      return;
+    }
     response.writeHead(200, {
       "content-type": "application/gzip",
       "content-length": String(this.size),
@@ -172,6 +183,10 @@ export class ArtifactServer {
       state.onProgress?.(state.sent, this.size);
     });
     stream.on("error", () => response.destroy());
+    // One complete download per offer: whoever holds the URL afterwards gets nothing.
+    response.on("finish", () => {
+      state.spent = true;
+    });
     response.on("close", () => {
       stream.destroy();
       state.responses.delete(response);

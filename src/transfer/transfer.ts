@@ -6,7 +6,7 @@ import { cmd } from "../remote/quote.js";
 import { sha256Of } from "../remote/sha256.js";
 import { SshError } from "../ssh/errors.js";
 import type { SshSession, UploadOptions } from "../ssh/session.js";
-import { FETCH_EXIT, type Fetcher, fetchCommand } from "./fetch-command.js";
+import { FETCH_EXIT, type Fetcher, fetchCommand, fetchInput } from "./fetch-command.js";
 import { ArtifactServer, type ListenAddress, type Offer, parseListen } from "./http-server.js";
 
 export type TransferMethod = Config["transfer"]["method"];
@@ -101,18 +101,23 @@ async function fetchOverHttp(
     progress,
   );
   try {
+    // The URL (its token is the key to the artifact) goes on stdin: not in `ps`, not in --verbose.
     const result = await host.session.exec(
       fetchCommand({
-        url: offer.url,
         dest: archive,
         sha256: artifact.sha256,
         timeoutSeconds: options.timeout / 1000,
         fetchers: options.fetchers,
       }),
-      { what: "fetching the artifact over HTTP" },
+      { what: "fetching the artifact over HTTP", stdin: fetchInput(offer.url) },
     );
     if (result.code === 0) return;
-    const detail = (result.stderr || result.stdout).trim().split("\n").slice(-4).join("\n");
+    const detail = (result.stderr || result.stdout)
+      .replaceAll(offer.token, "***")
+      .trim()
+      .split("\n")
+      .slice(-4)
+      .join("\n");
     if (result.code === FETCH_EXIT.checksum) {
       throw new TransferError(name, `${detail} (over HTTP); the file was removed, nothing extracted`);
     }

@@ -26,6 +26,12 @@ describe("config errors from the CLI", () => {
       (d) => (d.balancer.uptream = "x"),
       /balancer\.uptream: unknown key \(did you mean "upstream"\?\)/,
     ],
+    ["a PM2 name that means every app", (d) => (d.pm2.name = "all"), /pm2\.name: "all" means every process/],
+    [
+      "an app name PM2 reads as an id",
+      (d) => (d.app.name = "42"),
+      /app\.name: "42" reads as a PM2 process id/,
+    ],
   ];
   for (const [what, mutate, message] of cases) {
     it(`${what}: names the field, exit 2, no stack trace`, async () => {

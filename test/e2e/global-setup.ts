@@ -12,7 +12,8 @@ export async function setup(): Promise<() => Promise<void>> {
   // A clean slate every run: no releases, PM2 state or upstream edits left from a previous one.
   await sandboxDown(TEST_SANDBOX_DIR).catch(() => {});
   await rm(TEST_SANDBOX_DIR, { recursive: true, force: true });
-  await sandboxUp({ dir: TEST_SANDBOX_DIR, ipPrefix: TEST_IP_PREFIX });
+  // HAProxy beside Nginx: the balancer tests run for both drivers (and for both as a pair).
+  await sandboxUp({ dir: TEST_SANDBOX_DIR, ipPrefix: TEST_IP_PREFIX, balancer: "haproxy" });
   return async () => {
     if (process.env.NEXUS_KEEP_SANDBOX) return;
     await sandboxDown(TEST_SANDBOX_DIR);

@@ -554,3 +554,165 @@ export async function naiveRollout(options: NaiveOptions): Promise<NaiveStep[]> 
   }
   return steps;
 }
+
+/** One POST of the keep-alive storm: reused tells a request written on a socket an earlier one used. */
+export interface StormRecord {
+  start: number;
+  end: number;
+  status: number;
+  /** Written on a pooled socket that had served an earlier request (Node's `req.reusedSocket`). */
+  reused: boolean;
+  failure?: FailureKind;
+  error?: string;
+  server?: string;
+  release?: string;
+}
+
+export interface StormOptions {
+  url: string;
+  /** Keep-alive connections, each sending POSTs back to back (default 30). */
+  connections?: number;
+  timeoutSeconds?: number;
+  /** Hard bound, as for startLoad. */
+  maxSeconds: number;
+}
+
+export interface StormResult {
+  startedAt: number;
+  stoppedAt: number;
+  connections: number;
+  records: StormRecord[];
+  hardStopped: boolean;
+}
+
+export interface StormHandle {
+  readonly count: () => number;
+  stop(): Promise<StormResult>;
+}
+
+/**
+ * The load that catches a balancer closing client connections (issue 15): `connections` keep-alive
+ * connections through one Node `http.Agent({ keepAlive: true })`, as server-to-server callers use,
+ * each sending POSTs back to back with no think time, and never sending a failed request again.
+ * A reload of Nginx makes its old workers close idle keep-alive client connections; a POST written
+ * on such a socket at that instant is reset. Resets on reused and on fresh sockets are told apart.
+ */
+export function startPostStorm(options: StormOptions): StormHandle {
+  assertLoopback(options.url);
+  const connections = options.connections ?? 30;
+  const timeoutMs = (options.timeoutSeconds ?? 5) * 1000;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  const records: StormRecord[] = [];
+  const startedAt = now();
+  let stopping = false;
+  let hardStopped = false;
+
+  const postOnce = () =>
+    new Promise<void>((resolve) => {
+      const record: StormRecord = { start: now(), end: 0, status: 0, reused: false };
+      let settled = false;
+      const finish = (status: number, body: string, error?: string, failure?: FailureKind) => {
+        if (settled) return;
+        settled = true;
+        record.end = now();
+        record.status = status;
+        if (error) {
+          record.failure = failure ?? "reset";
+          record.error = error;
+        } else if (status < 200 || status > 299) {
+          record.failure = "non2xx";
+          record.error = `HTTP ${status}`;
+        }
+        record.release = /"release":"([^"]*)"/.exec(body)?.[1];
+        record.server = /"server":"([^"]*)"/.exec(body)?.[1];
+        records.push(record);
+        resolve();
+      };
+      const req = http.request(
+        new URL("/api/orders", options.url),
+        { method: "POST", agent, headers: { "content-type": "application/json" }, timeout: timeoutMs },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            body += chunk;
+          });
+          res.on("end", () => finish(res.statusCode ?? 0, body));
+          res.on("error", (error: NodeJS.ErrnoException) =>
+            finish(res.statusCode ?? 0, body, error.code ?? error.message),
+          );
+        },
+      );
+      req.on("socket", () => {
+        record.reused = req.reusedSocket;
+      });
+      req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
+      req.on("error", (error: NodeJS.ErrnoException) => {
+        record.reused = req.reusedSocket;
+        const code = error.code ?? error.message;
+        finish(0, "", code, code === "TIMEOUT" ? "timeout" : "reset");
+      });
+      req.end(ORDER_BODY);
+    });
+
+  const workers = Array.from({ length: connections }, async () => {
+    while (!stopping) await postOnce();
+  });
+  const hardStop = setTimeout(() => {
+    hardStopped = true;
+    stopping = true;
+  }, options.maxSeconds * 1000);
+  hardStop.unref();
+
+  let result: Promise<StormResult> | undefined;
+  return {
+    count: () => records.length,
+    stop: () => {
+      result ??= (async () => {
+        stopping = true;
+        await Promise.all(workers);
+        clearTimeout(hardStop);
+        agent.destroy();
+        records.sort((a, b) => a.start - b.start);
+        return { startedAt, stoppedAt: now(), connections, records, hardStopped };
+      })();
+      return result;
+    },
+  };
+}
+
+export interface StormSummary {
+  requests: number;
+  failed: number;
+  /** Resets (no response) on a socket that had served a request before, and on a new one. */
+  resetReused: number;
+  resetFresh: number;
+  non2xx: number;
+  timeout: number;
+  servers: Record<string, number>;
+  releases: Record<string, number>;
+}
+
+export function summarizeStorm(records: readonly StormRecord[]): StormSummary {
+  const servers: Record<string, number> = {};
+  const releases: Record<string, number> = {};
+  for (const r of records) {
+    if (r.server) servers[r.server] = (servers[r.server] ?? 0) + 1;
+    if (r.release) releases[r.release] = (releases[r.release] ?? 0) + 1;
+  }
+  const failed = records.filter((r) => r.failure);
+  return {
+    requests: records.length,
+    failed: failed.length,
+    resetReused: failed.filter((r) => r.failure === "reset" && r.reused).length,
+    resetFresh: failed.filter((r) => r.failure === "reset" && !r.reused).length,
+    non2xx: failed.filter((r) => r.failure === "non2xx").length,
+    timeout: failed.filter((r) => r.failure === "timeout").length,
+    servers,
+    releases,
+  };
+}
+
+export function describeStorm(label: string, s: StormSummary): string {
+  return `${label}: ${s.requests} keep-alive POSTs, ${s.failed} failed (reset on a reused socket ${s.resetReused}, on a fresh socket ${s.resetFresh}, non-2xx ${s.non2xx}, timeout ${s.timeout})`;
+}

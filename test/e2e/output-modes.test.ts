@@ -40,7 +40,7 @@ async function asCi(args: string[]): Promise<NexusRun> {
 describe("--json", () => {
   const config = writeConfig();
 
-  it("events.schema.json is the schema generated from src/deploy/event-schema.ts", () => {
+  it("events.schema.json is the schema generated from src/events/schema.ts", () => {
     const committed = JSON.parse(readFileSync(path.join(PROJECT_ROOT, "events.schema.json"), "utf8"));
     expect(committed).toEqual(eventsJsonSchema());
   });
@@ -133,7 +133,8 @@ describe("pretty output (a terminal)", () => {
     delete vars.NO_COLOR;
     delete vars.FORCE_COLOR;
     Object.assign(vars, env);
-    const command = ["node", path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args].join(" ");
+    // A real width: a pty nobody sized reports 0 columns, and then nexus prints plain lines.
+    const command = `stty cols 100 rows 40 && ${["node", path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args].join(" ")}`;
     const result = await execa("script", ["-qec", command, "/dev/null"], {
       reject: false,
       extendEnv: false,

@@ -137,7 +137,9 @@ describe("the rolling engine", () => {
     expect(readUpstream()).not.toMatch(/\bdown;/);
   });
 
-  it("a crash-looping app fails the gate although /health answers between crashes", async () => {
+  it("a crash-looping app fails the gate although /health answers between crashes; its log lines are masked", async () => {
+    // Deterministic on a loaded machine: the fixture never answers 3 probes from one process, and
+    // when the probes do not pass in time the gate still reads PM2's restart count and reports it.
     const release = uniqueRelease("flaky");
     const run = await nexus([
       "-c",
@@ -147,9 +149,10 @@ describe("the rolling engine", () => {
       release,
     ]);
     expect(run.exitCode, run.all).toBe(1);
-    expect(run.stderr).toMatch(/restarted the app \d+ time\(s\) during the gate|it crashed/);
+    expect(run.stderr).toMatch(/the app restarted \d+ time\(s\) during the gate \(crash loop\)/);
     expect(run.stderr).toContain("probe timeline");
-    expect(run.stderr).toContain("lost the database connection");
+    expect(run.stderr).toContain("lost the database connection (token ***)");
+    expect(run.all).not.toContain("s3cr3t-do-not-print");
     for (const name of SERVERS) expect(currentRelease(name)).toBe(good);
   });
 

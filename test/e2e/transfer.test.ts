@@ -15,7 +15,7 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxInfo } from "../../src/sandbox/index.js";
 import { sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
-import { fetchCommand } from "../../src/transfer/fetch-command.js";
+import { fetchCommand, fetchInput } from "../../src/transfer/fetch-command.js";
 import { ArtifactServer } from "../../src/transfer/http-server.js";
 import { APP_NAME, nexus, uniqueRelease, writeConfig } from "./helpers.js";
 import { PROJECT_ROOT, TEST_IP_PREFIX } from "./sandbox-env.js";
@@ -231,12 +231,11 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
   }
 
   for (const fetcher of ["node", "curl", "wget"] as const) {
-    it(`fetches with ${fetcher}, checks the sha256, renames; the listener closes once the offer ends`, async () => {
+    it(`fetches with ${fetcher} (URL on stdin), checks the sha256, renames; the offer serves one download; the listener closes once it ends`, async () => {
       const server = await ArtifactServer.start({ file: artifact, listen: { host: "127.0.0.1", port: 0 } });
       const offer = server.offer(30_000);
       const dest = path.join(work, `${fetcher}.tar.gz`);
       const command = fetchCommand({
-        url: offer.url,
         dest,
         sha256: await sha256(artifact),
         timeoutSeconds: 30,
@@ -247,11 +246,25 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
         reject: false,
         env,
         extendEnv: fetcher !== "node",
+        input: fetchInput(offer.url),
       });
       expect(run.exitCode, run.stderr).toBe(0);
+      expect(command).not.toContain(offer.token);
       expect(await sha256(dest)).toBe(await sha256(artifact));
       expect(existsSync(`${dest}.part`)).toBe(false);
       expect(offer.sent()).toBe(3_000_000);
+
+      // The offer is spent: the same URL answers 410 to a second fetch, and the fetch command fails.
+      const again = await request(offer.url);
+      expect(again.statusCode).toBe(410);
+      await again.body.dump();
+      const second = await execa("/bin/sh", ["-c", command], {
+        reject: false,
+        env,
+        extendEnv: fetcher !== "node",
+        input: fetchInput(offer.url),
+      });
+      expect(second.exitCode).toBe(75);
 
       // Any other path is a 404, and so is the offer's own URL once withdrawn.
       const wrong = await request(offer.url.replace(/\/[0-9a-f]{64}\//, `/${"0".repeat(64)}/`));
@@ -267,8 +280,8 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
     const server = await ArtifactServer.start({ file: artifact, listen: { host: "127.0.0.1", port: 0 } });
     const offer = server.offer(30_000);
     const dest = path.join(work, "bad.tar.gz");
-    const command = fetchCommand({ url: offer.url, dest, sha256: "0".repeat(64), timeoutSeconds: 30 });
-    const run = await execa("sh", ["-c", command], { reject: false });
+    const command = fetchCommand({ dest, sha256: "0".repeat(64), timeoutSeconds: 30 });
+    const run = await execa("sh", ["-c", command], { reject: false, input: fetchInput(offer.url) });
     offer.withdraw();
     expect(run.exitCode).toBe(65);
     expect(run.stderr).toMatch(/checksum mismatch: expected 0{64}, got [0-9a-f]{64}/);
@@ -280,7 +293,6 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
     const empty = path.join(work, "empty-bin");
     mkdirSync(empty, { recursive: true });
     const command = fetchCommand({
-      url: "http://127.0.0.1:9/x",
       dest: path.join(work, "none"),
       sha256: "0".repeat(64),
       timeoutSeconds: 5,
@@ -289,6 +301,7 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
       reject: false,
       env: { PATH: empty },
       extendEnv: false,
+      input: fetchInput("http://127.0.0.1:9/x"),
     });
     expect(run.exitCode).toBe(127);
     expect(run.stderr).toContain("has none of curl, wget, node");

@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
 import { script } from "../../src/remote/op.js";
+import { sandboxHaproxy, writePairConfig } from "./balancers.js";
 import {
   APP_NAME,
   currentRelease,
@@ -18,11 +19,16 @@ import {
 } from "./helpers.js";
 import {
   describeFailures,
+  describeStorm,
   type LoadResult,
   type LoadSummary,
   naiveRollout,
+  type StormResult,
+  type StormSummary,
   startLoad,
+  startPostStorm,
   summarize,
+  summarizeStorm,
   waitForSteady,
 } from "./load.js";
 import { sandboxInfo } from "./sandbox-env.js";
@@ -32,6 +38,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** 3/4 of it over keep-alive connections, 1/4 over a fresh connection per request. */
 const RATE = 160;
+/** Today's mix through HAProxy, beside the storm: fresh connections through it too. */
+const HAPROXY_RATE = 80;
+/** Keep-alive connections sending POSTs back to back, per load balancer (issue 15). */
+const STORM_CONNECTIONS = 30;
 /** The load stops by itself after this, whatever happens to the test. */
 const MAX_LOAD_SECONDS = 120;
 
@@ -71,6 +81,66 @@ async function underLoad(action: () => Promise<void>): Promise<Scenario> {
   return { result, summary: summarize(result.records) };
 }
 
+interface Storm {
+  result: StormResult;
+  summary: StormSummary;
+}
+
+interface PairScenario {
+  nginx: Scenario;
+  nginxStorm: Storm;
+  haproxy: Scenario;
+  haproxyStorm: Storm;
+}
+
+/**
+ * Runs `action` under load through both load balancers at once: on each, today's mix (GETs and
+ * slow POSTs, keep-alive and fresh connections, a lost keep-alive request sent again once) and the
+ * storm (30 keep-alive connections of back-to-back POSTs that are never sent again).
+ */
+async function underPairLoad(action: () => Promise<void>): Promise<PairScenario> {
+  const info = sandboxInfo();
+  const haproxyUrl = sandboxHaproxy().url;
+  for (const url of [info.lb.url, haproxyUrl]) {
+    expect(await waitForSteady(url), `${url} is not serving before the load`).toBe(true);
+  }
+  const loads = {
+    nginx: startLoad({ url: info.lb.url, rate: RATE, maxSeconds: MAX_LOAD_SECONDS }),
+    nginxStorm: startPostStorm({
+      url: info.lb.url,
+      connections: STORM_CONNECTIONS,
+      maxSeconds: MAX_LOAD_SECONDS,
+    }),
+    haproxy: startLoad({ url: haproxyUrl, rate: HAPROXY_RATE, maxSeconds: MAX_LOAD_SECONDS }),
+    haproxyStorm: startPostStorm({
+      url: haproxyUrl,
+      connections: STORM_CONNECTIONS,
+      maxSeconds: MAX_LOAD_SECONDS,
+    }),
+  };
+  let failure: unknown;
+  try {
+    await sleep(2000);
+    await action();
+    await sleep(1500);
+  } catch (error) {
+    failure = error ?? new Error("the action failed");
+  }
+  const [nginx, nginxStorm, haproxy, haproxyStorm] = await Promise.all([
+    loads.nginx.stop(),
+    loads.nginxStorm.stop(),
+    loads.haproxy.stop(),
+    loads.haproxyStorm.stop(),
+  ]);
+  if (failure !== undefined) throw failure;
+  return {
+    nginx: { result: nginx, summary: summarize(nginx.records) },
+    nginxStorm: { result: nginxStorm, summary: summarizeStorm(nginxStorm.records) },
+    haproxy: { result: haproxy, summary: summarize(haproxy.records) },
+    haproxyStorm: { result: haproxyStorm, summary: summarizeStorm(haproxyStorm.records) },
+  };
+}
+
 function jsonEvents(stdout: string): Record<string, any>[] {
   return stdout
     .split("\n")
@@ -91,7 +161,9 @@ async function reloadBalancer(): Promise<void> {
 }
 
 describe("zero downtime under load", () => {
-  const config = writeConfig();
+  // Nginx and HAProxy in front of the same servers, as a pair: every drain and enable goes to both,
+  // so one deploy and one rollback test both drivers and the pair.
+  const config = writePairConfig();
   const releaseA = uniqueRelease("zd-a");
   const releaseB = uniqueRelease("zd-b");
   const servers = () => sandboxInfo().hosts.map((h) => h.name);
@@ -101,9 +173,9 @@ describe("zero downtime under load", () => {
     expect(first.exitCode, first.all).toBe(0);
   });
 
-  it("nexus deploy --rolling, then nexus rollback: not one request fails", async () => {
+  it("nexus deploy --rolling, then nexus rollback, behind Nginx and HAProxy: not one request fails", async () => {
     const events: Record<string, any>[] = [];
-    const scenario = await underLoad(async () => {
+    const scenario = await underPairLoad(async () => {
       const deploy = await nexus(["-c", config, "--json", "deploy", "--rolling", "--release-id", releaseB]);
       expect(deploy.exitCode, deploy.all).toBe(0);
       events.push(...jsonEvents(deploy.stdout));
@@ -112,27 +184,60 @@ describe("zero downtime under load", () => {
       expect(rollback.exitCode, rollback.all).toBe(0);
       events.push(...jsonEvents(rollback.stdout));
     });
-    const { summary } = scenario;
-    console.info(line("nexus deploy --rolling + rollback under load", scenario));
+    const { nginx, haproxy } = scenario;
+    console.info(line("Nginx, today's mix, deploy + rollback", nginx));
+    console.info(describeStorm("Nginx, keep-alive POST storm", scenario.nginxStorm.summary));
+    console.info(line("HAProxy, today's mix, deploy + rollback", haproxy));
+    console.info(describeStorm("HAProxy, keep-alive POST storm", scenario.haproxyStorm.summary));
 
-    assertZeroDowntime(scenario);
-    // The load was the one the issue asks for: GETs and slow POSTs, keep-alive and fresh connections.
-    expect(scenario.result.rate).toBeGreaterThanOrEqual(150);
-    expect(summary.get).toBeGreaterThan(0);
-    expect(summary.post).toBeGreaterThan(0);
-    expect(summary.keepAlive).toBeGreaterThan(0);
-    expect(summary.fresh).toBeGreaterThan(0);
+    // Today's mix loses nothing through either balancer.
+    assertZeroDowntime(nginx);
+    assertZeroDowntime(haproxy);
+    // HAProxy changes rotation without a reload: not one of the storm's POSTs fails either.
+    expect(scenario.haproxyStorm.result.hardStopped).toBe(false);
+    expect(
+      scenario.haproxyStorm.summary.failed,
+      describeStorm("HAProxy storm", scenario.haproxyStorm.summary),
+    ).toBe(0);
+    // Nginx resets a few keep-alive POSTs at each reload (DESIGN.md, "Nginx's limit"): reported
+    // above, not asserted; they are resets on reused sockets, never anything else.
+    const nginxStorm = scenario.nginxStorm.summary;
+    expect(nginxStorm.failed).toBe(nginxStorm.resetReused + nginxStorm.resetFresh);
+    expect(nginxStorm.non2xx + nginxStorm.timeout).toBe(0);
+
+    // The load was the one asked for: GETs and slow POSTs, keep-alive and fresh connections,
+    // and the storm's back-to-back POSTs through both balancers.
+    expect(nginx.result.rate).toBeGreaterThanOrEqual(150);
+    expect(nginx.summary.get).toBeGreaterThan(0);
+    expect(nginx.summary.post).toBeGreaterThan(0);
+    expect(nginx.summary.keepAlive).toBeGreaterThan(0);
+    expect(nginx.summary.fresh).toBeGreaterThan(0);
+    expect(haproxy.summary.fresh).toBeGreaterThan(0);
+    expect(scenario.nginxStorm.result.connections).toBeGreaterThanOrEqual(30);
+    expect(scenario.haproxyStorm.result.connections).toBeGreaterThanOrEqual(30);
+    for (const storm of [scenario.nginxStorm, scenario.haproxyStorm]) {
+      expect(storm.summary.releases[releaseA]).toBeGreaterThan(0);
+      expect(storm.summary.releases[releaseB]).toBeGreaterThan(0);
+    }
     // The switch happened under it: both releases answered, from every server.
-    expect(summary.releases[releaseA]).toBeGreaterThan(0);
-    expect(summary.releases[releaseB]).toBeGreaterThan(0);
-    expect(Object.keys(summary.servers).sort()).toEqual(servers().sort());
+    for (const { summary } of [nginx, haproxy]) {
+      expect(summary.releases[releaseA]).toBeGreaterThan(0);
+      expect(summary.releases[releaseB]).toBeGreaterThan(0);
+      expect(Object.keys(summary.servers).sort()).toEqual(servers().sort());
+    }
     // Every server was drained and put back, twice (deploy and rollback).
     for (const name of servers()) {
       const steps = events.filter((e) => e.type === "step" && e.server === name && e.status === "done");
       expect(steps.filter((e) => e.step === "drain")).toHaveLength(2);
       expect(steps.filter((e) => e.step === "enable")).toHaveLength(2);
     }
-    // And while a server was out (from its drain done to its enable), the balancer sent it nothing.
+    // And while a server was out (from its drain done to its enable), neither balancer sent it anything.
+    const ledgers: [string, { server?: string; start: number; end: number }[]][] = [
+      ["Nginx", nginx.result.records],
+      ["Nginx storm", scenario.nginxStorm.result.records],
+      ["HAProxy", haproxy.result.records],
+      ["HAProxy storm", scenario.haproxyStorm.result.records],
+    ];
     for (const name of servers()) {
       const mine = events.filter((e) => e.type === "step" && e.server === name);
       const drained = mine
@@ -143,20 +248,27 @@ describe("zero downtime under load", () => {
         .map((e) => Date.parse(e.time));
       drained.forEach((from, i) => {
         const to = enabling[i] as number;
-        const leaked = scenario.result.records.filter(
-          (r) => r.server === name && r.start > from && r.end < to,
-        );
-        expect(leaked, `${name} answered ${leaked.length} request(s) while drained`).toEqual([]);
+        for (const [label, records] of ledgers) {
+          const leaked = records.filter((r) => r.server === name && r.start > from && r.end < to);
+          expect(
+            leaked,
+            `${name} answered ${leaked.length} request(s) through ${label} while drained`,
+          ).toEqual([]);
+        }
       });
     }
     const summaries = events.filter((e) => e.type === "summary");
     expect(summaries.map((s) => s.outcome)).toEqual(["success", "success"]);
 
-    // Every server ends on A, in rotation, and the balancer serves A only.
+    // Every server ends on A, in rotation on both balancers, and both serve A only.
     for (const name of servers()) expect(currentRelease(name)).toBe(releaseA);
     expect(readUpstream()).not.toMatch(/\bdown\b/);
-    const last = scenario.result.records.slice(-40);
-    expect(last.every((r) => r.status >= 200 && r.status < 300 && r.release === releaseA)).toBe(true);
+    const status = await nexus(["-c", config, "status"]);
+    for (const name of servers()) expect(status.stdout).toMatch(new RegExp(`${name}\\s+in rotation`));
+    for (const { result } of [nginx, haproxy]) {
+      const last = result.records.slice(-40);
+      expect(last.every((r) => r.status >= 200 && r.status < 300 && r.release === releaseA)).toBe(true);
+    }
   });
 
   it("the same harness catches the naive way (restart under PM2, no drain)", async () => {

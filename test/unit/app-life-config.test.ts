@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
-import { masker, secretValues } from "../../src/config/secrets.js";
+import { secretValues } from "../../src/config/secrets.js";
 import { maskedConfig } from "../../src/deploy/operations.js";
 import { ecosystemFile } from "../../src/process/pm2/ecosystem.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { processProblem } from "../../src/process/process-manager.js";
 import { layout } from "../../src/remote/layout.js";
+import { secretRedactor } from "../../src/report/redact.js";
 
 function valid(): Record<string, unknown> {
   return {
@@ -75,19 +76,26 @@ describe("secrets from the environment", () => {
     expect(config.servers[0]?.secretKeys).toEqual(["TOKEN"]);
   });
 
-  it("every fromEnv value is a secret (from 4 characters), plain ones from 6, shown ones never", () => {
+  it("every fromEnv value is a secret whatever its key or length; shown values never are", () => {
     const data = valid();
     data.pm2 = {
-      env: { PIN: { fromEnv: "PIN" }, NODE_ENV: "production", SHORT: "abc", HOST_COPY: "10.0.0.1" },
+      env: {
+        PIN_CODE: { fromEnv: "PIN" },
+        NODE_ENV: "production",
+        DEBUG: "abc",
+        HOST_COPY: "10.0.0.1",
+      },
     };
     const config = resolveConfig(data, "x", "/p", { PIN: "4711" });
     const values = secretValues(config);
-    expect(values).toContain("4711");
-    expect(values).toContain("production");
-    expect(values).toContain("beta-role");
-    expect(values).not.toContain("abc");
-    expect(values).not.toContain("10.0.0.1");
-    expect(masker(values)("pin=4711 env=production role=beta-role")).toBe("pin=*** env=*** role=***");
+    expect(values).toContainEqual({ value: "4711", anyLength: true });
+    expect(values).toContainEqual({ value: "production", anyLength: false });
+    expect(values).toContainEqual({ value: "beta-role", anyLength: false });
+    expect(values.map((v) => v.value)).not.toContain("10.0.0.1");
+    const redact = secretRedactor(config, {});
+    expect(redact("pin=4711 env=production role=beta-role debug=abc id=47110")).toBe(
+      "pin=*** env=*** role=*** debug=abc id=47110",
+    );
   });
 
   it("nexus config masks them and says where they come from", () => {

@@ -34,7 +34,13 @@ describe("config", () => {
     expect(config.servers[1]?.env).toEqual({ NODE_ENV: "production", ROLE: "beta" });
     expect(config.health).toMatchObject({ path: "/health", port: 3000, passes: 3, via: "ssh" });
     expect(config.balancer.drainTimeout).toBe(30_000);
-    expect(config.rolling).toEqual({ batchSize: 1, onFailure: "rollback-all", canary: 0, pause: 0 });
+    expect(config.rolling).toEqual({
+      batchSize: 1,
+      onFailure: "rollback-all",
+      canary: 0,
+      pause: 0,
+      watch: { duration: 0, maxFailureRatio: 0.01, maxRatioToUntouched: 2, minRequests: 50 },
+    });
     expect(config.pm2.name).toBe("api");
     expect(config.ssh.hostKeys).toBe("strict");
   });

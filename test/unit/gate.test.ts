@@ -45,6 +45,38 @@ describe("health gate", () => {
     expect(result).toMatchObject({ ok: false, reason: expect.stringContaining("crash loop") });
   });
 
+  it("when the probes fail, also reports what the process check finds (every reason that applies)", async () => {
+    let checked = 0;
+    const result = await runGate({
+      passes: 3,
+      intervalMs: 5,
+      deadlineMs: 60,
+      probe: probes(false),
+      verifyProcess: async () => {
+        checked++;
+        return "PM2 restarted the app 4 time(s) during the gate (crash loop)";
+      },
+    });
+    expect(checked).toBe(1);
+    expect(result.ok).toBe(false);
+    expect(result.reason).toMatch(
+      /^no 3 consecutive passing probes within 0s \(last: HTTP 503\); PM2 restarted the app 4 time\(s\) during the gate \(crash loop\)$/,
+    );
+  });
+
+  it("a process check that fails or finds nothing leaves the probes' reason alone", async () => {
+    for (const verifyProcess of [async () => undefined, async () => Promise.reject(new Error("ssh down"))]) {
+      const result = await runGate({
+        passes: 2,
+        intervalMs: 5,
+        deadlineMs: 30,
+        probe: probes(false),
+        verifyProcess,
+      });
+      expect(result.reason).toMatch(/^no 2 consecutive passing probes within 0s \(last: HTTP 503\)$/);
+    }
+  });
+
   it("keeps probing until the minimum uptime", async () => {
     const result = await runGate({
       passes: 1,

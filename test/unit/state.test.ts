@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { previousRelease, releasesToPrune } from "../../src/deploy/state.js";
 import { parseJlist } from "../../src/process/pm2/jlist.js";
+import { processProblem } from "../../src/process/process-manager.js";
 import { parseHistory, parseInspect } from "../../src/remote/server-state.js";
 
 describe("server state", () => {
@@ -75,5 +76,12 @@ describe("PM2 process checks", () => {
       },
     ]);
     expect(parseJlist("garbage")).toEqual([]);
+  });
+
+  it("names every problem: PM2 gave up on a crash-looping app (errored) and it restarted", () => {
+    const started = { name: "api", pid: 50, status: "online", restarts: 1 };
+    expect(processProblem([{ ...started, status: "errored", pid: 0, restarts: 11 }], [started], [40])).toBe(
+      "the app is errored (pid 0); the app restarted 10 time(s) during the gate (crash loop)",
+    );
   });
 });

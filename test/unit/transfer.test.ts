@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { FETCH_EXIT, fetchCommand } from "../../src/transfer/fetch-command.js";
+import { FETCH_EXIT, fetchCommand, fetchInput } from "../../src/transfer/fetch-command.js";
 import { baseUrl, parseListen } from "../../src/transfer/http-server.js";
 
 const SHA = "a".repeat(64);
+const URL = "http://127.0.0.1:4321/0123/release.tar.gz";
 const input = {
-  url: "http://127.0.0.1:4321/0123/release.tar.gz",
   dest: "/srv/app/.nexus/incoming/r1.tar.gz",
   sha256: SHA,
   timeoutSeconds: 600,
@@ -19,7 +19,9 @@ describe("fetchCommand", () => {
     expect(curl).toBeGreaterThanOrEqual(0);
     expect(wget).toBeGreaterThan(curl);
     expect(node).toBeGreaterThan(wget);
-    expect(command).toContain('curl -fsS --connect-timeout 15 --max-time 600 -o "$part" "$url"');
+    expect(command).toContain(
+      `printf 'url = "%s"\\n' "$url" | curl -fsS --connect-timeout 15 --max-time 600 -o "$part" -K -`,
+    );
     expect(command).toContain(`exit ${FETCH_EXIT.noFetcher}`);
   });
 
@@ -35,9 +37,21 @@ describe("fetchCommand", () => {
     );
   });
 
-  it("quotes every value: a hostile URL or path stays one literal word", () => {
-    const command = fetchCommand({ ...input, url: "http://x/'; rm -rf / #", dest: "/tmp/a b/$(id).tar.gz" });
-    expect(command).toContain(`url='http://x/'\\''; rm -rf / #'`);
+  it("reads the URL from stdin: no fetcher gets it on its command line (ps shows command lines)", () => {
+    const command = fetchCommand(input);
+    expect(command.split("\n")[0]).toBe('IFS= read -r url || [ -n "$url" ]');
+    // "$url" appears only as an argument of the shell's builtin printf, piped into the fetcher.
+    const uses = command.split("\n").filter((line) => line.includes('"$url"') && !/^(case|IFS=) /.test(line));
+    expect(uses).toHaveLength(3);
+    for (const line of uses) expect(line).toMatch(/printf '[^']*' "\$url" \| (\$limit )?(curl|wget|node) /);
+    expect(command).toContain('wget -q -T 30 -O "$part" -i -');
+    expect(fetchInput(URL)).toBe(`${URL}\n`);
+    // Quotes and backslashes cannot break out of curl's config syntax.
+    expect(fetchInput('http://x/a"b\\c d')).toBe("http://x/a%22b%5Cc%20d\n");
+  });
+
+  it("quotes every value: a hostile path stays one literal word", () => {
+    const command = fetchCommand({ ...input, dest: "/tmp/a b/$(id).tar.gz" });
     expect(command).toContain(`dest='/tmp/a b/$(id).tar.gz'`);
     expect(command).toContain(`part='/tmp/a b/$(id).tar.gz.part'`);
   });

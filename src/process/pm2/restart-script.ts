@@ -4,7 +4,7 @@ import type { ProcessInfo, RestartResult } from "../process-manager.js";
 /**
  * A small Node program run on the server with the server's own PM2: in one process it lists the
  * app's instances, deletes each by its pm id (a name such as "all" or "3" means something else to
- * PM2), starts the app afresh from the release's ecosystem file, and prints
+ * PM2), starts the app afresh from the release's ecosystem file (none: only stop), and prints
  * {"before":[…],"after":[…]}. Three `pm2` CLI calls cost ~0.9s of Node start-up and daemon round
  * trips, all while the server is out of rotation; this costs ~0.3s.
  * No single quote and no "$" in it: it sits in single quotes in RESTART_SCRIPT.
@@ -31,7 +31,11 @@ pm2.connect((error) => {
       if (ids.length === 0) return done();
       pm2.delete(ids[0], () => remove(ids.slice(1), done));
     };
-    remove(before.map((p) => p.id), () =>
+    const stopped = () => {
+      process.stdout.write(JSON.stringify({ before, after: [] }) + "\\n");
+      pm2.disconnect();
+    };
+    remove(before.map((p) => p.id), () => !file ? stopped() :
       pm2.start(file, (error) => {
         if (error) return fail(error);
         pm2.list((error, afterList) => {
@@ -72,5 +76,9 @@ export const PERSIST_SCRIPT = `umask 077
 pm2 save --force >/dev/null 2>&1 || exit 0
 chmod 600 "\${PM2_HOME:-$HOME/.pm2}/dump.pm2" 2>/dev/null || true`;
 
-/** $1 the app's name. */
-export const STOP_SCRIPT = `pm2 delete "$1" >/dev/null 2>&1 || true`;
+/**
+ * $1 the app's name: its instances deleted by pm id (given a name it does not know, \`pm2 delete\`
+ * falls back to a namespace of that name, and \`all\` means every app).
+ */
+export const STOP_SCRIPT = `${FIND_PM2}
+exec node -e '${PROGRAM}' "$pm2_dir" "$1" ""`;

@@ -1,0 +1,81 @@
+import type { ServerConfig } from "../config/load.js";
+import type { BackendState, Balancer, RotationChange } from "./balancer.js";
+import { BalancerError } from "./balancer-error.js";
+
+/**
+ * Several balancers in front of the same servers (an HA pair): a server leaves rotation on every
+ * balancer before it is touched and comes back on all of them after its gate.
+ */
+export class MultiBalancer implements Balancer {
+  constructor(private readonly balancers: readonly Balancer[]) {}
+
+  get host(): string {
+    return this.balancers.map((b) => b.host).join(", ");
+  }
+
+  /** In rotation only where every balancer has it in rotation; present only where all list it. */
+  async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
+    const views = await Promise.all(this.balancers.map((b) => b.state(servers)));
+    return servers.map((server, index) => {
+      const mine = views.map((view) => view[index] as BackendState);
+      const missing = mine
+        .map((state, i) => (state.present ? undefined : (this.balancers[i] as Balancer).host))
+        .filter((host): host is string => host !== undefined);
+      return {
+        server: server.name,
+        upstream:
+          missing.length > 0 ? `${server.upstream} (missing on ${missing.join(", ")})` : server.upstream,
+        present: missing.length === 0,
+        inRotation: mine.every((state) => state.inRotation),
+      };
+    });
+  }
+
+  /**
+   * The change on every balancer at once. If one refuses, the drains that did happen elsewhere are
+   * undone (the engine will not touch a server it could not drain), and the error names each one.
+   */
+  async apply(change: RotationChange): Promise<void> {
+    const results = await Promise.allSettled(this.balancers.map((b) => b.apply(change)));
+    const failed = results.flatMap((result, i) =>
+      result.status === "rejected"
+        ? [{ balancer: this.balancers[i] as Balancer, error: result.reason as Error }]
+        : [],
+    );
+    if (failed.length === 0) return;
+    const notes: string[] = [];
+    const drained = change.drain ?? [];
+    if (drained.length > 0) {
+      const applied = this.balancers.filter((_, i) => results[i]?.status === "fulfilled");
+      const undone = await Promise.allSettled(applied.map((b) => b.apply({ enable: drained })));
+      undone.forEach((result, i) => {
+        const host = (applied[i] as Balancer).host;
+        notes.push(
+          result.status === "fulfilled"
+            ? `the drain was undone on ${host}`
+            : `the drain could not be undone on ${host}: ${(result.reason as Error).message.split("\n")[0]}`,
+        );
+      });
+    }
+    if ((change.enable ?? []).length > 0 && failed.length < this.balancers.length) {
+      notes.push(
+        `enabled on ${this.balancers
+          .filter((_, i) => results[i]?.status === "fulfilled")
+          .map((b) => b.host)
+          .join(", ")} only`,
+      );
+    }
+    throw new BalancerError(
+      [...failed.map(({ error }) => error.message), ...notes.map((note) => `(${note})`)].join("\n"),
+    );
+  }
+
+  /** Drained when no balancer holds a connection to the server any more. */
+  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
+    const all = await Promise.all(this.balancers.map((b) => b.waitDrained(server, timeoutMs)));
+    return {
+      drained: all.every((r) => r.drained),
+      open: all.reduce((sum, r) => sum + r.open, 0),
+    };
+  }
+}

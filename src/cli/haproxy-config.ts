@@ -1,0 +1,38 @@
+import { Command } from "commander";
+import { renderHaproxyConfig } from "../balancer/haproxy/config.js";
+import type { HaproxyBalancerConfig } from "../config/load.js";
+import { EXIT } from "../errors.js";
+import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
+
+/** `nexus haproxy-config`: the HAProxy counterpart of `nexus nginx-config`. */
+export function haproxyConfigCommand(setExit: (code: number) => void): Command {
+  return new Command("haproxy-config")
+    .description(
+      "print the recommended HAProxy admin socket, state file and backend for the configured servers",
+    )
+    .option("--backend <name>", "backend name (default: balancer.backend, else nexus_app)")
+    .addHelpText("after", "\nExample:\n  nexus haproxy-config >> /etc/haproxy/haproxy.cfg")
+    .action(function (this: Command, opts: { backend?: string }) {
+      try {
+        const config = readConfig(this.optsWithGlobals<GlobalOptions>());
+        const haproxy = config.balancers.find((b): b is HaproxyBalancerConfig => b.type === "haproxy");
+        process.stdout.write(
+          renderHaproxyConfig({
+            backend: opts.backend ?? haproxy?.backend ?? "nexus_app",
+            servers: config.servers.map((s) => ({
+              name: haproxy?.servers[s.name] ?? s.name,
+              address: s.upstream,
+            })),
+            socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
+            stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
+            healthPath: config.health.path,
+          }),
+        );
+        setExit(EXIT.ok);
+      } catch (error) {
+        const { code, message } = exitCodeForError(error);
+        process.stderr.write(`nexus: ${message}\n`);
+        setExit(code);
+      }
+    });
+}

@@ -1,0 +1,77 @@
+import type { Config } from "../config/load.js";
+import { secretValues } from "../config/secrets.js";
+import { loadCredentials } from "../ssh/connect.js";
+
+export type Redact = (text: string) => string;
+
+/** Values this long are masked wherever they appear, even inside a longer word. */
+export const MIN_SECRET_CHARS = 6;
+
+export { looksSecret } from "../config/secrets.js";
+
+/**
+ * Replaces every configured secret with *** in what nexus prints: env values (verbatim, each line
+ * of a multi-line value, and their JSON-escaped form as `pm2 jlist` prints them), the lines of
+ * the private key and its passphrase. A value of 6 characters or more is masked anywhere; a
+ * shorter one only when its key looks secret (TOKEN, PASSWORD, ...) or it is the passphrase, and
+ * then only as a whole token: "true" or "3000" under PORT or DEBUG are no secrets. Which env
+ * values are secrets, and which whatever their length, is `secretValues` (src/config/secrets.ts):
+ * every `fromEnv` value is.
+ */
+export function secretRedactor(config: Config, env: NodeJS.ProcessEnv = process.env): Redact {
+  const shown = new Set<string>([config.app.name]);
+  for (const s of config.servers)
+    for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
+  const long = new Set<string>();
+  const short = new Set<string>();
+  const add = (value: string, secretKey: boolean) => {
+    for (const form of forms(value)) {
+      if (form === "" || shown.has(form)) continue;
+      if (form.length >= MIN_SECRET_CHARS) long.add(form);
+      else if (secretKey) short.add(form);
+    }
+  };
+  for (const { value, anyLength } of secretValues(config)) add(value, anyLength);
+  try {
+    const { privateKey, passphrase } = loadCredentials(config.ssh, env);
+    for (const line of String(privateKey ?? "").split(/\r?\n/)) {
+      if (!line.startsWith("-----")) add(line.trim(), false);
+    }
+    if (passphrase) add(passphrase, true);
+  } catch {
+    // An unreadable key fails the connection with its own message; nothing of it can be printed.
+  }
+  return redactorFor([...long], [...short]);
+}
+
+/** A value as it may appear in output: verbatim, JSON-escaped, and line by line. */
+function forms(value: string): string[] {
+  const json = JSON.stringify(value).slice(1, -1);
+  const lines = value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : [];
+  return [value, json, ...lines];
+}
+
+/** `long` values are masked anywhere, `short` ones only as whole tokens. */
+export function redactorFor(long: readonly string[], short: readonly string[] = []): Redact {
+  const byLength = (a: string, b: string) => b.length - a.length;
+  const alternatives = [
+    ...[...long].sort(byLength).map(regexLiteral),
+    ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`),
+  ];
+  if (alternatives.length === 0) return (text) => text;
+  const pattern = new RegExp(alternatives.join("|"), "g");
+  return (text) => text.replace(pattern, "***");
+}
+
+function regexLiteral(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** The app's error-log lines for a failed gate's report: blank lines dropped, secrets masked. */
+export function redactedLogLines(config: Config, text: string): string[] {
+  const redact = secretRedactor(config);
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => redact(line));
+}

@@ -1,0 +1,119 @@
+import { shq } from "../remote/quote.js";
+import type { CommandRunner } from "../ssh/session.js";
+import { parseAccessLine, tallyLines } from "./access-log.js";
+import {
+  dumpLogsInNexusFormat,
+  LOG_FORMAT_NAME,
+  logFormatAdvice,
+  REQUIRED_VARIABLES,
+  scanNginxDump,
+} from "./log-format.js";
+import type { Counts } from "./traffic.js";
+
+/** How much of the log's end is read before the deploy: its format, and the fleet's rate then. */
+export const SAMPLE_BYTES = 256 * 1024;
+
+/** Prints "missing", "unreadable", or "ok <size>" and the log's last SAMPLE_BYTES. */
+export function sampleLogCommand(path: string, bytes = SAMPLE_BYTES): string {
+  return [
+    `f=${shq(path)}`,
+    'if [ ! -e "$f" ]; then echo missing; exit 0; fi',
+    'if [ ! -r "$f" ]; then echo unreadable; exit 0; fi',
+    'printf "ok %s\\n" "$(wc -c < "$f")"',
+    `tail -c ${Number(bytes)} "$f"`,
+  ].join("\n");
+}
+
+export type LogSample = { state: "missing" | "unreadable" } | { state: "ok"; size: number; lines: string[] };
+
+export function parseSample(output: string, bytes = SAMPLE_BYTES): LogSample {
+  const newline = output.indexOf("\n");
+  const head = (newline < 0 ? output : output.slice(0, newline)).trim();
+  if (head === "missing" || head === "unreadable") return { state: head };
+  const size = Number.parseInt(head.replace(/^ok\s+/, ""), 10) || 0;
+  const data = newline < 0 ? "" : output.slice(newline + 1);
+  const lines = data.split("\n");
+  lines.pop(); // after the last newline: nothing, or a line still being written
+  // Read from the middle of the file: the first line is cut.
+  if (size > bytes) lines.shift();
+  return { state: "ok", size, lines: lines.filter((line) => line.trim() !== "") };
+}
+
+export type FormatVerdict =
+  | { ok: true; baseline: Counts }
+  | { ok: false; problem: string }
+  | { ok: "unknown" };
+
+/**
+ * Whether the log is written in the nexus format, from its last lines: the newest line decides
+ * (a format just switched on leaves older lines in the old one). With no line at all, undecided.
+ * The baseline is every upstream try in the sample.
+ */
+export function judgeSample(lines: readonly string[]): FormatVerdict {
+  const last = lines[lines.length - 1];
+  if (last === undefined) return { ok: "unknown" };
+  if (!parseAccessLine(last)) {
+    return {
+      ok: false,
+      problem: `its last line lacks the upstream fields (${REQUIRED_VARIABLES.join(", ")}) in the ${LOG_FORMAT_NAME} format: ${clip(last)}`,
+    };
+  }
+  const perAddress = new Map<string, Counts>();
+  tallyLines(lines, perAddress);
+  const baseline: Counts = { requests: 0, failures: 0 };
+  for (const counts of perAddress.values()) {
+    baseline.requests += counts.requests;
+    baseline.failures += counts.failures;
+  }
+  return { ok: true, baseline };
+}
+
+function clip(line: string): string {
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
+}
+
+export interface AccessLogCheck {
+  /** The fleet's requests and failures in the last lines of the log before the deploy. */
+  baseline?: Counts;
+  /** A warning to show (the format could not be verified yet). */
+  warning?: string;
+}
+
+export class AccessLogProblem extends Error {}
+
+/**
+ * Before anything is drained: the access log exists, nexus can read it, and it is written in a
+ * format with the upstream fields. Looks at its last lines; an empty log is judged from the
+ * running config (`<testCommand> -T`). Throws AccessLogProblem naming the fix.
+ */
+export async function checkAccessLog(
+  runner: CommandRunner,
+  options: { path: string; testCommand: string },
+): Promise<AccessLogCheck> {
+  const { path } = options;
+  const where = `${path} on ${runner.name}`;
+  const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:\n${logFormatAdvice(path)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path))).stdout);
+  if (sample.state !== "ok") {
+    throw new AccessLogProblem(
+      sample.state === "missing"
+        ? `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}`
+        : `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`,
+    );
+  }
+  const verdict = judgeSample(sample.lines);
+  if (verdict.ok === true) return { baseline: verdict.baseline };
+  if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
+
+  const dump = await runner.exec(`${options.testCommand} -T 2>/dev/null`);
+  if (dump.code !== 0 || !/\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout)) {
+    return {
+      warning: `${where} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`,
+    };
+  }
+  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path))
+    throw new AccessLogProblem(
+      `${where}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`,
+    );
+  return {};
+}

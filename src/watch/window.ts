@@ -1,0 +1,99 @@
+import { sleep as realSleep } from "../util/sleep.js";
+import { HEALTH_FAILS_IN_A_ROW, type Judgement, judge, type Thresholds, type WatchedTally } from "./judge.js";
+import { addCounts, type Counts, type TrafficSource } from "./traffic.js";
+
+export interface WindowOptions {
+  source: TrafficSource;
+  /** The server a source key (an upstream address for Nginx) belongs to. */
+  serverOf: (key: string) => string | undefined;
+  /** The servers of the batch just put back in rotation. */
+  watched: readonly string[];
+  /** Servers not touched yet and in rotation: the control group. */
+  untouched: readonly string[];
+  baseline?: Counts;
+  durationMs: number;
+  thresholds: Thresholds;
+  /** One GET /health on a server; resolves false when it fails. */
+  probe: (server: string) => Promise<boolean>;
+  signal: AbortSignal;
+  /** How often the source is read and /health probed (default: a quarter of the window, 250 ms to 1 s). */
+  pollMs?: number;
+  /** Told when the window is extended because some server served too few requests. */
+  onExtend?: (judgement: Judgement) => void;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  now?: () => number;
+}
+
+export interface WindowResult {
+  judgement: Judgement;
+  /** How long the window lasted. */
+  seconds: number;
+  extended: boolean;
+  /** Interrupted (Ctrl-C) before it ended: the judgement covers the seconds watched. */
+  interrupted: boolean;
+}
+
+/**
+ * Watches a batch for `durationMs`: reads the balancer's per-server counts and probes /health
+ * on each watched server every poll (a failed probe counts as a failed request). A run of failed
+ * probes ends the window early as a breach. When a server served fewer than `minRequests`, the
+ * window goes on once more for the same time; after that it passes with that server unjudged.
+ */
+export async function watchWindow(options: WindowOptions): Promise<WindowResult> {
+  const sleep = options.sleep ?? realSleep;
+  const now = options.now ?? Date.now;
+  const pollMs = options.pollMs ?? Math.min(1000, Math.max(250, Math.floor(options.durationMs / 4)));
+  const tallies = new Map<string, WatchedTally>(
+    options.watched.map((server) => [server, { server, requests: 0, failures: 0, healthFailStreak: 0 }]),
+  );
+  const streaks = new Map<string, number>();
+  const untouchedSet = new Set(options.untouched);
+  const untouched: Counts = { requests: 0, failures: 0 };
+
+  await options.source.mark();
+  const started = now();
+  let end = started + options.durationMs;
+  let extended = false;
+  const result = (interrupted: boolean): WindowResult => ({
+    judgement: judge({
+      watched: [...tallies.values()],
+      untouched,
+      baseline: options.baseline,
+      thresholds: options.thresholds,
+      extended: extended || interrupted,
+    }),
+    seconds: (now() - started) / 1000,
+    extended,
+    interrupted,
+  });
+
+  for (;;) {
+    await sleep(Math.max(0, Math.min(pollMs, end - now())), options.signal);
+    if (options.signal.aborted) return result(true);
+    const [counts, health] = await Promise.all([
+      options.source.poll(),
+      Promise.all(options.watched.map(async (server) => [server, await options.probe(server)] as const)),
+    ]);
+    for (const [key, value] of counts) {
+      const server = options.serverOf(key);
+      if (server === undefined) continue;
+      const tally = tallies.get(server);
+      if (tally) addCounts(tally, value);
+      else if (untouchedSet.has(server)) addCounts(untouched, value);
+    }
+    for (const [server, ok] of health) {
+      const tally = tallies.get(server) as WatchedTally;
+      const streak = ok ? 0 : (streaks.get(server) ?? 0) + 1;
+      streaks.set(server, streak);
+      tally.healthFailStreak = Math.max(tally.healthFailStreak, streak);
+      if (!ok) addCounts(tally, { requests: 1, failures: 1 });
+    }
+    if ([...tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW)) return result(false);
+    if (now() < end) continue;
+    const outcome = result(false);
+    if (outcome.judgement.outcome !== "extend") return outcome;
+    extended = true;
+    end += options.durationMs;
+    options.onExtend?.(outcome.judgement);
+  }
+}

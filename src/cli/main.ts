@@ -181,8 +181,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
           } else {
             printTable(
               reporter,
-              ["server", "rotation", "health", "release", "instances", "process", "lock"],
-              rows.map((r) => [r.server, r.rotation, r.health, r.release, r.instances, r.process, r.lock]),
+              ["server", "rotation", "health", "release", "process", "instances", "lock"],
+              rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.instances, r.lock]),
             );
           }
           return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok"))

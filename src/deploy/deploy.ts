@@ -90,7 +90,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
     throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
   const plan = makePlan(config, release, options.only);
   const names = plan.servers.map((s) => s.name);
-  const beforeRollOn = config.hooks.beforeRoll ? (config.hooks.beforeRollOn ?? names[0]) : undefined;
+  const beforeRollOn = config.hooks.beforeRoll ? config.hooks.beforeRollOn : undefined;
   if (beforeRollOn && !names.includes(beforeRollOn)) {
     throw new PlanError(
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`,
@@ -159,6 +159,15 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
   }
   const holder = newHolder("deploy", release);
   try {
+    // beforeRoll's server: the one named, or the first one deployed that could be reached.
+    const hookHost = config.hooks.beforeRoll
+      ? hosts.find((h) => h.server.name === (beforeRollOn ?? hosts[0]?.server.name))
+      : undefined;
+    if (config.hooks.beforeRoll && !hookHost) {
+      throw new PlanError(
+        `hooks.beforeRollOn: "${beforeRollOn}" is unreachable (--skip-unreachable): the hook must run once, there`,
+      );
+    }
     emit({ type: "phase", phase: "preflight", message: "checking servers and the load balancer" });
     const backends = await fleet.balancer.state(config.servers);
     const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
@@ -211,7 +220,6 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
       }
 
       const previous = (name: string) => states.get(name)?.current;
-      const hookHost = hosts.find((h) => h.server.name === beforeRollOn);
       if (hookHost) {
         // Once, before any server leaves rotation: a failure leaves every server as it was.
         emit({ type: "phase", phase: "beforeRoll", message: `on ${hookHost.server.name}` });

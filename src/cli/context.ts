@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import path from "node:path";
 import chalk from "chalk";
 import type { Command } from "commander";
@@ -36,16 +37,29 @@ export function pickReporter(options: GlobalOptions): Reporter {
   return interactive ? new PrettyReporter() : new PlainReporter();
 }
 
+/** A bad flag value found after parsing: exit 2, like commander's own usage errors. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
 export function readConfig(options: GlobalOptions): Config {
   const config = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
-  if (options.sshKey) config.ssh.privateKey = path.resolve(options.sshKey);
+  if (options.sshKey) {
+    const key = path.resolve(options.sshKey);
+    if (!statSync(key, { throwIfNoEntry: false })?.isFile())
+      throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
+    config.ssh.privateKey = key;
+  }
   if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
   return config;
 }
 
 /** Errors users cause or can fix get one clear message and an exit code; anything else is a bug. */
 export function exitCodeFor(error: unknown): { code: number; message: string } {
-  if (error instanceof ConfigError || error instanceof PlanError)
+  if (error instanceof ConfigError || error instanceof PlanError || error instanceof UsageError)
     return { code: EXIT.usage, message: error.message };
   if (
     error instanceof FleetError ||

@@ -7,6 +7,7 @@ import { ConfigError } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, resolveConfig } from "../config/load.js";
 import { EXIT } from "../deploy/events.js";
 import type { GlobalOptions } from "./context.js";
+import { printResult } from "./result.js";
 
 interface InitFlags {
   output?: string;
@@ -268,6 +269,11 @@ Examples:
         resolveConfig(data, label, dir);
         mkdirSync(dir, { recursive: true });
         writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`, { flag: flags.force ? "w" : "wx" });
+        if (global.json) {
+          printResult({ command: "init", file: output, servers: flags.servers.map((s) => s.name) });
+          setExit(EXIT.ok);
+          return;
+        }
         const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
         process.stdout.write(
           `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,

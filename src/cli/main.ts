@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { selectAppFiles } from "../artifact/pack.js";
 import { renderProxySettings, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
 import { deploy } from "../deploy/deploy.js";
@@ -6,9 +7,12 @@ import { EXIT } from "../deploy/events.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
+import { formatBytes } from "../report/format.js";
 import { exitCodeFor, type GlobalOptions, readConfig, whileInterruptible, withReporter } from "./context.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
+import { packCommand } from "./pack.js";
+import { printResult } from "./result.js";
 import { sandboxCommand } from "./sandbox.js";
 import { printTable } from "./table.js";
 import { trustCommand } from "./trust.js";
@@ -75,7 +79,22 @@ export function buildProgram(setExit: (code: number) => void): Command {
             const config = readConfig(global);
             if (opts.dryRun) {
               const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
+              const app = await selectAppFiles(config.app.root, config.app);
+              for (const message of app.warnings) reporter.emit({ type: "warn", message });
+              if (global.json) {
+                printResult({
+                  command: "plan",
+                  release: plan.release,
+                  batches: plan.batches.map((batch) => batch.map((s) => s.name)),
+                  files: app.files.length,
+                  bytes: app.bytes,
+                });
+                return EXIT.ok;
+              }
               for (const line of describePlan(config, plan)) reporter.print(line);
+              reporter.print(
+                `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (nexus pack --list shows them)`,
+              );
               return EXIT.ok;
             }
             return whileInterruptible(reporter, async (signal, inHand) => {
@@ -168,7 +187,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         await withReporter(program, async (reporter, global) => {
           const rows = await fleetStatus(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
           if (global.json) {
-            for (const row of rows) reporter.print(JSON.stringify(row));
+            printResult({ command: "status", rows });
           } else {
             printTable(
               reporter,
@@ -190,12 +209,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText("after", "\nExample:\n  nexus nginx-config > /etc/nginx/conf.d/upstream.conf")
     .action((opts: { name: string }) => {
       try {
-        const config = readConfig(program.opts<GlobalOptions>());
+        const global = program.opts<GlobalOptions>();
+        const config = readConfig(global);
         const name = config.balancer.upstream ?? opts.name;
-        process.stdout.write(
-          `${renderUpstreamBlock({ name, servers: config.servers.map((s) => s.upstream) })}\n`,
-        );
-        process.stdout.write(`# in your server block:\nlocation / {\n${renderProxySettings(name)}}\n`);
+        const servers = config.servers.map((s) => s.upstream);
+        const upstreamBlock = `${renderUpstreamBlock({ name, servers })}\n`;
+        const location = `location / {\n${renderProxySettings(name)}}\n`;
+        if (global.json)
+          printResult({ command: "nginx-config", upstream: name, servers, upstreamBlock, location });
+        else process.stdout.write(`${upstreamBlock}# in your server block:\n${location}`);
         setExit(EXIT.ok);
       } catch (error) {
         const { code, message } = exitCodeFor(error);
@@ -205,6 +227,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   addMaintenanceCommands(program, setExit);
+  program.addCommand(packCommand(setExit));
   program.addCommand(initCommand(setExit));
   program.addCommand(trustCommand(setExit));
   const sandbox = sandboxCommand(setExit);
@@ -215,6 +238,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     );
   program.addCommand(sandbox);
   program.addOption(new Option("--no-color", "no colours (NO_COLOR is honoured too)"));
+  // Subcommand help lists the global flags too (--config, --json, --ssh-key...).
+  const showGlobals = (command: Command) => {
+    command.configureHelp({ showGlobalOptions: true });
+    command.commands.forEach(showGlobals);
+  };
+  showGlobals(program);
   return program;
 }
 

@@ -7,6 +7,7 @@ import { recover } from "../deploy/recover.js";
 import { listReleases } from "../deploy/releases.js";
 import * as remote from "../remote/commands.js";
 import { readConfig, whileInterruptible, withReporter } from "./context.js";
+import { printResult } from "./result.js";
 import { printTable } from "./table.js";
 
 /** recover, unlock, releases: the commands for looking after a fleet between deploys. */
@@ -84,7 +85,7 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
       setExit(
         await withReporter(program, async (reporter, global) => {
           const rows = await listReleases(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
-          if (global.json) for (const row of rows) reporter.print(JSON.stringify(row));
+          if (global.json) printResult({ command: "releases", rows });
           else {
             printTable(
               reporter,

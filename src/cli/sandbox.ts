@@ -9,9 +9,16 @@ interface SandboxFlags {
   ipPrefix?: string;
 }
 
+/** The sandbox hosts run the app under PM2, which nexus itself does not ship (deploy targets bring their own). */
+export const PM2_HINT =
+  "nexus sandbox needs PM2 to run the app on its hosts: `npm install -D pm2` in the directory you run nexus from (or a parent), or `npm ci` in a nexus checkout";
+
 function fail(error: unknown): number {
   if (error instanceof SandboxError) {
-    process.stderr.write(`nexus sandbox: ${error.message}\n`);
+    const message = error.message.startsWith("pm2 not found")
+      ? `${error.message}\n${PM2_HINT}`
+      : error.message;
+    process.stderr.write(`nexus sandbox: ${message}\n`);
     return EXIT.failed;
   }
   throw error;
@@ -20,7 +27,9 @@ function fail(error: unknown): number {
 /** `nexus sandbox up | down | status`: the local loopback cluster used by the demo and the tests. */
 export function sandboxCommand(setExit: (code: number) => void): Command {
   const sandbox = new Command("sandbox")
-    .description("a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests")
+    .description(
+      "a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests; needs sshd, nginx and pm2 (npm install -D pm2)",
+    )
     .addHelpText("after", "\nExamples:\n  nexus sandbox up\n  nexus deploy --rolling\n  nexus sandbox down");
   const dirOption = ["--dir <path>", "state directory", ".sandbox"] as const;
 

@@ -90629,6 +90629,7 @@ Example:
     );
   program2.addCommand(sandbox);
   program2.addOption(new Option("--no-color", "no colours (NO_COLOR is honoured too)"));
+  program2.showHelpAfterError(`(commands: ${program2.commands.map((c3) => c3.name()).join(", ")}; nexus --help)`);
   const showGlobals = (command) => {
     command.configureHelp({ showGlobalOptions: true });
     command.commands.forEach(showGlobals);

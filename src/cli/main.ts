@@ -238,6 +238,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     );
   program.addCommand(sandbox);
   program.addOption(new Option("--no-color", "no colours (NO_COLOR is honoured too)"));
+  // An unknown command names the valid ones (set last: subcommands keep their own hint).
+  program.showHelpAfterError(`(commands: ${program.commands.map((c) => c.name()).join(", ")}; nexus --help)`);
   // Subcommand help lists the global flags too (--config, --json, --ssh-key...).
   const showGlobals = (command: Command) => {
     command.configureHelp({ showGlobalOptions: true });

@@ -90260,13 +90260,29 @@ function sandboxCommand(setExit) {
     "a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests; needs sshd, nginx and pm2 (npm install -D pm2)"
   ).addHelpText("after", "\nExamples:\n  nexus sandbox up\n  nexus deploy --rolling\n  nexus sandbox down");
   const dirOption = ["--dir <path>", "state directory", ".sandbox"];
-  sandbox.command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", "number of app hosts (3 to 12)", "3").option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").action(async (flags) => {
+  sandbox.command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", "number of app hosts (3 to 12)", "3").option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").action(async (flags, command) => {
     try {
+      const json2 = command.optsWithGlobals().json;
       const info2 = await sandboxUp({
         dir: path16.resolve(flags.dir),
         hosts: Number(flags.hosts),
         ipPrefix: flags.ipPrefix
       });
+      if (json2) {
+        printResult({
+          command: "sandbox",
+          action: "up",
+          up: true,
+          hosts: info2.hosts.map((h2) => ({
+            name: h2.name,
+            ssh: `${info2.user}@${h2.address}:${h2.sshPort}`,
+            app: h2.appAddress
+          })),
+          lb: info2.lb.url
+        });
+        setExit(EXIT.ok);
+        return;
+      }
       for (const host of info2.hosts) {
         process.stdout.write(
           `${host.name.padEnd(14)} ssh ${info2.user}@${host.address}:${host.sshPort}  app ${host.appAddress}
@@ -90280,17 +90296,24 @@ function sandboxCommand(setExit) {
       setExit(fail(error63));
     }
   });
-  sandbox.command("down").description("stop exactly what `up` started").option(...dirOption).action(async (flags) => {
+  sandbox.command("down").description("stop exactly what `up` started").option(...dirOption).action(async (flags, command) => {
     try {
       await sandboxDown(path16.resolve(flags.dir));
-      process.stdout.write("sandbox stopped\n");
+      if (command.optsWithGlobals().json)
+        printResult({ command: "sandbox", action: "down", up: false });
+      else process.stdout.write("sandbox stopped\n");
       setExit(EXIT.ok);
     } catch (error63) {
       setExit(fail(error63));
     }
   });
-  sandbox.command("status").description("which sandbox processes are running").option(...dirOption).action(async (flags) => {
+  sandbox.command("status").description("which sandbox processes are running").option(...dirOption).action(async (flags, command) => {
     const status = await sandboxStatus(path16.resolve(flags.dir));
+    if (command.optsWithGlobals().json) {
+      printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
+      setExit(status.up ? EXIT.ok : EXIT.failed);
+      return;
+    }
     process.stdout.write(`sandbox ${status.up ? "up" : "down"}
 `);
     for (const p2 of status.processes) {
@@ -90355,6 +90378,7 @@ function removeHostLines(file2, entries, hostString, host, port2) {
   return own2.length;
 }
 async function trust(name, flags, global3) {
+  const say = (line) => (global3.json ? process.stderr : process.stdout).write(line);
   const config2 = readConfig(global3);
   const server = config2.servers.find((s3) => s3.name === name);
   if (!server) {
@@ -90386,13 +90410,26 @@ async function trust(name, flags, global3) {
   }
   const type = keyTypeOf(key);
   const fingerprint = fingerprintSha256(key);
-  process.stdout.write(`${server.name} (${hostString}) host key: ${type} ${fingerprint}
+  say(`${server.name} (${hostString}) host key: ${type} ${fingerprint}
 `);
+  const done = (trusted) => {
+    if (global3.json)
+      printResult({
+        command: "trust",
+        server: server.name,
+        host: hostString,
+        keyType: type,
+        fingerprint,
+        trusted,
+        knownHosts: file2
+      });
+    return EXIT.ok;
+  };
   const check2 = checkHostKey(entries, target.host, target.port, key);
   if (check2.status === "match") {
-    process.stdout.write(`already trusted in ${file2}
+    say(`already trusted in ${file2}
 `);
-    return EXIT.ok;
+    return done("already");
   }
   if (check2.status === "revoked") {
     process.stderr.write(`nexus trust: this key is marked @revoked in ${file2}; it will not be trusted
@@ -90443,13 +90480,13 @@ async function trust(name, flags, global3) {
       );
       return EXIT.failed;
     }
-    process.stdout.write(`removed ${removed} old line(s) for ${hostString}
+    say(`removed ${removed} old line(s) for ${hostString}
 `);
   }
   appendKnownHost(file2, target.host, target.port, key);
-  process.stdout.write(`added ${type} ${fingerprint} for ${hostString} to ${file2}
+  say(`added ${type} ${fingerprint} for ${hostString} to ${file2}
 `);
-  return EXIT.ok;
+  return done(replacing ? "replaced" : "added");
 }
 function trustCommand(setExit) {
   return new Command("trust").argument("<server>", "a server name from the config").description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation").option("-y, --yes", "trust without asking (check the fingerprint out of band first)").option("--replace", "replace a known key that changed (the server was re-keyed)").addHelpText(

@@ -63,6 +63,35 @@ export const resultShapes = {
     sha256: text.optional().describe("sha256 of the tarball written"),
     warnings: z.array(text).describe("files that look like secrets and ship"),
   },
+  trust: {
+    command: z.literal("trust"),
+    server: text,
+    host: text.describe("the host as known_hosts names it: host or [host]:port"),
+    keyType: text.describe("ssh-ed25519, ecdsa-sha2-nistp256, ..."),
+    fingerprint: text.describe("SHA256:..."),
+    trusted: z.enum(["already", "added", "replaced"]).describe("what nexus did about the key"),
+    knownHosts: text.describe("the known_hosts file"),
+  },
+  sandbox: {
+    command: z.literal("sandbox"),
+    action: z.enum(["up", "down", "status"]),
+    up: z.boolean().describe("whether the sandbox is running now"),
+    hosts: z
+      .array(
+        z.strictObject({
+          name: text,
+          ssh: text.describe("user@address:port"),
+          app: text.describe("address:port"),
+        }),
+      )
+      .optional()
+      .describe("up: the app hosts"),
+    lb: text.optional().describe("up: the load balancer's URL"),
+    processes: z
+      .array(z.strictObject({ name: text, pid: z.number().int(), alive: z.boolean() }))
+      .optional()
+      .describe("status: the sandbox's processes"),
+  },
   plan: {
     command: z.literal("plan"),
     release: text,
@@ -78,6 +107,8 @@ export const commandResultSchema = z.discriminatedUnion("command", [
   z.strictObject(resultShapes.init),
   z.strictObject(resultShapes["nginx-config"]),
   z.strictObject(resultShapes.pack),
+  z.strictObject(resultShapes.trust),
+  z.strictObject(resultShapes.sandbox),
   z.strictObject(resultShapes.plan),
 ]);
 

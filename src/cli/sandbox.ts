@@ -2,6 +2,8 @@ import path from "node:path";
 import { Command } from "commander";
 import { EXIT } from "../deploy/events.js";
 import { SandboxError, sandboxDown, sandboxStatus, sandboxUp } from "../sandbox/index.js";
+import type { GlobalOptions } from "./context.js";
+import { printResult } from "./result.js";
 
 interface SandboxFlags {
   dir: string;
@@ -39,13 +41,29 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .option(...dirOption)
     .option("--hosts <n>", "number of app hosts (3 to 12)", "3")
     .option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.")
-    .action(async (flags: SandboxFlags) => {
+    .action(async (flags: SandboxFlags, command: Command) => {
       try {
+        const json = command.optsWithGlobals<GlobalOptions>().json;
         const info = await sandboxUp({
           dir: path.resolve(flags.dir),
           hosts: Number(flags.hosts),
           ipPrefix: flags.ipPrefix,
         });
+        if (json) {
+          printResult({
+            command: "sandbox",
+            action: "up",
+            up: true,
+            hosts: info.hosts.map((h) => ({
+              name: h.name,
+              ssh: `${info.user}@${h.address}:${h.sshPort}`,
+              app: h.appAddress,
+            })),
+            lb: info.lb.url,
+          });
+          setExit(EXIT.ok);
+          return;
+        }
         for (const host of info.hosts) {
           process.stdout.write(
             `${host.name.padEnd(14)} ssh ${info.user}@${host.address}:${host.sshPort}  app ${host.appAddress}\n`,
@@ -62,10 +80,12 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("down")
     .description("stop exactly what `up` started")
     .option(...dirOption)
-    .action(async (flags: SandboxFlags) => {
+    .action(async (flags: SandboxFlags, command: Command) => {
       try {
         await sandboxDown(path.resolve(flags.dir));
-        process.stdout.write("sandbox stopped\n");
+        if (command.optsWithGlobals<GlobalOptions>().json)
+          printResult({ command: "sandbox", action: "down", up: false });
+        else process.stdout.write("sandbox stopped\n");
         setExit(EXIT.ok);
       } catch (error) {
         setExit(fail(error));
@@ -76,8 +96,13 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("status")
     .description("which sandbox processes are running")
     .option(...dirOption)
-    .action(async (flags: SandboxFlags) => {
+    .action(async (flags: SandboxFlags, command: Command) => {
       const status = await sandboxStatus(path.resolve(flags.dir));
+      if (command.optsWithGlobals<GlobalOptions>().json) {
+        printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
+        setExit(status.up ? EXIT.ok : EXIT.failed);
+        return;
+      }
       process.stdout.write(`sandbox ${status.up ? "up" : "down"}\n`);
       for (const p of status.processes) {
         process.stdout.write(

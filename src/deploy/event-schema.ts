@@ -141,6 +141,8 @@ export const jsonLineSchema = z
         z.strictObject({ ...envelope, type: result, ...resultShapes.init }),
         z.strictObject({ ...envelope, type: result, ...resultShapes["nginx-config"] }),
         z.strictObject({ ...envelope, type: result, ...resultShapes.pack }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.trust }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.sandbox }),
         z.strictObject({ ...envelope, type: result, ...resultShapes.plan }),
       ])
       .describe("a command's structured answer (docs/events.md: `result`)"),

@@ -27,7 +27,7 @@ function actionStep(name: string): { run: string; env: Record<string, string> } 
  */
 function cleanActionCopy(): string {
   const dir = path.join(mkdtempSync(path.join(os.tmpdir(), "nexus-action-")), "nexus");
-  const skip = new Set(["node_modules", "dist", ".git", "coverage"]);
+  const skip = new Set(["node_modules", "dist", ".git", "coverage", "tmp"]);
   cpSync(PROJECT_ROOT, dir, {
     recursive: true,
     filter: (source) => {

@@ -44,6 +44,17 @@ describe("--json result lines", () => {
         bytes: 10,
         warnings: [],
       },
+      {
+        ...envelope,
+        command: "trust",
+        server: "web1",
+        host: "[10.0.0.1]:2222",
+        keyType: "ssh-ed25519",
+        fingerprint: "SHA256:abc",
+        trusted: "added",
+        knownHosts: "/home/u/.ssh/known_hosts",
+      },
+      { ...envelope, command: "sandbox", action: "status", up: false, processes: [] },
       { ...envelope, command: "plan", release: "r2", batches: [["web1"], ["web2"]], files: 3, bytes: 99 },
     ];
     for (const line of lines) expect(jsonLineSchema.safeParse(line).success, line.command).toBe(true);

@@ -90245,6 +90245,12 @@ async function sandboxUp(opts) {
 
 // src/cli/sandbox.ts
 var PM2_HINT = "nexus sandbox needs PM2 to run the app on its hosts: `npm install -D pm2` in the directory you run nexus from (or a parent), or `npm ci` in a nexus checkout";
+function hostCount(value) {
+  const n2 = Number(value);
+  if (!/^\d+$/.test(value) || n2 < 1 || n2 > 12)
+    throw new InvalidArgumentError("expected a whole number from 1 to 12.");
+  return n2;
+}
 function fail(error63) {
   if (error63 instanceof SandboxError) {
     const message = error63.message.startsWith("pm2 not found") ? `${error63.message}
@@ -90260,12 +90266,12 @@ function sandboxCommand(setExit) {
     "a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests; needs sshd, nginx and pm2 (npm install -D pm2)"
   ).addHelpText("after", "\nExamples:\n  nexus sandbox up\n  nexus deploy --rolling\n  nexus sandbox down");
   const dirOption = ["--dir <path>", "state directory", ".sandbox"];
-  sandbox.command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", "number of app hosts (3 to 12)", "3").option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").action(async (flags, command) => {
+  sandbox.command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3).option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").action(async (flags, command) => {
     try {
       const json2 = command.optsWithGlobals().json;
       const info2 = await sandboxUp({
         dir: path16.resolve(flags.dir),
-        hosts: Number(flags.hosts),
+        hosts: flags.hosts,
         ipPrefix: flags.ipPrefix
       });
       if (json2) {

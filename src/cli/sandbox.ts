@@ -1,5 +1,5 @@
 import path from "node:path";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { EXIT } from "../deploy/events.js";
 import { SandboxError, sandboxDown, sandboxStatus, sandboxUp } from "../sandbox/index.js";
 import type { GlobalOptions } from "./context.js";
@@ -7,13 +7,20 @@ import { printResult } from "./result.js";
 
 interface SandboxFlags {
   dir: string;
-  hosts?: string;
+  hosts?: number;
   ipPrefix?: string;
 }
 
 /** The sandbox hosts run the app under PM2, which nexus itself does not ship (deploy targets bring their own). */
 export const PM2_HINT =
   "nexus sandbox needs PM2 to run the app on its hosts: `npm install -D pm2` in the directory you run nexus from (or a parent), or `npm ci` in a nexus checkout";
+
+function hostCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 12)
+    throw new InvalidArgumentError("expected a whole number from 1 to 12.");
+  return n;
+}
 
 function fail(error: unknown): number {
   if (error instanceof SandboxError) {
@@ -39,14 +46,14 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("up")
     .description("start the sandbox hosts and the load balancer (idempotent)")
     .option(...dirOption)
-    .option("--hosts <n>", "number of app hosts (3 to 12)", "3")
+    .option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3)
     .option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.")
     .action(async (flags: SandboxFlags, command: Command) => {
       try {
         const json = command.optsWithGlobals<GlobalOptions>().json;
         const info = await sandboxUp({
           dir: path.resolve(flags.dir),
-          hosts: Number(flags.hosts),
+          hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
         });
         if (json) {

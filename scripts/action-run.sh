@@ -2,8 +2,10 @@
 # The steps of the nexus GitHub Action (action.yml), kept here so that they can be run and tested
 # outside GitHub with GITHUB_OUTPUT / GITHUB_STEP_SUMMARY pointing at ordinary files.
 #
-#   action-run.sh install   npm ci (when node_modules is missing) and npm run build, in the action's checkout
-#   action-run.sh run       runs nexus with the action's inputs, given as environment variables:
+#   action-run.sh run       runs bundle/nexus.mjs (nexus and its dependencies in one committed file,
+#                           made by scripts/bundle.mjs) with the Node.js on the PATH: no install, no
+#                           compiler.
+#                           The action's inputs are given as environment variables:
 #     INPUT_COMMAND            the nexus command and its flags (default "deploy --rolling"); split on
 #                              whitespace, no quoting
 #     INPUT_CONFIG             the config file, relative to INPUT_WORKING_DIRECTORY (default: nexus's own)
@@ -18,10 +20,19 @@ set -euo pipefail
 
 action_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-install() {
-  cd "$action_dir"
-  if [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi
-  npm run build
+# The bundle's oldest supported Node.js (package.json engines: undici 7 needs 20.18.1).
+require_node() {
+  local version
+  if ! version="$(node -p 'process.versions.node' 2>/dev/null)"; then
+    echo "::error title=nexus::Node.js is not on the PATH: add actions/setup-node (node-version: 20 or later) before this action" >&2
+    return 2
+  fi
+  local major minor patch
+  IFS=. read -r major minor patch <<<"$version"
+  if ((major < 20 || (major == 20 && (minor < 18 || (minor == 18 && patch < 1))))); then
+    echo "::error title=nexus::Node.js $version is too old: nexus needs 20.18.1 or later (actions/setup-node)" >&2
+    return 2
+  fi
 }
 
 run() {
@@ -70,7 +81,11 @@ run() {
   if [ "${words[0]:-}" = nexus ]; then words=("${words[@]:1}"); fi
 
   local code=0
-  node "$action_dir/bin/nexus.js" ${args[@]+"${args[@]}"} ${words[@]+"${words[@]}"} || code=$?
+  if require_node; then
+    node "$action_dir/bundle/nexus.mjs" ${args[@]+"${args[@]}"} ${words[@]+"${words[@]}"} || code=$?
+  else
+    code=$?
+  fi
 
   # nexus writes `result` itself; when it could not (a usage error, a crash), say how it ended.
   if [ -n "${GITHUB_OUTPUT:-}" ] && ! grep -q '^result=' "$GITHUB_OUTPUT" 2>/dev/null; then
@@ -80,10 +95,9 @@ run() {
 }
 
 case "${1:-run}" in
-  install) install ;;
   run) run ;;
   *)
-    echo "usage: $0 install|run" >&2
+    echo "usage: $0 run" >&2
     exit 2
     ;;
 esac

@@ -1,40 +1,86 @@
-/** Always left out of an artifact: dependencies are installed on the server, logs and VCS data never ship. */
-export const ALWAYS_EXCLUDED = ["node_modules", ".git", "logs", "*.log", ".nexus", ".DS_Store"];
+import ignore, { type Ignore } from "ignore";
 
-/**
- * gitignore-like patterns: a pattern without "/" matches a name at any depth; with "/" it is
- * anchored at the app root. "*" and "?" stay within a path segment, "**" crosses them.
- * Anything under an excluded directory is excluded too.
- */
-export function compileExcludes(patterns: readonly string[]): (relativePath: string) => boolean {
-  const matchers = patterns.map(compile);
-  return (relativePath) => {
-    const clean = relativePath.replace(/^\.\/+/, "").replace(/\/+$/, "");
-    if (clean === "" || clean === ".") return false;
-    const segments = clean.split("/");
-    for (let i = 1; i <= segments.length; i++) {
-      const prefix = segments.slice(0, i).join("/");
-      const name = segments[i - 1] ?? "";
-      if (matchers.some((m) => (m.anchored ? m.regex.test(prefix) : m.regex.test(name)))) return true;
-    }
-    return false;
-  };
+/** Never shipped, whatever the config says: dependencies are installed on the server; VCS and nexus data stay home. */
+export const NEVER_SHIPPED = ["node_modules", ".git", ".nexus"];
+
+/** Left out unless `app.include` names them: logs, OS litter, and files that usually hold secrets. */
+export const DEFAULT_EXCLUDED = ["logs", "*.log", ".DS_Store", ".env*", ".npmrc"];
+
+/** A shipped file with one of these names gets a warning: it may carry a secret to every server. */
+export const SECRET_LOOKING = [".env*", "*.pem", "*.key", "id_*", ".npmrc"];
+
+/** Files read in every directory of the app, with gitignore semantics (the later overrides the earlier). */
+export const IGNORE_FILES = [".gitignore", ".nexusignore"];
+
+export interface Decision {
+  ship: boolean;
+  /** Shipped because `app.include` names it (it would be left out otherwise). */
+  explicit?: boolean;
 }
 
-function compile(pattern: string): { anchored: boolean; regex: RegExp } {
-  let p = pattern.trim().replace(/\/+$/, "");
-  const anchored = p.includes("/");
-  p = p.replace(/^\/+/, "");
-  let source = "";
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i] as string;
-    if (c === "*" && p[i + 1] === "*") {
-      source += ".*";
-      i++;
-      if (p[i + 1] === "/") i++;
-    } else if (c === "*") source += "[^/]*";
-    else if (c === "?") source += "[^/]";
-    else source += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+interface Level {
+  /** Directory the rules are relative to ("" for the app root). */
+  dir: string;
+  rules: Ignore;
+}
+
+/**
+ * Decides which paths of an app ship, with gitignore semantics (the `ignore` package: `**`,
+ * anchoring, `!negation`, directory-only patterns). Rules are checked root first, then each nested
+ * ignore file, then `app.exclude`; the last rule that matches wins, as in git. The walker must not
+ * descend into a directory that does not ship: as in git, a file cannot be re-included when its
+ * parent directory itself is excluded. `app.include` overrides everything but NEVER_SHIPPED.
+ */
+export class ArtifactFilter {
+  private readonly levels: Level[] = [];
+  private readonly excludes: Ignore;
+  private readonly includes: Ignore;
+  private readonly defaults = ignore().add(DEFAULT_EXCLUDED);
+  private readonly secrets = ignore().add(SECRET_LOOKING);
+  private readonly hasIncludes: boolean;
+
+  constructor(options: { exclude?: readonly string[]; include?: readonly string[] } = {}) {
+    this.excludes = ignore().add([...(options.exclude ?? [])]);
+    this.includes = ignore().add([...(options.include ?? [])]);
+    this.hasIncludes = (options.include ?? []).length > 0;
   }
-  return { anchored, regex: new RegExp(`^${source}$`) };
+
+  /** Adds the rules of an ignore file found in `dir` (relative to the app root, "" for the root). */
+  addIgnoreFile(dir: string, text: string): void {
+    this.levels.push({ dir: clean(dir), rules: ignore().add(text) });
+  }
+
+  decide(relativePath: string, isDirectory: boolean): Decision {
+    const rel = clean(relativePath);
+    if (rel === "") return { ship: true };
+    if (rel.split("/").some((segment) => NEVER_SHIPPED.includes(segment))) return { ship: false };
+    const asked = isDirectory ? `${rel}/` : rel;
+    const excluded = this.excludedByRules(rel, asked) || this.defaults.ignores(asked);
+    if (excluded && this.hasIncludes && this.includes.ignores(asked)) return { ship: true, explicit: true };
+    return { ship: !excluded };
+  }
+
+  /** True when a file with this path may carry a secret (.env*, *.pem, id_*, ...). */
+  looksSecret(relativePath: string): boolean {
+    return this.secrets.ignores(clean(relativePath));
+  }
+
+  private excludedByRules(rel: string, asked: string): boolean {
+    let excluded = false;
+    for (const level of this.levels) {
+      if (level.dir !== "" && !rel.startsWith(`${level.dir}/`)) continue;
+      const inner = level.dir === "" ? asked : asked.slice(level.dir.length + 1);
+      const verdict = level.rules.test(inner);
+      if (verdict.ignored) excluded = true;
+      else if (verdict.unignored) excluded = false;
+    }
+    const verdict = this.excludes.test(asked);
+    if (verdict.ignored) excluded = true;
+    else if (verdict.unignored) excluded = false;
+    return excluded;
+  }
+}
+
+function clean(relativePath: string): string {
+  return relativePath.replace(/^(\.\/+)+/, "").replace(/\/+$/, "");
 }

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar";
-import { ALWAYS_EXCLUDED, compileExcludes } from "./exclude.js";
+import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
 
 export interface Artifact {
   file: string;
@@ -17,19 +17,107 @@ export interface Artifact {
   dispose(): Promise<void>;
 }
 
+export interface PackOptions {
+  /** app.exclude: gitignore-style patterns left out on top of the app's .gitignore/.nexusignore files. */
+  exclude?: readonly string[];
+  /** app.include: gitignore-style patterns shipped even when excluded (.env*, .npmrc, logs, ignored files). */
+  include?: readonly string[];
+  /** Told about every shipped file that looks like a secret. */
+  warn?: (message: string) => void;
+}
+
+export interface AppFile {
+  /** Relative to the app root, "/"-separated. */
+  path: string;
+  /** Bytes on disk (0 for a symlink). */
+  size: number;
+}
+
+export interface AppSelection {
+  files: AppFile[];
+  /** Uncompressed bytes of all files. */
+  bytes: number;
+  warnings: string[];
+}
+
 /**
- * Packs the app root into a gzip tarball in a temp dir, streaming: the archive is hashed as it
- * is written and never held whole in memory.
+ * Walks the app root and returns what ships, in a stable order: the app's .gitignore and
+ * .nexusignore files (nested too), app.exclude and app.include applied; excluded directories are not
+ * entered.
  */
-export async function packApp(root: string, extraExcludes: readonly string[] = []): Promise<Artifact> {
+export async function selectAppFiles(root: string, options: PackOptions = {}): Promise<AppSelection> {
   const info = await stat(root).catch(() => undefined);
   if (!info?.isDirectory()) throw new Error(`app.root ${root} is not a directory`);
-  const excluded = compileExcludes([...ALWAYS_EXCLUDED, ...extraExcludes]);
+  const filter = new ArtifactFilter(options);
+  const files: AppFile[] = [];
+  const warnings: string[] = [];
+
+  const walk = async (dir: string): Promise<void> => {
+    const full = path.join(root, dir);
+    for (const name of IGNORE_FILES) {
+      const text = await readFile(path.join(full, name), "utf8").catch(() => undefined);
+      if (text !== undefined) filter.addIgnoreFile(dir, text);
+    }
+    const entries = (await readdir(full, { withFileTypes: true })).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
+    for (const entry of entries) {
+      const rel = dir === "" ? entry.name : `${dir}/${entry.name}`;
+      const decision = filter.decide(rel, entry.isDirectory());
+      if (!decision.ship) continue;
+      if (entry.isDirectory()) {
+        await walk(rel);
+        continue;
+      }
+      if (!entry.isFile() && !entry.isSymbolicLink()) continue; // sockets, fifos: nothing to ship
+      const size = entry.isFile() ? (await lstat(path.join(root, rel))).size : 0;
+      files.push({ path: rel, size });
+      if (filter.looksSecret(rel)) {
+        warnings.push(
+          decision.explicit
+            ? `${rel} looks like a secret and ships because app.include names it`
+            : `${rel} looks like a secret and ships to every server (add it to .gitignore, .nexusignore or app.exclude if it should not)`,
+        );
+      }
+    }
+  };
+  await walk("");
+  return { files, bytes: files.reduce((sum, f) => sum + f.size, 0), warnings };
+}
+
+/**
+ * Packs the app's files (selectAppFiles) into a gzip tarball in a temp dir, streaming: the archive is
+ * hashed as it is written and never held whole in memory.
+ */
+export async function packApp(root: string, options: PackOptions = {}): Promise<Artifact> {
+  const selection = await selectAppFiles(root, options);
+  if (selection.files.length === 0) throw new Error(`app.root ${root}: no file to ship (all excluded)`);
+  for (const warning of selection.warnings) options.warn?.(warning);
   const dir = await mkdtemp(path.join(os.tmpdir(), "nexus-artifact-"));
   const file = path.join(dir, "release.tar.gz");
+  try {
+    const { sha256, bytes } = await writeTarball(root, selection.files, file);
+    return {
+      file,
+      sha256,
+      bytes,
+      files: selection.files.length,
+      dispose: () => rm(dir, { recursive: true, force: true }),
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Writes the listed files of `root` as a gzip tarball to `file`; returns its sha256 and size. */
+export async function writeTarball(
+  root: string,
+  files: readonly AppFile[],
+  file: string,
+): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash("sha256");
   let bytes = 0;
-  let files = 0;
   const hashing = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
@@ -46,20 +134,10 @@ export async function packApp(root: string, extraExcludes: readonly string[] = [
       // (node-tar would otherwise read files of up to 16 MB whole, 4 at a time).
       jobs: 2,
       maxReadSize: 1024 * 1024,
-      filter: (entry, stats) => {
-        if (excluded(entry)) return false;
-        if (!("isDirectory" in stats && stats.isDirectory())) files++;
-        return true;
-      },
+      noDirRecurse: true,
     },
-    ["."],
+    files.map((f) => f.path),
   );
   await pipeline(stream, hashing, createWriteStream(file));
-  return {
-    file,
-    sha256: hash.digest("hex"),
-    bytes,
-    files,
-    dispose: () => rm(dir, { recursive: true, force: true }),
-  };
+  return { sha256: hash.digest("hex"), bytes };
 }

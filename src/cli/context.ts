@@ -1,8 +1,9 @@
+import { statSync } from "node:fs";
 import path from "node:path";
 import chalk from "chalk";
 import type { Command } from "commander";
 import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
-import { EXIT, NexusError } from "../errors.js";
+import { EXIT, NexusError, UsageError } from "../errors.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
 import { PlainReporter } from "../report/plain.js";
@@ -30,9 +31,16 @@ export function pickReporter(options: GlobalOptions): Reporter {
   return interactive ? new PrettyReporter() : new PlainReporter();
 }
 
+/** A bad flag value found after parsing: exit 2, like commander's own usage errors. */
+
 export function readConfig(options: GlobalOptions): Config {
   const config = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
-  if (options.sshKey) config.ssh.privateKey = path.resolve(options.sshKey);
+  if (options.sshKey) {
+    const key = path.resolve(options.sshKey);
+    if (!statSync(key, { throwIfNoEntry: false })?.isFile())
+      throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
+    config.ssh.privateKey = key;
+  }
   if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
   return config;
 }
@@ -119,3 +127,4 @@ export async function withReporter(
     reporter.close();
   }
 }
+export { UsageError };

@@ -7,6 +7,7 @@ import { ConfigError } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, resolveConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import type { GlobalOptions } from "./context.js";
+import { printResult } from "./result.js";
 
 interface InitFlags {
   output?: string;
@@ -92,10 +93,14 @@ function defaultName(root: string): string {
   return clean || "app";
 }
 
+/** Where `$schema` points when no local copy can be referenced (global and npx installs). */
+export const SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
+
 /**
- * `$schema` for editor completion, relative to the config's directory: the installed package's
- * schema (node_modules/nexus-deploy/config.schema.json, here or in a parent directory), else the
- * schema shipped with this nexus.
+ * `$schema` for editor completion: the installed package's schema, relative to the config's directory
+ * (node_modules/nexus-deploy/config.schema.json, here or in a parent directory); else, when this
+ * nexus runs from a checkout, the checkout's schema; else (a global or npx install, whose directory
+ * comes and goes) the schema's URL.
  */
 export function schemaReference(outputDir: string): string {
   let dir = path.resolve(outputDir);
@@ -106,7 +111,14 @@ export function schemaReference(outputDir: string): string {
     if (parent === dir) break;
     dir = parent;
   }
-  return relativeRef(outputDir, fileURLToPath(new URL(`../../${SCHEMA_FILE}`, import.meta.url)));
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  if (here.split(path.sep).includes("node_modules")) return SCHEMA_URL;
+  // dist/cli/init.js or bundle/nexus.mjs in a checkout.
+  for (const relative of ["../..", ".."]) {
+    const file = path.resolve(here, relative, SCHEMA_FILE);
+    if (existsSync(file)) return relativeRef(outputDir, file);
+  }
+  return SCHEMA_URL;
 }
 
 function relativeRef(from: string, file: string): string {
@@ -268,6 +280,11 @@ Examples:
         resolveConfig(data, label, dir);
         mkdirSync(dir, { recursive: true });
         writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`, { flag: flags.force ? "w" : "wx" });
+        if (global.json) {
+          printResult({ command: "init", file: output, servers: flags.servers.map((s) => s.name) });
+          setExit(EXIT.ok);
+          return;
+        }
         const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
         process.stdout.write(
           `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,

@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { selectAppFiles } from "../artifact/pack.js";
 import { renderProxySettings, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
 import { deploy } from "../deploy/deploy.js";
@@ -6,6 +7,7 @@ import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
 import { EXIT } from "../errors.js";
+import { formatBytes } from "../report/format.js";
 import { logFormatAdvice } from "../watch/log-format.js";
 import {
   exitCodeForError,
@@ -18,6 +20,8 @@ import { haproxyConfigCommand } from "./haproxy-config.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { addOperationCommands } from "./operations.js";
+import { packCommand } from "./pack.js";
+import { printResult } from "./result.js";
 import { sandboxCommand } from "./sandbox.js";
 import { printTable } from "./table.js";
 import { trustCommand } from "./trust.js";
@@ -84,7 +88,22 @@ export function buildProgram(setExit: (code: number) => void): Command {
             const config = readConfig(global);
             if (opts.dryRun) {
               const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
+              const app = await selectAppFiles(config.app.root, config.app);
+              for (const message of app.warnings) reporter.emit({ type: "warn", message });
+              if (global.json) {
+                printResult({
+                  command: "plan",
+                  release: plan.release,
+                  batches: plan.batches.map((batch) => batch.map((s) => s.name)),
+                  files: app.files.length,
+                  bytes: app.bytes,
+                });
+                return EXIT.ok;
+              }
               for (const line of describePlan(config, plan)) reporter.print(line);
+              reporter.print(
+                `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (nexus pack --list shows them)`,
+              );
               return EXIT.ok;
             }
             return whileInterruptible(reporter, async (signal, inHand) => {
@@ -177,7 +196,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         await withReporter(program, async (reporter, global) => {
           const rows = await fleetStatus(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
           if (global.json) {
-            for (const row of rows) reporter.print(JSON.stringify(row));
+            printResult({ command: "status", rows });
           } else {
             printTable(
               reporter,
@@ -199,16 +218,27 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText("after", "\nExample:\n  nexus nginx-config > /etc/nginx/conf.d/upstream.conf")
     .action((opts: { name: string }) => {
       try {
-        const config = readConfig(program.opts<GlobalOptions>());
+        const global = program.opts<GlobalOptions>();
+        const config = readConfig(global);
         const nginx = config.balancers.find((b) => b.type === "nginx");
         const name = nginx?.upstream ?? opts.name;
-        process.stdout.write(
-          `${renderUpstreamBlock({ name, servers: config.servers.map((s) => s.upstream) })}\n`,
-        );
-        process.stdout.write(`# in your server block:\nlocation / {\n${renderProxySettings(name)}}\n`);
-        process.stdout.write(
-          `# in your http block (rolling.watch reads it):\n${logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log")}\n`,
-        );
+        const servers = config.servers.map((s) => s.upstream);
+        const upstreamBlock = `${renderUpstreamBlock({ name, servers })}\n`;
+        const location = `location / {\n${renderProxySettings(name)}}\n`;
+        const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
+        if (global.json)
+          printResult({
+            command: "nginx-config",
+            upstream: name,
+            servers,
+            upstreamBlock,
+            location,
+            logFormat,
+          });
+        else
+          process.stdout.write(
+            `${upstreamBlock}# in your server block:\n${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
+          );
         setExit(EXIT.ok);
       } catch (error) {
         const { code, message } = exitCodeForError(error);
@@ -219,6 +249,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   addMaintenanceCommands(program, setExit);
   addOperationCommands(program, setExit);
+  program.addCommand(packCommand(setExit));
   program.addCommand(initCommand(setExit));
   program.addCommand(haproxyConfigCommand(setExit));
   program.addCommand(trustCommand(setExit));
@@ -230,6 +261,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     );
   program.addCommand(sandbox);
   program.addOption(new Option("--no-color", "no colours (NO_COLOR is honoured too)"));
+  // An unknown command names the valid ones (set last: subcommands keep their own hint).
+  program.showHelpAfterError(`(commands: ${program.commands.map((c) => c.name()).join(", ")}; nexus --help)`);
+  // Subcommand help lists the global flags too (--config, --json, --ssh-key...).
+  const showGlobals = (command: Command) => {
+    command.configureHelp({ showGlobalOptions: true });
+    command.commands.forEach(showGlobals);
+  };
+  showGlobals(program);
   return program;
 }
 

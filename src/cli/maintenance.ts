@@ -6,6 +6,7 @@ import { listReleases } from "../deploy/releases.js";
 import { readState } from "../deploy/state.js";
 import { EXIT } from "../errors.js";
 import { readConfig, whileInterruptible, withReporter } from "./context.js";
+import { printResult } from "./result.js";
 import { printTable } from "./table.js";
 
 /** recover, unlock, releases: the commands for looking after a fleet between deploys. */
@@ -101,7 +102,7 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
       setExit(
         await withReporter(program, async (reporter, global) => {
           const rows = await listReleases(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
-          if (global.json) for (const row of rows) reporter.print(JSON.stringify(row));
+          if (global.json) printResult({ command: "releases", rows });
           else {
             printTable(
               reporter,

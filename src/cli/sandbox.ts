@@ -1,18 +1,34 @@
 import path from "node:path";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { EXIT } from "../errors.js";
 import { SandboxError, sandboxDown, sandboxStatus, sandboxUp } from "../sandbox/index.js";
+import type { GlobalOptions } from "./context.js";
+import { printResult } from "./result.js";
 
 interface SandboxFlags {
   dir: string;
-  hosts?: string;
+  hosts?: number;
   ipPrefix?: string;
   balancer?: string;
 }
 
+/** The sandbox hosts run the app under PM2, which nexus itself does not ship (deploy targets bring their own). */
+export const PM2_HINT =
+  "nexus sandbox needs PM2 to run the app on its hosts: `npm install -D pm2` in the directory you run nexus from (or a parent), or `npm ci` in a nexus checkout";
+
+function hostCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 12)
+    throw new InvalidArgumentError("expected a whole number from 1 to 12.");
+  return n;
+}
+
 function fail(error: unknown): number {
   if (error instanceof SandboxError) {
-    process.stderr.write(`nexus sandbox: ${error.message}\n`);
+    const message = error.message.startsWith("pm2 not found")
+      ? `${error.message}\n${PM2_HINT}`
+      : error.message;
+    process.stderr.write(`nexus sandbox: ${message}\n`);
     return EXIT.failed;
   }
   throw error;
@@ -21,7 +37,9 @@ function fail(error: unknown): number {
 /** `nexus sandbox up | down | status`: the local loopback cluster used by the demo and the tests. */
 export function sandboxCommand(setExit: (code: number) => void): Command {
   const sandbox = new Command("sandbox")
-    .description("a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests")
+    .description(
+      "a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests; needs sshd, nginx and pm2 (npm install -D pm2)",
+    )
     .addHelpText("after", "\nExamples:\n  nexus sandbox up\n  nexus deploy --rolling\n  nexus sandbox down");
   const dirOption = ["--dir <path>", "state directory", ".sandbox"] as const;
 
@@ -29,17 +47,33 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("up")
     .description("start the sandbox hosts and the load balancer (idempotent)")
     .option(...dirOption)
-    .option("--hosts <n>", "number of app hosts (3 to 12)", "3")
+    .option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3)
     .option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.")
     .option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"', "nginx")
-    .action(async (flags: SandboxFlags) => {
+    .action(async (flags: SandboxFlags, command: Command) => {
       try {
+        const json = command.optsWithGlobals<GlobalOptions>().json;
         const info = await sandboxUp({
           dir: path.resolve(flags.dir),
-          hosts: Number(flags.hosts),
+          hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer as "nginx" | "haproxy",
         });
+        if (json) {
+          printResult({
+            command: "sandbox",
+            action: "up",
+            up: true,
+            hosts: info.hosts.map((h) => ({
+              name: h.name,
+              ssh: `${info.user}@${h.address}:${h.sshPort}`,
+              app: h.appAddress,
+            })),
+            lb: info.lb.url,
+          });
+          setExit(EXIT.ok);
+          return;
+        }
         for (const host of info.hosts) {
           process.stdout.write(
             `${host.name.padEnd(14)} ssh ${info.user}@${host.address}:${host.sshPort}  app ${host.appAddress}\n`,
@@ -60,10 +94,12 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("down")
     .description("stop exactly what `up` started")
     .option(...dirOption)
-    .action(async (flags: SandboxFlags) => {
+    .action(async (flags: SandboxFlags, command: Command) => {
       try {
         await sandboxDown(path.resolve(flags.dir));
-        process.stdout.write("sandbox stopped\n");
+        if (command.optsWithGlobals<GlobalOptions>().json)
+          printResult({ command: "sandbox", action: "down", up: false });
+        else process.stdout.write("sandbox stopped\n");
         setExit(EXIT.ok);
       } catch (error) {
         setExit(fail(error));
@@ -74,8 +110,13 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("status")
     .description("which sandbox processes are running")
     .option(...dirOption)
-    .action(async (flags: SandboxFlags) => {
+    .action(async (flags: SandboxFlags, command: Command) => {
       const status = await sandboxStatus(path.resolve(flags.dir));
+      if (command.optsWithGlobals<GlobalOptions>().json) {
+        printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
+        setExit(status.up ? EXIT.ok : EXIT.failed);
+        return;
+      }
       process.stdout.write(`sandbox ${status.up ? "up" : "down"}\n`);
       for (const p of status.processes) {
         process.stdout.write(

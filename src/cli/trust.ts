@@ -23,6 +23,7 @@ import {
 import { SshSession } from "../ssh/session.js";
 import { readSshConfig } from "../ssh/ssh-config.js";
 import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
+import { printResult } from "./result.js";
 
 interface TrustFlags {
   yes?: boolean;
@@ -102,6 +103,8 @@ function removeHostLines(
 }
 
 async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Promise<number> {
+  // With --json, stdout holds only the result line; the human lines go to stderr.
+  const say = (line: string) => (global.json ? process.stderr : process.stdout).write(line);
   const config = readConfig(global);
   const server = config.servers.find((s) => s.name === name);
   if (!server) {
@@ -133,12 +136,25 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
   }
   const type = keyTypeOf(key);
   const fingerprint = fingerprintSha256(key);
-  process.stdout.write(`${server.name} (${hostString}) host key: ${type} ${fingerprint}\n`);
+  say(`${server.name} (${hostString}) host key: ${type} ${fingerprint}\n`);
+  const done = (trusted: "already" | "added" | "replaced") => {
+    if (global.json)
+      printResult({
+        command: "trust",
+        server: server.name,
+        host: hostString,
+        keyType: type,
+        fingerprint,
+        trusted,
+        knownHosts: file,
+      });
+    return EXIT.ok;
+  };
 
   const check = checkHostKey(entries, target.host, target.port, key);
   if (check.status === "match") {
-    process.stdout.write(`already trusted in ${file}\n`);
-    return EXIT.ok;
+    say(`already trusted in ${file}\n`);
+    return done("already");
   }
   if (check.status === "revoked") {
     process.stderr.write(`nexus trust: this key is marked @revoked in ${file}; it will not be trusted\n`);
@@ -189,11 +205,11 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
       );
       return EXIT.failed;
     }
-    process.stdout.write(`removed ${removed} old line(s) for ${hostString}\n`);
+    say(`removed ${removed} old line(s) for ${hostString}\n`);
   }
   appendKnownHost(file, target.host, target.port, key);
-  process.stdout.write(`added ${type} ${fingerprint} for ${hostString} to ${file}\n`);
-  return EXIT.ok;
+  say(`added ${type} ${fingerprint} for ${hostString} to ${file}\n`);
+  return done(replacing ? "replaced" : "added");
 }
 
 /** `nexus trust <server>`: shows the server's host key fingerprint and records it after confirmation. */

@@ -63,8 +63,13 @@ export const appSchema = z.strictObject({
   start: nonEmpty.default("server.js"),
   /** Port the app listens on (the upstream and health port unless overridden). */
   port: port.default(3000),
-  /** Extra exclude patterns for the artifact (node_modules, logs, *.log and .git are always excluded). */
+  /**
+   * Extra exclude patterns for the artifact (gitignore syntax), on top of the app's .gitignore and
+   * .nexusignore files; node_modules, .git, logs, *.log, .env* and .npmrc are always left out.
+   */
   exclude: z.array(nonEmpty).default([]),
+  /** Patterns (gitignore syntax) shipped even when excluded, e.g. ".env.production"; never node_modules or .git. */
+  include: z.array(nonEmpty).default([]),
   /** Optional local build command run in the app root before packing. */
   build: nonEmpty.optional(),
 });

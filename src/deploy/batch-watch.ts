@@ -1,9 +1,12 @@
 import { isIP } from "node:net";
+import { createBalancer } from "../balancer/factory.js";
+import type { HaproxyBalancer } from "../balancer/haproxy/haproxy.js";
 import { ConfigError } from "../config/errors.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, WatchedRate } from "../events/events.js";
 import { probeOnce } from "../health/probe.js";
 import { resolveRemotePath } from "../remote/layout.js";
+import { HaproxyStatSource } from "../watch/haproxy-source.js";
 import type { ServerJudgement } from "../watch/judge.js";
 import { NginxLogSource } from "../watch/nginx-source.js";
 import { AccessLogProblem, checkAccessLog } from "../watch/preflight.js";
@@ -32,6 +35,8 @@ export class BatchWatch {
     private readonly fleet: Fleet,
     private readonly emit: Emit,
     private readonly source: TrafficSource,
+    /** The nexus server a traffic key (an address for Nginx, a server name for HAProxy) belongs to. */
+    private readonly serverOf: (key: string) => string | undefined,
     private readonly baseline: Counts | undefined,
   ) {}
 
@@ -42,11 +47,7 @@ export class BatchWatch {
   static async prepare(config: Config, fleet: Fleet, emit: Emit): Promise<BatchWatch | undefined> {
     if (config.rolling.watch.duration <= 0) return undefined;
     const nginx = config.balancers.find((b) => b.type === "nginx");
-    if (!nginx) {
-      throw new ConfigError(config.file, [
-        "rolling.watch: reads the error rate from an Nginx access log; with HAProxy only, set rolling.watch to 0 (see docs/how-it-works.md)",
-      ]);
-    }
+    if (!nginx) return BatchWatch.fromHaproxy(config, fleet, emit);
     const { runner, home } = hostRunner(fleet.hosts, nginx.host);
     const path = resolveRemotePath(nginx.accessLog, home);
     let check: Awaited<ReturnType<typeof checkAccessLog>>;
@@ -76,7 +77,21 @@ export class BatchWatch {
         message: `watch: before the deploy, ${check.baseline.failures} of ${check.baseline.requests} recent request(s) failed at the balancer`,
       });
     }
-    return new BatchWatch(config, fleet, emit, new NginxLogSource(runner, path), check.baseline);
+    // Nginx logs the address it sent each request to.
+    const byAddress = new Map(config.servers.map((s) => [s.upstream, s.name]));
+    const source = new NginxLogSource(runner, path);
+    return new BatchWatch(config, fleet, emit, source, (key) => byAddress.get(key), check.baseline);
+  }
+
+  /** HAProxy's per-server counters (show stat), through its admin socket: no log format needed. */
+  private static fromHaproxy(config: Config, fleet: Fleet, emit: Emit): BatchWatch {
+    const entry = config.balancers.find((b) => b.type === "haproxy");
+    if (!entry) throw new ConfigError(config.file, ["rolling.watch: no balancer to read the traffic from"]);
+    const { runner, home } = hostRunner(fleet.hosts, entry.host);
+    const haproxy = createBalancer(entry, runner, { home }) as HaproxyBalancer;
+    const byName = new Map(config.servers.map((s) => [entry.servers[s.name] ?? s.name, s.name]));
+    const source = new HaproxyStatSource(() => haproxy.showStat(), entry.backend);
+    return new BatchWatch(config, fleet, emit, source, (key) => byName.get(key), undefined);
   }
 
   /** Servers watched so far: on the new release, so no longer a control group. */
@@ -164,10 +179,9 @@ export class BatchWatch {
     const { config, emit } = this;
     const settings = config.rolling.watch;
     const seconds = settings.duration / 1000;
-    const byAddress = new Map(config.servers.map((s) => [s.upstream, s.name]));
     return watchWindow({
       source: this.source,
-      serverOf: (address) => byAddress.get(address),
+      serverOf: this.serverOf,
       watched: batch.map((s) => s.name),
       untouched: untouched.map((s) => s.name),
       baseline: this.baseline,

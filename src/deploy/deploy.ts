@@ -124,7 +124,11 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
   }
 
   emit({ type: "phase", phase: "pack", message: `packing ${config.app.root}` });
-  const packing = packApp(config.app.root, config.app.exclude);
+  const packing = packApp(config.app.root, {
+    exclude: config.app.exclude,
+    include: config.app.include,
+    warn: (message) => emit({ type: "warn", message }),
+  });
   // Every server is connected, not only the deployed ones: the capacity guard checks the others live.
   const opening = Fleet.open(
     config,

@@ -33,7 +33,9 @@ export function makePlan(config: Config, release: string, only?: readonly string
   if (only && only.length > 0) {
     const unknown = only.filter((name) => !config.servers.some((s) => s.name === name));
     if (unknown.length > 0)
-      throw new PlanError(`--only: unknown server ${unknown.map((n) => `"${n}"`).join(", ")}`);
+      throw new PlanError(
+        `--only: unknown server ${unknown.map((n) => `"${n}"`).join(", ")} (valid: ${config.servers.map((s) => s.name).join(", ")})`,
+      );
     servers = config.servers.filter((s) => only.includes(s.name));
   }
   const size = batchCount(config.rolling.batchSize, config.servers.length);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { resultShapes } from "../cli/result-schema.js";
 import type { DeployEvent, Outcome, ServerResult, Step, SummaryRow } from "./events.js";
 
 /**
@@ -152,6 +153,8 @@ const envelope = {
   time: z.iso.datetime().describe("when the event was emitted (ISO 8601, UTC)"),
 };
 
+const result = z.literal("result");
+
 /** One line of `nexus --json` output. */
 export const jsonLineSchema = z
   .discriminatedUnion("type", [
@@ -169,8 +172,20 @@ export const jsonLineSchema = z
     z.strictObject({
       ...envelope,
       type: z.literal("output"),
-      line: text.describe("a line that is not an event: a dry-run plan line, a `status` row as JSON"),
+      line: text.describe("a line that is not an event: a dry-run plan line"),
     }),
+    z
+      .discriminatedUnion("command", [
+        z.strictObject({ ...envelope, type: result, ...resultShapes.status }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.releases }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.init }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes["nginx-config"] }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.pack }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.trust }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.sandbox }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.plan }),
+      ])
+      .describe("a command's structured answer (docs/events.md: `result`)"),
   ])
   .describe("one line of `nexus --json` output (docs/events.md)");
 

@@ -1,3 +1,4 @@
+import { showStatServerRows, statNumber } from "../balancer/haproxy/stats.js";
 import type { Counts } from "./traffic.js";
 
 /** The per-server counters of HAProxy's `show stat` that the watch reads (all cumulative). */
@@ -16,36 +17,19 @@ export interface ServerCounters {
 const RESPONSE_FIELDS = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"];
 
 /**
- * Parses the CSV of `show stat` (header line "# pxname,svname,..."): the counters of each server
- * row of `backend` (every backend when omitted), keyed by server name. Columns are found by their
- * header name, so versions that add columns parse alike; an empty cell counts as 0.
+ * The counters of each server row of `backend` (every backend when omitted, keyed
+ * "backend/server" then) in a `show stat` CSV reply.
  */
 export function parseShowStat(csv: string, backend?: string): Map<string, ServerCounters> {
-  const lines = csv.split(/\r?\n/).filter((line) => line.trim() !== "");
-  const header = lines.find((line) => line.startsWith("#"));
   const out = new Map<string, ServerCounters>();
-  if (!header) return out;
-  const columns = header.replace(/^#\s*/, "").split(",");
-  const at = (name: string) => columns.indexOf(name);
-  const number = (cells: string[], name: string) => {
-    const index = at(name);
-    const value = index < 0 ? Number.NaN : Number.parseInt(cells[index] ?? "", 10);
-    return Number.isFinite(value) ? value : 0;
-  };
-  for (const line of lines) {
-    if (line.startsWith("#")) continue;
-    const cells = line.split(",");
-    const proxy = cells[at("pxname")] ?? "";
-    const server = cells[at("svname")] ?? "";
-    if (server === "FRONTEND" || server === "BACKEND" || server === "") continue;
-    if (backend !== undefined && proxy !== backend) continue;
-    const key = backend === undefined ? `${proxy}/${server}` : server;
-    out.set(key, {
-      responses: RESPONSE_FIELDS.reduce((sum, field) => sum + number(cells, field), 0),
-      hrsp5xx: number(cells, "hrsp_5xx"),
-      eresp: number(cells, "eresp"),
-      econ: number(cells, "econ"),
-      wretr: number(cells, "wretr"),
+  for (const row of showStatServerRows(csv)) {
+    if (backend !== undefined && row.pxname !== backend) continue;
+    out.set(backend === undefined ? `${row.pxname}/${row.svname}` : (row.svname as string), {
+      responses: RESPONSE_FIELDS.reduce((sum, field) => sum + statNumber(row, field), 0),
+      hrsp5xx: statNumber(row, "hrsp_5xx"),
+      eresp: statNumber(row, "eresp"),
+      econ: statNumber(row, "econ"),
+      wretr: statNumber(row, "wretr"),
     });
   }
   return out;

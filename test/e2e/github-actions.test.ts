@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { currentRelease, fixture, uniqueRelease, writeConfig } from "./helpers.js";
 import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
@@ -20,6 +20,25 @@ function actionStep(name: string): { run: string; env: Record<string, string> } 
   for (const m of block.matchAll(/\n {8}([A-Z_]+): (.+)/g)) env[m[1] as string] = m[2] as string;
   return { run, env };
 }
+
+/**
+ * The action as a workflow gets it: a checkout of the repository, with no node_modules and no
+ * dist/ anywhere above or in it (so nothing can be installed, compiled or borrowed from the project).
+ */
+function cleanActionCopy(): string {
+  const dir = path.join(mkdtempSync(path.join(os.tmpdir(), "nexus-action-")), "nexus");
+  const skip = new Set(["node_modules", "dist", ".git", "coverage", "tmp"]);
+  cpSync(PROJECT_ROOT, dir, {
+    recursive: true,
+    filter: (source) => {
+      const name = path.basename(source);
+      return !skip.has(name) && !name.startsWith(".sandbox");
+    },
+  });
+  return dir;
+}
+
+let actionPath = "";
 
 interface ActionRun {
   exitCode: number;
@@ -53,7 +72,7 @@ async function runAction(inputs: Record<string, string>, workspace: string): Pro
       ...env,
       CI: "true",
       GITHUB_ACTIONS: "true",
-      GITHUB_ACTION_PATH: PROJECT_ROOT,
+      GITHUB_ACTION_PATH: actionPath,
       GITHUB_OUTPUT: outputsFile,
       GITHUB_STEP_SUMMARY: summaryFile,
       RUNNER_TEMP: runnerTemp,
@@ -107,17 +126,27 @@ function expectKeyNowhere(key: string, run: ActionRun): void {
   expect(readdirSync(run.runnerTemp)).toEqual([]);
 }
 
-describe("the GitHub Action (action.yml → scripts/action-run.sh → nexus)", () => {
-  it("action.yml declares the inputs and outputs, and its steps run the script", () => {
+describe("the GitHub Action (action.yml → scripts/action-run.sh → bundle/nexus.mjs)", () => {
+  beforeAll(() => {
+    actionPath = cleanActionCopy();
+    expect(existsSync(path.join(actionPath, "node_modules"))).toBe(false);
+    expect(existsSync(path.join(actionPath, "bundle", "nexus.mjs"))).toBe(true);
+  });
+
+  it("action.yml declares the inputs and outputs, and its one step runs the bundle: no install, no compiler", () => {
     for (const input of ["command", "config", "ssh-private-key", "known-hosts", "working-directory"])
       expect(ACTION).toMatch(new RegExp(`\\n {2}${input}:\\n`));
     expect(ACTION).toMatch(/\n {2}release:\n.*\n {4}value: \$\{\{ steps\.nexus\.outputs\.release \}\}/);
     expect(ACTION).toMatch(/\n {2}result:\n.*\n {4}value: \$\{\{ steps\.nexus\.outputs\.result \}\}/);
     expect(ACTION).toContain("using: composite");
-    expect(actionStep("Install and build nexus").run).toBe(
-      'bash "$GITHUB_ACTION_PATH/scripts/action-run.sh" install',
-    );
     expect(actionStep("Run nexus").run).toBe('bash "$GITHUB_ACTION_PATH/scripts/action-run.sh" run');
+    expect(ACTION.match(/\n {4}- name: /g)).toHaveLength(1);
+    const script = readFileSync(path.join(PROJECT_ROOT, "scripts", "action-run.sh"), "utf8");
+    for (const text of [ACTION, script]) {
+      expect(text).not.toMatch(/\bnpm (ci|install|run)\b|\bnpx\b|\btsc\b/);
+      expect(text).not.toContain("bin/nexus.js");
+    }
+    expect(script).toContain('node "$action_dir/bundle/nexus.mjs"');
     // Inputs reach the script through env, never pasted into its text (no script injection).
     expect(ACTION).not.toMatch(/run: .*\$\{\{/);
     expect(existsSync(path.join(PROJECT_ROOT, "docs", "github-actions.md"))).toBe(true);
@@ -131,7 +160,7 @@ describe("the GitHub Action (action.yml → scripts/action-run.sh → nexus)", (
       "working-directory": workspace(),
       ...keyInputs(),
     };
-    const run = await runAction(inputs, PROJECT_ROOT);
+    const run = await runAction(inputs, os.tmpdir());
     expect(run.exitCode, run.log).toBe(0);
 
     expect(run.outputs.split("\n").filter(Boolean).sort()).toEqual([`release=${release}`, "result=success"]);

@@ -79,14 +79,38 @@ describe("--json", () => {
     expect(currentRelease("nexus-alpha")).toBe(good);
   });
 
-  it("status and a dry run: their lines are `output` events", async () => {
+  it("status, releases, nginx-config and a dry run: one structured `result` line each", async () => {
     const status = await nexus(["--json", "-c", config, "status"]);
     expect(status.exitCode, status.all).toBe(0);
-    const rows = jsonLines(status).filter((e) => e.type === "output");
-    expect(rows).toHaveLength(3);
+    const statusResult = jsonLines(status).filter((e) => e.type === "result");
+    expect(statusResult).toHaveLength(1);
+    expect(statusResult[0]).toMatchObject({ command: "status" });
+    const rows = (statusResult[0] as { rows: { server: string; rotation: string }[] }).rows;
+    expect(rows.map((r) => r.server)).toEqual(["nexus-alpha", "nexus-beta", "nexus-gamma"]);
+    for (const row of rows) expect(row.rotation).toBe("in rotation");
+
+    const releases = await nexus(["--json", "-c", config, "releases"]);
+    expect(releases.exitCode, releases.all).toBe(0);
+    const releasesResult = jsonLines(releases).find((e) => e.type === "result");
+    expect(releasesResult).toMatchObject({ command: "releases" });
+    expect((releasesResult as { rows: { mark: string }[] }).rows.some((r) => r.mark === "current")).toBe(
+      true,
+    );
+
+    const nginx = await nexus(["--json", "-c", config, "nginx-config"]);
+    expect(nginx.exitCode, nginx.all).toBe(0);
+    expect(jsonLines(nginx)).toEqual([expect.objectContaining({ type: "result", command: "nginx-config" })]);
+
     const plan = await nexus(["--json", "-c", config, "deploy", "--dry-run"]);
     expect(plan.exitCode, plan.all).toBe(0);
-    expect(jsonLines(plan).some((e) => e.type === "output" && e.line.includes("batch 1"))).toBe(true);
+    const planResult = jsonLines(plan).find((e) => e.type === "result");
+    expect(planResult).toMatchObject({ command: "plan" });
+    expect((planResult as { batches: string[][] }).batches.flat()).toEqual([
+      "nexus-alpha",
+      "nexus-beta",
+      "nexus-gamma",
+    ]);
+    expect((planResult as { files: number }).files).toBeGreaterThan(0);
   });
 });
 

@@ -206,6 +206,27 @@ describe("nexus trust <server>", () => {
     expect(again.stdout).toContain("already trusted");
   });
 
+  it("--json: stdout holds one result line (added, then already), the human lines go to stderr", async () => {
+    const file = knownHostsFile([]);
+    const config = configWith(file);
+    for (const trusted of ["added", "already"]) {
+      const run = await nexus(["--json", "-c", config, "trust", "nexus-gamma", "--yes"]);
+      expect(run.exitCode, run.all).toBe(0);
+      const lines = run.stdout.split("\n").filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0] as string)).toMatchObject({
+        type: "result",
+        command: "trust",
+        server: "nexus-gamma",
+        host: hostPattern("nexus-gamma"),
+        keyType: "ssh-ed25519",
+        fingerprint: realFingerprint("nexus-gamma"),
+        trusted,
+      });
+      expect(run.stderr).toContain(realFingerprint("nexus-gamma"));
+    }
+  });
+
   it("asks for confirmation: without a terminal and without --yes, nothing is recorded", async () => {
     const file = knownHostsFile([]);
     const run = await nexus(["-c", configWith(file), "trust", "nexus-beta"]);

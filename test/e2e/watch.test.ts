@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
+import { sandboxHaproxy, writeHaproxyConfig } from "./balancers.js";
 import {
   copyFixture,
   currentRelease,
@@ -182,6 +183,38 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
 
     for (const name of SERVERS) expect(currentRelease(name), name).toBe(releaseB);
     expect(readUpstream()).not.toMatch(/\bdown;/);
+  });
+
+  it("through HAProxy's counters (no access log): stops the bad release on the first server", async () => {
+    const haproxy = sandboxHaproxy();
+    expect(await waitForSteady(haproxy.url)).toBe(true);
+    const load = startLoad({ url: haproxy.url, rate: 120, maxSeconds: 90 });
+    const releaseBad = uniqueRelease("watch-hap");
+    let run: Awaited<ReturnType<typeof nexus>> | undefined;
+    let failure: unknown;
+    try {
+      await sleep(1000);
+      run = await nexus([
+        "-c",
+        writeHaproxyConfig({ app: { root: erroring }, rolling: { watch: WATCH } }),
+        "--json",
+        "deploy",
+        "--release-id",
+        releaseBad,
+      ]);
+    } catch (error) {
+      failure = error ?? new Error("the scenario failed");
+    }
+    await load.stop();
+    if (failure !== undefined) throw failure;
+    expect(run?.exitCode, run?.all).toBe(1);
+    const events = jsonEvents(run?.stdout ?? "");
+    const watches = events.filter((e) => e.type === "watch");
+    expect(watches.map((e) => [e.server, e.result])).toEqual([[SERVERS[0], "breach"]]);
+    expect(watches[0]?.failures).toBeGreaterThan(0);
+    const summary = events.find((e) => e.type === "summary") as Record<string, any>;
+    expect(summary.rows.find((r: any) => r.server === SERVERS[0])).toMatchObject({ result: "rolled back" });
+    for (const name of SERVERS) expect(currentRelease(name), name).not.toBe(releaseBad);
   });
 
   it("with no traffic at all, extends the window once and goes on with a warning", async () => {

@@ -1,17 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { ALWAYS_EXCLUDED, compileExcludes } from "../../src/artifact/exclude.js";
+import { ArtifactFilter } from "../../src/artifact/exclude.js";
 import { makeReleaseId } from "../../src/artifact/release-id.js";
 import { formatDuration, parseDuration } from "../../src/config/duration.js";
 
+/** A filter as the walker builds it: ignore files as { dir: text }, root first. */
+function filterWith(
+  ignoreFiles: Record<string, string> = {},
+  options: { exclude?: string[]; include?: string[] } = {},
+): ArtifactFilter {
+  const filter = new ArtifactFilter(options);
+  for (const [dir, text] of Object.entries(ignoreFiles)) filter.addIgnoreFile(dir, text);
+  return filter;
+}
+
+const ships = (filter: ArtifactFilter, p: string, dir = false) => filter.decide(p, dir).ship;
+
 describe("artifact exclusions", () => {
-  const excluded = compileExcludes([
-    ...ALWAYS_EXCLUDED,
-    "coverage/",
-    "*.tmp",
-    "/local-only",
-    "docs/**/*.psd",
-  ]);
-  it("leaves out dependencies, logs and VCS data at any depth", () => {
+  it("never ships dependencies, VCS data, logs or dotenv files, at any depth", () => {
+    const filter = filterWith();
     for (const p of [
       "node_modules",
       "./node_modules/x/index.js",
@@ -20,28 +26,102 @@ describe("artifact exclusions", () => {
       "logs/a.txt",
       "app.log",
       "src/debug.log",
+      ".env",
+      ".env.production",
+      "config/.env.local",
+      ".npmrc",
     ]) {
-      expect(excluded(p), p).toBe(true);
+      expect(ships(filter, p), p).toBe(false);
     }
+    expect(ships(filter, "node_modules", true)).toBe(false);
   });
-  it("applies gitignore-like patterns", () => {
-    expect(excluded("coverage/index.html")).toBe(true);
-    expect(excluded("a/b/c.tmp")).toBe(true);
-    expect(excluded("local-only")).toBe(true);
-    expect(excluded("src/local-only")).toBe(false);
-    expect(excluded("docs/art/x/y.psd")).toBe(true);
-  });
+
   it("keeps the app", () => {
+    const filter = filterWith({ "": "coverage/\n" });
     for (const p of [
       "server.js",
       "src/catalog.js",
       "package.json",
-      "package-lock.json",
       "logsmith.js",
       "blog/post.md",
-    ]) {
-      expect(excluded(p), p).toBe(false);
-    }
+      "environment.js",
+    ])
+      expect(ships(filter, p), p).toBe(true);
+  });
+
+  it("globs: **/foo is a whole name, a/**/b crosses zero or more directories but never splits a name", () => {
+    const filter = filterWith({}, { exclude: ["**/foo", "a/**/b", "docs/**/*.psd", "/local-only", "*.tmp"] });
+    expect(ships(filter, "foo")).toBe(false);
+    expect(ships(filter, "x/y/foo")).toBe(false);
+    expect(ships(filter, "xfoo")).toBe(true);
+    expect(ships(filter, "x/xfoo")).toBe(true);
+    expect(ships(filter, "a/b")).toBe(false);
+    expect(ships(filter, "a/x/y/b")).toBe(false);
+    expect(ships(filter, "a/xb")).toBe(true);
+    expect(ships(filter, "ab")).toBe(true);
+    expect(ships(filter, "docs/art/x/y.psd")).toBe(false);
+    expect(ships(filter, "local-only")).toBe(false);
+    expect(ships(filter, "src/local-only")).toBe(true);
+    expect(ships(filter, "a/b/c.tmp")).toBe(false);
+  });
+
+  it("negation re-includes a file whose directory is not itself excluded (coverage/* then !coverage/keep.txt)", () => {
+    const filter = filterWith({ "": "coverage/*\n!coverage/keep.txt\n" });
+    expect(ships(filter, "coverage", true)).toBe(true);
+    expect(ships(filter, "coverage/keep.txt")).toBe(true);
+    expect(ships(filter, "coverage/index.html")).toBe(false);
+    expect(ships(filter, "coverage/lcov", true)).toBe(false);
+  });
+
+  it("a file cannot be re-included when its parent directory is excluded (coverage/ then !coverage/keep.txt)", () => {
+    const filter = filterWith({ "": "coverage/\n!coverage/keep.txt\n" });
+    expect(ships(filter, "coverage", true)).toBe(false);
+    expect(ships(filter, "coverage/keep.txt")).toBe(false);
+  });
+
+  it("directory-only patterns match directories, not files of that name", () => {
+    const filter = filterWith({ "": "build/\n" });
+    expect(ships(filter, "build", true)).toBe(false);
+    expect(ships(filter, "build")).toBe(true);
+  });
+
+  it("a nested .gitignore applies below its directory, relative to it, and overrides the root's", () => {
+    const filter = filterWith({ "": "*.txt\n", web: "/dist\n!notes.txt\n" });
+    expect(ships(filter, "web/dist", true)).toBe(false);
+    expect(ships(filter, "dist", true)).toBe(true);
+    expect(ships(filter, "web/src/dist", true)).toBe(true);
+    expect(ships(filter, "web/notes.txt")).toBe(true);
+    expect(ships(filter, "readme.txt")).toBe(false);
+    expect(ships(filter, "api/notes.txt")).toBe(false);
+  });
+
+  it("app.exclude comes last, and may negate an ignore file's rule", () => {
+    const filter = filterWith({ "": "tmp/*\n" }, { exclude: ["fixtures/", "!tmp/seed.json"] });
+    expect(ships(filter, "fixtures", true)).toBe(false);
+    expect(ships(filter, "tmp/seed.json")).toBe(true);
+    expect(ships(filter, "tmp/other.json")).toBe(false);
+  });
+
+  it("app.include ships what is excluded by default or by an ignore file, but never node_modules or .git", () => {
+    const filter = filterWith(
+      { "": "secrets/\n" },
+      { include: [".env.production", ".npmrc", "secrets/", "node_modules", ".git"] },
+    );
+    expect(filter.decide(".env.production", false)).toEqual({ ship: true, explicit: true });
+    expect(ships(filter, ".env")).toBe(false);
+    expect(ships(filter, ".npmrc")).toBe(true);
+    expect(ships(filter, "secrets", true)).toBe(true);
+    expect(ships(filter, "node_modules", true)).toBe(false);
+    expect(ships(filter, ".git", true)).toBe(false);
+    expect(filter.decide("server.js", false)).toEqual({ ship: true });
+  });
+
+  it("names the files that look like secrets", () => {
+    const filter = filterWith();
+    for (const p of [".env", "config/.env.local", "tls/server.pem", "id_ed25519", "keys/id_rsa", ".npmrc"])
+      expect(filter.looksSecret(p), p).toBe(true);
+    for (const p of ["server.js", "identity.js", "environment.ts", "pem/readme.md"])
+      expect(filter.looksSecret(p), p).toBe(false);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { completeLines, parseAccessLine, tallyLines } from "../../src/watch/access-log.js";
+import { HaproxyStatSource } from "../../src/watch/haproxy-source.js";
 import { parseShowStat, statDeltas } from "../../src/watch/haproxy-stat.js";
 import {
   dumpLogsInNexusFormat,
@@ -176,5 +177,22 @@ describe("HAProxy show stat", () => {
     const before = parseShowStat(csv([5, 5, 5, 500, 50], [0, 0, 0, 0, 0]), "app");
     const after = parseShowStat(csv([0, 0, 0, 20, 1], [0, 0, 0, 0, 0]), "app");
     expect(statDeltas(before, after).get("web1")).toEqual({ requests: 22, failures: 1 });
+  });
+
+  it("a source polls deltas since its mark, then since its last poll", async () => {
+    const snapshots = [
+      csv([0, 0, 0, 10, 0], [0, 0, 0, 10, 0]),
+      csv([0, 0, 0, 30, 5], [0, 0, 0, 20, 0]),
+      csv([0, 0, 0, 40, 5], [0, 0, 0, 20, 0]),
+    ];
+    const source = new HaproxyStatSource(async () => snapshots.shift() ?? "", "app");
+    await source.mark();
+    expect(await source.poll()).toEqual(
+      new Map([
+        ["web1", { requests: 25, failures: 5 }],
+        ["web2", { requests: 10, failures: 0 }],
+      ]),
+    );
+    expect((await source.poll()).get("web1")).toEqual({ requests: 10, failures: 0 });
   });
 });

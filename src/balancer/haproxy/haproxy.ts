@@ -124,6 +124,12 @@ export class HaproxyBalancer implements Balancer {
     }
   }
 
+  /** `show stat` of the backend (CSV): the counters the error-rate watch reads. */
+  async showStat(): Promise<string> {
+    const [reply] = await this.call([`show stat ${this.options.backend} 4 -1`], "reading show stat");
+    return reply?.text ?? "";
+  }
+
   /** The live runtime state, not the config file: what HAProxy does right now. */
   async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
     const live = await this.serversState();

@@ -11,32 +11,48 @@ export interface ServerStat {
   status: string;
 }
 
-/** `show stat` CSV: a "# pxname,svname,…" header, then one row per frontend, backend and server. */
-export function parseShowStat(text: string): ServerStat[] {
-  const lines = text.split("\n").filter((line) => line.trim() !== "");
+/**
+ * The server rows of a `show stat` CSV reply (a "# pxname,svname,…" header, then one row per
+ * frontend, backend and server), each as column name → cell. Columns are found by their header
+ * name, so versions that add columns read alike.
+ */
+export function showStatServerRows(text: string): Record<string, string>[] {
+  const lines = text.split(/\r?\n/).filter((line) => line.trim() !== "");
   const header = lines.find((line) => line.startsWith("# "));
   if (!header) throw new Error(`not a "show stat" reply: ${text.slice(0, 200)}`);
   const columns = header.slice(2).split(",");
-  const at = (name: string) => columns.indexOf(name);
-  const [px, sv, scur, qcur, status] = ["pxname", "svname", "scur", "qcur", "status"].map(at) as number[];
-  if ([px, sv, scur, status].some((index) => index === undefined || index < 0)) {
-    throw new Error(`"show stat" header lacks pxname, svname, scur or status: ${header}`);
-  }
-  const stats: ServerStat[] = [];
+  if (!columns.includes("pxname") || !columns.includes("svname"))
+    throw new Error(`"show stat" header lacks pxname or svname: ${header}`);
+  const rows: Record<string, string>[] = [];
   for (const line of lines) {
     if (line.startsWith("#")) continue;
-    const fields = line.split(",");
-    const server = fields[sv as number] ?? "";
-    if (server === "FRONTEND" || server === "BACKEND") continue;
-    stats.push({
-      backend: fields[px as number] ?? "",
-      server,
-      sessions: Number.parseInt(fields[scur as number] ?? "", 10) || 0,
-      queued: (qcur ?? -1) >= 0 ? Number.parseInt(fields[qcur as number] ?? "", 10) || 0 : 0,
-      status: fields[status as number] ?? "",
-    });
+    const cells = line.split(",");
+    const row = Object.fromEntries(columns.map((name, i) => [name, cells[i] ?? ""]));
+    if (row.svname === "FRONTEND" || row.svname === "BACKEND" || !row.svname) continue;
+    rows.push(row);
   }
-  return stats;
+  return rows;
+}
+
+/** A counter cell of a `show stat` row; empty or missing counts as 0. */
+export function statNumber(row: Record<string, string>, column: string): number {
+  const value = Number.parseInt(row[column] ?? "", 10);
+  return Number.isFinite(value) ? value : 0;
+}
+
+/** Sessions, queue and status of each server: what a drain waits on. */
+export function parseShowStat(text: string): ServerStat[] {
+  return showStatServerRows(text).map((row) => {
+    if (row.scur === undefined || row.status === undefined)
+      throw new Error(`"show stat" reply lacks scur or status: ${text.slice(0, 200)}`);
+    return {
+      backend: row.pxname ?? "",
+      server: row.svname ?? "",
+      sessions: statNumber(row, "scur"),
+      queued: statNumber(row, "qcur"),
+      status: row.status,
+    };
+  });
 }
 
 /** Administrative state bits of `srv_admin_state` (HAProxy's SRV_ADMF_*). */

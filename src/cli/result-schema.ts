@@ -1,0 +1,116 @@
+import { z } from "zod";
+
+/**
+ * The `result` line of `--json` output: the structured answer of a command that is not a deploy
+ * (one line, after its events). Part of events.schema.json through src/deploy/event-schema.ts.
+ */
+
+const text = z.string();
+
+export const statusRowSchema = z.strictObject({
+  server: text,
+  rotation: text.describe('"in rotation", "drained", or why it is unknown'),
+  health: text.describe('"ok", else what failed'),
+  release: text.describe("the current release, or an empty string"),
+  process: text.describe("the PM2 process: status, pid, restarts"),
+  lock: text.describe("who holds the deploy lock, or an empty string"),
+});
+
+export const releaseRowSchema = z.strictObject({
+  server: text,
+  id: text.describe("the release id"),
+  mark: text.describe('"current", "previous" (the rollback target), "failed", or ""'),
+  time: text.describe("when it was deployed (UTC), or an empty string"),
+  user: text,
+  commit: text,
+});
+
+export const packedFileSchema = z.strictObject({
+  path: text.describe("relative to the app root"),
+  size: z.number().int().min(0).describe("bytes on disk"),
+});
+
+/** One shape per command (without the `{ v, time, type: "result" }` envelope). */
+export const resultShapes = {
+  status: {
+    command: z.literal("status"),
+    rows: z.array(statusRowSchema),
+  },
+  releases: {
+    command: z.literal("releases"),
+    rows: z.array(releaseRowSchema),
+  },
+  init: {
+    command: z.literal("init"),
+    file: text.describe("the config file written (absolute path)"),
+    servers: z.array(text).describe("the server names in it"),
+  },
+  "nginx-config": {
+    command: z.literal("nginx-config"),
+    upstream: text.describe("the upstream name"),
+    servers: z.array(text).describe("the upstream addresses"),
+    upstreamBlock: text.describe("the upstream block, ready for an Nginx conf.d file"),
+    location: text.describe("the location block with the recommended proxy settings"),
+    logFormat: text.describe("the log_format and access_log lines rolling.watch reads"),
+  },
+  pack: {
+    command: z.literal("pack"),
+    root: text.describe("the app root (absolute path)"),
+    files: z.array(packedFileSchema).describe("what ships, in archive order"),
+    count: z.number().int().min(0),
+    bytes: z.number().int().min(0).describe("uncompressed bytes of all files"),
+    output: text.optional().describe("the tarball written (-o)"),
+    compressedBytes: z.number().int().min(0).optional().describe("size of the tarball written"),
+    sha256: text.optional().describe("sha256 of the tarball written"),
+    warnings: z.array(text).describe("files that look like secrets and ship"),
+  },
+  trust: {
+    command: z.literal("trust"),
+    server: text,
+    host: text.describe("the host as known_hosts names it: host or [host]:port"),
+    keyType: text.describe("ssh-ed25519, ecdsa-sha2-nistp256, ..."),
+    fingerprint: text.describe("SHA256:..."),
+    trusted: z.enum(["already", "added", "replaced"]).describe("what nexus did about the key"),
+    knownHosts: text.describe("the known_hosts file"),
+  },
+  sandbox: {
+    command: z.literal("sandbox"),
+    action: z.enum(["up", "down", "status"]),
+    up: z.boolean().describe("whether the sandbox is running now"),
+    hosts: z
+      .array(
+        z.strictObject({
+          name: text,
+          ssh: text.describe("user@address:port"),
+          app: text.describe("address:port"),
+        }),
+      )
+      .optional()
+      .describe("up: the app hosts"),
+    lb: text.optional().describe("up: the load balancer's URL"),
+    processes: z
+      .array(z.strictObject({ name: text, pid: z.number().int(), alive: z.boolean() }))
+      .optional()
+      .describe("status: the sandbox's processes"),
+  },
+  plan: {
+    command: z.literal("plan"),
+    release: text,
+    batches: z.array(z.array(text)).describe("server names, batch by batch"),
+    files: z.number().int().min(0).describe("files the artifact will hold"),
+    bytes: z.number().int().min(0).describe("their uncompressed bytes"),
+  },
+} as const;
+
+export const commandResultSchema = z.discriminatedUnion("command", [
+  z.strictObject(resultShapes.status),
+  z.strictObject(resultShapes.releases),
+  z.strictObject(resultShapes.init),
+  z.strictObject(resultShapes["nginx-config"]),
+  z.strictObject(resultShapes.pack),
+  z.strictObject(resultShapes.trust),
+  z.strictObject(resultShapes.sandbox),
+  z.strictObject(resultShapes.plan),
+]);
+
+export type CommandResult = z.infer<typeof commandResultSchema>;

@@ -87055,6 +87055,8 @@ function describeEvent(event) {
       const note = event.message ? `: ${event.message}` : "";
       return `${where}hook ${event.hook} ${event.status === "done" ? "ok" : "FAILED"}${timing}${note}`;
     }
+    case "log":
+      return `${event.server} ${event.stream === "err" ? "!" : "|"} ${event.line}`;
     case "summary":
       return void 0;
   }
@@ -91918,7 +91920,7 @@ function addOperationCommands(program2, setExit) {
             signal: stop.signal,
             lines: opts.lines,
             follow: !!opts.follow,
-            onLine: (line) => reporter.print(global3.json ? JSON.stringify(line) : formatLine(line, width))
+            onLine: (line) => global3.json ? reporter.emit({ type: "log", ...line }) : reporter.print(formatLine(line, width))
           });
         } finally {
           stop.dispose();
@@ -91935,13 +91937,10 @@ function addOperationCommands(program2, setExit) {
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
         const stop = onCtrlC();
+        const finished7 = [];
         const printGroup = (result, withLines) => {
-          if (global3.json) {
-            reporter.print(
-              JSON.stringify({ server: result.server, exitCode: result.code, error: result.error })
-            );
-            return;
-          }
+          finished7.push(result);
+          if (global3.json) return;
           const status = result.error ?? (result.code === 0 ? "ok" : `exit ${result.code ?? "signal"}`);
           if (!opts.serial) reporter.print(`\u2500\u2500 ${result.server} (${status})`);
           if (withLines)
@@ -91957,12 +91956,23 @@ function addOperationCommands(program2, setExit) {
             only: opts.only,
             serial: opts.serial,
             onLine: (line) => {
-              if (global3.json) reporter.print(JSON.stringify(line));
-              else if (opts.serial) reporter.print(line.stream === "err" ? `! ${line.line}` : line.line);
+              if (!global3.json && opts.serial)
+                reporter.print(line.stream === "err" ? `! ${line.line}` : line.line);
             },
             // Parallel: a server's lines are printed together once it is done; serial: as they come.
             onDone: (result) => printGroup(result, !opts.serial && !global3.json)
           });
+          if (global3.json) {
+            printResult({
+              command: "exec",
+              servers: finished7.map((r) => ({
+                server: r.server,
+                exitCode: r.code,
+                ...r.error ? { error: r.error } : {},
+                lines: r.lines.map(({ stream, line }) => ({ stream, line }))
+              }))
+            });
+          }
           if (stop.signal.aborted) return EXIT.interrupted;
           return results.every((r) => r.code === 0 && !r.error) ? EXIT.ok : EXIT.failed;
         } finally {
@@ -91995,10 +92005,9 @@ function addOperationCommands(program2, setExit) {
     const global3 = program2.opts();
     try {
       const masked = maskedConfig(readConfig(global3));
-      process.stdout.write(
-        `${global3.json || opts.json ? JSON.stringify(masked) : JSON.stringify(masked, null, 2)}
-`
-      );
+      if (global3.json || opts.json) printResult({ command: "config", config: masked });
+      else process.stdout.write(`${JSON.stringify(masked, null, 2)}
+`);
       setExit(EXIT.ok);
     } catch (error63) {
       const { code, message } = exitCodeForError(error63);

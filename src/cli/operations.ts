@@ -15,6 +15,7 @@ import {
   whileInterruptible,
   withReporter,
 } from "./context.js";
+import { printResult } from "./result.js";
 
 function list(value: string): string[] {
   return value
@@ -69,7 +70,10 @@ export function addOperationCommands(program: Command, setExit: (code: number) =
               signal: stop.signal,
               lines: opts.lines,
               follow: !!opts.follow,
-              onLine: (line) => reporter.print(global.json ? JSON.stringify(line) : formatLine(line, width)),
+              onLine: (line) =>
+                global.json
+                  ? reporter.emit({ type: "log", ...line })
+                  : reporter.print(formatLine(line, width)),
             });
           } finally {
             stop.dispose();
@@ -94,13 +98,10 @@ export function addOperationCommands(program: Command, setExit: (code: number) =
         await withReporter(program, async (reporter, global) => {
           const config = readConfig(global);
           const stop = onCtrlC();
+          const finished: ExecResultOf[] = [];
           const printGroup = (result: ExecResultOf, withLines: boolean) => {
-            if (global.json) {
-              reporter.print(
-                JSON.stringify({ server: result.server, exitCode: result.code, error: result.error }),
-              );
-              return;
-            }
+            finished.push(result);
+            if (global.json) return;
             const status = result.error ?? (result.code === 0 ? "ok" : `exit ${result.code ?? "signal"}`);
             if (!opts.serial) reporter.print(`── ${result.server} (${status})`);
             if (withLines)
@@ -116,12 +117,23 @@ export function addOperationCommands(program: Command, setExit: (code: number) =
               only: opts.only,
               serial: opts.serial,
               onLine: (line) => {
-                if (global.json) reporter.print(JSON.stringify(line));
-                else if (opts.serial) reporter.print(line.stream === "err" ? `! ${line.line}` : line.line);
+                if (!global.json && opts.serial)
+                  reporter.print(line.stream === "err" ? `! ${line.line}` : line.line);
               },
               // Parallel: a server's lines are printed together once it is done; serial: as they come.
               onDone: (result) => printGroup(result, !opts.serial && !global.json),
             });
+            if (global.json) {
+              printResult({
+                command: "exec",
+                servers: finished.map((r) => ({
+                  server: r.server,
+                  exitCode: r.code,
+                  ...(r.error ? { error: r.error } : {}),
+                  lines: r.lines.map(({ stream, line }) => ({ stream, line })),
+                })),
+              });
+            }
             if (stop.signal.aborted) return EXIT.interrupted;
             return results.every((r) => r.code === 0 && !r.error) ? EXIT.ok : EXIT.failed;
           } finally {
@@ -167,9 +179,8 @@ export function addOperationCommands(program: Command, setExit: (code: number) =
       const global = program.opts<GlobalOptions>();
       try {
         const masked = maskedConfig(readConfig(global));
-        process.stdout.write(
-          `${global.json || opts.json ? JSON.stringify(masked) : JSON.stringify(masked, null, 2)}\n`,
-        );
+        if (global.json || opts.json) printResult({ command: "config", config: masked });
+        else process.stdout.write(`${JSON.stringify(masked, null, 2)}\n`);
         setExit(EXIT.ok);
       } catch (error) {
         const { code, message } = exitCodeForError(error);

@@ -13,6 +13,7 @@ export const statusRowSchema = z.strictObject({
   health: text.describe('"ok", else what failed'),
   release: text.describe("the current release, or an empty string"),
   process: text.describe("the PM2 process: status, pid, restarts"),
+  instances: text.describe('instances online / expected: "2/2 online"'),
   lock: text.describe("who holds the deploy lock, or an empty string"),
 });
 
@@ -23,6 +24,19 @@ export const releaseRowSchema = z.strictObject({
   time: text.describe("when it was deployed (UTC), or an empty string"),
   user: text,
   commit: text,
+});
+
+export const execServerSchema = z.strictObject({
+  server: text,
+  exitCode: z
+    .number()
+    .int()
+    .nullable()
+    .describe("the command's exit code; null when it was stopped or could not run"),
+  error: text.optional().describe("why it could not run (no current release, a lost connection)"),
+  lines: z
+    .array(z.strictObject({ stream: z.enum(["out", "err"]), line: text }))
+    .describe("its output, line by line, secrets masked"),
 });
 
 export const packedFileSchema = z.strictObject({
@@ -93,6 +107,14 @@ export const resultShapes = {
       .optional()
       .describe("status: the sandbox's processes"),
   },
+  exec: {
+    command: z.literal("exec"),
+    servers: z.array(execServerSchema).describe("one per server, in the order they finished"),
+  },
+  config: {
+    command: z.literal("config"),
+    config: z.record(z.string(), z.unknown()).describe("the resolved config, every secret masked"),
+  },
   plan: {
     command: z.literal("plan"),
     release: text,
@@ -111,6 +133,8 @@ export const commandResultSchema = z.discriminatedUnion("command", [
   z.strictObject(resultShapes.trust),
   z.strictObject(resultShapes.sandbox),
   z.strictObject(resultShapes.plan),
+  z.strictObject(resultShapes.exec),
+  z.strictObject(resultShapes.config),
 ]);
 
 export type CommandResult = z.infer<typeof commandResultSchema>;

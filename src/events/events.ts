@@ -83,6 +83,7 @@ export type DeployEvent =
       message?: string;
       ms?: number;
     }
+  | { type: "log"; server: string; stream: "out" | "err"; line: string }
   | {
       type: "summary";
       outcome: Outcome;

@@ -123,6 +123,12 @@ const eventShapes = {
       .describe("start: the command; output: one line of its output, secrets masked; done / fail: a note"),
     ms: milliseconds.optional(),
   },
+  log: {
+    type: z.literal("log"),
+    server: serverName,
+    stream: z.enum(["out", "err"]).describe("the app's output log or its error log"),
+    line: text.describe("one line of it, secrets masked (nexus logs)"),
+  },
   summary: {
     type: z.literal("summary"),
     outcome: outcomeSchema,
@@ -145,6 +151,7 @@ export const deployEventSchema = z.discriminatedUnion("type", [
   z.strictObject(eventShapes["gate-failed"]),
   z.strictObject(eventShapes.watch),
   z.strictObject(eventShapes.hook),
+  z.strictObject(eventShapes.log),
   z.strictObject(eventShapes.summary),
 ]);
 
@@ -168,6 +175,7 @@ export const jsonLineSchema = z
     z.strictObject({ ...envelope, ...eventShapes["gate-failed"] }),
     z.strictObject({ ...envelope, ...eventShapes.watch }),
     z.strictObject({ ...envelope, ...eventShapes.hook }),
+    z.strictObject({ ...envelope, ...eventShapes.log }),
     z.strictObject({ ...envelope, ...eventShapes.summary }),
     z.strictObject({
       ...envelope,
@@ -184,6 +192,8 @@ export const jsonLineSchema = z
         z.strictObject({ ...envelope, type: result, ...resultShapes.trust }),
         z.strictObject({ ...envelope, type: result, ...resultShapes.sandbox }),
         z.strictObject({ ...envelope, type: result, ...resultShapes.plan }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.exec }),
+        z.strictObject({ ...envelope, type: result, ...resultShapes.config }),
       ])
       .describe("a command's structured answer (docs/events.md: `result`)"),
   ])

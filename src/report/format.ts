@@ -52,6 +52,8 @@ export function describeEvent(event: DeployEvent): string | undefined {
       const note = event.message ? `: ${event.message}` : "";
       return `${where}hook ${event.hook} ${event.status === "done" ? "ok" : "FAILED"}${timing}${note}`;
     }
+    case "log":
+      return `${event.server} ${event.stream === "err" ? "!" : "|"} ${event.line}`;
     case "summary":
       return undefined;
   }

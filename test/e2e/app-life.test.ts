@@ -139,9 +139,11 @@ function jsonEvents(output: string): Record<string, unknown>[] {
 
 async function pm2Pids(): Promise<Map<string, string>> {
   const status = await run(["-c", appConfig(), "--json", "status"]);
-  const rows = jsonEvents(status.stdout)
-    .filter((e) => e.type === "output")
-    .map((e) => JSON.parse(String(e.line)) as { server: string; instances: string; process: string });
+  const rows = jsonEvents(status.stdout).find((e) => e.type === "result")?.rows as {
+    server: string;
+    instances: string;
+    process: string;
+  }[];
   // "2/2 online" and the pids, without the uptimes.
   return new Map(
     rows.map((r) => [

@@ -17,6 +17,7 @@ describe("--json result lines", () => {
             health: "ok",
             release: "r1",
             process: "online",
+            instances: "1/1 online",
             lock: "",
           },
         ],
@@ -57,6 +58,15 @@ describe("--json result lines", () => {
       },
       { ...envelope, command: "sandbox", action: "status", up: false, processes: [] },
       { ...envelope, command: "plan", release: "r2", batches: [["web1"], ["web2"]], files: 3, bytes: 99 },
+      {
+        ...envelope,
+        command: "exec",
+        servers: [
+          { server: "web1", exitCode: 0, lines: [{ stream: "out", line: "v20.11.0" }] },
+          { server: "web2", exitCode: null, error: "no current release (deploy first)", lines: [] },
+        ],
+      },
+      { ...envelope, command: "config", config: { app: { name: "api" } } },
     ];
     for (const line of lines) expect(jsonLineSchema.safeParse(line).success, line.command).toBe(true);
   });

@@ -6,6 +6,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
+import { jsonLineSchema } from "../../src/events/schema.js";
 import {
   currentRelease,
   deployDir,
@@ -394,6 +395,18 @@ describe("the app's life on its servers", () => {
     const groups = exec.stdout.split("\n").filter((line) => line.startsWith("── "));
     expect(groups.sort()).toEqual(SERVERS.map((name) => `── ${name} (ok)`));
     expect(exec.stdout.match(/^v\d+\.\d+\.\d+$/gm)).toHaveLength(3);
+
+    // --json: log events and one exec result line, each valid against events.schema.json.
+    const jsonLogs = await run(["-c", appConfig(), "--json", "logs", "-n", "1"]);
+    const jsonExec = await run(["-c", appConfig(), "--json", "exec", "--", "node", "-v"]);
+    for (const line of [...jsonLogs.stdout.split("\n"), ...jsonExec.stdout.split("\n")].filter(Boolean))
+      expect(jsonLineSchema.safeParse(JSON.parse(line)).success, line).toBe(true);
+    const logEvents = jsonEvents(jsonLogs.stdout).filter((e) => e.type === "log");
+    expect(new Set(logEvents.map((e) => e.server))).toEqual(new Set(SERVERS));
+    const execResult = jsonEvents(jsonExec.stdout).find((e) => e.type === "result") as {
+      servers: { server: string; exitCode: number }[];
+    };
+    expect(execResult.servers.map((r) => r.exitCode)).toEqual([0, 0, 0]);
 
     // The user's shell text, run by sh in `current`, with the app's env; a failure anywhere is exit 1.
     const shell = await run([

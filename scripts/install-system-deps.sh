@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the sandbox needs (sshd, ssh-keygen, Nginx, pgrep, git) when they
-# are missing. Needs root (as in CI); otherwise it names what to install and exits 1.
+# Installs the Debian packages the sandbox needs (sshd, ssh-keygen, Nginx, pgrep, git, sudo) when
+# they are missing. sudo: as root, the sandbox logs in as an unprivileged deploy user that may only
+# test and reload Nginx through a sudoers rule, like a real server. Needs root (as in CI); otherwise it names what to install and exits 1.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,8 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v pgrep >/dev/null || missing+=(procps)
 command -v git >/dev/null || missing+=(git)
+command -v sudo >/dev/null || missing+=(sudo)
+command -v flock >/dev/null || missing+=(util-linux)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

@@ -21,7 +21,16 @@ export interface SandboxOptions {
    * around /usr/lib/openssh/sftp-server. `%h` is replaced by the host's home directory.
    */
   sftpServer?: Record<string, string>;
+  /**
+   * Who the hosts log in as. "deploy-user" (the default when started as root, as in CI): the
+   * unprivileged user nexus-deploy, with Nginx as root and a sudoers rule for its test and reload,
+   * like a real server. "self": whoever runs the sandbox (the only choice when not root).
+   * NEXUS_SANDBOX_LOGIN=self|deploy-user overrides the default.
+   */
+  login?: SandboxLogin;
 }
+
+export type SandboxLogin = "deploy-user" | "self";
 
 export interface SandboxHost {
   name: string;
@@ -54,7 +63,9 @@ export interface SandboxInfo {
   knownHosts: string;
   /** OpenSSH client config with one `Host` entry per sandbox host (`ssh -F <sshConfig> nexus-alpha`). */
   sshConfig: string;
+  /** The login user on every host. */
   user: string;
+  login: SandboxLogin;
 }
 
 export const HOST_NAMES = [
@@ -81,8 +92,6 @@ export const DEFAULTS = {
 } as const;
 
 export const NGINX_UPSTREAM_NAME = "nexus_app";
-export const REMOTE_NGINX_PREFIX = "~/nginx/";
-export const REMOTE_UPSTREAM_FILE = "~/nginx/upstream.conf";
 
 // Linux caps unix socket paths (sun_path) at 108 bytes including the NUL; PM2 puts its sockets in PM2_HOME.
 const MAX_UNIX_SOCKET_PATH = 107;
@@ -96,11 +105,19 @@ export interface ResolvedOptions {
   lbPort: number;
   noSftp?: string[];
   sftpServer?: Record<string, string>;
+  login?: SandboxLogin;
 }
 
 function checkPort(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
     throw new SandboxError(`${name} must be an integer between 1 and 65535, got ${value}`);
+  }
+  return value;
+}
+
+function checkLogin(value: string): SandboxLogin {
+  if (value !== "deploy-user" && value !== "self") {
+    throw new SandboxError(`login must be "deploy-user" or "self", got "${value}"`);
   }
   return value;
 }
@@ -132,6 +149,7 @@ export function resolveOptions(opts: SandboxOptions): ResolvedOptions {
     lbPort: checkPort("lbPort", opts.lbPort ?? DEFAULTS.lbPort),
     ...(opts.noSftp ? { noSftp: opts.noSftp } : {}),
     ...(opts.sftpServer ? { sftpServer: opts.sftpServer } : {}),
+    ...(opts.login ? { login: checkLogin(opts.login) } : {}),
   };
   for (const name of [...(opts.noSftp ?? []), ...Object.keys(opts.sftpServer ?? {})]) {
     if (!HOST_NAMES.slice(0, hosts).includes(name)) {
@@ -166,6 +184,8 @@ export function hostPaths(dir: string, name: string) {
     sshdLog: join(root, "sshd.log"),
     sshdPid: join(root, "sshd.pid"),
     hostKey: join(root, "ssh_host_ed25519_key"),
+    /** Used instead of the shared client file when the host logs in as the deploy user (who must read it). */
+    authorizedKeys: join(home, ".ssh", "authorized_keys"),
   };
 }
 
@@ -181,8 +201,9 @@ export function sandboxPaths(dir: string) {
   };
 }
 
-export function nginxPaths(lbHome: string) {
-  const prefix = join(lbHome, "nginx");
+/** Beside the LB host's home, not in it: root's Nginx files must not sit in a directory the login user owns. */
+export function nginxPaths(lbRoot: string) {
+  const prefix = join(lbRoot, "nginx");
   return {
     prefix,
     conf: join(prefix, "nginx.conf"),
@@ -197,7 +218,17 @@ export function lbAddress(ipPrefix: string): string {
   return `${ipPrefix}10`;
 }
 
-export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
+export interface LoginInfo {
+  login: SandboxLogin;
+  /** Absolute path of nginx: the sudoers rule names it, and sudo matches the resolved path. */
+  nginx: string;
+}
+
+export function buildInfo(
+  opts: ResolvedOptions,
+  user: string,
+  { login, nginx }: LoginInfo = { login: "self", nginx: "nginx" },
+): SandboxInfo {
   const hosts: SandboxHost[] = HOST_NAMES.slice(0, opts.hosts).map((name, i) => {
     const address = `${opts.ipPrefix}${11 + i}`;
     return {
@@ -209,23 +240,32 @@ export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
     };
   });
   const paths = sandboxPaths(opts.dir);
-  const nginxCommand = `nginx -p ${REMOTE_NGINX_PREFIX} -c nginx.conf`;
+  const lbHost = HOST_NAMES[0] as string;
+  const nginxFiles = nginxPaths(hostPaths(opts.dir, lbHost).root);
+  const nginxCommand = nginxArgv(nginx, nginxFiles.prefix).join(" ");
+  const sudo = login === "deploy-user" ? "sudo -n " : "";
   return {
     dir: opts.dir,
     hosts,
     lb: {
-      host: HOST_NAMES[0] as string,
+      host: lbHost,
       url: `http://${lbAddress(opts.ipPrefix)}:${opts.lbPort}`,
-      upstreamFile: REMOTE_UPSTREAM_FILE,
-      testCommand: `${nginxCommand} -t`,
-      reloadCommand: `${nginxCommand} -s reload`,
-      pidFile: `${REMOTE_NGINX_PREFIX}nginx.pid`,
+      upstreamFile: nginxFiles.upstream,
+      testCommand: `${sudo}${nginxCommand} -t`,
+      reloadCommand: `${sudo}${nginxCommand} -s reload`,
+      pidFile: nginxFiles.pid,
     },
     clientKey: paths.clientKey,
     knownHosts: paths.knownHosts,
     sshConfig: paths.sshConfig,
     user,
+    login,
   };
+}
+
+/** How the sandbox starts its Nginx; the test and reload commands append `-t` / `-s reload`. */
+export function nginxArgv(nginx: string, prefix: string): string[] {
+  return [nginx, "-p", `${prefix}/`, "-c", "nginx.conf"];
 }
 
 // npm would otherwise call registry.npmjs.org (update check, audit) even for installs from local tarballs.
@@ -237,11 +277,20 @@ export interface SshdConfigInput {
   /** PATH for SSH sessions. */
   path: string;
   user: string;
+  /** Default: the sandbox's shared client authorized_keys. */
+  authorizedKeysFile?: string;
   /** The SFTP subsystem: internal-sftp (undefined), none (null), or this command. */
   sftp?: string | null;
 }
 
-export function renderSshdConfig({ host, dir, path, user, sftp }: SshdConfigInput): string {
+export function renderSshdConfig({
+  host,
+  dir,
+  path,
+  user,
+  authorizedKeysFile,
+  sftp,
+}: SshdConfigInput): string {
   const p = hostPaths(dir, host.name);
   const subsystem =
     sftp === null
@@ -252,7 +301,7 @@ Port ${host.sshPort}
 ListenAddress ${host.address}
 HostKey ${p.hostKey}
 PidFile ${p.sshdPid}
-AuthorizedKeysFile ${sandboxPaths(dir).authorizedKeys}
+AuthorizedKeysFile ${authorizedKeysFile ?? sandboxPaths(dir).authorizedKeys}
 AllowUsers ${user}
 StrictModes no
 UsePAM no
@@ -319,7 +368,7 @@ export interface NginxConfInput {
   stubStatus: boolean;
 }
 
-/** Every path is relative to the `-p` prefix so the same file works locally and via `nginx -p ~/nginx/`. */
+/** Every path is relative to the `-p` prefix. */
 export function renderNginxConf({ listen, userRoot, stubStatus }: NginxConfInput): string {
   const status = stubStatus
     ? `

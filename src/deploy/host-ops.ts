@@ -2,7 +2,7 @@ import os from "node:os";
 import type { Artifact } from "../artifact/pack.js";
 import type { Config } from "../config/load.js";
 import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
-import { probeOnce } from "../health/probe.js";
+import { probeOnce, releaseCheck } from "../health/probe.js";
 import * as remote from "../remote/commands.js";
 import { type Pm2RestartResult, parsePm2Restart, pm2Restart } from "../remote/pm2-script.js";
 import { transferArtifact } from "../transfer/transfer.js";
@@ -168,7 +168,7 @@ export async function activate(
           origin,
           path: config.health.path,
           timeoutMs: config.health.timeout,
-          expectRelease: config.health.checkRelease ? release : undefined,
+          expectRelease: releaseCheck(config.health.checkRelease, release, emit),
         },
         startedAt,
       ),

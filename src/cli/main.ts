@@ -6,10 +6,12 @@ import { EXIT } from "../deploy/events.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
+import { checkCommand } from "./check.js";
 import { exitCodeFor, type GlobalOptions, readConfig, whileInterruptible, withReporter } from "./context.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { sandboxCommand } from "./sandbox.js";
+import { setupCommand } from "./setup.js";
 import { printTable } from "./table.js";
 import { trustCommand } from "./trust.js";
 
@@ -207,6 +209,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addMaintenanceCommands(program, setExit);
   program.addCommand(initCommand(setExit));
   program.addCommand(trustCommand(setExit));
+  program.addCommand(checkCommand(setExit));
+  program.addCommand(setupCommand(setExit));
   const sandbox = sandboxCommand(setExit);
   for (const sub of sandbox.commands)
     sub.addHelpText(

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { chown, lstat, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { chown, lstat, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { SandboxError } from "./errors.js";
@@ -113,4 +113,18 @@ export async function installSudoers(sandboxDir: string, content: string): Promi
 
 export async function removeSudoers(sandboxDir: string): Promise<void> {
   await rm(sudoersPath(sandboxDir), { force: true });
+}
+
+/** A random password for the deploy user, kept in `file` (0600), for the passwordLogin hosts. */
+export async function setPassword(user: string, file: string): Promise<void> {
+  const password = randomBytes(18).toString("base64url");
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await writeFile(file, password, { mode: 0o600 });
+  const result = await execa("chpasswd", [], { input: `${user}:${password}\n`, reject: false, all: true });
+  if (result.exitCode !== 0) throw new SandboxError(`chpasswd failed for ${user}: ${result.all}`);
+}
+
+/** Back to "no password" (not locked: key logins keep working). */
+export async function lockPassword(user: string): Promise<void> {
+  await execa("usermod", ["-p", "*", user], { reject: false, stdin: "ignore" });
 }

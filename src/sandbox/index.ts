@@ -6,8 +6,10 @@ import {
   chownTree,
   ensureDeployUser,
   installSudoers,
+  lockPassword,
   removeSudoers,
   renderSudoers,
+  setPassword,
 } from "./deploy-user.js";
 import { SandboxError } from "./errors.js";
 import {
@@ -18,6 +20,7 @@ import {
   nginxArgv,
   nginxPaths,
   renderBashrc,
+  renderNginxWrapper,
   renderSshClientConfig,
   renderSshdConfig,
   resolveOptions,
@@ -138,7 +141,10 @@ export async function sandboxDown(stateDir: string): Promise<void> {
   );
   for (const name of names) await stopNginx(hostPaths(dir, name).root);
   await Promise.all(names.map((name) => stopSshd(dir, name)));
-  if (process.getuid?.() === 0) await removeSudoers(dir);
+  if (process.getuid?.() === 0) {
+    await removeSudoers(dir);
+    if (state?.passwordFile) await lockPassword(state.user);
+  }
   const left = await liveProcesses(dir);
   if (left.length > 0) {
     throw new SandboxError(
@@ -176,9 +182,13 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
     findProjectRoot(),
   ]);
+  if (o.passwordLogin?.length && login !== "deploy-user") {
+    throw new SandboxError("passwordLogin needs the deploy-user sandbox (started as root)");
+  }
   const deployUser = login === "deploy-user" ? await ensureDeployUser() : undefined;
   const user = deployUser?.name ?? userInfo().username;
   const info = buildInfo(o, user, { login, nginx });
+  if (o.passwordLogin?.length) info.passwordFile = sandboxPaths(o.dir).passwordFile;
 
   const status = await sandboxStatus(o.dir);
   const state = await readState(o.dir);
@@ -213,8 +223,17 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   }
   await ensureClientKey(sshKeygen, o.dir);
   const clientKey = (await readFile(`${sandboxPaths(o.dir).clientKey}.pub`, "utf8")).trim();
+  if (deployUser && info.passwordFile) await setPassword(deployUser.name, info.passwordFile);
 
-  const path = sessionPath(projectRoot, [dirname(nginx)]);
+  const paths = sandboxPaths(o.dir);
+  const path = sessionPath(projectRoot, [paths.bin, dirname(nginx)]);
+  const lbRoot = hostPaths(o.dir, lb.name).root;
+  await mkdir(paths.bin, { recursive: true, mode: 0o755 });
+  await writeFile(
+    paths.nginxWrapper,
+    renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== undefined),
+    { mode: 0o755 },
+  );
   const knownHostsLines = await Promise.all(
     info.hosts.map(async (host) => {
       const p = hostPaths(o.dir, host.name);
@@ -222,23 +241,32 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
       const sftp = o.noSftp?.includes(host.name) ? null : o.sftpServer?.[host.name];
       // The deploy user reads its own authorized_keys (sshd opens it as the user), in its home like on a server.
       const authorizedKeysFile = deployUser ? p.authorizedKeys : undefined;
+      const passwordOnly = o.passwordLogin?.includes(host.name) ?? false;
       await writeFile(
         p.sshdConfig,
-        renderSshdConfig({ host, dir: o.dir, path, user, sftp, authorizedKeysFile }),
+        renderSshdConfig({
+          host,
+          dir: o.dir,
+          path,
+          user,
+          sftp,
+          authorizedKeysFile,
+          passwordAuthentication: passwordOnly,
+        }),
       );
       await writeFile(join(p.home, ".bashrc"), renderBashrc());
       if (deployUser) {
         await mkdir(dirname(p.authorizedKeys), { recursive: true, mode: 0o700 });
-        await writeFile(p.authorizedKeys, `from="127.0.0.0/8" ${clientKey}\n`, { mode: 0o600 });
+        // A password-only host starts with no key at all, like a server before `nexus setup`.
+        const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}\n`;
+        await writeFile(p.authorizedKeys, keys, { mode: 0o600 });
         await chownTree(p.home, deployUser);
       }
       return ensureHostKey(sshKeygen, o.dir, host);
     }),
   );
-  const paths = sandboxPaths(o.dir);
   await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
   await writeFile(paths.sshConfig, renderSshClientConfig(info));
-  const lbRoot = hostPaths(o.dir, lb.name).root;
   const nginxSetup = {
     lbRoot,
     listenAddress: lbListen.address,

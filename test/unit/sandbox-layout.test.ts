@@ -169,7 +169,7 @@ upstream nexus_app {
 
   it("writes an ssh client config entry per host", () => {
     const conf = renderSshClientConfig(info);
-    expect(conf).toContain("Host nexus-gamma\n  HostName 127.0.1.13\n  Port 2222\n  User root\n");
+    expect(conf).toContain("Host nexus-gamma 127.0.1.13\n  HostName 127.0.1.13\n  Port 2222\n  User root\n");
     expect(conf).toContain("UserKnownHostsFile /sb/known_hosts");
   });
 

@@ -5,6 +5,7 @@ import {
   buildInfo,
   knownHostsLine,
   renderNginxConf,
+  renderNginxWrapper,
   renderSshClientConfig,
   renderSshdConfig,
   renderUpstreamConf,
@@ -98,6 +99,18 @@ describe("buildInfo", () => {
 
   it("rejects an unknown login mode", () => {
     expect(errorOf({ dir: "/sb", login: "admin" as never })).toMatch(/deploy-user/);
+  });
+});
+
+describe("nginx wrapper", () => {
+  it("calls the sandbox's Nginx with the exact arguments the sudoers rule lists", () => {
+    const argv = ["/usr/sbin/nginx", "-p", "/sb/hosts/nexus-alpha/nginx/", "-c", "nginx.conf"];
+    expect(renderNginxWrapper(argv, true)).toContain(
+      'exec sudo -n /usr/sbin/nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf "$@"',
+    );
+    expect(renderNginxWrapper(argv, false)).toContain(
+      'exec /usr/sbin/nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf "$@"',
+    );
   });
 });
 

@@ -8,6 +8,7 @@ export const APPLY_EXIT = {
   /** The file changed since nexus read it (another run edited it): read again and retry. */
   changed: 82,
   lockTimeout: 83,
+  noSha256sum: 84,
 } as const;
 
 export interface ApplyScriptInput {
@@ -44,6 +45,7 @@ export function applyScript(input: ApplyScriptInput): string {
     `if [ ! -r ${file} ] || [ ! -w ${file} ]; then echo "$(id -un 2>/dev/null || echo this user) cannot read and write $(ls -ld ${file} 2>&1)" >&2; exit ${APPLY_EXIT.cannotWrite}; fi`,
     // Without flock (not Linux util-linux), the compare-and-swap still catches most overlaps.
     `if command -v flock >/dev/null 2>&1; then exec 9<${file}; flock -w ${Math.max(1, Math.floor(wait))} 9 || { echo "another run has held the lock on the upstream file for ${wait}s" >&2; exit ${APPLY_EXIT.lockTimeout}; }; fi`,
+    `command -v sha256sum >/dev/null 2>&1 || exit ${APPLY_EXIT.noSha256sum}`,
     `current=$(sha256sum < ${file} | cut -c1-64)`,
     `if [ "$current" != ${shq(input.expectedSha256)} ]; then exit ${APPLY_EXIT.changed}; fi`,
     `backup=$(umask 077 && mktemp "\${TMPDIR:-/tmp}/nexus-upstream.XXXXXX") || { echo "cannot create a backup file in \${TMPDIR:-/tmp}" >&2; exit ${APPLY_EXIT.cannotWrite}; }`,

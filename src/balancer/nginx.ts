@@ -112,6 +112,10 @@ export class NginxBalancer implements Balancer {
         throw new BalancerError(
           `${this.host}: cannot write ${file}: ${output}\n  fix: let the login user edit it in place (e.g. chgrp <its group> ${file} && chmod g+w ${file}; see docs/servers.md)`,
         );
+      case APPLY_EXIT.noSha256sum:
+        throw new BalancerError(
+          `${this.host}: sha256sum (coreutils) is missing on the balancer host; nexus needs it to edit ${file} safely`,
+        );
       case APPLY_EXIT.lockTimeout:
         throw new BalancerError(`${this.host}: ${output}; nothing was changed`);
       case APPLY_EXIT.testFailed:

@@ -41,7 +41,7 @@ export function serverScript({ deployPath, appPort, appHost, pm2Name }: ServerSc
     'say free_kb "$(df -Pk "$d" 2>/dev/null | awk \'NR==2 {print $4}\')"',
     // Listening sockets on the app port (state 0A), then which of our processes holds them.
     `inodes=$(awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == "${port}" && ${hostMatch}) print $10 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)`,
-    "say port_listeners \"$(printf '%s\\n' \"$inodes\" | grep -c .)\"",
+    'say port_listeners "$(printf \'%s\\n\' "$inodes" | grep -c .)"',
     "for i in $inodes; do",
     '  owner=""',
     '  for fd in /proc/[0-9]*/fd/*; do if [ "$(readlink "$fd" 2>/dev/null)" = "socket:[$i]" ]; then owner=$(echo "$fd" | cut -d/ -f3); break; fi; done',

@@ -93,11 +93,19 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
     say("key: ssh.privateKey is not set: nexus logs in with the agent or ~/.ssh keys; no key to install");
 
   // Every host key first: the connector reads known_hosts once.
-  for (const server of config.servers) await hostKeyStep(server, config, options);
+  const untrusted = new Set<string>();
+  for (const server of config.servers) {
+    if (!(await hostKeyStep(server, config, options))) untrusted.add(server.name);
+  }
   const connector = createConnector(config, { env });
   const sessions = new Map<string, SshSession>();
   try {
     for (const server of config.servers) {
+      if (untrusted.has(server.name)) {
+        // --dry-run: the host key is not recorded, so no connection can be verified yet.
+        say(`${server.name}: would install the deploy key (unless it is there) and create the deploy path`);
+        continue;
+      }
       const session = await keyStep(server, config, options, connector, publicKey, sessions);
       if (!session) continue;
       const home = (await session.run('printf %s "$HOME"')).trim();
@@ -114,7 +122,8 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
   }
 }
 
-async function hostKeyStep(server: ServerConfig, config: Config, options: SetupOptions): Promise<void> {
+/** Shows the host key and records it; false when it stays unrecorded (--dry-run). */
+async function hostKeyStep(server: ServerConfig, config: Config, options: SetupOptions): Promise<boolean> {
   const { say } = options;
   const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
   const name = hostPatternFor(target.host, target.port);
@@ -125,7 +134,7 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
   const check = checkHostKey(entries, target.host, target.port, key);
   if (check.status === "match") {
     say(`${server.name}: host key ${fingerprint} already trusted`);
-    return;
+    return true;
   }
   if (check.status !== "unknown") {
     throw new SetupError(
@@ -137,7 +146,7 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
   );
   if (options.dryRun) {
     say(`${server.name}: would add it to ${config.ssh.knownHosts}`);
-    return;
+    return false;
   }
   if (!options.yes) {
     if (!process.stdin.isTTY)
@@ -149,6 +158,7 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
   }
   appendKnownHost(config.ssh.knownHosts, target.host, target.port, key);
   say(`${server.name}: added the host key to ${config.ssh.knownHosts}`);
+  return true;
 }
 
 async function keyStep(
@@ -256,7 +266,11 @@ async function balancerStep(
   const session = lbName === "local" ? undefined : sessions.get(lbName);
   const target = `${lbName} (balancer)`;
   if (lbName !== "local" && !session) {
-    if (reachable) say(`${target}: not reached, skipped`);
+    if (dryRun)
+      say(
+        `${target}: would write ${config.balancer.upstreamFile} if it is missing, and show the include and sudoers lines`,
+      );
+    else if (reachable) say(`${target}: not reached, skipped`);
     return;
   }
   const run = async (command: string) =>
@@ -283,9 +297,11 @@ async function balancerStep(
       );
   }
   say(`${target}: Nginx must include it, in the http block of nginx.conf: ${includeLine(file)}`);
-  say(
-    `${target}: ${user} must be able to edit it in place: chgrp ${user} ${file} && chmod 664 ${file} (as root)`,
-  );
+  if ((await run(cmd("test", "-w", file))).code === 0) say(`${target}: ${user} can edit it in place`);
+  else
+    say(
+      `${target}: ${user} must be able to edit it in place, as root: chgrp ${user} ${file} && chmod 664 ${file}`,
+    );
   const rule = sudoersLine(user, config.balancer.testCommand, config.balancer.reloadCommand);
   if (!rule) {
     say(`${target}: the test and reload commands do not use sudo: nothing to add to sudoers`);

@@ -56,7 +56,8 @@ describe.skipIf(!asRoot)("nexus setup on a server that only accepts a password",
     expect(run.exitCode, run.all).toBe(0);
     expect(run.stdout).toMatch(/would generate an ed25519 key pair/);
     expect(run.stdout).toMatch(/host key of .* is ssh-ed25519 SHA256:/);
-    expect(run.stdout).toMatch(/would install the new key/);
+    expect(run.stdout).toMatch(/would install the deploy key/);
+    expect(run.stdout).toMatch(/would write .* if it is missing/);
     expect(existsSync(keyPath)).toBe(false);
     expect(existsSync(knownHosts)).toBe(false);
   });

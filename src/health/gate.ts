@@ -42,9 +42,12 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     await sleep(options.intervalMs, options.signal);
   }
   const last = timeline.at(-1);
+  // Every reason that applies, whatever the timing: a crash loop is named even when the app
+  // never answered long enough between crashes for the probes to pass.
+  const problem = await options.verifyProcess?.().catch(() => undefined);
   return done(
     false,
-    `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${last?.error ? ` (last: ${last.error})` : ""}`,
+    `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${last?.error ? ` (last: ${last.error})` : ""}${problem ? `; ${problem}` : ""}`,
   );
 
   function done(ok: boolean, reason?: string): GateResult {

@@ -6,7 +6,6 @@ import { sandboxHaproxy, writeHaproxyConfig } from "./balancers.js";
 import {
   copyFixture,
   currentRelease,
-  hostHome,
   nexus,
   readUpstream,
   SERVERS,

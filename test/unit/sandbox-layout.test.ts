@@ -74,6 +74,7 @@ describe("buildInfo", () => {
       testCommand: "nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf -t",
       reloadCommand: "nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf -s reload",
       pidFile: "/sb/hosts/nexus-alpha/nginx/nginx.pid",
+      accessLog: "/sb/hosts/nexus-alpha/nginx/access.log",
     });
     expect(info).toMatchObject({
       clientKey: "/sb/client/id_ed25519",

@@ -1209,7 +1209,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path18 = __require("node:path");
+    var path20 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2222,9 +2222,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path18.resolve(baseDir, baseName);
+          const localBin = path20.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path18.extname(baseName))) return void 0;
+          if (sourceExt.includes(path20.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2242,17 +2242,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path18.resolve(
-            path18.dirname(resolvedScriptPath),
+          executableDir = path20.resolve(
+            path20.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path18.basename(
+            const legacyName = path20.basename(
               this._scriptPath,
-              path18.extname(this._scriptPath)
+              path20.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2263,7 +2263,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path18.extname(executableFile));
+        launchWithNode = sourceExt.includes(path20.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3178,7 +3178,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path18.basename(filename, path18.extname(filename));
+        this._name = path20.basename(filename, path20.extname(filename));
         return this;
       }
       /**
@@ -3192,9 +3192,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path19) {
-        if (path19 === void 0) return this._executableDir;
-        this._executableDir = path19;
+      executableDir(path21) {
+        if (path21 === void 0) return this._executableDir;
+        this._executableDir = path21;
         return this;
       }
       /**
@@ -3974,26 +3974,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path18) => {
-      const end = path18.length - 1;
-      const index = path18.lastIndexOf(
+    var basenameOf = (path20) => {
+      const end = path20.length - 1;
+      const index = path20.lastIndexOf(
         SLASH,
-        path18[end] === SLASH ? end - 1 : end
+        path20[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path18 : path18.slice(index + 1);
+      return index < 0 ? path20 : path20.slice(index + 1);
     };
-    var parentOf = (path18) => {
-      if (path18.charCodeAt(0) === SLASH_CODE || path18.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path18.split(SLASH).filter(Boolean);
+    var parentOf = (path20) => {
+      if (path20.charCodeAt(0) === SLASH_CODE || path20.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path20.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path18.length - 1;
-      const cut = path18.lastIndexOf(
+      const end = path20.length - 1;
+      const cut = path20.lastIndexOf(
         SLASH,
-        path18.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path20.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path18.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path20.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -4143,7 +4143,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path18) {
+      testLiteral(path20) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -4152,7 +4152,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path18)) {
+          if (rule.checkRegex.test(path20)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -4172,15 +4172,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path18, mode) {
+      test(path20, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename = shortcut ? basenameOf(path18) : path18;
+        const basename = shortcut ? basenameOf(path20) : path20;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename : path18
+            shortcut && rule._basenameOnly ? basename : path20
           )) {
             const { negative } = rule;
             const ret = {
@@ -4202,17 +4202,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path18, originalPath, doThrow) => {
-      if (!isString(path18)) {
+    var checkPath = (path20, originalPath, doThrow) => {
+      if (!isString(path20)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path18) {
+      if (!path20) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path18)) {
+      if (checkPath.isNotRelative(path20)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -4221,25 +4221,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path18) => {
-      const first = path18.charCodeAt(0);
+    var isNotRelative = (path20) => {
+      const first = path20.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path18.length === 1) {
+      if (path20.length === 1) {
         return true;
       }
-      const second = path18.charCodeAt(1);
+      const second = path20.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path18.length === 2 || path18.charCodeAt(2) === SLASH_CODE;
+      return path20.length === 2 || path20.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -4270,59 +4270,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path18) {
+      _test(originalPath, cache, path20) {
         checkPath(
-          path18,
+          path20,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path18 ? this._t(path18, cache) : {
+        return path20 ? this._t(path20, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path18 = convertPath(target);
-        if (!path18 || path18.charCodeAt(path18.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path18);
+        const path20 = convertPath(target);
+        if (!path20 || path20.charCodeAt(path20.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path20);
         }
-        const dir = this._t(path18, this._testCache);
+        const dir = this._t(path20, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal2 = this._rules.testLiteral(path18);
+        const literal2 = this._rules.testLiteral(path20);
         return literal2.ignored || literal2.unignored ? literal2 : dir;
       }
-      _t(path18, cache) {
-        const cached2 = cache[path18];
+      _t(path20, cache) {
+        const cached2 = cache[path20];
         if (cached2) {
           return cached2;
         }
-        const parentPath = parentOf(path18);
+        const parentPath = parentOf(path20);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path18] = parent && parent.ignored ? parent : this._rules.test(path18, MODE_IGNORE);
+        return cache[path20] = parent && parent.ignored ? parent : this._rules.test(path20, MODE_IGNORE);
       }
-      ignores(path18) {
-        return this._test(path18, this._ignoreCache, convertPath(path18)).ignored;
+      ignores(path20) {
+        return this._test(path20, this._ignoreCache, convertPath(path20)).ignored;
       }
       createFilter() {
-        return (path18) => !this.ignores(path18);
+        return (path20) => !this.ignores(path20);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path18) {
-        return this._test(path18, this._testCache, convertPath(path18));
+      test(path20) {
+        return this._test(path20, this._testCache, convertPath(path20));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path18) => checkPath(convertPath(path18), path18, RETURN_FALSE);
+    var isPathValid = (path20) => checkPath(convertPath(path20), path20, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path18) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path18) || isNotRelative(path18);
+      checkPath.isNotRelative = (path20) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path20) || isNotRelative(path20);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -4343,7 +4343,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path18, options) {
+    function checkPathExt(path20, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -4354,25 +4354,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path18.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path20.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat7, path18, options) {
-      if (!stat7.isSymbolicLink() && !stat7.isFile()) {
+    function checkStat(stat10, path20, options) {
+      if (!stat10.isSymbolicLink() && !stat10.isFile()) {
         return false;
       }
-      return checkPathExt(path18, options);
+      return checkPathExt(path20, options);
     }
-    function isexe(path18, options, cb) {
-      fs2.stat(path18, function(er2, stat7) {
-        cb(er2, er2 ? false : checkStat(stat7, path18, options));
+    function isexe(path20, options, cb) {
+      fs2.stat(path20, function(er2, stat10) {
+        cb(er2, er2 ? false : checkStat(stat10, path20, options));
       });
     }
-    function sync(path18, options) {
-      return checkStat(fs2.statSync(path18), path18, options);
+    function sync(path20, options) {
+      return checkStat(fs2.statSync(path20), path20, options);
     }
   }
 });
@@ -4383,21 +4383,21 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path18, options, cb) {
-      fs2.stat(path18, function(er2, stat7) {
-        cb(er2, er2 ? false : checkStat(stat7, options));
+    function isexe(path20, options, cb) {
+      fs2.stat(path20, function(er2, stat10) {
+        cb(er2, er2 ? false : checkStat(stat10, options));
       });
     }
-    function sync(path18, options) {
-      return checkStat(fs2.statSync(path18), options);
+    function sync(path20, options) {
+      return checkStat(fs2.statSync(path20), options);
     }
-    function checkStat(stat7, options) {
-      return stat7.isFile() && checkMode(stat7, options);
+    function checkStat(stat10, options) {
+      return stat10.isFile() && checkMode(stat10, options);
     }
-    function checkMode(stat7, options) {
-      var mod = stat7.mode;
-      var uid = stat7.uid;
-      var gid = stat7.gid;
+    function checkMode(stat10, options) {
+      var mod = stat10.mode;
+      var uid = stat10.uid;
+      var gid = stat10.gid;
       var myUid = options.uid !== void 0 ? options.uid : process.getuid && process.getuid();
       var myGid = options.gid !== void 0 ? options.gid : process.getgid && process.getgid();
       var u3 = parseInt("100", 8);
@@ -4422,7 +4422,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path18, options, cb) {
+    function isexe(path20, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -4432,7 +4432,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve2, reject) {
-          isexe(path18, options || {}, function(er2, is2) {
+          isexe(path20, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -4441,7 +4441,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path18, options || {}, function(er2, is2) {
+      core(path20, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -4451,9 +4451,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path18, options) {
+    function sync(path20, options) {
       try {
-        return core.sync(path18, options || {});
+        return core.sync(path20, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -4469,7 +4469,7 @@ var require_isexe = __commonJS({
 var require_which = __commonJS({
   "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path18 = __require("path");
+    var path20 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -4507,7 +4507,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve2(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path18.join(pathPart, cmd2);
+        const pCmd = path20.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve2(subStep(p2, i2, 0));
       });
@@ -4534,7 +4534,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path18.join(pathPart, cmd2);
+        const pCmd = path20.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -4582,7 +4582,7 @@ var require_path_key = __commonJS({
 var require_resolveCommand = __commonJS({
   "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path18 = __require("path");
+    var path20 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -4600,7 +4600,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path18.delimiter : void 0
+          pathExt: withoutPathExt ? path20.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -4609,7 +4609,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path18.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path20.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -4663,8 +4663,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path18, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path18.split("/").pop();
+      const [path20, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path20.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -4699,7 +4699,7 @@ var require_readShebang = __commonJS({
 var require_parse = __commonJS({
   "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path18 = __require("path");
+    var path20 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -4724,7 +4724,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path18.normalize(parsed.command);
+        parsed.command = path20.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -5943,14 +5943,14 @@ var require_util = __commonJS({
         }
         const port2 = url2.port != null ? url2.port : url2.protocol === "https:" ? 443 : 80;
         let origin = url2.origin != null ? url2.origin : `${url2.protocol || ""}//${url2.hostname || ""}:${port2}`;
-        let path18 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
+        let path20 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path18 && path18[0] !== "/") {
-          path18 = `/${path18}`;
+        if (path20 && path20[0] !== "/") {
+          path20 = `/${path20}`;
         }
-        return new URL(`${origin}${path18}`);
+        return new URL(`${origin}${path20}`);
       }
       if (!isHttpOrHttpsPrefixed(url2.origin || url2.protocol)) {
         throw new InvalidArgumentError2("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -6785,9 +6785,9 @@ var require_diagnostics = __commonJS({
         "undici:client:sendHeaders",
         (evt) => {
           const {
-            request: { method, path: path18, origin }
+            request: { method, path: path20, origin }
           } = evt;
-          debugLog("sending request to %s %s%s", method, origin, path18);
+          debugLog("sending request to %s %s%s", method, origin, path20);
         }
       );
     }
@@ -6805,14 +6805,14 @@ var require_diagnostics = __commonJS({
         "undici:request:headers",
         (evt) => {
           const {
-            request: { method, path: path18, origin },
+            request: { method, path: path20, origin },
             response: { statusCode }
           } = evt;
           debugLog(
             "received response to %s %s%s - HTTP %d",
             method,
             origin,
-            path18,
+            path20,
             statusCode
           );
         }
@@ -6821,23 +6821,23 @@ var require_diagnostics = __commonJS({
         "undici:request:trailers",
         (evt) => {
           const {
-            request: { method, path: path18, origin }
+            request: { method, path: path20, origin }
           } = evt;
-          debugLog("trailers received from %s %s%s", method, origin, path18);
+          debugLog("trailers received from %s %s%s", method, origin, path20);
         }
       );
       diagnosticsChannel.subscribe(
         "undici:request:error",
         (evt) => {
           const {
-            request: { method, path: path18, origin },
+            request: { method, path: path20, origin },
             error: error63
           } = evt;
           debugLog(
             "request to %s %s%s errored - %s",
             method,
             origin,
-            path18,
+            path20,
             error63.message
           );
         }
@@ -6952,7 +6952,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path18,
+        path: path20,
         method,
         body,
         headers,
@@ -6969,11 +6969,11 @@ var require_request = __commonJS({
         maxRedirections,
         typeOfService
       }, handler) {
-        if (typeof path18 !== "string") {
+        if (typeof path20 !== "string") {
           throw new InvalidArgumentError2("path must be a string");
-        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path20[0] !== "/" && !(path20.startsWith("http://") || path20.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError2("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path18)) {
+        } else if (invalidPathRegex.test(path20)) {
           throw new InvalidArgumentError2("invalid request path");
         }
         if (typeof method !== "string") {
@@ -7048,7 +7048,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? serializePathWithQuery(path18, query) : path18;
+        this.path = query ? serializePathWithQuery(path20, query) : path20;
         this.origin = origin;
         this.protocol = getProtocolFromUrlString(origin);
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
@@ -12292,7 +12292,7 @@ var require_client_h1 = __commonJS({
       }
     }
     function writeH1(client, request) {
-      const { method, path: path18, host, upgrade, blocking, reset: reset2 } = request;
+      const { method, path: path20, host, upgrade, blocking, reset: reset2 } = request;
       let { body, headers, contentLength } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -12368,7 +12368,7 @@ var require_client_h1 = __commonJS({
         socket[kBlocking] = true;
       }
       setTypeOfService(socket, request);
-      let header = `${method} ${path18} HTTP/1.1\r
+      let header = `${method} ${path20} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -13045,7 +13045,7 @@ var require_client_h2 = __commonJS({
       const headersTimeout = request.headersTimeout ?? client[kHeadersTimeout];
       const bodyTimeout = request.bodyTimeout ?? client[kBodyTimeout];
       const session = client[kHTTP2Session];
-      const { method, path: path18, host, upgrade, expectContinue, signal: signal2, protocol, headers: reqHeaders } = request;
+      const { method, path: path20, host, upgrade, expectContinue, signal: signal2, protocol, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade != null && upgrade !== "websocket") {
         util.errorRequest(client, request, new InvalidArgumentError2(`Custom upgrade "${upgrade}" not supported over HTTP/2`));
@@ -13114,7 +13114,7 @@ var require_client_h2 = __commonJS({
           }
           headers[HTTP2_HEADER_METHOD] = "CONNECT";
           headers[HTTP2_HEADER_PROTOCOL] = "websocket";
-          headers[HTTP2_HEADER_PATH] = path18;
+          headers[HTTP2_HEADER_PATH] = path20;
           if (protocol === "ws:" || protocol === "wss:") {
             headers[HTTP2_HEADER_SCHEME] = protocol === "ws:" ? "http" : "https";
           } else {
@@ -13166,7 +13166,7 @@ var require_client_h2 = __commonJS({
         stream.setTimeout(headersTimeout);
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path18;
+      headers[HTTP2_HEADER_PATH] = path20;
       headers[HTTP2_HEADER_SCHEME] = protocol === "http:" ? "http" : "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -13552,7 +13552,7 @@ var require_client = __commonJS({
     function getPipelining(client) {
       return client[kPipelining] ?? client[kHTTPContext]?.defaultPipelining ?? 1;
     }
-    var Client3 = class extends DispatcherBase {
+    var Client4 = class extends DispatcherBase {
       /**
        *
        * @param {string|URL} url
@@ -14008,7 +14008,7 @@ var require_client = __commonJS({
         }
       }
     }
-    module.exports = Client3;
+    module.exports = Client4;
   }
 });
 
@@ -14271,7 +14271,7 @@ var require_pool = __commonJS({
       kGetDispatcher,
       kRemoveClient
     } = require_pool_base();
-    var Client3 = require_client();
+    var Client4 = require_client();
     var {
       InvalidArgumentError: InvalidArgumentError2
     } = require_errors();
@@ -14282,7 +14282,7 @@ var require_pool = __commonJS({
     var kConnections = /* @__PURE__ */ Symbol("connections");
     var kFactory = /* @__PURE__ */ Symbol("factory");
     function defaultFactory(origin, opts) {
-      return new Client3(origin, opts);
+      return new Client4(origin, opts);
     }
     var Pool = class extends PoolBase {
       constructor(origin, {
@@ -14523,7 +14523,7 @@ var require_round_robin_pool = __commonJS({
       kGetDispatcher,
       kRemoveClient
     } = require_pool_base();
-    var Client3 = require_client();
+    var Client4 = require_client();
     var {
       InvalidArgumentError: InvalidArgumentError2
     } = require_errors();
@@ -14535,7 +14535,7 @@ var require_round_robin_pool = __commonJS({
     var kFactory = /* @__PURE__ */ Symbol("factory");
     var kIndex = /* @__PURE__ */ Symbol("index");
     function defaultFactory(origin, opts) {
-      return new Client3(origin, opts);
+      return new Client4(origin, opts);
     }
     var RoundRobinPool = class extends PoolBase {
       constructor(origin, {
@@ -14636,7 +14636,7 @@ var require_agent = __commonJS({
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kUrl } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
     var Pool = require_pool();
-    var Client3 = require_client();
+    var Client4 = require_client();
     var util = require_util();
     var kOnConnect = /* @__PURE__ */ Symbol("onConnect");
     var kOnDisconnect = /* @__PURE__ */ Symbol("onDisconnect");
@@ -14646,7 +14646,7 @@ var require_agent = __commonJS({
     var kOptions = /* @__PURE__ */ Symbol("options");
     var kOrigins = /* @__PURE__ */ Symbol("origins");
     function defaultFactory(origin, opts) {
-      return opts && opts.connections === 1 ? new Client3(origin, opts) : new Pool(origin, opts);
+      return opts && opts.connections === 1 ? new Client4(origin, opts) : new Pool(origin, opts);
     }
     var Agent = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxOrigins = Infinity, connect: connect2, tls, ...options } = {}) {
@@ -15471,7 +15471,7 @@ var require_proxy_agent = __commonJS({
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError: InvalidArgumentError2, RequestAbortedError, SecureProxyConnectionError } = require_errors();
     var buildConnector = require_connect();
-    var Client3 = require_client();
+    var Client4 = require_client();
     var { channels } = require_diagnostics();
     var Socks5ProxyAgent = require_socks5_proxy_agent();
     var kAgent = /* @__PURE__ */ Symbol("proxy agent");
@@ -15491,7 +15491,7 @@ var require_proxy_agent = __commonJS({
     };
     function defaultAgentFactory(origin, opts) {
       if (opts.connections === 1) {
-        return new Client3(origin, opts);
+        return new Client4(origin, opts);
       }
       return new Pool(origin, opts);
     }
@@ -15506,7 +15506,7 @@ var require_proxy_agent = __commonJS({
         if (factory) {
           this.#client = factory(proxyUrl, { connect: connect2 });
         } else {
-          this.#client = new Client3(proxyUrl, { connect: connect2 });
+          this.#client = new Client4(proxyUrl, { connect: connect2 });
         }
       }
       [kDispatch](opts, handler) {
@@ -15522,10 +15522,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path18 = "/",
+          path: path20 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path18;
+        opts.path = origin + path20;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL(origin);
           headers.host = host;
@@ -16286,8 +16286,8 @@ var require_h2c_client = __commonJS({
   "node_modules/undici/lib/dispatcher/h2c-client.js"(exports, module) {
     "use strict";
     var { InvalidArgumentError: InvalidArgumentError2 } = require_errors();
-    var Client3 = require_client();
-    var H2CClient = class extends Client3 {
+    var Client4 = require_client();
+    var H2CClient = class extends Client4 {
       constructor(origin, clientOpts) {
         if (typeof origin === "string") {
           origin = new URL(origin);
@@ -17685,20 +17685,20 @@ var require_mock_utils = __commonJS({
       }
       return normalizedQp;
     }
-    function safeUrl(path18) {
-      if (typeof path18 !== "string") {
-        return path18;
+    function safeUrl(path20) {
+      if (typeof path20 !== "string") {
+        return path20;
       }
-      const pathSegments = path18.split("?", 3);
+      const pathSegments = path20.split("?", 3);
       if (pathSegments.length !== 2) {
-        return path18;
+        return path20;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path18, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path18);
+    function matchKey(mockDispatch2, { path: path20, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path20);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -17723,8 +17723,8 @@ var require_mock_utils = __commonJS({
       const basePath = key.query ? serializePathWithQuery(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
       const resolvedPathWithoutTrailingSlash = removeTrailingSlash(resolvedPath);
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path18, ignoreTrailingSlash }) => {
-        return ignoreTrailingSlash ? matchValue(removeTrailingSlash(safeUrl(path18)), resolvedPathWithoutTrailingSlash) : matchValue(safeUrl(path18), resolvedPath);
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path20, ignoreTrailingSlash }) => {
+        return ignoreTrailingSlash ? matchValue(removeTrailingSlash(safeUrl(path20)), resolvedPathWithoutTrailingSlash) : matchValue(safeUrl(path20), resolvedPath);
       });
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
@@ -17763,19 +17763,19 @@ var require_mock_utils = __commonJS({
         mockDispatches.splice(index, 1);
       }
     }
-    function removeTrailingSlash(path18) {
-      while (path18.endsWith("/")) {
-        path18 = path18.slice(0, -1);
+    function removeTrailingSlash(path20) {
+      while (path20.endsWith("/")) {
+        path20 = path20.slice(0, -1);
       }
-      if (path18.length === 0) {
-        path18 = "/";
+      if (path20.length === 0) {
+        path20 = "/";
       }
-      return path18;
+      return path20;
     }
     function buildKey(opts) {
-      const { path: path18, method, body, headers, query } = opts;
+      const { path: path20, method, body, headers, query } = opts;
       return {
-        path: path18,
+        path: path20,
         method,
         body,
         headers,
@@ -18124,7 +18124,7 @@ var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
     var { promisify: promisify3 } = __require("node:util");
-    var Client3 = require_client();
+    var Client4 = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -18139,7 +18139,7 @@ var require_mock_client = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError: InvalidArgumentError2 } = require_errors();
-    var MockClient = class extends Client3 {
+    var MockClient = class extends Client4 {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
           throw new InvalidArgumentError2("Argument opts.agent must implement Agent");
@@ -18465,10 +18465,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path20, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path18,
+            Path: path20,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -18550,9 +18550,9 @@ var require_mock_agent = __commonJS({
         const acceptNonStandardSearchParameters = this[kMockAgentAcceptsNonStandardSearchParameters];
         const dispatchOpts = { ...opts };
         if (acceptNonStandardSearchParameters && dispatchOpts.path) {
-          const [path18, searchParams] = dispatchOpts.path.split("?");
+          const [path20, searchParams] = dispatchOpts.path.split("?");
           const normalizedSearchParams = normalizeSearchParams(searchParams, acceptNonStandardSearchParameters);
-          dispatchOpts.path = `${path18}?${normalizedSearchParams}`;
+          dispatchOpts.path = `${path20}?${normalizedSearchParams}`;
         }
         return this[kAgent].dispatch(dispatchOpts, handler);
       }
@@ -18756,8 +18756,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile5, readFile: readFile8, mkdir: mkdir5 } = __require("node:fs/promises");
-    var { dirname: dirname5, resolve: resolve2 } = __require("node:path");
+    var { writeFile: writeFile6, readFile: readFile8, mkdir: mkdir6 } = __require("node:fs/promises");
+    var { dirname: dirname6, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout4, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError: InvalidArgumentError2, UndiciError } = require_errors();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -18953,12 +18953,12 @@ var require_snapshot_recorder = __commonJS({
        * @return {Promise<void>} - Resolves when snapshots are loaded
        */
       async loadSnapshots(filePath) {
-        const path18 = filePath || this.#snapshotPath;
-        if (!path18) {
+        const path20 = filePath || this.#snapshotPath;
+        if (!path20) {
           throw new InvalidArgumentError2("Snapshot path is required");
         }
         try {
-          const data = await readFile8(resolve2(path18), "utf8");
+          const data = await readFile8(resolve2(path20), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -18972,7 +18972,7 @@ var require_snapshot_recorder = __commonJS({
           if (error63.code === "ENOENT") {
             this.#snapshots.clear();
           } else {
-            throw new UndiciError(`Failed to load snapshots from ${path18}`, { cause: error63 });
+            throw new UndiciError(`Failed to load snapshots from ${path20}`, { cause: error63 });
           }
         }
       }
@@ -18983,17 +18983,17 @@ var require_snapshot_recorder = __commonJS({
        * @returns {Promise<void>} - Resolves when snapshots are saved
        */
       async saveSnapshots(filePath) {
-        const path18 = filePath || this.#snapshotPath;
-        if (!path18) {
+        const path20 = filePath || this.#snapshotPath;
+        if (!path20) {
           throw new InvalidArgumentError2("Snapshot path is required");
         }
-        const resolvedPath = resolve2(path18);
-        await mkdir5(dirname5(resolvedPath), { recursive: true });
+        const resolvedPath = resolve2(path20);
+        await mkdir6(dirname6(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash2, snapshot]) => ({
           hash: hash2,
           snapshot
         }));
-        await writeFile5(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile6(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -19628,15 +19628,15 @@ var require_redirect_handler = __commonJS({
           receivedAt: Date.now()
         });
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path18 = search ? `${pathname}${search}` : pathname;
-        const redirectUrlString = `${origin}${path18}`;
+        const path20 = search ? `${pathname}${search}` : pathname;
+        const redirectUrlString = `${origin}${path20}`;
         for (const historyUrl of this.history) {
           if (historyUrl.toString() === redirectUrlString) {
             throw new InvalidArgumentError2(`Redirect loop detected. Cannot redirect to ${origin}. This typically happens when using a Client or Pool with cross-origin redirects. Use an Agent for cross-origin redirects.`);
           }
         }
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path18;
+        this.opts.path = path20;
         this.opts.origin = origin;
         this.opts.query = null;
       }
@@ -21453,10 +21453,10 @@ var require_cache_handler = __commonJS({
       }
       return locationUrl.pathname + locationUrl.search;
     }
-    function deleteCachedUri(store, cacheKey, path18) {
+    function deleteCachedUri(store, cacheKey, path20) {
       deleteCachedValue(store, {
         ...cacheKey,
-        path: path18
+        path: path20
       });
       for (let i2 = 0; i2 < util.safeHTTPMethods.length; i2++) {
         const method = util.safeHTTPMethods[i2];
@@ -21464,7 +21464,7 @@ var require_cache_handler = __commonJS({
           deleteCachedValue(store, {
             ...cacheKey,
             method,
-            path: path18
+            path: path20
           });
         }
       }
@@ -21475,9 +21475,9 @@ var require_cache_handler = __commonJS({
       }
       const values = Array.isArray(headerValue) ? headerValue : [headerValue];
       for (let i2 = 0; i2 < values.length; i2++) {
-        const path18 = getSameOriginPath(cacheKey, values[i2]);
-        if (path18 !== void 0) {
-          deleteCachedUri(store, cacheKey, path18);
+        const path20 = getSameOriginPath(cacheKey, values[i2]);
+        if (path20 !== void 0) {
+          deleteCachedUri(store, cacheKey, path20);
         }
       }
     }
@@ -26965,11 +26965,11 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url2 = requestCurrentURL(request);
         const agent = fetchParams.controller.dispatcher;
-        const path18 = url2.pathname + url2.search;
+        const path20 = url2.pathname + url2.search;
         const hasTrailingQuestionMark = url2.search.length === 0 && url2.href[url2.href.length - url2.hash.length - 1] === "?";
         return new Promise((resolve2, reject) => agent.dispatch(
           {
-            path: hasTrailingQuestionMark ? `${path18}?` : path18,
+            path: hasTrailingQuestionMark ? `${path20}?` : path20,
             origin: url2.origin,
             method: request.method,
             body: agent.isMockActive ? request.body && (request.body.source || request.body.stream) : body,
@@ -27916,9 +27916,9 @@ var require_util4 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path18) {
-      for (let i2 = 0; i2 < path18.length; ++i2) {
-        const code = path18.charCodeAt(i2);
+    function validateCookiePath(path20) {
+      for (let i2 = 0; i2 < path20.length; ++i2) {
+        const code = path20.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -31276,7 +31276,7 @@ var require_eventsource = __commonJS({
 var require_undici = __commonJS({
   "node_modules/undici/index.js"(exports, module) {
     "use strict";
-    var Client3 = require_client();
+    var Client4 = require_client();
     var Dispatcher = require_dispatcher();
     var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
@@ -31304,7 +31304,7 @@ var require_undici = __commonJS({
     var RedirectHandler = require_redirect_handler();
     Object.assign(Dispatcher.prototype, api);
     module.exports.Dispatcher = Dispatcher;
-    module.exports.Client = Client3;
+    module.exports.Client = Client4;
     module.exports.Pool = Pool;
     module.exports.BalancedPool = BalancedPool;
     module.exports.RoundRobinPool = RoundRobinPool;
@@ -31354,11 +31354,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError2("invalid opts.path");
           }
-          let path18 = opts.path;
+          let path20 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path18 = `/${path18}`;
+            path20 = `/${path20}`;
           }
-          url2 = new URL(util.parseOrigin(url2).origin + path18);
+          url2 = new URL(util.parseOrigin(url2).origin + path20);
         } else {
           if (!opts) {
             opts = typeof url2 === "object" ? url2 : {};
@@ -37974,7 +37974,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash5,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -38662,11 +38662,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash3("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash5("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash3("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash5("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -38831,8 +38831,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash3("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash3("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash5("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash5("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -38872,7 +38872,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash3("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash5("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac3) {
           if (encrypted) {
@@ -39516,11 +39516,11 @@ var require_agent2 = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path18) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path18)) {
-        return path18 === "pageant" ? new PageantAgent() : new CygwinAgent(path18);
+    function createAgent(path20) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path20)) {
+        return path20 === "pageant" ? new PageantAgent() : new CygwinAgent(path20);
       }
-      return new OpenSSHAgent(path18);
+      return new OpenSSHAgent(path20);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -41194,7 +41194,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash5,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -41620,7 +41620,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash2 = createHash3(this.hashName);
+          const hash2 = createHash5(this.hashName);
           hashString(hash2, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash2, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash2, isServer ? this._remoteKexinit : this._kexinit);
@@ -42628,9 +42628,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash3(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash5(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk2 = createHash3(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk2 = createHash5(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended2 = Buffer.allocUnsafe(digest.length + chunk2.length);
           extended2.set(digest, 0);
           extended2.set(chunk2, digest.length);
@@ -44764,17 +44764,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path18, options) {
+      createReadStream(path20, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path18, options);
+        return new ReadStream(this, path20, options);
       }
-      createWriteStream(path18, options) {
+      createWriteStream(path20, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path18, options);
+        return new WriteStream(this, path20, options);
       }
-      open(path18, flags_, attrs, cb) {
+      open(path20, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -44793,7 +44793,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -44801,7 +44801,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -44932,7 +44932,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path18, options, callback_) {
+      readFile(path20, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -45005,13 +45005,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path18, flag, 438, (er2, handle_) => {
+        this.open(path20, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path18, (er_, st_) => {
+              this.stat(path20, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -45032,7 +45032,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path18, data, options, callback_) {
+      writeFile(path20, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -45051,7 +45051,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path18, flag, options.mode, (openErr, handle) => {
+        this.open(path20, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -45060,7 +45060,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path18, (er_, st_) => {
+                  this.stat(path20, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -45079,7 +45079,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path18, data, options, callback_) {
+      appendFile(path20, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -45097,12 +45097,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path18, data, options, callback);
+        this.writeFile(path20, data, options, callback);
       }
-      exists(path18, cb) {
+      exists(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path18, (err) => {
+        this.stat(path20, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -45145,7 +45145,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path18, attrs, cb) {
+      mkdir(path20, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -45159,7 +45159,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45167,7 +45167,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -45183,10 +45183,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path18, cb) {
+      rmdir(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45194,7 +45194,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -45284,10 +45284,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path18, cb) {
+      stat(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45295,17 +45295,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path18, cb) {
+      lstat(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45313,17 +45313,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path18, cb) {
+      opendir(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45331,14 +45331,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path18, attrs, cb) {
+      setstat(path20, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -45350,7 +45350,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45358,7 +45358,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -45418,8 +45418,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path18, atime, mtime, cb) {
-        return this.setstat(path18, {
+      utimes(path20, atime, mtime, cb) {
+        return this.setstat(path20, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -45430,8 +45430,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path18, uid, gid, cb) {
-        return this.setstat(path18, {
+      chown(path20, uid, gid, cb) {
+        return this.setstat(path20, {
           uid,
           gid
         }, cb);
@@ -45441,15 +45441,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path18, mode, cb) {
-        return this.setstat(path18, {
+      chmod(path20, mode, cb) {
+        return this.setstat(path20, {
           mode
         }, cb);
       }
-      readlink(path18, cb) {
+      readlink(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45457,7 +45457,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -45502,10 +45502,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path18, cb) {
+      realpath(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45513,7 +45513,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -45558,13 +45558,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path18, cb) {
+      ext_openssh_statvfs(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45574,7 +45574,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -45660,7 +45660,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path18, attrs, cb) {
+      ext_openssh_lsetstat(path20, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -45675,7 +45675,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45685,7 +45685,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -45702,13 +45702,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path18, cb) {
+      ext_openssh_expandPath(path20, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path18);
+        const pathLen = Buffer.byteLength(path20);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -45718,7 +45718,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path18, p2 += 4, pathLen);
+        buf.utf8Write(path20, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -46996,12 +46996,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path18 === void 0)
+        if (path20 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path18)) {
+        if (!sftp.emit("LSTAT", reqID, path20)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -47020,13 +47020,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path18, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path20, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -47048,12 +47048,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path18 === void 0)
+        if (path20 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path18)) {
+        if (!sftp.emit("OPENDIR", reqID, path20)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -47072,63 +47072,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path18 === void 0)
+        if (path20 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path18)) {
+        if (!sftp.emit("REMOVE", reqID, path20)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path18, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path20, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path18 === void 0)
+        if (path20 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path18)) {
+        if (!sftp.emit("RMDIR", reqID, path20)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path18 === void 0)
+        if (path20 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path18)) {
+        if (!sftp.emit("REALPATH", reqID, path20)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path18 === void 0)
+        if (path20 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path18)) {
+        if (!sftp.emit("STAT", reqID, path20)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -47148,14 +47148,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path18 = bufferParser.readString(true);
+        const path20 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path18 === void 0)
+        if (path20 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path18)) {
+        if (!sftp.emit("READLINK", reqID, path20)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -47226,7 +47226,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path18, options) {
+    function ReadStream(sftp, path20, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -47240,7 +47240,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path18;
+      this.path = path20;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -47371,7 +47371,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path18, options) {
+    function WriteStream(sftp, path20, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -47383,7 +47383,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream2.call(this, options);
-      this.path = path18;
+      this.path = path20;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -48065,7 +48065,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash3,
+      createHash: createHash5,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -48122,7 +48122,7 @@ var require_client2 = __commonJS({
     var RE_OPENSSH = /^OpenSSH_(?:(?![0-4])\d)|(?:\d{2,})/;
     var noop3 = (err) => {
     };
-    var Client3 = class extends EventEmitter2 {
+    var Client4 = class extends EventEmitter2 {
       constructor() {
         super();
         this.config = {
@@ -48287,7 +48287,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash3(hashAlgo).update(key).digest("hex");
+              key = createHash5(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -49865,7 +49865,7 @@ var require_client2 = __commonJS({
           return [["ssh-rsa", "sha1"]];
       }
     }
-    module.exports = Client3;
+    module.exports = Client4;
   }
 });
 
@@ -49876,7 +49876,7 @@ var require_http_agents = __commonJS({
     var { Agent: HttpAgent } = __require("http");
     var { Agent: HttpsAgent } = __require("https");
     var { connect: tlsConnect } = __require("tls");
-    var Client3;
+    var Client4;
     for (const ctor of [HttpAgent, HttpsAgent]) {
       class SSHAgent extends ctor {
         constructor(connectCfg, agentOptions) {
@@ -49889,9 +49889,9 @@ var require_http_agents = __commonJS({
           const srcPort = options && options.localPort || 0;
           const dstIP = options.host;
           const dstPort = options.port;
-          if (Client3 === void 0)
-            Client3 = require_client2();
-          const client = new Client3();
+          if (Client4 === void 0)
+            Client4 = require_client2();
+          const client = new Client4();
           let triedForward = false;
           client.on("ready", () => {
             client.forwardOut(srcIP, srcPort, dstIP, dstPort, (err, stream) => {
@@ -50232,7 +50232,7 @@ var require_server = __commonJS({
               origDebug(`${debugPrefix}${msg}`);
             };
           }
-          new Client3(socket, hostKeys, ident, offer, debug, this, cfg);
+          new Client4(socket, hostKeys, ident, offer, debug, this, cfg);
         }).on("error", (err) => {
           this.emit("error", err);
         }).on("listening", () => {
@@ -50272,7 +50272,7 @@ var require_server = __commonJS({
     };
     Server.KEEPALIVE_CLIENT_INTERVAL = 15e3;
     Server.KEEPALIVE_CLIENT_COUNT_MAX = 3;
-    var Client3 = class extends EventEmitter2 {
+    var Client4 = class extends EventEmitter2 {
       constructor(socket, hostKeys, ident, offer, debug, server, srvCfg) {
         super();
         let exchanges = 0;
@@ -51113,7 +51113,7 @@ var require_server = __commonJS({
       return a2 - b2;
     }
     module.exports = Server;
-    module.exports.IncomingClient = Client3;
+    module.exports.IncomingClient = Client4;
   }
 });
 
@@ -51126,7 +51126,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes4
+      randomBytes: randomBytes5
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -51390,7 +51390,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes4(SALT_LEN);
+            const salt = randomBytes5(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -51429,7 +51429,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes4(4);
+          const checkInt = randomBytes5(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -54837,8 +54837,8 @@ function renderProxySettings(name, indent = "    ") {
 }
 function parseServers(text2, upstreamName) {
   const servers2 = [];
-  forEachDirective(text2, (words2, enclosing) => {
-    const [keyword, address, ...params] = words2;
+  forEachDirective(text2, (words3, enclosing) => {
+    const [keyword, address, ...params] = words3;
     if (keyword?.value !== "server" || address === void 0) return;
     const upstream = enclosing.at(-1);
     if (upstream?.[0]?.value !== "upstream" || upstream.length !== 2) return;
@@ -54872,20 +54872,20 @@ function upstreamNames(text2) {
 function forEachDirective(text2, onDirective, onBlock = () => {
 }) {
   const stack = [];
-  let words2 = [];
+  let words3 = [];
   for (const token of tokenize(text2)) {
     if (token.kind === "word") {
-      words2.push(token.word);
+      words3.push(token.word);
     } else if (token.kind === ";") {
-      if (words2.length > 0) onDirective(words2, stack);
-      words2 = [];
+      if (words3.length > 0) onDirective(words3, stack);
+      words3 = [];
     } else if (token.kind === "{") {
-      onBlock(words2);
-      stack.push(words2);
-      words2 = [];
+      onBlock(words3);
+      stack.push(words3);
+      words3 = [];
     } else {
       stack.pop();
-      words2 = [];
+      words3 = [];
     }
   }
 }
@@ -55766,10 +55766,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path18) {
-  if (!path18)
+function getElementAtPath(obj, path20) {
+  if (!path20)
     return obj;
-  return path18.reduce((acc, key) => acc?.[key], obj);
+  return path20.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -56109,11 +56109,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path18, issues) {
+function prefixIssues(path20, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path18);
+    iss.path.unshift(path20);
     return iss;
   });
 }
@@ -56575,16 +56575,16 @@ function flattenError(error63, mapper = (issue2) => issue2.message) {
 }
 function formatError(error63, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error64, path18 = []) => {
+  const processError = (error64, path20 = []) => {
     for (const issue2 of error64.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path18, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path20, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path18, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path20, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path18, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path20, ...issue2.path]);
       } else {
-        const fullpath = [...path18, ...issue2.path];
+        const fullpath = [...path20, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -56623,17 +56623,17 @@ function formatError(error63, mapper = (issue2) => issue2.message) {
 }
 function treeifyError(error63, mapper = (issue2) => issue2.message) {
   const result = { errors: [] };
-  const processError = (error64, path18 = []) => {
+  const processError = (error64, path20 = []) => {
     var _a3;
     for (const issue2 of error64.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path18, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path20, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path18, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path20, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path18, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path20, ...issue2.path]);
       } else {
-        const fullpath = [...path18, ...issue2.path];
+        const fullpath = [...path20, ...issue2.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue2));
           continue;
@@ -56672,8 +56672,8 @@ function treeifyError(error63, mapper = (issue2) => issue2.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path18 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path18) {
+  const path20 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path20) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -73811,13 +73811,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path18 = ref.slice(1).split("/").filter(Boolean);
-  if (path18.length === 0) {
+  const path20 = ref.slice(1).split("/").filter(Boolean);
+  if (path20.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path18[0] === defsKey) {
-    const key = path18[1] === void 0 ? void 0 : decodeJSONPointerSegment(path18[1]);
+  if (path20[0] === defsKey) {
+    const key = path20[1] === void 0 ? void 0 : decodeJSONPointerSegment(path20[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -79092,13 +79092,13 @@ var logOutputSync = ({ serializedResult, fdNumber, state, verboseInfo, encoding,
   }
 };
 var writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-  for (const { path: path18, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-    const pathString = typeof path18 === "string" ? path18 : path18.toString();
+  for (const { path: path20, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+    const pathString = typeof path20 === "string" ? path20 : path20.toString();
     if (append || outputFiles.has(pathString)) {
-      appendFileSync(path18, serializedResult);
+      appendFileSync(path20, serializedResult);
     } else {
       outputFiles.add(pathString);
-      writeFileSync(path18, serializedResult);
+      writeFileSync(path20, serializedResult);
     }
   }
 };
@@ -81514,9 +81514,9 @@ var ConfigError = class extends NexusError {
   file;
   problems;
 };
-function formatPath(path18) {
+function formatPath(path20) {
   let out = "";
-  for (const key of path18) {
+  for (const key of path20) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -81560,12 +81560,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path18 = formatPath(issue2.path);
+    const path20 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path18}: is required (expected ${withArticle(issue2.expected)})` : `${path18}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path20}: is required (expected ${withArticle(issue2.expected)})` : `${path20}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -81578,23 +81578,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path18}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path20}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input2 = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path18}: ${nested.message}` : `${path18}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input2)}`
+          nested ? `${path20}: ${nested.message}` : `${path20}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input2)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path18}: ${humanBound(issue2)}`);
+        lines.push(`${path20}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path18}: ${issue2.message}`);
+        lines.push(`${path20}: ${issue2.message}`);
     }
   }
   return lines;
@@ -81652,8 +81652,8 @@ function shq(value) {
   if (text2 !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text2)) return text2;
   return `'${text2.replace(/'/g, `'\\''`)}'`;
 }
-function cmd(...words2) {
-  return words2.map(shq).join(" ");
+function cmd(...words3) {
+  return words3.map(shq).join(" ");
 }
 
 // src/remote/op.ts
@@ -81710,16 +81710,6 @@ var REMOTE_EXIT = {
   unsafeArchive: 67,
   /** A shared file the config lists is not in <deployPath>/shared/. */
   sharedMissing: 68,
-  /** Nginx reloaded, but its master's pid file could not be read to confirm it. */
-  reloadUnconfirmed: 70,
-  /** Nginx reloaded, but its old workers did not hand over in time. */
-  reloadTimeout: 71,
-  /** `nginx -t` refused the edited file (restored). */
-  configTestFailed: 80,
-  /** The upstream file could not be written. */
-  writeFailed: 81,
-  /** Another process holds the balancer's edit lock. */
-  editLocked: 82,
   /** The process manager is not installed on the server. */
   notInstalled: 127
 };
@@ -82226,12 +82216,12 @@ var HaproxyBalancer = class {
     const interval = this.options.pollInterval ?? 50;
     const deadline = Date.now() + timeoutMs;
     for (; ; ) {
-      const [stat7, states] = await this.call(
+      const [stat10, states] = await this.call(
         [`show stat ${this.options.backend} 4 -1`, `show servers state ${this.options.backend}`],
         "reading the server's sessions"
       );
       const admin = this.parseState(states?.text ?? "").find((s3) => s3.server === name);
-      const row = this.parse(() => parseShowStat(stat7?.text ?? "")).find((s3) => s3.server === name);
+      const row = this.parse(() => parseShowStat(stat10?.text ?? "")).find((s3) => s3.server === name);
       if (!row || !admin)
         throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
       if (!admin.drain && !admin.maint) {
@@ -82314,33 +82304,80 @@ var MultiBalancer = class {
   }
 };
 
+// src/balancer/nginx.ts
+import { createHash as createHash2 } from "node:crypto";
+
 // src/balancer/nginx-scripts.ts
 function readFile2(file2) {
   return cmd("cat", file2);
 }
-function replaceFileFromStdin(file2, backup) {
-  return `${cmd("cp", "-p", file2, backup)} && cat > ${shq(file2)}`;
+var APPLY_EXIT = {
+  /** Reloaded, but the master's pid file could not be read to confirm it: the change is in force. */
+  reloadUnconfirmed: 70,
+  /** Reloaded, but the old workers did not hand over in time: the change is in force. */
+  reloadTimeout: 71,
+  testFailed: 80,
+  cannotWrite: 81,
+  /** The file changed since nexus read it (another run edited it): read again and retry. */
+  changed: 82,
+  lockTimeout: 83,
+  noSha256sum: 84
+};
+var APPLY_SCRIPT = `file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6
+if [ ! -r "$file" ] || [ ! -w "$file" ]; then
+  echo "$(id -un 2>/dev/null || echo this user) cannot read and write $(ls -ld "$file" 2>&1)" >&2
+  exit ${APPLY_EXIT.cannotWrite}
+fi
+# Without flock (not Linux util-linux), the compare-and-swap still catches most overlaps.
+if command -v flock >/dev/null 2>&1; then
+  exec 9<"$file"
+  flock -w "$wait" 9 || { echo "another run has held the lock on the upstream file for \${wait}s" >&2; exit ${APPLY_EXIT.lockTimeout}; }
+fi
+command -v sha256sum >/dev/null 2>&1 || exit ${APPLY_EXIT.noSha256sum}
+current=$(sha256sum < "$file" | cut -c1-64)
+if [ "$current" != "$expected" ]; then exit ${APPLY_EXIT.changed}; fi
+backup=$(umask 077 && mktemp "\${TMPDIR:-/tmp}/nexus-upstream.XXXXXX") || {
+  echo "cannot create a backup file in \${TMPDIR:-/tmp}" >&2
+  exit ${APPLY_EXIT.cannotWrite}
 }
-function restoreFile(file2, backup) {
-  return `cat ${shq(backup)} > ${shq(file2)}`;
+if ! cat "$file" > "$backup"; then rm -f "$backup"; exit ${APPLY_EXIT.cannotWrite}; fi
+restore() {
+  if cat "$backup" > "$file"; then rm -f "$backup"; else echo "could not restore the upstream file: its previous content is in $backup" >&2; fi
 }
-function reloadAndConfirm(reloadCommand, pidFile, timeoutMs = 5e3) {
-  const workers = `for p in $(cat /proc/$master/task/$master/children 2>/dev/null || pgrep -P "$master"); do tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'worker process' && printf '%s ' "$p"; done`;
-  return [
-    `master=$(cat ${shq(pidFile)} 2>/dev/null) || master=""`,
-    `if [ -n "$master" ]; then old=$(${workers}); fi`,
-    `{ ${reloadCommand}
-} || exit $?`,
-    `if [ -z "$master" ]; then exit 70; fi`,
-    `i=0; while [ "$i" -lt ${Math.ceil(timeoutMs / 50)} ]; do`,
-    "  pending=0",
-    `  for p in $old; do if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi; done`,
-    `  if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi`,
-    "  sleep 0.05; i=$((i + 1))",
-    "done",
-    "exit 71"
-  ].join("\n");
+if ! cat > "$file"; then restore; exit ${APPLY_EXIT.cannotWrite}; fi
+# 9<&-: a daemon started by these commands must not inherit (and keep) the lock.
+if ! test_output=$(sh -c "$test_command" 2>&1 9<&-); then
+  restore
+  printf '%s\\n' "$test_output" >&2
+  exit ${APPLY_EXIT.testFailed}
+fi
+workers() {
+  # The master's children from /proc (Linux 3.5+), else pgrep; only worker processes count.
+  for p in $(cat "/proc/$1/task/$1/children" 2>/dev/null || pgrep -P "$1"); do
+    tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'worker process' && printf '%s ' "$p"
+  done
 }
+master=$(cat "$pid_file" 2>/dev/null) || master=""
+old=""
+if [ -n "$master" ]; then old=$(workers "$master"); fi
+if ! reload_output=$(sh -c "$reload_command" 2>&1 9<&-); then
+  restore
+  printf '%s\\n' "$reload_output" >&2
+  exit 1
+fi
+rm -f "$backup"
+if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
+i=0
+while [ "$i" -lt 100 ]; do
+  pending=0
+  for p in $old; do
+    if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
+  done
+  if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
+  sleep 0.05
+  i=$((i + 1))
+done
+exit ${APPLY_EXIT.reloadTimeout}`;
 function countConnections(address) {
   const hex3 = procNetTcpAddress(address);
   if (!hex3) return void 0;
@@ -82361,6 +82398,10 @@ function procNetTcpAddress(address) {
 }
 
 // src/balancer/nginx.ts
+var MAX_APPLY_ATTEMPTS = 5;
+function sudoHint(output2) {
+  return /sudo:.*password is required|is not allowed to execute|not in the sudoers/.test(output2) ? "\n  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or `nexus setup --sudo`)" : "";
+}
 var NginxBalancer = class {
   constructor(runner, options) {
     this.runner = runner;
@@ -82391,6 +82432,18 @@ var NginxBalancer = class {
     });
   }
   async apply(change) {
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.tryApply(change);
+      if (result === "changed") {
+        if (attempt < MAX_APPLY_ATTEMPTS) continue;
+        throw new BalancerError(
+          `${this.host}: ${this.options.upstreamFile} kept changing under another run (${MAX_APPLY_ATTEMPTS} tries); nothing was changed`
+        );
+      }
+      return;
+    }
+  }
+  async tryApply(change) {
     const original = await this.read();
     let text2 = original;
     for (const [servers2, down] of [
@@ -82400,46 +82453,58 @@ var NginxBalancer = class {
       for (const server of servers2)
         text2 = setServerDown(text2, server.upstream, down, this.options.upstream).text;
     }
-    if (text2 === original) return;
+    if (text2 === original) return "done";
     const file2 = this.options.upstreamFile;
-    const backup = `${file2}.nexus-backup`;
-    const script2 = [
-      `${replaceFileFromStdin(file2, backup)} || exit 81`,
-      `if ! test_output=$( { ${this.options.testCommand}
-} 2>&1 ); then ${restoreFile(file2, backup)}; printf '%s\\n' "$test_output" >&2; exit 80; fi`,
-      `( ${reloadAndConfirm(this.options.reloadCommand, this.options.pidFile)}
-)`,
-      "rc=$?",
-      `if [ "$rc" -ne 0 ] && [ "$rc" -ne 70 ] && [ "$rc" -ne 71 ]; then ${restoreFile(file2, backup)}; fi`,
-      'exit "$rc"'
-    ].join("\n");
-    const result = await this.runner.exec(script2, { stdin: text2 });
+    const command = script(
+      APPLY_SCRIPT,
+      file2,
+      createHash2("sha256").update(original).digest("hex"),
+      this.options.testCommand,
+      this.options.reloadCommand,
+      this.options.pidFile,
+      30
+    );
+    const result = await this.runner.exec(command, { stdin: text2 });
     const output2 = (result.stderr || result.stdout).trim();
     switch (result.code) {
       case 0:
         break;
-      case 81:
-        throw new BalancerError(`${this.host}: cannot write ${file2}: ${output2}`);
-      case 80:
+      case APPLY_EXIT.changed:
+        return "changed";
+      case APPLY_EXIT.cannotWrite:
+        throw new BalancerError(
+          `${this.host}: cannot write ${file2}: ${output2}
+  fix: let the login user edit it in place (e.g. chgrp <its group> ${file2} && chmod g+w ${file2}; see docs/servers.md)`
+        );
+      case APPLY_EXIT.noSha256sum:
+        throw new BalancerError(
+          `${this.host}: sha256sum (coreutils) is missing on the balancer host; nexus needs it to edit ${file2} safely`
+        );
+      case APPLY_EXIT.lockTimeout:
+        throw new BalancerError(`${this.host}: ${output2}; nothing was changed`);
+      case APPLY_EXIT.testFailed:
         throw new BalancerError(
           `${this.host}: the Nginx config test failed, so nothing was reloaded and ${file2} was restored:
-${output2}`
+${output2}${sudoHint(output2)}`
         );
-      case 70:
+      case APPLY_EXIT.reloadUnconfirmed:
         this.options.onWarning?.(
           `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`
         );
         await sleep(1e3);
-        return;
-      case 71:
+        return "done";
+      case APPLY_EXIT.reloadTimeout:
         throw new BalancerError(
           `${this.host}: Nginx reloaded but its old workers did not hand over within 5s`
         );
       default:
-        throw new BalancerError(`${this.host}: the Nginx reload failed, ${file2} was restored:
-${output2}`);
+        throw new BalancerError(
+          `${this.host}: the Nginx reload failed, ${file2} was restored:
+${output2}${sudoHint(output2)}`
+        );
     }
     this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0);
+    return "done";
   }
   /**
    * Drained means: no connection from Nginx to the server remains, and every worker from before
@@ -82463,23 +82528,23 @@ ${output2}`);
 
 // src/balancer/factory.ts
 function createBalancer(entry, runner, context) {
-  const path18 = (p2) => resolveRemotePath(p2, context.home);
+  const path20 = (p2) => resolveRemotePath(p2, context.home);
   switch (entry.type) {
     case "nginx":
       return new NginxBalancer(runner, {
-        upstreamFile: path18(entry.upstreamFile),
+        upstreamFile: path20(entry.upstreamFile),
         upstream: entry.upstream,
         testCommand: entry.testCommand,
         reloadCommand: entry.reloadCommand,
-        pidFile: path18(entry.pidFile),
+        pidFile: path20(entry.pidFile),
         onWarning: context.onWarning
       });
     case "haproxy":
       return new HaproxyBalancer(runner, {
-        socket: path18(entry.socket),
+        socket: path20(entry.socket),
         backend: entry.backend,
         serverName: (server) => entry.servers[server.name] ?? server.name,
-        stateFile: entry.stateFile ? path18(entry.stateFile) : void 0,
+        stateFile: entry.stateFile ? path20(entry.stateFile) : void 0,
         onWarning: context.onWarning
       });
   }
@@ -82491,6 +82556,37 @@ function combineBalancers(balancers) {
 
 // src/health/probe.ts
 var import_undici = __toESM(require_undici(), 1);
+
+// src/health/release-check.ts
+var REPORT_RELEASE_HINT = `the app's /health reports no release, so the gate relies on the process checks (new pid, no restart, minimum uptime). To have nexus check that the new release answers, make /health answer JSON such as {"status":"ok","release": process.env.NEXUS_RELEASE} (health.checkRelease: "auto" then checks it)`;
+var hinted = false;
+function releaseCheck(setting, release, warn) {
+  if (setting === false) return void 0;
+  if (setting === true) return { release, required: true };
+  return {
+    release,
+    required: false,
+    onMissing: (hint) => {
+      if (hinted) return;
+      hinted = true;
+      warn?.({ type: "warn", message: hint });
+    }
+  };
+}
+function releaseProblem(check2, reported) {
+  if (!check2) return void 0;
+  if (reported === void 0) {
+    if (!check2.required) {
+      check2.onMissing?.(REPORT_RELEASE_HINT);
+      return void 0;
+    }
+    return `reports no release (health.checkRelease is true: make /health answer {"release": process.env.NEXUS_RELEASE}, or set health.checkRelease to "auto" or false)`;
+  }
+  if (reported === check2.release) return void 0;
+  return `answers release ${reported}, expected ${check2.release} (health.checkRelease: if /health's "release" is not nexus's release id, set it to false)`;
+}
+
+// src/health/probe.ts
 async function probeOnce(target, startedAt) {
   const begin = performance.now();
   const at2 = Math.round(Date.now() - startedAt);
@@ -82519,16 +82615,8 @@ async function probeOnce(target, startedAt) {
         error: `HTTP ${response.statusCode}`
       };
     }
-    if (target.expectRelease && release !== target.expectRelease) {
-      return {
-        at: at2,
-        ok: false,
-        status: response.statusCode,
-        latencyMs,
-        release,
-        error: release ? `answers release ${release}, expected ${target.expectRelease}` : "reports no release"
-      };
-    }
+    const problem = releaseProblem(target.expectRelease, release);
+    if (problem) return { at: at2, ok: false, status: response.statusCode, latencyMs, release, error: problem };
     return { at: at2, ok: true, status: response.statusCode, latencyMs, release };
   } catch (error63) {
     const latencyMs = Math.round(performance.now() - begin);
@@ -82649,10 +82737,10 @@ function completeLines(chunk2) {
 
 // src/watch/nginx-source.ts
 var MAX_READ_BYTES = 8 * 1024 * 1024;
-function readFromOffset(path18, offset, maxBytes = MAX_READ_BYTES) {
+function readFromOffset(path20, offset, maxBytes = MAX_READ_BYTES) {
   const start = Math.max(0, Math.floor(offset));
   return [
-    `f=${shq(path18)}`,
+    `f=${shq(path20)}`,
     `size=$(wc -c < "$f") || exit 1`,
     'echo "$size"',
     `if [ "$size" -ge ${start} ]; then tail -c +${start + 1} "$f" | head -c ${maxBytes}; else head -c ${maxBytes} "$f"; fi`
@@ -82666,9 +82754,9 @@ function parseRead(output2) {
   return { size, data: newline < 0 ? "" : output2.slice(newline + 1) };
 }
 var NginxLogSource = class {
-  constructor(runner, path18) {
+  constructor(runner, path20) {
     this.runner = runner;
-    this.path = path18;
+    this.path = path20;
   }
   runner;
   path;
@@ -82703,12 +82791,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path18, indent = "") {
-  return `${indent}access_log ${path18} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path20, indent = "") {
+  return `${indent}access_log ${path20} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path18) {
+function logFormatAdvice(path20) {
   return `${logFormatDirective()}
-${accessLogDirective(path18)}`;
+${accessLogDirective(path20)}`;
 }
 var REQUIRED_VARIABLES = ["$upstream_addr", "$upstream_status", "$upstream_response_time"];
 function scanNginxDump(dump) {
@@ -82725,17 +82813,17 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs };
 }
-function dumpLogsInNexusFormat(finding, path18) {
+function dumpLogsInNexusFormat(finding, path20) {
   return finding.accessLogs.some(
-    ([file2, format2]) => finding.compatibleFormats.includes(format2) && (file2 === path18 || !file2.startsWith("/") && path18.endsWith(`/${file2.replace(/^\.\//, "")}`))
+    ([file2, format2]) => finding.compatibleFormats.includes(format2) && (file2 === path20 || !file2.startsWith("/") && path20.endsWith(`/${file2.replace(/^\.\//, "")}`))
   );
 }
 
 // src/watch/preflight.ts
 var SAMPLE_BYTES = 256 * 1024;
-function sampleLogCommand(path18, bytes = SAMPLE_BYTES) {
+function sampleLogCommand(path20, bytes = SAMPLE_BYTES) {
   return [
-    `f=${shq(path18)}`,
+    `f=${shq(path20)}`,
     'if [ ! -e "$f" ]; then echo missing; exit 0; fi',
     'if [ ! -r "$f" ]; then echo unreadable; exit 0; fi',
     'printf "ok %s\\n" "$(wc -c < "$f")"',
@@ -82777,11 +82865,11 @@ function clip(line) {
 var AccessLogProblem = class extends Error {
 };
 async function checkAccessLog(runner, options) {
-  const { path: path18 } = options;
-  const where = `${path18} on ${runner.name}`;
+  const { path: path20 } = options;
+  const where = `${path20} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
-${logFormatAdvice(path18)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path18))).stdout);
+${logFormatAdvice(path20)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path20))).stdout);
   if (sample.state !== "ok") {
     throw new AccessLogProblem(
       sample.state === "missing" ? `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}` : `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -82796,7 +82884,7 @@ ${logFormatAdvice(path18)}`;
       warning: `${where} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path18))
+  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path20))
     throw new AccessLogProblem(
       `${where}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -82889,7 +82977,7 @@ async function watchWindow(options) {
   for (; ; ) {
     await sleep3(Math.max(0, Math.min(pollMs, end - now())), options.signal);
     if (options.signal.aborted) return result(true);
-    const [counts, health] = await Promise.all([
+    const [counts, health2] = await Promise.all([
       options.source.poll(),
       Promise.all(options.watched.map(async (server) => [server, await options.probe(server)]))
     ]);
@@ -82900,7 +82988,7 @@ async function watchWindow(options) {
       if (tally) addCounts(tally, value);
       else if (untouchedSet.has(server)) addCounts(untouched, value);
     }
-    for (const [server, ok] of health) {
+    for (const [server, ok] of health2) {
       const tally = tallies.get(server);
       const streak = ok ? 0 : (streaks.get(server) ?? 0) + 1;
       streaks.set(server, streak);
@@ -83151,7 +83239,7 @@ import { appendFileSync as appendFileSync2, mkdirSync, readFileSync as readFileS
 import path10 from "node:path";
 
 // src/ssh/known-hosts.ts
-import { createHash as createHash2, createHmac, randomBytes } from "node:crypto";
+import { createHash as createHash3, createHmac, randomBytes } from "node:crypto";
 var HASH_MAGIC = "|1|";
 var SHA1_LENGTH = 20;
 var BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
@@ -83189,7 +83277,7 @@ function knownHostKeyTypes(entries2, host, port2) {
   return [...new Set(types)];
 }
 function fingerprintSha256(keyBlob) {
-  return `SHA256:${createHash2("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
+  return `SHA256:${createHash3("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
 }
 function keyTypeOf(keyBlob) {
   const type = tryKeyTypeOf(keyBlob);
@@ -83985,9 +84073,9 @@ var SSHConfig = class _SSHConfig extends Array {
     const lastEntry = this.length > 0 ? this[this.length - 1] : null;
     let config2 = lastEntry && lastEntry.config || this;
     let configWas = this;
-    let lastLine = config2.length > 0 ? config2[config2.length - 1] : lastEntry;
-    if (lastLine && !lastLine.after)
-      lastLine.after = "\n";
+    let lastLine2 = config2.length > 0 ? config2[config2.length - 1] : lastEntry;
+    if (lastLine2 && !lastLine2.after)
+      lastLine2.after = "\n";
     let sectionLineFound = config2 !== configWas;
     for (const param in opts) {
       const value = opts[param];
@@ -84003,14 +84091,14 @@ var SSHConfig = class _SSHConfig extends Array {
         sectionLineFound = true;
         line.before = indent.replace(/  |\t/, "");
         config2 = configWas;
-        if (lastLine && lastLine.after === "\n")
-          lastLine.after += "\n";
+        if (lastLine2 && lastLine2.after === "\n")
+          lastLine2.after += "\n";
         config2.push(line);
         config2 = line.config = new _SSHConfig();
       } else {
         config2.push(line);
       }
-      lastLine = line;
+      lastLine2 = line;
     }
     return configWas;
   }
@@ -84530,7 +84618,11 @@ var LocalRunner = class {
   name = "local";
   async exec(command, options = {}) {
     this.onCommand?.(this.name, command);
-    const result = await execa("sh", ["-c", command], { input: options.stdin ?? "", reject: false });
+    const result = await execa("sh", ["-c", command], {
+      input: options.stdin ?? "",
+      reject: false,
+      stripFinalNewline: false
+    });
     return { code: result.exitCode ?? null, stdout: result.stdout, stderr: result.stderr };
   }
   async run(command, options = {}) {
@@ -84794,10 +84886,10 @@ var BatchWatch = class _BatchWatch {
     const nginx = config2.balancers.find((b2) => b2.type === "nginx");
     if (!nginx) return _BatchWatch.fromHaproxy(config2, fleet, emit);
     const { runner, home } = hostRunner(fleet.hosts, nginx.host);
-    const path18 = resolveRemotePath(nginx.accessLog, home);
+    const path20 = resolveRemotePath(nginx.accessLog, home);
     let check2;
     try {
-      check2 = await checkAccessLog(runner, { path: path18, testCommand: nginx.testCommand });
+      check2 = await checkAccessLog(runner, { path: path20, testCommand: nginx.testCommand });
     } catch (error63) {
       if (error63 instanceof AccessLogProblem)
         throw new ConfigError(config2.file, [
@@ -84823,7 +84915,7 @@ var BatchWatch = class _BatchWatch {
       });
     }
     const byAddress = new Map(config2.servers.map((s3) => [s3.upstream, s3.name]));
-    const source = new NginxLogSource(runner, path18);
+    const source = new NginxLogSource(runner, path20);
     return new _BatchWatch(config2, fleet, emit, source, (key) => byAddress.get(key), check2.baseline);
   }
   /** HAProxy's per-server counters (show stat), through its admin socket: no log format needed. */
@@ -85960,7 +86052,7 @@ async function activate2(host, release, config2, processes, emit, signal2) {
         origin,
         path: config2.health.path,
         timeoutMs: config2.health.timeout,
-        expectRelease: config2.health.checkRelease ? release : void 0
+        expectRelease: releaseCheck(config2.health.checkRelease, release, emit)
       },
       startedAt
     ),
@@ -87110,9 +87202,566 @@ function outcomeLine(event) {
   return `${what}${event.release ? ` (release ${event.release})` : ""} in ${event.seconds.toFixed(1)}s, exit ${event.exitCode}`;
 }
 
+// src/check/app-size.ts
+import { readdir as readdir2, stat as stat4 } from "node:fs/promises";
+import path13 from "node:path";
+async function appSizeEstimate(app) {
+  const shipped = await selectAppFiles(app.root, { exclude: app.exclude, include: app.include }).then((selection) => selection.bytes).catch(() => 0);
+  return shipped + await treeSize(path13.join(app.root, "node_modules"));
+}
+async function treeSize(dir) {
+  let total = 0;
+  for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
+    const child = path13.join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeSize(child);
+    else if (entry.isFile()) total += (await stat4(child)).size;
+  }
+  return total;
+}
+
+// src/check/balancer-checks.ts
+var SUDOERS_FIX = "allow them without a password, as root: `nexus setup --sudo`, or add the sudoers line shown by `nexus setup --dry-run` (docs/servers.md)";
+function passwordPrompt(text2) {
+  return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
+    text2 ?? ""
+  );
+}
+function balancerItems(facts, ctx) {
+  const v2 = facts.values;
+  const items = [];
+  const add = (check2, status, detail, fix) => items.push({ target: ctx.target, check: check2, status, detail, ...fix ? { fix } : {} });
+  const user = v2.get("user") ?? "the login user";
+  if (v2.get("up_exists") !== "1" || v2.get("up_readable") !== "1") {
+    add(
+      "upstream file",
+      "fail",
+      `${ctx.upstreamFile} ${v2.get("up_exists") === "1" ? `is not readable by ${user}` : "does not exist"}`,
+      "`nexus setup` writes it from the config (or: nexus nginx-config > the file, as root)"
+    );
+  } else {
+    const text2 = facts.sections.get("upstream") ?? "";
+    let listed = [];
+    try {
+      listed = listUpstreamServers(text2, ctx.upstream).map((s3) => s3.address);
+      add("upstream file", "ok", ctx.upstreamFile);
+    } catch (error63) {
+      add(
+        "upstream file",
+        "fail",
+        error63.message,
+        "fix the upstream block (nexus nginx-config prints one)"
+      );
+    }
+    const missing = ctx.servers.filter((s3) => !listed.includes(s3.upstream));
+    if (missing.length === 0) add("upstream servers", "ok", `lists all ${ctx.servers.length} server(s)`);
+    else
+      add(
+        "upstream servers",
+        "fail",
+        `missing: ${missing.map((s3) => `${s3.name} (${s3.upstream})`).join(", ")}`,
+        `add ${missing.map((s3) => `\`server ${s3.upstream};\``).join(" and ")} to the upstream block in ${ctx.upstreamFile}, test and reload Nginx`
+      );
+    if (v2.get("up_writable") === "1")
+      add(
+        "upstream edit",
+        v2.get("flock") === "1" ? "ok" : "warn",
+        `${user} can edit it in place${v2.get("flock") === "1" ? " (under flock)" : "; flock is missing, concurrent runs rely on compare-and-swap only"}`
+      );
+    else
+      add(
+        "upstream edit",
+        "fail",
+        `${user} cannot write ${ctx.upstreamFile} (${v2.get("up_owner") ?? "?"})`,
+        `as root: chgrp <${user}'s group> ${ctx.upstreamFile} && chmod 664 ${ctx.upstreamFile} (nexus edits it in place and keeps its backup elsewhere)`
+      );
+  }
+  const testOut = facts.sections.get("test");
+  if (v2.get("test_rc") === "0") add("nginx test", "ok", ctx.testCommand);
+  else if (passwordPrompt(testOut))
+    add(
+      "nginx test",
+      "fail",
+      `\`${ctx.testCommand}\` asks for a password: ${lastLine(testOut)}`,
+      SUDOERS_FIX
+    );
+  else
+    add(
+      "nginx test",
+      "fail",
+      `\`${ctx.testCommand}\` failed: ${lastLine(testOut)}`,
+      "fix the Nginx configuration (or balancer.testCommand); as non-root it needs `sudo -n`"
+    );
+  if (!ctx.hasDump)
+    add(
+      "upstream included",
+      "warn",
+      "balancer.testCommand does not end in -t, so `nginx -T` cannot list the included files"
+    );
+  else {
+    const dump = facts.sections.get("dump") ?? "";
+    const files = [...dump.matchAll(/^# configuration file (.+):$/gm)].map((m2) => m2[1]);
+    const real = v2.get("up_real");
+    if (v2.get("dump_rc") !== "0")
+      add(
+        "upstream included",
+        "fail",
+        `cannot run \`nginx -T\`: ${lastLine(dump)}`,
+        passwordPrompt(dump) ? `${SUDOERS_FIX}; the check needs nginx -T (read-only) too` : "see the nginx test above"
+      );
+    else if (files.includes(ctx.upstreamFile) || real && files.includes(real))
+      add("upstream included", "ok", "the running configuration includes it (nginx -T)");
+    else
+      add(
+        "upstream included",
+        "fail",
+        `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
+        `add \`include ${ctx.upstreamFile};\` inside the http block of nginx.conf (or point balancer.upstreamFile at the included file), then test and reload`
+      );
+  }
+  if (!/^\s*sudo\b/.test(ctx.reloadCommand))
+    add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
+  else if (!ctx.hasReloadList)
+    add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
+  else if (v2.get("reload_sudo_rc") === "0")
+    add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);
+  else
+    add(
+      "nginx reload",
+      "fail",
+      `sudo does not allow \`${ctx.reloadCommand}\` without a password: ${lastLine(facts.sections.get("reload"))}`,
+      SUDOERS_FIX
+    );
+  if (v2.get("pid_readable") !== "1")
+    add(
+      "pid file",
+      "fail",
+      `${ctx.pidFile} is not readable by ${user}: reloads cannot be confirmed`,
+      "set balancer.pidFile to Nginx's pid file (the `pid` directive; /run/nginx.pid on Debian)"
+    );
+  else if (v2.get("pid_alive") !== "1")
+    add(
+      "pid file",
+      "fail",
+      `${ctx.pidFile} names no running process`,
+      "start Nginx, or fix balancer.pidFile"
+    );
+  else add("pid file", "ok", ctx.pidFile);
+  return items;
+}
+function lastLine(text2) {
+  return (text2 ?? "").trim().split("\n").at(-1) ?? "";
+}
+
+// src/check/facts.ts
+function parseFacts(stdout) {
+  const values = /* @__PURE__ */ new Map();
+  const sections = /* @__PURE__ */ new Map();
+  let section;
+  let lines = [];
+  for (const line of stdout.split("\n")) {
+    if (section !== void 0) {
+      if (line === "@@end") {
+        sections.set(section, lines.join("\n").trim());
+        section = void 0;
+        lines = [];
+      } else lines.push(line);
+      continue;
+    }
+    const start = /^@@([a-z_]+)$/.exec(line);
+    if (start) {
+      section = start[1];
+      continue;
+    }
+    const eq = line.indexOf("=");
+    if (eq > 0 && /^[a-z0-9_]+$/.test(line.slice(0, eq))) values.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  if (section !== void 0) sections.set(section, lines.join("\n").trim());
+  return { values, sections };
+}
+var SCRIPT_PRELUDE = [
+  `say() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }`
+].join("\n");
+
+// src/check/balancer-script.ts
+function dumpCommand(testCommand) {
+  return /\s-t\s*$/.test(testCommand) ? testCommand.replace(/-t\s*$/, "-T") : void 0;
+}
+function sudoListCommand(command) {
+  const match3 = /^\s*sudo\s+(?:-n\s+)?(.+)$/.exec(command);
+  if (!match3 || /^-/.test(match3[1]) || /[;&|`$()<>]/.test(match3[1])) return void 0;
+  return `sudo -n -l ${match3[1]}`;
+}
+function balancerScript(input2) {
+  const file2 = shq(input2.upstreamFile);
+  const pid = shq(input2.pidFile);
+  const dump = dumpCommand(input2.testCommand);
+  const reloadList = sudoListCommand(input2.reloadCommand);
+  return [
+    SCRIPT_PRELUDE,
+    'say user "$(id -un)"',
+    `[ -e ${file2} ] && say up_exists 1`,
+    `[ -r ${file2} ] && say up_readable 1`,
+    `[ -w ${file2} ] && say up_writable 1`,
+    `say up_real "$(readlink -f ${file2} 2>/dev/null)"`,
+    `say up_owner "$(ls -ld ${file2} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
+    "command -v flock >/dev/null 2>&1 && say flock 1",
+    `[ -r ${file2} ] && { echo @@upstream; cat ${file2}; echo; echo @@end; }`,
+    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && say pid_alive 1; fi`,
+    `out=$( { ${input2.testCommand}
+} 2>&1 </dev/null ); say test_rc $?`,
+    'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',
+    ...dump ? [
+      `out=$( { ${dump}
+} 2>&1 </dev/null ); say dump_rc $?`,
+      `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 200; echo @@end`
+    ] : [],
+    ...reloadList ? [
+      `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
+      'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end'
+    ] : [],
+    "exit 0"
+  ].join("\n");
+}
+
+// src/check/health.ts
+var import_undici2 = __toESM(require_undici(), 1);
+async function fetchHealth(origin, path20, timeoutMs) {
+  const client = new import_undici2.Client(origin, {
+    connectTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    pipelining: 0
+  });
+  try {
+    const response = await client.request({
+      path: path20,
+      method: "GET",
+      headers: { connection: "close", "user-agent": "nexus-check" }
+    });
+    const text2 = await response.body.text();
+    let json2 = false;
+    let release;
+    try {
+      const parsed = JSON.parse(text2);
+      json2 = typeof parsed === "object" && parsed !== null;
+      if (json2 && typeof parsed.release === "string") release = parsed.release;
+    } catch {
+    }
+    return { status: response.statusCode, json: json2, ...release ? { release } : {} };
+  } catch (error63) {
+    const err = error63;
+    return { json: false, error: err.code ?? err.message };
+  } finally {
+    client.destroy().catch(() => {
+    });
+  }
+}
+function healthItem(target, path20, checkRelease, answer) {
+  const base = { target, check: "health" };
+  if (answer.status === void 0)
+    return {
+      ...base,
+      status: "warn",
+      detail: `${path20} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      fix: "once deployed, the app must answer GET on health.path with a 2xx"
+    };
+  if (answer.status < 200 || answer.status >= 300)
+    return {
+      ...base,
+      status: "fail",
+      detail: `${path20} answers HTTP ${answer.status}`,
+      fix: "the health endpoint must answer 2xx when the app can serve"
+    };
+  if (answer.release)
+    return {
+      ...base,
+      status: "ok",
+      detail: `HTTP ${answer.status}, JSON, reports release ${answer.release}`
+    };
+  const shape = answer.json ? "JSON without a release" : "not JSON";
+  if (checkRelease === true)
+    return {
+      ...base,
+      status: "fail",
+      detail: `HTTP ${answer.status}, ${shape}, and health.checkRelease is true`,
+      fix: 'answer {"release": process.env.NEXUS_RELEASE} in /health, or set health.checkRelease to "auto"'
+    };
+  return {
+    ...base,
+    status: "ok",
+    detail: `HTTP ${answer.status}, ${shape}: the gate relies on the process checks (report {"release": process.env.NEXUS_RELEASE} to have it checked)`
+  };
+}
+
+// src/check/server-checks.ts
+var MB = 1024 * 1024;
+function mb(bytes) {
+  return bytes < MB ? "<1 MB" : `${Math.round(bytes / MB)} MB`;
+}
+function serverItems(facts, ctx) {
+  const v2 = facts.values;
+  const items = [];
+  const add = (check2, status, detail, fix) => items.push({ target: ctx.server, check: check2, status, detail, ...fix ? { fix } : {} });
+  const nvm = v2.get("nvm_bin");
+  const pathFix = (bin) => nvm ? `${bin} is installed by nvm in ${nvm}, which only interactive shells put on the PATH: add \`export PATH=${nvm}:$PATH\` at the top of ~/.bashrc (before its "If not running interactively" return), or link it: sudo ln -s ${nvm}/${bin} /usr/local/bin/${bin}` : bin === "pm2" ? "install PM2 for the login user (npm install -g pm2) where a non-interactive SSH command finds it (e.g. /usr/local/bin), or add its directory to PATH at the top of ~/.bashrc" : `install Node.js (distro package or nodesource) so that \`ssh <user>@<host> ${bin} -v\` works; with nvm, add its bin directory to PATH at the top of ~/.bashrc`;
+  for (const bin of ["node", "npm", "pm2"]) {
+    const where = v2.get(`${bin}_path`);
+    if (where) add(bin, "ok", `${v2.get(`${bin}_version`) ?? "?"} (${where})`);
+    else add(bin, "fail", `not found on the non-interactive PATH (${v2.get("path") ?? "?"})`, pathFix(bin));
+  }
+  const unit = v2.get("pm2_unit");
+  const enabled = v2.get("pm2_unit_enabled");
+  if (unit && (enabled === void 0 || enabled === "enabled")) add("pm2 startup", "ok", unit);
+  else
+    add(
+      "pm2 startup",
+      "warn",
+      unit ? `${unit} is ${enabled || "not enabled"}` : `no pm2-${v2.get("user") ?? "<user>"} systemd unit: after a reboot the app does not come back`,
+      "run `pm2 startup` as the login user and the command it prints as root, then `pm2 save`"
+    );
+  const existing = v2.get("deploy_existing") ?? "?";
+  const creates = existing !== ctx.deployPath ? ` (creates it under ${existing})` : "";
+  if (v2.get("deploy_writable") === "1") add("deploy path", "ok", `${ctx.deployPath} writable${creates}`);
+  else
+    add(
+      "deploy path",
+      "fail",
+      `${existing} is not writable by ${v2.get("user") ?? "the login user"} (${v2.get("deploy_owner") ?? "?"})`,
+      `as root: mkdir -p ${ctx.deployPath} && chown ${v2.get("user") ?? "<user>"}: ${ctx.deployPath}; or set deployPath under the user's home ("~/apps/<name>")`
+    );
+  const freeKb = Number.parseInt(v2.get("free_kb") ?? "", 10);
+  if (Number.isFinite(freeKb)) {
+    const free = freeKb * 1024;
+    const need = ctx.artifactEstimate * 3;
+    if (free < need)
+      add(
+        "disk",
+        "fail",
+        `${mb(free)} free under ${existing}, a release needs about ${mb(need)}`,
+        "free space on that filesystem, or lower keepReleases so nexus prunes older releases"
+      );
+    else add("disk", "ok", `${mb(free)} free (a release: about ${mb(need)})`);
+  } else add("disk", "warn", "could not read the free space (df)");
+  const holders = [...v2.get("port_holder") ? [v2.get("port_holder")] : []];
+  const listeners = Number.parseInt(v2.get("port_listeners") ?? "0", 10) || 0;
+  if (listeners === 0) add("app port", "ok", `${ctx.appPort} free`);
+  else if (holders.every((h2) => h2 === "app" || h2 === "pm2"))
+    add("app port", "ok", `${ctx.appPort} held by this app (PM2 ${ctx.pm2Name})`);
+  else
+    add(
+      "app port",
+      "fail",
+      `${ctx.appPort} is held by another process${holders[0] && holders[0] !== "other" ? ` (${holders[0]})` : " (another user's)"}, not by PM2 app ${ctx.pm2Name}`,
+      `stop it (as root, \`ss -ltnp 'sport = :${ctx.appPort}'\` names it), or set app.port to a free port`
+    );
+  return items;
+}
+
+// src/check/server-script.ts
+function serverScript({ deployPath, appPort, appHost, pm2Name: pm2Name2 }) {
+  const port2 = appPort.toString(16).toUpperCase().padStart(4, "0");
+  const ip = procNetTcpAddress(`${appHost}:${appPort}`)?.split(":")[0];
+  const hostMatch = ip ? `(a[1] == "${ip}" || a[1] == "00000000" || a[1] ~ /^0+$/)` : "1";
+  return [
+    SCRIPT_PRELUDE,
+    'say user "$(id -un)"',
+    'say home "$HOME"',
+    'say path "$PATH"',
+    'for b in node npm pm2; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done',
+    'command -v node >/dev/null 2>&1 && say node_version "$(node -v 2>&1)"',
+    'command -v npm >/dev/null 2>&1 && say npm_version "$(npm -v 2>&1)"',
+    // pm2's version from its package.json: `pm2 -v` can start a daemon, and check changes nothing.
+    `p=$(command -v pm2 2>/dev/null) && d=$(dirname "$(readlink -f "$p")") && say pm2_version "$(sed -n 's/^ *"version": *"\\([^"]*\\)".*/\\1/p' "$d/../package.json" 2>/dev/null | head -n 1)"`,
+    // nvm installs Node under ~/.nvm, on the PATH of interactive shells only.
+    'for f in "$HOME"/.nvm/versions/node/*/bin/node; do [ -x "$f" ] && say nvm_bin "$(dirname "$f")"; done',
+    'u=$(id -un); for f in "/etc/systemd/system/pm2-$u.service" "/lib/systemd/system/pm2-$u.service"; do [ -f "$f" ] && say pm2_unit "$f"; done',
+    'command -v systemctl >/dev/null 2>&1 && say pm2_unit_enabled "$(systemctl is-enabled "pm2-$(id -un)" 2>/dev/null)"',
+    `d=${shq(deployPath)}; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done`,
+    'say deploy_existing "$d"',
+    '[ -w "$d" ] && [ -x "$d" ] && say deploy_writable 1',
+    `say deploy_owner "$(ls -ld "$d" 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
+    `say free_kb "$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"`,
+    // Listening sockets on the app port (state 0A), then which of our processes holds them.
+    `inodes=$(awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == "${port2}" && ${hostMatch}) print $10 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)`,
+    `say port_listeners "$(printf '%s\\n' "$inodes" | grep -c .)"`,
+    "for i in $inodes; do",
+    '  owner=""',
+    '  for fd in /proc/[0-9]*/fd/*; do if [ "$(readlink "$fd" 2>/dev/null)" = "socket:[$i]" ]; then owner=$(echo "$fd" | cut -d/ -f3); break; fi; done',
+    '  if [ -z "$owner" ]; then say port_holder other; continue; fi',
+    `  name=$(tr '\\0' '\\n' < "/proc/$owner/environ" 2>/dev/null | sed -n 's/^name=//p' | head -n 1)`,
+    `  if [ "$name" = ${shq(pm2Name2)} ]; then say port_holder app; elif tr '\\0' ' ' < "/proc/$owner/cmdline" 2>/dev/null | grep -q 'PM2'; then say port_holder pm2; else say port_holder "pid $owner $(tr '\\0' ' ' < "/proc/$owner/cmdline" 2>/dev/null | cut -c1-60)"; fi`,
+    "done",
+    "exit 0"
+  ].join("\n");
+}
+
+// src/check/types.ts
+function report(items) {
+  return { ok: items.every((i2) => i2.status !== "fail"), items };
+}
+
+// src/check/run.ts
+function sshFix(error63, server) {
+  if (!(error63 instanceof SshError)) return "see the message";
+  switch (error63.kind) {
+    case "host-key":
+      return `check the fingerprint with the server's admin, then \`nexus trust ${server}\``;
+    case "auth":
+      return "install the deploy key in the login user's ~/.ssh/authorized_keys: `nexus setup` does it (it logs in once with a password or another key)";
+    case "refused":
+    case "timeout":
+    case "network":
+      return "check the server's address and SSH port in the config, that sshd runs, and the firewall";
+    default:
+      return "retry; see the message";
+  }
+}
+async function runCheck(config2, options = {}) {
+  const items = [];
+  const connector = createConnector(config2, { env: options.env });
+  const estimate = await appSizeEstimate(config2.app);
+  const sessions = [];
+  try {
+    const results = await mapSettled(config2.servers, 8, async (server) => {
+      let connected;
+      try {
+        const session2 = await connector.connect(server);
+        const home2 = (await session2.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        connected = { server, session: session2, home: home2 };
+        sessions.push(connected);
+      } catch (error63) {
+        return [
+          {
+            target: server.name,
+            check: "ssh",
+            status: "fail",
+            detail: error63.message.replace(`${server.name}: `, ""),
+            fix: sshFix(error63, server.name)
+          }
+        ];
+      }
+      const { session, home } = connected;
+      const deployPath = resolveRemotePath(server.deployPath, home);
+      const facts = parseFacts(
+        await session.run(
+          serverScript({
+            deployPath,
+            appPort: config2.app.port,
+            appHost: server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
+            pm2Name: config2.pm2.name
+          }),
+          {
+            what: "checking the server"
+          }
+        )
+      );
+      const out = [
+        {
+          target: server.name,
+          check: "ssh",
+          status: "ok",
+          detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`
+        },
+        ...serverItems(facts, {
+          server: server.name,
+          deployPath,
+          appPort: config2.app.port,
+          pm2Name: config2.pm2.name,
+          artifactEstimate: estimate
+        })
+      ];
+      out.push(
+        healthItem(
+          server.name,
+          config2.health.path,
+          config2.health.checkRelease,
+          await health(session, server, config2)
+        )
+      );
+      return out;
+    });
+    for (const result of results) {
+      if (result.status === "fulfilled") items.push(...result.value);
+      else items.push({ target: "?", check: "check", status: "fail", detail: String(result.reason) });
+    }
+    for (const entry of config2.balancers) items.push(...await checkBalancer(entry, sessions, config2));
+  } finally {
+    for (const s3 of sessions) s3.session.close();
+  }
+  return report(items);
+}
+async function health(session, server, config2) {
+  const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${config2.health.port}` : `http://127.0.0.1:${await session.tunnel(host, config2.health.port)}`;
+  return fetchHealth(origin, config2.health.path, config2.health.timeout);
+}
+async function checkBalancer(entry, sessions, config2) {
+  const target = `${entry.host} (balancer)`;
+  let runner;
+  let home = "";
+  if (entry.host === "local") {
+    runner = new LocalRunner();
+    home = process.env.HOME ?? "";
+  } else {
+    const lb = sessions.find((s3) => s3.server.name === entry.host);
+    if (lb) {
+      runner = lb.session;
+      home = lb.home;
+    }
+  }
+  if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
+  if (entry.type === "haproxy") return haproxyItems(target, createBalancer(entry, runner, { home }), config2);
+  const input2 = {
+    upstreamFile: resolveRemotePath(entry.upstreamFile, home),
+    pidFile: resolveRemotePath(entry.pidFile, home),
+    testCommand: entry.testCommand,
+    reloadCommand: entry.reloadCommand
+  };
+  const facts = parseFacts(await runner.run(balancerScript(input2), { what: "checking the balancer" }));
+  return balancerItems(facts, {
+    target,
+    ...input2,
+    ...entry.upstream ? { upstream: entry.upstream } : {},
+    servers: config2.servers.map((s3) => ({ name: s3.name, upstream: s3.upstream })),
+    hasDump: dumpCommand(input2.testCommand) !== void 0,
+    hasReloadList: sudoListCommand(input2.reloadCommand) !== void 0
+  });
+}
+async function haproxyItems(target, balancer, config2) {
+  try {
+    const states = await balancer.state(config2.servers);
+    const missing = states.filter((s3) => !s3.present);
+    return [
+      { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
+      missing.length === 0 ? {
+        target,
+        check: "servers listed",
+        status: "ok",
+        detail: `${states.length} server(s) in the backend`
+      } : {
+        target,
+        check: "servers listed",
+        status: "fail",
+        detail: `the backend lacks ${missing.map((m2) => `${m2.server} (${m2.upstream})`).join(", ")}`,
+        fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers"
+      }
+    ];
+  } catch (error63) {
+    return [
+      {
+        target,
+        check: "admin socket",
+        status: "fail",
+        detail: error63.message,
+        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)"
+      }
+    ];
+  }
+}
+
 // src/cli/context.ts
 import { statSync as statSync2 } from "node:fs";
-import path14 from "node:path";
+import path15 from "node:path";
 
 // node_modules/chalk/source/vendor/ansi-styles/index.js
 var ANSI_BACKGROUND_OFFSET = 10;
@@ -87612,7 +88261,7 @@ var source_default = chalk;
 // src/config/load.ts
 import { readFileSync as readFileSync6 } from "node:fs";
 import os9 from "node:os";
-import path13 from "node:path";
+import path14 from "node:path";
 
 // src/config/schema.ts
 var nonEmpty = external_exports.string().min(1, "must not be empty");
@@ -87769,8 +88418,12 @@ var healthSchema = external_exports.strictObject({
    * passes: catches an app that answers /health and then crashes a moment later.
    */
   minUptime: duration3.default(500),
-  /** Require the release reported by /health to be the one just deployed. */
-  checkRelease: external_exports.boolean().default(true)
+  /**
+   * The release reported by /health (`{"release": ...}`) must be the one just deployed: true
+   * (a /health without one fails), false (never checked), "auto" (checked when reported; an app
+   * whose /health answers plain `OK` is judged by its process: new pid, no restart, uptime).
+   */
+  checkRelease: external_exports.union([external_exports.boolean(), external_exports.literal("auto")]).default("auto")
 });
 var watchDuration = external_exports.union([external_exports.number(), external_exports.string()]);
 var watchObjectSchema = external_exports.strictObject({
@@ -87859,15 +88512,15 @@ var configSchema = external_exports.strictObject({
 var DEFAULT_CONFIG_FILE = "deploy.config.json";
 function expandHome(p2) {
   if (p2 === "~") return os9.homedir();
-  if (p2.startsWith("~/")) return path13.join(os9.homedir(), p2.slice(2));
+  if (p2.startsWith("~/")) return path14.join(os9.homedir(), p2.slice(2));
   return p2;
 }
 function localPath(base, p2) {
-  return path13.resolve(base, expandHome(p2));
+  return path14.resolve(base, expandHome(p2));
 }
 function loadConfig(file2 = DEFAULT_CONFIG_FILE, env2 = process.env) {
-  const absolute = path13.resolve(file2);
-  const label = path13.relative(process.cwd(), absolute) || absolute;
+  const absolute = path14.resolve(file2);
+  const label = path14.relative(process.cwd(), absolute) || absolute;
   let text2;
   try {
     text2 = readFileSync6(absolute, "utf8");
@@ -87883,7 +88536,7 @@ function loadConfig(file2 = DEFAULT_CONFIG_FILE, env2 = process.env) {
   } catch (error63) {
     throw new ConfigError(label, [`invalid JSON: ${error63.message}`]);
   }
-  return resolveConfig(data, label, path13.dirname(absolute), env2);
+  return resolveConfig(data, label, path14.dirname(absolute), env2);
 }
 function resolveEnv(values, at2, env2, problems) {
   const out = {};
@@ -87981,7 +88634,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
   if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
   return {
     file: label,
-    app: { ...parsed.app, root: path13.resolve(baseDir, parsed.app.root) },
+    app: { ...parsed.app, root: path14.resolve(baseDir, parsed.app.root) },
     servers: servers2,
     ssh: {
       ...parsed.ssh,
@@ -88042,14 +88695,14 @@ function unwrapUnion(issue2, data) {
   if (issue2.code !== "invalid_union" || issue2.path[0] !== "balancer") return [issue2];
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path18 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path20 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: ["nginx", "haproxy"],
-        path: path18,
+        path: path20,
         message: issue2.message,
-        input: valueAt(data, path18)
+        input: valueAt(data, path20)
       }
     ];
   }
@@ -91050,12 +91703,12 @@ function pickReporter(options) {
 function readConfig(options) {
   const config2 = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
   if (options.sshKey) {
-    const key = path14.resolve(options.sshKey);
+    const key = path15.resolve(options.sshKey);
     if (!statSync2(key, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
     config2.ssh.privateKey = key;
   }
-  if (options.knownHosts) config2.ssh.knownHosts = path14.resolve(options.knownHosts);
+  if (options.knownHosts) config2.ssh.knownHosts = path15.resolve(options.knownHosts);
   return config2;
 }
 function exitCodeForError(error63) {
@@ -91116,6 +91769,43 @@ async function withReporter(program2, body) {
   } finally {
     reporter.close();
   }
+}
+
+// src/cli/check.ts
+var MARK2 = { ok: "ok", warn: "WARN", fail: "FAIL" };
+function formatCheck(result) {
+  const lines = renderTable(
+    ["TARGET", "CHECK", "STATUS", "DETAIL"],
+    result.items.map((i2) => [i2.target, i2.check, MARK2[i2.status], i2.detail])
+  );
+  const problems = result.items.filter((i2) => i2.status !== "ok" && i2.fix);
+  if (problems.length > 0) {
+    lines.push("", "To fix:");
+    for (const p2 of problems) lines.push(`  ${p2.target} ${p2.check}: ${p2.fix}`);
+  }
+  const failed = result.items.filter((i2) => i2.status === "fail").length;
+  lines.push("", failed === 0 ? "all checks passed" : `${failed} check(s) failed`);
+  return lines;
+}
+function checkCommand(setExit) {
+  return new Command("check").description(
+    "check that the servers and the balancer are ready for nexus (read-only), each problem with its fix"
+  ).addHelpText("after", "\nExamples:\n  nexus check\n  nexus --json check").action(async (_flags, command) => {
+    const global3 = command.optsWithGlobals();
+    try {
+      const result = await runCheck(readConfig(global3));
+      if (global3.json) process.stdout.write(`${JSON.stringify(result)}
+`);
+      else process.stdout.write(`${formatCheck(result).join("\n")}
+`);
+      setExit(result.ok ? EXIT.ok : EXIT.failed);
+    } catch (error63) {
+      const { code, message } = exitCodeForError(error63);
+      process.stderr.write(`nexus check: ${message}
+`);
+      setExit(code);
+    }
+  });
 }
 
 // src/balancer/haproxy/config.ts
@@ -91183,7 +91873,7 @@ function haproxyConfigCommand(setExit) {
 
 // src/cli/init.ts
 import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync7, writeFileSync as writeFileSync2 } from "node:fs";
-import path15 from "node:path";
+import path16 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 
@@ -91233,9 +91923,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path15.basename(path15.resolve(root));
+  let name = path16.basename(path16.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync7(path15.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync7(path16.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -91244,29 +91934,29 @@ function defaultName(root) {
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path15.resolve(outputDir);
+  let dir = path16.resolve(outputDir);
   for (; ; ) {
-    const candidate = path15.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    const candidate = path16.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
     if (existsSync2(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path15.dirname(dir);
+    const parent = path16.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path15.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path15.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path16.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path16.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative of ["../..", ".."]) {
-    const file2 = path15.resolve(here, relative, SCHEMA_FILE);
+    const file2 = path16.resolve(here, relative, SCHEMA_FILE);
     if (existsSync2(file2)) return relativeRef(outputDir, file2);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file2) {
-  const rel = path15.relative(path15.resolve(from), file2).split(path15.sep).join("/");
+  const rel = path16.relative(path16.resolve(from), file2).split(path16.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path15.isAbsolute(value)) return value;
-  return path15.relative(path15.resolve(outputDir), path15.resolve(value)).split(path15.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path16.isAbsolute(value)) return value;
+  return path16.relative(path16.resolve(outputDir), path16.resolve(value)).split(path16.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -91371,8 +92061,8 @@ Examples:
   ).action(async (flags, command) => {
     const global3 = command.optsWithGlobals();
     try {
-      const output2 = path15.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-      const label = path15.relative(process.cwd(), output2) || output2;
+      const output2 = path16.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+      const label = path16.relative(process.cwd(), output2) || output2;
       if (existsSync2(output2) && !flags.force)
         throw usage(`${label} already exists (--force overwrites it)`);
       if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags);
@@ -91380,7 +92070,7 @@ Examples:
       if (!NAME.test(flags.name))
         throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
       if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-      const dir = path15.dirname(output2);
+      const dir = path16.dirname(output2);
       const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
       resolveConfig(data, label, dir);
       mkdirSync2(dir, { recursive: true });
@@ -91932,7 +92622,7 @@ function addOperationCommands(program2, setExit) {
   program2.command("exec").description("run a shell command in the current release on each server; output grouped per server").argument("<command...>", "the shell text, after -- (run by sh -c in current, with the app's env)").option("--only <servers>", "only these servers (comma-separated names)", list).option("--serial", "one server after the other (default: all at once)").addHelpText(
     "after",
     "\nExamples:\n  nexus exec -- node -v\n  nexus exec --only nexus-beta -- 'ls -l uploads | wc -l'\n  nexus exec --serial -- npm run cache:clear"
-  ).action(async (words2, opts) => {
+  ).action(async (words3, opts) => {
     setExit(
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
@@ -91948,7 +92638,7 @@ function addOperationCommands(program2, setExit) {
           if (opts.serial) reporter.print(`\u2500\u2500 ${result.server}: ${status}`);
         };
         try {
-          const results = await execOnFleet(config2, words2.join(" "), {
+          const results = await execOnFleet(config2, words3.join(" "), {
             emit: (e) => reporter.emit(e),
             acceptNew: global3.acceptNew,
             verbose: global3.verbose,
@@ -92019,8 +92709,8 @@ function addOperationCommands(program2, setExit) {
 }
 
 // src/cli/pack.ts
-import { stat as stat4 } from "node:fs/promises";
-import path16 from "node:path";
+import { stat as stat5 } from "node:fs/promises";
+import path17 from "node:path";
 function packCommand(setExit) {
   return new Command("pack").description("list (--list) or write (-o) the artifact a deploy would ship: the app, nothing else").option("--list", "print the files that ship, one per line, and nothing else on stdout").option("-o, --output <file>", "write the .tar.gz artifact to this file").addHelpText(
     "after",
@@ -92038,14 +92728,14 @@ Examples:
     setExit(
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
-        const root = path16.resolve(config2.app.root);
+        const root = path17.resolve(config2.app.root);
         const selection = await selectAppFiles(root, config2.app);
         for (const message of selection.warnings) reporter.emit({ type: "warn", message });
         let written;
         if (flags.output) {
-          const output2 = path16.resolve(flags.output);
+          const output2 = path17.resolve(flags.output);
           const { sha256 } = await writeTarball(root, selection.files, output2);
-          written = { output: output2, sha256, compressedBytes: (await stat4(output2)).size };
+          written = { output: output2, sha256, compressedBytes: (await stat5(output2)).size };
         }
         if (global3.json) {
           printResult({
@@ -92066,7 +92756,7 @@ Examples:
         const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
         reporter.emit({
           type: "info",
-          message: written ? `wrote ${path16.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+          message: written ? `wrote ${path17.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
         });
         return EXIT.ok;
       })
@@ -92075,43 +92765,21 @@ Examples:
 }
 
 // src/cli/sandbox.ts
-import path17 from "node:path";
+import path18 from "node:path";
 
 // src/sandbox/index.ts
-import { mkdir as mkdir4, readdir as readdir2, readFile as readFile7, rm as rm5, writeFile as writeFile4 } from "node:fs/promises";
+import { chmod as chmod2, mkdir as mkdir5, readdir as readdir4, readFile as readFile7, rm as rm6, writeFile as writeFile5 } from "node:fs/promises";
 import { userInfo } from "node:os";
-import { dirname as dirname4, join as join6, resolve } from "node:path";
+import { dirname as dirname5, join as join7, resolve } from "node:path";
+
+// src/sandbox/deploy-user.ts
+import { createHash as createHash4, randomBytes as randomBytes4 } from "node:crypto";
+import { chown, lstat as lstat2, mkdir, readdir as readdir3, rename, rm as rm2, stat as stat6, writeFile } from "node:fs/promises";
+import { dirname, join as join2 } from "node:path";
 
 // src/sandbox/errors.ts
 var SandboxError = class extends NexusError {
 };
-
-// src/sandbox/haproxy.ts
-import { mkdir, readFile as readFile4, rm as rm2, writeFile } from "node:fs/promises";
-import { join as join2 } from "node:path";
-
-// src/sandbox/deploy-config.ts
-function sandboxDeployConfig(info2, options) {
-  const name = options.appName ?? "nexus-app";
-  return {
-    app: { name, root: options.appRoot, start: "server.js", port: 3e3 },
-    servers: info2.hosts.slice(0, options.hosts ?? info2.hosts.length).map((h2) => ({
-      name: h2.name,
-      host: h2.address,
-      port: h2.sshPort,
-      env: { HOST: h2.address }
-    })),
-    ssh: { privateKey: info2.clientKey, knownHosts: info2.knownHosts },
-    deployPath: `~/apps/${name}`,
-    balancer: {
-      host: info2.lb.host,
-      upstreamFile: info2.lb.upstreamFile,
-      testCommand: info2.lb.testCommand,
-      reloadCommand: info2.lb.reloadCommand,
-      pidFile: info2.lb.pidFile
-    }
-  };
-}
 
 // src/sandbox/processes.ts
 import { access, constants as constants4, readFile as readFile3 } from "node:fs/promises";
@@ -92135,9 +92803,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path18) {
+async function readPidFile(path20) {
   try {
-    const pid = Number.parseInt((await readFile3(path18, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile3(path20, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -92145,15 +92813,15 @@ async function readPidFile(path18) {
 }
 async function procStat(pid) {
   try {
-    const stat7 = await readFile3(`/proc/${pid}/stat`, "utf8");
-    return stat7.slice(stat7.lastIndexOf(")") + 2).split(" ");
+    const stat10 = await readFile3(`/proc/${pid}/stat`, "utf8");
+    return stat10.slice(stat10.lastIndexOf(")") + 2).split(" ");
   } catch {
     return void 0;
   }
 }
 async function isAlive(pid) {
-  const stat7 = await procStat(pid);
-  if (stat7) return stat7[0] !== "Z" && stat7[0] !== "X";
+  const stat10 = await procStat(pid);
+  if (stat10) return stat10[0] !== "Z" && stat10[0] !== "X";
   try {
     process.kill(pid, 0);
     return true;
@@ -92269,18 +92937,142 @@ async function environ(pid) {
   }
 }
 
+// src/sandbox/deploy-user.ts
+var DEPLOY_USER = "nexus-deploy";
+async function idOf(name, flag) {
+  const result = await execa("id", [flag, name], { reject: false, stdin: "ignore" });
+  const n2 = Number.parseInt(result.stdout.trim(), 10);
+  return result.exitCode === 0 && Number.isInteger(n2) ? n2 : void 0;
+}
+async function ensureDeployUser(name = DEPLOY_USER) {
+  if (await idOf(name, "-u") === void 0) {
+    const useradd = await findBinary("useradd");
+    if (!useradd) throw new SandboxError("useradd not found: install passwd (apt-get install passwd)");
+    const result = await execa(
+      useradd,
+      // Password "*": no password login, yet not "locked" (sshd without PAM refuses locked accounts).
+      ["--system", "--user-group", "--create-home", "--shell", "/bin/bash", "--password", "*", name],
+      { reject: false, stdin: "ignore", all: true }
+    );
+    if (result.exitCode !== 0 && result.exitCode !== 9) {
+      throw new SandboxError(`useradd ${name} failed: ${result.all}`);
+    }
+  }
+  const uid = await idOf(name, "-u");
+  const gid = await idOf(name, "-g");
+  if (uid === void 0 || gid === void 0) throw new SandboxError(`cannot read the ids of user ${name}`);
+  return { name, uid, gid };
+}
+async function assertReachableByOthers(paths) {
+  for (const path20 of paths) {
+    for (let dir = path20; ; dir = dirname(dir)) {
+      const mode = (await stat6(dir)).mode;
+      if ((mode & 1) === 0) {
+        throw new SandboxError(
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path20}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+        );
+      }
+      if (dirname(dir) === dir) break;
+    }
+  }
+}
+async function chownTree(path20, user) {
+  const info2 = await lstat2(path20).catch(() => void 0);
+  if (!info2) return;
+  if (info2.isSymbolicLink()) return;
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path20, user.uid, user.gid);
+  if (info2.isDirectory()) {
+    for (const entry of await readdir3(path20)) await chownTree(join2(path20, entry), user);
+  }
+}
+function sudoersPath(sandboxDir) {
+  const tag = createHash4("sha256").update(sandboxDir).digest("hex").slice(0, 12);
+  return `/etc/sudoers.d/nexus-sandbox-${tag}`;
+}
+function sudoersArg(arg) {
+  return arg.replace(/[\\,:=]/g, (c3) => `\\${c3}`);
+}
+function renderSudoers(user, commands) {
+  const list3 = commands.map((argv) => argv.map(sudoersArg).join(" ")).join(", \\\n    ");
+  return `# Written by the nexus sandbox; removed by sandbox down. The deploy user may test (-t, -T) and
+# reload the sandbox's Nginx as root, without a password, and nothing else.
+${user} ALL=(root) NOPASSWD: ${list3}
+`;
+}
+async function installSudoers(sandboxDir, content) {
+  const visudo = await findBinary("visudo");
+  if (!visudo || !await findBinary("sudo")) {
+    throw new SandboxError(
+      "sudo not found: install it (apt-get install sudo, or scripts/install-system-deps.sh)"
+    );
+  }
+  const target = sudoersPath(sandboxDir);
+  const temp = `${target}.tmp`;
+  await writeFile(temp, content, { mode: 288 });
+  const check2 = await execa(visudo, ["-c", "-q", "-f", temp], { reject: false, all: true, stdin: "ignore" });
+  if (check2.exitCode !== 0) {
+    await rm2(temp, { force: true });
+    throw new SandboxError(`the sandbox's sudoers rule does not parse:
+${check2.all}
+${content}`);
+  }
+  await rename(temp, target);
+}
+async function removeSudoers(sandboxDir) {
+  await rm2(sudoersPath(sandboxDir), { force: true });
+}
+async function setPassword(user, file2) {
+  const password = randomBytes4(18).toString("base64url");
+  await mkdir(dirname(file2), { recursive: true, mode: 448 });
+  await writeFile(file2, password, { mode: 384 });
+  const result = await execa("chpasswd", [], { input: `${user}:${password}
+`, reject: false, all: true });
+  if (result.exitCode !== 0) throw new SandboxError(`chpasswd failed for ${user}: ${result.all}`);
+}
+async function lockPassword(user) {
+  await execa("usermod", ["-p", "*", user], { reject: false, stdin: "ignore" });
+}
+
+// src/sandbox/haproxy.ts
+import { mkdir as mkdir2, readFile as readFile4, rm as rm3, writeFile as writeFile2 } from "node:fs/promises";
+import { join as join3 } from "node:path";
+
+// src/sandbox/deploy-config.ts
+function sandboxDeployConfig(info2, options) {
+  const name = options.appName ?? "nexus-app";
+  return {
+    app: { name, root: options.appRoot, start: "server.js", port: 3e3 },
+    servers: info2.hosts.slice(0, options.hosts ?? info2.hosts.length).map((h2) => ({
+      name: h2.name,
+      host: h2.address,
+      port: h2.sshPort,
+      env: { HOST: h2.address }
+    })),
+    ssh: { user: info2.user, privateKey: info2.clientKey, knownHosts: info2.knownHosts },
+    deployPath: `~/apps/${name}`,
+    balancer: {
+      host: info2.lb.host,
+      upstreamFile: info2.lb.upstreamFile,
+      testCommand: info2.lb.testCommand,
+      reloadCommand: info2.lb.reloadCommand,
+      pidFile: info2.lb.pidFile,
+      accessLog: info2.lb.accessLog
+    }
+  };
+}
+
 // src/sandbox/haproxy.ts
 var HAPROXY_BACKEND = "nexus_app";
 var REMOTE_HAPROXY_DIR = "~/haproxy/";
 function haproxyPaths(lbHome) {
-  const dir = join2(lbHome, "haproxy");
+  const dir = join3(lbHome, "haproxy");
   return {
     dir,
-    conf: join2(dir, "haproxy.cfg"),
-    pid: join2(dir, "haproxy.pid"),
-    socket: join2(dir, "sock"),
-    state: join2(dir, "state"),
-    log: join2(dir, "haproxy.log")
+    conf: join3(dir, "haproxy.cfg"),
+    pid: join3(dir, "haproxy.pid"),
+    socket: join3(dir, "sock"),
+    state: join3(dir, "state"),
+    log: join3(dir, "haproxy.log")
   };
 }
 function haproxyInfo(dir, lbHost, lbUrl) {
@@ -92291,7 +93083,7 @@ function haproxyInfo(dir, lbHost, lbUrl) {
     socket: `${REMOTE_HAPROXY_DIR}sock`,
     stateFile: `${REMOTE_HAPROXY_DIR}state`,
     backend: HAPROXY_BACKEND,
-    deployConfig: join2(dir, "deploy.haproxy.json")
+    deployConfig: join3(dir, "deploy.haproxy.json")
   };
 }
 function renderHaproxyConf(input2) {
@@ -92329,13 +93121,13 @@ async function runningHaproxy(lbHome) {
 }
 async function startHaproxy(haproxy, lbHome, input2) {
   const p2 = haproxyPaths(lbHome);
-  await mkdir(p2.dir, { recursive: true });
-  await rm2(p2.state, { force: true });
-  await writeFile(p2.conf, renderHaproxyConf({ ...input2, socket: p2.socket, stateFile: p2.state }));
+  await mkdir2(p2.dir, { recursive: true });
+  await rm3(p2.state, { force: true });
+  await writeFile2(p2.conf, renderHaproxyConf({ ...input2, socket: p2.socket, stateFile: p2.state }));
   if (process.getuid?.() === 0 && input2.socketUser !== "root") {
-    const chown = await execa("chown", [input2.socketUser, p2.dir], { reject: false, all: true });
-    if (chown.exitCode !== 0)
-      throw new SandboxError(`cannot give ${p2.dir} to ${input2.socketUser}: ${chown.all}`);
+    const chown3 = await execa("chown", [input2.socketUser, p2.dir], { reject: false, all: true });
+    if (chown3.exitCode !== 0)
+      throw new SandboxError(`cannot give ${p2.dir} to ${input2.socketUser}: ${chown3.all}`);
   }
   const test = await execa(haproxy, ["-c", "-q", "-f", p2.conf], {
     reject: false,
@@ -92345,13 +93137,13 @@ async function startHaproxy(haproxy, lbHome, input2) {
   if (test.exitCode !== 0)
     throw new SandboxError(`haproxy configuration test failed (${p2.conf}):
 ${test.all}`);
-  await rm2(p2.pid, { force: true });
+  await rm3(p2.pid, { force: true });
   const result = await execa(haproxy, ["-D", "-f", p2.conf, "-p", p2.pid], {
     reject: false,
     all: true,
     stdin: "ignore"
   });
-  await writeFile(p2.log, result.all ?? "");
+  await writeFile2(p2.log, result.all ?? "");
   if (result.exitCode !== 0)
     throw new SandboxError(`haproxy failed to start (exit ${result.exitCode}):
 ${result.all}`);
@@ -92369,7 +93161,7 @@ async function stopHaproxy(lbHome) {
   const pid = await runningHaproxy(lbHome);
   if (pid === void 0) return;
   await stopPid(pid, "SIGTERM", 1e4);
-  await rm2(haproxyPaths(lbHome).pid, { force: true });
+  await rm3(haproxyPaths(lbHome).pid, { force: true });
 }
 function sandboxHaproxyDeployConfig(info2, options) {
   return { ...sandboxDeployConfig(info2, options), balancer: haproxyBalancerEntry(info2.haproxy) };
@@ -92384,13 +93176,13 @@ function haproxyBalancerEntry(haproxy) {
   };
 }
 async function writeHaproxyDeployConfig(info2, projectRoot) {
-  const config2 = sandboxHaproxyDeployConfig(info2, { appRoot: join2(projectRoot, "fixtures", "app") });
-  await writeFile(info2.haproxy.deployConfig, `${JSON.stringify(config2, null, 2)}
+  const config2 = sandboxHaproxyDeployConfig(info2, { appRoot: join3(projectRoot, "fixtures", "app") });
+  await writeFile2(info2.haproxy.deployConfig, `${JSON.stringify(config2, null, 2)}
 `);
 }
 
 // src/sandbox/layout.ts
-import { isAbsolute, join as join3 } from "node:path";
+import { isAbsolute, join as join4 } from "node:path";
 var HOST_NAMES = [
   "alpha",
   "beta",
@@ -92413,12 +93205,16 @@ var DEFAULTS = {
   lbPort: 8080
 };
 var NGINX_UPSTREAM_NAME = "nexus_app";
-var REMOTE_NGINX_PREFIX = "~/nginx/";
-var REMOTE_UPSTREAM_FILE = "~/nginx/upstream.conf";
 var MAX_UNIX_SOCKET_PATH = 107;
 function checkPort(name, value) {
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
     throw new SandboxError(`${name} must be an integer between 1 and 65535, got ${value}`);
+  }
+  return value;
+}
+function checkLogin(value) {
+  if (value !== "deploy-user" && value !== "self") {
+    throw new SandboxError(`login must be "deploy-user" or "self", got "${value}"`);
   }
   return value;
 }
@@ -92448,14 +93244,22 @@ function resolveOptions(opts) {
     lbPort: checkPort("lbPort", opts.lbPort ?? DEFAULTS.lbPort),
     ...opts.noSftp ? { noSftp: opts.noSftp } : {},
     ...opts.sftpServer ? { sftpServer: opts.sftpServer } : {},
-    ...opts.balancer === "haproxy" ? { balancer: "haproxy" } : {}
+    ...opts.balancer === "haproxy" ? { balancer: "haproxy" } : {},
+    ...opts.login ? { login: checkLogin(opts.login) } : {},
+    ...opts.passwordLogin ? { passwordLogin: opts.passwordLogin } : {}
   };
   if (opts.balancer !== void 0 && opts.balancer !== "nginx" && opts.balancer !== "haproxy") {
     throw new SandboxError(`balancer must be "nginx" or "haproxy", got "${String(opts.balancer)}"`);
   }
-  for (const name of [...opts.noSftp ?? [], ...Object.keys(opts.sftpServer ?? {})]) {
+  for (const name of [
+    ...opts.noSftp ?? [],
+    ...Object.keys(opts.sftpServer ?? {}),
+    ...opts.passwordLogin ?? []
+  ]) {
     if (!HOST_NAMES.slice(0, hosts).includes(name)) {
-      throw new SandboxError(`noSftp / sftpServer: "${name}" is not one of the ${hosts} sandbox host(s)`);
+      throw new SandboxError(
+        `noSftp / sftpServer / passwordLogin: "${name}" is not one of the ${hosts} sandbox host(s)`
+      );
     }
   }
   for (const command of Object.values(opts.sftpServer ?? {})) {
@@ -92466,7 +93270,7 @@ function resolveOptions(opts) {
   if (resolved.sshPort === resolved.appPort) {
     throw new SandboxError(`sshPort and appPort must differ (both ${resolved.sshPort})`);
   }
-  const socketPath = join3(hostPaths(resolved.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
+  const socketPath = join4(hostPaths(resolved.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
   if (socketPath.length > MAX_UNIX_SOCKET_PATH) {
     throw new SandboxError(
       `sandbox dir is too deep: PM2 would need the socket path ${socketPath} (${socketPath.length} bytes, the limit is ${MAX_UNIX_SOCKET_PATH}); use a shorter dir`
@@ -92475,44 +93279,50 @@ function resolveOptions(opts) {
   return resolved;
 }
 function hostPaths(dir, name) {
-  const root = join3(dir, "hosts", name);
-  const home = join3(root, "home");
+  const root = join4(dir, "hosts", name);
+  const home = join4(root, "home");
   return {
     root,
     home,
-    pm2Home: join3(home, ".pm2"),
-    sshdConfig: join3(root, "sshd_config"),
-    sshdLog: join3(root, "sshd.log"),
-    sshdPid: join3(root, "sshd.pid"),
-    hostKey: join3(root, "ssh_host_ed25519_key")
+    pm2Home: join4(home, ".pm2"),
+    sshdConfig: join4(root, "sshd_config"),
+    sshdLog: join4(root, "sshd.log"),
+    sshdPid: join4(root, "sshd.pid"),
+    hostKey: join4(root, "ssh_host_ed25519_key"),
+    /** Used instead of the shared client file when the host logs in as the deploy user (who must read it). */
+    authorizedKeys: join4(home, ".ssh", "authorized_keys")
   };
 }
 function sandboxPaths(dir) {
-  const client = join3(dir, "client");
+  const client = join4(dir, "client");
   return {
-    state: join3(dir, "sandbox.json"),
+    bin: join4(dir, "bin"),
+    /** `nexus-sandbox-nginx -t` / `-s reload`: the sandbox's Nginx, through sudo -n in deploy-user mode. */
+    nginxWrapper: join4(dir, "bin", "nexus-sandbox-nginx"),
+    state: join4(dir, "sandbox.json"),
     client,
-    clientKey: join3(client, "id_ed25519"),
-    authorizedKeys: join3(client, "authorized_keys"),
-    knownHosts: join3(dir, "known_hosts"),
-    sshConfig: join3(dir, "ssh_config")
+    clientKey: join4(client, "id_ed25519"),
+    authorizedKeys: join4(client, "authorized_keys"),
+    passwordFile: join4(client, "password"),
+    knownHosts: join4(dir, "known_hosts"),
+    sshConfig: join4(dir, "ssh_config")
   };
 }
-function nginxPaths(lbHome) {
-  const prefix = join3(lbHome, "nginx");
+function nginxPaths(lbRoot) {
+  const prefix = join4(lbRoot, "nginx");
   return {
     prefix,
-    conf: join3(prefix, "nginx.conf"),
-    upstream: join3(prefix, "upstream.conf"),
-    pid: join3(prefix, "nginx.pid"),
-    errorLog: join3(prefix, "error.log"),
-    accessLog: join3(prefix, "access.log")
+    conf: join4(prefix, "nginx.conf"),
+    upstream: join4(prefix, "upstream.conf"),
+    pid: join4(prefix, "nginx.pid"),
+    errorLog: join4(prefix, "error.log"),
+    accessLog: join4(prefix, "access.log")
   };
 }
 function lbAddress(ipPrefix) {
   return `${ipPrefix}10`;
 }
-function buildInfo(opts, user) {
+function buildInfo(opts, user, { login, nginx } = { login: "self", nginx: "nginx" }) {
   const hosts = HOST_NAMES.slice(0, opts.hosts).map((name, i2) => {
     const address = `${opts.ipPrefix}${11 + i2}`;
     return {
@@ -92525,27 +93335,43 @@ function buildInfo(opts, user) {
   });
   const paths = sandboxPaths(opts.dir);
   const lbUrl = `http://${lbAddress(opts.ipPrefix)}:${opts.lbPort}`;
-  const nginxCommand = `nginx -p ${REMOTE_NGINX_PREFIX} -c nginx.conf`;
+  const lbHost = HOST_NAMES[0];
+  const nginxFiles = nginxPaths(hostPaths(opts.dir, lbHost).root);
+  const nginxCommand = nginxArgv(nginx, nginxFiles.prefix).join(" ");
+  const sudo = login === "deploy-user" ? "sudo -n " : "";
   return {
     dir: opts.dir,
     hosts,
     lb: {
-      host: HOST_NAMES[0],
+      host: lbHost,
       url: lbUrl,
-      upstreamFile: REMOTE_UPSTREAM_FILE,
-      testCommand: `${nginxCommand} -t`,
-      reloadCommand: `${nginxCommand} -s reload`,
-      pidFile: `${REMOTE_NGINX_PREFIX}nginx.pid`
+      upstreamFile: nginxFiles.upstream,
+      testCommand: `${sudo}${nginxCommand} -t`,
+      reloadCommand: `${sudo}${nginxCommand} -s reload`,
+      pidFile: nginxFiles.pid,
+      accessLog: nginxFiles.accessLog
     },
     ...opts.balancer === "haproxy" ? { haproxy: haproxyInfo(opts.dir, HOST_NAMES[0], lbUrl) } : {},
     clientKey: paths.clientKey,
     knownHosts: paths.knownHosts,
     sshConfig: paths.sshConfig,
-    user
+    user,
+    login
   };
 }
+function nginxArgv(nginx, prefix) {
+  return [nginx, "-p", `${prefix}/`, "-c", "nginx.conf"];
+}
 var NPM_QUIET_ENV = "NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_AUDIT=false NPM_CONFIG_FUND=false";
-function renderSshdConfig({ host, dir, path: path18, user, sftp }) {
+function renderSshdConfig({
+  host,
+  dir,
+  path: path20,
+  user,
+  authorizedKeysFile,
+  passwordAuthentication,
+  sftp
+}) {
   const p2 = hostPaths(dir, host.name);
   const subsystem = sftp === null ? "# No SFTP subsystem on this host (sandbox option noSftp).\n" : `Subsystem sftp ${sftp === void 0 ? `internal-sftp -d ${p2.home}` : sftp.replaceAll("%h", p2.home)}
 `;
@@ -92554,12 +93380,12 @@ Port ${host.sshPort}
 ListenAddress ${host.address}
 HostKey ${p2.hostKey}
 PidFile ${p2.sshdPid}
-AuthorizedKeysFile ${sandboxPaths(dir).authorizedKeys}
+AuthorizedKeysFile ${authorizedKeysFile ?? sandboxPaths(dir).authorizedKeys}
 AllowUsers ${user}
 StrictModes no
 UsePAM no
 PubkeyAuthentication yes
-PasswordAuthentication no
+PasswordAuthentication ${passwordAuthentication ? "yes" : "no"}
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 PermitUserEnvironment no
@@ -92570,7 +93396,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path18} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path20} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc() {
@@ -92587,7 +93413,9 @@ function knownHostsLine(address, port2, publicKey) {
 }
 function renderSshClientConfig(info2) {
   const blocks = info2.hosts.map(
-    (h2) => `Host ${h2.name}
+    // The address too: a config that names hosts by address (like the repo's deploy.config.json
+    // with ssh.configFile) gets the login user from here, whichever mode the sandbox runs in.
+    (h2) => `Host ${h2.name} ${h2.address}
   HostName ${h2.address}
   Port ${h2.sshPort}
   User ${info2.user}
@@ -92663,29 +93491,35 @@ ${status}    }
 }
 `;
 }
+function renderNginxWrapper(argv, sudo) {
+  return `#!/bin/sh
+# Generated by the nexus sandbox: its Nginx${sudo ? ", through the sudoers rule of the deploy user" : ""}.
+exec ${sudo ? "sudo -n " : ""}${argv.join(" ")} "$@"
+`;
+}
 
 // src/sandbox/nginx.ts
-import { mkdir as mkdir2, readFile as readFile5, rm as rm3, stat as stat5, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname, join as join4 } from "node:path";
+import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm4, stat as stat7, writeFile as writeFile3 } from "node:fs/promises";
+import { dirname as dirname2, join as join5 } from "node:path";
 async function hasStubStatus(nginx) {
   const result = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
   return /http_stub_status_module/.test(result.all ?? "");
 }
 async function workersNeedRoot(prefix) {
   if (process.getuid?.() !== 0) return false;
-  for (let dir = prefix; ; dir = dirname(dir)) {
+  for (let dir = prefix; ; dir = dirname2(dir)) {
     try {
-      if (((await stat5(dir)).mode & 1) === 0) return true;
+      if (((await stat7(dir)).mode & 1) === 0) return true;
     } catch {
       return true;
     }
-    if (dirname(dir) === dir) return false;
+    if (dirname2(dir) === dir) return false;
   }
 }
 async function writeNginxFiles(setup) {
-  const p2 = nginxPaths(setup.lbHome);
-  await mkdir2(join4(p2.prefix, "tmp"), { recursive: true });
-  await writeFile2(
+  const p2 = nginxPaths(setup.lbRoot);
+  await mkdir3(join5(p2.prefix, "tmp"), { recursive: true });
+  await writeFile3(
     p2.conf,
     renderNginxConf({
       listen: `${setup.listenAddress}:${setup.listenPort}`,
@@ -92693,30 +93527,34 @@ async function writeNginxFiles(setup) {
       stubStatus: setup.stubStatus
     })
   );
-  await writeFile2(p2.upstream, renderUpstreamConf(setup.appAddresses));
+  await writeFile3(p2.upstream, renderUpstreamConf(setup.appAddresses));
+  if (setup.upstreamGroup !== void 0) {
+    await chown2(p2.upstream, 0, setup.upstreamGroup);
+    await chmod(p2.upstream, 436);
+  }
 }
-function nginxArgs(lbHome) {
-  return ["-p", `${nginxPaths(lbHome).prefix}/`, "-c", "nginx.conf"];
+function nginxArgs(lbRoot) {
+  return ["-p", `${nginxPaths(lbRoot).prefix}/`, "-c", "nginx.conf"];
 }
-async function runningNginx(lbHome) {
-  const p2 = nginxPaths(lbHome);
+async function runningNginx(lbRoot) {
+  const p2 = nginxPaths(lbRoot);
   const pid = await readPidFile(p2.pid);
   return pid !== void 0 && await isOurs(pid, `${p2.prefix}/`) ? pid : void 0;
 }
 async function startNginx(nginx, setup) {
-  const p2 = nginxPaths(setup.lbHome);
-  const args = nginxArgs(setup.lbHome);
+  const p2 = nginxPaths(setup.lbRoot);
+  const args = nginxArgs(setup.lbRoot);
   const test = await execa(nginx, [...args, "-t"], { reject: false, all: true, stdin: "ignore" });
   if (test.exitCode !== 0)
     throw new SandboxError(`nginx configuration test failed (${p2.conf}):
 ${test.all}`);
-  await rm3(p2.pid, { force: true });
+  await rm4(p2.pid, { force: true });
   const result = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
   if (result.exitCode !== 0) {
     throw new SandboxError(`nginx failed to start (exit ${result.exitCode}):
 ${result.all}`);
   }
-  const pid = await waitFor(() => runningNginx(setup.lbHome), 5e3);
+  const pid = await waitFor(() => runningNginx(setup.lbRoot), 5e3);
   if (pid === void 0) {
     throw new SandboxError(
       `nginx did not write ${p2.pid}; see ${p2.errorLog}:
@@ -92730,27 +93568,27 @@ ${await readFile5(p2.errorLog, "utf8").catch(() => "")}`
   }
   return pid;
 }
-async function stopNginx(lbHome) {
-  const pid = await runningNginx(lbHome);
+async function stopNginx(lbRoot) {
+  const pid = await runningNginx(lbRoot);
   if (pid === void 0) return;
   await stopPid(pid, "SIGTERM", 1e4);
-  await rm3(nginxPaths(lbHome).pid, { force: true });
+  await rm4(nginxPaths(lbRoot).pid, { force: true });
 }
 
 // src/sandbox/pm2.ts
-import { access as access2, constants as constants5 } from "node:fs/promises";
-import { dirname as dirname2, join as join5 } from "node:path";
+import { access as access2, constants as constants5, stat as stat8 } from "node:fs/promises";
+import { dirname as dirname3, join as join6 } from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 async function findProjectRoot() {
-  const starts = [dirname2(fileURLToPath4(import.meta.url)), process.cwd()];
+  const starts = [dirname3(fileURLToPath4(import.meta.url)), process.cwd()];
   for (const start of starts) {
-    for (let dir = start; ; dir = dirname2(dir)) {
+    for (let dir = start; ; dir = dirname3(dir)) {
       try {
-        await access2(join5(dir, "node_modules", ".bin", "pm2"), constants5.X_OK);
+        await access2(join6(dir, "node_modules", ".bin", "pm2"), constants5.X_OK);
         return dir;
       } catch {
       }
-      if (dirname2(dir) === dir) break;
+      if (dirname3(dir) === dir) break;
     }
   }
   throw new SandboxError(
@@ -92758,9 +93596,14 @@ async function findProjectRoot() {
   );
 }
 async function runningPm2(pm2Home) {
-  const pid = await readPidFile(join5(pm2Home, "pm2.pid"));
+  const pid = await readPidFile(join6(pm2Home, "pm2.pid"));
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
+}
+async function ownerOf(path20) {
+  if (process.getuid?.() !== 0) return void 0;
+  const info2 = await stat8(path20).catch(() => void 0);
+  return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
 }
 async function stopPm2({ home, pm2Home, pm2Bin }) {
   const pid = await runningPm2(pm2Home);
@@ -92768,11 +93611,12 @@ async function stopPm2({ home, pm2Home, pm2Bin }) {
   const apps = await childPids(pid);
   if (pm2Bin) {
     await execa(pm2Bin, ["kill"], {
-      env: { HOME: home, PM2_HOME: pm2Home, PATH: `${dirname2(process.execPath)}:/usr/bin:/bin` },
+      env: { HOME: home, PM2_HOME: pm2Home, PATH: `${dirname3(process.execPath)}:/usr/bin:/bin` },
       extendEnv: false,
       reject: false,
       stdin: "ignore",
-      timeout: 3e4
+      timeout: 3e4,
+      ...await ownerOf(pm2Home)
     });
   }
   await stopPid(pid);
@@ -92780,35 +93624,35 @@ async function stopPm2({ home, pm2Home, pm2Bin }) {
 }
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir3, readFile as readFile6, rm as rm4, stat as stat6, writeFile as writeFile3 } from "node:fs/promises";
-import { dirname as dirname3 } from "node:path";
-async function exists(path18) {
+import { mkdir as mkdir4, readFile as readFile6, rm as rm5, stat as stat9, writeFile as writeFile4 } from "node:fs/promises";
+import { dirname as dirname4 } from "node:path";
+async function exists(path20) {
   try {
-    await stat6(path18);
+    await stat9(path20);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path18, comment) {
-  if (!await exists(path18) || !await exists(`${path18}.pub`)) {
-    await mkdir3(dirname3(path18), { recursive: true, mode: 448 });
-    await rm4(path18, { force: true });
-    await rm4(`${path18}.pub`, { force: true });
-    const result = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path18], {
+async function ensureKeyPair(sshKeygen, path20, comment) {
+  if (!await exists(path20) || !await exists(`${path20}.pub`)) {
+    await mkdir4(dirname4(path20), { recursive: true, mode: 448 });
+    await rm5(path20, { force: true });
+    await rm5(`${path20}.pub`, { force: true });
+    const result = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path20], {
       reject: false,
       stdin: "ignore"
     });
     if (result.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path18}: ${result.stderr || result.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path20}: ${result.stderr || result.stdout}`);
     }
   }
-  return (await readFile6(`${path18}.pub`, "utf8")).trim();
+  return (await readFile6(`${path20}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
   const publicKey = await ensureKeyPair(sshKeygen, paths.clientKey, "nexus-sandbox-client");
-  await writeFile3(paths.authorizedKeys, `from="127.0.0.0/8" ${publicKey}
+  await writeFile4(paths.authorizedKeys, `from="127.0.0.0/8" ${publicKey}
 `, { mode: 384 });
 }
 async function ensureHostKey(sshKeygen, dir, host) {
@@ -92819,9 +93663,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path18, lines = 15) {
+async function logTail(path20, lines = 15) {
   try {
-    return (await readFile6(path18, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile6(path20, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -92833,7 +93677,7 @@ async function runningSshd(dir, name) {
 }
 async function startSshd(sshd, dir, host) {
   const p2 = hostPaths(dir, host.name);
-  await rm4(p2.sshdPid, { force: true });
+  await rm5(p2.sshdPid, { force: true });
   const result = await execa(sshd, ["-f", p2.sshdConfig, "-E", p2.sshdLog], { reject: false, stdin: "ignore" });
   const failure2 = async (what) => new SandboxError(
     `sshd for ${host.name} (${host.address}:${host.sshPort}) ${what}. ${[
@@ -92855,14 +93699,14 @@ async function stopSshd(dir, name) {
   const sessions = await descendantPids(pid);
   await stopPid(pid);
   await Promise.all(sessions.map((child) => stopPid(child)));
-  await rm4(hostPaths(dir, name).sshdPid, { force: true });
+  await rm5(hostPaths(dir, name).sshdPid, { force: true });
 }
 
 // src/sandbox/index.ts
 function sessionPath(projectRoot, extraDirs) {
   const dirs = [
-    join6(projectRoot, "node_modules", ".bin"),
-    dirname4(process.execPath),
+    join7(projectRoot, "node_modules", ".bin"),
+    dirname5(process.execPath),
     ...extraDirs,
     "/usr/local/sbin",
     "/usr/local/bin",
@@ -92886,7 +93730,7 @@ function infoOf(state) {
 }
 async function hostNamesIn(dir) {
   try {
-    const entries2 = await readdir2(join6(dir, "hosts"), { withFileTypes: true });
+    const entries2 = await readdir4(join7(dir, "hosts"), { withFileTypes: true });
     return entries2.filter((e) => e.isDirectory() && HOST_NAMES.includes(e.name)).map((e) => e.name);
   } catch {
     return [];
@@ -92898,7 +93742,7 @@ async function liveProcesses(dir) {
     const p2 = hostPaths(dir, name);
     const sshd = await runningSshd(dir, name);
     if (sshd !== void 0) processes.push({ name: `sshd:${name}`, pid: sshd, alive: true });
-    const nginx = await runningNginx(p2.home);
+    const nginx = await runningNginx(p2.root);
     if (nginx !== void 0) processes.push({ name: `nginx:${name}`, pid: nginx, alive: true });
     const haproxy = await runningHaproxy(p2.home);
     if (haproxy !== void 0) processes.push({ name: `haproxy:${name}`, pid: haproxy, alive: true });
@@ -92925,31 +93769,61 @@ async function sandboxDown(stateDir) {
   const state = await readState2(dir);
   const names = await hostNamesIn(dir);
   const projectRoot = await findProjectRoot().catch(() => void 0);
-  const pm2Bin = projectRoot && join6(projectRoot, "node_modules", ".bin", "pm2");
+  const pm2Bin = projectRoot && join7(projectRoot, "node_modules", ".bin", "pm2");
   await Promise.all(
     names.map((name) => {
       const p2 = hostPaths(dir, name);
       return stopPm2({ home: p2.home, pm2Home: p2.pm2Home, pm2Bin });
     })
   );
-  for (const name of names) await stopNginx(hostPaths(dir, name).home);
+  for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
   await Promise.all(names.map((name) => stopSshd(dir, name)));
+  if (process.getuid?.() === 0) {
+    await removeSudoers(dir);
+    if (state?.passwordFile) await lockPassword(state.user);
+  }
   const left = await liveProcesses(dir);
   if (left.length > 0) {
     throw new SandboxError(
       `sandbox processes still running after down: ${left.map((p2) => `${p2.name} (pid ${p2.pid})`).join(", ")}`
     );
   }
-  if (state || names.length > 0) await rm5(sandboxPaths(dir).state, { force: true });
+  if (state || names.length > 0) await rm6(sandboxPaths(dir).state, { force: true });
 }
 function sameLayout(a2, b2) {
   return JSON.stringify(a2) === JSON.stringify(b2);
 }
+function loginFromEnv() {
+  const value = process.env.NEXUS_SANDBOX_LOGIN;
+  if (!value) return void 0;
+  if (value !== "deploy-user" && value !== "self") {
+    throw new SandboxError(`NEXUS_SANDBOX_LOGIN must be "deploy-user" or "self", got "${value}"`);
+  }
+  return value;
+}
 async function sandboxUp(opts) {
   const o2 = resolveOptions(opts);
-  const user = userInfo().username;
-  const info2 = buildInfo(o2, user);
+  const asRoot = process.getuid?.() === 0;
+  const login = o2.login ?? loginFromEnv() ?? (asRoot ? "deploy-user" : "self");
+  if (login === "deploy-user" && !asRoot) {
+    throw new SandboxError(
+      "the deploy-user sandbox creates a user, a sudoers rule and root-owned Nginx files: start it as root, or use NEXUS_SANDBOX_LOGIN=self"
+    );
+  }
+  const [sshd, sshKeygen, nginx, projectRoot] = await Promise.all([
+    requireBinary("sshd", "openssh-server (apt-get install openssh-server)"),
+    requireBinary("ssh-keygen", "openssh-client (apt-get install openssh-client)"),
+    requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
+    findProjectRoot()
+  ]);
+  if (o2.passwordLogin?.length && login !== "deploy-user") {
+    throw new SandboxError("passwordLogin needs the deploy-user sandbox (started as root)");
+  }
+  const deployUser = login === "deploy-user" ? await ensureDeployUser() : void 0;
+  const user = deployUser?.name ?? userInfo().username;
+  const info2 = buildInfo(o2, user, { login, nginx });
+  if (o2.passwordLogin?.length) info2.passwordFile = sandboxPaths(o2.dir).passwordFile;
   const status = await sandboxStatus(o2.dir);
   const state = await readState2(o2.dir);
   if (status.up && state) {
@@ -92961,14 +93835,7 @@ async function sandboxUp(opts) {
     return infoOf(state);
   }
   if (status.processes.length > 0 || state) await sandboxDown(o2.dir);
-  const [sshd, sshKeygen, nginx, projectRoot] = await Promise.all([
-    requireBinary("sshd", "openssh-server (apt-get install openssh-server)"),
-    requireBinary("ssh-keygen", "openssh-client (apt-get install openssh-client)"),
-    requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
-    findProjectRoot()
-  ]);
   const haproxy = info2.haproxy && await requireBinary("haproxy", "haproxy (apt-get install haproxy)");
-  const asRoot = process.getuid?.() === 0;
   const lb = info2.hosts[0];
   const lbListen = { address: lbAddress(o2.ipPrefix), port: o2.lbPort };
   await assertPortsFree([
@@ -92979,33 +93846,79 @@ async function sandboxUp(opts) {
     { ...lbListen, what: "nginx load balancer" },
     ...info2.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []
   ]);
-  if (asRoot) await mkdir4("/run/sshd", { recursive: true, mode: 493 });
-  await mkdir4(o2.dir, { recursive: true });
+  if (asRoot) await mkdir5("/run/sshd", { recursive: true, mode: 493 });
+  await mkdir5(o2.dir, { recursive: true });
+  if (deployUser) {
+    await chmod2(o2.dir, 493);
+    await assertReachableByOthers([o2.dir, join7(projectRoot, "node_modules", ".bin"), process.execPath]);
+  }
   await ensureClientKey(sshKeygen, o2.dir);
-  const path18 = sessionPath(projectRoot, [dirname4(nginx)]);
+  const clientKey = (await readFile7(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
+  if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
+  const paths = sandboxPaths(o2.dir);
+  const path20 = sessionPath(projectRoot, [paths.bin, dirname5(nginx)]);
+  const lbRoot = hostPaths(o2.dir, lb.name).root;
+  await mkdir5(paths.bin, { recursive: true, mode: 493 });
+  await writeFile5(
+    paths.nginxWrapper,
+    renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
+    { mode: 493 }
+  );
   const knownHostsLines = await Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
-      await mkdir4(p2.home, { recursive: true });
+      await mkdir5(p2.home, { recursive: true, mode: 493 });
       const sftp = o2.noSftp?.includes(host.name) ? null : o2.sftpServer?.[host.name];
-      await writeFile4(p2.sshdConfig, renderSshdConfig({ host, dir: o2.dir, path: path18, user, sftp }));
-      await writeFile4(join6(p2.home, ".bashrc"), renderBashrc());
+      const authorizedKeysFile = deployUser ? p2.authorizedKeys : void 0;
+      const passwordOnly = o2.passwordLogin?.includes(host.name) ?? false;
+      await writeFile5(
+        p2.sshdConfig,
+        renderSshdConfig({
+          host,
+          dir: o2.dir,
+          path: path20,
+          user,
+          sftp,
+          authorizedKeysFile,
+          passwordAuthentication: passwordOnly
+        })
+      );
+      await writeFile5(join7(p2.home, ".bashrc"), renderBashrc());
+      if (deployUser) {
+        await mkdir5(dirname5(p2.authorizedKeys), { recursive: true, mode: 448 });
+        const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}
+`;
+        await writeFile5(p2.authorizedKeys, keys, { mode: 384 });
+        await chownTree(p2.home, deployUser);
+      }
       return ensureHostKey(sshKeygen, o2.dir, host);
     })
   );
-  const paths = sandboxPaths(o2.dir);
-  await writeFile4(paths.knownHosts, `${knownHostsLines.join("\n")}
+  await writeFile5(paths.knownHosts, `${knownHostsLines.join("\n")}
 `);
-  await writeFile4(paths.sshConfig, renderSshClientConfig(info2));
+  await writeFile5(paths.sshConfig, renderSshClientConfig(info2));
   const nginxSetup = {
-    lbHome: lb.home,
+    lbRoot,
     listenAddress: lbListen.address,
     listenPort: lbListen.port,
     appAddresses: info2.hosts.map((h2) => h2.appAddress),
     stubStatus: await hasStubStatus(nginx),
-    userRoot: await workersNeedRoot(lb.home)
+    userRoot: await workersNeedRoot(lbRoot),
+    ...deployUser ? { upstreamGroup: deployUser.gid } : {}
   };
   await writeNginxFiles(nginxSetup);
+  if (deployUser) {
+    const argv = nginxArgv(nginx, nginxPaths(lbRoot).prefix);
+    await installSudoers(
+      o2.dir,
+      renderSudoers(deployUser.name, [
+        [...argv, "-t"],
+        // Read-only (test and print the config): `nexus check` looks for the upstream file in it.
+        [...argv, "-T"],
+        [...argv, "-s", "reload"]
+      ])
+    );
+  }
   const pids = {};
   try {
     const started = await Promise.allSettled(
@@ -93030,7 +93943,7 @@ async function sandboxUp(opts) {
     throw error63;
   }
   const newState = { ...info2, pids, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
-  await writeFile4(paths.state, `${JSON.stringify(newState, null, 2)}
+  await writeFile5(paths.state, `${JSON.stringify(newState, null, 2)}
 `);
   return info2;
 }
@@ -93062,7 +93975,7 @@ function sandboxCommand(setExit) {
     try {
       const json2 = command.optsWithGlobals().json;
       const info2 = await sandboxUp({
-        dir: path17.resolve(flags.dir),
+        dir: path18.resolve(flags.dir),
         hosts: flags.hosts,
         ipPrefix: flags.ipPrefix,
         balancer: flags.balancer
@@ -93103,7 +94016,7 @@ function sandboxCommand(setExit) {
   });
   sandbox.command("down").description("stop exactly what `up` started").option(...dirOption).action(async (flags, command) => {
     try {
-      await sandboxDown(path17.resolve(flags.dir));
+      await sandboxDown(path18.resolve(flags.dir));
       if (command.optsWithGlobals().json)
         printResult({ command: "sandbox", action: "down", up: false });
       else process.stdout.write("sandbox stopped\n");
@@ -93113,7 +94026,7 @@ function sandboxCommand(setExit) {
     }
   });
   sandbox.command("status").description("which sandbox processes are running").option(...dirOption).action(async (flags, command) => {
-    const status = await sandboxStatus(path17.resolve(flags.dir));
+    const status = await sandboxStatus(path18.resolve(flags.dir));
     if (command.optsWithGlobals().json) {
       printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
       setExit(status.up ? EXIT.ok : EXIT.failed);
@@ -93131,6 +94044,10 @@ function sandboxCommand(setExit) {
   });
   return sandbox;
 }
+
+// src/setup/run.ts
+import { readFileSync as readFileSync10 } from "node:fs";
+import { createInterface as createInterface3 } from "node:readline/promises";
 
 // src/cli/trust.ts
 import { readFileSync as readFileSync8, writeFileSync as writeFileSync3 } from "node:fs";
@@ -93309,6 +94226,448 @@ function trustCommand(setExit) {
   });
 }
 
+// src/setup/keygen.ts
+var import_ssh23 = __toESM(require_lib2(), 1);
+import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync9, writeFileSync as writeFileSync4 } from "node:fs";
+import os10 from "node:os";
+import path19 from "node:path";
+function publicKeyOf(keyPath, passphrase) {
+  if (existsSync3(`${keyPath}.pub`)) return readFileSync9(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync9(keyPath), passphrase);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key instanceof Error)
+    throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
+  return `${key.type} ${key.getPublicSSH().toString("base64")}`;
+}
+function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
+  if (existsSync3(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
+  const pair = import_ssh23.default.utils.generateKeyPairSync("ed25519", { comment });
+  mkdirSync3(path19.dirname(keyPath), { recursive: true, mode: 448 });
+  writeFileSync4(keyPath, pair.private, { mode: 384, flag: "wx" });
+  writeFileSync4(`${keyPath}.pub`, `${pair.public.trim()}
+`, { mode: 420 });
+  return { path: keyPath, publicKey: pair.public.trim(), created: true };
+}
+
+// src/setup/login.ts
+var import_ssh24 = __toESM(require_lib2(), 1);
+function runOnce(login, command) {
+  return new Promise((resolve2, reject) => {
+    const client = new import_ssh24.default.Client();
+    client.on("ready", () => {
+      client.exec(command, (error63, channel) => {
+        if (error63) {
+          client.end();
+          reject(error63);
+          return;
+        }
+        const chunks = [];
+        channel.on("data", (c3) => chunks.push(c3));
+        channel.stderr.on("data", (c3) => chunks.push(c3));
+        channel.on("close", (code) => {
+          client.end();
+          resolve2({ code, output: Buffer.concat(chunks).toString("utf8") });
+        });
+      });
+    });
+    client.on("error", (error63) => reject(error63));
+    client.connect({
+      host: login.host,
+      port: login.port,
+      username: login.username,
+      ...login.password !== void 0 ? { password: login.password } : {},
+      ...login.privateKey ? { privateKey: login.privateKey } : {},
+      ...login.agent ? { agent: login.agent } : {},
+      readyTimeout: login.readyTimeout,
+      tryKeyboard: false,
+      hostVerifier: (key) => login.hostKey.verify(key)
+    });
+  });
+}
+
+// src/setup/prompt.ts
+function promptHidden(question) {
+  return new Promise((resolve2, reject) => {
+    const stdin = process.stdin;
+    if (!stdin.isTTY) {
+      reject(new Error("not a terminal"));
+      return;
+    }
+    process.stderr.write(question);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let value = "";
+    const done = (result) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off("data", onData);
+      process.stderr.write("\n");
+      if (result instanceof Error) reject(result);
+      else resolve2(result);
+    };
+    const onData = (chunk2) => {
+      for (const char of chunk2.toString("utf8")) {
+        if (char === "\r" || char === "\n") return done(value);
+        if (char === "") return done(new Error("interrupted"));
+        if (char === "\x7F" || char === "\b") value = value.slice(0, -1);
+        else value += char;
+      }
+    };
+    stdin.on("data", onData);
+  });
+}
+
+// src/setup/sudoers.ts
+function words2(command) {
+  if (/["'`$;&|<>()\\]/.test(command)) return void 0;
+  return command.trim().split(/\s+/).filter(Boolean);
+}
+function withoutSudo(command) {
+  const argv = words2(command);
+  if (argv?.[0] !== "sudo") return void 0;
+  let i2 = 1;
+  while (argv[i2]?.startsWith("-")) i2++;
+  return argv.length > i2 ? argv.slice(i2) : void 0;
+}
+function sudoersArg2(arg) {
+  return arg.replace(/[\\,:=]/g, (c3) => `\\${c3}`);
+}
+function sudoersLine(user, testCommand, reloadCommand) {
+  const test = withoutSudo(testCommand);
+  const reload = withoutSudo(reloadCommand);
+  const commands = [];
+  if (test) {
+    commands.push(test);
+    if (test.at(-1) === "-t") commands.push([...test.slice(0, -1), "-T"]);
+  }
+  if (reload) commands.push(reload);
+  if (commands.length === 0) return void 0;
+  return `${user} ALL=(root) NOPASSWD: ${commands.map((argv) => argv.map(sudoersArg2).join(" ")).join(", ")}`;
+}
+function sudoersFile(appName) {
+  return `/etc/sudoers.d/nexus-${appName.replace(/[^A-Za-z0-9_-]/g, "-")}`;
+}
+function includeLine(upstreamFile) {
+  return `include ${upstreamFile};`;
+}
+
+// src/setup/run.ts
+var SetupError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "SetupError";
+  }
+};
+async function confirm2(question) {
+  const rl = createInterface3({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+function installKeyCommand(publicKey) {
+  const key = publicKey.trim();
+  if (/[\r\n]/.test(key)) throw new SetupError("the public key must be one line");
+  return [
+    "umask 077",
+    'mkdir -p "$HOME/.ssh"',
+    'touch "$HOME/.ssh/authorized_keys"',
+    `grep -qxF ${shq(key)} "$HOME/.ssh/authorized_keys" || printf '%s\\n' ${shq(key)} >> "$HOME/.ssh/authorized_keys"`,
+    'chmod 700 "$HOME/.ssh"',
+    'chmod 600 "$HOME/.ssh/authorized_keys"'
+  ].join(" && ");
+}
+async function runSetup(config2, options) {
+  const { say, dryRun } = options;
+  const env2 = options.env ?? process.env;
+  let publicKey;
+  const keyPath = config2.ssh.privateKey;
+  if (keyPath) {
+    let exists2 = true;
+    try {
+      readFileSync10(keyPath);
+    } catch {
+      exists2 = false;
+    }
+    if (exists2) {
+      publicKey = publicKeyOf(keyPath, env2.NEXUS_SSH_PASSPHRASE);
+      say(`key: ${keyPath} exists`);
+    } else if (dryRun) say(`key: would generate an ed25519 key pair at ${keyPath} (0600) and ${keyPath}.pub`);
+    else {
+      const key = ensureDeployKey(keyPath);
+      publicKey = key.publicKey;
+      say(`key: generated ${keyPath} (ed25519, 0600) and ${keyPath}.pub`);
+    }
+  } else
+    say("key: ssh.privateKey is not set: nexus logs in with the agent or ~/.ssh keys; no key to install");
+  const untrusted = /* @__PURE__ */ new Set();
+  for (const server of config2.servers) {
+    if (!await hostKeyStep(server, config2, options)) untrusted.add(server.name);
+  }
+  const connector = createConnector(config2, { env: env2 });
+  const sessions = /* @__PURE__ */ new Map();
+  try {
+    for (const server of config2.servers) {
+      if (untrusted.has(server.name)) {
+        say(`${server.name}: would install the deploy key (unless it is there) and create the deploy path`);
+        continue;
+      }
+      const session = await keyStep(server, config2, options, connector, publicKey, sessions);
+      if (!session) continue;
+      const home = (await session.run('printf %s "$HOME"')).trim();
+      const base = resolveRemotePath(server.deployPath, home);
+      if (dryRun) say(`${server.name}: would create ${base}/{releases,shared,.nexus}`);
+      else {
+        await runOp(session, prepare(layout(base)));
+        say(`${server.name}: deploy path ${base} ready`);
+      }
+    }
+    for (const entry of config2.balancers) {
+      if (entry.type === "nginx")
+        await balancerStep(config2, entry, options, sessions, publicKey !== void 0 || !keyPath);
+      else
+        options.say(
+          `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`nexus haproxy-config\` prints them (set up as root)`
+        );
+    }
+  } finally {
+    for (const session of sessions.values()) session.close();
+  }
+}
+async function hostKeyStep(server, config2, options) {
+  const { say } = options;
+  const target = resolveTarget(server, readSshConfig(config2.ssh.configFile));
+  const name = hostPatternFor(target.host, target.port);
+  const entries2 = readKnownHosts(config2.ssh.knownHosts);
+  const known = knownHostKeyTypes(entries2, target.host, target.port);
+  const key = await fetchHostKey(server, target, config2, hostKeyAlgorithms(known));
+  const fingerprint = `${keyTypeOf(key)} ${fingerprintSha256(key)}`;
+  const check2 = checkHostKey(entries2, target.host, target.port, key);
+  if (check2.status === "match") {
+    say(`${server.name}: host key ${fingerprint} already trusted`);
+    return true;
+  }
+  if (check2.status !== "unknown") {
+    throw new SetupError(
+      `${server.name}: the host key of ${name} (${fingerprint}) is ${check2.status === "revoked" ? "revoked" : "CHANGED"} in ${config2.ssh.knownHosts}; setup does not replace keys (see \`nexus trust ${server.name} --replace\`)`
+    );
+  }
+  say(
+    `${server.name}: host key of ${name} is ${fingerprint} (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub\` on the server)`
+  );
+  if (options.dryRun) {
+    say(`${server.name}: would add it to ${config2.ssh.knownHosts}`);
+    return false;
+  }
+  if (!options.yes) {
+    if (!process.stdin.isTTY)
+      throw new SetupError(
+        `${server.name}: not a terminal: check the fingerprint above, then run again with --yes`
+      );
+    if (!await confirm2(`Trust this key for ${name}? [y/N] `))
+      throw new SetupError(`${server.name}: host key not trusted`);
+  }
+  appendKnownHost(config2.ssh.knownHosts, target.host, target.port, key);
+  say(`${server.name}: added the host key to ${config2.ssh.knownHosts}`);
+  return true;
+}
+async function keyStep(server, config2, options, connector, publicKey, sessions) {
+  const { say } = options;
+  const env2 = options.env ?? process.env;
+  const tryDeployKey = async () => {
+    try {
+      const session = await connector.connect(server);
+      sessions.set(server.name, session);
+      return session;
+    } catch (error63) {
+      if (error63 instanceof SshError) return error63;
+      throw error63;
+    }
+  };
+  if (options.dryRun && !publicKey && config2.ssh.privateKey) {
+    say(
+      `${server.name}: would install the new key in ~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`
+    );
+    return void 0;
+  }
+  const first = await tryDeployKey();
+  if (!(first instanceof SshError)) {
+    say(`${server.name}: logs in as ${server.user} with the deploy key`);
+    return first;
+  }
+  if (first.kind !== "auth" || !publicKey) throw first;
+  const target = resolveTarget(server, readSshConfig(config2.ssh.configFile));
+  const where = `${target.user}@${target.host}:${target.port}`;
+  if (options.dryRun) {
+    say(
+      `${server.name}: would install the deploy key in ${where}:~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`
+    );
+    return void 0;
+  }
+  const hostKey = new HostKeyCheck(
+    readKnownHosts(config2.ssh.knownHosts),
+    target.host,
+    target.port,
+    "strict",
+    config2.ssh.knownHosts,
+    server.name
+  );
+  const login = {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    hostKey,
+    readyTimeout: config2.ssh.readyTimeout
+  };
+  let password = env2.NEXUS_SSH_PASSWORD;
+  const attempts = [];
+  if (options.loginKey)
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync10(options.loginKey) } });
+  if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
+  if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
+    password = await promptHidden(`${where} password (used once, to install the deploy key): `);
+  }
+  if (password !== void 0) attempts.push({ how: "a password", extra: { password } });
+  if (attempts.length === 0)
+    throw new SetupError(
+      `${server.name}: the deploy key is not accepted yet and there is no way to log in once: use --login-key <path>, an agent (SSH_AUTH_SOCK), a terminal for the password prompt, or NEXUS_SSH_PASSWORD`
+    );
+  let installed = false;
+  const problems = [];
+  for (const attempt of attempts) {
+    try {
+      const result = await runOnce({ ...login, ...attempt.extra }, installKeyCommand(publicKey));
+      if (result.code !== 0) throw new Error(result.output.trim() || `exit ${result.code}`);
+      say(
+        `${server.name}: installed the deploy key in ${where}:~/.ssh/authorized_keys (logged in once with ${attempt.how})`
+      );
+      installed = true;
+      break;
+    } catch (error63) {
+      problems.push(`${attempt.how}: ${error63.message}`);
+    }
+  }
+  if (!installed)
+    throw new SetupError(
+      `${server.name}: could not log in to install the deploy key (${problems.join("; ")})`
+    );
+  const second = await tryDeployKey();
+  if (second instanceof SshError) throw second;
+  say(`${server.name}: logs in as ${target.user} with the deploy key`);
+  return second;
+}
+async function balancerStep(config2, balancer, options, sessions, reachable) {
+  const { say, dryRun } = options;
+  const lbName = balancer.host;
+  const session = lbName === "local" ? void 0 : sessions.get(lbName);
+  const target = `${lbName} (balancer)`;
+  if (lbName !== "local" && !session) {
+    if (dryRun)
+      say(
+        `${target}: would write ${balancer.upstreamFile} if it is missing, and show the include and sudoers lines`
+      );
+    else if (reachable) say(`${target}: not reached, skipped`);
+    return;
+  }
+  const run = async (command) => session ? session.exec(command) : { code: 1, stdout: "", stderr: "the local balancer is set up by hand" };
+  const home = session ? (await session.run('printf %s "$HOME"')).trim() : process.env.HOME ?? "";
+  const file2 = resolveRemotePath(balancer.upstreamFile, home);
+  const user = session ? (await session.run("id -un")).trim() : "<user>";
+  const exists2 = (await run(cmd("test", "-e", file2))).code === 0;
+  const block = renderUpstreamBlock({
+    name: balancer.upstream ?? "nexus_app",
+    servers: config2.servers.map((s3) => s3.upstream)
+  });
+  if (exists2) say(`${target}: upstream file ${file2} exists (nexus edits only its server lines)`);
+  else if (dryRun) say(`${target}: would write ${file2} with every server of the config`);
+  else {
+    const write = `umask 022 && cat > ${shq(file2)}`;
+    let result2 = await run(`${write} 2>&1 <<'NEXUS_EOF'
+${block}NEXUS_EOF`);
+    if (result2.code !== 0 && options.sudo)
+      result2 = await run(`sudo -n tee ${shq(file2)} >/dev/null <<'NEXUS_EOF'
+${block}NEXUS_EOF`);
+    if (result2.code === 0) say(`${target}: wrote ${file2}`);
+    else
+      say(
+        `${target}: cannot write ${file2} as ${user}; as root, run: nexus nginx-config | sed -n '/^upstream/,/^}/p' > ${file2}`
+      );
+  }
+  say(`${target}: Nginx must include it, in the http block of nginx.conf: ${includeLine(file2)}`);
+  if ((await run(cmd("test", "-w", file2))).code === 0) say(`${target}: ${user} can edit it in place`);
+  else
+    say(
+      `${target}: ${user} must be able to edit it in place, as root: chgrp ${user} ${file2} && chmod 664 ${file2}`
+    );
+  const rule = sudoersLine(user, balancer.testCommand, balancer.reloadCommand);
+  if (!rule) {
+    say(`${target}: the test and reload commands do not use sudo: nothing to add to sudoers`);
+    return;
+  }
+  const sudoers = sudoersFile(config2.app.name);
+  if (!options.sudo || dryRun) {
+    say(`${target}: sudoers rule (install as root, e.g. with visudo -f ${sudoers}): ${rule}`);
+    if (dryRun && options.sudo) say(`${target}: would install it through sudo -n`);
+    return;
+  }
+  const install2 = [
+    "t=$(mktemp)",
+    `printf '%s\\n' ${shq(rule)} > "$t"`,
+    'sudo -n visudo -c -q -f "$t"',
+    `sudo -n install -m 0440 -o root -g root "$t" ${shq(sudoers)}`
+  ].join(" && ");
+  const result = await run(`${install2}; rc=$?; rm -f "$t"; exit $rc`);
+  if (result.code === 0) say(`${target}: installed ${sudoers}: ${rule}`);
+  else
+    say(
+      `${target}: could not install the sudoers rule through sudo -n (${(result.stderr || result.stdout).trim()}); as root: ${rule}`
+    );
+}
+
+// src/cli/setup.ts
+function setupCommand(setExit) {
+  return new Command("setup").description(
+    "make the servers ready: deploy key, host keys, deploy path, the balancer's upstream file and sudo rule; then check"
+  ).option("--dry-run", "show what would be done, change nothing").option("-y, --yes", "trust unknown host keys after showing their fingerprints, without asking").option("--sudo", "install the sudoers rule (and a missing upstream file) through sudo -n").option("--login-key <path>", "another private key to log in with once, to install the deploy key").addHelpText(
+    "after",
+    "\nA server that accepts no key yet: nexus logs in once with --login-key, the agent, or a password\n(prompted on a terminal, or NEXUS_SSH_PASSWORD) to install the deploy key.\n\nExamples:\n  nexus setup --dry-run\n  nexus setup\n  NEXUS_SSH_PASSWORD=... nexus setup --yes"
+  ).action(async (flags, command) => {
+    const global3 = command.optsWithGlobals();
+    const say = (line) => process.stdout.write(`${line}
+`);
+    try {
+      const config2 = readConfig(global3);
+      await runSetup(config2, {
+        dryRun: flags.dryRun,
+        yes: flags.yes,
+        sudo: flags.sudo,
+        ...flags.loginKey ? { loginKey: flags.loginKey } : {},
+        say
+      });
+      if (flags.dryRun) {
+        setExit(EXIT.ok);
+        return;
+      }
+      say("");
+      const result = await runCheck(config2);
+      for (const line of formatCheck(result)) say(line);
+      setExit(result.ok ? EXIT.ok : EXIT.failed);
+    } catch (error63) {
+      if (error63 instanceof SetupError) {
+        process.stderr.write(`nexus setup: ${error63.message}
+`);
+        setExit(EXIT.failed);
+        return;
+      }
+      const { code, message } = exitCodeForError(error63);
+      process.stderr.write(`nexus setup: ${message}
+`);
+      setExit(code);
+    }
+  });
+}
+
 // src/cli/main.ts
 var VERSION = "0.1.0";
 function list2(value) {
@@ -93478,6 +94837,8 @@ ${logFormat}
   program2.addCommand(initCommand(setExit));
   program2.addCommand(haproxyConfigCommand(setExit));
   program2.addCommand(trustCommand(setExit));
+  program2.addCommand(checkCommand(setExit));
+  program2.addCommand(setupCommand(setExit));
   const sandbox = sandboxCommand(setExit);
   for (const sub of sandbox.commands)
     sub.addHelpText(

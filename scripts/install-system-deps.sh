@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (sshd, ssh-keygen, Nginx, HAProxy, socat, pgrep, git,
-# ShellCheck) when they
-# are missing. Needs root (as in CI); otherwise it names what to install and exits 1.
+# Installs the Debian packages the tests need when they are missing: sshd, ssh-keygen, Nginx,
+# HAProxy, socat, pgrep, git, ShellCheck, and sudo + flock (as root, the sandbox logs in as an
+# unprivileged deploy user that may only test and reload Nginx through a sudoers rule, like a real
+# server). Needs root (as in CI); otherwise it names what to install and exits 1.
 set -euo pipefail
 
 missing=()
@@ -15,6 +16,8 @@ command -v socat >/dev/null || missing+=(socat)
 command -v pgrep >/dev/null || missing+=(procps)
 command -v git >/dev/null || missing+=(git)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v sudo >/dev/null || missing+=(sudo)
+command -v flock >/dev/null || missing+=(util-linux)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

@@ -1,48 +1,98 @@
-import { cmd, shq } from "../remote/quote.js";
+import { cmd } from "../remote/quote.js";
 
-/** Shell text the Nginx driver runs on the balancer host. Nothing here does I/O. */
+/** Shell the Nginx driver runs on the balancer host. Nothing here does I/O. */
 
 export function readFile(file: string): string {
   return cmd("cat", file);
 }
 
-/**
- * Replaces a file's content with stdin, keeping a backup beside it; `cat >` keeps the
- * file's inode, owner and mode.
- */
-export function replaceFileFromStdin(file: string, backup: string): string {
-  return `${cmd("cp", "-p", file, backup)} && cat > ${shq(file)}`;
-}
+/** Exit codes of APPLY_SCRIPT. */
+export const APPLY_EXIT = {
+  /** Reloaded, but the master's pid file could not be read to confirm it: the change is in force. */
+  reloadUnconfirmed: 70,
+  /** Reloaded, but the old workers did not hand over in time: the change is in force. */
+  reloadTimeout: 71,
+  testFailed: 80,
+  cannotWrite: 81,
+  /** The file changed since nexus read it (another run edited it): read again and retry. */
+  changed: 82,
+  lockTimeout: 83,
+  noSha256sum: 84,
+} as const;
 
-export function restoreFile(file: string, backup: string): string {
-  return `cat ${shq(backup)} > ${shq(file)}`;
-}
-
 /**
- * Runs the reload command, then waits until the new configuration is really in force:
- * `nginx -s reload` only signals the master and returns at once, and until the master has
- * started new workers the old ones keep taking new requests under the old upstream list.
- * The barrier: every worker that existed before the reload has exited or retitled itself
- * "shutting down"; prints those workers' pids ("@old 12 13"). Exit 70 when the pid file cannot be read (no barrier possible), 71 on timeout.
+ * $1 the upstream file, $2 the sha256 of the content nexus read and edited, $3 the test command,
+ * $4 the reload command, $5 the Nginx master's pid file, $6 seconds to wait for the edit lock.
+ * The new content comes on stdin. One round trip that writes, tests, reloads and confirms:
+ *
+ * - Concurrent runs (two deploys, a drain during a deploy, two apps sharing the file) must not
+ *   lose each other's edits: the edit runs under `flock` on the file itself, and writes only if
+ *   the file still holds what nexus read (compare-and-swap on its sha256; exit 82 asks for a fresh
+ *   read). The file is written in place, so its inode (the lock), owner and mode stay.
+ * - The backup is a private temp file (never beside the file: a directory included with `*`
+ *   would load it as a second upstream), removed once the change is in force or restored.
+ * - Works as an unprivileged user: it needs only read+write on the file itself; the test and
+ *   reload commands bring their own `sudo -n` when Nginx belongs to root.
+ * - `nginx -s reload` only signals the master and returns at once; until the master has started
+ *   new workers, the old ones take new requests under the old upstream list. The barrier: every
+ *   worker that existed before the reload has exited or retitled itself "shutting down"; their
+ *   pids are printed ("@old 12 13") so the drain can wait for them to exit.
  */
-export function reloadAndConfirm(reloadCommand: string, pidFile: string, timeoutMs = 5000): string {
-  // The master's children from /proc (Linux 3.5+), else pgrep; only worker processes count.
-  const workers = `for p in $(cat /proc/$master/task/$master/children 2>/dev/null || pgrep -P "$master"); do tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'worker process' && printf '%s ' "$p"; done`;
-  return [
-    `master=$(cat ${shq(pidFile)} 2>/dev/null) || master=""`,
-    `if [ -n "$master" ]; then old=$(${workers}); fi`,
-    `{ ${reloadCommand}
-} || exit $?`,
-    `if [ -z "$master" ]; then exit 70; fi`,
-    `i=0; while [ "$i" -lt ${Math.ceil(timeoutMs / 50)} ]; do`,
-    "  pending=0",
-    `  for p in $old; do if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi; done`,
-    `  if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi`,
-    "  sleep 0.05; i=$((i + 1))",
-    "done",
-    "exit 71",
-  ].join("\n");
+export const APPLY_SCRIPT = `file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6
+if [ ! -r "$file" ] || [ ! -w "$file" ]; then
+  echo "$(id -un 2>/dev/null || echo this user) cannot read and write $(ls -ld "$file" 2>&1)" >&2
+  exit ${APPLY_EXIT.cannotWrite}
+fi
+# Without flock (not Linux util-linux), the compare-and-swap still catches most overlaps.
+if command -v flock >/dev/null 2>&1; then
+  exec 9<"$file"
+  flock -w "$wait" 9 || { echo "another run has held the lock on the upstream file for \${wait}s" >&2; exit ${APPLY_EXIT.lockTimeout}; }
+fi
+command -v sha256sum >/dev/null 2>&1 || exit ${APPLY_EXIT.noSha256sum}
+current=$(sha256sum < "$file" | cut -c1-64)
+if [ "$current" != "$expected" ]; then exit ${APPLY_EXIT.changed}; fi
+backup=$(umask 077 && mktemp "\${TMPDIR:-/tmp}/nexus-upstream.XXXXXX") || {
+  echo "cannot create a backup file in \${TMPDIR:-/tmp}" >&2
+  exit ${APPLY_EXIT.cannotWrite}
 }
+if ! cat "$file" > "$backup"; then rm -f "$backup"; exit ${APPLY_EXIT.cannotWrite}; fi
+restore() {
+  if cat "$backup" > "$file"; then rm -f "$backup"; else echo "could not restore the upstream file: its previous content is in $backup" >&2; fi
+}
+if ! cat > "$file"; then restore; exit ${APPLY_EXIT.cannotWrite}; fi
+# 9<&-: a daemon started by these commands must not inherit (and keep) the lock.
+if ! test_output=$(sh -c "$test_command" 2>&1 9<&-); then
+  restore
+  printf '%s\\n' "$test_output" >&2
+  exit ${APPLY_EXIT.testFailed}
+fi
+workers() {
+  # The master's children from /proc (Linux 3.5+), else pgrep; only worker processes count.
+  for p in $(cat "/proc/$1/task/$1/children" 2>/dev/null || pgrep -P "$1"); do
+    tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'worker process' && printf '%s ' "$p"
+  done
+}
+master=$(cat "$pid_file" 2>/dev/null) || master=""
+old=""
+if [ -n "$master" ]; then old=$(workers "$master"); fi
+if ! reload_output=$(sh -c "$reload_command" 2>&1 9<&-); then
+  restore
+  printf '%s\\n' "$reload_output" >&2
+  exit 1
+fi
+rm -f "$backup"
+if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
+i=0
+while [ "$i" -lt 100 ]; do
+  pending=0
+  for p in $old; do
+    if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
+  done
+  if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
+  sleep 0.05
+  i=$((i + 1))
+done
+exit ${APPLY_EXIT.reloadTimeout}`;
 
 /**
  * Counts established TCP connections from this host to an IPv4 address:port, read from

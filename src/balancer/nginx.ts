@@ -1,17 +1,21 @@
+import { createHash } from "node:crypto";
 import type { ServerConfig } from "../config/load.js";
+import { script } from "../remote/op.js";
 import type { CommandRunner } from "../ssh/session.js";
 import { sleep } from "../util/sleep.js";
 import type { BackendState, Balancer, RotationChange } from "./balancer.js";
 import { BalancerError } from "./balancer-error.js";
-import {
-  countAlive,
-  countConnections,
-  readFile,
-  reloadAndConfirm,
-  replaceFileFromStdin,
-  restoreFile,
-} from "./nginx-scripts.js";
+import { APPLY_EXIT, APPLY_SCRIPT, countAlive, countConnections, readFile } from "./nginx-scripts.js";
 import { listUpstreamServers, setServerDown } from "./nginx-upstream.js";
+
+const MAX_APPLY_ATTEMPTS = 5;
+
+/** sudo without a rule (or with -n and a password needed) says so; tell how to allow it. */
+function sudoHint(output: string): string {
+  return /sudo:.*password is required|is not allowed to execute|not in the sudoers/.test(output)
+    ? "\n  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or `nexus setup --sudo`)"
+    : "";
+}
 
 export interface NginxOptions {
   upstreamFile: string;
@@ -62,6 +66,20 @@ export class NginxBalancer implements Balancer {
   }
 
   async apply(change: RotationChange): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.tryApply(change);
+      if (result === "changed") {
+        // Another run edited the file between our read and our write: redo the edit on its version.
+        if (attempt < MAX_APPLY_ATTEMPTS) continue;
+        throw new BalancerError(
+          `${this.host}: ${this.options.upstreamFile} kept changing under another run (${MAX_APPLY_ATTEMPTS} tries); nothing was changed`,
+        );
+      }
+      return;
+    }
+  }
+
+  private async tryApply(change: RotationChange): Promise<"done" | "changed"> {
     const original = await this.read();
     let text = original;
     for (const [servers, down] of [
@@ -71,49 +89,61 @@ export class NginxBalancer implements Balancer {
       for (const server of servers)
         text = setServerDown(text, server.upstream, down, this.options.upstream).text;
     }
-    if (text === original) return;
+    if (text === original) return "done";
     const file = this.options.upstreamFile;
-    const backup = `${file}.nexus-backup`;
-    // One round trip: write, test, reload and confirm; the file is restored on the host itself
-    // if the test or the reload fails, so it is never left in a state nginx -t refused.
-    const script = [
-      `${replaceFileFromStdin(file, backup)} || exit 81`,
-      `if ! test_output=$( { ${this.options.testCommand}
-} 2>&1 ); then ${restoreFile(file, backup)}; printf '%s\\n' "$test_output" >&2; exit 80; fi`,
-      `( ${reloadAndConfirm(this.options.reloadCommand, this.options.pidFile)}
-)`,
-      "rc=$?",
-      `if [ "$rc" -ne 0 ] && [ "$rc" -ne 70 ] && [ "$rc" -ne 71 ]; then ${restoreFile(file, backup)}; fi`,
-      'exit "$rc"',
-    ].join("\n");
-    const result = await this.runner.exec(script, { stdin: text });
+    // One round trip: write, test, reload and confirm, under a lock on the host; the file is
+    // restored on the host itself if the test or the reload fails, so it is never left in a
+    // state nginx -t refused.
+    const command = script(
+      APPLY_SCRIPT,
+      file,
+      createHash("sha256").update(original).digest("hex"),
+      this.options.testCommand,
+      this.options.reloadCommand,
+      this.options.pidFile,
+      30,
+    );
+    const result = await this.runner.exec(command, { stdin: text });
     const output = (result.stderr || result.stdout).trim();
     switch (result.code) {
       case 0:
         break;
-      case 81:
-        throw new BalancerError(`${this.host}: cannot write ${file}: ${output}`);
-      case 80:
+      case APPLY_EXIT.changed:
+        return "changed";
+      case APPLY_EXIT.cannotWrite:
         throw new BalancerError(
-          `${this.host}: the Nginx config test failed, so nothing was reloaded and ${file} was restored:\n${output}`,
+          `${this.host}: cannot write ${file}: ${output}\n  fix: let the login user edit it in place (e.g. chgrp <its group> ${file} && chmod g+w ${file}; see docs/servers.md)`,
         );
-      case 70:
+      case APPLY_EXIT.noSha256sum:
+        throw new BalancerError(
+          `${this.host}: sha256sum (coreutils) is missing on the balancer host; nexus needs it to edit ${file} safely`,
+        );
+      case APPLY_EXIT.lockTimeout:
+        throw new BalancerError(`${this.host}: ${output}; nothing was changed`);
+      case APPLY_EXIT.testFailed:
+        throw new BalancerError(
+          `${this.host}: the Nginx config test failed, so nothing was reloaded and ${file} was restored:\n${output}${sudoHint(output)}`,
+        );
+      case APPLY_EXIT.reloadUnconfirmed:
         this.options.onWarning?.(
           `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`,
         );
         await sleep(1000);
-        return;
-      case 71:
+        return "done";
+      case APPLY_EXIT.reloadTimeout:
         throw new BalancerError(
           `${this.host}: Nginx reloaded but its old workers did not hand over within 5s`,
         );
       default:
-        throw new BalancerError(`${this.host}: the Nginx reload failed, ${file} was restored:\n${output}`);
+        throw new BalancerError(
+          `${this.host}: the Nginx reload failed, ${file} was restored:\n${output}${sudoHint(output)}`,
+        );
     }
     this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
       .split(" ")
       .map(Number)
       .filter((pid) => pid > 0);
+    return "done";
   }
 
   /**

@@ -9,6 +9,7 @@ import { rollback } from "../deploy/rollback.js";
 import { EXIT } from "../errors.js";
 import { formatBytes } from "../report/format.js";
 import { logFormatAdvice } from "../watch/log-format.js";
+import { checkCommand } from "./check.js";
 import {
   exitCodeForError,
   type GlobalOptions,
@@ -23,6 +24,7 @@ import { addOperationCommands } from "./operations.js";
 import { packCommand } from "./pack.js";
 import { printResult } from "./result.js";
 import { sandboxCommand } from "./sandbox.js";
+import { setupCommand } from "./setup.js";
 import { printTable } from "./table.js";
 import { trustCommand } from "./trust.js";
 
@@ -253,6 +255,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(initCommand(setExit));
   program.addCommand(haproxyConfigCommand(setExit));
   program.addCommand(trustCommand(setExit));
+  program.addCommand(checkCommand(setExit));
+  program.addCommand(setupCommand(setExit));
   const sandbox = sandboxCommand(setExit);
   for (const sub of sandbox.commands)
     sub.addHelpText(

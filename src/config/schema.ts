@@ -194,8 +194,12 @@ export const healthSchema = z.strictObject({
    * passes: catches an app that answers /health and then crashes a moment later.
    */
   minUptime: duration.default(500),
-  /** Require the release reported by /health to be the one just deployed. */
-  checkRelease: z.boolean().default(true),
+  /**
+   * The release reported by /health (`{"release": ...}`) must be the one just deployed: true
+   * (a /health without one fails), false (never checked), "auto" (checked when reported; an app
+   * whose /health answers plain `OK` is judged by its process: new pid, no restart, uptime).
+   */
+  checkRelease: z.union([z.boolean(), z.literal("auto")]).default("auto"),
 });
 
 const watchDuration = z.union([z.number(), z.string()]);

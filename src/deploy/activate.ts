@@ -1,7 +1,7 @@
 import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
-import { probeOnce } from "../health/probe.js";
+import { probeOnce, releaseCheck } from "../health/probe.js";
 import { type ProcessInfo, type ProcessManager, processProblem } from "../process/process-manager.js";
 import { runOp } from "../remote/op.js";
 import { activate as switchCurrent, tailFile } from "../remote/release.js";
@@ -69,7 +69,7 @@ export async function activate(
           origin,
           path: config.health.path,
           timeoutMs: config.health.timeout,
-          expectRelease: config.health.checkRelease ? release : undefined,
+          expectRelease: releaseCheck(config.health.checkRelease, release, emit),
         },
         startedAt,
       ),

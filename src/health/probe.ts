@@ -1,4 +1,7 @@
 import { Client } from "undici";
+import { type ReleaseCheck, releaseProblem } from "./release-check.js";
+
+export { releaseCheck } from "./release-check.js";
 
 export interface ProbeResult {
   /** ms since the gate started */
@@ -15,8 +18,8 @@ export interface ProbeTarget {
   origin: string;
   path: string;
   timeoutMs: number;
-  /** When set, the app must report this release in its /health JSON. */
-  expectRelease?: string;
+  /** What /health's `release` must be (see health.checkRelease); undefined: not checked. */
+  expectRelease?: ReleaseCheck;
 }
 
 /**
@@ -51,18 +54,8 @@ export async function probeOnce(target: ProbeTarget, startedAt: number): Promise
         error: `HTTP ${response.statusCode}`,
       };
     }
-    if (target.expectRelease && release !== target.expectRelease) {
-      return {
-        at,
-        ok: false,
-        status: response.statusCode,
-        latencyMs,
-        release,
-        error: release
-          ? `answers release ${release}, expected ${target.expectRelease}`
-          : "reports no release",
-      };
-    }
+    const problem = releaseProblem(target.expectRelease, release);
+    if (problem) return { at, ok: false, status: response.statusCode, latencyMs, release, error: problem };
     return { at, ok: true, status: response.statusCode, latencyMs, release };
   } catch (error) {
     const latencyMs = Math.round(performance.now() - begin);

@@ -9,8 +9,9 @@ export interface SandboxDeployOptions {
 
 /**
  * A deploy.config.json (as data) that deploys an app to this sandbox: each host's address and
- * SSH port, the sandbox's client key and known_hosts, its Nginx commands. Tests and benchmarks
- * start from this and override what they measure.
+ * SSH port, its login user, client key and known_hosts, its Nginx commands (through `sudo -n`
+ * when the hosts log in as the deploy user). Tests and benchmarks start from this and override
+ * what they measure.
  */
 export function sandboxDeployConfig(
   info: SandboxInfo,
@@ -25,7 +26,7 @@ export function sandboxDeployConfig(
       port: h.sshPort,
       env: { HOST: h.address },
     })),
-    ssh: { privateKey: info.clientKey, knownHosts: info.knownHosts },
+    ssh: { user: info.user, privateKey: info.clientKey, knownHosts: info.knownHosts },
     deployPath: `~/apps/${name}`,
     balancer: {
       host: info.lb.host,
@@ -33,6 +34,7 @@ export function sandboxDeployConfig(
       testCommand: info.lb.testCommand,
       reloadCommand: info.lb.reloadCommand,
       pidFile: info.lb.pidFile,
+      accessLog: info.lb.accessLog,
     },
   };
 }

@@ -1,6 +1,16 @@
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import {
+  assertReachableByOthers,
+  chownTree,
+  ensureDeployUser,
+  installSudoers,
+  lockPassword,
+  removeSudoers,
+  renderSudoers,
+  setPassword,
+} from "./deploy-user.js";
 import { SandboxError } from "./errors.js";
 import { runningHaproxy, startHaproxy, stopHaproxy, writeHaproxyDeployConfig } from "./haproxy.js";
 import {
@@ -8,12 +18,16 @@ import {
   HOST_NAMES,
   hostPaths,
   lbAddress,
+  nginxArgv,
+  nginxPaths,
   renderBashrc,
+  renderNginxWrapper,
   renderSshClientConfig,
   renderSshdConfig,
   resolveOptions,
   type SandboxHost,
   type SandboxInfo,
+  type SandboxLogin,
   type SandboxOptions,
   sandboxPaths,
 } from "./layout.js";
@@ -30,8 +44,9 @@ import { assertPortsFree, requireBinary } from "./processes.js";
 import { ensureClientKey, ensureHostKey, runningSshd, startSshd, stopSshd } from "./sshd.js";
 
 export { type SandboxDeployOptions, sandboxDeployConfig } from "./deploy-config.js";
+export { DEPLOY_USER } from "./deploy-user.js";
 export { SandboxError } from "./errors.js";
-export type { SandboxHost, SandboxInfo, SandboxLb, SandboxOptions } from "./layout.js";
+export type { SandboxHost, SandboxInfo, SandboxLb, SandboxLogin, SandboxOptions } from "./layout.js";
 
 export interface SandboxProcess {
   name: string;
@@ -90,7 +105,7 @@ async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
     const p = hostPaths(dir, name);
     const sshd = await runningSshd(dir, name);
     if (sshd !== undefined) processes.push({ name: `sshd:${name}`, pid: sshd, alive: true });
-    const nginx = await runningNginx(p.home);
+    const nginx = await runningNginx(p.root);
     if (nginx !== undefined) processes.push({ name: `nginx:${name}`, pid: nginx, alive: true });
     const haproxy = await runningHaproxy(p.home);
     if (haproxy !== undefined) processes.push({ name: `haproxy:${name}`, pid: haproxy, alive: true });
@@ -127,9 +142,13 @@ export async function sandboxDown(stateDir: string): Promise<void> {
       return stopPm2({ home: p.home, pm2Home: p.pm2Home, pm2Bin });
     }),
   );
-  for (const name of names) await stopNginx(hostPaths(dir, name).home);
+  for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
   await Promise.all(names.map((name) => stopSshd(dir, name)));
+  if (process.getuid?.() === 0) {
+    await removeSudoers(dir);
+    if (state?.passwordFile) await lockPassword(state.user);
+  }
   const left = await liveProcesses(dir);
   if (left.length > 0) {
     throw new SandboxError(
@@ -143,10 +162,37 @@ function sameLayout(a: SandboxInfo, b: SandboxInfo): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+function loginFromEnv(): SandboxLogin | undefined {
+  const value = process.env.NEXUS_SANDBOX_LOGIN;
+  if (!value) return undefined;
+  if (value !== "deploy-user" && value !== "self") {
+    throw new SandboxError(`NEXUS_SANDBOX_LOGIN must be "deploy-user" or "self", got "${value}"`);
+  }
+  return value;
+}
+
 export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   const o = resolveOptions(opts);
-  const user = userInfo().username;
-  const info = buildInfo(o, user);
+  const asRoot = process.getuid?.() === 0;
+  const login = o.login ?? loginFromEnv() ?? (asRoot ? "deploy-user" : "self");
+  if (login === "deploy-user" && !asRoot) {
+    throw new SandboxError(
+      "the deploy-user sandbox creates a user, a sudoers rule and root-owned Nginx files: start it as root, or use NEXUS_SANDBOX_LOGIN=self",
+    );
+  }
+  const [sshd, sshKeygen, nginx, projectRoot] = await Promise.all([
+    requireBinary("sshd", "openssh-server (apt-get install openssh-server)"),
+    requireBinary("ssh-keygen", "openssh-client (apt-get install openssh-client)"),
+    requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
+    findProjectRoot(),
+  ]);
+  if (o.passwordLogin?.length && login !== "deploy-user") {
+    throw new SandboxError("passwordLogin needs the deploy-user sandbox (started as root)");
+  }
+  const deployUser = login === "deploy-user" ? await ensureDeployUser() : undefined;
+  const user = deployUser?.name ?? userInfo().username;
+  const info = buildInfo(o, user, { login, nginx });
+  if (o.passwordLogin?.length) info.passwordFile = sandboxPaths(o.dir).passwordFile;
 
   const status = await sandboxStatus(o.dir);
   const state = await readState(o.dir);
@@ -161,14 +207,7 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   // Half-up (something died, or a previous up failed midway): start from a clean slate.
   if (status.processes.length > 0 || state) await sandboxDown(o.dir);
 
-  const [sshd, sshKeygen, nginx, projectRoot] = await Promise.all([
-    requireBinary("sshd", "openssh-server (apt-get install openssh-server)"),
-    requireBinary("ssh-keygen", "openssh-client (apt-get install openssh-client)"),
-    requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
-    findProjectRoot(),
-  ]);
   const haproxy = info.haproxy && (await requireBinary("haproxy", "haproxy (apt-get install haproxy)"));
-  const asRoot = process.getuid?.() === 0;
   const lb = info.hosts[0] as SandboxHost;
   const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
 
@@ -184,31 +223,78 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
   if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
   await mkdir(o.dir, { recursive: true });
+  if (deployUser) {
+    await chmod(o.dir, 0o755);
+    await assertReachableByOthers([o.dir, join(projectRoot, "node_modules", ".bin"), process.execPath]);
+  }
   await ensureClientKey(sshKeygen, o.dir);
+  const clientKey = (await readFile(`${sandboxPaths(o.dir).clientKey}.pub`, "utf8")).trim();
+  if (deployUser && info.passwordFile) await setPassword(deployUser.name, info.passwordFile);
 
-  const path = sessionPath(projectRoot, [dirname(nginx)]);
+  const paths = sandboxPaths(o.dir);
+  const path = sessionPath(projectRoot, [paths.bin, dirname(nginx)]);
+  const lbRoot = hostPaths(o.dir, lb.name).root;
+  await mkdir(paths.bin, { recursive: true, mode: 0o755 });
+  await writeFile(
+    paths.nginxWrapper,
+    renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== undefined),
+    { mode: 0o755 },
+  );
   const knownHostsLines = await Promise.all(
     info.hosts.map(async (host) => {
       const p = hostPaths(o.dir, host.name);
-      await mkdir(p.home, { recursive: true });
+      await mkdir(p.home, { recursive: true, mode: 0o755 });
       const sftp = o.noSftp?.includes(host.name) ? null : o.sftpServer?.[host.name];
-      await writeFile(p.sshdConfig, renderSshdConfig({ host, dir: o.dir, path, user, sftp }));
+      // The deploy user reads its own authorized_keys (sshd opens it as the user), in its home like on a server.
+      const authorizedKeysFile = deployUser ? p.authorizedKeys : undefined;
+      const passwordOnly = o.passwordLogin?.includes(host.name) ?? false;
+      await writeFile(
+        p.sshdConfig,
+        renderSshdConfig({
+          host,
+          dir: o.dir,
+          path,
+          user,
+          sftp,
+          authorizedKeysFile,
+          passwordAuthentication: passwordOnly,
+        }),
+      );
       await writeFile(join(p.home, ".bashrc"), renderBashrc());
+      if (deployUser) {
+        await mkdir(dirname(p.authorizedKeys), { recursive: true, mode: 0o700 });
+        // A password-only host starts with no key at all, like a server before `nexus setup`.
+        const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}\n`;
+        await writeFile(p.authorizedKeys, keys, { mode: 0o600 });
+        await chownTree(p.home, deployUser);
+      }
       return ensureHostKey(sshKeygen, o.dir, host);
     }),
   );
-  const paths = sandboxPaths(o.dir);
   await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
   await writeFile(paths.sshConfig, renderSshClientConfig(info));
   const nginxSetup = {
-    lbHome: lb.home,
+    lbRoot,
     listenAddress: lbListen.address,
     listenPort: lbListen.port,
     appAddresses: info.hosts.map((h) => h.appAddress),
     stubStatus: await hasStubStatus(nginx),
-    userRoot: await workersNeedRoot(lb.home),
+    userRoot: await workersNeedRoot(lbRoot),
+    ...(deployUser ? { upstreamGroup: deployUser.gid } : {}),
   };
   await writeNginxFiles(nginxSetup);
+  if (deployUser) {
+    const argv = nginxArgv(nginx, nginxPaths(lbRoot).prefix);
+    await installSudoers(
+      o.dir,
+      renderSudoers(deployUser.name, [
+        [...argv, "-t"],
+        // Read-only (test and print the config): `nexus check` looks for the upstream file in it.
+        [...argv, "-T"],
+        [...argv, "-s", "reload"],
+      ]),
+    );
+  }
 
   const pids: Record<string, number> = {};
   try {

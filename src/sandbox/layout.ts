@@ -25,7 +25,21 @@ export interface SandboxOptions {
   sftpServer?: Record<string, string>;
   /** "haproxy": also run HAProxy beside Nginx on the LB host, on the next port (see haproxy.ts). */
   balancer?: "nginx" | "haproxy";
+  /**
+   * Who the hosts log in as. "deploy-user" (the default when started as root, as in CI): the
+   * unprivileged user nexus-deploy, with Nginx as root and a sudoers rule for its test and reload,
+   * like a real server. "self": whoever runs the sandbox (the only choice when not root).
+   * NEXUS_SANDBOX_LOGIN=self|deploy-user overrides the default.
+   */
+  login?: SandboxLogin;
+  /**
+   * Hosts (by name) that, like a fresh server, accept only the deploy user's password (random,
+   * in `passwordFile`) until a key is installed in its ~/.ssh/authorized_keys. Deploy-user mode only.
+   */
+  passwordLogin?: string[];
 }
+
+export type SandboxLogin = "deploy-user" | "self";
 
 export interface SandboxHost {
   name: string;
@@ -41,12 +55,14 @@ export interface SandboxLb {
   /** Name of the host running nginx. */
   host: string;
   url: string;
-  /** Path on the LB host, relative to its home. */
+  /** Absolute path on the LB host. */
   upstreamFile: string;
   testCommand: string;
   reloadCommand: string;
   /** Path on the LB host of the Nginx master's pid file. */
   pidFile: string;
+  /** Nginx's access log, in the nexus format (what rolling.watch reads). */
+  accessLog: string;
 }
 
 export interface SandboxInfo {
@@ -60,7 +76,11 @@ export interface SandboxInfo {
   knownHosts: string;
   /** OpenSSH client config with one `Host` entry per sandbox host (`ssh -F <sshConfig> nexus-alpha`). */
   sshConfig: string;
+  /** The login user on every host. */
   user: string;
+  login: SandboxLogin;
+  /** With passwordLogin: the file (0600) holding the deploy user's password. */
+  passwordFile?: string;
 }
 
 export const HOST_NAMES = [
@@ -87,8 +107,6 @@ export const DEFAULTS = {
 } as const;
 
 export const NGINX_UPSTREAM_NAME = "nexus_app";
-export const REMOTE_NGINX_PREFIX = "~/nginx/";
-export const REMOTE_UPSTREAM_FILE = "~/nginx/upstream.conf";
 
 // Linux caps unix socket paths (sun_path) at 108 bytes including the NUL; PM2 puts its sockets in PM2_HOME.
 const MAX_UNIX_SOCKET_PATH = 107;
@@ -103,11 +121,20 @@ export interface ResolvedOptions {
   noSftp?: string[];
   sftpServer?: Record<string, string>;
   balancer?: "haproxy";
+  login?: SandboxLogin;
+  passwordLogin?: string[];
 }
 
 function checkPort(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
     throw new SandboxError(`${name} must be an integer between 1 and 65535, got ${value}`);
+  }
+  return value;
+}
+
+function checkLogin(value: string): SandboxLogin {
+  if (value !== "deploy-user" && value !== "self") {
+    throw new SandboxError(`login must be "deploy-user" or "self", got "${value}"`);
   }
   return value;
 }
@@ -140,13 +167,21 @@ export function resolveOptions(opts: SandboxOptions): ResolvedOptions {
     ...(opts.noSftp ? { noSftp: opts.noSftp } : {}),
     ...(opts.sftpServer ? { sftpServer: opts.sftpServer } : {}),
     ...(opts.balancer === "haproxy" ? { balancer: "haproxy" as const } : {}),
+    ...(opts.login ? { login: checkLogin(opts.login) } : {}),
+    ...(opts.passwordLogin ? { passwordLogin: opts.passwordLogin } : {}),
   };
   if (opts.balancer !== undefined && opts.balancer !== "nginx" && opts.balancer !== "haproxy") {
     throw new SandboxError(`balancer must be "nginx" or "haproxy", got "${String(opts.balancer)}"`);
   }
-  for (const name of [...(opts.noSftp ?? []), ...Object.keys(opts.sftpServer ?? {})]) {
+  for (const name of [
+    ...(opts.noSftp ?? []),
+    ...Object.keys(opts.sftpServer ?? {}),
+    ...(opts.passwordLogin ?? []),
+  ]) {
     if (!HOST_NAMES.slice(0, hosts).includes(name)) {
-      throw new SandboxError(`noSftp / sftpServer: "${name}" is not one of the ${hosts} sandbox host(s)`);
+      throw new SandboxError(
+        `noSftp / sftpServer / passwordLogin: "${name}" is not one of the ${hosts} sandbox host(s)`,
+      );
     }
   }
   for (const command of Object.values(opts.sftpServer ?? {})) {
@@ -177,23 +212,30 @@ export function hostPaths(dir: string, name: string) {
     sshdLog: join(root, "sshd.log"),
     sshdPid: join(root, "sshd.pid"),
     hostKey: join(root, "ssh_host_ed25519_key"),
+    /** Used instead of the shared client file when the host logs in as the deploy user (who must read it). */
+    authorizedKeys: join(home, ".ssh", "authorized_keys"),
   };
 }
 
 export function sandboxPaths(dir: string) {
   const client = join(dir, "client");
   return {
+    bin: join(dir, "bin"),
+    /** `nexus-sandbox-nginx -t` / `-s reload`: the sandbox's Nginx, through sudo -n in deploy-user mode. */
+    nginxWrapper: join(dir, "bin", "nexus-sandbox-nginx"),
     state: join(dir, "sandbox.json"),
     client,
     clientKey: join(client, "id_ed25519"),
     authorizedKeys: join(client, "authorized_keys"),
+    passwordFile: join(client, "password"),
     knownHosts: join(dir, "known_hosts"),
     sshConfig: join(dir, "ssh_config"),
   };
 }
 
-export function nginxPaths(lbHome: string) {
-  const prefix = join(lbHome, "nginx");
+/** Beside the LB host's home, not in it: root's Nginx files must not sit in a directory the login user owns. */
+export function nginxPaths(lbRoot: string) {
+  const prefix = join(lbRoot, "nginx");
   return {
     prefix,
     conf: join(prefix, "nginx.conf"),
@@ -208,7 +250,17 @@ export function lbAddress(ipPrefix: string): string {
   return `${ipPrefix}10`;
 }
 
-export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
+export interface LoginInfo {
+  login: SandboxLogin;
+  /** Absolute path of nginx: the sudoers rule names it, and sudo matches the resolved path. */
+  nginx: string;
+}
+
+export function buildInfo(
+  opts: ResolvedOptions,
+  user: string,
+  { login, nginx }: LoginInfo = { login: "self", nginx: "nginx" },
+): SandboxInfo {
   const hosts: SandboxHost[] = HOST_NAMES.slice(0, opts.hosts).map((name, i) => {
     const address = `${opts.ipPrefix}${11 + i}`;
     return {
@@ -221,17 +273,21 @@ export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
   });
   const paths = sandboxPaths(opts.dir);
   const lbUrl = `http://${lbAddress(opts.ipPrefix)}:${opts.lbPort}`;
-  const nginxCommand = `nginx -p ${REMOTE_NGINX_PREFIX} -c nginx.conf`;
+  const lbHost = HOST_NAMES[0] as string;
+  const nginxFiles = nginxPaths(hostPaths(opts.dir, lbHost).root);
+  const nginxCommand = nginxArgv(nginx, nginxFiles.prefix).join(" ");
+  const sudo = login === "deploy-user" ? "sudo -n " : "";
   return {
     dir: opts.dir,
     hosts,
     lb: {
-      host: HOST_NAMES[0] as string,
+      host: lbHost,
       url: lbUrl,
-      upstreamFile: REMOTE_UPSTREAM_FILE,
-      testCommand: `${nginxCommand} -t`,
-      reloadCommand: `${nginxCommand} -s reload`,
-      pidFile: `${REMOTE_NGINX_PREFIX}nginx.pid`,
+      upstreamFile: nginxFiles.upstream,
+      testCommand: `${sudo}${nginxCommand} -t`,
+      reloadCommand: `${sudo}${nginxCommand} -s reload`,
+      pidFile: nginxFiles.pid,
+      accessLog: nginxFiles.accessLog,
     },
     ...(opts.balancer === "haproxy"
       ? { haproxy: haproxyInfo(opts.dir, HOST_NAMES[0] as string, lbUrl) }
@@ -240,7 +296,13 @@ export function buildInfo(opts: ResolvedOptions, user: string): SandboxInfo {
     knownHosts: paths.knownHosts,
     sshConfig: paths.sshConfig,
     user,
+    login,
   };
+}
+
+/** How the sandbox starts its Nginx; the test and reload commands append `-t` / `-s reload`. */
+export function nginxArgv(nginx: string, prefix: string): string[] {
+  return [nginx, "-p", `${prefix}/`, "-c", "nginx.conf"];
 }
 
 // npm would otherwise call registry.npmjs.org (update check, audit) even for installs from local tarballs.
@@ -252,11 +314,23 @@ export interface SshdConfigInput {
   /** PATH for SSH sessions. */
   path: string;
   user: string;
+  /** Default: the sandbox's shared client authorized_keys. */
+  authorizedKeysFile?: string;
+  /** Accept the login user's password (a fresh server before `nexus setup`). */
+  passwordAuthentication?: boolean;
   /** The SFTP subsystem: internal-sftp (undefined), none (null), or this command. */
   sftp?: string | null;
 }
 
-export function renderSshdConfig({ host, dir, path, user, sftp }: SshdConfigInput): string {
+export function renderSshdConfig({
+  host,
+  dir,
+  path,
+  user,
+  authorizedKeysFile,
+  passwordAuthentication,
+  sftp,
+}: SshdConfigInput): string {
   const p = hostPaths(dir, host.name);
   const subsystem =
     sftp === null
@@ -267,12 +341,12 @@ Port ${host.sshPort}
 ListenAddress ${host.address}
 HostKey ${p.hostKey}
 PidFile ${p.sshdPid}
-AuthorizedKeysFile ${sandboxPaths(dir).authorizedKeys}
+AuthorizedKeysFile ${authorizedKeysFile ?? sandboxPaths(dir).authorizedKeys}
 AllowUsers ${user}
 StrictModes no
 UsePAM no
 PubkeyAuthentication yes
-PasswordAuthentication no
+PasswordAuthentication ${passwordAuthentication ? "yes" : "no"}
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 PermitUserEnvironment no
@@ -304,7 +378,9 @@ export function knownHostsLine(address: string, port: number, publicKey: string)
 
 export function renderSshClientConfig(info: SandboxInfo): string {
   const blocks = info.hosts.map(
-    (h) => `Host ${h.name}
+    // The address too: a config that names hosts by address (like the repo's deploy.config.json
+    // with ssh.configFile) gets the login user from here, whichever mode the sandbox runs in.
+    (h) => `Host ${h.name} ${h.address}
   HostName ${h.address}
   Port ${h.sshPort}
   User ${info.user}
@@ -334,7 +410,7 @@ export interface NginxConfInput {
   stubStatus: boolean;
 }
 
-/** Every path is relative to the `-p` prefix so the same file works locally and via `nginx -p ~/nginx/`. */
+/** Every path is relative to the `-p` prefix. */
 export function renderNginxConf({ listen, userRoot, stubStatus }: NginxConfInput): string {
   const status = stubStatus
     ? `
@@ -387,5 +463,13 @@ ${accessLogDirective("access.log", "    ")}
         }
 ${status}    }
 }
+`;
+}
+
+/** The wrapper behind the repo's deploy.config.json test/reload commands (the same in both modes). */
+export function renderNginxWrapper(argv: string[], sudo: boolean): string {
+  return `#!/bin/sh
+# Generated by the nexus sandbox: its Nginx${sudo ? ", through the sudoers rule of the deploy user" : ""}.
+exec ${sudo ? "sudo -n " : ""}${argv.join(" ")} "$@"
 `;
 }

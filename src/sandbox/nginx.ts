@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { SandboxError } from "./errors.js";
@@ -28,18 +28,20 @@ export async function workersNeedRoot(prefix: string): Promise<boolean> {
 }
 
 export interface NginxSetup {
-  lbHome: string;
+  lbRoot: string;
   listenAddress: string;
   listenPort: number;
   appAddresses: string[];
   stubStatus: boolean;
   /** Emit `user root;` (see workersNeedRoot). */
   userRoot: boolean;
+  /** Group (gid) that may edit the upstream file in place: the deploy user's, in deploy-user mode. */
+  upstreamGroup?: number;
 }
 
 /** A fresh cluster starts with every app server in the upstream, whatever nexus left there last time. */
 export async function writeNginxFiles(setup: NginxSetup): Promise<void> {
-  const p = nginxPaths(setup.lbHome);
+  const p = nginxPaths(setup.lbRoot);
   await mkdir(join(p.prefix, "tmp"), { recursive: true });
   await writeFile(
     p.conf,
@@ -50,22 +52,27 @@ export async function writeNginxFiles(setup: NginxSetup): Promise<void> {
     }),
   );
   await writeFile(p.upstream, renderUpstreamConf(setup.appAddresses));
+  if (setup.upstreamGroup !== undefined) {
+    // Root owns everything else; the directory stays closed to the group, so backups go elsewhere.
+    await chown(p.upstream, 0, setup.upstreamGroup);
+    await chmod(p.upstream, 0o664);
+  }
 }
 
-function nginxArgs(lbHome: string): string[] {
-  return ["-p", `${nginxPaths(lbHome).prefix}/`, "-c", "nginx.conf"];
+function nginxArgs(lbRoot: string): string[] {
+  return ["-p", `${nginxPaths(lbRoot).prefix}/`, "-c", "nginx.conf"];
 }
 
 /** The master's command line holds the `-p` prefix, which tells our nginx apart from a recycled pid. */
-export async function runningNginx(lbHome: string): Promise<number | undefined> {
-  const p = nginxPaths(lbHome);
+export async function runningNginx(lbRoot: string): Promise<number | undefined> {
+  const p = nginxPaths(lbRoot);
   const pid = await readPidFile(p.pid);
   return pid !== undefined && (await isOurs(pid, `${p.prefix}/`)) ? pid : undefined;
 }
 
 export async function startNginx(nginx: string, setup: NginxSetup): Promise<number> {
-  const p = nginxPaths(setup.lbHome);
-  const args = nginxArgs(setup.lbHome);
+  const p = nginxPaths(setup.lbRoot);
+  const args = nginxArgs(setup.lbRoot);
   const test = await execa(nginx, [...args, "-t"], { reject: false, all: true, stdin: "ignore" });
   if (test.exitCode !== 0)
     throw new SandboxError(`nginx configuration test failed (${p.conf}):\n${test.all}`);
@@ -75,7 +82,7 @@ export async function startNginx(nginx: string, setup: NginxSetup): Promise<numb
   if (result.exitCode !== 0) {
     throw new SandboxError(`nginx failed to start (exit ${result.exitCode}):\n${result.all}`);
   }
-  const pid = await waitFor(() => runningNginx(setup.lbHome), 5000);
+  const pid = await waitFor(() => runningNginx(setup.lbRoot), 5000);
   if (pid === undefined) {
     throw new SandboxError(
       `nginx did not write ${p.pid}; see ${p.errorLog}:\n${await readFile(p.errorLog, "utf8").catch(() => "")}`,
@@ -89,10 +96,10 @@ export async function startNginx(nginx: string, setup: NginxSetup): Promise<numb
   return pid;
 }
 
-export async function stopNginx(lbHome: string): Promise<void> {
-  const pid = await runningNginx(lbHome);
+export async function stopNginx(lbRoot: string): Promise<void> {
+  const pid = await runningNginx(lbRoot);
   if (pid === undefined) return;
   // SIGTERM is nginx's fast shutdown; the master waits for its workers before exiting.
   await stopPid(pid, "SIGTERM", 10_000);
-  await rm(nginxPaths(lbHome).pid, { force: true });
+  await rm(nginxPaths(lbRoot).pid, { force: true });
 }

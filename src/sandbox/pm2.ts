@@ -1,4 +1,4 @@
-import { access, constants } from "node:fs/promises";
+import { access, constants, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
@@ -36,6 +36,13 @@ export interface Pm2Target {
   pm2Bin: string | undefined;
 }
 
+/** The owner of PM2_HOME, so root stops a deploy user's daemon as that user (and leaves no root-owned files). */
+async function ownerOf(path: string): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const info = await stat(path).catch(() => undefined);
+  return info && info.uid !== 0 ? { uid: info.uid, gid: info.gid } : undefined;
+}
+
 /** `pm2 kill` stops the apps gracefully (SIGINT) and then the daemon; whatever survives it gets signalled. */
 export async function stopPm2({ home, pm2Home, pm2Bin }: Pm2Target): Promise<void> {
   const pid = await runningPm2(pm2Home);
@@ -48,6 +55,7 @@ export async function stopPm2({ home, pm2Home, pm2Bin }: Pm2Target): Promise<voi
       reject: false,
       stdin: "ignore",
       timeout: 30_000,
+      ...(await ownerOf(pm2Home)),
     });
   }
   await stopPid(pid);

@@ -10,7 +10,12 @@ export class LocalRunner implements CommandRunner {
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     this.onCommand?.(this.name, command);
-    const result = await execa("sh", ["-c", command], { input: options.stdin ?? "", reject: false });
+    // Output byte for byte, like an SSH session: the balancer hashes what it read.
+    const result = await execa("sh", ["-c", command], {
+      input: options.stdin ?? "",
+      reject: false,
+      stripFinalNewline: false,
+    });
     return { code: result.exitCode ?? null, stdout: result.stdout, stderr: result.stderr };
   }
 

@@ -10,8 +10,10 @@ import {
   fixture,
   fleetSnapshot,
   hostHome,
+  hostUser,
   lockOn,
   nexus,
+  nginxConfPath,
   readUpstream,
   releaseOnDisk,
   SERVERS,
@@ -248,7 +250,7 @@ describe("faults and interruptions", () => {
     });
 
     it("its config broken by hand: no reload, a clear error, the upstream file as it was", async () => {
-      const nginxConf = path.join(hostHome("nexus-alpha"), "nginx", "nginx.conf");
+      const nginxConf = nginxConfPath();
       const original = readFileSync(nginxConf, "utf8");
       const upstream = readUpstream();
       appendFileSync(nginxConf, "\nthis is not nginx;\n");
@@ -350,8 +352,13 @@ describe("faults and interruptions", () => {
       if (!beta) throw new Error("no nexus-beta");
       // The app on beta stops and a stray process takes its port: it answers /health, but not as our release.
       execFileSync(path.join(PROJECT_ROOT, "node_modules", ".bin", "pm2"), ["delete", "nexus-app"], {
-        env: { ...process.env, PM2_HOME: path.join(hostHome("nexus-beta"), ".pm2") },
+        env: {
+          ...process.env,
+          HOME: hostHome("nexus-beta"),
+          PM2_HOME: path.join(hostHome("nexus-beta"), ".pm2"),
+        },
         stdio: "ignore",
+        ...hostUser("nexus-beta"),
       });
       const squatter = execa(
         "node",

@@ -1,4 +1,5 @@
 import {
+  chownSync,
   cpSync,
   existsSync,
   lstatSync,
@@ -7,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
@@ -116,8 +118,29 @@ export function releaseOnDisk(name: string, id: string): boolean {
 }
 
 export function upstreamFilePath(info: TestSandboxInfo = sandboxInfo()): string {
+  if (path.isAbsolute(info.lb.upstreamFile)) return info.lb.upstreamFile;
   const lbHome = hostHome(info.lb.host, info);
   return path.join(lbHome, info.lb.upstreamFile.replace(/^~\//, ""));
+}
+
+/** The sandbox Nginx's main config (beside the upstream file; root's when hosts log in as the deploy user). */
+export function nginxConfPath(info: TestSandboxInfo = sandboxInfo()): string {
+  return path.join(path.dirname(upstreamFilePath(info)), "nginx.conf");
+}
+
+/**
+ * Files a test plants in a host's home are created by the test process (root in CI): hand them
+ * to the host's login user, as if that user had written them.
+ */
+export function giveToHostUser(name: string, ...files: string[]): void {
+  const { uid, gid } = hostUser(name);
+  for (const file of files) chownSync(file, uid, gid);
+}
+
+/** uid/gid of a host's login user (the owner of its home), for child_process options. */
+export function hostUser(name: string): { uid: number; gid: number } {
+  const home = statSync(hostHome(name));
+  return { uid: home.uid, gid: home.gid };
 }
 
 export function readUpstream(): string {
@@ -203,8 +226,11 @@ function pm2Pid(name: string): string | undefined {
 /** Writes a lock file on a host as another process would have left it. */
 export function plantLock(name: string, holder: Record<string, unknown>): void {
   const dir = path.join(deployDir(name), ".nexus");
-  mkdirSync(dir, { recursive: true });
+  const created = mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "lock"), `${JSON.stringify(holder)}\n`);
+  const made: string[] = [];
+  if (created) for (let d = dir; d.length >= created.length; d = path.dirname(d)) made.push(d);
+  giveToHostUser(name, ...made, path.join(dir, "lock"));
 }
 
 export function lockOn(name: string): string | undefined {

@@ -55,6 +55,7 @@ function incomingOf(name: string): string[] {
 }
 
 function upstreamFile(): string {
+  if (path.isAbsolute(info.lb.upstreamFile)) return info.lb.upstreamFile;
   const lb = info.hosts.find((h) => h.name === info.lb.host);
   return path.join(lb?.home ?? "", info.lb.upstreamFile.replace(/^~\//, ""));
 }

@@ -6,7 +6,6 @@ import { sandboxHaproxy, writeHaproxyConfig } from "./balancers.js";
 import {
   copyFixture,
   currentRelease,
-  hostHome,
   nexus,
   readUpstream,
   SERVERS,
@@ -16,8 +15,6 @@ import {
 import { describeFailures, type RequestRecord, startLoad, summarize, waitForSteady } from "./load.js";
 import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
-/** The sandbox's Nginx writes its access log here (in the nexus format), on the balancer host. */
-const ACCESS_LOG = "~/nginx/access.log";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function jsonEvents(stdout: string): Record<string, any>[] {
@@ -30,7 +27,6 @@ function jsonEvents(stdout: string): Record<string, any>[] {
 function watchConfig(appRoot: string, watch: unknown): string {
   return writeConfig({
     app: { root: appRoot },
-    balancer: { accessLog: ACCESS_LOG },
     rolling: { watch },
   });
 }
@@ -56,15 +52,15 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
 
   it("fails preflight, before anything is drained, on an access log without the upstream fields", async () => {
     // A log in Nginx's default "combined" format, where the watch cannot tell servers apart.
-    const lbHome = hostHome(sandboxInfo().lb.host);
+    const nginxDir = path.dirname(sandboxInfo().lb.accessLog);
     writeFileSync(
-      path.join(lbHome, "nginx", "combined.log"),
+      path.join(nginxDir, "combined.log"),
       '127.0.0.1 - - [29/Nov/2026:09:00:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8.0"\n',
     );
     const upstreamBefore = readUpstream();
     const config = writeConfig({
       app: { root: erroring },
-      balancer: { accessLog: "~/nginx/combined.log" },
+      balancer: { accessLog: path.join(nginxDir, "combined.log") },
       rolling: { watch: "2s" },
     });
     const release = uniqueRelease("watch-preflight");
@@ -85,7 +81,7 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     // A path where Nginx writes nothing at all fails the same way.
     const missing = await nexus([
       "-c",
-      writeConfig({ balancer: { accessLog: "~/nginx/no-such.log" }, rolling: { watch: "2s" } }),
+      writeConfig({ balancer: { accessLog: path.join(nginxDir, "no-such.log") }, rolling: { watch: "2s" } }),
       "deploy",
       "--release-id",
       uniqueRelease("watch-missing"),

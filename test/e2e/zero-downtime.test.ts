@@ -10,6 +10,8 @@ import {
   APP_NAME,
   currentRelease,
   deployDir,
+  giveToHostUser,
+  hostHome,
   nexus,
   readUpstream,
   releaseOnDisk,
@@ -314,14 +316,15 @@ describe("zero downtime under load", () => {
     const info = sandboxInfo();
     // nexus drains and enables in a copy of the upstream file that Nginx never reads, and its
     // "reload" does nothing: every step runs as usual except that traffic is never taken away.
-    const decoy = path.join(path.dirname(upstreamFilePath()), "decoy-upstream.conf");
+    const decoy = path.join(hostHome(info.lb.host), "decoy-upstream.conf");
     copyFileSync(upstreamFilePath(), decoy);
+    giveToHostUser(info.lb.host, decoy);
     const skipDrain = writeConfig({
       balancer: {
-        upstreamFile: "~/nginx/decoy-upstream.conf",
+        upstreamFile: "~/decoy-upstream.conf",
         testCommand: "true",
         reloadCommand: "true",
-        pidFile: "~/nginx/no-such.pid",
+        pidFile: "~/no-such.pid",
         drainTimeout: "1s",
       },
     });

@@ -34,6 +34,20 @@ describe("health gate", () => {
     expect(result.reason).toMatch(/no 2 consecutive passing probes .*last: HTTP 503/);
   });
 
+  it("at the deadline, also names what the process check finds (a crash loop between failing probes)", async () => {
+    const result = await runGate({
+      passes: 3,
+      intervalMs: 5,
+      deadlineMs: 60,
+      probe: probes(false),
+      verifyProcess: async () => "PM2 restarted the app 4 time(s) during the gate (crash loop)",
+    });
+    expect(result.ok).toBe(false);
+    expect(result.reason).toMatch(
+      /no 3 consecutive passing probes .*last: HTTP 503.*; PM2 restarted the app 4 time/,
+    );
+  });
+
   it("fails when the process check finds a problem after the probes pass", async () => {
     const result = await runGate({
       passes: 1,

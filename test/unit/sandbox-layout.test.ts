@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { renderSudoers } from "../../src/sandbox/deploy-user.js";
 import { SandboxError } from "../../src/sandbox/errors.js";
 import {
   buildInfo,
   knownHostsLine,
   renderNginxConf,
+  renderNginxWrapper,
   renderSshClientConfig,
   renderSshdConfig,
   renderUpstreamConf,
@@ -68,16 +70,60 @@ describe("buildInfo", () => {
     expect(info.lb).toEqual({
       host: "nexus-alpha",
       url: "http://127.0.1.10:8081",
-      upstreamFile: "~/nginx/upstream.conf",
-      testCommand: "nginx -p ~/nginx/ -c nginx.conf -t",
-      reloadCommand: "nginx -p ~/nginx/ -c nginx.conf -s reload",
-      pidFile: "~/nginx/nginx.pid",
+      upstreamFile: "/sb/hosts/nexus-alpha/nginx/upstream.conf",
+      testCommand: "nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf -t",
+      reloadCommand: "nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf -s reload",
+      pidFile: "/sb/hosts/nexus-alpha/nginx/nginx.pid",
+      accessLog: "/sb/hosts/nexus-alpha/nginx/access.log",
     });
     expect(info).toMatchObject({
       clientKey: "/sb/client/id_ed25519",
       knownHosts: "/sb/known_hosts",
       user: "me",
+      login: "self",
     });
+  });
+
+  it("runs the deploy user's Nginx commands through sudo -n, with nginx's absolute path", () => {
+    const info = buildInfo(resolveOptions({ dir: "/sb" }), "nexus-deploy", {
+      login: "deploy-user",
+      nginx: "/usr/sbin/nginx",
+    });
+    expect(info.lb.testCommand).toBe(
+      "sudo -n /usr/sbin/nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf -t",
+    );
+    expect(info.lb.reloadCommand).toBe(
+      "sudo -n /usr/sbin/nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf -s reload",
+    );
+    expect(info).toMatchObject({ user: "nexus-deploy", login: "deploy-user" });
+  });
+
+  it("rejects an unknown login mode", () => {
+    expect(errorOf({ dir: "/sb", login: "admin" as never })).toMatch(/deploy-user/);
+  });
+});
+
+describe("nginx wrapper", () => {
+  it("calls the sandbox's Nginx with the exact arguments the sudoers rule lists", () => {
+    const argv = ["/usr/sbin/nginx", "-p", "/sb/hosts/nexus-alpha/nginx/", "-c", "nginx.conf"];
+    expect(renderNginxWrapper(argv, true)).toContain(
+      'exec sudo -n /usr/sbin/nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf "$@"',
+    );
+    expect(renderNginxWrapper(argv, false)).toContain(
+      'exec /usr/sbin/nginx -p /sb/hosts/nexus-alpha/nginx/ -c nginx.conf "$@"',
+    );
+  });
+});
+
+describe("sudoers rule", () => {
+  it("allows exactly the test and reload commands, escaping sudoers syntax in arguments", () => {
+    const rule = renderSudoers("nexus-deploy", [
+      ["/usr/sbin/nginx", "-p", "/a,b:c=d/", "-t"],
+      ["/usr/sbin/nginx", "-s", "reload"],
+    ]);
+    expect(rule).toContain(
+      "nexus-deploy ALL=(root) NOPASSWD: /usr/sbin/nginx -p /a\\,b\\:c\\=d/ -t, \\\n    /usr/sbin/nginx -s reload\n",
+    );
   });
 });
 
@@ -137,7 +183,7 @@ upstream nexus_app {
 
   it("writes an ssh client config entry per host", () => {
     const conf = renderSshClientConfig(info);
-    expect(conf).toContain("Host nexus-gamma\n  HostName 127.0.1.13\n  Port 2222\n  User root\n");
+    expect(conf).toContain("Host nexus-gamma 127.0.1.13\n  HostName 127.0.1.13\n  Port 2222\n  User root\n");
     expect(conf).toContain("UserKnownHostsFile /sb/known_hosts");
   });
 

@@ -1,0 +1,22 @@
+import { readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { selectAppFiles } from "../artifact/pack.js";
+import type { Config } from "../config/load.js";
+
+/** Bytes the app ships (what packing selects), plus its local node_modules as a guess for the install. */
+export async function appSizeEstimate(app: Config["app"]): Promise<number> {
+  const shipped = await selectAppFiles(app.root, { exclude: app.exclude, include: app.include })
+    .then((selection) => selection.bytes)
+    .catch(() => 0);
+  return shipped + (await treeSize(path.join(app.root, "node_modules")));
+}
+
+async function treeSize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const child = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeSize(child);
+    else if (entry.isFile()) total += (await stat(child)).size;
+  }
+  return total;
+}

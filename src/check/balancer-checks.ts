@@ -1,0 +1,159 @@
+import { listUpstreamServers } from "../balancer/nginx-upstream.js";
+import type { Facts } from "./facts.js";
+import type { CheckItem } from "./types.js";
+
+export interface BalancerCheckContext {
+  target: string;
+  upstreamFile: string;
+  upstream?: string;
+  pidFile: string;
+  testCommand: string;
+  reloadCommand: string;
+  servers: { name: string; upstream: string }[];
+  hasDump: boolean;
+  hasReloadList: boolean;
+}
+
+const SUDOERS_FIX =
+  "allow them without a password, as root: `nexus setup --sudo`, or add the sudoers line shown by `nexus setup --dry-run` (docs/servers.md)";
+
+function passwordPrompt(text: string | undefined): boolean {
+  return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
+    text ?? "",
+  );
+}
+
+export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckItem[] {
+  const v = facts.values;
+  const items: CheckItem[] = [];
+  const add = (check: string, status: CheckItem["status"], detail: string, fix?: string) =>
+    items.push({ target: ctx.target, check, status, detail, ...(fix ? { fix } : {}) });
+  const user = v.get("user") ?? "the login user";
+
+  if (v.get("up_exists") !== "1" || v.get("up_readable") !== "1") {
+    add(
+      "upstream file",
+      "fail",
+      `${ctx.upstreamFile} ${v.get("up_exists") === "1" ? `is not readable by ${user}` : "does not exist"}`,
+      "`nexus setup` writes it from the config (or: nexus nginx-config > the file, as root)",
+    );
+  } else {
+    const text = facts.sections.get("upstream") ?? "";
+    let listed: string[] = [];
+    try {
+      listed = listUpstreamServers(text, ctx.upstream).map((s) => s.address);
+      add("upstream file", "ok", ctx.upstreamFile);
+    } catch (error) {
+      add(
+        "upstream file",
+        "fail",
+        (error as Error).message,
+        "fix the upstream block (nexus nginx-config prints one)",
+      );
+    }
+    const missing = ctx.servers.filter((s) => !listed.includes(s.upstream));
+    if (missing.length === 0) add("upstream servers", "ok", `lists all ${ctx.servers.length} server(s)`);
+    else
+      add(
+        "upstream servers",
+        "fail",
+        `missing: ${missing.map((s) => `${s.name} (${s.upstream})`).join(", ")}`,
+        `add ${missing.map((s) => `\`server ${s.upstream};\``).join(" and ")} to the upstream block in ${ctx.upstreamFile}, test and reload Nginx`,
+      );
+    if (v.get("up_writable") === "1")
+      add(
+        "upstream edit",
+        v.get("flock") === "1" ? "ok" : "warn",
+        `${user} can edit it in place${v.get("flock") === "1" ? " (under flock)" : "; flock is missing, concurrent runs rely on compare-and-swap only"}`,
+      );
+    else
+      add(
+        "upstream edit",
+        "fail",
+        `${user} cannot write ${ctx.upstreamFile} (${v.get("up_owner") ?? "?"})`,
+        `as root: chgrp <${user}'s group> ${ctx.upstreamFile} && chmod 664 ${ctx.upstreamFile} (nexus edits it in place and keeps its backup elsewhere)`,
+      );
+  }
+
+  const testOut = facts.sections.get("test");
+  if (v.get("test_rc") === "0") add("nginx test", "ok", ctx.testCommand);
+  else if (passwordPrompt(testOut))
+    add(
+      "nginx test",
+      "fail",
+      `\`${ctx.testCommand}\` asks for a password: ${lastLine(testOut)}`,
+      SUDOERS_FIX,
+    );
+  else
+    add(
+      "nginx test",
+      "fail",
+      `\`${ctx.testCommand}\` failed: ${lastLine(testOut)}`,
+      "fix the Nginx configuration (or balancer.testCommand); as non-root it needs `sudo -n`",
+    );
+
+  if (!ctx.hasDump)
+    add(
+      "upstream included",
+      "warn",
+      "balancer.testCommand does not end in -t, so `nginx -T` cannot list the included files",
+    );
+  else {
+    const dump = facts.sections.get("dump") ?? "";
+    const files = [...dump.matchAll(/^# configuration file (.+):$/gm)].map((m) => m[1]);
+    const real = v.get("up_real");
+    if (v.get("dump_rc") !== "0")
+      add(
+        "upstream included",
+        "fail",
+        `cannot run \`nginx -T\`: ${lastLine(dump)}`,
+        passwordPrompt(dump)
+          ? `${SUDOERS_FIX}; the check needs nginx -T (read-only) too`
+          : "see the nginx test above",
+      );
+    else if (files.includes(ctx.upstreamFile) || (real && files.includes(real)))
+      add("upstream included", "ok", "the running configuration includes it (nginx -T)");
+    else
+      add(
+        "upstream included",
+        "fail",
+        `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
+        `add \`include ${ctx.upstreamFile};\` inside the http block of nginx.conf (or point balancer.upstreamFile at the included file), then test and reload`,
+      );
+  }
+
+  if (!/^\s*sudo\b/.test(ctx.reloadCommand))
+    add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
+  else if (!ctx.hasReloadList)
+    add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
+  else if (v.get("reload_sudo_rc") === "0")
+    add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);
+  else
+    add(
+      "nginx reload",
+      "fail",
+      `sudo does not allow \`${ctx.reloadCommand}\` without a password: ${lastLine(facts.sections.get("reload"))}`,
+      SUDOERS_FIX,
+    );
+
+  if (v.get("pid_readable") !== "1")
+    add(
+      "pid file",
+      "fail",
+      `${ctx.pidFile} is not readable by ${user}: reloads cannot be confirmed`,
+      "set balancer.pidFile to Nginx's pid file (the `pid` directive; /run/nginx.pid on Debian)",
+    );
+  else if (v.get("pid_alive") !== "1")
+    add(
+      "pid file",
+      "fail",
+      `${ctx.pidFile} names no running process`,
+      "start Nginx, or fix balancer.pidFile",
+    );
+  else add("pid file", "ok", ctx.pidFile);
+  return items;
+}
+
+function lastLine(text: string | undefined): string {
+  return (text ?? "").trim().split("\n").at(-1) ?? "";
+}

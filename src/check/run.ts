@@ -1,0 +1,203 @@
+import type { Balancer } from "../balancer/balancer.js";
+import { createBalancer } from "../balancer/factory.js";
+import type { Config, ServerConfig } from "../config/load.js";
+import { resolveRemotePath } from "../remote/layout.js";
+import { createConnector } from "../ssh/connect.js";
+import { SshError } from "../ssh/errors.js";
+import { LocalRunner } from "../ssh/local-runner.js";
+import type { CommandRunner, SshSession } from "../ssh/session.js";
+import { mapSettled } from "../util/map-limit.js";
+import { appSizeEstimate } from "./app-size.js";
+import { balancerItems } from "./balancer-checks.js";
+import { balancerScript, dumpCommand, sudoListCommand } from "./balancer-script.js";
+import { parseFacts } from "./facts.js";
+import { fetchHealth, healthItem } from "./health.js";
+import { serverItems } from "./server-checks.js";
+import { serverScript } from "./server-script.js";
+import { type CheckItem, type CheckReport, report } from "./types.js";
+
+export interface CheckOptions {
+  /** Env for credentials (NEXUS_SSH_KEY ...); default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function sshFix(error: unknown, server: string): string {
+  if (!(error instanceof SshError)) return "see the message";
+  switch (error.kind) {
+    case "host-key":
+      return `check the fingerprint with the server's admin, then \`nexus trust ${server}\``;
+    case "auth":
+      return "install the deploy key in the login user's ~/.ssh/authorized_keys: `nexus setup` does it (it logs in once with a password or another key)";
+    case "refused":
+    case "timeout":
+    case "network":
+      return "check the server's address and SSH port in the config, that sshd runs, and the firewall";
+    default:
+      return "retry; see the message";
+  }
+}
+
+interface Connected {
+  server: ServerConfig;
+  session: SshSession;
+  home: string;
+}
+
+/** Everything `nexus check` looks at, read-only: it connects, reads and asks, and changes nothing. */
+export async function runCheck(config: Config, options: CheckOptions = {}): Promise<CheckReport> {
+  const items: CheckItem[] = [];
+  const connector = createConnector(config, { env: options.env });
+  const estimate = await appSizeEstimate(config.app);
+  const sessions: Connected[] = [];
+  try {
+    const results = await mapSettled(config.servers, 8, async (server): Promise<CheckItem[]> => {
+      let connected: Connected;
+      try {
+        const session = await connector.connect(server);
+        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        connected = { server, session, home };
+        sessions.push(connected);
+      } catch (error) {
+        return [
+          {
+            target: server.name,
+            check: "ssh",
+            status: "fail",
+            detail: (error as Error).message.replace(`${server.name}: `, ""),
+            fix: sshFix(error, server.name),
+          },
+        ];
+      }
+      const { session, home } = connected;
+      const deployPath = resolveRemotePath(server.deployPath, home);
+      const facts = parseFacts(
+        await session.run(
+          serverScript({
+            deployPath,
+            appPort: config.app.port,
+            appHost: server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
+            pm2Name: config.pm2.name,
+          }),
+          {
+            what: "checking the server",
+          },
+        ),
+      );
+      const out: CheckItem[] = [
+        {
+          target: server.name,
+          check: "ssh",
+          status: "ok",
+          detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`,
+        },
+        ...serverItems(facts, {
+          server: server.name,
+          deployPath,
+          appPort: config.app.port,
+          pm2Name: config.pm2.name,
+          artifactEstimate: estimate,
+        }),
+      ];
+      out.push(
+        healthItem(
+          server.name,
+          config.health.path,
+          config.health.checkRelease,
+          await health(session, server, config),
+        ),
+      );
+      return out;
+    });
+    for (const result of results) {
+      if (result.status === "fulfilled") items.push(...result.value);
+      else items.push({ target: "?", check: "check", status: "fail", detail: String(result.reason) });
+    }
+
+    for (const entry of config.balancers) items.push(...(await checkBalancer(entry, sessions, config)));
+  } finally {
+    for (const s of sessions) s.session.close();
+  }
+  return report(items);
+}
+
+async function health(session: SshSession, server: ServerConfig, config: Config) {
+  const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const origin =
+    config.health.via === "direct"
+      ? `http://${host.includes(":") ? `[${host}]` : host}:${config.health.port}`
+      : `http://127.0.0.1:${await session.tunnel(host, config.health.port)}`;
+  return fetchHealth(origin, config.health.path, config.health.timeout);
+}
+
+/** The balancer's part of the report: the Nginx upstream file and its commands, or HAProxy's socket. */
+async function checkBalancer(
+  entry: Config["balancers"][number],
+  sessions: readonly Connected[],
+  config: Config,
+): Promise<CheckItem[]> {
+  const target = `${entry.host} (balancer)`;
+  let runner: CommandRunner | undefined;
+  let home = "";
+  if (entry.host === "local") {
+    runner = new LocalRunner();
+    home = process.env.HOME ?? "";
+  } else {
+    const lb = sessions.find((s) => s.server.name === entry.host);
+    if (lb) {
+      runner = lb.session;
+      home = lb.home;
+    }
+  }
+  if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
+  if (entry.type === "haproxy") return haproxyItems(target, createBalancer(entry, runner, { home }), config);
+  const input = {
+    upstreamFile: resolveRemotePath(entry.upstreamFile, home),
+    pidFile: resolveRemotePath(entry.pidFile, home),
+    testCommand: entry.testCommand,
+    reloadCommand: entry.reloadCommand,
+  };
+  const facts = parseFacts(await runner.run(balancerScript(input), { what: "checking the balancer" }));
+  return balancerItems(facts, {
+    target,
+    ...input,
+    ...(entry.upstream ? { upstream: entry.upstream } : {}),
+    servers: config.servers.map((s) => ({ name: s.name, upstream: s.upstream })),
+    hasDump: dumpCommand(input.testCommand) !== undefined,
+    hasReloadList: sudoListCommand(input.reloadCommand) !== undefined,
+  });
+}
+
+/** HAProxy: the admin socket answers, and its backend lists every server. */
+async function haproxyItems(target: string, balancer: Balancer, config: Config): Promise<CheckItem[]> {
+  try {
+    const states = await balancer.state(config.servers);
+    const missing = states.filter((s) => !s.present);
+    return [
+      { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
+      missing.length === 0
+        ? {
+            target,
+            check: "servers listed",
+            status: "ok",
+            detail: `${states.length} server(s) in the backend`,
+          }
+        : {
+            target,
+            check: "servers listed",
+            status: "fail",
+            detail: `the backend lacks ${missing.map((m) => `${m.server} (${m.upstream})`).join(", ")}`,
+            fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers",
+          },
+    ];
+  } catch (error) {
+    return [
+      {
+        target,
+        check: "admin socket",
+        status: "fail",
+        detail: (error as Error).message,
+        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)",
+      },
+    ];
+  }
+}

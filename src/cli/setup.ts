@@ -1,0 +1,60 @@
+import { Command } from "commander";
+import { runCheck } from "../check/run.js";
+import { EXIT } from "../errors.js";
+import { runSetup, SetupError } from "../setup/run.js";
+import { formatCheck } from "./check.js";
+import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
+
+interface SetupFlags {
+  dryRun?: boolean;
+  yes?: boolean;
+  sudo?: boolean;
+  loginKey?: string;
+}
+
+/** `nexus setup`: makes fresh servers ready for nexus (idempotent), then runs `nexus check`. */
+export function setupCommand(setExit: (code: number) => void): Command {
+  return new Command("setup")
+    .description(
+      "make the servers ready: deploy key, host keys, deploy path, the balancer's upstream file and sudo rule; then check",
+    )
+    .option("--dry-run", "show what would be done, change nothing")
+    .option("-y, --yes", "trust unknown host keys after showing their fingerprints, without asking")
+    .option("--sudo", "install the sudoers rule (and a missing upstream file) through sudo -n")
+    .option("--login-key <path>", "another private key to log in with once, to install the deploy key")
+    .addHelpText(
+      "after",
+      "\nA server that accepts no key yet: nexus logs in once with --login-key, the agent, or a password\n(prompted on a terminal, or NEXUS_SSH_PASSWORD) to install the deploy key.\n\nExamples:\n  nexus setup --dry-run\n  nexus setup\n  NEXUS_SSH_PASSWORD=... nexus setup --yes",
+    )
+    .action(async (flags: SetupFlags, command: Command) => {
+      const global = command.optsWithGlobals<GlobalOptions>();
+      const say = (line: string) => process.stdout.write(`${line}\n`);
+      try {
+        const config = readConfig(global);
+        await runSetup(config, {
+          dryRun: flags.dryRun,
+          yes: flags.yes,
+          sudo: flags.sudo,
+          ...(flags.loginKey ? { loginKey: flags.loginKey } : {}),
+          say,
+        });
+        if (flags.dryRun) {
+          setExit(EXIT.ok);
+          return;
+        }
+        say("");
+        const result = await runCheck(config);
+        for (const line of formatCheck(result)) say(line);
+        setExit(result.ok ? EXIT.ok : EXIT.failed);
+      } catch (error) {
+        if (error instanceof SetupError) {
+          process.stderr.write(`nexus setup: ${error.message}\n`);
+          setExit(EXIT.failed);
+          return;
+        }
+        const { code, message } = exitCodeForError(error);
+        process.stderr.write(`nexus setup: ${message}\n`);
+        setExit(code);
+      }
+    });
+}

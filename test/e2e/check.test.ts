@@ -1,0 +1,193 @@
+import { appendFileSync, copyFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { CheckItem, CheckReport } from "../../src/check/types.js";
+import { giveToHostUser, hostHome, nexus, uniqueRelease, writeConfig } from "./helpers.js";
+import { sandboxInfo } from "./sandbox-env.js";
+
+async function check(
+  overrides: Record<string, unknown> = {},
+): Promise<{ exitCode: number; report: CheckReport }> {
+  const run = await nexus(["--json", "-c", writeConfig(overrides), "check"]);
+  const line = run.stdout.trim().split("\n").at(-1) ?? "";
+  let report: CheckReport;
+  try {
+    report = JSON.parse(line) as CheckReport;
+  } catch {
+    throw new Error(`no JSON report from nexus check (exit ${run.exitCode}):\n${run.all}`);
+  }
+  return { exitCode: run.exitCode, report };
+}
+
+function failed(report: CheckReport, check: string, target?: string): CheckItem {
+  const item = report.items.find(
+    (i) => i.check === check && i.status === "fail" && (target === undefined || i.target.startsWith(target)),
+  );
+  if (!item) throw new Error(`no failed "${check}" item:\n${JSON.stringify(report.items, null, 1)}`);
+  return item;
+}
+
+describe("nexus check", () => {
+  const info = sandboxInfo();
+  const [alpha, beta, gamma] = info.hosts;
+  if (!alpha || !beta || !gamma) throw new Error("the sandbox needs 3 hosts");
+  const servers = (edit: (h: (typeof info.hosts)[number]) => Record<string, unknown>) =>
+    info.hosts.map((h) => ({
+      name: h.name,
+      host: h.address,
+      port: h.sshPort,
+      env: { HOST: h.address },
+      ...edit(h),
+    }));
+
+  beforeAll(async () => {
+    const run = await nexus(["-c", writeConfig(), "deploy", "--release-id", uniqueRelease("check")]);
+    expect(run.exitCode, run.all).toBe(0);
+  });
+
+  it("passes on the sandbox: a table, or JSON, every check ok or a warning", async () => {
+    const table = await nexus(["-c", writeConfig(), "check"]);
+    expect(table.exitCode, table.all).toBe(0);
+    expect(table.stdout).toMatch(/TARGET\s+CHECK\s+STATUS\s+DETAIL/);
+    expect(table.stdout).toMatch(/all checks passed/);
+    const { exitCode, report } = await check();
+    expect(exitCode).toBe(0);
+    expect(report.ok).toBe(true);
+    const checks = new Set(report.items.map((i) => i.check));
+    for (const name of [
+      "ssh",
+      "node",
+      "npm",
+      "pm2",
+      "pm2 startup",
+      "deploy path",
+      "disk",
+      "app port",
+      "health",
+      "upstream file",
+      "upstream servers",
+      "upstream edit",
+      "nginx test",
+      "upstream included",
+      "nginx reload",
+      "pid file",
+    ]) {
+      expect(checks, name).toContain(name);
+    }
+    expect(report.items.filter((i) => i.status === "fail")).toEqual([]);
+    const ssh = report.items.find((i) => i.check === "ssh" && i.target === "nexus-beta");
+    expect(ssh?.detail).toContain(`${info.user}@`);
+    // No systemd in the sandbox: PM2's startup unit is missing, a warning with the fix.
+    const startup = report.items.find((i) => i.check === "pm2 startup");
+    expect(startup).toMatchObject({ status: "warn", fix: expect.stringMatching(/pm2 startup/) });
+  });
+
+  it("pm2 not on the non-interactive PATH", async () => {
+    const bashrc = path.join(hostHome("nexus-beta"), ".bashrc");
+    const original = readFileSync(bashrc, "utf8");
+    appendFileSync(bashrc, "export PATH=/usr/bin:/bin\n");
+    try {
+      const { exitCode, report } = await check();
+      expect(exitCode).toBe(1);
+      const item = failed(report, "pm2", "nexus-beta");
+      expect(item.detail).toMatch(/not found on the non-interactive PATH/);
+      expect(item.fix).toMatch(/npm install -g pm2|PATH/);
+    } finally {
+      writeFileSync(bashrc, original);
+    }
+  });
+
+  it("the upstream file not included by Nginx", async () => {
+    const decoy = path.join(hostHome(info.lb.host), "not-included-upstream.conf");
+    copyFileSync(info.lb.upstreamFile, decoy);
+    giveToHostUser(info.lb.host, decoy);
+    try {
+      const { exitCode, report } = await check({
+        balancer: { upstreamFile: "~/not-included-upstream.conf" },
+      });
+      expect(exitCode).toBe(1);
+      const item = failed(report, "upstream included");
+      expect(item.detail).toMatch(/does not include/);
+      expect(item.fix).toMatch(/include .*not-included-upstream\.conf;/);
+    } finally {
+      rmSync(decoy, { force: true });
+    }
+  });
+
+  // Only the deploy-user sandbox (the default as root, as in CI) runs Nginx's commands through sudo.
+  it.skipIf(info.login !== "deploy-user")("sudo asking for a password", async () => {
+    // Arguments the sudoers rule does not list: sudo -n refuses instead of prompting.
+    const { exitCode, report } = await check({
+      balancer: {
+        testCommand: info.lb.testCommand.replace(/ -t$/, " -q -t"),
+        reloadCommand: info.lb.reloadCommand.replace(/ -s reload$/, " -q -s reload"),
+      },
+    });
+    expect(exitCode).toBe(1);
+    expect(failed(report, "nginx test").detail).toMatch(/asks for a password/);
+    expect(failed(report, "nginx test").fix).toMatch(/sudo/);
+    expect(failed(report, "nginx reload").fix).toMatch(/sudo/);
+  });
+
+  it("the deploy path not writable", async () => {
+    const { exitCode, report } = await check({ deployPath: "/opt/nexus-check-not-writable/app" });
+    expect(exitCode).toBe(1);
+    const item = failed(report, "deploy path");
+    expect(item.detail).toMatch(/not writable/);
+    expect(item.fix).toMatch(/chown/);
+  });
+
+  it("the app port held by another process", async () => {
+    // A stranger on beta's address, on the port this config gives the app.
+    const squatter = execa(
+      "node",
+      [
+        "-e",
+        `require("http").createServer((q, s) => s.end("x")).listen(3999, ${JSON.stringify(beta.address)})`,
+      ],
+      { reject: false },
+    );
+    try {
+      await waitForPort(beta.address, 3999);
+      const { exitCode, report } = await check({
+        app: { port: 3999 },
+        health: { port: 3000 },
+        servers: servers((h) => ({ upstream: `${h.address}:3000` })),
+      });
+      expect(exitCode).toBe(1);
+      const item = failed(report, "app port", "nexus-beta");
+      expect(item.detail).toMatch(/3999 is held by another process/);
+      expect(item.fix).toMatch(/app\.port/);
+    } finally {
+      squatter.kill("SIGKILL");
+      await squatter;
+    }
+  });
+
+  it("a server missing from the upstream file", async () => {
+    const { exitCode, report } = await check({
+      servers: servers((h) => (h.name === "nexus-gamma" ? { upstream: `${h.address}:3001` } : {})),
+    });
+    expect(exitCode).toBe(1);
+    const item = failed(report, "upstream servers");
+    expect(item.detail).toContain(`nexus-gamma (${gamma.address}:3001)`);
+    expect(item.fix).toContain(`server ${gamma.address}:3001;`);
+  });
+});
+
+async function waitForPort(host: string, port: number): Promise<void> {
+  const { connect } = await import("node:net");
+  for (let i = 0; i < 200; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, host, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${host}:${port}`);
+}

@@ -1,0 +1,181 @@
+import { describe, expect, it } from "vitest";
+import { balancerItems } from "../../src/check/balancer-checks.js";
+import { dumpCommand, sudoListCommand } from "../../src/check/balancer-script.js";
+import { parseFacts } from "../../src/check/facts.js";
+import { healthItem } from "../../src/check/health.js";
+import { serverItems } from "../../src/check/server-checks.js";
+import { serverScript } from "../../src/check/server-script.js";
+import { installKeyCommand } from "../../src/setup/run.js";
+import { sudoersLine, withoutSudo } from "../../src/setup/sudoers.js";
+
+const serverCtx = {
+  server: "web1",
+  deployPath: "/home/deploy/apps/api",
+  appPort: 3000,
+  pm2Name: "api",
+  artifactEstimate: 10 * 1024 * 1024,
+};
+
+function facts(lines: string[]) {
+  return parseFacts(`${lines.join("\n")}\n`);
+}
+
+const healthyServer = [
+  "user=deploy",
+  "path=/usr/bin:/bin",
+  "node_path=/usr/bin/node",
+  "node_version=v20.1.0",
+  "npm_path=/usr/bin/npm",
+  "npm_version=10.0.0",
+  "pm2_path=/usr/local/bin/pm2",
+  "pm2_version=5.3.0",
+  "pm2_unit=/etc/systemd/system/pm2-deploy.service",
+  "pm2_unit_enabled=enabled",
+  "deploy_existing=/home/deploy/apps/api",
+  "deploy_writable=1",
+  "free_kb=10485760",
+  "port_listeners=0",
+];
+
+describe("check facts", () => {
+  it("reads key=value lines and @@ sections", () => {
+    const f = parseFacts("a=1\nb=x=y\n@@test\nline 1\nline 2\n@@end\nc=3\n");
+    expect(f.values.get("a")).toBe("1");
+    expect(f.values.get("b")).toBe("x=y");
+    expect(f.values.get("c")).toBe("3");
+    expect(f.sections.get("test")).toBe("line 1\nline 2");
+  });
+});
+
+describe("server checks", () => {
+  it("a ready server: all ok", () => {
+    const items = serverItems(facts(healthyServer), serverCtx);
+    expect(items.filter((i) => i.status !== "ok")).toEqual([]);
+  });
+
+  it("pm2 missing, installed by nvm: names the nvm directory in the fix", () => {
+    const lines = healthyServer.filter((l) => !l.startsWith("pm2_"));
+    lines.push("nvm_bin=/home/deploy/.nvm/versions/node/v20.1.0/bin");
+    const pm2 = serverItems(facts(lines), serverCtx).find((i) => i.check === "pm2");
+    expect(pm2).toMatchObject({ status: "fail" });
+    expect(pm2?.fix).toContain("export PATH=/home/deploy/.nvm/versions/node/v20.1.0/bin:$PATH");
+  });
+
+  it("no PM2 startup unit is a warning, an unwritable deploy path and low disk fail", () => {
+    const lines = healthyServer
+      .filter((l) => !/^(pm2_unit|deploy_writable|free_kb)/.test(l))
+      .concat(["free_kb=1024", "deploy_existing=/opt", "deploy_owner=root:root drwxr-xr-x"]);
+    const items = serverItems(facts(lines), serverCtx);
+    expect(items.find((i) => i.check === "pm2 startup")).toMatchObject({ status: "warn" });
+    expect(items.find((i) => i.check === "deploy path")).toMatchObject({
+      status: "fail",
+      fix: expect.stringContaining("chown deploy:"),
+    });
+    expect(items.find((i) => i.check === "disk")).toMatchObject({ status: "fail" });
+  });
+
+  it("the app port: ours is fine, a stranger's fails", () => {
+    const ours = serverItems(facts([...healthyServer, "port_listeners=1", "port_holder=app"]), serverCtx);
+    expect(ours.find((i) => i.check === "app port")).toMatchObject({ status: "ok" });
+    const theirs = serverItems(facts([...healthyServer, "port_listeners=1", "port_holder=other"]), serverCtx);
+    expect(theirs.find((i) => i.check === "app port")).toMatchObject({
+      status: "fail",
+      fix: expect.stringContaining("app.port"),
+    });
+  });
+
+  it("only listeners on the app's address (or all addresses) count", () => {
+    const script = serverScript({ deployPath: "/a", appPort: 3000, appHost: "10.0.0.2", pm2Name: "api" });
+    expect(script).toContain('a[2] == "0BB8" && (a[1] == "0200000A"');
+  });
+});
+
+describe("health contract", () => {
+  it("reports a release, a plain OK, an error, and no answer", () => {
+    expect(healthItem("w", "/health", "auto", { status: 200, json: true, release: "r1" }).status).toBe("ok");
+    expect(healthItem("w", "/health", "auto", { status: 200, json: false }).detail).toMatch(/process checks/);
+    expect(healthItem("w", "/health", true, { status: 200, json: false })).toMatchObject({
+      status: "fail",
+      fix: expect.stringContaining('"auto"'),
+    });
+    expect(healthItem("w", "/health", "auto", { status: 503, json: true }).status).toBe("fail");
+    expect(healthItem("w", "/health", "auto", { json: false, error: "ECONNREFUSED" }).status).toBe("warn");
+  });
+});
+
+describe("balancer checks", () => {
+  const ctx = {
+    target: "lb (balancer)",
+    upstreamFile: "/etc/nginx/nexus/upstream.conf",
+    pidFile: "/run/nginx.pid",
+    testCommand: "sudo -n /usr/sbin/nginx -t",
+    reloadCommand: "sudo -n /usr/sbin/nginx -s reload",
+    servers: [
+      { name: "a", upstream: "10.0.0.1:3000" },
+      { name: "b", upstream: "10.0.0.2:3000" },
+    ],
+    hasDump: true,
+    hasReloadList: true,
+  };
+  const upstream =
+    "@@upstream\nupstream app {\n    server 10.0.0.1:3000;\n    server 10.0.0.2:3000;\n}\n@@end";
+  const good = [
+    "user=deploy",
+    "up_exists=1",
+    "up_readable=1",
+    "up_writable=1",
+    "flock=1",
+    "pid_readable=1",
+    "pid_alive=1",
+    "test_rc=0",
+    "dump_rc=0",
+    "@@dump",
+    "# configuration file /etc/nginx/nginx.conf:",
+    "# configuration file /etc/nginx/nexus/upstream.conf:",
+    "@@end",
+    "reload_sudo_rc=0",
+    upstream,
+  ];
+
+  it("a ready balancer: all ok", () => {
+    expect(balancerItems(facts(good), ctx).filter((i) => i.status !== "ok")).toEqual([]);
+  });
+
+  it("names a server missing from the upstream, a file Nginx does not include, and sudo's password prompt", () => {
+    const lines = good
+      .map((l) => (l === upstream ? "@@upstream\nupstream app {\n    server 10.0.0.1:3000;\n}\n@@end" : l))
+      .filter((l) => !l.includes("nexus/upstream.conf") && !/^(test_rc|reload_sudo_rc)/.test(l))
+      .concat(["test_rc=1", "@@test", "sudo: a password is required", "@@end", "reload_sudo_rc=1"]);
+    const items = balancerItems(facts(lines), ctx);
+    const failed = Object.fromEntries(items.filter((i) => i.status === "fail").map((i) => [i.check, i]));
+    expect(failed["upstream servers"]?.detail).toBe("missing: b (10.0.0.2:3000)");
+    expect(failed["upstream included"]?.fix).toContain("include /etc/nginx/nexus/upstream.conf;");
+    expect(failed["nginx test"]?.detail).toMatch(/asks for a password/);
+    expect(failed["nginx reload"]?.fix).toMatch(/sudo/);
+  });
+
+  it("derives the read-only dump and the sudo question from the commands", () => {
+    expect(dumpCommand("sudo -n nginx -t")).toBe("sudo -n nginx -T");
+    expect(dumpCommand("systemctl reload nginx")).toBeUndefined();
+    expect(sudoListCommand("sudo -n /usr/sbin/nginx -s reload")).toBe("sudo -n -l /usr/sbin/nginx -s reload");
+    expect(sudoListCommand("nginx -s reload")).toBeUndefined();
+    expect(sudoListCommand("sudo nginx -s reload; rm -rf /")).toBeUndefined();
+  });
+});
+
+describe("setup", () => {
+  it("the sudoers line allows exactly the test, its -T twin and the reload", () => {
+    expect(sudoersLine("deploy", "sudo -n /usr/sbin/nginx -t", "sudo -n /usr/sbin/nginx -s reload")).toBe(
+      "deploy ALL=(root) NOPASSWD: /usr/sbin/nginx -t, /usr/sbin/nginx -T, /usr/sbin/nginx -s reload",
+    );
+    expect(sudoersLine("deploy", "nginx -t", "nginx -s reload")).toBeUndefined();
+    expect(withoutSudo("sudo -n -E nginx -t")).toEqual(["nginx", "-t"]);
+  });
+
+  it("installs a public key once, quoted, with private modes", () => {
+    const command = installKeyCommand("ssh-ed25519 AAAA nexus@ci");
+    expect(command).toContain("grep -qxF 'ssh-ed25519 AAAA nexus@ci'");
+    expect(command).toContain('chmod 600 "$HOME/.ssh/authorized_keys"');
+    expect(() => installKeyCommand("a\nb")).toThrow(/one line/);
+  });
+});

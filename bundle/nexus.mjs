@@ -87670,6 +87670,8 @@ async function runCheck(config2, options = {}) {
           artifactEstimate: estimate
         })
       ];
+      if (config2.shared.files.length > 0)
+        out.push(await sharedItem(session, server.name, deployPath, config2));
       out.push(
         healthItem(
           server.name,
@@ -87689,6 +87691,19 @@ async function runCheck(config2, options = {}) {
     for (const s3 of sessions) s3.session.close();
   }
   return report(items);
+}
+async function sharedItem(session, server, deployPath, config2) {
+  const l = layout(deployPath);
+  const missing = await runOp(session, checkShared(l, config2.shared));
+  if (missing.length === 0)
+    return { target: server, check: "shared files", status: "ok", detail: config2.shared.files.join(", ") };
+  return {
+    target: server,
+    check: "shared files",
+    status: "fail",
+    detail: `missing: ${missing.map((f2) => `${l.shared}/${f2}`).join(", ")}`,
+    fix: "put them there (scp, your provisioning): nexus never creates shared.files, and a deploy stops in preflight without them"
+  };
 }
 async function health(session, server, config2) {
   const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");

@@ -1,7 +1,9 @@
 import type { Balancer } from "../balancer/balancer.js";
 import { createBalancer } from "../balancer/factory.js";
 import type { Config, ServerConfig } from "../config/load.js";
-import { resolveRemotePath } from "../remote/layout.js";
+import { layout, resolveRemotePath } from "../remote/layout.js";
+import { runOp } from "../remote/op.js";
+import { checkShared } from "../remote/shared.js";
 import { createConnector } from "../ssh/connect.js";
 import { SshError } from "../ssh/errors.js";
 import { LocalRunner } from "../ssh/local-runner.js";
@@ -98,6 +100,8 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
           artifactEstimate: estimate,
         }),
       ];
+      if (config.shared.files.length > 0)
+        out.push(await sharedItem(session, server.name, deployPath, config));
       out.push(
         healthItem(
           server.name,
@@ -118,6 +122,26 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
     for (const s of sessions) s.session.close();
   }
   return report(items);
+}
+
+/** shared.files: each must already be in <deployPath>/shared/ (a deploy stops in preflight otherwise). */
+async function sharedItem(
+  session: SshSession,
+  server: string,
+  deployPath: string,
+  config: Config,
+): Promise<CheckItem> {
+  const l = layout(deployPath);
+  const missing = await runOp(session, checkShared(l, config.shared));
+  if (missing.length === 0)
+    return { target: server, check: "shared files", status: "ok", detail: config.shared.files.join(", ") };
+  return {
+    target: server,
+    check: "shared files",
+    status: "fail",
+    detail: `missing: ${missing.map((f) => `${l.shared}/${f}`).join(", ")}`,
+    fix: "put them there (scp, your provisioning): nexus never creates shared.files, and a deploy stops in preflight without them",
+  };
 }
 
 async function health(session: SshSession, server: ServerConfig, config: Config) {

@@ -10,6 +10,7 @@ import { jsonLineSchema } from "../../src/events/schema.js";
 import {
   currentRelease,
   deployDir,
+  giveToHostUser,
   hostHome,
   type NexusRun,
   nexus,
@@ -170,6 +171,9 @@ describe("the app's life on its servers", () => {
     expect(readUpstream()).toBe(before);
     expect(SERVERS.map(currentRelease)).toEqual(currents);
     for (const name of SERVERS) expect(releaseOnDisk(name, r1)).toBe(false);
+    // nexus check says it too, server by server.
+    const check = await run(["-c", appConfig(), "check"]);
+    for (const name of SERVERS) expect(check.all).toContain(`${sharedDir(name)}/.env`);
   });
 
   it("a missing fromEnv variable is a config error before anything is touched", async () => {
@@ -184,6 +188,15 @@ describe("the app's life on its servers", () => {
     for (const name of SERVERS) {
       mkdirSync(sharedDir(name), { recursive: true });
       writeFileSync(path.join(sharedDir(name), ".env"), `SHARED_FLAG=${name}\n`);
+      // Planted by the test process: handed to the host's login user, as if it had put them there.
+      const apps = path.join(hostHome(name), "apps");
+      giveToHostUser(
+        name,
+        apps,
+        path.dirname(sharedDir(name)),
+        sharedDir(name),
+        path.join(sharedDir(name), ".env"),
+      );
     }
     const deployed = await run(["-c", appConfig(), "--json", "deploy", "--release-id", r1]);
     expect(deployed.exitCode, deployed.all).toBe(0);

@@ -82365,6 +82365,7 @@ if ! reload_output=$(sh -c "$reload_command" 2>&1 9<&-); then
   printf '%s\\n' "$reload_output" >&2
   exit 1
 fi
+if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
 rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 i=0
@@ -84777,7 +84778,7 @@ function printable(text2) {
   return [...stripVTControlCharacters2(text2)].filter((c3) => c3 >= " " || c3 === "\n" || c3 === "	").join("");
 }
 var OUTPUT_LINES = 20;
-var LINE_CHARS = 300;
+var LINE_CHARS = 600;
 function clip2(line) {
   return line.length > LINE_CHARS ? `${line.slice(0, LINE_CHARS)}\u2026 (${line.length - LINE_CHARS} more chars)` : line;
 }

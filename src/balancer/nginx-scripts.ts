@@ -80,6 +80,7 @@ if ! reload_output=$(sh -c "$reload_command" 2>&1 9<&-); then
   printf '%s\\n' "$reload_output" >&2
   exit 1
 fi
+if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
 rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 i=0

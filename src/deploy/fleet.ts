@@ -197,7 +197,8 @@ function printable(text: string): string {
 }
 
 const OUTPUT_LINES = 20;
-const LINE_CHARS = 300;
+// Long enough for the last line of a script run with its positional parameters (paths, a sha256, commands).
+const LINE_CHARS = 600;
 
 /** A long line (pm2 jlist, a JSON state dump) cut to a readable length; after redaction, never before. */
 function clip(line: string): string {

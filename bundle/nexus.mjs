@@ -93446,14 +93446,8 @@ function renderSshClientConfig(info2) {
 ${blocks.join("\n")}`;
 }
 function renderUpstreamConf(appAddresses) {
-  const servers2 = appAddresses.map((a2) => `    server ${a2} max_fails=3 fail_timeout=30s;
-`).join("");
   return `# Managed by the nexus sandbox. nexus edits only the server lines of the servers it manages.
-upstream ${NGINX_UPSTREAM_NAME} {
-    least_conn;
-${servers2}    keepalive 32;
-}
-`;
+${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, servers: appAddresses })}`;
 }
 function renderNginxConf({ listen, userRoot, stubStatus }) {
   const status = stubStatus ? `
@@ -93492,17 +93486,7 @@ ${accessLogDirective("access.log", "    ")}
         server_name _;
 
         location / {
-            proxy_pass http://${NGINX_UPSTREAM_NAME};
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_next_upstream error timeout http_502 http_503;
-            proxy_next_upstream_tries 3;
-            proxy_next_upstream_timeout 10s;
-            proxy_connect_timeout 2s;
-        }
+${renderProxySettings(NGINX_UPSTREAM_NAME, "            ")}        }
 ${status}    }
 }
 `;
@@ -94062,12 +94046,10 @@ function sandboxCommand(setExit) {
 }
 
 // src/setup/run.ts
-import { readFileSync as readFileSync10 } from "node:fs";
-import { createInterface as createInterface3 } from "node:readline/promises";
-
-// src/cli/trust.ts
-import { readFileSync as readFileSync8, writeFileSync as writeFileSync3 } from "node:fs";
+import { readFileSync as readFileSync9 } from "node:fs";
 import { createInterface as createInterface2 } from "node:readline/promises";
+
+// src/ssh/fetch-host-key.ts
 var KeyCapture = class {
   key;
   verify(key) {
@@ -94098,158 +94080,15 @@ async function fetchHostKey(server, target, config2, algorithms) {
   }
   throw new SshError(server.name, "host-key", "the server was accepted without a host key check");
 }
-async function confirm(question) {
-  const rl = createInterface2({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
-}
-function removeHostLines(file2, entries2, hostString, host, port2) {
-  const own2 = entries2.filter(
-    (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
-  );
-  const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync8(file2, "utf8").split("\n");
-  writeFileSync3(file2, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
-  return own2.length;
-}
-async function trust(name, flags, global3) {
-  const say = (line) => (global3.json ? process.stderr : process.stdout).write(line);
-  const config2 = readConfig(global3);
-  const server = config2.servers.find((s3) => s3.name === name);
-  if (!server) {
-    process.stderr.write(
-      `nexus trust: no server named "${name}" in ${config2.file} (servers: ${config2.servers.map((s3) => s3.name).join(", ")})
-`
-    );
-    return EXIT.usage;
-  }
-  const file2 = config2.ssh.knownHosts;
-  const target = resolveTarget(server, readSshConfig(config2.ssh.configFile));
-  const hostString = hostPatternFor(target.host.toLowerCase(), target.port);
-  let entries2 = readKnownHosts(file2);
-  const known = knownHostKeyTypes(entries2, target.host, target.port);
-  const pinned = flags.replace ? void 0 : hostKeyAlgorithms(known);
-  let key;
-  try {
-    key = await fetchHostKey(server, target, config2, pinned?.length ? pinned : void 0);
-  } catch (error63) {
-    if (pinned && error63 instanceof Error && /no matching host key format/.test(error63.message)) {
-      process.stderr.write(
-        `nexus trust: ${hostString} offers none of the key types known_hosts has for it (${known.join(", ")}).
-  If the server was re-keyed (check with its admin), run again with --replace.
-`
-      );
-      return EXIT.failed;
-    }
-    throw error63;
-  }
-  const type = keyTypeOf(key);
-  const fingerprint = fingerprintSha256(key);
-  say(`${server.name} (${hostString}) host key: ${type} ${fingerprint}
-`);
-  const done = (trusted) => {
-    if (global3.json)
-      printResult({
-        command: "trust",
-        server: server.name,
-        host: hostString,
-        keyType: type,
-        fingerprint,
-        trusted,
-        knownHosts: file2
-      });
-    return EXIT.ok;
-  };
-  const check2 = checkHostKey(entries2, target.host, target.port, key);
-  if (check2.status === "match") {
-    say(`already trusted in ${file2}
-`);
-    return done("already");
-  }
-  if (check2.status === "revoked") {
-    process.stderr.write(`nexus trust: this key is marked @revoked in ${file2}; it will not be trusted
-`);
-    return EXIT.failed;
-  }
-  const replacing = check2.status === "changed" || flags.replace && known.length > 0;
-  if (check2.status === "changed") {
-    process.stderr.write(
-      [
-        `HOST KEY CHANGED for ${hostString}: possible man-in-the-middle attack.`,
-        ...check2.expected.map((e) => `  known:   ${e.type} ${e.fingerprint} (${file2}:${e.line})`),
-        `  offered: ${type} ${fingerprint}`,
-        ""
-      ].join("\n")
-    );
-    if (!flags.replace) {
-      process.stderr.write(
-        `  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its
-  admin: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), run \`nexus trust ${server.name} --replace\`.
-`
-      );
-      return EXIT.failed;
-    }
-  }
-  if (!flags.yes) {
-    if (!process.stdin.isTTY) {
-      process.stderr.write(
-        `nexus trust: not a terminal; check the fingerprint on the server, then run again with --yes
-`
-      );
-      return EXIT.failed;
-    }
-    const question = replacing ? `Replace the known key(s) of ${hostString} with this one? [y/N] ` : `Trust this key for ${hostString}? Compare it with \`ssh-keygen -lf\` on the server first. [y/N] `;
-    if (!await confirm(question)) {
-      process.stderr.write("not trusted\n");
-      return EXIT.failed;
-    }
-  }
-  if (replacing) {
-    const removed = removeHostLines(file2, entries2, hostString, target.host, target.port);
-    entries2 = parseKnownHosts(readFileSync8(file2, "utf8"));
-    const after = checkHostKey(entries2, target.host, target.port, key);
-    if (after.status === "changed") {
-      process.stderr.write(
-        `nexus trust: ${file2} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand
-`
-      );
-      return EXIT.failed;
-    }
-    say(`removed ${removed} old line(s) for ${hostString}
-`);
-  }
-  appendKnownHost(file2, target.host, target.port, key);
-  say(`added ${type} ${fingerprint} for ${hostString} to ${file2}
-`);
-  return done(replacing ? "replaced" : "added");
-}
-function trustCommand(setExit) {
-  return new Command("trust").argument("<server>", "a server name from the config").description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation").option("-y, --yes", "trust without asking (check the fingerprint out of band first)").option("--replace", "replace a known key that changed (the server was re-keyed)").addHelpText(
-    "after",
-    "\nExamples:\n  nexus trust nexus-alpha\n  nexus trust nexus-alpha --yes\n  nexus trust nexus-alpha --replace"
-  ).action(async (name, flags, command) => {
-    try {
-      setExit(await trust(name, flags, command.optsWithGlobals()));
-    } catch (error63) {
-      const { code, message } = exitCodeForError(error63);
-      process.stderr.write(`nexus trust: ${message}
-`);
-      setExit(code);
-    }
-  });
-}
 
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
-import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync9, writeFileSync as writeFileSync4 } from "node:fs";
+import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync8, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
 import path19 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync3(`${keyPath}.pub`)) return readFileSync9(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync9(keyPath), passphrase);
+  if (existsSync3(`${keyPath}.pub`)) return readFileSync8(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync8(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
@@ -94259,8 +94098,8 @@ function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   if (existsSync3(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
   const pair = import_ssh23.default.utils.generateKeyPairSync("ed25519", { comment });
   mkdirSync3(path19.dirname(keyPath), { recursive: true, mode: 448 });
-  writeFileSync4(keyPath, pair.private, { mode: 384, flag: "wx" });
-  writeFileSync4(`${keyPath}.pub`, `${pair.public.trim()}
+  writeFileSync3(keyPath, pair.private, { mode: 384, flag: "wx" });
+  writeFileSync3(`${keyPath}.pub`, `${pair.public.trim()}
 `, { mode: 420 });
   return { path: keyPath, publicKey: pair.public.trim(), created: true };
 }
@@ -94374,8 +94213,8 @@ var SetupError = class extends Error {
     this.name = "SetupError";
   }
 };
-async function confirm2(question) {
-  const rl = createInterface3({ input: process.stdin, output: process.stderr });
+async function confirm(question) {
+  const rl = createInterface2({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await rl.question(question)).trim());
   } finally {
@@ -94402,7 +94241,7 @@ async function runSetup(config2, options) {
   if (keyPath) {
     let exists2 = true;
     try {
-      readFileSync10(keyPath);
+      readFileSync9(keyPath);
     } catch {
       exists2 = false;
     }
@@ -94481,7 +94320,7 @@ async function hostKeyStep(server, config2, options) {
       throw new SetupError(
         `${server.name}: not a terminal: check the fingerprint above, then run again with --yes`
       );
-    if (!await confirm2(`Trust this key for ${name}? [y/N] `))
+    if (!await confirm(`Trust this key for ${name}? [y/N] `))
       throw new SetupError(`${server.name}: host key not trusted`);
   }
   appendKnownHost(config2.ssh.knownHosts, target.host, target.port, key);
@@ -94539,7 +94378,7 @@ async function keyStep(server, config2, options, connector, publicKey, sessions)
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync10(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync9(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where} password (used once, to install the deploy key): `);
@@ -94678,6 +94517,153 @@ function setupCommand(setExit) {
       }
       const { code, message } = exitCodeForError(error63);
       process.stderr.write(`nexus setup: ${message}
+`);
+      setExit(code);
+    }
+  });
+}
+
+// src/cli/trust.ts
+import { readFileSync as readFileSync10, writeFileSync as writeFileSync4 } from "node:fs";
+import { createInterface as createInterface3 } from "node:readline/promises";
+async function confirm2(question) {
+  const rl = createInterface3({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+function removeHostLines(file2, entries2, hostString, host, port2) {
+  const own2 = entries2.filter(
+    (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
+  );
+  const drop = new Set(own2.map((e) => e.line));
+  const lines = readFileSync10(file2, "utf8").split("\n");
+  writeFileSync4(file2, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
+  return own2.length;
+}
+async function trust(name, flags, global3) {
+  const say = (line) => (global3.json ? process.stderr : process.stdout).write(line);
+  const config2 = readConfig(global3);
+  const server = config2.servers.find((s3) => s3.name === name);
+  if (!server) {
+    process.stderr.write(
+      `nexus trust: no server named "${name}" in ${config2.file} (servers: ${config2.servers.map((s3) => s3.name).join(", ")})
+`
+    );
+    return EXIT.usage;
+  }
+  const file2 = config2.ssh.knownHosts;
+  const target = resolveTarget(server, readSshConfig(config2.ssh.configFile));
+  const hostString = hostPatternFor(target.host.toLowerCase(), target.port);
+  let entries2 = readKnownHosts(file2);
+  const known = knownHostKeyTypes(entries2, target.host, target.port);
+  const pinned = flags.replace ? void 0 : hostKeyAlgorithms(known);
+  let key;
+  try {
+    key = await fetchHostKey(server, target, config2, pinned?.length ? pinned : void 0);
+  } catch (error63) {
+    if (pinned && error63 instanceof Error && /no matching host key format/.test(error63.message)) {
+      process.stderr.write(
+        `nexus trust: ${hostString} offers none of the key types known_hosts has for it (${known.join(", ")}).
+  If the server was re-keyed (check with its admin), run again with --replace.
+`
+      );
+      return EXIT.failed;
+    }
+    throw error63;
+  }
+  const type = keyTypeOf(key);
+  const fingerprint = fingerprintSha256(key);
+  say(`${server.name} (${hostString}) host key: ${type} ${fingerprint}
+`);
+  const done = (trusted) => {
+    if (global3.json)
+      printResult({
+        command: "trust",
+        server: server.name,
+        host: hostString,
+        keyType: type,
+        fingerprint,
+        trusted,
+        knownHosts: file2
+      });
+    return EXIT.ok;
+  };
+  const check2 = checkHostKey(entries2, target.host, target.port, key);
+  if (check2.status === "match") {
+    say(`already trusted in ${file2}
+`);
+    return done("already");
+  }
+  if (check2.status === "revoked") {
+    process.stderr.write(`nexus trust: this key is marked @revoked in ${file2}; it will not be trusted
+`);
+    return EXIT.failed;
+  }
+  const replacing = check2.status === "changed" || flags.replace && known.length > 0;
+  if (check2.status === "changed") {
+    process.stderr.write(
+      [
+        `HOST KEY CHANGED for ${hostString}: possible man-in-the-middle attack.`,
+        ...check2.expected.map((e) => `  known:   ${e.type} ${e.fingerprint} (${file2}:${e.line})`),
+        `  offered: ${type} ${fingerprint}`,
+        ""
+      ].join("\n")
+    );
+    if (!flags.replace) {
+      process.stderr.write(
+        `  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its
+  admin: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), run \`nexus trust ${server.name} --replace\`.
+`
+      );
+      return EXIT.failed;
+    }
+  }
+  if (!flags.yes) {
+    if (!process.stdin.isTTY) {
+      process.stderr.write(
+        `nexus trust: not a terminal; check the fingerprint on the server, then run again with --yes
+`
+      );
+      return EXIT.failed;
+    }
+    const question = replacing ? `Replace the known key(s) of ${hostString} with this one? [y/N] ` : `Trust this key for ${hostString}? Compare it with \`ssh-keygen -lf\` on the server first. [y/N] `;
+    if (!await confirm2(question)) {
+      process.stderr.write("not trusted\n");
+      return EXIT.failed;
+    }
+  }
+  if (replacing) {
+    const removed = removeHostLines(file2, entries2, hostString, target.host, target.port);
+    entries2 = parseKnownHosts(readFileSync10(file2, "utf8"));
+    const after = checkHostKey(entries2, target.host, target.port, key);
+    if (after.status === "changed") {
+      process.stderr.write(
+        `nexus trust: ${file2} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand
+`
+      );
+      return EXIT.failed;
+    }
+    say(`removed ${removed} old line(s) for ${hostString}
+`);
+  }
+  appendKnownHost(file2, target.host, target.port, key);
+  say(`added ${type} ${fingerprint} for ${hostString} to ${file2}
+`);
+  return done(replacing ? "replaced" : "added");
+}
+function trustCommand(setExit) {
+  return new Command("trust").argument("<server>", "a server name from the config").description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation").option("-y, --yes", "trust without asking (check the fingerprint out of band first)").option("--replace", "replace a known key that changed (the server was re-keyed)").addHelpText(
+    "after",
+    "\nExamples:\n  nexus trust nexus-alpha\n  nexus trust nexus-alpha --yes\n  nexus trust nexus-alpha --replace"
+  ).action(async (name, flags, command) => {
+    try {
+      setExit(await trust(name, flags, command.optsWithGlobals()));
+    } catch (error63) {
+      const { code, message } = exitCodeForError(error63);
+      process.stderr.write(`nexus trust: ${message}
 `);
       setExit(code);
     }

@@ -1,5 +1,5 @@
 import { JSON_SCHEMA_VERSION } from "../report/json.js";
-import type { CommandResult } from "./result-schema.js";
+import type { CommandResult } from "../events/results.js";
 
 /**
  * --json: a command's structured answer (status rows, releases, init, nginx-config, pack) as one

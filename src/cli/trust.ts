@@ -1,16 +1,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
-import type { Config, ServerConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
-import { resolveTarget, type SshTarget } from "../ssh/connect.js";
-import { SshError } from "../ssh/errors.js";
-import {
-  appendKnownHost,
-  type HostKeyVerifier,
-  hostKeyAlgorithms,
-  readKnownHosts,
-} from "../ssh/host-keys.js";
+import { resolveTarget } from "../ssh/connect.js";
+import { fetchHostKey } from "../ssh/fetch-host-key.js";
+import { appendKnownHost, hostKeyAlgorithms, readKnownHosts } from "../ssh/host-keys.js";
 import {
   checkHostKey,
   fingerprintSha256,
@@ -20,7 +14,6 @@ import {
   knownHostKeyTypes,
   parseKnownHosts,
 } from "../ssh/known-hosts.js";
-import { SshSession } from "../ssh/session.js";
 import { readSshConfig } from "../ssh/ssh-config.js";
 import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
 import { printResult } from "./result.js";
@@ -28,45 +21,6 @@ import { printResult } from "./result.js";
 interface TrustFlags {
   yes?: boolean;
   replace?: boolean;
-}
-
-/** Refuses every key, keeping the one offered: the handshake stops before any authentication. */
-class KeyCapture implements HostKeyVerifier {
-  key: Buffer | undefined;
-  verify(key: Buffer): boolean {
-    this.key = key;
-    return false;
-  }
-  problem(): string | undefined {
-    return this.key ? "host key captured" : undefined;
-  }
-}
-
-/** Fetches the host key a server presents, offering only `algorithms` when given. */
-export async function fetchHostKey(
-  server: ServerConfig,
-  target: SshTarget,
-  config: Config,
-  algorithms?: string[],
-): Promise<Buffer> {
-  const capture = new KeyCapture();
-  try {
-    const session = await SshSession.connect({
-      server: server.name,
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      hostKeyAlgorithms: algorithms,
-      readyTimeout: config.ssh.readyTimeout,
-      keepaliveInterval: config.ssh.keepaliveInterval,
-      hostKey: capture,
-    });
-    session.close();
-  } catch (error) {
-    if (capture.key) return capture.key;
-    throw error;
-  }
-  throw new SshError(server.name, "host-key", "the server was accepted without a host key check");
 }
 
 async function confirm(question: string): Promise<boolean> {

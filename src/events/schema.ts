@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { resultShapes } from "../cli/result-schema.js";
+import { resultShapes } from "./results.js";
 import type { DeployEvent, Outcome, ServerResult, Step, SummaryRow } from "./events.js";
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { renderUpstreamBlock } from "../balancer/nginx-upstream.js";
-import { fetchHostKey } from "../cli/trust.js";
+import { fetchHostKey } from "../ssh/fetch-host-key.js";
 import type { Config, NginxBalancerConfig, ServerConfig } from "../config/load.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";

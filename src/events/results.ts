@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /**
  * The `result` line of `--json` output: the structured answer of a command that is not a deploy
- * (one line, after its events). Part of events.schema.json through src/deploy/event-schema.ts.
+ * (one line, after its events). Part of events.schema.json through src/events/schema.ts.
  */
 
 const text = z.string();

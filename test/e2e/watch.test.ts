@@ -24,11 +24,11 @@ function jsonEvents(stdout: string): Record<string, any>[] {
     .map((line) => JSON.parse(line) as Record<string, any>);
 }
 
-function watchConfig(appRoot: string, watch: unknown): string {
-  return writeConfig({
-    app: { root: appRoot },
-    rolling: { watch },
-  });
+/** fixtures/app with every fifth POST answering 500: /health passes, only the error rate shows it. */
+const BROKEN_ENV = { pm2: { env: { FIXTURE_FAIL_EVERY_NTH_POST: "5" } } };
+
+function watchConfig(appRoot: string, watch: unknown, overrides: Record<string, unknown> = {}): string {
+  return writeConfig({ ...overrides, app: { root: appRoot }, rolling: { watch } });
 }
 
 /** Short windows; enough requests to judge at the load below (~50 per second per server). */
@@ -36,7 +36,6 @@ const WATCH = { duration: "2s", minRequests: 20 };
 
 describe("rolling.watch: the error rate after each server rejoins", () => {
   const good = copyFixture("app");
-  const erroring = copyFixture("app-erroring");
   const releaseA = uniqueRelease("watch-a");
 
   beforeAll(async () => {
@@ -59,7 +58,7 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     );
     const upstreamBefore = readUpstream();
     const config = writeConfig({
-      app: { root: erroring },
+      app: { root: good },
       balancer: { accessLog: path.join(nginxDir, "combined.log") },
       rolling: { watch: "2s" },
     });
@@ -104,7 +103,14 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     let failure: unknown;
     try {
       await sleep(1500);
-      bad = await nexus(["-c", watchConfig(erroring, WATCH), "--json", "deploy", "--release-id", releaseBad]);
+      bad = await nexus([
+        "-c",
+        watchConfig(good, WATCH, BROKEN_ENV),
+        "--json",
+        "deploy",
+        "--release-id",
+        releaseBad,
+      ]);
       await sleep(500);
       goodFrom = Date.now();
       goodRun = await nexus(["-c", watchConfig(good, WATCH), "--json", "deploy", "--release-id", releaseB]);
@@ -192,7 +198,7 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
       await sleep(1000);
       run = await nexus([
         "-c",
-        writeHaproxyConfig({ app: { root: erroring }, rolling: { watch: WATCH } }),
+        writeHaproxyConfig({ ...BROKEN_ENV, app: { root: good }, rolling: { watch: WATCH } }),
         "--json",
         "deploy",
         "--release-id",

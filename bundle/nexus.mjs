@@ -82108,6 +82108,7 @@ var HaproxyBalancer = class {
   }
   runner;
   options;
+  sharesChanges = false;
   get host() {
     return this.runner.name;
   }
@@ -82246,6 +82247,9 @@ var MultiBalancer = class {
     this.balancers = balancers;
   }
   balancers;
+  get sharesChanges() {
+    return this.balancers.some((b2) => b2.sharesChanges);
+  }
   get host() {
     return this.balancers.map((b2) => b2.host).join(", ");
   }
@@ -82410,6 +82414,7 @@ var NginxBalancer = class {
   }
   runner;
   options;
+  sharesChanges = true;
   /** Workers retired by the last reload: they may still hold requests to a drained server. */
   retiring = [];
   get host() {
@@ -85440,7 +85445,7 @@ var Rollout = class {
       const failed = batch.filter((_2, i2) => !results[i2]);
       if (failed.length === 0) {
         this.markDeployed(batch);
-        if (!this.o.watch) {
+        if (!this.o.watch && this.o.ops.balancer.sharesChanges) {
           this.pending = batch;
           continue;
         }
@@ -85448,7 +85453,7 @@ var Rollout = class {
           this.failure = true;
           return;
         }
-        const breach = await this.o.watch(batch, signal2);
+        const breach = await this.o.watch?.(batch, signal2);
         if (!breach) continue;
         this.failure = true;
         this.interrupted = signal2.aborted;

@@ -16,6 +16,12 @@ export interface RotationChange {
 /** What nexus needs from a load balancer. The Nginx driver is the one implementation today. */
 export interface Balancer {
   readonly host: string;
+  /**
+   * True when every change costs something clients can feel (an Nginx reload): a batch that
+   * passed its gate then goes back in rotation in the same change that drains the next batch.
+   * A runtime API (HAProxy) changes for free, so a batch goes back at once.
+   */
+  readonly sharesChanges: boolean;
   state(servers: readonly ServerConfig[]): Promise<BackendState[]>;
   /**
    * One change of rotation: `drain` leaves it, `enable` comes back, applied together (for Nginx,

@@ -9,6 +9,10 @@ import { BalancerError } from "./balancer-error.js";
 export class MultiBalancer implements Balancer {
   constructor(private readonly balancers: readonly Balancer[]) {}
 
+  get sharesChanges(): boolean {
+    return this.balancers.some((b) => b.sharesChanges);
+  }
+
   get host(): string {
     return this.balancers.map((b) => b.host).join(", ");
   }

@@ -34,6 +34,7 @@ export interface NginxOptions {
  * The file is only ever left in a state that `nginx -t` accepted.
  */
 export class NginxBalancer implements Balancer {
+  readonly sharesChanges = true;
   /** Workers retired by the last reload: they may still hold requests to a drained server. */
   private retiring: number[] = [];
 

@@ -1,5 +1,5 @@
-import { JSON_SCHEMA_VERSION } from "../report/json.js";
 import type { CommandResult } from "../events/results.js";
+import { JSON_SCHEMA_VERSION } from "../report/json.js";
 
 /**
  * --json: a command's structured answer (status rows, releases, init, nginx-config, pack) as one

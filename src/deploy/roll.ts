@@ -132,7 +132,7 @@ class Rollout {
       const failed = batch.filter((_, i) => !results[i]);
       if (failed.length === 0) {
         this.markDeployed(batch);
-        if (!this.o.watch) {
+        if (!this.o.watch && this.o.ops.balancer.sharesChanges) {
           this.pending = batch;
           continue;
         }
@@ -140,7 +140,7 @@ class Rollout {
           this.failure = true;
           return;
         }
-        const breach = await this.o.watch(batch, signal);
+        const breach = await this.o.watch?.(batch, signal);
         if (!breach) continue;
         // Like a failed gate: the batch goes back; an interruption during the window stops there.
         this.failure = true;

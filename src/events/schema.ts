@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { resultShapes } from "./results.js";
 import type { DeployEvent, Outcome, ServerResult, Step, SummaryRow } from "./events.js";
+import { resultShapes } from "./results.js";
 
 /**
  * The `--json` wire format as a zod schema: one object per line, `{ v, time, type, ... }`.

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { renderUpstreamBlock } from "../balancer/nginx-upstream.js";
-import { fetchHostKey } from "../ssh/fetch-host-key.js";
 import type { Config, NginxBalancerConfig, ServerConfig } from "../config/load.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
@@ -9,6 +8,7 @@ import { cmd, shq } from "../remote/quote.js";
 import { prepare } from "../remote/release.js";
 import { createConnector, resolveTarget } from "../ssh/connect.js";
 import { SshError } from "../ssh/errors.js";
+import { fetchHostKey } from "../ssh/fetch-host-key.js";
 import { appendKnownHost, HostKeyCheck, hostKeyAlgorithms, readKnownHosts } from "../ssh/host-keys.js";
 import {
   checkHostKey,

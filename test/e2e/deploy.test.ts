@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   currentRelease,
@@ -13,6 +15,12 @@ import { sandboxInfo } from "./sandbox-env.js";
 
 const SERVERS = ["nexus-alpha", "nexus-beta", "nexus-gamma"];
 
+/** How many reloads the sandbox's Nginx master has done: its error log notes each SIGHUP. */
+function nginxReloads(): number {
+  const log = readFileSync(path.join(path.dirname(sandboxInfo().lb.accessLog), "error.log"), "utf8");
+  return log.split("\n").filter((line) => /signal 1 \(SIGHUP\) received.*reconfiguring/.test(line)).length;
+}
+
 describe("nexus deploy --rolling on the sandbox", () => {
   const config = writeConfig();
   const releaseA = uniqueRelease("a");
@@ -23,10 +31,13 @@ describe("nexus deploy --rolling on the sandbox", () => {
     expect(first.exitCode, first.all).toBe(0);
   });
 
-  it("deploys A then B: every server serves B, in rotation, A kept on disk", async () => {
+  it("deploys A then B: every server serves B, in rotation, A kept on disk, with n+1 Nginx reloads", async () => {
     const before = readUpstream();
+    const reloadsBefore = nginxReloads();
     const second = await nexus(["-c", config, "deploy", "--rolling", "--release-id", releaseB]);
     expect(second.exitCode, second.all).toBe(0);
+    // Enabling a server and draining the next share one reload: 3 servers, 4 reloads (not 6).
+    expect(nginxReloads() - reloadsBefore).toBe(SERVERS.length + 1);
     expect(second.stderr).toMatch(/server\s+result\s+release\s+out of rotation/);
     expect(second.all).not.toContain("s3cr3t-do-not-print");
 

@@ -17,6 +17,7 @@ const beta = server("beta");
 
 /** An in-memory balancer: a set of servers out of rotation, optionally refusing changes. */
 class FakeBalancer implements Balancer {
+  readonly sharesChanges = false;
   out = new Set<string>();
   calls: RotationChange[] = [];
   refuse = false;

@@ -29,6 +29,7 @@ function config(rolling: Record<string, unknown> = {}): Config {
 
 class FakeBalancer implements Balancer {
   readonly host = "lb";
+  sharesChanges = true;
   readonly changes: { drain: string[]; enable: string[] }[] = [];
   readonly inRotation = new Map(NAMES.map((n) => [n, true]));
   /** Throws on the nth apply (1-based), after the change took effect when `applied`. */
@@ -147,6 +148,21 @@ describe("the rolling engine", () => {
     ]);
     expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
     expect(out.touched).toEqual(["alpha", "beta", "gamma"]);
+  });
+
+  it("with a balancer whose changes are free (a runtime API), each batch goes back at once", async () => {
+    const { balancer, options } = setup();
+    balancer.sharesChanges = false;
+    const out = await roll(options);
+    expect(out.outcome).toBe("success");
+    expect(balancer.changes).toEqual([
+      { drain: ["alpha"], enable: [] },
+      { drain: [], enable: ["alpha"] },
+      { drain: ["beta"], enable: [] },
+      { drain: [], enable: ["beta"] },
+      { drain: ["gamma"], enable: [] },
+      { drain: [], enable: ["gamma"] },
+    ]);
   });
 
   it("a failed gate rolls back that server and every one already done (rollback-all)", async () => {

@@ -34,6 +34,7 @@ export interface HaproxyOptions {
  * sessions reach 0, then `state maint`; enable = `state ready`.
  */
 export class HaproxyBalancer implements Balancer {
+  readonly sharesChanges = false;
   constructor(
     private readonly runner: CommandRunner,
     private readonly options: HaproxyOptions,

@@ -82214,7 +82214,7 @@ var HaproxyBalancer = class {
    */
   async waitDrained(server, timeoutMs) {
     const name = this.options.serverName(server);
-    const interval = this.options.pollInterval ?? 50;
+    const interval = this.options.pollInterval ?? 20;
     const deadline = Date.now() + timeoutMs;
     for (; ; ) {
       const [stat10, states] = await this.call(
@@ -82372,26 +82372,38 @@ fi
 if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
 rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
+# Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
+# ends the wait soon after.
 i=0
-while [ "$i" -lt 100 ]; do
+while [ "$i" -lt 500 ]; do
   pending=0
   for p in $old; do
     if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
   done
   if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
-  sleep 0.05
+  sleep 0.01
   i=$((i + 1))
 done
 exit ${APPLY_EXIT.reloadTimeout}`;
-function countConnections(address) {
-  const hex3 = procNetTcpAddress(address);
-  if (!hex3) return void 0;
-  return `awk 'NR > 1 && $3 == "${hex3}" && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp`;
-}
-function countAlive(pids) {
-  const list3 = pids.filter((p2) => Number.isInteger(p2) && p2 > 0).join(" ");
-  return `n=0; for p in ${list3}; do [ -d /proc/$p ] && n=$((n + 1)); done; echo $n`;
-}
+var DRAIN_POLL_MS = 20;
+var WAIT_DRAINED_SCRIPT = `address=$1 polls=$2
+shift 2
+i=0
+while :; do
+  open=0
+  if [ -n "$address" ]; then
+    open=$(awk -v address="$address" 'NR > 1 && $3 == address && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp)
+  fi
+  for p in "$@"; do
+    if [ -d "/proc/$p" ]; then open=$((open + 1)); fi
+  done
+  if [ "$open" -eq 0 ] || [ "$i" -ge "$polls" ]; then
+    echo "$open"
+    exit 0
+  fi
+  sleep ${DRAIN_POLL_MS / 1e3}
+  i=$((i + 1))
+done`;
 function procNetTcpAddress(address) {
   const match3 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
   if (!match3) return void 0;
@@ -82518,17 +82530,18 @@ ${output2}${sudoHint(output2)}`
    * connections it had accepted, with the old server list, so it could still send one there.
    */
   async waitDrained(server, timeoutMs) {
-    const connections = countConnections(server.upstream);
-    const retiring = countAlive(this.retiring);
-    const command = connections ? `${connections}; ${retiring}` : `echo 0; ${retiring}`;
-    const interval = this.options.pollInterval ?? 50;
-    const deadline = Date.now() + timeoutMs;
-    for (; ; ) {
-      const [open2 = 0, workers = 0] = (await this.runner.run(command, { what: "counting connections" })).trim().split(/\s+/).map((n2) => Number.parseInt(n2, 10) || 0);
-      if (open2 + workers === 0) return { drained: true, open: 0 };
-      if (Date.now() >= deadline) return { drained: false, open: open2 + workers };
-      await sleep(interval);
-    }
+    const command = script(
+      WAIT_DRAINED_SCRIPT,
+      procNetTcpAddress(server.upstream) ?? "",
+      Math.ceil(timeoutMs / DRAIN_POLL_MS),
+      ...this.retiring
+    );
+    const open2 = Number.parseInt(
+      (await this.runner.run(command, { what: "waiting for connections to close" })).trim(),
+      10
+    );
+    if (!Number.isInteger(open2)) throw new BalancerError(`${this.host}: the drain wait printed no count`);
+    return { drained: open2 === 0, open: open2 };
   }
 };
 
@@ -83055,6 +83068,9 @@ function ecosystemFile(app) {
           instances: app.instances ?? 1,
           exec_mode: app.execMode ?? "fork",
           kill_timeout: app.killTimeout,
+          // How often PM2 looks whether a stopped process has exited (default 100 ms): the old
+          // process's wait is part of the time a server is out of rotation.
+          kill_retry_time: 25,
           // Treat an app that dies within 2s of start as crashed, so a crash loop shows as restarts.
           min_uptime: 2e3,
           max_restarts: 10,
@@ -83103,48 +83119,83 @@ function parseJlist(stdout, name) {
 
 // src/process/pm2/restart-script.ts
 var PROGRAM = `
-const [pm2Dir, name, file] = process.argv.slice(1);
+const [pm2Dir, name, file, wait] = process.argv.slice(1);
 process.env.PM2_SILENT = "true";
 const pm2 = require(pm2Dir);
 const pick = (list) => list.filter((p) => p.name === name).map((p) => ({
   name: p.name, id: p.pm_id, pid: p.pid, status: p.pm2_env.status,
   restarts: p.pm2_env.restart_time, startedAt: p.pm2_env.pm_uptime,
 }));
+const reply = (value) => process.stdout.write(JSON.stringify(value) + "\\n");
 const fail = (error) => {
   process.stderr.write(String((error && error.message) || error) + "\\n");
   try { pm2.disconnect(); } catch {}
   process.exit(1);
 };
+const restart = (done) => pm2.list((error, beforeList) => {
+  if (error) return fail(error);
+  const before = pick(beforeList);
+  const remove = (ids, next) => {
+    if (ids.length === 0) return next();
+    pm2.delete(ids[0], () => remove(ids.slice(1), next));
+  };
+  remove(before.map((p) => p.id), () => {
+    if (!file) {
+      reply({ before, after: [] });
+      return done();
+    }
+    pm2.start(file, (error) => {
+      if (error) return fail(error);
+      pm2.list((error, afterList) => {
+        if (error) return fail(error);
+        reply({ before, after: pick(afterList) });
+        done();
+      });
+    });
+  });
+});
+const list = (done) => pm2.list((error, all) => {
+  if (error) return fail(error);
+  reply({ list: pick(all) });
+  done();
+});
 pm2.connect((error) => {
   if (error) return fail(error);
-  pm2.list((error, beforeList) => {
-    if (error) return fail(error);
-    const before = pick(beforeList);
-    const remove = (ids, done) => {
-      if (ids.length === 0) return done();
-      pm2.delete(ids[0], () => remove(ids.slice(1), done));
+  if (wait !== "wait") return restart(() => pm2.disconnect());
+  const queue = [];
+  let input = "";
+  let ended = false;
+  let busy = false;
+  const next = () => {
+    if (busy) return;
+    const command = queue.shift();
+    if (command === undefined) return ended && pm2.disconnect();
+    busy = true;
+    const done = () => {
+      busy = false;
+      next();
     };
-    const stopped = () => {
-      process.stdout.write(JSON.stringify({ before, after: [] }) + "\\n");
-      pm2.disconnect();
-    };
-    remove(before.map((p) => p.id), () => !file ? stopped() :
-      pm2.start(file, (error) => {
-        if (error) return fail(error);
-        pm2.list((error, afterList) => {
-          if (error) return fail(error);
-          process.stdout.write(JSON.stringify({ before, after: pick(afterList) }) + "\\n");
-          pm2.disconnect();
-        });
-      }),
-    );
+    if (command === "go") restart(done);
+    else if (command === "list") list(done);
+    else done();
+  };
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk) => {
+    const lines = (input + chunk).split("\\n");
+    input = lines.pop();
+    queue.push(...lines);
+    next();
+  });
+  process.stdin.on("end", () => {
+    ended = true;
+    next();
   });
 });
 `;
 var FIND_PM2 = `pm2_bin=$(command -v pm2) || { echo "pm2 is not installed on this server, or not on the PATH of a non-interactive SSH command (npm install -g pm2; see docs/servers.md)" >&2; exit ${REMOTE_EXIT.notInstalled}; }
 pm2_dir=$(dirname "$(dirname "$(readlink -f "$pm2_bin")")")`;
 var RESTART_SCRIPT = `${FIND_PM2}
-exec node -e '${PROGRAM}' "$pm2_dir" "$1" "$2"`;
+exec node -e '${PROGRAM}' "$pm2_dir" "$1" "$2" "\${3:-}"`;
 function parseRestart(stdout) {
   const line = stdout.split("\n").reverse().find((l) => l.startsWith("{"));
   if (!line) throw new Error("PM2 printed no result");
@@ -83152,13 +83203,60 @@ function parseRestart(stdout) {
   const list3 = (value) => Array.isArray(value) ? value : [];
   return { before: list3(raw.before), after: list3(raw.after) };
 }
+function parseList(line) {
+  const raw = JSON.parse(line);
+  if (!Array.isArray(raw.list)) throw new Error("PM2 printed no list");
+  return raw.list;
+}
 var PERSIST_SCRIPT = `umask 077
 pm2 save --force >/dev/null 2>&1 || exit 0
 chmod 600 "\${PM2_HOME:-$HOME/.pm2}/dump.pm2" 2>/dev/null || true`;
 var STOP_SCRIPT = `${FIND_PM2}
 exec node -e '${PROGRAM}' "$pm2_dir" "$1" ""`;
 
+// src/process/pm2/prepared.ts
+function preparedRestart(runner, command, release, what) {
+  const waiting = [];
+  let buffered = "";
+  let ended;
+  let closed = false;
+  const running = runner.start(command, (text2) => {
+    const lines = (buffered + text2).split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines.filter((l) => l.startsWith("{"))) waiting.shift()?.resolve(line);
+  });
+  const failure2 = (result) => {
+    try {
+      stdoutOrThrow(runner.name, what, result);
+    } catch (error63) {
+      return error63;
+    }
+    return new Error(`${runner.name}: ${what}: PM2 printed no result`);
+  };
+  void running.result.then(failure2, (error63) => error63).then((error63) => {
+    ended = error63;
+    for (const request2 of waiting.splice(0)) request2.reject(error63);
+  });
+  const request = (line) => new Promise((resolve2, reject) => {
+    if (ended) return reject(ended);
+    waiting.push({ resolve: resolve2, reject });
+    running.send(`${line}
+`);
+  });
+  return {
+    release,
+    go: async () => parseRestart(await request("go")),
+    inspect: async () => parseList(await request("list")),
+    close() {
+      if (closed) return;
+      closed = true;
+      running.end();
+    }
+  };
+}
+
 // src/process/pm2/pm2.ts
+var STARTING = "starting the app under PM2";
 var Pm2 = class {
   constructor(options) {
     this.options = options;
@@ -83189,11 +83287,15 @@ var Pm2 = class {
     };
   }
   async restart(runner, layout2, release) {
-    const what = "starting the app under PM2";
     const result = await runner.exec(script(RESTART_SCRIPT, this.options.name, layout2.ecosystem(release)), {
-      what
+      what: STARTING
     });
-    return parseRestart(stdoutOrThrow(runner.name, what, result));
+    return parseRestart(stdoutOrThrow(runner.name, STARTING, result));
+  }
+  /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
+  prepareRestart(runner, layout2, release) {
+    const command = script(RESTART_SCRIPT, this.options.name, layout2.ecosystem(release), "wait");
+    return preparedRestart(runner, command, release, STARTING);
   }
   async inspect(runner) {
     return parseJlist((await runner.exec(JLIST_COMMAND)).stdout, this.options.name);
@@ -83600,11 +83702,32 @@ var SshSession = class _SshSession {
     });
   }
   async exec(command, options = {}) {
-    if (this.closed)
-      throw this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed");
-    this.options.onCommand?.(this.name, command);
-    return new Promise((resolve2, reject) => {
-      this.client.exec(command, (error63, channel) => {
+    const running = this.start(command);
+    running.end(options.stdin);
+    return running.result;
+  }
+  /**
+   * Starts a command and leaves its stdin open: `send` writes to it, `end` closes it (EOF), and
+   * `result` settles once the command has ended, as `exec` does. Writes made before the channel
+   * is open are queued; `onStdout` sees the output as it comes.
+   */
+  start(command, onStdout) {
+    let channel;
+    const queue = [];
+    const flush = () => {
+      if (!channel) return;
+      for (const item of queue.splice(0)) {
+        if (item === null) channel.end();
+        else channel.write(item);
+      }
+    };
+    const result = new Promise((resolve2, reject) => {
+      if (this.closed) {
+        reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"));
+        return;
+      }
+      this.options.onCommand?.(this.name, command);
+      this.client.exec(command, (error63, opened) => {
         if (error63) {
           reject(this.wrap(error63));
           return;
@@ -83612,28 +83735,45 @@ var SshSession = class _SshSession {
         const stdout = [];
         const stderr = [];
         let code = null;
-        channel.on("data", (chunk2) => stdout.push(chunk2));
-        channel.stderr.on("data", (chunk2) => stderr.push(chunk2));
-        channel.on("exit", (exitCode) => {
+        const decoder = new StringDecoder3("utf8");
+        opened.on("data", (chunk2) => {
+          stdout.push(chunk2);
+          if (onStdout) onStdout(decoder.write(chunk2));
+        });
+        opened.stderr.on("data", (chunk2) => stderr.push(chunk2));
+        opened.on("exit", (exitCode) => {
           code = exitCode;
         });
-        channel.on("error", (err) => reject(this.wrap(err)));
-        channel.on("close", () => {
+        opened.on("error", (err) => reject(this.wrap(err)));
+        opened.on("close", () => {
           if (this.closed && code === null) {
             reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
             return;
           }
-          const result = {
+          const result2 = {
             code,
             stdout: Buffer.concat(stdout).toString("utf8"),
             stderr: Buffer.concat(stderr).toString("utf8")
           };
-          this.onOutput?.(this.name, command, result);
-          resolve2(result);
+          this.onOutput?.(this.name, command, result2);
+          resolve2(result2);
         });
-        channel.end(options.stdin ?? void 0);
+        channel = opened;
+        flush();
       });
     });
+    return {
+      send(text2) {
+        queue.push(text2);
+        flush();
+      },
+      end(text2) {
+        if (text2) queue.push(text2);
+        queue.push(null);
+        flush();
+      },
+      result
+    };
   }
   async run(command, options = {}) {
     return stdoutOrThrow(this.name, options.what, await this.exec(command, options));
@@ -84804,26 +84944,43 @@ function outputLines(result, redact) {
 }
 
 // src/health/gate.ts
+var UNTIL_ANSWER_INTERVAL_MS = 20;
 async function runGate(options) {
   const startedAt = Date.now();
+  const minUptime = options.minUptimeMs ?? 0;
   const timeline = [];
   let streak = 0;
+  let answered = false;
+  let check2;
   while (Date.now() - startedAt < options.deadlineMs) {
     if (options.signal?.aborted) return done(false, "interrupted");
     const result = await options.probe(startedAt);
     timeline.push(result);
+    answered ||= result.status !== void 0;
     streak = result.ok ? streak + 1 : 0;
-    if (streak >= options.passes && Date.now() - startedAt >= (options.minUptimeMs ?? 0)) {
-      const problem2 = await options.verifyProcess?.();
-      if (!problem2) return done(true);
-      return done(false, problem2);
+    const elapsed = Date.now() - startedAt;
+    if (streak >= options.passes && elapsed >= minUptime) {
+      const problem2 = await (check2 ?? options.verifyProcess?.());
+      return problem2 ? done(false, problem2) : done(true);
     }
-    await sleep(options.intervalMs, options.signal);
+    check2 = void 0;
+    const wait = nextWait(elapsed, streak, answered);
+    if (options.verifyProcess && streak >= 1 && streak + 1 >= options.passes && elapsed + wait >= minUptime) {
+      check2 = options.verifyProcess();
+      check2.catch(() => {
+      });
+    }
+    await sleep(wait, options.signal);
   }
   const last = timeline.at(-1);
   const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1e3)}s${last?.error ? ` (last: ${last.error})` : ""}`;
   const problem = await options.verifyProcess?.().catch(() => void 0);
   return done(false, problem ? `${probes}; ${problem}` : probes);
+  function nextWait(elapsed, streak2, answered2) {
+    if (!answered2) return Math.min(options.intervalMs, UNTIL_ANSWER_INTERVAL_MS);
+    if (streak2 >= options.passes) return Math.max(1, Math.min(options.intervalMs, minUptime - elapsed));
+    return options.intervalMs;
+  }
   function done(ok, reason) {
     return { ok, reason, timeline, ms: Date.now() - startedAt };
   }
@@ -85391,13 +85548,17 @@ var Rollout = class {
   failure = false;
   interrupted = false;
   async run() {
-    await this.noteOperatorDrains();
-    await this.rollForward();
-    if (!await this.enable(this.takePending())) this.failure = true;
-    if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
-      await this.rollBackDone();
+    try {
+      await this.noteOperatorDrains();
+      await this.rollForward();
+      if (!await this.enable(this.takePending())) this.failure = true;
+      if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
+        await this.rollBackDone();
+      }
+      return this.result();
+    } finally {
+      this.o.ops.discardPrepared?.();
     }
-    return this.result();
   }
   async rollForward() {
     const { batches, signal: signal2, emit } = this.o;
@@ -85436,7 +85597,7 @@ var Rollout = class {
         this.failure = true;
         return;
       }
-      if (!await this.drain(batch, joining)) {
+      if (!await this.drain(batch, this.o.target, joining)) {
         this.failure = true;
         return;
       }
@@ -85460,7 +85621,7 @@ var Rollout = class {
         for (const s3 of batch) this.row(s3.name).note = breach;
         this.done.splice(this.done.length - batch.length, batch.length);
         const back = this.interrupted || this.o.onFailure === "halt" ? "restored" : "rolled back";
-        if (await this.drain(batch)) await this.restore(batch, back);
+        if (await this.drain(batch, this.o.fallback)) await this.restore(batch, back);
         return;
       }
       this.failure = true;
@@ -85495,7 +85656,7 @@ var Rollout = class {
         return;
       }
       const batch = toUndo.slice(i2, i2 + size);
-      if (await this.drain(batch)) {
+      if (await this.drain(batch, this.o.fallback)) {
         await this.restore(batch, "rolled back");
         continue;
       }
@@ -85515,11 +85676,16 @@ var Rollout = class {
   }
   /**
    * Drains `batch` (and puts `joining` back in rotation) in one balancer change, then waits for
-   * the batch's in-flight requests. False when the balancer failed; what it left is reconciled.
+   * the batch's in-flight requests; meanwhile each server's restart onto `next` gets ready.
+   * False when the balancer failed; what it left is reconciled.
    */
-  async drain(batch, joining = []) {
+  async drain(batch, next, joining = []) {
     const { emit, ops, config: config2 } = this.o;
     const live = batch.filter((s3) => !this.initiallyDown.has(s3.name));
+    for (const s3 of batch) {
+      const release = next(s3.name);
+      if (release) ops.prepare?.(s3, release);
+    }
     for (const s3 of joining) emit({ type: "step", server: s3.name, step: "enable", status: "start" });
     for (const s3 of batch) {
       emit({ type: "step", server: s3.name, step: "drain", status: "start" });
@@ -86021,14 +86187,21 @@ async function timed(emit, server, step, work) {
 }
 
 // src/deploy/activate.ts
-async function activate2(host, release, config2, processes, emit, signal2) {
+async function activate2(host, release, config2, processes, emit, signal2, prepared) {
+  try {
+    return await switchRestartAndGate(host, release, config2, processes, emit, signal2, prepared);
+  } finally {
+    prepared?.close();
+  }
+}
+async function switchRestartAndGate(host, release, config2, processes, emit, signal2, prepared) {
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, activate(l, release)));
   let started = [];
   let oldPids = [];
   await timed(emit, name, "restart", async () => {
-    const result = await processes.restart(session, l, release);
+    const result = prepared ? await prepared.go() : await processes.restart(session, l, release);
     started = result.after;
     oldPids = result.before.map((p2) => p2.pid).filter((pid) => pid > 0);
     return started.length > 0 ? `pid ${started.map((p2) => p2.pid).join(", ")}` : void 0;
@@ -86062,7 +86235,12 @@ async function activate2(host, release, config2, processes, emit, signal2) {
       },
       startedAt
     ),
-    verifyProcess: async () => processProblem(await processes.inspect(session), started, oldPids, processes.instances)
+    verifyProcess: async () => processProblem(
+      await (prepared ? prepared.inspect() : processes.inspect(session)),
+      started,
+      oldPids,
+      processes.instances
+    )
   });
   if (gate.ok) {
     emit({
@@ -86093,11 +86271,33 @@ function fleetOps(fleet, config2, emit) {
     await fleet.revive([fleet.host(name)]);
     return fleet.host(name);
   };
+  const prepared = /* @__PURE__ */ new Map();
+  const takePrepared = (name, release, session) => {
+    const entry = prepared.get(name);
+    prepared.delete(name);
+    if (entry?.restart.release === release && entry.session === session) return entry.restart;
+    entry?.restart.close();
+    return void 0;
+  };
   return {
     balancer: fleet.balancer,
     async activate(server, release, signal2) {
-      const result = await activate2(await host(server.name), release, config2, fleet.processes, emit, signal2);
+      const h2 = await host(server.name);
+      const restart2 = takePrepared(server.name, release, h2.session);
+      const result = await activate2(h2, release, config2, fleet.processes, emit, signal2, restart2);
       return result.gate.ok;
+    },
+    prepare(server, release) {
+      const h2 = fleet.hosts.get(server.name);
+      prepared.get(server.name)?.restart.close();
+      prepared.delete(server.name);
+      if (!h2?.session.alive || !fleet.processes.prepareRestart) return;
+      const restart2 = fleet.processes.prepareRestart(h2.session, h2.layout, release);
+      prepared.set(server.name, { restart: restart2, session: h2.session });
+    },
+    discardPrepared() {
+      for (const entry of prepared.values()) entry.restart.close();
+      prepared.clear();
     },
     async healthy(name) {
       if (!fleet.hosts.has(name)) return false;

@@ -95,6 +95,12 @@ async function steady(L, info) {
  * Under load: 3 s, nexus deploy --rolling, 1 s, nexus rollback, 3 s. The load is today's mix plus
  * the storm: 30 keep-alive connections of back-to-back POSTs that are never sent again.
  */
+/** How many reloads the sandbox's Nginx master has done: its error log notes each SIGHUP. */
+function nginxReloads(info) {
+  const log = readFileSync(path.join(path.dirname(info.lb.accessLog), "error.log"), "utf8");
+  return log.split("\n").filter((line) => /signal 1 \(SIGHUP\) received.*reconfiguring/.test(line)).length;
+}
+
 async function nexusScenario(L, info, config) {
   await steady(L, info);
   const release = releaseId("nexus");
@@ -110,11 +116,15 @@ async function nexusScenario(L, info, config) {
   let result;
   try {
     await sleep(BEFORE_MS);
+    const reloadsBefore = nginxReloads(info);
     deployRun = analyze(
       expectSuccess(await runNexus(ROOT, ["-c", config, "deploy", "--rolling", "--release-id", release])),
     );
+    deployRun.reloads = nginxReloads(info) - reloadsBefore;
     await sleep(GAP_MS);
+    const reloadsBeforeRollback = nginxReloads(info);
     rollbackRun = analyze(expectSuccess(await runNexus(ROOT, ["-c", config, "rollback"])));
+    rollbackRun.reloads = nginxReloads(info) - reloadsBeforeRollback;
     await sleep(TAIL_MS);
   } finally {
     [result, stormResult] = await Promise.all([load.stop(), storm.stop()]);

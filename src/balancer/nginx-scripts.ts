@@ -83,34 +83,50 @@ fi
 if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
 rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
+# Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
+# ends the wait soon after.
 i=0
-while [ "$i" -lt 100 ]; do
+while [ "$i" -lt 500 ]; do
   pending=0
   for p in $old; do
     if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
   done
   if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
-  sleep 0.05
+  sleep 0.01
   i=$((i + 1))
 done
 exit ${APPLY_EXIT.reloadTimeout}`;
 
-/**
- * Counts established TCP connections from this host to an IPv4 address:port, read from
- * /proc/net/tcp so it needs neither ss nor netstat. Only the remote-address column is matched,
- * so the server side of a loopback connection is not counted.
- */
-export function countConnections(address: string): string | undefined {
-  const hex = procNetTcpAddress(address);
-  if (!hex) return undefined;
-  return `awk 'NR > 1 && $3 == "${hex}" && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp`;
-}
+/** How often WAIT_DRAINED_SCRIPT looks, on the balancer host. */
+export const DRAIN_POLL_MS = 20;
 
-/** Prints how many of these pids are still running (old Nginx workers finishing their requests). */
-export function countAlive(pids: readonly number[]): string {
-  const list = pids.filter((p) => Number.isInteger(p) && p > 0).join(" ");
-  return `n=0; for p in ${list}; do [ -d /proc/$p ] && n=$((n + 1)); done; echo $n`;
-}
+/**
+ * $1 the server's address as /proc/net/tcp writes it (procNetTcpAddress; empty when it is not an
+ * IPv4 literal: its sockets cannot be counted), $2 how many polls before giving up, $3… pids of
+ * the Nginx workers retired by the drain's reload. Polls on the host itself, so the wait ends
+ * within one poll of the last connection closing whatever the SSH round trip costs, and prints
+ * what is still open (0: drained): established connections from this host to the server (only
+ * the remote-address column is matched, so the server side of a loopback connection is not
+ * counted) plus retired workers still running.
+ */
+export const WAIT_DRAINED_SCRIPT = `address=$1 polls=$2
+shift 2
+i=0
+while :; do
+  open=0
+  if [ -n "$address" ]; then
+    open=$(awk -v address="$address" 'NR > 1 && $3 == address && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp)
+  fi
+  for p in "$@"; do
+    if [ -d "/proc/$p" ]; then open=$((open + 1)); fi
+  done
+  if [ "$open" -eq 0 ] || [ "$i" -ge "$polls" ]; then
+    echo "$open"
+    exit 0
+  fi
+  sleep ${DRAIN_POLL_MS / 1000}
+  i=$((i + 1))
+done`;
 
 export function procNetTcpAddress(address: string): string | undefined {
   const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);

@@ -5,7 +5,14 @@ import type { CommandRunner } from "../ssh/session.js";
 import { sleep } from "../util/sleep.js";
 import type { BackendState, Balancer, RotationChange } from "./balancer.js";
 import { BalancerError } from "./balancer-error.js";
-import { APPLY_EXIT, APPLY_SCRIPT, countAlive, countConnections, readFile } from "./nginx-scripts.js";
+import {
+  APPLY_EXIT,
+  APPLY_SCRIPT,
+  DRAIN_POLL_MS,
+  procNetTcpAddress,
+  readFile,
+  WAIT_DRAINED_SCRIPT,
+} from "./nginx-scripts.js";
 import { listUpstreamServers, setServerDown } from "./nginx-upstream.js";
 
 const MAX_APPLY_ATTEMPTS = 5;
@@ -23,7 +30,6 @@ export interface NginxOptions {
   testCommand: string;
   reloadCommand: string;
   pidFile: string;
-  pollInterval?: number;
   /** Told when a reload cannot be confirmed (no readable pid file). */
   onWarning?: (message: string) => void;
 }
@@ -153,20 +159,17 @@ export class NginxBalancer implements Balancer {
    * connections it had accepted, with the old server list, so it could still send one there.
    */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
-    const connections = countConnections(server.upstream);
-    const retiring = countAlive(this.retiring);
-    // Not an IPv4 literal: the sockets cannot be counted; the old workers still can.
-    const command = connections ? `${connections}; ${retiring}` : `echo 0; ${retiring}`;
-    const interval = this.options.pollInterval ?? 50;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const [open = 0, workers = 0] = (await this.runner.run(command, { what: "counting connections" }))
-        .trim()
-        .split(/\s+/)
-        .map((n) => Number.parseInt(n, 10) || 0);
-      if (open + workers === 0) return { drained: true, open: 0 };
-      if (Date.now() >= deadline) return { drained: false, open: open + workers };
-      await sleep(interval);
-    }
+    const command = script(
+      WAIT_DRAINED_SCRIPT,
+      procNetTcpAddress(server.upstream) ?? "",
+      Math.ceil(timeoutMs / DRAIN_POLL_MS),
+      ...this.retiring,
+    );
+    const open = Number.parseInt(
+      (await this.runner.run(command, { what: "waiting for connections to close" })).trim(),
+      10,
+    );
+    if (!Number.isInteger(open)) throw new BalancerError(`${this.host}: the drain wait printed no count`);
+    return { drained: open === 0, open };
   }
 }

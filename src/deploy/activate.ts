@@ -2,7 +2,12 @@ import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
 import { probeOnce, releaseCheck } from "../health/probe.js";
-import { type ProcessInfo, type ProcessManager, processProblem } from "../process/process-manager.js";
+import {
+  type PreparedRestart,
+  type ProcessInfo,
+  type ProcessManager,
+  processProblem,
+} from "../process/process-manager.js";
 import { runOp } from "../remote/op.js";
 import { activate as switchCurrent, tailFile } from "../remote/release.js";
 import { redactedLogLines } from "../report/redact.js";
@@ -20,7 +25,8 @@ export interface ActivationResult {
 /**
  * Switches `current` to the release, starts it afresh under the process manager, and runs the
  * health gate: /health must pass N times in a row (reporting this release when it reports one),
- * and every instance must be new, online and not restarting.
+ * and every instance must be new, online and not restarting. `prepared`: the restart readied while
+ * the server drained (`ProcessManager.prepareRestart`), for this release.
  */
 export async function activate(
   host: Host,
@@ -29,6 +35,23 @@ export async function activate(
   processes: ProcessManager,
   emit: Emit,
   signal?: AbortSignal,
+  prepared?: PreparedRestart,
+): Promise<ActivationResult> {
+  try {
+    return await switchRestartAndGate(host, release, config, processes, emit, signal, prepared);
+  } finally {
+    prepared?.close();
+  }
+}
+
+async function switchRestartAndGate(
+  host: Host,
+  release: string,
+  config: Config,
+  processes: ProcessManager,
+  emit: Emit,
+  signal: AbortSignal | undefined,
+  prepared: PreparedRestart | undefined,
 ): Promise<ActivationResult> {
   const { session, layout: l, server } = host;
   const name = server.name;
@@ -36,7 +59,7 @@ export async function activate(
   let started: ProcessInfo[] = [];
   let oldPids: number[] = [];
   await timed(emit, name, "restart", async () => {
-    const result = await processes.restart(session, l, release);
+    const result = prepared ? await prepared.go() : await processes.restart(session, l, release);
     started = result.after;
     oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
     return started.length > 0 ? `pid ${started.map((p) => p.pid).join(", ")}` : undefined;
@@ -74,7 +97,12 @@ export async function activate(
         startedAt,
       ),
     verifyProcess: async () =>
-      processProblem(await processes.inspect(session), started, oldPids, processes.instances),
+      processProblem(
+        await (prepared ? prepared.inspect() : processes.inspect(session)),
+        started,
+        oldPids,
+        processes.instances,
+      ),
   });
   if (gate.ok) {
     emit({

@@ -1,6 +1,8 @@
 import type { Balancer } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit } from "../events/events.js";
+import type { PreparedRestart } from "../process/process-manager.js";
+import type { SshSession } from "../ssh/session.js";
 import { activate } from "./activate.js";
 import type { Fleet } from "./fleet.js";
 import { probeNow } from "./health-check.js";
@@ -13,6 +15,13 @@ export interface FleetOps {
   readonly balancer: Balancer;
   /** Switch, restart and gate one server onto a release; true when the gate passed. */
   activate(server: ServerConfig, release: string, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Gets the server's restart onto `release` ready while it drains, for the next `activate` of
+   * that release to use (it saves the process manager's start-up while out of rotation).
+   */
+  prepare?(server: ServerConfig, release: string): void;
+  /** Ends every prepared restart that was not used (a failed drain, the end of a rollout). */
+  discardPrepared?(): void;
   /** One /health probe passes now (any release). */
   healthy(server: string): Promise<boolean>;
   /** Stops the app (a server with no release to go back to). */
@@ -27,11 +36,34 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     await fleet.revive([fleet.host(name)]);
     return fleet.host(name);
   };
+  const prepared = new Map<string, { restart: PreparedRestart; session: SshSession }>();
+  /** The prepared restart of this server onto this release, on its current connection; others end. */
+  const takePrepared = (name: string, release: string, session: SshSession) => {
+    const entry = prepared.get(name);
+    prepared.delete(name);
+    if (entry?.restart.release === release && entry.session === session) return entry.restart;
+    entry?.restart.close();
+    return undefined;
+  };
   return {
     balancer: fleet.balancer,
     async activate(server, release, signal) {
-      const result = await activate(await host(server.name), release, config, fleet.processes, emit, signal);
+      const h = await host(server.name);
+      const restart = takePrepared(server.name, release, h.session);
+      const result = await activate(h, release, config, fleet.processes, emit, signal, restart);
       return result.gate.ok;
+    },
+    prepare(server, release) {
+      const h = fleet.hosts.get(server.name);
+      prepared.get(server.name)?.restart.close();
+      prepared.delete(server.name);
+      if (!h?.session.alive || !fleet.processes.prepareRestart) return;
+      const restart = fleet.processes.prepareRestart(h.session, h.layout, release);
+      prepared.set(server.name, { restart, session: h.session });
+    },
+    discardPrepared() {
+      for (const entry of prepared.values()) entry.restart.close();
+      prepared.clear();
     },
     async healthy(name) {
       if (!fleet.hosts.has(name)) return false; // unreachable (--skip-unreachable): no capacity

@@ -75,13 +75,17 @@ class Rollout {
   }
 
   async run(): Promise<RollResult> {
-    await this.noteOperatorDrains();
-    await this.rollForward();
-    if (!(await this.enable(this.takePending()))) this.failure = true;
-    if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
-      await this.rollBackDone();
+    try {
+      await this.noteOperatorDrains();
+      await this.rollForward();
+      if (!(await this.enable(this.takePending()))) this.failure = true;
+      if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
+        await this.rollBackDone();
+      }
+      return this.result();
+    } finally {
+      this.o.ops.discardPrepared?.();
     }
-    return this.result();
   }
 
   private async rollForward(): Promise<void> {
@@ -122,7 +126,7 @@ class Rollout {
         this.failure = true;
         return;
       }
-      if (!(await this.drain(batch, joining))) {
+      if (!(await this.drain(batch, this.o.target, joining))) {
         this.failure = true;
         return;
       }
@@ -148,7 +152,7 @@ class Rollout {
         for (const s of batch) this.row(s.name).note = breach;
         this.done.splice(this.done.length - batch.length, batch.length);
         const back = this.interrupted || this.o.onFailure === "halt" ? "restored" : "rolled back";
-        if (await this.drain(batch)) await this.restore(batch, back);
+        if (await this.drain(batch, this.o.fallback)) await this.restore(batch, back);
         return;
       }
 
@@ -192,7 +196,7 @@ class Rollout {
         return;
       }
       const batch = toUndo.slice(i, i + size);
-      if (await this.drain(batch)) {
+      if (await this.drain(batch, this.o.fallback)) {
         await this.restore(batch, "rolled back");
         continue;
       }
@@ -214,11 +218,20 @@ class Rollout {
 
   /**
    * Drains `batch` (and puts `joining` back in rotation) in one balancer change, then waits for
-   * the batch's in-flight requests. False when the balancer failed; what it left is reconciled.
+   * the batch's in-flight requests; meanwhile each server's restart onto `next` gets ready.
+   * False when the balancer failed; what it left is reconciled.
    */
-  private async drain(batch: ServerConfig[], joining: ServerConfig[] = []): Promise<boolean> {
+  private async drain(
+    batch: ServerConfig[],
+    next: (server: string) => string | undefined,
+    joining: ServerConfig[] = [],
+  ): Promise<boolean> {
     const { emit, ops, config } = this.o;
     const live = batch.filter((s) => !this.initiallyDown.has(s.name));
+    for (const s of batch) {
+      const release = next(s.name);
+      if (release) ops.prepare?.(s, release);
+    }
     for (const s of joining) emit({ type: "step", server: s.name, step: "enable", status: "start" });
     for (const s of batch) {
       emit({ type: "step", server: s.name, step: "drain", status: "start" });

@@ -1,5 +1,5 @@
 import type { Layout } from "../remote/layout.js";
-import type { CommandRunner } from "../ssh/session.js";
+import type { CommandRunner, InteractiveRunner } from "../ssh/session.js";
 
 /** One running instance of the app, as the process manager sees it. */
 export interface ProcessInfo {
@@ -18,6 +18,17 @@ export interface RestartResult {
   before: ProcessInfo[];
   /** The instances it started. */
   after: ProcessInfo[];
+}
+
+/** A restart made ready while the server drains (`ProcessManager.prepareRestart`). */
+export interface PreparedRestart {
+  readonly release: string;
+  /** Stops the app's old instances and starts the release. */
+  go(): Promise<RestartResult>;
+  /** The app's instances now, as `ProcessManager.inspect` (cheaper: the connection is open). */
+  inspect(): Promise<ProcessInfo[]>;
+  /** Ends it; closed before `go()`, it has done nothing. */
+  close(): void;
 }
 
 /** What a release needs to run: where it lives and the environment it gets. */
@@ -40,6 +51,11 @@ export interface ProcessManager {
   processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string };
   /** Stops the app's old instances and starts the release from its process file. */
   restart(runner: CommandRunner, layout: Layout, release: string): Promise<RestartResult>;
+  /**
+   * Optional: gets a restart ready while the server drains (whatever start-up it costs is then
+   * not spent out of rotation); the restart itself waits for `go()`.
+   */
+  prepareRestart?(runner: InteractiveRunner, layout: Layout, release: string): PreparedRestart;
   /** The app's instances now. */
   inspect(runner: CommandRunner): Promise<ProcessInfo[]>;
   stop(runner: CommandRunner): Promise<void>;

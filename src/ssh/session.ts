@@ -1,6 +1,12 @@
 import { createServer, type Server } from "node:net";
 import { StringDecoder } from "node:string_decoder";
-import { Client, type ConnectConfig, type ServerHostKeyAlgorithm, type SFTPWrapper } from "ssh2";
+import {
+  Client,
+  type ClientChannel,
+  type ConnectConfig,
+  type ServerHostKeyAlgorithm,
+  type SFTPWrapper,
+} from "ssh2";
 import { SshError, stdoutOrThrow } from "./errors.js";
 import type { HostKeyVerifier } from "./host-keys.js";
 
@@ -50,6 +56,22 @@ export interface CommandRunner {
   run(command: string, options?: ExecOptions): Promise<string>;
 }
 
+/** A command whose stdin stays open after it starts (`InteractiveRunner.start`). */
+export interface RunningCommand {
+  /** Writes to the command's stdin. */
+  send(text: string): void;
+  /** Writes `text`, if any, then closes the command's stdin (EOF). */
+  end(text?: string): void;
+  /** Settles once the command has ended, as `exec` does. */
+  readonly result: Promise<ExecResult>;
+}
+
+/** A runner that can also start a command and talk to it later (an SSH session). */
+export interface InteractiveRunner extends CommandRunner {
+  /** `onStdout` sees the output as it comes (decoded whole characters); `result` has it all too. */
+  start(command: string, onStdout?: (text: string) => void): RunningCommand;
+}
+
 export interface ConnectOptions {
   server: string;
   host: string;
@@ -70,7 +92,7 @@ export interface ConnectOptions {
 }
 
 /** One SSH connection per host, reused by every step of a command. */
-export class SshSession implements CommandRunner {
+export class SshSession implements InteractiveRunner {
   private closed = false;
   private lostError: SshError | undefined;
   private sftpPromise: Promise<SFTPWrapper> | undefined;
@@ -156,13 +178,35 @@ export class SshSession implements CommandRunner {
   }
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    if (this.closed)
-      throw this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed");
-    this.options.onCommand?.(this.name, command);
-    return new Promise((resolve, reject) => {
+    const running = this.start(command);
+    running.end(options.stdin);
+    return running.result;
+  }
+
+  /**
+   * Starts a command and leaves its stdin open: `send` writes to it, `end` closes it (EOF), and
+   * `result` settles once the command has ended, as `exec` does. Writes made before the channel
+   * is open are queued; `onStdout` sees the output as it comes.
+   */
+  start(command: string, onStdout?: (text: string) => void): RunningCommand {
+    let channel: ClientChannel | undefined;
+    const queue: (string | null)[] = [];
+    const flush = () => {
+      if (!channel) return;
+      for (const item of queue.splice(0)) {
+        if (item === null) channel.end();
+        else channel.write(item);
+      }
+    };
+    const result = new Promise<ExecResult>((resolve, reject) => {
+      if (this.closed) {
+        reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"));
+        return;
+      }
+      this.options.onCommand?.(this.name, command);
       // Listeners go on inside the callback: ssh2 may emit data, exit and close in the same
       // tick as the callback, before any awaiting code would run.
-      this.client.exec(command, (error, channel) => {
+      this.client.exec(command, (error, opened) => {
         if (error) {
           reject(this.wrap(error));
           return;
@@ -170,13 +214,17 @@ export class SshSession implements CommandRunner {
         const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
         let code: number | null = null;
-        channel.on("data", (chunk: Buffer) => stdout.push(chunk));
-        channel.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-        channel.on("exit", (exitCode: number | null) => {
+        const decoder = new StringDecoder("utf8");
+        opened.on("data", (chunk: Buffer) => {
+          stdout.push(chunk);
+          if (onStdout) onStdout(decoder.write(chunk));
+        });
+        opened.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+        opened.on("exit", (exitCode: number | null) => {
           code = exitCode;
         });
-        channel.on("error", (err: Error) => reject(this.wrap(err)));
-        channel.on("close", () => {
+        opened.on("error", (err: Error) => reject(this.wrap(err)));
+        opened.on("close", () => {
           if (this.closed && code === null) {
             reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
             return;
@@ -189,9 +237,22 @@ export class SshSession implements CommandRunner {
           this.onOutput?.(this.name, command, result);
           resolve(result);
         });
-        channel.end(options.stdin ?? undefined);
+        channel = opened;
+        flush();
       });
     });
+    return {
+      send(text) {
+        queue.push(text);
+        flush();
+      },
+      end(text) {
+        if (text) queue.push(text);
+        queue.push(null);
+        flush();
+      },
+      result,
+    };
   }
 
   async run(command: string, options: ExecOptions = {}): Promise<string> {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { formatTimeline, runGate } from "../../src/health/gate.js";
 import type { ProbeResult } from "../../src/health/probe.js";
 
@@ -101,6 +101,93 @@ describe("health gate", () => {
     });
     expect(result.ok).toBe(true);
     expect(result.timeline.length).toBeGreaterThan(3);
+  });
+
+  it("runs the process check during the wait before the probe that completes the gate", async () => {
+    const log: string[] = [];
+    const passing = probes(true);
+    const result = await runGate({
+      passes: 2,
+      intervalMs: 5,
+      deadlineMs: 2000,
+      probe: async (startedAt) => {
+        log.push("probe");
+        return passing(startedAt);
+      },
+      verifyProcess: async () => {
+        log.push("check");
+        return undefined;
+      },
+    });
+    expect(result.ok).toBe(true);
+    expect(log).toEqual(["probe", "check", "probe"]);
+  });
+
+  it("drops a check made before a probe that then fails, and checks again", async () => {
+    const findings = ["the app restarted 1 time(s) during the gate (crash loop)", undefined];
+    let checks = 0;
+    const result = await runGate({
+      passes: 2,
+      intervalMs: 5,
+      deadlineMs: 2000,
+      probe: probes(true, false, true, true),
+      verifyProcess: async () => findings[checks++],
+    });
+    expect(result.ok).toBe(true);
+    expect(checks).toBe(2);
+  });
+
+  it("a problem found by the early check fails the gate once the last probe passes", async () => {
+    const result = await runGate({
+      passes: 2,
+      intervalMs: 5,
+      deadlineMs: 2000,
+      probe: probes(true),
+      verifyProcess: async () => "the app is errored (pid 12)",
+    });
+    expect(result).toMatchObject({ ok: false, reason: "the app is errored (pid 12)" });
+  });
+
+  describe("with a fake clock", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("probes every 20 ms until the process first answers, then at the interval", async () => {
+      vi.useFakeTimers();
+      let calls = 0;
+      const refusedThenPassing = async (startedAt: number): Promise<ProbeResult> => {
+        calls++;
+        const answering = calls > 5;
+        return answering
+          ? { at: Date.now() - startedAt, ok: true, status: 200, latencyMs: 1 }
+          : { at: Date.now() - startedAt, ok: false, latencyMs: 1, error: "ECONNREFUSED" };
+      };
+      const gate = runGate({ passes: 3, intervalMs: 1000, deadlineMs: 60_000, probe: refusedThenPassing });
+      await vi.advanceTimersByTimeAsync(100);
+      expect(calls).toBe(6);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(calls).toBe(7);
+      await vi.advanceTimersByTimeAsync(1000);
+      const result = await gate;
+      expect(result.ok).toBe(true);
+      expect(result.timeline.map((p) => p.at)).toEqual([0, 20, 40, 60, 80, 100, 1100, 2100]);
+    });
+
+    it("once the passes are in, probes again at the minimum uptime rather than a full interval later", async () => {
+      vi.useFakeTimers();
+      const gate = runGate({
+        passes: 1,
+        intervalMs: 300,
+        deadlineMs: 60_000,
+        minUptimeMs: 500,
+        probe: probes(true),
+      });
+      await vi.advanceTimersByTimeAsync(1000);
+      const result = await gate;
+      expect(result.ok).toBe(true);
+      expect(result.timeline.map((p) => p.at)).toEqual([0, 300, 500]);
+    });
   });
 
   it("stops when interrupted", async () => {

@@ -1,9 +1,13 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NginxBalancer } from "../../src/balancer/nginx.js";
+import { procNetTcpAddress, WAIT_DRAINED_SCRIPT } from "../../src/balancer/nginx-scripts.js";
 import type { ServerConfig } from "../../src/config/load.js";
+import { script } from "../../src/remote/op.js";
 import { LocalRunner } from "../../src/ssh/local-runner.js";
 import type { CommandRunner, ExecOptions } from "../../src/ssh/session.js";
 
@@ -111,5 +115,43 @@ describe("NginxBalancer.apply", () => {
     };
     await expect(balancer(runner).apply({ drain: [a] })).rejects.toThrow(/cannot write[\s\S]*chmod g\+w/);
     expect(readFileSync(file, "utf8")).toBe(UPSTREAM);
+  });
+});
+
+describe("WAIT_DRAINED_SCRIPT (polls on the balancer host)", () => {
+  const waitDrained = async (address: string, polls: number, ...pids: number[]) =>
+    (await new LocalRunner().run(script(WAIT_DRAINED_SCRIPT, address, polls, ...pids))).trim();
+
+  it("returns once the retired workers have exited", async () => {
+    const worker = spawn("sleep", ["0.3"]);
+    const exited = new Promise((resolve) => worker.once("exit", resolve));
+    expect(await waitDrained("", 500, worker.pid as number)).toBe("0");
+    await exited;
+  });
+
+  it("gives up after its polls, printing what is still open", async () => {
+    const worker = spawn("sleep", ["30"]);
+    try {
+      expect(await waitDrained("", 2, worker.pid as number)).toBe("1");
+    } finally {
+      worker.kill();
+    }
+  });
+
+  it("counts connections to the server, not the server's own side of them", async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const address = procNetTcpAddress(`127.0.0.1:${port}`) as string;
+    const client = net.connect(port, "127.0.0.1");
+    await new Promise((resolve) => client.once("connect", resolve));
+    try {
+      expect(await waitDrained(address, 0)).toBe("1");
+      client.destroy();
+      expect(await waitDrained(address, 500)).toBe("0");
+    } finally {
+      client.destroy();
+      server.close();
+    }
   });
 });

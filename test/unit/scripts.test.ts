@@ -20,7 +20,7 @@ import { type RemoteOp, script } from "../../src/remote/op.js";
 import { shq } from "../../src/remote/quote.js";
 import * as release from "../../src/remote/release.js";
 import * as state from "../../src/remote/server-state.js";
-import type { CommandRunner } from "../../src/ssh/session.js";
+import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
 
 /**
@@ -30,6 +30,32 @@ import { installFakePm2 } from "../fixtures/fake-pm2.js";
 
 function sh(command: string, stdin = "", env: NodeJS.ProcessEnv = process.env) {
   return spawnSync("sh", ["-c", command], { encoding: "utf8", input: stdin, env });
+}
+
+/** Starts a command under sh with its stdin left open, as SshSession.start does. */
+function startUnderSh(
+  command: string,
+  env: NodeJS.ProcessEnv,
+  onStdout?: (text: string) => void,
+): RunningCommand {
+  const child = spawn("sh", ["-c", command], { env, stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+    onStdout?.(chunk);
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (code) => resolve({ code, stdout, stderr })),
+  );
+  return {
+    send: (text) => child.stdin.write(text),
+    end: (text) => child.stdin.end(text),
+    result,
+  };
 }
 
 /** Runs an op as the SSH session would, and parses its result. */
@@ -356,8 +382,9 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
       FAKE_PM2_STATE: fake.state,
       PM2_HOME: fake.home,
     };
-    const runner: CommandRunner = {
+    const runner: InteractiveRunner = {
       name: "test",
+      start: (command, onStdout) => startUnderSh(command, env, onStdout),
       exec: async (command, options) => {
         const r = sh(command, options?.stdin ?? "", env);
         return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -392,6 +419,42 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     ]);
     await pm2.stop(runner);
     expect(await pm2.inspect(runner)).toEqual([]);
+  });
+
+  it("a prepared restart waits for go, and one ended first does nothing", async () => {
+    const { fake, runner, l, pm2 } = setup();
+    const log = () => JSON.parse(readFileSync(fake.state, "utf8")).log as string[];
+    await pm2.restart(runner, l, "r1");
+    const started: RunningCommand[] = [];
+    const watched: InteractiveRunner = {
+      ...runner,
+      start: (command, onStdout) => {
+        const running = runner.start(command, onStdout);
+        started.push(running);
+        return running;
+      },
+    };
+    pm2.prepareRestart(watched, l, "r1").close();
+    expect(await started[0]?.result).toMatchObject({ code: 0, stdout: "" });
+    expect(log().filter((line) => line.startsWith("start"))).toHaveLength(1);
+    const prepared = pm2.prepareRestart(watched, l, "r1");
+    const before = log().length;
+    const restarted = await prepared.go();
+    expect(restarted.before).toHaveLength(1);
+    expect(restarted.after).toHaveLength(1);
+    expect(restarted.after[0]?.pid).not.toBe(restarted.before[0]?.pid);
+    expect(
+      log()
+        .slice(before)
+        .map((line) => line.split(" ")[0]),
+    ).toEqual(["delete", "start"]);
+    expect(log().filter((line) => line.startsWith("start"))).toHaveLength(2);
+    expect(await prepared.inspect()).toEqual([
+      expect.objectContaining({ pid: restarted.after[0]?.pid, status: "online" }),
+    ]);
+    prepared.close();
+    expect(await started[1]?.result).toMatchObject({ code: 0 });
+    await expect(prepared.inspect()).rejects.toThrow(/PM2 printed no result/);
   });
 
   it("persists with a private dump file, even one an older save left readable", async () => {

@@ -160,7 +160,7 @@ export class HaproxyBalancer implements Balancer {
    */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
     const name = this.options.serverName(server);
-    const interval = this.options.pollInterval ?? 50;
+    const interval = this.options.pollInterval ?? 20;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const [stat, states] = await this.call(

@@ -65,6 +65,9 @@ export function ecosystemFile(app: EcosystemApp): string {
           instances: app.instances ?? 1,
           exec_mode: app.execMode ?? "fork",
           kill_timeout: app.killTimeout,
+          // How often PM2 looks whether a stopped process has exited (default 100 ms): the old
+          // process's wait is part of the time a server is out of rotation.
+          kill_retry_time: 25,
           // Treat an app that dies within 2s of start as crashed, so a crash loop shows as restarts.
           min_uptime: 2000,
           max_restarts: 10,

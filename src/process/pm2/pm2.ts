@@ -3,11 +3,20 @@ import type { Config } from "../../config/load.js";
 import type { Layout } from "../../remote/layout.js";
 import { script } from "../../remote/op.js";
 import { stdoutOrThrow } from "../../ssh/errors.js";
-import type { CommandRunner } from "../../ssh/session.js";
-import type { ProcessInfo, ProcessManager, ReleaseProcess, RestartResult } from "../process-manager.js";
+import type { CommandRunner, InteractiveRunner } from "../../ssh/session.js";
+import type {
+  PreparedRestart,
+  ProcessInfo,
+  ProcessManager,
+  ReleaseProcess,
+  RestartResult,
+} from "../process-manager.js";
 import { ecosystemFile } from "./ecosystem.js";
 import { JLIST_COMMAND, parseJlist } from "./jlist.js";
+import { preparedRestart } from "./prepared.js";
 import { PERSIST_SCRIPT, parseRestart, RESTART_SCRIPT, STOP_SCRIPT } from "./restart-script.js";
+
+const STARTING = "starting the app under PM2";
 
 /** PM2, in the server's own installation: one ecosystem file per release, outside the release. */
 export class Pm2 implements ProcessManager {
@@ -44,11 +53,16 @@ export class Pm2 implements ProcessManager {
   }
 
   async restart(runner: CommandRunner, layout: Layout, release: string): Promise<RestartResult> {
-    const what = "starting the app under PM2";
     const result = await runner.exec(script(RESTART_SCRIPT, this.options.name, layout.ecosystem(release)), {
-      what,
+      what: STARTING,
     });
-    return parseRestart(stdoutOrThrow(runner.name, what, result));
+    return parseRestart(stdoutOrThrow(runner.name, STARTING, result));
+  }
+
+  /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
+  prepareRestart(runner: InteractiveRunner, layout: Layout, release: string): PreparedRestart {
+    const command = script(RESTART_SCRIPT, this.options.name, layout.ecosystem(release), "wait");
+    return preparedRestart(runner, command, release, STARTING);
   }
 
   async inspect(runner: CommandRunner): Promise<ProcessInfo[]> {

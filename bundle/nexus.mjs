@@ -85751,6 +85751,23 @@ var Rollout = class {
   }
 };
 
+// src/deploy/state.ts
+function readState(host) {
+  return runOp(host.session, inspect3(host.layout));
+}
+function previousRelease(state) {
+  const index = state.releases.findIndex((r) => r.id === state.current);
+  const older = index >= 0 ? state.releases.slice(0, index) : state.releases;
+  return older.filter((r) => !r.failed).at(-1)?.id;
+}
+function releasesToPrune(releases, keep, protect) {
+  const prunable = releases.filter((r) => !protect.includes(r.id));
+  const excess = releases.length - keep;
+  if (excess <= 0) return [];
+  const ordered = [...prunable.filter((r) => r.failed), ...prunable.filter((r) => !r.failed)];
+  return ordered.slice(0, excess).map((r) => r.id);
+}
+
 // src/deploy/engine.ts
 function summarize(emit, startedAt, outcome, rows, release, exitCode = exitCodeForOutcome(outcome)) {
   emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1e3 });
@@ -85763,6 +85780,24 @@ async function withLocks(fleet, hosts, holder, emit, lockWaitMs, body) {
   } finally {
     await fleet.revive(hosts);
     await unlockAll(hosts, holder);
+  }
+}
+async function withPlannedFleet(config2, plan, holder, options, body) {
+  const { emit } = options;
+  const fleet = await Fleet.open(
+    config2,
+    config2.servers.map((s3) => s3.name),
+    { emit, acceptNew: options.acceptNew, verbose: options.verbose }
+  );
+  const hosts = plan.servers.map((s3) => fleet.host(s3.name));
+  try {
+    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = /* @__PURE__ */ new Map();
+      await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
+      return body({ fleet, hosts, states });
+    });
+  } finally {
+    fleet.close();
   }
 }
 async function rollJournaled(hosts, journal, options) {
@@ -86560,23 +86595,6 @@ async function stageWithRetry(fleet, host, input2) {
   }
 }
 
-// src/deploy/state.ts
-function readState(host) {
-  return runOp(host.session, inspect3(host.layout));
-}
-function previousRelease(state) {
-  const index = state.releases.findIndex((r) => r.id === state.current);
-  const older = index >= 0 ? state.releases.slice(0, index) : state.releases;
-  return older.filter((r) => !r.failed).at(-1)?.id;
-}
-function releasesToPrune(releases, keep, protect) {
-  const prunable = releases.filter((r) => !protect.includes(r.id));
-  const excess = releases.length - keep;
-  if (excess <= 0) return [];
-  const ordered = [...prunable.filter((r) => r.failed), ...prunable.filter((r) => !r.failed)];
-  return ordered.slice(0, excess).map((r) => r.id);
-}
-
 // src/deploy/deploy.ts
 async function deploy(config2, options) {
   let summary;
@@ -87024,86 +87042,73 @@ async function rollback(config2, options) {
   const startedAt = Date.now();
   const plan = makePlan(config2, options.to ?? "previous", options.only);
   const names = plan.servers.map((s3) => s3.name);
-  const fleet = await Fleet.open(
+  return withPlannedFleet(
     config2,
-    config2.servers.map((s3) => s3.name),
-    { emit, acceptNew: options.acceptNew, verbose: options.verbose }
-  );
-  const hosts = plan.servers.map((s3) => fleet.host(s3.name));
-  try {
-    return await withLocks(
-      fleet,
-      hosts,
-      newHolder("rollback", options.to),
-      emit,
-      options.lockWaitMs,
-      async () => {
-        const states = /* @__PURE__ */ new Map();
-        await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
-        const targets = /* @__PURE__ */ new Map();
-        const problems = [];
-        for (const h2 of hosts) {
-          const state = states.get(h2.server.name);
-          const target = options.to ?? previousRelease(state);
-          if (!target) problems.push(`${h2.server.name}: no earlier release on disk to roll back to`);
-          else if (!state.releases.some((r) => r.id === target))
-            problems.push(`${h2.server.name}: release ${target} is not on disk`);
-          else targets.set(h2.server.name, target);
-        }
-        if (problems.length > 0) throw new PlanError(`cannot roll back:
-  ${problems.join("\n  ")}`);
-        const release = [...new Set(targets.values())].join(", ");
-        emit({ type: "begin", command: "rollback", release, servers: names });
-        const targetOf = (name) => targets.get(name);
-        const current = (name) => states.get(name)?.current;
-        const batches = plan.batches.map((batch) => batch.filter((s3) => current(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
-        if (batches.length === 0)
-          emit({ type: "info", message: "every server already serves its rollback target" });
-        const ops = fleetOps(fleet, config2, emit);
-        const result = await rollJournaled(
-          hosts,
-          (h2) => ({
-            command: "rollback",
-            release: targetOf(h2.server.name),
-            previous: current(h2.server.name) ?? null
-          }),
-          {
-            config: config2,
-            ops,
-            emit,
-            signal: signal2,
-            batches,
-            target: targetOf,
-            fallback: current,
-            minInRotation: plan.minInRotation,
-            onFailure: config2.rolling.onFailure,
-            inHand: options.inHand
-          }
-        );
-        const rows = names.map(
-          (server) => result.rows.find((r) => r.server === server) ?? {
-            server,
-            result: "deployed",
-            release: targetOf(server),
-            note: "already on it"
-          }
-        );
-        for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
-        const done = summarize(emit, startedAt, result.outcome, rows, release);
-        await Promise.allSettled([
-          ops.persist(result.touched),
-          recordAll(hosts, "rollback", (h2) => ({
-            release: targetOf(h2.server.name),
-            previous: current(h2.server.name) ?? null,
-            result: rows.find((r) => r.server === h2.server.name)?.result
-          }))
-        ]);
-        return done;
+    plan,
+    newHolder("rollback", options.to),
+    options,
+    async ({ fleet, hosts, states }) => {
+      const targets = /* @__PURE__ */ new Map();
+      const problems = [];
+      for (const h2 of hosts) {
+        const state = states.get(h2.server.name);
+        const target = options.to ?? previousRelease(state);
+        if (!target) problems.push(`${h2.server.name}: no earlier release on disk to roll back to`);
+        else if (!state.releases.some((r) => r.id === target))
+          problems.push(`${h2.server.name}: release ${target} is not on disk`);
+        else targets.set(h2.server.name, target);
       }
-    );
-  } finally {
-    fleet.close();
-  }
+      if (problems.length > 0) throw new PlanError(`cannot roll back:
+  ${problems.join("\n  ")}`);
+      const release = [...new Set(targets.values())].join(", ");
+      emit({ type: "begin", command: "rollback", release, servers: names });
+      const targetOf = (name) => targets.get(name);
+      const current = (name) => states.get(name)?.current;
+      const batches = plan.batches.map((batch) => batch.filter((s3) => current(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
+      if (batches.length === 0)
+        emit({ type: "info", message: "every server already serves its rollback target" });
+      const ops = fleetOps(fleet, config2, emit);
+      const result = await rollJournaled(
+        hosts,
+        (h2) => ({
+          command: "rollback",
+          release: targetOf(h2.server.name),
+          previous: current(h2.server.name) ?? null
+        }),
+        {
+          config: config2,
+          ops,
+          emit,
+          signal: signal2,
+          batches,
+          target: targetOf,
+          fallback: current,
+          minInRotation: plan.minInRotation,
+          onFailure: config2.rolling.onFailure,
+          inHand: options.inHand
+        }
+      );
+      const rows = names.map(
+        (server) => result.rows.find((r) => r.server === server) ?? {
+          server,
+          result: "deployed",
+          release: targetOf(server),
+          note: "already on it"
+        }
+      );
+      for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
+      const done = summarize(emit, startedAt, result.outcome, rows, release);
+      await Promise.allSettled([
+        ops.persist(result.touched),
+        recordAll(hosts, "rollback", (h2) => ({
+          release: targetOf(h2.server.name),
+          previous: current(h2.server.name) ?? null,
+          result: rows.find((r) => r.server === h2.server.name)?.result
+        }))
+      ]);
+      return done;
+    }
+  );
 }
 
 // src/report/format.ts
@@ -92504,66 +92509,54 @@ async function restart(config2, options) {
   const startedAt = Date.now();
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
-  const fleet = await Fleet.open(
-    config2,
-    config2.servers.map((s3) => s3.name),
-    { emit, acceptNew: options.acceptNew, verbose: options.verbose }
-  );
-  const hosts = plan.servers.map((s3) => fleet.host(s3.name));
-  try {
-    return await withLocks(fleet, hosts, newHolder("restart"), emit, options.lockWaitMs, async () => {
-      const current = /* @__PURE__ */ new Map();
-      const problems = [];
-      await Promise.all(
-        hosts.map(async (h2) => {
-          const state = await readState(h2);
-          if (state.current) current.set(h2.server.name, state.current);
-          else problems.push(`${h2.server.name}: no current release (deploy first)`);
-        })
-      );
-      if (problems.length > 0) throw new PlanError(`cannot restart:
+  return withPlannedFleet(config2, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
+    const current = /* @__PURE__ */ new Map();
+    const problems = [];
+    for (const h2 of hosts) {
+      const state = states.get(h2.server.name);
+      if (state.current) current.set(h2.server.name, state.current);
+      else problems.push(`${h2.server.name}: no current release (deploy first)`);
+    }
+    if (problems.length > 0) throw new PlanError(`cannot restart:
   ${problems.join("\n  ")}`);
-      const release = [...new Set(current.values())].join(", ");
-      emit({ type: "begin", command: "restart", release, servers: names });
-      const releaseOf2 = (name) => current.get(name);
-      const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
-      const result = await rollJournaled(
-        hosts,
-        (h2) => ({
-          command: "restart",
-          release: releaseOf2(h2.server.name),
-          previous: releaseOf2(h2.server.name)
-        }),
-        {
-          config: config2,
-          ops,
-          emit,
-          signal: signal2,
-          batches: plan.batches,
-          canary: plan.canary,
-          target: releaseOf2,
-          fallback: releaseOf2,
-          minInRotation: plan.minInRotation,
-          onFailure: config2.rolling.onFailure,
-          inHand: options.inHand
-        }
-      );
-      const rows = result.rows.map(
-        (row) => row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row
-      );
-      const done = summarize(emit, startedAt, result.outcome, rows, release);
-      await Promise.allSettled([
-        ops.persist(result.touched),
-        recordAll(hosts, "restart", (h2) => ({
-          release: releaseOf2(h2.server.name),
-          result: rows.find((r) => r.server === h2.server.name)?.result
-        }))
-      ]);
-      return done;
-    });
-  } finally {
-    fleet.close();
-  }
+    const release = [...new Set(current.values())].join(", ");
+    emit({ type: "begin", command: "restart", release, servers: names });
+    const releaseOf2 = (name) => current.get(name);
+    const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
+    const result = await rollJournaled(
+      hosts,
+      (h2) => ({
+        command: "restart",
+        release: releaseOf2(h2.server.name),
+        previous: releaseOf2(h2.server.name)
+      }),
+      {
+        config: config2,
+        ops,
+        emit,
+        signal: signal2,
+        batches: plan.batches,
+        canary: plan.canary,
+        target: releaseOf2,
+        fallback: releaseOf2,
+        minInRotation: plan.minInRotation,
+        onFailure: config2.rolling.onFailure,
+        inHand: options.inHand
+      }
+    );
+    const rows = result.rows.map(
+      (row) => row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row
+    );
+    const done = summarize(emit, startedAt, result.outcome, rows, release);
+    await Promise.allSettled([
+      ops.persist(result.touched),
+      recordAll(hosts, "restart", (h2) => ({
+        release: releaseOf2(h2.server.name),
+        result: rows.find((r) => r.server === h2.server.name)?.result
+      }))
+    ]);
+    return done;
+  });
 }
 function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
   const previous = /* @__PURE__ */ new Map();

@@ -91742,24 +91742,15 @@ function exitCodeForError(error63) {
   const err = error63;
   return { code: EXIT.failed, message: `unexpected error: ${err?.stack ?? String(error63)}` };
 }
-function interruptible(reporter, inFlight) {
+function onInterrupt(handlers = {}) {
   const controller = new AbortController();
   const onSignal = (name) => {
-    if (!controller.signal.aborted) {
-      reporter.emit({
-        type: "warn",
-        message: `${name}: stopping at the next safe point (the server in hand is finished or restored first); press Ctrl-C again to quit now`
-      });
-      controller.abort();
+    if (controller.signal.aborted) {
+      handlers.again?.(name);
       return;
     }
-    const pending = inFlight();
-    reporter.emit({
-      type: "error",
-      message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`
-    });
-    reporter.close();
-    process.exit(EXIT.needsHuman);
+    handlers.first?.(name);
+    controller.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -91773,10 +91764,23 @@ function interruptible(reporter, inFlight) {
 }
 async function whileInterruptible(reporter, body) {
   const inHand = /* @__PURE__ */ new Set();
-  const guard = interruptible(
-    reporter,
-    () => [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`)
-  );
+  const guard = onInterrupt({
+    first(name) {
+      reporter.emit({
+        type: "warn",
+        message: `${name}: stopping at the next safe point (the server in hand is finished or restored first); press Ctrl-C again to quit now`
+      });
+    },
+    again(name) {
+      const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
+      reporter.emit({
+        type: "error",
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`
+      });
+      reporter.close();
+      process.exit(EXIT.needsHuman);
+    }
+  });
   try {
     return await body(guard.signal, inHand);
   } finally {
@@ -92593,19 +92597,6 @@ function count2(value) {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a number of lines.");
   return Number(value);
 }
-function onCtrlC() {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
-  return {
-    signal: controller.signal,
-    dispose() {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-    }
-  };
-}
 function formatLine(line, width) {
   return `${line.server.padEnd(width)} ${line.stream === "err" ? "!" : "|"} ${line.line}`;
 }
@@ -92615,7 +92606,7 @@ function addOperationCommands(program2, setExit) {
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
         const width = Math.max(...config2.servers.map((s3) => s3.name.length));
-        const stop = onCtrlC();
+        const stop = onInterrupt();
         try {
           await streamLogs(config2, servers2, {
             emit: (e) => reporter.emit(e),
@@ -92640,7 +92631,7 @@ function addOperationCommands(program2, setExit) {
     setExit(
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
-        const stop = onCtrlC();
+        const stop = onInterrupt();
         const finished7 = [];
         const printGroup = (result, withLines) => {
           finished7.push(result);

@@ -92773,7 +92773,7 @@ Examples:
 import path18 from "node:path";
 
 // src/sandbox/index.ts
-import { chmod as chmod2, mkdir as mkdir5, readdir as readdir4, readFile as readFile7, rm as rm6, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod2, mkdir as mkdir5, readdir as readdir4, readFile as readFile7, rm as rm7, writeFile as writeFile5 } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname as dirname5, join as join7, resolve } from "node:path";
 
@@ -93039,8 +93039,26 @@ async function lockPassword(user) {
 }
 
 // src/sandbox/haproxy.ts
-import { mkdir as mkdir2, readFile as readFile4, rm as rm3, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir2, readFile as readFile4, rm as rm4, writeFile as writeFile2 } from "node:fs/promises";
 import { join as join3 } from "node:path";
+
+// src/sandbox/daemon.ts
+import { rm as rm3 } from "node:fs/promises";
+async function runningDaemon(pidFile, marker) {
+  const pid = await readPidFile(pidFile);
+  return pid !== void 0 && await isOurs(pid, marker) ? pid : void 0;
+}
+async function stopDaemon(pid, pidFile) {
+  if (pid === void 0) return;
+  await stopPid(pid, "SIGTERM", 1e4);
+  await rm3(pidFile, { force: true });
+}
+async function testConfig(name, bin, args, conf) {
+  const test = await execa(bin, args, { reject: false, all: true, stdin: "ignore" });
+  if (test.exitCode !== 0)
+    throw new SandboxError(`${name} configuration test failed (${conf}):
+${test.all}`);
+}
 
 // src/sandbox/deploy-config.ts
 function sandboxDeployConfig(info2, options) {
@@ -93121,28 +93139,20 @@ ${servers2}`;
 }
 async function runningHaproxy(lbHome) {
   const p2 = haproxyPaths(lbHome);
-  const pid = await readPidFile(p2.pid);
-  return pid !== void 0 && await isOurs(pid, p2.conf) ? pid : void 0;
+  return runningDaemon(p2.pid, p2.conf);
 }
 async function startHaproxy(haproxy, lbHome, input2) {
   const p2 = haproxyPaths(lbHome);
   await mkdir2(p2.dir, { recursive: true });
-  await rm3(p2.state, { force: true });
+  await rm4(p2.state, { force: true });
   await writeFile2(p2.conf, renderHaproxyConf({ ...input2, socket: p2.socket, stateFile: p2.state }));
   if (process.getuid?.() === 0 && input2.socketUser !== "root") {
     const chown3 = await execa("chown", [input2.socketUser, p2.dir], { reject: false, all: true });
     if (chown3.exitCode !== 0)
       throw new SandboxError(`cannot give ${p2.dir} to ${input2.socketUser}: ${chown3.all}`);
   }
-  const test = await execa(haproxy, ["-c", "-q", "-f", p2.conf], {
-    reject: false,
-    all: true,
-    stdin: "ignore"
-  });
-  if (test.exitCode !== 0)
-    throw new SandboxError(`haproxy configuration test failed (${p2.conf}):
-${test.all}`);
-  await rm3(p2.pid, { force: true });
+  await testConfig("haproxy", haproxy, ["-c", "-q", "-f", p2.conf], p2.conf);
+  await rm4(p2.pid, { force: true });
   const result = await execa(haproxy, ["-D", "-f", p2.conf, "-p", p2.pid], {
     reject: false,
     all: true,
@@ -93163,10 +93173,7 @@ ${await readFile4(p2.log, "utf8")}`);
   return pid;
 }
 async function stopHaproxy(lbHome) {
-  const pid = await runningHaproxy(lbHome);
-  if (pid === void 0) return;
-  await stopPid(pid, "SIGTERM", 1e4);
-  await rm3(haproxyPaths(lbHome).pid, { force: true });
+  await stopDaemon(await runningHaproxy(lbHome), haproxyPaths(lbHome).pid);
 }
 function sandboxHaproxyDeployConfig(info2, options) {
   return { ...sandboxDeployConfig(info2, options), balancer: haproxyBalancerEntry(info2.haproxy) };
@@ -93488,7 +93495,7 @@ exec ${sudo ? "sudo -n " : ""}${argv.join(" ")} "$@"
 }
 
 // src/sandbox/nginx.ts
-import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm4, stat as stat7, writeFile as writeFile3 } from "node:fs/promises";
+import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm5, stat as stat7, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname2, join as join5 } from "node:path";
 async function hasStubStatus(nginx) {
   const result = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
@@ -93527,17 +93534,13 @@ function nginxArgs(lbRoot) {
 }
 async function runningNginx(lbRoot) {
   const p2 = nginxPaths(lbRoot);
-  const pid = await readPidFile(p2.pid);
-  return pid !== void 0 && await isOurs(pid, `${p2.prefix}/`) ? pid : void 0;
+  return runningDaemon(p2.pid, `${p2.prefix}/`);
 }
 async function startNginx(nginx, setup) {
   const p2 = nginxPaths(setup.lbRoot);
   const args = nginxArgs(setup.lbRoot);
-  const test = await execa(nginx, [...args, "-t"], { reject: false, all: true, stdin: "ignore" });
-  if (test.exitCode !== 0)
-    throw new SandboxError(`nginx configuration test failed (${p2.conf}):
-${test.all}`);
-  await rm4(p2.pid, { force: true });
+  await testConfig("nginx", nginx, [...args, "-t"], p2.conf);
+  await rm5(p2.pid, { force: true });
   const result = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
   if (result.exitCode !== 0) {
     throw new SandboxError(`nginx failed to start (exit ${result.exitCode}):
@@ -93558,10 +93561,7 @@ ${await readFile5(p2.errorLog, "utf8").catch(() => "")}`
   return pid;
 }
 async function stopNginx(lbRoot) {
-  const pid = await runningNginx(lbRoot);
-  if (pid === void 0) return;
-  await stopPid(pid, "SIGTERM", 1e4);
-  await rm4(nginxPaths(lbRoot).pid, { force: true });
+  await stopDaemon(await runningNginx(lbRoot), nginxPaths(lbRoot).pid);
 }
 
 // src/sandbox/pm2.ts
@@ -93613,7 +93613,7 @@ async function stopPm2({ home, pm2Home, pm2Bin }) {
 }
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir4, readFile as readFile6, rm as rm5, stat as stat9, writeFile as writeFile4 } from "node:fs/promises";
+import { mkdir as mkdir4, readFile as readFile6, rm as rm6, stat as stat9, writeFile as writeFile4 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 async function exists(path20) {
   try {
@@ -93626,8 +93626,8 @@ async function exists(path20) {
 async function ensureKeyPair(sshKeygen, path20, comment) {
   if (!await exists(path20) || !await exists(`${path20}.pub`)) {
     await mkdir4(dirname4(path20), { recursive: true, mode: 448 });
-    await rm5(path20, { force: true });
-    await rm5(`${path20}.pub`, { force: true });
+    await rm6(path20, { force: true });
+    await rm6(`${path20}.pub`, { force: true });
     const result = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path20], {
       reject: false,
       stdin: "ignore"
@@ -93661,12 +93661,11 @@ async function logTail(path20, lines = 15) {
 }
 async function runningSshd(dir, name) {
   const p2 = hostPaths(dir, name);
-  const pid = await readPidFile(p2.sshdPid);
-  return pid !== void 0 && await isOurs(pid, p2.sshdConfig) ? pid : void 0;
+  return runningDaemon(p2.sshdPid, p2.sshdConfig);
 }
 async function startSshd(sshd, dir, host) {
   const p2 = hostPaths(dir, host.name);
-  await rm5(p2.sshdPid, { force: true });
+  await rm6(p2.sshdPid, { force: true });
   const result = await execa(sshd, ["-f", p2.sshdConfig, "-E", p2.sshdLog], { reject: false, stdin: "ignore" });
   const failure2 = async (what) => new SandboxError(
     `sshd for ${host.name} (${host.address}:${host.sshPort}) ${what}. ${[
@@ -93688,7 +93687,7 @@ async function stopSshd(dir, name) {
   const sessions = await descendantPids(pid);
   await stopPid(pid);
   await Promise.all(sessions.map((child) => stopPid(child)));
-  await rm5(hostPaths(dir, name).sshdPid, { force: true });
+  await rm6(hostPaths(dir, name).sshdPid, { force: true });
 }
 
 // src/sandbox/index.ts
@@ -93778,7 +93777,7 @@ async function sandboxDown(stateDir) {
       `sandbox processes still running after down: ${left.map((p2) => `${p2.name} (pid ${p2.pid})`).join(", ")}`
     );
   }
-  if (state || names.length > 0) await rm6(sandboxPaths(dir).state, { force: true });
+  if (state || names.length > 0) await rm7(sandboxPaths(dir).state, { force: true });
 }
 function sameLayout(a2, b2) {
   return JSON.stringify(a2) === JSON.stringify(b2);

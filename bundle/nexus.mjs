@@ -85917,6 +85917,23 @@ var Rollout = class {
   }
 };
 
+// src/deploy/state.ts
+function readState(host) {
+  return runOp(host.session, inspect3(host.layout));
+}
+function previousRelease(state) {
+  const index = state.releases.findIndex((r) => r.id === state.current);
+  const older = index >= 0 ? state.releases.slice(0, index) : state.releases;
+  return older.filter((r) => !r.failed).at(-1)?.id;
+}
+function releasesToPrune(releases, keep, protect) {
+  const prunable = releases.filter((r) => !protect.includes(r.id));
+  const excess = releases.length - keep;
+  if (excess <= 0) return [];
+  const ordered = [...prunable.filter((r) => r.failed), ...prunable.filter((r) => !r.failed)];
+  return ordered.slice(0, excess).map((r) => r.id);
+}
+
 // src/deploy/engine.ts
 function summarize(emit, startedAt, outcome, rows, release, exitCode = exitCodeForOutcome(outcome)) {
   emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1e3 });
@@ -85929,6 +85946,24 @@ async function withLocks(fleet, hosts, holder, emit, lockWaitMs, body) {
   } finally {
     await fleet.revive(hosts);
     await unlockAll(hosts, holder);
+  }
+}
+async function withPlannedFleet(config2, plan, holder, options, body) {
+  const { emit } = options;
+  const fleet = await Fleet.open(
+    config2,
+    config2.servers.map((s3) => s3.name),
+    { emit, acceptNew: options.acceptNew, verbose: options.verbose }
+  );
+  const hosts = plan.servers.map((s3) => fleet.host(s3.name));
+  try {
+    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = /* @__PURE__ */ new Map();
+      await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
+      return body({ fleet, hosts, states });
+    });
+  } finally {
+    fleet.close();
   }
 }
 async function rollJournaled(hosts, journal, options) {
@@ -86760,23 +86795,6 @@ async function stageWithRetry(fleet, host, input2) {
   }
 }
 
-// src/deploy/state.ts
-function readState(host) {
-  return runOp(host.session, inspect3(host.layout));
-}
-function previousRelease(state) {
-  const index = state.releases.findIndex((r) => r.id === state.current);
-  const older = index >= 0 ? state.releases.slice(0, index) : state.releases;
-  return older.filter((r) => !r.failed).at(-1)?.id;
-}
-function releasesToPrune(releases, keep, protect) {
-  const prunable = releases.filter((r) => !protect.includes(r.id));
-  const excess = releases.length - keep;
-  if (excess <= 0) return [];
-  const ordered = [...prunable.filter((r) => r.failed), ...prunable.filter((r) => !r.failed)];
-  return ordered.slice(0, excess).map((r) => r.id);
-}
-
 // src/deploy/deploy.ts
 async function deploy(config2, options) {
   let summary;
@@ -87224,86 +87242,73 @@ async function rollback(config2, options) {
   const startedAt = Date.now();
   const plan = makePlan(config2, options.to ?? "previous", options.only);
   const names = plan.servers.map((s3) => s3.name);
-  const fleet = await Fleet.open(
+  return withPlannedFleet(
     config2,
-    config2.servers.map((s3) => s3.name),
-    { emit, acceptNew: options.acceptNew, verbose: options.verbose }
-  );
-  const hosts = plan.servers.map((s3) => fleet.host(s3.name));
-  try {
-    return await withLocks(
-      fleet,
-      hosts,
-      newHolder("rollback", options.to),
-      emit,
-      options.lockWaitMs,
-      async () => {
-        const states = /* @__PURE__ */ new Map();
-        await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
-        const targets = /* @__PURE__ */ new Map();
-        const problems = [];
-        for (const h2 of hosts) {
-          const state = states.get(h2.server.name);
-          const target = options.to ?? previousRelease(state);
-          if (!target) problems.push(`${h2.server.name}: no earlier release on disk to roll back to`);
-          else if (!state.releases.some((r) => r.id === target))
-            problems.push(`${h2.server.name}: release ${target} is not on disk`);
-          else targets.set(h2.server.name, target);
-        }
-        if (problems.length > 0) throw new PlanError(`cannot roll back:
-  ${problems.join("\n  ")}`);
-        const release = [...new Set(targets.values())].join(", ");
-        emit({ type: "begin", command: "rollback", release, servers: names });
-        const targetOf = (name) => targets.get(name);
-        const current = (name) => states.get(name)?.current;
-        const batches = plan.batches.map((batch) => batch.filter((s3) => current(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
-        if (batches.length === 0)
-          emit({ type: "info", message: "every server already serves its rollback target" });
-        const ops = fleetOps(fleet, config2, emit);
-        const result = await rollJournaled(
-          hosts,
-          (h2) => ({
-            command: "rollback",
-            release: targetOf(h2.server.name),
-            previous: current(h2.server.name) ?? null
-          }),
-          {
-            config: config2,
-            ops,
-            emit,
-            signal: signal2,
-            batches,
-            target: targetOf,
-            fallback: current,
-            minInRotation: plan.minInRotation,
-            onFailure: config2.rolling.onFailure,
-            inHand: options.inHand
-          }
-        );
-        const rows = names.map(
-          (server) => result.rows.find((r) => r.server === server) ?? {
-            server,
-            result: "deployed",
-            release: targetOf(server),
-            note: "already on it"
-          }
-        );
-        for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
-        const done = summarize(emit, startedAt, result.outcome, rows, release);
-        await Promise.allSettled([
-          ops.persist(result.touched),
-          recordAll(hosts, "rollback", (h2) => ({
-            release: targetOf(h2.server.name),
-            previous: current(h2.server.name) ?? null,
-            result: rows.find((r) => r.server === h2.server.name)?.result
-          }))
-        ]);
-        return done;
+    plan,
+    newHolder("rollback", options.to),
+    options,
+    async ({ fleet, hosts, states }) => {
+      const targets = /* @__PURE__ */ new Map();
+      const problems = [];
+      for (const h2 of hosts) {
+        const state = states.get(h2.server.name);
+        const target = options.to ?? previousRelease(state);
+        if (!target) problems.push(`${h2.server.name}: no earlier release on disk to roll back to`);
+        else if (!state.releases.some((r) => r.id === target))
+          problems.push(`${h2.server.name}: release ${target} is not on disk`);
+        else targets.set(h2.server.name, target);
       }
-    );
-  } finally {
-    fleet.close();
-  }
+      if (problems.length > 0) throw new PlanError(`cannot roll back:
+  ${problems.join("\n  ")}`);
+      const release = [...new Set(targets.values())].join(", ");
+      emit({ type: "begin", command: "rollback", release, servers: names });
+      const targetOf = (name) => targets.get(name);
+      const current = (name) => states.get(name)?.current;
+      const batches = plan.batches.map((batch) => batch.filter((s3) => current(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
+      if (batches.length === 0)
+        emit({ type: "info", message: "every server already serves its rollback target" });
+      const ops = fleetOps(fleet, config2, emit);
+      const result = await rollJournaled(
+        hosts,
+        (h2) => ({
+          command: "rollback",
+          release: targetOf(h2.server.name),
+          previous: current(h2.server.name) ?? null
+        }),
+        {
+          config: config2,
+          ops,
+          emit,
+          signal: signal2,
+          batches,
+          target: targetOf,
+          fallback: current,
+          minInRotation: plan.minInRotation,
+          onFailure: config2.rolling.onFailure,
+          inHand: options.inHand
+        }
+      );
+      const rows = names.map(
+        (server) => result.rows.find((r) => r.server === server) ?? {
+          server,
+          result: "deployed",
+          release: targetOf(server),
+          note: "already on it"
+        }
+      );
+      for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
+      const done = summarize(emit, startedAt, result.outcome, rows, release);
+      await Promise.allSettled([
+        ops.persist(result.touched),
+        recordAll(hosts, "rollback", (h2) => ({
+          release: targetOf(h2.server.name),
+          previous: current(h2.server.name) ?? null,
+          result: rows.find((r) => r.server === h2.server.name)?.result
+        }))
+      ]);
+      return done;
+    }
+  );
 }
 
 // src/report/format.ts
@@ -91937,24 +91942,15 @@ function exitCodeForError(error63) {
   const err = error63;
   return { code: EXIT.failed, message: `unexpected error: ${err?.stack ?? String(error63)}` };
 }
-function interruptible(reporter, inFlight) {
+function onInterrupt(handlers = {}) {
   const controller = new AbortController();
   const onSignal = (name) => {
-    if (!controller.signal.aborted) {
-      reporter.emit({
-        type: "warn",
-        message: `${name}: stopping at the next safe point (the server in hand is finished or restored first); press Ctrl-C again to quit now`
-      });
-      controller.abort();
+    if (controller.signal.aborted) {
+      handlers.again?.(name);
       return;
     }
-    const pending = inFlight();
-    reporter.emit({
-      type: "error",
-      message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`
-    });
-    reporter.close();
-    process.exit(EXIT.needsHuman);
+    handlers.first?.(name);
+    controller.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -91968,10 +91964,23 @@ function interruptible(reporter, inFlight) {
 }
 async function whileInterruptible(reporter, body) {
   const inHand = /* @__PURE__ */ new Set();
-  const guard = interruptible(
-    reporter,
-    () => [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`)
-  );
+  const guard = onInterrupt({
+    first(name) {
+      reporter.emit({
+        type: "warn",
+        message: `${name}: stopping at the next safe point (the server in hand is finished or restored first); press Ctrl-C again to quit now`
+      });
+    },
+    again(name) {
+      const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
+      reporter.emit({
+        type: "error",
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`
+      });
+      reporter.close();
+      process.exit(EXIT.needsHuman);
+    }
+  });
   try {
     return await body(guard.signal, inHand);
   } finally {
@@ -92704,66 +92713,54 @@ async function restart(config2, options) {
   const startedAt = Date.now();
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
-  const fleet = await Fleet.open(
-    config2,
-    config2.servers.map((s3) => s3.name),
-    { emit, acceptNew: options.acceptNew, verbose: options.verbose }
-  );
-  const hosts = plan.servers.map((s3) => fleet.host(s3.name));
-  try {
-    return await withLocks(fleet, hosts, newHolder("restart"), emit, options.lockWaitMs, async () => {
-      const current = /* @__PURE__ */ new Map();
-      const problems = [];
-      await Promise.all(
-        hosts.map(async (h2) => {
-          const state = await readState(h2);
-          if (state.current) current.set(h2.server.name, state.current);
-          else problems.push(`${h2.server.name}: no current release (deploy first)`);
-        })
-      );
-      if (problems.length > 0) throw new PlanError(`cannot restart:
+  return withPlannedFleet(config2, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
+    const current = /* @__PURE__ */ new Map();
+    const problems = [];
+    for (const h2 of hosts) {
+      const state = states.get(h2.server.name);
+      if (state.current) current.set(h2.server.name, state.current);
+      else problems.push(`${h2.server.name}: no current release (deploy first)`);
+    }
+    if (problems.length > 0) throw new PlanError(`cannot restart:
   ${problems.join("\n  ")}`);
-      const release = [...new Set(current.values())].join(", ");
-      emit({ type: "begin", command: "restart", release, servers: names });
-      const releaseOf2 = (name) => current.get(name);
-      const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
-      const result = await rollJournaled(
-        hosts,
-        (h2) => ({
-          command: "restart",
-          release: releaseOf2(h2.server.name),
-          previous: releaseOf2(h2.server.name)
-        }),
-        {
-          config: config2,
-          ops,
-          emit,
-          signal: signal2,
-          batches: plan.batches,
-          canary: plan.canary,
-          target: releaseOf2,
-          fallback: releaseOf2,
-          minInRotation: plan.minInRotation,
-          onFailure: config2.rolling.onFailure,
-          inHand: options.inHand
-        }
-      );
-      const rows = result.rows.map(
-        (row) => row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row
-      );
-      const done = summarize(emit, startedAt, result.outcome, rows, release);
-      await Promise.allSettled([
-        ops.persist(result.touched),
-        recordAll(hosts, "restart", (h2) => ({
-          release: releaseOf2(h2.server.name),
-          result: rows.find((r) => r.server === h2.server.name)?.result
-        }))
-      ]);
-      return done;
-    });
-  } finally {
-    fleet.close();
-  }
+    const release = [...new Set(current.values())].join(", ");
+    emit({ type: "begin", command: "restart", release, servers: names });
+    const releaseOf2 = (name) => current.get(name);
+    const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
+    const result = await rollJournaled(
+      hosts,
+      (h2) => ({
+        command: "restart",
+        release: releaseOf2(h2.server.name),
+        previous: releaseOf2(h2.server.name)
+      }),
+      {
+        config: config2,
+        ops,
+        emit,
+        signal: signal2,
+        batches: plan.batches,
+        canary: plan.canary,
+        target: releaseOf2,
+        fallback: releaseOf2,
+        minInRotation: plan.minInRotation,
+        onFailure: config2.rolling.onFailure,
+        inHand: options.inHand
+      }
+    );
+    const rows = result.rows.map(
+      (row) => row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row
+    );
+    const done = summarize(emit, startedAt, result.outcome, rows, release);
+    await Promise.allSettled([
+      ops.persist(result.touched),
+      recordAll(hosts, "restart", (h2) => ({
+        release: releaseOf2(h2.server.name),
+        result: rows.find((r) => r.server === h2.server.name)?.result
+      }))
+    ]);
+    return done;
+  });
 }
 function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
   const previous = /* @__PURE__ */ new Map();
@@ -92800,19 +92797,6 @@ function count2(value) {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a number of lines.");
   return Number(value);
 }
-function onCtrlC() {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
-  return {
-    signal: controller.signal,
-    dispose() {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-    }
-  };
-}
 function formatLine(line, width) {
   return `${line.server.padEnd(width)} ${line.stream === "err" ? "!" : "|"} ${line.line}`;
 }
@@ -92822,7 +92806,7 @@ function addOperationCommands(program2, setExit) {
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
         const width = Math.max(...config2.servers.map((s3) => s3.name.length));
-        const stop = onCtrlC();
+        const stop = onInterrupt();
         try {
           await streamLogs(config2, servers2, {
             emit: (e) => reporter.emit(e),
@@ -92847,7 +92831,7 @@ function addOperationCommands(program2, setExit) {
     setExit(
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
-        const stop = onCtrlC();
+        const stop = onInterrupt();
         const finished7 = [];
         const printGroup = (result, withLines) => {
           finished7.push(result);
@@ -92989,7 +92973,7 @@ Examples:
 import path18 from "node:path";
 
 // src/sandbox/index.ts
-import { chmod as chmod2, mkdir as mkdir5, readdir as readdir4, readFile as readFile7, rm as rm6, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod2, mkdir as mkdir5, readdir as readdir4, readFile as readFile7, rm as rm7, writeFile as writeFile5 } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname as dirname5, join as join7, resolve } from "node:path";
 
@@ -93255,8 +93239,26 @@ async function lockPassword(user) {
 }
 
 // src/sandbox/haproxy.ts
-import { mkdir as mkdir2, readFile as readFile4, rm as rm3, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir2, readFile as readFile4, rm as rm4, writeFile as writeFile2 } from "node:fs/promises";
 import { join as join3 } from "node:path";
+
+// src/sandbox/daemon.ts
+import { rm as rm3 } from "node:fs/promises";
+async function runningDaemon(pidFile, marker) {
+  const pid = await readPidFile(pidFile);
+  return pid !== void 0 && await isOurs(pid, marker) ? pid : void 0;
+}
+async function stopDaemon(pid, pidFile) {
+  if (pid === void 0) return;
+  await stopPid(pid, "SIGTERM", 1e4);
+  await rm3(pidFile, { force: true });
+}
+async function testConfig(name, bin, args, conf) {
+  const test = await execa(bin, args, { reject: false, all: true, stdin: "ignore" });
+  if (test.exitCode !== 0)
+    throw new SandboxError(`${name} configuration test failed (${conf}):
+${test.all}`);
+}
 
 // src/sandbox/deploy-config.ts
 function sandboxDeployConfig(info2, options) {
@@ -93337,28 +93339,20 @@ ${servers2}`;
 }
 async function runningHaproxy(lbHome) {
   const p2 = haproxyPaths(lbHome);
-  const pid = await readPidFile(p2.pid);
-  return pid !== void 0 && await isOurs(pid, p2.conf) ? pid : void 0;
+  return runningDaemon(p2.pid, p2.conf);
 }
 async function startHaproxy(haproxy, lbHome, input2) {
   const p2 = haproxyPaths(lbHome);
   await mkdir2(p2.dir, { recursive: true });
-  await rm3(p2.state, { force: true });
+  await rm4(p2.state, { force: true });
   await writeFile2(p2.conf, renderHaproxyConf({ ...input2, socket: p2.socket, stateFile: p2.state }));
   if (process.getuid?.() === 0 && input2.socketUser !== "root") {
     const chown3 = await execa("chown", [input2.socketUser, p2.dir], { reject: false, all: true });
     if (chown3.exitCode !== 0)
       throw new SandboxError(`cannot give ${p2.dir} to ${input2.socketUser}: ${chown3.all}`);
   }
-  const test = await execa(haproxy, ["-c", "-q", "-f", p2.conf], {
-    reject: false,
-    all: true,
-    stdin: "ignore"
-  });
-  if (test.exitCode !== 0)
-    throw new SandboxError(`haproxy configuration test failed (${p2.conf}):
-${test.all}`);
-  await rm3(p2.pid, { force: true });
+  await testConfig("haproxy", haproxy, ["-c", "-q", "-f", p2.conf], p2.conf);
+  await rm4(p2.pid, { force: true });
   const result = await execa(haproxy, ["-D", "-f", p2.conf, "-p", p2.pid], {
     reject: false,
     all: true,
@@ -93379,10 +93373,7 @@ ${await readFile4(p2.log, "utf8")}`);
   return pid;
 }
 async function stopHaproxy(lbHome) {
-  const pid = await runningHaproxy(lbHome);
-  if (pid === void 0) return;
-  await stopPid(pid, "SIGTERM", 1e4);
-  await rm3(haproxyPaths(lbHome).pid, { force: true });
+  await stopDaemon(await runningHaproxy(lbHome), haproxyPaths(lbHome).pid);
 }
 function sandboxHaproxyDeployConfig(info2, options) {
   return { ...sandboxDeployConfig(info2, options), balancer: haproxyBalancerEntry(info2.haproxy) };
@@ -93704,7 +93695,7 @@ exec ${sudo ? "sudo -n " : ""}${argv.join(" ")} "$@"
 }
 
 // src/sandbox/nginx.ts
-import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm4, stat as stat7, writeFile as writeFile3 } from "node:fs/promises";
+import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm5, stat as stat7, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname2, join as join5 } from "node:path";
 async function hasStubStatus(nginx) {
   const result = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
@@ -93743,17 +93734,13 @@ function nginxArgs(lbRoot) {
 }
 async function runningNginx(lbRoot) {
   const p2 = nginxPaths(lbRoot);
-  const pid = await readPidFile(p2.pid);
-  return pid !== void 0 && await isOurs(pid, `${p2.prefix}/`) ? pid : void 0;
+  return runningDaemon(p2.pid, `${p2.prefix}/`);
 }
 async function startNginx(nginx, setup) {
   const p2 = nginxPaths(setup.lbRoot);
   const args = nginxArgs(setup.lbRoot);
-  const test = await execa(nginx, [...args, "-t"], { reject: false, all: true, stdin: "ignore" });
-  if (test.exitCode !== 0)
-    throw new SandboxError(`nginx configuration test failed (${p2.conf}):
-${test.all}`);
-  await rm4(p2.pid, { force: true });
+  await testConfig("nginx", nginx, [...args, "-t"], p2.conf);
+  await rm5(p2.pid, { force: true });
   const result = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
   if (result.exitCode !== 0) {
     throw new SandboxError(`nginx failed to start (exit ${result.exitCode}):
@@ -93774,10 +93761,7 @@ ${await readFile5(p2.errorLog, "utf8").catch(() => "")}`
   return pid;
 }
 async function stopNginx(lbRoot) {
-  const pid = await runningNginx(lbRoot);
-  if (pid === void 0) return;
-  await stopPid(pid, "SIGTERM", 1e4);
-  await rm4(nginxPaths(lbRoot).pid, { force: true });
+  await stopDaemon(await runningNginx(lbRoot), nginxPaths(lbRoot).pid);
 }
 
 // src/sandbox/pm2.ts
@@ -93829,7 +93813,7 @@ async function stopPm2({ home, pm2Home, pm2Bin }) {
 }
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir4, readFile as readFile6, rm as rm5, stat as stat9, writeFile as writeFile4 } from "node:fs/promises";
+import { mkdir as mkdir4, readFile as readFile6, rm as rm6, stat as stat9, writeFile as writeFile4 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 async function exists(path20) {
   try {
@@ -93842,8 +93826,8 @@ async function exists(path20) {
 async function ensureKeyPair(sshKeygen, path20, comment) {
   if (!await exists(path20) || !await exists(`${path20}.pub`)) {
     await mkdir4(dirname4(path20), { recursive: true, mode: 448 });
-    await rm5(path20, { force: true });
-    await rm5(`${path20}.pub`, { force: true });
+    await rm6(path20, { force: true });
+    await rm6(`${path20}.pub`, { force: true });
     const result = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path20], {
       reject: false,
       stdin: "ignore"
@@ -93877,12 +93861,11 @@ async function logTail(path20, lines = 15) {
 }
 async function runningSshd(dir, name) {
   const p2 = hostPaths(dir, name);
-  const pid = await readPidFile(p2.sshdPid);
-  return pid !== void 0 && await isOurs(pid, p2.sshdConfig) ? pid : void 0;
+  return runningDaemon(p2.sshdPid, p2.sshdConfig);
 }
 async function startSshd(sshd, dir, host) {
   const p2 = hostPaths(dir, host.name);
-  await rm5(p2.sshdPid, { force: true });
+  await rm6(p2.sshdPid, { force: true });
   const result = await execa(sshd, ["-f", p2.sshdConfig, "-E", p2.sshdLog], { reject: false, stdin: "ignore" });
   const failure2 = async (what) => new SandboxError(
     `sshd for ${host.name} (${host.address}:${host.sshPort}) ${what}. ${[
@@ -93904,7 +93887,7 @@ async function stopSshd(dir, name) {
   const sessions = await descendantPids(pid);
   await stopPid(pid);
   await Promise.all(sessions.map((child) => stopPid(child)));
-  await rm5(hostPaths(dir, name).sshdPid, { force: true });
+  await rm6(hostPaths(dir, name).sshdPid, { force: true });
 }
 
 // src/sandbox/index.ts
@@ -93994,7 +93977,7 @@ async function sandboxDown(stateDir) {
       `sandbox processes still running after down: ${left.map((p2) => `${p2.name} (pid ${p2.pid})`).join(", ")}`
     );
   }
-  if (state || names.length > 0) await rm6(sandboxPaths(dir).state, { force: true });
+  if (state || names.length > 0) await rm7(sandboxPaths(dir).state, { force: true });
 }
 function sameLayout(a2, b2) {
   return JSON.stringify(a2) === JSON.stringify(b2);

@@ -52,31 +52,27 @@ export function exitCodeForError(error: unknown): { code: number; message: strin
   return { code: EXIT.failed, message: `unexpected error: ${err?.stack ?? String(error)}` };
 }
 
+export interface Interrupt {
+  signal: AbortSignal;
+  /** Stops listening for Ctrl-C and SIGTERM. */
+  dispose(): void;
+}
+
 /**
- * Ctrl-C or SIGTERM asks the running command to stop at the next safe point (the server in
- * hand is finished or restored first); a second one says what is still in flight and quits.
+ * Ctrl-C or SIGTERM aborts the returned signal, after `first` has had its say; any later one goes
+ * to `again` (without it, it does nothing more).
  */
-function interruptible(
-  reporter: Reporter,
-  inFlight: () => string[],
-): { signal: AbortSignal; dispose(): void } {
+export function onInterrupt(
+  handlers: { first?: (name: NodeJS.Signals) => void; again?: (name: NodeJS.Signals) => void } = {},
+): Interrupt {
   const controller = new AbortController();
   const onSignal = (name: NodeJS.Signals) => {
-    if (!controller.signal.aborted) {
-      reporter.emit({
-        type: "warn",
-        message: `${name}: stopping at the next safe point (the server in hand is finished or restored first); press Ctrl-C again to quit now`,
-      });
-      controller.abort();
+    if (controller.signal.aborted) {
+      handlers.again?.(name);
       return;
     }
-    const pending = inFlight();
-    reporter.emit({
-      type: "error",
-      message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`,
-    });
-    reporter.close();
-    process.exit(EXIT.needsHuman);
+    handlers.first?.(name);
+    controller.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -90,17 +86,33 @@ function interruptible(
 }
 
 /**
- * Runs a command that changes the fleet with Ctrl-C/SIGTERM handling; `inHand` is kept up to date
- * by the command with the servers out of rotation, which a second Ctrl-C names.
+ * Runs a command that changes the fleet with Ctrl-C/SIGTERM handling: the first asks it to stop
+ * at the next safe point (the server in hand is finished or restored first); a second one says
+ * what is still in flight and quits. `inHand` is kept up to date by the command with the servers
+ * out of rotation, which a second Ctrl-C names.
  */
 export async function whileInterruptible<T>(
   reporter: Reporter,
   body: (signal: AbortSignal, inHand: Set<string>) => Promise<T>,
 ): Promise<T> {
   const inHand = new Set<string>();
-  const guard = interruptible(reporter, () =>
-    [...inHand].map((name) => `${name} is out of rotation, maybe mid-switch`),
-  );
+  const guard = onInterrupt({
+    first(name) {
+      reporter.emit({
+        type: "warn",
+        message: `${name}: stopping at the next safe point (the server in hand is finished or restored first); press Ctrl-C again to quit now`,
+      });
+    },
+    again(name) {
+      const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
+      reporter.emit({
+        type: "error",
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`,
+      });
+      reporter.close();
+      process.exit(EXIT.needsHuman);
+    },
+  });
   try {
     return await body(guard.signal, inHand);
   } finally {

@@ -11,6 +11,7 @@ import { EXIT } from "../errors.js";
 import {
   exitCodeForError,
   type GlobalOptions,
+  onInterrupt,
   readConfig,
   whileInterruptible,
   withReporter,
@@ -27,21 +28,6 @@ function list(value: string): string[] {
 function count(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a number of lines.");
   return Number(value);
-}
-
-/** Ctrl-C ends the command (logs -f, exec): a signal for it, and a way to stop listening. */
-function onCtrlC(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
-  return {
-    signal: controller.signal,
-    dispose() {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-    },
-  };
 }
 
 function formatLine(line: OutputLine, width: number): string {
@@ -61,7 +47,7 @@ export function addOperationCommands(program: Command, setExit: (code: number) =
         await withReporter(program, async (reporter, global) => {
           const config = readConfig(global);
           const width = Math.max(...config.servers.map((s) => s.name.length));
-          const stop = onCtrlC();
+          const stop = onInterrupt();
           try {
             await streamLogs(config, servers, {
               emit: (e) => reporter.emit(e),
@@ -97,7 +83,7 @@ export function addOperationCommands(program: Command, setExit: (code: number) =
       setExit(
         await withReporter(program, async (reporter, global) => {
           const config = readConfig(global);
-          const stop = onCtrlC();
+          const stop = onInterrupt();
           const finished: ExecResultOf[] = [];
           const printGroup = (result: ExecResultOf, withLines: boolean) => {
             finished.push(result);

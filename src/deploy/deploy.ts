@@ -13,7 +13,14 @@ import { checkShared } from "../remote/shared.js";
 import { mapSettled } from "../util/map-limit.js";
 import { BatchWatch } from "./batch-watch.js";
 import { buildEnvOptions } from "./build-env.js";
-import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
+import {
+  type CommandResult,
+  type RollCommandOptions,
+  recordAll,
+  rollJournaled,
+  summarize,
+  withLocks,
+} from "./engine.js";
 import { Fleet, type Host } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
 import { runLocalHook, runServerHook } from "./hooks.js";
@@ -23,17 +30,9 @@ import { releaseEnv } from "./release-env.js";
 import { stageWithRetry } from "./stage.js";
 import { readState, releasesToPrune, type ServerState } from "./state.js";
 
-export interface DeployOptions {
-  emit: Emit;
-  signal: AbortSignal;
-  only?: string[];
+export interface DeployOptions extends RollCommandOptions {
   releaseId?: string;
-  acceptNew?: boolean;
-  verbose?: boolean;
-  lockWaitMs?: number;
   stageConcurrency?: number;
-  /** Kept up to date with the servers out of rotation, for the CLI's second Ctrl-C. */
-  inHand?: Set<string>;
   skipUnreachable?: boolean;
 }
 

@@ -1,6 +1,7 @@
+import type { Config } from "../config/load.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { exitCodeForOutcome } from "../events/events.js";
-import type { Fleet, Host } from "./fleet.js";
+import { Fleet, type Host } from "./fleet.js";
 import { recordHistory } from "./history.js";
 import {
   clearJournals,
@@ -10,7 +11,9 @@ import {
   unlockAll,
   writeJournals,
 } from "./lock.js";
+import type { Plan } from "./plan.js";
 import { type RollOptions, type RollResult, roll } from "./roll.js";
+import { readState, type ServerState } from "./state.js";
 
 /**
  * The skeleton every command that changes the fleet shares (deploy, rollback, recover):
@@ -22,6 +25,18 @@ export interface CommandResult {
   exitCode: number;
   outcome: Outcome;
   release?: string;
+}
+
+/** What the commands that roll a plan (deploy, rollback, restart) take from the CLI. */
+export interface RollCommandOptions {
+  emit: Emit;
+  signal: AbortSignal;
+  only?: string[];
+  acceptNew?: boolean;
+  verbose?: boolean;
+  lockWaitMs?: number;
+  /** Kept up to date with the servers out of rotation, for the CLI's second Ctrl-C. */
+  inHand?: Set<string>;
 }
 
 /** Emits the summary event and the result every command ends with. */
@@ -53,6 +68,44 @@ export async function withLocks<T>(
     // A connection lost along the way is opened again so the lock does not outlive us.
     await fleet.revive(hosts);
     await unlockAll(hosts, holder);
+  }
+}
+
+export interface PlannedFleet {
+  fleet: Fleet;
+  /** The plan's servers. */
+  hosts: Host[];
+  /** Each planned server's state, read under the lock. */
+  states: Map<string, ServerState>;
+}
+
+/**
+ * Connects to every server (the capacity guard checks the unplanned ones live), locks the
+ * plan's servers, reads their state and runs `body`; locks and sessions are released on every
+ * exit path.
+ */
+export async function withPlannedFleet<T>(
+  config: Config,
+  plan: Plan,
+  holder: LockHolder,
+  options: RollCommandOptions,
+  body: (planned: PlannedFleet) => Promise<T>,
+): Promise<T> {
+  const { emit } = options;
+  const fleet = await Fleet.open(
+    config,
+    config.servers.map((s) => s.name),
+    { emit, acceptNew: options.acceptNew, verbose: options.verbose },
+  );
+  const hosts = plan.servers.map((s) => fleet.host(s.name));
+  try {
+    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = new Map<string, ServerState>();
+      await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
+      return body({ fleet, hosts, states });
+    });
+  } finally {
+    fleet.close();
   }
 }
 

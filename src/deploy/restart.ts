@@ -1,24 +1,23 @@
 import type { Config } from "../config/load.js";
-import type { Emit, SummaryRow } from "../events/events.js";
+import type { SummaryRow } from "../events/events.js";
 import { runOp } from "../remote/op.js";
 import { readPrivateFile, writePrivateFile } from "../remote/release.js";
-import { type CommandResult, recordAll, rollJournaled, summarize, withLocks } from "./engine.js";
-import { Fleet, type Host } from "./fleet.js";
+import {
+  type CommandResult,
+  type RollCommandOptions,
+  recordAll,
+  rollJournaled,
+  summarize,
+  withPlannedFleet,
+} from "./engine.js";
+import type { Fleet, Host } from "./fleet.js";
 import { type FleetOps, fleetOps } from "./fleet-ops.js";
 import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { releaseEnv } from "./release-env.js";
-import { readState } from "./state.js";
+import type { ServerState } from "./state.js";
 
-export interface RestartOptions {
-  emit: Emit;
-  signal: AbortSignal;
-  only?: string[];
-  acceptNew?: boolean;
-  verbose?: boolean;
-  lockWaitMs?: number;
-  inHand?: Set<string>;
-}
+export type RestartOptions = RollCommandOptions;
 
 /**
  * `nexus restart`: the current release of each server restarted with the same drain and gate as
@@ -30,66 +29,54 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const startedAt = Date.now();
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
-  const fleet = await Fleet.open(
-    config,
-    config.servers.map((s) => s.name),
-    { emit, acceptNew: options.acceptNew, verbose: options.verbose },
-  );
-  const hosts = plan.servers.map((s) => fleet.host(s.name));
-  try {
-    return await withLocks(fleet, hosts, newHolder("restart"), emit, options.lockWaitMs, async () => {
-      const current = new Map<string, string>();
-      const problems: string[] = [];
-      await Promise.all(
-        hosts.map(async (h) => {
-          const state = await readState(h);
-          if (state.current) current.set(h.server.name, state.current);
-          else problems.push(`${h.server.name}: no current release (deploy first)`);
-        }),
-      );
-      if (problems.length > 0) throw new PlanError(`cannot restart:\n  ${problems.join("\n  ")}`);
-      const release = [...new Set(current.values())].join(", ");
-      emit({ type: "begin", command: "restart", release, servers: names });
-      const releaseOf = (name: string) => current.get(name) as string;
-      const ops = withFreshProcessFiles(fleetOps(fleet, config, emit), fleet, config, releaseOf);
+  return withPlannedFleet(config, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
+    const current = new Map<string, string>();
+    const problems: string[] = [];
+    for (const h of hosts) {
+      const state = states.get(h.server.name) as ServerState;
+      if (state.current) current.set(h.server.name, state.current);
+      else problems.push(`${h.server.name}: no current release (deploy first)`);
+    }
+    if (problems.length > 0) throw new PlanError(`cannot restart:\n  ${problems.join("\n  ")}`);
+    const release = [...new Set(current.values())].join(", ");
+    emit({ type: "begin", command: "restart", release, servers: names });
+    const releaseOf = (name: string) => current.get(name) as string;
+    const ops = withFreshProcessFiles(fleetOps(fleet, config, emit), fleet, config, releaseOf);
 
-      const result = await rollJournaled(
-        hosts,
-        (h) => ({
-          command: "restart",
-          release: releaseOf(h.server.name),
-          previous: releaseOf(h.server.name),
-        }),
-        {
-          config,
-          ops,
-          emit,
-          signal,
-          batches: plan.batches,
-          canary: plan.canary,
-          target: releaseOf,
-          fallback: releaseOf,
-          minInRotation: plan.minInRotation,
-          onFailure: config.rolling.onFailure,
-          inHand: options.inHand,
-        },
-      );
-      const rows = result.rows.map(
-        (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
-      );
-      const done = summarize(emit, startedAt, result.outcome, rows, release);
-      await Promise.allSettled([
-        ops.persist(result.touched),
-        recordAll(hosts, "restart", (h: Host) => ({
-          release: releaseOf(h.server.name),
-          result: rows.find((r) => r.server === h.server.name)?.result,
-        })),
-      ]);
-      return done;
-    });
-  } finally {
-    fleet.close();
-  }
+    const result = await rollJournaled(
+      hosts,
+      (h) => ({
+        command: "restart",
+        release: releaseOf(h.server.name),
+        previous: releaseOf(h.server.name),
+      }),
+      {
+        config,
+        ops,
+        emit,
+        signal,
+        batches: plan.batches,
+        canary: plan.canary,
+        target: releaseOf,
+        fallback: releaseOf,
+        minInRotation: plan.minInRotation,
+        onFailure: config.rolling.onFailure,
+        inHand: options.inHand,
+      },
+    );
+    const rows = result.rows.map(
+      (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
+    );
+    const done = summarize(emit, startedAt, result.outcome, rows, release);
+    await Promise.allSettled([
+      ops.persist(result.touched),
+      recordAll(hosts, "restart", (h: Host) => ({
+        release: releaseOf(h.server.name),
+        result: rows.find((r) => r.server === h.server.name)?.result,
+      })),
+    ]);
+    return done;
+  });
 }
 
 /**

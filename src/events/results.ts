@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { strictMembers } from "./union.js";
 
 /**
  * The `result` line of `--json` output: the structured answer of a command that is not a deploy
@@ -107,6 +108,13 @@ export const resultShapes = {
       .optional()
       .describe("status: the sandbox's processes"),
   },
+  plan: {
+    command: z.literal("plan"),
+    release: text,
+    batches: z.array(z.array(text)).describe("server names, batch by batch"),
+    files: z.number().int().min(0).describe("files the artifact will hold"),
+    bytes: z.number().int().min(0).describe("their uncompressed bytes"),
+  },
   exec: {
     command: z.literal("exec"),
     servers: z.array(execServerSchema).describe("one per server, in the order they finished"),
@@ -115,26 +123,8 @@ export const resultShapes = {
     command: z.literal("config"),
     config: z.record(z.string(), z.unknown()).describe("the resolved config, every secret masked"),
   },
-  plan: {
-    command: z.literal("plan"),
-    release: text,
-    batches: z.array(z.array(text)).describe("server names, batch by batch"),
-    files: z.number().int().min(0).describe("files the artifact will hold"),
-    bytes: z.number().int().min(0).describe("their uncompressed bytes"),
-  },
 } as const;
 
-export const commandResultSchema = z.discriminatedUnion("command", [
-  z.strictObject(resultShapes.status),
-  z.strictObject(resultShapes.releases),
-  z.strictObject(resultShapes.init),
-  z.strictObject(resultShapes["nginx-config"]),
-  z.strictObject(resultShapes.pack),
-  z.strictObject(resultShapes.trust),
-  z.strictObject(resultShapes.sandbox),
-  z.strictObject(resultShapes.plan),
-  z.strictObject(resultShapes.exec),
-  z.strictObject(resultShapes.config),
-]);
+export const commandResultSchema = z.discriminatedUnion("command", strictMembers(resultShapes));
 
 export type CommandResult = z.infer<typeof commandResultSchema>;

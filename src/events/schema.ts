@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { DeployEvent, Outcome, ServerResult, Step, SummaryRow } from "./events.js";
 import { resultShapes } from "./results.js";
+import { strictMembers } from "./union.js";
 
 /**
  * The `--json` wire format as a zod schema: one object per line, `{ v, time, type, ... }`.
@@ -140,20 +141,7 @@ const eventShapes = {
 } as const;
 
 /** The events of src/events/events.ts, without the wire envelope. */
-export const deployEventSchema = z.discriminatedUnion("type", [
-  z.strictObject(eventShapes.begin),
-  z.strictObject(eventShapes.phase),
-  z.strictObject(eventShapes.step),
-  z.strictObject(eventShapes.progress),
-  z.strictObject(eventShapes.info),
-  z.strictObject(eventShapes.warn),
-  z.strictObject(eventShapes.error),
-  z.strictObject(eventShapes["gate-failed"]),
-  z.strictObject(eventShapes.watch),
-  z.strictObject(eventShapes.hook),
-  z.strictObject(eventShapes.log),
-  z.strictObject(eventShapes.summary),
-]);
+export const deployEventSchema = z.discriminatedUnion("type", strictMembers(eventShapes));
 
 const envelope = {
   v: z.literal(EVENTS_SCHEMA_VERSION).describe("schema version; changes only on an incompatible change"),
@@ -165,36 +153,14 @@ const result = z.literal("result");
 /** One line of `nexus --json` output. */
 export const jsonLineSchema = z
   .discriminatedUnion("type", [
-    z.strictObject({ ...envelope, ...eventShapes.begin }),
-    z.strictObject({ ...envelope, ...eventShapes.phase }),
-    z.strictObject({ ...envelope, ...eventShapes.step }),
-    z.strictObject({ ...envelope, ...eventShapes.progress }),
-    z.strictObject({ ...envelope, ...eventShapes.info }),
-    z.strictObject({ ...envelope, ...eventShapes.warn }),
-    z.strictObject({ ...envelope, ...eventShapes.error }),
-    z.strictObject({ ...envelope, ...eventShapes["gate-failed"] }),
-    z.strictObject({ ...envelope, ...eventShapes.watch }),
-    z.strictObject({ ...envelope, ...eventShapes.hook }),
-    z.strictObject({ ...envelope, ...eventShapes.log }),
-    z.strictObject({ ...envelope, ...eventShapes.summary }),
+    ...strictMembers(eventShapes, envelope),
     z.strictObject({
       ...envelope,
       type: z.literal("output"),
       line: text.describe("a line that is not an event: a dry-run plan line"),
     }),
     z
-      .discriminatedUnion("command", [
-        z.strictObject({ ...envelope, type: result, ...resultShapes.status }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.releases }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.init }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes["nginx-config"] }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.pack }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.trust }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.sandbox }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.plan }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.exec }),
-        z.strictObject({ ...envelope, type: result, ...resultShapes.config }),
-      ])
+      .discriminatedUnion("command", strictMembers(resultShapes, { ...envelope, type: result }))
       .describe("a command's structured answer (docs/events.md: `result`)"),
   ])
   .describe("one line of `nexus --json` output (docs/events.md)");

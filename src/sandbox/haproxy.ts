@@ -1,10 +1,11 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
+import { runningDaemon, stopDaemon, testConfig } from "./daemon.js";
 import { sandboxDeployConfig } from "./deploy-config.js";
 import { SandboxError } from "./errors.js";
 import type { SandboxInfo } from "./layout.js";
-import { isOurs, readPidFile, stopPid, waitFor, waitForListening } from "./processes.js";
+import { waitFor, waitForListening } from "./processes.js";
 
 /** HAProxy beside Nginx on the LB host (`sandbox up --balancer haproxy`), driven through its runtime API. */
 export interface SandboxHaproxy {
@@ -92,8 +93,7 @@ ${servers}`;
 
 export async function runningHaproxy(lbHome: string): Promise<number | undefined> {
   const p = haproxyPaths(lbHome);
-  const pid = await readPidFile(p.pid);
-  return pid !== undefined && (await isOurs(pid, p.conf)) ? pid : undefined;
+  return runningDaemon(p.pid, p.conf);
 }
 
 /** Writes the config (every server in rotation: a fresh cluster forgets old state) and starts HAProxy. */
@@ -112,13 +112,7 @@ export async function startHaproxy(
     if (chown.exitCode !== 0)
       throw new SandboxError(`cannot give ${p.dir} to ${input.socketUser}: ${chown.all}`);
   }
-  const test = await execa(haproxy, ["-c", "-q", "-f", p.conf], {
-    reject: false,
-    all: true,
-    stdin: "ignore",
-  });
-  if (test.exitCode !== 0)
-    throw new SandboxError(`haproxy configuration test failed (${p.conf}):\n${test.all}`);
+  await testConfig("haproxy", haproxy, ["-c", "-q", "-f", p.conf], p.conf);
   await rm(p.pid, { force: true });
   const result = await execa(haproxy, ["-D", "-f", p.conf, "-p", p.pid], {
     reject: false,
@@ -139,10 +133,7 @@ export async function startHaproxy(
 }
 
 export async function stopHaproxy(lbHome: string): Promise<void> {
-  const pid = await runningHaproxy(lbHome);
-  if (pid === undefined) return;
-  await stopPid(pid, "SIGTERM", 10_000);
-  await rm(haproxyPaths(lbHome).pid, { force: true });
+  await stopDaemon(await runningHaproxy(lbHome), haproxyPaths(lbHome).pid);
 }
 
 /** A deploy config like sandboxDeployConfig's, with the sandbox's HAProxy as the balancer. */

@@ -1,9 +1,10 @@
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
+import { runningDaemon, stopDaemon, testConfig } from "./daemon.js";
 import { SandboxError } from "./errors.js";
 import { nginxPaths, renderNginxConf, renderUpstreamConf } from "./layout.js";
-import { isOurs, readPidFile, stopPid, waitFor, waitForListening } from "./processes.js";
+import { waitFor, waitForListening } from "./processes.js";
 
 export async function hasStubStatus(nginx: string): Promise<boolean> {
   // nginx -V prints its configure arguments on stderr.
@@ -66,16 +67,13 @@ function nginxArgs(lbRoot: string): string[] {
 /** The master's command line holds the `-p` prefix, which tells our nginx apart from a recycled pid. */
 export async function runningNginx(lbRoot: string): Promise<number | undefined> {
   const p = nginxPaths(lbRoot);
-  const pid = await readPidFile(p.pid);
-  return pid !== undefined && (await isOurs(pid, `${p.prefix}/`)) ? pid : undefined;
+  return runningDaemon(p.pid, `${p.prefix}/`);
 }
 
 export async function startNginx(nginx: string, setup: NginxSetup): Promise<number> {
   const p = nginxPaths(setup.lbRoot);
   const args = nginxArgs(setup.lbRoot);
-  const test = await execa(nginx, [...args, "-t"], { reject: false, all: true, stdin: "ignore" });
-  if (test.exitCode !== 0)
-    throw new SandboxError(`nginx configuration test failed (${p.conf}):\n${test.all}`);
+  await testConfig("nginx", nginx, [...args, "-t"], p.conf);
   await rm(p.pid, { force: true });
   // The daemonized master keeps no pipe of ours open, so this returns once the parent has exited.
   const result = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
@@ -96,10 +94,7 @@ export async function startNginx(nginx: string, setup: NginxSetup): Promise<numb
   return pid;
 }
 
+/** SIGTERM is nginx's fast shutdown; the master waits for its workers before exiting. */
 export async function stopNginx(lbRoot: string): Promise<void> {
-  const pid = await runningNginx(lbRoot);
-  if (pid === undefined) return;
-  // SIGTERM is nginx's fast shutdown; the master waits for its workers before exiting.
-  await stopPid(pid, "SIGTERM", 10_000);
-  await rm(nginxPaths(lbRoot).pid, { force: true });
+  await stopDaemon(await runningNginx(lbRoot), nginxPaths(lbRoot).pid);
 }

@@ -1,9 +1,10 @@
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { execa } from "execa";
+import { runningDaemon } from "./daemon.js";
 import { SandboxError } from "./errors.js";
 import { hostPaths, knownHostsLine, type SandboxHost, sandboxPaths } from "./layout.js";
-import { descendantPids, isOurs, readPidFile, stopPid, waitFor, waitForListening } from "./processes.js";
+import { descendantPids, stopPid, waitFor, waitForListening } from "./processes.js";
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -59,8 +60,7 @@ async function logTail(path: string, lines = 15): Promise<string> {
 /** The config path is on the daemon's command line, which tells our sshd apart from a recycled pid. */
 export async function runningSshd(dir: string, name: string): Promise<number | undefined> {
   const p = hostPaths(dir, name);
-  const pid = await readPidFile(p.sshdPid);
-  return pid !== undefined && (await isOurs(pid, p.sshdConfig)) ? pid : undefined;
+  return runningDaemon(p.sshdPid, p.sshdConfig);
 }
 
 export async function startSshd(sshd: string, dir: string, host: SandboxHost): Promise<number> {

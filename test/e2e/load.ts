@@ -112,17 +112,22 @@ const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 const now = (): number => performance.timeOrigin + performance.now();
 
 export const ORDER_BODY = JSON.stringify({ item: 2, quantity: 1, note: "load test" });
+
+interface LoadRequest {
+  method: "GET" | "POST";
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+const ORDER_POST: LoadRequest = {
+  method: "POST",
+  path: "/api/orders",
+  headers: { "content-type": "application/json" },
+  body: ORDER_BODY,
+};
 // Two GETs for one POST: p50 is a GET's latency, p99 a POST's (the app holds each POST 100–150 ms).
-const REQUESTS = [
-  { method: "GET" as const, path: "/" },
-  { method: "GET" as const, path: "/" },
-  {
-    method: "POST" as const,
-    path: "/api/orders",
-    headers: { "content-type": "application/json" },
-    body: ORDER_BODY,
-  },
-];
+const REQUESTS: LoadRequest[] = [{ method: "GET", path: "/" }, { method: "GET", path: "/" }, ORDER_POST];
 
 /** Throws unless `url` points at 127.0.0.0/8: no load leaves the machine. */
 export function assertLoopback(url: string): URL {
@@ -135,12 +140,88 @@ export function assertLoopback(url: string): URL {
 
 interface Slot {
   record: RequestRecord;
-  request: (typeof REQUESTS)[number];
+  request: LoadRequest;
   /** Written on a connection the server had announced it would close: not a real request. */
   phantom: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** What became of one request sent by `sendOnce`. */
+interface Reply {
+  /** HTTP status, 0 when no response came. */
+  status: number;
+  body: string;
+  /** Why the response did not arrive whole: an error code or message, or TIMEOUT. */
+  error?: string;
+  /** Written on a pooled socket that had served an earlier request (Node's `req.reusedSocket`). */
+  reused: boolean;
+}
+
+const TIMEOUT = "timeout";
+
+/** Sends one request (on `agent`'s sockets, or a connection of its own) and waits for all of its response. */
+function sendOnce(
+  url: string,
+  request: LoadRequest,
+  agent: http.Agent | false,
+  timeoutMs: number,
+): Promise<Reply> {
+  return new Promise((resolve) => {
+    let reused = false;
+    let settled = false;
+    const finish = (status: number, body: string, error?: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
+      resolve({ status, body, reused, error: error && (error.code ?? error.message) });
+    };
+    const req = http.request(
+      new URL(request.path, url),
+      { method: request.method, headers: request.headers, agent, timeout: timeoutMs },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        res.on("end", () => finish(res.statusCode ?? 0, body));
+        res.on("error", (error: NodeJS.ErrnoException) => finish(res.statusCode ?? 0, body, error));
+      },
+    );
+    req.on("socket", () => {
+      reused = req.reusedSocket;
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error(TIMEOUT), { code: TIMEOUT })));
+    req.on("error", (error: NodeJS.ErrnoException) => {
+      reused = req.reusedSocket;
+      finish(0, "", error);
+    });
+    req.end(request.body);
+  });
+}
+
+type Outcome = Pick<RequestRecord, "end" | "status" | "failure" | "error" | "server" | "release">;
+
+/** The app's NEXUS_SERVER and NEXUS_RELEASE, from (the start of) its response body. */
+function readIdentity(record: Outcome, body: string): void {
+  record.release = /"release":"([^"]*)"/.exec(body)?.[1];
+  record.server = /"server":"([^"]*)"/.exec(body)?.[1];
+}
+
+/** Records a reply: when, its status, what failed if anything (`resentAfter`: it was a second try). */
+function settle(record: Outcome, reply: Reply, resentAfter?: string): void {
+  record.end = now();
+  record.status = reply.status;
+  const firstTry = resentAfter === undefined;
+  if (reply.error !== undefined) {
+    record.failure = reply.error === TIMEOUT ? "timeout" : "reset";
+    record.error = firstTry ? reply.error : `resent after "${resentAfter}", then ${reply.error}`;
+  } else if (reply.status < 200 || reply.status > 299) {
+    record.failure = "non2xx";
+    record.error = `HTTP ${reply.status}${firstTry ? "" : " (resent)"}`;
+  }
+  readIdentity(record, reply.body);
+}
 
 /**
  * Starts a steady mix of `GET /` and 100–150 ms `POST /api/orders` through the load balancer: 3/4
@@ -176,40 +257,11 @@ export function startLoad(options: LoadOptions): LoadHandle {
    * record keeps its original start, so the latency includes the detour, and is marked `resent`.
    */
   const pending = new Set<Promise<void>>();
-  const resend = (record: RequestRecord, request: (typeof REQUESTS)[number], why: string) => {
+  const resend = (record: RequestRecord, request: LoadRequest, why: string) => {
     record.resent = why;
-    const done = new Promise<void>((resolve) => {
-      const finish = (status: number, body: string, error?: string) => {
-        record.end = now();
-        record.status = status;
-        if (error) {
-          record.failure = error === "timeout" ? "timeout" : "reset";
-          record.error = `resent after "${why}", then ${error}`;
-        } else if (status < 200 || status > 299) {
-          record.failure = "non2xx";
-          record.error = `HTTP ${status} (resent)`;
-        }
-        record.release = /"release":"([^"]*)"/.exec(body)?.[1];
-        record.server = /"server":"([^"]*)"/.exec(body)?.[1];
-        records.push(record);
-        resolve();
-      };
-      const req = http.request(
-        new URL(request.path, options.url),
-        { method: request.method, headers: request.headers, agent: false, timeout: timeoutMs },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (chunk: string) => {
-            body += chunk;
-          });
-          res.on("end", () => finish(res.statusCode ?? 0, body));
-          res.on("error", (error) => finish(res.statusCode ?? 0, body, error.message));
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", (error: NodeJS.ErrnoException) => finish(0, "", error.code ?? error.message));
-      req.end(request.body);
+    const done = sendOnce(options.url, request, false, timeoutMs).then((reply) => {
+      settle(record, reply, why);
+      records.push(record);
     });
     pending.add(done);
     void done.then(() => pending.delete(done));
@@ -236,7 +288,7 @@ export function startLoad(options: LoadOptions): LoadHandle {
       const open = slots.get(client);
       // The connection ended with this request unanswered; autocannon reconnected and goes on.
       if (open) lost(open, "connection closed before the response");
-      const request = REQUESTS[sent % REQUESTS.length] as (typeof REQUESTS)[number];
+      const request = REQUESTS[sent % REQUESTS.length] as LoadRequest;
       sent++;
       const t = now();
       slots.set(client, {
@@ -265,9 +317,7 @@ export function startLoad(options: LoadOptions): LoadHandle {
     });
     client.on("body", (chunk) => {
       if (!last || last.release !== undefined) return;
-      const text = chunk.toString("latin1");
-      last.release = /"release":"([^"]*)"/.exec(text)?.[1];
-      last.server = /"server":"([^"]*)"/.exec(text)?.[1];
+      readIdentity(last, chunk.toString("latin1"));
     });
     client.on("connError", (error) => {
       const slot = slots.get(client);
@@ -607,53 +657,13 @@ export function startPostStorm(options: StormOptions): StormHandle {
   let stopping = false;
   let hardStopped = false;
 
-  const postOnce = () =>
-    new Promise<void>((resolve) => {
-      const record: StormRecord = { start: now(), end: 0, status: 0, reused: false };
-      let settled = false;
-      const finish = (status: number, body: string, error?: string, failure?: FailureKind) => {
-        if (settled) return;
-        settled = true;
-        record.end = now();
-        record.status = status;
-        if (error) {
-          record.failure = failure ?? "reset";
-          record.error = error;
-        } else if (status < 200 || status > 299) {
-          record.failure = "non2xx";
-          record.error = `HTTP ${status}`;
-        }
-        record.release = /"release":"([^"]*)"/.exec(body)?.[1];
-        record.server = /"server":"([^"]*)"/.exec(body)?.[1];
-        records.push(record);
-        resolve();
-      };
-      const req = http.request(
-        new URL("/api/orders", options.url),
-        { method: "POST", agent, headers: { "content-type": "application/json" }, timeout: timeoutMs },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (chunk: string) => {
-            body += chunk;
-          });
-          res.on("end", () => finish(res.statusCode ?? 0, body));
-          res.on("error", (error: NodeJS.ErrnoException) =>
-            finish(res.statusCode ?? 0, body, error.code ?? error.message),
-          );
-        },
-      );
-      req.on("socket", () => {
-        record.reused = req.reusedSocket;
-      });
-      req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
-      req.on("error", (error: NodeJS.ErrnoException) => {
-        record.reused = req.reusedSocket;
-        const code = error.code ?? error.message;
-        finish(0, "", code, code === "TIMEOUT" ? "timeout" : "reset");
-      });
-      req.end(ORDER_BODY);
-    });
+  const postOnce = async () => {
+    const record: StormRecord = { start: now(), end: 0, status: 0, reused: false };
+    const reply = await sendOnce(options.url, ORDER_POST, agent, timeoutMs);
+    settle(record, reply);
+    record.reused = reply.reused;
+    records.push(record);
+  };
 
   const workers = Array.from({ length: connections }, async () => {
     while (!stopping) await postOnce();

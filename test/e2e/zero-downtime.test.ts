@@ -64,20 +64,27 @@ function assertZeroDowntime({ result, summary }: Scenario): void {
   expect(result.autocannon.non2xx + result.autocannon.timeouts, "autocannon's own counters").toBe(0);
 }
 
+/**
+ * Runs `action` 2 s into the load and waits 1.5 s after it; a failure is returned, not thrown, so
+ * that the caller stops the load (closes its connections) whether or not the action failed.
+ */
+async function amidLoad(action: () => Promise<void>): Promise<unknown> {
+  try {
+    await sleep(2000);
+    await action();
+    await sleep(1500);
+    return undefined;
+  } catch (error) {
+    return error ?? new Error("the action failed");
+  }
+}
+
 /** Runs `action` under steady load through the load balancer, with a quiet second before and after. */
 async function underLoad(action: () => Promise<void>): Promise<Scenario> {
   const info = sandboxInfo();
   expect(await waitForSteady(info.lb.url), "the load balancer is not serving before the load").toBe(true);
   const load = startLoad({ url: info.lb.url, rate: RATE, maxSeconds: MAX_LOAD_SECONDS });
-  // The load is stopped (its connections closed) whether or not the action failed.
-  let failure: unknown;
-  try {
-    await sleep(2000);
-    await action();
-    await sleep(1500);
-  } catch (error) {
-    failure = error ?? new Error("the action failed");
-  }
+  const failure = await amidLoad(action);
   const result = await load.stop();
   if (failure !== undefined) throw failure;
   return { result, summary: summarize(result.records) };
@@ -120,14 +127,7 @@ async function underPairLoad(action: () => Promise<void>): Promise<PairScenario>
       maxSeconds: MAX_LOAD_SECONDS,
     }),
   };
-  let failure: unknown;
-  try {
-    await sleep(2000);
-    await action();
-    await sleep(1500);
-  } catch (error) {
-    failure = error ?? new Error("the action failed");
-  }
+  const failure = await amidLoad(action);
   const [nginx, nginxStorm, haproxy, haproxyStorm] = await Promise.all([
     loads.nginx.stop(),
     loads.nginxStorm.stop(),

@@ -1,17 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { HaproxyBalancer } from "../../src/balancer/haproxy/haproxy.js";
-import type { ServerConfig } from "../../src/config/load.js";
 import type { CommandRunner, ExecResult } from "../../src/ssh/session.js";
+import { server } from "../fixtures/balancer.js";
 
-const server = (name: string): ServerConfig => ({
-  name,
-  host: name,
-  port: 22,
-  user: "u",
-  deployPath: "/srv",
-  upstream: `${name}:3000`,
-  env: {},
-});
 const [alpha, beta] = [server("alpha"), server("beta")];
 
 const STATE_HEADER =

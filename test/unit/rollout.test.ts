@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import type { BackendState, Balancer, RotationChange } from "../../src/balancer/balancer.js";
 import { type Config, resolveConfig, type ServerConfig } from "../../src/config/load.js";
 import type { FleetOps } from "../../src/deploy/fleet-ops.js";
 import { makePlan } from "../../src/deploy/plan.js";
 import { type RollOptions, roll } from "../../src/deploy/roll.js";
 import type { DeployEvent } from "../../src/events/events.js";
+import { FakeBalancer } from "../fixtures/balancer.js";
 
 /**
  * The rolling engine driven through its interfaces: an in-memory balancer and servers whose
@@ -25,49 +25,6 @@ function config(rolling: Record<string, unknown> = {}): Config {
     "deploy.config.json",
     "/project",
   );
-}
-
-class FakeBalancer implements Balancer {
-  readonly host = "lb";
-  sharesChanges = true;
-  readonly changes: { drain: string[]; enable: string[] }[] = [];
-  readonly inRotation = new Map(NAMES.map((n) => [n, true]));
-  /** Throws on the nth apply (1-based), after the change took effect when `applied`. */
-  failOn?: { call: number; applied: boolean; times?: number };
-  stateFails = false;
-
-  async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
-    if (this.stateFails) throw new Error("balancer host unreachable");
-    return servers.map((s) => ({
-      server: s.name,
-      upstream: s.upstream,
-      present: true,
-      inRotation: this.inRotation.get(s.name) ?? false,
-    }));
-  }
-
-  async apply(change: RotationChange): Promise<void> {
-    const record = {
-      drain: (change.drain ?? []).map((s) => s.name),
-      enable: (change.enable ?? []).map((s) => s.name),
-    };
-    this.changes.push(record);
-    const failing = this.failOn && this.changes.length >= this.failOn.call && (this.failOn.times ?? 1) > 0;
-    if (failing && this.failOn && !this.failOn.applied) {
-      this.failOn.times = (this.failOn.times ?? 1) - 1;
-      throw new Error("nginx -t failed");
-    }
-    for (const n of record.enable) this.inRotation.set(n, true);
-    for (const n of record.drain) this.inRotation.set(n, false);
-    if (failing && this.failOn) {
-      this.failOn.times = (this.failOn.times ?? 1) - 1;
-      throw new Error("Nginx reloaded but its old workers did not hand over within 5s");
-    }
-  }
-
-  async waitDrained(): Promise<{ drained: boolean; open: number }> {
-    return { drained: true, open: 0 };
-  }
 }
 
 class FakeServers implements FleetOps {
@@ -107,7 +64,7 @@ class FakeServers implements FleetOps {
 
 function setup(rolling: Record<string, unknown> = {}, extra: Partial<RollOptions> = {}) {
   const c = config(rolling);
-  const balancer = new FakeBalancer();
+  const balancer = new FakeBalancer("lb", NAMES);
   const servers = new FakeServers(balancer);
   const events: DeployEvent[] = [];
   const controller = new AbortController();

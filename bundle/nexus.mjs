@@ -83159,6 +83159,18 @@ const list = (done) => pm2.list((error, all) => {
   reply({ list: pick(all) });
   done();
 });
+const save = (done) => {
+  const fs = require("fs");
+  const paths = require(pm2Dir + "/constants.js");
+  process.umask(0o077);
+  pm2.dump(true, (error) => {
+    for (const file of [paths.DUMP_FILE_PATH, paths.DUMP_BACKUP_FILE_PATH]) {
+      try { fs.chmodSync(file, 0o600); } catch {}
+    }
+    reply(error ? { saved: false, error: String(error.message || error) } : { saved: true });
+    done();
+  });
+};
 pm2.connect((error) => {
   if (error) return fail(error);
   if (wait !== "wait") return restart(() => pm2.disconnect());
@@ -83177,6 +83189,7 @@ pm2.connect((error) => {
     };
     if (command === "go") restart(done);
     else if (command === "list") list(done);
+    else if (command === "save") save(done);
     else done();
   };
   process.stdin.setEncoding("utf8");
@@ -83202,6 +83215,10 @@ function parseRestart(stdout) {
   const raw = JSON.parse(line);
   const list3 = (value) => Array.isArray(value) ? value : [];
   return { before: list3(raw.before), after: list3(raw.after) };
+}
+function parseSaved(line) {
+  const raw = JSON.parse(line);
+  if (raw.saved !== true) throw new Error(`pm2 save failed: ${raw.error ?? "no answer"}`);
 }
 function parseList(line) {
   const raw = JSON.parse(line);
@@ -83247,6 +83264,7 @@ function preparedRestart(runner, command, release, what) {
     release,
     go: async () => parseRestart(await request("go")),
     inspect: async () => parseList(await request("list")),
+    persist: async () => parseSaved(await request("save")),
     close() {
       if (closed) return;
       closed = true;
@@ -86223,13 +86241,6 @@ async function timed(emit, server, step, work) {
 
 // src/deploy/activate.ts
 async function activate2(host, release, config2, processes, emit, signal2, prepared) {
-  try {
-    return await switchRestartAndGate(host, release, config2, processes, emit, signal2, prepared);
-  } finally {
-    prepared?.close();
-  }
-}
-async function switchRestartAndGate(host, release, config2, processes, emit, signal2, prepared) {
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, activate(l, release)));
@@ -86307,6 +86318,12 @@ function fleetOps(fleet, config2, emit) {
     return fleet.host(name);
   };
   const prepared = /* @__PURE__ */ new Map();
+  const connected = /* @__PURE__ */ new Map();
+  const replace = (map2, name, helper) => {
+    map2.get(name)?.restart.close();
+    if (helper) map2.set(name, helper);
+    else map2.delete(name);
+  };
   const takePrepared = (name, release, session) => {
     const entry = prepared.get(name);
     prepared.delete(name);
@@ -86319,20 +86336,24 @@ function fleetOps(fleet, config2, emit) {
     async activate(server, release, signal2) {
       const h2 = await host(server.name);
       const restart2 = takePrepared(server.name, release, h2.session);
-      const result = await activate2(h2, release, config2, fleet.processes, emit, signal2, restart2);
-      return result.gate.ok;
+      let ok = false;
+      try {
+        ok = (await activate2(h2, release, config2, fleet.processes, emit, signal2, restart2)).gate.ok;
+        return ok;
+      } finally {
+        if (restart2 && ok) replace(connected, server.name, { restart: restart2, session: h2.session });
+        else restart2?.close();
+      }
     },
     prepare(server, release) {
       const h2 = fleet.hosts.get(server.name);
-      prepared.get(server.name)?.restart.close();
-      prepared.delete(server.name);
-      if (!h2?.session.alive || !fleet.processes.prepareRestart) return;
-      const restart2 = fleet.processes.prepareRestart(h2.session, h2.layout, release);
-      prepared.set(server.name, { restart: restart2, session: h2.session });
+      const processes = fleet.processes;
+      if (!h2?.session.alive || !processes.prepareRestart) return replace(prepared, server.name);
+      const restart2 = processes.prepareRestart(h2.session, h2.layout, release);
+      replace(prepared, server.name, { restart: restart2, session: h2.session });
     },
     discardPrepared() {
-      for (const entry of prepared.values()) entry.restart.close();
-      prepared.clear();
+      for (const name of [...prepared.keys()]) replace(prepared, name);
     },
     async healthy(name) {
       if (!fleet.hosts.has(name)) return false;
@@ -86343,8 +86364,18 @@ function fleetOps(fleet, config2, emit) {
     },
     async persist(servers2) {
       await Promise.allSettled(
-        servers2.map(async (name) => fleet.processes.persist((await host(name)).session))
+        servers2.map(async (name) => {
+          const h2 = await host(name);
+          const helper = connected.get(name);
+          if (helper?.session === h2.session && await helper.restart.persist().then(
+            () => true,
+            () => false
+          ))
+            return;
+          await fleet.processes.persist(h2.session);
+        })
       );
+      for (const name of [...connected.keys()]) replace(connected, name);
     }
   };
 }

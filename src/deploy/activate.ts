@@ -37,22 +37,6 @@ export async function activate(
   signal?: AbortSignal,
   prepared?: PreparedRestart,
 ): Promise<ActivationResult> {
-  try {
-    return await switchRestartAndGate(host, release, config, processes, emit, signal, prepared);
-  } finally {
-    prepared?.close();
-  }
-}
-
-async function switchRestartAndGate(
-  host: Host,
-  release: string,
-  config: Config,
-  processes: ProcessManager,
-  emit: Emit,
-  signal: AbortSignal | undefined,
-  prepared: PreparedRestart | undefined,
-): Promise<ActivationResult> {
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, switchCurrent(l, release)));

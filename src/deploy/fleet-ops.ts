@@ -36,7 +36,16 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     await fleet.revive([fleet.host(name)]);
     return fleet.host(name);
   };
-  const prepared = new Map<string, { restart: PreparedRestart; session: SshSession }>();
+  type Helper = { restart: PreparedRestart; session: SshSession };
+  /** Restarts readied during a drain, not used yet. */
+  const prepared = new Map<string, Helper>();
+  /** The last one that started a release which passed its gate: its PM2 connection saves at the end. */
+  const connected = new Map<string, Helper>();
+  const replace = (map: Map<string, Helper>, name: string, helper?: Helper) => {
+    map.get(name)?.restart.close();
+    if (helper) map.set(name, helper);
+    else map.delete(name);
+  };
   /** The prepared restart of this server onto this release, on its current connection; others end. */
   const takePrepared = (name: string, release: string, session: SshSession) => {
     const entry = prepared.get(name);
@@ -50,20 +59,24 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     async activate(server, release, signal) {
       const h = await host(server.name);
       const restart = takePrepared(server.name, release, h.session);
-      const result = await activate(h, release, config, fleet.processes, emit, signal, restart);
-      return result.gate.ok;
+      let ok = false;
+      try {
+        ok = (await activate(h, release, config, fleet.processes, emit, signal, restart)).gate.ok;
+        return ok;
+      } finally {
+        if (restart && ok) replace(connected, server.name, { restart, session: h.session });
+        else restart?.close();
+      }
     },
     prepare(server, release) {
       const h = fleet.hosts.get(server.name);
-      prepared.get(server.name)?.restart.close();
-      prepared.delete(server.name);
-      if (!h?.session.alive || !fleet.processes.prepareRestart) return;
-      const restart = fleet.processes.prepareRestart(h.session, h.layout, release);
-      prepared.set(server.name, { restart, session: h.session });
+      const processes = fleet.processes;
+      if (!h?.session.alive || !processes.prepareRestart) return replace(prepared, server.name);
+      const restart = processes.prepareRestart(h.session, h.layout, release);
+      replace(prepared, server.name, { restart, session: h.session });
     },
     discardPrepared() {
-      for (const entry of prepared.values()) entry.restart.close();
-      prepared.clear();
+      for (const name of [...prepared.keys()]) replace(prepared, name);
     },
     async healthy(name) {
       if (!fleet.hosts.has(name)) return false; // unreachable (--skip-unreachable): no capacity
@@ -74,8 +87,22 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     },
     async persist(servers) {
       await Promise.allSettled(
-        servers.map(async (name) => fleet.processes.persist((await host(name)).session)),
+        servers.map(async (name) => {
+          const h = await host(name);
+          const helper = connected.get(name);
+          // Any open PM2 connection saves what runs now; a broken one leaves it to the CLI.
+          if (
+            helper?.session === h.session &&
+            (await helper.restart.persist().then(
+              () => true,
+              () => false,
+            ))
+          )
+            return;
+          await fleet.processes.persist(h.session);
+        }),
       );
+      for (const name of [...connected.keys()]) replace(connected, name);
     },
   };
 }

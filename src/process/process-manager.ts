@@ -27,6 +27,8 @@ export interface PreparedRestart {
   go(): Promise<RestartResult>;
   /** The app's instances now, as `ProcessManager.inspect` (cheaper: the connection is open). */
   inspect(): Promise<ProcessInfo[]>;
+  /** As `ProcessManager.persist`, through the same connection. */
+  persist(): Promise<void>;
   /** Ends it; closed before `go()`, it has done nothing. */
   close(): void;
 }

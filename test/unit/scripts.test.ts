@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -421,7 +422,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     expect(await pm2.inspect(runner)).toEqual([]);
   });
 
-  it("a prepared restart waits for go, and one ended first does nothing", async () => {
+  it("a prepared restart waits for go, then lists and saves (dump 0600) on the same connection; one ended first does nothing", async () => {
     const { fake, runner, l, pm2 } = setup();
     const log = () => JSON.parse(readFileSync(fake.state, "utf8")).log as string[];
     await pm2.restart(runner, l, "r1");
@@ -452,6 +453,12 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     expect(await prepared.inspect()).toEqual([
       expect.objectContaining({ pid: restarted.after[0]?.pid, status: "online" }),
     ]);
+    const dump = path.join(fake.home, "dump.pm2");
+    writeFileSync(dump, "old", { mode: 0o644 });
+    chmodSync(dump, 0o644);
+    await prepared.persist();
+    expect(readFileSync(dump, "utf8")).toContain(String(restarted.after[0]?.pid));
+    expect(statSync(dump).mode & 0o777).toBe(0o600);
     prepared.close();
     expect(await started[1]?.result).toMatchObject({ code: 0 });
     await expect(prepared.inspect()).rejects.toThrow(/PM2 printed no result/);

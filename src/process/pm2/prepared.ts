@@ -1,7 +1,7 @@
 import { stdoutOrThrow } from "../../ssh/errors.js";
 import type { ExecResult, InteractiveRunner } from "../../ssh/session.js";
 import type { PreparedRestart } from "../process-manager.js";
-import { parseList, parseRestart } from "./restart-script.js";
+import { parseList, parseRestart, parseSaved } from "./restart-script.js";
 
 /**
  * The client side of RESTART_SCRIPT started with "wait": one request line, one JSON reply line,
@@ -47,6 +47,7 @@ export function preparedRestart(
     release,
     go: async () => parseRestart(await request("go")),
     inspect: async () => parseList(await request("list")),
+    persist: async () => parseSaved(await request("save")),
     close() {
       if (closed) return;
       closed = true;

@@ -82374,36 +82374,46 @@ rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 # Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
 # ends the wait soon after.
-i=0
-while [ "$i" -lt 500 ]; do
+deadline=$(( $(date +%s) + 5 ))
+while [ "$(date +%s)" -lt "$deadline" ]; do
   pending=0
   for p in $old; do
     if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
   done
   if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
   sleep 0.01
-  i=$((i + 1))
 done
 exit ${APPLY_EXIT.reloadTimeout}`;
-var DRAIN_POLL_MS = 20;
-var WAIT_DRAINED_SCRIPT = `address=$1 polls=$2
+var WAIT_DRAINED_SCRIPT = `wait_s=$1 addresses=$2
 shift 2
-i=0
+deadline=$(( $(date +%s) + wait_s ))
 while :; do
-  open=0
-  if [ -n "$address" ]; then
-    open=$(awk -v address="$address" 'NR > 1 && $3 == address && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp)
-  fi
+  counts=$(awk -v list="$addresses" '
+    BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) c[a[i]] = 0 }
+    NR > 1 && $4 == "01" && ($3 in c) { c[$3]++; total++ }
+    END { printf "%d", total; for (k in c) printf " %s=%d", k, c[k] }
+  ' /proc/net/tcp)
+  workers=0
   for p in "$@"; do
-    if [ -d "/proc/$p" ]; then open=$((open + 1)); fi
+    if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi
   done
-  if [ "$open" -eq 0 ] || [ "$i" -ge "$polls" ]; then
-    echo "$open"
+  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "workers=$workers \${counts#* }"
     exit 0
   fi
-  sleep ${DRAIN_POLL_MS / 1e3}
-  i=$((i + 1))
+  sleep 0.02
 done`;
+function parseWaitDrained(stdout) {
+  const open2 = /* @__PURE__ */ new Map();
+  let workers = Number.NaN;
+  for (const pair of stdout.trim().split(/\s+/)) {
+    const [key, value] = pair.split("=");
+    if (key === "workers") workers = Number(value);
+    else if (key && value !== void 0) open2.set(key, Number(value));
+  }
+  if (!Number.isInteger(workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
+  return { workers, open: open2 };
+}
 function procNetTcpAddress(address) {
   const match3 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
   if (!match3) return void 0;
@@ -82528,20 +82538,41 @@ ${output2}${sudoHint(output2)}`
    * Drained means: no connection from Nginx to the server remains, and every worker from before
    * the drain has exited. A retiring worker ("shutting down") still serves requests on client
    * connections it had accepted, with the old server list, so it could still send one there.
+   * The servers of a batch are waited for together: their calls, made in the same tick, become
+   * one remote wait (see WAIT_DRAINED_SCRIPT).
    */
-  async waitDrained(server, timeoutMs) {
-    const command = script(
-      WAIT_DRAINED_SCRIPT,
-      procNetTcpAddress(server.upstream) ?? "",
-      Math.ceil(timeoutMs / DRAIN_POLL_MS),
-      ...this.retiring
-    );
-    const open2 = Number.parseInt(
-      (await this.runner.run(command, { what: "waiting for connections to close" })).trim(),
-      10
-    );
-    if (!Number.isInteger(open2)) throw new BalancerError(`${this.host}: the drain wait printed no count`);
-    return { drained: open2 === 0, open: open2 };
+  waitDrained(server, timeoutMs) {
+    return new Promise((resolve2, reject) => {
+      if (this.waiting.push({ server, timeoutMs, resolve: resolve2, reject }) === 1)
+        queueMicrotask(() => void this.waitTogether());
+    });
+  }
+  waiting = [];
+  async waitTogether() {
+    const waits = this.waiting.splice(0);
+    try {
+      const addresses = waits.map((w2) => procNetTcpAddress(w2.server.upstream));
+      const command = script(
+        WAIT_DRAINED_SCRIPT,
+        Math.ceil(Math.max(...waits.map((w2) => w2.timeoutMs)) / 1e3),
+        [...new Set(addresses.filter((a2) => a2 !== void 0))].join(" "),
+        ...this.retiring
+      );
+      const output2 = await this.runner.run(command, { what: "waiting for connections to close" });
+      let counts;
+      try {
+        counts = parseWaitDrained(output2);
+      } catch (error63) {
+        throw new BalancerError(`${this.host}: ${error63.message}`);
+      }
+      waits.forEach((w2, i2) => {
+        const address = addresses[i2];
+        const open2 = (address ? counts.open.get(address) ?? 0 : 0) + counts.workers;
+        w2.resolve({ drained: open2 === 0, open: open2 });
+      });
+    } catch (error63) {
+      for (const w2 of waits) w2.reject(error63);
+    }
   }
 };
 
@@ -83155,21 +83186,30 @@ const restart = (done) => pm2.list((error, beforeList) => {
   });
 });
 const list = (done) => pm2.list((error, all) => {
-  if (error) return fail(error);
-  reply({ list: pick(all) });
+  reply(error ? { list: null, error: String(error.message || error) } : { list: pick(all) });
   done();
 });
 const save = (done) => {
   const fs = require("fs");
   const paths = require(pm2Dir + "/constants.js");
-  process.umask(0o077);
-  pm2.dump(true, (error) => {
+  let answered = false;
+  const answer = (value) => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
     for (const file of [paths.DUMP_FILE_PATH, paths.DUMP_BACKUP_FILE_PATH]) {
       try { fs.chmodSync(file, 0o600); } catch {}
     }
-    reply(error ? { saved: false, error: String(error.message || error) } : { saved: true });
+    reply(value);
     done();
-  });
+  };
+  const timer = setTimeout(() => answer({ saved: false, error: "no answer from PM2 within 5s" }), 5000);
+  process.umask(0o077);
+  try {
+    pm2.dump(true, (error) => answer(error ? { saved: false, error: String(error.message || error) } : { saved: true }));
+  } catch (error) {
+    answer({ saved: false, error: String(error.message || error) });
+  }
 };
 pm2.connect((error) => {
   if (error) return fail(error);
@@ -83222,7 +83262,7 @@ function parseSaved(line) {
 }
 function parseList(line) {
   const raw = JSON.parse(line);
-  if (!Array.isArray(raw.list)) throw new Error("PM2 printed no list");
+  if (!Array.isArray(raw.list)) throw new Error(`PM2 could not list the app: ${raw.error ?? "no list"}`);
   return raw.list;
 }
 var PERSIST_SCRIPT = `umask 077
@@ -83232,6 +83272,7 @@ var STOP_SCRIPT = `${FIND_PM2}
 exec node -e '${PROGRAM}' "$pm2_dir" "$1" ""`;
 
 // src/process/pm2/prepared.ts
+var ANSWER_TIMEOUT_MS = 1e4;
 function preparedRestart(runner, command, release, what) {
   const waiting = [];
   let buffered = "";
@@ -83250,26 +83291,48 @@ function preparedRestart(runner, command, release, what) {
     }
     return new Error(`${runner.name}: ${what}: PM2 printed no result`);
   };
-  void running.result.then(failure2, (error63) => error63).then((error63) => {
-    ended = error63;
+  const end = (error63) => {
+    ended ??= error63;
     for (const request2 of waiting.splice(0)) request2.reject(error63);
-  });
-  const request = (line) => new Promise((resolve2, reject) => {
+  };
+  void running.result.then(failure2, (error63) => error63).then(end);
+  const request = (line, timeoutMs) => new Promise((resolve2, reject) => {
     if (ended) return reject(ended);
-    waiting.push({ resolve: resolve2, reject });
+    const timer = timeoutMs === void 0 ? void 0 : setTimeout(() => {
+      end(
+        new Error(
+          `${runner.name}: ${what}: PM2 did not answer "${line}" within ${timeoutMs / 1e3}s`
+        )
+      );
+      close();
+    }, timeoutMs);
+    waiting.push({
+      resolve: (reply) => {
+        clearTimeout(timer);
+        resolve2(reply);
+      },
+      reject: (error63) => {
+        clearTimeout(timer);
+        reject(error63);
+      }
+    });
     running.send(`${line}
 `);
   });
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    running.end();
+  };
   return {
     release,
+    get alive() {
+      return !ended && !closed;
+    },
     go: async () => parseRestart(await request("go")),
-    inspect: async () => parseList(await request("list")),
-    persist: async () => parseSaved(await request("save")),
-    close() {
-      if (closed) return;
-      closed = true;
-      running.end();
-    }
+    inspect: async () => parseList(await request("list", ANSWER_TIMEOUT_MS)),
+    persist: async () => parseSaved(await request("save", ANSWER_TIMEOUT_MS)),
+    close
   };
 }
 
@@ -84963,15 +85026,19 @@ function outputLines(result, redact) {
 
 // src/health/gate.ts
 var UNTIL_ANSWER_INTERVAL_MS = 20;
+var UNTIL_ANSWER_WINDOW_MS = 2e3;
 async function runGate(options) {
   const startedAt = Date.now();
   const minUptime = options.minUptimeMs ?? 0;
   const timeline = [];
   let streak = 0;
   let answered = false;
-  let check2;
   while (Date.now() - startedAt < options.deadlineMs) {
     if (options.signal?.aborted) return done(false, "interrupted");
+    const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
+    const check2 = canComplete ? options.verifyProcess?.() : void 0;
+    check2?.catch(() => {
+    });
     const result = await options.probe(startedAt);
     timeline.push(result);
     answered ||= result.status !== void 0;
@@ -84981,22 +85048,16 @@ async function runGate(options) {
       const problem2 = await (check2 ?? options.verifyProcess?.());
       return problem2 ? done(false, problem2) : done(true);
     }
-    check2 = void 0;
-    const wait = nextWait(elapsed, streak, answered);
-    if (options.verifyProcess && streak >= 1 && streak + 1 >= options.passes && elapsed + wait >= minUptime) {
-      check2 = options.verifyProcess();
-      check2.catch(() => {
-      });
-    }
-    await sleep(wait, options.signal);
+    await sleep(nextWait(elapsed, streak, answered), options.signal);
   }
   const last = timeline.at(-1);
   const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1e3)}s${last?.error ? ` (last: ${last.error})` : ""}`;
   const problem = await options.verifyProcess?.().catch(() => void 0);
   return done(false, problem ? `${probes}; ${problem}` : probes);
   function nextWait(elapsed, streak2, answered2) {
-    if (!answered2) return Math.min(options.intervalMs, UNTIL_ANSWER_INTERVAL_MS);
-    if (streak2 >= options.passes) return Math.max(1, Math.min(options.intervalMs, minUptime - elapsed));
+    if (!answered2 && elapsed < UNTIL_ANSWER_WINDOW_MS)
+      return Math.min(options.intervalMs, UNTIL_ANSWER_INTERVAL_MS);
+    if (streak2 >= options.passes) return Math.max(1, Math.min(options.intervalMs, minUptime - elapsed + 1));
     return options.intervalMs;
   }
   function done(ok, reason) {
@@ -86282,7 +86343,7 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
       startedAt
     ),
     verifyProcess: async () => processProblem(
-      await (prepared ? prepared.inspect() : processes.inspect(session)),
+      await (prepared?.inspect().catch(() => processes.inspect(session)) ?? processes.inspect(session)),
       started,
       oldPids,
       processes.instances
@@ -86318,16 +86379,16 @@ function fleetOps(fleet, config2, emit) {
     return fleet.host(name);
   };
   const prepared = /* @__PURE__ */ new Map();
-  const connected = /* @__PURE__ */ new Map();
-  const replace = (map2, name, helper) => {
-    map2.get(name)?.restart.close();
-    if (helper) map2.set(name, helper);
-    else map2.delete(name);
+  const saved = /* @__PURE__ */ new Map();
+  const drop = (name) => {
+    prepared.get(name)?.restart.close();
+    prepared.delete(name);
   };
   const takePrepared = (name, release, session) => {
     const entry = prepared.get(name);
     prepared.delete(name);
-    if (entry?.restart.release === release && entry.session === session) return entry.restart;
+    if (entry?.restart.release === release && entry.session === session && entry.restart.alive)
+      return entry.restart;
     entry?.restart.close();
     return void 0;
   };
@@ -86336,24 +86397,32 @@ function fleetOps(fleet, config2, emit) {
     async activate(server, release, signal2) {
       const h2 = await host(server.name);
       const restart2 = takePrepared(server.name, release, h2.session);
+      saved.delete(server.name);
       let ok = false;
       try {
         ok = (await activate2(h2, release, config2, fleet.processes, emit, signal2, restart2)).gate.ok;
         return ok;
       } finally {
-        if (restart2 && ok) replace(connected, server.name, { restart: restart2, session: h2.session });
-        else restart2?.close();
+        if (restart2 && ok) {
+          const done = restart2.persist().then(
+            () => true,
+            () => false
+          );
+          void done.finally(() => restart2.close());
+          saved.set(server.name, { done, session: h2.session });
+        } else restart2?.close();
       }
     },
     prepare(server, release) {
+      drop(server.name);
       const h2 = fleet.hosts.get(server.name);
       const processes = fleet.processes;
-      if (!h2?.session.alive || !processes.prepareRestart) return replace(prepared, server.name);
+      if (!h2?.session.alive || !processes.prepareRestart) return;
       const restart2 = processes.prepareRestart(h2.session, h2.layout, release);
-      replace(prepared, server.name, { restart: restart2, session: h2.session });
+      prepared.set(server.name, { restart: restart2, session: h2.session });
     },
     discardPrepared() {
-      for (const name of [...prepared.keys()]) replace(prepared, name);
+      for (const name of [...prepared.keys()]) drop(name);
     },
     async healthy(name) {
       if (!fleet.hosts.has(name)) return false;
@@ -86366,16 +86435,11 @@ function fleetOps(fleet, config2, emit) {
       await Promise.allSettled(
         servers2.map(async (name) => {
           const h2 = await host(name);
-          const helper = connected.get(name);
-          if (helper?.session === h2.session && await helper.restart.persist().then(
-            () => true,
-            () => false
-          ))
-            return;
+          const save = saved.get(name);
+          if (save?.session === h2.session && await save.done) return;
           await fleet.processes.persist(h2.session);
         })
       );
-      for (const name of [...connected.keys()]) replace(connected, name);
     }
   };
 }

@@ -85,48 +85,60 @@ rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 # Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
 # ends the wait soon after.
-i=0
-while [ "$i" -lt 500 ]; do
+deadline=$(( $(date +%s) + 5 ))
+while [ "$(date +%s)" -lt "$deadline" ]; do
   pending=0
   for p in $old; do
     if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
   done
   if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
   sleep 0.01
-  i=$((i + 1))
 done
 exit ${APPLY_EXIT.reloadTimeout}`;
 
-/** How often WAIT_DRAINED_SCRIPT looks, on the balancer host. */
-export const DRAIN_POLL_MS = 20;
-
 /**
- * $1 the server's address as /proc/net/tcp writes it (procNetTcpAddress; empty when it is not an
- * IPv4 literal: its sockets cannot be counted), $2 how many polls before giving up, $3… pids of
- * the Nginx workers retired by the drain's reload. Polls on the host itself, so the wait ends
- * within one poll of the last connection closing whatever the SSH round trip costs, and prints
- * what is still open (0: drained): established connections from this host to the server (only
- * the remote-address column is matched, so the server side of a loopback connection is not
- * counted) plus retired workers still running.
+ * $1 seconds to wait at most, $2 the servers' addresses as /proc/net/tcp writes them
+ * (procNetTcpAddress; space-separated; a server that is not an IPv4 literal has none: its sockets
+ * cannot be counted), $3… pids of the Nginx workers retired by the drain's reload. Polls every
+ * 20 ms on the balancer host itself, so the wait ends within one poll of the last connection
+ * closing whatever the SSH round trip costs, and one call serves a whole batch (one SSH channel,
+ * not one per server: sshd allows 10 per connection by default). Prints "workers=N ADDR=N …":
+ * retired workers still running, and per address the established connections from this host to
+ * it (only the remote-address column is matched, so the server side of a loopback connection is
+ * not counted). All 0: drained.
  */
-export const WAIT_DRAINED_SCRIPT = `address=$1 polls=$2
+export const WAIT_DRAINED_SCRIPT = `wait_s=$1 addresses=$2
 shift 2
-i=0
+deadline=$(( $(date +%s) + wait_s ))
 while :; do
-  open=0
-  if [ -n "$address" ]; then
-    open=$(awk -v address="$address" 'NR > 1 && $3 == address && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp)
-  fi
+  counts=$(awk -v list="$addresses" '
+    BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) c[a[i]] = 0 }
+    NR > 1 && $4 == "01" && ($3 in c) { c[$3]++; total++ }
+    END { printf "%d", total; for (k in c) printf " %s=%d", k, c[k] }
+  ' /proc/net/tcp)
+  workers=0
   for p in "$@"; do
-    if [ -d "/proc/$p" ]; then open=$((open + 1)); fi
+    if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi
   done
-  if [ "$open" -eq 0 ] || [ "$i" -ge "$polls" ]; then
-    echo "$open"
+  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "workers=$workers \${counts#* }"
     exit 0
   fi
-  sleep ${DRAIN_POLL_MS / 1000}
-  i=$((i + 1))
+  sleep 0.02
 done`;
+
+/** WAIT_DRAINED_SCRIPT's output: connections still open per address, and retired workers alive. */
+export function parseWaitDrained(stdout: string): { workers: number; open: Map<string, number> } {
+  const open = new Map<string, number>();
+  let workers = Number.NaN;
+  for (const pair of stdout.trim().split(/\s+/)) {
+    const [key, value] = pair.split("=");
+    if (key === "workers") workers = Number(value);
+    else if (key && value !== undefined) open.set(key, Number(value));
+  }
+  if (!Number.isInteger(workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
+  return { workers, open };
+}
 
 export function procNetTcpAddress(address: string): string | undefined {
   const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);

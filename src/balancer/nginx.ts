@@ -8,7 +8,7 @@ import { BalancerError } from "./balancer-error.js";
 import {
   APPLY_EXIT,
   APPLY_SCRIPT,
-  DRAIN_POLL_MS,
+  parseWaitDrained,
   procNetTcpAddress,
   readFile,
   WAIT_DRAINED_SCRIPT,
@@ -157,19 +157,47 @@ export class NginxBalancer implements Balancer {
    * Drained means: no connection from Nginx to the server remains, and every worker from before
    * the drain has exited. A retiring worker ("shutting down") still serves requests on client
    * connections it had accepted, with the old server list, so it could still send one there.
+   * The servers of a batch are waited for together: their calls, made in the same tick, become
+   * one remote wait (see WAIT_DRAINED_SCRIPT).
    */
-  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
-    const command = script(
-      WAIT_DRAINED_SCRIPT,
-      procNetTcpAddress(server.upstream) ?? "",
-      Math.ceil(timeoutMs / DRAIN_POLL_MS),
-      ...this.retiring,
-    );
-    const open = Number.parseInt(
-      (await this.runner.run(command, { what: "waiting for connections to close" })).trim(),
-      10,
-    );
-    if (!Number.isInteger(open)) throw new BalancerError(`${this.host}: the drain wait printed no count`);
-    return { drained: open === 0, open };
+  waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
+    return new Promise((resolve, reject) => {
+      if (this.waiting.push({ server, timeoutMs, resolve, reject }) === 1)
+        queueMicrotask(() => void this.waitTogether());
+    });
+  }
+
+  private waiting: {
+    server: ServerConfig;
+    timeoutMs: number;
+    resolve(result: { drained: boolean; open: number }): void;
+    reject(error: unknown): void;
+  }[] = [];
+
+  private async waitTogether(): Promise<void> {
+    const waits = this.waiting.splice(0);
+    try {
+      const addresses = waits.map((w) => procNetTcpAddress(w.server.upstream));
+      const command = script(
+        WAIT_DRAINED_SCRIPT,
+        Math.ceil(Math.max(...waits.map((w) => w.timeoutMs)) / 1000),
+        [...new Set(addresses.filter((a) => a !== undefined))].join(" "),
+        ...this.retiring,
+      );
+      const output = await this.runner.run(command, { what: "waiting for connections to close" });
+      let counts: ReturnType<typeof parseWaitDrained>;
+      try {
+        counts = parseWaitDrained(output);
+      } catch (error) {
+        throw new BalancerError(`${this.host}: ${(error as Error).message}`);
+      }
+      waits.forEach((w, i) => {
+        const address = addresses[i];
+        const open = (address ? (counts.open.get(address) ?? 0) : 0) + counts.workers;
+        w.resolve({ drained: open === 0, open });
+      });
+    } catch (error) {
+      for (const w of waits) w.reject(error);
+    }
   }
 }

@@ -82,7 +82,7 @@ export async function activate(
       ),
     verifyProcess: async () =>
       processProblem(
-        await (prepared ? prepared.inspect() : processes.inspect(session)),
+        await (prepared?.inspect().catch(() => processes.inspect(session)) ?? processes.inspect(session)),
         started,
         oldPids,
         processes.instances,

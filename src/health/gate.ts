@@ -3,9 +3,11 @@ import type { ProbeResult } from "./probe.js";
 
 /**
  * Until the new process first answers (any HTTP status), it is probed this often: a refused
- * connection costs the app nothing, and each probe saved here is time out of rotation.
+ * connection costs the app nothing, and each probe saved here is time out of rotation. Only for
+ * the first seconds: an app that never binds is not probed 50 times a second until the deadline.
  */
 const UNTIL_ANSWER_INTERVAL_MS = 20;
+const UNTIL_ANSWER_WINDOW_MS = 2000;
 
 export interface GateOptions {
   /** Consecutive passing probes needed. */
@@ -33,9 +35,10 @@ export interface GateResult {
 
 /**
  * N consecutive passing probes within a deadline, at least `minUptimeMs` after the start, and a
- * process check. The check (an SSH round trip and a PM2 call, ~0.15 s) runs during the wait
- * before the probe that can complete the gate, not after it: its result counts only if that
- * probe passes, and a process that crashed in between fails that probe.
+ * process check. The check (an SSH round trip, and a PM2 call unless the restart's connection is
+ * open) runs beside the probe that can complete the gate, not after it: it samples the process
+ * no earlier than the minimum uptime and the start of that probe, and counts only if the probe
+ * passes.
  */
 export async function runGate(options: GateOptions): Promise<GateResult> {
   const startedAt = Date.now();
@@ -43,9 +46,12 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
   const timeline: ProbeResult[] = [];
   let streak = 0;
   let answered = false;
-  let check: Promise<string | undefined> | undefined;
   while (Date.now() - startedAt < options.deadlineMs) {
     if (options.signal?.aborted) return done(false, "interrupted");
+    const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
+    const check = canComplete ? options.verifyProcess?.() : undefined;
+    // Unused when this probe fails; its error, if any, surfaces only when it is awaited.
+    check?.catch(() => {});
     const result = await options.probe(startedAt);
     timeline.push(result);
     answered ||= result.status !== undefined;
@@ -55,14 +61,7 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
       const problem = await (check ?? options.verifyProcess?.());
       return problem ? done(false, problem) : done(true);
     }
-    check = undefined;
-    const wait = nextWait(elapsed, streak, answered);
-    if (options.verifyProcess && streak >= 1 && streak + 1 >= options.passes && elapsed + wait >= minUptime) {
-      check = options.verifyProcess();
-      // Unused when the next probe fails; its error, if any, surfaces only when it is awaited.
-      check.catch(() => {});
-    }
-    await sleep(wait, options.signal);
+    await sleep(nextWait(elapsed, streak, answered), options.signal);
   }
   const last = timeline.at(-1);
   const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${last?.error ? ` (last: ${last.error})` : ""}`;
@@ -70,10 +69,14 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
   const problem = await options.verifyProcess?.().catch(() => undefined);
   return done(false, problem ? `${probes}; ${problem}` : probes);
 
-  /** Probes `intervalMs` apart; faster until the process answers, and no later than the minimum uptime once the passes are in. */
+  /**
+   * Probes `intervalMs` apart; faster while a new process has not answered yet, and once the
+   * passes are in, just past the minimum uptime rather than a full interval later.
+   */
   function nextWait(elapsed: number, streak: number, answered: boolean): number {
-    if (!answered) return Math.min(options.intervalMs, UNTIL_ANSWER_INTERVAL_MS);
-    if (streak >= options.passes) return Math.max(1, Math.min(options.intervalMs, minUptime - elapsed));
+    if (!answered && elapsed < UNTIL_ANSWER_WINDOW_MS)
+      return Math.min(options.intervalMs, UNTIL_ANSWER_INTERVAL_MS);
+    if (streak >= options.passes) return Math.max(1, Math.min(options.intervalMs, minUptime - elapsed + 1));
     return options.intervalMs;
   }
 

@@ -23,6 +23,8 @@ export interface RestartResult {
 /** A restart made ready while the server drains (`ProcessManager.prepareRestart`). */
 export interface PreparedRestart {
   readonly release: string;
+  /** False once it has ended (closed, or the program exited): `go()` would fail. */
+  readonly alive: boolean;
   /** Stops the app's old instances and starts the release. */
   go(): Promise<RestartResult>;
   /** The app's instances now, as `ProcessManager.inspect` (cheaper: the connection is open). */

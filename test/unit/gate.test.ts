@@ -103,7 +103,7 @@ describe("health gate", () => {
     expect(result.timeline.length).toBeGreaterThan(3);
   });
 
-  it("runs the process check during the wait before the probe that completes the gate", async () => {
+  it("runs the process check beside the probe that can complete the gate", async () => {
     const log: string[] = [];
     const passing = probes(true);
     const result = await runGate({
@@ -186,7 +186,50 @@ describe("health gate", () => {
       await vi.advanceTimersByTimeAsync(1000);
       const result = await gate;
       expect(result.ok).toBe(true);
-      expect(result.timeline.map((p) => p.at)).toEqual([0, 300, 500]);
+      expect(result.timeline.map((p) => p.at)).toEqual([0, 300, 501]);
+    });
+
+    it("samples the process no earlier than the minimum uptime and the start of the last probe", async () => {
+      vi.useFakeTimers();
+      const checkedAt: number[] = [];
+      const probedAt: number[] = [];
+      const passing = probes(true);
+      let startedAt = 0;
+      const gate = runGate({
+        passes: 3,
+        intervalMs: 100,
+        deadlineMs: 60_000,
+        minUptimeMs: 500,
+        probe: async (start) => {
+          startedAt = start;
+          probedAt.push(Date.now() - start);
+          return passing(start);
+        },
+        verifyProcess: async () => {
+          checkedAt.push(Date.now() - startedAt);
+          return undefined;
+        },
+      });
+      await vi.advanceTimersByTimeAsync(1000);
+      expect((await gate).ok).toBe(true);
+      expect(checkedAt).toHaveLength(1);
+      expect(checkedAt[0]).toBeGreaterThanOrEqual(500);
+      expect(checkedAt[0]).toBeGreaterThanOrEqual(probedAt.at(-1) as number);
+    });
+
+    it("probes at the interval once the fast window is over, for an app that never answers", async () => {
+      vi.useFakeTimers();
+      let calls = 0;
+      const refused = async (startedAt: number): Promise<ProbeResult> => {
+        calls++;
+        return { at: Date.now() - startedAt, ok: false, latencyMs: 1, error: "ECONNREFUSED" };
+      };
+      const gate = runGate({ passes: 3, intervalMs: 500, deadlineMs: 12_000, probe: refused });
+      await vi.advanceTimersByTimeAsync(12_000);
+      expect((await gate).ok).toBe(false);
+      // 2 s at 20 ms (~100 probes), then 10 s at 500 ms (~20): not 600.
+      expect(calls).toBeGreaterThan(100);
+      expect(calls).toBeLessThan(130);
     });
   });
 

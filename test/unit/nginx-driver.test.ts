@@ -5,7 +5,11 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NginxBalancer } from "../../src/balancer/nginx.js";
-import { procNetTcpAddress, WAIT_DRAINED_SCRIPT } from "../../src/balancer/nginx-scripts.js";
+import {
+  parseWaitDrained,
+  procNetTcpAddress,
+  WAIT_DRAINED_SCRIPT,
+} from "../../src/balancer/nginx-scripts.js";
 import type { ServerConfig } from "../../src/config/load.js";
 import { script } from "../../src/remote/op.js";
 import { LocalRunner } from "../../src/ssh/local-runner.js";
@@ -119,39 +123,71 @@ describe("NginxBalancer.apply", () => {
 });
 
 describe("WAIT_DRAINED_SCRIPT (polls on the balancer host)", () => {
-  const waitDrained = async (address: string, polls: number, ...pids: number[]) =>
-    (await new LocalRunner().run(script(WAIT_DRAINED_SCRIPT, address, polls, ...pids))).trim();
+  const waitDrained = async (seconds: number, addresses: string[], ...pids: number[]) =>
+    parseWaitDrained(
+      await new LocalRunner().run(script(WAIT_DRAINED_SCRIPT, seconds, addresses.join(" "), ...pids)),
+    );
 
   it("returns once the retired workers have exited", async () => {
     const worker = spawn("sleep", ["0.3"]);
     const exited = new Promise((resolve) => worker.once("exit", resolve));
-    expect(await waitDrained("", 500, worker.pid as number)).toBe("0");
+    expect(await waitDrained(5, [], worker.pid as number)).toEqual({ workers: 0, open: new Map() });
     await exited;
   });
 
-  it("gives up after its polls, printing what is still open", async () => {
+  it("gives up at its deadline, printing what is still open", async () => {
     const worker = spawn("sleep", ["30"]);
     try {
-      expect(await waitDrained("", 2, worker.pid as number)).toBe("1");
+      expect((await waitDrained(0, [], worker.pid as number)).workers).toBe(1);
     } finally {
       worker.kill();
     }
   });
 
-  it("counts connections to the server, not the server's own side of them", async () => {
+  it("counts connections per server, not the server's own side of them", async () => {
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as net.AddressInfo;
-    const address = procNetTcpAddress(`127.0.0.1:${port}`) as string;
+    const busy = procNetTcpAddress(`127.0.0.1:${port}`) as string;
+    const idle = procNetTcpAddress("127.0.0.1:9") as string;
     const client = net.connect(port, "127.0.0.1");
     await new Promise((resolve) => client.once("connect", resolve));
     try {
-      expect(await waitDrained(address, 0)).toBe("1");
+      expect(await waitDrained(0, [busy, idle])).toEqual({
+        workers: 0,
+        open: new Map([
+          [busy, 1],
+          [idle, 0],
+        ]),
+      });
       client.destroy();
-      expect(await waitDrained(address, 500)).toBe("0");
+      expect((await waitDrained(5, [busy, idle])).open.get(busy)).toBe(0);
     } finally {
       client.destroy();
       server.close();
     }
+  });
+
+  it("a batch's servers are waited for in one remote call", async () => {
+    const commands: string[] = [];
+    const local = new LocalRunner();
+    const runner: CommandRunner = {
+      name: "local",
+      exec: (command, options) => local.exec(command, options),
+      run: (command, options) => {
+        commands.push(command);
+        return local.run(command, options);
+      },
+    };
+    const results = await Promise.all([a, b].map((s) => balancer(runner).waitDrained(s, 1000)));
+    expect(results).toEqual([
+      { drained: true, open: 0 },
+      { drained: true, open: 0 },
+    ]);
+    expect(commands).toHaveLength(2);
+    const nginx = balancer(runner);
+    commands.length = 0;
+    await Promise.all([a, b].map((s) => nginx.waitDrained(s, 1000)));
+    expect(commands).toHaveLength(1);
   });
 });

@@ -60,6 +60,14 @@ class FakeServers implements FleetOps {
   async persist(servers: string[]): Promise<void> {
     this.calls.push(`persist ${servers.join(",")}`);
   }
+
+  prepare(server: ServerConfig, release: string): void {
+    this.calls.push(`prepare ${server.name} ${release}`);
+  }
+
+  discardPrepared(): void {
+    this.calls.push("discard");
+  }
 }
 
 function setup(rolling: Record<string, unknown> = {}, extra: Partial<RollOptions> = {}) {
@@ -132,6 +140,18 @@ describe("the rolling engine", () => {
     expect(result("gamma", out.rows)).toBe("not reached");
     expect([...servers.current.values()]).toEqual(["r1", "r1", "r1"]);
     expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+    // Each restart is readied while its server drains: for the new release on the way forward,
+    // for the previous one on the way back (beta's restore follows its failed gate: no drain).
+    expect(servers.calls.filter((c) => !c.startsWith("persist"))).toEqual([
+      "prepare alpha r2",
+      "activate alpha r2",
+      "prepare beta r2",
+      "activate beta r2",
+      "activate beta r1",
+      "prepare alpha r1",
+      "activate alpha r1",
+      "discard",
+    ]);
   });
 
   it("halt keeps the verified servers on the new release and restores only the failed one", async () => {

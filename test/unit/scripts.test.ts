@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
-import { RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
+import { PROGRAM, RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
 import { processProblem } from "../../src/process/process-manager.js";
 import { layout } from "../../src/remote/layout.js";
 import { type RemoteOp, script } from "../../src/remote/op.js";
@@ -400,7 +400,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     const pm2 = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
     const file = pm2.processFile(l, { release: "r1", cwd: l.release("r1"), env: { A: "1" } });
     run(release.writePrivateFile(file.path, file.content, "writing"));
-    return { dir, fake, runner, l, pm2 };
+    return { dir, fake, runner, l, pm2, env };
   }
 
   it("starts the release, then replaces the old process, deleting by pm id (a name like `all` is never passed)", async () => {
@@ -462,6 +462,32 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     prepared.close();
     expect(await started[1]?.result).toMatchObject({ code: 0 });
     await expect(prepared.inspect()).rejects.toThrow(/PM2 printed no result/);
+  });
+
+  it("a prepared restart does nothing on a partial go followed by EOF", async () => {
+    const { fake, runner, l, pm2 } = setup();
+    const running = runner.start(script(RESTART_SCRIPT, "all", l.ecosystem("r1"), "wait"));
+    running.end("go");
+    expect(await running.result).toMatchObject({ code: 0, stdout: "" });
+    expect(existsSync(fake.state)).toBe(false);
+    await pm2.restart(runner, l, "r1");
+  });
+
+  it("a save PM2 never answers is answered by the program's timer, not awaited forever", async () => {
+    const { runner, l, pm2, env } = setup();
+    const silent: InteractiveRunner = {
+      ...runner,
+      start: (command, onStdout) => startUnderSh(command, { ...env, FAKE_PM2_DUMP: "silent" }, onStdout),
+    };
+    const prepared = pm2.prepareRestart(silent, l, "r1");
+    await prepared.go();
+    await expect(prepared.persist()).rejects.toThrow(/pm2 save failed: no answer from PM2 within 5s/);
+    expect(prepared.alive).toBe(true);
+    prepared.close();
+  }, 15_000);
+
+  it("the program has no single quote and no dollar sign: it sits in single quotes in sh", () => {
+    expect(PROGRAM).not.toMatch(/['$]/);
   });
 
   it("persists with a private dump file, even one an older save left readable", async () => {

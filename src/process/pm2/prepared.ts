@@ -3,6 +3,9 @@ import type { ExecResult, InteractiveRunner } from "../../ssh/session.js";
 import type { PreparedRestart } from "../process-manager.js";
 import { parseList, parseRestart, parseSaved } from "./restart-script.js";
 
+/** A "list" or "save" unanswered this long ends the program (replies would come out of order). */
+const ANSWER_TIMEOUT_MS = 10_000;
+
 /**
  * The client side of RESTART_SCRIPT started with "wait": one request line, one JSON reply line,
  * in order. When the program ends, every request still waiting fails with its error output.
@@ -31,27 +34,50 @@ export function preparedRestart(
     }
     return new Error(`${runner.name}: ${what}: PM2 printed no result`);
   };
-  void running.result
-    .then(failure, (error: Error) => error)
-    .then((error) => {
-      ended = error;
-      for (const request of waiting.splice(0)) request.reject(error);
-    });
-  const request = (line: string) =>
+  const end = (error: Error) => {
+    ended ??= error;
+    for (const request of waiting.splice(0)) request.reject(error);
+  };
+  void running.result.then(failure, (error: Error) => error).then(end);
+  const request = (line: string, timeoutMs?: number) =>
     new Promise<string>((resolve, reject) => {
       if (ended) return reject(ended);
-      waiting.push({ resolve, reject });
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              end(
+                new Error(
+                  `${runner.name}: ${what}: PM2 did not answer "${line}" within ${timeoutMs / 1000}s`,
+                ),
+              );
+              close();
+            }, timeoutMs);
+      waiting.push({
+        resolve: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
       running.send(`${line}\n`);
     });
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    running.end();
+  };
   return {
     release,
-    go: async () => parseRestart(await request("go")),
-    inspect: async () => parseList(await request("list")),
-    persist: async () => parseSaved(await request("save")),
-    close() {
-      if (closed) return;
-      closed = true;
-      running.end();
+    get alive() {
+      return !ended && !closed;
     },
+    go: async () => parseRestart(await request("go")),
+    inspect: async () => parseList(await request("list", ANSWER_TIMEOUT_MS)),
+    persist: async () => parseSaved(await request("save", ANSWER_TIMEOUT_MS)),
+    close,
   };
 }

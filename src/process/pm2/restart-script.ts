@@ -12,12 +12,14 @@ import type { ProcessInfo, RestartResult } from "../process-manager.js";
  * connected: ~0.1 s saved out of rotation) and then takes commands on stdin, one reply line each:
  * "go" restarts as above, "list" prints {"list":[…]} through the same connection (a `pm2 jlist`
  * costs ~0.15 s, this a few ms: the health gate's process check), "save" does what `pm2 save`
- * does (~0.15 s as a CLI call at the end of a deploy) and prints {"saved":true}, the dump files
- * private as PERSIST_SCRIPT leaves them. Stdin closing ends it; closed before "go" (a failed
- * drain, or nexus gone), it has done nothing.
+ * does and prints {"saved":true}, the dump files private as PERSIST_SCRIPT leaves them (PM2's
+ * dump never calls back when it cannot write the file: a timer answers then). "list" and "save"
+ * answer their errors instead of ending the program. Stdin closing ends it; closed before "go"
+ * (a failed drain, or nexus gone), it has restarted nothing (connecting may have started PM2's
+ * daemon, as any pm2 command would).
  * No single quote and no "$" in it: it sits in single quotes in RESTART_SCRIPT.
  */
-const PROGRAM = `
+export const PROGRAM = `
 const [pm2Dir, name, file, wait] = process.argv.slice(1);
 process.env.PM2_SILENT = "true";
 const pm2 = require(pm2Dir);
@@ -54,21 +56,30 @@ const restart = (done) => pm2.list((error, beforeList) => {
   });
 });
 const list = (done) => pm2.list((error, all) => {
-  if (error) return fail(error);
-  reply({ list: pick(all) });
+  reply(error ? { list: null, error: String(error.message || error) } : { list: pick(all) });
   done();
 });
 const save = (done) => {
   const fs = require("fs");
   const paths = require(pm2Dir + "/constants.js");
-  process.umask(0o077);
-  pm2.dump(true, (error) => {
+  let answered = false;
+  const answer = (value) => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
     for (const file of [paths.DUMP_FILE_PATH, paths.DUMP_BACKUP_FILE_PATH]) {
       try { fs.chmodSync(file, 0o600); } catch {}
     }
-    reply(error ? { saved: false, error: String(error.message || error) } : { saved: true });
+    reply(value);
     done();
-  });
+  };
+  const timer = setTimeout(() => answer({ saved: false, error: "no answer from PM2 within 5s" }), 5000);
+  process.umask(0o077);
+  try {
+    pm2.dump(true, (error) => answer(error ? { saved: false, error: String(error.message || error) } : { saved: true }));
+  } catch (error) {
+    answer({ saved: false, error: String(error.message || error) });
+  }
 };
 pm2.connect((error) => {
   if (error) return fail(error);
@@ -132,8 +143,8 @@ export function parseSaved(line: string): void {
 
 /** A "list" reply of the prepared program. */
 export function parseList(line: string): ProcessInfo[] {
-  const raw = JSON.parse(line) as { list?: ProcessInfo[] | null };
-  if (!Array.isArray(raw.list)) throw new Error("PM2 printed no list");
+  const raw = JSON.parse(line) as { list?: ProcessInfo[] | null; error?: string };
+  if (!Array.isArray(raw.list)) throw new Error(`PM2 could not list the app: ${raw.error ?? "no list"}`);
   return raw.list;
 }
 

@@ -5,7 +5,6 @@ import os from "node:os";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import * as tar from "tar";
 import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
 
 export interface Artifact {
@@ -125,6 +124,8 @@ export async function writeTarball(
       callback(null, chunk);
     },
   });
+  // Loaded here, not at start-up: only packing needs it.
+  const tar = await import("tar");
   const stream = tar.create(
     {
       cwd: root,

@@ -60102,7 +60102,7 @@ var SshSession = class _SshSession {
     const {
       onProgress,
       // 2 MiB in flight fill the SSH channel's window: more (64 × 255 KiB) is no faster on loopback
-      // and costs the CLI ~40 MB of memory (docs/benchmarks-transfer.md).
+      // and costs the CLI 30–40 MB of memory (docs/benchmarks-transfer.md).
       concurrency = 16,
       chunkSize = 128 * 1024
     } = typeof options === "function" ? { onProgress: options } : options;

@@ -280,8 +280,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
 /**
  * Keeps V8's young generation at its initial 2 × 1 MB. Under the allocation rate of packing and
  * uploading it would otherwise grow to 2 × 16 MB, and the Buffers that die in it (file reads, gzip
- * and SSH packets) hold their memory until it is collected: ~35 MB more RSS at a deploy's peak,
- * for no speed (docs/benchmarks-transfer.md). `--max-semi-space-size` cannot be set once V8 runs;
+ * and SSH packets) hold their memory until it is collected: ~20 MB more RSS by the end of packing
+ * a 200 MB app, for no speed (docs/benchmarks-transfer.md). `--max-semi-space-size` cannot be set once V8 runs;
  * the growth factor is read at each growth, and 1 means "do not grow".
  */
 function keepYoungGenerationSmall(): void {

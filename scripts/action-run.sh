@@ -20,7 +20,8 @@ set -euo pipefail
 
 action_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# The bundle's oldest supported Node.js (package.json engines: undici 7 needs 20.18.1).
+# The bundle's oldest supported Node.js (package.json engines; set for undici 7, which the bundle
+# no longer holds, and kept until an older Node.js is tested).
 require_node() {
   local version
   if ! version="$(node -p 'process.versions.node' 2>/dev/null)"; then

@@ -5,8 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import * as tar from "tar";
+import { createGzip } from "node:zlib";
 import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
+import { writeTar } from "./tar.js";
 
 export interface Artifact {
   file: string;
@@ -125,19 +126,17 @@ export async function writeTarball(
       callback(null, chunk);
     },
   });
-  const stream = tar.create(
-    {
-      cwd: root,
-      gzip: { level: 6 },
-      portable: true,
-      // Fewer, smaller reads in flight keep the CLI's memory flat on big apps, at no cost in speed
-      // (node-tar would otherwise read files of up to 16 MB whole, 4 at a time).
-      jobs: 2,
-      maxReadSize: 1024 * 1024,
-      noDirRecurse: true,
-    },
-    files.map((f) => f.path),
-  );
-  await pipeline(stream, hashing, createWriteStream(file));
+  const gzip = createGzip({ level: 6 });
+  const written = pipeline(gzip, hashing, createWriteStream(file));
+  const failed = written.then(() => new Promise<never>(() => {}));
+  failed.catch(() => {}); // reported by `await written` below
+  try {
+    await writeTar(root, files, gzip, failed);
+  } catch (error) {
+    gzip.destroy();
+    await written.catch(() => {});
+    throw error;
+  }
+  await written;
   return { sha256: hash.digest("hex"), bytes };
 }

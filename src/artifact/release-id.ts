@@ -1,5 +1,3 @@
-import { execa } from "execa";
-
 export interface GitInfo {
   commit: string;
   dirty: boolean;
@@ -7,6 +5,7 @@ export interface GitInfo {
 
 /** The app's git commit, if its root is inside a git checkout. */
 export async function gitInfo(root: string): Promise<GitInfo | undefined> {
+  const { execa } = await import("execa");
   const head = await execa("git", ["rev-parse", "--short=7", "HEAD"], { cwd: root, reject: false });
   if (head.exitCode !== 0) return undefined;
   const status = await execa("git", ["status", "--porcelain", "--", "."], { cwd: root, reject: false });

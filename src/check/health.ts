@@ -1,4 +1,4 @@
-import { Client } from "undici";
+import { httpGet } from "../health/http-get.js";
 import type { CheckItem } from "./types.js";
 
 export interface HealthAnswer {
@@ -10,32 +10,19 @@ export interface HealthAnswer {
 
 /** One GET of the health endpoint, on a fresh connection; never throws. */
 export async function fetchHealth(origin: string, path: string, timeoutMs: number): Promise<HealthAnswer> {
-  const client = new Client(origin, {
-    connectTimeout: timeoutMs,
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    pipelining: 0,
-  });
   try {
-    const response = await client.request({
-      path,
-      method: "GET",
-      headers: { connection: "close", "user-agent": "nexus-check" },
-    });
-    const text = await response.body.text();
+    const response = await httpGet(origin, path, timeoutMs, "nexus-check");
     let json = false;
     let release: string | undefined;
     try {
-      const parsed = JSON.parse(text) as { release?: unknown };
+      const parsed = JSON.parse(response.body) as { release?: unknown };
       json = typeof parsed === "object" && parsed !== null;
       if (json && typeof parsed.release === "string") release = parsed.release;
     } catch {}
-    return { status: response.statusCode, json, ...(release ? { release } : {}) };
+    return { status: response.status, json, ...(release ? { release } : {}) };
   } catch (error) {
     const err = error as Error & { code?: string };
     return { json: false, error: err.code ?? err.message };
-  } finally {
-    client.destroy().catch(() => {});
   }
 }
 

@@ -7,7 +7,6 @@ import { EXIT, NexusError, UsageError } from "../errors.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
 import { PlainReporter } from "../report/plain.js";
-import { PrettyReporter } from "../report/pretty.js";
 import type { Reporter } from "../report/reporter.js";
 import { wantsInteractiveOutput } from "../report/terminal.js";
 
@@ -22,13 +21,16 @@ export interface GlobalOptions {
   knownHosts?: string;
 }
 
-export function pickReporter(options: GlobalOptions): Reporter {
+export async function pickReporter(options: GlobalOptions): Promise<Reporter> {
   if (options.json) return new JsonReporter();
   if (process.env.GITHUB_ACTIONS === "true") return new GithubReporter();
   const interactive = wantsInteractiveOutput(process.stderr, process.env, options.plain);
   // chalk (and ora, which colours through it) reads --no-color but not NO_COLOR (no-color.org).
   if (process.env.NO_COLOR) chalk.level = 0;
-  return interactive ? new PrettyReporter() : new PlainReporter();
+  if (!interactive) return new PlainReporter();
+  // Only a terminal gets spinners: ora is loaded then, not at every start-up.
+  const { PrettyReporter } = await import("../report/pretty.js");
+  return new PrettyReporter();
 }
 
 /** A bad flag value found after parsing: exit 2, like commander's own usage errors. */
@@ -128,7 +130,7 @@ export async function withReporter(
   body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
 ): Promise<number> {
   const options = program.opts<GlobalOptions>();
-  const reporter = pickReporter(options);
+  const reporter = await pickReporter(options);
   try {
     return await body(reporter, options);
   } catch (error) {

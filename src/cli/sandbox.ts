@@ -1,7 +1,7 @@
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT } from "../errors.js";
-import { SandboxError, sandboxDown, sandboxStatus, sandboxUp } from "../sandbox/index.js";
+import { SandboxError } from "../sandbox/errors.js";
 import type { GlobalOptions } from "./context.js";
 import { printResult } from "./result.js";
 
@@ -22,6 +22,9 @@ function hostCount(value: string): number {
     throw new InvalidArgumentError("expected a whole number from 1 to 12.");
   return n;
 }
+
+/** The sandbox code (execa, the host layout...) is loaded by the sandbox commands only. */
+const sandboxModule = () => import("../sandbox/index.js");
 
 function fail(error: unknown): number {
   if (error instanceof SandboxError) {
@@ -53,6 +56,7 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .action(async (flags: SandboxFlags, command: Command) => {
       try {
         const json = command.optsWithGlobals<GlobalOptions>().json;
+        const { sandboxUp } = await sandboxModule();
         const info = await sandboxUp({
           dir: path.resolve(flags.dir),
           hosts: flags.hosts,
@@ -96,6 +100,7 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .option(...dirOption)
     .action(async (flags: SandboxFlags, command: Command) => {
       try {
+        const { sandboxDown } = await sandboxModule();
         await sandboxDown(path.resolve(flags.dir));
         if (command.optsWithGlobals<GlobalOptions>().json)
           printResult({ command: "sandbox", action: "down", up: false });
@@ -111,6 +116,7 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .description("which sandbox processes are running")
     .option(...dirOption)
     .action(async (flags: SandboxFlags, command: Command) => {
+      const { sandboxStatus } = await sandboxModule();
       const status = await sandboxStatus(path.resolve(flags.dir));
       if (command.optsWithGlobals<GlobalOptions>().json) {
         printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });

@@ -1,5 +1,4 @@
 import { stat } from "node:fs/promises";
-import { execa } from "execa";
 import { type Artifact, packApp } from "../artifact/pack.js";
 import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
@@ -104,6 +103,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
 
   if (config.app.build) {
     emit({ type: "phase", phase: "build", message: config.app.build });
+    const { execa } = await import("execa");
     const built = await execa("sh", ["-c", config.app.build], {
       cwd: config.app.root,
       ...buildEnvOptions(config.ssh),

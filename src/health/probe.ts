@@ -1,4 +1,4 @@
-import { Client } from "undici";
+import { httpGet } from "./http-get.js";
 import { type ReleaseCheck, releaseProblem } from "./release-check.js";
 
 export { releaseCheck } from "./release-check.js";
@@ -22,47 +22,31 @@ export interface ProbeTarget {
   expectRelease?: ReleaseCheck;
 }
 
-/**
- * One GET on a fresh connection: a pooled socket to a process that was just restarted fails
- * with UND_ERR_SOCKET, and we want to know about the new process, not an old socket.
- */
+/** One GET on a fresh connection (httpGet); never throws. */
 export async function probeOnce(target: ProbeTarget, startedAt: number): Promise<ProbeResult> {
   const begin = performance.now();
   const at = Math.round(Date.now() - startedAt);
-  const client = new Client(target.origin, {
-    connectTimeout: target.timeoutMs,
-    headersTimeout: target.timeoutMs,
-    bodyTimeout: target.timeoutMs,
-    pipelining: 0,
-  });
   try {
-    const response = await client.request({
-      path: target.path,
-      method: "GET",
-      headers: { connection: "close", "user-agent": "nexus-health" },
-    });
-    const text = await response.body.text();
+    const response = await httpGet(target.origin, target.path, target.timeoutMs, "nexus-health");
     const latencyMs = Math.round(performance.now() - begin);
-    const release = releaseOf(text);
-    if (response.statusCode < 200 || response.statusCode >= 300) {
+    const release = releaseOf(response.body);
+    if (response.status < 200 || response.status >= 300) {
       return {
         at,
         ok: false,
-        status: response.statusCode,
+        status: response.status,
         latencyMs,
         release,
-        error: `HTTP ${response.statusCode}`,
+        error: `HTTP ${response.status}`,
       };
     }
     const problem = releaseProblem(target.expectRelease, release);
-    if (problem) return { at, ok: false, status: response.statusCode, latencyMs, release, error: problem };
-    return { at, ok: true, status: response.statusCode, latencyMs, release };
+    if (problem) return { at, ok: false, status: response.status, latencyMs, release, error: problem };
+    return { at, ok: true, status: response.status, latencyMs, release };
   } catch (error) {
     const latencyMs = Math.round(performance.now() - begin);
     const err = error as Error & { code?: string };
     return { at, ok: false, latencyMs, error: err.code ? `${err.code}: ${err.message}` : err.message };
-  } finally {
-    client.destroy().catch(() => {});
   }
 }
 

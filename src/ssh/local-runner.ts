@@ -1,4 +1,3 @@
-import { execa } from "execa";
 import { stdoutOrThrow } from "./errors.js";
 import type { CommandRunner, ExecOptions, ExecResult } from "./session.js";
 
@@ -10,6 +9,7 @@ export class LocalRunner implements CommandRunner {
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     this.onCommand?.(this.name, command);
+    const { execa } = await import("execa");
     // Output byte for byte, like an SSH session: the balancer hashes what it read.
     const result = await execa("sh", ["-c", command], {
       input: options.stdin ?? "",

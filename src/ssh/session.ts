@@ -29,9 +29,9 @@ export class SftpUnavailableError extends Error {
 
 export interface UploadOptions {
   onProgress?: (sent: number, total: number) => void;
-  /** Parallel SFTP writes in flight (default 64). */
+  /** Parallel SFTP writes in flight (default 16). */
   concurrency?: number;
-  /** Bytes per write (default 255 KiB, capped by the server's limits). */
+  /** Bytes per write (default 128 KiB, capped by the server's limits). */
   chunkSize?: number;
 }
 
@@ -344,8 +344,10 @@ export class SshSession implements InteractiveRunner {
   ): Promise<void> {
     const {
       onProgress,
-      concurrency = 64,
-      chunkSize = 255 * 1024,
+      // 2 MiB in flight fill the SSH channel's window: more (64 × 255 KiB) is no faster on loopback
+      // and costs the CLI 30–40 MB of memory (docs/benchmarks-transfer.md).
+      concurrency = 16,
+      chunkSize = 128 * 1024,
     } = typeof options === "function" ? { onProgress: options } : options;
     const sftp = await this.sftp();
     const partial = `${remote}.part`;

@@ -436,7 +436,7 @@ try {
       "",
       ...phaseLines,
       "",
-      "- **pack**: `packApp` (`artifact/tar.ts` + zlib gzip level 6, streamed to disk while hashed) against",
+      "- **pack**: `packApp` (node-tar + zlib gzip level 6, streamed to disk while hashed) against",
       "  `tar czf` (GNU tar piping into gzip -6) of the same directory, both in MB of app per second.",
       "- **upload**: `SshSession.upload` (ssh2 SFTP `fastPut`, parallel writes into `.part`, then a",
       "  rename) against OpenSSH `scp` (SFTP protocol since OpenSSH 9.0) of the same artifact to the",
@@ -458,7 +458,7 @@ try {
       "| health probes on `node:http`; lazy imports               | 171–172 | 178–179 |",
       "| V8's young generation kept at its initial size           | 152–156 | 157–158 |",
       "| SFTP: 16 writes of 128 KiB in flight instead of 64 × 255 | 126–129 | 132–160 |",
-      "| the artifact written by `artifact/tar.ts`, not node-tar  | 119–123 | 130–138 |",
+      "| (tried, not kept) a tar writer of our own, not node-tar  | 119–123 | 130–138 |",
       "",
       "- **Start-up** (`nexus --version`: bundle 84 → 63–65 MB, dist 93 → 74–81; Node alone is 40): the",
       "  modules. execa, ora (on a terminal only) and the sandbox code are imported where they are used;",
@@ -484,14 +484,13 @@ try {
       "  lighter than 16 × 128. What the upload still adds (~15 MB over packing) is those packets:",
       "  short-lived Buffers that V8 frees at a scavenge, which it puts off until ~32 MB of them are dead",
       "  (2 × its default maximum semi-space, not a flag).",
-      "- **Packing, ~23 MB at its end**: node-tar reads every file into a Buffer of its own (its `jobs`",
-      "  and `maxReadSize` bound how many and how big, not that), 200 MB of short-lived Buffers for this",
-      "  app, up to ~30 MB of them dead at a time. `artifact/tar.ts` writes the same archive (ustar, pax",
-      "  for long or non-ASCII names, portable metadata) from two 256 KiB buffers reused to the end, one",
-      "  filled while zlib compresses the other: packing alone takes +17–19 MB, not +44, at the same",
-      "  speed or better (the compression runs in libuv's pool while the next buffer is read). Unit tests",
-      "  read its archives back with GNU tar and node-tar.",
-      "- **Not changed**: glibc keeps what is freed in its arenas, so RSS does not fall after a phase",
+      "- **Packing, ~23 MB at its end**: node-tar reads every file into a Buffer of its own (its `jobs`
+  and `maxReadSize` bound how many and how big: 2 files, 1 MiB reads), 200 MB of short-lived
+  Buffers for this app, up to ~30 MB of them dead at a time. A tar writer of our own reusing two
+  256 KiB buffers was measured (packing +17–19 MB instead of +44, the last row above) and not
+  kept: the bundle is under the target with node-tar, and 250 lines of archive format are not
+  worth 6 MB.
+- **Not changed**: glibc keeps what is freed in its arenas, so RSS does not fall after a phase",
       "  (`MALLOC_ARENA_MAX` is read when the process starts, not settable from it); the first health",
       "  probe and the rest of the roll-out now add nothing to the peak set by the upload.",
       "",

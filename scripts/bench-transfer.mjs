@@ -484,13 +484,13 @@ try {
       "  lighter than 16 × 128. What the upload still adds (~15 MB over packing) is those packets:",
       "  short-lived Buffers that V8 frees at a scavenge, which it puts off until ~32 MB of them are dead",
       "  (2 × its default maximum semi-space, not a flag).",
-      "- **Packing, ~23 MB at its end**: node-tar reads every file into a Buffer of its own (its `jobs`
-  and `maxReadSize` bound how many and how big: 2 files, 1 MiB reads), 200 MB of short-lived
-  Buffers for this app, up to ~30 MB of them dead at a time. A tar writer of our own reusing two
-  256 KiB buffers was measured (packing +17–19 MB instead of +44, the last row above) and not
-  kept: the bundle is under the target with node-tar, and 250 lines of archive format are not
-  worth 6 MB.
-- **Not changed**: glibc keeps what is freed in its arenas, so RSS does not fall after a phase",
+      "- **Packing, ~23 MB at its end**: node-tar reads every file into a Buffer of its own (its `jobs`",
+      "  and `maxReadSize` bound how many and how big: 2 files, 1 MiB reads), 200 MB of short-lived",
+      "  Buffers for this app, up to ~30 MB of them dead at a time. A tar writer of our own reusing two",
+      "  256 KiB buffers was measured (packing +17–19 MB instead of +44, the last row above) and not",
+      "  kept: the bundle is under the target with node-tar, and 250 lines of archive format are not",
+      "  worth 6 MB.",
+      "- **Not changed**: glibc keeps what is freed in its arenas, so RSS does not fall after a phase",
       "  (`MALLOC_ARENA_MAX` is read when the process starts, not settable from it); the first health",
       "  probe and the rest of the roll-out now add nothing to the peak set by the upload.",
       "",

@@ -62397,7 +62397,7 @@ const restart = (done) => pm2.list((error, beforeList) => {
       if (error) return fail(error);
       pm2.list((error, afterList) => {
         if (error) return fail(error);
-        reply({ before, after: pick(afterList) });
+        reply({ before, after: pick(afterList), now: Date.now() });
         done();
       });
     });
@@ -62472,7 +62472,9 @@ function parseRestart(stdout) {
   if (!line) throw new Error("PM2 printed no result");
   const raw = JSON.parse(line);
   const list3 = (value) => Array.isArray(value) ? value : [];
-  return { before: list3(raw.before), after: list3(raw.after) };
+  const result = { before: list3(raw.before), after: list3(raw.after) };
+  if (typeof raw.now === "number") result.serverNow = raw.now;
+  return result;
 }
 function parseSaved(line) {
   const raw = JSON.parse(line);
@@ -65280,6 +65282,12 @@ async function recordAll(hosts, event, details) {
 }
 
 // src/process/process-manager.ts
+function uptimeAtStart(result) {
+  const starts = result.after.map((p2) => p2.startedAt).filter((t) => typeof t === "number");
+  if (result.serverNow === void 0 || starts.length !== result.after.length || starts.length === 0)
+    return 0;
+  return Math.max(0, result.serverNow - Math.max(...starts));
+}
 function processProblem(now, started, oldPids, expected) {
   if (now.length === 0) return "the process manager does not list the app";
   const problems = [];
@@ -65530,10 +65538,12 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
   await timed(emit, name, "switch", () => runOp(session, activate(l, release)));
   let started = [];
   let oldPids = [];
+  let upAlready = 0;
   await timed(emit, name, "restart", async () => {
     const result = prepared ? await prepared.go() : await processes.restart(session, l, release);
     started = result.after;
     oldPids = result.before.map((p2) => p2.pid).filter((pid) => pid > 0);
+    upAlready = uptimeAtStart(result);
     return started.length > 0 ? `pid ${started.map((p2) => p2.pid).join(", ")}` : void 0;
   });
   emit({ type: "step", server: name, step: "gate", status: "start" });
@@ -65554,7 +65564,8 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
     passes: config2.health.passes,
     intervalMs: config2.health.interval,
     deadlineMs: config2.health.deadline,
-    minUptimeMs: config2.health.minUptime,
+    // Uptime counts from the process's start (PM2's), part of which the restart step already saw.
+    minUptimeMs: Math.max(0, config2.health.minUptime - upAlready),
     signal: signal2,
     probe: (startedAt) => probeOnce(
       {

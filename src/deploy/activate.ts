@@ -7,6 +7,7 @@ import {
   type ProcessInfo,
   type ProcessManager,
   processProblem,
+  uptimeAtStart,
 } from "../process/process-manager.js";
 import { runOp } from "../remote/op.js";
 import { activate as switchCurrent, tailFile } from "../remote/release.js";
@@ -42,10 +43,12 @@ export async function activate(
   await timed(emit, name, "switch", () => runOp(session, switchCurrent(l, release)));
   let started: ProcessInfo[] = [];
   let oldPids: number[] = [];
+  let upAlready = 0;
   await timed(emit, name, "restart", async () => {
     const result = prepared ? await prepared.go() : await processes.restart(session, l, release);
     started = result.after;
     oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
+    upAlready = uptimeAtStart(result);
     return started.length > 0 ? `pid ${started.map((p) => p.pid).join(", ")}` : undefined;
   });
 
@@ -68,7 +71,8 @@ export async function activate(
     passes: config.health.passes,
     intervalMs: config.health.interval,
     deadlineMs: config.health.deadline,
-    minUptimeMs: config.health.minUptime,
+    // Uptime counts from the process's start (PM2's), part of which the restart step already saw.
+    minUptimeMs: Math.max(0, config.health.minUptime - upAlready),
     signal,
     probe: (startedAt) =>
       probeOnce(

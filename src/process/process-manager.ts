@@ -18,6 +18,19 @@ export interface RestartResult {
   before: ProcessInfo[];
   /** The instances it started. */
   after: ProcessInfo[];
+  /** The server's clock when `after` was read (ms since epoch), to tell their uptime then. */
+  serverNow?: number;
+}
+
+/**
+ * How long the youngest of the started instances had been up when the restart returned, by the
+ * server's own clock (so no clock skew); 0 when unknown.
+ */
+export function uptimeAtStart(result: RestartResult): number {
+  const starts = result.after.map((p) => p.startedAt).filter((t): t is number => typeof t === "number");
+  if (result.serverNow === undefined || starts.length !== result.after.length || starts.length === 0)
+    return 0;
+  return Math.max(0, result.serverNow - Math.max(...starts));
 }
 
 /** A restart made ready while the server drains (`ProcessManager.prepareRestart`). */

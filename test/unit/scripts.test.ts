@@ -15,7 +15,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { PROGRAM, RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
-import { processProblem } from "../../src/process/process-manager.js";
+import { processProblem, uptimeAtStart } from "../../src/process/process-manager.js";
 import { layout } from "../../src/remote/layout.js";
 import { type RemoteOp, script } from "../../src/remote/op.js";
 import { shq } from "../../src/remote/quote.js";
@@ -519,6 +519,14 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     expect(processProblem([p(2), p(3, 2)], [p(2), p(3)], [])).toMatch(/restarted 2 time/);
     expect(processProblem([p(2), p(4)], [p(2), p(3)], [])).toMatch(/replaced/);
     expect(processProblem([p(2)], [p(2), p(3)], [])).toMatch(/1 of 2 instance/);
+  });
+
+  it("tells how long the youngest started instance had been up, by the server's clock", () => {
+    const p = (startedAt?: number) => ({ name: "a", pid: 1, status: "online", restarts: 0, startedAt });
+    expect(uptimeAtStart({ before: [], after: [p(1000), p(1030)], serverNow: 1100 })).toBe(70);
+    expect(uptimeAtStart({ before: [], after: [p(1000)] })).toBe(0);
+    expect(uptimeAtStart({ before: [], after: [p(1000), p()], serverNow: 1100 })).toBe(0);
+    expect(uptimeAtStart({ before: [], after: [p(2000)], serverNow: 1100 })).toBe(0);
   });
 });
 

@@ -49,7 +49,7 @@ const restart = (done) => pm2.list((error, beforeList) => {
       if (error) return fail(error);
       pm2.list((error, afterList) => {
         if (error) return fail(error);
-        reply({ before, after: pick(afterList) });
+        reply({ before, after: pick(afterList), now: Date.now() });
         done();
       });
     });
@@ -130,9 +130,15 @@ export function parseRestart(stdout: string): RestartResult {
     .reverse()
     .find((l) => l.startsWith("{"));
   if (!line) throw new Error("PM2 printed no result");
-  const raw = JSON.parse(line) as { before?: ProcessInfo[] | null; after?: ProcessInfo[] | null };
+  const raw = JSON.parse(line) as {
+    before?: ProcessInfo[] | null;
+    after?: ProcessInfo[] | null;
+    now?: unknown;
+  };
   const list = (value: ProcessInfo[] | null | undefined) => (Array.isArray(value) ? value : []);
-  return { before: list(raw.before), after: list(raw.after) };
+  const result: RestartResult = { before: list(raw.before), after: list(raw.after) };
+  if (typeof raw.now === "number") result.serverNow = raw.now;
+  return result;
 }
 
 /** A "save" reply of the prepared program: an error when PM2 could not write its dump. */

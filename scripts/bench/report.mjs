@@ -8,8 +8,8 @@ const STEP_LABELS = {
   drain: "drain (mark down, nginx -t, reload and wait until in force, wait for 0 connections)",
   switch: "switch `current`",
   restart: "restart under PM2 (delete + start; Node and PM2 loaded while draining)",
-  gate: "health gate (3 passes 100 ms apart, at least 500 ms of uptime; PM2 check in the last wait)",
-  afterGate: "`pm2 save` after the gate",
+  gate: "health gate (3 passes 100 ms apart, at least 500 ms of uptime; PM2 check beside the last probe)",
+  afterGate: "gate passed → enable begins (the capacity guard probes the others)",
   enable: "enable (remove down, nginx -t, reload and wait until in force)",
 };
 
@@ -337,11 +337,11 @@ export function renderReport({
           drain: steps.drain,
           enable: steps.enable,
           restart: steps.restart,
-          "`pm2 save`": steps.afterGate,
+          "gate → enable (capacity guard)": steps.afterGate,
           switch: steps.switch,
         },
         oorMedian * 1000,
-      )}. The gate took ${Number.isFinite(probes) ? probes : "?"} probes (median): every 20 ms until the new process answers, then 3 must pass 100 ms apart and the process must have been up 500 ms (\`health.minUptime\`, the gate's floor); PM2's check runs during the last wait, through the restart's own PM2 connection (a \`pm2\` CLI call would cost ${ms(pm2Call)} here on top of an empty ssh command, ${ms(emptySsh)}). Drain and enable are each one SSH round trip running \`nginx -t\`, the reload and the wait until the old workers have handed over (Nginx's master waits 100 ms before retiring them); the drain then waits on the balancer host until Nginx holds no connection to the server and the retired workers have exited. Under this load the connections to the server close within ~0.15 s (the POSTs in flight), but the retired workers live 0.2–0.5 s more: they still hold client connections accepted just before the reload whose request had not arrived yet, and would route that request with the old server list, where \`least_conn\` prefers the drained server (it has no connections). That wait is what keeps the drained server's traffic at 0 (the table below); the HAProxy driver has no retired workers. The gate's floor is \`health.minUptime\` (500 ms, counted from the process's start by PM2's clock).`,
+      )}. The gate took ${Number.isFinite(probes) ? probes : "?"} probes (median): every 20 ms until the new process answers, then 3 must pass 100 ms apart and the process must have been up 500 ms (\`health.minUptime\`, the gate's floor); PM2's check runs beside the last probe, through the restart's own PM2 connection (a \`pm2\` CLI call would cost ${ms(pm2Call)} here on top of an empty ssh command, ${ms(emptySsh)}). Drain and enable are each one SSH round trip running \`nginx -t\`, the reload and the wait until the old workers have handed over (Nginx's master waits 100 ms before retiring them); the drain then waits on the balancer host until Nginx holds no connection to the server and the retired workers have exited. Under this load the connections to the server close within ~0.15 s (the POSTs in flight), but the retired workers live 0.2–0.5 s more: they still hold client connections accepted just before the reload whose request had not arrived yet, and would route that request with the old server list, where \`least_conn\` prefers the drained server (it has no connections). That wait is what keeps the drained server's traffic at 0 (the table below); the HAProxy driver has no retired workers. The gate's floor is \`health.minUptime\` (500 ms, counted from the process's start by PM2's clock).`,
     );
   }
   if (!targets[2].met) {
@@ -389,7 +389,7 @@ export function renderReport({
           switch: hSteps.switch,
         },
         hOor * 1000,
-      )}. The drain is \`state drain\`, polls of \`show stat\` until the server has no session (the storm's POSTs take 100–150 ms each), then \`state maint\`; the gate's floor is \`health.minUptime\` (500 ms).`,
+      )}. The drain is \`state drain\`, polls of \`show stat\` until the server has no session (the storm's POSTs take 100–150 ms each), then \`state maint\`, each an SSH round trip; the gate's floor is \`health.minUptime\` (500 ms from the process's start), and the restart (~0.1 s) is PM2 stopping the old process and forking the new one.`,
     );
   }
 

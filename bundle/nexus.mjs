@@ -61273,6 +61273,13 @@ var NODE_CLIENT = [
 ].join(" ");
 function runtimeScript(socket, commands, after = []) {
   return [
+    ...preamble(socket),
+    ...commands.map((command) => `hap ${shq(command)}; printf '\\n${MARK} %s\\n' "$?"`),
+    ...after
+  ].join("\n");
+}
+function preamble(socket) {
+  return [
     `sock=${shq(socket)}`,
     `if [ ! -S "$sock" ] || [ ! -w "$sock" ]; then echo "no writable HAProxy admin socket at $sock" >&2; exit ${NO_SOCKET}; fi`,
     "hap() {",
@@ -61281,9 +61288,19 @@ function runtimeScript(socket, commands, after = []) {
     "  else",
     `    printf '%s\\n' "$1" | node -e ${shq(NODE_CLIENT)} "$sock"`,
     "  fi",
-    "}",
-    ...commands.map((command) => `hap ${shq(command)}; printf '\\n${MARK} %s\\n' "$?"`),
-    ...after
+    "}"
+  ];
+}
+function drainPollScript(socket, backend, server, after = []) {
+  const columns = 'NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# */, "", h); col[h] = i }; next } $col["pxname"] == be && $col["svname"] == s { print $col["qcur"] + $col["scur"]; exit }';
+  return [
+    ...preamble(socket),
+    `stat=$(hap ${shq(`show stat ${backend} 4 -1`)}); code=$?; printf '%s\\n\\n${MARK} %s\\n' "$stat" "$code"`,
+    `hap ${shq(`show servers state ${backend}`)}; printf '\\n${MARK} %s\\n' "$?"`,
+    `open=$(printf '%s\\n' "$stat" | awk -F, -v be=${shq(backend)} -v s=${shq(server)} ${shq(columns)})`,
+    `if [ "$open" = 0 ]; then hap ${shq(setServerState(backend, server, "maint"))}; printf '\\n${MARK} %s\\n' "$?"`,
+    ...after,
+    "fi"
   ].join("\n");
 }
 var STATE_FILE_FAILED = "@@nexus-haproxy-state-file-failed";
@@ -61396,10 +61413,16 @@ var HaproxyBalancer = class {
   label(server) {
     return `${this.options.backend}/${this.options.serverName(server)}`;
   }
-  /** Runs runtime API commands in one round trip; a reply from `set server` is an error. */
-  async call(commands, what, save = false) {
-    const after = save && this.options.stateFile ? saveStateLines(this.options.stateFile) : [];
-    const result = await this.runner.exec(runtimeScript(this.options.socket, commands, after));
+  /** Runs runtime API commands in one round trip. */
+  call(commands, what, save = false) {
+    return this.send(runtimeScript(this.options.socket, commands, this.saving(save)), commands.length, what);
+  }
+  saving(save) {
+    return save && this.options.stateFile ? saveStateLines(this.options.stateFile) : [];
+  }
+  /** Runs a runtime API script that answers at least `expected` replies, all through the socket. */
+  async send(script2, expected, what) {
+    const result = await this.runner.exec(script2);
     const stderr = result.stderr.trim();
     if (result.code === NO_SOCKET) throw new BalancerError(`${this.host}: ${stderr}`);
     if (result.stdout.includes(STATE_FILE_FAILED)) {
@@ -61409,7 +61432,7 @@ var HaproxyBalancer = class {
     }
     const replies = splitReplies(result.stdout);
     const failed = replies.findIndex((reply) => reply.status !== 0);
-    if (replies.length < commands.length || failed >= 0) {
+    if (replies.length < expected || failed >= 0) {
       throw new BalancerError(
         `${this.host}: ${what}: the HAProxy admin socket ${this.options.socket} did not answer${stderr ? `: ${stderr}` : ""}`
       );
@@ -61490,23 +61513,37 @@ var HaproxyBalancer = class {
   }
   /**
    * Polls the server's sessions until none is left, then puts it in maintenance (no health checks,
-   * no persistent session sent there). If HAProxy restarted meanwhile (the runtime state is lost
-   * and the server is back in rotation), the drain is applied again.
+   * no persistent session sent there): the poll that finds none sets `maint` in the same round
+   * trip (drainPollScript). If HAProxy restarted meanwhile (the runtime state is lost and the
+   * server is back in rotation), the drain is applied again.
    */
   async waitDrained(server, timeoutMs) {
     const name = this.options.serverName(server);
     const interval = this.options.pollInterval ?? 20;
     const deadline = Date.now() + timeoutMs;
     for (; ; ) {
-      const [stat10, states] = await this.call(
-        [`show stat ${this.options.backend} 4 -1`, `show servers state ${this.options.backend}`],
+      const [stat10, states, maint] = await this.send(
+        drainPollScript(this.options.socket, this.options.backend, name, this.saving(true)),
+        2,
         "reading the server's sessions"
       );
       const admin = this.parseState(states?.text ?? "").find((s3) => s3.server === name);
       const row = this.parse(() => parseShowStat(stat10?.text ?? "")).find((s3) => s3.server === name);
       if (!row || !admin)
         throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
-      if (!admin.drain && !admin.maint) {
+      const restarted = !admin.drain && !admin.maint;
+      if (maint) {
+        if (maint.text !== "")
+          throw new BalancerError(
+            `${this.host}: HAProxy refused "state maint" for ${this.label(server)}: ${maint.text}`
+          );
+        if (restarted)
+          this.options.onWarning?.(
+            `${this.label(server)} was back in rotation while draining (HAProxy restarted?), with no session: put in maintenance`
+          );
+        return { drained: true, open: 0 };
+      }
+      if (restarted) {
         this.options.onWarning?.(
           `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`
         );

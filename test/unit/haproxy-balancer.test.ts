@@ -27,6 +27,8 @@ class FakeHaproxy implements CommandRunner {
   code = 0;
   stateFileFails = false;
   onPoll?: () => void;
+  /** scur per server in the last `show stat` answer, for the drain poll's own test of it. */
+  private lastSessions = new Map<string, number>();
 
   private answer(command: string): string {
     this.commands.push(command);
@@ -48,6 +50,7 @@ class FakeHaproxy implements CommandRunner {
       const rows = [...this.admin].map(([n]) => {
         const queue = this.sessions.get(n) ?? [0];
         const scur = queue.length > 1 ? (queue.shift() as number) : (queue[0] as number);
+        this.lastSessions.set(n, scur);
         return `app,${n},0,0,${scur},0,,0,0,0,,0,,0,0,0,0,UP`;
       });
       return [STAT_HEADER, ...rows].join("\n");
@@ -59,8 +62,13 @@ class FakeHaproxy implements CommandRunner {
     this.execs++;
     if (this.code) return { code: this.code, stdout: "", stderr: "no writable HAProxy admin socket at /s" };
     let stdout = "";
-    for (const [, command] of script.matchAll(/^hap '([^']*)'; printf/gm)) {
-      stdout += `${this.answer(command as string)}\n\n\n@@nexus-haproxy-reply 0\n`;
+    const reply = (command: string) => `${this.answer(command)}\n\n\n@@nexus-haproxy-reply 0\n`;
+    for (const line of script.split("\n")) {
+      const plain = /^hap '([^']*)'; printf/.exec(line) ?? /^stat=\$\(hap '([^']*)'\)/.exec(line);
+      if (plain) stdout += reply(plain[1] as string);
+      // drainPollScript: maintenance in the same round trip once the server has no session.
+      const ifIdle = /^if \[ "\$open" = 0 \]; then hap '(set server app\/(\S+) state maint)'/.exec(line);
+      if (ifIdle && this.lastSessions.get(ifIdle[2] as string) === 0) stdout += reply(ifIdle[1] as string);
     }
     if (this.stateFileFails && script.includes("state_file="))
       stdout += "@@nexus-haproxy-state-file-failed\n";
@@ -107,6 +115,8 @@ describe("HAProxy driver", () => {
     expect(fake.commands.filter((c) => c.startsWith("show stat"))).toHaveLength(3);
     expect(fake.commands.at(-1)).toBe("set server app/beta state maint");
     expect(fake.admin.get("beta")).toBe(1);
+    // 1 drain, 3 polls: the last one also set maint.
+    expect(fake.execs).toBe(4);
   });
 
   it("puts the server in maintenance after the timeout too, and says how many sessions were left", async () => {

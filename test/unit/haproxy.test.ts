@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { renderHaproxyConfig } from "../../src/balancer/haproxy/config.js";
 import {
+  drainPollScript,
   runtimeScript,
   saveStateLines,
   setServerState,
@@ -141,6 +142,47 @@ describe("HAProxy runtime API script", () => {
     } finally {
       server.close();
     }
+  });
+
+  it("a drain poll sets maint in the same round trip only once the server has no session", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nexus-haproxy-poll-"));
+    // A fake socat: `show stat` with beta's scur from a file, and a log of every command.
+    writeFileSync(
+      join(dir, "socat"),
+      `#!/bin/sh
+read -r line
+printf '%s\\n' "$line" >> "${dir}/commands"
+case "$line" in
+  "show stat app 4 -1") printf '# pxname,svname,qcur,qmax,scur,smax,status\\napp,alpha,0,0,7,9,UP\\napp,beta,0,0,%s,9,UP\\n\\n' "$(cat "${dir}/scur")" ;;
+  "show servers state app") printf '1\\n# be_id be_name srv_id srv_name\\n\\n' ;;
+  *) printf '\\n' ;;
+esac
+`,
+    );
+    chmodSync(join(dir, "socat"), 0o755);
+    const poll = () => {
+      const script = drainPollScript(`${dir}/admin sock`, "app", "beta").replace(/^if \[ ! -S .*$/m, ":");
+      return splitReplies(
+        execFileSync("sh", ["-c", script], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: "utf8" }),
+      );
+    };
+    writeFileSync(join(dir, "scur"), "2");
+    expect(poll()).toHaveLength(2);
+    writeFileSync(join(dir, "scur"), "0");
+    const replies = poll();
+    expect(replies).toHaveLength(3);
+    expect(replies[2]).toEqual({ text: "", status: 0 });
+    expect(
+      execFileSync("cat", [join(dir, "commands")], { encoding: "utf8" })
+        .trim()
+        .split("\n"),
+    ).toEqual([
+      "show stat app 4 -1",
+      "show servers state app",
+      "show stat app 4 -1",
+      "show servers state app",
+      "set server app/beta state maint",
+    ]);
   });
 
   it("says so when the admin socket is missing", () => {

@@ -4,6 +4,7 @@ import { sleep } from "../../util/sleep.js";
 import type { BackendState, Balancer, RotationChange } from "../balancer.js";
 import { BalancerError } from "../balancer-error.js";
 import {
+  drainPollScript,
   NO_SOCKET,
   type Reply,
   runtimeScript,
@@ -48,10 +49,18 @@ export class HaproxyBalancer implements Balancer {
     return `${this.options.backend}/${this.options.serverName(server)}`;
   }
 
-  /** Runs runtime API commands in one round trip; a reply from `set server` is an error. */
-  private async call(commands: string[], what: string, save = false): Promise<Reply[]> {
-    const after = save && this.options.stateFile ? saveStateLines(this.options.stateFile) : [];
-    const result = await this.runner.exec(runtimeScript(this.options.socket, commands, after));
+  /** Runs runtime API commands in one round trip. */
+  private call(commands: string[], what: string, save = false): Promise<Reply[]> {
+    return this.send(runtimeScript(this.options.socket, commands, this.saving(save)), commands.length, what);
+  }
+
+  private saving(save: boolean): string[] {
+    return save && this.options.stateFile ? saveStateLines(this.options.stateFile) : [];
+  }
+
+  /** Runs a runtime API script that answers at least `expected` replies, all through the socket. */
+  private async send(script: string, expected: number, what: string): Promise<Reply[]> {
+    const result = await this.runner.exec(script);
     const stderr = result.stderr.trim();
     if (result.code === NO_SOCKET) throw new BalancerError(`${this.host}: ${stderr}`);
     if (result.stdout.includes(STATE_FILE_FAILED)) {
@@ -61,7 +70,7 @@ export class HaproxyBalancer implements Balancer {
     }
     const replies = splitReplies(result.stdout);
     const failed = replies.findIndex((reply) => reply.status !== 0);
-    if (replies.length < commands.length || failed >= 0) {
+    if (replies.length < expected || failed >= 0) {
       throw new BalancerError(
         `${this.host}: ${what}: the HAProxy admin socket ${this.options.socket} did not answer${stderr ? `: ${stderr}` : ""}`,
       );
@@ -155,23 +164,37 @@ export class HaproxyBalancer implements Balancer {
 
   /**
    * Polls the server's sessions until none is left, then puts it in maintenance (no health checks,
-   * no persistent session sent there). If HAProxy restarted meanwhile (the runtime state is lost
-   * and the server is back in rotation), the drain is applied again.
+   * no persistent session sent there): the poll that finds none sets `maint` in the same round
+   * trip (drainPollScript). If HAProxy restarted meanwhile (the runtime state is lost and the
+   * server is back in rotation), the drain is applied again.
    */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
     const name = this.options.serverName(server);
     const interval = this.options.pollInterval ?? 20;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const [stat, states] = await this.call(
-        [`show stat ${this.options.backend} 4 -1`, `show servers state ${this.options.backend}`],
+      const [stat, states, maint] = await this.send(
+        drainPollScript(this.options.socket, this.options.backend, name, this.saving(true)),
+        2,
         "reading the server's sessions",
       );
       const admin = this.parseState(states?.text ?? "").find((s) => s.server === name);
       const row = this.parse(() => parseShowStat(stat?.text ?? "")).find((s) => s.server === name);
       if (!row || !admin)
         throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
-      if (!admin.drain && !admin.maint) {
+      const restarted = !admin.drain && !admin.maint;
+      if (maint) {
+        if (maint.text !== "")
+          throw new BalancerError(
+            `${this.host}: HAProxy refused "state maint" for ${this.label(server)}: ${maint.text}`,
+          );
+        if (restarted)
+          this.options.onWarning?.(
+            `${this.label(server)} was back in rotation while draining (HAProxy restarted?), with no session: put in maintenance`,
+          );
+        return { drained: true, open: 0 };
+      }
+      if (restarted) {
         this.options.onWarning?.(
           `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`,
         );

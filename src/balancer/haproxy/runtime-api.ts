@@ -29,6 +29,15 @@ export function runtimeScript(
   after: readonly string[] = [],
 ): string {
   return [
+    ...preamble(socket),
+    ...commands.map((command) => `hap ${shq(command)}; printf '\\n${MARK} %s\\n' "$?"`),
+    ...after,
+  ].join("\n");
+}
+
+/** The admin socket check and `hap`, which sends one command on its own connection. */
+function preamble(socket: string): string[] {
+  return [
     `sock=${shq(socket)}`,
     `if [ ! -S "$sock" ] || [ ! -w "$sock" ]; then echo "no writable HAProxy admin socket at $sock" >&2; exit ${NO_SOCKET}; fi`,
     "hap() {",
@@ -38,8 +47,32 @@ export function runtimeScript(
     `    printf '%s\\n' "$1" | node -e ${shq(NODE_CLIENT)} "$sock"`,
     "  fi",
     "}",
-    ...commands.map((command) => `hap ${shq(command)}; printf '\\n${MARK} %s\\n' "$?"`),
+  ];
+}
+
+/**
+ * One poll of a drain, in one round trip: the backend's `show stat` and `show servers state`
+ * (two replies), and when the server has no session and nothing queued, `set server … state
+ * maint` (a third reply) and then `after` (saving the state file): the drain's last poll and its
+ * maintenance cost one round trip, not two.
+ */
+export function drainPollScript(
+  socket: string,
+  backend: string,
+  server: string,
+  after: readonly string[] = [],
+): string {
+  const columns =
+    'NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# */, "", h); col[h] = i }; next } ' +
+    '$col["pxname"] == be && $col["svname"] == s { print $col["qcur"] + $col["scur"]; exit }';
+  return [
+    ...preamble(socket),
+    `stat=$(hap ${shq(`show stat ${backend} 4 -1`)}); code=$?; printf '%s\\n\\n${MARK} %s\\n' "$stat" "$code"`,
+    `hap ${shq(`show servers state ${backend}`)}; printf '\\n${MARK} %s\\n' "$?"`,
+    `open=$(printf '%s\\n' "$stat" | awk -F, -v be=${shq(backend)} -v s=${shq(server)} ${shq(columns)})`,
+    `if [ "$open" = 0 ]; then hap ${shq(setServerState(backend, server, "maint"))}; printf '\\n${MARK} %s\\n' "$?"`,
     ...after,
+    "fi",
   ].join("\n");
 }
 

@@ -137,6 +137,11 @@ describe("plain output (CI set, no terminal)", () => {
     expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-alpha: {3}\| token=\*\*\*$/m);
     expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-beta: \$ printf %s "\$HOME"$/m);
     expect(run.stderr).toMatch(/^\d\d:\d\d:\d\d nexus-beta: {3}\| \/\S+\/nexus-beta\/home$/m);
+    // Each restart was prepared while its server drained (the PM2 program started with "wait"),
+    // and PM2's process list was saved through it: no `pm2 save` CLI call was needed.
+    for (const name of ["nexus-alpha", "nexus-beta", "nexus-gamma"])
+      expect(run.stderr).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${name}: > .*\\.json wait$`, "m"));
+    expect(run.stderr).not.toContain("pm2 save --force");
     for (const name of ["nexus-alpha", "nexus-beta", "nexus-gamma"])
       expect(currentRelease(name)).toBe(release);
   });

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { secretValues } from "../../src/config/secrets.js";
 import { maskedConfig } from "../../src/deploy/operations.js";
@@ -8,6 +7,7 @@ import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { processProblem } from "../../src/process/process-manager.js";
 import { layout } from "../../src/remote/layout.js";
 import { secretRedactor } from "../../src/report/redact.js";
+import { configProblems as problems } from "../fixtures/config.js";
 
 function valid(): Record<string, unknown> {
   return {
@@ -20,17 +20,6 @@ function valid(): Record<string, unknown> {
     pm2: { env: { NODE_ENV: "production" } },
     balancer: { host: "nexus-alpha", upstreamFile: "/etc/nginx/conf.d/upstream.conf" },
   };
-}
-
-function problems(data: unknown, env: NodeJS.ProcessEnv = {}): string[] {
-  try {
-    resolveConfig(data, "deploy.config.json", "/project", env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).exitCode).toBe(2);
-    return (error as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 describe("secrets from the environment", () => {

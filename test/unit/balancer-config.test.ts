@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
+import { configProblems as problems } from "../fixtures/config.js";
 
 function withBalancer(balancer: unknown): Record<string, unknown> {
   return {
@@ -12,16 +12,6 @@ function withBalancer(balancer: unknown): Record<string, unknown> {
     deployPath: "/srv/api",
     balancer,
   };
-}
-
-function problems(data: unknown): string[] {
-  try {
-    resolveConfig(data, "deploy.config.json", "/project");
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 const nginx = { host: "nexus-alpha", upstreamFile: "/etc/nginx/upstream.conf" };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
+import { configProblems as problems } from "../fixtures/config.js";
 
 function valid(): Record<string, unknown> {
   return {
@@ -13,16 +13,6 @@ function valid(): Record<string, unknown> {
     pm2: { env: { NODE_ENV: "production" } },
     balancer: { host: "nexus-alpha", upstreamFile: "/etc/nginx/conf.d/upstream.conf" },
   };
-}
-
-function problems(data: unknown): string[] {
-  try {
-    resolveConfig(data, "deploy.config.json", "/project");
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 describe("config", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { describeEvent, summaryTable } from "../../src/report/format.js";
+import { configProblems as problems } from "../fixtures/config.js";
 
 function withWatch(watch: unknown, balancer: Record<string, unknown> = {}) {
   return {
@@ -10,16 +10,6 @@ function withWatch(watch: unknown, balancer: Record<string, unknown> = {}) {
     balancer: { host: "a", upstreamFile: "/etc/nginx/conf.d/upstream.conf", ...balancer },
     rolling: watch === undefined ? {} : { watch },
   };
-}
-
-function problems(data: unknown): string[] {
-  try {
-    resolveConfig(data, "deploy.config.json", "/project");
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 const resolve = (data: unknown) => resolveConfig(data, "deploy.config.json", "/project");

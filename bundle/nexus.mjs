@@ -61758,6 +61758,8 @@ var NginxBalancer = class {
   sharesChanges = true;
   /** Workers retired by the last reload: they may still hold requests to a drained server. */
   retiring = [];
+  /** waitDrained calls of this tick, answered by one remote wait (waitTogether). */
+  waiting = [];
   get host() {
     return this.runner.name;
   }
@@ -61866,7 +61868,6 @@ ${output2}${sudoHint(output2)}`
         queueMicrotask(() => void this.waitTogether());
     });
   }
-  waiting = [];
   async waitTogether() {
     const waits = this.waiting.splice(0);
     try {
@@ -69123,7 +69124,6 @@ init_errors();
 // src/setup/run.ts
 init_nginx_upstream();
 import { readFileSync as readFileSync9 } from "node:fs";
-import { createInterface as createInterface2 } from "node:readline/promises";
 
 // src/ssh/fetch-host-key.ts
 var KeyCapture = class {
@@ -69217,6 +69217,7 @@ function runOnce(login, command) {
 }
 
 // src/setup/prompt.ts
+import { createInterface as createInterface2 } from "node:readline/promises";
 function promptHidden(question) {
   return new Promise((resolve2, reject) => {
     const stdin = process.stdin;
@@ -69246,6 +69247,14 @@ function promptHidden(question) {
     };
     stdin.on("data", onData);
   });
+}
+async function confirm(question) {
+  const rl = createInterface2({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }
 
 // src/setup/sudoers.ts
@@ -69289,14 +69298,6 @@ var SetupError = class extends Error {
     this.name = "SetupError";
   }
 };
-async function confirm(question) {
-  const rl = createInterface2({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
-}
 function installKeyCommand(publicKey) {
   const key = publicKey.trim();
   if (/[\r\n]/.test(key)) throw new SetupError("the public key must be one line");
@@ -69601,16 +69602,7 @@ function setupCommand(setExit) {
 
 // src/cli/trust.ts
 import { readFileSync as readFileSync10, writeFileSync as writeFileSync4 } from "node:fs";
-import { createInterface as createInterface3 } from "node:readline/promises";
 init_errors();
-async function confirm2(question) {
-  const rl = createInterface3({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
-}
 function removeHostLines(file2, entries2, hostString, host, port2) {
   const own2 = entries2.filter(
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
@@ -69707,7 +69699,7 @@ async function trust(name, flags, global3) {
       return EXIT.failed;
     }
     const question = replacing ? `Replace the known key(s) of ${hostString} with this one? [y/N] ` : `Trust this key for ${hostString}? Compare it with \`ssh-keygen -lf\` on the server first. [y/N] `;
-    if (!await confirm2(question)) {
+    if (!await confirm(question)) {
       process.stderr.write("not trusted\n");
       return EXIT.failed;
     }

@@ -43,6 +43,13 @@ export class NginxBalancer implements Balancer {
   readonly sharesChanges = true;
   /** Workers retired by the last reload: they may still hold requests to a drained server. */
   private retiring: number[] = [];
+  /** waitDrained calls of this tick, answered by one remote wait (waitTogether). */
+  private waiting: {
+    server: ServerConfig;
+    timeoutMs: number;
+    resolve(result: { drained: boolean; open: number }): void;
+    reject(error: unknown): void;
+  }[] = [];
 
   constructor(
     private readonly runner: CommandRunner,
@@ -166,13 +173,6 @@ export class NginxBalancer implements Balancer {
         queueMicrotask(() => void this.waitTogether());
     });
   }
-
-  private waiting: {
-    server: ServerConfig;
-    timeoutMs: number;
-    resolve(result: { drained: boolean; open: number }): void;
-    reject(error: unknown): void;
-  }[] = [];
 
   private async waitTogether(): Promise<void> {
     const waits = this.waiting.splice(0);

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
 import { EXIT } from "../errors.js";
+import { confirm } from "../setup/prompt.js";
 import { resolveTarget } from "../ssh/connect.js";
 import { fetchHostKey } from "../ssh/fetch-host-key.js";
 import { appendKnownHost, hostKeyAlgorithms, readKnownHosts } from "../ssh/host-keys.js";
@@ -21,15 +21,6 @@ import { printResult } from "./result.js";
 interface TrustFlags {
   yes?: boolean;
   replace?: boolean;
-}
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
 }
 
 /**

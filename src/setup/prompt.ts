@@ -1,3 +1,5 @@
+import { createInterface } from "node:readline/promises";
+
 /** Reads a line from the terminal without echoing it. */
 export function promptHidden(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -28,4 +30,14 @@ export function promptHidden(question: string): Promise<string> {
     };
     stdin.on("data", onData);
   });
+}
+
+/** Asks a yes/no question on stderr; only "y" or "yes" (any case) is a yes. */
+export async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }

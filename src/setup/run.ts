@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { createInterface } from "node:readline/promises";
 import { renderUpstreamBlock } from "../balancer/nginx-upstream.js";
 import type { Config, NginxBalancerConfig, ServerConfig } from "../config/load.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
@@ -21,7 +20,7 @@ import type { SshSession } from "../ssh/session.js";
 import { readSshConfig } from "../ssh/ssh-config.js";
 import { ensureDeployKey, publicKeyOf } from "./keygen.js";
 import { runOnce } from "./login.js";
-import { promptHidden } from "./prompt.js";
+import { confirm, promptHidden } from "./prompt.js";
 import { includeLine, sudoersFile, sudoersLine } from "./sudoers.js";
 
 export interface SetupOptions {
@@ -40,15 +39,6 @@ export class SetupError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "SetupError";
-  }
-}
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
   }
 }
 

@@ -170,6 +170,11 @@ export class SshSession implements InteractiveRunner {
       client.on("error", onError);
       try {
         client.connect(config);
+        // ssh2 leaves Nagle's algorithm on, and writes some packets in two pieces (its JS
+        // AES-GCM, used where its native addon is absent, as in the bundle): each exec then stalls
+        // on the server's delayed ACK, 40-90 ms a command, and the handshake too. Measured on
+        // loopback: 48 ms (node_modules) / 92 ms (bundle) per `true`, 6 ms with this.
+        client.setNoDelay(true);
       } catch (error) {
         settled = true;
         reject(new SshError(options.server, "network", (error as Error).message));

@@ -11655,11 +11655,11 @@ function prettyMilliseconds(milliseconds, options) {
   add(Number(parsed.minutes), "minute", "m");
   if (!options.hideSeconds) {
     if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds < 1e3 && !options.subSecondsAsDecimals) {
-      const seconds = Number(parsed.seconds);
+      const seconds2 = Number(parsed.seconds);
       const milliseconds2 = Number(parsed.milliseconds);
       const microseconds = Number(parsed.microseconds);
       const nanoseconds = Number(parsed.nanoseconds);
-      add(seconds, "second", "s");
+      add(seconds2, "second", "s");
       if (options.formatSubMilliseconds) {
         add(milliseconds2, "millisecond", "ms");
         add(microseconds, "microsecond", "\xB5s");
@@ -11678,9 +11678,9 @@ function prettyMilliseconds(milliseconds, options) {
         );
       }
     } else {
-      const seconds = (isBigInt ? Number(milliseconds % ONE_DAY_IN_MILLISECONDS) : milliseconds) / 1e3 % 60;
+      const seconds2 = (isBigInt ? Number(milliseconds % ONE_DAY_IN_MILLISECONDS) : milliseconds) / 1e3 % 60;
       const secondsDecimalDigits = typeof options.secondsDecimalDigits === "number" ? options.secondsDecimalDigits : 1;
-      const secondsFixed = floorDecimals(seconds, secondsDecimalDigits);
+      const secondsFixed = floorDecimals(seconds2, secondsDecimalDigits);
       const secondsString = options.keepDecimalsOnWholeSeconds ? secondsFixed : secondsFixed.replace(/\.0+$/, "");
       add(Number.parseFloat(secondsString), "second", "s", secondsString);
     }
@@ -39497,8 +39497,8 @@ var init_pretty = __esm({
             const entry = this.active.get(key);
             if (entry) {
               const pct = Math.floor(event.sent / Math.max(1, event.total) * 100);
-              const seconds = (Date.now() - entry.since) / 1e3;
-              const rate3 = seconds > 0.2 ? `, ${formatBytes(event.sent / seconds)}/s` : "";
+              const seconds2 = (Date.now() - entry.since) / 1e3;
+              const rate3 = seconds2 > 0.2 ? `, ${formatBytes(event.sent / seconds2)}/s` : "";
               entry.label = `${event.server} upload ${pct}% of ${formatBytes(event.total)}${rate3}`;
               this.refresh();
             }
@@ -61619,9 +61619,11 @@ var MultiBalancer = class {
   /** Drained when no balancer holds a connection to the server any more. */
   async waitDrained(server, timeoutMs) {
     const all = await Promise.all(this.balancers.map((b2) => b2.waitDrained(server, timeoutMs)));
+    const details = all.flatMap((r, i2) => r.detail ? [`${this.balancers[i2]?.host}: ${r.detail}`] : []);
     return {
       drained: all.every((r) => r.drained),
-      open: all.reduce((sum, r) => sum + r.open, 0)
+      open: all.reduce((sum, r) => sum + r.open, 0),
+      ...details.length > 0 ? { detail: details.join("; ") } : {}
     };
   }
 };
@@ -61645,7 +61647,7 @@ var APPLY_EXIT = {
   lockTimeout: 83,
   noSha256sum: 84
 };
-var APPLY_SCRIPT = `file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6
+var APPLY_SCRIPT = `file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6 barrier=\${7:-retired}
 if [ ! -r "$file" ] || [ ! -w "$file" ]; then
   echo "$(id -un 2>/dev/null || echo this user) cannot read and write $(ls -ld "$file" 2>&1)" >&2
   exit ${APPLY_EXIT.cannotWrite}
@@ -61695,16 +61697,27 @@ if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 deadline=$(( $(date +%s) + 5 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
   pending=0
-  for p in $old; do
-    if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
-  done
+  if [ "$barrier" = started ]; then
+    pending=1
+    for p in $(workers "$master"); do
+      case " $old " in *" $p "*) ;; *) pending=0 ;; esac
+    done
+  else
+    for p in $old; do
+      if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
+    done
+  fi
   if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
   sleep 0.01
 done
 exit ${APPLY_EXIT.reloadTimeout}`;
-var WAIT_DRAINED_SCRIPT = `wait_s=$1 addresses=$2
+var WAIT_DRAINED_SCRIPT = `wait_ms=$1 addresses=$2
 shift 2
-deadline=$(( $(date +%s) + wait_s ))
+# /proc/uptime is "12345.67 \u2026": centiseconds without arithmetic on a zero-led (octal) fraction.
+uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }
+began=$(uptime_cs)
+deadline=$(( began + wait_ms / 10 ))
+closed="" exited=""
 while :; do
   counts=$(awk -v list="$addresses" '
     BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) c[a[i]] = 0 }
@@ -61715,22 +61728,42 @@ while :; do
   for p in "$@"; do
     if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi
   done
-  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "workers=$workers \${counts#* }"
+  if [ -z "$closed" ] && [ "\${counts%% *}" -eq 0 ]; then closed=" closed=$(( $(uptime_cs) - began ))"; fi
+  if [ -z "$exited" ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( $(uptime_cs) - began ))"; fi
+  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(uptime_cs)" -ge "$deadline" ]; then
+    echo "workers=$workers$closed$exited \${counts#* }"
     exit 0
   fi
   sleep 0.02
 done`;
 function parseWaitDrained(stdout) {
   const open2 = /* @__PURE__ */ new Map();
-  let workers = Number.NaN;
+  const result = { workers: Number.NaN, open: open2 };
   for (const pair of stdout.trim().split(/\s+/)) {
     const [key, value] = pair.split("=");
-    if (key === "workers") workers = Number(value);
+    if (key === "workers") result.workers = Number(value);
+    else if (key === "closed") result.closedMs = Number(value) * 10;
+    else if (key === "exited") result.exitedMs = Number(value) * 10;
     else if (key && value !== void 0) open2.set(key, Number(value));
   }
-  if (!Number.isInteger(workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
-  return { workers, open: open2 };
+  if (!Number.isInteger(result.workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
+  return result;
+}
+function describeDrainWait(counts, connections) {
+  const parts = [];
+  if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
+  else if (counts.closedMs !== void 0)
+    parts.push(`in-flight requests done in ${seconds(counts.closedMs)}`);
+  if (counts.workers > 0)
+    parts.push(
+      `${counts.workers} Nginx worker(s) retired by the reload still running (they serve client connections opened before it: long requests, or connections that have not sent their request yet)`
+    );
+  else if (counts.exitedMs !== void 0 && counts.exitedMs > (counts.closedMs ?? 0))
+    parts.push(`the Nginx workers retired by the reload gone in ${seconds(counts.exitedMs)}`);
+  return parts.join(", ");
+}
+function seconds(ms3) {
+  return `${(ms3 / 1e3).toFixed(2)}s`;
 }
 function procNetTcpAddress(address) {
   const match3 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
@@ -61758,15 +61791,23 @@ var NginxBalancer = class {
   sharesChanges = true;
   /** Workers retired by the last reload: they may still hold requests to a drained server. */
   retiring = [];
+  /**
+   * The upstream file as this driver last read or wrote it: the next edit starts from it instead
+   * of reading the file again (one round trip less per change). Safe because APPLY_SCRIPT writes
+   * only if the file still holds exactly this (its sha256); if another run edited it, the edit is
+   * redone on a fresh read.
+   */
+  known;
   /** waitDrained calls of this tick, answered by one remote wait (waitTogether). */
   waiting = [];
   get host() {
     return this.runner.name;
   }
   async read() {
-    return this.runner.run(readFile2(this.options.upstreamFile), {
+    this.known = await this.runner.run(readFile2(this.options.upstreamFile), {
       what: `reading ${this.options.upstreamFile}`
     });
+    return this.known;
   }
   async state(servers2) {
     const listed = listUpstreamServers(await this.read(), this.options.upstream);
@@ -61793,7 +61834,8 @@ var NginxBalancer = class {
     }
   }
   async tryApply(change) {
-    const original = await this.read();
+    const cached2 = this.known;
+    const original = cached2 ?? await this.read();
     let text2 = original;
     for (const [servers2, down] of [
       [change.enable ?? [], false],
@@ -61802,7 +61844,7 @@ var NginxBalancer = class {
       for (const server of servers2)
         text2 = setServerDown(text2, server.upstream, down, this.options.upstream).text;
     }
-    if (text2 === original) return "done";
+    if (text2 === original) return cached2 === void 0 ? "done" : this.readAgain();
     const file2 = this.options.upstreamFile;
     const command = script(
       APPLY_SCRIPT,
@@ -61811,15 +61853,18 @@ var NginxBalancer = class {
       this.options.testCommand,
       this.options.reloadCommand,
       this.options.pidFile,
-      30
+      30,
+      (change.drain ?? []).length > 0 ? "retired" : "started"
     );
     const result = await this.runner.exec(command, { stdin: text2 });
+    const written = [0, APPLY_EXIT.reloadUnconfirmed, APPLY_EXIT.reloadTimeout];
+    if (written.includes(result.code)) this.known = text2;
     const output2 = (result.stderr || result.stdout).trim();
     switch (result.code) {
       case 0:
         break;
       case APPLY_EXIT.changed:
-        return "changed";
+        return this.readAgain();
       case APPLY_EXIT.cannotWrite:
         throw new BalancerError(
           `${this.host}: cannot write ${file2}: ${output2}
@@ -61855,6 +61900,10 @@ ${output2}${sudoHint(output2)}`
     this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0);
     return "done";
   }
+  readAgain() {
+    this.known = void 0;
+    return "changed";
+  }
   /**
    * Drained means: no connection from Nginx to the server remains, and every worker from before
    * the drain has exited. A retiring worker ("shutting down") still serves requests on client
@@ -61874,7 +61923,7 @@ ${output2}${sudoHint(output2)}`
       const addresses = waits.map((w2) => procNetTcpAddress(w2.server.upstream));
       const command = script(
         WAIT_DRAINED_SCRIPT,
-        Math.ceil(Math.max(...waits.map((w2) => w2.timeoutMs)) / 1e3),
+        Math.max(...waits.map((w2) => w2.timeoutMs)),
         [...new Set(addresses.filter((a2) => a2 !== void 0))].join(" "),
         ...this.retiring
       );
@@ -61887,8 +61936,9 @@ ${output2}${sudoHint(output2)}`
       }
       waits.forEach((w2, i2) => {
         const address = addresses[i2];
-        const open2 = (address ? counts.open.get(address) ?? 0 : 0) + counts.workers;
-        w2.resolve({ drained: open2 === 0, open: open2 });
+        const connections = address ? counts.open.get(address) ?? 0 : 0;
+        const open2 = connections + counts.workers;
+        w2.resolve({ drained: open2 === 0, open: open2, detail: describeDrainWait(counts, connections) });
       });
     } catch (error63) {
       for (const w2 of waits) w2.reject(error63);
@@ -63034,6 +63084,7 @@ var SshSession = class _SshSession {
       client.on("error", onError);
       try {
         client.connect(config2);
+        client.setNoDelay(true);
       } catch (error63) {
         settled = true;
         reject(new SshError(options.server, "network", error63.message));
@@ -64509,7 +64560,7 @@ var BatchWatch = class _BatchWatch {
   measure(batch, untouched, signal2) {
     const { config: config2, emit } = this;
     const settings = config2.rolling.watch;
-    const seconds = settings.duration / 1e3;
+    const seconds2 = settings.duration / 1e3;
     return watchWindow({
       source: this.source,
       serverOf: this.serverOf,
@@ -64525,7 +64576,7 @@ var BatchWatch = class _BatchWatch {
           emit({
             type: "warn",
             server: s3.server,
-            message: `only ${s3.requests} request(s) in ${seconds}s (minRequests ${settings.minRequests}): watching ${seconds}s more`
+            message: `only ${s3.requests} request(s) in ${seconds2}s (minRequests ${settings.minRequests}): watching ${seconds2}s more`
           });
         }
       }
@@ -64851,9 +64902,9 @@ async function clearJournals(hosts) {
 function minInRotation(config2) {
   return config2.rolling.minInRotation ?? (config2.servers.length > 1 ? 1 : 0);
 }
-async function capacityProblem(config2, ops, names, floor, joining = []) {
+async function capacityProblem(config2, ops, names, floor, joining = [], fresh) {
   if (floor <= 0) return void 0;
-  const states = await ops.balancer.state(config2.servers);
+  const states = fresh ?? await ops.balancer.state(config2.servers);
   const serving = states.filter((b2) => b2.inRotation || b2.present && joining.includes(b2.server));
   const leaving = serving.filter((b2) => names.includes(b2.server));
   const staying = serving.filter((b2) => !names.includes(b2.server));
@@ -64887,6 +64938,8 @@ var Rollout = class {
   pending = [];
   inHand;
   initiallyDown = /* @__PURE__ */ new Set();
+  /** The balancer's state as the roll began, for the first batch's capacity guard; then undefined. */
+  initialStates;
   failure = false;
   interrupted = false;
   async run() {
@@ -64930,8 +64983,10 @@ var Rollout = class {
         this.o.ops,
         names,
         this.o.minInRotation,
-        joining.map((s3) => s3.name)
+        joining.map((s3) => s3.name),
+        this.initialStates
       );
+      this.initialStates = void 0;
       if (capacity) {
         emit({ type: "error", message: `capacity guard: ${capacity}` });
         for (const s3 of batch) this.row(s3.name).note = "not drained: capacity guard";
@@ -65045,15 +65100,22 @@ var Rollout = class {
     try {
       await Promise.all(
         batch.map(async (s3) => {
-          const { drained, open: open2 } = await ops.balancer.waitDrained(s3, config2.balancer.drainTimeout);
+          const { drained, open: open2, detail } = await ops.balancer.waitDrained(s3, config2.balancer.drainTimeout);
           if (!drained) {
             emit({
               type: "warn",
               server: s3.name,
-              message: `${open2} connection(s) still busy after the drain timeout; going on`
+              message: `${detail || `${open2} connection(s) still busy`} after the drain timeout; going on`
             });
           }
-          emit({ type: "step", server: s3.name, step: "drain", status: "done", ms: Date.now() - started });
+          emit({
+            type: "step",
+            server: s3.name,
+            step: "drain",
+            status: "done",
+            ms: Date.now() - started,
+            ...drained && detail ? { message: detail } : {}
+          });
         })
       );
     } catch (error63) {
@@ -65176,8 +65238,9 @@ var Rollout = class {
   }
   async noteOperatorDrains() {
     const { ops, config: config2, emit } = this.o;
+    this.initialStates = await ops.balancer.state(config2.servers);
     this.initiallyDown = new Set(
-      (await ops.balancer.state(config2.servers)).filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server)
+      this.initialStates.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server)
     );
     for (const name of this.initiallyDown) {
       if (this.rows.has(name) && this.leaveDrained(name)) {
@@ -66103,8 +66166,8 @@ function throttledProgress(server, emit) {
   };
 }
 function rate2(bytes, since) {
-  const seconds = Math.max(1e-3, (Date.now() - since) / 1e3);
-  return `${(bytes / 1024 / 1024 / seconds).toFixed(1)} MB/s`;
+  const seconds2 = Math.max(1e-3, (Date.now() - since) / 1e3);
+  return `${(bytes / 1024 / 1024 / seconds2).toFixed(1)} MB/s`;
 }
 function stripServer(server, message) {
   return message.startsWith(`${server}: `) ? message.slice(server.length + 2) : message;
@@ -66498,12 +66561,12 @@ async function drainLocked(config2, fleet, server, options) {
     emit({ type: "step", server: name, step: "drain", status: "start" });
     const started = Date.now();
     await fleet.balancer.apply({ drain: [server] });
-    const { drained, open: open2 } = await fleet.balancer.waitDrained(server, config2.balancer.drainTimeout);
+    const { drained, open: open2, detail } = await fleet.balancer.waitDrained(server, config2.balancer.drainTimeout);
     if (!drained)
       emit({
         type: "warn",
         server: name,
-        message: `${open2} connection(s) still open after the drain timeout`
+        message: `${detail || `${open2} connection(s) still open`} after the drain timeout`
       });
     emit({
       type: "step",
@@ -66511,7 +66574,7 @@ async function drainLocked(config2, fleet, server, options) {
       step: "drain",
       status: "done",
       ms: Date.now() - started,
-      message: "out of rotation"
+      message: drained && detail ? `out of rotation: ${detail}` : "out of rotation"
     });
     await recordHistory(fleet.host(name), "drain", {});
     return EXIT.ok;

@@ -29,5 +29,16 @@ export interface Balancer {
    */
   apply(change: RotationChange): Promise<void>;
   /** Waits until the balancer holds no connection to the server, or the timeout passes. */
-  waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }>;
+  waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait>;
+}
+
+export interface DrainWait {
+  drained: boolean;
+  /** What still holds the server when not drained (connections, retired Nginx workers). */
+  open: number;
+  /**
+   * In words: what the wait waited for (Nginx: "in-flight requests done in 0.15s, …"), or when
+   * not drained, what is still open. Shown on the drain step, and in the timeout's warning.
+   */
+  detail?: string;
 }

@@ -1,5 +1,5 @@
 import type { ServerConfig } from "../config/load.js";
-import type { BackendState, Balancer, RotationChange } from "./balancer.js";
+import type { BackendState, Balancer, DrainWait, RotationChange } from "./balancer.js";
 import { BalancerError } from "./balancer-error.js";
 
 /**
@@ -75,11 +75,13 @@ export class MultiBalancer implements Balancer {
   }
 
   /** Drained when no balancer holds a connection to the server any more. */
-  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
+  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
     const all = await Promise.all(this.balancers.map((b) => b.waitDrained(server, timeoutMs)));
+    const details = all.flatMap((r, i) => (r.detail ? [`${this.balancers[i]?.host}: ${r.detail}`] : []));
     return {
       drained: all.every((r) => r.drained),
       open: all.reduce((sum, r) => sum + r.open, 0),
+      ...(details.length > 0 ? { detail: details.join("; ") } : {}),
     };
   }
 }

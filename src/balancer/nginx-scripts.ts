@@ -22,7 +22,8 @@ export const APPLY_EXIT = {
 
 /**
  * $1 the upstream file, $2 the sha256 of the content nexus read and edited, $3 the test command,
- * $4 the reload command, $5 the Nginx master's pid file, $6 seconds to wait for the edit lock.
+ * $4 the reload command, $5 the Nginx master's pid file, $6 seconds to wait for the edit lock,
+ * $7 the barrier: "retired" (the default) or "started" (see below).
  * The new content comes on stdin. One round trip that writes, tests, reloads and confirms:
  *
  * - Concurrent runs (two deploys, a drain during a deploy, two apps sharing the file) must not
@@ -36,9 +37,11 @@ export const APPLY_EXIT = {
  * - `nginx -s reload` only signals the master and returns at once; until the master has started
  *   new workers, the old ones take new requests under the old upstream list. The barrier: every
  *   worker that existed before the reload has exited or retitled itself "shutting down"; their
- *   pids are printed ("@old 12 13") so the drain can wait for them to exit.
+ *   pids are printed ("@old 12 13") so the drain can wait for them to exit. A change that only
+ *   puts servers back needs less: it is in force once one new worker runs ("started"), since
+ *   that worker sends them requests; the old ones, 100 ms from retiring, only lack them.
  */
-export const APPLY_SCRIPT = `file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6
+export const APPLY_SCRIPT = `file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6 barrier=\${7:-retired}
 if [ ! -r "$file" ] || [ ! -w "$file" ]; then
   echo "$(id -un 2>/dev/null || echo this user) cannot read and write $(ls -ld "$file" 2>&1)" >&2
   exit ${APPLY_EXIT.cannotWrite}
@@ -88,16 +91,23 @@ if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 deadline=$(( $(date +%s) + 5 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
   pending=0
-  for p in $old; do
-    if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
-  done
+  if [ "$barrier" = started ]; then
+    pending=1
+    for p in $(workers "$master"); do
+      case " $old " in *" $p "*) ;; *) pending=0 ;; esac
+    done
+  else
+    for p in $old; do
+      if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
+    done
+  fi
   if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
   sleep 0.01
 done
 exit ${APPLY_EXIT.reloadTimeout}`;
 
 /**
- * $1 seconds to wait at most, $2 the servers' addresses as /proc/net/tcp writes them
+ * $1 milliseconds to wait at most, $2 the servers' addresses as /proc/net/tcp writes them
  * (procNetTcpAddress; space-separated; a server that is not an IPv4 literal has none: its sockets
  * cannot be counted), $3… pids of the Nginx workers retired by the drain's reload. Polls every
  * 20 ms on the balancer host itself, so the wait ends within one poll of the last connection
@@ -105,11 +115,17 @@ exit ${APPLY_EXIT.reloadTimeout}`;
  * not one per server: sshd allows 10 per connection by default). Prints "workers=N ADDR=N …":
  * retired workers still running, and per address the established connections from this host to
  * it (only the remote-address column is matched, so the server side of a loopback connection is
- * not counted). All 0: drained.
+ * not counted). All 0: drained. Also, in centiseconds since the wait began (from /proc/uptime),
+ * when the connections first were all closed ("closed=N") and when the last retired worker had
+ * exited ("exited=N"); each is left out if that did not happen.
  */
-export const WAIT_DRAINED_SCRIPT = `wait_s=$1 addresses=$2
+export const WAIT_DRAINED_SCRIPT = `wait_ms=$1 addresses=$2
 shift 2
-deadline=$(( $(date +%s) + wait_s ))
+# /proc/uptime is "12345.67 …": centiseconds without arithmetic on a zero-led (octal) fraction.
+uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }
+began=$(uptime_cs)
+deadline=$(( began + wait_ms / 10 ))
+closed="" exited=""
 while :; do
   counts=$(awk -v list="$addresses" '
     BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) c[a[i]] = 0 }
@@ -120,24 +136,60 @@ while :; do
   for p in "$@"; do
     if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi
   done
-  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "workers=$workers \${counts#* }"
+  if [ -z "$closed" ] && [ "\${counts%% *}" -eq 0 ]; then closed=" closed=$(( $(uptime_cs) - began ))"; fi
+  if [ -z "$exited" ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( $(uptime_cs) - began ))"; fi
+  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(uptime_cs)" -ge "$deadline" ]; then
+    echo "workers=$workers$closed$exited \${counts#* }"
     exit 0
   fi
   sleep 0.02
 done`;
 
+export interface WaitDrainedOutput {
+  /** Retired workers still running. */
+  workers: number;
+  /** Established connections per address (procNetTcpAddress). */
+  open: Map<string, number>;
+  /** Milliseconds into the wait when every connection was closed, and when the last retired worker had exited. */
+  closedMs?: number;
+  exitedMs?: number;
+}
+
 /** WAIT_DRAINED_SCRIPT's output: connections still open per address, and retired workers alive. */
-export function parseWaitDrained(stdout: string): { workers: number; open: Map<string, number> } {
+export function parseWaitDrained(stdout: string): WaitDrainedOutput {
   const open = new Map<string, number>();
-  let workers = Number.NaN;
+  const result: WaitDrainedOutput = { workers: Number.NaN, open };
   for (const pair of stdout.trim().split(/\s+/)) {
     const [key, value] = pair.split("=");
-    if (key === "workers") workers = Number(value);
+    if (key === "workers") result.workers = Number(value);
+    else if (key === "closed") result.closedMs = Number(value) * 10;
+    else if (key === "exited") result.exitedMs = Number(value) * 10;
     else if (key && value !== undefined) open.set(key, Number(value));
   }
-  if (!Number.isInteger(workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
-  return { workers, open };
+  if (!Number.isInteger(result.workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
+  return result;
+}
+
+/**
+ * What a drain waited for, for the drain step's line: the wait for retired workers is Nginx's
+ * own cost (docs/balancers.md), and under load it is often most of the drain.
+ */
+export function describeDrainWait(counts: WaitDrainedOutput, connections: number): string {
+  const parts: string[] = [];
+  if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
+  else if (counts.closedMs !== undefined)
+    parts.push(`in-flight requests done in ${seconds(counts.closedMs)}`);
+  if (counts.workers > 0)
+    parts.push(
+      `${counts.workers} Nginx worker(s) retired by the reload still running (they serve client connections opened before it: long requests, or connections that have not sent their request yet)`,
+    );
+  else if (counts.exitedMs !== undefined && counts.exitedMs > (counts.closedMs ?? 0))
+    parts.push(`the Nginx workers retired by the reload gone in ${seconds(counts.exitedMs)}`);
+  return parts.join(", ");
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(2)}s`;
 }
 
 export function procNetTcpAddress(address: string): string | undefined {

@@ -1,3 +1,4 @@
+import type { BackendState } from "../balancer/balancer.js";
 import type { Config } from "../config/load.js";
 import type { FleetOps } from "./fleet-ops.js";
 
@@ -17,9 +18,11 @@ export async function capacityProblem(
   names: readonly string[],
   floor: number,
   joining: readonly string[] = [],
+  /** The balancer's state if it was just read (the roll's first batch): one round trip less. */
+  fresh?: readonly BackendState[],
 ): Promise<string | undefined> {
   if (floor <= 0) return undefined;
-  const states = await ops.balancer.state(config.servers);
+  const states = fresh ?? (await ops.balancer.state(config.servers));
   const serving = states.filter((b) => b.inRotation || (b.present && joining.includes(b.server)));
   const leaving = serving.filter((b) => names.includes(b.server));
   const staying = serving.filter((b) => !names.includes(b.server));

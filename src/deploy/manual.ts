@@ -80,12 +80,12 @@ async function drainLocked(
     emit({ type: "step", server: name, step: "drain", status: "start" });
     const started = Date.now();
     await fleet.balancer.apply({ drain: [server] });
-    const { drained, open } = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
+    const { drained, open, detail } = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
     if (!drained)
       emit({
         type: "warn",
         server: name,
-        message: `${open} connection(s) still open after the drain timeout`,
+        message: `${detail || `${open} connection(s) still open`} after the drain timeout`,
       });
     emit({
       type: "step",
@@ -93,7 +93,7 @@ async function drainLocked(
       step: "drain",
       status: "done",
       ms: Date.now() - started,
-      message: "out of rotation",
+      message: drained && detail ? `out of rotation: ${detail}` : "out of rotation",
     });
     await recordHistory(fleet.host(name), "drain", {});
     return EXIT.ok;

@@ -66,6 +66,8 @@ class Rollout {
   private pending: ServerConfig[] = [];
   private readonly inHand: Set<string>;
   private initiallyDown = new Set<string>();
+  /** The balancer's state as the roll began, for the first batch's capacity guard; then undefined. */
+  private initialStates: BackendState[] | undefined;
   private failure = false;
   private interrupted = false;
 
@@ -118,7 +120,9 @@ class Rollout {
         names,
         this.o.minInRotation,
         joining.map((s) => s.name),
+        this.initialStates,
       );
+      this.initialStates = undefined;
       if (capacity) {
         emit({ type: "error", message: `capacity guard: ${capacity}` });
         for (const s of batch) this.row(s.name).note = "not drained: capacity guard";
@@ -249,15 +253,22 @@ class Rollout {
     try {
       await Promise.all(
         batch.map(async (s) => {
-          const { drained, open } = await ops.balancer.waitDrained(s, config.balancer.drainTimeout);
+          const { drained, open, detail } = await ops.balancer.waitDrained(s, config.balancer.drainTimeout);
           if (!drained) {
             emit({
               type: "warn",
               server: s.name,
-              message: `${open} connection(s) still busy after the drain timeout; going on`,
+              message: `${detail || `${open} connection(s) still busy`} after the drain timeout; going on`,
             });
           }
-          emit({ type: "step", server: s.name, step: "drain", status: "done", ms: Date.now() - started });
+          emit({
+            type: "step",
+            server: s.name,
+            step: "drain",
+            status: "done",
+            ms: Date.now() - started,
+            ...(drained && detail ? { message: detail } : {}),
+          });
         }),
       );
     } catch (error) {
@@ -384,10 +395,9 @@ class Rollout {
 
   private async noteOperatorDrains(): Promise<void> {
     const { ops, config, emit } = this.o;
+    this.initialStates = await ops.balancer.state(config.servers);
     this.initiallyDown = new Set(
-      (await ops.balancer.state(config.servers))
-        .filter((b) => b.present && !b.inRotation)
-        .map((b) => b.server),
+      this.initialStates.filter((b) => b.present && !b.inRotation).map((b) => b.server),
     );
     for (const name of this.initiallyDown) {
       if (this.rows.has(name) && this.leaveDrained(name)) {

@@ -1,3 +1,4 @@
+import net from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
 import { nexus, readUpstream, throughLb, uniqueRelease, writeConfig } from "./helpers.js";
 import { sandboxInfo } from "./sandbox-env.js";
@@ -17,6 +18,10 @@ describe("nexus drain / enable", () => {
     const original = readUpstream();
     const drain = await nexus(["-c", config, "drain", "nexus-beta"]);
     expect(drain.exitCode, drain.all).toBe(0);
+    // What the drain waited for: nothing was in flight, and the retired workers had nothing to serve.
+    expect(drain.stderr).toMatch(
+      /nexus-beta: drain ok \([^)]*\): out of rotation: in-flight requests done in \d+\.\d\ds/,
+    );
 
     const drained = readUpstream();
     const before = original.split("\n");
@@ -42,6 +47,36 @@ describe("nexus drain / enable", () => {
     expect(readUpstream()).toBe(original);
     const back = await throughLb(40);
     expect(back.some((a) => a.server === "nexus-beta")).toBe(true);
+  });
+
+  it("a client that connected before the drain and has not sent its request yet holds the old Nginx worker: the drain waits for it, then says so", async () => {
+    const short = writeConfig({ balancer: { drainTimeout: "1s" } });
+    const lb = new URL(sandboxInfo().lb.url);
+    // A preconnect, as browsers open them: connected, no request written. The worker that
+    // accepted it keeps it through the reload and would route its request with the old list.
+    const socket = net.connect(Number(lb.port), lb.hostname);
+    await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    try {
+      const drain = await nexus(["-c", short, "drain", "nexus-beta"]);
+      expect(drain.exitCode, drain.all).toBe(0);
+      expect(drain.stderr).toMatch(
+        /warning: nexus-beta: .*\d+ Nginx worker\(s\) retired by the reload still running \(.*have not sent their request yet\) after the drain timeout/,
+      );
+      // The old worker still serves it: the request is answered, with the old server list.
+      const reply = new Promise<string>((resolve) => {
+        let text = "";
+        socket.setEncoding("utf8").on("data", (chunk: string) => {
+          text += chunk;
+        });
+        socket.once("close", () => resolve(text));
+      });
+      // write, not end: a client that half-closes is "gone" to Nginx, which drops the request (499).
+      socket.write(`GET / HTTP/1.1\r\nHost: ${lb.host}\r\nConnection: close\r\n\r\n`);
+      expect(await reply).toMatch(/^HTTP\/1\.1 200 /);
+    } finally {
+      socket.destroy();
+      expect((await nexus(["-c", short, "enable", "nexus-beta"])).exitCode).toBe(0);
+    }
   });
 
   it("refuses to drain below the capacity floor unless forced", async () => {

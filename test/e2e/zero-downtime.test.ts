@@ -231,6 +231,9 @@ describe("zero downtime under load", () => {
     for (const name of servers()) {
       const steps = events.filter((e) => e.type === "step" && e.server === name && e.status === "done");
       expect(steps.filter((e) => e.step === "drain")).toHaveLength(2);
+      // Each drain line says what it waited for (docs/balancers.md, "How long an Nginx drain waits").
+      for (const drain of steps.filter((e) => e.step === "drain"))
+        expect(drain.message).toMatch(/in-flight requests done in \d+\.\d\ds/);
       expect(steps.filter((e) => e.step === "enable")).toHaveLength(2);
     }
     // And while a server was out (from its drain done to its enable), neither balancer sent it anything.

@@ -1,11 +1,12 @@
-import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NginxBalancer } from "../../src/balancer/nginx.js";
 import {
+  describeDrainWait,
   parseWaitDrained,
   procNetTcpAddress,
   WAIT_DRAINED_SCRIPT,
@@ -16,7 +17,8 @@ import { LocalRunner } from "../../src/ssh/local-runner.js";
 import type { CommandRunner, ExecOptions } from "../../src/ssh/session.js";
 
 // The driver's remote script runs under sh against a temp dir; `true`/`false` stand in for
-// `nginx -t` and the reload, and pid 1 for a master with no workers (the barrier passes at once).
+// `nginx -t`, and a fake master (fakeMaster) for Nginx's: on SIGHUP it starts a "worker process"
+// and retires the one before soon after, as Nginx's master does after 100 ms.
 const UPSTREAM = `upstream app {
     server 127.0.0.11:3000;
     server 127.0.0.12:3000;
@@ -33,33 +35,78 @@ let dir: string;
 let tmp: string;
 let file: string;
 let pidFile: string;
+let master: ChildProcess;
 const savedTmp = process.env.TMPDIR;
+
+/**
+ * A stand-in for Nginx's master: it starts one worker, and each SIGHUP starts a new one and,
+ * `retireS` later, ends the one before.
+ */
+function fakeMaster(where: string, retireS = 0.05): ChildProcess {
+  // The worker is a script named "worker process": the barrier finds workers by that title.
+  writeFileSync(path.join(where, "worker process"), "while :; do sleep 0.05; done\n");
+  writeFileSync(
+    path.join(where, "master.sh"),
+    `sh "${where}/worker process" & worker=$!
+hup() { old=$worker; sh "${where}/worker process" & worker=$!; if [ -n "$old" ]; then (sleep ${retireS}; kill "$old") & fi; }
+trap hup HUP
+while :; do sleep 0.02; done
+`,
+  );
+  return spawn("sh", [path.join(where, "master.sh")], { stdio: "ignore" });
+}
 
 beforeEach(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), "nexus-nginx-"));
   tmp = mkdtempSync(path.join(os.tmpdir(), "nexus-nginx-tmp-"));
   file = path.join(dir, "upstream.conf");
-  pidFile = path.join(tmp, "pid");
+  pidFile = path.join(dir, "nginx.pid");
   writeFileSync(file, UPSTREAM);
-  writeFileSync(pidFile, "1\n");
+  startMaster();
   // The script keeps its backup in $TMPDIR: a separate dir, to see that it is removed.
   process.env.TMPDIR = tmp;
 });
 
+function startMaster(retireS?: number): void {
+  master = fakeMaster(dir, retireS);
+  writeFileSync(pidFile, `${master.pid}\n`);
+}
+
+function stopMaster(): void {
+  spawnSync("pkill", ["-P", String(master.pid)]); // its workers
+  master.kill();
+}
+
 afterEach(() => {
   process.env.TMPDIR = savedTmp;
   if (savedTmp === undefined) delete process.env.TMPDIR;
+  stopMaster();
   rmSync(dir, { recursive: true, force: true });
   rmSync(tmp, { recursive: true, force: true });
 });
 
 function balancer(runner: CommandRunner = new LocalRunner(), testCommand = "true"): NginxBalancer {
-  return new NginxBalancer(runner, { upstreamFile: file, testCommand, reloadCommand: "true", pidFile });
+  return new NginxBalancer(runner, {
+    upstreamFile: file,
+    testCommand,
+    reloadCommand: `kill -HUP "$(cat '${pidFile}')"`,
+    pidFile,
+  });
+}
+
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+
+/** The fake master's workers now: pids of its children titled "worker process". */
+function workerPids(): number[] {
+  const out = spawnSync("pgrep", ["-P", String(master.pid), "-f", "worker process"], { encoding: "utf8" });
+  return out.stdout.split("\n").filter(Boolean).map(Number);
 }
 
 function backupsLeft(): string[] {
   return [
-    ...readdirSync(dir).filter((f) => f !== "upstream.conf"),
+    ...readdirSync(dir).filter(
+      (f) => !["upstream.conf", "nginx.pid", "master.sh", "worker process"].includes(f),
+    ),
     ...readdirSync(tmp).filter((f) => f !== "pid"),
   ];
 }
@@ -110,6 +157,62 @@ describe("NginxBalancer.apply", () => {
     expect(backupsLeft()).toEqual([]);
   });
 
+  it("edits from the file as it last read or wrote it: one round trip (no read) per later change", async () => {
+    const runs: string[] = [];
+    const local = new LocalRunner();
+    const runner: CommandRunner = {
+      name: "local",
+      run: (command, options) => {
+        runs.push(command);
+        return local.run(command, options);
+      },
+      exec: (command, options) => local.exec(command, options),
+    };
+    const nginx = balancer(runner);
+    await nginx.apply({ drain: [a] });
+    expect(runs).toHaveLength(1); // the first change reads the file
+    await nginx.apply({ enable: [a], drain: [b] });
+    await nginx.apply({ enable: [b] });
+    expect(runs).toHaveLength(1);
+    expect(readFileSync(file, "utf8")).toBe(UPSTREAM);
+  });
+
+  it("a copy made stale by another run is caught: its edit is kept, and a change that looks done is checked", async () => {
+    const nginx = balancer();
+    await nginx.apply({ drain: [a] });
+    // Another run enables a and drains b: this driver's copy (a down, b up) is now stale.
+    await balancer().apply({ enable: [a], drain: [b] });
+    // By the stale copy a is already down: only a fresh read shows it is not.
+    await nginx.apply({ drain: [a] });
+    expect(readFileSync(file, "utf8")).toBe(
+      UPSTREAM.replace("11:3000;", "11:3000 down;").replace("12:3000;", "12:3000 down;"),
+    );
+    // Another run enables a; a write from this driver's copy (a and b down) would drain a again:
+    // the compare-and-swap refuses it and the edit is redone on the file as it is.
+    await balancer().apply({ enable: [a] });
+    await nginx.apply({ enable: [b] });
+    expect(readFileSync(file, "utf8")).toBe(UPSTREAM);
+  });
+
+  it("a drain is in force once the old workers stop taking requests; putting back, once a new worker runs", async () => {
+    // A master that lets an old worker run 1 s after its successor starts: time enough to see
+    // which change waited for it.
+    stopMaster();
+    startMaster(1);
+    const nginx = balancer();
+    await nginx.apply({ drain: [a] });
+    const [first] = workerPids();
+    expect(first).toBeGreaterThan(0);
+    // Enable only: done while the old worker (retired 1 s after its successor starts) still runs.
+    await nginx.apply({ enable: [a] });
+    expect(alive(first as number), "the enable waited for the old worker").toBe(true);
+    const [, second] = workerPids();
+    expect(second).toBeGreaterThan(0);
+    // A drain: done only once every worker from before its reload is gone.
+    await nginx.apply({ drain: [b] });
+    expect(alive(second as number), "the drain returned while an old worker still took requests").toBe(false);
+  });
+
   it("reports a file it may not write, with the fix", async () => {
     const runner: CommandRunner = {
       name: "local",
@@ -125,20 +228,30 @@ describe("NginxBalancer.apply", () => {
 describe("WAIT_DRAINED_SCRIPT (polls on the balancer host)", () => {
   const waitDrained = async (seconds: number, addresses: string[], ...pids: number[]) =>
     parseWaitDrained(
-      await new LocalRunner().run(script(WAIT_DRAINED_SCRIPT, seconds, addresses.join(" "), ...pids)),
+      await new LocalRunner().run(script(WAIT_DRAINED_SCRIPT, seconds * 1000, addresses.join(" "), ...pids)),
     );
 
-  it("returns once the retired workers have exited", async () => {
-    const worker = spawn("sleep", ["0.3"]);
+  it("returns once the retired workers have exited, saying when (in ms, to /proc/uptime's 10 ms)", async () => {
+    const worker = spawn("sleep", ["1"]);
     const exited = new Promise((resolve) => worker.once("exit", resolve));
-    expect(await waitDrained(5, [], worker.pid as number)).toEqual({ workers: 0, open: new Map() });
+    const result = await waitDrained(5, [], worker.pid as number);
+    expect(result).toMatchObject({ workers: 0, open: new Map() });
+    // No connection to wait for: "closed" at the first poll, long before the worker's exit (the
+    // script starts a little after the worker: a margin for a busy machine).
+    expect(result.exitedMs).toBeGreaterThanOrEqual(300);
+    expect(result.closedMs).toBeLessThan(result.exitedMs as number);
     await exited;
   });
 
   it("gives up at its deadline, printing what is still open", async () => {
     const worker = spawn("sleep", ["30"]);
     try {
-      expect((await waitDrained(0, [], worker.pid as number)).workers).toBe(1);
+      const started = Date.now();
+      const result = await waitDrained(0.5, [], worker.pid as number);
+      // Not a second boundary: the whole 0.5 s (to /proc/uptime's 10 ms), not less.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(480);
+      expect(result.workers).toBe(1);
+      expect(result.exitedMs).toBeUndefined();
     } finally {
       worker.kill();
     }
@@ -153,13 +266,15 @@ describe("WAIT_DRAINED_SCRIPT (polls on the balancer host)", () => {
     const client = net.connect(port, "127.0.0.1");
     await new Promise((resolve) => client.once("connect", resolve));
     try {
-      expect(await waitDrained(0, [busy, idle])).toEqual({
+      const open = await waitDrained(0, [busy, idle]);
+      expect(open).toMatchObject({
         workers: 0,
         open: new Map([
           [busy, 1],
           [idle, 0],
         ]),
       });
+      expect(open.closedMs).toBeUndefined();
       client.destroy();
       expect((await waitDrained(5, [busy, idle])).open.get(busy)).toBe(0);
     } finally {
@@ -181,13 +296,37 @@ describe("WAIT_DRAINED_SCRIPT (polls on the balancer host)", () => {
     };
     const results = await Promise.all([a, b].map((s) => balancer(runner).waitDrained(s, 1000)));
     expect(results).toEqual([
-      { drained: true, open: 0 },
-      { drained: true, open: 0 },
+      { drained: true, open: 0, detail: expect.stringMatching(/^in-flight requests done in \d+\.\d\ds$/) },
+      { drained: true, open: 0, detail: expect.stringMatching(/^in-flight requests done in \d+\.\d\ds$/) },
     ]);
     expect(commands).toHaveLength(2);
     const nginx = balancer(runner);
     commands.length = 0;
     await Promise.all([a, b].map((s) => nginx.waitDrained(s, 1000)));
     expect(commands).toHaveLength(1);
+  });
+});
+
+describe("describeDrainWait (the drain step's line)", () => {
+  const counts = (workers: number, closedMs?: number, exitedMs?: number) => ({
+    workers,
+    open: new Map<string, number>(),
+    closedMs,
+    exitedMs,
+  });
+
+  it("tells the wait for in-flight requests from the wait for the workers retired by the reload", () => {
+    expect(describeDrainWait(counts(0, 150, 620), 0)).toBe(
+      "in-flight requests done in 0.15s, the Nginx workers retired by the reload gone in 0.62s",
+    );
+    // Workers gone first: the connections were all the wait.
+    expect(describeDrainWait(counts(0, 150, 40), 0)).toBe("in-flight requests done in 0.15s");
+  });
+
+  it("at the timeout, says what still holds the server", () => {
+    expect(describeDrainWait(counts(0, undefined, 0), 2)).toBe("2 connection(s) to it still open");
+    expect(describeDrainWait(counts(1, 300), 0)).toMatch(
+      /^in-flight requests done in 0\.30s, 1 Nginx worker\(s\) retired by the reload still running \(.*have not sent their request yet\)$/,
+    );
   });
 });

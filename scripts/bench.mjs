@@ -42,6 +42,8 @@ const intEnv = (name, fallback) => {
 const RUNS = intEnv("BENCH_RUNS", 3);
 /** Deploy + rollback runs through HAProxy (issue 15 asks for 0 failed over at least 5 of each). */
 const HAPROXY_RUNS = intEnv("BENCH_HAPROXY_RUNS", 5);
+/** Nginx deploy + rollback runs under the storm alone (no mix, so no preconnected connection). */
+const STORM_ONLY_RUNS = intEnv("BENCH_STORM_ONLY_RUNS", 3);
 /** Keep-alive connections of the POST storm that runs beside the mix (issue 15). */
 const STORM_CONNECTIONS = 30;
 /** Runs per figure for 6 and 12 servers (3 servers always get at least 3). */
@@ -50,7 +52,7 @@ const SIZES = (process.env.BENCH_SIZES ?? "3,6,12")
   .split(",")
   .map(Number)
   .filter((n) => Number.isInteger(n) && n >= 2 && n <= 12);
-const BUDGET_S = intEnv("BENCH_BUDGET", 345);
+const BUDGET_S = intEnv("BENCH_BUDGET", 400);
 const RATE = 160;
 const BEFORE_MS = 2500;
 const GAP_MS = 1000;
@@ -101,10 +103,12 @@ function nginxReloads(info) {
   return log.split("\n").filter((line) => /signal 1 \(SIGHUP\) received.*reconfiguring/.test(line)).length;
 }
 
-async function nexusScenario(L, info, config) {
+async function nexusScenario(L, info, config, { mix = true } = {}) {
   await steady(L, info);
   const release = releaseId("nexus");
-  const load = L.startLoad({ url: info.lb.url, rate: RATE, maxSeconds: LOAD_MAX_SECONDS });
+  const load = mix
+    ? L.startLoad({ url: info.lb.url, rate: RATE, maxSeconds: LOAD_MAX_SECONDS })
+    : { startedAt: now(), stop: async () => ({ records: [], rate: 0 }) };
   const storm = L.startPostStorm({
     url: info.lb.url,
     connections: STORM_CONNECTIONS,
@@ -273,7 +277,12 @@ async function main() {
   const machine = await machineInfo(ROOT);
   log(`${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, Node ${machine.node}`);
   const L = await importLoadHarness(ROOT);
-  const { pm2Restart } = await import(pathToFileURL(path.join(ROOT, "dist", "remote", "pm2-script.js")).href);
+  // The very PM2 delete + start nexus runs (src/process/pm2/restart-script.ts), for the naive way.
+  const { RESTART_SCRIPT } = await import(
+    pathToFileURL(path.join(ROOT, "dist", "process", "pm2", "restart-script.js")).href
+  );
+  const { script } = await import(pathToFileURL(path.join(ROOT, "dist", "remote", "op.js")).href);
+  const pm2Restart = (app, ecosystem) => script(RESTART_SCRIPT, app, ecosystem);
   const { batchCount } = await import(pathToFileURL(path.join(ROOT, "dist", "deploy", "plan.js")).href);
   const tmp = mkdtempSync(path.join(os.tmpdir(), "nexus-bench-"));
   const budgetEnd = startedAt + BUDGET_S * 1000;
@@ -285,6 +294,7 @@ async function main() {
 
   const iterations = [];
   const haproxy = [];
+  const stormOnly = [];
   const scale = [];
   let cli;
   try {
@@ -306,7 +316,17 @@ async function main() {
       iterations.push({ nexus, naive });
     }
 
-    // 1b. The same deploy + rollback through HAProxy's runtime API (no reload), same load.
+    // 1b. The same Nginx deploy + rollback under the storm alone: its clients send as they connect,
+    // so no Nginx worker retired by a reload holds a connection whose request is still to come.
+    for (let i = 0; i < STORM_ONLY_RUNS && !interrupted; i++) {
+      const run = await nexusScenario(L, info, config, { mix: false });
+      log(
+        `Nginx, storm alone, run ${i + 1}/${STORM_ONLY_RUNS}: deploy ${run.deploy.wall.toFixed(2)} s, rollback ${run.rollback.wall.toFixed(2)} s, failed ${run.storm.all.failed}/${run.storm.all.requests} (storm)`,
+      );
+      stormOnly.push(run);
+    }
+
+    // 1c. The same deploy + rollback through HAProxy's runtime API (no reload), same load.
     const haproxyConfig = await writeHaproxyConfig(ROOT, info, tmp);
     const haproxyInfo = { ...info, lb: { ...info.lb, url: info.haproxy.url } };
     for (let i = 0; i < HAPROXY_RUNS && !interrupted; i++) {
@@ -358,14 +378,14 @@ async function main() {
   }
   if (iterations.length === 0) throw new Error("no run completed");
   machine.loadAverage = [loadBefore, os.loadavg()[0]];
-  const data = { machine, iterations, haproxy, scale, cli, seconds: elapsed() };
+  const data = { machine, iterations, haproxy, stormOnly, scale, cli, seconds: elapsed() };
   mkdirSync(path.dirname(LAST_RUN), { recursive: true });
   writeFileSync(LAST_RUN, JSON.stringify(data));
   render(data);
 }
 
 /** Writes the report and the chart; `node scripts/bench.mjs --render` redoes it from the last run's data. */
-function render({ machine, iterations, haproxy = [], scale, cli, seconds }) {
+function render({ machine, iterations, haproxy = [], stormOnly = [], scale, cli, seconds }) {
   const docs = path.join(ROOT, "docs");
   const chartRun = [...iterations].sort((a, b) => a.nexus.deploy.wall - b.nexus.deploy.wall)[
     Math.floor((iterations.length - 1) / 2)
@@ -375,6 +395,7 @@ function render({ machine, iterations, haproxy = [], scale, cli, seconds }) {
     machine,
     iterations,
     haproxy,
+    stormOnly,
     scale,
     cli,
     chartIndex: iterations.indexOf(chartRun),

@@ -80,6 +80,7 @@ export function renderReport({
   machine,
   iterations,
   haproxy = [],
+  stormOnly = [],
   scale,
   cli,
   chartIndex,
@@ -156,6 +157,7 @@ export function renderReport({
       met: segments.preflight <= 500,
     },
   ];
+  targets.push(...stormOnlyTargets(stormOnly));
   targets.push(...balancerTargets(iterations, haproxy));
   const targetTable = table(
     ["", "target", "measured", "met"],
@@ -341,7 +343,7 @@ export function renderReport({
           switch: steps.switch,
         },
         oorMedian * 1000,
-      )}. The gate took ${Number.isFinite(probes) ? probes : "?"} probes (median): every 20 ms until the new process answers, then 3 must pass 100 ms apart and the process must have been up 500 ms (\`health.minUptime\`, the gate's floor); PM2's check runs beside the last probe, through the restart's own PM2 connection (a \`pm2\` CLI call would cost ${ms(pm2Call)} here on top of an empty ssh command, ${ms(emptySsh)}). Drain and enable are each one SSH round trip running \`nginx -t\`, the reload and the wait until the old workers have handed over (Nginx's master waits 100 ms before retiring them); the drain then waits on the balancer host until Nginx holds no connection to the server and the retired workers have exited. Under this load the connections to the server close within ~0.15 s (the POSTs in flight), but the retired workers live 0.2–0.5 s more: they still hold client connections accepted just before the reload whose request had not arrived yet, and would route that request with the old server list, where \`least_conn\` prefers the drained server (it has no connections). That wait is what keeps the drained server's traffic at 0 (the table below); the HAProxy driver has no retired workers. The gate's floor is \`health.minUptime\` (500 ms, counted from the process's start by PM2's clock).`,
+      )}. The gate took ${Number.isFinite(probes) ? probes : "?"} probes (median): every 20 ms until the new process answers, then 3 must pass 100 ms apart and the process must have been up 500 ms (\`health.minUptime\`, the gate's floor); PM2's check runs beside the last probe, through the restart's own PM2 connection (a \`pm2\` CLI call would cost ${ms(pm2Call)} here on top of an empty ssh command, ${ms(emptySsh)}). Drain and enable are each one SSH round trip running \`nginx -t\`, the reload and the wait until the old workers have handed over (Nginx's master waits 100 ms before retiring them); the drain then waits on the balancer host until Nginx holds no connection to the server and the retired workers have exited. ${retiredWorkersNote(deploys, rollbacks, stormOnly)} That wait is what keeps the drained server's traffic at 0 (the table below); the HAProxy driver has no retired workers. The gate's floor is \`health.minUptime\` (500 ms, counted from the process's start by PM2's clock).`,
     );
   }
   if (!targets[2].met) {
@@ -410,7 +412,7 @@ export function renderReport({
     ],
   );
 
-  const balancerTable = balancerComparison(iterations, haproxy);
+  const balancerTable = balancerComparison(iterations, haproxy, stormOnly);
 
   const date = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   const markdown = `# Benchmarks
@@ -539,6 +541,56 @@ ${scaleTable}
   return { markdown, text };
 }
 
+/** The drain lines' split (nexus.mjs drainWait), medians over every drain of these commands. */
+function drainSplit(commands) {
+  const waits = commands.flatMap((c) => c.servers.map((s) => s.drainWait)).filter(Boolean);
+  return {
+    inFlight: median(waits.map((w) => w.inFlightMs)),
+    retired: median(waits.map((w) => w.retiredMs)),
+  };
+}
+
+/** Why Nginx's drain is long under the mix, measured: in-flight requests vs retired workers. */
+function retiredWorkersNote(deploys, rollbacks, stormOnly) {
+  const mixed = drainSplit([...deploys, ...rollbacks]);
+  if (!Number.isFinite(mixed.inFlight)) return "";
+  const alone = drainSplit(stormOnly.flatMap((r) => [r.deploy, r.rollback]));
+  const aloneOor = median(
+    stormOnly
+      .flatMap((r) => [r.deploy, r.rollback])
+      .flatMap((d) => d.servers.map((x) => x.outOfRotation))
+      .filter(Number.isFinite),
+  );
+  const storm = Number.isFinite(alone.inFlight)
+    ? ` Under the storm alone (clients that send as soon as they connect) the retired workers are gone ${ms(alone.retired)} after the reload (in-flight requests: ${ms(alone.inFlight)}), and a server is out of rotation ${secs(aloneOor)}.`
+    : "";
+  return `Its drain line says what the wait was for: under this load the requests in flight to the server were done ${ms(mixed.inFlight)} after the reload was in force, and the Nginx workers retired by the reload gone ${ms(mixed.retired)} after it (medians). The difference is the mix's fresh connections: autocannon opens each one as soon as the previous response is in and writes its request when its rate allows, up to a second later, as a browser's preconnect does. A retired worker keeps such a connection and routes its request, when it comes, with the old server list, where \`least_conn\` prefers the drained server (it has no connections); so the drain waits for it.${storm}`;
+}
+
+/** Targets under the storm alone: what the Nginx driver costs when no client preconnects. */
+function stormOnlyTargets(stormOnly) {
+  if (stormOnly.length === 0) return [];
+  const commands = stormOnly.flatMap((r) => [r.deploy, r.rollback]);
+  const oor = commands.flatMap((d) => d.servers.map((s) => s.outOfRotation)).filter(Number.isFinite);
+  const deployWall = median(stormOnly.map((r) => r.deploy.wall));
+  const rollbackWall = median(stormOnly.map((r) => r.rollback.wall));
+  const label = `Nginx, storm alone (${stormOnly.length} runs, no preconnecting client)`;
+  return [
+    {
+      what: `${label}: each server out of rotation, median`,
+      target: `≤ ${OOR_TARGET_S} s`,
+      measured: secs(median(oor)),
+      met: median(oor) <= OOR_TARGET_S,
+    },
+    {
+      what: `${label}: deploy / rollback, median`,
+      target: "≤ 7 s / ≤ 5 s",
+      measured: `${secs(deployWall)} / ${secs(rollbackWall)}`,
+      met: deployWall <= 7 && rollbackWall <= 5,
+    },
+  ];
+}
+
 /** Per run: failed requests of the mix and of the storm, over the deploy and the rollback. */
 function failedPerRun(runs) {
   return runs.map((r) => ({
@@ -579,10 +631,11 @@ function balancerTargets(iterations, haproxy) {
   ];
 }
 
-function balancerComparison(iterations, haproxy) {
+function balancerComparison(iterations, haproxy, stormOnly = []) {
   const rows = [];
   for (const [label, runs] of [
     ["Nginx (reloads)", iterations.map((i) => i.nexus)],
+    ["Nginx, storm alone (no mix)", stormOnly],
     ["HAProxy (runtime API)", haproxy],
   ]) {
     if (runs.length === 0) continue;
@@ -594,7 +647,7 @@ function balancerComparison(iterations, haproxy) {
     rows.push([
       label,
       String(runs.length),
-      failed.map((f) => f.mix).join(", "),
+      runs === stormOnly ? "–" : failed.map((f) => f.mix).join(", "),
       failed.map((f) => `${f.storm} of ${median(runs.map((r) => r.storm?.all.requests ?? 0))}`).join(", "),
       failed.map((f) => `${f.reused} / ${f.fresh}`).join(", "),
       secs(median(oor)),

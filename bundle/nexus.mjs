@@ -61559,6 +61559,11 @@ var HaproxyBalancer = class {
   }
 };
 
+// src/balancer/balancer.ts
+function stillOpen(wait) {
+  return wait.detail || `${wait.open} connection(s) still open`;
+}
+
 // src/balancer/multi.ts
 var MultiBalancer = class {
   constructor(balancers) {
@@ -61619,9 +61624,14 @@ var MultiBalancer = class {
   /** Drained when no balancer holds a connection to the server any more. */
   async waitDrained(server, timeoutMs) {
     const all = await Promise.all(this.balancers.map((b2) => b2.waitDrained(server, timeoutMs)));
-    const details = all.flatMap((r, i2) => r.detail ? [`${this.balancers[i2]?.host}: ${r.detail}`] : []);
+    const drained = all.every((r) => r.drained);
+    const details = all.flatMap((r, i2) => {
+      const host = this.balancers[i2]?.host;
+      if (!drained) return r.drained ? [] : [`${host}: ${stillOpen(r)}`];
+      return r.detail ? [`${host}: ${r.detail}`] : [];
+    });
     return {
-      drained: all.every((r) => r.drained),
+      drained,
       open: all.reduce((sum, r) => sum + r.open, 0),
       ...details.length > 0 ? { detail: details.join("; ") } : {}
     };
@@ -61635,6 +61645,7 @@ import { createHash as createHash2 } from "node:crypto";
 function readFile2(file2) {
   return cmd("cat", file2);
 }
+var UPTIME_CS = `uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }`;
 var APPLY_EXIT = {
   /** Reloaded, but the master's pid file could not be read to confirm it: the change is in force. */
   reloadUnconfirmed: 70,
@@ -61693,9 +61704,12 @@ if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
 rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 # Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
-# ends the wait soon after.
-deadline=$(( $(date +%s) + 5 ))
-while [ "$(date +%s)" -lt "$deadline" ]; do
+# ends the wait soon after. With no worker seen before the reload (/proc hidden by hidepid, no
+# pgrep), no new one can be told apart either: only the (vacuous) retired barrier applies.
+if [ -z "$old" ]; then barrier=retired; fi
+${UPTIME_CS}
+deadline=$(( $(uptime_cs) + 500 ))
+while [ "$(uptime_cs)" -lt "$deadline" ]; do
   pending=0
   if [ "$barrier" = started ]; then
     pending=1
@@ -61713,8 +61727,7 @@ done
 exit ${APPLY_EXIT.reloadTimeout}`;
 var WAIT_DRAINED_SCRIPT = `wait_ms=$1 addresses=$2
 shift 2
-# /proc/uptime is "12345.67 \u2026": centiseconds without arithmetic on a zero-led (octal) fraction.
-uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }
+${UPTIME_CS}
 began=$(uptime_cs)
 deadline=$(( began + wait_ms / 10 ))
 closed="" exited=""
@@ -61728,9 +61741,10 @@ while :; do
   for p in "$@"; do
     if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi
   done
-  if [ -z "$closed" ] && [ "\${counts%% *}" -eq 0 ]; then closed=" closed=$(( $(uptime_cs) - began ))"; fi
-  if [ -z "$exited" ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( $(uptime_cs) - began ))"; fi
-  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(uptime_cs)" -ge "$deadline" ]; then
+  now=$(uptime_cs)
+  if [ -z "$closed" ] && [ "\${counts%% *}" -eq 0 ]; then closed=" closed=$(( now - began ))"; fi
+  if [ -z "$exited" ] && [ "$#" -gt 0 ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( now - began ))"; fi
+  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$now" -ge "$deadline" ]; then
     echo "workers=$workers$closed$exited \${counts#* }"
     exit 0
   fi
@@ -61751,7 +61765,8 @@ function parseWaitDrained(stdout) {
 }
 function describeDrainWait(counts, connections) {
   const parts = [];
-  if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
+  if (connections === void 0) parts.push("its connections not counted (not an IPv4 address)");
+  else if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
   else if (counts.closedMs !== void 0)
     parts.push(`in-flight requests done in ${seconds(counts.closedMs)}`);
   if (counts.workers > 0)
@@ -61789,7 +61804,7 @@ var NginxBalancer = class {
   runner;
   options;
   sharesChanges = true;
-  /** Workers retired by the last reload: they may still hold requests to a drained server. */
+  /** Workers retired by the last drain's reload: they may still hold requests to a drained server. */
   retiring = [];
   /**
    * The upstream file as this driver last read or wrote it: the next edit starts from it instead
@@ -61844,8 +61859,13 @@ var NginxBalancer = class {
       for (const server of servers2)
         text2 = setServerDown(text2, server.upstream, down, this.options.upstream).text;
     }
-    if (text2 === original) return cached2 === void 0 ? "done" : this.readAgain();
+    if (text2 === original) {
+      if (cached2 !== void 0) return this.readAgain();
+      this.retiring = [];
+      return "done";
+    }
     const file2 = this.options.upstreamFile;
+    const draining = (change.drain ?? []).length > 0;
     const command = script(
       APPLY_SCRIPT,
       file2,
@@ -61854,7 +61874,7 @@ var NginxBalancer = class {
       this.options.reloadCommand,
       this.options.pidFile,
       30,
-      (change.drain ?? []).length > 0 ? "retired" : "started"
+      draining ? "retired" : "started"
     );
     const result = await this.runner.exec(command, { stdin: text2 });
     const written = [0, APPLY_EXIT.reloadUnconfirmed, APPLY_EXIT.reloadTimeout];
@@ -61886,6 +61906,7 @@ ${output2}${sudoHint(output2)}`
           `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`
         );
         await sleep(1e3);
+        this.retiring = [];
         return "done";
       case APPLY_EXIT.reloadTimeout:
         throw new BalancerError(
@@ -61897,7 +61918,7 @@ ${output2}${sudoHint(output2)}`
 ${output2}${sudoHint(output2)}`
         );
     }
-    this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0);
+    this.retiring = draining ? (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0) : [];
     return "done";
   }
   readAgain() {
@@ -61936,8 +61957,8 @@ ${output2}${sudoHint(output2)}`
       }
       waits.forEach((w2, i2) => {
         const address = addresses[i2];
-        const connections = address ? counts.open.get(address) ?? 0 : 0;
-        const open2 = connections + counts.workers;
+        const connections = address ? counts.open.get(address) ?? 0 : void 0;
+        const open2 = (connections ?? 0) + counts.workers;
         w2.resolve({ drained: open2 === 0, open: open2, detail: describeDrainWait(counts, connections) });
       });
     } catch (error63) {
@@ -65100,12 +65121,13 @@ var Rollout = class {
     try {
       await Promise.all(
         batch.map(async (s3) => {
-          const { drained, open: open2, detail } = await ops.balancer.waitDrained(s3, config2.balancer.drainTimeout);
+          const wait = await ops.balancer.waitDrained(s3, config2.balancer.drainTimeout);
+          const { drained, detail } = wait;
           if (!drained) {
             emit({
               type: "warn",
               server: s3.name,
-              message: `${detail || `${open2} connection(s) still busy`} after the drain timeout; going on`
+              message: `${stillOpen(wait)} after the drain timeout; going on`
             });
           }
           emit({
@@ -66561,13 +66583,9 @@ async function drainLocked(config2, fleet, server, options) {
     emit({ type: "step", server: name, step: "drain", status: "start" });
     const started = Date.now();
     await fleet.balancer.apply({ drain: [server] });
-    const { drained, open: open2, detail } = await fleet.balancer.waitDrained(server, config2.balancer.drainTimeout);
-    if (!drained)
-      emit({
-        type: "warn",
-        server: name,
-        message: `${detail || `${open2} connection(s) still open`} after the drain timeout`
-      });
+    const wait = await fleet.balancer.waitDrained(server, config2.balancer.drainTimeout);
+    const { drained, detail } = wait;
+    if (!drained) emit({ type: "warn", server: name, message: `${stillOpen(wait)} after the drain timeout` });
     emit({
       type: "step",
       server: name,

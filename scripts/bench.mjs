@@ -274,6 +274,9 @@ async function main() {
       `the sandbox needs sshd, ssh-keygen, nginx, haproxy, socat and pgrep: ${error.stderr || error.message}`,
     );
   });
+  const { bundleIsFresh } = await import(pathToFileURL(path.join(ROOT, "scripts", "bundle.mjs")).href);
+  if (!(await bundleIsFresh()))
+    throw new Error("bundle/nexus.mjs is stale: run `npm run bundle` first (the bench runs what users run)");
   const machine = await machineInfo(ROOT);
   log(`${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, Node ${machine.node}`);
   const L = await importLoadHarness(ROOT);

@@ -32,6 +32,11 @@ export interface Balancer {
   waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait>;
 }
 
+/** What still holds a server whose drain wait timed out, in words. */
+export function stillOpen(wait: DrainWait): string {
+  return wait.detail || `${wait.open} connection(s) still open`;
+}
+
 export interface DrainWait {
   drained: boolean;
   /** What still holds the server when not drained (connections, retired Nginx workers). */

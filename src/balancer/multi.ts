@@ -1,5 +1,11 @@
 import type { ServerConfig } from "../config/load.js";
-import type { BackendState, Balancer, DrainWait, RotationChange } from "./balancer.js";
+import {
+  type BackendState,
+  type Balancer,
+  type DrainWait,
+  type RotationChange,
+  stillOpen,
+} from "./balancer.js";
 import { BalancerError } from "./balancer-error.js";
 
 /**
@@ -77,9 +83,15 @@ export class MultiBalancer implements Balancer {
   /** Drained when no balancer holds a connection to the server any more. */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
     const all = await Promise.all(this.balancers.map((b) => b.waitDrained(server, timeoutMs)));
-    const details = all.flatMap((r, i) => (r.detail ? [`${this.balancers[i]?.host}: ${r.detail}`] : []));
+    const drained = all.every((r) => r.drained);
+    // Drained: what each waited for. Not drained: only the balancers that still hold the server.
+    const details = all.flatMap((r, i) => {
+      const host = this.balancers[i]?.host;
+      if (!drained) return r.drained ? [] : [`${host}: ${stillOpen(r)}`];
+      return r.detail ? [`${host}: ${r.detail}`] : [];
+    });
     return {
-      drained: all.every((r) => r.drained),
+      drained,
       open: all.reduce((sum, r) => sum + r.open, 0),
       ...(details.length > 0 ? { detail: details.join("; ") } : {}),
     };

@@ -6,6 +6,12 @@ export function readFile(file: string): string {
   return cmd("cat", file);
 }
 
+/**
+ * A centisecond clock for the scripts' waits: /proc/uptime is "12345.67 …"; no arithmetic on
+ * its fraction as written (a zero-led "05" would be octal).
+ */
+const UPTIME_CS = `uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }`;
+
 /** Exit codes of APPLY_SCRIPT. */
 export const APPLY_EXIT = {
   /** Reloaded, but the master's pid file could not be read to confirm it: the change is in force. */
@@ -87,9 +93,12 @@ if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
 rm -f "$backup"
 if [ -z "$master" ]; then exit ${APPLY_EXIT.reloadUnconfirmed}; fi
 # Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
-# ends the wait soon after.
-deadline=$(( $(date +%s) + 5 ))
-while [ "$(date +%s)" -lt "$deadline" ]; do
+# ends the wait soon after. With no worker seen before the reload (/proc hidden by hidepid, no
+# pgrep), no new one can be told apart either: only the (vacuous) retired barrier applies.
+if [ -z "$old" ]; then barrier=retired; fi
+${UPTIME_CS}
+deadline=$(( $(uptime_cs) + 500 ))
+while [ "$(uptime_cs)" -lt "$deadline" ]; do
   pending=0
   if [ "$barrier" = started ]; then
     pending=1
@@ -117,12 +126,11 @@ exit ${APPLY_EXIT.reloadTimeout}`;
  * it (only the remote-address column is matched, so the server side of a loopback connection is
  * not counted). All 0: drained. Also, in centiseconds since the wait began (from /proc/uptime),
  * when the connections first were all closed ("closed=N") and when the last retired worker had
- * exited ("exited=N"); each is left out if that did not happen.
+ * exited ("exited=N", only when there were any); each is left out if that did not happen.
  */
 export const WAIT_DRAINED_SCRIPT = `wait_ms=$1 addresses=$2
 shift 2
-# /proc/uptime is "12345.67 …": centiseconds without arithmetic on a zero-led (octal) fraction.
-uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }
+${UPTIME_CS}
 began=$(uptime_cs)
 deadline=$(( began + wait_ms / 10 ))
 closed="" exited=""
@@ -136,9 +144,10 @@ while :; do
   for p in "$@"; do
     if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi
   done
-  if [ -z "$closed" ] && [ "\${counts%% *}" -eq 0 ]; then closed=" closed=$(( $(uptime_cs) - began ))"; fi
-  if [ -z "$exited" ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( $(uptime_cs) - began ))"; fi
-  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$(uptime_cs)" -ge "$deadline" ]; then
+  now=$(uptime_cs)
+  if [ -z "$closed" ] && [ "\${counts%% *}" -eq 0 ]; then closed=" closed=$(( now - began ))"; fi
+  if [ -z "$exited" ] && [ "$#" -gt 0 ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( now - began ))"; fi
+  if [ $(( \${counts%% *} + workers )) -eq 0 ] || [ "$now" -ge "$deadline" ]; then
     echo "workers=$workers$closed$exited \${counts#* }"
     exit 0
   fi
@@ -172,11 +181,14 @@ export function parseWaitDrained(stdout: string): WaitDrainedOutput {
 
 /**
  * What a drain waited for, for the drain step's line: the wait for retired workers is Nginx's
- * own cost (docs/balancers.md), and under load it is often most of the drain.
+ * own cost (docs/balancers.md), and under load it is often most of the drain. Times count from
+ * the start of the batch's wait (just after the reload is in force), for the batch as a whole;
+ * `connections` is undefined for a server whose connections cannot be counted.
  */
-export function describeDrainWait(counts: WaitDrainedOutput, connections: number): string {
+export function describeDrainWait(counts: WaitDrainedOutput, connections: number | undefined): string {
   const parts: string[] = [];
-  if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
+  if (connections === undefined) parts.push("its connections not counted (not an IPv4 address)");
+  else if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
   else if (counts.closedMs !== undefined)
     parts.push(`in-flight requests done in ${seconds(counts.closedMs)}`);
   if (counts.workers > 0)

@@ -42,7 +42,7 @@ export interface NginxOptions {
  */
 export class NginxBalancer implements Balancer {
   readonly sharesChanges = true;
-  /** Workers retired by the last reload: they may still hold requests to a drained server. */
+  /** Workers retired by the last drain's reload: they may still hold requests to a drained server. */
   private retiring: number[] = [];
   /**
    * The upstream file as this driver last read or wrote it: the next edit starts from it instead
@@ -114,8 +114,13 @@ export class NginxBalancer implements Balancer {
         text = setServerDown(text, server.upstream, down, this.options.upstream).text;
     }
     // Nothing to change, by a copy that may be stale: only a fresh read can say so.
-    if (text === original) return cached === undefined ? "done" : this.readAgain();
+    if (text === original) {
+      if (cached !== undefined) return this.readAgain();
+      this.retiring = []; // no reload: the last one's workers have nothing to do with this change
+      return "done";
+    }
     const file = this.options.upstreamFile;
+    const draining = (change.drain ?? []).length > 0;
     // One round trip: write, test, reload and confirm, under a lock on the host; the file is
     // restored on the host itself if the test or the reload fails, so it is never left in a
     // state nginx -t refused.
@@ -127,7 +132,7 @@ export class NginxBalancer implements Balancer {
       this.options.reloadCommand,
       this.options.pidFile,
       30,
-      (change.drain ?? []).length > 0 ? "retired" : "started",
+      draining ? "retired" : "started",
     );
     const result = await this.runner.exec(command, { stdin: text });
     const written: (number | null)[] = [0, APPLY_EXIT.reloadUnconfirmed, APPLY_EXIT.reloadTimeout];
@@ -157,6 +162,7 @@ export class NginxBalancer implements Balancer {
           `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`,
         );
         await sleep(1000);
+        this.retiring = []; // unknown without the pid file
         return "done";
       case APPLY_EXIT.reloadTimeout:
         throw new BalancerError(
@@ -167,10 +173,14 @@ export class NginxBalancer implements Balancer {
           `${this.host}: the Nginx reload failed, ${file} was restored:\n${output}${sudoHint(output)}`,
         );
     }
-    this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
-      .split(" ")
-      .map(Number)
-      .filter((pid) => pid > 0);
+    // Only a drain's reload retires workers that may still route to a drained server: an
+    // enable's old workers had every server this change leaves out already out.
+    this.retiring = draining
+      ? (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
+          .split(" ")
+          .map(Number)
+          .filter((pid) => pid > 0)
+      : [];
     return "done";
   }
 
@@ -212,8 +222,8 @@ export class NginxBalancer implements Balancer {
       }
       waits.forEach((w, i) => {
         const address = addresses[i];
-        const connections = address ? (counts.open.get(address) ?? 0) : 0;
-        const open = connections + counts.workers;
+        const connections = address ? (counts.open.get(address) ?? 0) : undefined;
+        const open = (connections ?? 0) + counts.workers;
         w.resolve({ drained: open === 0, open, detail: describeDrainWait(counts, connections) });
       });
     } catch (error) {

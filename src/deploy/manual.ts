@@ -1,3 +1,4 @@
+import { stillOpen } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import type { Emit } from "../events/events.js";
@@ -80,13 +81,9 @@ async function drainLocked(
     emit({ type: "step", server: name, step: "drain", status: "start" });
     const started = Date.now();
     await fleet.balancer.apply({ drain: [server] });
-    const { drained, open, detail } = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
-    if (!drained)
-      emit({
-        type: "warn",
-        server: name,
-        message: `${detail || `${open} connection(s) still open`} after the drain timeout`,
-      });
+    const wait = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
+    const { drained, detail } = wait;
+    if (!drained) emit({ type: "warn", server: name, message: `${stillOpen(wait)} after the drain timeout` });
     emit({
       type: "step",
       server: name,

@@ -1,4 +1,4 @@
-import type { BackendState } from "../balancer/balancer.js";
+import { type BackendState, stillOpen } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { sleep } from "../util/sleep.js";
@@ -253,12 +253,13 @@ class Rollout {
     try {
       await Promise.all(
         batch.map(async (s) => {
-          const { drained, open, detail } = await ops.balancer.waitDrained(s, config.balancer.drainTimeout);
+          const wait = await ops.balancer.waitDrained(s, config.balancer.drainTimeout);
+          const { drained, detail } = wait;
           if (!drained) {
             emit({
               type: "warn",
               server: s.name,
-              message: `${detail || `${open} connection(s) still busy`} after the drain timeout; going on`,
+              message: `${stillOpen(wait)} after the drain timeout; going on`,
             });
           }
           emit({

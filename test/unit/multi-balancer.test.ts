@@ -49,6 +49,23 @@ describe("several balancers", () => {
     const [a, b] = [new FakeBalancer("lb1", both), new FakeBalancer("lb2", both)];
     expect(await new MultiBalancer([a, b]).waitDrained(alpha, 10)).toEqual({ drained: true, open: 0 });
     b.open = 2;
-    expect(await new MultiBalancer([a, b]).waitDrained(alpha, 10)).toEqual({ drained: false, open: 2 });
+    expect(await new MultiBalancer([a, b]).waitDrained(alpha, 10)).toEqual({
+      drained: false,
+      open: 2,
+      detail: "lb2: 2 connection(s) still open",
+    });
+  });
+
+  it("says what each balancer waited for; when one is not drained, only what still holds the server", async () => {
+    const [a, b] = [new FakeBalancer("lb1", both), new FakeBalancer("lb2", both)];
+    a.detail = "in-flight requests done in 0.12s";
+    expect((await new MultiBalancer([a, b]).waitDrained(alpha, 10)).detail).toBe(
+      "lb1: in-flight requests done in 0.12s",
+    );
+    // lb1 drained (its detail is no warning), lb2 timed out with no words of its own.
+    b.open = 3;
+    expect((await new MultiBalancer([a, b]).waitDrained(alpha, 10)).detail).toBe(
+      "lb2: 3 connection(s) still open",
+    );
   });
 });

@@ -40,41 +40,47 @@ const savedTmp = process.env.TMPDIR;
 
 /**
  * A stand-in for Nginx's master: it starts one worker, and each SIGHUP starts a new one and,
- * `retireS` later, ends the one before.
+ * `retireS` later, ends the one before. It writes its pid file once its SIGHUP trap is set (a
+ * reload before that would kill it), and runs in a process group of its own, ended as a whole.
  */
 function fakeMaster(where: string, retireS = 0.05): ChildProcess {
   // The worker is a script named "worker process": the barrier finds workers by that title.
   writeFileSync(path.join(where, "worker process"), "while :; do sleep 0.05; done\n");
   writeFileSync(
     path.join(where, "master.sh"),
-    `sh "${where}/worker process" & worker=$!
+    `worker=""
 hup() { old=$worker; sh "${where}/worker process" & worker=$!; if [ -n "$old" ]; then (sleep ${retireS}; kill "$old") & fi; }
 trap hup HUP
+hup
+echo $$ > "${pidFile}.tmp" && mv "${pidFile}.tmp" "${pidFile}"
 while :; do sleep 0.02; done
 `,
   );
-  return spawn("sh", [path.join(where, "master.sh")], { stdio: "ignore" });
+  return spawn("sh", [path.join(where, "master.sh")], { stdio: "ignore", detached: true });
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "nexus-nginx-"));
   tmp = mkdtempSync(path.join(os.tmpdir(), "nexus-nginx-tmp-"));
   file = path.join(dir, "upstream.conf");
   pidFile = path.join(dir, "nginx.pid");
   writeFileSync(file, UPSTREAM);
-  startMaster();
+  await startMaster();
   // The script keeps its backup in $TMPDIR: a separate dir, to see that it is removed.
   process.env.TMPDIR = tmp;
 });
 
-function startMaster(retireS?: number): void {
+async function startMaster(retireS?: number): Promise<void> {
+  rmSync(pidFile, { force: true });
   master = fakeMaster(dir, retireS);
-  writeFileSync(pidFile, `${master.pid}\n`);
+  for (let i = 0; i < 500 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!existsSync(pidFile)) throw new Error("the fake Nginx master did not start");
 }
 
 function stopMaster(): void {
-  spawnSync("pkill", ["-P", String(master.pid)]); // its workers
-  master.kill();
+  try {
+    process.kill(-(master.pid as number), "SIGKILL"); // the master, its workers and their sleeps
+  } catch {}
 }
 
 afterEach(() => {
@@ -107,7 +113,7 @@ function backupsLeft(): string[] {
     ...readdirSync(dir).filter(
       (f) => !["upstream.conf", "nginx.pid", "master.sh", "worker process"].includes(f),
     ),
-    ...readdirSync(tmp).filter((f) => f !== "pid"),
+    ...readdirSync(tmp),
   ];
 }
 
@@ -198,7 +204,7 @@ describe("NginxBalancer.apply", () => {
     // A master that lets an old worker run 1 s after its successor starts: time enough to see
     // which change waited for it.
     stopMaster();
-    startMaster(1);
+    await startMaster(1);
     const nginx = balancer();
     await nginx.apply({ drain: [a] });
     const [first] = workerPids();
@@ -206,11 +212,31 @@ describe("NginxBalancer.apply", () => {
     // Enable only: done while the old worker (retired 1 s after its successor starts) still runs.
     await nginx.apply({ enable: [a] });
     expect(alive(first as number), "the enable waited for the old worker").toBe(true);
-    const [, second] = workerPids();
+    const second = workerPids().find((pid) => pid !== first);
     expect(second).toBeGreaterThan(0);
     // A drain: done only once every worker from before its reload is gone.
     await nginx.apply({ drain: [b] });
     expect(alive(second as number), "the drain returned while an old worker still took requests").toBe(false);
+  });
+
+  it("with no worker to see (a master without workers, /proc hidden), an enable does not wait for one", async () => {
+    // A pid file naming a process with no workers: the "started" barrier has nothing to tell apart.
+    const lone = spawn("sleep", ["30"]);
+    try {
+      writeFileSync(pidFile, `${lone.pid}\n`);
+      const nginx = new NginxBalancer(new LocalRunner(), {
+        upstreamFile: file,
+        testCommand: "true",
+        reloadCommand: "true",
+        pidFile,
+      });
+      // Waiting for a new worker would end in "old workers did not hand over within 5s".
+      await nginx.apply({ drain: [a] });
+      await nginx.apply({ enable: [a] });
+      expect(readFileSync(file, "utf8")).toBe(UPSTREAM);
+    } finally {
+      lone.kill();
+    }
   });
 
   it("reports a file it may not write, with the fix", async () => {
@@ -321,6 +347,12 @@ describe("describeDrainWait (the drain step's line)", () => {
     );
     // Workers gone first: the connections were all the wait.
     expect(describeDrainWait(counts(0, 150, 40), 0)).toBe("in-flight requests done in 0.15s");
+  });
+
+  it("a server that is not an IPv4 address: its connections are not counted, and it says so", () => {
+    expect(describeDrainWait(counts(0, 0, 0), undefined)).toBe(
+      "its connections not counted (not an IPv4 address)",
+    );
   });
 
   it("at the timeout, says what still holds the server", () => {

@@ -448,7 +448,7 @@ try {
       "  present) while it packs, uploads and rolls out the app to one host, the highest of the rounds:",
       "  `bundle` is `node bundle/nexus.mjs deploy`, the single file users run (npm package, Action);",
       "  `dist` is `node bin/nexus.js deploy`, the compiled sources (one module per file), which only",
-      "  the tests run: reported, not a target (it varies 132–160 MB from run to run here).",
+      "  the tests run: reported, not a target (it varies 132–167 MB from run to run here).",
       "",
       "## What sets the deploy's peak RSS",
       "",

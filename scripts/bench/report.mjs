@@ -326,6 +326,7 @@ export function renderReport({
     scaleRows,
   );
 
+  const preconnectNote = heldDrainsNote([...deploys, ...rollbacks]);
   const missed = [];
   const oorMedian = median(oor);
   const probes = median(deploys.flatMap((d) => d.servers.map((x) => x.gateProbes)));
@@ -391,7 +392,7 @@ export function renderReport({
           switch: hSteps.switch,
         },
         hOor * 1000,
-      )}. The drain is \`state drain\`, polls of \`show stat\` until the server has no session (the storm's POSTs take 100–150 ms each), then \`state maint\`, each an SSH round trip; the gate's floor is \`health.minUptime\` (500 ms from the process's start), and the restart (~0.1 s) is PM2 stopping the old process and forking the new one.`,
+      )}. The drain is \`state drain\`, polls of \`show stat\` until the server has no session (the storm's POSTs take 100–150 ms each), then \`state maint\`, each an SSH round trip; the gate's floor is \`health.minUptime\` (500 ms from the process's start), and the restart (${ms(hSteps.restart)}) is PM2 stopping the old process (its SIGINT handler closes its server) and forking the new one.`,
     );
   }
 
@@ -432,7 +433,7 @@ ${machineTable}
 ## Targets
 
 ${targetTable}
-${missed.length ? `\nWhere a target is missed, what eats the time:\n\n${missed.join("\n")}\n` : ""}
+${preconnectNote ? `\n${preconnectNote}\n` : ""}${missed.length ? `\nWhere a target is missed, what eats the time:\n\n${missed.join("\n")}\n` : ""}
 A standard Ansible \`serial: 1\` rolling playbook with the same drain is quoted at ~29 s for such a
 cluster and ~8.7 s out of rotation per server (figures from the issue, not measured here): nexus's
 medians are ${ratio(29 / median(deployWall))} and ${ratio(8.7 / oorMedian)} shorter.
@@ -514,6 +515,7 @@ ${scaleTable}
   const text = [
     "Targets",
     targetTable,
+    ...(preconnectNote ? ["", preconnectNote] : []),
     ...(missed.length ? ["", ...missed] : []),
     "",
     "Deploy and rollback, 3 servers, under load",
@@ -548,6 +550,22 @@ function drainSplit(commands) {
     inFlight: median(waits.map((w) => w.inFlightMs)),
     retired: median(waits.map((w) => w.retiredMs)),
   };
+}
+
+/**
+ * How many Nginx drains under the mix waited for a retired worker beyond their in-flight requests
+ * (a preconnected connection it held): the out-of-rotation figures are bimodal because of them,
+ * so a median on either side of a target is partly luck.
+ */
+function heldDrainsNote(commands) {
+  const drains = commands.flatMap((c) => c.servers).filter((s) => s.drainWait);
+  if (drains.length === 0) return "";
+  const isHeld = (s) => s.drainWait.retiredMs - s.drainWait.inFlightMs > 100;
+  const held = drains.filter(isHeld);
+  const free = drains.filter((s) => !isHeld(s));
+  const oor = (list) => secs(median(list.map((s) => s.outOfRotation).filter(Number.isFinite)));
+  const extra = median(held.map((s) => s.drainWait.retiredMs - s.drainWait.inFlightMs));
+  return `Nginx under the mix: ${held.length} of ${drains.length} drains waited for a worker retired by the reload beyond their in-flight requests${held.length ? ` (median ${ms(extra)} more)` : ""}: it held a connection the mix's client had opened and not yet written to, as a browser's preconnect does (docs/balancers.md, "How long an Nginx drain waits"). Out of rotation (medians): ${free.length ? `${oor(free)} for the others` : "none without"}${held.length ? `, ${oor(held)} for those` : ""}; the Nginx medians above depend on how many fall in a run.`;
 }
 
 /** Why Nginx's drain is long under the mix, measured: in-flight requests vs retired workers. */

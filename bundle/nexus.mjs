@@ -65997,6 +65997,7 @@ var ArtifactServer = class _ArtifactServer {
     const state = {
       sent: 0,
       spent: false,
+      finished: false,
       responses: /* @__PURE__ */ new Set(),
       onProgress,
       timer: setTimeout(() => this.withdraw(token), timeoutMs)
@@ -66058,12 +66059,17 @@ var ArtifactServer = class _ArtifactServer {
       state.onProgress?.(state.sent, this.size);
     });
     stream.on("error", () => response.destroy());
+    stream.on("end", () => {
+      state.spent = true;
+    });
     response.on("finish", () => {
       state.spent = true;
+      state.finished = true;
     });
     response.on("close", () => {
       stream.destroy();
       state.responses.delete(response);
+      if (!response.writableFinished && !state.finished) state.spent = false;
     });
     stream.pipe(response);
   }

@@ -49,8 +49,10 @@ export interface Offer {
 
 interface OfferState {
   sent: number;
-  /** A download completed: the offer is spent, later requests answer 410. */
+  /** A download has all of the file (queued or delivered): later requests answer 410. */
   spent: boolean;
+  /** A download was delivered whole: the offer stays spent whatever else happens. */
+  finished: boolean;
   timer: NodeJS.Timeout;
   responses: Set<ServerResponse>;
   onProgress?: (sent: number, total: number) => void;
@@ -118,6 +120,7 @@ export class ArtifactServer {
     const state: OfferState = {
       sent: 0,
       spent: false,
+      finished: false,
       responses: new Set(),
       onProgress,
       timer: setTimeout(() => this.withdraw(token), timeoutMs),
@@ -183,13 +186,21 @@ export class ArtifactServer {
       state.onProgress?.(state.sent, this.size);
     });
     stream.on("error", () => response.destroy());
-    // One complete download per offer: whoever holds the URL afterwards gets nothing.
+    // One complete download per offer: whoever holds the URL afterwards gets nothing. Spent as
+    // soon as the whole file is queued, before its last byte can reach the client (on "finish"
+    // a client that already has everything could ask again first); open again if that response
+    // then fails and none was delivered.
+    stream.on("end", () => {
+      state.spent = true;
+    });
     response.on("finish", () => {
       state.spent = true;
+      state.finished = true;
     });
     response.on("close", () => {
       stream.destroy();
       state.responses.delete(response);
+      if (!response.writableFinished && !state.finished) state.spent = false;
     });
     stream.pipe(response);
   }

@@ -61645,7 +61645,10 @@ import { createHash as createHash2 } from "node:crypto";
 function readFile2(file2) {
   return cmd("cat", file2);
 }
-var UPTIME_CS = `uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }`;
+var UPTIME_CS = `uptime_cs() {
+  if [ -r /proc/uptime ] && read -r up rest < /proc/uptime; then echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 ))
+  else echo $(( $(date +%s) * 100 )); fi
+}`;
 var APPLY_EXIT = {
   /** Reloaded, but the master's pid file could not be read to confirm it: the change is in force. */
   reloadUnconfirmed: 70,

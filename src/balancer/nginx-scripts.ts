@@ -8,9 +8,13 @@ export function readFile(file: string): string {
 
 /**
  * A centisecond clock for the scripts' waits: /proc/uptime is "12345.67 …"; no arithmetic on
- * its fraction as written (a zero-led "05" would be octal).
+ * its fraction as written (a zero-led "05" would be octal). Without /proc (not Linux), whole
+ * seconds from `date`.
  */
-const UPTIME_CS = `uptime_cs() { read -r up rest < /proc/uptime; echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 )); }`;
+const UPTIME_CS = `uptime_cs() {
+  if [ -r /proc/uptime ] && read -r up rest < /proc/uptime; then echo $(( \${up%.*} * 100 + 1\${up#*.} - 100 ))
+  else echo $(( $(date +%s) * 100 )); fi
+}`;
 
 /** Exit codes of APPLY_SCRIPT. */
 export const APPLY_EXIT = {

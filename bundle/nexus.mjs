@@ -61852,6 +61852,7 @@ var NginxBalancer = class {
     }
   }
   async tryApply(change) {
+    this.retiring = [];
     const cached2 = this.known;
     const original = cached2 ?? await this.read();
     let text2 = original;
@@ -61862,11 +61863,7 @@ var NginxBalancer = class {
       for (const server of servers2)
         text2 = setServerDown(text2, server.upstream, down, this.options.upstream).text;
     }
-    if (text2 === original) {
-      if (cached2 !== void 0) return this.readAgain();
-      this.retiring = [];
-      return "done";
-    }
+    if (text2 === original) return cached2 === void 0 ? "done" : this.readAgain();
     const file2 = this.options.upstreamFile;
     const draining = (change.drain ?? []).length > 0;
     const command = script(
@@ -61909,7 +61906,6 @@ ${output2}${sudoHint(output2)}`
           `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`
         );
         await sleep(1e3);
-        this.retiring = [];
         return "done";
       case APPLY_EXIT.reloadTimeout:
         throw new BalancerError(
@@ -61921,7 +61917,8 @@ ${output2}${sudoHint(output2)}`
 ${output2}${sudoHint(output2)}`
         );
     }
-    this.retiring = draining ? (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0) : [];
+    if (draining)
+      this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0);
     return "done";
   }
   readAgain() {

@@ -92,8 +92,8 @@ export function renderReport({
   const rollbacks = iterations.map((i) => i.nexus.rollback);
   const deployWall = deploys.map((d) => d.wall);
   const rollbackWall = rollbacks.map((d) => d.wall);
-  const oor = deploys.flatMap((d) => d.servers.map((s) => s.outOfRotation)).filter(Number.isFinite);
-  const rbOor = rollbacks.flatMap((d) => d.servers.map((s) => s.outOfRotation)).filter(Number.isFinite);
+  const oor = outOfRotation(deploys);
+  const rbOor = outOfRotation(rollbacks);
   const stage = deploys.map((d) => d.segments.stage / 1000);
   const nexusFailed = iterations.map(
     (i) =>
@@ -379,9 +379,9 @@ export function renderReport({
 
   const haproxyOor = targets.find((t) => t.what.startsWith("HAProxy: each server out of rotation"));
   if (haproxyOor && !haproxyOor.met) {
-    const runs = haproxy.flatMap((r) => [r.deploy, r.rollback]);
+    const runs = commandsOf(haproxy);
     const hSteps = stepMedians(runs);
-    const hOor = median(runs.flatMap((d) => d.servers.map((x) => x.outOfRotation)).filter(Number.isFinite));
+    const hOor = median(outOfRotation(runs));
     missed.push(
       `- **HAProxy: out of rotation ${secs(hOor)} > 0.8 s.** Per server (medians): ${eaters(
         {
@@ -543,6 +543,16 @@ ${scaleTable}
   return { markdown, text };
 }
 
+/** Each server's out-of-rotation seconds over these commands (analyze()d deploys or rollbacks). */
+function outOfRotation(commands) {
+  return commands.flatMap((d) => d.servers.map((s) => s.outOfRotation)).filter(Number.isFinite);
+}
+
+/** The deploy and the rollback of each of these runs. */
+function commandsOf(runs) {
+  return runs.flatMap((r) => [r.deploy, r.rollback]);
+}
+
 /** The drain lines' split (nexus.mjs drainWait), medians over every drain of these commands. */
 function drainSplit(commands) {
   const waits = commands.flatMap((c) => c.servers.map((s) => s.drainWait)).filter(Boolean);
@@ -572,24 +582,18 @@ function heldDrainsNote(commands) {
 function retiredWorkersNote(deploys, rollbacks, stormOnly) {
   const mixed = drainSplit([...deploys, ...rollbacks]);
   if (!Number.isFinite(mixed.inFlight)) return "";
-  const alone = drainSplit(stormOnly.flatMap((r) => [r.deploy, r.rollback]));
-  const aloneOor = median(
-    stormOnly
-      .flatMap((r) => [r.deploy, r.rollback])
-      .flatMap((d) => d.servers.map((x) => x.outOfRotation))
-      .filter(Number.isFinite),
-  );
+  const alone = drainSplit(commandsOf(stormOnly));
+  const aloneOor = median(outOfRotation(commandsOf(stormOnly)));
   const storm = Number.isFinite(alone.inFlight)
     ? ` Under the storm alone (clients that send as soon as they connect) the retired workers are gone ${ms(alone.retired)} after the reload (in-flight requests: ${ms(alone.inFlight)}), and a server is out of rotation ${secs(aloneOor)}.`
     : "";
-  return `Its drain line says what the wait was for: under this load the requests in flight to the server were done ${ms(mixed.inFlight)} after the reload was in force, and the Nginx workers retired by the reload gone ${ms(mixed.retired)} after it (medians). The difference is the mix's fresh connections: autocannon opens each one as soon as the previous response is in and writes its request when its rate allows, up to a second later, as a browser's preconnect does. A retired worker keeps such a connection and routes its request, when it comes, with the old server list, where \`least_conn\` prefers the drained server (it has no connections); so the drain waits for it.${storm}`;
+  return `Its drain line says what the wait was for: under this load the requests in flight to the server were done ${ms(mixed.inFlight)} after the reload was in force, and the Nginx workers retired by the reload gone ${ms(mixed.retired)} after it (medians). The difference is the mix's preconnected connections (the note under the targets): a retired worker keeps such a connection and routes its request, when it comes, with the old server list, where \`least_conn\` prefers the drained server (it has no connections); so the drain waits for it.${storm}`;
 }
 
 /** Targets under the storm alone: what the Nginx driver costs when no client preconnects. */
 function stormOnlyTargets(stormOnly) {
   if (stormOnly.length === 0) return [];
-  const commands = stormOnly.flatMap((r) => [r.deploy, r.rollback]);
-  const oor = commands.flatMap((d) => d.servers.map((s) => s.outOfRotation)).filter(Number.isFinite);
+  const oor = outOfRotation(commandsOf(stormOnly));
   const deployWall = median(stormOnly.map((r) => r.deploy.wall));
   const rollbackWall = median(stormOnly.map((r) => r.rollback.wall));
   const label = `Nginx, storm alone (${stormOnly.length} runs, no preconnecting client)`;
@@ -622,10 +626,7 @@ function failedPerRun(runs) {
 function balancerTargets(iterations, haproxy) {
   if (haproxy.length === 0) return [];
   const failed = failedPerRun(haproxy);
-  const oor = haproxy
-    .flatMap((r) => [r.deploy, r.rollback])
-    .flatMap((d) => d.servers.map((s) => s.outOfRotation))
-    .filter(Number.isFinite);
+  const oor = outOfRotation(commandsOf(haproxy));
   const nginx = failedPerRun(iterations.map((i) => i.nexus));
   return [
     {
@@ -658,10 +659,7 @@ function balancerComparison(iterations, haproxy, stormOnly = []) {
   ]) {
     if (runs.length === 0) continue;
     const failed = failedPerRun(runs);
-    const oor = runs
-      .flatMap((r) => [r.deploy, r.rollback])
-      .flatMap((d) => d.servers.map((s) => s.outOfRotation))
-      .filter(Number.isFinite);
+    const oor = outOfRotation(commandsOf(runs));
     rows.push([
       label,
       String(runs.length),

@@ -103,6 +103,8 @@ export class NginxBalancer implements Balancer {
   }
 
   private async tryApply(change: RotationChange): Promise<"done" | "changed"> {
+    // Set again below by a drain's reload; no other change leaves workers that matter to a drain.
+    this.retiring = [];
     const cached = this.known;
     const original = cached ?? (await this.read());
     let text = original;
@@ -114,11 +116,7 @@ export class NginxBalancer implements Balancer {
         text = setServerDown(text, server.upstream, down, this.options.upstream).text;
     }
     // Nothing to change, by a copy that may be stale: only a fresh read can say so.
-    if (text === original) {
-      if (cached !== undefined) return this.readAgain();
-      this.retiring = []; // no reload: the last one's workers have nothing to do with this change
-      return "done";
-    }
+    if (text === original) return cached === undefined ? "done" : this.readAgain();
     const file = this.options.upstreamFile;
     const draining = (change.drain ?? []).length > 0;
     // One round trip: write, test, reload and confirm, under a lock on the host; the file is
@@ -162,7 +160,6 @@ export class NginxBalancer implements Balancer {
           `cannot read the Nginx pid file ${this.options.pidFile} (set balancer.pidFile): waiting 1s for the reload instead of confirming it`,
         );
         await sleep(1000);
-        this.retiring = []; // unknown without the pid file
         return "done";
       case APPLY_EXIT.reloadTimeout:
         throw new BalancerError(
@@ -175,12 +172,11 @@ export class NginxBalancer implements Balancer {
     }
     // Only a drain's reload retires workers that may still route to a drained server: an
     // enable's old workers had every server this change leaves out already out.
-    this.retiring = draining
-      ? (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
-          .split(" ")
-          .map(Number)
-          .filter((pid) => pid > 0)
-      : [];
+    if (draining)
+      this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
+        .split(" ")
+        .map(Number)
+        .filter((pid) => pid > 0);
     return "done";
   }
 

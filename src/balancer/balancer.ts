@@ -30,6 +30,11 @@ export interface Balancer {
   apply(change: RotationChange): Promise<void>;
   /** Waits until the balancer holds no connection to the server, or the timeout passes. */
   waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait>;
+  /**
+   * Finishes what the driver left running (HAProxy's state file writes) and ends what it keeps
+   * open between changes (HAProxy's admin socket connection). Before the sessions close.
+   */
+  close?(): Promise<void>;
 }
 
 /** What still holds a server whose drain wait timed out, in words. */

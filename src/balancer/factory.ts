@@ -1,6 +1,6 @@
 import type { BalancerConfig } from "../config/load.js";
 import { resolveRemotePath } from "../remote/layout.js";
-import type { CommandRunner } from "../ssh/session.js";
+import type { InteractiveRunner } from "../ssh/session.js";
 import type { Balancer } from "./balancer.js";
 import { HaproxyBalancer } from "./haproxy/haproxy.js";
 import { MultiBalancer } from "./multi.js";
@@ -15,7 +15,7 @@ export interface BalancerContext {
 /** One balancer driver from its config entry. A new driver is one folder and one case here. */
 export function createBalancer(
   entry: BalancerConfig,
-  runner: CommandRunner,
+  runner: InteractiveRunner,
   context: BalancerContext,
 ): Balancer {
   const path = (p: string) => resolveRemotePath(p, context.home);

@@ -15,6 +15,10 @@ import { BalancerError } from "./balancer-error.js";
 export class MultiBalancer implements Balancer {
   constructor(private readonly balancers: readonly Balancer[]) {}
 
+  async close(): Promise<void> {
+    await Promise.all(this.balancers.map((balancer) => balancer.close?.()));
+  }
+
   get sharesChanges(): boolean {
     return this.balancers.some((b) => b.sharesChanges);
   }

@@ -7,7 +7,7 @@ import { checkShared } from "../remote/shared.js";
 import { createConnector } from "../ssh/connect.js";
 import { SshError } from "../ssh/errors.js";
 import { LocalRunner } from "../ssh/local-runner.js";
-import type { CommandRunner, SshSession } from "../ssh/session.js";
+import type { InteractiveRunner, SshSession } from "../ssh/session.js";
 import { mapSettled } from "../util/map-limit.js";
 import { appSizeEstimate } from "./app-size.js";
 import { balancerItems } from "./balancer-checks.js";
@@ -160,7 +160,7 @@ async function checkBalancer(
   config: Config,
 ): Promise<CheckItem[]> {
   const target = `${entry.host} (balancer)`;
-  let runner: CommandRunner | undefined;
+  let runner: InteractiveRunner | undefined;
   let home = "";
   if (entry.host === "local") {
     runner = new LocalRunner();
@@ -173,7 +173,14 @@ async function checkBalancer(
     }
   }
   if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
-  if (entry.type === "haproxy") return haproxyItems(target, createBalancer(entry, runner, { home }), config);
+  if (entry.type === "haproxy") {
+    const balancer = createBalancer(entry, runner, { home });
+    try {
+      return await haproxyItems(target, balancer, config);
+    } finally {
+      await balancer.close?.();
+    }
+  }
   const input = {
     upstreamFile: resolveRemotePath(entry.upstreamFile, home),
     pidFile: resolveRemotePath(entry.pidFile, home),

@@ -88,7 +88,7 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
             }
             return refused ? EXIT.failed : EXIT.ok;
           } finally {
-            fleet.close();
+            await fleet.close();
           }
         }),
       );

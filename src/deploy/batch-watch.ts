@@ -89,6 +89,7 @@ export class BatchWatch {
     if (!entry) throw new ConfigError(config.file, ["rolling.watch: no balancer to read the traffic from"]);
     const { runner, home } = hostRunner(fleet.hosts, entry.host);
     const haproxy = createBalancer(entry, runner, { home }) as HaproxyBalancer;
+    fleet.closeWith(haproxy);
     const byName = new Map(config.servers.map((s) => [entry.servers[s.name] ?? s.name, s.name]));
     const source = new HaproxyStatSource(() => haproxy.showStat(), entry.backend);
     return new BatchWatch(config, fleet, emit, source, (key) => byName.get(key), undefined);

@@ -304,7 +304,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
       return done;
     });
   } finally {
-    fleet.close();
+    await fleet.close();
     await artifact.dispose();
   }
 }

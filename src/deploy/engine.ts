@@ -105,7 +105,7 @@ export async function withPlannedFleet<T>(
       return body({ fleet, hosts, states });
     });
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 

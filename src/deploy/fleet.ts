@@ -11,7 +11,7 @@ import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
 import { secretRedactor } from "../report/redact.js";
 import { createConnector } from "../ssh/connect.js";
 import { LocalRunner } from "../ssh/local-runner.js";
-import type { CommandRunner, ExecResult, SshSession } from "../ssh/session.js";
+import type { ExecResult, InteractiveRunner, SshSession } from "../ssh/session.js";
 
 export interface Host {
   server: ServerConfig;
@@ -37,6 +37,8 @@ export class FleetError extends NexusError {
   }
 }
 
+type Closable = Pick<Balancer, "close">;
+
 /** The SSH sessions of one command: one per host, opened in parallel, closed together. */
 export class Fleet {
   private constructor(
@@ -47,6 +49,8 @@ export class Fleet {
     readonly unreachable: ReadonlySet<string>,
     private readonly openHost: (server: ServerConfig) => Promise<Host>,
   ) {}
+
+  private readonly alsoClosed: Closable[] = [];
 
   /** Reconnects the hosts whose connection was lost, so cleanup (unlock, removing a partial release) can run. */
   async revive(hosts: Iterable<Host>): Promise<void> {
@@ -164,7 +168,14 @@ export class Fleet {
     return new Fleet(hosts, balancer, createProcessManager(config), unreachable, openHost);
   }
 
-  close(): void {
+  /** Closed with the fleet: a balancer driver of its own (the error-rate watch's). */
+  closeWith(closable: Closable): void {
+    this.alsoClosed.push(closable);
+  }
+
+  /** The balancers finish (HAProxy's state file), then every session closes. */
+  async close(): Promise<void> {
+    await Promise.allSettled([this.balancer, ...this.alsoClosed].map((closable) => closable.close?.()));
     for (const host of this.hosts.values()) host.session.close();
   }
 }
@@ -177,7 +188,7 @@ export function hostRunner(
   hosts: ReadonlyMap<string, Host>,
   name: string,
   onCommand?: (server: string, command: string) => void,
-): { runner: CommandRunner; home: string } {
+): { runner: InteractiveRunner; home: string } {
   if (name === "local") return { runner: new LocalRunner(onCommand), home: os.homedir() };
   const host = hosts.get(name);
   if (!host) throw new Error(`no session for ${name}`);
@@ -186,6 +197,7 @@ export function hostRunner(
       name: host.server.name,
       exec: (command, options) => host.session.exec(command, options),
       run: (command, options) => host.session.run(command, options),
+      start: (command, onStdout) => host.session.start(command, onStdout),
     },
     home: host.home,
   };

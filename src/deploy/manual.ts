@@ -45,7 +45,7 @@ export async function drainServer(config: Config, name: string, options: ManualO
       drainLocked(config, fleet, server, options),
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 
@@ -107,7 +107,7 @@ export async function enableServer(config: Config, name: string, options: Manual
       enableLocked(fleet, server, config, options),
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 
@@ -187,7 +187,7 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
       }),
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 

@@ -63,7 +63,7 @@ export async function streamLogs(
       }),
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 
@@ -129,7 +129,7 @@ export async function execOnFleet(
     }
     return results;
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 

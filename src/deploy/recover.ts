@@ -133,7 +133,7 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
       return done.exitCode;
     });
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 

@@ -58,6 +58,6 @@ export async function listReleases(
     );
     return perServer.flat();
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }

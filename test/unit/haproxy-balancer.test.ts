@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { HaproxyBalancer } from "../../src/balancer/haproxy/haproxy.js";
-import type { CommandRunner, ExecResult } from "../../src/ssh/session.js";
+import type { ExecOptions, ExecResult, InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
 import { server } from "../fixtures/balancer.js";
 
 const [alpha, beta] = [server("alpha"), server("beta")];
@@ -11,10 +11,11 @@ const STAT_HEADER =
   "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status";
 
 /**
- * An HAProxy runtime API in memory, behind the CommandRunner nexus gives the driver: it answers the
- * `hap '<command>'` lines of the generated script, as the real socket would.
+ * An HAProxy runtime API in memory, behind the runner nexus gives the driver: it answers the
+ * interactive CLI spoken over the started command, as the real socket would, and takes the state
+ * file's writes (exec).
  */
-class FakeHaproxy implements CommandRunner {
+class FakeHaproxy implements InteractiveRunner {
   readonly name = "lb";
   admin = new Map<string, number>([
     ["alpha", 0],
@@ -22,13 +23,15 @@ class FakeHaproxy implements CommandRunner {
   ]);
   sessions = new Map<string, number[]>();
   commands: string[] = [];
-  /** Round trips to the balancer host. */
-  execs = 0;
+  /** Connections to the admin socket (commands started on the balancer host). */
+  connections = 0;
+  /** State file writes. */
+  saved: string[] = [];
   code = 0;
   stateFileFails = false;
+  /** A connection ends, unanswered, when it gets this many commands (HAProxy's CLI timeout). */
+  endAfter = Number.POSITIVE_INFINITY;
   onPoll?: () => void;
-  /** scur per server in the last `show stat` answer, for the drain poll's own test of it. */
-  private lastSessions = new Map<string, number>();
 
   private answer(command: string): string {
     this.commands.push(command);
@@ -39,7 +42,7 @@ class FakeHaproxy implements CommandRunner {
       this.admin.set(name, { ready: 0, drain: 8, maint: 1 }[set[2] as "ready"] ?? 0);
       return "";
     }
-    if (command === "show servers state app") {
+    if (command === "show servers state app" || command === "show servers state") {
       return [
         STATE_HEADER,
         ...[...this.admin].map(([n, a], i) => `3 app ${i + 1} ${n} 10.0.0.${i} 2 ${a} 1 1`),
@@ -50,7 +53,6 @@ class FakeHaproxy implements CommandRunner {
       const rows = [...this.admin].map(([n]) => {
         const queue = this.sessions.get(n) ?? [0];
         const scur = queue.length > 1 ? (queue.shift() as number) : (queue[0] as number);
-        this.lastSessions.set(n, scur);
         return `app,${n},0,0,${scur},0,,0,0,0,,0,,0,0,0,0,UP`;
       });
       return [STAT_HEADER, ...rows].join("\n");
@@ -58,21 +60,46 @@ class FakeHaproxy implements CommandRunner {
     return "Unknown command.";
   }
 
-  async exec(script: string): Promise<ExecResult> {
-    this.execs++;
-    if (this.code) return { code: this.code, stdout: "", stderr: "no writable HAProxy admin socket at /s" };
-    let stdout = "";
-    const reply = (command: string) => `${this.answer(command)}\n\n\n@@nexus-haproxy-reply 0\n`;
-    for (const line of script.split("\n")) {
-      const plain = /^hap '([^']*)'; printf/.exec(line) ?? /^stat=\$\(hap '([^']*)'\)/.exec(line);
-      if (plain) stdout += reply(plain[1] as string);
-      // drainPollScript: maintenance in the same round trip once the server has no session.
-      const ifIdle = /^if \[ "\$open" = 0 \]; then hap '(set server app\/(\S+) state maint)'/.exec(line);
-      if (ifIdle && this.lastSessions.get(ifIdle[2] as string) === 0) stdout += reply(ifIdle[1] as string);
+  start(_command: string, onStdout?: (text: string) => void): RunningCommand {
+    this.connections++;
+    let finish: (result: ExecResult) => void = () => {};
+    const result = new Promise<ExecResult>((resolve) => {
+      finish = resolve;
+    });
+    const end = (result: ExecResult) => queueMicrotask(() => finish(result));
+    if (this.code) {
+      end({ code: this.code, stdout: "", stderr: "no writable HAProxy admin socket at /s\n" });
+      return { send() {}, end() {}, result };
     }
-    if (this.stateFileFails && script.includes("state_file="))
-      stdout += "@@nexus-haproxy-state-file-failed\n";
-    return { code: 0, stdout, stderr: "" };
+    let input = "";
+    let answered = 0;
+    return {
+      send: (text) => {
+        input += text;
+        for (let i = input.indexOf("\n"); i >= 0; i = input.indexOf("\n")) {
+          const line = input.slice(0, i);
+          input = input.slice(i + 1);
+          if (line === "prompt") {
+            queueMicrotask(() => onStdout?.("\n> "));
+            continue;
+          }
+          if (++answered > this.endAfter) return end({ code: 0, stdout: "", stderr: "" });
+          const reply = `${this.answer(line)}\n\n> `;
+          // In two pieces, as a socket may deliver it.
+          queueMicrotask(() => onStdout?.(reply.slice(0, 5)));
+          queueMicrotask(() => onStdout?.(reply.slice(5)));
+        }
+      },
+      end: () => end({ code: 0, stdout: "", stderr: "" }),
+      result,
+    };
+  }
+
+  async exec(_script: string, options?: ExecOptions): Promise<ExecResult> {
+    if (this.stateFileFails)
+      return { code: 2, stdout: "", stderr: "sh: 2: cannot create /state.nexus-tmp: Permission denied" };
+    this.saved.push(options?.stdin ?? "");
+    return { code: 0, stdout: "", stderr: "" };
   }
 
   async run(script: string): Promise<string> {
@@ -92,18 +119,26 @@ function driver(fake: FakeHaproxy, warnings: string[] = []) {
 }
 
 describe("HAProxy driver", () => {
-  it("enables before it drains, in one round trip, and reads the live state", async () => {
+  it("enables before it drains, over one admin socket connection, and reads the live state", async () => {
     const fake = new FakeHaproxy();
     fake.admin.set("alpha", 1);
     const haproxy = driver(fake);
     await haproxy.apply({ enable: [alpha], drain: [beta] });
-    expect(fake.commands).toEqual(["set server app/alpha state ready", "set server app/beta state drain"]);
-    expect(fake.execs).toBe(1);
+    expect(fake.commands).toEqual([
+      "set server app/alpha state ready",
+      "set server app/beta state drain",
+      "show servers state",
+    ]);
     expect(await haproxy.state([alpha, beta, server("gamma")])).toEqual([
       { server: "alpha", upstream: "app/alpha", present: true, inRotation: true },
       { server: "beta", upstream: "app/beta", present: true, inRotation: false },
       { server: "gamma", upstream: "app/gamma", present: false, inRotation: false },
     ]);
+    expect(fake.connections).toBe(1);
+    // The whole runtime state, saved once for the change, off its path: close waits for it.
+    await haproxy.close();
+    expect(fake.saved).toHaveLength(1);
+    expect(fake.saved[0]).toMatch(/^1\n# be_id .*\n3 app 2 beta 10\.0\.0\.1 2 8 1 1\n$/s);
   });
 
   it("waits until the server's sessions reach 0, then puts it in maintenance", async () => {
@@ -112,11 +147,26 @@ describe("HAProxy driver", () => {
     const haproxy = driver(fake);
     await haproxy.apply({ drain: [beta] });
     expect(await haproxy.waitDrained(beta, 60_000)).toEqual({ drained: true, open: 0 });
-    expect(fake.commands.filter((c) => c.startsWith("show stat"))).toHaveLength(3);
-    expect(fake.commands.at(-1)).toBe("set server app/beta state maint");
+    // 3 polls until none is left, maint, and one more poll: none came in just before maint.
+    expect(fake.commands.filter((c) => c.startsWith("show stat"))).toHaveLength(4);
+    expect(fake.commands.filter((c) => c.startsWith("set server"))).toEqual([
+      "set server app/beta state drain",
+      "set server app/beta state maint",
+    ]);
     expect(fake.admin.get("beta")).toBe(1);
-    // 1 drain, 3 polls: the last one also set maint.
-    expect(fake.execs).toBe(4);
+    expect(fake.connections).toBe(1);
+    await haproxy.close();
+    expect(fake.saved).toHaveLength(2);
+  });
+
+  it("waits again for a session let in just before maintenance", async () => {
+    const fake = new FakeHaproxy();
+    fake.sessions.set("beta", [0, 1, 0]);
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [beta] });
+    expect(await haproxy.waitDrained(beta, 60_000)).toEqual({ drained: true, open: 0 });
+    expect(fake.commands.filter((c) => c.startsWith("show stat"))).toHaveLength(3);
+    expect(fake.commands.filter((c) => c === "set server app/beta state maint")).toHaveLength(1);
   });
 
   it("puts the server in maintenance after the timeout too, and says how many sessions were left", async () => {
@@ -155,12 +205,29 @@ describe("HAProxy driver", () => {
     await expect(driver(fake).state([alpha])).rejects.toThrow("lb: no writable HAProxy admin socket at /s");
   });
 
+  it("sends a command again on a new connection when HAProxy ended the old one (its CLI timeout)", async () => {
+    const fake = new FakeHaproxy();
+    fake.endAfter = 1;
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [beta] });
+    expect(fake.admin.get("beta")).toBe(8);
+    // The state file's read was sent twice: its first connection ended unanswered.
+    expect((await haproxy.state([beta]))[0]?.inRotation).toBe(false);
+    expect(fake.connections).toBe(3);
+    await haproxy.close();
+    expect(fake.saved).toHaveLength(1);
+  });
+
   it("warns, and keeps the change, when the state file cannot be written", async () => {
     const fake = new FakeHaproxy();
     fake.stateFileFails = true;
     const warnings: string[] = [];
-    await driver(fake, warnings).apply({ drain: [beta] });
+    const haproxy = driver(fake, warnings);
+    await haproxy.apply({ drain: [beta] });
     expect(fake.admin.get("beta")).toBe(8);
-    expect(warnings[0]).toMatch(/^cannot write the HAProxy state file \/state \(balancer\.stateFile\)/);
+    await haproxy.close();
+    expect(warnings).toEqual([
+      "cannot write the HAProxy state file /state (balancer.stateFile): a restart of HAProxy would forget this change: sh: 2: cannot create /state.nexus-tmp: Permission denied",
+    ]);
   });
 });

@@ -1,18 +1,19 @@
-import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { renderHaproxyConfig } from "../../src/balancer/haproxy/config.js";
 import {
-  drainPollScript,
-  runtimeScript,
-  saveStateLines,
+  channelScript,
+  NO_SOCKET,
   setServerState,
-  splitReplies,
+  writeStateFileScript,
 } from "../../src/balancer/haproxy/runtime-api.js";
+import { RuntimeChannel } from "../../src/balancer/haproxy/runtime-channel.js";
 import { parseServersState, parseShowStat } from "../../src/balancer/haproxy/stats.js";
+import { LocalRunner } from "../../src/ssh/local-runner.js";
 
 // Replies as HAProxy 2.6 gives them.
 const SHOW_STAT = `# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight
@@ -64,136 +65,79 @@ describe("HAProxy runtime API parsers", () => {
   });
 });
 
-describe("HAProxy runtime API script", () => {
-  it("quotes the socket path and every command", () => {
-    const script = runtimeScript(
-      "/run/my haproxy/admin.sock",
-      ["show stat app 4 -1"],
-      saveStateLines("/var/lib/it's/state"),
-    );
-    expect(script).toContain("sock='/run/my haproxy/admin.sock'");
-    expect(script).toContain("hap 'show stat app 4 -1';");
-    expect(script).toContain("state_file='/var/lib/it'\\''s/state'");
+describe("HAProxy runtime API scripts", () => {
+  it("quotes the socket path and the state file", () => {
+    expect(channelScript("/run/my haproxy/admin.sock")).toContain("sock='/run/my haproxy/admin.sock'");
+    expect(writeStateFileScript("/var/lib/it's/state")).toContain("state_file='/var/lib/it'\\''s/state'");
     expect(setServerState("app", "web-1", "drain")).toBe("set server app/web-1 state drain");
   });
 
-  it("splits replies, keeping empty ones (a set server that succeeded)", () => {
-    const mark = "@@nexus-haproxy-reply";
-    expect(splitReplies(`1\n# be_id\n\n\n${mark} 0\n\n${mark} 0\nNo such server.\n\n${mark} 0\n`)).toEqual([
-      { text: "1\n# be_id", status: 0 },
-      { text: "", status: 0 },
-      { text: "No such server.", status: 0 },
-    ]);
-    expect(splitReplies(`\n${mark} 1\n`)).toEqual([{ text: "", status: 1 }]);
-  });
-
-  it("runs under sh: one socket connection per command through socat, replies in order", () => {
+  it("runs under sh: stdin and stdout connected to the socket through socat, for as long as it lasts", () => {
     const dir = mkdtempSync(join(tmpdir(), "nexus-haproxy-"));
-    // A fake socat that answers "echo:<command>" and records its address argument.
+    // A fake socat: records its address argument, answers each line as HAProxy's prompt mode would.
     writeFileSync(
       join(dir, "socat"),
-      `#!/bin/sh\nread -r line\nprintf '%s\\n' "$4" >> "${dir}/addresses"\nprintf 'echo:%s\\n\\n' "$line"\n`,
+      `#!/bin/sh\nprintf '%s\\n' "$2" > "${dir}/address"\nwhile read -r line; do printf 'echo:%s\\n\\n> ' "$line"; done\n`,
     );
     chmodSync(join(dir, "socat"), 0o755);
-    // -S needs a socket: a fifo would not do, so point at a real one only if the test can make it.
-    const script = runtimeScript(`${dir}/admin sock`, ["show info", "set server a/b state ready"]).replace(
-      /^if \[ ! -S .*$/m,
-      ":",
-    );
+    // -S needs a socket: the check is left out here, and tested on its own below.
+    const script = channelScript(`${dir}/admin sock`).replace(/^if \[ ! -S .*$/m, ":");
     const out = execFileSync("sh", ["-c", script], {
       env: { PATH: `${dir}:/usr/bin:/bin` },
+      input: "prompt\nshow info\n",
       encoding: "utf8",
     });
-    expect(splitReplies(out)).toEqual([
-      { text: "echo:show info", status: 0 },
-      { text: "echo:set server a/b state ready", status: 0 },
-    ]);
-    expect(execFileSync("cat", [join(dir, "addresses")], { encoding: "utf8" })).toBe(
-      `UNIX-CONNECT:${dir}/admin sock\nUNIX-CONNECT:${dir}/admin sock\n`,
-    );
+    expect(out).toBe("echo:prompt\n\n> echo:show info\n\n> ");
+    expect(readFileSync(join(dir, "address"), "utf8")).toBe(`UNIX-CONNECT:${dir}/admin sock\n`);
   });
 
-  it("falls back to node when socat is missing", async () => {
+  it("falls back to node when socat is missing, and RuntimeChannel speaks the prompt mode over it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "nexus-haproxy-node-"));
     symlinkSync(process.execPath, join(dir, "node"));
+    symlinkSync("/bin/sh", join(dir, "sh"));
     const socket = join(dir, "admin sock");
-    // A stand-in for HAProxy's non-interactive CLI: answers one line, then closes.
+    // A stand-in for HAProxy's CLI: `prompt` turns the prompt on, each line is answered.
     const server = createServer((connection) => {
-      let line = "";
+      let input = "";
       connection.on("data", (chunk) => {
-        line += chunk;
-        if (line.endsWith("\n")) connection.end(`echo:${line.trim()}\n\n`);
+        input += chunk;
+        for (let i = input.indexOf("\n"); i >= 0; i = input.indexOf("\n")) {
+          const line = input.slice(0, i);
+          input = input.slice(i + 1);
+          connection.write(line === "prompt" ? "\n> " : `echo:${line}\n\n> `);
+        }
       });
     });
     await new Promise<void>((resolve) => server.listen(socket, resolve));
+    const path = process.env.PATH;
+    process.env.PATH = dir;
+    const channel = new RuntimeChannel(new LocalRunner(), socket);
     try {
-      const out = await new Promise<string>((resolve, reject) =>
-        execFile(
-          "/bin/sh",
-          ["-c", runtimeScript(socket, ["show info", "set server a/b state ready"])],
-          { env: { PATH: dir } },
-          (error, stdout) => (error ? reject(error) : resolve(stdout)),
-        ),
-      );
-      expect(splitReplies(out)).toEqual([
-        { text: "echo:show info", status: 0 },
-        { text: "echo:set server a/b state ready", status: 0 },
-      ]);
+      expect(await channel.call("show info")).toBe("echo:show info");
+      expect(await channel.call("set server a/b state ready")).toBe("echo:set server a/b state ready");
     } finally {
+      process.env.PATH = path;
+      channel.close();
       server.close();
     }
   });
 
-  it("a drain poll sets maint in the same round trip only once the server has no session", () => {
-    const dir = mkdtempSync(join(tmpdir(), "nexus-haproxy-poll-"));
-    // A fake socat: `show stat` with beta's scur from a file, and a log of every command.
-    writeFileSync(
-      join(dir, "socat"),
-      `#!/bin/sh
-read -r line
-printf '%s\\n' "$line" >> "${dir}/commands"
-case "$line" in
-  "show stat app 4 -1") printf '# pxname,svname,qcur,qmax,scur,smax,status\\napp,alpha,0,0,7,9,UP\\napp,beta,0,0,%s,9,UP\\n\\n' "$(cat "${dir}/scur")" ;;
-  "show servers state app") printf '1\\n# be_id be_name srv_id srv_name\\n\\n' ;;
-  *) printf '\\n' ;;
-esac
-`,
-    );
-    chmodSync(join(dir, "socat"), 0o755);
-    const poll = () => {
-      const script = drainPollScript(`${dir}/admin sock`, "app", "beta").replace(/^if \[ ! -S .*$/m, ":");
-      return splitReplies(
-        execFileSync("sh", ["-c", script], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: "utf8" }),
-      );
-    };
-    writeFileSync(join(dir, "scur"), "2");
-    expect(poll()).toHaveLength(2);
-    writeFileSync(join(dir, "scur"), "0");
-    const replies = poll();
-    expect(replies).toHaveLength(3);
-    expect(replies[2]).toEqual({ text: "", status: 0 });
-    expect(
-      execFileSync("cat", [join(dir, "commands")], { encoding: "utf8" })
-        .trim()
-        .split("\n"),
-    ).toEqual([
-      "show stat app 4 -1",
-      "show servers state app",
-      "show stat app 4 -1",
-      "show servers state app",
-      "set server app/beta state maint",
-    ]);
-  });
-
   it("says so when the admin socket is missing", () => {
-    const script = runtimeScript("/nonexistent/admin.sock", ["show info"]);
     let status = 0;
     try {
-      execFileSync("sh", ["-c", script], { stdio: "pipe" });
+      execFileSync("sh", ["-c", channelScript("/nonexistent/admin.sock")], { stdio: "pipe" });
     } catch (error) {
       status = (error as { status: number }).status;
     }
-    expect(status).toBe(90);
+    expect(status).toBe(NO_SOCKET);
+  });
+
+  it("writes the state file whole, through a temporary file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nexus-haproxy-state-"));
+    const file = join(dir, "server state");
+    execFileSync("sh", ["-c", writeStateFileScript(file)], { input: "1\n# be_id\n" });
+    expect(readFileSync(file, "utf8")).toBe("1\n# be_id\n");
+    expect(existsSync(`${file}.nexus-tmp`)).toBe(false);
   });
 });
 

@@ -9042,7 +9042,7 @@ var require_cross_spawn = __commonJS({
     var cp = __require("child_process");
     var parse4 = require_parse();
     var enoent = require_enoent();
-    function spawn3(command, args, options) {
+    function spawn4(command, args, options) {
       const parsed = parse4(command, args, options);
       const spawned = cp.spawn(parsed.command, parsed.args, parsed.options);
       enoent.hookChildProcess(spawned, parsed);
@@ -9054,8 +9054,8 @@ var require_cross_spawn = __commonJS({
       result.error = result.error || enoent.verifyENOENTSync(result.status, parsed);
       return result;
     }
-    module.exports = spawn3;
-    module.exports.spawn = spawn3;
+    module.exports = spawn4;
+    module.exports.spawn = spawn4;
     module.exports.sync = spawnSync3;
     module.exports._parse = parse4;
     module.exports._enoent = enoent;
@@ -23719,7 +23719,7 @@ var require_agent = __commonJS({
     var { Duplex: Duplex4 } = __require("stream");
     var { resolve: resolve2 } = __require("path");
     var { readFile: readFile8 } = __require("fs");
-    var { execFile, spawn: spawn3 } = __require("child_process");
+    var { execFile, spawn: spawn4 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
       makeBufferParser,
@@ -23896,7 +23896,7 @@ var require_agent = __commonJS({
             return cb(new Error("Unexpected multiple agent requests"));
           this.buffer = null;
           let error63;
-          const proc = this.proc = spawn3(EXEPATH, [data.length]);
+          const proc = this.proc = spawn4(EXEPATH, [data.length]);
           proc.stdout.on("data", (data2) => {
             this.push(data2);
           });
@@ -61262,71 +61262,145 @@ var BalancerError = class extends NexusError {
 };
 
 // src/balancer/haproxy/runtime-api.ts
-var MARK = "@@nexus-haproxy-reply";
 var NO_SOCKET = 90;
 var NODE_CLIENT = [
   'const c = require("net").connect(process.argv[1]);',
-  'let input = "";',
-  'process.stdin.on("data", (d) => { input += d; }).on("end", () => c.end(input));',
+  "process.stdin.pipe(c);",
   "c.pipe(process.stdout);",
-  'c.on("error", (e) => { process.stderr.write(e.message + "\\n"); process.exit(1); });'
+  'c.on("error", (e) => { process.stderr.write(e.message + "\\n"); process.exit(1); });',
+  'c.on("close", () => process.exit(0));'
 ].join(" ");
-function runtimeScript(socket, commands, after = []) {
-  return [
-    ...preamble(socket),
-    ...commands.map((command) => `hap ${shq(command)}; printf '\\n${MARK} %s\\n' "$?"`),
-    ...after
-  ].join("\n");
-}
-function preamble(socket) {
+function channelScript(socket) {
   return [
     `sock=${shq(socket)}`,
     `if [ ! -S "$sock" ] || [ ! -w "$sock" ]; then echo "no writable HAProxy admin socket at $sock" >&2; exit ${NO_SOCKET}; fi`,
-    "hap() {",
-    "  if command -v socat >/dev/null 2>&1; then",
-    `    printf '%s\\n' "$1" | socat -t 10 stdio "UNIX-CONNECT:$sock"`,
-    "  else",
-    `    printf '%s\\n' "$1" | node -e ${shq(NODE_CLIENT)} "$sock"`,
-    "  fi",
-    "}"
-  ];
-}
-function drainPollScript(socket, backend, server, after = []) {
-  const columns = 'NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# */, "", h); col[h] = i }; next } $col["pxname"] == be && $col["svname"] == s { print $col["qcur"] + $col["scur"]; exit }';
-  return [
-    ...preamble(socket),
-    `stat=$(hap ${shq(`show stat ${backend} 4 -1`)}); code=$?; printf '%s\\n\\n${MARK} %s\\n' "$stat" "$code"`,
-    `hap ${shq(`show servers state ${backend}`)}; printf '\\n${MARK} %s\\n' "$?"`,
-    `open=$(printf '%s\\n' "$stat" | awk -F, -v be=${shq(backend)} -v s=${shq(server)} ${shq(columns)})`,
-    `if [ "$open" = 0 ]; then hap ${shq(setServerState(backend, server, "maint"))}; printf '\\n${MARK} %s\\n' "$?"`,
-    ...after,
-    "fi"
+    'if command -v socat >/dev/null 2>&1; then exec socat stdio "UNIX-CONNECT:$sock"; fi',
+    `exec node -e ${shq(NODE_CLIENT)} "$sock"`
   ].join("\n");
 }
-var STATE_FILE_FAILED = "@@nexus-haproxy-state-file-failed";
-function saveStateLines(file2) {
+function writeStateFileScript(file2) {
   return [
     `state_file=${shq(file2)}`,
-    `if ! { hap 'show servers state' > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"; }; then echo ${STATE_FILE_FAILED}; fi`
-  ];
-}
-function splitReplies(stdout) {
-  const replies = [];
-  let text2 = [];
-  for (const line of stdout.split("\n")) {
-    const mark = line.startsWith(`${MARK} `) ? Number.parseInt(line.slice(MARK.length + 1), 10) : void 0;
-    if (mark === void 0) {
-      text2.push(line);
-      continue;
-    }
-    replies.push({ text: text2.join("\n").trim(), status: mark });
-    text2 = [];
-  }
-  return replies;
+    'cat > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"'
+  ].join("\n");
 }
 function setServerState(backend, server, state) {
   return `set server ${backend}/${server} state ${state}`;
 }
+
+// src/balancer/haproxy/runtime-channel.ts
+var PROMPT = "\n> ";
+var ANSWER_TIMEOUT_MS = 1e4;
+var IDLE_MS = 4e3;
+var ConnectionEnded = class extends Error {
+  constructor(result, cause) {
+    super(cause?.message ?? (result?.stderr.trim() || `exit ${result?.code ?? "?"}`));
+    this.result = result;
+  }
+  result;
+};
+var RuntimeChannel = class {
+  constructor(runner, socket) {
+    this.runner = runner;
+    this.socket = socket;
+  }
+  runner;
+  socket;
+  connection;
+  queue = Promise.resolve();
+  idle;
+  /** HAProxy's reply to `command`, without the prompt and the blank line that ends it. */
+  call(command) {
+    const reply = this.queue.then(() => this.send(command));
+    this.queue = reply.catch(() => {
+    });
+    return reply;
+  }
+  /** Ends the connection (its client on the balancer host sees EOF and exits). */
+  close() {
+    clearTimeout(this.idle);
+    this.connection?.running.end();
+    this.connection = void 0;
+  }
+  async send(command) {
+    clearTimeout(this.idle);
+    try {
+      return await this.attempt(command);
+    } catch (error63) {
+      if (!(error63 instanceof ConnectionEnded) || error63.result?.code === NO_SOCKET) throw this.failure(error63);
+      try {
+        return await this.attempt(command);
+      } catch (again) {
+        throw this.failure(again);
+      }
+    } finally {
+      this.idle = setTimeout(() => this.close(), IDLE_MS);
+      this.idle.unref();
+    }
+  }
+  async attempt(command) {
+    if (!this.connection || this.connection.ended) await this.open();
+    return this.exchange(this.connection, `${command}
+`);
+  }
+  /** Connects and turns the prompt on (HAProxy answers `prompt` with the prompt alone). */
+  async open() {
+    const connection = { running: void 0, buffer: "" };
+    connection.running = this.runner.start(
+      channelScript(this.socket),
+      (text2) => this.received(connection, text2)
+    );
+    const ended = (result, cause) => {
+      connection.ended = new ConnectionEnded(result, cause);
+      connection.waiting?.reject(connection.ended);
+      connection.waiting = void 0;
+      if (this.connection === connection) this.connection = void 0;
+    };
+    connection.running.result.then(
+      (result) => ended(result),
+      (error63) => ended(void 0, error63)
+    );
+    this.connection = connection;
+    await this.exchange(connection, "prompt\n");
+  }
+  exchange(connection, line) {
+    return new Promise((resolve2, reject) => {
+      if (connection.ended) return reject(connection.ended);
+      const timer = setTimeout(() => {
+        connection.waiting = void 0;
+        connection.running.end();
+        if (this.connection === connection) this.connection = void 0;
+        reject(
+          new BalancerError(
+            `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer "${line.trim()}" within ${ANSWER_TIMEOUT_MS / 1e3}s`
+          )
+        );
+      }, ANSWER_TIMEOUT_MS);
+      const done = (settle2) => (value) => {
+        clearTimeout(timer);
+        settle2(value);
+      };
+      connection.waiting = { resolve: done(resolve2), reject: done(reject) };
+      connection.running.send(line);
+    });
+  }
+  received(connection, text2) {
+    connection.buffer += text2;
+    if (!connection.buffer.endsWith(PROMPT)) return;
+    const reply = connection.buffer.slice(0, -PROMPT.length).trim();
+    connection.buffer = "";
+    const waiting = connection.waiting;
+    connection.waiting = void 0;
+    waiting?.resolve(reply);
+  }
+  failure(error63) {
+    if (!(error63 instanceof ConnectionEnded)) return error63;
+    if (error63.result?.code === NO_SOCKET) return new BalancerError(`${this.runner.name}: ${error63.message}`);
+    return new BalancerError(
+      `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer: ${error63.message}`
+    );
+  }
+};
 
 // src/balancer/haproxy/stats.ts
 function showStatServerRows(text2) {
@@ -61403,72 +61477,64 @@ var HaproxyBalancer = class {
   constructor(runner, options) {
     this.runner = runner;
     this.options = options;
+    this.channel = new RuntimeChannel(runner, options.socket);
   }
   runner;
   options;
   sharesChanges = false;
+  channel;
+  /** The state file's writes, one after the other (each never fails: it warns). */
+  stateWrites = Promise.resolve();
   get host() {
     return this.runner.name;
+  }
+  /** Waits for the state file's last write, then ends the admin socket connection. */
+  async close() {
+    await this.stateWrites;
+    this.channel.close();
   }
   label(server) {
     return `${this.options.backend}/${this.options.serverName(server)}`;
   }
-  /** Runs runtime API commands in one round trip. */
-  call(commands, what, save = false) {
-    return this.send(runtimeScript(this.options.socket, commands, this.saving(save)), commands.length, what);
-  }
-  saving(save) {
-    return save && this.options.stateFile ? saveStateLines(this.options.stateFile) : [];
-  }
-  /** Runs a runtime API script that answers at least `expected` replies, all through the socket. */
-  async send(script2, expected, what) {
-    const result = await this.runner.exec(script2);
-    const stderr = result.stderr.trim();
-    if (result.code === NO_SOCKET) throw new BalancerError(`${this.host}: ${stderr}`);
-    if (result.stdout.includes(STATE_FILE_FAILED)) {
-      this.options.onWarning?.(
-        `cannot write the HAProxy state file ${this.options.stateFile} (balancer.stateFile): a restart of HAProxy would forget this change${stderr ? `: ${stderr}` : ""}`
-      );
-    }
-    const replies = splitReplies(result.stdout);
-    const failed = replies.findIndex((reply) => reply.status !== 0);
-    if (replies.length < expected || failed >= 0) {
-      throw new BalancerError(
-        `${this.host}: ${what}: the HAProxy admin socket ${this.options.socket} did not answer${stderr ? `: ${stderr}` : ""}`
-      );
-    }
-    if (result.code !== 0) {
-      throw new BalancerError(`${this.host}: ${what}: ${stderr || `exit ${result.code}`}`);
-    }
-    return replies;
-  }
-  /** State changes in one round trip, in order; HAProxy answers nothing to a `set server` that worked. */
+  /** State changes in order, then the state file; HAProxy answers nothing to a `set server` that worked. */
   async setStates(changes) {
     if (changes.length === 0) return;
-    const commands = changes.map(
-      ({ server, state }) => setServerState(this.options.backend, this.options.serverName(server), state)
-    );
-    const replies = await this.call(
-      commands,
-      `state ${[...new Set(changes.map((c3) => c3.state))].join(", ")}`,
-      true
-    );
-    const refused = replies.map((reply, i2) => ({ reply, ...changes[i2] })).filter(({ reply }) => reply.text !== "");
-    if (refused.length > 0) {
-      throw new BalancerError(
-        `${this.host}: HAProxy refused ${refused.map(({ server, state, reply }) => `"state ${state}" for ${this.label(server)}: ${reply.text}`).join("; ")}`
+    const refused = [];
+    for (const { server, state } of changes) {
+      const reply = await this.channel.call(
+        setServerState(this.options.backend, this.options.serverName(server), state)
       );
+      if (reply !== "") refused.push(`"state ${state}" for ${this.label(server)}: ${reply}`);
     }
+    if (refused.length < changes.length) this.saveState();
+    if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
   }
   setState(servers2, state) {
     return this.setStates(servers2.map((server) => ({ server, state })));
   }
+  /**
+   * Writes the whole runtime state to the `server-state-file`, if one is set, so that a restart
+   * of HAProxy keeps the change. Off the change's path (a remote command: ~10 ms each time a
+   * server leaves or rejoins): the state is read now, in order with the changes, and the writes
+   * follow one another; `close` waits for the last. Failing is a warning: the change stands.
+   */
+  saveState() {
+    const file2 = this.options.stateFile;
+    if (!file2) return;
+    const state = this.channel.call("show servers state");
+    const write = async () => {
+      const problem = await state.then((text2) => this.runner.exec(writeStateFileScript(file2), { stdin: `${text2}
+` })).then((result) => result.code === 0 ? void 0 : result.stderr.trim() || `exit ${result.code}`).catch((error63) => error63.message);
+      if (problem !== void 0) {
+        this.options.onWarning?.(
+          `cannot write the HAProxy state file ${file2} (balancer.stateFile): a restart of HAProxy would forget this change: ${problem}`
+        );
+      }
+    };
+    this.stateWrites = this.stateWrites.then(write);
+  }
   async serversState() {
-    const [reply] = await this.call(
-      [`show servers state ${this.options.backend}`],
-      "reading the servers' state"
-    );
-    return this.parseState(reply?.text ?? "");
+    return this.parseState(await this.channel.call(`show servers state ${this.options.backend}`));
   }
   /** "Can't find backend." is HAProxy's whole answer for a backend it does not have. */
   parseState(text2) {
@@ -61488,8 +61554,7 @@ var HaproxyBalancer = class {
   }
   /** `show stat` of the backend (CSV): the counters the error-rate watch reads. */
   async showStat() {
-    const [reply] = await this.call([`show stat ${this.options.backend} 4 -1`], "reading show stat");
-    return reply?.text ?? "";
+    return this.channel.call(`show stat ${this.options.backend} 4 -1`);
   }
   /** The live runtime state, not the config file: what HAProxy does right now. */
   async state(servers2) {
@@ -61513,49 +61578,44 @@ var HaproxyBalancer = class {
   }
   /**
    * Polls the server's sessions until none is left, then puts it in maintenance (no health checks,
-   * no persistent session sent there): the poll that finds none sets `maint` in the same round
-   * trip (drainPollScript). If HAProxy restarted meanwhile (the runtime state is lost and the
-   * server is back in rotation), the drain is applied again.
+   * no persistent session sent there) and reads them once more: a session a `drain` still let in
+   * (a persistent one) just before `maint` is waited for too. If HAProxy restarted meanwhile (the
+   * runtime state is lost and the server is back in rotation), the drain is applied again.
    */
   async waitDrained(server, timeoutMs) {
-    const name = this.options.serverName(server);
-    const interval = this.options.pollInterval ?? 20;
+    const interval = this.options.pollInterval ?? 10;
     const deadline = Date.now() + timeoutMs;
+    let maint = false;
     for (; ; ) {
-      const [stat10, states, maint] = await this.send(
-        drainPollScript(this.options.socket, this.options.backend, name, this.saving(true)),
-        2,
-        "reading the server's sessions"
-      );
-      const admin = this.parseState(states?.text ?? "").find((s3) => s3.server === name);
-      const row = this.parse(() => parseShowStat(stat10?.text ?? "")).find((s3) => s3.server === name);
-      if (!row || !admin)
-        throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
-      const restarted = !admin.drain && !admin.maint;
-      if (maint) {
-        if (maint.text !== "")
-          throw new BalancerError(
-            `${this.host}: HAProxy refused "state maint" for ${this.label(server)}: ${maint.text}`
-          );
-        if (restarted)
-          this.options.onWarning?.(
-            `${this.label(server)} was back in rotation while draining (HAProxy restarted?), with no session: put in maintenance`
-          );
-        return { drained: true, open: 0 };
-      }
-      if (restarted) {
+      const { stat: stat10, admin } = await this.poll(server);
+      if (!admin.drain && !admin.maint) {
         this.options.onWarning?.(
           `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`
         );
+        maint = false;
         await this.setState([server], "drain");
+        continue;
       }
-      const open2 = row.sessions + row.queued;
-      if (open2 === 0 || Date.now() >= deadline) {
-        await this.setState([server], "maint");
-        return { drained: open2 === 0, open: open2 };
+      const open2 = stat10.sessions + stat10.queued;
+      if (open2 === 0 && maint) return { drained: true, open: 0 };
+      const late = Date.now() >= deadline;
+      if (open2 === 0 || late) {
+        if (!maint) await this.setState([server], "maint");
+        maint = true;
+        if (late) return { drained: open2 === 0, open: open2 };
+        continue;
       }
       await sleep(interval);
     }
+  }
+  /** The server's sessions (`show stat`) and administrative state (`show servers state`). */
+  async poll(server) {
+    const name = this.options.serverName(server);
+    const statText = await this.channel.call(`show stat ${this.options.backend} 4 -1`);
+    const admin = (await this.serversState()).find((s3) => s3.server === name);
+    const row = this.parse(() => parseShowStat(statText)).find((s3) => s3.server === name);
+    if (!row || !admin) throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
+    return { stat: row, admin };
   }
 };
 
@@ -61570,6 +61630,9 @@ var MultiBalancer = class {
     this.balancers = balancers;
   }
   balancers;
+  async close() {
+    await Promise.all(this.balancers.map((balancer) => balancer.close?.()));
+  }
   get sharesChanges() {
     return this.balancers.some((b2) => b2.sharesChanges);
   }
@@ -62601,7 +62664,7 @@ var STOP_SCRIPT = `${FIND_PM2}
 exec node -e '${PROGRAM}' "$pm2_dir" "$1" ""`;
 
 // src/process/pm2/prepared.ts
-var ANSWER_TIMEOUT_MS = 1e4;
+var ANSWER_TIMEOUT_MS2 = 1e4;
 function preparedRestart(runner, command, release, what) {
   const waiting = [];
   let buffered = "";
@@ -62659,8 +62722,8 @@ function preparedRestart(runner, command, release, what) {
       return !ended && !closed;
     },
     go: async () => parseRestart(await request("go")),
-    inspect: async () => parseList(await request("list", ANSWER_TIMEOUT_MS)),
-    persist: async () => parseSaved(await request("save", ANSWER_TIMEOUT_MS)),
+    inspect: async () => parseList(await request("list", ANSWER_TIMEOUT_MS2)),
+    persist: async () => parseSaved(await request("save", ANSWER_TIMEOUT_MS2)),
     close
   };
 }
@@ -64169,6 +64232,8 @@ function redactedLogLines(config2, text2) {
 }
 
 // src/ssh/local-runner.ts
+import { spawn as spawn2 } from "node:child_process";
+import { StringDecoder as StringDecoder4 } from "node:string_decoder";
 var LocalRunner = class {
   constructor(onCommand) {
     this.onCommand = onCommand;
@@ -64176,17 +64241,47 @@ var LocalRunner = class {
   onCommand;
   name = "local";
   async exec(command, options = {}) {
-    this.onCommand?.(this.name, command);
-    const { execa: execa2 } = await Promise.resolve().then(() => (init_execa(), execa_exports));
-    const result = await execa2("sh", ["-c", command], {
-      input: options.stdin ?? "",
-      reject: false,
-      stripFinalNewline: false
-    });
-    return { code: result.exitCode ?? null, stdout: result.stdout, stderr: result.stderr };
+    const running = this.start(command);
+    running.end(options.stdin);
+    return running.result;
   }
   async run(command, options = {}) {
     return stdoutOrThrow(this.name, options.what, await this.exec(command, options));
+  }
+  /** As an SSH session's `start`: stdin stays open until `end`; output byte for byte. */
+  start(command, onStdout) {
+    this.onCommand?.(this.name, command);
+    const child = spawn2("sh", ["-c", command], { stdio: ["pipe", "pipe", "pipe"] });
+    const stdout = [];
+    const stderr = [];
+    const decoder = new StringDecoder4("utf8");
+    child.stdout.on("data", (chunk2) => {
+      stdout.push(chunk2);
+      onStdout?.(decoder.write(chunk2));
+    });
+    child.stderr.on("data", (chunk2) => stderr.push(chunk2));
+    child.stdin.on("error", () => {
+    });
+    const result = new Promise((resolve2, reject) => {
+      child.on("error", reject);
+      child.on(
+        "close",
+        (code) => resolve2({
+          code,
+          stdout: Buffer.concat(stdout).toString("utf8"),
+          stderr: Buffer.concat(stderr).toString("utf8")
+        })
+      );
+    });
+    return {
+      send: (text2) => {
+        child.stdin.write(text2);
+      },
+      end: (text2) => {
+        child.stdin.end(text2);
+      },
+      result
+    };
   }
 };
 
@@ -64211,6 +64306,7 @@ var Fleet = class _Fleet {
   processes;
   unreachable;
   openHost;
+  alsoClosed = [];
   /** Reconnects the hosts whose connection was lost, so cleanup (unlock, removing a partial release) can run. */
   async revive(hosts) {
     await Promise.allSettled(
@@ -64316,7 +64412,13 @@ var Fleet = class _Fleet {
     );
     return new _Fleet(hosts, balancer, createProcessManager(config2), unreachable, openHost);
   }
-  close() {
+  /** Closed with the fleet: a balancer driver of its own (the error-rate watch's). */
+  closeWith(closable) {
+    this.alsoClosed.push(closable);
+  }
+  /** The balancers finish (HAProxy's state file), then every session closes. */
+  async close() {
+    await Promise.allSettled([this.balancer, ...this.alsoClosed].map((closable) => closable.close?.()));
     for (const host of this.hosts.values()) host.session.close();
   }
 };
@@ -64328,7 +64430,8 @@ function hostRunner(hosts, name, onCommand) {
     runner: {
       name: host.server.name,
       exec: (command, options) => host.session.exec(command, options),
-      run: (command, options) => host.session.run(command, options)
+      run: (command, options) => host.session.run(command, options),
+      start: (command, onStdout) => host.session.start(command, onStdout)
     },
     home: host.home
   };
@@ -64499,6 +64602,7 @@ var BatchWatch = class _BatchWatch {
     if (!entry) throw new ConfigError(config2.file, ["rolling.watch: no balancer to read the traffic from"]);
     const { runner, home } = hostRunner(fleet.hosts, entry.host);
     const haproxy = createBalancer(entry, runner, { home });
+    fleet.closeWith(haproxy);
     const byName = new Map(config2.servers.map((s3) => [entry.servers[s3.name] ?? s3.name, s3.name]));
     const source = new HaproxyStatSource(() => haproxy.showStat(), entry.backend);
     return new _BatchWatch(config2, fleet, emit, source, (key) => byName.get(key), void 0);
@@ -64965,6 +65069,7 @@ var Rollout = class {
   interrupted = false;
   async run() {
     try {
+      this.prepare(this.o.batches.flat(), this.o.target);
       await this.noteOperatorDrains();
       await this.rollForward();
       if (!await this.enable(this.takePending())) this.failure = true;
@@ -65100,10 +65205,7 @@ var Rollout = class {
   async drain(batch, next, joining = []) {
     const { emit, ops, config: config2 } = this.o;
     const live = batch.filter((s3) => !this.initiallyDown.has(s3.name));
-    for (const s3 of batch) {
-      const release = next(s3.name);
-      if (release) ops.prepare?.(s3, release);
-    }
+    this.prepare(batch, next);
     for (const s3 of joining) emit({ type: "step", server: s3.name, step: "enable", status: "start" });
     for (const s3 of batch) {
       emit({ type: "step", server: s3.name, step: "drain", status: "start" });
@@ -65145,6 +65247,12 @@ var Rollout = class {
       return false;
     }
     return true;
+  }
+  prepare(batch, next) {
+    for (const s3 of batch) {
+      const release = next(s3.name);
+      if (release) this.o.ops.prepare?.(s3, release);
+    }
   }
   /** Back in rotation. False when the balancer failed and a server could not be put back. */
   async enable(batch) {
@@ -65390,7 +65498,7 @@ async function withPlannedFleet(config2, plan, holder, options, body) {
       return body({ fleet, hosts, states });
     });
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 async function rollJournaled(hosts, journal, options) {
@@ -65435,7 +65543,7 @@ function processProblem(now, started, oldPids, expected) {
 }
 
 // src/deploy/hooks.ts
-import { spawn as spawn2 } from "node:child_process";
+import { spawn as spawn3 } from "node:child_process";
 
 // src/remote/hook.ts
 var PROGRAM2 = `
@@ -65566,7 +65674,7 @@ async function runLocalHook(hook, config2, options) {
   const started = Date.now();
   emit({ type: "hook", hook, status: "start", message: command });
   const result = await new Promise((resolve2) => {
-    const child = spawn2("sh", ["-c", command], {
+    const child = spawn3("sh", ["-c", command], {
       cwd: config2.app.root,
       env: {
         ...options.env ?? process.env,
@@ -65771,8 +65879,10 @@ function fleetOps(fleet, config2, emit) {
       }
     },
     prepare(server, release) {
-      drop(server.name);
       const h2 = fleet.hosts.get(server.name);
+      const entry = prepared.get(server.name);
+      if (entry?.restart.release === release && entry.session === h2?.session && entry.restart.alive) return;
+      drop(server.name);
       const processes = fleet.processes;
       if (!h2?.session.alive || !processes.prepareRestart) return;
       const restart2 = processes.prepareRestart(h2.session, h2.layout, release);
@@ -66398,6 +66508,8 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
         return finish("interrupted", notReached("interrupted before staging"), EXIT.interrupted);
       emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
       const input2 = { artifact, release, config: config2, processes: fleet.processes, emit };
+      const ops = fleetOps(fleet, config2, emit);
+      for (const h2 of hosts) ops.prepare?.(h2.server, release);
       const staged = await mapSettled(
         hosts,
         options.stageConcurrency ?? 4,
@@ -66407,6 +66519,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
         (r, i2) => r.status === "rejected" ? [{ host: hosts[i2], error: r.reason }] : []
       );
       if (stageFailures.length > 0 || signal2.aborted) {
+        ops.discardPrepared?.();
         await fleet.revive(hosts);
         await Promise.allSettled(hosts.map((h2) => runOp(h2.session, removeReleases(h2.layout, [release]))));
         for (const f2 of stageFailures)
@@ -66433,6 +66546,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
           signal: signal2
         });
         if (!hook.ok) {
+          ops.discardPrepared?.();
           await fleet.revive(hosts);
           await Promise.allSettled(hosts.map((h2) => runOp(h2.session, removeReleases(h2.layout, [release]))));
           const interrupted = signal2.aborted;
@@ -66454,7 +66568,6 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
           );
         }
       }
-      const ops = fleetOps(fleet, config2, emit);
       const result = await rollJournaled(
         hosts,
         (h2) => ({ command: "deploy", release, previous: previous(h2.server.name) ?? null }),
@@ -66500,7 +66613,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
       return done;
     });
   } finally {
-    fleet.close();
+    await fleet.close();
     await artifact.dispose();
   }
 }
@@ -66559,7 +66672,7 @@ async function drainServer(config2, name, options) {
       () => drainLocked(config2, fleet, server, options)
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 async function drainLocked(config2, fleet, server, options) {
@@ -66618,7 +66731,7 @@ async function enableServer(config2, name, options) {
       () => enableLocked(fleet, server, config2, options)
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 async function enableLocked(fleet, server, config2, options) {
@@ -66675,7 +66788,7 @@ async function fleetStatus(config2, options) {
       })
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 function describeCount(instances, expected) {
@@ -67285,7 +67398,14 @@ async function checkBalancer(entry, sessions, config2) {
     }
   }
   if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
-  if (entry.type === "haproxy") return haproxyItems(target, createBalancer(entry, runner, { home }), config2);
+  if (entry.type === "haproxy") {
+    const balancer = createBalancer(entry, runner, { home });
+    try {
+      return await haproxyItems(target, balancer, config2);
+    } finally {
+      await balancer.close?.();
+    }
+  }
   const input2 = {
     upstreamFile: resolveRemotePath(entry.upstreamFile, home),
     pidFile: resolveRemotePath(entry.pidFile, home),
@@ -68125,11 +68245,11 @@ async function withReporter(program2, body) {
 }
 
 // src/cli/check.ts
-var MARK2 = { ok: "ok", warn: "WARN", fail: "FAIL" };
+var MARK = { ok: "ok", warn: "WARN", fail: "FAIL" };
 function formatCheck(result) {
   const lines = renderTable(
     ["TARGET", "CHECK", "STATUS", "DETAIL"],
-    result.items.map((i2) => [i2.target, i2.check, MARK2[i2.status], i2.detail])
+    result.items.map((i2) => [i2.target, i2.check, MARK[i2.status], i2.detail])
   );
   const problems = result.items.filter((i2) => i2.status !== "ok" && i2.fix);
   if (problems.length > 0) {
@@ -68559,7 +68679,7 @@ async function recover(config2, options) {
       return done.exitCode;
     });
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 async function breakInspectedLocks(hosts, states, force) {
@@ -68618,7 +68738,7 @@ async function listReleases(config2, options) {
     );
     return perServer.flat();
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 
@@ -68699,7 +68819,7 @@ function addMaintenanceCommands(program2, setExit) {
           }
           return refused ? EXIT.failed : EXIT.ok;
         } finally {
-          fleet.close();
+          await fleet.close();
         }
       })
     );
@@ -68775,7 +68895,7 @@ async function streamLogs(config2, servers2, options) {
       })
     );
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 async function execOnFleet(config2, command, options) {
@@ -68817,7 +68937,7 @@ async function execOnFleet(config2, command, options) {
     }
     return results;
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 function maskedConfig(config2) {

@@ -196,6 +196,10 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
 
       emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
       const input = { artifact, release, config, processes: fleet.processes, emit };
+      const ops = fleetOps(fleet, config, emit);
+      // Each server's restart gets ready while it stages (the release's files are read only when
+      // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
+      for (const h of hosts) ops.prepare?.(h.server, release);
       const staged = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>
         stageWithRetry(fleet, h, input),
       );
@@ -203,6 +207,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
         r.status === "rejected" ? [{ host: hosts[i] as Host, error: r.reason as Error }] : [],
       );
       if (stageFailures.length > 0 || signal.aborted) {
+        ops.discardPrepared?.();
         await fleet.revive(hosts);
         await Promise.allSettled(hosts.map((h) => runOp(h.session, removeReleases(h.layout, [release]))));
         for (const f of stageFailures)
@@ -233,6 +238,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
           signal,
         });
         if (!hook.ok) {
+          ops.discardPrepared?.();
           await fleet.revive(hosts);
           await Promise.allSettled(hosts.map((h) => runOp(h.session, removeReleases(h.layout, [release]))));
           const interrupted = signal.aborted;
@@ -256,7 +262,6 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
           );
         }
       }
-      const ops = fleetOps(fleet, config, emit);
       const result = await rollJournaled(
         hosts,
         (h) => ({ command: "deploy", release, previous: previous(h.server.name) ?? null }),

@@ -16,8 +16,9 @@ export interface FleetOps {
   /** Switch, restart and gate one server onto a release; true when the gate passed. */
   activate(server: ServerConfig, release: string, signal?: AbortSignal): Promise<boolean>;
   /**
-   * Gets the server's restart onto `release` ready while it drains, for the next `activate` of
-   * that release to use (it saves the process manager's start-up while out of rotation).
+   * Gets the server's restart onto `release` ready before it is out of rotation, for the next
+   * `activate` of that release to use (it saves the process manager's start-up while out of
+   * rotation). A restart already ready for that release is kept.
    */
   prepare?(server: ServerConfig, release: string): void;
   /** Ends every prepared restart that was not used (a failed drain, the end of a rollout). */
@@ -80,8 +81,10 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
       }
     },
     prepare(server, release) {
-      drop(server.name);
       const h = fleet.hosts.get(server.name);
+      const entry = prepared.get(server.name);
+      if (entry?.restart.release === release && entry.session === h?.session && entry.restart.alive) return;
+      drop(server.name);
       const processes = fleet.processes;
       if (!h?.session.alive || !processes.prepareRestart) return;
       const restart = processes.prepareRestart(h.session, h.layout, release);

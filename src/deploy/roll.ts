@@ -78,6 +78,9 @@ class Rollout {
 
   async run(): Promise<RollResult> {
     try {
+      // Every server's restart gets ready now, each on its own server, long before its drain
+      // ends (HAProxy's lasts only its in-flight requests): a deploy readied them while staging.
+      this.prepare(this.o.batches.flat(), this.o.target);
       await this.noteOperatorDrains();
       await this.rollForward();
       if (!(await this.enable(this.takePending()))) this.failure = true;
@@ -232,10 +235,7 @@ class Rollout {
   ): Promise<boolean> {
     const { emit, ops, config } = this.o;
     const live = batch.filter((s) => !this.initiallyDown.has(s.name));
-    for (const s of batch) {
-      const release = next(s.name);
-      if (release) ops.prepare?.(s, release);
-    }
+    this.prepare(batch, next);
     for (const s of joining) emit({ type: "step", server: s.name, step: "enable", status: "start" });
     for (const s of batch) {
       emit({ type: "step", server: s.name, step: "drain", status: "start" });
@@ -277,6 +277,13 @@ class Rollout {
       return false;
     }
     return true;
+  }
+
+  private prepare(batch: readonly ServerConfig[], next: (server: string) => string | undefined): void {
+    for (const s of batch) {
+      const release = next(s.name);
+      if (release) this.o.ops.prepare?.(s, release);
+    }
   }
 
   /** Back in rotation. False when the balancer failed and a server could not be put back. */

@@ -140,9 +140,13 @@ describe("the rolling engine", () => {
     expect(result("gamma", out.rows)).toBe("not reached");
     expect([...servers.current.values()]).toEqual(["r1", "r1", "r1"]);
     expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
-    // Each restart is readied while its server drains: for the new release on the way forward,
-    // for the previous one on the way back (beta's restore follows its failed gate: no drain).
+    // Every restart is readied as the roll begins, each on its own server, and asked for again at
+    // its drain (the fleet's ops keep one that is ready); for the previous release on the way back
+    // (beta's restore follows its failed gate: no drain).
     expect(servers.calls.filter((c) => !c.startsWith("persist"))).toEqual([
+      "prepare alpha r2",
+      "prepare beta r2",
+      "prepare gamma r2",
       "prepare alpha r2",
       "activate alpha r2",
       "prepare beta r2",

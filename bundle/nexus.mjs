@@ -61292,9 +61292,12 @@ function setServerState(backend, server, state) {
 var PROMPT = "\n> ";
 var ANSWER_TIMEOUT_MS = 1e4;
 var IDLE_MS = 4e3;
+var SHOW_INFO = "show info";
 var ConnectionEnded = class extends Error {
   constructor(result, cause) {
-    super(cause?.message ?? (result?.stderr.trim() || `exit ${result?.code ?? "?"}`));
+    super(
+      cause?.message ?? (result?.stderr.trim() || (result?.code === 0 ? "HAProxy closed the connection before answering" : `its client exited ${result?.code ?? "?"}`))
+    );
     this.result = result;
   }
   result;
@@ -61310,11 +61313,15 @@ var RuntimeChannel = class {
   queue = Promise.resolve();
   idle;
   /** HAProxy's reply to `command`, without the prompt and the blank line that ends it. */
-  call(command) {
-    const reply = this.queue.then(() => this.send(command));
-    this.queue = reply.catch(() => {
+  async call(command) {
+    return (await this.callAll([command]))[0];
+  }
+  /** The replies to `commands`, sent together and run in order. */
+  callAll(commands) {
+    const replies = this.queue.then(() => this.send(commands));
+    this.queue = replies.catch(() => {
     });
-    return reply;
+    return replies;
   }
   /** Ends the connection (its client on the balancer host sees EOF and exits). */
   close() {
@@ -61322,26 +61329,31 @@ var RuntimeChannel = class {
     this.connection?.running.end();
     this.connection = void 0;
   }
-  async send(command) {
+  async send(commands) {
     clearTimeout(this.idle);
     try {
-      return await this.attempt(command);
-    } catch (error63) {
-      if (!(error63 instanceof ConnectionEnded) || error63.result?.code === NO_SOCKET) throw this.failure(error63);
-      try {
-        return await this.attempt(command);
-      } catch (again) {
-        throw this.failure(again);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.attempt(commands);
+        } catch (error63) {
+          const retry = error63 instanceof ConnectionEnded && error63.result?.code !== NO_SOCKET && attempt < 3;
+          if (!retry) throw this.failure(error63, commands);
+        }
       }
     } finally {
       this.idle = setTimeout(() => this.close(), IDLE_MS);
       this.idle.unref();
     }
   }
-  async attempt(command) {
-    if (!this.connection || this.connection.ended) await this.open();
-    return this.exchange(this.connection, `${command}
-`);
+  async attempt(commands) {
+    const connection = this.connection && !this.connection.ended ? this.connection : await this.open();
+    const replies = await this.exchange(connection, [...commands, SHOW_INFO]);
+    const info2 = replies.pop() ?? "";
+    if (/^Stopping:\s*1\s*$/m.test(info2)) {
+      this.drop(connection);
+      throw new ConnectionEnded(void 0, new Error("it reached an HAProxy process that is stopping"));
+    }
+    return replies;
   }
   /** Connects and turns the prompt on (HAProxy answers `prompt` with the prompt alone). */
   async open() {
@@ -61361,43 +61373,58 @@ var RuntimeChannel = class {
       (error63) => ended(void 0, error63)
     );
     this.connection = connection;
-    await this.exchange(connection, "prompt\n");
+    await this.exchange(connection, ["prompt"]);
+    return connection;
   }
-  exchange(connection, line) {
+  drop(connection) {
+    connection.running.end();
+    if (this.connection === connection) this.connection = void 0;
+  }
+  exchange(connection, lines) {
     return new Promise((resolve2, reject) => {
       if (connection.ended) return reject(connection.ended);
       const timer = setTimeout(() => {
         connection.waiting = void 0;
-        connection.running.end();
-        if (this.connection === connection) this.connection = void 0;
+        this.drop(connection);
         reject(
           new BalancerError(
-            `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer "${line.trim()}" within ${ANSWER_TIMEOUT_MS / 1e3}s`
+            `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer "${lines.join("; ")}" within ${ANSWER_TIMEOUT_MS / 1e3}s`
           )
         );
       }, ANSWER_TIMEOUT_MS);
-      const done = (settle2) => (value) => {
+      const settled = (settle2) => (value) => {
         clearTimeout(timer);
         settle2(value);
       };
-      connection.waiting = { resolve: done(resolve2), reject: done(reject) };
-      connection.running.send(line);
+      connection.waiting = {
+        expected: lines.length,
+        replies: [],
+        resolve: settled(resolve2),
+        reject: settled(reject)
+      };
+      connection.running.send(`${lines.join("\n")}
+`);
     });
   }
+  /** Each reply ends with the prompt; none of the replies nexus reads contains "\n> ". */
   received(connection, text2) {
     connection.buffer += text2;
-    if (!connection.buffer.endsWith(PROMPT)) return;
-    const reply = connection.buffer.slice(0, -PROMPT.length).trim();
-    connection.buffer = "";
-    const waiting = connection.waiting;
-    connection.waiting = void 0;
-    waiting?.resolve(reply);
+    for (let end = connection.buffer.indexOf(PROMPT); end >= 0; end = connection.buffer.indexOf(PROMPT)) {
+      const reply = connection.buffer.slice(0, end).trim();
+      connection.buffer = connection.buffer.slice(end + PROMPT.length);
+      const waiting = connection.waiting;
+      if (!waiting) continue;
+      waiting.replies.push(reply);
+      if (waiting.replies.length < waiting.expected) continue;
+      connection.waiting = void 0;
+      waiting.resolve(waiting.replies);
+    }
   }
-  failure(error63) {
+  failure(error63, commands) {
     if (!(error63 instanceof ConnectionEnded)) return error63;
     if (error63.result?.code === NO_SOCKET) return new BalancerError(`${this.runner.name}: ${error63.message}`);
     return new BalancerError(
-      `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer: ${error63.message}`
+      `${this.runner.name}: "${commands.join("; ")}" through the HAProxy admin socket ${this.socket}: ${error63.message}`
     );
   }
 };
@@ -61488,43 +61515,51 @@ var HaproxyBalancer = class {
   get host() {
     return this.runner.name;
   }
+  /** The state file's writes so far are done (their warnings said). */
+  async settle() {
+    await this.stateWrites;
+  }
   /** Waits for the state file's last write, then ends the admin socket connection. */
   async close() {
-    await this.stateWrites;
+    await this.settle();
     this.channel.close();
   }
   label(server) {
     return `${this.options.backend}/${this.options.serverName(server)}`;
   }
-  /** State changes in order, then the state file; HAProxy answers nothing to a `set server` that worked. */
+  /**
+   * State changes in order, sent together with the read of the whole runtime state for the state
+   * file; HAProxy answers nothing to a `set server` that worked.
+   */
   async setStates(changes) {
     if (changes.length === 0) return;
-    const refused = [];
-    for (const { server, state } of changes) {
-      const reply = await this.channel.call(
-        setServerState(this.options.backend, this.options.serverName(server), state)
-      );
-      if (reply !== "") refused.push(`"state ${state}" for ${this.label(server)}: ${reply}`);
-    }
-    if (refused.length < changes.length) this.saveState();
+    const sets = changes.map(
+      ({ server, state }) => setServerState(this.options.backend, this.options.serverName(server), state)
+    );
+    const replies = await this.channel.callAll(
+      this.options.stateFile ? [...sets, "show servers state"] : sets
+    );
+    const refused = changes.flatMap(
+      ({ server, state }, i2) => replies[i2] ? [`"state ${state}" for ${this.label(server)}: ${replies[i2]}`] : []
+    );
+    if (refused.length < changes.length) this.saveState(replies[sets.length]);
     if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
   }
   setState(servers2, state) {
     return this.setStates(servers2.map((server) => ({ server, state })));
   }
   /**
-   * Writes the whole runtime state to the `server-state-file`, if one is set, so that a restart
-   * of HAProxy keeps the change. Off the change's path (a remote command: ~10 ms each time a
-   * server leaves or rejoins): the state is read now, in order with the changes, and the writes
-   * follow one another; `close` waits for the last. Failing is a warning: the change stands.
+   * Writes the whole runtime state (read with the change) to the `server-state-file`, so that a
+   * restart of HAProxy keeps the change. Off the change's path (a remote command: ~10 ms each time
+   * a server leaves or rejoins): the writes follow one another, and `settle` (before the command's
+   * result) and `close` wait for the last. Failing is a warning: the change stands.
    */
-  saveState() {
+  saveState(state) {
     const file2 = this.options.stateFile;
-    if (!file2) return;
-    const state = this.channel.call("show servers state");
+    if (!file2 || state === void 0) return;
     const write = async () => {
-      const problem = await state.then((text2) => this.runner.exec(writeStateFileScript(file2), { stdin: `${text2}
-` })).then((result) => result.code === 0 ? void 0 : result.stderr.trim() || `exit ${result.code}`).catch((error63) => error63.message);
+      const problem = await this.runner.exec(writeStateFileScript(file2), { stdin: `${state}
+` }).then((result) => result.code === 0 ? void 0 : result.stderr.trim() || `exit ${result.code}`).catch((error63) => error63.message);
       if (problem !== void 0) {
         this.options.onWarning?.(
           `cannot write the HAProxy state file ${file2} (balancer.stateFile): a restart of HAProxy would forget this change: ${problem}`
@@ -61608,11 +61643,14 @@ var HaproxyBalancer = class {
       await sleep(interval);
     }
   }
-  /** The server's sessions (`show stat`) and administrative state (`show servers state`). */
+  /** The server's sessions (`show stat`) and administrative state (`show servers state`), together. */
   async poll(server) {
     const name = this.options.serverName(server);
-    const statText = await this.channel.call(`show stat ${this.options.backend} 4 -1`);
-    const admin = (await this.serversState()).find((s3) => s3.server === name);
+    const [statText = "", stateText = ""] = await this.channel.callAll([
+      `show stat ${this.options.backend} 4 -1`,
+      `show servers state ${this.options.backend}`
+    ]);
+    const admin = this.parseState(stateText).find((s3) => s3.server === name);
     const row = this.parse(() => parseShowStat(statText)).find((s3) => s3.server === name);
     if (!row || !admin) throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
     return { stat: row, admin };
@@ -61630,6 +61668,9 @@ var MultiBalancer = class {
     this.balancers = balancers;
   }
   balancers;
+  async settle() {
+    await Promise.all(this.balancers.map((balancer) => balancer.settle?.()));
+  }
   async close() {
     await Promise.all(this.balancers.map((balancer) => balancer.close?.()));
   }
@@ -63211,8 +63252,8 @@ var SshSession = class _SshSession {
         let code = null;
         const decoder = new StringDecoder3("utf8");
         opened.on("data", (chunk2) => {
-          stdout.push(chunk2);
           if (onStdout) onStdout(decoder.write(chunk2));
+          else stdout.push(chunk2);
         });
         opened.stderr.on("data", (chunk2) => stderr.push(chunk2));
         opened.on("exit", (exitCode) => {
@@ -64256,8 +64297,8 @@ var LocalRunner = class {
     const stderr = [];
     const decoder = new StringDecoder4("utf8");
     child.stdout.on("data", (chunk2) => {
-      stdout.push(chunk2);
-      onStdout?.(decoder.write(chunk2));
+      if (onStdout) onStdout(decoder.write(chunk2));
+      else stdout.push(chunk2);
     });
     child.stderr.on("data", (chunk2) => stderr.push(chunk2));
     child.stdin.on("error", () => {
@@ -65079,6 +65120,8 @@ var Rollout = class {
       return this.result();
     } finally {
       this.o.ops.discardPrepared?.();
+      await this.o.ops.balancer.settle?.().catch(() => {
+      });
     }
   }
   async rollForward() {
@@ -65849,10 +65892,10 @@ function fleetOps(fleet, config2, emit) {
     prepared.get(name)?.restart.close();
     prepared.delete(name);
   };
-  const takePrepared = (name, release, session) => {
+  const takePrepared = async (name, release, session) => {
     const entry = prepared.get(name);
     prepared.delete(name);
-    if (entry?.restart.release === release && entry.session === session && entry.restart.alive)
+    if (entry?.restart.release === release && entry.session === session && await (entry.answering ?? true) && entry.restart.alive)
       return entry.restart;
     entry?.restart.close();
     return void 0;
@@ -65861,7 +65904,7 @@ function fleetOps(fleet, config2, emit) {
     balancer: fleet.balancer,
     async activate(server, release, signal2) {
       const h2 = await host(server.name);
-      const restart2 = takePrepared(server.name, release, h2.session);
+      const restart2 = await takePrepared(server.name, release, h2.session);
       saved.delete(server.name);
       let ok = false;
       try {
@@ -65881,7 +65924,13 @@ function fleetOps(fleet, config2, emit) {
     prepare(server, release) {
       const h2 = fleet.hosts.get(server.name);
       const entry = prepared.get(server.name);
-      if (entry?.restart.release === release && entry.session === h2?.session && entry.restart.alive) return;
+      if (entry?.restart.release === release && entry.session === h2?.session && entry.restart.alive) {
+        entry.answering = entry.restart.inspect().then(
+          () => true,
+          () => false
+        );
+        return;
+      }
       drop(server.name);
       const processes = fleet.processes;
       if (!h2?.session.alive || !processes.prepareRestart) return;
@@ -66703,6 +66752,7 @@ async function drainLocked(config2, fleet, server, options) {
     const started = Date.now();
     await fleet.balancer.apply({ drain: [server] });
     const wait = await fleet.balancer.waitDrained(server, config2.balancer.drainTimeout);
+    await fleet.balancer.settle?.();
     const { drained, detail } = wait;
     if (!drained) emit({ type: "warn", server: name, message: `${stillOpen(wait)} after the drain timeout` });
     emit({
@@ -66754,6 +66804,7 @@ async function enableLocked(fleet, server, config2, options) {
     } else emit({ type: "step", server: name, step: "gate", status: "done", ms: gate.ms });
     emit({ type: "step", server: name, step: "enable", status: "start" });
     await fleet.balancer.apply({ enable: [server] });
+    await fleet.balancer.settle?.();
     emit({ type: "step", server: name, step: "enable", status: "done", message: "in rotation" });
     await recordHistory(host, "enable", {});
     return EXIT.ok;
@@ -68665,6 +68716,7 @@ async function recover(config2, options) {
           emit({ type: "error", server: h2.server.name, message: `NEEDS A HUMAN: ${row.note}` });
         }
       }
+      await fleet.balancer.settle?.();
       const list3 = [...rows.values()];
       const outcome = list3.some((r) => r.result === "needs human") ? "needs-human" : result.outcome;
       await clearJournals(journaled.filter((h2) => rows.get(h2.server.name)?.result !== "needs human"));

@@ -7,7 +7,7 @@ const OOR_TARGET_S = 1.2;
 const STEP_LABELS = {
   drain: "drain (mark down, nginx -t, reload and wait until in force, wait for 0 connections)",
   switch: "switch `current`",
-  restart: "restart under PM2 (delete + start; Node and PM2 loaded while draining)",
+  restart: "restart under PM2 (delete + start; Node and PM2 loaded before the drain)",
   gate: "health gate (3 passes 100 ms apart, at least 500 ms of uptime; PM2 check beside the last probe)",
   afterGate: "gate passed → enable begins (the capacity guard probes the others)",
   enable: "enable (remove down, nginx -t, reload and wait until in force)",
@@ -392,7 +392,7 @@ export function renderReport({
           switch: hSteps.switch,
         },
         hOor * 1000,
-      )}. The drain is \`state drain\`, polls of \`show stat\` until the server has no session (the storm's POSTs take 100–150 ms each), then \`state maint\`, each an SSH round trip; the gate's floor is \`health.minUptime\` (500 ms from the process's start), and the restart (${ms(hSteps.restart)}) is PM2 stopping the old process (its SIGINT handler closes its server) and forking the new one.`,
+      )}. The drain is \`state drain\`, polls of \`show stat\` every 10 ms until the server has no session (the storm's POSTs take 100–150 ms each), then \`state maint\`, each a message on one open admin socket connection (~0.5 ms); the gate's floor is \`health.minUptime\` (500 ms from the process's start), and the restart (${ms(hSteps.restart)}) is PM2 stopping the old process (its SIGINT handler closes its server) and forking the new one.`,
     );
   }
 

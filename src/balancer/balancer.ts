@@ -30,6 +30,8 @@ export interface Balancer {
   apply(change: RotationChange): Promise<void>;
   /** Waits until the balancer holds no connection to the server, or the timeout passes. */
   waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait>;
+  /** Waits for what the driver does after a change returned (HAProxy's state file writes). */
+  settle?(): Promise<void>;
   /**
    * Finishes what the driver left running (HAProxy's state file writes) and ends what it keeps
    * open between changes (HAProxy's admin socket connection). Before the sessions close.

@@ -15,6 +15,10 @@ import { BalancerError } from "./balancer-error.js";
 export class MultiBalancer implements Balancer {
   constructor(private readonly balancers: readonly Balancer[]) {}
 
+  async settle(): Promise<void> {
+    await Promise.all(this.balancers.map((balancer) => balancer.settle?.()));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.balancers.map((balancer) => balancer.close?.()));
   }

@@ -26,8 +26,8 @@ export interface ActivationResult {
 /**
  * Switches `current` to the release, starts it afresh under the process manager, and runs the
  * health gate: /health must pass N times in a row (reporting this release when it reports one),
- * and every instance must be new, online and not restarting. `prepared`: the restart readied while
- * the server drained (`ProcessManager.prepareRestart`), for this release.
+ * and every instance must be new, online and not restarting. `prepared`: the restart readied before
+ * the server was drained (`ProcessManager.prepareRestart`), for this release.
  */
 export async function activate(
   host: Host,

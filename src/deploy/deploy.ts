@@ -197,7 +197,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
       emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
       const input = { artifact, release, config, processes: fleet.processes, emit };
       const ops = fleetOps(fleet, config, emit);
-      // Each server's restart gets ready while it stages (the release's files are read only when
+      // Each server's restart gets ready as staging begins (the release's files are read only when
       // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
       for (const h of hosts) ops.prepare?.(h.server, release);
       const staged = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>

@@ -37,8 +37,9 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     await fleet.revive([fleet.host(name)]);
     return fleet.host(name);
   };
-  type Helper = { restart: PreparedRestart; session: SshSession };
-  /** Restarts readied during a drain, not used yet. */
+  /** `answering`: whether it answered a "list" asked at the drain (it may have waited minutes). */
+  type Helper = { restart: PreparedRestart; session: SshSession; answering?: Promise<boolean> };
+  /** Restarts readied before their drain, not used yet. */
   const prepared = new Map<string, Helper>();
   /**
    * `pm2 save` through the restart program's connection, started as soon as a server's gate
@@ -50,11 +51,20 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     prepared.get(name)?.restart.close();
     prepared.delete(name);
   };
-  /** The prepared restart of this server onto this release, on its current connection; others end. */
-  const takePrepared = (name: string, release: string, session: SshSession) => {
+  /**
+   * The prepared restart of this server onto this release, on its current connection, if it still
+   * answers (a PM2 daemon that died or hangs since it connected would leave "go" unanswered:
+   * the CLI restart is used then); others end.
+   */
+  const takePrepared = async (name: string, release: string, session: SshSession) => {
     const entry = prepared.get(name);
     prepared.delete(name);
-    if (entry?.restart.release === release && entry.session === session && entry.restart.alive)
+    if (
+      entry?.restart.release === release &&
+      entry.session === session &&
+      (await (entry.answering ?? true)) &&
+      entry.restart.alive
+    )
       return entry.restart;
     entry?.restart.close();
     return undefined;
@@ -63,7 +73,7 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     balancer: fleet.balancer,
     async activate(server, release, signal) {
       const h = await host(server.name);
-      const restart = takePrepared(server.name, release, h.session);
+      const restart = await takePrepared(server.name, release, h.session);
       saved.delete(server.name);
       let ok = false;
       try {
@@ -83,7 +93,13 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
     prepare(server, release) {
       const h = fleet.hosts.get(server.name);
       const entry = prepared.get(server.name);
-      if (entry?.restart.release === release && entry.session === h?.session && entry.restart.alive) return;
+      if (entry?.restart.release === release && entry.session === h?.session && entry.restart.alive) {
+        entry.answering = entry.restart.inspect().then(
+          () => true,
+          () => false,
+        );
+        return;
+      }
       drop(server.name);
       const processes = fleet.processes;
       if (!h?.session.alive || !processes.prepareRestart) return;

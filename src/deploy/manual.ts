@@ -82,6 +82,7 @@ async function drainLocked(
     const started = Date.now();
     await fleet.balancer.apply({ drain: [server] });
     const wait = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
+    await fleet.balancer.settle?.();
     const { drained, detail } = wait;
     if (!drained) emit({ type: "warn", server: name, message: `${stillOpen(wait)} after the drain timeout` });
     emit({
@@ -136,6 +137,7 @@ async function enableLocked(
     } else emit({ type: "step", server: name, step: "gate", status: "done", ms: gate.ms });
     emit({ type: "step", server: name, step: "enable", status: "start" });
     await fleet.balancer.apply({ enable: [server] });
+    await fleet.balancer.settle?.();
     emit({ type: "step", server: name, step: "enable", status: "done", message: "in rotation" });
     await recordHistory(host, "enable", {});
     return EXIT.ok;

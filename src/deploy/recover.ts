@@ -118,6 +118,7 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
         }
       }
 
+      await fleet.balancer.settle?.();
       const list = [...rows.values()];
       const outcome = list.some((r) => r.result === "needs human") ? "needs-human" : result.outcome;
       // The killed command's journals are cleared where everything is back in order.

@@ -90,6 +90,8 @@ class Rollout {
       return this.result();
     } finally {
       this.o.ops.discardPrepared?.();
+      // What the balancer still writes (HAProxy's state file) is done, and said, before the result.
+      await this.o.ops.balancer.settle?.().catch(() => {});
     }
   }
 

@@ -27,8 +27,8 @@ export class LocalRunner implements InteractiveRunner {
     const stderr: Buffer[] = [];
     const decoder = new StringDecoder("utf8");
     child.stdout.on("data", (chunk: Buffer) => {
-      stdout.push(chunk);
-      onStdout?.(decoder.write(chunk));
+      if (onStdout) onStdout(decoder.write(chunk));
+      else stdout.push(chunk);
     });
     child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
     // EPIPE when the command ended before reading all of its input: its exit status says why.

@@ -68,7 +68,10 @@ export interface RunningCommand {
 
 /** A runner that can also start a command and talk to it later (an SSH session). */
 export interface InteractiveRunner extends CommandRunner {
-  /** `onStdout` sees the output as it comes (decoded whole characters); `result` has it all too. */
+  /**
+   * `onStdout` sees the output as it comes (decoded whole characters), and `result.stdout` is then
+   * empty: a command that lasts (HAProxy's admin socket connection) does not pile up its output.
+   */
   start(command: string, onStdout?: (text: string) => void): RunningCommand;
 }
 
@@ -221,8 +224,8 @@ export class SshSession implements InteractiveRunner {
         let code: number | null = null;
         const decoder = new StringDecoder("utf8");
         opened.on("data", (chunk: Buffer) => {
-          stdout.push(chunk);
           if (onStdout) onStdout(decoder.write(chunk));
+          else stdout.push(chunk);
         });
         opened.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
         opened.on("exit", (exitCode: number | null) => {

@@ -29,11 +29,20 @@ class FakeHaproxy implements InteractiveRunner {
   saved: string[] = [];
   code = 0;
   stateFileFails = false;
-  /** A connection ends, unanswered, when it gets this many commands (HAProxy's CLI timeout). */
+  /** A connection ends, unanswered, when it gets more commands than this (HAProxy's CLI timeout). */
   endAfter = Number.POSITIVE_INFINITY;
+  /** Connections opened before the last `reload()`: their process is stopping. */
+  private stoppingBefore = 0;
+
+  /** A reload: the old process keeps its CLI connections, and says it is stopping. */
+  reload(): void {
+    this.stoppingBefore = this.connections;
+  }
   onPoll?: () => void;
 
-  private answer(command: string): string {
+  private answer(command: string, connection: number): string {
+    if (command === "show info")
+      return `Name: HAProxy\nPid: 7\nStopping: ${connection <= this.stoppingBefore ? 1 : 0}`;
     this.commands.push(command);
     const set = /^set server app\/(\S+) state (\S+)$/.exec(command);
     if (set) {
@@ -61,7 +70,7 @@ class FakeHaproxy implements InteractiveRunner {
   }
 
   start(_command: string, onStdout?: (text: string) => void): RunningCommand {
-    this.connections++;
+    const connection = ++this.connections;
     let finish: (result: ExecResult) => void = () => {};
     const result = new Promise<ExecResult>((resolve) => {
       finish = resolve;
@@ -84,7 +93,7 @@ class FakeHaproxy implements InteractiveRunner {
             continue;
           }
           if (++answered > this.endAfter) return end({ code: 0, stdout: "", stderr: "" });
-          const reply = `${this.answer(line)}\n\n> `;
+          const reply = `${this.answer(line, connection)}\n\n> `;
           // In two pieces, as a socket may deliver it.
           queueMicrotask(() => onStdout?.(reply.slice(0, 5)));
           queueMicrotask(() => onStdout?.(reply.slice(5)));
@@ -124,6 +133,7 @@ describe("HAProxy driver", () => {
     fake.admin.set("alpha", 1);
     const haproxy = driver(fake);
     await haproxy.apply({ enable: [alpha], drain: [beta] });
+    // Sent together: the changes, and the read for the state file.
     expect(fake.commands).toEqual([
       "set server app/alpha state ready",
       "set server app/beta state drain",
@@ -205,17 +215,35 @@ describe("HAProxy driver", () => {
     await expect(driver(fake).state([alpha])).rejects.toThrow("lb: no writable HAProxy admin socket at /s");
   });
 
-  it("sends a command again on a new connection when HAProxy ended the old one (its CLI timeout)", async () => {
+  it("sends a batch again on a new connection when HAProxy ended the old one (its CLI timeout)", async () => {
     const fake = new FakeHaproxy();
-    fake.endAfter = 1;
+    // The drain, the state file's read and `show info`; then the connection ends.
+    fake.endAfter = 3;
     const haproxy = driver(fake);
     await haproxy.apply({ drain: [beta] });
     expect(fake.admin.get("beta")).toBe(8);
-    // The state file's read was sent twice: its first connection ended unanswered.
     expect((await haproxy.state([beta]))[0]?.inRotation).toBe(false);
-    expect(fake.connections).toBe(3);
+    // The read of the state went unanswered on the first connection, and was answered on a second.
+    expect(fake.connections).toBe(2);
+    expect(fake.commands).toEqual([
+      "set server app/beta state drain",
+      "show servers state",
+      "show servers state app",
+    ]);
     await haproxy.close();
     expect(fake.saved).toHaveLength(1);
+  });
+
+  it("after a reload, leaves the old process (stopping, it keeps its CLI connections) for the new one", async () => {
+    const fake = new FakeHaproxy();
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [beta] });
+    fake.reload();
+    await haproxy.apply({ enable: [beta] });
+    expect(fake.connections).toBe(2);
+    // Sent to the old process, then again to the new one.
+    expect(fake.commands.filter((c) => c === "set server app/beta state ready")).toHaveLength(2);
+    await haproxy.close();
   });
 
   it("warns, and keeps the change, when the state file cannot be written", async () => {

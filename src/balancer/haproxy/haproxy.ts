@@ -43,9 +43,14 @@ export class HaproxyBalancer implements Balancer {
     return this.runner.name;
   }
 
+  /** The state file's writes so far are done (their warnings said). */
+  async settle(): Promise<void> {
+    await this.stateWrites;
+  }
+
   /** Waits for the state file's last write, then ends the admin socket connection. */
   async close(): Promise<void> {
-    await this.stateWrites;
+    await this.settle();
     this.channel.close();
   }
 
@@ -53,19 +58,24 @@ export class HaproxyBalancer implements Balancer {
     return `${this.options.backend}/${this.options.serverName(server)}`;
   }
 
-  /** State changes in order, then the state file; HAProxy answers nothing to a `set server` that worked. */
+  /**
+   * State changes in order, sent together with the read of the whole runtime state for the state
+   * file; HAProxy answers nothing to a `set server` that worked.
+   */
   private async setStates(
     changes: readonly { server: ServerConfig; state: ServerAdminState }[],
   ): Promise<void> {
     if (changes.length === 0) return;
-    const refused: string[] = [];
-    for (const { server, state } of changes) {
-      const reply = await this.channel.call(
-        setServerState(this.options.backend, this.options.serverName(server), state),
-      );
-      if (reply !== "") refused.push(`"state ${state}" for ${this.label(server)}: ${reply}`);
-    }
-    if (refused.length < changes.length) this.saveState();
+    const sets = changes.map(({ server, state }) =>
+      setServerState(this.options.backend, this.options.serverName(server), state),
+    );
+    const replies = await this.channel.callAll(
+      this.options.stateFile ? [...sets, "show servers state"] : sets,
+    );
+    const refused = changes.flatMap(({ server, state }, i) =>
+      replies[i] ? [`"state ${state}" for ${this.label(server)}: ${replies[i]}`] : [],
+    );
+    if (refused.length < changes.length) this.saveState(replies[sets.length]);
     if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
   }
 
@@ -74,18 +84,17 @@ export class HaproxyBalancer implements Balancer {
   }
 
   /**
-   * Writes the whole runtime state to the `server-state-file`, if one is set, so that a restart
-   * of HAProxy keeps the change. Off the change's path (a remote command: ~10 ms each time a
-   * server leaves or rejoins): the state is read now, in order with the changes, and the writes
-   * follow one another; `close` waits for the last. Failing is a warning: the change stands.
+   * Writes the whole runtime state (read with the change) to the `server-state-file`, so that a
+   * restart of HAProxy keeps the change. Off the change's path (a remote command: ~10 ms each time
+   * a server leaves or rejoins): the writes follow one another, and `settle` (before the command's
+   * result) and `close` wait for the last. Failing is a warning: the change stands.
    */
-  private saveState(): void {
+  private saveState(state: string | undefined): void {
     const file = this.options.stateFile;
-    if (!file) return;
-    const state = this.channel.call("show servers state");
+    if (!file || state === undefined) return;
     const write = async () => {
-      const problem = await state
-        .then((text) => this.runner.exec(writeStateFileScript(file), { stdin: `${text}\n` }))
+      const problem = await this.runner
+        .exec(writeStateFileScript(file), { stdin: `${state}\n` })
         .then((result) => (result.code === 0 ? undefined : result.stderr.trim() || `exit ${result.code}`))
         .catch((error: Error) => error.message);
       if (problem !== undefined) {
@@ -179,11 +188,14 @@ export class HaproxyBalancer implements Balancer {
     }
   }
 
-  /** The server's sessions (`show stat`) and administrative state (`show servers state`). */
+  /** The server's sessions (`show stat`) and administrative state (`show servers state`), together. */
   private async poll(server: ServerConfig): Promise<{ stat: ServerStat; admin: ServerState }> {
     const name = this.options.serverName(server);
-    const statText = await this.channel.call(`show stat ${this.options.backend} 4 -1`);
-    const admin = (await this.serversState()).find((s) => s.server === name);
+    const [statText = "", stateText = ""] = await this.channel.callAll([
+      `show stat ${this.options.backend} 4 -1`,
+      `show servers state ${this.options.backend}`,
+    ]);
+    const admin = this.parseState(stateText).find((s) => s.server === name);
     const row = this.parse(() => parseShowStat(statText)).find((s) => s.server === name);
     if (!row || !admin) throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
     return { stat: row, admin };

@@ -11,30 +11,48 @@ const ANSWER_TIMEOUT_MS = 10_000;
  * 10 s by default) would, and so that a local socat never outlives the command that needed it.
  */
 const IDLE_MS = 4_000;
+/** Sent after every batch: which process answered, and whether it is on its way out. */
+const SHOW_INFO = "show info";
 
-/** The connection ended before it answered: the command is sent again on a new one. */
+/** The connection ended (or its process was stopping) before it answered: sent again on a new one. */
 class ConnectionEnded extends Error {
   constructor(
-    readonly result: ExecResult | undefined,
+    readonly result?: ExecResult,
     cause?: Error,
   ) {
-    super(cause?.message ?? (result?.stderr.trim() || `exit ${result?.code ?? "?"}`));
+    super(
+      cause?.message ??
+        (result?.stderr.trim() ||
+          (result?.code === 0
+            ? "HAProxy closed the connection before answering"
+            : `its client exited ${result?.code ?? "?"}`)),
+    );
   }
+}
+
+interface Waiting {
+  expected: number;
+  replies: string[];
+  resolve(replies: string[]): void;
+  reject(error: Error): void;
 }
 
 interface Connection {
   running: RunningCommand;
   buffer: string;
-  waiting?: { resolve(text: string): void; reject(error: Error): void };
+  waiting?: Waiting;
   ended?: ConnectionEnded;
 }
 
 /**
  * HAProxy's runtime API over one connection to its admin socket, kept open in interactive mode:
- * a command costs a message each way on an SSH channel that is already open (~0.5 ms on a LAN)
- * instead of a remote command and a socat start per command (~15 ms). Commands run one at a time,
- * in order. Every command nexus sends is idempotent (a state to set, a table to read), so one
- * sent as the connection ended (HAProxy's CLI timeout) is sent again on a new connection.
+ * a batch of commands costs one message each way on an SSH channel that is already open (~0.5 ms
+ * on loopback) instead of a remote command and a socat start per command (~15 ms). Batches run
+ * one at a time, in order; the commands of a batch are sent together and HAProxy runs them in
+ * order. Every command nexus sends is idempotent (a state to set, a table to read), so a batch
+ * whose connection ended unanswered is sent again on a new connection, and so is one answered by
+ * a process that is stopping: after a reload the old process keeps its CLI connections (and lives
+ * as long as they do) while the new one takes the traffic, so nexus must talk to the new one.
  */
 export class RuntimeChannel {
   private connection: Connection | undefined;
@@ -47,10 +65,15 @@ export class RuntimeChannel {
   ) {}
 
   /** HAProxy's reply to `command`, without the prompt and the blank line that ends it. */
-  call(command: string): Promise<string> {
-    const reply = this.queue.then(() => this.send(command));
-    this.queue = reply.catch(() => {});
-    return reply;
+  async call(command: string): Promise<string> {
+    return (await this.callAll([command]))[0] as string;
+  }
+
+  /** The replies to `commands`, sent together and run in order. */
+  callAll(commands: readonly string[]): Promise<string[]> {
+    const replies = this.queue.then(() => this.send(commands));
+    this.queue = replies.catch(() => {});
+    return replies;
   }
 
   /** Ends the connection (its client on the balancer host sees EOF and exits). */
@@ -60,16 +83,16 @@ export class RuntimeChannel {
     this.connection = undefined;
   }
 
-  private async send(command: string): Promise<string> {
+  private async send(commands: readonly string[]): Promise<string[]> {
     clearTimeout(this.idle);
     try {
-      return await this.attempt(command);
-    } catch (error) {
-      if (!(error instanceof ConnectionEnded) || error.result?.code === NO_SOCKET) throw this.failure(error);
-      try {
-        return await this.attempt(command);
-      } catch (again) {
-        throw this.failure(again);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.attempt(commands);
+        } catch (error) {
+          const retry = error instanceof ConnectionEnded && error.result?.code !== NO_SOCKET && attempt < 3;
+          if (!retry) throw this.failure(error, commands);
+        }
       }
     } finally {
       this.idle = setTimeout(() => this.close(), IDLE_MS);
@@ -77,13 +100,19 @@ export class RuntimeChannel {
     }
   }
 
-  private async attempt(command: string): Promise<string> {
-    if (!this.connection || this.connection.ended) await this.open();
-    return this.exchange(this.connection as Connection, `${command}\n`);
+  private async attempt(commands: readonly string[]): Promise<string[]> {
+    const connection = this.connection && !this.connection.ended ? this.connection : await this.open();
+    const replies = await this.exchange(connection, [...commands, SHOW_INFO]);
+    const info = replies.pop() ?? "";
+    if (/^Stopping:\s*1\s*$/m.test(info)) {
+      this.drop(connection);
+      throw new ConnectionEnded(undefined, new Error("it reached an HAProxy process that is stopping"));
+    }
+    return replies;
   }
 
   /** Connects and turns the prompt on (HAProxy answers `prompt` with the prompt alone). */
-  private async open(): Promise<void> {
+  private async open(): Promise<Connection> {
     const connection: Connection = { running: undefined as unknown as RunningCommand, buffer: "" };
     connection.running = this.runner.start(channelScript(this.socket), (text) =>
       this.received(connection, text),
@@ -99,48 +128,63 @@ export class RuntimeChannel {
       (error: Error) => ended(undefined, error),
     );
     this.connection = connection;
-    await this.exchange(connection, "prompt\n");
+    await this.exchange(connection, ["prompt"]);
+    return connection;
   }
 
-  private exchange(connection: Connection, line: string): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
+  private drop(connection: Connection): void {
+    connection.running.end();
+    if (this.connection === connection) this.connection = undefined;
+  }
+
+  private exchange(connection: Connection, lines: readonly string[]): Promise<string[]> {
+    return new Promise<string[]>((resolve, reject) => {
       if (connection.ended) return reject(connection.ended);
       const timer = setTimeout(() => {
         connection.waiting = undefined;
-        connection.running.end();
-        if (this.connection === connection) this.connection = undefined;
+        this.drop(connection);
         reject(
           new BalancerError(
-            `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer "${line.trim()}" within ${ANSWER_TIMEOUT_MS / 1000}s`,
+            `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer "${lines.join("; ")}" within ${ANSWER_TIMEOUT_MS / 1000}s`,
           ),
         );
       }, ANSWER_TIMEOUT_MS);
-      const done =
+      const settled =
         <T>(settle: (value: T) => void) =>
         (value: T) => {
           clearTimeout(timer);
           settle(value);
         };
-      connection.waiting = { resolve: done(resolve), reject: done(reject) };
-      connection.running.send(line);
+      connection.waiting = {
+        expected: lines.length,
+        replies: [],
+        resolve: settled(resolve),
+        reject: settled(reject),
+      };
+      connection.running.send(`${lines.join("\n")}\n`);
     });
   }
 
+  /** Each reply ends with the prompt; none of the replies nexus reads contains "\n> ". */
   private received(connection: Connection, text: string): void {
     connection.buffer += text;
-    if (!connection.buffer.endsWith(PROMPT)) return;
-    const reply = connection.buffer.slice(0, -PROMPT.length).trim();
-    connection.buffer = "";
-    const waiting = connection.waiting;
-    connection.waiting = undefined;
-    waiting?.resolve(reply);
+    for (let end = connection.buffer.indexOf(PROMPT); end >= 0; end = connection.buffer.indexOf(PROMPT)) {
+      const reply = connection.buffer.slice(0, end).trim();
+      connection.buffer = connection.buffer.slice(end + PROMPT.length);
+      const waiting = connection.waiting;
+      if (!waiting) continue;
+      waiting.replies.push(reply);
+      if (waiting.replies.length < waiting.expected) continue;
+      connection.waiting = undefined;
+      waiting.resolve(waiting.replies);
+    }
   }
 
-  private failure(error: unknown): Error {
+  private failure(error: unknown, commands: readonly string[]): Error {
     if (!(error instanceof ConnectionEnded)) return error as Error;
     if (error.result?.code === NO_SOCKET) return new BalancerError(`${this.runner.name}: ${error.message}`);
     return new BalancerError(
-      `${this.runner.name}: the HAProxy admin socket ${this.socket} did not answer: ${error.message}`,
+      `${this.runner.name}: "${commands.join("; ")}" through the HAProxy admin socket ${this.socket}: ${error.message}`,
     );
   }
 }

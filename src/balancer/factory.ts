@@ -10,6 +10,8 @@ export interface BalancerContext {
   /** Home directory on the balancer host, for paths starting with "~/". */
   home: string;
   onWarning?: (message: string) => void;
+  /** --verbose: each change sent to a runtime API (its reads, polled every few ms, are not shown). */
+  onCommand?: (server: string, command: string) => void;
 }
 
 /** One balancer driver from its config entry. A new driver is one folder and one case here. */
@@ -36,6 +38,7 @@ export function createBalancer(
         serverName: (server) => entry.servers[server.name] ?? server.name,
         stateFile: entry.stateFile ? path(entry.stateFile) : undefined,
         onWarning: context.onWarning,
+        onCommand: context.onCommand,
       });
   }
 }

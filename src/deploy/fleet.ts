@@ -158,10 +158,12 @@ export class Fleet {
 
     const balancer = combineBalancers(
       config.balancers.map((entry) => {
-        const { runner, home } = hostRunner(hosts, entry.host, options.verbose ? showCommand : undefined);
+        const onCommand = options.verbose ? showCommand : undefined;
+        const { runner, home } = hostRunner(hosts, entry.host, onCommand);
         return createBalancer(entry, runner, {
           home,
           onWarning: (message) => emit({ type: "warn", server: entry.host, message }),
+          onCommand,
         });
       }),
     );

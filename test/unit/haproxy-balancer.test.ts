@@ -116,7 +116,7 @@ class FakeHaproxy implements InteractiveRunner {
   }
 }
 
-function driver(fake: FakeHaproxy, warnings: string[] = []) {
+function driver(fake: FakeHaproxy, warnings: string[] = [], shown: string[] = []) {
   return new HaproxyBalancer(fake, {
     socket: "/s",
     backend: "app",
@@ -124,6 +124,7 @@ function driver(fake: FakeHaproxy, warnings: string[] = []) {
     stateFile: "/state",
     pollInterval: 1,
     onWarning: (message) => warnings.push(message),
+    onCommand: (server, command) => shown.push(`${server}: ${command}`),
   });
 }
 
@@ -131,8 +132,13 @@ describe("HAProxy driver", () => {
   it("enables before it drains, over one admin socket connection, and reads the live state", async () => {
     const fake = new FakeHaproxy();
     fake.admin.set("alpha", 1);
-    const haproxy = driver(fake);
+    const shown: string[] = [];
+    const haproxy = driver(fake, [], shown);
     await haproxy.apply({ enable: [alpha], drain: [beta] });
+    // --verbose shows the changes, not the reads.
+    expect(shown).toEqual([
+      "lb: HAProxy admin socket: set server app/alpha state ready; set server app/beta state drain",
+    ]);
     // Sent together: the changes, and the read for the state file.
     expect(fake.commands).toEqual([
       "set server app/alpha state ready",

@@ -19,6 +19,8 @@ export interface HaproxyOptions {
   stateFile?: string;
   pollInterval?: number;
   onWarning?: (message: string) => void;
+  /** --verbose: the state changes sent to the admin socket. */
+  onCommand?: (server: string, command: string) => void;
 }
 
 /**
@@ -69,6 +71,7 @@ export class HaproxyBalancer implements Balancer {
     const sets = changes.map(({ server, state }) =>
       setServerState(this.options.backend, this.options.serverName(server), state),
     );
+    this.options.onCommand?.(this.host, `HAProxy admin socket: ${sets.join("; ")}`);
     const replies = await this.channel.callAll(
       this.options.stateFile ? [...sets, "show servers state"] : sets,
     );

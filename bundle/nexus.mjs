@@ -61536,6 +61536,7 @@ var HaproxyBalancer = class {
     const sets = changes.map(
       ({ server, state }) => setServerState(this.options.backend, this.options.serverName(server), state)
     );
+    this.options.onCommand?.(this.host, `HAProxy admin socket: ${sets.join("; ")}`);
     const replies = await this.channel.callAll(
       this.options.stateFile ? [...sets, "show servers state"] : sets
     );
@@ -62090,7 +62091,8 @@ function createBalancer(entry, runner, context) {
         backend: entry.backend,
         serverName: (server) => entry.servers[server.name] ?? server.name,
         stateFile: entry.stateFile ? path20(entry.stateFile) : void 0,
-        onWarning: context.onWarning
+        onWarning: context.onWarning,
+        onCommand: context.onCommand
       });
   }
 }
@@ -64444,10 +64446,12 @@ var Fleet = class _Fleet {
     }
     const balancer = combineBalancers(
       config2.balancers.map((entry) => {
-        const { runner, home } = hostRunner(hosts, entry.host, options.verbose ? showCommand : void 0);
+        const onCommand = options.verbose ? showCommand : void 0;
+        const { runner, home } = hostRunner(hosts, entry.host, onCommand);
         return createBalancer(entry, runner, {
           home,
-          onWarning: (message) => emit({ type: "warn", server: entry.host, message })
+          onWarning: (message) => emit({ type: "warn", server: entry.host, message }),
+          onCommand
         });
       })
     );

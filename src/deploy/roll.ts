@@ -79,7 +79,7 @@ class Rollout {
   async run(): Promise<RollResult> {
     try {
       // Every server's restart gets ready now, each on its own server, long before its drain
-      // ends (HAProxy's lasts only its in-flight requests): a deploy readied them while staging.
+      // ends (HAProxy's lasts only its in-flight requests): a deploy readied them as staging began.
       this.prepare(this.o.batches.flat(), this.o.target);
       await this.noteOperatorDrains();
       await this.rollForward();

@@ -61310,6 +61310,8 @@ var RuntimeChannel = class {
   runner;
   socket;
   connection;
+  /** Connections to processes that said they are stopping (after a reload), still open. */
+  stopping = [];
   queue = Promise.resolve();
   idle;
   /** HAProxy's reply to `command`, without the prompt and the blank line that ends it. */
@@ -61323,11 +61325,32 @@ var RuntimeChannel = class {
     });
     return replies;
   }
-  /** Ends the connection (its client on the balancer host sees EOF and exits). */
+  /**
+   * The replies of every stopping process still reached to `commands` (none when there was no
+   * reload): what they still serve. A connection that ended meanwhile counts as nothing left.
+   */
+  callStopping(commands) {
+    const replies = this.queue.then(async () => {
+      const answers = await Promise.all(
+        this.stopping.map((connection) => this.exchange(connection, commands).catch(() => void 0))
+      );
+      this.stopping = this.stopping.filter((connection) => !connection.ended);
+      return answers.filter((answer) => answer !== void 0);
+    });
+    this.queue = replies.catch(() => {
+    });
+    return replies;
+  }
+  /** Ends the connections to stopping processes, so that they can exit. */
+  releaseStopping() {
+    for (const connection of this.stopping.splice(0)) connection.running.end();
+  }
+  /** Ends the connections (their client on the balancer host sees EOF and exits). */
   close() {
     clearTimeout(this.idle);
     this.connection?.running.end();
     this.connection = void 0;
+    this.releaseStopping();
   }
   async send(commands) {
     clearTimeout(this.idle);
@@ -61350,7 +61373,8 @@ var RuntimeChannel = class {
     const replies = await this.exchange(connection, [...commands, SHOW_INFO]);
     const info2 = replies.pop() ?? "";
     if (/^Stopping:\s*1\s*$/m.test(info2)) {
-      this.drop(connection);
+      if (this.connection === connection) this.connection = void 0;
+      this.stopping.push(connection);
       throw new ConnectionEnded(void 0, new Error("it reached an HAProxy process that is stopping"));
     }
     return replies;
@@ -61619,11 +61643,18 @@ var HaproxyBalancer = class {
    * runtime state is lost and the server is back in rotation), the drain is applied again.
    */
   async waitDrained(server, timeoutMs) {
+    try {
+      return await this.waitUntilDrained(server, timeoutMs);
+    } finally {
+      this.channel.releaseStopping();
+    }
+  }
+  async waitUntilDrained(server, timeoutMs) {
     const interval = this.options.pollInterval ?? 10;
     const deadline = Date.now() + timeoutMs;
     let maint = false;
     for (; ; ) {
-      const { stat: stat10, admin } = await this.poll(server);
+      const { stat: stat10, admin, before } = await this.poll(server);
       if (!admin.drain && !admin.maint) {
         this.options.onWarning?.(
           `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`
@@ -61632,7 +61663,7 @@ var HaproxyBalancer = class {
         await this.setState([server], "drain");
         continue;
       }
-      const open2 = stat10.sessions + stat10.queued;
+      const open2 = stat10.sessions + stat10.queued + before;
       if (open2 === 0 && maint) return { drained: true, open: 0 };
       const late = Date.now() >= deadline;
       if (open2 === 0 || late) {
@@ -61644,17 +61675,27 @@ var HaproxyBalancer = class {
       await sleep(interval);
     }
   }
-  /** The server's sessions (`show stat`) and administrative state (`show servers state`), together. */
+  /**
+   * The server's sessions (`show stat`) and administrative state (`show servers state`), together;
+   * `before`: its sessions in a process a reload replaced, which still finishes what it had.
+   */
   async poll(server) {
     const name = this.options.serverName(server);
+    const showStat = `show stat ${this.options.backend} 4 -1`;
     const [statText = "", stateText = ""] = await this.channel.callAll([
-      `show stat ${this.options.backend} 4 -1`,
+      showStat,
       `show servers state ${this.options.backend}`
     ]);
     const admin = this.parseState(stateText).find((s3) => s3.server === name);
     const row = this.parse(() => parseShowStat(statText)).find((s3) => s3.server === name);
     if (!row || !admin) throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
-    return { stat: row, admin };
+    let before = 0;
+    for (const [text2 = ""] of await this.channel.callStopping([showStat])) {
+      const old = parseShowStat(text2).find((s3) => s3.server === name);
+      before += old ? old.sessions + old.queued : 0;
+    }
+    if (before === 0) this.channel.releaseStopping();
+    return { stat: row, admin, before };
   }
 };
 

@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Agent, request } from "undici";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseServersState } from "../../src/balancer/haproxy/stats.js";
+import { parseServersState, parseShowStat } from "../../src/balancer/haproxy/stats.js";
 import { haproxyPaths } from "../../src/sandbox/haproxy.js";
 import { sandboxHaproxy, writeHaproxyConfig } from "./balancers.js";
 import { hostHome, nexus, uniqueRelease } from "./helpers.js";
@@ -27,6 +28,50 @@ async function adminState(): Promise<Record<string, { maint: boolean; drain: boo
   return Object.fromEntries(
     parseServersState(stdout).map((s) => [s.server, { maint: s.maint, drain: s.drain }]),
   );
+}
+
+/** Each server's current sessions, from HAProxy's `show stat`. */
+async function sessions(): Promise<Record<string, number>> {
+  const { stdout } = await run("sh", [
+    "-c",
+    `printf 'show stat ${sandboxHaproxy().backend} 4 -1\\n' | socat stdio "UNIX-CONNECT:$1"`,
+    "sh",
+    paths().socket,
+  ]);
+  return Object.fromEntries(parseShowStat(stdout).map((s) => [s.server, s.sessions]));
+}
+
+/** A POST through HAProxy whose body is not finished: it stays in flight until `finish`. */
+function unfinishedPost(): Promise<{ socket: Socket; finish(): Promise<string> }> {
+  const url = new URL(sandboxHaproxy().url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => {
+      socket.write(
+        `POST /api/orders HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{`,
+      );
+      resolve({
+        socket,
+        finish: () =>
+          new Promise<string>((done) => {
+            let response = "";
+            socket.setEncoding("utf8").on("data", (chunk: string) => {
+              response += chunk;
+            });
+            socket.on("close", () => done(response.split("\r\n")[0] ?? ""));
+            socket.write("}");
+          }),
+      });
+    });
+    socket.on("error", reject);
+  });
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return;
+    await sleep(100);
+  }
+  throw new Error(`not within 10s: ${what}`);
 }
 
 /** GETs through HAProxy on fresh connections: who answered. */
@@ -107,6 +152,38 @@ describe("HAProxy driver (runtime API, no reload)", () => {
 
     expect((await nexus(["-c", config, "enable", "nexus-gamma"])).exitCode).toBe(0);
     for (const name of servers) expect((await adminState())[name]).toEqual({ maint: false, drain: false });
+  });
+
+  it("a reload while a drain waits: the old process's requests in flight are waited for, and maint reaches the new process", async () => {
+    // leastconn spreads nine unfinished POSTs over the three servers: beta holds some.
+    const posts = await Promise.all(Array.from({ length: 9 }, () => unfinishedPost()));
+    try {
+      await until("beta has sessions", async () => ((await sessions())["nexus-beta"] ?? 0) > 0);
+      let finished = false;
+      const drain = nexus(["-c", config, "drain", "nexus-beta"]).finally(() => {
+        finished = true;
+      });
+      // The drain is in the state file, so the new process starts with beta drained.
+      await until(
+        "the state file has beta drained",
+        () =>
+          existsSync(paths().state) &&
+          !!parseServersState(readFileSync(paths().state, "utf8")).find((s) => s.server === "nexus-beta")
+            ?.drain,
+      );
+      await restartHaproxy();
+      // The old process still serves beta's requests (the new one has none): nexus waits for them.
+      await sleep(1000);
+      expect(finished).toBe(false);
+      const answers = await Promise.all(posts.map((post) => post.finish()));
+      expect(answers).toEqual(Array(9).fill("HTTP/1.1 201 Created"));
+      const result = await drain;
+      expect(result.exitCode, result.all).toBe(0);
+      expect((await adminState())["nexus-beta"]).toEqual({ maint: true, drain: false });
+    } finally {
+      for (const post of posts) post.socket.destroy();
+      expect((await nexus(["-c", config, "enable", "nexus-beta"])).exitCode).toBe(0);
+    }
   });
 
   it("a backend HAProxy does not have is named, and nothing changes", async () => {

@@ -33,6 +33,11 @@ class FakeHaproxy implements InteractiveRunner {
   endAfter = Number.POSITIVE_INFINITY;
   /** Connections opened before the last `reload()`: their process is stopping. */
   private stoppingBefore = 0;
+  /** beta's sessions in the process a reload replaced, one value per `show stat` there. */
+  oldSessions: number[] = [0];
+  /** The old process's last answer for beta, each time beta was put in maintenance. */
+  oldAtMaint: (number | undefined)[] = [];
+  private lastOld: number | undefined;
 
   /** A reload: the old process keeps its CLI connections, and says it is stopping. */
   reload(): void {
@@ -41,13 +46,19 @@ class FakeHaproxy implements InteractiveRunner {
   onPoll?: () => void;
 
   private answer(command: string, connection: number): string {
-    if (command === "show info")
-      return `Name: HAProxy\nPid: 7\nStopping: ${connection <= this.stoppingBefore ? 1 : 0}`;
+    const old = connection <= this.stoppingBefore;
+    if (command === "show info") return `Name: HAProxy\nPid: 7\nStopping: ${old ? 1 : 0}`;
     this.commands.push(command);
+    if (old && command === "show stat app 4 -1") {
+      const scur = this.oldSessions.length > 1 ? this.oldSessions.shift() : this.oldSessions[0];
+      this.lastOld = scur;
+      return [STAT_HEADER, `app,beta,0,0,${scur},0,,0,0,0,,0,,0,0,0,0,DRAIN`].join("\n");
+    }
     const set = /^set server app\/(\S+) state (\S+)$/.exec(command);
     if (set) {
       const name = set[1] as string;
       if (!this.admin.has(name)) return "No such server.";
+      if (set[2] === "maint") this.oldAtMaint.push(this.lastOld);
       this.admin.set(name, { ready: 0, drain: 8, maint: 1 }[set[2] as "ready"] ?? 0);
       return "";
     }
@@ -249,6 +260,20 @@ describe("HAProxy driver", () => {
     expect(fake.connections).toBe(2);
     // Sent to the old process, then again to the new one.
     expect(fake.commands.filter((c) => c === "set server app/beta state ready")).toHaveLength(2);
+    await haproxy.close();
+  });
+
+  it("a drain across a reload waits for the sessions the old process still serves too", async () => {
+    const fake = new FakeHaproxy();
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [beta] });
+    fake.reload();
+    // The new process has none; the old one finishes two requests, then has none.
+    fake.oldSessions = [2, 1, 0];
+    expect(await haproxy.waitDrained(beta, 60_000)).toEqual({ drained: true, open: 0 });
+    // Maintenance only once the old process had none either.
+    expect(fake.oldAtMaint).toEqual([0]);
+    expect(fake.admin.get("beta")).toBe(1);
     await haproxy.close();
   });
 

@@ -165,11 +165,19 @@ export class HaproxyBalancer implements Balancer {
    * runtime state is lost and the server is back in rotation), the drain is applied again.
    */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
+    try {
+      return await this.waitUntilDrained(server, timeoutMs);
+    } finally {
+      this.channel.releaseStopping();
+    }
+  }
+
+  private async waitUntilDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
     const interval = this.options.pollInterval ?? 10;
     const deadline = Date.now() + timeoutMs;
     let maint = false;
     for (;;) {
-      const { stat, admin } = await this.poll(server);
+      const { stat, admin, before } = await this.poll(server);
       if (!admin.drain && !admin.maint) {
         this.options.onWarning?.(
           `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`,
@@ -178,7 +186,7 @@ export class HaproxyBalancer implements Balancer {
         await this.setState([server], "drain");
         continue;
       }
-      const open = stat.sessions + stat.queued;
+      const open = stat.sessions + stat.queued + before;
       if (open === 0 && maint) return { drained: true, open: 0 };
       const late = Date.now() >= deadline;
       if (open === 0 || late) {
@@ -191,16 +199,28 @@ export class HaproxyBalancer implements Balancer {
     }
   }
 
-  /** The server's sessions (`show stat`) and administrative state (`show servers state`), together. */
-  private async poll(server: ServerConfig): Promise<{ stat: ServerStat; admin: ServerState }> {
+  /**
+   * The server's sessions (`show stat`) and administrative state (`show servers state`), together;
+   * `before`: its sessions in a process a reload replaced, which still finishes what it had.
+   */
+  private async poll(
+    server: ServerConfig,
+  ): Promise<{ stat: ServerStat; admin: ServerState; before: number }> {
     const name = this.options.serverName(server);
+    const showStat = `show stat ${this.options.backend} 4 -1`;
     const [statText = "", stateText = ""] = await this.channel.callAll([
-      `show stat ${this.options.backend} 4 -1`,
+      showStat,
       `show servers state ${this.options.backend}`,
     ]);
     const admin = this.parseState(stateText).find((s) => s.server === name);
     const row = this.parse(() => parseShowStat(statText)).find((s) => s.server === name);
     if (!row || !admin) throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
-    return { stat: row, admin };
+    let before = 0;
+    for (const [text = ""] of await this.channel.callStopping([showStat])) {
+      const old = parseShowStat(text).find((s) => s.server === name);
+      before += old ? old.sessions + old.queued : 0;
+    }
+    if (before === 0) this.channel.releaseStopping();
+    return { stat: row, admin, before };
   }
 }

@@ -52,10 +52,14 @@ interface Connection {
  * order. Every command nexus sends is idempotent (a state to set, a table to read), so a batch
  * whose connection ended unanswered is sent again on a new connection, and so is one answered by
  * a process that is stopping: after a reload the old process keeps its CLI connections (and lives
- * as long as they do) while the new one takes the traffic, so nexus must talk to the new one.
+ * as long as they do) while the new one takes the traffic, so nexus must talk to the new one. The
+ * old one still finishes the requests it had: its connection is kept for `callStopping` (a drain
+ * waits for those too) until `releaseStopping`.
  */
 export class RuntimeChannel {
   private connection: Connection | undefined;
+  /** Connections to processes that said they are stopping (after a reload), still open. */
+  private stopping: Connection[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   private idle: NodeJS.Timeout | undefined;
 
@@ -76,11 +80,33 @@ export class RuntimeChannel {
     return replies;
   }
 
-  /** Ends the connection (its client on the balancer host sees EOF and exits). */
+  /**
+   * The replies of every stopping process still reached to `commands` (none when there was no
+   * reload): what they still serve. A connection that ended meanwhile counts as nothing left.
+   */
+  callStopping(commands: readonly string[]): Promise<string[][]> {
+    const replies = this.queue.then(async () => {
+      const answers = await Promise.all(
+        this.stopping.map((connection) => this.exchange(connection, commands).catch(() => undefined)),
+      );
+      this.stopping = this.stopping.filter((connection) => !connection.ended);
+      return answers.filter((answer): answer is string[] => answer !== undefined);
+    });
+    this.queue = replies.catch(() => {});
+    return replies;
+  }
+
+  /** Ends the connections to stopping processes, so that they can exit. */
+  releaseStopping(): void {
+    for (const connection of this.stopping.splice(0)) connection.running.end();
+  }
+
+  /** Ends the connections (their client on the balancer host sees EOF and exits). */
   close(): void {
     clearTimeout(this.idle);
     this.connection?.running.end();
     this.connection = undefined;
+    this.releaseStopping();
   }
 
   private async send(commands: readonly string[]): Promise<string[]> {
@@ -105,7 +131,8 @@ export class RuntimeChannel {
     const replies = await this.exchange(connection, [...commands, SHOW_INFO]);
     const info = replies.pop() ?? "";
     if (/^Stopping:\s*1\s*$/m.test(info)) {
-      this.drop(connection);
+      if (this.connection === connection) this.connection = undefined;
+      this.stopping.push(connection);
       throw new ConnectionEnded(undefined, new Error("it reached an HAProxy process that is stopping"));
     }
     return replies;

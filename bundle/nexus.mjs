@@ -61327,14 +61327,19 @@ var RuntimeChannel = class {
   }
   /**
    * The replies of every stopping process still reached to `commands` (none when there was no
-   * reload): what they still serve. A connection that ended meanwhile counts as nothing left.
+   * reload): what they still serve. A connection that ended or did not answer is let go, and
+   * counts as nothing left.
    */
   callStopping(commands) {
     const replies = this.queue.then(async () => {
+      const connections = this.stopping.splice(0);
       const answers = await Promise.all(
-        this.stopping.map((connection) => this.exchange(connection, commands).catch(() => void 0))
+        connections.map((connection) => this.exchange(connection, commands).catch(() => void 0))
       );
-      this.stopping = this.stopping.filter((connection) => !connection.ended);
+      connections.forEach((connection, i2) => {
+        if (answers[i2] && !connection.ended) this.stopping.push(connection);
+        else connection.running.end();
+      });
       return answers.filter((answer) => answer !== void 0);
     });
     this.queue = replies.catch(() => {

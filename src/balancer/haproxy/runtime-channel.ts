@@ -82,14 +82,19 @@ export class RuntimeChannel {
 
   /**
    * The replies of every stopping process still reached to `commands` (none when there was no
-   * reload): what they still serve. A connection that ended meanwhile counts as nothing left.
+   * reload): what they still serve. A connection that ended or did not answer is let go, and
+   * counts as nothing left.
    */
   callStopping(commands: readonly string[]): Promise<string[][]> {
     const replies = this.queue.then(async () => {
+      const connections = this.stopping.splice(0);
       const answers = await Promise.all(
-        this.stopping.map((connection) => this.exchange(connection, commands).catch(() => undefined)),
+        connections.map((connection) => this.exchange(connection, commands).catch(() => undefined)),
       );
-      this.stopping = this.stopping.filter((connection) => !connection.ended);
+      connections.forEach((connection, i) => {
+        if (answers[i] && !connection.ended) this.stopping.push(connection);
+        else connection.running.end();
+      });
       return answers.filter((answer): answer is string[] => answer !== undefined);
     });
     this.queue = replies.catch(() => {});

@@ -66265,12 +66265,10 @@ var ArtifactServer = class _ArtifactServer {
     const stream = createReadStream2(this.file, { highWaterMark: 1024 * 1024 });
     stream.on("data", (chunk2) => {
       state.sent += chunk2.length;
+      if (state.sent >= this.size) state.spent = true;
       state.onProgress?.(state.sent, this.size);
     });
     stream.on("error", () => response.destroy());
-    stream.on("end", () => {
-      state.spent = true;
-    });
     response.on("finish", () => {
       state.spent = true;
       state.finished = true;

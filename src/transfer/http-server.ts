@@ -181,18 +181,17 @@ export class ArtifactServer {
     state.sent = 0;
     state.responses.add(response);
     const stream = createReadStream(this.file, { highWaterMark: 1024 * 1024 });
+    // One complete download per offer: whoever holds the URL afterwards gets nothing. Spent as
+    // soon as the last bytes are read, in this listener, which runs before the pipe writes them:
+    // so before the client can have them all and ask again (not on the stream's "end", which
+    // waits for one more read from the thread pool to find the end of the file, nor on "finish");
+    // open again if that response then fails and none was delivered.
     stream.on("data", (chunk) => {
       state.sent += chunk.length;
+      if (state.sent >= this.size) state.spent = true;
       state.onProgress?.(state.sent, this.size);
     });
     stream.on("error", () => response.destroy());
-    // One complete download per offer: whoever holds the URL afterwards gets nothing. Spent as
-    // soon as the whole file is queued, before its last byte can reach the client (on "finish"
-    // a client that already has everything could ask again first); open again if that response
-    // then fails and none was delivered.
-    stream.on("end", () => {
-      state.spent = true;
-    });
     response.on("finish", () => {
       state.spent = true;
       state.finished = true;

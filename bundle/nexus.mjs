@@ -65170,8 +65170,7 @@ var Rollout = class {
       return this.result();
     } finally {
       this.o.ops.discardPrepared?.();
-      await this.o.ops.balancer.settle?.().catch(() => {
-      });
+      await this.o.ops.balancer.settle?.();
     }
   }
   async rollForward() {

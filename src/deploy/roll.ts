@@ -91,7 +91,7 @@ class Rollout {
     } finally {
       this.o.ops.discardPrepared?.();
       // What the balancer still writes (HAProxy's state file) is done, and said, before the result.
-      await this.o.ops.balancer.settle?.().catch(() => {});
+      await this.o.ops.balancer.settle?.();
     }
   }
 

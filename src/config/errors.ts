@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 import { EXIT, NexusError } from "../errors.js";
 
 /** A config mistake. Its message names the file and field; the CLI prints it without a stack and exits 2. */

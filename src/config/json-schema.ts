@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { configSchema } from "./schema.js";
 
 /** The JSON Schema of deploy.config.json (input side: durations may be strings), for `$schema`. */

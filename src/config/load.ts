@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { z } from "zod";
+import type * as z from "zod";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
 import { balancerSchema, configSchema, haproxyBalancerSchema, type ParsedConfig } from "./schema.js";
 

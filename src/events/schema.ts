@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { DeployEvent, Outcome, ServerResult, Step, SummaryRow } from "./events.js";
 import { resultShapes } from "./results.js";
 import { strictMembers } from "./union.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 type NoFields = Record<never, never>;
 type Member<S extends z.ZodRawShape, E extends z.ZodRawShape> = z.ZodObject<E & S, z.core.$strict>;

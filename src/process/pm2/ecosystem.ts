@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 const text = z.string().min(1, "must not be empty");
 const words = z.union([text, z.array(text)]);

@@ -47854,18 +47854,24 @@ var NODE_CLIENT = [
   'c.on("close", () => process.exit(0));'
 ].join(" ");
 function channelScript(socket) {
-  return [
-    `sock=${shq(socket)}`,
-    `if [ ! -S "$sock" ] || [ ! -w "$sock" ]; then echo "no writable HAProxy admin socket at $sock" >&2; exit ${NO_SOCKET}; fi`,
-    'if command -v socat >/dev/null 2>&1; then exec socat stdio "UNIX-CONNECT:$sock"; fi',
-    `exec node -e ${shq(NODE_CLIENT)} "$sock"`
-  ].join("\n");
+  return shScript(
+    [
+      "sock=$1",
+      `if [ ! -S "$sock" ] || [ ! -w "$sock" ]; then echo "no writable HAProxy admin socket at $sock" >&2; exit ${NO_SOCKET}; fi`,
+      'if command -v socat >/dev/null 2>&1; then exec socat stdio "UNIX-CONNECT:$sock"; fi',
+      `exec node -e ${shq(NODE_CLIENT)} "$sock"`
+    ],
+    socket
+  );
 }
 function writeStateFileScript(file) {
-  return [
-    `state_file=${shq(file)}`,
-    'cat > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"'
-  ].join("\n");
+  return shScript(
+    ["state_file=$1", 'cat > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"'],
+    file
+  );
+}
+function shScript(lines, arg) {
+  return script(lines.join("\n"), arg);
 }
 function setServerState(backend, server, state) {
   return `set server ${backend}/${server} state ${state}`;
@@ -48086,6 +48092,7 @@ function parseServersState(text2) {
   }
   const columns = header.slice(2).trim().split(/\s+/);
   const at2 = (name) => columns.indexOf(name);
+  const backendId = at2("be_id");
   const index = {
     backend: at2("be_name"),
     server: at2("srv_name"),
@@ -48099,8 +48106,10 @@ function parseServersState(text2) {
   return lines.filter((line) => !line.startsWith("#") && line.trim() !== "1").map((line) => {
     const fields = line.trim().split(/\s+/);
     const admin = Number.parseInt(fields[index.admin] ?? "", 10) || 0;
+    const id = backendId < 0 ? Number.NaN : Number.parseInt(fields[backendId] ?? "", 10);
     return {
       backend: fields[index.backend] ?? "",
+      ...Number.isInteger(id) && id > 0 ? { backendId: id } : {},
       server: fields[index.server] ?? "",
       address: fields[index.address] ?? "",
       operational: Number.parseInt(fields[index.operational] ?? "", 10) || 0,
@@ -48124,6 +48133,15 @@ var HaproxyBalancer = class {
   channel;
   /** The state file's writes, one after the other (each never fails: it warns). */
   stateWrites = Promise.resolve();
+  /**
+   * The backend's numeric id, from `show servers state` (which looks up backends only): `show
+   * stat NAME` takes the first proxy of that name, and a frontend may share the backend's name.
+   */
+  backendId;
+  /** Drain waits running now: a reloaded process's connections are let go when the last ends. */
+  waits = 0;
+  /** Per HAProxy server name, how many times nexus put it back in rotation: a drain wait stops then. */
+  enables = /* @__PURE__ */ new Map();
   get host() {
     return this.runner.name;
   }
@@ -48191,7 +48209,14 @@ var HaproxyBalancer = class {
         `${this.host}: HAProxy has no backend "${this.options.backend}" (balancer.backend)`
       );
     }
-    return this.parse(() => parseServersState(text2));
+    const states = this.parse(() => parseServersState(text2));
+    this.backendId = states.find((s3) => s3.backend === this.options.backend)?.backendId ?? this.backendId;
+    return states;
+  }
+  /** `show stat` of the backend's servers, by the backend's id once known. */
+  async statCommand() {
+    if (this.backendId === void 0) await this.serversState();
+    return `show stat ${this.backendId ?? this.options.backend} 4 -1`;
   }
   parse(read) {
     try {
@@ -48202,7 +48227,7 @@ var HaproxyBalancer = class {
   }
   /** `show stat` of the backend (CSV): the counters the error-rate watch reads. */
   async showStat() {
-    return this.channel.call(`show stat ${this.options.backend} 4 -1`);
+    return this.channel.call(await this.statCommand());
   }
   /** The live runtime state, not the config file: what HAProxy does right now. */
   async state(servers2) {
@@ -48219,6 +48244,10 @@ var HaproxyBalancer = class {
   }
   /** One round trip; enables first, so capacity comes back before any more leaves. */
   async apply(change) {
+    for (const server of change.enable ?? []) {
+      const name = this.options.serverName(server);
+      this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
+    }
     await this.setStates([
       ...(change.enable ?? []).map((server) => ({ server, state: "ready" })),
       ...(change.drain ?? []).map((server) => ({ server, state: "drain" }))
@@ -48231,19 +48260,26 @@ var HaproxyBalancer = class {
    * runtime state is lost and the server is back in rotation), the drain is applied again.
    */
   async waitDrained(server, timeoutMs) {
+    this.waits++;
     try {
       return await this.waitUntilDrained(server, timeoutMs);
     } finally {
-      this.channel.releaseStopping();
+      if (--this.waits === 0) this.channel.releaseStopping();
     }
   }
   async waitUntilDrained(server, timeoutMs) {
     const interval = this.options.pollInterval ?? 10;
     const deadline = Date.now() + timeoutMs;
+    const name = this.options.serverName(server);
+    const enables = this.enables.get(name) ?? 0;
     let maint = false;
     for (; ; ) {
       const { stat: stat10, admin, before } = await this.poll(server);
+      const open2 = stat10.sessions + stat10.queued + before;
+      if ((this.enables.get(name) ?? 0) !== enables)
+        return { drained: false, open: open2, detail: "put back in rotation while its drain was waited for" };
       if (!admin.drain && !admin.maint) {
+        if (Date.now() >= deadline) return { drained: false, open: open2 };
         this.options.onWarning?.(
           `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`
         );
@@ -48251,7 +48287,6 @@ var HaproxyBalancer = class {
         await this.setState([server], "drain");
         continue;
       }
-      const open2 = stat10.sessions + stat10.queued + before;
       if (open2 === 0 && maint) return { drained: true, open: 0 };
       const late = Date.now() >= deadline;
       if (open2 === 0 || late) {
@@ -48269,23 +48304,35 @@ var HaproxyBalancer = class {
    */
   async poll(server) {
     const name = this.options.serverName(server);
-    const showStat = `show stat ${this.options.backend} 4 -1`;
-    const [statText = "", stateText = ""] = await this.channel.callAll([
-      showStat,
-      `show servers state ${this.options.backend}`
-    ]);
-    const admin = this.parseState(stateText).find((s3) => s3.server === name);
-    const row = this.parse(() => parseShowStat(statText)).find((s3) => s3.server === name);
-    if (!row || !admin) throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
-    let before = 0;
-    for (const [text2 = ""] of await this.channel.callStopping([showStat])) {
-      const old = parseShowStat(text2).find((s3) => s3.server === name);
-      before += old ? old.sessions + old.queued : 0;
+    const mine = (s3) => s3.backend === this.options.backend && s3.server === name;
+    for (let attempt = 1; ; attempt++) {
+      const showStat = await this.statCommand();
+      const [statText = "", stateText = ""] = await this.channel.callAll([
+        showStat,
+        `show servers state ${this.options.backend}`
+      ]);
+      const admin = this.parseState(stateText).find((s3) => s3.server === name);
+      const row = this.parse(() => parseShowStat(statText)).find(mine);
+      if (!row && admin && showStat !== await this.statCommand() && attempt < 3) continue;
+      if (!row || !admin)
+        throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
+      let before = 0;
+      for (const [text2 = ""] of await this.channel.callStopping(["show stat -1 4 -1"])) {
+        const old = this.parse(() => parseShowStat(text2)).find(mine);
+        before += old ? old.sessions + old.queued : 0;
+      }
+      return { stat: row, admin, before };
     }
-    if (before === 0) this.channel.releaseStopping();
-    return { stat: row, admin, before };
   }
 };
+
+// src/util/all-done.ts
+async function allDone(promises) {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => r.value);
+}
 
 // src/balancer/balancer.ts
 function stillOpen(wait) {
@@ -48357,7 +48404,7 @@ var MultiBalancer = class {
   }
   /** Drained when no balancer holds a connection to the server any more. */
   async waitDrained(server, timeoutMs) {
-    const all = await Promise.all(this.balancers.map((b2) => b2.waitDrained(server, timeoutMs)));
+    const all = await allDone(this.balancers.map((b2) => b2.waitDrained(server, timeoutMs)));
     const drained = all.every((r) => r.drained);
     const details = all.flatMap((r, i2) => {
       const host = this.balancers[i2]?.host;
@@ -51743,10 +51790,14 @@ var Rollout = class {
   interrupted = false;
   async run() {
     try {
-      this.prepare(this.o.batches.flat(), this.o.target);
-      await this.noteOperatorDrains();
-      await this.rollForward();
-      if (!await this.enable(this.takePending())) this.failure = true;
+      try {
+        this.prepare(this.o.batches.flat(), this.o.target);
+        await this.noteOperatorDrains();
+        await this.rollForward();
+        if (!await this.enable(this.takePending())) this.failure = true;
+      } catch (error3) {
+        await this.stoppedBy(error3);
+      }
       if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
         await this.rollBackDone();
       }
@@ -51755,6 +51806,19 @@ var Rollout = class {
       this.o.ops.discardPrepared?.();
       await this.o.ops.balancer.settle?.();
     }
+  }
+  /**
+   * A step that has no failure path of its own threw (the balancer's state read for the capacity
+   * guard or the watch lost its connection; a bug): the servers still out of rotation in nexus's
+   * hands (a gated batch waiting for the next drain's change, say) are reconciled like after a
+   * balancer error, so none is left drained without a word.
+   */
+  async stoppedBy(error3) {
+    this.failure = true;
+    this.pending = [];
+    this.o.emit({ type: "error", message: `the roll stopped: ${error3.message}` });
+    const out = this.o.batches.flat().filter((s3) => this.inHand.has(s3.name));
+    if (out.length > 0) await this.reconcile(out, "the roll", error3, false);
   }
   async rollForward() {
     const { batches, signal: signal2, emit } = this.o;
@@ -51799,6 +51863,12 @@ var Rollout = class {
         this.failure = true;
         return;
       }
+      if (signal2.aborted) {
+        this.interrupted = true;
+        for (const s3 of batch) this.row(s3.name).note = "interrupted while it drained: left as it was";
+        if (!await this.enable(batch)) this.failure = true;
+        return;
+      }
       const results = await Promise.all(batch.map((s3) => this.activateTarget(s3)));
       const passed = batch.filter((_2, i2) => results[i2]);
       const failed = batch.filter((_2, i2) => !results[i2]);
@@ -51820,6 +51890,15 @@ var Rollout = class {
         this.done.splice(this.done.length - batch.length, batch.length);
         const back = this.interrupted || this.o.onFailure === "halt" ? "restored" : "rolled back";
         if (await this.drain(batch, this.o.fallback)) await this.restore(batch, back);
+        else {
+          for (const s3 of batch) {
+            if (this.row(s3.name).result === "needs human") continue;
+            this.needsHuman(
+              s3.name,
+              `still on ${this.o.target(s3.name)}, in rotation: ${breach}, and draining it to go back failed`
+            );
+          }
+        }
         return;
       }
       this.failure = true;
@@ -51896,7 +51975,7 @@ var Rollout = class {
     this.enabled(joining, started);
     for (const s3 of live) this.outSince.set(s3.name, Date.now());
     try {
-      await Promise.all(
+      await allDone(
         batch.map(async (s3) => {
           const wait = await ops.balancer.waitDrained(s3, config2.balancer.drainTimeout);
           const { drained, detail } = wait;
@@ -51948,13 +52027,15 @@ var Rollout = class {
    * cannot be put back, or whose state cannot be read, needs a human (its journal is kept).
    * True when every server ended where it should be.
    */
-  async reconcile(servers2, doing, error3) {
+  async reconcile(servers2, doing, error3, announce = true) {
     const { emit, ops, config: config2 } = this.o;
     const cause = error3.message.split("\n")[0] ?? "";
-    emit({
-      type: "error",
-      message: `${doing} ${servers2.map((s3) => s3.name).join(", ")} failed: ${error3.message}`
-    });
+    if (announce) {
+      emit({
+        type: "error",
+        message: `${doing} ${servers2.map((s3) => s3.name).join(", ")} failed: ${error3.message}`
+      });
+    }
     let states;
     try {
       states = await ops.balancer.state(config2.servers);
@@ -52167,14 +52248,33 @@ async function withPlannedFleet(config2, plan, holder, options, body) {
   );
   const hosts = plan.servers.map((s3) => fleet.host(s3.name));
   try {
-    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
-      const states = /* @__PURE__ */ new Map();
-      await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
-      return body({ fleet, hosts, states });
-    });
+    return await withLocks(
+      fleet,
+      hosts,
+      holder,
+      emit,
+      options.lockWaitMs,
+      async () => body({ fleet, hosts, states: await readStatesToRoll(hosts) })
+    );
   } finally {
     await fleet.close();
   }
+}
+async function readStatesToRoll(hosts) {
+  const states = /* @__PURE__ */ new Map();
+  await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
+  const unfinished = [...states].flatMap(
+    ([name, state]) => state.journal ? [
+      `${name}: a ${state.journal.command} of ${state.journal.release}${state.journal.time ? ` (${state.journal.time})` : ""} did not finish here`
+    ] : []
+  );
+  if (unfinished.length > 0) {
+    throw new LockError(
+      `${unfinished.join("\n")}
+  fix: \`nexus status\` shows where each server stands; \`nexus recover\` brings it back (if it needs a human, once the cause is fixed)`
+    );
+  }
+  return states;
 }
 async function rollJournaled(hosts, journal, options) {
   if (journal) await writeJournals(hosts, journal);
@@ -53175,8 +53275,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
     await checkSharedFiles(config2, hosts);
     const watch = await BatchWatch.prepare(config2, fleet, emit);
     return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
-      const states = /* @__PURE__ */ new Map();
-      await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
+      const states = await readStatesToRoll(hosts);
       const clash = hosts.filter((h2) => states.get(h2.server.name)?.releases.some((r) => r.id === release));
       if (clash.length > 0) {
         throw new PlanError(
@@ -54899,7 +54998,7 @@ async function whileInterruptible(reporter, body) {
       const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
       reporter.emit({
         type: "error",
-        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`nexus status\`, and \`nexus recover\` if it says so.`
       });
       reporter.close();
       process.exit(EXIT.needsHuman);

@@ -1,4 +1,5 @@
 import type { ServerConfig } from "../config/load.js";
+import { allDone } from "../util/all-done.js";
 import {
   type BackendState,
   type Balancer,
@@ -90,7 +91,7 @@ export class MultiBalancer implements Balancer {
 
   /** Drained when no balancer holds a connection to the server any more. */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
-    const all = await Promise.all(this.balancers.map((b) => b.waitDrained(server, timeoutMs)));
+    const all = await allDone(this.balancers.map((b) => b.waitDrained(server, timeoutMs)));
     const drained = all.every((r) => r.drained);
     // Drained: what each waited for. Not drained: only the balancers that still hold the server.
     const details = all.flatMap((r, i) => {

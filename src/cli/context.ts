@@ -109,7 +109,7 @@ export async function whileInterruptible<T>(
       const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
       reporter.emit({
         type: "error",
-        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}. Run \`nexus status\` and \`nexus recover\`.` : ""}`,
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`nexus status\`, and \`nexus recover\` if it says so.`,
       });
       reporter.close();
       process.exit(EXIT.needsHuman);

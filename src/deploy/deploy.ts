@@ -15,6 +15,7 @@ import { buildEnvOptions } from "./build-env.js";
 import {
   type CommandResult,
   type RollCommandOptions,
+  readStatesToRoll,
   recordAll,
   rollJournaled,
   summarize,
@@ -27,7 +28,7 @@ import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { releaseEnv } from "./release-env.js";
 import { stageWithRetry } from "./stage.js";
-import { readState, releasesToPrune, type ServerState } from "./state.js";
+import { readState, releasesToPrune } from "./state.js";
 
 export interface DeployOptions extends RollCommandOptions {
   releaseId?: string;
@@ -183,8 +184,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
     // rolling.watch: the access log must carry the upstream fields, checked before anything changes.
     const watch = await BatchWatch.prepare(config, fleet, emit);
     return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
-      const states = new Map<string, ServerState>();
-      await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
+      const states = await readStatesToRoll(hosts);
       const clash = hosts.filter((h) => states.get(h.server.name)?.releases.some((r) => r.id === release));
       if (clash.length > 0) {
         throw new PlanError(

@@ -6,6 +6,7 @@ import { recordHistory } from "./history.js";
 import {
   clearJournals,
   type JournalEntry,
+  LockError,
   type LockHolder,
   lockAll,
   unlockAll,
@@ -99,14 +100,36 @@ export async function withPlannedFleet<T>(
   );
   const hosts = plan.servers.map((s) => fleet.host(s.name));
   try {
-    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
-      const states = new Map<string, ServerState>();
-      await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
-      return body({ fleet, hosts, states });
-    });
+    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () =>
+      body({ fleet, hosts, states: await readStatesToRoll(hosts) }),
+    );
   } finally {
     await fleet.close();
   }
+}
+
+/**
+ * Each host's state, read under the lock, for a command that will roll it. A journal there is an
+ * earlier command's that did not finish (killed, or it ended needing a human): the server may be
+ * drained or mid-switch, and rolling over it would overwrite what `nexus recover` needs (the
+ * release to go back to) and take the server for one an operator drained. Refused until recovered.
+ */
+export async function readStatesToRoll(hosts: Host[]): Promise<Map<string, ServerState>> {
+  const states = new Map<string, ServerState>();
+  await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
+  const unfinished = [...states].flatMap(([name, state]) =>
+    state.journal
+      ? [
+          `${name}: a ${state.journal.command} of ${state.journal.release}${state.journal.time ? ` (${state.journal.time})` : ""} did not finish here`,
+        ]
+      : [],
+  );
+  if (unfinished.length > 0) {
+    throw new LockError(
+      `${unfinished.join("\n")}\n  fix: \`nexus status\` shows where each server stands; \`nexus recover\` brings it back (if it needs a human, once the cause is fixed)`,
+    );
+  }
+  return states;
 }
 
 /**

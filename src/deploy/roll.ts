@@ -1,6 +1,7 @@
 import { type BackendState, stillOpen } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
+import { allDone } from "../util/all-done.js";
 import { sleep } from "../util/sleep.js";
 import { capacityProblem } from "./capacity.js";
 import type { FleetOps } from "./fleet-ops.js";
@@ -78,12 +79,16 @@ class Rollout {
 
   async run(): Promise<RollResult> {
     try {
-      // Every server's restart gets ready now, each on its own server, long before its drain
-      // ends (HAProxy's lasts only its in-flight requests): a deploy readied them as staging began.
-      this.prepare(this.o.batches.flat(), this.o.target);
-      await this.noteOperatorDrains();
-      await this.rollForward();
-      if (!(await this.enable(this.takePending()))) this.failure = true;
+      try {
+        // Every server's restart gets ready now, each on its own server, long before its drain
+        // ends (HAProxy's lasts only its in-flight requests): a deploy readied them as staging began.
+        this.prepare(this.o.batches.flat(), this.o.target);
+        await this.noteOperatorDrains();
+        await this.rollForward();
+        if (!(await this.enable(this.takePending()))) this.failure = true;
+      } catch (error) {
+        await this.stoppedBy(error);
+      }
       if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
         await this.rollBackDone();
       }
@@ -93,6 +98,20 @@ class Rollout {
       // What the balancer still writes (HAProxy's state file) is done, and said, before the result.
       await this.o.ops.balancer.settle?.();
     }
+  }
+
+  /**
+   * A step that has no failure path of its own threw (the balancer's state read for the capacity
+   * guard or the watch lost its connection; a bug): the servers still out of rotation in nexus's
+   * hands (a gated batch waiting for the next drain's change, say) are reconciled like after a
+   * balancer error, so none is left drained without a word.
+   */
+  private async stoppedBy(error: unknown): Promise<void> {
+    this.failure = true;
+    this.pending = [];
+    this.o.emit({ type: "error", message: `the roll stopped: ${(error as Error).message}` });
+    const out = this.o.batches.flat().filter((s) => this.inHand.has(s.name));
+    if (out.length > 0) await this.reconcile(out, "the roll", error, false);
   }
 
   private async rollForward(): Promise<void> {
@@ -139,6 +158,13 @@ class Rollout {
         this.failure = true;
         return;
       }
+      if (signal.aborted) {
+        // Interrupted while it drained: nothing on it has changed yet, so it goes back as it was.
+        this.interrupted = true;
+        for (const s of batch) this.row(s.name).note = "interrupted while it drained: left as it was";
+        if (!(await this.enable(batch))) this.failure = true;
+        return;
+      }
 
       const results = await Promise.all(batch.map((s) => this.activateTarget(s)));
       const passed = batch.filter((_, i) => results[i]);
@@ -162,6 +188,15 @@ class Rollout {
         this.done.splice(this.done.length - batch.length, batch.length);
         const back = this.interrupted || this.o.onFailure === "halt" ? "restored" : "rolled back";
         if (await this.drain(batch, this.o.fallback)) await this.restore(batch, back);
+        else {
+          for (const s of batch) {
+            if (this.row(s.name).result === "needs human") continue;
+            this.needsHuman(
+              s.name,
+              `still on ${this.o.target(s.name)}, in rotation: ${breach}, and draining it to go back failed`,
+            );
+          }
+        }
         return;
       }
 
@@ -253,7 +288,9 @@ class Rollout {
     this.enabled(joining, started);
     for (const s of live) this.outSince.set(s.name, Date.now());
     try {
-      await Promise.all(
+      // Every wait ends before a failure is reconciled: one still polling would act on a server
+      // the reconciliation puts back.
+      await allDone(
         batch.map(async (s) => {
           const wait = await ops.balancer.waitDrained(s, config.balancer.drainTimeout);
           const { drained, detail } = wait;
@@ -308,13 +345,20 @@ class Rollout {
    * cannot be put back, or whose state cannot be read, needs a human (its journal is kept).
    * True when every server ended where it should be.
    */
-  private async reconcile(servers: ServerConfig[], doing: string, error: unknown): Promise<boolean> {
+  private async reconcile(
+    servers: ServerConfig[],
+    doing: string,
+    error: unknown,
+    announce = true,
+  ): Promise<boolean> {
     const { emit, ops, config } = this.o;
     const cause = (error as Error).message.split("\n")[0] ?? "";
-    emit({
-      type: "error",
-      message: `${doing} ${servers.map((s) => s.name).join(", ")} failed: ${(error as Error).message}`,
-    });
+    if (announce) {
+      emit({
+        type: "error",
+        message: `${doing} ${servers.map((s) => s.name).join(", ")} failed: ${(error as Error).message}`,
+      });
+    }
     let states: BackendState[] | undefined;
     try {
       states = await ops.balancer.state(config.servers);

@@ -384,6 +384,12 @@ describe("faults and interruptions", () => {
         expect(run.stderr).toMatch(/nexus-alpha\s+rolled back/);
         expect(readUpstream()).toMatch(new RegExp(`${beta.address.replace(/\./g, "\\.")}:3000[^\n]*down;`));
         for (const name of SERVERS) expect(lockOn(name)).toBeUndefined();
+        // Until recovered, no command rolls over it (its journal holds the release to go back to).
+        const next = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("after")]);
+        expect(next.exitCode, next.all).toBe(1);
+        expect(next.stderr).toMatch(/nexus-beta: a deploy of \S+ \(.+\) did not finish here/);
+        expect(next.stderr).toMatch(/`nexus recover`/);
+        expect(next.all).not.toMatch(/== stage/);
       } finally {
         squatter.kill("SIGKILL");
         await squatter;

@@ -44,21 +44,31 @@ class FakeHaproxy implements InteractiveRunner {
     this.stoppingBefore = this.connections;
   }
   onPoll?: () => void;
+  /**
+   * A frontend named like the backend, declared first: `show stat app …` then finds the frontend
+   * (HAProxy looks a name up among every proxy), which has no server rows.
+   */
+  frontendNamedApp = false;
 
   private answer(command: string, connection: number): string {
     const old = connection <= this.stoppingBefore;
     if (command === "show info") return `Name: HAProxy\nPid: 7\nStopping: ${old ? 1 : 0}`;
     this.commands.push(command);
-    if (old && command === "show stat app 4 -1") {
+    const stat = /^show stat (\S+) 4 -1$/.exec(command)?.[1];
+    if (old && stat === "-1") {
       const scur = this.oldSessions.length > 1 ? this.oldSessions.shift() : this.oldSessions[0];
       this.lastOld = scur;
-      return [STAT_HEADER, `app,beta,0,0,${scur},0,,0,0,0,,0,,0,0,0,0,DRAIN`].join("\n");
+      return [
+        STAT_HEADER,
+        "app,alpha,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP",
+        `app,beta,0,0,${scur},0,,0,0,0,,0,,0,0,0,0,DRAIN`,
+      ].join("\n");
     }
     const set = /^set server app\/(\S+) state (\S+)$/.exec(command);
     if (set) {
       const name = set[1] as string;
       if (!this.admin.has(name)) return "No such server.";
-      if (set[2] === "maint") this.oldAtMaint.push(this.lastOld);
+      if (set[2] === "maint" && name === "beta") this.oldAtMaint.push(this.lastOld);
       this.admin.set(name, { ready: 0, drain: 8, maint: 1 }[set[2] as "ready"] ?? 0);
       return "";
     }
@@ -68,7 +78,8 @@ class FakeHaproxy implements InteractiveRunner {
         ...[...this.admin].map(([n, a], i) => `3 app ${i + 1} ${n} 10.0.0.${i} 2 ${a} 1 1`),
       ].join("\n");
     }
-    if (command === "show stat app 4 -1") {
+    if (stat === "app" && this.frontendNamedApp) return STAT_HEADER;
+    if (stat === "3" || stat === "app" || stat === "-1") {
       this.onPoll?.();
       const rows = [...this.admin].map(([n]) => {
         const queue = this.sessions.get(n) ?? [0];
@@ -274,6 +285,61 @@ describe("HAProxy driver", () => {
     // Maintenance only once the old process had none either.
     expect(fake.oldAtMaint).toEqual([0]);
     expect(fake.admin.get("beta")).toBe(1);
+    await haproxy.close();
+  });
+
+  it("a batch's drains across a reload: one that ends does not stop the others counting the old process", async () => {
+    const fake = new FakeHaproxy();
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [alpha, beta] });
+    fake.reload();
+    // The old process has nothing for alpha; it finishes two requests of beta's.
+    fake.oldSessions = [2, 2, 2, 1, 0];
+    const waits = await Promise.all([haproxy.waitDrained(alpha, 60_000), haproxy.waitDrained(beta, 60_000)]);
+    expect(waits).toEqual([
+      { drained: true, open: 0 },
+      { drained: true, open: 0 },
+    ]);
+    expect(fake.oldAtMaint).toEqual([0]);
+    await haproxy.close();
+  });
+
+  it("a wait stops, and does not drain again, once nexus itself put the server back in rotation", async () => {
+    const fake = new FakeHaproxy();
+    fake.sessions.set("beta", [1]);
+    const warnings: string[] = [];
+    const haproxy = driver(fake, warnings);
+    await haproxy.apply({ drain: [beta] });
+    let polls = 0;
+    fake.onPoll = () => {
+      // The batch's drain failed elsewhere: the roll puts beta back while this wait still polls.
+      if (++polls === 2) void haproxy.apply({ enable: [beta] });
+    };
+    expect(await haproxy.waitDrained(beta, 60_000)).toEqual({
+      drained: false,
+      open: 1,
+      detail: "put back in rotation while its drain was waited for",
+    });
+    expect(fake.admin.get("beta")).toBe(0);
+    expect(fake.commands.filter((c) => c.startsWith("set server"))).toEqual([
+      "set server app/beta state drain",
+      "set server app/beta state ready",
+    ]);
+    expect(warnings).toEqual([]);
+    await haproxy.close();
+  });
+
+  it("reads the backend's servers by its id: a frontend may have the backend's name", async () => {
+    const fake = new FakeHaproxy();
+    fake.frontendNamedApp = true;
+    fake.sessions.set("beta", [1, 0]);
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [beta] });
+    expect(await haproxy.waitDrained(beta, 60_000)).toEqual({ drained: true, open: 0 });
+    expect(fake.commands.filter((c) => c.startsWith("show stat"))).toEqual(
+      Array.from({ length: 3 }, () => "show stat 3 4 -1"),
+    );
+    expect(await haproxy.showStat()).toMatch(/^app,alpha,/m);
     await haproxy.close();
   });
 

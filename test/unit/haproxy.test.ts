@@ -66,9 +66,13 @@ describe("HAProxy runtime API parsers", () => {
 });
 
 describe("HAProxy runtime API scripts", () => {
-  it("quotes the socket path and the state file", () => {
-    expect(channelScript("/run/my haproxy/admin.sock")).toContain("sock='/run/my haproxy/admin.sock'");
-    expect(writeStateFileScript("/var/lib/it's/state")).toContain("state_file='/var/lib/it'\\''s/state'");
+  it("runs under sh whatever the login shell, the socket path and the state file quoted as arguments", () => {
+    expect(channelScript("/run/my haproxy/admin.sock")).toMatch(
+      /^sh -c '.*' nexus '\/run\/my haproxy\/admin\.sock'$/s,
+    );
+    expect(writeStateFileScript("/var/lib/it's/state")).toMatch(
+      /^sh -c '.*' nexus '\/var\/lib\/it'\\''s\/state'$/s,
+    );
     expect(setServerState("app", "web-1", "drain")).toBe("set server app/web-1 state drain");
   });
 

@@ -302,6 +302,72 @@ describe("the rolling engine", () => {
     expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
   });
 
+  it("a balancer read that fails at the next batch's capacity guard leaves no gated server drained", async () => {
+    // Transient: the read after it works, so the gated alpha goes back in, then back to r1.
+    const transient = setup();
+    const state = transient.balancer.state.bind(transient.balancer);
+    let reads = 0;
+    transient.balancer.state = async (servers) => {
+      if (++reads === 2) throw new Error("lb: connection lost");
+      return state(servers);
+    };
+    const out = await roll(transient.options);
+    expect(out.outcome).toBe("failed");
+    expect(transient.events).toContainEqual({
+      type: "error",
+      message: "the roll stopped: lb: connection lost",
+    });
+    expect(transient.result("alpha", out.rows)).toBe("rolled back");
+    expect([...transient.balancer.inRotation.values()]).toEqual([true, true, true]);
+
+    // Lasting: alpha is still out and nothing can say so but a human.
+    const lasting = setup();
+    lasting.servers.onActivate = () => {
+      lasting.balancer.stateFails = true;
+    };
+    const stuck = await roll(lasting.options);
+    expect(stuck.outcome).toBe("needs-human");
+    expect(lasting.result("alpha", stuck.rows)).toBe("needs human");
+    expect(stuck.rows[0]?.note).toContain("the balancer's state could not be read after the roll failed");
+  });
+
+  it("a batch whose watch window found a rise, but which cannot be drained to go back, needs a human", async () => {
+    const { balancer, options, result } = setup(
+      {},
+      {
+        watch: async (batch) => {
+          if (batch[0]?.name !== "beta") return undefined;
+          balancer.refuse();
+          return "error rate 20% (limit 1%)";
+        },
+      },
+    );
+    const out = await roll(options);
+    expect(out.outcome).toBe("needs-human");
+    expect(result("beta", out.rows)).toBe("needs human");
+    expect(out.rows.find((r) => r.server === "beta")?.note).toBe(
+      "still on r2, in rotation: error rate 20% (limit 1%), and draining it to go back failed",
+    );
+  });
+
+  it("an interruption while a batch drains puts it back as it was, untouched", async () => {
+    const { balancer, servers, controller, options, result } = setup();
+    const wait = balancer.waitDrained.bind(balancer);
+    balancer.waitDrained = async () => {
+      controller.abort();
+      return wait();
+    };
+    const out = await roll(options);
+    expect(out.outcome).toBe("interrupted");
+    expect(servers.calls.filter((c) => c.startsWith("activate"))).toEqual([]);
+    expect(result("alpha", out.rows)).toBe("not reached");
+    expect(out.rows[0]?.note).toBe("interrupted while it drained: left as it was");
+    expect(balancer.changes).toEqual([
+      { drain: ["alpha"], enable: [] },
+      { drain: [], enable: ["alpha"] },
+    ]);
+  });
+
   it("an operator's drained server is updated and left drained", async () => {
     const { balancer, options, result, events } = setup();
     balancer.inRotation.set("beta", false);

@@ -33,6 +33,15 @@ export class HaproxyBalancer implements Balancer {
   private readonly channel: RuntimeChannel;
   /** The state file's writes, one after the other (each never fails: it warns). */
   private stateWrites: Promise<void> = Promise.resolve();
+  /**
+   * The backend's numeric id, from `show servers state` (which looks up backends only): `show
+   * stat NAME` takes the first proxy of that name, and a frontend may share the backend's name.
+   */
+  private backendId: number | undefined;
+  /** Drain waits running now: a reloaded process's connections are let go when the last ends. */
+  private waits = 0;
+  /** Per HAProxy server name, how many times nexus put it back in rotation: a drain wait stops then. */
+  private readonly enables = new Map<string, number>();
 
   constructor(
     private readonly runner: InteractiveRunner,
@@ -120,7 +129,15 @@ export class HaproxyBalancer implements Balancer {
         `${this.host}: HAProxy has no backend "${this.options.backend}" (balancer.backend)`,
       );
     }
-    return this.parse(() => parseServersState(text));
+    const states = this.parse(() => parseServersState(text));
+    this.backendId = states.find((s) => s.backend === this.options.backend)?.backendId ?? this.backendId;
+    return states;
+  }
+
+  /** `show stat` of the backend's servers, by the backend's id once known. */
+  private async statCommand(): Promise<string> {
+    if (this.backendId === undefined) await this.serversState();
+    return `show stat ${this.backendId ?? this.options.backend} 4 -1`;
   }
 
   private parse<T>(read: () => T): T {
@@ -133,7 +150,7 @@ export class HaproxyBalancer implements Balancer {
 
   /** `show stat` of the backend (CSV): the counters the error-rate watch reads. */
   async showStat(): Promise<string> {
-    return this.channel.call(`show stat ${this.options.backend} 4 -1`);
+    return this.channel.call(await this.statCommand());
   }
 
   /** The live runtime state, not the config file: what HAProxy does right now. */
@@ -152,6 +169,10 @@ export class HaproxyBalancer implements Balancer {
 
   /** One round trip; enables first, so capacity comes back before any more leaves. */
   async apply(change: RotationChange): Promise<void> {
+    for (const server of change.enable ?? []) {
+      const name = this.options.serverName(server);
+      this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
+    }
     await this.setStates([
       ...(change.enable ?? []).map((server) => ({ server, state: "ready" as const })),
       ...(change.drain ?? []).map((server) => ({ server, state: "drain" as const })),
@@ -165,20 +186,29 @@ export class HaproxyBalancer implements Balancer {
    * runtime state is lost and the server is back in rotation), the drain is applied again.
    */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
+    this.waits++;
     try {
       return await this.waitUntilDrained(server, timeoutMs);
     } finally {
-      this.channel.releaseStopping();
+      // Another wait of the batch may still count the sessions a reloaded process finishes.
+      if (--this.waits === 0) this.channel.releaseStopping();
     }
   }
 
   private async waitUntilDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
     const interval = this.options.pollInterval ?? 10;
     const deadline = Date.now() + timeoutMs;
+    const name = this.options.serverName(server);
+    const enables = this.enables.get(name) ?? 0;
     let maint = false;
     for (;;) {
       const { stat, admin, before } = await this.poll(server);
+      const open = stat.sessions + stat.queued + before;
+      // Put back by nexus meanwhile (the batch's drain failed elsewhere): not this wait's to undo.
+      if ((this.enables.get(name) ?? 0) !== enables)
+        return { drained: false, open, detail: "put back in rotation while its drain was waited for" };
       if (!admin.drain && !admin.maint) {
+        if (Date.now() >= deadline) return { drained: false, open };
         this.options.onWarning?.(
           `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`,
         );
@@ -186,7 +216,6 @@ export class HaproxyBalancer implements Balancer {
         await this.setState([server], "drain");
         continue;
       }
-      const open = stat.sessions + stat.queued + before;
       if (open === 0 && maint) return { drained: true, open: 0 };
       const late = Date.now() >= deadline;
       if (open === 0 || late) {
@@ -207,20 +236,26 @@ export class HaproxyBalancer implements Balancer {
     server: ServerConfig,
   ): Promise<{ stat: ServerStat; admin: ServerState; before: number }> {
     const name = this.options.serverName(server);
-    const showStat = `show stat ${this.options.backend} 4 -1`;
-    const [statText = "", stateText = ""] = await this.channel.callAll([
-      showStat,
-      `show servers state ${this.options.backend}`,
-    ]);
-    const admin = this.parseState(stateText).find((s) => s.server === name);
-    const row = this.parse(() => parseShowStat(statText)).find((s) => s.server === name);
-    if (!row || !admin) throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
-    let before = 0;
-    for (const [text = ""] of await this.channel.callStopping([showStat])) {
-      const old = parseShowStat(text).find((s) => s.server === name);
-      before += old ? old.sessions + old.queued : 0;
+    const mine = (s: ServerStat) => s.backend === this.options.backend && s.server === name;
+    for (let attempt = 1; ; attempt++) {
+      const showStat = await this.statCommand();
+      const [statText = "", stateText = ""] = await this.channel.callAll([
+        showStat,
+        `show servers state ${this.options.backend}`,
+      ]);
+      const admin = this.parseState(stateText).find((s) => s.server === name);
+      const row = this.parse(() => parseShowStat(statText)).find(mine);
+      // A reload with a new config may have given the backend another id: asked again by the new one.
+      if (!row && admin && showStat !== (await this.statCommand()) && attempt < 3) continue;
+      if (!row || !admin)
+        throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
+      // A reloaded process's ids may differ from the new one's: every server row, by name.
+      let before = 0;
+      for (const [text = ""] of await this.channel.callStopping(["show stat -1 4 -1"])) {
+        const old = this.parse(() => parseShowStat(text)).find(mine);
+        before += old ? old.sessions + old.queued : 0;
+      }
+      return { stat: row, admin, before };
     }
-    if (before === 0) this.channel.releaseStopping();
-    return { stat: row, admin, before };
   }
 }

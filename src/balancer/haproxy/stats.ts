@@ -61,6 +61,8 @@ const ADMIN_DRAIN = 0x08 | 0x10;
 
 export interface ServerState {
   backend: string;
+  /** The backend's numeric id (`be_id`), if the reply has it. */
+  backendId?: number;
   server: string;
   address: string;
   /** srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping. */
@@ -82,6 +84,7 @@ export function parseServersState(text: string): ServerState[] {
   }
   const columns = header.slice(2).trim().split(/\s+/);
   const at = (name: string) => columns.indexOf(name);
+  const backendId = at("be_id");
   const index = {
     backend: at("be_name"),
     server: at("srv_name"),
@@ -97,8 +100,10 @@ export function parseServersState(text: string): ServerState[] {
     .map((line) => {
       const fields = line.trim().split(/\s+/);
       const admin = Number.parseInt(fields[index.admin] ?? "", 10) || 0;
+      const id = backendId < 0 ? Number.NaN : Number.parseInt(fields[backendId] ?? "", 10);
       return {
         backend: fields[index.backend] ?? "",
+        ...(Number.isInteger(id) && id > 0 ? { backendId: id } : {}),
         server: fields[index.server] ?? "",
         address: fields[index.address] ?? "",
         operational: Number.parseInt(fields[index.operational] ?? "", 10) || 0,

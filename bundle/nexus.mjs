@@ -49320,15 +49320,19 @@ const save = (done) => {
     answer({ saved: false, error: String(error.message || error) });
   }
 };
-pm2.connect((error) => {
-  if (error) return fail(error);
-  if (wait !== "wait") return restart(() => pm2.disconnect());
+if (wait !== "wait") {
+  pm2.connect((error) => {
+    if (error) return fail(error);
+    restart(() => pm2.disconnect());
+  });
+} else {
   const queue = [];
   let input = "";
   let ended = false;
   let busy = false;
+  let connected = false;
   const next = () => {
-    if (busy) return;
+    if (!connected || busy) return;
     const command = queue.shift();
     if (command === undefined) return ended && pm2.disconnect();
     busy = true;
@@ -49350,9 +49354,17 @@ pm2.connect((error) => {
   });
   process.stdin.on("end", () => {
     ended = true;
+    // Closed with nothing asked while PM2 has not answered the connect (a daemon that hangs):
+    // nothing is left to do, and nothing else would end this process.
+    if (!connected && queue.length === 0) process.exit(0);
     next();
   });
-});
+  pm2.connect((error) => {
+    if (error) return fail(error);
+    connected = true;
+    next();
+  });
+}
 `;
 var FIND_PM2 = `pm2_bin=$(command -v pm2) || { echo "pm2 is not installed on this server, or not on the PATH of a non-interactive SSH command (npm install -g pm2; see docs/servers.md)" >&2; exit ${REMOTE_EXIT.notInstalled}; }
 pm2_dir=$(dirname "$(dirname "$(readlink -f "$pm2_bin")")")`;

@@ -473,6 +473,16 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     await pm2.restart(runner, l, "r1");
   });
 
+  it("a prepared restart closed while PM2's connect hangs exits: nothing lingers on the server", async () => {
+    const { l, env } = setup();
+    const idle = startUnderSh(script(RESTART_SCRIPT, "all", l.ecosystem("r1"), "wait"), {
+      ...env,
+      FAKE_PM2_CONNECT: "hang",
+    });
+    idle.end();
+    expect(await idle.result).toMatchObject({ code: 0, stdout: "" });
+  });
+
   it("a save PM2 never answers is answered by the program's timer, not awaited forever", async () => {
     const { runner, l, pm2, env } = setup();
     const silent: InteractiveRunner = {

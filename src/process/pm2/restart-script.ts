@@ -81,15 +81,19 @@ const save = (done) => {
     answer({ saved: false, error: String(error.message || error) });
   }
 };
-pm2.connect((error) => {
-  if (error) return fail(error);
-  if (wait !== "wait") return restart(() => pm2.disconnect());
+if (wait !== "wait") {
+  pm2.connect((error) => {
+    if (error) return fail(error);
+    restart(() => pm2.disconnect());
+  });
+} else {
   const queue = [];
   let input = "";
   let ended = false;
   let busy = false;
+  let connected = false;
   const next = () => {
-    if (busy) return;
+    if (!connected || busy) return;
     const command = queue.shift();
     if (command === undefined) return ended && pm2.disconnect();
     busy = true;
@@ -111,9 +115,17 @@ pm2.connect((error) => {
   });
   process.stdin.on("end", () => {
     ended = true;
+    // Closed with nothing asked while PM2 has not answered the connect (a daemon that hangs):
+    // nothing is left to do, and nothing else would end this process.
+    if (!connected && queue.length === 0) process.exit(0);
     next();
   });
-});
+  pm2.connect((error) => {
+    if (error) return fail(error);
+    connected = true;
+    next();
+  });
+}
 `;
 
 /** Finds the PM2 package behind the `pm2` on PATH (the PM2 the operator uses). */

@@ -7458,6 +7458,14 @@ function renderProxySettings(name, indent = "    ") {
   return directives.map((directive) => `${indent}${directive}
 `).join("");
 }
+function renderServerSettings(drainTimeoutMs) {
+  const seconds2 = Math.max(1, Math.floor(Math.min(1e4, drainTimeoutMs) / 1e3));
+  return [
+    `# a connection that has not sent its request holds a drain at most this long (<= balancer.drainTimeout)`,
+    `client_header_timeout ${seconds2}s;`,
+    ""
+  ].join("\n");
+}
 function parseServers(text2, upstreamName) {
   const servers2 = [];
   forEachDirective(text2, (words3, enclosing) => {
@@ -56873,6 +56881,7 @@ function buildProgram(setExit) {
       const servers2 = config2.servers.map((s3) => s3.upstream);
       const upstreamBlock = `${renderUpstreamBlock({ name, servers: servers2 })}
 `;
+      const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config2.balancer.drainTimeout);
       const location = `location / {
 ${renderProxySettings(name)}}
 `;
@@ -56883,13 +56892,14 @@ ${renderProxySettings(name)}}
           upstream: name,
           servers: servers2,
           upstreamBlock,
+          serverSettings,
           location,
           logFormat
         });
       else
         process.stdout.write(
           `${upstreamBlock}# in your server block:
-${location}
+${serverSettings}${location}
 # in your http block (rolling.watch reads it):
 ${logFormat}
 `

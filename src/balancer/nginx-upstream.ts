@@ -157,6 +157,21 @@ export function renderProxySettings(name: string, indent = "    "): string {
   return directives.map((directive) => `${indent}${directive}\n`).join("");
 }
 
+/**
+ * Recommended directives for the `server` block, with the comment that says why: a client
+ * connection that has not sent its request yet (a browser's preconnect) keeps the Nginx worker
+ * that accepted it alive after a reload, with the old server list, and a drain waits for those
+ * workers (docs/balancers.md): `client_header_timeout` bounds that wait. At most the drain timeout.
+ */
+export function renderServerSettings(drainTimeoutMs: number): string {
+  const seconds = Math.max(1, Math.floor(Math.min(10_000, drainTimeoutMs) / 1000));
+  return [
+    `# a connection that has not sent its request holds a drain at most this long (<= balancer.drainTimeout)`,
+    `client_header_timeout ${seconds}s;`,
+    "",
+  ].join("\n");
+}
+
 interface Word {
   value: string;
   start: number;

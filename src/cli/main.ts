@@ -1,7 +1,11 @@
 import v8 from "node:v8";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { selectAppFiles } from "../artifact/pack.js";
-import { renderProxySettings, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
+import {
+  renderProxySettings,
+  renderServerSettings,
+  renderUpstreamBlock,
+} from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
 import { deploy } from "../deploy/deploy.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
@@ -227,6 +231,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         const name = nginx?.upstream ?? opts.name;
         const servers = config.servers.map((s) => s.upstream);
         const upstreamBlock = `${renderUpstreamBlock({ name, servers })}\n`;
+        const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config.balancer.drainTimeout);
         const location = `location / {\n${renderProxySettings(name)}}\n`;
         const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
         if (global.json)
@@ -235,12 +240,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
             upstream: name,
             servers,
             upstreamBlock,
+            serverSettings,
             location,
             logFormat,
           });
         else
           process.stdout.write(
-            `${upstreamBlock}# in your server block:\n${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
+            `${upstreamBlock}# in your server block:\n${serverSettings}${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
           );
         setExit(EXIT.ok);
       } catch (error) {

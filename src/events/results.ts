@@ -65,6 +65,7 @@ export const resultShapes = {
     upstream: text.describe("the upstream name"),
     servers: z.array(text).describe("the upstream addresses"),
     upstreamBlock: text.describe("the upstream block, ready for an Nginx conf.d file"),
+    serverSettings: text.describe("the server block's recommended directives (client_header_timeout)"),
     location: text.describe("the location block with the recommended proxy settings"),
     logFormat: text.describe("the log_format and access_log lines rolling.watch reads"),
   },

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   listUpstreamServers,
   renderProxySettings,
+  renderServerSettings,
   renderUpstreamBlock,
   setServerDown,
   UpstreamEditError,
@@ -386,6 +387,14 @@ describe("renderUpstreamBlock", () => {
     );
     expect(() => renderUpstreamBlock({ name: "a", servers: ["x:1"], maxFails: -1 })).toThrow(/max_fails/);
     expect(() => renderUpstreamBlock({ name: "a", servers: ["x:1"], keepalive: 1.5 })).toThrow(/keepalive/);
+  });
+});
+
+describe("renderServerSettings", () => {
+  it("bounds how long a connection that has not sent its request can hold a drain: 10 s, at most the drain timeout", () => {
+    expect(renderServerSettings(30_000)).toMatch(/^# .*\nclient_header_timeout 10s;\n$/);
+    expect(renderServerSettings(4_500)).toContain("client_header_timeout 4s;");
+    expect(renderServerSettings(200)).toContain("client_header_timeout 1s;");
   });
 });
 

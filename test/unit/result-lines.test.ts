@@ -34,6 +34,7 @@ describe("--json result lines", () => {
         upstream: "app",
         servers: ["10.0.0.1:3000"],
         upstreamBlock: "upstream app {}\n",
+        serverSettings: "client_header_timeout 10s;\n",
         location: "location / {}\n",
         logFormat: "log_format nexus ...;\n",
       },

@@ -15954,6 +15954,14 @@ function judge(input) {
         reason: `/health failed ${tally.healthFailStreak} times in a row during the watch; ${counts}`
       };
     }
+    if (input.extended && tally.requests < thresholds.minRequests && tally.failures > limit * thresholds.minRequests) {
+      return {
+        ...base,
+        result: "breach",
+        threshold,
+        reason: `${counts}: fewer than minRequests ${thresholds.minRequests}, but more failures than ${limitText} of ${thresholds.minRequests} allows`
+      };
+    }
     if (tally.requests < thresholds.minRequests) {
       return {
         ...base,
@@ -48913,16 +48921,13 @@ function parseShowStat2(csv, backend) {
 function statDeltas(before, after) {
   const out = /* @__PURE__ */ new Map();
   for (const [server, now] of after) {
-    const then = before.get(server);
-    const delta = (field) => {
-      const previous = then?.[field] ?? 0;
-      return now[field] >= previous ? now[field] - previous : now[field];
-    };
+    const seen = before.get(server);
+    const reset2 = seen !== void 0 && Object.keys(now).some((f2) => now[f2] < seen[f2]);
+    const then = reset2 ? void 0 : seen;
+    const delta = (field) => now[field] - (then?.[field] ?? 0);
     const noResponse = delta("eresp") + delta("econ") + delta("wretr");
-    out.set(server, {
-      requests: delta("responses") + noResponse,
-      failures: delta("hrsp5xx") + noResponse
-    });
+    const requests = delta("responses") + noResponse;
+    out.set(server, { requests, failures: Math.min(requests, delta("hrsp5xx") + noResponse) });
   }
   return out;
 }
@@ -56313,7 +56318,8 @@ function installKeyCommand(publicKey) {
     "umask 077",
     'mkdir -p "$HOME/.ssh"',
     'touch "$HOME/.ssh/authorized_keys"',
-    `grep -qxF ${shq(key)} "$HOME/.ssh/authorized_keys" || printf '%s\\n' ${shq(key)} >> "$HOME/.ssh/authorized_keys"`,
+    // A file whose last line has no newline would get the key glued onto that line.
+    `{ grep -qxF ${shq(key)} "$HOME/.ssh/authorized_keys" || { [ -z "$(tail -c 1 "$HOME/.ssh/authorized_keys")" ] || echo >> "$HOME/.ssh/authorized_keys"; printf '%s\\n' ${shq(key)} >> "$HOME/.ssh/authorized_keys"; }; }`,
     'chmod 700 "$HOME/.ssh"',
     'chmod 600 "$HOME/.ssh/authorized_keys"'
   ].join(" && ");

@@ -50,7 +50,8 @@ export function installKeyCommand(publicKey: string): string {
     "umask 077",
     'mkdir -p "$HOME/.ssh"',
     'touch "$HOME/.ssh/authorized_keys"',
-    `grep -qxF ${shq(key)} "$HOME/.ssh/authorized_keys" || printf '%s\\n' ${shq(key)} >> "$HOME/.ssh/authorized_keys"`,
+    // A file whose last line has no newline would get the key glued onto that line.
+    `{ grep -qxF ${shq(key)} "$HOME/.ssh/authorized_keys" || { [ -z "$(tail -c 1 "$HOME/.ssh/authorized_keys")" ] || echo >> "$HOME/.ssh/authorized_keys"; printf '%s\\n' ${shq(key)} >> "$HOME/.ssh/authorized_keys"; }; }`,
     'chmod 700 "$HOME/.ssh"',
     'chmod 600 "$HOME/.ssh/authorized_keys"',
   ].join(" && ");

@@ -47,16 +47,16 @@ export function statDeltas(
 ): Map<string, Counts> {
   const out = new Map<string, Counts>();
   for (const [server, now] of after) {
-    const then = before.get(server);
-    const delta = (field: keyof ServerCounters) => {
-      const previous = then?.[field] ?? 0;
-      return now[field] >= previous ? now[field] - previous : now[field];
-    };
+    const seen = before.get(server);
+    // One counter that went down means all of them started again (a reload): a mix of deltas and
+    // fresh totals could count more failures than requests.
+    const reset =
+      seen !== undefined && (Object.keys(now) as (keyof ServerCounters)[]).some((f) => now[f] < seen[f]);
+    const then = reset ? undefined : seen;
+    const delta = (field: keyof ServerCounters) => now[field] - (then?.[field] ?? 0);
     const noResponse = delta("eresp") + delta("econ") + delta("wretr");
-    out.set(server, {
-      requests: delta("responses") + noResponse,
-      failures: delta("hrsp5xx") + noResponse,
-    });
+    const requests = delta("responses") + noResponse;
+    out.set(server, { requests, failures: Math.min(requests, delta("hrsp5xx") + noResponse) });
   }
   return out;
 }

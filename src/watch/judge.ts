@@ -101,6 +101,20 @@ export function judge(input: JudgeInput): Judgement {
         reason: `/health failed ${tally.healthFailStreak} times in a row during the watch; ${counts}`,
       };
     }
+    // Still too few after the extension: judged as if minRequests had come, the rest all fine. A
+    // server Nginx stopped sending to after its errors (fail_timeout) gets few requests.
+    if (
+      input.extended &&
+      tally.requests < thresholds.minRequests &&
+      tally.failures > limit * thresholds.minRequests
+    ) {
+      return {
+        ...base,
+        result: "breach",
+        threshold,
+        reason: `${counts}: fewer than minRequests ${thresholds.minRequests}, but more failures than ${limitText} of ${thresholds.minRequests} allows`,
+      };
+    }
     if (tally.requests < thresholds.minRequests) {
       return {
         ...base,

@@ -8,6 +8,7 @@ import {
   readUpstream,
   releaseOnDisk,
   throughLb,
+  throughLbUntilEach,
   uniqueRelease,
   writeConfig,
 } from "./helpers.js";
@@ -48,7 +49,7 @@ describe("nexus deploy --rolling on the sandbox", () => {
     expect(readUpstream()).toBe(before);
     expect(readUpstream()).not.toMatch(/\bdown\b/);
 
-    const answers = await throughLb(30);
+    const answers = await throughLbUntilEach(SERVERS);
     expect(answers.every((a) => a.status === 200)).toBe(true);
     expect(new Set(answers.map((a) => a.release))).toEqual(new Set([releaseB]));
     expect(new Set(answers.map((a) => a.server))).toEqual(new Set(SERVERS));

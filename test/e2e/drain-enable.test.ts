@@ -1,6 +1,6 @@
 import net from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
-import { nexus, readUpstream, throughLb, uniqueRelease, writeConfig } from "./helpers.js";
+import { nexus, readUpstream, throughLb, throughLbUntilEach, uniqueRelease, writeConfig } from "./helpers.js";
 import { sandboxInfo } from "./sandbox-env.js";
 
 describe("nexus drain / enable", () => {
@@ -45,7 +45,7 @@ describe("nexus drain / enable", () => {
     const enable = await nexus(["-c", config, "enable", "nexus-beta"]);
     expect(enable.exitCode, enable.all).toBe(0);
     expect(readUpstream()).toBe(original);
-    const back = await throughLb(40);
+    const back = await throughLbUntilEach(["nexus-beta"]);
     expect(back.some((a) => a.server === "nexus-beta")).toBe(true);
   });
 

@@ -178,6 +178,20 @@ export async function throughLb(count: number, pathname = "/"): Promise<LbAnswer
   return answers;
 }
 
+/**
+ * Requests through the balancer, `count` at a time, until each of `servers` has answered one (at
+ * most 10 rounds): a server put back by an Nginx reload gets requests from the new workers at
+ * once, while the old ones (told to quit 100 ms later) take new connections with the old list.
+ */
+export async function throughLbUntilEach(servers: readonly string[], count = 15): Promise<LbAnswer[]> {
+  const answers: LbAnswer[] = [];
+  for (let round = 0; round < 10; round++) {
+    answers.push(...(await throughLb(count)));
+    if (servers.every((name) => answers.some((a) => a.server === name))) break;
+  }
+  return answers;
+}
+
 export function copyFixture(name: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `nexus-app-${name}-`));
   cpSync(fixture(name), dir, { recursive: true });

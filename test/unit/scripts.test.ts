@@ -21,6 +21,7 @@ import { type RemoteOp, script } from "../../src/remote/op.js";
 import { shq } from "../../src/remote/quote.js";
 import * as release from "../../src/remote/release.js";
 import * as state from "../../src/remote/server-state.js";
+import { installKeyCommand } from "../../src/setup/run.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
 
@@ -568,4 +569,17 @@ describe("ShellCheck reads every remote script", () => {
       expect(result.status).toBe(0);
     });
   }
+});
+
+describe("setup scripts under sh", () => {
+  it("adds the key on a line of its own, even after a last line with no newline; twice adds it once", () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), "nexus-keys-"));
+    mkdirSync(path.join(home, ".ssh"));
+    writeFileSync(path.join(home, ".ssh", "authorized_keys"), "ssh-ed25519 BBBB admin");
+    const command = installKeyCommand("ssh-ed25519 AAAA nexus@ci");
+    for (let i = 0; i < 2; i++) execFileSync("sh", ["-c", command], { env: { ...process.env, HOME: home } });
+    expect(readFileSync(path.join(home, ".ssh", "authorized_keys"), "utf8")).toBe(
+      "ssh-ed25519 BBBB admin\nssh-ed25519 AAAA nexus@ci\n",
+    );
+  });
 });

@@ -82,12 +82,25 @@ describe("the judgement of a watch window", () => {
   });
 
   it("asks for an extension below minRequests, then passes unjudged", () => {
-    const input = { watched: [tally("a", 10, 5)], untouched: none, thresholds, extended: false };
+    const input = { watched: [tally("a", 10, 0)], untouched: none, thresholds, extended: false };
     expect(judge(input).outcome).toBe("extend");
     const after = judge({ ...input, extended: true });
     expect(after.outcome).toBe("pass");
     expect(after.servers[0]?.result).toBe("too-few");
     expect(after.servers[0]?.reason).toMatch(/fewer than minRequests 50, not judged/);
+  });
+
+  it("still too few after the extension, but failing: judged as if minRequests had come", () => {
+    // Nginx sends little to a server that failed (fail_timeout): 6 of 6 failed is a breach.
+    const input = { watched: [tally("a", 6, 6)], untouched: none, thresholds, extended: false };
+    expect(judge(input).outcome).toBe("extend");
+    const after = judge({ ...input, extended: true });
+    expect(after.outcome).toBe("breach");
+    expect(after.servers[0]?.reason).toMatch(
+      /6 of 6 request\(s\) failed .*fewer than minRequests 50, but more failures/,
+    );
+    // 0 of 6 (or 0.5 of 50 allowed at 1%: none) stays unjudged.
+    expect(judge({ ...input, watched: [tally("a", 6, 0)], extended: true }).outcome).toBe("pass");
   });
 
   it("breaches on failed /health probes in a row, whatever the traffic", () => {

@@ -179,6 +179,14 @@ describe("HAProxy show stat", () => {
     expect(statDeltas(before, after).get("web1")).toEqual({ requests: 22, failures: 1 });
   });
 
+  it("after a restart, takes every counter of the server from zero, even one that grew past its old value", () => {
+    // 5xx restarted from 0 (100 -> 50) while the responses are back above their old total (101 ->
+    // 111): taken apart, 50 failures of 10 requests; all fresh, 50 of 111.
+    const before = parseShowStat(csv([0, 0, 0, 0, 100], [0, 0, 0, 0, 0]), "app");
+    const after = parseShowStat(csv([0, 0, 0, 60, 50], [0, 0, 0, 0, 0]), "app");
+    expect(statDeltas(before, after).get("web1")).toEqual({ requests: 111, failures: 50 });
+  });
+
   it("a source polls deltas since its mark, then since its last poll", async () => {
     const snapshots = [
       csv([0, 0, 0, 10, 0], [0, 0, 0, 10, 0]),

@@ -7382,7 +7382,7 @@ function setServerDown(text2, address, down, upstreamName) {
   const upstreams = upstreamNames(text2);
   const where = upstreamName === void 0 ? `any upstream block` : `upstream ${JSON.stringify(upstreamName)}`;
   const inFile = `upstream blocks in file: ${upstreams.length > 0 ? upstreams.join(", ") : "none"}`;
-  if (upstreamName !== void 0 && !upstreams.includes(upstreamName)) {
+  if (upstreamName !== void 0 && upstreams.length > 0 && !upstreams.includes(upstreamName)) {
     throw new UpstreamEditError(
       `No upstream ${JSON.stringify(upstreamName)} (${inFile})`,
       address,
@@ -7414,30 +7414,35 @@ function setServerDown(text2, address, down, upstreamName) {
   }
   return { text: edited, changed: true };
 }
+function holdsUpstreamBlock(text2) {
+  return upstreamNames(text2).length > 0;
+}
 function renderUpstreamBlock(options) {
-  const {
-    name,
-    servers: servers2,
-    lbMethod = "least_conn",
-    maxFails = 3,
-    failTimeout = "30s",
-    keepalive = 32
-  } = options;
+  const { name, lbMethod = "least_conn", keepalive = 32, include } = options;
   assertWord(name, "upstream name");
-  if (servers2.length === 0) throw new Error(`upstream ${name} needs at least one server`);
-  for (const server of servers2) assertWord(server, "server address");
-  assertWord(failTimeout, "fail_timeout");
-  if (!Number.isInteger(maxFails) || maxFails < 0) throw new Error(`Invalid max_fails: ${maxFails}`);
   if (!Number.isInteger(keepalive) || keepalive < 0) throw new Error(`Invalid keepalive: ${keepalive}`);
   const lines = [`upstream ${name} {`];
   if (lbMethod !== "round_robin") lines.push(`    ${lbMethod};`);
-  for (const server of servers2) {
-    lines.push(`    server ${server} max_fails=${maxFails} fail_timeout=${failTimeout};`);
-  }
+  if (include !== void 0) {
+    assertWord(include, "included file");
+    lines.push(`    include ${include};`);
+  } else lines.push(...serverLines(options).map((line) => `    ${line}`));
   if (keepalive > 0) lines.push(`    keepalive ${keepalive};`);
   lines.push("}");
   return `${lines.join("\n")}
 `;
+}
+function renderServersFile(options) {
+  return `${serverLines(options).join("\n")}
+`;
+}
+function serverLines(options) {
+  const { servers: servers2, maxFails = 3, failTimeout = "30s" } = options;
+  if (servers2.length === 0) throw new Error("an upstream needs at least one server");
+  for (const server of servers2) assertWord(server, "server address");
+  assertWord(failTimeout, "fail_timeout");
+  if (!Number.isInteger(maxFails) || maxFails < 0) throw new Error(`Invalid max_fails: ${maxFails}`);
+  return servers2.map((server) => `server ${server} max_fails=${maxFails} fail_timeout=${failTimeout};`);
 }
 function renderProxySettings(name, indent = "    ") {
   assertWord(name, "upstream name");
@@ -7468,12 +7473,15 @@ function renderServerSettings(drainTimeoutMs) {
 }
 function parseServers(text2, upstreamName) {
   const servers2 = [];
+  const serversFile = isServersFile(text2);
   forEachDirective(text2, (words3, enclosing) => {
     const [keyword, address, ...params] = words3;
     if (keyword?.value !== "server" || address === void 0) return;
     const upstream = enclosing.at(-1);
-    if (upstream?.[0]?.value !== "upstream" || upstream.length !== 2) return;
-    const name = upstream[1]?.value ?? "";
+    const topLevel = enclosing.length === 0;
+    if (topLevel && !serversFile) return;
+    if (!topLevel && (upstream?.[0]?.value !== "upstream" || upstream.length !== 2)) return;
+    const name = topLevel ? upstreamName ?? "" : upstream?.[1]?.value ?? "";
     if (upstreamName !== void 0 && name !== upstreamName) return;
     servers2.push({
       upstream: name,
@@ -7485,6 +7493,18 @@ function parseServers(text2, upstreamName) {
     });
   });
   return servers2;
+}
+function isServersFile(text2) {
+  let blocks = 0;
+  forEachDirective(
+    text2,
+    () => {
+    },
+    () => {
+      blocks++;
+    }
+  );
+  return blocks === 0;
 }
 function upstreamNames(text2) {
   const names = [];
@@ -7579,7 +7599,7 @@ function assertWord(value, what) {
     throw new Error(`Invalid ${what}: ${JSON.stringify(value)}`);
   }
 }
-var UpstreamEditError;
+var UpstreamEditError, UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX;
 var init_nginx_upstream = __esm({
   "src/balancer/nginx-upstream.ts"() {
     "use strict";
@@ -7593,6 +7613,8 @@ var init_nginx_upstream = __esm({
       address;
       upstreams;
     };
+    UPSTREAM_BLOCK_RISK = "the upstream file holds the whole upstream block, so Nginx includes it in the http block, where whoever may write it (the deploy user) can add any directive Nginx runs as root (a log file written where they choose, for one).";
+    SERVERS_FILE_FIX = "keep only its server lines in it and include it inside the upstream block of a root-owned file (`nexus nginx-config` prints both), then test and reload Nginx";
   }
 });
 
@@ -40283,8 +40305,8 @@ function renderSshClientConfig(info2) {
 ${blocks.join("\n")}`;
 }
 function renderUpstreamConf(appAddresses) {
-  return `# Managed by the nexus sandbox. nexus edits only the server lines of the servers it manages.
-${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, servers: appAddresses })}`;
+  return `# Managed by the nexus sandbox, included inside upstream ${NGINX_UPSTREAM_NAME} { } of nginx.conf.
+${renderServersFile({ servers: appAddresses })}`;
 }
 function renderNginxConf({ listen, userRoot, stubStatus }) {
   const status = stubStatus ? `
@@ -40316,7 +40338,7 @@ ${accessLogDirective("access.log", "    ")}
     server_tokens off;
     keepalive_timeout 65s;
 
-    include upstream.conf;
+${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, servers: [], include: "upstream.conf" }).trimEnd().replace(/^/gm, "    ")}
 
     server {
         listen ${listen};
@@ -53736,7 +53758,8 @@ function balancerItems(facts, ctx) {
     let listed = [];
     try {
       listed = listUpstreamServers(text2, ctx.upstream).map((s3) => s3.address);
-      add("upstream file", "ok", ctx.upstreamFile);
+      if (holdsUpstreamBlock(text2)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
+      else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
     } catch (error3) {
       add(
         "upstream file",
@@ -53752,7 +53775,7 @@ function balancerItems(facts, ctx) {
         "upstream servers",
         "fail",
         `missing: ${missing.map((s3) => `${s3.name} (${s3.upstream})`).join(", ")}`,
-        `add ${missing.map((s3) => `\`server ${s3.upstream};\``).join(" and ")} to the upstream block in ${ctx.upstreamFile}, test and reload Nginx`
+        `add ${missing.map((s3) => `\`server ${s3.upstream};\``).join(" and ")} to ${ctx.upstreamFile}, test and reload Nginx`
       );
     if (v2.get("up_writable") === "1")
       add(
@@ -53808,7 +53831,7 @@ function balancerItems(facts, ctx) {
         "upstream included",
         "fail",
         `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
-        `add \`include ${ctx.upstreamFile};\` inside the http block of nginx.conf (or point balancer.upstreamFile at the included file), then test and reload`
+        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
       );
   }
   if (!/^\s*sudo\b/.test(ctx.reloadCommand))
@@ -54379,7 +54402,10 @@ var balancerSchema = strictObject({
   type: literal("nginx").default("nginx"),
   /** Name of the server that runs Nginx, or "local" when it runs where nexus runs. */
   host: nonEmpty,
-  /** Path of the file holding the upstream block, on the balancer host. */
+  /**
+   * Path of the servers file on the balancer host: the `server` lines, included inside the
+   * upstream block (or, less safely, a file holding the whole block).
+   */
   upstreamFile: nonEmpty,
   /** Name of the upstream block, when the file holds several. */
   upstream: nonEmpty.optional(),
@@ -56300,9 +56326,6 @@ function sudoersLine(user, testCommand, reloadCommand) {
 function sudoersFile(appName) {
   return `/etc/sudoers.d/nexus-${appName.replace(/[^A-Za-z0-9_-]/g, "-")}`;
 }
-function includeLine(upstreamFile) {
-  return `include ${upstreamFile};`;
-}
 
 // src/setup/run.ts
 var SetupError = class extends Error {
@@ -56521,26 +56544,31 @@ async function balancerStep(config2, balancer, options, sessions, reachable) {
   const file = resolveRemotePath(balancer.upstreamFile, home);
   const user = session ? (await session.run("id -un")).trim() : "<user>";
   const exists2 = (await run(cmd("test", "-e", file))).code === 0;
-  const block = renderUpstreamBlock({
-    name: balancer.upstream ?? "nexus_app",
-    servers: config2.servers.map((s3) => s3.upstream)
-  });
-  if (exists2) say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
-  else if (dryRun) say(`${target}: would write ${file} with every server of the config`);
+  const servers2 = config2.servers.map((s3) => s3.upstream);
+  const content = renderServersFile({ servers: servers2 });
+  const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", servers: servers2, include: file });
+  if (exists2) {
+    say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
+    const text2 = await run(cmd("cat", file));
+    if (text2.code === 0 && holdsUpstreamBlock(text2.stdout))
+      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${SERVERS_FILE_FIX}`);
+  } else if (dryRun) say(`${target}: would write ${file} with every server of the config`);
   else {
     const write = `umask 022 && cat > ${shq(file)}`;
     let result2 = await run(`${write} 2>&1 <<'NEXUS_EOF'
-${block}NEXUS_EOF`);
+${content}NEXUS_EOF`);
     if (result2.code !== 0 && options.sudo)
       result2 = await run(`sudo -n tee ${shq(file)} >/dev/null <<'NEXUS_EOF'
-${block}NEXUS_EOF`);
-    if (result2.code === 0) say(`${target}: wrote ${file}`);
+${content}NEXUS_EOF`);
+    if (result2.code === 0) say(`${target}: wrote ${file} (its server lines)`);
     else
       say(
-        `${target}: cannot write ${file} as ${user}; as root, run: nexus nginx-config | sed -n '/^upstream/,/^}/p' > ${file}`
+        `${target}: cannot write ${file} as ${user}; as root, write the server lines \`nexus nginx-config\` prints for it there`
       );
   }
-  say(`${target}: Nginx must include it, in the http block of nginx.conf: ${includeLine(file)}`);
+  say(
+    `${target}: Nginx must include it inside the upstream block, in a file only root can write (not in the http block: there it could hold any directive): ${block.replace(/\s*\n\s*/g, " ").trim()}`
+  );
   if ((await run(cmd("test", "-w", file))).code === 0) say(`${target}: ${user} can edit it in place`);
   else
     say(
@@ -56878,14 +56906,18 @@ function buildProgram(setExit) {
       })
     );
   });
-  program2.command("nginx-config").description("print the recommended upstream block and proxy settings for the configured servers").option("--name <upstream>", "upstream name", "nexus_app").addHelpText("after", "\nExample:\n  nexus nginx-config > /etc/nginx/conf.d/upstream.conf").action((opts) => {
+  program2.command("nginx-config").description(
+    "print the recommended servers file, upstream block and proxy settings for the configured servers"
+  ).option("--name <upstream>", "upstream name", "nexus_app").addHelpText("after", "\nExample:\n  nexus nginx-config   # then copy each part where its comment says").action((opts) => {
     try {
       const global3 = program2.opts();
       const config2 = readConfig(global3);
       const nginx = config2.balancers.find((b2) => b2.type === "nginx");
       const name = nginx?.upstream ?? opts.name;
       const servers2 = config2.servers.map((s3) => s3.upstream);
-      const upstreamBlock = `${renderUpstreamBlock({ name, servers: servers2 })}
+      const upstreamFile = nginx?.upstreamFile ?? `/etc/nginx/nexus/${config2.app.name}-servers.conf`;
+      const serversFile = renderServersFile({ servers: servers2 });
+      const upstreamBlock = `${renderUpstreamBlock({ name, servers: servers2, include: upstreamFile })}
 `;
       const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config2.balancer.drainTimeout);
       const location = `location / {
@@ -56897,6 +56929,8 @@ ${renderProxySettings(name)}}
           command: "nginx-config",
           upstream: name,
           servers: servers2,
+          upstreamFile,
+          serversFile,
           upstreamBlock,
           serverSettings,
           location,
@@ -56904,7 +56938,10 @@ ${renderProxySettings(name)}}
         });
       else
         process.stdout.write(
-          `${upstreamBlock}# in your server block:
+          `# ${upstreamFile} (balancer.upstreamFile; writable by the deploy user, nothing but server lines):
+${serversFile}
+# in your http block, in a file only root can write (e.g. /etc/nginx/conf.d/${name}.conf):
+${upstreamBlock}# in your server block:
 ${serverSettings}${location}
 # in your http block (rolling.watch reads it):
 ${logFormat}

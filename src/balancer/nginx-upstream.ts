@@ -4,6 +4,10 @@ import { NexusError } from "../errors.js";
  * Reads and edits `server` directives of Nginx `upstream` blocks without
  * reformatting: edits are splices at exact byte offsets, so comments,
  * indentation, line endings and every other directive stay untouched.
+ *
+ * The file is either a servers file (only `server` lines, included inside an
+ * `upstream` block of a root-owned config: the recommended layout, see
+ * `renderServersFile`) or holds whole `upstream` blocks (included in `http`).
  */
 
 export interface UpstreamServer {
@@ -70,7 +74,8 @@ export function setServerDown(
   const where =
     upstreamName === undefined ? `any upstream block` : `upstream ${JSON.stringify(upstreamName)}`;
   const inFile = `upstream blocks in file: ${upstreams.length > 0 ? upstreams.join(", ") : "none"}`;
-  if (upstreamName !== undefined && !upstreams.includes(upstreamName)) {
+  // A servers file names no upstream: the block that includes it is in another file.
+  if (upstreamName !== undefined && upstreams.length > 0 && !upstreams.includes(upstreamName)) {
     throw new UpstreamEditError(
       `No upstream ${JSON.stringify(upstreamName)} (${inFile})`,
       address,
@@ -107,31 +112,54 @@ export function setServerDown(
   return { text: edited, changed: true };
 }
 
-/** The recommended upstream block for nexus, ending with a newline. */
-export function renderUpstreamBlock(options: UpstreamBlockOptions): string {
-  const {
-    name,
-    servers,
-    lbMethod = "least_conn",
-    maxFails = 3,
-    failTimeout = "30s",
-    keepalive = 32,
-  } = options;
-  assertWord(name, "upstream name");
-  if (servers.length === 0) throw new Error(`upstream ${name} needs at least one server`);
-  for (const server of servers) assertWord(server, "server address");
-  assertWord(failTimeout, "fail_timeout");
-  if (!Number.isInteger(maxFails) || maxFails < 0) throw new Error(`Invalid max_fails: ${maxFails}`);
-  if (!Number.isInteger(keepalive) || keepalive < 0) throw new Error(`Invalid keepalive: ${keepalive}`);
+/** Why an upstream file that holds whole `upstream` blocks is a risk, for `nexus check` and `setup`. */
+export const UPSTREAM_BLOCK_RISK =
+  "the upstream file holds the whole upstream block, so Nginx includes it in the http block, where whoever may write it (the deploy user) can add any directive Nginx runs as root (a log file written where they choose, for one).";
+/** The layout that closes it. */
+export const SERVERS_FILE_FIX =
+  "keep only its server lines in it and include it inside the upstream block of a root-owned file (`nexus nginx-config` prints both), then test and reload Nginx";
 
+/** True when the file holds whole `upstream` blocks (so it is included in `http`), not only server lines. */
+export function holdsUpstreamBlock(text: string): boolean {
+  return upstreamNames(text).length > 0;
+}
+
+/**
+ * The recommended upstream block for nexus, ending with a newline. With `include`, the servers
+ * are in that file (`renderServersFile`) instead of in the block.
+ */
+export function renderUpstreamBlock(options: UpstreamBlockOptions & { include?: string }): string {
+  const { name, lbMethod = "least_conn", keepalive = 32, include } = options;
+  assertWord(name, "upstream name");
+  if (!Number.isInteger(keepalive) || keepalive < 0) throw new Error(`Invalid keepalive: ${keepalive}`);
   const lines = [`upstream ${name} {`];
   if (lbMethod !== "round_robin") lines.push(`    ${lbMethod};`);
-  for (const server of servers) {
-    lines.push(`    server ${server} max_fails=${maxFails} fail_timeout=${failTimeout};`);
-  }
+  if (include !== undefined) {
+    assertWord(include, "included file");
+    lines.push(`    include ${include};`);
+  } else lines.push(...serverLines(options).map((line) => `    ${line}`));
   if (keepalive > 0) lines.push(`    keepalive ${keepalive};`);
   lines.push("}");
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The servers file: nothing but `server` lines, for an `include` inside the upstream block. The
+ * deploy user may write this file, and Nginx (as root) reads it there, where only upstream
+ * directives are accepted; a file included in `http` could hold any directive (a log written as
+ * root where the writer chooses).
+ */
+export function renderServersFile(options: Omit<UpstreamBlockOptions, "name">): string {
+  return `${serverLines(options).join("\n")}\n`;
+}
+
+function serverLines(options: Omit<UpstreamBlockOptions, "name">): string[] {
+  const { servers, maxFails = 3, failTimeout = "30s" } = options;
+  if (servers.length === 0) throw new Error("an upstream needs at least one server");
+  for (const server of servers) assertWord(server, "server address");
+  assertWord(failTimeout, "fail_timeout");
+  if (!Number.isInteger(maxFails) || maxFails < 0) throw new Error(`Invalid max_fails: ${maxFails}`);
+  return servers.map((server) => `server ${server} max_fails=${maxFails} fail_timeout=${failTimeout};`);
 }
 
 /**
@@ -191,12 +219,16 @@ interface ParsedServer {
 
 function parseServers(text: string, upstreamName?: string): ParsedServer[] {
   const servers: ParsedServer[] = [];
+  const serversFile = isServersFile(text);
   forEachDirective(text, (words, enclosing) => {
     const [keyword, address, ...params] = words;
     if (keyword?.value !== "server" || address === undefined) return;
     const upstream = enclosing.at(-1);
-    if (upstream?.[0]?.value !== "upstream" || upstream.length !== 2) return;
-    const name = upstream[1]?.value ?? "";
+    // At the top of a servers file: the upstream block is the one that includes it.
+    const topLevel = enclosing.length === 0;
+    if (topLevel && !serversFile) return;
+    if (!topLevel && (upstream?.[0]?.value !== "upstream" || upstream.length !== 2)) return;
+    const name = topLevel ? (upstreamName ?? "") : (upstream?.[1]?.value ?? "");
     if (upstreamName !== undefined && name !== upstreamName) return;
     servers.push({
       upstream: name,
@@ -208,6 +240,19 @@ function parseServers(text: string, upstreamName?: string): ParsedServer[] {
     });
   });
   return servers;
+}
+
+/** No block at all: the file is included inside an upstream block (only its directives can be). */
+function isServersFile(text: string): boolean {
+  let blocks = 0;
+  forEachDirective(
+    text,
+    () => {},
+    () => {
+      blocks++;
+    },
+  );
+  return blocks === 0;
 }
 
 function upstreamNames(text: string): string[] {

@@ -1,4 +1,9 @@
-import { listUpstreamServers } from "../balancer/nginx-upstream.js";
+import {
+  holdsUpstreamBlock,
+  listUpstreamServers,
+  SERVERS_FILE_FIX,
+  UPSTREAM_BLOCK_RISK,
+} from "../balancer/nginx-upstream.js";
 import type { Facts } from "./facts.js";
 import type { CheckItem } from "./types.js";
 
@@ -42,7 +47,8 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
     let listed: string[] = [];
     try {
       listed = listUpstreamServers(text, ctx.upstream).map((s) => s.address);
-      add("upstream file", "ok", ctx.upstreamFile);
+      if (holdsUpstreamBlock(text)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
+      else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
     } catch (error) {
       add(
         "upstream file",
@@ -58,7 +64,7 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
         "upstream servers",
         "fail",
         `missing: ${missing.map((s) => `${s.name} (${s.upstream})`).join(", ")}`,
-        `add ${missing.map((s) => `\`server ${s.upstream};\``).join(" and ")} to the upstream block in ${ctx.upstreamFile}, test and reload Nginx`,
+        `add ${missing.map((s) => `\`server ${s.upstream};\``).join(" and ")} to ${ctx.upstreamFile}, test and reload Nginx`,
       );
     if (v.get("up_writable") === "1")
       add(
@@ -118,7 +124,7 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
         "upstream included",
         "fail",
         `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
-        `add \`include ${ctx.upstreamFile};\` inside the http block of nginx.conf (or point balancer.upstreamFile at the included file), then test and reload`,
+        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`,
       );
   }
 

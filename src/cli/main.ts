@@ -4,6 +4,7 @@ import { selectAppFiles } from "../artifact/pack.js";
 import {
   renderProxySettings,
   renderServerSettings,
+  renderServersFile,
   renderUpstreamBlock,
 } from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
@@ -220,9 +221,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command("nginx-config")
-    .description("print the recommended upstream block and proxy settings for the configured servers")
+    .description(
+      "print the recommended servers file, upstream block and proxy settings for the configured servers",
+    )
     .option("--name <upstream>", "upstream name", "nexus_app")
-    .addHelpText("after", "\nExample:\n  nexus nginx-config > /etc/nginx/conf.d/upstream.conf")
+    .addHelpText("after", "\nExample:\n  nexus nginx-config   # then copy each part where its comment says")
     .action((opts: { name: string }) => {
       try {
         const global = program.opts<GlobalOptions>();
@@ -230,7 +233,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
         const nginx = config.balancers.find((b) => b.type === "nginx");
         const name = nginx?.upstream ?? opts.name;
         const servers = config.servers.map((s) => s.upstream);
-        const upstreamBlock = `${renderUpstreamBlock({ name, servers })}\n`;
+        // The deploy user writes the servers file only; root's config includes it inside the block.
+        const upstreamFile = nginx?.upstreamFile ?? `/etc/nginx/nexus/${config.app.name}-servers.conf`;
+        const serversFile = renderServersFile({ servers });
+        const upstreamBlock = `${renderUpstreamBlock({ name, servers, include: upstreamFile })}\n`;
         const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config.balancer.drainTimeout);
         const location = `location / {\n${renderProxySettings(name)}}\n`;
         const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
@@ -239,6 +245,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
             command: "nginx-config",
             upstream: name,
             servers,
+            upstreamFile,
+            serversFile,
             upstreamBlock,
             serverSettings,
             location,
@@ -246,7 +254,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           });
         else
           process.stdout.write(
-            `${upstreamBlock}# in your server block:\n${serverSettings}${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
+            `# ${upstreamFile} (balancer.upstreamFile; writable by the deploy user, nothing but server lines):\n${serversFile}\n# in your http block, in a file only root can write (e.g. /etc/nginx/conf.d/${name}.conf):\n${upstreamBlock}# in your server block:\n${serverSettings}${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
           );
         setExit(EXIT.ok);
       } catch (error) {

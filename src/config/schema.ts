@@ -139,7 +139,10 @@ export const balancerSchema = z.strictObject({
   type: z.literal("nginx").default("nginx"),
   /** Name of the server that runs Nginx, or "local" when it runs where nexus runs. */
   host: nonEmpty,
-  /** Path of the file holding the upstream block, on the balancer host. */
+  /**
+   * Path of the servers file on the balancer host: the `server` lines, included inside the
+   * upstream block (or, less safely, a file holding the whole block).
+   */
   upstreamFile: nonEmpty,
   /** Name of the upstream block, when the file holds several. */
   upstream: nonEmpty.optional(),

@@ -1,5 +1,11 @@
 import { readFileSync } from "node:fs";
-import { renderUpstreamBlock } from "../balancer/nginx-upstream.js";
+import {
+  holdsUpstreamBlock,
+  renderServersFile,
+  renderUpstreamBlock,
+  SERVERS_FILE_FIX,
+  UPSTREAM_BLOCK_RISK,
+} from "../balancer/nginx-upstream.js";
 import type { Config, NginxBalancerConfig, ServerConfig } from "../config/load.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
@@ -21,7 +27,7 @@ import { readSshConfig } from "../ssh/ssh-config.js";
 import { ensureDeployKey, publicKeyOf } from "./keygen.js";
 import { runOnce } from "./login.js";
 import { confirm, promptHidden } from "./prompt.js";
-import { includeLine, sudoersFile, sudoersLine } from "./sudoers.js";
+import { sudoersFile, sudoersLine } from "./sudoers.js";
 
 export interface SetupOptions {
   dryRun?: boolean;
@@ -279,24 +285,29 @@ async function balancerStep(
   const file = resolveRemotePath(balancer.upstreamFile, home);
   const user = session ? (await session.run("id -un")).trim() : "<user>";
   const exists = (await run(cmd("test", "-e", file))).code === 0;
-  const block = renderUpstreamBlock({
-    name: balancer.upstream ?? "nexus_app",
-    servers: config.servers.map((s) => s.upstream),
-  });
-  if (exists) say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
-  else if (dryRun) say(`${target}: would write ${file} with every server of the config`);
+  const servers = config.servers.map((s) => s.upstream);
+  const content = renderServersFile({ servers });
+  const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", servers, include: file });
+  if (exists) {
+    say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
+    const text = await run(cmd("cat", file));
+    if (text.code === 0 && holdsUpstreamBlock(text.stdout))
+      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${SERVERS_FILE_FIX}`);
+  } else if (dryRun) say(`${target}: would write ${file} with every server of the config`);
   else {
     const write = `umask 022 && cat > ${shq(file)}`;
-    let result = await run(`${write} 2>&1 <<'NEXUS_EOF'\n${block}NEXUS_EOF`);
+    let result = await run(`${write} 2>&1 <<'NEXUS_EOF'\n${content}NEXUS_EOF`);
     if (result.code !== 0 && options.sudo)
-      result = await run(`sudo -n tee ${shq(file)} >/dev/null <<'NEXUS_EOF'\n${block}NEXUS_EOF`);
-    if (result.code === 0) say(`${target}: wrote ${file}`);
+      result = await run(`sudo -n tee ${shq(file)} >/dev/null <<'NEXUS_EOF'\n${content}NEXUS_EOF`);
+    if (result.code === 0) say(`${target}: wrote ${file} (its server lines)`);
     else
       say(
-        `${target}: cannot write ${file} as ${user}; as root, run: nexus nginx-config | sed -n '/^upstream/,/^}/p' > ${file}`,
+        `${target}: cannot write ${file} as ${user}; as root, write the server lines \`nexus nginx-config\` prints for it there`,
       );
   }
-  say(`${target}: Nginx must include it, in the http block of nginx.conf: ${includeLine(file)}`);
+  say(
+    `${target}: Nginx must include it inside the upstream block, in a file only root can write (not in the http block: there it could hold any directive): ${block.replace(/\s*\n\s*/g, " ").trim()}`,
+  );
   if ((await run(cmd("test", "-w", file))).code === 0) say(`${target}: ${user} can edit it in place`);
   else
     say(

@@ -39,7 +39,3 @@ export function sudoersLine(user: string, testCommand: string, reloadCommand: st
 export function sudoersFile(appName: string): string {
   return `/etc/sudoers.d/nexus-${appName.replace(/[^A-Za-z0-9_-]/g, "-")}`;
 }
-
-export function includeLine(upstreamFile: string): string {
-  return `include ${upstreamFile};`;
-}

@@ -117,8 +117,7 @@ describe("balancer checks", () => {
     hasDump: true,
     hasReloadList: true,
   };
-  const upstream =
-    "@@upstream\nupstream app {\n    server 10.0.0.1:3000;\n    server 10.0.0.2:3000;\n}\n@@end";
+  const upstream = "@@upstream\nserver 10.0.0.1:3000;\nserver 10.0.0.2:3000;\n@@end";
   const good = [
     "user=deploy",
     "up_exists=1",
@@ -141,9 +140,26 @@ describe("balancer checks", () => {
     expect(balancerItems(facts(good), ctx).filter((i) => i.status !== "ok")).toEqual([]);
   });
 
+  it("warns about an upstream file that holds the whole block: included in http, it could hold any directive", () => {
+    const lines = good.map((l) =>
+      l === upstream
+        ? "@@upstream\nupstream app {\n    server 10.0.0.1:3000;\n    server 10.0.0.2:3000;\n}\n@@end"
+        : l,
+    );
+    const items = balancerItems(facts(lines), ctx).filter((i) => i.status !== "ok");
+    expect(items).toEqual([
+      expect.objectContaining({
+        check: "upstream file",
+        status: "warn",
+        detail: expect.stringMatching(/any directive Nginx runs as root/),
+        fix: expect.stringMatching(/include it inside the upstream block/),
+      }),
+    ]);
+  });
+
   it("names a server missing from the upstream, a file Nginx does not include, and sudo's password prompt", () => {
     const lines = good
-      .map((l) => (l === upstream ? "@@upstream\nupstream app {\n    server 10.0.0.1:3000;\n}\n@@end" : l))
+      .map((l) => (l === upstream ? "@@upstream\nserver 10.0.0.1:3000;\n@@end" : l))
       .filter((l) => !l.includes("nexus/upstream.conf") && !/^(test_rc|reload_sudo_rc)/.test(l))
       .concat(["test_rc=1", "@@test", "sudo: a password is required", "@@end", "reload_sudo_rc=1"]);
     const items = balancerItems(facts(lines), ctx);

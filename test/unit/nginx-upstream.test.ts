@@ -1,9 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  holdsUpstreamBlock,
   listUpstreamServers,
   renderProxySettings,
   renderServerSettings,
+  renderServersFile,
   renderUpstreamBlock,
   setServerDown,
   UpstreamEditError,
@@ -387,6 +389,36 @@ describe("renderUpstreamBlock", () => {
     );
     expect(() => renderUpstreamBlock({ name: "a", servers: ["x:1"], maxFails: -1 })).toThrow(/max_fails/);
     expect(() => renderUpstreamBlock({ name: "a", servers: ["x:1"], keepalive: 1.5 })).toThrow(/keepalive/);
+  });
+});
+
+describe("a servers file (only server lines, included inside the upstream block)", () => {
+  const file = renderServersFile({ servers: ["10.0.0.1:3000", "10.0.0.2:3000"] });
+
+  it("is rendered with the seed's parameters, and the block includes it", () => {
+    expect(file).toBe(
+      "server 10.0.0.1:3000 max_fails=3 fail_timeout=30s;\nserver 10.0.0.2:3000 max_fails=3 fail_timeout=30s;\n",
+    );
+    expect(renderUpstreamBlock({ name: "api", servers: [], include: "/etc/nginx/nexus/api.servers" })).toBe(
+      "upstream api {\n    least_conn;\n    include /etc/nginx/nexus/api.servers;\n    keepalive 32;\n}\n",
+    );
+    expect(holdsUpstreamBlock(file)).toBe(false);
+    expect(holdsUpstreamBlock(renderUpstreamBlock({ name: "api", servers: ["a:1"] }))).toBe(true);
+  });
+
+  it("is read and edited like a block, under the upstream name the config gives or none", () => {
+    for (const name of [undefined, "api"]) {
+      expect(listUpstreamServers(file, name).map((s) => [s.upstream, s.address, s.down])).toEqual([
+        [name ?? "", "10.0.0.1:3000", false],
+        [name ?? "", "10.0.0.2:3000", false],
+      ]);
+      const drained = setServerDown(file, "10.0.0.2:3000", true, name);
+      expect(drained.text).toBe(
+        file.replace("30s;\n", "30s;\n").replace(/(10\.0\.0\.2:3000 [^;]*);/, "$1 down;"),
+      );
+      expect(setServerDown(drained.text, "10.0.0.2:3000", false, name).text).toBe(file);
+    }
+    expect(() => setServerDown(file, "10.0.0.9:3000", true)).toThrow(/not found/);
   });
 });
 

@@ -33,6 +33,8 @@ describe("--json result lines", () => {
         command: "nginx-config",
         upstream: "app",
         servers: ["10.0.0.1:3000"],
+        upstreamFile: "/etc/nginx/nexus/app-servers.conf",
+        serversFile: "server 10.0.0.1:3000;\n",
         upstreamBlock: "upstream app {}\n",
         serverSettings: "client_header_timeout 10s;\n",
         location: "location / {}\n",

@@ -134,14 +134,10 @@ describe("renderers", () => {
 
   it("renders the upstream exactly as nexus expects to edit it", () => {
     expect(renderUpstreamConf(info.hosts.map((h) => h.appAddress))).toBe(
-      `# Managed by the nexus sandbox. nexus edits only the server lines of the servers it manages.
-upstream nexus_app {
-    least_conn;
-    server 127.0.1.11:3000 max_fails=3 fail_timeout=30s;
-    server 127.0.1.12:3000 max_fails=3 fail_timeout=30s;
-    server 127.0.1.13:3000 max_fails=3 fail_timeout=30s;
-    keepalive 32;
-}
+      `# Managed by the nexus sandbox, included inside upstream nexus_app { } of nginx.conf.
+server 127.0.1.11:3000 max_fails=3 fail_timeout=30s;
+server 127.0.1.12:3000 max_fails=3 fail_timeout=30s;
+server 127.0.1.13:3000 max_fails=3 fail_timeout=30s;
 `,
     );
   });

@@ -56374,7 +56374,8 @@ async function runSetup(config2, options) {
   for (const server of config2.servers) {
     if (!await hostKeyStep(server, config2, options)) untrusted.add(server.name);
   }
-  const connector = createConnector(config2, { env: env2 });
+  const keyOnly = keyPath ? { ...config2, ssh: { ...config2.ssh, agent: false } } : config2;
+  const connector = createConnector(keyOnly, { env: env2 });
   const sessions = /* @__PURE__ */ new Map();
   try {
     for (const server of config2.servers) {

@@ -95,7 +95,10 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
   for (const server of config.servers) {
     if (!(await hostKeyStep(server, config, options))) untrusted.add(server.name);
   }
-  const connector = createConnector(config, { env });
+  // With a deploy key, its login is what is proven: the agent (an admin's key the server may
+  // already accept) stays out, or setup would say the key works and install nothing.
+  const keyOnly = keyPath ? { ...config, ssh: { ...config.ssh, agent: false } } : config;
+  const connector = createConnector(keyOnly, { env });
   const sessions = new Map<string, SshSession>();
   try {
     for (const server of config.servers) {

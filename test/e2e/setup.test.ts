@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
@@ -85,6 +86,30 @@ describe.skipIf(!asRoot)("nexus setup on a server that only accepts a password",
     expect(run.stdout).toMatch(/already trusted/);
     expect(run.stdout).toMatch(/logs in as nexus-deploy with the deploy key/);
     expect(readFileSync(authorized, "utf8")).toBe(keys);
+  });
+
+  it("a new deploy key, with an accepted key in the agent: installs it through the agent, not taking the agent's login for it", async () => {
+    const agentDir = mkdtempSync(path.join(os.tmpdir(), "nexus-agent-"));
+    const sock = path.join(agentDir, "agent.sock");
+    const pid = /SSH_AGENT_PID=(\d+)/.exec(
+      execFileSync("ssh-agent", ["-a", sock], { encoding: "utf8" }),
+    )?.[1];
+    try {
+      execFileSync("ssh-add", [keyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: "ignore" });
+      const data = JSON.parse(readFileSync(config, "utf8"));
+      const second = path.join(dir, "local", "keys", "id_second");
+      data.ssh = { ...data.ssh, privateKey: second };
+      const other = path.join(dir, "second-key.config.json");
+      writeFileSync(other, JSON.stringify(data));
+      const run = await nexus(["-c", other, "setup", "--yes"], { env: { SSH_AUTH_SOCK: sock } });
+      expect(run.exitCode, run.all).toBe(0);
+      expect(run.stdout).toMatch(/installed the deploy key .* \(logged in once with the agent\)/);
+      const authorized = path.join(info?.hosts[0]?.home as string, ".ssh", "authorized_keys");
+      expect(readFileSync(authorized, "utf8")).toContain(readFileSync(`${second}.pub`, "utf8").trim());
+    } finally {
+      if (pid) process.kill(Number(pid));
+      await rm(agentDir, { recursive: true, force: true });
+    }
   });
 
   it("then `nexus deploy` works with the new key", async () => {

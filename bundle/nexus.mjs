@@ -49026,6 +49026,7 @@ function readFromOffset(path20, offset, maxBytes = MAX_READ_BYTES) {
   const start = Math.max(0, Math.floor(offset));
   return [
     `f=${shq(path20)}`,
+    'if [ ! -e "$f" ]; then echo 0; exit 0; fi',
     `size=$(wc -c < "$f") || exit 1`,
     'echo "$size"',
     `if [ "$size" -ge ${start} ]; then tail -c +${start + 1} "$f" | head -c ${maxBytes}; else head -c ${maxBytes} "$f"; fi`
@@ -49088,7 +49089,7 @@ function parseSample(output, bytes = SAMPLE_BYTES) {
   if (size > bytes) lines.shift();
   return { state: "ok", size, lines: lines.filter((line) => line.trim() !== "") };
 }
-function judgeSample(lines) {
+function judgeSample(lines, addresses) {
   const last = lines[lines.length - 1];
   if (last === void 0) return { ok: "unknown" };
   if (!parseAccessLine(last)) {
@@ -49100,7 +49101,8 @@ function judgeSample(lines) {
   const perAddress = /* @__PURE__ */ new Map();
   tallyLines(lines, perAddress);
   const baseline = { requests: 0, failures: 0 };
-  for (const counts of perAddress.values()) {
+  for (const [address, counts] of perAddress) {
+    if (addresses && !addresses.includes(address)) continue;
     baseline.requests += counts.requests;
     baseline.failures += counts.failures;
   }
@@ -49122,7 +49124,7 @@ ${logFormatAdvice(path20)}`;
       sample.state === "missing" ? `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}` : `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`
     );
   }
-  const verdict = judgeSample(sample.lines);
+  const verdict = judgeSample(sample.lines, options.addresses);
   if (verdict.ok === true) return { baseline: verdict.baseline };
   if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
   const dump = await runner.exec(`${options.testCommand} -T 2>/dev/null`);
@@ -51335,7 +51337,11 @@ var BatchWatch = class _BatchWatch {
     const path20 = resolveRemotePath(nginx.accessLog, home);
     let check;
     try {
-      check = await checkAccessLog(runner, { path: path20, testCommand: nginx.testCommand });
+      check = await checkAccessLog(runner, {
+        path: path20,
+        testCommand: nginx.testCommand,
+        addresses: config2.servers.map((s3) => s3.upstream)
+      });
     } catch (error3) {
       if (error3 instanceof AccessLogProblem)
         throw new ConfigError(config2.file, [
@@ -53834,9 +53840,17 @@ function balancerItems(facts, ctx) {
         `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
       );
   }
-  if (!/^\s*sudo\b/.test(ctx.reloadCommand))
-    add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
-  else if (!ctx.hasReloadList)
+  const masterUid = v2.get("master_uid");
+  if (!/^\s*sudo\b/.test(ctx.reloadCommand)) {
+    if (masterUid && v2.get("uid") && masterUid !== v2.get("uid") && v2.get("uid") !== "0")
+      add(
+        "nginx reload",
+        "warn",
+        `${ctx.reloadCommand} runs as ${user}, but the Nginx master is uid ${masterUid}'s: it cannot signal it, unless the command gets root itself (a wrapper with sudo inside)`,
+        `reload through sudo: "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" (and testCommand likewise), with the sudoers rule \`nexus setup\` prints`
+      );
+    else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
+  } else if (!ctx.hasReloadList)
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
   else if (v2.get("reload_sudo_rc") === "0")
     add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);
@@ -53922,7 +53936,8 @@ function balancerScript(input) {
     `say up_owner "$(ls -ld ${file} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
     "command -v flock >/dev/null 2>&1 && say flock 1",
     `[ -r ${file} ] && { echo @@upstream; cat ${file}; echo; echo @@end; }`,
-    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && say pid_alive 1; fi`,
+    'say uid "$(id -u)"',
+    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && { say pid_alive 1; say master_uid "$(stat -c %u "/proc/$p" 2>/dev/null)"; }; fi`,
     `out=$( { ${input.testCommand}
 } 2>&1 </dev/null ); say test_rc $?`,
     'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',
@@ -56577,7 +56592,9 @@ ${content}NEXUS_EOF`);
     );
   const rule = sudoersLine(user, balancer.testCommand, balancer.reloadCommand);
   if (!rule) {
-    say(`${target}: the test and reload commands do not use sudo: nothing to add to sudoers`);
+    say(
+      `${target}: the test and reload commands do not use sudo: nothing to add to sudoers (a user who does not own the Nginx master cannot reload it: then use "sudo -n /usr/sbin/nginx -t" and "sudo -n /usr/sbin/nginx -s reload", and run setup again)`
+    );
     return;
   }
   const sudoers = sudoersFile(config2.app.name);

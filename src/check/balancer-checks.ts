@@ -128,9 +128,18 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
       );
   }
 
-  if (!/^\s*sudo\b/.test(ctx.reloadCommand))
-    add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
-  else if (!ctx.hasReloadList)
+  const masterUid = v.get("master_uid");
+  if (!/^\s*sudo\b/.test(ctx.reloadCommand)) {
+    // Without sudo, only the master's owner (or root) may signal it: Nginx's is root's on a server.
+    if (masterUid && v.get("uid") && masterUid !== v.get("uid") && v.get("uid") !== "0")
+      add(
+        "nginx reload",
+        "warn",
+        `${ctx.reloadCommand} runs as ${user}, but the Nginx master is uid ${masterUid}'s: it cannot signal it, unless the command gets root itself (a wrapper with sudo inside)`,
+        `reload through sudo: "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" (and testCommand likewise), with the sudoers rule \`nexus setup\` prints`,
+      );
+    else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
+  } else if (!ctx.hasReloadList)
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
   else if (v.get("reload_sudo_rc") === "0")
     add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);

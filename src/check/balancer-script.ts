@@ -40,7 +40,8 @@ export function balancerScript(input: BalancerScriptInput): string {
     `say up_owner "$(ls -ld ${file} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
     "command -v flock >/dev/null 2>&1 && say flock 1",
     `[ -r ${file} ] && { echo @@upstream; cat ${file}; echo; echo @@end; }`,
-    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && say pid_alive 1; fi`,
+    'say uid "$(id -u)"',
+    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && { say pid_alive 1; say master_uid "$(stat -c %u "/proc/$p" 2>/dev/null)"; }; fi`,
     `out=$( { ${input.testCommand}
 } 2>&1 </dev/null ); say test_rc $?`,
     'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',

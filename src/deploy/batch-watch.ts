@@ -52,7 +52,11 @@ export class BatchWatch {
     const path = resolveRemotePath(nginx.accessLog, home);
     let check: Awaited<ReturnType<typeof checkAccessLog>>;
     try {
-      check = await checkAccessLog(runner, { path, testCommand: nginx.testCommand });
+      check = await checkAccessLog(runner, {
+        path,
+        testCommand: nginx.testCommand,
+        addresses: config.servers.map((s) => s.upstream),
+      });
     } catch (error) {
       if (error instanceof AccessLogProblem)
         throw new ConfigError(config.file, [

@@ -318,7 +318,9 @@ async function balancerStep(
     );
   const rule = sudoersLine(user, balancer.testCommand, balancer.reloadCommand);
   if (!rule) {
-    say(`${target}: the test and reload commands do not use sudo: nothing to add to sudoers`);
+    say(
+      `${target}: the test and reload commands do not use sudo: nothing to add to sudoers (a user who does not own the Nginx master cannot reload it: then use "sudo -n /usr/sbin/nginx -t" and "sudo -n /usr/sbin/nginx -s reload", and run setup again)`,
+    );
     return;
   }
   const sudoers = sudoersFile(config.app.name);

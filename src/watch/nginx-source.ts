@@ -6,11 +6,15 @@ import type { Counts, TrafficSource } from "./traffic.js";
 /** At most this much of the log is read per poll; the rest waits for the next one. */
 const MAX_READ_BYTES = 8 * 1024 * 1024;
 
-/** Prints the log's size, then its bytes from `offset` on (from 0 when the file shrank: it was rotated). */
+/**
+ * Prints the log's size, then its bytes from `offset` on (from 0 when the file shrank: it was
+ * rotated). A log missing for a moment (moved by logrotate, not yet created again) is size 0.
+ */
 export function readFromOffset(path: string, offset: number, maxBytes = MAX_READ_BYTES): string {
   const start = Math.max(0, Math.floor(offset));
   return [
     `f=${shq(path)}`,
+    'if [ ! -e "$f" ]; then echo 0; exit 0; fi',
     `size=$(wc -c < "$f") || exit 1`,
     'echo "$size"',
     `if [ "$size" -ge ${start} ]; then tail -c +${start + 1} "$f" | head -c ${maxBytes}; else head -c ${maxBytes} "$f"; fi`,

@@ -47,9 +47,10 @@ export type FormatVerdict =
 /**
  * Whether the log is written in the nexus format, from its last lines: the newest line decides
  * (a format just switched on leaves older lines in the old one). With no line at all, undecided.
- * The baseline is every upstream try in the sample.
+ * The baseline is every upstream try in the sample to `addresses` (the fleet's: a shared log also
+ * holds other sites', whose failures must not raise this fleet's limit); all when not given.
  */
-export function judgeSample(lines: readonly string[]): FormatVerdict {
+export function judgeSample(lines: readonly string[], addresses?: readonly string[]): FormatVerdict {
   const last = lines[lines.length - 1];
   if (last === undefined) return { ok: "unknown" };
   if (!parseAccessLine(last)) {
@@ -61,7 +62,8 @@ export function judgeSample(lines: readonly string[]): FormatVerdict {
   const perAddress = new Map<string, Counts>();
   tallyLines(lines, perAddress);
   const baseline: Counts = { requests: 0, failures: 0 };
-  for (const counts of perAddress.values()) {
+  for (const [address, counts] of perAddress) {
+    if (addresses && !addresses.includes(address)) continue;
     baseline.requests += counts.requests;
     baseline.failures += counts.failures;
   }
@@ -88,7 +90,7 @@ export class AccessLogProblem extends Error {}
  */
 export async function checkAccessLog(
   runner: CommandRunner,
-  options: { path: string; testCommand: string },
+  options: { path: string; testCommand: string; addresses?: readonly string[] },
 ): Promise<AccessLogCheck> {
   const { path } = options;
   const where = `${path} on ${runner.name}`;
@@ -101,7 +103,7 @@ export async function checkAccessLog(
         : `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`,
     );
   }
-  const verdict = judgeSample(sample.lines);
+  const verdict = judgeSample(sample.lines, options.addresses);
   if (verdict.ok === true) return { baseline: verdict.baseline };
   if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
 

@@ -140,6 +140,17 @@ describe("balancer checks", () => {
     expect(balancerItems(facts(good), ctx).filter((i) => i.status !== "ok")).toEqual([]);
   });
 
+  it("a reload without sudo, as a user who does not own the Nginx master: it could not signal it", () => {
+    const plain = { ...ctx, reloadCommand: "nginx -s reload" };
+    const owned = balancerItems(facts([...good, "uid=1000", "master_uid=0"]), plain);
+    expect(owned.find((i) => i.check === "nginx reload")).toMatchObject({
+      status: "warn",
+      detail: expect.stringMatching(/the Nginx master is uid 0's/),
+    });
+    const mine = balancerItems(facts([...good, "uid=1000", "master_uid=1000"]), plain);
+    expect(mine.find((i) => i.check === "nginx reload")?.status).toBe("ok");
+  });
+
   it("warns about an upstream file that holds the whole block: included in http, it could hold any directive", () => {
     const lines = good.map((l) =>
       l === upstream

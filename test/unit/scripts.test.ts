@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -23,6 +24,7 @@ import * as release from "../../src/remote/release.js";
 import * as state from "../../src/remote/server-state.js";
 import { installKeyCommand } from "../../src/setup/run.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
+import { parseRead, readFromOffset } from "../../src/watch/nginx-source.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
 
 /**
@@ -581,5 +583,20 @@ describe("setup scripts under sh", () => {
     expect(readFileSync(path.join(home, ".ssh", "authorized_keys"), "utf8")).toBe(
       "ssh-ed25519 BBBB admin\nssh-ed25519 AAAA nexus@ci\n",
     );
+  });
+});
+
+describe("the watch's access log read under sh", () => {
+  it("under sh: reads after the offset, from the start once rotated, and a missing log as empty", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
+    const log = path.join(dir, "access.log");
+    writeFileSync(log, "one\ntwo\n");
+    const sh = (offset: number) =>
+      execFileSync("sh", ["-c", readFromOffset(log, offset)], { encoding: "utf8" });
+    expect(parseRead(sh(4))).toEqual({ size: 8, data: "two\n" });
+    writeFileSync(log, "3\n");
+    expect(parseRead(sh(8))).toEqual({ size: 2, data: "3\n" });
+    rmSync(log);
+    expect(parseRead(sh(2))).toEqual({ size: 0, data: "" });
   });
 });

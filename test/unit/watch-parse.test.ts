@@ -133,6 +133,14 @@ describe("the preflight sample", () => {
     expect(verdict).toEqual({ ok: true, baseline: { requests: 2, failures: 1 } });
   });
 
+  it("counts only the fleet's upstreams in the baseline: a shared log holds other sites' too", () => {
+    const lines = [line("10.0.0.1:3000", "200"), line("10.9.9.9:8080", "502"), line("10.9.9.9:8080", "502")];
+    expect(judgeSample(lines, ["10.0.0.1:3000", "10.0.0.2:3000"])).toEqual({
+      ok: true,
+      baseline: { requests: 1, failures: 0 },
+    });
+  });
+
   it("fails a log in another format, naming the missing fields", () => {
     const verdict = judgeSample(['127.0.0.1 - - [29/Nov/2026] "GET / HTTP/1.1" 200 12 "-" "curl"']);
     expect(verdict.ok).toBe(false);

@@ -51331,6 +51331,13 @@ var BatchWatch = class _BatchWatch {
    */
   static async prepare(config2, fleet, emit) {
     if (config2.rolling.watch.duration <= 0) return void 0;
+    if (config2.balancers.length > 1) {
+      const read = config2.balancers.find((b2) => b2.type === "nginx") ?? config2.balancers[0];
+      emit({
+        type: "warn",
+        message: `rolling.watch reads the traffic of one balancer, ${read?.host}: behind an active/passive pair, list the active one first; behind an active/active pair it sees only its share`
+      });
+    }
     const nginx = config2.balancers.find((b2) => b2.type === "nginx");
     if (!nginx) return _BatchWatch.fromHaproxy(config2, fleet, emit);
     const { runner, home } = hostRunner(fleet.hosts, nginx.host);
@@ -51340,7 +51347,7 @@ var BatchWatch = class _BatchWatch {
       check = await checkAccessLog(runner, {
         path: path20,
         testCommand: nginx.testCommand,
-        addresses: config2.servers.map((s3) => s3.upstream)
+        addresses: config2.servers.map((s3) => asLogged(s3.upstream))
       });
     } catch (error3) {
       if (error3 instanceof AccessLogProblem)
@@ -51366,7 +51373,7 @@ var BatchWatch = class _BatchWatch {
         message: `watch: before the deploy, ${check.baseline.failures} of ${check.baseline.requests} recent request(s) failed at the balancer`
       });
     }
-    const byAddress = new Map(config2.servers.map((s3) => [s3.upstream, s3.name]));
+    const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
     const source = new NginxLogSource(runner, path20);
     return new _BatchWatch(config2, fleet, emit, source, (key) => byAddress.get(key), check.baseline);
   }
@@ -51496,6 +51503,9 @@ var BatchWatch = class _BatchWatch {
 };
 function resultOf(s3) {
   return s3.result === "too-few" ? "unjudged" : s3.result;
+}
+function asLogged(upstream) {
+  return /:\d+$|^\[/.test(upstream) ? upstream : `${upstream}:80`;
 }
 
 // src/deploy/build-env.ts
@@ -53944,7 +53954,7 @@ function balancerScript(input) {
     ...dump ? [
       `out=$( { ${dump}
 } 2>&1 </dev/null ); say dump_rc $?`,
-      `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 200; echo @@end`
+      `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`
     ] : [],
     ...reloadList ? [
       `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
@@ -56606,7 +56616,7 @@ ${content}NEXUS_EOF`);
   const install2 = [
     "t=$(mktemp)",
     `printf '%s\\n' ${shq(rule)} > "$t"`,
-    'sudo -n visudo -c -q -f "$t"',
+    'sudo -n visudo -c -f "$t" >/dev/null',
     `sudo -n install -m 0440 -o root -g root "$t" ${shq(sudoers)}`
   ].join(" && ");
   const result = await run(`${install2}; rc=$?; rm -f "$t"; exit $rc`);

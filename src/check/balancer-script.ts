@@ -49,7 +49,7 @@ export function balancerScript(input: BalancerScriptInput): string {
       ? [
           `out=$( { ${dump}
 } 2>&1 </dev/null ); say dump_rc $?`,
-          `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 200; echo @@end`,
+          `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`,
         ]
       : []),
     ...(reloadList

@@ -46,6 +46,13 @@ export class BatchWatch {
    */
   static async prepare(config: Config, fleet: Fleet, emit: Emit): Promise<BatchWatch | undefined> {
     if (config.rolling.watch.duration <= 0) return undefined;
+    if (config.balancers.length > 1) {
+      const read = config.balancers.find((b) => b.type === "nginx") ?? config.balancers[0];
+      emit({
+        type: "warn",
+        message: `rolling.watch reads the traffic of one balancer, ${read?.host}: behind an active/passive pair, list the active one first; behind an active/active pair it sees only its share`,
+      });
+    }
     const nginx = config.balancers.find((b) => b.type === "nginx");
     if (!nginx) return BatchWatch.fromHaproxy(config, fleet, emit);
     const { runner, home } = hostRunner(fleet.hosts, nginx.host);
@@ -55,7 +62,7 @@ export class BatchWatch {
       check = await checkAccessLog(runner, {
         path,
         testCommand: nginx.testCommand,
-        addresses: config.servers.map((s) => s.upstream),
+        addresses: config.servers.map((s) => asLogged(s.upstream)),
       });
     } catch (error) {
       if (error instanceof AccessLogProblem)
@@ -81,8 +88,7 @@ export class BatchWatch {
         message: `watch: before the deploy, ${check.baseline.failures} of ${check.baseline.requests} recent request(s) failed at the balancer`,
       });
     }
-    // Nginx logs the address it sent each request to.
-    const byAddress = new Map(config.servers.map((s) => [s.upstream, s.name]));
+    const byAddress = new Map(config.servers.map((s) => [asLogged(s.upstream), s.name]));
     const source = new NginxLogSource(runner, path);
     return new BatchWatch(config, fleet, emit, source, (key) => byAddress.get(key), check.baseline);
   }
@@ -222,4 +228,9 @@ export class BatchWatch {
 
 function resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" {
   return s.result === "too-few" ? "unjudged" : s.result;
+}
+
+/** An upstream as Nginx logs the address it sent a request to: with its port (80 when it has none). */
+function asLogged(upstream: string): string {
+  return /:\d+$|^\[/.test(upstream) ? upstream : `${upstream}:80`;
 }

@@ -332,7 +332,7 @@ async function balancerStep(
   const install = [
     "t=$(mktemp)",
     `printf '%s\\n' ${shq(rule)} > "$t"`,
-    'sudo -n visudo -c -q -f "$t"',
+    'sudo -n visudo -c -f "$t" >/dev/null',
     `sudo -n install -m 0440 -o root -g root "$t" ${shq(sudoers)}`,
   ].join(" && ");
   const result = await run(`${install}; rc=$?; rm -f "$t"; exit $rc`);

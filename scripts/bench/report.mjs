@@ -618,6 +618,7 @@ function failedPerRun(runs) {
   return runs.map((r) => ({
     mix: r.load.records.filter((x) => x.failure).length,
     storm: r.storm?.all.failed ?? Number.NaN,
+    stormRequests: r.storm?.all.requests ?? 0,
     reused: r.storm?.all.resetReused ?? Number.NaN,
     fresh: r.storm?.all.resetFresh ?? Number.NaN,
   }));
@@ -664,7 +665,7 @@ function balancerComparison(iterations, haproxy, stormOnly = []) {
       label,
       String(runs.length),
       runs === stormOnly ? "–" : failed.map((f) => f.mix).join(", "),
-      failed.map((f) => `${f.storm} of ${median(runs.map((r) => r.storm?.all.requests ?? 0))}`).join(", "),
+      failed.map((f) => `${f.storm} of ${f.stormRequests}`).join(", "),
       failed.map((f) => `${f.reused} / ${f.fresh}`).join(", "),
       secs(median(oor)),
       secs(median(runs.map((r) => r.deploy.wall))),

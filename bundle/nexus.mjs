@@ -49674,8 +49674,8 @@ function hostsMatch(hosts, hostString) {
   let positive = false;
   for (const pattern2 of hosts.patterns) {
     const negated = pattern2.startsWith("!");
-    const glob2 = (negated ? pattern2.slice(1) : pattern2).toLowerCase();
-    if (globMatch(hostString, glob2)) {
+    const glob3 = (negated ? pattern2.slice(1) : pattern2).toLowerCase();
+    if (globMatch(hostString, glob3)) {
       if (negated) return false;
       positive = true;
     }
@@ -51878,6 +51878,7 @@ var Rollout = class {
    */
   async stoppedBy(error3) {
     this.failure = true;
+    this.interrupted ||= this.o.signal.aborted;
     this.pending = [];
     this.o.emit({ type: "error", message: `the roll stopped: ${error3.message}` });
     const out = this.o.batches.flat().filter((s3) => this.inHand.has(s3.name));
@@ -53751,6 +53752,32 @@ async function treeSize(dir) {
 
 // src/check/balancer-checks.ts
 init_nginx_upstream();
+
+// src/check/sudo-list.ts
+function sudoListAllows(listing, command) {
+  if (!/may run the following commands/i.test(listing)) return void 0;
+  if (/!authenticate/.test(listing)) return true;
+  const wanted = command.trim().split(/\s+/).join(" ");
+  const program2 = wanted.split(" ")[0];
+  for (const line of listing.split("\n")) {
+    const at2 = line.indexOf("NOPASSWD:");
+    if (at2 < 0) continue;
+    let rest = line.slice(at2 + "NOPASSWD:".length);
+    const passwd = rest.search(/(^|[\s,])PASSWD:/);
+    if (passwd >= 0) rest = rest.slice(0, passwd);
+    for (const raw of rest.split(/(?<!\\),/)) {
+      const entry = raw.replace(/^\s*(?:[A-Z_]+:\s*)*/, "").trim().split(/\s+/).join(" ").replace(/\\(.)/g, "$1");
+      if (entry === "ALL" || entry === wanted || entry === program2 || glob2(entry).test(wanted)) return true;
+    }
+  }
+  return false;
+}
+function glob2(pattern2) {
+  const body = pattern2.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${body}$`);
+}
+
+// src/check/balancer-checks.ts
 var SUDOERS_FIX = "allow them without a password, as root: `nexus setup --sudo`, or add the sudoers line shown by `nexus setup --dry-run` (docs/servers.md)";
 function passwordPrompt(text2) {
   return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
@@ -53862,6 +53889,16 @@ function balancerItems(facts, ctx) {
     else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
   } else if (!ctx.hasReloadList)
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
+  else if (v2.get("reload_sudo_rc") === "0" && sudoListAllows(
+    facts.sections.get("sudolist") ?? "",
+    ctx.reloadCommand.replace(/^\s*sudo(\s+-\S+)*\s+/, "")
+  ) === false)
+    add(
+      "nginx reload",
+      "warn",
+      `sudo allows \`${ctx.reloadCommand}\`, but no rule of \`sudo -l\` lets it run without a password: the reload may stop at a password prompt`,
+      SUDOERS_FIX
+    );
   else if (v2.get("reload_sudo_rc") === "0")
     add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);
   else
@@ -53958,7 +53995,8 @@ function balancerScript(input) {
     ] : [],
     ...reloadList ? [
       `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
-      'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end'
+      'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end',
+      'out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\\n" "$out" | head -n 100; echo @@end'
     ] : [],
     "exit 0"
   ].join("\n");

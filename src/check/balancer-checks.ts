@@ -5,6 +5,7 @@ import {
   UPSTREAM_BLOCK_RISK,
 } from "../balancer/nginx-upstream.js";
 import type { Facts } from "./facts.js";
+import { sudoListAllows } from "./sudo-list.js";
 import type { CheckItem } from "./types.js";
 
 export interface BalancerCheckContext {
@@ -141,6 +142,19 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
     else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
   } else if (!ctx.hasReloadList)
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
+  else if (
+    v.get("reload_sudo_rc") === "0" &&
+    sudoListAllows(
+      facts.sections.get("sudolist") ?? "",
+      ctx.reloadCommand.replace(/^\s*sudo(\s+-\S+)*\s+/, ""),
+    ) === false
+  )
+    add(
+      "nginx reload",
+      "warn",
+      `sudo allows \`${ctx.reloadCommand}\`, but no rule of \`sudo -l\` lets it run without a password: the reload may stop at a password prompt`,
+      SUDOERS_FIX,
+    );
   else if (v.get("reload_sudo_rc") === "0")
     add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);
   else

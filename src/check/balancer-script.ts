@@ -56,6 +56,7 @@ export function balancerScript(input: BalancerScriptInput): string {
       ? [
           `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
           'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end',
+          'out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\\n" "$out" | head -n 100; echo @@end',
         ]
       : []),
     "exit 0",

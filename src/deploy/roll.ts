@@ -108,6 +108,8 @@ class Rollout {
    */
   private async stoppedBy(error: unknown): Promise<void> {
     this.failure = true;
+    // Interrupted meanwhile: no rollback-all after it, as after any interruption.
+    this.interrupted ||= this.o.signal.aborted;
     this.pending = [];
     this.o.emit({ type: "error", message: `the roll stopped: ${(error as Error).message}` });
     const out = this.o.batches.flat().filter((s) => this.inHand.has(s.name));

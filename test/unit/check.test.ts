@@ -151,6 +151,32 @@ describe("balancer checks", () => {
     expect(mine.find((i) => i.check === "nginx reload")?.status).toBe("ok");
   });
 
+  it("a reload sudo allows only through a rule with a password: a warning (sudo -n -l CMD says yes anyway)", () => {
+    const listing = (rules: string) =>
+      `@@sudolist\nMatching Defaults entries for deploy on lb:\n    env_reset\n\nUser deploy may run the following commands on lb:\n${rules}\n@@end`;
+    const reload = (rules: string) =>
+      balancerItems(facts([...good, listing(rules)]), ctx).find((i) => i.check === "nginx reload");
+    expect(
+      reload("    (root) NOPASSWD: /usr/sbin/nginx -t, /usr/sbin/nginx -T\n    (ALL : ALL) ALL")?.status,
+    ).toBe("warn");
+    expect(
+      reload("    (root) NOPASSWD: /usr/sbin/nginx -t, /usr/sbin/nginx -T, /usr/sbin/nginx -s reload")
+        ?.status,
+    ).toBe("ok");
+    expect(reload("    (root) NOPASSWD: /usr/sbin/nginx")?.status).toBe("ok");
+    expect(reload("    (root) NOPASSWD: /usr/sbin/nginx -s *")?.status).toBe("ok");
+    expect(reload("    (ALL) NOPASSWD: ALL")?.status).toBe("ok");
+    expect(reload("    (root) NOPASSWD: /usr/sbin/nginx -t, PASSWD: /usr/sbin/nginx -s reload")?.status).toBe(
+      "warn",
+    );
+    // No listing to read (sudo wanted a password to list): the `sudo -n -l CMD` answer stands.
+    expect(
+      balancerItems(facts([...good, "@@sudolist\nsudo: a password is required\n@@end"]), ctx).find(
+        (i) => i.check === "nginx reload",
+      )?.status,
+    ).toBe("ok");
+  });
+
   it("warns about an upstream file that holds the whole block: included in http, it could hold any directive", () => {
     const lines = good.map((l) =>
       l === upstream

@@ -53155,10 +53155,19 @@ function stripServer(server, message) {
 }
 
 // src/deploy/stage.ts
+var StageInterrupted = class extends Error {
+  constructor() {
+    super("interrupted");
+  }
+};
 async function stage(host, input) {
   const { artifact, release, config: config2, emit } = input;
   const { session, layout: l, server } = host;
   const name = server.name;
+  const goOn = () => {
+    if (input.signal?.aborted) throw new StageInterrupted();
+  };
+  goOn();
   await runOp(session, prepare(l));
   const archive = `${l.incoming}/${release}.tar.gz`;
   await timed(
@@ -53167,6 +53176,7 @@ async function stage(host, input) {
     "upload",
     () => transferArtifact(host, artifact, archive, { ...config2.transfer, emit })
   );
+  goOn();
   await timed(emit, name, "extract", async () => {
     await runOp(session, extract(l, archive, release, artifact.sha256));
     const { files, dirs } = config2.shared;
@@ -53181,6 +53191,7 @@ async function stage(host, input) {
     }
     return `${files.length + dirs.length} shared path(s) linked`;
   });
+  goOn();
   await timed(emit, name, "install", async () => {
     const file = input.processes.processFile(l, {
       release,
@@ -53349,7 +53360,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
       if (signal2.aborted)
         return finish("interrupted", notReached("interrupted before staging"), EXIT.interrupted);
       emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
-      const input = { artifact, release, config: config2, processes: fleet.processes, emit };
+      const input = { artifact, release, config: config2, processes: fleet.processes, emit, signal: signal2 };
       const ops = fleetOps(fleet, config2, emit);
       for (const h2 of hosts) ops.prepare?.(h2.server, release);
       const staged = await mapSettled(
@@ -53358,7 +53369,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
         (h2) => stageWithRetry(fleet, h2, input)
       );
       const stageFailures = staged.flatMap(
-        (r, i2) => r.status === "rejected" ? [{ host: hosts[i2], error: r.reason }] : []
+        (r, i2) => r.status === "rejected" && !(r.reason instanceof StageInterrupted) ? [{ host: hosts[i2], error: r.reason }] : []
       );
       if (stageFailures.length > 0 || signal2.aborted) {
         ops.discardPrepared?.();

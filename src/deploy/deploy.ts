@@ -27,7 +27,7 @@ import { runLocalHook, runServerHook } from "./hooks.js";
 import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { releaseEnv } from "./release-env.js";
-import { stageWithRetry } from "./stage.js";
+import { StageInterrupted, stageWithRetry } from "./stage.js";
 import { readState, releasesToPrune } from "./state.js";
 
 export interface DeployOptions extends RollCommandOptions {
@@ -195,7 +195,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
         return finish("interrupted", notReached("interrupted before staging"), EXIT.interrupted);
 
       emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
-      const input = { artifact, release, config, processes: fleet.processes, emit };
+      const input = { artifact, release, config, processes: fleet.processes, emit, signal };
       const ops = fleetOps(fleet, config, emit);
       // Each server's restart gets ready as staging begins (the release's files are read only when
       // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
@@ -204,7 +204,9 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
         stageWithRetry(fleet, h, input),
       );
       const stageFailures = staged.flatMap((r, i) =>
-        r.status === "rejected" ? [{ host: hosts[i] as Host, error: r.reason as Error }] : [],
+        r.status === "rejected" && !(r.reason instanceof StageInterrupted)
+          ? [{ host: hosts[i] as Host, error: r.reason as Error }]
+          : [],
       );
       if (stageFailures.length > 0 || signal.aborted) {
         ops.discardPrepared?.();

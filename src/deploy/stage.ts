@@ -19,6 +19,15 @@ export interface StageInput {
   config: Config;
   processes: ProcessManager;
   emit: Emit;
+  /** Ctrl-C: the step in flight on a server ends, no further step starts. */
+  signal?: AbortSignal;
+}
+
+/** Staging stopped between two steps because the command was interrupted. */
+export class StageInterrupted extends Error {
+  constructor() {
+    super("interrupted");
+  }
 }
 
 /** Upload, verify, extract, write the process file, install dependencies. Touches nothing that serves traffic. */
@@ -26,6 +35,10 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
   const { artifact, release, config, emit } = input;
   const { session, layout: l, server } = host;
   const name = server.name;
+  const goOn = () => {
+    if (input.signal?.aborted) throw new StageInterrupted();
+  };
+  goOn();
   await runOp(session, prepare(l));
 
   const archive = `${l.incoming}/${release}.tar.gz`;
@@ -33,6 +46,7 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
   await timed(emit, name, "upload", () =>
     transferArtifact(host, artifact, archive, { ...config.transfer, emit }),
   );
+  goOn();
   await timed(emit, name, "extract", async () => {
     await runOp(session, extract(l, archive, release, artifact.sha256));
     const { files, dirs } = config.shared;
@@ -48,6 +62,7 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
     }
     return `${files.length + dirs.length} shared path(s) linked`;
   });
+  goOn();
   await timed(emit, name, "install", async () => {
     const file = input.processes.processFile(l, {
       release,

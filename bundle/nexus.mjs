@@ -56614,10 +56614,11 @@ async function balancerStep(config2, balancer, options, sessions, reachable) {
     else if (reachable) say(`${target}: not reached, skipped`);
     return;
   }
-  const run = async (command) => session ? session.exec(command) : { code: 1, stdout: "", stderr: "the local balancer is set up by hand" };
-  const home = session ? (await session.run('printf %s "$HOME"')).trim() : process.env.HOME ?? "";
+  const runner = session ?? new LocalRunner();
+  const run = (command) => runner.exec(command);
+  const home = (await runner.run('printf %s "$HOME"')).trim();
   const file = resolveRemotePath(balancer.upstreamFile, home);
-  const user = session ? (await session.run("id -un")).trim() : "<user>";
+  const user = (await runner.run("id -un")).trim();
   const exists2 = (await run(cmd("test", "-e", file))).code === 0;
   const servers2 = config2.servers.map((s3) => s3.upstream);
   const content = renderServersFile({ servers: servers2 });

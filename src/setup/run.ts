@@ -22,6 +22,7 @@ import {
   keyTypeOf,
   knownHostKeyTypes,
 } from "../ssh/known-hosts.js";
+import { LocalRunner } from "../ssh/local-runner.js";
 import type { SshSession } from "../ssh/session.js";
 import { readSshConfig } from "../ssh/ssh-config.js";
 import { ensureDeployKey, publicKeyOf } from "./keygen.js";
@@ -282,11 +283,12 @@ async function balancerStep(
     else if (reachable) say(`${target}: not reached, skipped`);
     return;
   }
-  const run = async (command: string) =>
-    session ? session.exec(command) : { code: 1, stdout: "", stderr: "the local balancer is set up by hand" };
-  const home = session ? (await session.run('printf %s "$HOME"')).trim() : (process.env.HOME ?? "");
+  // "local": Nginx runs where nexus runs, and its files are checked and written here.
+  const runner = session ?? new LocalRunner();
+  const run = (command: string) => runner.exec(command);
+  const home = (await runner.run('printf %s "$HOME"')).trim();
   const file = resolveRemotePath(balancer.upstreamFile, home);
-  const user = session ? (await session.run("id -un")).trim() : "<user>";
+  const user = (await runner.run("id -un")).trim();
   const exists = (await run(cmd("test", "-e", file))).code === 0;
   const servers = config.servers.map((s) => s.upstream);
   const content = renderServersFile({ servers });

@@ -88,6 +88,23 @@ describe.skipIf(!asRoot)("nexus setup on a server that only accepts a password",
     expect(readFileSync(authorized, "utf8")).toBe(keys);
   });
 
+  it("a local balancer is looked at on this machine: an existing file is kept, and one holding the whole block is warned about", async () => {
+    const file = path.join(dir, "local-upstream.conf");
+    const original = "upstream nexus_app {\n    server 10.0.0.1:3000;\n}\n";
+    writeFileSync(file, original);
+    const data = JSON.parse(readFileSync(config, "utf8"));
+    data.balancer = { ...data.balancer, host: "local", upstreamFile: file };
+    const other = path.join(dir, "local-lb.config.json");
+    writeFileSync(other, JSON.stringify(data));
+    const run = await nexus(["-c", other, "setup", "--dry-run"]);
+    expect(run.stdout).toMatch(/local \(balancer\): upstream file \S+local-upstream\.conf exists/);
+    expect(run.stdout).toMatch(
+      /local \(balancer\): WARNING: the upstream file holds the whole upstream block/,
+    );
+    expect(run.stdout).not.toContain("<user>");
+    expect(readFileSync(file, "utf8")).toBe(original);
+  });
+
   it("a new deploy key, with an accepted key in the agent: installs it through the agent, not taking the agent's login for it", async () => {
     const agentDir = mkdtempSync(path.join(os.tmpdir(), "nexus-agent-"));
     const sock = path.join(agentDir, "agent.sock");

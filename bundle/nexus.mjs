@@ -53011,8 +53011,20 @@ var ArtifactServer = class _ArtifactServer {
     const stream = createReadStream2(this.file, { highWaterMark: 1024 * 1024 });
     stream.on("data", (chunk2) => {
       state.sent += chunk2.length;
-      if (state.sent >= this.size) state.spent = true;
+      const last = state.sent >= this.size;
+      if (last) state.spent = true;
       state.onProgress?.(state.sent, this.size);
+      const flowing = response.write(chunk2);
+      if (last) {
+        response.end();
+        stream.destroy();
+      } else if (!flowing) {
+        stream.pause();
+        response.once("drain", () => stream.resume());
+      }
+    });
+    stream.on("end", () => {
+      if (!response.writableEnded) response.destroy();
     });
     stream.on("error", () => response.destroy());
     response.on("finish", () => {
@@ -53024,7 +53036,6 @@ var ArtifactServer = class _ArtifactServer {
       state.responses.delete(response);
       if (!response.writableFinished && !state.finished) state.spent = false;
     });
-    stream.pipe(response);
   }
 };
 

@@ -182,14 +182,29 @@ export class ArtifactServer {
     state.responses.add(response);
     const stream = createReadStream(this.file, { highWaterMark: 1024 * 1024 });
     // One complete download per offer: whoever holds the URL afterwards gets nothing. Spent as
-    // soon as the last bytes are read, in this listener, which runs before the pipe writes them:
-    // so before the client can have them all and ask again (not on the stream's "end", which
-    // waits for one more read from the thread pool to find the end of the file, nor on "finish");
-    // open again if that response then fails and none was delivered.
+    // soon as the last bytes are read, before they are written: so before the client can have them
+    // all and ask again. Written by hand, not piped, so that the response ends with its last bytes:
+    // a pipe ends it on the read stream's "end", one more read from the thread pool later, and a
+    // client that has every byte (Content-Length) may close first, so "finish" never came and the
+    // offer was opened again (CI saw a 200 where 410 was due). Opened again only if the response
+    // fails before all of it was handed to the socket.
     stream.on("data", (chunk) => {
       state.sent += chunk.length;
-      if (state.sent >= this.size) state.spent = true;
+      const last = state.sent >= this.size;
+      if (last) state.spent = true;
       state.onProgress?.(state.sent, this.size);
+      const flowing = response.write(chunk);
+      if (last) {
+        response.end();
+        stream.destroy();
+      } else if (!flowing) {
+        stream.pause();
+        response.once("drain", () => stream.resume());
+      }
+    });
+    // Shorter than it was (changed since it was offered): cut, so the client sees a short body.
+    stream.on("end", () => {
+      if (!response.writableEnded) response.destroy();
     });
     stream.on("error", () => response.destroy());
     response.on("finish", () => {
@@ -201,6 +216,5 @@ export class ArtifactServer {
       state.responses.delete(response);
       if (!response.writableFinished && !state.finished) state.spent = false;
     });
-    stream.pipe(response);
   }
 }

@@ -1,13 +1,16 @@
 import {
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   symlinkSync,
 } from "node:fs";
-import { rm } from "node:fs/promises";
+import { type FileHandle, open, rm } from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -231,6 +234,33 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
     return (await execa("sha256sum", [file])).stdout.split(" ")[0] as string;
   }
 
+  it("an offer stays spent once the client has every byte, even before the server's read of the file has ended", async () => {
+    // Every thread of libuv's pool is held by an open() of a FIFO nobody writes yet, from the moment
+    // the last bytes are read: the read stream's next read (the one that finds the end of the
+    // file, after which a pipe would end the response) waits behind them, as on a loaded machine.
+    const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) =>
+      path.join(work, `pool-${i}`),
+    );
+    for (const fifo of fifos) await execa("mkfifo", [fifo]);
+    let held: Promise<FileHandle>[] = [];
+    const server = await ArtifactServer.start({ file: artifact, listen: { host: "127.0.0.1", port: 0 } });
+    const offer = server.offer(30_000, (sent, total) => {
+      if (sent === total) held = fifos.map((fifo) => open(fifo, "r"));
+    });
+    try {
+      // A client that reads Content-Length bytes and hangs up at once, as curl does.
+      expect(await getAndHangUp(offer.url)).toEqual({ status: 200, bytes: 3_000_000 });
+      const again = await request(offer.url);
+      expect(again.statusCode).toBe(410);
+      await again.body.dump();
+    } finally {
+      for (const fifo of fifos) closeSync(openSync(fifo, "w"));
+      for (const handle of await Promise.all(held)) await handle.close();
+      offer.withdraw();
+      await server.whenClosed();
+    }
+  });
+
   for (const fetcher of ["node", "curl", "wget"] as const) {
     it(`fetches with ${fetcher} (URL on stdin), checks the sha256, renames; the offer serves one download; the listener closes once it ends`, async () => {
       const server = await ArtifactServer.start({ file: artifact, listen: { host: "127.0.0.1", port: 0 } });
@@ -308,3 +338,33 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
     expect(run.stderr).toContain("has none of curl, wget, node");
   });
 });
+
+/** GET on a raw socket: the status and the body's length; the socket is destroyed once the body is whole. */
+function getAndHangUp(url: string): Promise<{ status: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const socket = net.connect(Number(target.port), target.hostname, () =>
+      socket.write(`GET ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`),
+    );
+    let received = Buffer.alloc(0);
+    let bodyStart = -1;
+    let length = 0;
+    let status = 0;
+    socket.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (bodyStart < 0) {
+        const end = received.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const head = received.subarray(0, end).toString("latin1");
+        status = Number(head.split(" ")[1]);
+        length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        bodyStart = end + 4;
+      }
+      if (received.length - bodyStart >= length) {
+        socket.destroy();
+        resolve({ status, bytes: received.length - bodyStart });
+      }
+    });
+    socket.on("error", reject);
+  });
+}

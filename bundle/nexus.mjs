@@ -49029,7 +49029,9 @@ function readFromOffset(path20, offset, maxBytes = MAX_READ_BYTES) {
     'if [ ! -e "$f" ]; then echo 0; exit 0; fi',
     `size=$(wc -c < "$f") || exit 1`,
     'echo "$size"',
-    `if [ "$size" -ge ${start} ]; then tail -c +${start + 1} "$f" | head -c ${maxBytes}; else head -c ${maxBytes} "$f"; fi`
+    // Bytes above 127 become "?": one byte each still, so the offset counted on the text nexus
+    // decodes stays the file's (a logged request may carry bytes that are not UTF-8).
+    `if [ "$size" -ge ${start} ]; then tail -c +${start + 1} "$f" | head -c ${maxBytes}; else head -c ${maxBytes} "$f"; fi | tr '\\200-\\377' '?'`
   ].join("\n");
 }
 function parseRead(output) {

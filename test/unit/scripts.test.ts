@@ -598,5 +598,8 @@ describe("the watch's access log read under sh", () => {
     expect(parseRead(sh(8))).toEqual({ size: 2, data: "3\n" });
     rmSync(log);
     expect(parseRead(sh(2))).toEqual({ size: 0, data: "" });
+    // A byte that is not UTF-8 stays one byte: the offset counted on the text matches the file.
+    writeFileSync(log, Buffer.from([0x61, 0xff, 0x0a, 0x62, 0x0a]));
+    expect(parseRead(sh(0))).toEqual({ size: 5, data: "a?\nb\n" });
   });
 });

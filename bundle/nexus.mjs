@@ -53777,6 +53777,83 @@ async function treeSize(dir) {
 // src/check/balancer-checks.ts
 init_nginx_upstream();
 
+// src/check/facts.ts
+function parseFacts(stdout) {
+  const values = /* @__PURE__ */ new Map();
+  const sections = /* @__PURE__ */ new Map();
+  let section;
+  let lines = [];
+  for (const line of stdout.split("\n")) {
+    if (section !== void 0) {
+      if (line === "@@end") {
+        sections.set(section, lines.join("\n").trim());
+        section = void 0;
+        lines = [];
+      } else lines.push(line);
+      continue;
+    }
+    const start = /^@@([a-z_]+)$/.exec(line);
+    if (start) {
+      section = start[1];
+      continue;
+    }
+    const eq = line.indexOf("=");
+    if (eq > 0 && /^[a-z0-9_]+$/.test(line.slice(0, eq))) values.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  if (section !== void 0) sections.set(section, lines.join("\n").trim());
+  return { values, sections };
+}
+var SCRIPT_PRELUDE = [
+  `say() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }`
+].join("\n");
+
+// src/check/balancer-script.ts
+function dumpCommand(testCommand) {
+  return /\s-t\s*$/.test(testCommand) ? testCommand.replace(/-t\s*$/, "-T") : void 0;
+}
+function sudoTarget(command) {
+  const match3 = /^\s*sudo\s+(?:-n\s+)?(.+)$/.exec(command);
+  if (!match3 || /^-/.test(match3[1]) || /[;&|`$()<>]/.test(match3[1])) return void 0;
+  return match3[1];
+}
+function sudoListCommand(command) {
+  const target = sudoTarget(command);
+  return target === void 0 ? void 0 : `sudo -n -l ${target}`;
+}
+function balancerScript(input) {
+  const file = shq(input.upstreamFile);
+  const pid = shq(input.pidFile);
+  const dump = dumpCommand(input.testCommand);
+  const reloadList = sudoListCommand(input.reloadCommand);
+  return [
+    SCRIPT_PRELUDE,
+    'say user "$(id -un)"',
+    `[ -e ${file} ] && say up_exists 1`,
+    `[ -r ${file} ] && say up_readable 1`,
+    `[ -w ${file} ] && say up_writable 1`,
+    `say up_real "$(readlink -f ${file} 2>/dev/null)"`,
+    `say up_owner "$(ls -ld ${file} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
+    "command -v flock >/dev/null 2>&1 && say flock 1",
+    `[ -r ${file} ] && { echo @@upstream; cat ${file}; echo; echo @@end; }`,
+    'say uid "$(id -u)"',
+    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && { say pid_alive 1; say master_uid "$(stat -c %u "/proc/$p" 2>/dev/null)"; }; fi`,
+    `out=$( { ${input.testCommand}
+} 2>&1 </dev/null ); say test_rc $?`,
+    'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',
+    ...dump ? [
+      `out=$( { ${dump}
+} 2>&1 </dev/null ); say dump_rc $?`,
+      `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`
+    ] : [],
+    ...reloadList ? [
+      `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
+      'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end',
+      'out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\\n" "$out" | head -n 100; echo @@end'
+    ] : [],
+    "exit 0"
+  ].join("\n");
+}
+
 // src/check/sudo-list.ts
 function sudoListAllows(listing, command) {
   if (!/may run the following commands/i.test(listing)) return void 0;
@@ -53913,10 +53990,7 @@ function balancerItems(facts, ctx) {
     else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
   } else if (!ctx.hasReloadList)
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
-  else if (v2.get("reload_sudo_rc") === "0" && sudoListAllows(
-    facts.sections.get("sudolist") ?? "",
-    ctx.reloadCommand.replace(/^\s*sudo(\s+-\S+)*\s+/, "")
-  ) === false)
+  else if (v2.get("reload_sudo_rc") === "0" && sudoListAllows(facts.sections.get("sudolist") ?? "", sudoTarget(ctx.reloadCommand) ?? "") === false)
     add(
       "nginx reload",
       "warn",
@@ -53951,79 +54025,6 @@ function balancerItems(facts, ctx) {
 }
 function lastLine(text2) {
   return (text2 ?? "").trim().split("\n").at(-1) ?? "";
-}
-
-// src/check/facts.ts
-function parseFacts(stdout) {
-  const values = /* @__PURE__ */ new Map();
-  const sections = /* @__PURE__ */ new Map();
-  let section;
-  let lines = [];
-  for (const line of stdout.split("\n")) {
-    if (section !== void 0) {
-      if (line === "@@end") {
-        sections.set(section, lines.join("\n").trim());
-        section = void 0;
-        lines = [];
-      } else lines.push(line);
-      continue;
-    }
-    const start = /^@@([a-z_]+)$/.exec(line);
-    if (start) {
-      section = start[1];
-      continue;
-    }
-    const eq = line.indexOf("=");
-    if (eq > 0 && /^[a-z0-9_]+$/.test(line.slice(0, eq))) values.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  if (section !== void 0) sections.set(section, lines.join("\n").trim());
-  return { values, sections };
-}
-var SCRIPT_PRELUDE = [
-  `say() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }`
-].join("\n");
-
-// src/check/balancer-script.ts
-function dumpCommand(testCommand) {
-  return /\s-t\s*$/.test(testCommand) ? testCommand.replace(/-t\s*$/, "-T") : void 0;
-}
-function sudoListCommand(command) {
-  const match3 = /^\s*sudo\s+(?:-n\s+)?(.+)$/.exec(command);
-  if (!match3 || /^-/.test(match3[1]) || /[;&|`$()<>]/.test(match3[1])) return void 0;
-  return `sudo -n -l ${match3[1]}`;
-}
-function balancerScript(input) {
-  const file = shq(input.upstreamFile);
-  const pid = shq(input.pidFile);
-  const dump = dumpCommand(input.testCommand);
-  const reloadList = sudoListCommand(input.reloadCommand);
-  return [
-    SCRIPT_PRELUDE,
-    'say user "$(id -un)"',
-    `[ -e ${file} ] && say up_exists 1`,
-    `[ -r ${file} ] && say up_readable 1`,
-    `[ -w ${file} ] && say up_writable 1`,
-    `say up_real "$(readlink -f ${file} 2>/dev/null)"`,
-    `say up_owner "$(ls -ld ${file} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
-    "command -v flock >/dev/null 2>&1 && say flock 1",
-    `[ -r ${file} ] && { echo @@upstream; cat ${file}; echo; echo @@end; }`,
-    'say uid "$(id -u)"',
-    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && { say pid_alive 1; say master_uid "$(stat -c %u "/proc/$p" 2>/dev/null)"; }; fi`,
-    `out=$( { ${input.testCommand}
-} 2>&1 </dev/null ); say test_rc $?`,
-    'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',
-    ...dump ? [
-      `out=$( { ${dump}
-} 2>&1 </dev/null ); say dump_rc $?`,
-      `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`
-    ] : [],
-    ...reloadList ? [
-      `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
-      'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end',
-      'out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\\n" "$out" | head -n 100; echo @@end'
-    ] : [],
-    "exit 0"
-  ].join("\n");
 }
 
 // src/check/health.ts

@@ -4,6 +4,7 @@ import {
   SERVERS_FILE_FIX,
   UPSTREAM_BLOCK_RISK,
 } from "../balancer/nginx-upstream.js";
+import { sudoTarget } from "./balancer-script.js";
 import type { Facts } from "./facts.js";
 import { sudoListAllows } from "./sudo-list.js";
 import type { CheckItem } from "./types.js";
@@ -144,10 +145,7 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
   else if (
     v.get("reload_sudo_rc") === "0" &&
-    sudoListAllows(
-      facts.sections.get("sudolist") ?? "",
-      ctx.reloadCommand.replace(/^\s*sudo(\s+-\S+)*\s+/, ""),
-    ) === false
+    sudoListAllows(facts.sections.get("sudolist") ?? "", sudoTarget(ctx.reloadCommand) ?? "") === false
   )
     add(
       "nginx reload",

@@ -13,11 +13,17 @@ export function dumpCommand(testCommand: string): string | undefined {
   return /\s-t\s*$/.test(testCommand) ? testCommand.replace(/-t\s*$/, "-T") : undefined;
 }
 
-/** `sudo [-n] cmd args` → `sudo -n -l cmd args`: does the policy allow it without a password? */
-export function sudoListCommand(command: string): string | undefined {
+/** `sudo [-n] cmd args` → `cmd args`, what sudo runs; undefined for other forms. */
+export function sudoTarget(command: string): string | undefined {
   const match = /^\s*sudo\s+(?:-n\s+)?(.+)$/.exec(command);
   if (!match || /^-/.test(match[1] as string) || /[;&|`$()<>]/.test(match[1] as string)) return undefined;
-  return `sudo -n -l ${match[1]}`;
+  return match[1];
+}
+
+/** `sudo [-n] cmd args` → `sudo -n -l cmd args`: does the policy allow it without a password? */
+export function sudoListCommand(command: string): string | undefined {
+  const target = sudoTarget(command);
+  return target === undefined ? undefined : `sudo -n -l ${target}`;
 }
 
 /**

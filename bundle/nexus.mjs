@@ -47892,24 +47892,21 @@ var NODE_CLIENT = [
   'c.on("close", () => process.exit(0));'
 ].join(" ");
 function channelScript(socket) {
-  return shScript(
+  return script(
     [
       "sock=$1",
       `if [ ! -S "$sock" ] || [ ! -w "$sock" ]; then echo "no writable HAProxy admin socket at $sock" >&2; exit ${NO_SOCKET}; fi`,
       'if command -v socat >/dev/null 2>&1; then exec socat stdio "UNIX-CONNECT:$sock"; fi',
       `exec node -e ${shq(NODE_CLIENT)} "$sock"`
-    ],
+    ].join("\n"),
     socket
   );
 }
 function writeStateFileScript(file) {
-  return shScript(
-    ["state_file=$1", 'cat > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"'],
+  return script(
+    'state_file=$1\ncat > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"',
     file
   );
-}
-function shScript(lines, arg) {
-  return script(lines.join("\n"), arg);
 }
 function setServerState(backend, server, state) {
   return `set server ${backend}/${server} state ${state}`;

@@ -22,13 +22,14 @@ const NODE_CLIENT = [
  * interactive mode over it (RuntimeChannel), one SSH channel for every command of a deploy.
  */
 export function channelScript(socket: string): string {
-  return shScript(
+  // Under `sh -c` (script), whatever the login shell of the balancer host's user (fish, csh…).
+  return script(
     [
       "sock=$1",
       `if [ ! -S "$sock" ] || [ ! -w "$sock" ]; then echo "no writable HAProxy admin socket at $sock" >&2; exit ${NO_SOCKET}; fi`,
       'if command -v socat >/dev/null 2>&1; then exec socat stdio "UNIX-CONNECT:$sock"; fi',
       `exec node -e ${shq(NODE_CLIENT)} "$sock"`,
-    ],
+    ].join("\n"),
     socket,
   );
 }
@@ -38,15 +39,10 @@ export function channelScript(socket: string): string {
  * global` expects) to `file` through a temporary file, so HAProxy never reads half a file.
  */
 export function writeStateFileScript(file: string): string {
-  return shScript(
-    ["state_file=$1", 'cat > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"'],
+  return script(
+    'state_file=$1\ncat > "$state_file.nexus-tmp" && mv -f "$state_file.nexus-tmp" "$state_file"',
     file,
   );
-}
-
-/** Run by `sh` whatever the login shell of the balancer host's user (fish, csh…). */
-function shScript(lines: string[], arg: string): string {
-  return script(lines.join("\n"), arg);
 }
 
 /** `set server` commands answer nothing when they succeed, and a sentence when they do not. */

@@ -25738,7 +25738,7 @@ var require_kex = __commonJS({
       createHash: createHash5,
       createPublicKey,
       diffieHellman,
-      generateKeyPairSync,
+      generateKeyPairSync: generateKeyPairSync2,
       randomFillSync
     } = __require("crypto");
     var { Ber } = require_lib();
@@ -26759,7 +26759,7 @@ var require_kex = __commonJS({
         }
         generateKeys() {
           if (!this._keys)
-            this._keys = generateKeyPairSync("x25519");
+            this._keys = generateKeyPairSync2("x25519");
         }
         getPublicKey() {
           this.generateKeys();
@@ -35667,7 +35667,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes5
+      randomBytes: randomBytes6
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -35931,7 +35931,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes5(SALT_LEN);
+            const salt = randomBytes6(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -35970,7 +35970,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes5(4);
+          const checkInt = randomBytes6(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -56283,6 +56283,7 @@ async function fetchHostKey(server, target, config2, algorithms) {
 
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
+import { generateKeyPairSync, randomBytes as randomBytes5 } from "node:crypto";
 import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync8, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
 import path19 from "node:path";
@@ -56296,12 +56297,67 @@ function publicKeyOf(keyPath, passphrase) {
 }
 function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   if (existsSync3(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
-  const pair = import_ssh23.default.utils.generateKeyPairSync("ed25519", { comment });
+  const { seed, publicKey } = newEd25519Key();
+  const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes5(4) });
+  const publicLine = openSshPublicKey(publicKey, comment);
   mkdirSync3(path19.dirname(keyPath), { recursive: true, mode: 448 });
-  writeFileSync3(keyPath, pair.private, { mode: 384, flag: "wx" });
-  writeFileSync3(`${keyPath}.pub`, `${pair.public.trim()}
+  writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
+  writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
-  return { path: keyPath, publicKey: pair.public.trim(), created: true };
+  return { path: keyPath, publicKey: publicLine, created: true };
+}
+function newEd25519Key() {
+  const jwk = generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" });
+  if (!jwk.d || !jwk.x) throw new Error("ed25519 key generation returned no key material");
+  return { seed: Buffer.from(jwk.d, "base64url"), publicKey: Buffer.from(jwk.x, "base64url") };
+}
+var KEY_TYPE = "ssh-ed25519";
+function sshString(data) {
+  const bytes = typeof data === "string" ? Buffer.from(data) : data;
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+function uint32(value) {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32BE(value);
+  return bytes;
+}
+function publicBlob(publicKey) {
+  return Buffer.concat([sshString(KEY_TYPE), sshString(publicKey)]);
+}
+function openSshPublicKey(publicKey, comment) {
+  return `${KEY_TYPE} ${publicBlob(publicKey).toString("base64")}${comment ? ` ${comment}` : ""}`;
+}
+function openSshPrivateKey(input) {
+  const { seed, publicKey, comment, checkInt } = input;
+  if (seed.length !== 32 || publicKey.length !== 32 || checkInt.length !== 4)
+    throw new Error("an ed25519 key is a 32-byte seed and a 32-byte public key");
+  const unpadded = Buffer.concat([
+    checkInt,
+    checkInt,
+    sshString(KEY_TYPE),
+    sshString(publicKey),
+    sshString(Buffer.concat([seed, publicKey])),
+    sshString(comment)
+  ]);
+  const padding = Buffer.from(
+    Array.from({ length: (8 - unpadded.length % 8) % 8 }, (_2, index) => index + 1)
+  );
+  const body = Buffer.concat([
+    Buffer.from("openssh-key-v1\0"),
+    sshString("none"),
+    sshString("none"),
+    sshString(""),
+    uint32(1),
+    sshString(publicBlob(publicKey)),
+    sshString(Buffer.concat([unpadded, padding]))
+  ]);
+  const lines = body.toString("base64").match(/.{1,70}/g) ?? [];
+  return `-----BEGIN OPENSSH PRIVATE KEY-----
+${lines.join("\n")}
+-----END OPENSSH PRIVATE KEY-----
+`;
 }
 
 // src/setup/login.ts

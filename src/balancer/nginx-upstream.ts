@@ -124,19 +124,20 @@ export function holdsUpstreamBlock(text: string): boolean {
   return upstreamNames(text).length > 0;
 }
 
-/**
- * The recommended upstream block for nexus, ending with a newline. With `include`, the servers
- * are in that file (`renderServersFile`) instead of in the block.
- */
-export function renderUpstreamBlock(options: UpstreamBlockOptions & { include?: string }): string {
-  const { name, lbMethod = "least_conn", keepalive = 32, include } = options;
+/** The block's servers: listed in it, or in a servers file (`renderServersFile`) it includes. */
+export type UpstreamBlockInput = Omit<UpstreamBlockOptions, "servers"> &
+  ({ servers: string[] } | { include: string });
+
+/** The recommended upstream block for nexus, ending with a newline. */
+export function renderUpstreamBlock(options: UpstreamBlockInput): string {
+  const { name, lbMethod = "least_conn", keepalive = 32 } = options;
   assertWord(name, "upstream name");
   if (!Number.isInteger(keepalive) || keepalive < 0) throw new Error(`Invalid keepalive: ${keepalive}`);
   const lines = [`upstream ${name} {`];
   if (lbMethod !== "round_robin") lines.push(`    ${lbMethod};`);
-  if (include !== undefined) {
-    assertWord(include, "included file");
-    lines.push(`    include ${include};`);
+  if ("include" in options) {
+    assertWord(options.include, "included file");
+    lines.push(`    include ${options.include};`);
   } else lines.push(...serverLines(options).map((line) => `    ${line}`));
   if (keepalive > 0) lines.push(`    keepalive ${keepalive};`);
   lines.push("}");

@@ -236,7 +236,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         // The deploy user writes the servers file only; root's config includes it inside the block.
         const upstreamFile = nginx?.upstreamFile ?? `/etc/nginx/nexus/${config.app.name}-servers.conf`;
         const serversFile = renderServersFile({ servers });
-        const upstreamBlock = `${renderUpstreamBlock({ name, servers, include: upstreamFile })}\n`;
+        const upstreamBlock = `${renderUpstreamBlock({ name, include: upstreamFile })}\n`;
         const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config.balancer.drainTimeout);
         const location = `location / {\n${renderProxySettings(name)}}\n`;
         const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");

@@ -443,7 +443,7 @@ ${accessLogDirective("access.log", "    ")}
     server_tokens off;
     keepalive_timeout 65s;
 
-${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, servers: [], include: "upstream.conf" })
+${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, include: "upstream.conf" })
   .trimEnd()
   .replace(/^/gm, "    ")}
 

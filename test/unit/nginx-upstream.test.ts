@@ -399,7 +399,7 @@ describe("a servers file (only server lines, included inside the upstream block)
     expect(file).toBe(
       "server 10.0.0.1:3000 max_fails=3 fail_timeout=30s;\nserver 10.0.0.2:3000 max_fails=3 fail_timeout=30s;\n",
     );
-    expect(renderUpstreamBlock({ name: "api", servers: [], include: "/etc/nginx/nexus/api.servers" })).toBe(
+    expect(renderUpstreamBlock({ name: "api", include: "/etc/nginx/nexus/api.servers" })).toBe(
       "upstream api {\n    least_conn;\n    include /etc/nginx/nexus/api.servers;\n    keepalive 32;\n}\n",
     );
     expect(holdsUpstreamBlock(file)).toBe(false);

@@ -1,6 +1,7 @@
 import type { Balancer } from "../balancer/balancer.js";
 import { createBalancer } from "../balancer/factory.js";
 import type { Config, ServerConfig } from "../config/load.js";
+import { NexusError } from "../errors.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
 import { checkShared } from "../remote/shared.js";
@@ -71,7 +72,14 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
         ];
       }
       const { session, home } = connected;
-      const deployPath = resolveRemotePath(server.deployPath, home);
+      let deployPath: string;
+      try {
+        deployPath = resolveRemotePath(server.deployPath, home);
+      } catch (error) {
+        return [
+          { target: server.name, check: "deploy path", status: "fail", detail: (error as Error).message },
+        ];
+      }
       const facts = parseFacts(
         await session.run(
           serverScript({
@@ -173,6 +181,21 @@ async function checkBalancer(
     }
   }
   if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
+  try {
+    return await balancerChecks(entry, runner, home, config, target);
+  } catch (error) {
+    if (!(error instanceof NexusError)) throw error;
+    return [{ target, check: "balancer", status: "fail", detail: error.message }];
+  }
+}
+
+async function balancerChecks(
+  entry: Config["balancers"][number],
+  runner: InteractiveRunner,
+  home: string,
+  config: Config,
+  target: string,
+): Promise<CheckItem[]> {
   if (entry.type === "haproxy") {
     const balancer = createBalancer(entry, runner, { home });
     try {

@@ -41,11 +41,18 @@ export function layout(base: string): Layout {
   };
 }
 
-/** Resolves a configured deploy path ("~/apps/x" or "/srv/x") against the remote home. */
+/**
+ * Resolves a configured remote path ("~/apps/x" or "/srv/x") against the remote home. A login
+ * without an absolute $HOME (an account with an empty home field, `env -i`) would otherwise turn
+ * "~/apps/x" into "apps/x" or "/apps/x"; that is refused.
+ */
 export function resolveRemotePath(configured: string, home: string): string {
-  if (configured === "~") return home;
-  if (configured.startsWith("~/")) return path.join(home, configured.slice(2));
-  return configured;
+  if (configured !== "~" && !configured.startsWith("~/")) return configured;
+  if (!home.startsWith("/"))
+    throw new NexusError(
+      `${configured} is relative to the remote home, and $HOME is ${home ? `"${home}", not an absolute path` : "empty"} for this login: give the account a home directory, or configure an absolute path`,
+    );
+  return configured === "~" ? home : path.join(home, configured.slice(2));
 }
 
 const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

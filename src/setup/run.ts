@@ -7,6 +7,7 @@ import {
   UPSTREAM_BLOCK_RISK,
 } from "../balancer/nginx-upstream.js";
 import type { Config, NginxBalancerConfig, ServerConfig } from "../config/load.js";
+import { NexusError } from "../errors.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
 import { cmd, shq } from "../remote/quote.js";
@@ -111,7 +112,7 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
       const session = await keyStep(server, config, options, connector, publicKey, sessions);
       if (!session) continue;
       const home = (await session.run('printf %s "$HOME"')).trim();
-      const base = resolveRemotePath(server.deployPath, home);
+      const base = resolveOn(server.name, server.deployPath, home);
       if (dryRun) say(`${server.name}: would create ${base}/{releases,shared,.nexus}`);
       else {
         await runOp(session, prepare(layout(base)));
@@ -287,12 +288,12 @@ async function balancerStep(
   const runner = session ?? new LocalRunner();
   const run = (command: string) => runner.exec(command);
   const home = (await runner.run('printf %s "$HOME"')).trim();
-  const file = resolveRemotePath(balancer.upstreamFile, home);
+  const file = resolveOn(target, balancer.upstreamFile, home);
   const user = (await runner.run("id -un")).trim();
   const exists = (await run(cmd("test", "-e", file))).code === 0;
   const servers = config.servers.map((s) => s.upstream);
   const content = renderServersFile({ servers });
-  const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", servers, include: file });
+  const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", include: file });
   if (exists) {
     say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
     const text = await run(cmd("cat", file));
@@ -343,4 +344,13 @@ async function balancerStep(
     say(
       `${target}: could not install the sudoers rule through sudo -n (${(result.stderr || result.stdout).trim()}); as root: ${rule}`,
     );
+}
+
+/** resolveRemotePath, its refusal naming the host. */
+function resolveOn(target: string, configured: string, home: string): string {
+  try {
+    return resolveRemotePath(configured, home);
+  } catch (error) {
+    throw new NexusError(`${target}: ${(error as Error).message}`);
+  }
 }

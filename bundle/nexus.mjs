@@ -7418,14 +7418,14 @@ function holdsUpstreamBlock(text2) {
   return upstreamNames(text2).length > 0;
 }
 function renderUpstreamBlock(options) {
-  const { name, lbMethod = "least_conn", keepalive = 32, include } = options;
+  const { name, lbMethod = "least_conn", keepalive = 32 } = options;
   assertWord(name, "upstream name");
   if (!Number.isInteger(keepalive) || keepalive < 0) throw new Error(`Invalid keepalive: ${keepalive}`);
   const lines = [`upstream ${name} {`];
   if (lbMethod !== "round_robin") lines.push(`    ${lbMethod};`);
-  if (include !== void 0) {
-    assertWord(include, "included file");
-    lines.push(`    include ${include};`);
+  if ("include" in options) {
+    assertWord(options.include, "included file");
+    lines.push(`    include ${options.include};`);
   } else lines.push(...serverLines(options).map((line) => `    ${line}`));
   if (keepalive > 0) lines.push(`    keepalive ${keepalive};`);
   lines.push("}");
@@ -40338,7 +40338,7 @@ ${accessLogDirective("access.log", "    ")}
     server_tokens off;
     keepalive_timeout 65s;
 
-${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, servers: [], include: "upstream.conf" }).trimEnd().replace(/^/gm, "    ")}
+${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, include: "upstream.conf" }).trimEnd().replace(/^/gm, "    ")}
 
     server {
         listen ${listen};
@@ -47528,9 +47528,12 @@ function layout(base) {
   };
 }
 function resolveRemotePath(configured, home) {
-  if (configured === "~") return home;
-  if (configured.startsWith("~/")) return path7.join(home, configured.slice(2));
-  return configured;
+  if (configured !== "~" && !configured.startsWith("~/")) return configured;
+  if (!home.startsWith("/"))
+    throw new NexusError(
+      `${configured} is relative to the remote home, and $HOME is ${home ? `"${home}", not an absolute path` : "empty"} for this login: give the account a home directory, or configure an absolute path`
+    );
+  return configured === "~" ? home : path7.join(home, configured.slice(2));
 }
 var RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 function isValidReleaseId(id) {
@@ -49295,7 +49298,7 @@ function parseJlist(stdout, name) {
 
 // src/process/pm2/restart-script.ts
 var PROGRAM = `
-const [pm2Dir, name, file, wait] = process.argv.slice(1);
+const [pm2Dir, name, file, wait, deadline] = process.argv.slice(1);
 process.env.PM2_SILENT = "true";
 const pm2 = require(pm2Dir);
 const pick = (list) => list.filter((p) => p.name === name).map((p) => ({
@@ -49308,7 +49311,17 @@ const fail = (error) => {
   try { pm2.disconnect(); } catch {}
   process.exit(1);
 };
-const restart = (done) => pm2.list((error, beforeList) => {
+let overdue;
+const armDeadline = () => {
+  const limit = Number(deadline);
+  if (!(limit > 0) || overdue) return;
+  overdue = setTimeout(() => fail("PM2 did not finish within " + limit / 1000 + "s (its daemon may be stuck: pm2 ping tells)"), limit);
+};
+const restart = (finished) => pm2.list((error, beforeList) => {
+  const done = () => {
+    clearTimeout(overdue);
+    finished();
+  };
   if (error) return fail(error);
   const before = pick(beforeList);
   const remove = (ids, next) => {
@@ -49357,6 +49370,7 @@ const save = (done) => {
   }
 };
 if (wait !== "wait") {
+  armDeadline();
   pm2.connect((error) => {
     if (error) return fail(error);
     restart(() => pm2.disconnect());
@@ -49386,6 +49400,7 @@ if (wait !== "wait") {
     const lines = (input + chunk).split("\\n");
     input = lines.pop();
     queue.push(...lines);
+    if (lines.includes("go")) armDeadline();
     next();
   });
   process.stdin.on("end", () => {
@@ -49405,7 +49420,7 @@ if (wait !== "wait") {
 var FIND_PM2 = `pm2_bin=$(command -v pm2) || { echo "pm2 is not installed on this server, or not on the PATH of a non-interactive SSH command (npm install -g pm2; see docs/servers.md)" >&2; exit ${REMOTE_EXIT.notInstalled}; }
 pm2_dir=$(dirname "$(dirname "$(readlink -f "$pm2_bin")")")`;
 var RESTART_SCRIPT = `${FIND_PM2}
-exec node -e '${PROGRAM}' "$pm2_dir" "$1" "$2" "\${3:-}"`;
+exec node -e '${PROGRAM}' "$pm2_dir" "$1" "$2" "\${3:-}" "\${4:-}"`;
 function parseRestart(stdout) {
   const line = stdout.split("\n").reverse().find((l) => l.startsWith("{"));
   if (!line) throw new Error("PM2 printed no result");
@@ -49428,7 +49443,7 @@ var PERSIST_SCRIPT = `umask 077
 pm2 save --force >/dev/null 2>&1 || exit 0
 chmod 600 "\${PM2_HOME:-$HOME/.pm2}/dump.pm2" 2>/dev/null || true`;
 var STOP_SCRIPT = `${FIND_PM2}
-exec node -e '${PROGRAM}' "$pm2_dir" "$1" ""`;
+exec node -e '${PROGRAM}' "$pm2_dir" "$1" "" "" "\${2:-}"`;
 
 // src/process/pm2/prepared.ts
 var ANSWER_TIMEOUT_MS2 = 1e4;
@@ -49526,22 +49541,45 @@ var Pm2 = class {
       })
     };
   }
+  /**
+   * How long a restart may take before PM2 is taken for stuck: each instance stopped (killTimeout)
+   * and started (listen_timeout, 3 s by PM2's default), plus a minute. "max" is the server's CPU
+   * count, unknown here: 64 bounds it.
+   */
+  get restartDeadlineMs() {
+    const instances = this.instances ?? 64;
+    const listen = this.options.options?.listen_timeout ?? 3e3;
+    return 6e4 + instances * (this.options.killTimeout + listen);
+  }
   async restart(runner, layout2, release) {
-    const result = await runner.exec(script(RESTART_SCRIPT, this.options.name, layout2.ecosystem(release)), {
-      what: STARTING
-    });
+    const command = script(
+      RESTART_SCRIPT,
+      this.options.name,
+      layout2.ecosystem(release),
+      "",
+      this.restartDeadlineMs
+    );
+    const result = await runner.exec(command, { what: STARTING });
     return parseRestart(stdoutOrThrow(runner.name, STARTING, result));
   }
   /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
   prepareRestart(runner, layout2, release) {
-    const command = script(RESTART_SCRIPT, this.options.name, layout2.ecosystem(release), "wait");
+    const command = script(
+      RESTART_SCRIPT,
+      this.options.name,
+      layout2.ecosystem(release),
+      "wait",
+      this.restartDeadlineMs
+    );
     return preparedRestart(runner, command, release, STARTING);
   }
   async inspect(runner) {
     return parseJlist((await runner.exec(JLIST_COMMAND)).stdout, this.options.name);
   }
   async stop(runner) {
-    await runner.run(script(STOP_SCRIPT, this.options.name), { what: "stopping the app" });
+    await runner.run(script(STOP_SCRIPT, this.options.name, this.restartDeadlineMs), {
+      what: "stopping the app"
+    });
   }
   async persist(runner) {
     await runner.run(script(PERSIST_SCRIPT), { what: "saving the PM2 process list" });
@@ -53754,6 +53792,9 @@ init_errors();
 init_format();
 init_log_format();
 
+// src/check/run.ts
+init_errors();
+
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat4 } from "node:fs/promises";
 import path13 from "node:path";
@@ -54227,7 +54268,14 @@ async function runCheck(config2, options = {}) {
         ];
       }
       const { session, home } = connected;
-      const deployPath = resolveRemotePath(server.deployPath, home);
+      let deployPath;
+      try {
+        deployPath = resolveRemotePath(server.deployPath, home);
+      } catch (error3) {
+        return [
+          { target: server.name, check: "deploy path", status: "fail", detail: error3.message }
+        ];
+      }
       const facts = parseFacts(
         await session.run(
           serverScript({
@@ -54311,6 +54359,14 @@ async function checkBalancer(entry, sessions, config2) {
     }
   }
   if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
+  try {
+    return await balancerChecks(entry, runner, home, config2, target);
+  } catch (error3) {
+    if (!(error3 instanceof NexusError)) throw error3;
+    return [{ target, check: "balancer", status: "fail", detail: error3.message }];
+  }
+}
+async function balancerChecks(entry, runner, home, config2, target) {
   if (entry.type === "haproxy") {
     const balancer = createBalancer(entry, runner, { home });
     try {
@@ -56247,6 +56303,7 @@ init_errors();
 
 // src/setup/run.ts
 init_nginx_upstream();
+init_errors();
 import { readFileSync as readFileSync9 } from "node:fs";
 
 // src/ssh/fetch-host-key.ts
@@ -56527,7 +56584,7 @@ async function runSetup(config2, options) {
       const session = await keyStep(server, config2, options, connector, publicKey, sessions);
       if (!session) continue;
       const home = (await session.run('printf %s "$HOME"')).trim();
-      const base = resolveRemotePath(server.deployPath, home);
+      const base = resolveOn(server.name, server.deployPath, home);
       if (dryRun) say(`${server.name}: would create ${base}/{releases,shared,.nexus}`);
       else {
         await runOp(session, prepare(layout(base)));
@@ -56684,12 +56741,12 @@ async function balancerStep(config2, balancer, options, sessions, reachable) {
   const runner = session ?? new LocalRunner();
   const run = (command) => runner.exec(command);
   const home = (await runner.run('printf %s "$HOME"')).trim();
-  const file = resolveRemotePath(balancer.upstreamFile, home);
+  const file = resolveOn(target, balancer.upstreamFile, home);
   const user = (await runner.run("id -un")).trim();
   const exists2 = (await run(cmd("test", "-e", file))).code === 0;
   const servers2 = config2.servers.map((s3) => s3.upstream);
   const content = renderServersFile({ servers: servers2 });
-  const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", servers: servers2, include: file });
+  const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", include: file });
   if (exists2) {
     say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
     const text2 = await run(cmd("cat", file));
@@ -56742,6 +56799,13 @@ ${content}NEXUS_EOF`);
     say(
       `${target}: could not install the sudoers rule through sudo -n (${(result.stderr || result.stdout).trim()}); as root: ${rule}`
     );
+}
+function resolveOn(target, configured, home) {
+  try {
+    return resolveRemotePath(configured, home);
+  } catch (error3) {
+    throw new NexusError(`${target}: ${error3.message}`);
+  }
 }
 
 // src/cli/setup.ts
@@ -57062,7 +57126,7 @@ function buildProgram(setExit) {
       const servers2 = config2.servers.map((s3) => s3.upstream);
       const upstreamFile = nginx?.upstreamFile ?? `/etc/nginx/nexus/${config2.app.name}-servers.conf`;
       const serversFile = renderServersFile({ servers: servers2 });
-      const upstreamBlock = `${renderUpstreamBlock({ name, servers: servers2, include: upstreamFile })}
+      const upstreamBlock = `${renderUpstreamBlock({ name, include: upstreamFile })}
 `;
       const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config2.balancer.drainTimeout);
       const location = `location / {

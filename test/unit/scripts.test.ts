@@ -15,7 +15,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
-import { PROGRAM, RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
+import { preparedRestart } from "../../src/process/pm2/prepared.js";
+import { PROGRAM, RESTART_SCRIPT, STOP_SCRIPT } from "../../src/process/pm2/restart-script.js";
 import { processProblem, uptimeAtStart } from "../../src/process/process-manager.js";
 import { layout } from "../../src/remote/layout.js";
 import { type RemoteOp, script } from "../../src/remote/op.js";
@@ -32,8 +33,9 @@ import { installFakePm2 } from "../fixtures/fake-pm2.js";
  * would run it on a server, with no server at all.
  */
 
+/** A script that hangs is killed after 20 s (status null), failing its test instead of the run. */
 function sh(command: string, stdin = "", env: NodeJS.ProcessEnv = process.env) {
-  return spawnSync("sh", ["-c", command], { encoding: "utf8", input: stdin, env });
+  return spawnSync("sh", ["-c", command], { encoding: "utf8", input: stdin, env, timeout: 20_000 });
 }
 
 /** Starts a command under sh with its stdin left open, as SshSession.start does. */
@@ -484,6 +486,27 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     });
     idle.end();
     expect(await idle.result).toMatchObject({ code: 0, stdout: "" });
+  });
+
+  it("a restart PM2 never finishes fails at its deadline, prepared or not, naming the wait", async () => {
+    const { runner, l, env } = setup();
+    const stuck = { ...env, FAKE_PM2_START: "hang" };
+    const direct = sh(script(RESTART_SCRIPT, "all", l.ecosystem("r1"), "", 300), "", stuck);
+    expect(direct.status).toBe(1);
+    expect(direct.stderr).toContain("PM2 did not finish within 0.3s");
+    const slow = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
+    expect(slow.restartDeadlineMs).toBe(64_000);
+    const prepared = preparedRestart(
+      { ...runner, start: (command, onStdout) => startUnderSh(command, stuck, onStdout) },
+      script(RESTART_SCRIPT, "all", l.ecosystem("r1"), "wait", 300),
+      "r1",
+      "starting the app under PM2",
+    );
+    await expect(prepared.go()).rejects.toThrow(/PM2 did not finish within 0.3s/);
+    expect(prepared.alive).toBe(false);
+    const stop = sh(script(STOP_SCRIPT, "all", 300), "", { ...env, FAKE_PM2_CONNECT: "hang" });
+    expect(stop.status).toBe(1);
+    expect(stop.stderr).toContain("PM2 did not finish within 0.3s");
   });
 
   it("a save PM2 never answers is answered by the program's timer, not awaited forever", async () => {

@@ -52,16 +52,38 @@ export class Pm2 implements ProcessManager {
     };
   }
 
+  /**
+   * How long a restart may take before PM2 is taken for stuck: each instance stopped (killTimeout)
+   * and started (listen_timeout, 3 s by PM2's default), plus a minute. "max" is the server's CPU
+   * count, unknown here: 64 bounds it.
+   */
+  get restartDeadlineMs(): number {
+    const instances = this.instances ?? 64;
+    const listen = this.options.options?.listen_timeout ?? 3000;
+    return 60_000 + instances * (this.options.killTimeout + listen);
+  }
+
   async restart(runner: CommandRunner, layout: Layout, release: string): Promise<RestartResult> {
-    const result = await runner.exec(script(RESTART_SCRIPT, this.options.name, layout.ecosystem(release)), {
-      what: STARTING,
-    });
+    const command = script(
+      RESTART_SCRIPT,
+      this.options.name,
+      layout.ecosystem(release),
+      "",
+      this.restartDeadlineMs,
+    );
+    const result = await runner.exec(command, { what: STARTING });
     return parseRestart(stdoutOrThrow(runner.name, STARTING, result));
   }
 
   /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
   prepareRestart(runner: InteractiveRunner, layout: Layout, release: string): PreparedRestart {
-    const command = script(RESTART_SCRIPT, this.options.name, layout.ecosystem(release), "wait");
+    const command = script(
+      RESTART_SCRIPT,
+      this.options.name,
+      layout.ecosystem(release),
+      "wait",
+      this.restartDeadlineMs,
+    );
     return preparedRestart(runner, command, release, STARTING);
   }
 
@@ -70,7 +92,9 @@ export class Pm2 implements ProcessManager {
   }
 
   async stop(runner: CommandRunner): Promise<void> {
-    await runner.run(script(STOP_SCRIPT, this.options.name), { what: "stopping the app" });
+    await runner.run(script(STOP_SCRIPT, this.options.name, this.restartDeadlineMs), {
+      what: "stopping the app",
+    });
   }
 
   async persist(runner: CommandRunner): Promise<void> {

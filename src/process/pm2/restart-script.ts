@@ -17,10 +17,13 @@ import type { ProcessInfo, RestartResult } from "../process-manager.js";
  * answer their errors instead of ending the program. Stdin closing ends it; closed before "go"
  * (a failed drain, or nexus gone), it has restarted nothing (connecting may have started PM2's
  * daemon, as any pm2 command would).
+ * A 5th argument is the restart's deadline in ms: a PM2 daemon that stops answering (it happens)
+ * fails the restart, so the roll's failure path runs, instead of a deploy waiting forever with the
+ * server out of rotation.
  * No single quote and no "$" in it: it sits in single quotes in RESTART_SCRIPT.
  */
 export const PROGRAM = `
-const [pm2Dir, name, file, wait] = process.argv.slice(1);
+const [pm2Dir, name, file, wait, deadline] = process.argv.slice(1);
 process.env.PM2_SILENT = "true";
 const pm2 = require(pm2Dir);
 const pick = (list) => list.filter((p) => p.name === name).map((p) => ({
@@ -33,7 +36,17 @@ const fail = (error) => {
   try { pm2.disconnect(); } catch {}
   process.exit(1);
 };
-const restart = (done) => pm2.list((error, beforeList) => {
+let overdue;
+const armDeadline = () => {
+  const limit = Number(deadline);
+  if (!(limit > 0) || overdue) return;
+  overdue = setTimeout(() => fail("PM2 did not finish within " + limit / 1000 + "s (its daemon may be stuck: pm2 ping tells)"), limit);
+};
+const restart = (finished) => pm2.list((error, beforeList) => {
+  const done = () => {
+    clearTimeout(overdue);
+    finished();
+  };
   if (error) return fail(error);
   const before = pick(beforeList);
   const remove = (ids, next) => {
@@ -82,6 +95,7 @@ const save = (done) => {
   }
 };
 if (wait !== "wait") {
+  armDeadline();
   pm2.connect((error) => {
     if (error) return fail(error);
     restart(() => pm2.disconnect());
@@ -111,6 +125,7 @@ if (wait !== "wait") {
     const lines = (input + chunk).split("\\n");
     input = lines.pop();
     queue.push(...lines);
+    if (lines.includes("go")) armDeadline();
     next();
   });
   process.stdin.on("end", () => {
@@ -132,9 +147,12 @@ if (wait !== "wait") {
 const FIND_PM2 = `pm2_bin=$(command -v pm2) || { echo "pm2 is not installed on this server, or not on the PATH of a non-interactive SSH command (npm install -g pm2; see docs/servers.md)" >&2; exit ${REMOTE_EXIT.notInstalled}; }
 pm2_dir=$(dirname "$(dirname "$(readlink -f "$pm2_bin")")")`;
 
-/** $1 the app's name, $2 the release's ecosystem file, $3 "wait" to take commands on stdin. */
+/**
+ * $1 the app's name, $2 the release's ecosystem file, $3 "wait" to take commands on stdin, $4 the
+ * deadline in ms for the restart (from "go" with "wait"), after which the program fails.
+ */
 export const RESTART_SCRIPT = `${FIND_PM2}
-exec node -e '${PROGRAM}' "$pm2_dir" "$1" "$2" "\${3:-}"`;
+exec node -e '${PROGRAM}' "$pm2_dir" "$1" "$2" "\${3:-}" "\${4:-}"`;
 
 export function parseRestart(stdout: string): RestartResult {
   const line = stdout
@@ -176,7 +194,7 @@ chmod 600 "\${PM2_HOME:-$HOME/.pm2}/dump.pm2" 2>/dev/null || true`;
 
 /**
  * $1 the app's name: its instances deleted by pm id (given a name it does not know, \`pm2 delete\`
- * falls back to a namespace of that name, and \`all\` means every app).
+ * falls back to a namespace of that name, and \`all\` means every app). $2 the deadline in ms.
  */
 export const STOP_SCRIPT = `${FIND_PM2}
-exec node -e '${PROGRAM}' "$pm2_dir" "$1" ""`;
+exec node -e '${PROGRAM}' "$pm2_dir" "$1" "" "" "\${2:-}"`;

@@ -3,8 +3,11 @@ import ignore, { type Ignore } from "ignore";
 /** Never shipped, whatever the config says: dependencies are installed on the server; VCS and nexus data stay home. */
 export const NEVER_SHIPPED = ["node_modules", ".git", ".nexus"];
 
-/** Left out unless `app.include` names them: logs, OS litter, and files that usually hold secrets. */
-export const DEFAULT_EXCLUDED = ["logs", "*.log", ".DS_Store", ".env*", ".npmrc"];
+/**
+ * Left out unless `app.include` names them: logs, OS litter, and files that usually hold secrets.
+ * `/logs/` is the root's log directory only: a `src/api/logs/` route module ships.
+ */
+export const DEFAULT_EXCLUDED = ["/logs/", "*.log", ".DS_Store", ".env*", ".npmrc"];
 
 /** A shipped file with one of these names gets a warning: it may carry a secret to every server. */
 export const SECRET_LOOKING = [".env*", "*.pem", "*.key", "id_*", ".npmrc"];

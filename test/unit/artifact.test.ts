@@ -34,6 +34,7 @@ describe("artifact exclusions", () => {
       expect(ships(filter, p), p).toBe(false);
     }
     expect(ships(filter, "node_modules", true)).toBe(false);
+    expect(ships(filter, "logs", true)).toBe(false);
   });
 
   it("keeps the app", () => {
@@ -43,6 +44,9 @@ describe("artifact exclusions", () => {
       "src/catalog.js",
       "package.json",
       "logsmith.js",
+      "src/api/logs/index.js",
+      "src/routes/logs",
+      "logs",
       "blog/post.md",
       "environment.js",
     ])

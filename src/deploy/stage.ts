@@ -39,7 +39,7 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
     if (input.signal?.aborted) throw new StageInterrupted();
   };
   goOn();
-  await runOp(session, prepare(l));
+  await runOp(session, prepare(l, { clearIncoming: true }));
 
   const archive = `${l.incoming}/${release}.tar.gz`;
   // SFTP, else HTTP; resolves once the server has checked the sha256 (a bad file is removed).

@@ -9,10 +9,38 @@ import { SHA256_FUNCTION } from "./sha256.js";
 
 /** Release steps on one server: prepare the layout, extract, install, activate, remove. */
 
-export function prepare(l: Layout): RemoteOp<void> {
+/**
+ * Creates the deploy path's directories. `clearIncoming` (staging, under the deploy lock) also
+ * removes what an earlier upload left in incoming/ (interrupted, or refused before extracting):
+ * each is a whole artifact, and a CI job failing over and over would fill the disk.
+ */
+export function prepare(l: Layout, options: { clearIncoming?: boolean } = {}): RemoteOp<void> {
+  const create = cmd(
+    "mkdir",
+    "-p",
+    l.releases,
+    l.shared,
+    l.incoming,
+    path.dirname(l.ecosystem("x")),
+    l.failed,
+  );
+  const clear = cmd(
+    "find",
+    l.incoming,
+    "-mindepth",
+    "1",
+    "-maxdepth",
+    "1",
+    "-exec",
+    "rm",
+    "-rf",
+    "--",
+    "{}",
+    "+",
+  );
   return {
     what: "preparing the deploy path",
-    command: cmd("mkdir", "-p", l.releases, l.shared, l.incoming, path.dirname(l.ecosystem("x")), l.failed),
+    command: options.clearIncoming ? `${create} && ${clear}` : create,
     parse: (result, server) => void stdoutOrThrow(server, "preparing the deploy path", result),
   };
 }
@@ -24,11 +52,12 @@ export function prepare(l: Layout): RemoteOp<void> {
 export const EXTRACT_SCRIPT = `set -eu
 archive=$1 release=$2 expected=$3
 tmp="$release.partial"
+# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
+trap 'rm -rf "$archive" "$tmp"' EXIT
 ${SHA256_FUNCTION}
 actual=$(sha256 "$archive")
 if [ "$actual" != "$expected" ]; then
   echo "checksum mismatch: expected $expected, got $actual" >&2
-  rm -f "$archive"
   exit ${REMOTE_EXIT.checksumMismatch}
 fi
 if [ -e "$release" ]; then
@@ -39,7 +68,6 @@ fi
 escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
 if [ -n "$escaping" ]; then
   echo "refused: the artifact has entries outside the release: $escaping" >&2
-  rm -f "$archive"
   exit ${REMOTE_EXIT.unsafeArchive}
 fi
 rm -rf "$tmp"
@@ -47,19 +75,20 @@ mkdir -p "$tmp"
 tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
 # Symlinks may not lead out of the release: each is resolved and compared with the canonical
 # directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
+# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
+# inside, though node_modules comes later (busybox has only -f, which needs the parents).
 canonical=$(cd "$tmp" && pwd -P)
 outside=$(find "$tmp" -type l -exec sh -c '
-  c=$1; shift
+  c=$1 t=$2; shift 2
   for link in "$@"; do
-    target=$(readlink -f "$link") || target=""
-    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link##*/}" ;; esac
-  done' nexus "$canonical" {} +)
+    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
+    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
+  done' nexus "$canonical" "$tmp" {} +)
 if [ -n "$outside" ]; then
   echo "refused: the artifact holds a symlink out of the release: $outside" >&2
   exit ${REMOTE_EXIT.unsafeArchive}
 fi
-mv "$tmp" "$release"
-rm -f "$archive"`;
+mv "$tmp" "$release"`;
 
 export function extract(l: Layout, archive: string, id: string, sha256: string): RemoteOp<void> {
   assertReleaseId(id);
@@ -152,6 +181,8 @@ export function removeReleases(l: Layout, ids: readonly string[]): RemoteOp<void
       ...ids.flatMap((id) => [
         l.release(id),
         `${l.release(id)}.partial`,
+        `${l.incoming}/${id}.tar.gz`,
+        `${l.incoming}/${id}.tar.gz.part`,
         l.ecosystem(id),
         `${l.failed}/${id}`,
       ]),

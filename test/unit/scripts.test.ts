@@ -168,6 +168,10 @@ describe("an artifact that tries to escape its release is refused", () => {
       "a write through a symlink",
       [{ name: "link", type: "sym", target: "ESCAPE_DIR" }, { name: "link/through.txt" }],
     ],
+    [
+      "a symlink out by name, through a directory that does not exist",
+      [{ name: "./sneaky", type: "sym", target: "nope/../../.." }],
+    ],
   ];
   for (const [what, entries] of cases) {
     it(what, () => {
@@ -188,6 +192,8 @@ describe("an artifact that tries to escape its release is refused", () => {
       const result = sh(release.extract(l, archive, "r1", sha256(archive)).command);
       expect(result.status, result.stderr).not.toBe(0);
       expect(existsSync(l.release("r1"))).toBe(false);
+      expect(readdirSync(l.releases)).toEqual([]);
+      expect(existsSync(archive)).toBe(false);
       expect(readdirSync(outside)).toEqual([]);
       expect(existsSync(path.join(dir, "escaped.txt"))).toBe(false);
     });
@@ -212,10 +218,40 @@ describe("an artifact that tries to escape its release is refused", () => {
     const archive = craftArchive(dir, [
       { name: "./lib/a.js" },
       { name: "./current.js", type: "sym", target: "lib/a.js" },
+      // Into node_modules, which npm installs after extraction.
+      { name: "./bin/tool", type: "sym", target: "../node_modules/tool/cli.js" },
     ]);
     const result = sh(release.extract(l, archive, "r1", sha256(archive)).command);
     expect(result.status, result.stderr).toBe(0);
     expect(readFileSync(path.join(l.release("r1"), "current.js"), "utf8")).toBe("x");
+    expect(existsSync(archive)).toBe(false);
+  });
+
+  it("names a refused symlink by its path in the release", () => {
+    const dir = tmp("named");
+    const l = layout(path.join(dir, "srv"));
+    run(release.prepare(l));
+    const archive = craftArchive(dir, [{ name: "./config/db/link", type: "sym", target: "/etc" }]);
+    const result = sh(release.extract(l, archive, "r1", sha256(archive)).command);
+    expect(result.status).toBe(67);
+    expect(result.stderr).toContain("symlink out of the release: config/db/link");
+    expect(existsSync(`${l.release("r1")}.partial`)).toBe(false);
+  });
+
+  it("staging clears what earlier uploads left in incoming/; removing a release removes its archive", () => {
+    const dir = tmp("incoming");
+    const l = layout(path.join(dir, "srv"));
+    run(release.prepare(l));
+    writeFileSync(path.join(l.incoming, "old.tar.gz"), "x");
+    writeFileSync(path.join(l.incoming, ".hidden.tar.gz.part"), "x");
+    run(release.prepare(l));
+    expect(readdirSync(l.incoming)).toHaveLength(2);
+    run(release.prepare(l, { clearIncoming: true }));
+    expect(readdirSync(l.incoming)).toEqual([]);
+    writeFileSync(path.join(l.incoming, "r1.tar.gz.part"), "x");
+    writeFileSync(path.join(l.incoming, "r2.tar.gz"), "x");
+    run(release.removeReleases(l, ["r1"]));
+    expect(readdirSync(l.incoming)).toEqual(["r2.tar.gz"]);
   });
 });
 

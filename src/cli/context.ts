@@ -6,6 +6,7 @@ import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js"
 import { EXIT, NexusError, UsageError } from "../errors.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
+import { maskingReporter, maskSecretsOf } from "../report/masking.js";
 import { PlainReporter } from "../report/plain.js";
 import type { Reporter } from "../report/reporter.js";
 import { wantsInteractiveOutput } from "../report/terminal.js";
@@ -44,6 +45,7 @@ export function readConfig(options: GlobalOptions): Config {
     config.ssh.privateKey = key;
   }
   if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
+  maskSecretsOf(config);
   return config;
 }
 
@@ -130,7 +132,7 @@ export async function withReporter(
   body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
 ): Promise<number> {
   const options = program.opts<GlobalOptions>();
-  const reporter = await pickReporter(options);
+  const reporter = maskingReporter(await pickReporter(options));
   try {
     return await body(reporter, options);
   } catch (error) {

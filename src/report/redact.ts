@@ -67,6 +67,18 @@ function regexLiteral(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** Every string in the value redacted (object keys kept); the value's shape unchanged. */
+export function redactDeep<T>(value: T, redact: Redact): T {
+  if (typeof value === "string") return redact(value) as T;
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, redact)) as T;
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = redactDeep(item, redact);
+    return out as T;
+  }
+  return value;
+}
+
 /** The app's error-log lines for a failed gate's report: blank lines dropped, secrets masked. */
 export function redactedLogLines(config: Config, text: string): string[] {
   const redact = secretRedactor(config);

@@ -25,6 +25,24 @@ describe("secrets", () => {
     expect(currentRelease("nexus-alpha")).toBe(release);
   });
 
+  it("a failed build's output has the config's secrets masked, in every output mode", async () => {
+    const config = writeConfig({
+      app: { build: 'echo "connecting with $E2E_BUILD_SECRET"; exit 3' },
+      pm2: { env: { API_TOKEN: { fromEnv: "E2E_BUILD_SECRET" } } },
+    });
+    const env = { E2E_BUILD_SECRET: "hunter2-s3cret-value" };
+    for (const mode of [[], ["--json"], ["--plain"]]) {
+      const run = await nexus(
+        [...mode, "-c", config, "deploy", "--release-id", uniqueRelease("build-fails")],
+        { env },
+      );
+      expect(run.exitCode, run.all).toBe(1);
+      expect(run.all).toContain("build failed (exit 3)");
+      expect(run.all).toContain("connecting with ***");
+      expect(run.all).not.toContain("hunter2");
+    }
+  });
+
   it("--verbose never prints the HTTP fallback's URL (its token is the key to the artifact)", async () => {
     const release = uniqueRelease("http-verbose");
     const config = writeConfig({ transfer: { method: "http" } });

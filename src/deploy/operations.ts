@@ -1,7 +1,7 @@
 import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { tailLog } from "../remote/logs.js";
-import { secretRedactor } from "../report/redact.js";
+import { redactDeep, secretRedactor } from "../report/redact.js";
 import { lineSplitter } from "../util/lines.js";
 import { Fleet, type Host } from "./fleet.js";
 import { runOnServer } from "./hooks.js";
@@ -146,6 +146,6 @@ export function maskedConfig(config: Config): Record<string, unknown> {
       }),
     ),
   }));
-  const text = JSON.stringify({ ...config, servers });
-  return JSON.parse(redact(text)) as Record<string, unknown>;
+  // String by string: masking the JSON text turned a number equal to a secret into bare ***.
+  return redactDeep({ ...config, servers }, redact) as Record<string, unknown>;
 }

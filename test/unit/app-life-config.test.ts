@@ -97,6 +97,17 @@ describe("secrets from the environment", () => {
     expect(masked).not.toContain("postgres://u:p@db/x");
     expect(masked).toContain("*** (from $CI_DB)");
   });
+
+  it("nexus config keeps numbers that equal a secret numbers (masking the JSON text broke it)", () => {
+    const data = valid();
+    data.app = { name: "api", root: "app", port: 3000 };
+    data.pm2 = { env: { PORT: { fromEnv: "CI_PORT" }, CACHE_TTL_MS: "300000" } };
+    const masked = maskedConfig(resolveConfig(data, "x", "/p", { CI_PORT: "3000" }));
+    expect((masked.app as { port: number }).port).toBe(3000);
+    expect((masked.hooks as { timeout: number }).timeout).toBe(300_000);
+    const env = (masked.servers as { env: Record<string, string> }[])[0]?.env;
+    expect(env).toMatchObject({ PORT: "*** (from $CI_PORT)", CACHE_TTL_MS: "***" });
+  });
 });
 
 describe("shared paths", () => {

@@ -1,7 +1,7 @@
 import type { Config } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
 import { runOp } from "../remote/op.js";
-import { readPrivateFile, writePrivateFile } from "../remote/release.js";
+import { keepPrivateFile, restorePrivateFile, writePrivateFile } from "../remote/release.js";
 import {
   type CommandResult,
   type RollCommandOptions,
@@ -89,7 +89,7 @@ function withFreshProcessFiles(
   config: Config,
   releaseOf: (server: string) => string,
 ): FleetOps {
-  const previous = new Map<string, string | undefined>();
+  const kept = new Map<string, boolean>();
   return {
     ...ops,
     async activate(server, release, signal) {
@@ -99,16 +99,14 @@ function withFreshProcessFiles(
         cwd: host.layout.release(release),
         env: releaseEnv(config, server, releaseOf(server.name)),
       });
-      if (!previous.has(server.name)) {
-        previous.set(
+      if (!kept.has(server.name)) {
+        kept.set(
           server.name,
-          await runOp(host.session, readPrivateFile(file.path, "reading the process file")),
+          await runOp(host.session, keepPrivateFile(file.path, "keeping the process file")),
         );
         await runOp(host.session, writePrivateFile(file.path, file.content, "writing the process file"));
-      } else {
-        const old = previous.get(server.name);
-        if (old !== undefined)
-          await runOp(host.session, writePrivateFile(file.path, old, "restoring the process file"));
+      } else if (kept.get(server.name)) {
+        await runOp(host.session, restorePrivateFile(file.path, "restoring the process file"));
       }
       return ops.activate(server, release, signal);
     },

@@ -200,11 +200,25 @@ export function tailFile(file: string, lines = 20): RemoteOp<string[]> {
   };
 }
 
-/** A private file's content, or undefined when there is none (a process file, before it is rewritten). */
-export function readPrivateFile(file: string, what: string): RemoteOp<string | undefined> {
+/**
+ * Keeps a private file (a process file, before it is rewritten) beside it as `<file>.prev`, on
+ * the server: it holds the env's secrets, some perhaps no longer in the config (so `--verbose`
+ * could not mask them), and none of it comes back to nexus. True when there was a file.
+ */
+export function keepPrivateFile(file: string, what: string): RemoteOp<boolean> {
+  const kept = `${file}.prev`;
   return {
     what,
-    command: `cat -- ${cmd(file)} 2>/dev/null || printf '@none'`,
-    parse: (result) => (result.stdout === "@none" ? undefined : result.stdout),
+    command: `if [ -f ${cmd(file)} ]; then (umask 077 && cp -p -- ${cmd(file, kept)}) && echo @kept; else rm -f -- ${cmd(kept)}; fi`,
+    parse: (result, server) => stdoutOrThrow(server, what, result).includes("@kept"),
+  };
+}
+
+/** Puts back what `keepPrivateFile` kept (a copy: a later restore finds it too). */
+export function restorePrivateFile(file: string, what: string): RemoteOp<void> {
+  return {
+    what,
+    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
+    parse: (result, server) => void stdoutOrThrow(server, what, result),
   };
 }

@@ -351,7 +351,7 @@ describe("the app's life on its servers", () => {
   });
 
   it("restart picks up a changed secret, with the same drain and gate", async () => {
-    const restarted = await run(["-c", appConfig(), "restart", "--rolling"], ROTATED);
+    const restarted = await run(["-v", "-c", appConfig(), "restart", "--rolling"], ROTATED);
     expect(restarted.exitCode, restarted.all).toBe(0);
     expect(restarted.stderr).toMatch(/nexus-alpha: drain ok/);
     for (const name of SERVERS) {

@@ -333,6 +333,22 @@ describe("release steps round trip under sh", () => {
     expect((execFileSync("stat", ["-c", "%a", file], { encoding: "utf8" }) as string).trim()).toBe("600");
   });
 
+  it("keeps a private file beside it on the server and puts it back, as often as asked; none kept when there is none", () => {
+    const dir = tmp("keep");
+    const file = path.join(dir, "eco dir", "r1.json");
+    const keep = release.keepPrivateFile(file, "keeping");
+    expect(keep.command).not.toMatch(/\bcat\b/);
+    expect(run(keep)).toBe(false);
+    run(release.writePrivateFile(file, "old secret", "writing"));
+    expect(run(keep)).toBe(true);
+    run(release.writePrivateFile(file, "new secret", "writing"));
+    for (let i = 0; i < 2; i++) {
+      run(release.restorePrivateFile(file, "restoring"));
+      expect(readFileSync(file, "utf8")).toBe("old secret");
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    }
+  });
+
   it("refuses to build a path from an unsafe release id", () => {
     const l = layout("/srv/app");
     for (const bad of ["..", ".", "a/b", "-rf", "x\ny"]) {

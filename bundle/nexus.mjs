@@ -40921,7 +40921,7 @@ import { pipeline } from "node:stream/promises";
 // src/artifact/exclude.ts
 var import_ignore = __toESM(require_ignore(), 1);
 var NEVER_SHIPPED = ["node_modules", ".git", ".nexus"];
-var DEFAULT_EXCLUDED = ["logs", "*.log", ".DS_Store", ".env*", ".npmrc"];
+var DEFAULT_EXCLUDED = ["/logs/", "*.log", ".DS_Store", ".env*", ".npmrc"];
 var SECRET_LOOKING = [".env*", "*.pem", "*.key", "id_*", ".npmrc"];
 var IGNORE_FILES = [".gitignore", ".nexusignore"];
 var ArtifactFilter = class {
@@ -47631,21 +47631,45 @@ function sha256Of(file) {
 }
 
 // src/remote/release.ts
-function prepare(l) {
+function prepare(l, options = {}) {
+  const create = cmd(
+    "mkdir",
+    "-p",
+    l.releases,
+    l.shared,
+    l.incoming,
+    path8.dirname(l.ecosystem("x")),
+    l.failed
+  );
+  const clear = cmd(
+    "find",
+    l.incoming,
+    "-mindepth",
+    "1",
+    "-maxdepth",
+    "1",
+    "-exec",
+    "rm",
+    "-rf",
+    "--",
+    "{}",
+    "+"
+  );
   return {
     what: "preparing the deploy path",
-    command: cmd("mkdir", "-p", l.releases, l.shared, l.incoming, path8.dirname(l.ecosystem("x")), l.failed),
+    command: options.clearIncoming ? `${create} && ${clear}` : create,
     parse: (result, server) => void stdoutOrThrow(server, "preparing the deploy path", result)
   };
 }
 var EXTRACT_SCRIPT = `set -eu
 archive=$1 release=$2 expected=$3
 tmp="$release.partial"
+# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
+trap 'rm -rf "$archive" "$tmp"' EXIT
 ${SHA256_FUNCTION}
 actual=$(sha256 "$archive")
 if [ "$actual" != "$expected" ]; then
   echo "checksum mismatch: expected $expected, got $actual" >&2
-  rm -f "$archive"
   exit ${REMOTE_EXIT.checksumMismatch}
 fi
 if [ -e "$release" ]; then
@@ -47656,7 +47680,6 @@ fi
 escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
 if [ -n "$escaping" ]; then
   echo "refused: the artifact has entries outside the release: $escaping" >&2
-  rm -f "$archive"
   exit ${REMOTE_EXIT.unsafeArchive}
 fi
 rm -rf "$tmp"
@@ -47664,19 +47687,20 @@ mkdir -p "$tmp"
 tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
 # Symlinks may not lead out of the release: each is resolved and compared with the canonical
 # directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
+# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
+# inside, though node_modules comes later (busybox has only -f, which needs the parents).
 canonical=$(cd "$tmp" && pwd -P)
 outside=$(find "$tmp" -type l -exec sh -c '
-  c=$1; shift
+  c=$1 t=$2; shift 2
   for link in "$@"; do
-    target=$(readlink -f "$link") || target=""
-    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link##*/}" ;; esac
-  done' nexus "$canonical" {} +)
+    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
+    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
+  done' nexus "$canonical" "$tmp" {} +)
 if [ -n "$outside" ]; then
   echo "refused: the artifact holds a symlink out of the release: $outside" >&2
   exit ${REMOTE_EXIT.unsafeArchive}
 fi
-mv "$tmp" "$release"
-rm -f "$archive"`;
+mv "$tmp" "$release"`;
 function extract(l, archive, id, sha256) {
   assertReleaseId(id);
   return {
@@ -47751,6 +47775,8 @@ function removeReleases(l, ids) {
       ...ids.flatMap((id) => [
         l.release(id),
         `${l.release(id)}.partial`,
+        `${l.incoming}/${id}.tar.gz`,
+        `${l.incoming}/${id}.tar.gz.part`,
         l.ecosystem(id),
         `${l.failed}/${id}`
       ])
@@ -47765,11 +47791,19 @@ function tailFile(file, lines = 20) {
     parse: (result) => result.stdout.split("\n").filter((line) => line.trim() !== "")
   };
 }
-function readPrivateFile(file, what) {
+function keepPrivateFile(file, what) {
+  const kept = `${file}.prev`;
   return {
     what,
-    command: `cat -- ${cmd(file)} 2>/dev/null || printf '@none'`,
-    parse: (result) => result.stdout === "@none" ? void 0 : result.stdout
+    command: `if [ -f ${cmd(file)} ]; then (umask 077 && cp -p -- ${cmd(file, kept)}) && echo @kept; else rm -f -- ${cmd(kept)}; fi`,
+    parse: (result, server) => stdoutOrThrow(server, what, result).includes("@kept")
+  };
+}
+function restorePrivateFile(file, what) {
+  return {
+    what,
+    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
+    parse: (result, server) => void stdoutOrThrow(server, what, result)
   };
 }
 
@@ -51031,9 +51065,19 @@ function redactorFor(long, short = []) {
 function regexLiteral(value) {
   return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+function redactDeep(value, redact2) {
+  if (typeof value === "string") return redact2(value);
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, redact2));
+  if (value !== null && typeof value === "object") {
+    const out = {};
+    for (const [key, item] of Object.entries(value)) out[key] = redactDeep(item, redact2);
+    return out;
+  }
+  return value;
+}
 function redactedLogLines(config2, text2) {
-  const redact = secretRedactor(config2);
-  return text2.split("\n").filter((line) => line.trim() !== "").map((line) => redact(line));
+  const redact2 = secretRedactor(config2);
+  return text2.split("\n").filter((line) => line.trim() !== "").map((line) => redact2(line));
 }
 
 // src/ssh/local-runner.ts
@@ -51133,12 +51177,12 @@ var Fleet = class _Fleet {
   }
   static async open(config2, names, options) {
     const { emit } = options;
-    const redact = options.verbose ? secretRedactor(config2) : (text2) => text2;
-    const showCommand = (server, command) => redact(printable(command)).trimEnd().split("\n").forEach((line, i2) => {
+    const redact2 = options.verbose ? secretRedactor(config2) : (text2) => text2;
+    const showCommand = (server, command) => redact2(printable(command)).trimEnd().split("\n").forEach((line, i2) => {
       emit({ type: "info", server, message: `${i2 === 0 ? "$" : ">"} ${clip2(line)}` });
     });
     const showOutput = (server, _command, result) => {
-      for (const line of outputLines(result, redact)) emit({ type: "info", server, message: line });
+      for (const line of outputLines(result, redact2)) emit({ type: "info", server, message: line });
     };
     const connector = createConnector(config2, {
       acceptNew: options.acceptNew,
@@ -51251,7 +51295,7 @@ var LINE_CHARS = 600;
 function clip2(line) {
   return line.length > LINE_CHARS ? `${line.slice(0, LINE_CHARS)}\u2026 (${line.length - LINE_CHARS} more chars)` : line;
 }
-function outputLines(result, redact) {
+function outputLines(result, redact2) {
   const lines = [];
   for (const [stream, mark] of [
     [result.stdout, "|"],
@@ -51261,7 +51305,7 @@ function outputLines(result, redact) {
     if (all === "") continue;
     const split = all.split("\n");
     if (split.length > OUTPUT_LINES) lines.push(`  ${mark} \u2026 ${split.length - OUTPUT_LINES} earlier line(s)`);
-    for (const line of split.slice(-OUTPUT_LINES)) lines.push(`  ${mark} ${clip2(redact(line.trimEnd()))}`);
+    for (const line of split.slice(-OUTPUT_LINES)) lines.push(`  ${mark} ${clip2(redact2(line.trimEnd()))}`);
   }
   if (result.code !== 0) lines.push(`  (exit ${result.code ?? "signal"})`);
   return lines;
@@ -52434,9 +52478,16 @@ const stop = (why, code) => {
   stopping = true;
   process.stderr.write("nexus: " + why + "\\n");
   if (!child) process.exit(code);
-  try { process.kill(-child.pid, "SIGTERM"); } catch {}
-  setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch {} process.exit(code); }, 3000).unref();
-  child.on("exit", () => process.exit(code));
+  const group = -child.pid;
+  const signal = (name) => { try { process.kill(group, name); return true; } catch { return false; } };
+  signal("SIGTERM");
+  // Until the whole group is gone, not only sh: a process that traps SIGTERM (a migration
+  // finishing its transaction) would keep running, and keep the SSH channel open, after us.
+  const began = Date.now();
+  setInterval(() => {
+    if (!signal(0)) process.exit(code);
+    if (Date.now() - began >= 3000) signal("SIGKILL");
+  }, 50);
 };
 const start = (env) => {
   child = spawn("sh", ["-c", command], {
@@ -52514,7 +52565,7 @@ async function runServerHook(host, hook, config2, options) {
   if (!command) return { ok: true };
   const { emit } = options;
   const server = host.server.name;
-  const redact = secretRedactor(config2);
+  const redact2 = secretRedactor(config2);
   const started = Date.now();
   emit({ type: "hook", hook, server, status: "start", message: command });
   let result;
@@ -52525,11 +52576,11 @@ async function runServerHook(host, hook, config2, options) {
       env: options.env,
       timeoutMs: config2.hooks.timeout,
       signal: options.signal,
-      onLine: (line) => emit({ type: "hook", hook, server, status: "output", message: redact(line) })
+      onLine: (line) => emit({ type: "hook", hook, server, status: "output", message: redact2(line) })
     });
     result = code === 0 && !options.signal?.aborted ? { ok: true } : { ok: false, reason: describeExit(code, config2.hooks.timeout, !!options.signal?.aborted) };
   } catch (error3) {
-    result = { ok: false, reason: redact(error3.message) };
+    result = { ok: false, reason: redact2(error3.message) };
   }
   emit({
     type: "hook",
@@ -52545,7 +52596,7 @@ async function runLocalHook(hook, config2, options) {
   const command = config2.hooks[hook];
   if (!command) return { ok: true };
   const { emit } = options;
-  const redact = secretRedactor(config2);
+  const redact2 = secretRedactor(config2);
   const timeoutMs = config2.hooks.timeout;
   const started = Date.now();
   emit({ type: "hook", hook, status: "start", message: command });
@@ -52562,18 +52613,23 @@ async function runLocalHook(hook, config2, options) {
       detached: true
     });
     const show = lineSplitter(
-      (line) => emit({ type: "hook", hook, status: "output", message: redact(line) })
+      (line) => emit({ type: "hook", hook, status: "output", message: redact2(line) })
     );
     child.stdout.setEncoding("utf8").on("data", (chunk2) => show.push(chunk2));
     child.stderr.setEncoding("utf8").on("data", (chunk2) => show.push(chunk2));
     let stopped;
+    const signalGroup = (signal2) => {
+      try {
+        if (child.pid) process.kill(-child.pid, signal2);
+      } catch {
+      }
+    };
+    let kill;
     const stop = (why) => {
       if (stopped) return;
       stopped = why;
-      try {
-        if (child.pid) process.kill(-child.pid, "SIGTERM");
-      } catch {
-      }
+      signalGroup("SIGTERM");
+      kill = setTimeout(() => signalGroup("SIGKILL"), 3e3);
     };
     const timer = setTimeout(() => stop(`timed out after ${timeoutMs / 1e3}s (hooks.timeout)`), timeoutMs);
     const onAbort = () => stop("interrupted");
@@ -52584,6 +52640,7 @@ async function runLocalHook(hook, config2, options) {
     });
     child.on("close", (code, signal2) => {
       clearTimeout(timer);
+      clearTimeout(kill);
       options.signal?.removeEventListener("abort", onAbort);
       show.flush();
       if (stopped) resolve2({ ok: false, reason: stopped });
@@ -53216,7 +53273,7 @@ async function stage(host, input) {
     if (input.signal?.aborted) throw new StageInterrupted();
   };
   goOn();
-  await runOp(session, prepare(l));
+  await runOp(session, prepare(l, { clearIncoming: true }));
   const archive = `${l.incoming}/${release}.tar.gz`;
   await timed(
     emit,
@@ -55130,6 +55187,19 @@ var JsonReporter = class {
   }
 };
 
+// src/report/masking.ts
+var redact = (text2) => text2;
+function maskSecretsOf(config2) {
+  redact = secretRedactor(config2);
+}
+function maskingReporter(inner) {
+  return {
+    emit: (event) => inner.emit(redactDeep(event, redact)),
+    print: (line) => inner.print(redact(line)),
+    close: () => inner.close()
+  };
+}
+
 // src/cli/context.ts
 init_terminal();
 async function pickReporter(options) {
@@ -55150,6 +55220,7 @@ function readConfig(options) {
     config2.ssh.privateKey = key;
   }
   if (options.knownHosts) config2.ssh.knownHosts = path15.resolve(options.knownHosts);
+  maskSecretsOf(config2);
   return config2;
 }
 function exitCodeForError(error3) {
@@ -55204,7 +55275,7 @@ async function whileInterruptible(reporter, body) {
 }
 async function withReporter(program2, body) {
   const options = program2.opts();
-  const reporter = await pickReporter(options);
+  const reporter = maskingReporter(await pickReporter(options));
   try {
     return await body(reporter, options);
   } catch (error3) {
@@ -55848,14 +55919,14 @@ function pick2(config2, names, flag) {
 async function streamLogs(config2, servers2, options) {
   const names = pick2(config2, servers2, "logs");
   const fleet = await Fleet.open(config2, names, { ...options, quiet: true });
-  const redact = secretRedactor(config2);
+  const redact2 = secretRedactor(config2);
   try {
     await Promise.all(
       names.flatMap((name) => {
         const host = fleet.host(name);
         const files = fleet.processes.logFiles(host.layout);
         return ["out", "err"].map(async (stream) => {
-          const split = lineSplitter((line) => options.onLine({ server: name, stream, line: redact(line) }));
+          const split = lineSplitter((line) => options.onLine({ server: name, stream, line: redact2(line) }));
           const op = tailLog(stream === "out" ? files.out : files.error, options.lines, options.follow);
           await host.session.stream(op.command, {
             signal: options.signal,
@@ -55875,7 +55946,7 @@ async function execOnFleet(config2, command, options) {
   if (command.trim() === "") throw new PlanError("exec: no command given (nexus exec -- CMD)");
   const names = pick2(config2, options.only, "--only");
   const fleet = await Fleet.open(config2, names, { ...options, quiet: true });
-  const redact = secretRedactor(config2);
+  const redact2 = secretRedactor(config2);
   const runOne = async (host) => {
     const server = host.server.name;
     const result = { server, code: null, lines: [] };
@@ -55889,13 +55960,13 @@ async function execOnFleet(config2, command, options) {
         timeoutMs: 0,
         signal: options.signal,
         onLine: (text2, stream) => {
-          const line = { server, stream, line: redact(text2) };
+          const line = { server, stream, line: redact2(text2) };
           result.lines.push(line);
           options.onLine?.(line);
         }
       });
     } catch (error3) {
-      result.error = redact(error3.message);
+      result.error = redact2(error3.message);
     }
     options.onDone?.(result);
     return result;
@@ -55914,19 +55985,18 @@ async function execOnFleet(config2, command, options) {
   }
 }
 function maskedConfig(config2) {
-  const redact = secretRedactor(config2);
+  const redact2 = secretRedactor(config2);
   const servers2 = config2.servers.map(({ explicit: _explicit, secretKeys, envSources, env: env2, ...rest }) => ({
     ...rest,
     env: Object.fromEntries(
       Object.entries(env2).map(([key, value]) => {
         const source = envSources?.[key];
         if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
-        return [key, redact(value)];
+        return [key, redact2(value)];
       })
     )
   }));
-  const text2 = JSON.stringify({ ...config2, servers: servers2 });
-  return JSON.parse(redact(text2));
+  return redactDeep({ ...config2, servers: servers2 }, redact2);
 }
 
 // src/deploy/restart.ts
@@ -55985,7 +56055,7 @@ async function restart(config2, options) {
   });
 }
 function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
-  const previous = /* @__PURE__ */ new Map();
+  const kept = /* @__PURE__ */ new Map();
   return {
     ...ops,
     async activate(server, release, signal2) {
@@ -55995,16 +56065,14 @@ function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
         cwd: host.layout.release(release),
         env: releaseEnv(config2, server, releaseOf2(server.name))
       });
-      if (!previous.has(server.name)) {
-        previous.set(
+      if (!kept.has(server.name)) {
+        kept.set(
           server.name,
-          await runOp(host.session, readPrivateFile(file.path, "reading the process file"))
+          await runOp(host.session, keepPrivateFile(file.path, "keeping the process file"))
         );
         await runOp(host.session, writePrivateFile(file.path, file.content, "writing the process file"));
-      } else {
-        const old = previous.get(server.name);
-        if (old !== void 0)
-          await runOp(host.session, writePrivateFile(file.path, old, "restoring the process file"));
+      } else if (kept.get(server.name)) {
+        await runOp(host.session, restorePrivateFile(file.path, "restoring the process file"));
       }
       return ops.activate(server, release, signal2);
     }

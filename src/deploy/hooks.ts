@@ -134,14 +134,20 @@ export async function runLocalHook(
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => show.push(chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => show.push(chunk));
     let stopped: string | undefined;
-    const stop = (why: string) => {
-      if (stopped) return;
-      stopped = why;
+    const signalGroup = (signal: NodeJS.Signals) => {
       try {
-        if (child.pid) process.kill(-child.pid, "SIGTERM");
+        if (child.pid) process.kill(-child.pid, signal);
       } catch {
         // already gone
       }
+    };
+    let kill: NodeJS.Timeout | undefined;
+    const stop = (why: string) => {
+      if (stopped) return;
+      stopped = why;
+      signalGroup("SIGTERM");
+      // A process that ignores SIGTERM would hold the pipes, and this command, forever.
+      kill = setTimeout(() => signalGroup("SIGKILL"), 3000);
     };
     const timer = setTimeout(() => stop(`timed out after ${timeoutMs / 1000}s (hooks.timeout)`), timeoutMs);
     const onAbort = () => stop("interrupted");
@@ -152,6 +158,7 @@ export async function runLocalHook(
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      clearTimeout(kill);
       options.signal?.removeEventListener("abort", onAbort);
       show.flush();
       if (stopped) resolve({ ok: false, reason: stopped });

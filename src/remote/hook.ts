@@ -2,7 +2,8 @@
  * Runs a user's shell command (a hook, `nexus exec`) on a server: in a directory, with an env that
  * arrives on stdin (never on a command line, where `ps` would show it), in its own process group,
  * with a timeout. When stdin closes (the command was interrupted, or the SSH connection dropped)
- * the whole group is stopped, so nothing the command started outlives it.
+ * the whole group is stopped (SIGTERM, SIGKILL 3 s later) and waited for, so nothing the command
+ * started outlives it.
  *
  * A small Node program (Node is on every server nexus deploys to): sh cannot wait for a child and
  * for EOF on its stdin at once without leaving a reader behind. No single quote and no "$" in it:
@@ -20,9 +21,16 @@ const stop = (why, code) => {
   stopping = true;
   process.stderr.write("nexus: " + why + "\\n");
   if (!child) process.exit(code);
-  try { process.kill(-child.pid, "SIGTERM"); } catch {}
-  setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch {} process.exit(code); }, 3000).unref();
-  child.on("exit", () => process.exit(code));
+  const group = -child.pid;
+  const signal = (name) => { try { process.kill(group, name); return true; } catch { return false; } };
+  signal("SIGTERM");
+  // Until the whole group is gone, not only sh: a process that traps SIGTERM (a migration
+  // finishing its transaction) would keep running, and keep the SSH channel open, after us.
+  const began = Date.now();
+  setInterval(() => {
+    if (!signal(0)) process.exit(code);
+    if (Date.now() - began >= 3000) signal("SIGKILL");
+  }, 50);
 };
 const start = (env) => {
   child = spawn("sh", ["-c", command], {

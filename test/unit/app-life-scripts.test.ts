@@ -11,6 +11,8 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { resolveConfig } from "../../src/config/load.js";
+import { runLocalHook } from "../../src/deploy/hooks.js";
 import { COMMAND_EXIT, COMMAND_SCRIPT, envLine } from "../../src/remote/hook.js";
 import { layout } from "../../src/remote/layout.js";
 import { LOGS_SCRIPT } from "../../src/remote/logs.js";
@@ -144,6 +146,43 @@ describe("user commands (hooks, exec) under sh", () => {
     expect(result.code).toBe(COMMAND_EXIT.interrupted);
     await until(() => !alive(pid));
   });
+
+  it("a stopped command ends only when its whole group has: one that ignores SIGTERM is killed first", async () => {
+    const dir = tmp("hook-stubborn");
+    const run = start(
+      script(COMMAND_SCRIPT, dir, "sh -c 'trap \"\" TERM; echo $$ > bg.pid; sleep 60' & wait", 500),
+      envLine({}),
+    );
+    const result = await run.done;
+    expect(result.code).toBe(COMMAND_EXIT.timeout);
+    const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
+    expect(pid).toBeGreaterThan(0);
+    expect(alive(pid)).toBe(false);
+  }, 20_000);
+
+  it("a local hook (afterFailure) that ignores SIGTERM is killed when it times out", async () => {
+    const dir = tmp("local-hook");
+    const config = resolveConfig(
+      {
+        app: { name: "api", root: dir },
+        servers: [{ name: "web1", host: "127.0.0.1" }],
+        balancer: { host: "web1", upstreamFile: "/etc/nginx/nexus/api-servers.conf" },
+        hooks: { afterFailure: "trap '' TERM; echo $$ > hook.pid; sleep 60", timeout: 300 },
+      },
+      "deploy.config.json",
+      dir,
+      {},
+    );
+    const events: unknown[] = [];
+    const result = await runLocalHook("afterFailure", config, {
+      release: "r1",
+      result: "failed",
+      summary: [],
+      emit: (event) => events.push(event),
+    });
+    expect(result).toEqual({ ok: false, reason: "timed out after 0.3s (hooks.timeout)" });
+    expect(alive(Number(readFileSync(path.join(dir, "hook.pid"), "utf8")))).toBe(false);
+  }, 20_000);
 
   it("the timeout stops it with its own exit code", async () => {
     const dir = tmp("hook-timeout");

@@ -47522,6 +47522,7 @@ function layout(base) {
     journal: path7.join(state, "journal.json"),
     history: path7.join(state, "history.jsonl"),
     failed: path7.join(state, "failed"),
+    staged: path7.join(state, "staged"),
     incoming: path7.join(state, "incoming"),
     release: (id) => path7.join(base, "releases", id),
     ecosystem: (id) => path7.join(state, "pm2", `${id}.json`)
@@ -47662,7 +47663,7 @@ function prepare(l, options = {}) {
   };
 }
 var EXTRACT_SCRIPT = `set -eu
-archive=$1 release=$2 expected=$3
+archive=$1 release=$2 expected=$3 stamp=$4
 tmp="$release.partial"
 # The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
 trap 'rm -rf "$archive" "$tmp"' EXIT
@@ -47700,12 +47701,14 @@ if [ -n "$outside" ]; then
   echo "refused: the artifact holds a symlink out of the release: $outside" >&2
   exit ${REMOTE_EXIT.unsafeArchive}
 fi
-mv "$tmp" "$release"`;
+mv "$tmp" "$release"
+mkdir -p "\${stamp%/*}"
+: > "$stamp"`;
 function extract(l, archive, id, sha256) {
   assertReleaseId(id);
   return {
     what: "extracting the release",
-    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256),
+    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
     parse: (result, server) => void stdoutOrThrow(server, "extracting the release", result)
   };
 }
@@ -47778,7 +47781,8 @@ function removeReleases(l, ids) {
         `${l.incoming}/${id}.tar.gz`,
         `${l.incoming}/${id}.tar.gz.part`,
         l.ecosystem(id),
-        `${l.failed}/${id}`
+        `${l.failed}/${id}`,
+        `${l.staged}/${id}`
       ])
     ),
     parse: (result, server) => void stdoutOrThrow(server, "removing releases", result)
@@ -51622,7 +51626,9 @@ for d in releases/*; do
   [ -d "$d" ] || continue
   id=\${d#releases/}
   case "$id" in *.partial | -* | .* | *[!A-Za-z0-9._-]*) continue ;; esac
-  t=$(stat -c %Y "$d" 2>/dev/null || echo 0)
+  # Staged-at: the stamp extraction writes; the directory's own mtime for releases older than it.
+  if [ -e ".nexus/staged/$id" ]; then t=$(stat -c %Y ".nexus/staged/$id" 2>/dev/null || echo 0)
+  else t=$(stat -c %Y "$d" 2>/dev/null || echo 0); fi
   if [ -e ".nexus/failed/$id" ]; then s=failed; else s=ok; fi
   printf '@release %s %s %s\\n' "$id" "$s" "$t"
 done

@@ -16,6 +16,8 @@ export interface Layout {
   history: string;
   /** One empty file per release that failed its gate. */
   failed: string;
+  /** One empty file per release, written when it was staged: its mtime orders the releases. */
+  staged: string;
   incoming: string;
   release(id: string): string;
   /** The PM2 ecosystem file of a release, kept outside the release so releases stay pristine. */
@@ -35,6 +37,7 @@ export function layout(base: string): Layout {
     journal: path.join(state, "journal.json"),
     history: path.join(state, "history.jsonl"),
     failed: path.join(state, "failed"),
+    staged: path.join(state, "staged"),
     incoming: path.join(state, "incoming"),
     release: (id) => path.join(base, "releases", id),
     ecosystem: (id) => path.join(state, "pm2", `${id}.json`),

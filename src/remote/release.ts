@@ -46,11 +46,13 @@ export function prepare(l: Layout, options: { clearIncoming?: boolean } = {}): R
 }
 
 /**
- * $1 archive, $2 release directory, $3 expected sha256. Verifies the archive, refuses entries
- * and symlinks that lead out of the release, extracts into "<release>.partial" and renames it.
+ * $1 archive, $2 release directory, $3 expected sha256, $4 the release's staged stamp. Verifies
+ * the archive, refuses entries and symlinks that lead out of the release, extracts into
+ * "<release>.partial", renames it and writes the stamp (a release directory's own mtime moves
+ * whenever something creates a file at its top, which would reorder the releases).
  */
 export const EXTRACT_SCRIPT = `set -eu
-archive=$1 release=$2 expected=$3
+archive=$1 release=$2 expected=$3 stamp=$4
 tmp="$release.partial"
 # The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
 trap 'rm -rf "$archive" "$tmp"' EXIT
@@ -88,13 +90,15 @@ if [ -n "$outside" ]; then
   echo "refused: the artifact holds a symlink out of the release: $outside" >&2
   exit ${REMOTE_EXIT.unsafeArchive}
 fi
-mv "$tmp" "$release"`;
+mv "$tmp" "$release"
+mkdir -p "\${stamp%/*}"
+: > "$stamp"`;
 
 export function extract(l: Layout, archive: string, id: string, sha256: string): RemoteOp<void> {
   assertReleaseId(id);
   return {
     what: "extracting the release",
-    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256),
+    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
     parse: (result, server) => void stdoutOrThrow(server, "extracting the release", result),
   };
 }
@@ -185,6 +189,7 @@ export function removeReleases(l: Layout, ids: readonly string[]): RemoteOp<void
         `${l.incoming}/${id}.tar.gz.part`,
         l.ecosystem(id),
         `${l.failed}/${id}`,
+        `${l.staged}/${id}`,
       ]),
     ),
     parse: (result, server) => void stdoutOrThrow(server, "removing releases", result),

@@ -44,7 +44,9 @@ for d in releases/*; do
   [ -d "$d" ] || continue
   id=\${d#releases/}
   case "$id" in *.partial | -* | .* | *[!A-Za-z0-9._-]*) continue ;; esac
-  t=$(stat -c %Y "$d" 2>/dev/null || echo 0)
+  # Staged-at: the stamp extraction writes; the directory's own mtime for releases older than it.
+  if [ -e ".nexus/staged/$id" ]; then t=$(stat -c %Y ".nexus/staged/$id" 2>/dev/null || echo 0)
+  else t=$(stat -c %Y "$d" 2>/dev/null || echo 0); fi
   if [ -e ".nexus/failed/$id" ]; then s=failed; else s=ok; fi
   printf '@release %s %s %s\\n' "$id" "$s" "$t"
 done

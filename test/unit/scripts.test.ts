@@ -372,6 +372,28 @@ describe("server state under sh", () => {
     expect(s.current).toBe("good-1");
   });
 
+  it("releases are ordered by when they were staged, not by their directory's mtime (a file the app writes moves it)", () => {
+    const dir = tmp("order");
+    const l = layout(path.join(dir, "srv"));
+    run(release.prepare(l));
+    const archive = path.join(dir, "a.tar.gz");
+    const at = (file: string, iso: string) => execFileSync("touch", ["-d", iso, file]);
+    for (const [i, id] of ["r0", "r1", "r2"].entries()) {
+      craftArchive(dir, [{ name: "./server.js" }]);
+      execFileSync("mv", [path.join(dir, "evil.tar.gz"), archive]);
+      run(release.extract(l, archive, id, sha256(archive)));
+      at(path.join(l.staged, id), `2026-01-0${i + 1}T00:00:00Z`);
+    }
+    // The old release's process writes a pid file at its top when it starts again, say.
+    at(l.release("r1"), "2026-02-01T00:00:00Z");
+    // A release staged before stamps existed: its directory's mtime.
+    mkdirSync(l.release("legacy"));
+    at(l.release("legacy"), "2025-12-01T00:00:00Z");
+    expect(run(state.inspect(l)).releases.map((r) => r.id)).toEqual(["legacy", "r0", "r1", "r2"]);
+    run(release.removeReleases(l, ["r0"]));
+    expect(readdirSync(l.staged).sort()).toEqual(["r1", "r2"]);
+  });
+
   it("journals with forged ids are read, but their ids are not trusted", () => {
     const j = state.parseJournal('{"command":"deploy","release":"..","previous":"../../etc","pid":3}');
     expect(j).toMatchObject({ command: "deploy", release: "unknown", previous: null, pid: 3 });

@@ -52610,7 +52610,8 @@ async function runLocalHook(hook, config2, options) {
     const child = spawn3("sh", ["-c", command], {
       cwd: config2.app.root,
       env: {
-        ...options.env ?? process.env,
+        // Without the deploy key, as the build: a notification script needs none of it.
+        ...buildEnv(config2.ssh, options.env ?? process.env),
         NEXUS_RELEASE: options.release,
         NEXUS_RESULT: options.result,
         NEXUS_SUMMARY: JSON.stringify(options.summary)

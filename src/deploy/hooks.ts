@@ -5,6 +5,7 @@ import { COMMAND_EXIT, COMMAND_SCRIPT, envLine } from "../remote/hook.js";
 import { script } from "../remote/op.js";
 import { secretRedactor } from "../report/redact.js";
 import { lineSplitter } from "../util/lines.js";
+import { buildEnv } from "./build-env.js";
 import type { Host } from "./fleet.js";
 
 export interface CommandOnServer {
@@ -95,7 +96,7 @@ export async function runServerHook(
 
 /**
  * afterDeploy / afterFailure: on this machine, in the app's directory, with nexus's environment
- * plus NEXUS_RELEASE, NEXUS_RESULT and NEXUS_SUMMARY (the summary rows as JSON).
+ * (less the deploy key and its passphrase) plus NEXUS_RELEASE, NEXUS_RESULT and NEXUS_SUMMARY (the summary rows as JSON).
  */
 export async function runLocalHook(
   hook: "afterDeploy" | "afterFailure",
@@ -120,7 +121,8 @@ export async function runLocalHook(
     const child = spawn("sh", ["-c", command], {
       cwd: config.app.root,
       env: {
-        ...(options.env ?? process.env),
+        // Without the deploy key, as the build: a notification script needs none of it.
+        ...buildEnv(config.ssh, options.env ?? process.env),
         NEXUS_RELEASE: options.release,
         NEXUS_RESULT: options.result,
         NEXUS_SUMMARY: JSON.stringify(options.summary),

@@ -160,6 +160,40 @@ describe("user commands (hooks, exec) under sh", () => {
     expect(alive(pid)).toBe(false);
   }, 20_000);
 
+  it("a local hook (afterDeploy) gets nexus's env and the result, but not the deploy key", async () => {
+    const dir = tmp("local-env");
+    const config = resolveConfig(
+      {
+        app: { name: "api", root: dir },
+        servers: [{ name: "web1", host: "127.0.0.1" }],
+        balancer: { host: "web1", upstreamFile: "/etc/nginx/nexus/api-servers.conf" },
+        ssh: { privateKeyEnv: "CI_KEY" },
+        hooks: { afterDeploy: "env > env.txt" },
+      },
+      "deploy.config.json",
+      dir,
+      {},
+    );
+    const result = await runLocalHook("afterDeploy", config, {
+      release: "r1",
+      result: "success",
+      summary: [],
+      emit: () => {},
+      env: {
+        PATH: process.env.PATH,
+        CI_KEY: "key",
+        NEXUS_SSH_KEY: "key",
+        NEXUS_SSH_PASSPHRASE: "p",
+        SLACK_URL: "u",
+      },
+    });
+    expect(result).toEqual({ ok: true });
+    const env = readFileSync(path.join(dir, "env.txt"), "utf8");
+    expect(env).toContain("SLACK_URL=u");
+    expect(env).toContain("NEXUS_RESULT=success");
+    expect(env).not.toMatch(/^(CI_KEY|NEXUS_SSH_KEY|NEXUS_SSH_PASSPHRASE)=/m);
+  });
+
   it("a local hook (afterFailure) that ignores SIGTERM is killed when it times out", async () => {
     const dir = tmp("local-hook");
     const config = resolveConfig(

@@ -54858,7 +54858,15 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
       }
     };
   });
+  const logins = /* @__PURE__ */ new Map();
   for (const [index, server] of servers2.entries()) {
+    const login = `${server.user}@${server.host}:${server.port}`;
+    const twin = logins.get(login);
+    if (twin !== void 0)
+      problems.push(
+        `servers[${index}]: "${server.name}" logs in as ${login}, as "${twin}" does: one PM2 would run both as "${parsed.pm2.name ?? parsed.app.name}", each restart replacing the other's; use one entry per machine and login`
+      );
+    logins.set(login, server.name);
     if (!server.deployPath.startsWith("/") && !server.deployPath.startsWith("~/")) {
       const field = parsed.servers[index]?.deployPath ? `servers[${index}].deployPath` : "deployPath";
       problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);

@@ -182,7 +182,17 @@ export function resolveConfig(
       },
     };
   });
+  const logins = new Map<string, string>();
   for (const [index, server] of servers.entries()) {
+    // One login, one PM2 daemon: both entries' apps would carry one PM2 name, and each restart
+    // (which deletes that name's instances) would take down the other's.
+    const login = `${server.user}@${server.host}:${server.port}`;
+    const twin = logins.get(login);
+    if (twin !== undefined)
+      problems.push(
+        `servers[${index}]: "${server.name}" logs in as ${login}, as "${twin}" does: one PM2 would run both as "${parsed.pm2.name ?? parsed.app.name}", each restart replacing the other's; use one entry per machine and login`,
+      );
+    logins.set(login, server.name);
     if (!server.deployPath.startsWith("/") && !server.deployPath.startsWith("~/")) {
       const field = parsed.servers[index]?.deployPath ? `servers[${index}].deployPath` : "deployPath";
       problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);

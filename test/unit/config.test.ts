@@ -86,4 +86,22 @@ describe("config", () => {
       'balancer.host: "nexus-omega" is not a server name (expected one of "nexus-alpha" or "local")',
     ]);
   });
+
+  it("refuses two servers on one login (one PM2, one app name), not two users or ports on one host", () => {
+    const data = valid();
+    const servers = data.servers as Record<string, unknown>[];
+    servers[1]!.host = servers[0]!.host;
+    servers[1]!.port = 22;
+    servers[1]!.upstream = "10.0.0.1:3001";
+    servers[0]!.user = "deploy";
+    servers[1]!.user = "deploy";
+    expect(problems(data)).toEqual([
+      'servers[1]: "nexus-beta" logs in as deploy@10.0.0.1:22, as "nexus-alpha" does: one PM2 would run both as "api", each restart replacing the other\'s; use one entry per machine and login',
+    ]);
+    servers[1]!.user = "deploy2";
+    expect(() => resolveConfig(data, "x", "/p")).not.toThrow();
+    servers[1]!.user = "deploy";
+    servers[1]!.port = 2222;
+    expect(() => resolveConfig(data, "x", "/p")).not.toThrow();
+  });
 });

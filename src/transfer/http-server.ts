@@ -114,7 +114,8 @@ export class ArtifactServer {
     return this.closedPromise;
   }
 
-  offer(timeoutMs: number, onProgress?: (sent: number, total: number) => void): Offer {
+  /** `base`: the URL's start for this offer, when hosts reach this listener at other addresses. */
+  offer(timeoutMs: number, onProgress?: (sent: number, total: number) => void, base = this.base): Offer {
     if (this.closed) throw new Error("the artifact server is closed");
     const token = randomBytes(32).toString("hex");
     const state: OfferState = {
@@ -127,7 +128,7 @@ export class ArtifactServer {
     };
     this.offers.set(token, state);
     return {
-      url: `${this.base}/${token}/${ARTIFACT_NAME}`,
+      url: `${base}/${token}/${ARTIFACT_NAME}`,
       token,
       sent: () => state.sent,
       withdraw: () => this.withdraw(token),

@@ -7,7 +7,7 @@ import { sha256Of } from "../remote/sha256.js";
 import { SshError } from "../ssh/errors.js";
 import type { SshSession, UploadOptions } from "../ssh/session.js";
 import { FETCH_EXIT, type Fetcher, fetchCommand, fetchInput } from "./fetch-command.js";
-import { ArtifactServer, type ListenAddress, type Offer, parseListen } from "./http-server.js";
+import { ArtifactServer, baseUrl, type ListenAddress, type Offer, parseListen } from "./http-server.js";
 
 export type TransferMethod = Config["transfer"]["method"];
 
@@ -24,6 +24,8 @@ export interface TransferOptions {
   sftp?: Pick<UploadOptions, "concurrency" | "chunkSize">;
   /** Which HTTP clients the server may use, in order (default curl, wget, node). */
   fetchers?: readonly Fetcher[];
+  /** Ctrl-C: the upload stops, or the HTTP offer is withdrawn (its download cut); no fallback. */
+  signal?: AbortSignal;
 }
 
 /** A transfer that failed for good: the archive is not on the server under its final name. */
@@ -36,7 +38,7 @@ export class TransferError extends NexusError {
   }
 }
 
-interface Bind {
+export interface Bind {
   listen: ListenAddress;
   advertiseHost?: string;
 }
@@ -66,14 +68,18 @@ export async function transferArtifact(
   if (options.method !== "http") {
     const started = Date.now();
     try {
-      await host.session.upload(artifact.file, archive, { ...options.sftp, onProgress: progress });
+      await host.session.upload(artifact.file, archive, {
+        ...options.sftp,
+        onProgress: progress,
+        signal: options.signal,
+      });
       const speed = rate(artifact.bytes, started);
       const actual = await remoteSha256(host.session, archive);
       if (actual === artifact.sha256) return `sftp, ${speed}`;
       await host.session.exec(cmd("rm", "-f", archive));
       fallbackReason = `checksum mismatch after the SFTP upload: expected ${artifact.sha256}, got ${actual || "nothing"}; the file was removed`;
     } catch (error) {
-      if (error instanceof SshError || options.method === "sftp") throw error;
+      if (error instanceof SshError || options.method === "sftp" || options.signal?.aborted) throw error;
       fallbackReason = `SFTP upload failed: ${stripServer(name, (error as Error).message)}`;
     }
     if (options.method === "sftp") throw new TransferError(name, fallbackReason);
@@ -81,7 +87,7 @@ export async function transferArtifact(
   }
 
   const started = Date.now();
-  await fetchOverHttp(host, artifact, archive, options, progress);
+  await fetchOverHttp(host, artifact, archive, options, progress, fallbackReason);
   return `http${fallbackReason ? " (fallback)" : ""}, ${rate(artifact.bytes, started)}`;
 }
 
@@ -91,6 +97,7 @@ async function fetchOverHttp(
   archive: string,
   options: TransferOptions,
   progress: (sent: number, total: number) => void,
+  fallbackReason: string | undefined,
 ): Promise<void> {
   const name = host.server.name;
   const { offer, base } = await offerArtifact(
@@ -100,7 +107,10 @@ async function fetchOverHttp(
     options.timeout + 5_000,
     progress,
   );
+  const withdraw = () => offer.withdraw();
+  options.signal?.addEventListener("abort", withdraw, { once: true });
   try {
+    options.signal?.throwIfAborted();
     // The URL (its token is the key to the artifact) goes on stdin: not in `ps`, not in --verbose.
     const result = await host.session.exec(
       fetchCommand({
@@ -112,6 +122,7 @@ async function fetchOverHttp(
       { what: "fetching the artifact over HTTP", stdin: fetchInput(offer.url) },
     );
     if (result.code === 0) return;
+    options.signal?.throwIfAborted();
     const detail = (result.stderr || result.stdout)
       .replaceAll(offer.token, "***")
       .trim()
@@ -121,16 +132,48 @@ async function fetchOverHttp(
     if (result.code === FETCH_EXIT.checksum) {
       throw new TransferError(name, `${detail} (over HTTP); the file was removed, nothing extracted`);
     }
+    const advice = couldNotConnect(detail)
+      ? ` The server must reach ${base}: set transfer.listen / transfer.url.`
+      : "";
+    const before = fallbackReason ? ` (SFTP first: ${fallbackReason})` : "";
     throw new TransferError(
       name,
-      `fetching the artifact from nexus failed (exit ${result.code ?? "signal"}): ${detail || "no output"}. The server must reach ${base}: set transfer.listen / transfer.url`,
+      `fetching the artifact from nexus failed (exit ${result.code ?? "signal"}): ${detail || "no output"}.${advice}${before}`,
     );
   } finally {
+    options.signal?.removeEventListener("abort", withdraw);
     offer.withdraw();
   }
 }
 
+/**
+ * Whether a failed fetch could not reach nexus (curl 6/7/28, wget 4, timeout(1)'s 124, node's connect errors), as
+ * opposed to a server-side failure (a full disk, a permission) that no listen address would fix.
+ */
+export function couldNotConnect(detail: string): boolean {
+  return (
+    /curl failed \(exit (6|7|28)\)/.test(detail) ||
+    /wget failed \(exit 4\)/.test(detail) ||
+    /failed \(exit 124\)/.test(detail) ||
+    /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|timed out/.test(detail)
+  );
+}
+
 const servers = new Map<string, Promise<ArtifactServer>>();
+
+/**
+ * One listener per artifact and listen address: hosts reaching a wildcard listener on different
+ * local addresses (a LAN and a VPN) share it, each with its own URL (a listener per URL would
+ * bind the same port twice).
+ */
+export function listenerKey(file: string, bind: Bind): string {
+  return [file, bind.listen.host, bind.listen.port].join("\0");
+}
+
+/** The base URL a host fetches from: transfer.url, else the address it reaches nexus on. */
+export function offerBase(bind: Bind, advertise: string | undefined, port: number): string {
+  return (advertise ?? baseUrl(bind.advertiseHost ?? bind.listen.host, port)).replace(/\/+$/, "");
+}
 
 /**
  * An offer on the listener for this artifact and address, started on first use and shared by the
@@ -143,16 +186,13 @@ async function offerArtifact(
   timeoutMs: number,
   progress: (sent: number, total: number) => void,
 ): Promise<{ offer: Offer; base: string }> {
-  const { listen, advertiseHost } = bind;
-  const key = [artifact.file, listen.host, listen.port, advertiseHost, advertise].join("\0");
+  const key = listenerKey(artifact.file, bind);
   for (;;) {
     let pending = servers.get(key);
     if (!pending) {
       pending = ArtifactServer.start({
         file: artifact.file,
-        listen,
-        advertise,
-        advertiseHost,
+        listen: bind.listen,
         onClose: () => {
           if (servers.get(key) === pending) servers.delete(key);
         },
@@ -164,7 +204,10 @@ async function offerArtifact(
     }
     const server = await pending;
     // It may have closed with its last offer while we waited: then start another.
-    if (!server.isClosed) return { offer: server.offer(timeoutMs, progress), base: server.base };
+    if (!server.isClosed) {
+      const base = offerBase(bind, advertise, server.port);
+      return { offer: server.offer(timeoutMs, progress, base), base };
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FETCH_EXIT, fetchCommand, fetchInput } from "../../src/transfer/fetch-command.js";
 import { baseUrl, parseListen } from "../../src/transfer/http-server.js";
+import { couldNotConnect, listenerKey, offerBase } from "../../src/transfer/transfer.js";
 
 const SHA = "a".repeat(64);
 const URL = "http://127.0.0.1:4321/0123/release.tar.gz";
@@ -84,5 +85,49 @@ describe("parseListen / baseUrl", () => {
   it("brackets IPv6 addresses in URLs", () => {
     expect(baseUrl("::1", 8099)).toBe("http://[::1]:8099");
     expect(baseUrl("10.0.0.5", 80)).toBe("http://10.0.0.5:80");
+  });
+});
+
+describe("the HTTP fallback's listener and URLs", () => {
+  const wildcard = { host: "0.0.0.0", port: 8099 };
+  const lan = { listen: wildcard, advertiseHost: "10.0.0.9" };
+  const vpn = { listen: wildcard, advertiseHost: "192.168.1.9" };
+
+  it("hosts reaching one wildcard listener on different addresses share it (a second would bind its port twice)", () => {
+    expect(listenerKey("/tmp/a.tar.gz", lan)).toBe(listenerKey("/tmp/a.tar.gz", vpn));
+    expect(listenerKey("/tmp/a.tar.gz", lan)).not.toBe(listenerKey("/tmp/b.tar.gz", lan));
+    expect(listenerKey("/tmp/a.tar.gz", { listen: { host: "127.0.0.1", port: 0 } })).not.toBe(
+      listenerKey("/tmp/a.tar.gz", { listen: { host: "127.0.0.2", port: 0 } }),
+    );
+  });
+
+  it("each host gets the URL of the address it reaches nexus on, or transfer.url", () => {
+    expect(offerBase(lan, undefined, 8099)).toBe("http://10.0.0.9:8099");
+    expect(offerBase(vpn, undefined, 8099)).toBe("http://192.168.1.9:8099");
+    expect(offerBase({ listen: { host: "127.0.0.1", port: 0 } }, undefined, 41234)).toBe(
+      "http://127.0.0.1:41234",
+    );
+    expect(offerBase(lan, "https://deploy.example.com/nexus/", 8099)).toBe(
+      "https://deploy.example.com/nexus",
+    );
+  });
+});
+
+describe("a failed HTTP fetch's advice", () => {
+  it("says to make nexus reachable only when the server could not connect", () => {
+    for (const detail of [
+      "curl: (7) Failed to connect to 10.0.0.5 port 8099\nnexus: download with curl failed (exit 7)",
+      "nexus: download with curl failed (exit 28)",
+      "nexus: download with wget failed (exit 4)",
+      "nexus: download with wget failed (exit 124)",
+      "nexus: download with node failed: connect ECONNREFUSED 10.0.0.5:8099\nnexus: download with node failed (exit 75)",
+    ])
+      expect(couldNotConnect(detail), detail).toBe(true);
+    for (const detail of [
+      "curl: (23) Failure writing output to destination\nnexus: download with curl failed (exit 23)",
+      "nexus: download with curl failed (exit 22)",
+      "nexus: download with node failed: ENOSPC: no space left on device",
+    ])
+      expect(couldNotConnect(detail), detail).toBe(false);
   });
 });

@@ -50170,21 +50170,34 @@ var SshSession = class _SshSession {
   async upload(local, remote, options = {}) {
     const {
       onProgress,
+      signal: signal2,
       // 2 MiB in flight fill the SSH channel's window: more (64 × 255 KiB) is no faster on loopback
       // and costs the CLI 30–40 MB of memory (docs/benchmarks-transfer.md).
       concurrency = 16,
       chunkSize = 128 * 1024
     } = typeof options === "function" ? { onProgress: options } : options;
+    signal2?.throwIfAborted();
     const sftp = await this.sftp();
+    signal2?.throwIfAborted();
     const partial2 = `${remote}.part`;
-    await new Promise((resolve2, reject) => {
-      sftp.fastPut(
-        local,
-        partial2,
-        { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
-        (error3) => error3 ? reject(this.closed ? this.wrap(error3) : error3) : resolve2()
-      );
-    });
+    const abort = () => {
+      this.sftpPromise = void 0;
+      sftp.end();
+    };
+    signal2?.addEventListener("abort", abort, { once: true });
+    try {
+      await new Promise((resolve2, reject) => {
+        sftp.fastPut(
+          local,
+          partial2,
+          { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
+          (error3) => error3 ? reject(this.closed ? this.wrap(error3) : error3) : resolve2()
+        );
+      });
+    } finally {
+      signal2?.removeEventListener("abort", abort);
+    }
+    signal2?.throwIfAborted();
     await new Promise((resolve2, reject) => {
       sftp.rename(partial2, remote, (error3) => {
         if (!error3) return resolve2();
@@ -53047,7 +53060,8 @@ var ArtifactServer = class _ArtifactServer {
   whenClosed() {
     return this.closedPromise;
   }
-  offer(timeoutMs, onProgress) {
+  /** `base`: the URL's start for this offer, when hosts reach this listener at other addresses. */
+  offer(timeoutMs, onProgress, base = this.base) {
     if (this.closed) throw new Error("the artifact server is closed");
     const token = randomBytes3(32).toString("hex");
     const state = {
@@ -53060,7 +53074,7 @@ var ArtifactServer = class _ArtifactServer {
     };
     this.offers.set(token, state);
     return {
-      url: `${this.base}/${token}/${ARTIFACT_NAME}`,
+      url: `${base}/${token}/${ARTIFACT_NAME}`,
       token,
       sent: () => state.sent,
       withdraw: () => this.withdraw(token)
@@ -53155,24 +53169,28 @@ async function transferArtifact(host, artifact, archive, options) {
   if (options.method !== "http") {
     const started2 = Date.now();
     try {
-      await host.session.upload(artifact.file, archive, { ...options.sftp, onProgress: progress });
+      await host.session.upload(artifact.file, archive, {
+        ...options.sftp,
+        onProgress: progress,
+        signal: options.signal
+      });
       const speed = rate2(artifact.bytes, started2);
       const actual = await remoteSha256(host.session, archive);
       if (actual === artifact.sha256) return `sftp, ${speed}`;
       await host.session.exec(cmd("rm", "-f", archive));
       fallbackReason = `checksum mismatch after the SFTP upload: expected ${artifact.sha256}, got ${actual || "nothing"}; the file was removed`;
     } catch (error3) {
-      if (error3 instanceof SshError || options.method === "sftp") throw error3;
+      if (error3 instanceof SshError || options.method === "sftp" || options.signal?.aborted) throw error3;
       fallbackReason = `SFTP upload failed: ${stripServer(name, error3.message)}`;
     }
     if (options.method === "sftp") throw new TransferError(name, fallbackReason);
     options.emit?.({ type: "warn", server: name, message: `${fallbackReason}; fetching over HTTP instead` });
   }
   const started = Date.now();
-  await fetchOverHttp(host, artifact, archive, options, progress);
+  await fetchOverHttp(host, artifact, archive, options, progress, fallbackReason);
   return `http${fallbackReason ? " (fallback)" : ""}, ${rate2(artifact.bytes, started)}`;
 }
-async function fetchOverHttp(host, artifact, archive, options, progress) {
+async function fetchOverHttp(host, artifact, archive, options, progress, fallbackReason) {
   const name = host.server.name;
   const { offer, base } = await offerArtifact(
     artifact,
@@ -53181,7 +53199,10 @@ async function fetchOverHttp(host, artifact, archive, options, progress) {
     options.timeout + 5e3,
     progress
   );
+  const withdraw = () => offer.withdraw();
+  options.signal?.addEventListener("abort", withdraw, { once: true });
   try {
+    options.signal?.throwIfAborted();
     const result = await host.session.exec(
       fetchCommand({
         dest: archive,
@@ -53192,30 +53213,40 @@ async function fetchOverHttp(host, artifact, archive, options, progress) {
       { what: "fetching the artifact over HTTP", stdin: fetchInput(offer.url) }
     );
     if (result.code === 0) return;
+    options.signal?.throwIfAborted();
     const detail = (result.stderr || result.stdout).replaceAll(offer.token, "***").trim().split("\n").slice(-4).join("\n");
     if (result.code === FETCH_EXIT.checksum) {
       throw new TransferError(name, `${detail} (over HTTP); the file was removed, nothing extracted`);
     }
+    const advice = couldNotConnect(detail) ? ` The server must reach ${base}: set transfer.listen / transfer.url.` : "";
+    const before = fallbackReason ? ` (SFTP first: ${fallbackReason})` : "";
     throw new TransferError(
       name,
-      `fetching the artifact from nexus failed (exit ${result.code ?? "signal"}): ${detail || "no output"}. The server must reach ${base}: set transfer.listen / transfer.url`
+      `fetching the artifact from nexus failed (exit ${result.code ?? "signal"}): ${detail || "no output"}.${advice}${before}`
     );
   } finally {
+    options.signal?.removeEventListener("abort", withdraw);
     offer.withdraw();
   }
 }
+function couldNotConnect(detail) {
+  return /curl failed \(exit (6|7|28)\)/.test(detail) || /wget failed \(exit 4\)/.test(detail) || /failed \(exit 124\)/.test(detail) || /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|timed out/.test(detail);
+}
 var servers = /* @__PURE__ */ new Map();
+function listenerKey(file, bind) {
+  return [file, bind.listen.host, bind.listen.port].join("\0");
+}
+function offerBase(bind, advertise, port2) {
+  return (advertise ?? baseUrl(bind.advertiseHost ?? bind.listen.host, port2)).replace(/\/+$/, "");
+}
 async function offerArtifact(artifact, bind, advertise, timeoutMs, progress) {
-  const { listen, advertiseHost } = bind;
-  const key = [artifact.file, listen.host, listen.port, advertiseHost, advertise].join("\0");
+  const key = listenerKey(artifact.file, bind);
   for (; ; ) {
     let pending = servers.get(key);
     if (!pending) {
       pending = ArtifactServer.start({
         file: artifact.file,
-        listen,
-        advertise,
-        advertiseHost,
+        listen: bind.listen,
         onClose: () => {
           if (servers.get(key) === pending) servers.delete(key);
         }
@@ -53226,7 +53257,10 @@ async function offerArtifact(artifact, bind, advertise, timeoutMs, progress) {
       });
     }
     const server = await pending;
-    if (!server.isClosed) return { offer: server.offer(timeoutMs, progress), base: server.base };
+    if (!server.isClosed) {
+      const base = offerBase(bind, advertise, server.port);
+      return { offer: server.offer(timeoutMs, progress, base), base };
+    }
   }
 }
 function listenAddressFor(session, listen) {
@@ -53282,12 +53316,18 @@ async function stage(host, input) {
   goOn();
   await runOp(session, prepare(l, { clearIncoming: true }));
   const archive = `${l.incoming}/${release}.tar.gz`;
-  await timed(
-    emit,
-    name,
-    "upload",
-    () => transferArtifact(host, artifact, archive, { ...config2.transfer, emit })
-  );
+  await timed(emit, name, "upload", async () => {
+    try {
+      return await transferArtifact(host, artifact, archive, {
+        ...config2.transfer,
+        emit,
+        signal: input.signal
+      });
+    } catch (error3) {
+      if (input.signal?.aborted) throw new StageInterrupted();
+      throw error3;
+    }
+  });
   goOn();
   await timed(emit, name, "extract", async () => {
     await runOp(session, extract(l, archive, release, artifact.sha256));

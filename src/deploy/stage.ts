@@ -43,9 +43,19 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
 
   const archive = `${l.incoming}/${release}.tar.gz`;
   // SFTP, else HTTP; resolves once the server has checked the sha256 (a bad file is removed).
-  await timed(emit, name, "upload", () =>
-    transferArtifact(host, artifact, archive, { ...config.transfer, emit }),
-  );
+  await timed(emit, name, "upload", async () => {
+    try {
+      return await transferArtifact(host, artifact, archive, {
+        ...config.transfer,
+        emit,
+        signal: input.signal,
+      });
+    } catch (error) {
+      // Cut short by Ctrl-C (an upload of minutes would otherwise run on): staging stopped.
+      if (input.signal?.aborted) throw new StageInterrupted();
+      throw error;
+    }
+  });
   goOn();
   await timed(emit, name, "extract", async () => {
     await runOp(session, extract(l, archive, release, artifact.sha256));

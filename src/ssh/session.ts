@@ -33,6 +33,8 @@ export interface UploadOptions {
   concurrency?: number;
   /** Bytes per write (default 128 KiB, capped by the server's limits). */
   chunkSize?: number;
+  /** Ctrl-C: the upload stops (its SFTP channel is closed; the `.part` file stays, unrenamed). */
+  signal?: AbortSignal;
 }
 
 export interface ExecOptions {
@@ -352,22 +354,36 @@ export class SshSession implements InteractiveRunner {
   ): Promise<void> {
     const {
       onProgress,
+      signal,
       // 2 MiB in flight fill the SSH channel's window: more (64 × 255 KiB) is no faster on loopback
       // and costs the CLI 30–40 MB of memory (docs/benchmarks-transfer.md).
       concurrency = 16,
       chunkSize = 128 * 1024,
     } = typeof options === "function" ? { onProgress: options } : options;
+    signal?.throwIfAborted();
     const sftp = await this.sftp();
+    signal?.throwIfAborted();
     const partial = `${remote}.part`;
-    // The file is read in chunks (at most concurrency × chunkSize bytes in memory), never whole.
-    await new Promise<void>((resolve, reject) => {
-      sftp.fastPut(
-        local,
-        partial,
-        { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
-        (error) => (error ? reject(this.closed ? this.wrap(error) : error) : resolve()),
-      );
-    });
+    // fastPut cannot be cancelled: ending its channel fails it (the next upload opens another).
+    const abort = () => {
+      this.sftpPromise = undefined;
+      sftp.end();
+    };
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      // The file is read in chunks (at most concurrency × chunkSize bytes in memory), never whole.
+      await new Promise<void>((resolve, reject) => {
+        sftp.fastPut(
+          local,
+          partial,
+          { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
+          (error) => (error ? reject(this.closed ? this.wrap(error) : error) : resolve()),
+        );
+      });
+    } finally {
+      signal?.removeEventListener("abort", abort);
+    }
+    signal?.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
       sftp.rename(partial, remote, (error) => {
         if (!error) return resolve();

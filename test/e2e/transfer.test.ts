@@ -7,7 +7,9 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import net from "node:net";
@@ -189,6 +191,54 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
     expect(run.exitCode, run.all).toBe(1);
     expect(run.stderr).toContain("nexus-beta: SFTP is unavailable: Unable to start subsystem: sftp");
     expect(currentOf("nexus-beta")).toBe(before);
+  });
+
+  it("Ctrl-C during an upload that would never finish (a stalled link) stops it: exit 130, no HTTP fallback, nothing extracted", async () => {
+    const gamma = info.hosts.find((h) => h.name === "nexus-gamma");
+    if (!gamma) throw new Error("no nexus-gamma");
+    const marker = path.join(gamma.home, "sftp-stall");
+    writeFileSync(marker, "");
+    try {
+      const before = currentOf("nexus-gamma");
+      const release = uniqueRelease("int-upload");
+      const child = execa(
+        "node",
+        [
+          path.join(PROJECT_ROOT, "bin", "nexus.js"),
+          "-c",
+          config(),
+          "--json",
+          "deploy",
+          "--only",
+          "nexus-gamma",
+          "--release-id",
+          release,
+        ],
+        { reject: false, all: true, env: { CI: "true" }, timeout: 120_000 },
+      );
+      // Interrupted once the upload is under way: its first write is held by the stalled link.
+      const stalled = path.join(gamma.home, "sftp-stalled");
+      const watch = setInterval(() => {
+        if (existsSync(stalled)) {
+          clearInterval(watch);
+          child.kill("SIGINT");
+        }
+      }, 20);
+      const run = await child;
+      clearInterval(watch);
+      expect(existsSync(stalled)).toBe(true);
+      expect(run.exitCode, run.all).toBe(130);
+      const upload = events(run.stdout ?? "").find(
+        (e) => e.type === "step" && e.step === "upload" && e.server === "nexus-gamma" && e.status !== "start",
+      );
+      expect(upload?.status).toBe("fail");
+      expect(run.all).not.toContain("fetching over HTTP instead");
+      expect(existsSync(path.join(deployDirOf("nexus-gamma"), "releases", release))).toBe(false);
+      expect(currentOf("nexus-gamma")).toBe(before);
+    } finally {
+      rmSync(marker, { force: true });
+      rmSync(path.join(gamma.home, "sftp-stalled"), { force: true });
+    }
   });
 
   it('method "http": every host fetches from nexus, in parallel, from one listener on this end of the SSH connections', async () => {

@@ -56622,12 +56622,28 @@ function words2(command) {
   if (/["'`$;&|<>()\\]/.test(command)) return void 0;
   return command.trim().split(/\s+/).filter(Boolean);
 }
-function withoutSudo(command) {
+var FLAG_ONLY = /^(-[nEHSkAP]+|--(non-interactive|preserve-env|set-home|stdin|reset-timestamp|askpass))$/;
+function sudoCommand(command) {
   const argv = words2(command);
   if (argv?.[0] !== "sudo") return void 0;
   let i2 = 1;
-  while (argv[i2]?.startsWith("-")) i2++;
-  return argv.length > i2 ? argv.slice(i2) : void 0;
+  let plain = true;
+  for (; argv[i2]?.startsWith("-"); i2++) {
+    if (argv[i2] === "--") {
+      i2++;
+      break;
+    }
+    if (!FLAG_ONLY.test(argv[i2])) plain = false;
+  }
+  return argv.length > i2 ? { argv: argv.slice(i2), plain } : void 0;
+}
+function withoutSudo(command) {
+  const parsed = sudoCommand(command);
+  return parsed?.plain ? parsed.argv : void 0;
+}
+function needsHandWrittenRule(command) {
+  const parsed = sudoCommand(command);
+  return parsed !== void 0 && !parsed.plain;
 }
 function sudoersArg2(arg) {
   return arg.replace(/[\\,:=]/g, (c3) => `\\${c3}`);
@@ -56897,6 +56913,13 @@ ${content}NEXUS_EOF`);
     say(
       `${target}: ${user} must be able to edit it in place, as root: chgrp ${user} ${file} && chmod 664 ${file}`
     );
+  const handWritten = [balancer.testCommand, balancer.reloadCommand].filter(needsHandWrittenRule);
+  if (handWritten.length > 0) {
+    say(
+      `${target}: ${handWritten.map((c3) => `"${c3}"`).join(" and ")} give sudo options nexus does not turn into a sudoers rule (a run-as user, a group, ...): write the NOPASSWD rule for ${user} by hand, as root, with visudo`
+    );
+    return;
+  }
   const rule = sudoersLine(user, balancer.testCommand, balancer.reloadCommand);
   if (!rule) {
     say(

@@ -29,7 +29,7 @@ import { readSshConfig } from "../ssh/ssh-config.js";
 import { ensureDeployKey, publicKeyOf } from "./keygen.js";
 import { runOnce } from "./login.js";
 import { confirm, promptHidden } from "./prompt.js";
-import { sudoersFile, sudoersLine } from "./sudoers.js";
+import { needsHandWrittenRule, sudoersFile, sudoersLine } from "./sudoers.js";
 
 export interface SetupOptions {
   dryRun?: boolean;
@@ -319,6 +319,13 @@ async function balancerStep(
     say(
       `${target}: ${user} must be able to edit it in place, as root: chgrp ${user} ${file} && chmod 664 ${file}`,
     );
+  const handWritten = [balancer.testCommand, balancer.reloadCommand].filter(needsHandWrittenRule);
+  if (handWritten.length > 0) {
+    say(
+      `${target}: ${handWritten.map((c) => `"${c}"`).join(" and ")} give sudo options nexus does not turn into a sudoers rule (a run-as user, a group, ...): write the NOPASSWD rule for ${user} by hand, as root, with visudo`,
+    );
+    return;
+  }
   const rule = sudoersLine(user, balancer.testCommand, balancer.reloadCommand);
   if (!rule) {
     say(

@@ -4,13 +4,39 @@ function words(command: string): string[] | undefined {
   return command.trim().split(/\s+/).filter(Boolean);
 }
 
-/** `sudo -n nginx -t` → ["nginx", "-t"]; undefined when the command does not go through sudo. */
-export function withoutSudo(command: string): string[] | undefined {
+/** sudo's options that take no value (alone or clustered, `-nE`); "--" ends the options. */
+const FLAG_ONLY = /^(-[nEHSkAP]+|--(non-interactive|preserve-env|set-home|stdin|reset-timestamp|askpass))$/;
+
+/** The command sudo runs, and whether every option before it is one FLAG_ONLY knows. */
+function sudoCommand(command: string): { argv: string[]; plain: boolean } | undefined {
   const argv = words(command);
   if (argv?.[0] !== "sudo") return undefined;
   let i = 1;
-  while (argv[i]?.startsWith("-")) i++;
-  return argv.length > i ? argv.slice(i) : undefined;
+  let plain = true;
+  for (; argv[i]?.startsWith("-"); i++) {
+    if (argv[i] === "--") {
+      i++;
+      break;
+    }
+    if (!FLAG_ONLY.test(argv[i] as string)) plain = false;
+  }
+  return argv.length > i ? { argv: argv.slice(i), plain } : undefined;
+}
+
+/**
+ * `sudo -n nginx -t` → ["nginx", "-t"]; undefined when the command does not go through sudo, or
+ * when an option may take a value (`-u www-data`: "www-data" is no command, and the rule's
+ * run-as user would change): `needsHandWrittenRule` tells that case apart.
+ */
+export function withoutSudo(command: string): string[] | undefined {
+  const parsed = sudoCommand(command);
+  return parsed?.plain ? parsed.argv : undefined;
+}
+
+/** A sudo command whose options nexus does not turn into a sudoers rule (`-u`, `-g`, `-C`, ...). */
+export function needsHandWrittenRule(command: string): boolean {
+  const parsed = sudoCommand(command);
+  return parsed !== undefined && !parsed.plain;
 }
 
 function sudoersArg(arg: string): string {

@@ -6,7 +6,7 @@ import { healthItem } from "../../src/check/health.js";
 import { serverItems } from "../../src/check/server-checks.js";
 import { serverScript } from "../../src/check/server-script.js";
 import { installKeyCommand } from "../../src/setup/run.js";
-import { sudoersLine, withoutSudo } from "../../src/setup/sudoers.js";
+import { needsHandWrittenRule, sudoersLine, withoutSudo } from "../../src/setup/sudoers.js";
 
 const serverCtx = {
   server: "web1",
@@ -223,6 +223,21 @@ describe("setup", () => {
     );
     expect(sudoersLine("deploy", "nginx -t", "nginx -s reload")).toBeUndefined();
     expect(withoutSudo("sudo -n -E nginx -t")).toEqual(["nginx", "-t"]);
+    expect(withoutSudo("sudo -nE -- /usr/sbin/nginx -t")).toEqual(["/usr/sbin/nginx", "-t"]);
+  });
+
+  it("renders no rule for sudo options that take a value (the value is no command; the run-as user changes)", () => {
+    for (const command of [
+      "sudo -u root /usr/sbin/nginx -s reload",
+      "sudo -n -g adm nginx -t",
+      "sudo -C 3 nginx -t",
+    ]) {
+      expect(withoutSudo(command), command).toBeUndefined();
+      expect(needsHandWrittenRule(command), command).toBe(true);
+      expect(sudoersLine("deploy", command, command), command).toBeUndefined();
+    }
+    expect(needsHandWrittenRule("sudo -n /usr/sbin/nginx -t")).toBe(false);
+    expect(needsHandWrittenRule("nginx -t")).toBe(false);
   });
 
   it("installs a public key once, quoted, with private modes", () => {

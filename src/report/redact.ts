@@ -16,9 +16,15 @@ export { looksSecret } from "../config/secrets.js";
  * shorter one only when its key looks secret (TOKEN, PASSWORD, ...) or it is the passphrase, and
  * then only as a whole token: "true" or "3000" under PORT or DEBUG are no secrets. Which env
  * values are secrets, and which whatever their length, is `secretValues` (src/config/secrets.ts):
- * every `fromEnv` value is.
+ * every `fromEnv` value is. `secretsOnly`: only those that are secrets whatever their length (from
+ * the environment, or under a secret-looking key) and the key's: for everything nexus prints,
+ * where masking a plain value such as NODE_ENV's "production" would garble paths and messages.
  */
-export function secretRedactor(config: Config, env: NodeJS.ProcessEnv = process.env): Redact {
+export function secretRedactor(
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+  options: { secretsOnly?: boolean } = {},
+): Redact {
   const shown = new Set<string>([config.app.name]);
   for (const s of config.servers)
     for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
@@ -31,7 +37,8 @@ export function secretRedactor(config: Config, env: NodeJS.ProcessEnv = process.
       else if (secretKey) short.add(form);
     }
   };
-  for (const { value, anyLength } of secretValues(config)) add(value, anyLength);
+  for (const { value, anyLength } of secretValues(config))
+    if (anyLength || !options.secretsOnly) add(value, anyLength);
   try {
     const { privateKey, passphrase } = loadCredentials(config.ssh, env);
     for (const line of String(privateKey ?? "").split(/\r?\n/)) {

@@ -26,6 +26,19 @@ function config(env: Record<string, string>) {
 const noAgent = { NEXUS_SSH_KEY: KEY, NEXUS_SSH_PASSPHRASE: "pw1" };
 
 describe("secret redaction", () => {
+  it("secretsOnly (what every printed line passes): secrets and the key, not plain env values", () => {
+    const redact = secretRedactor(config({ NODE_ENV: "production", API_TOKEN: "tok-123456" }), noAgent, {
+      secretsOnly: true,
+    });
+    expect(redact("warning: .env.production looks like a secret")).toBe(
+      "warning: .env.production looks like a secret",
+    );
+    expect(redact("curl -H 'Authorization: tok-123456'")).toBe("curl -H 'Authorization: ***'");
+    expect(redact(KEY.split("\n")[1] as string)).toBe("***");
+    expect(redact("pw1")).toBe("***");
+    expect(secretRedactor(config({ NODE_ENV: "production" }), noAgent)(".env.production")).toBe(".env.***");
+  });
+
   it("masks a value verbatim and in the JSON-escaped form `pm2 jlist` prints", () => {
     const value = 'p"a\\ss\nword-2';
     const redact = secretRedactor(config({ DB_URL: value }), noAgent);

@@ -174,7 +174,7 @@ export function starterConfig(
   if (global.knownHosts) ssh.knownHosts = configPath(outputDir, global.knownHosts);
   const balancer: Record<string, string> = {
     host: flags.balancerHost ?? servers[0]?.name ?? "local",
-    upstreamFile: flags.upstreamFile ?? `/etc/nginx/conf.d/${flags.name}-upstream.conf`,
+    upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name),
   };
   if (flags.testCommand) balancer.testCommand = flags.testCommand;
   if (flags.reloadCommand) balancer.reloadCommand = flags.reloadCommand;
@@ -217,8 +217,8 @@ async function prompt(flags: InitFlags): Promise<void> {
       flags.servers[0]?.name,
     );
     flags.upstreamFile ??= await ask(
-      "file holding the upstream block on it",
-      `/etc/nginx/conf.d/${flags.name}-upstream.conf`,
+      "servers file on it (server lines only, included inside the upstream block)",
+      defaultServersFile(flags.name ?? "app"),
     );
   } finally {
     rl.close();
@@ -240,7 +240,10 @@ export function initCommand(setExit: (code: number) => void): Command {
     .option("--user <user>", "SSH user")
     .option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)")
     .option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)')
-    .option("--upstream-file <path>", "the file holding the upstream block on the balancer host")
+    .option(
+      "--upstream-file <path>",
+      "the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)",
+    )
     .option("--test-command <cmd>", 'how to test the Nginx config (default: "nginx -t")')
     .option("--reload-command <cmd>", 'how to reload Nginx (default: "nginx -s reload")')
     .option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)")
@@ -260,7 +263,7 @@ The global --ssh-key and --known-hosts flags are written to ssh.privateKey and s
 Examples:
   nexus init
   nexus init --servers web1=10.0.0.11,web2=10.0.0.12 --user deploy \\
-    --upstream-file /etc/nginx/conf.d/api-upstream.conf --env HOST={host}
+    --upstream-file /etc/nginx/nexus/api-servers.conf --env HOST={host}
   nexus --ssh-key ~/.ssh/deploy_ed25519 init -o deploy/production.json --servers 10.0.0.11,10.0.0.12 -y`,
     )
     .action(async (flags: InitFlags, command: Command) => {
@@ -287,7 +290,7 @@ Examples:
         }
         const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
         process.stdout.write(
-          `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,
+          `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the servers file and the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,
         );
         setExit(EXIT.ok);
       } catch (error) {
@@ -306,4 +309,9 @@ Examples:
       }
     });
   return init;
+}
+
+/** As `nexus nginx-config` prints it: outside conf.d/, whose files Nginx includes in `http`. */
+function defaultServersFile(name: string): string {
+  return `/etc/nginx/nexus/${name}-servers.conf`;
 }

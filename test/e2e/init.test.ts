@@ -120,6 +120,14 @@ describe("nexus init", () => {
     expect(existsSync(path.join(other, "deploy.config.json"))).toBe(false);
   });
 
+  it("defaults the upstream file to a servers file outside conf.d/ (whose files Nginx includes in http)", async () => {
+    const other = mkdtempSync(path.join(os.tmpdir(), "nexus-init-"));
+    const run = await nexus(["init", "--name", "shop", "--servers", "web=10.0.0.1"], { cwd: other });
+    expect(run.exitCode, run.all).toBe(0);
+    const data = JSON.parse(readFileSync(path.join(other, "deploy.config.json"), "utf8"));
+    expect(data.balancer.upstreamFile).toBe("/etc/nginx/nexus/shop-servers.conf");
+  });
+
   it("points $schema at an installed nexus-deploy package when there is one", async () => {
     const project = mkdtempSync(path.join(os.tmpdir(), "nexus-init-"));
     const installed = path.join(project, "node_modules", "nexus-deploy");

@@ -17,6 +17,8 @@ export interface Journal {
   release: string;
   /** The release the server served before, if any. */
   previous: string | null;
+  /** Out of rotation before the command began (an operator's drain): recover leaves it so. */
+  drained?: boolean;
   pid: number;
   host: string;
   time: string;
@@ -100,6 +102,7 @@ export function parseJournal(text: string): Journal {
       command: typeof raw.command === "string" ? raw.command : "unknown",
       release: id(raw.release) ?? "unknown",
       previous: id(raw.previous) ?? null,
+      ...(raw.drained === true ? { drained: true } : {}),
       pid: Number(raw.pid) || 0,
       host: typeof raw.host === "string" ? raw.host : "",
       time: typeof raw.time === "string" ? raw.time : "",
@@ -119,13 +122,27 @@ const MUTEX = `if command -v flock >/dev/null 2>&1; then
   flock -w 10 9 || { echo "timed out waiting for the lock mutex" >&2; exit 1; }
 fi`;
 
-/** $1 state dir, $2 lock file, $3 holder. Prints @acquired, or @held and the holder. */
+/**
+ * $1 state dir, $2 lock file, $3 holder. Prints @acquired, or @held and the holder. The holder is
+ * written whole to a file of its own, then linked to the lock's name (which fails if a lock is
+ * there): a write that fails (a full disk) leaves no empty lock behind, and an empty one (from
+ * a version that wrote in place) is no holder: it is removed.
+ */
 export const LOCK_ACQUIRE_SCRIPT = `state=$1 lock=$2 holder=$3
 mkdir -p "$state" || exit 1
 ${MUTEX}
-if (set -C; printf '%s\\n' "$holder" > "$lock") 2>/dev/null; then
+new="$lock.$$"
+if ! printf '%s\\n' "$holder" > "$new"; then
+  rm -f "$new"
+  echo "cannot write the deploy lock in $state (disk full?)" >&2
+  exit 1
+fi
+if [ -f "$lock" ] && [ ! -s "$lock" ]; then rm -f "$lock"; fi
+if ln "$new" "$lock" 2>/dev/null; then
+  rm -f "$new"
   echo @acquired
 else
+  rm -f "$new"
   printf '@held %s\\n' "$(head -c 4096 "$lock" | tr '\\n' ' ')"
 fi`;
 

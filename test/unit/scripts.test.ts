@@ -416,6 +416,21 @@ describe("server state under sh", () => {
     expect(run(state.lockAcquire(l, '{"token":"bbbb2222"}'))).toEqual({ acquired: true });
   });
 
+  it("a lock that cannot be written leaves none behind; an empty one (a write cut short) is no holder", () => {
+    const l = layout(path.join(tmp("lock-full"), "srv"));
+    mkdirSync(l.state, { recursive: true });
+    // ulimit -f 0 with SIGXFSZ ignored: every write fails (EFBIG), as on a full disk (ENOSPC).
+    const full = sh(`ulimit -f 0; trap '' XFSZ; ${state.lockAcquire(l, '{"token":"aaaa1111"}').command}`);
+    expect(full.status).not.toBe(0);
+    expect(full.stderr).toContain("cannot write the deploy lock");
+    expect(readdirSync(l.state).filter((name) => name.startsWith("lock") && name !== "lock.mutex")).toEqual(
+      [],
+    );
+    writeFileSync(l.lock, "");
+    expect(run(state.lockAcquire(l, '{"token":"bbbb2222"}'))).toEqual({ acquired: true });
+    expect(readFileSync(l.lock, "utf8")).toBe('{"token":"bbbb2222"}\n');
+  });
+
   it("a stale lock broken by many deploys at once is broken once, and one of them holds the lock", async () => {
     for (let round = 0; round < 5; round++) {
       const l = layout(path.join(tmp("race"), "srv"));

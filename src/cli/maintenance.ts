@@ -16,7 +16,10 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
     .description(
       "after a killed deploy: put every server it touched back on its previous release, in rotation",
     )
-    .option("--force", "take over a lock held from another machine")
+    .option(
+      "--force",
+      "take over a lock whose holder may be alive (on another machine, or a reused pid): only when it is dead",
+    )
     .addHelpText("after", "\nExample:\n  nexus recover")
     .action(async (opts: { force?: boolean }) => {
       setExit(

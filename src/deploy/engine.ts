@@ -141,8 +141,15 @@ export async function rollJournaled(
   journal: ((host: Host) => JournalEntry) | undefined,
   options: RollOptions,
 ): Promise<RollResult> {
-  if (journal) await writeJournals(hosts, journal);
-  const result = await roll(options);
+  // Read once for both: the journal records an operator's drain, which `recover` must keep.
+  const initialStates = options.initialStates ?? (await options.ops.balancer.state(options.config.servers));
+  const drained = new Set(initialStates.filter((b) => b.present && !b.inRotation).map((b) => b.server));
+  if (journal)
+    await writeJournals(hosts, (h) => ({
+      ...journal(h),
+      ...(drained.has(h.server.name) ? { drained: true } : {}),
+    }));
+  const result = await roll({ ...options, initialStates });
   const needsHuman = new Set(result.rows.filter((r) => r.result === "needs human").map((r) => r.server));
   await clearJournals(hosts.filter((h) => !needsHuman.has(h.server.name)));
   return result;

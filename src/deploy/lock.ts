@@ -140,6 +140,7 @@ export interface JournalEntry {
   command: string;
   release: string;
   previous: string | null;
+  drained?: boolean;
 }
 
 /** Records on each host what is about to change, so that a killed command can be recovered. */

@@ -9,9 +9,9 @@ import { Fleet } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
 import { checkHealth, probeNow } from "./health-check.js";
 import { recordHistory } from "./history.js";
-import { describeHolder, newHolder } from "./lock.js";
+import { describeHolder, isLiveHere, isStale, newHolder } from "./lock.js";
 import { PlanError } from "./plan.js";
-import { readState } from "./state.js";
+import { readState, type ServerState } from "./state.js";
 
 export interface ManualOptions {
   emit: Emit;
@@ -180,17 +180,27 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),
           process: describeInstances(instances),
-          lock: state.journal
-            ? `INTERRUPTED ${state.journal.command} of ${state.journal.release}: run nexus recover`
-            : state.lock
-              ? describeHolder(state.lock)
-              : "-",
+          lock: lockColumn(state),
         };
       }),
     );
   } finally {
     await fleet.close();
   }
+}
+
+/**
+ * A journal is there while a command changes the server, and stays if it was killed: it means
+ * "interrupted" only when its command's lock is gone or stale. A lock from another machine
+ * cannot be checked from here: the command may be running (a CI job), so it is said as such.
+ */
+export function lockColumn(state: Pick<ServerState, "journal" | "lock">): string {
+  const { journal, lock } = state;
+  if (journal && (!lock || isStale(lock)))
+    return `INTERRUPTED ${journal.command} of ${journal.release}: run nexus recover`;
+  if (journal && lock)
+    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : " (if that command is dead: nexus recover --force)"}`;
+  return lock ? describeHolder(lock) : "-";
 }
 
 function describeCount(instances: ProcessInfo[], expected: number | undefined): string {

@@ -30,7 +30,7 @@ export interface RecoverOptions {
  * After a deploy or rollback was killed (kill -9, a crashed CI runner): every server it had
  * started to change goes back to the release it served before that command, with the usual
  * drain and gate, and back in rotation; then journals and locks are cleared. Servers an
- * operator drained by hand (no journal) are left as they are.
+ * operator drained by hand are left drained (the journal says which were, before that command).
  */
 export async function recover(config: Config, options: RecoverOptions): Promise<number> {
   const { emit, signal } = options;
@@ -60,10 +60,22 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
         });
       }
 
+      // The release served before the killed command, while it is still on disk (one removed by
+      // hand since would leave `current` dangling): else the one current now.
       const targetOf = (name: string): string | undefined => {
         const state = states.get(name);
-        return state?.journal?.previous ?? state?.current;
+        const previous = state?.journal?.previous;
+        return previous && state.releases.some((r) => r.id === previous) ? previous : state?.current;
       };
+      for (const h of journaled) {
+        const previous = states.get(h.server.name)?.journal?.previous;
+        if (previous && targetOf(h.server.name) !== previous)
+          emit({
+            type: "warn",
+            server: h.server.name,
+            message: `${previous}, the release it served before, is no longer on disk: it stays on ${targetOf(h.server.name) ?? "no release"}`,
+          });
+      }
       // A server still drained may also have its app stopped or crashed (PM2 gives up after its
       // restarts): it is restarted on its target and gated like the ones that switch.
       const drainedNow = new Set(
@@ -71,10 +83,14 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
           .filter((b) => b.present && !b.inRotation)
           .map((b) => b.server),
       );
-      const toSwitch = journaled.filter((h) => {
-        const target = targetOf(h.server.name);
-        return target && (target !== states.get(h.server.name)?.current || drainedNow.has(h.server.name));
-      });
+      // Drained ones first: restoring them costs no capacity, and puts back in rotation what the
+      // capacity guard needs before a server still serving may be drained.
+      const toSwitch = journaled
+        .filter((h) => {
+          const target = targetOf(h.server.name);
+          return target && (target !== states.get(h.server.name)?.current || drainedNow.has(h.server.name));
+        })
+        .sort((a, b) => Number(drainedNow.has(b.server.name)) - Number(drainedNow.has(a.server.name)));
       emit({
         type: "phase",
         phase: "recover",
@@ -91,7 +107,8 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
         fallback: (name) => states.get(name)?.current,
         minInRotation: minInRotation(config),
         onFailure: "halt",
-        enableDrained: true,
+        // Drained by the killed command: back in rotation; drained by an operator before it: left so.
+        enableDrained: (name) => !states.get(name)?.journal?.drained,
       });
       const rows = new Map<string, SummaryRow>(result.rows.map((r) => [r.server, { ...r }]));
       for (const r of rows.values()) if (r.result === "deployed") r.result = "restored";
@@ -108,6 +125,10 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
         rows.set(h.server.name, row);
         const backend = backends.find((b) => b.server === h.server.name);
         if (!backend?.present || backend.inRotation) continue;
+        if (states.get(h.server.name)?.journal?.drained) {
+          row.note = "drained before the interrupted command: left drained";
+          continue;
+        }
         if ((await checkHealth(h, config)).ok) {
           await fleet.balancer.apply({ enable: [h.server] });
           row.note = "was left drained: back in rotation";
@@ -140,8 +161,8 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
 
 /**
  * Breaks the locks of commands that are gone, each only if it still holds the holder inspected
- * (a command that took a lock since is never dispossessed). A live holder on this machine stops
- * recover; one on another machine needs --force.
+ * (a command that took a lock since is never dispossessed). A holder that may be alive (on this
+ * machine with its pid running, or on another machine) stops recover unless --force says it is dead.
  */
 async function breakInspectedLocks(
   hosts: Host[],
@@ -150,17 +171,15 @@ async function breakInspectedLocks(
 ): Promise<void> {
   for (const h of hosts) {
     const lock = states.get(h.server.name)?.lock;
-    if (!lock || isStale(lock)) continue;
+    if (!lock || isStale(lock) || force) continue;
     if (isLiveHere(lock)) {
       throw new LockError(
-        `${h.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first`,
+        `${h.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`nexus recover --force\`)`,
       );
     }
-    if (!force) {
-      throw new LockError(
-        `${h.server.name}: locked by ${describeHolder(lock)} on another machine; if that command is dead, run \`nexus recover --force\``,
-      );
-    }
+    throw new LockError(
+      `${h.server.name}: locked by ${describeHolder(lock)} on another machine, where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``,
+    );
   }
   for (const h of hosts) {
     const lock = states.get(h.server.name)?.lock;

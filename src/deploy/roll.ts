@@ -24,9 +24,11 @@ export interface RollOptions {
   pauseMs?: number;
   /**
    * Servers drained before this command are normally deployed and left drained (an operator
-   * took them out). `nexus recover` sets this to put them back in rotation.
+   * took them out). `nexus recover` puts back in rotation those its killed command drained.
    */
-  enableDrained?: boolean;
+  enableDrained?: boolean | ((server: string) => boolean);
+  /** The balancer's state as the command began, when the caller has read it already. */
+  initialStates?: BackendState[];
   /** Kept up to date with the servers out of rotation right now, for a second Ctrl-C. */
   inHand?: Set<string>;
   /**
@@ -451,7 +453,7 @@ class Rollout {
 
   private async noteOperatorDrains(): Promise<void> {
     const { ops, config, emit } = this.o;
-    this.initialStates = await ops.balancer.state(config.servers);
+    this.initialStates = this.o.initialStates ?? (await ops.balancer.state(config.servers));
     this.initiallyDown = new Set(
       this.initialStates.filter((b) => b.present && !b.inRotation).map((b) => b.server),
     );
@@ -489,7 +491,8 @@ class Rollout {
   }
 
   private leaveDrained(name: string): boolean {
-    return this.initiallyDown.has(name) && !this.o.enableDrained;
+    const enable = this.o.enableDrained;
+    return this.initiallyDown.has(name) && !(typeof enable === "function" ? enable(name) : enable);
   }
 
   private enableable(servers: ServerConfig[]): ServerConfig[] {

@@ -221,6 +221,32 @@ describe("faults and interruptions", () => {
     expect(answers.every((a) => a.status === 200 && a.release === good)).toBe(true);
   });
 
+  it("kill -9 with a server an operator had drained: recover restores the fleet and leaves that one drained", async () => {
+    const drained = await nexus(["-c", config, "drain", "nexus-gamma"]);
+    expect(drained.exitCode, drained.all).toBe(0);
+    try {
+      const release = uniqueRelease("killed-drained");
+      const run = await interruptAt(
+        ["-c", config, "deploy", "--release-id", release],
+        /nexus-beta: drain ok/,
+        "SIGKILL",
+      );
+      expect(run.exitCode).not.toBe(0);
+      const recovered = await nexus(["-c", config, "recover"]);
+      expect(recovered.exitCode, recovered.all).toBe(0);
+      expect(recovered.stderr).toMatch(/nexus-gamma.*left drained/);
+      const status = await nexus(["-c", config, "status"]);
+      expect(status.stdout).toMatch(/nexus-gamma\s+drained/);
+      expect(status.stdout).toMatch(/nexus-alpha\s+in rotation/);
+      expect(status.stdout).toMatch(/nexus-beta\s+in rotation/);
+      for (const name of SERVERS) expect(lockOn(name), name).toBeUndefined();
+      const answers = await throughLb(12);
+      expect(answers.every((a) => a.status === 200 && a.server !== "nexus-gamma")).toBe(true);
+    } finally {
+      await nexus(["-c", config, "enable", "nexus-gamma"]);
+    }
+  });
+
   describe("the load balancer", () => {
     it("unreachable: abort before any change", async () => {
       const info = sandboxInfo();

@@ -3480,6 +3480,28 @@ var require_commander = __commonJS({
   }
 });
 
+// src/errors.ts
+var EXIT, NexusError, UsageError;
+var init_errors = __esm({
+  "src/errors.ts"() {
+    "use strict";
+    EXIT = { ok: 0, failed: 1, usage: 2, needsHuman: 3, interrupted: 130 };
+    NexusError = class extends Error {
+      constructor(message, exitCode = EXIT.failed) {
+        super(message);
+        this.exitCode = exitCode;
+        this.name = new.target.name;
+      }
+      exitCode;
+    };
+    UsageError = class extends NexusError {
+      constructor(message) {
+        super(message, EXIT.usage);
+      }
+    };
+  }
+});
+
 // node_modules/ignore/index.js
 var require_ignore = __commonJS({
   "node_modules/ignore/index.js"(exports, module) {
@@ -7346,28 +7368,6 @@ var init_index_min = __esm({
   }
 });
 
-// src/errors.ts
-var EXIT, NexusError, UsageError;
-var init_errors = __esm({
-  "src/errors.ts"() {
-    "use strict";
-    EXIT = { ok: 0, failed: 1, usage: 2, needsHuman: 3, interrupted: 130 };
-    NexusError = class extends Error {
-      constructor(message, exitCode = EXIT.failed) {
-        super(message);
-        this.exitCode = exitCode;
-        this.name = new.target.name;
-      }
-      exitCode;
-    };
-    UsageError = class extends NexusError {
-      constructor(message) {
-        super(message, EXIT.usage);
-      }
-    };
-  }
-});
-
 // src/balancer/nginx-upstream.ts
 function listUpstreamServers(text2, upstreamName) {
   return parseServers(text2, upstreamName).map(({ upstream, address, down, line, params }) => ({
@@ -8618,15 +8618,15 @@ var require_windows = __commonJS({
       }
       return false;
     }
-    function checkStat(stat10, path20, options) {
-      if (!stat10.isSymbolicLink() && !stat10.isFile()) {
+    function checkStat(stat9, path20, options) {
+      if (!stat9.isSymbolicLink() && !stat9.isFile()) {
         return false;
       }
       return checkPathExt(path20, options);
     }
     function isexe(path20, options, cb) {
-      fs2.stat(path20, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, path20, options));
+      fs2.stat(path20, function(er2, stat9) {
+        cb(er2, er2 ? false : checkStat(stat9, path20, options));
       });
     }
     function sync(path20, options) {
@@ -8642,20 +8642,20 @@ var require_mode = __commonJS({
     isexe.sync = sync;
     var fs2 = __require("fs");
     function isexe(path20, options, cb) {
-      fs2.stat(path20, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, options));
+      fs2.stat(path20, function(er2, stat9) {
+        cb(er2, er2 ? false : checkStat(stat9, options));
       });
     }
     function sync(path20, options) {
       return checkStat(fs2.statSync(path20), options);
     }
-    function checkStat(stat10, options) {
-      return stat10.isFile() && checkMode(stat10, options);
+    function checkStat(stat9, options) {
+      return stat9.isFile() && checkMode(stat9, options);
     }
-    function checkMode(stat10, options) {
-      var mod = stat10.mode;
-      var uid = stat10.uid;
-      var gid = stat10.gid;
+    function checkMode(stat9, options) {
+      var mod = stat9.mode;
+      var uid = stat9.uid;
+      var gid = stat9.gid;
       var myUid = options.uid !== void 0 ? options.uid : process.getuid && process.getuid();
       var myGid = options.gid !== void 0 ? options.gid : process.getgid && process.getgid();
       var u3 = parseInt("100", 8);
@@ -39663,15 +39663,15 @@ async function readPidFile(path20) {
 }
 async function procStat(pid) {
   try {
-    const stat10 = await readFile3(`/proc/${pid}/stat`, "utf8");
-    return stat10.slice(stat10.lastIndexOf(")") + 2).split(" ");
+    const stat9 = await readFile3(`/proc/${pid}/stat`, "utf8");
+    return stat9.slice(stat9.lastIndexOf(")") + 2).split(" ");
   } catch {
     return void 0;
   }
 }
 async function isAlive(pid) {
-  const stat10 = await procStat(pid);
-  if (stat10) return stat10[0] !== "Z" && stat10[0] !== "X";
+  const stat9 = await procStat(pid);
+  if (stat9) return stat9[0] !== "Z" && stat9[0] !== "X";
   try {
     process.kill(pid, 0);
     return true;
@@ -39797,7 +39797,7 @@ var init_processes = __esm({
 
 // src/sandbox/deploy-user.ts
 import { createHash as createHash4, randomBytes as randomBytes4 } from "node:crypto";
-import { chown, lstat as lstat2, mkdir, readdir as readdir3, rename, rm as rm2, stat as stat6, writeFile } from "node:fs/promises";
+import { chown, lstat as lstat2, mkdir, readdir as readdir3, rename, rm as rm2, stat as stat5, writeFile } from "node:fs/promises";
 import { dirname, join as join2 } from "node:path";
 async function idOf(name, flag) {
   const result = await execa("id", [flag, name], { reject: false, stdin: "ignore" });
@@ -39826,7 +39826,7 @@ async function ensureDeployUser(name = DEPLOY_USER) {
 async function assertReachableByOthers(paths) {
   for (const path20 of paths) {
     for (let dir = path20; ; dir = dirname(dir)) {
-      const mode = (await stat6(dir)).mode;
+      const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
           `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path20}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
@@ -40392,7 +40392,7 @@ var init_layout = __esm({
 });
 
 // src/sandbox/nginx.ts
-import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm5, stat as stat7, writeFile as writeFile3 } from "node:fs/promises";
+import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm5, stat as stat6, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname2, join as join5 } from "node:path";
 async function hasStubStatus(nginx) {
   const result = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
@@ -40402,7 +40402,7 @@ async function workersNeedRoot(prefix) {
   if (process.getuid?.() !== 0) return false;
   for (let dir = prefix; ; dir = dirname2(dir)) {
     try {
-      if (((await stat7(dir)).mode & 1) === 0) return true;
+      if (((await stat6(dir)).mode & 1) === 0) return true;
     } catch {
       return true;
     }
@@ -40472,7 +40472,7 @@ var init_nginx = __esm({
 });
 
 // src/sandbox/pm2.ts
-import { access as access2, constants as constants5, stat as stat8 } from "node:fs/promises";
+import { access as access2, constants as constants5, stat as stat7 } from "node:fs/promises";
 import { dirname as dirname3, join as join6 } from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 async function findProjectRoot() {
@@ -40498,7 +40498,7 @@ async function runningPm2(pm2Home) {
 }
 async function ownerOf(path20) {
   if (process.getuid?.() !== 0) return void 0;
-  const info2 = await stat8(path20).catch(() => void 0);
+  const info2 = await stat7(path20).catch(() => void 0);
   return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
 }
 async function stopPm2({ home, pm2Home, pm2Bin }) {
@@ -40528,11 +40528,11 @@ var init_pm2 = __esm({
 });
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir4, readFile as readFile6, rm as rm6, stat as stat9, writeFile as writeFile4 } from "node:fs/promises";
+import { mkdir as mkdir4, readFile as readFile6, rm as rm6, stat as stat8, writeFile as writeFile4 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 async function exists(path20) {
   try {
-    await stat9(path20);
+    await stat8(path20);
     return true;
   } catch {
     return false;
@@ -40918,6 +40918,111 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
+// src/config/errors.ts
+init_errors();
+var ConfigError = class extends NexusError {
+  constructor(file, problems) {
+    super(problems.map((problem) => `${file}: ${problem}`).join("\n"), EXIT.usage);
+    this.file = file;
+    this.problems = problems;
+  }
+  file;
+  problems;
+};
+function formatPath(path20) {
+  let out = "";
+  for (const key of path20) {
+    if (typeof key === "number") out += `[${key}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
+    else out += `[${JSON.stringify(String(key))}]`;
+  }
+  return out || "(top level)";
+}
+function describeValue(value) {
+  if (value === void 0) return "nothing";
+  const json = JSON.stringify(value);
+  if (json === void 0) return String(value);
+  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+}
+var ARTICLE_TYPES = /* @__PURE__ */ new Set(["number", "string", "boolean", "object", "array", "integer"]);
+function withArticle(type) {
+  if (!ARTICLE_TYPES.has(type)) return type;
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+function editDistance(a2, b2) {
+  const row = Array.from({ length: b2.length + 1 }, (_2, i2) => i2);
+  for (let i2 = 1; i2 <= a2.length; i2++) {
+    let previous = row[0] ?? 0;
+    row[0] = i2;
+    for (let j2 = 1; j2 <= b2.length; j2++) {
+      const current = row[j2] ?? 0;
+      row[j2] = Math.min((row[j2] ?? 0) + 1, (row[j2 - 1] ?? 0) + 1, previous + (a2[i2 - 1] === b2[j2 - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b2.length] ?? 0;
+}
+function closest(word, candidates) {
+  let best;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance <= Math.max(2, Math.floor(candidate.length / 3)) && (!best || distance < best.distance)) {
+      best = { candidate, distance };
+    }
+  }
+  return best?.candidate;
+}
+function describeIssues(issues, knownKeys) {
+  const lines = [];
+  for (const issue2 of issues) {
+    const path20 = formatPath(issue2.path);
+    switch (issue2.code) {
+      case "invalid_type": {
+        const received = issue2.input;
+        lines.push(
+          received === void 0 ? `${path20}: is required (expected ${withArticle(issue2.expected)})` : `${path20}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+        );
+        break;
+      }
+      case "unrecognized_keys":
+        for (const key of issue2.keys) {
+          const suggestion = closest(key, knownKeys(issue2.path));
+          const where = formatPath([...issue2.path, key]);
+          lines.push(`${where}: unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`);
+        }
+        break;
+      case "invalid_value":
+        lines.push(
+          `${path20}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+        );
+        break;
+      case "invalid_union": {
+        const input = issue2.input;
+        const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
+        lines.push(
+          nested ? `${path20}: ${nested.message}` : `${path20}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+        );
+        break;
+      }
+      case "too_small":
+      case "too_big":
+        lines.push(`${path20}: ${humanBound(issue2)}`);
+        break;
+      default:
+        lines.push(`${path20}: ${issue2.message}`);
+    }
+  }
+  return lines;
+}
+function humanBound(issue2) {
+  const received = issue2.input;
+  if (issue2.message && !issue2.message.startsWith("Too ")) return issue2.message;
+  const direction = issue2.code === "too_small" ? "at least" : "at most";
+  const bound = issue2.code === "too_small" ? issue2.minimum : issue2.maximum;
+  const unit = issue2.origin === "array" ? " item(s)" : issue2.origin === "string" ? " character(s)" : "";
+  return `expected ${direction} ${String(bound)}${unit}, received ${describeValue(received)}`;
+}
+
 // src/artifact/exclude.ts
 var import_ignore = __toESM(require_ignore(), 1);
 var NEVER_SHIPPED = ["node_modules", ".git", ".nexus"];
@@ -40973,6 +41078,21 @@ function clean(relativePath) {
 }
 
 // src/artifact/pack.ts
+function appPackOptions(config2) {
+  const inApp = path.relative(config2.app.root, path.resolve(config2.file));
+  const own2 = inApp && !inApp.startsWith("..") && !path.isAbsolute(inApp) ? [
+    `/${inApp.split(path.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+  ] : [];
+  return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
+}
+async function assertAppRoot(config2) {
+  if (!(await stat(config2.app.root).catch(() => void 0))?.isDirectory())
+    throw new ConfigError(config2.file, [`app.root: ${config2.app.root} is not a directory`]);
+}
+async function selectConfiguredApp(config2) {
+  await assertAppRoot(config2);
+  return selectAppFiles(config2.app.root, appPackOptions(config2));
+}
 async function selectAppFiles(root, options = {}) {
   const info2 = await stat(root).catch(() => void 0);
   if (!info2?.isDirectory()) throw new Error(`app.root ${root} is not a directory`);
@@ -47381,9 +47501,6 @@ var duration2 = union([number2(), string2()]).transform((value, ctx) => {
   return ms3;
 });
 
-// src/deploy/deploy.ts
-import { stat as stat3 } from "node:fs/promises";
-
 // src/artifact/release-id.ts
 async function gitInfo(root) {
   const { execa: execa2 } = await Promise.resolve().then(() => (init_execa(), execa_exports));
@@ -47396,111 +47513,6 @@ function makeReleaseId(now, git) {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   if (!git) return stamp;
   return `${stamp}-${git.commit}${git.dirty ? "-dirty" : ""}`;
-}
-
-// src/config/errors.ts
-init_errors();
-var ConfigError = class extends NexusError {
-  constructor(file, problems) {
-    super(problems.map((problem) => `${file}: ${problem}`).join("\n"), EXIT.usage);
-    this.file = file;
-    this.problems = problems;
-  }
-  file;
-  problems;
-};
-function formatPath(path20) {
-  let out = "";
-  for (const key of path20) {
-    if (typeof key === "number") out += `[${key}]`;
-    else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
-    else out += `[${JSON.stringify(String(key))}]`;
-  }
-  return out || "(top level)";
-}
-function describeValue(value) {
-  if (value === void 0) return "nothing";
-  const json = JSON.stringify(value);
-  if (json === void 0) return String(value);
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
-}
-var ARTICLE_TYPES = /* @__PURE__ */ new Set(["number", "string", "boolean", "object", "array", "integer"]);
-function withArticle(type) {
-  if (!ARTICLE_TYPES.has(type)) return type;
-  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
-}
-function editDistance(a2, b2) {
-  const row = Array.from({ length: b2.length + 1 }, (_2, i2) => i2);
-  for (let i2 = 1; i2 <= a2.length; i2++) {
-    let previous = row[0] ?? 0;
-    row[0] = i2;
-    for (let j2 = 1; j2 <= b2.length; j2++) {
-      const current = row[j2] ?? 0;
-      row[j2] = Math.min((row[j2] ?? 0) + 1, (row[j2 - 1] ?? 0) + 1, previous + (a2[i2 - 1] === b2[j2 - 1] ? 0 : 1));
-      previous = current;
-    }
-  }
-  return row[b2.length] ?? 0;
-}
-function closest(word, candidates) {
-  let best;
-  for (const candidate of candidates) {
-    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (distance <= Math.max(2, Math.floor(candidate.length / 3)) && (!best || distance < best.distance)) {
-      best = { candidate, distance };
-    }
-  }
-  return best?.candidate;
-}
-function describeIssues(issues, knownKeys) {
-  const lines = [];
-  for (const issue2 of issues) {
-    const path20 = formatPath(issue2.path);
-    switch (issue2.code) {
-      case "invalid_type": {
-        const received = issue2.input;
-        lines.push(
-          received === void 0 ? `${path20}: is required (expected ${withArticle(issue2.expected)})` : `${path20}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
-        );
-        break;
-      }
-      case "unrecognized_keys":
-        for (const key of issue2.keys) {
-          const suggestion = closest(key, knownKeys(issue2.path));
-          const where = formatPath([...issue2.path, key]);
-          lines.push(`${where}: unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`);
-        }
-        break;
-      case "invalid_value":
-        lines.push(
-          `${path20}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
-        );
-        break;
-      case "invalid_union": {
-        const input = issue2.input;
-        const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
-        lines.push(
-          nested ? `${path20}: ${nested.message}` : `${path20}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
-        );
-        break;
-      }
-      case "too_small":
-      case "too_big":
-        lines.push(`${path20}: ${humanBound(issue2)}`);
-        break;
-      default:
-        lines.push(`${path20}: ${issue2.message}`);
-    }
-  }
-  return lines;
-}
-function humanBound(issue2) {
-  const received = issue2.input;
-  if (issue2.message && !issue2.message.startsWith("Too ")) return issue2.message;
-  const direction = issue2.code === "too_small" ? "at least" : "at most";
-  const bound = issue2.code === "too_small" ? issue2.minimum : issue2.maximum;
-  const unit = issue2.origin === "array" ? " item(s)" : issue2.origin === "string" ? " character(s)" : "";
-  return `expected ${direction} ${String(bound)}${unit}, received ${describeValue(received)}`;
 }
 
 // src/deploy/deploy.ts
@@ -48350,8 +48362,8 @@ var HaproxyBalancer = class {
     const enables = this.enables.get(name) ?? 0;
     let maint = false;
     for (; ; ) {
-      const { stat: stat10, admin, before } = await this.poll(server);
-      const open2 = stat10.sessions + stat10.queued + before;
+      const { stat: stat9, admin, before } = await this.poll(server);
+      const open2 = stat9.sessions + stat9.queued + before;
       if ((this.enables.get(name) ?? 0) !== enables)
         return { drained: false, open: open2, detail: "put back in rotation while its drain was waited for" };
       if (!admin.drain && !admin.maint) {
@@ -51040,7 +51052,7 @@ function createConnector(config2, options = {}) {
 
 // src/report/redact.ts
 var MIN_SECRET_CHARS = 6;
-function secretRedactor(config2, env2 = process.env) {
+function secretRedactor(config2, env2 = process.env, options = {}) {
   const shown = /* @__PURE__ */ new Set([config2.app.name]);
   for (const s3 of config2.servers)
     for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
@@ -51053,7 +51065,8 @@ function secretRedactor(config2, env2 = process.env) {
       else if (secretKey) short.add(form);
     }
   };
-  for (const { value, anyLength } of secretValues(config2)) add(value, anyLength);
+  for (const { value, anyLength } of secretValues(config2))
+    if (anyLength || !options.secretsOnly) add(value, anyLength);
   try {
     const { privateKey, passphrase } = loadCredentials(config2.ssh, env2);
     for (const line of String(privateKey ?? "").split(/\r?\n/)) {
@@ -51688,6 +51701,7 @@ function parseJournal(text2) {
       command: typeof raw.command === "string" ? raw.command : "unknown",
       release: id(raw.release) ?? "unknown",
       previous: id(raw.previous) ?? null,
+      ...raw.drained === true ? { drained: true } : {},
       pid: Number(raw.pid) || 0,
       host: typeof raw.host === "string" ? raw.host : "",
       time: typeof raw.time === "string" ? raw.time : ""
@@ -51703,9 +51717,18 @@ fi`;
 var LOCK_ACQUIRE_SCRIPT = `state=$1 lock=$2 holder=$3
 mkdir -p "$state" || exit 1
 ${MUTEX}
-if (set -C; printf '%s\\n' "$holder" > "$lock") 2>/dev/null; then
+new="$lock.$$"
+if ! printf '%s\\n' "$holder" > "$new"; then
+  rm -f "$new"
+  echo "cannot write the deploy lock in $state (disk full?)" >&2
+  exit 1
+fi
+if [ -f "$lock" ] && [ ! -s "$lock" ]; then rm -f "$lock"; fi
+if ln "$new" "$lock" 2>/dev/null; then
+  rm -f "$new"
   echo @acquired
 else
+  rm -f "$new"
   printf '@held %s\\n' "$(head -c 4096 "$lock" | tr '\\n' ' ')"
 fi`;
 var LOCK_REMOVE_SCRIPT = `state=$1 lock=$2 token=$3
@@ -52288,7 +52311,7 @@ var Rollout = class {
   }
   async noteOperatorDrains() {
     const { ops, config: config2, emit } = this.o;
-    this.initialStates = await ops.balancer.state(config2.servers);
+    this.initialStates = this.o.initialStates ?? await ops.balancer.state(config2.servers);
     this.initiallyDown = new Set(
       this.initialStates.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server)
     );
@@ -52323,7 +52346,8 @@ var Rollout = class {
     return r;
   }
   leaveDrained(name) {
-    return this.initiallyDown.has(name) && !this.o.enableDrained;
+    const enable = this.o.enableDrained;
+    return this.initiallyDown.has(name) && !(typeof enable === "function" ? enable(name) : enable);
   }
   enableable(servers2) {
     return servers2.filter((s3) => !this.leaveDrained(s3.name));
@@ -52441,8 +52465,14 @@ async function readStatesToRoll(hosts) {
   return states;
 }
 async function rollJournaled(hosts, journal, options) {
-  if (journal) await writeJournals(hosts, journal);
-  const result = await roll(options);
+  const initialStates = options.initialStates ?? await options.ops.balancer.state(options.config.servers);
+  const drained = new Set(initialStates.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
+  if (journal)
+    await writeJournals(hosts, (h2) => ({
+      ...journal(h2),
+      ...drained.has(h2.server.name) ? { drained: true } : {}
+    }));
+  const result = await roll({ ...options, initialStates });
   const needsHuman = new Set(result.rows.filter((r) => r.result === "needs human").map((r) => r.server));
   await clearJournals(hosts.filter((h2) => !needsHuman.has(h2.server.name)));
   return result;
@@ -53408,16 +53438,17 @@ async function deploy(config2, options) {
   }
   return result;
 }
+function assertReleaseIdFlag(release) {
+  if (!isValidReleaseId(release))
+    throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
+}
 async function deployRelease(config2, options) {
   const { emit, signal: signal2 } = options;
   const startedAt = Date.now();
-  if (!(await stat3(config2.app.root).catch(() => void 0))?.isDirectory()) {
-    throw new ConfigError(config2.file, [`app.root: ${config2.app.root} is not a directory`]);
-  }
+  await assertAppRoot(config2);
   const git = await gitInfo(config2.app.root);
   const release = options.releaseId ?? makeReleaseId(/* @__PURE__ */ new Date(), git);
-  if (!isValidReleaseId(release))
-    throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
+  assertReleaseIdFlag(release);
   const plan = makePlan(config2, release, options.only);
   const names = plan.servers.map((s3) => s3.name);
   const beforeRollOn = config2.hooks.beforeRoll ? config2.hooks.beforeRollOn : void 0;
@@ -53449,8 +53480,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
   }
   emit({ type: "phase", phase: "pack", message: `packing ${config2.app.root}` });
   const packing = packApp(config2.app.root, {
-    exclude: config2.app.exclude,
-    include: config2.app.include,
+    ...appPackOptions(config2),
     warn: (message) => emit({ type: "warn", message })
   });
   const opening = Fleet.open(
@@ -53790,13 +53820,21 @@ async function fleetStatus(config2, options) {
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),
           process: describeInstances(instances),
-          lock: state.journal ? `INTERRUPTED ${state.journal.command} of ${state.journal.release}: run nexus recover` : state.lock ? describeHolder(state.lock) : "-"
+          lock: lockColumn(state)
         };
       })
     );
   } finally {
     await fleet.close();
   }
+}
+function lockColumn(state) {
+  const { journal, lock } = state;
+  if (journal && (!lock || isStale(lock)))
+    return `INTERRUPTED ${journal.command} of ${journal.release}: run nexus recover`;
+  if (journal && lock)
+    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : " (if that command is dead: nexus recover --force)"}`;
+  return lock ? describeHolder(lock) : "-";
 }
 function describeCount(instances, expected) {
   const online = instances.filter((p2) => p2.status === "online").length;
@@ -53900,10 +53938,11 @@ init_log_format();
 init_errors();
 
 // src/check/app-size.ts
-import { readdir as readdir2, stat as stat4 } from "node:fs/promises";
+import { readdir as readdir2, stat as stat3 } from "node:fs/promises";
 import path13 from "node:path";
-async function appSizeEstimate(app) {
-  const shipped = await selectAppFiles(app.root, { exclude: app.exclude, include: app.include }).then((selection) => selection.bytes).catch(() => 0);
+async function appSizeEstimate(config2) {
+  const { app } = config2;
+  const shipped = await selectAppFiles(app.root, appPackOptions(config2)).then((selection) => selection.bytes).catch(() => 0);
   return shipped + await treeSize(path13.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
@@ -53911,7 +53950,7 @@ async function treeSize(dir) {
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
     const child = path13.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
-    else if (entry.isFile()) total += (await stat4(child)).size;
+    else if (entry.isFile()) total += (await stat3(child)).size;
   }
   return total;
 }
@@ -54350,7 +54389,7 @@ function sshFix(error3, server) {
 async function runCheck(config2, options = {}) {
   const items = [];
   const connector = createConnector(config2, { env: options.env });
-  const estimate = await appSizeEstimate(config2.app);
+  const estimate = await appSizeEstimate(config2);
   const sessions = [];
   try {
     const results = await mapSettled(config2.servers, 8, async (server) => {
@@ -55245,7 +55284,7 @@ var JsonReporter = class {
 // src/report/masking.ts
 var redact = (text2) => text2;
 function maskSecretsOf(config2) {
-  redact = secretRedactor(config2);
+  redact = secretRedactor(config2, process.env, { secretsOnly: true });
 }
 function maskingReporter(inner) {
   return {
@@ -55566,7 +55605,7 @@ function starterConfig(flags, global3, outputDir) {
   if (global3.knownHosts) ssh.knownHosts = configPath(outputDir, global3.knownHosts);
   const balancer = {
     host: flags.balancerHost ?? servers2[0]?.name ?? "local",
-    upstreamFile: flags.upstreamFile ?? `/etc/nginx/conf.d/${flags.name}-upstream.conf`
+    upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name)
   };
   if (flags.testCommand) balancer.testCommand = flags.testCommand;
   if (flags.reloadCommand) balancer.reloadCommand = flags.reloadCommand;
@@ -55608,15 +55647,18 @@ async function prompt(flags) {
       flags.servers[0]?.name
     );
     flags.upstreamFile ??= await ask(
-      "file holding the upstream block on it",
-      `/etc/nginx/conf.d/${flags.name}-upstream.conf`
+      "servers file on it (server lines only, included inside the upstream block)",
+      defaultServersFile(flags.name ?? "app")
     );
   } finally {
     rl.close();
   }
 }
 function initCommand(setExit) {
-  const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option("--start <script>", "entry script, relative to the app directory", "server.js").option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)').option("--upstream-file <path>", "the file holding the upstream block on the balancer host").option("--test-command <cmd>", 'how to test the Nginx config (default: "nginx -t")').option("--reload-command <cmd>", 'how to reload Nginx (default: "nginx -s reload")').option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)").option(
+  const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option("--start <script>", "entry script, relative to the app directory", "server.js").option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)').option(
+    "--upstream-file <path>",
+    "the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)"
+  ).option("--test-command <cmd>", 'how to test the Nginx config (default: "nginx -t")').option("--reload-command <cmd>", 'how to reload Nginx (default: "nginx -s reload")').option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)").option(
     "--env <KEY=VALUE>",
     "app env, repeatable; {host} or {name} in the value sets it per server",
     collect,
@@ -55629,7 +55671,7 @@ The global --ssh-key and --known-hosts flags are written to ssh.privateKey and s
 Examples:
   nexus init
   nexus init --servers web1=10.0.0.11,web2=10.0.0.12 --user deploy \\
-    --upstream-file /etc/nginx/conf.d/api-upstream.conf --env HOST={host}
+    --upstream-file /etc/nginx/nexus/api-servers.conf --env HOST={host}
   nexus --ssh-key ~/.ssh/deploy_ed25519 init -o deploy/production.json --servers 10.0.0.11,10.0.0.12 -y`
   ).action(async (flags, command) => {
     const global3 = command.optsWithGlobals();
@@ -55658,7 +55700,7 @@ Examples:
       process.stdout.write(
         `wrote ${label}
 next:
-  nexus${withConfig} nginx-config      # the upstream block for your Nginx
+  nexus${withConfig} nginx-config      # the servers file and the upstream block for your Nginx
   nexus${withConfig} deploy --dry-run  # the plan, nothing changed
   nexus${withConfig} deploy --rolling
 `
@@ -55682,6 +55724,9 @@ next:
     }
   });
   return init;
+}
+function defaultServersFile(name) {
+  return `/etc/nginx/nexus/${name}-servers.conf`;
 }
 
 // src/deploy/recover.ts
@@ -55714,15 +55759,25 @@ async function recover(config2, options) {
       }
       const targetOf = (name) => {
         const state = states.get(name);
-        return state?.journal?.previous ?? state?.current;
+        const previous = state?.journal?.previous;
+        return previous && state.releases.some((r) => r.id === previous) ? previous : state?.current;
       };
+      for (const h2 of journaled) {
+        const previous = states.get(h2.server.name)?.journal?.previous;
+        if (previous && targetOf(h2.server.name) !== previous)
+          emit({
+            type: "warn",
+            server: h2.server.name,
+            message: `${previous}, the release it served before, is no longer on disk: it stays on ${targetOf(h2.server.name) ?? "no release"}`
+          });
+      }
       const drainedNow = new Set(
         (await fleet.balancer.state(config2.servers)).filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server)
       );
       const toSwitch = journaled.filter((h2) => {
         const target = targetOf(h2.server.name);
         return target && (target !== states.get(h2.server.name)?.current || drainedNow.has(h2.server.name));
-      });
+      }).sort((a2, b2) => Number(drainedNow.has(b2.server.name)) - Number(drainedNow.has(a2.server.name)));
       emit({
         type: "phase",
         phase: "recover",
@@ -55739,7 +55794,8 @@ async function recover(config2, options) {
         fallback: (name) => states.get(name)?.current,
         minInRotation: minInRotation(config2),
         onFailure: "halt",
-        enableDrained: true
+        // Drained by the killed command: back in rotation; drained by an operator before it: left so.
+        enableDrained: (name) => !states.get(name)?.journal?.drained
       });
       const rows = new Map(result.rows.map((r) => [r.server, { ...r }]));
       for (const r of rows.values()) if (r.result === "deployed") r.result = "restored";
@@ -55754,6 +55810,10 @@ async function recover(config2, options) {
         rows.set(h2.server.name, row);
         const backend = backends.find((b2) => b2.server === h2.server.name);
         if (!backend?.present || backend.inRotation) continue;
+        if (states.get(h2.server.name)?.journal?.drained) {
+          row.note = "drained before the interrupted command: left drained";
+          continue;
+        }
         if ((await checkHealth(h2, config2)).ok) {
           await fleet.balancer.apply({ enable: [h2.server] });
           row.note = "was left drained: back in rotation";
@@ -55784,17 +55844,15 @@ async function recover(config2, options) {
 async function breakInspectedLocks(hosts, states, force) {
   for (const h2 of hosts) {
     const lock = states.get(h2.server.name)?.lock;
-    if (!lock || isStale(lock)) continue;
+    if (!lock || isStale(lock) || force) continue;
     if (isLiveHere(lock)) {
       throw new LockError(
-        `${h2.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first`
+        `${h2.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`nexus recover --force\`)`
       );
     }
-    if (!force) {
-      throw new LockError(
-        `${h2.server.name}: locked by ${describeHolder(lock)} on another machine; if that command is dead, run \`nexus recover --force\``
-      );
-    }
+    throw new LockError(
+      `${h2.server.name}: locked by ${describeHolder(lock)} on another machine, where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``
+    );
   }
   for (const h2 of hosts) {
     const lock = states.get(h2.server.name)?.lock;
@@ -55854,7 +55912,10 @@ function printTable(reporter, header, rows) {
 function addMaintenanceCommands(program2, setExit) {
   program2.command("recover").description(
     "after a killed deploy: put every server it touched back on its previous release, in rotation"
-  ).option("--force", "take over a lock held from another machine").addHelpText("after", "\nExample:\n  nexus recover").action(async (opts) => {
+  ).option(
+    "--force",
+    "take over a lock whose holder may be alive (on another machine, or a reused pid): only when it is dead"
+  ).addHelpText("after", "\nExample:\n  nexus recover").action(async (opts) => {
     setExit(
       await withReporter(program2, async (reporter, global3) => {
         return whileInterruptible(
@@ -56260,7 +56321,7 @@ function addOperationCommands(program2, setExit) {
 }
 
 // src/cli/pack.ts
-import { stat as stat5 } from "node:fs/promises";
+import { stat as stat4 } from "node:fs/promises";
 import path17 from "node:path";
 init_errors();
 init_format();
@@ -56282,13 +56343,18 @@ Examples:
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
         const root = path17.resolve(config2.app.root);
-        const selection = await selectAppFiles(root, config2.app);
+        const selection = await selectConfiguredApp(config2);
         for (const message of selection.warnings) reporter.emit({ type: "warn", message });
         let written;
         if (flags.output) {
           const output = path17.resolve(flags.output);
-          const { sha256 } = await writeTarball(root, selection.files, output);
-          written = { output, sha256, compressedBytes: (await stat5(output)).size };
+          const { sha256 } = await writeTarball(root, selection.files, output).catch(
+            (error3) => {
+              if (!error3.code) throw error3;
+              throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
+            }
+          );
+          written = { output, sha256, compressedBytes: (await stat4(output)).size };
         }
         if (global3.json) {
           printResult({
@@ -57163,8 +57229,9 @@ function buildProgram(setExit) {
         await withReporter(program2, async (reporter, global3) => {
           const config2 = readConfig(global3);
           if (opts.dryRun) {
+            if (opts.releaseId) assertReleaseIdFlag(opts.releaseId);
             const plan = makePlan(config2, opts.releaseId ?? "<new release>", opts.only);
-            const app = await selectAppFiles(config2.app.root, config2.app);
+            const app = await selectConfiguredApp(config2);
             for (const message of app.warnings) reporter.emit({ type: "warn", message });
             if (global3.json) {
               printResult({

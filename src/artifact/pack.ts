@@ -5,7 +5,40 @@ import os from "node:os";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { ConfigError } from "../config/errors.js";
+import type { Config } from "../config/load.js";
 import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
+
+/**
+ * The app's selection options from its config. The config file itself is left out when it sits
+ * in the app (its env values are in plain text, and a release is world-readable on the server);
+ * `app.include` can still name it.
+ */
+export function appPackOptions(config: Pick<Config, "app" | "file">): PackOptions {
+  const inApp = path.relative(config.app.root, path.resolve(config.file));
+  const own =
+    inApp && !inApp.startsWith("..") && !path.isAbsolute(inApp)
+      ? [
+          `/${inApp
+            .split(path.sep)
+            .join("/")
+            .replace(/[*?[\]\\]/g, "\\$&")}`,
+        ]
+      : [];
+  return { exclude: [...own, ...config.app.exclude], include: config.app.include };
+}
+
+/** app.root must be a directory: a config error (exit 2, the field named) otherwise. */
+export async function assertAppRoot(config: Pick<Config, "app" | "file">): Promise<void> {
+  if (!(await stat(config.app.root).catch(() => undefined))?.isDirectory())
+    throw new ConfigError(config.file, [`app.root: ${config.app.root} is not a directory`]);
+}
+
+/** What the config's app ships (`nexus pack --list`, `deploy --dry-run`). */
+export async function selectConfiguredApp(config: Pick<Config, "app" | "file">): Promise<AppSelection> {
+  await assertAppRoot(config);
+  return selectAppFiles(config.app.root, appPackOptions(config));
+}
 
 export interface Artifact {
   file: string;

@@ -50,7 +50,7 @@ interface Connected {
 export async function runCheck(config: Config, options: CheckOptions = {}): Promise<CheckReport> {
   const items: CheckItem[] = [];
   const connector = createConnector(config, { env: options.env });
-  const estimate = await appSizeEstimate(config.app);
+  const estimate = await appSizeEstimate(config);
   const sessions: Connected[] = [];
   try {
     const results = await mapSettled(config.servers, 8, async (server): Promise<CheckItem[]> => {

@@ -1,6 +1,6 @@
 import v8 from "node:v8";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { selectAppFiles } from "../artifact/pack.js";
+import { selectConfiguredApp } from "../artifact/pack.js";
 import {
   renderProxySettings,
   renderServerSettings,
@@ -8,7 +8,7 @@ import {
   renderUpstreamBlock,
 } from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
-import { deploy } from "../deploy/deploy.js";
+import { assertReleaseIdFlag, deploy } from "../deploy/deploy.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
@@ -95,8 +95,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
           await withReporter(program, async (reporter, global) => {
             const config = readConfig(global);
             if (opts.dryRun) {
+              if (opts.releaseId) assertReleaseIdFlag(opts.releaseId);
               const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
-              const app = await selectAppFiles(config.app.root, config.app);
+              const app = await selectConfiguredApp(config);
               for (const message of app.warnings) reporter.emit({ type: "warn", message });
               if (global.json) {
                 printResult({

@@ -1,8 +1,8 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { Command } from "commander";
-import { selectAppFiles, writeTarball } from "../artifact/pack.js";
-import { EXIT } from "../errors.js";
+import { selectConfiguredApp, writeTarball } from "../artifact/pack.js";
+import { EXIT, UsageError } from "../errors.js";
 import { formatBytes } from "../report/format.js";
 import { type GlobalOptions, readConfig, withReporter } from "./context.js";
 import { printResult } from "./result.js";
@@ -31,12 +31,18 @@ Examples:
         await withReporter(program, async (reporter, global: GlobalOptions) => {
           const config = readConfig(global);
           const root = path.resolve(config.app.root);
-          const selection = await selectAppFiles(root, config.app);
+          const selection = await selectConfiguredApp(config);
           for (const message of selection.warnings) reporter.emit({ type: "warn", message });
           let written: { output: string; sha256: string; compressedBytes: number } | undefined;
           if (flags.output) {
             const output = path.resolve(flags.output);
-            const { sha256 } = await writeTarball(root, selection.files, output);
+            const { sha256 } = await writeTarball(root, selection.files, output).catch(
+              (error: NodeJS.ErrnoException) => {
+                // A directory, a missing parent, no permission: the flag's fault, said as such.
+                if (!error.code) throw error;
+                throw new UsageError(`--output ${flags.output}: cannot write it (${error.code})`);
+              },
+            );
             written = { output, sha256, compressedBytes: (await stat(output)).size };
           }
           if (global.json) {

@@ -1,5 +1,4 @@
-import { stat } from "node:fs/promises";
-import { type Artifact, packApp } from "../artifact/pack.js";
+import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
 import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
 import type { Config } from "../config/load.js";
@@ -77,16 +76,19 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
   return result;
 }
 
+/** A --release-id becomes a directory name on every server: a usage error (exit 2) otherwise. */
+export function assertReleaseIdFlag(release: string): void {
+  if (!isValidReleaseId(release))
+    throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
+}
+
 async function deployRelease(config: Config, options: DeployOptions): Promise<CommandResult> {
   const { emit, signal } = options;
   const startedAt = Date.now();
-  if (!(await stat(config.app.root).catch(() => undefined))?.isDirectory()) {
-    throw new ConfigError(config.file, [`app.root: ${config.app.root} is not a directory`]);
-  }
+  await assertAppRoot(config);
   const git = await gitInfo(config.app.root);
   const release = options.releaseId ?? makeReleaseId(new Date(), git);
-  if (!isValidReleaseId(release))
-    throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
+  assertReleaseIdFlag(release);
   const plan = makePlan(config, release, options.only);
   const names = plan.servers.map((s) => s.name);
   const beforeRollOn = config.hooks.beforeRoll ? config.hooks.beforeRollOn : undefined;
@@ -125,8 +127,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
 
   emit({ type: "phase", phase: "pack", message: `packing ${config.app.root}` });
   const packing = packApp(config.app.root, {
-    exclude: config.app.exclude,
-    include: config.app.include,
+    ...appPackOptions(config),
     warn: (message) => emit({ type: "warn", message }),
   });
   // Every server is connected, not only the deployed ones: the capacity guard checks the others live.

@@ -44,6 +44,29 @@ describe("config errors from the CLI", () => {
     });
   }
 
+  it("an app.root that is no directory: the field named, exit 2, in pack, deploy --dry-run and deploy alike", async () => {
+    const file = configWith((d) => {
+      (d.app as Record<string, unknown>).root = "/nonexistent/app";
+    });
+    for (const args of [["pack", "--list"], ["deploy", "--dry-run"], ["deploy"]]) {
+      const run = await nexus(["-c", file, ...args]);
+      expect(run.exitCode, `${args.join(" ")}: ${run.all}`).toBe(2);
+      expect(run.stderr).toContain("app.root: /nonexistent/app is not a directory");
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it("flags the real run refuses are refused by the dry run too; pack -o a directory says so", async () => {
+    const file = writeConfig();
+    const dryRun = await nexus(["-c", file, "deploy", "--dry-run", "--release-id", "../evil"]);
+    expect(dryRun.exitCode).toBe(2);
+    expect(dryRun.stderr).toContain('--release-id: "../evil" may hold only');
+    const pack = await nexus(["-c", file, "pack", "-o", os.tmpdir()]);
+    expect(pack.exitCode).toBe(2);
+    expect(pack.stderr).toContain(`--output ${os.tmpdir()}: cannot write it (EISDIR)`);
+    expect(pack.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it("a missing config file says how to make one", async () => {
     const run = await nexus(["-c", "/nonexistent/deploy.config.json", "status"]);
     expect(run.exitCode).toBe(2);

@@ -1,5 +1,7 @@
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ArtifactFilter } from "../../src/artifact/exclude.js";
+import { appPackOptions } from "../../src/artifact/pack.js";
 import { makeReleaseId } from "../../src/artifact/release-id.js";
 import { formatDuration, parseDuration } from "../../src/config/duration.js";
 
@@ -35,6 +37,42 @@ describe("artifact exclusions", () => {
     }
     expect(ships(filter, "node_modules", true)).toBe(false);
     expect(ships(filter, "logs", true)).toBe(false);
+  });
+
+  it("leaves out the config file in use when it sits in the app (env values in plain text); app.include ships it", () => {
+    const app = (root: string, include: string[] = []) => ({ root, exclude: ["*.tmp"], include }) as never;
+    const inside = appPackOptions({ app: app("/srv/shop"), file: "/srv/shop/deploy.config.json" });
+    expect(inside.exclude).toEqual(["/deploy.config.json", "*.tmp"]);
+    const filter = filterWith({}, { exclude: [...(inside.exclude ?? [])] });
+    expect(ships(filter, "deploy.config.json")).toBe(false);
+    expect(ships(filter, "src/deploy.config.json")).toBe(true);
+    const included = appPackOptions({
+      app: app("/srv/shop", ["deploy.config.json"]),
+      file: "/srv/shop/deploy.config.json",
+    });
+    expect(
+      ships(
+        filterWith({}, { exclude: [...(included.exclude ?? [])], include: [...(included.include ?? [])] }),
+        "deploy.config.json",
+      ),
+    ).toBe(true);
+    expect(
+      appPackOptions({ app: app("/srv/shop"), file: "/srv/shop/ops/deploy [prod].json" }).exclude?.[0],
+    ).toBe("/ops/deploy \\[prod\\].json");
+    const bracketed = appPackOptions({ app: app("/srv/shop"), file: "/srv/shop/ops/deploy [prod].json" });
+    expect(ships(filterWith({}, { exclude: [...(bracketed.exclude ?? [])] }), "ops/deploy [prod].json")).toBe(
+      false,
+    );
+    expect(ships(filterWith({}, { exclude: [...(bracketed.exclude ?? [])] }), "ops/deploy p.json")).toBe(
+      true,
+    );
+    expect(appPackOptions({ app: app("/srv/shop"), file: "/srv/deploy.config.json" }).exclude).toEqual([
+      "*.tmp",
+    ]);
+    expect(
+      appPackOptions({ app: app("/srv/shop"), file: path.relative(process.cwd(), "/srv/shop/x.json") })
+        .exclude?.[0],
+    ).toBe("/x.json");
   });
 
   it("keeps the app", () => {

@@ -11,6 +11,12 @@ export interface BackendState {
 export interface RotationChange {
   drain?: readonly ServerConfig[];
   enable?: readonly ServerConfig[];
+  /**
+   * The capacity guard's floor, for a balancer that can see another command's change land between
+   * the guard's look and this write (Nginx's compare-and-swap): the drain is then refused if it
+   * would leave fewer of `servers` in rotation than the guard saw, and fewer than `min`.
+   */
+  keepInRotation?: { servers: readonly ServerConfig[]; min: number };
 }
 
 /** What nexus needs from a load balancer. The Nginx driver is the one implementation today. */

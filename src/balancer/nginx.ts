@@ -89,8 +89,20 @@ export class NginxBalancer implements Balancer {
   }
 
   async apply(change: RotationChange): Promise<void> {
+    // What the edit leaves in rotation by the version the capacity guard judged (the first try).
+    let judged: number | undefined;
+    const recheck = (inRotation: number) => {
+      const min = change.keepInRotation?.min ?? 0;
+      if (judged === undefined) judged = inRotation;
+      else if (inRotation < judged && inRotation < min) {
+        const names = (change.drain ?? []).map((s) => s.name).join(", ");
+        throw new BalancerError(
+          `capacity guard: another command changed ${this.options.upstreamFile} since the guard looked: draining ${names} now would leave ${inRotation} server(s) in rotation (minimum ${min}); nothing was changed`,
+        );
+      }
+    };
     for (let attempt = 1; ; attempt++) {
-      const result = await this.tryApply(change);
+      const result = await this.tryApply(change, recheck);
       if (result === "changed") {
         // Another run edited the file between our read and our write: redo the edit on its version.
         if (attempt < MAX_APPLY_ATTEMPTS) continue;
@@ -102,7 +114,10 @@ export class NginxBalancer implements Balancer {
     }
   }
 
-  private async tryApply(change: RotationChange): Promise<"done" | "changed"> {
+  private async tryApply(
+    change: RotationChange,
+    recheck: (inRotation: number) => void,
+  ): Promise<"done" | "changed"> {
     // Set again below by a drain's reload; no other change leaves workers that matter to a drain.
     this.retiring = [];
     const cached = this.known;
@@ -117,6 +132,14 @@ export class NginxBalancer implements Balancer {
     }
     // Nothing to change, by a copy that may be stale: only a fresh read can say so.
     if (text === original) return cached === undefined ? "done" : this.readAgain();
+    const keep = change.keepInRotation;
+    if (keep && (change.drain ?? []).length > 0) {
+      const fleet = new Set(keep.servers.map((s) => s.upstream));
+      recheck(
+        listUpstreamServers(text, this.options.upstream).filter((e) => !e.down && fleet.has(e.address))
+          .length,
+      );
+    }
     const file = this.options.upstreamFile;
     const draining = (change.drain ?? []).length > 0;
     // One round trip: write, test, reload and confirm, under a lock on the host; the file is

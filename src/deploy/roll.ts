@@ -284,7 +284,11 @@ class Rollout {
     }
     const started = Date.now();
     try {
-      await ops.balancer.apply({ drain: live, enable: this.enableable(joining) });
+      await ops.balancer.apply({
+        drain: live,
+        enable: this.enableable(joining),
+        keepInRotation: { servers: this.o.config.servers, min: this.o.minInRotation },
+      });
     } catch (error) {
       await this.reconcile([...joining, ...batch], "draining", error);
       return false;

@@ -163,6 +163,35 @@ describe("NginxBalancer.apply", () => {
     expect(backupsLeft()).toEqual([]);
   });
 
+  it("a drain that another run's drain has made a capacity breach is refused, not redone", async () => {
+    // The guard of run A saw a and b in rotation (minimum 1): draining a left b. Run B drains b
+    // between A's read and write: redoing A's edit would leave nothing in rotation.
+    const local = new LocalRunner();
+    let interleaved = false;
+    const runnerA: CommandRunner = {
+      name: "local",
+      run: (command: string, options?: ExecOptions) => local.run(command, options),
+      exec: async (command: string, options?: ExecOptions) => {
+        if (!interleaved && options?.stdin !== undefined) {
+          interleaved = true;
+          await balancer().apply({ drain: [b] });
+        }
+        return local.exec(command, options);
+      },
+    };
+    await expect(
+      balancer(runnerA).apply({ drain: [a], keepInRotation: { servers: [a, b], min: 1 } }),
+    ).rejects.toThrow(
+      /capacity guard: another command changed .* draining a now would leave 0 server\(s\) in rotation \(minimum 1\)/,
+    );
+    expect(interleaved).toBe(true);
+    expect(readFileSync(file, "utf8")).toBe(UPSTREAM.replace("12:3000;", "12:3000 down;"));
+    // Without the interleaving, the same drain goes through.
+    await balancer().apply({ enable: [b] });
+    await balancer().apply({ drain: [a], keepInRotation: { servers: [a, b], min: 1 } });
+    expect(readFileSync(file, "utf8")).toBe(UPSTREAM.replace("11:3000;", "11:3000 down;"));
+  });
+
   it("edits from the file as it last read or wrote it: one round trip (no read) per later change", async () => {
     const runs: string[] = [];
     const local = new LocalRunner();

@@ -146,7 +146,7 @@ export class Fleet {
           emit({
             type: "warn",
             server: server.name,
-            message: "unreachable: left out of this command (--skip-unreachable)",
+            message: "unreachable: left out of this command",
           });
         } else problems.push(message);
       }

@@ -80,7 +80,10 @@ async function drainLocked(
     }
     emit({ type: "step", server: name, step: "drain", status: "start" });
     const started = Date.now();
-    await fleet.balancer.apply({ drain: [server] });
+    await fleet.balancer.apply({
+      drain: [server],
+      ...(options.force ? {} : { keepInRotation: { servers: config.servers, min: minInRotation(config) } }),
+    });
     const wait = await fleet.balancer.waitDrained(server, config.balancer.drainTimeout);
     await fleet.balancer.settle?.();
     const { drained, detail } = wait;
@@ -160,14 +163,26 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
   const fleet = await Fleet.open(
     config,
     config.servers.map((s) => s.name),
-    { ...options, quiet: true },
+    // One server down is what status is for: it gets a row saying so, the others theirs.
+    { ...options, quiet: true, skipUnreachable: true },
   );
   try {
     const backends = await fleet.balancer.state(config.servers);
     return await Promise.all(
       config.servers.map(async (s): Promise<ServerStatus> => {
-        const host = fleet.host(s.name);
         const backend = backends.find((b) => b.server === s.name);
+        const rotation = !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
+        if (fleet.unreachable.has(s.name))
+          return {
+            server: s.name,
+            rotation,
+            health: "unreachable over SSH",
+            release: "-",
+            instances: "-",
+            process: "-",
+            lock: "-",
+          };
+        const host = fleet.host(s.name);
         const [state, instances, probe] = await Promise.all([
           readState(host),
           fleet.processes.inspect(host.session),
@@ -175,7 +190,7 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
         ]);
         return {
           server: s.name,
-          rotation: !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained",
+          rotation,
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),

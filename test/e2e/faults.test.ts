@@ -342,6 +342,12 @@ describe("faults and interruptions", () => {
       expect(run.stderr).toContain("nexus-ghost: unreachable: left out of this command");
       expect(run.stderr).toMatch(/nexus-ghost\s+not reached/);
       for (const name of SERVERS) expect(currentRelease(name)).toBe(release);
+
+      // status shows the rest, and the server it cannot reach as such (exit 1), instead of nothing.
+      const status = await nexus(["-c", ghostConfig(), "status"]);
+      expect(status.exitCode, status.all).toBe(1);
+      expect(status.stdout).toMatch(/nexus-ghost\s+not listed\s+unreachable over SSH/);
+      for (const name of SERVERS) expect(status.stdout).toMatch(new RegExp(`${name}\\s+in rotation\\s+ok`));
     });
 
     it("SSH dropping mid-install: reconnects and retries staging once", async () => {

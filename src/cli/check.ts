@@ -4,6 +4,7 @@ import type { CheckReport } from "../check/types.js";
 import { EXIT } from "../errors.js";
 import { renderTable } from "../report/format.js";
 import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
+import { printResult } from "./result.js";
 
 const MARK = { ok: "ok", warn: "WARN", fail: "FAIL" } as const;
 
@@ -33,7 +34,7 @@ export function checkCommand(setExit: (code: number) => void): Command {
       const global = command.optsWithGlobals<GlobalOptions>();
       try {
         const result = await runCheck(readConfig(global));
-        if (global.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        if (global.json) printResult({ command: "check", ...result });
         else process.stdout.write(`${formatCheck(result).join("\n")}\n`);
         setExit(result.ok ? EXIT.ok : EXIT.failed);
       } catch (error) {

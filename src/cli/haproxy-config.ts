@@ -3,6 +3,7 @@ import { renderHaproxyConfig } from "../balancer/haproxy/config.js";
 import type { HaproxyBalancerConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
+import { printResult } from "./result.js";
 
 /** `nexus haproxy-config`: the HAProxy counterpart of `nexus nginx-config`. */
 export function haproxyConfigCommand(setExit: (code: number) => void): Command {
@@ -14,20 +15,22 @@ export function haproxyConfigCommand(setExit: (code: number) => void): Command {
     .addHelpText("after", "\nExample:\n  nexus haproxy-config >> /etc/haproxy/haproxy.cfg")
     .action(function (this: Command, opts: { backend?: string }) {
       try {
-        const config = readConfig(this.optsWithGlobals<GlobalOptions>());
+        const global = this.optsWithGlobals<GlobalOptions>();
+        const config = readConfig(global);
         const haproxy = config.balancers.find((b): b is HaproxyBalancerConfig => b.type === "haproxy");
-        process.stdout.write(
-          renderHaproxyConfig({
-            backend: opts.backend ?? haproxy?.backend ?? "nexus_app",
-            servers: config.servers.map((s) => ({
-              name: haproxy?.servers[s.name] ?? s.name,
-              address: s.upstream,
-            })),
-            socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
-            stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
-            healthPath: config.health.path,
-          }),
-        );
+        const backend = opts.backend ?? haproxy?.backend ?? "nexus_app";
+        const text = renderHaproxyConfig({
+          backend,
+          servers: config.servers.map((s) => ({
+            name: haproxy?.servers[s.name] ?? s.name,
+            address: s.upstream,
+          })),
+          socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
+          stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
+          healthPath: config.health.path,
+        });
+        if (global.json) printResult({ command: "haproxy-config", backend, config: text });
+        else process.stdout.write(text);
         setExit(EXIT.ok);
       } catch (error) {
         const { code, message } = exitCodeForError(error);

@@ -4,6 +4,7 @@ import { EXIT } from "../errors.js";
 import { runSetup, SetupError } from "../setup/run.js";
 import { formatCheck } from "./check.js";
 import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
+import { printResult } from "./result.js";
 
 interface SetupFlags {
   dryRun?: boolean;
@@ -28,7 +29,8 @@ export function setupCommand(setExit: (code: number) => void): Command {
     )
     .action(async (flags: SetupFlags, command: Command) => {
       const global = command.optsWithGlobals<GlobalOptions>();
-      const say = (line: string) => process.stdout.write(`${line}\n`);
+      // With --json, stdout holds only the check's result line; the human lines go to stderr.
+      const say = (line: string) => (global.json ? process.stderr : process.stdout).write(`${line}\n`);
       try {
         const config = readConfig(global);
         await runSetup(config, {
@@ -44,7 +46,8 @@ export function setupCommand(setExit: (code: number) => void): Command {
         }
         say("");
         const result = await runCheck(config);
-        for (const line of formatCheck(result)) say(line);
+        if (global.json) printResult({ command: "check", ...result });
+        else for (const line of formatCheck(result)) say(line);
         setExit(result.ok ? EXIT.ok : EXIT.failed);
       } catch (error) {
         if (error instanceof SetupError) {

@@ -122,6 +122,24 @@ export const resultShapes = {
     command: z.literal("exec"),
     servers: z.array(execServerSchema).describe("one per server, in the order they finished"),
   },
+  check: {
+    command: z.literal("check"),
+    ok: z.boolean().describe("no item failed"),
+    items: z.array(
+      z.strictObject({
+        target: text.describe('a server\'s name, or "<host> (balancer)"'),
+        check: text.describe("what was looked at: ssh, deploy path, pm2, upstream file, ..."),
+        status: z.enum(["ok", "warn", "fail"]),
+        detail: z.string(),
+        fix: text.optional().describe("what to do about it"),
+      }),
+    ),
+  },
+  "haproxy-config": {
+    command: z.literal("haproxy-config"),
+    backend: text,
+    config: text.describe("the global, defaults and backend lines to add to haproxy.cfg"),
+  },
   config: {
     command: z.literal("config"),
     config: z.record(z.string(), z.unknown()).describe("the resolved config, every secret masked"),

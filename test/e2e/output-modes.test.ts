@@ -111,6 +111,20 @@ describe("--json", () => {
       "nexus-gamma",
     ]);
     expect((planResult as { files: number }).files).toBeGreaterThan(0);
+
+    const check = await nexus(["--json", "-c", config, "check"]);
+    const checkResult = jsonLines(check).filter((e) => e.type === "result");
+    expect(checkResult).toEqual([expect.objectContaining({ command: "check", ok: check.exitCode === 0 })]);
+
+    const haproxy = await nexus(["--json", "-c", config, "haproxy-config"]);
+    expect(haproxy.exitCode, haproxy.all).toBe(0);
+    expect(jsonLines(haproxy)).toEqual([
+      expect.objectContaining({
+        type: "result",
+        command: "haproxy-config",
+        config: expect.stringContaining("backend "),
+      }),
+    ]);
   });
 });
 

@@ -7,7 +7,7 @@ import { currentRelease, SERVERS, uniqueRelease, writeConfig } from "./helpers.j
 import { PROJECT_ROOT } from "./sandbox-env.js";
 
 /**
- * The npm package as a user gets it: `npm pack` (prepack bundles the sources afresh and refuses a stale committed bundle), then an
+ * The npm package as a user gets it: `npm pack` (the bundle as committed: test/e2e/bundle.test.ts proves it current), then an
  * install of the tarball into an empty directory with --omit=dev, offline, with an empty npm cache
  * and an unreachable registry: the package has no runtime dependency to fetch (they are in the bundle).
  */

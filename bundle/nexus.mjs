@@ -40950,17 +40950,21 @@ function withArticle(type) {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 function editDistance(a2, b2) {
-  const row = Array.from({ length: b2.length + 1 }, (_2, i2) => i2);
+  const d = Array.from(
+    { length: a2.length + 1 },
+    (_2, i2) => Array.from({ length: b2.length + 1 }, (_3, j2) => i2 === 0 ? j2 : j2 === 0 ? i2 : 0)
+  );
+  const at2 = (i2, j2) => d[i2]?.[j2] ?? 0;
   for (let i2 = 1; i2 <= a2.length; i2++) {
-    let previous = row[0] ?? 0;
-    row[0] = i2;
     for (let j2 = 1; j2 <= b2.length; j2++) {
-      const current = row[j2] ?? 0;
-      row[j2] = Math.min((row[j2] ?? 0) + 1, (row[j2 - 1] ?? 0) + 1, previous + (a2[i2 - 1] === b2[j2 - 1] ? 0 : 1));
-      previous = current;
+      const cost = a2[i2 - 1] === b2[j2 - 1] ? 0 : 1;
+      let best = Math.min(at2(i2 - 1, j2) + 1, at2(i2, j2 - 1) + 1, at2(i2 - 1, j2 - 1) + cost);
+      if (i2 > 1 && j2 > 1 && a2[i2 - 1] === b2[j2 - 2] && a2[i2 - 2] === b2[j2 - 1])
+        best = Math.min(best, at2(i2 - 2, j2 - 2) + 1);
+      d[i2][j2] = best;
     }
   }
-  return row[b2.length] ?? 0;
+  return at2(a2.length, b2.length);
 }
 function closest(word, candidates) {
   let best;
@@ -48709,8 +48713,19 @@ var NginxBalancer = class {
     });
   }
   async apply(change) {
+    let judged;
+    const recheck = (inRotation) => {
+      const min = change.keepInRotation?.min ?? 0;
+      if (judged === void 0) judged = inRotation;
+      else if (inRotation < judged && inRotation < min) {
+        const names = (change.drain ?? []).map((s3) => s3.name).join(", ");
+        throw new BalancerError(
+          `capacity guard: another command changed ${this.options.upstreamFile} since the guard looked: draining ${names} now would leave ${inRotation} server(s) in rotation (minimum ${min}); nothing was changed`
+        );
+      }
+    };
     for (let attempt = 1; ; attempt++) {
-      const result = await this.tryApply(change);
+      const result = await this.tryApply(change, recheck);
       if (result === "changed") {
         if (attempt < MAX_APPLY_ATTEMPTS) continue;
         throw new BalancerError(
@@ -48720,7 +48735,7 @@ var NginxBalancer = class {
       return;
     }
   }
-  async tryApply(change) {
+  async tryApply(change, recheck) {
     this.retiring = [];
     const cached2 = this.known;
     const original = cached2 ?? await this.read();
@@ -48733,6 +48748,13 @@ var NginxBalancer = class {
         text2 = setServerDown(text2, server.upstream, down, this.options.upstream).text;
     }
     if (text2 === original) return cached2 === void 0 ? "done" : this.readAgain();
+    const keep = change.keepInRotation;
+    if (keep && (change.drain ?? []).length > 0) {
+      const fleet = new Set(keep.servers.map((s3) => s3.upstream));
+      recheck(
+        listUpstreamServers(text2, this.options.upstream).filter((e) => !e.down && fleet.has(e.address)).length
+      );
+    }
     const file = this.options.upstreamFile;
     const draining = (change.drain ?? []).length > 0;
     const command = script(
@@ -49671,6 +49693,7 @@ import os4 from "node:os";
 import path12 from "node:path";
 
 // src/ssh/host-keys.ts
+init_errors();
 import { appendFileSync as appendFileSync2, mkdirSync, readFileSync as readFileSync3 } from "node:fs";
 import path10 from "node:path";
 
@@ -49871,7 +49894,9 @@ function readKnownHosts(file) {
   try {
     return parseKnownHosts(readFileSync3(file, "utf8"));
   } catch (error3) {
-    if (error3.code === "ENOENT") return [];
+    const code = error3.code;
+    if (code === "ENOENT") return [];
+    if (code) throw new UsageError(`ssh.knownHosts: cannot read ${file} (${code})`);
     throw error3;
   }
 }
@@ -50871,6 +50896,7 @@ ${line.before}`;
 }
 
 // src/ssh/ssh-config.ts
+init_errors();
 function resolveSshConfigHost(text2, host, context) {
   const alias = host.toLowerCase();
   const computed = SSHConfig.parse(text2).compute(alias, { ignoreCase: true, matchExec: false });
@@ -50915,7 +50941,9 @@ function readSshConfig(file) {
   try {
     return readFileSync4(file, "utf8");
   } catch (error3) {
-    if (error3.code === "ENOENT") return "";
+    const code = error3.code;
+    if (code === "ENOENT") return "";
+    if (code) throw new UsageError(`ssh.configFile: cannot read ${file} (${code})`);
     throw error3;
   }
 }
@@ -51271,7 +51299,7 @@ var Fleet = class _Fleet {
           emit({
             type: "warn",
             server: server.name,
-            message: "unreachable: left out of this command (--skip-unreachable)"
+            message: "unreachable: left out of this command"
           });
         } else problems.push(message);
       }
@@ -52154,7 +52182,11 @@ var Rollout = class {
     }
     const started = Date.now();
     try {
-      await ops.balancer.apply({ drain: live, enable: this.enableable(joining) });
+      await ops.balancer.apply({
+        drain: live,
+        enable: this.enableable(joining),
+        keepInRotation: { servers: this.o.config.servers, min: this.o.minInRotation }
+      });
     } catch (error3) {
       await this.reconcile([...joining, ...batch], "draining", error3);
       return false;
@@ -53736,7 +53768,10 @@ async function drainLocked(config2, fleet, server, options) {
     }
     emit({ type: "step", server: name, step: "drain", status: "start" });
     const started = Date.now();
-    await fleet.balancer.apply({ drain: [server] });
+    await fleet.balancer.apply({
+      drain: [server],
+      ...options.force ? {} : { keepInRotation: { servers: config2.servers, min: minInRotation(config2) } }
+    });
     const wait = await fleet.balancer.waitDrained(server, config2.balancer.drainTimeout);
     await fleet.balancer.settle?.();
     const { drained, detail } = wait;
@@ -53800,14 +53835,26 @@ async function fleetStatus(config2, options) {
   const fleet = await Fleet.open(
     config2,
     config2.servers.map((s3) => s3.name),
-    { ...options, quiet: true }
+    // One server down is what status is for: it gets a row saying so, the others theirs.
+    { ...options, quiet: true, skipUnreachable: true }
   );
   try {
     const backends = await fleet.balancer.state(config2.servers);
     return await Promise.all(
       config2.servers.map(async (s3) => {
-        const host = fleet.host(s3.name);
         const backend = backends.find((b2) => b2.server === s3.name);
+        const rotation = !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
+        if (fleet.unreachable.has(s3.name))
+          return {
+            server: s3.name,
+            rotation,
+            health: "unreachable over SSH",
+            release: "-",
+            instances: "-",
+            process: "-",
+            lock: "-"
+          };
+        const host = fleet.host(s3.name);
         const [state, instances, probe] = await Promise.all([
           readState(host),
           fleet.processes.inspect(host.session),
@@ -53815,7 +53862,7 @@ async function fleetStatus(config2, options) {
         ]);
         return {
           server: s3.name,
-          rotation: !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained",
+          rotation,
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),
@@ -54840,7 +54887,8 @@ function localPath(base, p2) {
 }
 function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env) {
   const absolute = path14.resolve(file);
-  const label = path14.relative(process.cwd(), absolute) || absolute;
+  const relative = path14.relative(process.cwd(), absolute);
+  const label = relative && !relative.startsWith("..") ? relative : absolute;
   let text2;
   try {
     text2 = readFileSync6(absolute, "utf8");
@@ -55381,6 +55429,14 @@ async function withReporter(program2, body) {
   }
 }
 
+// src/cli/result.ts
+function printResult(result) {
+  process.stdout.write(
+    `${JSON.stringify({ v: JSON_SCHEMA_VERSION, time: (/* @__PURE__ */ new Date()).toISOString(), type: "result", ...result })}
+`
+  );
+}
+
 // src/cli/check.ts
 var MARK = { ok: "ok", warn: "WARN", fail: "FAIL" };
 function formatCheck(result) {
@@ -55404,8 +55460,7 @@ function checkCommand(setExit) {
     const global3 = command.optsWithGlobals();
     try {
       const result = await runCheck(readConfig(global3));
-      if (global3.json) process.stdout.write(`${JSON.stringify(result)}
-`);
+      if (global3.json) printResult({ command: "check", ...result });
       else process.stdout.write(`${formatCheck(result).join("\n")}
 `);
       setExit(result.ok ? EXIT.ok : EXIT.failed);
@@ -55458,20 +55513,22 @@ function haproxyConfigCommand(setExit) {
     "print the recommended HAProxy admin socket, state file and backend for the configured servers"
   ).option("--backend <name>", "backend name (default: balancer.backend, else nexus_app)").addHelpText("after", "\nExample:\n  nexus haproxy-config >> /etc/haproxy/haproxy.cfg").action(function(opts) {
     try {
-      const config2 = readConfig(this.optsWithGlobals());
+      const global3 = this.optsWithGlobals();
+      const config2 = readConfig(global3);
       const haproxy = config2.balancers.find((b2) => b2.type === "haproxy");
-      process.stdout.write(
-        renderHaproxyConfig({
-          backend: opts.backend ?? haproxy?.backend ?? "nexus_app",
-          servers: config2.servers.map((s3) => ({
-            name: haproxy?.servers[s3.name] ?? s3.name,
-            address: s3.upstream
-          })),
-          socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
-          stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
-          healthPath: config2.health.path
-        })
-      );
+      const backend = opts.backend ?? haproxy?.backend ?? "nexus_app";
+      const text2 = renderHaproxyConfig({
+        backend,
+        servers: config2.servers.map((s3) => ({
+          name: haproxy?.servers[s3.name] ?? s3.name,
+          address: s3.upstream
+        })),
+        socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
+        stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
+        healthPath: config2.health.path
+      });
+      if (global3.json) printResult({ command: "haproxy-config", backend, config: text2 });
+      else process.stdout.write(text2);
       setExit(EXIT.ok);
     } catch (error3) {
       const { code, message } = exitCodeForError(error3);
@@ -55488,16 +55545,6 @@ import path16 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_errors();
-
-// src/cli/result.ts
-function printResult(result) {
-  process.stdout.write(
-    `${JSON.stringify({ v: JSON_SCHEMA_VERSION, time: (/* @__PURE__ */ new Date()).toISOString(), type: "result", ...result })}
-`
-  );
-}
-
-// src/cli/init.ts
 var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 var SCHEMA_FILE = "config.schema.json";
 function usage(message) {
@@ -56410,7 +56457,9 @@ function sandboxCommand(setExit) {
     "a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests; needs sshd, nginx and pm2 (npm install -D pm2)"
   ).addHelpText("after", "\nExamples:\n  nexus sandbox up\n  nexus deploy --rolling\n  nexus sandbox down");
   const dirOption = ["--dir <path>", "state directory", ".sandbox"];
-  sandbox.command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3).option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"', "nginx").action(async (flags, command) => {
+  sandbox.command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3).option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").addOption(
+    new Option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"').choices(["nginx", "haproxy"]).default("nginx")
+  ).action(async (flags, command) => {
     try {
       const json = command.optsWithGlobals().json;
       const { sandboxUp: sandboxUp2 } = await sandboxModule();
@@ -57029,7 +57078,7 @@ function setupCommand(setExit) {
     "\nA server that accepts no key yet: nexus logs in once with --login-key, the agent, or a password\n(prompted on a terminal, or NEXUS_SSH_PASSWORD) to install the deploy key.\n\nExamples:\n  nexus setup --dry-run\n  nexus setup\n  NEXUS_SSH_PASSWORD=... nexus setup --yes"
   ).action(async (flags, command) => {
     const global3 = command.optsWithGlobals();
-    const say = (line) => process.stdout.write(`${line}
+    const say = (line) => (global3.json ? process.stderr : process.stdout).write(`${line}
 `);
     try {
       const config2 = readConfig(global3);
@@ -57046,7 +57095,8 @@ function setupCommand(setExit) {
       }
       say("");
       const result = await runCheck(config2);
-      for (const line of formatCheck(result)) say(line);
+      if (global3.json) printResult({ command: "check", ...result });
+      else for (const line of formatCheck(result)) say(line);
       setExit(result.ok ? EXIT.ok : EXIT.failed);
     } catch (error3) {
       if (error3 instanceof SetupError) {

@@ -45,7 +45,11 @@ run() {
   # Nothing started from here on needs the inputs: keep the key out of nexus's environment.
   unset INPUT_SSH_PRIVATE_KEY INPUT_KNOWN_HOSTS
 
-  cd "$workdir"
+  if ! cd "$workdir" 2>/dev/null; then
+    echo "::error title=nexus::working-directory: $workdir is not a directory of the checkout" >&2
+    if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "result=failed" >>"$GITHUB_OUTPUT"; fi
+    return 2
+  fi
   local args=()
   [ -n "$config" ] && args+=(--config "$config")
 

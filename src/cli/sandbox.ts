@@ -1,5 +1,5 @@
 import path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { EXIT } from "../errors.js";
 import { SandboxError } from "../sandbox/errors.js";
 import type { GlobalOptions } from "./context.js";
@@ -52,7 +52,11 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .option(...dirOption)
     .option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3)
     .option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.")
-    .option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"', "nginx")
+    .addOption(
+      new Option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"')
+        .choices(["nginx", "haproxy"])
+        .default("nginx"),
+    )
     .action(async (flags: SandboxFlags, command: Command) => {
       try {
         const json = command.optsWithGlobals<GlobalOptions>().json;

@@ -61,7 +61,9 @@ function localPath(base: string, p: string): string {
 /** Reads, validates and resolves a config file. Throws ConfigError with every problem found. */
 export function loadConfig(file: string = DEFAULT_CONFIG_FILE, env: NodeJS.ProcessEnv = process.env): Config {
   const absolute = path.resolve(file);
-  const label = path.relative(process.cwd(), absolute) || absolute;
+  // Relative to here when inside it; else as given in full (not "../../../etc/x.json").
+  const relative = path.relative(process.cwd(), absolute);
+  const label = relative && !relative.startsWith("..") ? relative : absolute;
   let text: string;
   try {
     text = readFileSync(absolute, "utf8");

@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { UsageError } from "../errors.js";
 import {
   checkHostKey,
   fingerprintSha256,
@@ -62,7 +63,10 @@ export function readKnownHosts(file: string): KnownHostEntry[] {
   try {
     return parseKnownHosts(readFileSync(file, "utf8"));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return [];
+    // A directory, no permission: the config's field is wrong, said as such (exit 2).
+    if (code) throw new UsageError(`ssh.knownHosts: cannot read ${file} (${code})`);
     throw error;
   }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import SSHConfig from "ssh-config";
+import { UsageError } from "../errors.js";
 
 /** What `~/.ssh/config` says about one host, as `ssh` would compute it (first value wins). */
 export interface SshConfigHost {
@@ -72,7 +73,9 @@ export function readSshConfig(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "";
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return "";
+    if (code) throw new UsageError(`ssh.configFile: cannot read ${file} (${code})`);
     throw error;
   }
 }

@@ -214,4 +214,11 @@ describe("the GitHub Action (action.yml → scripts/action-run.sh → bundle/nex
     expect(run.outputs).toBe("result=failed\n");
     expect(run.summary).toBe("");
   });
+
+  it("a working-directory that does not exist: annotated, result=failed, exit 2", async () => {
+    const run = await runAction({ "working-directory": "no-such-dir", ...keyInputs() }, PROJECT_ROOT);
+    expect(run.exitCode, run.log).toBe(2);
+    expect(run.log).toMatch(/^::error title=nexus::working-directory: no-such-dir is not a directory/m);
+    expect(run.outputs).toBe("result=failed\n");
+  });
 });

@@ -64,6 +64,12 @@ describe("config", () => {
     ]);
   });
 
+  it("a swap of two letters is one edit: app.prot suggests port, not root", () => {
+    const data = valid();
+    (data.app as Record<string, unknown>).prot = 3000;
+    expect(problems(data)).toEqual(['app.prot: unknown key (did you mean "port"?)']);
+  });
+
   it("explains enums, durations and bounds", () => {
     const data = valid();
     data.rolling = { onFailure: "explode", batchSize: 0 };

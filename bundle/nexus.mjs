@@ -47783,6 +47783,32 @@ function markFailed(l, id) {
     parse: (result, server) => void stdoutOrThrow(server, "marking the release failed", result)
   };
 }
+var STOP_STRAYS_SCRIPT = `release=$1
+# /proc shows a cwd with symlinks resolved: so is the path compared with it.
+dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
+# One find for every process (a readlink each would fork hundreds of times); the path's glob
+# characters escaped, as -lname reads a pattern.
+pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
+strays() {
+  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
+    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
+}
+pids=$(strays)
+[ -n "$pids" ] || exit 0
+kill $pids 2>/dev/null
+i=0
+while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
+pids=$(strays)
+[ -z "$pids" ] || kill -9 $pids 2>/dev/null
+echo "@stopped"`;
+function stopStrays(l, id) {
+  assertReleaseId(id);
+  return {
+    what: "stopping what an earlier attempt left running",
+    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
+    parse: (result) => result.stdout.includes("@stopped")
+  };
+}
 function removeReleases(l, ids) {
   for (const id of ids) assertReleaseId(id);
   return {
@@ -53430,6 +53456,12 @@ async function stageWithRetry(fleet, host, input) {
     await sleep(1e3);
     const fresh = await fleet.reconnect(host.server.name);
     forgetHealthOrigin(fresh);
+    if (await runOp(fresh.session, stopStrays(fresh.layout, input.release)))
+      input.emit({
+        type: "warn",
+        server: host.server.name,
+        message: "stopped what the cut-off attempt was still running in the release (npm)"
+      });
     await runOp(fresh.session, removeReleases(fresh.layout, [input.release]));
     await stage(fresh, input);
   }

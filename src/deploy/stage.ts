@@ -3,7 +3,14 @@ import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import type { ProcessManager } from "../process/process-manager.js";
 import { runOp } from "../remote/op.js";
-import { extract, install, prepare, removeReleases, writePrivateFile } from "../remote/release.js";
+import {
+  extract,
+  install,
+  prepare,
+  removeReleases,
+  stopStrays,
+  writePrivateFile,
+} from "../remote/release.js";
 import { linkShared } from "../remote/shared.js";
 import { SshError } from "../ssh/errors.js";
 import { transferArtifact } from "../transfer/transfer.js";
@@ -102,6 +109,12 @@ export async function stageWithRetry(fleet: Fleet, host: Host, input: StageInput
     await sleep(1000);
     const fresh = await fleet.reconnect(host.server.name);
     forgetHealthOrigin(fresh);
+    if (await runOp(fresh.session, stopStrays(fresh.layout, input.release)))
+      input.emit({
+        type: "warn",
+        server: host.server.name,
+        message: "stopped what the cut-off attempt was still running in the release (npm)",
+      });
     await runOp(fresh.session, removeReleases(fresh.layout, [input.release]));
     await stage(fresh, input);
   }

@@ -174,6 +174,40 @@ export function markFailed(l: Layout, id: string): RemoteOp<void> {
 }
 
 /** Removes releases (their directory, partial extraction, process file and failed mark). */
+/**
+ * $1 a release directory. Stops the login's processes working in it (by their cwd in /proc; a
+ * system without /proc has none to find): what an attempt cut off by a dropped connection left
+ * running (no pty, so no SIGHUP), an `npm ci` that would keep writing into the release the retry
+ * extracts afresh. SIGTERM, then SIGKILL after 5 s.
+ */
+export const STOP_STRAYS_SCRIPT = `release=$1
+# /proc shows a cwd with symlinks resolved: so is the path compared with it.
+dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
+# One find for every process (a readlink each would fork hundreds of times); the path's glob
+# characters escaped, as -lname reads a pattern.
+pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
+strays() {
+  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
+    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
+}
+pids=$(strays)
+[ -n "$pids" ] || exit 0
+kill $pids 2>/dev/null
+i=0
+while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
+pids=$(strays)
+[ -z "$pids" ] || kill -9 $pids 2>/dev/null
+echo "@stopped"`;
+
+export function stopStrays(l: Layout, id: string): RemoteOp<boolean> {
+  assertReleaseId(id);
+  return {
+    what: "stopping what an earlier attempt left running",
+    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
+    parse: (result) => result.stdout.includes("@stopped"),
+  };
+}
+
 export function removeReleases(l: Layout, ids: readonly string[]): RemoteOp<void> {
   for (const id of ids) assertReleaseId(id);
   return {

@@ -333,6 +333,39 @@ describe("release steps round trip under sh", () => {
     expect((execFileSync("stat", ["-c", "%a", file], { encoding: "utf8" }) as string).trim()).toBe("600");
   });
 
+  it("stops what a cut-off attempt left running in a release (by cwd), even one ignoring SIGTERM, and nothing else", async () => {
+    const dir = tmp("strays");
+    mkdirSync(path.join(dir, "real"));
+    symlinkSync(path.join(dir, "real"), path.join(dir, "link"));
+    const l = layout(path.join(dir, "link", "srv"));
+    run(release.prepare(l));
+    mkdirSync(path.join(l.release("r1"), "node_modules"), { recursive: true });
+    mkdirSync(l.release("r2"));
+    const inside = spawn("sh", ["-c", "sleep 60"], { cwd: path.join(l.release("r1"), "node_modules") });
+    const ready = path.join(dir, "stubborn-ready");
+    const stubborn = spawn("sh", ["-c", `trap '' TERM; sleep 60 & : > '${ready}'; wait`], {
+      cwd: l.release("r1"),
+    });
+    const other = spawn("sleep", ["60"], { cwd: l.release("r2") });
+    const exited = (child: ReturnType<typeof spawn>) =>
+      new Promise<string | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+    const ends = [inside, stubborn].map(exited);
+    let otherEnded = false;
+    other.once("exit", () => {
+      otherEnded = true;
+    });
+    try {
+      // The stubborn one has set its trap and started its child before the strays are looked for.
+      while (!existsSync(ready)) await new Promise((r) => setTimeout(r, 20));
+      expect(run(release.stopStrays(l, "r1"))).toBe(true);
+      expect(await Promise.all(ends)).toEqual(["SIGTERM", "SIGKILL"]);
+      expect(otherEnded).toBe(false);
+      expect(run(release.stopStrays(l, "r3"))).toBe(false);
+    } finally {
+      for (const child of [inside, stubborn, other]) child.kill("SIGKILL");
+    }
+  }, 20_000);
+
   it("keeps a private file beside it on the server and puts it back, as often as asked; none kept when there is none", () => {
     const dir = tmp("keep");
     const file = path.join(dir, "eco dir", "r1.json");

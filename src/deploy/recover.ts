@@ -83,14 +83,20 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
           .filter((b) => b.present && !b.inRotation)
           .map((b) => b.server),
       );
-      // Drained ones first: restoring them costs no capacity, and puts back in rotation what the
-      // capacity guard needs before a server still serving may be drained.
+      // An operator's drain (before the killed command) is left alone when that command did not
+      // switch the server: it may be out for a reason (broken), and its gate would halt the rest.
+      const byOperator = (name: string) => states.get(name)?.journal?.drained === true;
+      // Order: what the killed command drained (restoring it costs no capacity, and puts back in
+      // rotation what the guard needs), then servers in rotation, an operator's drains last.
+      const rank = (name: string) => (byOperator(name) ? 2 : drainedNow.has(name) ? 0 : 1);
       const toSwitch = journaled
         .filter((h) => {
-          const target = targetOf(h.server.name);
-          return target && (target !== states.get(h.server.name)?.current || drainedNow.has(h.server.name));
+          const name = h.server.name;
+          const target = targetOf(name);
+          const switched = target !== states.get(name)?.current;
+          return target && (switched || (drainedNow.has(name) && !byOperator(name)));
         })
-        .sort((a, b) => Number(drainedNow.has(b.server.name)) - Number(drainedNow.has(a.server.name)));
+        .sort((a, b) => rank(a.server.name) - rank(b.server.name));
       emit({
         type: "phase",
         phase: "recover",
@@ -108,7 +114,7 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
         minInRotation: minInRotation(config),
         onFailure: "halt",
         // Drained by the killed command: back in rotation; drained by an operator before it: left so.
-        enableDrained: (name) => !states.get(name)?.journal?.drained,
+        enableDrained: (name) => !byOperator(name),
       });
       const rows = new Map<string, SummaryRow>(result.rows.map((r) => [r.server, { ...r }]));
       for (const r of rows.values()) if (r.result === "deployed") r.result = "restored";
@@ -142,8 +148,9 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
       await fleet.balancer.settle?.();
       const list = [...rows.values()];
       const outcome = list.some((r) => r.result === "needs human") ? "needs-human" : result.outcome;
-      // The killed command's journals are cleared where everything is back in order.
-      await clearJournals(journaled.filter((h) => rows.get(h.server.name)?.result !== "needs human"));
+      // The killed command's journals are cleared where everything is back in order; a server
+      // recover did not reach (it halted first) keeps its own, for the next recover.
+      await clearJournals(journaled.filter((h) => rows.get(h.server.name)?.result === "restored"));
       const done = summarize(emit, startedAt, outcome, list);
       await Promise.allSettled([
         ops.persist(result.touched),

@@ -26,9 +26,11 @@ const stop = (why, code) => {
   signal("SIGTERM");
   // Until the whole group is gone, not only sh: a process that traps SIGTERM (a migration
   // finishing its transaction) would keep running, and keep the SSH channel open, after us.
+  // A zombie nobody reaps (PID 1 of some containers) or a process in uninterruptible sleep
+  // outlives SIGKILL: 2 s after it, this ends regardless.
   const began = Date.now();
   setInterval(() => {
-    if (!signal(0)) process.exit(code);
+    if (!signal(0) || Date.now() - began >= 5000) process.exit(code);
     if (Date.now() - began >= 3000) signal("SIGKILL");
   }, 50);
 };

@@ -7,6 +7,9 @@ import type { Config } from "./load.js";
 const SECRET_KEY =
   /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
 
+/** A URL with a password in it (`postgres://app:pw@db/prod`): a secret under any key. */
+const CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
+
 export function looksSecret(key: string): boolean {
   return SECRET_KEY.test(key);
 }
@@ -23,14 +26,19 @@ export interface SecretValue {
  * with `{"fromEnv": …}` is a secret whatever its key. The one list every redactor starts from.
  */
 export function secretValues(config: Config): SecretValue[] {
-  const shown = new Set<string>([config.app.name]);
-  for (const s of config.servers)
+  // What the config shows in the clear anyway: masking it would garble every address printed.
+  const shown = new Set<string>([config.app.name, String(config.app.port), String(config.health.port)]);
+  for (const s of config.servers) {
     for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
+    const port = /:(\d+)$/.exec(s.upstream)?.[1];
+    if (port) shown.add(port);
+  }
   const out = new Map<string, boolean>();
   for (const server of config.servers) {
     for (const [key, value] of Object.entries(server.env)) {
       if (value === "" || shown.has(value)) continue;
-      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false);
+      const anyLength =
+        looksSecret(key) || (server.secretKeys?.includes(key) ?? false) || CREDENTIAL_URL.test(value);
       out.set(value, (out.get(value) ?? false) || anyLength);
     }
   }

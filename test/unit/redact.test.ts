@@ -39,6 +39,28 @@ describe("secret redaction", () => {
     expect(secretRedactor(config({ NODE_ENV: "production" }), noAgent)(".env.production")).toBe(".env.***");
   });
 
+  it("a URL with a password is a secret under any key; the app's port is never one, even from the environment", () => {
+    const withUrl = secretRedactor(config({ DATABASE_URL: "postgres://app:pw-2@db/prod" }), noAgent, {
+      secretsOnly: true,
+    });
+    expect(withUrl("connecting to postgres://app:pw-2@db/prod")).toBe("connecting to ***");
+    const fromEnv = resolveConfig(
+      {
+        app: { name: "api", port: 3000 },
+        servers: [{ name: "web-1", host: "10.0.0.1" }],
+        deployPath: "/srv/api",
+        pm2: { env: { PORT: { fromEnv: "CI_PORT" } } },
+        balancer: { host: "web-1", upstreamFile: "/etc/nginx/conf.d/upstream.conf" },
+      },
+      "deploy.config.json",
+      "/project",
+      { CI_PORT: "3000" },
+    );
+    expect(secretRedactor(fromEnv, noAgent, { secretsOnly: true })("ECONNREFUSED 10.0.0.1:3000")).toBe(
+      "ECONNREFUSED 10.0.0.1:3000",
+    );
+  });
+
   it("masks a value verbatim and in the JSON-escaped form `pm2 jlist` prints", () => {
     const value = 'p"a\\ss\nword-2';
     const redact = secretRedactor(config({ DB_URL: value }), noAgent);

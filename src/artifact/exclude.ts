@@ -5,9 +5,10 @@ export const NEVER_SHIPPED = ["node_modules", ".git", ".nexus"];
 
 /**
  * Left out unless `app.include` names them: logs, OS litter, and files that usually hold secrets.
- * `/logs/` is the root's log directory only: a `src/api/logs/` route module ships.
+ * `/logs` is the root's log directory only (or a symlink there: to /var/log, which extraction
+ * would refuse): a `src/api/logs/` route module ships.
  */
-export const DEFAULT_EXCLUDED = ["/logs/", "*.log", ".DS_Store", ".env*", ".npmrc"];
+export const DEFAULT_EXCLUDED = ["/logs", "*.log", ".DS_Store", ".env*", ".npmrc"];
 
 /** A shipped file with one of these names gets a warning: it may carry a secret to every server. */
 export const SECRET_LOOKING = [".env*", "*.pem", "*.key", "id_*", ".npmrc"];

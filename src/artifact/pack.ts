@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -15,9 +15,17 @@ import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
  * `app.include` can still name it.
  */
 export function appPackOptions(config: Pick<Config, "app" | "file">): PackOptions {
-  const inApp = path.relative(config.app.root, path.resolve(config.file));
+  const real = (file: string) => {
+    try {
+      return realpathSync(file);
+    } catch {
+      return path.resolve(file);
+    }
+  };
+  const inApp = path.relative(real(config.app.root), real(config.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path.sep}`) || path.isAbsolute(inApp);
   const own =
-    inApp && !inApp.startsWith("..") && !path.isAbsolute(inApp)
+    inApp && !outside
       ? [
           `/${inApp
             .split(path.sep)

@@ -39,7 +39,7 @@ Examples:
             const { sha256 } = await writeTarball(root, selection.files, output).catch(
               (error: NodeJS.ErrnoException) => {
                 // A directory, a missing parent, no permission: the flag's fault, said as such.
-                if (!error.code) throw error;
+                if (!error.code || (error.path && path.resolve(error.path) !== output)) throw error;
                 throw new UsageError(`--output ${flags.output}: cannot write it (${error.code})`);
               },
             );

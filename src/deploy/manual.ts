@@ -176,7 +176,7 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
           return {
             server: s.name,
             rotation,
-            health: "unreachable over SSH",
+            health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
             process: "-",

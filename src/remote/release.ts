@@ -192,10 +192,12 @@ strays() {
 }
 pids=$(strays)
 [ -n "$pids" ] || exit 0
+# shellcheck disable=SC2086 # one word per pid, digits only
 kill $pids 2>/dev/null
 i=0
 while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
 pids=$(strays)
+# shellcheck disable=SC2086 # one word per pid, digits only
 [ -z "$pids" ] || kill -9 $pids 2>/dev/null
 echo "@stopped"`;
 
@@ -222,6 +224,7 @@ export function removeReleases(l: Layout, ids: readonly string[]): RemoteOp<void
         `${l.incoming}/${id}.tar.gz`,
         `${l.incoming}/${id}.tar.gz.part`,
         l.ecosystem(id),
+        `${l.ecosystem(id)}.prev`,
         `${l.failed}/${id}`,
         `${l.staged}/${id}`,
       ]),

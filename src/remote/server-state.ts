@@ -141,6 +141,10 @@ if [ -f "$lock" ] && [ ! -s "$lock" ]; then rm -f "$lock"; fi
 if ln "$new" "$lock" 2>/dev/null; then
   rm -f "$new"
   echo @acquired
+elif [ ! -e "$lock" ]; then
+  rm -f "$new"
+  echo "cannot create the deploy lock $lock (ln failed: a file system without hard links?)" >&2
+  exit 1
 else
   rm -f "$new"
   printf '@held %s\\n' "$(head -c 4096 "$lock" | tr '\\n' ' ')"

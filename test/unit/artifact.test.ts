@@ -37,6 +37,7 @@ describe("artifact exclusions", () => {
     }
     expect(ships(filter, "node_modules", true)).toBe(false);
     expect(ships(filter, "logs", true)).toBe(false);
+    expect(ships(filter, "logs", false)).toBe(false); // a symlink to /var/log/app, say
   });
 
   it("leaves out the config file in use when it sits in the app (env values in plain text); app.include ships it", () => {
@@ -84,7 +85,6 @@ describe("artifact exclusions", () => {
       "logsmith.js",
       "src/api/logs/index.js",
       "src/routes/logs",
-      "logs",
       "blog/post.md",
       "environment.js",
     ])

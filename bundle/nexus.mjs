@@ -40911,7 +40911,7 @@ var {
 
 // src/artifact/pack.ts
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import os2 from "node:os";
 import path from "node:path";
@@ -41030,7 +41030,7 @@ function humanBound(issue2) {
 // src/artifact/exclude.ts
 var import_ignore = __toESM(require_ignore(), 1);
 var NEVER_SHIPPED = ["node_modules", ".git", ".nexus"];
-var DEFAULT_EXCLUDED = ["/logs/", "*.log", ".DS_Store", ".env*", ".npmrc"];
+var DEFAULT_EXCLUDED = ["/logs", "*.log", ".DS_Store", ".env*", ".npmrc"];
 var SECRET_LOOKING = [".env*", "*.pem", "*.key", "id_*", ".npmrc"];
 var IGNORE_FILES = [".gitignore", ".nexusignore"];
 var ArtifactFilter = class {
@@ -41083,8 +41083,16 @@ function clean(relativePath) {
 
 // src/artifact/pack.ts
 function appPackOptions(config2) {
-  const inApp = path.relative(config2.app.root, path.resolve(config2.file));
-  const own2 = inApp && !inApp.startsWith("..") && !path.isAbsolute(inApp) ? [
+  const real = (file) => {
+    try {
+      return realpathSync(file);
+    } catch {
+      return path.resolve(file);
+    }
+  };
+  const inApp = path.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path.sep}`) || path.isAbsolute(inApp);
+  const own2 = inApp && !outside ? [
     `/${inApp.split(path.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
   return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
@@ -47795,10 +47803,12 @@ strays() {
 }
 pids=$(strays)
 [ -n "$pids" ] || exit 0
+# shellcheck disable=SC2086 # one word per pid, digits only
 kill $pids 2>/dev/null
 i=0
 while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
 pids=$(strays)
+# shellcheck disable=SC2086 # one word per pid, digits only
 [ -z "$pids" ] || kill -9 $pids 2>/dev/null
 echo "@stopped"`;
 function stopStrays(l, id) {
@@ -47823,6 +47833,7 @@ function removeReleases(l, ids) {
         `${l.incoming}/${id}.tar.gz`,
         `${l.incoming}/${id}.tar.gz.part`,
         l.ecosystem(id),
+        `${l.ecosystem(id)}.prev`,
         `${l.failed}/${id}`,
         `${l.staged}/${id}`
       ])
@@ -49694,18 +49705,22 @@ function createProcessManager(config2) {
 
 // src/config/secrets.ts
 var SECRET_KEY = /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
+var CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
 function looksSecret(key) {
   return SECRET_KEY.test(key);
 }
 function secretValues(config2) {
-  const shown = /* @__PURE__ */ new Set([config2.app.name]);
-  for (const s3 of config2.servers)
+  const shown = /* @__PURE__ */ new Set([config2.app.name, String(config2.app.port), String(config2.health.port)]);
+  for (const s3 of config2.servers) {
     for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
+    const port2 = /:(\d+)$/.exec(s3.upstream)?.[1];
+    if (port2) shown.add(port2);
+  }
   const out = /* @__PURE__ */ new Map();
   for (const server of config2.servers) {
     for (const [key, value] of Object.entries(server.env)) {
       if (value === "" || shown.has(value)) continue;
-      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false);
+      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false) || CREDENTIAL_URL.test(value);
       out.set(value, (out.get(value) ?? false) || anyLength);
     }
   }
@@ -51781,6 +51796,10 @@ if [ -f "$lock" ] && [ ! -s "$lock" ]; then rm -f "$lock"; fi
 if ln "$new" "$lock" 2>/dev/null; then
   rm -f "$new"
   echo @acquired
+elif [ ! -e "$lock" ]; then
+  rm -f "$new"
+  echo "cannot create the deploy lock $lock (ln failed: a file system without hard links?)" >&2
+  exit 1
 else
   rm -f "$new"
   printf '@held %s\\n' "$(head -c 4096 "$lock" | tr '\\n' ' ')"
@@ -52590,9 +52609,11 @@ const stop = (why, code) => {
   signal("SIGTERM");
   // Until the whole group is gone, not only sh: a process that traps SIGTERM (a migration
   // finishing its transaction) would keep running, and keep the SSH channel open, after us.
+  // A zombie nobody reaps (PID 1 of some containers) or a process in uninterruptible sleep
+  // outlives SIGKILL: 2 s after it, this ends regardless.
   const began = Date.now();
   setInterval(() => {
-    if (!signal(0)) process.exit(code);
+    if (!signal(0) || Date.now() - began >= 5000) process.exit(code);
     if (Date.now() - began >= 3000) signal("SIGKILL");
   }, 50);
 };
@@ -53880,7 +53901,7 @@ async function fleetStatus(config2, options) {
           return {
             server: s3.name,
             rotation,
-            health: "unreachable over SSH",
+            health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
             process: "-",
@@ -55853,10 +55874,14 @@ async function recover(config2, options) {
       const drainedNow = new Set(
         (await fleet.balancer.state(config2.servers)).filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server)
       );
+      const byOperator = (name) => states.get(name)?.journal?.drained === true;
+      const rank = (name) => byOperator(name) ? 2 : drainedNow.has(name) ? 0 : 1;
       const toSwitch = journaled.filter((h2) => {
-        const target = targetOf(h2.server.name);
-        return target && (target !== states.get(h2.server.name)?.current || drainedNow.has(h2.server.name));
-      }).sort((a2, b2) => Number(drainedNow.has(b2.server.name)) - Number(drainedNow.has(a2.server.name)));
+        const name = h2.server.name;
+        const target = targetOf(name);
+        const switched = target !== states.get(name)?.current;
+        return target && (switched || drainedNow.has(name) && !byOperator(name));
+      }).sort((a2, b2) => rank(a2.server.name) - rank(b2.server.name));
       emit({
         type: "phase",
         phase: "recover",
@@ -55874,7 +55899,7 @@ async function recover(config2, options) {
         minInRotation: minInRotation(config2),
         onFailure: "halt",
         // Drained by the killed command: back in rotation; drained by an operator before it: left so.
-        enableDrained: (name) => !states.get(name)?.journal?.drained
+        enableDrained: (name) => !byOperator(name)
       });
       const rows = new Map(result.rows.map((r) => [r.server, { ...r }]));
       for (const r of rows.values()) if (r.result === "deployed") r.result = "restored";
@@ -55905,7 +55930,7 @@ async function recover(config2, options) {
       await fleet.balancer.settle?.();
       const list3 = [...rows.values()];
       const outcome = list3.some((r) => r.result === "needs human") ? "needs-human" : result.outcome;
-      await clearJournals(journaled.filter((h2) => rows.get(h2.server.name)?.result !== "needs human"));
+      await clearJournals(journaled.filter((h2) => rows.get(h2.server.name)?.result === "restored"));
       const done = summarize(emit, startedAt, outcome, list3);
       await Promise.allSettled([
         ops.persist(result.touched),
@@ -56429,7 +56454,7 @@ Examples:
           const output = path17.resolve(flags.output);
           const { sha256 } = await writeTarball(root, selection.files, output).catch(
             (error3) => {
-              if (!error3.code) throw error3;
+              if (!error3.code || error3.path && path17.resolve(error3.path) !== output) throw error3;
               throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
             }
           );

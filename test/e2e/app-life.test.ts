@@ -450,7 +450,8 @@ describe("the app's life on its servers", () => {
         path.join(dir, "shared", "logs", "app-out.log"),
         path.join(dir, "shared", "logs", "app-error.log"),
       ]) {
-        if (existsSync(file)) expect(readFileSync(file, "utf8")).not.toContain(SECRET);
+        expect(existsSync(file), file).toBe(true);
+        expect(readFileSync(file, "utf8")).not.toContain(SECRET);
       }
     }
     expect(readFileSync(summaryFile, "utf8")).not.toContain(SECRET);

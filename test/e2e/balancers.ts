@@ -16,14 +16,14 @@ function nginxEntry(): Record<string, unknown> {
   return { ...(base.balancer as Record<string, unknown>), drainTimeout: "5s" };
 }
 
-function haproxyEntry(): Record<string, unknown> {
-  return { ...haproxyBalancerEntry(sandboxHaproxy()), drainTimeout: "5s" };
+function haproxyEntry(drainTimeout = "5s"): Record<string, unknown> {
+  return { ...haproxyBalancerEntry(sandboxHaproxy()), drainTimeout };
 }
 
-/** The sandbox through its HAProxy only. */
-export function writeHaproxyConfig(overrides: Record<string, unknown> = {}): string {
+/** The sandbox through its HAProxy only; a test that holds a drain open gives a long drainTimeout. */
+export function writeHaproxyConfig(overrides: Record<string, unknown> = {}, drainTimeout?: string): string {
   // A list of one: writeConfig merges objects into its Nginx balancer, and replaces lists.
-  return writeConfig({ ...overrides, balancer: [haproxyEntry()] });
+  return writeConfig({ ...overrides, balancer: [haproxyEntry(drainTimeout)] });
 }
 
 /** Both load balancers of the sandbox in front of the same servers, like an HA pair. */

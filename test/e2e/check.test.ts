@@ -3,7 +3,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { CheckItem, CheckReport } from "../../src/check/types.js";
-import { giveToHostUser, hostHome, nexus, uniqueRelease, writeConfig } from "./helpers.js";
+import { giveToHostUser, hostHome, nexus, uniqueRelease, waitForPort, writeConfig } from "./helpers.js";
 import { sandboxInfo } from "./sandbox-env.js";
 
 async function check(
@@ -175,19 +175,3 @@ describe("nexus check", () => {
     expect(item.fix).toContain(`server ${gamma.address}:3001;`);
   });
 });
-
-async function waitForPort(host: string, port: number): Promise<void> {
-  const { connect } = await import("node:net");
-  for (let i = 0; i < 200; i++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, host, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on("error", () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}

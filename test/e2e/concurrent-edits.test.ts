@@ -26,8 +26,15 @@ describe("two runs editing the upstream file at once", () => {
   it("both drains land: neither run writes back the file it read before the other's edit", async () => {
     // Hold the file's lock, so that both drains read the same file and then wait; once both
     // wait, let go: one writes, the other sees the file changed, reads it again and redoes its edit.
-    const holder = execa("flock", [upstreamFilePath(), "-c", "read line"], { reject: false });
+    const holder = execa("flock", [upstreamFilePath(), "-c", "echo held; read line"], { reject: false });
     try {
+      // The lock is held before either drain starts: neither can write before the other has read.
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout?.on("data", (chunk: Buffer) => {
+          if (chunk.toString().includes("held")) resolve();
+        });
+        holder.once("exit", () => reject(new Error("flock ended before it held the lock")));
+      });
       const drains = [
         nexus(["-c", config, "drain", "--force", beta.name]),
         nexus(["-c", config, "drain", "--force", gamma.name]),

@@ -61,7 +61,7 @@ describe("nexus deploy --rolling on the sandbox", () => {
     const before = readUpstream();
     const run = await nexus([
       "-c",
-      writeConfig({ app: { root: fixture("app-unhealthy") }, health: { deadline: "3s" } }),
+      writeConfig({ app: { root: fixture("app-unhealthy") }, health: { deadline: "6s" } }),
       "deploy",
       "--release-id",
       broken,

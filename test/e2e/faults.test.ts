@@ -19,13 +19,14 @@ import {
   SERVERS,
   throughLb,
   uniqueRelease,
+  waitForPort,
   writeConfig,
 } from "./helpers.js";
 import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 /**
- * Starts the CLI and sends it `signal` once a line of its plain output matches `when`
- * (and `times` more signals after that, a beat apart). Resolves with how it ended.
+ * Starts the CLI and sends it `signal` once a line of its plain output matches `when`. Resolves
+ * with how it ended.
  */
 async function interruptAt(args: string[], when: RegExp, signal: NodeJS.Signals = "SIGINT") {
   const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
@@ -129,8 +130,9 @@ describe("faults and interruptions", () => {
 
     it("while a server is drained: it goes back on the good release, in rotation, and the lock is released", async () => {
       const release = uniqueRelease("int-drained");
+      // A gate of 3 s at least: the signal lands while beta is in hand, however late it is read.
       const run = await interruptAt(
-        ["-c", config, "deploy", "--release-id", release],
+        ["-c", writeConfig({ health: { minUptime: "3s" } }), "deploy", "--release-id", release],
         /nexus-beta: drain ok/,
       );
       expect(run.exitCode, run.all).toBe(130);
@@ -145,7 +147,7 @@ describe("faults and interruptions", () => {
     it("during the gate (SIGTERM): the server goes back on the previous release and in rotation", async () => {
       const release = uniqueRelease("int-gate");
       const run = await interruptAt(
-        ["-c", config, "deploy", "--release-id", release],
+        ["-c", writeConfig({ health: { minUptime: "3s" } }), "deploy", "--release-id", release],
         /nexus-alpha: restart ok/,
         "SIGTERM",
       );
@@ -155,17 +157,23 @@ describe("faults and interruptions", () => {
     });
 
     it("a second Ctrl-C says what is left undone and where", async () => {
-      const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), "-c", config, "deploy"], {
+      const slowGate = writeConfig({ health: { minUptime: "3s" } });
+      const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), "-c", slowGate, "deploy"], {
         reject: false,
         all: true,
         env: { CI: "true", NO_COLOR: "1" },
       });
       let sent = 0;
       child.stderr?.on("data", (chunk: Buffer) => {
-        if (sent === 0 && /nexus-alpha: drain ok/.test(chunk.toString())) {
+        const text = chunk.toString();
+        if (sent === 0 && /nexus-alpha: drain ok/.test(text)) {
           sent = 1;
           child.kill("SIGINT");
-          setTimeout(() => child.kill("SIGINT"), 50);
+        }
+        // The second once the first was handled (two pending at once would be delivered as one).
+        if (sent === 1 && /stopping at the next safe point/.test(text)) {
+          sent = 2;
+          child.kill("SIGINT");
         }
       });
       const run = await child;
@@ -185,7 +193,7 @@ describe("faults and interruptions", () => {
           port: h.sshPort,
           env: { HOST: h.address, ...(h.name === "nexus-gamma" ? { FIXTURE_HEALTH_STATUS: "500" } : {}) },
         })),
-        health: { deadline: "3s" },
+        health: { deadline: "6s" },
       });
       const run = await interruptAt(
         ["-c", failing, "deploy", "--release-id", uniqueRelease("int-rb")],
@@ -346,7 +354,7 @@ describe("faults and interruptions", () => {
       // status shows the rest, and the server it cannot reach as such (exit 1), instead of nothing.
       const status = await nexus(["-c", ghostConfig(), "status"]);
       expect(status.exitCode, status.all).toBe(1);
-      expect(status.stdout).toMatch(/nexus-ghost\s+not listed\s+unreachable over SSH/);
+      expect(status.stdout).toMatch(/nexus-ghost\s+not listed\s+not reached over SSH/);
       for (const name of SERVERS) expect(status.stdout).toMatch(new RegExp(`${name}\\s+in rotation\\s+ok`));
     });
 
@@ -400,11 +408,11 @@ describe("faults and interruptions", () => {
         ],
         { reject: false },
       );
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await waitForPort(beta.address, 3000);
       try {
         const run = await nexus([
           "-c",
-          writeConfig({ health: { deadline: "3s" } }),
+          writeConfig({ health: { deadline: "6s" } }),
           "deploy",
           "--release-id",
           uniqueRelease("port"),

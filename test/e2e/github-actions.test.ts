@@ -191,7 +191,7 @@ describe("the GitHub Action (action.yml → scripts/action-run.sh → bundle/nex
     const inputs = {
       command: `deploy --release-id ${uniqueRelease("gha-bad")}`,
       config: "",
-      "working-directory": workspace({ app: { root: fixture("app-unhealthy") }, health: { deadline: "3s" } }),
+      "working-directory": workspace({ app: { root: fixture("app-unhealthy") }, health: { deadline: "6s" } }),
       ...keyInputs(),
     };
     const run = await runAction(inputs, PROJECT_ROOT);

@@ -83,7 +83,9 @@ export async function nexus(
     ...(options.replaceEnv
       ? { extendEnv: false, env: options.replaceEnv }
       : { env: { CI: "true", NO_COLOR: "1", ...options.env } }),
-    timeout: 240_000,
+    // Under the tests' 180 s: a CLI that hangs is stopped (SIGTERM: it restores what it holds)
+    // before its test gives up, not left running against the shared sandbox for the next test.
+    timeout: 150_000,
   });
   return {
     exitCode: result.exitCode ?? -1,
@@ -250,4 +252,21 @@ export function plantLock(name: string, holder: Record<string, unknown>): void {
 export function lockOn(name: string): string | undefined {
   const file = path.join(deployDir(name), ".nexus", "lock");
   return existsSync(file) ? readFileSync(file, "utf8") : undefined;
+}
+
+/** Resolves once something accepts connections on host:port (10 s at most). */
+export async function waitForPort(host: string, port: number): Promise<void> {
+  const { connect } = await import("node:net");
+  for (let i = 0; i < 200; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, host, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${host}:${port}`);
 }

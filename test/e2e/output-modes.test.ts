@@ -66,7 +66,7 @@ describe("--json", () => {
     const run = await nexus([
       "--json",
       "-c",
-      writeConfig({ app: { root: fixture("app-unhealthy") }, health: { deadline: "3s" } }),
+      writeConfig({ app: { root: fixture("app-unhealthy") }, health: { deadline: "6s" } }),
       "deploy",
       "--release-id",
       uniqueRelease("json-bad"),

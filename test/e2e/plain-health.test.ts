@@ -30,7 +30,7 @@ describe('health.checkRelease "auto" (the default) with a /health that answers p
     const before = SERVERS.map((name) => currentRelease(name));
     const run = await nexus([
       "-c",
-      writeConfig({ ...plain, health: { checkRelease: true, deadline: "3s" } }),
+      writeConfig({ ...plain, health: { checkRelease: true, deadline: "6s" } }),
       "deploy",
       "--release-id",
       uniqueRelease("plain-strict"),

@@ -28,7 +28,7 @@ function failingOn(server: string, extra: Record<string, unknown> = {}): string 
       port: h.sshPort,
       env: { HOST: h.address, ...(h.name === server ? { FIXTURE_HEALTH_STATUS: "500" } : {}) },
     })),
-    health: { interval: "100ms", deadline: "3s", passes: 3 },
+    health: { interval: "100ms", deadline: "6s", passes: 3 },
   });
 }
 

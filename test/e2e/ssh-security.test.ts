@@ -305,7 +305,9 @@ describe("authentication as ssh does it; key material is never printed", () => {
     expect(run.exitCode).toBe(1);
     for (const name of SERVERS) {
       expect(run.stderr).toMatch(
-        new RegExp(`${name}: authentication failed for \\S+@${hostPattern(name).replace(/[[\]]/g, "")}`),
+        new RegExp(
+          `${name}: (connect FAILED: )?authentication failed for \\S+@${hostPattern(name).replace(/[[\]]/g, "")}`,
+        ),
       );
     }
   });

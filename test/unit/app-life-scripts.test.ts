@@ -61,6 +61,22 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A config whose app root is `dir`, for the local hooks (afterDeploy, afterFailure). */
+function localHookConfig(dir: string, hooks: Record<string, unknown>, more: Record<string, unknown> = {}) {
+  return resolveConfig(
+    {
+      app: { name: "api", root: dir },
+      servers: [{ name: "web1", host: "127.0.0.1" }],
+      balancer: { host: "web1", upstreamFile: "/etc/nginx/nexus/api-servers.conf" },
+      hooks,
+      ...more,
+    },
+    "deploy.config.json",
+    dir,
+    {},
+  );
+}
+
 describe("shared files and directories under sh", () => {
   const shared = { files: [".env", "config/production.json"], dirs: ["uploads", "storage/cache"] };
 
@@ -162,17 +178,10 @@ describe("user commands (hooks, exec) under sh", () => {
 
   it("a local hook (afterDeploy) gets nexus's env and the result, but not the deploy key", async () => {
     const dir = tmp("local-env");
-    const config = resolveConfig(
-      {
-        app: { name: "api", root: dir },
-        servers: [{ name: "web1", host: "127.0.0.1" }],
-        balancer: { host: "web1", upstreamFile: "/etc/nginx/nexus/api-servers.conf" },
-        ssh: { privateKeyEnv: "CI_KEY" },
-        hooks: { afterDeploy: "env > env.txt" },
-      },
-      "deploy.config.json",
+    const config = localHookConfig(
       dir,
-      {},
+      { afterDeploy: "env > env.txt" },
+      { ssh: { privateKeyEnv: "CI_KEY" } },
     );
     const result = await runLocalHook("afterDeploy", config, {
       release: "r1",
@@ -196,17 +205,10 @@ describe("user commands (hooks, exec) under sh", () => {
 
   it("a local hook (afterFailure) that ignores SIGTERM is killed when it times out", async () => {
     const dir = tmp("local-hook");
-    const config = resolveConfig(
-      {
-        app: { name: "api", root: dir },
-        servers: [{ name: "web1", host: "127.0.0.1" }],
-        balancer: { host: "web1", upstreamFile: "/etc/nginx/nexus/api-servers.conf" },
-        hooks: { afterFailure: "trap '' TERM; echo $$ > hook.pid; sleep 60", timeout: 300 },
-      },
-      "deploy.config.json",
-      dir,
-      {},
-    );
+    const config = localHookConfig(dir, {
+      afterFailure: "trap '' TERM; echo $$ > hook.pid; sleep 60",
+      timeout: 300,
+    });
     const events: unknown[] = [];
     const result = await runLocalHook("afterFailure", config, {
       release: "r1",

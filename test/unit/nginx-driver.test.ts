@@ -117,6 +117,24 @@ function backupsLeft(): string[] {
   ];
 }
 
+/** A runner for run A whose first write is preceded by run B's drain of b (after A has read). */
+function drainingBFirst(): { runner: CommandRunner; interleaved: () => boolean } {
+  const local = new LocalRunner();
+  let interleaved = false;
+  const runner: CommandRunner = {
+    name: "local",
+    run: (command: string, options?: ExecOptions) => local.run(command, options),
+    exec: async (command: string, options?: ExecOptions) => {
+      if (!interleaved && options?.stdin !== undefined) {
+        interleaved = true;
+        await balancer().apply({ drain: [b] });
+      }
+      return local.exec(command, options);
+    },
+  };
+  return { runner, interleaved: () => interleaved };
+}
+
 describe("NginxBalancer.apply", () => {
   it("marks a server down and leaves no backup anywhere", async () => {
     await balancer().apply({ drain: [a] });
@@ -142,21 +160,9 @@ describe("NginxBalancer.apply", () => {
   it("keeps the edit of a run that wrote between this run's read and write", async () => {
     // Run B drains b after run A has read the file and before A writes: A must redo its edit
     // on B's version instead of writing back the file it read.
-    const local = new LocalRunner();
-    let interleaved = false;
-    const runnerA: CommandRunner = {
-      name: "local",
-      run: (command: string, options?: ExecOptions) => local.run(command, options),
-      exec: async (command: string, options?: ExecOptions) => {
-        if (!interleaved && options?.stdin !== undefined) {
-          interleaved = true;
-          await balancer().apply({ drain: [b] });
-        }
-        return local.exec(command, options);
-      },
-    };
+    const { runner: runnerA, interleaved } = drainingBFirst();
     await balancer(runnerA).apply({ drain: [a] });
-    expect(interleaved).toBe(true);
+    expect(interleaved()).toBe(true);
     const text = readFileSync(file, "utf8");
     expect(text).toContain("server 127.0.0.11:3000 down;");
     expect(text).toContain("server 127.0.0.12:3000 down;");
@@ -166,25 +172,13 @@ describe("NginxBalancer.apply", () => {
   it("a drain that another run's drain has made a capacity breach is refused, not redone", async () => {
     // The guard of run A saw a and b in rotation (minimum 1): draining a left b. Run B drains b
     // between A's read and write: redoing A's edit would leave nothing in rotation.
-    const local = new LocalRunner();
-    let interleaved = false;
-    const runnerA: CommandRunner = {
-      name: "local",
-      run: (command: string, options?: ExecOptions) => local.run(command, options),
-      exec: async (command: string, options?: ExecOptions) => {
-        if (!interleaved && options?.stdin !== undefined) {
-          interleaved = true;
-          await balancer().apply({ drain: [b] });
-        }
-        return local.exec(command, options);
-      },
-    };
+    const { runner: runnerA, interleaved } = drainingBFirst();
     await expect(
       balancer(runnerA).apply({ drain: [a], keepInRotation: { servers: [a, b], min: 1 } }),
     ).rejects.toThrow(
       /capacity guard: another command changed .* draining a now would leave 0 server\(s\) in rotation \(minimum 1\)/,
     );
-    expect(interleaved).toBe(true);
+    expect(interleaved()).toBe(true);
     expect(readFileSync(file, "utf8")).toBe(UPSTREAM.replace("12:3000;", "12:3000 down;"));
     // Without the interleaving, the same drain goes through.
     await balancer().apply({ enable: [b] });

@@ -3,7 +3,7 @@ import { copyFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { RESTART_SCRIPT } from "../../src/process/pm2/restart-script.js";
+import { RESTART_SCRIPT, STOP_SCRIPT } from "../../src/process/pm2/restart-script.js";
 import { script } from "../../src/remote/op.js";
 import { sandboxHaproxy, writePairConfig } from "./balancers.js";
 import {
@@ -291,7 +291,12 @@ describe("zero downtime under load", () => {
           appUrl: `http://${h.appAddress}`,
         })),
         release: releaseB,
-        restartCommand: (ecosystem) => script(RESTART_SCRIPT, APP_NAME, ecosystem),
+        // Stopped, then started a second later: the boot time of a real app. With the instant
+        // restart of the fixture alone, whether a worker of Nginx sees enough refused connections
+        // to mark every server down (its 502s) was a matter of timing; with a second of it, at
+        // this load, each sees dozens for each server in turn.
+        restartCommand: (ecosystem) =>
+          `${script(STOP_SCRIPT, APP_NAME)} && sleep 1 && ${script(RESTART_SCRIPT, APP_NAME, ecosystem)}`,
       });
     });
 

@@ -49709,13 +49709,17 @@ var CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
 function looksSecret(key) {
   return SECRET_KEY.test(key);
 }
-function secretValues(config2) {
+function shownInClear(config2) {
   const shown = /* @__PURE__ */ new Set([config2.app.name, String(config2.app.port), String(config2.health.port)]);
   for (const s3 of config2.servers) {
     for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
     const port2 = /:(\d+)$/.exec(s3.upstream)?.[1];
     if (port2) shown.add(port2);
   }
+  return shown;
+}
+function secretValues(config2) {
+  const shown = shownInClear(config2);
   const out = /* @__PURE__ */ new Map();
   for (const server of config2.servers) {
     for (const [key, value] of Object.entries(server.env)) {
@@ -51122,9 +51126,7 @@ function createConnector(config2, options = {}) {
 // src/report/redact.ts
 var MIN_SECRET_CHARS = 6;
 function secretRedactor(config2, env2 = process.env, options = {}) {
-  const shown = /* @__PURE__ */ new Set([config2.app.name]);
-  for (const s3 of config2.servers)
-    for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
+  const shown = shownInClear(config2);
   const long = /* @__PURE__ */ new Set();
   const short = /* @__PURE__ */ new Set();
   const add = (value, secretKey) => {
@@ -54042,7 +54044,7 @@ import { readdir as readdir2, stat as stat3 } from "node:fs/promises";
 import path13 from "node:path";
 async function appSizeEstimate(config2) {
   const { app } = config2;
-  const shipped = await selectAppFiles(app.root, appPackOptions(config2)).then((selection) => selection.bytes).catch(() => 0);
+  const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
   return shipped + await treeSize(path13.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {

@@ -1,12 +1,12 @@
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { appPackOptions, selectAppFiles } from "../artifact/pack.js";
+import { selectConfiguredApp } from "../artifact/pack.js";
 import type { Config } from "../config/load.js";
 
 /** Bytes the app ships (what packing selects), plus its local node_modules as a guess for the install. */
 export async function appSizeEstimate(config: Pick<Config, "app" | "file">): Promise<number> {
   const { app } = config;
-  const shipped = await selectAppFiles(app.root, appPackOptions(config))
+  const shipped = await selectConfiguredApp(config)
     .then((selection) => selection.bytes)
     .catch(() => 0);
   return shipped + (await treeSize(path.join(app.root, "node_modules")));

@@ -20,19 +20,24 @@ export interface SecretValue {
   anyLength: boolean;
 }
 
-/**
- * The env values of a config that must never be printed: every value, except those the config
- * shows in the clear anyway (a server's name, host, user, upstream, deploy path). Every value read
- * with `{"fromEnv": …}` is a secret whatever its key. The one list every redactor starts from.
- */
-export function secretValues(config: Config): SecretValue[] {
-  // What the config shows in the clear anyway: masking it would garble every address printed.
+/** What the config shows in the clear anyway (names, addresses, ports): never a secret, never masked. */
+export function shownInClear(config: Config): Set<string> {
   const shown = new Set<string>([config.app.name, String(config.app.port), String(config.health.port)]);
   for (const s of config.servers) {
     for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
     const port = /:(\d+)$/.exec(s.upstream)?.[1];
     if (port) shown.add(port);
   }
+  return shown;
+}
+
+/**
+ * The env values of a config that must never be printed: every value, except those the config
+ * shows in the clear anyway (a server's name, host, user, upstream, deploy path). Every value read
+ * with `{"fromEnv": …}` is a secret whatever its key. The one list every redactor starts from.
+ */
+export function secretValues(config: Config): SecretValue[] {
+  const shown = shownInClear(config);
   const out = new Map<string, boolean>();
   for (const server of config.servers) {
     for (const [key, value] of Object.entries(server.env)) {

@@ -1,5 +1,5 @@
 import type { Config } from "../config/load.js";
-import { secretValues } from "../config/secrets.js";
+import { secretValues, shownInClear } from "../config/secrets.js";
 import { loadCredentials } from "../ssh/connect.js";
 
 export type Redact = (text: string) => string;
@@ -25,9 +25,7 @@ export function secretRedactor(
   env: NodeJS.ProcessEnv = process.env,
   options: { secretsOnly?: boolean } = {},
 ): Redact {
-  const shown = new Set<string>([config.app.name]);
-  for (const s of config.servers)
-    for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
+  const shown = shownInClear(config);
   const long = new Set<string>();
   const short = new Set<string>();
   const add = (value: string, secretKey: boolean) => {

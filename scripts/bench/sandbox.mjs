@@ -11,7 +11,8 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 
 export const APP_NAME = "nexus-app";
-export const IP_PREFIX = "127.0.9.";
+/** BENCH_IP_PREFIX moves it (two benches on one machine must not share addresses). */
+export const IP_PREFIX = process.env.BENCH_IP_PREFIX ?? "127.0.9.";
 
 export function sandboxDir(root) {
   return path.join(root, ".sandbox-bench");

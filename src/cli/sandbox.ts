@@ -2,6 +2,7 @@ import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { EXIT } from "../errors.js";
 import { SandboxError } from "../sandbox/errors.js";
+import { MAX_HOSTS } from "../sandbox/limits.js";
 import type { GlobalOptions } from "./context.js";
 import { printResult } from "./result.js";
 
@@ -18,8 +19,8 @@ export const PM2_HINT =
 
 function hostCount(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 12)
-    throw new InvalidArgumentError("expected a whole number from 1 to 12.");
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_HOSTS)
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_HOSTS}.`);
   return n;
 }
 
@@ -50,7 +51,7 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("up")
     .description("start the sandbox hosts and the load balancer (idempotent)")
     .option(...dirOption)
-    .option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3)
+    .option("--hosts <n>", `number of app hosts (1 to ${MAX_HOSTS})`, hostCount, 3)
     .option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.")
     .addOption(
       new Option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"')

@@ -158,6 +158,18 @@ export async function sandboxDown(stateDir: string): Promise<void> {
   if (state || names.length > 0) await rm(sandboxPaths(dir).state, { force: true });
 }
 
+/**
+ * Makes every host's login shell take `seconds` to start (0: instant again) on a sandbox that is
+ * up, as a server's ~/.bashrc loading nvm does: the bench measures nexus against it.
+ */
+export async function setLoginDelay(stateDir: string, seconds: number): Promise<void> {
+  const dir = resolve(stateDir);
+  for (const name of await hostNamesIn(dir)) {
+    // Written in place: the file keeps its owner (the deploy user).
+    await writeFile(join(hostPaths(dir, name).home, ".bashrc"), renderBashrc(seconds));
+  }
+}
+
 function sameLayout(a: SandboxInfo, b: SandboxInfo): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }

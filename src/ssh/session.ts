@@ -9,6 +9,7 @@ import {
 } from "ssh2";
 import { SshError, stdoutOrThrow } from "./errors.js";
 import type { HostKeyVerifier } from "./host-keys.js";
+import { type Tracer, traceName, tracer, traceStart } from "./trace.js";
 
 export interface ExecResult {
   code: number | null;
@@ -94,6 +95,8 @@ export interface ConnectOptions {
   hostKey: HostKeyVerifier;
   /** Lines written to --verbose output. */
   onCommand?: (server: string, command: string) => void;
+  /** Records each SSH operation (NEXUS_SSH_TRACE); default: from the environment. */
+  trace?: Tracer;
 }
 
 /** One SSH connection per host, reused by every step of a command. */
@@ -102,6 +105,7 @@ export class SshSession implements InteractiveRunner {
   private lostError: SshError | undefined;
   private sftpPromise: Promise<SFTPWrapper> | undefined;
   private tunnels: Server[] = [];
+  private readonly trace: Tracer | undefined;
   /** --verbose: sees each command's result once it has finished (set by whoever shows it). */
   onOutput?: (server: string, command: string, result: ExecResult) => void;
 
@@ -109,6 +113,7 @@ export class SshSession implements InteractiveRunner {
     private readonly client: Client,
     private readonly options: ConnectOptions,
   ) {
+    this.trace = options.trace ?? tracer();
     client.on("close", () => {
       if (!this.closed)
         this.lostError = new SshError(options.server, "closed", "the SSH connection was lost");
@@ -151,8 +156,10 @@ export class SshSession implements InteractiveRunner {
       };
       let settled = false;
       let agentProblem: string | undefined;
+      const traced = traceStart(options.trace ?? tracer(), options.server, "connect", "handshake");
       client.once("ready", () => {
         settled = true;
+        traced();
         client.off("error", onError);
         client.on("error", () => {
           // A dropped connection surfaces as "close"; the next command reports it.
@@ -188,7 +195,7 @@ export class SshSession implements InteractiveRunner {
   }
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    const running = this.start(command);
+    const running = this.start(command, undefined, options.what);
     running.end(options.stdin);
     return running.result;
   }
@@ -198,7 +205,7 @@ export class SshSession implements InteractiveRunner {
    * `result` settles once the command has ended, as `exec` does. Writes made before the channel
    * is open are queued; `onStdout` sees the output as it comes.
    */
-  start(command: string, onStdout?: (text: string) => void): RunningCommand {
+  start(command: string, onStdout?: (text: string) => void, what?: string): RunningCommand {
     let channel: ClientChannel | undefined;
     const queue: (string | null)[] = [];
     const flush = () => {
@@ -214,6 +221,7 @@ export class SshSession implements InteractiveRunner {
         return;
       }
       this.options.onCommand?.(this.name, command);
+      const traced = traceStart(this.trace, this.name, "channel", traceName(command, what));
       // Listeners go on inside the callback: ssh2 may emit data, exit and close in the same
       // tick as the callback, before any awaiting code would run.
       this.client.exec(command, (error, opened) => {
@@ -235,6 +243,7 @@ export class SshSession implements InteractiveRunner {
         });
         opened.on("error", (err: Error) => reject(this.wrap(err)));
         opened.on("close", () => {
+          traced();
           if (this.closed && code === null) {
             reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
             return;
@@ -280,6 +289,7 @@ export class SshSession implements InteractiveRunner {
         this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"),
       );
     this.options.onCommand?.(this.name, command);
+    const traced = traceStart(this.trace, this.name, "channel", traceName(command));
     return new Promise((resolve, reject) => {
       this.client.exec(command, (error, channel) => {
         if (error) {
@@ -302,6 +312,7 @@ export class SshSession implements InteractiveRunner {
         });
         channel.on("error", (err: Error) => reject(this.wrap(err)));
         channel.on("close", () => {
+          traced();
           options.signal?.removeEventListener("abort", onAbort);
           if (force) clearTimeout(force);
           if (this.closed && code === null) {
@@ -323,7 +334,9 @@ export class SshSession implements InteractiveRunner {
         this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"),
       );
     this.sftpPromise ??= new Promise((resolve, reject) => {
+      const traced = traceStart(this.trace, this.name, "sftp", "opening SFTP");
       this.client.sftp((error, sftp) => {
+        traced();
         if (!error) {
           sftp.on("error", () => {
             // Errors reach the pending request's callback; the wrapper's own event would crash us.
@@ -372,6 +385,7 @@ export class SshSession implements InteractiveRunner {
     signal?.addEventListener("abort", abort, { once: true });
     try {
       // The file is read in chunks (at most concurrency × chunkSize bytes in memory), never whole.
+      const traced = traceStart(this.trace, this.name, "sftp", "upload (open, writes, close)");
       await new Promise<void>((resolve, reject) => {
         sftp.fastPut(
           local,
@@ -379,18 +393,19 @@ export class SshSession implements InteractiveRunner {
           { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
           (error) => (error ? reject(this.closed ? this.wrap(error) : error) : resolve()),
         );
-      });
+      }).finally(traced);
     } finally {
       signal?.removeEventListener("abort", abort);
     }
     signal?.throwIfAborted();
+    const renamed = traceStart(this.trace, this.name, "sftp", "upload (rename)");
     await new Promise<void>((resolve, reject) => {
       sftp.rename(partial, remote, (error) => {
         if (!error) return resolve();
         // SFTP rename refuses to overwrite; fall back to the posix-rename extension.
         sftp.ext_openssh_rename(partial, remote, (second) => (second ? reject(second) : resolve()));
       });
-    });
+    }).finally(renamed);
   }
 
   /**
@@ -399,7 +414,9 @@ export class SshSession implements InteractiveRunner {
    */
   async tunnel(host: string, port: number): Promise<number> {
     const server = createServer((socket) => {
+      const traced = traceStart(this.trace, this.name, "forward", `to ${host}:${port}`);
       this.client.forwardOut("127.0.0.1", 0, host, port, (error, channel) => {
+        traced();
         if (error) {
           socket.destroy();
           return;

@@ -242,7 +242,9 @@ const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a /
 const x = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : "–");
 
 function table(header, rows) {
-  const all = [header, ...rows].map((r) => r.map(String));
+  // A cell's "|" would end it; the checkout's path is not worth printing.
+  const cell = (c) => String(c).replaceAll(ROOT, "<project>").replaceAll("|", "\\|");
+  const all = [header, ...rows].map((r) => r.map(cell));
   const widths = header.map((_, i) => Math.max(3, ...all.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
   return [

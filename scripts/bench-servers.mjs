@@ -61,18 +61,18 @@ const sandboxModule = () => import(pathToFileURL(path.join(ROOT, "dist", "sandbo
  * One CLI run with its SSH operations traced and its peak RSS kept: the analysis (bench/nexus.mjs)
  * plus `ops` (counts per kind, per server, per step) and `rssMiB`.
  */
-async function measured(tmp, args, label) {
+async function measured(tmp, args, label, { mustSucceed = true } = {}) {
   const trace = path.join(tmp, `trace-${label}-${sequence}.jsonl`);
   const rss = path.join(tmp, `rss-${label}-${sequence}.txt`);
-  const run = expectSuccess(
-    await runNexus(ROOT, args, 600_000, {
-      NEXUS_SSH_TRACE: trace,
-      BENCH_RSS_FILE: rss,
-      NODE_OPTIONS:
-        `${process.env.NODE_OPTIONS ?? ""} --require ${path.join(ROOT, "scripts", "bench", "max-rss.cjs")}`.trim(),
-    }),
-  );
+  const raw = await runNexus(ROOT, args, 600_000, {
+    NEXUS_SSH_TRACE: trace,
+    BENCH_RSS_FILE: rss,
+    NODE_OPTIONS:
+      `${process.env.NODE_OPTIONS ?? ""} --require ${path.join(ROOT, "scripts", "bench", "max-rss.cjs")}`.trim(),
+  });
+  const run = mustSucceed ? expectSuccess(raw) : raw;
   const result = analyze(run);
+  result.code = run.code;
   result.ops = summarizeTrace(trace);
   try {
     result.rssMiB = Number(readFileSync(rss, "utf8")) / 1024;
@@ -202,8 +202,11 @@ async function fleetStage(tmp) {
   }
   const status = [];
   for (let i = 0; i < 3; i++) {
-    const run = await measured(tmp, ["-c", configs.get(FLEET_HOSTS), "status"], "fleet-status");
-    status.push({ wall: run.wall, rssMiB: run.rssMiB, ops: run.ops.total });
+    // Exit 1 when a server did not answer: counted, not fatal.
+    const run = await measured(tmp, ["-c", configs.get(FLEET_HOSTS), "status"], "fleet-status", {
+      mustSucceed: false,
+    });
+    status.push({ wall: run.wall, code: run.code, rssMiB: run.rssMiB, ops: run.ops.total });
   }
   log(`status on ${FLEET_HOSTS}: ${secs(median(status.map((s) => s.wall)))}`);
   return { hosts: FLEET_HOSTS, rows, status, warmSeconds: warm.wall };
@@ -218,8 +221,19 @@ async function main() {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "nexus-bench-servers-"));
   const data = { machine, started: new Date().toISOString() };
   try {
-    if (ONLY.has("servers")) data.servers = await serversStage(tmp, machine);
-    if (ONLY.has("fleet")) data.fleet = await fleetStage(tmp);
+    // Saved after each stage: a later failure keeps what was measured.
+    const save = () => {
+      mkdirSync(path.dirname(LAST_RUN), { recursive: true });
+      writeFileSync(LAST_RUN, JSON.stringify({ ...data, seconds: (Date.now() - startedAt) / 1000 }));
+    };
+    if (ONLY.has("servers")) {
+      data.servers = await serversStage(tmp, machine);
+      save();
+    }
+    if (ONLY.has("fleet")) {
+      data.fleet = await fleetStage(tmp);
+      save();
+    }
   } finally {
     log("stopping the sandbox");
     await sandboxDown(ROOT).catch((error) => log(`sandbox down failed: ${error.message}`));
@@ -506,7 +520,7 @@ function render(data) {
       "",
       fleetTable(f),
       "",
-      `\`nexus status\` on ${f.hosts} servers: ${secs(median(f.status.map((s) => s.wall)))} (median of ${f.status.length}), ${median(f.status.map((s) => s.ops.channel))} exec channels, ${median(f.status.map((s) => s.ops.shell))} shell exchanges.`,
+      `\`nexus status\` on ${f.hosts} servers: ${secs(median(f.status.map((s) => s.wall)))} (median of ${f.status.length}; exit codes ${f.status.map((s) => s.code).join(", ")}), ${median(f.status.map((s) => s.ops.channel))} exec channels, ${median(f.status.map((s) => s.ops.shell))} shell exchanges.`,
       "",
     );
   }

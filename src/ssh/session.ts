@@ -9,6 +9,7 @@ import {
 } from "ssh2";
 import { SshError, stdoutOrThrow } from "./errors.js";
 import type { HostKeyVerifier } from "./host-keys.js";
+import { RemoteShell, ShellLost, type ShellTransport, ShellUnavailable } from "./remote-shell.js";
 import { type Tracer, traceName, tracer, traceStart } from "./trace.js";
 
 export interface ExecResult {
@@ -42,6 +43,11 @@ export interface ExecOptions {
   stdin?: string;
   /** A name for errors: "extract", "npm install". */
   what?: string;
+  /**
+   * Ctrl-C: the command (and everything it started) gets SIGTERM, then SIGKILL 3 s later; the
+   * exec rejects with the signal's reason unless the command had succeeded.
+   */
+  signal?: AbortSignal;
 }
 
 export interface StreamOptions {
@@ -65,6 +71,8 @@ export interface RunningCommand {
   send(text: string): void;
   /** Writes `text`, if any, then closes the command's stdin (EOF). */
   end(text?: string): void;
+  /** Ctrl-C: asks sshd to send the command SIGTERM (OpenSSH 7.9+), and closes the channel 3 s later. */
+  kill?(): void;
   /** Settles once the command has ended, as `exec` does. */
   readonly result: Promise<ExecResult>;
 }
@@ -97,7 +105,15 @@ export interface ConnectOptions {
   onCommand?: (server: string, command: string) => void;
   /** Records each SSH operation (NEXUS_SSH_TRACE); default: from the environment. */
   trace?: Tracer;
+  /**
+   * Run `exec` commands through one remote shell per connection (`remote-shell.ts`) instead of
+   * an exec channel each. Default true; a shell that cannot start falls back to channels.
+   */
+  remoteShell?: boolean;
 }
+
+/** A shell that ended is started again at most this many times per connection. */
+const SHELL_RESTARTS = 3;
 
 /** One SSH connection per host, reused by every step of a command. */
 export class SshSession implements InteractiveRunner {
@@ -106,6 +122,10 @@ export class SshSession implements InteractiveRunner {
   private sftpPromise: Promise<SFTPWrapper> | undefined;
   private tunnels: Server[] = [];
   private readonly trace: Tracer | undefined;
+  private remoteShell: RemoteShell | undefined;
+  private shellStarts = 0;
+  /** Why commands run on exec channels instead of the remote shell, once it failed to start. */
+  shellProblem: string | undefined;
   /** --verbose: sees each command's result once it has finished (set by whoever shows it). */
   onOutput?: (server: string, command: string, result: ExecResult) => void;
 
@@ -195,9 +215,114 @@ export class SshSession implements InteractiveRunner {
   }
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const shell = this.shell();
+    if (shell) {
+      this.options.onCommand?.(this.name, command);
+      const traced = traceStart(this.trace, this.name, "shell", traceName(command, options.what));
+      try {
+        const result = await shell.run({ command, stdin: options.stdin, signal: options.signal });
+        traced();
+        this.onOutput?.(this.name, command, result);
+        return result;
+      } catch (error) {
+        if (error instanceof ShellLost)
+          throw this.lostError ?? new SshError(this.name, "closed", error.message);
+        // Never sent: it runs on a channel of its own, as every later command will.
+        if (!(error instanceof ShellUnavailable)) throw error;
+      }
+    }
+    return this.execOnChannel(command, options);
+  }
+
+  /** One exec channel for this command: the server's login shell runs it (what `ssh host cmd` does). */
+  execOnChannel(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const running = this.start(command, undefined, options.what);
     running.end(options.stdin);
+    if (options.signal) {
+      const signal = options.signal;
+      const onAbort = () => running.kill?.();
+      signal.addEventListener("abort", onAbort, { once: true });
+      void running.result.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
+      return running.result.then((result) => {
+        if (signal.aborted && result.code !== 0) throw signal.reason ?? new Error("aborted");
+        return result;
+      });
+    }
     return running.result;
+  }
+
+  /**
+   * The connection's remote shell, started on first use and again after it ended (up to
+   * SHELL_RESTARTS times); undefined when it cannot be used (exec channels then).
+   */
+  private shell(): RemoteShell | undefined {
+    if (this.options.remoteShell === false || this.shellProblem || this.closed) return undefined;
+    if (this.remoteShell?.usable) return this.remoteShell;
+    if (this.shellStarts >= SHELL_RESTARTS) return undefined;
+    this.shellStarts++;
+    const shell = new RemoteShell(this.shellTransport(), this.name, { startTimeoutMs: 0 });
+    this.remoteShell = shell;
+    return shell;
+  }
+
+  /** `sh -s` on an exec channel, writes queued until it is open. */
+  private shellTransport(): ShellTransport {
+    const traced = traceStart(this.trace, this.name, "channel", "starting the remote shell");
+    let channel: ClientChannel | undefined;
+    const queue: (string | null)[] = [];
+    const dataListeners: ((chunk: Buffer) => void)[] = [];
+    const exitListeners: (() => void)[] = [];
+    const closeListeners: ((reason?: string) => void)[] = [];
+    let closedWith: { reason?: string } | undefined;
+    const close = (reason?: string) => {
+      if (closedWith) return;
+      closedWith = { reason };
+      for (const listener of closeListeners) listener(reason);
+    };
+    const flush = () => {
+      if (!channel) return;
+      for (const item of queue.splice(0)) {
+        if (item === null) channel.end();
+        else channel.write(item);
+      }
+    };
+    this.options.onCommand?.(this.name, "exec sh -s  # the remote shell: every later command runs in it");
+    this.client.exec("exec sh -s", (error, opened) => {
+      traced();
+      if (error) {
+        this.shellProblem = `cannot open a channel for the remote shell: ${error.message}`;
+        close(this.shellProblem);
+        return;
+      }
+      opened.on("data", (chunk: Buffer) => {
+        for (const listener of dataListeners) listener(chunk);
+      });
+      // The login shell's own complaints (a broken ~/.bashrc) are not nexus's to print.
+      opened.stderr.on("data", () => {});
+      opened.on("error", () => {});
+      opened.on("exit", () => {
+        for (const listener of exitListeners) listener();
+      });
+      opened.on("close", () => close());
+      channel = opened;
+      flush();
+    });
+    return {
+      write: (data) => {
+        queue.push(data);
+        flush();
+      },
+      end: () => {
+        queue.push(null);
+        flush();
+      },
+      onData: (listener) => dataListeners.push(listener),
+      onExit: (listener) => exitListeners.push(listener),
+      onClose: (listener) => {
+        if (closedWith) listener(closedWith.reason);
+        else closeListeners.push(listener);
+      },
+    };
   }
 
   /**
@@ -269,6 +394,12 @@ export class SshSession implements InteractiveRunner {
         if (text) queue.push(text);
         queue.push(null);
         flush();
+      },
+      kill() {
+        if (!channel) return;
+        const opened = channel;
+        opened.signal("TERM");
+        setTimeout(() => opened.close(), 3000).unref();
       },
       result,
     };
@@ -441,6 +572,7 @@ export class SshSession implements InteractiveRunner {
   close(): void {
     for (const server of this.tunnels) server.close();
     this.tunnels = [];
+    this.remoteShell?.close();
     if (!this.closed) {
       this.closed = true;
       this.client.end();

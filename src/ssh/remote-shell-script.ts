@@ -1,0 +1,90 @@
+/**
+ * The server side of the remote shell (`remote-shell.ts`): text that `sh -s` reads from the exec
+ * channel's stdin, after `_nx_token=<token>` on a line of its own. It then reads requests, each a
+ * line of shell built by nexus with every value quoted (`_nx_run ID STDIN COMMAND`,
+ * `_nx_kill ID SIGNAL`), exactly as the login shell would have parsed an exec request's command.
+ *
+ * - Each command runs in the background as `sh -c COMMAND`, in a session (and process group) of
+ *   its own when `setsid` exists, so that a kill reaches everything it started; its stdin is a
+ *   file holding the request's STDIN, its stdout and stderr go to files in a private directory.
+ * - One writer process owns the channel's stdout: when a command ends, its wrapper appends a
+ *   separator to its stdout file and posts "ID CODE" on a FIFO (a line that short is written
+ *   atomically); the writer sends `@nx ID CODE`, both files, and an end line. The separator and
+ *   the end line carry the token, which no command's output holds: results never mix, and a child
+ *   that still writes after its command ended cannot shift the frames that follow.
+ * - `kill -s SIG -- -PGID`: dash takes neither `kill -0 --` nor `kill -TERM -PGID`.
+ * - A kill writes a mark first, then signals the group if its pid is known; the wrapper writes the
+ *   pid, then looks for a mark: whichever comes second sends the signal.
+ * - Before anything else it says `@nx-hello TOKEN`, so output a noisy ~/.bashrc printed before it
+ *   is skipped; `@nx-fail REASON` if it cannot start (no writable TMPDIR, no mkfifo).
+ * - Per command it starts `setsid`, `sh`, `cat` and `rm`: process start-ups are what a command
+ *   costs here (an exec channel costs sshd's session process and the login shell on top).
+ * - When the channel closes (nexus ended, the connection dropped), stdin ends and this shell
+ *   exits; commands still running finish, as they would have on an exec channel of their own, and
+ *   the writer, once the last has, removes the directory and exits. If this shell is killed, the
+ *   same happens: results of commands in flight still come back.
+ */
+export const REMOTE_SHELL_SCRIPT = `_nx_d=$(mktemp -d "\${TMPDIR:-/tmp}/nexus-shell.XXXXXX" 2>/dev/null) || {
+  echo "@nx-fail cannot create a directory in \${TMPDIR:-/tmp}"
+  exit 1
+}
+if ! mkfifo "$_nx_d/q" 2>/dev/null; then
+  rm -rf "$_nx_d"
+  echo "@nx-fail mkfifo failed"
+  exit 1
+fi
+_nx_setsid=
+if command -v setsid >/dev/null 2>&1; then _nx_setsid=setsid; fi
+_nx_writer() {
+  while read -r w_id w_code; do
+    printf '@nx %s %s\\n' "$w_id" "$w_code"
+    cat "$_nx_d/$w_id.o" "$_nx_d/$w_id.e"
+    printf '\\n@nx-end %s\\n' "$_nx_token"
+    rm -f "$_nx_d/$w_id".[ioepk] &
+  done
+  wait
+  rm -rf "$_nx_d"
+}
+# The writer reads the FIFO until no one holds its write end: this shell (until its stdin ends, or
+# it is killed) and the wrappers of commands still running. Then it removes the directory.
+_nx_writer < "$_nx_d/q" &
+exec 8> "$_nx_d/q"
+_nx_signal() {
+  read -r s_pid < "$_nx_d/$1.p" || return 0
+  if [ -n "$_nx_setsid" ]; then kill -s "$2" -- "-$s_pid" 2>/dev/null || kill -s "$2" "$s_pid" 2>/dev/null
+  else kill -s "$2" "$s_pid" 2>/dev/null; fi
+  return 0
+}
+_nx_step() {
+  s_id=$1
+  s_in=/dev/null
+  if [ -n "$2" ]; then s_in="$_nx_d/$s_id.i"; printf '%s' "$2" > "$s_in"; fi
+  $_nx_setsid sh -c "$3" < "$s_in" > "$_nx_d/$s_id.o" 2> "$_nx_d/$s_id.e" 8>&- &
+  s_pid=$!
+  echo "$s_pid" > "$_nx_d/$s_id.p"
+  if [ -e "$_nx_d/$s_id.k" ]; then read -r s_sig < "$_nx_d/$s_id.k" && _nx_signal "$s_id" "$s_sig"; fi
+  wait "$s_pid"
+  s_code=$?
+  : > "$_nx_d/$s_id.p"
+  # Stopped (a kill was asked): what it started gets 3 s to follow it, then SIGKILL, before the
+  # result goes back, so nothing it started outlives what nexus is told.
+  if [ -e "$_nx_d/$s_id.k" ] && [ -n "$_nx_setsid" ]; then
+    s_n=0
+    while kill -s 0 -- "-$s_pid" 2>/dev/null; do
+      if [ "$s_n" -ge 3 ]; then kill -s KILL -- "-$s_pid" 2>/dev/null; break; fi
+      sleep 1
+      s_n=$((s_n + 1))
+    done
+  fi
+  printf '\\n@nx-sep %s\\n' "$_nx_token" >> "$_nx_d/$s_id.o"
+  echo "$s_id $s_code" >&8
+}
+_nx_run() {
+  _nx_step "$@" < /dev/null > /dev/null 2>&1 &
+}
+_nx_kill() {
+  echo "$2" > "$_nx_d/$1.k"
+  if [ -s "$_nx_d/$1.p" ]; then _nx_signal "$1" "$2"; fi
+}
+echo "@nx-hello $_nx_token"
+`;

@@ -57,7 +57,7 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
       let connected: Connected;
       try {
         const session = await connector.connect(server);
-        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        const home = await session.home();
         connected = { server, session, home };
         sessions.push(connected);
       } catch (error) {

@@ -108,7 +108,7 @@ export class Fleet {
       const session = await connector.connect(server);
       if (options.verbose) session.onOutput = showOutput;
       try {
-        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        const home = await session.home();
         const base = resolveRemotePath(server.deployPath, home);
         if (!options.quiet) {
           emit({

@@ -1,8 +1,9 @@
 /**
  * The server side of the remote shell (`remote-shell.ts`): text that `sh -s` reads from the exec
  * channel's stdin, after `_nx_token=<token>` on a line of its own. It then reads requests, each a
- * line of shell built by nexus with every value quoted (`_nx_run ID STDIN COMMAND`,
- * `_nx_kill ID SIGNAL`), exactly as the login shell would have parsed an exec request's command.
+ * line of shell built by nexus with every value quoted (`_nx_run ID STDIN COMMAND`, `_nx_seq`
+ * for commands that must run one after the other, `_nx_kill ID SIGNAL`), exactly as the login
+ * shell would have parsed an exec request's command.
  *
  * - Each command runs in the background as `sh -c COMMAND`, in a session (and process group) of
  *   its own when `setsid` exists, so that a kill reaches everything it started; its stdin is a
@@ -15,8 +16,9 @@
  * - `kill -s SIG -- -PGID`: dash takes neither `kill -0 --` nor `kill -TERM -PGID`.
  * - A kill writes a mark first, then signals the group if its pid is known; the wrapper writes the
  *   pid, then looks for a mark: whichever comes second sends the signal.
- * - Before anything else it says `@nx-hello TOKEN`, so output a noisy ~/.bashrc printed before it
- *   is skipped; `@nx-fail REASON` if it cannot start (no writable TMPDIR, no mkfifo).
+ * - Before anything else it says `@nx-hello TOKEN HOME`, so output a noisy ~/.bashrc printed before
+ *   it is skipped (and $HOME costs no exchange of its own); `@nx-fail REASON` if it cannot start
+ *   (no writable TMPDIR, no mkfifo).
  * - Per command it starts `setsid`, `sh`, `cat` and `rm`: process start-ups are what a command
  *   costs here (an exec channel costs sshd's session process and the login shell on top).
  * - When the channel closes (nexus ended, the connection dropped), stdin ends and this shell
@@ -82,9 +84,21 @@ _nx_step() {
 _nx_run() {
   _nx_step "$@" < /dev/null > /dev/null 2>&1 &
 }
+# FIRST_ID STDIN COMMAND STDIN COMMAND...: one after the other, ids FIRST_ID, FIRST_ID+1...
+_nx_seq() {
+  (
+    q_id=$1
+    shift
+    while [ "$#" -ge 2 ]; do
+      _nx_step "$q_id" "$1" "$2"
+      q_id=$((q_id + 1))
+      shift 2
+    done
+  ) < /dev/null > /dev/null 2>&1 &
+}
 _nx_kill() {
   echo "$2" > "$_nx_d/$1.k"
   if [ -s "$_nx_d/$1.p" ]; then _nx_signal "$1" "$2"; fi
 }
-echo "@nx-hello $_nx_token"
+printf '@nx-hello %s %s\\n' "$_nx_token" "$HOME"
 `;

@@ -63,6 +63,8 @@ export const TIMED_OUT_CODE = 124;
 interface Pending {
   id: number;
   request: ShellRequest;
+  /** Sent with the commands around it, to run one after the other (`runAll`). */
+  batch?: Pending[];
   resolve(result: ShellResult): void;
   reject(error: Error): void;
   sent: boolean;
@@ -85,6 +87,10 @@ export class RemoteShell {
   private frame: { id: number; code: number; searched: number } | undefined;
   private endReason: string | undefined;
   private readonly startTimer: NodeJS.Timeout | undefined;
+  /** $HOME on the server, as the shell said it in its hello. */
+  private homeDir: string | undefined;
+  private readonly started: Promise<string | undefined>;
+  private settleStarted: (home: string | undefined) => void = () => {};
 
   constructor(
     private readonly transport: ShellTransport,
@@ -92,6 +98,9 @@ export class RemoteShell {
     private readonly server: string,
     private readonly options: { startTimeoutMs?: number; killAfterMs?: number } = {},
   ) {
+    this.started = new Promise((resolve) => {
+      this.settleStarted = resolve;
+    });
     transport.onData((chunk) => this.receive(chunk));
     transport.onExit(() => {
       if (this.state === "ready") this.state = "exited";
@@ -117,41 +126,61 @@ export class RemoteShell {
     return this.state === "ready";
   }
 
+  /** $HOME on the server once the shell has started; undefined if it could not start. */
+  home(): Promise<string | undefined> {
+    return this.started;
+  }
+
   /** Runs `command` as `sh -c` would; rejects with ShellUnavailable if the shell never started. */
   run(request: ShellRequest): Promise<ShellResult> {
-    return new Promise((resolve, reject) => {
-      if (this.state === "unavailable")
-        return reject(new ShellUnavailable(this.endReason ?? "the remote shell did not start"));
-      if (this.state === "ended" || this.state === "exited")
-        return reject(new ShellLost(this.endReason ?? "the remote shell has ended"));
-      if (request.signal?.aborted) return reject(request.signal.reason ?? new Error("aborted"));
-      const id = this.nextId++;
-      const timers: NodeJS.Timeout[] = [];
-      const onAbort = () => this.stop(entry, "TERM");
-      const entry: Pending = {
-        id,
-        request,
-        resolve,
-        reject,
-        sent: false,
-        timedOut: false,
-        cleanup: () => {
-          for (const timer of timers) clearTimeout(timer);
-          request.signal?.removeEventListener("abort", onAbort);
-        },
-      };
-      this.pending.set(id, entry);
-      request.signal?.addEventListener("abort", onAbort, { once: true });
-      if (request.timeoutMs !== undefined && request.timeoutMs > 0) {
-        timers.push(
-          setTimeout(() => {
-            entry.timedOut = true;
-            this.stop(entry, "TERM");
-          }, request.timeoutMs),
-        );
-      }
-      if (this.state === "ready") this.send(entry);
-    });
+    return this.runAll([request])[0] as Promise<ShellResult>;
+  }
+
+  /**
+   * Runs the commands one after the other (each starts once the one before has ended, whatever
+   * its exit code), in one exchange: a result per command.
+   */
+  runAll(requests: ShellRequest[]): Promise<ShellResult>[] {
+    const batch: Pending[] = [];
+    const results = requests.map(
+      (request) =>
+        new Promise<ShellResult>((resolve, reject) => {
+          if (this.state === "unavailable")
+            return reject(new ShellUnavailable(this.endReason ?? "the remote shell did not start"));
+          if (this.state === "ended" || this.state === "exited")
+            return reject(new ShellLost(this.endReason ?? "the remote shell has ended"));
+          if (request.signal?.aborted) return reject(request.signal.reason ?? new Error("aborted"));
+          const id = this.nextId++;
+          const timers: NodeJS.Timeout[] = [];
+          const onAbort = () => this.stop(entry, "TERM");
+          const entry: Pending = {
+            id,
+            request,
+            resolve,
+            reject,
+            sent: false,
+            timedOut: false,
+            cleanup: () => {
+              for (const timer of timers) clearTimeout(timer);
+              request.signal?.removeEventListener("abort", onAbort);
+            },
+          };
+          this.pending.set(id, entry);
+          batch.push(entry);
+          request.signal?.addEventListener("abort", onAbort, { once: true });
+          if (request.timeoutMs !== undefined && request.timeoutMs > 0) {
+            timers.push(
+              setTimeout(() => {
+                entry.timedOut = true;
+                this.stop(entry, "TERM");
+              }, request.timeoutMs),
+            );
+          }
+        }),
+    );
+    for (const entry of batch) entry.batch = batch;
+    if (this.state === "ready" && batch.length > 0) this.send(batch);
+    return results;
   }
 
   /** Closes stdin: the shell exits once it has read every request; running commands finish. */
@@ -159,11 +188,19 @@ export class RemoteShell {
     if (this.state === "starting" || this.state === "ready") this.transport.end();
   }
 
-  private send(entry: Pending): void {
-    entry.sent = true;
-    this.transport.write(
-      `_nx_run ${entry.id} ${shq(entry.request.stdin ?? "")} ${shq(entry.request.command)}\n`,
-    );
+  /** One request line: a command, or commands to run one after the other (consecutive ids). */
+  private send(batch: Pending[]): void {
+    const live = batch.filter((entry) => this.pending.has(entry.id) && !entry.sent);
+    if (live.length === 0) return;
+    const words = live.flatMap((e) => [shq(e.request.stdin ?? ""), shq(e.request.command)]);
+    const first = live[0] as Pending;
+    // Ids in a batch are consecutive; one aborted before it was sent leaves a gap: each alone then.
+    if (live.length > 1 && !live.every((e, i) => e.id === first.id + i)) {
+      for (const entry of live) this.send([entry]);
+      return;
+    }
+    for (const entry of live) entry.sent = true;
+    this.transport.write(`${live.length === 1 ? "_nx_run" : "_nx_seq"} ${first.id} ${words.join(" ")}\n`);
   }
 
   /** SIGTERM to the command's process group, then SIGKILL if it is still there. */
@@ -192,17 +229,21 @@ export class RemoteShell {
   private receive(chunk: Buffer): void {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     if (this.state === "starting") {
-      const hello = Buffer.from(`@nx-hello ${this.token}\n`);
+      const hello = Buffer.from(`@nx-hello ${this.token} `);
       const at = this.buffer.indexOf(hello);
-      if (at < 0) {
+      const newline = at < 0 ? -1 : this.buffer.indexOf(10, at);
+      if (newline < 0) {
         const fail = /(?:^|\n)@nx-fail ([^\n]*)\n/.exec(this.buffer.toString("latin1"));
         if (fail) this.unavailable(`the remote shell could not start: ${fail[1]}`);
         return;
       }
-      this.buffer = this.buffer.subarray(at + hello.length);
+      this.homeDir = this.buffer.subarray(at + hello.length, newline).toString("utf8");
+      this.buffer = this.buffer.subarray(newline + 1);
       this.state = "ready";
       if (this.startTimer) clearTimeout(this.startTimer);
-      for (const entry of this.pending.values()) this.send(entry);
+      this.settleStarted(this.homeDir);
+      const batches = new Set([...this.pending.values()].map((entry) => entry.batch ?? [entry]));
+      for (const batch of batches) this.send(batch);
     }
     this.readFrames();
   }
@@ -256,6 +297,7 @@ export class RemoteShell {
   private unavailable(reason: string): void {
     if (this.state !== "starting") return;
     this.state = "unavailable";
+    this.settleStarted(undefined);
     this.endReason = reason;
     if (this.startTimer) clearTimeout(this.startTimer);
     this.transport.end();

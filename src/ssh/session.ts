@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:net";
+import type { Duplex } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import {
   Client,
@@ -62,6 +63,11 @@ export interface StreamOptions {
 export interface CommandRunner {
   readonly name: string;
   exec(command: string, options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Runs commands one after the other, each once the one before has ended (whatever its exit
+   * code): in one exchange where the runner can (an SSH session's remote shell).
+   */
+  execAll?(commands: { command: string; stdin?: string; what?: string }[]): Promise<ExecResult>[];
   run(command: string, options?: ExecOptions): Promise<string>;
 }
 
@@ -105,6 +111,12 @@ export interface ConnectOptions {
   onCommand?: (server: string, command: string) => void;
   /** Records each SSH operation (NEXUS_SSH_TRACE); default: from the environment. */
   trace?: Tracer;
+  /** The connection runs over this stream (a channel through a jump host) instead of TCP. */
+  sock?: Duplex;
+  /** Told once when the connection has closed (or failed to open): a jump host's user leaves. */
+  onClose?: () => void;
+  /** For messages: how the server is reached, "via bastion.example.com". */
+  via?: string;
   /**
    * Run `exec` commands through one remote shell per connection (`remote-shell.ts`) instead of
    * an exec channel each. Default true; a shell that cannot start falls back to channels.
@@ -126,6 +138,7 @@ export class SshSession implements InteractiveRunner {
   private shellStarts = 0;
   /** Why commands run on exec channels instead of the remote shell, once it failed to start. */
   shellProblem: string | undefined;
+  private commandCount = 0;
   /** --verbose: sees each command's result once it has finished (set by whoever shows it). */
   onOutput?: (server: string, command: string, result: ExecResult) => void;
 
@@ -138,7 +151,13 @@ export class SshSession implements InteractiveRunner {
       if (!this.closed)
         this.lostError = new SshError(options.server, "closed", "the SSH connection was lost");
       this.closed = true;
+      options.onClose?.();
     });
+  }
+
+  /** How many commands (and uploads) this session has started: tells whether a read is still fresh. */
+  get commands(): number {
+    return this.commandCount;
   }
 
   /** False once the connection was closed or lost. */
@@ -168,6 +187,7 @@ export class SshSession implements InteractiveRunner {
         readyTimeout: options.readyTimeout,
         keepaliveInterval: options.keepaliveInterval,
         keepaliveCountMax: 3,
+        ...(options.sock ? { sock: options.sock } : {}),
         ...(options.hostKeyAlgorithms
           ? { algorithms: { serverHostKey: options.hostKeyAlgorithms as ServerHostKeyAlgorithm[] } }
           : {}),
@@ -197,6 +217,7 @@ export class SshSession implements InteractiveRunner {
         client.off("error", onError);
         client.on("error", () => {});
         client.end();
+        options.onClose?.();
         reject(classifyConnectError(options, error, agentProblem));
       };
       client.on("error", onError);
@@ -209,12 +230,42 @@ export class SshSession implements InteractiveRunner {
         client.setNoDelay(true);
       } catch (error) {
         settled = true;
+        options.onClose?.();
         reject(new SshError(options.server, "network", (error as Error).message));
       }
     });
   }
 
+  /**
+   * A TCP connection from the server to host:port (what `ssh -W` and ProxyJump use): this
+   * session as a jump host for another connection.
+   */
+  forward(host: string, port: number): Promise<ClientChannel> {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"),
+      );
+    const traced = traceStart(this.trace, this.name, "forward", `jump to ${host}:${port}`);
+    return new Promise((resolve, reject) => {
+      this.client.forwardOut("127.0.0.1", 0, host, port, (error, channel) => {
+        traced();
+        if (error) {
+          reject(
+            new SshError(
+              this.name,
+              "network",
+              `the jump host ${this.name} could not open a connection to ${host}:${port}: ${error.message.replace(/^\(SSH\) /, "")}`,
+            ),
+          );
+          return;
+        }
+        resolve(channel);
+      });
+    });
+  }
+
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    this.commandCount++;
     const shell = this.shell();
     if (shell) {
       this.options.onCommand?.(this.name, command);
@@ -232,6 +283,44 @@ export class SshSession implements InteractiveRunner {
       }
     }
     return this.execOnChannel(command, options);
+  }
+
+  execAll(commands: { command: string; stdin?: string; what?: string }[]): Promise<ExecResult>[] {
+    const shell = this.shell();
+    if (!shell) return sequentially(commands, (c) => this.execOnChannel(c.command, c));
+    this.commandCount += commands.length;
+    const traced = commands.map((c) =>
+      traceStart(this.trace, this.name, "shell", traceName(c.command, c.what)),
+    );
+    const results = shell.runAll(commands.map((c) => ({ command: c.command, stdin: c.stdin })));
+    let fallback: Promise<ExecResult[]> | undefined;
+    return results.map(async (result, i) => {
+      const c = commands[i] as (typeof commands)[number];
+      this.options.onCommand?.(this.name, c.command);
+      try {
+        const done = await result;
+        traced[i]?.();
+        this.onOutput?.(this.name, c.command, done);
+        return done;
+      } catch (error) {
+        if (error instanceof ShellLost)
+          throw this.lostError ?? new SshError(this.name, "closed", error.message);
+        if (!(error instanceof ShellUnavailable)) throw error;
+        // None was sent: all of them run on channels, still one after the other.
+        fallback ??= Promise.all(sequentially(commands, (each) => this.execOnChannel(each.command, each)));
+        return (await fallback)[i] as ExecResult;
+      }
+    });
+  }
+
+  /**
+   * $HOME on the server: from the remote shell's hello when it runs (no exchange of its own),
+   * else read with a command.
+   */
+  async home(): Promise<string> {
+    const home = await this.shell()?.home();
+    if (home?.startsWith("/")) return home;
+    return (await this.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
   }
 
   /** One exec channel for this command: the server's login shell runs it (what `ssh host cmd` does). */
@@ -331,6 +420,7 @@ export class SshSession implements InteractiveRunner {
    * is open are queued; `onStdout` sees the output as it comes.
    */
   start(command: string, onStdout?: (text: string) => void, what?: string): RunningCommand {
+    this.commandCount++;
     let channel: ClientChannel | undefined;
     const queue: (string | null)[] = [];
     const flush = () => {
@@ -415,6 +505,7 @@ export class SshSession implements InteractiveRunner {
    * the channel if the command has not ended 5s later. Resolves with the exit code.
    */
   stream(command: string, options: StreamOptions): Promise<number | null> {
+    this.commandCount++;
     if (this.closed)
       return Promise.reject(
         this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"),
@@ -488,6 +579,14 @@ export class SshSession implements InteractiveRunner {
   }
 
   /**
+   * Opens the SFTP subsystem now (three round trips) so that an upload started later finds it
+   * ready; a failure is kept for that upload to report.
+   */
+  warmUpload(): void {
+    this.sftp().catch(() => {});
+  }
+
+  /**
    * Uploads a file with SFTP to `remote`: parallel writes into `remote.part`, then a rename,
    * so a partial upload never carries the final name.
    */
@@ -505,6 +604,7 @@ export class SshSession implements InteractiveRunner {
       chunkSize = 128 * 1024,
     } = typeof options === "function" ? { onProgress: options } : options;
     signal?.throwIfAborted();
+    this.commandCount++;
     const sftp = await this.sftp();
     signal?.throwIfAborted();
     const partial = `${remote}.part`;
@@ -586,12 +686,25 @@ export class SshSession implements InteractiveRunner {
   }
 }
 
+/** Runs each after the one before has settled; a result per item. */
+function sequentially<T, R>(items: T[], run: (item: T) => Promise<R>): Promise<R>[] {
+  let previous: Promise<unknown> = Promise.resolve();
+  return items.map((item) => {
+    const next = previous.then(
+      () => run(item),
+      () => run(item),
+    );
+    previous = next.catch(() => {});
+    return next;
+  });
+}
+
 function classifyConnectError(
   options: ConnectOptions,
   error: Error & { level?: string; code?: string },
   agentProblem?: string,
 ): SshError {
-  const where = `${options.username}@${options.host}:${options.port}`;
+  const where = `${options.username}@${options.host}:${options.port}${options.via ? ` (${options.via})` : ""}`;
   const hostKeyProblem = options.hostKey.problem();
   if (hostKeyProblem) return new SshError(options.server, "host-key", hostKeyProblem);
   if (options.hostKeyAlgorithms && /no matching host key format/.test(error.message)) {

@@ -90,6 +90,29 @@ describe("the remote shell", { timeout: 30_000 }, () => {
     results.forEach((r, i) => expect(r).toEqual({ code: i % 5, stdout: `out${i}\n`, stderr: `err${i}\n` }));
   });
 
+  it("runs a sequence in order, in one request: each command once the one before has ended, failed or not", async () => {
+    const { shell } = localShell();
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-shell-"));
+    const results = await Promise.all(
+      shell.runAll([
+        { command: `sleep 0.3; echo one >> ${dir}/log; exit 4` },
+        { command: `echo two >> ${dir}/log; cat`, stdin: "in two" },
+        { command: `echo three >> ${dir}/log; echo err >&2` },
+      ]),
+    );
+    expect(results).toEqual([
+      { code: 4, stdout: "", stderr: "" },
+      { code: 0, stdout: "in two", stderr: "" },
+      { code: 0, stdout: "", stderr: "err\n" },
+    ]);
+    expect(readFileSync(`${dir}/log`, "utf8")).toBe("one\ntwo\nthree\n");
+  });
+
+  it("says the server's $HOME in its hello", async () => {
+    const { shell } = localShell();
+    await expect(shell.home()).resolves.toBe(process.env.HOME);
+  });
+
   it("carries a large output whole", async () => {
     const { shell } = localShell();
     const result = await shell.run({

@@ -5,7 +5,7 @@ import type { Config } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import type { DeployEvent, Emit, Outcome, SummaryRow } from "../events/events.js";
 import { isValidReleaseId } from "../remote/layout.js";
-import { runOp } from "../remote/op.js";
+import { type RemoteOp, runOp } from "../remote/op.js";
 import { markFailed, removeReleases } from "../remote/release.js";
 import { checkShared } from "../remote/shared.js";
 import { mapSettled } from "../util/map-limit.js";
@@ -27,7 +27,7 @@ import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { releaseEnv } from "./release-env.js";
 import { StageInterrupted, stageWithRetry } from "./stage.js";
-import { readState, releasesToPrune } from "./state.js";
+import { releasesToPrune, type ServerState } from "./state.js";
 
 export interface DeployOptions extends RollCommandOptions {
   releaseId?: string;
@@ -291,23 +291,37 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
           result.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
       }
 
-      // The result is known: say it now; history and pruning follow (nothing serves traffic differently).
+      // The result is known: say it now; pruning, history and the lock's release follow, one
+      // exchange per server (nothing serves traffic differently).
       const done = finish(result.outcome, result.rows);
       const rowOf = (h: Host) => result.rows.find((r) => r.server === h.server.name);
       await Promise.allSettled([
         ops.persist(result.touched),
-        recordAll(hosts, "deploy", (h) => ({
-          release,
-          previous: previous(h.server.name) ?? null,
-          result: rowOf(h)?.result ?? "unknown",
-          commit: git?.commit ?? null,
-        })),
-        ...hosts.map(async (h) => {
-          const row = rowOf(h);
-          if (row?.result === "deployed")
-            await prune(h, config.keepReleases, [release, previous(h.server.name)]);
-          else if (row && row.result !== "not reached") await runOp(h.session, markFailed(h.layout, release));
-        }),
+        recordAll(
+          hosts,
+          "deploy",
+          (h) => ({
+            release,
+            previous: previous(h.server.name) ?? null,
+            result: rowOf(h)?.result ?? "unknown",
+            commit: git?.commit ?? null,
+          }),
+          {
+            unlock: holder,
+            first: (h) => {
+              const row = rowOf(h);
+              if (row?.result === "deployed")
+                return prune(
+                  h,
+                  states.get(h.server.name),
+                  config.keepReleases,
+                  release,
+                  previous(h.server.name),
+                );
+              return row && row.result !== "not reached" ? [markFailed(h.layout, release)] : [];
+            },
+          },
+        ),
       ]);
       return done;
     });
@@ -336,12 +350,23 @@ async function checkSharedFiles(config: Config, hosts: Host[]): Promise<void> {
   }
 }
 
-async function prune(host: Host, keep: number, protect: (string | undefined)[]): Promise<void> {
-  const state = await readState(host);
+/**
+ * The releases to remove once `release` is deployed, from the state read under the lock: under
+ * it, only this command added one (`release`), so no read is needed.
+ */
+function prune(
+  host: Host,
+  state: ServerState | undefined,
+  keep: number,
+  release: string,
+  previous: string | undefined,
+): RemoteOp<unknown>[] {
+  const known = (state?.releases ?? []).filter((r) => r.id !== release);
+  const releases = [...known, { id: release, failed: false, stagedAt: Date.now() / 1000 }];
   const ids = releasesToPrune(
-    state.releases,
+    releases,
     keep,
-    [state.current, ...protect].filter((x): x is string => !!x),
+    [release, previous].filter((x): x is string => !!x),
   );
-  if (ids.length > 0) await runOp(host.session, removeReleases(host.layout, ids));
+  return ids.length > 0 ? [removeReleases(host.layout, ids)] : [];
 }

@@ -1,15 +1,18 @@
 import type { Config } from "../config/load.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { exitCodeForOutcome } from "../events/events.js";
+import { type RemoteOp, runOps } from "../remote/op.js";
 import { Fleet, type Host } from "./fleet.js";
-import { recordHistory } from "./history.js";
+import { historyLine, recordHistory } from "./history.js";
 import {
   clearJournals,
   type JournalEntry,
   LockError,
   type LockHolder,
   lockAll,
+  markReleased,
   unlockAll,
+  unlockOp,
   writeJournals,
 } from "./lock.js";
 import type { Plan } from "./plan.js";
@@ -155,11 +158,38 @@ export async function rollJournaled(
   return result;
 }
 
-/** One history line per host, in parallel; a host that cannot be written to does not fail the command. */
+export interface Finish {
+  /** The lock to let go of, in the same exchange, once the history line is written. */
+  unlock: LockHolder;
+  /** What to do on the host before the history line (prune releases, mark one failed). */
+  first?: (host: Host) => RemoteOp<unknown>[];
+}
+
+/**
+ * One history line per host, in parallel; a host that cannot be written to does not fail the
+ * command. With `finish`, what follows a command's result on a host is one exchange: `first`, the
+ * history line, and the lock's release, one after the other (issue 30: few round trips).
+ */
 export async function recordAll(
   hosts: Host[],
   event: string,
   details: (host: Host) => Record<string, unknown>,
+  finish?: Finish,
 ): Promise<void> {
-  await Promise.allSettled(hosts.map((h) => recordHistory(h, event, details(h))));
+  if (!finish) {
+    await Promise.allSettled(hosts.map((h) => recordHistory(h, event, details(h))));
+    return;
+  }
+  await Promise.allSettled(
+    hosts.map(async (h) => {
+      const ops = [
+        ...(finish.first?.(h) ?? []),
+        historyLine(h, event, details(h)),
+        unlockOp(h, finish.unlock),
+      ];
+      const results = await runOps(h.session, ops);
+      // Released: the lock's removal ran (whether it found our token or not). Else withLocks tries again.
+      if (results.at(-1)?.status === "fulfilled") markReleased(finish.unlock, h);
+    }),
+  );
 }

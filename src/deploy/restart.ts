@@ -29,7 +29,8 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const startedAt = Date.now();
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
-  return withPlannedFleet(config, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
+  const holder = newHolder("restart");
+  return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current = new Map<string, string>();
     const problems: string[] = [];
     for (const h of hosts) {
@@ -70,10 +71,15 @@ export async function restart(config: Config, options: RestartOptions): Promise<
     const done = summarize(emit, startedAt, result.outcome, rows, release);
     await Promise.allSettled([
       ops.persist(result.touched),
-      recordAll(hosts, "restart", (h: Host) => ({
-        release: releaseOf(h.server.name),
-        result: rows.find((r) => r.server === h.server.name)?.result,
-      })),
+      recordAll(
+        hosts,
+        "restart",
+        (h: Host) => ({
+          release: releaseOf(h.server.name),
+          result: rows.find((r) => r.server === h.server.name)?.result,
+        }),
+        { unlock: holder },
+      ),
     ]);
     return done;
   });

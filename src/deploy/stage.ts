@@ -46,6 +46,8 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
     if (input.signal?.aborted) throw new StageInterrupted();
   };
   goOn();
+  // SFTP's subsystem opens while the deploy path is prepared: its round trips cost no time.
+  if (config.transfer.method !== "http") session.warmUpload();
   await runOp(session, prepare(l, { clearIncoming: true }));
 
   const archive = `${l.incoming}/${release}.tar.gz`;

@@ -11,6 +11,7 @@ interface SandboxFlags {
   hosts?: number;
   ipPrefix?: string;
   balancer?: string;
+  bastion?: boolean;
 }
 
 /** The sandbox hosts run the app under PM2, which nexus itself does not ship (deploy targets bring their own). */
@@ -58,6 +59,10 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
         .choices(["nginx", "haproxy"])
         .default("nginx"),
     )
+    .option(
+      "--bastion",
+      "reach the app hosts only through a jump host, as in a private network (as root: network namespaces)",
+    )
     .action(async (flags: SandboxFlags, command: Command) => {
       try {
         const json = command.optsWithGlobals<GlobalOptions>().json;
@@ -67,6 +72,7 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer as "nginx" | "haproxy",
+          bastion: flags.bastion === true,
         });
         if (json) {
           printResult({
@@ -79,6 +85,12 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
               app: h.appAddress,
             })),
             lb: info.lb.url,
+            ...(info.bastion
+              ? {
+                  bastion: `${info.user}@${info.bastion.address}:${info.bastion.sshPort}`,
+                  deployConfig: info.bastion.deployConfig,
+                }
+              : {}),
           });
           setExit(EXIT.ok);
           return;
@@ -89,6 +101,12 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
           );
         }
         process.stdout.write(`load balancer  ${info.lb.url} (Nginx on ${info.lb.host})\n`);
+        if (info.bastion) {
+          process.stdout.write(
+            `bastion        ssh ${info.user}@${info.bastion.address}:${info.bastion.sshPort} (the only way to the app hosts)\n`,
+          );
+          process.stdout.write(`deploy through the bastion: nexus -c ${info.bastion.deployConfig} deploy\n`);
+        }
         if (info.haproxy) {
           process.stdout.write(`load balancer  ${info.haproxy.url} (HAProxy on ${info.haproxy.host})\n`);
           process.stdout.write(`deploy through HAProxy: nexus -c ${info.haproxy.deployConfig} deploy\n`);

@@ -2,10 +2,20 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type * as z from "zod";
+import { parseProxyJump } from "../ssh/proxy-jump.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
 import { balancerSchema, configSchema, haproxyBalancerSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
+
+function proxyJumpProblems(value: string, field: string): string[] {
+  try {
+    parseProxyJump(value, field);
+    return [];
+  } catch (error) {
+    return [(error as Error).message];
+  }
+}
 
 export interface ServerConfig {
   name: string;
@@ -24,6 +34,8 @@ export interface ServerConfig {
   envSources?: Record<string, string>;
   /** Whether port and user were set in the nexus config (they win over ~/.ssh/config). */
   explicit?: { port: boolean; user: boolean };
+  /** Jump hosts from the nexus config (the server's, else ssh.proxyJump), as written: wins over ~/.ssh/config. */
+  proxyJump?: string;
 }
 
 export type NginxBalancerConfig = z.output<typeof balancerSchema>;
@@ -182,6 +194,9 @@ export function resolveConfig(
         port: rawServers?.[index]?.port !== undefined,
         user: (server.user ?? parsed.ssh.user) !== undefined,
       },
+      ...((server.proxyJump ?? parsed.ssh.proxyJump) !== undefined
+        ? { proxyJump: server.proxyJump ?? parsed.ssh.proxyJump }
+        : {}),
     };
   });
   const logins = new Map<string, string>();
@@ -200,6 +215,12 @@ export function resolveConfig(
       problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);
     }
   }
+  if (parsed.ssh.proxyJump !== undefined)
+    problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
+  parsed.servers.forEach((server, index) => {
+    if (server.proxyJump !== undefined)
+      problems.push(...proxyJumpProblems(server.proxyJump, `servers[${index}].proxyJump`));
+  });
   problems.push(...sharedProblems(parsed.shared));
   if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(

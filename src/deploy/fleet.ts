@@ -96,6 +96,7 @@ export class Fleet {
           server,
           message: `learned host key ${fingerprint} (accept-new), added to known_hosts`,
         }),
+      onWarning: (message) => emit({ type: "warn", message }),
     });
     const wanted = new Set(names);
     const balancerHosts = new Set(config.balancers.map((b) => b.host));

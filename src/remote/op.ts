@@ -21,8 +21,13 @@ export function script(body: string, ...args: (string | number)[]): string {
   return args.length > 0 ? `sh -c ${shq(body)} nexus ${cmd(...args)}` : `sh -c ${shq(body)} nexus`;
 }
 
-export async function runOp<T>(runner: CommandRunner, op: RemoteOp<T>): Promise<T> {
-  const result = await runner.exec(op.command, { stdin: op.stdin, what: op.what });
+/** `signal`: Ctrl-C stops the op on the server (it and what it started), and the call rejects. */
+export async function runOp<T>(
+  runner: CommandRunner,
+  op: RemoteOp<T>,
+  options: { signal?: AbortSignal } = {},
+): Promise<T> {
+  const result = await runner.exec(op.command, { stdin: op.stdin, what: op.what, signal: options.signal });
   return op.parse(result, runner.name);
 }
 

@@ -1,6 +1,8 @@
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { bastionPaths, runningBastion, startBastion, stopBastion } from "./bastion.js";
+import { writeBastionDeployConfig } from "./deploy-config.js";
 import {
   assertReachableByOthers,
   chownTree,
@@ -17,6 +19,7 @@ import {
   buildInfo,
   HOST_NAMES,
   hostPaths,
+  knownHostsLine,
   lbAddress,
   nginxArgv,
   nginxPaths,
@@ -41,9 +44,14 @@ import {
 } from "./nginx.js";
 import { findProjectRoot, runningPm2, stopPm2 } from "./pm2.js";
 import { assertPortsFree, requireBinary } from "./processes.js";
-import { ensureClientKey, ensureHostKey, runningSshd, startSshd, stopSshd } from "./sshd.js";
+import { ensureClientKey, ensureHostKey, ensureKeyPair, runningSshd, startSshd, stopSshd } from "./sshd.js";
 
-export { type SandboxDeployOptions, sandboxDeployConfig } from "./deploy-config.js";
+export type { SandboxBastion } from "./bastion.js";
+export {
+  type SandboxDeployOptions,
+  sandboxBastionDeployConfig,
+  sandboxDeployConfig,
+} from "./deploy-config.js";
 export { DEPLOY_USER } from "./deploy-user.js";
 export { SandboxError } from "./errors.js";
 export type { SandboxHost, SandboxInfo, SandboxLb, SandboxLogin, SandboxOptions } from "./layout.js";
@@ -100,7 +108,7 @@ async function hostNamesIn(dir: string): Promise<string[]> {
 }
 
 async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
-  const processes: SandboxProcess[] = [];
+  const processes: SandboxProcess[] = (await runningBastion(dir)).map((p) => ({ ...p, alive: true }));
   for (const name of await hostNamesIn(dir)) {
     const p = hostPaths(dir, name);
     const sshd = await runningSshd(dir, name);
@@ -144,6 +152,7 @@ export async function sandboxDown(stateDir: string): Promise<void> {
   );
   for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
+  await stopBastion(dir);
   await Promise.all(names.map((name) => stopSshd(dir, name)));
   if (process.getuid?.() === 0) {
     await removeSudoers(dir);
@@ -220,6 +229,10 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   if (status.processes.length > 0 || state) await sandboxDown(o.dir);
 
   const haproxy = info.haproxy && (await requireBinary("haproxy", "haproxy (apt-get install haproxy)"));
+  if (info.bastion && !asRoot)
+    throw new SandboxError("the bastion sandbox runs its jump host in a network namespace: start it as root");
+  const socat = info.bastion && (await requireBinary("socat", "socat (apt-get install socat)"));
+  if (info.bastion) await requireBinary("ip", "iproute2 (apt-get install iproute2)");
   const lb = info.hosts[0] as SandboxHost;
   const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
 
@@ -229,6 +242,9 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
       { address: h.address, port: o.appPort, what: `app on ${h.name}` },
     ]),
     { ...lbListen, what: "nginx load balancer" },
+    ...(info.bastion
+      ? [{ address: info.bastion.address, port: info.bastion.sshPort, what: "the bastion (jump host)" }]
+      : []),
     ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
   ]);
 
@@ -270,6 +286,7 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
           sftp,
           authorizedKeysFile,
           passwordAuthentication: passwordOnly,
+          ...(info.bastion ? { allowFrom: info.bastion.address } : {}),
         }),
       );
       await writeFile(join(p.home, ".bashrc"), renderBashrc());
@@ -283,6 +300,17 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
       return ensureHostKey(sshKeygen, o.dir, host);
     }),
   );
+  if (info.bastion) {
+    const b = bastionPaths(o.dir);
+    // Open to the deploy user, who reads its authorized_keys below (sshd opens it as the user).
+    await mkdir(b.root, { recursive: true, mode: 0o755 });
+    await chmod(b.root, 0o755);
+    await mkdir(dirname(b.authorizedKeys), { recursive: true, mode: 0o700 });
+    await writeFile(b.authorizedKeys, `from="127.0.0.0/8" ${clientKey}\n`, { mode: 0o600 });
+    if (deployUser) await chownTree(b.home, deployUser);
+    const key = await ensureKeyPair(sshKeygen, b.hostKey, `nexus-sandbox-${info.bastion.name}`);
+    knownHostsLines.push(knownHostsLine(info.bastion.address, info.bastion.sshPort, key));
+  }
   await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
   await writeFile(paths.sshConfig, renderSshClientConfig(info));
   const nginxSetup = {
@@ -326,6 +354,10 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
         servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
       });
       await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
+    }
+    if (info.bastion && socat) {
+      await startBastion({ dir: o.dir, bastion: info.bastion, user, hosts: info.hosts, sshd, socat });
+      await writeBastionDeployConfig({ ...info, bastion: info.bastion }, projectRoot);
     }
   } catch (error) {
     await sandboxDown(o.dir).catch(() => {});

@@ -5,9 +5,10 @@
  * for commands that must run one after the other, `_nx_kill ID SIGNAL`), exactly as the login
  * shell would have parsed an exec request's command.
  *
- * - Each command runs in the background as `sh -c COMMAND`, in a session (and process group) of
- *   its own when `setsid` exists, so that a kill reaches everything it started; its stdin is a
- *   file holding the request's STDIN, its stdout and stderr go to files in a private directory.
+ * - Each command runs in the background, its stdin a file holding the request's STDIN, its stdout
+ *   and stderr files in a private directory, as `sh -c COMMAND`; one that may have to be stopped
+ *   (`_nx_run ID STDIN COMMAND k`) in a session (and process group) of its own when `setsid`
+ *   exists, so that a kill reaches everything it started.
  * - One writer process owns the channel's stdout: when a command ends, its wrapper appends a
  *   separator to its stdout file and posts "ID CODE" on a FIFO (a line that short is written
  *   atomically); the writer sends `@nx ID CODE`, both files, and an end line. The separator and
@@ -19,8 +20,9 @@
  * - Before anything else it says `@nx-hello TOKEN HOME`, so output a noisy ~/.bashrc printed before
  *   it is skipped (and $HOME costs no exchange of its own); `@nx-fail REASON` if it cannot start
  *   (no writable TMPDIR, no mkfifo).
- * - Per command it starts `setsid`, `sh`, `cat` and `rm`: process start-ups are what a command
- *   costs here (an exec channel costs sshd's session process and the login shell on top).
+ * - Per command it forks a wrapper and starts `sh` and `cat` (a stoppable one `setsid` too):
+ *   process start-ups are what a command costs here (an exec channel costs sshd's session
+ *   process and the login shell).
  * - When the channel closes (nexus ended, the connection dropped), stdin ends and this shell
  *   exits; commands still running finish, as they would have on an exec channel of their own, and
  *   the writer, once the last has, removes the directory and exits. If this shell is killed, the
@@ -38,11 +40,20 @@ fi
 _nx_setsid=
 if command -v setsid >/dev/null 2>&1; then _nx_setsid=setsid; fi
 _nx_writer() {
+  w_done=
+  w_n=0
   while read -r w_id w_code; do
     printf '@nx %s %s\\n' "$w_id" "$w_code"
     cat "$_nx_d/$w_id.o" "$_nx_d/$w_id.e"
     printf '\\n@nx-end %s\\n' "$_nx_token"
-    rm -f "$_nx_d/$w_id".[ioepk] &
+    # Files of sent results go in batches: an rm per command would double what one costs here.
+    w_done="$w_done $w_id"
+    w_n=$((w_n + 1))
+    if [ "$w_n" -ge 16 ]; then
+      (cd "$_nx_d" && for w in $w_done; do rm -f "$w".[ioepk]; done) &
+      w_done=
+      w_n=0
+    fi
   done
   wait
   rm -rf "$_nx_d"
@@ -57,10 +68,20 @@ _nx_signal() {
   else kill -s "$2" "$s_pid" 2>/dev/null; fi
   return 0
 }
+# ID STDIN COMMAND [k]: "k", a command that may be stopped (Ctrl-C, a timeout) runs in a process
+# group of its own (setsid); any other as a plain "sh -c" (what a command costs here is process
+# start-ups). Never evaluated in a subshell of this shell: its $$ would be this shell's.
 _nx_step() {
   s_id=$1
   s_in=/dev/null
   if [ -n "$2" ]; then s_in="$_nx_d/$s_id.i"; printf '%s' "$2" > "$s_in"; fi
+  if [ "\${4:-}" != k ]; then
+    sh -c "$3" < "$s_in" > "$_nx_d/$s_id.o" 2> "$_nx_d/$s_id.e" 8>&-
+    s_code=$?
+    printf '\\n@nx-sep %s\\n' "$_nx_token" >> "$_nx_d/$s_id.o"
+    echo "$s_id $s_code" >&8
+    return
+  fi
   $_nx_setsid sh -c "$3" < "$s_in" > "$_nx_d/$s_id.o" 2> "$_nx_d/$s_id.e" 8>&- &
   s_pid=$!
   echo "$s_pid" > "$_nx_d/$s_id.p"

@@ -200,7 +200,13 @@ export class RemoteShell {
       return;
     }
     for (const entry of live) entry.sent = true;
-    this.transport.write(`${live.length === 1 ? "_nx_run" : "_nx_seq"} ${first.id} ${words.join(" ")}\n`);
+    if (live.length > 1) {
+      this.transport.write(`_nx_seq ${first.id} ${words.join(" ")}\n`);
+      return;
+    }
+    // One that may have to be stopped runs in a process group of its own.
+    const stoppable = first.request.signal !== undefined || first.request.timeoutMs !== undefined;
+    this.transport.write(`_nx_run ${first.id} ${words.join(" ")}${stoppable ? " k" : ""}\n`);
   }
 
   /** SIGTERM to the command's process group, then SIGKILL if it is still there. */

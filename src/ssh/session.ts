@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import {
@@ -133,6 +133,8 @@ export class SshSession implements InteractiveRunner {
   private lostError: SshError | undefined;
   private sftpPromise: Promise<SFTPWrapper> | undefined;
   private tunnels: Server[] = [];
+  /** Ports forwarded back here (`reverseForward`), by the server's port. */
+  private reverse: Map<number, { host: string; port: number }> | undefined;
   private readonly trace: Tracer | undefined;
   private remoteShell: RemoteShell | undefined;
   private shellStarts = 0;
@@ -289,17 +291,21 @@ export class SshSession implements InteractiveRunner {
     const shell = this.shell();
     if (!shell) return sequentially(commands, (c) => this.execOnChannel(c.command, c));
     this.commandCount += commands.length;
-    const traced = commands.map((c) =>
-      traceStart(this.trace, this.name, "shell", traceName(c.command, c.what)),
+    // One exchange: one trace entry, ended by the last answer.
+    const traced = traceStart(
+      this.trace,
+      this.name,
+      "shell",
+      commands.map((c) => traceName(c.command, c.what)).join(" + "),
     );
     const results = shell.runAll(commands.map((c) => ({ command: c.command, stdin: c.stdin })));
+    void Promise.allSettled(results).then(traced);
     let fallback: Promise<ExecResult[]> | undefined;
     return results.map(async (result, i) => {
       const c = commands[i] as (typeof commands)[number];
       this.options.onCommand?.(this.name, c.command);
       try {
         const done = await result;
-        traced[i]?.();
         this.onOutput?.(this.name, c.command, done);
         return done;
       } catch (error) {
@@ -637,6 +643,53 @@ export class SshSession implements InteractiveRunner {
         sftp.ext_openssh_rename(partial, remote, (second) => (second ? reject(second) : resolve()));
       });
     }).finally(renamed);
+  }
+
+  /**
+   * A port on the server (its 127.0.0.1, any free port) whose connections come back over this SSH
+   * connection to `localHost:localPort` here (like `ssh -R`): how a server that cannot reach this
+   * machine (behind a jump host) fetches from it. `close` stops the server listening.
+   */
+  async reverseForward(localHost: string, localPort: number): Promise<{ port: number; close(): void }> {
+    if (this.closed)
+      throw this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed");
+    if (!this.reverse) {
+      const targets = new Map<number, { host: string; port: number }>();
+      this.reverse = targets;
+      this.client.on("tcp connection", (info, accept, reject) => {
+        const target = targets.get(info.destPort);
+        if (!target) return reject();
+        const channel = accept();
+        const socket = connect({ host: target.host, port: target.port });
+        socket.pipe(channel).pipe(socket);
+        socket.on("error", () => channel.close());
+        channel.on("error", () => socket.destroy());
+        channel.on("close", () => socket.destroy());
+        socket.on("close", () => channel.close());
+      });
+    }
+    const targets = this.reverse;
+    const port = await new Promise<number>((resolve, reject) => {
+      this.client.forwardIn("127.0.0.1", 0, (error, bound) => {
+        if (error)
+          reject(
+            new SshError(
+              this.name,
+              "network",
+              `the server refused to forward a port back to nexus (AllowTcpForwarding?): ${error.message}`,
+            ),
+          );
+        else resolve(bound);
+      });
+    });
+    targets.set(port, { host: localHost, port: localPort });
+    return {
+      port,
+      close: () => {
+        targets.delete(port);
+        if (!this.closed) this.client.unforwardIn("127.0.0.1", port, () => {});
+      },
+    };
   }
 
   /**

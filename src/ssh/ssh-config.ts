@@ -43,8 +43,11 @@ const HONOURED = new Set(HONOURED_KEYWORDS.map((k) => k.toLowerCase()));
  * commands). No file is read but those Include names; no network access.
  */
 export function resolveSshConfigHost(text: string, host: string, context: SshConfigContext): SshConfigHost {
-  const alias = host.toLowerCase();
-  const parsed = SSHConfig.parse(expandIncludes(text, alias, context.home));
+  // As ssh (checked against `ssh -G`): patterns match the host as given, case and all; only the
+  // keywords (Host, HOST) are read in any case; the HostName it ends with is lowercased.
+  const alias = host;
+  const parsed = SSHConfig.parse(normalizeBlockKeywords(expandIncludes(text, alias, context.home)));
+  // ignoreCase: the result's keys in lower case (the library matches patterns case-sensitively).
   const computed = parsed.compute(alias, { ignoreCase: true, matchExec: false });
   const first = (key: string): string | undefined => {
     const value = computed[key];
@@ -57,11 +60,13 @@ export function resolveSshConfigHost(text: string, host: string, context: SshCon
     return Array.isArray(value) ? value : [value];
   };
 
-  const hostName = first("hostname")?.replace(/%(%|h)/g, (_m, t: string) => (t === "%" ? "%" : alias));
+  const hostName = first("hostname")
+    ?.replace(/%(%|h)/g, (_m, t: string) => (t === "%" ? "%" : alias))
+    .toLowerCase();
   const portText = first("port");
   const port = portText !== undefined && /^\d{1,5}$/.test(portText) ? Number(portText) : undefined;
   const user = first("user");
-  const remoteHost = hostName ?? alias;
+  const remoteHost = hostName ?? alias.toLowerCase();
   const tokens: Record<string, string> = {
     "%": "%",
     d: context.home,
@@ -88,6 +93,15 @@ export function resolveSshConfigHost(text: string, host: string, context: SshCon
     ...(proxyJump !== undefined ? { proxyJump } : {}),
     unhonoured: unhonouredKeywords(parsed, Object.keys(computed)),
   };
+}
+
+/** `HOST x` and `match=…` as the library reads them: `Host x`, `Match …` (ssh takes keywords in any case). */
+function normalizeBlockKeywords(text: string): string {
+  return text.replace(
+    /^(\s*)(host|match)(\s*=\s*|\s+)/gim,
+    (_m, indent: string, keyword: string) =>
+      `${indent}${keyword.toLowerCase() === "host" ? "Host" : "Match"} `,
+  );
 }
 
 /** The computed keys nexus does not read, spelled as the file spells them. */
@@ -162,7 +176,7 @@ export function expandIncludes(text: string, host: string, home: string, depth =
 
 /** Whether a `Host`/`Match` line applies to the host (the library decides, on a block of one probe directive). */
 function blockMatches(header: string, host: string): boolean {
-  const probe = SSHConfig.parse(`${header}\n  NexusProbe yes\n`).compute(host.toLowerCase(), {
+  const probe = SSHConfig.parse(normalizeBlockKeywords(`${header}\n  NexusProbe yes\n`)).compute(host, {
     ignoreCase: true,
     matchExec: false,
   });

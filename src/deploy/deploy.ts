@@ -29,6 +29,13 @@ import { releaseEnv } from "./release-env.js";
 import { StageInterrupted, stageWithRetry } from "./stage.js";
 import { releasesToPrune, type ServerState } from "./state.js";
 
+/**
+ * Servers staged at once: every one of a fleet up to this many (each stages on its own CPU; the
+ * CLI keeps ~2 MB of SFTP writes in flight per upload). Four at a time staged 12 servers in three
+ * rounds (issue 27).
+ */
+export const STAGE_AT_ONCE = 16;
+
 export interface DeployOptions extends RollCommandOptions {
   releaseId?: string;
   stageConcurrency?: number;
@@ -201,7 +208,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
       // Each server's restart gets ready as staging begins (the release's files are read only when
       // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
       for (const h of hosts) ops.prepare?.(h.server, release);
-      const staged = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>
+      const staged = await mapSettled(hosts, options.stageConcurrency ?? STAGE_AT_ONCE, (h) =>
         stageWithRetry(fleet, h, input),
       );
       const stageFailures = staged.flatMap((r, i) =>

@@ -167,15 +167,19 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
     { ...options, quiet: true, skipUnreachable: true },
   );
   try {
-    const backends = await fleet.balancer.state(config.servers);
+    // One round of parallel work: the balancer and every server are asked at the same time.
+    const backendsRead = fleet.balancer.state(config.servers);
+    backendsRead.catch(() => {});
+    const rotationOf = async (name: string) => {
+      const backend = (await backendsRead).find((b) => b.server === name);
+      return !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
+    };
     return await Promise.all(
       config.servers.map(async (s): Promise<ServerStatus> => {
-        const backend = backends.find((b) => b.server === s.name);
-        const rotation = !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
         if (fleet.unreachable.has(s.name))
           return {
             server: s.name,
-            rotation,
+            rotation: await rotationOf(s.name),
             health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
@@ -190,7 +194,7 @@ export async function fleetStatus(config: Config, options: ManualOptions): Promi
         ]);
         return {
           server: s.name,
-          rotation,
+          rotation: await rotationOf(s.name),
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),

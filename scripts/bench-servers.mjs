@@ -162,6 +162,41 @@ async function serversStage(tmp, machine) {
   }
 }
 
+/**
+ * 3 servers, batch 1, deploy + rollback directly and through a bastion (the sandbox's, whose app
+ * hosts also take direct logins here), interleaved on one sandbox.
+ */
+async function bastionStage(tmp) {
+  log("sandbox: 3 servers behind a bastion");
+  await sandboxDown(ROOT).catch(() => {});
+  const info = await sandboxUp(ROOT, 3, { bastion: true, bastionDirect: true });
+  const direct = await writeConfig(ROOT, info, tmp, { name: "bastion-direct" });
+  const through = JSON.parse(readFileSync(direct, "utf8"));
+  through.ssh = { ...through.ssh, proxyJump: `${info.user}@${info.bastion.address}:${info.bastion.sshPort}` };
+  const viaFile = path.join(tmp, "bastion-via.config.json");
+  writeFileSync(viaFile, `${JSON.stringify(through, null, 2)}\n`);
+  log("warming up: a first deploy (npm ci on every server)");
+  await measured(
+    tmp,
+    ["-c", direct, "deploy", "--rolling", "--release-id", releaseId("bwarm")],
+    "bastion-warm",
+  );
+  const scenarios = { direct: { runs: [] }, bastion: { runs: [] } };
+  for (let i = 0; i < SERVER_RUNS; i++) {
+    for (const [name, file] of [
+      ["direct", direct],
+      ["bastion", viaFile],
+    ]) {
+      const run = await deployAndRollback(tmp, file, `b-${name}`);
+      scenarios[name].runs.push(run);
+      log(
+        `run ${i + 1}/${SERVER_RUNS} ${name}: deploy ${run.deploy.wall.toFixed(2)} s, rollback ${run.rollback.wall.toFixed(2)} s`,
+      );
+    }
+  }
+  return { scenarios };
+}
+
 async function fleetStage(tmp) {
   log(`sandbox: ${FLEET_HOSTS} servers`);
   await sandboxDown(ROOT).catch(() => {});
@@ -228,6 +263,10 @@ async function main() {
     };
     if (ONLY.has("servers")) {
       data.servers = await serversStage(tmp, machine);
+      save();
+    }
+    if (ONLY.has("bastion")) {
+      data.bastion = await bastionStage(tmp);
       save();
     }
     if (ONLY.has("fleet")) {
@@ -318,6 +357,17 @@ function targetsOf(data) {
       target: "≤ 0.3 s",
       measured: exits.map((e) => `${e.k} ${ms(e.worst * 1000)}`).join(", "),
       met: exits.every((e) => e.worst <= 0.3),
+    });
+  }
+  const b = data.bastion?.scenarios;
+  if (b) {
+    const wall = (k) => median(walls(b[k].runs.map((r) => r.deploy)));
+    const r = ratio(wall("bastion"), wall("direct"));
+    targets.push({
+      what: "through a bastion: 3-server deploy vs direct (same sandbox, interleaved)",
+      target: "≤ 1.2×",
+      measured: `${x(r)} (${secs(wall("bastion"))} vs ${secs(wall("direct"))})`,
+      met: r <= 1.2,
     });
   }
   const f = data.fleet;
@@ -508,6 +558,29 @@ function render(data) {
       t.steps,
       "",
       t.rtts,
+      "",
+    );
+  }
+  if (data.bastion) {
+    const b = data.bastion.scenarios;
+    const cell = (k, pick) => range(walls(b[k].runs.map(pick)));
+    parts.push(
+      "## Through a bastion",
+      "",
+      "3 servers, batch 1, on a sandbox started with `--bastion` whose app hosts, for this comparison only, also take direct logins: the same deploy and rollback directly and through the jump host (one SSH connection to it for the command, a channel through it per server), interleaved.",
+      "",
+      table(
+        ["3 servers (median, min–max)", "direct", "through the bastion"],
+        [
+          ["deploy", cell("direct", (r) => r.deploy), cell("bastion", (r) => r.deploy)],
+          ["rollback", cell("direct", (r) => r.rollback), cell("bastion", (r) => r.rollback)],
+          [
+            "SSH handshakes per deploy",
+            median(b.direct.runs.map((r) => r.deploy.ops.total.connect)),
+            median(b.bastion.runs.map((r) => r.deploy.ops.total.connect)),
+          ],
+        ],
+      ),
       "",
     );
   }

@@ -286,7 +286,7 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
           sftp,
           authorizedKeysFile,
           passwordAuthentication: passwordOnly,
-          ...(info.bastion ? { allowFrom: info.bastion.address } : {}),
+          ...(info.bastion && !o.bastionDirect ? { allowFrom: info.bastion.address } : {}),
         }),
       );
       await writeFile(join(p.home, ".bashrc"), renderBashrc());

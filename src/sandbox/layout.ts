@@ -45,6 +45,8 @@ export interface SandboxOptions {
    * their sshd accept logins only from the bastion's address. Root only (network namespaces).
    */
   bastion?: boolean;
+  /** With `bastion`: the app hosts also accept direct logins (the bench compares both on one sandbox). */
+  bastionDirect?: boolean;
 }
 
 export type SandboxLogin = "deploy-user" | "self";
@@ -140,6 +142,7 @@ export interface ResolvedOptions {
   login?: SandboxLogin;
   passwordLogin?: string[];
   bastion?: boolean;
+  bastionDirect?: boolean;
 }
 
 function checkPort(name: string, value: number): number {
@@ -187,6 +190,7 @@ export function resolveOptions(opts: SandboxOptions): ResolvedOptions {
     ...(opts.login ? { login: checkLogin(opts.login) } : {}),
     ...(opts.passwordLogin ? { passwordLogin: opts.passwordLogin } : {}),
     ...(opts.bastion ? { bastion: true } : {}),
+    ...(opts.bastion && opts.bastionDirect ? { bastionDirect: true } : {}),
   };
   if (opts.balancer !== undefined && opts.balancer !== "nginx" && opts.balancer !== "haproxy") {
     throw new SandboxError(`balancer must be "nginx" or "haproxy", got "${String(opts.balancer)}"`);

@@ -77,7 +77,8 @@ describe("through a bastion", () => {
     const run = await nexus(["-c", config(), "deploy", "--release-id", release]);
     expect(run.exitCode, run.all).toBe(0);
     const after = loginsFrom(info.bastion.address);
-    after.forEach((count, i) => expect(count, info.hosts[i]?.name).toBeGreaterThan(before[i] ?? 0));
+    for (const [i, count] of after.entries())
+      expect(count, info.hosts[i]?.name).toBeGreaterThan(before[i] ?? 0);
     expect(await servedRelease()).toBe(release);
   });
 

@@ -87,7 +87,8 @@ describe("the remote shell", { timeout: 30_000 }, () => {
         shell.run({ command: `sleep 0.0${(i * 7) % 10}; echo out${i}; echo err${i} >&2; exit ${i % 5}` }),
       ),
     );
-    results.forEach((r, i) => expect(r).toEqual({ code: i % 5, stdout: `out${i}\n`, stderr: `err${i}\n` }));
+    for (const [i, r] of results.entries())
+      expect(r).toEqual({ code: i % 5, stdout: `out${i}\n`, stderr: `err${i}\n` });
   });
 
   it("runs a sequence in order, in one request: each command once the one before has ended, failed or not", async () => {

@@ -26,3 +26,7 @@ export function sandboxInfo(): TestSandboxInfo {
  */
 export const TEST_BASTION_DIR = `${TEST_SANDBOX_DIR}-bastion`;
 export const TEST_BASTION_IP_PREFIX = `127.0.${(id ? Number(id) + 1 : 1) + 128}.`;
+
+/** The fleet test's own, larger sandbox, on 127.0.(N+65).x. */
+export const TEST_FLEET_DIR = `${TEST_SANDBOX_DIR}-fleet`;
+export const TEST_FLEET_IP_PREFIX = `127.0.${(id ? Number(id) + 1 : 1) + 64}.`;

@@ -126,6 +126,11 @@ export class RemoteShell {
     return this.state === "ready";
   }
 
+  /** Why it never started (then it will not on this connection either); undefined otherwise. */
+  get startFailure(): string | undefined {
+    return this.state === "unavailable" ? this.endReason : undefined;
+  }
+
   /** $HOME on the server once the shell has started; undefined if it could not start. */
   home(): Promise<string | undefined> {
     return this.started;

@@ -353,9 +353,18 @@ export class SshSession implements InteractiveRunner {
   private shell(): RemoteShell | undefined {
     if (this.options.remoteShell === false || this.shellProblem || this.closed) return undefined;
     if (this.remoteShell?.usable) return this.remoteShell;
+    const failure = this.remoteShell?.startFailure;
+    if (failure) {
+      this.shellProblem = failure;
+      return undefined;
+    }
     if (this.shellStarts >= SHELL_RESTARTS) return undefined;
     this.shellStarts++;
-    const shell = new RemoteShell(this.shellTransport(), this.name, { startTimeoutMs: 0 });
+    // A shell that never says hello (a ForceCommand, a login shell waiting for input) is given up
+    // on: nothing was sent to it, so the commands run on exec channels instead, once.
+    const shell = new RemoteShell(this.shellTransport(), this.name, {
+      startTimeoutMs: this.options.readyTimeout,
+    });
     this.remoteShell = shell;
     return shell;
   }

@@ -8,9 +8,11 @@ import { RemoteShell, ShellLost, type ShellTransport, ShellUnavailable } from ".
 import { REMOTE_SHELL_SCRIPT } from "../../src/ssh/remote-shell-script.js";
 
 /** The remote shell on a local `sh -s`, as sshd would start it (the command comes after `prefix`). */
-function localShell(options: { prefix?: string; env?: NodeJS.ProcessEnv } = {}) {
+function localShell(
+  options: { prefix?: string; env?: NodeJS.ProcessEnv; command?: string; startTimeoutMs?: number } = {},
+) {
   // Its own process group, as sshd gives a session: a test can kill all of it.
-  const child = spawn("sh", ["-c", `${options.prefix ?? ""}exec sh -s`], {
+  const child = spawn("sh", ["-c", options.command ?? `${options.prefix ?? ""}exec sh -s`], {
     stdio: ["pipe", "pipe", "pipe"],
     env: options.env ?? process.env,
     detached: true,
@@ -24,7 +26,10 @@ function localShell(options: { prefix?: string; env?: NodeJS.ProcessEnv } = {}) 
     onExit: (listener) => child.on("exit", () => listener()),
     onClose: (listener) => child.on("close", () => listener()),
   };
-  return { child, shell: new RemoteShell(transport, "local", { killAfterMs: 500 }) };
+  return {
+    child,
+    shell: new RemoteShell(transport, "local", { killAfterMs: 500, startTimeoutMs: options.startTimeoutMs }),
+  };
 }
 
 const children: ChildProcess[] = [];
@@ -184,6 +189,16 @@ describe("the remote shell", { timeout: 30_000 }, () => {
     await new Promise((r) => setTimeout(r, 100));
     process.kill(-(child.pid as number), "SIGKILL");
     await expect(running).rejects.toBeInstanceOf(ShellLost);
+  });
+
+  it("gives up on a shell that never says hello (a forced command), having sent it nothing", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-shell-"));
+    // Like a ForceCommand: whatever was asked, this runs, and keeps what it reads.
+    const { shell } = localShell({ command: `cat > ${dir}/received`, startTimeoutMs: 300 });
+    await expect(shell.run({ command: "touch /tmp/never" })).rejects.toBeInstanceOf(ShellUnavailable);
+    expect(shell.startFailure).toMatch(/did not start within 0.3s/);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(readFileSync(`${dir}/received`, "utf8")).not.toMatch(/_nx_(run|seq) \d+ /);
   });
 
   it("is unavailable where it cannot start, and nothing sent to it ran", async () => {

@@ -4,7 +4,7 @@ import type { InteractiveRunner } from "../ssh/session.js";
 import type { Balancer } from "./balancer.js";
 import { HaproxyBalancer } from "./haproxy/haproxy.js";
 import { MultiBalancer } from "./multi.js";
-import { NginxBalancer } from "./nginx.js";
+import { NginxBalancer } from "./nginx/nginx.js";
 
 export interface BalancerContext {
   /** Home directory on the balancer host, for paths starting with "~/". */

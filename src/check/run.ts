@@ -1,5 +1,7 @@
 import type { Balancer } from "../balancer/balancer.js";
-import { createBalancer } from "../balancer/factory.js";
+import { createBalancer } from "../balancer/drivers.js";
+import { balancerItems } from "../balancer/nginx/check.js";
+import { balancerScript, dumpCommand, sudoListCommand } from "../balancer/nginx/check-script.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
@@ -11,8 +13,6 @@ import { LocalRunner } from "../ssh/local-runner.js";
 import type { InteractiveRunner, SshSession } from "../ssh/session.js";
 import { mapSettled } from "../util/map-limit.js";
 import { appSizeEstimate } from "./app-size.js";
-import { balancerItems } from "./balancer-checks.js";
-import { balancerScript, dumpCommand, sudoListCommand } from "./balancer-script.js";
 import { parseFacts } from "./facts.js";
 import { fetchHealth, healthItem } from "./health.js";
 import { serverItems } from "./server-checks.js";

@@ -1,4 +1,4 @@
-import { procNetTcpAddress } from "../balancer/nginx-scripts.js";
+import { procNetTcpAddress } from "../balancer/nginx/scripts.js";
 import { shq } from "../remote/quote.js";
 import { SCRIPT_PRELUDE } from "./facts.js";
 

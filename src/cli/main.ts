@@ -1,12 +1,14 @@
 import v8 from "node:v8";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { selectConfiguredApp } from "../artifact/pack.js";
+import { haproxyConfigCommand } from "../balancer/haproxy/config-command.js";
 import {
   renderProxySettings,
   renderServerSettings,
   renderServersFile,
   renderUpstreamBlock,
-} from "../balancer/nginx-upstream.js";
+} from "../balancer/nginx/upstream.js";
+import { logFormatAdvice } from "../balancer/nginx/watch/log-format.js";
 import { parseDuration } from "../config/duration.js";
 import { assertReleaseIdFlag, deploy } from "../deploy/deploy.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
@@ -14,7 +16,6 @@ import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
 import { EXIT } from "../errors.js";
 import { formatBytes } from "../report/format.js";
-import { logFormatAdvice } from "../watch/log-format.js";
 import { checkCommand } from "./check.js";
 import {
   exitCodeForError,
@@ -23,7 +24,6 @@ import {
   whileInterruptible,
   withReporter,
 } from "./context.js";
-import { haproxyConfigCommand } from "./haproxy-config.js";
 import { initCommand } from "./init.js";
 import { addMaintenanceCommands } from "./maintenance.js";
 import { addOperationCommands } from "./operations.js";

@@ -1,11 +1,11 @@
 import os from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import type { Balancer } from "../balancer/balancer.js";
-import { combineBalancers, createBalancer } from "../balancer/factory.js";
+import { combineBalancers, createBalancer } from "../balancer/drivers.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import type { Emit } from "../events/events.js";
-import { createProcessManager } from "../process/factory.js";
+import { createProcessManager } from "../process/managers.js";
 import type { ProcessManager } from "../process/process-manager.js";
 import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
 import { secretRedactor } from "../report/redact.js";

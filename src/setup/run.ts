@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
+import { needsHandWrittenRule, sudoersFile, sudoersLine } from "../balancer/nginx/sudoers.js";
 import {
   holdsUpstreamBlock,
   renderServersFile,
   renderUpstreamBlock,
   SERVERS_FILE_FIX,
   UPSTREAM_BLOCK_RISK,
-} from "../balancer/nginx-upstream.js";
+} from "../balancer/nginx/upstream.js";
 import type { Config, NginxBalancerConfig, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
@@ -29,7 +30,6 @@ import { readSshConfig } from "../ssh/ssh-config.js";
 import { ensureDeployKey, publicKeyOf } from "./keygen.js";
 import { runOnce } from "./login.js";
 import { confirm, promptHidden } from "./prompt.js";
-import { needsHandWrittenRule, sudoersFile, sudoersLine } from "./sudoers.js";
 
 export interface SetupOptions {
   dryRun?: boolean;

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { balancerItems } from "../../src/check/balancer-checks.js";
-import { dumpCommand, sudoListCommand } from "../../src/check/balancer-script.js";
+import { balancerItems } from "../../src/balancer/nginx/check.js";
+import { dumpCommand, sudoListCommand } from "../../src/balancer/nginx/check-script.js";
+import { needsHandWrittenRule, sudoersLine, withoutSudo } from "../../src/balancer/nginx/sudoers.js";
 import { parseFacts } from "../../src/check/facts.js";
 import { healthItem } from "../../src/check/health.js";
 import { serverItems } from "../../src/check/server-checks.js";
 import { serverScript } from "../../src/check/server-script.js";
 import { installKeyCommand } from "../../src/setup/run.js";
-import { needsHandWrittenRule, sudoersLine, withoutSudo } from "../../src/setup/sudoers.js";
 
 const serverCtx = {
   server: "web1",

@@ -14,6 +14,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { parseRead, readFromOffset } from "../../src/balancer/nginx/watch/log-source.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { preparedRestart } from "../../src/process/pm2/prepared.js";
 import { PROGRAM, RESTART_SCRIPT, STOP_SCRIPT } from "../../src/process/pm2/restart-script.js";
@@ -25,7 +26,6 @@ import * as release from "../../src/remote/release.js";
 import * as state from "../../src/remote/server-state.js";
 import { installKeyCommand } from "../../src/setup/run.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
-import { parseRead, readFromOffset } from "../../src/watch/nginx-source.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
 
 /**

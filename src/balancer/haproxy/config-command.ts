@@ -1,9 +1,9 @@
 import { Command } from "commander";
-import { renderHaproxyConfig } from "../balancer/haproxy/config.js";
-import type { HaproxyBalancerConfig } from "../config/load.js";
-import { EXIT } from "../errors.js";
-import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
-import { printResult } from "./result.js";
+import { exitCodeForError, type GlobalOptions, readConfig } from "../../cli/context.js";
+import { printResult } from "../../cli/result.js";
+import type { HaproxyBalancerConfig } from "../../config/load.js";
+import { EXIT } from "../../errors.js";
+import { renderHaproxyConfig } from "./config.js";
 
 /** `nexus haproxy-config`: the HAProxy counterpart of `nexus nginx-config`. */
 export function haproxyConfigCommand(setExit: (code: number) => void): Command {

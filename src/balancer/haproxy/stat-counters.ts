@@ -1,5 +1,5 @@
-import { showStatServerRows, statNumber } from "../balancer/haproxy/stats.js";
-import type { Counts } from "./traffic.js";
+import type { Counts } from "../../watch/traffic.js";
+import { showStatServerRows, statNumber } from "./stats.js";
 
 /** The per-server counters of HAProxy's `show stat` that the watch reads (all cumulative). */
 export interface ServerCounters {

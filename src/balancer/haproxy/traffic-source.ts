@@ -1,5 +1,5 @@
-import { parseShowStat, type ServerCounters, statDeltas } from "./haproxy-stat.js";
-import type { Counts, TrafficSource } from "./traffic.js";
+import type { Counts, TrafficSource } from "../../watch/traffic.js";
+import { parseShowStat, type ServerCounters, statDeltas } from "./stat-counters.js";
 
 /**
  * Per-server traffic from HAProxy's cumulative `show stat` counters, as deltas between polls,

@@ -1,5 +1,5 @@
-import { shq } from "../remote/quote.js";
-import { SCRIPT_PRELUDE } from "./facts.js";
+import { SCRIPT_PRELUDE } from "../../check/facts.js";
+import { shq } from "../../remote/quote.js";
 
 export interface BalancerScriptInput {
   upstreamFile: string;

@@ -1,13 +1,13 @@
+import type { Facts } from "../../check/facts.js";
+import type { CheckItem } from "../../check/types.js";
+import { sudoTarget } from "./check-script.js";
+import { sudoListAllows } from "./sudo-list.js";
 import {
   holdsUpstreamBlock,
   listUpstreamServers,
   SERVERS_FILE_FIX,
   UPSTREAM_BLOCK_RISK,
-} from "../balancer/nginx-upstream.js";
-import { sudoTarget } from "./balancer-script.js";
-import type { Facts } from "./facts.js";
-import { sudoListAllows } from "./sudo-list.js";
-import type { CheckItem } from "./types.js";
+} from "./upstream.js";
 
 export interface BalancerCheckContext {
   target: string;

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import type { ServerConfig } from "../config/load.js";
-import { script } from "../remote/op.js";
-import type { CommandRunner } from "../ssh/session.js";
-import { sleep } from "../util/sleep.js";
-import type { BackendState, Balancer, DrainWait, RotationChange } from "./balancer.js";
-import { BalancerError } from "./balancer-error.js";
+import type { ServerConfig } from "../../config/load.js";
+import { script } from "../../remote/op.js";
+import type { CommandRunner } from "../../ssh/session.js";
+import { sleep } from "../../util/sleep.js";
+import type { BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
+import { BalancerError } from "../balancer-error.js";
 import {
   APPLY_EXIT,
   APPLY_SCRIPT,
@@ -13,8 +13,8 @@ import {
   procNetTcpAddress,
   readFile,
   WAIT_DRAINED_SCRIPT,
-} from "./nginx-scripts.js";
-import { listUpstreamServers, setServerDown } from "./nginx-upstream.js";
+} from "./scripts.js";
+import { listUpstreamServers, setServerDown } from "./upstream.js";
 
 const MAX_APPLY_ATTEMPTS = 5;
 

@@ -1,4 +1,4 @@
-import { cmd } from "../remote/quote.js";
+import { cmd } from "../../remote/quote.js";
 
 /** Shell the Nginx driver runs on the balancer host. Nothing here does I/O. */
 

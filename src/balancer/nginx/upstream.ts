@@ -1,4 +1,4 @@
-import { NexusError } from "../errors.js";
+import { NexusError } from "../../errors.js";
 
 /**
  * Reads and edits `server` directives of Nginx `upstream` blocks without

@@ -1,4 +1,4 @@
-import type { Counts } from "./traffic.js";
+import type { Counts } from "../../../watch/traffic.js";
 
 /** One upstream try of a request, as Nginx logged it. */
 export interface UpstreamTry {

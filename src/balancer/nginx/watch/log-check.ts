@@ -1,5 +1,6 @@
-import { shq } from "../remote/quote.js";
-import type { CommandRunner } from "../ssh/session.js";
+import { shq } from "../../../remote/quote.js";
+import type { CommandRunner } from "../../../ssh/session.js";
+import type { Counts } from "../../../watch/traffic.js";
 import { parseAccessLine, tallyLines } from "./access-log.js";
 import {
   dumpLogsInNexusFormat,
@@ -8,7 +9,6 @@ import {
   REQUIRED_VARIABLES,
   scanNginxDump,
 } from "./log-format.js";
-import type { Counts } from "./traffic.js";
 
 /** How much of the log's end is read before the deploy: its format, and the fleet's rate then. */
 export const SAMPLE_BYTES = 256 * 1024;

@@ -1,7 +1,7 @@
-import { shq } from "../remote/quote.js";
-import type { CommandRunner } from "../ssh/session.js";
+import { shq } from "../../../remote/quote.js";
+import type { CommandRunner } from "../../../ssh/session.js";
+import type { Counts, TrafficSource } from "../../../watch/traffic.js";
 import { completeLines, tallyLines } from "./access-log.js";
-import type { Counts, TrafficSource } from "./traffic.js";
 
 /** At most this much of the log is read per poll; the rest waits for the next one. */
 const MAX_READ_BYTES = 8 * 1024 * 1024;

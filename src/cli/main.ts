@@ -9,14 +9,21 @@ import {
   renderUpstreamBlock,
 } from "../balancer/nginx/upstream.js";
 import { logFormatAdvice } from "../balancer/nginx/watch/log-format.js";
+import { checkCommand } from "../commands/check.js";
+import { initCommand } from "../commands/init.js";
+import { addOperationCommands } from "../commands/logs.js";
+import { packCommand } from "../commands/pack.js";
+import { sandboxCommand } from "../commands/sandbox.js";
+import { setupCommand } from "../commands/setup.js";
+import { drainServer, enableServer, fleetStatus } from "../commands/status.js";
+import { trustCommand } from "../commands/trust.js";
+import { addMaintenanceCommands } from "../commands/unlock.js";
 import { parseDuration } from "../config/duration.js";
 import { assertReleaseIdFlag, deploy } from "../deploy/deploy.js";
-import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
 import { EXIT } from "../errors.js";
 import { formatBytes } from "../report/format.js";
-import { checkCommand } from "./check.js";
 import {
   exitCodeForError,
   type GlobalOptions,
@@ -24,15 +31,8 @@ import {
   whileInterruptible,
   withReporter,
 } from "./context.js";
-import { initCommand } from "./init.js";
-import { addMaintenanceCommands } from "./maintenance.js";
-import { addOperationCommands } from "./operations.js";
-import { packCommand } from "./pack.js";
 import { printResult } from "./result.js";
-import { sandboxCommand } from "./sandbox.js";
-import { setupCommand } from "./setup.js";
 import { printTable } from "./table.js";
-import { trustCommand } from "./trust.js";
 
 const VERSION = "0.1.0";
 

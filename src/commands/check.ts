@@ -1,10 +1,10 @@
 import { Command } from "commander";
 import { runCheck } from "../check/run.js";
 import type { CheckReport } from "../check/types.js";
+import { exitCodeForError, type GlobalOptions, readConfig } from "../cli/context.js";
+import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { renderTable } from "../report/format.js";
-import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
-import { printResult } from "./result.js";
 
 const MARK = { ok: "ok", warn: "WARN", fail: "FAIL" } as const;
 

@@ -1,13 +1,13 @@
 import type { Config } from "../config/load.js";
+import { Fleet, type Host } from "../deploy/fleet.js";
+import { runOnServer } from "../deploy/hooks.js";
+import { PlanError } from "../deploy/plan.js";
+import { releaseEnv } from "../deploy/release-env.js";
+import { readState } from "../deploy/state.js";
 import type { Emit } from "../events/events.js";
 import { tailLog } from "../remote/logs.js";
 import { redactDeep, secretRedactor } from "../report/redact.js";
 import { lineSplitter } from "../util/lines.js";
-import { Fleet, type Host } from "./fleet.js";
-import { runOnServer } from "./hooks.js";
-import { PlanError } from "./plan.js";
-import { releaseEnv } from "./release-env.js";
-import { readState } from "./state.js";
 
 export interface OperationOptions {
   emit: Emit;

@@ -3,11 +3,11 @@ import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import type { GlobalOptions } from "../cli/context.js";
+import { printResult } from "../cli/result.js";
 import { ConfigError } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, resolveConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
-import type { GlobalOptions } from "./context.js";
-import { printResult } from "./result.js";
 
 interface InitFlags {
   output?: string;

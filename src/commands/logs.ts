@@ -1,22 +1,16 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
-  type ExecResultOf,
-  execOnFleet,
-  maskedConfig,
-  type OutputLine,
-  streamLogs,
-} from "../deploy/operations.js";
-import { restart } from "../deploy/restart.js";
-import { EXIT } from "../errors.js";
-import {
   exitCodeForError,
   type GlobalOptions,
   onInterrupt,
   readConfig,
   whileInterruptible,
   withReporter,
-} from "./context.js";
-import { printResult } from "./result.js";
+} from "../cli/context.js";
+import { printResult } from "../cli/result.js";
+import { restart } from "../deploy/restart.js";
+import { EXIT } from "../errors.js";
+import { type ExecResultOf, execOnFleet, maskedConfig, type OutputLine, streamLogs } from "./exec.js";
 
 function list(value: string): string[] {
   return value

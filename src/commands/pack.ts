@@ -2,10 +2,10 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { Command } from "commander";
 import { selectConfiguredApp, writeTarball } from "../artifact/pack.js";
+import { type GlobalOptions, readConfig, withReporter } from "../cli/context.js";
+import { printResult } from "../cli/result.js";
 import { EXIT, UsageError } from "../errors.js";
 import { formatBytes } from "../report/format.js";
-import { type GlobalOptions, readConfig, withReporter } from "./context.js";
-import { printResult } from "./result.js";
 
 /** `nexus pack [--list] [-o FILE]`: what the artifact of a deploy holds, listed or written. */
 export function packCommand(setExit: (code: number) => void): Command {

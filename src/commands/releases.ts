@@ -1,9 +1,9 @@
 import type { Config } from "../config/load.js";
+import { Fleet } from "../deploy/fleet.js";
+import { previousRelease, readState } from "../deploy/state.js";
 import type { Emit } from "../events/events.js";
 import { runOp } from "../remote/op.js";
 import { readHistory } from "../remote/server-state.js";
-import { Fleet } from "./fleet.js";
-import { previousRelease, readState } from "./state.js";
 
 export interface ReleaseRow {
   server: string;

@@ -1,9 +1,9 @@
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import type { GlobalOptions } from "../cli/context.js";
+import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { SandboxError } from "../sandbox/errors.js";
-import type { GlobalOptions } from "./context.js";
-import { printResult } from "./result.js";
 
 interface SandboxFlags {
   dir: string;

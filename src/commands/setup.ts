@@ -1,10 +1,10 @@
 import { Command } from "commander";
 import { runCheck } from "../check/run.js";
+import { exitCodeForError, type GlobalOptions, readConfig } from "../cli/context.js";
+import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { runSetup, SetupError } from "../setup/run.js";
 import { formatCheck } from "./check.js";
-import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
-import { printResult } from "./result.js";
 
 interface SetupFlags {
   dryRun?: boolean;

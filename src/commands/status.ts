@@ -1,17 +1,17 @@
 import { stillOpen } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
+import { withLocks } from "../deploy/engine.js";
+import { Fleet } from "../deploy/fleet.js";
+import { fleetOps } from "../deploy/fleet-ops.js";
+import { checkHealth, probeNow } from "../deploy/health-check.js";
+import { recordHistory } from "../deploy/history.js";
+import { describeHolder, isLiveHere, isStale, newHolder } from "../deploy/lock.js";
+import { PlanError } from "../deploy/plan.js";
+import { readState, type ServerState } from "../deploy/state.js";
 import { EXIT } from "../errors.js";
 import type { Emit } from "../events/events.js";
 import type { ProcessInfo } from "../process/process-manager.js";
-import { capacityProblem, minInRotation } from "./capacity.js";
-import { withLocks } from "./engine.js";
-import { Fleet } from "./fleet.js";
-import { fleetOps } from "./fleet-ops.js";
-import { checkHealth, probeNow } from "./health-check.js";
-import { recordHistory } from "./history.js";
-import { describeHolder, isLiveHere, isStale, newHolder } from "./lock.js";
-import { PlanError } from "./plan.js";
-import { readState, type ServerState } from "./state.js";
+import { capacityProblem, minInRotation } from "../rollout/capacity.js";
 
 export interface ManualOptions {
   emit: Emit;

@@ -1,5 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
+import { exitCodeForError, type GlobalOptions, readConfig } from "../cli/context.js";
+import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { confirm } from "../setup/prompt.js";
 import { resolveTarget } from "../ssh/connect.js";
@@ -15,8 +17,6 @@ import {
   parseKnownHosts,
 } from "../ssh/known-hosts.js";
 import { readSshConfig } from "../ssh/ssh-config.js";
-import { exitCodeForError, type GlobalOptions, readConfig } from "./context.js";
-import { printResult } from "./result.js";
 
 interface TrustFlags {
   yes?: boolean;

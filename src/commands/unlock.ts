@@ -1,13 +1,13 @@
 import type { Command } from "commander";
+import { readConfig, whileInterruptible, withReporter } from "../cli/context.js";
+import { printResult } from "../cli/result.js";
+import { printTable } from "../cli/table.js";
 import { Fleet } from "../deploy/fleet.js";
 import { breakLock, describeHolder, isStale } from "../deploy/lock.js";
 import { recover } from "../deploy/recover.js";
-import { listReleases } from "../deploy/releases.js";
 import { readState } from "../deploy/state.js";
 import { EXIT } from "../errors.js";
-import { readConfig, whileInterruptible, withReporter } from "./context.js";
-import { printResult } from "./result.js";
-import { printTable } from "./table.js";
+import { listReleases } from "./releases.js";
 
 /** recover, unlock, releases: the commands for looking after a fleet between deploys. */
 export function addMaintenanceCommands(program: Command, setExit: (code: number) => void): void {

@@ -1,6 +1,7 @@
 import type { Config } from "../config/load.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { exitCodeForOutcome } from "../events/events.js";
+import { type RollOptions, type RollResult, roll } from "../rollout/roll.js";
 import { Fleet, type Host } from "./fleet.js";
 import { recordHistory } from "./history.js";
 import {
@@ -13,7 +14,6 @@ import {
   writeJournals,
 } from "./lock.js";
 import type { Plan } from "./plan.js";
-import { type RollOptions, type RollResult, roll } from "./roll.js";
 import { readState, type ServerState } from "./state.js";
 
 /**

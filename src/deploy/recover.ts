@@ -1,6 +1,7 @@
 import type { Config } from "../config/load.js";
 import type { Emit, SummaryRow } from "../events/events.js";
-import { minInRotation } from "./capacity.js";
+import { minInRotation } from "../rollout/capacity.js";
+import { roll } from "../rollout/roll.js";
 import { recordAll, summarize, withLocks } from "./engine.js";
 import { Fleet, type Host } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
@@ -14,7 +15,6 @@ import {
   LockError,
   newHolder,
 } from "./lock.js";
-import { roll } from "./roll.js";
 import { readState, type ServerState } from "./state.js";
 
 export interface RecoverOptions {

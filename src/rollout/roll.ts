@@ -1,10 +1,10 @@
 import { type BackendState, stillOpen } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
+import type { FleetOps } from "../deploy/fleet-ops.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { allDone } from "../util/all-done.js";
 import { sleep } from "../util/sleep.js";
 import { capacityProblem } from "./capacity.js";
-import type { FleetOps } from "./fleet-ops.js";
 
 export interface RollOptions {
   config: Config;

@@ -1,46 +1,41 @@
-import type { BalancerConfig } from "../config/load.js";
-import { resolveRemotePath } from "../remote/layout.js";
 import type { InteractiveRunner } from "../ssh/session.js";
 import type { Balancer } from "./balancer.js";
-import { HaproxyBalancer } from "./haproxy/haproxy.js";
+import type { BalancerContext, BalancerDriver, BalancerEntry } from "./driver.js";
+import { haproxyDriver } from "./haproxy/index.js";
 import { MultiBalancer } from "./multi.js";
-import { NginxBalancer } from "./nginx/nginx.js";
+import { nginxDriver } from "./nginx/index.js";
 
-export interface BalancerContext {
-  /** Home directory on the balancer host, for paths starting with "~/". */
-  home: string;
-  onWarning?: (message: string) => void;
-  /** --verbose: each change sent to a runtime API (its reads, polled every few ms, are not shown). */
-  onCommand?: (server: string, command: string) => void;
+/**
+ * Every load balancer driver nexus knows, the default (`balancer.type` left out) first. The one
+ * list the config schema, the factory, `check`, `setup`, the watch and the CLI's config commands
+ * are made from: a new driver is its folder and a line here.
+ */
+export const BALANCER_DRIVERS = [nginxDriver, haproxyDriver] as const;
+
+/** One `balancer` entry of the config, of whichever type. */
+export type BalancerConfig = {
+  [D in (typeof BALANCER_DRIVERS)[number] as D["type"]]: D extends BalancerDriver<infer Entry>
+    ? Entry
+    : never;
+}[(typeof BALANCER_DRIVERS)[number]["type"]];
+
+/** The driver of a config entry. */
+export function driverFor(entry: BalancerEntry): BalancerDriver {
+  const driver = BALANCER_DRIVERS.find((candidate) => candidate.type === entry.type);
+  if (!driver) throw new Error(`no balancer driver for type "${entry.type}"`);
+  // Each driver takes the entries of its own type, which its schema made.
+  return driver as unknown as BalancerDriver;
 }
 
-/** One balancer driver from its config entry. A new driver is one folder and one case here. */
+export type { BalancerContext } from "./driver.js";
+
+/** One balancer driver from its config entry. */
 export function createBalancer(
   entry: BalancerConfig,
   runner: InteractiveRunner,
   context: BalancerContext,
 ): Balancer {
-  const path = (p: string) => resolveRemotePath(p, context.home);
-  switch (entry.type) {
-    case "nginx":
-      return new NginxBalancer(runner, {
-        upstreamFile: path(entry.upstreamFile),
-        upstream: entry.upstream,
-        testCommand: entry.testCommand,
-        reloadCommand: entry.reloadCommand,
-        pidFile: path(entry.pidFile),
-        onWarning: context.onWarning,
-      });
-    case "haproxy":
-      return new HaproxyBalancer(runner, {
-        socket: path(entry.socket),
-        backend: entry.backend,
-        serverName: (server) => entry.servers[server.name] ?? server.name,
-        stateFile: entry.stateFile ? path(entry.stateFile) : undefined,
-        onWarning: context.onWarning,
-        onCommand: context.onCommand,
-      });
-  }
+  return driverFor(entry).create(entry, runner, context);
 }
 
 /** The fleet's balancer: the one driver, or all of them behind one interface. */

@@ -1,12 +1,11 @@
 import { statSync } from "node:fs";
 import path from "node:path";
 import chalk from "chalk";
-import type { Command } from "commander";
 import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
-import { maskingReporter, maskSecretsOf } from "../report/masking.js";
+import { maskSecretsOf } from "../report/masking.js";
 import { PlainReporter } from "../report/plain.js";
 import type { Reporter } from "../report/reporter.js";
 import { wantsInteractiveOutput } from "../report/terminal.js";
@@ -124,23 +123,4 @@ export async function whileInterruptible<T>(
   }
 }
 
-export { DEFAULT_CONFIG_FILE };
-
-/** Runs a command body with the chosen reporter; maps known errors to exit codes and clear messages. */
-export async function withReporter(
-  program: Command,
-  body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
-): Promise<number> {
-  const options = program.opts<GlobalOptions>();
-  const reporter = maskingReporter(await pickReporter(options));
-  try {
-    return await body(reporter, options);
-  } catch (error) {
-    const { code, message } = exitCodeForError(error);
-    reporter.emit({ type: "error", message });
-    return code;
-  } finally {
-    reporter.close();
-  }
-}
-export { UsageError };
+export { DEFAULT_CONFIG_FILE, UsageError };

@@ -1,7 +1,9 @@
 import { Command } from "commander";
 import { runCheck } from "../check/run.js";
 import type { CheckReport } from "../check/types.js";
-import { exitCodeForError, type GlobalOptions, readConfig } from "../cli/context.js";
+import { action, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
+import { examples } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { renderTable } from "../report/format.js";
@@ -24,23 +26,22 @@ export function formatCheck(result: CheckReport): string[] {
 }
 
 /** `nexus check`: read-only readiness of every server and the balancer, each problem with its fix. */
-export function checkCommand(setExit: (code: number) => void): Command {
+export function checkCommand(setExit: SetExit): Command {
   return new Command("check")
     .description(
       "check that the servers and the balancer are ready for nexus (read-only), each problem with its fix",
     )
-    .addHelpText("after", "\nExamples:\n  nexus check\n  nexus --json check")
-    .action(async (_flags: unknown, command: Command) => {
-      const global = command.optsWithGlobals<GlobalOptions>();
-      try {
-        const result = await runCheck(readConfig(global));
-        if (global.json) printResult({ command: "check", ...result });
-        else process.stdout.write(`${formatCheck(result).join("\n")}\n`);
-        setExit(result.ok ? EXIT.ok : EXIT.failed);
-      } catch (error) {
-        const { code, message } = exitCodeForError(error);
-        process.stderr.write(`nexus check: ${message}\n`);
-        setExit(code);
-      }
-    });
+    .addHelpText("after", examples("nexus check", "nexus --json check"))
+    .action(
+      action(
+        setExit,
+        async ({ global }) => {
+          const result = await runCheck(readConfig(global));
+          if (global.json) printResult({ command: "check", ...result });
+          else process.stdout.write(`${formatCheck(result).join("\n")}\n`);
+          return result.ok ? EXIT.ok : EXIT.failed;
+        },
+        "nexus check",
+      ),
+    );
 }

@@ -1,69 +1,89 @@
+import { Command } from "commander";
+import { action, type EventsContext, type SetExit } from "../cli/action.js";
+import { onInterrupt, readConfig } from "../cli/context.js";
+import { examples, list } from "../cli/options.js";
+import { printResult } from "../cli/result.js";
 import type { Config } from "../config/load.js";
-import { Fleet, type Host } from "../deploy/fleet.js";
+import { type Host, withFleet } from "../deploy/fleet.js";
 import { runOnServer } from "../deploy/hooks.js";
 import { PlanError } from "../deploy/plan.js";
 import { releaseEnv } from "../deploy/release-env.js";
 import { readState } from "../deploy/state.js";
-import type { Emit } from "../events/events.js";
-import { tailLog } from "../remote/logs.js";
-import { redactDeep, secretRedactor } from "../report/redact.js";
-import { lineSplitter } from "../util/lines.js";
+import { EXIT } from "../errors.js";
+import { secretRedactor } from "../report/redact.js";
+import type { OperationOptions, OutputLine } from "./logs.js";
+import { serversNamed } from "./servers.js";
 
-export interface OperationOptions {
-  emit: Emit;
-  acceptNew?: boolean;
-  verbose?: boolean;
-  signal: AbortSignal;
+interface ExecFlags {
+  only?: string[];
+  serial?: boolean;
 }
 
-export interface OutputLine {
-  server: string;
-  stream: "out" | "err";
-  line: string;
-}
-
-function pick(config: Config, names: readonly string[] | undefined, flag: string): string[] {
-  if (!names || names.length === 0) return config.servers.map((s) => s.name);
-  const unknown = names.filter((n) => !config.servers.some((s) => s.name === n));
-  if (unknown.length > 0) {
-    throw new PlanError(
-      `${flag}: unknown server ${unknown.map((n) => `"${n}"`).join(", ")} (servers: ${config.servers.map((s) => s.name).join(", ")})`,
+/** `nexus exec -- CMD`: a shell command in the current release of each server, output grouped per server. */
+export function execCommand(setExit: SetExit): Command {
+  return new Command("exec")
+    .description("run a shell command in the current release on each server; output grouped per server")
+    .argument("<command...>", "the shell text, after -- (run by sh -c in current, with the app's env)")
+    .option("--only <servers>", "only these servers (comma-separated names)", list)
+    .option("--serial", "one server after the other (default: all at once)")
+    .addHelpText(
+      "after",
+      examples(
+        "nexus exec -- node -v",
+        "nexus exec --only nexus-beta -- 'ls -l uploads | wc -l'",
+        "nexus exec --serial -- npm run cache:clear",
+      ),
+    )
+    .action(
+      action(setExit, (context, words: string[], flags: ExecFlags) => execAndPrint(context, words, flags)),
     );
-  }
-  return config.servers.filter((s) => names.includes(s.name)).map((s) => s.name);
 }
 
 /**
- * `nexus logs`: the app's output and error logs of each server, each line handed over as it
- * arrives (secrets masked). Following, it runs until `signal` aborts.
+ * Runs the command and prints its output: in parallel, a server's lines together once it is done;
+ * serial, as they come; with --json, one result line.
  */
-export async function streamLogs(
-  config: Config,
-  servers: readonly string[] | undefined,
-  options: OperationOptions & { lines: number; follow: boolean; onLine(line: OutputLine): void },
-): Promise<void> {
-  const names = pick(config, servers, "logs");
-  const fleet = await Fleet.open(config, names, { ...options, quiet: true });
-  const redact = secretRedactor(config);
+async function execAndPrint({ reporter, global }: EventsContext, words: string[], flags: ExecFlags) {
+  const config = readConfig(global);
+  const stop = onInterrupt();
+  const finished: ExecResultOf[] = [];
+  const say = (line: OutputLine) => reporter.print(line.stream === "err" ? `! ${line.line}` : line.line);
+  const printGroup = (result: ExecResultOf, withLines: boolean) => {
+    finished.push(result);
+    if (global.json) return;
+    const status = result.error ?? (result.code === 0 ? "ok" : `exit ${result.code ?? "signal"}`);
+    if (!flags.serial) reporter.print(`── ${result.server} (${status})`);
+    if (withLines) for (const line of result.lines) say(line);
+    if (flags.serial) reporter.print(`── ${result.server}: ${status}`);
+  };
   try {
-    await Promise.all(
-      names.flatMap((name) => {
-        const host = fleet.host(name);
-        const files = fleet.processes.logFiles(host.layout);
-        return (["out", "err"] as const).map(async (stream) => {
-          const split = lineSplitter((line) => options.onLine({ server: name, stream, line: redact(line) }));
-          const op = tailLog(stream === "out" ? files.out : files.error, options.lines, options.follow);
-          await host.session.stream(op.command, {
-            signal: options.signal,
-            onStdout: (chunk) => split.push(chunk),
-            onStderr: () => {},
-          });
-          split.flush();
-        });
-      }),
-    );
+    const results = await execOnFleet(config, words.join(" "), {
+      emit: (e) => reporter.emit(e),
+      acceptNew: global.acceptNew,
+      verbose: global.verbose,
+      signal: stop.signal,
+      only: flags.only,
+      serial: flags.serial,
+      onLine: (line) => {
+        if (!global.json && flags.serial) say(line);
+      },
+      onDone: (result) => printGroup(result, !flags.serial && !global.json),
+    });
+    if (global.json) {
+      printResult({
+        command: "exec",
+        servers: finished.map((r) => ({
+          server: r.server,
+          exitCode: r.code,
+          ...(r.error ? { error: r.error } : {}),
+          lines: r.lines.map(({ stream, line }) => ({ stream, line })),
+        })),
+      });
+    }
+    if (stop.signal.aborted) return EXIT.interrupted;
+    return results.every((r) => r.code === 0 && !r.error) ? EXIT.ok : EXIT.failed;
   } finally {
-    await fleet.close();
+    stop.dispose();
   }
 }
 
@@ -76,8 +96,8 @@ export interface ExecResultOf {
 }
 
 /**
- * `nexus exec`: the user's shell text run by `sh -c` in `current` on each server, with the
- * release's environment, in parallel (or one server after the other). Ctrl-C stops it everywhere.
+ * The user's shell text run by `sh -c` in `current` on each server, with the release's
+ * environment, in parallel (or one server after the other). Ctrl-C stops it everywhere.
  */
 export async function execOnFleet(
   config: Config,
@@ -92,8 +112,7 @@ export async function execOnFleet(
   },
 ): Promise<ExecResultOf[]> {
   if (command.trim() === "") throw new PlanError("exec: no command given (nexus exec -- CMD)");
-  const names = pick(config, options.only, "--only");
-  const fleet = await Fleet.open(config, names, { ...options, quiet: true });
+  const names = serversNamed(config, options.only, "--only");
   const redact = secretRedactor(config);
   const runOne = async (host: Host): Promise<ExecResultOf> => {
     const server = host.server.name;
@@ -119,33 +138,14 @@ export async function execOnFleet(
     options.onDone?.(result);
     return result;
   };
-  try {
+  return withFleet(config, names, { ...options, quiet: true }, async (fleet) => {
     const hosts = names.map((n) => fleet.host(n));
-    if (!options.serial) return await Promise.all(hosts.map(runOne));
+    if (!options.serial) return Promise.all(hosts.map(runOne));
     const results: ExecResultOf[] = [];
     for (const host of hosts) {
       if (options.signal.aborted) break;
       results.push(await runOne(host));
     }
     return results;
-  } finally {
-    await fleet.close();
-  }
-}
-
-/** `nexus config`: the config as nexus resolved it, with every secret masked. */
-export function maskedConfig(config: Config): Record<string, unknown> {
-  const redact = secretRedactor(config);
-  const servers = config.servers.map(({ explicit: _explicit, secretKeys, envSources, env, ...rest }) => ({
-    ...rest,
-    env: Object.fromEntries(
-      Object.entries(env).map(([key, value]) => {
-        const source = envSources?.[key];
-        if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
-        return [key, redact(value)];
-      }),
-    ),
-  }));
-  // String by string: masking the JSON text turned a number equal to a secret into bare ***.
-  return redactDeep({ ...config, servers }, redact) as Record<string, unknown>;
+  });
 }

@@ -2,12 +2,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath } from "node:url";
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError } from "commander";
+import { action, type SetExit } from "../cli/action.js";
 import type { GlobalOptions } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
-import { ConfigError } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, resolveConfig } from "../config/load.js";
-import { EXIT } from "../errors.js";
+import { EXIT, NexusError, UsageError } from "../errors.js";
 
 interface InitFlags {
   output?: string;
@@ -37,8 +37,8 @@ export interface ServerSpec {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const SCHEMA_FILE = "config.schema.json";
 
-function usage(message: string): CommanderError {
-  return new CommanderError(EXIT.usage, "nexus.init", message);
+function usage(message: string): UsageError {
+  return new UsageError(message);
 }
 
 /** `alpha=10.0.0.1,beta=10.0.0.2:2222,10.0.0.3`: name=host[:port]; a bare host is its own name. */
@@ -225,8 +225,33 @@ async function prompt(flags: InitFlags): Promise<void> {
   }
 }
 
+/** Writes the config from the flags (and the prompts, on a terminal); prints what to run next. */
+async function writeStarterConfig(flags: InitFlags, global: GlobalOptions & InitFlags): Promise<number> {
+  const output = path.resolve(flags.output ?? global.config ?? DEFAULT_CONFIG_FILE);
+  const label = path.relative(process.cwd(), output) || output;
+  if (existsSync(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
+  if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags);
+  flags.name ??= defaultName(flags.root);
+  if (!NAME.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
+  if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
+  const dir = path.dirname(output);
+  const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global, dir);
+  resolveConfig(data, label, dir);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`, { flag: flags.force ? "w" : "wx" });
+  if (global.json) {
+    printResult({ command: "init", file: output, servers: flags.servers.map((s) => s.name) });
+    return EXIT.ok;
+  }
+  const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
+  process.stdout.write(
+    `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the servers file and the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,
+  );
+  return EXIT.ok;
+}
+
 /** `nexus init`: writes a starter deploy.config.json, from flags or, on a terminal, prompts. */
-export function initCommand(setExit: (code: number) => void): Command {
+export function initCommand(setExit: SetExit): Command {
   const init = new Command("init")
     // A bad flag value is a usage error (exit 2) rather than commander's own process.exit(1).
     .exitOverride()
@@ -266,48 +291,23 @@ Examples:
     --upstream-file /etc/nginx/nexus/api-servers.conf --env HOST={host}
   nexus --ssh-key ~/.ssh/deploy_ed25519 init -o deploy/production.json --servers 10.0.0.11,10.0.0.12 -y`,
     )
-    .action(async (flags: InitFlags, command: Command) => {
-      const global = command.optsWithGlobals<GlobalOptions & InitFlags>();
-      try {
-        const output = path.resolve(flags.output ?? global.config ?? DEFAULT_CONFIG_FILE);
-        const label = path.relative(process.cwd(), output) || output;
-        if (existsSync(output) && !flags.force)
-          throw usage(`${label} already exists (--force overwrites it)`);
-        if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags);
-        flags.name ??= defaultName(flags.root);
-        if (!NAME.test(flags.name))
-          throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
-        if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-        const dir = path.dirname(output);
-        const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global, dir);
-        resolveConfig(data, label, dir);
-        mkdirSync(dir, { recursive: true });
-        writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`, { flag: flags.force ? "w" : "wx" });
-        if (global.json) {
-          printResult({ command: "init", file: output, servers: flags.servers.map((s) => s.name) });
-          setExit(EXIT.ok);
-          return;
-        }
-        const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
-        process.stdout.write(
-          `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the servers file and the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,
-        );
-        setExit(EXIT.ok);
-      } catch (error) {
-        if (error instanceof CommanderError || error instanceof ConfigError) {
-          process.stderr.write(`nexus init: ${error.message}\n`);
-          setExit(EXIT.usage);
-          return;
-        }
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "EEXIST" || code === "ENOENT" || code === "EACCES") {
-          process.stderr.write(`nexus init: ${(error as Error).message}\n`);
-          setExit(EXIT.failed);
-          return;
-        }
-        throw error;
-      }
-    });
+    .action(
+      action(
+        setExit,
+        async ({ global }, flags: InitFlags) => {
+          try {
+            return await writeStarterConfig(flags, global as GlobalOptions & InitFlags);
+          } catch (error) {
+            const code = (error as NodeJS.ErrnoException).code;
+            // The file could not be written (there, or as asked): said as the failure it is.
+            if (code === "EEXIST" || code === "ENOENT" || code === "EACCES")
+              throw new NexusError((error as Error).message);
+            throw error;
+          }
+        },
+        "nexus init",
+      ),
+    );
   return init;
 }
 

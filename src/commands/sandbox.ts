@@ -1,6 +1,7 @@
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import type { GlobalOptions } from "../cli/context.js";
+import { action, type SetExit } from "../cli/action.js";
+import { examples } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { SandboxError } from "../sandbox/errors.js";
@@ -26,28 +27,29 @@ function hostCount(value: string): number {
 /** The sandbox code (execa, the host layout...) is loaded by the sandbox commands only. */
 const sandboxModule = () => import("../sandbox/index.js");
 
-function fail(error: unknown): number {
-  if (error instanceof SandboxError) {
-    const message = error.message.startsWith("pm2 not found")
-      ? `${error.message}\n${PM2_HINT}`
-      : error.message;
-    process.stderr.write(`nexus sandbox: ${message}\n`);
-    return EXIT.failed;
-  }
-  throw error;
+/** A sandbox that could not start for want of PM2 says how to get it. */
+function withHint(error: unknown): unknown {
+  if (error instanceof SandboxError && error.message.startsWith("pm2 not found"))
+    return new SandboxError(`${error.message}\n${PM2_HINT}`);
+  return error;
 }
 
+const dirOption = ["--dir <path>", "state directory", ".sandbox"] as const;
+
 /** `nexus sandbox up | down | status`: the local loopback cluster used by the demo and the tests. */
-export function sandboxCommand(setExit: (code: number) => void): Command {
-  const sandbox = new Command("sandbox")
+export function sandboxCommand(setExit: SetExit): Command {
+  return new Command("sandbox")
     .description(
       "a local cluster on loopback (sshd per host, Nginx, PM2) to try nexus and run its tests; needs sshd, nginx and pm2 (npm install -D pm2)",
     )
-    .addHelpText("after", "\nExamples:\n  nexus sandbox up\n  nexus deploy --rolling\n  nexus sandbox down");
-  const dirOption = ["--dir <path>", "state directory", ".sandbox"] as const;
+    .addHelpText("after", examples("nexus sandbox up", "nexus deploy --rolling", "nexus sandbox down"))
+    .addCommand(upCommand(setExit))
+    .addCommand(downCommand(setExit))
+    .addCommand(statusCommand(setExit));
+}
 
-  sandbox
-    .command("up")
+function upCommand(setExit: SetExit): Command {
+  return new Command("up")
     .description("start the sandbox hosts and the load balancer (idempotent)")
     .option(...dirOption)
     .option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3)
@@ -57,83 +59,95 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
         .choices(["nginx", "haproxy"])
         .default("nginx"),
     )
-    .action(async (flags: SandboxFlags, command: Command) => {
-      try {
-        const json = command.optsWithGlobals<GlobalOptions>().json;
-        const { sandboxUp } = await sandboxModule();
-        const info = await sandboxUp({
-          dir: path.resolve(flags.dir),
-          hosts: flags.hosts,
-          ipPrefix: flags.ipPrefix,
-          balancer: flags.balancer as "nginx" | "haproxy",
-        });
-        if (json) {
-          printResult({
-            command: "sandbox",
-            action: "up",
-            up: true,
-            hosts: info.hosts.map((h) => ({
-              name: h.name,
-              ssh: `${info.user}@${h.address}:${h.sshPort}`,
-              app: h.appAddress,
-            })),
-            lb: info.lb.url,
+    .addHelpText("after", examples("nexus sandbox up --hosts 4"))
+    .action(
+      action(
+        setExit,
+        async ({ global }, flags: SandboxFlags) => {
+          const { sandboxUp } = await sandboxModule();
+          const info = await sandboxUp({
+            dir: path.resolve(flags.dir),
+            hosts: flags.hosts,
+            ipPrefix: flags.ipPrefix,
+            balancer: flags.balancer as "nginx" | "haproxy",
+          }).catch((error: unknown) => {
+            throw withHint(error);
           });
-          setExit(EXIT.ok);
-          return;
-        }
-        for (const host of info.hosts) {
-          process.stdout.write(
-            `${host.name.padEnd(14)} ssh ${info.user}@${host.address}:${host.sshPort}  app ${host.appAddress}\n`,
-          );
-        }
-        process.stdout.write(`load balancer  ${info.lb.url} (Nginx on ${info.lb.host})\n`);
-        if (info.haproxy) {
-          process.stdout.write(`load balancer  ${info.haproxy.url} (HAProxy on ${info.haproxy.host})\n`);
-          process.stdout.write(`deploy through HAProxy: nexus -c ${info.haproxy.deployConfig} deploy\n`);
-        }
-        setExit(EXIT.ok);
-      } catch (error) {
-        setExit(fail(error));
-      }
-    });
+          if (global.json) {
+            printResult({
+              command: "sandbox",
+              action: "up",
+              up: true,
+              hosts: info.hosts.map((h) => ({
+                name: h.name,
+                ssh: `${info.user}@${h.address}:${h.sshPort}`,
+                app: h.appAddress,
+              })),
+              lb: info.lb.url,
+            });
+            return EXIT.ok;
+          }
+          for (const host of info.hosts) {
+            process.stdout.write(
+              `${host.name.padEnd(14)} ssh ${info.user}@${host.address}:${host.sshPort}  app ${host.appAddress}\n`,
+            );
+          }
+          process.stdout.write(`load balancer  ${info.lb.url} (Nginx on ${info.lb.host})\n`);
+          if (info.haproxy) {
+            process.stdout.write(`load balancer  ${info.haproxy.url} (HAProxy on ${info.haproxy.host})\n`);
+            process.stdout.write(`deploy through HAProxy: nexus -c ${info.haproxy.deployConfig} deploy\n`);
+          }
+          return EXIT.ok;
+        },
+        "nexus sandbox",
+      ),
+    );
+}
 
-  sandbox
-    .command("down")
+function downCommand(setExit: SetExit): Command {
+  return new Command("down")
     .description("stop exactly what `up` started")
     .option(...dirOption)
-    .action(async (flags: SandboxFlags, command: Command) => {
-      try {
-        const { sandboxDown } = await sandboxModule();
-        await sandboxDown(path.resolve(flags.dir));
-        if (command.optsWithGlobals<GlobalOptions>().json)
-          printResult({ command: "sandbox", action: "down", up: false });
-        else process.stdout.write("sandbox stopped\n");
-        setExit(EXIT.ok);
-      } catch (error) {
-        setExit(fail(error));
-      }
-    });
+    .addHelpText("after", examples("nexus sandbox down"))
+    .action(
+      action(
+        setExit,
+        async ({ global }, flags: SandboxFlags) => {
+          const { sandboxDown } = await sandboxModule();
+          await sandboxDown(path.resolve(flags.dir));
+          if (global.json) printResult({ command: "sandbox", action: "down", up: false });
+          else process.stdout.write("sandbox stopped\n");
+          return EXIT.ok;
+        },
+        "nexus sandbox",
+      ),
+    );
+}
 
-  sandbox
-    .command("status")
+function statusCommand(setExit: SetExit): Command {
+  return new Command("status")
     .description("which sandbox processes are running")
     .option(...dirOption)
-    .action(async (flags: SandboxFlags, command: Command) => {
-      const { sandboxStatus } = await sandboxModule();
-      const status = await sandboxStatus(path.resolve(flags.dir));
-      if (command.optsWithGlobals<GlobalOptions>().json) {
-        printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
-        setExit(status.up ? EXIT.ok : EXIT.failed);
-        return;
-      }
-      process.stdout.write(`sandbox ${status.up ? "up" : "down"}\n`);
-      for (const p of status.processes) {
-        process.stdout.write(
-          `  ${p.name.padEnd(24)} pid ${String(p.pid).padEnd(8)} ${p.alive ? "running" : "gone"}\n`,
-        );
-      }
-      setExit(status.up ? EXIT.ok : EXIT.failed);
-    });
-  return sandbox;
+    .addHelpText("after", examples("nexus sandbox status"))
+    .action(
+      action(
+        setExit,
+        async ({ global }, flags: SandboxFlags) => {
+          const { sandboxStatus } = await sandboxModule();
+          const status = await sandboxStatus(path.resolve(flags.dir));
+          if (global.json) {
+            printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
+            return status.up ? EXIT.ok : EXIT.failed;
+          }
+          process.stdout.write(`sandbox ${status.up ? "up" : "down"}\n`);
+          for (const p of status.processes) {
+            process.stdout.write(
+              `  ${p.name.padEnd(24)} pid ${String(p.pid).padEnd(8)} ${p.alive ? "running" : "gone"}\n`,
+            );
+          }
+          return status.up ? EXIT.ok : EXIT.failed;
+        },
+        "nexus sandbox",
+      ),
+    );
 }

@@ -1,9 +1,10 @@
 import { Command } from "commander";
 import { runCheck } from "../check/run.js";
-import { exitCodeForError, type GlobalOptions, readConfig } from "../cli/context.js";
+import { action, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
-import { runSetup, SetupError } from "../setup/run.js";
+import { runSetup } from "../setup/run.js";
 import { formatCheck } from "./check.js";
 
 interface SetupFlags {
@@ -14,7 +15,7 @@ interface SetupFlags {
 }
 
 /** `nexus setup`: makes fresh servers ready for nexus (idempotent), then runs `nexus check`. */
-export function setupCommand(setExit: (code: number) => void): Command {
+export function setupCommand(setExit: SetExit): Command {
   return new Command("setup")
     .description(
       "make the servers ready: deploy key, host keys, deploy path, the balancer's upstream file and sudo rule; then check",
@@ -27,37 +28,28 @@ export function setupCommand(setExit: (code: number) => void): Command {
       "after",
       "\nA server that accepts no key yet: nexus logs in once with --login-key, the agent, or a password\n(prompted on a terminal, or NEXUS_SSH_PASSWORD) to install the deploy key.\n\nExamples:\n  nexus setup --dry-run\n  nexus setup\n  NEXUS_SSH_PASSWORD=... nexus setup --yes",
     )
-    .action(async (flags: SetupFlags, command: Command) => {
-      const global = command.optsWithGlobals<GlobalOptions>();
-      // With --json, stdout holds only the check's result line; the human lines go to stderr.
-      const say = (line: string) => (global.json ? process.stderr : process.stdout).write(`${line}\n`);
-      try {
-        const config = readConfig(global);
-        await runSetup(config, {
-          dryRun: flags.dryRun,
-          yes: flags.yes,
-          sudo: flags.sudo,
-          ...(flags.loginKey ? { loginKey: flags.loginKey } : {}),
-          say,
-        });
-        if (flags.dryRun) {
-          setExit(EXIT.ok);
-          return;
-        }
-        say("");
-        const result = await runCheck(config);
-        if (global.json) printResult({ command: "check", ...result });
-        else for (const line of formatCheck(result)) say(line);
-        setExit(result.ok ? EXIT.ok : EXIT.failed);
-      } catch (error) {
-        if (error instanceof SetupError) {
-          process.stderr.write(`nexus setup: ${error.message}\n`);
-          setExit(EXIT.failed);
-          return;
-        }
-        const { code, message } = exitCodeForError(error);
-        process.stderr.write(`nexus setup: ${message}\n`);
-        setExit(code);
-      }
-    });
+    .action(
+      action(
+        setExit,
+        async ({ global }, flags: SetupFlags) => {
+          // With --json, stdout holds only the check's result line; the human lines go to stderr.
+          const say = (line: string) => (global.json ? process.stderr : process.stdout).write(`${line}\n`);
+          const config = readConfig(global);
+          await runSetup(config, {
+            dryRun: flags.dryRun,
+            yes: flags.yes,
+            sudo: flags.sudo,
+            ...(flags.loginKey ? { loginKey: flags.loginKey } : {}),
+            say,
+          });
+          if (flags.dryRun) return EXIT.ok;
+          say("");
+          const result = await runCheck(config);
+          if (global.json) printResult({ command: "check", ...result });
+          else for (const line of formatCheck(result)) say(line);
+          return result.ok ? EXIT.ok : EXIT.failed;
+        },
+        "nexus setup",
+      ),
+    );
 }

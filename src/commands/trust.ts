@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
-import { exitCodeForError, type GlobalOptions, readConfig } from "../cli/context.js";
+import { action, type SetExit } from "../cli/action.js";
+import { type GlobalOptions, readConfig } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { confirm } from "../setup/prompt.js";
@@ -158,7 +159,7 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
 }
 
 /** `nexus trust <server>`: shows the server's host key fingerprint and records it after confirmation. */
-export function trustCommand(setExit: (code: number) => void): Command {
+export function trustCommand(setExit: SetExit): Command {
   return new Command("trust")
     .argument("<server>", "a server name from the config")
     .description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation")
@@ -168,13 +169,11 @@ export function trustCommand(setExit: (code: number) => void): Command {
       "after",
       "\nExamples:\n  nexus trust nexus-alpha\n  nexus trust nexus-alpha --yes\n  nexus trust nexus-alpha --replace",
     )
-    .action(async (name: string, flags: TrustFlags, command: Command) => {
-      try {
-        setExit(await trust(name, flags, command.optsWithGlobals<GlobalOptions>()));
-      } catch (error) {
-        const { code, message } = exitCodeForError(error);
-        process.stderr.write(`nexus trust: ${message}\n`);
-        setExit(code);
-      }
-    });
+    .action(
+      action(
+        setExit,
+        ({ global }, name: string, flags: TrustFlags) => trust(name, flags, global),
+        "nexus trust",
+      ),
+    );
 }

@@ -1,120 +1,69 @@
-import type { Command } from "commander";
-import { readConfig, whileInterruptible, withReporter } from "../cli/context.js";
-import { printResult } from "../cli/result.js";
-import { printTable } from "../cli/table.js";
-import { Fleet } from "../deploy/fleet.js";
+import { Command } from "commander";
+import { action, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
+import { examples } from "../cli/options.js";
+import type { Config } from "../config/load.js";
+import { allServers, type Host, withFleet } from "../deploy/fleet.js";
 import { breakLock, describeHolder, isStale } from "../deploy/lock.js";
-import { recover } from "../deploy/recover.js";
 import { readState } from "../deploy/state.js";
 import { EXIT } from "../errors.js";
-import { listReleases } from "./releases.js";
+import type { Emit } from "../events/events.js";
 
-/** recover, unlock, releases: the commands for looking after a fleet between deploys. */
-export function addMaintenanceCommands(program: Command, setExit: (code: number) => void): void {
-  program
-    .command("recover")
-    .description(
-      "after a killed deploy: put every server it touched back on its previous release, in rotation",
-    )
-    .option(
-      "--force",
-      "take over a lock whose holder may be alive (on another machine, or a reused pid): only when it is dead",
-    )
-    .addHelpText("after", "\nExample:\n  nexus recover")
-    .action(async (opts: { force?: boolean }) => {
-      setExit(
-        await withReporter(program, async (reporter, global) => {
-          return whileInterruptible(reporter, (signal) =>
-            recover(readConfig(global), {
-              emit: (e) => reporter.emit(e),
-              signal,
-              acceptNew: global.acceptNew,
-              verbose: global.verbose,
-              force: opts.force,
-            }),
-          );
-        }),
-      );
-    });
-
-  program
-    .command("unlock")
+/** `nexus unlock`: the deploy lock removed from every server whose lock holder is gone. */
+export function unlockCommand(setExit: SetExit): Command {
+  return new Command("unlock")
     .description("remove the deploy lock from every server (only when its holder is gone)")
     .option("--force", "remove a lock whose holder cannot be seen to be gone (taken on another machine)")
-    .addHelpText("after", "\nExamples:\n  nexus unlock\n  nexus unlock --force")
-    .action(async (opts: { force?: boolean }) => {
-      setExit(
-        await withReporter(program, async (reporter, global) => {
-          const config = readConfig(global);
-          const emit = (e: Parameters<typeof reporter.emit>[0]) => reporter.emit(e);
-          const fleet = await Fleet.open(
-            config,
-            config.servers.map((s) => s.name),
-            { emit, ...global },
-          );
-          let refused = false;
-          try {
-            for (const host of fleet.hosts.values()) {
-              const state = await readState(host);
-              if (!state.lock) continue;
-              if (state.journal) {
-                emit({
-                  type: "warn",
-                  server: host.server.name,
-                  message:
-                    "an interrupted command left this server mid-change: use `nexus recover`, which also unlocks",
-                });
-                continue;
-              }
-              if (!isStale(state.lock) && !opts.force) {
-                emit({
-                  type: "error",
-                  server: host.server.name,
-                  message: `locked by ${describeHolder(state.lock)}, which may still run (it is not a process of this machine that has exited): wait for it, or pass --force if you know it is gone`,
-                });
-                refused = true;
-                continue;
-              }
-              if (!(await breakLock(host, state.lock))) {
-                emit({
-                  type: "warn",
-                  server: host.server.name,
-                  message: "the lock changed meanwhile: left alone",
-                });
-                continue;
-              }
-              emit({
-                type: "info",
-                server: host.server.name,
-                message: `removed the lock of ${describeHolder(state.lock)}`,
-              });
-            }
-            return refused ? EXIT.failed : EXIT.ok;
-          } finally {
-            await fleet.close();
-          }
-        }),
-      );
-    });
+    .addHelpText("after", examples("nexus unlock", "nexus unlock --force"))
+    .action(
+      action(setExit, ({ reporter, global }, flags: { force?: boolean }) =>
+        unlock(readConfig(global), { emit: (e) => reporter.emit(e), ...global, force: flags.force }),
+      ),
+    );
+}
 
-  program
-    .command("releases")
-    .description("per server: the releases on disk, which is current and which a rollback would restore")
-    .addHelpText("after", "\nExample:\n  nexus releases")
-    .action(async () => {
-      setExit(
-        await withReporter(program, async (reporter, global) => {
-          const rows = await listReleases(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
-          if (global.json) printResult({ command: "releases", rows });
-          else {
-            printTable(
-              reporter,
-              ["server", "release", "", "deployed at (UTC)", "by", "commit"],
-              rows.map((r) => [r.server, r.id, r.mark, r.time, r.user, r.commit]),
-            );
-          }
-          return EXIT.ok;
-        }),
-      );
+async function unlock(
+  config: Config,
+  options: { emit: Emit; acceptNew?: boolean; verbose?: boolean; force?: boolean },
+): Promise<number> {
+  return withFleet(config, allServers(config), options, async (fleet) => {
+    let refused = false;
+    for (const host of fleet.hosts.values()) {
+      if ((await unlockHost(host, options)) === "refused") refused = true;
+    }
+    return refused ? EXIT.failed : EXIT.ok;
+  });
+}
+
+/** One server's lock: removed if its holder is gone (or --force), else said why not. */
+async function unlockHost(
+  host: Host,
+  options: { emit: Emit; force?: boolean },
+): Promise<"none" | "removed" | "refused" | "left"> {
+  const { emit } = options;
+  const server = host.server.name;
+  const state = await readState(host);
+  if (!state.lock) return "none";
+  if (state.journal) {
+    emit({
+      type: "warn",
+      server,
+      message: "an interrupted command left this server mid-change: use `nexus recover`, which also unlocks",
     });
+    return "left";
+  }
+  if (!isStale(state.lock) && !options.force) {
+    emit({
+      type: "error",
+      server,
+      message: `locked by ${describeHolder(state.lock)}, which may still run (it is not a process of this machine that has exited): wait for it, or pass --force if you know it is gone`,
+    });
+    return "refused";
+  }
+  if (!(await breakLock(host, state.lock))) {
+    emit({ type: "warn", server, message: "the lock changed meanwhile: left alone" });
+    return "left";
+  }
+  emit({ type: "info", server, message: `removed the lock of ${describeHolder(state.lock)}` });
+  return "removed";
 }

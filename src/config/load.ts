@@ -2,8 +2,9 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type * as z from "zod";
+import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
-import { balancerSchema, configSchema, haproxyBalancerSchema, type ParsedConfig } from "./schema.js";
+import { configSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
 
@@ -26,9 +27,7 @@ export interface ServerConfig {
   explicit?: { port: boolean; user: boolean };
 }
 
-export type NginxBalancerConfig = z.output<typeof balancerSchema>;
-export type HaproxyBalancerConfig = z.output<typeof haproxyBalancerSchema>;
-export type BalancerConfig = NginxBalancerConfig | HaproxyBalancerConfig;
+export type { BalancerConfig } from "../balancer/drivers.js";
 
 export interface Config {
   file: string;
@@ -36,6 +35,8 @@ export interface Config {
   servers: ServerConfig[];
   ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string; configFile: string };
   transfer: ParsedConfig["transfer"];
+  /** Which process manager runs the app (`process.type`); its settings are the section of that name. */
+  process: ParsedConfig["process"];
   pm2: Omit<ParsedConfig["pm2"], "env" | "name"> & { name: string };
   shared: ParsedConfig["shared"];
   hooks: ParsedConfig["hooks"];
@@ -206,7 +207,9 @@ export function resolveConfig(
       `hooks.beforeRollOn: "${parsed.hooks.beforeRollOn}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")})`,
     );
   }
-  const balancers = Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer];
+  // Each entry as its driver's schema made it.
+  const entries = (Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer]) as BalancerConfig[];
+  const balancers = entries;
   problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
   if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
 
@@ -221,6 +224,7 @@ export function resolveConfig(
       configFile: localPath(baseDir, parsed.ssh.configFile),
     },
     transfer: parsed.transfer,
+    process: parsed.process,
     pm2: {
       name: parsed.pm2.name ?? parsed.app.name,
       killTimeout: parsed.pm2.killTimeout,
@@ -255,25 +259,12 @@ function balancerProblems(
         `${at}.host: "${balancer.host}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")} or "local")`,
       );
     }
-    const target =
-      balancer.type === "haproxy"
-        ? `${balancer.host} ${balancer.socket} ${balancer.backend}`
-        : `${balancer.host} ${balancer.upstreamFile} ${balancer.upstream ?? ""}`;
-    const twin = seen.get(target);
+    const driver = driverFor(balancer);
+    const identity = `${balancer.type} ${driver.identity(balancer)}`;
+    const twin = seen.get(identity);
     if (twin !== undefined) problems.push(`${at}: is the same balancer as balancer[${twin}]`);
-    seen.set(target, index);
-    if (balancer.type === "haproxy") {
-      for (const name of Object.keys(balancer.servers)) {
-        if (!names.has(name)) problems.push(`${at}.servers: "${name}" is not a server name`);
-      }
-      for (const name of names) {
-        if (!(name in balancer.servers) && !/^[A-Za-z0-9_.:-]+$/.test(name)) {
-          problems.push(
-            `${at}.servers: "${name}" is not a valid HAProxy server name: map it to the name in the backend`,
-          );
-        }
-      }
-    }
+    seen.set(identity, index);
+    problems.push(...(driver.problems?.(balancer, at, names) ?? []));
   });
   return problems;
 }
@@ -290,7 +281,7 @@ function unwrapUnion(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue[]
     return [
       {
         code: "invalid_value",
-        values: ["nginx", "haproxy"],
+        values: BALANCER_DRIVERS.map((driver) => driver.type),
         path,
         message: issue.message,
         input: valueAt(data, path),
@@ -311,7 +302,8 @@ function balancerKeysAt(at: readonly PropertyKey[], data: unknown): string[] | u
   if (at[0] !== "balancer" || at.length > 2 || (at.length === 2 && typeof at[1] !== "number"))
     return undefined;
   const type = (valueAt(data, at) as { type?: unknown } | undefined)?.type;
-  return Object.keys((type === "haproxy" ? haproxyBalancerSchema : balancerSchema).shape);
+  const driver = BALANCER_DRIVERS.find((candidate) => candidate.type === type) ?? BALANCER_DRIVERS[0];
+  return Object.keys(driver.schema.shape);
 }
 
 function valueAt(data: unknown, at: readonly PropertyKey[]): unknown {

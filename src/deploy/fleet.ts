@@ -183,6 +183,29 @@ export class Fleet {
 }
 
 /**
+ * Opens the fleet (`names`, and the balancer hosts), runs `body` with it, and closes it on every
+ * exit path: the one way a command holds SSH sessions.
+ */
+export async function withFleet<T>(
+  config: Config,
+  names: readonly string[],
+  options: FleetOptions,
+  body: (fleet: Fleet) => Promise<T>,
+): Promise<T> {
+  const fleet = await Fleet.open(config, names, options);
+  try {
+    return await body(fleet);
+  } finally {
+    await fleet.close();
+  }
+}
+
+/** Every server of the config, by name: what most commands connect to. */
+export function allServers(config: Config): string[] {
+  return config.servers.map((s) => s.name);
+}
+
+/**
  * Runs commands on a host of the fleet (through the Host, so that a reconnected session is used
  * from then on), or on this machine for "local": a balancer host, for instance.
  */

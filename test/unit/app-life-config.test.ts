@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { maskedConfig } from "../../src/commands/exec.js";
+import { maskedConfig } from "../../src/commands/config.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { secretValues } from "../../src/config/secrets.js";
 import { ecosystemFile } from "../../src/process/pm2/ecosystem.js";

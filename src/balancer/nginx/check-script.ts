@@ -1,5 +1,6 @@
-import { SCRIPT_PRELUDE } from "../../check/facts.js";
-import { shq } from "../../remote/quote.js";
+import { SAY_FUNCTION } from "../../check/facts.js";
+import { script } from "../../remote/op.js";
+import { scriptFile, withFunctions } from "../../remote/script-file.js";
 
 export interface BalancerScriptInput {
   upstreamFile: string;
@@ -27,44 +28,21 @@ export function sudoListCommand(command: string): string | undefined {
 }
 
 /**
- * Read-only facts about the balancer host: the upstream file, the pid file, and whether the
- * test (run for real: `nginx -t` changes nothing), the dump and the reload (asked of sudo, not
- * run) work without a password prompt.
+ * $1 the upstream file, $2 the Nginx pid file, $3 the test command, $4 its dump twin (empty when
+ * there is none), $5 `sudo -n -l` for the reload command (empty when it does not go through sudo).
+ * Read-only facts about the balancer host: the upstream file, the pid file, and whether the test
+ * (run for real: `nginx -t` changes nothing), the dump and the reload (asked of sudo, not run)
+ * work without a password prompt.
  */
+export const BALANCER_CHECK_SCRIPT = withFunctions(scriptFile(import.meta.url, "check.sh"), SAY_FUNCTION);
+
 export function balancerScript(input: BalancerScriptInput): string {
-  const file = shq(input.upstreamFile);
-  const pid = shq(input.pidFile);
-  const dump = dumpCommand(input.testCommand);
-  const reloadList = sudoListCommand(input.reloadCommand);
-  return [
-    SCRIPT_PRELUDE,
-    'say user "$(id -un)"',
-    `[ -e ${file} ] && say up_exists 1`,
-    `[ -r ${file} ] && say up_readable 1`,
-    `[ -w ${file} ] && say up_writable 1`,
-    `say up_real "$(readlink -f ${file} 2>/dev/null)"`,
-    `say up_owner "$(ls -ld ${file} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
-    "command -v flock >/dev/null 2>&1 && say flock 1",
-    `[ -r ${file} ] && { echo @@upstream; cat ${file}; echo; echo @@end; }`,
-    'say uid "$(id -u)"',
-    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && { say pid_alive 1; say master_uid "$(stat -c %u "/proc/$p" 2>/dev/null)"; }; fi`,
-    `out=$( { ${input.testCommand}
-} 2>&1 </dev/null ); say test_rc $?`,
-    'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',
-    ...(dump
-      ? [
-          `out=$( { ${dump}
-} 2>&1 </dev/null ); say dump_rc $?`,
-          `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`,
-        ]
-      : []),
-    ...(reloadList
-      ? [
-          `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
-          'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end',
-          'out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\\n" "$out" | head -n 100; echo @@end',
-        ]
-      : []),
-    "exit 0",
-  ].join("\n");
+  return script(
+    BALANCER_CHECK_SCRIPT,
+    input.upstreamFile,
+    input.pidFile,
+    input.testCommand,
+    dumpCommand(input.testCommand) ?? "",
+    sudoListCommand(input.reloadCommand) ?? "",
+  );
 }

@@ -1,6 +1,9 @@
-import type { Facts } from "../../check/facts.js";
+import { type Facts, parseFacts } from "../../check/facts.js";
 import type { CheckItem } from "../../check/types.js";
-import { sudoTarget } from "./check-script.js";
+import { resolveRemotePath } from "../../remote/layout.js";
+import type { CheckContext } from "../driver.js";
+import { balancerScript, dumpCommand, sudoListCommand, sudoTarget } from "./check-script.js";
+import type { NginxBalancerConfig } from "./schema.js";
 import { sudoListAllows } from "./sudo-list.js";
 import {
   holdsUpstreamBlock,
@@ -8,6 +11,26 @@ import {
   SERVERS_FILE_FIX,
   UPSTREAM_BLOCK_RISK,
 } from "./upstream.js";
+
+/** `nexus check` of an Nginx host: one read-only script, then what its facts say. */
+export async function checkNginx(entry: NginxBalancerConfig, context: CheckContext): Promise<CheckItem[]> {
+  const { host, config, target } = context;
+  const input = {
+    upstreamFile: resolveRemotePath(entry.upstreamFile, host.home),
+    pidFile: resolveRemotePath(entry.pidFile, host.home),
+    testCommand: entry.testCommand,
+    reloadCommand: entry.reloadCommand,
+  };
+  const facts = parseFacts(await host.runner.run(balancerScript(input), { what: "checking the balancer" }));
+  return balancerItems(facts, {
+    target,
+    ...input,
+    ...(entry.upstream ? { upstream: entry.upstream } : {}),
+    servers: config.servers.map((s) => ({ name: s.name, upstream: s.upstream })),
+    hasDump: dumpCommand(input.testCommand) !== undefined,
+    hasReloadList: sudoListCommand(input.reloadCommand) !== undefined,
+  });
+}
 
 export interface BalancerCheckContext {
   target: string;

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { ServerConfig } from "../../config/load.js";
 import { script } from "../../remote/op.js";
+import { procNetTcpAddress } from "../../remote/proc-net-tcp.js";
 import type { CommandRunner } from "../../ssh/session.js";
 import { sleep } from "../../util/sleep.js";
 import type { BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
@@ -10,7 +11,6 @@ import {
   APPLY_SCRIPT,
   describeDrainWait,
   parseWaitDrained,
-  procNetTcpAddress,
   readFile,
   WAIT_DRAINED_SCRIPT,
 } from "./scripts.js";

@@ -1,4 +1,5 @@
-import { shq } from "../../../remote/quote.js";
+import { script } from "../../../remote/op.js";
+import { scriptFile } from "../../../remote/script-file.js";
 import type { CommandRunner } from "../../../ssh/session.js";
 import type { Counts } from "../../../watch/traffic.js";
 import { parseAccessLine, tallyLines } from "./access-log.js";
@@ -13,15 +14,14 @@ import {
 /** How much of the log's end is read before the deploy: its format, and the fleet's rate then. */
 export const SAMPLE_BYTES = 256 * 1024;
 
-/** Prints "missing", "unreadable", or "ok <size>" and the log's last SAMPLE_BYTES. */
+/** $1 the log, $2 bytes: prints "missing", "unreadable", or "ok <size>" and the log's last bytes. */
+export const SAMPLE_LOG_SCRIPT = scriptFile(import.meta.url, "sample-log.sh");
+
+/** $1 the Nginx test command: runs it with -T (test and dump the config), its errors dropped. */
+export const DUMP_CONFIG_SCRIPT = scriptFile(import.meta.url, "dump-config.sh");
+
 export function sampleLogCommand(path: string, bytes = SAMPLE_BYTES): string {
-  return [
-    `f=${shq(path)}`,
-    'if [ ! -e "$f" ]; then echo missing; exit 0; fi',
-    'if [ ! -r "$f" ]; then echo unreadable; exit 0; fi',
-    'printf "ok %s\\n" "$(wc -c < "$f")"',
-    `tail -c ${Number(bytes)} "$f"`,
-  ].join("\n");
+  return script(SAMPLE_LOG_SCRIPT, path, Number(bytes));
 }
 
 export type LogSample = { state: "missing" | "unreadable" } | { state: "ok"; size: number; lines: string[] };
@@ -107,7 +107,7 @@ export async function checkAccessLog(
   if (verdict.ok === true) return { baseline: verdict.baseline };
   if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
 
-  const dump = await runner.exec(`${options.testCommand} -T 2>/dev/null`);
+  const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
   if (dump.code !== 0 || !/\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout)) {
     return {
       warning: `${where} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`,

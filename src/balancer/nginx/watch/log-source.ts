@@ -1,4 +1,5 @@
-import { shq } from "../../../remote/quote.js";
+import { script } from "../../../remote/op.js";
+import { scriptFile } from "../../../remote/script-file.js";
 import type { CommandRunner } from "../../../ssh/session.js";
 import type { Counts, TrafficSource } from "../../../watch/traffic.js";
 import { completeLines, tallyLines } from "./access-log.js";
@@ -7,20 +8,17 @@ import { completeLines, tallyLines } from "./access-log.js";
 const MAX_READ_BYTES = 8 * 1024 * 1024;
 
 /**
- * Prints the log's size, then its bytes from `offset` on (from 0 when the file shrank: it was
- * rotated). A log missing for a moment (moved by logrotate, not yet created again) is size 0.
+ * $1 the log, $2 an offset, $3 the most bytes to print. Prints the log's size, then its bytes from
+ * the offset on (from 0 when the file shrank: it was rotated). A log missing for a moment (moved
+ * by logrotate, not yet created again) is size 0.
  */
+export const READ_LOG_SCRIPT = scriptFile(import.meta.url, "read-log.sh");
+
+/** $1 the log: prints its size. */
+export const LOG_SIZE_SCRIPT = scriptFile(import.meta.url, "log-size.sh");
+
 export function readFromOffset(path: string, offset: number, maxBytes = MAX_READ_BYTES): string {
-  const start = Math.max(0, Math.floor(offset));
-  return [
-    `f=${shq(path)}`,
-    'if [ ! -e "$f" ]; then echo 0; exit 0; fi',
-    `size=$(wc -c < "$f") || exit 1`,
-    'echo "$size"',
-    // Bytes above 127 become "?": one byte each still, so the offset counted on the text nexus
-    // decodes stays the file's (a logged request may carry bytes that are not UTF-8).
-    `if [ "$size" -ge ${start} ]; then tail -c +${start + 1} "$f" | head -c ${maxBytes}; else head -c ${maxBytes} "$f"; fi | tr '\\200-\\377' '?'`,
-  ].join("\n");
+  return script(READ_LOG_SCRIPT, path, Math.max(0, Math.floor(offset)), maxBytes);
 }
 
 /** Splits the output of readFromOffset: the size line, then the data. */
@@ -46,7 +44,7 @@ export class NginxLogSource implements TrafficSource {
   ) {}
 
   async mark(): Promise<void> {
-    const out = await this.runner.run(`wc -c < ${shq(this.path)}`, {
+    const out = await this.runner.run(script(LOG_SIZE_SCRIPT, this.path), {
       what: `reading the size of ${this.path}`,
     });
     this.offset = Number.parseInt(out.trim(), 10) || 0;

@@ -1,0 +1,39 @@
+import type { BalancerDriver } from "../driver.js";
+import { checkHaproxy } from "./check.js";
+import { haproxyConfigCommand } from "./config-command.js";
+import { createHaproxy } from "./create.js";
+import { type HaproxyBalancerConfig, haproxyBalancerSchema } from "./schema.js";
+import { watchHaproxy } from "./watch.js";
+
+/**
+ * HAProxy through its runtime API (haproxy.ts): drains and enables without a reload or a config
+ * edit, so no client connection is touched.
+ */
+export const haproxyDriver: BalancerDriver<HaproxyBalancerConfig> = {
+  type: "haproxy",
+  schema: haproxyBalancerSchema,
+  identity: (entry) => `${entry.host} ${entry.socket} ${entry.backend}`,
+  problems(entry, at, servers) {
+    const problems: string[] = [];
+    for (const name of Object.keys(entry.servers)) {
+      if (!servers.has(name)) problems.push(`${at}.servers: "${name}" is not a server name`);
+    }
+    for (const name of servers) {
+      if (!(name in entry.servers) && !/^[A-Za-z0-9_.:-]+$/.test(name)) {
+        problems.push(
+          `${at}.servers: "${name}" is not a valid HAProxy server name: map it to the name in the backend`,
+        );
+      }
+    }
+    return problems;
+  },
+  create: createHaproxy,
+  check: checkHaproxy,
+  async setup(entry, context) {
+    context.say(
+      `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`nexus haproxy-config\` prints them (set up as root)`,
+    );
+  },
+  watch: watchHaproxy,
+  configCommand: haproxyConfigCommand,
+};

@@ -1,0 +1,76 @@
+import type { Command } from "commander";
+import { maskingReporter } from "../report/masking.js";
+import type { Reporter } from "../report/reporter.js";
+import { exitCodeForError, type GlobalOptions, pickReporter } from "./context.js";
+
+/** Where a command's exit code goes (`main` returns it). */
+export type SetExit = (code: number) => void;
+
+/** A command, made for a program whose exit code `setExit` receives. */
+export type CommandFactory = (setExit: SetExit) => Command;
+
+/** What the body of a command that reports events gets. */
+export interface EventsContext {
+  /** The global flags: --config, --json, --verbose… */
+  global: GlobalOptions;
+  /** The events' sink, as the flags and the terminal ask (pretty, plain lines, JSON, GitHub Actions). */
+  reporter: Reporter;
+}
+
+/** What the body of a command whose output is text on stdout gets. */
+export interface TextContext {
+  global: GlobalOptions;
+}
+
+type Handler = (...received: unknown[]) => Promise<void>;
+
+/**
+ * The one way a command runs. Its body returns the exit code; an error a user can act on
+ * (`NexusError`) is its message and its exit code, anything else is a bug, said as one. The
+ * failure is said where the command speaks: as an error event through its reporter (deploy,
+ * status…), or, for a command whose output is text on stdout (nginx-config, check…), as one line
+ * on stderr after `errorPrefix` ("nexus check"). Commander's arguments (positional ones, then the
+ * flags) follow the context.
+ */
+export function action<Args extends unknown[]>(
+  setExit: SetExit,
+  body: (context: EventsContext, ...args: Args) => Promise<number>,
+): Handler;
+export function action<Args extends unknown[]>(
+  setExit: SetExit,
+  body: (context: TextContext, ...args: Args) => Promise<number> | number,
+  errorPrefix: string,
+): Handler;
+export function action<Args extends unknown[]>(
+  setExit: SetExit,
+  body: (context: EventsContext, ...args: Args) => Promise<number> | number,
+  errorPrefix?: string,
+): Handler {
+  return async (...received) => {
+    const command = received.at(-1) as Command;
+    const args = received.slice(0, -1) as Args;
+    const global = command.optsWithGlobals<GlobalOptions>();
+    if (errorPrefix !== undefined) {
+      try {
+        setExit(
+          await (body as (context: TextContext, ...args: Args) => Promise<number>)({ global }, ...args),
+        );
+      } catch (error) {
+        const { code, message } = exitCodeForError(error);
+        process.stderr.write(`${errorPrefix}: ${message}\n`);
+        setExit(code);
+      }
+      return;
+    }
+    const reporter = maskingReporter(await pickReporter(global));
+    try {
+      setExit(await body({ global, reporter }, ...args));
+    } catch (error) {
+      const { code, message } = exitCodeForError(error);
+      reporter.emit({ type: "error", message });
+      setExit(code);
+    } finally {
+      reporter.close();
+    }
+  };
+}

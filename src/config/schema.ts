@@ -3,6 +3,7 @@
 import * as z from "zod";
 import { BALANCER_DRIVERS } from "../balancer/drivers.js";
 import { PROCESS_MANAGERS, type ProcessManagerType } from "../process/managers.js";
+import { ROLLOUT_STRATEGIES, type RolloutStrategyName } from "../rollout/strategies.js";
 import { parseDuration } from "./duration.js";
 import { duration, envMap, nonEmpty, port } from "./fields.js";
 
@@ -171,6 +172,12 @@ export const watchSchema = z
   });
 
 export const rollingSchema = z.strictObject({
+  /** How each batch moves onto the new release ("drain": out of rotation, restarted, gated, back in). */
+  strategy: z
+    .enum(
+      ROLLOUT_STRATEGIES.map((strategy) => strategy.name) as [RolloutStrategyName, ...RolloutStrategyName[]],
+    )
+    .default(ROLLOUT_STRATEGIES[0].name),
   /** Servers per batch: a number or a percentage of the fleet such as "25%". */
   batchSize: z
     .union([z.number().int().min(1), z.string().regex(/^\d{1,3}%$/, 'expected a percentage such as "25%"')])

@@ -1,36 +1,17 @@
-import type { Balancer } from "../balancer/balancer.js";
-import type { Config, ServerConfig } from "../config/load.js";
+import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import type { PreparedRestart } from "../process/process-manager.js";
+import type { FleetOps } from "../rollout/fleet-ops.js";
 import type { SshSession } from "../ssh/session.js";
 import { activate } from "./activate.js";
 import type { Fleet } from "./fleet.js";
 import { probeNow } from "./health-check.js";
 
 /**
- * What the rolling engine does to servers, as an interface: the real one works through the
- * fleet's SSH sessions, balancer and process manager; unit tests drive the engine with fakes.
+ * The rolling engine's `FleetOps` on the real fleet: its SSH sessions, balancer and process
+ * manager. Restarts are readied before their server's drain, and saved through the same
+ * connection once its gate passed.
  */
-export interface FleetOps {
-  readonly balancer: Balancer;
-  /** Switch, restart and gate one server onto a release; true when the gate passed. */
-  activate(server: ServerConfig, release: string, signal?: AbortSignal): Promise<boolean>;
-  /**
-   * Gets the server's restart onto `release` ready before it is out of rotation, for the next
-   * `activate` of that release to use (it saves the process manager's start-up while out of
-   * rotation). A restart already ready for that release is kept.
-   */
-  prepare?(server: ServerConfig, release: string): void;
-  /** Ends every prepared restart that was not used (a failed drain, the end of a rollout). */
-  discardPrepared?(): void;
-  /** One /health probe passes now (any release). */
-  healthy(server: string): Promise<boolean>;
-  /** Stops the app (a server with no release to go back to). */
-  stop(server: ServerConfig): Promise<void>;
-  /** Makes what each server runs now survive a reboot. */
-  persist(servers: string[]): Promise<void>;
-}
-
 export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
   // A connection lost in an earlier step is opened again before a server is acted on.
   const host = async (name: string) => {

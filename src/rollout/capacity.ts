@@ -1,6 +1,6 @@
 import type { BackendState } from "../balancer/balancer.js";
 import type { Config } from "../config/load.js";
-import type { FleetOps } from "../deploy/fleet-ops.js";
+import type { FleetOps } from "./fleet-ops.js";
 
 /** While servers are out, at least this many others must be in rotation and healthy. */
 export function minInRotation(config: Config): number {

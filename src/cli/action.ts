@@ -1,7 +1,9 @@
 import type { Command } from "commander";
+import type { RollCommandOptions } from "../deploy/engine.js";
+import type { DeployEvent } from "../events/events.js";
 import { maskingReporter } from "../report/masking.js";
 import type { Reporter } from "../report/reporter.js";
-import { exitCodeForError, type GlobalOptions, pickReporter } from "./context.js";
+import { exitCodeForError, type GlobalOptions, pickReporter, whileInterruptible } from "./context.js";
 
 /** Where a command's exit code goes (`main` returns it). */
 export type SetExit = (code: number) => void;
@@ -73,4 +75,19 @@ export function action<Args extends unknown[]>(
       reporter.close();
     }
   };
+}
+
+/**
+ * A command that rolls the fleet (deploy, rollback, restart), run under Ctrl-C handling
+ * (whileInterruptible) with what every such command takes from the command line.
+ */
+export function rollAction(
+  { reporter, global }: EventsContext,
+  roll: (options: RollCommandOptions) => Promise<{ exitCode: number }>,
+): Promise<number> {
+  return whileInterruptible(reporter, async (signal, inHand) => {
+    const emit = (event: DeployEvent) => reporter.emit(event);
+    const options = { emit, signal, acceptNew: global.acceptNew, verbose: global.verbose, inHand };
+    return (await roll(options)).exitCode;
+  });
 }

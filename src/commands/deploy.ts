@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { selectConfiguredApp } from "../artifact/pack.js";
-import { action, type EventsContext, type SetExit } from "../cli/action.js";
-import { readConfig, whileInterruptible } from "../cli/context.js";
+import { action, type EventsContext, rollAction, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
 import { durationOption, examples, list } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
 import { assertReleaseIdFlag, deploy } from "../deploy/deploy.js";
@@ -41,22 +41,16 @@ export function deployCommand(setExit: SetExit): Command {
     .action(
       action(setExit, async (context, flags: DeployFlags) => {
         if (flags.dryRun) return printPlan(context, flags);
-        const { reporter, global } = context;
-        const config = readConfig(global);
-        return whileInterruptible(reporter, async (signal, inHand) => {
-          const result = await deploy(config, {
-            emit: (e) => reporter.emit(e),
-            signal,
+        const config = readConfig(context.global);
+        return rollAction(context, (options) =>
+          deploy(config, {
+            ...options,
             only: flags.only,
             releaseId: flags.releaseId,
-            acceptNew: global.acceptNew,
-            verbose: global.verbose,
             lockWaitMs: flags.lockWait,
-            inHand,
             skipUnreachable: flags.skipUnreachable,
-          });
-          return result.exitCode;
-        });
+          }),
+        );
       }),
     );
 }

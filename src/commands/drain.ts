@@ -1,54 +1,33 @@
-import { Command } from "commander";
+import type { Command } from "commander";
 import { stillOpen } from "../balancer/balancer.js";
-import { action, type SetExit } from "../cli/action.js";
-import { readConfig } from "../cli/context.js";
-import { examples } from "../cli/options.js";
+import type { SetExit } from "../cli/action.js";
 import type { Config, ServerConfig } from "../config/load.js";
-import { withLocks } from "../deploy/engine.js";
-import { allServers, type Fleet, withFleet } from "../deploy/fleet.js";
+import { allServers, type Fleet } from "../deploy/fleet.js";
 import { fleetOps } from "../deploy/fleet-ops.js";
 import { recordHistory } from "../deploy/history.js";
-import { newHolder } from "../deploy/lock.js";
 import { PlanError } from "../deploy/plan.js";
 import { EXIT } from "../errors.js";
-import type { Emit } from "../events/events.js";
 import { capacityProblem, minInRotation } from "../rollout/capacity.js";
-import { serverNamed } from "./servers.js";
-
-/** What `nexus drain` and `nexus enable` take from the command line. */
-export interface ManualOptions {
-  emit: Emit;
-  acceptNew?: boolean;
-  verbose?: boolean;
-  force?: boolean;
-}
+import { type ManualOptions, manualCommand, withServerLocked } from "./servers.js";
 
 /** `nexus drain <server>`: out of rotation, in-flight requests finished, within the capacity guard. */
 export function drainCommand(setExit: SetExit): Command {
-  return new Command("drain")
-    .argument("<server>")
-    .description("take a server out of rotation and wait for its in-flight requests")
-    .option("--force", "drain even if that leaves too few healthy servers in rotation")
-    .addHelpText("after", examples("nexus drain nexus-beta"))
-    .action(
-      action(setExit, ({ reporter, global }, name: string, flags: { force?: boolean }) =>
-        drainServer(readConfig(global), name, {
-          emit: (e) => reporter.emit(e),
-          ...global,
-          force: flags.force,
-        }),
-      ),
-    );
+  return manualCommand(setExit, {
+    name: "drain",
+    description: "take a server out of rotation and wait for its in-flight requests",
+    force: "drain even if that leaves too few healthy servers in rotation",
+    run: drainServer,
+  });
 }
 
-export async function drainServer(config: Config, name: string, options: ManualOptions): Promise<number> {
-  const server = serverNamed(config, name);
-  // Every server: the capacity guard checks the others live.
-  return withFleet(config, allServers(config), options, (fleet) =>
-    // The server's deploy lock: a drain never interleaves with a deploy's own changes to it.
-    withLocks(fleet, [fleet.host(name)], newHolder("drain"), options.emit, 0, () =>
-      drainLocked(config, fleet, server, options),
-    ),
+export function drainServer(config: Config, name: string, options: ManualOptions): Promise<number> {
+  // Every server is connected: the capacity guard checks the others live.
+  return withServerLocked(
+    config,
+    name,
+    allServers(config),
+    { ...options, command: "drain" },
+    (fleet, server) => drainLocked(config, fleet, server, options),
   );
 }
 

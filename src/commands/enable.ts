@@ -1,41 +1,25 @@
-import { Command } from "commander";
-import { action, type SetExit } from "../cli/action.js";
-import { readConfig } from "../cli/context.js";
-import { examples } from "../cli/options.js";
+import type { Command } from "commander";
+import type { SetExit } from "../cli/action.js";
 import type { Config, ServerConfig } from "../config/load.js";
-import { withLocks } from "../deploy/engine.js";
-import { type Fleet, withFleet } from "../deploy/fleet.js";
+import type { Fleet } from "../deploy/fleet.js";
 import { checkHealth } from "../deploy/health-check.js";
 import { recordHistory } from "../deploy/history.js";
-import { newHolder } from "../deploy/lock.js";
 import { EXIT } from "../errors.js";
-import type { ManualOptions } from "./drain.js";
-import { serverNamed } from "./servers.js";
+import { type ManualOptions, manualCommand, withServerLocked } from "./servers.js";
 
 /** `nexus enable <server>`: back in rotation, only once its health check passes. */
 export function enableCommand(setExit: SetExit): Command {
-  return new Command("enable")
-    .argument("<server>")
-    .description("put a server back in rotation once its health check passes")
-    .option("--force", "enable even if the health check fails")
-    .addHelpText("after", examples("nexus enable nexus-beta"))
-    .action(
-      action(setExit, ({ reporter, global }, name: string, flags: { force?: boolean }) =>
-        enableServer(readConfig(global), name, {
-          emit: (e) => reporter.emit(e),
-          ...global,
-          force: flags.force,
-        }),
-      ),
-    );
+  return manualCommand(setExit, {
+    name: "enable",
+    description: "put a server back in rotation once its health check passes",
+    force: "enable even if the health check fails",
+    run: enableServer,
+  });
 }
 
-export async function enableServer(config: Config, name: string, options: ManualOptions): Promise<number> {
-  const server = serverNamed(config, name);
-  return withFleet(config, [name], options, (fleet) =>
-    withLocks(fleet, [fleet.host(name)], newHolder("enable"), options.emit, 0, () =>
-      enableLocked(config, fleet, server, options),
-    ),
+export function enableServer(config: Config, name: string, options: ManualOptions): Promise<number> {
+  return withServerLocked(config, name, [name], { ...options, command: "enable" }, (fleet, server) =>
+    enableLocked(config, fleet, server, options),
   );
 }
 

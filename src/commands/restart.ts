@@ -1,6 +1,6 @@
 import { Command } from "commander";
-import { action, type SetExit } from "../cli/action.js";
-import { readConfig, whileInterruptible } from "../cli/context.js";
+import { action, rollAction, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
 import { examples, list } from "../cli/options.js";
 import { restart } from "../deploy/restart.js";
 
@@ -14,19 +14,9 @@ export function restartCommand(setExit: SetExit): Command {
     .option("--only <servers>", "restart only these servers", list)
     .addHelpText("after", examples("nexus restart --rolling", "nexus restart --only nexus-beta"))
     .action(
-      action(setExit, async ({ reporter, global }, flags: { only?: string[] }) => {
-        const config = readConfig(global);
-        return whileInterruptible(reporter, async (signal, inHand) => {
-          const result = await restart(config, {
-            emit: (e) => reporter.emit(e),
-            signal,
-            only: flags.only,
-            acceptNew: global.acceptNew,
-            verbose: global.verbose,
-            inHand,
-          });
-          return result.exitCode;
-        });
+      action(setExit, async (context, flags: { only?: string[] }) => {
+        const config = readConfig(context.global);
+        return rollAction(context, (options) => restart(config, { ...options, only: flags.only }));
       }),
     );
 }

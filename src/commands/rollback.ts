@@ -1,6 +1,6 @@
 import { Command } from "commander";
-import { action, type SetExit } from "../cli/action.js";
-import { readConfig, whileInterruptible } from "../cli/context.js";
+import { action, rollAction, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
 import { durationOption, examples, list } from "../cli/options.js";
 import { rollback } from "../deploy/rollback.js";
 
@@ -13,24 +13,11 @@ export function rollbackCommand(setExit: SetExit): Command {
     .option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption)
     .addHelpText("after", examples("nexus rollback", "nexus rollback --to 20261126T204501Z-1a2b3c4"))
     .action(
-      action(
-        setExit,
-        async ({ reporter, global }, flags: { to?: string; only?: string[]; lockWait?: number }) => {
-          const config = readConfig(global);
-          return whileInterruptible(reporter, async (signal, inHand) => {
-            const result = await rollback(config, {
-              emit: (e) => reporter.emit(e),
-              signal,
-              to: flags.to,
-              only: flags.only,
-              acceptNew: global.acceptNew,
-              verbose: global.verbose,
-              lockWaitMs: flags.lockWait,
-              inHand,
-            });
-            return result.exitCode;
-          });
-        },
-      ),
+      action(setExit, async (context, flags: { to?: string; only?: string[]; lockWait?: number }) => {
+        const config = readConfig(context.global);
+        return rollAction(context, (options) =>
+          rollback(config, { ...options, to: flags.to, only: flags.only, lockWaitMs: flags.lockWait }),
+        );
+      }),
     );
 }

@@ -10,7 +10,8 @@ import type { Balancer } from "./balancer.js";
  * A load balancer driver, as one value: everything nexus does with a kind of balancer goes
  * through it, and `drivers.ts` lists them. Nothing outside the driver's folder asks which kind a
  * balancer is: a new driver is a folder that exports one of these, and one line in that list
- * (docs/architecture.md, "Adding a balancer driver").
+ * (docs/architecture.md, "Adding a balancer driver"). The value itself stays light (the config
+ * schema is made from it, for every command): its driver code is imported when first used.
  */
 export interface BalancerDriver<Entry extends BalancerEntry = BalancerEntry> {
   /** The config's `balancer.type`. */
@@ -21,7 +22,7 @@ export interface BalancerDriver<Entry extends BalancerEntry = BalancerEntry> {
   identity(entry: Entry): string;
   /** What the schema alone cannot tell: names that must be the config's servers (`at`: "balancer[1]"). */
   problems?(entry: Entry, at: string, servers: ReadonlySet<string>): string[];
-  create(entry: Entry, runner: InteractiveRunner, context: BalancerContext): Balancer;
+  create(entry: Entry, runner: InteractiveRunner, context: BalancerContext): Promise<Balancer>;
   /** `nexus check`: read-only readiness of the balancer host, each problem with its fix. */
   check(entry: Entry, context: CheckContext): Promise<CheckItem[]>;
   /** `nexus setup`: what can be made ready on the balancer host, and what a human must do. */

@@ -34,7 +34,7 @@ export function createBalancer(
   entry: BalancerConfig,
   runner: InteractiveRunner,
   context: BalancerContext,
-): Balancer {
+): Promise<Balancer> {
   return driverFor(entry).create(entry, runner, context);
 }
 

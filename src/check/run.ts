@@ -93,10 +93,10 @@ async function checkServer(connected: Connected, config: Config, estimate: numbe
   } catch (error) {
     return [{ target: server.name, check: "deploy path", status: "fail", detail: (error as Error).message }];
   }
-  const manager = processManagerOf(config);
+  const manager = await processManagerOf(config).check(config, server);
   const outputs = await Promise.all([
     session.run(serverScript(deployPath), { what: "checking the server" }),
-    session.run(manager.check.script(config, server), { what: "checking the process manager" }),
+    session.run(manager.script, { what: "checking the process manager" }),
   ]);
   const facts = parseFacts(outputs.join("\n"));
   const out: CheckItem[] = [
@@ -107,7 +107,7 @@ async function checkServer(connected: Connected, config: Config, estimate: numbe
       detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`,
     },
     ...serverItems(facts, { server: server.name, deployPath, artifactEstimate: estimate }),
-    ...manager.check.items(facts, config, server),
+    ...manager.items(facts),
   ];
   if (config.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config));
   out.push(

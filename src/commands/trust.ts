@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { action, type SetExit } from "../cli/action.js";
 import { type GlobalOptions, readConfig } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
+import type { Config, ServerConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import { confirm } from "../setup/prompt.js";
 import { resolveTarget } from "../ssh/connect.js";
@@ -62,24 +63,11 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
   const file = config.ssh.knownHosts;
   const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
   const hostString = hostPatternFor(target.host.toLowerCase(), target.port);
-  let entries = readKnownHosts(file);
-
+  const entries = readKnownHosts(file);
   // Ask for the key types already known, as a connection would, so "changed" compares like with like.
   const known = knownHostKeyTypes(entries, target.host, target.port);
-  const pinned = flags.replace ? undefined : hostKeyAlgorithms(known);
-  let key: Buffer;
-  try {
-    key = await fetchHostKey(server, target, config, pinned?.length ? pinned : undefined);
-  } catch (error) {
-    if (pinned && error instanceof Error && /no matching host key format/.test(error.message)) {
-      process.stderr.write(
-        `nexus trust: ${hostString} offers none of the key types known_hosts has for it (${known.join(", ")}).\n` +
-          "  If the server was re-keyed (check with its admin), run again with --replace.\n",
-      );
-      return EXIT.failed;
-    }
-    throw error;
-  }
+  const key = await offeredKey(server, target, config, flags.replace ? undefined : known, hostString);
+  if (!key) return EXIT.failed;
   const type = keyTypeOf(key);
   const fingerprint = fingerprintSha256(key);
   say(`${server.name} (${hostString}) host key: ${type} ${fingerprint}\n`);
@@ -106,7 +94,6 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
     process.stderr.write(`nexus trust: this key is marked @revoked in ${file}; it will not be trusted\n`);
     return EXIT.failed;
   }
-  const replacing = check.status === "changed" || (flags.replace && known.length > 0);
   if (check.status === "changed") {
     process.stderr.write(
       [
@@ -124,38 +111,78 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
       return EXIT.failed;
     }
   }
-
-  if (!flags.yes) {
-    if (!process.stdin.isTTY) {
-      process.stderr.write(
-        `nexus trust: not a terminal; check the fingerprint on the server, then run again with --yes\n`,
-      );
-      return EXIT.failed;
-    }
-    const question = replacing
-      ? `Replace the known key(s) of ${hostString} with this one? [y/N] `
-      : `Trust this key for ${hostString}? Compare it with \`ssh-keygen -lf\` on the server first. [y/N] `;
-    if (!(await confirm(question))) {
-      process.stderr.write("not trusted\n");
-      return EXIT.failed;
-    }
-  }
-
+  const replacing = check.status === "changed" || (!!flags.replace && known.length > 0);
+  if (!flags.yes && !(await confirmed(hostString, replacing))) return EXIT.failed;
   if (replacing) {
-    const removed = removeHostLines(file, entries, hostString, target.host, target.port);
-    entries = parseKnownHosts(readFileSync(file, "utf8"));
-    const after = checkHostKey(entries, target.host, target.port, key);
-    if (after.status === "changed") {
-      process.stderr.write(
-        `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand\n`,
-      );
-      return EXIT.failed;
-    }
+    const removed = replaceable(file, entries, hostString, target, key);
+    if (removed === undefined) return EXIT.failed;
     say(`removed ${removed} old line(s) for ${hostString}\n`);
   }
   appendKnownHost(file, target.host, target.port, key);
   say(`added ${type} ${fingerprint} for ${hostString} to ${file}\n`);
   return done(replacing ? "replaced" : "added");
+}
+
+/**
+ * The server's host key, of a type known_hosts already has for it (`known`, unless --replace).
+ * Undefined when it offers none of those: said on stderr.
+ */
+async function offeredKey(
+  server: ServerConfig,
+  target: ReturnType<typeof resolveTarget>,
+  config: Config,
+  known: string[] | undefined,
+  hostString: string,
+): Promise<Buffer | undefined> {
+  const pinned = known ? hostKeyAlgorithms(known) : undefined;
+  try {
+    return await fetchHostKey(server, target, config, pinned?.length ? pinned : undefined);
+  } catch (error) {
+    if (pinned && error instanceof Error && /no matching host key format/.test(error.message)) {
+      process.stderr.write(
+        `nexus trust: ${hostString} offers none of the key types known_hosts has for it (${known?.join(", ")}).\n` +
+          "  If the server was re-keyed (check with its admin), run again with --replace.\n",
+      );
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/** On a terminal, the user's yes; without one, a refusal saying to use --yes. */
+async function confirmed(hostString: string, replacing: boolean): Promise<boolean> {
+  if (!process.stdin.isTTY) {
+    process.stderr.write(
+      `nexus trust: not a terminal; check the fingerprint on the server, then run again with --yes\n`,
+    );
+    return false;
+  }
+  const question = replacing
+    ? `Replace the known key(s) of ${hostString} with this one? [y/N] `
+    : `Trust this key for ${hostString}? Compare it with \`ssh-keygen -lf\` on the server first. [y/N] `;
+  if (await confirm(question)) return true;
+  process.stderr.write("not trusted\n");
+  return false;
+}
+
+/**
+ * The host's own lines removed from known_hosts: how many, or undefined (said on stderr) when
+ * other keys for it remain on lines it shares with other hosts.
+ */
+function replaceable(
+  file: string,
+  entries: KnownHostEntry[],
+  hostString: string,
+  target: { host: string; port: number },
+  key: Buffer,
+): number | undefined {
+  const removed = removeHostLines(file, entries, hostString, target.host, target.port);
+  const after = checkHostKey(parseKnownHosts(readFileSync(file, "utf8")), target.host, target.port, key);
+  if (after.status !== "changed") return removed;
+  process.stderr.write(
+    `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand\n`,
+  );
+  return undefined;
 }
 
 /** `nexus trust <server>`: shows the server's host key fingerprint and records it after confirmation. */

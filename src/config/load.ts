@@ -153,54 +153,9 @@ export function resolveConfig(
   }
   const parsed = result.data;
   const problems: string[] = [];
-
-  const names = new Set<string>();
-  const upstreams = new Map<string, string>();
-  const defaultUser = parsed.ssh.user ?? os.userInfo().username;
-  const rawServers = (data as { servers?: { port?: unknown }[] }).servers;
-  const common = resolveEnv(parsed.pm2.env, ["pm2", "env"], env, problems);
-  const servers = parsed.servers.map((server, index): ServerConfig => {
-    if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
-    names.add(server.name);
-    const upstream = server.upstream ?? `${server.host}:${parsed.app.port}`;
-    const other = upstreams.get(upstream);
-    if (other) problems.push(`servers[${index}].upstream: "${upstream}" is also the upstream of "${other}"`);
-    upstreams.set(upstream, server.name);
-    const own = resolveEnv(server.env, ["servers", index, "env"], env, problems);
-    const sources = { ...common.sources, ...own.sources };
-    for (const key of Object.keys(server.env)) if (!(key in own.sources)) delete sources[key];
-    return {
-      name: server.name,
-      host: server.host,
-      port: server.port,
-      user: server.user ?? defaultUser,
-      deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
-      upstream,
-      env: { ...common.env, ...own.env },
-      secretKeys: Object.keys(sources),
-      envSources: sources,
-      explicit: {
-        port: rawServers?.[index]?.port !== undefined,
-        user: (server.user ?? parsed.ssh.user) !== undefined,
-      },
-    };
-  });
-  const logins = new Map<string, string>();
-  for (const [index, server] of servers.entries()) {
-    // One login, one PM2 daemon: both entries' apps would carry one PM2 name, and each restart
-    // (which deletes that name's instances) would take down the other's.
-    const login = `${server.user}@${server.host}:${server.port}`;
-    const twin = logins.get(login);
-    if (twin !== undefined)
-      problems.push(
-        `servers[${index}]: "${server.name}" logs in as ${login}, as "${twin}" does: one PM2 would run both as "${parsed.pm2.name ?? parsed.app.name}", each restart replacing the other's; use one entry per machine and login`,
-      );
-    logins.set(login, server.name);
-    if (!server.deployPath.startsWith("/") && !server.deployPath.startsWith("~/")) {
-      const field = parsed.servers[index]?.deployPath ? `servers[${index}].deployPath` : "deployPath";
-      problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);
-    }
-  }
+  const servers = resolveServers(parsed, data, env, problems);
+  const names = new Set(servers.map((s) => s.name));
+  problems.push(...loginProblems(parsed, servers));
   problems.push(...sharedProblems(parsed.shared));
   if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(
@@ -243,6 +198,71 @@ export function resolveConfig(
     rolling: parsed.rolling,
     keepReleases: parsed.keepReleases,
   };
+}
+
+/**
+ * Each server with its defaults filled (user, deploy path, upstream) and its env resolved
+ * (pm2.env, then its own; `fromEnv` read): names and upstreams used twice are problems.
+ */
+function resolveServers(
+  parsed: ParsedConfig,
+  data: unknown,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): ServerConfig[] {
+  const names = new Set<string>();
+  const upstreams = new Map<string, string>();
+  const defaultUser = parsed.ssh.user ?? os.userInfo().username;
+  const rawServers = (data as { servers?: { port?: unknown }[] }).servers;
+  const common = resolveEnv(parsed.pm2.env, ["pm2", "env"], env, problems);
+  return parsed.servers.map((server, index): ServerConfig => {
+    if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
+    names.add(server.name);
+    const upstream = server.upstream ?? `${server.host}:${parsed.app.port}`;
+    const other = upstreams.get(upstream);
+    if (other) problems.push(`servers[${index}].upstream: "${upstream}" is also the upstream of "${other}"`);
+    upstreams.set(upstream, server.name);
+    const own = resolveEnv(server.env, ["servers", index, "env"], env, problems);
+    const sources = { ...common.sources, ...own.sources };
+    for (const key of Object.keys(server.env)) if (!(key in own.sources)) delete sources[key];
+    return {
+      name: server.name,
+      host: server.host,
+      port: server.port,
+      user: server.user ?? defaultUser,
+      deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
+      upstream,
+      env: { ...common.env, ...own.env },
+      secretKeys: Object.keys(sources),
+      envSources: sources,
+      explicit: {
+        port: rawServers?.[index]?.port !== undefined,
+        user: (server.user ?? parsed.ssh.user) !== undefined,
+      },
+    };
+  });
+}
+
+/** Two entries with one login, and deploy paths that are neither absolute nor under ~/. */
+function loginProblems(parsed: ParsedConfig, servers: readonly ServerConfig[]): string[] {
+  const problems: string[] = [];
+  const logins = new Map<string, string>();
+  for (const [index, server] of servers.entries()) {
+    // One login, one PM2 daemon: both entries' apps would carry one PM2 name, and each restart
+    // (which deletes that name's instances) would take down the other's.
+    const login = `${server.user}@${server.host}:${server.port}`;
+    const twin = logins.get(login);
+    if (twin !== undefined)
+      problems.push(
+        `servers[${index}]: "${server.name}" logs in as ${login}, as "${twin}" does: one PM2 would run both as "${parsed.pm2.name ?? parsed.app.name}", each restart replacing the other's; use one entry per machine and login`,
+      );
+    logins.set(login, server.name);
+    if (!server.deployPath.startsWith("/") && !server.deployPath.startsWith("~/")) {
+      const field = parsed.servers[index]?.deployPath ? `servers[${index}].deployPath` : "deployPath";
+      problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);
+    }
+  }
+  return problems;
 }
 
 function balancerProblems(

@@ -15,10 +15,13 @@ export interface ProcessManagerDriver<Type extends string = string, Section exte
   readonly section: Section;
   /** Why `app.name`, the default process name, would mean something else to this manager. */
   nameProblem?(name: string): string | undefined;
-  create(config: Config): ProcessManager;
-  /** `nexus check` on a server: a read-only script whose facts (check/facts.ts) `items` reads. */
-  readonly check: {
-    script(config: Config, server: ServerConfig): string;
-    items(facts: Facts, config: Config, server: ServerConfig): CheckItem[];
-  };
+  /** Its driver code is imported when first used: the value itself stays light (the config schema is made from it). */
+  create(config: Config): Promise<ProcessManager>;
+  /** `nexus check` on a server: a read-only script, and what its facts (check/facts.ts) say. */
+  check(config: Config, server: ServerConfig): Promise<ProcessManagerCheck>;
+}
+
+export interface ProcessManagerCheck {
+  script: string;
+  items(facts: Facts): CheckItem[];
 }

@@ -15,6 +15,6 @@ export function processManagerOf(config: Pick<Config, "process">): ProcessManage
   return manager;
 }
 
-export function createProcessManager(config: Config): ProcessManager {
+export function createProcessManager(config: Config): Promise<ProcessManager> {
   return processManagerOf(config).create(config);
 }

@@ -158,47 +158,20 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
   return true;
 }
 
-async function keyStep(
+/**
+ * One login with whatever the server accepts before the deploy key is installed (--login-key, the
+ * agent, a password from NEXUS_SSH_PASSWORD or the terminal), tried in that order, to add it.
+ */
+async function installKeyOnce(
   server: ServerConfig,
   config: Config,
   options: SetupOptions,
-  connector: ReturnType<typeof createConnector>,
-  publicKey: string | undefined,
-  sessions: Map<string, SshSession>,
-): Promise<SshSession | undefined> {
+  target: ReturnType<typeof resolveTarget>,
+  publicKey: string,
+): Promise<void> {
   const { say } = options;
   const env = options.env ?? process.env;
-  const tryDeployKey = async (): Promise<SshSession | SshError> => {
-    try {
-      const session = await connector.connect(server);
-      sessions.set(server.name, session);
-      return session;
-    } catch (error) {
-      if (error instanceof SshError) return error;
-      throw error;
-    }
-  };
-  if (options.dryRun && !publicKey && config.ssh.privateKey) {
-    say(
-      `${server.name}: would install the new key in ~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
-    );
-    return undefined;
-  }
-  const first = await tryDeployKey();
-  if (!(first instanceof SshError)) {
-    say(`${server.name}: logs in as ${server.user} with the deploy key`);
-    return first;
-  }
-  if (first.kind !== "auth" || !publicKey) throw first;
-
-  const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
   const where = `${target.user}@${target.host}:${target.port}`;
-  if (options.dryRun) {
-    say(
-      `${server.name}: would install the deploy key in ${where}:~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
-    );
-    return undefined;
-  }
   const hostKey = new HostKeyCheck(
     readKnownHosts(config.ssh.knownHosts),
     target.host,
@@ -246,6 +219,49 @@ async function keyStep(
     throw new SetupError(
       `${server.name}: could not log in to install the deploy key (${problems.join("; ")})`,
     );
+}
+
+async function keyStep(
+  server: ServerConfig,
+  config: Config,
+  options: SetupOptions,
+  connector: ReturnType<typeof createConnector>,
+  publicKey: string | undefined,
+  sessions: Map<string, SshSession>,
+): Promise<SshSession | undefined> {
+  const { say } = options;
+  const tryDeployKey = async (): Promise<SshSession | SshError> => {
+    try {
+      const session = await connector.connect(server);
+      sessions.set(server.name, session);
+      return session;
+    } catch (error) {
+      if (error instanceof SshError) return error;
+      throw error;
+    }
+  };
+  if (options.dryRun && !publicKey && config.ssh.privateKey) {
+    say(
+      `${server.name}: would install the new key in ~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
+    );
+    return undefined;
+  }
+  const first = await tryDeployKey();
+  if (!(first instanceof SshError)) {
+    say(`${server.name}: logs in as ${server.user} with the deploy key`);
+    return first;
+  }
+  if (first.kind !== "auth" || !publicKey) throw first;
+
+  const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
+  const where = `${target.user}@${target.host}:${target.port}`;
+  if (options.dryRun) {
+    say(
+      `${server.name}: would install the deploy key in ${where}:~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
+    );
+    return undefined;
+  }
+  await installKeyOnce(server, config, options, target, publicKey);
   const second = await tryDeployKey();
   if (second instanceof SshError) throw second;
   say(`${server.name}: logs in as ${target.user} with the deploy key`);

@@ -1,9 +1,6 @@
 import type { BalancerDriver } from "../driver.js";
-import { checkHaproxy } from "./check.js";
 import { haproxyConfigCommand } from "./config-command.js";
-import { createHaproxy } from "./create.js";
 import { type HaproxyBalancerConfig, haproxyBalancerSchema } from "./schema.js";
-import { watchHaproxy } from "./watch.js";
 
 /**
  * HAProxy through its runtime API (haproxy.ts): drains and enables without a reload or a config
@@ -27,13 +24,14 @@ export const haproxyDriver: BalancerDriver<HaproxyBalancerConfig> = {
     }
     return problems;
   },
-  create: createHaproxy,
-  check: checkHaproxy,
+  create: async (entry, runner, context) =>
+    (await import("./create.js")).createHaproxy(entry, runner, context),
+  check: async (entry, context) => (await import("./check.js")).checkHaproxy(entry, context),
   async setup(entry, context) {
     context.say(
       `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`nexus haproxy-config\` prints them (set up as root)`,
     );
   },
-  watch: watchHaproxy,
+  watch: async (entry, context) => (await import("./watch.js")).watchHaproxy(entry, context),
   configCommand: haproxyConfigCommand,
 };

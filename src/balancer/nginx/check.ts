@@ -53,13 +53,25 @@ function passwordPrompt(text: string | undefined): boolean {
   );
 }
 
-export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckItem[] {
-  const v = facts.values;
-  const items: CheckItem[] = [];
-  const add = (check: string, status: CheckItem["status"], detail: string, fix?: string) =>
-    items.push({ target: ctx.target, check, status, detail, ...(fix ? { fix } : {}) });
-  const user = v.get("user") ?? "the login user";
+/** One check item of the balancer host, added to the report. */
+type Add = (check: string, status: CheckItem["status"], detail: string, fix?: string) => void;
 
+export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckItem[] {
+  const items: CheckItem[] = [];
+  const add: Add = (check, status, detail, fix) =>
+    items.push({ target: ctx.target, check, status, detail, ...(fix ? { fix } : {}) });
+  upstreamItems(facts, ctx, add);
+  testItem(facts, ctx, add);
+  includedItem(facts, ctx, add);
+  reloadItem(facts, ctx, add);
+  pidFileItem(facts, ctx, add);
+  return items;
+}
+
+/** The upstream file: there, readable, server lines only, every server listed, editable in place. */
+function upstreamItems(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
+  const v = facts.values;
+  const user = v.get("user") ?? "the login user";
   if (v.get("up_exists") !== "1" || v.get("up_readable") !== "1") {
     add(
       "upstream file",
@@ -105,7 +117,11 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
         `as root: chgrp <${user}'s group> ${ctx.upstreamFile} && chmod 664 ${ctx.upstreamFile} (nexus edits it in place and keeps its backup elsewhere)`,
       );
   }
+}
 
+/** The Nginx config test, run for real. */
+function testItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
+  const v = facts.values;
   const testOut = facts.sections.get("test");
   if (v.get("test_rc") === "0") add("nginx test", "ok", ctx.testCommand);
   else if (passwordPrompt(testOut))
@@ -122,7 +138,11 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
       `\`${ctx.testCommand}\` failed: ${lastLine(testOut)}`,
       "fix the Nginx configuration (or balancer.testCommand); as non-root it needs `sudo -n`",
     );
+}
 
+/** The running config (`nginx -T`) includes the upstream file: else edits to it change nothing. */
+function includedItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
+  const v = facts.values;
   if (!ctx.hasDump)
     add(
       "upstream included",
@@ -152,7 +172,12 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
         `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`,
       );
   }
+}
 
+/** The reload: allowed without a password (asked of sudo, not run), or able to signal the master. */
+function reloadItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
+  const v = facts.values;
+  const user = v.get("user") ?? "the login user";
   const masterUid = v.get("master_uid");
   if (!/^\s*sudo\b/.test(ctx.reloadCommand)) {
     // Without sudo, only the master's owner (or root) may signal it: Nginx's is root's on a server.
@@ -185,7 +210,12 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
       `sudo does not allow \`${ctx.reloadCommand}\` without a password: ${lastLine(facts.sections.get("reload"))}`,
       SUDOERS_FIX,
     );
+}
 
+/** The master's pid file, which a reload's confirmation reads. */
+function pidFileItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
+  const v = facts.values;
+  const user = v.get("user") ?? "the login user";
   if (v.get("pid_readable") !== "1")
     add(
       "pid file",
@@ -201,7 +231,6 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
       "start Nginx, or fix balancer.pidFile",
     );
   else add("pid file", "ok", ctx.pidFile);
-  return items;
 }
 
 function lastLine(text: string | undefined): string {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { ServerConfig } from "../../config/load.js";
 import { script } from "../../remote/op.js";
 import { procNetTcpAddress } from "../../remote/proc-net-tcp.js";
-import type { CommandRunner } from "../../ssh/session.js";
+import type { CommandRunner, ExecResult } from "../../ssh/session.js";
 import { sleep } from "../../util/sleep.js";
 import type { BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
 import { BalancerError } from "../balancer-error.js";
@@ -158,6 +158,23 @@ export class NginxBalancer implements Balancer {
     const result = await this.runner.exec(command, { stdin: text });
     const written: (number | null)[] = [0, APPLY_EXIT.reloadUnconfirmed, APPLY_EXIT.reloadTimeout];
     if (written.includes(result.code)) this.known = text;
+    if ((await this.applied(result)) === "changed") return "changed";
+    // Only a drain's reload retires workers that may still route to a drained server: an
+    // enable's old workers had every server this change leaves out already out.
+    if (draining)
+      this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
+        .split(" ")
+        .map(Number)
+        .filter((pid) => pid > 0);
+    return "done";
+  }
+
+  /**
+   * What APPLY_SCRIPT's exit says: in force ("done"), the file changed under us ("changed": read
+   * and edit again), or an error naming the fix (a refused test leaves the file as it was).
+   */
+  private async applied(result: ExecResult): Promise<"done" | "changed"> {
+    const file = this.options.upstreamFile;
     const output = (result.stderr || result.stdout).trim();
     switch (result.code) {
       case 0:
@@ -193,13 +210,6 @@ export class NginxBalancer implements Balancer {
           `${this.host}: the Nginx reload failed, ${file} was restored:\n${output}${sudoHint(output)}`,
         );
     }
-    // Only a drain's reload retires workers that may still route to a drained server: an
-    // enable's old workers had every server this change leaves out already out.
-    if (draining)
-      this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "")
-        .split(" ")
-        .map(Number)
-        .filter((pid) => pid > 0);
     return "done";
   }
 

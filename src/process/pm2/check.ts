@@ -2,9 +2,11 @@ import type { Facts } from "../../check/facts.js";
 import { SAY_FUNCTION } from "../../check/facts.js";
 import { programItem } from "../../check/server-checks.js";
 import type { CheckItem } from "../../check/types.js";
+import type { Config, ServerConfig } from "../../config/load.js";
 import { script } from "../../remote/op.js";
 import { procNetTcpAddress, procNetTcpPort } from "../../remote/proc-net-tcp.js";
 import { scriptFile, withFunctions } from "../../remote/script-file.js";
+import type { ProcessManagerCheck } from "../driver.js";
 
 /**
  * $1 the app port and $2 the app's address as /proc/net/tcp writes them (hex; $2 empty when the
@@ -77,4 +79,15 @@ export function pm2Items(facts: Facts, ctx: Pm2CheckContext): CheckItem[] {
       `stop it (as root, \`ss -ltnp 'sport = :${ctx.appPort}'\` names it), or set app.port to a free port`,
     );
   return items;
+}
+
+/** `nexus check` of PM2 on one server (process/driver.ts). */
+export function pm2Check(config: Config, server: ServerConfig): ProcessManagerCheck {
+  const context = { appPort: config.app.port, pm2Name: config.pm2.name };
+  // The app's address as its upstream names it: only a listener there (or on all addresses) holds its port.
+  const appHost = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  return {
+    script: pm2CheckScript({ ...context, appHost }),
+    items: (facts) => pm2Items(facts, { ...context, server: server.name }),
+  };
 }

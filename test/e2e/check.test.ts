@@ -3,6 +3,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { CheckItem, CheckReport } from "../../src/check/types.js";
+import { binDirWithout } from "../fixtures/path-without.js";
 import { giveToHostUser, hostHome, nexus, uniqueRelease, waitForPort, writeConfig } from "./helpers.js";
 import { sandboxInfo } from "./sandbox-env.js";
 
@@ -86,7 +87,9 @@ describe("nexus check", () => {
   it("pm2 not on the non-interactive PATH", async () => {
     const bashrc = path.join(hostHome("nexus-beta"), ".bashrc");
     const original = readFileSync(bashrc, "utf8");
-    appendFileSync(bashrc, "export PATH=/usr/bin:/bin\n");
+    // Every command of the machine but pm2 (one installed globally in /usr/bin included).
+    const bin = binDirWithout(path.join(hostHome("nexus-beta"), "no-pm2-bin"), ["pm2"]);
+    appendFileSync(bashrc, `export PATH=${bin}\n`);
     try {
       const { exitCode, report } = await check();
       expect(exitCode).toBe(1);
@@ -95,6 +98,7 @@ describe("nexus check", () => {
       expect(item.fix).toMatch(/npm install -g pm2|PATH/);
     } finally {
       writeFileSync(bashrc, original);
+      rmSync(bin, { recursive: true, force: true });
     }
   });
 

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
+import path from "node:path";
 import type { DeployEvent, Outcome, SummaryRow } from "../events/events.js";
 import { formatWatched, outcomeLine } from "./format.js";
 import { PlainReporter } from "./plain.js";
@@ -110,7 +111,7 @@ export class GithubReporter implements Reporter {
         return;
       case "error":
         this.failed = true;
-        this.annotate("error", event.server, event.message);
+        this.annotate("error", event.server, event.message, event.file ? event : undefined);
         return;
       case "gate-failed":
         this.plain.emit(event);
@@ -160,9 +161,28 @@ export class GithubReporter implements Reporter {
     this.inGroup = false;
   }
 
-  private annotate(level: "error" | "warning", server: string | undefined, message: string): void {
+  private annotate(
+    level: "error" | "warning",
+    server: string | undefined,
+    message: string,
+    place?: { file?: string; line?: number; column?: number },
+  ): void {
     const title = server ? `nexus: ${server}` : "nexus";
-    this.write(`::${level} title=${escapeProperty(title)}::${escapeData(message)}`);
+    const properties = [
+      ...(place?.file ? [`file=${escapeProperty(this.workspacePath(place.file))}`] : []),
+      ...(place?.line ? [`line=${place.line}`] : []),
+      ...(place?.column ? [`col=${place.column}`] : []),
+      `title=${escapeProperty(title)}`,
+    ];
+    this.write(`::${level} ${properties.join(",")}::${escapeData(message)}`);
+  }
+
+  /** Annotations name files from the repository's root ($GITHUB_WORKSPACE), not from nexus's cwd. */
+  private workspacePath(file: string): string {
+    const workspace = this.env.GITHUB_WORKSPACE;
+    if (!workspace) return file;
+    const relative = path.relative(workspace, path.resolve(file));
+    return relative.startsWith("..") || path.isAbsolute(relative) ? file : relative;
   }
 
   private appendTo(variable: "GITHUB_STEP_SUMMARY" | "GITHUB_OUTPUT", text: string): void {

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
+import { parseConfigText, problemPath, withPositions } from "../../src/config/positions.js";
 
 const VALID = {
   app: { name: "api", root: ".", start: "server.js", port: 3000, exclude: ["*.tmp"] },
@@ -85,7 +86,12 @@ describe("config loader under random mutations", () => {
           for (const problem of problems) {
             // "servers[1].port: …", "(top level): …", 'servers[0].env["a b"]: …'
             expect(problem).toMatch(/^(\(top level\)|[$A-Za-z_][\w$]*|\[)[^\n]*?: \S/);
+            expect(problemPath(problem), problem).toBeDefined();
           }
+          // ...so that each is placed at a line and column of the file.
+          const text = JSON.stringify(config, null, 2);
+          const located = withPositions(error as ConfigError, parseConfigText(text, "deploy.config.json"));
+          expect(located.locations.filter(Boolean)).toHaveLength(problems.length);
           expect(message).not.toMatch(/\n\s+at /);
         }
       }),

@@ -1,5 +1,6 @@
 import v8 from "node:v8";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { assertEntriesShip } from "../artifact/entries.js";
 import { selectConfiguredApp } from "../artifact/pack.js";
 import {
   renderProxySettings,
@@ -98,6 +99,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
               if (opts.releaseId) assertReleaseIdFlag(opts.releaseId);
               const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
               const app = await selectConfiguredApp(config);
+              // The build does not run in a dry run: what it makes need not exist yet.
+              await assertEntriesShip(config, { built: !config.app.build });
               for (const message of app.warnings) reporter.emit({ type: "warn", message });
               if (global.json) {
                 printResult({

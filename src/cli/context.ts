@@ -66,8 +66,8 @@ export function errorEvents(error: unknown): Extract<DeployEvent, { type: "error
       return {
         type: "error",
         message: `${where(located.file, at)}: ${problem}`,
-        file: located.file,
-        ...(at ? { line: at.line, column: at.column } : {}),
+        // A place only where there is a line to point at (not for a file that is missing).
+        ...(at ? { file: located.file, line: at.line, column: at.column } : {}),
       };
     });
   }

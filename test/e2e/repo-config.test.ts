@@ -20,7 +20,10 @@ describe("the repository's deploy.config.json", () => {
     const text = JSON.stringify({ ...data, rolling: { ...data.rolling, watch: "2s" } })
       .replaceAll(".sandbox/", `${info.dir}/`)
       .replaceAll("127.0.0.", TEST_IP_PREFIX)
-      .replace('"root":"fixtures/app"', `"root":${JSON.stringify(path.join(PROJECT_ROOT, "fixtures", "app"))}`);
+      .replace(
+        '"root":"fixtures/app"',
+        `"root":${JSON.stringify(path.join(PROJECT_ROOT, "fixtures", "app"))}`,
+      );
     const file = path.join(os.tmpdir(), `nexus-repo-config-${Math.random().toString(16).slice(2)}.json`);
     writeFileSync(file, text);
     const run = await nexus(["-c", file, "deploy", "--release-id", uniqueRelease("repo")]);

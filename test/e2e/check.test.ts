@@ -149,7 +149,16 @@ describe("nexus check", () => {
     const item = failed(report, "deploy path");
     expect(item.detail).toMatch(/not writable/);
     expect(item.fix).toMatch(/chown/);
-  });
+    if (info.login !== "deploy-user") return;
+    // The fix, run as printed (the sandbox's servers are this machine), makes it writable.
+    try {
+      await runRootFix(item.fix, os.tmpdir());
+      const { report: after } = await check({ deployPath: "/opt/nexus-check-not-writable/app" });
+      expect(after.items.filter((i) => i.check === "deploy path").every((i) => i.status === "ok")).toBe(true);
+    } finally {
+      rmSync("/opt/nexus-check-not-writable", { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it("the app port held by another process", async () => {
     // A stranger on beta's address, on the port this config gives the app.
@@ -191,7 +200,7 @@ describe("nexus check", () => {
   /** The command a fix gives "as root:", in backticks, run as printed (`nexus` is this checkout's CLI). */
   async function runRootFix(fix: string | undefined, cwd: string): Promise<void> {
     // The sandbox's balancer host is this machine.
-    const command = /as root on the balancer host: `([^`]+)`/.exec(fix ?? "")?.[1];
+    const command = /as root on the (?:balancer host|server): `([^`]+)`/.exec(fix ?? "")?.[1];
     if (!command) throw new Error(`no "as root: \`...\`" command in the fix: ${fix}`);
     const cli = `node ${JSON.stringify(path.join(PROJECT_ROOT, "bin", "nexus.js"))}`;
     const run = await execa("sh", ["-c", command.replace(/^nexus /, `${cli} `)], {

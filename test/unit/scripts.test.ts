@@ -365,7 +365,7 @@ describe("release steps round trip under sh", () => {
     } finally {
       for (const child of [inside, stubborn, other]) child.kill("SIGKILL");
     }
-  }, 20_000);
+  }, 60_000);
 
   it("keeps a private file beside it on the server and puts it back, as often as asked; none kept when there is none", () => {
     const dir = tmp("keep");
@@ -643,7 +643,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     await expect(prepared.persist()).rejects.toThrow(/pm2 save failed: no answer from PM2 within 5s/);
     expect(prepared.alive).toBe(true);
     prepared.close();
-  }, 15_000);
+  }, 60_000);
 
   it("the program has no single quote and no dollar sign: it sits in single quotes in sh", () => {
     expect(PROGRAM).not.toMatch(/['$]/);

@@ -31,4 +31,15 @@ describe("the repository's deploy.config.json", () => {
     expect(run.all).toMatch(/watch/);
     expect(run.all).not.toMatch(/not readable|does not exist/);
   });
+
+  it("and the HAProxy config `sandbox up --balancer haproxy` writes deploys with rolling.watch too", async () => {
+    const info = sandboxInfo();
+    if (!info.haproxy) throw new Error("the e2e sandbox runs HAProxy");
+    const data = JSON.parse(readFileSync(info.haproxy.deployConfig, "utf8")) as Record<string, any>;
+    const file = path.join(os.tmpdir(), `nexus-haproxy-config-${Math.random().toString(16).slice(2)}.json`);
+    writeFileSync(file, JSON.stringify({ ...data, rolling: { watch: "2s" } }));
+    const run = await nexus(["-c", file, "deploy", "--release-id", uniqueRelease("repo-haproxy")]);
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.all).toMatch(/watch/);
+  });
 });

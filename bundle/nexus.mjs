@@ -56267,7 +56267,7 @@ function serverItems(facts, ctx) {
       "deploy path",
       "fail",
       `${existing} is not writable by ${v2.get("user") ?? "the login user"} (${v2.get("deploy_owner") ?? "?"})`,
-      `as root: mkdir -p ${ctx.deployPath} && chown ${v2.get("user") ?? "<user>"}: ${ctx.deployPath}; or set deployPath under the user's home ("~/apps/<name>")`
+      `as root on the server: \`mkdir -p ${shq(ctx.deployPath)} && chown ${shq(v2.get("user") ?? "<user>")}: ${shq(ctx.deployPath)}\`; or set deployPath under the user's home ("~/apps/<name>")`
     );
   const freeKb = Number.parseInt(v2.get("free_kb") ?? "", 10);
   if (Number.isFinite(freeKb)) {

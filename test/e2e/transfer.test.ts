@@ -1,5 +1,7 @@
 import {
+  chmodSync,
   closeSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -38,7 +40,16 @@ const SFTP_SERVER = [
   "/usr/libexec/openssh/sftp-server",
   "/usr/libexec/sftp-server",
 ].find((file) => existsSync(file));
-const CORRUPTING = `${process.execPath} ${path.join(PROJECT_ROOT, "fixtures", "sftp-corrupt.mjs")} ${SFTP_SERVER} -d %h`;
+/** The hosts' login user runs it: a copy outside the checkout, which may sit in a closed home (/root). */
+function reachableCopy(file: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-fixture-"));
+  chmodSync(dir, 0o755);
+  const copy = path.join(dir, path.basename(file));
+  copyFileSync(file, copy);
+  chmodSync(copy, 0o644);
+  return copy;
+}
+const CORRUPTING = `${process.execPath} ${reachableCopy(path.join(PROJECT_ROOT, "fixtures", "sftp-corrupt.mjs"))} ${SFTP_SERVER} -d %h`;
 
 let info: SandboxInfo;
 let dir: string;

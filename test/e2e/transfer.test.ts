@@ -21,7 +21,7 @@ import { execa } from "execa";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxInfo } from "../../src/sandbox/index.js";
-import { sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
+import { sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { fetchCommand, fetchInput } from "../../src/transfer/fetch-command.js";
 import { ArtifactServer } from "../../src/transfer/http-server.js";
 import { APP_NAME, nexus, uniqueRelease, writeConfig } from "./helpers.js";
@@ -117,8 +117,8 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
 
   afterAll(async () => {
     if (!info) return;
-    await sandboxDown(dir);
-    await rm(dir, { recursive: true, force: true });
+    // The state dir too (dir is a link to it, under /var/tmp).
+    await sandboxPurge(dir);
   });
 
   it("auto: SFTP where it works; HTTP without SFTP, when it exits, and for a corrupted upload; all serve the release", async () => {

@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path20 = __require("node:path");
+    var path22 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path20.resolve(baseDir, baseName);
+          const localBin = path22.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path20.extname(baseName))) return void 0;
+          if (sourceExt.includes(path22.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path20.resolve(
-            path20.dirname(resolvedScriptPath),
+          executableDir = path22.resolve(
+            path22.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path20.basename(
+            const legacyName = path22.basename(
               this._scriptPath,
-              path20.extname(this._scriptPath)
+              path22.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path20.extname(executableFile));
+        launchWithNode = sourceExt.includes(path22.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path20.basename(filename, path20.extname(filename));
+        this._name = path22.basename(filename, path22.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path21) {
-        if (path21 === void 0) return this._executableDir;
-        this._executableDir = path21;
+      executableDir(path23) {
+        if (path23 === void 0) return this._executableDir;
+        this._executableDir = path23;
         return this;
       }
       /**
@@ -4004,26 +4004,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path20) => {
-      const end = path20.length - 1;
-      const index = path20.lastIndexOf(
+    var basenameOf = (path22) => {
+      const end = path22.length - 1;
+      const index = path22.lastIndexOf(
         SLASH,
-        path20[end] === SLASH ? end - 1 : end
+        path22[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path20 : path20.slice(index + 1);
+      return index < 0 ? path22 : path22.slice(index + 1);
     };
-    var parentOf = (path20) => {
-      if (path20.charCodeAt(0) === SLASH_CODE || path20.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path20.split(SLASH).filter(Boolean);
+    var parentOf = (path22) => {
+      if (path22.charCodeAt(0) === SLASH_CODE || path22.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path22.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path20.length - 1;
-      const cut = path20.lastIndexOf(
+      const end = path22.length - 1;
+      const cut = path22.lastIndexOf(
         SLASH,
-        path20.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path22.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path20.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path22.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -4173,7 +4173,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path20) {
+      testLiteral(path22) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -4182,7 +4182,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path20)) {
+          if (rule.checkRegex.test(path22)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -4202,15 +4202,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path20, mode) {
+      test(path22, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename = shortcut ? basenameOf(path20) : path20;
+        const basename2 = shortcut ? basenameOf(path22) : path22;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename : path20
+            shortcut && rule._basenameOnly ? basename2 : path22
           )) {
             const { negative } = rule;
             const ret = {
@@ -4232,17 +4232,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path20, originalPath, doThrow) => {
-      if (!isString(path20)) {
+    var checkPath = (path22, originalPath, doThrow) => {
+      if (!isString(path22)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path20) {
+      if (!path22) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path20)) {
+      if (checkPath.isNotRelative(path22)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -4251,25 +4251,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path20) => {
-      const first = path20.charCodeAt(0);
+    var isNotRelative = (path22) => {
+      const first = path22.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path20.length === 1) {
+      if (path22.length === 1) {
         return true;
       }
-      const second = path20.charCodeAt(1);
+      const second = path22.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path20.length === 2 || path20.charCodeAt(2) === SLASH_CODE;
+      return path22.length === 2 || path22.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -4300,59 +4300,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path20) {
+      _test(originalPath, cache, path22) {
         checkPath(
-          path20,
+          path22,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path20 ? this._t(path20, cache) : {
+        return path22 ? this._t(path22, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path20 = convertPath(target);
-        if (!path20 || path20.charCodeAt(path20.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path20);
+        const path22 = convertPath(target);
+        if (!path22 || path22.charCodeAt(path22.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path22);
         }
-        const dir = this._t(path20, this._testCache);
+        const dir = this._t(path22, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal2 = this._rules.testLiteral(path20);
+        const literal2 = this._rules.testLiteral(path22);
         return literal2.ignored || literal2.unignored ? literal2 : dir;
       }
-      _t(path20, cache) {
-        const cached2 = cache[path20];
+      _t(path22, cache) {
+        const cached2 = cache[path22];
         if (cached2) {
           return cached2;
         }
-        const parentPath = parentOf(path20);
+        const parentPath = parentOf(path22);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path20] = parent && parent.ignored ? parent : this._rules.test(path20, MODE_IGNORE);
+        return cache[path22] = parent && parent.ignored ? parent : this._rules.test(path22, MODE_IGNORE);
       }
-      ignores(path20) {
-        return this._test(path20, this._ignoreCache, convertPath(path20)).ignored;
+      ignores(path22) {
+        return this._test(path22, this._ignoreCache, convertPath(path22)).ignored;
       }
       createFilter() {
-        return (path20) => !this.ignores(path20);
+        return (path22) => !this.ignores(path22);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path20) {
-        return this._test(path20, this._testCache, convertPath(path20));
+      test(path22) {
+        return this._test(path22, this._testCache, convertPath(path22));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path20) => checkPath(convertPath(path20), path20, RETURN_FALSE);
+    var isPathValid = (path22) => checkPath(convertPath(path22), path22, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path20) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path20) || isNotRelative(path20);
+      checkPath.isNotRelative = (path22) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path22) || isNotRelative(path22);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -7380,7 +7380,7 @@ function listUpstreamServers(text2, upstreamName) {
 }
 function setServerDown(text2, address, down, upstreamName) {
   const upstreams = upstreamNames(text2);
-  const where = upstreamName === void 0 ? `any upstream block` : `upstream ${JSON.stringify(upstreamName)}`;
+  const where2 = upstreamName === void 0 ? `any upstream block` : `upstream ${JSON.stringify(upstreamName)}`;
   const inFile = `upstream blocks in file: ${upstreams.length > 0 ? upstreams.join(", ") : "none"}`;
   if (upstreamName !== void 0 && upstreams.length > 0 && !upstreams.includes(upstreamName)) {
     throw new UpstreamEditError(
@@ -7392,12 +7392,12 @@ function setServerDown(text2, address, down, upstreamName) {
   const matches = parseServers(text2, upstreamName).filter((server2) => server2.address === address);
   const [server] = matches;
   if (server === void 0) {
-    throw new UpstreamEditError(`Server ${address} not found in ${where} (${inFile})`, address, upstreams);
+    throw new UpstreamEditError(`Server ${address} not found in ${where2} (${inFile})`, address, upstreams);
   }
   if (matches.length > 1) {
     const places = matches.map((match3) => `${match3.upstream} line ${match3.line}`).join(", ");
     throw new UpstreamEditError(
-      `Server ${address} appears ${matches.length} times in ${where} (${places}); name the upstream to edit (${inFile})`,
+      `Server ${address} appears ${matches.length} times in ${where2} (${places}); name the upstream to edit (${inFile})`,
       address,
       upstreams
     );
@@ -8601,7 +8601,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path20, options) {
+    function checkPathExt(path22, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -8612,25 +8612,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path20.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path22.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat9, path20, options) {
-      if (!stat9.isSymbolicLink() && !stat9.isFile()) {
+    function checkStat(stat10, path22, options) {
+      if (!stat10.isSymbolicLink() && !stat10.isFile()) {
         return false;
       }
-      return checkPathExt(path20, options);
+      return checkPathExt(path22, options);
     }
-    function isexe(path20, options, cb) {
-      fs2.stat(path20, function(er2, stat9) {
-        cb(er2, er2 ? false : checkStat(stat9, path20, options));
+    function isexe(path22, options, cb) {
+      fs2.stat(path22, function(er2, stat10) {
+        cb(er2, er2 ? false : checkStat(stat10, path22, options));
       });
     }
-    function sync(path20, options) {
-      return checkStat(fs2.statSync(path20), path20, options);
+    function sync(path22, options) {
+      return checkStat(fs2.statSync(path22), path22, options);
     }
   }
 });
@@ -8641,21 +8641,21 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path20, options, cb) {
-      fs2.stat(path20, function(er2, stat9) {
-        cb(er2, er2 ? false : checkStat(stat9, options));
+    function isexe(path22, options, cb) {
+      fs2.stat(path22, function(er2, stat10) {
+        cb(er2, er2 ? false : checkStat(stat10, options));
       });
     }
-    function sync(path20, options) {
-      return checkStat(fs2.statSync(path20), options);
+    function sync(path22, options) {
+      return checkStat(fs2.statSync(path22), options);
     }
-    function checkStat(stat9, options) {
-      return stat9.isFile() && checkMode(stat9, options);
+    function checkStat(stat10, options) {
+      return stat10.isFile() && checkMode(stat10, options);
     }
-    function checkMode(stat9, options) {
-      var mod = stat9.mode;
-      var uid = stat9.uid;
-      var gid = stat9.gid;
+    function checkMode(stat10, options) {
+      var mod = stat10.mode;
+      var uid = stat10.uid;
+      var gid = stat10.gid;
       var myUid = options.uid !== void 0 ? options.uid : process.getuid && process.getuid();
       var myGid = options.gid !== void 0 ? options.gid : process.getgid && process.getgid();
       var u3 = parseInt("100", 8);
@@ -8680,7 +8680,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path20, options, cb) {
+    function isexe(path22, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -8689,17 +8689,17 @@ var require_isexe = __commonJS({
         if (typeof Promise !== "function") {
           throw new TypeError("callback not provided");
         }
-        return new Promise(function(resolve2, reject) {
-          isexe(path20, options || {}, function(er2, is2) {
+        return new Promise(function(resolve3, reject) {
+          isexe(path22, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
-              resolve2(is2);
+              resolve3(is2);
             }
           });
         });
       }
-      core(path20, options || {}, function(er2, is2) {
+      core(path22, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -8709,9 +8709,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path20, options) {
+    function sync(path22, options) {
       try {
-        return core.sync(path20, options || {});
+        return core.sync(path22, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -8727,7 +8727,7 @@ var require_isexe = __commonJS({
 var require_which = __commonJS({
   "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path20 = __require("path");
+    var path22 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -8760,27 +8760,27 @@ var require_which = __commonJS({
         opt = {};
       const { pathEnv, pathExt, pathExtExe } = getPathInfo(cmd2, opt);
       const found = [];
-      const step = (i2) => new Promise((resolve2, reject) => {
+      const step = (i2) => new Promise((resolve3, reject) => {
         if (i2 === pathEnv.length)
-          return opt.all && found.length ? resolve2(found) : reject(getNotFoundError(cmd2));
+          return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path20.join(pathPart, cmd2);
+        const pCmd = path22.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
-        resolve2(subStep(p2, i2, 0));
+        resolve3(subStep(p2, i2, 0));
       });
-      const subStep = (p2, i2, ii2) => new Promise((resolve2, reject) => {
+      const subStep = (p2, i2, ii2) => new Promise((resolve3, reject) => {
         if (ii2 === pathExt.length)
-          return resolve2(step(i2 + 1));
+          return resolve3(step(i2 + 1));
         const ext = pathExt[ii2];
         isexe(p2 + ext, { pathExt: pathExtExe }, (er2, is2) => {
           if (!er2 && is2) {
             if (opt.all)
               found.push(p2 + ext);
             else
-              return resolve2(p2 + ext);
+              return resolve3(p2 + ext);
           }
-          return resolve2(subStep(p2, i2, ii2 + 1));
+          return resolve3(subStep(p2, i2, ii2 + 1));
         });
       });
       return cb ? step(0).then((res) => cb(null, res), cb) : step(0);
@@ -8792,7 +8792,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path20.join(pathPart, cmd2);
+        const pCmd = path22.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -8840,7 +8840,7 @@ var require_path_key = __commonJS({
 var require_resolveCommand = __commonJS({
   "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path20 = __require("path");
+    var path22 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -8858,7 +8858,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path20.delimiter : void 0
+          pathExt: withoutPathExt ? path22.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -8867,7 +8867,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path20.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path22.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -8921,8 +8921,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path20, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path20.split("/").pop();
+      const [path22, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path22.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -8957,7 +8957,7 @@ var require_readShebang = __commonJS({
 var require_parse = __commonJS({
   "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path20 = __require("path");
+    var path22 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -8982,7 +8982,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path20.normalize(parsed.command);
+        parsed.command = path22.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -8992,7 +8992,7 @@ var require_parse = __commonJS({
       }
       return parsed;
     }
-    function parse3(command, args, options) {
+    function parse4(command, args, options) {
       if (args && !Array.isArray(args)) {
         options = args;
         args = null;
@@ -9011,7 +9011,7 @@ var require_parse = __commonJS({
       };
       return options.shell ? parsed : parseNonShell(parsed);
     }
-    module.exports = parse3;
+    module.exports = parse4;
   }
 });
 
@@ -9029,19 +9029,19 @@ var require_enoent = __commonJS({
         spawnargs: original.args
       });
     }
-    function hookChildProcess(cp, parsed) {
+    function hookChildProcess(cp2, parsed) {
       if (!isWin) {
         return;
       }
-      const originalEmit = cp.emit;
-      cp.emit = function(name, arg1) {
+      const originalEmit = cp2.emit;
+      cp2.emit = function(name, arg1) {
         if (name === "exit") {
           const err = verifyENOENT(arg1, parsed);
           if (err) {
-            return originalEmit.call(cp, "error", err);
+            return originalEmit.call(cp2, "error", err);
           }
         }
-        return originalEmit.apply(cp, arguments);
+        return originalEmit.apply(cp2, arguments);
       };
     }
     function verifyENOENT(status, parsed) {
@@ -9069,25 +9069,25 @@ var require_enoent = __commonJS({
 var require_cross_spawn = __commonJS({
   "node_modules/cross-spawn/index.js"(exports, module) {
     "use strict";
-    var cp = __require("child_process");
-    var parse3 = require_parse();
+    var cp2 = __require("child_process");
+    var parse4 = require_parse();
     var enoent = require_enoent();
     function spawn4(command, args, options) {
-      const parsed = parse3(command, args, options);
-      const spawned = cp.spawn(parsed.command, parsed.args, parsed.options);
+      const parsed = parse4(command, args, options);
+      const spawned = cp2.spawn(parsed.command, parsed.args, parsed.options);
       enoent.hookChildProcess(spawned, parsed);
       return spawned;
     }
     function spawnSync3(command, args, options) {
-      const parsed = parse3(command, args, options);
-      const result = cp.spawnSync(parsed.command, parsed.args, parsed.options);
+      const parsed = parse4(command, args, options);
+      const result = cp2.spawnSync(parsed.command, parsed.args, parsed.options);
       result.error = result.error || enoent.verifyENOENTSync(result.status, parsed);
       return result;
     }
     module.exports = spawn4;
     module.exports.spawn = spawn4;
     module.exports.sync = spawnSync3;
-    module.exports._parse = parse3;
+    module.exports._parse = parse4;
     module.exports._enoent = enoent;
   }
 });
@@ -9117,7 +9117,7 @@ var init_default2 = __esm({
 // node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path2 from "node:path";
+import path3 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -9125,12 +9125,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path2.resolve(toPath(startPath));
+      let currentPath = path3.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path2.resolve(currentPath, "..");
+        currentPath = path3.resolve(currentPath, "..");
       }
     }
   };
@@ -9146,7 +9146,7 @@ var init_node = __esm({
 
 // node_modules/npm-run-path/index.js
 import process4 from "node:process";
-import path3 from "node:path";
+import path4 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/npm-run-path/index.js"() {
@@ -9159,27 +9159,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process4.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path3.resolve(toPath(cwd));
+      const cwdPath = path4.resolve(toPath(cwd));
       const result = [];
-      const pathParts = pathOption.split(path3.delimiter);
+      const pathParts = pathOption.split(path4.delimiter);
       if (preferLocal) {
         applyPreferLocal(result, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path3.delimiter ? `${result.join(path3.delimiter)}${pathOption}` : [...result, pathOption].join(path3.delimiter);
+      return pathOption === "" || pathOption === path4.delimiter ? `${result.join(path4.delimiter)}${pathOption}` : [...result, pathOption].join(path4.delimiter);
     };
     applyPreferLocal = (result, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path3.join(directory, "node_modules/.bin");
+        const pathPart = path4.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result.push(pathPart);
         }
       }
     };
     applyExecPath = (result, pathParts, execPath2, cwdPath) => {
-      const pathPart = path3.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path4.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result.push(pathPart);
       }
@@ -9860,8 +9860,8 @@ var init_deferred = __esm({
   "node_modules/execa/lib/utils/deferred.js"() {
     createDeferred = () => {
       const methods = {};
-      const promise = new Promise((resolve2, reject) => {
-        Object.assign(methods, { resolve: resolve2, reject });
+      const promise = new Promise((resolve3, reject) => {
+        Object.assign(methods, { resolve: resolve3, reject });
       });
       return Object.assign(promise, methods);
     };
@@ -10463,7 +10463,7 @@ var init_timeout = __esm({
 
 // node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path4 from "node:path";
+import path5 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/execa/lib/methods/node.js"() {
@@ -10486,7 +10486,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path4.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path5.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -10496,7 +10496,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path4.basename(file, ".exe") === "node") {
+      if (path5.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -10598,7 +10598,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/execa/lib/arguments/cwd.js
 import { statSync } from "node:fs";
-import path5 from "node:path";
+import path6 from "node:path";
 import process5 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -10606,7 +10606,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path5.resolve(cwdString);
+      return path6.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -10639,7 +10639,7 @@ ${originalMessage}`;
 });
 
 // node_modules/execa/lib/arguments/options.js
-import path6 from "node:path";
+import path7 from "node:path";
 import process6 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -10673,7 +10673,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process6.platform === "win32" && path6.basename(file, ".exe") === "cmd") {
+      if (process6.platform === "win32" && path7.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -13113,13 +13113,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path20, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path20 === "string" ? path20 : path20.toString();
+      for (const { path: path22, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path22 === "string" ? path22 : path22.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync(path20, serializedResult);
+          appendFileSync(path22, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path20, serializedResult);
+          writeFileSync(path22, serializedResult);
         }
       }
     };
@@ -15159,11 +15159,11 @@ var init_concurrent = __esm({
       const promises = weakMap.get(stream);
       const promise = createDeferred();
       promises.push(promise);
-      const resolve2 = promise.resolve.bind(promise);
-      return { resolve: resolve2, promises };
+      const resolve3 = promise.resolve.bind(promise);
+      return { resolve: resolve3, promises };
     };
-    waitForConcurrentStreams = async ({ resolve: resolve2, promises }, subprocess) => {
-      resolve2();
+    waitForConcurrentStreams = async ({ resolve: resolve3, promises }, subprocess) => {
+      resolve3();
       const [isSubprocessExit] = await Promise.race([
         Promise.allSettled([true, subprocess]),
         Promise.all([false, ...promises])
@@ -15892,12 +15892,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path20, indent = "") {
-  return `${indent}access_log ${path20} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path22, indent = "") {
+  return `${indent}access_log ${path22} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path20) {
+function logFormatAdvice(path22) {
   return `${logFormatDirective()}
-${accessLogDirective(path20)}`;
+${accessLogDirective(path22)}`;
 }
 function scanNginxDump(dump) {
   const text2 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -15913,9 +15913,9 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs };
 }
-function dumpLogsInNexusFormat(finding, path20) {
+function dumpLogsInNexusFormat(finding, path22) {
   return finding.accessLogs.some(
-    ([file, format2]) => finding.compatibleFormats.includes(format2) && (file === path20 || !file.startsWith("/") && path20.endsWith(`/${file.replace(/^\.\//, "")}`))
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && (file === path22 || !file.startsWith("/") && path22.endsWith(`/${file.replace(/^\.\//, "")}`))
   );
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
@@ -15960,9 +15960,9 @@ function judge(input) {
   const untouchedRate = enough(input.untouched) ? rate(input.untouched) : void 0;
   const baselineRate = enough(input.baseline) ? rate(input.baseline) : void 0;
   const reference = untouchedRate !== void 0 ? { name: "untouched", rate: untouchedRate, what: "the untouched servers' rate" } : baselineRate !== void 0 ? { name: "baseline", rate: baselineRate, what: "the fleet's rate before the deploy" } : void 0;
-  const relative = reference ? reference.rate * thresholds.maxRatioToUntouched : 0;
-  const limit = Math.max(thresholds.maxFailureRatio, relative);
-  const threshold = reference && relative > thresholds.maxFailureRatio ? reference.name : "maxFailureRatio";
+  const relative2 = reference ? reference.rate * thresholds.maxRatioToUntouched : 0;
+  const limit = Math.max(thresholds.maxFailureRatio, relative2);
+  const threshold = reference && relative2 > thresholds.maxFailureRatio ? reference.name : "maxFailureRatio";
   const limitText = threshold === "maxFailureRatio" || !reference ? `maxFailureRatio ${percent(thresholds.maxFailureRatio)}` : `${thresholds.maxRatioToUntouched}\xD7 ${reference.what} ${percent(reference.rate)}`;
   const servers2 = input.watched.map((tally) => {
     const r = rate(tally);
@@ -22485,7 +22485,7 @@ var require_crypto = __commonJS({
       MAC_INFO,
       bindingAvailable: !!binding,
       init: (() => {
-        return new Promise(async (resolve2, reject) => {
+        return new Promise(async (resolve3, reject) => {
           try {
             POLY1305_WASM_MODULE = await require_poly1305()();
             POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
@@ -22497,7 +22497,7 @@ var require_crypto = __commonJS({
           } catch (ex) {
             return reject(ex);
           }
-          resolve2();
+          resolve3();
         });
       })(),
       NullCipher,
@@ -22515,7 +22515,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash5,
+      createHash: createHash7,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -23203,11 +23203,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash5("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash7("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash5("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash7("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -23372,8 +23372,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash5("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash5("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash7("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash7("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -23413,7 +23413,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash5("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash7("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac2) {
           if (encrypted) {
@@ -23755,8 +23755,8 @@ var require_agent = __commonJS({
     "use strict";
     var { Socket } = __require("net");
     var { Duplex: Duplex4 } = __require("stream");
-    var { resolve: resolve2 } = __require("path");
-    var { readFile: readFile8 } = __require("fs");
+    var { resolve: resolve3 } = __require("path");
+    var { readFile: readFile10 } = __require("fs");
     var { execFile, spawn: spawn4 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
@@ -23891,7 +23891,7 @@ var require_agent = __commonJS({
       const RET_ERR_BINSTDIN = 13;
       const RET_ERR_BINSTDOUT = 14;
       const RET_ERR_BADLEN = 15;
-      const EXEPATH = resolve2(__dirname, "..", "util/pagent.exe");
+      const EXEPATH = resolve3(__dirname, "..", "util/pagent.exe");
       const ERROR = {
         [RET_ERR_BADARGS]: new Error("Invalid pagent.exe arguments"),
         [RET_ERR_UNAVAILABLE]: new Error("Pageant is not running"),
@@ -23974,7 +23974,7 @@ var require_agent = __commonJS({
           cb = once9(cb);
           let socketPath = this.socketPath;
           let triedCygpath = false;
-          readFile8(socketPath, function readCygsocket(err, data) {
+          readFile10(socketPath, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
@@ -23983,7 +23983,7 @@ var require_agent = __commonJS({
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
                 socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile8(socketPath, readCygsocket);
+                readFile10(socketPath, readCygsocket);
               });
               return;
             }
@@ -24057,11 +24057,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path20) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path20)) {
-        return path20 === "pageant" ? new PageantAgent() : new CygwinAgent(path20);
+    function createAgent(path22) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path22)) {
+        return path22 === "pageant" ? new PageantAgent() : new CygwinAgent(path22);
       }
-      return new OpenSSHAgent(path20);
+      return new OpenSSHAgent(path22);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -25735,7 +25735,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash5,
+      createHash: createHash7,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync: generateKeyPairSync2,
@@ -26161,7 +26161,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash5(this.hashName);
+          const hash = createHash7(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -27169,9 +27169,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash5(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash7(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk2 = createHash5(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk2 = createHash7(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended2 = Buffer.allocUnsafe(digest.length + chunk2.length);
           extended2.set(digest, 0);
           extended2.set(chunk2, digest.length);
@@ -29305,17 +29305,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path20, options) {
+      createReadStream(path22, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path20, options);
+        return new ReadStream(this, path22, options);
       }
-      createWriteStream(path20, options) {
+      createWriteStream(path22, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path20, options);
+        return new WriteStream(this, path22, options);
       }
-      open(path20, flags_, attrs, cb) {
+      open(path22, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -29334,7 +29334,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29342,7 +29342,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -29473,7 +29473,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path20, options, callback_) {
+      readFile(path22, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29546,13 +29546,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path20, flag, 438, (er2, handle_) => {
+        this.open(path22, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path20, (er_, st_) => {
+              this.stat(path22, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -29573,7 +29573,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path20, data, options, callback_) {
+      writeFile(path22, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29592,7 +29592,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path20, flag, options.mode, (openErr, handle) => {
+        this.open(path22, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -29601,7 +29601,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path20, (er_, st_) => {
+                  this.stat(path22, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -29620,7 +29620,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path20, data, options, callback_) {
+      appendFile(path22, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29638,12 +29638,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path20, data, options, callback);
+        this.writeFile(path22, data, options, callback);
       }
-      exists(path20, cb) {
+      exists(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path20, (err) => {
+        this.stat(path22, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -29686,7 +29686,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path20, attrs, cb) {
+      mkdir(path22, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29700,7 +29700,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29708,7 +29708,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29724,10 +29724,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path20, cb) {
+      rmdir(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29735,14 +29735,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RMDIR`
         );
       }
-      readdir(where, opts, cb) {
+      readdir(where2, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof opts === "function") {
@@ -29752,9 +29752,9 @@ var require_SFTP = __commonJS({
         if (typeof opts !== "object" || opts === null)
           opts = {};
         const doFilter = opts && opts.full ? false : true;
-        if (!Buffer.isBuffer(where) && typeof where !== "string")
+        if (!Buffer.isBuffer(where2) && typeof where2 !== "string")
           throw new Error("missing directory handle or path");
-        if (typeof where === "string") {
+        if (typeof where2 === "string") {
           const entries2 = [];
           let e = 0;
           const reread = (err, handle) => {
@@ -29776,9 +29776,9 @@ var require_SFTP = __commonJS({
               reread(void 0, handle);
             });
           };
-          return this.opendir(where, reread);
+          return this.opendir(where2, reread);
         }
-        const handleLen = where.length;
+        const handleLen = where2.length;
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + handleLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29786,7 +29786,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, handleLen, p2);
-        buf.set(where, p2 += 4);
+        buf.set(where2, p2 += 4);
         this._requests[reqid] = {
           cb: doFilter ? (err, list3) => {
             if (typeof cb !== "function")
@@ -29825,10 +29825,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path20, cb) {
+      stat(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29836,17 +29836,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path20, cb) {
+      lstat(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29854,17 +29854,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path20, cb) {
+      opendir(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29872,14 +29872,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path20, attrs, cb) {
+      setstat(path22, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29891,7 +29891,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29899,7 +29899,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29959,8 +29959,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path20, atime, mtime, cb) {
-        return this.setstat(path20, {
+      utimes(path22, atime, mtime, cb) {
+        return this.setstat(path22, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -29971,8 +29971,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path20, uid, gid, cb) {
-        return this.setstat(path20, {
+      chown(path22, uid, gid, cb) {
+        return this.setstat(path22, {
           uid,
           gid
         }, cb);
@@ -29982,15 +29982,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path20, mode, cb) {
-        return this.setstat(path20, {
+      chmod(path22, mode, cb) {
+        return this.setstat(path22, {
           mode
         }, cb);
       }
-      readlink(path20, cb) {
+      readlink(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29998,7 +29998,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -30043,10 +30043,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path20, cb) {
+      realpath(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30054,7 +30054,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -30099,13 +30099,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path20, cb) {
+      ext_openssh_statvfs(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30115,7 +30115,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -30201,7 +30201,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path20, attrs, cb) {
+      ext_openssh_lsetstat(path22, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -30216,7 +30216,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30226,7 +30226,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -30243,13 +30243,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path20, cb) {
+      ext_openssh_expandPath(path22, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path20);
+        const pathLen = Buffer.byteLength(path22);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30259,7 +30259,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path20, p2 += 4, pathLen);
+        buf.utf8Write(path22, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31537,12 +31537,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path20 === void 0)
+        if (path22 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path20)) {
+        if (!sftp.emit("LSTAT", reqID, path22)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31561,13 +31561,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path20, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path22, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31589,12 +31589,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path20 === void 0)
+        if (path22 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path20)) {
+        if (!sftp.emit("OPENDIR", reqID, path22)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31613,63 +31613,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path20 === void 0)
+        if (path22 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path20)) {
+        if (!sftp.emit("REMOVE", reqID, path22)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path20, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path22, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path20 === void 0)
+        if (path22 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path20)) {
+        if (!sftp.emit("RMDIR", reqID, path22)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path20 === void 0)
+        if (path22 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path20)) {
+        if (!sftp.emit("REALPATH", reqID, path22)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path20 === void 0)
+        if (path22 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path20)) {
+        if (!sftp.emit("STAT", reqID, path22)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31689,14 +31689,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path20 = bufferParser.readString(true);
+        const path22 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path20 === void 0)
+        if (path22 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path20)) {
+        if (!sftp.emit("READLINK", reqID, path22)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31767,7 +31767,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path20, options) {
+    function ReadStream(sftp, path22, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31781,7 +31781,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path20;
+      this.path = path22;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -31912,7 +31912,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path20, options) {
+    function WriteStream(sftp, path22, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31924,7 +31924,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path20;
+      this.path = path22;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -32606,7 +32606,7 @@ var require_client = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash5,
+      createHash: createHash7,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -32828,7 +32828,7 @@ var require_client = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash5(hashAlgo).update(key).digest("hex");
+              key = createHash7(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -35901,14 +35901,14 @@ var require_keygen = __commonJS({
       }
     }
     function convertKeys(keyType, pub, priv, opts) {
-      let format2 = "new";
+      let format3 = "new";
       let encrypted;
       let comment = "";
       if (typeof opts === "object" && opts !== null) {
         if (typeof opts.comment === "string" && opts.comment)
           comment = opts.comment;
         if (typeof opts.format === "string" && opts.format)
-          format2 = opts.format;
+          format3 = opts.format;
         if (opts.passphrase) {
           let passphrase;
           if (typeof opts.passphrase === "string")
@@ -35922,7 +35922,7 @@ var require_keygen = __commonJS({
           const cipher = ciphers.get(opts.cipher);
           if (cipher === void 0)
             throw new Error("Invalid cipher name");
-          if (format2 === "new") {
+          if (format3 === "new") {
             let rounds = DEFAULT_ROUNDS;
             if (opts.rounds !== void 0) {
               if (!Number.isInteger(opts.rounds))
@@ -35961,7 +35961,7 @@ var require_keygen = __commonJS({
           }
         }
       }
-      switch (format2) {
+      switch (format3) {
         case "new": {
           let privateB64 = "-----BEGIN OPENSSH PRIVATE KEY-----\n";
           let publicB64;
@@ -36168,12 +36168,12 @@ function describeEvent(event) {
     case "watch":
       return describeWatch(event);
     case "hook": {
-      const where = event.server ? `${event.server}: ` : "";
+      const where2 = event.server ? `${event.server}: ` : "";
       const timing = event.ms !== void 0 ? ` (${formatMs(event.ms)})` : "";
-      if (event.status === "start") return `${where}hook ${event.hook}: $ ${event.message ?? ""}`;
-      if (event.status === "output") return `${where}${event.hook} | ${event.message ?? ""}`;
+      if (event.status === "start") return `${where2}hook ${event.hook}: $ ${event.message ?? ""}`;
+      if (event.status === "output") return `${where2}${event.hook} | ${event.message ?? ""}`;
       const note = event.message ? `: ${event.message}` : "";
-      return `${where}hook ${event.hook} ${event.status === "done" ? "ok" : "FAILED"}${timing}${note}`;
+      return `${where2}hook ${event.hook} ${event.status === "done" ? "ok" : "FAILED"}${timing}${note}`;
     }
     case "log":
       return `${event.server} ${event.stream === "err" ? "!" : "|"} ${event.line}`;
@@ -36430,7 +36430,7 @@ var init_ansi_styles = __esm({
 
 // node_modules/chalk/source/vendor/supports-color/index.js
 import process10 from "node:process";
-import os8 from "node:os";
+import os9 from "node:os";
 import tty3 from "node:tty";
 function hasFlag(flag, argv = globalThis.Deno ? globalThis.Deno.args : process10.argv) {
   const prefix = flag.startsWith("-") ? "" : flag.length === 1 ? "-" : "--";
@@ -36488,7 +36488,7 @@ function _supportsColor(haveStream, { streamIsTTY, sniffFlags = true } = {}) {
     return min;
   }
   if (process10.platform === "win32") {
-    const osRelease = os8.release().split(".");
+    const osRelease = os9.release().split(".");
     if (Number(osRelease[0]) >= 10 && Number(osRelease[2]) >= 10586) {
       return Number(osRelease[2]) >= 14931 ? 3 : 2;
     }
@@ -39633,7 +39633,7 @@ var init_errors2 = __esm({
 });
 
 // src/sandbox/processes.ts
-import { access, constants as constants4, readFile as readFile3 } from "node:fs/promises";
+import { access, constants as constants4, readFile as readFile4 } from "node:fs/promises";
 import { connect, createServer as createServer3 } from "node:net";
 import { delimiter, join } from "node:path";
 async function findBinary(name) {
@@ -39653,9 +39653,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path20) {
+async function readPidFile(path22) {
   try {
-    const pid = Number.parseInt((await readFile3(path20, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path22, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -39663,15 +39663,15 @@ async function readPidFile(path20) {
 }
 async function procStat(pid) {
   try {
-    const stat9 = await readFile3(`/proc/${pid}/stat`, "utf8");
-    return stat9.slice(stat9.lastIndexOf(")") + 2).split(" ");
+    const stat10 = await readFile4(`/proc/${pid}/stat`, "utf8");
+    return stat10.slice(stat10.lastIndexOf(")") + 2).split(" ");
   } catch {
     return void 0;
   }
 }
 async function isAlive(pid) {
-  const stat9 = await procStat(pid);
-  if (stat9) return stat9[0] !== "Z" && stat9[0] !== "X";
+  const stat10 = await procStat(pid);
+  if (stat10) return stat10[0] !== "Z" && stat10[0] !== "X";
   try {
     process.kill(pid, 0);
     return true;
@@ -39681,7 +39681,7 @@ async function isAlive(pid) {
 }
 async function cmdline(pid) {
   try {
-    return (await readFile3(`/proc/${pid}/cmdline`, "utf8")).replace(/\0+$/, "").replaceAll("\0", " ");
+    return (await readFile4(`/proc/${pid}/cmdline`, "utf8")).replace(/\0+$/, "").replaceAll("\0", " ");
   } catch {
     return void 0;
   }
@@ -39693,7 +39693,7 @@ async function isOurs(pid, marker) {
 }
 async function childPids(parent) {
   try {
-    const text2 = await readFile3(`/proc/${parent}/task/${parent}/children`, "utf8");
+    const text2 = await readFile4(`/proc/${parent}/task/${parent}/children`, "utf8");
     return text2.split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
@@ -39740,10 +39740,10 @@ async function waitFor(probe, timeoutMs, intervalMs = 50) {
   }
 }
 function probeListen(address, port2) {
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     const server = createServer3();
-    server.once("error", (error3) => resolve2(error3.code ?? error3.message));
-    server.listen({ host: address, port: port2, exclusive: true }, () => server.close(() => resolve2(void 0)));
+    server.once("error", (error3) => resolve3(error3.code ?? error3.message));
+    server.listen({ host: address, port: port2, exclusive: true }, () => server.close(() => resolve3(void 0)));
   });
 }
 async function assertPortsFree(endpoints) {
@@ -39761,18 +39761,18 @@ async function assertPortsFree(endpoints) {
   }
 }
 function canConnect(address, port2) {
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     const socket = connect({ host: address, port: port2 });
     socket.setTimeout(1e3);
     socket.once("connect", () => {
       socket.destroy();
-      resolve2(true);
+      resolve3(true);
     });
     socket.once("timeout", () => {
       socket.destroy();
-      resolve2(false);
+      resolve3(false);
     });
-    socket.once("error", () => resolve2(false));
+    socket.once("error", () => resolve3(false));
   });
 }
 async function waitForListening(address, port2, timeoutMs) {
@@ -39780,7 +39780,7 @@ async function waitForListening(address, port2, timeoutMs) {
 }
 async function environ(pid) {
   try {
-    return (await readFile3(`/proc/${pid}/environ`, "utf8")).split("\0").filter(Boolean);
+    return (await readFile4(`/proc/${pid}/environ`, "utf8")).split("\0").filter(Boolean);
   } catch {
     return [];
   }
@@ -39791,13 +39791,13 @@ var init_processes = __esm({
     "use strict";
     init_errors2();
     SBIN_DIRS = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
-    sleep2 = (ms3) => new Promise((resolve2) => setTimeout(resolve2, ms3));
+    sleep2 = (ms3) => new Promise((resolve3) => setTimeout(resolve3, ms3));
   }
 });
 
 // src/sandbox/deploy-user.ts
 import { createHash as createHash4, randomBytes as randomBytes4 } from "node:crypto";
-import { chown, lstat as lstat2, mkdir, readdir as readdir3, rename, rm as rm2, stat as stat5, writeFile } from "node:fs/promises";
+import { chown, lstat as lstat3, mkdir, readdir as readdir3, rename, rm as rm2, stat as stat5, writeFile } from "node:fs/promises";
 import { dirname, join as join2 } from "node:path";
 async function idOf(name, flag) {
   const result = await execa("id", [flag, name], { reject: false, stdin: "ignore" });
@@ -39824,36 +39824,36 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path20 of paths) {
-    for (let dir = path20; ; dir = dirname(dir)) {
+  for (const path22 of paths) {
+    for (let dir = path22; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path20}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path22}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path20, user) {
-  const info2 = await lstat2(path20).catch(() => void 0);
+async function chownTree(path22, user) {
+  const info2 = await lstat3(path22).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path20, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path22, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path20)) await chownTree(join2(path20, entry), user);
+    for (const entry of await readdir3(path22)) await chownTree(join2(path22, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
   const tag = createHash4("sha256").update(sandboxDir).digest("hex").slice(0, 12);
   return `/etc/sudoers.d/nexus-sandbox-${tag}`;
 }
-function sudoersArg(arg) {
+function sudoersArg2(arg) {
   return arg.replace(/[\\,:=]/g, (c3) => `\\${c3}`);
 }
 function renderSudoers(user, commands) {
-  const list3 = commands.map((argv) => argv.map(sudoersArg).join(" ")).join(", \\\n    ");
+  const list3 = commands.map((argv) => argv.map(sudoersArg2).join(" ")).join(", \\\n    ");
   return `# Written by the nexus sandbox; removed by sandbox down. The deploy user may test (-t, -T) and
 # reload the sandbox's Nginx as root, without a password, and nothing else.
 ${user} ALL=(root) NOPASSWD: ${list3}
@@ -39959,7 +39959,7 @@ var init_deploy_config = __esm({
 });
 
 // src/sandbox/haproxy.ts
-import { mkdir as mkdir2, readFile as readFile4, rm as rm4, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir2, readFile as readFile5, rm as rm4, writeFile as writeFile2 } from "node:fs/promises";
 import { join as join3 } from "node:path";
 function haproxyPaths(lbHome) {
   const dir = join3(lbHome, "haproxy");
@@ -40039,7 +40039,7 @@ ${result.all}`);
   const pid = await waitFor(() => runningHaproxy(lbHome), 5e3);
   if (pid === void 0)
     throw new SandboxError(`haproxy did not write ${p2.pid}:
-${await readFile4(p2.log, "utf8")}`);
+${await readFile5(p2.log, "utf8")}`);
   const [address, port2] = input.listen.split(":");
   if (!await waitForListening(address, Number(port2), 5e3)) {
     throw new SandboxError(`haproxy is not accepting connections on ${input.listen}`);
@@ -40241,7 +40241,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path20,
+  path: path22,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -40271,7 +40271,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path20} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path22} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc() {
@@ -40392,7 +40392,7 @@ var init_layout = __esm({
 });
 
 // src/sandbox/nginx.ts
-import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile5, rm as rm5, stat as stat6, writeFile as writeFile3 } from "node:fs/promises";
+import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile6, rm as rm5, stat as stat6, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname2, join as join5 } from "node:path";
 async function hasStubStatus(nginx) {
   const result = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
@@ -40447,7 +40447,7 @@ ${result.all}`);
   if (pid === void 0) {
     throw new SandboxError(
       `nginx did not write ${p2.pid}; see ${p2.errorLog}:
-${await readFile5(p2.errorLog, "utf8").catch(() => "")}`
+${await readFile6(p2.errorLog, "utf8").catch(() => "")}`
     );
   }
   if (!await waitForListening(setup.listenAddress, setup.listenPort, 5e3)) {
@@ -40472,8 +40472,9 @@ var init_nginx = __esm({
 });
 
 // src/sandbox/pm2.ts
-import { access as access2, constants as constants5, stat as stat7 } from "node:fs/promises";
-import { dirname as dirname3, join as join6 } from "node:path";
+import { createHash as createHash5 } from "node:crypto";
+import { access as access2, constants as constants5, cp, mkdir as mkdir4, readFile as readFile7, rm as rm6, stat as stat7, symlink, writeFile as writeFile4 } from "node:fs/promises";
+import { basename, dirname as dirname3, join as join6, relative } from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 async function findProjectRoot() {
   const starts = [dirname3(fileURLToPath4(import.meta.url)), process.cwd()];
@@ -40491,14 +40492,73 @@ async function findProjectRoot() {
     "pm2 not found in node_modules/.bin: run `npm install` in the nexus project (pm2 is a devDependency)"
   );
 }
+async function readPackage(dir) {
+  try {
+    return JSON.parse(await readFile7(join6(dir, "package.json"), "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function resolvePackage(name, from, root) {
+  for (let dir = from; ; dir = dirname3(dir)) {
+    if (basename(dir) !== "node_modules") {
+      const candidate = join6(dir, "node_modules", name);
+      if (await readPackage(candidate)) return candidate;
+    }
+    if (dir === root || dirname3(dir) === dir) return void 0;
+  }
+}
+async function pm2Closure(root) {
+  const found = /* @__PURE__ */ new Map();
+  const visit2 = async (dir) => {
+    if (found.has(dir)) return;
+    const pkg = await readPackage(dir);
+    if (!pkg) return;
+    found.set(dir, { dir, version: String(pkg.version) });
+    const names = Object.keys({
+      ...pkg.dependencies,
+      ...pkg.optionalDependencies
+    });
+    for (const name of names) {
+      const resolved = await resolvePackage(name, dir, root);
+      if (resolved) await visit2(resolved);
+    }
+  };
+  await visit2(join6(root, "node_modules", "pm2"));
+  return [...found.values()].sort((a2, b2) => a2.dir < b2.dir ? -1 : 1);
+}
+async function installSandboxPm2(projectRoot, stateDir) {
+  const packages = await pm2Closure(projectRoot);
+  const target = join6(stateDir, "pm2");
+  const bin = join6(stateDir, "bin", "pm2");
+  const stamp = createHash5("sha256").update(packages.map((p2) => `${relative(projectRoot, p2.dir)}@${p2.version}`).join("\n")).digest("hex");
+  const stampFile = join6(target, ".nexus-stamp");
+  if (await readFile7(stampFile, "utf8").catch(() => "") !== stamp) {
+    await rm6(target, { recursive: true, force: true });
+    for (const pkg of packages) {
+      const nested = join6(pkg.dir, "node_modules");
+      await cp(pkg.dir, join6(target, relative(projectRoot, pkg.dir)), {
+        recursive: true,
+        // Nested packages are copied on their own when pm2 needs them.
+        filter: (source) => source !== nested
+      });
+    }
+    await execa("chmod", ["-R", "go+rX,go-w", target], { stdin: "ignore" });
+    await writeFile4(stampFile, stamp);
+  }
+  await mkdir4(dirname3(bin), { recursive: true, mode: 493 });
+  await rm6(bin, { force: true });
+  await symlink(relative(dirname3(bin), join6(target, "node_modules", "pm2", "bin", "pm2")), bin);
+  return bin;
+}
 async function runningPm2(pm2Home) {
   const pid = await readPidFile(join6(pm2Home, "pm2.pid"));
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
 }
-async function ownerOf(path20) {
+async function ownerOf(path22) {
   if (process.getuid?.() !== 0) return void 0;
-  const info2 = await stat7(path20).catch(() => void 0);
+  const info2 = await stat7(path22).catch(() => void 0);
   return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
 }
 async function stopPm2({ home, pm2Home, pm2Bin }) {
@@ -40528,35 +40588,35 @@ var init_pm2 = __esm({
 });
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir4, readFile as readFile6, rm as rm6, stat as stat8, writeFile as writeFile4 } from "node:fs/promises";
+import { mkdir as mkdir5, readFile as readFile8, rm as rm7, stat as stat8, writeFile as writeFile5 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path20) {
+async function exists(path22) {
   try {
-    await stat8(path20);
+    await stat8(path22);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path20, comment) {
-  if (!await exists(path20) || !await exists(`${path20}.pub`)) {
-    await mkdir4(dirname4(path20), { recursive: true, mode: 448 });
-    await rm6(path20, { force: true });
-    await rm6(`${path20}.pub`, { force: true });
-    const result = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path20], {
+async function ensureKeyPair(sshKeygen, path22, comment) {
+  if (!await exists(path22) || !await exists(`${path22}.pub`)) {
+    await mkdir5(dirname4(path22), { recursive: true, mode: 448 });
+    await rm7(path22, { force: true });
+    await rm7(`${path22}.pub`, { force: true });
+    const result = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path22], {
       reject: false,
       stdin: "ignore"
     });
     if (result.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path20}: ${result.stderr || result.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path22}: ${result.stderr || result.stdout}`);
     }
   }
-  return (await readFile6(`${path20}.pub`, "utf8")).trim();
+  return (await readFile8(`${path22}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
   const publicKey = await ensureKeyPair(sshKeygen, paths.clientKey, "nexus-sandbox-client");
-  await writeFile4(paths.authorizedKeys, `from="127.0.0.0/8" ${publicKey}
+  await writeFile5(paths.authorizedKeys, `from="127.0.0.0/8" ${publicKey}
 `, { mode: 384 });
 }
 async function ensureHostKey(sshKeygen, dir, host) {
@@ -40567,9 +40627,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path20, lines = 15) {
+async function logTail(path22, lines = 15) {
   try {
-    return (await readFile6(path20, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile8(path22, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -40580,7 +40640,7 @@ async function runningSshd(dir, name) {
 }
 async function startSshd(sshd, dir, host) {
   const p2 = hostPaths(dir, host.name);
-  await rm6(p2.sshdPid, { force: true });
+  await rm7(p2.sshdPid, { force: true });
   const result = await execa(sshd, ["-f", p2.sshdConfig, "-E", p2.sshdLog], { reject: false, stdin: "ignore" });
   const failure2 = async (what) => new SandboxError(
     `sshd for ${host.name} (${host.address}:${host.sshPort}) ${what}. ${[
@@ -40602,7 +40662,7 @@ async function stopSshd(dir, name) {
   const sessions = await descendantPids(pid);
   await stopPid(pid);
   await Promise.all(sessions.map((child) => stopPid(child)));
-  await rm6(hostPaths(dir, name).sshdPid, { force: true });
+  await rm7(hostPaths(dir, name).sshdPid, { force: true });
 }
 var init_sshd = __esm({
   "src/sandbox/sshd.ts"() {
@@ -40615,23 +40675,82 @@ var init_sshd = __esm({
   }
 });
 
+// src/sandbox/state-dir.ts
+import { createHash as createHash6 } from "node:crypto";
+import { lstat as lstat4, mkdir as mkdir6, readdir as readdir4, readlink, realpath, rm as rm8, symlink as symlink2 } from "node:fs/promises";
+import { dirname as dirname5, join as join7, resolve } from "node:path";
+function stateDirFor(namedDir, stateRoot = DEFAULT_STATE_ROOT) {
+  const tag = createHash6("sha256").update(resolve(namedDir)).digest("hex").slice(0, 12);
+  return join7(stateRoot, `nexus-sandbox-${process.getuid?.() ?? 0}-${tag}`);
+}
+async function currentStateDir(namedDir) {
+  const dir = resolve(namedDir);
+  return realpath(dir).catch(() => dir);
+}
+async function planLink(namedDir, stateDir) {
+  const info2 = await lstat4(namedDir).catch(() => void 0);
+  if (!info2) return { kind: "create" };
+  if (info2.isSymbolicLink()) {
+    return await readlink(namedDir) === stateDir ? { kind: "ok" } : { kind: "replace", what: "link" };
+  }
+  if (info2.isDirectory()) {
+    const entries2 = await readdir4(namedDir);
+    if (entries2.length === 0) return { kind: "replace", what: "empty dir" };
+    if (entries2.some((e) => SANDBOX_MARKERS.includes(e))) return { kind: "replace", what: "sandbox dir" };
+  }
+  throw new SandboxError(
+    `${namedDir} exists and is not a sandbox: remove it or name another directory with --dir`
+  );
+}
+async function ensureStateDir(stateDir) {
+  await mkdir6(dirname5(stateDir), { recursive: true });
+  await mkdir6(stateDir, { mode: 493 }).catch((error3) => {
+    if (error3.code !== "EEXIST") throw error3;
+  });
+  const info2 = await lstat4(stateDir);
+  const uid = process.getuid?.();
+  if (!info2.isDirectory() || uid !== void 0 && info2.uid !== uid || (info2.mode & 18) !== 0) {
+    throw new SandboxError(
+      `${stateDir} is not a directory of yours closed to writes by others (someone else made it?): remove it and start the sandbox again`
+    );
+  }
+}
+async function linkStateDir(namedDir, stateDir, plan) {
+  if (plan.kind === "ok") return;
+  if (plan.kind === "replace") await rm8(namedDir, { recursive: true, force: true });
+  await mkdir6(dirname5(namedDir), { recursive: true });
+  await symlink2(stateDir, namedDir);
+}
+var DEFAULT_STATE_ROOT, SANDBOX_MARKERS;
+var init_state_dir = __esm({
+  "src/sandbox/state-dir.ts"() {
+    "use strict";
+    init_errors2();
+    DEFAULT_STATE_ROOT = "/var/tmp";
+    SANDBOX_MARKERS = ["sandbox.json", "hosts", "client", "known_hosts"];
+  }
+});
+
 // src/sandbox/index.ts
 var sandbox_exports = {};
 __export(sandbox_exports, {
   DEPLOY_USER: () => DEPLOY_USER,
   SandboxError: () => SandboxError,
+  currentStateDir: () => currentStateDir,
   sandboxDeployConfig: () => sandboxDeployConfig,
   sandboxDown: () => sandboxDown,
+  sandboxPurge: () => sandboxPurge,
   sandboxStatus: () => sandboxStatus,
-  sandboxUp: () => sandboxUp
+  sandboxUp: () => sandboxUp,
+  stateDirFor: () => stateDirFor
 });
-import { chmod as chmod2, mkdir as mkdir5, readdir as readdir4, readFile as readFile7, rm as rm7, writeFile as writeFile5 } from "node:fs/promises";
-import { userInfo } from "node:os";
-import { dirname as dirname5, join as join7, resolve } from "node:path";
-function sessionPath(projectRoot, extraDirs) {
+import { mkdir as mkdir7, readdir as readdir5, readFile as readFile9, rm as rm9, stat as stat9, writeFile as writeFile6 } from "node:fs/promises";
+import { userInfo as userInfo2 } from "node:os";
+import { dirname as dirname6, join as join8, resolve as resolve2 } from "node:path";
+function sessionPath(sandboxBin, extraDirs) {
   const dirs = [
-    join7(projectRoot, "node_modules", ".bin"),
-    dirname5(process.execPath),
+    sandboxBin,
+    dirname6(process.execPath),
     ...extraDirs,
     "/usr/local/sbin",
     "/usr/local/bin",
@@ -40644,7 +40763,7 @@ function sessionPath(projectRoot, extraDirs) {
 }
 async function readState2(dir) {
   try {
-    return JSON.parse(await readFile7(sandboxPaths(dir).state, "utf8"));
+    return JSON.parse(await readFile9(sandboxPaths(dir).state, "utf8"));
   } catch {
     return void 0;
   }
@@ -40655,7 +40774,7 @@ function infoOf(state) {
 }
 async function hostNamesIn(dir) {
   try {
-    const entries2 = await readdir4(join7(dir, "hosts"), { withFileTypes: true });
+    const entries2 = await readdir5(join8(dir, "hosts"), { withFileTypes: true });
     return entries2.filter((e) => e.isDirectory() && HOST_NAMES.includes(e.name)).map((e) => e.name);
   } catch {
     return [];
@@ -40676,8 +40795,8 @@ async function liveProcesses(dir) {
   }
   return processes;
 }
-async function sandboxStatus(stateDir) {
-  const dir = resolve(stateDir);
+async function sandboxStatus(namedDir) {
+  const dir = await currentStateDir(namedDir);
   const state = await readState2(dir);
   const live = await liveProcesses(dir);
   if (!state) return { up: false, processes: live };
@@ -40689,12 +40808,12 @@ async function sandboxStatus(stateDir) {
   const extra = live.filter((p2) => !(p2.name in state.pids));
   return { up: expected.every((p2) => p2.alive), processes: [...expected, ...extra], ...infoOf(state) };
 }
-async function sandboxDown(stateDir) {
-  const dir = resolve(stateDir);
+async function sandboxDown(namedDir) {
+  const dir = await currentStateDir(namedDir);
   const state = await readState2(dir);
   const names = await hostNamesIn(dir);
   const projectRoot = await findProjectRoot().catch(() => void 0);
-  const pm2Bin = projectRoot && join7(projectRoot, "node_modules", ".bin", "pm2");
+  const pm2Bin = await exists2(join8(sandboxPaths(dir).bin, "pm2")) ? join8(sandboxPaths(dir).bin, "pm2") : projectRoot && join8(projectRoot, "node_modules", ".bin", "pm2");
   await Promise.all(
     names.map((name) => {
       const p2 = hostPaths(dir, name);
@@ -40714,7 +40833,20 @@ async function sandboxDown(stateDir) {
       `sandbox processes still running after down: ${left.map((p2) => `${p2.name} (pid ${p2.pid})`).join(", ")}`
     );
   }
-  if (state || names.length > 0) await rm7(sandboxPaths(dir).state, { force: true });
+  if (state || names.length > 0) await rm9(sandboxPaths(dir).state, { force: true });
+}
+async function sandboxPurge(namedDir) {
+  const dir = await currentStateDir(namedDir);
+  await sandboxDown(namedDir);
+  await rm9(dir, { recursive: true, force: true });
+  const link = resolve2(namedDir);
+  if (link !== dir) await rm9(link, { force: true });
+}
+async function exists2(path22) {
+  return stat9(path22).then(
+    () => true,
+    () => false
+  );
 }
 function sameLayout(a2, b2) {
   return JSON.stringify(a2) === JSON.stringify(b2);
@@ -40728,7 +40860,8 @@ function loginFromEnv() {
   return value;
 }
 async function sandboxUp(opts) {
-  const o2 = resolveOptions(opts);
+  const namedDir = resolve2(opts.dir);
+  const o2 = resolveOptions({ ...opts, dir: stateDirFor(namedDir, opts.stateRoot) });
   const asRoot = process.getuid?.() === 0;
   const login = o2.login ?? loginFromEnv() ?? (asRoot ? "deploy-user" : "self");
   if (login === "deploy-user" && !asRoot) {
@@ -40746,9 +40879,13 @@ async function sandboxUp(opts) {
     throw new SandboxError("passwordLogin needs the deploy-user sandbox (started as root)");
   }
   const deployUser = login === "deploy-user" ? await ensureDeployUser() : void 0;
-  const user = deployUser?.name ?? userInfo().username;
+  const user = deployUser?.name ?? userInfo2().username;
   const info2 = buildInfo(o2, user, { login, nginx });
   if (o2.passwordLogin?.length) info2.passwordFile = sandboxPaths(o2.dir).passwordFile;
+  const link = await planLink(namedDir, o2.dir);
+  if (link.kind === "replace") await sandboxDown(namedDir);
+  await ensureStateDir(o2.dir);
+  await linkStateDir(namedDir, o2.dir, link);
   const status = await sandboxStatus(o2.dir);
   const state = await readState2(o2.dir);
   if (status.up && state) {
@@ -40771,20 +40908,17 @@ async function sandboxUp(opts) {
     { ...lbListen, what: "nginx load balancer" },
     ...info2.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []
   ]);
-  if (asRoot) await mkdir5("/run/sshd", { recursive: true, mode: 493 });
-  await mkdir5(o2.dir, { recursive: true });
-  if (deployUser) {
-    await chmod2(o2.dir, 493);
-    await assertReachableByOthers([o2.dir, join7(projectRoot, "node_modules", ".bin"), process.execPath]);
-  }
+  if (asRoot) await mkdir7("/run/sshd", { recursive: true, mode: 493 });
+  if (deployUser) await assertReachableByOthers([o2.dir, process.execPath]);
+  const pm2 = await installSandboxPm2(projectRoot, o2.dir);
   await ensureClientKey(sshKeygen, o2.dir);
-  const clientKey = (await readFile7(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
+  const clientKey = (await readFile9(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path20 = sessionPath(projectRoot, [paths.bin, dirname5(nginx)]);
+  const path22 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
-  await mkdir5(paths.bin, { recursive: true, mode: 493 });
-  await writeFile5(
+  await mkdir7(paths.bin, { recursive: true, mode: 493 });
+  await writeFile6(
     paths.nginxWrapper,
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
@@ -40792,36 +40926,36 @@ async function sandboxUp(opts) {
   const knownHostsLines = await Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
-      await mkdir5(p2.home, { recursive: true, mode: 493 });
+      await mkdir7(p2.home, { recursive: true, mode: 493 });
       const sftp = o2.noSftp?.includes(host.name) ? null : o2.sftpServer?.[host.name];
       const authorizedKeysFile = deployUser ? p2.authorizedKeys : void 0;
       const passwordOnly = o2.passwordLogin?.includes(host.name) ?? false;
-      await writeFile5(
+      await writeFile6(
         p2.sshdConfig,
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path20,
+          path: path22,
           user,
           sftp,
           authorizedKeysFile,
           passwordAuthentication: passwordOnly
         })
       );
-      await writeFile5(join7(p2.home, ".bashrc"), renderBashrc());
+      await writeFile6(join8(p2.home, ".bashrc"), renderBashrc());
       if (deployUser) {
-        await mkdir5(dirname5(p2.authorizedKeys), { recursive: true, mode: 448 });
+        await mkdir7(dirname6(p2.authorizedKeys), { recursive: true, mode: 448 });
         const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}
 `;
-        await writeFile5(p2.authorizedKeys, keys, { mode: 384 });
+        await writeFile6(p2.authorizedKeys, keys, { mode: 384 });
         await chownTree(p2.home, deployUser);
       }
       return ensureHostKey(sshKeygen, o2.dir, host);
     })
   );
-  await writeFile5(paths.knownHosts, `${knownHostsLines.join("\n")}
+  await writeFile6(paths.knownHosts, `${knownHostsLines.join("\n")}
 `);
-  await writeFile5(paths.sshConfig, renderSshClientConfig(info2));
+  await writeFile6(paths.sshConfig, renderSshClientConfig(info2));
   const nginxSetup = {
     lbRoot,
     listenAddress: lbListen.address,
@@ -40868,7 +41002,7 @@ async function sandboxUp(opts) {
     throw error3;
   }
   const newState = { ...info2, pids, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
-  await writeFile5(paths.state, `${JSON.stringify(newState, null, 2)}
+  await writeFile6(paths.state, `${JSON.stringify(newState, null, 2)}
 `);
   return info2;
 }
@@ -40883,9 +41017,11 @@ var init_sandbox = __esm({
     init_pm2();
     init_processes();
     init_sshd();
+    init_state_dir();
     init_deploy_config();
     init_deploy_user();
     init_errors2();
+    init_state_dir();
   }
 });
 
@@ -40909,29 +41045,29 @@ var {
   Help
 } = import_index.default;
 
-// src/artifact/pack.ts
-import { createHash } from "node:crypto";
-import { createWriteStream, realpathSync } from "node:fs";
-import { lstat, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import os2 from "node:os";
-import path from "node:path";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+// src/artifact/entries.ts
+import { lstat as lstat2, readFile as readFile2 } from "node:fs/promises";
+import path2 from "node:path";
 
 // src/config/errors.ts
 init_errors();
 var ConfigError = class extends NexusError {
-  constructor(file, problems) {
-    super(problems.map((problem) => `${file}: ${problem}`).join("\n"), EXIT.usage);
+  constructor(file, problems, locations = []) {
+    super(problems.map((problem, i2) => `${where(file, locations[i2])}: ${problem}`).join("\n"), EXIT.usage);
     this.file = file;
     this.problems = problems;
+    this.locations = locations;
   }
   file;
   problems;
+  locations;
 };
-function formatPath(path20) {
+function where(file, location) {
+  return location ? `${file}:${location.line}:${location.column}` : file;
+}
+function formatPath(path22) {
   let out = "";
-  for (const key of path20) {
+  for (const key of path22) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -40979,41 +41115,41 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path20 = formatPath(issue2.path);
+    const path22 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path20}: is required (expected ${withArticle(issue2.expected)})` : `${path20}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path22}: is required (expected ${withArticle(issue2.expected)})` : `${path22}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
       case "unrecognized_keys":
         for (const key of issue2.keys) {
           const suggestion = closest(key, knownKeys(issue2.path));
-          const where = formatPath([...issue2.path, key]);
-          lines.push(`${where}: unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`);
+          const where2 = formatPath([...issue2.path, key]);
+          lines.push(`${where2}: unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`);
         }
         break;
       case "invalid_value":
         lines.push(
-          `${path20}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path22}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path20}: ${nested.message}` : `${path20}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path22}: ${nested.message}` : `${path22}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path20}: ${humanBound(issue2)}`);
+        lines.push(`${path22}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path20}: ${issue2.message}`);
+        lines.push(`${path22}: ${issue2.message}`);
     }
   }
   return lines;
@@ -41046,8 +41182,33 @@ var ArtifactFilter = class {
     this.hasIncludes = (options.include ?? []).length > 0;
   }
   /** Adds the rules of an ignore file found in `dir` (relative to the app root, "" for the root). */
-  addIgnoreFile(dir, text2) {
-    this.levels.push({ dir: clean(dir), rules: (0, import_ignore.default)().add(text2) });
+  addIgnoreFile(dir, text2, name = ".gitignore") {
+    const at2 = clean(dir);
+    this.levels.push({ dir: at2, rules: (0, import_ignore.default)().add(text2), source: at2 ? `${at2}/${name}` : name });
+  }
+  /**
+   * Why a path that does not ship is left out: the rule that decides, as `git check-ignore -v`
+   * would name it ("`dist/` in .gitignore"); undefined when it ships.
+   */
+  explain(relativePath, isDirectory) {
+    const rel = clean(relativePath);
+    if (this.decide(rel, isDirectory).ship) return void 0;
+    const never2 = rel.split("/").find((segment) => NEVER_SHIPPED.includes(segment));
+    if (never2) return `${never2} is never shipped`;
+    const asked = isDirectory ? `${rel}/` : rel;
+    let reason;
+    for (const level of this.levels) {
+      if (level.dir !== "" && !rel.startsWith(`${level.dir}/`)) continue;
+      const verdict2 = level.rules.test(level.dir === "" ? asked : asked.slice(level.dir.length + 1));
+      if (verdict2.ignored) reason = `\`${verdict2.rule?.pattern}\` in ${level.source}`;
+      else if (verdict2.unignored) reason = void 0;
+    }
+    const verdict = this.excludes.test(asked);
+    if (verdict.ignored) reason = `\`${verdict.rule?.pattern}\` in app.exclude`;
+    else if (verdict.unignored) reason = void 0;
+    if (reason) return reason;
+    const byDefault = this.defaults.test(asked);
+    return byDefault.ignored ? `\`${byDefault.rule?.pattern}\`, left out by default` : "an exclusion rule";
   }
   decide(relativePath, isDirectory) {
     const rel = clean(relativePath);
@@ -41082,6 +41243,13 @@ function clean(relativePath) {
 }
 
 // src/artifact/pack.ts
+import { createHash } from "node:crypto";
+import { createWriteStream, realpathSync } from "node:fs";
+import { lstat, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import os2 from "node:os";
+import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 function appPackOptions(config2) {
   const real = (file) => {
     try {
@@ -41115,7 +41283,7 @@ async function selectAppFiles(root, options = {}) {
     const full = path.join(root, dir);
     for (const name of IGNORE_FILES) {
       const text2 = await readFile(path.join(full, name), "utf8").catch(() => void 0);
-      if (text2 !== void 0) filter.addIgnoreFile(dir, text2);
+      if (text2 !== void 0) filter.addIgnoreFile(dir, text2, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
       (a2, b2) => a2.name < b2.name ? -1 : a2.name > b2.name ? 1 : 0
@@ -41187,6 +41355,57 @@ async function writeTarball(root, files, file) {
   );
   await pipeline(stream, hashing, createWriteStream(file));
   return { sha256: hash.digest("hex"), bytes };
+}
+
+// src/artifact/entries.ts
+function entryFiles(config2) {
+  const entries2 = [{ field: "app.start", file: config2.app.start }];
+  const args = config2.pm2.options.args;
+  const list3 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
+  list3.forEach((arg, i2) => {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path2.isAbsolute(arg)) {
+      entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
+    }
+  });
+  return entries2.filter((e) => !path2.isAbsolute(e.file));
+}
+async function whyLeftOut(root, file, options) {
+  const filter = new ArtifactFilter(options);
+  const parts = path2.posix.normalize(file.split(path2.sep).join("/")).replace(/^\.\//, "").split("/");
+  if (parts[0] === "..") return "it is outside app.root";
+  for (let depth = 0; depth < parts.length; depth++) {
+    const dir = parts.slice(0, depth).join("/");
+    for (const name of IGNORE_FILES) {
+      const text2 = await readFile2(path2.join(root, dir, name), "utf8").catch(() => void 0);
+      if (text2 !== void 0) filter.addIgnoreFile(dir, text2, name);
+    }
+    const rel = parts.slice(0, depth + 1).join("/");
+    const reason = filter.explain(rel, depth < parts.length - 1);
+    if (reason) {
+      const leavesOutDir = depth < parts.length - 1 && !reason.endsWith("never shipped");
+      return leavesOutDir ? `${reason} leaves out ${rel}/` : reason;
+    }
+  }
+  return void 0;
+}
+async function assertEntriesShip(config2, { built }) {
+  const options = appPackOptions(config2);
+  const problems = [];
+  for (const { field, file } of entryFiles(config2)) {
+    const reason = await whyLeftOut(config2.app.root, file, options);
+    if (reason) {
+      problems.push(
+        `${field}: ${file} is not in the artifact (${reason}): list it in app.include (e.g. "include": ["${file.replace(/\/[^/]*$/, "/") || file}"]), or build it on the servers`
+      );
+      continue;
+    }
+    if (built && !await lstat2(path2.join(config2.app.root, file)).catch(() => void 0)) {
+      problems.push(
+        `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(config2.file, problems);
 }
 
 // src/cli/main.ts
@@ -41429,10 +41648,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path20) {
-  if (!path20)
+function getElementAtPath(obj, path22) {
+  if (!path22)
     return obj;
-  return path20.reduce((acc, key) => acc?.[key], obj);
+  return path22.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -41772,11 +41991,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path20, issues) {
+function prefixIssues(path22, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path20);
+    iss.path.unshift(path22);
     return iss;
   });
 }
@@ -42237,16 +42456,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path20 = []) => {
+  const processError = (error4, path22 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path20, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path22, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path20, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path22, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path20, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path22, ...issue2.path]);
       } else {
-        const fullpath = [...path20, ...issue2.path];
+        const fullpath = [...path22, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -42388,17 +42607,17 @@ var validateAsync = async (schema, value, _ctx) => {
   return result.issues.length === 0;
 };
 var _encode = (_Err) => {
-  const parse3 = _parse(_Err);
+  const parse4 = _parse(_Err);
   const fn = (schema, value, _ctx, _params) => {
     const ctx = _ctx ? { ..._ctx, direction: "backward" } : { direction: "backward" };
-    return parse3(schema, value, ctx, finalizeParams(fn, _params));
+    return parse4(schema, value, ctx, finalizeParams(fn, _params));
   };
   return fn;
 };
 var _decode = (_Err) => {
-  const parse3 = _parse(_Err);
+  const parse4 = _parse(_Err);
   const fn = (schema, value, _ctx, _params) => {
-    return parse3(schema, value, _ctx, finalizeParams(fn, _params));
+    return parse4(schema, value, _ctx, finalizeParams(fn, _params));
   };
   return fn;
 };
@@ -43417,7 +43636,7 @@ function capSize(inst, size) {
   if (!caps.length)
     return;
   const cap = Math.min(...caps.map((c3) => c3[0]));
-  const parse3 = inst._zod.parse;
+  const parse4 = inst._zod.parse;
   inst._zod.parse = (payload, ctx) => {
     const n2 = size(payload.value);
     if (n2 > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
@@ -43431,7 +43650,7 @@ function capSize(inst, size) {
         }
       }
     }
-    return parse3(payload, ctx);
+    return parse4(payload, ctx);
   };
 }
 var arraySize = (input) => Array.isArray(input) ? input.length : -1;
@@ -44524,7 +44743,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve2) {
+function isRecursive(inst, stack, resolve3) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -44534,7 +44753,7 @@ function isRecursive(inst, stack, resolve2) {
   let result = NONE;
   const check = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve2);
+      const answer = isRecursive(child, stack, resolve3);
       if (answer > result)
         result = answer;
     }
@@ -44545,7 +44764,7 @@ function isRecursive(inst, stack, resolve2) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve2) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve3) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -44609,7 +44828,7 @@ function isRecursive(inst, stack, resolve2) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve2 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve3 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -46015,9 +46234,9 @@ var addPattern = (agg, pattern2) => {
 var intersectMime = (agg, mime) => {
   agg.mime = agg.mime ? agg.mime.filter((m2) => mime.includes(m2)) : [...mime];
 };
-var setFormat = (agg, format2) => {
-  agg.format = format2;
-  if (format2.includes("int"))
+var setFormat = (agg, format3) => {
+  agg.format = format3;
+  if (format3.includes("int"))
     agg.isInt = true;
 };
 var minContributor = (agg, def) => narrowMin(agg, "minimum", def.minimum);
@@ -46095,16 +46314,16 @@ var exactPattern = (p2) => exactPatterns.get(p2) ?? p2;
 var stringProcessor = (schema, ctx, _json, _params) => {
   const json = _json;
   json.type = "string";
-  const { minimum, maximum, format: format2, patterns, contentEncoding, laxFormat } = aggregateChecks(schema);
+  const { minimum, maximum, format: format3, patterns, contentEncoding, laxFormat } = aggregateChecks(schema);
   if (typeof minimum === "number")
     json.minLength = minimum;
   if (typeof maximum === "number")
     json.maxLength = maximum;
-  if (format2) {
-    json.format = formatMap[format2] ?? format2;
+  if (format3) {
+    json.format = formatMap[format3] ?? format3;
     if (json.format === "")
       delete json.format;
-    if (format2 === "time" || laxFormat) {
+    if (format3 === "time" || laxFormat) {
       delete json.format;
     }
   }
@@ -46350,7 +46569,7 @@ function stringifyKeyNames(bySchema, json, visited) {
   const values = json.enum ?? (json.const !== void 0 ? [json.const] : void 0);
   if (!numericType && !values?.some((v2) => typeof v2 === "number"))
     return json;
-  const { minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, format: format2, id, ...rest } = json;
+  const { minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, format: format3, id, ...rest } = json;
   if (rest.enum)
     rest.enum = rest.enum.map((v2) => typeof v2 === "number" ? String(v2) : v2);
   else if (typeof rest.const === "number")
@@ -47532,24 +47751,24 @@ init_errors();
 
 // src/remote/layout.ts
 init_errors();
-import path7 from "node:path/posix";
+import path8 from "node:path/posix";
 function layout(base) {
-  const state = path7.join(base, ".nexus");
+  const state = path8.join(base, ".nexus");
   return {
     base,
-    releases: path7.join(base, "releases"),
-    shared: path7.join(base, "shared"),
-    logs: path7.join(base, "shared", "logs"),
-    current: path7.join(base, "current"),
+    releases: path8.join(base, "releases"),
+    shared: path8.join(base, "shared"),
+    logs: path8.join(base, "shared", "logs"),
+    current: path8.join(base, "current"),
     state,
-    lock: path7.join(state, "lock"),
-    journal: path7.join(state, "journal.json"),
-    history: path7.join(state, "history.jsonl"),
-    failed: path7.join(state, "failed"),
-    staged: path7.join(state, "staged"),
-    incoming: path7.join(state, "incoming"),
-    release: (id) => path7.join(base, "releases", id),
-    ecosystem: (id) => path7.join(state, "pm2", `${id}.json`)
+    lock: path8.join(state, "lock"),
+    journal: path8.join(state, "journal.json"),
+    history: path8.join(state, "history.jsonl"),
+    failed: path8.join(state, "failed"),
+    staged: path8.join(state, "staged"),
+    incoming: path8.join(state, "incoming"),
+    release: (id) => path8.join(base, "releases", id),
+    ecosystem: (id) => path8.join(state, "pm2", `${id}.json`)
   };
 }
 function resolveRemotePath(configured, home) {
@@ -47558,7 +47777,7 @@ function resolveRemotePath(configured, home) {
     throw new NexusError(
       `${configured} is relative to the remote home, and $HOME is ${home ? `"${home}", not an absolute path` : "empty"} for this login: give the account a home directory, or configure an absolute path`
     );
-  return configured === "~" ? home : path7.join(home, configured.slice(2));
+  return configured === "~" ? home : path8.join(home, configured.slice(2));
 }
 var RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 function isValidReleaseId(id) {
@@ -47593,7 +47812,7 @@ async function runOp(runner, op) {
 }
 
 // src/remote/release.ts
-import path8 from "node:path/posix";
+import path9 from "node:path/posix";
 
 // src/ssh/errors.ts
 init_errors();
@@ -47663,7 +47882,7 @@ function prepare(l, options = {}) {
     l.releases,
     l.shared,
     l.incoming,
-    path8.dirname(l.ecosystem("x")),
+    path9.dirname(l.ecosystem("x")),
     l.failed
   );
   const clear = cmd(
@@ -47959,14 +48178,14 @@ import { isIP } from "node:net";
 
 // src/util/sleep.ts
 function sleep(ms3, signal2) {
-  return new Promise((resolve2) => {
-    if (signal2?.aborted) return resolve2();
+  return new Promise((resolve3) => {
+    if (signal2?.aborted) return resolve3();
     const timer = setTimeout(done, ms3);
     signal2?.addEventListener("abort", done, { once: true });
     function done() {
       clearTimeout(timer);
       signal2?.removeEventListener("abort", done);
-      resolve2();
+      resolve3();
     }
   });
 }
@@ -48128,7 +48347,7 @@ var RuntimeChannel = class {
     if (this.connection === connection) this.connection = void 0;
   }
   exchange(connection, lines) {
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       if (connection.ended) return reject(connection.ended);
       const timer = setTimeout(() => {
         connection.waiting = void 0;
@@ -48146,7 +48365,7 @@ var RuntimeChannel = class {
       connection.waiting = {
         expected: lines.length,
         replies: [],
-        resolve: settled(resolve2),
+        resolve: settled(resolve3),
         reject: settled(reject)
       };
       connection.running.send(`${lines.join("\n")}
@@ -48403,8 +48622,8 @@ var HaproxyBalancer = class {
     const enables = this.enables.get(name) ?? 0;
     let maint = false;
     for (; ; ) {
-      const { stat: stat9, admin, before } = await this.poll(server);
-      const open2 = stat9.sessions + stat9.queued + before;
+      const { stat: stat10, admin, before } = await this.poll(server);
+      const open2 = stat10.sessions + stat10.queued + before;
       if ((this.enables.get(name) ?? 0) !== enables)
         return { drained: false, open: open2, detail: "put back in rotation while its drain was waited for" };
       if (!admin.drain && !admin.maint) {
@@ -48552,7 +48771,7 @@ var MultiBalancer = class {
 import { createHash as createHash2 } from "node:crypto";
 
 // src/balancer/nginx-scripts.ts
-function readFile2(file) {
+function readFile3(file) {
   return cmd("cat", file);
 }
 var UPTIME_CS = `uptime_cs() {
@@ -48732,7 +48951,7 @@ var NginxBalancer = class {
     return this.runner.name;
   }
   async read() {
-    this.known = await this.runner.run(readFile2(this.options.upstreamFile), {
+    this.known = await this.runner.run(readFile3(this.options.upstreamFile), {
       what: `reading ${this.options.upstreamFile}`
     });
     return this.known;
@@ -48861,8 +49080,8 @@ ${output}${sudoHint(output)}`
    * one remote wait (see WAIT_DRAINED_SCRIPT).
    */
   waitDrained(server, timeoutMs) {
-    return new Promise((resolve2, reject) => {
-      if (this.waiting.push({ server, timeoutMs, resolve: resolve2, reject }) === 1)
+    return new Promise((resolve3, reject) => {
+      if (this.waiting.push({ server, timeoutMs, resolve: resolve3, reject }) === 1)
         queueMicrotask(() => void this.waitTogether());
     });
   }
@@ -48897,23 +49116,23 @@ ${output}${sudoHint(output)}`
 
 // src/balancer/factory.ts
 function createBalancer(entry, runner, context) {
-  const path20 = (p2) => resolveRemotePath(p2, context.home);
+  const path22 = (p2) => resolveRemotePath(p2, context.home);
   switch (entry.type) {
     case "nginx":
       return new NginxBalancer(runner, {
-        upstreamFile: path20(entry.upstreamFile),
+        upstreamFile: path22(entry.upstreamFile),
         upstream: entry.upstream,
         testCommand: entry.testCommand,
         reloadCommand: entry.reloadCommand,
-        pidFile: path20(entry.pidFile),
+        pidFile: path22(entry.pidFile),
         onWarning: context.onWarning
       });
     case "haproxy":
       return new HaproxyBalancer(runner, {
-        socket: path20(entry.socket),
+        socket: path22(entry.socket),
         backend: entry.backend,
         serverName: (server) => entry.servers[server.name] ?? server.name,
-        stateFile: entry.stateFile ? path20(entry.stateFile) : void 0,
+        stateFile: entry.stateFile ? path22(entry.stateFile) : void 0,
         onWarning: context.onWarning,
         onCommand: context.onCommand
       });
@@ -48926,11 +49145,11 @@ function combineBalancers(balancers) {
 
 // src/health/http-get.ts
 import http from "node:http";
-function httpGet(origin, path20, timeoutMs, userAgent) {
-  return new Promise((resolve2, reject) => {
+function httpGet(origin, path22, timeoutMs, userAgent) {
+  return new Promise((resolve3, reject) => {
     let stage2 = "connect";
     const request = http.request(origin, {
-      path: path20,
+      path: path22,
       method: "GET",
       agent: false,
       headers: { connection: "close", "user-agent": userAgent },
@@ -48960,7 +49179,7 @@ function httpGet(origin, path20, timeoutMs, userAgent) {
           );
       });
       response.on("end", () => {
-        resolve2({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
+        resolve3({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
         request.destroy();
       });
     });
@@ -49131,10 +49350,10 @@ function completeLines(chunk2) {
 
 // src/watch/nginx-source.ts
 var MAX_READ_BYTES = 8 * 1024 * 1024;
-function readFromOffset(path20, offset, maxBytes = MAX_READ_BYTES) {
+function readFromOffset(path22, offset, maxBytes = MAX_READ_BYTES) {
   const start = Math.max(0, Math.floor(offset));
   return [
-    `f=${shq(path20)}`,
+    `f=${shq(path22)}`,
     'if [ ! -e "$f" ]; then echo 0; exit 0; fi',
     `size=$(wc -c < "$f") || exit 1`,
     'echo "$size"',
@@ -49151,9 +49370,9 @@ function parseRead(output) {
   return { size, data: newline < 0 ? "" : output.slice(newline + 1) };
 }
 var NginxLogSource = class {
-  constructor(runner, path20) {
+  constructor(runner, path22) {
     this.runner = runner;
-    this.path = path20;
+    this.path = path22;
   }
   runner;
   path;
@@ -49180,9 +49399,9 @@ var NginxLogSource = class {
 // src/watch/preflight.ts
 init_log_format();
 var SAMPLE_BYTES = 256 * 1024;
-function sampleLogCommand(path20, bytes = SAMPLE_BYTES) {
+function sampleLogCommand(path22, bytes = SAMPLE_BYTES) {
   return [
-    `f=${shq(path20)}`,
+    `f=${shq(path22)}`,
     'if [ ! -e "$f" ]; then echo missing; exit 0; fi',
     'if [ ! -r "$f" ]; then echo unreadable; exit 0; fi',
     'printf "ok %s\\n" "$(wc -c < "$f")"',
@@ -49225,28 +49444,28 @@ function clip(line) {
 var AccessLogProblem = class extends Error {
 };
 async function checkAccessLog(runner, options) {
-  const { path: path20 } = options;
-  const where = `${path20} on ${runner.name}`;
+  const { path: path22 } = options;
+  const where2 = `${path22} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
-${logFormatAdvice(path20)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path20))).stdout);
+${logFormatAdvice(path22)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path22))).stdout);
   if (sample.state !== "ok") {
     throw new AccessLogProblem(
-      sample.state === "missing" ? `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}` : `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`
+      sample.state === "missing" ? `${where2} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}` : `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
     );
   }
   const verdict = judgeSample(sample.lines, options.addresses);
   if (verdict.ok === true) return { baseline: verdict.baseline };
-  if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
+  if (verdict.ok === false) throw new AccessLogProblem(`${where2}: ${verdict.problem}; ${fix}`);
   const dump = await runner.exec(`${options.testCommand} -T 2>/dev/null`);
   if (dump.code !== 0 || !/\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout)) {
     return {
-      warning: `${where} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
+      warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path20))
+  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path22))
     throw new AccessLogProblem(
-      `${where}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
+      `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
   return {};
 }
@@ -49317,7 +49536,7 @@ import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util
 init_errors();
 
 // src/process/pm2/pm2.ts
-import path9 from "node:path/posix";
+import path10 from "node:path/posix";
 
 // src/process/pm2/ecosystem.ts
 var text = string2().min(1, "must not be empty");
@@ -49579,7 +49798,7 @@ function preparedRestart(runner, command, release, what) {
     for (const request2 of waiting.splice(0)) request2.reject(error3);
   };
   void running.result.then(failure2, (error3) => error3).then(end);
-  const request = (line, timeoutMs) => new Promise((resolve2, reject) => {
+  const request = (line, timeoutMs) => new Promise((resolve3, reject) => {
     if (ended) return reject(ended);
     const timer = timeoutMs === void 0 ? void 0 : setTimeout(() => {
       end(
@@ -49592,7 +49811,7 @@ function preparedRestart(runner, command, release, what) {
     waiting.push({
       resolve: (reply) => {
         clearTimeout(timer);
-        resolve2(reply);
+        resolve3(reply);
       },
       reject: (error3) => {
         clearTimeout(timer);
@@ -49694,7 +49913,7 @@ var Pm2 = class {
     await runner.run(script(PERSIST_SCRIPT), { what: "saving the PM2 process list" });
   }
   logFiles(layout2) {
-    return { out: path9.join(layout2.logs, "app-out.log"), error: path9.join(layout2.logs, "app-error.log") };
+    return { out: path10.join(layout2.logs, "app-out.log"), error: path10.join(layout2.logs, "app-error.log") };
   }
 };
 
@@ -49735,12 +49954,12 @@ function secretValues(config2) {
 var import_ssh22 = __toESM(require_lib2(), 1);
 import { existsSync, readFileSync as readFileSync5 } from "node:fs";
 import os4 from "node:os";
-import path12 from "node:path";
+import path13 from "node:path";
 
 // src/ssh/host-keys.ts
 init_errors();
 import { appendFileSync as appendFileSync2, mkdirSync, readFileSync as readFileSync3 } from "node:fs";
-import path10 from "node:path";
+import path11 from "node:path";
 
 // src/ssh/known-hosts.ts
 import { createHash as createHash3, createHmac, randomBytes } from "node:crypto";
@@ -49931,7 +50150,7 @@ function usesHashedEntries(entries2) {
 }
 function appendKnownHost(file, host, port2, key) {
   const hash = usesHashedEntries(readKnownHosts(file));
-  mkdirSync(path10.dirname(file), { recursive: true, mode: 448 });
+  mkdirSync(path11.dirname(file), { recursive: true, mode: 448 });
   appendFileSync2(file, `${formatKnownHostsLine(host, port2, key, { hash })}
 `, { mode: 384 });
 }
@@ -50052,7 +50271,7 @@ var SshSession = class _SshSession {
     return this.client._sock?.localAddress;
   }
   static connect(options) {
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       const client = new import_ssh2.Client();
       const config2 = {
         host: options.host,
@@ -50075,7 +50294,7 @@ var SshSession = class _SshSession {
         client.off("error", onError);
         client.on("error", () => {
         });
-        resolve2(new _SshSession(client, options));
+        resolve3(new _SshSession(client, options));
       });
       const onError = (error3) => {
         if (settled) return;
@@ -50120,7 +50339,7 @@ var SshSession = class _SshSession {
         else channel.write(item);
       }
     };
-    const result = new Promise((resolve2, reject) => {
+    const result = new Promise((resolve3, reject) => {
       if (this.closed) {
         reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"));
         return;
@@ -50155,7 +50374,7 @@ var SshSession = class _SshSession {
             stderr: Buffer.concat(stderr).toString("utf8")
           };
           this.onOutput?.(this.name, command, result2);
-          resolve2(result2);
+          resolve3(result2);
         });
         channel = opened;
         flush();
@@ -50188,7 +50407,7 @@ var SshSession = class _SshSession {
         this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
       );
     this.options.onCommand?.(this.name, command);
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       this.client.exec(command, (error3, channel) => {
         if (error3) {
           reject(this.wrap(error3));
@@ -50215,7 +50434,7 @@ var SshSession = class _SshSession {
             reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
             return;
           }
-          resolve2(code);
+          resolve3(code);
         });
         if (options.stdin) channel.write(options.stdin);
         if (options.signal?.aborted) onAbort();
@@ -50228,12 +50447,12 @@ var SshSession = class _SshSession {
       return Promise.reject(
         this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
       );
-    this.sftpPromise ??= new Promise((resolve2, reject) => {
+    this.sftpPromise ??= new Promise((resolve3, reject) => {
       this.client.sftp((error3, sftp) => {
         if (!error3) {
           sftp.on("error", () => {
           });
-          resolve2(sftp);
+          resolve3(sftp);
           return;
         }
         reject(this.closed ? this.wrap(error3) : new SftpUnavailableError(this.name, error3.message));
@@ -50268,22 +50487,22 @@ var SshSession = class _SshSession {
     };
     signal2?.addEventListener("abort", abort, { once: true });
     try {
-      await new Promise((resolve2, reject) => {
+      await new Promise((resolve3, reject) => {
         sftp.fastPut(
           local,
           partial2,
           { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
-          (error3) => error3 ? reject(this.closed ? this.wrap(error3) : error3) : resolve2()
+          (error3) => error3 ? reject(this.closed ? this.wrap(error3) : error3) : resolve3()
         );
       });
     } finally {
       signal2?.removeEventListener("abort", abort);
     }
     signal2?.throwIfAborted();
-    await new Promise((resolve2, reject) => {
+    await new Promise((resolve3, reject) => {
       sftp.rename(partial2, remote, (error3) => {
-        if (!error3) return resolve2();
-        sftp.ext_openssh_rename(partial2, remote, (second) => second ? reject(second) : resolve2());
+        if (!error3) return resolve3();
+        sftp.ext_openssh_rename(partial2, remote, (second) => second ? reject(second) : resolve3());
       });
     });
   }
@@ -50306,9 +50525,9 @@ var SshSession = class _SshSession {
       });
     });
     this.tunnels.push(server);
-    await new Promise((resolve2, reject) => {
+    await new Promise((resolve3, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve2());
+      server.listen(0, "127.0.0.1", () => resolve3());
     });
     const address = server.address();
     if (!address || typeof address === "string") throw new Error("tunnel listener has no port");
@@ -50329,7 +50548,7 @@ var SshSession = class _SshSession {
   }
 };
 function classifyConnectError(options, error3, agentProblem) {
-  const where = `${options.username}@${options.host}:${options.port}`;
+  const where2 = `${options.username}@${options.host}:${options.port}`;
   const hostKeyProblem = options.hostKey.problem();
   if (hostKeyProblem) return new SshError(options.server, "host-key", hostKeyProblem);
   if (options.hostKeyAlgorithms && /no matching host key format/.test(error3.message)) {
@@ -50337,7 +50556,7 @@ function classifyConnectError(options, error3, agentProblem) {
       options.server,
       "host-key",
       [
-        `HOST KEY CHANGED for ${where}? It offers none of the key types known for it in known_hosts (${options.hostKeyAlgorithms.join(", ")}).`,
+        `HOST KEY CHANGED for ${where2}? It offers none of the key types known for it in known_hosts (${options.hostKeyAlgorithms.join(", ")}).`,
         "  A re-keyed server, or a man-in-the-middle: check with the server's admin before trusting a new key."
       ].join("\n")
     );
@@ -50346,18 +50565,18 @@ function classifyConnectError(options, error3, agentProblem) {
     return new SshError(
       options.server,
       "auth",
-      `authentication failed for ${where} (tried: ${describeAuth(options)}${agentProblem ? `; the agent failed: ${agentProblem}` : ""}); check ssh.privateKey, ssh.user or the agent`
+      `authentication failed for ${where2} (tried: ${describeAuth(options)}${agentProblem ? `; the agent failed: ${agentProblem}` : ""}); check ssh.privateKey, ssh.user or the agent`
     );
   }
   if (error3.code === "ECONNREFUSED")
-    return new SshError(options.server, "refused", `connection refused by ${where}`);
+    return new SshError(options.server, "refused", `connection refused by ${where2}`);
   if (error3.level === "client-timeout" || error3.code === "ETIMEDOUT") {
-    return new SshError(options.server, "timeout", `timed out connecting to ${where}`);
+    return new SshError(options.server, "timeout", `timed out connecting to ${where2}`);
   }
   if (error3.code === "ENOTFOUND" || error3.code === "EAI_AGAIN") {
     return new SshError(options.server, "network", `cannot resolve ${options.host}`);
   }
-  return new SshError(options.server, "network", `cannot connect to ${where}: ${error3.message}`);
+  return new SshError(options.server, "network", `cannot connect to ${where2}: ${error3.message}`);
 }
 function describeAuth(options) {
   const methods = [];
@@ -50368,7 +50587,7 @@ function describeAuth(options) {
 
 // src/ssh/ssh-config.ts
 import { readFileSync as readFileSync4 } from "node:fs";
-import path11 from "node:path";
+import path12 from "node:path";
 
 // node_modules/ssh-config/lib/glob.js
 function escapeChars(text2, chars) {
@@ -50496,19 +50715,19 @@ var SSHConfig = class _SSHConfig extends Array {
   compute(opts, computeOpts) {
     if (typeof opts === "string")
       opts = { Host: opts };
-    let userInfo2;
+    let userInfo3;
     try {
-      userInfo2 = os3.userInfo();
+      userInfo3 = os3.userInfo();
     } catch {
-      userInfo2 = { username: process.env.USER || process.env.USERNAME || "" };
+      userInfo3 = { username: process.env.USER || process.env.USERNAME || "" };
     }
     const context = {
       params: {
         Host: opts.Host,
         HostName: opts.Host,
         OriginalHost: opts.Host,
-        User: userInfo2.username,
-        LocalUser: userInfo2.username
+        User: userInfo3.username,
+        LocalUser: userInfo3.username
       },
       options: {
         ignoreCase: computeOpts?.ignoreCase === true,
@@ -50518,7 +50737,7 @@ var SSHConfig = class _SSHConfig extends Array {
       doFinalPass: false
     };
     const obj = {};
-    const setProperty = (name, value) => {
+    const setProperty2 = (name, value) => {
       const key = computeOpts?.ignoreCase ? name.toLowerCase() : name;
       let val;
       if (Array.isArray(value)) {
@@ -50547,7 +50766,7 @@ var SSHConfig = class _SSHConfig extends Array {
       }
     };
     if (opts.User !== void 0) {
-      setProperty("User", opts.User);
+      setProperty2("User", opts.User);
     }
     const doPass = () => {
       for (const line of this) {
@@ -50556,10 +50775,10 @@ var SSHConfig = class _SSHConfig extends Array {
         if (/^host$/i.test(line.param) && glob_default(Array.isArray(line.value) ? line.value.map(({ val }) => val) : line.value, context.params.Host)) {
           let canonicalizeHostName = false;
           let canonicalDomains = [];
-          setProperty(line.param, line.value);
+          setProperty2(line.param, line.value);
           for (const subline of line.config) {
             if (subline.type === LineType.DIRECTIVE) {
-              setProperty(subline.param, subline.value);
+              setProperty2(subline.param, subline.value);
               if (/^CanonicalizeHostName$/i.test(subline.param) && subline.value === "yes") {
                 canonicalizeHostName = true;
               }
@@ -50574,7 +50793,7 @@ var SSHConfig = class _SSHConfig extends Array {
               const { status, stderr } = spawnSync2("nslookup", [host]);
               if (status === 0 && !/can't find/.test(stderr.toString())) {
                 context.params.Host = host;
-                setProperty("Host", host);
+                setProperty2("Host", host);
                 doPass();
                 break;
               }
@@ -50583,11 +50802,11 @@ var SSHConfig = class _SSHConfig extends Array {
         } else if (/^match$/i.test(line.param) && "criteria" in line && match2(line.criteria, context)) {
           for (const subline of line.config) {
             if (subline.type === LineType.DIRECTIVE) {
-              setProperty(subline.param, subline.value);
+              setProperty2(subline.param, subline.value);
             }
           }
         } else if (!/^(host|match)$/i.test(line.param)) {
-          setProperty(line.param, line.value);
+          setProperty2(line.param, line.value);
         }
       }
     };
@@ -50917,7 +51136,7 @@ function stringify(config2) {
     const value = formatValue(line.value, quoted);
     return `${line.param}${line.separator}${value}`;
   }
-  const format2 = (line) => {
+  const format3 = (line) => {
     str += line.before;
     if (line.type === LineType.COMMENT) {
       str += line.content;
@@ -50933,10 +51152,10 @@ ${line.before}`;
     }
     str += line.after;
     if ("config" in line) {
-      line.config.forEach(format2);
+      line.config.forEach(format3);
     }
   };
-  config2.forEach(format2);
+  config2.forEach(format3);
   return str;
 }
 
@@ -50972,8 +51191,8 @@ function resolveSshConfigHost(text2, host, context) {
   const identityFiles = all("identityfile").filter((file) => file.toLowerCase() !== "none").map((file) => {
     const expanded = file.replace(/%([%dhnpru])/g, (match3, t) => tokens[t] ?? match3);
     if (expanded === "~") return context.home;
-    if (expanded.startsWith("~/")) return path11.join(context.home, expanded.slice(2));
-    return path11.resolve(expanded);
+    if (expanded.startsWith("~/")) return path12.join(context.home, expanded.slice(2));
+    return path12.resolve(expanded);
   });
   return {
     hostName,
@@ -51015,7 +51234,7 @@ function loadCredentials(ssh, env2 = process.env, identityFiles = []) {
   if (identity3) return { privateKey: readKey(identity3), passphrase, agent, keySource: identity3 };
   if (!agent) {
     for (const name of DEFAULT_KEYS) {
-      const file = path12.join(os4.homedir(), ".ssh", name);
+      const file = path13.join(os4.homedir(), ".ssh", name);
       if (existsSync(file)) return { privateKey: readKey(file), passphrase, agent, keySource: file };
     }
   }
@@ -51212,11 +51431,11 @@ var LocalRunner = class {
     child.stderr.on("data", (chunk2) => stderr.push(chunk2));
     child.stdin.on("error", () => {
     });
-    const result = new Promise((resolve2, reject) => {
+    const result = new Promise((resolve3, reject) => {
       child.on("error", reject);
       child.on(
         "close",
-        (code) => resolve2({
+        (code) => resolve3({
           code,
           stdout: Buffer.concat(stdout).toString("utf8"),
           stderr: Buffer.concat(stderr).toString("utf8")
@@ -51523,11 +51742,11 @@ var BatchWatch = class _BatchWatch {
     const nginx = config2.balancers.find((b2) => b2.type === "nginx");
     if (!nginx) return _BatchWatch.fromHaproxy(config2, fleet, emit);
     const { runner, home } = hostRunner(fleet.hosts, nginx.host);
-    const path20 = resolveRemotePath(nginx.accessLog, home);
+    const path22 = resolveRemotePath(nginx.accessLog, home);
     let check;
     try {
       check = await checkAccessLog(runner, {
-        path: path20,
+        path: path22,
         testCommand: nginx.testCommand,
         addresses: config2.servers.map((s3) => asLogged(s3.upstream))
       });
@@ -51556,7 +51775,7 @@ var BatchWatch = class _BatchWatch {
       });
     }
     const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
-    const source = new NginxLogSource(runner, path20);
+    const source = new NginxLogSource(runner, path22);
     return new _BatchWatch(config2, fleet, emit, source, (key) => byAddress.get(key), check.baseline);
   }
   /** HAProxy's per-server counters (show stat), through its admin socket: no log format needed. */
@@ -51966,7 +52185,7 @@ async function lockAll(hosts, holder, emit, waitMs = 0) {
           continue;
         }
         if (Date.now() < deadline) {
-          await new Promise((resolve2) => setTimeout(resolve2, 1e3));
+          await new Promise((resolve3) => setTimeout(resolve3, 1e3));
           continue;
         }
         throw new LockError(
@@ -52730,7 +52949,7 @@ async function runLocalHook(hook, config2, options) {
   const timeoutMs = config2.hooks.timeout;
   const started = Date.now();
   emit({ type: "hook", hook, status: "start", message: command });
-  const result = await new Promise((resolve2) => {
+  const result = await new Promise((resolve3) => {
     const child = spawn3("sh", ["-c", command], {
       cwd: config2.app.root,
       env: {
@@ -52767,16 +52986,16 @@ async function runLocalHook(hook, config2, options) {
     options.signal?.addEventListener("abort", onAbort, { once: true });
     child.on("error", (error3) => {
       clearTimeout(timer);
-      resolve2({ ok: false, reason: error3.message });
+      resolve3({ ok: false, reason: error3.message });
     });
     child.on("close", (code, signal2) => {
       clearTimeout(timer);
       clearTimeout(kill);
       options.signal?.removeEventListener("abort", onAbort);
       show.flush();
-      if (stopped) resolve2({ ok: false, reason: stopped });
-      else if (code === 0) resolve2({ ok: true });
-      else resolve2({ ok: false, reason: code === null ? `killed by ${signal2}` : `exit ${code}` });
+      if (stopped) resolve3({ ok: false, reason: stopped });
+      else if (code === 0) resolve3({ ok: true });
+      else resolve3({ ok: false, reason: code === null ? `killed by ${signal2}` : `exit ${code}` });
     });
   });
   emit({
@@ -53131,8 +53350,8 @@ var ArtifactServer = class _ArtifactServer {
     this.size = size;
     this.base = base;
     this.onClose = onClose;
-    this.closedPromise = new Promise((resolve2) => {
-      this.resolveClosed = resolve2;
+    this.closedPromise = new Promise((resolve3) => {
+      this.resolveClosed = resolve3;
     });
     server.on("request", (request, response) => this.handle(request, response));
   }
@@ -53149,11 +53368,11 @@ var ArtifactServer = class _ArtifactServer {
     const { size } = await stat2(options.file);
     const server = createServer2();
     server.keepAliveTimeout = 1e3;
-    await new Promise((resolve2, reject) => {
+    await new Promise((resolve3, reject) => {
       server.once("error", reject);
       server.listen(options.listen.port, options.listen.host, () => {
         server.off("error", reject);
-        resolve2();
+        resolve3();
       });
     });
     const address = server.address();
@@ -53565,6 +53784,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
       return finish("failed", notReached("build failed"), EXIT.failed);
     }
   }
+  await assertEntriesShip(config2, { built: true });
   emit({ type: "phase", phase: "pack", message: `packing ${config2.app.root}` });
   const packing = packApp(config2.app.root, {
     ...appPackOptions(config2),
@@ -54036,651 +54256,1076 @@ init_errors();
 init_format();
 init_log_format();
 
-// src/check/run.ts
-init_errors();
-
-// src/check/app-size.ts
-import { readdir as readdir2, stat as stat3 } from "node:fs/promises";
-import path13 from "node:path";
-async function appSizeEstimate(config2) {
-  const { app } = config2;
-  const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path13.join(app.root, "node_modules"));
-}
-async function treeSize(dir) {
-  let total = 0;
-  for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path13.join(dir, entry.name);
-    if (entry.isDirectory()) total += await treeSize(child);
-    else if (entry.isFile()) total += (await stat3(child)).size;
-  }
-  return total;
-}
-
-// src/check/balancer-checks.ts
-init_nginx_upstream();
-
-// src/check/facts.ts
-function parseFacts(stdout) {
-  const values = /* @__PURE__ */ new Map();
-  const sections = /* @__PURE__ */ new Map();
-  let section;
-  let lines = [];
-  for (const line of stdout.split("\n")) {
-    if (section !== void 0) {
-      if (line === "@@end") {
-        sections.set(section, lines.join("\n").trim());
-        section = void 0;
-        lines = [];
-      } else lines.push(line);
-      continue;
-    }
-    const start = /^@@([a-z_]+)$/.exec(line);
-    if (start) {
-      section = start[1];
-      continue;
-    }
-    const eq = line.indexOf("=");
-    if (eq > 0 && /^[a-z0-9_]+$/.test(line.slice(0, eq))) values.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  if (section !== void 0) sections.set(section, lines.join("\n").trim());
-  return { values, sections };
-}
-var SCRIPT_PRELUDE = [
-  `say() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }`
-].join("\n");
-
-// src/check/balancer-script.ts
-function dumpCommand(testCommand) {
-  return /\s-t\s*$/.test(testCommand) ? testCommand.replace(/-t\s*$/, "-T") : void 0;
-}
-function sudoTarget(command) {
-  const match3 = /^\s*sudo\s+(?:-n\s+)?(.+)$/.exec(command);
-  if (!match3 || /^-/.test(match3[1]) || /[;&|`$()<>]/.test(match3[1])) return void 0;
-  return match3[1];
-}
-function sudoListCommand(command) {
-  const target = sudoTarget(command);
-  return target === void 0 ? void 0 : `sudo -n -l ${target}`;
-}
-function balancerScript(input) {
-  const file = shq(input.upstreamFile);
-  const pid = shq(input.pidFile);
-  const dump = dumpCommand(input.testCommand);
-  const reloadList = sudoListCommand(input.reloadCommand);
-  return [
-    SCRIPT_PRELUDE,
-    'say user "$(id -un)"',
-    `[ -e ${file} ] && say up_exists 1`,
-    `[ -r ${file} ] && say up_readable 1`,
-    `[ -w ${file} ] && say up_writable 1`,
-    `say up_real "$(readlink -f ${file} 2>/dev/null)"`,
-    `say up_owner "$(ls -ld ${file} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
-    "command -v flock >/dev/null 2>&1 && say flock 1",
-    `[ -r ${file} ] && { echo @@upstream; cat ${file}; echo; echo @@end; }`,
-    'say uid "$(id -u)"',
-    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && { say pid_alive 1; say master_uid "$(stat -c %u "/proc/$p" 2>/dev/null)"; }; fi`,
-    `out=$( { ${input.testCommand}
-} 2>&1 </dev/null ); say test_rc $?`,
-    'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',
-    ...dump ? [
-      `out=$( { ${dump}
-} 2>&1 </dev/null ); say dump_rc $?`,
-      `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`
-    ] : [],
-    ...reloadList ? [
-      `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
-      'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end',
-      'out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\\n" "$out" | head -n 100; echo @@end'
-    ] : [],
-    "exit 0"
-  ].join("\n");
-}
-
-// src/check/sudo-list.ts
-function sudoListAllows(listing, command) {
-  if (!/may run the following commands/i.test(listing)) return void 0;
-  if (/!authenticate/.test(listing)) return true;
-  const wanted = command.trim().split(/\s+/).join(" ");
-  const program2 = wanted.split(" ")[0];
-  for (const line of listing.split("\n")) {
-    const at2 = line.indexOf("NOPASSWD:");
-    if (at2 < 0) continue;
-    let rest = line.slice(at2 + "NOPASSWD:".length);
-    const passwd = rest.search(/(^|[\s,])PASSWD:/);
-    if (passwd >= 0) rest = rest.slice(0, passwd);
-    for (const raw of rest.split(/(?<!\\),/)) {
-      const entry = raw.replace(/^\s*(?:[A-Z_]+:\s*)*/, "").trim().split(/\s+/).join(" ").replace(/\\(.)/g, "$1");
-      if (entry === "ALL" || entry === wanted || entry === program2 || glob2(entry).test(wanted)) return true;
-    }
-  }
-  return false;
-}
-function glob2(pattern2) {
-  const body = pattern2.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${body}$`);
-}
-
-// src/check/balancer-checks.ts
-var SUDOERS_FIX = "allow them without a password, as root: `nexus setup --sudo`, or add the sudoers line shown by `nexus setup --dry-run` (docs/servers.md)";
-function passwordPrompt(text2) {
-  return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
-    text2 ?? ""
-  );
-}
-function balancerItems(facts, ctx) {
-  const v2 = facts.values;
-  const items = [];
-  const add = (check, status, detail, fix) => items.push({ target: ctx.target, check, status, detail, ...fix ? { fix } : {} });
-  const user = v2.get("user") ?? "the login user";
-  if (v2.get("up_exists") !== "1" || v2.get("up_readable") !== "1") {
-    add(
-      "upstream file",
-      "fail",
-      `${ctx.upstreamFile} ${v2.get("up_exists") === "1" ? `is not readable by ${user}` : "does not exist"}`,
-      "`nexus setup` writes it from the config (or: nexus nginx-config > the file, as root)"
-    );
-  } else {
-    const text2 = facts.sections.get("upstream") ?? "";
-    let listed = [];
-    try {
-      listed = listUpstreamServers(text2, ctx.upstream).map((s3) => s3.address);
-      if (holdsUpstreamBlock(text2)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
-      else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
-    } catch (error3) {
-      add(
-        "upstream file",
-        "fail",
-        error3.message,
-        "fix the upstream block (nexus nginx-config prints one)"
-      );
-    }
-    const missing = ctx.servers.filter((s3) => !listed.includes(s3.upstream));
-    if (missing.length === 0) add("upstream servers", "ok", `lists all ${ctx.servers.length} server(s)`);
-    else
-      add(
-        "upstream servers",
-        "fail",
-        `missing: ${missing.map((s3) => `${s3.name} (${s3.upstream})`).join(", ")}`,
-        `add ${missing.map((s3) => `\`server ${s3.upstream};\``).join(" and ")} to ${ctx.upstreamFile}, test and reload Nginx`
-      );
-    if (v2.get("up_writable") === "1")
-      add(
-        "upstream edit",
-        v2.get("flock") === "1" ? "ok" : "warn",
-        `${user} can edit it in place${v2.get("flock") === "1" ? " (under flock)" : "; flock is missing, concurrent runs rely on compare-and-swap only"}`
-      );
-    else
-      add(
-        "upstream edit",
-        "fail",
-        `${user} cannot write ${ctx.upstreamFile} (${v2.get("up_owner") ?? "?"})`,
-        `as root: chgrp <${user}'s group> ${ctx.upstreamFile} && chmod 664 ${ctx.upstreamFile} (nexus edits it in place and keeps its backup elsewhere)`
-      );
-  }
-  const testOut = facts.sections.get("test");
-  if (v2.get("test_rc") === "0") add("nginx test", "ok", ctx.testCommand);
-  else if (passwordPrompt(testOut))
-    add(
-      "nginx test",
-      "fail",
-      `\`${ctx.testCommand}\` asks for a password: ${lastLine(testOut)}`,
-      SUDOERS_FIX
-    );
-  else
-    add(
-      "nginx test",
-      "fail",
-      `\`${ctx.testCommand}\` failed: ${lastLine(testOut)}`,
-      "fix the Nginx configuration (or balancer.testCommand); as non-root it needs `sudo -n`"
-    );
-  if (!ctx.hasDump)
-    add(
-      "upstream included",
-      "warn",
-      "balancer.testCommand does not end in -t, so `nginx -T` cannot list the included files"
-    );
-  else {
-    const dump = facts.sections.get("dump") ?? "";
-    const files = [...dump.matchAll(/^# configuration file (.+):$/gm)].map((m2) => m2[1]);
-    const real = v2.get("up_real");
-    if (v2.get("dump_rc") !== "0")
-      add(
-        "upstream included",
-        "fail",
-        `cannot run \`nginx -T\`: ${lastLine(dump)}`,
-        passwordPrompt(dump) ? `${SUDOERS_FIX}; the check needs nginx -T (read-only) too` : "see the nginx test above"
-      );
-    else if (files.includes(ctx.upstreamFile) || real && files.includes(real))
-      add("upstream included", "ok", "the running configuration includes it (nginx -T)");
-    else
-      add(
-        "upstream included",
-        "fail",
-        `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
-        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
-      );
-  }
-  const masterUid = v2.get("master_uid");
-  if (!/^\s*sudo\b/.test(ctx.reloadCommand)) {
-    if (masterUid && v2.get("uid") && masterUid !== v2.get("uid") && v2.get("uid") !== "0")
-      add(
-        "nginx reload",
-        "warn",
-        `${ctx.reloadCommand} runs as ${user}, but the Nginx master is uid ${masterUid}'s: it cannot signal it, unless the command gets root itself (a wrapper with sudo inside)`,
-        `reload through sudo: "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" (and testCommand likewise), with the sudoers rule \`nexus setup\` prints`
-      );
-    else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
-  } else if (!ctx.hasReloadList)
-    add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
-  else if (v2.get("reload_sudo_rc") === "0" && sudoListAllows(facts.sections.get("sudolist") ?? "", sudoTarget(ctx.reloadCommand) ?? "") === false)
-    add(
-      "nginx reload",
-      "warn",
-      `sudo allows \`${ctx.reloadCommand}\`, but no rule of \`sudo -l\` lets it run without a password: the reload may stop at a password prompt`,
-      SUDOERS_FIX
-    );
-  else if (v2.get("reload_sudo_rc") === "0")
-    add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);
-  else
-    add(
-      "nginx reload",
-      "fail",
-      `sudo does not allow \`${ctx.reloadCommand}\` without a password: ${lastLine(facts.sections.get("reload"))}`,
-      SUDOERS_FIX
-    );
-  if (v2.get("pid_readable") !== "1")
-    add(
-      "pid file",
-      "fail",
-      `${ctx.pidFile} is not readable by ${user}: reloads cannot be confirmed`,
-      "set balancer.pidFile to Nginx's pid file (the `pid` directive; /run/nginx.pid on Debian)"
-    );
-  else if (v2.get("pid_alive") !== "1")
-    add(
-      "pid file",
-      "fail",
-      `${ctx.pidFile} names no running process`,
-      "start Nginx, or fix balancer.pidFile"
-    );
-  else add("pid file", "ok", ctx.pidFile);
-  return items;
-}
-function lastLine(text2) {
-  return (text2 ?? "").trim().split("\n").at(-1) ?? "";
-}
-
-// src/check/health.ts
-async function fetchHealth(origin, path20, timeoutMs) {
-  try {
-    const response = await httpGet(origin, path20, timeoutMs, "nexus-check");
-    let json = false;
-    let release;
-    try {
-      const parsed = JSON.parse(response.body);
-      json = typeof parsed === "object" && parsed !== null;
-      if (json && typeof parsed.release === "string") release = parsed.release;
-    } catch {
-    }
-    return { status: response.status, json, ...release ? { release } : {} };
-  } catch (error3) {
-    const err = error3;
-    return { json: false, error: err.code ?? err.message };
-  }
-}
-function healthItem(target, path20, checkRelease, answer) {
-  const base = { target, check: "health" };
-  if (answer.status === void 0)
-    return {
-      ...base,
-      status: "warn",
-      detail: `${path20} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
-      fix: "once deployed, the app must answer GET on health.path with a 2xx"
-    };
-  if (answer.status < 200 || answer.status >= 300)
-    return {
-      ...base,
-      status: "fail",
-      detail: `${path20} answers HTTP ${answer.status}`,
-      fix: "the health endpoint must answer 2xx when the app can serve"
-    };
-  if (answer.release)
-    return {
-      ...base,
-      status: "ok",
-      detail: `HTTP ${answer.status}, JSON, reports release ${answer.release}`
-    };
-  const shape = answer.json ? "JSON without a release" : "not JSON";
-  if (checkRelease === true)
-    return {
-      ...base,
-      status: "fail",
-      detail: `HTTP ${answer.status}, ${shape}, and health.checkRelease is true`,
-      fix: 'answer {"release": process.env.NEXUS_RELEASE} in /health, or set health.checkRelease to "auto"'
-    };
-  return {
-    ...base,
-    status: "ok",
-    detail: `HTTP ${answer.status}, ${shape}: the gate relies on the process checks (report {"release": process.env.NEXUS_RELEASE} to have it checked)`
-  };
-}
-
-// src/check/server-checks.ts
-var MB = 1024 * 1024;
-function mb(bytes) {
-  return bytes < MB ? "<1 MB" : `${Math.round(bytes / MB)} MB`;
-}
-function serverItems(facts, ctx) {
-  const v2 = facts.values;
-  const items = [];
-  const add = (check, status, detail, fix) => items.push({ target: ctx.server, check, status, detail, ...fix ? { fix } : {} });
-  const nvm = v2.get("nvm_bin");
-  const pathFix = (bin) => nvm ? `${bin} is installed by nvm in ${nvm}, which only interactive shells put on the PATH: add \`export PATH=${nvm}:$PATH\` at the top of ~/.bashrc (before its "If not running interactively" return), or link it: sudo ln -s ${nvm}/${bin} /usr/local/bin/${bin}` : bin === "pm2" ? "install PM2 for the login user (npm install -g pm2) where a non-interactive SSH command finds it (e.g. /usr/local/bin), or add its directory to PATH at the top of ~/.bashrc" : `install Node.js (distro package or nodesource) so that \`ssh <user>@<host> ${bin} -v\` works; with nvm, add its bin directory to PATH at the top of ~/.bashrc`;
-  for (const bin of ["node", "npm", "pm2"]) {
-    const where = v2.get(`${bin}_path`);
-    if (where) add(bin, "ok", `${v2.get(`${bin}_version`) ?? "?"} (${where})`);
-    else add(bin, "fail", `not found on the non-interactive PATH (${v2.get("path") ?? "?"})`, pathFix(bin));
-  }
-  const unit = v2.get("pm2_unit");
-  const enabled = v2.get("pm2_unit_enabled");
-  if (unit && (enabled === void 0 || enabled === "enabled")) add("pm2 startup", "ok", unit);
-  else
-    add(
-      "pm2 startup",
-      "warn",
-      unit ? `${unit} is ${enabled || "not enabled"}` : `no pm2-${v2.get("user") ?? "<user>"} systemd unit: after a reboot the app does not come back`,
-      "run `pm2 startup` as the login user and the command it prints as root, then `pm2 save`"
-    );
-  const existing = v2.get("deploy_existing") ?? "?";
-  const creates = existing !== ctx.deployPath ? ` (creates it under ${existing})` : "";
-  if (v2.get("deploy_writable") === "1") add("deploy path", "ok", `${ctx.deployPath} writable${creates}`);
-  else
-    add(
-      "deploy path",
-      "fail",
-      `${existing} is not writable by ${v2.get("user") ?? "the login user"} (${v2.get("deploy_owner") ?? "?"})`,
-      `as root: mkdir -p ${ctx.deployPath} && chown ${v2.get("user") ?? "<user>"}: ${ctx.deployPath}; or set deployPath under the user's home ("~/apps/<name>")`
-    );
-  const freeKb = Number.parseInt(v2.get("free_kb") ?? "", 10);
-  if (Number.isFinite(freeKb)) {
-    const free = freeKb * 1024;
-    const need = ctx.artifactEstimate * 3;
-    if (free < need)
-      add(
-        "disk",
-        "fail",
-        `${mb(free)} free under ${existing}, a release needs about ${mb(need)}`,
-        "free space on that filesystem, or lower keepReleases so nexus prunes older releases"
-      );
-    else add("disk", "ok", `${mb(free)} free (a release: about ${mb(need)})`);
-  } else add("disk", "warn", "could not read the free space (df)");
-  const holders = [...v2.get("port_holder") ? [v2.get("port_holder")] : []];
-  const listeners = Number.parseInt(v2.get("port_listeners") ?? "0", 10) || 0;
-  if (listeners === 0) add("app port", "ok", `${ctx.appPort} free`);
-  else if (holders.every((h2) => h2 === "app" || h2 === "pm2"))
-    add("app port", "ok", `${ctx.appPort} held by this app (PM2 ${ctx.pm2Name})`);
-  else
-    add(
-      "app port",
-      "fail",
-      `${ctx.appPort} is held by another process${holders[0] && holders[0] !== "other" ? ` (${holders[0]})` : " (another user's)"}, not by PM2 app ${ctx.pm2Name}`,
-      `stop it (as root, \`ss -ltnp 'sport = :${ctx.appPort}'\` names it), or set app.port to a free port`
-    );
-  return items;
-}
-
-// src/check/server-script.ts
-function serverScript({ deployPath, appPort, appHost, pm2Name: pm2Name2 }) {
-  const port2 = appPort.toString(16).toUpperCase().padStart(4, "0");
-  const ip = procNetTcpAddress(`${appHost}:${appPort}`)?.split(":")[0];
-  const hostMatch = ip ? `(a[1] == "${ip}" || a[1] == "00000000" || a[1] ~ /^0+$/)` : "1";
-  return [
-    SCRIPT_PRELUDE,
-    'say user "$(id -un)"',
-    'say home "$HOME"',
-    'say path "$PATH"',
-    'for b in node npm pm2; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done',
-    'command -v node >/dev/null 2>&1 && say node_version "$(node -v 2>&1)"',
-    'command -v npm >/dev/null 2>&1 && say npm_version "$(npm -v 2>&1)"',
-    // pm2's version from its package.json: `pm2 -v` can start a daemon, and check changes nothing.
-    `p=$(command -v pm2 2>/dev/null) && d=$(dirname "$(readlink -f "$p")") && say pm2_version "$(sed -n 's/^ *"version": *"\\([^"]*\\)".*/\\1/p' "$d/../package.json" 2>/dev/null | head -n 1)"`,
-    // nvm installs Node under ~/.nvm, on the PATH of interactive shells only.
-    'for f in "$HOME"/.nvm/versions/node/*/bin/node; do [ -x "$f" ] && say nvm_bin "$(dirname "$f")"; done',
-    'u=$(id -un); for f in "/etc/systemd/system/pm2-$u.service" "/lib/systemd/system/pm2-$u.service"; do [ -f "$f" ] && say pm2_unit "$f"; done',
-    'command -v systemctl >/dev/null 2>&1 && say pm2_unit_enabled "$(systemctl is-enabled "pm2-$(id -un)" 2>/dev/null)"',
-    `d=${shq(deployPath)}; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done`,
-    'say deploy_existing "$d"',
-    '[ -w "$d" ] && [ -x "$d" ] && say deploy_writable 1',
-    `say deploy_owner "$(ls -ld "$d" 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
-    `say free_kb "$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"`,
-    // Listening sockets on the app port (state 0A), then which of our processes holds them.
-    `inodes=$(awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == "${port2}" && ${hostMatch}) print $10 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)`,
-    `say port_listeners "$(printf '%s\\n' "$inodes" | grep -c .)"`,
-    "for i in $inodes; do",
-    '  owner=""',
-    '  for fd in /proc/[0-9]*/fd/*; do if [ "$(readlink "$fd" 2>/dev/null)" = "socket:[$i]" ]; then owner=$(echo "$fd" | cut -d/ -f3); break; fi; done',
-    '  if [ -z "$owner" ]; then say port_holder other; continue; fi',
-    `  name=$(tr '\\0' '\\n' < "/proc/$owner/environ" 2>/dev/null | sed -n 's/^name=//p' | head -n 1)`,
-    `  if [ "$name" = ${shq(pm2Name2)} ]; then say port_holder app; elif tr '\\0' ' ' < "/proc/$owner/cmdline" 2>/dev/null | grep -q 'PM2'; then say port_holder pm2; else say port_holder "pid $owner $(tr '\\0' ' ' < "/proc/$owner/cmdline" 2>/dev/null | cut -c1-60)"; fi`,
-    "done",
-    "exit 0"
-  ].join("\n");
-}
-
-// src/check/types.ts
-function report(items) {
-  return { ok: items.every((i2) => i2.status !== "fail"), items };
-}
-
-// src/check/run.ts
-function sshFix(error3, server) {
-  if (!(error3 instanceof SshError)) return "see the message";
-  switch (error3.kind) {
-    case "host-key":
-      return `check the fingerprint with the server's admin, then \`nexus trust ${server}\``;
-    case "auth":
-      return "install the deploy key in the login user's ~/.ssh/authorized_keys: `nexus setup` does it (it logs in once with a password or another key)";
-    case "refused":
-    case "timeout":
-    case "network":
-      return "check the server's address and SSH port in the config, that sshd runs, and the firewall";
-    default:
-      return "retry; see the message";
-  }
-}
-async function runCheck(config2, options = {}) {
-  const items = [];
-  const connector = createConnector(config2, { env: options.env });
-  const estimate = await appSizeEstimate(config2);
-  const sessions = [];
-  try {
-    const results = await mapSettled(config2.servers, 8, async (server) => {
-      let connected;
-      try {
-        const session2 = await connector.connect(server);
-        const home2 = (await session2.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
-        connected = { server, session: session2, home: home2 };
-        sessions.push(connected);
-      } catch (error3) {
-        return [
-          {
-            target: server.name,
-            check: "ssh",
-            status: "fail",
-            detail: error3.message.replace(`${server.name}: `, ""),
-            fix: sshFix(error3, server.name)
-          }
-        ];
-      }
-      const { session, home } = connected;
-      let deployPath;
-      try {
-        deployPath = resolveRemotePath(server.deployPath, home);
-      } catch (error3) {
-        return [
-          { target: server.name, check: "deploy path", status: "fail", detail: error3.message }
-        ];
-      }
-      const facts = parseFacts(
-        await session.run(
-          serverScript({
-            deployPath,
-            appPort: config2.app.port,
-            appHost: server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
-            pm2Name: config2.pm2.name
-          }),
-          {
-            what: "checking the server"
-          }
-        )
-      );
-      const out = [
-        {
-          target: server.name,
-          check: "ssh",
-          status: "ok",
-          detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`
-        },
-        ...serverItems(facts, {
-          server: server.name,
-          deployPath,
-          appPort: config2.app.port,
-          pm2Name: config2.pm2.name,
-          artifactEstimate: estimate
-        })
-      ];
-      if (config2.shared.files.length > 0)
-        out.push(await sharedItem(session, server.name, deployPath, config2));
-      out.push(
-        healthItem(
-          server.name,
-          config2.health.path,
-          config2.health.checkRelease,
-          await health(session, server, config2)
-        )
-      );
-      return out;
-    });
-    for (const result of results) {
-      if (result.status === "fulfilled") items.push(...result.value);
-      else items.push({ target: "?", check: "check", status: "fail", detail: String(result.reason) });
-    }
-    for (const entry of config2.balancers) items.push(...await checkBalancer(entry, sessions, config2));
-  } finally {
-    for (const s3 of sessions) s3.session.close();
-  }
-  return report(items);
-}
-async function sharedItem(session, server, deployPath, config2) {
-  const l = layout(deployPath);
-  const missing = await runOp(session, checkShared(l, config2.shared));
-  if (missing.length === 0)
-    return { target: server, check: "shared files", status: "ok", detail: config2.shared.files.join(", ") };
-  return {
-    target: server,
-    check: "shared files",
-    status: "fail",
-    detail: `missing: ${missing.map((f2) => `${l.shared}/${f2}`).join(", ")}`,
-    fix: "put them there (scp, your provisioning): nexus never creates shared.files, and a deploy stops in preflight without them"
-  };
-}
-async function health(session, server, config2) {
-  const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${config2.health.port}` : `http://127.0.0.1:${await session.tunnel(host, config2.health.port)}`;
-  return fetchHealth(origin, config2.health.path, config2.health.timeout);
-}
-async function checkBalancer(entry, sessions, config2) {
-  const target = `${entry.host} (balancer)`;
-  let runner;
-  let home = "";
-  if (entry.host === "local") {
-    runner = new LocalRunner();
-    home = process.env.HOME ?? "";
-  } else {
-    const lb = sessions.find((s3) => s3.server.name === entry.host);
-    if (lb) {
-      runner = lb.session;
-      home = lb.home;
-    }
-  }
-  if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
-  try {
-    return await balancerChecks(entry, runner, home, config2, target);
-  } catch (error3) {
-    if (!(error3 instanceof NexusError)) throw error3;
-    return [{ target, check: "balancer", status: "fail", detail: error3.message }];
-  }
-}
-async function balancerChecks(entry, runner, home, config2, target) {
-  if (entry.type === "haproxy") {
-    const balancer = createBalancer(entry, runner, { home });
-    try {
-      return await haproxyItems(target, balancer, config2);
-    } finally {
-      await balancer.close?.();
-    }
-  }
-  const input = {
-    upstreamFile: resolveRemotePath(entry.upstreamFile, home),
-    pidFile: resolveRemotePath(entry.pidFile, home),
-    testCommand: entry.testCommand,
-    reloadCommand: entry.reloadCommand
-  };
-  const facts = parseFacts(await runner.run(balancerScript(input), { what: "checking the balancer" }));
-  return balancerItems(facts, {
-    target,
-    ...input,
-    ...entry.upstream ? { upstream: entry.upstream } : {},
-    servers: config2.servers.map((s3) => ({ name: s3.name, upstream: s3.upstream })),
-    hasDump: dumpCommand(input.testCommand) !== void 0,
-    hasReloadList: sudoListCommand(input.reloadCommand) !== void 0
-  });
-}
-async function haproxyItems(target, balancer, config2) {
-  try {
-    const states = await balancer.state(config2.servers);
-    const missing = states.filter((s3) => !s3.present);
-    return [
-      { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
-      missing.length === 0 ? {
-        target,
-        check: "servers listed",
-        status: "ok",
-        detail: `${states.length} server(s) in the backend`
-      } : {
-        target,
-        check: "servers listed",
-        status: "fail",
-        detail: `the backend lacks ${missing.map((m2) => `${m2.server} (${m2.upstream})`).join(", ")}`,
-        fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers"
-      }
-    ];
-  } catch (error3) {
-    return [
-      {
-        target,
-        check: "admin socket",
-        status: "fail",
-        detail: error3.message,
-        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)"
-      }
-    ];
-  }
-}
-
-// src/cli/check.ts
-init_errors();
-init_format();
-
-// src/cli/context.ts
-init_source2();
-import { statSync as statSync2 } from "node:fs";
-import path15 from "node:path";
-
 // src/config/load.ts
 import { readFileSync as readFileSync6 } from "node:fs";
-import os9 from "node:os";
+import os8 from "node:os";
 import path14 from "node:path";
+
+// node_modules/jsonc-parser/lib/esm/impl/scanner.js
+function createScanner(text2, ignoreTrivia = false) {
+  const len = text2.length;
+  let pos = 0, value = "", tokenOffset = 0, token = 16, lineNumber = 0, lineStartOffset = 0, tokenLineStartOffset = 0, prevTokenLineStartOffset = 0, scanError = 0;
+  function scanHexDigits(count3, exact) {
+    let digits = 0;
+    let value2 = 0;
+    while (digits < count3 || !exact) {
+      let ch = text2.charCodeAt(pos);
+      if (ch >= 48 && ch <= 57) {
+        value2 = value2 * 16 + ch - 48;
+      } else if (ch >= 65 && ch <= 70) {
+        value2 = value2 * 16 + ch - 65 + 10;
+      } else if (ch >= 97 && ch <= 102) {
+        value2 = value2 * 16 + ch - 97 + 10;
+      } else {
+        break;
+      }
+      pos++;
+      digits++;
+    }
+    if (digits < count3) {
+      value2 = -1;
+    }
+    return value2;
+  }
+  function setPosition(newPosition) {
+    pos = newPosition;
+    value = "";
+    tokenOffset = 0;
+    token = 16;
+    scanError = 0;
+  }
+  function scanNumber() {
+    let start = pos;
+    if (text2.charCodeAt(pos) === 48) {
+      pos++;
+    } else {
+      pos++;
+      while (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+        pos++;
+      }
+    }
+    if (pos < text2.length && text2.charCodeAt(pos) === 46) {
+      pos++;
+      if (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+        pos++;
+        while (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+          pos++;
+        }
+      } else {
+        scanError = 3;
+        return text2.substring(start, pos);
+      }
+    }
+    let end = pos;
+    if (pos < text2.length && (text2.charCodeAt(pos) === 69 || text2.charCodeAt(pos) === 101)) {
+      pos++;
+      if (pos < text2.length && text2.charCodeAt(pos) === 43 || text2.charCodeAt(pos) === 45) {
+        pos++;
+      }
+      if (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+        pos++;
+        while (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+          pos++;
+        }
+        end = pos;
+      } else {
+        scanError = 3;
+      }
+    }
+    return text2.substring(start, end);
+  }
+  function scanString() {
+    let result = "", start = pos;
+    while (true) {
+      if (pos >= len) {
+        result += text2.substring(start, pos);
+        scanError = 2;
+        break;
+      }
+      const ch = text2.charCodeAt(pos);
+      if (ch === 34) {
+        result += text2.substring(start, pos);
+        pos++;
+        break;
+      }
+      if (ch === 92) {
+        result += text2.substring(start, pos);
+        pos++;
+        if (pos >= len) {
+          scanError = 2;
+          break;
+        }
+        const ch2 = text2.charCodeAt(pos++);
+        switch (ch2) {
+          case 34:
+            result += '"';
+            break;
+          case 92:
+            result += "\\";
+            break;
+          case 47:
+            result += "/";
+            break;
+          case 98:
+            result += "\b";
+            break;
+          case 102:
+            result += "\f";
+            break;
+          case 110:
+            result += "\n";
+            break;
+          case 114:
+            result += "\r";
+            break;
+          case 116:
+            result += "	";
+            break;
+          case 117:
+            const ch3 = scanHexDigits(4, true);
+            if (ch3 >= 0) {
+              result += String.fromCharCode(ch3);
+            } else {
+              scanError = 4;
+            }
+            break;
+          default:
+            scanError = 5;
+        }
+        start = pos;
+        continue;
+      }
+      if (ch >= 0 && ch <= 31) {
+        if (isLineBreak(ch)) {
+          result += text2.substring(start, pos);
+          scanError = 2;
+          break;
+        } else {
+          scanError = 6;
+        }
+      }
+      pos++;
+    }
+    return result;
+  }
+  function scanNext() {
+    value = "";
+    scanError = 0;
+    tokenOffset = pos;
+    lineStartOffset = lineNumber;
+    prevTokenLineStartOffset = tokenLineStartOffset;
+    if (pos >= len) {
+      tokenOffset = len;
+      return token = 17;
+    }
+    let code = text2.charCodeAt(pos);
+    if (isWhiteSpace(code)) {
+      do {
+        pos++;
+        value += String.fromCharCode(code);
+        code = text2.charCodeAt(pos);
+      } while (isWhiteSpace(code));
+      return token = 15;
+    }
+    if (isLineBreak(code)) {
+      pos++;
+      value += String.fromCharCode(code);
+      if (code === 13 && text2.charCodeAt(pos) === 10) {
+        pos++;
+        value += "\n";
+      }
+      lineNumber++;
+      tokenLineStartOffset = pos;
+      return token = 14;
+    }
+    switch (code) {
+      // tokens: []{}:,
+      case 123:
+        pos++;
+        return token = 1;
+      case 125:
+        pos++;
+        return token = 2;
+      case 91:
+        pos++;
+        return token = 3;
+      case 93:
+        pos++;
+        return token = 4;
+      case 58:
+        pos++;
+        return token = 6;
+      case 44:
+        pos++;
+        return token = 5;
+      // strings
+      case 34:
+        pos++;
+        value = scanString();
+        return token = 10;
+      // comments
+      case 47:
+        const start = pos - 1;
+        if (text2.charCodeAt(pos + 1) === 47) {
+          pos += 2;
+          while (pos < len) {
+            if (isLineBreak(text2.charCodeAt(pos))) {
+              break;
+            }
+            pos++;
+          }
+          value = text2.substring(start, pos);
+          return token = 12;
+        }
+        if (text2.charCodeAt(pos + 1) === 42) {
+          pos += 2;
+          const safeLength = len - 1;
+          let commentClosed = false;
+          while (pos < safeLength) {
+            const ch = text2.charCodeAt(pos);
+            if (ch === 42 && text2.charCodeAt(pos + 1) === 47) {
+              pos += 2;
+              commentClosed = true;
+              break;
+            }
+            pos++;
+            if (isLineBreak(ch)) {
+              if (ch === 13 && text2.charCodeAt(pos) === 10) {
+                pos++;
+              }
+              lineNumber++;
+              tokenLineStartOffset = pos;
+            }
+          }
+          if (!commentClosed) {
+            pos++;
+            scanError = 1;
+          }
+          value = text2.substring(start, pos);
+          return token = 13;
+        }
+        value += String.fromCharCode(code);
+        pos++;
+        return token = 16;
+      // numbers
+      case 45:
+        value += String.fromCharCode(code);
+        pos++;
+        if (pos === len || !isDigit(text2.charCodeAt(pos))) {
+          return token = 16;
+        }
+      // found a minus, followed by a number so
+      // we fall through to proceed with scanning
+      // numbers
+      case 48:
+      case 49:
+      case 50:
+      case 51:
+      case 52:
+      case 53:
+      case 54:
+      case 55:
+      case 56:
+      case 57:
+        value += scanNumber();
+        return token = 11;
+      // literals and unknown symbols
+      default:
+        while (pos < len && isUnknownContentCharacter(code)) {
+          pos++;
+          code = text2.charCodeAt(pos);
+        }
+        if (tokenOffset !== pos) {
+          value = text2.substring(tokenOffset, pos);
+          switch (value) {
+            case "true":
+              return token = 8;
+            case "false":
+              return token = 9;
+            case "null":
+              return token = 7;
+          }
+          return token = 16;
+        }
+        value += String.fromCharCode(code);
+        pos++;
+        return token = 16;
+    }
+  }
+  function isUnknownContentCharacter(code) {
+    if (isWhiteSpace(code) || isLineBreak(code)) {
+      return false;
+    }
+    switch (code) {
+      case 125:
+      case 93:
+      case 123:
+      case 91:
+      case 34:
+      case 58:
+      case 44:
+      case 47:
+        return false;
+    }
+    return true;
+  }
+  function scanNextNonTrivia() {
+    let result;
+    do {
+      result = scanNext();
+    } while (result >= 12 && result <= 15);
+    return result;
+  }
+  return {
+    setPosition,
+    getPosition: () => pos,
+    scan: ignoreTrivia ? scanNextNonTrivia : scanNext,
+    getToken: () => token,
+    getTokenValue: () => value,
+    getTokenOffset: () => tokenOffset,
+    getTokenLength: () => pos - tokenOffset,
+    getTokenStartLine: () => lineStartOffset,
+    getTokenStartCharacter: () => tokenOffset - prevTokenLineStartOffset,
+    getTokenError: () => scanError
+  };
+}
+function isWhiteSpace(ch) {
+  return ch === 32 || ch === 9;
+}
+function isLineBreak(ch) {
+  return ch === 10 || ch === 13;
+}
+function isDigit(ch) {
+  return ch >= 48 && ch <= 57;
+}
+var CharacterCodes;
+(function(CharacterCodes2) {
+  CharacterCodes2[CharacterCodes2["lineFeed"] = 10] = "lineFeed";
+  CharacterCodes2[CharacterCodes2["carriageReturn"] = 13] = "carriageReturn";
+  CharacterCodes2[CharacterCodes2["space"] = 32] = "space";
+  CharacterCodes2[CharacterCodes2["_0"] = 48] = "_0";
+  CharacterCodes2[CharacterCodes2["_1"] = 49] = "_1";
+  CharacterCodes2[CharacterCodes2["_2"] = 50] = "_2";
+  CharacterCodes2[CharacterCodes2["_3"] = 51] = "_3";
+  CharacterCodes2[CharacterCodes2["_4"] = 52] = "_4";
+  CharacterCodes2[CharacterCodes2["_5"] = 53] = "_5";
+  CharacterCodes2[CharacterCodes2["_6"] = 54] = "_6";
+  CharacterCodes2[CharacterCodes2["_7"] = 55] = "_7";
+  CharacterCodes2[CharacterCodes2["_8"] = 56] = "_8";
+  CharacterCodes2[CharacterCodes2["_9"] = 57] = "_9";
+  CharacterCodes2[CharacterCodes2["a"] = 97] = "a";
+  CharacterCodes2[CharacterCodes2["b"] = 98] = "b";
+  CharacterCodes2[CharacterCodes2["c"] = 99] = "c";
+  CharacterCodes2[CharacterCodes2["d"] = 100] = "d";
+  CharacterCodes2[CharacterCodes2["e"] = 101] = "e";
+  CharacterCodes2[CharacterCodes2["f"] = 102] = "f";
+  CharacterCodes2[CharacterCodes2["g"] = 103] = "g";
+  CharacterCodes2[CharacterCodes2["h"] = 104] = "h";
+  CharacterCodes2[CharacterCodes2["i"] = 105] = "i";
+  CharacterCodes2[CharacterCodes2["j"] = 106] = "j";
+  CharacterCodes2[CharacterCodes2["k"] = 107] = "k";
+  CharacterCodes2[CharacterCodes2["l"] = 108] = "l";
+  CharacterCodes2[CharacterCodes2["m"] = 109] = "m";
+  CharacterCodes2[CharacterCodes2["n"] = 110] = "n";
+  CharacterCodes2[CharacterCodes2["o"] = 111] = "o";
+  CharacterCodes2[CharacterCodes2["p"] = 112] = "p";
+  CharacterCodes2[CharacterCodes2["q"] = 113] = "q";
+  CharacterCodes2[CharacterCodes2["r"] = 114] = "r";
+  CharacterCodes2[CharacterCodes2["s"] = 115] = "s";
+  CharacterCodes2[CharacterCodes2["t"] = 116] = "t";
+  CharacterCodes2[CharacterCodes2["u"] = 117] = "u";
+  CharacterCodes2[CharacterCodes2["v"] = 118] = "v";
+  CharacterCodes2[CharacterCodes2["w"] = 119] = "w";
+  CharacterCodes2[CharacterCodes2["x"] = 120] = "x";
+  CharacterCodes2[CharacterCodes2["y"] = 121] = "y";
+  CharacterCodes2[CharacterCodes2["z"] = 122] = "z";
+  CharacterCodes2[CharacterCodes2["A"] = 65] = "A";
+  CharacterCodes2[CharacterCodes2["B"] = 66] = "B";
+  CharacterCodes2[CharacterCodes2["C"] = 67] = "C";
+  CharacterCodes2[CharacterCodes2["D"] = 68] = "D";
+  CharacterCodes2[CharacterCodes2["E"] = 69] = "E";
+  CharacterCodes2[CharacterCodes2["F"] = 70] = "F";
+  CharacterCodes2[CharacterCodes2["G"] = 71] = "G";
+  CharacterCodes2[CharacterCodes2["H"] = 72] = "H";
+  CharacterCodes2[CharacterCodes2["I"] = 73] = "I";
+  CharacterCodes2[CharacterCodes2["J"] = 74] = "J";
+  CharacterCodes2[CharacterCodes2["K"] = 75] = "K";
+  CharacterCodes2[CharacterCodes2["L"] = 76] = "L";
+  CharacterCodes2[CharacterCodes2["M"] = 77] = "M";
+  CharacterCodes2[CharacterCodes2["N"] = 78] = "N";
+  CharacterCodes2[CharacterCodes2["O"] = 79] = "O";
+  CharacterCodes2[CharacterCodes2["P"] = 80] = "P";
+  CharacterCodes2[CharacterCodes2["Q"] = 81] = "Q";
+  CharacterCodes2[CharacterCodes2["R"] = 82] = "R";
+  CharacterCodes2[CharacterCodes2["S"] = 83] = "S";
+  CharacterCodes2[CharacterCodes2["T"] = 84] = "T";
+  CharacterCodes2[CharacterCodes2["U"] = 85] = "U";
+  CharacterCodes2[CharacterCodes2["V"] = 86] = "V";
+  CharacterCodes2[CharacterCodes2["W"] = 87] = "W";
+  CharacterCodes2[CharacterCodes2["X"] = 88] = "X";
+  CharacterCodes2[CharacterCodes2["Y"] = 89] = "Y";
+  CharacterCodes2[CharacterCodes2["Z"] = 90] = "Z";
+  CharacterCodes2[CharacterCodes2["asterisk"] = 42] = "asterisk";
+  CharacterCodes2[CharacterCodes2["backslash"] = 92] = "backslash";
+  CharacterCodes2[CharacterCodes2["closeBrace"] = 125] = "closeBrace";
+  CharacterCodes2[CharacterCodes2["closeBracket"] = 93] = "closeBracket";
+  CharacterCodes2[CharacterCodes2["colon"] = 58] = "colon";
+  CharacterCodes2[CharacterCodes2["comma"] = 44] = "comma";
+  CharacterCodes2[CharacterCodes2["dot"] = 46] = "dot";
+  CharacterCodes2[CharacterCodes2["doubleQuote"] = 34] = "doubleQuote";
+  CharacterCodes2[CharacterCodes2["minus"] = 45] = "minus";
+  CharacterCodes2[CharacterCodes2["openBrace"] = 123] = "openBrace";
+  CharacterCodes2[CharacterCodes2["openBracket"] = 91] = "openBracket";
+  CharacterCodes2[CharacterCodes2["plus"] = 43] = "plus";
+  CharacterCodes2[CharacterCodes2["slash"] = 47] = "slash";
+  CharacterCodes2[CharacterCodes2["formFeed"] = 12] = "formFeed";
+  CharacterCodes2[CharacterCodes2["tab"] = 9] = "tab";
+})(CharacterCodes || (CharacterCodes = {}));
+
+// node_modules/jsonc-parser/lib/esm/impl/string-intern.js
+var cachedSpaces = new Array(20).fill(0).map((_2, index) => {
+  return " ".repeat(index);
+});
+var maxCachedValues = 200;
+var cachedBreakLinesWithSpaces = {
+  " ": {
+    "\n": new Array(maxCachedValues).fill(0).map((_2, index) => {
+      return "\n" + " ".repeat(index);
+    }),
+    "\r": new Array(maxCachedValues).fill(0).map((_2, index) => {
+      return "\r" + " ".repeat(index);
+    }),
+    "\r\n": new Array(maxCachedValues).fill(0).map((_2, index) => {
+      return "\r\n" + " ".repeat(index);
+    })
+  },
+  "	": {
+    "\n": new Array(maxCachedValues).fill(0).map((_2, index) => {
+      return "\n" + "	".repeat(index);
+    }),
+    "\r": new Array(maxCachedValues).fill(0).map((_2, index) => {
+      return "\r" + "	".repeat(index);
+    }),
+    "\r\n": new Array(maxCachedValues).fill(0).map((_2, index) => {
+      return "\r\n" + "	".repeat(index);
+    })
+  }
+};
+
+// node_modules/jsonc-parser/lib/esm/impl/parser.js
+var ParseOptions;
+(function(ParseOptions2) {
+  ParseOptions2.DEFAULT = {
+    allowTrailingComma: false
+  };
+})(ParseOptions || (ParseOptions = {}));
+function parseTree(text2, errors = [], options = ParseOptions.DEFAULT) {
+  let currentParent = { type: "array", offset: -1, length: -1, children: [], parent: void 0 };
+  function ensurePropertyComplete(endOffset) {
+    if (currentParent.type === "property") {
+      currentParent.length = endOffset - currentParent.offset;
+      currentParent = currentParent.parent;
+    }
+  }
+  function onValue(valueNode) {
+    currentParent.children.push(valueNode);
+    return valueNode;
+  }
+  const visitor = {
+    onObjectBegin: (offset) => {
+      currentParent = onValue({ type: "object", offset, length: -1, parent: currentParent, children: [] });
+    },
+    onObjectProperty: (name, offset, length) => {
+      currentParent = onValue({ type: "property", offset, length: -1, parent: currentParent, children: [] });
+      currentParent.children.push({ type: "string", value: name, offset, length, parent: currentParent });
+    },
+    onObjectEnd: (offset, length) => {
+      ensurePropertyComplete(offset + length);
+      currentParent.length = offset + length - currentParent.offset;
+      currentParent = currentParent.parent;
+      ensurePropertyComplete(offset + length);
+    },
+    onArrayBegin: (offset, length) => {
+      currentParent = onValue({ type: "array", offset, length: -1, parent: currentParent, children: [] });
+    },
+    onArrayEnd: (offset, length) => {
+      currentParent.length = offset + length - currentParent.offset;
+      currentParent = currentParent.parent;
+      ensurePropertyComplete(offset + length);
+    },
+    onLiteralValue: (value, offset, length) => {
+      onValue({ type: getNodeType(value), offset, length, parent: currentParent, value });
+      ensurePropertyComplete(offset + length);
+    },
+    onSeparator: (sep, offset, length) => {
+      if (currentParent.type === "property") {
+        if (sep === ":") {
+          currentParent.colonOffset = offset;
+        } else if (sep === ",") {
+          ensurePropertyComplete(offset);
+        }
+      }
+    },
+    onError: (error3, offset, length) => {
+      errors.push({ error: error3, offset, length });
+    }
+  };
+  visit(text2, visitor, options);
+  const result = currentParent.children[0];
+  if (result) {
+    delete result.parent;
+  }
+  return result;
+}
+function findNodeAtLocation(root, path22) {
+  if (!root) {
+    return void 0;
+  }
+  let node2 = root;
+  for (let segment of path22) {
+    if (typeof segment === "string") {
+      if (node2.type !== "object" || !Array.isArray(node2.children)) {
+        return void 0;
+      }
+      let found = false;
+      for (const propertyNode of node2.children) {
+        if (Array.isArray(propertyNode.children) && propertyNode.children[0].value === segment && propertyNode.children.length === 2) {
+          node2 = propertyNode.children[1];
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        return void 0;
+      }
+    } else {
+      const index = segment;
+      if (node2.type !== "array" || index < 0 || !Array.isArray(node2.children) || index >= node2.children.length) {
+        return void 0;
+      }
+      node2 = node2.children[index];
+    }
+  }
+  return node2;
+}
+function getNodeValue(node2) {
+  switch (node2.type) {
+    case "array":
+      return node2.children.map(getNodeValue);
+    case "object":
+      const obj = /* @__PURE__ */ Object.create(null);
+      for (let prop of node2.children) {
+        const valueNode = prop.children[1];
+        if (valueNode) {
+          obj[prop.children[0].value] = getNodeValue(valueNode);
+        }
+      }
+      return obj;
+    case "null":
+    case "string":
+    case "number":
+    case "boolean":
+      return node2.value;
+    default:
+      return void 0;
+  }
+}
+function visit(text2, visitor, options = ParseOptions.DEFAULT) {
+  const _scanner = createScanner(text2, false);
+  const _jsonPath = [];
+  let suppressedCallbacks = 0;
+  function toNoArgVisit(visitFunction) {
+    return visitFunction ? () => suppressedCallbacks === 0 && visitFunction(_scanner.getTokenOffset(), _scanner.getTokenLength(), _scanner.getTokenStartLine(), _scanner.getTokenStartCharacter()) : () => true;
+  }
+  function toOneArgVisit(visitFunction) {
+    return visitFunction ? (arg) => suppressedCallbacks === 0 && visitFunction(arg, _scanner.getTokenOffset(), _scanner.getTokenLength(), _scanner.getTokenStartLine(), _scanner.getTokenStartCharacter()) : () => true;
+  }
+  function toOneArgVisitWithPath(visitFunction) {
+    return visitFunction ? (arg) => suppressedCallbacks === 0 && visitFunction(arg, _scanner.getTokenOffset(), _scanner.getTokenLength(), _scanner.getTokenStartLine(), _scanner.getTokenStartCharacter(), () => _jsonPath.slice()) : () => true;
+  }
+  function toBeginVisit(visitFunction) {
+    return visitFunction ? () => {
+      if (suppressedCallbacks > 0) {
+        suppressedCallbacks++;
+      } else {
+        let cbReturn = visitFunction(_scanner.getTokenOffset(), _scanner.getTokenLength(), _scanner.getTokenStartLine(), _scanner.getTokenStartCharacter(), () => _jsonPath.slice());
+        if (cbReturn === false) {
+          suppressedCallbacks = 1;
+        }
+      }
+    } : () => true;
+  }
+  function toEndVisit(visitFunction) {
+    return visitFunction ? () => {
+      if (suppressedCallbacks > 0) {
+        suppressedCallbacks--;
+      }
+      if (suppressedCallbacks === 0) {
+        visitFunction(_scanner.getTokenOffset(), _scanner.getTokenLength(), _scanner.getTokenStartLine(), _scanner.getTokenStartCharacter());
+      }
+    } : () => true;
+  }
+  const onObjectBegin = toBeginVisit(visitor.onObjectBegin), onObjectProperty = toOneArgVisitWithPath(visitor.onObjectProperty), onObjectEnd = toEndVisit(visitor.onObjectEnd), onArrayBegin = toBeginVisit(visitor.onArrayBegin), onArrayEnd = toEndVisit(visitor.onArrayEnd), onLiteralValue = toOneArgVisitWithPath(visitor.onLiteralValue), onSeparator = toOneArgVisit(visitor.onSeparator), onComment = toNoArgVisit(visitor.onComment), onError = toOneArgVisit(visitor.onError);
+  const disallowComments = options && options.disallowComments;
+  const allowTrailingComma = options && options.allowTrailingComma;
+  function scanNext() {
+    while (true) {
+      const token = _scanner.scan();
+      switch (_scanner.getTokenError()) {
+        case 4:
+          handleError(
+            14
+            /* ParseErrorCode.InvalidUnicode */
+          );
+          break;
+        case 5:
+          handleError(
+            15
+            /* ParseErrorCode.InvalidEscapeCharacter */
+          );
+          break;
+        case 3:
+          handleError(
+            13
+            /* ParseErrorCode.UnexpectedEndOfNumber */
+          );
+          break;
+        case 1:
+          if (!disallowComments) {
+            handleError(
+              11
+              /* ParseErrorCode.UnexpectedEndOfComment */
+            );
+          }
+          break;
+        case 2:
+          handleError(
+            12
+            /* ParseErrorCode.UnexpectedEndOfString */
+          );
+          break;
+        case 6:
+          handleError(
+            16
+            /* ParseErrorCode.InvalidCharacter */
+          );
+          break;
+      }
+      switch (token) {
+        case 12:
+        case 13:
+          if (disallowComments) {
+            handleError(
+              10
+              /* ParseErrorCode.InvalidCommentToken */
+            );
+          } else {
+            onComment();
+          }
+          break;
+        case 16:
+          handleError(
+            1
+            /* ParseErrorCode.InvalidSymbol */
+          );
+          break;
+        case 15:
+        case 14:
+          break;
+        default:
+          return token;
+      }
+    }
+  }
+  function handleError(error3, skipUntilAfter = [], skipUntil = []) {
+    onError(error3);
+    if (skipUntilAfter.length + skipUntil.length > 0) {
+      let token = _scanner.getToken();
+      while (token !== 17) {
+        if (skipUntilAfter.indexOf(token) !== -1) {
+          scanNext();
+          break;
+        } else if (skipUntil.indexOf(token) !== -1) {
+          break;
+        }
+        token = scanNext();
+      }
+    }
+  }
+  function parseString(isValue) {
+    const value = _scanner.getTokenValue();
+    if (isValue) {
+      onLiteralValue(value);
+    } else {
+      onObjectProperty(value);
+      _jsonPath.push(value);
+    }
+    scanNext();
+    return true;
+  }
+  function parseLiteral() {
+    switch (_scanner.getToken()) {
+      case 11:
+        const tokenValue = _scanner.getTokenValue();
+        let value = Number(tokenValue);
+        if (isNaN(value)) {
+          handleError(
+            2
+            /* ParseErrorCode.InvalidNumberFormat */
+          );
+          value = 0;
+        }
+        onLiteralValue(value);
+        break;
+      case 7:
+        onLiteralValue(null);
+        break;
+      case 8:
+        onLiteralValue(true);
+        break;
+      case 9:
+        onLiteralValue(false);
+        break;
+      default:
+        return false;
+    }
+    scanNext();
+    return true;
+  }
+  function parseProperty() {
+    if (_scanner.getToken() !== 10) {
+      handleError(3, [], [
+        2,
+        5
+        /* SyntaxKind.CommaToken */
+      ]);
+      return false;
+    }
+    parseString(false);
+    if (_scanner.getToken() === 6) {
+      onSeparator(":");
+      scanNext();
+      if (!parseValue()) {
+        handleError(4, [], [
+          2,
+          5
+          /* SyntaxKind.CommaToken */
+        ]);
+      }
+    } else {
+      handleError(5, [], [
+        2,
+        5
+        /* SyntaxKind.CommaToken */
+      ]);
+    }
+    _jsonPath.pop();
+    return true;
+  }
+  function parseObject() {
+    onObjectBegin();
+    scanNext();
+    let needsComma = false;
+    while (_scanner.getToken() !== 2 && _scanner.getToken() !== 17) {
+      if (_scanner.getToken() === 5) {
+        if (!needsComma) {
+          handleError(4, [], []);
+        }
+        onSeparator(",");
+        scanNext();
+        if (_scanner.getToken() === 2 && allowTrailingComma) {
+          break;
+        }
+      } else if (needsComma) {
+        handleError(6, [], []);
+      }
+      if (!parseProperty()) {
+        handleError(4, [], [
+          2,
+          5
+          /* SyntaxKind.CommaToken */
+        ]);
+      }
+      needsComma = true;
+    }
+    onObjectEnd();
+    if (_scanner.getToken() !== 2) {
+      handleError(7, [
+        2
+        /* SyntaxKind.CloseBraceToken */
+      ], []);
+    } else {
+      scanNext();
+    }
+    return true;
+  }
+  function parseArray() {
+    onArrayBegin();
+    scanNext();
+    let isFirstElement = true;
+    let needsComma = false;
+    while (_scanner.getToken() !== 4 && _scanner.getToken() !== 17) {
+      if (_scanner.getToken() === 5) {
+        if (!needsComma) {
+          handleError(4, [], []);
+        }
+        onSeparator(",");
+        scanNext();
+        if (_scanner.getToken() === 4 && allowTrailingComma) {
+          break;
+        }
+      } else if (needsComma) {
+        handleError(6, [], []);
+      }
+      if (isFirstElement) {
+        _jsonPath.push(0);
+        isFirstElement = false;
+      } else {
+        _jsonPath[_jsonPath.length - 1]++;
+      }
+      if (!parseValue()) {
+        handleError(4, [], [
+          4,
+          5
+          /* SyntaxKind.CommaToken */
+        ]);
+      }
+      needsComma = true;
+    }
+    onArrayEnd();
+    if (!isFirstElement) {
+      _jsonPath.pop();
+    }
+    if (_scanner.getToken() !== 4) {
+      handleError(8, [
+        4
+        /* SyntaxKind.CloseBracketToken */
+      ], []);
+    } else {
+      scanNext();
+    }
+    return true;
+  }
+  function parseValue() {
+    switch (_scanner.getToken()) {
+      case 3:
+        return parseArray();
+      case 1:
+        return parseObject();
+      case 10:
+        return parseString(true);
+      default:
+        return parseLiteral();
+    }
+  }
+  scanNext();
+  if (_scanner.getToken() === 17) {
+    if (options.allowEmptyContent) {
+      return true;
+    }
+    handleError(4, [], []);
+    return false;
+  }
+  if (!parseValue()) {
+    handleError(4, [], []);
+    return false;
+  }
+  if (_scanner.getToken() !== 17) {
+    handleError(9, [], []);
+  }
+  return true;
+}
+function getNodeType(value) {
+  switch (typeof value) {
+    case "boolean":
+      return "boolean";
+    case "number":
+      return "number";
+    case "string":
+      return "string";
+    case "object": {
+      if (!value) {
+        return "null";
+      } else if (Array.isArray(value)) {
+        return "array";
+      }
+      return "object";
+    }
+    default:
+      return "null";
+  }
+}
+
+// node_modules/jsonc-parser/lib/esm/main.js
+var ScanError;
+(function(ScanError2) {
+  ScanError2[ScanError2["None"] = 0] = "None";
+  ScanError2[ScanError2["UnexpectedEndOfComment"] = 1] = "UnexpectedEndOfComment";
+  ScanError2[ScanError2["UnexpectedEndOfString"] = 2] = "UnexpectedEndOfString";
+  ScanError2[ScanError2["UnexpectedEndOfNumber"] = 3] = "UnexpectedEndOfNumber";
+  ScanError2[ScanError2["InvalidUnicode"] = 4] = "InvalidUnicode";
+  ScanError2[ScanError2["InvalidEscapeCharacter"] = 5] = "InvalidEscapeCharacter";
+  ScanError2[ScanError2["InvalidCharacter"] = 6] = "InvalidCharacter";
+})(ScanError || (ScanError = {}));
+var SyntaxKind;
+(function(SyntaxKind2) {
+  SyntaxKind2[SyntaxKind2["OpenBraceToken"] = 1] = "OpenBraceToken";
+  SyntaxKind2[SyntaxKind2["CloseBraceToken"] = 2] = "CloseBraceToken";
+  SyntaxKind2[SyntaxKind2["OpenBracketToken"] = 3] = "OpenBracketToken";
+  SyntaxKind2[SyntaxKind2["CloseBracketToken"] = 4] = "CloseBracketToken";
+  SyntaxKind2[SyntaxKind2["CommaToken"] = 5] = "CommaToken";
+  SyntaxKind2[SyntaxKind2["ColonToken"] = 6] = "ColonToken";
+  SyntaxKind2[SyntaxKind2["NullKeyword"] = 7] = "NullKeyword";
+  SyntaxKind2[SyntaxKind2["TrueKeyword"] = 8] = "TrueKeyword";
+  SyntaxKind2[SyntaxKind2["FalseKeyword"] = 9] = "FalseKeyword";
+  SyntaxKind2[SyntaxKind2["StringLiteral"] = 10] = "StringLiteral";
+  SyntaxKind2[SyntaxKind2["NumericLiteral"] = 11] = "NumericLiteral";
+  SyntaxKind2[SyntaxKind2["LineCommentTrivia"] = 12] = "LineCommentTrivia";
+  SyntaxKind2[SyntaxKind2["BlockCommentTrivia"] = 13] = "BlockCommentTrivia";
+  SyntaxKind2[SyntaxKind2["LineBreakTrivia"] = 14] = "LineBreakTrivia";
+  SyntaxKind2[SyntaxKind2["Trivia"] = 15] = "Trivia";
+  SyntaxKind2[SyntaxKind2["Unknown"] = 16] = "Unknown";
+  SyntaxKind2[SyntaxKind2["EOF"] = 17] = "EOF";
+})(SyntaxKind || (SyntaxKind = {}));
+var parseTree2 = parseTree;
+var findNodeAtLocation2 = findNodeAtLocation;
+var getNodeValue2 = getNodeValue;
+var ParseErrorCode;
+(function(ParseErrorCode2) {
+  ParseErrorCode2[ParseErrorCode2["InvalidSymbol"] = 1] = "InvalidSymbol";
+  ParseErrorCode2[ParseErrorCode2["InvalidNumberFormat"] = 2] = "InvalidNumberFormat";
+  ParseErrorCode2[ParseErrorCode2["PropertyNameExpected"] = 3] = "PropertyNameExpected";
+  ParseErrorCode2[ParseErrorCode2["ValueExpected"] = 4] = "ValueExpected";
+  ParseErrorCode2[ParseErrorCode2["ColonExpected"] = 5] = "ColonExpected";
+  ParseErrorCode2[ParseErrorCode2["CommaExpected"] = 6] = "CommaExpected";
+  ParseErrorCode2[ParseErrorCode2["CloseBraceExpected"] = 7] = "CloseBraceExpected";
+  ParseErrorCode2[ParseErrorCode2["CloseBracketExpected"] = 8] = "CloseBracketExpected";
+  ParseErrorCode2[ParseErrorCode2["EndOfFileExpected"] = 9] = "EndOfFileExpected";
+  ParseErrorCode2[ParseErrorCode2["InvalidCommentToken"] = 10] = "InvalidCommentToken";
+  ParseErrorCode2[ParseErrorCode2["UnexpectedEndOfComment"] = 11] = "UnexpectedEndOfComment";
+  ParseErrorCode2[ParseErrorCode2["UnexpectedEndOfString"] = 12] = "UnexpectedEndOfString";
+  ParseErrorCode2[ParseErrorCode2["UnexpectedEndOfNumber"] = 13] = "UnexpectedEndOfNumber";
+  ParseErrorCode2[ParseErrorCode2["InvalidUnicode"] = 14] = "InvalidUnicode";
+  ParseErrorCode2[ParseErrorCode2["InvalidEscapeCharacter"] = 15] = "InvalidEscapeCharacter";
+  ParseErrorCode2[ParseErrorCode2["InvalidCharacter"] = 16] = "InvalidCharacter";
+})(ParseErrorCode || (ParseErrorCode = {}));
+function printParseErrorCode(code) {
+  switch (code) {
+    case 1:
+      return "InvalidSymbol";
+    case 2:
+      return "InvalidNumberFormat";
+    case 3:
+      return "PropertyNameExpected";
+    case 4:
+      return "ValueExpected";
+    case 5:
+      return "ColonExpected";
+    case 6:
+      return "CommaExpected";
+    case 7:
+      return "CloseBraceExpected";
+    case 8:
+      return "CloseBracketExpected";
+    case 9:
+      return "EndOfFileExpected";
+    case 10:
+      return "InvalidCommentToken";
+    case 11:
+      return "UnexpectedEndOfComment";
+    case 12:
+      return "UnexpectedEndOfString";
+    case 13:
+      return "UnexpectedEndOfNumber";
+    case 14:
+      return "InvalidUnicode";
+    case 15:
+      return "InvalidEscapeCharacter";
+    case 16:
+      return "InvalidCharacter";
+  }
+  return "<unknown ParseErrorCode>";
+}
+
+// src/config/positions.ts
+var OPTIONS = { disallowComments: false, allowTrailingComma: true, allowEmptyContent: false };
+function lineColumn(text2, offset) {
+  const before = text2.slice(0, offset);
+  const line = before.split("\n").length;
+  return { line, column: offset - before.lastIndexOf("\n") };
+}
+var SYNTAX = {
+  InvalidSymbol: "unexpected character",
+  InvalidNumberFormat: "invalid number",
+  PropertyNameExpected: "expected a property name in double quotes",
+  ValueExpected: "expected a value",
+  ColonExpected: 'expected ":"',
+  CommaExpected: 'expected ","',
+  CloseBraceExpected: 'expected "}"',
+  CloseBracketExpected: 'expected "]"',
+  EndOfFileExpected: "expected the end of the file",
+  InvalidCommentToken: "invalid comment",
+  UnexpectedEndOfComment: "a comment is not closed",
+  UnexpectedEndOfString: "a string is not closed",
+  UnexpectedEndOfNumber: "a number is cut short",
+  InvalidUnicode: "invalid unicode escape",
+  InvalidEscapeCharacter: "invalid escape character",
+  InvalidCharacter: "invalid character in a string (a line break?)"
+};
+function parseConfigText(text2, label) {
+  const errors = [];
+  const tree = parseTree2(text2, errors, OPTIONS);
+  const first = errors[0];
+  if (first) {
+    const code = printParseErrorCode(first.error);
+    const at2 = lineColumn(text2, first.offset);
+    throw new ConfigError(label, [`invalid JSON: ${SYNTAX[code] ?? code}`], [at2]);
+  }
+  return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text2 };
+}
+function locate(parsed, path22) {
+  if (!parsed.tree) return void 0;
+  for (let length = path22.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path22.slice(0, length));
+    if (!node2) continue;
+    const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
+    return lineColumn(parsed.text, (key ?? node2).offset);
+  }
+  return void 0;
+}
+function problemPath(problem) {
+  if (problem.startsWith("(top level): ")) return [];
+  const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
+  const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
+  const path22 = [];
+  let rest = problem;
+  for (; ; ) {
+    const match3 = (path22.length === 0 ? first : next).exec(rest);
+    if (!match3) return path22.length > 0 && rest.startsWith(": ") ? path22 : void 0;
+    if (match3[2] !== void 0) path22.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path22.push(JSON.parse(match3[3]));
+    else path22.push(match3[1]);
+    rest = rest.slice(match3[0].length);
+  }
+}
+function locateConfigError(error3, readText) {
+  if (error3.locations.some(Boolean)) return error3;
+  let parsed;
+  try {
+    parsed = parseConfigText(readText(error3.file), error3.file);
+  } catch {
+    return error3;
+  }
+  return withPositions(error3, parsed);
+}
+function withPositions(error3, parsed) {
+  if (error3.locations.some(Boolean)) return error3;
+  const locations = error3.problems.map((problem) => {
+    const path22 = problemPath(problem);
+    return path22 ? locate(parsed, path22) : void 0;
+  });
+  return new ConfigError(error3.file, error3.problems, locations);
+}
 
 // src/config/schema.ts
 var nonEmpty = string2().min(1, "must not be empty");
@@ -54933,8 +55578,8 @@ var configSchema = strictObject({
 // src/config/load.ts
 var DEFAULT_CONFIG_FILE = "deploy.config.json";
 function expandHome(p2) {
-  if (p2 === "~") return os9.homedir();
-  if (p2.startsWith("~/")) return path14.join(os9.homedir(), p2.slice(2));
+  if (p2 === "~") return os8.homedir();
+  if (p2.startsWith("~/")) return path14.join(os8.homedir(), p2.slice(2));
   return p2;
 }
 function localPath(base, p2) {
@@ -54942,8 +55587,8 @@ function localPath(base, p2) {
 }
 function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env) {
   const absolute = path14.resolve(file);
-  const relative = path14.relative(process.cwd(), absolute);
-  const label = relative && !relative.startsWith("..") ? relative : absolute;
+  const relative2 = path14.relative(process.cwd(), absolute);
+  const label = relative2 && !relative2.startsWith("..") ? relative2 : absolute;
   let text2;
   try {
     text2 = readFileSync6(absolute, "utf8");
@@ -54953,13 +55598,12 @@ function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env) {
       code === "ENOENT" ? "file not found (create one with `nexus init`, or pass -c/--config PATH)" : `cannot read the file (${code ?? String(error3)})`
     ]);
   }
-  let data;
+  const parsed = parseConfigText(text2, label);
   try {
-    data = JSON.parse(text2);
+    return resolveConfig(parsed.data, label, path14.dirname(absolute), env2);
   } catch (error3) {
-    throw new ConfigError(label, [`invalid JSON: ${error3.message}`]);
+    throw error3 instanceof ConfigError ? withPositions(error3, parsed) : error3;
   }
-  return resolveConfig(data, label, path14.dirname(absolute), env2);
 }
 function resolveEnv(values, at2, env2, problems) {
   const out = {};
@@ -55011,7 +55655,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
   const problems = [];
   const names = /* @__PURE__ */ new Set();
   const upstreams = /* @__PURE__ */ new Map();
-  const defaultUser = parsed.ssh.user ?? os9.userInfo().username;
+  const defaultUser = parsed.ssh.user ?? os8.userInfo().username;
   const rawServers = data.servers;
   const common2 = resolveEnv(parsed.pm2.env, ["pm2", "env"], env2, problems);
   const servers2 = parsed.servers.map((server, index) => {
@@ -55126,14 +55770,14 @@ function unwrapUnion(issue2, data) {
   if (issue2.code !== "invalid_union" || issue2.path[0] !== "balancer") return [issue2];
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path20 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path22 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: ["nginx", "haproxy"],
-        path: path20,
+        path: path22,
         message: issue2.message,
-        input: valueAt(data, path20)
+        input: valueAt(data, path22)
       }
     ];
   }
@@ -55182,13 +55826,733 @@ function keysAt(schema, at2) {
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
 
+// src/check/run.ts
+init_errors();
+
+// src/check/app-size.ts
+import { readdir as readdir2, stat as stat3 } from "node:fs/promises";
+import path15 from "node:path";
+async function appSizeEstimate(config2) {
+  const { app } = config2;
+  const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
+  return shipped + await treeSize(path15.join(app.root, "node_modules"));
+}
+async function treeSize(dir) {
+  let total = 0;
+  for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
+    const child = path15.join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeSize(child);
+    else if (entry.isFile()) total += (await stat3(child)).size;
+  }
+  return total;
+}
+
+// src/check/balancer-checks.ts
+init_nginx_upstream();
+
+// src/setup/sudoers.ts
+function words2(command) {
+  if (/["'`$;&|<>()\\]/.test(command)) return void 0;
+  return command.trim().split(/\s+/).filter(Boolean);
+}
+var FLAG_ONLY = /^(-[nEHSkAP]+|--(non-interactive|preserve-env|set-home|stdin|reset-timestamp|askpass))$/;
+function sudoCommand(command) {
+  const argv = words2(command);
+  if (argv?.[0] !== "sudo") return void 0;
+  let i2 = 1;
+  let plain = true;
+  for (; argv[i2]?.startsWith("-"); i2++) {
+    if (argv[i2] === "--") {
+      i2++;
+      break;
+    }
+    if (!FLAG_ONLY.test(argv[i2])) plain = false;
+  }
+  return argv.length > i2 ? { argv: argv.slice(i2), plain } : void 0;
+}
+function withoutSudo(command) {
+  const parsed = sudoCommand(command);
+  return parsed?.plain ? parsed.argv : void 0;
+}
+function needsHandWrittenRule(command) {
+  const parsed = sudoCommand(command);
+  return parsed !== void 0 && !parsed.plain;
+}
+function sudoersArg(arg) {
+  return arg.replace(/[\\,:=]/g, (c3) => `\\${c3}`);
+}
+function sudoersLine(user, testCommand, reloadCommand) {
+  const test = withoutSudo(testCommand);
+  const reload = withoutSudo(reloadCommand);
+  const commands = [];
+  if (test) {
+    commands.push(test);
+    if (test.at(-1) === "-t") commands.push([...test.slice(0, -1), "-T"]);
+  }
+  if (reload) commands.push(reload);
+  if (commands.length === 0) return void 0;
+  return `${user} ALL=(root) NOPASSWD: ${commands.map((argv) => argv.map(sudoersArg).join(" ")).join(", ")}`;
+}
+function sudoersFile(appName) {
+  return `/etc/sudoers.d/nexus-${appName.replace(/[^A-Za-z0-9_-]/g, "-")}`;
+}
+
+// src/check/facts.ts
+function parseFacts(stdout) {
+  const values = /* @__PURE__ */ new Map();
+  const sections = /* @__PURE__ */ new Map();
+  let section;
+  let lines = [];
+  for (const line of stdout.split("\n")) {
+    if (section !== void 0) {
+      if (line === "@@end") {
+        sections.set(section, lines.join("\n").trim());
+        section = void 0;
+        lines = [];
+      } else lines.push(line);
+      continue;
+    }
+    const start = /^@@([a-z_]+)$/.exec(line);
+    if (start) {
+      section = start[1];
+      continue;
+    }
+    const eq = line.indexOf("=");
+    if (eq > 0 && /^[a-z0-9_]+$/.test(line.slice(0, eq))) values.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  if (section !== void 0) sections.set(section, lines.join("\n").trim());
+  return { values, sections };
+}
+var SCRIPT_PRELUDE = [
+  `say() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }`
+].join("\n");
+
+// src/check/balancer-script.ts
+function dumpCommand(testCommand) {
+  return /\s-t\s*$/.test(testCommand) ? testCommand.replace(/-t\s*$/, "-T") : void 0;
+}
+function sudoTarget(command) {
+  const match3 = /^\s*sudo\s+(?:-n\s+)?(.+)$/.exec(command);
+  if (!match3 || /^-/.test(match3[1]) || /[;&|`$()<>]/.test(match3[1])) return void 0;
+  return match3[1];
+}
+function sudoListCommand(command) {
+  const target = sudoTarget(command);
+  return target === void 0 ? void 0 : `sudo -n -l ${target}`;
+}
+function balancerScript(input) {
+  const file = shq(input.upstreamFile);
+  const pid = shq(input.pidFile);
+  const dump = dumpCommand(input.testCommand);
+  const reloadList = sudoListCommand(input.reloadCommand);
+  return [
+    SCRIPT_PRELUDE,
+    'say user "$(id -un)"',
+    `[ -e ${file} ] && say up_exists 1`,
+    `[ -r ${file} ] && say up_readable 1`,
+    `[ -w ${file} ] && say up_writable 1`,
+    `say up_real "$(readlink -f ${file} 2>/dev/null)"`,
+    `say up_owner "$(ls -ld ${file} 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
+    "command -v flock >/dev/null 2>&1 && say flock 1",
+    `[ -r ${file} ] && { echo @@upstream; cat ${file}; echo; echo @@end; }`,
+    'say uid "$(id -u)"',
+    `if [ -r ${pid} ]; then say pid_readable 1; p=$(cat ${pid}); [ -n "$p" ] && [ -d "/proc/$p" ] && { say pid_alive 1; say master_uid "$(stat -c %u "/proc/$p" 2>/dev/null)"; }; fi`,
+    `out=$( { ${input.testCommand}
+} 2>&1 </dev/null ); say test_rc $?`,
+    'echo @@test; printf "%s\\n" "$out" | tail -n 5; echo @@end',
+    ...dump ? [
+      `out=$( { ${dump}
+} 2>&1 </dev/null ); say dump_rc $?`,
+      `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`
+    ] : [],
+    // Without sudo to ask, whether the reload's command is there at all.
+    ...reloadList ? [] : [
+      `say reload_bin "$(command -v ${shq(input.reloadCommand.trim().split(/\s+/)[0] ?? "")} 2>/dev/null)"`
+    ],
+    ...reloadList ? [
+      `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,
+      'echo @@reload; printf "%s\\n" "$out" | tail -n 3; echo @@end',
+      'out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\\n" "$out" | head -n 100; echo @@end'
+    ] : [],
+    "exit 0"
+  ].join("\n");
+}
+
+// src/check/sudo-list.ts
+function sudoListAllows(listing, command) {
+  if (!/may run the following commands/i.test(listing)) return void 0;
+  if (/!authenticate/.test(listing)) return true;
+  const wanted = command.trim().split(/\s+/).join(" ");
+  const program2 = wanted.split(" ")[0];
+  for (const line of listing.split("\n")) {
+    const at2 = line.indexOf("NOPASSWD:");
+    if (at2 < 0) continue;
+    let rest = line.slice(at2 + "NOPASSWD:".length);
+    const passwd = rest.search(/(^|[\s,])PASSWD:/);
+    if (passwd >= 0) rest = rest.slice(0, passwd);
+    for (const raw of rest.split(/(?<!\\),/)) {
+      const entry = raw.replace(/^\s*(?:[A-Z_]+:\s*)*/, "").trim().split(/\s+/).join(" ").replace(/\\(.)/g, "$1");
+      if (entry === "ALL" || entry === wanted || entry === program2 || glob2(entry).test(wanted)) return true;
+    }
+  }
+  return false;
+}
+function glob2(pattern2) {
+  const body = pattern2.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${body}$`);
+}
+
+// src/check/balancer-checks.ts
+function sudoersFix(ctx, user) {
+  const rule = user && sudoersLine(user, ctx.testCommand, ctx.reloadCommand);
+  if (!rule) return "allow them without a password in sudoers, as root (docs/servers.md)";
+  const file = sudoersFile(ctx.appName ?? "app");
+  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`nexus setup --sudo\``;
+}
+function passwordPrompt(text2) {
+  return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
+    text2 ?? ""
+  );
+}
+function balancerItems(facts, ctx) {
+  const v2 = facts.values;
+  const items = [];
+  const add = (check, status, detail, fix) => items.push({ target: ctx.target, check, status, detail, ...fix ? { fix } : {} });
+  const user = v2.get("user") ?? "the login user";
+  const SUDOERS_FIX = sudoersFix(ctx, v2.get("user"));
+  const cfg = ctx.configFlag ?? "";
+  if (v2.get("up_exists") !== "1" || v2.get("up_readable") !== "1") {
+    add(
+      "upstream file",
+      "fail",
+      `${ctx.upstreamFile} ${v2.get("up_exists") === "1" ? `is not readable by ${user}` : "does not exist"}`,
+      `\`nexus${cfg} setup\` writes it from the config; or, as root on the balancer host: \`nexus${cfg} nginx-config --servers-only > ${shq(ctx.upstreamFile)}\``
+    );
+  } else {
+    const text2 = facts.sections.get("upstream") ?? "";
+    let listed = [];
+    try {
+      listed = listUpstreamServers(text2, ctx.upstream).map((s3) => s3.address);
+      if (holdsUpstreamBlock(text2)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
+      else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
+    } catch (error3) {
+      add(
+        "upstream file",
+        "fail",
+        error3.message,
+        "fix the upstream block (nexus nginx-config prints one)"
+      );
+    }
+    const missing = ctx.servers.filter((s3) => !listed.includes(s3.upstream));
+    if (missing.length === 0) add("upstream servers", "ok", `lists all ${ctx.servers.length} server(s)`);
+    else
+      add(
+        "upstream servers",
+        "fail",
+        `missing: ${missing.map((s3) => `${s3.name} (${s3.upstream})`).join(", ")}`,
+        `add ${missing.map((s3) => `\`server ${s3.upstream};\``).join(" and ")} to ${ctx.upstreamFile}, test and reload Nginx`
+      );
+    if (v2.get("up_writable") === "1")
+      add(
+        "upstream edit",
+        v2.get("flock") === "1" ? "ok" : "warn",
+        `${user} can edit it in place${v2.get("flock") === "1" ? " (under flock)" : "; flock is missing, concurrent runs rely on compare-and-swap only"}`
+      );
+    else
+      add(
+        "upstream edit",
+        "fail",
+        `${user} cannot write ${ctx.upstreamFile} (${v2.get("up_owner") ?? "?"})`,
+        `as root on the balancer host: \`chgrp "$(id -gn ${shq(user)})" ${shq(ctx.upstreamFile)} && chmod 664 ${shq(ctx.upstreamFile)}\` (nexus edits it in place and keeps its backup elsewhere)`
+      );
+  }
+  const testOut = facts.sections.get("test");
+  if (v2.get("test_rc") === "0") add("nginx test", "ok", ctx.testCommand);
+  else if (passwordPrompt(testOut))
+    add(
+      "nginx test",
+      "fail",
+      `\`${ctx.testCommand}\` asks for a password: ${lastLine(testOut)}`,
+      SUDOERS_FIX
+    );
+  else
+    add(
+      "nginx test",
+      "fail",
+      `\`${ctx.testCommand}\` failed: ${lastLine(testOut)}`,
+      "fix the Nginx configuration (or balancer.testCommand); as non-root it needs `sudo -n`"
+    );
+  if (!ctx.hasDump)
+    add(
+      "upstream included",
+      "warn",
+      "balancer.testCommand does not end in -t, so `nginx -T` cannot list the included files"
+    );
+  else {
+    const dump = facts.sections.get("dump") ?? "";
+    const files = [...dump.matchAll(/^# configuration file (.+):$/gm)].map((m2) => m2[1]);
+    const real = v2.get("up_real");
+    if (v2.get("dump_rc") !== "0")
+      add(
+        "upstream included",
+        "fail",
+        `cannot run \`nginx -T\`: ${lastLine(dump)}`,
+        passwordPrompt(dump) ? `${SUDOERS_FIX}; the check needs nginx -T (read-only) too` : "see the nginx test above"
+      );
+    else if (files.includes(ctx.upstreamFile) || real && files.includes(real))
+      add("upstream included", "ok", "the running configuration includes it (nginx -T)");
+    else
+      add(
+        "upstream included",
+        "fail",
+        `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
+        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
+      );
+  }
+  const masterUid = v2.get("master_uid");
+  const throughSudo = `reload through sudo: set "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" and "testCommand": "sudo -n /usr/sbin/nginx -t", then \`nexus${cfg} setup --sudo\` (or \`nexus${cfg} check\` again: it prints the sudoers rule)`;
+  if (!/^\s*sudo\b/.test(ctx.reloadCommand)) {
+    const bin = v2.get("reload_bin");
+    if (!bin)
+      add(
+        "nginx reload",
+        "fail",
+        `\`${ctx.reloadCommand}\` cannot run: ${ctx.reloadCommand.trim().split(/\s+/)[0]} is not on ${user}'s non-interactive PATH`,
+        throughSudo
+      );
+    else if (masterUid && v2.get("uid") && masterUid !== v2.get("uid") && v2.get("uid") !== "0")
+      add(
+        "nginx reload",
+        "warn",
+        `${ctx.reloadCommand} runs as ${user}, but the Nginx master is uid ${masterUid}'s: it cannot signal it, unless the command gets root itself (a wrapper with sudo inside)`,
+        throughSudo
+      );
+    else if (!masterUid)
+      add(
+        "nginx reload",
+        "warn",
+        `not run (check changes nothing), and whether ${user} may signal the Nginx master is unknown (no running master in balancer.pidFile)`
+      );
+    else
+      add(
+        "nginx reload",
+        "ok",
+        `not run (check changes nothing): ${bin} is there and ${user} may signal the master (uid ${masterUid})`
+      );
+  } else if (!ctx.hasReloadList)
+    add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
+  else if (v2.get("reload_sudo_rc") === "0" && sudoListAllows(facts.sections.get("sudolist") ?? "", sudoTarget(ctx.reloadCommand) ?? "") === false)
+    add(
+      "nginx reload",
+      "warn",
+      `sudo allows \`${ctx.reloadCommand}\`, but no rule of \`sudo -l\` lets it run without a password: the reload may stop at a password prompt`,
+      SUDOERS_FIX
+    );
+  else if (v2.get("reload_sudo_rc") === "0")
+    add("nginx reload", "ok", `${ctx.reloadCommand} (allowed by sudo, no password)`);
+  else
+    add(
+      "nginx reload",
+      "fail",
+      `sudo does not allow \`${ctx.reloadCommand}\` without a password: ${lastLine(facts.sections.get("reload"))}`,
+      SUDOERS_FIX
+    );
+  if (v2.get("pid_readable") !== "1")
+    add(
+      "pid file",
+      "fail",
+      `${ctx.pidFile} is not readable by ${user}: reloads cannot be confirmed`,
+      "set balancer.pidFile to Nginx's pid file (the `pid` directive; /run/nginx.pid on Debian)"
+    );
+  else if (v2.get("pid_alive") !== "1")
+    add(
+      "pid file",
+      "fail",
+      `${ctx.pidFile} names no running process`,
+      "start Nginx, or fix balancer.pidFile"
+    );
+  else add("pid file", "ok", ctx.pidFile);
+  return items;
+}
+function lastLine(text2) {
+  return (text2 ?? "").trim().split("\n").at(-1) ?? "";
+}
+
+// src/check/health.ts
+async function fetchHealth(origin, path22, timeoutMs) {
+  try {
+    const response = await httpGet(origin, path22, timeoutMs, "nexus-check");
+    let json = false;
+    let release;
+    try {
+      const parsed = JSON.parse(response.body);
+      json = typeof parsed === "object" && parsed !== null;
+      if (json && typeof parsed.release === "string") release = parsed.release;
+    } catch {
+    }
+    return { status: response.status, json, ...release ? { release } : {} };
+  } catch (error3) {
+    const err = error3;
+    return { json: false, error: err.code ?? err.message };
+  }
+}
+function healthItem(target, path22, checkRelease, answer) {
+  const base = { target, check: "health" };
+  if (answer.status === void 0)
+    return {
+      ...base,
+      status: "warn",
+      detail: `${path22} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      fix: "once deployed, the app must answer GET on health.path with a 2xx"
+    };
+  if (answer.status < 200 || answer.status >= 300)
+    return {
+      ...base,
+      status: "fail",
+      detail: `${path22} answers HTTP ${answer.status}`,
+      fix: "the health endpoint must answer 2xx when the app can serve"
+    };
+  if (answer.release)
+    return {
+      ...base,
+      status: "ok",
+      detail: `HTTP ${answer.status}, JSON, reports release ${answer.release}`
+    };
+  const shape = answer.json ? "JSON without a release" : "not JSON";
+  if (checkRelease === true)
+    return {
+      ...base,
+      status: "fail",
+      detail: `HTTP ${answer.status}, ${shape}, and health.checkRelease is true`,
+      fix: 'answer {"release": process.env.NEXUS_RELEASE} in /health, or set health.checkRelease to "auto"'
+    };
+  return {
+    ...base,
+    status: "ok",
+    detail: `HTTP ${answer.status}, ${shape}: the gate relies on the process checks (report {"release": process.env.NEXUS_RELEASE} to have it checked)`
+  };
+}
+
+// src/check/server-checks.ts
+var MB = 1024 * 1024;
+function mb(bytes) {
+  return bytes < MB ? "<1 MB" : `${Math.round(bytes / MB)} MB`;
+}
+function serverItems(facts, ctx) {
+  const v2 = facts.values;
+  const items = [];
+  const add = (check, status, detail, fix) => items.push({ target: ctx.server, check, status, detail, ...fix ? { fix } : {} });
+  const nvm = v2.get("nvm_bin");
+  const pathFix = (bin) => nvm ? `${bin} is installed by nvm in ${nvm}, which only interactive shells put on the PATH: add \`export PATH=${nvm}:$PATH\` at the top of ~/.bashrc (before its "If not running interactively" return), or link it: sudo ln -s ${nvm}/${bin} /usr/local/bin/${bin}` : bin === "pm2" ? "install PM2 for the login user (npm install -g pm2) where a non-interactive SSH command finds it (e.g. /usr/local/bin), or add its directory to PATH at the top of ~/.bashrc" : `install Node.js (distro package or nodesource) so that \`ssh <user>@<host> ${bin} -v\` works; with nvm, add its bin directory to PATH at the top of ~/.bashrc`;
+  for (const bin of ["node", "npm", "pm2"]) {
+    const where2 = v2.get(`${bin}_path`);
+    if (where2) add(bin, "ok", `${v2.get(`${bin}_version`) ?? "?"} (${where2})`);
+    else add(bin, "fail", `not found on the non-interactive PATH (${v2.get("path") ?? "?"})`, pathFix(bin));
+  }
+  const unit = v2.get("pm2_unit");
+  const enabled = v2.get("pm2_unit_enabled");
+  if (unit && (enabled === void 0 || enabled === "enabled")) add("pm2 startup", "ok", unit);
+  else
+    add(
+      "pm2 startup",
+      "warn",
+      unit ? `${unit} is ${enabled || "not enabled"}` : `no pm2-${v2.get("user") ?? "<user>"} systemd unit: after a reboot the app does not come back`,
+      "run `pm2 startup` as the login user and the command it prints as root, then `pm2 save`"
+    );
+  const existing = v2.get("deploy_existing") ?? "?";
+  const creates = existing !== ctx.deployPath ? ` (creates it under ${existing})` : "";
+  if (v2.get("deploy_writable") === "1") add("deploy path", "ok", `${ctx.deployPath} writable${creates}`);
+  else
+    add(
+      "deploy path",
+      "fail",
+      `${existing} is not writable by ${v2.get("user") ?? "the login user"} (${v2.get("deploy_owner") ?? "?"})`,
+      `as root on the server: \`mkdir -p ${shq(ctx.deployPath)} && chown ${shq(v2.get("user") ?? "<user>")}: ${shq(ctx.deployPath)}\`; or set deployPath under the user's home ("~/apps/<name>")`
+    );
+  const freeKb = Number.parseInt(v2.get("free_kb") ?? "", 10);
+  if (Number.isFinite(freeKb)) {
+    const free = freeKb * 1024;
+    const need = ctx.artifactEstimate * 3;
+    if (free < need)
+      add(
+        "disk",
+        "fail",
+        `${mb(free)} free under ${existing}, a release needs about ${mb(need)}`,
+        "free space on that filesystem, or lower keepReleases so nexus prunes older releases"
+      );
+    else add("disk", "ok", `${mb(free)} free (a release: about ${mb(need)})`);
+  } else add("disk", "warn", "could not read the free space (df)");
+  const holders = [...v2.get("port_holder") ? [v2.get("port_holder")] : []];
+  const listeners = Number.parseInt(v2.get("port_listeners") ?? "0", 10) || 0;
+  if (listeners === 0) add("app port", "ok", `${ctx.appPort} free`);
+  else if (holders.every((h2) => h2 === "app" || h2 === "pm2"))
+    add("app port", "ok", `${ctx.appPort} held by this app (PM2 ${ctx.pm2Name})`);
+  else
+    add(
+      "app port",
+      "fail",
+      `${ctx.appPort} is held by another process${holders[0] && holders[0] !== "other" ? ` (${holders[0]})` : " (another user's)"}, not by PM2 app ${ctx.pm2Name}`,
+      `stop it (as root, \`ss -ltnp 'sport = :${ctx.appPort}'\` names it), or set app.port to a free port`
+    );
+  return items;
+}
+
+// src/check/server-script.ts
+function serverScript({ deployPath, appPort, appHost, pm2Name: pm2Name2 }) {
+  const port2 = appPort.toString(16).toUpperCase().padStart(4, "0");
+  const ip = procNetTcpAddress(`${appHost}:${appPort}`)?.split(":")[0];
+  const hostMatch = ip ? `(a[1] == "${ip}" || a[1] == "00000000" || a[1] ~ /^0+$/)` : "1";
+  return [
+    SCRIPT_PRELUDE,
+    'say user "$(id -un)"',
+    'say home "$HOME"',
+    'say path "$PATH"',
+    'for b in node npm pm2; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done',
+    'command -v node >/dev/null 2>&1 && say node_version "$(node -v 2>&1)"',
+    'command -v npm >/dev/null 2>&1 && say npm_version "$(npm -v 2>&1)"',
+    // pm2's version from its package.json: `pm2 -v` can start a daemon, and check changes nothing.
+    `p=$(command -v pm2 2>/dev/null) && d=$(dirname "$(readlink -f "$p")") && say pm2_version "$(sed -n 's/^ *"version": *"\\([^"]*\\)".*/\\1/p' "$d/../package.json" 2>/dev/null | head -n 1)"`,
+    // nvm installs Node under ~/.nvm, on the PATH of interactive shells only.
+    'for f in "$HOME"/.nvm/versions/node/*/bin/node; do [ -x "$f" ] && say nvm_bin "$(dirname "$f")"; done',
+    'u=$(id -un); for f in "/etc/systemd/system/pm2-$u.service" "/lib/systemd/system/pm2-$u.service"; do [ -f "$f" ] && say pm2_unit "$f"; done',
+    'command -v systemctl >/dev/null 2>&1 && say pm2_unit_enabled "$(systemctl is-enabled "pm2-$(id -un)" 2>/dev/null)"',
+    `d=${shq(deployPath)}; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done`,
+    'say deploy_existing "$d"',
+    '[ -w "$d" ] && [ -x "$d" ] && say deploy_writable 1',
+    `say deploy_owner "$(ls -ld "$d" 2>/dev/null | awk '{print $3":"$4" "$1}')"`,
+    `say free_kb "$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"`,
+    // Listening sockets on the app port (state 0A), then which of our processes holds them.
+    `inodes=$(awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == "${port2}" && ${hostMatch}) print $10 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)`,
+    `say port_listeners "$(printf '%s\\n' "$inodes" | grep -c .)"`,
+    "for i in $inodes; do",
+    '  owner=""',
+    '  for fd in /proc/[0-9]*/fd/*; do if [ "$(readlink "$fd" 2>/dev/null)" = "socket:[$i]" ]; then owner=$(echo "$fd" | cut -d/ -f3); break; fi; done',
+    '  if [ -z "$owner" ]; then say port_holder other; continue; fi',
+    `  name=$(tr '\\0' '\\n' < "/proc/$owner/environ" 2>/dev/null | sed -n 's/^name=//p' | head -n 1)`,
+    `  if [ "$name" = ${shq(pm2Name2)} ]; then say port_holder app; elif tr '\\0' ' ' < "/proc/$owner/cmdline" 2>/dev/null | grep -q 'PM2'; then say port_holder pm2; else say port_holder "pid $owner $(tr '\\0' ' ' < "/proc/$owner/cmdline" 2>/dev/null | cut -c1-60)"; fi`,
+    "done",
+    "exit 0"
+  ].join("\n");
+}
+
+// src/check/types.ts
+function report(items) {
+  return { ok: items.every((i2) => i2.status !== "fail"), items };
+}
+
+// src/check/run.ts
+function sshFix(error3, server) {
+  if (!(error3 instanceof SshError)) return "see the message";
+  switch (error3.kind) {
+    case "host-key":
+      return `check the fingerprint with the server's admin, then \`nexus trust ${server}\``;
+    case "auth":
+      return "install the deploy key in the login user's ~/.ssh/authorized_keys: `nexus setup` does it (it logs in once with a password or another key)";
+    case "refused":
+    case "timeout":
+    case "network":
+      return "check the server's address and SSH port in the config, that sshd runs, and the firewall";
+    default:
+      return "retry; see the message";
+  }
+}
+async function runCheck(config2, options = {}) {
+  const items = [];
+  const connector = createConnector(config2, { env: options.env });
+  const estimate = await appSizeEstimate(config2);
+  const sessions = [];
+  try {
+    const results = await mapSettled(config2.servers, 8, async (server) => {
+      let connected;
+      try {
+        const session2 = await connector.connect(server);
+        const home2 = (await session2.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        connected = { server, session: session2, home: home2 };
+        sessions.push(connected);
+      } catch (error3) {
+        return [
+          {
+            target: server.name,
+            check: "ssh",
+            status: "fail",
+            detail: error3.message.replace(`${server.name}: `, ""),
+            fix: sshFix(error3, server.name)
+          }
+        ];
+      }
+      const { session, home } = connected;
+      let deployPath;
+      try {
+        deployPath = resolveRemotePath(server.deployPath, home);
+      } catch (error3) {
+        return [
+          { target: server.name, check: "deploy path", status: "fail", detail: error3.message }
+        ];
+      }
+      const facts = parseFacts(
+        await session.run(
+          serverScript({
+            deployPath,
+            appPort: config2.app.port,
+            appHost: server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
+            pm2Name: config2.pm2.name
+          }),
+          {
+            what: "checking the server"
+          }
+        )
+      );
+      const out = [
+        {
+          target: server.name,
+          check: "ssh",
+          status: "ok",
+          detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`
+        },
+        ...serverItems(facts, {
+          server: server.name,
+          deployPath,
+          appPort: config2.app.port,
+          pm2Name: config2.pm2.name,
+          artifactEstimate: estimate
+        })
+      ];
+      if (config2.shared.files.length > 0)
+        out.push(await sharedItem(session, server.name, deployPath, config2));
+      out.push(
+        healthItem(
+          server.name,
+          config2.health.path,
+          config2.health.checkRelease,
+          await health(session, server, config2)
+        )
+      );
+      return out;
+    });
+    for (const result of results) {
+      if (result.status === "fulfilled") items.push(...result.value);
+      else items.push({ target: "?", check: "check", status: "fail", detail: String(result.reason) });
+    }
+    for (const entry of config2.balancers) items.push(...await checkBalancer(entry, sessions, config2));
+  } finally {
+    for (const s3 of sessions) s3.session.close();
+  }
+  return report(items);
+}
+async function sharedItem(session, server, deployPath, config2) {
+  const l = layout(deployPath);
+  const missing = await runOp(session, checkShared(l, config2.shared));
+  if (missing.length === 0)
+    return { target: server, check: "shared files", status: "ok", detail: config2.shared.files.join(", ") };
+  return {
+    target: server,
+    check: "shared files",
+    status: "fail",
+    detail: `missing: ${missing.map((f2) => `${l.shared}/${f2}`).join(", ")}`,
+    fix: "put them there (scp, your provisioning): nexus never creates shared.files, and a deploy stops in preflight without them"
+  };
+}
+async function health(session, server, config2) {
+  const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${config2.health.port}` : `http://127.0.0.1:${await session.tunnel(host, config2.health.port)}`;
+  return fetchHealth(origin, config2.health.path, config2.health.timeout);
+}
+async function checkBalancer(entry, sessions, config2) {
+  const target = `${entry.host} (balancer)`;
+  let runner;
+  let home = "";
+  if (entry.host === "local") {
+    runner = new LocalRunner();
+    home = process.env.HOME ?? "";
+  } else {
+    const lb = sessions.find((s3) => s3.server.name === entry.host);
+    if (lb) {
+      runner = lb.session;
+      home = lb.home;
+    }
+  }
+  if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
+  try {
+    return await balancerChecks(entry, runner, home, config2, target);
+  } catch (error3) {
+    if (!(error3 instanceof NexusError)) throw error3;
+    return [{ target, check: "balancer", status: "fail", detail: error3.message }];
+  }
+}
+async function balancerChecks(entry, runner, home, config2, target) {
+  if (entry.type === "haproxy") {
+    const balancer = createBalancer(entry, runner, { home });
+    try {
+      return await haproxyItems(target, balancer, config2);
+    } finally {
+      await balancer.close?.();
+    }
+  }
+  const input = {
+    upstreamFile: resolveRemotePath(entry.upstreamFile, home),
+    pidFile: resolveRemotePath(entry.pidFile, home),
+    testCommand: entry.testCommand,
+    reloadCommand: entry.reloadCommand
+  };
+  const facts = parseFacts(await runner.run(balancerScript(input), { what: "checking the balancer" }));
+  return balancerItems(facts, {
+    target,
+    ...input,
+    appName: config2.app.name,
+    configFlag: config2.file === DEFAULT_CONFIG_FILE ? "" : ` -c ${shq(config2.file)}`,
+    ...entry.upstream ? { upstream: entry.upstream } : {},
+    servers: config2.servers.map((s3) => ({ name: s3.name, upstream: s3.upstream })),
+    hasDump: dumpCommand(input.testCommand) !== void 0,
+    hasReloadList: sudoListCommand(input.reloadCommand) !== void 0
+  });
+}
+async function haproxyItems(target, balancer, config2) {
+  try {
+    const states = await balancer.state(config2.servers);
+    const missing = states.filter((s3) => !s3.present);
+    return [
+      { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
+      missing.length === 0 ? {
+        target,
+        check: "servers listed",
+        status: "ok",
+        detail: `${states.length} server(s) in the backend`
+      } : {
+        target,
+        check: "servers listed",
+        status: "fail",
+        detail: `the backend lacks ${missing.map((m2) => `${m2.server} (${m2.upstream})`).join(", ")}`,
+        fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers"
+      }
+    ];
+  } catch (error3) {
+    return [
+      {
+        target,
+        check: "admin socket",
+        status: "fail",
+        detail: error3.message,
+        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)"
+      }
+    ];
+  }
+}
+
+// src/cli/check.ts
+init_errors();
+init_format();
+
 // src/cli/context.ts
+init_source2();
+import { readFileSync as readFileSync7, statSync as statSync2 } from "node:fs";
+import path17 from "node:path";
 init_errors();
 
 // src/report/github.ts
 init_format();
 import { randomUUID } from "node:crypto";
 import { appendFileSync as appendFileSync3 } from "node:fs";
+import path16 from "node:path";
 
 // src/report/plain.ts
 init_format();
@@ -55269,6 +56633,23 @@ function summaryMarkdown(command, event) {
     ""
   ].join("\n");
 }
+function servedRelease(event) {
+  const release = event.release;
+  if (!release) return void 0;
+  const serving = event.rows.some(
+    (r) => r.release === release && (r.result === "deployed" || r.result === "rolled back")
+  );
+  return serving ? release : void 0;
+}
+function failureMarkdown(command, errors) {
+  return [
+    `### ${OUTCOME_MARK.failed} nexus ${command || "command"}: failed, nothing deployed`,
+    "",
+    ...errors.map((e) => `> ${cell(e)}`),
+    "",
+    ""
+  ].join("\n");
+}
 var GithubReporter = class {
   plain;
   write;
@@ -55280,6 +56661,9 @@ var GithubReporter = class {
   result;
   failed = false;
   closed = false;
+  summarized = false;
+  /** The errors so far: the step summary of a command that ended before its own summary. */
+  errors = [];
   constructor(options = {}) {
     this.env = options.env ?? process.env;
     this.write = options.write ?? ((line) => process.stderr.write(`${line}
@@ -55291,7 +56675,6 @@ var GithubReporter = class {
     switch (event.type) {
       case "begin":
         this.command = event.command;
-        this.release = event.release;
         this.plain.emit(event);
         return;
       case "phase":
@@ -55303,7 +56686,8 @@ var GithubReporter = class {
         return;
       case "error":
         this.failed = true;
-        this.annotate("error", event.server, event.message);
+        this.errors.push(event.message);
+        this.annotate("error", event.server, event.message, event.file ? event : void 0);
         return;
       case "gate-failed":
         this.plain.emit(event);
@@ -55317,7 +56701,8 @@ var GithubReporter = class {
         this.endGroup();
         this.plain.emit(event);
         this.result = event.outcome;
-        if (event.release) this.release = event.release;
+        this.release = servedRelease(event);
+        this.summarized = true;
         this.appendTo("GITHUB_STEP_SUMMARY", summaryMarkdown(this.command || "command", event));
         return;
       default:
@@ -55332,6 +56717,8 @@ var GithubReporter = class {
     this.closed = true;
     this.endGroup();
     const result = this.result ?? (this.failed ? "failed" : void 0);
+    if (!this.summarized && this.failed)
+      this.appendTo("GITHUB_STEP_SUMMARY", failureMarkdown(this.command, this.errors));
     let outputs = "";
     if (this.release) outputs += outputEntry("release", this.release);
     if (result) outputs += outputEntry("result", result);
@@ -55348,9 +56735,22 @@ var GithubReporter = class {
     this.write("::endgroup::");
     this.inGroup = false;
   }
-  annotate(level, server, message) {
+  annotate(level, server, message, place) {
     const title = server ? `nexus: ${server}` : "nexus";
-    this.write(`::${level} title=${escapeProperty(title)}::${escapeData(message)}`);
+    const properties = [
+      ...place?.file ? [`file=${escapeProperty(this.workspacePath(place.file))}`] : [],
+      ...place?.line ? [`line=${place.line}`] : [],
+      ...place?.column ? [`col=${place.column}`] : [],
+      `title=${escapeProperty(title)}`
+    ];
+    this.write(`::${level} ${properties.join(",")}::${escapeData(message)}`);
+  }
+  /** Annotations name files from the repository's root ($GITHUB_WORKSPACE), not from nexus's cwd. */
+  workspacePath(file) {
+    const workspace = this.env.GITHUB_WORKSPACE;
+    if (!workspace) return file;
+    const relative2 = path16.relative(workspace, path16.resolve(file));
+    return relative2.startsWith("..") || path16.isAbsolute(relative2) ? file : relative2;
   }
   appendTo(variable, text2) {
     const file = this.env[variable];
@@ -55411,16 +56811,35 @@ async function pickReporter(options) {
 function readConfig(options) {
   const config2 = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
   if (options.sshKey) {
-    const key = path15.resolve(options.sshKey);
+    const key = path17.resolve(options.sshKey);
     if (!statSync2(key, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
     config2.ssh.privateKey = key;
   }
-  if (options.knownHosts) config2.ssh.knownHosts = path15.resolve(options.knownHosts);
+  if (options.knownHosts) config2.ssh.knownHosts = path17.resolve(options.knownHosts);
   maskSecretsOf(config2);
   return config2;
 }
+var readConfigText = (file) => readFileSync7(path17.resolve(file), "utf8");
+function errorEvents(error3) {
+  if (error3 instanceof ConfigError) {
+    const located = locateConfigError(error3, readConfigText);
+    return located.problems.map((problem, i2) => {
+      const at2 = located.locations[i2];
+      return {
+        type: "error",
+        message: `${where(located.file, at2)}: ${problem}`,
+        // A place only where there is a line to point at (not for a file that is missing).
+        ...at2 ? { file: located.file, line: at2.line, column: at2.column } : {}
+      };
+    });
+  }
+  return [{ type: "error", message: exitCodeForError(error3).message }];
+}
 function exitCodeForError(error3) {
+  if (error3 instanceof ConfigError) {
+    return { code: error3.exitCode, message: locateConfigError(error3, readConfigText).message };
+  }
   if (error3 instanceof NexusError) return { code: error3.exitCode, message: error3.message };
   const err = error3;
   return { code: EXIT.failed, message: `unexpected error: ${err?.stack ?? String(error3)}` };
@@ -55476,9 +56895,8 @@ async function withReporter(program2, body) {
   try {
     return await body(reporter, options);
   } catch (error3) {
-    const { code, message } = exitCodeForError(error3);
-    reporter.emit({ type: "error", message });
-    return code;
+    for (const event of errorEvents(error3)) reporter.emit(event);
+    return exitCodeForError(error3).code;
   } finally {
     reporter.close();
   }
@@ -55595,8 +57013,9 @@ function haproxyConfigCommand(setExit) {
 }
 
 // src/cli/init.ts
-import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync7, writeFileSync as writeFileSync2 } from "node:fs";
-import path16 from "node:path";
+import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync8, writeFileSync as writeFileSync2 } from "node:fs";
+import { userInfo } from "node:os";
+import path18 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_errors();
@@ -55637,40 +57056,59 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path16.basename(path16.resolve(root));
+  let name = path18.basename(path18.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync7(path16.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync8(path18.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
   const clean2 = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "");
   return clean2 || "app";
 }
+function packageFacts(root) {
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync2(path18.join(root, f2)));
+  let pkg;
+  try {
+    pkg = JSON.parse(readFileSync8(path18.join(root, "package.json"), "utf8"));
+  } catch {
+    return { lockfile };
+  }
+  if (typeof pkg.main === "string" && pkg.main)
+    return { start: pkg.main.replace(/^\.\//, ""), from: "main", lockfile };
+  const start = typeof pkg.scripts?.start === "string" ? pkg.scripts.start : "";
+  const script2 = /^\s*node\s+(?:-\S+\s+)*([^\s;&|]+\.(?:c|m)?js)\b/.exec(start)?.[1];
+  if (script2) return { start: script2.replace(/^\.\//, ""), from: "scripts.start", lockfile };
+  return { lockfile };
+}
+function defaultNginxCommands(user) {
+  const root = (user || userInfo().username) === "root";
+  return root ? { test: "nginx -t", reload: "nginx -s reload" } : { test: "sudo -n /usr/sbin/nginx -t", reload: "sudo -n /usr/sbin/nginx -s reload" };
+}
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path16.resolve(outputDir);
+  let dir = path18.resolve(outputDir);
   for (; ; ) {
-    const candidate = path16.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    const candidate = path18.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
     if (existsSync2(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path16.dirname(dir);
+    const parent = path18.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path16.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path16.sep).includes("node_modules")) return SCHEMA_URL;
-  for (const relative of ["../..", ".."]) {
-    const file = path16.resolve(here, relative, SCHEMA_FILE);
+  const here = path18.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path18.sep).includes("node_modules")) return SCHEMA_URL;
+  for (const relative2 of ["../..", ".."]) {
+    const file = path18.resolve(here, relative2, SCHEMA_FILE);
     if (existsSync2(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path16.relative(path16.resolve(from), file).split(path16.sep).join("/");
+  const rel = path18.relative(path18.resolve(from), file).split(path18.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path16.isAbsolute(value)) return value;
-  return path16.relative(path16.resolve(outputDir), path16.resolve(value)).split(path16.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path18.isAbsolute(value)) return value;
+  return path18.relative(path18.resolve(outputDir), path18.resolve(value)).split(path18.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -55705,33 +57143,56 @@ function starterConfig(flags, global3, outputDir) {
   if (flags.user) ssh.user = flags.user;
   if (global3.sshKey) ssh.privateKey = configPath(outputDir, global3.sshKey);
   if (global3.knownHosts) ssh.knownHosts = configPath(outputDir, global3.knownHosts);
-  const balancer = {
-    host: flags.balancerHost ?? servers2[0]?.name ?? "local",
-    upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name)
-  };
-  if (flags.testCommand) balancer.testCommand = flags.testCommand;
-  if (flags.reloadCommand) balancer.reloadCommand = flags.reloadCommand;
-  if (flags.pidFile) balancer.pidFile = flags.pidFile;
+  const host = flags.balancerHost ?? servers2[0]?.name ?? "local";
+  const balancer = flags.balancer === "haproxy" ? {
+    type: "haproxy",
+    host,
+    backend: flags.backend ?? flags.name.replace(/[^A-Za-z0-9_.:-]/g, "_"),
+    ...flags.socket ? { socket: flags.socket } : {}
+  } : { host, upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name) };
+  if (flags.balancer !== "haproxy") {
+    const commands = defaultNginxCommands(flags.user);
+    balancer.testCommand = flags.testCommand ?? commands.test;
+    balancer.reloadCommand = flags.reloadCommand ?? commands.reload;
+    if (flags.pidFile) balancer.pidFile = flags.pidFile;
+    if (flags.watch) balancer.accessLog = flags.accessLog ?? "/var/log/nginx/access.log";
+  }
+  const start = flags.start ?? packageFacts(flags.root).start ?? "server.js";
   return {
     $schema: schemaReference(outputDir),
-    app: { name: flags.name, root: configPath(outputDir, flags.root), start: flags.start, port: flags.port },
+    app: { name: flags.name, root: configPath(outputDir, flags.root), start, port: flags.port },
     servers: servers2,
     ...Object.keys(ssh).length > 0 ? { ssh } : {},
     deployPath: flags.deployPath ?? `~/apps/${flags.name}`,
     pm2: { env: { NODE_ENV: "production", ...shared } },
     balancer,
     health: { path: "/health" },
-    rolling: { batchSize: 1, onFailure: "rollback-all" }
+    rolling: { batchSize: 1, onFailure: "rollback-all", ...flags.watch ? { watch: flags.watch } : {} }
   };
 }
-async function prompt(flags) {
+var PromptAborted = class extends Error {
+};
+async function prompt(flags, global3) {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const aborted3 = new AbortController();
+  rl.on("SIGINT", () => aborted3.abort());
+  rl.on("close", () => aborted3.abort());
   const ask = async (question, fallback) => {
-    const answer = (await rl.question(`${question}${fallback ? ` (${fallback})` : ""}: `)).trim();
+    let answer;
+    try {
+      answer = (await rl.question(`${question}${fallback ? ` (${fallback})` : ""}: `, { signal: aborted3.signal })).trim();
+    } catch {
+      throw new PromptAborted();
+    }
     return answer || fallback;
   };
   try {
     flags.name ??= await ask("app name", defaultName(flags.root));
+    const facts = packageFacts(flags.root);
+    flags.start ??= await ask(
+      `entry script${facts.from ? ` (package.json ${facts.from})` : ""}`,
+      facts.start ?? "server.js"
+    );
     while (!flags.servers) {
       const answer = await ask("servers, name=host[:port] separated by commas");
       if (!answer) continue;
@@ -55743,24 +57204,68 @@ async function prompt(flags) {
       }
     }
     flags.user ??= await ask("SSH user (empty: your login name)");
+    if (!global3.sshKey) {
+      const key = await ask("SSH private key file (empty: the agent, then ~/.ssh/id_*)");
+      if (key) global3.sshKey = key;
+    }
     flags.deployPath ??= await ask("deploy path on the servers", `~/apps/${flags.name}`);
+    while (!flags.balancer) {
+      const type = await ask("load balancer: nginx or haproxy", "nginx");
+      if (type === "nginx" || type === "haproxy") flags.balancer = type;
+    }
     flags.balancerHost ??= await ask(
-      'server that runs Nginx ("local" if nexus runs there)',
+      `server that runs ${flags.balancer === "haproxy" ? "HAProxy" : "Nginx"} ("local" if nexus runs there)`,
       flags.servers[0]?.name
     );
-    flags.upstreamFile ??= await ask(
-      "servers file on it (server lines only, included inside the upstream block)",
-      defaultServersFile(flags.name ?? "app")
-    );
+    if (flags.balancer === "haproxy") {
+      flags.backend ??= await ask("HAProxy backend of the servers", flags.name);
+      flags.socket ??= await ask(
+        "its admin socket (stats socket ... level admin)",
+        "/run/haproxy/admin.sock"
+      );
+    } else {
+      flags.upstreamFile ??= await ask(
+        "servers file on it (server lines only, included inside the upstream block)",
+        defaultServersFile(flags.name ?? "app")
+      );
+      const commands = defaultNginxCommands(flags.user);
+      flags.testCommand ??= await ask("command that tests the Nginx config", commands.test);
+      flags.reloadCommand ??= await ask("command that reloads Nginx", commands.reload);
+    }
+    if (flags.watch === void 0) {
+      const watch = await ask("watch each batch's error rate after it is back in rotation? (y/N)", "n");
+      if (/^y(es)?$/i.test(watch ?? "")) {
+        flags.watch = "30s";
+        if (flags.balancer !== "haproxy")
+          flags.accessLog ??= await ask(
+            "Nginx access log (in the nexus format: nexus nginx-config prints it)",
+            "/var/log/nginx/access.log"
+          );
+      }
+    }
   } finally {
     rl.close();
   }
 }
 function initCommand(setExit) {
-  const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option("--start <script>", "entry script, relative to the app directory", "server.js").option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)').option(
+  const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option(
+    "--start <script>",
+    "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)"
+  ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)').option(
     "--upstream-file <path>",
     "the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)"
-  ).option("--test-command <cmd>", 'how to test the Nginx config (default: "nginx -t")').option("--reload-command <cmd>", 'how to reload Nginx (default: "nginx -s reload")').option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)").option(
+  ).option(
+    "--test-command <cmd>",
+    'how to test the Nginx config (default: "sudo -n /usr/sbin/nginx -t", "nginx -t" for root)'
+  ).option(
+    "--reload-command <cmd>",
+    'how to reload Nginx (default: "sudo -n /usr/sbin/nginx -s reload", "nginx -s reload" for root)'
+  ).option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)").addOption(
+    new Option("--balancer <type>", "the load balancer (default: nginx)").choices(["nginx", "haproxy"])
+  ).option("--backend <name>", "HAProxy: the backend of the servers (default: the app name)").option("--socket <path>", "HAProxy: its admin socket (default: /run/haproxy/admin.sock)").option("--watch <duration>", `rolling.watch: watch each batch's error rate this long ("30s")`).option(
+    "--access-log <path>",
+    "with --watch and Nginx: its access log (default: /var/log/nginx/access.log)"
+  ).option(
     "--env <KEY=VALUE>",
     "app env, repeatable; {host} or {name} in the value sets it per server",
     collect,
@@ -55778,16 +57283,16 @@ Examples:
   ).action(async (flags, command) => {
     const global3 = command.optsWithGlobals();
     try {
-      const output = path16.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-      const label = path16.relative(process.cwd(), output) || output;
+      const output = path18.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+      const label = path18.relative(process.cwd(), output) || output;
       if (existsSync2(output) && !flags.force)
         throw usage(`${label} already exists (--force overwrites it)`);
-      if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags);
+      if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
       flags.name ??= defaultName(flags.root);
       if (!NAME.test(flags.name))
         throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
       if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-      const dir = path16.dirname(output);
+      const dir = path18.dirname(output);
       const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
       resolveConfig(data, label, dir);
       mkdirSync2(dir, { recursive: true });
@@ -55798,17 +57303,35 @@ Examples:
         setExit(EXIT.ok);
         return;
       }
-      const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
+      const c3 = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
+      const first = flags.servers[0]?.name ?? "<server>";
+      const lb = flags.balancer === "haproxy" ? "haproxy-config" : "nginx-config";
+      const facts = packageFacts(flags.root);
       process.stdout.write(
-        `wrote ${label}
-next:
-  nexus${withConfig} nginx-config      # the servers file and the upstream block for your Nginx
-  nexus${withConfig} deploy --dry-run  # the plan, nothing changed
-  nexus${withConfig} deploy --rolling
-`
+        [
+          `wrote ${label}`,
+          ...facts.lockfile ? [] : [
+            "note: no package-lock.json in the app: the servers run npm install (unpinned) instead of npm ci"
+          ],
+          "next (docs/servers.md has each step):",
+          `  nexus${c3} ${lb.padEnd(17)} # the ${flags.balancer === "haproxy" ? "backend and admin socket" : "servers file and the upstream block"} for your balancer (as root)`,
+          `  nexus${c3} setup --dry-run    # what setup would do: deploy key, host keys, deploy path, servers file, sudoers`,
+          `  nexus${c3} setup              # do it (asks before trusting each host key)`,
+          `  nexus${c3} trust ${first.padEnd(12)} # a host key setup did not record (compare it on the server first)`,
+          `  nexus${c3} check              # read-only: what is still missing, each with the command that fixes it`,
+          `  nexus${c3} deploy --dry-run   # the plan, nothing changed`,
+          `  nexus${c3} deploy --rolling`,
+          `  git add ${label}        # commit it: uncommitted files make the release id end in -dirty`,
+          ""
+        ].join("\n")
       );
       setExit(EXIT.ok);
     } catch (error3) {
+      if (error3 instanceof PromptAborted) {
+        process.stdout.write("\n");
+        setExit(EXIT.interrupted);
+        return;
+      }
       if (error3 instanceof CommanderError || error3 instanceof ConfigError) {
         process.stderr.write(`nexus init: ${error3.message}
 `);
@@ -56428,7 +57951,7 @@ function addOperationCommands(program2, setExit) {
 
 // src/cli/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path17 from "node:path";
+import path19 from "node:path";
 init_errors();
 init_format();
 function packCommand(setExit) {
@@ -56448,15 +57971,15 @@ Examples:
     setExit(
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
-        const root = path17.resolve(config2.app.root);
+        const root = path19.resolve(config2.app.root);
         const selection = await selectConfiguredApp(config2);
         for (const message of selection.warnings) reporter.emit({ type: "warn", message });
         let written;
         if (flags.output) {
-          const output = path17.resolve(flags.output);
+          const output = path19.resolve(flags.output);
           const { sha256 } = await writeTarball(root, selection.files, output).catch(
             (error3) => {
-              if (!error3.code || error3.path && path17.resolve(error3.path) !== output) throw error3;
+              if (!error3.code || error3.path && path19.resolve(error3.path) !== output) throw error3;
               throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
             }
           );
@@ -56481,7 +58004,7 @@ Examples:
         const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
         reporter.emit({
           type: "info",
-          message: written ? `wrote ${path17.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+          message: written ? `wrote ${path19.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
         });
         return EXIT.ok;
       })
@@ -56490,7 +58013,7 @@ Examples:
 }
 
 // src/cli/sandbox.ts
-import path18 from "node:path";
+import path20 from "node:path";
 init_errors();
 init_errors2();
 var PM2_HINT = "nexus sandbox needs PM2 to run the app on its hosts: `npm install -D pm2` in the directory you run nexus from (or a parent), or `npm ci` in a nexus checkout";
@@ -56523,7 +58046,7 @@ function sandboxCommand(setExit) {
       const json = command.optsWithGlobals().json;
       const { sandboxUp: sandboxUp2 } = await sandboxModule();
       const info2 = await sandboxUp2({
-        dir: path18.resolve(flags.dir),
+        dir: path20.resolve(flags.dir),
         hosts: flags.hosts,
         ipPrefix: flags.ipPrefix,
         balancer: flags.balancer
@@ -56551,6 +58074,8 @@ function sandboxCommand(setExit) {
       }
       process.stdout.write(`load balancer  ${info2.lb.url} (Nginx on ${info2.lb.host})
 `);
+      process.stdout.write(`state          ${info2.dir} (${flags.dir} links to it)
+`);
       if (info2.haproxy) {
         process.stdout.write(`load balancer  ${info2.haproxy.url} (HAProxy on ${info2.haproxy.host})
 `);
@@ -56562,13 +58087,13 @@ function sandboxCommand(setExit) {
       setExit(fail(error3));
     }
   });
-  sandbox.command("down").description("stop exactly what `up` started").option(...dirOption).action(async (flags, command) => {
+  sandbox.command("down").description("stop exactly what `up` started").option(...dirOption).option("--purge", "also remove the sandbox's state directory (keys, releases) and the link to it").action(async (flags, command) => {
     try {
-      const { sandboxDown: sandboxDown2 } = await sandboxModule();
-      await sandboxDown2(path18.resolve(flags.dir));
+      const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
+      await (flags.purge ? sandboxPurge2 : sandboxDown2)(path20.resolve(flags.dir));
       if (command.optsWithGlobals().json)
         printResult({ command: "sandbox", action: "down", up: false });
-      else process.stdout.write("sandbox stopped\n");
+      else process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
       setExit(EXIT.ok);
     } catch (error3) {
       setExit(fail(error3));
@@ -56576,7 +58101,7 @@ function sandboxCommand(setExit) {
   });
   sandbox.command("status").description("which sandbox processes are running").option(...dirOption).action(async (flags, command) => {
     const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-    const status = await sandboxStatus2(path18.resolve(flags.dir));
+    const status = await sandboxStatus2(path20.resolve(flags.dir));
     if (command.optsWithGlobals().json) {
       printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
       setExit(status.up ? EXIT.ok : EXIT.failed);
@@ -56601,7 +58126,7 @@ init_errors();
 // src/setup/run.ts
 init_nginx_upstream();
 init_errors();
-import { readFileSync as readFileSync9 } from "node:fs";
+import { readFileSync as readFileSync10 } from "node:fs";
 
 // src/ssh/fetch-host-key.ts
 var KeyCapture = class {
@@ -56638,12 +58163,12 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes5 } from "node:crypto";
-import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync8, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync9, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path19 from "node:path";
+import path21 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync3(`${keyPath}.pub`)) return readFileSync8(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync8(keyPath), passphrase);
+  if (existsSync3(`${keyPath}.pub`)) return readFileSync9(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync9(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
@@ -56654,7 +58179,7 @@ function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes5(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path19.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path21.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -56717,7 +58242,7 @@ ${lines.join("\n")}
 // src/setup/login.ts
 var import_ssh24 = __toESM(require_lib2(), 1);
 function runOnce(login, command) {
-  return new Promise((resolve2, reject) => {
+  return new Promise((resolve3, reject) => {
     const client = new import_ssh24.default.Client();
     client.on("ready", () => {
       client.exec(command, (error3, channel) => {
@@ -56731,7 +58256,7 @@ function runOnce(login, command) {
         channel.stderr.on("data", (c3) => chunks.push(c3));
         channel.on("close", (code) => {
           client.end();
-          resolve2({ code, output: Buffer.concat(chunks).toString("utf8") });
+          resolve3({ code, output: Buffer.concat(chunks).toString("utf8") });
         });
       });
     });
@@ -56753,7 +58278,7 @@ function runOnce(login, command) {
 // src/setup/prompt.ts
 import { createInterface as createInterface2 } from "node:readline/promises";
 function promptHidden(question) {
-  return new Promise((resolve2, reject) => {
+  return new Promise((resolve3, reject) => {
     const stdin = process.stdin;
     if (!stdin.isTTY) {
       reject(new Error("not a terminal"));
@@ -56769,7 +58294,7 @@ function promptHidden(question) {
       stdin.off("data", onData);
       process.stderr.write("\n");
       if (result instanceof Error) reject(result);
-      else resolve2(result);
+      else resolve3(result);
     };
     const onData = (chunk2) => {
       for (const char of chunk2.toString("utf8")) {
@@ -56789,53 +58314,6 @@ async function confirm(question) {
   } finally {
     rl.close();
   }
-}
-
-// src/setup/sudoers.ts
-function words2(command) {
-  if (/["'`$;&|<>()\\]/.test(command)) return void 0;
-  return command.trim().split(/\s+/).filter(Boolean);
-}
-var FLAG_ONLY = /^(-[nEHSkAP]+|--(non-interactive|preserve-env|set-home|stdin|reset-timestamp|askpass))$/;
-function sudoCommand(command) {
-  const argv = words2(command);
-  if (argv?.[0] !== "sudo") return void 0;
-  let i2 = 1;
-  let plain = true;
-  for (; argv[i2]?.startsWith("-"); i2++) {
-    if (argv[i2] === "--") {
-      i2++;
-      break;
-    }
-    if (!FLAG_ONLY.test(argv[i2])) plain = false;
-  }
-  return argv.length > i2 ? { argv: argv.slice(i2), plain } : void 0;
-}
-function withoutSudo(command) {
-  const parsed = sudoCommand(command);
-  return parsed?.plain ? parsed.argv : void 0;
-}
-function needsHandWrittenRule(command) {
-  const parsed = sudoCommand(command);
-  return parsed !== void 0 && !parsed.plain;
-}
-function sudoersArg2(arg) {
-  return arg.replace(/[\\,:=]/g, (c3) => `\\${c3}`);
-}
-function sudoersLine(user, testCommand, reloadCommand) {
-  const test = withoutSudo(testCommand);
-  const reload = withoutSudo(reloadCommand);
-  const commands = [];
-  if (test) {
-    commands.push(test);
-    if (test.at(-1) === "-t") commands.push([...test.slice(0, -1), "-T"]);
-  }
-  if (reload) commands.push(reload);
-  if (commands.length === 0) return void 0;
-  return `${user} ALL=(root) NOPASSWD: ${commands.map((argv) => argv.map(sudoersArg2).join(" ")).join(", ")}`;
-}
-function sudoersFile(appName) {
-  return `/etc/sudoers.d/nexus-${appName.replace(/[^A-Za-z0-9_-]/g, "-")}`;
 }
 
 // src/setup/run.ts
@@ -56864,13 +58342,13 @@ async function runSetup(config2, options) {
   let publicKey;
   const keyPath = config2.ssh.privateKey;
   if (keyPath) {
-    let exists2 = true;
+    let exists3 = true;
     try {
-      readFileSync9(keyPath);
+      readFileSync10(keyPath);
     } catch {
-      exists2 = false;
+      exists3 = false;
     }
-    if (exists2) {
+    if (exists3) {
       publicKey = publicKeyOf(keyPath, env2.NEXUS_SSH_PASSPHRASE);
       say(`key: ${keyPath} exists`);
     } else if (dryRun) say(`key: would generate an ed25519 key pair at ${keyPath} (0600) and ${keyPath}.pub`);
@@ -56916,6 +58394,10 @@ async function runSetup(config2, options) {
     for (const session of sessions.values()) session.close();
   }
 }
+function hostKeyFile(type) {
+  const name = type.startsWith("ecdsa-") ? "ecdsa" : type.replace(/^ssh-/, "").replace(/^dss$/, "dsa");
+  return `/etc/ssh/ssh_host_${name}_key.pub`;
+}
 async function hostKeyStep(server, config2, options) {
   const { say } = options;
   const target = resolveTarget(server, readSshConfig(config2.ssh.configFile));
@@ -56935,7 +58417,7 @@ async function hostKeyStep(server, config2, options) {
     );
   }
   say(
-    `${server.name}: host key of ${name} is ${fingerprint} (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub\` on the server)`
+    `${server.name}: host key of ${name} is ${fingerprint} (compare with \`ssh-keygen -lf ${hostKeyFile(keyTypeOf(key))}\` on the server)`
   );
   if (options.dryRun) {
     say(`${server.name}: would add it to ${config2.ssh.knownHosts}`);
@@ -56979,10 +58461,10 @@ async function keyStep(server, config2, options, connector, publicKey, sessions)
   }
   if (first.kind !== "auth" || !publicKey) throw first;
   const target = resolveTarget(server, readSshConfig(config2.ssh.configFile));
-  const where = `${target.user}@${target.host}:${target.port}`;
+  const where2 = `${target.user}@${target.host}:${target.port}`;
   if (options.dryRun) {
     say(
-      `${server.name}: would install the deploy key in ${where}:~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`
+      `${server.name}: would install the deploy key in ${where2}:~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`
     );
     return void 0;
   }
@@ -57004,10 +58486,10 @@ async function keyStep(server, config2, options, connector, publicKey, sessions)
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync9(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync10(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
-    password = await promptHidden(`${where} password (used once, to install the deploy key): `);
+    password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
   }
   if (password !== void 0) attempts.push({ how: "a password", extra: { password } });
   if (attempts.length === 0)
@@ -57021,7 +58503,7 @@ async function keyStep(server, config2, options, connector, publicKey, sessions)
       const result = await runOnce({ ...login, ...attempt.extra }, installKeyCommand(publicKey));
       if (result.code !== 0) throw new Error(result.output.trim() || `exit ${result.code}`);
       say(
-        `${server.name}: installed the deploy key in ${where}:~/.ssh/authorized_keys (logged in once with ${attempt.how})`
+        `${server.name}: installed the deploy key in ${where2}:~/.ssh/authorized_keys (logged in once with ${attempt.how})`
       );
       installed = true;
       break;
@@ -57056,11 +58538,11 @@ async function balancerStep(config2, balancer, options, sessions, reachable) {
   const home = (await runner.run('printf %s "$HOME"')).trim();
   const file = resolveOn(target, balancer.upstreamFile, home);
   const user = (await runner.run("id -un")).trim();
-  const exists2 = (await run(cmd("test", "-e", file))).code === 0;
+  const exists3 = (await run(cmd("test", "-e", file))).code === 0;
   const servers2 = config2.servers.map((s3) => s3.upstream);
   const content = renderServersFile({ servers: servers2 });
   const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", include: file });
-  if (exists2) {
+  if (exists3) {
     say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
     const text2 = await run(cmd("cat", file));
     if (text2.code === 0 && holdsUpstreamBlock(text2.stdout))
@@ -57173,14 +58655,14 @@ function setupCommand(setExit) {
 }
 
 // src/cli/trust.ts
-import { readFileSync as readFileSync10, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync11, writeFileSync as writeFileSync4 } from "node:fs";
 init_errors();
 function removeHostLines(file, entries2, hostString, host, port2) {
   const own2 = entries2.filter(
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync10(file, "utf8").split("\n");
+  const lines = readFileSync11(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -57256,7 +58738,7 @@ async function trust(name, flags, global3) {
     if (!flags.replace) {
       process.stderr.write(
         `  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its
-  admin: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), run \`nexus trust ${server.name} --replace\`.
+  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`nexus trust ${server.name} --replace\`.
 `
       );
       return EXIT.failed;
@@ -57278,7 +58760,7 @@ async function trust(name, flags, global3) {
   }
   if (replacing) {
     const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-    entries2 = parseKnownHosts(readFileSync10(file, "utf8"));
+    entries2 = parseKnownHosts(readFileSync11(file, "utf8"));
     const after = checkHostKey(entries2, target.host, target.port, key);
     if (after.status === "changed") {
       process.stderr.write(
@@ -57341,6 +58823,7 @@ function buildProgram(setExit) {
             if (opts.releaseId) assertReleaseIdFlag(opts.releaseId);
             const plan = makePlan(config2, opts.releaseId ?? "<new release>", opts.only);
             const app = await selectConfiguredApp(config2);
+            await assertEntriesShip(config2, { built: !config2.app.build });
             for (const message of app.warnings) reporter.emit({ type: "warn", message });
             if (global3.json) {
               printResult({
@@ -57439,7 +58922,13 @@ function buildProgram(setExit) {
   });
   program2.command("nginx-config").description(
     "print the recommended servers file, upstream block and proxy settings for the configured servers"
-  ).option("--name <upstream>", "upstream name", "nexus_app").addHelpText("after", "\nExample:\n  nexus nginx-config   # then copy each part where its comment says").action((opts) => {
+  ).option("--name <upstream>", "upstream name", "nexus_app").option(
+    "--servers-only",
+    "print only the servers file (the server lines, for balancer.upstreamFile), nothing else"
+  ).addHelpText(
+    "after",
+    "\nExamples:\n  nexus nginx-config   # then copy each part where its comment says\n  nexus nginx-config --servers-only > /etc/nginx/nexus/api-servers.conf"
+  ).action((opts) => {
     try {
       const global3 = program2.opts();
       const config2 = readConfig(global3);
@@ -57455,7 +58944,8 @@ function buildProgram(setExit) {
 ${renderProxySettings(name)}}
 `;
       const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
-      if (global3.json)
+      if (opts.serversOnly && !global3.json) process.stdout.write(serversFile);
+      else if (global3.json)
         printResult({
           command: "nginx-config",
           upstream: name,

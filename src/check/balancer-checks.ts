@@ -4,6 +4,8 @@ import {
   SERVERS_FILE_FIX,
   UPSTREAM_BLOCK_RISK,
 } from "../balancer/nginx-upstream.js";
+import { shq } from "../remote/quote.js";
+import { sudoersFile, sudoersLine } from "../setup/sudoers.js";
 import { sudoTarget } from "./balancer-script.js";
 import type { Facts } from "./facts.js";
 import { sudoListAllows } from "./sudo-list.js";
@@ -19,10 +21,18 @@ export interface BalancerCheckContext {
   servers: { name: string; upstream: string }[];
   hasDump: boolean;
   hasReloadList: boolean;
+  /** For the fixes: the sudoers file's name, and ` -c FILE` when the config is not the default. */
+  appName?: string;
+  configFlag?: string;
 }
 
-const SUDOERS_FIX =
-  "allow them without a password, as root: `nexus setup --sudo`, or add the sudoers line shown by `nexus setup --dry-run` (docs/servers.md)";
+/** The rule itself, installed through visudo (which checks it), as a command that works as printed. */
+function sudoersFix(ctx: BalancerCheckContext, user: string | undefined): string {
+  const rule = user && sudoersLine(user, ctx.testCommand, ctx.reloadCommand);
+  if (!rule) return "allow them without a password in sudoers, as root (docs/servers.md)";
+  const file = sudoersFile(ctx.appName ?? "app");
+  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`nexus setup --sudo\``;
+}
 
 function passwordPrompt(text: string | undefined): boolean {
   return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
@@ -36,13 +46,15 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
   const add = (check: string, status: CheckItem["status"], detail: string, fix?: string) =>
     items.push({ target: ctx.target, check, status, detail, ...(fix ? { fix } : {}) });
   const user = v.get("user") ?? "the login user";
+  const SUDOERS_FIX = sudoersFix(ctx, v.get("user"));
+  const cfg = ctx.configFlag ?? "";
 
   if (v.get("up_exists") !== "1" || v.get("up_readable") !== "1") {
     add(
       "upstream file",
       "fail",
       `${ctx.upstreamFile} ${v.get("up_exists") === "1" ? `is not readable by ${user}` : "does not exist"}`,
-      "`nexus setup` writes it from the config (or: nexus nginx-config > the file, as root)",
+      `\`nexus${cfg} setup\` writes it from the config; or, as root on the balancer host: \`nexus${cfg} nginx-config --servers-only > ${shq(ctx.upstreamFile)}\``,
     );
   } else {
     const text = facts.sections.get("upstream") ?? "";
@@ -79,7 +91,7 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
         "upstream edit",
         "fail",
         `${user} cannot write ${ctx.upstreamFile} (${v.get("up_owner") ?? "?"})`,
-        `as root: chgrp <${user}'s group> ${ctx.upstreamFile} && chmod 664 ${ctx.upstreamFile} (nexus edits it in place and keeps its backup elsewhere)`,
+        `as root on the balancer host: \`chgrp "$(id -gn ${shq(user)})" ${shq(ctx.upstreamFile)} && chmod 664 ${shq(ctx.upstreamFile)}\` (nexus edits it in place and keeps its backup elsewhere)`,
       );
   }
 
@@ -131,16 +143,37 @@ export function balancerItems(facts: Facts, ctx: BalancerCheckContext): CheckIte
   }
 
   const masterUid = v.get("master_uid");
+  const throughSudo = `reload through sudo: set "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" and "testCommand": "sudo -n /usr/sbin/nginx -t", then \`nexus${cfg} setup --sudo\` (or \`nexus${cfg} check\` again: it prints the sudoers rule)`;
   if (!/^\s*sudo\b/.test(ctx.reloadCommand)) {
-    // Without sudo, only the master's owner (or root) may signal it: Nginx's is root's on a server.
-    if (masterUid && v.get("uid") && masterUid !== v.get("uid") && v.get("uid") !== "0")
+    // The check never reloads. Without sudo to ask, "ok" needs what can be seen: the command is
+    // there, and its user may signal the master (its owner, or root). Anything less is not ok.
+    const bin = v.get("reload_bin");
+    if (!bin)
+      add(
+        "nginx reload",
+        "fail",
+        `\`${ctx.reloadCommand}\` cannot run: ${ctx.reloadCommand.trim().split(/\s+/)[0]} is not on ${user}'s non-interactive PATH`,
+        throughSudo,
+      );
+    else if (masterUid && v.get("uid") && masterUid !== v.get("uid") && v.get("uid") !== "0")
       add(
         "nginx reload",
         "warn",
         `${ctx.reloadCommand} runs as ${user}, but the Nginx master is uid ${masterUid}'s: it cannot signal it, unless the command gets root itself (a wrapper with sudo inside)`,
-        `reload through sudo: "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" (and testCommand likewise), with the sudoers rule \`nexus setup\` prints`,
+        throughSudo,
       );
-    else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
+    else if (!masterUid)
+      add(
+        "nginx reload",
+        "warn",
+        `not run (check changes nothing), and whether ${user} may signal the Nginx master is unknown (no running master in balancer.pidFile)`,
+      );
+    else
+      add(
+        "nginx reload",
+        "ok",
+        `not run (check changes nothing): ${bin} is there and ${user} may signal the master (uid ${masterUid})`,
+      );
   } else if (!ctx.hasReloadList)
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
   else if (

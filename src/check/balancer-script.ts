@@ -58,6 +58,12 @@ export function balancerScript(input: BalancerScriptInput): string {
           `echo @@dump; printf "%s\\n" "$out" | grep -E '^# configuration file |password|sudo|emerg' | head -n 5000; echo @@end`,
         ]
       : []),
+    // Without sudo to ask, whether the reload's command is there at all.
+    ...(reloadList
+      ? []
+      : [
+          `say reload_bin "$(command -v ${shq(input.reloadCommand.trim().split(/\s+/)[0] ?? "")} 2>/dev/null)"`,
+        ]),
     ...(reloadList
       ? [
           `out=$(${reloadList} 2>&1 </dev/null); say reload_sudo_rc $?`,

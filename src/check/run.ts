@@ -1,9 +1,11 @@
 import type { Balancer } from "../balancer/balancer.js";
 import { createBalancer } from "../balancer/factory.js";
 import type { Config, ServerConfig } from "../config/load.js";
+import { DEFAULT_CONFIG_FILE } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
+import { shq } from "../remote/quote.js";
 import { checkShared } from "../remote/shared.js";
 import { createConnector } from "../ssh/connect.js";
 import { SshError } from "../ssh/errors.js";
@@ -214,6 +216,8 @@ async function balancerChecks(
   return balancerItems(facts, {
     target,
     ...input,
+    appName: config.app.name,
+    configFlag: config.file === DEFAULT_CONFIG_FILE ? "" : ` -c ${shq(config.file)}`,
     ...(entry.upstream ? { upstream: entry.upstream } : {}),
     servers: config.servers.map((s) => ({ name: s.name, upstream: s.upstream })),
     hasDump: dumpCommand(input.testCommand) !== undefined,

@@ -1,5 +1,6 @@
 import v8 from "node:v8";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { assertEntriesShip } from "../artifact/entries.js";
 import { selectConfiguredApp } from "../artifact/pack.js";
 import {
   renderProxySettings,
@@ -98,6 +99,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
               if (opts.releaseId) assertReleaseIdFlag(opts.releaseId);
               const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
               const app = await selectConfiguredApp(config);
+              // The build does not run in a dry run: what it makes need not exist yet.
+              await assertEntriesShip(config, { built: !config.app.build });
               for (const message of app.warnings) reporter.emit({ type: "warn", message });
               if (global.json) {
                 printResult({
@@ -226,8 +229,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
       "print the recommended servers file, upstream block and proxy settings for the configured servers",
     )
     .option("--name <upstream>", "upstream name", "nexus_app")
-    .addHelpText("after", "\nExample:\n  nexus nginx-config   # then copy each part where its comment says")
-    .action((opts: { name: string }) => {
+    .option(
+      "--servers-only",
+      "print only the servers file (the server lines, for balancer.upstreamFile), nothing else",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  nexus nginx-config   # then copy each part where its comment says\n  nexus nginx-config --servers-only > /etc/nginx/nexus/api-servers.conf",
+    )
+    .action((opts: { name: string; serversOnly?: boolean }) => {
       try {
         const global = program.opts<GlobalOptions>();
         const config = readConfig(global);
@@ -241,7 +251,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config.balancer.drainTimeout);
         const location = `location / {\n${renderProxySettings(name)}}\n`;
         const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
-        if (global.json)
+        if (opts.serversOnly && !global.json) process.stdout.write(serversFile);
+        else if (global.json)
           printResult({
             command: "nginx-config",
             upstream: name,

@@ -7,6 +7,7 @@ import { printResult } from "./result.js";
 
 interface SandboxFlags {
   dir: string;
+  purge?: boolean;
   hosts?: number;
   ipPrefix?: string;
   balancer?: string;
@@ -88,6 +89,7 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
           );
         }
         process.stdout.write(`load balancer  ${info.lb.url} (Nginx on ${info.lb.host})\n`);
+        process.stdout.write(`state          ${info.dir} (${flags.dir} links to it)\n`);
         if (info.haproxy) {
           process.stdout.write(`load balancer  ${info.haproxy.url} (HAProxy on ${info.haproxy.host})\n`);
           process.stdout.write(`deploy through HAProxy: nexus -c ${info.haproxy.deployConfig} deploy\n`);
@@ -102,13 +104,14 @@ export function sandboxCommand(setExit: (code: number) => void): Command {
     .command("down")
     .description("stop exactly what `up` started")
     .option(...dirOption)
+    .option("--purge", "also remove the sandbox's state directory (keys, releases) and the link to it")
     .action(async (flags: SandboxFlags, command: Command) => {
       try {
-        const { sandboxDown } = await sandboxModule();
-        await sandboxDown(path.resolve(flags.dir));
+        const { sandboxDown, sandboxPurge } = await sandboxModule();
+        await (flags.purge ? sandboxPurge : sandboxDown)(path.resolve(flags.dir));
         if (command.optsWithGlobals<GlobalOptions>().json)
           printResult({ command: "sandbox", action: "down", up: false });
-        else process.stdout.write("sandbox stopped\n");
+        else process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
         setExit(EXIT.ok);
       } catch (error) {
         setExit(fail(error));

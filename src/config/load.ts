@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type * as z from "zod";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
+import { parseConfigText, withPositions } from "./positions.js";
 import { balancerSchema, configSchema, haproxyBalancerSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
@@ -75,13 +76,12 @@ export function loadConfig(file: string = DEFAULT_CONFIG_FILE, env: NodeJS.Proce
         : `cannot read the file (${code ?? String(error)})`,
     ]);
   }
-  let data: unknown;
+  const parsed = parseConfigText(text, label);
   try {
-    data = JSON.parse(text);
+    return resolveConfig(parsed.data, label, path.dirname(absolute), env);
   } catch (error) {
-    throw new ConfigError(label, [`invalid JSON: ${(error as Error).message}`]);
+    throw error instanceof ConfigError ? withPositions(error, parsed) : error;
   }
-  return resolveConfig(data, label, path.dirname(absolute), env);
 }
 
 type EnvValue = ParsedConfig["pm2"]["env"][string];

@@ -1,3 +1,4 @@
+import { assertEntriesShip } from "../artifact/entries.js";
 import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
 import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
@@ -125,6 +126,8 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
     }
   }
 
+  // Before any server is touched: an entry script left out of the artifact fails every gate.
+  await assertEntriesShip(config, { built: true });
   emit({ type: "phase", phase: "pack", message: `packing ${config.app.root}` });
   const packing = packApp(config.app.root, {
     ...appPackOptions(config),

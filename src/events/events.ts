@@ -53,7 +53,15 @@ export type DeployEvent =
   | { type: "progress"; server: string; sent: number; total: number }
   | { type: "info"; message: string; server?: string }
   | { type: "warn"; message: string; server?: string }
-  | { type: "error"; message: string; server?: string }
+  | {
+      type: "error";
+      message: string;
+      server?: string;
+      /** A config error's place: the config file, its line and column (1-based). */
+      file?: string;
+      line?: number;
+      column?: number;
+    }
   | { type: "gate-failed"; server: string; reason: string; timeline: string[]; logs: string[] }
   | {
       /** The end of one server's watch window (rolling.watch). */

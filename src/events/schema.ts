@@ -88,7 +88,14 @@ const eventShapes = {
   },
   info: { type: z.literal("info"), message: text, server: serverName.optional() },
   warn: { type: z.literal("warn"), message: text, server: serverName.optional() },
-  error: { type: z.literal("error"), message: text, server: serverName.optional() },
+  error: {
+    type: z.literal("error"),
+    message: text,
+    server: serverName.optional(),
+    file: text.optional().describe("a config error: the config file (as given, or relative to the cwd)"),
+    line: z.number().int().min(1).optional().describe("a config error: its line in the file (1-based)"),
+    column: z.number().int().min(1).optional().describe("a config error: its column (1-based)"),
+  },
   "gate-failed": {
     type: z.literal("gate-failed"),
     server: serverName,

@@ -4,6 +4,7 @@ import chalk from "chalk";
 import type { Command } from "commander";
 import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
+import { notifyFrom, notifyingReporter } from "../notify/notifier.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
 import { maskingReporter, maskSecretsOf } from "../report/masking.js";
@@ -46,6 +47,7 @@ export function readConfig(options: GlobalOptions): Config {
   }
   if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
   maskSecretsOf(config);
+  notifyFrom(config.notify, config.app.name);
   return config;
 }
 
@@ -132,7 +134,9 @@ export async function withReporter(
   body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
 ): Promise<number> {
   const options = program.opts<GlobalOptions>();
-  const reporter = maskingReporter(await pickReporter(options));
+  // Events reach the webhooks (config `notify`) masked, like everything else nexus shows.
+  const notifying = notifyingReporter(await pickReporter(options));
+  const reporter = maskingReporter(notifying);
   try {
     return await body(reporter, options);
   } catch (error) {
@@ -140,6 +144,7 @@ export async function withReporter(
     reporter.emit({ type: "error", message });
     return code;
   } finally {
+    await notifying.flush();
     reporter.close();
   }
 }

@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { describeEvent, summaryTable } from "../../src/report/format.js";
+import { tallyLines } from "../../src/watch/access-log.js";
 import { type JudgeSettings, judge, type WatchedTally } from "../../src/watch/judge.js";
 import type { Counts, TrafficSource } from "../../src/watch/traffic.js";
 import { watchWindow } from "../../src/watch/window.js";
@@ -251,6 +253,53 @@ describe("the judgement of a watch window: latency", () => {
     });
     expect(blind.verdict).toBe("pass");
     expect(blind.servers[0]?.latency).toBeUndefined();
+  });
+});
+
+describe("the judge on recorded traffic (test/fixtures/watch)", () => {
+  /** A recorded window: alpha (127.0.7.11) watched, beta and gamma untouched. */
+  function recorded(name: string) {
+    const counts = new Map<string, Counts>();
+    const text = readFileSync(new URL(`../fixtures/watch/${name}.log`, import.meta.url), "utf8");
+    expect(tallyLines(text.split("\n"), counts)).toBe(0);
+    const untouched: Counts = { requests: 0, failures: 0, latencies: [] };
+    for (const address of ["127.0.7.12:3000", "127.0.7.13:3000"]) {
+      const c = counts.get(address) as Counts;
+      untouched.requests += c.requests;
+      untouched.failures += c.failures;
+      untouched.latencies?.push(...(c.latencies ?? []));
+    }
+    const alpha = counts.get("127.0.7.11:3000") as Counts;
+    return judge({
+      watched: [{ server: "alpha", healthFailStreak: 0, ...alpha }],
+      untouched,
+      settings,
+      seconds: 10,
+    });
+  }
+
+  it("passes a good release", () => {
+    const j = recorded("good");
+    expect(j.verdict).toBe("pass");
+    expect(j.servers[0]?.reason).toMatch(
+      /^errors 0% \(0 of 503\) vs 0% on the others over 10 s; p99 \d+ ms vs \d+ ms$/,
+    );
+  });
+
+  it("fails the release with 2% of 5xx on its errors", () => {
+    const j = recorded("errors-2pct");
+    expect(j.servers[0]).toMatchObject({ verdict: "fail", metric: "errors", requests: 538, failures: 11 });
+    expect(j.servers[0]?.reason).toMatch(
+      /^errors 2% \(11 of 538\) vs 0% on the others over 10 s, p < 0\.0001; p99 /,
+    );
+  });
+
+  it("fails the release 150 ms slower at p99 on its latency", () => {
+    const j = recorded("slow-p99");
+    expect(j.servers[0]).toMatchObject({ verdict: "fail", metric: "latency" });
+    expect(j.servers[0]?.reason).toMatch(
+      /^p99 2\d\d ms vs 1\d\d ms on the others over 10 s, p < 0\.0001; errors 0% /,
+    );
   });
 });
 

@@ -242,9 +242,9 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     ]);
     const slack = errorHooks.filter((r) => r.path === "/slack-secret").map((r) => r.body);
     expect(slack.map((b) => Object.keys(b))).toEqual([["text"], ["text"]]);
-    const slackEscaped = (text: string) =>
+    const htmlEscaped = (text: string) =>
       text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-    expect(slack[0]?.text).toContain(`${SERVERS[0]} failed its watch: ${slackEscaped(breach.message)}`);
+    expect(slack[0]?.text).toContain(`${SERVERS[0]} failed its watch: ${htmlEscaped(breach.message)}`);
     expect(errorsRun?.all).not.toContain("-secret");
 
     // 150 ms slower at p99, errors as the others: rolled back, the reason names the latency.
@@ -262,7 +262,7 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     expect(slowWatch.latency.p99).toBeGreaterThan(slowWatch.referenceLatency.p99 + 100);
     const markdown = readFileSync(stepSummary, "utf8");
     expect(markdown).toContain(`| ${SERVERS[0]} | rolled back |`);
-    expect(markdown).toContain(`watch: ${slowWatch.message.replace(/\|/g, "\\|")}`);
+    expect(markdown).toContain(`| watch: ${htmlEscaped(slowWatch.message).replace(/\|/g, "\\|")} |`);
     expect(slowRun?.stderr).toMatch(new RegExp(`::error title=nexus%3A ${SERVERS[0]}::watch failed: p99 `));
     expect(slowRun?.all).not.toContain("-secret");
 

@@ -194,6 +194,7 @@ export class BatchWatch {
         baselineRate: judgement.baselineRate,
         ...(s.latency ? { latency: s.latency } : {}),
         ...(s.referenceLatency ? { referenceLatency: s.referenceLatency } : {}),
+        ...(s.baselineLatency ? { baselineLatency: s.baselineLatency } : {}),
         seconds: result.seconds,
         message: s.reason,
       });

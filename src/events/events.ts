@@ -95,6 +95,8 @@ export type DeployEvent =
       latency?: LatencyPercentiles;
       /** The reference's response times. */
       referenceLatency?: LatencyPercentiles;
+      /** The fleet's before the deploy, when the reference is the untouched servers. */
+      baselineLatency?: LatencyPercentiles;
       seconds: number;
       message: string;
     }

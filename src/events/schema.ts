@@ -134,6 +134,9 @@ const eventShapes = {
     baselineRate: z.number().min(0).max(1).optional().describe("the fleet's rate before the deploy"),
     latency: latencySchema.optional().describe("the server's response times during the window, ms"),
     referenceLatency: latencySchema.optional().describe("the reference's response times, ms"),
+    baselineLatency: latencySchema
+      .optional()
+      .describe("the fleet's before the deploy, when the reference is the untouched servers, ms"),
     seconds: milliseconds.describe("how long the window lasted, in seconds"),
     message: text,
   },

@@ -88,6 +88,8 @@ export interface ServerJudgement extends Counts {
   latencyResult?: MetricResult;
   latency?: Percentiles;
   referenceLatency?: Percentiles;
+  /** The fleet's before the deploy, when the reference is the untouched servers (for the words). */
+  baselineLatency?: Percentiles;
   /** One line for people: why, with the numbers. */
   reason: string;
 }
@@ -198,6 +200,12 @@ function judgeServer(tally: WatchedTally, reference: ReferenceSample, input: Jud
     settings.latency && tally.latencies && reference.sample?.latencies
       ? judgeLatency(tally.latencies, reference.sample.latencies, reference, settings)
       : undefined;
+  const baselineLatency =
+    reference.name === "untouched" &&
+    input.baseline?.latencies &&
+    input.baseline.requests >= settings.minRequests
+      ? percentiles(input.baseline.latencies)
+      : undefined;
   const refRate = reference.sample ? rate(reference.sample) : 0;
   const relative = refRate * settings.maxRatioToUntouched;
   const absolute = refRate + settings.maxFailureRatio;
@@ -215,9 +223,12 @@ function judgeServer(tally: WatchedTally, reference: ReferenceSample, input: Jud
     latencyResult,
     latency,
     referenceLatency,
+    baselineLatency,
   };
   const latencyNote =
     latency && referenceLatency ? `p99 ${ms(latency.p99)} vs ${ms(referenceLatency.p99)}` : undefined;
+  // A latency fail also says what the fleet's p99 was before the deploy, when that was measured.
+  const before = baselineLatency ? ` (${ms(baselineLatency.p99)} before the deploy)` : "";
 
   if (tally.healthFailStreak >= HEALTH_FAILS_IN_A_ROW) {
     return {
@@ -236,12 +247,13 @@ function judgeServer(tally: WatchedTally, reference: ReferenceSample, input: Jud
     const [metric, result] = deciding;
     const others = results.filter(([m]) => m !== metric).map(([, r]) => r.short);
     if (metric === "errors" && !latencyResult && latencyNote) others.push(latencyNote);
+    const text = metric === "latency" && result.verdict === "fail" ? `${result.text}${before}` : result.text;
     return {
       ...base,
       verdict: result.verdict,
       metric,
       p: result.p,
-      reason: [result.text, ...others].join("; "),
+      reason: [text, ...others].join("; "),
     };
   }
   const words = [errors.text, ...(latencyResult ? [latencyResult.short] : latencyNote ? [latencyNote] : [])];

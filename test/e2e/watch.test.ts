@@ -257,7 +257,7 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     >;
     expect(slowWatch).toMatchObject({ server: SERVERS[0], result: "breach", metric: "latency" });
     expect(slowWatch.message).toMatch(
-      /^p99 \d+ ms vs \d+ ms on the others over [\d.]+ s, p (=|<) [\d.e-]+; errors /,
+      /^p99 \d+ ms vs \d+ ms on the others over [\d.]+ s, p (=|<) [\d.e-]+ \(\d+ ms before the deploy\); errors /,
     );
     expect(slowWatch.latency.p99).toBeGreaterThan(slowWatch.referenceLatency.p99 + 100);
     const markdown = readFileSync(stepSummary, "utf8");

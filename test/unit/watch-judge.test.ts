@@ -194,6 +194,20 @@ describe("the judgement of a watch window: latency", () => {
     expect(b?.reason).toMatch(
       /^p99 \d+ ms vs \d+ ms on the others over 30 s, p < 0\.0001; errors 0\.07% \(1 of 1,500\) vs 0\.1%$/,
     );
+    // With the fleet's log from before the deploy, the words say its p99 then too.
+    const withBaseline = judge({
+      watched: [
+        { server: "b", healthFailStreak: 0, ...sample(1500, 1, mixedLatencies(1500, random, 10, 150)) },
+      ],
+      untouched: sample(3000, 3, mixedLatencies(3000, random)),
+      baseline: sample(1500, 2, mixedLatencies(1500, random)),
+      settings,
+      seconds,
+    });
+    expect(withBaseline.servers[0]?.reason).toMatch(
+      /^p99 \d+ ms vs \d+ ms on the others over 30 s, p < 0\.0001 \(\d+ ms before the deploy\); errors /,
+    );
+    expect(withBaseline.servers[0]?.baselineLatency?.samples).toBe(1500);
   });
 
   it("fails a release slower on every request through the rank test (p50)", () => {

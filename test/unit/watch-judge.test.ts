@@ -356,16 +356,17 @@ describe("the judge's false alarms on synthetic noise (seeded)", () => {
     return { fails, inconclusive };
   }
 
+  // Each takes ~1 s of CPU: the timeout is for a machine that others load too, not a speed limit.
   it("errors: no alarm in 5,000 windows of 100 requests per server at 0.1%, nor in 1,000 of 1,500 at 1%", () => {
     expect(falseAlarms(5000, 100, 0.001, 0, 11)).toEqual({ fails: 0, inconclusive: 0 });
     expect(falseAlarms(1000, 1500, 0.01, 0, 12).fails).toBe(0);
-  });
+  }, 60_000);
 
   it("latency: at most 1 alarm in 500 windows of 100 requests per server with a heavy tail", () => {
     const { fails, inconclusive } = falseAlarms(500, 100, 0.001, 0.05, 13);
     expect(fails).toBeLessThanOrEqual(1);
     expect(inconclusive).toBeLessThanOrEqual(2);
-  });
+  }, 60_000);
 });
 
 /** A traffic source fed from a script: each poll returns the next entry. */

@@ -131,14 +131,15 @@ describe("the preflight sample", () => {
       line("10.0.0.1:3000", "500"),
       line("10.0.0.2:3000", "200"),
     ]);
-    expect(verdict).toEqual({ ok: true, baseline: { requests: 2, failures: 1 } });
+    // With the response times of the answered tries: the latency reference for the last batch.
+    expect(verdict).toEqual({ ok: true, baseline: { requests: 2, failures: 1, latencies: [10] } });
   });
 
   it("counts only the fleet's upstreams in the baseline: a shared log holds other sites' too", () => {
     const lines = [line("10.0.0.1:3000", "200"), line("10.9.9.9:8080", "502"), line("10.9.9.9:8080", "502")];
     expect(judgeSample(lines, ["10.0.0.1:3000", "10.0.0.2:3000"])).toEqual({
       ok: true,
-      baseline: { requests: 1, failures: 0 },
+      baseline: { requests: 1, failures: 0, latencies: [10] },
     });
   });
 

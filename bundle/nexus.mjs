@@ -15932,6 +15932,27 @@ var init_log_format = __esm({
   }
 });
 
+// src/watch/traffic.ts
+function addCounts(into, more) {
+  if (more) {
+    into.requests += more.requests;
+    into.failures += more.failures;
+    if (more.latencies) {
+      into.latencies ??= [];
+      for (const value of more.latencies) into.latencies.push(value);
+    }
+  }
+  return into;
+}
+function rate(counts) {
+  return counts.requests > 0 ? counts.failures / counts.requests : 0;
+}
+var init_traffic = __esm({
+  "src/watch/traffic.ts"() {
+    "use strict";
+  }
+});
+
 // src/watch/stats.ts
 function logGamma(x) {
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
@@ -16047,27 +16068,6 @@ var init_stats = __esm({
   }
 });
 
-// src/watch/traffic.ts
-function addCounts(into, more) {
-  if (more) {
-    into.requests += more.requests;
-    into.failures += more.failures;
-    if (more.latencies) {
-      into.latencies ??= [];
-      for (const value of more.latencies) into.latencies.push(value);
-    }
-  }
-  return into;
-}
-function rate(counts) {
-  return counts.requests > 0 ? counts.failures / counts.requests : 0;
-}
-var init_traffic = __esm({
-  "src/watch/traffic.ts"() {
-    "use strict";
-  }
-});
-
 // src/watch/judge.ts
 function percent(ratio) {
   const value = ratio * 100;
@@ -16127,6 +16127,7 @@ function judgeServer(tally, reference, input) {
   const referenceLatency = reference.sample?.latencies ? percentiles(reference.sample.latencies) : void 0;
   const latency = tally.latencies ? percentiles(tally.latencies) : void 0;
   const latencyResult = settings.latency && tally.latencies && reference.sample?.latencies ? judgeLatency(tally.latencies, reference.sample.latencies, reference, settings) : void 0;
+  const baselineLatency = reference.name === "untouched" && input.baseline?.latencies && input.baseline.requests >= settings.minRequests ? percentiles(input.baseline.latencies) : void 0;
   const refRate = reference.sample ? rate(reference.sample) : 0;
   const relative = refRate * settings.maxRatioToUntouched;
   const absolute = refRate + settings.maxFailureRatio;
@@ -16141,9 +16142,11 @@ function judgeServer(tally, reference, input) {
     errors,
     latencyResult,
     latency,
-    referenceLatency
+    referenceLatency,
+    baselineLatency
   };
   const latencyNote = latency && referenceLatency ? `p99 ${ms2(latency.p99)} vs ${ms2(referenceLatency.p99)}` : void 0;
+  const before = baselineLatency ? ` (${ms2(baselineLatency.p99)} before the deploy)` : "";
   if (tally.healthFailStreak >= HEALTH_FAILS_IN_A_ROW) {
     return {
       ...base,
@@ -16160,12 +16163,13 @@ function judgeServer(tally, reference, input) {
     const [metric, result2] = deciding;
     const others = results.filter(([m2]) => m2 !== metric).map(([, r]) => r.short);
     if (metric === "errors" && !latencyResult && latencyNote) others.push(latencyNote);
+    const text4 = metric === "latency" && result2.verdict === "fail" ? `${result2.text}${before}` : result2.text;
     return {
       ...base,
       verdict: result2.verdict,
       metric,
       p: result2.p,
-      reason: [result2.text, ...others].join("; ")
+      reason: [text4, ...others].join("; ")
     };
   }
   const words3 = [errors.text, ...latencyResult ? [latencyResult.short] : latencyNote ? [latencyNote] : []];
@@ -49455,6 +49459,7 @@ var NginxLogSource = class {
 
 // src/watch/preflight.ts
 init_log_format();
+init_traffic();
 var SAMPLE_BYTES = 256 * 1024;
 function sampleLogCommand(path20, bytes = SAMPLE_BYTES) {
   return [
@@ -49487,11 +49492,10 @@ function judgeSample(lines, addresses) {
   }
   const perAddress = /* @__PURE__ */ new Map();
   tallyLines(lines, perAddress);
-  const baseline = { requests: 0, failures: 0 };
+  const baseline = { requests: 0, failures: 0, latencies: [] };
   for (const [address, counts] of perAddress) {
     if (addresses && !addresses.includes(address)) continue;
-    baseline.requests += counts.requests;
-    baseline.failures += counts.failures;
+    addCounts(baseline, counts);
   }
   return { ok: true, baseline };
 }
@@ -51937,6 +51941,7 @@ var BatchWatch = class _BatchWatch {
         baselineRate: judgement.baselineRate,
         ...s3.latency ? { latency: s3.latency } : {},
         ...s3.referenceLatency ? { referenceLatency: s3.referenceLatency } : {},
+        ...s3.baselineLatency ? { baselineLatency: s3.baselineLatency } : {},
         seconds: result2.seconds,
         message: s3.reason
       });
@@ -55815,6 +55820,7 @@ var eventShapes = {
     baselineRate: number2().min(0).max(1).optional().describe("the fleet's rate before the deploy"),
     latency: latencySchema.optional().describe("the server's response times during the window, ms"),
     referenceLatency: latencySchema.optional().describe("the reference's response times, ms"),
+    baselineLatency: latencySchema.optional().describe("the fleet's before the deploy, when the reference is the untouched servers, ms"),
     seconds: milliseconds.describe("how long the window lasted, in seconds"),
     message: text3
   },

@@ -553,19 +553,19 @@ var require_help = __commonJS({
        * @returns {Map<string, Command[] | Option[]>}
        */
       groupItems(unsortedItems, visibleItems, getGroup) {
-        const result = /* @__PURE__ */ new Map();
+        const result2 = /* @__PURE__ */ new Map();
         unsortedItems.forEach((item) => {
           const group = getGroup(item);
-          if (!result.has(group)) result.set(group, []);
+          if (!result2.has(group)) result2.set(group, []);
         });
         visibleItems.forEach((item) => {
           const group = getGroup(item);
-          if (!result.has(group)) {
-            result.set(group, []);
+          if (!result2.has(group)) {
+            result2.set(group, []);
           }
-          result.get(group).push(item);
+          result2.get(group).push(item);
         });
-        return result;
+        return result2;
       }
       /**
        * Generate the built-in help text.
@@ -1311,11 +1311,11 @@ var require_command = __commonJS({
        * @private
        */
       _getCommandAndAncestors() {
-        const result = [];
+        const result2 = [];
         for (let command = this; command; command = command.parent) {
-          result.push(command);
+          result2.push(command);
         }
-        return result;
+        return result2;
       }
       /**
        * Define a command.
@@ -2466,7 +2466,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @private
        */
       _chainOrCallHooks(promise, event) {
-        let result = promise;
+        let result2 = promise;
         const hooks = [];
         this._getCommandAndAncestors().reverse().filter((cmd2) => cmd2._lifeCycleHooks[event] !== void 0).forEach((hookedCommand) => {
           hookedCommand._lifeCycleHooks[event].forEach((callback) => {
@@ -2477,11 +2477,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
           hooks.reverse();
         }
         hooks.forEach((hookDetail) => {
-          result = this._chainOrCall(result, () => {
+          result2 = this._chainOrCall(result2, () => {
             return hookDetail.callback(hookDetail.hookedCommand, this);
           });
         });
-        return result;
+        return result2;
       }
       /**
        *
@@ -2492,15 +2492,15 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @private
        */
       _chainOrCallSubCommandHook(promise, subCommand, event) {
-        let result = promise;
+        let result2 = promise;
         if (this._lifeCycleHooks[event] !== void 0) {
           this._lifeCycleHooks[event].forEach((hook) => {
-            result = this._chainOrCall(result, () => {
+            result2 = this._chainOrCall(result2, () => {
               return hook(this, subCommand);
             });
           });
         }
-        return result;
+        return result2;
       }
       /**
        * Process arguments in context of this command.
@@ -2772,13 +2772,13 @@ Expecting one of '${allowedValues.join("', '")}'`);
        */
       opts() {
         if (this._storeOptionsAsProperties) {
-          const result = {};
+          const result2 = {};
           const len = this.options.length;
           for (let i2 = 0; i2 < len; i2++) {
             const key = this.options[i2].attributeName();
-            result[key] = key === this._versionOptionName ? this._version : this[key];
+            result2[key] = key === this._versionOptionName ? this._version : this[key];
           }
-          return result;
+          return result2;
         }
         return this._optionValues;
       }
@@ -3219,9 +3219,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
           helpWidth: context.helpWidth,
           outputHasColors: context.hasColors
         });
-        const text2 = helper.formatHelp(this, helper);
-        if (context.hasColors) return text2;
-        return this._outputConfiguration.stripColor(text2);
+        const text4 = helper.formatHelp(this, helper);
+        if (context.hasColors) return text4;
+        return this._outputConfiguration.stripColor(text4);
       }
       /**
        * @typedef HelpContext
@@ -3381,7 +3381,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {(string | Function)} text - string to add, or a function returning a string
        * @return {Command} `this` command for chaining
        */
-      addHelpText(position, text2) {
+      addHelpText(position, text4) {
         const allowedValues = ["beforeAll", "before", "after", "afterAll"];
         if (!allowedValues.includes(position)) {
           throw new Error(`Unexpected value for position to addHelpText.
@@ -3390,10 +3390,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const helpEvent = `${position}Help`;
         this.on(helpEvent, (context) => {
           let helpStr;
-          if (typeof text2 === "function") {
-            helpStr = text2({ error: context.error, command: context.command });
+          if (typeof text4 === "function") {
+            helpStr = text4({ error: context.error, command: context.command });
           } else {
-            helpStr = text2;
+            helpStr = text4;
           }
           if (helpStr) {
             context.write(`${helpStr}
@@ -4068,11 +4068,11 @@ var require_ignore = __commonJS({
       }
     };
     var hasTrailingBackslash = (str) => {
-      let count3 = 0;
-      while (str[str.length - count3 - 1] === ESCAPE) {
-        count3++;
+      let count4 = 0;
+      while (str[str.length - count4 - 1] === ESCAPE) {
+        count4++;
       }
-      return count3 % 2 === 1;
+      return count4 % 2 === 1;
     };
     var trimEnd = (body, stripLineEnd) => {
       let lineEnd = body.length;
@@ -7369,8 +7369,8 @@ var init_index_min = __esm({
 });
 
 // src/balancer/nginx-upstream.ts
-function listUpstreamServers(text2, upstreamName) {
-  return parseServers(text2, upstreamName).map(({ upstream, address, down, line, params }) => ({
+function listUpstreamServers(text4, upstreamName) {
+  return parseServers(text4, upstreamName).map(({ upstream, address, down, line, params }) => ({
     upstream,
     address,
     down,
@@ -7378,8 +7378,8 @@ function listUpstreamServers(text2, upstreamName) {
     params: params.map((param) => param.value)
   }));
 }
-function setServerDown(text2, address, down, upstreamName) {
-  const upstreams = upstreamNames(text2);
+function setServerDown(text4, address, down, upstreamName) {
+  const upstreams = upstreamNames(text4);
   const where2 = upstreamName === void 0 ? `any upstream block` : `upstream ${JSON.stringify(upstreamName)}`;
   const inFile = `upstream blocks in file: ${upstreams.length > 0 ? upstreams.join(", ") : "none"}`;
   if (upstreamName !== void 0 && upstreams.length > 0 && !upstreams.includes(upstreamName)) {
@@ -7389,7 +7389,7 @@ function setServerDown(text2, address, down, upstreamName) {
       upstreams
     );
   }
-  const matches = parseServers(text2, upstreamName).filter((server2) => server2.address === address);
+  const matches = parseServers(text4, upstreamName).filter((server2) => server2.address === address);
   const [server] = matches;
   if (server === void 0) {
     throw new UpstreamEditError(`Server ${address} not found in ${where2} (${inFile})`, address, upstreams);
@@ -7402,11 +7402,11 @@ function setServerDown(text2, address, down, upstreamName) {
       upstreams
     );
   }
-  if (server.down === down) return { text: text2, changed: false };
+  if (server.down === down) return { text: text4, changed: false };
   if (down) {
-    return { text: splice(text2, server.lastWordEnd, server.lastWordEnd, " down"), changed: true };
+    return { text: splice(text4, server.lastWordEnd, server.lastWordEnd, " down"), changed: true };
   }
-  let edited = text2;
+  let edited = text4;
   for (const param of [...server.params].reverse()) {
     if (param.value !== "down") continue;
     const [start, end] = removalRange(edited, param.start, param.end);
@@ -7414,8 +7414,8 @@ function setServerDown(text2, address, down, upstreamName) {
   }
   return { text: edited, changed: true };
 }
-function holdsUpstreamBlock(text2) {
-  return upstreamNames(text2).length > 0;
+function holdsUpstreamBlock(text4) {
+  return upstreamNames(text4).length > 0;
 }
 function renderUpstreamBlock(options) {
   const { name, lbMethod = "least_conn", keepalive = 32 } = options;
@@ -7464,17 +7464,17 @@ function renderProxySettings(name, indent = "    ") {
 `).join("");
 }
 function renderServerSettings(drainTimeoutMs) {
-  const seconds2 = Math.max(1, Math.floor(Math.min(1e4, drainTimeoutMs) / 1e3));
+  const seconds3 = Math.max(1, Math.floor(Math.min(1e4, drainTimeoutMs) / 1e3));
   return [
     `# a connection that has not sent its request holds a drain at most this long (<= balancer.drainTimeout)`,
-    `client_header_timeout ${seconds2}s;`,
+    `client_header_timeout ${seconds3}s;`,
     ""
   ].join("\n");
 }
-function parseServers(text2, upstreamName) {
+function parseServers(text4, upstreamName) {
   const servers2 = [];
-  const serversFile = isServersFile(text2);
-  forEachDirective(text2, (words3, enclosing) => {
+  const serversFile = isServersFile(text4);
+  forEachDirective(text4, (words3, enclosing) => {
     const [keyword, address, ...params] = words3;
     if (keyword?.value !== "server" || address === void 0) return;
     const upstream = enclosing.at(-1);
@@ -7487,17 +7487,17 @@ function parseServers(text2, upstreamName) {
       upstream: name,
       address: address.value,
       down: params.some((param) => param.value === "down"),
-      line: lineOf(text2, keyword.start),
+      line: lineOf(text4, keyword.start),
       params,
       lastWordEnd: (params.at(-1) ?? address).end
     });
   });
   return servers2;
 }
-function isServersFile(text2) {
+function isServersFile(text4) {
   let blocks = 0;
   forEachDirective(
-    text2,
+    text4,
     () => {
     },
     () => {
@@ -7506,10 +7506,10 @@ function isServersFile(text2) {
   );
   return blocks === 0;
 }
-function upstreamNames(text2) {
+function upstreamNames(text4) {
   const names = [];
   forEachDirective(
-    text2,
+    text4,
     () => {
     },
     (header) => {
@@ -7520,11 +7520,11 @@ function upstreamNames(text2) {
   );
   return names;
 }
-function forEachDirective(text2, onDirective, onBlock = () => {
+function forEachDirective(text4, onDirective, onBlock = () => {
 }) {
   const stack = [];
   let words3 = [];
-  for (const token of tokenize(text2)) {
+  for (const token of tokenize(text4)) {
     if (token.kind === "word") {
       words3.push(token.word);
     } else if (token.kind === ";") {
@@ -7540,14 +7540,14 @@ function forEachDirective(text2, onDirective, onBlock = () => {
     }
   }
 }
-function* tokenize(text2) {
+function* tokenize(text4) {
   let i2 = 0;
-  while (i2 < text2.length) {
-    const ch = text2[i2];
+  while (i2 < text4.length) {
+    const ch = text4[i2];
     if (ch === " " || ch === "	" || ch === "\r" || ch === "\n") {
       i2++;
     } else if (ch === "#") {
-      while (i2 < text2.length && text2[i2] !== "\n") i2++;
+      while (i2 < text4.length && text4[i2] !== "\n") i2++;
     } else if (ch === ";" || ch === "{" || ch === "}") {
       yield { kind: ch, start: i2 };
       i2++;
@@ -7555,43 +7555,43 @@ function* tokenize(text2) {
       const start = i2;
       let value = "";
       i2++;
-      while (i2 < text2.length && text2[i2] !== ch) {
-        if (text2[i2] === "\\" && i2 + 1 < text2.length) i2++;
-        value += text2[i2];
+      while (i2 < text4.length && text4[i2] !== ch) {
+        if (text4[i2] === "\\" && i2 + 1 < text4.length) i2++;
+        value += text4[i2];
         i2++;
       }
       i2++;
-      yield { kind: "word", word: { value, start, end: Math.min(i2, text2.length) } };
+      yield { kind: "word", word: { value, start, end: Math.min(i2, text4.length) } };
     } else {
       const start = i2;
-      while (i2 < text2.length && !/[\s;{}]/.test(text2[i2] ?? "")) {
-        if (text2[i2] === "$" && text2[i2 + 1] === "{") {
-          const close = text2.indexOf("}", i2);
-          i2 = close === -1 ? text2.length : close + 1;
+      while (i2 < text4.length && !/[\s;{}]/.test(text4[i2] ?? "")) {
+        if (text4[i2] === "$" && text4[i2 + 1] === "{") {
+          const close = text4.indexOf("}", i2);
+          i2 = close === -1 ? text4.length : close + 1;
         } else {
           i2++;
         }
       }
-      yield { kind: "word", word: { value: text2.slice(start, i2), start, end: i2 } };
+      yield { kind: "word", word: { value: text4.slice(start, i2), start, end: i2 } };
     }
   }
 }
-function removalRange(text2, start, end) {
+function removalRange(text4, start, end) {
   let before = start;
-  while (before > 0 && (text2[before - 1] === " " || text2[before - 1] === "	")) before--;
-  if (before > 0 && text2[before - 1] !== "\n") return [before, end];
+  while (before > 0 && (text4[before - 1] === " " || text4[before - 1] === "	")) before--;
+  if (before > 0 && text4[before - 1] !== "\n") return [before, end];
   let after = end;
-  while (after < text2.length && (text2[after] === " " || text2[after] === "	")) after++;
-  if (text2.startsWith("\r\n", after)) return [before, after + 2];
-  if (text2[after] === "\n") return [before, after + 1];
+  while (after < text4.length && (text4[after] === " " || text4[after] === "	")) after++;
+  if (text4.startsWith("\r\n", after)) return [before, after + 2];
+  if (text4[after] === "\n") return [before, after + 1];
   return [start, after];
 }
-function splice(text2, start, end, insert) {
-  return text2.slice(0, start) + insert + text2.slice(end);
+function splice(text4, start, end, insert) {
+  return text4.slice(0, start) + insert + text4.slice(end);
 }
-function lineOf(text2, offset) {
+function lineOf(text4, offset) {
   let line = 1;
-  for (let i2 = text2.indexOf("\n"); i2 !== -1 && i2 < offset; i2 = text2.indexOf("\n", i2 + 1)) line++;
+  for (let i2 = text4.indexOf("\n"); i2 !== -1 && i2 < offset; i2 = text4.indexOf("\n", i2 + 1)) line++;
   return line;
 }
 function assertWord(value, what) {
@@ -7711,13 +7711,13 @@ var init_uint_array = __esm({
     };
     stringsToUint8Arrays = (uint8ArraysOrStrings) => uint8ArraysOrStrings.map((uint8ArrayOrString) => typeof uint8ArrayOrString === "string" ? stringToUint8Array(uint8ArrayOrString) : uint8ArrayOrString);
     concatUint8Arrays = (uint8Arrays) => {
-      const result = new Uint8Array(getJoinLength(uint8Arrays));
+      const result2 = new Uint8Array(getJoinLength(uint8Arrays));
       let index = 0;
       for (const uint8Array of uint8Arrays) {
-        result.set(uint8Array, index);
+        result2.set(uint8Array, index);
         index += uint8Array.length;
       }
-      return result;
+      return result2;
     };
     getJoinLength = (uint8Arrays) => {
       let joinLength = 0;
@@ -8310,17 +8310,17 @@ var init_base = __esm({
         if (index === -1) {
           return openCode + string3 + closeCode;
         }
-        let result = openCode;
+        let result2 = openCode;
         let lastIndex = 0;
         const reopenOnNestedClose = close === 22;
         const replaceCode = (reopenOnNestedClose ? closeCode : "") + openCode;
         while (index !== -1) {
-          result += string3.slice(lastIndex, index) + replaceCode;
+          result2 += string3.slice(lastIndex, index) + replaceCode;
           lastIndex = index + closeCode.length;
           index = string3.indexOf(closeCode, lastIndex);
         }
-        result += string3.slice(lastIndex) + closeCode;
-        return result;
+        result2 += string3.slice(lastIndex) + closeCode;
+        return result2;
       };
     };
     reset = format(0, 0);
@@ -8472,8 +8472,8 @@ var init_log = __esm({
     init_escape();
     init_default();
     init_custom();
-    verboseLog = ({ type, verboseMessage, fdNumber, verboseInfo, result }) => {
-      const verboseObject = getVerboseObject({ type, result, verboseInfo });
+    verboseLog = ({ type, verboseMessage, fdNumber, verboseInfo, result: result2 }) => {
+      const verboseObject = getVerboseObject({ type, result: result2, verboseInfo });
       const printedLines = getPrintedLines(verboseMessage, verboseObject);
       const finalLines = applyVerboseOnLines(printedLines, verboseInfo, fdNumber);
       if (finalLines !== "") {
@@ -8482,7 +8482,7 @@ var init_log = __esm({
     };
     getVerboseObject = ({
       type,
-      result,
+      result: result2,
       verboseInfo: { escapedCommand, commandId, rawOptions: { piped = false, ...options } }
     }) => ({
       type,
@@ -8490,7 +8490,7 @@ var init_log = __esm({
       commandId: `${commandId}`,
       timestamp: /* @__PURE__ */ new Date(),
       piped,
-      result,
+      result: result2,
       options
     });
     getPrintedLines = (verboseMessage, verboseObject) => verboseMessage.split("\n").map((message) => getPrintedLine({ ...verboseObject, message }));
@@ -9080,9 +9080,9 @@ var require_cross_spawn = __commonJS({
     }
     function spawnSync3(command, args, options) {
       const parsed = parse4(command, args, options);
-      const result = cp2.spawnSync(parsed.command, parsed.args, parsed.options);
-      result.error = result.error || enoent.verifyENOENTSync(result.status, parsed);
-      return result;
+      const result2 = cp2.spawnSync(parsed.command, parsed.args, parsed.options);
+      result2.error = result2.error || enoent.verifyENOENTSync(result2.status, parsed);
+      return result2;
     }
     module.exports = spawn4;
     module.exports.spawn = spawn4;
@@ -9160,28 +9160,28 @@ var init_npm_run_path = __esm({
       addExecPath = true
     } = {}) => {
       const cwdPath = path4.resolve(toPath(cwd));
-      const result = [];
+      const result2 = [];
       const pathParts = pathOption.split(path4.delimiter);
       if (preferLocal) {
-        applyPreferLocal(result, pathParts, cwdPath);
+        applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
-        applyExecPath(result, pathParts, execPath2, cwdPath);
+        applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path4.delimiter ? `${result.join(path4.delimiter)}${pathOption}` : [...result, pathOption].join(path4.delimiter);
+      return pathOption === "" || pathOption === path4.delimiter ? `${result2.join(path4.delimiter)}${pathOption}` : [...result2, pathOption].join(path4.delimiter);
     };
-    applyPreferLocal = (result, pathParts, cwdPath) => {
+    applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
         const pathPart = path4.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
-          result.push(pathPart);
+          result2.push(pathPart);
         }
       }
     };
-    applyExecPath = (result, pathParts, execPath2, cwdPath) => {
+    applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
       const pathPart = path4.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
-        result.push(pathPart);
+        result2.push(pathPart);
       }
     };
     npmRunPathEnv = ({ env: env2 = process4.env, ...options } = {}) => {
@@ -11260,13 +11260,13 @@ var init_max_buffer = __esm({
       }
       return { streamName: getStreamName(fdNumber), threshold, unit };
     };
-    isMaxBufferSync = (resultError, output, maxBuffer) => resultError?.code === "ENOBUFS" && output !== null && output.some((result) => result !== null && result.length > getMaxBufferSync(maxBuffer));
-    truncateMaxBufferSync = (result, isMaxBuffer, maxBuffer) => {
+    isMaxBufferSync = (resultError, output, maxBuffer) => resultError?.code === "ENOBUFS" && output !== null && output.some((result2) => result2 !== null && result2.length > getMaxBufferSync(maxBuffer));
+    truncateMaxBufferSync = (result2, isMaxBuffer, maxBuffer) => {
       if (!isMaxBuffer) {
-        return result;
+        return result2;
       }
       const maxBufferValue = getMaxBufferSync(maxBuffer);
-      return result.length > maxBufferValue ? result.slice(0, maxBufferValue) : result;
+      return result2.length > maxBufferValue ? result2.slice(0, maxBufferValue) : result2;
     };
     getMaxBufferSync = ([, stdoutMaxBuffer]) => stdoutMaxBuffer;
   }
@@ -11575,7 +11575,7 @@ var init_result = __esm({
       ipcOutput,
       pipedFrom: []
     });
-    omitUndefinedProperties = (result) => Object.fromEntries(Object.entries(result).filter(([, value]) => value !== void 0));
+    omitUndefinedProperties = (result2) => Object.fromEntries(Object.entries(result2).filter(([, value]) => value !== void 0));
     normalizeExitPayload = (rawExitCode, rawSignal) => {
       const exitCode = rawExitCode === null ? void 0 : rawExitCode;
       const signal2 = rawSignal === null ? void 0 : rawSignal;
@@ -11586,38 +11586,38 @@ var init_result = __esm({
 });
 
 // node_modules/parse-ms/index.js
-function parseNumber(milliseconds) {
+function parseNumber(milliseconds2) {
   return {
-    days: Math.trunc(milliseconds / 864e5),
-    hours: Math.trunc(milliseconds / 36e5 % 24),
-    minutes: Math.trunc(milliseconds / 6e4 % 60),
-    seconds: Math.trunc(milliseconds / 1e3 % 60),
-    milliseconds: Math.trunc(milliseconds % 1e3),
-    microseconds: Math.trunc(toZeroIfInfinity(milliseconds * 1e3) % 1e3),
-    nanoseconds: Math.trunc(toZeroIfInfinity(milliseconds * 1e6) % 1e3)
+    days: Math.trunc(milliseconds2 / 864e5),
+    hours: Math.trunc(milliseconds2 / 36e5 % 24),
+    minutes: Math.trunc(milliseconds2 / 6e4 % 60),
+    seconds: Math.trunc(milliseconds2 / 1e3 % 60),
+    milliseconds: Math.trunc(milliseconds2 % 1e3),
+    microseconds: Math.trunc(toZeroIfInfinity(milliseconds2 * 1e3) % 1e3),
+    nanoseconds: Math.trunc(toZeroIfInfinity(milliseconds2 * 1e6) % 1e3)
   };
 }
-function parseBigint(milliseconds) {
+function parseBigint(milliseconds2) {
   return {
-    days: milliseconds / 86400000n,
-    hours: milliseconds / 3600000n % 24n,
-    minutes: milliseconds / 60000n % 60n,
-    seconds: milliseconds / 1000n % 60n,
-    milliseconds: milliseconds % 1000n,
+    days: milliseconds2 / 86400000n,
+    hours: milliseconds2 / 3600000n % 24n,
+    minutes: milliseconds2 / 60000n % 60n,
+    seconds: milliseconds2 / 1000n % 60n,
+    milliseconds: milliseconds2 % 1000n,
     microseconds: 0n,
     nanoseconds: 0n
   };
 }
-function parseMilliseconds(milliseconds) {
-  switch (typeof milliseconds) {
+function parseMilliseconds(milliseconds2) {
+  switch (typeof milliseconds2) {
     case "number": {
-      if (Number.isFinite(milliseconds)) {
-        return parseNumber(milliseconds);
+      if (Number.isFinite(milliseconds2)) {
+        return parseNumber(milliseconds2);
       }
       break;
     }
     case "bigint": {
-      return parseBigint(milliseconds);
+      return parseBigint(milliseconds2);
     }
   }
   throw new TypeError("Expected a finite number or bigint");
@@ -11630,14 +11630,14 @@ var init_parse_ms = __esm({
 });
 
 // node_modules/pretty-ms/index.js
-function prettyMilliseconds(milliseconds, options) {
-  const isBigInt = typeof milliseconds === "bigint";
-  if (!isBigInt && !Number.isFinite(milliseconds)) {
+function prettyMilliseconds(milliseconds2, options) {
+  const isBigInt = typeof milliseconds2 === "bigint";
+  if (!isBigInt && !Number.isFinite(milliseconds2)) {
     throw new TypeError("Expected a finite number or bigint");
   }
   options = { ...options };
-  const sign = milliseconds < 0 ? "-" : "";
-  milliseconds = milliseconds < 0 ? -milliseconds : milliseconds;
+  const sign = milliseconds2 < 0 ? "-" : "";
+  milliseconds2 = milliseconds2 < 0 ? -milliseconds2 : milliseconds2;
   if (options.colonNotation) {
     options.compact = false;
     options.formatSubMilliseconds = false;
@@ -11649,27 +11649,27 @@ function prettyMilliseconds(milliseconds, options) {
     options.secondsDecimalDigits = 0;
     options.millisecondsDecimalDigits = 0;
   }
-  let result = [];
+  let result2 = [];
   const floorDecimals = (value, decimalDigits) => {
     const flooredInterimValue = Math.floor(value * 10 ** decimalDigits + SECOND_ROUNDING_EPSILON);
     const flooredValue = Math.round(flooredInterimValue) / 10 ** decimalDigits;
     return flooredValue.toFixed(decimalDigits);
   };
   const add = (value, long, short, valueString) => {
-    if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short === "m")) {
+    if ((result2.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short === "m")) {
       return;
     }
     valueString ??= String(value);
     if (options.colonNotation) {
       const wholeDigits = valueString.includes(".") ? valueString.split(".")[0].length : valueString.length;
-      const minLength = result.length > 0 ? 2 : 1;
+      const minLength = result2.length > 0 ? 2 : 1;
       valueString = "0".repeat(Math.max(0, minLength - wholeDigits)) + valueString;
     } else {
       valueString += options.verbose ? " " + pluralize(long, value) : short;
     }
-    result.push(valueString);
+    result2.push(valueString);
   };
-  const parsed = parseMilliseconds(milliseconds);
+  const parsed = parseMilliseconds(milliseconds2);
   const days = BigInt(parsed.days);
   if (options.hideYearAndDays) {
     add(BigInt(days) * 24n + BigInt(parsed.hours), "hour", "h");
@@ -11684,18 +11684,18 @@ function prettyMilliseconds(milliseconds, options) {
   }
   add(Number(parsed.minutes), "minute", "m");
   if (!options.hideSeconds) {
-    if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds < 1e3 && !options.subSecondsAsDecimals) {
-      const seconds2 = Number(parsed.seconds);
-      const milliseconds2 = Number(parsed.milliseconds);
+    if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds2 < 1e3 && !options.subSecondsAsDecimals) {
+      const seconds3 = Number(parsed.seconds);
+      const milliseconds3 = Number(parsed.milliseconds);
       const microseconds = Number(parsed.microseconds);
       const nanoseconds = Number(parsed.nanoseconds);
-      add(seconds2, "second", "s");
+      add(seconds3, "second", "s");
       if (options.formatSubMilliseconds) {
-        add(milliseconds2, "millisecond", "ms");
+        add(milliseconds3, "millisecond", "ms");
         add(microseconds, "microsecond", "\xB5s");
         add(nanoseconds, "nanosecond", "ns");
       } else {
-        const millisecondsAndBelow = milliseconds2 + microseconds / 1e3 + nanoseconds / 1e6;
+        const millisecondsAndBelow = milliseconds3 + microseconds / 1e3 + nanoseconds / 1e6;
         const millisecondsDecimalDigits = typeof options.millisecondsDecimalDigits === "number" ? options.millisecondsDecimalDigits : 0;
         const roundedMilliseconds = millisecondsAndBelow >= 1 ? Math.round(millisecondsAndBelow) : Math.ceil(millisecondsAndBelow);
         const maximumMilliseconds = 1e3 - 10 ** -millisecondsDecimalDigits;
@@ -11708,28 +11708,28 @@ function prettyMilliseconds(milliseconds, options) {
         );
       }
     } else {
-      const seconds2 = (isBigInt ? Number(milliseconds % ONE_DAY_IN_MILLISECONDS) : milliseconds) / 1e3 % 60;
+      const seconds3 = (isBigInt ? Number(milliseconds2 % ONE_DAY_IN_MILLISECONDS) : milliseconds2) / 1e3 % 60;
       const secondsDecimalDigits = typeof options.secondsDecimalDigits === "number" ? options.secondsDecimalDigits : 1;
-      const secondsFixed = floorDecimals(seconds2, secondsDecimalDigits);
+      const secondsFixed = floorDecimals(seconds3, secondsDecimalDigits);
       const secondsString = options.keepDecimalsOnWholeSeconds ? secondsFixed : secondsFixed.replace(/\.0+$/, "");
       add(Number.parseFloat(secondsString), "second", "s", secondsString);
     }
   }
-  if (result.length === 0) {
+  if (result2.length === 0) {
     return sign + "0" + (options.verbose ? " milliseconds" : "ms");
   }
   const separator = options.colonNotation ? ":" : " ";
   if (typeof options.unitCount === "number") {
-    result = result.slice(0, Math.max(options.unitCount, 1));
+    result2 = result2.slice(0, Math.max(options.unitCount, 1));
   }
-  return sign + result.join(separator);
+  return sign + result2.join(separator);
 }
 var isZero, pluralize, SECOND_ROUNDING_EPSILON, ONE_DAY_IN_MILLISECONDS;
 var init_pretty_ms = __esm({
   "node_modules/pretty-ms/index.js"() {
     init_parse_ms();
     isZero = (value) => value === 0 || value === 0n;
-    pluralize = (word, count3) => count3 === 1 || count3 === 1n ? word : `${word}s`;
+    pluralize = (word, count4) => count4 === 1 || count4 === 1n ? word : `${word}s`;
     SECOND_ROUNDING_EPSILON = 1e-7;
     ONE_DAY_IN_MILLISECONDS = 24n * 60n * 60n * 1000n;
   }
@@ -11740,13 +11740,13 @@ var logError;
 var init_error = __esm({
   "node_modules/execa/lib/verbose/error.js"() {
     init_log();
-    logError = (result, verboseInfo) => {
-      if (result.failed) {
+    logError = (result2, verboseInfo) => {
+      if (result2.failed) {
         verboseLog({
           type: "error",
-          verboseMessage: result.shortMessage,
+          verboseMessage: result2.shortMessage,
           verboseInfo,
-          result
+          result: result2
         });
       }
     };
@@ -11761,20 +11761,20 @@ var init_complete = __esm({
     init_values();
     init_log();
     init_error();
-    logResult = (result, verboseInfo) => {
+    logResult = (result2, verboseInfo) => {
       if (!isVerbose(verboseInfo)) {
         return;
       }
-      logError(result, verboseInfo);
-      logDuration(result, verboseInfo);
+      logError(result2, verboseInfo);
+      logDuration(result2, verboseInfo);
     };
-    logDuration = (result, verboseInfo) => {
-      const verboseMessage = `(done in ${prettyMilliseconds(result.durationMs)})`;
+    logDuration = (result2, verboseInfo) => {
+      const verboseMessage = `(done in ${prettyMilliseconds(result2.durationMs)})`;
       verboseLog({
         type: "duration",
         verboseMessage,
         verboseInfo,
-        result
+        result: result2
       });
     };
   }
@@ -11785,12 +11785,12 @@ var handleResult;
 var init_reject = __esm({
   "node_modules/execa/lib/return/reject.js"() {
     init_complete();
-    handleResult = (result, verboseInfo, { reject }) => {
-      logResult(result, verboseInfo);
-      if (result.failed && reject) {
-        throw result;
+    handleResult = (result2, verboseInfo, { reject }) => {
+      logResult(result2, verboseInfo);
+      if (result2.failed && reject) {
+        throw result2;
       }
-      return result;
+      return result2;
     };
   }
 });
@@ -13028,8 +13028,8 @@ var init_output_sync = __esm({
       }
       const state = {};
       const outputFiles = /* @__PURE__ */ new Set([]);
-      const transformedOutput = output.map((result, fdNumber) => transformOutputResultSync({
-        result,
+      const transformedOutput = output.map((result2, fdNumber) => transformOutputResultSync({
+        result: result2,
         fileDescriptors,
         fdNumber,
         state,
@@ -13039,11 +13039,11 @@ var init_output_sync = __esm({
       }, options));
       return { output: transformedOutput, ...state };
     };
-    transformOutputResultSync = ({ result, fileDescriptors, fdNumber, state, outputFiles, isMaxBuffer, verboseInfo }, { buffer, encoding, lines, stripFinalNewline: stripFinalNewline2, maxBuffer }) => {
-      if (result === null) {
+    transformOutputResultSync = ({ result: result2, fileDescriptors, fdNumber, state, outputFiles, isMaxBuffer, verboseInfo }, { buffer, encoding, lines, stripFinalNewline: stripFinalNewline2, maxBuffer }) => {
+      if (result2 === null) {
         return;
       }
-      const truncatedResult = truncateMaxBufferSync(result, isMaxBuffer, maxBuffer);
+      const truncatedResult = truncateMaxBufferSync(result2, isMaxBuffer, maxBuffer);
       const uint8ArrayResult = bufferToUint8Array(truncatedResult);
       const { stdioItems, objectMode } = fileDescriptors[fdNumber];
       const chunks = runOutputGeneratorsSync([uint8ArrayResult], stdioItems, encoding, state);
@@ -13243,7 +13243,7 @@ var init_main_sync = __esm({
     init_exit_sync();
     execaCoreSync = (rawFile, rawArguments, rawOptions) => {
       const { file, commandArguments, command, escapedCommand, startTime, verboseInfo, options, fileDescriptors } = handleSyncArguments(rawFile, rawArguments, rawOptions);
-      const result = spawnSubprocessSync({
+      const result2 = spawnSubprocessSync({
         file,
         commandArguments,
         options,
@@ -13253,7 +13253,7 @@ var init_main_sync = __esm({
         fileDescriptors,
         startTime
       });
-      return handleResult(result, verboseInfo, options);
+      return handleResult(result2, verboseInfo, options);
     };
     handleSyncArguments = (rawFile, rawArguments, rawOptions) => {
       const { command, escapedCommand, startTime, verboseInfo } = handleCommand(rawFile, rawArguments, rawOptions);
@@ -14150,12 +14150,12 @@ var init_mjs = __esm({
         for (const sig of signals) {
           this.#sigListeners[sig] = () => {
             const listeners = this.#process.listeners(sig);
-            let { count: count3 } = this.#emitter;
+            let { count: count4 } = this.#emitter;
             const p2 = process15;
             if (typeof p2.__signal_exit_emitter__ === "object" && typeof p2.__signal_exit_emitter__.count === "number") {
-              count3 += p2.__signal_exit_emitter__.count;
+              count4 += p2.__signal_exit_emitter__.count;
             }
-            if (listeners.length === count3) {
+            if (listeners.length === count4) {
               this.unload();
               const ret = this.#emitter.emit("exit", null, sig);
               const s3 = sig === "SIGHUP" ? this.#hupSig : sig;
@@ -15667,7 +15667,7 @@ var init_main_async = __esm({
       onInternalError.resolve();
       const stdio = stdioResults.map((stdioResult, fdNumber) => stripNewline(stdioResult, options, fdNumber));
       const all = stripNewline(allResult, options, "all");
-      const result = getAsyncResult({
+      const result2 = getAsyncResult({
         errorInfo,
         exitCode,
         signal: signal2,
@@ -15680,7 +15680,7 @@ var init_main_async = __esm({
         escapedCommand,
         startTime
       });
-      return handleResult(result, verboseInfo, options);
+      return handleResult(result2, verboseInfo, options);
     };
     getAsyncResult = ({ errorInfo, exitCode, signal: signal2, stdio, all, ipcOutput, context, options, command, escapedCommand, startTime }) => "error" in errorInfo ? makeError({
       error: errorInfo.error,
@@ -15900,15 +15900,15 @@ function logFormatAdvice(path22) {
 ${accessLogDirective(path22)}`;
 }
 function scanNginxDump(dump) {
-  const text2 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
+  const text4 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
   const compatibleFormats = [];
   const formatPattern = /\blog_format\s+(\S+)\s+(?:escape=\S+\s+)?((?:'[^']*'\s*|"[^"]*"\s*)+);/g;
-  for (const match3 of text2.matchAll(formatPattern)) {
+  for (const match3 of text4.matchAll(formatPattern)) {
     const body = [...(match3[2] ?? "").matchAll(/'([^']*)'|"([^"]*)"/g)].map((m2) => m2[1] ?? m2[2] ?? "").join("");
     if (body.trimEnd().endsWith(LOG_FORMAT_TAIL)) compatibleFormats.push(match3[1]);
   }
   const accessLogs = [];
-  for (const match3 of text2.matchAll(/\baccess_log\s+([^\s;]+)(?:\s+([^\s;]+))?[^;]*;/g)) {
+  for (const match3 of text4.matchAll(/\baccess_log\s+([^\s;]+)(?:\s+([^\s;]+))?[^;]*;/g)) {
     accessLogs.push([match3[1], match3[2] ?? "combined"]);
   }
   return { compatibleFormats, accessLogs };
@@ -15937,6 +15937,10 @@ function addCounts(into, more) {
   if (more) {
     into.requests += more.requests;
     into.failures += more.failures;
+    if (more.latencies) {
+      into.latencies ??= [];
+      for (const value of more.latencies) into.latencies.push(value);
+    }
   }
   return into;
 }
@@ -15949,62 +15953,310 @@ var init_traffic = __esm({
   }
 });
 
+// src/watch/stats.ts
+function logGamma(x) {
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
+  const z2 = x - 1;
+  let sum = LANCZOS[0];
+  for (let i2 = 1; i2 < LANCZOS.length; i2++) sum += LANCZOS[i2] / (z2 + i2);
+  const t = z2 + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (z2 + 0.5) * Math.log(t) - t + Math.log(sum);
+}
+function logChoose(n2, k2) {
+  if (k2 < 0 || k2 > n2) return Number.NEGATIVE_INFINITY;
+  return logGamma(n2 + 1) - logGamma(k2 + 1) - logGamma(n2 - k2 + 1);
+}
+function sumOfExps(logTerms, from, to2) {
+  let total = 0;
+  for (let k2 = from; k2 <= to2; k2++) {
+    const term = Math.exp(logTerms(k2));
+    total += term;
+    if (term < total * 1e-17 && k2 > from + 1) break;
+  }
+  return Math.min(1, total);
+}
+function fisherGreater(failuresA, requestsA, failuresB, requestsB) {
+  const total = requestsA + requestsB;
+  const failed = failuresA + failuresB;
+  if (requestsA === 0 || failed === 0) return 1;
+  const norm = logChoose(total, requestsA);
+  const upper = Math.min(failed, requestsA);
+  return sumOfExps(
+    (k2) => logChoose(failed, k2) + logChoose(total - failed, requestsA - k2) - norm,
+    Math.max(failuresA, failed - requestsB, 0),
+    upper
+  );
+}
+function binomialGreater(k2, n2, p2) {
+  if (k2 <= 0) return 1;
+  if (k2 > n2) return 0;
+  if (p2 <= 0) return 0;
+  if (p2 >= 1) return 1;
+  const lp = Math.log(p2);
+  const lq = Math.log1p(-p2);
+  return sumOfExps((i2) => logChoose(n2, i2) + i2 * lp + (n2 - i2) * lq, k2, n2);
+}
+function erfc(x) {
+  const z2 = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z2);
+  const r = t * Math.exp(
+    -z2 * z2 - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+  );
+  return x >= 0 ? r : 2 - r;
+}
+function normalUpper(z2) {
+  return 0.5 * erfc(z2 / Math.SQRT2);
+}
+function mannWhitneyGreater(a2, b2) {
+  const n1 = a2.length;
+  const n2 = b2.length;
+  if (n1 === 0 || n2 === 0) return { p: 1, probabilityGreater: 0.5 };
+  const all = [];
+  for (const value of a2) all.push([value, 0]);
+  for (const value of b2) all.push([value, 1]);
+  all.sort((x, y) => x[0] - y[0]);
+  const n3 = all.length;
+  let rankSumA = 0;
+  let tieTerm = 0;
+  for (let i2 = 0; i2 < n3; ) {
+    let j2 = i2;
+    while (j2 + 1 < n3 && all[j2 + 1][0] === all[i2][0]) j2++;
+    const rank = (i2 + j2 + 2) / 2;
+    const ties = j2 - i2 + 1;
+    if (ties > 1) tieTerm += ties ** 3 - ties;
+    for (let k2 = i2; k2 <= j2; k2++) if (all[k2][1] === 0) rankSumA += rank;
+    i2 = j2 + 1;
+  }
+  const u3 = rankSumA - n1 * (n1 + 1) / 2;
+  const mean = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n3 + 1 - tieTerm / (n3 * (n3 - 1)));
+  const probabilityGreater = u3 / (n1 * n2);
+  if (variance <= 0) return { p: 1, probabilityGreater };
+  const z2 = (u3 - mean - 0.5) / Math.sqrt(variance);
+  return { p: normalUpper(z2), probabilityGreater };
+}
+function quantile(sorted, q2) {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q2 * sorted.length) - 1));
+  return sorted[rank];
+}
+function countAbove(sorted, threshold) {
+  let lo2 = 0;
+  let hi2 = sorted.length;
+  while (lo2 < hi2) {
+    const mid = lo2 + hi2 >>> 1;
+    if (sorted[mid] <= threshold) lo2 = mid + 1;
+    else hi2 = mid;
+  }
+  return sorted.length - lo2;
+}
+var LANCZOS;
+var init_stats = __esm({
+  "src/watch/stats.ts"() {
+    "use strict";
+    LANCZOS = [
+      0.9999999999998099,
+      676.5203681218851,
+      -1259.1392167224028,
+      771.3234287776531,
+      -176.6150291621406,
+      12.507343278686905,
+      -0.13857109526572012,
+      9984369578019572e-21,
+      15056327351493116e-23
+    ];
+  }
+});
+
 // src/watch/judge.ts
 function percent(ratio) {
   const value = ratio * 100;
   return `${Number(value.toFixed(value >= 10 ? 0 : value >= 1 ? 1 : 2))}%`;
 }
-function judge(input) {
-  const { thresholds } = input;
-  const enough = (c3) => c3 !== void 0 && c3.requests >= thresholds.minRequests;
-  const untouchedRate = enough(input.untouched) ? rate(input.untouched) : void 0;
-  const baselineRate = enough(input.baseline) ? rate(input.baseline) : void 0;
-  const reference = untouchedRate !== void 0 ? { name: "untouched", rate: untouchedRate, what: "the untouched servers' rate" } : baselineRate !== void 0 ? { name: "baseline", rate: baselineRate, what: "the fleet's rate before the deploy" } : void 0;
-  const relative2 = reference ? reference.rate * thresholds.maxRatioToUntouched : 0;
-  const limit = Math.max(thresholds.maxFailureRatio, relative2);
-  const threshold = reference && relative2 > thresholds.maxFailureRatio ? reference.name : "maxFailureRatio";
-  const limitText = threshold === "maxFailureRatio" || !reference ? `maxFailureRatio ${percent(thresholds.maxFailureRatio)}` : `${thresholds.maxRatioToUntouched}\xD7 ${reference.what} ${percent(reference.rate)}`;
-  const servers2 = input.watched.map((tally) => {
-    const r = rate(tally);
-    const counts = `${tally.failures} of ${tally.requests} request(s) failed (${percent(r)})`;
-    const base = { server: tally.server, requests: tally.requests, failures: tally.failures, rate: r, limit };
-    if (tally.healthFailStreak >= HEALTH_FAILS_IN_A_ROW) {
-      return {
-        ...base,
-        result: "breach",
-        threshold: "health",
-        reason: `/health failed ${tally.healthFailStreak} times in a row during the watch; ${counts}`
-      };
-    }
-    if (input.extended && tally.requests < thresholds.minRequests && tally.failures > limit * thresholds.minRequests) {
-      return {
-        ...base,
-        result: "breach",
-        threshold,
-        reason: `${counts}: fewer than minRequests ${thresholds.minRequests}, but more failures than ${limitText} of ${thresholds.minRequests} allows`
-      };
-    }
-    if (tally.requests < thresholds.minRequests) {
-      return {
-        ...base,
-        result: "too-few",
-        threshold,
-        reason: `${counts}: fewer than minRequests ${thresholds.minRequests}, not judged`
-      };
-    }
-    return r > limit ? { ...base, result: "breach", threshold, reason: `${counts}, above ${limitText}` } : { ...base, result: "pass", threshold, reason: `${counts}, within ${limitText}` };
-  });
-  let outcome = "pass";
-  if (servers2.some((s3) => s3.result === "breach")) outcome = "breach";
-  else if (servers2.some((s3) => s3.result === "too-few") && !input.extended) outcome = "extend";
-  return { outcome, servers: servers2, untouchedRate, baselineRate };
+function count2(n2) {
+  return n2.toLocaleString("en-US");
 }
-var HEALTH_FAILS_IN_A_ROW;
+function formatP(p2) {
+  if (p2 < 1e-4) return "p < 0.0001";
+  return `p = ${Number(p2.toPrecision(p2 < 0.01 ? 1 : 2))}`;
+}
+function ms2(value) {
+  return `${Math.round(value)} ms`;
+}
+function seconds2(s3) {
+  return `${Number(s3.toFixed(s3 >= 10 ? 0 : 1))} s`;
+}
+function percentiles(latencies) {
+  if (latencies.length === 0) return void 0;
+  const sorted = [...latencies].sort((a2, b2) => a2 - b2);
+  return {
+    p50: quantile(sorted, 0.5),
+    p95: quantile(sorted, 0.95),
+    p99: quantile(sorted, 0.99),
+    samples: sorted.length
+  };
+}
+function pickReference(input) {
+  const { minRequests } = input.settings;
+  if (input.untouched.requests >= minRequests)
+    return {
+      name: "untouched",
+      sample: input.untouched,
+      where: `on the others over ${seconds2(input.seconds)}`
+    };
+  if (input.baseline && input.baseline.requests >= minRequests)
+    return { name: "baseline", sample: input.baseline, where: "before the deploy" };
+  return { name: "none", where: "" };
+}
+function judge(input) {
+  const reference = pickReference(input);
+  const servers2 = input.watched.map((tally) => judgeServer(tally, reference, input));
+  const verdict = servers2.some((s3) => s3.verdict === "fail") ? "fail" : servers2.some((s3) => s3.verdict === "inconclusive") ? "inconclusive" : "pass";
+  const { minRequests } = input.settings;
+  return {
+    verdict,
+    servers: servers2,
+    reference: reference.name,
+    untouchedRate: input.untouched.requests >= minRequests ? rate(input.untouched) : void 0,
+    baselineRate: input.baseline && input.baseline.requests >= minRequests ? rate(input.baseline) : void 0
+  };
+}
+function judgeServer(tally, reference, input) {
+  const { settings } = input;
+  const errors = judgeErrors(tally, reference, settings);
+  const referenceLatency = reference.sample?.latencies ? percentiles(reference.sample.latencies) : void 0;
+  const latency = tally.latencies ? percentiles(tally.latencies) : void 0;
+  const latencyResult = settings.latency && tally.latencies && reference.sample?.latencies ? judgeLatency(tally.latencies, reference.sample.latencies, reference, settings) : void 0;
+  const baselineLatency = reference.name === "untouched" && input.baseline?.latencies && input.baseline.requests >= settings.minRequests ? percentiles(input.baseline.latencies) : void 0;
+  const refRate = reference.sample ? rate(reference.sample) : 0;
+  const relative2 = refRate * settings.maxRatioToUntouched;
+  const absolute = refRate + settings.maxFailureRatio;
+  const base = {
+    server: tally.server,
+    requests: tally.requests,
+    failures: tally.failures,
+    rate: rate(tally),
+    reference: reference.name,
+    limit: Math.max(relative2, absolute),
+    threshold: reference.name !== "none" && relative2 > absolute ? reference.name : "maxFailureRatio",
+    errors,
+    latencyResult,
+    latency,
+    referenceLatency,
+    baselineLatency
+  };
+  const latencyNote = latency && referenceLatency ? `p99 ${ms2(latency.p99)} vs ${ms2(referenceLatency.p99)}` : void 0;
+  const before = baselineLatency ? ` (${ms2(baselineLatency.p99)} before the deploy)` : "";
+  if (tally.healthFailStreak >= HEALTH_FAILS_IN_A_ROW) {
+    return {
+      ...base,
+      verdict: "fail",
+      metric: "health",
+      threshold: "health",
+      reason: `/health failed ${tally.healthFailStreak} times in a row during the watch; ${errors.short}`
+    };
+  }
+  const results = [["errors", errors]];
+  if (latencyResult) results.push(["latency", latencyResult]);
+  const deciding = results.find(([, r]) => r.verdict === "fail") ?? results.find(([, r]) => r.verdict === "inconclusive");
+  if (deciding) {
+    const [metric, result2] = deciding;
+    const others = results.filter(([m2]) => m2 !== metric).map(([, r]) => r.short);
+    if (metric === "errors" && !latencyResult && latencyNote) others.push(latencyNote);
+    const text4 = metric === "latency" && result2.verdict === "fail" ? `${result2.text}${before}` : result2.text;
+    return {
+      ...base,
+      verdict: result2.verdict,
+      metric,
+      p: result2.p,
+      reason: [text4, ...others].join("; ")
+    };
+  }
+  const words3 = [errors.text, ...latencyResult ? [latencyResult.short] : latencyNote ? [latencyNote] : []];
+  return { ...base, verdict: "pass", reason: words3.join("; ") };
+}
+function judgeErrors(tally, reference, settings) {
+  const { minRequests, significance } = settings;
+  const r = rate(tally);
+  const observed = `errors ${percent(r)} (${count2(tally.failures)} of ${count2(tally.requests)})`;
+  const small = tally.requests < minRequests;
+  const judged = small ? { requests: minRequests, failures: tally.failures } : tally;
+  const judgedRate = rate(judged);
+  let p2;
+  let large;
+  let against;
+  let short = observed;
+  if (reference.sample) {
+    const refRate = rate(reference.sample);
+    p2 = fisherGreater(judged.failures, judged.requests, reference.sample.failures, reference.sample.requests);
+    large = judgedRate >= refRate * settings.maxRatioToUntouched && judgedRate - refRate >= settings.maxFailureRatio;
+    against = `vs ${percent(refRate)} ${reference.where}`;
+    short = `${observed} vs ${percent(refRate)}`;
+  } else {
+    p2 = binomialGreater(judged.failures, judged.requests, settings.maxFailureRatio);
+    large = judgedRate > settings.maxFailureRatio;
+    against = `vs maxFailureRatio ${percent(settings.maxFailureRatio)} (no reference)`;
+  }
+  if (large && p2 < significance)
+    return { verdict: "fail", p: p2, text: `${observed} ${against}, ${formatP(p2)}`, short };
+  if (small)
+    return { verdict: "inconclusive", p: p2, text: `${observed}: fewer than minRequests ${minRequests}`, short };
+  if (large)
+    return {
+      verdict: "inconclusive",
+      p: p2,
+      text: `${observed} ${against}, ${formatP(p2)}: worse, not proven (significance ${significance})`,
+      short
+    };
+  return { verdict: "pass", p: p2, text: `${observed} ${against}`, short };
+}
+function judgeLatency(watched, reference, where2, settings) {
+  const { minRequests, significance, maxLatencyRatio, maxLatencyIncrease } = settings;
+  if (watched.length < minRequests || reference.length < minRequests) {
+    const text5 = `latency: ${count2(watched.length)} response time(s), ${count2(reference.length)} ${where2.where}: fewer than minRequests ${minRequests}`;
+    return { verdict: "inconclusive", text: text5, short: text5 };
+  }
+  const w2 = [...watched].sort((a2, b2) => a2 - b2);
+  const r = [...reference].sort((a2, b2) => a2 - b2);
+  const checks = [
+    ...TAIL_PERCENTILES.map(([name, q2]) => {
+      const threshold = quantile(r, q2);
+      const p2 = fisherGreater(countAbove(w2, threshold), w2.length, countAbove(r, threshold), r.length);
+      return { name, mine: quantile(w2, q2), theirs: threshold, p: p2 };
+    }),
+    { name: "p50", mine: quantile(w2, 0.5), theirs: quantile(r, 0.5), p: mannWhitneyGreater(w2, r).p }
+  ];
+  const judged = checks.map((c3) => ({
+    ...c3,
+    large: c3.mine >= c3.theirs * maxLatencyRatio && c3.mine - c3.theirs >= maxLatencyIncrease
+  }));
+  const short = (c3) => `${c3.name} ${ms2(c3.mine)} vs ${ms2(c3.theirs)}`;
+  const words3 = (c3) => `${short(c3)} ${where2.where}, ${formatP(c3.p)}`;
+  const failed = judged.find((c3) => c3.large && c3.p < significance);
+  if (failed) return { verdict: "fail", p: failed.p, text: words3(failed), short: short(failed) };
+  const unproven = judged.find((c3) => c3.large);
+  if (unproven)
+    return {
+      verdict: "inconclusive",
+      p: unproven.p,
+      text: `${words3(unproven)}: slower, not proven (significance ${significance})`,
+      short: short(unproven)
+    };
+  const p99 = judged[0];
+  const text4 = `${short(p99)} ${where2.where}`;
+  return { verdict: "pass", p: Math.min(...judged.map((c3) => c3.p)), text: text4, short: short(p99) };
+}
+var HEALTH_FAILS_IN_A_ROW, TAIL_PERCENTILES;
 var init_judge = __esm({
   "src/watch/judge.ts"() {
     "use strict";
+    init_stats();
     init_traffic();
     HEALTH_FAILS_IN_A_ROW = 2;
+    TAIL_PERCENTILES = [
+      ["p99", 0.99],
+      ["p95", 0.95]
+    ];
   }
 });
 
@@ -20002,7 +20254,7 @@ var require_bcrypt_pbkdf = __commonJS({
       }
     }
     function bcrypt_pbkdf(pass, passlen, salt, saltlen, key, keylen, rounds) {
-      var sha2pass = new Uint8Array(64), sha2salt = new Uint8Array(64), out = new Uint8Array(BCRYPT_HASHSIZE), tmpout = new Uint8Array(BCRYPT_HASHSIZE), countsalt = new Uint8Array(saltlen + 4), i2, j2, amt, stride, dest, count3, origkeylen = keylen;
+      var sha2pass = new Uint8Array(64), sha2salt = new Uint8Array(64), out = new Uint8Array(BCRYPT_HASHSIZE), tmpout = new Uint8Array(BCRYPT_HASHSIZE), countsalt = new Uint8Array(saltlen + 4), i2, j2, amt, stride, dest, count4, origkeylen = keylen;
       if (rounds < 1)
         return -1;
       if (passlen === 0 || saltlen === 0 || keylen === 0 || keylen > out.byteLength * out.byteLength || saltlen > 1 << 20)
@@ -20012,11 +20264,11 @@ var require_bcrypt_pbkdf = __commonJS({
       for (i2 = 0; i2 < saltlen; i2++)
         countsalt[i2] = salt[i2];
       crypto_hash_sha512(sha2pass, pass, passlen);
-      for (count3 = 1; keylen > 0; count3++) {
-        countsalt[saltlen + 0] = count3 >>> 24;
-        countsalt[saltlen + 1] = count3 >>> 16;
-        countsalt[saltlen + 2] = count3 >>> 8;
-        countsalt[saltlen + 3] = count3;
+      for (count4 = 1; keylen > 0; count4++) {
+        countsalt[saltlen + 0] = count4 >>> 24;
+        countsalt[saltlen + 1] = count4 >>> 16;
+        countsalt[saltlen + 2] = count4 >>> 8;
+        countsalt[saltlen + 3] = count4;
         crypto_hash_sha512(sha2salt, countsalt, saltlen + 4);
         bcrypt_hash(sha2pass, sha2salt, tmpout);
         for (i2 = out.byteLength; i2--; )
@@ -20029,7 +20281,7 @@ var require_bcrypt_pbkdf = __commonJS({
         }
         amt = Math.min(amt, keylen);
         for (i2 = 0; i2 < amt; i2++) {
-          dest = i2 * stride + (count3 - 1);
+          dest = i2 * stride + (count4 - 1);
           if (dest >= origkeylen)
             break;
           key[dest] = out[i2];
@@ -22560,10 +22812,10 @@ var require_keyParser = __commonJS({
 ${formatted}-----END ${type} KEY-----`;
     }
     function combineBuffers(buf1, buf2) {
-      const result = Buffer.allocUnsafe(buf1.length + buf2.length);
-      result.set(buf1, 0);
-      result.set(buf2, buf1.length);
-      return result;
+      const result2 = Buffer.allocUnsafe(buf1.length + buf2.length);
+      result2.set(buf1, 0);
+      result2.set(buf2, buf1.length);
+      return result2;
     }
     function skipFields(buf, nfields) {
       const bufLen = buf.length;
@@ -30516,11 +30768,11 @@ var require_SFTP = __commonJS({
             throw new Error("names is not an object or array");
           names = [names];
         }
-        const count3 = names.length;
+        const count4 = names.length;
         let namesLen = 0;
         let nameAttrs;
         const attrs = [];
-        for (let i2 = 0; i2 < count3; ++i2) {
+        for (let i2 = 0; i2 < count4; ++i2) {
           const name = names[i2];
           const filename = !name || !name.filename || typeof name.filename !== "string" ? "" : name.filename;
           namesLen += 4 + Buffer.byteLength(filename);
@@ -30550,9 +30802,9 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, buf.length - 4, 0);
         buf[4] = RESPONSE.NAME;
         writeUInt32BE(buf, reqid, 5);
-        writeUInt32BE(buf, count3, p2);
+        writeUInt32BE(buf, count4, p2);
         p2 += 4;
-        for (let i2 = 0; i2 < count3; ++i2) {
+        for (let i2 = 0; i2 < count4; ++i2) {
           const name = names[i2];
           {
             const filename = !name || !name.filename || typeof name.filename !== "string" ? "" : name.filename;
@@ -30966,12 +31218,12 @@ var require_SFTP = __commonJS({
       }
       return { flags, nb };
     }
-    function toUnixTimestamp(time2) {
-      if (typeof time2 === "number" && time2 === time2)
-        return time2;
-      if (isDate(time2))
-        return parseInt(time2.getTime() / 1e3, 10);
-      throw new Error(`Cannot parse time: ${time2}`);
+    function toUnixTimestamp(time3) {
+      if (typeof time3 === "number" && time3 === time3)
+        return time3;
+      if (isDate(time3))
+        return parseInt(time3.getTime() / 1e3, 10);
+      throw new Error(`Cannot parse time: ${time3}`);
     }
     function modeNum(mode) {
       if (typeof mode === "number" && mode === mode)
@@ -31045,11 +31297,11 @@ var require_SFTP = __commonJS({
         attrs.mtime = mtime;
       }
       if (flags & ATTR.EXTENDED) {
-        const count3 = bufferParser.readUInt32BE();
-        if (count3 === void 0)
+        const count4 = bufferParser.readUInt32BE();
+        if (count4 === void 0)
           return;
         const extended2 = {};
-        for (let i2 = 0; i2 < count3; ++i2) {
+        for (let i2 = 0; i2 < count4; ++i2) {
           const type = bufferParser.readString(true);
           const data = bufferParser.readString();
           if (data === void 0)
@@ -31300,10 +31552,10 @@ var require_SFTP = __commonJS({
           req = sftp._requests[reqID];
           delete sftp._requests[reqID];
         }
-        const count3 = bufferParser.readUInt32BE();
-        if (count3 !== void 0) {
+        const count4 = bufferParser.readUInt32BE();
+        if (count4 !== void 0) {
           let names = [];
-          for (let i2 = 0; i2 < count3; ++i2) {
+          for (let i2 = 0; i2 < count4; ++i2) {
             const filename = bufferParser.readString(true);
             const longname = bufferParser.readString(true);
             const attrs = readAttrs(sftp._biOpt);
@@ -36134,9 +36386,9 @@ function formatBytes(bytes) {
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
-function formatMs(ms3) {
-  if (ms3 === void 0) return "";
-  return ms3 < 1e3 ? `${Math.round(ms3)}ms` : `${(ms3 / 1e3).toFixed(1)}s`;
+function formatMs(ms4) {
+  if (ms4 === void 0) return "";
+  return ms4 < 1e3 ? `${Math.round(ms4)}ms` : `${(ms4 / 1e3).toFixed(1)}s`;
 }
 function describeEvent(event) {
   switch (event.type) {
@@ -36186,19 +36438,15 @@ function describeWatch(event) {
     pass: "watch ok",
     breach: "watch FAILED",
     unjudged: "watch passed unjudged",
+    inconclusive: "watch INCONCLUSIVE",
     interrupted: "watch interrupted"
   }[event.result];
-  const counts = `${event.failures}/${event.requests} failed (${formatRate(event.rate)}) in ${event.seconds.toFixed(1)}s`;
-  const limit = event.result === "unjudged" || event.result === "interrupted" ? "" : `, limit ${formatRate(event.limit)} (${event.threshold === "health" ? "/health" : event.threshold})`;
-  const references = [
-    event.untouchedRate !== void 0 ? `untouched ${formatRate(event.untouchedRate)}` : void 0,
-    event.baselineRate !== void 0 ? `before the deploy ${formatRate(event.baselineRate)}` : void 0
-  ].filter((x) => x !== void 0);
-  return `${event.server}: ${verdict}: ${counts}${limit}${references.length ? `; ${references.join(", ")}` : ""}${event.result === "breach" ? `
-  ${event.message}` : ""}`;
+  return `${event.server}: ${verdict} (${event.seconds.toFixed(1)}s): ${event.message}`;
 }
 function formatWatched(watched) {
-  return watched ? `${formatRate(watched.rate)} (${watched.failures}/${watched.requests})` : "-";
+  if (!watched) return "-";
+  const p99 = watched.p99 !== void 0 ? `, p99 ${Math.round(watched.p99)} ms` : "";
+  return `${formatRate(watched.rate)} (${watched.failures}/${watched.requests})${p99}`;
 }
 function renderTable(header, rows) {
   const widths = header.map((h2, i2) => Math.max(h2.length, ...rows.map((row) => (row[i2] ?? "").length)));
@@ -36333,11 +36581,11 @@ function assembleStyles() {
         if (value === 0) {
           return 30;
         }
-        let result = 30 + (Math.round(blue2) << 2 | Math.round(green2) << 1 | Math.round(red2));
+        let result2 = 30 + (Math.round(blue2) << 2 | Math.round(green2) << 1 | Math.round(red2));
         if (value === 2) {
-          result += 60;
+          result2 += 60;
         }
-        return result;
+        return result2;
       },
       enumerable: false
     },
@@ -39098,10 +39346,10 @@ var init_ora = __esm({
         }
       }
       // Helper to build complete line with symbol, text, prefix, and suffix
-      #buildOutputLine(symbol, text2, prefixText, suffixText) {
+      #buildOutputLine(symbol, text4, prefixText, suffixText) {
         const fullPrefixText = this.#getFullPrefixText(prefixText, " ");
         const separatorText = symbol ? " " : "";
-        const fullText = typeof text2 === "string" ? separatorText + text2 : "";
+        const fullText = typeof text4 === "string" ? separatorText + text4 : "";
         const fullSuffixText = this.#getFullSuffixText(suffixText, " ");
         return fullPrefixText + symbol + fullText + fullSuffixText;
       }
@@ -39236,12 +39484,12 @@ var init_ora = __esm({
       #getFullSuffixText(suffixText = this.#options.suffixText, prefix = " ") {
         return this.#formatAffix(suffixText, prefix, true);
       }
-      #computeLineCountFrom(text2, columns) {
-        let count3 = 0;
-        for (const line of stripVTControlCharacters3(text2).split("\n")) {
-          count3 += Math.max(1, Math.ceil(stringWidth(line) / columns));
+      #computeLineCountFrom(text4, columns) {
+        let count4 = 0;
+        for (const line of stripVTControlCharacters3(text4).split("\n")) {
+          count4 += Math.max(1, Math.ceil(stringWidth(line) / columns));
         }
-        return count3;
+        return count4;
       }
       get color() {
         return this.#color;
@@ -39400,9 +39648,9 @@ var init_ora = __esm({
         }
         return this;
       }
-      start(text2) {
-        if (text2 !== void 0) {
-          this.text = text2;
+      start(text4) {
+        if (text4 !== void 0) {
+          this.text = text4;
         }
         if (this.isSilent) {
           return this;
@@ -39453,27 +39701,27 @@ var init_ora = __esm({
         }
         return this;
       }
-      succeed(text2) {
-        return this.stopAndPersist({ symbol: symbols_exports.success, text: text2 });
+      succeed(text4) {
+        return this.stopAndPersist({ symbol: symbols_exports.success, text: text4 });
       }
-      fail(text2) {
-        return this.stopAndPersist({ symbol: symbols_exports.error, text: text2 });
+      fail(text4) {
+        return this.stopAndPersist({ symbol: symbols_exports.error, text: text4 });
       }
-      warn(text2) {
-        return this.stopAndPersist({ symbol: symbols_exports.warning, text: text2 });
+      warn(text4) {
+        return this.stopAndPersist({ symbol: symbols_exports.warning, text: text4 });
       }
-      info(text2) {
-        return this.stopAndPersist({ symbol: symbols_exports.info, text: text2 });
+      info(text4) {
+        return this.stopAndPersist({ symbol: symbols_exports.info, text: text4 });
       }
       stopAndPersist(options = {}) {
         if (this.isSilent) {
           return this;
         }
         const symbol = options.symbol ?? " ";
-        const text2 = options.text ?? this.text;
+        const text4 = options.text ?? this.text;
         const prefixText = options.prefixText ?? this.#options.prefixText;
         const suffixText = options.suffixText ?? this.#options.suffixText;
-        const textToWrite = this.#buildOutputLine(symbol, text2, prefixText, suffixText) + "\n";
+        const textToWrite = this.#buildOutputLine(symbol, text4, prefixText, suffixText) + "\n";
         this.stop();
         this.#internalWrite(() => this.#stream.write(textToWrite));
         return this;
@@ -39523,10 +39771,10 @@ var init_pretty = __esm({
               return;
             }
             this.active.delete(key);
-            const text2 = describeEvent(event) ?? "";
+            const text4 = describeEvent(event) ?? "";
             this.persist(
               event.status === "done" ? source_default.green("\u2714") : source_default.red("\u2716"),
-              event.status === "done" ? text2 : source_default.red(text2)
+              event.status === "done" ? text4 : source_default.red(text4)
             );
             return;
           }
@@ -39535,8 +39783,8 @@ var init_pretty = __esm({
             const entry = this.active.get(key);
             if (entry) {
               const pct = Math.floor(event.sent / Math.max(1, event.total) * 100);
-              const seconds2 = (Date.now() - entry.since) / 1e3;
-              const rate3 = seconds2 > 0.2 ? `, ${formatBytes(event.sent / seconds2)}/s` : "";
+              const seconds3 = (Date.now() - entry.since) / 1e3;
+              const rate3 = seconds3 > 0.2 ? `, ${formatBytes(event.sent / seconds3)}/s` : "";
               entry.label = `${event.server} upload ${pct}% of ${formatBytes(event.total)}${rate3}`;
               this.refresh();
             }
@@ -39549,10 +39797,10 @@ var init_pretty = __esm({
             this.persist(source_default.yellow("\u26A0"), source_default.yellow(describeEvent(event) ?? ""));
             return;
           case "watch": {
-            const text2 = describeEvent(event) ?? "";
-            if (event.result === "breach") this.persist(source_default.red("\u2716"), source_default.red(text2));
-            else if (event.result === "pass") this.persist(source_default.green("\u2714"), text2);
-            else this.persist(source_default.yellow("\u26A0"), source_default.yellow(text2));
+            const text4 = describeEvent(event) ?? "";
+            if (event.result === "breach") this.persist(source_default.red("\u2716"), source_default.red(text4));
+            else if (event.result === "pass") this.persist(source_default.green("\u2714"), text4);
+            else this.persist(source_default.yellow("\u26A0"), source_default.yellow(text4));
             return;
           }
           case "error":
@@ -39575,8 +39823,8 @@ ${event.exitCode === 0 ? source_default.green.bold(line) : source_default.red.bo
             return;
           }
           default: {
-            const text2 = describeEvent(event);
-            if (text2) this.persist(source_default.dim("\xB7"), event.type === "begin" ? source_default.bold(text2) : text2);
+            const text4 = describeEvent(event);
+            if (text4) this.persist(source_default.dim("\xB7"), event.type === "begin" ? source_default.bold(text4) : text4);
           }
         }
       }
@@ -39591,8 +39839,8 @@ ${event.exitCode === 0 ? source_default.green.bold(line) : source_default.red.bo
       hasWidth() {
         return terminalWidth(process.stderr) !== void 0;
       }
-      persist(symbol, text2) {
-        this.withSpinnerPaused(() => process.stderr.write(`${symbol} ${text2}
+      persist(symbol, text4) {
+        this.withSpinnerPaused(() => process.stderr.write(`${symbol} ${text4}
 `));
       }
       withSpinnerPaused(write) {
@@ -39693,8 +39941,8 @@ async function isOurs(pid, marker) {
 }
 async function childPids(parent) {
   try {
-    const text2 = await readFile4(`/proc/${parent}/task/${parent}/children`, "utf8");
-    return text2.split(/\s+/).filter(Boolean).map(Number);
+    const text4 = await readFile4(`/proc/${parent}/task/${parent}/children`, "utf8");
+    return text4.split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -39791,7 +40039,7 @@ var init_processes = __esm({
     "use strict";
     init_errors2();
     SBIN_DIRS = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
-    sleep2 = (ms3) => new Promise((resolve3) => setTimeout(resolve3, ms3));
+    sleep2 = (ms4) => new Promise((resolve3) => setTimeout(resolve3, ms4));
   }
 });
 
@@ -39800,22 +40048,22 @@ import { createHash as createHash4, randomBytes as randomBytes4 } from "node:cry
 import { chown, lstat as lstat3, mkdir, readdir as readdir3, rename, rm as rm2, stat as stat5, writeFile } from "node:fs/promises";
 import { dirname, join as join2 } from "node:path";
 async function idOf(name, flag) {
-  const result = await execa("id", [flag, name], { reject: false, stdin: "ignore" });
-  const n2 = Number.parseInt(result.stdout.trim(), 10);
-  return result.exitCode === 0 && Number.isInteger(n2) ? n2 : void 0;
+  const result2 = await execa("id", [flag, name], { reject: false, stdin: "ignore" });
+  const n2 = Number.parseInt(result2.stdout.trim(), 10);
+  return result2.exitCode === 0 && Number.isInteger(n2) ? n2 : void 0;
 }
 async function ensureDeployUser(name = DEPLOY_USER) {
   if (await idOf(name, "-u") === void 0) {
     const useradd = await findBinary("useradd");
     if (!useradd) throw new SandboxError("useradd not found: install passwd (apt-get install passwd)");
-    const result = await execa(
+    const result2 = await execa(
       useradd,
       // Password "*": no password login, yet not "locked" (sshd without PAM refuses locked accounts).
       ["--system", "--user-group", "--create-home", "--shell", "/bin/bash", "--password", "*", name],
       { reject: false, stdin: "ignore", all: true }
     );
-    if (result.exitCode !== 0 && result.exitCode !== 9) {
-      throw new SandboxError(`useradd ${name} failed: ${result.all}`);
+    if (result2.exitCode !== 0 && result2.exitCode !== 9) {
+      throw new SandboxError(`useradd ${name} failed: ${result2.all}`);
     }
   }
   const uid = await idOf(name, "-u");
@@ -39885,9 +40133,9 @@ async function setPassword(user, file) {
   const password = randomBytes4(18).toString("base64url");
   await mkdir(dirname(file), { recursive: true, mode: 448 });
   await writeFile(file, password, { mode: 384 });
-  const result = await execa("chpasswd", [], { input: `${user}:${password}
+  const result2 = await execa("chpasswd", [], { input: `${user}:${password}
 `, reject: false, all: true });
-  if (result.exitCode !== 0) throw new SandboxError(`chpasswd failed for ${user}: ${result.all}`);
+  if (result2.exitCode !== 0) throw new SandboxError(`chpasswd failed for ${user}: ${result2.all}`);
 }
 async function lockPassword(user) {
   await execa("usermod", ["-p", "*", user], { reject: false, stdin: "ignore" });
@@ -40027,15 +40275,15 @@ async function startHaproxy(haproxy, lbHome, input) {
   }
   await testConfig("haproxy", haproxy, ["-c", "-q", "-f", p2.conf], p2.conf);
   await rm4(p2.pid, { force: true });
-  const result = await execa(haproxy, ["-D", "-f", p2.conf, "-p", p2.pid], {
+  const result2 = await execa(haproxy, ["-D", "-f", p2.conf, "-p", p2.pid], {
     reject: false,
     all: true,
     stdin: "ignore"
   });
-  await writeFile2(p2.log, result.all ?? "");
-  if (result.exitCode !== 0)
-    throw new SandboxError(`haproxy failed to start (exit ${result.exitCode}):
-${result.all}`);
+  await writeFile2(p2.log, result2.all ?? "");
+  if (result2.exitCode !== 0)
+    throw new SandboxError(`haproxy failed to start (exit ${result2.exitCode}):
+${result2.all}`);
   const pid = await waitFor(() => runningHaproxy(lbHome), 5e3);
   if (pid === void 0)
     throw new SandboxError(`haproxy did not write ${p2.pid}:
@@ -40395,8 +40643,8 @@ var init_layout = __esm({
 import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile6, rm as rm5, stat as stat6, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname2, join as join5 } from "node:path";
 async function hasStubStatus(nginx) {
-  const result = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
-  return /http_stub_status_module/.test(result.all ?? "");
+  const result2 = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
+  return /http_stub_status_module/.test(result2.all ?? "");
 }
 async function workersNeedRoot(prefix) {
   if (process.getuid?.() !== 0) return false;
@@ -40438,10 +40686,10 @@ async function startNginx(nginx, setup) {
   const args = nginxArgs(setup.lbRoot);
   await testConfig("nginx", nginx, [...args, "-t"], p2.conf);
   await rm5(p2.pid, { force: true });
-  const result = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
-  if (result.exitCode !== 0) {
-    throw new SandboxError(`nginx failed to start (exit ${result.exitCode}):
-${result.all}`);
+  const result2 = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
+  if (result2.exitCode !== 0) {
+    throw new SandboxError(`nginx failed to start (exit ${result2.exitCode}):
+${result2.all}`);
   }
   const pid = await waitFor(() => runningNginx(setup.lbRoot), 5e3);
   if (pid === void 0) {
@@ -40603,12 +40851,12 @@ async function ensureKeyPair(sshKeygen, path22, comment) {
     await mkdir5(dirname4(path22), { recursive: true, mode: 448 });
     await rm7(path22, { force: true });
     await rm7(`${path22}.pub`, { force: true });
-    const result = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path22], {
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path22], {
       reject: false,
       stdin: "ignore"
     });
-    if (result.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path22}: ${result.stderr || result.stdout}`);
+    if (result2.exitCode !== 0) {
+      throw new SandboxError(`ssh-keygen failed for ${path22}: ${result2.stderr || result2.stdout}`);
     }
   }
   return (await readFile8(`${path22}.pub`, "utf8")).trim();
@@ -40641,14 +40889,14 @@ async function runningSshd(dir, name) {
 async function startSshd(sshd, dir, host) {
   const p2 = hostPaths(dir, host.name);
   await rm7(p2.sshdPid, { force: true });
-  const result = await execa(sshd, ["-f", p2.sshdConfig, "-E", p2.sshdLog], { reject: false, stdin: "ignore" });
+  const result2 = await execa(sshd, ["-f", p2.sshdConfig, "-E", p2.sshdLog], { reject: false, stdin: "ignore" });
   const failure2 = async (what) => new SandboxError(
     `sshd for ${host.name} (${host.address}:${host.sshPort}) ${what}. ${[
-      result.stderr,
+      result2.stderr,
       await logTail(p2.sshdLog)
     ].filter(Boolean).join("\n")}`
   );
-  if (result.exitCode !== 0) throw await failure2(`exited with code ${result.exitCode}`);
+  if (result2.exitCode !== 0) throw await failure2(`exited with code ${result2.exitCode}`);
   const pid = await waitFor(() => runningSshd(dir, host.name), 5e3);
   if (pid === void 0) throw await failure2("did not write its pid file");
   if (!await waitForListening(host.address, host.sshPort, 5e3)) {
@@ -41182,9 +41430,9 @@ var ArtifactFilter = class {
     this.hasIncludes = (options.include ?? []).length > 0;
   }
   /** Adds the rules of an ignore file found in `dir` (relative to the app root, "" for the root). */
-  addIgnoreFile(dir, text2, name = ".gitignore") {
+  addIgnoreFile(dir, text4, name = ".gitignore") {
     const at2 = clean(dir);
-    this.levels.push({ dir: at2, rules: (0, import_ignore.default)().add(text2), source: at2 ? `${at2}/${name}` : name });
+    this.levels.push({ dir: at2, rules: (0, import_ignore.default)().add(text4), source: at2 ? `${at2}/${name}` : name });
   }
   /**
    * Why a path that does not ship is left out: the rule that decides, as `git check-ignore -v`
@@ -41282,8 +41530,8 @@ async function selectAppFiles(root, options = {}) {
   const walk = async (dir) => {
     const full = path.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text2 = await readFile(path.join(full, name), "utf8").catch(() => void 0);
-      if (text2 !== void 0) filter.addIgnoreFile(dir, text2, name);
+      const text4 = await readFile(path.join(full, name), "utf8").catch(() => void 0);
+      if (text4 !== void 0) filter.addIgnoreFile(dir, text4, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
       (a2, b2) => a2.name < b2.name ? -1 : a2.name > b2.name ? 1 : 0
@@ -41376,8 +41624,8 @@ async function whyLeftOut(root, file, options) {
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text2 = await readFile2(path2.join(root, dir, name), "utf8").catch(() => void 0);
-      if (text2 !== void 0) filter.addIgnoreFile(dir, text2, name);
+      const text4 = await readFile2(path2.join(root, dir, name), "utf8").catch(() => void 0);
+      if (text4 !== void 0) filter.addIgnoreFile(dir, text4, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
     const reason = filter.explain(rel, depth < parts.length - 1);
@@ -42058,14 +42306,14 @@ function codePointLength(str) {
   const units = str.length;
   if (!highSurrogate.test(str))
     return units;
-  let count3 = units;
+  let count4 = units;
   for (let i2 = 0; i2 < units - 1; i2++) {
     if ((str.charCodeAt(i2) & 64512) === 55296 && (str.charCodeAt(i2 + 1) & 64512) === 56320) {
-      count3--;
+      count4--;
       i2++;
     }
   }
-  return count3;
+  return count4;
 }
 function getLengthableOrigin(input) {
   if (Array.isArray(input))
@@ -42510,41 +42758,41 @@ function finalizeParams(callee, params) {
 var _parse = (_Err) => {
   const fn = (schema, value, _ctx, _params) => {
     const ctx = _ctx ? { ..._ctx, async: false } : { async: false };
-    const result = schema._zod.run({ value, issues: [] }, ctx);
-    if (result instanceof Promise) {
+    const result2 = schema._zod.run({ value, issues: [] }, ctx);
+    if (result2 instanceof Promise) {
       throw new $ZodAsyncError();
     }
-    if (result.issues.length) {
-      const e = new (_params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config())));
+    if (result2.issues.length) {
+      const e = new (_params?.Err ?? _Err)(result2.issues.map((iss) => finalizeIssue(iss, ctx, config())));
       captureStackTrace(e, _params?.callee ?? fn);
       throw e;
     }
-    return result.value;
+    return result2.value;
   };
   return fn;
 };
 var _parseAsync = (_Err) => {
   const fn = async (schema, value, _ctx, params) => {
     const ctx = _ctx ? { ..._ctx, async: true } : { async: true };
-    let result = schema._zod.run({ value, issues: [] }, ctx);
-    if (result instanceof Promise)
-      result = await result;
-    if (result.issues.length) {
-      const e = new (params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config())));
+    let result2 = schema._zod.run({ value, issues: [] }, ctx);
+    if (result2 instanceof Promise)
+      result2 = await result2;
+    if (result2.issues.length) {
+      const e = new (params?.Err ?? _Err)(result2.issues.map((iss) => finalizeIssue(iss, ctx, config())));
       captureStackTrace(e, params?.callee ?? fn);
       throw e;
     }
-    return result.value;
+    return result2.value;
   };
   return fn;
 };
 var _safeParse = (_Err) => (schema, value, _ctx) => {
   const ctx = _ctx ? { ..._ctx, async: false } : { async: false };
-  const result = schema._zod.run({ value, issues: [] }, ctx);
-  if (result instanceof Promise) {
+  const result2 = schema._zod.run({ value, issues: [] }, ctx);
+  if (result2 instanceof Promise) {
     throw new $ZodAsyncError();
   }
-  return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
+  return result2.issues.length ? failure(_Err, result2.issues, ctx) : { success: true, data: result2.value };
 };
 function failure(Err, issues, ctx) {
   let error3;
@@ -42567,10 +42815,10 @@ function failure(Err, issues, ctx) {
 }
 var _safeParseAsync = (_Err) => async (schema, value, _ctx) => {
   const ctx = _ctx ? { ..._ctx, async: true } : { async: true };
-  let result = schema._zod.run({ value, issues: [] }, ctx);
-  if (result instanceof Promise)
-    result = await result;
-  return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
+  let result2 = schema._zod.run({ value, issues: [] }, ctx);
+  if (result2 instanceof Promise)
+    result2 = await result2;
+  return result2.issues.length ? failure(_Err, result2.issues, ctx) : { success: true, data: result2.value };
 };
 var COMPILE_INVALID = /* @__PURE__ */ Symbol.for("zod.compile.invalid");
 var COMPILE_FALLBACK = /* @__PURE__ */ Symbol.for("zod.compile.fallback");
@@ -42587,24 +42835,24 @@ var validate = ((schema, value, _ctx) => {
 function validateFallback(schema, value, _ctx) {
   const ctx = _ctx ? { ..._ctx, async: false, abortEarly: true } : { async: false, abortEarly: true };
   const fallbackRun = schema._zod.bag.fallbackRun;
-  let result;
+  let result2;
   if (fallbackRun) {
     ctx[COMPILE_FALLBACK] = true;
-    result = fallbackRun({ value, issues: [] }, ctx);
+    result2 = fallbackRun({ value, issues: [] }, ctx);
   } else {
-    result = schema._zod.run({ value, issues: [] }, ctx);
+    result2 = schema._zod.run({ value, issues: [] }, ctx);
   }
-  if (result instanceof Promise) {
+  if (result2 instanceof Promise) {
     throw new $ZodAsyncError();
   }
-  return result.issues.length === 0;
+  return result2.issues.length === 0;
 }
 var validateAsync = async (schema, value, _ctx) => {
   const ctx = _ctx ? { ..._ctx, async: true, abortEarly: true } : { async: true, abortEarly: true };
-  let result = schema._zod.run({ value, issues: [] }, ctx);
-  if (result instanceof Promise)
-    result = await result;
-  return result.issues.length === 0;
+  let result2 = schema._zod.run({ value, issues: [] }, ctx);
+  if (result2 instanceof Promise)
+    result2 = await result2;
+  return result2.issues.length === 0;
 };
 var _encode = (_Err) => {
   const parse4 = _parse(_Err);
@@ -43169,13 +43417,13 @@ var $ZodType = /* @__PURE__ */ $constructor("$ZodType", (inst, def) => {
         }
         return handleCanaryResult(canary, payload, ctx);
       }
-      const result = inst._zod.parse(payload, ctx);
-      if (result instanceof Promise) {
+      const result2 = inst._zod.parse(payload, ctx);
+      if (result2 instanceof Promise) {
         if (ctx.async === false)
           throw new $ZodAsyncError();
-        return result.then((result2) => runChecks(result2, checks, ctx));
+        return result2.then((result3) => runChecks(result3, checks, ctx));
       }
-      return runChecks(result, checks, ctx);
+      return runChecks(result2, checks, ctx);
     };
   }
 }, {
@@ -43654,11 +43902,11 @@ function capSize(inst, size) {
   };
 }
 var arraySize = (input) => Array.isArray(input) ? input.length : -1;
-function handleArrayResult(result, final, index) {
-  if (result.issues.length) {
-    final.issues.push(...prefixIssues(index, result.issues));
+function handleArrayResult(result2, final, index) {
+  if (result2.issues.length) {
+    final.issues.push(...prefixIssues(index, result2.issues));
   }
-  final.value[index] = result.value;
+  final.value[index] = result2.value;
 }
 var $ZodArray = /* @__PURE__ */ $constructor("$ZodArray", (inst, def) => {
   $ZodType.init(inst, def);
@@ -43680,15 +43928,15 @@ var $ZodArray = /* @__PURE__ */ $constructor("$ZodArray", (inst, def) => {
     const abortEarly = ctx?.abortEarly;
     for (let i2 = 0; i2 < input.length; i2++) {
       const item = input[i2];
-      const result = def.element._zod.run({
+      const result2 = def.element._zod.run({
         value: item,
         issues: []
       }, ctx);
-      if (result instanceof Promise) {
-        proms.push(result.then((result2) => handleArrayResult(result2, payload, i2)));
+      if (result2 instanceof Promise) {
+        proms.push(result2.then((result3) => handleArrayResult(result3, payload, i2)));
       } else {
-        handleArrayResult(result, payload, i2);
-        if (abortEarly && result.issues.length !== 0 && aborted(result))
+        handleArrayResult(result2, payload, i2);
+        if (abortEarly && result2.issues.length !== 0 && aborted(result2))
           break;
       }
     }
@@ -43699,20 +43947,20 @@ var $ZodArray = /* @__PURE__ */ $constructor("$ZodArray", (inst, def) => {
   };
   capSize(inst, arraySize);
 });
-function handlePropertyResult(result, final, key, input, optin, optout) {
+function handlePropertyResult(result2, final, key, input, optin, optout) {
   const isPresent = key in input;
   const isOptionalOut = optout === "optional";
   if (!isPresent && isOptionalOut && optin === "optional") {
     return;
   }
-  if (result.issues.length) {
+  if (result2.issues.length) {
     if (optin !== void 0 && isOptionalOut && !isPresent) {
       return;
     }
-    final.issues.push(...prefixIssues(key, result.issues));
+    final.issues.push(...prefixIssues(key, result2.issues));
   }
   if (!isPresent && optin === void 0) {
-    if (!result.issues.length) {
+    if (!result2.issues.length) {
       final.issues.push({
         code: "invalid_type",
         expected: "nonoptional",
@@ -43722,12 +43970,12 @@ function handlePropertyResult(result, final, key, input, optin, optout) {
     }
     return;
   }
-  if (result.value === void 0) {
+  if (result2.value === void 0) {
     if (isPresent || optin === "defaulted" && !isOptionalOut) {
       final.value[key] = void 0;
     }
   } else {
-    final.value[key] = result.value;
+    final.value[key] = result2.value;
   }
 }
 var NO_SYMBOL_KEYS = [];
@@ -44006,9 +44254,9 @@ var $ZodObjectJIT = /* @__PURE__ */ $constructor("$ZodObjectJIT", (inst, def) =>
   };
 });
 function handleUnionResults(results, final, inst, ctx) {
-  for (const result of results) {
-    if (result.issues.length === 0) {
-      final.value = result.value;
+  for (const result2 of results) {
+    if (result2.issues.length === 0) {
+      final.value = result2.value;
       return final;
     }
   }
@@ -44021,7 +44269,7 @@ function handleUnionResults(results, final, inst, ctx) {
     code: "invalid_union",
     input: final.value,
     inst,
-    errors: results.map((result) => result.issues.map((iss) => finalizeIssue(iss, ctx, config())))
+    errors: results.map((result2) => result2.issues.map((iss) => finalizeIssue(iss, ctx, config())))
   });
   return final;
 }
@@ -44050,17 +44298,17 @@ var $ZodUnion = /* @__PURE__ */ $constructor("$ZodUnion", (inst, def) => {
     let async = false;
     const results = [];
     for (const option of def.options) {
-      const result = option._zod.run({
+      const result2 = option._zod.run({
         value: payload.value,
         issues: []
       }, ctx);
-      if (result instanceof Promise) {
-        results.push(result);
+      if (result2 instanceof Promise) {
+        results.push(result2);
         async = true;
       } else {
-        if (result.issues.length === 0)
-          return result;
-        results.push(result);
+        if (result2.issues.length === 0)
+          return result2;
+        results.push(result2);
       }
     }
     if (!async)
@@ -44216,7 +44464,7 @@ function mergeValues(a2, b2) {
   }
   return { valid: false, mergeErrorPath: [] };
 }
-function handleIntersectionResults(result, left, right) {
+function handleIntersectionResults(result2, left, right) {
   const unrecKeys = /* @__PURE__ */ new Map();
   let unrecIssue;
   const keyIssues = /* @__PURE__ */ new Map();
@@ -44242,30 +44490,30 @@ function handleIntersectionResults(result, left, right) {
   };
   for (const iss of left.issues) {
     if (!collect2(iss, "l"))
-      result.issues.push(iss);
+      result2.issues.push(iss);
   }
   for (const iss of right.issues) {
     if (!collect2(iss, "r"))
-      result.issues.push(iss);
+      result2.issues.push(iss);
   }
   const bothKeys = [...unrecKeys].filter(([, f2]) => f2.l && f2.r).map(([k2]) => k2);
   if (bothKeys.length) {
     const aggregated = unrecIssue ? bothKeys.filter((k2) => unrecIssue.keys.includes(k2)) : [];
     if (aggregated.length)
-      result.issues.push({ ...unrecIssue, keys: aggregated });
+      result2.issues.push({ ...unrecIssue, keys: aggregated });
     for (const k2 of bothKeys) {
       if (!aggregated.includes(k2) && keyIssues.has(k2))
-        result.issues.push(keyIssues.get(k2));
+        result2.issues.push(keyIssues.get(k2));
     }
   }
   const merged = mergeValues(left.value, right.value);
   if (!merged.valid) {
-    if (aborted(result))
-      return result;
+    if (aborted(result2))
+      return result2;
     throw new Error(`Unmergable intersection. Error path: ${JSON.stringify(merged.mergeErrorPath)}`);
   }
-  result.value = merged.data;
-  return result;
+  result2.value = merged.data;
+  return result2;
 }
 var $ZodRecord = /* @__PURE__ */ $constructor("$ZodRecord", (inst, def) => {
   $ZodType.init(inst, def);
@@ -44310,19 +44558,19 @@ var $ZodRecord = /* @__PURE__ */ $constructor("$ZodRecord", (inst, def) => {
           const outKey = keyResult.value;
           if (outKey === "__proto__")
             continue;
-          const result = def.valueType._zod.run({ value: input[key], issues: [] }, ctx);
-          if (result instanceof Promise) {
-            proms.push(result.then((result2) => {
-              if (result2.issues.length) {
-                payload.issues.push(...prefixIssues(key, result2.issues));
+          const result2 = def.valueType._zod.run({ value: input[key], issues: [] }, ctx);
+          if (result2 instanceof Promise) {
+            proms.push(result2.then((result3) => {
+              if (result3.issues.length) {
+                payload.issues.push(...prefixIssues(key, result3.issues));
               }
-              payload.value[outKey] = result2.value;
+              payload.value[outKey] = result3.value;
             }));
           } else {
-            if (result.issues.length) {
-              payload.issues.push(...prefixIssues(key, result.issues));
+            if (result2.issues.length) {
+              payload.issues.push(...prefixIssues(key, result2.issues));
             }
-            payload.value[outKey] = result.value;
+            payload.value[outKey] = result2.value;
           }
         }
       }
@@ -44391,19 +44639,19 @@ var $ZodRecord = /* @__PURE__ */ $constructor("$ZodRecord", (inst, def) => {
         const outKey = keyResult.value;
         if (outKey === "__proto__")
           continue;
-        const result = def.valueType._zod.run({ value: input[key], issues: [] }, ctx);
-        if (result instanceof Promise) {
-          proms.push(result.then((result2) => {
-            if (result2.issues.length) {
-              payload.issues.push(...prefixIssues(key, result2.issues));
+        const result2 = def.valueType._zod.run({ value: input[key], issues: [] }, ctx);
+        if (result2 instanceof Promise) {
+          proms.push(result2.then((result3) => {
+            if (result3.issues.length) {
+              payload.issues.push(...prefixIssues(key, result3.issues));
             }
-            payload.value[outKey] = result2.value;
+            payload.value[outKey] = result3.value;
           }));
         } else {
-          if (result.issues.length) {
-            payload.issues.push(...prefixIssues(key, result.issues));
+          if (result2.issues.length) {
+            payload.issues.push(...prefixIssues(key, result2.issues));
           }
-          payload.value[outKey] = result.value;
+          payload.value[outKey] = result2.value;
         }
       }
       if (unrecognized && unrecognized.length > 0) {
@@ -44490,8 +44738,8 @@ var $ZodTransform = /* @__PURE__ */ $constructor("$ZodTransform", (inst, def) =>
     return payload;
   };
 });
-function handleOptionalResult(payload, result) {
-  payload.value = result.issues.length ? void 0 : result.value;
+function handleOptionalResult(payload, result2) {
+  payload.value = result2.issues.length ? void 0 : result2.value;
   return payload;
 }
 var $ZodOptional = /* @__PURE__ */ $constructor("$ZodOptional", (inst, def) => {
@@ -44510,10 +44758,10 @@ var $ZodOptional = /* @__PURE__ */ $constructor("$ZodOptional", (inst, def) => {
     if (payload.value === void 0) {
       if (def.innerType._zod.optin !== "defaulted")
         return payload;
-      const result = def.innerType._zod.run({ value: payload.value, issues: [] }, ctx);
-      if (result instanceof Promise)
-        return result.then((result2) => handleOptionalResult(payload, result2));
-      return handleOptionalResult(payload, result);
+      const result2 = def.innerType._zod.run({ value: payload.value, issues: [] }, ctx);
+      if (result2 instanceof Promise)
+        return result2.then((result3) => handleOptionalResult(payload, result3));
+      return handleOptionalResult(payload, result2);
     }
     return def.innerType._zod.run(payload, ctx);
   };
@@ -44555,11 +44803,11 @@ var $ZodDefault = /* @__PURE__ */ $constructor("$ZodDefault", (inst, def) => {
       payload.value = def.defaultValue;
       return payload;
     }
-    const result = def.innerType._zod.run(payload, ctx);
-    if (result instanceof Promise) {
-      return result.then((result2) => handleDefaultResult(result2, def));
+    const result2 = def.innerType._zod.run(payload, ctx);
+    if (result2 instanceof Promise) {
+      return result2.then((result3) => handleDefaultResult(result3, def));
     }
-    return handleDefaultResult(result, def);
+    return handleDefaultResult(result2, def);
   };
 });
 function handleDefaultResult(payload, def) {
@@ -44589,11 +44837,11 @@ var $ZodNonOptional = /* @__PURE__ */ $constructor("$ZodNonOptional", (inst, def
     return v2 ? new Set([...v2].filter((x) => x !== void 0)) : void 0;
   });
   inst._zod.parse = (payload, ctx) => {
-    const result = def.innerType._zod.run(payload, ctx);
-    if (result instanceof Promise) {
-      return result.then((result2) => handleNonOptionalResult(result2, inst));
+    const result2 = def.innerType._zod.run(payload, ctx);
+    if (result2 instanceof Promise) {
+      return result2.then((result3) => handleNonOptionalResult(result3, inst));
     }
-    return handleNonOptionalResult(result, inst);
+    return handleNonOptionalResult(result2, inst);
   };
 });
 function handleNonOptionalResult(payload, inst) {
@@ -44607,18 +44855,18 @@ function handleNonOptionalResult(payload, inst) {
   }
   return payload;
 }
-function handleCatchResult(payload, result, def, ctx) {
-  if (!result.issues.length) {
-    payload.value = result.value;
-    if (result.memo)
+function handleCatchResult(payload, result2, def, ctx) {
+  if (!result2.issues.length) {
+    payload.value = result2.value;
+    if (result2.memo)
       payload.memo = true;
     return payload;
   }
   payload.value = def.catchValue({
-    ...result,
+    ...result2,
     value: payload.value,
     error: {
-      issues: result.issues.map((iss) => finalizeIssue(iss, ctx, config()))
+      issues: result2.issues.map((iss) => finalizeIssue(iss, ctx, config()))
     },
     input: payload.value
   });
@@ -44633,11 +44881,11 @@ var $ZodCatch = /* @__PURE__ */ $constructor("$ZodCatch", (inst, def) => {
     if (ctx.direction === "backward") {
       return def.innerType._zod.run(payload, ctx);
     }
-    const result = def.innerType._zod.run({ value: payload.value, issues: [] }, ctx);
-    if (result instanceof Promise) {
-      return result.then((result2) => handleCatchResult(payload, result2, def, ctx));
+    const result2 = def.innerType._zod.run({ value: payload.value, issues: [] }, ctx);
+    if (result2 instanceof Promise) {
+      return result2.then((result3) => handleCatchResult(payload, result3, def, ctx));
     }
-    return handleCatchResult(payload, result, def, ctx);
+    return handleCatchResult(payload, result2, def, ctx);
   };
 });
 var $ZodPipe = /* @__PURE__ */ $constructor("$ZodPipe", (inst, def) => {
@@ -44678,11 +44926,11 @@ var $ZodReadonly = /* @__PURE__ */ $constructor("$ZodReadonly", (inst, def) => {
     if (ctx.direction === "backward") {
       return def.innerType._zod.run(payload, ctx);
     }
-    const result = def.innerType._zod.run(payload, ctx);
-    if (result instanceof Promise) {
-      return result.then(handleReadonlyResult);
+    const result2 = def.innerType._zod.run(payload, ctx);
+    if (result2 instanceof Promise) {
+      return result2.then(handleReadonlyResult);
     }
-    return handleReadonlyResult(result);
+    return handleReadonlyResult(result2);
   };
 });
 function handleReadonlyResult(payload) {
@@ -44706,8 +44954,8 @@ var $ZodCustom = /* @__PURE__ */ $constructor("$ZodCustom", (inst, def) => {
     return;
   };
 });
-function handleRefineResult(result, payload, input, inst) {
-  if (!result) {
+function handleRefineResult(result2, payload, input, inst) {
+  if (!result2) {
     const _iss = {
       code: "custom",
       input,
@@ -44750,12 +44998,12 @@ function isRecursive(inst, stack, resolve3) {
   if (stack.has(inst))
     return PROVEN;
   stack.add(inst);
-  let result = NONE;
+  let result2 = NONE;
   const check = (child) => {
-    if (result !== PROVEN && child?._zod) {
+    if (result2 !== PROVEN && child?._zod) {
       const answer = isRecursive(child, stack, resolve3);
-      if (answer > result)
-        result = answer;
+      if (answer > result2)
+        result2 = answer;
     }
   };
   const shape = (sh, spread) => {
@@ -44771,8 +45019,8 @@ function isRecursive(inst, stack, resolve3) {
     return answer;
   };
   const merge2 = (answer) => {
-    if (answer > result)
-      result = answer;
+    if (answer > result2)
+      result2 = answer;
   };
   const def = inst._zod.def;
   const kind = def.type;
@@ -44873,7 +45121,7 @@ function isRecursive(inst, stack, resolve3) {
     }
   }
   stack.delete(inst);
-  return settle(inst, result);
+  return settle(inst, result2);
 }
 function settle(inst, answer) {
   if (answer !== ASSUMED)
@@ -44970,19 +45218,19 @@ var memo = {
         }
         handoff = bucket;
         const depth = open.length;
-        const result = base(payload, ctx);
+        const result2 = base(payload, ctx);
         handoff = void 0;
         const entry = open.length > depth ? open.pop() : void 0;
-        if (result instanceof Promise) {
-          return result.then((r) => {
+        if (result2 instanceof Promise) {
+          return result2.then((r) => {
             if (entry)
               entry.issues = r.issues.length ? cloneIssues(r.issues) : NO_ISSUES;
             return r;
           });
         }
         if (entry)
-          entry.issues = result.issues.length ? cloneIssues(result.issues) : NO_ISSUES;
-        return result;
+          entry.issues = result2.issues.length ? cloneIssues(result2.issues) : NO_ISSUES;
+        return result2;
       };
       inst._zod.parse = wrapped;
       if (inst._zod.run === base)
@@ -45716,12 +45964,12 @@ function initializeContext(params) {
   };
 }
 function handleUnrepresentable(schema, ctx, json, params, message) {
-  const result = typeof ctx.unrepresentable === "function" ? ctx.unrepresentable({ zodSchema: schema, path: params.path, message }) : ctx.unrepresentable;
-  if (result === "any")
+  const result2 = typeof ctx.unrepresentable === "function" ? ctx.unrepresentable({ zodSchema: schema, path: params.path, message }) : ctx.unrepresentable;
+  if (result2 === "any")
     return false;
-  if (result === void 0 || result === "throw")
+  if (result2 === void 0 || result2 === "throw")
     throw new Error(message);
-  Object.assign(json, result);
+  Object.assign(json, result2);
   return true;
 }
 function processSchema(schema, ctx, _params = { path: [], schemaPath: [] }) {
@@ -45736,13 +45984,13 @@ function processSchema(schema, ctx, _params = { path: [], schemaPath: [] }) {
     }
     return seen.schema;
   }
-  const result = { schema: {}, count: 1, cycle: void 0, path: _params.path };
-  ctx.seen.set(schema, result);
+  const result2 = { schema: {}, count: 1, cycle: void 0, path: _params.path };
+  ctx.seen.set(schema, result2);
   ctx.sharedDefsExtractedFor = void 0;
   ctx.sharedEmitDoneFor = void 0;
   const overrideSchema = schema._zod.toJSONSchema?.();
   if (overrideSchema) {
-    result.schema = overrideSchema;
+    result2.schema = overrideSchema;
   } else {
     const params = {
       ..._params,
@@ -45750,9 +45998,9 @@ function processSchema(schema, ctx, _params = { path: [], schemaPath: [] }) {
       path: _params.path
     };
     if (schema._zod.processJSONSchema) {
-      schema._zod.processJSONSchema(ctx, result.schema, params);
+      schema._zod.processJSONSchema(ctx, result2.schema, params);
     } else {
-      const _json = result.schema;
+      const _json = result2.schema;
       const processor = ctx.processors[def.type];
       if (!processor) {
         throw new Error(`[toJSONSchema]: Non-representable type encountered: ${def.type}`);
@@ -45761,22 +46009,22 @@ function processSchema(schema, ctx, _params = { path: [], schemaPath: [] }) {
     }
     const parent = schema._zod.parent;
     if (parent) {
-      if (!result.ref)
-        result.ref = parent;
+      if (!result2.ref)
+        result2.ref = parent;
       processSchema(parent, ctx, params);
       ctx.seen.get(parent).isParent = true;
     }
   }
   const meta2 = ctx.metadataRegistry.get(schema);
   if (meta2)
-    assignProps(result.schema, meta2);
+    assignProps(result2.schema, meta2);
   if (ctx.io === "input" && isTransforming(schema)) {
-    delete result.schema.examples;
-    delete result.schema.default;
+    delete result2.schema.examples;
+    delete result2.schema.default;
   }
-  if (ctx.io === "input" && "_prefault" in result.schema)
-    (_a3 = result.schema).default ?? (_a3.default = result.schema._prefault);
-  delete result.schema._prefault;
+  if (ctx.io === "input" && "_prefault" in result2.schema)
+    (_a3 = result2.schema).default ?? (_a3.default = result2.schema._prefault);
+  delete result2.schema._prefault;
   const _result = ctx.seen.get(schema);
   return _result.schema;
 }
@@ -46081,13 +46329,13 @@ function finalize(ctx, schema) {
       }
     }
   }
-  const result = {};
+  const result2 = {};
   if (ctx.target === "draft-2020-12") {
-    result.$schema = "https://json-schema.org/draft/2020-12/schema";
+    result2.$schema = "https://json-schema.org/draft/2020-12/schema";
   } else if (ctx.target === "draft-07") {
-    result.$schema = "http://json-schema.org/draft-07/schema#";
+    result2.$schema = "http://json-schema.org/draft-07/schema#";
   } else if (ctx.target === "draft-04") {
-    result.$schema = "http://json-schema.org/draft-04/schema#";
+    result2.$schema = "http://json-schema.org/draft-04/schema#";
   } else if (ctx.target === "openapi-3.0") {
   } else {
   }
@@ -46095,12 +46343,12 @@ function finalize(ctx, schema) {
     const id = ctx.external.registry.get(schema)?.id;
     if (!id)
       throw new Error("Schema is missing an `id` property");
-    result.$id = ctx.external.uri(id);
+    result2.$id = ctx.external.uri(id);
   }
-  assignProps(result, root.defId ? root.schema : root.def ?? root.schema);
+  assignProps(result2, root.defId ? root.schema : root.def ?? root.schema);
   const rootMetaId = ctx.metadataRegistry.get(schema)?.id;
-  if (rootMetaId !== void 0 && result.id === rootMetaId)
-    delete result.id;
+  if (rootMetaId !== void 0 && result2.id === rootMetaId)
+    delete result2.id;
   const defs = ctx.external?.defs ?? {};
   if (!ctx.external || ctx.sharedEmitDoneFor !== ctx.external) {
     for (const entry of ctx.seen.entries()) {
@@ -46118,14 +46366,14 @@ function finalize(ctx, schema) {
   } else {
     if (Object.keys(defs).length > 0) {
       if (ctx.target === "draft-2020-12") {
-        result.$defs = defs;
+        result2.$defs = defs;
       } else {
-        result.definitions = defs;
+        result2.definitions = defs;
       }
     }
   }
   try {
-    const finalized = JSON.parse(JSON.stringify(result));
+    const finalized = JSON.parse(JSON.stringify(result2));
     Object.defineProperty(finalized, "~standard", {
       value: {
         ...schema["~standard"],
@@ -47711,6 +47959,31 @@ function superRefine(fn, params) {
   return _superRefine(fn, params);
 }
 
+// node_modules/zod/v4/classic/iso.js
+var iso_exports = {};
+__export(iso_exports, {
+  ZodISODate: () => ZodISODate,
+  ZodISODateTime: () => ZodISODateTime,
+  ZodISODuration: () => ZodISODuration,
+  ZodISOTime: () => ZodISOTime,
+  date: () => date2,
+  datetime: () => datetime2,
+  duration: () => duration2,
+  time: () => time2
+});
+function datetime2(params) {
+  return _isoDateTime(ZodISODateTime, params);
+}
+function date2(params) {
+  return _isoDate(ZodISODate, params);
+}
+function time2(params) {
+  return _isoTime(ZodISOTime, params);
+}
+function duration2(params) {
+  return _isoDuration(ZodISODuration, params);
+}
+
 // src/config/duration.ts
 var UNITS = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
 function parseDuration(value) {
@@ -47720,16 +47993,16 @@ function parseDuration(value) {
   const [, amount, unit = "ms"] = match3;
   return Math.round(Number(amount) * (UNITS[unit] ?? 1));
 }
-var duration2 = union([number2(), string2()]).transform((value, ctx) => {
-  const ms3 = parseDuration(value);
-  if (ms3 === void 0) {
+var duration3 = union([number2(), string2()]).transform((value, ctx) => {
+  const ms4 = parseDuration(value);
+  if (ms4 === void 0) {
     ctx.addIssue({
       code: "custom",
       message: `expected a duration such as "500ms", "30s" or "2m", received ${JSON.stringify(value)}`
     });
     return NEVER;
   }
-  return ms3;
+  return ms4;
 });
 
 // src/artifact/release-id.ts
@@ -47794,9 +48067,9 @@ function assertReleaseId(id) {
 
 // src/remote/quote.ts
 function shq(value) {
-  const text2 = String(value);
-  if (text2 !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text2)) return text2;
-  return `'${text2.replace(/'/g, `'\\''`)}'`;
+  const text4 = String(value);
+  if (text4 !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text4)) return text4;
+  return `'${text4.replace(/'/g, `'\\''`)}'`;
 }
 function cmd(...words3) {
   return words3.map(shq).join(" ");
@@ -47807,8 +48080,8 @@ function script(body, ...args) {
   return args.length > 0 ? `sh -c ${shq(body)} nexus ${cmd(...args)}` : `sh -c ${shq(body)} nexus`;
 }
 async function runOp(runner, op) {
-  const result = await runner.exec(op.command, { stdin: op.stdin, what: op.what });
-  return op.parse(result, runner.name);
+  const result2 = await runner.exec(op.command, { stdin: op.stdin, what: op.what });
+  return op.parse(result2, runner.name);
 }
 
 // src/remote/release.ts
@@ -47840,11 +48113,11 @@ ${detail}` : ""}`);
   code;
   stderr;
 };
-function stdoutOrThrow(server, what, result) {
-  if (result.code !== 0) {
-    throw new RemoteCommandError(server, what ?? "command", result.code, result.stderr || result.stdout);
+function stdoutOrThrow(server, what, result2) {
+  if (result2.code !== 0) {
+    throw new RemoteCommandError(server, what ?? "command", result2.code, result2.stderr || result2.stdout);
   }
-  return result.stdout;
+  return result2.stdout;
 }
 
 // src/remote/exit-codes.ts
@@ -47902,7 +48175,7 @@ function prepare(l, options = {}) {
   return {
     what: "preparing the deploy path",
     command: options.clearIncoming ? `${create} && ${clear}` : create,
-    parse: (result, server) => void stdoutOrThrow(server, "preparing the deploy path", result)
+    parse: (result2, server) => void stdoutOrThrow(server, "preparing the deploy path", result2)
   };
 }
 var EXTRACT_SCRIPT = `set -eu
@@ -47952,7 +48225,7 @@ function extract(l, archive, id, sha256) {
   return {
     what: "extracting the release",
     command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
-    parse: (result, server) => void stdoutOrThrow(server, "extracting the release", result)
+    parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
   };
 }
 var INSTALL_SCRIPT = `set -eu
@@ -47976,8 +48249,8 @@ function install(l, id) {
   return {
     what: "installing dependencies",
     command: script(INSTALL_SCRIPT, l.release(id), l.current),
-    parse: (result, server) => {
-      const out = stdoutOrThrow(server, "installing dependencies", result);
+    parse: (result2, server) => {
+      const out = stdoutOrThrow(server, "installing dependencies", result2);
       return out.includes("@reused") ? "reused" : out.includes("@skipped") ? "skipped" : "installed";
     }
   };
@@ -47990,7 +48263,7 @@ function writePrivateFile(file, content, what) {
     what,
     command: script(WRITE_PRIVATE_SCRIPT, file),
     stdin: content,
-    parse: (result, server) => void stdoutOrThrow(server, what, result)
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
   };
 }
 function activate(l, id) {
@@ -47999,7 +48272,7 @@ function activate(l, id) {
   return {
     what: "switching current",
     command: `${cmd("ln", "-sfn", `releases/${id}`, tmp)} && ${cmd("mv", "-Tf", tmp, l.current)}`,
-    parse: (result, server) => void stdoutOrThrow(server, "switching current", result)
+    parse: (result2, server) => void stdoutOrThrow(server, "switching current", result2)
   };
 }
 function markFailed(l, id) {
@@ -48007,7 +48280,7 @@ function markFailed(l, id) {
   return {
     what: "marking the release failed",
     command: cmd("touch", `${l.failed}/${id}`),
-    parse: (result, server) => void stdoutOrThrow(server, "marking the release failed", result)
+    parse: (result2, server) => void stdoutOrThrow(server, "marking the release failed", result2)
   };
 }
 var STOP_STRAYS_SCRIPT = `release=$1
@@ -48035,7 +48308,7 @@ function stopStrays(l, id) {
   return {
     what: "stopping what an earlier attempt left running",
     command: script(STOP_STRAYS_SCRIPT, l.release(id)),
-    parse: (result) => result.stdout.includes("@stopped")
+    parse: (result2) => result2.stdout.includes("@stopped")
   };
 }
 function removeReleases(l, ids) {
@@ -48057,14 +48330,14 @@ function removeReleases(l, ids) {
         `${l.staged}/${id}`
       ])
     ),
-    parse: (result, server) => void stdoutOrThrow(server, "removing releases", result)
+    parse: (result2, server) => void stdoutOrThrow(server, "removing releases", result2)
   };
 }
 function tailFile(file, lines = 20) {
   return {
     what: "reading the log",
     command: `tail -n ${Number(lines)} -- ${cmd(file)} 2>/dev/null || true`,
-    parse: (result) => result.stdout.split("\n").filter((line) => line.trim() !== "")
+    parse: (result2) => result2.stdout.split("\n").filter((line) => line.trim() !== "")
   };
 }
 function keepPrivateFile(file, what) {
@@ -48072,14 +48345,14 @@ function keepPrivateFile(file, what) {
   return {
     what,
     command: `if [ -f ${cmd(file)} ]; then (umask 077 && cp -p -- ${cmd(file, kept)}) && echo @kept; else rm -f -- ${cmd(kept)}; fi`,
-    parse: (result, server) => stdoutOrThrow(server, what, result).includes("@kept")
+    parse: (result2, server) => stdoutOrThrow(server, what, result2).includes("@kept")
   };
 }
 function restorePrivateFile(file, what) {
   return {
     what,
     command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
-    parse: (result, server) => void stdoutOrThrow(server, what, result)
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
   };
 }
 
@@ -48110,7 +48383,7 @@ function checkShared(l, shared) {
   return {
     what: "checking shared files",
     command: script(SHARED_CHECK_SCRIPT, l.shared, ...entries(shared)),
-    parse: (result, server) => stdoutOrThrow(server, "checking shared files", result).split("\n").filter((line) => line.startsWith("@missing ")).map((line) => line.slice("@missing ".length))
+    parse: (result2, server) => stdoutOrThrow(server, "checking shared files", result2).split("\n").filter((line) => line.startsWith("@missing ")).map((line) => line.slice("@missing ".length))
   };
 }
 var SHARED_LINK_SCRIPT = `set -eu
@@ -48142,12 +48415,12 @@ function linkShared(l, id, shared) {
   return {
     what: "linking shared files",
     command: script(SHARED_LINK_SCRIPT, l.shared, l.release(id), ...entries(shared)),
-    parse: (result, server) => {
-      if (result.code === REMOTE_EXIT.sharedMissing) {
-        const missing = /missing in [^:]*:(.*)$/m.exec(result.stderr)?.[1]?.trim().split(" ") ?? [];
+    parse: (result2, server) => {
+      if (result2.code === REMOTE_EXIT.sharedMissing) {
+        const missing = /missing in [^:]*:(.*)$/m.exec(result2.stderr)?.[1]?.trim().split(" ") ?? [];
         throw new SharedFileMissingError(server, missing, l.shared);
       }
-      const out = stdoutOrThrow(server, "linking shared files", result);
+      const out = stdoutOrThrow(server, "linking shared files", result2);
       return {
         replaced: out.split("\n").filter((line) => line.startsWith("@replaced ")).map((line) => line.slice("@replaced ".length))
       };
@@ -48177,10 +48450,10 @@ async function mapSettled(items, limit, work) {
 import { isIP } from "node:net";
 
 // src/util/sleep.ts
-function sleep(ms3, signal2) {
+function sleep(ms4, signal2) {
   return new Promise((resolve3) => {
     if (signal2?.aborted) return resolve3();
-    const timer = setTimeout(done, ms3);
+    const timer = setTimeout(done, ms4);
     signal2?.addEventListener("abort", done, { once: true });
     function done() {
       clearTimeout(timer);
@@ -48231,11 +48504,11 @@ var ANSWER_TIMEOUT_MS = 1e4;
 var IDLE_MS = 4e3;
 var SHOW_INFO = "show info";
 var ConnectionEnded = class extends Error {
-  constructor(result, cause) {
+  constructor(result2, cause) {
     super(
-      cause?.message ?? (result?.stderr.trim() || (result?.code === 0 ? "HAProxy closed the connection before answering" : `its client exited ${result?.code ?? "?"}`))
+      cause?.message ?? (result2?.stderr.trim() || (result2?.code === 0 ? "HAProxy closed the connection before answering" : `its client exited ${result2?.code ?? "?"}`))
     );
-    this.result = result;
+    this.result = result2;
   }
   result;
 };
@@ -48326,16 +48599,16 @@ var RuntimeChannel = class {
     const connection = { running: void 0, buffer: "" };
     connection.running = this.runner.start(
       channelScript(this.socket),
-      (text2) => this.received(connection, text2)
+      (text4) => this.received(connection, text4)
     );
-    const ended = (result, cause) => {
-      connection.ended = new ConnectionEnded(result, cause);
+    const ended = (result2, cause) => {
+      connection.ended = new ConnectionEnded(result2, cause);
       connection.waiting?.reject(connection.ended);
       connection.waiting = void 0;
       if (this.connection === connection) this.connection = void 0;
     };
     connection.running.result.then(
-      (result) => ended(result),
+      (result2) => ended(result2),
       (error3) => ended(void 0, error3)
     );
     this.connection = connection;
@@ -48373,8 +48646,8 @@ var RuntimeChannel = class {
     });
   }
   /** Each reply ends with the prompt; none of the replies nexus reads contains "\n> ". */
-  received(connection, text2) {
-    connection.buffer += text2;
+  received(connection, text4) {
+    connection.buffer += text4;
     for (let end = connection.buffer.indexOf(PROMPT); end >= 0; end = connection.buffer.indexOf(PROMPT)) {
       const reply = connection.buffer.slice(0, end).trim();
       connection.buffer = connection.buffer.slice(end + PROMPT.length);
@@ -48396,10 +48669,10 @@ var RuntimeChannel = class {
 };
 
 // src/balancer/haproxy/stats.ts
-function showStatServerRows(text2) {
-  const lines = text2.split(/\r?\n/).filter((line) => line.trim() !== "");
+function showStatServerRows(text4) {
+  const lines = text4.split(/\r?\n/).filter((line) => line.trim() !== "");
   const header = lines.find((line) => line.startsWith("# "));
-  if (!header) throw new Error(`not a "show stat" reply: ${text2.slice(0, 200)}`);
+  if (!header) throw new Error(`not a "show stat" reply: ${text4.slice(0, 200)}`);
   const columns = header.slice(2).split(",");
   if (!columns.includes("pxname") || !columns.includes("svname"))
     throw new Error(`"show stat" header lacks pxname or svname: ${header}`);
@@ -48417,10 +48690,10 @@ function statNumber(row, column) {
   const value = Number.parseInt(row[column] ?? "", 10);
   return Number.isFinite(value) ? value : 0;
 }
-function parseShowStat(text2) {
-  return showStatServerRows(text2).map((row) => {
+function parseShowStat(text4) {
+  return showStatServerRows(text4).map((row) => {
     if (row.scur === void 0 || row.status === void 0)
-      throw new Error(`"show stat" reply lacks scur or status: ${text2.slice(0, 200)}`);
+      throw new Error(`"show stat" reply lacks scur or status: ${text4.slice(0, 200)}`);
     return {
       backend: row.pxname ?? "",
       server: row.svname ?? "",
@@ -48432,11 +48705,11 @@ function parseShowStat(text2) {
 }
 var ADMIN_MAINT = 1 | 2 | 4 | 32 | 64;
 var ADMIN_DRAIN = 8 | 16;
-function parseServersState(text2) {
-  const lines = text2.split("\n").filter((line) => line.trim() !== "");
+function parseServersState(text4) {
+  const lines = text4.split("\n").filter((line) => line.trim() !== "");
   const header = lines.find((line) => line.startsWith("# "));
   if (!header || lines[0]?.trim() !== "1") {
-    throw new Error(`not a "show servers state" reply (version 1): ${text2.slice(0, 200)}`);
+    throw new Error(`not a "show servers state" reply (version 1): ${text4.slice(0, 200)}`);
   }
   const columns = header.slice(2).trim().split(/\s+/);
   const at2 = (name) => columns.indexOf(name);
@@ -48538,7 +48811,7 @@ var HaproxyBalancer = class {
     if (!file || state === void 0) return;
     const write = async () => {
       const problem = await this.runner.exec(writeStateFileScript(file), { stdin: `${state}
-` }).then((result) => result.code === 0 ? void 0 : result.stderr.trim() || `exit ${result.code}`).catch((error3) => error3.message);
+` }).then((result2) => result2.code === 0 ? void 0 : result2.stderr.trim() || `exit ${result2.code}`).catch((error3) => error3.message);
       if (problem !== void 0) {
         this.options.onWarning?.(
           `cannot write the HAProxy state file ${file} (balancer.stateFile): a restart of HAProxy would forget this change: ${problem}`
@@ -48551,13 +48824,13 @@ var HaproxyBalancer = class {
     return this.parseState(await this.channel.call(`show servers state ${this.options.backend}`));
   }
   /** "Can't find backend." is HAProxy's whole answer for a backend it does not have. */
-  parseState(text2) {
-    if (/^Can't find backend/i.test(text2)) {
+  parseState(text4) {
+    if (/^Can't find backend/i.test(text4)) {
       throw new BalancerError(
         `${this.host}: HAProxy has no backend "${this.options.backend}" (balancer.backend)`
       );
     }
-    const states = this.parse(() => parseServersState(text2));
+    const states = this.parse(() => parseServersState(text4));
     this.backendId = states.find((s3) => s3.backend === this.options.backend)?.backendId ?? this.backendId;
     return states;
   }
@@ -48665,8 +48938,8 @@ var HaproxyBalancer = class {
       if (!row || !admin)
         throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
       let before = 0;
-      for (const [text2 = ""] of await this.channel.callStopping(["show stat -1 4 -1"])) {
-        const old = this.parse(() => parseShowStat(text2)).find(mine);
+      for (const [text4 = ""] of await this.channel.callStopping(["show stat -1 4 -1"])) {
+        const old = this.parse(() => parseShowStat(text4)).find(mine);
         before += old ? old.sessions + old.queued : 0;
       }
       return { stat: row, admin, before };
@@ -48726,7 +48999,7 @@ var MultiBalancer = class {
   async apply(change) {
     const results = await Promise.allSettled(this.balancers.map((b2) => b2.apply(change)));
     const failed = results.flatMap(
-      (result, i2) => result.status === "rejected" ? [{ balancer: this.balancers[i2], error: result.reason }] : []
+      (result2, i2) => result2.status === "rejected" ? [{ balancer: this.balancers[i2], error: result2.reason }] : []
     );
     if (failed.length === 0) return;
     const notes = [];
@@ -48734,10 +49007,10 @@ var MultiBalancer = class {
     if (drained.length > 0) {
       const applied = this.balancers.filter((_2, i2) => results[i2]?.status === "fulfilled");
       const undone = await Promise.allSettled(applied.map((b2) => b2.apply({ enable: drained })));
-      undone.forEach((result, i2) => {
+      undone.forEach((result2, i2) => {
         const host = applied[i2].host;
         notes.push(
-          result.status === "fulfilled" ? `the drain was undone on ${host}` : `the drain could not be undone on ${host}: ${result.reason.message.split("\n")[0]}`
+          result2.status === "fulfilled" ? `the drain was undone on ${host}` : `the drain could not be undone on ${host}: ${result2.reason.message.split("\n")[0]}`
         );
       });
     }
@@ -48884,16 +49157,16 @@ while :; do
 done`;
 function parseWaitDrained(stdout) {
   const open2 = /* @__PURE__ */ new Map();
-  const result = { workers: Number.NaN, open: open2 };
+  const result2 = { workers: Number.NaN, open: open2 };
   for (const pair of stdout.trim().split(/\s+/)) {
     const [key, value] = pair.split("=");
-    if (key === "workers") result.workers = Number(value);
-    else if (key === "closed") result.closedMs = Number(value) * 10;
-    else if (key === "exited") result.exitedMs = Number(value) * 10;
+    if (key === "workers") result2.workers = Number(value);
+    else if (key === "closed") result2.closedMs = Number(value) * 10;
+    else if (key === "exited") result2.exitedMs = Number(value) * 10;
     else if (key && value !== void 0) open2.set(key, Number(value));
   }
-  if (!Number.isInteger(result.workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
-  return result;
+  if (!Number.isInteger(result2.workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
+  return result2;
 }
 function describeDrainWait(counts, connections) {
   const parts = [];
@@ -48909,8 +49182,8 @@ function describeDrainWait(counts, connections) {
     parts.push(`the Nginx workers retired by the reload gone in ${seconds(counts.exitedMs)}`);
   return parts.join(", ");
 }
-function seconds(ms3) {
-  return `${(ms3 / 1e3).toFixed(2)}s`;
+function seconds(ms4) {
+  return `${(ms4 / 1e3).toFixed(2)}s`;
 }
 function procNetTcpAddress(address) {
   const match3 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
@@ -48981,8 +49254,8 @@ var NginxBalancer = class {
       }
     };
     for (let attempt = 1; ; attempt++) {
-      const result = await this.tryApply(change, recheck);
-      if (result === "changed") {
+      const result2 = await this.tryApply(change, recheck);
+      if (result2 === "changed") {
         if (attempt < MAX_APPLY_ATTEMPTS) continue;
         throw new BalancerError(
           `${this.host}: ${this.options.upstreamFile} kept changing under another run (${MAX_APPLY_ATTEMPTS} tries); nothing was changed`
@@ -48995,20 +49268,20 @@ var NginxBalancer = class {
     this.retiring = [];
     const cached2 = this.known;
     const original = cached2 ?? await this.read();
-    let text2 = original;
+    let text4 = original;
     for (const [servers2, down] of [
       [change.enable ?? [], false],
       [change.drain ?? [], true]
     ]) {
       for (const server of servers2)
-        text2 = setServerDown(text2, server.upstream, down, this.options.upstream).text;
+        text4 = setServerDown(text4, server.upstream, down, this.options.upstream).text;
     }
-    if (text2 === original) return cached2 === void 0 ? "done" : this.readAgain();
+    if (text4 === original) return cached2 === void 0 ? "done" : this.readAgain();
     const keep = change.keepInRotation;
     if (keep && (change.drain ?? []).length > 0) {
       const fleet = new Set(keep.servers.map((s3) => s3.upstream));
       recheck(
-        listUpstreamServers(text2, this.options.upstream).filter((e) => !e.down && fleet.has(e.address)).length
+        listUpstreamServers(text4, this.options.upstream).filter((e) => !e.down && fleet.has(e.address)).length
       );
     }
     const file = this.options.upstreamFile;
@@ -49023,11 +49296,11 @@ var NginxBalancer = class {
       30,
       draining ? "retired" : "started"
     );
-    const result = await this.runner.exec(command, { stdin: text2 });
+    const result2 = await this.runner.exec(command, { stdin: text4 });
     const written = [0, APPLY_EXIT.reloadUnconfirmed, APPLY_EXIT.reloadTimeout];
-    if (written.includes(result.code)) this.known = text2;
-    const output = (result.stderr || result.stdout).trim();
-    switch (result.code) {
+    if (written.includes(result2.code)) this.known = text4;
+    const output = (result2.stderr || result2.stdout).trim();
+    switch (result2.code) {
       case 0:
         break;
       case APPLY_EXIT.changed:
@@ -49065,7 +49338,7 @@ ${output}${sudoHint(output)}`
         );
     }
     if (draining)
-      this.retiring = (/@old ([\d ]*)/.exec(result.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0);
+      this.retiring = (/@old ([\d ]*)/.exec(result2.stdout)?.[1] ?? "").split(" ").map(Number).filter((pid) => pid > 0);
     return "done";
   }
   readAgain() {
@@ -49312,11 +49585,17 @@ function parseAccessLine(line) {
   if (!match3) return void 0;
   const addresses = splitValues(match3[1]);
   const statuses = splitValues(match3[2]);
+  const times = splitValues(match3[3]);
   const tries = [];
   addresses.forEach((address, i2) => {
     if (address === "-" || address === "") return;
     const status = Number.parseInt(statuses[i2] ?? "", 10);
-    tries.push({ address, status: Number.isFinite(status) ? status : void 0 });
+    const seconds3 = Number.parseFloat(times[i2] ?? "");
+    tries.push({
+      address,
+      status: Number.isFinite(status) ? status : void 0,
+      ms: Number.isFinite(seconds3) ? Math.round(seconds3 * 1e3) : void 0
+    });
   });
   return { tries };
 }
@@ -49333,9 +49612,10 @@ function tallyLines(lines, into) {
       continue;
     }
     for (const attempt of parsed.tries) {
-      const counts = into.get(attempt.address) ?? { requests: 0, failures: 0 };
+      const counts = into.get(attempt.address) ?? { requests: 0, failures: 0, latencies: [] };
       counts.requests++;
       if (tryFailed(attempt)) counts.failures++;
+      else if (attempt.status !== void 0 && attempt.ms !== void 0) counts.latencies?.push(attempt.ms);
       into.set(attempt.address, counts);
     }
   }
@@ -49398,6 +49678,7 @@ var NginxLogSource = class {
 
 // src/watch/preflight.ts
 init_log_format();
+init_traffic();
 var SAMPLE_BYTES = 256 * 1024;
 function sampleLogCommand(path22, bytes = SAMPLE_BYTES) {
   return [
@@ -49430,11 +49711,10 @@ function judgeSample(lines, addresses) {
   }
   const perAddress = /* @__PURE__ */ new Map();
   tallyLines(lines, perAddress);
-  const baseline = { requests: 0, failures: 0 };
+  const baseline = { requests: 0, failures: 0, latencies: [] };
   for (const [address, counts] of perAddress) {
     if (addresses && !addresses.includes(address)) continue;
-    baseline.requests += counts.requests;
-    baseline.failures += counts.failures;
+    addCounts(baseline, counts);
   }
   return { ok: true, baseline };
 }
@@ -49484,28 +49764,51 @@ async function watchWindow(options) {
   const untouchedSet = new Set(options.untouched);
   const untouched = { requests: 0, failures: 0 };
   await options.source.mark();
-  const started = now();
+  const warmupEnd = now() + (options.warmupMs ?? 0);
+  let started = warmupEnd;
+  const longest = Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
   let end = started + options.durationMs;
+  let maxEnd = started + longest;
+  let warming = (options.warmupMs ?? 0) > 0;
   let extended2 = false;
-  const result = (interrupted) => ({
-    judgement: judge({
-      watched: [...tallies.values()],
-      untouched,
-      baseline: options.baseline,
-      thresholds: options.thresholds,
-      extended: extended2 || interrupted
-    }),
-    seconds: (now() - started) / 1e3,
-    extended: extended2,
-    interrupted
-  });
+  const result2 = (interrupted) => {
+    const seconds3 = Math.max(0, now() - started) / 1e3;
+    return {
+      judgement: judge({
+        watched: [...tallies.values()],
+        untouched,
+        baseline: options.baseline,
+        settings: options.settings,
+        seconds: seconds3
+      }),
+      seconds: seconds3,
+      extended: extended2,
+      interrupted
+    };
+  };
   for (; ; ) {
-    await sleep3(Math.max(0, Math.min(pollMs, end - now())), options.signal);
-    if (options.signal.aborted) return result(true);
+    await sleep3(Math.max(0, Math.min(pollMs, (warming ? warmupEnd : end) - now())), options.signal);
+    if (options.signal.aborted) return result2(true);
     const [counts, health2] = await Promise.all([
       options.source.poll(),
       Promise.all(options.watched.map(async (server) => [server, await options.probe(server)]))
     ]);
+    for (const [server, ok] of health2) {
+      const tally = tallies.get(server);
+      const streak = ok ? 0 : (streaks.get(server) ?? 0) + 1;
+      streaks.set(server, streak);
+      tally.healthFailStreak = Math.max(tally.healthFailStreak, streak);
+      if (!ok && !warming) addCounts(tally, { requests: 1, failures: 1 });
+    }
+    if ([...tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW)) return result2(false);
+    if (warming) {
+      if (now() < warmupEnd) continue;
+      warming = false;
+      started = now();
+      end = started + options.durationMs;
+      maxEnd = started + longest;
+      continue;
+    }
     for (const [key, value] of counts) {
       const server = options.serverOf(key);
       if (server === void 0) continue;
@@ -49513,19 +49816,11 @@ async function watchWindow(options) {
       if (tally) addCounts(tally, value);
       else if (untouchedSet.has(server)) addCounts(untouched, value);
     }
-    for (const [server, ok] of health2) {
-      const tally = tallies.get(server);
-      const streak = ok ? 0 : (streaks.get(server) ?? 0) + 1;
-      streaks.set(server, streak);
-      tally.healthFailStreak = Math.max(tally.healthFailStreak, streak);
-      if (!ok) addCounts(tally, { requests: 1, failures: 1 });
-    }
-    if ([...tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW)) return result(false);
     if (now() < end) continue;
-    const outcome = result(false);
-    if (outcome.judgement.outcome !== "extend") return outcome;
+    const outcome = result2(false);
+    if (outcome.judgement.verdict !== "inconclusive" || end >= maxEnd) return outcome;
     extended2 = true;
-    end += options.durationMs;
+    end = Math.min(end + options.durationMs, maxEnd);
     options.onExtend?.(outcome.judgement);
   }
 }
@@ -49541,16 +49836,16 @@ import path10 from "node:path/posix";
 // src/process/pm2/ecosystem.ts
 var text = string2().min(1, "must not be empty");
 var words = union([text, array(text)]);
-var ms2 = number2().int().min(0);
+var ms3 = number2().int().min(0);
 var PM2_OPTIONS = strictObject({
   max_memory_restart: union([text, number2().int().min(1)]),
   node_args: words,
   args: words,
   interpreter: text,
   interpreter_args: words,
-  restart_delay: ms2,
-  exp_backoff_restart_delay: ms2,
-  listen_timeout: ms2,
+  restart_delay: ms3,
+  exp_backoff_restart_delay: ms3,
+  listen_timeout: ms3,
   wait_ready: boolean2(),
   shutdown_with_message: boolean2(),
   source_map_support: boolean2(),
@@ -49754,9 +50049,9 @@ function parseRestart(stdout) {
   if (!line) throw new Error("PM2 printed no result");
   const raw = JSON.parse(line);
   const list3 = (value) => Array.isArray(value) ? value : [];
-  const result = { before: list3(raw.before), after: list3(raw.after) };
-  if (typeof raw.now === "number") result.serverNow = raw.now;
-  return result;
+  const result2 = { before: list3(raw.before), after: list3(raw.after) };
+  if (typeof raw.now === "number") result2.serverNow = raw.now;
+  return result2;
 }
 function parseSaved(line) {
   const raw = JSON.parse(line);
@@ -49780,14 +50075,14 @@ function preparedRestart(runner, command, release, what) {
   let buffered = "";
   let ended;
   let closed = false;
-  const running = runner.start(command, (text2) => {
-    const lines = (buffered + text2).split("\n");
+  const running = runner.start(command, (text4) => {
+    const lines = (buffered + text4).split("\n");
     buffered = lines.pop() ?? "";
     for (const line of lines.filter((l) => l.startsWith("{"))) waiting.shift()?.resolve(line);
   });
-  const failure2 = (result) => {
+  const failure2 = (result2) => {
     try {
-      stdoutOrThrow(runner.name, what, result);
+      stdoutOrThrow(runner.name, what, result2);
     } catch (error3) {
       return error3;
     }
@@ -49887,8 +50182,8 @@ var Pm2 = class {
       "",
       this.restartDeadlineMs
     );
-    const result = await runner.exec(command, { what: STARTING });
-    return parseRestart(stdoutOrThrow(runner.name, STARTING, result));
+    const result2 = await runner.exec(command, { what: STARTING });
+    return parseRestart(stdoutOrThrow(runner.name, STARTING, result2));
   }
   /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
   prepareRestart(runner, layout2, release) {
@@ -49947,6 +50242,7 @@ function secretValues(config2) {
       out.set(value, (out.get(value) ?? false) || anyLength);
     }
   }
+  for (const target of config2.notify ?? []) out.set(target.url, true);
   return [...out].map(([value, anyLength]) => ({ value, anyLength }));
 }
 
@@ -49966,33 +50262,33 @@ import { createHash as createHash3, createHmac, randomBytes } from "node:crypto"
 var HASH_MAGIC = "|1|";
 var SHA1_LENGTH = 20;
 var BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
-function parseKnownHostsWithWarnings(text2) {
+function parseKnownHostsWithWarnings(text4) {
   const entries2 = [];
   const warnings = [];
-  const lines = text2.split("\n");
+  const lines = text4.split("\n");
   for (const [index, rawLine] of lines.entries()) {
     const line = index + 1;
-    const result = parseLine(rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine, line);
-    if (result === null) continue;
-    if (typeof result === "string") warnings.push({ line, message: result });
-    else entries2.push(result);
+    const result2 = parseLine(rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine, line);
+    if (result2 === null) continue;
+    if (typeof result2 === "string") warnings.push({ line, message: result2 });
+    else entries2.push(result2);
   }
   return { entries: entries2, warnings };
 }
-function parseKnownHosts(text2) {
-  return parseKnownHostsWithWarnings(text2).entries;
+function parseKnownHosts(text4) {
+  return parseKnownHostsWithWarnings(text4).entries;
 }
 function hostPatternFor(host, port2) {
   return port2 === 22 ? host : `[${host}]:${port2}`;
 }
 function checkHostKey(entries2, host, port2, keyBlob) {
   const name = host.toLowerCase();
-  const result = checkHostString(entries2, hostPatternFor(name, port2), keyBlob);
-  if (result.status === "unknown" && port2 !== 22) {
+  const result2 = checkHostString(entries2, hostPatternFor(name, port2), keyBlob);
+  if (result2.status === "unknown" && port2 !== 22) {
     const withoutPort = checkHostString(entries2, name, keyBlob);
     if (withoutPort.status === "match" || withoutPort.status === "revoked") return withoutPort;
   }
-  return result;
+  return result2;
 }
 function knownHostKeyTypes(entries2, host, port2) {
   const hostString = hostPatternFor(host.toLowerCase(), port2);
@@ -50056,13 +50352,13 @@ function hostsMatch(hosts, hostString) {
   }
   return positive;
 }
-function globMatch(text2, pattern2) {
+function globMatch(text4, pattern2) {
   let t = 0;
   let p2 = 0;
   let starP = -1;
   let starT = 0;
-  while (t < text2.length) {
-    if (p2 < pattern2.length && (pattern2[p2] === "?" || pattern2[p2] === text2[t])) {
+  while (t < text4.length) {
+    if (p2 < pattern2.length && (pattern2[p2] === "?" || pattern2[p2] === text4[t])) {
       t++;
       p2++;
     } else if (p2 < pattern2.length && pattern2[p2] === "*") {
@@ -50087,8 +50383,8 @@ function tryKeyTypeOf(keyBlob) {
   if (length === 0 || 4 + length > keyBlob.length) return void 0;
   return keyBlob.subarray(4, 4 + length).toString("latin1");
 }
-function parseLine(text2, line) {
-  const trimmed = text2.replace(/^[ \t]+|[ \t]+$/g, "");
+function parseLine(text4, line) {
+  const trimmed = text4.replace(/^[ \t]+|[ \t]+$/g, "");
   if (trimmed === "" || trimmed.startsWith("#")) return null;
   const fields = trimmed.split(/[ \t]+/);
   let marker = null;
@@ -50187,8 +50483,8 @@ var HostKeyCheck = class {
     const fingerprint = fingerprintSha256(key);
     this.seen = { type, fingerprint };
     const name = hostPatternFor(this.host, this.port);
-    const result = checkHostKey(this.entries, this.host, this.port, key);
-    switch (result.status) {
+    const result2 = checkHostKey(this.entries, this.host, this.port, key);
+    switch (result2.status) {
       case "match":
         return true;
       case "revoked":
@@ -50198,7 +50494,7 @@ var HostKeyCheck = class {
         this.refusal = [
           `HOST KEY CHANGED for ${name}: possible man-in-the-middle attack.`,
           `  offered: ${type} ${fingerprint}`,
-          ...result.expected.map((e) => `  known:   ${e.type} ${e.fingerprint} (${this.knownHostsFile})`),
+          ...result2.expected.map((e) => `  known:   ${e.type} ${e.fingerprint} (${this.knownHostsFile})`),
           "  If the server was really re-keyed, remove the old line from known_hosts",
           `  (ssh-keygen -R '${name}' -f ${this.knownHostsFile}) and trust the new key.`
         ].join("\n");
@@ -50339,7 +50635,7 @@ var SshSession = class _SshSession {
         else channel.write(item);
       }
     };
-    const result = new Promise((resolve3, reject) => {
+    const result2 = new Promise((resolve3, reject) => {
       if (this.closed) {
         reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"));
         return;
@@ -50368,29 +50664,29 @@ var SshSession = class _SshSession {
             reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
             return;
           }
-          const result2 = {
+          const result3 = {
             code,
             stdout: Buffer.concat(stdout).toString("utf8"),
             stderr: Buffer.concat(stderr).toString("utf8")
           };
-          this.onOutput?.(this.name, command, result2);
-          resolve3(result2);
+          this.onOutput?.(this.name, command, result3);
+          resolve3(result3);
         });
         channel = opened;
         flush();
       });
     });
     return {
-      send(text2) {
-        queue.push(text2);
+      send(text4) {
+        queue.push(text4);
         flush();
       },
-      end(text2) {
-        if (text2) queue.push(text2);
+      end(text4) {
+        if (text4) queue.push(text4);
         queue.push(null);
         flush();
       },
-      result
+      result: result2
     };
   }
   async run(command, options = {}) {
@@ -50590,29 +50886,29 @@ import { readFileSync as readFileSync4 } from "node:fs";
 import path12 from "node:path";
 
 // node_modules/ssh-config/lib/glob.js
-function escapeChars(text2, chars) {
+function escapeChars(text4, chars) {
   for (let char of chars) {
-    text2 = text2.replace(new RegExp("\\" + char, "g"), "\\" + char);
+    text4 = text4.replace(new RegExp("\\" + char, "g"), "\\" + char);
   }
-  return text2;
+  return text4;
 }
-function match(pattern2, text2) {
+function match(pattern2, text4) {
   pattern2 = escapeChars(pattern2, "\\()[]{}.+^$|");
   pattern2 = pattern2.replace(/\*/g, ".*").replace(/\?/g, ".?");
-  return new RegExp("^(?:" + pattern2 + ")$").test(text2);
+  return new RegExp("^(?:" + pattern2 + ")$").test(text4);
 }
-function glob(patternList, text2) {
+function glob(patternList, text4) {
   const patterns = Array.isArray(patternList) ? patternList : patternList.split(/,/);
-  let result = false;
+  let result2 = false;
   for (const pattern2 of patterns) {
     const negate = pattern2[0] == "!";
-    if (negate && match(pattern2.slice(1), text2)) {
+    if (negate && match(pattern2.slice(1), text4)) {
       return false;
-    } else if (match(pattern2, text2)) {
-      result = true;
+    } else if (match(pattern2, text4)) {
+      result2 = true;
     }
   }
-  return result;
+  return result2;
 }
 var glob_default = glob;
 
@@ -50703,8 +50999,8 @@ var SSHConfig = class _SSHConfig extends Array {
   /**
    * Parse SSH config text into structured object.
    */
-  static parse(text2) {
-    return parse2(text2);
+  static parse(text4) {
+    return parse2(text4);
   }
   /**
    * Stringify structured object into SSH config text.
@@ -50933,8 +51229,8 @@ var SSHConfig = class _SSHConfig extends Array {
     return config2;
   }
 };
-function parse2(text2) {
-  const input = typeof text2 === "string" ? text2 : text2.toString("utf-8");
+function parse2(text4) {
+  const input = typeof text4 === "string" ? text4 : text4.toString("utf-8");
   let i2 = 0;
   let chr = next();
   let config2 = new SSHConfig();
@@ -51050,7 +51346,7 @@ function parse2(text2) {
     const type = LineType.DIRECTIVE;
     const param = parameter();
     const multiple = RE_MULTI_VALUE_DIRECTIVE.test(param);
-    const result = {
+    const result2 = {
       type,
       param,
       separator: separator(),
@@ -51059,16 +51355,16 @@ function parse2(text2) {
       before: "",
       after: ""
     };
-    if (!result.quoted)
-      delete result.quoted;
+    if (!result2.quoted)
+      delete result2.quoted;
     if (/^Match$/i.test(param)) {
       const criteria = {};
-      if (typeof result.value === "string") {
-        result.value = [{ val: result.value, separator: "", quoted: result.quoted }];
+      if (typeof result2.value === "string") {
+        result2.value = [{ val: result2.value, separator: "", quoted: result2.quoted }];
       }
       let i3 = 0;
-      while (i3 < result.value.length) {
-        const { val: keyword } = result.value[i3];
+      while (i3 < result2.value.length) {
+        const { val: keyword } = result2.value[i3];
         switch (keyword.toLowerCase()) {
           case "all":
           case "canonical":
@@ -51077,17 +51373,17 @@ function parse2(text2) {
             i3 += 1;
             break;
           default:
-            if (i3 + 1 >= result.value.length) {
+            if (i3 + 1 >= result2.value.length) {
               throw new Error(`Missing value for match criteria ${keyword}`);
             }
-            criteria[keyword] = result.value[i3 + 1].val;
+            criteria[keyword] = result2.value[i3 + 1].val;
             i3 += 2;
             break;
         }
       }
-      result.criteria = criteria;
+      result2.criteria = criteria;
     }
-    return result;
+    return result2;
   }
   function line() {
     const before = space();
@@ -51123,11 +51419,11 @@ function stringify(config2) {
   let str = "";
   function formatValue(value, quoted) {
     if (Array.isArray(value)) {
-      let result = "";
+      let result2 = "";
       for (const { val, separator, quoted: quoted2 } of value) {
-        result += (result ? separator : "") + formatValue(val, quoted2 || RE_SPACE.test(val));
+        result2 += (result2 ? separator : "") + formatValue(val, quoted2 || RE_SPACE.test(val));
       }
-      return result;
+      return result2;
     }
     return quoted ? `"${value}"` : value;
   }
@@ -51161,13 +51457,13 @@ ${line.before}`;
 
 // src/ssh/ssh-config.ts
 init_errors();
-function resolveSshConfigHost(text2, host, context) {
+function resolveSshConfigHost(text4, host, context) {
   const alias = host.toLowerCase();
-  const computed = SSHConfig.parse(text2).compute(alias, { ignoreCase: true, matchExec: false });
+  const computed = SSHConfig.parse(text4).compute(alias, { ignoreCase: true, matchExec: false });
   const first = (key) => {
     const value = computed[key];
-    const text3 = Array.isArray(value) ? value[0] : value;
-    return text3 === void 0 || text3 === "" ? void 0 : text3;
+    const text5 = Array.isArray(value) ? value[0] : value;
+    return text5 === void 0 || text5 === "" ? void 0 : text5;
   };
   const all = (key) => {
     const value = computed[key];
@@ -51378,9 +51674,9 @@ function redactorFor(long, short = []) {
     ...[...long].sort(byLength).map(regexLiteral),
     ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`)
   ];
-  if (alternatives.length === 0) return (text2) => text2;
+  if (alternatives.length === 0) return (text4) => text4;
   const pattern2 = new RegExp(alternatives.join("|"), "g");
-  return (text2) => text2.replace(pattern2, "***");
+  return (text4) => text4.replace(pattern2, "***");
 }
 function regexLiteral(value) {
   return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -51395,9 +51691,9 @@ function redactDeep(value, redact2) {
   }
   return value;
 }
-function redactedLogLines(config2, text2) {
+function redactedLogLines(config2, text4) {
   const redact2 = secretRedactor(config2);
-  return text2.split("\n").filter((line) => line.trim() !== "").map((line) => redact2(line));
+  return text4.split("\n").filter((line) => line.trim() !== "").map((line) => redact2(line));
 }
 
 // src/ssh/local-runner.ts
@@ -51431,7 +51727,7 @@ var LocalRunner = class {
     child.stderr.on("data", (chunk2) => stderr.push(chunk2));
     child.stdin.on("error", () => {
     });
-    const result = new Promise((resolve3, reject) => {
+    const result2 = new Promise((resolve3, reject) => {
       child.on("error", reject);
       child.on(
         "close",
@@ -51443,13 +51739,13 @@ var LocalRunner = class {
       );
     });
     return {
-      send: (text2) => {
-        child.stdin.write(text2);
+      send: (text4) => {
+        child.stdin.write(text4);
       },
-      end: (text2) => {
-        child.stdin.end(text2);
+      end: (text4) => {
+        child.stdin.end(text4);
       },
-      result
+      result: result2
     };
   }
 };
@@ -51497,12 +51793,12 @@ var Fleet = class _Fleet {
   }
   static async open(config2, names, options) {
     const { emit } = options;
-    const redact2 = options.verbose ? secretRedactor(config2) : (text2) => text2;
+    const redact2 = options.verbose ? secretRedactor(config2) : (text4) => text4;
     const showCommand = (server, command) => redact2(printable(command)).trimEnd().split("\n").forEach((line, i2) => {
       emit({ type: "info", server, message: `${i2 === 0 ? "$" : ">"} ${clip2(line)}` });
     });
-    const showOutput = (server, _command, result) => {
-      for (const line of outputLines(result, redact2)) emit({ type: "info", server, message: line });
+    const showOutput = (server, _command, result2) => {
+      for (const line of outputLines(result2, redact2)) emit({ type: "info", server, message: line });
     };
     const connector = createConnector(config2, {
       acceptNew: options.acceptNew,
@@ -51513,10 +51809,10 @@ var Fleet = class _Fleet {
         message: `learned host key ${fingerprint} (accept-new), added to known_hosts`
       })
     });
-    const wanted = new Set(names);
+    const wanted2 = new Set(names);
     const balancerHosts = new Set(config2.balancers.map((b2) => b2.host));
-    for (const host of balancerHosts) if (host !== "local") wanted.add(host);
-    const servers2 = config2.servers.filter((s3) => wanted.has(s3.name));
+    for (const host of balancerHosts) if (host !== "local") wanted2.add(host);
+    const servers2 = config2.servers.filter((s3) => wanted2.has(s3.name));
     const openHost = async (server) => {
       if (!options.quiet) emit({ type: "step", server: server.name, step: "connect", status: "start" });
       const started = Date.now();
@@ -51544,11 +51840,11 @@ var Fleet = class _Fleet {
     const hosts = /* @__PURE__ */ new Map();
     const problems = [];
     const unreachable = /* @__PURE__ */ new Set();
-    results.forEach((result, index) => {
+    results.forEach((result2, index) => {
       const server = servers2[index];
-      if (result.status === "fulfilled") hosts.set(server.name, result.value);
+      if (result2.status === "fulfilled") hosts.set(server.name, result2.value);
       else {
-        const message = result.reason.message;
+        const message = result2.reason.message;
         emit({
           type: "step",
           server: server.name,
@@ -51607,19 +51903,19 @@ function hostRunner(hosts, name, onCommand) {
     home: host.home
   };
 }
-function printable(text2) {
-  return [...stripVTControlCharacters2(text2)].filter((c3) => c3 >= " " || c3 === "\n" || c3 === "	").join("");
+function printable(text4) {
+  return [...stripVTControlCharacters2(text4)].filter((c3) => c3 >= " " || c3 === "\n" || c3 === "	").join("");
 }
 var OUTPUT_LINES = 20;
 var LINE_CHARS = 600;
 function clip2(line) {
   return line.length > LINE_CHARS ? `${line.slice(0, LINE_CHARS)}\u2026 (${line.length - LINE_CHARS} more chars)` : line;
 }
-function outputLines(result, redact2) {
+function outputLines(result2, redact2) {
   const lines = [];
   for (const [stream, mark] of [
-    [result.stdout, "|"],
-    [result.stderr, "!"]
+    [result2.stdout, "|"],
+    [result2.stderr, "!"]
   ]) {
     const all = printable(stream).trimEnd();
     if (all === "") continue;
@@ -51627,7 +51923,7 @@ function outputLines(result, redact2) {
     if (split.length > OUTPUT_LINES) lines.push(`  ${mark} \u2026 ${split.length - OUTPUT_LINES} earlier line(s)`);
     for (const line of split.slice(-OUTPUT_LINES)) lines.push(`  ${mark} ${clip2(redact2(line.trimEnd()))}`);
   }
-  if (result.code !== 0) lines.push(`  (exit ${result.code ?? "signal"})`);
+  if (result2.code !== 0) lines.push(`  (exit ${result2.code ?? "signal"})`);
   return lines;
 }
 
@@ -51646,10 +51942,10 @@ async function runGate(options) {
     const check = canComplete ? options.verifyProcess?.() : void 0;
     check?.catch(() => {
     });
-    const result = await options.probe(startedAt);
-    timeline.push(result);
-    answered ||= result.status !== void 0;
-    streak = result.ok ? streak + 1 : 0;
+    const result2 = await options.probe(startedAt);
+    timeline.push(result2);
+    answered ||= result2.status !== void 0;
+    streak = result2.ok ? streak + 1 : 0;
     const elapsed = Date.now() - startedAt;
     if (streak >= options.passes && elapsed >= minUptime) {
       const problem2 = await (check ?? options.verifyProcess?.());
@@ -51794,22 +52090,25 @@ var BatchWatch = class _BatchWatch {
   /** Each watched server's numbers, for its summary row. */
   watched = /* @__PURE__ */ new Map();
   /**
-   * For an engine seam `(batch, signal) => Promise<string | undefined>`: the reason to roll the
-   * batch back (a breach, or an interruption during the window), or undefined; the numbers are
-   * left in `watched`.
+   * For the engine's seam: why the batch goes back (a fail, an interruption during the window,
+   * an inconclusive window under "rollback") or why the deploy stops with it in place (inconclusive
+   * under "halt"), or undefined to go on; the numbers are left in `watched`.
    */
   async reason(batch, signal2) {
     const verdict = await this.window(batch, signal2);
     if (verdict.outcome === "pass") return void 0;
-    return [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
+    const reason = [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
+    return { reason, action: verdict.outcome === "halt" ? "halt" : "rollback" };
   }
   /** Watches `batch`, just put back in rotation, against the servers no batch has reached yet. */
   async window(batch, signal2) {
     const { config: config2, emit } = this;
     const settings = config2.rolling.watch;
+    const first = this.touched.size === 0;
+    const durationMs = first ? settings.canary ?? settings.duration : settings.duration;
     for (const s3 of batch) this.touched.add(s3.name);
     const touched = this.touched;
-    let result;
+    let result2;
     try {
       const inRotation = new Set(
         (await this.fleet.balancer.state(config2.servers)).filter((b2) => b2.inRotation).map((b2) => b2.server)
@@ -51818,28 +52117,40 @@ var BatchWatch = class _BatchWatch {
       const serving = batch.filter((s3) => inRotation.has(s3.name));
       if (serving.length === 0) return { outcome: "pass", watched: /* @__PURE__ */ new Map(), breached: /* @__PURE__ */ new Map() };
       batch = serving;
+      const warmup = settings.warmup > 0 ? ` after a ${settings.warmup / 1e3}s warm-up` : "";
       emit({
         type: "info",
-        message: `watching ${batch.map((s3) => s3.name).join(", ")} for ${settings.duration / 1e3}s at the balancer (against ${untouched.length} untouched server(s))`
+        message: `watching ${batch.map((s3) => s3.name).join(", ")} for ${durationMs / 1e3}s${warmup} at the balancer (against ${untouched.length} untouched server(s))`
       });
-      result = await this.measure(batch, untouched, signal2);
+      result2 = await this.measure(batch, untouched, durationMs, signal2);
     } catch (error3) {
       const note = `watch: could not read the balancer's traffic: ${error3.message.split("\n")[0]}`;
       for (const s3 of batch) emit({ type: "error", server: s3.name, message: note });
       return { outcome: "breach", watched: /* @__PURE__ */ new Map(), breached: new Map(batch.map((s3) => [s3.name, note])) };
     }
-    const { judgement } = result;
+    const { judgement } = result2;
     const watched = /* @__PURE__ */ new Map();
     const breached = /* @__PURE__ */ new Map();
+    let halt = false;
     for (const s3 of judgement.servers) {
-      watched.set(s3.server, { requests: s3.requests, failures: s3.failures, rate: s3.rate });
-      this.watched.set(s3.server, { requests: s3.requests, failures: s3.failures, rate: s3.rate });
-      const outcome = result.interrupted ? "interrupted" : resultOf(s3);
-      if (outcome === "breach") breached.set(s3.server, `watch: ${s3.reason}`);
+      const numbers = { requests: s3.requests, failures: s3.failures, rate: s3.rate };
+      if (s3.latency) numbers.p99 = s3.latency.p99;
+      watched.set(s3.server, numbers);
+      this.watched.set(s3.server, numbers);
+      const outcome2 = result2.interrupted ? "interrupted" : this.resultOf(s3);
+      if (outcome2 === "breach") breached.set(s3.server, `watch: ${s3.reason}`);
+      if (outcome2 === "inconclusive") {
+        breached.set(s3.server, `watch inconclusive after ${result2.seconds.toFixed(0)}s: ${s3.reason}`);
+        halt ||= settings.inconclusive === "halt";
+      }
       emit({
         type: "watch",
         server: s3.server,
-        result: outcome,
+        result: outcome2,
+        verdict: s3.verdict,
+        ...s3.metric ? { metric: s3.metric } : {},
+        ...s3.p !== void 0 ? { p: s3.p } : {},
+        reference: s3.reference,
         requests: s3.requests,
         failures: s3.failures,
         rate: s3.rate,
@@ -51847,43 +52158,51 @@ var BatchWatch = class _BatchWatch {
         threshold: s3.threshold,
         untouchedRate: judgement.untouchedRate,
         baselineRate: judgement.baselineRate,
-        seconds: result.seconds,
+        ...s3.latency ? { latency: s3.latency } : {},
+        ...s3.referenceLatency ? { referenceLatency: s3.referenceLatency } : {},
+        ...s3.baselineLatency ? { baselineLatency: s3.baselineLatency } : {},
+        seconds: result2.seconds,
         message: s3.reason
       });
-      if (outcome === "unjudged") {
+      if (outcome2 === "unjudged") {
         emit({
           type: "warn",
           server: s3.server,
-          message: `passed its watch unjudged: only ${s3.requests} request(s) in ${result.seconds.toFixed(1)}s, fewer than minRequests ${settings.minRequests} (${s3.failures} failed)`
+          message: `passed its watch unjudged (inconclusive after ${result2.seconds.toFixed(1)}s; rolling.watch.inconclusive is "pass"): ${s3.reason}`
         });
       }
     }
-    return {
-      outcome: result.interrupted ? "interrupted" : judgement.outcome === "breach" ? "breach" : "pass",
-      watched,
-      breached
-    };
+    const outcome = result2.interrupted ? "interrupted" : breached.size === 0 ? "pass" : halt && judgement.verdict !== "fail" ? "halt" : "breach";
+    return { outcome, watched, breached };
   }
-  measure(batch, untouched, signal2) {
+  /** The `watch` event's result: an inconclusive judgement as rolling.watch.inconclusive has it end. */
+  resultOf(s3) {
+    if (s3.verdict === "pass") return "pass";
+    if (s3.verdict === "fail") return "breach";
+    return this.config.rolling.watch.inconclusive === "pass" ? "unjudged" : "inconclusive";
+  }
+  measure(batch, untouched, durationMs, signal2) {
     const { config: config2, emit } = this;
     const settings = config2.rolling.watch;
-    const seconds2 = settings.duration / 1e3;
+    const seconds3 = durationMs / 1e3;
     return watchWindow({
       source: this.source,
       serverOf: this.serverOf,
       watched: batch.map((s3) => s3.name),
       untouched: untouched.map((s3) => s3.name),
       baseline: this.baseline,
-      durationMs: settings.duration,
-      thresholds: settings,
+      durationMs,
+      warmupMs: settings.warmup,
+      maxDurationMs: settings.maxDuration ?? 2 * durationMs,
+      settings: judgeSettings(settings),
       probe: (name) => this.probe(name),
       signal: signal2,
       onExtend: (judgement) => {
-        for (const s3 of judgement.servers.filter((j2) => j2.result === "too-few")) {
+        for (const s3 of judgement.servers.filter((j2) => j2.verdict === "inconclusive")) {
           emit({
             type: "warn",
             server: s3.server,
-            message: `only ${s3.requests} request(s) in ${seconds2}s (minRequests ${settings.minRequests}): watching ${seconds2}s more`
+            message: `inconclusive after ${seconds3}s (${s3.reason}): watching ${seconds3}s more`
           });
         }
       }
@@ -51892,18 +52211,26 @@ var BatchWatch = class _BatchWatch {
   async probe(name) {
     try {
       const origin = await healthOrigin(this.fleet.host(name), this.config);
-      const result = await probeOnce(
+      const result2 = await probeOnce(
         { origin, path: this.config.health.path, timeoutMs: this.config.health.timeout },
         Date.now()
       );
-      return result.ok;
+      return result2.ok;
     } catch {
       return false;
     }
   }
 };
-function resultOf(s3) {
-  return s3.result === "too-few" ? "unjudged" : s3.result;
+function judgeSettings(watch) {
+  return {
+    minRequests: watch.minRequests,
+    significance: watch.significance,
+    maxFailureRatio: watch.maxFailureRatio,
+    maxRatioToUntouched: watch.maxRatioToUntouched,
+    latency: watch.latency,
+    maxLatencyRatio: watch.maxLatencyRatio,
+    maxLatencyIncrease: watch.maxLatencyIncrease
+  };
 }
 function asLogged(upstream) {
   return /:\d+$|^\[/.test(upstream) ? upstream : `${upstream}:80`;
@@ -51954,7 +52281,7 @@ function inspect3(l) {
   return {
     what: "reading the deploy state",
     command: script(INSPECT_SCRIPT, l.base),
-    parse: (result, server) => parseInspect(stdoutOrThrow(server, "reading the deploy state", result))
+    parse: (result2, server) => parseInspect(stdoutOrThrow(server, "reading the deploy state", result2))
   };
 }
 var TORN_JOURNAL = {
@@ -51974,18 +52301,18 @@ function parseInspect(stdout) {
       const id = target.replace(/^.*releases\//, "").replace(/\/+$/, "");
       if (isValidReleaseId(id)) state.current = id;
     } else if (line.startsWith("@release ")) {
-      const [id, status, time2] = line.slice("@release ".length).trim().split(" ");
+      const [id, status, time3] = line.slice("@release ".length).trim().split(" ");
       if (id && isValidReleaseId(id))
-        state.releases.push({ id, failed: status === "failed", stagedAt: Number(time2) || 0 });
+        state.releases.push({ id, failed: status === "failed", stagedAt: Number(time3) || 0 });
     } else if (line.startsWith("@lock ")) state.lock = line.slice("@lock ".length).trim();
     else if (line.startsWith("@journal ")) state.journal = parseJournal(line.slice("@journal ".length));
   }
   state.releases.sort((a2, b2) => a2.stagedAt - b2.stagedAt || (a2.id < b2.id ? -1 : a2.id > b2.id ? 1 : 0));
   return state;
 }
-function parseJournal(text2) {
+function parseJournal(text4) {
   try {
-    const raw = JSON.parse(text2);
+    const raw = JSON.parse(text4);
     const id = (value) => typeof value === "string" && isValidReleaseId(value) ? value : void 0;
     return {
       command: typeof raw.command === "string" ? raw.command : "unknown",
@@ -52038,8 +52365,8 @@ function lockAcquire(l, holder) {
   return {
     what: "taking the deploy lock",
     command: script(LOCK_ACQUIRE_SCRIPT, l.state, l.lock, holder),
-    parse: (result, server) => {
-      const out = stdoutOrThrow(server, "taking the deploy lock", result);
+    parse: (result2, server) => {
+      const out = stdoutOrThrow(server, "taking the deploy lock", result2);
       if (out.includes("@acquired")) return { acquired: true };
       return { acquired: false, holder: out.replace(/^@held\s*/m, "").trim() };
     }
@@ -52049,14 +52376,14 @@ function lockRemove(l, token) {
   return {
     what: "removing the deploy lock",
     command: script(LOCK_REMOVE_SCRIPT, l.state, l.lock, token),
-    parse: (result, server) => stdoutOrThrow(server, "removing the deploy lock", result).includes("@removed")
+    parse: (result2, server) => stdoutOrThrow(server, "removing the deploy lock", result2).includes("@removed")
   };
 }
 function removeJournal(l) {
   return {
     what: "removing the journal",
     command: cmd("rm", "-f", l.journal),
-    parse: (result, server) => void stdoutOrThrow(server, "removing the journal", result)
+    parse: (result2, server) => void stdoutOrThrow(server, "removing the journal", result2)
   };
 }
 var APPEND_HISTORY_SCRIPT = `printf '%s\\n' "$2" >> "$1"`;
@@ -52064,19 +52391,19 @@ function appendHistory(l, entry) {
   return {
     what: "recording the history",
     command: script(APPEND_HISTORY_SCRIPT, l.history, JSON.stringify(entry)),
-    parse: (result, server) => void stdoutOrThrow(server, "recording the history", result)
+    parse: (result2, server) => void stdoutOrThrow(server, "recording the history", result2)
   };
 }
 function readHistory(l, lines = 500) {
   return {
     what: "reading the history",
     command: `tail -n ${Number(lines)} -- ${cmd(l.history)} 2>/dev/null || true`,
-    parse: (result) => parseHistory(result.stdout)
+    parse: (result2) => parseHistory(result2.stdout)
   };
 }
-function parseHistory(text2) {
+function parseHistory(text4) {
   const entries2 = [];
-  for (const line of text2.split("\n")) {
+  for (const line of text4.split("\n")) {
     if (!line.trim()) continue;
     try {
       entries2.push(JSON.parse(line));
@@ -52157,31 +52484,31 @@ async function breakLock(host, inspected) {
   return runOp(host.session, lockRemove(host.layout, mark));
 }
 async function lockAll(hosts, holder, emit, waitMs = 0) {
-  const text2 = JSON.stringify(holder);
+  const text4 = JSON.stringify(holder);
   const taken = [];
   const deadline = Date.now() + waitMs;
   try {
     for (const host of hosts) {
       for (; ; ) {
-        const attempt = await runOp(host.session, lockAcquire(host.layout, text2));
+        const attempt = await runOp(host.session, lockAcquire(host.layout, text4));
         if (attempt.acquired) {
           taken.push(host);
           break;
         }
-        const current = attempt.holder;
-        if (isStale(current)) {
+        const current2 = attempt.holder;
+        if (isStale(current2)) {
           const journal = await host.session.exec(cmd("test", "-f", host.layout.journal));
           if (journal.code === 0) {
             throw new LockError(
-              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current)}, no longer running). Run \`nexus recover\` to bring the fleet back to a consistent state.`
+              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current2)}, no longer running). Run \`nexus recover\` to bring the fleet back to a consistent state.`
             );
           }
           emit({
             type: "warn",
             server: host.server.name,
-            message: `breaking a stale lock: ${describeHolder(current)}`
+            message: `breaking a stale lock: ${describeHolder(current2)}`
           });
-          await breakLock(host, current);
+          await breakLock(host, current2);
           continue;
         }
         if (Date.now() < deadline) {
@@ -52189,7 +52516,7 @@ async function lockAll(hosts, holder, emit, waitMs = 0) {
           continue;
         }
         throw new LockError(
-          `${host.server.name}: deploy locked by ${describeHolder(current)}. Wait for it (--lock-wait); if that process died, run \`nexus recover\`.`
+          `${host.server.name}: deploy locked by ${describeHolder(current2)}. Wait for it (--lock-wait); if that process died, run \`nexus recover\`.`
         );
       }
     }
@@ -52268,6 +52595,8 @@ var Rollout = class {
   initialStates;
   failure = false;
   interrupted = false;
+  /** The watch stopped the rollout with the batch on the new release: nothing is rolled back. */
+  halted = false;
   async run() {
     try {
       try {
@@ -52278,7 +52607,7 @@ var Rollout = class {
       } catch (error3) {
         await this.stoppedBy(error3);
       }
-      if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
+      if (this.failure && !this.interrupted && !this.halted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
         await this.rollBackDone();
       }
       return this.result();
@@ -52363,9 +52692,15 @@ var Rollout = class {
           this.failure = true;
           return;
         }
-        const breach = await this.o.watch?.(batch, signal2);
-        if (!breach) continue;
+        const stop = await this.o.watch?.(batch, signal2);
+        if (!stop) continue;
+        const breach = stop.reason;
         this.failure = true;
+        if (stop.action === "halt" && !signal2.aborted) {
+          this.halted = true;
+          for (const s3 of batch) this.row(s3.name).note = breach;
+          return;
+        }
         this.interrupted = signal2.aborted;
         for (const s3 of batch) this.row(s3.name).note = breach;
         this.done.splice(this.done.length - batch.length, batch.length);
@@ -52567,7 +52902,7 @@ var Rollout = class {
     }
   }
   /** Puts drained servers back on their fallback release and in rotation. */
-  async restore(batch, result) {
+  async restore(batch, result2) {
     const { ops, emit } = this.o;
     const back = [];
     await Promise.all(
@@ -52591,7 +52926,7 @@ var Rollout = class {
             message: `back to ${previous}`
           });
           if (await ops.activate(s3, previous)) {
-            r.result = result;
+            r.result = result2;
             r.release = previous;
             back.push(s3);
             emit({ type: "step", server: s3.name, step: "restore", status: "done", message: previous });
@@ -52770,21 +53105,21 @@ async function rollJournaled(hosts, journal, options) {
       ...journal(h2),
       ...drained.has(h2.server.name) ? { drained: true } : {}
     }));
-  const result = await roll({ ...options, initialStates });
-  const needsHuman = new Set(result.rows.filter((r) => r.result === "needs human").map((r) => r.server));
+  const result2 = await roll({ ...options, initialStates });
+  const needsHuman = new Set(result2.rows.filter((r) => r.result === "needs human").map((r) => r.server));
   await clearJournals(hosts.filter((h2) => !needsHuman.has(h2.server.name)));
-  return result;
+  return result2;
 }
 async function recordAll(hosts, event, details) {
   await Promise.allSettled(hosts.map((h2) => recordHistory(h2, event, details(h2))));
 }
 
 // src/process/process-manager.ts
-function uptimeAtStart(result) {
-  const starts = result.after.map((p2) => p2.startedAt).filter((t) => typeof t === "number");
-  if (result.serverNow === void 0 || starts.length !== result.after.length || starts.length === 0)
+function uptimeAtStart(result2) {
+  const starts = result2.after.map((p2) => p2.startedAt).filter((t) => typeof t === "number");
+  if (result2.serverNow === void 0 || starts.length !== result2.after.length || starts.length === 0)
     return 0;
-  return Math.max(0, result.serverNow - Math.max(...starts));
+  return Math.max(0, result2.serverNow - Math.max(...starts));
 }
 function processProblem(now, started, oldPids, expected) {
   if (now.length === 0) return "the process manager does not list the app";
@@ -52917,7 +53252,7 @@ async function runServerHook(host, hook, config2, options) {
   const redact2 = secretRedactor(config2);
   const started = Date.now();
   emit({ type: "hook", hook, server, status: "start", message: command });
-  let result;
+  let result2;
   try {
     const code = await runOnServer(host, {
       cwd: options.cwd,
@@ -52927,19 +53262,19 @@ async function runServerHook(host, hook, config2, options) {
       signal: options.signal,
       onLine: (line) => emit({ type: "hook", hook, server, status: "output", message: redact2(line) })
     });
-    result = code === 0 && !options.signal?.aborted ? { ok: true } : { ok: false, reason: describeExit(code, config2.hooks.timeout, !!options.signal?.aborted) };
+    result2 = code === 0 && !options.signal?.aborted ? { ok: true } : { ok: false, reason: describeExit(code, config2.hooks.timeout, !!options.signal?.aborted) };
   } catch (error3) {
-    result = { ok: false, reason: redact2(error3.message) };
+    result2 = { ok: false, reason: redact2(error3.message) };
   }
   emit({
     type: "hook",
     hook,
     server,
-    status: result.ok ? "done" : "fail",
+    status: result2.ok ? "done" : "fail",
     ms: Date.now() - started,
-    message: result.reason
+    message: result2.reason
   });
-  return result;
+  return result2;
 }
 async function runLocalHook(hook, config2, options) {
   const command = config2.hooks[hook];
@@ -52949,7 +53284,7 @@ async function runLocalHook(hook, config2, options) {
   const timeoutMs = config2.hooks.timeout;
   const started = Date.now();
   emit({ type: "hook", hook, status: "start", message: command });
-  const result = await new Promise((resolve3) => {
+  const result2 = await new Promise((resolve3) => {
     const child = spawn3("sh", ["-c", command], {
       cwd: config2.app.root,
       env: {
@@ -53001,11 +53336,11 @@ async function runLocalHook(hook, config2, options) {
   emit({
     type: "hook",
     hook,
-    status: result.ok ? "done" : "fail",
+    status: result2.ok ? "done" : "fail",
     ms: Date.now() - started,
-    message: result.reason
+    message: result2.reason
   });
-  return result;
+  return result2;
 }
 
 // src/deploy/release-env.ts
@@ -53054,10 +53389,10 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
   let oldPids = [];
   let upAlready = 0;
   await timed(emit, name, "restart", async () => {
-    const result = prepared ? await prepared.go() : await processes.restart(session, l, release);
-    started = result.after;
-    oldPids = result.before.map((p2) => p2.pid).filter((pid) => pid > 0);
-    upAlready = uptimeAtStart(result);
+    const result2 = prepared ? await prepared.go() : await processes.restart(session, l, release);
+    started = result2.after;
+    oldPids = result2.before.map((p2) => p2.pid).filter((pid) => pid > 0);
+    upAlready = uptimeAtStart(result2);
     return started.length > 0 ? `pid ${started.map((p2) => p2.pid).join(", ")}` : void 0;
   });
   emit({ type: "step", server: name, step: "gate", status: "start" });
@@ -53250,13 +53585,22 @@ function describePlan(config2, plan) {
     const label = plan.canary && index === 0 ? "canary batch" : `batch ${index + 1}`;
     const pause = index > 0 && config2.rolling.pause > 0 ? `after a ${config2.rolling.pause / 1e3}s pause, ` : "";
     const afterStart = config2.hooks.afterStart ? "hooks.afterStart; " : "";
+    const { watch } = config2.rolling;
+    const window2 = index === 0 ? watch.canary ?? watch.duration : watch.duration;
+    const watching = watch.duration > 0 ? `; watch ${window2 / 1e3}s` : "";
     lines.push(
-      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable`
+      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`
     );
   });
   lines.push(
     `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`
   );
+  if (config2.rolling.watch.duration > 0) {
+    const { watch } = config2.rolling;
+    lines.push(
+      `watch: errors${watch.latency ? " and latency" : ""} at the balancer against the untouched servers; inconclusive after ${(watch.maxDuration ?? 2 * watch.duration) / 1e3}s: ${watch.inconclusive}`
+    );
+  }
   lines.push(
     `on a failed gate: ${config2.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`
   );
@@ -53334,10 +53678,10 @@ import { createReadStream as createReadStream2 } from "node:fs";
 import { stat as stat2 } from "node:fs/promises";
 import { createServer as createServer2 } from "node:http";
 var ARTIFACT_NAME = "release.tar.gz";
-function parseListen(text2) {
-  const match3 = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text2);
+function parseListen(text4) {
+  const match3 = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text4);
   const port2 = Number(match3?.[3]);
-  if (!match3 || port2 > 65535) throw new Error(`expected "host:port", got "${text2}"`);
+  if (!match3 || port2 > 65535) throw new Error(`expected "host:port", got "${text4}"`);
   return { host: match3[1] ?? match3[2], port: port2 };
 }
 function baseUrl(host, port2) {
@@ -53533,7 +53877,7 @@ async function fetchOverHttp(host, artifact, archive, options, progress, fallbac
   options.signal?.addEventListener("abort", withdraw, { once: true });
   try {
     options.signal?.throwIfAborted();
-    const result = await host.session.exec(
+    const result2 = await host.session.exec(
       fetchCommand({
         dest: archive,
         sha256: artifact.sha256,
@@ -53542,17 +53886,17 @@ async function fetchOverHttp(host, artifact, archive, options, progress, fallbac
       }),
       { what: "fetching the artifact over HTTP", stdin: fetchInput(offer.url) }
     );
-    if (result.code === 0) return;
+    if (result2.code === 0) return;
     options.signal?.throwIfAborted();
-    const detail = (result.stderr || result.stdout).replaceAll(offer.token, "***").trim().split("\n").slice(-4).join("\n");
-    if (result.code === FETCH_EXIT.checksum) {
+    const detail = (result2.stderr || result2.stdout).replaceAll(offer.token, "***").trim().split("\n").slice(-4).join("\n");
+    if (result2.code === FETCH_EXIT.checksum) {
       throw new TransferError(name, `${detail} (over HTTP); the file was removed, nothing extracted`);
     }
     const advice = couldNotConnect(detail) ? ` The server must reach ${base}: set transfer.listen / transfer.url.` : "";
     const before = fallbackReason ? ` (SFTP first: ${fallbackReason})` : "";
     throw new TransferError(
       name,
-      `fetching the artifact from nexus failed (exit ${result.code ?? "signal"}): ${detail || "no output"}.${advice}${before}`
+      `fetching the artifact from nexus failed (exit ${result2.code ?? "signal"}): ${detail || "no output"}.${advice}${before}`
     );
   } finally {
     options.signal?.removeEventListener("abort", withdraw);
@@ -53609,8 +53953,8 @@ function isWildcard(host) {
   return host === "0.0.0.0" || host === "::";
 }
 async function remoteSha256(session, file) {
-  const result = await session.exec(sha256Of(file));
-  return result.code === 0 ? result.stdout.trim() : "";
+  const result2 = await session.exec(sha256Of(file));
+  return result2.code === 0 ? result2.stdout.trim() : "";
 }
 function throttledProgress(server, emit) {
   let last = 0;
@@ -53623,8 +53967,8 @@ function throttledProgress(server, emit) {
   };
 }
 function rate2(bytes, since) {
-  const seconds2 = Math.max(1e-3, (Date.now() - since) / 1e3);
-  return `${(bytes / 1024 / 1024 / seconds2).toFixed(1)} MB/s`;
+  const seconds3 = Math.max(1e-3, (Date.now() - since) / 1e3);
+  return `${(bytes / 1024 / 1024 / seconds3).toFixed(1)} MB/s`;
 }
 function stripServer(server, message) {
   return message.startsWith(`${server}: `) ? message.slice(server.length + 2) : message;
@@ -53716,12 +54060,12 @@ async function deploy(config2, options) {
     if (event.type === "summary") summary = event;
     options.emit(event);
   };
-  const notify = async (release, result2, details) => {
-    const hook = result2 === "success" ? "afterDeploy" : "afterFailure";
+  const notify = async (release, result3, details) => {
+    const hook = result3 === "success" ? "afterDeploy" : "afterFailure";
     const { signal: signal2 } = options;
     const ran = await runLocalHook(hook, config2, {
       release,
-      result: result2,
+      result: result3,
       summary: details,
       emit,
       signal: signal2.aborted ? void 0 : signal2
@@ -53729,9 +54073,9 @@ async function deploy(config2, options) {
     if (!ran.ok)
       emit({ type: "warn", message: `hooks.${hook} failed (${ran.reason}): the deploy result stands` });
   };
-  let result;
+  let result2;
   try {
-    result = await deployRelease(config2, { ...options, emit });
+    result2 = await deployRelease(config2, { ...options, emit });
   } catch (error3) {
     if (summary === void 0 && !(error3 instanceof ConfigError) && !(error3 instanceof PlanError)) {
       await notify(options.releaseId ?? "", "error", { error: error3.message });
@@ -53740,9 +54084,9 @@ async function deploy(config2, options) {
   }
   if (summary) {
     const { type: _type, ...details } = summary;
-    await notify(result.release ?? "", result.outcome, details);
+    await notify(result2.release ?? "", result2.outcome, details);
   }
-  return result;
+  return result2;
 }
 function assertReleaseIdFlag(release) {
   if (!isValidReleaseId(release))
@@ -53910,7 +54254,7 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
           );
         }
       }
-      const result = await rollJournaled(
+      const result2 = await rollJournaled(
         hosts,
         (h2) => ({ command: "deploy", release, previous: previous(h2.server.name) ?? null }),
         {
@@ -53929,16 +54273,16 @@ ${String(built.all ?? "").split("\n").slice(-15).join("\n")}`
           watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : void 0
         }
       );
-      for (const row of result.rows) row.watched = watch?.watched.get(row.server);
-      for (const row of result.rows) if (row.result === "not reached") row.release = previous(row.server);
+      for (const row of result2.rows) row.watched = watch?.watched.get(row.server);
+      for (const row of result2.rows) if (row.result === "not reached") row.release = previous(row.server);
       for (const server of fleet.unreachable) {
         if (names.includes(server))
-          result.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
+          result2.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
       }
-      const done = finish(result.outcome, result.rows);
-      const rowOf = (h2) => result.rows.find((r) => r.server === h2.server.name);
+      const done = finish(result2.outcome, result2.rows);
+      const rowOf = (h2) => result2.rows.find((r) => r.server === h2.server.name);
       await Promise.allSettled([
-        ops.persist(result.touched),
+        ops.persist(result2.touched),
         recordAll(hosts, "deploy", (h2) => ({
           release,
           previous: previous(h2.server.name) ?? null,
@@ -54169,8 +54513,8 @@ function describeInstances(instances) {
     (p2) => `${p2.status} pid ${p2.pid}, ${p2.restarts} restart(s)${p2.startedAt ? `, up ${formatUptime(Date.now() - p2.startedAt)}` : ""}`
   ).join("; ");
 }
-function formatUptime(ms3) {
-  const s3 = Math.max(0, Math.round(ms3 / 1e3));
+function formatUptime(ms4) {
+  const s3 = Math.max(0, Math.round(ms4 / 1e3));
   if (s3 < 120) return `${s3}s`;
   if (s3 < 7200) return `${Math.round(s3 / 60)}m`;
   return `${Math.round(s3 / 3600)}h`;
@@ -54203,17 +54547,17 @@ async function rollback(config2, options) {
       const release = [...new Set(targets.values())].join(", ");
       emit({ type: "begin", command: "rollback", release, servers: names });
       const targetOf = (name) => targets.get(name);
-      const current = (name) => states.get(name)?.current;
-      const batches = plan.batches.map((batch) => batch.filter((s3) => current(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
+      const current2 = (name) => states.get(name)?.current;
+      const batches = plan.batches.map((batch) => batch.filter((s3) => current2(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
       if (batches.length === 0)
         emit({ type: "info", message: "every server already serves its rollback target" });
       const ops = fleetOps(fleet, config2, emit);
-      const result = await rollJournaled(
+      const result2 = await rollJournaled(
         hosts,
         (h2) => ({
           command: "rollback",
           release: targetOf(h2.server.name),
-          previous: current(h2.server.name) ?? null
+          previous: current2(h2.server.name) ?? null
         }),
         {
           config: config2,
@@ -54222,14 +54566,14 @@ async function rollback(config2, options) {
           signal: signal2,
           batches,
           target: targetOf,
-          fallback: current,
+          fallback: current2,
           minInRotation: plan.minInRotation,
           onFailure: config2.rolling.onFailure,
           inHand: options.inHand
         }
       );
       const rows = names.map(
-        (server) => result.rows.find((r) => r.server === server) ?? {
+        (server) => result2.rows.find((r) => r.server === server) ?? {
           server,
           result: "deployed",
           release: targetOf(server),
@@ -54237,12 +54581,12 @@ async function rollback(config2, options) {
         }
       );
       for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
-      const done = summarize(emit, startedAt, result.outcome, rows, release);
+      const done = summarize(emit, startedAt, result2.outcome, rows, release);
       await Promise.allSettled([
-        ops.persist(result.touched),
+        ops.persist(result2.touched),
         recordAll(hosts, "rollback", (h2) => ({
           release: targetOf(h2.server.name),
-          previous: current(h2.server.name) ?? null,
+          previous: current2(h2.server.name) ?? null,
           result: rows.find((r) => r.server === h2.server.name)?.result
         }))
       ]);
@@ -54262,14 +54606,14 @@ import os8 from "node:os";
 import path14 from "node:path";
 
 // node_modules/jsonc-parser/lib/esm/impl/scanner.js
-function createScanner(text2, ignoreTrivia = false) {
-  const len = text2.length;
+function createScanner(text4, ignoreTrivia = false) {
+  const len = text4.length;
   let pos = 0, value = "", tokenOffset = 0, token = 16, lineNumber = 0, lineStartOffset = 0, tokenLineStartOffset = 0, prevTokenLineStartOffset = 0, scanError = 0;
-  function scanHexDigits(count3, exact) {
+  function scanHexDigits(count4, exact) {
     let digits = 0;
     let value2 = 0;
-    while (digits < count3 || !exact) {
-      let ch = text2.charCodeAt(pos);
+    while (digits < count4 || !exact) {
+      let ch = text4.charCodeAt(pos);
       if (ch >= 48 && ch <= 57) {
         value2 = value2 * 16 + ch - 48;
       } else if (ch >= 65 && ch <= 70) {
@@ -54282,7 +54626,7 @@ function createScanner(text2, ignoreTrivia = false) {
       pos++;
       digits++;
     }
-    if (digits < count3) {
+    if (digits < count4) {
       value2 = -1;
     }
     return value2;
@@ -54296,35 +54640,35 @@ function createScanner(text2, ignoreTrivia = false) {
   }
   function scanNumber() {
     let start = pos;
-    if (text2.charCodeAt(pos) === 48) {
+    if (text4.charCodeAt(pos) === 48) {
       pos++;
     } else {
       pos++;
-      while (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+      while (pos < text4.length && isDigit(text4.charCodeAt(pos))) {
         pos++;
       }
     }
-    if (pos < text2.length && text2.charCodeAt(pos) === 46) {
+    if (pos < text4.length && text4.charCodeAt(pos) === 46) {
       pos++;
-      if (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+      if (pos < text4.length && isDigit(text4.charCodeAt(pos))) {
         pos++;
-        while (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+        while (pos < text4.length && isDigit(text4.charCodeAt(pos))) {
           pos++;
         }
       } else {
         scanError = 3;
-        return text2.substring(start, pos);
+        return text4.substring(start, pos);
       }
     }
     let end = pos;
-    if (pos < text2.length && (text2.charCodeAt(pos) === 69 || text2.charCodeAt(pos) === 101)) {
+    if (pos < text4.length && (text4.charCodeAt(pos) === 69 || text4.charCodeAt(pos) === 101)) {
       pos++;
-      if (pos < text2.length && text2.charCodeAt(pos) === 43 || text2.charCodeAt(pos) === 45) {
+      if (pos < text4.length && text4.charCodeAt(pos) === 43 || text4.charCodeAt(pos) === 45) {
         pos++;
       }
-      if (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+      if (pos < text4.length && isDigit(text4.charCodeAt(pos))) {
         pos++;
-        while (pos < text2.length && isDigit(text2.charCodeAt(pos))) {
+        while (pos < text4.length && isDigit(text4.charCodeAt(pos))) {
           pos++;
         }
         end = pos;
@@ -54332,59 +54676,59 @@ function createScanner(text2, ignoreTrivia = false) {
         scanError = 3;
       }
     }
-    return text2.substring(start, end);
+    return text4.substring(start, end);
   }
   function scanString() {
-    let result = "", start = pos;
+    let result2 = "", start = pos;
     while (true) {
       if (pos >= len) {
-        result += text2.substring(start, pos);
+        result2 += text4.substring(start, pos);
         scanError = 2;
         break;
       }
-      const ch = text2.charCodeAt(pos);
+      const ch = text4.charCodeAt(pos);
       if (ch === 34) {
-        result += text2.substring(start, pos);
+        result2 += text4.substring(start, pos);
         pos++;
         break;
       }
       if (ch === 92) {
-        result += text2.substring(start, pos);
+        result2 += text4.substring(start, pos);
         pos++;
         if (pos >= len) {
           scanError = 2;
           break;
         }
-        const ch2 = text2.charCodeAt(pos++);
+        const ch2 = text4.charCodeAt(pos++);
         switch (ch2) {
           case 34:
-            result += '"';
+            result2 += '"';
             break;
           case 92:
-            result += "\\";
+            result2 += "\\";
             break;
           case 47:
-            result += "/";
+            result2 += "/";
             break;
           case 98:
-            result += "\b";
+            result2 += "\b";
             break;
           case 102:
-            result += "\f";
+            result2 += "\f";
             break;
           case 110:
-            result += "\n";
+            result2 += "\n";
             break;
           case 114:
-            result += "\r";
+            result2 += "\r";
             break;
           case 116:
-            result += "	";
+            result2 += "	";
             break;
           case 117:
             const ch3 = scanHexDigits(4, true);
             if (ch3 >= 0) {
-              result += String.fromCharCode(ch3);
+              result2 += String.fromCharCode(ch3);
             } else {
               scanError = 4;
             }
@@ -54397,7 +54741,7 @@ function createScanner(text2, ignoreTrivia = false) {
       }
       if (ch >= 0 && ch <= 31) {
         if (isLineBreak(ch)) {
-          result += text2.substring(start, pos);
+          result2 += text4.substring(start, pos);
           scanError = 2;
           break;
         } else {
@@ -54406,7 +54750,7 @@ function createScanner(text2, ignoreTrivia = false) {
       }
       pos++;
     }
-    return result;
+    return result2;
   }
   function scanNext() {
     value = "";
@@ -54418,19 +54762,19 @@ function createScanner(text2, ignoreTrivia = false) {
       tokenOffset = len;
       return token = 17;
     }
-    let code = text2.charCodeAt(pos);
+    let code = text4.charCodeAt(pos);
     if (isWhiteSpace(code)) {
       do {
         pos++;
         value += String.fromCharCode(code);
-        code = text2.charCodeAt(pos);
+        code = text4.charCodeAt(pos);
       } while (isWhiteSpace(code));
       return token = 15;
     }
     if (isLineBreak(code)) {
       pos++;
       value += String.fromCharCode(code);
-      if (code === 13 && text2.charCodeAt(pos) === 10) {
+      if (code === 13 && text4.charCodeAt(pos) === 10) {
         pos++;
         value += "\n";
       }
@@ -54466,31 +54810,31 @@ function createScanner(text2, ignoreTrivia = false) {
       // comments
       case 47:
         const start = pos - 1;
-        if (text2.charCodeAt(pos + 1) === 47) {
+        if (text4.charCodeAt(pos + 1) === 47) {
           pos += 2;
           while (pos < len) {
-            if (isLineBreak(text2.charCodeAt(pos))) {
+            if (isLineBreak(text4.charCodeAt(pos))) {
               break;
             }
             pos++;
           }
-          value = text2.substring(start, pos);
+          value = text4.substring(start, pos);
           return token = 12;
         }
-        if (text2.charCodeAt(pos + 1) === 42) {
+        if (text4.charCodeAt(pos + 1) === 42) {
           pos += 2;
           const safeLength = len - 1;
           let commentClosed = false;
           while (pos < safeLength) {
-            const ch = text2.charCodeAt(pos);
-            if (ch === 42 && text2.charCodeAt(pos + 1) === 47) {
+            const ch = text4.charCodeAt(pos);
+            if (ch === 42 && text4.charCodeAt(pos + 1) === 47) {
               pos += 2;
               commentClosed = true;
               break;
             }
             pos++;
             if (isLineBreak(ch)) {
-              if (ch === 13 && text2.charCodeAt(pos) === 10) {
+              if (ch === 13 && text4.charCodeAt(pos) === 10) {
                 pos++;
               }
               lineNumber++;
@@ -54501,7 +54845,7 @@ function createScanner(text2, ignoreTrivia = false) {
             pos++;
             scanError = 1;
           }
-          value = text2.substring(start, pos);
+          value = text4.substring(start, pos);
           return token = 13;
         }
         value += String.fromCharCode(code);
@@ -54511,7 +54855,7 @@ function createScanner(text2, ignoreTrivia = false) {
       case 45:
         value += String.fromCharCode(code);
         pos++;
-        if (pos === len || !isDigit(text2.charCodeAt(pos))) {
+        if (pos === len || !isDigit(text4.charCodeAt(pos))) {
           return token = 16;
         }
       // found a minus, followed by a number so
@@ -54533,10 +54877,10 @@ function createScanner(text2, ignoreTrivia = false) {
       default:
         while (pos < len && isUnknownContentCharacter(code)) {
           pos++;
-          code = text2.charCodeAt(pos);
+          code = text4.charCodeAt(pos);
         }
         if (tokenOffset !== pos) {
-          value = text2.substring(tokenOffset, pos);
+          value = text4.substring(tokenOffset, pos);
           switch (value) {
             case "true":
               return token = 8;
@@ -54570,11 +54914,11 @@ function createScanner(text2, ignoreTrivia = false) {
     return true;
   }
   function scanNextNonTrivia() {
-    let result;
+    let result2;
     do {
-      result = scanNext();
-    } while (result >= 12 && result <= 15);
-    return result;
+      result2 = scanNext();
+    } while (result2 >= 12 && result2 <= 15);
+    return result2;
   }
   return {
     setPosition,
@@ -54719,7 +55063,7 @@ var ParseOptions;
     allowTrailingComma: false
   };
 })(ParseOptions || (ParseOptions = {}));
-function parseTree(text2, errors = [], options = ParseOptions.DEFAULT) {
+function parseTree(text4, errors = [], options = ParseOptions.DEFAULT) {
   let currentParent = { type: "array", offset: -1, length: -1, children: [], parent: void 0 };
   function ensurePropertyComplete(endOffset) {
     if (currentParent.type === "property") {
@@ -54770,12 +55114,12 @@ function parseTree(text2, errors = [], options = ParseOptions.DEFAULT) {
       errors.push({ error: error3, offset, length });
     }
   };
-  visit(text2, visitor, options);
-  const result = currentParent.children[0];
-  if (result) {
-    delete result.parent;
+  visit(text4, visitor, options);
+  const result2 = currentParent.children[0];
+  if (result2) {
+    delete result2.parent;
   }
-  return result;
+  return result2;
 }
 function findNodeAtLocation(root, path22) {
   if (!root) {
@@ -54830,8 +55174,8 @@ function getNodeValue(node2) {
       return void 0;
   }
 }
-function visit(text2, visitor, options = ParseOptions.DEFAULT) {
-  const _scanner = createScanner(text2, false);
+function visit(text4, visitor, options = ParseOptions.DEFAULT) {
+  const _scanner = createScanner(text4, false);
   const _jsonPath = [];
   let suppressedCallbacks = 0;
   function toNoArgVisit(visitFunction) {
@@ -55249,8 +55593,8 @@ function printParseErrorCode(code) {
 
 // src/config/positions.ts
 var OPTIONS = { disallowComments: false, allowTrailingComma: true, allowEmptyContent: false };
-function lineColumn(text2, offset) {
-  const before = text2.slice(0, offset);
+function lineColumn(text4, offset) {
+  const before = text4.slice(0, offset);
   const line = before.split("\n").length;
   return { line, column: offset - before.lastIndexOf("\n") };
 }
@@ -55272,16 +55616,16 @@ var SYNTAX = {
   InvalidEscapeCharacter: "invalid escape character",
   InvalidCharacter: "invalid character in a string (a line break?)"
 };
-function parseConfigText(text2, label) {
+function parseConfigText(text4, label) {
   const errors = [];
-  const tree = parseTree2(text2, errors, OPTIONS);
+  const tree = parseTree2(text4, errors, OPTIONS);
   const first = errors[0];
   if (first) {
     const code = printParseErrorCode(first.error);
-    const at2 = lineColumn(text2, first.offset);
+    const at2 = lineColumn(text4, first.offset);
     throw new ConfigError(label, [`invalid JSON: ${SYNTAX[code] ?? code}`], [at2]);
   }
-  return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text2 };
+  return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text4 };
 }
 function locate(parsed, path22) {
   if (!parsed.tree) return void 0;
@@ -55403,8 +55747,8 @@ var sshSchema = strictObject({
   configFile: nonEmpty.default("~/.ssh/config"),
   /** "strict": unknown keys stop the command; "accept-new": unknown keys are learned, changed keys still stop. */
   hostKeys: _enum(["strict", "accept-new"]).default("strict"),
-  readyTimeout: duration2.default(2e4),
-  keepaliveInterval: duration2.default(5e3)
+  readyTimeout: duration3.default(2e4),
+  keepaliveInterval: duration3.default(5e3)
 });
 var transferSchema = strictObject({
   /** "auto": SFTP, then HTTP if SFTP is unavailable, fails or delivers a bad checksum; or only one of them. */
@@ -55414,7 +55758,7 @@ var transferSchema = strictObject({
   /** Base URL the servers fetch the artifact from (NAT, port forward, proxy); default: http://<listen address>. */
   url: nonEmpty.regex(/^https?:\/\/\S+$/, 'expected a base URL such as "http://10.0.0.5:8099"').optional(),
   /** How long the HTTP fallback serves the artifact to one server. */
-  timeout: duration2.default(6e5)
+  timeout: duration3.default(6e5)
 });
 var pm2Schema = strictObject({
   /** PM2 process name; defaults to app.name. */
@@ -55427,7 +55771,7 @@ var pm2Schema = strictObject({
   /** Other ecosystem keys passed to PM2 as they are (an allow-list: nexus sets the rest). */
   options: PM2_OPTIONS.default({}),
   /** How long PM2 waits for the app to exit after SIGINT before it kills it. */
-  killTimeout: duration2.default(1e4)
+  killTimeout: duration3.default(1e4)
 });
 var balancerSchema = strictObject({
   type: literal("nginx").default("nginx"),
@@ -55445,7 +55789,7 @@ var balancerSchema = strictObject({
   /** The Nginx master's pid file: nexus waits until a reload is really in force. */
   pidFile: nonEmpty.default("/run/nginx.pid"),
   /** How long to wait for in-flight requests to a drained server to finish. */
-  drainTimeout: duration2.default(3e4),
+  drainTimeout: duration3.default(3e4),
   /** The access log on the balancer host, in the `nexus` log format; read by `rolling.watch`. */
   accessLog: nonEmpty.default("/var/log/nginx/access.log")
 });
@@ -55466,7 +55810,7 @@ var haproxyBalancerSchema = strictObject({
    */
   stateFile: nonEmpty.optional(),
   /** How long to wait for the sessions of a drained server to end. */
-  drainTimeout: duration2.default(3e4)
+  drainTimeout: duration3.default(3e4)
 });
 var balancerEntrySchema = discriminatedUnion("type", [balancerSchema, haproxyBalancerSchema]);
 var healthSchema = strictObject({
@@ -55475,16 +55819,16 @@ var healthSchema = strictObject({
   port: port.optional(),
   /** "ssh": probe through the server's own SSH connection (private app ports); "direct": from here. */
   via: _enum(["ssh", "direct"]).default("ssh"),
-  interval: duration2.default(100),
-  timeout: duration2.default(2e3),
+  interval: duration3.default(100),
+  timeout: duration3.default(2e3),
   /** Consecutive passing probes needed. */
   passes: number2().int().min(1).default(3),
-  deadline: duration2.default(6e4),
+  deadline: duration3.default(6e4),
   /**
    * The new process must also have stayed up this long (same pid, no PM2 restart) before the gate
    * passes: catches an app that answers /health and then crashes a moment later.
    */
-  minUptime: duration2.default(500),
+  minUptime: duration3.default(500),
   /**
    * The release reported by /health (`{"release": ...}`) must be the one just deployed: true
    * (a /health without one fails), false (never checked), "auto" (checked when reported; an app
@@ -55496,18 +55840,43 @@ var watchDuration = union([number2(), string2()]);
 var watchObjectSchema = strictObject({
   /** How long each batch is watched once back in rotation (0: off). */
   duration: watchDuration,
-  /** The highest failure ratio a watched server may show (0.01: 1%). */
+  /** The first batch's window, when it should be longer (the canary's). Default: duration. */
+  canary: duration3.optional(),
+  /** Traffic in the first seconds after a server rejoins is not judged (JIT, cold caches). */
+  warmup: duration3.default(0),
+  /** An inconclusive window is extended, up to this long in all. Default: twice the window. */
+  maxDuration: duration3.optional(),
+  /** What an inconclusive window ends in once it cannot be extended: pass with a warning, halt the deploy, roll the batch back. */
+  inconclusive: _enum(["pass", "halt", "rollback"]).default("pass"),
+  /** The p-value below which a difference counts (one-sided tests). */
+  significance: number2().gt(0).max(0.5).default(1e-3),
+  /** Errors' minimum effect, absolute: how far above the reference's failure ratio a server may go (0.01: 1 point). */
   maxFailureRatio: number2().min(0).max(1).default(0.01),
-  /** How many times the untouched servers' rate over the same seconds it may reach. */
+  /** Errors' minimum effect, relative: how many times the reference's failure ratio it may reach. */
   maxRatioToUntouched: number2().min(1).default(2),
-  /** The fewest requests a server must have served to be judged (below: the window is extended once). */
+  /** Judge latency (p50, p95, p99) as well as errors, when the balancer's traffic source has response times. */
+  latency: boolean2().default(true),
+  /** Latency's minimum effect, relative: how many times the reference's percentile a server may reach. */
+  maxLatencyRatio: number2().min(1).default(1.25),
+  /** Latency's minimum effect, absolute: how much slower than the reference's percentile a server may be. */
+  maxLatencyIncrease: duration3.default(100),
+  /** The fewest requests a server (and its reference) must have served to be judged (below: inconclusive). */
   minRequests: number2().int().min(1).default(50)
 });
-var WATCH_SHAPE = 'a duration such as "30s" (0: off), or an object with duration, maxFailureRatio, maxRatioToUntouched, minRequests';
-var watchSchema = union([watchDuration, watchObjectSchema], { error: () => `expected ${WATCH_SHAPE}` }).transform((value, ctx) => {
+var WATCH_SHAPE = 'a duration such as "30s" (0: off), or an object with duration, canary, warmup, maxDuration, inconclusive, significance, maxFailureRatio, maxRatioToUntouched, latency, maxLatencyRatio, maxLatencyIncrease, minRequests';
+var watchSchema = union([watchDuration, watchObjectSchema], {
+  // An object with one bad value fails both readings: name that value, not the whole shape.
+  error: (issue2) => {
+    const input = issue2.input;
+    const inner = issue2.errors?.[1]?.[0];
+    if (typeof input === "object" && input !== null && inner?.path.length === 1 && inner.path[0] in input)
+      return `${String(inner.path[0])}: ${inner.message.replace(/^Invalid option: /, "")}`;
+    return `expected ${WATCH_SHAPE}`;
+  }
+}).transform((value, ctx) => {
   const object = typeof value === "object" ? value : watchObjectSchema.parse({ duration: value });
-  const ms3 = parseDuration(object.duration);
-  if (ms3 === void 0) {
+  const ms4 = parseDuration(object.duration);
+  if (ms4 === void 0) {
     ctx.addIssue({
       code: "custom",
       path: typeof value === "object" ? ["duration"] : [],
@@ -55516,7 +55885,7 @@ var watchSchema = union([watchDuration, watchObjectSchema], { error: () => `expe
     });
     return NEVER;
   }
-  return { ...object, duration: ms3 };
+  return { ...object, duration: ms4 };
 });
 var rollingSchema = strictObject({
   /** Servers per batch: a number or a percentage of the fleet such as "25%". */
@@ -55530,7 +55899,7 @@ var rollingSchema = strictObject({
   /** Servers deployed alone first, as a canary batch, before the others (0: no canary). */
   canary: number2().int().min(0).default(0),
   /** Wait between batches, to watch the new release under traffic. */
-  pause: duration2.default(0),
+  pause: duration3.default(0),
   /** After each batch is back in rotation, watch its error rate at the balancer; roll back on a rise. */
   watch: watchSchema.prefault(0)
 });
@@ -55552,7 +55921,18 @@ var hooksSchema = strictObject({
   /** Local shell command run after a deploy that did not succeed. */
   afterFailure: nonEmpty.optional(),
   /** How long a hook may run before it is stopped (and counted as failed). */
-  timeout: duration2.default(3e5)
+  timeout: duration3.default(3e5)
+});
+var NOTIFY_SEVERITIES = ["info", "warning", "error", "critical"];
+var notifySchema = strictObject({
+  /** The webhook: an http(s) URL, or `{"fromEnv": "NAME"}` (a secret: never printed, masked). */
+  url: envValue,
+  /** "slack": Slack's incoming-webhook body (`{"text": …}`); "json": nexus's event (docs/events.md, "notify"). */
+  format: _enum(["slack", "json"]).default("json"),
+  /** The lowest severity sent: info (begin, success), warning, error (failure, rollback, watch breach), critical (needs a human). */
+  severity: _enum(NOTIFY_SEVERITIES).default("info"),
+  /** How long one notification may take before it is given up (with a warning). */
+  timeout: duration3.default(5e3)
 });
 var configSchema = strictObject({
   $schema: string2().optional(),
@@ -55572,7 +55952,9 @@ var configSchema = strictObject({
   shared: sharedSchema.default(sharedSchema.parse({})),
   hooks: hooksSchema.default(hooksSchema.parse({})),
   health: healthSchema.default(healthSchema.parse({})),
-  rolling: rollingSchema.default(rollingSchema.parse({}))
+  rolling: rollingSchema.default(rollingSchema.parse({})),
+  /** Webhooks told of deploy events (begin, success, failure, rollback, watch breach, needs a human). */
+  notify: array(notifySchema).default([])
 });
 
 // src/config/load.ts
@@ -55589,16 +55971,16 @@ function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env) {
   const absolute = path14.resolve(file);
   const relative2 = path14.relative(process.cwd(), absolute);
   const label = relative2 && !relative2.startsWith("..") ? relative2 : absolute;
-  let text2;
+  let text4;
   try {
-    text2 = readFileSync6(absolute, "utf8");
+    text4 = readFileSync6(absolute, "utf8");
   } catch (error3) {
     const code = error3.code;
     throw new ConfigError(label, [
       code === "ENOENT" ? "file not found (create one with `nexus init`, or pass -c/--config PATH)" : `cannot read the file (${code ?? String(error3)})`
     ]);
   }
-  const parsed = parseConfigText(text2, label);
+  const parsed = parseConfigText(text4, label);
   try {
     return resolveConfig(parsed.data, label, path14.dirname(absolute), env2);
   } catch (error3) {
@@ -55641,17 +56023,17 @@ function sharedProblems(shared) {
   return problems;
 }
 function resolveConfig(data, label, baseDir, env2 = process.env) {
-  const result = configSchema.safeParse(data, { reportInput: true });
-  if (!result.success) {
+  const result2 = configSchema.safeParse(data, { reportInput: true });
+  if (!result2.success) {
     throw new ConfigError(
       label,
       describeIssues(
-        result.error.issues.flatMap((issue2) => unwrapUnion(issue2, data)),
+        result2.error.issues.flatMap((issue2) => unwrapUnion(issue2, data)),
         (p2) => balancerKeysAt(p2, data) ?? keysAt(configSchema, p2)
       )
     );
   }
-  const parsed = result.data;
+  const parsed = result2.data;
   const problems = [];
   const names = /* @__PURE__ */ new Set();
   const upstreams = /* @__PURE__ */ new Map();
@@ -55706,6 +56088,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
   }
   const balancers = Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer];
   problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
+  const notify = resolveNotify(parsed.notify, env2, problems);
   if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
   return {
     file: label,
@@ -55734,8 +56117,28 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
     balancers,
     health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
     rolling: parsed.rolling,
-    keepReleases: parsed.keepReleases
+    keepReleases: parsed.keepReleases,
+    notify
   };
+}
+function resolveNotify(entries2, env2, problems) {
+  return entries2.flatMap((entry, index) => {
+    const { env: resolved } = resolveEnv({ url: entry.url }, ["notify", index], env2, problems);
+    const url = resolved.url;
+    if (url === void 0) return [];
+    let protocol;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+    }
+    if (protocol !== "http:" && protocol !== "https:") {
+      problems.push(
+        `notify[${index}].url: expected an http(s) URL${typeof entry.url === "string" ? "" : ` in ${entry.url.fromEnv}`}`
+      );
+      return [];
+    }
+    return [{ ...entry, url }];
+  });
 }
 function balancerProblems(balancers, isList, names) {
   const problems = [];
@@ -55804,12 +56207,12 @@ function stripTrailingSlash(p2) {
   return p2.length > 1 ? p2.replace(/\/+$/, "") : p2;
 }
 function keysAt(schema, at2) {
-  let current = schema;
+  let current2 = schema;
   const steps = [...at2];
-  while (current) {
-    const def2 = current._zod.def;
+  while (current2) {
+    const def2 = current2._zod.def;
     if (def2.type === "default" || def2.type === "optional" || def2.type === "pipe") {
-      current = def2.innerType ?? def2.in;
+      current2 = def2.innerType ?? def2.in;
       continue;
     }
     if (def2.type === "union") {
@@ -55818,11 +56221,11 @@ function keysAt(schema, at2) {
     }
     if (steps.length === 0) break;
     const step = steps.shift();
-    if (def2.type === "object") current = def2.shape[String(step)];
-    else if (def2.type === "array") current = def2.element;
+    if (def2.type === "object") current2 = def2.shape[String(step)];
+    else if (def2.type === "array") current2 = def2.element;
     else return [];
   }
-  const def = current?._zod.def;
+  const def = current2?._zod.def;
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
 
@@ -55982,8 +56385,8 @@ function balancerScript(input) {
 function sudoListAllows(listing, command) {
   if (!/may run the following commands/i.test(listing)) return void 0;
   if (/!authenticate/.test(listing)) return true;
-  const wanted = command.trim().split(/\s+/).join(" ");
-  const program2 = wanted.split(" ")[0];
+  const wanted2 = command.trim().split(/\s+/).join(" ");
+  const program2 = wanted2.split(" ")[0];
   for (const line of listing.split("\n")) {
     const at2 = line.indexOf("NOPASSWD:");
     if (at2 < 0) continue;
@@ -55992,7 +56395,7 @@ function sudoListAllows(listing, command) {
     if (passwd >= 0) rest = rest.slice(0, passwd);
     for (const raw of rest.split(/(?<!\\),/)) {
       const entry = raw.replace(/^\s*(?:[A-Z_]+:\s*)*/, "").trim().split(/\s+/).join(" ").replace(/\\(.)/g, "$1");
-      if (entry === "ALL" || entry === wanted || entry === program2 || glob2(entry).test(wanted)) return true;
+      if (entry === "ALL" || entry === wanted2 || entry === program2 || glob2(entry).test(wanted2)) return true;
     }
   }
   return false;
@@ -56009,9 +56412,9 @@ function sudoersFix(ctx, user) {
   const file = sudoersFile(ctx.appName ?? "app");
   return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`nexus setup --sudo\``;
 }
-function passwordPrompt(text2) {
+function passwordPrompt(text4) {
   return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
-    text2 ?? ""
+    text4 ?? ""
   );
 }
 function balancerItems(facts, ctx) {
@@ -56029,11 +56432,11 @@ function balancerItems(facts, ctx) {
       `\`nexus${cfg} setup\` writes it from the config; or, as root on the balancer host: \`nexus${cfg} nginx-config --servers-only > ${shq(ctx.upstreamFile)}\``
     );
   } else {
-    const text2 = facts.sections.get("upstream") ?? "";
+    const text4 = facts.sections.get("upstream") ?? "";
     let listed = [];
     try {
-      listed = listUpstreamServers(text2, ctx.upstream).map((s3) => s3.address);
-      if (holdsUpstreamBlock(text2)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
+      listed = listUpstreamServers(text4, ctx.upstream).map((s3) => s3.address);
+      if (holdsUpstreamBlock(text4)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
       else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
     } catch (error3) {
       add(
@@ -56174,8 +56577,8 @@ function balancerItems(facts, ctx) {
   else add("pid file", "ok", ctx.pidFile);
   return items;
 }
-function lastLine(text2) {
-  return (text2 ?? "").trim().split("\n").at(-1) ?? "";
+function lastLine(text4) {
+  return (text4 ?? "").trim().split("\n").at(-1) ?? "";
 }
 
 // src/check/health.ts
@@ -56429,9 +56832,9 @@ async function runCheck(config2, options = {}) {
       );
       return out;
     });
-    for (const result of results) {
-      if (result.status === "fulfilled") items.push(...result.value);
-      else items.push({ target: "?", check: "check", status: "fail", detail: String(result.reason) });
+    for (const result2 of results) {
+      if (result2.status === "fulfilled") items.push(...result2.value);
+      else items.push({ target: "?", check: "check", status: "fail", detail: String(result2.reason) });
     }
     for (const entry of config2.balancers) items.push(...await checkBalancer(entry, sessions, config2));
   } finally {
@@ -56548,6 +56951,453 @@ import { readFileSync as readFileSync7, statSync as statSync2 } from "node:fs";
 import path17 from "node:path";
 init_errors();
 
+// src/events/union.ts
+function strictMembers(shapes, extra) {
+  return Object.values(shapes).map((shape) => strictObject({ ...extra, ...shape }));
+}
+
+// src/events/results.ts
+var text2 = string2();
+var statusRowSchema = strictObject({
+  server: text2,
+  rotation: text2.describe('"in rotation", "drained", or why it is unknown'),
+  health: text2.describe('"ok", else what failed'),
+  release: text2.describe("the current release, or an empty string"),
+  process: text2.describe("the PM2 process: status, pid, restarts"),
+  instances: text2.describe('instances online / expected: "2/2 online"'),
+  lock: text2.describe("who holds the deploy lock, or an empty string")
+});
+var releaseRowSchema = strictObject({
+  server: text2,
+  id: text2.describe("the release id"),
+  mark: text2.describe('"current", "previous" (the rollback target), "failed", or ""'),
+  time: text2.describe("when it was deployed (UTC), or an empty string"),
+  user: text2,
+  commit: text2
+});
+var execServerSchema = strictObject({
+  server: text2,
+  exitCode: number2().int().nullable().describe("the command's exit code; null when it was stopped or could not run"),
+  error: text2.optional().describe("why it could not run (no current release, a lost connection)"),
+  lines: array(strictObject({ stream: _enum(["out", "err"]), line: text2 })).describe("its output, line by line, secrets masked")
+});
+var packedFileSchema = strictObject({
+  path: text2.describe("relative to the app root"),
+  size: number2().int().min(0).describe("bytes on disk")
+});
+var resultShapes = {
+  status: {
+    command: literal("status"),
+    rows: array(statusRowSchema)
+  },
+  releases: {
+    command: literal("releases"),
+    rows: array(releaseRowSchema)
+  },
+  init: {
+    command: literal("init"),
+    file: text2.describe("the config file written (absolute path)"),
+    servers: array(text2).describe("the server names in it")
+  },
+  "nginx-config": {
+    command: literal("nginx-config"),
+    upstream: text2.describe("the upstream name"),
+    servers: array(text2).describe("the upstream addresses"),
+    upstreamFile: text2.describe("balancer.upstreamFile: the servers file the deploy user writes"),
+    serversFile: text2.describe("its content: nothing but the server lines"),
+    upstreamBlock: text2.describe("the upstream block that includes it, for a root-owned Nginx conf.d file"),
+    serverSettings: text2.describe("the server block's recommended directives (client_header_timeout)"),
+    location: text2.describe("the location block with the recommended proxy settings"),
+    logFormat: text2.describe("the log_format and access_log lines rolling.watch reads")
+  },
+  pack: {
+    command: literal("pack"),
+    root: text2.describe("the app root (absolute path)"),
+    files: array(packedFileSchema).describe("what ships, in archive order"),
+    count: number2().int().min(0),
+    bytes: number2().int().min(0).describe("uncompressed bytes of all files"),
+    output: text2.optional().describe("the tarball written (-o)"),
+    compressedBytes: number2().int().min(0).optional().describe("size of the tarball written"),
+    sha256: text2.optional().describe("sha256 of the tarball written"),
+    warnings: array(text2).describe("files that look like secrets and ship")
+  },
+  trust: {
+    command: literal("trust"),
+    server: text2,
+    host: text2.describe("the host as known_hosts names it: host or [host]:port"),
+    keyType: text2.describe("ssh-ed25519, ecdsa-sha2-nistp256, ..."),
+    fingerprint: text2.describe("SHA256:..."),
+    trusted: _enum(["already", "added", "replaced"]).describe("what nexus did about the key"),
+    knownHosts: text2.describe("the known_hosts file")
+  },
+  sandbox: {
+    command: literal("sandbox"),
+    action: _enum(["up", "down", "status"]),
+    up: boolean2().describe("whether the sandbox is running now"),
+    hosts: array(
+      strictObject({
+        name: text2,
+        ssh: text2.describe("user@address:port"),
+        app: text2.describe("address:port")
+      })
+    ).optional().describe("up: the app hosts"),
+    lb: text2.optional().describe("up: the load balancer's URL"),
+    processes: array(strictObject({ name: text2, pid: number2().int(), alive: boolean2() })).optional().describe("status: the sandbox's processes")
+  },
+  plan: {
+    command: literal("plan"),
+    release: text2,
+    batches: array(array(text2)).describe("server names, batch by batch"),
+    files: number2().int().min(0).describe("files the artifact will hold"),
+    bytes: number2().int().min(0).describe("their uncompressed bytes")
+  },
+  exec: {
+    command: literal("exec"),
+    servers: array(execServerSchema).describe("one per server, in the order they finished")
+  },
+  check: {
+    command: literal("check"),
+    ok: boolean2().describe("no item failed"),
+    items: array(
+      strictObject({
+        target: text2.describe(`a server's name, or "<host> (balancer)"`),
+        check: text2.describe("what was looked at: ssh, deploy path, pm2, upstream file, ..."),
+        status: _enum(["ok", "warn", "fail"]),
+        detail: string2(),
+        fix: text2.optional().describe("what to do about it")
+      })
+    )
+  },
+  "haproxy-config": {
+    command: literal("haproxy-config"),
+    backend: text2,
+    config: text2.describe("the global, defaults and backend lines to add to haproxy.cfg")
+  },
+  config: {
+    command: literal("config"),
+    config: record(string2(), unknown()).describe("the resolved config, every secret masked")
+  }
+};
+var commandResultSchema = discriminatedUnion("command", strictMembers(resultShapes));
+
+// src/events/schema.ts
+var EVENTS_SCHEMA_VERSION = 1;
+var text3 = string2();
+var serverName = string2().min(1).describe("a server name from the config");
+var milliseconds = number2().min(0);
+var stepSchema = _enum([
+  "connect",
+  "lock",
+  "upload",
+  "extract",
+  "install",
+  "drain",
+  "switch",
+  "restart",
+  "gate",
+  "enable",
+  "restore"
+]).describe("a step of the work on one server");
+var serverResultSchema = _enum([
+  "deployed",
+  "rolled back",
+  "restored",
+  "not reached",
+  "needs human",
+  "failed"
+]);
+var outcomeSchema = _enum(["success", "failed", "needs-human", "interrupted"]);
+var summaryRowSchema = strictObject({
+  server: serverName,
+  result: serverResultSchema,
+  release: text3.optional().describe("the release the server serves now, if known"),
+  outOfRotation: number2().min(0).optional().describe("seconds out of rotation during this command"),
+  watched: strictObject({
+    requests: number2().int().min(0),
+    failures: number2().int().min(0),
+    rate: number2().min(0).max(1),
+    p99: number2().min(0).optional().describe("99th percentile of its response times, ms")
+  }).optional().describe("requests, failures and their ratio at the balancer during its watch window (rolling.watch)"),
+  note: text3.optional()
+});
+var latencySchema = strictObject({
+  p50: number2().min(0),
+  p95: number2().min(0),
+  p99: number2().min(0),
+  samples: number2().int().min(0).describe("how many response times")
+});
+var eventShapes = {
+  begin: {
+    type: literal("begin"),
+    command: text3.describe('the command: "deploy" or "rollback"'),
+    release: text3.optional().describe("the release being deployed (rollback: the target(s), comma-separated)"),
+    servers: array(serverName)
+  },
+  phase: {
+    type: literal("phase"),
+    phase: text3.describe('"build", "pack", "preflight", "stage", "roll", "rollback", "finish", "recover"'),
+    message: text3
+  },
+  step: {
+    type: literal("step"),
+    server: serverName,
+    step: stepSchema,
+    status: _enum(["start", "done", "fail"]),
+    message: text3.optional(),
+    ms: milliseconds.optional().describe("how long the step took (done / fail)")
+  },
+  progress: {
+    type: literal("progress"),
+    server: serverName,
+    sent: number2().min(0).describe("bytes uploaded so far"),
+    total: number2().min(0).describe("bytes to upload")
+  },
+  info: { type: literal("info"), message: text3, server: serverName.optional() },
+  warn: { type: literal("warn"), message: text3, server: serverName.optional() },
+  error: {
+    type: literal("error"),
+    message: text3,
+    server: serverName.optional(),
+    file: text3.optional().describe("a config error: the config file (as given, or relative to the cwd)"),
+    line: number2().int().min(1).optional().describe("a config error: its line in the file (1-based)"),
+    column: number2().int().min(1).optional().describe("a config error: its column (1-based)")
+  },
+  "gate-failed": {
+    type: literal("gate-failed"),
+    server: serverName,
+    reason: text3,
+    timeline: array(text3).describe("one line per probe: time, result, status, latency, detail"),
+    logs: array(text3).describe("last lines of the app's error log")
+  },
+  watch: {
+    type: literal("watch"),
+    server: serverName,
+    result: _enum(["pass", "breach", "unjudged", "inconclusive", "interrupted"]).describe(
+      '"unjudged": inconclusive after every extension and rolling.watch.inconclusive is "pass"; "inconclusive": the same under "halt" or "rollback"'
+    ),
+    verdict: _enum(["pass", "fail", "inconclusive"]).describe("the judge's verdict"),
+    metric: _enum(["errors", "latency", "health"]).optional().describe("what decided a fail or an inconclusive"),
+    p: number2().min(0).max(1).optional().describe("one-sided p-value of the deciding test"),
+    reference: _enum(["untouched", "baseline", "none"]).describe(
+      "compared with the untouched servers (same seconds), the fleet before the deploy, or nothing"
+    ),
+    requests: number2().int().min(0),
+    failures: number2().int().min(0),
+    rate: number2().min(0).max(1).describe("failures / requests"),
+    limit: number2().min(0).describe("the failure ratio above which the error effect counts"),
+    threshold: _enum(["maxFailureRatio", "untouched", "baseline", "health"]).describe("which minimum effect set the limit"),
+    untouchedRate: number2().min(0).max(1).optional().describe("the untouched servers' rate, same seconds"),
+    baselineRate: number2().min(0).max(1).optional().describe("the fleet's rate before the deploy"),
+    latency: latencySchema.optional().describe("the server's response times during the window, ms"),
+    referenceLatency: latencySchema.optional().describe("the reference's response times, ms"),
+    baselineLatency: latencySchema.optional().describe("the fleet's before the deploy, when the reference is the untouched servers, ms"),
+    seconds: milliseconds.describe("how long the window lasted, in seconds"),
+    message: text3
+  },
+  hook: {
+    type: literal("hook"),
+    hook: _enum(["beforeRoll", "afterStart", "afterDeploy", "afterFailure"]),
+    server: serverName.optional().describe("the server it runs on; none for afterDeploy / afterFailure"),
+    status: _enum(["start", "output", "done", "fail"]),
+    message: text3.optional().describe("start: the command; output: one line of its output, secrets masked; done / fail: a note"),
+    ms: milliseconds.optional()
+  },
+  log: {
+    type: literal("log"),
+    server: serverName,
+    stream: _enum(["out", "err"]).describe("the app's output log or its error log"),
+    line: text3.describe("one line of it, secrets masked (nexus logs)")
+  },
+  summary: {
+    type: literal("summary"),
+    outcome: outcomeSchema,
+    release: text3.optional(),
+    rows: array(summaryRowSchema),
+    exitCode: number2().int().describe("the exit code nexus exits with"),
+    seconds: number2().min(0).describe("wall time of the command")
+  }
+};
+var deployEventSchema = discriminatedUnion("type", strictMembers(eventShapes));
+var envelope = {
+  v: literal(EVENTS_SCHEMA_VERSION).describe("schema version; changes only on an incompatible change"),
+  time: iso_exports.datetime().describe("when the event was emitted (ISO 8601, UTC)")
+};
+var result = literal("result");
+var jsonLineSchema = discriminatedUnion("type", [
+  ...strictMembers(eventShapes, envelope),
+  strictObject({
+    ...envelope,
+    type: literal("output"),
+    line: text3.describe("a line that is not an event: a dry-run plan line")
+  }),
+  discriminatedUnion("command", strictMembers(resultShapes, { ...envelope, type: result })).describe("a command's structured answer (docs/events.md: `result`)")
+]).describe("one line of `nexus --json` output (docs/events.md)");
+
+// src/notify/notification.ts
+var SEVERITY_RANK = { info: 0, warning: 1, error: 2, critical: 3 };
+function notificationFor(event, context) {
+  const what = () => `${context.app}: nexus ${context.command ?? "command"}${context.release ? ` ${context.release}` : ""}`;
+  switch (event.type) {
+    case "begin":
+      context.command = event.command;
+      context.release = event.release;
+      return {
+        kind: "begin",
+        severity: "info",
+        text: `${what()} started on ${event.servers.join(", ")}`,
+        event
+      };
+    case "watch":
+      if (event.result === "breach")
+        return {
+          kind: "watch-breach",
+          severity: "error",
+          text: `${what()}: ${event.server} failed its watch: ${event.message}`,
+          event
+        };
+      if (event.result === "inconclusive" || event.result === "unjudged")
+        return {
+          kind: "watch-inconclusive",
+          severity: "warning",
+          text: `${what()}: ${event.server}'s watch was inconclusive: ${event.message}`,
+          event
+        };
+      return void 0;
+    case "summary": {
+      if (event.release) context.release = event.release;
+      const notes = event.rows.filter((r) => r.result !== "deployed" && r.result !== "not reached" && r.note).map((r) => `${r.server} (${r.result}): ${r.note}`);
+      const details = notes.length > 0 ? `
+${notes.join("\n")}` : "";
+      const took = `in ${event.seconds.toFixed(1)}s, exit ${event.exitCode}`;
+      if (event.outcome === "needs-human")
+        return {
+          kind: "needs-human",
+          severity: "critical",
+          text: `${what()} needs a human (${took})${details}`,
+          event
+        };
+      if (event.outcome === "interrupted")
+        return {
+          kind: "interrupted",
+          severity: "warning",
+          text: `${what()} was interrupted (${took})${details}`,
+          event
+        };
+      if (event.outcome === "failed") {
+        const rolledBack = event.rows.some((r) => r.result === "rolled back");
+        return rolledBack ? {
+          kind: "rollback",
+          severity: "error",
+          text: `${what()} failed and was rolled back (${took})${details}`,
+          event
+        } : { kind: "failure", severity: "error", text: `${what()} failed (${took})${details}`, event };
+      }
+      if (context.command === "rollback")
+        return { kind: "rollback", severity: "warning", text: `${what()} done (${took})`, event };
+      return { kind: "success", severity: "info", text: `${what()} done (${took})`, event };
+    }
+    default:
+      return void 0;
+  }
+}
+function wanted(target, notification) {
+  return SEVERITY_RANK[notification.severity] >= SEVERITY_RANK[target.severity];
+}
+var SLACK_MARK = {
+  info: ":information_source:",
+  warning: ":warning:",
+  error: ":x:",
+  critical: ":rotating_light:"
+};
+function slackBody(notification) {
+  const text4 = notification.text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return { text: `${SLACK_MARK[notification.severity]} ${text4}` };
+}
+function jsonBody(notification, context, time3 = /* @__PURE__ */ new Date()) {
+  return {
+    v: EVENTS_SCHEMA_VERSION,
+    time: time3.toISOString(),
+    type: "notify",
+    kind: notification.kind,
+    severity: notification.severity,
+    app: context.app,
+    command: context.command,
+    release: context.release,
+    text: notification.text,
+    event: notification.event
+  };
+}
+
+// src/notify/notifier.ts
+var post = async (url, body, timeoutMs) => {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs)
+  });
+  await response.arrayBuffer().catch(() => void 0);
+  return response.status;
+};
+function failureWords(error3, timeoutMs) {
+  const err = error3;
+  if (err?.name === "TimeoutError" || err?.name === "AbortError") return `no answer in ${timeoutMs / 1e3}s`;
+  const words3 = err?.cause?.code ?? err?.cause?.message ?? err?.message ?? "error";
+  return words3.replace(/[a-z][a-z0-9+.-]*:\/\/\S*/gi, "<url>");
+}
+var Notifier = class {
+  constructor(targets, app, send = post) {
+    this.targets = targets;
+    this.send = send;
+    this.context = { app };
+  }
+  targets;
+  send;
+  context;
+  sending = [];
+  observe(event) {
+    const notification = notificationFor(event, this.context);
+    if (!notification) return;
+    this.targets.forEach((target, index) => {
+      if (!wanted(target, notification)) return;
+      const body = target.format === "slack" ? slackBody(notification) : jsonBody(notification, this.context);
+      const label = `notify[${index}] (${target.format}, ${notification.kind})`;
+      this.sending.push(
+        this.send(target.url, body, target.timeout).then(
+          (status) => status >= 200 && status < 300 ? void 0 : `${label}: the webhook answered HTTP ${status}`,
+          (error3) => `${label}: not delivered: ${failureWords(error3, target.timeout)}`
+        )
+      );
+    });
+  }
+  async flush() {
+    const results = await Promise.all(this.sending.splice(0));
+    return results.filter((r) => r !== void 0);
+  }
+};
+var current;
+function notifyFrom(targets, app, send) {
+  current = targets.length > 0 ? new Notifier(targets, app, send) : void 0;
+}
+function notifyingReporter(inner) {
+  let held;
+  return {
+    emit(event) {
+      current?.observe(event);
+      if (current && event.type === "summary") held = event;
+      else inner.emit(event);
+    },
+    print: (line) => inner.print(line),
+    close: () => inner.close(),
+    async flush() {
+      const warnings = await current?.flush() ?? [];
+      for (const message of warnings) inner.emit({ type: "warn", message });
+      if (held) inner.emit(held);
+      held = void 0;
+    }
+  };
+}
+
 // src/report/github.ts
 init_format();
 import { randomUUID } from "node:crypto";
@@ -56579,26 +57429,26 @@ var PlainReporter = class {
       this.line(outcomeLine(event));
       return;
     }
-    const text2 = describeEvent(event);
-    if (text2 !== void 0) for (const line of text2.split("\n")) this.line(line);
+    const text4 = describeEvent(event);
+    if (text4 !== void 0) for (const line of text4.split("\n")) this.line(line);
   }
   print(line) {
     process.stdout.write(`${line}
 `);
   }
-  line(text2) {
-    this.write(`${(/* @__PURE__ */ new Date()).toISOString().slice(11, 19)} ${text2}`);
+  line(text4) {
+    this.write(`${(/* @__PURE__ */ new Date()).toISOString().slice(11, 19)} ${text4}`);
   }
   close() {
   }
 };
 
 // src/report/github.ts
-function escapeData(text2) {
-  return text2.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+function escapeData(text4) {
+  return text4.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
 }
-function escapeProperty(text2) {
-  return escapeData(text2).replace(/:/g, "%3A").replace(/,/g, "%2C");
+function escapeProperty(text4) {
+  return escapeData(text4).replace(/:/g, "%3A").replace(/,/g, "%2C");
 }
 function outputEntry(name, value) {
   if (!/[\r\n]/.test(value)) return `${name}=${value}
@@ -56615,8 +57465,8 @@ var OUTCOME_MARK = {
   "needs-human": "\u{1F6A8}",
   interrupted: "\u26A0\uFE0F"
 };
-function cell(text2) {
-  return text2.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|").replace(/\r?\n/g, "<br>");
+function cell(text4) {
+  return text4.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|").replace(/\r?\n/g, "<br>");
 }
 function summaryMarkdown(command, event) {
   const watch = event.rows.some((r) => r.watched !== void 0);
@@ -56668,7 +57518,7 @@ var GithubReporter = class {
     this.env = options.env ?? process.env;
     this.write = options.write ?? ((line) => process.stderr.write(`${line}
 `));
-    this.append = options.append ?? ((file, text2) => appendFileSync3(file, text2));
+    this.append = options.append ?? ((file, text4) => appendFileSync3(file, text4));
     this.plain = new PlainReporter(this.write);
   }
   emit(event) {
@@ -56696,6 +57546,8 @@ var GithubReporter = class {
       case "watch":
         this.plain.emit(event);
         if (event.result === "breach") this.annotate("error", event.server, `watch failed: ${event.message}`);
+        if (event.result === "inconclusive")
+          this.annotate("error", event.server, `watch inconclusive: ${event.message}`);
         return;
       case "summary":
         this.endGroup();
@@ -56716,12 +57568,12 @@ var GithubReporter = class {
     if (this.closed) return;
     this.closed = true;
     this.endGroup();
-    const result = this.result ?? (this.failed ? "failed" : void 0);
+    const result2 = this.result ?? (this.failed ? "failed" : void 0);
     if (!this.summarized && this.failed)
       this.appendTo("GITHUB_STEP_SUMMARY", failureMarkdown(this.command, this.errors));
     let outputs = "";
     if (this.release) outputs += outputEntry("release", this.release);
-    if (result) outputs += outputEntry("result", result);
+    if (result2) outputs += outputEntry("result", result2);
     if (outputs) this.appendTo("GITHUB_OUTPUT", outputs);
     this.plain.close();
   }
@@ -56752,11 +57604,11 @@ var GithubReporter = class {
     const relative2 = path16.relative(workspace, path16.resolve(file));
     return relative2.startsWith("..") || path16.isAbsolute(relative2) ? file : relative2;
   }
-  appendTo(variable, text2) {
+  appendTo(variable, text4) {
     const file = this.env[variable];
     if (!file) return;
     try {
-      this.append(file, text2);
+      this.append(file, text4);
     } catch (error3) {
       this.write(
         `::warning title=nexus::${escapeData(`cannot write $${variable}: ${error3.message}`)}`
@@ -56785,7 +57637,7 @@ var JsonReporter = class {
 };
 
 // src/report/masking.ts
-var redact = (text2) => text2;
+var redact = (text4) => text4;
 function maskSecretsOf(config2) {
   redact = secretRedactor(config2, process.env, { secretsOnly: true });
 }
@@ -56818,6 +57670,7 @@ function readConfig(options) {
   }
   if (options.knownHosts) config2.ssh.knownHosts = path17.resolve(options.knownHosts);
   maskSecretsOf(config2);
+  notifyFrom(config2.notify, config2.app.name);
   return config2;
 }
 var readConfigText = (file) => readFileSync7(path17.resolve(file), "utf8");
@@ -56891,38 +57744,40 @@ async function whileInterruptible(reporter, body) {
 }
 async function withReporter(program2, body) {
   const options = program2.opts();
-  const reporter = maskingReporter(await pickReporter(options));
+  const notifying = notifyingReporter(await pickReporter(options));
+  const reporter = maskingReporter(notifying);
   try {
     return await body(reporter, options);
   } catch (error3) {
     for (const event of errorEvents(error3)) reporter.emit(event);
     return exitCodeForError(error3).code;
   } finally {
+    await notifying.flush();
     reporter.close();
   }
 }
 
 // src/cli/result.ts
-function printResult(result) {
+function printResult(result2) {
   process.stdout.write(
-    `${JSON.stringify({ v: JSON_SCHEMA_VERSION, time: (/* @__PURE__ */ new Date()).toISOString(), type: "result", ...result })}
+    `${JSON.stringify({ v: JSON_SCHEMA_VERSION, time: (/* @__PURE__ */ new Date()).toISOString(), type: "result", ...result2 })}
 `
   );
 }
 
 // src/cli/check.ts
 var MARK = { ok: "ok", warn: "WARN", fail: "FAIL" };
-function formatCheck(result) {
+function formatCheck(result2) {
   const lines = renderTable(
     ["TARGET", "CHECK", "STATUS", "DETAIL"],
-    result.items.map((i2) => [i2.target, i2.check, MARK[i2.status], i2.detail])
+    result2.items.map((i2) => [i2.target, i2.check, MARK[i2.status], i2.detail])
   );
-  const problems = result.items.filter((i2) => i2.status !== "ok" && i2.fix);
+  const problems = result2.items.filter((i2) => i2.status !== "ok" && i2.fix);
   if (problems.length > 0) {
     lines.push("", "To fix:");
     for (const p2 of problems) lines.push(`  ${p2.target} ${p2.check}: ${p2.fix}`);
   }
-  const failed = result.items.filter((i2) => i2.status === "fail").length;
+  const failed = result2.items.filter((i2) => i2.status === "fail").length;
   lines.push("", failed === 0 ? "all checks passed" : `${failed} check(s) failed`);
   return lines;
 }
@@ -56932,11 +57787,11 @@ function checkCommand(setExit) {
   ).addHelpText("after", "\nExamples:\n  nexus check\n  nexus --json check").action(async (_flags, command) => {
     const global3 = command.optsWithGlobals();
     try {
-      const result = await runCheck(readConfig(global3));
-      if (global3.json) printResult({ command: "check", ...result });
-      else process.stdout.write(`${formatCheck(result).join("\n")}
+      const result2 = await runCheck(readConfig(global3));
+      if (global3.json) printResult({ command: "check", ...result2 });
+      else process.stdout.write(`${formatCheck(result2).join("\n")}
 `);
-      setExit(result.ok ? EXIT.ok : EXIT.failed);
+      setExit(result2.ok ? EXIT.ok : EXIT.failed);
     } catch (error3) {
       const { code, message } = exitCodeForError(error3);
       process.stderr.write(`nexus check: ${message}
@@ -56990,7 +57845,7 @@ function haproxyConfigCommand(setExit) {
       const config2 = readConfig(global3);
       const haproxy = config2.balancers.find((b2) => b2.type === "haproxy");
       const backend = opts.backend ?? haproxy?.backend ?? "nexus_app";
-      const text2 = renderHaproxyConfig({
+      const text4 = renderHaproxyConfig({
         backend,
         servers: config2.servers.map((s3) => ({
           name: haproxy?.servers[s3.name] ?? s3.name,
@@ -57000,8 +57855,8 @@ function haproxyConfigCommand(setExit) {
         stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
         healthPath: config2.health.path
       });
-      if (global3.json) printResult({ command: "haproxy-config", backend, config: text2 });
-      else process.stdout.write(text2);
+      if (global3.json) printResult({ command: "haproxy-config", backend, config: text4 });
+      else process.stdout.write(text4);
       setExit(EXIT.ok);
     } catch (error3) {
       const { code, message } = exitCodeForError(error3);
@@ -57413,7 +58268,7 @@ async function recover(config2, options) {
         message: `${toSwitch.length} server(s) to put back on their previous release, restarted and gated`
       });
       const ops = fleetOps(fleet, config2, emit);
-      const result = await roll({
+      const result2 = await roll({
         config: config2,
         ops,
         emit,
@@ -57426,7 +58281,7 @@ async function recover(config2, options) {
         // Drained by the killed command: back in rotation; drained by an operator before it: left so.
         enableDrained: (name) => !byOperator(name)
       });
-      const rows = new Map(result.rows.map((r) => [r.server, { ...r }]));
+      const rows = new Map(result2.rows.map((r) => [r.server, { ...r }]));
       for (const r of rows.values()) if (r.result === "deployed") r.result = "restored";
       const backends = await fleet.balancer.state(config2.servers);
       for (const h2 of journaled) {
@@ -57454,11 +58309,11 @@ async function recover(config2, options) {
       }
       await fleet.balancer.settle?.();
       const list3 = [...rows.values()];
-      const outcome = list3.some((r) => r.result === "needs human") ? "needs-human" : result.outcome;
+      const outcome = list3.some((r) => r.result === "needs human") ? "needs-human" : result2.outcome;
       await clearJournals(journaled.filter((h2) => rows.get(h2.server.name)?.result === "restored"));
       const done = summarize(emit, startedAt, outcome, list3);
       await Promise.allSettled([
-        ops.persist(result.touched),
+        ops.persist(result2.touched),
         recordAll(journaled, "recover", (h2) => ({
           release: rows.get(h2.server.name)?.release ?? null,
           result: rows.get(h2.server.name)?.result
@@ -57694,27 +58549,27 @@ async function execOnFleet(config2, command, options) {
   const redact2 = secretRedactor(config2);
   const runOne = async (host) => {
     const server = host.server.name;
-    const result = { server, code: null, lines: [] };
+    const result2 = { server, code: null, lines: [] };
     try {
       const state = await readState(host);
       if (!state.current) throw new Error("no current release (deploy first)");
-      result.code = await runOnServer(host, {
+      result2.code = await runOnServer(host, {
         cwd: host.layout.current,
         command,
         env: releaseEnv(config2, host.server, state.current),
         timeoutMs: 0,
         signal: options.signal,
-        onLine: (text2, stream) => {
-          const line = { server, stream, line: redact2(text2) };
-          result.lines.push(line);
+        onLine: (text4, stream) => {
+          const line = { server, stream, line: redact2(text4) };
+          result2.lines.push(line);
           options.onLine?.(line);
         }
       });
     } catch (error3) {
-      result.error = redact2(error3.message);
+      result2.error = redact2(error3.message);
     }
-    options.onDone?.(result);
-    return result;
+    options.onDone?.(result2);
+    return result2;
   };
   try {
     const hosts = names.map((n2) => fleet.host(n2));
@@ -57751,20 +58606,20 @@ async function restart(config2, options) {
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
   return withPlannedFleet(config2, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
-    const current = /* @__PURE__ */ new Map();
+    const current2 = /* @__PURE__ */ new Map();
     const problems = [];
     for (const h2 of hosts) {
       const state = states.get(h2.server.name);
-      if (state.current) current.set(h2.server.name, state.current);
+      if (state.current) current2.set(h2.server.name, state.current);
       else problems.push(`${h2.server.name}: no current release (deploy first)`);
     }
     if (problems.length > 0) throw new PlanError(`cannot restart:
   ${problems.join("\n  ")}`);
-    const release = [...new Set(current.values())].join(", ");
+    const release = [...new Set(current2.values())].join(", ");
     emit({ type: "begin", command: "restart", release, servers: names });
-    const releaseOf2 = (name) => current.get(name);
+    const releaseOf2 = (name) => current2.get(name);
     const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
-    const result = await rollJournaled(
+    const result2 = await rollJournaled(
       hosts,
       (h2) => ({
         command: "restart",
@@ -57785,12 +58640,12 @@ async function restart(config2, options) {
         inHand: options.inHand
       }
     );
-    const rows = result.rows.map(
+    const rows = result2.rows.map(
       (row) => row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row
     );
-    const done = summarize(emit, startedAt, result.outcome, rows, release);
+    const done = summarize(emit, startedAt, result2.outcome, rows, release);
     await Promise.allSettled([
-      ops.persist(result.touched),
+      ops.persist(result2.touched),
       recordAll(hosts, "restart", (h2) => ({
         release: releaseOf2(h2.server.name),
         result: rows.find((r) => r.server === h2.server.name)?.result
@@ -57829,7 +58684,7 @@ init_errors();
 function list(value) {
   return value.split(",").map((s3) => s3.trim()).filter(Boolean);
 }
-function count2(value) {
+function count3(value) {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a number of lines.");
   return Number(value);
 }
@@ -57837,7 +58692,7 @@ function formatLine(line, width) {
   return `${line.server.padEnd(width)} ${line.stream === "err" ? "!" : "|"} ${line.line}`;
 }
 function addOperationCommands(program2, setExit) {
-  program2.command("logs [servers...]").description("the app's logs from every server (or those named), each line prefixed with its server").option("-n, --lines <n>", "lines of each log to show first", count2, 20).option("-f, --follow", "keep printing new lines as they arrive, until Ctrl-C").addHelpText("after", "\nExamples:\n  nexus logs -n 50\n  nexus logs nexus-beta -f").action(async (servers2, opts) => {
+  program2.command("logs [servers...]").description("the app's logs from every server (or those named), each line prefixed with its server").option("-n, --lines <n>", "lines of each log to show first", count3, 20).option("-f, --follow", "keep printing new lines as they arrive, until Ctrl-C").addHelpText("after", "\nExamples:\n  nexus logs -n 50\n  nexus logs nexus-beta -f").action(async (servers2, opts) => {
     setExit(
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
@@ -57869,14 +58724,14 @@ function addOperationCommands(program2, setExit) {
         const config2 = readConfig(global3);
         const stop = onInterrupt();
         const finished7 = [];
-        const printGroup = (result, withLines) => {
-          finished7.push(result);
+        const printGroup = (result2, withLines) => {
+          finished7.push(result2);
           if (global3.json) return;
-          const status = result.error ?? (result.code === 0 ? "ok" : `exit ${result.code ?? "signal"}`);
-          if (!opts.serial) reporter.print(`\u2500\u2500 ${result.server} (${status})`);
+          const status = result2.error ?? (result2.code === 0 ? "ok" : `exit ${result2.code ?? "signal"}`);
+          if (!opts.serial) reporter.print(`\u2500\u2500 ${result2.server} (${status})`);
           if (withLines)
-            for (const l of result.lines) reporter.print(l.stream === "err" ? `! ${l.line}` : l.line);
-          if (opts.serial) reporter.print(`\u2500\u2500 ${result.server}: ${status}`);
+            for (const l of result2.lines) reporter.print(l.stream === "err" ? `! ${l.line}` : l.line);
+          if (opts.serial) reporter.print(`\u2500\u2500 ${result2.server}: ${status}`);
         };
         try {
           const results = await execOnFleet(config2, words3.join(" "), {
@@ -57891,7 +58746,7 @@ function addOperationCommands(program2, setExit) {
                 reporter.print(line.stream === "err" ? `! ${line.line}` : line.line);
             },
             // Parallel: a server's lines are printed together once it is done; serial: as they come.
-            onDone: (result) => printGroup(result, !opts.serial && !global3.json)
+            onDone: (result2) => printGroup(result2, !opts.serial && !global3.json)
           });
           if (global3.json) {
             printResult({
@@ -57919,7 +58774,7 @@ function addOperationCommands(program2, setExit) {
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
         return whileInterruptible(reporter, async (signal2, inHand) => {
-          const result = await restart(config2, {
+          const result2 = await restart(config2, {
             emit: (e) => reporter.emit(e),
             signal: signal2,
             only: opts.only,
@@ -57927,7 +58782,7 @@ function addOperationCommands(program2, setExit) {
             verbose: global3.verbose,
             inHand
           });
-          return result.exitCode;
+          return result2.exitCode;
         });
       })
     );
@@ -58288,13 +59143,13 @@ function promptHidden(question) {
     stdin.setRawMode(true);
     stdin.resume();
     let value = "";
-    const done = (result) => {
+    const done = (result2) => {
       stdin.setRawMode(false);
       stdin.pause();
       stdin.off("data", onData);
       process.stderr.write("\n");
-      if (result instanceof Error) reject(result);
-      else resolve3(result);
+      if (result2 instanceof Error) reject(result2);
+      else resolve3(result2);
     };
     const onData = (chunk2) => {
       for (const char of chunk2.toString("utf8")) {
@@ -58500,8 +59355,8 @@ async function keyStep(server, config2, options, connector, publicKey, sessions)
   const problems = [];
   for (const attempt of attempts) {
     try {
-      const result = await runOnce({ ...login, ...attempt.extra }, installKeyCommand(publicKey));
-      if (result.code !== 0) throw new Error(result.output.trim() || `exit ${result.code}`);
+      const result2 = await runOnce({ ...login, ...attempt.extra }, installKeyCommand(publicKey));
+      if (result2.code !== 0) throw new Error(result2.output.trim() || `exit ${result2.code}`);
       say(
         `${server.name}: installed the deploy key in ${where2}:~/.ssh/authorized_keys (logged in once with ${attempt.how})`
       );
@@ -58544,18 +59399,18 @@ async function balancerStep(config2, balancer, options, sessions, reachable) {
   const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", include: file });
   if (exists3) {
     say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
-    const text2 = await run(cmd("cat", file));
-    if (text2.code === 0 && holdsUpstreamBlock(text2.stdout))
+    const text4 = await run(cmd("cat", file));
+    if (text4.code === 0 && holdsUpstreamBlock(text4.stdout))
       say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${SERVERS_FILE_FIX}`);
   } else if (dryRun) say(`${target}: would write ${file} with every server of the config`);
   else {
     const write = `umask 022 && cat > ${shq(file)}`;
-    let result2 = await run(`${write} 2>&1 <<'NEXUS_EOF'
+    let result3 = await run(`${write} 2>&1 <<'NEXUS_EOF'
 ${content}NEXUS_EOF`);
-    if (result2.code !== 0 && options.sudo)
-      result2 = await run(`sudo -n tee ${shq(file)} >/dev/null <<'NEXUS_EOF'
+    if (result3.code !== 0 && options.sudo)
+      result3 = await run(`sudo -n tee ${shq(file)} >/dev/null <<'NEXUS_EOF'
 ${content}NEXUS_EOF`);
-    if (result2.code === 0) say(`${target}: wrote ${file} (its server lines)`);
+    if (result3.code === 0) say(`${target}: wrote ${file} (its server lines)`);
     else
       say(
         `${target}: cannot write ${file} as ${user}; as root, write the server lines \`nexus nginx-config\` prints for it there`
@@ -58595,11 +59450,11 @@ ${content}NEXUS_EOF`);
     'sudo -n visudo -c -f "$t" >/dev/null',
     `sudo -n install -m 0440 -o root -g root "$t" ${shq(sudoers)}`
   ].join(" && ");
-  const result = await run(`${install2}; rc=$?; rm -f "$t"; exit $rc`);
-  if (result.code === 0) say(`${target}: installed ${sudoers}: ${rule}`);
+  const result2 = await run(`${install2}; rc=$?; rm -f "$t"; exit $rc`);
+  if (result2.code === 0) say(`${target}: installed ${sudoers}: ${rule}`);
   else
     say(
-      `${target}: could not install the sudoers rule through sudo -n (${(result.stderr || result.stdout).trim()}); as root: ${rule}`
+      `${target}: could not install the sudoers rule through sudo -n (${(result2.stderr || result2.stdout).trim()}); as root: ${rule}`
     );
 }
 function resolveOn(target, configured, home) {
@@ -58635,10 +59490,10 @@ function setupCommand(setExit) {
         return;
       }
       say("");
-      const result = await runCheck(config2);
-      if (global3.json) printResult({ command: "check", ...result });
-      else for (const line of formatCheck(result)) say(line);
-      setExit(result.ok ? EXIT.ok : EXIT.failed);
+      const result2 = await runCheck(config2);
+      if (global3.json) printResult({ command: "check", ...result2 });
+      else for (const line of formatCheck(result2)) say(line);
+      setExit(result2.ok ? EXIT.ok : EXIT.failed);
     } catch (error3) {
       if (error3 instanceof SetupError) {
         process.stderr.write(`nexus setup: ${error3.message}
@@ -58799,9 +59654,9 @@ function list2(value) {
   return value.split(",").map((s3) => s3.trim()).filter(Boolean);
 }
 function durationOption(value) {
-  const ms3 = parseDuration(value);
-  if (ms3 === void 0) throw new InvalidArgumentError('expected a duration such as "30s" or "2m".');
-  return ms3;
+  const ms4 = parseDuration(value);
+  if (ms4 === void 0) throw new InvalidArgumentError('expected a duration such as "30s" or "2m".');
+  return ms4;
 }
 function buildProgram(setExit) {
   const program2 = new Command("nexus").description("Rolling, zero-downtime deploys of Node.js apps to your own servers behind Nginx.").version(VERSION).option("-c, --config <path>", "config file", "deploy.config.json").option("--json", "one JSON event per line on stdout (schema: docs/events.md)").option("--plain", "plain timestamped lines even on a terminal").option("-v, --verbose", "show each remote command (values that are secrets are never shown)").option("--accept-new", "trust unknown SSH host keys and record them (changed keys are still refused)").option("--ssh-key <path>", "private key file, instead of ssh.privateKey").option("--known-hosts <path>", "known_hosts file, instead of ssh.knownHosts").addHelpText(
@@ -58842,7 +59697,7 @@ function buildProgram(setExit) {
             return EXIT.ok;
           }
           return whileInterruptible(reporter, async (signal2, inHand) => {
-            const result = await deploy(config2, {
+            const result2 = await deploy(config2, {
               emit: (e) => reporter.emit(e),
               signal: signal2,
               only: opts.only,
@@ -58853,7 +59708,7 @@ function buildProgram(setExit) {
               inHand,
               skipUnreachable: opts.skipUnreachable
             });
-            return result.exitCode;
+            return result2.exitCode;
           });
         })
       );
@@ -58864,7 +59719,7 @@ function buildProgram(setExit) {
       await withReporter(program2, async (reporter, global3) => {
         const config2 = readConfig(global3);
         return whileInterruptible(reporter, async (signal2, inHand) => {
-          const result = await rollback(config2, {
+          const result2 = await rollback(config2, {
             emit: (e) => reporter.emit(e),
             signal: signal2,
             to: opts.to,
@@ -58874,7 +59729,7 @@ function buildProgram(setExit) {
             lockWaitMs: opts.lockWait,
             inHand
           });
-          return result.exitCode;
+          return result2.exitCode;
         });
       })
     );

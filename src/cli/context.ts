@@ -7,6 +7,7 @@ import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js"
 import { locateConfigError } from "../config/positions.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
 import type { DeployEvent } from "../events/events.js";
+import { notifyFrom, notifyingReporter } from "../notify/notifier.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
 import { maskingReporter, maskSecretsOf } from "../report/masking.js";
@@ -49,6 +50,7 @@ export function readConfig(options: GlobalOptions): Config {
   }
   if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
   maskSecretsOf(config);
+  notifyFrom(config.notify, config.app.name);
   return config;
 }
 
@@ -160,13 +162,16 @@ export async function withReporter(
   body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
 ): Promise<number> {
   const options = program.opts<GlobalOptions>();
-  const reporter = maskingReporter(await pickReporter(options));
+  // Events reach the webhooks (config `notify`) masked, like everything else nexus shows.
+  const notifying = notifyingReporter(await pickReporter(options));
+  const reporter = maskingReporter(notifying);
   try {
     return await body(reporter, options);
   } catch (error) {
     for (const event of errorEvents(error)) reporter.emit(event);
     return exitCodeForError(error).code;
   } finally {
+    await notifying.flush();
     reporter.close();
   }
 }

@@ -47,7 +47,11 @@ export interface Config {
   health: Omit<ParsedConfig["health"], "port"> & { port: number };
   rolling: ParsedConfig["rolling"];
   keepReleases: number;
+  /** Webhooks, their URLs resolved (`fromEnv` read): secrets, never printed. */
+  notify: NotifyConfig[];
 }
+
+export type NotifyConfig = Omit<ParsedConfig["notify"][number], "url"> & { url: string };
 
 export function expandHome(p: string): string {
   if (p === "~") return os.homedir();
@@ -208,6 +212,7 @@ export function resolveConfig(
   }
   const balancers = Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer];
   problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
+  const notify = resolveNotify(parsed.notify, env, problems);
   if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
 
   return {
@@ -238,7 +243,32 @@ export function resolveConfig(
     health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
     rolling: parsed.rolling,
     keepReleases: parsed.keepReleases,
+    notify,
   };
+}
+
+/** Each webhook's URL read (from the environment for `fromEnv`) and checked, never quoted in a problem. */
+function resolveNotify(
+  entries: ParsedConfig["notify"],
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): NotifyConfig[] {
+  return entries.flatMap((entry, index) => {
+    const { env: resolved } = resolveEnv({ url: entry.url }, ["notify", index], env, problems);
+    const url = resolved.url;
+    if (url === undefined) return [];
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {}
+    if (protocol !== "http:" && protocol !== "https:") {
+      problems.push(
+        `notify[${index}].url: expected an http(s) URL${typeof entry.url === "string" ? "" : ` in ${entry.url.fromEnv}`}`,
+      );
+      return [];
+    }
+    return [{ ...entry, url }];
+  });
 }
 
 function balancerProblems(

@@ -33,9 +33,13 @@ export interface RollOptions {
   inHand?: Set<string>;
   /**
    * Judges a batch once it is back in rotation, before the next one is drained (the watch
-   * window): a reason to roll it back, or undefined.
+   * window): undefined to go on, or why the batch goes back ("rollback"), or why the rollout
+   * stops with the batch left as it is ("halt": nothing proved it bad, nothing proved it good).
    */
-  watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<string | undefined>;
+  watch?: (
+    batch: ServerConfig[],
+    signal: AbortSignal,
+  ) => Promise<{ reason: string; action: "rollback" | "halt" } | undefined>;
 }
 
 export interface RollResult {
@@ -73,6 +77,8 @@ class Rollout {
   private initialStates: BackendState[] | undefined;
   private failure = false;
   private interrupted = false;
+  /** The watch stopped the rollout with the batch on the new release: nothing is rolled back. */
+  private halted = false;
 
   constructor(private readonly o: RollOptions) {
     this.inHand = o.inHand ?? new Set<string>();
@@ -91,7 +97,13 @@ class Rollout {
       } catch (error) {
         await this.stoppedBy(error);
       }
-      if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && this.done.length > 0) {
+      if (
+        this.failure &&
+        !this.interrupted &&
+        !this.halted &&
+        this.o.onFailure === "rollback-all" &&
+        this.done.length > 0
+      ) {
         await this.rollBackDone();
       }
       return this.result();
@@ -183,10 +195,16 @@ class Rollout {
           this.failure = true;
           return;
         }
-        const breach = await this.o.watch?.(batch, signal);
-        if (!breach) continue;
-        // Like a failed gate: the batch goes back; an interruption during the window stops there.
+        const stop = await this.o.watch?.(batch, signal);
+        if (!stop) continue;
+        const breach = stop.reason;
         this.failure = true;
+        if (stop.action === "halt" && !signal.aborted) {
+          this.halted = true;
+          for (const s of batch) this.row(s.name).note = breach;
+          return;
+        }
+        // Like a failed gate: the batch goes back; an interruption during the window stops there.
         this.interrupted = signal.aborted;
         for (const s of batch) this.row(s.name).note = breach;
         this.done.splice(this.done.length - batch.length, batch.length);

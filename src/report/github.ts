@@ -145,6 +145,8 @@ export class GithubReporter implements Reporter {
       case "watch":
         this.plain.emit(event);
         if (event.result === "breach") this.annotate("error", event.server, `watch failed: ${event.message}`);
+        if (event.result === "inconclusive")
+          this.annotate("error", event.server, `watch inconclusive: ${event.message}`);
         return;
       case "summary":
         this.endGroup();

@@ -8,7 +8,7 @@ import {
   REQUIRED_VARIABLES,
   scanNginxDump,
 } from "./log-format.js";
-import type { Counts } from "./traffic.js";
+import { addCounts, type Counts } from "./traffic.js";
 
 /** How much of the log's end is read before the deploy: its format, and the fleet's rate then. */
 export const SAMPLE_BYTES = 256 * 1024;
@@ -61,11 +61,10 @@ export function judgeSample(lines: readonly string[], addresses?: readonly strin
   }
   const perAddress = new Map<string, Counts>();
   tallyLines(lines, perAddress);
-  const baseline: Counts = { requests: 0, failures: 0 };
+  const baseline: Counts = { requests: 0, failures: 0, latencies: [] };
   for (const [address, counts] of perAddress) {
     if (addresses && !addresses.includes(address)) continue;
-    baseline.requests += counts.requests;
-    baseline.failures += counts.failures;
+    addCounts(baseline, counts);
   }
   return { ok: true, baseline };
 }

@@ -63,6 +63,9 @@ main(process.argv).then(
     // ssh2 loads its optional native addons (cpu-features, sshcrypto.node) in try/catch and falls
     // back to pure JS: left out, they are simply not found at run time.
     external: ["cpu-features", "*.node"],
+    // jsonc-parser's "main" is a UMD build whose require("./impl/...") calls esbuild cannot follow;
+    // its ES module build bundles as plain imports.
+    alias: { "jsonc-parser": "./node_modules/jsonc-parser/lib/esm/main.js" },
     // CommonJS dependencies (ssh2...) call require() for Node's own modules and use __dirname.
     banner: {
       js: [

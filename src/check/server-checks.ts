@@ -1,3 +1,4 @@
+import { shq } from "../remote/quote.js";
 import type { Facts } from "./facts.js";
 import type { CheckItem } from "./types.js";
 
@@ -63,7 +64,7 @@ export function serverItems(facts: Facts, ctx: ServerCheckContext): CheckItem[] 
       "deploy path",
       "fail",
       `${existing} is not writable by ${v.get("user") ?? "the login user"} (${v.get("deploy_owner") ?? "?"})`,
-      `as root: mkdir -p ${ctx.deployPath} && chown ${v.get("user") ?? "<user>"}: ${ctx.deployPath}; or set deployPath under the user's home ("~/apps/<name>")`,
+      `as root on the server: \`mkdir -p ${shq(ctx.deployPath)} && chown ${shq(v.get("user") ?? "<user>")}: ${shq(ctx.deployPath)}\`; or set deployPath under the user's home ("~/apps/<name>")`,
     );
 
   const freeKb = Number.parseInt(v.get("free_kb") ?? "", 10);

@@ -1,9 +1,16 @@
 import type { Command } from "commander";
 import type { RollCommandOptions } from "../deploy/engine.js";
 import type { DeployEvent } from "../events/events.js";
+import { notifyingReporter } from "../notify/notifier.js";
 import { maskingReporter } from "../report/masking.js";
 import type { Reporter } from "../report/reporter.js";
-import { exitCodeForError, type GlobalOptions, pickReporter, whileInterruptible } from "./context.js";
+import {
+  errorEvents,
+  exitCodeForError,
+  type GlobalOptions,
+  pickReporter,
+  whileInterruptible,
+} from "./context.js";
 
 /** Where a command's exit code goes (`main` returns it). */
 export type SetExit = (code: number) => void;
@@ -64,14 +71,16 @@ export function action<Args extends unknown[]>(
       }
       return;
     }
-    const reporter = maskingReporter(await pickReporter(global));
+    // Events reach the webhooks (config `notify`) masked, like everything else nexus shows.
+    const notifying = notifyingReporter(await pickReporter(global));
+    const reporter = maskingReporter(notifying);
     try {
       setExit(await body({ global, reporter }, ...args));
     } catch (error) {
-      const { code, message } = exitCodeForError(error);
-      reporter.emit({ type: "error", message });
-      setExit(code);
+      for (const event of errorEvents(error)) reporter.emit(event);
+      setExit(exitCodeForError(error).code);
     } finally {
+      await notifying.flush();
       reporter.close();
     }
   };

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { assertEntriesShip } from "../artifact/entries.js";
 import { selectConfiguredApp } from "../artifact/pack.js";
 import { action, type EventsContext, rollAction, type SetExit } from "../cli/action.js";
 import { readConfig } from "../cli/context.js";
@@ -61,6 +62,8 @@ async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags
   if (flags.releaseId) assertReleaseIdFlag(flags.releaseId);
   const plan = makePlan(config, flags.releaseId ?? "<new release>", flags.only);
   const app = await selectConfiguredApp(config);
+  // The build does not run in a dry run: what it makes need not exist yet.
+  await assertEntriesShip(config, { built: !config.app.build });
   for (const message of app.warnings) reporter.emit({ type: "warn", message });
   if (global.json) {
     printResult({

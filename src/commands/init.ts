@@ -1,11 +1,13 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath } from "node:url";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { action, type SetExit } from "../cli/action.js";
 import type { GlobalOptions } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
+import { ConfigError } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, resolveConfig } from "../config/load.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
 
@@ -13,7 +15,7 @@ interface InitFlags {
   output?: string;
   name?: string;
   root: string;
-  start: string;
+  start?: string;
   port: number;
   servers?: ServerSpec[];
   user?: string;
@@ -23,6 +25,11 @@ interface InitFlags {
   testCommand?: string;
   reloadCommand?: string;
   pidFile?: string;
+  balancer?: "nginx" | "haproxy";
+  backend?: string;
+  socket?: string;
+  watch?: string;
+  accessLog?: string;
   env: string[];
   force?: boolean;
   yes?: boolean;
@@ -91,6 +98,38 @@ function defaultName(root: string): string {
   }
   const clean = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "");
   return clean || "app";
+}
+
+interface PackageFacts {
+  /** The entry script: `main`, else the script `scripts.start` runs with node. */
+  start?: string;
+  from?: string;
+  lockfile: boolean;
+}
+
+/** What package.json says about how the app starts, and whether a lockfile pins its dependencies. */
+export function packageFacts(root: string): PackageFacts {
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f) => existsSync(path.join(root, f)));
+  let pkg: { main?: unknown; scripts?: { start?: unknown } };
+  try {
+    pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
+  } catch {
+    return { lockfile };
+  }
+  if (typeof pkg.main === "string" && pkg.main)
+    return { start: pkg.main.replace(/^\.\//, ""), from: "main", lockfile };
+  const start = typeof pkg.scripts?.start === "string" ? pkg.scripts.start : "";
+  const script = /^\s*node\s+(?:-\S+\s+)*([^\s;&|]+\.(?:c|m)?js)\b/.exec(start)?.[1];
+  if (script) return { start: script.replace(/^\.\//, ""), from: "scripts.start", lockfile };
+  return { lockfile };
+}
+
+/** Nginx's test and reload: a non-root login goes through sudo -n, with the full path sudoers needs. */
+export function defaultNginxCommands(user: string | undefined): { test: string; reload: string } {
+  const root = (user || userInfo().username) === "root";
+  return root
+    ? { test: "nginx -t", reload: "nginx -s reload" }
+    : { test: "sudo -n /usr/sbin/nginx -t", reload: "sudo -n /usr/sbin/nginx -s reload" };
 }
 
 /** Where `$schema` points when no local copy can be referenced (global and npx installs). */
@@ -172,35 +211,65 @@ export function starterConfig(
   if (flags.user) ssh.user = flags.user;
   if (global.sshKey) ssh.privateKey = configPath(outputDir, global.sshKey);
   if (global.knownHosts) ssh.knownHosts = configPath(outputDir, global.knownHosts);
-  const balancer: Record<string, string> = {
-    host: flags.balancerHost ?? servers[0]?.name ?? "local",
-    upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name),
-  };
-  if (flags.testCommand) balancer.testCommand = flags.testCommand;
-  if (flags.reloadCommand) balancer.reloadCommand = flags.reloadCommand;
-  if (flags.pidFile) balancer.pidFile = flags.pidFile;
+  const host = flags.balancerHost ?? servers[0]?.name ?? "local";
+  const balancer: Record<string, string> =
+    flags.balancer === "haproxy"
+      ? {
+          type: "haproxy",
+          host,
+          backend: flags.backend ?? flags.name.replace(/[^A-Za-z0-9_.:-]/g, "_"),
+          ...(flags.socket ? { socket: flags.socket } : {}),
+        }
+      : { host, upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name) };
+  if (flags.balancer !== "haproxy") {
+    const commands = defaultNginxCommands(flags.user);
+    balancer.testCommand = flags.testCommand ?? commands.test;
+    balancer.reloadCommand = flags.reloadCommand ?? commands.reload;
+    if (flags.pidFile) balancer.pidFile = flags.pidFile;
+    // The watch reads the access log (in the nexus format: `nexus nginx-config` prints it).
+    if (flags.watch) balancer.accessLog = flags.accessLog ?? "/var/log/nginx/access.log";
+  }
+  const start = flags.start ?? packageFacts(flags.root).start ?? "server.js";
   return {
     $schema: schemaReference(outputDir),
-    app: { name: flags.name, root: configPath(outputDir, flags.root), start: flags.start, port: flags.port },
+    app: { name: flags.name, root: configPath(outputDir, flags.root), start, port: flags.port },
     servers,
     ...(Object.keys(ssh).length > 0 ? { ssh } : {}),
     deployPath: flags.deployPath ?? `~/apps/${flags.name}`,
     pm2: { env: { NODE_ENV: "production", ...shared } },
     balancer,
     health: { path: "/health" },
-    rolling: { batchSize: 1, onFailure: "rollback-all" },
+    rolling: { batchSize: 1, onFailure: "rollback-all", ...(flags.watch ? { watch: flags.watch } : {}) },
   };
 }
 
+/** Ctrl-D or Ctrl-C at a prompt: init stops, writes nothing, and exits 130 quietly. */
+export class PromptAborted extends Error {}
+
 /** On a terminal, asks for what the flags left out (Enter keeps the default shown). */
-async function prompt(flags: InitFlags): Promise<void> {
+async function prompt(flags: InitFlags, global: GlobalOptions): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const aborted = new AbortController();
+  rl.on("SIGINT", () => aborted.abort());
+  rl.on("close", () => aborted.abort());
   const ask = async (question: string, fallback?: string): Promise<string | undefined> => {
-    const answer = (await rl.question(`${question}${fallback ? ` (${fallback})` : ""}: `)).trim();
+    let answer: string;
+    try {
+      answer = (
+        await rl.question(`${question}${fallback ? ` (${fallback})` : ""}: `, { signal: aborted.signal })
+      ).trim();
+    } catch {
+      throw new PromptAborted();
+    }
     return answer || fallback;
   };
   try {
     flags.name ??= await ask("app name", defaultName(flags.root));
+    const facts = packageFacts(flags.root);
+    flags.start ??= await ask(
+      `entry script${facts.from ? ` (package.json ${facts.from})` : ""}`,
+      facts.start ?? "server.js",
+    );
     while (!flags.servers) {
       const answer = await ask("servers, name=host[:port] separated by commas");
       if (!answer) continue;
@@ -211,15 +280,45 @@ async function prompt(flags: InitFlags): Promise<void> {
       }
     }
     flags.user ??= await ask("SSH user (empty: your login name)");
+    if (!global.sshKey) {
+      const key = await ask("SSH private key file (empty: the agent, then ~/.ssh/id_*)");
+      if (key) global.sshKey = key;
+    }
     flags.deployPath ??= await ask("deploy path on the servers", `~/apps/${flags.name}`);
+    while (!flags.balancer) {
+      const type = await ask("load balancer: nginx or haproxy", "nginx");
+      if (type === "nginx" || type === "haproxy") flags.balancer = type;
+    }
     flags.balancerHost ??= await ask(
-      'server that runs Nginx ("local" if nexus runs there)',
+      `server that runs ${flags.balancer === "haproxy" ? "HAProxy" : "Nginx"} ("local" if nexus runs there)`,
       flags.servers[0]?.name,
     );
-    flags.upstreamFile ??= await ask(
-      "servers file on it (server lines only, included inside the upstream block)",
-      defaultServersFile(flags.name ?? "app"),
-    );
+    if (flags.balancer === "haproxy") {
+      flags.backend ??= await ask("HAProxy backend of the servers", flags.name);
+      flags.socket ??= await ask(
+        "its admin socket (stats socket ... level admin)",
+        "/run/haproxy/admin.sock",
+      );
+    } else {
+      flags.upstreamFile ??= await ask(
+        "servers file on it (server lines only, included inside the upstream block)",
+        defaultServersFile(flags.name ?? "app"),
+      );
+      const commands = defaultNginxCommands(flags.user);
+      flags.testCommand ??= await ask("command that tests the Nginx config", commands.test);
+      flags.reloadCommand ??= await ask("command that reloads Nginx", commands.reload);
+    }
+    if (flags.watch === undefined) {
+      const watch = await ask("watch each batch's error rate after it is back in rotation? (y/N)", "n");
+      if (/^y(es)?$/i.test(watch ?? "")) {
+        flags.watch = "30s";
+        if (flags.balancer !== "haproxy")
+          flags.accessLog ??= await ask(
+            "Nginx access log (in the nexus format: nexus nginx-config prints it)",
+            "/var/log/nginx/access.log",
+          );
+      }
+    }
   } finally {
     rl.close();
   }
@@ -230,7 +329,7 @@ async function writeStarterConfig(flags: InitFlags, global: GlobalOptions & Init
   const output = path.resolve(flags.output ?? global.config ?? DEFAULT_CONFIG_FILE);
   const label = path.relative(process.cwd(), output) || output;
   if (existsSync(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
-  if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags);
+  if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global);
   flags.name ??= defaultName(flags.root);
   if (!NAME.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
@@ -243,11 +342,32 @@ async function writeStarterConfig(flags: InitFlags, global: GlobalOptions & Init
     printResult({ command: "init", file: output, servers: flags.servers.map((s) => s.name) });
     return EXIT.ok;
   }
-  const withConfig = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
-  process.stdout.write(
-    `wrote ${label}\nnext:\n  nexus${withConfig} nginx-config      # the servers file and the upstream block for your Nginx\n  nexus${withConfig} deploy --dry-run  # the plan, nothing changed\n  nexus${withConfig} deploy --rolling\n`,
-  );
+  process.stdout.write(nextSteps(flags, label, flags.servers));
   return EXIT.ok;
+}
+
+/** What to run after init, in order (docs/servers.md has each step). */
+function nextSteps(flags: InitFlags, label: string, servers: ServerSpec[]): string {
+  const c = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
+  const first = servers[0]?.name ?? "<server>";
+  const lb = flags.balancer === "haproxy" ? "haproxy-config" : "nginx-config";
+  const facts = packageFacts(flags.root);
+  return [
+    `wrote ${label}`,
+    ...(facts.lockfile
+      ? []
+      : ["note: no package-lock.json in the app: the servers run npm install (unpinned) instead of npm ci"]),
+    "next (docs/servers.md has each step):",
+    `  nexus${c} ${lb.padEnd(17)} # the ${flags.balancer === "haproxy" ? "backend and admin socket" : "servers file and the upstream block"} for your balancer (as root)`,
+    `  nexus${c} setup --dry-run    # what setup would do: deploy key, host keys, deploy path, servers file, sudoers`,
+    `  nexus${c} setup              # do it (asks before trusting each host key)`,
+    `  nexus${c} trust ${first.padEnd(12)} # a host key setup did not record (compare it on the server first)`,
+    `  nexus${c} check              # read-only: what is still missing, each with the command that fixes it`,
+    `  nexus${c} deploy --dry-run   # the plan, nothing changed`,
+    `  nexus${c} deploy --rolling`,
+    `  git add ${label}        # commit it: uncommitted files make the release id end in -dirty`,
+    "",
+  ].join("\n");
 }
 
 /** `nexus init`: writes a starter deploy.config.json, from flags or, on a terminal, prompts. */
@@ -259,7 +379,10 @@ export function initCommand(setExit: SetExit): Command {
     .option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`)
     .option("--name <name>", "app name, the PM2 process name (default: package.json's name)")
     .option("--root <dir>", "the app directory to ship", ".")
-    .option("--start <script>", "entry script, relative to the app directory", "server.js")
+    .option(
+      "--start <script>",
+      "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)",
+    )
     .option("--port <n>", "port the app listens on", portNumber, 3000)
     .option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers)
     .option("--user <user>", "SSH user")
@@ -269,9 +392,25 @@ export function initCommand(setExit: SetExit): Command {
       "--upstream-file <path>",
       "the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)",
     )
-    .option("--test-command <cmd>", 'how to test the Nginx config (default: "nginx -t")')
-    .option("--reload-command <cmd>", 'how to reload Nginx (default: "nginx -s reload")')
+    .option(
+      "--test-command <cmd>",
+      'how to test the Nginx config (default: "sudo -n /usr/sbin/nginx -t", "nginx -t" for root)',
+    )
+    .option(
+      "--reload-command <cmd>",
+      'how to reload Nginx (default: "sudo -n /usr/sbin/nginx -s reload", "nginx -s reload" for root)',
+    )
     .option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)")
+    .addOption(
+      new Option("--balancer <type>", "the load balancer (default: nginx)").choices(["nginx", "haproxy"]),
+    )
+    .option("--backend <name>", "HAProxy: the backend of the servers (default: the app name)")
+    .option("--socket <path>", "HAProxy: its admin socket (default: /run/haproxy/admin.sock)")
+    .option("--watch <duration>", 'rolling.watch: watch each batch\'s error rate this long ("30s")')
+    .option(
+      "--access-log <path>",
+      "with --watch and Nginx: its access log (default: /var/log/nginx/access.log)",
+    )
     .option(
       "--env <KEY=VALUE>",
       "app env, repeatable; {host} or {name} in the value sets it per server",
@@ -298,6 +437,12 @@ Examples:
           try {
             return await writeStarterConfig(flags, global as GlobalOptions & InitFlags);
           } catch (error) {
+            if (error instanceof PromptAborted) {
+              process.stdout.write("\n");
+              return EXIT.interrupted;
+            }
+            // The config it would write, as nexus reads it: said without a place (the file is not written).
+            if (error instanceof ConfigError) throw new UsageError(error.message);
             const code = (error as NodeJS.ErrnoException).code;
             // The file could not be written (there, or as asked): said as the failure it is.
             if (code === "EEXIST" || code === "ENOENT" || code === "EACCES")

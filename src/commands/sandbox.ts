@@ -8,6 +8,7 @@ import { SandboxError } from "../sandbox/errors.js";
 
 interface SandboxFlags {
   dir: string;
+  purge?: boolean;
   hosts?: number;
   ipPrefix?: string;
   balancer?: string;
@@ -93,6 +94,7 @@ function upCommand(setExit: SetExit): Command {
             );
           }
           process.stdout.write(`load balancer  ${info.lb.url} (Nginx on ${info.lb.host})\n`);
+          process.stdout.write(`state          ${info.dir} (${flags.dir} links to it)\n`);
           if (info.haproxy) {
             process.stdout.write(`load balancer  ${info.haproxy.url} (HAProxy on ${info.haproxy.host})\n`);
             process.stdout.write(`deploy through HAProxy: nexus -c ${info.haproxy.deployConfig} deploy\n`);
@@ -108,15 +110,17 @@ function downCommand(setExit: SetExit): Command {
   return new Command("down")
     .description("stop exactly what `up` started")
     .option(...dirOption)
+    .option("--purge", "also remove the sandbox's state directory (keys, releases) and the link to it")
     .addHelpText("after", examples("nexus sandbox down"))
     .action(
       action(
         setExit,
         async ({ global }, flags: SandboxFlags) => {
-          const { sandboxDown } = await sandboxModule();
-          await sandboxDown(path.resolve(flags.dir));
+          const { sandboxDown, sandboxPurge } = await sandboxModule();
+          await (flags.purge ? sandboxPurge : sandboxDown)(path.resolve(flags.dir));
           if (global.json) printResult({ command: "sandbox", action: "down", up: false });
-          else process.stdout.write("sandbox stopped\n");
+          else
+            process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
           return EXIT.ok;
         },
         "nexus sandbox",

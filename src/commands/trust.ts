@@ -6,6 +6,7 @@ import { printResult } from "../cli/result.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import { confirm } from "../setup/prompt.js";
+import { hostKeyFile } from "../setup/run.js";
 import { resolveTarget } from "../ssh/connect.js";
 import { fetchHostKey } from "../ssh/fetch-host-key.js";
 import { appendKnownHost, hostKeyAlgorithms, readKnownHosts } from "../ssh/host-keys.js";
@@ -106,7 +107,7 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
     if (!flags.replace) {
       process.stderr.write(
         "  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its\n" +
-          `  admin: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), run \`nexus trust ${server.name} --replace\`.\n`,
+          `  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`nexus trust ${server.name} --replace\`.\n`,
       );
       return EXIT.failed;
     }

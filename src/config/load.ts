@@ -4,6 +4,7 @@ import path from "node:path";
 import type * as z from "zod";
 import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
+import { parseConfigText, withPositions } from "./positions.js";
 import { configSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
@@ -47,7 +48,11 @@ export interface Config {
   health: Omit<ParsedConfig["health"], "port"> & { port: number };
   rolling: ParsedConfig["rolling"];
   keepReleases: number;
+  /** Webhooks, their URLs resolved (`fromEnv` read): secrets, never printed. */
+  notify: NotifyConfig[];
 }
+
+export type NotifyConfig = Omit<ParsedConfig["notify"][number], "url"> & { url: string };
 
 export function expandHome(p: string): string {
   if (p === "~") return os.homedir();
@@ -76,13 +81,12 @@ export function loadConfig(file: string = DEFAULT_CONFIG_FILE, env: NodeJS.Proce
         : `cannot read the file (${code ?? String(error)})`,
     ]);
   }
-  let data: unknown;
+  const parsed = parseConfigText(text, label);
   try {
-    data = JSON.parse(text);
+    return resolveConfig(parsed.data, label, path.dirname(absolute), env);
   } catch (error) {
-    throw new ConfigError(label, [`invalid JSON: ${(error as Error).message}`]);
+    throw error instanceof ConfigError ? withPositions(error, parsed) : error;
   }
-  return resolveConfig(data, label, path.dirname(absolute), env);
 }
 
 type EnvValue = ParsedConfig["pm2"]["env"][string];
@@ -166,6 +170,7 @@ export function resolveConfig(
   const entries = (Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer]) as BalancerConfig[];
   const balancers = entries;
   problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
+  const notify = resolveNotify(parsed.notify, env, problems);
   if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
 
   return {
@@ -197,6 +202,7 @@ export function resolveConfig(
     health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
     rolling: parsed.rolling,
     keepReleases: parsed.keepReleases,
+    notify,
   };
 }
 
@@ -263,6 +269,30 @@ function loginProblems(parsed: ParsedConfig, servers: readonly ServerConfig[]): 
     }
   }
   return problems;
+}
+
+/** Each webhook's URL read (from the environment for `fromEnv`) and checked, never quoted in a problem. */
+function resolveNotify(
+  entries: ParsedConfig["notify"],
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): NotifyConfig[] {
+  return entries.flatMap((entry, index) => {
+    const { env: resolved } = resolveEnv({ url: entry.url }, ["notify", index], env, problems);
+    const url = resolved.url;
+    if (url === undefined) return [];
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {}
+    if (protocol !== "http:" && protocol !== "https:") {
+      problems.push(
+        `notify[${index}].url: expected an http(s) URL${typeof entry.url === "string" ? "" : ` in ${entry.url.fromEnv}`}`,
+      );
+      return [];
+    }
+    return [{ ...entry, url }];
+  });
 }
 
 function balancerProblems(

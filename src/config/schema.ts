@@ -5,7 +5,7 @@ import { BALANCER_DRIVERS } from "../balancer/drivers.js";
 import { PROCESS_MANAGERS, type ProcessManagerType } from "../process/managers.js";
 import { ROLLOUT_STRATEGIES, type RolloutStrategyName } from "../rollout/strategies.js";
 import { parseDuration } from "./duration.js";
-import { duration, envMap, nonEmpty, port } from "./fields.js";
+import { duration, envMap, envValue, nonEmpty, port } from "./fields.js";
 
 /** A path inside the release, kept in <deployPath>/shared/: relative, no "..", no "." or empty parts. */
 const sharedPath = nonEmpty
@@ -144,18 +144,48 @@ const watchDuration = z.union([z.number(), z.string()]);
 const watchObjectSchema = z.strictObject({
   /** How long each batch is watched once back in rotation (0: off). */
   duration: watchDuration,
-  /** The highest failure ratio a watched server may show (0.01: 1%). */
+  /** The first batch's window, when it should be longer (the canary's). Default: duration. */
+  canary: duration.optional(),
+  /** Traffic in the first seconds after a server rejoins is not judged (JIT, cold caches). */
+  warmup: duration.default(0),
+  /** An inconclusive window is extended, up to this long in all. Default: twice the window. */
+  maxDuration: duration.optional(),
+  /** What an inconclusive window ends in once it cannot be extended: pass with a warning, halt the deploy, roll the batch back. */
+  inconclusive: z.enum(["pass", "halt", "rollback"]).default("pass"),
+  /** The p-value below which a difference counts (one-sided tests). */
+  significance: z.number().gt(0).max(0.5).default(0.001),
+  /** Errors' minimum effect, absolute: how far above the reference's failure ratio a server may go (0.01: 1 point). */
   maxFailureRatio: z.number().min(0).max(1).default(0.01),
-  /** How many times the untouched servers' rate over the same seconds it may reach. */
+  /** Errors' minimum effect, relative: how many times the reference's failure ratio it may reach. */
   maxRatioToUntouched: z.number().min(1).default(2),
-  /** The fewest requests a server must have served to be judged (below: the window is extended once). */
+  /** Judge latency (p50, p95, p99) as well as errors, when the balancer's traffic source has response times. */
+  latency: z.boolean().default(true),
+  /** Latency's minimum effect, relative: how many times the reference's percentile a server may reach. */
+  maxLatencyRatio: z.number().min(1).default(1.25),
+  /** Latency's minimum effect, absolute: how much slower than the reference's percentile a server may be. */
+  maxLatencyIncrease: duration.default(100),
+  /** The fewest requests a server (and its reference) must have served to be judged (below: inconclusive). */
   minRequests: z.number().int().min(1).default(50),
 });
 const WATCH_SHAPE =
-  'a duration such as "30s" (0: off), or an object with duration, maxFailureRatio, maxRatioToUntouched, minRequests';
+  'a duration such as "30s" (0: off), or an object with duration, canary, warmup, maxDuration, inconclusive, significance, maxFailureRatio, maxRatioToUntouched, latency, maxLatencyRatio, maxLatencyIncrease, minRequests';
 /** `rolling.watch`: a duration, or an object with thresholds; always yields the object. */
 export const watchSchema = z
-  .union([watchDuration, watchObjectSchema], { error: () => `expected ${WATCH_SHAPE}` })
+  .union([watchDuration, watchObjectSchema], {
+    // An object with one bad value fails both readings: name that value, not the whole shape.
+    error: (issue) => {
+      const input = (issue as { input?: unknown }).input;
+      const inner = (issue as { errors?: { path: PropertyKey[]; message: string }[][] }).errors?.[1]?.[0];
+      if (
+        typeof input === "object" &&
+        input !== null &&
+        inner?.path.length === 1 &&
+        (inner.path[0] as string) in input
+      )
+        return `${String(inner.path[0])}: ${inner.message.replace(/^Invalid option: /, "")}`;
+      return `expected ${WATCH_SHAPE}`;
+    },
+  })
   .transform((value, ctx) => {
     const object = typeof value === "object" ? value : watchObjectSchema.parse({ duration: value });
     const ms = parseDuration(object.duration);
@@ -218,6 +248,20 @@ export const hooksSchema = z.strictObject({
   timeout: duration.default(300_000),
 });
 
+/** Notification severities, lowest first. */
+export const NOTIFY_SEVERITIES = ["info", "warning", "error", "critical"] as const;
+
+export const notifySchema = z.strictObject({
+  /** The webhook: an http(s) URL, or `{"fromEnv": "NAME"}` (a secret: never printed, masked). */
+  url: envValue,
+  /** "slack": Slack's incoming-webhook body (`{"text": …}`); "json": nexus's event (docs/events.md, "notify"). */
+  format: z.enum(["slack", "json"]).default("json"),
+  /** The lowest severity sent: info (begin, success), warning, error (failure, rollback, watch breach), critical (needs a human). */
+  severity: z.enum(NOTIFY_SEVERITIES).default("info"),
+  /** How long one notification may take before it is given up (with a warning). */
+  timeout: duration.default(5_000),
+});
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   app: appSchema,
@@ -238,6 +282,8 @@ export const configSchema = z.strictObject({
   hooks: hooksSchema.default(hooksSchema.parse({})),
   health: healthSchema.default(healthSchema.parse({})),
   rolling: rollingSchema.default(rollingSchema.parse({})),
+  /** Webhooks told of deploy events (begin, success, failure, rollback, watch breach, needs a human). */
+  notify: z.array(notifySchema).default([]),
 });
 
 export type ParsedConfig = z.output<typeof configSchema>;

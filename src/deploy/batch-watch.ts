@@ -4,18 +4,27 @@ import { ConfigError } from "../config/errors.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, WatchedRate } from "../events/events.js";
 import { probeOnce } from "../health/probe.js";
-import type { ServerJudgement } from "../watch/judge.js";
+import type { JudgeSettings, ServerJudgement } from "../watch/judge.js";
 import { watchWindow } from "../watch/window.js";
 import { type Fleet, hostRunner } from "./fleet.js";
 import { healthOrigin } from "./health-check.js";
 
 export interface WatchVerdict {
-  /** breach: some server crossed a threshold; interrupted: Ctrl-C during the window. */
-  outcome: "pass" | "breach" | "interrupted";
+  /**
+   * breach: the judge failed some server (or an inconclusive window ended in "rollback"); halt:
+   * inconclusive, and rolling.watch.inconclusive is "halt"; interrupted: Ctrl-C during the window.
+   */
+  outcome: "pass" | "breach" | "halt" | "interrupted";
   /** The numbers of each server of the batch, for its summary row. */
   watched: Map<string, WatchedRate>;
-  /** The servers that crossed a threshold, each with a note for its summary row. */
+  /** The servers that failed (or were inconclusive, when that stops the deploy), each with a note for its summary row. */
   breached: Map<string, string>;
+}
+
+/** What the engine does after a batch's watch: roll it back, or stop with it where it is. */
+export interface WatchStop {
+  reason: string;
+  action: "rollback" | "halt";
 }
 
 /** The balancer host's commands, through its Host so a reconnected session is used. */
@@ -61,20 +70,23 @@ export class BatchWatch {
   readonly watched = new Map<string, WatchedRate>();
 
   /**
-   * For an engine seam `(batch, signal) => Promise<string | undefined>`: the reason to roll the
-   * batch back (a breach, or an interruption during the window), or undefined; the numbers are
-   * left in `watched`.
+   * For the engine's seam: why the batch goes back (a fail, an interruption during the window,
+   * an inconclusive window under "rollback") or why the deploy stops with it in place (inconclusive
+   * under "halt"), or undefined to go on; the numbers are left in `watched`.
    */
-  async reason(batch: readonly ServerConfig[], signal: AbortSignal): Promise<string | undefined> {
+  async reason(batch: readonly ServerConfig[], signal: AbortSignal): Promise<WatchStop | undefined> {
     const verdict = await this.window(batch, signal);
     if (verdict.outcome === "pass") return undefined;
-    return [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
+    const reason = [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
+    return { reason, action: verdict.outcome === "halt" ? "halt" : "rollback" };
   }
 
   /** Watches `batch`, just put back in rotation, against the servers no batch has reached yet. */
   async window(batch: readonly ServerConfig[], signal: AbortSignal): Promise<WatchVerdict> {
     const { config, emit } = this;
     const settings = config.rolling.watch;
+    const first = this.touched.size === 0;
+    const durationMs = first ? (settings.canary ?? settings.duration) : settings.duration;
     for (const s of batch) this.touched.add(s.name);
     const touched = this.touched;
     let result: Awaited<ReturnType<typeof watchWindow>>;
@@ -87,11 +99,12 @@ export class BatchWatch {
       const serving = batch.filter((s) => inRotation.has(s.name));
       if (serving.length === 0) return { outcome: "pass", watched: new Map(), breached: new Map() };
       batch = serving;
+      const warmup = settings.warmup > 0 ? ` after a ${settings.warmup / 1000}s warm-up` : "";
       emit({
         type: "info",
-        message: `watching ${batch.map((s) => s.name).join(", ")} for ${settings.duration / 1000}s at the balancer (against ${untouched.length} untouched server(s))`,
+        message: `watching ${batch.map((s) => s.name).join(", ")} for ${durationMs / 1000}s${warmup} at the balancer (against ${untouched.length} untouched server(s))`,
       });
-      result = await this.measure(batch, untouched, signal);
+      result = await this.measure(batch, untouched, durationMs, signal);
     } catch (error) {
       // Blind is not healthy: a window that cannot read the balancer fails like a gate that cannot probe.
       const note = `watch: could not read the balancer's traffic: ${(error as Error).message.split("\n")[0]}`;
@@ -102,15 +115,26 @@ export class BatchWatch {
     const { judgement } = result;
     const watched = new Map<string, WatchedRate>();
     const breached = new Map<string, string>();
+    let halt = false;
     for (const s of judgement.servers) {
-      watched.set(s.server, { requests: s.requests, failures: s.failures, rate: s.rate });
-      this.watched.set(s.server, { requests: s.requests, failures: s.failures, rate: s.rate });
-      const outcome = result.interrupted ? "interrupted" : resultOf(s);
+      const numbers: WatchedRate = { requests: s.requests, failures: s.failures, rate: s.rate };
+      if (s.latency) numbers.p99 = s.latency.p99;
+      watched.set(s.server, numbers);
+      this.watched.set(s.server, numbers);
+      const outcome = result.interrupted ? "interrupted" : this.resultOf(s);
       if (outcome === "breach") breached.set(s.server, `watch: ${s.reason}`);
+      if (outcome === "inconclusive") {
+        breached.set(s.server, `watch inconclusive after ${result.seconds.toFixed(0)}s: ${s.reason}`);
+        halt ||= settings.inconclusive === "halt";
+      }
       emit({
         type: "watch",
         server: s.server,
         result: outcome,
+        verdict: s.verdict,
+        ...(s.metric ? { metric: s.metric } : {}),
+        ...(s.p !== undefined ? { p: s.p } : {}),
+        reference: s.reference,
         requests: s.requests,
         failures: s.failures,
         rate: s.rate,
@@ -118,6 +142,9 @@ export class BatchWatch {
         threshold: s.threshold,
         untouchedRate: judgement.untouchedRate,
         baselineRate: judgement.baselineRate,
+        ...(s.latency ? { latency: s.latency } : {}),
+        ...(s.referenceLatency ? { referenceLatency: s.referenceLatency } : {}),
+        ...(s.baselineLatency ? { baselineLatency: s.baselineLatency } : {}),
         seconds: result.seconds,
         message: s.reason,
       });
@@ -125,37 +152,54 @@ export class BatchWatch {
         emit({
           type: "warn",
           server: s.server,
-          message: `passed its watch unjudged: only ${s.requests} request(s) in ${result.seconds.toFixed(1)}s, fewer than minRequests ${settings.minRequests} (${s.failures} failed)`,
+          message: `passed its watch unjudged (inconclusive after ${result.seconds.toFixed(1)}s; rolling.watch.inconclusive is "pass"): ${s.reason}`,
         });
       }
     }
-    return {
-      outcome: result.interrupted ? "interrupted" : judgement.outcome === "breach" ? "breach" : "pass",
-      watched,
-      breached,
-    };
+    const outcome: WatchVerdict["outcome"] = result.interrupted
+      ? "interrupted"
+      : breached.size === 0
+        ? "pass"
+        : halt && judgement.verdict !== "fail"
+          ? "halt"
+          : "breach";
+    return { outcome, watched, breached };
   }
 
-  private measure(batch: readonly ServerConfig[], untouched: readonly ServerConfig[], signal: AbortSignal) {
+  /** The `watch` event's result: an inconclusive judgement as rolling.watch.inconclusive has it end. */
+  private resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" | "inconclusive" {
+    if (s.verdict === "pass") return "pass";
+    if (s.verdict === "fail") return "breach";
+    return this.config.rolling.watch.inconclusive === "pass" ? "unjudged" : "inconclusive";
+  }
+
+  private measure(
+    batch: readonly ServerConfig[],
+    untouched: readonly ServerConfig[],
+    durationMs: number,
+    signal: AbortSignal,
+  ) {
     const { config, emit } = this;
     const settings = config.rolling.watch;
-    const seconds = settings.duration / 1000;
+    const seconds = durationMs / 1000;
     return watchWindow({
       source: this.traffic.source,
       serverOf: this.traffic.serverOf,
       watched: batch.map((s) => s.name),
       untouched: untouched.map((s) => s.name),
       baseline: this.traffic.baseline,
-      durationMs: settings.duration,
-      thresholds: settings,
+      durationMs,
+      warmupMs: settings.warmup,
+      maxDurationMs: settings.maxDuration ?? 2 * durationMs,
+      settings: judgeSettings(settings),
       probe: (name) => this.probe(name),
       signal,
       onExtend: (judgement) => {
-        for (const s of judgement.servers.filter((j) => j.result === "too-few")) {
+        for (const s of judgement.servers.filter((j) => j.verdict === "inconclusive")) {
           emit({
             type: "warn",
             server: s.server,
-            message: `only ${s.requests} request(s) in ${seconds}s (minRequests ${settings.minRequests}): watching ${seconds}s more`,
+            message: `inconclusive after ${seconds}s (${s.reason}): watching ${seconds}s more`,
           });
         }
       },
@@ -176,8 +220,17 @@ export class BatchWatch {
   }
 }
 
-function resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" {
-  return s.result === "too-few" ? "unjudged" : s.result;
+/** The judge's settings, out of rolling.watch. */
+export function judgeSettings(watch: Config["rolling"]["watch"]): JudgeSettings {
+  return {
+    minRequests: watch.minRequests,
+    significance: watch.significance,
+    maxFailureRatio: watch.maxFailureRatio,
+    maxRatioToUntouched: watch.maxRatioToUntouched,
+    latency: watch.latency,
+    maxLatencyRatio: watch.maxLatencyRatio,
+    maxLatencyIncrease: watch.maxLatencyIncrease,
+  };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { assertEntriesShip } from "../artifact/entries.js";
 import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
 import { type GitInfo, gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
@@ -198,6 +199,8 @@ async function withArtifactAndFleet<T>(
   body: (artifact: Artifact, fleet: Fleet) => Promise<T>,
 ): Promise<T> {
   const { emit } = options;
+  // Before any server is touched: an entry script left out of the artifact fails every gate.
+  await assertEntriesShip(config, { built: true });
   emit({ type: "phase", phase: "pack", message: `packing ${config.app.root}` });
   const packing = packApp(config.app.root, {
     ...appPackOptions(config),

@@ -34,9 +34,13 @@ export interface RollOptions {
   inHand?: Set<string>;
   /**
    * Judges a batch once it is back in rotation, before the next one is drained (the watch
-   * window): a reason to roll it back, or undefined.
+   * window): undefined to go on, or why the batch goes back ("rollback"), or why the rollout
+   * stops with the batch left as it is ("halt": nothing proved it bad, nothing proved it good).
    */
-  watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<string | undefined>;
+  watch?: (
+    batch: ServerConfig[],
+    signal: AbortSignal,
+  ) => Promise<{ reason: string; action: "rollback" | "halt" } | undefined>;
   /** How each batch moves (default: `rolling.strategy`). */
   strategy?: RolloutStrategyDriver;
 }
@@ -58,6 +62,8 @@ class Rollout {
   private readonly strategy: RolloutStrategy;
   private failure = false;
   private interrupted = false;
+  /** The watch stopped the rollout with the batch on the new release: nothing is rolled back. */
+  private halted = false;
 
   constructor(private readonly o: RollOptions) {
     this.ledger = new RollLedger(o.emit, o.target, o.batches.flat());
@@ -75,7 +81,13 @@ class Rollout {
         await this.stoppedBy(error);
       }
       const done = this.ledger.deployed();
-      if (this.failure && !this.interrupted && this.o.onFailure === "rollback-all" && done.length > 0) {
+      if (
+        this.failure &&
+        !this.interrupted &&
+        !this.halted &&
+        this.o.onFailure === "rollback-all" &&
+        done.length > 0
+      ) {
         await this.rollBack(done);
       }
       return this.ledger.result({ failure: this.failure, interrupted: this.interrupted });
@@ -121,8 +133,8 @@ class Rollout {
         this.failure = true;
         return;
       }
-      const breach = await this.o.watch?.(batch, signal);
-      if (breach) return this.watchFailed(batch, breach);
+      const stop = await this.o.watch?.(batch, signal);
+      if (stop) return this.watchStopped(batch, stop);
     }
   }
 
@@ -164,9 +176,18 @@ class Rollout {
     }
   }
 
-  /** The watch found a rise on the batch: like a failed gate, it goes back; an interruption during the window stops there. */
-  private async watchFailed(batch: ServerConfig[], breach: string): Promise<void> {
+  /**
+   * The watch stopped the rollout on the batch: "halt" leaves it as it is (nothing proved it bad);
+   * "rollback", like a failed gate, sends it back. An interruption during the window stops there.
+   */
+  private async watchStopped(batch: ServerConfig[], stop: { reason: string; action: "rollback" | "halt" }) {
+    const breach = stop.reason;
     this.failure = true;
+    if (stop.action === "halt" && !this.o.signal.aborted) {
+      this.halted = true;
+      for (const s of batch) this.ledger.row(s.name).note = breach;
+      return;
+    }
     this.interrupted = this.o.signal.aborted;
     for (const s of batch) this.ledger.row(s.name).note = breach;
     this.ledger.undoLast(batch);

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import {
@@ -41,14 +41,16 @@ import {
   workersNeedRoot,
   writeNginxFiles,
 } from "./nginx.js";
-import { findProjectRoot, runningPm2, stopPm2 } from "./pm2.js";
+import { findProjectRoot, installSandboxPm2, runningPm2, stopPm2 } from "./pm2.js";
 import { assertPortsFree, requireBinary } from "./processes.js";
 import { ensureClientKey, ensureHostKey, runningSshd, startSshd, stopSshd } from "./sshd.js";
+import { currentStateDir, ensureStateDir, linkStateDir, planLink, stateDirFor } from "./state-dir.js";
 
 export { type SandboxDeployOptions, sandboxDeployConfig } from "./deploy-config.js";
 export { DEPLOY_USER } from "./deploy-user.js";
 export { SandboxError } from "./errors.js";
 export type { SandboxHost, SandboxInfo, SandboxLb, SandboxLogin, SandboxOptions } from "./layout.js";
+export { currentStateDir, stateDirFor } from "./state-dir.js";
 
 export interface SandboxProcess {
   name: string;
@@ -63,9 +65,10 @@ interface SandboxState extends SandboxInfo {
   startedAt: string;
 }
 
-function sessionPath(projectRoot: string, extraDirs: string[]): string {
+/** The sandbox's bin (its pm2, the Nginx wrapper) first: a pm2 installed on the machine is never used. */
+function sessionPath(sandboxBin: string, extraDirs: string[]): string {
   const dirs = [
-    join(projectRoot, "node_modules", ".bin"),
+    sandboxBin,
     dirname(process.execPath),
     ...extraDirs,
     "/usr/local/sbin",
@@ -117,8 +120,9 @@ async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
   return processes;
 }
 
-export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
-  const dir = resolve(stateDir);
+/** `namedDir`: the directory given to sandboxUp (a link to the state dir), or the state dir itself. */
+export async function sandboxStatus(namedDir: string): Promise<SandboxStatus> {
+  const dir = await currentStateDir(namedDir);
   const state = await readState(dir);
   const live = await liveProcesses(dir);
   if (!state) return { up: false, processes: live };
@@ -131,12 +135,15 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
   return { up: expected.every((p) => p.alive), processes: [...expected, ...extra], ...infoOf(state) };
 }
 
-export async function sandboxDown(stateDir: string): Promise<void> {
-  const dir = resolve(stateDir);
+export async function sandboxDown(namedDir: string): Promise<void> {
+  const dir = await currentStateDir(namedDir);
   const state = await readState(dir);
   const names = await hostNamesIn(dir);
+  // The hosts' own copy (the deploy user can run it); else the project's, else the daemons are signalled.
   const projectRoot = await findProjectRoot().catch(() => undefined);
-  const pm2Bin = projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
+  const pm2Bin = (await exists(join(sandboxPaths(dir).bin, "pm2")))
+    ? join(sandboxPaths(dir).bin, "pm2")
+    : projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
   // pm2 first, so the apps drain while nginx and sshd are still there.
   await Promise.all(
     names.map((name) => {
@@ -158,6 +165,22 @@ export async function sandboxDown(stateDir: string): Promise<void> {
     );
   }
   if (state || names.length > 0) await rm(sandboxPaths(dir).state, { force: true });
+}
+
+/** Stops the sandbox, then removes its state dir and the link to it. */
+export async function sandboxPurge(namedDir: string): Promise<void> {
+  const dir = await currentStateDir(namedDir);
+  await sandboxDown(namedDir);
+  await rm(dir, { recursive: true, force: true });
+  const link = resolve(namedDir);
+  if (link !== dir) await rm(link, { force: true });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function sameLayout(a: SandboxInfo, b: SandboxInfo): boolean {
@@ -299,8 +322,13 @@ async function startDaemons(
   return pids;
 }
 
+/**
+ * Starts the sandbox. Its state lives in a directory of its own (stateDirFor: under /var/tmp,
+ * reachable by the deploy user), and `opts.dir` becomes a link to it.
+ */
 export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
-  const o = resolveOptions(opts);
+  const namedDir = resolve(opts.dir);
+  const o = resolveOptions({ ...opts, dir: stateDirFor(namedDir, opts.stateRoot) });
   const asRoot = process.getuid?.() === 0;
   const login = o.login ?? loginFromEnv() ?? (asRoot ? "deploy-user" : "self");
   if (login === "deploy-user" && !asRoot) {
@@ -321,6 +349,12 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   const user = deployUser?.name ?? userInfo().username;
   const info = buildInfo(o, user, { login, nginx });
   if (o.passwordLogin?.length) info.passwordFile = sandboxPaths(o.dir).passwordFile;
+
+  const link = await planLink(namedDir, o.dir);
+  // What was there (a sandbox of the layout before state dirs, a link elsewhere) is stopped first.
+  if (link.kind === "replace") await sandboxDown(namedDir);
+  await ensureStateDir(o.dir);
+  await linkStateDir(namedDir, o.dir, link);
 
   const status = await sandboxStatus(o.dir);
   const state = await readState(o.dir);
@@ -350,17 +384,14 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
 
   // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
   if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-  await mkdir(o.dir, { recursive: true });
-  if (deployUser) {
-    await chmod(o.dir, 0o755);
-    await assertReachableByOthers([o.dir, join(projectRoot, "node_modules", ".bin"), process.execPath]);
-  }
+  if (deployUser) await assertReachableByOthers([o.dir, process.execPath]);
+  const pm2 = await installSandboxPm2(projectRoot, o.dir);
   await ensureClientKey(sshKeygen, o.dir);
   const clientKey = (await readFile(`${sandboxPaths(o.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info.passwordFile) await setPassword(deployUser.name, info.passwordFile);
 
   const paths = sandboxPaths(o.dir);
-  const path = sessionPath(projectRoot, [paths.bin, dirname(nginx)]);
+  const path = sessionPath(dirname(pm2), [dirname(nginx)]);
   const lbRoot = hostPaths(o.dir, lb.name).root;
   await mkdir(paths.bin, { recursive: true, mode: 0o755 });
   await writeFile(

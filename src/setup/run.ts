@@ -119,6 +119,12 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
   }
 }
 
+/** The server's public host key file of that type (one command: `ssh-keygen -lf` takes one file). */
+export function hostKeyFile(type: string): string {
+  const name = type.startsWith("ecdsa-") ? "ecdsa" : type.replace(/^ssh-/, "").replace(/^dss$/, "dsa");
+  return `/etc/ssh/ssh_host_${name}_key.pub`;
+}
+
 /** Shows the host key and records it; false when it stays unrecorded (--dry-run). */
 async function hostKeyStep(server: ServerConfig, config: Config, options: SetupOptions): Promise<boolean> {
   const { say } = options;
@@ -139,7 +145,7 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
     );
   }
   say(
-    `${server.name}: host key of ${name} is ${fingerprint} (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub\` on the server)`,
+    `${server.name}: host key of ${name} is ${fingerprint} (compare with \`ssh-keygen -lf ${hostKeyFile(keyTypeOf(key))}\` on the server)`,
   );
   if (options.dryRun) {
     say(`${server.name}: would add it to ${config.ssh.knownHosts}`);

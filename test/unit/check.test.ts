@@ -151,13 +151,29 @@ describe("balancer checks", () => {
 
   it("a reload without sudo, as a user who does not own the Nginx master: it could not signal it", () => {
     const plain = { ...ctx, reloadCommand: "nginx -s reload" };
-    const owned = balancerItems(facts([...good, "uid=1000", "master_uid=0"]), plain);
+    const bin = "reload_bin=/usr/sbin/nginx";
+    const owned = balancerItems(facts([...good, bin, "uid=1000", "master_uid=0"]), plain);
     expect(owned.find((i) => i.check === "nginx reload")).toMatchObject({
       status: "warn",
       detail: expect.stringMatching(/the Nginx master is uid 0's/),
     });
-    const mine = balancerItems(facts([...good, "uid=1000", "master_uid=1000"]), plain);
-    expect(mine.find((i) => i.check === "nginx reload")?.status).toBe("ok");
+    const mine = balancerItems(facts([...good, bin, "uid=1000", "master_uid=1000"]), plain);
+    expect(mine.find((i) => i.check === "nginx reload")).toMatchObject({
+      status: "ok",
+      detail: expect.stringMatching(/^not run \(check changes nothing\): \/usr\/sbin\/nginx is there/),
+    });
+  });
+
+  it("a reload check that could not see enough is never ok: a command not on the PATH fails, an unknown master warns", () => {
+    const plain = { ...ctx, reloadCommand: "nginx -s reload" };
+    const reload = (extra: string[]) =>
+      balancerItems(facts([...good, ...extra]), plain).find((i) => i.check === "nginx reload");
+    expect(reload(["uid=1000", "master_uid=1000"])).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(/nginx is not on .*non-interactive PATH/),
+      fix: expect.stringMatching(/sudo -n \/usr\/sbin\/nginx -s reload/),
+    });
+    expect(reload(["reload_bin=/usr/sbin/nginx", "uid=1000"])?.status).toBe("warn");
   });
 
   it("a reload sudo allows only through a rule with a password: a warning (sudo -n -l CMD says yes anyway)", () => {

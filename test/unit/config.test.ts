@@ -30,8 +30,14 @@ describe("config", () => {
       onFailure: "rollback-all",
       canary: 0,
       pause: 0,
-      watch: { duration: 0, maxFailureRatio: 0.01, maxRatioToUntouched: 2, minRequests: 50 },
+      watch: expect.objectContaining({
+        duration: 0,
+        maxFailureRatio: 0.01,
+        maxRatioToUntouched: 2,
+        minRequests: 50,
+      }),
     });
+    expect(config.notify).toEqual([]);
     expect(config.pm2.name).toBe("api");
     expect(config.process).toEqual({ type: "pm2" });
     expect(config.ssh.hostKeys).toBe("strict");

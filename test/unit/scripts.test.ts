@@ -28,6 +28,7 @@ import * as state from "../../src/remote/server-state.js";
 import { installKeyCommand } from "../../src/setup/run.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
+import { binDirWithout } from "../fixtures/path-without.js";
 
 /**
  * The middle tier: every remote script run for real by `sh` in a temporary directory, as sshd
@@ -365,7 +366,7 @@ describe("release steps round trip under sh", () => {
     } finally {
       for (const child of [inside, stubborn, other]) child.kill("SIGKILL");
     }
-  }, 20_000);
+  }, 60_000);
 
   it("keeps a private file beside it on the server and puts it back, as often as asked; none kept when there is none", () => {
     const dir = tmp("keep");
@@ -643,7 +644,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     await expect(prepared.persist()).rejects.toThrow(/pm2 save failed: no answer from PM2 within 5s/);
     expect(prepared.alive).toBe(true);
     prepared.close();
-  }, 15_000);
+  }, 60_000);
 
   it("persists with a private dump file, even one an older save left readable", async () => {
     const { fake, runner, pm2 } = setup();
@@ -659,7 +660,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     const l = layout("/srv/x");
     const result = sh(script(RESTART_SCRIPT, "api", l.ecosystem("r1")), "", {
       ...process.env,
-      PATH: "/usr/bin:/bin",
+      PATH: binDirWithout(path.join(tmp("no-pm2"), "bin"), ["pm2"]),
     });
     expect(result.status).toBe(127);
     expect(result.stderr).toContain("pm2 is not installed");

@@ -29,7 +29,8 @@ export function sudoListCommand(command: string): string | undefined {
 
 /**
  * $1 the upstream file, $2 the Nginx pid file, $3 the test command, $4 its dump twin (empty when
- * there is none), $5 `sudo -n -l` for the reload command (empty when it does not go through sudo).
+ * there is none), $5 `sudo -n -l` for the reload command (empty when it does not go through sudo),
+ * $6 the reload command's program (looked for on the PATH when there is no sudo to ask).
  * Read-only facts about the balancer host: the upstream file, the pid file, and whether the test
  * (run for real: `nginx -t` changes nothing), the dump and the reload (asked of sudo, not run)
  * work without a password prompt.
@@ -44,5 +45,6 @@ export function balancerScript(input: BalancerScriptInput): string {
     input.testCommand,
     dumpCommand(input.testCommand) ?? "",
     sudoListCommand(input.reloadCommand) ?? "",
+    input.reloadCommand.trim().split(/\s+/)[0] ?? "",
   );
 }

@@ -1,4 +1,4 @@
-file=$1 pid_file=$2 test_command=$3 dump_command=$4 reload_list_command=$5
+file=$1 pid_file=$2 test_command=$3 dump_command=$4 reload_list_command=$5 reload_program=$6
 say user "$(id -un)"
 [ -e "$file" ] && say up_exists 1
 [ -r "$file" ] && say up_readable 1
@@ -25,5 +25,8 @@ if [ -n "$reload_list_command" ]; then
   out=$(sh -c "$reload_list_command" 2>&1 </dev/null); say reload_sudo_rc $?
   echo @@reload; printf "%s\n" "$out" | tail -n 3; echo @@end
   out=$(sudo -n -l 2>&1 </dev/null); echo @@sudolist; printf "%s\n" "$out" | head -n 100; echo @@end
+else
+  # Without sudo to ask, whether the reload's command is there at all.
+  say reload_bin "$(command -v "$reload_program" 2>/dev/null)"
 fi
 exit 0

@@ -1,10 +1,13 @@
 import { type Facts, parseFacts } from "../../check/facts.js";
 import type { CheckItem } from "../../check/types.js";
+import { DEFAULT_CONFIG_FILE } from "../../config/load.js";
 import { resolveRemotePath } from "../../remote/layout.js";
+import { shq } from "../../remote/quote.js";
 import type { CheckContext } from "../driver.js";
 import { balancerScript, dumpCommand, sudoListCommand, sudoTarget } from "./check-script.js";
 import type { NginxBalancerConfig } from "./schema.js";
 import { sudoListAllows } from "./sudo-list.js";
+import { sudoersFile, sudoersLine } from "./sudoers.js";
 import {
   holdsUpstreamBlock,
   listUpstreamServers,
@@ -26,6 +29,8 @@ export async function checkNginx(entry: NginxBalancerConfig, context: CheckConte
     target,
     ...input,
     ...(entry.upstream ? { upstream: entry.upstream } : {}),
+    appName: config.app.name,
+    configFlag: config.file === DEFAULT_CONFIG_FILE ? "" : ` -c ${shq(config.file)}`,
     servers: config.servers.map((s) => ({ name: s.name, upstream: s.upstream })),
     hasDump: dumpCommand(input.testCommand) !== undefined,
     hasReloadList: sudoListCommand(input.reloadCommand) !== undefined,
@@ -42,10 +47,18 @@ export interface BalancerCheckContext {
   servers: { name: string; upstream: string }[];
   hasDump: boolean;
   hasReloadList: boolean;
+  /** For the fixes: the sudoers file's name, and ` -c FILE` when the config is not the default. */
+  appName?: string;
+  configFlag?: string;
 }
 
-const SUDOERS_FIX =
-  "allow them without a password, as root: `nexus setup --sudo`, or add the sudoers line shown by `nexus setup --dry-run` (docs/servers.md)";
+/** The rule itself, installed through visudo (which checks it), as a command that works as printed. */
+function sudoersFix(ctx: BalancerCheckContext, user: string | undefined): string {
+  const rule = user && sudoersLine(user, ctx.testCommand, ctx.reloadCommand);
+  if (!rule) return "allow them without a password in sudoers, as root (docs/servers.md)";
+  const file = sudoersFile(ctx.appName ?? "app");
+  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`nexus setup --sudo\``;
+}
 
 function passwordPrompt(text: string | undefined): boolean {
   return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
@@ -77,7 +90,7 @@ function upstreamItems(facts: Facts, ctx: BalancerCheckContext, add: Add): void 
       "upstream file",
       "fail",
       `${ctx.upstreamFile} ${v.get("up_exists") === "1" ? `is not readable by ${user}` : "does not exist"}`,
-      "`nexus setup` writes it from the config (or: nexus nginx-config > the file, as root)",
+      `\`nexus${ctx.configFlag ?? ""} setup\` writes it from the config; or, as root on the balancer host: \`nexus${ctx.configFlag ?? ""} nginx-config --servers-only > ${shq(ctx.upstreamFile)}\``,
     );
   } else {
     const text = facts.sections.get("upstream") ?? "";
@@ -114,7 +127,7 @@ function upstreamItems(facts: Facts, ctx: BalancerCheckContext, add: Add): void 
         "upstream edit",
         "fail",
         `${user} cannot write ${ctx.upstreamFile} (${v.get("up_owner") ?? "?"})`,
-        `as root: chgrp <${user}'s group> ${ctx.upstreamFile} && chmod 664 ${ctx.upstreamFile} (nexus edits it in place and keeps its backup elsewhere)`,
+        `as root on the balancer host: \`chgrp "$(id -gn ${shq(user)})" ${shq(ctx.upstreamFile)} && chmod 664 ${shq(ctx.upstreamFile)}\` (nexus edits it in place and keeps its backup elsewhere)`,
       );
   }
 }
@@ -122,6 +135,7 @@ function upstreamItems(facts: Facts, ctx: BalancerCheckContext, add: Add): void 
 /** The Nginx config test, run for real. */
 function testItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
   const v = facts.values;
+  const SUDOERS_FIX = sudoersFix(ctx, v.get("user"));
   const testOut = facts.sections.get("test");
   if (v.get("test_rc") === "0") add("nginx test", "ok", ctx.testCommand);
   else if (passwordPrompt(testOut))
@@ -143,6 +157,7 @@ function testItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
 /** The running config (`nginx -T`) includes the upstream file: else edits to it change nothing. */
 function includedItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
   const v = facts.values;
+  const SUDOERS_FIX = sudoersFix(ctx, v.get("user"));
   if (!ctx.hasDump)
     add(
       "upstream included",
@@ -177,19 +192,9 @@ function includedItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
 /** The reload: allowed without a password (asked of sudo, not run), or able to signal the master. */
 function reloadItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
   const v = facts.values;
-  const user = v.get("user") ?? "the login user";
-  const masterUid = v.get("master_uid");
-  if (!/^\s*sudo\b/.test(ctx.reloadCommand)) {
-    // Without sudo, only the master's owner (or root) may signal it: Nginx's is root's on a server.
-    if (masterUid && v.get("uid") && masterUid !== v.get("uid") && v.get("uid") !== "0")
-      add(
-        "nginx reload",
-        "warn",
-        `${ctx.reloadCommand} runs as ${user}, but the Nginx master is uid ${masterUid}'s: it cannot signal it, unless the command gets root itself (a wrapper with sudo inside)`,
-        `reload through sudo: "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" (and testCommand likewise), with the sudoers rule \`nexus setup\` prints`,
-      );
-    else add("nginx reload", "ok", `${ctx.reloadCommand} (no sudo: runs as ${user})`);
-  } else if (!ctx.hasReloadList)
+  const SUDOERS_FIX = sudoersFix(ctx, v.get("user"));
+  if (!/^\s*sudo\b/.test(ctx.reloadCommand)) reloadWithoutSudo(facts, ctx, add);
+  else if (!ctx.hasReloadList)
     add("nginx reload", "warn", `cannot ask sudo about \`${ctx.reloadCommand}\` without running it`);
   else if (
     v.get("reload_sudo_rc") === "0" &&
@@ -209,6 +214,45 @@ function reloadItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
       "fail",
       `sudo does not allow \`${ctx.reloadCommand}\` without a password: ${lastLine(facts.sections.get("reload"))}`,
       SUDOERS_FIX,
+    );
+}
+
+/**
+ * A reload without sudo. The check never reloads: "ok" needs what can be seen, the command is
+ * there and its user may signal the master (its owner, or root). Anything less is not ok.
+ */
+function reloadWithoutSudo(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
+  const v = facts.values;
+  const user = v.get("user") ?? "the login user";
+  const cfg = ctx.configFlag ?? "";
+  const masterUid = v.get("master_uid");
+  const throughSudo = `reload through sudo: set "reloadCommand": "sudo -n /usr/sbin/nginx -s reload" and "testCommand": "sudo -n /usr/sbin/nginx -t", then \`nexus${cfg} setup --sudo\` (or \`nexus${cfg} check\` again: it prints the sudoers rule)`;
+  const bin = v.get("reload_bin");
+  if (!bin)
+    add(
+      "nginx reload",
+      "fail",
+      `\`${ctx.reloadCommand}\` cannot run: ${ctx.reloadCommand.trim().split(/\s+/)[0]} is not on ${user}'s non-interactive PATH`,
+      throughSudo,
+    );
+  else if (masterUid && v.get("uid") && masterUid !== v.get("uid") && v.get("uid") !== "0")
+    add(
+      "nginx reload",
+      "warn",
+      `${ctx.reloadCommand} runs as ${user}, but the Nginx master is uid ${masterUid}'s: it cannot signal it, unless the command gets root itself (a wrapper with sudo inside)`,
+      throughSudo,
+    );
+  else if (!masterUid)
+    add(
+      "nginx reload",
+      "warn",
+      `not run (check changes nothing), and whether ${user} may signal the Nginx master is unknown (no running master in balancer.pidFile)`,
+    );
+  else
+    add(
+      "nginx reload",
+      "ok",
+      `not run (check changes nothing): ${bin} is there and ${user} may signal the master (uid ${masterUid})`,
     );
 }
 

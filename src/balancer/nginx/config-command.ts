@@ -17,9 +17,18 @@ export const nginxConfigCommand: ConfigCommand = {
   name: "nginx-config",
   description:
     "print the recommended servers file, upstream block and proxy settings for the configured servers",
-  options: [{ flags: "--name <upstream>", description: "upstream name", default: "nexus_app" }],
-  examples: ["nexus nginx-config   # then copy each part where its comment says"],
-  render(config: Config, flags: { name?: unknown }) {
+  options: [
+    { flags: "--name <upstream>", description: "upstream name", default: "nexus_app" },
+    {
+      flags: "--servers-only",
+      description: "print only the servers file (the server lines, for balancer.upstreamFile), nothing else",
+    },
+  ],
+  examples: [
+    "nexus nginx-config   # then copy each part where its comment says",
+    "nexus nginx-config --servers-only > /etc/nginx/nexus/api-servers.conf",
+  ],
+  render(config: Config, flags: { name?: unknown; serversOnly?: unknown }) {
     const nginx = config.balancers.find((b): b is NginxBalancerConfig => b.type === "nginx");
     const name = nginx?.upstream ?? String(flags.name);
     const servers = config.servers.map((s) => s.upstream);
@@ -31,7 +40,9 @@ export const nginxConfigCommand: ConfigCommand = {
     const location = `location / {\n${renderProxySettings(name)}}\n`;
     const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
     return {
-      text: `# ${upstreamFile} (balancer.upstreamFile; writable by the deploy user, nothing but server lines):\n${serversFile}\n# in your http block, in a file only root can write (e.g. /etc/nginx/conf.d/${name}.conf):\n${upstreamBlock}# in your server block:\n${serverSettings}${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
+      text: flags.serversOnly
+        ? serversFile
+        : `# ${upstreamFile} (balancer.upstreamFile; writable by the deploy user, nothing but server lines):\n${serversFile}\n# in your http block, in a file only root can write (e.g. /etc/nginx/conf.d/${name}.conf):\n${upstreamBlock}# in your server block:\n${serverSettings}${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
       result: {
         command: "nginx-config",
         upstream: name,

@@ -5,6 +5,8 @@ export interface UpstreamTry {
   address: string;
   /** HTTP status of this try; undefined when Nginx logged "-" (no answer was read). */
   status?: number;
+  /** `$upstream_response_time` of this try in ms (Nginx logs seconds with ms resolution); undefined for "-". */
+  ms?: number;
 }
 
 export interface AccessLine {
@@ -28,12 +30,18 @@ export function parseAccessLine(line: string): AccessLine | undefined {
   if (!match) return undefined;
   const addresses = splitValues(match[1] as string);
   const statuses = splitValues(match[2] as string);
+  const times = splitValues(match[3] as string);
   const tries: UpstreamTry[] = [];
   addresses.forEach((address, i) => {
     // "-": served without an upstream (a local location, a cached answer).
     if (address === "-" || address === "") return;
     const status = Number.parseInt(statuses[i] ?? "", 10);
-    tries.push({ address, status: Number.isFinite(status) ? status : undefined });
+    const seconds = Number.parseFloat(times[i] ?? "");
+    tries.push({
+      address,
+      status: Number.isFinite(status) ? status : undefined,
+      ms: Number.isFinite(seconds) ? Math.round(seconds * 1000) : undefined,
+    });
   });
   return { tries };
 }
@@ -59,9 +67,11 @@ export function tallyLines(lines: Iterable<string>, into: Map<string, Counts>): 
       continue;
     }
     for (const attempt of parsed.tries) {
-      const counts = into.get(attempt.address) ?? { requests: 0, failures: 0 };
+      const counts = into.get(attempt.address) ?? { requests: 0, failures: 0, latencies: [] };
       counts.requests++;
       if (tryFailed(attempt)) counts.failures++;
+      // The latency judged is that of answers: a refused connection's 0 ms is an error, not speed.
+      else if (attempt.status !== undefined && attempt.ms !== undefined) counts.latencies?.push(attempt.ms);
       into.set(attempt.address, counts);
     }
   }

@@ -1,7 +1,7 @@
 import { script } from "../../../remote/op.js";
 import { scriptFile } from "../../../remote/script-file.js";
 import type { CommandRunner } from "../../../ssh/session.js";
-import type { Counts } from "../../../watch/traffic.js";
+import { addCounts, type Counts } from "../../../watch/traffic.js";
 import { parseAccessLine, tallyLines } from "./access-log.js";
 import {
   dumpLogsInNexusFormat,
@@ -61,11 +61,10 @@ export function judgeSample(lines: readonly string[], addresses?: readonly strin
   }
   const perAddress = new Map<string, Counts>();
   tallyLines(lines, perAddress);
-  const baseline: Counts = { requests: 0, failures: 0 };
+  const baseline: Counts = { requests: 0, failures: 0, latencies: [] };
   for (const [address, counts] of perAddress) {
     if (addresses && !addresses.includes(address)) continue;
-    baseline.requests += counts.requests;
-    baseline.failures += counts.failures;
+    addCounts(baseline, counts);
   }
   return { ok: true, baseline };
 }

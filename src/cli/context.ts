@@ -1,16 +1,15 @@
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import chalk from "chalk";
-import type { Command } from "commander";
 import { ConfigError, where } from "../config/errors.js";
 import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
 import { locateConfigError } from "../config/positions.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
 import type { DeployEvent } from "../events/events.js";
-import { notifyFrom, notifyingReporter } from "../notify/notifier.js";
+import { notifyFrom } from "../notify/notifier.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
-import { maskingReporter, maskSecretsOf } from "../report/masking.js";
+import { maskSecretsOf } from "../report/masking.js";
 import { PlainReporter } from "../report/plain.js";
 import type { Reporter } from "../report/reporter.js";
 import { wantsInteractiveOutput } from "../report/terminal.js";
@@ -154,25 +153,4 @@ export async function whileInterruptible<T>(
   }
 }
 
-export { DEFAULT_CONFIG_FILE };
-
-/** Runs a command body with the chosen reporter; maps known errors to exit codes and clear messages. */
-export async function withReporter(
-  program: Command,
-  body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
-): Promise<number> {
-  const options = program.opts<GlobalOptions>();
-  // Events reach the webhooks (config `notify`) masked, like everything else nexus shows.
-  const notifying = notifyingReporter(await pickReporter(options));
-  const reporter = maskingReporter(notifying);
-  try {
-    return await body(reporter, options);
-  } catch (error) {
-    for (const event of errorEvents(error)) reporter.emit(event);
-    return exitCodeForError(error).code;
-  } finally {
-    await notifying.flush();
-    reporter.close();
-  }
-}
-export { UsageError };
+export { DEFAULT_CONFIG_FILE, UsageError };

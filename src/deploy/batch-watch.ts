@@ -1,16 +1,10 @@
-import { isIP } from "node:net";
-import { createBalancer } from "../balancer/factory.js";
-import type { HaproxyBalancer } from "../balancer/haproxy/haproxy.js";
+import type { TrafficWatch } from "../balancer/driver.js";
+import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import { ConfigError } from "../config/errors.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, WatchedRate } from "../events/events.js";
 import { probeOnce } from "../health/probe.js";
-import { resolveRemotePath } from "../remote/layout.js";
-import { HaproxyStatSource } from "../watch/haproxy-source.js";
 import type { JudgeSettings, ServerJudgement } from "../watch/judge.js";
-import { NginxLogSource } from "../watch/nginx-source.js";
-import { AccessLogProblem, checkAccessLog } from "../watch/preflight.js";
-import type { Counts, TrafficSource } from "../watch/traffic.js";
 import { watchWindow } from "../watch/window.js";
 import { type Fleet, hostRunner } from "./fleet.js";
 import { healthOrigin } from "./health-check.js";
@@ -43,75 +37,31 @@ export class BatchWatch {
     private readonly config: Config,
     private readonly fleet: Fleet,
     private readonly emit: Emit,
-    private readonly source: TrafficSource,
-    /** The nexus server a traffic key (an address for Nginx, a server name for HAProxy) belongs to. */
-    private readonly serverOf: (key: string) => string | undefined,
-    private readonly baseline: Counts | undefined,
+    private readonly traffic: TrafficWatch,
   ) {}
 
   /**
-   * Off (undefined) unless rolling.watch is set. Checks, before any server is drained, that the
-   * access log is there, readable and in the nexus format: a ConfigError (exit 2) names the fix.
+   * Off (undefined) unless rolling.watch is set. Its balancer's driver checks, before any server
+   * is drained, that the traffic can be read (Nginx: the access log is there, readable and in the
+   * nexus format; a ConfigError, exit 2, names the fix).
    */
   static async prepare(config: Config, fleet: Fleet, emit: Emit): Promise<BatchWatch | undefined> {
     if (config.rolling.watch.duration <= 0) return undefined;
+    const entry = watchedBalancer(config);
+    if (!entry) throw new ConfigError(config.file, ["rolling.watch: no balancer to read the traffic from"]);
     if (config.balancers.length > 1) {
-      const read = config.balancers.find((b) => b.type === "nginx") ?? config.balancers[0];
       emit({
         type: "warn",
-        message: `rolling.watch reads the traffic of one balancer, ${read?.host}: behind an active/passive pair, list the active one first; behind an active/active pair it sees only its share`,
+        message: `rolling.watch reads the traffic of one balancer, ${entry.host}: behind an active/passive pair, list the active one first; behind an active/active pair it sees only its share`,
       });
     }
-    const nginx = config.balancers.find((b) => b.type === "nginx");
-    if (!nginx) return BatchWatch.fromHaproxy(config, fleet, emit);
-    const { runner, home } = hostRunner(fleet.hosts, nginx.host);
-    const path = resolveRemotePath(nginx.accessLog, home);
-    let check: Awaited<ReturnType<typeof checkAccessLog>>;
-    try {
-      check = await checkAccessLog(runner, {
-        path,
-        testCommand: nginx.testCommand,
-        addresses: config.servers.map((s) => asLogged(s.upstream)),
-      });
-    } catch (error) {
-      if (error instanceof AccessLogProblem)
-        throw new ConfigError(config.file, [
-          `balancer.accessLog (needed by rolling.watch): ${error.message}`,
-        ]);
-      throw error;
-    }
-    if (check.warning) emit({ type: "warn", server: runner.name, message: check.warning });
-    for (const server of config.servers) {
-      const address = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-      if (isIP(address) === 0) {
-        emit({
-          type: "warn",
-          server: server.name,
-          message: `upstream ${server.upstream} is a host name: Nginx logs the address it resolved to, so the watch cannot see this server's traffic; write its address in servers[].upstream`,
-        });
-      }
-    }
-    if (check.baseline) {
-      emit({
-        type: "info",
-        message: `watch: before the deploy, ${check.baseline.failures} of ${check.baseline.requests} recent request(s) failed at the balancer`,
-      });
-    }
-    const byAddress = new Map(config.servers.map((s) => [asLogged(s.upstream), s.name]));
-    const source = new NginxLogSource(runner, path);
-    return new BatchWatch(config, fleet, emit, source, (key) => byAddress.get(key), check.baseline);
-  }
-
-  /** HAProxy's per-server counters (show stat), through its admin socket: no log format needed. */
-  private static fromHaproxy(config: Config, fleet: Fleet, emit: Emit): BatchWatch {
-    const entry = config.balancers.find((b) => b.type === "haproxy");
-    if (!entry) throw new ConfigError(config.file, ["rolling.watch: no balancer to read the traffic from"]);
-    const { runner, home } = hostRunner(fleet.hosts, entry.host);
-    const haproxy = createBalancer(entry, runner, { home }) as HaproxyBalancer;
-    fleet.closeWith(haproxy);
-    const byName = new Map(config.servers.map((s) => [entry.servers[s.name] ?? s.name, s.name]));
-    const source = new HaproxyStatSource(() => haproxy.showStat(), entry.backend);
-    return new BatchWatch(config, fleet, emit, source, (key) => byName.get(key), undefined);
+    const traffic = await driverFor(entry).watch(entry, {
+      config,
+      emit,
+      host: hostRunner(fleet.hosts, entry.host),
+      closeWith: (closable) => fleet.closeWith(closable),
+    });
+    return new BatchWatch(config, fleet, emit, traffic);
   }
 
   /** Servers watched so far: on the new release, so no longer a control group. */
@@ -233,11 +183,11 @@ export class BatchWatch {
     const settings = config.rolling.watch;
     const seconds = durationMs / 1000;
     return watchWindow({
-      source: this.source,
-      serverOf: this.serverOf,
+      source: this.traffic.source,
+      serverOf: this.traffic.serverOf,
       watched: batch.map((s) => s.name),
       untouched: untouched.map((s) => s.name),
-      baseline: this.baseline,
+      baseline: this.traffic.baseline,
       durationMs,
       warmupMs: settings.warmup,
       maxDurationMs: settings.maxDuration ?? 2 * durationMs,
@@ -283,7 +233,14 @@ export function judgeSettings(watch: Config["rolling"]["watch"]): JudgeSettings 
   };
 }
 
-/** An upstream as Nginx logs the address it sent a request to: with its port (80 when it has none). */
-function asLogged(upstream: string): string {
-  return /:\d+$|^\[/.test(upstream) ? upstream : `${upstream}:80`;
+/**
+ * The balancer whose traffic the watch reads: the first entry of the first driver (in the drivers'
+ * list) that is configured. Behind a pair of one kind, the first listed.
+ */
+function watchedBalancer(config: Config): BalancerConfig | undefined {
+  for (const driver of BALANCER_DRIVERS) {
+    const entry = config.balancers.find((b) => b.type === driver.type);
+    if (entry) return entry;
+  }
+  return undefined;
 }

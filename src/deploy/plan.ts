@@ -1,6 +1,6 @@
 import type { Config, ServerConfig } from "../config/load.js";
 import { UsageError } from "../errors.js";
-import { minInRotation } from "./capacity.js";
+import { minInRotation } from "../rollout/capacity.js";
 
 export interface Plan {
   release: string;

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import {
   assertReachableByOthers,
   chownTree,
+  type DeployUser,
   ensureDeployUser,
   installSudoers,
   lockPassword,
@@ -20,6 +21,7 @@ import {
   lbAddress,
   nginxArgv,
   nginxPaths,
+  type ResolvedOptions,
   renderBashrc,
   renderNginxWrapper,
   renderSshClientConfig,
@@ -194,6 +196,132 @@ function loginFromEnv(): SandboxLogin | undefined {
   return value;
 }
 
+/** Each host's home, sshd config, .bashrc and (deploy user) authorized_keys; its host key line for known_hosts. */
+async function writeHostFiles(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  login: {
+    deployUser: DeployUser | undefined;
+    path: string;
+    user: string;
+    clientKey: string;
+    sshKeygen: string;
+  },
+): Promise<string[]> {
+  const { deployUser, path, user, clientKey, sshKeygen } = login;
+  return Promise.all(
+    info.hosts.map(async (host) => {
+      const p = hostPaths(o.dir, host.name);
+      await mkdir(p.home, { recursive: true, mode: 0o755 });
+      const sftp = o.noSftp?.includes(host.name) ? null : o.sftpServer?.[host.name];
+      // The deploy user reads its own authorized_keys (sshd opens it as the user), in its home like on a server.
+      const authorizedKeysFile = deployUser ? p.authorizedKeys : undefined;
+      const passwordOnly = o.passwordLogin?.includes(host.name) ?? false;
+      await writeFile(
+        p.sshdConfig,
+        renderSshdConfig({
+          host,
+          dir: o.dir,
+          path,
+          user,
+          sftp,
+          authorizedKeysFile,
+          passwordAuthentication: passwordOnly,
+        }),
+      );
+      await writeFile(join(p.home, ".bashrc"), renderBashrc());
+      if (deployUser) {
+        await mkdir(dirname(p.authorizedKeys), { recursive: true, mode: 0o700 });
+        // A password-only host starts with no key at all, like a server before `nexus setup`.
+        const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}\n`;
+        await writeFile(p.authorizedKeys, keys, { mode: 0o600 });
+        await chownTree(p.home, deployUser);
+      }
+      return ensureHostKey(sshKeygen, o.dir, host);
+    }),
+  );
+}
+
+/** The load balancer's Nginx files, and (deploy user) the sudoers rule for its test and reload: its setup. */
+async function writeBalancerFiles(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  lb: { nginx: string; lbRoot: string; deployUser: DeployUser | undefined },
+) {
+  const { nginx, lbRoot, deployUser } = lb;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+  const nginxSetup = {
+    lbRoot,
+    listenAddress: lbListen.address,
+    listenPort: lbListen.port,
+    appAddresses: info.hosts.map((h) => h.appAddress),
+    stubStatus: await hasStubStatus(nginx),
+    userRoot: await workersNeedRoot(lbRoot),
+    ...(deployUser ? { upstreamGroup: deployUser.gid } : {}),
+  };
+  await writeNginxFiles(nginxSetup);
+  if (deployUser) {
+    const argv = nginxArgv(nginx, nginxPaths(lbRoot).prefix);
+    await installSudoers(
+      o.dir,
+      renderSudoers(deployUser.name, [
+        [...argv, "-t"],
+        // Read-only (test and print the config): `nexus check` looks for the upstream file in it.
+        [...argv, "-T"],
+        [...argv, "-s", "reload"],
+      ]),
+    );
+  }
+
+  return nginxSetup;
+}
+
+/**
+ * Every sshd, then Nginx (and HAProxy): their pids. On a failure, what did start is stopped
+ * (sandboxDown) before the error goes on.
+ */
+async function startDaemons(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  daemons: {
+    sshd: string;
+    nginx: string;
+    nginxSetup: Parameters<typeof startNginx>[1];
+    haproxy: string | false | undefined;
+    user: string;
+    projectRoot: string;
+  },
+): Promise<Record<string, number>> {
+  const { sshd, nginx, nginxSetup, haproxy, user, projectRoot } = daemons;
+  const lb = info.hosts[0] as SandboxHost;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+  const pids: Record<string, number> = {};
+  try {
+    // allSettled: on failure, every sshd must have finished starting before the cleanup looks for pid files.
+    const started = await Promise.allSettled(
+      info.hosts.map(async (host) => {
+        pids[`sshd:${host.name}`] = await startSshd(sshd, o.dir, host);
+      }),
+    );
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    pids[`nginx:${lb.name}`] = await startNginx(nginx, nginxSetup);
+    if (haproxy && info.haproxy) {
+      pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
+        listen: `${lbListen.address}:${lbListen.port + 1}`,
+        socketUser: user,
+        servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
+      });
+      await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
+    }
+  } catch (error) {
+    await sandboxDown(o.dir).catch(() => {});
+    throw error;
+  }
+
+  return pids;
+}
+
 /**
  * Starts the sandbox. Its state lives in a directory of its own (stateDirFor: under /var/tmp,
  * reachable by the deploy user), and `opts.dir` becomes a link to it.
@@ -271,86 +399,11 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== undefined),
     { mode: 0o755 },
   );
-  const knownHostsLines = await Promise.all(
-    info.hosts.map(async (host) => {
-      const p = hostPaths(o.dir, host.name);
-      await mkdir(p.home, { recursive: true, mode: 0o755 });
-      const sftp = o.noSftp?.includes(host.name) ? null : o.sftpServer?.[host.name];
-      // The deploy user reads its own authorized_keys (sshd opens it as the user), in its home like on a server.
-      const authorizedKeysFile = deployUser ? p.authorizedKeys : undefined;
-      const passwordOnly = o.passwordLogin?.includes(host.name) ?? false;
-      await writeFile(
-        p.sshdConfig,
-        renderSshdConfig({
-          host,
-          dir: o.dir,
-          path,
-          user,
-          sftp,
-          authorizedKeysFile,
-          passwordAuthentication: passwordOnly,
-        }),
-      );
-      await writeFile(join(p.home, ".bashrc"), renderBashrc());
-      if (deployUser) {
-        await mkdir(dirname(p.authorizedKeys), { recursive: true, mode: 0o700 });
-        // A password-only host starts with no key at all, like a server before `nexus setup`.
-        const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}\n`;
-        await writeFile(p.authorizedKeys, keys, { mode: 0o600 });
-        await chownTree(p.home, deployUser);
-      }
-      return ensureHostKey(sshKeygen, o.dir, host);
-    }),
-  );
+  const knownHostsLines = await writeHostFiles(o, info, { deployUser, path, user, clientKey, sshKeygen });
   await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
   await writeFile(paths.sshConfig, renderSshClientConfig(info));
-  const nginxSetup = {
-    lbRoot,
-    listenAddress: lbListen.address,
-    listenPort: lbListen.port,
-    appAddresses: info.hosts.map((h) => h.appAddress),
-    stubStatus: await hasStubStatus(nginx),
-    userRoot: await workersNeedRoot(lbRoot),
-    ...(deployUser ? { upstreamGroup: deployUser.gid } : {}),
-  };
-  await writeNginxFiles(nginxSetup);
-  if (deployUser) {
-    const argv = nginxArgv(nginx, nginxPaths(lbRoot).prefix);
-    await installSudoers(
-      o.dir,
-      renderSudoers(deployUser.name, [
-        [...argv, "-t"],
-        // Read-only (test and print the config): `nexus check` looks for the upstream file in it.
-        [...argv, "-T"],
-        [...argv, "-s", "reload"],
-      ]),
-    );
-  }
-
-  const pids: Record<string, number> = {};
-  try {
-    // allSettled: on failure, every sshd must have finished starting before the cleanup looks for pid files.
-    const started = await Promise.allSettled(
-      info.hosts.map(async (host) => {
-        pids[`sshd:${host.name}`] = await startSshd(sshd, o.dir, host);
-      }),
-    );
-    const failed = started.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
-    pids[`nginx:${lb.name}`] = await startNginx(nginx, nginxSetup);
-    if (haproxy && info.haproxy) {
-      pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
-        listen: `${lbListen.address}:${lbListen.port + 1}`,
-        socketUser: user,
-        servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
-      });
-      await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
-    }
-  } catch (error) {
-    await sandboxDown(o.dir).catch(() => {});
-    throw error;
-  }
-
+  const nginxSetup = await writeBalancerFiles(o, info, { nginx, lbRoot, deployUser });
+  const pids = await startDaemons(o, info, { sshd, nginx, nginxSetup, haproxy, user, projectRoot });
   const newState: SandboxState = { ...info, pids, startedAt: new Date().toISOString() };
   await writeFile(paths.state, `${JSON.stringify(newState, null, 2)}\n`);
   return info;

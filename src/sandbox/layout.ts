@@ -1,6 +1,6 @@
 import { isAbsolute, join } from "node:path";
-import { renderProxySettings, renderServersFile, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
-import { accessLogDirective, logFormatDirective } from "../watch/log-format.js";
+import { renderProxySettings, renderServersFile, renderUpstreamBlock } from "../balancer/nginx/upstream.js";
+import { accessLogDirective, logFormatDirective } from "../balancer/nginx/watch/log-format.js";
 import { SandboxError } from "./errors.js";
 import { haproxyInfo, type SandboxHaproxy } from "./haproxy.js";
 

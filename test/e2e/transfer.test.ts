@@ -277,8 +277,8 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
   const artifact = path.join(work, "release.tar.gz");
 
   beforeAll(async () => {
-    // A PATH with node and the coreutils the command needs, but no curl or wget.
-    for (const tool of ["sha256sum", "cut", "rm", "mv", "timeout"]) {
+    // A PATH with sh, node and the coreutils the command needs, but no curl or wget.
+    for (const tool of ["sh", "sha256sum", "cut", "rm", "mv", "timeout"]) {
       const found = (await execa("sh", ["-c", `command -v ${tool}`])).stdout.trim();
       symlinkSync(found, path.join(bin, tool));
     }
@@ -384,6 +384,8 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
   it("a server with no curl, wget or node says so", async () => {
     const empty = path.join(work, "empty-bin");
     mkdirSync(empty, { recursive: true });
+    // A shell, and nothing to fetch with.
+    if (!existsSync(path.join(empty, "sh"))) symlinkSync("/bin/sh", path.join(empty, "sh"));
     const command = fetchCommand({
       dest: path.join(work, "none"),
       sha256: "0".repeat(64),

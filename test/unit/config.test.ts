@@ -25,6 +25,7 @@ describe("config", () => {
     expect(config.health).toMatchObject({ path: "/health", port: 3000, passes: 3, via: "ssh" });
     expect(config.balancer.drainTimeout).toBe(30_000);
     expect(config.rolling).toEqual({
+      strategy: "drain",
       batchSize: 1,
       onFailure: "rollback-all",
       canary: 0,
@@ -38,6 +39,7 @@ describe("config", () => {
     });
     expect(config.notify).toEqual([]);
     expect(config.pm2.name).toBe("api");
+    expect(config.process).toEqual({ type: "pm2" });
     expect(config.ssh.hostKeys).toBe("strict");
   });
 

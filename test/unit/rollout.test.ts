@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { type Config, resolveConfig, type ServerConfig } from "../../src/config/load.js";
-import type { FleetOps } from "../../src/deploy/fleet-ops.js";
 import { makePlan } from "../../src/deploy/plan.js";
-import { type RollOptions, roll } from "../../src/deploy/roll.js";
 import type { DeployEvent } from "../../src/events/events.js";
+import type { FleetOps } from "../../src/rollout/fleet-ops.js";
+import { type RollOptions, roll } from "../../src/rollout/roll.js";
 import { FakeBalancer } from "../fixtures/balancer.js";
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { tallyLines } from "../../src/balancer/nginx/watch/access-log.js";
 import { describeEvent, summaryTable } from "../../src/report/format.js";
-import { tallyLines } from "../../src/watch/access-log.js";
 import { type JudgeSettings, judge, type WatchedTally } from "../../src/watch/judge.js";
 import type { Counts, TrafficSource } from "../../src/watch/traffic.js";
 import { watchWindow } from "../../src/watch/window.js";

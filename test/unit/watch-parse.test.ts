@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { completeLines, parseAccessLine, tallyLines } from "../../src/watch/access-log.js";
-import { HaproxyStatSource } from "../../src/watch/haproxy-source.js";
-import { parseShowStat, statDeltas } from "../../src/watch/haproxy-stat.js";
+import { parseShowStat, statDeltas } from "../../src/balancer/haproxy/stat-counters.js";
+import { HaproxyStatSource } from "../../src/balancer/haproxy/traffic-source.js";
+import { completeLines, parseAccessLine, tallyLines } from "../../src/balancer/nginx/watch/access-log.js";
+import { judgeSample, parseSample } from "../../src/balancer/nginx/watch/log-check.js";
 import {
   dumpLogsInNexusFormat,
   LOG_FORMAT_TAIL,
   logFormatDirective,
   scanNginxDump,
-} from "../../src/watch/log-format.js";
-import { parseRead, readFromOffset } from "../../src/watch/nginx-source.js";
-import { judgeSample, parseSample } from "../../src/watch/preflight.js";
+} from "../../src/balancer/nginx/watch/log-format.js";
+import { parseRead, readFromOffset } from "../../src/balancer/nginx/watch/log-source.js";
 import type { Counts } from "../../src/watch/traffic.js";
 
 const line = (addr: string, status: string, time = "0.010", request = "GET / HTTP/1.1") =>
@@ -108,8 +108,8 @@ describe("the log format, defined once", () => {
 describe("reading the log from an offset", () => {
   it("quotes the path and starts after the offset", () => {
     const command = readFromOffset("/var/log/nginx/a b.log", 100);
-    expect(command).toContain("f='/var/log/nginx/a b.log'");
-    expect(command).toContain("tail -c +101");
+    expect(command).toMatch(/ nexus '\/var\/log\/nginx\/a b\.log' 100 \d+$/);
+    expect(command).toContain("tail -c +$((start + 1))");
   });
 
   it("splits the size from the data", () => {

@@ -1,3 +1,5 @@
+import { script } from "../remote/op.js";
+import { scriptFile } from "../remote/script-file.js";
 import type { SshSession } from "../ssh/session.js";
 import type { CheckItem } from "./types.js";
 
@@ -22,7 +24,9 @@ export async function loginShellItem(session: SshSession, server: string): Promi
   const ms = (value: number) => `${Math.round(value)} ms`;
   const detail = `a bare command: ${ms(channel)} on an exec channel, ${ms(exchange)} through nexus's remote shell`;
   if (start < SLOW_LOGIN_SHELL_MS) return { target: server, check: "login shell", status: "ok", detail };
-  const bashrc = await session.exec(BASHRC_TIME, { what: "timing ~/.bashrc" }).catch(() => undefined);
+  const bashrc = await session
+    .exec(script(BASHRC_TIME_SCRIPT), { what: "timing ~/.bashrc" })
+    .catch(() => undefined);
   const seconds = Number(/^([\d.]+)$/m.exec(bashrc?.stdout ?? "")?.[1]);
   const shell =
     (await session.exec('printf %s "$SHELL"').catch(() => undefined))?.stdout.trim() || "the login shell";
@@ -39,5 +43,4 @@ export async function loginShellItem(session: SshSession, server: string): Promi
 }
 
 /** Seconds bash takes to read ~/.bashrc, as `time` says it; nothing without bash or the file. */
-const BASHRC_TIME = `command -v bash >/dev/null 2>&1 && [ -f "$HOME/.bashrc" ] || exit 0
-bash -c 'TIMEFORMAT=%R; { time . "$HOME/.bashrc" >/dev/null 2>&1 </dev/null; } 2>&1' | tail -n 1`;
+export const BASHRC_TIME_SCRIPT = scriptFile(import.meta.url, "bashrc-time.sh");

@@ -3,6 +3,7 @@ import { stdoutOrThrow } from "../ssh/errors.js";
 import { REMOTE_EXIT } from "./exit-codes.js";
 import { assertReleaseId, type Layout } from "./layout.js";
 import { type RemoteOp, script } from "./op.js";
+import { scriptFile } from "./script-file.js";
 
 /**
  * Files and directories that outlive releases (Capistrano's linked_files / linked_dirs): they live
@@ -34,13 +35,7 @@ export class SharedFileMissingError extends NexusError {
  * $1 the shared directory, $2.. entries. Prints "@missing <path>" for each shared file that is
  * not there (a dangling symlink counts as missing); creates nothing.
  */
-export const SHARED_CHECK_SCRIPT = `shared=$1
-shift
-for entry in "$@"; do
-  case "$entry" in
-    f:*) rel=\${entry#f:}; [ -f "$shared/$rel" ] || printf '@missing %s\\n' "$rel" ;;
-  esac
-done`;
+export const SHARED_CHECK_SCRIPT = scriptFile(import.meta.url, "shared-check.sh");
 
 export function checkShared(l: Layout, shared: SharedPaths): RemoteOp<string[]> {
   return {
@@ -60,30 +55,7 @@ export function checkShared(l: Layout, shared: SharedPaths): RemoteOp<string[]> 
  * is removed and replaced by the link (the shared copy wins: releases never overwrite shared
  * data), and "@replaced <path>" says so. Links are absolute, so that they survive `current`.
  */
-export const SHARED_LINK_SCRIPT = `set -eu
-shared=$1 release=$2
-shift 2
-missing=""
-for entry in "$@"; do
-  case "$entry" in
-    f:*) rel=\${entry#f:}; [ -f "$shared/$rel" ] || missing="$missing $rel" ;;
-    d:*) rel=\${entry#d:}; mkdir -p "$shared/$rel" ;;
-  esac
-done
-if [ -n "$missing" ]; then
-  echo "shared file(s) missing in $shared:$missing" >&2
-  exit ${REMOTE_EXIT.sharedMissing}
-fi
-for entry in "$@"; do
-  rel=\${entry#?:}
-  target="$release/$rel"
-  mkdir -p "$(dirname "$target")"
-  if [ -e "$target" ] || [ -L "$target" ]; then
-    rm -rf "$target"
-    printf '@replaced %s\\n' "$rel"
-  fi
-  ln -s "$shared/$rel" "$target"
-done`;
+export const SHARED_LINK_SCRIPT = scriptFile(import.meta.url, "shared-link.sh");
 
 export function linkShared(l: Layout, id: string, shared: SharedPaths): RemoteOp<{ replaced: string[] }> {
   assertReleaseId(id);

@@ -1,11 +1,12 @@
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { bastionPaths, runningBastion, startBastion, stopBastion } from "./bastion.js";
+import { bastionPaths, runningBastion, type SandboxBastion, startBastion, stopBastion } from "./bastion.js";
 import { writeBastionDeployConfig } from "./deploy-config.js";
 import {
   assertReachableByOthers,
   chownTree,
+  type DeployUser,
   ensureDeployUser,
   installSudoers,
   lockPassword,
@@ -23,6 +24,7 @@ import {
   lbAddress,
   nginxArgv,
   nginxPaths,
+  type ResolvedOptions,
   renderBashrc,
   renderNginxWrapper,
   renderSshClientConfig,
@@ -42,9 +44,10 @@ import {
   workersNeedRoot,
   writeNginxFiles,
 } from "./nginx.js";
-import { findProjectRoot, runningPm2, stopPm2 } from "./pm2.js";
+import { findProjectRoot, installSandboxPm2, runningPm2, stopPm2 } from "./pm2.js";
 import { assertPortsFree, requireBinary } from "./processes.js";
 import { ensureClientKey, ensureHostKey, ensureKeyPair, runningSshd, startSshd, stopSshd } from "./sshd.js";
+import { currentStateDir, ensureStateDir, linkStateDir, planLink, stateDirFor } from "./state-dir.js";
 
 export type { SandboxBastion } from "./bastion.js";
 export {
@@ -55,6 +58,7 @@ export {
 export { DEPLOY_USER } from "./deploy-user.js";
 export { SandboxError } from "./errors.js";
 export type { SandboxHost, SandboxInfo, SandboxLb, SandboxLogin, SandboxOptions } from "./layout.js";
+export { currentStateDir, stateDirFor } from "./state-dir.js";
 
 export interface SandboxProcess {
   name: string;
@@ -69,9 +73,10 @@ interface SandboxState extends SandboxInfo {
   startedAt: string;
 }
 
-function sessionPath(projectRoot: string, extraDirs: string[]): string {
+/** The sandbox's bin (its pm2, the Nginx wrapper) first: a pm2 installed on the machine is never used. */
+function sessionPath(sandboxBin: string, extraDirs: string[]): string {
   const dirs = [
-    join(projectRoot, "node_modules", ".bin"),
+    sandboxBin,
     dirname(process.execPath),
     ...extraDirs,
     "/usr/local/sbin",
@@ -123,8 +128,9 @@ async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
   return processes;
 }
 
-export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
-  const dir = resolve(stateDir);
+/** `namedDir`: the directory given to sandboxUp (a link to the state dir), or the state dir itself. */
+export async function sandboxStatus(namedDir: string): Promise<SandboxStatus> {
+  const dir = await currentStateDir(namedDir);
   const state = await readState(dir);
   const live = await liveProcesses(dir);
   if (!state) return { up: false, processes: live };
@@ -137,12 +143,15 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
   return { up: expected.every((p) => p.alive), processes: [...expected, ...extra], ...infoOf(state) };
 }
 
-export async function sandboxDown(stateDir: string): Promise<void> {
-  const dir = resolve(stateDir);
+export async function sandboxDown(namedDir: string): Promise<void> {
+  const dir = await currentStateDir(namedDir);
   const state = await readState(dir);
   const names = await hostNamesIn(dir);
+  // The hosts' own copy (the deploy user can run it); else the project's, else the daemons are signalled.
   const projectRoot = await findProjectRoot().catch(() => undefined);
-  const pm2Bin = projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
+  const pm2Bin = (await exists(join(sandboxPaths(dir).bin, "pm2")))
+    ? join(sandboxPaths(dir).bin, "pm2")
+    : projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
   // pm2 first, so the apps drain while nginx and sshd are still there.
   await Promise.all(
     names.map((name) => {
@@ -171,12 +180,28 @@ export async function sandboxDown(stateDir: string): Promise<void> {
  * Makes every host's login shell take `seconds` to start (0: instant again) on a sandbox that is
  * up, as a server's ~/.bashrc loading nvm does: the bench measures nexus against it.
  */
-export async function setLoginDelay(stateDir: string, seconds: number): Promise<void> {
-  const dir = resolve(stateDir);
+export async function setLoginDelay(namedDir: string, seconds: number): Promise<void> {
+  const dir = await currentStateDir(namedDir);
   for (const name of await hostNamesIn(dir)) {
     // Written in place: the file keeps its owner (the deploy user).
     await writeFile(join(hostPaths(dir, name).home, ".bashrc"), renderBashrc(seconds));
   }
+}
+
+/** Stops the sandbox, then removes its state dir and the link to it. */
+export async function sandboxPurge(namedDir: string): Promise<void> {
+  const dir = await currentStateDir(namedDir);
+  await sandboxDown(namedDir);
+  await rm(dir, { recursive: true, force: true });
+  const link = resolve(namedDir);
+  if (link !== dir) await rm(link, { force: true });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function sameLayout(a: SandboxInfo, b: SandboxInfo): boolean {
@@ -192,8 +217,163 @@ function loginFromEnv(): SandboxLogin | undefined {
   return value;
 }
 
+/** Each host's home, sshd config, .bashrc and (deploy user) authorized_keys; its host key line for known_hosts. */
+async function writeHostFiles(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  login: {
+    deployUser: DeployUser | undefined;
+    path: string;
+    user: string;
+    clientKey: string;
+    sshKeygen: string;
+  },
+): Promise<string[]> {
+  const { deployUser, path, user, clientKey, sshKeygen } = login;
+  return Promise.all(
+    info.hosts.map(async (host) => {
+      const p = hostPaths(o.dir, host.name);
+      await mkdir(p.home, { recursive: true, mode: 0o755 });
+      const sftp = o.noSftp?.includes(host.name) ? null : o.sftpServer?.[host.name];
+      // The deploy user reads its own authorized_keys (sshd opens it as the user), in its home like on a server.
+      const authorizedKeysFile = deployUser ? p.authorizedKeys : undefined;
+      const passwordOnly = o.passwordLogin?.includes(host.name) ?? false;
+      await writeFile(
+        p.sshdConfig,
+        renderSshdConfig({
+          host,
+          dir: o.dir,
+          path,
+          user,
+          sftp,
+          authorizedKeysFile,
+          passwordAuthentication: passwordOnly,
+          ...(info.bastion && !o.bastionDirect ? { allowFrom: info.bastion.address } : {}),
+        }),
+      );
+      await writeFile(join(p.home, ".bashrc"), renderBashrc());
+      if (deployUser) {
+        await mkdir(dirname(p.authorizedKeys), { recursive: true, mode: 0o700 });
+        // A password-only host starts with no key at all, like a server before `nexus setup`.
+        const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}\n`;
+        await writeFile(p.authorizedKeys, keys, { mode: 0o600 });
+        await chownTree(p.home, deployUser);
+      }
+      return ensureHostKey(sshKeygen, o.dir, host);
+    }),
+  );
+}
+
+/** The bastion's home, its authorized_keys and host key: the bastion's line for known_hosts. */
+async function writeBastionFiles(
+  o: ResolvedOptions,
+  bastion: SandboxBastion,
+  login: { deployUser: DeployUser | undefined; clientKey: string; sshKeygen: string },
+): Promise<string> {
+  const { deployUser, clientKey, sshKeygen } = login;
+  const b = bastionPaths(o.dir);
+  // Open to the deploy user, who reads its authorized_keys below (sshd opens it as the user).
+  await mkdir(b.root, { recursive: true, mode: 0o755 });
+  await chmod(b.root, 0o755);
+  await mkdir(dirname(b.authorizedKeys), { recursive: true, mode: 0o700 });
+  await writeFile(b.authorizedKeys, `from="127.0.0.0/8" ${clientKey}\n`, { mode: 0o600 });
+  if (deployUser) await chownTree(b.home, deployUser);
+  const key = await ensureKeyPair(sshKeygen, b.hostKey, `nexus-sandbox-${bastion.name}`);
+  return knownHostsLine(bastion.address, bastion.sshPort, key);
+}
+
+/** The load balancer's Nginx files, and (deploy user) the sudoers rule for its test and reload: its setup. */
+async function writeBalancerFiles(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  lb: { nginx: string; lbRoot: string; deployUser: DeployUser | undefined },
+) {
+  const { nginx, lbRoot, deployUser } = lb;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+  const nginxSetup = {
+    lbRoot,
+    listenAddress: lbListen.address,
+    listenPort: lbListen.port,
+    appAddresses: info.hosts.map((h) => h.appAddress),
+    stubStatus: await hasStubStatus(nginx),
+    userRoot: await workersNeedRoot(lbRoot),
+    ...(deployUser ? { upstreamGroup: deployUser.gid } : {}),
+  };
+  await writeNginxFiles(nginxSetup);
+  if (deployUser) {
+    const argv = nginxArgv(nginx, nginxPaths(lbRoot).prefix);
+    await installSudoers(
+      o.dir,
+      renderSudoers(deployUser.name, [
+        [...argv, "-t"],
+        // Read-only (test and print the config): `nexus check` looks for the upstream file in it.
+        [...argv, "-T"],
+        [...argv, "-s", "reload"],
+      ]),
+    );
+  }
+
+  return nginxSetup;
+}
+
+/**
+ * Every sshd, then Nginx (and HAProxy): their pids. On a failure, what did start is stopped
+ * (sandboxDown) before the error goes on.
+ */
+async function startDaemons(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  daemons: {
+    sshd: string;
+    nginx: string;
+    nginxSetup: Parameters<typeof startNginx>[1];
+    haproxy: string | false | undefined;
+    socat: string | false | undefined;
+    user: string;
+    projectRoot: string;
+  },
+): Promise<Record<string, number>> {
+  const { sshd, nginx, nginxSetup, haproxy, socat, user, projectRoot } = daemons;
+  const lb = info.hosts[0] as SandboxHost;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+  const pids: Record<string, number> = {};
+  try {
+    // allSettled: on failure, every sshd must have finished starting before the cleanup looks for pid files.
+    const started = await Promise.allSettled(
+      info.hosts.map(async (host) => {
+        pids[`sshd:${host.name}`] = await startSshd(sshd, o.dir, host);
+      }),
+    );
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    pids[`nginx:${lb.name}`] = await startNginx(nginx, nginxSetup);
+    if (haproxy && info.haproxy) {
+      pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
+        listen: `${lbListen.address}:${lbListen.port + 1}`,
+        socketUser: user,
+        servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
+      });
+      await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
+    }
+    if (info.bastion && socat) {
+      await startBastion({ dir: o.dir, bastion: info.bastion, user, hosts: info.hosts, sshd, socat });
+      await writeBastionDeployConfig({ ...info, bastion: info.bastion }, projectRoot);
+    }
+  } catch (error) {
+    await sandboxDown(o.dir).catch(() => {});
+    throw error;
+  }
+
+  return pids;
+}
+
+/**
+ * Starts the sandbox. Its state lives in a directory of its own (stateDirFor: under /var/tmp,
+ * reachable by the deploy user), and `opts.dir` becomes a link to it.
+ */
 export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
-  const o = resolveOptions(opts);
+  const namedDir = resolve(opts.dir);
+  const o = resolveOptions({ ...opts, dir: stateDirFor(namedDir, opts.stateRoot) });
   const asRoot = process.getuid?.() === 0;
   const login = o.login ?? loginFromEnv() ?? (asRoot ? "deploy-user" : "self");
   if (login === "deploy-user" && !asRoot) {
@@ -214,6 +394,12 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   const user = deployUser?.name ?? userInfo().username;
   const info = buildInfo(o, user, { login, nginx });
   if (o.passwordLogin?.length) info.passwordFile = sandboxPaths(o.dir).passwordFile;
+
+  const link = await planLink(namedDir, o.dir);
+  // What was there (a sandbox of the layout before state dirs, a link elsewhere) is stopped first.
+  if (link.kind === "replace") await sandboxDown(namedDir);
+  await ensureStateDir(o.dir);
+  await linkStateDir(namedDir, o.dir, link);
 
   const status = await sandboxStatus(o.dir);
   const state = await readState(o.dir);
@@ -250,17 +436,14 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
 
   // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
   if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-  await mkdir(o.dir, { recursive: true });
-  if (deployUser) {
-    await chmod(o.dir, 0o755);
-    await assertReachableByOthers([o.dir, join(projectRoot, "node_modules", ".bin"), process.execPath]);
-  }
+  if (deployUser) await assertReachableByOthers([o.dir, process.execPath]);
+  const pm2 = await installSandboxPm2(projectRoot, o.dir);
   await ensureClientKey(sshKeygen, o.dir);
   const clientKey = (await readFile(`${sandboxPaths(o.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info.passwordFile) await setPassword(deployUser.name, info.passwordFile);
 
   const paths = sandboxPaths(o.dir);
-  const path = sessionPath(projectRoot, [paths.bin, dirname(nginx)]);
+  const path = sessionPath(dirname(pm2), [dirname(nginx)]);
   const lbRoot = hostPaths(o.dir, lb.name).root;
   await mkdir(paths.bin, { recursive: true, mode: 0o755 });
   await writeFile(
@@ -268,102 +451,13 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== undefined),
     { mode: 0o755 },
   );
-  const knownHostsLines = await Promise.all(
-    info.hosts.map(async (host) => {
-      const p = hostPaths(o.dir, host.name);
-      await mkdir(p.home, { recursive: true, mode: 0o755 });
-      const sftp = o.noSftp?.includes(host.name) ? null : o.sftpServer?.[host.name];
-      // The deploy user reads its own authorized_keys (sshd opens it as the user), in its home like on a server.
-      const authorizedKeysFile = deployUser ? p.authorizedKeys : undefined;
-      const passwordOnly = o.passwordLogin?.includes(host.name) ?? false;
-      await writeFile(
-        p.sshdConfig,
-        renderSshdConfig({
-          host,
-          dir: o.dir,
-          path,
-          user,
-          sftp,
-          authorizedKeysFile,
-          passwordAuthentication: passwordOnly,
-          ...(info.bastion && !o.bastionDirect ? { allowFrom: info.bastion.address } : {}),
-        }),
-      );
-      await writeFile(join(p.home, ".bashrc"), renderBashrc());
-      if (deployUser) {
-        await mkdir(dirname(p.authorizedKeys), { recursive: true, mode: 0o700 });
-        // A password-only host starts with no key at all, like a server before `nexus setup`.
-        const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}\n`;
-        await writeFile(p.authorizedKeys, keys, { mode: 0o600 });
-        await chownTree(p.home, deployUser);
-      }
-      return ensureHostKey(sshKeygen, o.dir, host);
-    }),
-  );
-  if (info.bastion) {
-    const b = bastionPaths(o.dir);
-    // Open to the deploy user, who reads its authorized_keys below (sshd opens it as the user).
-    await mkdir(b.root, { recursive: true, mode: 0o755 });
-    await chmod(b.root, 0o755);
-    await mkdir(dirname(b.authorizedKeys), { recursive: true, mode: 0o700 });
-    await writeFile(b.authorizedKeys, `from="127.0.0.0/8" ${clientKey}\n`, { mode: 0o600 });
-    if (deployUser) await chownTree(b.home, deployUser);
-    const key = await ensureKeyPair(sshKeygen, b.hostKey, `nexus-sandbox-${info.bastion.name}`);
-    knownHostsLines.push(knownHostsLine(info.bastion.address, info.bastion.sshPort, key));
-  }
+  const knownHostsLines = await writeHostFiles(o, info, { deployUser, path, user, clientKey, sshKeygen });
+  if (info.bastion)
+    knownHostsLines.push(await writeBastionFiles(o, info.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
   await writeFile(paths.sshConfig, renderSshClientConfig(info));
-  const nginxSetup = {
-    lbRoot,
-    listenAddress: lbListen.address,
-    listenPort: lbListen.port,
-    appAddresses: info.hosts.map((h) => h.appAddress),
-    stubStatus: await hasStubStatus(nginx),
-    userRoot: await workersNeedRoot(lbRoot),
-    ...(deployUser ? { upstreamGroup: deployUser.gid } : {}),
-  };
-  await writeNginxFiles(nginxSetup);
-  if (deployUser) {
-    const argv = nginxArgv(nginx, nginxPaths(lbRoot).prefix);
-    await installSudoers(
-      o.dir,
-      renderSudoers(deployUser.name, [
-        [...argv, "-t"],
-        // Read-only (test and print the config): `nexus check` looks for the upstream file in it.
-        [...argv, "-T"],
-        [...argv, "-s", "reload"],
-      ]),
-    );
-  }
-
-  const pids: Record<string, number> = {};
-  try {
-    // allSettled: on failure, every sshd must have finished starting before the cleanup looks for pid files.
-    const started = await Promise.allSettled(
-      info.hosts.map(async (host) => {
-        pids[`sshd:${host.name}`] = await startSshd(sshd, o.dir, host);
-      }),
-    );
-    const failed = started.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
-    pids[`nginx:${lb.name}`] = await startNginx(nginx, nginxSetup);
-    if (haproxy && info.haproxy) {
-      pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
-        listen: `${lbListen.address}:${lbListen.port + 1}`,
-        socketUser: user,
-        servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
-      });
-      await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
-    }
-    if (info.bastion && socat) {
-      await startBastion({ dir: o.dir, bastion: info.bastion, user, hosts: info.hosts, sshd, socat });
-      await writeBastionDeployConfig({ ...info, bastion: info.bastion }, projectRoot);
-    }
-  } catch (error) {
-    await sandboxDown(o.dir).catch(() => {});
-    throw error;
-  }
-
+  const nginxSetup = await writeBalancerFiles(o, info, { nginx, lbRoot, deployUser });
+  const pids = await startDaemons(o, info, { sshd, nginx, nginxSetup, haproxy, socat, user, projectRoot });
   const newState: SandboxState = { ...info, pids, startedAt: new Date().toISOString() };
   await writeFile(paths.state, `${JSON.stringify(newState, null, 2)}\n`);
   return info;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { maskedConfig } from "../../src/commands/config.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { secretValues } from "../../src/config/secrets.js";
-import { maskedConfig } from "../../src/deploy/operations.js";
 import { ecosystemFile } from "../../src/process/pm2/ecosystem.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { processProblem } from "../../src/process/process-manager.js";

@@ -174,7 +174,7 @@ describe("user commands (hooks, exec) under sh", () => {
     const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
     expect(pid).toBeGreaterThan(0);
     expect(alive(pid)).toBe(false);
-  }, 20_000);
+  }, 60_000);
 
   it("a local hook (afterDeploy) gets nexus's env and the result, but not the deploy key", async () => {
     const dir = tmp("local-env");
@@ -218,7 +218,7 @@ describe("user commands (hooks, exec) under sh", () => {
     });
     expect(result).toEqual({ ok: false, reason: "timed out after 0.3s (hooks.timeout)" });
     expect(alive(Number(readFileSync(path.join(dir, "hook.pid"), "utf8")))).toBe(false);
-  }, 20_000);
+  }, 60_000);
 
   it("the timeout stops it with its own exit code", async () => {
     const dir = tmp("hook-timeout");

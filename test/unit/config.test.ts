@@ -25,13 +25,21 @@ describe("config", () => {
     expect(config.health).toMatchObject({ path: "/health", port: 3000, passes: 3, via: "ssh" });
     expect(config.balancer.drainTimeout).toBe(30_000);
     expect(config.rolling).toEqual({
+      strategy: "drain",
       batchSize: 1,
       onFailure: "rollback-all",
       canary: 0,
       pause: 0,
-      watch: { duration: 0, maxFailureRatio: 0.01, maxRatioToUntouched: 2, minRequests: 50 },
+      watch: expect.objectContaining({
+        duration: 0,
+        maxFailureRatio: 0.01,
+        maxRatioToUntouched: 2,
+        minRequests: 50,
+      }),
     });
+    expect(config.notify).toEqual([]);
     expect(config.pm2.name).toBe("api");
+    expect(config.process).toEqual({ type: "pm2" });
     expect(config.ssh.hostKeys).toBe("strict");
   });
 

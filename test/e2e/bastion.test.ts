@@ -1,12 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxBastionDeployConfig } from "../../src/sandbox/deploy-config.js";
 import type { SandboxBastion, SandboxInfo } from "../../src/sandbox/index.js";
-import { sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
+import { sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { APP_NAME, fixture, nexus, uniqueRelease } from "./helpers.js";
 import { TEST_BASTION_DIR, TEST_BASTION_IP_PREFIX } from "./sandbox-env.js";
 
@@ -18,15 +17,15 @@ describe("through a bastion", () => {
   let info: SandboxInfo & { bastion: SandboxBastion };
 
   beforeAll(async () => {
-    await sandboxDown(TEST_BASTION_DIR).catch(() => {});
-    await rm(TEST_BASTION_DIR, { recursive: true, force: true });
+    await sandboxPurge(TEST_BASTION_DIR).catch(() => {});
     const up = await sandboxUp({ dir: TEST_BASTION_DIR, ipPrefix: TEST_BASTION_IP_PREFIX, bastion: true });
     if (!up.bastion) throw new Error("no bastion");
     info = { ...up, bastion: up.bastion };
   });
 
   afterAll(async () => {
-    if (!process.env.NEXUS_KEEP_SANDBOX) await sandboxDown(TEST_BASTION_DIR);
+    // The state dir too (the dir is a link to it, under /var/tmp).
+    if (!process.env.NEXUS_KEEP_SANDBOX) await sandboxPurge(TEST_BASTION_DIR);
   });
 
   /** The sandbox's bastion deploy config, with the e2e suite's quick health settings; `edit` on top. */

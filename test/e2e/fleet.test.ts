@@ -1,10 +1,9 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxDeployConfig } from "../../src/sandbox/deploy-config.js";
-import { type SandboxInfo, sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
+import { type SandboxInfo, sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { APP_NAME, fixture, nexus, uniqueRelease } from "./helpers.js";
 import { TEST_FLEET_DIR, TEST_FLEET_IP_PREFIX } from "./sandbox-env.js";
 
@@ -20,13 +19,13 @@ describe("a fleet of ten", () => {
   let info: SandboxInfo;
 
   beforeAll(async () => {
-    await sandboxDown(TEST_FLEET_DIR).catch(() => {});
-    await rm(TEST_FLEET_DIR, { recursive: true, force: true });
+    await sandboxPurge(TEST_FLEET_DIR).catch(() => {});
     info = await sandboxUp({ dir: TEST_FLEET_DIR, ipPrefix: TEST_FLEET_IP_PREFIX, hosts: HOSTS });
   });
 
   afterAll(async () => {
-    if (!process.env.NEXUS_KEEP_SANDBOX) await sandboxDown(TEST_FLEET_DIR);
+    // The state dir too (the dir is a link to it, under /var/tmp).
+    if (!process.env.NEXUS_KEEP_SANDBOX) await sandboxPurge(TEST_FLEET_DIR);
   });
 
   it("deploys at 30% (staged all at once, 4 batches), and status answers for every server", async () => {

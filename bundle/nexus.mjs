@@ -14465,6 +14465,15 @@ function proxyJumpProblems(value, field) {
     return [error3.message];
   }
 }
+function jumpProblems(parsed) {
+  const problems = [];
+  if (parsed.ssh.proxyJump !== void 0)
+    problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
+  for (const [index, server] of parsed.servers.entries())
+    if (server.proxyJump !== void 0)
+      problems.push(...proxyJumpProblems(server.proxyJump, `servers[${index}].proxyJump`));
+  return problems;
+}
 function expandHome(p2) {
   if (p2 === "~") return os.homedir();
   if (p2.startsWith("~/")) return path3.join(os.homedir(), p2.slice(2));
@@ -14544,11 +14553,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
   const servers2 = resolveServers(parsed, data, env2, problems);
   const names = new Set(servers2.map((s3) => s3.name));
   problems.push(...loginProblems(parsed, servers2));
-  if (parsed.ssh.proxyJump !== void 0)
-    problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
-  for (const [index, server] of parsed.servers.entries())
-    if (server.proxyJump !== void 0)
-      problems.push(...proxyJumpProblems(server.proxyJump, `servers[${index}].proxyJump`));
+  problems.push(...jumpProblems(parsed));
   problems.push(...sharedProblems(parsed.shared));
   if (parsed.hooks.beforeRollOn !== void 0 && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(
@@ -53151,6 +53156,24 @@ async function writeHostFiles(o2, info2, login) {
     })
   );
 }
+function portsToListenOn(o2, info2) {
+  const lbListen = { address: lbAddress(o2.ipPrefix), port: o2.lbPort };
+  return [
+    ...info2.hosts.flatMap((h2) => [
+      { address: h2.address, port: h2.sshPort, what: `sshd of ${h2.name}` },
+      { address: h2.address, port: o2.appPort, what: `app on ${h2.name}` }
+    ]),
+    { ...lbListen, what: "nginx load balancer" },
+    ...info2.bastion ? [{ address: info2.bastion.address, port: info2.bastion.sshPort, what: "the bastion (jump host)" }] : [],
+    ...info2.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []
+  ];
+}
+async function bastionTools(asRoot) {
+  if (!asRoot)
+    throw new SandboxError("the bastion sandbox runs its jump host in a network namespace: start it as root");
+  await requireBinary("ip", "iproute2 (apt-get install iproute2)");
+  return requireBinary("socat", "socat (apt-get install socat)");
+}
 async function writeBastionFiles(o2, bastion, login) {
   const { deployUser, clientKey, sshKeygen } = login;
   const b2 = bastionPaths(o2.dir);
@@ -53262,21 +53285,9 @@ async function sandboxUp(opts) {
   }
   if (status.processes.length > 0 || state) await sandboxDown(o2.dir);
   const haproxy = info2.haproxy && await requireBinary("haproxy", "haproxy (apt-get install haproxy)");
-  if (info2.bastion && !asRoot)
-    throw new SandboxError("the bastion sandbox runs its jump host in a network namespace: start it as root");
-  const socat = info2.bastion && await requireBinary("socat", "socat (apt-get install socat)");
-  if (info2.bastion) await requireBinary("ip", "iproute2 (apt-get install iproute2)");
+  const socat = info2.bastion && await bastionTools(asRoot);
   const lb = info2.hosts[0];
-  const lbListen = { address: lbAddress(o2.ipPrefix), port: o2.lbPort };
-  await assertPortsFree([
-    ...info2.hosts.flatMap((h2) => [
-      { address: h2.address, port: h2.sshPort, what: `sshd of ${h2.name}` },
-      { address: h2.address, port: o2.appPort, what: `app on ${h2.name}` }
-    ]),
-    { ...lbListen, what: "nginx load balancer" },
-    ...info2.bastion ? [{ address: info2.bastion.address, port: info2.bastion.sshPort, what: "the bastion (jump host)" }] : [],
-    ...info2.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []
-  ]);
+  await assertPortsFree(portsToListenOn(o2, info2));
   if (asRoot) await mkdir8("/run/sshd", { recursive: true, mode: 493 });
   if (deployUser) await assertReachableByOthers([o2.dir, process.execPath]);
   const pm2 = await installSandboxPm2(projectRoot, o2.dir);

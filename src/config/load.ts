@@ -19,6 +19,17 @@ function proxyJumpProblems(value: string, field: string): string[] {
   }
 }
 
+/** ssh.proxyJump and each server's, each a chain ssh's ProxyJump would take. */
+function jumpProblems(parsed: ParsedConfig): string[] {
+  const problems: string[] = [];
+  if (parsed.ssh.proxyJump !== undefined)
+    problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
+  for (const [index, server] of parsed.servers.entries())
+    if (server.proxyJump !== undefined)
+      problems.push(...proxyJumpProblems(server.proxyJump, `servers[${index}].proxyJump`));
+  return problems;
+}
+
 export interface ServerConfig {
   name: string;
   host: string;
@@ -172,11 +183,7 @@ export function resolveConfig(
   const servers = resolveServers(parsed, data, env, problems);
   const names = new Set(servers.map((s) => s.name));
   problems.push(...loginProblems(parsed, servers));
-  if (parsed.ssh.proxyJump !== undefined)
-    problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
-  for (const [index, server] of parsed.servers.entries())
-    if (server.proxyJump !== undefined)
-      problems.push(...proxyJumpProblems(server.proxyJump, `servers[${index}].proxyJump`));
+  problems.push(...jumpProblems(parsed));
   problems.push(...sharedProblems(parsed.shared));
   if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(

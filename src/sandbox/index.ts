@@ -264,6 +264,30 @@ async function writeHostFiles(
   );
 }
 
+/** Every address and port the sandbox will listen on: each must be free before it starts. */
+function portsToListenOn(o: ResolvedOptions, info: SandboxInfo) {
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+  return [
+    ...info.hosts.flatMap((h) => [
+      { address: h.address, port: h.sshPort, what: `sshd of ${h.name}` },
+      { address: h.address, port: o.appPort, what: `app on ${h.name}` },
+    ]),
+    { ...lbListen, what: "nginx load balancer" },
+    ...(info.bastion
+      ? [{ address: info.bastion.address, port: info.bastion.sshPort, what: "the bastion (jump host)" }]
+      : []),
+    ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
+  ];
+}
+
+/** What the bastion's network namespace needs (root, `ip`): socat, which joins it to loopback. */
+async function bastionTools(asRoot: boolean): Promise<string> {
+  if (!asRoot)
+    throw new SandboxError("the bastion sandbox runs its jump host in a network namespace: start it as root");
+  await requireBinary("ip", "iproute2 (apt-get install iproute2)");
+  return requireBinary("socat", "socat (apt-get install socat)");
+}
+
 /** The bastion's home, its authorized_keys and host key: the bastion's line for known_hosts. */
 async function writeBastionFiles(
   o: ResolvedOptions,
@@ -415,24 +439,9 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   if (status.processes.length > 0 || state) await sandboxDown(o.dir);
 
   const haproxy = info.haproxy && (await requireBinary("haproxy", "haproxy (apt-get install haproxy)"));
-  if (info.bastion && !asRoot)
-    throw new SandboxError("the bastion sandbox runs its jump host in a network namespace: start it as root");
-  const socat = info.bastion && (await requireBinary("socat", "socat (apt-get install socat)"));
-  if (info.bastion) await requireBinary("ip", "iproute2 (apt-get install iproute2)");
+  const socat = info.bastion && (await bastionTools(asRoot));
   const lb = info.hosts[0] as SandboxHost;
-  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
-
-  await assertPortsFree([
-    ...info.hosts.flatMap((h) => [
-      { address: h.address, port: h.sshPort, what: `sshd of ${h.name}` },
-      { address: h.address, port: o.appPort, what: `app on ${h.name}` },
-    ]),
-    { ...lbListen, what: "nginx load balancer" },
-    ...(info.bastion
-      ? [{ address: info.bastion.address, port: info.bastion.sshPort, what: "the bastion (jump host)" }]
-      : []),
-    ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
-  ]);
+  await assertPortsFree(portsToListenOn(o, info));
 
   // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
   if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });

@@ -52,6 +52,7 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     const check = canComplete ? options.verifyProcess?.() : undefined;
     // Unused when this probe fails; its error, if any, surfaces only when it is awaited.
     check?.catch(() => {});
+    const probeStart = Date.now();
     const result = await options.probe(startedAt);
     timeline.push(result);
     answered ||= result.status !== undefined;
@@ -61,7 +62,9 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
       const problem = await (check ?? options.verifyProcess?.());
       return problem ? done(false, problem) : done(true);
     }
-    await sleep(nextWait(elapsed, streak, answered), options.signal);
+    // Intervals run from one probe's start to the next's: a probe's own round trips (two over a
+    // forwarded SSH channel, 80 ms at 40 ms of latency) are not added to each interval.
+    await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
   }
   const last = timeline.at(-1);
   const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${last?.error ? ` (last: ${last.error})` : ""}`;

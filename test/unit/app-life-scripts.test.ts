@@ -6,6 +6,8 @@ import {
   mkdtempSync,
   readFileSync,
   readlinkSync,
+  rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
@@ -17,7 +19,12 @@ import { COMMAND_EXIT, COMMAND_SCRIPT, envLine } from "../../src/remote/hook.js"
 import { layout } from "../../src/remote/layout.js";
 import { LOGS_SCRIPT } from "../../src/remote/logs.js";
 import { type RemoteOp, script } from "../../src/remote/op.js";
-import { checkShared, linkShared, SharedFileMissingError } from "../../src/remote/shared.js";
+import {
+  checkShared,
+  linkShared,
+  SharedFileMissingError,
+  SharedPathUnsafeError,
+} from "../../src/remote/shared.js";
 
 /** The remote scripts of shared files, hooks and logs, run for real by `sh` as sshd would. */
 
@@ -118,6 +125,39 @@ describe("shared files and directories under sh", () => {
     expect(readFileSync(path.join(l.release("r2"), "uploads", "a.txt"), "utf8")).toBe("from r1");
     expect(existsSync(path.join(l.shared, "uploads", ".gitkeep"))).toBe(false);
     expect(existsSync(path.join(path.dirname(l.base), "pwned"))).toBe(false);
+  });
+
+  it("never removes through a symlink in the release: shared data under a linked dir survives", () => {
+    const l = deployPath();
+    const release = l.release("r1");
+    // The artifact ships `public -> data`; shared.dirs links `data` first, then `public/files`,
+    // whose path then runs through public -> data -> shared/data.
+    mkdirSync(path.join(release, "data"));
+    symlinkSync("data", path.join(release, "public"));
+    mkdirSync(path.join(l.shared, "data", "files"), { recursive: true });
+    writeFileSync(path.join(l.shared, "data", "files", "avatar.png"), "png");
+    let error: unknown;
+    try {
+      run(linkShared(l, "r1", { files: [], dirs: ["data", "public/files"] }));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SharedPathUnsafeError);
+    expect((error as Error).message).toContain("public/files: public is a symlink in the release");
+    expect(readFileSync(path.join(l.shared, "data", "files", "avatar.png"), "utf8")).toBe("png");
+    // Refused before anything was removed or linked.
+    expect(lstatSync(path.join(release, "data")).isDirectory()).toBe(true);
+  });
+
+  it("a parent that is a real directory resolving into shared/ is refused too", () => {
+    const l = deployPath();
+    mkdirSync(path.join(l.shared, "cache", "x"), { recursive: true });
+    writeFileSync(path.join(l.shared, "cache", "x", "keep"), "1");
+    // The release dir itself reached through shared/ (a hand-made layout): never remove there.
+    rmSync(l.release("r1"), { recursive: true });
+    symlinkSync(path.join(l.shared, "cache"), l.release("r1"));
+    expect(() => run(linkShared(l, "r1", { files: [], dirs: ["x"] }))).toThrow(SharedPathUnsafeError);
+    expect(readFileSync(path.join(l.shared, "cache", "x", "keep"), "utf8")).toBe("1");
   });
 
   it("a missing shared file stops staging with the file named", () => {

@@ -129,6 +129,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
   const packing = packApp(config.app.root, {
     ...appPackOptions(config),
     warn: (message) => emit({ type: "warn", message }),
+    inform: (message) => emit({ type: "info", message }),
   });
   // Every server is connected, not only the deployed ones: the capacity guard checks the others live.
   const opening = Fleet.open(

@@ -14,6 +14,8 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { outputLines } from "../../src/deploy/fleet.js";
+import { jlistCommand } from "../../src/process/pm2/jlist.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { preparedRestart } from "../../src/process/pm2/prepared.js";
 import { PROGRAM, RESTART_SCRIPT, STOP_SCRIPT } from "../../src/process/pm2/restart-script.js";
@@ -529,6 +531,57 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     run(release.writePrivateFile(file.path, file.content, "writing"));
     return { dir, fake, runner, l, pm2, env };
   }
+
+  it("a listing never carries a process's env: the daemon's, other apps' and removed secrets stay on the server", async () => {
+    const { fake, runner, env } = setup();
+    const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    writeFileSync(
+      fake.state,
+      JSON.stringify({
+        next: 2,
+        log: [],
+        procs: [
+          {
+            name: "other-app",
+            id: 1,
+            pid: 10001,
+            status: "online",
+            restarts: 0,
+            env: { DAEMON_AWS_SECRET_ACCESS_KEY: secret },
+          },
+          {
+            name: "all",
+            id: 2,
+            pid: 10002,
+            status: "online",
+            restarts: 3,
+            env: { NEXUS_RELEASE: "r1", OLD_TOKEN: secret },
+          },
+        ],
+      }),
+    );
+    const pm2 = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
+    expect(await pm2.inspect(runner)).toEqual([
+      {
+        name: "all",
+        pid: 10002,
+        status: "online",
+        restarts: 3,
+        startedAt: 1,
+        memory: undefined,
+        cpu: undefined,
+      },
+    ]);
+    // What --verbose prints of the listing: names, pids, status, restarts, release; no env.
+    const listing = sh(jlistCommand("all"), "", env);
+    const shown = outputLines(
+      { code: listing.status, stdout: listing.stdout, stderr: listing.stderr },
+      (t) => t,
+    );
+    expect(shown.join("\n")).not.toContain(secret);
+    expect(shown.join("\n")).not.toMatch(/other-app|DAEMON_AWS|OLD_TOKEN/);
+    expect(shown.join("\n")).toContain('"release":"r1"');
+  });
 
   it("starts the release, then replaces the old process, deleting by pm id (a name like `all` is never passed)", async () => {
     const { fake, runner, l, pm2 } = setup();

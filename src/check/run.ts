@@ -51,6 +51,7 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
   const items: CheckItem[] = [];
   const connector = createConnector(config, { env: options.env });
   const estimate = await appSizeEstimate(config);
+  items.push(...secretItems(config));
   const sessions: Connected[] = [];
   try {
     const results = await mapSettled(config.servers, 8, async (server): Promise<CheckItem[]> => {
@@ -130,6 +131,27 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
     for (const s of sessions) s.session.close();
   }
   return report(items);
+}
+
+/**
+ * fromEnv values whose variable is not set where `check` runs: a warning (check may run on
+ * another machine than the deploys), since deploy, restart and exec refuse to run without them.
+ */
+function secretItems(config: Config): CheckItem[] {
+  const missing = new Map<string, string>();
+  for (const server of config.servers)
+    for (const m of server.missingSecrets ?? [])
+      missing.set(m.field, `${m.field} reads $${m.variable}, which is ${m.empty ? "empty" : "not set"} here`);
+  if (missing.size === 0) return [];
+  return [
+    {
+      target: "this machine",
+      check: "secrets",
+      status: "warn",
+      detail: [...missing.values()].join("; "),
+      fix: "set them where nexus deploys (CI secrets): deploy, restart and exec refuse to run without them",
+    },
+  ];
 }
 
 /** shared.files: each must already be in <deployPath>/shared/ (a deploy stops in preflight otherwise). */

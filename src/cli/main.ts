@@ -8,7 +8,8 @@ import {
   renderUpstreamBlock,
 } from "../balancer/nginx-upstream.js";
 import { parseDuration } from "../config/duration.js";
-import { assertReleaseIdFlag, deploy } from "../deploy/deploy.js";
+import { requireSecrets } from "../config/load.js";
+import { assertReleaseIdFlag, DEPLOY_NEEDS_SECRETS, deploy } from "../deploy/deploy.js";
 import { drainServer, enableServer, fleetStatus } from "../deploy/manual.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { rollback } from "../deploy/rollback.js";
@@ -97,6 +98,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
             if (opts.dryRun) {
               if (opts.releaseId) assertReleaseIdFlag(opts.releaseId);
               const plan = makePlan(config, opts.releaseId ?? "<new release>", opts.only);
+              requireSecrets(
+                config,
+                DEPLOY_NEEDS_SECRETS,
+                plan.servers.map((s) => s.name),
+              );
               const app = await selectConfiguredApp(config);
               for (const message of app.warnings) reporter.emit({ type: "warn", message });
               if (global.json) {

@@ -1,7 +1,7 @@
 import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
 import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import type { DeployEvent, Emit, Outcome, SummaryRow } from "../events/events.js";
 import { isValidReleaseId } from "../remote/layout.js";
@@ -76,6 +76,9 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
   return result;
 }
 
+/** Why a deploy needs every fromEnv secret (the message of `requireSecrets`). */
+export const DEPLOY_NEEDS_SECRETS = "deploy writes it into the app's environment";
+
 /** A --release-id becomes a directory name on every server: a usage error (exit 2) otherwise. */
 export function assertReleaseIdFlag(release: string): void {
   if (!isValidReleaseId(release))
@@ -91,6 +94,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
   assertReleaseIdFlag(release);
   const plan = makePlan(config, release, options.only);
   const names = plan.servers.map((s) => s.name);
+  requireSecrets(config, DEPLOY_NEEDS_SECRETS, names);
   const beforeRollOn = config.hooks.beforeRoll ? config.hooks.beforeRollOn : undefined;
   if (beforeRollOn && !names.includes(beforeRollOn)) {
     throw new PlanError(

@@ -1,4 +1,4 @@
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { tailLog } from "../remote/logs.js";
 import { redactDeep, secretRedactor } from "../report/redact.js";
@@ -43,6 +43,19 @@ export async function streamLogs(
   options: OperationOptions & { lines: number; follow: boolean; onLine(line: OutputLine): void },
 ): Promise<void> {
   const names = pick(config, servers, "logs");
+  // Logs need no secret, but a value nexus does not know cannot be masked: said, not refused.
+  const unknown = [
+    ...new Set(
+      config.servers
+        .filter((s) => names.includes(s.name))
+        .flatMap((s) => (s.missingSecrets ?? []).map((m) => `$${m.variable}`)),
+    ),
+  ];
+  if (unknown.length > 0)
+    options.emit({
+      type: "warn",
+      message: `${unknown.join(", ")} not set here: the value(s) read from them (fromEnv) cannot be masked in these logs`,
+    });
   const fleet = await Fleet.open(config, names, { ...options, quiet: true });
   const redact = secretRedactor(config);
   try {
@@ -93,6 +106,7 @@ export async function execOnFleet(
 ): Promise<ExecResultOf[]> {
   if (command.trim() === "") throw new PlanError("exec: no command given (nexus exec -- CMD)");
   const names = pick(config, options.only, "--only");
+  requireSecrets(config, "exec runs the command with the app's environment", names);
   const fleet = await Fleet.open(config, names, { ...options, quiet: true });
   const redact = secretRedactor(config);
   const runOne = async (host: Host): Promise<ExecResultOf> => {
@@ -136,16 +150,23 @@ export async function execOnFleet(
 /** `nexus config`: the config as nexus resolved it, with every secret masked. */
 export function maskedConfig(config: Config): Record<string, unknown> {
   const redact = secretRedactor(config);
-  const servers = config.servers.map(({ explicit: _explicit, secretKeys, envSources, env, ...rest }) => ({
-    ...rest,
-    env: Object.fromEntries(
-      Object.entries(env).map(([key, value]) => {
-        const source = envSources?.[key];
-        if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
-        return [key, redact(value)];
-      }),
-    ),
-  }));
+  const servers = config.servers.map(
+    ({ explicit: _explicit, secretKeys, envSources, missingSecrets, env, ...rest }) => ({
+      ...rest,
+      env: Object.fromEntries([
+        ...Object.entries(env).map(([key, value]) => {
+          const source = envSources?.[key];
+          if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
+          return [key, redact(value)];
+        }),
+        // Not an error here: only the commands that write the app's environment need them.
+        ...(missingSecrets ?? []).map((m) => [
+          m.key,
+          `(from $${m.variable}: ${m.empty ? "empty" : "not set"} here)`,
+        ]),
+      ]),
+    }),
+  );
   // String by string: masking the JSON text turned a number equal to a secret into bare ***.
   return redactDeep({ ...config, servers }, redact) as Record<string, unknown>;
 }

@@ -1,4 +1,4 @@
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import type { Emit, SummaryRow } from "../events/events.js";
 import { minInRotation } from "./capacity.js";
 import { recordAll, summarize, withLocks } from "./engine.js";
@@ -36,6 +36,7 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
   const { emit, signal } = options;
   const startedAt = Date.now();
   const names = config.servers.map((s) => s.name);
+  if (config.hooks.afterStart) requireSecrets(config, "hooks.afterStart runs with the app's environment");
   const fleet = await Fleet.open(config, names, options);
   const hosts = names.map((n) => fleet.host(n));
   try {

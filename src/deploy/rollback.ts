@@ -1,4 +1,4 @@
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
 import {
   type CommandResult,
@@ -26,6 +26,9 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
   const startedAt = Date.now();
   const plan = makePlan(config, options.to ?? "previous", options.only);
   const names = plan.servers.map((s) => s.name);
+  // The release's process file is on the server already; only the hook needs the values.
+  if (config.hooks.afterStart)
+    requireSecrets(config, "hooks.afterStart runs with the app's environment", names);
   return withPlannedFleet(
     config,
     plan,

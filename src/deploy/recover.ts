@@ -169,8 +169,9 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
 
 /**
  * Breaks the locks of commands that are gone, each only if it still holds the holder inspected
- * (a command that took a lock since is never dispossessed). A holder that may be alive (on this
- * machine with its pid running, or on another machine) stops recover unless --force says it is dead.
+ * (a command that took a lock since is never dispossessed). A holder that may be alive (in this
+ * machine's pid space with its pid running, or anywhere nexus cannot look: another machine, another
+ * container with this hostname) stops recover unless --force says it is dead.
  */
 async function breakInspectedLocks(
   hosts: Host[],
@@ -186,7 +187,7 @@ async function breakInspectedLocks(
       );
     }
     throw new LockError(
-      `${h.server.name}: locked by ${describeHolder(lock)} on another machine, where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``,
+      `${h.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``,
     );
   }
   for (const h of hosts) {

@@ -18,7 +18,7 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
     )
     .option(
       "--force",
-      "take over a lock whose holder may be alive (on another machine, or a reused pid): only when it is dead",
+      "take over a lock whose holder may be alive (another machine or container, a reused pid): only when it is dead",
     )
     .addHelpText("after", "\nExample:\n  nexus recover")
     .action(async (opts: { force?: boolean }) => {
@@ -40,7 +40,7 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
   program
     .command("unlock")
     .description("remove the deploy lock from every server (only when its holder is gone)")
-    .option("--force", "remove a lock whose holder cannot be seen to be gone (taken on another machine)")
+    .option("--force", "remove a lock whose holder cannot be seen to be gone (another machine, or a container with this hostname)")
     .addHelpText("after", "\nExamples:\n  nexus unlock\n  nexus unlock --force")
     .action(async (opts: { force?: boolean }) => {
       setExit(

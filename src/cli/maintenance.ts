@@ -40,7 +40,10 @@ export function addMaintenanceCommands(program: Command, setExit: (code: number)
   program
     .command("unlock")
     .description("remove the deploy lock from every server (only when its holder is gone)")
-    .option("--force", "remove a lock whose holder cannot be seen to be gone (another machine, or a container with this hostname)")
+    .option(
+      "--force",
+      "remove a lock whose holder cannot be seen to be gone (another machine, or a container with this hostname)",
+    )
     .addHelpText("after", "\nExamples:\n  nexus unlock\n  nexus unlock --force")
     .action(async (opts: { force?: boolean }) => {
       setExit(

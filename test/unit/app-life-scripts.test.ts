@@ -260,6 +260,41 @@ describe("user commands (hooks, exec) under sh", () => {
     expect(alive(Number(readFileSync(path.join(dir, "hook.pid"), "utf8")))).toBe(false);
   }, 20_000);
 
+  it("the timeout covers the channel: a background child that holds the output is stopped at it, and reported", async () => {
+    const dir = tmp("hook-leftover");
+    // Lives far longer than this test may take: if the output waited for it, the test would time out.
+    const run = start(
+      script(COMMAND_SCRIPT, dir, "sleep 600 & echo $! > bg.pid; echo warming", 1000),
+      envLine({}),
+    );
+    const result = await run.done;
+    expect(result.code).toBe(COMMAND_EXIT.timeout);
+    expect(result.stdout).toBe("warming\n");
+    const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
+    expect(result.stderr).toContain(`nexus: the command exited (0) and left running: ${pid} (sleep)`);
+    expect(result.stderr).toMatch(
+      /timed out after 1000ms: the command had exited \(0\), but what it left running kept its output open/,
+    );
+    await until(() => !alive(pid));
+  }, 20_000);
+
+  it("a background child with its own output does not hold the command: it ends with the shell, the child reported", async () => {
+    const dir = tmp("hook-detached");
+    const run = start(
+      script(COMMAND_SCRIPT, dir, "sleep 600 >/dev/null 2>&1 & echo $! > bg.pid; exit 3", 0),
+      envLine({}),
+    );
+    const result = await run.done;
+    const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
+    try {
+      expect(result.code).toBe(3);
+      expect(result.stderr).toContain(`nexus: the command exited (3) and left running: ${pid} (sleep)`);
+      expect(alive(pid)).toBe(true);
+    } finally {
+      process.kill(pid, "SIGKILL");
+    }
+  }, 20_000);
+
   it("the timeout stops it with its own exit code", async () => {
     const dir = tmp("hook-timeout");
     const run = start(script(COMMAND_SCRIPT, dir, "sleep 60", 200), envLine({}));

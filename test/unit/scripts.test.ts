@@ -1,11 +1,13 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
+  appendFileSync,
   chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -26,8 +28,9 @@ import { shq } from "../../src/remote/quote.js";
 import * as release from "../../src/remote/release.js";
 import * as state from "../../src/remote/server-state.js";
 import { installKeyCommand } from "../../src/setup/run.js";
+import { LocalRunner } from "../../src/ssh/local-runner.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
-import { parseRead, readFromOffset } from "../../src/watch/nginx-source.js";
+import { NginxLogSource, parseRead, readFromOffset } from "../../src/watch/nginx-source.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
 
 /**
@@ -743,7 +746,12 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
 
 describe("ShellCheck reads every remote script", () => {
   const modules = import.meta.glob(
-    ["../../src/remote/*.ts", "../../src/process/**/*.ts", "../../src/balancer/**/*.ts"],
+    [
+      "../../src/remote/*.ts",
+      "../../src/process/**/*.ts",
+      "../../src/balancer/**/*.ts",
+      "../../src/watch/*.ts",
+    ],
     {
       eager: true,
     },
@@ -785,19 +793,56 @@ describe("setup scripts under sh", () => {
 });
 
 describe("the watch's access log read under sh", () => {
+  const logLine = (status: number, address = "10.0.0.1:3000") =>
+    `1.2.3.4 [07/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" ${status} 2 request_time=0.001 upstream=${address} upstream_status=${status} upstream_time=0.001\n`;
+  const ok = (n: number) => logLine(200).repeat(n);
+  const tally = (counts: Map<string, { requests: number; failures: number }>) =>
+    Object.fromEntries([...counts].map(([k, v]) => [k, `${v.failures}/${v.requests}`]));
+
   it("under sh: reads after the offset, from the start once rotated, and a missing log as empty", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
     const log = path.join(dir, "access.log");
     writeFileSync(log, "one\ntwo\n");
-    const sh = (offset: number) =>
-      execFileSync("sh", ["-c", readFromOffset(log, offset)], { encoding: "utf8" });
-    expect(parseRead(sh(4))).toEqual({ size: 8, data: "two\n" });
+    const sh = (identity: string, offset: number) =>
+      parseRead(execFileSync("sh", ["-c", readFromOffset(log, identity, offset)], { encoding: "utf8" }));
+    const first = sh("", 4);
+    expect(first).toMatchObject({ size: 8, start: 4, data: "two\n", old: "" });
+    expect(first.identity).toMatch(/^\d+:\d+$/);
     writeFileSync(log, "3\n");
-    expect(parseRead(sh(8))).toEqual({ size: 2, data: "3\n" });
+    expect(sh(first.identity, 8)).toMatchObject({ size: 2, start: 0, data: "3\n" });
     rmSync(log);
-    expect(parseRead(sh(2))).toEqual({ size: 0, data: "" });
+    expect(sh(first.identity, 2)).toEqual({ identity: "", size: 0, start: 0, data: "", old: "" });
     // A byte that is not UTF-8 stays one byte: the offset counted on the text matches the file.
     writeFileSync(log, Buffer.from([0x61, 0xff, 0x0a, 0x62, 0x0a]));
-    expect(parseRead(sh(0))).toEqual({ size: 5, data: "a?\nb\n" });
+    expect(sh("", 0)).toMatchObject({ size: 5, data: "a?\nb\n" });
+  });
+
+  it("a rotated log that grew past the old offset between polls is read whole, after the rotated file's end", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
+    const log = path.join(dir, "access.log");
+    writeFileSync(log, ok(3));
+    const source = new NginxLogSource(new LocalRunner(), log);
+    await source.mark();
+    // Between two polls: one more line in the old file, logrotate moves it (same inode), Nginx
+    // reopens and the new file outgrows the old offset, a failure in its first bytes.
+    appendFileSync(log, logLine(502));
+    renameSync(log, `${log}.1`);
+    writeFileSync(log, logLine(500) + ok(10));
+    expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "2/12" });
+    expect(tally(await source.poll())).toEqual({});
+    // Rotated again, the old file compressed away: the new one is read from its start all the same.
+    renameSync(log, `${log}.2`);
+    writeFileSync(log, logLine(503) + ok(20));
+    expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "1/21" });
+  });
+
+  it("a log missing when the window starts is one being rotated: the file that appears is read from its start", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
+    const log = path.join(dir, "access.log");
+    const source = new NginxLogSource(new LocalRunner(), log);
+    await source.mark();
+    expect(tally(await source.poll())).toEqual({});
+    writeFileSync(log, logLine(500) + ok(2));
+    expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "1/3" });
   });
 });

@@ -105,14 +105,21 @@ describe("the log format, defined once", () => {
 });
 
 describe("reading the log from an offset", () => {
-  it("quotes the path and starts after the offset", () => {
-    const command = readFromOffset("/var/log/nginx/a b.log", 100);
-    expect(command).toContain("f='/var/log/nginx/a b.log'");
-    expect(command).toContain("tail -c +101");
+  it("passes the path, the last identity and the offset as parameters", () => {
+    const command = readFromOffset("/var/log/nginx/a b.log", "2049:131", 100);
+    expect(command).toMatch(/ nexus '\/var\/log\/nginx\/a b\.log' 2049:131 100 \d+$/);
   });
 
-  it("splits the size from the data", () => {
-    expect(parseRead("300\nline 1\nline")).toEqual({ size: 300, data: "line 1\nline" });
+  it("splits the identity, size and start from the data, and the rotated file's rest", () => {
+    expect(parseRead("2049:131 300 100\nline 1\nline")).toEqual({
+      identity: "2049:131",
+      size: 300,
+      start: 100,
+      data: "line 1\nline",
+      old: "",
+    });
+    expect(parseRead("2049:7 20 0\n@old 4\nold\nnew\n")).toMatchObject({ old: "old\n", data: "new\n" });
+    expect(parseRead("missing\n")).toEqual({ identity: "", size: 0, start: 0, data: "", old: "" });
     expect(() => parseRead("cannot open")).toThrow(/unexpected output/);
   });
 });

@@ -16,8 +16,13 @@ import { type Fleet, hostRunner } from "./fleet.js";
 import { healthOrigin } from "./health-check.js";
 
 export interface WatchVerdict {
-  /** breach: some server crossed a threshold; interrupted: Ctrl-C during the window. */
-  outcome: "pass" | "breach" | "interrupted";
+  /**
+   * breach: some server crossed a threshold; interrupted: Ctrl-C during the window; blind: the
+   * balancer's traffic could not be read for the whole window (nothing judged).
+   */
+  outcome: "pass" | "breach" | "interrupted" | "blind";
+  /** blind: why. */
+  blind?: string;
   /** The numbers of each server of the batch, for its summary row. */
   watched: Map<string, WatchedRate>;
   /** The servers that crossed a threshold, each with a note for its summary row. */
@@ -111,13 +116,17 @@ export class BatchWatch {
   readonly watched = new Map<string, WatchedRate>();
 
   /**
-   * For an engine seam `(batch, signal) => Promise<string | undefined>`: the reason to roll the
-   * batch back (a breach, or an interruption during the window), or undefined; the numbers are
-   * left in `watched`.
+   * For the engine's seam (`RollOptions.watch`): the reason to roll the batch back (a breach, or
+   * an interruption during the window), `{ blind }` when the window could not read the balancer's
+   * traffic, or undefined; the numbers are left in `watched`.
    */
-  async reason(batch: readonly ServerConfig[], signal: AbortSignal): Promise<string | undefined> {
+  async reason(
+    batch: readonly ServerConfig[],
+    signal: AbortSignal,
+  ): Promise<string | { blind: string } | undefined> {
     const verdict = await this.window(batch, signal);
     if (verdict.outcome === "pass") return undefined;
+    if (verdict.outcome === "blind") return { blind: verdict.blind ?? "watch: blind" };
     return [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
   }
 
@@ -143,11 +152,17 @@ export class BatchWatch {
       });
       result = await this.measure(batch, untouched, signal);
     } catch (error) {
-      // Blind is not healthy: a window that cannot read the balancer fails like a gate that cannot probe.
-      const note = `watch: could not read the balancer's traffic: ${(error as Error).message.split("\n")[0]}`;
-      for (const s of batch) emit({ type: "error", server: s.name, message: note });
-      return { outcome: "breach", watched: new Map(), breached: new Map(batch.map((s) => [s.name, note])) };
+      // The balancer's state could not be read: nothing was judged, so nothing is blamed.
+      return this.blind(
+        batch,
+        `watch: could not read the balancer (${(error as Error).message.split("\n")[0]})`,
+      );
     }
+    if (result.blind !== undefined)
+      return this.blind(
+        batch,
+        `watch: could not read the balancer's traffic for ${result.seconds.toFixed(0)}s (${result.blind})`,
+      );
 
     const { judgement } = result;
     const watched = new Map<string, WatchedRate>();
@@ -186,6 +201,16 @@ export class BatchWatch {
     };
   }
 
+  /**
+   * Blind is not bad: a window that could not read the balancer's traffic says nothing about the
+   * release, so the batch is not rolled back as if it were. (With rolling.watch.onBlind "wait",
+   * the window itself waits until it can read; only a balancer whose state cannot be read ends here.)
+   */
+  private blind(batch: readonly ServerConfig[], note: string): WatchVerdict {
+    for (const s of batch) emit(this.emit, s.name, note);
+    return { outcome: "blind", blind: note, watched: new Map(), breached: new Map() };
+  }
+
   private measure(batch: readonly ServerConfig[], untouched: readonly ServerConfig[], signal: AbortSignal) {
     const { config, emit } = this;
     const settings = config.rolling.watch;
@@ -200,6 +225,12 @@ export class BatchWatch {
       thresholds: settings,
       probe: (name) => this.probe(name),
       signal,
+      onBlind: settings.onBlind,
+      onBlindWait: (blindFor, why) =>
+        emit({
+          type: "warn",
+          message: `watch: could not read the balancer's traffic for ${blindFor.toFixed(0)}s (${why}): waiting until it can (rolling.watch.onBlind "wait"; Ctrl-C stops)`,
+        }),
       onExtend: (judgement) => {
         for (const s of judgement.servers.filter((j) => j.result === "too-few")) {
           emit({
@@ -224,6 +255,10 @@ export class BatchWatch {
       return false;
     }
   }
+}
+
+function emit(to: Emit, server: string, message: string): void {
+  to({ type: "warn", server, message });
 }
 
 function resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" {

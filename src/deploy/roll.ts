@@ -33,9 +33,11 @@ export interface RollOptions {
   inHand?: Set<string>;
   /**
    * Judges a batch once it is back in rotation, before the next one is drained (the watch
-   * window): a reason to roll it back, or undefined.
+   * window): a reason to roll it back, undefined, or `{ blind }` when it could not be judged
+   * (the balancer's traffic could not be read): the roll stops there, nothing rolled back, and a
+   * human decides (exit 3).
    */
-  watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<string | undefined>;
+  watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<string | { blind: string } | undefined>;
 }
 
 export interface RollResult {
@@ -73,6 +75,8 @@ class Rollout {
   private initialStates: BackendState[] | undefined;
   private failure = false;
   private interrupted = false;
+  /** The watch could not judge a batch: the roll stopped there, for a human to decide. */
+  private blind = false;
 
   constructor(private readonly o: RollOptions) {
     this.inHand = o.inHand ?? new Set<string>();
@@ -185,6 +189,17 @@ class Rollout {
         }
         const breach = await this.o.watch?.(batch, signal);
         if (!breach) continue;
+        if (typeof breach === "object") {
+          // Not judged is not bad: the batch stays on its new release, in rotation; the roll
+          // stops before the next batch, and a human decides (deploy again, or roll back).
+          this.blind = true;
+          for (const s of batch) this.row(s.name).note = `${breach.blind}: not judged, deploy stopped here`;
+          emit({
+            type: "error",
+            message: `NEEDS A HUMAN: ${breach.blind}; ${batch.map((s) => s.name).join(", ")} stay on the new release, in rotation, unjudged, and the deploy stops here: check the balancer's traffic, then deploy again or roll back`,
+          });
+          return;
+        }
         // Like a failed gate: the batch goes back; an interruption during the window stops there.
         this.failure = true;
         this.interrupted = signal.aborted;
@@ -475,7 +490,7 @@ class Rollout {
   private result(): RollResult {
     const list = [...this.rows.values()];
     let outcome: Outcome = "success";
-    if (list.some((r) => r.result === "needs human")) outcome = "needs-human";
+    if (list.some((r) => r.result === "needs human") || this.blind) outcome = "needs-human";
     else if (this.interrupted) outcome = "interrupted";
     else if (this.failure) outcome = "failed";
     return {

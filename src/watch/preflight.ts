@@ -86,7 +86,9 @@ export class AccessLogProblem extends Error {}
 /**
  * Before anything is drained: the access log exists, nexus can read it, and it is written in a
  * format with the upstream fields. Looks at its last lines; an empty log is judged from the
- * running config (`<testCommand> -T`). Throws AccessLogProblem naming the fix.
+ * running config (`<testCommand> -T`), and so is a missing one: one the running config writes in
+ * the format is being rotated (a warning), any other is a wrong path. Throws AccessLogProblem
+ * naming the fix.
  */
 export async function checkAccessLog(
   runner: CommandRunner,
@@ -96,18 +98,28 @@ export async function checkAccessLog(
   const where = `${path} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:\n${logFormatAdvice(path)}`;
   const sample = parseSample((await runner.exec(sampleLogCommand(path))).stdout);
-  if (sample.state !== "ok") {
+  if (sample.state === "unreadable")
     throw new AccessLogProblem(
-      sample.state === "missing"
-        ? `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}`
-        : `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`,
+      `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`,
     );
+  const missing = `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}`;
+  if (sample.state === "ok") {
+    const verdict = judgeSample(sample.lines, options.addresses);
+    if (verdict.ok === true) return { baseline: verdict.baseline };
+    if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
   }
-  const verdict = judgeSample(sample.lines, options.addresses);
-  if (verdict.ok === true) return { baseline: verdict.baseline };
-  if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
 
+  // Empty, or missing: being rotated (logrotate moved it, Nginx has not reopened it yet) if the
+  // running config writes it. The running config tells.
   const dump = await runner.exec(`${options.testCommand} -T 2>/dev/null`);
+  if (sample.state === "missing") {
+    // A path the running config does not write in the format is wrong, not being rotated.
+    if (dump.code !== 0 || !dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path))
+      throw new AccessLogProblem(missing);
+    return {
+      warning: `${where} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`,
+    };
+  }
   if (dump.code !== 0 || !/\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout)) {
     return {
       warning: `${where} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`,

@@ -20,6 +20,13 @@ export interface WindowOptions {
   pollMs?: number;
   /** Told when the window is extended because some server served too few requests. */
   onExtend?: (judgement: Judgement) => void;
+  /**
+   * A source that could not be read for a whole window: "needs-human" ends the window as blind
+   * (the batch is not judged), "wait" keeps trying, and watches a whole window once it can read.
+   */
+  onBlind?: "needs-human" | "wait";
+  /** "wait": told at the end of each window it could not read (seconds since the window began, why). */
+  onBlindWait?: (seconds: number, why: string) => void;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => number;
 }
@@ -31,6 +38,8 @@ export interface WindowResult {
   extended: boolean;
   /** Interrupted (Ctrl-C) before it ended: the judgement covers the seconds watched. */
   interrupted: boolean;
+  /** The source could not be read for the whole window: why (the last error). Not judged then. */
+  blind?: string;
 }
 
 /**
@@ -38,6 +47,11 @@ export interface WindowResult {
  * on each watched server every poll (a failed probe counts as a failed request). A run of failed
  * probes ends the window early as a breach. When a server served fewer than `minRequests`, the
  * window goes on once more for the same time; after that it passes with that server unjudged.
+ *
+ * A source that fails to read (an SSH hiccup, a log nexus may not read) is tried again at the
+ * next poll, and its mark until it succeeds: what was read is judged. One that could not be read
+ * once in the whole window is blind: not a breach (nothing says the release is bad), the
+ * window ends with `blind` set, or with `onBlind: "wait"` goes on until it can read.
  */
 export async function watchWindow(options: WindowOptions): Promise<WindowResult> {
   const sleep = options.sleep ?? realSleep;
@@ -50,7 +64,23 @@ export async function watchWindow(options: WindowOptions): Promise<WindowResult>
   const untouchedSet = new Set(options.untouched);
   const untouched: Counts = { requests: 0, failures: 0 };
 
-  await options.source.mark();
+  let marked = false;
+  let seen = false;
+  let lastError = "";
+  let waiting = false;
+  /** Reads what happened since the last read: undefined when the source could not be read. */
+  const read = async (): Promise<Map<string, Counts> | undefined> => {
+    try {
+      if (marked) return await options.source.poll();
+      // Its mark failed: counting starts from a mark taken now.
+      await options.source.mark();
+      marked = true;
+    } catch (error) {
+      lastError = (error as Error).message.split("\n")[0] || String(error);
+    }
+    return undefined;
+  };
+  await read();
   const started = now();
   let end = started + options.durationMs;
   let extended = false;
@@ -71,10 +101,18 @@ export async function watchWindow(options: WindowOptions): Promise<WindowResult>
     await sleep(Math.max(0, Math.min(pollMs, end - now())), options.signal);
     if (options.signal.aborted) return result(true);
     const [counts, health] = await Promise.all([
-      options.source.poll(),
+      read(),
       Promise.all(options.watched.map(async (server) => [server, await options.probe(server)] as const)),
     ]);
-    for (const [key, value] of counts) {
+    if (counts) {
+      seen = true;
+      if (waiting) {
+        // Sight is back after a blind window: a whole window is watched from now.
+        waiting = false;
+        end = now() + options.durationMs;
+      }
+    }
+    for (const [key, value] of counts ?? []) {
       const server = options.serverOf(key);
       if (server === undefined) continue;
       const tally = tallies.get(server);
@@ -90,6 +128,14 @@ export async function watchWindow(options: WindowOptions): Promise<WindowResult>
     }
     if ([...tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW)) return result(false);
     if (now() < end) continue;
+    if (!seen) {
+      const why = lastError || "no read of the balancer's traffic succeeded";
+      if (options.onBlind !== "wait") return { ...result(false), blind: why };
+      waiting = true;
+      options.onBlindWait?.((now() - started) / 1000, why);
+      end += options.durationMs;
+      continue;
+    }
     const outcome = result(false);
     if (outcome.judgement.outcome !== "extend") return outcome;
     extended = true;

@@ -29,7 +29,13 @@ describe("config", () => {
       onFailure: "rollback-all",
       canary: 0,
       pause: 0,
-      watch: { duration: 0, maxFailureRatio: 0.01, maxRatioToUntouched: 2, minRequests: 50 },
+      watch: {
+        duration: 0,
+        maxFailureRatio: 0.01,
+        maxRatioToUntouched: 2,
+        minRequests: 50,
+        onBlind: "needs-human",
+      },
     });
     expect(config.pm2.name).toBe("api");
     expect(config.ssh.hostKeys).toBe("strict");

@@ -27,6 +27,7 @@ describe("rolling.watch", () => {
       maxFailureRatio: 0.01,
       maxRatioToUntouched: 2,
       minRequests: 50,
+      onBlind: "needs-human",
     });
     expect(resolve(withWatch(0)).rolling.watch.duration).toBe(0);
   });
@@ -34,7 +35,7 @@ describe("rolling.watch", () => {
   it("takes an object with thresholds", () => {
     const config = resolve(
       withWatch(
-        { duration: "2s", maxFailureRatio: 0.05, minRequests: 5 },
+        { duration: "2s", maxFailureRatio: 0.05, minRequests: 5, onBlind: "wait" },
         { accessLog: "~/nginx/access.log" },
       ),
     );
@@ -43,6 +44,7 @@ describe("rolling.watch", () => {
       maxFailureRatio: 0.05,
       maxRatioToUntouched: 2,
       minRequests: 5,
+      onBlind: "wait",
     });
     expect(config.balancer.type === "nginx" && config.balancer.accessLog).toBe("~/nginx/access.log");
   });

@@ -1,0 +1,31 @@
+import { describe, expect, it } from "vitest";
+import type { CommandRunner, ExecResult } from "../../src/ssh/session.js";
+import { logFormatDirective } from "../../src/watch/log-format.js";
+import { AccessLogProblem, checkAccessLog } from "../../src/watch/preflight.js";
+
+/** A balancer host that answers the preflight's two questions: the log's sample, and `nginx -T`. */
+function host(sample: string, dump: string): CommandRunner {
+  const exec = async (command: string): Promise<ExecResult> =>
+    command.includes(" -T") ? { code: 0, stdout: dump, stderr: "" } : { code: 0, stdout: sample, stderr: "" };
+  return { name: "lb", exec, run: async (command) => (await exec(command)).stdout };
+}
+
+const LOG = "/var/log/nginx/access.log";
+const writesIt = `http {\n${logFormatDirective("    ")}\n    access_log ${LOG} nexus;\n}\n`;
+
+describe("the watch's preflight on a log that is not there", () => {
+  it("one the running Nginx writes in the nexus format is being rotated: a warning, not a failure", async () => {
+    const check = await checkAccessLog(host("missing\n", writesIt), { path: LOG, testCommand: "nginx" });
+    expect(check.warning).toMatch(/does not exist right now \(being rotated\?\)/);
+  });
+
+  it("one the running Nginx does not write (a wrong path) fails, naming the fix", async () => {
+    const other = writesIt.replace(LOG, "/var/log/nginx/other.log");
+    await expect(
+      checkAccessLog(host("missing\n", other), { path: LOG, testCommand: "nginx" }),
+    ).rejects.toThrow(AccessLogProblem);
+    await expect(
+      checkAccessLog(host("missing\n", other), { path: LOG, testCommand: "nginx" }),
+    ).rejects.toThrow(/does not exist: set balancer.accessLog/);
+  });
+});

@@ -36,7 +36,7 @@ export function logFormatAdvice(path: string): string {
 export const REQUIRED_VARIABLES = ["$upstream_addr", "$upstream_status", "$upstream_response_time"];
 
 export interface DumpFinding {
-  /** Names of log formats whose definition ends with the nexus tail. */
+  /** Names of log formats whose definition ends with the nexus tail (and escapes what clients send). */
   compatibleFormats: string[];
   /** access_log directives as [path, format]. */
   accessLogs: [string, string][];
@@ -49,11 +49,13 @@ export function scanNginxDump(dump: string): DumpFinding {
     .map((line) => line.replace(/(^|\s)#.*$/, "$1"))
     .join("\n");
   const compatibleFormats: string[] = [];
-  const formatPattern = /\blog_format\s+(\S+)\s+(?:escape=\S+\s+)?((?:'[^']*'\s*|"[^"]*"\s*)+);/g;
+  const formatPattern = /\blog_format\s+(\S+)\s+(?:escape=(\S+)\s+)?((?:'[^']*'\s*|"[^"]*"\s*)+);/g;
   for (const match of text.matchAll(formatPattern)) {
-    const body = [...(match[2] ?? "").matchAll(/'([^']*)'|"([^"]*)"/g)]
+    const body = [...(match[3] ?? "").matchAll(/'([^']*)'|"([^"]*)"/g)]
       .map((m) => m[1] ?? m[2] ?? "")
       .join("");
+    // escape=none writes a client's newline as is: a header could then forge a whole line.
+    if (match[2] === "none") continue;
     if (body.trimEnd().endsWith(LOG_FORMAT_TAIL)) compatibleFormats.push(match[1] as string);
   }
   const accessLogs: [string, string][] = [];

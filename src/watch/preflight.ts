@@ -3,6 +3,7 @@ import type { CommandRunner } from "../ssh/session.js";
 import { parseAccessLine, tallyLines } from "./access-log.js";
 import {
   dumpLogsInNexusFormat,
+  dumpLogsUnescaped,
   LOG_FORMAT_NAME,
   logFormatAdvice,
   REQUIRED_VARIABLES,
@@ -103,29 +104,33 @@ export async function checkAccessLog(
       `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`,
     );
   const missing = `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}`;
-  if (sample.state === "ok") {
-    const verdict = judgeSample(sample.lines, options.addresses);
-    if (verdict.ok === true) return { baseline: verdict.baseline };
-    if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
-  }
+  const verdict = sample.state === "ok" ? judgeSample(sample.lines, options.addresses) : undefined;
+  if (verdict?.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
 
-  // Empty, or missing: being rotated (logrotate moved it, Nginx has not reopened it yet) if the
-  // running config writes it. The running config tells.
+  // The running config tells what the log cannot: whether a client can forge its lines, and,
+  // when it is empty or missing (being rotated: logrotate moved it, Nginx has not reopened it
+  // yet), whether it is written in the format at all.
   const dump = await runner.exec(`${options.testCommand} -T 2>/dev/null`);
+  const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
+  const finding = shown ? scanNginxDump(dump.stdout) : undefined;
+  if (finding && dumpLogsUnescaped(finding, path))
+    throw new AccessLogProblem(
+      `${where} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`,
+    );
+  if (verdict?.ok === true) return { baseline: verdict.baseline };
   if (sample.state === "missing") {
     // A path the running config does not write in the format is wrong, not being rotated.
-    if (dump.code !== 0 || !dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path))
-      throw new AccessLogProblem(missing);
+    if (!finding || !dumpLogsInNexusFormat(finding, path)) throw new AccessLogProblem(missing);
     return {
       warning: `${where} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`,
     };
   }
-  if (dump.code !== 0 || !/\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout)) {
+  if (!finding) {
     return {
       warning: `${where} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`,
     };
   }
-  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path))
+  if (!dumpLogsInNexusFormat(finding, path))
     throw new AccessLogProblem(
       `${where}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`,
     );

@@ -29,3 +29,16 @@ describe("the watch's preflight on a log that is not there", () => {
     ).rejects.toThrow(/does not exist: set balancer.accessLog/);
   });
 });
+
+describe("the watch's preflight on a log a client could forge", () => {
+  it("refuses a log written with escape=none, even when its lines parse", async () => {
+    const sample = `ok 200\n127.0.0.1 [29/Nov/2026:09:00:00 +0000] "GET / HTTP/1.1" 200 12 request_time=0.011 upstream=10.0.0.1:3000 upstream_status=200 upstream_time=0.010\n`;
+    const unescaped = writesIt.replace("log_format nexus ", "log_format nexus escape=none ");
+    await expect(
+      checkAccessLog(host(sample, unescaped), { path: LOG, testCommand: "nginx" }),
+    ).rejects.toThrow(/written with escape=none/);
+    expect(await checkAccessLog(host(sample, writesIt), { path: LOG, testCommand: "nginx" })).toEqual({
+      baseline: { requests: 1, failures: 0 },
+    });
+  });
+});

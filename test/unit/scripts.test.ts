@@ -584,7 +584,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     expect(shown.join("\n")).not.toContain(secret);
     expect(shown.join("\n")).not.toMatch(/other-app|DAEMON_AWS|OLD_TOKEN/);
     expect(shown.join("\n")).toContain('"release":"r1"');
-  });
+  }, 20_000);
 
   it("starts the release, then replaces the old process, deleting by pm id (a name like `all` is never passed)", async () => {
     const { fake, runner, l, pm2 } = setup();
@@ -834,7 +834,7 @@ describe("the watch's access log read under sh", () => {
     renameSync(log, `${log}.2`);
     writeFileSync(log, logLine(503) + ok(20));
     expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "1/21" });
-  });
+  }, 20_000);
 
   it("a log missing when the window starts is one being rotated: the file that appears is read from its start", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
@@ -844,5 +844,5 @@ describe("the watch's access log read under sh", () => {
     expect(tally(await source.poll())).toEqual({});
     writeFileSync(log, logLine(500) + ok(2));
     expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "1/3" });
-  });
+  }, 20_000);
 });

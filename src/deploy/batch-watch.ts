@@ -207,7 +207,7 @@ export class BatchWatch {
    * the window itself waits until it can read; only a balancer whose state cannot be read ends here.)
    */
   private blind(batch: readonly ServerConfig[], note: string): WatchVerdict {
-    for (const s of batch) emit(this.emit, s.name, note);
+    for (const s of batch) this.emit({ type: "warn", server: s.name, message: note });
     return { outcome: "blind", blind: note, watched: new Map(), breached: new Map() };
   }
 
@@ -255,10 +255,6 @@ export class BatchWatch {
       return false;
     }
   }
-}
-
-function emit(to: Emit, server: string, message: string): void {
-  to({ type: "warn", server, message });
 }
 
 function resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" {

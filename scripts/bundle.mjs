@@ -11,6 +11,32 @@ import { build } from "esbuild";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const BUNDLE = path.join(root, "bundle", "nexus.mjs");
 
+const SCRIPT_CALL = /scriptFile\(import\.meta\.url, "([^"\\]+)"\)/g;
+
+/**
+ * The scripts nexus runs on servers are files beside the modules that use them (*.sh, *.cjs), read
+ * at run time by `scriptFile(import.meta.url, "name")` (src/remote/script-file.ts). In one file
+ * there is nothing beside the bundle to read: each call becomes the file's text, as esbuild's
+ * text loader would inline it.
+ */
+const inlineScriptFiles = {
+  name: "inline-script-files",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, (args) => {
+      const source = readFileSync(args.path, "utf8");
+      const skip = args.path.includes("node_modules") || args.path.endsWith(`${path.sep}script-file.ts`);
+      if (skip || !source.includes("scriptFile(")) return undefined;
+      const contents = source.replace(SCRIPT_CALL, (_call, name) =>
+        JSON.stringify(readFileSync(path.join(path.dirname(args.path), name), "utf8")),
+      );
+      const left = /scriptFile\(/.exec(contents.replace(/import \{[^}]*\} from "[^"]*";/g, ""));
+      if (left)
+        return { errors: [{ text: 'scriptFile() must be called as scriptFile(import.meta.url, "name")' }] };
+      return { contents, loader: "ts" };
+    });
+  },
+};
+
 export async function bundle() {
   const result = await build({
     stdin: {
@@ -30,12 +56,16 @@ main(process.argv).then(
       loader: "ts",
     },
     bundle: true,
+    plugins: [inlineScriptFiles],
     platform: "node",
     format: "esm",
     target: "node20",
     // ssh2 loads its optional native addons (cpu-features, sshcrypto.node) in try/catch and falls
     // back to pure JS: left out, they are simply not found at run time.
     external: ["cpu-features", "*.node"],
+    // jsonc-parser's "main" is a UMD build whose require("./impl/...") calls esbuild cannot follow;
+    // its ES module build bundles as plain imports.
+    alias: { "jsonc-parser": "./node_modules/jsonc-parser/lib/esm/main.js" },
     // CommonJS dependencies (ssh2...) call require() for Node's own modules and use __dirname.
     banner: {
       js: [

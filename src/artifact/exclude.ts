@@ -32,6 +32,8 @@ interface Level {
   /** Directory the rules are relative to ("" for the app root). */
   dir: string;
   rules: Ignore;
+  /** The ignore file, relative to the app root (for `explain`). */
+  source: string;
 }
 
 /**
@@ -56,8 +58,34 @@ export class ArtifactFilter {
   }
 
   /** Adds the rules of an ignore file found in `dir` (relative to the app root, "" for the root). */
-  addIgnoreFile(dir: string, text: string): void {
-    this.levels.push({ dir: clean(dir), rules: ignore().add(text) });
+  addIgnoreFile(dir: string, text: string, name = ".gitignore"): void {
+    const at = clean(dir);
+    this.levels.push({ dir: at, rules: ignore().add(text), source: at ? `${at}/${name}` : name });
+  }
+
+  /**
+   * Why a path that does not ship is left out: the rule that decides, as `git check-ignore -v`
+   * would name it ("`dist/` in .gitignore"); undefined when it ships.
+   */
+  explain(relativePath: string, isDirectory: boolean): string | undefined {
+    const rel = clean(relativePath);
+    if (this.decide(rel, isDirectory).ship) return undefined;
+    const never = rel.split("/").find((segment) => NEVER_SHIPPED.includes(segment));
+    if (never) return `${never} is never shipped`;
+    const asked = isDirectory ? `${rel}/` : rel;
+    let reason: string | undefined;
+    for (const level of this.levels) {
+      if (level.dir !== "" && !rel.startsWith(`${level.dir}/`)) continue;
+      const verdict = level.rules.test(level.dir === "" ? asked : asked.slice(level.dir.length + 1));
+      if (verdict.ignored) reason = `\`${verdict.rule?.pattern}\` in ${level.source}`;
+      else if (verdict.unignored) reason = undefined;
+    }
+    const verdict = this.excludes.test(asked);
+    if (verdict.ignored) reason = `\`${verdict.rule?.pattern}\` in app.exclude`;
+    else if (verdict.unignored) reason = undefined;
+    if (reason) return reason;
+    const byDefault = this.defaults.test(asked);
+    return byDefault.ignored ? `\`${byDefault.rule?.pattern}\`, left out by default` : "an exclusion rule";
   }
 
   decide(relativePath: string, isDirectory: boolean): Decision {

@@ -134,7 +134,7 @@ export async function selectAppFiles(root: string, options: PackOptions = {}): P
     const full = path.join(root, dir);
     for (const name of IGNORE_FILES) {
       const text = await readFile(path.join(full, name), "utf8").catch(() => undefined);
-      if (text !== undefined) filter.addIgnoreFile(dir, text);
+      if (text !== undefined) filter.addIgnoreFile(dir, text, name);
     }
     const entries = (await readdir(full, { withFileTypes: true })).sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,

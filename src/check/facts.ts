@@ -1,3 +1,5 @@
+import { scriptFile } from "../remote/script-file.js";
+
 /**
  * The check scripts print `key=value` lines, and multi-line outputs between `@@<name>` and
  * `@@end` lines; this reads them back.
@@ -33,7 +35,5 @@ export function parseFacts(stdout: string): Facts {
   return { values, sections };
 }
 
-/** Shell functions the scripts share: `say key value` (one line), `section name cmd...`. */
-export const SCRIPT_PRELUDE = [
-  "say() { printf '%s=%s\\n' \"$1\" \"$(printf '%s' \"$2\" | tr '\\n' ' ')\"; }",
-].join("\n");
+/** `say KEY VALUE`: the shell function the check scripts print their facts with. */
+export const SAY_FUNCTION = scriptFile(import.meta.url, "say.sh");

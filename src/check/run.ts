@@ -1,18 +1,17 @@
-import type { Balancer } from "../balancer/balancer.js";
-import { createBalancer } from "../balancer/factory.js";
+import type { BalancerHost } from "../balancer/driver.js";
+import { type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
+import { processManagerOf } from "../process/managers.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
 import { checkShared } from "../remote/shared.js";
 import { createConnector } from "../ssh/connect.js";
 import { SshError } from "../ssh/errors.js";
 import { LocalRunner } from "../ssh/local-runner.js";
-import type { InteractiveRunner, SshSession } from "../ssh/session.js";
+import type { SshSession } from "../ssh/session.js";
 import { mapSettled } from "../util/map-limit.js";
 import { appSizeEstimate } from "./app-size.js";
-import { balancerItems } from "./balancer-checks.js";
-import { balancerScript, dumpCommand, sudoListCommand } from "./balancer-script.js";
 import { parseFacts } from "./facts.js";
 import { fetchHealth, healthItem } from "./health.js";
 import { serverItems } from "./server-checks.js";
@@ -62,70 +61,14 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
         connected = { server, session, home };
         sessions.push(connected);
       } catch (error) {
-        return [
-          {
-            target: server.name,
-            check: "ssh",
-            status: "fail",
-            detail: (error as Error).message.replace(`${server.name}: `, ""),
-            fix: sshFix(error, server.name),
-          },
-        ];
+        return [{ target: server.name, check: "ssh", status: "fail", ...sshProblem(error, server.name) }];
       }
-      const { session, home } = connected;
-      let deployPath: string;
-      try {
-        deployPath = resolveRemotePath(server.deployPath, home);
-      } catch (error) {
-        return [
-          { target: server.name, check: "deploy path", status: "fail", detail: (error as Error).message },
-        ];
-      }
-      const facts = parseFacts(
-        await session.run(
-          serverScript({
-            deployPath,
-            appPort: config.app.port,
-            appHost: server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
-            pm2Name: config.pm2.name,
-          }),
-          {
-            what: "checking the server",
-          },
-        ),
-      );
-      const out: CheckItem[] = [
-        {
-          target: server.name,
-          check: "ssh",
-          status: "ok",
-          detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`,
-        },
-        ...serverItems(facts, {
-          server: server.name,
-          deployPath,
-          appPort: config.app.port,
-          pm2Name: config.pm2.name,
-          artifactEstimate: estimate,
-        }),
-      ];
-      if (config.shared.files.length > 0)
-        out.push(await sharedItem(session, server.name, deployPath, config));
-      out.push(
-        healthItem(
-          server.name,
-          config.health.path,
-          config.health.checkRelease,
-          await health(session, server, config),
-        ),
-      );
-      return out;
+      return checkServer(connected, config, estimate);
     });
     for (const result of results) {
       if (result.status === "fulfilled") items.push(...result.value);
       else items.push({ target: "?", check: "check", status: "fail", detail: String(result.reason) });
     }
-
     for (const entry of config.balancers) items.push(...(await checkBalancer(entry, sessions, config)));
   } finally {
     for (const s of sessions) s.session.close();
@@ -133,15 +76,68 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
   return report(items);
 }
 
+/** What a failed connection says, and what to do about it. */
+function sshProblem(error: unknown, server: string): { detail: string; fix: string } {
+  return { detail: (error as Error).message.replace(`${server}: `, ""), fix: sshFix(error, server) };
+}
+
+/**
+ * One server, connected: what the login user finds there (Node, the deploy path, the disk), what
+ * the process manager finds (its own script, run alongside), the shared files and the health
+ * endpoint.
+ */
+async function checkServer(connected: Connected, config: Config, estimate: number): Promise<CheckItem[]> {
+  const { server, session, home } = connected;
+  let deployPath: string;
+  try {
+    deployPath = resolveRemotePath(server.deployPath, home);
+  } catch (error) {
+    return [{ target: server.name, check: "deploy path", status: "fail", detail: (error as Error).message }];
+  }
+  const manager = await processManagerOf(config).check(config, server);
+  const outputs = await Promise.all([
+    session.run(serverScript(deployPath), { what: "checking the server" }),
+    session.run(manager.script, { what: "checking the process manager" }),
+  ]);
+  const facts = parseFacts(outputs.join("\n"));
+  const out: CheckItem[] = [
+    {
+      target: server.name,
+      check: "ssh",
+      status: "ok",
+      detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`,
+    },
+    ...serverItems(facts, { server: server.name, deployPath, artifactEstimate: estimate }),
+    ...manager.items(facts),
+  ];
+  if (config.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config));
+  out.push(
+    healthItem(
+      server.name,
+      config.health.path,
+      config.health.checkRelease,
+      await health(session, server, config),
+    ),
+  );
+  return out;
+}
+
 /**
  * fromEnv values whose variable is not set where `check` runs: a warning (check may run on
- * another machine than the deploys), since deploy, restart and exec refuse to run without them.
+ * another machine than the deploys), since deploy, restart and exec refuse to run without them
+ * (a webhook's URL: that webhook is not told).
  */
 function secretItems(config: Config): CheckItem[] {
   const missing = new Map<string, string>();
   for (const server of config.servers)
     for (const m of server.missingSecrets ?? [])
       missing.set(m.field, `${m.field} reads $${m.variable}, which is ${m.empty ? "empty" : "not set"} here`);
+  for (const target of config.notify)
+    if (target.missing)
+      missing.set(
+        target.missing.field,
+        `${target.missing.field} reads $${target.missing.variable}, which is ${target.missing.empty ? "empty" : "not set"} here (that webhook is not told)`,
+      );
   if (missing.size === 0) return [];
   return [
     {
@@ -183,97 +179,24 @@ async function health(session: SshSession, server: ServerConfig, config: Config)
   return fetchHealth(origin, config.health.path, config.health.timeout);
 }
 
-/** The balancer's part of the report: the Nginx upstream file and its commands, or HAProxy's socket. */
+/** The balancer's part of the report: its driver's checks, on the balancer host. */
 async function checkBalancer(
-  entry: Config["balancers"][number],
+  entry: BalancerConfig,
   sessions: readonly Connected[],
   config: Config,
 ): Promise<CheckItem[]> {
   const target = `${entry.host} (balancer)`;
-  let runner: InteractiveRunner | undefined;
-  let home = "";
-  if (entry.host === "local") {
-    runner = new LocalRunner();
-    home = process.env.HOME ?? "";
-  } else {
-    const lb = sessions.find((s) => s.server.name === entry.host);
-    if (lb) {
-      runner = lb.session;
-      home = lb.home;
-    }
+  let host: BalancerHost | undefined;
+  if (entry.host === "local") host = { runner: new LocalRunner(), home: process.env.HOME ?? "" };
+  else {
+    const connected = sessions.find((s) => s.server.name === entry.host);
+    if (connected) host = { runner: connected.session, home: connected.home };
   }
-  if (!runner) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
+  if (!host) return [{ target, check: "ssh", status: "fail", detail: "not reachable (see above)" }];
   try {
-    return await balancerChecks(entry, runner, home, config, target);
+    return await driverFor(entry).check(entry, { config, host, target });
   } catch (error) {
     if (!(error instanceof NexusError)) throw error;
     return [{ target, check: "balancer", status: "fail", detail: error.message }];
-  }
-}
-
-async function balancerChecks(
-  entry: Config["balancers"][number],
-  runner: InteractiveRunner,
-  home: string,
-  config: Config,
-  target: string,
-): Promise<CheckItem[]> {
-  if (entry.type === "haproxy") {
-    const balancer = createBalancer(entry, runner, { home });
-    try {
-      return await haproxyItems(target, balancer, config);
-    } finally {
-      await balancer.close?.();
-    }
-  }
-  const input = {
-    upstreamFile: resolveRemotePath(entry.upstreamFile, home),
-    pidFile: resolveRemotePath(entry.pidFile, home),
-    testCommand: entry.testCommand,
-    reloadCommand: entry.reloadCommand,
-  };
-  const facts = parseFacts(await runner.run(balancerScript(input), { what: "checking the balancer" }));
-  return balancerItems(facts, {
-    target,
-    ...input,
-    ...(entry.upstream ? { upstream: entry.upstream } : {}),
-    servers: config.servers.map((s) => ({ name: s.name, upstream: s.upstream })),
-    hasDump: dumpCommand(input.testCommand) !== undefined,
-    hasReloadList: sudoListCommand(input.reloadCommand) !== undefined,
-  });
-}
-
-/** HAProxy: the admin socket answers, and its backend lists every server. */
-async function haproxyItems(target: string, balancer: Balancer, config: Config): Promise<CheckItem[]> {
-  try {
-    const states = await balancer.state(config.servers);
-    const missing = states.filter((s) => !s.present);
-    return [
-      { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
-      missing.length === 0
-        ? {
-            target,
-            check: "servers listed",
-            status: "ok",
-            detail: `${states.length} server(s) in the backend`,
-          }
-        : {
-            target,
-            check: "servers listed",
-            status: "fail",
-            detail: `the backend lacks ${missing.map((m) => `${m.server} (${m.upstream})`).join(", ")}`,
-            fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers",
-          },
-    ];
-  } catch (error) {
-    return [
-      {
-        target,
-        check: "admin socket",
-        status: "fail",
-        detail: (error as Error).message,
-        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)",
-      },
-    ];
   }
 }

@@ -1,12 +1,15 @@
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import chalk from "chalk";
-import type { Command } from "commander";
+import { ConfigError, where } from "../config/errors.js";
 import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
+import { locateConfigError } from "../config/positions.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
+import type { DeployEvent } from "../events/events.js";
+import { notifyFrom } from "../notify/notifier.js";
 import { GithubReporter } from "../report/github.js";
 import { JsonReporter } from "../report/json.js";
-import { maskingReporter, maskSecretsOf } from "../report/masking.js";
+import { maskSecretsOf } from "../report/masking.js";
 import { PlainReporter } from "../report/plain.js";
 import type { Reporter } from "../report/reporter.js";
 import { wantsInteractiveOutput } from "../report/terminal.js";
@@ -46,11 +49,37 @@ export function readConfig(options: GlobalOptions): Config {
   }
   if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
   maskSecretsOf(config);
+  notifyFrom(config.notify, config.app.name);
   return config;
+}
+
+const readConfigText = (file: string) => readFileSync(path.resolve(file), "utf8");
+
+/**
+ * The error events for an error: a config error gives one per problem, each with its place in the
+ * file (the GitHub reporter turns them into annotations on that line).
+ */
+export function errorEvents(error: unknown): Extract<DeployEvent, { type: "error" }>[] {
+  if (error instanceof ConfigError) {
+    const located = locateConfigError(error, readConfigText);
+    return located.problems.map((problem, i) => {
+      const at = located.locations[i];
+      return {
+        type: "error",
+        message: `${where(located.file, at)}: ${problem}`,
+        // A place only where there is a line to point at (not for a file that is missing).
+        ...(at ? { file: located.file, line: at.line, column: at.column } : {}),
+      };
+    });
+  }
+  return [{ type: "error", message: exitCodeForError(error).message }];
 }
 
 /** Errors users cause or can fix get one clear message and their exit code; anything else is a bug. */
 export function exitCodeForError(error: unknown): { code: number; message: string } {
+  if (error instanceof ConfigError) {
+    return { code: error.exitCode, message: locateConfigError(error, readConfigText).message };
+  }
   if (error instanceof NexusError) return { code: error.exitCode, message: error.message };
   const err = error as Error;
   return { code: EXIT.failed, message: `unexpected error: ${err?.stack ?? String(error)}` };
@@ -124,23 +153,4 @@ export async function whileInterruptible<T>(
   }
 }
 
-export { DEFAULT_CONFIG_FILE };
-
-/** Runs a command body with the chosen reporter; maps known errors to exit codes and clear messages. */
-export async function withReporter(
-  program: Command,
-  body: (reporter: Reporter, options: GlobalOptions) => Promise<number>,
-): Promise<number> {
-  const options = program.opts<GlobalOptions>();
-  const reporter = maskingReporter(await pickReporter(options));
-  try {
-    return await body(reporter, options);
-  } catch (error) {
-    const { code, message } = exitCodeForError(error);
-    reporter.emit({ type: "error", message });
-    return code;
-  } finally {
-    reporter.close();
-  }
-}
-export { UsageError };
+export { DEFAULT_CONFIG_FILE, UsageError };

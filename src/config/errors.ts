@@ -1,14 +1,30 @@
 import type * as z from "zod";
 import { EXIT, NexusError } from "../errors.js";
 
-/** A config mistake. Its message names the file and field; the CLI prints it without a stack and exits 2. */
+/** 1-based, as editors and GitHub annotations count. */
+export interface ConfigLocation {
+  line: number;
+  column: number;
+}
+
+/**
+ * A config mistake. Its message names the file and field, with the line and column where they are
+ * known (`deploy.config.json:9:43: servers[1].port: expected a number…`); the CLI prints it
+ * without a stack and exits 2.
+ */
 export class ConfigError extends NexusError {
   constructor(
     readonly file: string,
     readonly problems: string[],
+    /** Parallel to `problems`: where each is in the file (config/positions.ts fills it in). */
+    readonly locations: (ConfigLocation | undefined)[] = [],
   ) {
-    super(problems.map((problem) => `${file}: ${problem}`).join("\n"), EXIT.usage);
+    super(problems.map((problem, i) => `${where(file, locations[i])}: ${problem}`).join("\n"), EXIT.usage);
   }
+}
+
+export function where(file: string, location: ConfigLocation | undefined): string {
+  return location ? `${file}:${location.line}:${location.column}` : file;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -2,8 +2,10 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type * as z from "zod";
+import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
-import { balancerSchema, configSchema, haproxyBalancerSchema, type ParsedConfig } from "./schema.js";
+import { parseConfigText, withPositions } from "./positions.js";
+import { configSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
 
@@ -41,9 +43,7 @@ export interface MissingSecret {
   empty: boolean;
 }
 
-export type NginxBalancerConfig = z.output<typeof balancerSchema>;
-export type HaproxyBalancerConfig = z.output<typeof haproxyBalancerSchema>;
-export type BalancerConfig = NginxBalancerConfig | HaproxyBalancerConfig;
+export type { BalancerConfig } from "../balancer/drivers.js";
 
 export interface Config {
   file: string;
@@ -51,6 +51,8 @@ export interface Config {
   servers: ServerConfig[];
   ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string; configFile: string };
   transfer: ParsedConfig["transfer"];
+  /** Which process manager runs the app (`process.type`); its settings are the section of that name. */
+  process: ParsedConfig["process"];
   pm2: Omit<ParsedConfig["pm2"], "env" | "name"> & { name: string };
   shared: ParsedConfig["shared"];
   hooks: ParsedConfig["hooks"];
@@ -61,7 +63,16 @@ export interface Config {
   health: Omit<ParsedConfig["health"], "port"> & { port: number };
   rolling: ParsedConfig["rolling"];
   keepReleases: number;
+  /** Webhooks, their URLs resolved (`fromEnv` read): secrets, never printed. */
+  notify: NotifyConfig[];
 }
+
+export type NotifyConfig = Omit<ParsedConfig["notify"][number], "url"> & {
+  /** "" when `missing`. */
+  url: string;
+  /** Its `fromEnv` variable is not set where nexus runs: never sent, and said when it would be. */
+  missing?: MissingSecret;
+};
 
 export function expandHome(p: string): string {
   if (p === "~") return os.homedir();
@@ -90,13 +101,12 @@ export function loadConfig(file: string = DEFAULT_CONFIG_FILE, env: NodeJS.Proce
         : `cannot read the file (${code ?? String(error)})`,
     ]);
   }
-  let data: unknown;
+  const parsed = parseConfigText(text, label);
   try {
-    data = JSON.parse(text);
+    return resolveConfig(parsed.data, label, path.dirname(absolute), env);
   } catch (error) {
-    throw new ConfigError(label, [`invalid JSON: ${(error as Error).message}`]);
+    throw error instanceof ConfigError ? withPositions(error, parsed) : error;
   }
-  return resolveConfig(data, label, path.dirname(absolute), env);
 }
 
 type EnvValue = ParsedConfig["pm2"]["env"][string];
@@ -189,13 +199,71 @@ export function resolveConfig(
   }
   const parsed = result.data;
   const problems: string[] = [];
+  const servers = resolveServers(parsed, data, env, problems);
+  const names = new Set(servers.map((s) => s.name));
+  problems.push(...loginProblems(parsed, servers));
+  problems.push(...sharedProblems(parsed.shared));
+  if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
+    problems.push(
+      `hooks.beforeRollOn: "${parsed.hooks.beforeRollOn}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")})`,
+    );
+  }
+  // Each entry as its driver's schema made it.
+  const entries = (Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer]) as BalancerConfig[];
+  const balancers = entries;
+  problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
+  const notify = resolveNotify(parsed.notify, env, problems);
+  if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
 
+  return {
+    file: label,
+    app: { ...parsed.app, root: path.resolve(baseDir, parsed.app.root) },
+    servers,
+    ssh: {
+      ...parsed.ssh,
+      knownHosts: localPath(baseDir, parsed.ssh.knownHosts),
+      privateKey: parsed.ssh.privateKey ? localPath(baseDir, parsed.ssh.privateKey) : undefined,
+      configFile: localPath(baseDir, parsed.ssh.configFile),
+    },
+    transfer: parsed.transfer,
+    process: parsed.process,
+    pm2: {
+      name: parsed.pm2.name ?? parsed.app.name,
+      killTimeout: parsed.pm2.killTimeout,
+      instances: parsed.pm2.instances,
+      execMode: parsed.pm2.execMode,
+      options: parsed.pm2.options,
+    },
+    shared: parsed.shared,
+    hooks: parsed.hooks,
+    balancer: {
+      ...(balancers[0] as BalancerConfig),
+      drainTimeout: Math.max(...balancers.map((b) => b.drainTimeout)),
+    },
+    balancers,
+    health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
+    rolling: parsed.rolling,
+    keepReleases: parsed.keepReleases,
+    notify,
+  };
+}
+
+/**
+ * Each server with its defaults filled (user, deploy path, upstream) and its env resolved
+ * (pm2.env, then its own; `fromEnv` read): names and upstreams used twice are problems.
+ */
+function resolveServers(
+  parsed: ParsedConfig,
+  data: unknown,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): ServerConfig[] {
   const names = new Set<string>();
   const upstreams = new Map<string, string>();
   const defaultUser = parsed.ssh.user ?? os.userInfo().username;
   const rawServers = (data as { servers?: { port?: unknown }[] }).servers;
   const common = resolveEnv(parsed.pm2.env, ["pm2", "env"], env);
-  const servers = parsed.servers.map((server, index): ServerConfig => {
+  return parsed.servers.map((server, index): ServerConfig => {
     if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
     names.add(server.name);
     const upstream = server.upstream ?? `${server.host}:${parsed.app.port}`;
@@ -226,6 +294,11 @@ export function resolveConfig(
       },
     };
   });
+}
+
+/** Two entries with one login, and deploy paths that are neither absolute nor under ~/. */
+function loginProblems(parsed: ParsedConfig, servers: readonly ServerConfig[]): string[] {
+  const problems: string[] = [];
   const logins = new Map<string, string>();
   for (const [index, server] of servers.entries()) {
     // One login, one PM2 daemon: both entries' apps would carry one PM2 name, and each restart
@@ -242,45 +315,33 @@ export function resolveConfig(
       problems.push(`${field}: must be absolute or start with "~/", received "${server.deployPath}"`);
     }
   }
-  problems.push(...sharedProblems(parsed.shared));
-  if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
-    problems.push(
-      `hooks.beforeRollOn: "${parsed.hooks.beforeRollOn}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")})`,
-    );
-  }
-  const balancers = Array.isArray(parsed.balancer) ? parsed.balancer : [parsed.balancer];
-  problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
-  if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
+  return problems;
+}
 
-  return {
-    file: label,
-    app: { ...parsed.app, root: path.resolve(baseDir, parsed.app.root) },
-    servers,
-    ssh: {
-      ...parsed.ssh,
-      knownHosts: localPath(baseDir, parsed.ssh.knownHosts),
-      privateKey: parsed.ssh.privateKey ? localPath(baseDir, parsed.ssh.privateKey) : undefined,
-      configFile: localPath(baseDir, parsed.ssh.configFile),
-    },
-    transfer: parsed.transfer,
-    pm2: {
-      name: parsed.pm2.name ?? parsed.app.name,
-      killTimeout: parsed.pm2.killTimeout,
-      instances: parsed.pm2.instances,
-      execMode: parsed.pm2.execMode,
-      options: parsed.pm2.options,
-    },
-    shared: parsed.shared,
-    hooks: parsed.hooks,
-    balancer: {
-      ...(balancers[0] as BalancerConfig),
-      drainTimeout: Math.max(...balancers.map((b) => b.drainTimeout)),
-    },
-    balancers,
-    health: { ...parsed.health, port: parsed.health.port ?? parsed.app.port },
-    rolling: parsed.rolling,
-    keepReleases: parsed.keepReleases,
-  };
+/** Each webhook's URL read (from the environment for `fromEnv`) and checked, never quoted in a problem. */
+function resolveNotify(
+  entries: ParsedConfig["notify"],
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): NotifyConfig[] {
+  return entries.flatMap((entry, index) => {
+    const { env: resolved, missing } = resolveEnv({ url: entry.url }, ["notify", index], env);
+    // Not an error: a command that would notify says so instead (read-only commands need no secret).
+    if (missing[0]) return [{ ...entry, url: "", missing: missing[0] }];
+    const url = resolved.url;
+    if (url === undefined) return [];
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {}
+    if (protocol !== "http:" && protocol !== "https:") {
+      problems.push(
+        `notify[${index}].url: expected an http(s) URL${typeof entry.url === "string" ? "" : ` in ${entry.url.fromEnv}`}`,
+      );
+      return [];
+    }
+    return [{ ...entry, url }];
+  });
 }
 
 function balancerProblems(
@@ -297,25 +358,12 @@ function balancerProblems(
         `${at}.host: "${balancer.host}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")} or "local")`,
       );
     }
-    const target =
-      balancer.type === "haproxy"
-        ? `${balancer.host} ${balancer.socket} ${balancer.backend}`
-        : `${balancer.host} ${balancer.upstreamFile} ${balancer.upstream ?? ""}`;
-    const twin = seen.get(target);
+    const driver = driverFor(balancer);
+    const identity = `${balancer.type} ${driver.identity(balancer)}`;
+    const twin = seen.get(identity);
     if (twin !== undefined) problems.push(`${at}: is the same balancer as balancer[${twin}]`);
-    seen.set(target, index);
-    if (balancer.type === "haproxy") {
-      for (const name of Object.keys(balancer.servers)) {
-        if (!names.has(name)) problems.push(`${at}.servers: "${name}" is not a server name`);
-      }
-      for (const name of names) {
-        if (!(name in balancer.servers) && !/^[A-Za-z0-9_.:-]+$/.test(name)) {
-          problems.push(
-            `${at}.servers: "${name}" is not a valid HAProxy server name: map it to the name in the backend`,
-          );
-        }
-      }
-    }
+    seen.set(identity, index);
+    problems.push(...(driver.problems?.(balancer, at, names) ?? []));
   });
   return problems;
 }
@@ -332,7 +380,7 @@ function unwrapUnion(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue[]
     return [
       {
         code: "invalid_value",
-        values: ["nginx", "haproxy"],
+        values: BALANCER_DRIVERS.map((driver) => driver.type),
         path,
         message: issue.message,
         input: valueAt(data, path),
@@ -353,7 +401,8 @@ function balancerKeysAt(at: readonly PropertyKey[], data: unknown): string[] | u
   if (at[0] !== "balancer" || at.length > 2 || (at.length === 2 && typeof at[1] !== "number"))
     return undefined;
   const type = (valueAt(data, at) as { type?: unknown } | undefined)?.type;
-  return Object.keys((type === "haproxy" ? haproxyBalancerSchema : balancerSchema).shape);
+  const driver = BALANCER_DRIVERS.find((candidate) => candidate.type === type) ?? BALANCER_DRIVERS[0];
+  return Object.keys(driver.schema.shape);
 }
 
 function valueAt(data: unknown, at: readonly PropertyKey[]): unknown {

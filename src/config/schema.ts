@@ -1,19 +1,11 @@
 // A namespace import (here and wherever zod is imported): esbuild then keeps only the parts of zod the CLI
 // uses; `import { z }` would keep all of it, locales included (0.56 MB of the bundle, ~25 ms of start-up).
 import * as z from "zod";
-import { PM2_OPTIONS } from "../process/pm2/ecosystem.js";
-import { duration, parseDuration } from "./duration.js";
-
-const nonEmpty = z.string().min(1, "must not be empty");
-const port = z.number().int().min(1).max(65535);
-/** An env value: the text itself, or `{"fromEnv": "NAME"}` to read it from nexus's own environment (CI secrets). */
-const envValue = z.union([
-  z.string(),
-  z.strictObject({
-    fromEnv: nonEmpty.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name"),
-  }),
-]);
-const envMap = z.record(z.string(), envValue);
+import { BALANCER_DRIVERS } from "../balancer/drivers.js";
+import { PROCESS_MANAGERS, type ProcessManagerType } from "../process/managers.js";
+import { ROLLOUT_STRATEGIES, type RolloutStrategyName } from "../rollout/strategies.js";
+import { parseDuration } from "./duration.js";
+import { duration, envMap, envValue, nonEmpty, port } from "./fields.js";
 
 /** A path inside the release, kept in <deployPath>/shared/: relative, no "..", no "." or empty parts. */
 const sharedPath = nonEmpty
@@ -31,36 +23,19 @@ const sharedPath = nonEmpty
   .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), "must not contain control characters")
   .transform((p) => p.replace(/\/+$/, ""));
 
-/**
- * Why PM2 would read this process name as something else, or undefined when it is a plain name:
- * `pm2 delete all` removes every app, a name JS reads as a number (`12`, `1e3`, `0x1f`) is a pm
- * id, a leading "-" is an option, `/…/` a regex, and a name containing ".json", ".yml", ".yaml"
- * or ".config.js" a process file.
- */
-export function pm2NameProblem(name: string): string | undefined {
-  if (name === "all") return '"all" means every process to PM2: choose another name';
-  if (name.trim() !== "" && !Number.isNaN(Number(name)))
-    return `"${name}" reads as a PM2 process id: use a name with a letter in it`;
-  if (name.startsWith("-")) return `"${name}" would be read as an option: it must not start with "-"`;
-  if (name.startsWith("/") && name.endsWith("/")) return `"${name}" would be read as a regex by PM2`;
-  const fileLike = [".json", ".yml", ".yaml", ".config.js", ".config.cjs", ".config.mjs"].find((ext) =>
-    name.includes(ext),
-  );
-  if (fileLike) return `"${name}" contains "${fileLike}": PM2 would read it as a process file`;
-  return undefined;
-}
-
-const pm2Name = (schema: z.ZodString) =>
-  schema.superRefine((name, ctx) => {
-    const problem = pm2NameProblem(name);
+/** app.name is the default process name: a name the process managers would read as something else is refused. */
+const processName = nonEmpty.superRefine((name, ctx) => {
+  for (const manager of PROCESS_MANAGERS) {
+    const problem = manager.nameProblem?.(name);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
-  });
+  }
+});
 
 export const appSchema = z.strictObject({
   /** Directory of the app to ship, relative to the config file. */
   root: nonEmpty.default("."),
   /** PM2 process name and the name used in default paths. */
-  name: pm2Name(nonEmpty.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'")),
+  name: processName.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'"),
   /** Entry script, relative to the app root. */
   start: nonEmpty.default("server.js"),
   /** Port the app listens on (the upstream and health port unless overridden). */
@@ -121,67 +96,25 @@ export const transferSchema = z.strictObject({
   timeout: duration.default(600_000),
 });
 
-export const pm2Schema = z.strictObject({
-  /** PM2 process name; defaults to app.name. */
-  name: pm2Name(nonEmpty).optional(),
-  env: envMap.default({}),
-  /** Instances per server: a number, or "max" (one per CPU). */
-  instances: z.union([z.number().int().min(1), z.literal("max")]).default(1),
-  /** "cluster" runs the instances behind Node's cluster module, sharing the port. */
-  execMode: z.enum(["fork", "cluster"]).default("fork"),
-  /** Other ecosystem keys passed to PM2 as they are (an allow-list: nexus sets the rest). */
-  options: PM2_OPTIONS.default({}),
-  /** How long PM2 waits for the app to exit after SIGINT before it kills it. */
-  killTimeout: duration.default(10_000),
+/** One load balancer, by `type` (the first driver's when left out). */
+export const balancerEntrySchema = z.discriminatedUnion(
+  "type",
+  BALANCER_DRIVERS.map((driver) => driver.schema) as unknown as [z.ZodObject, ...z.ZodObject[]],
+);
+
+/** `process.type`: which process manager runs the app; its settings are the section of that name. */
+export const processSchema = z.strictObject({
+  type: z.enum(
+    PROCESS_MANAGERS.map((manager) => manager.type) as [ProcessManagerType, ...ProcessManagerType[]],
+  ),
 });
 
-export const balancerSchema = z.strictObject({
-  type: z.literal("nginx").default("nginx"),
-  /** Name of the server that runs Nginx, or "local" when it runs where nexus runs. */
-  host: nonEmpty,
-  /**
-   * Path of the servers file on the balancer host: the `server` lines, included inside the
-   * upstream block (or, less safely, a file holding the whole block).
-   */
-  upstreamFile: nonEmpty,
-  /** Name of the upstream block, when the file holds several. */
-  upstream: nonEmpty.optional(),
-  testCommand: nonEmpty.default("nginx -t"),
-  reloadCommand: nonEmpty.default("nginx -s reload"),
-  /** The Nginx master's pid file: nexus waits until a reload is really in force. */
-  pidFile: nonEmpty.default("/run/nginx.pid"),
-  /** How long to wait for in-flight requests to a drained server to finish. */
-  drainTimeout: duration.default(30_000),
-  /** The access log on the balancer host, in the `nexus` log format; read by `rolling.watch`. */
-  accessLog: nonEmpty.default("/var/log/nginx/access.log"),
-});
+type ProcessManagers = (typeof PROCESS_MANAGERS)[number];
 
-/** A name HAProxy accepts for a backend or server (and that needs no quoting in a runtime API command). */
-const haproxyName = nonEmpty.regex(/^[A-Za-z0-9_.:-]+$/, "use letters, digits, '_', '.', ':' or '-'");
-
-export const haproxyBalancerSchema = z.strictObject({
-  type: z.literal("haproxy"),
-  /** Name of the server that runs HAProxy, or "local" when it runs where nexus runs. */
-  host: nonEmpty,
-  /** The admin socket (`stats socket PATH level admin`) on the balancer host. */
-  socket: nonEmpty
-    .regex(/^[A-Za-z0-9_./~+@-]+$/, "use a plain path (letters, digits, '_', '.', '/', '~', '+', '@', '-')")
-    .default("/run/haproxy/admin.sock"),
-  /** The HAProxy backend that holds the servers. */
-  backend: haproxyName,
-  /** HAProxy server name per nexus server name, where they differ (default: the nexus server name). */
-  servers: z.record(nonEmpty, haproxyName).default({}),
-  /**
-   * The `server-state-file` HAProxy loads at start (`load-server-state-from-file global`): nexus
-   * saves the runtime state there after each change, so a restart keeps drained servers drained.
-   */
-  stateFile: nonEmpty.optional(),
-  /** How long to wait for the sessions of a drained server to end. */
-  drainTimeout: duration.default(30_000),
-});
-
-/** One load balancer, by `type` ("nginx" when left out). */
-export const balancerEntrySchema = z.discriminatedUnion("type", [balancerSchema, haproxyBalancerSchema]);
+/** Each process manager's section (`pm2`), with its defaults. */
+const processSections = Object.fromEntries(
+  PROCESS_MANAGERS.map((manager) => [manager.type, manager.section]),
+) as { [M in ProcessManagers as M["type"]]: M["section"] };
 
 export const healthSchema = z.strictObject({
   path: nonEmpty.regex(/^\//, "must start with '/'").default("/health"),
@@ -211,11 +144,27 @@ const watchDuration = z.union([z.number(), z.string()]);
 const watchObjectSchema = z.strictObject({
   /** How long each batch is watched once back in rotation (0: off). */
   duration: watchDuration,
-  /** The highest failure ratio a watched server may show (0.01: 1%). */
+  /** The first batch's window, when it should be longer (the canary's). Default: duration. */
+  canary: duration.optional(),
+  /** Traffic in the first seconds after a server rejoins is not judged (JIT, cold caches). */
+  warmup: duration.default(0),
+  /** An inconclusive window is extended, up to this long in all. Default: twice the window. */
+  maxDuration: duration.optional(),
+  /** What an inconclusive window ends in once it cannot be extended: pass with a warning, halt the deploy, roll the batch back. */
+  inconclusive: z.enum(["pass", "halt", "rollback"]).default("pass"),
+  /** The p-value below which a difference counts (one-sided tests). */
+  significance: z.number().gt(0).max(0.5).default(0.001),
+  /** Errors' minimum effect, absolute: how far above the reference's failure ratio a server may go (0.01: 1 point). */
   maxFailureRatio: z.number().min(0).max(1).default(0.01),
-  /** How many times the untouched servers' rate over the same seconds it may reach. */
+  /** Errors' minimum effect, relative: how many times the reference's failure ratio it may reach. */
   maxRatioToUntouched: z.number().min(1).default(2),
-  /** The fewest requests a server must have served to be judged (below: the window is extended once). */
+  /** Judge latency (p50, p95, p99) as well as errors, when the balancer's traffic source has response times. */
+  latency: z.boolean().default(true),
+  /** Latency's minimum effect, relative: how many times the reference's percentile a server may reach. */
+  maxLatencyRatio: z.number().min(1).default(1.25),
+  /** Latency's minimum effect, absolute: how much slower than the reference's percentile a server may be. */
+  maxLatencyIncrease: duration.default(100),
+  /** The fewest requests a server (and its reference) must have served to be judged (below: inconclusive). */
   minRequests: z.number().int().min(1).default(50),
   /**
    * When the balancer's traffic cannot be read for a whole window (the batch cannot be judged):
@@ -225,10 +174,24 @@ const watchObjectSchema = z.strictObject({
   onBlind: z.enum(["needs-human", "wait"]).default("needs-human"),
 });
 const WATCH_SHAPE =
-  'a duration such as "30s" (0: off), or an object with duration, maxFailureRatio, maxRatioToUntouched, minRequests, onBlind';
+  'a duration such as "30s" (0: off), or an object with duration, canary, warmup, maxDuration, inconclusive, significance, maxFailureRatio, maxRatioToUntouched, latency, maxLatencyRatio, maxLatencyIncrease, minRequests, onBlind';
 /** `rolling.watch`: a duration, or an object with thresholds; always yields the object. */
 export const watchSchema = z
-  .union([watchDuration, watchObjectSchema], { error: () => `expected ${WATCH_SHAPE}` })
+  .union([watchDuration, watchObjectSchema], {
+    // An object with one bad value fails both readings: name that value, not the whole shape.
+    error: (issue) => {
+      const input = (issue as { input?: unknown }).input;
+      const inner = (issue as { errors?: { path: PropertyKey[]; message: string }[][] }).errors?.[1]?.[0];
+      if (
+        typeof input === "object" &&
+        input !== null &&
+        inner?.path.length === 1 &&
+        (inner.path[0] as string) in input
+      )
+        return `${String(inner.path[0])}: ${inner.message.replace(/^Invalid option: /, "")}`;
+      return `expected ${WATCH_SHAPE}`;
+    },
+  })
   .transform((value, ctx) => {
     const object = typeof value === "object" ? value : watchObjectSchema.parse({ duration: value });
     const ms = parseDuration(object.duration);
@@ -245,6 +208,12 @@ export const watchSchema = z
   });
 
 export const rollingSchema = z.strictObject({
+  /** How each batch moves onto the new release ("drain": out of rotation, restarted, gated, back in). */
+  strategy: z
+    .enum(
+      ROLLOUT_STRATEGIES.map((strategy) => strategy.name) as [RolloutStrategyName, ...RolloutStrategyName[]],
+    )
+    .default(ROLLOUT_STRATEGIES[0].name),
   /** Servers per batch: a number or a percentage of the fleet such as "25%". */
   batchSize: z
     .union([z.number().int().min(1), z.string().regex(/^\d{1,3}%$/, 'expected a percentage such as "25%"')])
@@ -285,6 +254,20 @@ export const hooksSchema = z.strictObject({
   timeout: duration.default(300_000),
 });
 
+/** Notification severities, lowest first. */
+export const NOTIFY_SEVERITIES = ["info", "warning", "error", "critical"] as const;
+
+export const notifySchema = z.strictObject({
+  /** The webhook: an http(s) URL, or `{"fromEnv": "NAME"}` (a secret: never printed, masked). */
+  url: envValue,
+  /** "slack": Slack's incoming-webhook body (`{"text": …}`); "json": nexus's event (docs/events.md, "notify"). */
+  format: z.enum(["slack", "json"]).default("json"),
+  /** The lowest severity sent: info (begin, success), warning, error (failure, rollback, watch breach), critical (needs a human). */
+  severity: z.enum(NOTIFY_SEVERITIES).default("info"),
+  /** How long one notification may take before it is given up (with a warning). */
+  timeout: duration.default(5_000),
+});
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   app: appSchema,
@@ -294,7 +277,8 @@ export const configSchema = z.strictObject({
   deployPath: nonEmpty.optional(),
   keepReleases: z.number().int().min(2).default(5),
   transfer: transferSchema.default(transferSchema.parse({})),
-  pm2: pm2Schema.default(pm2Schema.parse({})),
+  process: processSchema.default({ type: PROCESS_MANAGERS[0].type }),
+  ...processSections,
   /** One balancer, or several (an HA pair): a server is drained on all before it is touched. */
   balancer: z.union([
     balancerEntrySchema,
@@ -304,6 +288,8 @@ export const configSchema = z.strictObject({
   hooks: hooksSchema.default(hooksSchema.parse({})),
   health: healthSchema.default(healthSchema.parse({})),
   rolling: rollingSchema.default(rollingSchema.parse({})),
+  /** Webhooks told of deploy events (begin, success, failure, rollback, watch breach, needs a human). */
+  notify: z.array(notifySchema).default([]),
 });
 
 export type ParsedConfig = z.output<typeof configSchema>;

@@ -47,5 +47,7 @@ export function secretValues(config: Config): SecretValue[] {
       out.set(value, (out.get(value) ?? false) || anyLength);
     }
   }
+  // A webhook URL carries its own credential (Slack's path is the token): masked wherever it shows.
+  for (const target of config.notify ?? []) if (target.url !== "") out.set(target.url, true);
   return [...out].map(([value, anyLength]) => ({ value, anyLength }));
 }

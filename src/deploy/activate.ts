@@ -41,16 +41,8 @@ export async function activate(
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, switchCurrent(l, release)));
-  let started: ProcessInfo[] = [];
-  let oldPids: number[] = [];
-  let upAlready = 0;
-  await timed(emit, name, "restart", async () => {
-    const result = prepared ? await prepared.go() : await processes.restart(session, l, release);
-    started = result.after;
-    oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
-    upAlready = uptimeAtStart(result);
-    return started.length > 0 ? `pid ${started.map((p) => p.pid).join(", ")}` : undefined;
-  });
+  const restarted = await restart(host, release, processes, emit, prepared);
+  const { started } = restarted;
 
   emit({ type: "step", server: name, step: "gate", status: "start" });
   // afterStart (a cache warm-up): part of the gate, so a failure fails this server's gate.
@@ -66,32 +58,7 @@ export async function activate(
     emit({ type: "gate-failed", server: name, reason, timeline: [], logs: [] });
     return { gate: { ok: false, reason, timeline: [], ms: 0 }, started };
   }
-  const origin = await healthOrigin(host, config);
-  const gate = await runGate({
-    passes: config.health.passes,
-    intervalMs: config.health.interval,
-    deadlineMs: config.health.deadline,
-    // Uptime counts from the process's start (PM2's), part of which the restart step already saw.
-    minUptimeMs: Math.max(0, config.health.minUptime - upAlready),
-    signal,
-    probe: (startedAt) =>
-      probeOnce(
-        {
-          origin,
-          path: config.health.path,
-          timeoutMs: config.health.timeout,
-          expectRelease: releaseCheck(config.health.checkRelease, release, emit),
-        },
-        startedAt,
-      ),
-    verifyProcess: async () =>
-      processProblem(
-        await (prepared?.inspect().catch(() => processes.inspect(session)) ?? processes.inspect(session)),
-        started,
-        oldPids,
-        processes.instances,
-      ),
-  });
+  const gate = await healthGate(host, release, config, processes, restarted, emit, signal, prepared);
   if (gate.ok) {
     emit({
       type: "step",
@@ -113,4 +80,71 @@ export async function activate(
     });
   }
   return { gate, started };
+}
+
+/** The instances a restart started, the pids of those it stopped, and how long the new ones had been up. */
+interface Restarted {
+  started: ProcessInfo[];
+  oldPids: number[];
+  upAlready: number;
+}
+
+/** The app's old instances stopped and the release started: through the prepared restart when there is one. */
+async function restart(
+  host: Host,
+  release: string,
+  processes: ProcessManager,
+  emit: Emit,
+  prepared?: PreparedRestart,
+): Promise<Restarted> {
+  const restarted: Restarted = { started: [], oldPids: [], upAlready: 0 };
+  await timed(emit, host.server.name, "restart", async () => {
+    const result = prepared
+      ? await prepared.go()
+      : await processes.restart(host.session, host.layout, release);
+    restarted.started = result.after;
+    restarted.oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
+    restarted.upAlready = uptimeAtStart(result);
+    return result.after.length > 0 ? `pid ${result.after.map((p) => p.pid).join(", ")}` : undefined;
+  });
+  return restarted;
+}
+
+/**
+ * /health passes `health.passes` times in a row (reporting this release when it reports one), and
+ * every instance is new, online and not restarting, for at least `health.minUptime`.
+ */
+async function healthGate(
+  host: Host,
+  release: string,
+  config: Config,
+  processes: ProcessManager,
+  restarted: Restarted,
+  emit: Emit,
+  signal?: AbortSignal,
+  prepared?: PreparedRestart,
+): Promise<GateResult> {
+  const origin = await healthOrigin(host, config);
+  const inspect = () =>
+    prepared?.inspect().catch(() => processes.inspect(host.session)) ?? processes.inspect(host.session);
+  return runGate({
+    passes: config.health.passes,
+    intervalMs: config.health.interval,
+    deadlineMs: config.health.deadline,
+    // Uptime counts from the process's start (PM2's), part of which the restart step already saw.
+    minUptimeMs: Math.max(0, config.health.minUptime - restarted.upAlready),
+    signal,
+    probe: (startedAt) =>
+      probeOnce(
+        {
+          origin,
+          path: config.health.path,
+          timeoutMs: config.health.timeout,
+          expectRelease: releaseCheck(config.health.checkRelease, release, emit),
+        },
+        startedAt,
+      ),
+    verifyProcess: async () =>
+      processProblem(await inspect(), restarted.started, restarted.oldPids, processes.instances),
+  });
 }

@@ -1,31 +1,27 @@
-import { isIP } from "node:net";
-import { createBalancer } from "../balancer/factory.js";
-import type { HaproxyBalancer } from "../balancer/haproxy/haproxy.js";
+import type { TrafficWatch } from "../balancer/driver.js";
+import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import { ConfigError } from "../config/errors.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, WatchedRate } from "../events/events.js";
 import { probeOnce } from "../health/probe.js";
-import { resolveRemotePath } from "../remote/layout.js";
-import { HaproxyStatSource } from "../watch/haproxy-source.js";
-import type { ServerJudgement } from "../watch/judge.js";
-import { NginxLogSource } from "../watch/nginx-source.js";
-import { AccessLogProblem, checkAccessLog } from "../watch/preflight.js";
-import type { Counts, TrafficSource } from "../watch/traffic.js";
+import type { WatchStop } from "../rollout/roll.js";
+import type { JudgeSettings, ServerJudgement } from "../watch/judge.js";
 import { watchWindow } from "../watch/window.js";
 import { type Fleet, hostRunner } from "./fleet.js";
 import { healthOrigin } from "./health-check.js";
 
 export interface WatchVerdict {
   /**
-   * breach: some server crossed a threshold; interrupted: Ctrl-C during the window; blind: the
-   * balancer's traffic could not be read for the whole window (nothing judged).
+   * breach: the judge failed some server (or an inconclusive window ended in "rollback"); halt:
+   * inconclusive, and rolling.watch.inconclusive is "halt"; interrupted: Ctrl-C during the window;
+   * blind: the balancer's traffic could not be read for the whole window (nothing judged).
    */
-  outcome: "pass" | "breach" | "interrupted" | "blind";
+  outcome: "pass" | "breach" | "halt" | "interrupted" | "blind";
   /** blind: why. */
   blind?: string;
   /** The numbers of each server of the batch, for its summary row. */
   watched: Map<string, WatchedRate>;
-  /** The servers that crossed a threshold, each with a note for its summary row. */
+  /** The servers that failed (or were inconclusive, when that stops the deploy), each with a note for its summary row. */
   breached: Map<string, string>;
 }
 
@@ -39,75 +35,31 @@ export class BatchWatch {
     private readonly config: Config,
     private readonly fleet: Fleet,
     private readonly emit: Emit,
-    private readonly source: TrafficSource,
-    /** The nexus server a traffic key (an address for Nginx, a server name for HAProxy) belongs to. */
-    private readonly serverOf: (key: string) => string | undefined,
-    private readonly baseline: Counts | undefined,
+    private readonly traffic: TrafficWatch,
   ) {}
 
   /**
-   * Off (undefined) unless rolling.watch is set. Checks, before any server is drained, that the
-   * access log is there, readable and in the nexus format: a ConfigError (exit 2) names the fix.
+   * Off (undefined) unless rolling.watch is set. Its balancer's driver checks, before any server
+   * is drained, that the traffic can be read (Nginx: the access log is there, readable and in the
+   * nexus format; a ConfigError, exit 2, names the fix).
    */
   static async prepare(config: Config, fleet: Fleet, emit: Emit): Promise<BatchWatch | undefined> {
     if (config.rolling.watch.duration <= 0) return undefined;
+    const entry = watchedBalancer(config);
+    if (!entry) throw new ConfigError(config.file, ["rolling.watch: no balancer to read the traffic from"]);
     if (config.balancers.length > 1) {
-      const read = config.balancers.find((b) => b.type === "nginx") ?? config.balancers[0];
       emit({
         type: "warn",
-        message: `rolling.watch reads the traffic of one balancer, ${read?.host}: behind an active/passive pair, list the active one first; behind an active/active pair it sees only its share`,
+        message: `rolling.watch reads the traffic of one balancer, ${entry.host}: behind an active/passive pair, list the active one first; behind an active/active pair it sees only its share`,
       });
     }
-    const nginx = config.balancers.find((b) => b.type === "nginx");
-    if (!nginx) return BatchWatch.fromHaproxy(config, fleet, emit);
-    const { runner, home } = hostRunner(fleet.hosts, nginx.host);
-    const path = resolveRemotePath(nginx.accessLog, home);
-    let check: Awaited<ReturnType<typeof checkAccessLog>>;
-    try {
-      check = await checkAccessLog(runner, {
-        path,
-        testCommand: nginx.testCommand,
-        addresses: config.servers.map((s) => asLogged(s.upstream)),
-      });
-    } catch (error) {
-      if (error instanceof AccessLogProblem)
-        throw new ConfigError(config.file, [
-          `balancer.accessLog (needed by rolling.watch): ${error.message}`,
-        ]);
-      throw error;
-    }
-    if (check.warning) emit({ type: "warn", server: runner.name, message: check.warning });
-    for (const server of config.servers) {
-      const address = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-      if (isIP(address) === 0) {
-        emit({
-          type: "warn",
-          server: server.name,
-          message: `upstream ${server.upstream} is a host name: Nginx logs the address it resolved to, so the watch cannot see this server's traffic; write its address in servers[].upstream`,
-        });
-      }
-    }
-    if (check.baseline) {
-      emit({
-        type: "info",
-        message: `watch: before the deploy, ${check.baseline.failures} of ${check.baseline.requests} recent request(s) failed at the balancer`,
-      });
-    }
-    const byAddress = new Map(config.servers.map((s) => [asLogged(s.upstream), s.name]));
-    const source = new NginxLogSource(runner, path);
-    return new BatchWatch(config, fleet, emit, source, (key) => byAddress.get(key), check.baseline);
-  }
-
-  /** HAProxy's per-server counters (show stat), through its admin socket: no log format needed. */
-  private static fromHaproxy(config: Config, fleet: Fleet, emit: Emit): BatchWatch {
-    const entry = config.balancers.find((b) => b.type === "haproxy");
-    if (!entry) throw new ConfigError(config.file, ["rolling.watch: no balancer to read the traffic from"]);
-    const { runner, home } = hostRunner(fleet.hosts, entry.host);
-    const haproxy = createBalancer(entry, runner, { home }) as HaproxyBalancer;
-    fleet.closeWith(haproxy);
-    const byName = new Map(config.servers.map((s) => [entry.servers[s.name] ?? s.name, s.name]));
-    const source = new HaproxyStatSource(() => haproxy.showStat(), entry.backend);
-    return new BatchWatch(config, fleet, emit, source, (key) => byName.get(key), undefined);
+    const traffic = await driverFor(entry).watch(entry, {
+      config,
+      emit,
+      host: hostRunner(fleet.hosts, entry.host),
+      closeWith: (closable) => fleet.closeWith(closable),
+    });
+    return new BatchWatch(config, fleet, emit, traffic);
   }
 
   /** Servers watched so far: on the new release, so no longer a control group. */
@@ -116,24 +68,25 @@ export class BatchWatch {
   readonly watched = new Map<string, WatchedRate>();
 
   /**
-   * For the engine's seam (`RollOptions.watch`): the reason to roll the batch back (a breach, or
-   * an interruption during the window), `{ blind }` when the window could not read the balancer's
-   * traffic, or undefined; the numbers are left in `watched`.
+   * For the engine's seam: why the batch goes back (a fail, an interruption during the window,
+   * an inconclusive window under "rollback") or why the deploy stops with it in place (inconclusive
+   * under "halt"; a blind window, for a human), or undefined to go on; the numbers are left in `watched`.
    */
-  async reason(
-    batch: readonly ServerConfig[],
-    signal: AbortSignal,
-  ): Promise<string | { blind: string } | undefined> {
+  async reason(batch: readonly ServerConfig[], signal: AbortSignal): Promise<WatchStop | undefined> {
     const verdict = await this.window(batch, signal);
     if (verdict.outcome === "pass") return undefined;
-    if (verdict.outcome === "blind") return { blind: verdict.blind ?? "watch: blind" };
-    return [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
+    if (verdict.outcome === "blind")
+      return { reason: verdict.blind ?? "watch: blind", action: "needs-human" };
+    const reason = [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
+    return { reason, action: verdict.outcome === "halt" ? "halt" : "rollback" };
   }
 
   /** Watches `batch`, just put back in rotation, against the servers no batch has reached yet. */
   async window(batch: readonly ServerConfig[], signal: AbortSignal): Promise<WatchVerdict> {
     const { config, emit } = this;
     const settings = config.rolling.watch;
+    const first = this.touched.size === 0;
+    const durationMs = first ? (settings.canary ?? settings.duration) : settings.duration;
     for (const s of batch) this.touched.add(s.name);
     const touched = this.touched;
     let result: Awaited<ReturnType<typeof watchWindow>>;
@@ -146,11 +99,12 @@ export class BatchWatch {
       const serving = batch.filter((s) => inRotation.has(s.name));
       if (serving.length === 0) return { outcome: "pass", watched: new Map(), breached: new Map() };
       batch = serving;
+      const warmup = settings.warmup > 0 ? ` after a ${settings.warmup / 1000}s warm-up` : "";
       emit({
         type: "info",
-        message: `watching ${batch.map((s) => s.name).join(", ")} for ${settings.duration / 1000}s at the balancer (against ${untouched.length} untouched server(s))`,
+        message: `watching ${batch.map((s) => s.name).join(", ")} for ${durationMs / 1000}s${warmup} at the balancer (against ${untouched.length} untouched server(s))`,
       });
-      result = await this.measure(batch, untouched, signal);
+      result = await this.measure(batch, untouched, durationMs, signal);
     } catch (error) {
       // The balancer's state could not be read: nothing was judged, so nothing is blamed.
       return this.blind(
@@ -167,15 +121,26 @@ export class BatchWatch {
     const { judgement } = result;
     const watched = new Map<string, WatchedRate>();
     const breached = new Map<string, string>();
+    let halt = false;
     for (const s of judgement.servers) {
-      watched.set(s.server, { requests: s.requests, failures: s.failures, rate: s.rate });
-      this.watched.set(s.server, { requests: s.requests, failures: s.failures, rate: s.rate });
-      const outcome = result.interrupted ? "interrupted" : resultOf(s);
+      const numbers: WatchedRate = { requests: s.requests, failures: s.failures, rate: s.rate };
+      if (s.latency) numbers.p99 = s.latency.p99;
+      watched.set(s.server, numbers);
+      this.watched.set(s.server, numbers);
+      const outcome = result.interrupted ? "interrupted" : this.resultOf(s);
       if (outcome === "breach") breached.set(s.server, `watch: ${s.reason}`);
+      if (outcome === "inconclusive") {
+        breached.set(s.server, `watch inconclusive after ${result.seconds.toFixed(0)}s: ${s.reason}`);
+        halt ||= settings.inconclusive === "halt";
+      }
       emit({
         type: "watch",
         server: s.server,
         result: outcome,
+        verdict: s.verdict,
+        ...(s.metric ? { metric: s.metric } : {}),
+        ...(s.p !== undefined ? { p: s.p } : {}),
+        reference: s.reference,
         requests: s.requests,
         failures: s.failures,
         rate: s.rate,
@@ -183,6 +148,9 @@ export class BatchWatch {
         threshold: s.threshold,
         untouchedRate: judgement.untouchedRate,
         baselineRate: judgement.baselineRate,
+        ...(s.latency ? { latency: s.latency } : {}),
+        ...(s.referenceLatency ? { referenceLatency: s.referenceLatency } : {}),
+        ...(s.baselineLatency ? { baselineLatency: s.baselineLatency } : {}),
         seconds: result.seconds,
         message: s.reason,
       });
@@ -190,15 +158,18 @@ export class BatchWatch {
         emit({
           type: "warn",
           server: s.server,
-          message: `passed its watch unjudged: only ${s.requests} request(s) in ${result.seconds.toFixed(1)}s, fewer than minRequests ${settings.minRequests} (${s.failures} failed)`,
+          message: `passed its watch unjudged (inconclusive after ${result.seconds.toFixed(1)}s; rolling.watch.inconclusive is "pass"): ${s.reason}`,
         });
       }
     }
-    return {
-      outcome: result.interrupted ? "interrupted" : judgement.outcome === "breach" ? "breach" : "pass",
-      watched,
-      breached,
-    };
+    const outcome: WatchVerdict["outcome"] = result.interrupted
+      ? "interrupted"
+      : breached.size === 0
+        ? "pass"
+        : halt && judgement.verdict !== "fail"
+          ? "halt"
+          : "breach";
+    return { outcome, watched, breached };
   }
 
   /**
@@ -211,18 +182,32 @@ export class BatchWatch {
     return { outcome: "blind", blind: note, watched: new Map(), breached: new Map() };
   }
 
-  private measure(batch: readonly ServerConfig[], untouched: readonly ServerConfig[], signal: AbortSignal) {
+  /** The `watch` event's result: an inconclusive judgement as rolling.watch.inconclusive has it end. */
+  private resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" | "inconclusive" {
+    if (s.verdict === "pass") return "pass";
+    if (s.verdict === "fail") return "breach";
+    return this.config.rolling.watch.inconclusive === "pass" ? "unjudged" : "inconclusive";
+  }
+
+  private measure(
+    batch: readonly ServerConfig[],
+    untouched: readonly ServerConfig[],
+    durationMs: number,
+    signal: AbortSignal,
+  ) {
     const { config, emit } = this;
     const settings = config.rolling.watch;
-    const seconds = settings.duration / 1000;
+    const seconds = durationMs / 1000;
     return watchWindow({
-      source: this.source,
-      serverOf: this.serverOf,
+      source: this.traffic.source,
+      serverOf: this.traffic.serverOf,
       watched: batch.map((s) => s.name),
       untouched: untouched.map((s) => s.name),
-      baseline: this.baseline,
-      durationMs: settings.duration,
-      thresholds: settings,
+      baseline: this.traffic.baseline,
+      durationMs,
+      warmupMs: settings.warmup,
+      maxDurationMs: settings.maxDuration ?? 2 * durationMs,
+      settings: judgeSettings(settings),
       probe: (name) => this.probe(name),
       signal,
       onBlind: settings.onBlind,
@@ -232,11 +217,11 @@ export class BatchWatch {
           message: `watch: could not read the balancer's traffic for ${blindFor.toFixed(0)}s (${why}): waiting until it can (rolling.watch.onBlind "wait"; Ctrl-C stops)`,
         }),
       onExtend: (judgement) => {
-        for (const s of judgement.servers.filter((j) => j.result === "too-few")) {
+        for (const s of judgement.servers.filter((j) => j.verdict === "inconclusive")) {
           emit({
             type: "warn",
             server: s.server,
-            message: `only ${s.requests} request(s) in ${seconds}s (minRequests ${settings.minRequests}): watching ${seconds}s more`,
+            message: `inconclusive after ${seconds}s (${s.reason}): watching ${seconds}s more`,
           });
         }
       },
@@ -257,11 +242,27 @@ export class BatchWatch {
   }
 }
 
-function resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" {
-  return s.result === "too-few" ? "unjudged" : s.result;
+/** The judge's settings, out of rolling.watch. */
+export function judgeSettings(watch: Config["rolling"]["watch"]): JudgeSettings {
+  return {
+    minRequests: watch.minRequests,
+    significance: watch.significance,
+    maxFailureRatio: watch.maxFailureRatio,
+    maxRatioToUntouched: watch.maxRatioToUntouched,
+    latency: watch.latency,
+    maxLatencyRatio: watch.maxLatencyRatio,
+    maxLatencyIncrease: watch.maxLatencyIncrease,
+  };
 }
 
-/** An upstream as Nginx logs the address it sent a request to: with its port (80 when it has none). */
-function asLogged(upstream: string): string {
-  return /:\d+$|^\[/.test(upstream) ? upstream : `${upstream}:80`;
+/**
+ * The balancer whose traffic the watch reads: the first entry of the first driver (in the drivers'
+ * list) that is configured. Behind a pair of one kind, the first listed.
+ */
+function watchedBalancer(config: Config): BalancerConfig | undefined {
+  for (const driver of BALANCER_DRIVERS) {
+    const entry = config.balancers.find((b) => b.type === driver.type);
+    if (entry) return entry;
+  }
+  return undefined;
 }

@@ -1,5 +1,6 @@
+import { assertEntriesShip } from "../artifact/entries.js";
 import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
-import { gitInfo, makeReleaseId } from "../artifact/release-id.js";
+import { type GitInfo, gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
 import { type Config, requireSecrets } from "../config/load.js";
 import { EXIT } from "../errors.js";
@@ -8,6 +9,8 @@ import { isValidReleaseId } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
 import { markFailed, removeReleases } from "../remote/release.js";
 import { checkShared } from "../remote/shared.js";
+import type { FleetOps } from "../rollout/fleet-ops.js";
+import type { RollResult } from "../rollout/roll.js";
 import { mapSettled } from "../util/map-limit.js";
 import { BatchWatch } from "./batch-watch.js";
 import { buildEnvOptions } from "./build-env.js";
@@ -15,19 +18,20 @@ import {
   type CommandResult,
   type RollCommandOptions,
   readStatesToRoll,
-  recordAll,
+  record,
   rollJournaled,
+  rollOptions,
   summarize,
   withLocks,
 } from "./engine.js";
-import { Fleet, type Host } from "./fleet.js";
+import { allServers, type Fleet, type Host, withFleet } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
 import { runLocalHook, runServerHook } from "./hooks.js";
 import { newHolder } from "./lock.js";
-import { makePlan, PlanError } from "./plan.js";
+import { makePlan, type Plan, PlanError } from "./plan.js";
 import { releaseEnv } from "./release-env.js";
 import { StageInterrupted, stageWithRetry } from "./stage.js";
-import { readState, releasesToPrune } from "./state.js";
+import { readState, releasesToPrune, type ServerState } from "./state.js";
 
 export interface DeployOptions extends RollCommandOptions {
   releaseId?: string;
@@ -38,8 +42,8 @@ export interface DeployOptions extends RollCommandOptions {
 export type { CommandResult } from "./engine.js";
 
 /**
- * pack → connect → preflight (state, balancer, shared files, locks) → stage everywhere →
- * beforeRoll → roll → finish; then afterDeploy or afterFailure, here.
+ * `nexus deploy`, as its phases: build → pack and connect → preflight → stage → beforeRoll →
+ * roll → record (deployRelease); then afterDeploy or afterFailure, here.
  */
 export async function deploy(config: Config, options: DeployOptions): Promise<CommandResult> {
   let summary: Extract<DeployEvent, { type: "summary" }> | undefined;
@@ -85,8 +89,61 @@ export function assertReleaseIdFlag(release: string): void {
     throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
 }
 
+/** One deploy as its phases see it: the release, its plan, and how the command ends. */
+interface DeployRun {
+  config: Config;
+  options: DeployOptions;
+  release: string;
+  git: GitInfo | undefined;
+  plan: Plan;
+  /** The planned servers' names. */
+  names: string[];
+  /** The summary and the result every way out of the deploy ends with. */
+  finish(outcome: Outcome, rows: SummaryRow[], exitCode?: number): CommandResult;
+  /** Every planned server, untouched, with a note. */
+  notReached(note?: string): SummaryRow[];
+}
+
+/** The servers a deploy rolls (those reached), their state read under the lock, and the ops on them. */
+interface StagedFleet {
+  fleet: Fleet;
+  hosts: Host[];
+  states: Map<string, ServerState>;
+  ops: FleetOps;
+}
+
 async function deployRelease(config: Config, options: DeployOptions): Promise<CommandResult> {
-  const { emit, signal } = options;
+  const run = await planDeploy(config, options);
+  if (!(await build(run))) return run.finish("failed", run.notReached("build failed"), EXIT.failed);
+  return withArtifactAndFleet(run, async (artifact, fleet) => {
+    const hosts = reachablePlan(run, fleet);
+    const { watch, hookHost } = await preflight(run, fleet, hosts);
+    return withLocks(
+      fleet,
+      hosts,
+      newHolder("deploy", run.release),
+      options.emit,
+      options.lockWaitMs,
+      async () => {
+        const states = await readStatesToRoll(hosts);
+        assertNewRelease(run, hosts, states);
+        if (options.signal.aborted)
+          return run.finish("interrupted", run.notReached("interrupted before staging"), EXIT.interrupted);
+        const staged: StagedFleet = { fleet, hosts, states, ops: fleetOps(fleet, config, options.emit) };
+        const stopped = (await stage(run, staged, artifact)) ?? (await beforeRoll(run, staged, hookHost));
+        if (stopped) return stopped;
+        const result = await rollRelease(run, staged, watch);
+        // The result is known: say it now; history and pruning follow (nothing serves traffic differently).
+        const done = run.finish(result.outcome, result.rows);
+        await recordDeploy(run, staged, result);
+        return done;
+      },
+    );
+  });
+}
+
+/** The release id, the plan and the `begin` event; a --only or hook setting that cannot work stops here. */
+async function planDeploy(config: Config, options: DeployOptions): Promise<DeployRun> {
   const startedAt = Date.now();
   await assertAppRoot(config);
   const git = await gitInfo(config.app.root);
@@ -101,225 +158,123 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`,
     );
   }
-  emit({ type: "begin", command: "deploy", release, servers: names });
+  options.emit({ type: "begin", command: "deploy", release, servers: names });
+  return {
+    config,
+    options,
+    release,
+    git,
+    plan,
+    names,
+    finish: (outcome, rows, exitCode) => summarize(options.emit, startedAt, outcome, rows, release, exitCode),
+    notReached: (note) => names.map((server) => ({ server, result: "not reached", note })),
+  };
+}
 
-  const finish = (outcome: Outcome, rows: SummaryRow[], exitCode?: number): CommandResult =>
-    summarize(emit, startedAt, outcome, rows, release, exitCode);
-  const notReached = (note?: string): SummaryRow[] =>
-    names.map((server) => ({ server, result: "not reached", note }));
+/** app.build, in the app root, without the deploy key in its environment; false when it failed. */
+async function build({ config, options }: DeployRun): Promise<boolean> {
+  if (!config.app.build) return true;
+  options.emit({ type: "phase", phase: "build", message: config.app.build });
+  const { execa } = await import("execa");
+  const built = await execa("sh", ["-c", config.app.build], {
+    cwd: config.app.root,
+    ...buildEnvOptions(config.ssh),
+    reject: false,
+    all: true,
+  });
+  if (built.exitCode === 0) return true;
+  options.emit({
+    type: "error",
+    message: `build failed (exit ${built.exitCode}):\n${String(built.all ?? "")
+      .split("\n")
+      .slice(-15)
+      .join("\n")}`,
+  });
+  return false;
+}
 
-  if (config.app.build) {
-    emit({ type: "phase", phase: "build", message: config.app.build });
-    const { execa } = await import("execa");
-    const built = await execa("sh", ["-c", config.app.build], {
-      cwd: config.app.root,
-      ...buildEnvOptions(config.ssh),
-      reject: false,
-      all: true,
-    });
-    if (built.exitCode !== 0) {
-      emit({
-        type: "error",
-        message: `build failed (exit ${built.exitCode}):\n${String(built.all ?? "")
-          .split("\n")
-          .slice(-15)
-          .join("\n")}`,
-      });
-      return finish("failed", notReached("build failed"), EXIT.failed);
-    }
-  }
-
+/**
+ * Packs the app while every server is connected (not only the deployed ones: the capacity guard
+ * checks the others live), runs `body`, then closes the fleet and removes the artifact, on
+ * every exit path.
+ */
+async function withArtifactAndFleet<T>(
+  { config, options }: DeployRun,
+  body: (artifact: Artifact, fleet: Fleet) => Promise<T>,
+): Promise<T> {
+  const { emit } = options;
+  // Before any server is touched: an entry script left out of the artifact fails every gate.
+  await assertEntriesShip(config, { built: true });
   emit({ type: "phase", phase: "pack", message: `packing ${config.app.root}` });
   const packing = packApp(config.app.root, {
     ...appPackOptions(config),
     warn: (message) => emit({ type: "warn", message }),
     inform: (message) => emit({ type: "info", message }),
   });
-  // Every server is connected, not only the deployed ones: the capacity guard checks the others live.
-  const opening = Fleet.open(
-    config,
-    config.servers.map((s) => s.name),
-    {
-      emit,
-      acceptNew: options.acceptNew,
-      verbose: options.verbose,
-      skipUnreachable: options.skipUnreachable,
-    },
-  );
-  let artifact: Artifact;
-  let fleet: Fleet;
+  // Settled later, whichever way the fleet goes: a failed packing is not left unhandled meanwhile.
+  packing.catch(() => {});
+  const fleetOptions = {
+    emit,
+    acceptNew: options.acceptNew,
+    verbose: options.verbose,
+    skipUnreachable: options.skipUnreachable,
+  };
   try {
-    [artifact, fleet] = await Promise.all([packing, opening]);
-  } catch (error) {
-    await packing.then((a) => a.dispose()).catch(() => {});
-    await opening.then((f) => f.close()).catch(() => {});
-    throw error;
+    return await withFleet(config, allServers(config), fleetOptions, async (fleet) => {
+      const artifact = await packing;
+      emit({
+        type: "info",
+        message: `artifact ${(artifact.bytes / 1024 / 1024).toFixed(2)} MB, ${artifact.files} files, sha256 ${artifact.sha256.slice(0, 16)}…`,
+      });
+      return body(artifact, fleet);
+    });
+  } finally {
+    await packing.then((artifact) => artifact.dispose()).catch(() => {});
   }
-  emit({
-    type: "info",
-    message: `artifact ${(artifact.bytes / 1024 / 1024).toFixed(2)} MB, ${artifact.files} files, sha256 ${artifact.sha256.slice(0, 16)}…`,
-  });
+}
 
-  const hosts = plan.servers.filter((s) => !fleet.unreachable.has(s.name)).map((s) => fleet.host(s.name));
+/** The plan's servers that could be reached (--skip-unreachable leaves the others out of the plan). */
+function reachablePlan({ plan }: DeployRun, fleet: Fleet): Host[] {
   if (fleet.unreachable.size > 0) {
     plan.servers = plan.servers.filter((s) => !fleet.unreachable.has(s.name));
     plan.batches = plan.batches
       .map((b) => b.filter((s) => !fleet.unreachable.has(s.name)))
       .filter((b) => b.length > 0);
   }
-  const holder = newHolder("deploy", release);
-  try {
-    // beforeRoll's server: the one named, or the first one deployed that could be reached.
-    const hookHost = config.hooks.beforeRoll
-      ? hosts.find((h) => h.server.name === (beforeRollOn ?? hosts[0]?.server.name))
-      : undefined;
-    if (config.hooks.beforeRoll && !hookHost) {
-      throw new PlanError(
-        `hooks.beforeRollOn: "${beforeRollOn}" is unreachable (--skip-unreachable): the hook must run once, there`,
-      );
-    }
-    emit({ type: "phase", phase: "preflight", message: "checking servers and the load balancer" });
-    const backends = await fleet.balancer.state(config.servers);
-    const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
-    if (missing.length > 0) {
-      throw new PlanError(
-        `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\` or \`nexus haproxy-config\`) or fix servers[].upstream`,
-      );
-    }
-    await checkSharedFiles(config, hosts);
-    // rolling.watch: the access log must carry the upstream fields, checked before anything changes.
-    const watch = await BatchWatch.prepare(config, fleet, emit);
-    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
-      const states = await readStatesToRoll(hosts);
-      const clash = hosts.filter((h) => states.get(h.server.name)?.releases.some((r) => r.id === release));
-      if (clash.length > 0) {
-        throw new PlanError(
-          `release ${release} already exists on ${clash.map((h) => h.server.name).join(", ")}: choose another --release-id`,
-        );
-      }
-      if (signal.aborted)
-        return finish("interrupted", notReached("interrupted before staging"), EXIT.interrupted);
+  return plan.servers.map((s) => fleet.host(s.name));
+}
 
-      emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
-      const input = { artifact, release, config, processes: fleet.processes, emit, signal };
-      const ops = fleetOps(fleet, config, emit);
-      // Each server's restart gets ready as staging begins (the release's files are read only when
-      // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
-      for (const h of hosts) ops.prepare?.(h.server, release);
-      const staged = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>
-        stageWithRetry(fleet, h, input),
-      );
-      const stageFailures = staged.flatMap((r, i) =>
-        r.status === "rejected" && !(r.reason instanceof StageInterrupted)
-          ? [{ host: hosts[i] as Host, error: r.reason as Error }]
-          : [],
-      );
-      if (stageFailures.length > 0 || signal.aborted) {
-        ops.discardPrepared?.();
-        await fleet.revive(hosts);
-        await Promise.allSettled(hosts.map((h) => runOp(h.session, removeReleases(h.layout, [release]))));
-        for (const f of stageFailures)
-          emit({ type: "error", server: f.host.server.name, message: f.error.message });
-        const interrupted = signal.aborted && stageFailures.length === 0;
-        return finish(
-          interrupted ? "interrupted" : "failed",
-          names.map((server) => ({
-            server,
-            result: "not reached",
-            release: states.get(server)?.current,
-            note: stageFailures.some((f) => f.host.server.name === server)
-              ? "staging failed"
-              : "nothing changed",
-          })),
-          interrupted ? EXIT.interrupted : EXIT.failed,
-        );
-      }
-
-      const previous = (name: string) => states.get(name)?.current;
-      if (hookHost) {
-        // Once, before any server leaves rotation: a failure leaves every server as it was.
-        emit({ type: "phase", phase: "beforeRoll", message: `on ${hookHost.server.name}` });
-        const hook = await runServerHook(hookHost, "beforeRoll", config, {
-          cwd: hookHost.layout.release(release),
-          env: releaseEnv(config, hookHost.server, release),
-          emit,
-          signal,
-        });
-        if (!hook.ok) {
-          ops.discardPrepared?.();
-          await fleet.revive(hosts);
-          await Promise.allSettled(hosts.map((h) => runOp(h.session, removeReleases(h.layout, [release]))));
-          const interrupted = signal.aborted;
-          if (!interrupted)
-            emit({
-              type: "error",
-              server: hookHost.server.name,
-              message: `hooks.beforeRoll failed (${hook.reason}): no server was drained, the staged release was removed`,
-            });
-          return finish(
-            interrupted ? "interrupted" : "failed",
-            names.map((server) => ({
-              server,
-              result: "not reached",
-              release: previous(server),
-              note: interrupted
-                ? "interrupted in beforeRoll: nothing changed"
-                : "beforeRoll failed: nothing changed",
-            })),
-            interrupted ? EXIT.interrupted : EXIT.failed,
-          );
-        }
-      }
-      const result = await rollJournaled(
-        hosts,
-        (h) => ({ command: "deploy", release, previous: previous(h.server.name) ?? null }),
-        {
-          config,
-          ops,
-          emit,
-          signal,
-          batches: plan.batches,
-          canary: plan.canary,
-          target: () => release,
-          fallback: previous,
-          minInRotation: plan.minInRotation,
-          onFailure: config.rolling.onFailure,
-          pauseMs: config.rolling.pause,
-          inHand: options.inHand,
-          watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : undefined,
-        },
-      );
-      for (const row of result.rows) row.watched = watch?.watched.get(row.server);
-      for (const row of result.rows) if (row.result === "not reached") row.release = previous(row.server);
-      for (const server of fleet.unreachable) {
-        if (names.includes(server))
-          result.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
-      }
-
-      // The result is known: say it now; history and pruning follow (nothing serves traffic differently).
-      const done = finish(result.outcome, result.rows);
-      const rowOf = (h: Host) => result.rows.find((r) => r.server === h.server.name);
-      await Promise.allSettled([
-        ops.persist(result.touched),
-        recordAll(hosts, "deploy", (h) => ({
-          release,
-          previous: previous(h.server.name) ?? null,
-          result: rowOf(h)?.result ?? "unknown",
-          commit: git?.commit ?? null,
-        })),
-        ...hosts.map(async (h) => {
-          const row = rowOf(h);
-          if (row?.result === "deployed")
-            await prune(h, config.keepReleases, [release, previous(h.server.name)]);
-          else if (row && row.result !== "not reached") await runOp(h.session, markFailed(h.layout, release));
-        }),
-      ]);
-      return done;
-    });
-  } finally {
-    await fleet.close();
-    await artifact.dispose();
+/**
+ * Before any lock or change: the balancer lists every server deployed, every shared file is in
+ * place, beforeRoll's server was reached, and rolling.watch can read the balancer's traffic.
+ */
+async function preflight(
+  { config, options }: DeployRun,
+  fleet: Fleet,
+  hosts: Host[],
+): Promise<{ watch: BatchWatch | undefined; hookHost: Host | undefined }> {
+  const beforeRollOn = config.hooks.beforeRoll ? config.hooks.beforeRollOn : undefined;
+  // beforeRoll's server: the one named, or the first one deployed that could be reached.
+  const hookHost = config.hooks.beforeRoll
+    ? hosts.find((h) => h.server.name === (beforeRollOn ?? hosts[0]?.server.name))
+    : undefined;
+  if (config.hooks.beforeRoll && !hookHost) {
+    throw new PlanError(
+      `hooks.beforeRollOn: "${beforeRollOn}" is unreachable (--skip-unreachable): the hook must run once, there`,
+    );
   }
+  options.emit({ type: "phase", phase: "preflight", message: "checking servers and the load balancer" });
+  const backends = await fleet.balancer.state(config.servers);
+  const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
+  if (missing.length > 0) {
+    throw new PlanError(
+      `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\` or \`nexus haproxy-config\`) or fix servers[].upstream`,
+    );
+  }
+  await checkSharedFiles(config, hosts);
+  // rolling.watch: the balancer's traffic must be readable, checked before anything changes.
+  const watch = await BatchWatch.prepare(config, fleet, options.emit);
+  return { watch, hookHost };
 }
 
 /** Preflight: every shared file must be on every server before anything is staged or drained. */
@@ -339,6 +294,159 @@ async function checkSharedFiles(config: Config, hosts: Host[]): Promise<void> {
       `shared file(s) missing (shared.files; nexus never creates them: put them there first):\n  ${problems.join("\n  ")}`,
     );
   }
+}
+
+/** Under the lock: the release id must be new on every server. */
+function assertNewRelease({ release }: DeployRun, hosts: Host[], states: Map<string, ServerState>): void {
+  const clash = hosts.filter((h) => states.get(h.server.name)?.releases.some((r) => r.id === release));
+  if (clash.length > 0) {
+    throw new PlanError(
+      `release ${release} already exists on ${clash.map((h) => h.server.name).join(", ")}: choose another --release-id`,
+    );
+  }
+}
+
+/**
+ * Upload, extract and install on every server at once, touching nothing that serves traffic. A
+ * failure (or Ctrl-C) anywhere abandons the staged release everywhere: the result, or undefined
+ * when every server is staged.
+ */
+async function stage(
+  run: DeployRun,
+  staged: StagedFleet,
+  artifact: Artifact,
+): Promise<CommandResult | undefined> {
+  const { config, options, release, names } = run;
+  const { fleet, hosts, states, ops } = staged;
+  const { emit, signal } = options;
+  emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
+  const input = { artifact, release, config, processes: fleet.processes, emit, signal };
+  // Each server's restart gets ready as staging begins (the release's files are read only when
+  // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
+  for (const h of hosts) ops.prepare?.(h.server, release);
+  const results = await mapSettled(hosts, options.stageConcurrency ?? 4, (h) =>
+    stageWithRetry(fleet, h, input),
+  );
+  const failures = results.flatMap((r, i) =>
+    r.status === "rejected" && !(r.reason instanceof StageInterrupted)
+      ? [{ host: hosts[i] as Host, error: r.reason as Error }]
+      : [],
+  );
+  if (failures.length === 0 && !signal.aborted) return undefined;
+  await abandonStaged(run, staged);
+  for (const f of failures) emit({ type: "error", server: f.host.server.name, message: f.error.message });
+  const interrupted = signal.aborted && failures.length === 0;
+  return run.finish(
+    interrupted ? "interrupted" : "failed",
+    names.map((server) => ({
+      server,
+      result: "not reached",
+      release: states.get(server)?.current,
+      note: failures.some((f) => f.host.server.name === server) ? "staging failed" : "nothing changed",
+    })),
+    interrupted ? EXIT.interrupted : EXIT.failed,
+  );
+}
+
+/**
+ * hooks.beforeRoll, once, on one server, before any server leaves rotation: a failure leaves
+ * every server as it was and abandons the staged release. The result, or undefined to roll on.
+ */
+async function beforeRoll(
+  run: DeployRun,
+  staged: StagedFleet,
+  hookHost: Host | undefined,
+): Promise<CommandResult | undefined> {
+  if (!hookHost) return undefined;
+  const { config, options, release, names } = run;
+  const { emit, signal } = options;
+  emit({ type: "phase", phase: "beforeRoll", message: `on ${hookHost.server.name}` });
+  const hook = await runServerHook(hookHost, "beforeRoll", config, {
+    cwd: hookHost.layout.release(release),
+    env: releaseEnv(config, hookHost.server, release),
+    emit,
+    signal,
+  });
+  if (hook.ok) return undefined;
+  await abandonStaged(run, staged);
+  const interrupted = signal.aborted;
+  if (!interrupted)
+    emit({
+      type: "error",
+      server: hookHost.server.name,
+      message: `hooks.beforeRoll failed (${hook.reason}): no server was drained, the staged release was removed`,
+    });
+  return run.finish(
+    interrupted ? "interrupted" : "failed",
+    names.map((server) => ({
+      server,
+      result: "not reached",
+      release: staged.states.get(server)?.current,
+      note: interrupted ? "interrupted in beforeRoll: nothing changed" : "beforeRoll failed: nothing changed",
+    })),
+    interrupted ? EXIT.interrupted : EXIT.failed,
+  );
+}
+
+/** Nothing was drained: the readied restarts end, and the staged release is removed from every server. */
+async function abandonStaged({ release }: DeployRun, { fleet, hosts, ops }: StagedFleet): Promise<void> {
+  ops.discardPrepared?.();
+  await fleet.revive(hosts);
+  await Promise.allSettled(hosts.map((h) => runOp(h.session, removeReleases(h.layout, [release]))));
+}
+
+/** Batch by batch, each server from the release it serves to the new one (journaled: `nexus recover`). */
+async function rollRelease(
+  run: DeployRun,
+  staged: StagedFleet,
+  watch: BatchWatch | undefined,
+): Promise<RollResult> {
+  const { config, options, release, plan, names } = run;
+  const { fleet, hosts, states, ops } = staged;
+  const previous = (name: string) => states.get(name)?.current;
+  const result = await rollJournaled(
+    hosts,
+    (h) => ({ command: "deploy", release, previous: previous(h.server.name) ?? null }),
+    rollOptions(config, plan, ops, options, {
+      batches: plan.batches,
+      canary: plan.canary,
+      target: () => release,
+      fallback: previous,
+      pauseMs: config.rolling.pause,
+      watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : undefined,
+    }),
+  );
+  for (const row of result.rows) row.watched = watch?.watched.get(row.server);
+  for (const row of result.rows) if (row.result === "not reached") row.release = previous(row.server);
+  for (const server of fleet.unreachable) {
+    if (names.includes(server))
+      result.rows.push({ server, result: "not reached", note: "unreachable (--skip-unreachable)" });
+  }
+  return result;
+}
+
+/** History on every server; old releases pruned where the new one is in, failed ones marked where it is not. */
+async function recordDeploy(run: DeployRun, { hosts, states, ops }: StagedFleet, result: RollResult) {
+  const { config, release, git } = run;
+  const previous = (name: string) => states.get(name)?.current;
+  const rowOf = (h: Host) => result.rows.find((r) => r.server === h.server.name);
+  await record(
+    ops,
+    result.touched,
+    hosts,
+    "deploy",
+    (h) => ({
+      release,
+      previous: previous(h.server.name) ?? null,
+      result: rowOf(h)?.result ?? "unknown",
+      commit: git?.commit ?? null,
+    }),
+    hosts.map(async (h) => {
+      const row = rowOf(h);
+      if (row?.result === "deployed") await prune(h, config.keepReleases, [release, previous(h.server.name)]);
+      else if (row && row.result !== "not reached") await runOp(h.session, markFailed(h.layout, release));
+    }),
+  );
 }
 
 async function prune(host: Host, keep: number, protect: (string | undefined)[]): Promise<void> {

@@ -1,7 +1,9 @@
-import type { Config } from "../config/load.js";
+import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { exitCodeForOutcome } from "../events/events.js";
-import { Fleet, type Host } from "./fleet.js";
+import type { FleetOps } from "../rollout/fleet-ops.js";
+import { type RollOptions, type RollResult, roll } from "../rollout/roll.js";
+import { allServers, type Fleet, type Host, withFleet } from "./fleet.js";
 import { recordHistory } from "./history.js";
 import {
   clearJournals,
@@ -13,7 +15,6 @@ import {
   writeJournals,
 } from "./lock.js";
 import type { Plan } from "./plan.js";
-import { type RollOptions, type RollResult, roll } from "./roll.js";
 import { readState, type ServerState } from "./state.js";
 
 /**
@@ -93,19 +94,13 @@ export async function withPlannedFleet<T>(
   body: (planned: PlannedFleet) => Promise<T>,
 ): Promise<T> {
   const { emit } = options;
-  const fleet = await Fleet.open(
-    config,
-    config.servers.map((s) => s.name),
-    { emit, acceptNew: options.acceptNew, verbose: options.verbose },
-  );
-  const hosts = plan.servers.map((s) => fleet.host(s.name));
-  try {
-    return await withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () =>
+  const fleetOptions = { emit, acceptNew: options.acceptNew, verbose: options.verbose };
+  return withFleet(config, allServers(config), fleetOptions, (fleet) => {
+    const hosts = plan.servers.map((s) => fleet.host(s.name));
+    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () =>
       body({ fleet, hosts, states: await readStatesToRoll(hosts) }),
     );
-  } finally {
-    await fleet.close();
-  }
+  });
 }
 
 /**
@@ -153,6 +148,54 @@ export async function rollJournaled(
   const needsHuman = new Set(result.rows.filter((r) => r.result === "needs human").map((r) => r.server));
   await clearJournals(hosts.filter((h) => !needsHuman.has(h.server.name)));
   return result;
+}
+
+/** Where a roll moves each server, and what the command adds to the engine's defaults. */
+export interface RollMoves {
+  batches: ServerConfig[][];
+  /** The release each server should end on. */
+  target: (server: string) => string;
+  /** What to go back to if that fails (the release it served before), if any. */
+  fallback: (server: string) => string | undefined;
+  canary?: boolean;
+  pauseMs?: number;
+  watch?: RollOptions["watch"];
+}
+
+/** The roll's options, as every command that rolls a plan (deploy, rollback, restart) gives them. */
+export function rollOptions(
+  config: Config,
+  plan: Plan,
+  ops: FleetOps,
+  options: RollCommandOptions,
+  moves: RollMoves,
+): RollOptions {
+  return {
+    config,
+    ops,
+    emit: options.emit,
+    signal: options.signal,
+    minInRotation: plan.minInRotation,
+    onFailure: config.rolling.onFailure,
+    inHand: options.inHand,
+    ...moves,
+  };
+}
+
+/**
+ * The record phase every command that changed servers ends with, once its result is said: the
+ * process manager persists what each touched server runs now, and each host gets a history line
+ * (`more`: the command's own tidying, pruning for a deploy). Nothing here fails the command.
+ */
+export async function record(
+  ops: FleetOps,
+  touched: string[],
+  hosts: Host[],
+  event: string,
+  details: (host: Host) => Record<string, unknown>,
+  more: Promise<unknown>[] = [],
+): Promise<void> {
+  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details), ...more]);
 }
 
 /** One history line per host, in parallel; a host that cannot be written to does not fail the command. */

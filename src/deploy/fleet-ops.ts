@@ -1,114 +1,39 @@
-import type { Balancer } from "../balancer/balancer.js";
-import type { Config, ServerConfig } from "../config/load.js";
+import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import type { PreparedRestart } from "../process/process-manager.js";
+import type { FleetOps } from "../rollout/fleet-ops.js";
 import type { SshSession } from "../ssh/session.js";
 import { activate } from "./activate.js";
 import type { Fleet } from "./fleet.js";
 import { probeNow } from "./health-check.js";
 
 /**
- * What the rolling engine does to servers, as an interface: the real one works through the
- * fleet's SSH sessions, balancer and process manager; unit tests drive the engine with fakes.
+ * The rolling engine's `FleetOps` on the real fleet: its SSH sessions, balancer and process
+ * manager. Restarts are readied before their server's drain, and saved through the same
+ * connection once its gate passed.
  */
-export interface FleetOps {
-  readonly balancer: Balancer;
-  /** Switch, restart and gate one server onto a release; true when the gate passed. */
-  activate(server: ServerConfig, release: string, signal?: AbortSignal): Promise<boolean>;
-  /**
-   * Gets the server's restart onto `release` ready before it is out of rotation, for the next
-   * `activate` of that release to use (it saves the process manager's start-up while out of
-   * rotation). A restart already ready for that release is kept.
-   */
-  prepare?(server: ServerConfig, release: string): void;
-  /** Ends every prepared restart that was not used (a failed drain, the end of a rollout). */
-  discardPrepared?(): void;
-  /** One /health probe passes now (any release). */
-  healthy(server: string): Promise<boolean>;
-  /** Stops the app (a server with no release to go back to). */
-  stop(server: ServerConfig): Promise<void>;
-  /** Makes what each server runs now survive a reboot. */
-  persist(servers: string[]): Promise<void>;
-}
-
 export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
   // A connection lost in an earlier step is opened again before a server is acted on.
   const host = async (name: string) => {
     await fleet.revive([fleet.host(name)]);
     return fleet.host(name);
   };
-  /** `answering`: whether it answered a "list" asked at the drain (it may have waited minutes). */
-  type Helper = { restart: PreparedRestart; session: SshSession; answering?: Promise<boolean> };
-  /** Restarts readied before their drain, not used yet. */
-  const prepared = new Map<string, Helper>();
-  /**
-   * `pm2 save` through the restart program's connection, started as soon as a server's gate
-   * passed (a CLI `pm2 save` per server at the end costs ~0.15 s, 0.3 s for three at once): true
-   * once saved. Dropped when the server is activated again.
-   */
-  const saved = new Map<string, { done: Promise<boolean>; session: SshSession }>();
-  const drop = (name: string) => {
-    prepared.get(name)?.restart.close();
-    prepared.delete(name);
-  };
-  /**
-   * The prepared restart of this server onto this release, on its current connection, if it still
-   * answers (a PM2 daemon that died or hangs since it connected would leave "go" unanswered:
-   * the CLI restart is used then); others end.
-   */
-  const takePrepared = async (name: string, release: string, session: SshSession) => {
-    const entry = prepared.get(name);
-    prepared.delete(name);
-    if (
-      entry?.restart.release === release &&
-      entry.session === session &&
-      (await (entry.answering ?? true)) &&
-      entry.restart.alive
-    )
-      return entry.restart;
-    entry?.restart.close();
-    return undefined;
-  };
+  const restarts = new PreparedRestarts(fleet);
   return {
     balancer: fleet.balancer,
     async activate(server, release, signal) {
       const h = await host(server.name);
-      const restart = await takePrepared(server.name, release, h.session);
-      saved.delete(server.name);
+      const restart = await restarts.take(server.name, release, h.session);
       let ok = false;
       try {
         ok = (await activate(h, release, config, fleet.processes, emit, signal, restart)).gate.ok;
         return ok;
       } finally {
-        if (restart && ok) {
-          const done = restart.persist().then(
-            () => true,
-            () => false,
-          );
-          void done.finally(() => restart.close());
-          saved.set(server.name, { done, session: h.session });
-        } else restart?.close();
+        restarts.done(server.name, h.session, restart, ok);
       }
     },
-    prepare(server, release) {
-      const h = fleet.hosts.get(server.name);
-      const entry = prepared.get(server.name);
-      if (entry?.restart.release === release && entry.session === h?.session && entry.restart.alive) {
-        entry.answering = entry.restart.inspect().then(
-          () => true,
-          () => false,
-        );
-        return;
-      }
-      drop(server.name);
-      const processes = fleet.processes;
-      if (!h?.session.alive || !processes.prepareRestart) return;
-      const restart = processes.prepareRestart(h.session, h.layout, release);
-      prepared.set(server.name, { restart, session: h.session });
-    },
-    discardPrepared() {
-      for (const name of [...prepared.keys()]) drop(name);
-    },
+    prepare: (server, release) => restarts.prepare(server.name, release),
+    discardPrepared: () => restarts.discard(),
     async healthy(name) {
       if (!fleet.hosts.has(name)) return false; // unreachable (--skip-unreachable): no capacity
       return (await probeNow(await host(name), config).catch(() => undefined))?.ok ?? false;
@@ -120,11 +45,95 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
       await Promise.allSettled(
         servers.map(async (name) => {
           const h = await host(name);
-          const save = saved.get(name);
-          if (save?.session === h.session && (await save.done)) return;
+          if (await restarts.saved(name, h.session)) return;
           await fleet.processes.persist(h.session);
         }),
       );
     },
   };
+}
+
+/** `answering`: whether it answered a "list" asked at the drain (it may have waited minutes). */
+type Helper = { restart: PreparedRestart; session: SshSession; answering?: Promise<boolean> };
+
+/** The restarts readied before their server's drain (`ProcessManager.prepareRestart`), per server. */
+class PreparedRestarts {
+  /** Restarts readied before their drain, not used yet. */
+  private readonly prepared = new Map<string, Helper>();
+  /**
+   * `pm2 save` through the restart program's connection, started as soon as a server's gate
+   * passed (a CLI `pm2 save` per server at the end costs ~0.15 s, 0.3 s for three at once): true
+   * once saved. Dropped when the server is activated again.
+   */
+  private readonly saves = new Map<string, { done: Promise<boolean>; session: SshSession }>();
+
+  constructor(private readonly fleet: Fleet) {}
+
+  /** Gets the server's restart onto `release` ready; one ready for it already is kept (and asked whether it still answers). */
+  prepare(name: string, release: string): void {
+    const h = this.fleet.hosts.get(name);
+    const entry = this.prepared.get(name);
+    if (entry?.restart.release === release && entry.session === h?.session && entry.restart.alive) {
+      entry.answering = entry.restart.inspect().then(
+        () => true,
+        () => false,
+      );
+      return;
+    }
+    this.drop(name);
+    const processes = this.fleet.processes;
+    if (!h?.session.alive || !processes.prepareRestart) return;
+    const restart = processes.prepareRestart(h.session, h.layout, release);
+    this.prepared.set(name, { restart, session: h.session });
+  }
+
+  /**
+   * The prepared restart of this server onto this release, on its current connection, if it still
+   * answers (a PM2 daemon that died or hangs since it connected would leave "go" unanswered:
+   * the CLI restart is used then); others end.
+   */
+  async take(name: string, release: string, session: SshSession): Promise<PreparedRestart | undefined> {
+    const entry = this.prepared.get(name);
+    this.prepared.delete(name);
+    this.saves.delete(name);
+    if (
+      entry?.restart.release === release &&
+      entry.session === session &&
+      (await (entry.answering ?? true)) &&
+      entry.restart.alive
+    )
+      return entry.restart;
+    entry?.restart.close();
+    return undefined;
+  }
+
+  /** After the activation: a gate that passed saves the process list through it, then it ends. */
+  done(name: string, session: SshSession, restart: PreparedRestart | undefined, passed: boolean): void {
+    if (!restart) return;
+    if (!passed) {
+      restart.close();
+      return;
+    }
+    const done = restart.persist().then(
+      () => true,
+      () => false,
+    );
+    void done.finally(() => restart.close());
+    this.saves.set(name, { done, session });
+  }
+
+  /** Whether the server's process list was saved on this connection since its last activation. */
+  async saved(name: string, session: SshSession): Promise<boolean> {
+    const save = this.saves.get(name);
+    return save?.session === session && (await save.done);
+  }
+
+  discard(): void {
+    for (const name of [...this.prepared.keys()]) this.drop(name);
+  }
+
+  private drop(name: string): void {
+    this.prepared.get(name)?.restart.close();
+    this.prepared.delete(name);
+  }
 }

@@ -1,11 +1,11 @@
 import os from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import type { Balancer } from "../balancer/balancer.js";
-import { combineBalancers, createBalancer } from "../balancer/factory.js";
+import { combineBalancers, createBalancer } from "../balancer/drivers.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import type { Emit } from "../events/events.js";
-import { createProcessManager } from "../process/factory.js";
+import { createProcessManager } from "../process/managers.js";
 import type { ProcessManager } from "../process/process-manager.js";
 import { type Layout, layout, resolveRemotePath } from "../remote/layout.js";
 import { secretRedactor } from "../report/redact.js";
@@ -76,20 +76,10 @@ export class Fleet {
 
   static async open(config: Config, names: readonly string[], options: FleetOptions): Promise<Fleet> {
     const { emit } = options;
-    const redact = options.verbose ? secretRedactor(config) : (text: string) => text;
-    const showCommand = (server: string, command: string) =>
-      redact(printable(command))
-        .trimEnd()
-        .split("\n")
-        .forEach((line, i) => {
-          emit({ type: "info", server, message: `${i === 0 ? "$" : ">"} ${clip(line)}` });
-        });
-    const showOutput = (server: string, _command: string, result: ExecResult) => {
-      for (const line of outputLines(result, redact)) emit({ type: "info", server, message: line });
-    };
+    const verbose = options.verbose ? verboseOutput(config, emit) : undefined;
     const connector = createConnector(config, {
       acceptNew: options.acceptNew,
-      onCommand: options.verbose ? showCommand : undefined,
+      onCommand: verbose?.showCommand,
       onLearnedKey: (server, fingerprint) =>
         emit({
           type: "warn",
@@ -106,7 +96,7 @@ export class Fleet {
       if (!options.quiet) emit({ type: "step", server: server.name, step: "connect", status: "start" });
       const started = Date.now();
       const session = await connector.connect(server);
-      if (options.verbose) session.onOutput = showOutput;
+      if (verbose) session.onOutput = verbose.showOutput;
       try {
         const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
         const base = resolveRemotePath(server.deployPath, home);
@@ -126,48 +116,20 @@ export class Fleet {
       }
     };
     const results = await Promise.allSettled(servers.map(openHost));
-    const hosts = new Map<string, Host>();
-    const problems: string[] = [];
-    const unreachable = new Set<string>();
-    results.forEach((result, index) => {
-      const server = servers[index] as ServerConfig;
-      if (result.status === "fulfilled") hosts.set(server.name, result.value);
-      else {
-        const message = (result.reason as Error).message;
-        emit({
-          type: "step",
-          server: server.name,
-          step: "connect",
-          status: "fail",
-          message: message.startsWith(`${server.name}: `) ? message.slice(server.name.length + 2) : message,
-        });
-        if (options.skipUnreachable && !balancerHosts.has(server.name)) {
-          unreachable.add(server.name);
-          emit({
-            type: "warn",
-            server: server.name,
-            message: "unreachable: left out of this command",
-          });
-        } else problems.push(message);
-      }
-    });
-    if (problems.length > 0) {
-      for (const host of hosts.values()) host.session.close();
-      throw new FleetError(problems);
-    }
-
+    const { hosts, unreachable } = connected(servers, results, options, balancerHosts);
     const balancer = combineBalancers(
-      config.balancers.map((entry) => {
-        const onCommand = options.verbose ? showCommand : undefined;
-        const { runner, home } = hostRunner(hosts, entry.host, onCommand);
-        return createBalancer(entry, runner, {
-          home,
-          onWarning: (message) => emit({ type: "warn", server: entry.host, message }),
-          onCommand,
-        });
-      }),
+      await Promise.all(
+        config.balancers.map((entry) => {
+          const { runner, home } = hostRunner(hosts, entry.host, verbose?.showCommand);
+          return createBalancer(entry, runner, {
+            home,
+            onWarning: (message) => emit({ type: "warn", server: entry.host, message }),
+            onCommand: verbose?.showCommand,
+          });
+        }),
+      ),
     );
-    return new Fleet(hosts, balancer, createProcessManager(config), unreachable, openHost);
+    return new Fleet(hosts, balancer, await createProcessManager(config), unreachable, openHost);
   }
 
   /** Closed with the fleet: a balancer driver of its own (the error-rate watch's). */
@@ -180,6 +142,85 @@ export class Fleet {
     await Promise.allSettled([this.balancer, ...this.alsoClosed].map((closable) => closable.close?.()));
     for (const host of this.hosts.values()) host.session.close();
   }
+}
+
+/**
+ * The hosts connected, and the servers --skip-unreachable leaves out (never a balancer host); a
+ * server that could not be reached otherwise stops the command (FleetError), its step failed.
+ */
+function connected(
+  servers: readonly ServerConfig[],
+  results: PromiseSettledResult<Host>[],
+  options: FleetOptions,
+  balancerHosts: ReadonlySet<string>,
+): { hosts: Map<string, Host>; unreachable: Set<string> } {
+  const { emit } = options;
+  const hosts = new Map<string, Host>();
+  const problems: string[] = [];
+  const unreachable = new Set<string>();
+  results.forEach((result, index) => {
+    const server = servers[index] as ServerConfig;
+    if (result.status === "fulfilled") hosts.set(server.name, result.value);
+    else {
+      const message = (result.reason as Error).message;
+      emit({
+        type: "step",
+        server: server.name,
+        step: "connect",
+        status: "fail",
+        message: message.startsWith(`${server.name}: `) ? message.slice(server.name.length + 2) : message,
+      });
+      if (options.skipUnreachable && !balancerHosts.has(server.name)) {
+        unreachable.add(server.name);
+        emit({ type: "warn", server: server.name, message: "unreachable: left out of this command" });
+      } else problems.push(message);
+    }
+  });
+  if (problems.length > 0) {
+    for (const host of hosts.values()) host.session.close();
+    throw new FleetError(problems);
+  }
+  return { hosts, unreachable };
+}
+
+/** --verbose: each remote command and the end of its output, as info events, secrets redacted. */
+function verboseOutput(config: Config, emit: Emit) {
+  const redact = secretRedactor(config);
+  return {
+    showCommand: (server: string, command: string) =>
+      redact(printable(command))
+        .trimEnd()
+        .split("\n")
+        .forEach((line, i) => {
+          emit({ type: "info", server, message: `${i === 0 ? "$" : ">"} ${clip(line)}` });
+        }),
+    showOutput: (server: string, _command: string, result: ExecResult) => {
+      for (const line of outputLines(result, redact)) emit({ type: "info", server, message: line });
+    },
+  };
+}
+
+/**
+ * Opens the fleet (`names`, and the balancer hosts), runs `body` with it, and closes it on every
+ * exit path: the one way a command holds SSH sessions.
+ */
+export async function withFleet<T>(
+  config: Config,
+  names: readonly string[],
+  options: FleetOptions,
+  body: (fleet: Fleet) => Promise<T>,
+): Promise<T> {
+  const fleet = await Fleet.open(config, names, options);
+  try {
+    return await body(fleet);
+  } finally {
+    await fleet.close();
+  }
+}
+
+/** Every server of the config, by name: what most commands connect to. */
+export function allServers(config: Config): string[] {
+  return config.servers.map((s) => s.name);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Config, ServerConfig } from "../config/load.js";
 import { UsageError } from "../errors.js";
-import { minInRotation } from "./capacity.js";
+import { minInRotation } from "../rollout/capacity.js";
 
 export interface Plan {
   release: string;
@@ -70,13 +70,22 @@ export function describePlan(config: Config, plan: Plan): string[] {
     const pause =
       index > 0 && config.rolling.pause > 0 ? `after a ${config.rolling.pause / 1000}s pause, ` : "";
     const afterStart = config.hooks.afterStart ? "hooks.afterStart; " : "";
+    const { watch } = config.rolling;
+    const window = index === 0 ? (watch.canary ?? watch.duration) : watch.duration;
+    const watching = watch.duration > 0 ? `; watch ${window / 1000}s` : "";
     lines.push(
-      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable`,
+      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`,
     );
   });
   lines.push(
     `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,
   );
+  if (config.rolling.watch.duration > 0) {
+    const { watch } = config.rolling;
+    lines.push(
+      `watch: errors${watch.latency ? " and latency" : ""} at the balancer against the untouched servers; inconclusive after ${(watch.maxDuration ?? 2 * watch.duration) / 1000}s: ${watch.inconclusive}`,
+    );
+  }
   lines.push(
     `on a failed gate: ${config.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`,
   );

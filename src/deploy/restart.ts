@@ -2,16 +2,18 @@ import { type Config, requireSecrets } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
 import { runOp } from "../remote/op.js";
 import { keepPrivateFile, restorePrivateFile, writePrivateFile } from "../remote/release.js";
+import type { FleetOps } from "../rollout/fleet-ops.js";
 import {
   type CommandResult,
   type RollCommandOptions,
-  recordAll,
+  record,
   rollJournaled,
+  rollOptions,
   summarize,
   withPlannedFleet,
 } from "./engine.js";
 import type { Fleet, Host } from "./fleet.js";
-import { type FleetOps, fleetOps } from "./fleet-ops.js";
+import { fleetOps } from "./fleet-ops.js";
 import { newHolder } from "./lock.js";
 import { makePlan, PlanError } from "./plan.js";
 import { releaseEnv } from "./release-env.js";
@@ -25,7 +27,7 @@ export type RestartOptions = RollCommandOptions;
  * env change takes effect); if the gate fails, the server goes back to the process file it had.
  */
 export async function restart(config: Config, options: RestartOptions): Promise<CommandResult> {
-  const { emit, signal } = options;
+  const { emit } = options;
   const startedAt = Date.now();
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
@@ -51,31 +53,21 @@ export async function restart(config: Config, options: RestartOptions): Promise<
         release: releaseOf(h.server.name),
         previous: releaseOf(h.server.name),
       }),
-      {
-        config,
-        ops,
-        emit,
-        signal,
+      rollOptions(config, plan, ops, options, {
         batches: plan.batches,
         canary: plan.canary,
         target: releaseOf,
         fallback: releaseOf,
-        minInRotation: plan.minInRotation,
-        onFailure: config.rolling.onFailure,
-        inHand: options.inHand,
-      },
+      }),
     );
     const rows = result.rows.map(
       (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
     );
     const done = summarize(emit, startedAt, result.outcome, rows, release);
-    await Promise.allSettled([
-      ops.persist(result.touched),
-      recordAll(hosts, "restart", (h: Host) => ({
-        release: releaseOf(h.server.name),
-        result: rows.find((r) => r.server === h.server.name)?.result,
-      })),
-    ]);
+    await record(ops, result.touched, hosts, "restart", (h: Host) => ({
+      release: releaseOf(h.server.name),
+      result: rows.find((r) => r.server === h.server.name)?.result,
+    }));
     return done;
   });
 }

@@ -3,8 +3,9 @@ import type { SummaryRow } from "../events/events.js";
 import {
   type CommandResult,
   type RollCommandOptions,
-  recordAll,
+  record,
   rollJournaled,
+  rollOptions,
   summarize,
   withPlannedFleet,
 } from "./engine.js";
@@ -22,7 +23,7 @@ export interface RollbackOptions extends RollCommandOptions {
  * discipline as a deploy. The target is already on disk on every server: no transfer.
  */
 export async function rollback(config: Config, options: RollbackOptions): Promise<CommandResult> {
-  const { emit, signal } = options;
+  const { emit } = options;
   const startedAt = Date.now();
   const plan = makePlan(config, options.to ?? "previous", options.only);
   const names = plan.servers.map((s) => s.name);
@@ -64,18 +65,7 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
           release: targetOf(h.server.name),
           previous: current(h.server.name) ?? null,
         }),
-        {
-          config,
-          ops,
-          emit,
-          signal,
-          batches,
-          target: targetOf,
-          fallback: current,
-          minInRotation: plan.minInRotation,
-          onFailure: config.rolling.onFailure,
-          inHand: options.inHand,
-        },
+        rollOptions(config, plan, ops, options, { batches, target: targetOf, fallback: current }),
       );
       const rows = names.map(
         (server): SummaryRow =>
@@ -88,14 +78,11 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
       );
       for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
       const done = summarize(emit, startedAt, result.outcome, rows, release);
-      await Promise.allSettled([
-        ops.persist(result.touched),
-        recordAll(hosts, "rollback", (h) => ({
-          release: targetOf(h.server.name),
-          previous: current(h.server.name) ?? null,
-          result: rows.find((r) => r.server === h.server.name)?.result,
-        })),
-      ]);
+      await record(ops, result.touched, hosts, "rollback", (h) => ({
+        release: targetOf(h.server.name),
+        previous: current(h.server.name) ?? null,
+        result: rows.find((r) => r.server === h.server.name)?.result,
+      }));
       return done;
     },
   );

@@ -35,6 +35,16 @@ export interface WatchedRate {
   failures: number;
   /** failures / requests, 0 with no requests. */
   rate: number;
+  /** The 99th percentile of its response times (ms), when the balancer logs them. */
+  p99?: number;
+}
+
+/** Response-time percentiles in ms, and how many response times they come from. */
+export interface LatencyPercentiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  samples: number;
 }
 
 export type Outcome = "success" | "failed" | "needs-human" | "interrupted";
@@ -53,23 +63,48 @@ export type DeployEvent =
   | { type: "progress"; server: string; sent: number; total: number }
   | { type: "info"; message: string; server?: string }
   | { type: "warn"; message: string; server?: string }
-  | { type: "error"; message: string; server?: string }
+  | {
+      type: "error";
+      message: string;
+      server?: string;
+      /** A config error's place: the config file, its line and column (1-based). */
+      file?: string;
+      line?: number;
+      column?: number;
+    }
   | { type: "gate-failed"; server: string; reason: string; timeline: string[]; logs: string[] }
   | {
       /** The end of one server's watch window (rolling.watch). */
       type: "watch";
       server: string;
-      /** "unjudged": fewer than minRequests even after the extension; it passes, with a warning. */
-      result: "pass" | "breach" | "unjudged" | "interrupted";
+      /**
+       * "unjudged": inconclusive after every extension, and rolling.watch.inconclusive is "pass";
+       * "inconclusive": the same under "halt" or "rollback".
+       */
+      result: "pass" | "breach" | "unjudged" | "inconclusive" | "interrupted";
+      /** The judge's verdict. */
+      verdict: "pass" | "fail" | "inconclusive";
+      /** What decided a fail or an inconclusive verdict. */
+      metric?: "errors" | "latency" | "health";
+      /** The one-sided p-value of the test that decided. */
+      p?: number;
+      /** What the server was compared with: the untouched servers, the fleet before the deploy, nothing. */
+      reference: "untouched" | "baseline" | "none";
       requests: number;
       failures: number;
       rate: number;
-      /** The failure ratio the server was allowed. */
+      /** The failure ratio above which the error effect was large enough to count. */
       limit: number;
-      /** The limit that decided: maxFailureRatio, untouched / baseline (times maxRatioToUntouched), or health. */
+      /** Which minimum effect set that limit: maxFailureRatio, untouched / baseline (times maxRatioToUntouched), or health. */
       threshold: "maxFailureRatio" | "untouched" | "baseline" | "health";
       untouchedRate?: number;
       baselineRate?: number;
+      /** The server's response times during the window. */
+      latency?: LatencyPercentiles;
+      /** The reference's response times. */
+      referenceLatency?: LatencyPercentiles;
+      /** The fleet's before the deploy, when the reference is the untouched servers. */
+      baselineLatency?: LatencyPercentiles;
       seconds: number;
       message: string;
     }

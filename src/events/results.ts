@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { BALANCER_DRIVERS } from "../balancer/drivers.js";
 import { strictMembers } from "./union.js";
 
 /**
@@ -46,7 +47,7 @@ export const packedFileSchema = z.strictObject({
 });
 
 /** One shape per command (without the `{ v, time, type: "result" }` envelope). */
-export const resultShapes = {
+const commandShapes = {
   status: {
     command: z.literal("status"),
     rows: z.array(statusRowSchema),
@@ -59,17 +60,6 @@ export const resultShapes = {
     command: z.literal("init"),
     file: text.describe("the config file written (absolute path)"),
     servers: z.array(text).describe("the server names in it"),
-  },
-  "nginx-config": {
-    command: z.literal("nginx-config"),
-    upstream: text.describe("the upstream name"),
-    servers: z.array(text).describe("the upstream addresses"),
-    upstreamFile: text.describe("balancer.upstreamFile: the servers file the deploy user writes"),
-    serversFile: text.describe("its content: nothing but the server lines"),
-    upstreamBlock: text.describe("the upstream block that includes it, for a root-owned Nginx conf.d file"),
-    serverSettings: text.describe("the server block's recommended directives (client_header_timeout)"),
-    location: text.describe("the location block with the recommended proxy settings"),
-    logFormat: text.describe("the log_format and access_log lines rolling.watch reads"),
   },
   pack: {
     command: z.literal("pack"),
@@ -138,17 +128,25 @@ export const resultShapes = {
       }),
     ),
   },
-  "haproxy-config": {
-    command: z.literal("haproxy-config"),
-    backend: text,
-    config: text.describe("the global, defaults and backend lines to add to haproxy.cfg"),
-  },
   config: {
     command: z.literal("config"),
     config: z.record(z.string(), z.unknown()).describe("the resolved config, every secret masked"),
   },
 } as const;
 
+/** And each balancer driver's config command (`nexus nginx-config`…), as the driver says. */
+export const resultShapes: typeof commandShapes & Record<`${string}-config`, z.ZodRawShape> = {
+  ...commandShapes,
+  ...Object.fromEntries(
+    BALANCER_DRIVERS.map(({ configCommand }) => [configCommand.name, configCommand.resultShape]),
+  ),
+};
+
 export const commandResultSchema = z.discriminatedUnion("command", strictMembers(resultShapes));
 
-export type CommandResult = z.infer<typeof commandResultSchema>;
+/** A balancer config command's result: its fields are its driver's (`ConfigCommand.resultShape`). */
+export type BalancerConfigResult = { command: `${string}-config` } & Record<string, unknown>;
+
+export type CommandResult =
+  | z.infer<z.ZodDiscriminatedUnion<ReturnType<typeof strictMembers<typeof commandShapes>>>>
+  | BalancerConfigResult;

@@ -52,10 +52,18 @@ export const summaryRowSchema = z.strictObject({
       requests: z.number().int().min(0),
       failures: z.number().int().min(0),
       rate: z.number().min(0).max(1),
+      p99: z.number().min(0).optional().describe("99th percentile of its response times, ms"),
     })
     .optional()
     .describe("requests, failures and their ratio at the balancer during its watch window (rolling.watch)"),
   note: text.optional(),
+});
+
+const latencySchema = z.strictObject({
+  p50: z.number().min(0),
+  p95: z.number().min(0),
+  p99: z.number().min(0),
+  samples: z.number().int().min(0).describe("how many response times"),
 });
 
 const eventShapes = {
@@ -88,7 +96,14 @@ const eventShapes = {
   },
   info: { type: z.literal("info"), message: text, server: serverName.optional() },
   warn: { type: z.literal("warn"), message: text, server: serverName.optional() },
-  error: { type: z.literal("error"), message: text, server: serverName.optional() },
+  error: {
+    type: z.literal("error"),
+    message: text,
+    server: serverName.optional(),
+    file: text.optional().describe("a config error: the config file (as given, or relative to the cwd)"),
+    line: z.number().int().min(1).optional().describe("a config error: its line in the file (1-based)"),
+    column: z.number().int().min(1).optional().describe("a config error: its column (1-based)"),
+  },
   "gate-failed": {
     type: z.literal("gate-failed"),
     server: serverName,
@@ -100,17 +115,35 @@ const eventShapes = {
     type: z.literal("watch"),
     server: serverName,
     result: z
-      .enum(["pass", "breach", "unjudged", "interrupted"])
-      .describe('"unjudged": fewer than minRequests even after the extension; it passes, with a warning'),
+      .enum(["pass", "breach", "unjudged", "inconclusive", "interrupted"])
+      .describe(
+        '"unjudged": inconclusive after every extension and rolling.watch.inconclusive is "pass"; "inconclusive": the same under "halt" or "rollback"',
+      ),
+    verdict: z.enum(["pass", "fail", "inconclusive"]).describe("the judge's verdict"),
+    metric: z
+      .enum(["errors", "latency", "health"])
+      .optional()
+      .describe("what decided a fail or an inconclusive"),
+    p: z.number().min(0).max(1).optional().describe("one-sided p-value of the deciding test"),
+    reference: z
+      .enum(["untouched", "baseline", "none"])
+      .describe(
+        "compared with the untouched servers (same seconds), the fleet before the deploy, or nothing",
+      ),
     requests: z.number().int().min(0),
     failures: z.number().int().min(0),
     rate: z.number().min(0).max(1).describe("failures / requests"),
-    limit: z.number().min(0).describe("the failure ratio the server was allowed"),
+    limit: z.number().min(0).describe("the failure ratio above which the error effect counts"),
     threshold: z
       .enum(["maxFailureRatio", "untouched", "baseline", "health"])
-      .describe("the limit that decided"),
+      .describe("which minimum effect set the limit"),
     untouchedRate: z.number().min(0).max(1).optional().describe("the untouched servers' rate, same seconds"),
     baselineRate: z.number().min(0).max(1).optional().describe("the fleet's rate before the deploy"),
+    latency: latencySchema.optional().describe("the server's response times during the window, ms"),
+    referenceLatency: latencySchema.optional().describe("the reference's response times, ms"),
+    baselineLatency: latencySchema
+      .optional()
+      .describe("the fleet's before the deploy, when the reference is the untouched servers, ms"),
     seconds: milliseconds.describe("how long the window lasted, in seconds"),
     message: text,
   },

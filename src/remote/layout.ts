@@ -75,3 +75,12 @@ export class InvalidReleaseIdError extends NexusError {
 export function assertReleaseId(id: string): void {
   if (!isValidReleaseId(id)) throw new InvalidReleaseIdError(id);
 }
+
+/** resolveRemotePath, its refusal naming the host (`target`) it was resolved for. */
+export function resolveRemotePathOn(target: string, configured: string, home: string): string {
+  try {
+    return resolveRemotePath(configured, home);
+  } catch (error) {
+    throw new NexusError(`${target}: ${(error as Error).message}`);
+  }
+}

@@ -1,20 +1,12 @@
 import { type RemoteOp, script } from "./op.js";
+import { scriptFile } from "./script-file.js";
 
 /**
  * $1 lines, $2 "1" to follow, $3 the log file. Following, `tail -F` runs until stdin closes
  * (Ctrl-C here closes it, and so does a dropped connection), then it is stopped: nothing is left
  * running on the server.
  */
-export const LOGS_SCRIPT = `n=$1 follow=$2 file=$3
-if [ "$follow" != 1 ]; then
-  [ -e "$file" ] || exit 0
-  exec tail -n "$n" -- "$file"
-fi
-tail -n "$n" -F -- "$file" 2>/dev/null &
-pid=$!
-cat >/dev/null 2>&1
-kill "$pid" 2>/dev/null
-exit 0`;
+export const LOGS_SCRIPT = scriptFile(import.meta.url, "logs.sh");
 
 /** The command that prints (or follows) the last `lines` lines of a log file. */
 export function tailLog(file: string, lines: number, follow: boolean): RemoteOp<void> {

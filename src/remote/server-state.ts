@@ -2,6 +2,7 @@ import { stdoutOrThrow } from "../ssh/errors.js";
 import { isValidReleaseId, type Layout } from "./layout.js";
 import { type RemoteOp, script } from "./op.js";
 import { cmd } from "./quote.js";
+import { scriptFile, withFunctions } from "./script-file.js";
 
 /** A server's deploy state: releases on disk, `current`, the lock, the journal, the history. */
 
@@ -38,22 +39,7 @@ export interface ServerState {
  * $1 the deploy path. Prints "@current", "@release", "@lock" and "@journal" lines. Names outside
  * the release-id alphabet are skipped, and every value is one line, so no name can forge a line.
  */
-export const INSPECT_SCRIPT = `base=$1
-if [ ! -d "$base" ]; then echo @missing; exit 0; fi
-cd "$base" || exit 1
-printf '@current %s\\n' "$(readlink current 2>/dev/null | tr '\\n' ' ')"
-for d in releases/*; do
-  [ -d "$d" ] || continue
-  id=\${d#releases/}
-  case "$id" in *.partial | -* | .* | *[!A-Za-z0-9._-]*) continue ;; esac
-  # Staged-at: the stamp extraction writes; the directory's own mtime for releases older than it.
-  if [ -e ".nexus/staged/$id" ]; then t=$(stat -c %Y ".nexus/staged/$id" 2>/dev/null || echo 0)
-  else t=$(stat -c %Y "$d" 2>/dev/null || echo 0); fi
-  if [ -e ".nexus/failed/$id" ]; then s=failed; else s=ok; fi
-  printf '@release %s %s %s\\n' "$id" "$s" "$t"
-done
-if [ -f .nexus/lock ]; then printf '@lock %s\\n' "$(head -c 4096 .nexus/lock | tr '\\n' ' ')"; fi
-if [ -f .nexus/journal.json ]; then printf '@journal %s\\n' "$(head -c 4096 .nexus/journal.json | tr '\\n' ' ')"; fi`;
+export const INSPECT_SCRIPT = scriptFile(import.meta.url, "inspect.sh");
 
 export function inspect(l: Layout): RemoteOp<ServerState> {
   return {
@@ -117,10 +103,7 @@ export function parseJournal(text: string): Journal {
  * lock's holder and removing it is one atomic step: a stale lock broken by two deploys at once
  * is broken once, and the lock one of them then takes is never deleted by the other.
  */
-const MUTEX = `if command -v flock >/dev/null 2>&1; then
-  exec 9>>"$state/lock.mutex"
-  flock -w 10 9 || { echo "timed out waiting for the lock mutex" >&2; exit 1; }
-fi`;
+const MUTEX_FUNCTION = scriptFile(import.meta.url, "lock-mutex.sh");
 
 /**
  * $1 state dir, $2 lock file, $3 holder. Prints @acquired, or @held and the holder. The holder is
@@ -128,38 +111,16 @@ fi`;
  * there): a write that fails (a full disk) leaves no empty lock behind, and an empty one (from
  * a version that wrote in place) is no holder: it is removed.
  */
-export const LOCK_ACQUIRE_SCRIPT = `state=$1 lock=$2 holder=$3
-mkdir -p "$state" || exit 1
-${MUTEX}
-new="$lock.$$"
-if ! printf '%s\\n' "$holder" > "$new"; then
-  rm -f "$new"
-  echo "cannot write the deploy lock in $state (disk full?)" >&2
-  exit 1
-fi
-if [ -f "$lock" ] && [ ! -s "$lock" ]; then rm -f "$lock"; fi
-if ln "$new" "$lock" 2>/dev/null; then
-  rm -f "$new"
-  echo @acquired
-elif [ ! -e "$lock" ]; then
-  rm -f "$new"
-  echo "cannot create the deploy lock $lock (ln failed: a file system without hard links?)" >&2
-  exit 1
-else
-  rm -f "$new"
-  printf '@held %s\\n' "$(head -c 4096 "$lock" | tr '\\n' ' ')"
-fi`;
+export const LOCK_ACQUIRE_SCRIPT = withFunctions(
+  scriptFile(import.meta.url, "lock-acquire.sh"),
+  MUTEX_FUNCTION,
+);
 
 /** $1 state dir, $2 lock file, $3 token. Removes the lock only if it still holds that token. */
-export const LOCK_REMOVE_SCRIPT = `state=$1 lock=$2 token=$3
-[ -d "$state" ] || { echo @gone; exit 0; }
-${MUTEX}
-if grep -qF -- "$token" "$lock" 2>/dev/null; then
-  rm -f "$lock"
-  echo @removed
-else
-  echo @other
-fi`;
+export const LOCK_REMOVE_SCRIPT = withFunctions(
+  scriptFile(import.meta.url, "lock-remove.sh"),
+  MUTEX_FUNCTION,
+);
 
 export type LockAttempt = { acquired: true } | { acquired: false; holder: string };
 
@@ -196,7 +157,7 @@ export function removeJournal(l: Layout): RemoteOp<void> {
 }
 
 /** $1 history file, $2 one JSON line. */
-export const APPEND_HISTORY_SCRIPT = `printf '%s\\n' "$2" >> "$1"`;
+export const APPEND_HISTORY_SCRIPT = scriptFile(import.meta.url, "append-history.sh");
 
 export function appendHistory(l: Layout, entry: Record<string, unknown>): RemoteOp<void> {
   return {

@@ -1,15 +1,11 @@
 import { script } from "./op.js";
+import { scriptFile, withFunctions } from "./script-file.js";
 
 /** A shell function printing a file's sha256: sha256sum, else shasum, else node. */
-export const SHA256_FUNCTION = `sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
-  else node -e 'const h=require("crypto").createHash("sha256");require("fs").createReadStream(process.argv[1]).on("data",d=>h.update(d)).on("end",()=>console.log(h.digest("hex")))' "$1"
-  fi
-}`;
+export const SHA256_FUNCTION = scriptFile(import.meta.url, "sha256.sh");
 
-export const SHA256_SCRIPT = `${SHA256_FUNCTION}
-sha256 "$1"`;
+/** $1 a file: prints its sha256. */
+export const SHA256_SCRIPT = withFunctions(scriptFile(import.meta.url, "sha256-of.sh"), SHA256_FUNCTION);
 
 /** Prints the sha256 of a file on the server. */
 export function sha256Of(file: string): string {

@@ -3,6 +3,7 @@ import { stdoutOrThrow } from "../ssh/errors.js";
 import { REMOTE_EXIT } from "./exit-codes.js";
 import { assertReleaseId, type Layout } from "./layout.js";
 import { type RemoteOp, script } from "./op.js";
+import { scriptFile } from "./script-file.js";
 
 /**
  * Files and directories that outlive releases (Capistrano's linked_files / linked_dirs): they live
@@ -46,13 +47,7 @@ export class SharedFileMissingError extends NexusError {
  * $1 the shared directory, $2.. entries. Prints "@missing <path>" for each shared file that is
  * not there (a dangling symlink counts as missing); creates nothing.
  */
-export const SHARED_CHECK_SCRIPT = `shared=$1
-shift
-for entry in "$@"; do
-  case "$entry" in
-    f:*) rel=\${entry#f:}; [ -f "$shared/$rel" ] || printf '@missing %s\\n' "$rel" ;;
-  esac
-done`;
+export const SHARED_CHECK_SCRIPT = scriptFile(import.meta.url, "shared-check.sh");
 
 export function checkShared(l: Layout, shared: SharedPaths): RemoteOp<string[]> {
   return {
@@ -76,63 +71,9 @@ export function checkShared(l: Layout, shared: SharedPaths): RemoteOp<string[]> 
  * (the artifact's `public -> data`, with `data` itself linked to shared/) would have `rm -rf`
  * delete shared data. Every target is checked before anything is removed: a parent that is a
  * symlink, or a parent that resolves outside the release or into shared/, refuses the whole
- * linking (exit ${REMOTE_EXIT.sharedUnsafe}, "@unsafe <path>: <why>" on stderr).
+ * linking (exit 69, REMOTE_EXIT.sharedUnsafe; "@unsafe <path>: <why>" on stderr).
  */
-export const SHARED_LINK_SCRIPT = `set -eu
-shared=$1 release=$2
-shift 2
-missing=""
-for entry in "$@"; do
-  case "$entry" in
-    f:*) rel=\${entry#f:}; [ -f "$shared/$rel" ] || missing="$missing $rel" ;;
-    d:*) rel=\${entry#d:}; mkdir -p "$shared/$rel" ;;
-  esac
-done
-if [ -n "$missing" ]; then
-  echo "shared file(s) missing in $shared:$missing" >&2
-  exit ${REMOTE_EXIT.sharedMissing}
-fi
-real_release=$(cd -P "$release" && pwd -P)
-real_shared=$(cd -P "$shared" && pwd -P)
-# Prints why linking $1 is unsafe, or nothing: a parent inside the release that is a symlink, or
-# an existing parent that resolves outside the release or into shared/.
-unsafe() {
-  path=$release rest=$1
-  while [ "\${rest#*/}" != "$rest" ]; do
-    path="$path/\${rest%%/*}" rest=\${rest#*/}
-    if [ -L "$path" ]; then
-      printf '%s is a symlink in the release' "\${path#"$release"/}"
-      return
-    fi
-    [ -e "$path" ] || return 0
-  done
-  parent=$(cd -P "$(dirname "$release/$1")" && pwd -P) || { printf 'its parent cannot be read'; return; }
-  case "$parent/" in
-    "$real_shared"/*) printf 'its parent resolves into %s' "$shared" ;;
-    "$real_release"/*) ;;
-    *) printf 'its parent resolves outside the release (%s)' "$parent" ;;
-  esac
-}
-refused=""
-for entry in "$@"; do
-  rel=\${entry#?:}
-  why=$(unsafe "$rel")
-  if [ -n "$why" ]; then
-    printf '@unsafe %s: %s\\n' "$rel" "$why" >&2
-    refused=1
-  fi
-done
-if [ -n "$refused" ]; then exit ${REMOTE_EXIT.sharedUnsafe}; fi
-for entry in "$@"; do
-  rel=\${entry#?:}
-  target="$release/$rel"
-  mkdir -p "$(dirname "$target")"
-  if [ -e "$target" ] || [ -L "$target" ]; then
-    rm -rf "$target"
-    printf '@replaced %s\\n' "$rel"
-  fi
-  ln -s "$shared/$rel" "$target"
-done`;
+export const SHARED_LINK_SCRIPT = scriptFile(import.meta.url, "shared-link.sh");
 
 export function linkShared(l: Layout, id: string, shared: SharedPaths): RemoteOp<{ replaced: string[] }> {
   assertReleaseId(id);

@@ -66,25 +66,17 @@ function describeWatch(event: Extract<DeployEvent, { type: "watch" }>): string {
     pass: "watch ok",
     breach: "watch FAILED",
     unjudged: "watch passed unjudged",
+    inconclusive: "watch INCONCLUSIVE",
     interrupted: "watch interrupted",
   }[event.result];
-  const counts = `${event.failures}/${event.requests} failed (${formatRate(event.rate)}) in ${event.seconds.toFixed(1)}s`;
-  const limit =
-    event.result === "unjudged" || event.result === "interrupted"
-      ? ""
-      : `, limit ${formatRate(event.limit)} (${event.threshold === "health" ? "/health" : event.threshold})`;
-  const references = [
-    event.untouchedRate !== undefined ? `untouched ${formatRate(event.untouchedRate)}` : undefined,
-    event.baselineRate !== undefined ? `before the deploy ${formatRate(event.baselineRate)}` : undefined,
-  ].filter((x) => x !== undefined);
-  return `${event.server}: ${verdict}: ${counts}${limit}${references.length ? `; ${references.join(", ")}` : ""}${
-    event.result === "breach" ? `\n  ${event.message}` : ""
-  }`;
+  return `${event.server}: ${verdict} (${event.seconds.toFixed(1)}s): ${event.message}`;
 }
 
-/** "6.7% (7/104)", for the summary's watched column. */
+/** "6.7% (7/104), p99 412 ms", for the summary's watched column. */
 export function formatWatched(watched: SummaryRow["watched"]): string {
-  return watched ? `${formatRate(watched.rate)} (${watched.failures}/${watched.requests})` : "-";
+  if (!watched) return "-";
+  const p99 = watched.p99 !== undefined ? `, p99 ${Math.round(watched.p99)} ms` : "";
+  return `${formatRate(watched.rate)} (${watched.failures}/${watched.requests})${p99}`;
 }
 
 /** Left-aligned columns: the header, a rule, then the rows. */

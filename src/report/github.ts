@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
+import path from "node:path";
 import type { DeployEvent, Outcome, SummaryRow } from "../events/events.js";
 import { formatWatched, outcomeLine } from "./format.js";
 import { PlainReporter } from "./plain.js";
@@ -58,6 +59,27 @@ export function summaryMarkdown(command: string, event: Extract<DeployEvent, { t
   ].join("\n");
 }
 
+/** The release a summary leaves in service: none when no server was deployed or rolled back to it. */
+export function servedRelease(event: Extract<DeployEvent, { type: "summary" }>): string | undefined {
+  const release = event.release;
+  if (!release) return undefined;
+  const serving = event.rows.some(
+    (r) => r.release === release && (r.result === "deployed" || r.result === "rolled back"),
+  );
+  return serving ? release : undefined;
+}
+
+/** The step summary of a command that stopped before its summary table. */
+export function failureMarkdown(command: string, errors: readonly string[]): string {
+  return [
+    `### ${OUTCOME_MARK.failed} nexus ${command || "command"}: failed, nothing deployed`,
+    "",
+    ...errors.map((e) => `> ${cell(e)}`),
+    "",
+    "",
+  ].join("\n");
+}
+
 export interface GithubReporterOptions {
   /** Where GITHUB_STEP_SUMMARY and GITHUB_OUTPUT are read from. */
   env?: NodeJS.ProcessEnv;
@@ -86,6 +108,9 @@ export class GithubReporter implements Reporter {
   private result: Outcome | undefined;
   private failed = false;
   private closed = false;
+  private summarized = false;
+  /** The errors so far: the step summary of a command that ended before its own summary. */
+  private errors: string[] = [];
 
   constructor(options: GithubReporterOptions = {}) {
     this.env = options.env ?? process.env;
@@ -97,8 +122,8 @@ export class GithubReporter implements Reporter {
   emit(event: DeployEvent): void {
     switch (event.type) {
       case "begin":
+        // The release is an output only once the summary says it serves somewhere.
         this.command = event.command;
-        this.release = event.release;
         this.plain.emit(event);
         return;
       case "phase":
@@ -110,7 +135,8 @@ export class GithubReporter implements Reporter {
         return;
       case "error":
         this.failed = true;
-        this.annotate("error", event.server, event.message);
+        this.errors.push(event.message);
+        this.annotate("error", event.server, event.message, event.file ? event : undefined);
         return;
       case "gate-failed":
         this.plain.emit(event);
@@ -119,12 +145,15 @@ export class GithubReporter implements Reporter {
       case "watch":
         this.plain.emit(event);
         if (event.result === "breach") this.annotate("error", event.server, `watch failed: ${event.message}`);
+        if (event.result === "inconclusive")
+          this.annotate("error", event.server, `watch inconclusive: ${event.message}`);
         return;
       case "summary":
         this.endGroup();
         this.plain.emit(event);
         this.result = event.outcome;
-        if (event.release) this.release = event.release;
+        this.release = servedRelease(event);
+        this.summarized = true;
         this.appendTo("GITHUB_STEP_SUMMARY", summaryMarkdown(this.command || "command", event));
         return;
       default:
@@ -141,6 +170,10 @@ export class GithubReporter implements Reporter {
     this.closed = true;
     this.endGroup();
     const result = this.result ?? (this.failed ? "failed" : undefined);
+    // Every outcome gets a step summary: one that ended before its own (every server refused
+    // the connection, a config error) says so, with its errors.
+    if (!this.summarized && this.failed)
+      this.appendTo("GITHUB_STEP_SUMMARY", failureMarkdown(this.command, this.errors));
     let outputs = "";
     if (this.release) outputs += outputEntry("release", this.release);
     if (result) outputs += outputEntry("result", result);
@@ -160,9 +193,28 @@ export class GithubReporter implements Reporter {
     this.inGroup = false;
   }
 
-  private annotate(level: "error" | "warning", server: string | undefined, message: string): void {
+  private annotate(
+    level: "error" | "warning",
+    server: string | undefined,
+    message: string,
+    place?: { file?: string; line?: number; column?: number },
+  ): void {
     const title = server ? `nexus: ${server}` : "nexus";
-    this.write(`::${level} title=${escapeProperty(title)}::${escapeData(message)}`);
+    const properties = [
+      ...(place?.file ? [`file=${escapeProperty(this.workspacePath(place.file))}`] : []),
+      ...(place?.line ? [`line=${place.line}`] : []),
+      ...(place?.column ? [`col=${place.column}`] : []),
+      `title=${escapeProperty(title)}`,
+    ];
+    this.write(`::${level} ${properties.join(",")}::${escapeData(message)}`);
+  }
+
+  /** Annotations name files from the repository's root ($GITHUB_WORKSPACE), not from nexus's cwd. */
+  private workspacePath(file: string): string {
+    const workspace = this.env.GITHUB_WORKSPACE;
+    if (!workspace) return file;
+    const relative = path.relative(workspace, path.resolve(file));
+    return relative.startsWith("..") || path.isAbsolute(relative) ? file : relative;
   }
 
   private appendTo(variable: "GITHUB_STEP_SUMMARY" | "GITHUB_OUTPUT", text: string): void {

@@ -1,9 +1,10 @@
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import {
   assertReachableByOthers,
   chownTree,
+  type DeployUser,
   ensureDeployUser,
   installSudoers,
   lockPassword,
@@ -20,6 +21,7 @@ import {
   lbAddress,
   nginxArgv,
   nginxPaths,
+  type ResolvedOptions,
   renderBashrc,
   renderNginxWrapper,
   renderSshClientConfig,
@@ -39,14 +41,16 @@ import {
   workersNeedRoot,
   writeNginxFiles,
 } from "./nginx.js";
-import { findProjectRoot, runningPm2, stopPm2 } from "./pm2.js";
+import { findProjectRoot, installSandboxPm2, runningPm2, stopPm2 } from "./pm2.js";
 import { assertPortsFree, requireBinary } from "./processes.js";
 import { ensureClientKey, ensureHostKey, runningSshd, startSshd, stopSshd } from "./sshd.js";
+import { currentStateDir, ensureStateDir, linkStateDir, planLink, stateDirFor } from "./state-dir.js";
 
 export { type SandboxDeployOptions, sandboxDeployConfig } from "./deploy-config.js";
 export { DEPLOY_USER } from "./deploy-user.js";
 export { SandboxError } from "./errors.js";
 export type { SandboxHost, SandboxInfo, SandboxLb, SandboxLogin, SandboxOptions } from "./layout.js";
+export { currentStateDir, stateDirFor } from "./state-dir.js";
 
 export interface SandboxProcess {
   name: string;
@@ -61,9 +65,10 @@ interface SandboxState extends SandboxInfo {
   startedAt: string;
 }
 
-function sessionPath(projectRoot: string, extraDirs: string[]): string {
+/** The sandbox's bin (its pm2, the Nginx wrapper) first: a pm2 installed on the machine is never used. */
+function sessionPath(sandboxBin: string, extraDirs: string[]): string {
   const dirs = [
-    join(projectRoot, "node_modules", ".bin"),
+    sandboxBin,
     dirname(process.execPath),
     ...extraDirs,
     "/usr/local/sbin",
@@ -115,8 +120,9 @@ async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
   return processes;
 }
 
-export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
-  const dir = resolve(stateDir);
+/** `namedDir`: the directory given to sandboxUp (a link to the state dir), or the state dir itself. */
+export async function sandboxStatus(namedDir: string): Promise<SandboxStatus> {
+  const dir = await currentStateDir(namedDir);
   const state = await readState(dir);
   const live = await liveProcesses(dir);
   if (!state) return { up: false, processes: live };
@@ -129,12 +135,15 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
   return { up: expected.every((p) => p.alive), processes: [...expected, ...extra], ...infoOf(state) };
 }
 
-export async function sandboxDown(stateDir: string): Promise<void> {
-  const dir = resolve(stateDir);
+export async function sandboxDown(namedDir: string): Promise<void> {
+  const dir = await currentStateDir(namedDir);
   const state = await readState(dir);
   const names = await hostNamesIn(dir);
+  // The hosts' own copy (the deploy user can run it); else the project's, else the daemons are signalled.
   const projectRoot = await findProjectRoot().catch(() => undefined);
-  const pm2Bin = projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
+  const pm2Bin = (await exists(join(sandboxPaths(dir).bin, "pm2")))
+    ? join(sandboxPaths(dir).bin, "pm2")
+    : projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
   // pm2 first, so the apps drain while nginx and sshd are still there.
   await Promise.all(
     names.map((name) => {
@@ -158,6 +167,22 @@ export async function sandboxDown(stateDir: string): Promise<void> {
   if (state || names.length > 0) await rm(sandboxPaths(dir).state, { force: true });
 }
 
+/** Stops the sandbox, then removes its state dir and the link to it. */
+export async function sandboxPurge(namedDir: string): Promise<void> {
+  const dir = await currentStateDir(namedDir);
+  await sandboxDown(namedDir);
+  await rm(dir, { recursive: true, force: true });
+  const link = resolve(namedDir);
+  if (link !== dir) await rm(link, { force: true });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 function sameLayout(a: SandboxInfo, b: SandboxInfo): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -171,76 +196,20 @@ function loginFromEnv(): SandboxLogin | undefined {
   return value;
 }
 
-export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
-  const o = resolveOptions(opts);
-  const asRoot = process.getuid?.() === 0;
-  const login = o.login ?? loginFromEnv() ?? (asRoot ? "deploy-user" : "self");
-  if (login === "deploy-user" && !asRoot) {
-    throw new SandboxError(
-      "the deploy-user sandbox creates a user, a sudoers rule and root-owned Nginx files: start it as root, or use NEXUS_SANDBOX_LOGIN=self",
-    );
-  }
-  const [sshd, sshKeygen, nginx, projectRoot] = await Promise.all([
-    requireBinary("sshd", "openssh-server (apt-get install openssh-server)"),
-    requireBinary("ssh-keygen", "openssh-client (apt-get install openssh-client)"),
-    requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
-    findProjectRoot(),
-  ]);
-  if (o.passwordLogin?.length && login !== "deploy-user") {
-    throw new SandboxError("passwordLogin needs the deploy-user sandbox (started as root)");
-  }
-  const deployUser = login === "deploy-user" ? await ensureDeployUser() : undefined;
-  const user = deployUser?.name ?? userInfo().username;
-  const info = buildInfo(o, user, { login, nginx });
-  if (o.passwordLogin?.length) info.passwordFile = sandboxPaths(o.dir).passwordFile;
-
-  const status = await sandboxStatus(o.dir);
-  const state = await readState(o.dir);
-  if (status.up && state) {
-    if (!sameLayout(infoOf(state), info)) {
-      throw new SandboxError(
-        `a sandbox with different options is already up in ${o.dir}; stop it first with sandboxDown`,
-      );
-    }
-    return infoOf(state);
-  }
-  // Half-up (something died, or a previous up failed midway): start from a clean slate.
-  if (status.processes.length > 0 || state) await sandboxDown(o.dir);
-
-  const haproxy = info.haproxy && (await requireBinary("haproxy", "haproxy (apt-get install haproxy)"));
-  const lb = info.hosts[0] as SandboxHost;
-  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
-
-  await assertPortsFree([
-    ...info.hosts.flatMap((h) => [
-      { address: h.address, port: h.sshPort, what: `sshd of ${h.name}` },
-      { address: h.address, port: o.appPort, what: `app on ${h.name}` },
-    ]),
-    { ...lbListen, what: "nginx load balancer" },
-    ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
-  ]);
-
-  // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
-  if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-  await mkdir(o.dir, { recursive: true });
-  if (deployUser) {
-    await chmod(o.dir, 0o755);
-    await assertReachableByOthers([o.dir, join(projectRoot, "node_modules", ".bin"), process.execPath]);
-  }
-  await ensureClientKey(sshKeygen, o.dir);
-  const clientKey = (await readFile(`${sandboxPaths(o.dir).clientKey}.pub`, "utf8")).trim();
-  if (deployUser && info.passwordFile) await setPassword(deployUser.name, info.passwordFile);
-
-  const paths = sandboxPaths(o.dir);
-  const path = sessionPath(projectRoot, [paths.bin, dirname(nginx)]);
-  const lbRoot = hostPaths(o.dir, lb.name).root;
-  await mkdir(paths.bin, { recursive: true, mode: 0o755 });
-  await writeFile(
-    paths.nginxWrapper,
-    renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== undefined),
-    { mode: 0o755 },
-  );
-  const knownHostsLines = await Promise.all(
+/** Each host's home, sshd config, .bashrc and (deploy user) authorized_keys; its host key line for known_hosts. */
+async function writeHostFiles(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  login: {
+    deployUser: DeployUser | undefined;
+    path: string;
+    user: string;
+    clientKey: string;
+    sshKeygen: string;
+  },
+): Promise<string[]> {
+  const { deployUser, path, user, clientKey, sshKeygen } = login;
+  return Promise.all(
     info.hosts.map(async (host) => {
       const p = hostPaths(o.dir, host.name);
       await mkdir(p.home, { recursive: true, mode: 0o755 });
@@ -271,8 +240,16 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
       return ensureHostKey(sshKeygen, o.dir, host);
     }),
   );
-  await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
-  await writeFile(paths.sshConfig, renderSshClientConfig(info));
+}
+
+/** The load balancer's Nginx files, and (deploy user) the sudoers rule for its test and reload: its setup. */
+async function writeBalancerFiles(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  lb: { nginx: string; lbRoot: string; deployUser: DeployUser | undefined },
+) {
+  const { nginx, lbRoot, deployUser } = lb;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
   const nginxSetup = {
     lbRoot,
     listenAddress: lbListen.address,
@@ -296,6 +273,28 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     );
   }
 
+  return nginxSetup;
+}
+
+/**
+ * Every sshd, then Nginx (and HAProxy): their pids. On a failure, what did start is stopped
+ * (sandboxDown) before the error goes on.
+ */
+async function startDaemons(
+  o: ResolvedOptions,
+  info: SandboxInfo,
+  daemons: {
+    sshd: string;
+    nginx: string;
+    nginxSetup: Parameters<typeof startNginx>[1];
+    haproxy: string | false | undefined;
+    user: string;
+    projectRoot: string;
+  },
+): Promise<Record<string, number>> {
+  const { sshd, nginx, nginxSetup, haproxy, user, projectRoot } = daemons;
+  const lb = info.hosts[0] as SandboxHost;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
   const pids: Record<string, number> = {};
   try {
     // allSettled: on failure, every sshd must have finished starting before the cleanup looks for pid files.
@@ -320,6 +319,91 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     throw error;
   }
 
+  return pids;
+}
+
+/**
+ * Starts the sandbox. Its state lives in a directory of its own (stateDirFor: under /var/tmp,
+ * reachable by the deploy user), and `opts.dir` becomes a link to it.
+ */
+export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
+  const namedDir = resolve(opts.dir);
+  const o = resolveOptions({ ...opts, dir: stateDirFor(namedDir, opts.stateRoot) });
+  const asRoot = process.getuid?.() === 0;
+  const login = o.login ?? loginFromEnv() ?? (asRoot ? "deploy-user" : "self");
+  if (login === "deploy-user" && !asRoot) {
+    throw new SandboxError(
+      "the deploy-user sandbox creates a user, a sudoers rule and root-owned Nginx files: start it as root, or use NEXUS_SANDBOX_LOGIN=self",
+    );
+  }
+  const [sshd, sshKeygen, nginx, projectRoot] = await Promise.all([
+    requireBinary("sshd", "openssh-server (apt-get install openssh-server)"),
+    requireBinary("ssh-keygen", "openssh-client (apt-get install openssh-client)"),
+    requireBinary("nginx", "nginx or nginx-light (apt-get install nginx-light)"),
+    findProjectRoot(),
+  ]);
+  if (o.passwordLogin?.length && login !== "deploy-user") {
+    throw new SandboxError("passwordLogin needs the deploy-user sandbox (started as root)");
+  }
+  const deployUser = login === "deploy-user" ? await ensureDeployUser() : undefined;
+  const user = deployUser?.name ?? userInfo().username;
+  const info = buildInfo(o, user, { login, nginx });
+  if (o.passwordLogin?.length) info.passwordFile = sandboxPaths(o.dir).passwordFile;
+
+  const link = await planLink(namedDir, o.dir);
+  // What was there (a sandbox of the layout before state dirs, a link elsewhere) is stopped first.
+  if (link.kind === "replace") await sandboxDown(namedDir);
+  await ensureStateDir(o.dir);
+  await linkStateDir(namedDir, o.dir, link);
+
+  const status = await sandboxStatus(o.dir);
+  const state = await readState(o.dir);
+  if (status.up && state) {
+    if (!sameLayout(infoOf(state), info)) {
+      throw new SandboxError(
+        `a sandbox with different options is already up in ${o.dir}; stop it first with sandboxDown`,
+      );
+    }
+    return infoOf(state);
+  }
+  // Half-up (something died, or a previous up failed midway): start from a clean slate.
+  if (status.processes.length > 0 || state) await sandboxDown(o.dir);
+
+  const haproxy = info.haproxy && (await requireBinary("haproxy", "haproxy (apt-get install haproxy)"));
+  const lb = info.hosts[0] as SandboxHost;
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+
+  await assertPortsFree([
+    ...info.hosts.flatMap((h) => [
+      { address: h.address, port: h.sshPort, what: `sshd of ${h.name}` },
+      { address: h.address, port: o.appPort, what: `app on ${h.name}` },
+    ]),
+    { ...lbListen, what: "nginx load balancer" },
+    ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
+  ]);
+
+  // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
+  if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+  if (deployUser) await assertReachableByOthers([o.dir, process.execPath]);
+  const pm2 = await installSandboxPm2(projectRoot, o.dir);
+  await ensureClientKey(sshKeygen, o.dir);
+  const clientKey = (await readFile(`${sandboxPaths(o.dir).clientKey}.pub`, "utf8")).trim();
+  if (deployUser && info.passwordFile) await setPassword(deployUser.name, info.passwordFile);
+
+  const paths = sandboxPaths(o.dir);
+  const path = sessionPath(dirname(pm2), [dirname(nginx)]);
+  const lbRoot = hostPaths(o.dir, lb.name).root;
+  await mkdir(paths.bin, { recursive: true, mode: 0o755 });
+  await writeFile(
+    paths.nginxWrapper,
+    renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== undefined),
+    { mode: 0o755 },
+  );
+  const knownHostsLines = await writeHostFiles(o, info, { deployUser, path, user, clientKey, sshKeygen });
+  await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
+  await writeFile(paths.sshConfig, renderSshClientConfig(info));
+  const nginxSetup = await writeBalancerFiles(o, info, { nginx, lbRoot, deployUser });
+  const pids = await startDaemons(o, info, { sshd, nginx, nginxSetup, haproxy, user, projectRoot });
   const newState: SandboxState = { ...info, pids, startedAt: new Date().toISOString() };
   await writeFile(paths.state, `${JSON.stringify(newState, null, 2)}\n`);
   return info;

@@ -1,12 +1,17 @@
 import { isAbsolute, join } from "node:path";
-import { renderProxySettings, renderServersFile, renderUpstreamBlock } from "../balancer/nginx-upstream.js";
-import { accessLogDirective, logFormatDirective } from "../watch/log-format.js";
+import { renderProxySettings, renderServersFile, renderUpstreamBlock } from "../balancer/nginx/upstream.js";
+import { accessLogDirective, logFormatDirective } from "../balancer/nginx/watch/log-format.js";
 import { SandboxError } from "./errors.js";
 import { haproxyInfo, type SandboxHaproxy } from "./haproxy.js";
 
 export interface SandboxOptions {
-  /** Absolute state directory, e.g. `<project>/.sandbox`. */
+  /**
+   * Absolute path the user names, e.g. `<project>/.sandbox`: sandboxUp makes it a link to the state
+   * directory (state-dir.ts). resolveOptions gets the state directory itself.
+   */
   dir: string;
+  /** Where state directories are made (default /var/tmp; unit tests use a temp dir). */
+  stateRoot?: string;
   /** Default "127.0.0."; tests use "127.0.1." so both can coexist. */
   ipPrefix?: string;
   /** Default 3 (nexus-alpha, nexus-beta, nexus-gamma), at most 12. */

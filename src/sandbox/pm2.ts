@@ -1,5 +1,6 @@
-import { access, constants, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { access, constants, cp, mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { SandboxError } from "./errors.js";
@@ -20,6 +21,86 @@ export async function findProjectRoot(): Promise<string> {
   throw new SandboxError(
     "pm2 not found in node_modules/.bin: run `npm install` in the nexus project (pm2 is a devDependency)",
   );
+}
+
+interface Package {
+  dir: string;
+  version: string;
+}
+
+async function readPackage(dir: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Node's lookup: `node_modules/<name>` in the package's directory, then in each parent up to the root. */
+async function resolvePackage(name: string, from: string, root: string): Promise<string | undefined> {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (basename(dir) !== "node_modules") {
+      const candidate = join(dir, "node_modules", name);
+      if (await readPackage(candidate)) return candidate;
+    }
+    if (dir === root || dirname(dir) === dir) return undefined;
+  }
+}
+
+/** pm2 and everything it loads (dependencies and installed optional ones), as installed under `root`. */
+export async function pm2Closure(root: string): Promise<Package[]> {
+  const found = new Map<string, Package>();
+  const visit = async (dir: string): Promise<void> => {
+    if (found.has(dir)) return;
+    const pkg = await readPackage(dir);
+    if (!pkg) return;
+    found.set(dir, { dir, version: String(pkg.version) });
+    const names = Object.keys({
+      ...(pkg.dependencies as object | undefined),
+      ...(pkg.optionalDependencies as object | undefined),
+    });
+    for (const name of names) {
+      const resolved = await resolvePackage(name, dir, root);
+      if (resolved) await visit(resolved);
+    }
+  };
+  await visit(join(root, "node_modules", "pm2"));
+  return [...found.values()].sort((a, b) => (a.dir < b.dir ? -1 : 1));
+}
+
+/**
+ * The sandbox hosts' own PM2: a copy of the project's pm2 and its dependencies in the state dir
+ * (`<state>/pm2/node_modules/...`, the same layout, so Node resolves them the same way) and
+ * `<state>/bin/pm2`, on the hosts' PATH. The deploy user must reach it, and the project's
+ * node_modules may sit in a home closed to others; a PM2 installed on the machine (/usr/bin/pm2)
+ * is never what the hosts run. The copy is skipped when the same versions are already there.
+ */
+export async function installSandboxPm2(projectRoot: string, stateDir: string): Promise<string> {
+  const packages = await pm2Closure(projectRoot);
+  const target = join(stateDir, "pm2");
+  const bin = join(stateDir, "bin", "pm2");
+  const stamp = createHash("sha256")
+    .update(packages.map((p) => `${relative(projectRoot, p.dir)}@${p.version}`).join("\n"))
+    .digest("hex");
+  const stampFile = join(target, ".nexus-stamp");
+  if ((await readFile(stampFile, "utf8").catch(() => "")) !== stamp) {
+    await rm(target, { recursive: true, force: true });
+    for (const pkg of packages) {
+      const nested = join(pkg.dir, "node_modules");
+      await cp(pkg.dir, join(target, relative(projectRoot, pkg.dir)), {
+        recursive: true,
+        // Nested packages are copied on their own when pm2 needs them.
+        filter: (source) => source !== nested,
+      });
+    }
+    // Readable by the deploy user whatever the umask of whoever installed node_modules.
+    await execa("chmod", ["-R", "go+rX,go-w", target], { stdin: "ignore" });
+    await writeFile(stampFile, stamp);
+  }
+  await mkdir(dirname(bin), { recursive: true, mode: 0o755 });
+  await rm(bin, { force: true });
+  await symlink(relative(dirname(bin), join(target, "node_modules", "pm2", "bin", "pm2")), bin);
+  return bin;
 }
 
 /** The daemon's environment names its PM2_HOME, which tells our daemon apart from a recycled pid. */

@@ -1,17 +1,11 @@
 import { readFileSync } from "node:fs";
-import {
-  holdsUpstreamBlock,
-  renderServersFile,
-  renderUpstreamBlock,
-  SERVERS_FILE_FIX,
-  UPSTREAM_BLOCK_RISK,
-} from "../balancer/nginx-upstream.js";
-import type { Config, NginxBalancerConfig, ServerConfig } from "../config/load.js";
+import { driverFor } from "../balancer/drivers.js";
+import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
-import { layout, resolveRemotePath } from "../remote/layout.js";
-import { runOp } from "../remote/op.js";
-import { cmd, shq } from "../remote/quote.js";
+import { layout, resolveRemotePathOn } from "../remote/layout.js";
+import { runOp, script } from "../remote/op.js";
 import { prepare } from "../remote/release.js";
+import { scriptFile } from "../remote/script-file.js";
 import { createConnector, resolveTarget } from "../ssh/connect.js";
 import { SshError } from "../ssh/errors.js";
 import { fetchHostKey } from "../ssh/fetch-host-key.js";
@@ -29,7 +23,6 @@ import { readSshConfig } from "../ssh/ssh-config.js";
 import { ensureDeployKey, publicKeyOf } from "./keygen.js";
 import { runOnce } from "./login.js";
 import { confirm, promptHidden } from "./prompt.js";
-import { needsHandWrittenRule, sudoersFile, sudoersLine } from "./sudoers.js";
 
 export interface SetupOptions {
   dryRun?: boolean;
@@ -43,26 +36,17 @@ export interface SetupOptions {
   say: (line: string) => void;
 }
 
-export class SetupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SetupError";
-  }
-}
+/** What stops setup (a host key not trusted, no way to log in once): exit 1, its message said. */
+export class SetupError extends NexusError {}
 
-/** The shell text that adds one public key to ~/.ssh/authorized_keys unless it is there. */
+/** $1 a public key line: added to ~/.ssh/authorized_keys unless it is there, with private modes. */
+export const INSTALL_KEY_SCRIPT = scriptFile(import.meta.url, "install-key.sh");
+
+/** The command that adds one public key to ~/.ssh/authorized_keys unless it is there. */
 export function installKeyCommand(publicKey: string): string {
   const key = publicKey.trim();
   if (/[\r\n]/.test(key)) throw new SetupError("the public key must be one line");
-  return [
-    "umask 077",
-    'mkdir -p "$HOME/.ssh"',
-    'touch "$HOME/.ssh/authorized_keys"',
-    // A file whose last line has no newline would get the key glued onto that line.
-    `{ grep -qxF ${shq(key)} "$HOME/.ssh/authorized_keys" || { [ -z "$(tail -c 1 "$HOME/.ssh/authorized_keys")" ] || echo >> "$HOME/.ssh/authorized_keys"; printf '%s\\n' ${shq(key)} >> "$HOME/.ssh/authorized_keys"; }; }`,
-    'chmod 700 "$HOME/.ssh"',
-    'chmod 600 "$HOME/.ssh/authorized_keys"',
-  ].join(" && ");
+  return script(INSTALL_KEY_SCRIPT, key);
 }
 
 /** Makes each server ready: deploy key, host keys, deploy path, the balancer's file and sudo rule. */
@@ -112,7 +96,7 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
       const session = await keyStep(server, config, options, connector, publicKey, sessions);
       if (!session) continue;
       const home = (await session.run('printf %s "$HOME"')).trim();
-      const base = resolveOn(server.name, server.deployPath, home);
+      const base = resolveRemotePathOn(server.name, server.deployPath, home);
       if (dryRun) say(`${server.name}: would create ${base}/{releases,shared,.nexus}`);
       else {
         await runOp(session, prepare(layout(base)));
@@ -120,16 +104,25 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
       }
     }
     for (const entry of config.balancers) {
-      if (entry.type === "nginx")
-        await balancerStep(config, entry, options, sessions, publicKey !== undefined || !keyPath);
-      else
-        options.say(
-          `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`nexus haproxy-config\` prints them (set up as root)`,
-        );
+      const runner = entry.host === "local" ? new LocalRunner() : sessions.get(entry.host);
+      await driverFor(entry).setup(entry, {
+        config,
+        say: options.say,
+        dryRun,
+        sudo: options.sudo,
+        runner,
+        reachable: publicKey !== undefined || !keyPath,
+      });
     }
   } finally {
     for (const session of sessions.values()) session.close();
   }
+}
+
+/** The server's public host key file of that type (one command: `ssh-keygen -lf` takes one file). */
+export function hostKeyFile(type: string): string {
+  const name = type.startsWith("ecdsa-") ? "ecdsa" : type.replace(/^ssh-/, "").replace(/^dss$/, "dsa");
+  return `/etc/ssh/ssh_host_${name}_key.pub`;
 }
 
 /** Shows the host key and records it; false when it stays unrecorded (--dry-run). */
@@ -152,7 +145,7 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
     );
   }
   say(
-    `${server.name}: host key of ${name} is ${fingerprint} (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub\` on the server)`,
+    `${server.name}: host key of ${name} is ${fingerprint} (compare with \`ssh-keygen -lf ${hostKeyFile(keyTypeOf(key))}\` on the server)`,
   );
   if (options.dryRun) {
     say(`${server.name}: would add it to ${config.ssh.knownHosts}`);
@@ -171,47 +164,20 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
   return true;
 }
 
-async function keyStep(
+/**
+ * One login with whatever the server accepts before the deploy key is installed (--login-key, the
+ * agent, a password from NEXUS_SSH_PASSWORD or the terminal), tried in that order, to add it.
+ */
+async function installKeyOnce(
   server: ServerConfig,
   config: Config,
   options: SetupOptions,
-  connector: ReturnType<typeof createConnector>,
-  publicKey: string | undefined,
-  sessions: Map<string, SshSession>,
-): Promise<SshSession | undefined> {
+  target: ReturnType<typeof resolveTarget>,
+  publicKey: string,
+): Promise<void> {
   const { say } = options;
   const env = options.env ?? process.env;
-  const tryDeployKey = async (): Promise<SshSession | SshError> => {
-    try {
-      const session = await connector.connect(server);
-      sessions.set(server.name, session);
-      return session;
-    } catch (error) {
-      if (error instanceof SshError) return error;
-      throw error;
-    }
-  };
-  if (options.dryRun && !publicKey && config.ssh.privateKey) {
-    say(
-      `${server.name}: would install the new key in ~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
-    );
-    return undefined;
-  }
-  const first = await tryDeployKey();
-  if (!(first instanceof SshError)) {
-    say(`${server.name}: logs in as ${server.user} with the deploy key`);
-    return first;
-  }
-  if (first.kind !== "auth" || !publicKey) throw first;
-
-  const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
   const where = `${target.user}@${target.host}:${target.port}`;
-  if (options.dryRun) {
-    say(
-      `${server.name}: would install the deploy key in ${where}:~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
-    );
-    return undefined;
-  }
   const hostKey = new HostKeyCheck(
     readKnownHosts(config.ssh.knownHosts),
     target.host,
@@ -259,105 +225,51 @@ async function keyStep(
     throw new SetupError(
       `${server.name}: could not log in to install the deploy key (${problems.join("; ")})`,
     );
+}
+
+async function keyStep(
+  server: ServerConfig,
+  config: Config,
+  options: SetupOptions,
+  connector: ReturnType<typeof createConnector>,
+  publicKey: string | undefined,
+  sessions: Map<string, SshSession>,
+): Promise<SshSession | undefined> {
+  const { say } = options;
+  const tryDeployKey = async (): Promise<SshSession | SshError> => {
+    try {
+      const session = await connector.connect(server);
+      sessions.set(server.name, session);
+      return session;
+    } catch (error) {
+      if (error instanceof SshError) return error;
+      throw error;
+    }
+  };
+  if (options.dryRun && !publicKey && config.ssh.privateKey) {
+    say(
+      `${server.name}: would install the new key in ~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
+    );
+    return undefined;
+  }
+  const first = await tryDeployKey();
+  if (!(first instanceof SshError)) {
+    say(`${server.name}: logs in as ${server.user} with the deploy key`);
+    return first;
+  }
+  if (first.kind !== "auth" || !publicKey) throw first;
+
+  const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
+  const where = `${target.user}@${target.host}:${target.port}`;
+  if (options.dryRun) {
+    say(
+      `${server.name}: would install the deploy key in ${where}:~/.ssh/authorized_keys (one login with a password, --login-key or the agent)`,
+    );
+    return undefined;
+  }
+  await installKeyOnce(server, config, options, target, publicKey);
   const second = await tryDeployKey();
   if (second instanceof SshError) throw second;
   say(`${server.name}: logs in as ${target.user} with the deploy key`);
   return second;
-}
-
-async function balancerStep(
-  config: Config,
-  balancer: NginxBalancerConfig,
-  options: SetupOptions,
-  sessions: Map<string, SshSession>,
-  reachable: boolean,
-): Promise<void> {
-  const { say, dryRun } = options;
-  const lbName = balancer.host;
-  const session = lbName === "local" ? undefined : sessions.get(lbName);
-  const target = `${lbName} (balancer)`;
-  if (lbName !== "local" && !session) {
-    if (dryRun)
-      say(
-        `${target}: would write ${balancer.upstreamFile} if it is missing, and show the include and sudoers lines`,
-      );
-    else if (reachable) say(`${target}: not reached, skipped`);
-    return;
-  }
-  // "local": Nginx runs where nexus runs, and its files are checked and written here.
-  const runner = session ?? new LocalRunner();
-  const run = (command: string) => runner.exec(command);
-  const home = (await runner.run('printf %s "$HOME"')).trim();
-  const file = resolveOn(target, balancer.upstreamFile, home);
-  const user = (await runner.run("id -un")).trim();
-  const exists = (await run(cmd("test", "-e", file))).code === 0;
-  const servers = config.servers.map((s) => s.upstream);
-  const content = renderServersFile({ servers });
-  const block = renderUpstreamBlock({ name: balancer.upstream ?? "nexus_app", include: file });
-  if (exists) {
-    say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
-    const text = await run(cmd("cat", file));
-    if (text.code === 0 && holdsUpstreamBlock(text.stdout))
-      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${SERVERS_FILE_FIX}`);
-  } else if (dryRun) say(`${target}: would write ${file} with every server of the config`);
-  else {
-    const write = `umask 022 && cat > ${shq(file)}`;
-    let result = await run(`${write} 2>&1 <<'NEXUS_EOF'\n${content}NEXUS_EOF`);
-    if (result.code !== 0 && options.sudo)
-      result = await run(`sudo -n tee ${shq(file)} >/dev/null <<'NEXUS_EOF'\n${content}NEXUS_EOF`);
-    if (result.code === 0) say(`${target}: wrote ${file} (its server lines)`);
-    else
-      say(
-        `${target}: cannot write ${file} as ${user}; as root, write the server lines \`nexus nginx-config\` prints for it there`,
-      );
-  }
-  say(
-    `${target}: Nginx must include it inside the upstream block, in a file only root can write (not in the http block: there it could hold any directive): ${block.replace(/\s*\n\s*/g, " ").trim()}`,
-  );
-  if ((await run(cmd("test", "-w", file))).code === 0) say(`${target}: ${user} can edit it in place`);
-  else
-    say(
-      `${target}: ${user} must be able to edit it in place, as root: chgrp ${user} ${file} && chmod 664 ${file}`,
-    );
-  const handWritten = [balancer.testCommand, balancer.reloadCommand].filter(needsHandWrittenRule);
-  if (handWritten.length > 0) {
-    say(
-      `${target}: ${handWritten.map((c) => `"${c}"`).join(" and ")} give sudo options nexus does not turn into a sudoers rule (a run-as user, a group, ...): write the NOPASSWD rule for ${user} by hand, as root, with visudo`,
-    );
-    return;
-  }
-  const rule = sudoersLine(user, balancer.testCommand, balancer.reloadCommand);
-  if (!rule) {
-    say(
-      `${target}: the test and reload commands do not use sudo: nothing to add to sudoers (a user who does not own the Nginx master cannot reload it: then use "sudo -n /usr/sbin/nginx -t" and "sudo -n /usr/sbin/nginx -s reload", and run setup again)`,
-    );
-    return;
-  }
-  const sudoers = sudoersFile(config.app.name);
-  if (!options.sudo || dryRun) {
-    say(`${target}: sudoers rule (install as root, e.g. with visudo -f ${sudoers}): ${rule}`);
-    if (dryRun && options.sudo) say(`${target}: would install it through sudo -n`);
-    return;
-  }
-  const install = [
-    "t=$(mktemp)",
-    `printf '%s\\n' ${shq(rule)} > "$t"`,
-    'sudo -n visudo -c -f "$t" >/dev/null',
-    `sudo -n install -m 0440 -o root -g root "$t" ${shq(sudoers)}`,
-  ].join(" && ");
-  const result = await run(`${install}; rc=$?; rm -f "$t"; exit $rc`);
-  if (result.code === 0) say(`${target}: installed ${sudoers}: ${rule}`);
-  else
-    say(
-      `${target}: could not install the sudoers rule through sudo -n (${(result.stderr || result.stdout).trim()}); as root: ${rule}`,
-    );
-}
-
-/** resolveRemotePath, its refusal naming the host. */
-function resolveOn(target: string, configured: string, home: string): string {
-  try {
-    return resolveRemotePath(configured, home);
-  } catch (error) {
-    throw new NexusError(`${target}: ${(error as Error).message}`);
-  }
 }

@@ -3,6 +3,11 @@ export interface Counts {
   requests: number;
   /** 5xx answers, upstream connect/read errors, timeouts. */
   failures: number;
+  /**
+   * The response times (ms) of the requests that were answered, when the source has them (the
+   * Nginx access log's upstream time; HAProxy's counters have none).
+   */
+  latencies?: number[];
 }
 
 /**
@@ -20,6 +25,10 @@ export function addCounts(into: Counts, more: Counts | undefined): Counts {
   if (more) {
     into.requests += more.requests;
     into.failures += more.failures;
+    if (more.latencies) {
+      into.latencies ??= [];
+      for (const value of more.latencies) into.latencies.push(value);
+    }
   }
   return into;
 }

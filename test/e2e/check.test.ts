@@ -1,10 +1,20 @@
 import { appendFileSync, copyFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { CheckItem, CheckReport } from "../../src/check/types.js";
-import { giveToHostUser, hostHome, nexus, uniqueRelease, waitForPort, writeConfig } from "./helpers.js";
-import { sandboxInfo } from "./sandbox-env.js";
+import { binDirWithout } from "../fixtures/path-without.js";
+import {
+  giveToHostUser,
+  hostHome,
+  nexus,
+  uniqueRelease,
+  upstreamFilePath,
+  waitForPort,
+  writeConfig,
+} from "./helpers.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 async function check(
   overrides: Record<string, unknown> = {},
@@ -86,7 +96,9 @@ describe("nexus check", () => {
   it("pm2 not on the non-interactive PATH", async () => {
     const bashrc = path.join(hostHome("nexus-beta"), ".bashrc");
     const original = readFileSync(bashrc, "utf8");
-    appendFileSync(bashrc, "export PATH=/usr/bin:/bin\n");
+    // Every command of the machine but pm2 (one installed globally in /usr/bin included).
+    const bin = binDirWithout(path.join(hostHome("nexus-beta"), "no-pm2-bin"), ["pm2"]);
+    appendFileSync(bashrc, `export PATH=${bin}\n`);
     try {
       const { exitCode, report } = await check();
       expect(exitCode).toBe(1);
@@ -95,6 +107,7 @@ describe("nexus check", () => {
       expect(item.fix).toMatch(/npm install -g pm2|PATH/);
     } finally {
       writeFileSync(bashrc, original);
+      rmSync(bin, { recursive: true, force: true });
     }
   });
 
@@ -136,7 +149,16 @@ describe("nexus check", () => {
     const item = failed(report, "deploy path");
     expect(item.detail).toMatch(/not writable/);
     expect(item.fix).toMatch(/chown/);
-  });
+    if (info.login !== "deploy-user") return;
+    // The fix, run as printed (the sandbox's servers are this machine), makes it writable.
+    try {
+      await runRootFix(item.fix, os.tmpdir());
+      const { report: after } = await check({ deployPath: "/opt/nexus-check-not-writable/app" });
+      expect(after.items.filter((i) => i.check === "deploy path").every((i) => i.status === "ok")).toBe(true);
+    } finally {
+      rmSync("/opt/nexus-check-not-writable", { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it("the app port held by another process", async () => {
     // A stranger on beta's address, on the port this config gives the app.
@@ -173,5 +195,77 @@ describe("nexus check", () => {
     const item = failed(report, "upstream servers");
     expect(item.detail).toContain(`nexus-gamma (${gamma.address}:3001)`);
     expect(item.fix).toContain(`server ${gamma.address}:3001;`);
+  });
+
+  /** The command a fix gives "as root:", in backticks, run as printed (`nexus` is this checkout's CLI). */
+  async function runRootFix(fix: string | undefined, cwd: string): Promise<void> {
+    // The sandbox's balancer host is this machine.
+    const command = /as root on the (?:balancer host|server): `([^`]+)`/.exec(fix ?? "")?.[1];
+    if (!command) throw new Error(`no "as root: \`...\`" command in the fix: ${fix}`);
+    const cli = `node ${JSON.stringify(path.join(PROJECT_ROOT, "bin", "nexus.js"))}`;
+    const run = await execa("sh", ["-c", command.replace(/^nexus /, `${cli} `)], {
+      cwd,
+      reject: false,
+      all: true,
+    });
+    expect(run.exitCode, `${command}\n${run.all}`).toBe(0);
+  }
+
+  describe.skipIf(info.login !== "deploy-user")("the fixes it prints work as printed", () => {
+    it("a missing servers file: nginx-config --servers-only writes it, chgrp/chmod make it editable", async () => {
+      const file = path.join(
+        path.dirname(upstreamFilePath()),
+        `fix-${Math.random().toString(16).slice(2, 8)}.conf`,
+      );
+      const config = writeConfig({ balancer: { upstreamFile: file } });
+      const cwd = path.dirname(config);
+      try {
+        const first = await nexus(["--json", "-c", config, "check"]);
+        const report = JSON.parse(first.stdout.trim().split("\n").at(-1) ?? "") as CheckReport;
+        const missing = failed(report, "upstream file");
+        expect(missing.detail).toContain("does not exist");
+        await runRootFix(missing.fix, cwd);
+        expect(readFileSync(file, "utf8")).toMatch(/^server .*max_fails=3/m);
+        expect(readFileSync(file, "utf8")).not.toMatch(/upstream|proxy_/);
+
+        const second = await nexus(["--json", "-c", config, "check"]);
+        const again = JSON.parse(second.stdout.trim().split("\n").at(-1) ?? "") as CheckReport;
+        expect(again.items.find((i) => i.check === "upstream servers")?.status).toBe("ok");
+        const edit = failed(again, "upstream edit");
+        await runRootFix(edit.fix, cwd);
+        const third = await nexus(["--json", "-c", config, "check"]);
+        const done = JSON.parse(third.stdout.trim().split("\n").at(-1) ?? "") as CheckReport;
+        expect(done.items.find((i) => i.check === "upstream edit")?.status).toBe("ok");
+      } finally {
+        rmSync(file, { force: true });
+      }
+    }, 420_000);
+
+    it("a test and reload sudo does not allow: the sudoers rule it prints, installed as printed, allows them", async () => {
+      // The sandbox's own commands with one more (harmless) flag: no sudoers rule names them yet.
+      const testCommand = info.lb.testCommand.replace(/ -t$/, " -q -t");
+      const reloadCommand = info.lb.reloadCommand.replace(/ -s reload$/, " -q -s reload");
+      const appName = `fix-${Math.random().toString(16).slice(2, 8)}`;
+      const overrides = { app: { name: appName }, balancer: { testCommand, reloadCommand } };
+      const sudoers = `/etc/sudoers.d/nexus-${appName}`;
+      try {
+        const { report } = await check(overrides);
+        const test = failed(report, "nginx test");
+        expect(test.detail).toMatch(/asks for a password/);
+        expect(failed(report, "nginx reload").fix).toBe(test.fix);
+        await runRootFix(test.fix, os.tmpdir());
+        const { report: after } = await check(overrides);
+        for (const name of ["nginx test", "nginx reload"])
+          expect(after.items.find((i) => i.check === name)?.status, name).toBe("ok");
+      } finally {
+        rmSync(sudoers, { force: true });
+      }
+    }, 300_000);
+  });
+
+  it("a reload command that is not there is a failure, never ok (the check does not run it)", async () => {
+    const { report } = await check({ balancer: { reloadCommand: "nginx-not-installed -s reload" } });
+    const item = failed(report, "nginx reload");
+    expect(item.detail).toMatch(/nginx-not-installed is not on .* non-interactive PATH/);
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -65,6 +65,46 @@ describe("config errors from the CLI", () => {
     expect(pack.exitCode).toBe(2);
     expect(pack.stderr).toContain(`--output ${os.tmpdir()}: cannot write it (EISDIR)`);
     expect(pack.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("a JSON syntax error and a schema error point at their line and column, in the terminal and as GitHub annotations", async () => {
+    const good = readFileSync(writeConfig(), "utf8");
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-positions-"));
+    // Comments and trailing commas are fine (JSON with comments, as editors treat it).
+    const commented = path.join(dir, "commented.json");
+    writeFileSync(commented, `// the sandbox\n${good.replace(/\n}\s*$/, ",\n}\n")}`);
+    const fine = await nexus(["-c", commented, "deploy", "--dry-run"]);
+    expect(fine.exitCode, fine.all).toBe(0);
+
+    // A missing comma on line 4.
+    const syntax = path.join(dir, "syntax.json");
+    const lines = good.split("\n");
+    lines[3] = (lines[3] as string).replace(/,$/, "");
+    writeFileSync(syntax, lines.join("\n"));
+    const broken = await nexus(["-c", syntax, "status"]);
+    expect(broken.exitCode).toBe(2);
+    expect(broken.stderr).toMatch(/syntax\.json:5:\d+: invalid JSON: expected ","/);
+
+    // servers[1].port: a string, on the line where it is written.
+    const typed = path.join(dir, "typed.json");
+    const text = good.replace(/("port": )2222/g, (m, key, offset) =>
+      offset === good.indexOf('"port": 2222', good.indexOf('"nexus-beta"')) ? `${key}"22a"` : m,
+    );
+    writeFileSync(typed, text);
+    // The field's key: `"port": "22a"`.
+    const offset = text.indexOf('"port": "22a"');
+    const line = text.slice(0, offset).split("\n").length;
+    const column = offset - text.lastIndexOf("\n", offset);
+    const wrong = await nexus(["-c", typed, "deploy"]);
+    expect(wrong.exitCode).toBe(2);
+    expect(wrong.stderr).toContain(`typed.json:${line}:${column}: servers[1].port: expected a number`);
+
+    const summary = path.join(dir, "summary.md");
+    const github = await nexus(["-c", typed, "deploy"], {
+      env: { GITHUB_ACTIONS: "true", GITHUB_WORKSPACE: dir, GITHUB_STEP_SUMMARY: summary },
+    });
+    expect(github.exitCode).toBe(2);
+    expect(github.all).toContain(`::error file=typed.json,line=${line},col=${column},title=nexus::`);
   });
 
   it("a missing config file says how to make one", async () => {

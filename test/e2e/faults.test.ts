@@ -394,7 +394,9 @@ describe("faults and interruptions", () => {
       const beta = sandboxInfo().hosts.find((h) => h.name === "nexus-beta");
       if (!beta) throw new Error("no nexus-beta");
       // The app on beta stops and a stray process takes its port: it answers /health, but not as our release.
-      execFileSync(path.join(PROJECT_ROOT, "node_modules", ".bin", "pm2"), ["delete", "nexus-app"], {
+      // The hosts' own pm2 (the deploy user cannot reach a checkout in a closed home).
+      execFileSync(path.join(sandboxInfo().dir, "bin", "pm2"), ["delete", "nexus-app"], {
+        cwd: hostHome("nexus-beta"),
         env: {
           ...process.env,
           HOME: hostHome("nexus-beta"),

@@ -135,7 +135,14 @@ describe("the GitHub Action (action.yml → scripts/action-run.sh → bundle/nex
   });
 
   it("action.yml declares the inputs and outputs, and its one step runs the bundle: no install, no compiler", () => {
-    for (const input of ["command", "config", "ssh-private-key", "known-hosts", "working-directory"])
+    for (const input of [
+      "command",
+      "config",
+      "ssh-private-key",
+      "ssh-key-passphrase",
+      "known-hosts",
+      "working-directory",
+    ])
       expect(ACTION).toMatch(new RegExp(`\\n {2}${input}:\\n`));
     expect(ACTION).toMatch(/\n {2}release:\n.*\n {4}value: \$\{\{ steps\.nexus\.outputs\.release \}\}/);
     expect(ACTION).toMatch(/\n {2}result:\n.*\n {4}value: \$\{\{ steps\.nexus\.outputs\.result \}\}/);
@@ -212,7 +219,53 @@ describe("the GitHub Action (action.yml → scripts/action-run.sh → bundle/nex
     expect(run.exitCode, run.log).toBe(2);
     expect(run.log).toMatch(/^::error title=nexus::missing\.json: file not found/m);
     expect(run.outputs).toBe("result=failed\n");
-    expect(run.summary).toBe("");
+    expect(run.summary).toMatch(/^### ❌ nexus (status|command): failed, nothing deployed/);
+    expect(run.summary).toContain("missing.json: file not found");
+  });
+
+  it("every server refusing the connection: a step summary, result=failed, and no release output", async () => {
+    const info = sandboxInfo();
+    const servers = info.hosts.map((h) => ({
+      name: h.name,
+      host: h.address,
+      port: 1,
+      env: { HOST: h.address },
+    }));
+    const run = await runAction(
+      {
+        command: `deploy --release-id ${uniqueRelease("gha-refused")}`,
+        "working-directory": workspace({ servers }),
+        ...keyInputs(),
+      },
+      PROJECT_ROOT,
+    );
+    expect(run.exitCode, run.log).not.toBe(0);
+    expect(run.log).toMatch(/refused/);
+    expect(run.outputs).toBe("result=failed\n");
+    expect(run.summary).toMatch(/^### ❌ nexus deploy: failed, nothing deployed/);
+    expect(run.summary).toMatch(/refused/);
+  });
+
+  it("the command's arguments are parsed with quoting (nothing expanded), and a key with a passphrase works with ssh-key-passphrase", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-gha-pass-"));
+    const key = path.join(dir, "id_ed25519");
+    writeFileSync(key, readFileSync(sandboxInfo().clientKey), { mode: 0o600 });
+    await execa("ssh-keygen", ["-q", "-p", "-f", key, "-P", "", "-N", "open sesame"]);
+    const inputs = {
+      command: `exec --only nexus-alpha -- 'printf "[%s]" "a  b" $(echo c)'`,
+      "working-directory": workspace(),
+      "ssh-private-key": readFileSync(key, "utf8"),
+      "known-hosts": keyInputs()["known-hosts"],
+    };
+    const locked = await runAction(inputs, PROJECT_ROOT);
+    expect(locked.exitCode, locked.log).not.toBe(0);
+    expect(locked.log).toMatch(/passphrase/i);
+    const run = await runAction({ ...inputs, "ssh-key-passphrase": "open sesame" }, PROJECT_ROOT);
+    expect(run.exitCode, run.log).toBe(0);
+    // One shell-text argument, run on the server: the quotes kept the two spaces.
+    expect(run.log).toContain("[a  b][c]");
+    expect(run.log).toContain("::add-mask::open sesame");
+    expect(run.log.replace("::add-mask::open sesame", "")).not.toContain("open sesame");
   });
 
   it("a working-directory that does not exist: annotated, result=failed, exit 2", async () => {

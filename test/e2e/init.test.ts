@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { configJsonSchema } from "../../src/config/json-schema.js";
 import { loadConfig } from "../../src/config/load.js";
@@ -14,7 +15,7 @@ import {
   throughLb,
   uniqueRelease,
 } from "./helpers.js";
-import { sandboxInfo } from "./sandbox-env.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 const SERVERS = ["nexus-alpha", "nexus-beta", "nexus-gamma"];
 
@@ -141,5 +142,124 @@ describe("nexus init", () => {
     expect(data.$schema).toBe("../node_modules/nexus-deploy/config.schema.json");
     expect(data.app.root).toBe("..");
     expect(data.servers).toEqual([{ name: "10.0.0.1", host: "10.0.0.1" }]);
+  });
+
+  it("reads package.json for the entry script, writes the balancer type, sudo -n commands for a non-root user, the watch with its access log, and lists setup, trust and check next", async () => {
+    const app = mkdtempSync(path.join(os.tmpdir(), "nexus-init-app-"));
+    writeFileSync(
+      path.join(app, "package.json"),
+      JSON.stringify({ name: "shop", scripts: { start: "node dist/index.js" } }),
+    );
+    const run = await nexus(
+      ["init", "--servers", "web1=10.0.0.1", "--user", "deploy", "--watch", "30s", "-y"],
+      {
+        cwd: app,
+      },
+    );
+    expect(run.exitCode, run.all).toBe(0);
+    const data = JSON.parse(readFileSync(path.join(app, "deploy.config.json"), "utf8"));
+    expect(data.app.start).toBe("dist/index.js");
+    expect(data.balancer).toMatchObject({
+      testCommand: "sudo -n /usr/sbin/nginx -t",
+      reloadCommand: "sudo -n /usr/sbin/nginx -s reload",
+      accessLog: "/var/log/nginx/access.log",
+    });
+    expect(data.rolling.watch).toBe("30s");
+    for (const next of ["setup --dry-run", "setup ", "trust web1", "check ", "deploy --dry-run"])
+      expect(run.stdout).toContain(`nexus ${next}`);
+    expect(run.stdout).toContain("no package-lock.json");
+
+    writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "shop", main: "lib/main.js" }));
+    writeFileSync(path.join(app, "package-lock.json"), "{}");
+    const haproxy = await nexus(
+      [
+        "init",
+        "--servers",
+        "web1=10.0.0.1",
+        "--balancer",
+        "haproxy",
+        "--backend",
+        "shop_be",
+        "--force",
+        "-y",
+      ],
+      { cwd: app },
+    );
+    expect(haproxy.exitCode, haproxy.all).toBe(0);
+    const again = JSON.parse(readFileSync(path.join(app, "deploy.config.json"), "utf8"));
+    expect(again.app.start).toBe("lib/main.js");
+    expect(again.balancer).toEqual({ type: "haproxy", host: "web1", backend: "shop_be" });
+    expect(haproxy.stdout).not.toContain("no package-lock.json");
+    expect(haproxy.stdout).toContain("nexus haproxy-config");
+  });
+
+  describe.skipIf(!existsSync("/usr/bin/script"))("on a terminal", () => {
+    /** init on a pseudo-terminal: each answer typed once its question is on the screen. */
+    async function interactive(answers: [RegExp, string][], cwd: string) {
+      const env = { ...process.env } as Record<string, string | undefined>;
+      delete env.CI;
+      const cli = path.join(PROJECT_ROOT, "bin", "nexus.js");
+      const child = execa(
+        "script",
+        ["-qec", `stty cols 120 && exec node ${JSON.stringify(cli)} init`, "/dev/null"],
+        {
+          cwd,
+          env,
+          extendEnv: false,
+          reject: false,
+          timeout: 60_000,
+        },
+      );
+      let screen = "";
+      let next = 0;
+      child.stdout?.on("data", (chunk: Buffer) => {
+        screen += chunk.toString();
+        while (next < answers.length && (answers[next] as [RegExp, string])[0].test(screen)) {
+          child.stdin?.write((answers[next] as [RegExp, string])[1]);
+          screen = "";
+          next++;
+        }
+      });
+      const result = await child;
+      return { ...result, asked: next };
+    }
+
+    it("asks for the entry script, balancer, commands, key and watch; Ctrl-D or Ctrl-C at a prompt exits 130 quietly, writing nothing", async () => {
+      const app = mkdtempSync(path.join(os.tmpdir(), "nexus-init-tty-"));
+      writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "shop", main: "dist/app.js" }));
+      const full = await interactive(
+        [
+          [/app name \(shop\):/, "\r"],
+          [/entry script \(package\.json main\) \(dist\/app\.js\):/, "\r"],
+          [/servers, name=host/, "web1=10.0.0.1\r"],
+          [/SSH user/, "deploy\r"],
+          [/SSH private key file/, "~/.ssh/deploy_ed25519\r"],
+          [/deploy path/, "\r"],
+          [/load balancer: nginx or haproxy \(nginx\):/, "\r"],
+          [/server that runs Nginx/, "\r"],
+          [/servers file on it/, "\r"],
+          [/tests the Nginx config \(sudo -n \/usr\/sbin\/nginx -t\):/, "\r"],
+          [/reloads Nginx \(sudo -n \/usr\/sbin\/nginx -s reload\):/, "\r"],
+          [/watch each batch/, "y\r"],
+          [/Nginx access log/, "/var/log/nginx/nexus.log\r"],
+        ],
+        app,
+      );
+      expect(full.exitCode, full.stdout).toBe(0);
+      const data = JSON.parse(readFileSync(path.join(app, "deploy.config.json"), "utf8"));
+      expect(data.app.start).toBe("dist/app.js");
+      expect(data.ssh).toEqual({ user: "deploy", privateKey: "~/.ssh/deploy_ed25519" });
+      expect(data.balancer.testCommand).toBe("sudo -n /usr/sbin/nginx -t");
+      expect(data.balancer.accessLog).toBe("/var/log/nginx/nexus.log");
+      expect(data.rolling.watch).toBe("30s");
+
+      for (const key of ["\u0004", "\u0003"]) {
+        const other = mkdtempSync(path.join(os.tmpdir(), "nexus-init-tty-"));
+        const stopped = await interactive([[/app name/, key]], other);
+        expect(stopped.exitCode, stopped.stdout).toBe(130);
+        expect(stopped.stdout).not.toMatch(/internal error|Aborted|Error/);
+        expect(existsSync(path.join(other, "deploy.config.json"))).toBe(false);
+      }
+    });
   });
 });

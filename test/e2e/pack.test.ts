@@ -3,7 +3,15 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { copyFixture, currentRelease, deployDir, nexus, uniqueRelease, writeConfig } from "./helpers.js";
+import {
+  copyFixture,
+  currentRelease,
+  deployDir,
+  fleetSnapshot,
+  nexus,
+  uniqueRelease,
+  writeConfig,
+} from "./helpers.js";
 
 /** An app with what must not ship next to what must. */
 function messyApp(): string {
@@ -140,5 +148,33 @@ describe("nexus pack: the artifact holds only the app", () => {
     expect(shipped).toContain("coverage/keep.txt");
     for (const gone of [".env", ".npmrc", "coverage/index.html", "docs/notes.md", "server.log"])
       expect(shipped).not.toContain(gone);
+  });
+
+  it("an entry script the artifact leaves out stops the dry run and the deploy before any server is touched, naming the rule and app.include", async () => {
+    const app = copyFixture("app");
+    mkdirSync(path.join(app, "dist"));
+    writeFileSync(path.join(app, "dist", "index.js"), 'require("../server.js");\n');
+    writeFileSync(path.join(app, ".gitignore"), "dist/\n");
+    const config = configFor(app, { start: "dist/index.js" });
+    const before = fleetSnapshot();
+    for (const args of [
+      ["deploy", "--dry-run"],
+      ["deploy", "--release-id", uniqueRelease("entry")],
+    ]) {
+      const run = await nexus(["-c", config, ...args]);
+      expect(run.exitCode, `${args.join(" ")}: ${run.all}`).toBe(2);
+      expect(run.stderr).toMatch(
+        /deploy\.config\.json:\d+:\d+: app\.start: dist\/index\.js is not in the artifact \(`dist\/` in \.gitignore leaves out dist\/\): list it in app\.include/,
+      );
+      expect(run.all).not.toMatch(/drain|stage/);
+    }
+    expect(fleetSnapshot()).toBe(before);
+    const included = await nexus([
+      "-c",
+      configFor(app, { start: "dist/index.js", include: ["dist/"] }),
+      "deploy",
+      "--dry-run",
+    ]);
+    expect(included.exitCode, included.all).toBe(0);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -88,6 +88,8 @@ describe("the npm package (npm pack → npm install --omit=dev --offline → nex
     // $schema points at the installed package's schema, which is there.
     expect(config.$schema).toBe("./node_modules/nexus-deploy/config.schema.json");
     expect(existsSync(path.join(installDir, config.$schema))).toBe(true);
+    // The plan checks that app.start is in the artifact: the "app" here is the install directory.
+    writeFileSync(path.join(installDir, "server.js"), "// the app\n");
     const plan = await installed(["deploy", "--dry-run"]);
     expect(plan.exitCode, plan.all).toBe(0);
     expect(plan.stdout).toContain("web1, web2");

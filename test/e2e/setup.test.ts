@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxDeployConfig } from "../../src/sandbox/deploy-config.js";
-import { type SandboxInfo, sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
+import { type SandboxInfo, sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { fixture, nexus, uniqueRelease } from "./helpers.js";
 import { TEST_IP_PREFIX } from "./sandbox-env.js";
 
@@ -38,8 +38,8 @@ describe.skipIf(!asRoot)("nexus setup on a server that only accepts a password",
 
   afterAll(async () => {
     if (!info) return;
-    await sandboxDown(dir);
-    await rm(dir, { recursive: true, force: true });
+    // The state dir too (dir is a link to it, under /var/tmp).
+    await sandboxPurge(dir);
   });
 
   it("the sandbox's key is refused there: the server really wants a password", async () => {

@@ -1,5 +1,7 @@
 import {
+  chmodSync,
   closeSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -19,7 +21,7 @@ import { execa } from "execa";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxInfo } from "../../src/sandbox/index.js";
-import { sandboxDown, sandboxUp } from "../../src/sandbox/index.js";
+import { sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { fetchCommand, fetchInput } from "../../src/transfer/fetch-command.js";
 import { ArtifactServer } from "../../src/transfer/http-server.js";
 import { APP_NAME, nexus, uniqueRelease, writeConfig } from "./helpers.js";
@@ -38,7 +40,16 @@ const SFTP_SERVER = [
   "/usr/libexec/openssh/sftp-server",
   "/usr/libexec/sftp-server",
 ].find((file) => existsSync(file));
-const CORRUPTING = `${process.execPath} ${path.join(PROJECT_ROOT, "fixtures", "sftp-corrupt.mjs")} ${SFTP_SERVER} -d %h`;
+/** The hosts' login user runs it: a copy outside the checkout, which may sit in a closed home (/root). */
+function reachableCopy(file: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-fixture-"));
+  chmodSync(dir, 0o755);
+  const copy = path.join(dir, path.basename(file));
+  copyFileSync(file, copy);
+  chmodSync(copy, 0o644);
+  return copy;
+}
+const CORRUPTING = `${process.execPath} ${reachableCopy(path.join(PROJECT_ROOT, "fixtures", "sftp-corrupt.mjs"))} ${SFTP_SERVER} -d %h`;
 
 let info: SandboxInfo;
 let dir: string;
@@ -106,8 +117,8 @@ describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP canno
 
   afterAll(async () => {
     if (!info) return;
-    await sandboxDown(dir);
-    await rm(dir, { recursive: true, force: true });
+    // The state dir too (dir is a link to it, under /var/tmp).
+    await sandboxPurge(dir);
   });
 
   it("auto: SFTP where it works; HTTP without SFTP, when it exits, and for a corrupted upload; all serve the release", async () => {
@@ -266,8 +277,8 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
   const artifact = path.join(work, "release.tar.gz");
 
   beforeAll(async () => {
-    // A PATH with node and the coreutils the command needs, but no curl or wget.
-    for (const tool of ["sha256sum", "cut", "rm", "mv", "timeout"]) {
+    // A PATH with sh, node and the coreutils the command needs, but no curl or wget.
+    for (const tool of ["sh", "sha256sum", "cut", "rm", "mv", "timeout"]) {
       const found = (await execa("sh", ["-c", `command -v ${tool}`])).stdout.trim();
       symlinkSync(found, path.join(bin, tool));
     }
@@ -373,6 +384,8 @@ describe("the fetch command, run by a shell against nexus's HTTP server", () => 
   it("a server with no curl, wget or node says so", async () => {
     const empty = path.join(work, "empty-bin");
     mkdirSync(empty, { recursive: true });
+    // A shell, and nothing to fetch with.
+    if (!existsSync(path.join(empty, "sh"))) symlinkSync("/bin/sh", path.join(empty, "sh"));
     const command = fetchCommand({
       dest: path.join(work, "none"),
       sha256: "0".repeat(64),

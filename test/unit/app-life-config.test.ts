@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { maskedConfig } from "../../src/commands/config.js";
 import { ConfigError } from "../../src/config/errors.js";
 import { requireSecrets, resolveConfig } from "../../src/config/load.js";
 import { secretValues } from "../../src/config/secrets.js";
-import { maskedConfig } from "../../src/deploy/operations.js";
 import { releaseEnv } from "../../src/deploy/release-env.js";
 import { ecosystemFile } from "../../src/process/pm2/ecosystem.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";

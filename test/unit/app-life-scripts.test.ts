@@ -214,7 +214,7 @@ describe("user commands (hooks, exec) under sh", () => {
     const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
     expect(pid).toBeGreaterThan(0);
     expect(alive(pid)).toBe(false);
-  }, 20_000);
+  }, 60_000);
 
   it("a local hook (afterDeploy) gets nexus's env and the result, but not the deploy key", async () => {
     const dir = tmp("local-env");
@@ -258,7 +258,7 @@ describe("user commands (hooks, exec) under sh", () => {
     });
     expect(result).toEqual({ ok: false, reason: "timed out after 0.3s (hooks.timeout)" });
     expect(alive(Number(readFileSync(path.join(dir, "hook.pid"), "utf8")))).toBe(false);
-  }, 20_000);
+  }, 60_000);
 
   it("the timeout covers the channel: a background child that holds the output is stopped at it, and reported", async () => {
     const dir = tmp("hook-leftover");

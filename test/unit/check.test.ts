@@ -1,20 +1,24 @@
 import { describe, expect, it } from "vitest";
-import { balancerItems } from "../../src/check/balancer-checks.js";
-import { dumpCommand, sudoListCommand } from "../../src/check/balancer-script.js";
+import { balancerItems } from "../../src/balancer/nginx/check.js";
+import { dumpCommand, sudoListCommand } from "../../src/balancer/nginx/check-script.js";
+import { needsHandWrittenRule, sudoersLine, withoutSudo } from "../../src/balancer/nginx/sudoers.js";
 import { parseFacts } from "../../src/check/facts.js";
 import { healthItem } from "../../src/check/health.js";
 import { serverItems } from "../../src/check/server-checks.js";
-import { serverScript } from "../../src/check/server-script.js";
+import { pm2CheckArgs, pm2Items } from "../../src/process/pm2/check.js";
 import { installKeyCommand } from "../../src/setup/run.js";
-import { needsHandWrittenRule, sudoersLine, withoutSudo } from "../../src/setup/sudoers.js";
 
 const serverCtx = {
   server: "web1",
   deployPath: "/home/deploy/apps/api",
-  appPort: 3000,
-  pm2Name: "api",
   artifactEstimate: 10 * 1024 * 1024,
 };
+const pm2Ctx = { server: "web1", appPort: 3000, pm2Name: "api" };
+
+/** Every item of a server's check: the server's own, then PM2's. */
+function serverAndPm2Items(lines: string[]) {
+  return [...serverItems(facts(lines), serverCtx), ...pm2Items(facts(lines), pm2Ctx)];
+}
 
 function facts(lines: string[]) {
   return parseFacts(`${lines.join("\n")}\n`);
@@ -49,14 +53,14 @@ describe("check facts", () => {
 
 describe("server checks", () => {
   it("a ready server: all ok", () => {
-    const items = serverItems(facts(healthyServer), serverCtx);
+    const items = serverAndPm2Items(healthyServer);
     expect(items.filter((i) => i.status !== "ok")).toEqual([]);
   });
 
   it("pm2 missing, installed by nvm: names the nvm directory in the fix", () => {
     const lines = healthyServer.filter((l) => !l.startsWith("pm2_"));
     lines.push("nvm_bin=/home/deploy/.nvm/versions/node/v20.1.0/bin");
-    const pm2 = serverItems(facts(lines), serverCtx).find((i) => i.check === "pm2");
+    const pm2 = serverAndPm2Items(lines).find((i) => i.check === "pm2");
     expect(pm2).toMatchObject({ status: "fail" });
     expect(pm2?.fix).toContain("export PATH=/home/deploy/.nvm/versions/node/v20.1.0/bin:$PATH");
   });
@@ -65,7 +69,7 @@ describe("server checks", () => {
     const lines = healthyServer
       .filter((l) => !/^(pm2_unit|deploy_writable|free_kb)/.test(l))
       .concat(["free_kb=1024", "deploy_existing=/opt", "deploy_owner=root:root drwxr-xr-x"]);
-    const items = serverItems(facts(lines), serverCtx);
+    const items = serverAndPm2Items(lines);
     expect(items.find((i) => i.check === "pm2 startup")).toMatchObject({ status: "warn" });
     expect(items.find((i) => i.check === "deploy path")).toMatchObject({
       status: "fail",
@@ -75,9 +79,9 @@ describe("server checks", () => {
   });
 
   it("the app port: ours is fine, a stranger's fails", () => {
-    const ours = serverItems(facts([...healthyServer, "port_listeners=1", "port_holder=app"]), serverCtx);
+    const ours = serverAndPm2Items([...healthyServer, "port_listeners=1", "port_holder=app"]);
     expect(ours.find((i) => i.check === "app port")).toMatchObject({ status: "ok" });
-    const theirs = serverItems(facts([...healthyServer, "port_listeners=1", "port_holder=other"]), serverCtx);
+    const theirs = serverAndPm2Items([...healthyServer, "port_listeners=1", "port_holder=other"]);
     expect(theirs.find((i) => i.check === "app port")).toMatchObject({
       status: "fail",
       fix: expect.stringContaining("app.port"),
@@ -85,8 +89,13 @@ describe("server checks", () => {
   });
 
   it("only listeners on the app's address (or all addresses) count", () => {
-    const script = serverScript({ deployPath: "/a", appPort: 3000, appHost: "10.0.0.2", pm2Name: "api" });
-    expect(script).toContain('a[2] == "0BB8" && (a[1] == "0200000A"');
+    expect(pm2CheckArgs({ appPort: 3000, appHost: "10.0.0.2", pm2Name: "api" })).toEqual([
+      "0BB8",
+      "0200000A",
+      "api",
+    ]);
+    // A host name is no address /proc/net/tcp shows: a listener on any address holds the port.
+    expect(pm2CheckArgs({ appPort: 3000, appHost: "app.internal", pm2Name: "api" })[1]).toBe("");
   });
 });
 
@@ -142,13 +151,29 @@ describe("balancer checks", () => {
 
   it("a reload without sudo, as a user who does not own the Nginx master: it could not signal it", () => {
     const plain = { ...ctx, reloadCommand: "nginx -s reload" };
-    const owned = balancerItems(facts([...good, "uid=1000", "master_uid=0"]), plain);
+    const bin = "reload_bin=/usr/sbin/nginx";
+    const owned = balancerItems(facts([...good, bin, "uid=1000", "master_uid=0"]), plain);
     expect(owned.find((i) => i.check === "nginx reload")).toMatchObject({
       status: "warn",
       detail: expect.stringMatching(/the Nginx master is uid 0's/),
     });
-    const mine = balancerItems(facts([...good, "uid=1000", "master_uid=1000"]), plain);
-    expect(mine.find((i) => i.check === "nginx reload")?.status).toBe("ok");
+    const mine = balancerItems(facts([...good, bin, "uid=1000", "master_uid=1000"]), plain);
+    expect(mine.find((i) => i.check === "nginx reload")).toMatchObject({
+      status: "ok",
+      detail: expect.stringMatching(/^not run \(check changes nothing\): \/usr\/sbin\/nginx is there/),
+    });
+  });
+
+  it("a reload check that could not see enough is never ok: a command not on the PATH fails, an unknown master warns", () => {
+    const plain = { ...ctx, reloadCommand: "nginx -s reload" };
+    const reload = (extra: string[]) =>
+      balancerItems(facts([...good, ...extra]), plain).find((i) => i.check === "nginx reload");
+    expect(reload(["uid=1000", "master_uid=1000"])).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(/nginx is not on .*non-interactive PATH/),
+      fix: expect.stringMatching(/sudo -n \/usr\/sbin\/nginx -s reload/),
+    });
+    expect(reload(["reload_bin=/usr/sbin/nginx", "uid=1000"])?.status).toBe("warn");
   });
 
   it("a reload sudo allows only through a rule with a password: a warning (sudo -n -l CMD says yes anyway)", () => {
@@ -242,8 +267,8 @@ describe("setup", () => {
 
   it("installs a public key once, quoted, with private modes", () => {
     const command = installKeyCommand("ssh-ed25519 AAAA nexus@ci");
-    expect(command).toContain("grep -qxF 'ssh-ed25519 AAAA nexus@ci'");
-    expect(command).toContain('chmod 600 "$HOME/.ssh/authorized_keys"');
+    expect(command).toMatch(/ nexus 'ssh-ed25519 AAAA nexus@ci'$/);
+    expect(command).toContain('chmod 600 "$keys"');
     expect(() => installKeyCommand("a\nb")).toThrow(/one line/);
   });
 });

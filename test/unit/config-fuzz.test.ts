@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
+import { parseConfigText, problemPath, withPositions } from "../../src/config/positions.js";
 
 const VALID = {
   app: { name: "api", root: ".", start: "server.js", port: 3000, exclude: ["*.tmp"] },
@@ -72,6 +73,7 @@ function apply(
 
 describe("config loader under random mutations", () => {
   it("never throws anything but a ConfigError, and every problem names a path", () => {
+    let placed = 0;
     fc.assert(
       fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (mutations) => {
         const config = structuredClone(VALID) as unknown as Json;
@@ -85,7 +87,14 @@ describe("config loader under random mutations", () => {
           for (const problem of problems) {
             // "servers[1].port: …", "(top level): …", 'servers[0].env["a b"]: …'
             expect(problem).toMatch(/^(\(top level\)|[$A-Za-z_][\w$]*|\[)[^\n]*?: \S/);
+            expect(problemPath(problem), problem).toBeDefined();
           }
+          // ...so that each is placed at a line and column of the file (every 10th case: parsing
+          // the text again for each of the 1,500 would double the test's time).
+          if (placed++ % 10 !== 0) return;
+          const text = JSON.stringify(config, null, 2);
+          const located = withPositions(error as ConfigError, parseConfigText(text, "deploy.config.json"));
+          expect(located.locations.filter(Boolean)).toHaveLength(problems.length);
           expect(message).not.toMatch(/\n\s+at /);
         }
       }),

@@ -25,19 +25,22 @@ describe("config", () => {
     expect(config.health).toMatchObject({ path: "/health", port: 3000, passes: 3, via: "ssh" });
     expect(config.balancer.drainTimeout).toBe(30_000);
     expect(config.rolling).toEqual({
+      strategy: "drain",
       batchSize: 1,
       onFailure: "rollback-all",
       canary: 0,
       pause: 0,
-      watch: {
+      watch: expect.objectContaining({
         duration: 0,
         maxFailureRatio: 0.01,
         maxRatioToUntouched: 2,
         minRequests: 50,
         onBlind: "needs-human",
-      },
+      }),
     });
+    expect(config.notify).toEqual([]);
     expect(config.pm2.name).toBe("api");
+    expect(config.process).toEqual({ type: "pm2" });
     expect(config.ssh.hostKeys).toBe("strict");
   });
 

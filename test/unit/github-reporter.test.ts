@@ -112,7 +112,24 @@ describe("GithubReporter", () => {
     reporter.emit({ type: "error", message: "deploy.config.json: app.name: required" });
     reporter.close();
     expect(files.get("/output")).toBe("result=failed\n");
-    expect(files.has("/summary")).toBe(false);
+    // Every outcome gets a step summary, this one too.
+    expect(files.get("/summary")).toContain("### ❌ nexus command: failed, nothing deployed");
+    expect(files.get("/summary")).toContain("> deploy.config.json: app.name: required");
+  });
+
+  it("sets the release output only when the summary leaves that release in service", () => {
+    const { reporter, files } = harness();
+    reporter.emit({ type: "begin", command: "deploy", release: "r9", servers: ["alpha"] });
+    reporter.emit({
+      ...summary,
+      outcome: "failed",
+      release: "r9",
+      exitCode: 1,
+      rows: [{ server: "alpha", result: "not reached", note: "connection refused" }],
+    });
+    reporter.close();
+    expect(files.get("/output")).toBe("result=failed\n");
+    expect(files.get("/summary")).toContain("| alpha | not reached |");
   });
 
   it("writes nothing when the GitHub files are not set", () => {

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { lockColumn } from "../../src/commands/status.js";
 import { type HolderProbe, isLiveHere, isStale, newHolder } from "../../src/deploy/lock.js";
-import { lockColumn } from "../../src/deploy/manual.js";
 
 const journal = { command: "deploy", release: "r2", previous: "r1", pid: 1, host: "ci", time: "" };
 const holder = (changes: Record<string, unknown>) =>

@@ -4,15 +4,15 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { NginxBalancer } from "../../src/balancer/nginx.js";
+import { NginxBalancer } from "../../src/balancer/nginx/nginx.js";
 import {
   describeDrainWait,
   parseWaitDrained,
-  procNetTcpAddress,
   WAIT_DRAINED_SCRIPT,
-} from "../../src/balancer/nginx-scripts.js";
+} from "../../src/balancer/nginx/scripts.js";
 import type { ServerConfig } from "../../src/config/load.js";
 import { script } from "../../src/remote/op.js";
+import { procNetTcpAddress } from "../../src/remote/proc-net-tcp.js";
 import { LocalRunner } from "../../src/ssh/local-runner.js";
 import type { CommandRunner, ExecOptions } from "../../src/ssh/session.js";
 

@@ -9,7 +9,7 @@ import {
   renderUpstreamBlock,
   setServerDown,
   UpstreamEditError,
-} from "../../src/balancer/nginx-upstream.js";
+} from "../../src/balancer/nginx/upstream.js";
 
 const CONF = `# Managed by nexus; edit with care
 upstream nexus_app {

@@ -60,4 +60,14 @@ describe("planner", () => {
     expect(lines.at(-1)).toContain("restore the previous release on that batch, halt");
     expect(lines.at(-2)).toContain("at least 1 other server(s) in rotation");
   });
+
+  it("shows each batch's watch window, the first one's longer with rolling.watch.canary", () => {
+    const c = config({ canary: 1, watch: { duration: "10s", canary: "30s", inconclusive: "halt" } });
+    const lines = describePlan(c, makePlan(c, "r1"));
+    expect(lines).toContain("3. canary batch: drain s1; switch; restart; health gate; enable; watch 30s");
+    expect(lines).toContain("4. batch 2: drain s2; switch; restart; health gate; enable; watch 10s");
+    expect(lines).toContain(
+      "watch: errors and latency at the balancer against the untouched servers; inconclusive after 20s: halt",
+    );
+  });
 });

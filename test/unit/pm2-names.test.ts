@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.js";
 import { resolveConfig } from "../../src/config/load.js";
-import { pm2NameProblem } from "../../src/config/schema.js";
+import { pm2NameProblem } from "../../src/process/pm2/schema.js";
 
 function problems(app: string, pm2?: string): string[] {
   try {

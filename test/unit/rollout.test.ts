@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { type Config, resolveConfig, type ServerConfig } from "../../src/config/load.js";
-import type { FleetOps } from "../../src/deploy/fleet-ops.js";
 import { makePlan } from "../../src/deploy/plan.js";
-import { type RollOptions, roll } from "../../src/deploy/roll.js";
 import type { DeployEvent } from "../../src/events/events.js";
+import type { FleetOps } from "../../src/rollout/fleet-ops.js";
+import { type RollOptions, roll } from "../../src/rollout/roll.js";
 import { FakeBalancer } from "../fixtures/balancer.js";
 
 /**
@@ -290,7 +290,10 @@ describe("the rolling engine", () => {
   it("a watch window that finds a rise rolls the batch back like a failed gate", async () => {
     const { balancer, servers, options, result } = setup(
       {},
-      { watch: async (batch) => (batch[0]?.name === "beta" ? "error rate 20% (limit 1%)" : undefined) },
+      {
+        watch: async (batch) =>
+          batch[0]?.name === "beta" ? { reason: "error rate 20% (limit 1%)", action: "rollback" } : undefined,
+      },
     );
     const out = await roll(options);
     expect(out.outcome).toBe("failed");
@@ -302,13 +305,34 @@ describe("the rolling engine", () => {
     expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
   });
 
+  it("an inconclusive watch under 'halt' stops the rollout with the batch left on the new release, in rotation", async () => {
+    const { balancer, servers, options, result } = setup(
+      {},
+      {
+        watch: async (batch) =>
+          batch[0]?.name === "beta"
+            ? { reason: "watch inconclusive after 60s: only 3 requests", action: "halt" }
+            : undefined,
+      },
+    );
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    // Nothing proved the release bad: rollback-all does not undo alpha, beta stays where it is.
+    expect(result("alpha", out.rows)).toBe("deployed");
+    expect(result("beta", out.rows)).toBe("deployed");
+    expect(out.rows.find((r) => r.server === "beta")?.note).toContain("inconclusive");
+    expect(result("gamma", out.rows)).toBe("not reached");
+    expect([...servers.current.values()]).toEqual(["r2", "r2", "r1"]);
+    expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+  });
+
   it("a watch window that could not read the balancer's traffic rolls nothing back: the deploy stops for a human", async () => {
     const { balancer, servers, options, result, events } = setup(
       {},
       {
         watch: async (batch) =>
           batch[0]?.name === "beta"
-            ? { blind: "watch: could not read the balancer's traffic for 30s" }
+            ? { reason: "watch: could not read the balancer's traffic for 30s", action: "needs-human" }
             : undefined,
       },
     );
@@ -364,7 +388,7 @@ describe("the rolling engine", () => {
         watch: async (batch) => {
           if (batch[0]?.name !== "beta") return undefined;
           balancer.refuse();
-          return "error rate 20% (limit 1%)";
+          return { reason: "error rate 20% (limit 1%)", action: "rollback" };
         },
       },
     );

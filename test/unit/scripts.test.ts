@@ -15,12 +15,14 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { NginxLogSource, parseRead, readFromOffset } from "../../src/balancer/nginx/watch/log-source.js";
 import { outputLines } from "../../src/deploy/fleet.js";
 import { jlistCommand } from "../../src/process/pm2/jlist.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { preparedRestart } from "../../src/process/pm2/prepared.js";
-import { PROGRAM, RESTART_SCRIPT, STOP_SCRIPT } from "../../src/process/pm2/restart-script.js";
+import { RESTART_SCRIPT, STOP_SCRIPT } from "../../src/process/pm2/restart-script.js";
 import { processProblem, uptimeAtStart } from "../../src/process/process-manager.js";
 import { layout } from "../../src/remote/layout.js";
 import { type RemoteOp, script } from "../../src/remote/op.js";
@@ -30,8 +32,8 @@ import * as state from "../../src/remote/server-state.js";
 import { installKeyCommand } from "../../src/setup/run.js";
 import { LocalRunner } from "../../src/ssh/local-runner.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
-import { NginxLogSource, parseRead, readFromOffset } from "../../src/watch/nginx-source.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
+import { binDirWithout } from "../fixtures/path-without.js";
 
 /**
  * The middle tier: every remote script run for real by `sh` in a temporary directory, as sshd
@@ -369,7 +371,7 @@ describe("release steps round trip under sh", () => {
     } finally {
       for (const child of [inside, stubborn, other]) child.kill("SIGKILL");
     }
-  }, 20_000);
+  }, 60_000);
 
   it("keeps a private file beside it on the server and puts it back, as often as asked; none kept when there is none", () => {
     const dir = tmp("keep");
@@ -698,11 +700,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     await expect(prepared.persist()).rejects.toThrow(/pm2 save failed: no answer from PM2 within 5s/);
     expect(prepared.alive).toBe(true);
     prepared.close();
-  }, 15_000);
-
-  it("the program has no single quote and no dollar sign: it sits in single quotes in sh", () => {
-    expect(PROGRAM).not.toMatch(/['$]/);
-  });
+  }, 60_000);
 
   it("persists with a private dump file, even one an older save left readable", async () => {
     const { fake, runner, pm2 } = setup();
@@ -718,7 +716,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     const l = layout("/srv/x");
     const result = sh(script(RESTART_SCRIPT, "api", l.ecosystem("r1")), "", {
       ...process.env,
-      PATH: "/usr/bin:/bin",
+      PATH: binDirWithout(path.join(tmp("no-pm2"), "bin"), ["pm2"]),
     });
     expect(result.status).toBe(127);
     expect(result.stderr).toContain("pm2 is not installed");
@@ -745,38 +743,46 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
 });
 
 describe("ShellCheck reads every remote script", () => {
-  const modules = import.meta.glob(
-    [
-      "../../src/remote/*.ts",
-      "../../src/process/**/*.ts",
-      "../../src/balancer/**/*.ts",
-      "../../src/watch/*.ts",
-    ],
-    {
-      eager: true,
-    },
-  );
-  const scripts = Object.entries(modules).flatMap(([file, exports]) =>
+  const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src");
+  /** Every shell script file under src/: what ShellCheck reads. */
+  const files = readdirSync(src, { recursive: true })
+    .map(String)
+    .filter((file) => file.endsWith(".sh"));
+  /**
+   * And each script as it runs: a file with the shell functions it calls (withFunctions) and the
+   * Node program it starts (withProgram, whose text is JavaScript, not shell: left out here).
+   */
+  const modules = import.meta.glob("../../src/**/*.ts", { eager: true });
+  const composed = Object.entries(modules).flatMap(([file, exports]) =>
     Object.entries(exports as Record<string, unknown>)
       .filter(([name, value]) => name.endsWith("_SCRIPT") && typeof value === "string")
-      .map(([name, value]) => [`${path.basename(file)} ${name}`, value as string] as const),
+      .map(([name, value]) => ({
+        name: `${path.basename(file)} ${name}`,
+        text: (value as string).replace(/^program='(?:[^']|'\\'')*'$/m, "program=node-program"),
+      })),
   );
 
   it("finds the scripts", () => {
-    expect(scripts.length).toBeGreaterThanOrEqual(10);
+    expect(files.length).toBeGreaterThanOrEqual(25);
+    expect(composed.length).toBeGreaterThanOrEqual(15);
   });
 
-  for (const [name, text] of scripts) {
-    it(`${name} has no ShellCheck finding`, () => {
-      const result = spawnSync("shellcheck", ["--shell=sh", "-"], { input: text, encoding: "utf8" });
-      expect(
-        result.error,
-        "shellcheck is not installed (Debian: apt-get install shellcheck)",
-      ).toBeUndefined();
-      expect(result.stdout, result.stdout).toBe("");
-      expect(result.status).toBe(0);
+  it("has no finding in any script file, nor in any script as it runs", () => {
+    const dir = tmp("shellcheck");
+    const texts = composed.map(({ name, text }, i) => {
+      const file = path.join(dir, `${i}-${name.replace(/\W+/g, "-")}.sh`);
+      writeFileSync(file, text);
+      return file;
     });
-  }
+    const result = spawnSync(
+      "shellcheck",
+      ["--shell=sh", "--format=gcc", ...files.map((file) => path.join(src, file)), ...texts],
+      { encoding: "utf8" },
+    );
+    expect(result.error, "shellcheck is not installed (Debian: apt-get install shellcheck)").toBeUndefined();
+    expect(result.stdout, result.stdout).toBe("");
+    expect(result.status).toBe(0);
+  });
 });
 
 describe("setup scripts under sh", () => {

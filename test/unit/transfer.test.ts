@@ -1,3 +1,8 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { FETCH_EXIT, fetchCommand, fetchInput } from "../../src/transfer/fetch-command.js";
 import { baseUrl, parseListen } from "../../src/transfer/http-server.js";
@@ -11,57 +16,99 @@ const input = {
   timeoutSeconds: 600,
 };
 
+/**
+ * A server's bin directory with only sh, `rm`, `mv`, `cut`, `sha256sum` and the fetchers asked for,
+ * each a stand-in: it writes "artifact" to its output file (or fails with `fail`), and records its
+ * arguments and its stdin.
+ */
+function fakeServer(fetchers: string[], options: { fail?: boolean } = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-fetch-unit-"));
+  const bin = path.join(dir, "bin");
+  mkdirSync(bin);
+  for (const tool of ["sh", "rm", "mv", "cut", "sha256sum", "cat"]) {
+    symlinkSync(
+      execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim(),
+      path.join(bin, tool),
+    );
+  }
+  for (const fetcher of fetchers) {
+    writeFileSync(
+      path.join(bin, fetcher),
+      `#!/bin/sh
+[ "$1" = --version ] && exit 0
+printf '%s\\n' "${fetcher}" "$@" > "${dir}/argv"
+cat > "${dir}/stdin"
+${options.fail ? "exit 3" : ""}
+while [ $# -gt 0 ]; do case "$1" in -o|-O) printf artifact > "$2"; shift ;; esac; shift; done
+`,
+      { mode: 0o755 },
+    );
+  }
+  const run = (command: string) =>
+    spawnSync("/bin/sh", ["-c", command], {
+      encoding: "utf8",
+      env: { PATH: bin },
+      input: fetchInput(URL),
+    });
+  const read = (name: string) => readFileSync(path.join(dir, name), "utf8");
+  return { dir, run, read };
+}
+
+const ARTIFACT_SHA = createHash("sha256").update("artifact").digest("hex");
+
 describe("fetchCommand", () => {
   it("tries curl, then wget, then node, whichever the server has", () => {
-    const command = fetchCommand(input);
-    const curl = command.indexOf("if command -v curl");
-    const wget = command.indexOf("elif command -v wget");
-    const node = command.indexOf("elif command -v node");
-    expect(curl).toBeGreaterThanOrEqual(0);
-    expect(wget).toBeGreaterThan(curl);
-    expect(node).toBeGreaterThan(wget);
-    expect(command).toContain(
-      `printf 'url = "%s"\\n' "$url" | curl -fsS --connect-timeout 15 --max-time 600 -o "$part" -K -`,
-    );
-    expect(command).toContain(`exit ${FETCH_EXIT.noFetcher}`);
+    expect(fetchCommand(input)).toMatch(/ 600 curl wget node$/);
+    const server = fakeServer(["wget", "node"], { fail: true });
+    const run = server.run(fetchCommand(input));
+    expect(run.status).toBe(FETCH_EXIT.download);
+    expect(run.stderr).toContain("download with wget failed (exit 3)");
+    const none = fakeServer([]).run(fetchCommand(input));
+    expect(none.status).toBe(FETCH_EXIT.noFetcher);
+    expect(none.stderr).toContain("this server has none of curl, wget, node");
   });
 
   it("downloads to .part, checks the sha256, and renames only a matching file", () => {
-    const command = fetchCommand(input);
-    expect(command).toContain("part=/srv/app/.nexus/incoming/r1.tar.gz.part");
-    const check = command.indexOf(`if [ "$actual" != ${SHA} ]`);
-    const rename = command.indexOf('mv -f "$part" "$dest"');
-    expect(check).toBeGreaterThan(0);
-    expect(rename).toBeGreaterThan(check);
-    expect(command).toContain(
-      `rm -f "$part"; echo "checksum mismatch: expected ${SHA}, got $actual" >&2; exit 65`,
-    );
+    const good = fakeServer(["curl"]);
+    const dest = path.join(good.dir, "r1.tar.gz");
+    expect(good.run(fetchCommand({ ...input, dest, sha256: ARTIFACT_SHA })).status).toBe(0);
+    expect(readFileSync(dest, "utf8")).toBe("artifact");
+    expect(good.read("argv")).toContain(`${dest}.part`);
+
+    const bad = fakeServer(["curl"]);
+    const other = path.join(bad.dir, "r1.tar.gz");
+    const run = bad.run(fetchCommand({ ...input, dest: other }));
+    expect(run.status).toBe(FETCH_EXIT.checksum);
+    expect(run.stderr).toContain(`checksum mismatch: expected ${SHA}, got ${ARTIFACT_SHA}`);
+    expect(existsSync(other)).toBe(false);
+    expect(existsSync(`${other}.part`)).toBe(false);
   });
 
   it("reads the URL from stdin: no fetcher gets it on its command line (ps shows command lines)", () => {
-    const command = fetchCommand(input);
-    expect(command.split("\n")[0]).toBe('IFS= read -r url || [ -n "$url" ]');
-    // "$url" appears only as an argument of the shell's builtin printf, piped into the fetcher.
-    const uses = command.split("\n").filter((line) => line.includes('"$url"') && !/^(case|IFS=) /.test(line));
-    expect(uses).toHaveLength(3);
-    for (const line of uses) expect(line).toMatch(/printf '[^']*' "\$url" \| (\$limit )?(curl|wget|node) /);
-    expect(command).toContain('wget -q -T 30 -O "$part" -i -');
+    expect(fetchCommand(input)).not.toContain("127.0.0.1:4321");
+    for (const fetcher of ["curl", "wget"]) {
+      const server = fakeServer([fetcher]);
+      server.run(fetchCommand({ ...input, dest: path.join(server.dir, "a.tar.gz"), sha256: ARTIFACT_SHA }));
+      expect(server.read("argv")).not.toContain(URL);
+      expect(server.read("stdin")).toContain(URL);
+    }
     expect(fetchInput(URL)).toBe(`${URL}\n`);
     // Quotes and backslashes cannot break out of curl's config syntax.
     expect(fetchInput('http://x/a"b\\c d')).toBe("http://x/a%22b%5Cc%20d\n");
   });
 
   it("quotes every value: a hostile path stays one literal word", () => {
-    const command = fetchCommand({ ...input, dest: "/tmp/a b/$(id).tar.gz" });
-    expect(command).toContain(`dest='/tmp/a b/$(id).tar.gz'`);
-    expect(command).toContain(`part='/tmp/a b/$(id).tar.gz.part'`);
+    const server = fakeServer(["curl"]);
+    mkdirSync(path.join(server.dir, "a b"));
+    const dest = path.join(server.dir, "a b", "$(id).tar.gz");
+    expect(server.run(fetchCommand({ ...input, dest, sha256: ARTIFACT_SHA })).status).toBe(0);
+    expect(readFileSync(dest, "utf8")).toBe("artifact");
   });
 
   it("uses only the fetchers asked for", () => {
-    const command = fetchCommand({ ...input, fetchers: ["node"] });
-    expect(command).not.toContain("curl");
-    expect(command).not.toContain("command -v wget");
-    expect(command).toContain("if command -v node");
+    expect(fetchCommand({ ...input, fetchers: ["node"] })).toMatch(/ 600 node$/);
+    const run = fakeServer(["curl"]).run(fetchCommand({ ...input, fetchers: ["node"] }));
+    expect(run.status).toBe(FETCH_EXIT.noFetcher);
   });
 
   it("refuses a checksum that is not a sha256", () => {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../../src/config/load.js";
-import { describeEvent, summaryTable } from "../../src/report/format.js";
 import { configProblems as problems } from "../fixtures/config.js";
 
 function withWatch(watch: unknown, balancer: Record<string, unknown> = {}) {
@@ -24,8 +23,14 @@ describe("rolling.watch", () => {
   it("takes a duration, with the default thresholds", () => {
     expect(resolve(withWatch("30s")).rolling.watch).toEqual({
       duration: 30_000,
+      warmup: 0,
+      inconclusive: "pass",
+      significance: 0.001,
       maxFailureRatio: 0.01,
       maxRatioToUntouched: 2,
+      latency: true,
+      maxLatencyRatio: 1.25,
+      maxLatencyIncrease: 100,
       minRequests: 50,
       onBlind: "needs-human",
     });
@@ -39,12 +44,30 @@ describe("rolling.watch", () => {
         { accessLog: "~/nginx/access.log" },
       ),
     );
-    expect(config.rolling.watch).toEqual({
+    expect(config.rolling.watch).toMatchObject({
       duration: 2000,
       maxFailureRatio: 0.05,
       maxRatioToUntouched: 2,
       minRequests: 5,
       onBlind: "wait",
+    });
+    expect(
+      resolve(
+        withWatch({
+          duration: "30s",
+          canary: "2m",
+          warmup: "5s",
+          maxDuration: "90s",
+          inconclusive: "rollback",
+          maxLatencyIncrease: "150ms",
+        }),
+      ).rolling.watch,
+    ).toMatchObject({
+      canary: 120_000,
+      warmup: 5000,
+      maxDuration: 90_000,
+      inconclusive: "rollback",
+      maxLatencyIncrease: 150,
     });
     expect(config.balancer.type === "nginx" && config.balancer.accessLog).toBe("~/nginx/access.log");
   });
@@ -63,41 +86,15 @@ describe("rolling.watch", () => {
       "rolling.watch.maxRatioToUntouched: expected at least 1, received 0.5",
     ]);
     expect(problems(withWatch({ duraton: "2s" }))[0]).toMatch(
-      /^rolling\.watch: expected a duration such as "30s" \(0: off\), or an object with duration, maxFailureRatio/,
+      /^rolling\.watch: expected a duration such as "30s" \(0: off\), or an object with duration, canary, warmup/,
     );
     expect(problems(withWatch(true))[0]).toMatch(/^rolling\.watch: expected a duration/);
-    expect(problems(withWatch("2s", { accessLog: "" }))).toEqual(["balancer.accessLog: must not be empty"]);
-  });
-});
-
-describe("reporting the watch", () => {
-  it("describes a breach with its numbers and the threshold crossed", () => {
-    const text = describeEvent({
-      type: "watch",
-      server: "a",
-      result: "breach",
-      requests: 104,
-      failures: 7,
-      rate: 7 / 104,
-      limit: 0.01,
-      threshold: "maxFailureRatio",
-      untouchedRate: 0,
-      seconds: 2.04,
-      message: "7 of 104 request(s) failed (6.7%), above maxFailureRatio 1%",
-    });
-    expect(text).toBe(
-      "a: watch FAILED: 7/104 failed (6.7%) in 2.0s, limit 1% (maxFailureRatio); untouched 0%\n  7 of 104 request(s) failed (6.7%), above maxFailureRatio 1%",
+    expect(problems(withWatch({ duration: "2s", inconclusive: "wait" }))[0]).toMatch(
+      /^rolling\.watch: inconclusive: expected one of "pass"\|"halt"\|"rollback"/,
     );
-  });
-
-  it("adds the watched column only when a watch ran", () => {
-    expect(summaryTable([{ server: "a", result: "deployed" }])[0]).not.toMatch(/watched/);
-    const table = summaryTable([
-      { server: "a", result: "rolled back", watched: { requests: 104, failures: 7, rate: 7 / 104 } },
-      { server: "b", result: "not reached" },
-    ]);
-    expect(table[0]).toMatch(/out of rotation\s+watched\s+note/);
-    expect(table[2]).toMatch(/6\.7% \(7\/104\)/);
-    expect(table[3]).toMatch(/ - *$/);
+    expect(problems(withWatch({ duration: "2s", significance: 0 }))[0]).toMatch(
+      /^rolling\.watch\.significance: expected .*0/,
+    );
+    expect(problems(withWatch("2s", { accessLog: "" }))).toEqual(["balancer.accessLog: must not be empty"]);
   });
 });

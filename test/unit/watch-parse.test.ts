@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { completeLines, parseAccessLine, tallyLines } from "../../src/watch/access-log.js";
-import { HaproxyStatSource } from "../../src/watch/haproxy-source.js";
-import { parseShowStat, statDeltas } from "../../src/watch/haproxy-stat.js";
+import { parseShowStat, statDeltas } from "../../src/balancer/haproxy/stat-counters.js";
+import { HaproxyStatSource } from "../../src/balancer/haproxy/traffic-source.js";
+import { completeLines, parseAccessLine, tallyLines } from "../../src/balancer/nginx/watch/access-log.js";
+import { judgeSample, parseSample } from "../../src/balancer/nginx/watch/log-check.js";
 import {
   dumpLogsInNexusFormat,
   LOG_FORMAT_TAIL,
   logFormatDirective,
   scanNginxDump,
-} from "../../src/watch/log-format.js";
-import { parseRead, readFromOffset } from "../../src/watch/nginx-source.js";
-import { judgeSample, parseSample } from "../../src/watch/preflight.js";
+} from "../../src/balancer/nginx/watch/log-format.js";
+import { parseRead, readFromOffset } from "../../src/balancer/nginx/watch/log-source.js";
 import type { Counts } from "../../src/watch/traffic.js";
 
 const line = (addr: string, status: string, time = "0.010", request = "GET / HTTP/1.1") =>
@@ -18,15 +18,15 @@ const line = (addr: string, status: string, time = "0.010", request = "GET / HTT
 describe("the nexus access-log line", () => {
   it("reads one upstream try", () => {
     expect(parseAccessLine(line("10.0.0.1:3000", "200"))?.tries).toEqual([
-      { address: "10.0.0.1:3000", status: 200 },
+      { address: "10.0.0.1:3000", status: 200, ms: 10 },
     ]);
   });
 
   it("reads several tries: a failed first try on A, passed on to B", () => {
     const parsed = parseAccessLine(line("10.0.0.1:3000, 10.0.0.2:3000", "502, 200", "0.001, 0.120"));
     expect(parsed?.tries).toEqual([
-      { address: "10.0.0.1:3000", status: 502 },
-      { address: "10.0.0.2:3000", status: 200 },
+      { address: "10.0.0.1:3000", status: 502, ms: 1 },
+      { address: "10.0.0.2:3000", status: 200, ms: 120 },
     ]);
   });
 
@@ -47,7 +47,7 @@ describe("the nexus access-log line", () => {
       "0.010",
       "GET /x upstream=10.0.0.9:3000 upstream_status=500 HTTP/1.1",
     );
-    expect(parseAccessLine(hostile)?.tries).toEqual([{ address: "10.0.0.1:3000", status: 200 }]);
+    expect(parseAccessLine(hostile)?.tries).toEqual([{ address: "10.0.0.1:3000", status: 200, ms: 10 }]);
   });
 
   it("is not fooled by an unquoted client field before the tail ($http_x_forwarded_for): the last upstream= is Nginx's", () => {
@@ -61,14 +61,14 @@ describe("the nexus access-log line", () => {
       'upstream=10.0.0.2:3000 upstream_status=200 "',
     ])
       expect(parseAccessLine(forged(xff, 500))?.tries, xff).toEqual([
-        { address: "10.0.0.1:3000", status: 500 },
+        { address: "10.0.0.1:3000", status: 500, ms: 1 },
       ]);
     const counts = new Map<string, Counts>();
     tallyLines(
       [1, 2, 3].map(() => forged("x upstream=10.0.0.2:3000 :", 500)),
       counts,
     );
-    expect(Object.fromEntries(counts)).toEqual({ "10.0.0.1:3000": { requests: 3, failures: 3 } });
+    expect(Object.fromEntries(counts)).toEqual({ "10.0.0.1:3000": { requests: 3, failures: 3, latencies: [] } });
   });
 
   it("rejects lines of another format", () => {
@@ -83,17 +83,18 @@ describe("the nexus access-log line", () => {
       [
         line("10.0.0.1:3000", "200"),
         line("10.0.0.1:3000", "500"),
-        line("10.0.0.1:3000, 10.0.0.2:3000", "502, 201"),
+        line("10.0.0.1:3000, 10.0.0.2:3000", "502, 201", "0.002, 0.135"),
         line("10.0.0.2:3000", "504", "10.001"),
-        line("10.0.0.2:3000", "404"),
+        line("10.0.0.2:3000", "404", "0.003"),
         "garbage",
         "",
       ],
       counts,
     );
     expect(foreign).toBe(1);
-    expect(counts.get("10.0.0.1:3000")).toEqual({ requests: 3, failures: 2 });
-    expect(counts.get("10.0.0.2:3000")).toEqual({ requests: 3, failures: 1 });
+    // The response times of the answered tries: a failed try's time is not a latency.
+    expect(counts.get("10.0.0.1:3000")).toEqual({ requests: 3, failures: 2, latencies: [10] });
+    expect(counts.get("10.0.0.2:3000")).toEqual({ requests: 3, failures: 1, latencies: [135, 3] });
   });
 
   it("keeps a line still being written for the next read", () => {
@@ -136,6 +137,7 @@ describe("reading the log from an offset", () => {
   it("passes the path, the last identity and the offset as parameters", () => {
     const command = readFromOffset("/var/log/nginx/a b.log", "2049:131", 100);
     expect(command).toMatch(/ nexus '\/var\/log\/nginx\/a b\.log' 2049:131 100 \d+$/);
+    expect(command).toContain("tail -c +$((start + 1))");
   });
 
   it("splits the identity, size and start from the data, and the rotated file's rest", () => {
@@ -165,14 +167,15 @@ describe("the preflight sample", () => {
       line("10.0.0.1:3000", "500"),
       line("10.0.0.2:3000", "200"),
     ]);
-    expect(verdict).toEqual({ ok: true, baseline: { requests: 2, failures: 1 } });
+    // With the response times of the answered tries: the latency reference for the last batch.
+    expect(verdict).toEqual({ ok: true, baseline: { requests: 2, failures: 1, latencies: [10] } });
   });
 
   it("counts only the fleet's upstreams in the baseline: a shared log holds other sites' too", () => {
     const lines = [line("10.0.0.1:3000", "200"), line("10.9.9.9:8080", "502"), line("10.9.9.9:8080", "502")];
     expect(judgeSample(lines, ["10.0.0.1:3000", "10.0.0.2:3000"])).toEqual({
       ok: true,
-      baseline: { requests: 1, failures: 0 },
+      baseline: { requests: 1, failures: 0, latencies: [10] },
     });
   });
 

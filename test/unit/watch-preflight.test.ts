@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { AccessLogProblem, checkAccessLog } from "../../src/balancer/nginx/watch/log-check.js";
+import { logFormatDirective } from "../../src/balancer/nginx/watch/log-format.js";
 import type { CommandRunner, ExecResult } from "../../src/ssh/session.js";
-import { logFormatDirective } from "../../src/watch/log-format.js";
-import { AccessLogProblem, checkAccessLog } from "../../src/watch/preflight.js";
 
 /** A balancer host that answers the preflight's two questions: the log's sample, and `nginx -T`. */
 function host(sample: string, dump: string): CommandRunner {
@@ -38,7 +38,7 @@ describe("the watch's preflight on a log a client could forge", () => {
       checkAccessLog(host(sample, unescaped), { path: LOG, testCommand: "nginx" }),
     ).rejects.toThrow(/written with escape=none/);
     expect(await checkAccessLog(host(sample, writesIt), { path: LOG, testCommand: "nginx" })).toEqual({
-      baseline: { requests: 1, failures: 0 },
+      baseline: { requests: 1, failures: 0, latencies: [10] },
     });
   });
 });

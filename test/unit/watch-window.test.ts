@@ -1,10 +1,19 @@
 import { describe, expect, it } from "vitest";
+import type { JudgeSettings } from "../../src/watch/judge.js";
 import type { Counts, TrafficSource } from "../../src/watch/traffic.js";
 import { watchWindow } from "../../src/watch/window.js";
 
 /** The watch window when the balancer's traffic cannot be read: blind, never a breach. */
 
-const thresholds = { maxFailureRatio: 0.01, maxRatioToUntouched: 2, minRequests: 10 };
+const settings: JudgeSettings = {
+  minRequests: 10,
+  significance: 0.001,
+  maxFailureRatio: 0.01,
+  maxRatioToUntouched: 2,
+  latency: false,
+  maxLatencyRatio: 1.25,
+  maxLatencyIncrease: 100,
+};
 
 /** A source whose reads follow a script: each entry is one read (mark or poll), an Error fails it. */
 function scripted(reads: (Record<string, Counts> | Error)[]): TrafficSource & { marks: number } {
@@ -42,7 +51,7 @@ const base = {
   untouched: ["b"],
   durationMs: 2000,
   pollMs: 1000,
-  thresholds,
+  settings,
   probe: async () => true,
   signal: new AbortController().signal,
 };
@@ -54,7 +63,7 @@ describe("a watch window that cannot read the balancer's traffic", () => {
   it("is blind when no read succeeds in the whole window, mark included: not a breach", async () => {
     const result = await watchWindow({ ...base, source: scripted([lost(), lost(), lost()]), ...clock() });
     expect(result.blind).toBe("reading /var/log/nginx/access.log failed (exit 1): Permission denied");
-    expect(result.judgement.outcome).not.toBe("breach");
+    expect(result.judgement.verdict).not.toBe("fail");
   });
 
   it("is blind when its mark worked but no poll did", async () => {
@@ -67,7 +76,7 @@ describe("a watch window that cannot read the balancer's traffic", () => {
     const result = await watchWindow({ ...base, source, ...clock() });
     expect(source.marks).toBe(2);
     expect(result.blind).toBeUndefined();
-    expect(result.judgement.servers[0]).toMatchObject({ requests: 20, failures: 0, result: "pass" });
+    expect(result.judgement.servers[0]).toMatchObject({ requests: 20, failures: 0, verdict: "pass" });
   });
 
   it("judges on the polls that worked when others failed", async () => {
@@ -77,7 +86,7 @@ describe("a watch window that cannot read the balancer's traffic", () => {
       ...clock(),
     });
     expect(result.blind).toBeUndefined();
-    expect(result.judgement.outcome).toBe("breach");
+    expect(result.judgement.verdict).toBe("fail");
   });
 
   it('with onBlind "wait", keeps trying, then watches a whole window once it can read', async () => {
@@ -92,8 +101,9 @@ describe("a watch window that cannot read the balancer's traffic", () => {
     });
     expect(waits).toEqual([2, 4]);
     expect(result.blind).toBeUndefined();
-    expect(result.judgement.servers[0]).toMatchObject({ requests: 40, result: "pass" });
-    // Sight came back at 5 s: a whole window (2 s) from then.
-    expect(result.seconds).toBe(7);
+    expect(result.judgement.servers[0]).toMatchObject({ requests: 40, verdict: "pass" });
+    // Sight came back at 5 s: a whole window (2 s) from then, judged over those 2 s.
+    expect(c.now()).toBe(7000);
+    expect(result.seconds).toBe(2);
   });
 });

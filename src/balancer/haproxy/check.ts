@@ -1,0 +1,47 @@
+import type { CheckItem } from "../../check/types.js";
+import type { CheckContext } from "../driver.js";
+import { createHaproxy } from "./create.js";
+import type { HaproxyBalancer } from "./haproxy.js";
+import type { HaproxyBalancerConfig } from "./schema.js";
+
+/** `nexus check` of an HAProxy host: the admin socket answers, and its backend lists every server. */
+export async function checkHaproxy(
+  entry: HaproxyBalancerConfig,
+  context: CheckContext,
+): Promise<CheckItem[]> {
+  const { config, host, target } = context;
+  const balancer: HaproxyBalancer = createHaproxy(entry, host.runner, { home: host.home });
+  try {
+    const states = await balancer.state(config.servers);
+    const missing = states.filter((s) => !s.present);
+    return [
+      { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
+      missing.length === 0
+        ? {
+            target,
+            check: "servers listed",
+            status: "ok",
+            detail: `${states.length} server(s) in the backend`,
+          }
+        : {
+            target,
+            check: "servers listed",
+            status: "fail",
+            detail: `the backend lacks ${missing.map((m) => `${m.server} (${m.upstream})`).join(", ")}`,
+            fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers",
+          },
+    ];
+  } catch (error) {
+    return [
+      {
+        target,
+        check: "admin socket",
+        status: "fail",
+        detail: (error as Error).message,
+        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)",
+      },
+    ];
+  } finally {
+    await balancer.close();
+  }
+}

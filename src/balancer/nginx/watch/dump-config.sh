@@ -1,0 +1,1 @@
+exec sh -c "$1 -T" 2>/dev/null

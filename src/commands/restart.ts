@@ -1,0 +1,22 @@
+import { Command } from "commander";
+import { action, rollAction, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
+import { examples, list } from "../cli/options.js";
+import { restart } from "../deploy/restart.js";
+
+/** `nexus restart`: the current release restarted everywhere with the deploy's drain and gate. */
+export function restartCommand(setExit: SetExit): Command {
+  return new Command("restart")
+    .description(
+      "restart the current release on every server with the same drain and gate, nothing transferred",
+    )
+    .option("--rolling", "server by server behind the balancer (the default and only mode)")
+    .option("--only <servers>", "restart only these servers", list)
+    .addHelpText("after", examples("nexus restart --rolling", "nexus restart --only nexus-beta"))
+    .action(
+      action(setExit, async (context, flags: { only?: string[] }) => {
+        const config = readConfig(context.global);
+        return rollAction(context, (options) => restart(config, { ...options, only: flags.only }));
+      }),
+    );
+}

@@ -1,0 +1,127 @@
+import { Command } from "commander";
+import { action, type SetExit } from "../cli/action.js";
+import { readConfig } from "../cli/context.js";
+import { examples } from "../cli/options.js";
+import { printResult } from "../cli/result.js";
+import { printTable } from "../cli/table.js";
+import type { Config } from "../config/load.js";
+import { allServers, withFleet } from "../deploy/fleet.js";
+import { probeNow } from "../deploy/health-check.js";
+import { describeHolder, isLiveHere, isStale } from "../deploy/lock.js";
+import { readState, type ServerState } from "../deploy/state.js";
+import { EXIT } from "../errors.js";
+import type { Emit } from "../events/events.js";
+import type { ProcessInfo } from "../process/process-manager.js";
+
+/** `nexus status`: one row per server; exit 1 unless every server is in rotation and healthy. */
+export function statusCommand(setExit: SetExit): Command {
+  return new Command("status")
+    .description("per server: in rotation or drained, health, current release, PM2 process, lock")
+    .addHelpText("after", examples("nexus status --json"))
+    .action(
+      action(setExit, async ({ reporter, global }) => {
+        const rows = await fleetStatus(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
+        if (global.json) printResult({ command: "status", rows });
+        else
+          printTable(
+            reporter,
+            ["server", "rotation", "health", "release", "process", "instances", "lock"],
+            rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.instances, r.lock]),
+          );
+        return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok"))
+          ? EXIT.ok
+          : EXIT.failed;
+      }),
+    );
+}
+
+export interface ServerStatus {
+  server: string;
+  rotation: string;
+  health: string;
+  release: string;
+  /** Instances running now, and how many the config asks for (undefined for "max"). */
+  instances: string;
+  process: string;
+  lock: string;
+}
+
+/** `nexus status`: per server, the balancer's view, health, current release, PM2 and the lock. */
+export async function fleetStatus(
+  config: Config,
+  options: { emit: Emit; acceptNew?: boolean; verbose?: boolean },
+): Promise<ServerStatus[]> {
+  // One server down is what status is for: it gets a row saying so, the others theirs.
+  const fleetOptions = { ...options, quiet: true, skipUnreachable: true };
+  return withFleet(config, allServers(config), fleetOptions, async (fleet) => {
+    const backends = await fleet.balancer.state(config.servers);
+    return await Promise.all(
+      config.servers.map(async (s): Promise<ServerStatus> => {
+        const backend = backends.find((b) => b.server === s.name);
+        const rotation = !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
+        if (fleet.unreachable.has(s.name))
+          return {
+            server: s.name,
+            rotation,
+            health: "not reached over SSH (see above)",
+            release: "-",
+            instances: "-",
+            process: "-",
+            lock: "-",
+          };
+        const host = fleet.host(s.name);
+        const [state, instances, probe] = await Promise.all([
+          readState(host),
+          fleet.processes.inspect(host.session),
+          probeNow(host, config),
+        ]);
+        return {
+          server: s.name,
+          rotation,
+          health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
+          release: state.current ?? "-",
+          instances: describeCount(instances, fleet.processes.instances),
+          process: describeInstances(instances),
+          lock: lockColumn(state),
+        };
+      }),
+    );
+  });
+}
+
+/**
+ * A journal is there while a command changes the server, and stays if it was killed: it means
+ * "interrupted" only when its command's lock is gone or stale. A lock from another machine
+ * cannot be checked from here: the command may be running (a CI job), so it is said as such.
+ */
+export function lockColumn(state: Pick<ServerState, "journal" | "lock">): string {
+  const { journal, lock } = state;
+  if (journal && (!lock || isStale(lock)))
+    return `INTERRUPTED ${journal.command} of ${journal.release}: run nexus recover`;
+  if (journal && lock)
+    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : " (if that command is dead: nexus recover --force)"}`;
+  return lock ? describeHolder(lock) : "-";
+}
+
+function describeCount(instances: ProcessInfo[], expected: number | undefined): string {
+  const online = instances.filter((p) => p.status === "online").length;
+  const of = expected === undefined ? instances.length : expected;
+  return `${online}/${of} online`;
+}
+
+function describeInstances(instances: ProcessInfo[]): string {
+  if (instances.length === 0) return "not running";
+  return instances
+    .map(
+      (p) =>
+        `${p.status} pid ${p.pid}, ${p.restarts} restart(s)${p.startedAt ? `, up ${formatUptime(Date.now() - p.startedAt)}` : ""}`,
+    )
+    .join("; ");
+}
+
+function formatUptime(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}

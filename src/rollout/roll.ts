@@ -1,0 +1,234 @@
+import type { BackendState } from "../balancer/balancer.js";
+import type { Config, ServerConfig } from "../config/load.js";
+import type { Emit } from "../events/events.js";
+import { sleep } from "../util/sleep.js";
+import type { FleetOps } from "./fleet-ops.js";
+import { RollLedger, type RollResult } from "./ledger.js";
+import { strategyNamed } from "./strategies.js";
+import type { RolloutStrategy, RolloutStrategyDriver } from "./strategy.js";
+
+export interface RollOptions {
+  config: Config;
+  /** The servers and the balancer, as the engine acts on them (`fleetOps(fleet, …)`). */
+  ops: FleetOps;
+  emit: Emit;
+  signal: AbortSignal;
+  batches: ServerConfig[][];
+  /** The first batch is a canary: a failure there stops the rollout before any other server. */
+  canary?: boolean;
+  /** The release each server should end on. */
+  target: (server: string) => string;
+  /** What to go back to if that fails (the release it served before), if any. */
+  fallback: (server: string) => string | undefined;
+  minInRotation: number;
+  onFailure: "rollback-all" | "halt";
+  pauseMs?: number;
+  /**
+   * Servers drained before this command are normally deployed and left drained (an operator
+   * took them out). `nexus recover` puts back in rotation those its killed command drained.
+   */
+  enableDrained?: boolean | ((server: string) => boolean);
+  /** The balancer's state as the command began, when the caller has read it already. */
+  initialStates?: BackendState[];
+  /** Kept up to date with the servers out of rotation right now, for a second Ctrl-C. */
+  inHand?: Set<string>;
+  /**
+   * Judges a batch once it is back in rotation, before the next one is drained (the watch
+   * window): undefined to go on, or why the batch goes back ("rollback"), or why the rollout
+   * stops with the batch left as it is ("halt": nothing proved it bad, nothing proved it good;
+   * "needs-human": the balancer's traffic could not be read, so the batch was not judged, exit 3).
+   */
+  watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<WatchStop | undefined>;
+  /** How each batch moves (default: `rolling.strategy`). */
+  strategy?: RolloutStrategyDriver;
+}
+
+export type { RollResult } from "./ledger.js";
+
+/** What the engine does after a batch's watch (`RollOptions.watch`). */
+export interface WatchStop {
+  reason: string;
+  action: "rollback" | "halt" | "needs-human";
+}
+
+/**
+ * Moves the fleet batch by batch, each batch as the rollout strategy moves it (`rolling.strategy`;
+ * "drain" as docs/how-it-works.md tells it). A failed gate sends the batch back to its previous
+ * release, and every server already done under "rollback-all"; a watch window that finds a rise
+ * does the same; an interruption lets the batch in hand finish or be restored, then stops.
+ */
+export function roll(options: RollOptions): Promise<RollResult> {
+  return new Rollout(options).run();
+}
+
+class Rollout {
+  private readonly ledger: RollLedger;
+  private readonly strategy: RolloutStrategy;
+  private failure = false;
+  private interrupted = false;
+  /** The watch stopped the rollout with the batch on the new release: nothing is rolled back. */
+  private halted = false;
+  /** The watch could not judge a batch: the roll stopped there, for a human to decide. */
+  private blind = false;
+
+  constructor(private readonly o: RollOptions) {
+    this.ledger = new RollLedger(o.emit, o.target, o.batches.flat());
+    const driver = o.strategy ?? strategyNamed(o.config.rolling.strategy);
+    this.strategy = driver.create(o, this.ledger);
+  }
+
+  async run(): Promise<RollResult> {
+    try {
+      try {
+        await this.strategy.begin();
+        await this.rollForward();
+        if (!(await this.strategy.rejoin())) this.failure = true;
+      } catch (error) {
+        await this.stoppedBy(error);
+      }
+      const done = this.ledger.deployed();
+      if (
+        this.failure &&
+        !this.interrupted &&
+        !this.halted &&
+        this.o.onFailure === "rollback-all" &&
+        done.length > 0
+      ) {
+        await this.rollBack(done);
+      }
+      return this.ledger.result({
+        failure: this.failure,
+        interrupted: this.interrupted,
+        needsHuman: this.blind,
+      });
+    } finally {
+      this.o.ops.discardPrepared?.();
+      // What the balancer still writes (HAProxy's state file) is done, and said, before the result.
+      await this.o.ops.balancer.settle?.();
+    }
+  }
+
+  /**
+   * A step that has no failure path of its own threw (the balancer's state read for the capacity
+   * guard or the watch lost its connection; a bug): what the strategy holds is brought back to a
+   * known state, so no server is left out of traffic without a word.
+   */
+  private async stoppedBy(error: unknown): Promise<void> {
+    this.failure = true;
+    // Interrupted meanwhile: no rollback-all after it, as after any interruption.
+    this.interrupted ||= this.o.signal.aborted;
+    this.o.emit({ type: "error", message: `the roll stopped: ${(error as Error).message}` });
+    await this.strategy.abandon(error);
+  }
+
+  private async rollForward(): Promise<void> {
+    const { batches, signal, emit } = this.o;
+    for (const [index, batch] of batches.entries()) {
+      if (signal.aborted) {
+        this.interrupted = true;
+        return;
+      }
+      if (index > 0 && this.o.pauseMs && !(await this.pause())) return;
+      const label = this.o.canary && index === 0 ? "canary" : `batch ${index + 1}/${batches.length}`;
+      emit({ type: "phase", phase: "roll", message: `${label}: ${batch.map((s) => s.name).join(", ")}` });
+      const move = await this.strategy.forward(batch);
+      if (!move.moved) {
+        this.interrupted ||= move.interrupted;
+        this.failure ||= move.failure;
+        return;
+      }
+      if (move.failed.length > 0) return this.gateFailed(move.passed, move.failed, index);
+      this.ledger.markDeployed(batch);
+      if (!(await this.strategy.serve(batch, this.o.watch !== undefined))) {
+        this.failure = true;
+        return;
+      }
+      const stop = await this.o.watch?.(batch, signal);
+      if (stop) return this.watchStopped(batch, stop);
+    }
+  }
+
+  /** Between batches: what waits to go back in traffic does, then the pause. False when the roll stops. */
+  private async pause(): Promise<boolean> {
+    const { signal, emit, pauseMs = 0 } = this.o;
+    if (!(await this.strategy.rejoin())) {
+      this.failure = true;
+      return false;
+    }
+    emit({ type: "info", message: `pausing ${pauseMs / 1000}s before the next batch` });
+    await sleep(pauseMs, signal);
+    if (signal.aborted) this.interrupted = true;
+    return !signal.aborted;
+  }
+
+  /**
+   * Some servers of the batch failed their gate: they go back to their previous release. Under
+   * "halt" (or when interrupted) the verified ones keep the new release; under "rollback-all"
+   * they go back too, and so does every server already done (run).
+   */
+  private async gateFailed(passed: ServerConfig[], failed: ServerConfig[], index: number): Promise<void> {
+    const { signal } = this.o;
+    this.failure = true;
+    this.interrupted = signal.aborted;
+    for (const s of failed) {
+      this.ledger.row(s.name).note = signal.aborted
+        ? "interrupted before its gate passed"
+        : this.o.canary && index === 0
+          ? "canary failed its health gate"
+          : "failed its health gate";
+    }
+    if (this.o.onFailure === "halt" || this.interrupted) {
+      this.ledger.markDeployed(passed);
+      await this.strategy.serve(passed, false);
+      await this.strategy.restore(failed, "restored");
+    } else {
+      await this.strategy.restore([...failed, ...passed], "rolled back");
+    }
+  }
+
+  /**
+   * The watch stopped the rollout on the batch: "halt" leaves it as it is (nothing proved it bad),
+   * and so does "needs-human" (nothing was judged: exit 3); "rollback", like a failed gate, sends it back. An interruption during the window stops there.
+   */
+  private async watchStopped(batch: ServerConfig[], stop: WatchStop) {
+    const breach = stop.reason;
+    if (stop.action === "needs-human") {
+      // Not judged is not bad: the batch stays on its new release, in rotation; the roll stops
+      // before the next batch, and a human decides (deploy again, or roll back).
+      this.blind = true;
+      for (const s of batch) this.ledger.row(s.name).note = `${breach}: not judged, deploy stopped here`;
+      this.o.emit({
+        type: "error",
+        message: `NEEDS A HUMAN: ${breach}; ${batch.map((s) => s.name).join(", ")} stay on the new release, in rotation, unjudged, and the deploy stops here: check the balancer's traffic, then deploy again or roll back`,
+      });
+      return;
+    }
+    this.failure = true;
+    if (stop.action === "halt" && !this.o.signal.aborted) {
+      this.halted = true;
+      for (const s of batch) this.ledger.row(s.name).note = breach;
+      return;
+    }
+    this.interrupted = this.o.signal.aborted;
+    for (const s of batch) this.ledger.row(s.name).note = breach;
+    this.ledger.undoLast(batch);
+    const result = this.interrupted || this.o.onFailure === "halt" ? "restored" : "rolled back";
+    await this.strategy.back(batch, result, breach);
+  }
+
+  /** Every server already done goes back to its previous release, batch by batch. */
+  private async rollBack(done: ServerConfig[]): Promise<void> {
+    const { emit, signal } = this.o;
+    emit({ type: "phase", phase: "rollback", message: `rolling back ${done.map((s) => s.name).join(", ")}` });
+    const size = Math.max(1, ...this.o.batches.map((b) => b.length));
+    for (let i = 0; i < done.length; i += size) {
+      if (signal.aborted) {
+        // The batch in hand was restored; the rest stays on the new release, which passed its gate.
+        this.interrupted = true;
+        for (const s of done.slice(i)) this.ledger.row(s.name).note = "interrupted: still on the new release";
+        return;
+      }
+      await this.strategy.back(done.slice(i, i + size), "rolled back");
+    }
+  }
+}

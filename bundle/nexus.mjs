@@ -10173,6 +10173,36 @@ var init_schema = __esm({
   }
 });
 
+// src/balancer/haproxy/starter.ts
+var DEFAULT_SOCKET, backendName, haproxyStarter;
+var init_starter = __esm({
+  "src/balancer/haproxy/starter.ts"() {
+    "use strict";
+    DEFAULT_SOCKET = "/run/haproxy/admin.sock";
+    backendName = (name) => name.replace(/[^A-Za-z0-9_.:-]/g, "_");
+    haproxyStarter = {
+      label: "HAProxy",
+      configFor: "the backend and admin socket",
+      options: [
+        { flags: "--backend <name>", description: "HAProxy: the backend of the servers (default: the app name)" },
+        { flags: "--socket <path>", description: `HAProxy: its admin socket (default: ${DEFAULT_SOCKET})` }
+      ],
+      async ask(answers, ask) {
+        answers.values.backend ??= await ask("HAProxy backend of the servers", backendName(answers.name));
+        answers.values.socket ??= await ask("its admin socket (stats socket ... level admin)", DEFAULT_SOCKET);
+      },
+      entry({ name, host, values }) {
+        return {
+          type: "haproxy",
+          host,
+          backend: values.backend ?? backendName(name),
+          ...values.socket ? { socket: values.socket } : {}
+        };
+      }
+    };
+  }
+});
+
 // src/errors.ts
 var EXIT, NexusError, UsageError;
 var init_errors3 = __esm({
@@ -10989,6 +11019,7 @@ var init_haproxy2 = __esm({
     "use strict";
     init_config_command();
     init_schema();
+    init_starter();
     haproxyDriver = {
       type: "haproxy",
       schema: haproxyBalancerSchema,
@@ -11015,7 +11046,8 @@ var init_haproxy2 = __esm({
         );
       },
       watch: async (entry, context) => (await Promise.resolve().then(() => (init_watch(), watch_exports))).watchHaproxy(entry, context),
-      configCommand: haproxyConfigCommand
+      configCommand: haproxyConfigCommand,
+      starter: haproxyStarter
     };
   }
 });
@@ -11540,6 +11572,82 @@ var init_schema2 = __esm({
       /** The access log on the balancer host, in the `nexus` log format; read by `rolling.watch`. */
       accessLog: nonEmpty.default("/var/log/nginx/access.log")
     });
+  }
+});
+
+// src/balancer/nginx/starter.ts
+import { userInfo } from "node:os";
+function defaultNginxCommands(user) {
+  const root = (user || userInfo().username) === "root";
+  return root ? { test: "nginx -t", reload: "nginx -s reload" } : { test: "sudo -n /usr/sbin/nginx -t", reload: "sudo -n /usr/sbin/nginx -s reload" };
+}
+function defaultServersFile(name) {
+  return `/etc/nginx/nexus/${name}-servers.conf`;
+}
+function withDefaults({ name, user, values }) {
+  const commands = defaultNginxCommands(user);
+  return {
+    ...values,
+    upstreamFile: values.upstreamFile ?? defaultServersFile(name),
+    testCommand: values.testCommand ?? commands.test,
+    reloadCommand: values.reloadCommand ?? commands.reload
+  };
+}
+var DEFAULT_ACCESS_LOG, nginxStarter;
+var init_starter2 = __esm({
+  "src/balancer/nginx/starter.ts"() {
+    "use strict";
+    DEFAULT_ACCESS_LOG = "/var/log/nginx/access.log";
+    nginxStarter = {
+      label: "Nginx",
+      configFor: "the servers file and the upstream block",
+      options: [
+        {
+          flags: "--upstream-file <path>",
+          description: "Nginx: the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)"
+        },
+        {
+          flags: "--test-command <cmd>",
+          description: 'Nginx: how to test its config (default: "sudo -n /usr/sbin/nginx -t", "nginx -t" for root)'
+        },
+        {
+          flags: "--reload-command <cmd>",
+          description: 'Nginx: how to reload it (default: "sudo -n /usr/sbin/nginx -s reload", "nginx -s reload" for root)'
+        },
+        { flags: "--pid-file <path>", description: "Nginx: its master's pid file (default: /run/nginx.pid)" },
+        {
+          flags: "--access-log <path>",
+          description: `with --watch, Nginx: its access log (default: ${DEFAULT_ACCESS_LOG})`
+        }
+      ],
+      async ask(answers, ask) {
+        const defaults = withDefaults(answers);
+        const values = answers.values;
+        values.upstreamFile ??= await ask(
+          "servers file on it (server lines only, included inside the upstream block)",
+          defaults.upstreamFile
+        );
+        values.testCommand ??= await ask("command that tests the Nginx config", defaults.testCommand);
+        values.reloadCommand ??= await ask("command that reloads Nginx", defaults.reloadCommand);
+        if (answers.watch)
+          values.accessLog ??= await ask(
+            "Nginx access log (in the nexus format: nexus nginx-config prints it)",
+            DEFAULT_ACCESS_LOG
+          );
+      },
+      entry(answers) {
+        const values = withDefaults(answers);
+        return {
+          host: answers.host,
+          upstreamFile: values.upstreamFile,
+          testCommand: values.testCommand,
+          reloadCommand: values.reloadCommand,
+          ...values.pidFile ? { pidFile: values.pidFile } : {},
+          // The watch reads the access log (in the nexus format: `nexus nginx-config` prints it).
+          ...answers.watch ? { accessLog: values.accessLog ?? DEFAULT_ACCESS_LOG } : {}
+        };
+      }
+    };
   }
 });
 
@@ -15570,6 +15678,7 @@ var init_nginx2 = __esm({
     "use strict";
     init_config_command2();
     init_schema2();
+    init_starter2();
     nginxDriver = {
       type: "nginx",
       schema: nginxBalancerSchema,
@@ -15578,7 +15687,8 @@ var init_nginx2 = __esm({
       check: async (entry, context) => (await Promise.resolve().then(() => (init_check3(), check_exports3))).checkNginx(entry, context),
       setup: async (entry, context) => (await Promise.resolve().then(() => (init_setup(), setup_exports))).setupNginx(entry, context),
       watch: async (entry, context) => (await Promise.resolve().then(() => (init_watch2(), watch_exports2))).watchNginx(entry, context),
-      configCommand: nginxConfigCommand
+      configCommand: nginxConfigCommand,
+      starter: nginxStarter
     };
   }
 });
@@ -59553,10 +59663,10 @@ async function execOnFleet(config2, command, options) {
 
 // src/commands/init.ts
 import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync9, writeFileSync as writeFileSync2 } from "node:fs";
-import { userInfo } from "node:os";
 import path18 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
+init_drivers();
 init_errors4();
 init_load();
 init_errors3();
@@ -59621,10 +59731,6 @@ function packageFacts(root) {
   if (script2) return { start: script2.replace(/^\.\//, ""), from: "scripts.start", lockfile };
   return { lockfile };
 }
-function defaultNginxCommands(user) {
-  const root = (user || userInfo().username) === "root";
-  return root ? { test: "nginx -t", reload: "nginx -s reload" } : { test: "sudo -n /usr/sbin/nginx -t", reload: "sudo -n /usr/sbin/nginx -s reload" };
-}
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
   let dir = path18.resolve(outputDir);
@@ -59684,20 +59790,9 @@ function starterConfig(flags, global3, outputDir) {
   if (flags.user) ssh.user = flags.user;
   if (global3.sshKey) ssh.privateKey = configPath(outputDir, global3.sshKey);
   if (global3.knownHosts) ssh.knownHosts = configPath(outputDir, global3.knownHosts);
-  const host = flags.balancerHost ?? servers2[0]?.name ?? "local";
-  const balancer = flags.balancer === "haproxy" ? {
-    type: "haproxy",
-    host,
-    backend: flags.backend ?? flags.name.replace(/[^A-Za-z0-9_.:-]/g, "_"),
-    ...flags.socket ? { socket: flags.socket } : {}
-  } : { host, upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name) };
-  if (flags.balancer !== "haproxy") {
-    const commands = defaultNginxCommands(flags.user);
-    balancer.testCommand = flags.testCommand ?? commands.test;
-    balancer.reloadCommand = flags.reloadCommand ?? commands.reload;
-    if (flags.pidFile) balancer.pidFile = flags.pidFile;
-    if (flags.watch) balancer.accessLog = flags.accessLog ?? "/var/log/nginx/access.log";
-  }
+  const balancer = balancerDriver(flags).starter.entry(
+    starterAnswers(flags, flags.name, flags.balancerHost ?? servers2[0]?.name ?? "local")
+  );
   const start = flags.start ?? packageFacts(flags.root).start ?? "server.js";
   return {
     $schema: schemaReference(outputDir),
@@ -59750,40 +59845,23 @@ async function prompt(flags, global3) {
       if (key) global3.sshKey = key;
     }
     flags.deployPath ??= await ask("deploy path on the servers", `~/apps/${flags.name}`);
+    const types = BALANCER_DRIVERS.map((candidate) => candidate.type);
     while (!flags.balancer) {
-      const type = await ask("load balancer: nginx or haproxy", "nginx");
-      if (type === "nginx" || type === "haproxy") flags.balancer = type;
+      const type = await ask(`load balancer: ${types.join(" or ")}`, types[0]);
+      if (type && types.includes(type)) flags.balancer = type;
     }
+    const driver = balancerDriver(flags);
     flags.balancerHost ??= await ask(
-      `server that runs ${flags.balancer === "haproxy" ? "HAProxy" : "Nginx"} ("local" if nexus runs there)`,
+      `server that runs ${driver.starter.label} ("local" if nexus runs there)`,
       flags.servers[0]?.name
     );
-    if (flags.balancer === "haproxy") {
-      flags.backend ??= await ask("HAProxy backend of the servers", flags.name);
-      flags.socket ??= await ask(
-        "its admin socket (stats socket ... level admin)",
-        "/run/haproxy/admin.sock"
-      );
-    } else {
-      flags.upstreamFile ??= await ask(
-        "servers file on it (server lines only, included inside the upstream block)",
-        defaultServersFile(flags.name ?? "app")
-      );
-      const commands = defaultNginxCommands(flags.user);
-      flags.testCommand ??= await ask("command that tests the Nginx config", commands.test);
-      flags.reloadCommand ??= await ask("command that reloads Nginx", commands.reload);
-    }
     if (flags.watch === void 0) {
       const watch = await ask("watch each batch's error rate after it is back in rotation? (y/N)", "n");
-      if (/^y(es)?$/i.test(watch ?? "")) {
-        flags.watch = "30s";
-        if (flags.balancer !== "haproxy")
-          flags.accessLog ??= await ask(
-            "Nginx access log (in the nexus format: nexus nginx-config prints it)",
-            "/var/log/nginx/access.log"
-          );
-      }
+      if (/^y(es)?$/i.test(watch ?? "")) flags.watch = "30s";
     }
+    const answers = starterAnswers(flags, flags.name ?? "app", flags.balancerHost ?? "local");
+    await driver.starter.ask(answers, ask);
+    Object.assign(flags, answers.values);
   } finally {
     rl.close();
   }
@@ -59812,13 +59890,14 @@ async function writeStarterConfig(flags, global3) {
 function nextSteps(flags, label, servers2) {
   const c3 = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
   const first = servers2[0]?.name ?? "<server>";
-  const lb = flags.balancer === "haproxy" ? "haproxy-config" : "nginx-config";
+  const driver = balancerDriver(flags);
+  const lb = driver.configCommand.name;
   const facts = packageFacts(flags.root);
   return [
     `wrote ${label}`,
     ...facts.lockfile ? [] : ["note: no package-lock.json in the app: the servers run npm install (unpinned) instead of npm ci"],
     "next (docs/servers.md has each step):",
-    `  nexus${c3} ${lb.padEnd(17)} # the ${flags.balancer === "haproxy" ? "backend and admin socket" : "servers file and the upstream block"} for your balancer (as root)`,
+    `  nexus${c3} ${lb.padEnd(17)} # ${driver.starter.configFor} for your balancer (as root)`,
     `  nexus${c3} setup --dry-run    # what setup would do: deploy key, host keys, deploy path, servers file, sudoers`,
     `  nexus${c3} setup              # do it (asks before trusting each host key)`,
     `  nexus${c3} trust ${first.padEnd(12)} # a host key setup did not record (compare it on the server first)`,
@@ -59833,26 +59912,19 @@ function initCommand(setExit) {
   const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option(
     "--start <script>",
     "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)"
-  ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)').option(
-    "--upstream-file <path>",
-    "the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)"
-  ).option(
-    "--test-command <cmd>",
-    'how to test the Nginx config (default: "sudo -n /usr/sbin/nginx -t", "nginx -t" for root)'
-  ).option(
-    "--reload-command <cmd>",
-    'how to reload Nginx (default: "sudo -n /usr/sbin/nginx -s reload", "nginx -s reload" for root)'
-  ).option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)").addOption(
-    new Option("--balancer <type>", "the load balancer (default: nginx)").choices(["nginx", "haproxy"])
-  ).option("--backend <name>", "HAProxy: the backend of the servers (default: the app name)").option("--socket <path>", "HAProxy: its admin socket (default: /run/haproxy/admin.sock)").option("--watch <duration>", `rolling.watch: watch each batch's error rate this long ("30s")`).option(
-    "--access-log <path>",
-    "with --watch and Nginx: its access log (default: /var/log/nginx/access.log)"
-  ).option(
+  ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", `the server that runs the balancer, or "local" (default: the first)`).addOption(
+    new Option("--balancer <type>", `the load balancer (default: ${BALANCER_DRIVERS[0].type})`).choices(
+      BALANCER_DRIVERS.map((driver) => driver.type)
+    )
+  ).option("--watch <duration>", `rolling.watch: watch each batch's error rate this long ("30s")`).option(
     "--env <KEY=VALUE>",
     "app env, repeatable; {host} or {name} in the value sets it per server",
     collect,
     []
-  ).option("-y, --yes", "ask nothing, even on a terminal: flags and defaults only").option("--force", "overwrite an existing file").addHelpText(
+  ).option("-y, --yes", "ask nothing, even on a terminal: flags and defaults only").option("--force", "overwrite an existing file");
+  for (const driver of BALANCER_DRIVERS)
+    for (const option of driver.starter.options) init.option(option.flags, option.description);
+  init.addHelpText(
     "after",
     `
 The global --ssh-key and --known-hosts flags are written to ssh.privateKey and ssh.knownHosts.
@@ -59885,8 +59957,25 @@ Examples:
   );
   return init;
 }
-function defaultServersFile(name) {
-  return `/etc/nginx/nexus/${name}-servers.conf`;
+function balancerDriver(flags) {
+  const driver = BALANCER_DRIVERS.find((candidate) => candidate.type === flags.balancer) ?? BALANCER_DRIVERS[0];
+  return driver;
+}
+function starterAnswers(flags, name, host) {
+  const given = flags;
+  const values = Object.fromEntries(
+    balancerDriver(flags).starter.options.map((option) => {
+      const key = new Option(option.flags).attributeName();
+      return [key, typeof given[key] === "string" ? given[key] : void 0];
+    })
+  );
+  return {
+    name,
+    host,
+    values,
+    ...flags.user ? { user: flags.user } : {},
+    ...flags.watch ? { watch: flags.watch } : {}
+  };
 }
 
 // src/commands/logs.ts

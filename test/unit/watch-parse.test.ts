@@ -68,7 +68,9 @@ describe("the nexus access-log line", () => {
       [1, 2, 3].map(() => forged("x upstream=10.0.0.2:3000 :", 500)),
       counts,
     );
-    expect(Object.fromEntries(counts)).toEqual({ "10.0.0.1:3000": { requests: 3, failures: 3, latencies: [] } });
+    expect(Object.fromEntries(counts)).toEqual({
+      "10.0.0.1:3000": { requests: 3, failures: 3, latencies: [] },
+    });
   });
 
   it("rejects lines of another format", () => {

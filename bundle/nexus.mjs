@@ -11440,21 +11440,34 @@ ${accessLogDirective(path22)}`;
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
   const compatibleFormats = [];
-  const formatPattern = /\blog_format\s+(\S+)\s+(?:escape=\S+\s+)?((?:'[^']*'\s*|"[^"]*"\s*)+);/g;
+  const unescapedFormats = [];
+  const formatPattern = /\blog_format\s+(\S+)\s+(?:escape=(\S+)\s+)?((?:'[^']*'\s*|"[^"]*"\s*)+);/g;
   for (const match3 of text5.matchAll(formatPattern)) {
-    const body = [...(match3[2] ?? "").matchAll(/'([^']*)'|"([^"]*)"/g)].map((m2) => m2[1] ?? m2[2] ?? "").join("");
+    const body = [...(match3[3] ?? "").matchAll(/'([^']*)'|"([^"]*)"/g)].map((m2) => m2[1] ?? m2[2] ?? "").join("");
+    if (match3[2] === "none") {
+      unescapedFormats.push(match3[1]);
+      continue;
+    }
     if (body.trimEnd().endsWith(LOG_FORMAT_TAIL)) compatibleFormats.push(match3[1]);
   }
   const accessLogs = [];
   for (const match3 of text5.matchAll(/\baccess_log\s+([^\s;]+)(?:\s+([^\s;]+))?[^;]*;/g)) {
     accessLogs.push([match3[1], match3[2] ?? "combined"]);
   }
-  return { compatibleFormats, accessLogs };
+  return { compatibleFormats, accessLogs, unescapedFormats };
 }
 function dumpLogsInNexusFormat(finding, path22) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && (file === path22 || !file.startsWith("/") && path22.endsWith(`/${file.replace(/^\.\//, "")}`))
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path22)
   );
+}
+function dumpLogsUnescaped(finding, path22) {
+  return finding.accessLogs.some(
+    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path22)
+  );
+}
+function samePath(file, path22) {
+  return file === path22 || !file.startsWith("/") && path22.endsWith(`/${file.replace(/^\.\//, "")}`);
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
 var init_log_format = __esm({
@@ -13474,6 +13487,9 @@ ${detail}` : ""}`);
 });
 
 // src/process/pm2/jlist.ts
+function jlistCommand(name) {
+  return script(JLIST_SCRIPT, name);
+}
 function parseJlist(stdout, name) {
   let raw;
   for (const line of stdout.split("\n").reverse()) {
@@ -13501,11 +13517,16 @@ function parseJlist(stdout, name) {
   });
   return name === void 0 ? all : all.filter((p2) => p2.name === name);
 }
-var JLIST_COMMAND;
+var JLIST_SCRIPT;
 var init_jlist = __esm({
   "src/process/pm2/jlist.ts"() {
     "use strict";
-    JLIST_COMMAND = "PM2_SILENT=true pm2 jlist";
+    init_op();
+    init_script_file();
+    JLIST_SCRIPT = withProgram(
+      'PM2_SILENT=true pm2 jlist | node -e "${program:?}" "$1"\n',
+      '// @ts-check\n/**\n * Run on the server by jlist.sh as `pm2 jlist | node -e <this> NAME`: prints only what nexus needs\n * of the app\'s instances, as one JSON array line: name, pid, status, restarts, start time, memory,\n * cpu and the release. A raw `jlist` holds every process\'s `pm2_env`: the PM2 daemon\'s inherited\n * variables, other apps\' secrets, values since removed from the config. Filtered here, none of it\n * leaves the server, so no `--verbose` output can show it. PM2\'s banner and daemon messages (which\n * may precede the JSON even with PM2_SILENT) are dropped: the last line that parses as an array is\n * the listing.\n */\nconst name = process.argv[1];\nlet input = "";\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  input += chunk;\n});\nprocess.stdin.on("end", () => {\n  for (const line of input.split("\\n").reverse()) {\n    if (!line.trimStart().startsWith("[")) continue;\n    /** @type {unknown} */\n    let list;\n    try {\n      list = JSON.parse(line);\n    } catch {\n      continue;\n    }\n    if (!Array.isArray(list)) continue;\n    const picked = list\n      .filter((p) => p && p.name === name)\n      .map((p) => {\n        const env = p.pm2_env || {};\n        const monit = p.monit || {};\n        return {\n          name: p.name,\n          pid: p.pid,\n          pm2_env: { status: env.status, restart_time: env.restart_time, pm_uptime: env.pm_uptime },\n          monit: { memory: monit.memory, cpu: monit.cpu },\n          release: env.env?.NEXUS_RELEASE || env.NEXUS_RELEASE,\n        };\n      });\n    process.stdout.write(`${JSON.stringify(picked)}\\n`);\n    return;\n  }\n});\n'
+    );
   }
 });
 
@@ -13699,7 +13720,7 @@ var init_pm2 = __esm({
         return preparedRestart(runner, command, release, STARTING);
       }
       async inspect(runner) {
-        return parseJlist((await runner.exec(JLIST_COMMAND)).stdout, this.options.name);
+        return parseJlist((await runner.exec(jlistCommand(this.options.name))).stdout, this.options.name);
       }
       async stop(runner) {
         await runner.run(script(STOP_SCRIPT, this.options.name, this.restartDeadlineMs), {
@@ -14458,9 +14479,15 @@ var init_schema4 = __esm({
       /** Latency's minimum effect, absolute: how much slower than the reference's percentile a server may be. */
       maxLatencyIncrease: duration3.default(100),
       /** The fewest requests a server (and its reference) must have served to be judged (below: inconclusive). */
-      minRequests: number2().int().min(1).default(50)
+      minRequests: number2().int().min(1).default(50),
+      /**
+       * When the balancer's traffic cannot be read for a whole window (the batch cannot be judged):
+       * "needs-human" stops the deploy there, the batch left on its new release in rotation (exit 3);
+       * "wait" goes on trying until it can read, then watches a whole window. Never a rollback.
+       */
+      onBlind: _enum(["needs-human", "wait"]).default("needs-human")
     });
-    WATCH_SHAPE = 'a duration such as "30s" (0: off), or an object with duration, canary, warmup, maxDuration, inconclusive, significance, maxFailureRatio, maxRatioToUntouched, latency, maxLatencyRatio, maxLatencyIncrease, minRequests';
+    WATCH_SHAPE = 'a duration such as "30s" (0: off), or an object with duration, canary, warmup, maxDuration, inconclusive, significance, maxFailureRatio, maxRatioToUntouched, latency, maxLatencyRatio, maxLatencyIncrease, minRequests, onBlind';
     watchSchema = union([watchDuration, watchObjectSchema], {
       // An object with one bad value fails both readings: name that value, not the whole shape.
       error: (issue2) => {
@@ -14610,9 +14637,10 @@ function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env) {
     throw error3 instanceof ConfigError ? withPositions(error3, parsed) : error3;
   }
 }
-function resolveEnv(values, at2, env2, problems) {
+function resolveEnv(values, at2, env2) {
   const out = {};
   const sources = {};
+  const missing = [];
   for (const [key, value] of Object.entries(values)) {
     if (typeof value === "string") {
       out[key] = value;
@@ -14620,15 +14648,29 @@ function resolveEnv(values, at2, env2, problems) {
     }
     const found = env2[value.fromEnv];
     if (found === void 0 || found === "") {
-      problems.push(
-        `${formatPath([...at2, key])}: the environment variable ${value.fromEnv} is ${found === void 0 ? "not set" : "empty"} (it holds this value: set it where nexus runs, such as a CI secret)`
-      );
+      missing.push({
+        key,
+        field: formatPath([...at2, key]),
+        variable: value.fromEnv,
+        empty: found !== void 0
+      });
       continue;
     }
     out[key] = found;
     sources[key] = value.fromEnv;
   }
-  return { env: out, sources };
+  return { env: out, sources, missing };
+}
+function requireSecrets(config2, why, servers2) {
+  const problems = /* @__PURE__ */ new Set();
+  for (const server of config2.servers) {
+    if (servers2 && !servers2.includes(server.name)) continue;
+    for (const m2 of server.missingSecrets ?? [])
+      problems.add(
+        `${m2.field}: the environment variable ${m2.variable} is ${m2.empty ? "empty" : "not set"} (${why}: set it where nexus runs, such as a CI secret)`
+      );
+  }
+  if (problems.size > 0) throw new ConfigError(config2.file, [...problems]);
 }
 function sharedProblems(shared) {
   const all = [
@@ -14710,7 +14752,7 @@ function resolveServers(parsed, data, env2, problems) {
   const upstreams = /* @__PURE__ */ new Map();
   const defaultUser = parsed.ssh.user ?? os.userInfo().username;
   const rawServers = data.servers;
-  const common2 = resolveEnv(parsed.pm2.env, ["pm2", "env"], env2, problems);
+  const common2 = resolveEnv(parsed.pm2.env, ["pm2", "env"], env2);
   return parsed.servers.map((server, index) => {
     if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
     names.add(server.name);
@@ -14718,9 +14760,12 @@ function resolveServers(parsed, data, env2, problems) {
     const other = upstreams.get(upstream);
     if (other) problems.push(`servers[${index}].upstream: "${upstream}" is also the upstream of "${other}"`);
     upstreams.set(upstream, server.name);
-    const own2 = resolveEnv(server.env, ["servers", index, "env"], env2, problems);
+    const own2 = resolveEnv(server.env, ["servers", index, "env"], env2);
     const sources = { ...common2.sources, ...own2.sources };
     for (const key of Object.keys(server.env)) if (!(key in own2.sources)) delete sources[key];
+    const missing = [...common2.missing.filter((m2) => !(m2.key in server.env)), ...own2.missing];
+    const merged = { ...common2.env, ...own2.env };
+    for (const m2 of own2.missing) delete merged[m2.key];
     return {
       name: server.name,
       host: server.host,
@@ -14728,9 +14773,10 @@ function resolveServers(parsed, data, env2, problems) {
       user: server.user ?? defaultUser,
       deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
       upstream,
-      env: { ...common2.env, ...own2.env },
+      env: merged,
       secretKeys: Object.keys(sources),
       envSources: sources,
+      ...missing.length > 0 ? { missingSecrets: missing } : {},
       explicit: {
         port: rawServers?.[index]?.port !== void 0,
         user: (server.user ?? parsed.ssh.user) !== void 0
@@ -14759,7 +14805,8 @@ function loginProblems(parsed, servers2) {
 }
 function resolveNotify(entries2, env2, problems) {
   return entries2.flatMap((entry, index) => {
-    const { env: resolved } = resolveEnv({ url: entry.url }, ["notify", index], env2, problems);
+    const { env: resolved, missing } = resolveEnv({ url: entry.url }, ["notify", index], env2);
+    if (missing[0]) return [{ ...entry, url: "", missing: missing[0] }];
     const url = resolved.url;
     if (url === void 0) return [];
     let protocol;
@@ -15388,7 +15435,10 @@ function splitValues(value) {
   return value.split(/, | : /).map((v2) => v2.trim());
 }
 function parseAccessLine(line) {
-  const match3 = TAIL.exec(line.trimEnd());
+  const text5 = line.trimEnd();
+  const at2 = text5.lastIndexOf(TAIL_START);
+  if (at2 < 0) return void 0;
+  const match3 = TAIL.exec(text5.slice(at2));
   if (!match3) return void 0;
   const addresses = splitValues(match3[1]);
   const statuses = splitValues(match3[2]);
@@ -15434,11 +15484,12 @@ function completeLines(chunk2) {
   const whole = chunk2.slice(0, end + 1);
   return { lines: whole.split("\n").slice(0, -1), bytes: Buffer.byteLength(whole) };
 }
-var TAIL;
+var TAIL, TAIL_START;
 var init_access_log = __esm({
   "src/balancer/nginx/watch/access-log.ts"() {
     "use strict";
-    TAIL = / upstream=([^"]*?) upstream_status=([\d\-, :]*) upstream_time=([\d.\-, :]*)$/;
+    TAIL = /^ upstream=([^\s",=]+(?:(?:, | : )[^\s",=]+)*) upstream_status=([\d\-, :]*) upstream_time=([\d.\-, :]*)$/;
+    TAIL_START = " upstream=";
   }
 });
 
@@ -15484,21 +15535,33 @@ async function checkAccessLog(runner, options) {
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
 ${logFormatAdvice(path22)}`;
   const sample = parseSample((await runner.exec(sampleLogCommand(path22))).stdout);
-  if (sample.state !== "ok") {
+  if (sample.state === "unreadable")
     throw new AccessLogProblem(
-      sample.state === "missing" ? `${where2} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}` : `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
+      `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
     );
-  }
-  const verdict = judgeSample(sample.lines, options.addresses);
-  if (verdict.ok === true) return { baseline: verdict.baseline };
-  if (verdict.ok === false) throw new AccessLogProblem(`${where2}: ${verdict.problem}; ${fix}`);
+  const missing = `${where2} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}`;
+  const verdict = sample.state === "ok" ? judgeSample(sample.lines, options.addresses) : void 0;
+  if (verdict?.ok === false) throw new AccessLogProblem(`${where2}: ${verdict.problem}; ${fix}`);
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
-  if (dump.code !== 0 || !/\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout)) {
+  const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
+  const finding = shown ? scanNginxDump(dump.stdout) : void 0;
+  if (finding && dumpLogsUnescaped(finding, path22))
+    throw new AccessLogProblem(
+      `${where2} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`
+    );
+  if (verdict?.ok === true) return { baseline: verdict.baseline };
+  if (sample.state === "missing") {
+    if (!finding || !dumpLogsInNexusFormat(finding, path22)) throw new AccessLogProblem(missing);
+    return {
+      warning: `${where2} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`
+    };
+  }
+  if (!finding) {
     return {
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path22))
+  if (!dumpLogsInNexusFormat(finding, path22))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -15521,32 +15584,71 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path22, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path22, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path22, identity3, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path22, identity3, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
-  const newline = output.indexOf("\n");
-  const size = Number.parseInt(newline < 0 ? output : output.slice(0, newline), 10);
-  if (!Number.isFinite(size))
-    throw new Error(`unexpected output reading the access log: ${output.slice(0, 80)}`);
-  return { size, data: newline < 0 ? "" : output.slice(newline + 1) };
+  let rest = output;
+  const line = () => {
+    const newline = rest.indexOf("\n");
+    const head2 = newline < 0 ? rest : rest.slice(0, newline);
+    rest = newline < 0 ? "" : rest.slice(newline + 1);
+    return head2;
+  };
+  const head = line();
+  const read = { identity: "", size: 0, start: 0, data: "", old: "" };
+  if (head !== "missing") {
+    const [identity3, size, start] = head.split(" ");
+    read.size = Number.parseInt(size ?? "", 10);
+    read.start = Number.parseInt(start ?? "", 10);
+    if (!Number.isFinite(read.size) || !Number.isFinite(read.start))
+      throw new Error(`unexpected output reading the access log: ${output.slice(0, 80)}`);
+    read.identity = identity3 === "-" ? "" : identity3 ?? "";
+  }
+  if (rest.startsWith("@old ")) {
+    const bytes = Number.parseInt(line().slice("@old ".length), 10) || 0;
+    read.old = rest.slice(0, bytes);
+    rest = rest.slice(bytes);
+  }
+  read.data = rest;
+  return read;
 }
-var MAX_READ_BYTES, READ_LOG_SCRIPT, LOG_SIZE_SCRIPT, NginxLogSource;
+var MAX_READ_BYTES, READ_LOG_SCRIPT, NginxLogSource;
 var init_log_source = __esm({
   "src/balancer/nginx/watch/log-source.ts"() {
     "use strict";
     init_op();
     init_access_log();
     MAX_READ_BYTES = 8 * 1024 * 1024;
-    READ_LOG_SCRIPT = `file=$1 start=$2 max_bytes=$3
-if [ ! -e "$file" ]; then echo 0; exit 0; fi
-size=$(wc -c < "$file") || exit 1
-echo "$size"
-# Bytes above 127 become "?": one byte each still, so the offset counted on the text nexus
-# decodes stays the file's (a logged request may carry bytes that are not UTF-8).
-if [ "$size" -ge "$start" ]; then tail -c +$((start + 1)) "$file" | head -c "$max_bytes"; else head -c "$max_bytes" "$file"; fi | tr '\\200-\\377' '?'
+    READ_LOG_SCRIPT = `f=$1 prev=$2 off=$3 max=$4
+identify() { stat -L -c '%d:%i %s' "$1" 2>/dev/null; }
+old_rest() {
+  [ -n "$prev" ] && [ -e "$f.1" ] || return 0
+  info=$(identify "$f.1")
+  osize=\${info#* }
+  [ "\${info% *}" = "$prev" ] && [ "\${osize:-0}" -gt "$off" ] || return 0
+  n=$((osize - off))
+  [ "$n" -le "$max" ] || n=$max
+  echo "@old $n"
+  tail -c +$((off + 1)) "$f.1" | head -c "$n" | tr '\\200-\\377' '?'
+}
+if [ ! -e "$f" ]; then
+  echo missing
+  old_rest
+  exit 0
+fi
+exec 3<"$f" || exit 1
+info=$(identify /dev/fd/3)
+id=\${info% *} size=\${info#* }
+if [ -z "$info" ]; then id="" size=$(wc -c <"$f") || exit 1; fi
+start=$off
+if { [ -n "$prev" ] && [ -n "$id" ] && [ "$id" != "$prev" ]; } || [ "$size" -lt "$off" ]; then
+  start=0
+fi
+echo "\${id:--} $size $start"
+if [ "$start" = 0 ] && [ "$off" != 0 ]; then old_rest; fi
+tail -c +$((start + 1)) <&3 | head -c "$max" | tr '\\200-\\377' '?'
 `;
-    LOG_SIZE_SCRIPT = 'wc -c < "$1"\n';
     NginxLogSource = class {
       constructor(runner, path22) {
         this.runner = runner;
@@ -15555,21 +15657,28 @@ if [ "$size" -ge "$start" ]; then tail -c +$((start + 1)) "$file" | head -c "$ma
       runner;
       path;
       offset = 0;
+      identity = "";
       async mark() {
-        const out = await this.runner.run(script(LOG_SIZE_SCRIPT, this.path), {
-          what: `reading the size of ${this.path}`
-        });
-        this.offset = Number.parseInt(out.trim(), 10) || 0;
+        const read = parseRead(
+          await this.runner.run(readFromOffset(this.path, "", 0, 0), {
+            what: `reading the size of ${this.path}`
+          })
+        );
+        this.identity = read.identity;
+        this.offset = read.size;
       }
       async poll() {
-        const { size, data } = parseRead(
-          await this.runner.run(readFromOffset(this.path, this.offset), { what: `reading ${this.path}` })
+        const read = parseRead(
+          await this.runner.run(readFromOffset(this.path, this.identity, this.offset), {
+            what: `reading ${this.path}`
+          })
         );
-        if (size < this.offset) this.offset = 0;
-        const { lines, bytes } = completeLines(data);
-        this.offset += bytes;
+        const old = completeLines(read.old);
+        const { lines, bytes } = completeLines(read.data);
+        this.identity = read.identity;
+        this.offset = read.start + bytes;
         const counts = /* @__PURE__ */ new Map();
-        tallyLines(lines, counts);
+        tallyLines([...old.lines, ...lines], counts);
         return counts;
       }
     };
@@ -53535,7 +53644,8 @@ var commandShapes = {
     output: text3.optional().describe("the tarball written (-o)"),
     compressedBytes: number2().int().min(0).optional().describe("size of the tarball written"),
     sha256: text3.optional().describe("sha256 of the tarball written"),
-    warnings: array(text3).describe("files that look like secrets and ship")
+    warnings: array(text3).describe("files that look like secrets and ship"),
+    leftOut: array(packedFileSchema).describe("nexus config files in the app, left out (their env values are in plain text)")
   },
   trust: {
     command: literal("trust"),
@@ -53879,6 +53989,13 @@ var Notifier = class {
       if (!wanted(target, notification)) return;
       const body = target.format === "slack" ? slackBody(notification) : jsonBody(notification, this.context);
       const label = `notify[${index}] (${target.format}, ${notification.kind})`;
+      if (target.missing) {
+        const { variable, empty } = target.missing;
+        this.sending.push(
+          Promise.resolve(`${label}: not sent: $${variable} is ${empty ? "empty" : "not set"} here`)
+        );
+        return;
+      }
       this.sending.push(
         this.send(target.url, body, target.timeout).then(
           (status) => status >= 200 && status < 300 ? void 0 : `${label}: the webhook answered HTTP ${status}`,
@@ -53940,7 +54057,7 @@ function secretValues(config2) {
       out.set(value, (out.get(value) ?? false) || anyLength);
     }
   }
-  for (const target of config2.notify ?? []) out.set(target.url, true);
+  for (const target of config2.notify ?? []) if (target.url !== "") out.set(target.url, true);
   return [...out].map(([value, anyLength]) => ({ value, anyLength }));
 }
 
@@ -53953,7 +54070,7 @@ import path6 from "node:path";
 
 // src/ssh/host-keys.ts
 init_errors3();
-import { appendFileSync, mkdirSync, readFileSync as readFileSync2 } from "node:fs";
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync2, readSync } from "node:fs";
 import path4 from "node:path";
 
 // src/ssh/known-hosts.ts
@@ -54146,8 +54263,26 @@ function usesHashedEntries(entries2) {
 function appendKnownHost(file, host, port2, key) {
   const hash = usesHashedEntries(readKnownHosts(file));
   mkdirSync(path4.dirname(file), { recursive: true, mode: 448 });
-  appendFileSync(file, `${formatKnownHostsLine(host, port2, key, { hash })}
+  const separator = endsWithoutNewline(file) ? "\n" : "";
+  appendFileSync(file, `${separator}${formatKnownHostsLine(host, port2, key, { hash })}
 `, { mode: 384 });
+}
+function endsWithoutNewline(file) {
+  let fd;
+  try {
+    fd = openSync(file, "r");
+  } catch {
+    return false;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return false;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] !== 10;
+  } finally {
+    closeSync(fd);
+  }
 }
 function readKnownHosts(file) {
   try {
@@ -56878,6 +57013,8 @@ var REMOTE_EXIT = {
   unsafeArchive: 67,
   /** A shared file the config lists is not in <deployPath>/shared/. */
   sharedMissing: 68,
+  /** A shared path would be linked through a symlink in the release (or out of it). */
+  sharedUnsafe: 69,
   /** The process manager is not installed on the server. */
   notInstalled: 127
 };
@@ -56888,6 +57025,17 @@ init_op();
 function entries(shared) {
   return [...shared.files.map((p2) => `f:${p2}`), ...shared.dirs.map((p2) => `d:${p2}`)];
 }
+var SharedPathUnsafeError = class extends NexusError {
+  constructor(server, reasons) {
+    super(
+      `${server}: shared paths not linked, nothing removed: ${reasons.join("; ")} (a shared path must not lie under a symlink the artifact ships: remove that link from the app, or share its target instead)`
+    );
+    this.server = server;
+    this.reasons = reasons;
+  }
+  server;
+  reasons;
+};
 var SharedFileMissingError = class extends NexusError {
   constructor(server, missing, shared) {
     super(
@@ -56914,13 +57062,72 @@ function checkShared(l, shared) {
     parse: (result2, server) => stdoutOrThrow(server, "checking shared files", result2).split("\n").filter((line) => line.startsWith("@missing ")).map((line) => line.slice("@missing ".length))
   };
 }
-var SHARED_LINK_SCRIPT = 'set -eu\nshared=$1 release=$2\nshift 2\nmissing=""\nfor entry in "$@"; do\n  case "$entry" in\n    f:*) rel=${entry#f:}; [ -f "$shared/$rel" ] || missing="$missing $rel" ;;\n    d:*) rel=${entry#d:}; mkdir -p "$shared/$rel" ;;\n  esac\ndone\nif [ -n "$missing" ]; then\n  echo "shared file(s) missing in $shared:$missing" >&2\n  exit 68 # REMOTE_EXIT.sharedMissing\nfi\nfor entry in "$@"; do\n  rel=${entry#?:}\n  target="$release/$rel"\n  mkdir -p "$(dirname "$target")"\n  if [ -e "$target" ] || [ -L "$target" ]; then\n    rm -rf "$target"\n    printf \'@replaced %s\\n\' "$rel"\n  fi\n  ln -s "$shared/$rel" "$target"\ndone\n';
+var SHARED_LINK_SCRIPT = `set -eu
+shared=$1 release=$2
+shift 2
+missing=""
+for entry in "$@"; do
+  case "$entry" in
+    f:*) rel=\${entry#f:}; [ -f "$shared/$rel" ] || missing="$missing $rel" ;;
+    d:*) rel=\${entry#d:}; mkdir -p "$shared/$rel" ;;
+  esac
+done
+if [ -n "$missing" ]; then
+  echo "shared file(s) missing in $shared:$missing" >&2
+  exit 68 # REMOTE_EXIT.sharedMissing
+fi
+real_release=$(cd -P "$release" && pwd -P)
+real_shared=$(cd -P "$shared" && pwd -P)
+# Prints why linking $1 is unsafe, or nothing: a parent inside the release that is a symlink, or
+# an existing parent that resolves outside the release or into shared/.
+unsafe() {
+  path=$release rest=$1
+  while [ "\${rest#*/}" != "$rest" ]; do
+    path="$path/\${rest%%/*}" rest=\${rest#*/}
+    if [ -L "$path" ]; then
+      printf '%s is a symlink in the release' "\${path#"$release"/}"
+      return
+    fi
+    [ -e "$path" ] || return 0
+  done
+  parent=$(cd -P "$(dirname "$release/$1")" && pwd -P) || { printf 'its parent cannot be read'; return; }
+  case "$parent/" in
+    "$real_shared"/*) printf 'its parent resolves into %s' "$shared" ;;
+    "$real_release"/*) ;;
+    *) printf 'its parent resolves outside the release (%s)' "$parent" ;;
+  esac
+}
+refused=""
+for entry in "$@"; do
+  rel=\${entry#?:}
+  why=$(unsafe "$rel")
+  if [ -n "$why" ]; then
+    printf '@unsafe %s: %s\\n' "$rel" "$why" >&2
+    refused=1
+  fi
+done
+if [ -n "$refused" ]; then exit 69; fi # REMOTE_EXIT.sharedUnsafe
+for entry in "$@"; do
+  rel=\${entry#?:}
+  target="$release/$rel"
+  mkdir -p "$(dirname "$target")"
+  if [ -e "$target" ] || [ -L "$target" ]; then
+    rm -rf "$target"
+    printf '@replaced %s\\n' "$rel"
+  fi
+  ln -s "$shared/$rel" "$target"
+done
+`;
 function linkShared(l, id, shared) {
   assertReleaseId(id);
   return {
     what: "linking shared files",
     command: script(SHARED_LINK_SCRIPT, l.shared, l.release(id), ...entries(shared)),
     parse: (result2, server) => {
+      if (result2.code === REMOTE_EXIT.sharedUnsafe) {
+        const reasons = result2.stderr.split("\n").filter((line) => line.startsWith("@unsafe ")).map((line) => line.slice("@unsafe ".length));
+        throw new SharedPathUnsafeError(server, reasons);
+      }
       if (result2.code === REMOTE_EXIT.sharedMissing) {
         const missing = /missing in [^:]*:(.*)$/m.exec(result2.stderr)?.[1]?.trim().split(" ") ?? [];
         throw new SharedFileMissingError(server, missing, l.shared);
@@ -57028,6 +57235,7 @@ var import_ignore = __toESM(require_ignore(), 1);
 var NEVER_SHIPPED = ["node_modules", ".git", ".nexus"];
 var DEFAULT_EXCLUDED = ["/logs", "*.log", ".DS_Store", ".env*", ".npmrc"];
 var SECRET_LOOKING = [".env*", "*.pem", "*.key", "id_*", ".npmrc"];
+var NEXUS_CONFIG_NAME = /^deploy\.[^/]+\.json$/;
 var IGNORE_FILES = [".gitignore", ".nexusignore"];
 var ArtifactFilter = class {
   levels = [];
@@ -57079,6 +57287,10 @@ var ArtifactFilter = class {
     if (excluded && this.hasIncludes && this.includes.ignores(asked)) return { ship: true, explicit: true };
     return { ship: !excluded };
   }
+  /** True when `app.include` names this path: it ships even where nexus would leave it out. */
+  namedByInclude(relativePath) {
+    return this.hasIncludes && this.includes.ignores(clean(relativePath));
+  }
   /** True when a file with this path may carry a secret (.env*, *.pem, id_*, ...). */
   looksSecret(relativePath) {
     return this.secrets.ignores(clean(relativePath));
@@ -57126,12 +57338,30 @@ async function selectConfiguredApp(config2) {
   await assertAppRoot(config2);
   return selectAppFiles(config2.app.root, appPackOptions(config2));
 }
+var CONFIG_MAX_BYTES = 256 * 1024;
+async function isNexusConfig(file, name, size) {
+  if (NEXUS_CONFIG_NAME.test(name)) return true;
+  if (!name.endsWith(".json") || size > CONFIG_MAX_BYTES) return false;
+  const text5 = await readFile2(file, "utf8").catch(() => "");
+  if (!text5.includes('"servers"') || !text5.includes('"balancer"')) return false;
+  try {
+    const data = JSON.parse(text5);
+    return typeof data === "object" && data !== null && Array.isArray(data.servers) && typeof data.balancer === "object" && data.balancer !== null;
+  } catch {
+    return false;
+  }
+}
+function describeLeftOut(leftOut) {
+  if (leftOut.length === 0) return void 0;
+  return `left out ${leftOut.length} nexus config file(s), whose env values are in plain text: ${leftOut.map((f2) => f2.path).join(", ")} (app.include ships one anyway)`;
+}
 async function selectAppFiles(root, options = {}) {
   const info2 = await stat(root).catch(() => void 0);
   if (!info2?.isDirectory()) throw new Error(`app.root ${root} is not a directory`);
   const filter = new ArtifactFilter(options);
   const files = [];
   const warnings = [];
+  const leftOut = [];
   const walk = async (dir) => {
     const full = path9.join(root, dir);
     for (const name of IGNORE_FILES) {
@@ -57151,6 +57381,13 @@ async function selectAppFiles(root, options = {}) {
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
       const size = entry.isFile() ? (await lstat(path9.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path9.join(root, rel), entry.name, size)) {
+        if (!filter.namedByInclude(rel)) {
+          leftOut.push({ path: rel, size });
+          continue;
+        }
+        warnings.push(`${rel} is a nexus config and ships because app.include names it`);
+      }
       files.push({ path: rel, size });
       if (filter.looksSecret(rel)) {
         warnings.push(
@@ -57160,12 +57397,14 @@ async function selectAppFiles(root, options = {}) {
     }
   };
   await walk("");
-  return { files, bytes: files.reduce((sum, f2) => sum + f2.size, 0), warnings };
+  return { files, bytes: files.reduce((sum, f2) => sum + f2.size, 0), warnings, leftOut };
 }
 async function packApp(root, options = {}) {
   const selection = await selectAppFiles(root, options);
   if (selection.files.length === 0) throw new Error(`app.root ${root}: no file to ship (all excluded)`);
   for (const warning2 of selection.warnings) options.warn?.(warning2);
+  const leftOut = describeLeftOut(selection.leftOut);
+  if (leftOut) options.inform?.(leftOut);
   const dir = await mkdtemp(path9.join(os6.tmpdir(), "nexus-artifact-"));
   const file = path9.join(dir, "release.tar.gz");
   try {
@@ -57416,6 +57655,7 @@ async function runCheck(config2, options = {}) {
     onWarning: (message) => sshWarnings.push(message)
   });
   const estimate = await appSizeEstimate(config2);
+  items.push(...secretItems(config2));
   const sessions = [];
   try {
     const results = await mapSettled(config2.servers, 8, async (server) => {
@@ -57480,6 +57720,28 @@ async function checkServer(connected2, config2, estimate) {
     )
   );
   return out;
+}
+function secretItems(config2) {
+  const missing = /* @__PURE__ */ new Map();
+  for (const server of config2.servers)
+    for (const m2 of server.missingSecrets ?? [])
+      missing.set(m2.field, `${m2.field} reads $${m2.variable}, which is ${m2.empty ? "empty" : "not set"} here`);
+  for (const target of config2.notify)
+    if (target.missing)
+      missing.set(
+        target.missing.field,
+        `${target.missing.field} reads $${target.missing.variable}, which is ${target.missing.empty ? "empty" : "not set"} here (that webhook is not told)`
+      );
+  if (missing.size === 0) return [];
+  return [
+    {
+      target: "this machine",
+      check: "secrets",
+      status: "warn",
+      detail: [...missing.values()].join("; "),
+      fix: "set them where nexus deploys (CI secrets): deploy, restart and exec refuse to run without them"
+    }
+  ];
 }
 async function sharedItem(session, server, deployPath, config2) {
   const l = layout(deployPath);
@@ -57571,16 +57833,23 @@ function configCommand(setExit) {
 }
 function maskedConfig(config2) {
   const redact2 = secretRedactor(config2);
-  const servers2 = config2.servers.map(({ explicit: _explicit, secretKeys, envSources, env: env2, ...rest }) => ({
-    ...rest,
-    env: Object.fromEntries(
-      Object.entries(env2).map(([key, value]) => {
-        const source = envSources?.[key];
-        if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
-        return [key, redact2(value)];
-      })
-    )
-  }));
+  const servers2 = config2.servers.map(
+    ({ explicit: _explicit, secretKeys, envSources, missingSecrets, env: env2, ...rest }) => ({
+      ...rest,
+      env: Object.fromEntries([
+        ...Object.entries(env2).map(([key, value]) => {
+          const source = envSources?.[key];
+          if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
+          return [key, redact2(value)];
+        }),
+        // Not an error here: only the commands that write the app's environment need them.
+        ...(missingSecrets ?? []).map((m2) => [
+          m2.key,
+          `(from $${m2.variable}: ${m2.empty ? "empty" : "not set"} here)`
+        ])
+      ])
+    })
+  );
   return redactDeep({ ...config2, servers: servers2 }, redact2);
 }
 
@@ -57638,6 +57907,9 @@ async function assertEntriesShip(config2, { built }) {
   if (problems.length > 0) throw new ConfigError(config2.file, problems);
 }
 
+// src/commands/deploy.ts
+init_load();
+
 // src/artifact/release-id.ts
 async function gitInfo(root) {
   const { execa: execa2 } = await Promise.resolve().then(() => (init_execa(), execa_exports));
@@ -57654,6 +57926,7 @@ function makeReleaseId(now, git) {
 
 // src/deploy/deploy.ts
 init_errors4();
+init_load();
 init_errors3();
 init_layout();
 init_op();
@@ -57957,9 +58230,24 @@ async function watchWindow(options) {
   const streaks = /* @__PURE__ */ new Map();
   const untouchedSet = new Set(options.untouched);
   const untouched = { requests: 0, failures: 0 };
-  await options.source.mark();
+  let marked = false;
+  let seen = false;
+  let lastError = "";
+  let waiting = false;
+  const read = async () => {
+    try {
+      if (marked) return await options.source.poll();
+      await options.source.mark();
+      marked = true;
+    } catch (error3) {
+      lastError = error3.message.split("\n")[0] || String(error3);
+    }
+    return void 0;
+  };
+  await read();
   const warmupEnd = now() + (options.warmupMs ?? 0);
   let started = warmupEnd;
+  let firstStarted = started;
   const longest = Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
   let end = started + options.durationMs;
   let maxEnd = started + longest;
@@ -57984,7 +58272,7 @@ async function watchWindow(options) {
     await sleep3(Math.max(0, Math.min(pollMs, (warming ? warmupEnd : end) - now())), options.signal);
     if (options.signal.aborted) return result2(true);
     const [counts, health2] = await Promise.all([
-      options.source.poll(),
+      read(),
       Promise.all(options.watched.map(async (server) => [server, await options.probe(server)]))
     ]);
     for (const [server, ok] of health2) {
@@ -57999,11 +58287,21 @@ async function watchWindow(options) {
       if (now() < warmupEnd) continue;
       warming = false;
       started = now();
+      firstStarted = started;
       end = started + options.durationMs;
       maxEnd = started + longest;
       continue;
     }
-    for (const [key, value] of counts) {
+    if (counts) {
+      seen = true;
+      if (waiting) {
+        waiting = false;
+        started = now();
+        end = started + options.durationMs;
+        maxEnd = started + longest;
+      }
+    }
+    for (const [key, value] of counts ?? []) {
       const server = options.serverOf(key);
       if (server === void 0) continue;
       const tally = tallies.get(server);
@@ -58011,6 +58309,15 @@ async function watchWindow(options) {
       else if (untouchedSet.has(server)) addCounts(untouched, value);
     }
     if (now() < end) continue;
+    if (!seen) {
+      const why = lastError || "no read of the balancer's traffic succeeded";
+      if (options.onBlind !== "wait") return { ...result2(false), blind: why };
+      waiting = true;
+      options.onBlindWait?.((now() - firstStarted) / 1e3, why);
+      end += options.durationMs;
+      maxEnd = end + longest - options.durationMs;
+      continue;
+    }
     const outcome = result2(false);
     if (outcome.judgement.verdict !== "inconclusive" || end >= maxEnd) return outcome;
     extended2 = true;
@@ -58344,11 +58651,13 @@ var BatchWatch = class _BatchWatch {
   /**
    * For the engine's seam: why the batch goes back (a fail, an interruption during the window,
    * an inconclusive window under "rollback") or why the deploy stops with it in place (inconclusive
-   * under "halt"), or undefined to go on; the numbers are left in `watched`.
+   * under "halt"; a blind window, for a human), or undefined to go on; the numbers are left in `watched`.
    */
   async reason(batch, signal2) {
     const verdict = await this.window(batch, signal2);
     if (verdict.outcome === "pass") return void 0;
+    if (verdict.outcome === "blind")
+      return { reason: verdict.blind ?? "watch: blind", action: "needs-human" };
     const reason = [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
     return { reason, action: verdict.outcome === "halt" ? "halt" : "rollback" };
   }
@@ -58376,10 +58685,16 @@ var BatchWatch = class _BatchWatch {
       });
       result2 = await this.measure(batch, untouched, durationMs, signal2);
     } catch (error3) {
-      const note = `watch: could not read the balancer's traffic: ${error3.message.split("\n")[0]}`;
-      for (const s3 of batch) emit({ type: "error", server: s3.name, message: note });
-      return { outcome: "breach", watched: /* @__PURE__ */ new Map(), breached: new Map(batch.map((s3) => [s3.name, note])) };
+      return this.blind(
+        batch,
+        `watch: could not read the balancer (${error3.message.split("\n")[0]})`
+      );
     }
+    if (result2.blind !== void 0)
+      return this.blind(
+        batch,
+        `watch: could not read the balancer's traffic for ${result2.seconds.toFixed(0)}s (${result2.blind})`
+      );
     const { judgement } = result2;
     const watched = /* @__PURE__ */ new Map();
     const breached = /* @__PURE__ */ new Map();
@@ -58427,6 +58742,15 @@ var BatchWatch = class _BatchWatch {
     const outcome = result2.interrupted ? "interrupted" : breached.size === 0 ? "pass" : halt && judgement.verdict !== "fail" ? "halt" : "breach";
     return { outcome, watched, breached };
   }
+  /**
+   * Blind is not bad: a window that could not read the balancer's traffic says nothing about the
+   * release, so the batch is not rolled back as if it were. (With rolling.watch.onBlind "wait",
+   * the window itself waits until it can read; only a balancer whose state cannot be read ends here.)
+   */
+  blind(batch, note) {
+    for (const s3 of batch) this.emit({ type: "warn", server: s3.name, message: note });
+    return { outcome: "blind", blind: note, watched: /* @__PURE__ */ new Map(), breached: /* @__PURE__ */ new Map() };
+  }
   /** The `watch` event's result: an inconclusive judgement as rolling.watch.inconclusive has it end. */
   resultOf(s3) {
     if (s3.verdict === "pass") return "pass";
@@ -58449,6 +58773,11 @@ var BatchWatch = class _BatchWatch {
       settings: judgeSettings(settings),
       probe: (name) => this.probe(name),
       signal: signal2,
+      onBlind: settings.onBlind,
+      onBlindWait: (blindFor, why) => emit({
+        type: "warn",
+        message: `watch: could not read the balancer's traffic for ${blindFor.toFixed(0)}s (${why}): waiting until it can (rolling.watch.onBlind "wait"; Ctrl-C stops)`
+      }),
       onExtend: (judgement) => {
         for (const s3 of judgement.servers.filter((j2) => j2.verdict === "inconclusive")) {
           emit({
@@ -58572,7 +58901,7 @@ var RollLedger = class {
   result(flags) {
     const list2 = [...this.rows.values()];
     let outcome = "success";
-    if (list2.some((r) => r.result === "needs human")) outcome = "needs-human";
+    if (list2.some((r) => r.result === "needs human") || flags.needsHuman) outcome = "needs-human";
     else if (flags.interrupted) outcome = "interrupted";
     else if (flags.failure) outcome = "failed";
     return {
@@ -58602,6 +58931,8 @@ var Rollout = class {
   interrupted = false;
   /** The watch stopped the rollout with the batch on the new release: nothing is rolled back. */
   halted = false;
+  /** The watch could not judge a batch: the roll stopped there, for a human to decide. */
+  blind = false;
   async run() {
     try {
       try {
@@ -58615,7 +58946,11 @@ var Rollout = class {
       if (this.failure && !this.interrupted && !this.halted && this.o.onFailure === "rollback-all" && done.length > 0) {
         await this.rollBack(done);
       }
-      return this.ledger.result({ failure: this.failure, interrupted: this.interrupted });
+      return this.ledger.result({
+        failure: this.failure,
+        interrupted: this.interrupted,
+        needsHuman: this.blind
+      });
     } finally {
       this.o.ops.discardPrepared?.();
       await this.o.ops.balancer.settle?.();
@@ -58691,11 +59026,20 @@ var Rollout = class {
     }
   }
   /**
-   * The watch stopped the rollout on the batch: "halt" leaves it as it is (nothing proved it bad);
-   * "rollback", like a failed gate, sends it back. An interruption during the window stops there.
+   * The watch stopped the rollout on the batch: "halt" leaves it as it is (nothing proved it bad),
+   * and so does "needs-human" (nothing was judged: exit 3); "rollback", like a failed gate, sends it back. An interruption during the window stops there.
    */
   async watchStopped(batch, stop) {
     const breach = stop.reason;
+    if (stop.action === "needs-human") {
+      this.blind = true;
+      for (const s3 of batch) this.ledger.row(s3.name).note = `${breach}: not judged, deploy stopped here`;
+      this.o.emit({
+        type: "error",
+        message: `NEEDS A HUMAN: ${breach}; ${batch.map((s3) => s3.name).join(", ")} stay on the new release, in rotation, unjudged, and the deploy stops here: check the balancer's traffic, then deploy again or roll back`
+      });
+      return;
+    }
     this.failure = true;
     if (stop.action === "halt" && !this.o.signal.aborted) {
       this.halted = true;
@@ -58918,6 +59262,7 @@ init_errors3();
 init_op();
 init_quote();
 import { randomBytes as randomBytes3 } from "node:crypto";
+import { readFileSync as readFileSync8, readlinkSync } from "node:fs";
 import os9 from "node:os";
 
 // src/deploy/state.ts
@@ -58950,6 +59295,7 @@ function releasesToPrune(releases, keep, protect) {
 var LockError = class extends NexusError {
 };
 function newHolder(command, release) {
+  const here = localProbe();
   return {
     user: os9.userInfo().username,
     host: os9.hostname(),
@@ -58957,8 +59303,53 @@ function newHolder(command, release) {
     command,
     release,
     time: (/* @__PURE__ */ new Date()).toISOString(),
-    token: randomBytes3(12).toString("hex")
+    token: randomBytes3(12).toString("hex"),
+    bootId: here.bootId,
+    pidNamespace: here.pidNamespace,
+    startTime: here.ownStartTime
   };
+}
+function readOr(read) {
+  try {
+    return read().trim() || void 0;
+  } catch {
+    return void 0;
+  }
+}
+function statOf(file) {
+  const text5 = readOr(() => readFileSync8(file, "utf8"));
+  const close = text5?.lastIndexOf(")") ?? -1;
+  if (!text5 || close < 0) return void 0;
+  const rest = text5.slice(close + 2).split(" ");
+  const start = rest[19];
+  return start ? { pid: text5.slice(0, text5.indexOf(" ")), start } : void 0;
+}
+function localProbe() {
+  const linux = process.platform === "linux";
+  const self2 = linux ? statOf("/proc/self/stat") : void 0;
+  const procIsOurs = self2?.pid === String(process.pid);
+  return {
+    hostname: os9.hostname(),
+    linux,
+    bootId: linux ? readOr(() => readFileSync8("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
+    pidNamespace: linux ? readOr(() => readlinkSync("/proc/self/ns/pid")) : void 0,
+    ownStartTime: self2?.start,
+    signal(pid) {
+      try {
+        process.kill(pid, 0);
+        return "running";
+      } catch (error3) {
+        return error3.code === "ESRCH" ? "gone" : "running";
+      }
+    },
+    startTime: (pid) => procIsOurs ? statOf(`/proc/${pid}/stat`)?.start : void 0
+  };
+}
+function sameProcessSpace(h2, here) {
+  if (h2.host !== here.hostname || typeof h2.pid !== "number") return false;
+  const recorded = h2.bootId !== void 0 || h2.pidNamespace !== void 0;
+  if (!here.linux && !recorded) return true;
+  return h2.bootId !== void 0 && h2.pidNamespace !== void 0 && h2.bootId === here.bootId && h2.pidNamespace === here.pidNamespace;
 }
 function parseHolder(raw) {
   try {
@@ -58977,19 +59368,17 @@ function holderToken(raw) {
   const token = parseHolder(raw)?.token;
   return typeof token === "string" && /^[0-9a-f]{8,64}$/.test(token) ? token : void 0;
 }
-function isStale(raw) {
+function isStale(raw, here = localProbe()) {
   const h2 = parseHolder(raw);
-  if (!h2 || h2.host !== os9.hostname() || typeof h2.pid !== "number") return false;
-  try {
-    process.kill(h2.pid, 0);
-    return false;
-  } catch (error3) {
-    return error3.code === "ESRCH";
-  }
+  if (!h2 || !sameProcessSpace(h2, here)) return false;
+  const pid = h2.pid;
+  if (here.signal(pid) === "gone") return true;
+  const now = h2.startTime === void 0 ? void 0 : here.startTime(pid);
+  return now !== void 0 && now !== h2.startTime;
 }
-function isLiveHere(raw) {
+function isLiveHere(raw, here = localProbe()) {
   const h2 = parseHolder(raw);
-  return !!h2 && h2.host === os9.hostname() && typeof h2.pid === "number" && !isStale(raw);
+  return !!h2 && sameProcessSpace(h2, here) && !isStale(raw, here);
 }
 async function breakLock(host, inspected) {
   const mark = holderToken(inspected) ?? inspected.trim();
@@ -59224,7 +59613,7 @@ import { spawn as spawn3 } from "node:child_process";
 init_script_file();
 var COMMAND_SCRIPT = withProgram(
   'cd "$1" || exit 1\nexec node -e "${program:?}" "$2" "$3"\n',
-  '// @ts-check\n/**\n * Runs a user\'s shell command (a hook, `nexus exec`) on a server, started by command.sh as\n * `node -e <this> COMMAND TIMEOUT_MS`: in its own process group, with the env that arrives as the\n * first line of stdin (JSON: never on a command line, where `ps` would show it), and a timeout\n * (0: none). When stdin closes (the command was interrupted, or the SSH connection dropped) the\n * whole group is stopped (SIGTERM, SIGKILL 3 s later) and waited for, so nothing the command\n * started outlives it. Exit codes: the command\'s own; 124 timed out, 130 interrupted\n * (COMMAND_EXIT in hook.ts), 2 a bad env line, 127 sh could not start.\n *\n * A Node program (Node is on every server nexus deploys to): sh cannot wait for a child and for\n * EOF on its stdin at once without leaving a reader behind.\n */\nconst { spawn } = require("node:child_process");\n\nconst [command = "", timeoutArg] = process.argv.slice(1);\nconst timeoutMs = Number(timeoutArg) || 0;\n/** @type {import("node:child_process").ChildProcess | undefined} */\nlet child;\nlet buffered = "";\nlet stopping = false;\n\n/**\n * @param {string} why\n * @param {number} code\n */\nconst stop = (why, code) => {\n  if (stopping) return;\n  stopping = true;\n  process.stderr.write(`nexus: ${why}\\n`);\n  if (!child?.pid) process.exit(code);\n  const group = -child.pid;\n  /** @param {NodeJS.Signals | 0} name */\n  const signal = (name) => {\n    try {\n      process.kill(group, name);\n      return true;\n    } catch {\n      return false;\n    }\n  };\n  signal("SIGTERM");\n  // Until the whole group is gone, not only sh: a process that traps SIGTERM (a migration\n  // finishing its transaction) would keep running, and keep the SSH channel open, after us.\n  // A zombie nobody reaps (PID 1 of some containers) or a process in uninterruptible sleep\n  // outlives SIGKILL: 2 s after it, this ends regardless.\n  const began = Date.now();\n  setInterval(() => {\n    if (!signal(0) || Date.now() - began >= 5000) process.exit(code);\n    if (Date.now() - began >= 3000) signal("SIGKILL");\n  }, 50);\n};\n\n/** @param {Record<string, string>} env */\nconst start = (env) => {\n  const started = spawn("sh", ["-c", command], {\n    env: { ...process.env, ...env },\n    stdio: ["ignore", "inherit", "inherit"],\n    detached: true,\n  });\n  child = started;\n  started.on("error", (error) => {\n    process.stderr.write(`${String(error.message)}\\n`);\n    process.exit(127);\n  });\n  started.on("exit", (code, signal) => {\n    if (!stopping) process.exit(code === null ? 128 + (signal === "SIGKILL" ? 9 : 15) : code);\n  });\n  if (timeoutMs > 0) setTimeout(() => stop(`timed out after ${timeoutMs}ms`, 124), timeoutMs).unref();\n};\n\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  if (child) return;\n  buffered += chunk;\n  const end = buffered.indexOf("\\n");\n  if (end < 0) return;\n  /** @type {Record<string, string>} */\n  let env = {};\n  try {\n    env = JSON.parse(buffered.slice(0, end));\n  } catch {\n    process.stderr.write("nexus: bad env line\\n");\n    process.exit(2);\n  }\n  start(env);\n});\nprocess.stdin.on("end", () => stop("interrupted", 130));\n'
+  '// @ts-check\n/**\n * Runs a user\'s shell command (a hook, `nexus exec`) on a server, started by command.sh as\n * `node -e <this> COMMAND TIMEOUT_MS`: in its own process group, with the env that arrives as the\n * first line of stdin (JSON: never on a command line, where `ps` would show it), and a timeout\n * (0: none). When stdin closes (the command was interrupted, or the SSH connection dropped) the\n * whole group is stopped (SIGTERM, SIGKILL 3 s later) and waited for, so nothing the command\n * started outlives it. Exit codes: the command\'s own; 124 timed out, 130 interrupted\n * (COMMAND_EXIT in hook.ts), 2 a bad env line, 127 sh could not start.\n *\n * The command\'s output reaches the channel through this program, never directly: a background\n * child the command leaves behind (`warm-cache &`) holds only a pipe to it, not the SSH channel.\n * When the shell exits, whatever it left running in its group is reported ("nexus: the command\n * exited (0) and left running: pid (name)"). The program ends once the command\'s output is\n * closed; while leftovers keep it open, the timeout still counts, and at the timeout the group is\n * stopped as for any timeout. So the timeout bounds the channel, not only the shell (sshd keeps a\n * channel open while anything holds its stdout: a 2 s hook once held a deploy for as long as its\n * child lived).\n *\n * A Node program (Node is on every server nexus deploys to): sh cannot wait for a child and for\n * EOF on its stdin at once without leaving a reader behind.\n */\nconst { spawn } = require("node:child_process");\nconst fs = require("node:fs");\n\nconst [command = "", timeoutArg] = process.argv.slice(1);\nconst timeoutMs = Number(timeoutArg) || 0;\n/** @type {import("node:child_process").ChildProcess | undefined} */\nlet child;\nlet buffered = "";\nlet stopping = false;\n/** The shell\'s exit code, once it exited. @type {number | undefined} */\nlet exited;\n\n/** @param {NodeJS.Signals | 0} name a signal for the command\'s whole process group; false when none is left */\nconst signal = (name) => {\n  if (!child?.pid) return false;\n  try {\n    process.kill(-child.pid, name);\n    return true;\n  } catch {\n    return false;\n  }\n};\n\n/** The processes still in the command\'s group (Linux /proc): "pid (name)" each. */\nconst leftovers = () => {\n  /** @type {string[]} */\n  const found = [];\n  /** @type {string[]} */\n  let names = [];\n  try {\n    names = fs.readdirSync("/proc");\n  } catch {}\n  for (const name of names) {\n    if (String(Number(name)) !== name) continue;\n    let stat;\n    try {\n      stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");\n    } catch {\n      continue;\n    }\n    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so from the last ")".\n    const close = stat.lastIndexOf(")");\n    if (Number(stat.slice(close + 2).split(" ")[2]) === child?.pid)\n      found.push(`${name} (${stat.slice(stat.indexOf("(") + 1, close)})`);\n  }\n  return found;\n};\n\n/**\n * @param {string} why\n * @param {number} code\n */\nconst stop = (why, code) => {\n  if (stopping) return;\n  stopping = true;\n  process.stderr.write(`nexus: ${why}\\n`);\n  if (!child?.pid) process.exit(code);\n  signal("SIGTERM");\n  // Until the whole group is gone, not only sh: a process that traps SIGTERM (a migration\n  // finishing its transaction) would keep running, and keep the SSH channel open, after us.\n  // A zombie nobody reaps (PID 1 of some containers) or a process in uninterruptible sleep\n  // outlives SIGKILL: 2 s after it, this ends regardless.\n  const began = Date.now();\n  setInterval(() => {\n    if (!signal(0) || Date.now() - began >= 5000) process.exit(code);\n    if (Date.now() - began >= 3000) signal("SIGKILL");\n  }, 50);\n};\n\n/** @param {Record<string, string>} env */\nconst start = (env) => {\n  const started = spawn("sh", ["-c", command], {\n    env: { ...process.env, ...env },\n    stdio: ["ignore", "pipe", "pipe"],\n    detached: true,\n  });\n  child = started;\n  started.stdout.on("data", (chunk) => process.stdout.write(chunk));\n  started.stderr.on("data", (chunk) => process.stderr.write(chunk));\n  started.on("error", (error) => {\n    process.stderr.write(`${String(error.message)}\\n`);\n    process.exit(127);\n  });\n  started.on("exit", (code, signalName) => {\n    exited = code === null ? 128 + (signalName === "SIGKILL" ? 9 : 15) : code;\n    if (stopping || !signal(0)) return;\n    const left = leftovers();\n    process.stderr.write(\n      `nexus: the command exited (${exited}) and left running: ${left.join(", ") || "processes of its group"}\\n`,\n    );\n  });\n  // Its output closed and the shell gone: done, whatever it left running with other output.\n  started.on("close", () => {\n    if (!stopping) process.exit(exited);\n  });\n  const timedOut = () =>\n    stop(\n      `timed out after ${timeoutMs}ms${exited === undefined ? "" : `: the command had exited (${exited}), but what it left running kept its output open`}`,\n      124,\n    );\n  if (timeoutMs > 0) setTimeout(timedOut, timeoutMs).unref();\n};\n\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  if (child) return;\n  buffered += chunk;\n  const end = buffered.indexOf("\\n");\n  if (end < 0) return;\n  /** @type {Record<string, string>} */\n  let env = {};\n  try {\n    env = JSON.parse(buffered.slice(0, end));\n  } catch {\n    process.stderr.write("nexus: bad env line\\n");\n    process.exit(2);\n  }\n  start(env);\n});\nprocess.stdin.on("end", () => stop("interrupted", 130));\n'
 );
 var COMMAND_EXIT = { timeout: 124, interrupted: 130 };
 function envLine(env2) {
@@ -59292,7 +59681,11 @@ async function runServerHook(host, hook, config2, options) {
       env: options.env,
       timeoutMs: config2.hooks.timeout,
       signal: options.signal,
-      onLine: (line) => emit({ type: "hook", hook, server, status: "output", message: redact2(line) })
+      onLine: (line, stream) => {
+        emit({ type: "hook", hook, server, status: "output", message: redact2(line) });
+        if (stream === "err" && line.startsWith("nexus: the command exited ("))
+          emit({ type: "warn", server, message: `hooks.${hook}: ${redact2(line.slice("nexus: ".length))}` });
+      }
     });
     result2 = code === 0 && !options.signal?.aborted ? { ok: true } : { ok: false, reason: describeExit(code, config2.hooks.timeout, !!options.signal?.aborted) };
   } catch (error3) {
@@ -59376,7 +59769,9 @@ async function runLocalHook(hook, config2, options) {
 }
 
 // src/deploy/release-env.ts
+init_load();
 function releaseEnv(config2, server, release) {
+  if (server.missingSecrets?.length) requireSecrets(config2, "the app's environment holds it", [server.name]);
   return {
     PORT: String(config2.app.port),
     ...server.env,
@@ -60169,6 +60564,7 @@ async function deploy(config2, options) {
   }
   return result2;
 }
+var DEPLOY_NEEDS_SECRETS = "deploy writes it into the app's environment";
 function assertReleaseIdFlag(release) {
   if (!isValidReleaseId(release))
     throw new PlanError(`--release-id: "${release}" may hold only letters, digits, ".", "_" and "-"`);
@@ -60203,6 +60599,7 @@ async function planDeploy(config2, options) {
   assertReleaseIdFlag(release);
   const plan = makePlan(config2, release, options.only);
   const names = plan.servers.map((s3) => s3.name);
+  requireSecrets(config2, DEPLOY_NEEDS_SECRETS, names);
   const beforeRollOn = config2.hooks.beforeRoll ? config2.hooks.beforeRollOn : void 0;
   if (beforeRollOn && !names.includes(beforeRollOn)) {
     throw new PlanError(
@@ -60245,7 +60642,8 @@ async function withArtifactAndFleet({ config: config2, options }, body) {
   emit({ type: "phase", phase: "pack", message: `packing ${config2.app.root}` });
   const packing = packApp(config2.app.root, {
     ...appPackOptions(config2),
-    warn: (message) => emit({ type: "warn", message })
+    warn: (message) => emit({ type: "warn", message }),
+    inform: (message) => emit({ type: "info", message })
   });
   packing.catch(() => {
   });
@@ -60482,6 +60880,11 @@ async function printPlan({ reporter, global: global3 }, flags) {
   const config2 = readConfig(global3);
   if (flags.releaseId) assertReleaseIdFlag(flags.releaseId);
   const plan = makePlan(config2, flags.releaseId ?? "<new release>", flags.only);
+  requireSecrets(
+    config2,
+    DEPLOY_NEEDS_SECRETS,
+    plan.servers.map((s3) => s3.name)
+  );
   const app = await selectConfiguredApp(config2);
   await assertEntriesShip(config2, { built: !config2.app.build });
   for (const message of app.warnings) reporter.emit({ type: "warn", message });
@@ -60655,6 +61058,7 @@ async function enableLocked(config2, fleet, server, options) {
 }
 
 // src/commands/exec.ts
+init_load();
 init_errors3();
 function execCommand(setExit) {
   return new Command("exec").description("run a shell command in the current release on each server; output grouped per server").argument("<command...>", "the shell text, after -- (run by sh -c in current, with the app's env)").option("--only <servers>", "only these servers (comma-separated names)", list).option("--serial", "one server after the other (default: all at once)").addHelpText(
@@ -60714,6 +61118,7 @@ async function execAndPrint({ reporter, global: global3 }, words3, flags) {
 async function execOnFleet(config2, command, options) {
   if (command.trim() === "") throw new PlanError("exec: no command given (nexus exec -- CMD)");
   const names = serversNamed(config2, options.only, "--only");
+  requireSecrets(config2, "exec runs the command with the app's environment", names);
   const redact2 = secretRedactor(config2);
   const runOne = async (host) => {
     const server = host.server.name;
@@ -60752,7 +61157,7 @@ async function execOnFleet(config2, command, options) {
 }
 
 // src/commands/init.ts
-import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync8, writeFileSync as writeFileSync2 } from "node:fs";
+import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync9, writeFileSync as writeFileSync2 } from "node:fs";
 import path18 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
@@ -60799,7 +61204,7 @@ function collect(value, previous) {
 function defaultName(root) {
   let name = path18.basename(path18.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync8(path18.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync9(path18.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -60810,7 +61215,7 @@ function packageFacts(root) {
   const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync2(path18.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync8(path18.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync9(path18.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -61114,6 +61519,16 @@ function formatLine(line, width) {
 }
 async function streamLogs(config2, servers2, options) {
   const names = serversNamed(config2, servers2, "logs");
+  const unknown2 = [
+    ...new Set(
+      config2.servers.filter((s3) => names.includes(s3.name)).flatMap((s3) => (s3.missingSecrets ?? []).map((m2) => `$${m2.variable}`))
+    )
+  ];
+  if (unknown2.length > 0)
+    options.emit({
+      type: "warn",
+      message: `${unknown2.join(", ")} not set here: the value(s) read from them (fromEnv) cannot be masked in these logs`
+    });
   const redact2 = secretRedactor(config2);
   await withFleet(config2, names, { ...options, quiet: true }, async (fleet) => {
     await Promise.all(
@@ -61145,9 +61560,11 @@ function packCommand(setExit) {
   return new Command("pack").description("list (--list) or write (-o) the artifact a deploy would ship: the app, nothing else").option("--list", "print the files that ship, one per line, and nothing else on stdout").option("-o, --output <file>", "write the .tar.gz artifact to this file").addHelpText(
     "after",
     `
-What ships: the app root, less node_modules, .git, logs, *.log, .env* and .npmrc, less what the
-app's .gitignore and .nexusignore files (nested too) and app.exclude leave out; app.include
-ships a path even so. Files that look like secrets (.env*, *.pem, id_*) are named in a warning.
+What ships: the app root, less node_modules, .git, logs, *.log, .env* and .npmrc, less nexus
+config files (deploy.config.json, deploy.<name>.json, any JSON with servers and balancer: said on
+stderr), less what the app's .gitignore and .nexusignore files (nested too) and app.exclude leave
+out; app.include ships a path even so. Files that look like secrets (.env*, *.pem, id_*) are named
+in a warning.
 
 Examples:
   nexus pack --list
@@ -61159,6 +61576,8 @@ Examples:
       const root = path19.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
+      const leftOut = describeLeftOut(selection.leftOut);
+      if (leftOut) reporter.emit({ type: "info", message: leftOut });
       let written;
       if (flags.output) {
         const output = path19.resolve(flags.output);
@@ -61178,7 +61597,8 @@ Examples:
           count: selection.files.length,
           bytes: selection.bytes,
           ...written,
-          warnings: selection.warnings
+          warnings: selection.warnings,
+          leftOut: selection.leftOut
         });
         return EXIT.ok;
       }
@@ -61197,10 +61617,12 @@ Examples:
 }
 
 // src/deploy/recover.ts
+init_load();
 init_capacity();
 async function recover(config2, options) {
   const startedAt = Date.now();
   const names = allServers(config2);
+  if (config2.hooks.afterStart) requireSecrets(config2, "hooks.afterStart runs with the app's environment");
   return withFleet(config2, names, options, async (fleet) => {
     const hosts = names.map((n2) => fleet.host(n2));
     const states = /* @__PURE__ */ new Map();
@@ -61331,7 +61753,7 @@ async function breakInspectedLocks(hosts, states, force) {
       );
     }
     throw new LockError(
-      `${h2.server.name}: locked by ${describeHolder(lock)} on another machine, where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``
+      `${h2.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``
     );
   }
   for (const h2 of hosts) {
@@ -61350,7 +61772,7 @@ function recoverCommand(setExit) {
     "after a killed deploy: put every server it touched back on its previous release, in rotation"
   ).option(
     "--force",
-    "take over a lock whose holder may be alive (on another machine, or a reused pid): only when it is dead"
+    "take over a lock whose holder may be alive (another machine or container, a reused pid): only when it is dead"
   ).addHelpText("after", examples("nexus recover")).action(
     action(
       setExit,
@@ -61420,12 +61842,14 @@ async function listReleases(config2, options) {
 }
 
 // src/deploy/restart.ts
+init_load();
 init_op();
 async function restart2(config2, options) {
   const { emit } = options;
   const startedAt = Date.now();
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
+  requireSecrets(config2, "restart writes it into the app's environment", names);
   const holder = newHolder("restart");
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current2 = /* @__PURE__ */ new Map();
@@ -61511,11 +61935,14 @@ function restartCommand(setExit) {
 }
 
 // src/deploy/rollback.ts
+init_load();
 async function rollback(config2, options) {
   const { emit } = options;
   const startedAt = Date.now();
   const plan = makePlan(config2, options.to ?? "previous", options.only);
   const names = plan.servers.map((s3) => s3.name);
+  if (config2.hooks.afterStart)
+    requireSecrets(config2, "hooks.afterStart runs with the app's environment", names);
   const holder = newHolder("rollback", options.to);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = /* @__PURE__ */ new Map();
@@ -61731,7 +62158,7 @@ init_drivers();
 init_errors3();
 init_layout();
 init_op();
-import { readFileSync as readFileSync10 } from "node:fs";
+import { readFileSync as readFileSync11 } from "node:fs";
 init_errors5();
 
 // src/ssh/fetch-host-key.ts
@@ -61776,12 +62203,12 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
-import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync9, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync10, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
 import path21 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync3(`${keyPath}.pub`)) return readFileSync9(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync9(keyPath), passphrase);
+  if (existsSync3(`${keyPath}.pub`)) return readFileSync10(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync10(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
@@ -61955,7 +62382,7 @@ async function runSetup(config2, options) {
   if (keyPath) {
     let exists3 = true;
     try {
-      readFileSync10(keyPath);
+      readFileSync11(keyPath);
     } catch {
       exists3 = false;
     }
@@ -62071,7 +62498,7 @@ async function installKeyOnce(server, config2, options, target, publicKey) {
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync10(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync11(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
@@ -62258,14 +62685,14 @@ function formatUptime(ms4) {
 }
 
 // src/commands/trust.ts
-import { readFileSync as readFileSync11, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync12, writeFileSync as writeFileSync4 } from "node:fs";
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
   const own2 = entries2.filter(
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync11(file, "utf8").split("\n");
+  const lines = readFileSync12(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -62393,7 +62820,7 @@ async function confirmed(hostString, replacing) {
 }
 function replaceable(file, entries2, hostString, target, key) {
   const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-  const after = checkHostKey(parseKnownHosts(readFileSync11(file, "utf8")), target.host, target.port, key);
+  const after = checkHostKey(parseKnownHosts(readFileSync12(file, "utf8")), target.host, target.port, key);
   if (after.status !== "changed") return removed;
   process.stderr.write(
     `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand
@@ -62417,7 +62844,10 @@ function trustCommand(setExit) {
 // src/commands/unlock.ts
 init_errors3();
 function unlockCommand(setExit) {
-  return new Command("unlock").description("remove the deploy lock from every server (only when its holder is gone)").option("--force", "remove a lock whose holder cannot be seen to be gone (taken on another machine)").addHelpText("after", examples("nexus unlock", "nexus unlock --force")).action(
+  return new Command("unlock").description("remove the deploy lock from every server (only when its holder is gone)").option(
+    "--force",
+    "remove a lock whose holder cannot be seen to be gone (another machine, or a container with this hostname)"
+  ).addHelpText("after", examples("nexus unlock", "nexus unlock --force")).action(
     action(
       setExit,
       ({ reporter, global: global3 }, flags) => unlock(readConfig(global3), { emit: (e) => reporter.emit(e), ...global3, force: flags.force })

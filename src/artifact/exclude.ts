@@ -13,6 +13,12 @@ export const DEFAULT_EXCLUDED = ["/logs", "*.log", ".DS_Store", ".env*", ".npmrc
 /** A shipped file with one of these names gets a warning: it may carry a secret to every server. */
 export const SECRET_LOOKING = [".env*", "*.pem", "*.key", "id_*", ".npmrc"];
 
+/**
+ * Names of nexus config files by the environments convention (Kamal's): `deploy.config.json` and
+ * `deploy.<destination>.json` (a destination's overlay, partial, so not recognisable by content).
+ */
+export const NEXUS_CONFIG_NAME = /^deploy\.[^/]+\.json$/;
+
 /** Files read in every directory of the app, with gitignore semantics (the later overrides the earlier). */
 export const IGNORE_FILES = [".gitignore", ".nexusignore"];
 
@@ -90,6 +96,11 @@ export class ArtifactFilter {
     const excluded = this.excludedByRules(rel, asked) || this.defaults.ignores(asked);
     if (excluded && this.hasIncludes && this.includes.ignores(asked)) return { ship: true, explicit: true };
     return { ship: !excluded };
+  }
+
+  /** True when `app.include` names this path: it ships even where nexus would leave it out. */
+  namedByInclude(relativePath: string): boolean {
+    return this.hasIncludes && this.includes.ignores(clean(relativePath));
   }
 
   /** True when a file with this path may carry a secret (.env*, *.pem, id_*, ...). */

@@ -7,12 +7,12 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ConfigError } from "../config/errors.js";
 import type { Config } from "../config/load.js";
-import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
+import { ArtifactFilter, IGNORE_FILES, NEXUS_CONFIG_NAME } from "./exclude.js";
 
 /**
  * The app's selection options from its config. The config file itself is left out when it sits
  * in the app (its env values are in plain text, and a release is world-readable on the server);
- * `app.include` can still name it.
+ * `app.include` can still name it. Other nexus configs are left out by `selectAppFiles`.
  */
 export function appPackOptions(config: Pick<Config, "app" | "file">): PackOptions {
   const real = (file: string) => {
@@ -64,6 +64,8 @@ export interface PackOptions {
   include?: readonly string[];
   /** Told about every shipped file that looks like a secret. */
   warn?: (message: string) => void;
+  /** Told about every file left out because it is a nexus config. */
+  inform?: (message: string) => void;
 }
 
 export interface AppFile {
@@ -78,6 +80,41 @@ export interface AppSelection {
   /** Uncompressed bytes of all files. */
   bytes: number;
   warnings: string[];
+  /** Files that would ship but are nexus configs (another environment's, with its env values). */
+  leftOut: AppFile[];
+}
+
+/** A nexus config is small: larger JSON files (data, lockfiles) are not read to find out. */
+const CONFIG_MAX_BYTES = 256 * 1024;
+
+/**
+ * Whether a file in the app is a nexus config: named by the environments convention
+ * (`deploy.config.json`, `deploy.<name>.json`), or a JSON object with nexus's required fields
+ * (`servers` and `balancer`), whatever its name (`nexus init -o deploy/staging.json`).
+ */
+export async function isNexusConfig(file: string, name: string, size: number): Promise<boolean> {
+  if (NEXUS_CONFIG_NAME.test(name)) return true;
+  if (!name.endsWith(".json") || size > CONFIG_MAX_BYTES) return false;
+  const text = await readFile(file, "utf8").catch(() => "");
+  if (!text.includes('"servers"') || !text.includes('"balancer"')) return false;
+  try {
+    const data = JSON.parse(text) as Record<string, unknown> | null;
+    return (
+      typeof data === "object" &&
+      data !== null &&
+      Array.isArray(data.servers) &&
+      typeof data.balancer === "object" &&
+      data.balancer !== null
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** One line for people about the configs left out (pack, deploy). */
+export function describeLeftOut(leftOut: readonly AppFile[]): string | undefined {
+  if (leftOut.length === 0) return undefined;
+  return `left out ${leftOut.length} nexus config file(s), whose env values are in plain text: ${leftOut.map((f) => f.path).join(", ")} (app.include ships one anyway)`;
 }
 
 /**
@@ -91,6 +128,7 @@ export async function selectAppFiles(root: string, options: PackOptions = {}): P
   const filter = new ArtifactFilter(options);
   const files: AppFile[] = [];
   const warnings: string[] = [];
+  const leftOut: AppFile[] = [];
 
   const walk = async (dir: string): Promise<void> => {
     const full = path.join(root, dir);
@@ -111,6 +149,13 @@ export async function selectAppFiles(root: string, options: PackOptions = {}): P
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue; // sockets, fifos: nothing to ship
       const size = entry.isFile() ? (await lstat(path.join(root, rel))).size : 0;
+      if (entry.isFile() && (await isNexusConfig(path.join(root, rel), entry.name, size))) {
+        if (!filter.namedByInclude(rel)) {
+          leftOut.push({ path: rel, size });
+          continue;
+        }
+        warnings.push(`${rel} is a nexus config and ships because app.include names it`);
+      }
       files.push({ path: rel, size });
       if (filter.looksSecret(rel)) {
         warnings.push(
@@ -122,7 +167,7 @@ export async function selectAppFiles(root: string, options: PackOptions = {}): P
     }
   };
   await walk("");
-  return { files, bytes: files.reduce((sum, f) => sum + f.size, 0), warnings };
+  return { files, bytes: files.reduce((sum, f) => sum + f.size, 0), warnings, leftOut };
 }
 
 /**
@@ -133,6 +178,8 @@ export async function packApp(root: string, options: PackOptions = {}): Promise<
   const selection = await selectAppFiles(root, options);
   if (selection.files.length === 0) throw new Error(`app.root ${root}: no file to ship (all excluded)`);
   for (const warning of selection.warnings) options.warn?.(warning);
+  const leftOut = describeLeftOut(selection.leftOut);
+  if (leftOut) options.inform?.(leftOut);
   const dir = await mkdtemp(path.join(os.tmpdir(), "nexus-artifact-"));
   const file = path.join(dir, "release.tar.gz");
   try {

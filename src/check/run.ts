@@ -55,6 +55,7 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
     onWarning: (message) => sshWarnings.push(message),
   });
   const estimate = await appSizeEstimate(config);
+  items.push(...secretItems(config));
   const sessions: Connected[] = [];
   try {
     const results = await mapSettled(config.servers, 8, async (server): Promise<CheckItem[]> => {
@@ -127,6 +128,34 @@ async function checkServer(connected: Connected, config: Config, estimate: numbe
     ),
   );
   return out;
+}
+
+/**
+ * fromEnv values whose variable is not set where `check` runs: a warning (check may run on
+ * another machine than the deploys), since deploy, restart and exec refuse to run without them
+ * (a webhook's URL: that webhook is not told).
+ */
+function secretItems(config: Config): CheckItem[] {
+  const missing = new Map<string, string>();
+  for (const server of config.servers)
+    for (const m of server.missingSecrets ?? [])
+      missing.set(m.field, `${m.field} reads $${m.variable}, which is ${m.empty ? "empty" : "not set"} here`);
+  for (const target of config.notify)
+    if (target.missing)
+      missing.set(
+        target.missing.field,
+        `${target.missing.field} reads $${target.missing.variable}, which is ${target.missing.empty ? "empty" : "not set"} here (that webhook is not told)`,
+      );
+  if (missing.size === 0) return [];
+  return [
+    {
+      target: "this machine",
+      check: "secrets",
+      status: "warn",
+      detail: [...missing.values()].join("; "),
+      fix: "set them where nexus deploys (CI secrets): deploy, restart and exec refuse to run without them",
+    },
+  ];
 }
 
 /** shared.files: each must already be in <deployPath>/shared/ (a deploy stops in preflight otherwise). */

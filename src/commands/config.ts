@@ -30,16 +30,23 @@ export function configCommand(setExit: SetExit): Command {
 /** The config as nexus resolved it, with every secret masked. */
 export function maskedConfig(config: Config): Record<string, unknown> {
   const redact = secretRedactor(config);
-  const servers = config.servers.map(({ explicit: _explicit, secretKeys, envSources, env, ...rest }) => ({
-    ...rest,
-    env: Object.fromEntries(
-      Object.entries(env).map(([key, value]) => {
-        const source = envSources?.[key];
-        if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
-        return [key, redact(value)];
-      }),
-    ),
-  }));
+  const servers = config.servers.map(
+    ({ explicit: _explicit, secretKeys, envSources, missingSecrets, env, ...rest }) => ({
+      ...rest,
+      env: Object.fromEntries([
+        ...Object.entries(env).map(([key, value]) => {
+          const source = envSources?.[key];
+          if (source || secretKeys?.includes(key)) return [key, `*** (from $${source ?? "?"})`];
+          return [key, redact(value)];
+        }),
+        // Not an error here: only the commands that write the app's environment need them.
+        ...(missingSecrets ?? []).map((m) => [
+          m.key,
+          `(from $${m.variable}: ${m.empty ? "empty" : "not set"} here)`,
+        ]),
+      ]),
+    }),
+  );
   // String by string: masking the JSON text turned a number equal to a secret into bare ***.
   return redactDeep({ ...config, servers }, redact) as Record<string, unknown>;
 }

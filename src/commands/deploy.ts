@@ -5,7 +5,8 @@ import { action, type EventsContext, rollAction, type SetExit } from "../cli/act
 import { readConfig } from "../cli/context.js";
 import { durationOption, examples, list } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
-import { assertReleaseIdFlag, deploy } from "../deploy/deploy.js";
+import { requireSecrets } from "../config/load.js";
+import { assertReleaseIdFlag, DEPLOY_NEEDS_SECRETS, deploy } from "../deploy/deploy.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { EXIT } from "../errors.js";
 import { formatBytes } from "../report/format.js";
@@ -61,6 +62,11 @@ async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags
   const config = readConfig(global);
   if (flags.releaseId) assertReleaseIdFlag(flags.releaseId);
   const plan = makePlan(config, flags.releaseId ?? "<new release>", flags.only);
+  requireSecrets(
+    config,
+    DEPLOY_NEEDS_SECRETS,
+    plan.servers.map((s) => s.name),
+  );
   const app = await selectConfiguredApp(config);
   // The build does not run in a dry run: what it makes need not exist yet.
   await assertEntriesShip(config, { built: !config.app.build });

@@ -3,7 +3,7 @@ import { action, type EventsContext, type SetExit } from "../cli/action.js";
 import { onInterrupt, readConfig } from "../cli/context.js";
 import { examples, list } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import { type Host, withFleet } from "../deploy/fleet.js";
 import { runOnServer } from "../deploy/hooks.js";
 import { PlanError } from "../deploy/plan.js";
@@ -113,6 +113,7 @@ export async function execOnFleet(
 ): Promise<ExecResultOf[]> {
   if (command.trim() === "") throw new PlanError("exec: no command given (nexus exec -- CMD)");
   const names = serversNamed(config, options.only, "--only");
+  requireSecrets(config, "exec runs the command with the app's environment", names);
   const redact = secretRedactor(config);
   const runOne = async (host: Host): Promise<ExecResultOf> => {
     const server = host.server.name;

@@ -77,6 +77,19 @@ export async function streamLogs(
   options: OperationOptions & { lines: number; follow: boolean; onLine(line: OutputLine): void },
 ): Promise<void> {
   const names = serversNamed(config, servers, "logs");
+  // Logs need no secret, but a value nexus does not know cannot be masked: said, not refused.
+  const unknown = [
+    ...new Set(
+      config.servers
+        .filter((s) => names.includes(s.name))
+        .flatMap((s) => (s.missingSecrets ?? []).map((m) => `$${m.variable}`)),
+    ),
+  ];
+  if (unknown.length > 0)
+    options.emit({
+      type: "warn",
+      message: `${unknown.join(", ")} not set here: the value(s) read from them (fromEnv) cannot be masked in these logs`,
+    });
   const redact = secretRedactor(config);
   await withFleet(config, names, { ...options, quiet: true }, async (fleet) => {
     await Promise.all(

@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { Command } from "commander";
-import { selectConfiguredApp, writeTarball } from "../artifact/pack.js";
+import { describeLeftOut, selectConfiguredApp, writeTarball } from "../artifact/pack.js";
 import { action, type SetExit } from "../cli/action.js";
 import { readConfig } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
@@ -17,9 +17,11 @@ export function packCommand(setExit: SetExit): Command {
     .addHelpText(
       "after",
       `
-What ships: the app root, less node_modules, .git, logs, *.log, .env* and .npmrc, less what the
-app's .gitignore and .nexusignore files (nested too) and app.exclude leave out; app.include
-ships a path even so. Files that look like secrets (.env*, *.pem, id_*) are named in a warning.
+What ships: the app root, less node_modules, .git, logs, *.log, .env* and .npmrc, less nexus
+config files (deploy.config.json, deploy.<name>.json, any JSON with servers and balancer: said on
+stderr), less what the app's .gitignore and .nexusignore files (nested too) and app.exclude leave
+out; app.include ships a path even so. Files that look like secrets (.env*, *.pem, id_*) are named
+in a warning.
 
 Examples:
   nexus pack --list
@@ -32,6 +34,8 @@ Examples:
         const root = path.resolve(config.app.root);
         const selection = await selectConfiguredApp(config);
         for (const message of selection.warnings) reporter.emit({ type: "warn", message });
+        const leftOut = describeLeftOut(selection.leftOut);
+        if (leftOut) reporter.emit({ type: "info", message: leftOut });
         let written: { output: string; sha256: string; compressedBytes: number } | undefined;
         if (flags.output) {
           const output = path.resolve(flags.output);
@@ -53,6 +57,7 @@ Examples:
             bytes: selection.bytes,
             ...written,
             warnings: selection.warnings,
+            leftOut: selection.leftOut,
           });
           return EXIT.ok;
         }

@@ -12,7 +12,7 @@ export function recoverCommand(setExit: SetExit): Command {
     )
     .option(
       "--force",
-      "take over a lock whose holder may be alive (on another machine, or a reused pid): only when it is dead",
+      "take over a lock whose holder may be alive (another machine or container, a reused pid): only when it is dead",
     )
     .addHelpText("after", examples("nexus recover"))
     .action(

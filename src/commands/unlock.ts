@@ -13,7 +13,10 @@ import type { Emit } from "../events/events.js";
 export function unlockCommand(setExit: SetExit): Command {
   return new Command("unlock")
     .description("remove the deploy lock from every server (only when its holder is gone)")
-    .option("--force", "remove a lock whose holder cannot be seen to be gone (taken on another machine)")
+    .option(
+      "--force",
+      "remove a lock whose holder cannot be seen to be gone (another machine, or a container with this hostname)",
+    )
     .addHelpText("after", examples("nexus unlock", "nexus unlock --force"))
     .action(
       action(setExit, ({ reporter, global }, flags: { force?: boolean }) =>

@@ -45,10 +45,25 @@ export interface ServerConfig {
   secretKeys?: string[];
   /** Where each `fromEnv` value came from: key → variable name (for `nexus config`). */
   envSources?: Record<string, string>;
+  /**
+   * `fromEnv` values whose variable is not set where nexus runs: left out of `env`. Only the
+   * commands that write the app's environment need them (`requireSecrets`); the others run without.
+   */
+  missingSecrets?: MissingSecret[];
   /** Whether port and user were set in the nexus config (they win over ~/.ssh/config). */
   explicit?: { port: boolean; user: boolean };
   /** Jump hosts from the nexus config (the server's, else ssh.proxyJump), as written: wins over ~/.ssh/config. */
   proxyJump?: string;
+}
+
+/** A `{"fromEnv": …}` value whose variable is unset or empty where nexus runs. */
+export interface MissingSecret {
+  /** The env key. */
+  key: string;
+  /** The field that reads it, for messages: "pm2.env.API_TOKEN", 'servers[1].env["API-KEY"]'. */
+  field: string;
+  variable: string;
+  empty: boolean;
 }
 
 export type { BalancerConfig } from "../balancer/drivers.js";
@@ -75,7 +90,12 @@ export interface Config {
   notify: NotifyConfig[];
 }
 
-export type NotifyConfig = Omit<ParsedConfig["notify"][number], "url"> & { url: string };
+export type NotifyConfig = Omit<ParsedConfig["notify"][number], "url"> & {
+  /** "" when `missing`. */
+  url: string;
+  /** Its `fromEnv` variable is not set where nexus runs: never sent, and said when it would be. */
+  missing?: MissingSecret;
+};
 
 export function expandHome(p: string): string {
   if (p === "~") return os.homedir();
@@ -116,16 +136,18 @@ type EnvValue = ParsedConfig["pm2"]["env"][string];
 
 /**
  * Resolves `{"fromEnv": "NAME"}` values from nexus's environment. A variable that is unset or
- * empty (CI systems pass a missing secret as "") is a problem naming the field and the variable.
+ * empty (CI systems pass a missing secret as "") is not an error here: it is recorded as missing,
+ * and only the commands that write the app's environment refuse it (`requireSecrets`), so that
+ * `status`, `drain` or `check` at night need no deploy-time secret.
  */
 function resolveEnv(
   values: Record<string, EnvValue>,
   at: PropertyKey[],
   env: NodeJS.ProcessEnv,
-  problems: string[],
-): { env: Record<string, string>; sources: Record<string, string> } {
+): { env: Record<string, string>; sources: Record<string, string>; missing: MissingSecret[] } {
   const out: Record<string, string> = {};
   const sources: Record<string, string> = {};
+  const missing: MissingSecret[] = [];
   for (const [key, value] of Object.entries(values)) {
     if (typeof value === "string") {
       out[key] = value;
@@ -133,15 +155,35 @@ function resolveEnv(
     }
     const found = env[value.fromEnv];
     if (found === undefined || found === "") {
-      problems.push(
-        `${formatPath([...at, key])}: the environment variable ${value.fromEnv} is ${found === undefined ? "not set" : "empty"} (it holds this value: set it where nexus runs, such as a CI secret)`,
-      );
+      missing.push({
+        key,
+        field: formatPath([...at, key]),
+        variable: value.fromEnv,
+        empty: found !== undefined,
+      });
       continue;
     }
     out[key] = found;
     sources[key] = value.fromEnv;
   }
-  return { env: out, sources };
+  return { env: out, sources, missing };
+}
+
+/**
+ * For the commands that write the app's environment (deploy, restart, exec, and a rollback or
+ * recover that runs hooks.afterStart): every `fromEnv` variable of these servers (all when not
+ * given) must be set. A config error (exit 2) names each field and variable otherwise.
+ */
+export function requireSecrets(config: Config, why: string, servers?: readonly string[]): void {
+  const problems = new Set<string>();
+  for (const server of config.servers) {
+    if (servers && !servers.includes(server.name)) continue;
+    for (const m of server.missingSecrets ?? [])
+      problems.add(
+        `${m.field}: the environment variable ${m.variable} is ${m.empty ? "empty" : "not set"} (${why}: set it where nexus runs, such as a CI secret)`,
+      );
+  }
+  if (problems.size > 0) throw new ConfigError(config.file, [...problems]);
 }
 
 /** Two shared paths where one is inside the other cannot both be linked. */
@@ -244,7 +286,7 @@ function resolveServers(
   const upstreams = new Map<string, string>();
   const defaultUser = parsed.ssh.user ?? os.userInfo().username;
   const rawServers = (data as { servers?: { port?: unknown }[] }).servers;
-  const common = resolveEnv(parsed.pm2.env, ["pm2", "env"], env, problems);
+  const common = resolveEnv(parsed.pm2.env, ["pm2", "env"], env);
   return parsed.servers.map((server, index): ServerConfig => {
     if (names.has(server.name)) problems.push(`servers[${index}].name: "${server.name}" is used twice`);
     names.add(server.name);
@@ -252,9 +294,13 @@ function resolveServers(
     const other = upstreams.get(upstream);
     if (other) problems.push(`servers[${index}].upstream: "${upstream}" is also the upstream of "${other}"`);
     upstreams.set(upstream, server.name);
-    const own = resolveEnv(server.env, ["servers", index, "env"], env, problems);
+    const own = resolveEnv(server.env, ["servers", index, "env"], env);
     const sources = { ...common.sources, ...own.sources };
     for (const key of Object.keys(server.env)) if (!(key in own.sources)) delete sources[key];
+    // A server's own value (set or missing) replaces the common one of that key.
+    const missing = [...common.missing.filter((m) => !(m.key in server.env)), ...own.missing];
+    const merged = { ...common.env, ...own.env };
+    for (const m of own.missing) delete merged[m.key];
     return {
       name: server.name,
       host: server.host,
@@ -262,9 +308,10 @@ function resolveServers(
       user: server.user ?? defaultUser,
       deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
       upstream,
-      env: { ...common.env, ...own.env },
+      env: merged,
       secretKeys: Object.keys(sources),
       envSources: sources,
+      ...(missing.length > 0 ? { missingSecrets: missing } : {}),
       explicit: {
         port: rawServers?.[index]?.port !== undefined,
         user: (server.user ?? parsed.ssh.user) !== undefined,
@@ -305,7 +352,9 @@ function resolveNotify(
   problems: string[],
 ): NotifyConfig[] {
   return entries.flatMap((entry, index) => {
-    const { env: resolved } = resolveEnv({ url: entry.url }, ["notify", index], env, problems);
+    const { env: resolved, missing } = resolveEnv({ url: entry.url }, ["notify", index], env);
+    // Not an error: a command that would notify says so instead (read-only commands need no secret).
+    if (missing[0]) return [{ ...entry, url: "", missing: missing[0] }];
     const url = resolved.url;
     if (url === undefined) return [];
     let protocol: string | undefined;

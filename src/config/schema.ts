@@ -178,9 +178,15 @@ const watchObjectSchema = z.strictObject({
   maxLatencyIncrease: duration.default(100),
   /** The fewest requests a server (and its reference) must have served to be judged (below: inconclusive). */
   minRequests: z.number().int().min(1).default(50),
+  /**
+   * When the balancer's traffic cannot be read for a whole window (the batch cannot be judged):
+   * "needs-human" stops the deploy there, the batch left on its new release in rotation (exit 3);
+   * "wait" goes on trying until it can read, then watches a whole window. Never a rollback.
+   */
+  onBlind: z.enum(["needs-human", "wait"]).default("needs-human"),
 });
 const WATCH_SHAPE =
-  'a duration such as "30s" (0: off), or an object with duration, canary, warmup, maxDuration, inconclusive, significance, maxFailureRatio, maxRatioToUntouched, latency, maxLatencyRatio, maxLatencyIncrease, minRequests';
+  'a duration such as "30s" (0: off), or an object with duration, canary, warmup, maxDuration, inconclusive, significance, maxFailureRatio, maxRatioToUntouched, latency, maxLatencyRatio, maxLatencyIncrease, minRequests, onBlind';
 /** `rolling.watch`: a duration, or an object with thresholds; always yields the object. */
 export const watchSchema = z
   .union([watchDuration, watchObjectSchema], {

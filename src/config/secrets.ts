@@ -48,6 +48,6 @@ export function secretValues(config: Config): SecretValue[] {
     }
   }
   // A webhook URL carries its own credential (Slack's path is the token): masked wherever it shows.
-  for (const target of config.notify ?? []) out.set(target.url, true);
+  for (const target of config.notify ?? []) if (target.url !== "") out.set(target.url, true);
   return [...out].map(([value, anyLength]) => ({ value, anyLength }));
 }

@@ -4,6 +4,7 @@ import { ConfigError } from "../config/errors.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, WatchedRate } from "../events/events.js";
 import { probeOnce } from "../health/probe.js";
+import type { WatchStop } from "../rollout/roll.js";
 import type { JudgeSettings, ServerJudgement } from "../watch/judge.js";
 import { watchWindow } from "../watch/window.js";
 import { type Fleet, hostRunner } from "./fleet.js";
@@ -12,19 +13,16 @@ import { healthOrigin } from "./health-check.js";
 export interface WatchVerdict {
   /**
    * breach: the judge failed some server (or an inconclusive window ended in "rollback"); halt:
-   * inconclusive, and rolling.watch.inconclusive is "halt"; interrupted: Ctrl-C during the window.
+   * inconclusive, and rolling.watch.inconclusive is "halt"; interrupted: Ctrl-C during the window;
+   * blind: the balancer's traffic could not be read for the whole window (nothing judged).
    */
-  outcome: "pass" | "breach" | "halt" | "interrupted";
+  outcome: "pass" | "breach" | "halt" | "interrupted" | "blind";
+  /** blind: why. */
+  blind?: string;
   /** The numbers of each server of the batch, for its summary row. */
   watched: Map<string, WatchedRate>;
   /** The servers that failed (or were inconclusive, when that stops the deploy), each with a note for its summary row. */
   breached: Map<string, string>;
-}
-
-/** What the engine does after a batch's watch: roll it back, or stop with it where it is. */
-export interface WatchStop {
-  reason: string;
-  action: "rollback" | "halt";
 }
 
 /** The balancer host's commands, through its Host so a reconnected session is used. */
@@ -72,11 +70,13 @@ export class BatchWatch {
   /**
    * For the engine's seam: why the batch goes back (a fail, an interruption during the window,
    * an inconclusive window under "rollback") or why the deploy stops with it in place (inconclusive
-   * under "halt"), or undefined to go on; the numbers are left in `watched`.
+   * under "halt"; a blind window, for a human), or undefined to go on; the numbers are left in `watched`.
    */
   async reason(batch: readonly ServerConfig[], signal: AbortSignal): Promise<WatchStop | undefined> {
     const verdict = await this.window(batch, signal);
     if (verdict.outcome === "pass") return undefined;
+    if (verdict.outcome === "blind")
+      return { reason: verdict.blind ?? "watch: blind", action: "needs-human" };
     const reason = [...new Set(verdict.breached.values())].join("; ") || "interrupted during its watch";
     return { reason, action: verdict.outcome === "halt" ? "halt" : "rollback" };
   }
@@ -106,11 +106,17 @@ export class BatchWatch {
       });
       result = await this.measure(batch, untouched, durationMs, signal);
     } catch (error) {
-      // Blind is not healthy: a window that cannot read the balancer fails like a gate that cannot probe.
-      const note = `watch: could not read the balancer's traffic: ${(error as Error).message.split("\n")[0]}`;
-      for (const s of batch) emit({ type: "error", server: s.name, message: note });
-      return { outcome: "breach", watched: new Map(), breached: new Map(batch.map((s) => [s.name, note])) };
+      // The balancer's state could not be read: nothing was judged, so nothing is blamed.
+      return this.blind(
+        batch,
+        `watch: could not read the balancer (${(error as Error).message.split("\n")[0]})`,
+      );
     }
+    if (result.blind !== undefined)
+      return this.blind(
+        batch,
+        `watch: could not read the balancer's traffic for ${result.seconds.toFixed(0)}s (${result.blind})`,
+      );
 
     const { judgement } = result;
     const watched = new Map<string, WatchedRate>();
@@ -166,6 +172,16 @@ export class BatchWatch {
     return { outcome, watched, breached };
   }
 
+  /**
+   * Blind is not bad: a window that could not read the balancer's traffic says nothing about the
+   * release, so the batch is not rolled back as if it were. (With rolling.watch.onBlind "wait",
+   * the window itself waits until it can read; only a balancer whose state cannot be read ends here.)
+   */
+  private blind(batch: readonly ServerConfig[], note: string): WatchVerdict {
+    for (const s of batch) this.emit({ type: "warn", server: s.name, message: note });
+    return { outcome: "blind", blind: note, watched: new Map(), breached: new Map() };
+  }
+
   /** The `watch` event's result: an inconclusive judgement as rolling.watch.inconclusive has it end. */
   private resultOf(s: ServerJudgement): "pass" | "breach" | "unjudged" | "inconclusive" {
     if (s.verdict === "pass") return "pass";
@@ -194,6 +210,12 @@ export class BatchWatch {
       settings: judgeSettings(settings),
       probe: (name) => this.probe(name),
       signal,
+      onBlind: settings.onBlind,
+      onBlindWait: (blindFor, why) =>
+        emit({
+          type: "warn",
+          message: `watch: could not read the balancer's traffic for ${blindFor.toFixed(0)}s (${why}): waiting until it can (rolling.watch.onBlind "wait"; Ctrl-C stops)`,
+        }),
       onExtend: (judgement) => {
         for (const s of judgement.servers.filter((j) => j.verdict === "inconclusive")) {
           emit({

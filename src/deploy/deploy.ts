@@ -2,7 +2,7 @@ import { assertEntriesShip } from "../artifact/entries.js";
 import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
 import { type GitInfo, gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import type { DeployEvent, Emit, Outcome, SummaryRow } from "../events/events.js";
 import { isValidReleaseId } from "../remote/layout.js";
@@ -87,6 +87,9 @@ export async function deploy(config: Config, options: DeployOptions): Promise<Co
   return result;
 }
 
+/** Why a deploy needs every fromEnv secret (the message of `requireSecrets`). */
+export const DEPLOY_NEEDS_SECRETS = "deploy writes it into the app's environment";
+
 /** A --release-id becomes a directory name on every server: a usage error (exit 2) otherwise. */
 export function assertReleaseIdFlag(release: string): void {
   if (!isValidReleaseId(release))
@@ -150,6 +153,7 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
   assertReleaseIdFlag(release);
   const plan = makePlan(config, release, options.only);
   const names = plan.servers.map((s) => s.name);
+  requireSecrets(config, DEPLOY_NEEDS_SECRETS, names);
   const beforeRollOn = config.hooks.beforeRoll ? config.hooks.beforeRollOn : undefined;
   if (beforeRollOn && !names.includes(beforeRollOn)) {
     throw new PlanError(
@@ -207,6 +211,7 @@ async function withArtifactAndFleet<T>(
   const packing = packApp(config.app.root, {
     ...appPackOptions(config),
     warn: (message) => emit({ type: "warn", message }),
+    inform: (message) => emit({ type: "info", message }),
   });
   // Settled later, whichever way the fleet goes: a failed packing is not left unhandled meanwhile.
   packing.catch(() => {});

@@ -74,7 +74,12 @@ export async function runServerHook(
       env: options.env,
       timeoutMs: config.hooks.timeout,
       signal: options.signal,
-      onLine: (line) => emit({ type: "hook", hook, server, status: "output", message: redact(line) }),
+      onLine: (line, stream) => {
+        emit({ type: "hook", hook, server, status: "output", message: redact(line) });
+        // COMMAND_SCRIPT's report of what the hook's shell left running: said louder than output.
+        if (stream === "err" && line.startsWith("nexus: the command exited ("))
+          emit({ type: "warn", server, message: `hooks.${hook}: ${redact(line.slice("nexus: ".length))}` });
+      },
     });
     result =
       code === 0 && !options.signal?.aborted

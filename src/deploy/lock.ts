@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync, readlinkSync } from "node:fs";
 import os from "node:os";
 import { NexusError } from "../errors.js";
 import type { Emit } from "../events/events.js";
@@ -17,11 +18,21 @@ export interface LockHolder {
   release?: string;
   time: string;
   token: string;
+  /**
+   * What tells this process apart from another with the same hostname and pid (Linux): the
+   * kernel's boot id, the pid namespace and the process's start time. Two CI jobs in containers
+   * with their own pid namespaces and one hostname (`--network host`, a fixed `hostname:`) cannot
+   * see each other's pids: without these, each took the other's live lock for a stale one.
+   */
+  bootId?: string;
+  pidNamespace?: string;
+  startTime?: string;
 }
 
 export class LockError extends NexusError {}
 
 export function newHolder(command: string, release?: string): LockHolder {
+  const here = localProbe();
   return {
     user: os.userInfo().username,
     host: os.hostname(),
@@ -30,7 +41,84 @@ export function newHolder(command: string, release?: string): LockHolder {
     release,
     time: new Date().toISOString(),
     token: randomBytes(12).toString("hex"),
+    bootId: here.bootId,
+    pidNamespace: here.pidNamespace,
+    startTime: here.ownStartTime,
   };
+}
+
+/** How this process sees processes: what `isStale` compares a holder with. */
+export interface HolderProbe {
+  hostname: string;
+  /** Linux has pid namespaces: there, a holder's pid means something only in the same one. */
+  linux: boolean;
+  bootId?: string;
+  pidNamespace?: string;
+  /** This process's start time (from /proc/self, whatever namespace /proc shows). */
+  ownStartTime?: string;
+  /** "gone" only when kill(pid, 0) says no such process. */
+  signal(pid: number): "running" | "gone";
+  /** A pid's start time, when /proc shows this pid namespace's processes; else undefined. */
+  startTime(pid: number): string | undefined;
+}
+
+function readOr(read: () => string): string | undefined {
+  try {
+    return read().trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat (clock ticks since boot), and its pid (field 1). */
+function statOf(file: string): { pid: string; start: string } | undefined {
+  const text = readOr(() => readFileSync(file, "utf8"));
+  // The command name (field 2) is in parentheses and may hold spaces and ")": fields follow the last ")".
+  const close = text?.lastIndexOf(")") ?? -1;
+  if (!text || close < 0) return undefined;
+  const rest = text.slice(close + 2).split(" ");
+  const start = rest[19];
+  return start ? { pid: text.slice(0, text.indexOf(" ")), start } : undefined;
+}
+
+export function localProbe(): HolderProbe {
+  const linux = process.platform === "linux";
+  const self = linux ? statOf("/proc/self/stat") : undefined;
+  // /proc mounted for another pid namespace (`unshare --pid` without --mount-proc) numbers
+  // processes otherwise: its /proc/<pid> is not our pid's, so it is not read then.
+  const procIsOurs = self?.pid === String(process.pid);
+  return {
+    hostname: os.hostname(),
+    linux,
+    bootId: linux ? readOr(() => readFileSync("/proc/sys/kernel/random/boot_id", "utf8")) : undefined,
+    pidNamespace: linux ? readOr(() => readlinkSync("/proc/self/ns/pid")) : undefined,
+    ownStartTime: self?.start,
+    signal(pid) {
+      try {
+        process.kill(pid, 0);
+        return "running";
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === "ESRCH" ? "gone" : "running";
+      }
+    },
+    startTime: (pid) => (procIsOurs ? statOf(`/proc/${pid}/stat`)?.start : undefined),
+  };
+}
+
+/**
+ * Whether the holder's pid means a process here: same hostname and, on Linux, the same boot and
+ * pid namespace, both recorded in the lock and read here. Anything less cannot tell.
+ */
+function sameProcessSpace(h: Partial<LockHolder>, here: HolderProbe): boolean {
+  if (h.host !== here.hostname || typeof h.pid !== "number") return false;
+  const recorded = h.bootId !== undefined || h.pidNamespace !== undefined;
+  if (!here.linux && !recorded) return true;
+  return (
+    h.bootId !== undefined &&
+    h.pidNamespace !== undefined &&
+    h.bootId === here.bootId &&
+    h.pidNamespace === here.pidNamespace
+  );
 }
 
 function parseHolder(raw: string): Partial<LockHolder> | undefined {
@@ -54,22 +142,25 @@ export function holderToken(raw: string): string | undefined {
   return typeof token === "string" && /^[0-9a-f]{8,64}$/.test(token) ? token : undefined;
 }
 
-/** Whether the holder is known to be gone: taken on this machine by a process that no longer exists. */
-export function isStale(raw: string): boolean {
+/**
+ * Whether the holder is known to be gone: taken in this machine's pid space (same hostname, and
+ * on Linux the same boot and pid namespace) by a process that no longer exists, or whose pid now
+ * belongs to a process started at another time. Whatever cannot be told (another machine, another
+ * container with this hostname, a lock without these marks) is taken as alive.
+ */
+export function isStale(raw: string, here: HolderProbe = localProbe()): boolean {
   const h = parseHolder(raw);
-  if (!h || h.host !== os.hostname() || typeof h.pid !== "number") return false;
-  try {
-    process.kill(h.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  if (!h || !sameProcessSpace(h, here)) return false;
+  const pid = h.pid as number;
+  if (here.signal(pid) === "gone") return true;
+  const now = h.startTime === undefined ? undefined : here.startTime(pid);
+  return now !== undefined && now !== h.startTime;
 }
 
-/** Whether the holder is a process on this machine that still runs. */
-export function isLiveHere(raw: string): boolean {
+/** Whether the holder is a process of this machine's pid space that still runs. */
+export function isLiveHere(raw: string, here: HolderProbe = localProbe()): boolean {
   const h = parseHolder(raw);
-  return !!h && h.host === os.hostname() && typeof h.pid === "number" && !isStale(raw);
+  return !!h && sameProcessSpace(h, here) && !isStale(raw, here);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import type { Emit, SummaryRow } from "../events/events.js";
 import { minInRotation } from "../rollout/capacity.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
@@ -36,6 +36,7 @@ export interface RecoverOptions {
 export async function recover(config: Config, options: RecoverOptions): Promise<number> {
   const startedAt = Date.now();
   const names = allServers(config);
+  if (config.hooks.afterStart) requireSecrets(config, "hooks.afterStart runs with the app's environment");
   return withFleet(config, names, options, async (fleet) => {
     const hosts = names.map((n) => fleet.host(n));
     const states = new Map<string, ServerState>();
@@ -198,8 +199,9 @@ async function enableLeftDrained(recovery: Recovery, rows: Map<string, SummaryRo
 
 /**
  * Breaks the locks of commands that are gone, each only if it still holds the holder inspected
- * (a command that took a lock since is never dispossessed). A holder that may be alive (on this
- * machine with its pid running, or on another machine) stops recover unless --force says it is dead.
+ * (a command that took a lock since is never dispossessed). A holder that may be alive (in this
+ * machine's pid space with its pid running, or anywhere nexus cannot look: another machine, another
+ * container with this hostname) stops recover unless --force says it is dead.
  */
 async function breakInspectedLocks(
   hosts: Host[],
@@ -215,7 +217,7 @@ async function breakInspectedLocks(
       );
     }
     throw new LockError(
-      `${h.server.name}: locked by ${describeHolder(lock)} on another machine, where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``,
+      `${h.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``,
     );
   }
   for (const h of hosts) {

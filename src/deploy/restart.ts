@@ -1,4 +1,4 @@
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
 import { runOp } from "../remote/op.js";
 import { keepPrivateFile, restorePrivateFile, writePrivateFile } from "../remote/release.js";
@@ -31,6 +31,7 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const startedAt = Date.now();
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
+  requireSecrets(config, "restart writes it into the app's environment", names);
   const holder = newHolder("restart");
   return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current = new Map<string, string>();

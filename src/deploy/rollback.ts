@@ -1,4 +1,4 @@
-import type { Config } from "../config/load.js";
+import { type Config, requireSecrets } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
 import {
   type CommandResult,
@@ -27,6 +27,9 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
   const startedAt = Date.now();
   const plan = makePlan(config, options.to ?? "previous", options.only);
   const names = plan.servers.map((s) => s.name);
+  // The release's process file is on the server already; only the hook needs the values.
+  if (config.hooks.afterStart)
+    requireSecrets(config, "hooks.afterStart runs with the app's environment", names);
   const holder = newHolder("rollback", options.to);
   return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = new Map<string, string>();

@@ -71,6 +71,9 @@ const commandShapes = {
     compressedBytes: z.number().int().min(0).optional().describe("size of the tarball written"),
     sha256: text.optional().describe("sha256 of the tarball written"),
     warnings: z.array(text).describe("files that look like secrets and ship"),
+    leftOut: z
+      .array(packedFileSchema)
+      .describe("nexus config files in the app, left out (their env values are in plain text)"),
   },
   trust: {
     command: z.literal("trust"),

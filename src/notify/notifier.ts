@@ -52,6 +52,13 @@ export class Notifier {
       if (!wanted(target, notification)) return;
       const body = target.format === "slack" ? slackBody(notification) : jsonBody(notification, this.context);
       const label = `notify[${index}] (${target.format}, ${notification.kind})`;
+      if (target.missing) {
+        const { variable, empty } = target.missing;
+        this.sending.push(
+          Promise.resolve(`${label}: not sent: $${variable} is ${empty ? "empty" : "not set"} here`),
+        );
+        return;
+      }
       this.sending.push(
         this.send(target.url, body, target.timeout).then(
           (status) =>

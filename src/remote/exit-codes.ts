@@ -8,6 +8,8 @@ export const REMOTE_EXIT = {
   unsafeArchive: 67,
   /** A shared file the config lists is not in <deployPath>/shared/. */
   sharedMissing: 68,
+  /** A shared path would be linked through a symlink in the release (or out of it). */
+  sharedUnsafe: 69,
   /** The process manager is not installed on the server. */
   notInstalled: 127,
 } as const;

@@ -19,6 +19,18 @@ function entries(shared: SharedPaths): string[] {
   return [...shared.files.map((p) => `f:${p}`), ...shared.dirs.map((p) => `d:${p}`)];
 }
 
+/** A shared path that cannot be linked without acting through a symlink in the release. */
+export class SharedPathUnsafeError extends NexusError {
+  constructor(
+    readonly server: string,
+    readonly reasons: string[],
+  ) {
+    super(
+      `${server}: shared paths not linked, nothing removed: ${reasons.join("; ")} (a shared path must not lie under a symlink the artifact ships: remove that link from the app, or share its target instead)`,
+    );
+  }
+}
+
 export class SharedFileMissingError extends NexusError {
   constructor(
     readonly server: string,
@@ -54,6 +66,12 @@ export function checkShared(l: Layout, shared: SharedPaths): RemoteOp<string[]> 
  * when missing; a missing shared file stops staging. Whatever the artifact holds at a shared path
  * is removed and replaced by the link (the shared copy wins: releases never overwrite shared
  * data), and "@replaced <path>" says so. Links are absolute, so that they survive `current`.
+ *
+ * Nothing is removed through a symlink: a target whose parent inside the release is a symlink
+ * (the artifact's `public -> data`, with `data` itself linked to shared/) would have `rm -rf`
+ * delete shared data. Every target is checked before anything is removed: a parent that is a
+ * symlink, or a parent that resolves outside the release or into shared/, refuses the whole
+ * linking (exit 69, REMOTE_EXIT.sharedUnsafe; "@unsafe <path>: <why>" on stderr).
  */
 export const SHARED_LINK_SCRIPT = scriptFile(import.meta.url, "shared-link.sh");
 
@@ -63,6 +81,13 @@ export function linkShared(l: Layout, id: string, shared: SharedPaths): RemoteOp
     what: "linking shared files",
     command: script(SHARED_LINK_SCRIPT, l.shared, l.release(id), ...entries(shared)),
     parse: (result, server) => {
+      if (result.code === REMOTE_EXIT.sharedUnsafe) {
+        const reasons = result.stderr
+          .split("\n")
+          .filter((line) => line.startsWith("@unsafe "))
+          .map((line) => line.slice("@unsafe ".length));
+        throw new SharedPathUnsafeError(server, reasons);
+      }
       if (result.code === REMOTE_EXIT.sharedMissing) {
         const missing = /missing in [^:]*:(.*)$/m.exec(result.stderr)?.[1]?.trim().split(" ") ?? [];
         throw new SharedFileMissingError(server, missing, l.shared);

@@ -73,10 +73,10 @@ export class RollLedger {
     this.emit({ type: "error", server: name, message: `NEEDS A HUMAN: ${note}` });
   }
 
-  result(flags: { failure: boolean; interrupted: boolean }): RollResult {
+  result(flags: { failure: boolean; interrupted: boolean; needsHuman?: boolean }): RollResult {
     const list = [...this.rows.values()];
     let outcome: Outcome = "success";
-    if (list.some((r) => r.result === "needs human")) outcome = "needs-human";
+    if (list.some((r) => r.result === "needs human") || flags.needsHuman) outcome = "needs-human";
     else if (flags.interrupted) outcome = "interrupted";
     else if (flags.failure) outcome = "failed";
     return {

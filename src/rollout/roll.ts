@@ -35,17 +35,21 @@ export interface RollOptions {
   /**
    * Judges a batch once it is back in rotation, before the next one is drained (the watch
    * window): undefined to go on, or why the batch goes back ("rollback"), or why the rollout
-   * stops with the batch left as it is ("halt": nothing proved it bad, nothing proved it good).
+   * stops with the batch left as it is ("halt": nothing proved it bad, nothing proved it good;
+   * "needs-human": the balancer's traffic could not be read, so the batch was not judged, exit 3).
    */
-  watch?: (
-    batch: ServerConfig[],
-    signal: AbortSignal,
-  ) => Promise<{ reason: string; action: "rollback" | "halt" } | undefined>;
+  watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<WatchStop | undefined>;
   /** How each batch moves (default: `rolling.strategy`). */
   strategy?: RolloutStrategyDriver;
 }
 
 export type { RollResult } from "./ledger.js";
+
+/** What the engine does after a batch's watch (`RollOptions.watch`). */
+export interface WatchStop {
+  reason: string;
+  action: "rollback" | "halt" | "needs-human";
+}
 
 /**
  * Moves the fleet batch by batch, each batch as the rollout strategy moves it (`rolling.strategy`;
@@ -64,6 +68,8 @@ class Rollout {
   private interrupted = false;
   /** The watch stopped the rollout with the batch on the new release: nothing is rolled back. */
   private halted = false;
+  /** The watch could not judge a batch: the roll stopped there, for a human to decide. */
+  private blind = false;
 
   constructor(private readonly o: RollOptions) {
     this.ledger = new RollLedger(o.emit, o.target, o.batches.flat());
@@ -90,7 +96,11 @@ class Rollout {
       ) {
         await this.rollBack(done);
       }
-      return this.ledger.result({ failure: this.failure, interrupted: this.interrupted });
+      return this.ledger.result({
+        failure: this.failure,
+        interrupted: this.interrupted,
+        needsHuman: this.blind,
+      });
     } finally {
       this.o.ops.discardPrepared?.();
       // What the balancer still writes (HAProxy's state file) is done, and said, before the result.
@@ -177,11 +187,22 @@ class Rollout {
   }
 
   /**
-   * The watch stopped the rollout on the batch: "halt" leaves it as it is (nothing proved it bad);
-   * "rollback", like a failed gate, sends it back. An interruption during the window stops there.
+   * The watch stopped the rollout on the batch: "halt" leaves it as it is (nothing proved it bad),
+   * and so does "needs-human" (nothing was judged: exit 3); "rollback", like a failed gate, sends it back. An interruption during the window stops there.
    */
-  private async watchStopped(batch: ServerConfig[], stop: { reason: string; action: "rollback" | "halt" }) {
+  private async watchStopped(batch: ServerConfig[], stop: WatchStop) {
     const breach = stop.reason;
+    if (stop.action === "needs-human") {
+      // Not judged is not bad: the batch stays on its new release, in rotation; the roll stops
+      // before the next batch, and a human decides (deploy again, or roll back).
+      this.blind = true;
+      for (const s of batch) this.ledger.row(s.name).note = `${breach}: not judged, deploy stopped here`;
+      this.o.emit({
+        type: "error",
+        message: `NEEDS A HUMAN: ${breach}; ${batch.map((s) => s.name).join(", ")} stay on the new release, in rotation, unjudged, and the deploy stops here: check the balancer's traffic, then deploy again or roll back`,
+      });
+      return;
+    }
     this.failure = true;
     if (stop.action === "halt" && !this.o.signal.aborted) {
       this.halted = true;

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync } from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import {
@@ -52,11 +52,35 @@ export function usesHashedEntries(entries: readonly KnownHostEntry[]): boolean {
   return entries.some((entry) => entry.hosts.kind === "hashed");
 }
 
-/** Appends a host key line to known_hosts (0600, directory created), hashed if the file already is. */
+/**
+ * Appends a host key line to known_hosts (0600, directory created), hashed if the file already is.
+ * A file whose last line has no newline (written by hand, or by a tool that omits it) gets one
+ * first: glued onto that line, the new entry would make both hosts unknown.
+ */
 export function appendKnownHost(file: string, host: string, port: number, key: Buffer): void {
   const hash = usesHashedEntries(readKnownHosts(file));
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  appendFileSync(file, `${formatKnownHostsLine(host, port, key, { hash })}\n`, { mode: 0o600 });
+  const separator = endsWithoutNewline(file) ? "\n" : "";
+  appendFileSync(file, `${separator}${formatKnownHostsLine(host, port, key, { hash })}\n`, { mode: 0o600 });
+}
+
+/** True when the file exists, is not empty, and its last byte is not a newline. */
+function endsWithoutNewline(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch {
+    return false;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return false;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] !== 0x0a;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function readKnownHosts(file: string): KnownHostEntry[] {

@@ -30,6 +30,13 @@ export interface WindowOptions {
   pollMs?: number;
   /** Told when the window is extended because some server could not be judged yet. */
   onExtend?: (judgement: Judgement) => void;
+  /**
+   * A source that could not be read for a whole window: "needs-human" ends the window as blind
+   * (the batch is not judged), "wait" keeps trying, and watches a whole window once it can read.
+   */
+  onBlind?: "needs-human" | "wait";
+  /** "wait": told at the end of each window it could not read (seconds since the window began, why). */
+  onBlindWait?: (seconds: number, why: string) => void;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => number;
 }
@@ -41,6 +48,8 @@ export interface WindowResult {
   extended: boolean;
   /** Interrupted (Ctrl-C) before it ended: the judgement covers the seconds watched. */
   interrupted: boolean;
+  /** The source could not be read for the whole window: why (the last error). Not judged then. */
+  blind?: string;
 }
 
 /**
@@ -49,6 +58,11 @@ export interface WindowResult {
  * run of failed probes ends the window early as a fail. While the judgement is inconclusive, the
  * window goes on by `durationMs` at a time up to `maxDurationMs`; what then follows an
  * inconclusive judgement is the caller's to decide.
+ *
+ * A source that fails to read (an SSH hiccup, a log nexus may not read) is tried again at the
+ * next poll, and its mark until it succeeds: what was read is judged. One that could not be read
+ * once in the whole window (after the warm-up) is blind: not a fail (nothing says the release is
+ * bad), the window ends with `blind` set, or with `onBlind: "wait"` goes on until it can read.
  */
 export async function watchWindow(options: WindowOptions): Promise<WindowResult> {
   const sleep = options.sleep ?? realSleep;
@@ -61,9 +75,27 @@ export async function watchWindow(options: WindowOptions): Promise<WindowResult>
   const untouchedSet = new Set(options.untouched);
   const untouched: Counts = { requests: 0, failures: 0 };
 
-  await options.source.mark();
+  let marked = false;
+  let seen = false;
+  let lastError = "";
+  let waiting = false;
+  /** Reads what happened since the last read: undefined when the source could not be read. */
+  const read = async (): Promise<Map<string, Counts> | undefined> => {
+    try {
+      if (marked) return await options.source.poll();
+      // Its mark failed: counting starts from a mark taken now.
+      await options.source.mark();
+      marked = true;
+    } catch (error) {
+      lastError = (error as Error).message.split("\n")[0] || String(error);
+    }
+    return undefined;
+  };
+  await read();
   const warmupEnd = now() + (options.warmupMs ?? 0);
   let started = warmupEnd;
+  /** When the first window began: "wait" reports how long the traffic has not been read since. */
+  let firstStarted = started;
   const longest = Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
   let end = started + options.durationMs;
   let maxEnd = started + longest;
@@ -89,7 +121,7 @@ export async function watchWindow(options: WindowOptions): Promise<WindowResult>
     await sleep(Math.max(0, Math.min(pollMs, (warming ? warmupEnd : end) - now())), options.signal);
     if (options.signal.aborted) return result(true);
     const [counts, health] = await Promise.all([
-      options.source.poll(),
+      read(),
       Promise.all(options.watched.map(async (server) => [server, await options.probe(server)] as const)),
     ]);
     for (const [server, ok] of health) {
@@ -105,11 +137,22 @@ export async function watchWindow(options: WindowOptions): Promise<WindowResult>
       if (now() < warmupEnd) continue;
       warming = false;
       started = now();
+      firstStarted = started;
       end = started + options.durationMs;
       maxEnd = started + longest;
       continue;
     }
-    for (const [key, value] of counts) {
+    if (counts) {
+      seen = true;
+      if (waiting) {
+        // Sight is back after a blind window: a whole window is watched from now.
+        waiting = false;
+        started = now();
+        end = started + options.durationMs;
+        maxEnd = started + longest;
+      }
+    }
+    for (const [key, value] of counts ?? []) {
       const server = options.serverOf(key);
       if (server === undefined) continue;
       const tally = tallies.get(server);
@@ -117,6 +160,15 @@ export async function watchWindow(options: WindowOptions): Promise<WindowResult>
       else if (untouchedSet.has(server)) addCounts(untouched, value);
     }
     if (now() < end) continue;
+    if (!seen) {
+      const why = lastError || "no read of the balancer's traffic succeeded";
+      if (options.onBlind !== "wait") return { ...result(false), blind: why };
+      waiting = true;
+      options.onBlindWait?.((now() - firstStarted) / 1000, why);
+      end += options.durationMs;
+      maxEnd = end + longest - options.durationMs;
+      continue;
+    }
     const outcome = result(false);
     if (outcome.judgement.verdict !== "inconclusive" || end >= maxEnd) return outcome;
     extended = true;

@@ -176,12 +176,24 @@ describe("the app's life on its servers", () => {
     for (const name of SERVERS) expect(check.all).toContain(`${sharedDir(name)}/.env`);
   });
 
-  it("a missing fromEnv variable is a config error before anything is touched", async () => {
-    const result = await nexus(["-c", appConfig(), "deploy"], { env: { NEXUS_E2E_SECRET: "" } });
+  it("a missing fromEnv variable is a config error before anything is touched, for the commands that write the app's env only", async () => {
+    const unset = { env: { NEXUS_E2E_SECRET: "" } };
+    // Reading the fleet needs no deploy-time secret.
+    const status = await nexus(["-c", appConfig(), "status"], unset);
+    expect(status.all).not.toContain("NEXUS_E2E_SECRET");
+    expect(status.exitCode, status.all).not.toBe(2);
+    for (const name of SERVERS) expect(status.stdout).toContain(name);
+    const result = await nexus(["-c", appConfig(), "deploy"], unset);
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain(
-      "pm2.env.FIXTURE_SECRET: the environment variable NEXUS_E2E_SECRET is empty",
+      "pm2.env.FIXTURE_SECRET: the environment variable NEXUS_E2E_SECRET is empty (deploy writes it into the app's environment",
     );
+    const exec = await nexus(["-c", appConfig(), "exec", "--", "true"], unset);
+    expect(exec.exitCode).toBe(2);
+    expect(exec.stderr).toContain("exec runs the command with the app's environment");
+    const config = await nexus(["-c", appConfig(), "config"], unset);
+    expect(config.exitCode, config.all).toBe(0);
+    expect(config.stdout).toContain('"FIXTURE_SECRET": "(from $NEXUS_E2E_SECRET: empty here)"');
   });
 
   it("deploys with the secret, shared files, hooks and two cluster instances per server", async () => {

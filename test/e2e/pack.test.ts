@@ -67,6 +67,31 @@ describe("nexus pack: the artifact holds only the app", () => {
       expect(files).toContain(kept);
   });
 
+  it("leaves out every nexus config in the app, not only the one in use, and says so", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-pack-envs-"));
+    writeFileSync(path.join(dir, "package.json"), '{"name":"envs","version":"1.0.0"}\n');
+    writeFileSync(path.join(dir, "server.js"), "\n");
+    // As a new user would: one config per environment, made by init, beside the app.
+    for (const [file, extra] of [
+      ["deploy/production.json", []],
+      ["deploy/staging.json", ["--env", "API_TOKEN=supersecret"]],
+    ] as const) {
+      const init = await nexus(["init", "-o", file, "--servers", "web1=10.0.0.1", "-y", ...extra], {
+        cwd: dir,
+      });
+      expect(init.exitCode, init.all).toBe(0);
+    }
+    // The environments convention (an overlay is partial: known by its name).
+    writeFileSync(path.join(dir, "deploy.staging.json"), '{"servers":[{"name":"s","host":"10.0.0.9"}]}\n');
+    const run = await nexus(["-c", "deploy/production.json", "pack", "--list"], { cwd: dir });
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.stdout.split("\n").filter(Boolean)).toEqual(["package.json", "server.js"]);
+    expect(run.stderr).toContain(
+      "left out 2 nexus config file(s), whose env values are in plain text: deploy/staging.json, deploy.staging.json",
+    );
+    expect(run.all).not.toContain("supersecret");
+  });
+
   it("app.include ships an excluded file, with a warning when it looks like a secret; app.exclude leaves more out", async () => {
     const config = configFor(messyApp(), { include: [".env.production"], exclude: ["web/"] });
     const run = await nexus(["-c", config, "pack", "--list"]);

@@ -1,3 +1,4 @@
+import { readFileSync, readlinkSync } from "node:fs";
 import os from "node:os";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
@@ -178,6 +179,9 @@ describe("the rolling engine", () => {
       pid: 2 ** 22 + 7,
       command: "deploy",
       time: "x",
+      // As nexus writes it: this boot and this pid namespace, where the CLI can look at that pid.
+      bootId: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
+      pidNamespace: readlinkSync("/proc/self/ns/pid"),
     });
     const stale = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("stale")]);
     expect(stale.exitCode, stale.all).toBe(0);

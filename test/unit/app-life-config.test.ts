@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { maskedConfig } from "../../src/commands/config.js";
-import { resolveConfig } from "../../src/config/load.js";
+import { ConfigError } from "../../src/config/errors.js";
+import { requireSecrets, resolveConfig } from "../../src/config/load.js";
 import { secretValues } from "../../src/config/secrets.js";
+import { releaseEnv } from "../../src/deploy/release-env.js";
 import { ecosystemFile } from "../../src/process/pm2/ecosystem.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { processProblem } from "../../src/process/process-manager.js";
@@ -40,14 +42,46 @@ describe("secrets from the environment", () => {
     expect(config.servers[1]?.envSources).toEqual({ DATABASE_URL: "CI_DB", API_KEY: "BETA_KEY" });
   });
 
-  it("a missing or empty variable names the field and the variable", () => {
+  it("a missing or empty variable is no error to load (status, drain, check need none), but is to write the app's env", () => {
     const data = valid();
     data.pm2 = { env: { DATABASE_URL: { fromEnv: "CI_DB" } } };
     (data.servers as Record<string, unknown>[])[1]!.env = { "API-KEY": { fromEnv: "BETA_KEY" } };
-    expect(problems(data, { BETA_KEY: "" })).toEqual([
-      "pm2.env.DATABASE_URL: the environment variable CI_DB is not set (it holds this value: set it where nexus runs, such as a CI secret)",
-      'servers[1].env["API-KEY"]: the environment variable BETA_KEY is empty (it holds this value: set it where nexus runs, such as a CI secret)',
+    const config = resolveConfig(data, "deploy.config.json", "/project", { BETA_KEY: "" });
+    expect(config.servers[0]?.env).toEqual({});
+    let error: unknown;
+    try {
+      requireSecrets(config, "deploy writes it into the app's environment");
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      "pm2.env.DATABASE_URL: the environment variable CI_DB is not set (deploy writes it into the app's environment: set it where nexus runs, such as a CI secret)",
+      'servers[1].env["API-KEY"]: the environment variable BETA_KEY is empty (deploy writes it into the app\'s environment: set it where nexus runs, such as a CI secret)',
     ]);
+    // Only the servers the command writes to count.
+    expect(() => requireSecrets(config, "x", ["nexus-alpha"])).toThrow(/CI_DB/);
+    expect(() => requireSecrets(config, "x", ["nexus-alpha"])).not.toThrow(/BETA_KEY/);
+    // No path writes an environment with a secret missing.
+    expect(() => releaseEnv(config, config.servers[0] as never, "r1")).toThrow(/CI_DB is not set/);
+    // `nexus config` says where each would come from.
+    const shown = maskedConfig(config) as { servers: { env: Record<string, string> }[] };
+    expect(shown.servers[1]?.env).toEqual({
+      DATABASE_URL: "(from $CI_DB: not set here)",
+      "API-KEY": "(from $BETA_KEY: empty here)",
+    });
+  });
+
+  it("a server's own fromEnv value that is missing never falls back to the common one", () => {
+    const data = valid();
+    data.pm2 = { env: { TOKEN: { fromEnv: "COMMON" } } };
+    (data.servers as Record<string, unknown>[])[1]!.env = { TOKEN: { fromEnv: "BETA_TOKEN" } };
+    const config = resolveConfig(data, "x", "/p", { COMMON: "common-token" });
+    expect(config.servers[0]?.env.TOKEN).toBe("common-token");
+    expect(config.servers[1]?.env.TOKEN).toBeUndefined();
+    expect(() => requireSecrets(config, "restart")).toThrow(
+      /servers\[1\]\.env\.TOKEN: the environment variable BETA_TOKEN is not set/,
+    );
   });
 
   it("refuses a malformed reference", () => {

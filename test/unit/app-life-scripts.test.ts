@@ -6,6 +6,8 @@ import {
   mkdtempSync,
   readFileSync,
   readlinkSync,
+  rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
@@ -17,7 +19,12 @@ import { COMMAND_EXIT, COMMAND_SCRIPT, envLine } from "../../src/remote/hook.js"
 import { layout } from "../../src/remote/layout.js";
 import { LOGS_SCRIPT } from "../../src/remote/logs.js";
 import { type RemoteOp, script } from "../../src/remote/op.js";
-import { checkShared, linkShared, SharedFileMissingError } from "../../src/remote/shared.js";
+import {
+  checkShared,
+  linkShared,
+  SharedFileMissingError,
+  SharedPathUnsafeError,
+} from "../../src/remote/shared.js";
 
 /** The remote scripts of shared files, hooks and logs, run for real by `sh` as sshd would. */
 
@@ -120,6 +127,39 @@ describe("shared files and directories under sh", () => {
     expect(existsSync(path.join(path.dirname(l.base), "pwned"))).toBe(false);
   });
 
+  it("never removes through a symlink in the release: shared data under a linked dir survives", () => {
+    const l = deployPath();
+    const release = l.release("r1");
+    // The artifact ships `public -> data`; shared.dirs links `data` first, then `public/files`,
+    // whose path then runs through public -> data -> shared/data.
+    mkdirSync(path.join(release, "data"));
+    symlinkSync("data", path.join(release, "public"));
+    mkdirSync(path.join(l.shared, "data", "files"), { recursive: true });
+    writeFileSync(path.join(l.shared, "data", "files", "avatar.png"), "png");
+    let error: unknown;
+    try {
+      run(linkShared(l, "r1", { files: [], dirs: ["data", "public/files"] }));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SharedPathUnsafeError);
+    expect((error as Error).message).toContain("public/files: public is a symlink in the release");
+    expect(readFileSync(path.join(l.shared, "data", "files", "avatar.png"), "utf8")).toBe("png");
+    // Refused before anything was removed or linked.
+    expect(lstatSync(path.join(release, "data")).isDirectory()).toBe(true);
+  });
+
+  it("a parent that is a real directory resolving into shared/ is refused too", () => {
+    const l = deployPath();
+    mkdirSync(path.join(l.shared, "cache", "x"), { recursive: true });
+    writeFileSync(path.join(l.shared, "cache", "x", "keep"), "1");
+    // The release dir itself reached through shared/ (a hand-made layout): never remove there.
+    rmSync(l.release("r1"), { recursive: true });
+    symlinkSync(path.join(l.shared, "cache"), l.release("r1"));
+    expect(() => run(linkShared(l, "r1", { files: [], dirs: ["x"] }))).toThrow(SharedPathUnsafeError);
+    expect(readFileSync(path.join(l.shared, "cache", "x", "keep"), "utf8")).toBe("1");
+  });
+
   it("a missing shared file stops staging with the file named", () => {
     const l = deployPath();
     let error: unknown;
@@ -219,6 +259,41 @@ describe("user commands (hooks, exec) under sh", () => {
     expect(result).toEqual({ ok: false, reason: "timed out after 0.3s (hooks.timeout)" });
     expect(alive(Number(readFileSync(path.join(dir, "hook.pid"), "utf8")))).toBe(false);
   }, 60_000);
+
+  it("the timeout covers the channel: a background child that holds the output is stopped at it, and reported", async () => {
+    const dir = tmp("hook-leftover");
+    // Lives far longer than this test may take: if the output waited for it, the test would time out.
+    const run = start(
+      script(COMMAND_SCRIPT, dir, "sleep 600 & echo $! > bg.pid; echo warming", 1000),
+      envLine({}),
+    );
+    const result = await run.done;
+    expect(result.code).toBe(COMMAND_EXIT.timeout);
+    expect(result.stdout).toBe("warming\n");
+    const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
+    expect(result.stderr).toContain(`nexus: the command exited (0) and left running: ${pid} (sleep)`);
+    expect(result.stderr).toMatch(
+      /timed out after 1000ms: the command had exited \(0\), but what it left running kept its output open/,
+    );
+    await until(() => !alive(pid));
+  }, 20_000);
+
+  it("a background child with its own output does not hold the command: it ends with the shell, the child reported", async () => {
+    const dir = tmp("hook-detached");
+    const run = start(
+      script(COMMAND_SCRIPT, dir, "sleep 600 >/dev/null 2>&1 & echo $! > bg.pid; exit 3", 0),
+      envLine({}),
+    );
+    const result = await run.done;
+    const pid = Number(readFileSync(path.join(dir, "bg.pid"), "utf8"));
+    try {
+      expect(result.code).toBe(3);
+      expect(result.stderr).toContain(`nexus: the command exited (3) and left running: ${pid} (sleep)`);
+      expect(alive(pid)).toBe(true);
+    } finally {
+      process.kill(pid, "SIGKILL");
+    }
+  }, 20_000);
 
   it("the timeout stops it with its own exit code", async () => {
     const dir = tmp("hook-timeout");

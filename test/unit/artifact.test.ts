@@ -1,7 +1,9 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ArtifactFilter } from "../../src/artifact/exclude.js";
-import { appPackOptions } from "../../src/artifact/pack.js";
+import { appPackOptions, selectAppFiles } from "../../src/artifact/pack.js";
 import { makeReleaseId } from "../../src/artifact/release-id.js";
 import { formatDuration, parseDuration } from "../../src/config/duration.js";
 
@@ -182,5 +184,42 @@ describe("release ids and durations", () => {
     expect(parseDuration("soon")).toBeUndefined();
     expect(parseDuration(-1)).toBeUndefined();
     expect(formatDuration(30_000)).toBe("30s");
+  });
+});
+
+describe("nexus configs in the app", () => {
+  it("are left out whatever their name (by content) or by the environments convention (by name); app.include ships one", async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), "nexus-configs-"));
+    const write = (rel: string, text: string) => {
+      mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+      writeFileSync(path.join(root, rel), text);
+    };
+    const config = {
+      app: { name: "shop" },
+      servers: [{ name: "a", host: "10.0.0.1" }],
+      balancer: { host: "a" },
+    };
+    write("package.json", "{}");
+    write("deploy/staging.json", JSON.stringify({ ...config, pm2: { env: { API_TOKEN: "supersecret" } } }));
+    write("deploy.production.json", '{"servers":[]}');
+    write("config/deploy.config.json", "not even JSON");
+    write("data/servers.json", '{"servers":["a"],"balancer":"round-robin"}');
+    write("fixtures/broken.json", '{"servers":[], "balancer": {');
+    const selection = await selectAppFiles(root);
+    expect(selection.files.map((f) => f.path)).toEqual([
+      "data/servers.json",
+      "fixtures/broken.json",
+      "package.json",
+    ]);
+    expect(selection.leftOut.map((f) => f.path)).toEqual([
+      "config/deploy.config.json",
+      "deploy/staging.json",
+      "deploy.production.json",
+    ]);
+    const included = await selectAppFiles(root, { include: ["deploy/staging.json"] });
+    expect(included.files.map((f) => f.path)).toContain("deploy/staging.json");
+    expect(included.warnings).toContain(
+      "deploy/staging.json is a nexus config and ships because app.include names it",
+    );
   });
 });

@@ -35,6 +35,7 @@ describe("config", () => {
         maxFailureRatio: 0.01,
         maxRatioToUntouched: 2,
         minRequests: 50,
+        onBlind: "needs-human",
       }),
     });
     expect(config.notify).toEqual([]);

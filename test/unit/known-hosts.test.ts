@@ -1,5 +1,9 @@
 import { createHmac, generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { appendKnownHost, readKnownHosts } from "../../src/ssh/host-keys.js";
 import {
   checkHostKey,
   fingerprintSha256,
@@ -425,5 +429,22 @@ describe("formatKnownHostsLine", () => {
     expect(() => formatKnownHostsLine("bad host", 22, key)).toThrow(/bad host/);
     expect(() => formatKnownHostsLine("a,b", 22, key)).toThrow();
     expect(() => formatKnownHostsLine("", 22, key)).toThrow();
+  });
+});
+
+describe("appendKnownHost", () => {
+  it("adds the newline a hand-edited file lacks before appending: both hosts stay known", () => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), "nexus-known-hosts-")), "known_hosts");
+    const old = newEd25519Blob();
+    const added = newEd25519Blob();
+    writeFileSync(file, `# by hand\n${line("old.example.com", old)}`);
+    appendKnownHost(file, "new.example.com", 22, added);
+    const entries = readKnownHosts(file);
+    expect(checkHostKey(entries, "old.example.com", 22, old)).toEqual({ status: "match" });
+    expect(checkHostKey(entries, "new.example.com", 22, added)).toEqual({ status: "match" });
+    expect(readFileSync(file, "utf8").endsWith("\n")).toBe(true);
+    // A file that ends with its newline gets no blank line.
+    appendKnownHost(file, "third.example.com", 2222, newEd25519Blob());
+    expect(readFileSync(file, "utf8")).not.toContain("\n\n");
   });
 });

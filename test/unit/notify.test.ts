@@ -148,10 +148,29 @@ describe("notify config", () => {
     expect(configProblems({ ...base, notify: [{ url: "https://x", severity: "loud" }] })[0]).toMatch(
       /^notify\[0\]\.severity: /,
     );
-    const problems = configProblems({ ...base, notify: [{ url: { fromEnv: "NO_SUCH_HOOK_VARIABLE" } }] });
-    expect(problems[0]).toMatch(
-      /^notify\[0\]\.url: the environment variable NO_SUCH_HOOK_VARIABLE is not set/,
+  });
+
+  it("a webhook whose fromEnv variable is not set is no config error (read-only commands need no secret): it is not told, and that is said", async () => {
+    const config = resolveConfig(
+      { ...base, notify: [{ url: { fromEnv: "NO_SUCH_HOOK_VARIABLE" }, severity: "info" }] },
+      "deploy.config.json",
+      "/project",
+      {},
     );
+    expect(config.notify[0]).toMatchObject({
+      url: "",
+      missing: { field: "notify[0].url", variable: "NO_SUCH_HOOK_VARIABLE", empty: false },
+    });
+    const sent: string[] = [];
+    const notifier = new Notifier(config.notify, "api", async (url) => {
+      sent.push(url);
+      return 200;
+    });
+    notifier.observe(begin);
+    expect(await notifier.flush()).toEqual([
+      "notify[0] (json, begin): not sent: $NO_SUCH_HOOK_VARIABLE is not set here",
+    ]);
+    expect(sent).toEqual([]);
   });
 });
 

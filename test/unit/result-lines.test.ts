@@ -48,6 +48,7 @@ describe("--json result lines", () => {
         count: 1,
         bytes: 10,
         warnings: [],
+        leftOut: [{ path: "deploy/staging.json", size: 571 }],
       },
       {
         ...envelope,

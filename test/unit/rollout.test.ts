@@ -326,6 +326,32 @@ describe("the rolling engine", () => {
     expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
   });
 
+  it("a watch window that could not read the balancer's traffic rolls nothing back: the deploy stops for a human", async () => {
+    const { balancer, servers, options, result, events } = setup(
+      {},
+      {
+        watch: async (batch) =>
+          batch[0]?.name === "beta"
+            ? { reason: "watch: could not read the balancer's traffic for 30s", action: "needs-human" }
+            : undefined,
+      },
+    );
+    const out = await roll(options);
+    expect(out.outcome).toBe("needs-human");
+    // What passed its gate keeps the new release, in rotation; nothing goes back, nothing more rolls.
+    expect(result("alpha", out.rows)).toBe("deployed");
+    expect(result("beta", out.rows)).toBe("deployed");
+    expect(out.rows.find((r) => r.server === "beta")?.note).toBe(
+      "watch: could not read the balancer's traffic for 30s: not judged, deploy stopped here",
+    );
+    expect(result("gamma", out.rows)).toBe("not reached");
+    expect([...servers.current.values()]).toEqual(["r2", "r2", "r1"]);
+    expect([...balancer.inRotation.values()]).toEqual([true, true, true]);
+    expect(
+      events.some((e) => e.type === "error" && String(e.message).startsWith("NEEDS A HUMAN: watch")),
+    ).toBe(true);
+  });
+
   it("a balancer read that fails at the next batch's capacity guard leaves no gated server drained", async () => {
     // Transient: the read after it works, so the gated alpha goes back in, then back to r1.
     const transient = setup();

@@ -1,11 +1,13 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
+  appendFileSync,
   chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -15,7 +17,9 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseRead, readFromOffset } from "../../src/balancer/nginx/watch/log-source.js";
+import { NginxLogSource, parseRead, readFromOffset } from "../../src/balancer/nginx/watch/log-source.js";
+import { outputLines } from "../../src/deploy/fleet.js";
+import { jlistCommand } from "../../src/process/pm2/jlist.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { preparedRestart } from "../../src/process/pm2/prepared.js";
 import { RESTART_SCRIPT, STOP_SCRIPT } from "../../src/process/pm2/restart-script.js";
@@ -26,6 +30,7 @@ import { shq } from "../../src/remote/quote.js";
 import * as release from "../../src/remote/release.js";
 import * as state from "../../src/remote/server-state.js";
 import { installKeyCommand } from "../../src/setup/run.js";
+import { LocalRunner } from "../../src/ssh/local-runner.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
 import { binDirWithout } from "../fixtures/path-without.js";
@@ -532,6 +537,57 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     return { dir, fake, runner, l, pm2, env };
   }
 
+  it("a listing never carries a process's env: the daemon's, other apps' and removed secrets stay on the server", async () => {
+    const { fake, runner, env } = setup();
+    const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    writeFileSync(
+      fake.state,
+      JSON.stringify({
+        next: 2,
+        log: [],
+        procs: [
+          {
+            name: "other-app",
+            id: 1,
+            pid: 10001,
+            status: "online",
+            restarts: 0,
+            env: { DAEMON_AWS_SECRET_ACCESS_KEY: secret },
+          },
+          {
+            name: "all",
+            id: 2,
+            pid: 10002,
+            status: "online",
+            restarts: 3,
+            env: { NEXUS_RELEASE: "r1", OLD_TOKEN: secret },
+          },
+        ],
+      }),
+    );
+    const pm2 = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
+    expect(await pm2.inspect(runner)).toEqual([
+      {
+        name: "all",
+        pid: 10002,
+        status: "online",
+        restarts: 3,
+        startedAt: 1,
+        memory: undefined,
+        cpu: undefined,
+      },
+    ]);
+    // What --verbose prints of the listing: names, pids, status, restarts, release; no env.
+    const listing = sh(jlistCommand("all"), "", env);
+    const shown = outputLines(
+      { code: listing.status, stdout: listing.stdout, stderr: listing.stderr },
+      (t) => t,
+    );
+    expect(shown.join("\n")).not.toContain(secret);
+    expect(shown.join("\n")).not.toMatch(/other-app|DAEMON_AWS|OLD_TOKEN/);
+    expect(shown.join("\n")).toContain('"release":"r1"');
+  }, 20_000);
+
   it("starts the release, then replaces the old process, deleting by pm id (a name like `all` is never passed)", async () => {
     const { fake, runner, l, pm2 } = setup();
     const first = await pm2.restart(runner, l, "r1");
@@ -743,19 +799,56 @@ describe("setup scripts under sh", () => {
 });
 
 describe("the watch's access log read under sh", () => {
+  const logLine = (status: number, address = "10.0.0.1:3000") =>
+    `1.2.3.4 [07/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" ${status} 2 request_time=0.001 upstream=${address} upstream_status=${status} upstream_time=0.001\n`;
+  const ok = (n: number) => logLine(200).repeat(n);
+  const tally = (counts: Map<string, { requests: number; failures: number }>) =>
+    Object.fromEntries([...counts].map(([k, v]) => [k, `${v.failures}/${v.requests}`]));
+
   it("under sh: reads after the offset, from the start once rotated, and a missing log as empty", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
     const log = path.join(dir, "access.log");
     writeFileSync(log, "one\ntwo\n");
-    const sh = (offset: number) =>
-      execFileSync("sh", ["-c", readFromOffset(log, offset)], { encoding: "utf8" });
-    expect(parseRead(sh(4))).toEqual({ size: 8, data: "two\n" });
+    const sh = (identity: string, offset: number) =>
+      parseRead(execFileSync("sh", ["-c", readFromOffset(log, identity, offset)], { encoding: "utf8" }));
+    const first = sh("", 4);
+    expect(first).toMatchObject({ size: 8, start: 4, data: "two\n", old: "" });
+    expect(first.identity).toMatch(/^\d+:\d+$/);
     writeFileSync(log, "3\n");
-    expect(parseRead(sh(8))).toEqual({ size: 2, data: "3\n" });
+    expect(sh(first.identity, 8)).toMatchObject({ size: 2, start: 0, data: "3\n" });
     rmSync(log);
-    expect(parseRead(sh(2))).toEqual({ size: 0, data: "" });
+    expect(sh(first.identity, 2)).toEqual({ identity: "", size: 0, start: 0, data: "", old: "" });
     // A byte that is not UTF-8 stays one byte: the offset counted on the text matches the file.
     writeFileSync(log, Buffer.from([0x61, 0xff, 0x0a, 0x62, 0x0a]));
-    expect(parseRead(sh(0))).toEqual({ size: 5, data: "a?\nb\n" });
+    expect(sh("", 0)).toMatchObject({ size: 5, data: "a?\nb\n" });
   });
+
+  it("a rotated log that grew past the old offset between polls is read whole, after the rotated file's end", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
+    const log = path.join(dir, "access.log");
+    writeFileSync(log, ok(3));
+    const source = new NginxLogSource(new LocalRunner(), log);
+    await source.mark();
+    // Between two polls: one more line in the old file, logrotate moves it (same inode), Nginx
+    // reopens and the new file outgrows the old offset, a failure in its first bytes.
+    appendFileSync(log, logLine(502));
+    renameSync(log, `${log}.1`);
+    writeFileSync(log, logLine(500) + ok(10));
+    expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "2/12" });
+    expect(tally(await source.poll())).toEqual({});
+    // Rotated again, the old file compressed away: the new one is read from its start all the same.
+    renameSync(log, `${log}.2`);
+    writeFileSync(log, logLine(503) + ok(20));
+    expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "1/21" });
+  }, 20_000);
+
+  it("a log missing when the window starts is one being rotated: the file that appears is read from its start", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-log-"));
+    const log = path.join(dir, "access.log");
+    const source = new NginxLogSource(new LocalRunner(), log);
+    await source.mark();
+    expect(tally(await source.poll())).toEqual({});
+    writeFileSync(log, logLine(500) + ok(2));
+    expect(tally(await source.poll())).toEqual({ "10.0.0.1:3000": "1/3" });
+  }, 20_000);
 });

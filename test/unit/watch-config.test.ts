@@ -32,6 +32,7 @@ describe("rolling.watch", () => {
       maxLatencyRatio: 1.25,
       maxLatencyIncrease: 100,
       minRequests: 50,
+      onBlind: "needs-human",
     });
     expect(resolve(withWatch(0)).rolling.watch.duration).toBe(0);
   });
@@ -39,7 +40,7 @@ describe("rolling.watch", () => {
   it("takes an object with thresholds", () => {
     const config = resolve(
       withWatch(
-        { duration: "2s", maxFailureRatio: 0.05, minRequests: 5 },
+        { duration: "2s", maxFailureRatio: 0.05, minRequests: 5, onBlind: "wait" },
         { accessLog: "~/nginx/access.log" },
       ),
     );
@@ -48,6 +49,7 @@ describe("rolling.watch", () => {
       maxFailureRatio: 0.05,
       maxRatioToUntouched: 2,
       minRequests: 5,
+      onBlind: "wait",
     });
     expect(
       resolve(

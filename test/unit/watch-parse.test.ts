@@ -50,6 +50,29 @@ describe("the nexus access-log line", () => {
     expect(parseAccessLine(hostile)?.tries).toEqual([{ address: "10.0.0.1:3000", status: 200, ms: 10 }]);
   });
 
+  it("is not fooled by an unquoted client field before the tail ($http_x_forwarded_for): the last upstream= is Nginx's", () => {
+    // log_format … '$http_x_forwarded_for upstream=$upstream_addr …': the client writes the header.
+    const forged = (xff: string, status: number) =>
+      `127.0.0.1 [29/Nov/2026:09:00:00 +0000] "GET / HTTP/1.1" ${status} 0 request_time=0.001 ${xff} upstream=10.0.0.1:3000 upstream_status=${status} upstream_time=0.001`;
+    // Hides the real try's 500 and blames (or credits) a server of the client's choosing.
+    for (const xff of [
+      "x upstream=10.0.0.2:3000 :",
+      "x upstream=10.0.0.2:3000,",
+      'upstream=10.0.0.2:3000 upstream_status=200 "',
+    ])
+      expect(parseAccessLine(forged(xff, 500))?.tries, xff).toEqual([
+        { address: "10.0.0.1:3000", status: 500, ms: 1 },
+      ]);
+    const counts = new Map<string, Counts>();
+    tallyLines(
+      [1, 2, 3].map(() => forged("x upstream=10.0.0.2:3000 :", 500)),
+      counts,
+    );
+    expect(Object.fromEntries(counts)).toEqual({
+      "10.0.0.1:3000": { requests: 3, failures: 3, latencies: [] },
+    });
+  });
+
   it("rejects lines of another format", () => {
     expect(
       parseAccessLine('127.0.0.1 - - [29/Nov/2026:09:00:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl"'),
@@ -99,6 +122,13 @@ describe("the log format, defined once", () => {
     expect(dumpLogsInNexusFormat(finding, "/var/log/nginx/other.log")).toBe(false);
   });
 
+  it("says no for a format with escape=none: a client's newline could forge a whole line", () => {
+    const dump = `http {\n${logFormatDirective("    ").replace("log_format nexus ", "log_format nexus escape=none ")}\n    access_log /var/log/nginx/access.log nexus;\n}\n`;
+    expect(scanNginxDump(dump).compatibleFormats).toEqual([]);
+    const json = dump.replace("escape=none", "escape=json");
+    expect(scanNginxDump(json).compatibleFormats).toEqual(["nexus"]);
+  });
+
   it("says no for the combined format", () => {
     const finding = scanNginxDump("http {\n    access_log /var/log/nginx/access.log;\n}\n");
     expect(dumpLogsInNexusFormat(finding, "/var/log/nginx/access.log")).toBe(false);
@@ -106,14 +136,22 @@ describe("the log format, defined once", () => {
 });
 
 describe("reading the log from an offset", () => {
-  it("quotes the path and starts after the offset", () => {
-    const command = readFromOffset("/var/log/nginx/a b.log", 100);
-    expect(command).toMatch(/ nexus '\/var\/log\/nginx\/a b\.log' 100 \d+$/);
+  it("passes the path, the last identity and the offset as parameters", () => {
+    const command = readFromOffset("/var/log/nginx/a b.log", "2049:131", 100);
+    expect(command).toMatch(/ nexus '\/var\/log\/nginx\/a b\.log' 2049:131 100 \d+$/);
     expect(command).toContain("tail -c +$((start + 1))");
   });
 
-  it("splits the size from the data", () => {
-    expect(parseRead("300\nline 1\nline")).toEqual({ size: 300, data: "line 1\nline" });
+  it("splits the identity, size and start from the data, and the rotated file's rest", () => {
+    expect(parseRead("2049:131 300 100\nline 1\nline")).toEqual({
+      identity: "2049:131",
+      size: 300,
+      start: 100,
+      data: "line 1\nline",
+      old: "",
+    });
+    expect(parseRead("2049:7 20 0\n@old 4\nold\nnew\n")).toMatchObject({ old: "old\n", data: "new\n" });
+    expect(parseRead("missing\n")).toEqual({ identity: "", size: 0, start: 0, data: "", old: "" });
     expect(() => parseRead("cannot open")).toThrow(/unexpected output/);
   });
 });

@@ -1,7 +1,20 @@
+import { script } from "../../remote/op.js";
+import { scriptFile, withProgram } from "../../remote/script-file.js";
 import type { ProcessInfo } from "../process-manager.js";
 
-/** `pm2 jlist` with PM2 silenced; its banner and daemon messages may still precede the JSON. */
-export const JLIST_COMMAND = "PM2_SILENT=true pm2 jlist";
+/**
+ * $1 the app's PM2 name. `pm2 jlist` with PM2 silenced, reduced on the server to the app's
+ * instances without any process's env (jlist-filter.cjs says why).
+ */
+export const JLIST_SCRIPT = withProgram(
+  scriptFile(import.meta.url, "jlist.sh"),
+  scriptFile(import.meta.url, "jlist-filter.cjs"),
+);
+
+/** The listing of one app's instances, without any process's env. */
+export function jlistCommand(name: string): string {
+  return script(JLIST_SCRIPT, name);
+}
 
 /** The app's instances in `pm2 jlist` output: the last line that parses as a JSON array. */
 export function parseJlist(stdout: string, name?: string): ProcessInfo[] {

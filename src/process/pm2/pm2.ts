@@ -12,7 +12,7 @@ import type {
   RestartResult,
 } from "../process-manager.js";
 import { ecosystemFile } from "./ecosystem.js";
-import { JLIST_COMMAND, parseJlist } from "./jlist.js";
+import { jlistCommand, parseJlist } from "./jlist.js";
 import { preparedRestart } from "./prepared.js";
 import { PERSIST_SCRIPT, parseRestart, RESTART_SCRIPT, STOP_SCRIPT } from "./restart-script.js";
 
@@ -88,7 +88,7 @@ export class Pm2 implements ProcessManager {
   }
 
   async inspect(runner: CommandRunner): Promise<ProcessInfo[]> {
-    return parseJlist((await runner.exec(JLIST_COMMAND)).stdout, this.options.name);
+    return parseJlist((await runner.exec(jlistCommand(this.options.name))).stdout, this.options.name);
   }
 
   async stop(runner: CommandRunner): Promise<void> {

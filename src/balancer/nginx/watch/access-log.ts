@@ -14,19 +14,33 @@ export interface AccessLine {
 }
 
 /**
- * The tail of a `nexus` line. The values hold digits, addresses and the separators ", " (next
- * try) and " : " (internal redirect to another upstream group); the request before them is
- * quoted by Nginx, so `[^"]` keeps the match out of it whatever a client sent.
+ * The tail of a `nexus` line: " upstream=… upstream_status=… upstream_time=…", at the end. Its
+ * values are Nginx's, not a client's: addresses (no space, quote, comma or "="), statuses and
+ * times, each list joined by ", " (next try) and " : " (internal redirect to another upstream
+ * group).
  */
-const TAIL = / upstream=([^"]*?) upstream_status=([\d\-, :]*) upstream_time=([\d.\-, :]*)$/;
+const TAIL =
+  /^ upstream=([^\s",=]+(?:(?:, | : )[^\s",=]+)*) upstream_status=([\d\-, :]*) upstream_time=([\d.\-, :]*)$/;
+const TAIL_START = " upstream=";
 
 function splitValues(value: string): string[] {
   return value.split(/, | : /).map((v) => v.trim());
 }
 
-/** Parses one access-log line in the nexus format; undefined when the line is in another format. */
+/**
+ * Parses one access-log line in the nexus format; undefined when the line is in another format.
+ *
+ * The tail is read from the last " upstream=" of the line, never from the first: a format may log
+ * client-controlled fields unquoted before it (`$http_x_forwarded_for`), and a client that writes
+ * "x upstream=10.0.0.2:3000 :" there must not make its text part of the tail (read from the left,
+ * that hid the real try's 500 and blamed a server of the client's choice). No text of the real
+ * tail can hold " upstream=" (its values hold no "="), so the last one is Nginx's.
+ */
 export function parseAccessLine(line: string): AccessLine | undefined {
-  const match = TAIL.exec(line.trimEnd());
+  const text = line.trimEnd();
+  const at = text.lastIndexOf(TAIL_START);
+  if (at < 0) return undefined;
+  const match = TAIL.exec(text.slice(at));
   if (!match) return undefined;
   const addresses = splitValues(match[1] as string);
   const statuses = splitValues(match[2] as string);

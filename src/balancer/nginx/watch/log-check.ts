@@ -5,6 +5,7 @@ import { addCounts, type Counts } from "../../../watch/traffic.js";
 import { parseAccessLine, tallyLines } from "./access-log.js";
 import {
   dumpLogsInNexusFormat,
+  dumpLogsUnescaped,
   LOG_FORMAT_NAME,
   logFormatAdvice,
   REQUIRED_VARIABLES,
@@ -85,7 +86,9 @@ export class AccessLogProblem extends Error {}
 /**
  * Before anything is drained: the access log exists, nexus can read it, and it is written in a
  * format with the upstream fields. Looks at its last lines; an empty log is judged from the
- * running config (`<testCommand> -T`). Throws AccessLogProblem naming the fix.
+ * running config (`<testCommand> -T`), and so is a missing one: one the running config writes in
+ * the format is being rotated (a warning), any other is a wrong path. Throws AccessLogProblem
+ * naming the fix.
  */
 export async function checkAccessLog(
   runner: CommandRunner,
@@ -95,24 +98,38 @@ export async function checkAccessLog(
   const where = `${path} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:\n${logFormatAdvice(path)}`;
   const sample = parseSample((await runner.exec(sampleLogCommand(path))).stdout);
-  if (sample.state !== "ok") {
+  if (sample.state === "unreadable")
     throw new AccessLogProblem(
-      sample.state === "missing"
-        ? `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}`
-        : `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`,
+      `${where} is not readable by the SSH user: let it read the log (e.g. the adm group)`,
     );
-  }
-  const verdict = judgeSample(sample.lines, options.addresses);
-  if (verdict.ok === true) return { baseline: verdict.baseline };
-  if (verdict.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
+  const missing = `${where} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}`;
+  const verdict = sample.state === "ok" ? judgeSample(sample.lines, options.addresses) : undefined;
+  if (verdict?.ok === false) throw new AccessLogProblem(`${where}: ${verdict.problem}; ${fix}`);
 
+  // The running config tells what the log cannot: whether a client can forge its lines, and,
+  // when it is empty or missing (being rotated: logrotate moved it, Nginx has not reopened it
+  // yet), whether it is written in the format at all.
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
-  if (dump.code !== 0 || !/\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout)) {
+  const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
+  const finding = shown ? scanNginxDump(dump.stdout) : undefined;
+  if (finding && dumpLogsUnescaped(finding, path))
+    throw new AccessLogProblem(
+      `${where} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`,
+    );
+  if (verdict?.ok === true) return { baseline: verdict.baseline };
+  if (sample.state === "missing") {
+    // A path the running config does not write in the format is wrong, not being rotated.
+    if (!finding || !dumpLogsInNexusFormat(finding, path)) throw new AccessLogProblem(missing);
+    return {
+      warning: `${where} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`,
+    };
+  }
+  if (!finding) {
     return {
       warning: `${where} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`,
     };
   }
-  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path))
+  if (!dumpLogsInNexusFormat(finding, path))
     throw new AccessLogProblem(
       `${where}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`,
     );

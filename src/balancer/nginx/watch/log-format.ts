@@ -36,10 +36,12 @@ export function logFormatAdvice(path: string): string {
 export const REQUIRED_VARIABLES = ["$upstream_addr", "$upstream_status", "$upstream_response_time"];
 
 export interface DumpFinding {
-  /** Names of log formats whose definition ends with the nexus tail. */
+  /** Names of log formats whose definition ends with the nexus tail (and escapes what clients send). */
   compatibleFormats: string[];
   /** access_log directives as [path, format]. */
   accessLogs: [string, string][];
+  /** Names of log formats with `escape=none`: a client's newline would forge whole lines. */
+  unescapedFormats: string[];
 }
 
 /** Reads `log_format` and `access_log` directives out of `nginx -T` output (comments dropped). */
@@ -49,18 +51,24 @@ export function scanNginxDump(dump: string): DumpFinding {
     .map((line) => line.replace(/(^|\s)#.*$/, "$1"))
     .join("\n");
   const compatibleFormats: string[] = [];
-  const formatPattern = /\blog_format\s+(\S+)\s+(?:escape=\S+\s+)?((?:'[^']*'\s*|"[^"]*"\s*)+);/g;
+  const unescapedFormats: string[] = [];
+  const formatPattern = /\blog_format\s+(\S+)\s+(?:escape=(\S+)\s+)?((?:'[^']*'\s*|"[^"]*"\s*)+);/g;
   for (const match of text.matchAll(formatPattern)) {
-    const body = [...(match[2] ?? "").matchAll(/'([^']*)'|"([^"]*)"/g)]
+    const body = [...(match[3] ?? "").matchAll(/'([^']*)'|"([^"]*)"/g)]
       .map((m) => m[1] ?? m[2] ?? "")
       .join("");
+    // escape=none writes a client's newline as is: a header could then forge a whole line.
+    if (match[2] === "none") {
+      unescapedFormats.push(match[1] as string);
+      continue;
+    }
     if (body.trimEnd().endsWith(LOG_FORMAT_TAIL)) compatibleFormats.push(match[1] as string);
   }
   const accessLogs: [string, string][] = [];
   for (const match of text.matchAll(/\baccess_log\s+([^\s;]+)(?:\s+([^\s;]+))?[^;]*;/g)) {
     accessLogs.push([match[1] as string, match[2] ?? "combined"]);
   }
-  return { compatibleFormats, accessLogs };
+  return { compatibleFormats, accessLogs, unescapedFormats };
 }
 
 /**
@@ -69,8 +77,18 @@ export function scanNginxDump(dump: string): DumpFinding {
  */
 export function dumpLogsInNexusFormat(finding: DumpFinding, path: string): boolean {
   return finding.accessLogs.some(
-    ([file, format]) =>
-      finding.compatibleFormats.includes(format) &&
-      (file === path || (!file.startsWith("/") && path.endsWith(`/${file.replace(/^\.\//, "")}`))),
+    ([file, format]) => finding.compatibleFormats.includes(format) && samePath(file, path),
   );
+}
+
+/** Whether the dump writes `path` with a format that has `escape=none`. */
+export function dumpLogsUnescaped(finding: DumpFinding, path: string): boolean {
+  return finding.accessLogs.some(
+    ([file, format]) => finding.unescapedFormats.includes(format) && samePath(file, path),
+  );
+}
+
+/** An access_log path relative to Nginx's prefix matches a configured absolute path ending with it. */
+function samePath(file: string, path: string): boolean {
+  return file === path || (!file.startsWith("/") && path.endsWith(`/${file.replace(/^\.\//, "")}`));
 }

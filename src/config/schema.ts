@@ -262,10 +262,19 @@ export const notifySchema = z.strictObject({
   timeout: duration.default(5_000),
 });
 
+/** `servers` from a local command that prints them as JSON (an inventory script, a cloud CLI and jq). */
+export const inventorySchema = z.strictObject({
+  /** Run under `sh -c` in the config's directory; prints a JSON array of servers (or `{"servers": [...]}`). */
+  fromCommand: nonEmpty,
+  /** How long the command may run. */
+  timeout: duration.default(60_000),
+});
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   app: appSchema,
-  servers: z.array(serverSchema).min(1, "needs at least one server"),
+  /** The servers, or `{"fromCommand": …}`: a command that prints them (read before anything else is checked). */
+  servers: z.union([z.array(serverSchema).min(1, "needs at least one server"), inventorySchema]),
   ssh: sshSchema.default(sshSchema.parse({})),
   /** Where releases live on each server; "~/" means the SSH user's home. */
   deployPath: nonEmpty.optional(),

@@ -118,7 +118,7 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
     return withLocks(
       fleet,
       hosts,
-      newHolder("deploy", run.release),
+      newHolder("deploy", run.release, config.destination),
       options.emit,
       options.lockWaitMs,
       async () => {
@@ -154,7 +154,14 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`,
     );
   }
-  options.emit({ type: "begin", command: "deploy", release, servers: names });
+  const { destination } = config;
+  options.emit({
+    type: "begin",
+    command: "deploy",
+    release,
+    ...(destination ? { destination } : {}),
+    servers: names,
+  });
   return {
     config,
     options,

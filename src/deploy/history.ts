@@ -15,6 +15,7 @@ export async function recordHistory(
       time: new Date().toISOString(),
       event,
       ...details,
+      ...(host.destination ? { destination: host.destination } : {}),
       user: os.userInfo().username,
       from: os.hostname(),
     }),

@@ -31,44 +31,57 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const startedAt = Date.now();
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
-  return withPlannedFleet(config, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
-    const current = new Map<string, string>();
-    const problems: string[] = [];
-    for (const h of hosts) {
-      const state = states.get(h.server.name) as ServerState;
-      if (state.current) current.set(h.server.name, state.current);
-      else problems.push(`${h.server.name}: no current release (deploy first)`);
-    }
-    if (problems.length > 0) throw new PlanError(`cannot restart:\n  ${problems.join("\n  ")}`);
-    const release = [...new Set(current.values())].join(", ");
-    emit({ type: "begin", command: "restart", release, servers: names });
-    const releaseOf = (name: string) => current.get(name) as string;
-    const ops = withFreshProcessFiles(fleetOps(fleet, config, emit), fleet, config, releaseOf);
-
-    const result = await rollJournaled(
-      hosts,
-      (h) => ({
+  return withPlannedFleet(
+    config,
+    plan,
+    newHolder("restart", undefined, config.destination),
+    options,
+    async ({ fleet, hosts, states }) => {
+      const current = new Map<string, string>();
+      const problems: string[] = [];
+      for (const h of hosts) {
+        const state = states.get(h.server.name) as ServerState;
+        if (state.current) current.set(h.server.name, state.current);
+        else problems.push(`${h.server.name}: no current release (deploy first)`);
+      }
+      if (problems.length > 0) throw new PlanError(`cannot restart:\n  ${problems.join("\n  ")}`);
+      const release = [...new Set(current.values())].join(", ");
+      const { destination } = config;
+      emit({
+        type: "begin",
         command: "restart",
+        release,
+        ...(destination ? { destination } : {}),
+        servers: names,
+      });
+      const releaseOf = (name: string) => current.get(name) as string;
+      const ops = withFreshProcessFiles(fleetOps(fleet, config, emit), fleet, config, releaseOf);
+
+      const result = await rollJournaled(
+        hosts,
+        (h) => ({
+          command: "restart",
+          release: releaseOf(h.server.name),
+          previous: releaseOf(h.server.name),
+        }),
+        rollOptions(config, plan, ops, options, {
+          batches: plan.batches,
+          canary: plan.canary,
+          target: releaseOf,
+          fallback: releaseOf,
+        }),
+      );
+      const rows = result.rows.map(
+        (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
+      );
+      const done = summarize(emit, startedAt, result.outcome, rows, release);
+      await record(ops, result.touched, hosts, "restart", (h: Host) => ({
         release: releaseOf(h.server.name),
-        previous: releaseOf(h.server.name),
-      }),
-      rollOptions(config, plan, ops, options, {
-        batches: plan.batches,
-        canary: plan.canary,
-        target: releaseOf,
-        fallback: releaseOf,
-      }),
-    );
-    const rows = result.rows.map(
-      (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
-    );
-    const done = summarize(emit, startedAt, result.outcome, rows, release);
-    await record(ops, result.touched, hosts, "restart", (h: Host) => ({
-      release: releaseOf(h.server.name),
-      result: rows.find((r) => r.server === h.server.name)?.result,
-    }));
-    return done;
-  });
+        result: rows.find((r) => r.server === h.server.name)?.result,
+      }));
+      return done;
+    },
+  );
 }
 
 /**

@@ -30,7 +30,7 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
   return withPlannedFleet(
     config,
     plan,
-    newHolder("rollback", options.to),
+    newHolder("rollback", options.to, config.destination),
     options,
     async ({ fleet, hosts, states }) => {
       const targets = new Map<string, string>();
@@ -45,7 +45,14 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
       }
       if (problems.length > 0) throw new PlanError(`cannot roll back:\n  ${problems.join("\n  ")}`);
       const release = [...new Set(targets.values())].join(", ");
-      emit({ type: "begin", command: "rollback", release, servers: names });
+      const { destination } = config;
+      emit({
+        type: "begin",
+        command: "rollback",
+        release,
+        ...(destination ? { destination } : {}),
+        servers: names,
+      });
 
       const targetOf = (name: string) => targets.get(name) as string;
       const current = (name: string) => states.get(name)?.current;

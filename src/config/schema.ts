@@ -214,6 +214,17 @@ export const rollingSchema = z.strictObject({
     .default(1),
   onFailure: z.enum(["rollback-all", "halt"]).default("rollback-all"),
   /**
+   * The failure budget: how many servers may fail their gate (or be left out by --skip-unreachable)
+   * while the roll goes on, as a number or a percentage of the fleet ("5%", rounded down). A failed
+   * server goes back to its previous release; onFailure applies once the budget is exceeded.
+   * Left out: the first failed gate stops the roll.
+   */
+  maxFailed: z
+    .union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/, 'expected a percentage such as "10%"')])
+    .optional(),
+  /** Where a server that failed within the budget is left, on its previous release: out of rotation, or back in. */
+  failedServers: z.enum(["drained", "in-rotation"]).default("drained"),
+  /**
    * While a batch is out, at least this many other servers must be in rotation and healthy.
    * Defaults to 1 (0 for a single server).
    */

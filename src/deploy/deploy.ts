@@ -416,6 +416,7 @@ async function rollRelease(
       fallback: previous,
       pauseMs: config.rolling.pause,
       watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : undefined,
+      unreachable: names.filter((name) => fleet.unreachable.has(name)),
     }),
   );
   for (const row of result.rows) row.watched = watch?.watched.get(row.server);

@@ -22,3 +22,17 @@ export function describeBudget(maxFailed: number | string, budget: number, spent
 export function withinBudget(budget: number | undefined, spent: number, more: number): boolean {
   return budget !== undefined && spent + more <= budget;
 }
+
+/**
+ * Why a roll cannot start: more servers unreachable (--skip-unreachable) than the budget allows.
+ * `fleetSize` counts them too.
+ */
+export function unreachableOverBudget(
+  maxFailed: number | string | undefined,
+  fleetSize: number,
+  unreachable: readonly string[],
+): string | undefined {
+  const budget = failureBudget(maxFailed, fleetSize);
+  if (budget === undefined || maxFailed === undefined || unreachable.length <= budget) return undefined;
+  return `failure budget (rolling.maxFailed) exceeded before the roll: ${unreachable.length} server(s) unreachable (${unreachable.join(", ")}), ${describeBudget(maxFailed, budget, unreachable.length)}`;
+}

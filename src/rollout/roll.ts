@@ -2,7 +2,7 @@ import type { BackendState } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { sleep } from "../util/sleep.js";
-import { describeBudget, failureBudget, withinBudget } from "./budget.js";
+import { describeBudget, failureBudget, unreachableOverBudget, withinBudget } from "./budget.js";
 import type { FleetOps } from "./fleet-ops.js";
 import { RollLedger, type RollResult } from "./ledger.js";
 import { strategyNamed } from "./strategies.js";
@@ -81,7 +81,12 @@ class Rollout {
   }
 
   async run(): Promise<RollResult> {
-    if (this.budget !== undefined && this.lost.length > this.budget) return this.spentBeforeStart();
+    const overBudget = unreachableOverBudget(
+      this.o.config.rolling.maxFailed,
+      this.o.batches.flat().length + this.lost.length,
+      this.lost,
+    );
+    if (overBudget) return this.spentBeforeStart(overBudget);
     try {
       try {
         await this.strategy.begin();
@@ -201,10 +206,8 @@ class Rollout {
   }
 
   /** More servers unreachable than the budget allows: nothing is touched. */
-  private spentBeforeStart(): RollResult {
-    const { emit, config } = this.o;
-    const message = `failure budget (rolling.maxFailed) exceeded before the roll: ${this.lost.length} server(s) unreachable (${this.lost.join(", ")}), ${describeBudget(config.rolling.maxFailed ?? 0, this.budget ?? 0, this.lost.length)}`;
-    emit({ type: "error", message });
+  private spentBeforeStart(message: string): RollResult {
+    this.o.emit({ type: "error", message });
     for (const s of this.o.batches.flat())
       this.ledger.row(s.name).note = "not rolled: too many servers unreachable";
     return this.ledger.result({ failure: true, interrupted: false });

@@ -32,10 +32,9 @@ export function parseInventory(stdout: string): InventoryResult {
   let data: unknown;
   try {
     data = JSON.parse(stdout);
-  } catch (error) {
-    return {
-      problem: `its output is not JSON (${(error as Error).message}); it printed ${quoteOutput(stdout)}`,
-    };
+  } catch {
+    // JSON.parse's message quotes the text again, cut at a line break: what was printed says more.
+    return { problem: `its output is not JSON; it printed ${quoteOutput(stdout)}` };
   }
   const list = isPlainObject(data) && "servers" in data ? data.servers : data;
   if (!Array.isArray(list))

@@ -175,8 +175,9 @@ describe("real fleets (issue 27)", () => {
     const before = currentRelease("nexus-beta");
     const release = uniqueRelease("budget");
     const failing = writeConfig({
-      servers: sandboxServers(SERVERS, (name) =>
-        name === "nexus-beta" ? { FIXTURE_HEALTH_STATUS: "500" } : {},
+      servers: sandboxServers(
+        SERVERS,
+        (name): Record<string, string> => (name === "nexus-beta" ? { FIXTURE_HEALTH_STATUS: "500" } : {}),
       ),
       health: { interval: "100ms", deadline: "6s", passes: 3 },
       rolling: { maxFailed: 1 },

@@ -90,7 +90,7 @@ esac
       /deploy\.config\.json:\d+:\d+: servers\.fromCommand: `\.\/inv\.sh fail`: it exited with code 4; stderr: "cannot reach the cloud API"/,
     );
     expect(problemOf(configWith({ fromCommand: "./inv.sh" }))).toMatch(
-      /`\.\/inv\.sh`: its output is not JSON .*printed "usage: inv\.sh good\|badport\|fail"/,
+      /`\.\/inv\.sh`: its output is not JSON; it printed "usage: inv\.sh good\|badport\|fail"/,
     );
     expect(problemOf(configWith({ fromCommand: "./inv.sh badport" }))).toMatch(
       /servers\[0\]\.port: expected a number, received "x" \(a server printed by `\.\/inv\.sh badport`\)/,

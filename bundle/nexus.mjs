@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path22 = __require("node:path");
+    var path23 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path22.resolve(baseDir, baseName);
+          const localBin = path23.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path22.extname(baseName))) return void 0;
+          if (sourceExt.includes(path23.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path22.resolve(
-            path22.dirname(resolvedScriptPath),
+          executableDir = path23.resolve(
+            path23.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path22.basename(
+            const legacyName = path23.basename(
               this._scriptPath,
-              path22.extname(this._scriptPath)
+              path23.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path22.extname(executableFile));
+        launchWithNode = sourceExt.includes(path23.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path22.basename(filename, path22.extname(filename));
+        this._name = path23.basename(filename, path23.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path23) {
-        if (path23 === void 0) return this._executableDir;
-        this._executableDir = path23;
+      executableDir(path24) {
+        if (path24 === void 0) return this._executableDir;
+        this._executableDir = path24;
         return this;
       }
       /**
@@ -3702,10 +3702,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path22) {
-  if (!path22)
+function getElementAtPath(obj, path23) {
+  if (!path23)
     return obj;
-  return path22.reduce((acc, key) => acc?.[key], obj);
+  return path23.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -3964,11 +3964,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path22, issues) {
+function prefixIssues(path23, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path22);
+    iss.path.unshift(path23);
     return iss;
   });
 }
@@ -4500,16 +4500,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path22 = []) => {
+  const processError = (error4, path23 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path22, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path23, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path22, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path23, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path22, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path23, ...issue2.path]);
       } else {
-        const fullpath = [...path22, ...issue2.path];
+        const fullpath = [...path23, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -11430,12 +11430,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path22, indent = "") {
-  return `${indent}access_log ${path22} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path23, indent = "") {
+  return `${indent}access_log ${path23} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path22) {
+function logFormatAdvice(path23) {
   return `${logFormatDirective()}
-${accessLogDirective(path22)}`;
+${accessLogDirective(path23)}`;
 }
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -11456,18 +11456,18 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs, unescapedFormats };
 }
-function dumpLogsInNexusFormat(finding, path22) {
+function dumpLogsInNexusFormat(finding, path23) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path22)
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path23)
   );
 }
-function dumpLogsUnescaped(finding, path22) {
+function dumpLogsUnescaped(finding, path23) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path22)
+    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path23)
   );
 }
-function samePath(file, path22) {
-  return file === path22 || !file.startsWith("/") && path22.endsWith(`/${file.replace(/^\.\//, "")}`);
+function samePath(file, path23) {
+  return file === path23 || !file.startsWith("/") && path23.endsWith(`/${file.replace(/^\.\//, "")}`);
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
 var init_log_format = __esm({
@@ -12111,11 +12111,11 @@ var init_proxy_jump = __esm({
 
 // src/config/errors.ts
 function where(file, location) {
-  return location ? `${file}:${location.line}:${location.column}` : file;
+  return location ? `${location.file ?? file}:${location.line}:${location.column}` : file;
 }
-function formatPath(path22) {
+function formatPath(path23) {
   let out = "";
-  for (const key of path22) {
+  for (const key of path23) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -12162,12 +12162,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path22 = formatPath(issue2.path);
+    const path23 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path22}: is required (expected ${withArticle(issue2.expected)})` : `${path22}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path23}: is required (expected ${withArticle(issue2.expected)})` : `${path23}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -12180,23 +12180,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path22}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path23}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path22}: ${nested.message}` : `${path22}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path23}: ${nested.message}` : `${path23}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path22}: ${humanBound(issue2)}`);
+        lines.push(`${path23}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path22}: ${issue2.message}`);
+        lines.push(`${path23}: ${issue2.message}`);
     }
   }
   return lines;
@@ -12226,6 +12226,116 @@ var init_errors4 = __esm({
       locations;
     };
     ARTICLE_TYPES = /* @__PURE__ */ new Set(["number", "string", "boolean", "object", "array", "integer"]);
+  }
+});
+
+// src/config/layers.ts
+import path2 from "node:path";
+function destinationProblem(name) {
+  if (!DESTINATION_NAME.test(name))
+    return `"${name}" is not a destination name (letters, digits, "-" and "_", starting with a letter or digit)`;
+  if (name === "config") return `"config" names the base file (deploy.config.json), not a destination`;
+  return void 0;
+}
+function destinationFile(baseDir, name) {
+  return path2.join(baseDir, `deploy.${name}.json`);
+}
+function isPlainObject2(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+function mergeLayers(base, overlay) {
+  if (!isPlainObject2(base) || !isPlainObject2(overlay)) return overlay === void 0 ? base : overlay;
+  const merged = { ...base };
+  for (const [key, value] of Object.entries(overlay)) merged[key] = mergeLayers(base[key], value);
+  return merged;
+}
+function ownerOf(layers, at2) {
+  let candidates = layers.map((_2, i2) => i2);
+  let values = [...layers];
+  for (const key of at2) {
+    const next = [];
+    const nextValues = [];
+    for (const i2 of candidates) {
+      const parent = values[i2];
+      const value = isPlainObject2(parent) || Array.isArray(parent) ? parent[key] : void 0;
+      if (value !== void 0) {
+        next.push(i2);
+        nextValues[i2] = value;
+      }
+    }
+    if (next.length === 0) return candidates.at(-1) ?? 0;
+    const top = next.at(-1);
+    if (!isPlainObject2(nextValues[top])) return top;
+    candidates = next.filter((i2) => isPlainObject2(nextValues[i2]));
+    values = nextValues;
+  }
+  return candidates.at(-1) ?? 0;
+}
+var DESTINATION_NAME;
+var init_layers = __esm({
+  "src/config/layers.ts"() {
+    "use strict";
+    DESTINATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+  }
+});
+
+// src/config/inventory.ts
+import { spawnSync } from "node:child_process";
+function quoteOutput(text5) {
+  const trimmed = text5.trim();
+  if (trimmed === "") return "nothing";
+  const cut = trimmed.length > QUOTE_MAX ? `${trimmed.slice(0, QUOTE_MAX)}\u2026` : trimmed;
+  return JSON.stringify(cut);
+}
+function parseInventory(stdout) {
+  let data;
+  try {
+    data = JSON.parse(stdout);
+  } catch {
+    return { problem: `its output is not JSON; it printed ${quoteOutput(stdout)}` };
+  }
+  const list2 = isPlainObject2(data) && "servers" in data ? data.servers : data;
+  if (!Array.isArray(list2))
+    return {
+      problem: `expected a JSON array of servers (or {"servers": [...]}), it printed ${quoteOutput(stdout)}`
+    };
+  if (list2.length === 0) return { problem: "it printed an empty list of servers" };
+  return { servers: list2 };
+}
+function inventoryFrom(result2) {
+  const said = result2.stderr.trim() ? `; stderr: ${quoteOutput(result2.stderr)}` : "";
+  if (result2.error?.code === "ETIMEDOUT")
+    return { problem: `it did not finish within ${result2.timeout / 1e3}s${said}` };
+  if (result2.error) return { problem: `it could not be run (${result2.error.message})` };
+  if (result2.signal) return { problem: `it was killed by ${result2.signal}${said}` };
+  if (result2.status !== 0) return { problem: `it exited with code ${result2.status}${said}` };
+  return parseInventory(result2.stdout);
+}
+function runInventory(source, cwd, env2) {
+  const run = spawnSync("/bin/sh", ["-c", source.fromCommand], {
+    cwd,
+    env: env2,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: source.timeout,
+    killSignal: "SIGKILL",
+    maxBuffer: 32 * 1024 * 1024
+  });
+  return inventoryFrom({
+    status: run.status,
+    signal: run.signal,
+    stdout: run.stdout ?? "",
+    stderr: run.stderr ?? "",
+    error: run.error,
+    timeout: source.timeout
+  });
+}
+var QUOTE_MAX;
+var init_inventory = __esm({
+  "src/config/inventory.ts"() {
+    "use strict";
+    init_layers();
+    QUOTE_MAX = 300;
   }
 });
 
@@ -12758,12 +12868,12 @@ function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   }
   return result2;
 }
-function findNodeAtLocation(root, path22) {
+function findNodeAtLocation(root, path23) {
   if (!root) {
     return void 0;
   }
   let node2 = root;
-  for (let segment of path22) {
+  for (let segment of path23) {
     if (typeof segment === "string") {
       if (node2.type !== "object" || !Array.isArray(node2.children)) {
         return void 0;
@@ -13273,10 +13383,10 @@ function parseConfigText(text5, label) {
   }
   return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text5 };
 }
-function locate(parsed, path22) {
+function locate(parsed, path23) {
   if (!parsed.tree) return void 0;
-  for (let length = path22.length; length >= 0; length--) {
-    const node2 = findNodeAtLocation2(parsed.tree, path22.slice(0, length));
+  for (let length = path23.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path23.slice(0, length));
     if (!node2) continue;
     const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
     return lineColumn(parsed.text, (key ?? node2).offset);
@@ -13287,19 +13397,20 @@ function problemPath(problem) {
   if (problem.startsWith("(top level): ")) return [];
   const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
-  const path22 = [];
+  const path23 = [];
   let rest = problem;
   for (; ; ) {
-    const match3 = (path22.length === 0 ? first : next).exec(rest);
-    if (!match3) return path22.length > 0 && rest.startsWith(": ") ? path22 : void 0;
-    if (match3[2] !== void 0) path22.push(Number(match3[2]));
-    else if (match3[3] !== void 0) path22.push(JSON.parse(match3[3]));
-    else path22.push(match3[1]);
+    const match3 = (path23.length === 0 ? first : next).exec(rest);
+    if (!match3) return path23.length > 0 && rest.startsWith(": ") ? path23 : void 0;
+    if (match3[2] !== void 0) path23.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path23.push(JSON.parse(match3[3]));
+    else path23.push(match3[1]);
     rest = rest.slice(match3[0].length);
   }
 }
-function locateConfigError(error3, readText) {
+function locateConfigError(error3, readText, layers) {
   if (error3.locations.some(Boolean)) return error3;
+  if (layers && layers.length > 0 && layers[0]?.label === error3.file) return withPositions(error3, layers);
   let parsed;
   try {
     parsed = parseConfigText(readText(error3.file), error3.file);
@@ -13310,9 +13421,17 @@ function locateConfigError(error3, readText) {
 }
 function withPositions(error3, parsed) {
   if (error3.locations.some(Boolean)) return error3;
+  const layers = Array.isArray(parsed) ? parsed : [parsed];
   const locations = error3.problems.map((problem) => {
-    const path22 = problemPath(problem);
-    return path22 ? locate(parsed, path22) : void 0;
+    const path23 = problemPath(problem);
+    if (!path23) return void 0;
+    const layer = layers[ownerOf(
+      layers.map((l) => l.data),
+      path23
+    )];
+    const at2 = locate(layer, path23);
+    const label = "label" in layer && layer.label !== error3.file ? layer.label : void 0;
+    return at2 && label ? { ...at2, file: label } : at2;
   });
   return new ConfigError(error3.file, error3.problems, locations);
 }
@@ -13322,6 +13441,7 @@ var init_positions = __esm({
     "use strict";
     init_main();
     init_errors4();
+    init_layers();
     OPTIONS = { disallowComments: false, allowTrailingComma: true, allowEmptyContent: false };
     SYNTAX = {
       InvalidSymbol: "unexpected character",
@@ -13646,7 +13766,7 @@ var pm2_exports = {};
 __export(pm2_exports, {
   Pm2: () => Pm2
 });
-import path2 from "node:path/posix";
+import path3 from "node:path/posix";
 var STARTING, Pm2;
 var init_pm2 = __esm({
   "src/process/pm2/pm2.ts"() {
@@ -13731,7 +13851,7 @@ var init_pm2 = __esm({
         await runner.run(script(PERSIST_SCRIPT), { what: "saving the PM2 process list" });
       }
       logFiles(layout2) {
-        return { out: path2.join(layout2.logs, "app-out.log"), error: path2.join(layout2.logs, "app-error.log") };
+        return { out: path3.join(layout2.logs, "app-out.log"), error: path3.join(layout2.logs, "app-error.log") };
       }
     };
   }
@@ -14328,7 +14448,7 @@ var init_strategies = __esm({
 });
 
 // src/config/schema.ts
-var sharedPath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, configSchema;
+var sharedPath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, inventorySchema, configSchema;
 var init_schema4 = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -14520,6 +14640,15 @@ var init_schema4 = __esm({
       batchSize: union([number2().int().min(1), string2().regex(/^\d{1,3}%$/, 'expected a percentage such as "25%"')]).default(1),
       onFailure: _enum(["rollback-all", "halt"]).default("rollback-all"),
       /**
+       * The failure budget: how many servers may fail their gate (or be left out by --skip-unreachable)
+       * while the roll goes on, as a number or a percentage of the fleet ("5%", rounded down). A failed
+       * server goes back to its previous release; onFailure applies once the budget is exceeded.
+       * Left out: the first failed gate stops the roll.
+       */
+      maxFailed: union([number2().int().min(0), string2().regex(/^\d{1,3}%$/, 'expected a percentage such as "10%"')]).optional(),
+      /** Where a server that failed within the budget is left, on its previous release: out of rotation, or back in. */
+      failedServers: _enum(["drained", "in-rotation"]).default("drained"),
+      /**
        * While a batch is out, at least this many other servers must be in rotation and healthy.
        * Defaults to 1 (0 for a single server).
        */
@@ -14562,10 +14691,17 @@ var init_schema4 = __esm({
       /** How long one notification may take before it is given up (with a warning). */
       timeout: duration3.default(5e3)
     });
+    inventorySchema = strictObject({
+      /** Run under `sh -c` in the config's directory; prints a JSON array of servers (or `{"servers": [...]}`). */
+      fromCommand: nonEmpty,
+      /** How long the command may run. */
+      timeout: duration3.default(6e4)
+    });
     configSchema = strictObject({
       $schema: string2().optional(),
       app: appSchema,
-      servers: array(serverSchema).min(1, "needs at least one server"),
+      /** The servers, or `{"fromCommand": …}`: a command that prints them (read before anything else is checked). */
+      servers: union([array(serverSchema).min(1, "needs at least one server"), inventorySchema]),
       ssh: sshSchema.default(sshSchema.parse({})),
       /** Where releases live on each server; "~/" means the SSH user's home. */
       deployPath: nonEmpty.optional(),
@@ -14591,7 +14727,7 @@ var init_schema4 = __esm({
 // src/config/load.ts
 import { readFileSync } from "node:fs";
 import os from "node:os";
-import path3 from "node:path";
+import path4 from "node:path";
 function proxyJumpProblems(value, field) {
   try {
     parseProxyJump(value, field);
@@ -14611,31 +14747,93 @@ function jumpProblems(parsed) {
 }
 function expandHome(p2) {
   if (p2 === "~") return os.homedir();
-  if (p2.startsWith("~/")) return path3.join(os.homedir(), p2.slice(2));
+  if (p2.startsWith("~/")) return path4.join(os.homedir(), p2.slice(2));
   return p2;
 }
 function localPath(base, p2) {
-  return path3.resolve(base, expandHome(p2));
+  return path4.resolve(base, expandHome(p2));
 }
-function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env) {
-  const absolute = path3.resolve(file);
-  const relative2 = path3.relative(process.cwd(), absolute);
-  const label = relative2 && !relative2.startsWith("..") ? relative2 : absolute;
+function configLayers(config2) {
+  return layersOf.get(config2) ?? [];
+}
+function labelOf(absolute) {
+  const relative2 = path4.relative(process.cwd(), absolute);
+  return relative2 && !relative2.startsWith("..") ? relative2 : absolute;
+}
+function readLayer(absolute, label, read) {
   let text5;
   try {
-    text5 = readFileSync(absolute, "utf8");
+    text5 = read();
   } catch (error3) {
     const code = error3.code;
     throw new ConfigError(label, [
-      code === "ENOENT" ? "file not found (create one with `nexus init`, or pass -c/--config PATH)" : `cannot read the file (${code ?? String(error3)})`
+      code === "ENOENT" ? absolute === "-" ? "no config on standard input" : "file not found (create one with `nexus init`, or pass -c/--config PATH)" : `cannot read the file (${code ?? String(error3)})`
     ]);
   }
-  const parsed = parseConfigText(text5, label);
-  try {
-    return resolveConfig(parsed.data, label, path3.dirname(absolute), env2);
-  } catch (error3) {
-    throw error3 instanceof ConfigError ? withPositions(error3, parsed) : error3;
+  return { ...parseConfigText(text5, label), label };
+}
+function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}) {
+  const fromStdin = file === "-";
+  const absolute = fromStdin ? "-" : path4.resolve(file);
+  const label = fromStdin ? STDIN_LABEL : labelOf(absolute);
+  const baseDir = fromStdin ? process.cwd() : path4.dirname(absolute);
+  const layers = [
+    readLayer(
+      absolute,
+      label,
+      () => fromStdin ? (options.readStdin ?? readStdin)() : readFileSync(absolute, "utf8")
+    )
+  ];
+  const { destination } = options;
+  if (destination !== void 0) {
+    const problem = destinationProblem(destination);
+    if (problem) throw new UsageError(`-d/--destination (or NEXUS_DESTINATION): ${problem}`);
+    const overlay = destinationFile(baseDir, destination);
+    const overlayLabel = labelOf(overlay);
+    const layer = readLayer(overlay, overlayLabel, () => readFileSync(overlay, "utf8"));
+    if (!isPlainObject2(layer.data))
+      throw new ConfigError(
+        overlayLabel,
+        [`(top level): expected an object, received ${typeof layer.data}`],
+        [{ line: 1, column: 1 }]
+      );
+    layers.push(layer);
   }
+  const data = layers.map((l) => l.data).reduce(mergeLayers);
+  try {
+    const config2 = resolveConfig(data, label, baseDir, env2);
+    config2.destination = destination;
+    config2.files = layers.map((l) => l.label);
+    layersOf.set(config2, layers);
+    return config2;
+  } catch (error3) {
+    throw error3 instanceof ConfigError ? withPositions(error3, layers) : error3;
+  }
+}
+function readStdin() {
+  if (process.stdin.isTTY)
+    throw new ConfigError(STDIN_LABEL, ["-c -: standard input is a terminal; pipe the config in"]);
+  return readFileSync(0, "utf8");
+}
+function expandInventory(data, label, baseDir, env2) {
+  if (!isPlainObject2(data) || !isPlainObject2(data.servers)) return { data };
+  const source = inventorySchema.safeParse(data.servers, { reportInput: true });
+  if (!source.success) {
+    const issues = source.error.issues.map((issue2) => ({ ...issue2, path: ["servers", ...issue2.path] }));
+    throw new ConfigError(
+      label,
+      describeIssues(issues, (p2) => keysAt(configSchema, p2))
+    );
+  }
+  const command = source.data.fromCommand;
+  const result2 = runInventory(source.data, baseDir, env2);
+  if ("problem" in result2)
+    throw new ConfigError(label, [`servers.fromCommand: \`${command}\`: ${result2.problem}`]);
+  return { data: { ...data, servers: result2.servers }, command };
+}
+function fromInventory(problems, command) {
+  if (command === void 0) return problems;
+  return problems.map((p2) => /^servers\[\d+\]/.test(p2) ? `${p2} (a server printed by \`${command}\`)` : p2);
 }
 function resolveEnv(values, at2, env2) {
   const out = {};
@@ -14688,13 +14886,18 @@ function sharedProblems(shared) {
   return problems;
 }
 function resolveConfig(data, label, baseDir, env2 = process.env) {
+  const inventory = expandInventory(data, label, baseDir, env2);
+  data = inventory.data;
   const result2 = configSchema.safeParse(data, { reportInput: true });
   if (!result2.success) {
     throw new ConfigError(
       label,
-      describeIssues(
-        result2.error.issues.flatMap((issue2) => unwrapUnion(issue2, data)),
-        (p2) => balancerKeysAt(p2, data) ?? keysAt(configSchema, p2)
+      fromInventory(
+        describeIssues(
+          result2.error.issues.flatMap((issue2) => unwrapUnion(issue2, data)),
+          (p2) => balancerKeysAt(p2, data) ?? keysAt(configSchema, p2)
+        ),
+        inventory.command
       )
     );
   }
@@ -14714,10 +14917,13 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
   const balancers = entries2;
   problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
   const notify = resolveNotify(parsed.notify, env2, problems);
-  if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
+  if (problems.length > 0)
+    throw new ConfigError(label, fromInventory([...new Set(problems)], inventory.command));
   return {
     file: label,
-    app: { ...parsed.app, root: path3.resolve(baseDir, parsed.app.root) },
+    files: [label],
+    ...inventory.command !== void 0 ? { inventory: inventory.command } : {},
+    app: { ...parsed.app, root: path4.resolve(baseDir, parsed.app.root) },
     servers: servers2,
     ssh: {
       ...parsed.ssh,
@@ -14843,17 +15049,22 @@ function balancerProblems(balancers, isList, names) {
   return problems;
 }
 function unwrapUnion(issue2, data) {
-  if (issue2.code !== "invalid_union" || issue2.path[0] !== "balancer") return [issue2];
+  if (issue2.code !== "invalid_union" || issue2.path[0] !== "balancer" && issue2.path[0] !== "servers")
+    return [issue2];
+  if (issue2.path.length === 1 && valueAt(data, issue2.path) === void 0) {
+    const first = issue2.errors[0]?.[0];
+    return first ? [{ ...first, path: issue2.path }] : [issue2];
+  }
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path22 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path23 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: BALANCER_DRIVERS.map((driver) => driver.type),
-        path: path22,
+        path: path23,
         message: issue2.message,
-        input: valueAt(data, path22)
+        input: valueAt(data, path23)
       }
     ];
   }
@@ -14902,16 +15113,21 @@ function keysAt(schema, at2) {
   const def = current2?._zod.def;
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
-var DEFAULT_CONFIG_FILE;
+var DEFAULT_CONFIG_FILE, STDIN_LABEL, layersOf;
 var init_load = __esm({
   "src/config/load.ts"() {
     "use strict";
     init_drivers();
+    init_errors3();
     init_proxy_jump();
     init_errors4();
+    init_inventory();
+    init_layers();
     init_positions();
     init_schema4();
     DEFAULT_CONFIG_FILE = "deploy.config.json";
+    STDIN_LABEL = "(stdin)";
+    layersOf = /* @__PURE__ */ new WeakMap();
   }
 });
 
@@ -15494,8 +15710,8 @@ var init_access_log = __esm({
 });
 
 // src/balancer/nginx/watch/log-check.ts
-function sampleLogCommand(path22, bytes = SAMPLE_BYTES) {
-  return script(SAMPLE_LOG_SCRIPT, path22, Number(bytes));
+function sampleLogCommand(path23, bytes = SAMPLE_BYTES) {
+  return script(SAMPLE_LOG_SCRIPT, path23, Number(bytes));
 }
 function parseSample(output, bytes = SAMPLE_BYTES) {
   const newline = output.indexOf("\n");
@@ -15530,11 +15746,11 @@ function clip(line) {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 async function checkAccessLog(runner, options) {
-  const { path: path22 } = options;
-  const where2 = `${path22} on ${runner.name}`;
+  const { path: path23 } = options;
+  const where2 = `${path23} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
-${logFormatAdvice(path22)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path22))).stdout);
+${logFormatAdvice(path23)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path23))).stdout);
   if (sample.state === "unreadable")
     throw new AccessLogProblem(
       `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -15545,13 +15761,13 @@ ${logFormatAdvice(path22)}`;
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
   const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
   const finding = shown ? scanNginxDump(dump.stdout) : void 0;
-  if (finding && dumpLogsUnescaped(finding, path22))
+  if (finding && dumpLogsUnescaped(finding, path23))
     throw new AccessLogProblem(
       `${where2} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`
     );
   if (verdict?.ok === true) return { baseline: verdict.baseline };
   if (sample.state === "missing") {
-    if (!finding || !dumpLogsInNexusFormat(finding, path22)) throw new AccessLogProblem(missing);
+    if (!finding || !dumpLogsInNexusFormat(finding, path23)) throw new AccessLogProblem(missing);
     return {
       warning: `${where2} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`
     };
@@ -15561,7 +15777,7 @@ ${logFormatAdvice(path22)}`;
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(finding, path22))
+  if (!dumpLogsInNexusFormat(finding, path23))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -15584,8 +15800,8 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path22, identity3, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path22, identity3, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path23, identity3, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path23, identity3, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
   let rest = output;
@@ -15650,9 +15866,9 @@ if [ "$start" = 0 ] && [ "$off" != 0 ]; then old_rest; fi
 tail -c +$((start + 1)) <&3 | head -c "$max" | tr '\\200-\\377' '?'
 `;
     NginxLogSource = class {
-      constructor(runner, path22) {
+      constructor(runner, path23) {
         this.runner = runner;
-        this.path = path22;
+        this.path = path23;
       }
       runner;
       path;
@@ -15693,11 +15909,11 @@ __export(watch_exports2, {
 import { isIP } from "node:net";
 async function watchNginx(entry, context) {
   const { config: config2, emit, host } = context;
-  const path22 = resolveRemotePath(entry.accessLog, host.home);
+  const path23 = resolveRemotePath(entry.accessLog, host.home);
   let check;
   try {
     check = await checkAccessLog(host.runner, {
-      path: path22,
+      path: path23,
       testCommand: entry.testCommand,
       addresses: config2.servers.map((s3) => asLogged(s3.upstream))
     });
@@ -15725,7 +15941,7 @@ async function watchNginx(entry, context) {
   }
   const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
   return {
-    source: new NginxLogSource(host.runner, path22),
+    source: new NginxLogSource(host.runner, path23),
     serverOf: (key) => byAddress.get(key),
     baseline: check.baseline
   };
@@ -23838,11 +24054,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path22) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path22)) {
-        return path22 === "pageant" ? new PageantAgent() : new CygwinAgent(path22);
+    function createAgent(path23) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path23)) {
+        return path23 === "pageant" ? new PageantAgent() : new CygwinAgent(path23);
       }
-      return new OpenSSHAgent(path22);
+      return new OpenSSHAgent(path23);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -29086,17 +29302,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path22, options) {
+      createReadStream(path23, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path22, options);
+        return new ReadStream(this, path23, options);
       }
-      createWriteStream(path22, options) {
+      createWriteStream(path23, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path22, options);
+        return new WriteStream(this, path23, options);
       }
-      open(path22, flags_, attrs, cb) {
+      open(path23, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -29115,7 +29331,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29123,7 +29339,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -29254,7 +29470,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path22, options, callback_) {
+      readFile(path23, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29327,13 +29543,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path22, flag, 438, (er2, handle_) => {
+        this.open(path23, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path22, (er_, st_) => {
+              this.stat(path23, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -29354,7 +29570,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path22, data, options, callback_) {
+      writeFile(path23, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29373,7 +29589,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path22, flag, options.mode, (openErr, handle) => {
+        this.open(path23, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -29382,7 +29598,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path22, (er_, st_) => {
+                  this.stat(path23, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -29401,7 +29617,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path22, data, options, callback_) {
+      appendFile(path23, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29419,12 +29635,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path22, data, options, callback);
+        this.writeFile(path23, data, options, callback);
       }
-      exists(path22, cb) {
+      exists(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path22, (err) => {
+        this.stat(path23, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -29467,7 +29683,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path22, attrs, cb) {
+      mkdir(path23, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29481,7 +29697,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29489,7 +29705,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29505,10 +29721,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path22, cb) {
+      rmdir(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29516,7 +29732,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -29606,10 +29822,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path22, cb) {
+      stat(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29617,17 +29833,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path22, cb) {
+      lstat(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29635,17 +29851,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path22, cb) {
+      opendir(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29653,14 +29869,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path22, attrs, cb) {
+      setstat(path23, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29672,7 +29888,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29680,7 +29896,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29740,8 +29956,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path22, atime, mtime, cb) {
-        return this.setstat(path22, {
+      utimes(path23, atime, mtime, cb) {
+        return this.setstat(path23, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -29752,8 +29968,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path22, uid, gid, cb) {
-        return this.setstat(path22, {
+      chown(path23, uid, gid, cb) {
+        return this.setstat(path23, {
           uid,
           gid
         }, cb);
@@ -29763,15 +29979,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path22, mode, cb) {
-        return this.setstat(path22, {
+      chmod(path23, mode, cb) {
+        return this.setstat(path23, {
           mode
         }, cb);
       }
-      readlink(path22, cb) {
+      readlink(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29779,7 +29995,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -29824,10 +30040,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path22, cb) {
+      realpath(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29835,7 +30051,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -29880,13 +30096,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path22, cb) {
+      ext_openssh_statvfs(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29896,7 +30112,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -29982,7 +30198,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path22, attrs, cb) {
+      ext_openssh_lsetstat(path23, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -29997,7 +30213,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30007,7 +30223,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -30024,13 +30240,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path22, cb) {
+      ext_openssh_expandPath(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30040,7 +30256,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31318,12 +31534,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path22)) {
+        if (!sftp.emit("LSTAT", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31342,13 +31558,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path22, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path23, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31370,12 +31586,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path22)) {
+        if (!sftp.emit("OPENDIR", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31394,63 +31610,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path22)) {
+        if (!sftp.emit("REMOVE", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path22, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path23, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path22)) {
+        if (!sftp.emit("RMDIR", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path22)) {
+        if (!sftp.emit("REALPATH", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path22)) {
+        if (!sftp.emit("STAT", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31470,14 +31686,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path22)) {
+        if (!sftp.emit("READLINK", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31548,7 +31764,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path22, options) {
+    function ReadStream(sftp, path23, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31562,7 +31778,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path22;
+      this.path = path23;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -31693,7 +31909,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path22, options) {
+    function WriteStream(sftp, path23, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31705,7 +31921,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path22;
+      this.path = path23;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -36745,7 +36961,7 @@ function formatMs(ms4) {
 function describeEvent(event) {
   switch (event.type) {
     case "begin":
-      return `${event.command}${event.release ? ` ${event.release}` : ""} \u2192 ${event.servers.join(", ")}`;
+      return `${event.command}${event.release ? ` ${event.release}` : ""}${event.destination ? ` (-d ${event.destination})` : ""} \u2192 ${event.servers.join(", ")}`;
     case "phase":
       return `== ${event.phase}: ${event.message}`;
     case "step": {
@@ -40593,26 +40809,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path22) => {
-      const end = path22.length - 1;
-      const index = path22.lastIndexOf(
+    var basenameOf = (path23) => {
+      const end = path23.length - 1;
+      const index = path23.lastIndexOf(
         SLASH,
-        path22[end] === SLASH ? end - 1 : end
+        path23[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path22 : path22.slice(index + 1);
+      return index < 0 ? path23 : path23.slice(index + 1);
     };
-    var parentOf = (path22) => {
-      if (path22.charCodeAt(0) === SLASH_CODE || path22.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path22.split(SLASH).filter(Boolean);
+    var parentOf = (path23) => {
+      if (path23.charCodeAt(0) === SLASH_CODE || path23.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path23.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path22.length - 1;
-      const cut = path22.lastIndexOf(
+      const end = path23.length - 1;
+      const cut = path23.lastIndexOf(
         SLASH,
-        path22.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path23.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path22.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path23.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -40762,7 +40978,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path22) {
+      testLiteral(path23) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -40771,7 +40987,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path22)) {
+          if (rule.checkRegex.test(path23)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -40791,15 +41007,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path22, mode) {
+      test(path23, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename2 = shortcut ? basenameOf(path22) : path22;
+        const basename2 = shortcut ? basenameOf(path23) : path23;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename2 : path22
+            shortcut && rule._basenameOnly ? basename2 : path23
           )) {
             const { negative } = rule;
             const ret = {
@@ -40821,17 +41037,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path22, originalPath, doThrow) => {
-      if (!isString(path22)) {
+    var checkPath = (path23, originalPath, doThrow) => {
+      if (!isString(path23)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path22) {
+      if (!path23) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path22)) {
+      if (checkPath.isNotRelative(path23)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -40840,25 +41056,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path22) => {
-      const first = path22.charCodeAt(0);
+    var isNotRelative = (path23) => {
+      const first = path23.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path22.length === 1) {
+      if (path23.length === 1) {
         return true;
       }
-      const second = path22.charCodeAt(1);
+      const second = path23.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path22.length === 2 || path22.charCodeAt(2) === SLASH_CODE;
+      return path23.length === 2 || path23.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -40889,59 +41105,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path22) {
+      _test(originalPath, cache, path23) {
         checkPath(
-          path22,
+          path23,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path22 ? this._t(path22, cache) : {
+        return path23 ? this._t(path23, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path22 = convertPath(target);
-        if (!path22 || path22.charCodeAt(path22.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path22);
+        const path23 = convertPath(target);
+        if (!path23 || path23.charCodeAt(path23.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path23);
         }
-        const dir = this._t(path22, this._testCache);
+        const dir = this._t(path23, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal2 = this._rules.testLiteral(path22);
+        const literal2 = this._rules.testLiteral(path23);
         return literal2.ignored || literal2.unignored ? literal2 : dir;
       }
-      _t(path22, cache) {
-        const cached3 = cache[path22];
+      _t(path23, cache) {
+        const cached3 = cache[path23];
         if (cached3) {
           return cached3;
         }
-        const parentPath = parentOf(path22);
+        const parentPath = parentOf(path23);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path22] = parent && parent.ignored ? parent : this._rules.test(path22, MODE_IGNORE);
+        return cache[path23] = parent && parent.ignored ? parent : this._rules.test(path23, MODE_IGNORE);
       }
-      ignores(path22) {
-        return this._test(path22, this._ignoreCache, convertPath(path22)).ignored;
+      ignores(path23) {
+        return this._test(path23, this._ignoreCache, convertPath(path23)).ignored;
       }
       createFilter() {
-        return (path22) => !this.ignores(path22);
+        return (path23) => !this.ignores(path23);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path22) {
-        return this._test(path22, this._testCache, convertPath(path22));
+      test(path23) {
+        return this._test(path23, this._testCache, convertPath(path23));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path22) => checkPath(convertPath(path22), path22, RETURN_FALSE);
+    var isPathValid = (path23) => checkPath(convertPath(path23), path23, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path22) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path22) || isNotRelative(path22);
+      checkPath.isNotRelative = (path23) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path23) || isNotRelative(path23);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -43958,7 +44174,7 @@ var init_index_min = __esm({
 });
 
 // node_modules/is-plain-obj/index.js
-function isPlainObject2(value) {
+function isPlainObject3(value) {
   if (typeof value !== "object" || value === null) {
     return false;
   }
@@ -43996,7 +44212,7 @@ var init_parameters = __esm({
     init_file_url();
     normalizeParameters = (rawFile, rawArguments = [], rawOptions = {}) => {
       const filePath = safeNormalizeFileUrl(rawFile, "First argument");
-      const [commandArguments, options] = isPlainObject2(rawArguments) ? [[], rawArguments] : [rawArguments, rawOptions];
+      const [commandArguments, options] = isPlainObject3(rawArguments) ? [[], rawArguments] : [rawArguments, rawOptions];
       if (!Array.isArray(commandArguments)) {
         throw new TypeError(`Second argument must be either an array of arguments or an options object: ${commandArguments}`);
       }
@@ -44008,7 +44224,7 @@ var init_parameters = __esm({
       if (nullByteArgument !== void 0) {
         throw new TypeError(`Arguments cannot contain null bytes ("\\0"): ${nullByteArgument}`);
       }
-      if (!isPlainObject2(options)) {
+      if (!isPlainObject3(options)) {
         throw new TypeError(`Last argument must be an options object: ${options}`);
       }
       return [filePath, normalizedArguments, options];
@@ -44153,7 +44369,7 @@ var init_template = __esm({
       if (typeOfExpression === "number") {
         return String(expression);
       }
-      if (isPlainObject2(expression) && ("stdout" in expression || "isMaxBuffer" in expression)) {
+      if (isPlainObject3(expression) && ("stdout" in expression || "isMaxBuffer" in expression)) {
         return getSubprocessResult(expression);
       }
       if (expression instanceof ChildProcess || Object.prototype.toString.call(expression) === "[object Promise]") {
@@ -44208,7 +44424,7 @@ var init_specific = __esm({
       return addDefaultValue(optionArray, optionName);
     };
     getStdioLength = ({ stdio }) => Array.isArray(stdio) ? Math.max(stdio.length, STANDARD_STREAMS_ALIASES.length) : STANDARD_STREAMS_ALIASES.length;
-    normalizeFdSpecificValue = (optionValue, optionArray, optionName) => isPlainObject2(optionValue) ? normalizeOptionObject(optionValue, optionArray, optionName) : optionArray.fill(optionValue);
+    normalizeFdSpecificValue = (optionValue, optionArray, optionName) => isPlainObject3(optionValue) ? normalizeOptionObject(optionValue, optionArray, optionName) : optionArray.fill(optionValue);
     normalizeOptionObject = (optionValue, optionArray, optionName) => {
       for (const fdName of Object.keys(optionValue).sort(compareFdName)) {
         for (const fdNumber of parseFdName(fdName, optionName, optionArray)) {
@@ -44822,7 +45038,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path22, options) {
+    function checkPathExt(path23, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -44833,25 +45049,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path22.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path23.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat10, path22, options) {
+    function checkStat(stat10, path23, options) {
       if (!stat10.isSymbolicLink() && !stat10.isFile()) {
         return false;
       }
-      return checkPathExt(path22, options);
+      return checkPathExt(path23, options);
     }
-    function isexe(path22, options, cb) {
-      fs2.stat(path22, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, path22, options));
+    function isexe(path23, options, cb) {
+      fs2.stat(path23, function(er2, stat10) {
+        cb(er2, er2 ? false : checkStat(stat10, path23, options));
       });
     }
-    function sync(path22, options) {
-      return checkStat(fs2.statSync(path22), path22, options);
+    function sync(path23, options) {
+      return checkStat(fs2.statSync(path23), path23, options);
     }
   }
 });
@@ -44862,13 +45078,13 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path22, options, cb) {
-      fs2.stat(path22, function(er2, stat10) {
+    function isexe(path23, options, cb) {
+      fs2.stat(path23, function(er2, stat10) {
         cb(er2, er2 ? false : checkStat(stat10, options));
       });
     }
-    function sync(path22, options) {
-      return checkStat(fs2.statSync(path22), options);
+    function sync(path23, options) {
+      return checkStat(fs2.statSync(path23), options);
     }
     function checkStat(stat10, options) {
       return stat10.isFile() && checkMode(stat10, options);
@@ -44901,7 +45117,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path22, options, cb) {
+    function isexe(path23, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -44911,7 +45127,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve3, reject) {
-          isexe(path22, options || {}, function(er2, is2) {
+          isexe(path23, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -44920,7 +45136,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path22, options || {}, function(er2, is2) {
+      core(path23, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -44930,9 +45146,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path22, options) {
+    function sync(path23, options) {
       try {
-        return core.sync(path22, options || {});
+        return core.sync(path23, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -44948,7 +45164,7 @@ var require_isexe = __commonJS({
 var require_which = __commonJS({
   "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path22 = __require("path");
+    var path23 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -44986,7 +45202,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path22.join(pathPart, cmd2);
+        const pCmd = path23.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve3(subStep(p2, i2, 0));
       });
@@ -45013,7 +45229,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path22.join(pathPart, cmd2);
+        const pCmd = path23.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -45061,7 +45277,7 @@ var require_path_key = __commonJS({
 var require_resolveCommand = __commonJS({
   "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path22 = __require("path");
+    var path23 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -45079,7 +45295,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path22.delimiter : void 0
+          pathExt: withoutPathExt ? path23.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -45088,7 +45304,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path22.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path23.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -45142,8 +45358,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path22, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path22.split("/").pop();
+      const [path23, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path23.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -45178,7 +45394,7 @@ var require_readShebang = __commonJS({
 var require_parse = __commonJS({
   "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path22 = __require("path");
+    var path23 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -45203,7 +45419,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path22.normalize(parsed.command);
+        parsed.command = path23.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -45299,7 +45515,7 @@ var require_cross_spawn = __commonJS({
       enoent.hookChildProcess(spawned, parsed);
       return spawned;
     }
-    function spawnSync3(command, args, options) {
+    function spawnSync4(command, args, options) {
       const parsed = parse4(command, args, options);
       const result2 = cp2.spawnSync(parsed.command, parsed.args, parsed.options);
       result2.error = result2.error || enoent.verifyENOENTSync(result2.status, parsed);
@@ -45307,7 +45523,7 @@ var require_cross_spawn = __commonJS({
     }
     module.exports = spawn5;
     module.exports.spawn = spawn5;
-    module.exports.sync = spawnSync3;
+    module.exports.sync = spawnSync4;
     module.exports._parse = parse4;
     module.exports._enoent = enoent;
   }
@@ -45338,7 +45554,7 @@ var init_default2 = __esm({
 // node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path12 from "node:path";
+import path13 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -45346,12 +45562,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path12.resolve(toPath(startPath));
+      let currentPath = path13.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path12.resolve(currentPath, "..");
+        currentPath = path13.resolve(currentPath, "..");
       }
     }
   };
@@ -45367,7 +45583,7 @@ var init_node = __esm({
 
 // node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path13 from "node:path";
+import path14 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/npm-run-path/index.js"() {
@@ -45380,27 +45596,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path13.resolve(toPath(cwd));
+      const cwdPath = path14.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path13.delimiter);
+      const pathParts = pathOption.split(path14.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path13.delimiter ? `${result2.join(path13.delimiter)}${pathOption}` : [...result2, pathOption].join(path13.delimiter);
+      return pathOption === "" || pathOption === path14.delimiter ? `${result2.join(path14.delimiter)}${pathOption}` : [...result2, pathOption].join(path14.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path13.join(directory, "node_modules/.bin");
+        const pathPart = path14.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path13.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path14.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -46684,7 +46900,7 @@ var init_timeout = __esm({
 
 // node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path14 from "node:path";
+import path15 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/execa/lib/methods/node.js"() {
@@ -46707,7 +46923,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path14.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path15.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -46717,7 +46933,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path14.basename(file, ".exe") === "node") {
+      if (path15.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -46819,7 +47035,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/execa/lib/arguments/cwd.js
 import { statSync as statSync3 } from "node:fs";
-import path15 from "node:path";
+import path16 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -46827,7 +47043,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path15.resolve(cwdString);
+      return path16.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -46860,7 +47076,7 @@ ${originalMessage}`;
 });
 
 // node_modules/execa/lib/arguments/options.js
-import path16 from "node:path";
+import path17 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -46894,7 +47110,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path16.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path17.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -48111,10 +48327,10 @@ var init_type = __esm({
     isGenerator = (value) => isAsyncGenerator(value) || isSyncGenerator(value);
     isAsyncGenerator = (value) => Object.prototype.toString.call(value) === "[object AsyncGeneratorFunction]";
     isSyncGenerator = (value) => Object.prototype.toString.call(value) === "[object GeneratorFunction]";
-    isTransformOptions = (value) => isPlainObject2(value) && (value.transform !== void 0 || value.final !== void 0);
+    isTransformOptions = (value) => isPlainObject3(value) && (value.transform !== void 0 || value.final !== void 0);
     isUrl = (value) => Object.prototype.toString.call(value) === "[object URL]";
     isRegularUrl = (value) => isUrl(value) && value.protocol !== "file:";
-    isFilePathObject = (value) => isPlainObject2(value) && Object.keys(value).length > 0 && Object.keys(value).every((key) => FILE_PATH_KEYS.has(key)) && isFilePathString(value.file);
+    isFilePathObject = (value) => isPlainObject3(value) && Object.keys(value).length > 0 && Object.keys(value).every((key) => FILE_PATH_KEYS.has(key)) && isFilePathString(value.file);
     FILE_PATH_KEYS = /* @__PURE__ */ new Set(["file", "append"]);
     isFilePathString = (file) => typeof file === "string";
     isUnknownStdioString = (type, value) => type === "native" && typeof value === "string" && !KNOWN_STDIO_STRINGS.has(value);
@@ -48246,7 +48462,7 @@ var init_normalize = __esm({
       };
     };
     normalizeTransformStream = ({ stdioItem, stdioItem: { value }, index, newTransforms, direction }) => {
-      const { transform: transform2, objectMode } = isPlainObject2(value) ? value : { transform: value };
+      const { transform: transform2, objectMode } = isPlainObject3(value) ? value : { transform: value };
       const { writableObjectMode, readableObjectMode } = getTransformObjectModes(objectMode, index, newTransforms, direction);
       return {
         ...stdioItem,
@@ -48260,7 +48476,7 @@ var init_normalize = __esm({
         binary: binaryOption = false,
         preserveNewlines = false,
         objectMode
-      } = isPlainObject2(value) ? value : { transform: value };
+      } = isPlainObject3(value) ? value : { transform: value };
       const binary = binaryOption || BINARY_ENCODINGS.has(encoding);
       const { writableObjectMode, readableObjectMode } = getTransformObjectModes(objectMode, index, newTransforms, direction);
       return {
@@ -49334,13 +49550,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path22, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path22 === "string" ? path22 : path22.toString();
+      for (const { path: path23, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path23 === "string" ? path23 : path23.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync4(path22, serializedResult);
+          appendFileSync4(path23, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path22, serializedResult);
+          writeFileSync(path23, serializedResult);
         }
       }
     };
@@ -49446,7 +49662,7 @@ var init_exit_sync = __esm({
 });
 
 // node_modules/execa/lib/methods/main-sync.js
-import { spawnSync as spawnSync2 } from "node:child_process";
+import { spawnSync as spawnSync3 } from "node:child_process";
 var execaCoreSync, handleSyncArguments, normalizeSyncOptions, validateSyncOptions, throwInvalidSyncOption, spawnSubprocessSync, runSubprocessSync, normalizeSpawnSyncOptions, getSyncResult;
 var init_main_sync = __esm({
   "node_modules/execa/lib/methods/main-sync.js"() {
@@ -49552,7 +49768,7 @@ var init_main_sync = __esm({
       try {
         addInputOptionsSync(fileDescriptors, options);
         const normalizedOptions = normalizeSpawnSyncOptions(options);
-        return spawnSync2(...concatenateShell(file, commandArguments, normalizedOptions));
+        return spawnSync3(...concatenateShell(file, commandArguments, normalizedOptions));
       } catch (error3) {
         return makeEarlyError({
           error: error3,
@@ -50489,7 +50705,7 @@ var init_setup2 = __esm({
     init_streaming();
     init_abort();
     pipeToSubprocess = (sourceInfo, ...pipeArguments) => {
-      if (isPlainObject2(pipeArguments[0])) {
+      if (isPlainObject3(pipeArguments[0])) {
         return pipeToSubprocess.bind(void 0, {
           ...sourceInfo,
           boundOptions: { ...sourceInfo.boundOptions, ...pipeArguments[0] }
@@ -51680,7 +51896,7 @@ var init_bind = __esm({
       return { ...boundOptions, ...newOptions };
     };
     mergeOption = (optionName, boundOptionValue, optionValue) => {
-      if (DEEP_OPTIONS.has(optionName) && isPlainObject2(boundOptionValue) && isPlainObject2(optionValue)) {
+      if (DEEP_OPTIONS.has(optionName) && isPlainObject3(boundOptionValue) && isPlainObject3(optionValue)) {
         return { ...boundOptionValue, ...optionValue };
       }
       return optionValue;
@@ -51714,7 +51930,7 @@ var init_create3 = __esm({
       return boundExeca;
     };
     callBoundExeca = ({ mapArguments, deepOptions = {}, boundOptions = {}, setBoundExeca, createNested }, firstArgument, ...nextArguments) => {
-      if (isPlainObject2(firstArgument)) {
+      if (isPlainObject3(firstArgument)) {
         return createNested(mapArguments, mergeOptions(boundOptions, firstArgument), setBoundExeca);
       }
       const { file, commandArguments, options, isSync } = parseArguments({
@@ -51881,9 +52097,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path22) {
+async function readPidFile(path23) {
   try {
-    const pid = Number.parseInt((await readFile4(path22, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path23, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -52301,25 +52517,25 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path22 of paths) {
-    for (let dir = path22; ; dir = dirname(dir)) {
+  for (const path23 of paths) {
+    for (let dir = path23; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path22}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path23}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path22, user) {
-  const info2 = await lstat3(path22).catch(() => void 0);
+async function chownTree(path23, user) {
+  const info2 = await lstat3(path23).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path22, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path23, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path22)) await chownTree(join4(path22, entry), user);
+    for (const entry of await readdir3(path23)) await chownTree(join4(path23, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
@@ -52692,7 +52908,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path22,
+  path: path23,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -52723,7 +52939,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path22} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path23} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc(delaySeconds = 0) {
@@ -53029,9 +53245,9 @@ async function runningPm2(pm2Home) {
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
 }
-async function ownerOf(path22) {
+async function ownerOf2(path23) {
   if (process.getuid?.() !== 0) return void 0;
-  const info2 = await stat7(path22).catch(() => void 0);
+  const info2 = await stat7(path23).catch(() => void 0);
   return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
 }
 async function stopPm2({ home, pm2Home, pm2Bin }) {
@@ -53045,7 +53261,7 @@ async function stopPm2({ home, pm2Home, pm2Bin }) {
       reject: false,
       stdin: "ignore",
       timeout: 3e4,
-      ...await ownerOf(pm2Home)
+      ...await ownerOf2(pm2Home)
     });
   }
   await stopPid(pid);
@@ -53063,28 +53279,28 @@ var init_pm23 = __esm({
 // src/sandbox/sshd.ts
 import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat8, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path22) {
+async function exists(path23) {
   try {
-    await stat8(path22);
+    await stat8(path23);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path22, comment) {
-  if (!await exists(path22) || !await exists(`${path22}.pub`)) {
-    await mkdir6(dirname4(path22), { recursive: true, mode: 448 });
-    await rm8(path22, { force: true });
-    await rm8(`${path22}.pub`, { force: true });
-    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path22], {
+async function ensureKeyPair(sshKeygen, path23, comment) {
+  if (!await exists(path23) || !await exists(`${path23}.pub`)) {
+    await mkdir6(dirname4(path23), { recursive: true, mode: 448 });
+    await rm8(path23, { force: true });
+    await rm8(`${path23}.pub`, { force: true });
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path23], {
       reject: false,
       stdin: "ignore"
     });
     if (result2.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path22}: ${result2.stderr || result2.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path23}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile9(`${path22}.pub`, "utf8")).trim();
+  return (await readFile9(`${path23}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
@@ -53100,9 +53316,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path22, lines = 15) {
+async function logTail(path23, lines = 15) {
   try {
-    return (await readFile9(path22, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile9(path23, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -53324,8 +53540,8 @@ async function sandboxPurge(namedDir) {
   const link = resolve2(namedDir);
   if (link !== dir) await rm10(link, { force: true });
 }
-async function exists2(path22) {
-  return stat9(path22).then(
+async function exists2(path23) {
+  return stat9(path23).then(
     () => true,
     () => false
   );
@@ -53342,7 +53558,7 @@ function loginFromEnv() {
   return value;
 }
 async function writeHostFiles(o2, info2, login) {
-  const { deployUser, path: path22, user, clientKey, sshKeygen } = login;
+  const { deployUser, path: path23, user, clientKey, sshKeygen } = login;
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
@@ -53355,7 +53571,7 @@ async function writeHostFiles(o2, info2, login) {
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path22,
+          path: path23,
           user,
           sftp,
           authorizedKeysFile,
@@ -53514,7 +53730,7 @@ async function sandboxUp(opts) {
   const clientKey = (await readFile10(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path22 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
+  const path23 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
   await mkdir8(paths.bin, { recursive: true, mode: 493 });
   await writeFile8(
@@ -53522,7 +53738,7 @@ async function sandboxUp(opts) {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
-  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path22, user, clientKey, sshKeygen });
+  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path23, user, clientKey, sshKeygen });
   if (info2.bastion)
     knownHostsLines.push(await writeBastionFiles(o2, info2.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile8(paths.knownHosts, `${knownHostsLines.join("\n")}
@@ -53624,6 +53840,7 @@ var packedFileSchema = strictObject({
 var commandShapes = {
   status: {
     command: literal("status"),
+    destination: text3.optional().describe("the config's destination (-d), when one was given"),
     rows: array(statusRowSchema)
   },
   releases: {
@@ -53758,6 +53975,7 @@ var eventShapes = {
     type: literal("begin"),
     command: text4.describe('the command: "deploy" or "rollback"'),
     release: text4.optional().describe("the release being deployed (rollback: the target(s), comma-separated)"),
+    destination: text4.optional().describe("the config's destination (-d staging), when one was given"),
     servers: array(serverName)
   },
   phase: {
@@ -54040,6 +54258,7 @@ function looksSecret(key) {
 }
 function shownInClear(config2) {
   const shown = /* @__PURE__ */ new Set([config2.app.name, String(config2.app.port), String(config2.health.port)]);
+  if (config2.destination) shown.add(config2.destination);
   for (const s3 of config2.servers) {
     for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
     const port2 = /:(\d+)$/.exec(s3.upstream)?.[1];
@@ -54066,12 +54285,12 @@ var import_ssh22 = __toESM(require_lib2(), 1);
 init_errors5();
 import { existsSync, readFileSync as readFileSync4 } from "node:fs";
 import os3 from "node:os";
-import path6 from "node:path";
+import path7 from "node:path";
 
 // src/ssh/host-keys.ts
 init_errors3();
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync2, readSync } from "node:fs";
-import path4 from "node:path";
+import path5 from "node:path";
 
 // src/ssh/known-hosts.ts
 import { createHash as createHash2, createHmac, randomBytes } from "node:crypto";
@@ -54262,7 +54481,7 @@ function usesHashedEntries(entries2) {
 }
 function appendKnownHost(file, host, port2, key) {
   const hash = usesHashedEntries(readKnownHosts(file));
-  mkdirSync(path4.dirname(file), { recursive: true, mode: 448 });
+  mkdirSync(path5.dirname(file), { recursive: true, mode: 448 });
   const separator = endsWithoutNewline(file) ? "\n" : "";
   appendFileSync(file, `${separator}${formatKnownHostsLine(host, port2, key, { hash })}
 `, { mode: 384 });
@@ -54365,7 +54584,7 @@ init_proxy_jump();
 
 // src/ssh/ssh-config.ts
 import { readdirSync, readFileSync as readFileSync3, statSync } from "node:fs";
-import path5 from "node:path";
+import path6 from "node:path";
 
 // node_modules/ssh-config/lib/glob.js
 function escapeChars(text5, chars) {
@@ -54395,7 +54614,7 @@ function glob2(patternList, text5) {
 var glob_default = glob2;
 
 // node_modules/ssh-config/lib/ssh-config.js
-import { spawnSync } from "node:child_process";
+import { spawnSync as spawnSync2 } from "node:child_process";
 import os2 from "node:os";
 var RE_SPACE = /\s/;
 var RE_LINE_BREAK = /\r|\n/;
@@ -54451,7 +54670,7 @@ function match2(criteria, context) {
           ${criterion}
         }
         main`;
-        return spawnSync(command, { shell: true }).status === 0;
+        return spawnSync2(command, { shell: true }).status === 0;
       case "host":
         return glob_default(criterion, context.params.HostName);
       case "originalhost":
@@ -54568,7 +54787,7 @@ var SSHConfig = class _SSHConfig extends Array {
           if (canonicalDomains.length > 0 && canonicalizeHostName && context.params.Host === context.params.OriginalHost) {
             for (const domain of canonicalDomains) {
               const host = `${context.params.OriginalHost}.${domain}`;
-              const { status, stderr } = spawnSync("nslookup", [host]);
+              const { status, stderr } = spawnSync2("nslookup", [host]);
               if (status === 0 && !/can't find/.test(stderr.toString())) {
                 context.params.Host = host;
                 setProperty2("Host", host);
@@ -54981,8 +55200,8 @@ function resolveSshConfigHost(text5, host, context) {
   const identityFiles = all("identityfile").filter((file) => file.toLowerCase() !== "none").map((file) => {
     const expanded = file.replace(/%([%dhnpru])/g, (match3, t) => tokens[t] ?? match3);
     if (expanded === "~") return context.home;
-    if (expanded.startsWith("~/")) return path5.join(context.home, expanded.slice(2));
-    return path5.resolve(expanded);
+    if (expanded.startsWith("~/")) return path6.join(context.home, expanded.slice(2));
+    return path6.resolve(expanded);
   });
   const proxyJump = first("proxyjump");
   return {
@@ -55068,9 +55287,9 @@ function splitWords(value) {
 }
 function includePath(pattern2, home) {
   if (pattern2 === "~") return home;
-  if (pattern2.startsWith("~/")) return path5.join(home, pattern2.slice(2));
-  if (path5.isAbsolute(pattern2)) return pattern2;
-  return path5.join(home, ".ssh", pattern2);
+  if (pattern2.startsWith("~/")) return path6.join(home, pattern2.slice(2));
+  if (path6.isAbsolute(pattern2)) return pattern2;
+  return path6.join(home, ".ssh", pattern2);
 }
 function globFiles(pattern2) {
   const segments = pattern2.split("/");
@@ -55080,7 +55299,7 @@ function globFiles(pattern2) {
     const next = [];
     for (const dir of paths) {
       if (!/[*?[]/.test(segment)) {
-        next.push(path5.join(dir, segment));
+        next.push(path6.join(dir, segment));
         continue;
       }
       const matcher = globSegment(segment);
@@ -55092,7 +55311,7 @@ function globFiles(pattern2) {
       }
       for (const name of names.sort()) {
         if (name.startsWith(".") && !segment.startsWith(".")) continue;
-        if (matcher.test(name)) next.push(path5.join(dir, name));
+        if (matcher.test(name)) next.push(path6.join(dir, name));
       }
     }
     paths = next;
@@ -56292,7 +56511,7 @@ function loadCredentials(ssh, env2 = process.env, identityFiles = []) {
   if (identity3) return { privateKey: readKey(identity3), passphrase, agent, keySource: identity3 };
   if (!agent) {
     for (const name of DEFAULT_KEYS) {
-      const file = path6.join(os3.homedir(), ".ssh", name);
+      const file = path7.join(os3.homedir(), ".ssh", name);
       if (existsSync(file)) return { privateKey: readKey(file), passphrase, agent, keySource: file };
     }
   }
@@ -56568,13 +56787,13 @@ init_load();
 init_positions();
 init_errors3();
 import { readFileSync as readFileSync5, statSync as statSync2 } from "node:fs";
-import path8 from "node:path";
+import path9 from "node:path";
 
 // src/report/github.ts
 init_format2();
 import { randomUUID } from "node:crypto";
 import { appendFileSync as appendFileSync3 } from "node:fs";
-import path7 from "node:path";
+import path8 from "node:path";
 
 // src/report/plain.ts
 init_format2();
@@ -56773,8 +56992,8 @@ var GithubReporter = class {
   workspacePath(file) {
     const workspace = this.env.GITHUB_WORKSPACE;
     if (!workspace) return file;
-    const relative2 = path7.relative(workspace, path7.resolve(file));
-    return relative2.startsWith("..") || path7.isAbsolute(relative2) ? file : relative2;
+    const relative2 = path8.relative(workspace, path8.resolve(file));
+    return relative2.startsWith("..") || path8.isAbsolute(relative2) ? file : relative2;
   }
   appendTo(variable, text5) {
     const file = this.env[variable];
@@ -56820,29 +57039,33 @@ async function pickReporter(options) {
   return new PrettyReporter2();
 }
 function readConfig(options) {
-  const config2 = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
+  const config2 = loadConfig(options.config ?? DEFAULT_CONFIG_FILE, process.env, {
+    destination: options.destination || void 0
+  });
+  loadedLayers = configLayers(config2);
   if (options.sshKey) {
-    const key = path8.resolve(options.sshKey);
+    const key = path9.resolve(options.sshKey);
     if (!statSync2(key, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
     config2.ssh.privateKey = key;
   }
-  if (options.knownHosts) config2.ssh.knownHosts = path8.resolve(options.knownHosts);
+  if (options.knownHosts) config2.ssh.knownHosts = path9.resolve(options.knownHosts);
   maskSecretsOf(config2);
   notifyFrom(config2.notify, config2.app.name);
   return config2;
 }
-var readConfigText = (file) => readFileSync5(path8.resolve(file), "utf8");
+var readConfigText = (file) => readFileSync5(path9.resolve(file), "utf8");
+var loadedLayers = [];
 function errorEvents(error3) {
   if (error3 instanceof ConfigError) {
-    const located = locateConfigError(error3, readConfigText);
+    const located = locateConfigError(error3, readConfigText, loadedLayers);
     return located.problems.map((problem, i2) => {
       const at2 = located.locations[i2];
       return {
         type: "error",
         message: `${where(located.file, at2)}: ${problem}`,
         // A place only where there is a line to point at (not for a file that is missing).
-        ...at2 ? { file: located.file, line: at2.line, column: at2.column } : {}
+        ...at2 ? { file: at2.file ?? located.file, line: at2.line, column: at2.column } : {}
       };
     });
   }
@@ -56850,7 +57073,7 @@ function errorEvents(error3) {
 }
 function exitCodeForError(error3) {
   if (error3 instanceof ConfigError) {
-    return { code: error3.exitCode, message: locateConfigError(error3, readConfigText).message };
+    return { code: error3.exitCode, message: locateConfigError(error3, readConfigText, loadedLayers).message };
   }
   if (error3 instanceof NexusError) return { code: error3.exitCode, message: error3.message };
   const err = error3;
@@ -57218,7 +57441,7 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path10 from "node:path";
+import path11 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
@@ -57226,7 +57449,7 @@ import { createHash as createHash3 } from "node:crypto";
 import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path9 from "node:path";
+import path10 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -57320,13 +57543,13 @@ function appPackOptions(config2) {
     try {
       return realpathSync(file);
     } catch {
-      return path9.resolve(file);
+      return path10.resolve(file);
     }
   };
-  const inApp = path9.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path9.sep}`) || path9.isAbsolute(inApp);
+  const inApp = path10.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path10.sep}`) || path10.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path9.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path10.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
   return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
 }
@@ -57363,9 +57586,9 @@ async function selectAppFiles(root, options = {}) {
   const warnings = [];
   const leftOut = [];
   const walk = async (dir) => {
-    const full = path9.join(root, dir);
+    const full = path10.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path9.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path10.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -57380,8 +57603,8 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path9.join(root, rel))).size : 0;
-      if (entry.isFile() && await isNexusConfig(path9.join(root, rel), entry.name, size)) {
+      const size = entry.isFile() ? (await lstat(path10.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path10.join(root, rel), entry.name, size)) {
         if (!filter.namedByInclude(rel)) {
           leftOut.push({ path: rel, size });
           continue;
@@ -57405,8 +57628,8 @@ async function packApp(root, options = {}) {
   for (const warning2 of selection.warnings) options.warn?.(warning2);
   const leftOut = describeLeftOut(selection.leftOut);
   if (leftOut) options.inform?.(leftOut);
-  const dir = await mkdtemp(path9.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path9.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path10.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path10.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -57453,12 +57676,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path10.join(app.root, "node_modules"));
+  return shipped + await treeSize(path11.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path10.join(dir, entry.name);
+    const child = path11.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -57470,11 +57693,11 @@ init_facts();
 
 // src/health/http-get.ts
 import http from "node:http";
-function httpGet(origin, path22, timeoutMs, userAgent) {
+function httpGet(origin, path23, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
     let stage3 = "connect";
     const request = http.request(origin, {
-      path: path22,
+      path: path23,
       method: "GET",
       agent: false,
       headers: { connection: "close", "user-agent": userAgent },
@@ -57513,9 +57736,9 @@ function httpGet(origin, path22, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(origin, path22, timeoutMs) {
+async function fetchHealth(origin, path23, timeoutMs) {
   try {
-    const response = await httpGet(origin, path22, timeoutMs, "nexus-check");
+    const response = await httpGet(origin, path23, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -57530,20 +57753,20 @@ async function fetchHealth(origin, path22, timeoutMs) {
     return { json: false, error: err.code ?? err.message };
   }
 }
-function healthItem(target, path22, checkRelease, answer) {
+function healthItem(target, path23, checkRelease, answer) {
   const base = { target, check: "health" };
   if (answer.status === void 0)
     return {
       ...base,
       status: "warn",
-      detail: `${path22} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      detail: `${path23} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
       fix: "once deployed, the app must answer GET on health.path with a 2xx"
     };
   if (answer.status < 200 || answer.status >= 300)
     return {
       ...base,
       status: "fail",
-      detail: `${path22} answers HTTP ${answer.status}`,
+      detail: `${path23} answers HTTP ${answer.status}`,
       fix: "the health endpoint must answer 2xx when the app can serve"
     };
   if (answer.release)
@@ -57817,7 +58040,7 @@ function checkCommand(setExit) {
 // src/commands/config.ts
 init_errors3();
 function configCommand(setExit) {
-  return new Command("config").description("print the config as nexus resolved it (defaults filled, fromEnv read), secrets masked").addHelpText("after", examples("nexus config", "nexus --json config")).addOption(new Option("--json", "one line of JSON (same as the global --json)").hideHelp()).action(
+  return new Command("config").description("print the config as nexus resolved it (defaults filled, fromEnv read), secrets masked").addHelpText("after", examples("nexus config", "nexus -d staging config", "nexus --json config")).addOption(new Option("--json", "one line of JSON (same as the global --json)").hideHelp()).action(
     action(
       setExit,
       ({ global: global3 }, flags) => {
@@ -57856,26 +58079,26 @@ function maskedConfig(config2) {
 // src/artifact/entries.ts
 init_errors4();
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path11 from "node:path";
+import path12 from "node:path";
 function entryFiles(config2) {
   const entries2 = [{ field: "app.start", file: config2.app.start }];
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path11.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path12.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path11.isAbsolute(e.file));
+  return entries2.filter((e) => !path12.isAbsolute(e.file));
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path11.posix.normalize(file.split(path11.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path12.posix.normalize(file.split(path12.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path11.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path12.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -57898,7 +58121,7 @@ async function assertEntriesShip(config2, { built }) {
       );
       continue;
     }
-    if (built && !await lstat2(path11.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path12.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
@@ -57937,7 +58160,7 @@ init_layout();
 init_op();
 init_quote();
 init_script_file();
-import path17 from "node:path/posix";
+import path18 from "node:path/posix";
 
 // src/remote/sha256.ts
 init_op();
@@ -57962,7 +58185,7 @@ function prepare(l, options = {}) {
     l.releases,
     l.shared,
     l.incoming,
-    path17.dirname(l.ecosystem("x")),
+    path18.dirname(l.ecosystem("x")),
     l.failed
   );
   const clear = cmd(
@@ -58145,6 +58368,26 @@ function restorePrivateFile(file, what) {
     command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
     parse: (result2, server) => void stdoutOrThrow(server, what, result2)
   };
+}
+
+// src/rollout/budget.ts
+function failureBudget(maxFailed, fleetSize) {
+  if (maxFailed === void 0) return void 0;
+  if (typeof maxFailed === "number") return maxFailed;
+  const percent2 = Number(maxFailed.replace(/%$/, ""));
+  return Math.floor(percent2 * fleetSize / 100);
+}
+function describeBudget(maxFailed, budget, spent) {
+  const of = typeof maxFailed === "string" ? `${budget} (${maxFailed} of the fleet)` : `${budget}`;
+  return `${spent} of ${of} spent`;
+}
+function withinBudget(budget, spent, more) {
+  return budget !== void 0 && spent + more <= budget;
+}
+function unreachableOverBudget(maxFailed, fleetSize, unreachable) {
+  const budget = failureBudget(maxFailed, fleetSize);
+  if (budget === void 0 || maxFailed === void 0 || unreachable.length <= budget) return void 0;
+  return `failure budget (rolling.maxFailed) exceeded before the roll: ${unreachable.length} server(s) unreachable (${unreachable.join(", ")}), ${describeBudget(maxFailed, budget, unreachable.length)}`;
 }
 
 // src/deploy/batch-watch.ts
@@ -58407,7 +58650,13 @@ var Fleet = class _Fleet {
             ms: Date.now() - started
           });
         }
-        return { server, session, home, layout: layout(base) };
+        return {
+          server,
+          session,
+          home,
+          layout: layout(base),
+          ...config2.destination ? { destination: config2.destination } : {}
+        };
       } catch (error3) {
         session.close();
         throw error3;
@@ -58923,6 +59172,8 @@ var Rollout = class {
     this.ledger = new RollLedger(o2.emit, o2.target, o2.batches.flat());
     const driver = o2.strategy ?? strategyNamed(o2.config.rolling.strategy);
     this.strategy = driver.create(o2, this.ledger);
+    this.lost = [...o2.unreachable ?? []];
+    this.budget = failureBudget(o2.config.rolling.maxFailed, o2.batches.flat().length + this.lost.length);
   }
   o;
   ledger;
@@ -58933,7 +59184,17 @@ var Rollout = class {
   halted = false;
   /** The watch could not judge a batch: the roll stopped there, for a human to decide. */
   blind = false;
+  /** How many servers may fail while the roll goes on (`rolling.maxFailed`); undefined: none, the first failure stops it. */
+  budget;
+  /** The servers the budget has absorbed: unreachable ones, then those whose gate failed. */
+  lost;
   async run() {
+    const overBudget = unreachableOverBudget(
+      this.o.config.rolling.maxFailed,
+      this.o.batches.flat().length + this.lost.length,
+      this.lost
+    );
+    if (overBudget) return this.spentBeforeStart(overBudget);
     try {
       try {
         await this.strategy.begin();
@@ -58946,11 +59207,9 @@ var Rollout = class {
       if (this.failure && !this.interrupted && !this.halted && this.o.onFailure === "rollback-all" && done.length > 0) {
         await this.rollBack(done);
       }
-      return this.ledger.result({
-        failure: this.failure,
-        interrupted: this.interrupted,
-        needsHuman: this.blind
-      });
+      this.sayBudget();
+      const failure2 = this.failure || this.lost.length > 0;
+      return this.ledger.result({ failure: failure2, interrupted: this.interrupted, needsHuman: this.blind });
     } finally {
       this.o.ops.discardPrepared?.();
       await this.o.ops.balancer.settle?.();
@@ -58983,15 +59242,84 @@ var Rollout = class {
         this.failure ||= move.failure;
         return;
       }
-      if (move.failed.length > 0) return this.gateFailed(move.passed, move.failed, index);
-      this.ledger.markDeployed(batch);
-      if (!await this.strategy.serve(batch, this.o.watch !== void 0)) {
+      if (move.failed.length > 0) {
+        if (!this.absorbs(move.failed, index)) return this.gateFailed(move.passed, move.failed, index);
+        await this.tolerate(move.failed);
+      }
+      const passed = move.passed;
+      if (passed.length === 0) continue;
+      this.ledger.markDeployed(passed);
+      if (!await this.strategy.serve(passed, this.o.watch !== void 0)) {
         this.failure = true;
         return;
       }
-      const stop = await this.o.watch?.(batch, signal2);
-      if (stop) return this.watchStopped(batch, stop);
+      const stop = await this.o.watch?.(passed, signal2);
+      if (stop) return this.watchStopped(passed, stop);
     }
+  }
+  /**
+   * Whether the failure budget takes these failed servers, so the roll goes on without them. Never
+   * for the canary (it is there to stop the roll) or once interrupted.
+   */
+  absorbs(failed, index) {
+    if (this.o.signal.aborted || this.o.canary && index === 0) return false;
+    return withinBudget(this.budget, this.lost.length, failed.length);
+  }
+  /**
+   * Servers whose gate failed, within the budget: back on their previous release, then out of
+   * rotation again (`rolling.failedServers: "drained"`, the default) or left in. Each is "failed" in
+   * the summary, which says where it is; a server that could not be restored needs a human.
+   */
+  async tolerate(failed) {
+    const { emit, ops, config: config2 } = this.o;
+    this.lost.push(...failed.map((s3) => s3.name));
+    for (const s3 of failed) this.ledger.row(s3.name).note = "failed its health gate";
+    await this.strategy.restore(failed, "restored");
+    const back = failed.filter((s3) => this.ledger.row(s3.name).result === "restored");
+    let drained = false;
+    if (back.length > 0 && config2.rolling.failedServers === "drained") {
+      try {
+        await ops.balancer.apply({ drain: back });
+        drained = true;
+      } catch (error3) {
+        emit({
+          type: "warn",
+          message: `failure budget: taking ${back.map((s3) => s3.name).join(", ")} out of rotation again failed (${error3.message.split("\n")[0]}): left in rotation on the previous release`
+        });
+      }
+    }
+    const where2 = drained ? "left out of rotation: `nexus enable` it once fixed" : "in rotation";
+    for (const s3 of back) {
+      const row = this.ledger.row(s3.name);
+      row.result = "failed";
+      row.note = `failed its health gate: back on ${row.release ?? "its previous release"}, ${where2}`;
+    }
+    emit({
+      type: "warn",
+      message: `failure budget (rolling.maxFailed): ${failed.map((s3) => s3.name).join(", ")} failed, ${describeBudget(config2.rolling.maxFailed ?? 0, this.budget ?? 0, this.lost.length)}; the roll goes on`
+    });
+  }
+  /** More servers unreachable than the budget allows: nothing is touched. */
+  spentBeforeStart(message) {
+    this.o.emit({ type: "error", message });
+    for (const s3 of this.o.batches.flat())
+      this.ledger.row(s3.name).note = "not rolled: too many servers unreachable";
+    return this.ledger.result({ failure: true, interrupted: false });
+  }
+  /** At the end: which servers the budget absorbed, and where each is, for a human to look at. */
+  sayBudget() {
+    if (this.budget === void 0 || this.lost.length === 0) return;
+    const unreachable = new Set(this.o.unreachable ?? []);
+    const which = this.lost.map((name) => {
+      if (unreachable.has(name)) return `${name} (unreachable)`;
+      const row = this.ledger.row(name);
+      return `${name} (${row.note ?? row.result})`;
+    });
+    const spent = describeBudget(this.o.config.rolling.maxFailed ?? 0, this.budget, this.lost.length);
+    this.o.emit({
+      type: "error",
+      message: `failed within the failure budget (rolling.maxFailed, ${spent}): ${which.join("; ")}`
+    });
   }
   /** Between batches: what waits to go back in traffic does, then the pause. False when the roll stops. */
   async pause() {
@@ -59252,6 +59580,7 @@ function historyLine(host, event, details) {
     time: (/* @__PURE__ */ new Date()).toISOString(),
     event,
     ...details,
+    ...host.destination ? { destination: host.destination } : {},
     user: os8.userInfo().username,
     from: os8.hostname()
   });
@@ -59294,7 +59623,7 @@ function releasesToPrune(releases, keep, protect) {
 // src/deploy/lock.ts
 var LockError = class extends NexusError {
 };
-function newHolder(command, release) {
+function newHolder(command, release, destination) {
   const here = localProbe();
   return {
     user: os9.userInfo().username,
@@ -59302,6 +59631,7 @@ function newHolder(command, release) {
     pid: process.pid,
     command,
     release,
+    ...destination ? { destination } : {},
     time: (/* @__PURE__ */ new Date()).toISOString(),
     token: randomBytes3(12).toString("hex"),
     bootId: here.bootId,
@@ -59362,7 +59692,7 @@ function parseHolder(raw) {
 function describeHolder(raw) {
   const h2 = parseHolder(raw);
   if (!h2) return raw.slice(0, 200);
-  return `${h2.user ?? "?"}@${h2.host ?? "?"} (pid ${h2.pid ?? "?"}, ${h2.command ?? "?"}${h2.release ? ` ${h2.release}` : ""}) since ${h2.time ?? "?"}`;
+  return `${h2.user ?? "?"}@${h2.host ?? "?"} (pid ${h2.pid ?? "?"}, ${h2.command ?? "?"}${h2.release ? ` ${h2.release}` : ""}${typeof h2.destination === "string" ? ` -d ${h2.destination}` : ""}) since ${h2.time ?? "?"}`;
 }
 function holderToken(raw) {
   const token = parseHolder(raw)?.token;
@@ -60574,8 +60904,9 @@ async function deployRelease(config2, options) {
   if (!await build(run)) return run.finish("failed", run.notReached("build failed"), EXIT.failed);
   return withArtifactAndFleet(run, async (artifact, fleet) => {
     const hosts = reachablePlan(run, fleet);
+    assertBudgetHolds(run, fleet);
     const { watch, hookHost } = await preflight(run, fleet, hosts);
-    const holder = newHolder("deploy", run.release);
+    const holder = newHolder("deploy", run.release, config2.destination);
     return withLocks(fleet, hosts, holder, options.emit, options.lockWaitMs, async () => {
       const states = await readStatesToRoll(hosts);
       assertNewRelease(run, hosts, states);
@@ -60606,7 +60937,14 @@ async function planDeploy(config2, options) {
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`
     );
   }
-  options.emit({ type: "begin", command: "deploy", release, servers: names });
+  const { destination } = config2;
+  options.emit({
+    type: "begin",
+    command: "deploy",
+    release,
+    ...destination ? { destination } : {},
+    servers: names
+  });
   return {
     config: config2,
     options,
@@ -60673,6 +61011,11 @@ function reachablePlan({ plan }, fleet) {
     plan.batches = plan.batches.map((b2) => b2.filter((s3) => !fleet.unreachable.has(s3.name))).filter((b2) => b2.length > 0);
   }
   return plan.servers.map((s3) => fleet.host(s3.name));
+}
+function assertBudgetHolds({ config: config2, names }, fleet) {
+  const unreachable = names.filter((name) => fleet.unreachable.has(name));
+  const problem = unreachableOverBudget(config2.rolling.maxFailed, names.length, unreachable);
+  if (problem) throw new NexusError(`${problem}: nothing was changed`, EXIT.failed);
 }
 async function preflight({ config: config2, options }, fleet, hosts) {
   const beforeRollOn = config2.hooks.beforeRoll ? config2.hooks.beforeRollOn : void 0;
@@ -60797,7 +61140,8 @@ async function rollRelease(run, staged, watch) {
       target: () => release,
       fallback: previous,
       pauseMs: config2.rolling.pause,
-      watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : void 0
+      watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : void 0,
+      unreachable: names.filter((name) => fleet.unreachable.has(name))
     })
   );
   for (const row of result2.rows) row.watched = watch?.watched.get(row.server);
@@ -60939,7 +61283,7 @@ function withServerLocked(config2, name, fleetNames, options, body) {
     (fleet) => withLocks(
       fleet,
       [fleet.host(name)],
-      newHolder(options.command),
+      newHolder(options.command, void 0, config2.destination),
       options.emit,
       0,
       () => body(fleet, server)
@@ -61158,7 +61502,7 @@ async function execOnFleet(config2, command, options) {
 
 // src/commands/init.ts
 import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync9, writeFileSync as writeFileSync2 } from "node:fs";
-import path18 from "node:path";
+import path19 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_drivers();
@@ -61202,9 +61546,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path18.basename(path18.resolve(root));
+  let name = path19.basename(path19.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync9(path18.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync9(path19.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -61212,10 +61556,10 @@ function defaultName(root) {
   return clean2 || "app";
 }
 function packageFacts(root) {
-  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync2(path18.join(root, f2)));
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync2(path19.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync9(path18.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync9(path19.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -61228,29 +61572,29 @@ function packageFacts(root) {
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path18.resolve(outputDir);
+  let dir = path19.resolve(outputDir);
   for (; ; ) {
-    const candidate = path18.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    const candidate = path19.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
     if (existsSync2(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path18.dirname(dir);
+    const parent = path19.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path18.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path18.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path19.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path19.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative2 of ["../..", ".."]) {
-    const file = path18.resolve(here, relative2, SCHEMA_FILE);
+    const file = path19.resolve(here, relative2, SCHEMA_FILE);
     if (existsSync2(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path18.relative(path18.resolve(from), file).split(path18.sep).join("/");
+  const rel = path19.relative(path19.resolve(from), file).split(path19.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path18.isAbsolute(value)) return value;
-  return path18.relative(path18.resolve(outputDir), path18.resolve(value)).split(path18.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path19.isAbsolute(value)) return value;
+  return path19.relative(path19.resolve(outputDir), path19.resolve(value)).split(path19.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -61362,14 +61706,14 @@ async function prompt(flags, global3) {
   }
 }
 async function writeStarterConfig(flags, global3) {
-  const output = path18.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-  const label = path18.relative(process.cwd(), output) || output;
+  const output = path19.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+  const label = path19.relative(process.cwd(), output) || output;
   if (existsSync2(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
   if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
   flags.name ??= defaultName(flags.root);
   if (!NAME.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-  const dir = path18.dirname(output);
+  const dir = path19.dirname(output);
   const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
   resolveConfig(data, label, dir);
   mkdirSync2(dir, { recursive: true });
@@ -61553,7 +61897,7 @@ async function streamLogs(config2, servers2, options) {
 
 // src/commands/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path19 from "node:path";
+import path20 from "node:path";
 init_errors3();
 init_format2();
 function packCommand(setExit) {
@@ -61573,17 +61917,17 @@ Examples:
   ).action(
     action(setExit, async ({ reporter, global: global3 }, flags) => {
       const config2 = readConfig(global3);
-      const root = path19.resolve(config2.app.root);
+      const root = path20.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
       const leftOut = describeLeftOut(selection.leftOut);
       if (leftOut) reporter.emit({ type: "info", message: leftOut });
       let written;
       if (flags.output) {
-        const output = path19.resolve(flags.output);
+        const output = path20.resolve(flags.output);
         const { sha256 } = await writeTarball(root, selection.files, output).catch(
           (error3) => {
-            if (!error3.code || error3.path && path19.resolve(error3.path) !== output) throw error3;
+            if (!error3.code || error3.path && path20.resolve(error3.path) !== output) throw error3;
             throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
           }
         );
@@ -61609,7 +61953,7 @@ Examples:
       const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
       reporter.emit({
         type: "info",
-        message: written ? `wrote ${path19.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+        message: written ? `wrote ${path20.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
       });
       return EXIT.ok;
     })
@@ -61628,17 +61972,24 @@ async function recover(config2, options) {
     const states = /* @__PURE__ */ new Map();
     await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
     await breakInspectedLocks(hosts, states, options.force);
-    return withLocks(fleet, hosts, newHolder("recover"), options.emit, 0, async () => {
-      const journaled = hosts.filter((h2) => states.get(h2.server.name)?.journal);
-      if (journaled.length === 0) {
-        options.emit({
-          type: "info",
-          message: "no interrupted deploy found: nothing to recover (stale locks were cleared)"
-        });
-        return summarize(options.emit, startedAt, "success", []).exitCode;
+    return withLocks(
+      fleet,
+      hosts,
+      newHolder("recover", void 0, config2.destination),
+      options.emit,
+      0,
+      async () => {
+        const journaled = hosts.filter((h2) => states.get(h2.server.name)?.journal);
+        if (journaled.length === 0) {
+          options.emit({
+            type: "info",
+            message: "no interrupted deploy found: nothing to recover (stale locks were cleared)"
+          });
+          return summarize(options.emit, startedAt, "success", []).exitCode;
+        }
+        return recoverJournaled({ config: config2, options, fleet, states, journaled, startedAt });
       }
-      return recoverJournaled({ config: config2, options, fleet, states, journaled, startedAt });
-    });
+    );
   });
 }
 async function recoverJournaled(recovery) {
@@ -61850,7 +62201,7 @@ async function restart2(config2, options) {
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
   requireSecrets(config2, "restart writes it into the app's environment", names);
-  const holder = newHolder("restart");
+  const holder = newHolder("restart", void 0, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current2 = /* @__PURE__ */ new Map();
     const problems = [];
@@ -61862,7 +62213,14 @@ async function restart2(config2, options) {
     if (problems.length > 0) throw new PlanError(`cannot restart:
   ${problems.join("\n  ")}`);
     const release = [...new Set(current2.values())].join(", ");
-    emit({ type: "begin", command: "restart", release, servers: names });
+    const { destination } = config2;
+    emit({
+      type: "begin",
+      command: "restart",
+      release,
+      ...destination ? { destination } : {},
+      servers: names
+    });
     const releaseOf2 = (name) => current2.get(name);
     const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
     const result2 = await rollJournaled(
@@ -61943,7 +62301,7 @@ async function rollback(config2, options) {
   const names = plan.servers.map((s3) => s3.name);
   if (config2.hooks.afterStart)
     requireSecrets(config2, "hooks.afterStart runs with the app's environment", names);
-  const holder = newHolder("rollback", options.to);
+  const holder = newHolder("rollback", options.to, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = /* @__PURE__ */ new Map();
     const problems = [];
@@ -61958,7 +62316,14 @@ async function rollback(config2, options) {
     if (problems.length > 0) throw new PlanError(`cannot roll back:
   ${problems.join("\n  ")}`);
     const release = [...new Set(targets.values())].join(", ");
-    emit({ type: "begin", command: "rollback", release, servers: names });
+    const { destination } = config2;
+    emit({
+      type: "begin",
+      command: "rollback",
+      release,
+      ...destination ? { destination } : {},
+      servers: names
+    });
     const targetOf = (name) => targets.get(name);
     const current2 = (name) => states.get(name)?.current;
     const batches = plan.batches.map((batch) => batch.filter((s3) => current2(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
@@ -62014,7 +62379,7 @@ function rollbackCommand(setExit) {
 }
 
 // src/commands/sandbox.ts
-import path20 from "node:path";
+import path21 from "node:path";
 init_errors3();
 init_errors6();
 init_limits();
@@ -62050,7 +62415,7 @@ function upCommand(setExit) {
       async ({ global: global3 }, flags) => {
         const { sandboxUp: sandboxUp2 } = await sandboxModule();
         const info2 = await sandboxUp2({
-          dir: path20.resolve(flags.dir),
+          dir: path21.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer,
@@ -62114,7 +62479,7 @@ function downCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
-        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path20.resolve(flags.dir));
+        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path21.resolve(flags.dir));
         if (global3.json) printResult({ command: "sandbox", action: "down", up: false });
         else
           process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
@@ -62130,7 +62495,7 @@ function statusCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-        const status = await sandboxStatus2(path20.resolve(flags.dir));
+        const status = await sandboxStatus2(path21.resolve(flags.dir));
         if (global3.json) {
           printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
           return status.up ? EXIT.ok : EXIT.failed;
@@ -62205,7 +62570,7 @@ var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
 import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync10, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path21 from "node:path";
+import path22 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
   if (existsSync3(`${keyPath}.pub`)) return readFileSync10(`${keyPath}.pub`, "utf8").trim();
   const parsed = import_ssh23.default.utils.parseKey(readFileSync10(keyPath), passphrase);
@@ -62219,7 +62584,7 @@ function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes6(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path21.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path22.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -62605,14 +62970,22 @@ init_errors3();
 function statusCommand2(setExit) {
   return new Command("status").description("per server: in rotation or drained, health, current release, PM2 process, lock").addHelpText("after", examples("nexus status --json")).action(
     action(setExit, async ({ reporter, global: global3 }) => {
-      const rows = await fleetStatus(readConfig(global3), { emit: (e) => reporter.emit(e), ...global3 });
-      if (global3.json) printResult({ command: "status", rows });
-      else
+      const config2 = readConfig(global3);
+      const rows = await fleetStatus(config2, { emit: (e) => reporter.emit(e), ...global3 });
+      const { destination } = config2;
+      if (global3.json) printResult({ command: "status", ...destination ? { destination } : {}, rows });
+      else {
+        if (destination)
+          reporter.emit({
+            type: "info",
+            message: `destination ${destination} (${config2.files.join(" + ")})`
+          });
         printTable(
           reporter,
           ["server", "rotation", "health", "release", "process", "instances", "lock"],
           rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.instances, r.lock])
         );
+      }
       return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok")) ? EXIT.ok : EXIT.failed;
     })
   );
@@ -62917,7 +63290,12 @@ var COMMANDS = [
   sandboxCommand
 ];
 function buildProgram(setExit) {
-  const program2 = new Command("nexus").description("Rolling, zero-downtime deploys of Node.js apps to your own servers behind Nginx.").version(VERSION).option("-c, --config <path>", "config file", "deploy.config.json").option("--json", "one JSON event per line on stdout (schema: docs/events.md)").option("--plain", "plain timestamped lines even on a terminal").option("-v, --verbose", "show each remote command (values that are secrets are never shown)").option("--accept-new", "trust unknown SSH host keys and record them (changed keys are still refused)").option("--ssh-key <path>", "private key file, instead of ssh.privateKey").option("--known-hosts <path>", "known_hosts file, instead of ssh.knownHosts").addHelpText(
+  const program2 = new Command("nexus").description("Rolling, zero-downtime deploys of Node.js apps to your own servers behind Nginx.").version(VERSION).option("-c, --config <path>", 'config file ("-": read it from standard input)', "deploy.config.json").addOption(
+    new Option(
+      "-d, --destination <name>",
+      "read deploy.<name>.json on top of the config (staging, production\u2026)"
+    ).env("NEXUS_DESTINATION")
+  ).option("--json", "one JSON event per line on stdout (schema: docs/events.md)").option("--plain", "plain timestamped lines even on a terminal").option("-v, --verbose", "show each remote command (values that are secrets are never shown)").option("--accept-new", "trust unknown SSH host keys and record them (changed keys are still refused)").option("--ssh-key <path>", "private key file, instead of ssh.privateKey").option("--known-hosts <path>", "known_hosts file, instead of ssh.knownHosts").addHelpText(
     "after",
     examples("nexus init", "nexus deploy --rolling", "nexus --json deploy > events.jsonl", "nexus status")
   ).showSuggestionAfterError(true).showHelpAfterError("(run nexus --help for the commands)");

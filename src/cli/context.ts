@@ -2,8 +2,8 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import chalk from "chalk";
 import { ConfigError, where } from "../config/errors.js";
-import { type Config, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
-import { locateConfigError } from "../config/positions.js";
+import { type Config, configLayers, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
+import { locateConfigError, type ParsedLayer } from "../config/positions.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
 import type { DeployEvent } from "../events/events.js";
 import { notifyFrom } from "../notify/notifier.js";
@@ -16,6 +16,8 @@ import { wantsInteractiveOutput } from "../report/terminal.js";
 
 export interface GlobalOptions {
   config?: string;
+  /** -d / NEXUS_DESTINATION: deploy.<name>.json read on top of the config. */
+  destination?: string;
   json?: boolean;
   plain?: boolean;
   verbose?: boolean;
@@ -40,7 +42,11 @@ export async function pickReporter(options: GlobalOptions): Promise<Reporter> {
 /** A bad flag value found after parsing: exit 2, like commander's own usage errors. */
 
 export function readConfig(options: GlobalOptions): Config {
-  const config = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
+  // NEXUS_DESTINATION="" is no destination (a CI variable left empty), as no -d is.
+  const config = loadConfig(options.config ?? DEFAULT_CONFIG_FILE, process.env, {
+    destination: options.destination || undefined,
+  });
+  loadedLayers = configLayers(config);
   if (options.sshKey) {
     const key = path.resolve(options.sshKey);
     if (!statSync(key, { throwIfNoEntry: false })?.isFile())
@@ -55,20 +61,23 @@ export function readConfig(options: GlobalOptions): Config {
 
 const readConfigText = (file: string) => readFileSync(path.resolve(file), "utf8");
 
+/** The files the command's config was read from: an error found later is placed in the right one. */
+let loadedLayers: ParsedLayer[] = [];
+
 /**
  * The error events for an error: a config error gives one per problem, each with its place in the
  * file (the GitHub reporter turns them into annotations on that line).
  */
 export function errorEvents(error: unknown): Extract<DeployEvent, { type: "error" }>[] {
   if (error instanceof ConfigError) {
-    const located = locateConfigError(error, readConfigText);
+    const located = locateConfigError(error, readConfigText, loadedLayers);
     return located.problems.map((problem, i) => {
       const at = located.locations[i];
       return {
         type: "error",
         message: `${where(located.file, at)}: ${problem}`,
         // A place only where there is a line to point at (not for a file that is missing).
-        ...(at ? { file: located.file, line: at.line, column: at.column } : {}),
+        ...(at ? { file: at.file ?? located.file, line: at.line, column: at.column } : {}),
       };
     });
   }
@@ -78,7 +87,7 @@ export function errorEvents(error: unknown): Extract<DeployEvent, { type: "error
 /** Errors users cause or can fix get one clear message and their exit code; anything else is a bug. */
 export function exitCodeForError(error: unknown): { code: number; message: string } {
   if (error instanceof ConfigError) {
-    return { code: error.exitCode, message: locateConfigError(error, readConfigText).message };
+    return { code: error.exitCode, message: locateConfigError(error, readConfigText, loadedLayers).message };
   }
   if (error instanceof NexusError) return { code: error.exitCode, message: error.message };
   const err = error as Error;

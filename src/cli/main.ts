@@ -52,7 +52,13 @@ export function buildProgram(setExit: SetExit): Command {
   const program = new Command("nexus")
     .description("Rolling, zero-downtime deploys of Node.js apps to your own servers behind Nginx.")
     .version(VERSION)
-    .option("-c, --config <path>", "config file", "deploy.config.json")
+    .option("-c, --config <path>", 'config file ("-": read it from standard input)', "deploy.config.json")
+    .addOption(
+      new Option(
+        "-d, --destination <name>",
+        "read deploy.<name>.json on top of the config (staging, production…)",
+      ).env("NEXUS_DESTINATION"),
+    )
     .option("--json", "one JSON event per line on stdout (schema: docs/events.md)")
     .option("--plain", "plain timestamped lines even on a terminal")
     .option("-v, --verbose", "show each remote command (values that are secrets are never shown)")

@@ -11,7 +11,7 @@ import { redactDeep, secretRedactor } from "../report/redact.js";
 export function configCommand(setExit: SetExit): Command {
   return new Command("config")
     .description("print the config as nexus resolved it (defaults filled, fromEnv read), secrets masked")
-    .addHelpText("after", examples("nexus config", "nexus --json config"))
+    .addHelpText("after", examples("nexus config", "nexus -d staging config", "nexus --json config"))
     .addOption(new Option("--json", "one line of JSON (same as the global --json)").hideHelp())
     .action(
       action(

@@ -45,8 +45,13 @@ export function withServerLocked<T>(
 ): Promise<T> {
   const server = serverNamed(config, name);
   return withFleet(config, fleetNames, options, (fleet) =>
-    withLocks(fleet, [fleet.host(name)], newHolder(options.command), options.emit, 0, () =>
-      body(fleet, server),
+    withLocks(
+      fleet,
+      [fleet.host(name)],
+      newHolder(options.command, undefined, config.destination),
+      options.emit,
+      0,
+      () => body(fleet, server),
     ),
   );
 }

@@ -20,14 +20,22 @@ export function statusCommand(setExit: SetExit): Command {
     .addHelpText("after", examples("nexus status --json"))
     .action(
       action(setExit, async ({ reporter, global }) => {
-        const rows = await fleetStatus(readConfig(global), { emit: (e) => reporter.emit(e), ...global });
-        if (global.json) printResult({ command: "status", rows });
-        else
+        const config = readConfig(global);
+        const rows = await fleetStatus(config, { emit: (e) => reporter.emit(e), ...global });
+        const { destination } = config;
+        if (global.json) printResult({ command: "status", ...(destination ? { destination } : {}), rows });
+        else {
+          if (destination)
+            reporter.emit({
+              type: "info",
+              message: `destination ${destination} (${config.files.join(" + ")})`,
+            });
           printTable(
             reporter,
             ["server", "rotation", "health", "release", "process", "instances", "lock"],
             rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.instances, r.lock]),
           );
+        }
         return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok"))
           ? EXIT.ok
           : EXIT.failed;

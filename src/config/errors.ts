@@ -5,6 +5,8 @@ import { EXIT, NexusError } from "../errors.js";
 export interface ConfigLocation {
   line: number;
   column: number;
+  /** The file it is in, when not the error's own (a destination's overlay, `deploy.staging.json`). */
+  file?: string;
 }
 
 /**
@@ -24,7 +26,7 @@ export class ConfigError extends NexusError {
 }
 
 export function where(file: string, location: ConfigLocation | undefined): string {
-  return location ? `${file}:${location.line}:${location.column}` : file;
+  return location ? `${location.file ?? file}:${location.line}:${location.column}` : file;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -3,10 +3,13 @@ import os from "node:os";
 import path from "node:path";
 import type * as z from "zod";
 import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/drivers.js";
+import { UsageError } from "../errors.js";
 import { parseProxyJump } from "../ssh/proxy-jump.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
-import { parseConfigText, withPositions } from "./positions.js";
-import { configSchema, type ParsedConfig } from "./schema.js";
+import { runInventory } from "./inventory.js";
+import { destinationFile, destinationProblem, isPlainObject, mergeLayers } from "./layers.js";
+import { type ParsedLayer, parseConfigText, withPositions } from "./positions.js";
+import { configSchema, inventorySchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
 
@@ -20,7 +23,7 @@ function proxyJumpProblems(value: string, field: string): string[] {
 }
 
 /** ssh.proxyJump and each server's, each a chain ssh's ProxyJump would take. */
-function jumpProblems(parsed: ParsedConfig): string[] {
+function jumpProblems(parsed: ResolvedParsed): string[] {
   const problems: string[] = [];
   if (parsed.ssh.proxyJump !== undefined)
     problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
@@ -69,7 +72,14 @@ export interface MissingSecret {
 export type { BalancerConfig } from "../balancer/drivers.js";
 
 export interface Config {
+  /** The base config file as the user named it (relative to the cwd when inside it); "(stdin)" for `-c -`. */
   file: string;
+  /** The destination (`-d staging`) whose overlay was read on top of the base, if any. */
+  destination?: string;
+  /** Every file read, base first (the base, then `deploy.<destination>.json`). */
+  files: string[];
+  /** The command that printed the servers (`servers.fromCommand`), if any. */
+  inventory?: string;
   app: Omit<ParsedConfig["app"], "root"> & { root: string };
   servers: ServerConfig[];
   ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string; configFile: string };
@@ -107,32 +117,135 @@ function localPath(base: string, p: string): string {
   return path.resolve(base, expandHome(p));
 }
 
-/** Reads, validates and resolves a config file. Throws ConfigError with every problem found. */
-export function loadConfig(file: string = DEFAULT_CONFIG_FILE, env: NodeJS.ProcessEnv = process.env): Config {
-  const absolute = path.resolve(file);
-  // Relative to here when inside it; else as given in full (not "../../../etc/x.json").
+/** The label of `-c -`: the config read from standard input. */
+export const STDIN_LABEL = "(stdin)";
+
+export interface LoadOptions {
+  /** `-d NAME`: read `deploy.NAME.json` from the base config's directory on top of the base. */
+  destination?: string;
+  /** The text of `-c -` (the CLI reads standard input). */
+  readStdin?: () => string;
+}
+
+/** Where the layers of the last config loaded came from, for placing errors found after loading. */
+const layersOf = new WeakMap<Config, ParsedLayer[]>();
+
+/** The files (parsed) a config was read from, base first. */
+export function configLayers(config: Config): ParsedLayer[] {
+  return layersOf.get(config) ?? [];
+}
+
+/** `file` as errors name it: relative to here when inside it; else as given in full (not "../../../etc/x.json"). */
+function labelOf(absolute: string): string {
   const relative = path.relative(process.cwd(), absolute);
-  const label = relative && !relative.startsWith("..") ? relative : absolute;
+  return relative && !relative.startsWith("..") ? relative : absolute;
+}
+
+function readLayer(absolute: string, label: string, read: () => string): ParsedLayer {
   let text: string;
   try {
-    text = readFileSync(absolute, "utf8");
+    text = read();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError(label, [
       code === "ENOENT"
-        ? "file not found (create one with `nexus init`, or pass -c/--config PATH)"
+        ? absolute === "-"
+          ? "no config on standard input"
+          : "file not found (create one with `nexus init`, or pass -c/--config PATH)"
         : `cannot read the file (${code ?? String(error)})`,
     ]);
   }
-  const parsed = parseConfigText(text, label);
+  return { ...parseConfigText(text, label), label };
+}
+
+/**
+ * Reads, validates and resolves a config file ("-": standard input, its paths relative to the
+ * current directory), with a destination's overlay on top. Throws ConfigError with every problem
+ * found, each placed in the file it is in.
+ */
+export function loadConfig(
+  file: string = DEFAULT_CONFIG_FILE,
+  env: NodeJS.ProcessEnv = process.env,
+  options: LoadOptions = {},
+): Config {
+  const fromStdin = file === "-";
+  const absolute = fromStdin ? "-" : path.resolve(file);
+  const label = fromStdin ? STDIN_LABEL : labelOf(absolute);
+  const baseDir = fromStdin ? process.cwd() : path.dirname(absolute);
+  const layers = [
+    readLayer(absolute, label, () =>
+      fromStdin ? (options.readStdin ?? readStdin)() : readFileSync(absolute, "utf8"),
+    ),
+  ];
+  const { destination } = options;
+  if (destination !== undefined) {
+    const problem = destinationProblem(destination);
+    if (problem) throw new UsageError(`-d/--destination (or NEXUS_DESTINATION): ${problem}`);
+    const overlay = destinationFile(baseDir, destination);
+    const overlayLabel = labelOf(overlay);
+    const layer = readLayer(overlay, overlayLabel, () => readFileSync(overlay, "utf8"));
+    if (!isPlainObject(layer.data))
+      throw new ConfigError(
+        overlayLabel,
+        [`(top level): expected an object, received ${typeof layer.data}`],
+        [{ line: 1, column: 1 }],
+      );
+    layers.push(layer);
+  }
+  const data = layers.map((l) => l.data).reduce(mergeLayers);
   try {
-    return resolveConfig(parsed.data, label, path.dirname(absolute), env);
+    const config = resolveConfig(data, label, baseDir, env);
+    config.destination = destination;
+    config.files = layers.map((l) => l.label);
+    layersOf.set(config, layers);
+    return config;
   } catch (error) {
-    throw error instanceof ConfigError ? withPositions(error, parsed) : error;
+    throw error instanceof ConfigError ? withPositions(error, layers) : error;
   }
 }
 
+function readStdin(): string {
+  if (process.stdin.isTTY)
+    throw new ConfigError(STDIN_LABEL, ["-c -: standard input is a terminal; pipe the config in"]);
+  return readFileSync(0, "utf8");
+}
+
+/**
+ * `servers: {"fromCommand": …}` replaced by what the command prints; every problem with that list
+ * says where it came from. The command runs in `baseDir`.
+ */
+function expandInventory(
+  data: unknown,
+  label: string,
+  baseDir: string,
+  env: NodeJS.ProcessEnv,
+): { data: unknown; command?: string } {
+  if (!isPlainObject(data) || !isPlainObject(data.servers)) return { data };
+  const source = inventorySchema.safeParse(data.servers, { reportInput: true });
+  if (!source.success) {
+    const issues = source.error.issues.map((issue) => ({ ...issue, path: ["servers", ...issue.path] }));
+    throw new ConfigError(
+      label,
+      describeIssues(issues, (p) => keysAt(configSchema, p)),
+    );
+  }
+  const command = source.data.fromCommand;
+  const result = runInventory(source.data, baseDir, env);
+  if ("problem" in result)
+    throw new ConfigError(label, [`servers.fromCommand: \`${command}\`: ${result.problem}`]);
+  return { data: { ...data, servers: result.servers }, command };
+}
+
+/** A problem with a server of an inventory says which command printed it. */
+function fromInventory(problems: string[], command: string | undefined): string[] {
+  if (command === undefined) return problems;
+  return problems.map((p) => (/^servers\[\d+\]/.test(p) ? `${p} (a server printed by \`${command}\`)` : p));
+}
+
 type EnvValue = ParsedConfig["pm2"]["env"][string];
+/** A server entry as the schema made it (an inventory has been replaced by its list by then). */
+type ParsedServer = Extract<ParsedConfig["servers"], unknown[]>[number];
+type ResolvedParsed = ParsedConfig & { servers: ParsedServer[] };
 
 /**
  * Resolves `{"fromEnv": "NAME"}` values from nexus's environment. A variable that is unset or
@@ -210,17 +323,22 @@ export function resolveConfig(
   baseDir: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Config {
+  const inventory = expandInventory(data, label, baseDir, env);
+  data = inventory.data;
   const result = configSchema.safeParse(data, { reportInput: true });
   if (!result.success) {
     throw new ConfigError(
       label,
-      describeIssues(
-        result.error.issues.flatMap((issue) => unwrapUnion(issue, data)),
-        (p) => balancerKeysAt(p, data) ?? keysAt(configSchema, p),
+      fromInventory(
+        describeIssues(
+          result.error.issues.flatMap((issue) => unwrapUnion(issue, data)),
+          (p) => balancerKeysAt(p, data) ?? keysAt(configSchema, p),
+        ),
+        inventory.command,
       ),
     );
   }
-  const parsed = result.data;
+  const parsed = result.data as ResolvedParsed;
   const problems: string[] = [];
   const servers = resolveServers(parsed, data, env, problems);
   const names = new Set(servers.map((s) => s.name));
@@ -237,10 +355,13 @@ export function resolveConfig(
   const balancers = entries;
   problems.push(...balancerProblems(balancers, Array.isArray(parsed.balancer), names));
   const notify = resolveNotify(parsed.notify, env, problems);
-  if (problems.length > 0) throw new ConfigError(label, [...new Set(problems)]);
+  if (problems.length > 0)
+    throw new ConfigError(label, fromInventory([...new Set(problems)], inventory.command));
 
   return {
     file: label,
+    files: [label],
+    ...(inventory.command !== undefined ? { inventory: inventory.command } : {}),
     app: { ...parsed.app, root: path.resolve(baseDir, parsed.app.root) },
     servers,
     ssh: {
@@ -277,7 +398,7 @@ export function resolveConfig(
  * (pm2.env, then its own; `fromEnv` read): names and upstreams used twice are problems.
  */
 function resolveServers(
-  parsed: ParsedConfig,
+  parsed: ResolvedParsed,
   data: unknown,
   env: NodeJS.ProcessEnv,
   problems: string[],
@@ -324,7 +445,7 @@ function resolveServers(
 }
 
 /** Two entries with one login, and deploy paths that are neither absolute nor under ~/. */
-function loginProblems(parsed: ParsedConfig, servers: readonly ServerConfig[]): string[] {
+function loginProblems(parsed: ResolvedParsed, servers: readonly ServerConfig[]): string[] {
   const problems: string[] = [];
   const logins = new Map<string, string>();
   for (const [index, server] of servers.entries()) {
@@ -396,11 +517,17 @@ function balancerProblems(
 }
 
 /**
- * `balancer` is an object or a list, so zod reports a mistake in it as a union of both readings.
- * Keep the reading that matches the input's shape, so the message names the field that is wrong.
+ * `balancer` is an object or a list (and `servers` a list or an inventory), so zod reports a
+ * mistake in it as a union of both readings. Keep the reading that matches the input's shape, so
+ * the message names the field that is wrong; a field left out reads as the first (a list of servers).
  */
 function unwrapUnion(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue[] {
-  if (issue.code !== "invalid_union" || issue.path[0] !== "balancer") return [issue];
+  if (issue.code !== "invalid_union" || (issue.path[0] !== "balancer" && issue.path[0] !== "servers"))
+    return [issue];
+  if (issue.path.length === 1 && valueAt(data, issue.path) === undefined) {
+    const first = issue.errors[0]?.[0];
+    return first ? [{ ...first, path: issue.path } as z.core.$ZodIssue] : [issue];
+  }
   if ((issue as { note?: string }).note === "No matching discriminator") {
     const discriminator = (issue as { discriminator?: string }).discriminator ?? "type";
     const path = issue.path.at(-1) === discriminator ? issue.path : [...issue.path, discriminator];

@@ -8,6 +8,7 @@ import {
   printParseErrorCode,
 } from "jsonc-parser";
 import { ConfigError, type ConfigLocation } from "./errors.js";
+import { ownerOf } from "./layers.js";
 
 /**
  * The config file as JSON with comments (`//`, `/* *\/`) and trailing commas, as editors treat
@@ -20,6 +21,11 @@ export interface ParsedText {
   data: unknown;
   tree: Node | undefined;
   text: string;
+}
+
+/** One file of a config read in layers (the base, then a destination's overlay), as parsed. */
+export interface ParsedLayer extends ParsedText {
+  label: string;
 }
 
 /** 1-based line and column of an offset. */
@@ -98,8 +104,14 @@ export function problemPath(problem: string): (string | number)[] | undefined {
 }
 
 /** Reads the config file again to place each problem of an error found after loading (or while). */
-export function locateConfigError(error: ConfigError, readText: (file: string) => string): ConfigError {
+export function locateConfigError(
+  error: ConfigError,
+  readText: (file: string) => string,
+  layers?: readonly ParsedLayer[],
+): ConfigError {
   if (error.locations.some(Boolean)) return error;
+  // The layers the config was read from (kept: stdin cannot be read twice), when the error is theirs.
+  if (layers && layers.length > 0 && layers[0]?.label === error.file) return withPositions(error, layers);
   let parsed: ParsedText;
   try {
     parsed = parseConfigText(readText(error.file), error.file);
@@ -109,12 +121,25 @@ export function locateConfigError(error: ConfigError, readText: (file: string) =
   return withPositions(error, parsed);
 }
 
-/** The same error, each problem with the line and column of the field it names (when found). */
-export function withPositions(error: ConfigError, parsed: ParsedText): ConfigError {
+/**
+ * The same error, each problem with the line and column of the field it names (when found). Given
+ * layers (base first), each problem is placed in the file its value came from.
+ */
+export function withPositions(error: ConfigError, parsed: ParsedText | readonly ParsedLayer[]): ConfigError {
   if (error.locations.some(Boolean)) return error;
+  const layers: readonly ParsedText[] = Array.isArray(parsed) ? parsed : [parsed as ParsedText];
   const locations = error.problems.map((problem) => {
     const path = problemPath(problem);
-    return path ? locate(parsed, path) : undefined;
+    if (!path) return undefined;
+    const layer = layers[
+      ownerOf(
+        layers.map((l) => l.data),
+        path,
+      )
+    ] as ParsedText | ParsedLayer;
+    const at = locate(layer, path);
+    const label = "label" in layer && layer.label !== error.file ? layer.label : undefined;
+    return at && label ? { ...at, file: label } : at;
   });
   return new ConfigError(error.file, error.problems, locations);
 }

@@ -232,6 +232,17 @@ export const rollingSchema = z.strictObject({
     .default(1),
   onFailure: z.enum(["rollback-all", "halt"]).default("rollback-all"),
   /**
+   * The failure budget: how many servers may fail their gate (or be left out by --skip-unreachable)
+   * while the roll goes on, as a number or a percentage of the fleet ("5%", rounded down). A failed
+   * server goes back to its previous release; onFailure applies once the budget is exceeded.
+   * Left out: the first failed gate stops the roll.
+   */
+  maxFailed: z
+    .union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/, 'expected a percentage such as "10%"')])
+    .optional(),
+  /** Where a server that failed within the budget is left, on its previous release: out of rotation, or back in. */
+  failedServers: z.enum(["drained", "in-rotation"]).default("drained"),
+  /**
    * While a batch is out, at least this many other servers must be in rotation and healthy.
    * Defaults to 1 (0 for a single server).
    */
@@ -280,10 +291,19 @@ export const notifySchema = z.strictObject({
   timeout: duration.default(5_000),
 });
 
+/** `servers` from a local command that prints them as JSON (an inventory script, a cloud CLI and jq). */
+export const inventorySchema = z.strictObject({
+  /** Run under `sh -c` in the config's directory; prints a JSON array of servers (or `{"servers": [...]}`). */
+  fromCommand: nonEmpty,
+  /** How long the command may run. */
+  timeout: duration.default(60_000),
+});
+
 export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   app: appSchema,
-  servers: z.array(serverSchema).min(1, "needs at least one server"),
+  /** The servers, or `{"fromCommand": …}`: a command that prints them (read before anything else is checked). */
+  servers: z.union([z.array(serverSchema).min(1, "needs at least one server"), inventorySchema]),
   ssh: sshSchema.default(sshSchema.parse({})),
   /** Where releases live on each server; "~/" means the SSH user's home. */
   deployPath: nonEmpty.optional(),

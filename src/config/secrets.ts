@@ -23,6 +23,8 @@ export interface SecretValue {
 /** What the config shows in the clear anyway (names, addresses, ports): never a secret, never masked. */
 export function shownInClear(config: Config): Set<string> {
   const shown = new Set<string>([config.app.name, String(config.app.port), String(config.health.port)]);
+  // The destination's name is on the command line and in every history line (NODE_ENV=staging).
+  if (config.destination) shown.add(config.destination);
   for (const s of config.servers) {
     for (const value of [s.name, s.host, s.upstream, s.user, s.deployPath]) shown.add(value);
     const port = /:(\d+)$/.exec(s.upstream)?.[1];

@@ -3,12 +3,13 @@ import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifa
 import { type GitInfo, gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
 import { type Config, requireSecrets } from "../config/load.js";
-import { EXIT } from "../errors.js";
+import { EXIT, NexusError } from "../errors.js";
 import type { DeployEvent, Emit, Outcome, SummaryRow } from "../events/events.js";
 import { isValidReleaseId } from "../remote/layout.js";
 import { type RemoteOp, runOp } from "../remote/op.js";
 import { markFailed, removeReleases } from "../remote/release.js";
 import { checkShared } from "../remote/shared.js";
+import { unreachableOverBudget } from "../rollout/budget.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
 import type { RollResult } from "../rollout/roll.js";
 import { mapSettled } from "../util/map-limit.js";
@@ -124,8 +125,9 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
   if (!(await build(run))) return run.finish("failed", run.notReached("build failed"), EXIT.failed);
   return withArtifactAndFleet(run, async (artifact, fleet) => {
     const hosts = reachablePlan(run, fleet);
+    assertBudgetHolds(run, fleet);
     const { watch, hookHost } = await preflight(run, fleet, hosts);
-    const holder = newHolder("deploy", run.release);
+    const holder = newHolder("deploy", run.release, config.destination);
     return withLocks(fleet, hosts, holder, options.emit, options.lockWaitMs, async () => {
       const states = await readStatesToRoll(hosts);
       assertNewRelease(run, hosts, states);
@@ -160,7 +162,14 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`,
     );
   }
-  options.emit({ type: "begin", command: "deploy", release, servers: names });
+  const { destination } = config;
+  options.emit({
+    type: "begin",
+    command: "deploy",
+    release,
+    ...(destination ? { destination } : {}),
+    servers: names,
+  });
   return {
     config,
     options,
@@ -244,6 +253,13 @@ function reachablePlan({ plan }: DeployRun, fleet: Fleet): Host[] {
       .filter((b) => b.length > 0);
   }
   return plan.servers.map((s) => fleet.host(s.name));
+}
+
+/** --skip-unreachable under rolling.maxFailed: more unreachable servers than the budget stop the deploy here, nothing staged. */
+function assertBudgetHolds({ config, names }: DeployRun, fleet: Fleet): void {
+  const unreachable = names.filter((name) => fleet.unreachable.has(name));
+  const problem = unreachableOverBudget(config.rolling.maxFailed, names.length, unreachable);
+  if (problem) throw new NexusError(`${problem}: nothing was changed`, EXIT.failed);
 }
 
 /**
@@ -416,6 +432,7 @@ async function rollRelease(
       fallback: previous,
       pauseMs: config.rolling.pause,
       watch: watch ? (batch, watchSignal) => watch.reason(batch, watchSignal) : undefined,
+      unreachable: names.filter((name) => fleet.unreachable.has(name)),
     }),
   );
   for (const row of result.rows) row.watched = watch?.watched.get(row.server);

@@ -163,6 +163,7 @@ export interface RollMoves {
   canary?: boolean;
   pauseMs?: number;
   watch?: RollOptions["watch"];
+  unreachable?: RollOptions["unreachable"];
 }
 
 /** The roll's options, as every command that rolls a plan (deploy, rollback, restart) gives them. */

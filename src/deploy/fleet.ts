@@ -19,6 +19,8 @@ export interface Host {
   session: SshSession;
   home: string;
   layout: Layout;
+  /** The config's destination (`-d staging`): named in the history lines written to the host. */
+  destination?: string;
 }
 
 export interface FleetOptions {
@@ -110,7 +112,13 @@ export class Fleet {
             ms: Date.now() - started,
           });
         }
-        return { server, session, home, layout: layout(base) };
+        return {
+          server,
+          session,
+          home,
+          layout: layout(base),
+          ...(config.destination ? { destination: config.destination } : {}),
+        };
       } catch (error) {
         session.close();
         throw error;

@@ -18,6 +18,7 @@ export function historyLine(host: Host, event: string, details: Record<string, u
     time: new Date().toISOString(),
     event,
     ...details,
+    ...(host.destination ? { destination: host.destination } : {}),
     user: os.userInfo().username,
     from: os.hostname(),
   });

@@ -16,6 +16,8 @@ export interface LockHolder {
   pid: number;
   command: string;
   release?: string;
+  /** The config's destination (`-d staging`), so a lock says which environment's command holds it. */
+  destination?: string;
   time: string;
   token: string;
   /**
@@ -31,7 +33,7 @@ export interface LockHolder {
 
 export class LockError extends NexusError {}
 
-export function newHolder(command: string, release?: string): LockHolder {
+export function newHolder(command: string, release?: string, destination?: string): LockHolder {
   const here = localProbe();
   return {
     user: os.userInfo().username,
@@ -39,6 +41,7 @@ export function newHolder(command: string, release?: string): LockHolder {
     pid: process.pid,
     command,
     release,
+    ...(destination ? { destination } : {}),
     time: new Date().toISOString(),
     token: randomBytes(12).toString("hex"),
     bootId: here.bootId,
@@ -133,7 +136,7 @@ function parseHolder(raw: string): Partial<LockHolder> | undefined {
 export function describeHolder(raw: string): string {
   const h = parseHolder(raw);
   if (!h) return raw.slice(0, 200);
-  return `${h.user ?? "?"}@${h.host ?? "?"} (pid ${h.pid ?? "?"}, ${h.command ?? "?"}${h.release ? ` ${h.release}` : ""}) since ${h.time ?? "?"}`;
+  return `${h.user ?? "?"}@${h.host ?? "?"} (pid ${h.pid ?? "?"}, ${h.command ?? "?"}${h.release ? ` ${h.release}` : ""}${typeof h.destination === "string" ? ` -d ${h.destination}` : ""}) since ${h.time ?? "?"}`;
 }
 
 /** The token that identifies a lock's holder: what a breaker must find still there to remove it. */

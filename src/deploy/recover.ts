@@ -42,17 +42,24 @@ export async function recover(config: Config, options: RecoverOptions): Promise<
     const states = new Map<string, ServerState>();
     await Promise.all(hosts.map(async (h) => states.set(h.server.name, await readState(h))));
     await breakInspectedLocks(hosts, states, options.force);
-    return withLocks(fleet, hosts, newHolder("recover"), options.emit, 0, async () => {
-      const journaled = hosts.filter((h) => states.get(h.server.name)?.journal);
-      if (journaled.length === 0) {
-        options.emit({
-          type: "info",
-          message: "no interrupted deploy found: nothing to recover (stale locks were cleared)",
-        });
-        return summarize(options.emit, startedAt, "success", []).exitCode;
-      }
-      return recoverJournaled({ config, options, fleet, states, journaled, startedAt });
-    });
+    return withLocks(
+      fleet,
+      hosts,
+      newHolder("recover", undefined, config.destination),
+      options.emit,
+      0,
+      async () => {
+        const journaled = hosts.filter((h) => states.get(h.server.name)?.journal);
+        if (journaled.length === 0) {
+          options.emit({
+            type: "info",
+            message: "no interrupted deploy found: nothing to recover (stale locks were cleared)",
+          });
+          return summarize(options.emit, startedAt, "success", []).exitCode;
+        }
+        return recoverJournaled({ config, options, fleet, states, journaled, startedAt });
+      },
+    );
   });
 }
 

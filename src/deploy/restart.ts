@@ -32,7 +32,7 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
   requireSecrets(config, "restart writes it into the app's environment", names);
-  const holder = newHolder("restart");
+  const holder = newHolder("restart", undefined, config.destination);
   return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current = new Map<string, string>();
     const problems: string[] = [];
@@ -43,7 +43,14 @@ export async function restart(config: Config, options: RestartOptions): Promise<
     }
     if (problems.length > 0) throw new PlanError(`cannot restart:\n  ${problems.join("\n  ")}`);
     const release = [...new Set(current.values())].join(", ");
-    emit({ type: "begin", command: "restart", release, servers: names });
+    const { destination } = config;
+    emit({
+      type: "begin",
+      command: "restart",
+      release,
+      ...(destination ? { destination } : {}),
+      servers: names,
+    });
     const releaseOf = (name: string) => current.get(name) as string;
     const ops = withFreshProcessFiles(fleetOps(fleet, config, emit), fleet, config, releaseOf);
 

@@ -30,7 +30,7 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
   // The release's process file is on the server already; only the hook needs the values.
   if (config.hooks.afterStart)
     requireSecrets(config, "hooks.afterStart runs with the app's environment", names);
-  const holder = newHolder("rollback", options.to);
+  const holder = newHolder("rollback", options.to, config.destination);
   return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = new Map<string, string>();
     const problems: string[] = [];
@@ -44,7 +44,14 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
     }
     if (problems.length > 0) throw new PlanError(`cannot roll back:\n  ${problems.join("\n  ")}`);
     const release = [...new Set(targets.values())].join(", ");
-    emit({ type: "begin", command: "rollback", release, servers: names });
+    const { destination } = config;
+    emit({
+      type: "begin",
+      command: "rollback",
+      release,
+      ...(destination ? { destination } : {}),
+      servers: names,
+    });
 
     const targetOf = (name: string) => targets.get(name) as string;
     const current = (name: string) => states.get(name)?.current;

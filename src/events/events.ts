@@ -50,7 +50,7 @@ export interface LatencyPercentiles {
 export type Outcome = "success" | "failed" | "needs-human" | "interrupted";
 
 export type DeployEvent =
-  | { type: "begin"; command: string; release?: string; servers: string[] }
+  | { type: "begin"; command: string; release?: string; destination?: string; servers: string[] }
   | { type: "phase"; phase: string; message: string }
   | {
       type: "step";

@@ -50,6 +50,7 @@ export const packedFileSchema = z.strictObject({
 const commandShapes = {
   status: {
     command: z.literal("status"),
+    destination: text.optional().describe("the config's destination (-d), when one was given"),
     rows: z.array(statusRowSchema),
   },
   releases: {

@@ -73,6 +73,7 @@ const eventShapes = {
     release: text
       .optional()
       .describe("the release being deployed (rollback: the target(s), comma-separated)"),
+    destination: text.optional().describe("the config's destination (-d staging), when one was given"),
     servers: z.array(serverName),
   },
   phase: {

@@ -16,7 +16,7 @@ export function formatMs(ms: number | undefined): string {
 export function describeEvent(event: DeployEvent): string | undefined {
   switch (event.type) {
     case "begin":
-      return `${event.command}${event.release ? ` ${event.release}` : ""} → ${event.servers.join(", ")}`;
+      return `${event.command}${event.release ? ` ${event.release}` : ""}${event.destination ? ` (-d ${event.destination})` : ""} → ${event.servers.join(", ")}`;
     case "phase":
       return `== ${event.phase}: ${event.message}`;
     case "step": {

@@ -2,6 +2,7 @@ import type { BackendState } from "../balancer/balancer.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { sleep } from "../util/sleep.js";
+import { describeBudget, failureBudget, unreachableOverBudget, withinBudget } from "./budget.js";
 import type { FleetOps } from "./fleet-ops.js";
 import { RollLedger, type RollResult } from "./ledger.js";
 import { strategyNamed } from "./strategies.js";
@@ -41,6 +42,8 @@ export interface RollOptions {
   watch?: (batch: ServerConfig[], signal: AbortSignal) => Promise<WatchStop | undefined>;
   /** How each batch moves (default: `rolling.strategy`). */
   strategy?: RolloutStrategyDriver;
+  /** Servers of this command left out as unreachable (--skip-unreachable): they count against `rolling.maxFailed`. */
+  unreachable?: readonly string[];
 }
 
 export type { RollResult } from "./ledger.js";
@@ -70,14 +73,26 @@ class Rollout {
   private halted = false;
   /** The watch could not judge a batch: the roll stopped there, for a human to decide. */
   private blind = false;
+  /** How many servers may fail while the roll goes on (`rolling.maxFailed`); undefined: none, the first failure stops it. */
+  private readonly budget: number | undefined;
+  /** The servers the budget has absorbed: unreachable ones, then those whose gate failed. */
+  private readonly lost: string[];
 
   constructor(private readonly o: RollOptions) {
     this.ledger = new RollLedger(o.emit, o.target, o.batches.flat());
     const driver = o.strategy ?? strategyNamed(o.config.rolling.strategy);
     this.strategy = driver.create(o, this.ledger);
+    this.lost = [...(o.unreachable ?? [])];
+    this.budget = failureBudget(o.config.rolling.maxFailed, o.batches.flat().length + this.lost.length);
   }
 
   async run(): Promise<RollResult> {
+    const overBudget = unreachableOverBudget(
+      this.o.config.rolling.maxFailed,
+      this.o.batches.flat().length + this.lost.length,
+      this.lost,
+    );
+    if (overBudget) return this.spentBeforeStart(overBudget);
     try {
       try {
         await this.strategy.begin();
@@ -96,11 +111,10 @@ class Rollout {
       ) {
         await this.rollBack(done);
       }
-      return this.ledger.result({
-        failure: this.failure,
-        interrupted: this.interrupted,
-        needsHuman: this.blind,
-      });
+      this.sayBudget();
+      // Servers lost within the budget: the roll finished, and still failed them.
+      const failure = this.failure || this.lost.length > 0;
+      return this.ledger.result({ failure, interrupted: this.interrupted, needsHuman: this.blind });
     } finally {
       this.o.ops.discardPrepared?.();
       // What the balancer still writes (HAProxy's state file) is done, and said, before the result.
@@ -137,15 +151,88 @@ class Rollout {
         this.failure ||= move.failure;
         return;
       }
-      if (move.failed.length > 0) return this.gateFailed(move.passed, move.failed, index);
-      this.ledger.markDeployed(batch);
-      if (!(await this.strategy.serve(batch, this.o.watch !== undefined))) {
+      if (move.failed.length > 0) {
+        if (!this.absorbs(move.failed, index)) return this.gateFailed(move.passed, move.failed, index);
+        await this.tolerate(move.failed);
+      }
+      const passed = move.passed;
+      if (passed.length === 0) continue;
+      this.ledger.markDeployed(passed);
+      if (!(await this.strategy.serve(passed, this.o.watch !== undefined))) {
         this.failure = true;
         return;
       }
-      const stop = await this.o.watch?.(batch, signal);
-      if (stop) return this.watchStopped(batch, stop);
+      const stop = await this.o.watch?.(passed, signal);
+      if (stop) return this.watchStopped(passed, stop);
     }
+  }
+
+  /**
+   * Whether the failure budget takes these failed servers, so the roll goes on without them. Never
+   * for the canary (it is there to stop the roll) or once interrupted.
+   */
+  private absorbs(failed: readonly ServerConfig[], index: number): boolean {
+    if (this.o.signal.aborted || (this.o.canary && index === 0)) return false;
+    return withinBudget(this.budget, this.lost.length, failed.length);
+  }
+
+  /**
+   * Servers whose gate failed, within the budget: back on their previous release, then out of
+   * rotation again (`rolling.failedServers: "drained"`, the default) or left in. Each is "failed" in
+   * the summary, which says where it is; a server that could not be restored needs a human.
+   */
+  private async tolerate(failed: readonly ServerConfig[]): Promise<void> {
+    const { emit, ops, config } = this.o;
+    this.lost.push(...failed.map((s) => s.name));
+    for (const s of failed) this.ledger.row(s.name).note = "failed its health gate";
+    await this.strategy.restore(failed, "restored");
+    const back = failed.filter((s) => this.ledger.row(s.name).result === "restored");
+    let drained = false;
+    if (back.length > 0 && config.rolling.failedServers === "drained") {
+      try {
+        await ops.balancer.apply({ drain: back });
+        drained = true;
+      } catch (error) {
+        emit({
+          type: "warn",
+          message: `failure budget: taking ${back.map((s) => s.name).join(", ")} out of rotation again failed (${(error as Error).message.split("\n")[0]}): left in rotation on the previous release`,
+        });
+      }
+    }
+    const where = drained ? "left out of rotation: `nexus enable` it once fixed" : "in rotation";
+    for (const s of back) {
+      const row = this.ledger.row(s.name);
+      row.result = "failed";
+      row.note = `failed its health gate: back on ${row.release ?? "its previous release"}, ${where}`;
+    }
+    emit({
+      type: "warn",
+      message: `failure budget (rolling.maxFailed): ${failed.map((s) => s.name).join(", ")} failed, ${describeBudget(config.rolling.maxFailed ?? 0, this.budget ?? 0, this.lost.length)}; the roll goes on`,
+    });
+  }
+
+  /** More servers unreachable than the budget allows: nothing is touched. */
+  private spentBeforeStart(message: string): RollResult {
+    this.o.emit({ type: "error", message });
+    for (const s of this.o.batches.flat())
+      this.ledger.row(s.name).note = "not rolled: too many servers unreachable";
+    return this.ledger.result({ failure: true, interrupted: false });
+  }
+
+  /** At the end: which servers the budget absorbed, and where each is, for a human to look at. */
+  private sayBudget(): void {
+    if (this.budget === undefined || this.lost.length === 0) return;
+    const unreachable = new Set(this.o.unreachable ?? []);
+    const which = this.lost.map((name) => {
+      if (unreachable.has(name)) return `${name} (unreachable)`;
+      const row = this.ledger.row(name);
+      return `${name} (${row.note ?? row.result})`;
+    });
+    const spent = describeBudget(this.o.config.rolling.maxFailed ?? 0, this.budget, this.lost.length);
+    this.o.emit({
+      type: "error",
+      message: `failed within the failure budget (rolling.maxFailed, ${spent}): ${which.join("; ")}`,
+    });
   }
 
   /** Between batches: what waits to go back in traffic does, then the pause. False when the roll stops. */

@@ -27,6 +27,7 @@ describe("config", () => {
     expect(config.rolling).toEqual({
       strategy: "drain",
       batchSize: 1,
+      failedServers: "drained",
       onFailure: "rollback-all",
       canary: 0,
       pause: 0,

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { type Config, resolveConfig, type ServerConfig } from "../../src/config/load.js";
 import { makePlan } from "../../src/deploy/plan.js";
 import type { DeployEvent } from "../../src/events/events.js";
+import { describeBudget, failureBudget, withinBudget } from "../../src/rollout/budget.js";
 import type { FleetOps } from "../../src/rollout/fleet-ops.js";
 import { type RollOptions, roll } from "../../src/rollout/roll.js";
 import { FakeBalancer } from "../fixtures/balancer.js";
@@ -426,5 +427,100 @@ describe("the rolling engine", () => {
     expect(result("beta", out.rows)).toBe("deployed");
     expect(balancer.inRotation.get("beta")).toBe(false);
     expect(events.some((e) => e.type === "warn" && e.message.includes("left drained"))).toBe(true);
+  });
+});
+
+describe("the failure budget (rolling.maxFailed)", () => {
+  it("is a count, or a percentage of the fleet rounded down", () => {
+    expect(failureBudget(undefined, 50)).toBeUndefined();
+    expect(failureBudget(2, 50)).toBe(2);
+    expect(failureBudget("10%", 50)).toBe(5);
+    expect(failureBudget("10%", 12)).toBe(1);
+    expect(failureBudget("10%", 9)).toBe(0);
+    expect(failureBudget("100%", 3)).toBe(3);
+    expect(withinBudget(undefined, 0, 1)).toBe(false);
+    expect(withinBudget(1, 0, 1)).toBe(true);
+    expect(withinBudget(1, 1, 1)).toBe(false);
+    expect(withinBudget(2, 0, 3)).toBe(false);
+    expect(describeBudget("10%", 5, 2)).toBe("2 of 5 (10% of the fleet) spent");
+  });
+
+  it("a failed server within the budget goes back, stays drained, and the roll finishes the others (exit 1)", async () => {
+    const { balancer, servers, options, events, result } = setup({ maxFailed: 1 });
+    servers.failing.add("beta@r2");
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(result("alpha", out.rows)).toBe("deployed");
+    expect(result("beta", out.rows)).toBe("failed");
+    expect(result("gamma", out.rows)).toBe("deployed");
+    const beta = out.rows.find((r) => r.server === "beta");
+    expect(beta?.release).toBe("r1");
+    expect(beta?.note).toMatch(/failed its health gate: back on r1, left out of rotation/);
+    expect([...servers.current.entries()]).toEqual([
+      ["alpha", "r2"],
+      ["beta", "r1"],
+      ["gamma", "r2"],
+    ]);
+    expect(balancer.inRotation.get("beta")).toBe(false);
+    expect(balancer.inRotation.get("alpha")).toBe(true);
+    expect(balancer.inRotation.get("gamma")).toBe(true);
+    const last = events.filter((e) => e.type === "error").at(-1);
+    expect(last?.type === "error" && last.message).toMatch(
+      /rolling\.maxFailed, 1 of 1 spent\): beta \(failed/,
+    );
+  });
+
+  it("failedServers 'in-rotation' leaves it in rotation on its previous release", async () => {
+    const { balancer, servers, options, result } = setup({ maxFailed: "34%", failedServers: "in-rotation" });
+    servers.failing.add("alpha@r2");
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(result("alpha", out.rows)).toBe("failed");
+    expect(result("gamma", out.rows)).toBe("deployed");
+    expect(balancer.inRotation.get("alpha")).toBe(true);
+    expect(out.rows.find((r) => r.server === "alpha")?.note).toMatch(/back on r1, in rotation/);
+  });
+
+  it("a failure past the budget applies onFailure; the one absorbed stays where it is", async () => {
+    const { servers, options, result } = setup({ maxFailed: 1 });
+    servers.failing.add("alpha@r2");
+    servers.failing.add("gamma@r2");
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    expect(result("alpha", out.rows)).toBe("failed");
+    expect(result("beta", out.rows)).toBe("rolled back");
+    expect(result("gamma", out.rows)).toBe("rolled back");
+    expect([...servers.current.values()]).toEqual(["r1", "r1", "r1"]);
+  });
+
+  it("unreachable servers count against it: over budget, nothing is touched", async () => {
+    const within = setup({ maxFailed: 1 }, { unreachable: ["delta"] });
+    within.servers.failing.add("beta@r2");
+    const over = await roll(within.options);
+    expect(over.outcome).toBe("failed");
+    expect(within.result("alpha", over.rows)).toBe("rolled back");
+    expect(within.result("beta", over.rows)).toBe("rolled back");
+
+    const spent = setup({ maxFailed: 1 }, { unreachable: ["delta", "epsilon"] });
+    const out = await roll(spent.options);
+    expect(out.outcome).toBe("failed");
+    expect(spent.balancer.changes).toEqual([]);
+    expect(out.rows.every((r) => r.result === "not reached")).toBe(true);
+    expect(
+      spent.events.some((e) => e.type === "error" && /exceeded before the roll: 2 server/.test(e.message)),
+    ).toBe(true);
+
+    const fine = setup({ maxFailed: 1 }, { unreachable: ["delta"] });
+    const done = await roll(fine.options);
+    expect(done.outcome).toBe("failed");
+    expect(done.rows.every((r) => r.result === "deployed")).toBe(true);
+  });
+
+  it("never absorbs a failed canary", async () => {
+    const { servers, options, result } = setup({ canary: 1, maxFailed: 2 });
+    servers.failing.add("alpha@r2");
+    const out = await roll(options);
+    expect(result("alpha", out.rows)).toBe("rolled back");
+    expect(result("beta", out.rows)).toBe("not reached");
   });
 });

@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path22 = __require("node:path");
+    var path23 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path22.resolve(baseDir, baseName);
+          const localBin = path23.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path22.extname(baseName))) return void 0;
+          if (sourceExt.includes(path23.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path22.resolve(
-            path22.dirname(resolvedScriptPath),
+          executableDir = path23.resolve(
+            path23.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path22.basename(
+            const legacyName = path23.basename(
               this._scriptPath,
-              path22.extname(this._scriptPath)
+              path23.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path22.extname(executableFile));
+        launchWithNode = sourceExt.includes(path23.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path22.basename(filename, path22.extname(filename));
+        this._name = path23.basename(filename, path23.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path23) {
-        if (path23 === void 0) return this._executableDir;
-        this._executableDir = path23;
+      executableDir(path24) {
+        if (path24 === void 0) return this._executableDir;
+        this._executableDir = path24;
         return this;
       }
       /**
@@ -3702,10 +3702,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path22) {
-  if (!path22)
+function getElementAtPath(obj, path23) {
+  if (!path23)
     return obj;
-  return path22.reduce((acc, key) => acc?.[key], obj);
+  return path23.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -3964,11 +3964,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path22, issues) {
+function prefixIssues(path23, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path22);
+    iss.path.unshift(path23);
     return iss;
   });
 }
@@ -4500,16 +4500,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path22 = []) => {
+  const processError = (error4, path23 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path22, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path23, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path22, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path23, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path22, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path23, ...issue2.path]);
       } else {
-        const fullpath = [...path22, ...issue2.path];
+        const fullpath = [...path23, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -11387,12 +11387,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path22, indent = "") {
-  return `${indent}access_log ${path22} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path23, indent = "") {
+  return `${indent}access_log ${path23} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path22) {
+function logFormatAdvice(path23) {
   return `${logFormatDirective()}
-${accessLogDirective(path22)}`;
+${accessLogDirective(path23)}`;
 }
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -11408,9 +11408,9 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs };
 }
-function dumpLogsInNexusFormat(finding, path22) {
+function dumpLogsInNexusFormat(finding, path23) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && (file === path22 || !file.startsWith("/") && path22.endsWith(`/${file.replace(/^\.\//, "")}`))
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && (file === path23 || !file.startsWith("/") && path23.endsWith(`/${file.replace(/^\.\//, "")}`))
   );
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
@@ -11952,9 +11952,9 @@ say() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }
 function where(file, location) {
   return location ? `${file}:${location.line}:${location.column}` : file;
 }
-function formatPath(path22) {
+function formatPath(path23) {
   let out = "";
-  for (const key of path22) {
+  for (const key of path23) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -12001,12 +12001,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path22 = formatPath(issue2.path);
+    const path23 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path22}: is required (expected ${withArticle(issue2.expected)})` : `${path22}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path23}: is required (expected ${withArticle(issue2.expected)})` : `${path23}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -12019,23 +12019,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path22}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path23}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path22}: ${nested.message}` : `${path22}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path23}: ${nested.message}` : `${path23}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path22}: ${humanBound(issue2)}`);
+        lines.push(`${path23}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path22}: ${issue2.message}`);
+        lines.push(`${path23}: ${issue2.message}`);
     }
   }
   return lines;
@@ -12597,12 +12597,12 @@ function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   }
   return result2;
 }
-function findNodeAtLocation(root, path22) {
+function findNodeAtLocation(root, path23) {
   if (!root) {
     return void 0;
   }
   let node2 = root;
-  for (let segment of path22) {
+  for (let segment of path23) {
     if (typeof segment === "string") {
       if (node2.type !== "object" || !Array.isArray(node2.children)) {
         return void 0;
@@ -13112,10 +13112,10 @@ function parseConfigText(text5, label) {
   }
   return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text5 };
 }
-function locate(parsed, path22) {
+function locate(parsed, path23) {
   if (!parsed.tree) return void 0;
-  for (let length = path22.length; length >= 0; length--) {
-    const node2 = findNodeAtLocation2(parsed.tree, path22.slice(0, length));
+  for (let length = path23.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path23.slice(0, length));
     if (!node2) continue;
     const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
     return lineColumn(parsed.text, (key ?? node2).offset);
@@ -13126,14 +13126,14 @@ function problemPath(problem) {
   if (problem.startsWith("(top level): ")) return [];
   const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
-  const path22 = [];
+  const path23 = [];
   let rest = problem;
   for (; ; ) {
-    const match3 = (path22.length === 0 ? first : next).exec(rest);
-    if (!match3) return path22.length > 0 && rest.startsWith(": ") ? path22 : void 0;
-    if (match3[2] !== void 0) path22.push(Number(match3[2]));
-    else if (match3[3] !== void 0) path22.push(JSON.parse(match3[3]));
-    else path22.push(match3[1]);
+    const match3 = (path23.length === 0 ? first : next).exec(rest);
+    if (!match3) return path23.length > 0 && rest.startsWith(": ") ? path23 : void 0;
+    if (match3[2] !== void 0) path23.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path23.push(JSON.parse(match3[3]));
+    else path23.push(match3[1]);
     rest = rest.slice(match3[0].length);
   }
 }
@@ -13150,8 +13150,8 @@ function locateConfigError(error3, readText) {
 function withPositions(error3, parsed) {
   if (error3.locations.some(Boolean)) return error3;
   const locations = error3.problems.map((problem) => {
-    const path22 = problemPath(problem);
-    return path22 ? locate(parsed, path22) : void 0;
+    const path23 = problemPath(problem);
+    return path23 ? locate(parsed, path23) : void 0;
   });
   return new ConfigError(error3.file, error3.problems, locations);
 }
@@ -14620,14 +14620,14 @@ function unwrapUnion(issue2, data) {
   if (issue2.code !== "invalid_union" || issue2.path[0] !== "balancer") return [issue2];
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path22 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path23 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: BALANCER_DRIVERS.map((driver) => driver.type),
-        path: path22,
+        path: path23,
         message: issue2.message,
-        input: valueAt(data, path22)
+        input: valueAt(data, path23)
       }
     ];
   }
@@ -15263,8 +15263,8 @@ var init_access_log = __esm({
 });
 
 // src/balancer/nginx/watch/log-check.ts
-function sampleLogCommand(path22, bytes = SAMPLE_BYTES) {
-  return script(SAMPLE_LOG_SCRIPT, path22, Number(bytes));
+function sampleLogCommand(path23, bytes = SAMPLE_BYTES) {
+  return script(SAMPLE_LOG_SCRIPT, path23, Number(bytes));
 }
 function parseSample(output, bytes = SAMPLE_BYTES) {
   const newline = output.indexOf("\n");
@@ -15299,11 +15299,11 @@ function clip(line) {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 async function checkAccessLog(runner, options) {
-  const { path: path22 } = options;
-  const where2 = `${path22} on ${runner.name}`;
+  const { path: path23 } = options;
+  const where2 = `${path23} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
-${logFormatAdvice(path22)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path22))).stdout);
+${logFormatAdvice(path23)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path23))).stdout);
   if (sample.state !== "ok") {
     throw new AccessLogProblem(
       sample.state === "missing" ? `${where2} does not exist: set balancer.accessLog to the file Nginx writes, or ${fix}` : `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -15318,7 +15318,7 @@ ${logFormatAdvice(path22)}`;
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path22))
+  if (!dumpLogsInNexusFormat(scanNginxDump(dump.stdout), path23))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -15341,8 +15341,8 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path22, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path22, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path23, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path23, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
   const newline = output.indexOf("\n");
@@ -15368,9 +15368,9 @@ if [ "$size" -ge "$start" ]; then tail -c +$((start + 1)) "$file" | head -c "$ma
 `;
     LOG_SIZE_SCRIPT = 'wc -c < "$1"\n';
     NginxLogSource = class {
-      constructor(runner, path22) {
+      constructor(runner, path23) {
         this.runner = runner;
-        this.path = path22;
+        this.path = path23;
       }
       runner;
       path;
@@ -15404,11 +15404,11 @@ __export(watch_exports2, {
 import { isIP } from "node:net";
 async function watchNginx(entry, context) {
   const { config: config2, emit, host } = context;
-  const path22 = resolveRemotePath(entry.accessLog, host.home);
+  const path23 = resolveRemotePath(entry.accessLog, host.home);
   let check;
   try {
     check = await checkAccessLog(host.runner, {
-      path: path22,
+      path: path23,
       testCommand: entry.testCommand,
       addresses: config2.servers.map((s3) => asLogged(s3.upstream))
     });
@@ -15436,7 +15436,7 @@ async function watchNginx(entry, context) {
   }
   const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
   return {
-    source: new NginxLogSource(host.runner, path22),
+    source: new NginxLogSource(host.runner, path23),
     serverOf: (key) => byAddress.get(key),
     baseline: check.baseline
   };
@@ -23547,11 +23547,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path22) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path22)) {
-        return path22 === "pageant" ? new PageantAgent() : new CygwinAgent(path22);
+    function createAgent(path23) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path23)) {
+        return path23 === "pageant" ? new PageantAgent() : new CygwinAgent(path23);
       }
-      return new OpenSSHAgent(path22);
+      return new OpenSSHAgent(path23);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -28795,17 +28795,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path22, options) {
+      createReadStream(path23, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path22, options);
+        return new ReadStream(this, path23, options);
       }
-      createWriteStream(path22, options) {
+      createWriteStream(path23, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path22, options);
+        return new WriteStream(this, path23, options);
       }
-      open(path22, flags_, attrs, cb) {
+      open(path23, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -28824,7 +28824,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -28832,7 +28832,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -28963,7 +28963,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path22, options, callback_) {
+      readFile(path23, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29036,13 +29036,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path22, flag, 438, (er2, handle_) => {
+        this.open(path23, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path22, (er_, st_) => {
+              this.stat(path23, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -29063,7 +29063,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path22, data, options, callback_) {
+      writeFile(path23, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29082,7 +29082,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path22, flag, options.mode, (openErr, handle) => {
+        this.open(path23, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -29091,7 +29091,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path22, (er_, st_) => {
+                  this.stat(path23, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -29110,7 +29110,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path22, data, options, callback_) {
+      appendFile(path23, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29128,12 +29128,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path22, data, options, callback);
+        this.writeFile(path23, data, options, callback);
       }
-      exists(path22, cb) {
+      exists(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path22, (err) => {
+        this.stat(path23, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -29176,7 +29176,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path22, attrs, cb) {
+      mkdir(path23, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29190,7 +29190,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29198,7 +29198,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29214,10 +29214,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path22, cb) {
+      rmdir(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29225,7 +29225,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -29315,10 +29315,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path22, cb) {
+      stat(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29326,17 +29326,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path22, cb) {
+      lstat(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29344,17 +29344,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path22, cb) {
+      opendir(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29362,14 +29362,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path22, attrs, cb) {
+      setstat(path23, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29381,7 +29381,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29389,7 +29389,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29449,8 +29449,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path22, atime, mtime, cb) {
-        return this.setstat(path22, {
+      utimes(path23, atime, mtime, cb) {
+        return this.setstat(path23, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -29461,8 +29461,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path22, uid, gid, cb) {
-        return this.setstat(path22, {
+      chown(path23, uid, gid, cb) {
+        return this.setstat(path23, {
           uid,
           gid
         }, cb);
@@ -29472,15 +29472,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path22, mode, cb) {
-        return this.setstat(path22, {
+      chmod(path23, mode, cb) {
+        return this.setstat(path23, {
           mode
         }, cb);
       }
-      readlink(path22, cb) {
+      readlink(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29488,7 +29488,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -29533,10 +29533,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path22, cb) {
+      realpath(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29544,7 +29544,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -29589,13 +29589,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path22, cb) {
+      ext_openssh_statvfs(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29605,7 +29605,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -29691,7 +29691,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path22, attrs, cb) {
+      ext_openssh_lsetstat(path23, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -29706,7 +29706,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29716,7 +29716,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29733,13 +29733,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path22, cb) {
+      ext_openssh_expandPath(path23, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path22);
+        const pathLen = Buffer.byteLength(path23);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29749,7 +29749,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path22, p2 += 4, pathLen);
+        buf.utf8Write(path23, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31027,12 +31027,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path22)) {
+        if (!sftp.emit("LSTAT", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31051,13 +31051,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path22, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path23, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31079,12 +31079,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path22)) {
+        if (!sftp.emit("OPENDIR", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31103,63 +31103,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path22)) {
+        if (!sftp.emit("REMOVE", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path22, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path23, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path22)) {
+        if (!sftp.emit("RMDIR", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path22)) {
+        if (!sftp.emit("REALPATH", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path22)) {
+        if (!sftp.emit("STAT", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31179,14 +31179,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path22 = bufferParser.readString(true);
+        const path23 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path22 === void 0)
+        if (path23 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path22)) {
+        if (!sftp.emit("READLINK", reqID, path23)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31257,7 +31257,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path22, options) {
+    function ReadStream(sftp, path23, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31271,7 +31271,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path22;
+      this.path = path23;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -31402,7 +31402,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path22, options) {
+    function WriteStream(sftp, path23, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31414,7 +31414,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path22;
+      this.path = path23;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -40302,26 +40302,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path22) => {
-      const end = path22.length - 1;
-      const index = path22.lastIndexOf(
+    var basenameOf = (path23) => {
+      const end = path23.length - 1;
+      const index = path23.lastIndexOf(
         SLASH,
-        path22[end] === SLASH ? end - 1 : end
+        path23[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path22 : path22.slice(index + 1);
+      return index < 0 ? path23 : path23.slice(index + 1);
     };
-    var parentOf = (path22) => {
-      if (path22.charCodeAt(0) === SLASH_CODE || path22.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path22.split(SLASH).filter(Boolean);
+    var parentOf = (path23) => {
+      if (path23.charCodeAt(0) === SLASH_CODE || path23.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path23.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path22.length - 1;
-      const cut = path22.lastIndexOf(
+      const end = path23.length - 1;
+      const cut = path23.lastIndexOf(
         SLASH,
-        path22.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path23.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path22.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path23.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -40471,7 +40471,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path22) {
+      testLiteral(path23) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -40480,7 +40480,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path22)) {
+          if (rule.checkRegex.test(path23)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -40500,15 +40500,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path22, mode) {
+      test(path23, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename2 = shortcut ? basenameOf(path22) : path22;
+        const basename2 = shortcut ? basenameOf(path23) : path23;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename2 : path22
+            shortcut && rule._basenameOnly ? basename2 : path23
           )) {
             const { negative } = rule;
             const ret = {
@@ -40530,17 +40530,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path22, originalPath, doThrow) => {
-      if (!isString(path22)) {
+    var checkPath = (path23, originalPath, doThrow) => {
+      if (!isString(path23)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path22) {
+      if (!path23) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path22)) {
+      if (checkPath.isNotRelative(path23)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -40549,25 +40549,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path22) => {
-      const first = path22.charCodeAt(0);
+    var isNotRelative = (path23) => {
+      const first = path23.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path22.length === 1) {
+      if (path23.length === 1) {
         return true;
       }
-      const second = path22.charCodeAt(1);
+      const second = path23.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path22.length === 2 || path22.charCodeAt(2) === SLASH_CODE;
+      return path23.length === 2 || path23.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -40598,59 +40598,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path22) {
+      _test(originalPath, cache, path23) {
         checkPath(
-          path22,
+          path23,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path22 ? this._t(path22, cache) : {
+        return path23 ? this._t(path23, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path22 = convertPath(target);
-        if (!path22 || path22.charCodeAt(path22.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path22);
+        const path23 = convertPath(target);
+        if (!path23 || path23.charCodeAt(path23.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path23);
         }
-        const dir = this._t(path22, this._testCache);
+        const dir = this._t(path23, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal2 = this._rules.testLiteral(path22);
+        const literal2 = this._rules.testLiteral(path23);
         return literal2.ignored || literal2.unignored ? literal2 : dir;
       }
-      _t(path22, cache) {
-        const cached2 = cache[path22];
+      _t(path23, cache) {
+        const cached2 = cache[path23];
         if (cached2) {
           return cached2;
         }
-        const parentPath = parentOf(path22);
+        const parentPath = parentOf(path23);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path22] = parent && parent.ignored ? parent : this._rules.test(path22, MODE_IGNORE);
+        return cache[path23] = parent && parent.ignored ? parent : this._rules.test(path23, MODE_IGNORE);
       }
-      ignores(path22) {
-        return this._test(path22, this._ignoreCache, convertPath(path22)).ignored;
+      ignores(path23) {
+        return this._test(path23, this._ignoreCache, convertPath(path23)).ignored;
       }
       createFilter() {
-        return (path22) => !this.ignores(path22);
+        return (path23) => !this.ignores(path23);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path22) {
-        return this._test(path22, this._testCache, convertPath(path22));
+      test(path23) {
+        return this._test(path23, this._testCache, convertPath(path23));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path22) => checkPath(convertPath(path22), path22, RETURN_FALSE);
+    var isPathValid = (path23) => checkPath(convertPath(path23), path23, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path22) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path22) || isNotRelative(path22);
+      checkPath.isNotRelative = (path23) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path23) || isNotRelative(path23);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -44531,7 +44531,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path22, options) {
+    function checkPathExt(path23, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -44542,25 +44542,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path22.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path23.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat10, path22, options) {
+    function checkStat(stat10, path23, options) {
       if (!stat10.isSymbolicLink() && !stat10.isFile()) {
         return false;
       }
-      return checkPathExt(path22, options);
+      return checkPathExt(path23, options);
     }
-    function isexe(path22, options, cb) {
-      fs2.stat(path22, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, path22, options));
+    function isexe(path23, options, cb) {
+      fs2.stat(path23, function(er2, stat10) {
+        cb(er2, er2 ? false : checkStat(stat10, path23, options));
       });
     }
-    function sync(path22, options) {
-      return checkStat(fs2.statSync(path22), path22, options);
+    function sync(path23, options) {
+      return checkStat(fs2.statSync(path23), path23, options);
     }
   }
 });
@@ -44571,13 +44571,13 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path22, options, cb) {
-      fs2.stat(path22, function(er2, stat10) {
+    function isexe(path23, options, cb) {
+      fs2.stat(path23, function(er2, stat10) {
         cb(er2, er2 ? false : checkStat(stat10, options));
       });
     }
-    function sync(path22, options) {
-      return checkStat(fs2.statSync(path22), options);
+    function sync(path23, options) {
+      return checkStat(fs2.statSync(path23), options);
     }
     function checkStat(stat10, options) {
       return stat10.isFile() && checkMode(stat10, options);
@@ -44610,7 +44610,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path22, options, cb) {
+    function isexe(path23, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -44620,7 +44620,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve3, reject) {
-          isexe(path22, options || {}, function(er2, is2) {
+          isexe(path23, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -44629,7 +44629,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path22, options || {}, function(er2, is2) {
+      core(path23, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -44639,9 +44639,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path22, options) {
+    function sync(path23, options) {
       try {
-        return core.sync(path22, options || {});
+        return core.sync(path23, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -44657,7 +44657,7 @@ var require_isexe = __commonJS({
 var require_which = __commonJS({
   "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path22 = __require("path");
+    var path23 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -44695,7 +44695,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path22.join(pathPart, cmd2);
+        const pCmd = path23.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve3(subStep(p2, i2, 0));
       });
@@ -44722,7 +44722,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path22.join(pathPart, cmd2);
+        const pCmd = path23.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -44770,7 +44770,7 @@ var require_path_key = __commonJS({
 var require_resolveCommand = __commonJS({
   "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path22 = __require("path");
+    var path23 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -44788,7 +44788,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path22.delimiter : void 0
+          pathExt: withoutPathExt ? path23.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -44797,7 +44797,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path22.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path23.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -44851,8 +44851,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path22, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path22.split("/").pop();
+      const [path23, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path23.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -44887,7 +44887,7 @@ var require_readShebang = __commonJS({
 var require_parse = __commonJS({
   "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path22 = __require("path");
+    var path23 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -44912,7 +44912,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path22.normalize(parsed.command);
+        parsed.command = path23.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -45047,7 +45047,7 @@ var init_default2 = __esm({
 // node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path12 from "node:path";
+import path13 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -45055,12 +45055,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path12.resolve(toPath(startPath));
+      let currentPath = path13.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path12.resolve(currentPath, "..");
+        currentPath = path13.resolve(currentPath, "..");
       }
     }
   };
@@ -45076,7 +45076,7 @@ var init_node = __esm({
 
 // node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path13 from "node:path";
+import path14 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/npm-run-path/index.js"() {
@@ -45089,27 +45089,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path13.resolve(toPath(cwd));
+      const cwdPath = path14.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path13.delimiter);
+      const pathParts = pathOption.split(path14.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path13.delimiter ? `${result2.join(path13.delimiter)}${pathOption}` : [...result2, pathOption].join(path13.delimiter);
+      return pathOption === "" || pathOption === path14.delimiter ? `${result2.join(path14.delimiter)}${pathOption}` : [...result2, pathOption].join(path14.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path13.join(directory, "node_modules/.bin");
+        const pathPart = path14.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path13.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path14.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -46393,7 +46393,7 @@ var init_timeout = __esm({
 
 // node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path14 from "node:path";
+import path15 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/execa/lib/methods/node.js"() {
@@ -46416,7 +46416,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path14.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path15.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -46426,7 +46426,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path14.basename(file, ".exe") === "node") {
+      if (path15.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -46528,7 +46528,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/execa/lib/arguments/cwd.js
 import { statSync as statSync2 } from "node:fs";
-import path15 from "node:path";
+import path16 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -46536,7 +46536,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path15.resolve(cwdString);
+      return path16.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -46569,7 +46569,7 @@ ${originalMessage}`;
 });
 
 // node_modules/execa/lib/arguments/options.js
-import path16 from "node:path";
+import path17 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -46603,7 +46603,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path16.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path17.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -48096,7 +48096,7 @@ var init_stdio_option = __esm({
 });
 
 // node_modules/execa/lib/stdio/native.js
-import { readFileSync as readFileSync6 } from "node:fs";
+import { readFileSync as readFileSync7 } from "node:fs";
 import tty3 from "node:tty";
 var handleNativeStream, handleNativeStreamSync, getTargetFd, getTargetFdNumber, handleNativeStreamAsync, getStandardStream;
 var init_native = __esm({
@@ -48137,7 +48137,7 @@ var init_native = __esm({
       if (tty3.isatty(targetFdNumber)) {
         throw new TypeError(`The \`${optionName}: ${serializeOptionValue(value)}\` option is invalid: it cannot be a TTY with synchronous methods.`);
       }
-      return { type: "uint8Array", value: bufferToUint8Array(readFileSync6(targetFdNumber)), optionName };
+      return { type: "uint8Array", value: bufferToUint8Array(readFileSync7(targetFdNumber)), optionName };
     };
     getTargetFdNumber = (value, fdNumber) => {
       if (value === "inherit") {
@@ -48473,7 +48473,7 @@ For example, you can use the \`pathToFileURL()\` method of the \`url\` core modu
 });
 
 // node_modules/execa/lib/stdio/handle-sync.js
-import { readFileSync as readFileSync7 } from "node:fs";
+import { readFileSync as readFileSync8 } from "node:fs";
 var handleStdioSync, forbiddenIfSync, forbiddenNativeIfSync, throwInvalidSyncValue, addProperties, addPropertiesSync;
 var init_handle_sync = __esm({
   "node_modules/execa/lib/stdio/handle-sync.js"() {
@@ -48507,8 +48507,8 @@ var init_handle_sync = __esm({
     addPropertiesSync = {
       input: {
         ...addProperties,
-        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync7(value))] }),
-        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync7(file))] }),
+        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync8(value))] }),
+        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync8(file))] }),
         fileNumber: forbiddenIfSync,
         iterable: ({ value }) => ({ contents: [...value] }),
         string: ({ value }) => ({ contents: [value] }),
@@ -49043,13 +49043,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path22, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path22 === "string" ? path22 : path22.toString();
+      for (const { path: path23, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path23 === "string" ? path23 : path23.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync3(path22, serializedResult);
+          appendFileSync3(path23, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path22, serializedResult);
+          writeFileSync(path23, serializedResult);
         }
       }
     };
@@ -51581,9 +51581,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path22) {
+async function readPidFile(path23) {
   try {
-    const pid = Number.parseInt((await readFile4(path22, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path23, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -51752,25 +51752,25 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path22 of paths) {
-    for (let dir = path22; ; dir = dirname(dir)) {
+  for (const path23 of paths) {
+    for (let dir = path23; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path22}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path23}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path22, user) {
-  const info2 = await lstat3(path22).catch(() => void 0);
+async function chownTree(path23, user) {
+  const info2 = await lstat3(path23).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path22, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path23, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path22)) await chownTree(join2(path22, entry), user);
+    for (const entry of await readdir3(path23)) await chownTree(join2(path23, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
@@ -52169,7 +52169,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path22,
+  path: path23,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -52199,7 +52199,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path22} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path23} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc() {
@@ -52484,9 +52484,9 @@ async function runningPm2(pm2Home) {
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
 }
-async function ownerOf(path22) {
+async function ownerOf(path23) {
   if (process.getuid?.() !== 0) return void 0;
-  const info2 = await stat7(path22).catch(() => void 0);
+  const info2 = await stat7(path23).catch(() => void 0);
   return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
 }
 async function stopPm2({ home, pm2Home, pm2Bin }) {
@@ -52518,28 +52518,28 @@ var init_pm23 = __esm({
 // src/sandbox/sshd.ts
 import { mkdir as mkdir5, readFile as readFile8, rm as rm7, stat as stat8, writeFile as writeFile5 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path22) {
+async function exists(path23) {
   try {
-    await stat8(path22);
+    await stat8(path23);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path22, comment) {
-  if (!await exists(path22) || !await exists(`${path22}.pub`)) {
-    await mkdir5(dirname4(path22), { recursive: true, mode: 448 });
-    await rm7(path22, { force: true });
-    await rm7(`${path22}.pub`, { force: true });
-    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path22], {
+async function ensureKeyPair(sshKeygen, path23, comment) {
+  if (!await exists(path23) || !await exists(`${path23}.pub`)) {
+    await mkdir5(dirname4(path23), { recursive: true, mode: 448 });
+    await rm7(path23, { force: true });
+    await rm7(`${path23}.pub`, { force: true });
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path23], {
       reject: false,
       stdin: "ignore"
     });
     if (result2.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path22}: ${result2.stderr || result2.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path23}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile8(`${path22}.pub`, "utf8")).trim();
+  return (await readFile8(`${path23}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
@@ -52555,9 +52555,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path22, lines = 15) {
+async function logTail(path23, lines = 15) {
   try {
-    return (await readFile8(path22, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile8(path23, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -52770,8 +52770,8 @@ async function sandboxPurge(namedDir) {
   const link = resolve2(namedDir);
   if (link !== dir) await rm9(link, { force: true });
 }
-async function exists2(path22) {
-  return stat9(path22).then(
+async function exists2(path23) {
+  return stat9(path23).then(
     () => true,
     () => false
   );
@@ -52788,7 +52788,7 @@ function loginFromEnv() {
   return value;
 }
 async function writeHostFiles(o2, info2, login) {
-  const { deployUser, path: path22, user, clientKey, sshKeygen } = login;
+  const { deployUser, path: path23, user, clientKey, sshKeygen } = login;
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
@@ -52801,7 +52801,7 @@ async function writeHostFiles(o2, info2, login) {
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path22,
+          path: path23,
           user,
           sftp,
           authorizedKeysFile,
@@ -52932,7 +52932,7 @@ async function sandboxUp(opts) {
   const clientKey = (await readFile9(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path22 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
+  const path23 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
   await mkdir7(paths.bin, { recursive: true, mode: 493 });
   await writeFile6(
@@ -52940,7 +52940,7 @@ async function sandboxUp(opts) {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
-  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path22, user, clientKey, sshKeygen });
+  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path23, user, clientKey, sshKeygen });
   await writeFile6(paths.knownHosts, `${knownHostsLines.join("\n")}
 `);
   await writeFile6(paths.sshConfig, renderSshClientConfig(info2));
@@ -55737,11 +55737,11 @@ init_facts();
 
 // src/health/http-get.ts
 import http from "node:http";
-function httpGet(origin, path22, timeoutMs, userAgent) {
+function httpGet(origin, path23, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
     let stage3 = "connect";
     const request = http.request(origin, {
-      path: path22,
+      path: path23,
       method: "GET",
       agent: false,
       headers: { connection: "close", "user-agent": userAgent },
@@ -55780,9 +55780,9 @@ function httpGet(origin, path22, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(origin, path22, timeoutMs) {
+async function fetchHealth(origin, path23, timeoutMs) {
   try {
-    const response = await httpGet(origin, path22, timeoutMs, "nexus-check");
+    const response = await httpGet(origin, path23, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -55797,20 +55797,20 @@ async function fetchHealth(origin, path22, timeoutMs) {
     return { json: false, error: err.code ?? err.message };
   }
 }
-function healthItem(target, path22, checkRelease, answer) {
+function healthItem(target, path23, checkRelease, answer) {
   const base = { target, check: "health" };
   if (answer.status === void 0)
     return {
       ...base,
       status: "warn",
-      detail: `${path22} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      detail: `${path23} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
       fix: "once deployed, the app must answer GET on health.path with a 2xx"
     };
   if (answer.status < 200 || answer.status >= 300)
     return {
       ...base,
       status: "fail",
-      detail: `${path22} answers HTTP ${answer.status}`,
+      detail: `${path23} answers HTTP ${answer.status}`,
       fix: "the health endpoint must answer 2xx when the app can serve"
     };
   if (answer.release)
@@ -56106,6 +56106,100 @@ async function assertEntriesShip(config2, { built }) {
   if (problems.length > 0) throw new ConfigError(config2.file, problems);
 }
 
+// src/artifact/package-manager.ts
+init_errors3();
+import { existsSync as existsSync2, readFileSync as readFileSync6 } from "node:fs";
+import path12 from "node:path";
+var LOCKFILES = [
+  ["package-lock.json", "npm"],
+  ["npm-shrinkwrap.json", "npm"],
+  ["pnpm-lock.yaml", "pnpm"],
+  ["yarn.lock", "yarn"]
+];
+var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"];
+function readPackageFiles(root) {
+  const read = (name) => {
+    try {
+      return readFileSync6(path12.join(root, name), "utf8");
+    } catch {
+      return void 0;
+    }
+  };
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path12.join(root, name)));
+  return {
+    packageJson: read("package.json"),
+    lockfiles,
+    yarnrcYml: existsSync2(path12.join(root, ".yarnrc.yml")),
+    yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2e3) : void 0
+  };
+}
+function detectPackageManager(files) {
+  if (files.packageJson === void 0) return void 0;
+  const declared = declaredManager(files.packageJson);
+  const found = files.lockfiles.map(
+    (file) => LOCKFILES.find(([name2]) => name2 === file)
+  );
+  let name;
+  if (declared) name = declared.name;
+  else {
+    const names = [...new Set(found.map(([, n2]) => n2))];
+    if (names.length > 1)
+      throw new UsageError(
+        `the app holds lockfiles of ${names.join(" and ")} (${files.lockfiles.join(", ")}): remove the stale one, or name the manager in package.json ("packageManager": "pnpm@9.12.0")`
+      );
+    name = names[0] ?? "npm";
+  }
+  const lockfile = found.find(([, n2]) => n2 === name)?.[0];
+  if (!lockfile && name !== "npm")
+    throw new UsageError(
+      `package.json names ${name} ("packageManager"), but the app has no ${name === "pnpm" ? "pnpm-lock.yaml" : "yarn.lock"}: nexus installs ${name} dependencies from a lockfile only (run \`${name} install\` and commit it)`
+    );
+  const pinned = declared?.version;
+  const flavor = name !== "yarn" ? void 0 : pinned && Number(pinned.split(".")[0]) >= 2 || files.yarnrcYml || files.yarnLockHead?.includes("__metadata:") ? "berry" : "classic";
+  const args = installArgs(name, flavor, lockfile !== void 0);
+  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}`;
+  return {
+    name,
+    ...flavor ? { flavor } : {},
+    ...pinned ? { pinned } : {},
+    ...lockfile ? { lockfile } : {},
+    args,
+    label
+  };
+}
+function declaredManager(packageJson) {
+  let field;
+  try {
+    field = JSON.parse(packageJson).packageManager;
+  } catch {
+    throw new UsageError("package.json is not valid JSON");
+  }
+  if (field === void 0) return void 0;
+  const match3 = typeof field === "string" ? /^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[0-9A-Za-z.-]*)(\+.*)?$/.exec(field) : null;
+  if (!match3)
+    throw new UsageError(
+      `package.json: packageManager ${JSON.stringify(field)} is not one nexus installs with: expected "npm@X.Y.Z", "pnpm@X.Y.Z" or "yarn@X.Y.Z"`
+    );
+  return { name: match3[1], version: match3[2] };
+}
+function installArgs(name, flavor, locked) {
+  switch (name) {
+    case "npm":
+      return [locked ? "ci" : "install", "--omit=dev", ...NPM_QUIET];
+    case "pnpm":
+      return ["install", "--frozen-lockfile", "--prod", "--prefer-offline", "--reporter=silent"];
+    case "yarn":
+      return flavor === "berry" ? ["install", "--immutable"] : [
+        "install",
+        "--frozen-lockfile",
+        "--production",
+        "--non-interactive",
+        "--prefer-offline",
+        "--silent"
+      ];
+  }
+}
+
 // src/artifact/release-id.ts
 async function gitInfo(root) {
   const { execa: execa2 } = await Promise.resolve().then(() => (init_execa(), execa_exports));
@@ -56132,7 +56226,7 @@ init_layout();
 init_op();
 init_quote();
 init_script_file();
-import path17 from "node:path/posix";
+import path18 from "node:path/posix";
 
 // src/remote/sha256.ts
 init_op();
@@ -56157,7 +56251,7 @@ function prepare(l, options = {}) {
     l.releases,
     l.shared,
     l.incoming,
-    path17.dirname(l.ecosystem("x")),
+    path18.dirname(l.ecosystem("x")),
     l.failed
   );
   const clear = cmd(
@@ -56230,17 +56324,35 @@ function extract(l, archive, id, sha256) {
     parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
   };
 }
-var INSTALL_SCRIPT = 'set -eu\nrelease=$1 current=$2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif [ -f package-lock.json ] && [ -d "$current/node_modules" ] \\\n  && cmp -s package-lock.json "$current/package-lock.json" && cmp -s package.json "$current/package.json"; then\n  cp -al "$current/node_modules" node_modules\n  echo @reused\n  exit 0\nfi\nif [ -f package-lock.json ]; then\n  npm ci --omit=dev --prefer-offline --no-audit --no-fund --loglevel=error\nelse\n  npm install --omit=dev --prefer-offline --no-audit --no-fund --loglevel=error\nfi\necho @installed\n';
-function install(l, id) {
+var INSTALL_SCRIPT = withProgram(
+  'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
+  '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
+);
+function install(l, id, manager) {
   assertReleaseId(id);
+  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
   return {
     what: "installing dependencies",
-    command: script(INSTALL_SCRIPT, l.release(id), l.current),
-    parse: (result2, server) => {
-      const out = stdoutOrThrow(server, "installing dependencies", result2);
-      return out.includes("@reused") ? "reused" : out.includes("@skipped") ? "skipped" : "installed";
-    }
+    command: script(
+      INSTALL_SCRIPT,
+      l.release(id),
+      l.current,
+      m2.name,
+      manager?.pinned ?? "",
+      manager?.lockfile ?? "",
+      ...m2.args
+    ),
+    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
   };
+}
+function parseInstall(stdout) {
+  const lines = stdout.split("\n");
+  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
+  if (lines.includes("@skipped")) return { result: "skipped", notes };
+  if (lines.includes("@reused")) return { result: "reused", notes };
+  const installed = lines.find((line) => line.startsWith("@installed"));
+  const why = installed?.slice("@installed".length).trim();
+  return { result: "installed", ...why ? { why } : {}, notes };
 }
 var WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
 function writePrivateFile(file, content, what) {
@@ -58500,9 +58612,16 @@ async function stage(host, input) {
       env: releaseEnv(config2, server, release)
     });
     await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
-    const outcome = await runOp(session, install(l, release));
-    return outcome === "reused" ? "node_modules reused (package-lock.json unchanged)" : void 0;
+    return installNote(await runOp(session, install(l, release, input.packageManager)), input.packageManager);
   });
+}
+function installNote(outcome, manager) {
+  const notes = outcome.notes.length > 0 ? `; ${outcome.notes.join("; ")}` : "";
+  if (outcome.result === "skipped") return void 0;
+  if (outcome.result === "reused")
+    return `node_modules reused (same lockfile, package.json, package manager, Node ABI, platform)${notes}`;
+  const what = manager ? `${manager.name} ${manager.args[0]}` : "installed";
+  return `fresh install with ${what}${outcome.why ? `: ${outcome.why}` : ""}${notes}`;
 }
 async function stageWithRetry(fleet, host, input) {
   try {
@@ -58601,6 +58720,7 @@ async function planDeploy(config2, options) {
   const git = await gitInfo(config2.app.root);
   const release = options.releaseId ?? makeReleaseId(/* @__PURE__ */ new Date(), git);
   assertReleaseIdFlag(release);
+  const packageManager = detectPackageManager(readPackageFiles(config2.app.root));
   const plan = makePlan(config2, release, options.only);
   const names = plan.servers.map((s3) => s3.name);
   const beforeRollOn = config2.hooks.beforeRoll ? config2.hooks.beforeRollOn : void 0;
@@ -58615,6 +58735,7 @@ async function planDeploy(config2, options) {
     options,
     release,
     git,
+    packageManager,
     plan,
     names,
     finish: (outcome, rows, exitCode) => summarize(options.emit, startedAt, outcome, rows, release, exitCode),
@@ -58725,7 +58846,8 @@ async function stage2(run, staged, artifact) {
   const { fleet, hosts, states, ops } = staged;
   const { emit, signal: signal2 } = options;
   emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
-  const input = { artifact, release, config: config2, processes: fleet.processes, emit, signal: signal2 };
+  const { packageManager } = run;
+  const input = { artifact, release, config: config2, processes: fleet.processes, emit, signal: signal2, packageManager };
   for (const h2 of hosts) ops.prepare?.(h2.server, release);
   const results = await mapSettled(
     hosts,
@@ -59147,9 +59269,9 @@ async function execOnFleet(config2, command, options) {
 }
 
 // src/commands/init.ts
-import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync8, writeFileSync as writeFileSync2 } from "node:fs";
+import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync9, writeFileSync as writeFileSync2 } from "node:fs";
 import { userInfo } from "node:os";
-import path18 from "node:path";
+import path19 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_errors4();
@@ -59192,9 +59314,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path18.basename(path18.resolve(root));
+  let name = path19.basename(path19.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync8(path18.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync9(path19.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -59202,10 +59324,10 @@ function defaultName(root) {
   return clean2 || "app";
 }
 function packageFacts(root) {
-  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync2(path18.join(root, f2)));
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path19.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync8(path18.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync9(path19.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -59222,29 +59344,29 @@ function defaultNginxCommands(user) {
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path18.resolve(outputDir);
+  let dir = path19.resolve(outputDir);
   for (; ; ) {
-    const candidate = path18.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
-    if (existsSync2(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path18.dirname(dir);
+    const candidate = path19.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    if (existsSync3(candidate)) return relativeRef(outputDir, candidate);
+    const parent = path19.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path18.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path18.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path19.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path19.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative2 of ["../..", ".."]) {
-    const file = path18.resolve(here, relative2, SCHEMA_FILE);
-    if (existsSync2(file)) return relativeRef(outputDir, file);
+    const file = path19.resolve(here, relative2, SCHEMA_FILE);
+    if (existsSync3(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path18.relative(path18.resolve(from), file).split(path18.sep).join("/");
+  const rel = path19.relative(path19.resolve(from), file).split(path19.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path18.isAbsolute(value)) return value;
-  return path18.relative(path18.resolve(outputDir), path18.resolve(value)).split(path18.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path19.isAbsolute(value)) return value;
+  return path19.relative(path19.resolve(outputDir), path19.resolve(value)).split(path19.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -59384,14 +59506,14 @@ async function prompt(flags, global3) {
   }
 }
 async function writeStarterConfig(flags, global3) {
-  const output = path18.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-  const label = path18.relative(process.cwd(), output) || output;
-  if (existsSync2(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
+  const output = path19.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+  const label = path19.relative(process.cwd(), output) || output;
+  if (existsSync3(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
   if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
   flags.name ??= defaultName(flags.root);
   if (!NAME.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-  const dir = path18.dirname(output);
+  const dir = path19.dirname(output);
   const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
   resolveConfig(data, label, dir);
   mkdirSync2(dir, { recursive: true });
@@ -59554,7 +59676,7 @@ async function streamLogs(config2, servers2, options) {
 
 // src/commands/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path19 from "node:path";
+import path20 from "node:path";
 init_errors3();
 init_format2();
 function packCommand(setExit) {
@@ -59572,15 +59694,15 @@ Examples:
   ).action(
     action(setExit, async ({ reporter, global: global3 }, flags) => {
       const config2 = readConfig(global3);
-      const root = path19.resolve(config2.app.root);
+      const root = path20.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
       let written;
       if (flags.output) {
-        const output = path19.resolve(flags.output);
+        const output = path20.resolve(flags.output);
         const { sha256 } = await writeTarball(root, selection.files, output).catch(
           (error3) => {
-            if (!error3.code || error3.path && path19.resolve(error3.path) !== output) throw error3;
+            if (!error3.code || error3.path && path20.resolve(error3.path) !== output) throw error3;
             throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
           }
         );
@@ -59605,7 +59727,7 @@ Examples:
       const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
       reporter.emit({
         type: "info",
-        message: written ? `wrote ${path19.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+        message: written ? `wrote ${path20.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
       });
       return EXIT.ok;
     })
@@ -59993,7 +60115,7 @@ function rollbackCommand(setExit) {
 }
 
 // src/commands/sandbox.ts
-import path20 from "node:path";
+import path21 from "node:path";
 init_errors3();
 init_errors6();
 var PM2_HINT = "nexus sandbox needs PM2 to run the app on its hosts: `npm install -D pm2` in the directory you run nexus from (or a parent), or `npm ci` in a nexus checkout";
@@ -60025,7 +60147,7 @@ function upCommand(setExit) {
       async ({ global: global3 }, flags) => {
         const { sandboxUp: sandboxUp2 } = await sandboxModule();
         const info2 = await sandboxUp2({
-          dir: path20.resolve(flags.dir),
+          dir: path21.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer
@@ -60074,7 +60196,7 @@ function downCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
-        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path20.resolve(flags.dir));
+        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path21.resolve(flags.dir));
         if (global3.json) printResult({ command: "sandbox", action: "down", up: false });
         else
           process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
@@ -60090,7 +60212,7 @@ function statusCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-        const status = await sandboxStatus2(path20.resolve(flags.dir));
+        const status = await sandboxStatus2(path21.resolve(flags.dir));
         if (global3.json) {
           printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
           return status.up ? EXIT.ok : EXIT.failed;
@@ -60118,7 +60240,7 @@ init_drivers();
 init_errors3();
 init_layout();
 init_op();
-import { readFileSync as readFileSync10 } from "node:fs";
+import { readFileSync as readFileSync11 } from "node:fs";
 init_errors5();
 
 // src/ssh/fetch-host-key.ts
@@ -60157,23 +60279,23 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes5 } from "node:crypto";
-import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync9, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync10, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path21 from "node:path";
+import path22 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync3(`${keyPath}.pub`)) return readFileSync9(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync9(keyPath), passphrase);
+  if (existsSync4(`${keyPath}.pub`)) return readFileSync10(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync10(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
   return `${key.type} ${key.getPublicSSH().toString("base64")}`;
 }
 function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
-  if (existsSync3(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
+  if (existsSync4(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes5(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path21.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path22.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -60336,7 +60458,7 @@ async function runSetup(config2, options) {
   if (keyPath) {
     let exists3 = true;
     try {
-      readFileSync10(keyPath);
+      readFileSync11(keyPath);
     } catch {
       exists3 = false;
     }
@@ -60452,7 +60574,7 @@ async function installKeyOnce(server, config2, options, target, publicKey) {
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync10(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync11(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
@@ -60635,14 +60757,14 @@ function formatUptime(ms4) {
 }
 
 // src/commands/trust.ts
-import { readFileSync as readFileSync11, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync12, writeFileSync as writeFileSync4 } from "node:fs";
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
   const own2 = entries2.filter(
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync11(file, "utf8").split("\n");
+  const lines = readFileSync12(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -60754,7 +60876,7 @@ async function confirmed(hostString, replacing) {
 }
 function replaceable(file, entries2, hostString, target, key) {
   const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-  const after = checkHostKey(parseKnownHosts(readFileSync11(file, "utf8")), target.host, target.port, key);
+  const after = checkHostKey(parseKnownHosts(readFileSync12(file, "utf8")), target.host, target.port, key);
   if (after.status !== "changed") return removed;
   process.stderr.write(
     `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand

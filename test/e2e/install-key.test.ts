@@ -60,7 +60,9 @@ describe("the reuse key on the sandbox", () => {
     const abi = process.versions.modules;
     for (const server of SERVERS) {
       expect(installKey(server)).toContain(`node-abi ${abi}\n`);
-      expect(installKey(server)).toMatch(/^manager npm \d+\.\d+\.\d+\nlockfile package-lock\.json [0-9a-f]{64}\n/);
+      expect(installKey(server)).toMatch(
+        /^manager npm \d+\.\d+\.\d+\nlockfile package-lock\.json [0-9a-f]{64}\n/,
+      );
     }
 
     const same = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("k2")]);

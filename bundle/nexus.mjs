@@ -11228,10 +11228,10 @@ function renderProxySettings(name, indent = "    ") {
 `).join("");
 }
 function renderServerSettings(drainTimeoutMs) {
-  const seconds3 = Math.max(1, Math.floor(Math.min(1e4, drainTimeoutMs) / 1e3));
+  const seconds4 = Math.max(1, Math.floor(Math.min(1e4, drainTimeoutMs) / 1e3));
   return [
     `# a connection that has not sent its request holds a drain at most this long (<= balancer.drainTimeout)`,
-    `client_header_timeout ${seconds3}s;`,
+    `client_header_timeout ${seconds4}s;`,
     ""
   ].join("\n");
 }
@@ -13602,6 +13602,8 @@ function serverItems(facts, ctx) {
     )
   );
   const add = (check, status, detail, fix) => items.push({ target: ctx.server, check, status, detail, ...fix ? { fix } : {} });
+  const pm = packageManagerItem(facts, ctx);
+  if (pm) items.push(pm);
   const existing = v2.get("deploy_existing") ?? "?";
   const creates = existing !== ctx.deployPath ? ` (creates it under ${existing})` : "";
   if (v2.get("deploy_writable") === "1") add("deploy path", "ok", `${ctx.deployPath} writable${creates}`);
@@ -13626,6 +13628,32 @@ function serverItems(facts, ctx) {
     else add("disk", "ok", `${mb(free)} free (a release: about ${mb(need)})`);
   } else add("disk", "warn", "could not read the free space (df)");
   return items;
+}
+function packageManagerItem(facts, ctx) {
+  const pm = ctx.packageManager;
+  if (!pm || pm.name === "npm") return void 0;
+  const v2 = facts.values;
+  const where2 = v2.get(`${pm.name}_path`);
+  const corepack = v2.get("corepack_path");
+  const item = { target: ctx.server, check: pm.name };
+  if (where2)
+    return {
+      ...item,
+      status: "ok",
+      detail: `${where2}${pm.pinned && corepack ? ` (the app pins ${pm.pinned}: run through corepack when the server's differs)` : ""}`
+    };
+  if (pm.pinned && corepack)
+    return {
+      ...item,
+      status: "ok",
+      detail: `not on the PATH; corepack (${corepack}) runs ${pm.name}@${pm.pinned}`
+    };
+  return {
+    ...item,
+    status: "fail",
+    detail: `the app installs with ${pm.label}, and ${pm.name} is not on the non-interactive PATH (${v2.get("path") ?? "?"})`,
+    fix: `as root on the server: \`npm install -g ${pm.name}${pm.pinned ? `@${pm.pinned}` : ""}\`, or \`corepack enable\` (Node's corepack provides pnpm and yarn)`
+  };
 }
 var MB;
 var init_server_checks = __esm({
@@ -14257,6 +14285,12 @@ var init_schema4 = __esm({
       /** "ssh": probe through the server's own SSH connection (private app ports); "direct": from here. */
       via: _enum(["ssh", "direct"]).default("ssh"),
       interval: duration3.default(100),
+      /**
+       * How long the app may take to start listening after its restart (a database connection before
+       * listen): until it first answers, probes that find nothing listening count against this; the
+       * deadline for the passes starts at the first answer. A crash loop fails at once.
+       */
+      startTimeout: duration3.default(3e4),
       timeout: duration3.default(2e3),
       /** Consecutive passing probes needed. */
       passes: number2().int().min(1).default(3),
@@ -15217,11 +15251,11 @@ function parseAccessLine(line) {
   addresses.forEach((address, i2) => {
     if (address === "-" || address === "") return;
     const status = Number.parseInt(statuses[i2] ?? "", 10);
-    const seconds3 = Number.parseFloat(times[i2] ?? "");
+    const seconds4 = Number.parseFloat(times[i2] ?? "");
     tries.push({
       address,
       status: Number.isFinite(status) ? status : void 0,
-      ms: Number.isFinite(seconds3) ? Math.round(seconds3 * 1e3) : void 0
+      ms: Number.isFinite(seconds4) ? Math.round(seconds4 * 1e3) : void 0
     });
   });
   return { tries };
@@ -39714,8 +39748,8 @@ var init_pretty = __esm({
             const entry = this.active.get(key);
             if (entry) {
               const pct = Math.floor(event.sent / Math.max(1, event.total) * 100);
-              const seconds3 = (Date.now() - entry.since) / 1e3;
-              const rate3 = seconds3 > 0.2 ? `, ${formatBytes(event.sent / seconds3)}/s` : "";
+              const seconds4 = (Date.now() - entry.since) / 1e3;
+              const rate3 = seconds4 > 0.2 ? `, ${formatBytes(event.sent / seconds4)}/s` : "";
               entry.label = `${event.server} upload ${pct}% of ${formatBytes(event.total)}${rate3}`;
               this.refresh();
             }
@@ -47615,11 +47649,11 @@ function prettyMilliseconds(milliseconds2, options) {
   add(Number(parsed.minutes), "minute", "m");
   if (!options.hideSeconds) {
     if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds2 < 1e3 && !options.subSecondsAsDecimals) {
-      const seconds3 = Number(parsed.seconds);
+      const seconds4 = Number(parsed.seconds);
       const milliseconds3 = Number(parsed.milliseconds);
       const microseconds = Number(parsed.microseconds);
       const nanoseconds = Number(parsed.nanoseconds);
-      add(seconds3, "second", "s");
+      add(seconds4, "second", "s");
       if (options.formatSubMilliseconds) {
         add(milliseconds3, "millisecond", "ms");
         add(microseconds, "microsecond", "\xB5s");
@@ -47638,9 +47672,9 @@ function prettyMilliseconds(milliseconds2, options) {
         );
       }
     } else {
-      const seconds3 = (isBigInt ? Number(milliseconds2 % ONE_DAY_IN_MILLISECONDS) : milliseconds2) / 1e3 % 60;
+      const seconds4 = (isBigInt ? Number(milliseconds2 % ONE_DAY_IN_MILLISECONDS) : milliseconds2) / 1e3 % 60;
       const secondsDecimalDigits = typeof options.secondsDecimalDigits === "number" ? options.secondsDecimalDigits : 1;
-      const secondsFixed = floorDecimals(seconds3, secondsDecimalDigits);
+      const secondsFixed = floorDecimals(seconds4, secondsDecimalDigits);
       const secondsString = options.keepDecimalsOnWholeSeconds ? secondsFixed : secondsFixed.replace(/\.0+$/, "");
       add(Number.parseFloat(secondsString), "second", "s", secondsString);
     }
@@ -55363,6 +55397,100 @@ function balancerConfigCommand(spec, setExit) {
   );
 }
 
+// src/artifact/package-manager.ts
+init_errors3();
+import { existsSync as existsSync2, readFileSync as readFileSync6 } from "node:fs";
+import path9 from "node:path";
+var LOCKFILES = [
+  ["package-lock.json", "npm"],
+  ["npm-shrinkwrap.json", "npm"],
+  ["pnpm-lock.yaml", "pnpm"],
+  ["yarn.lock", "yarn"]
+];
+var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"];
+function readPackageFiles(root) {
+  const read = (name) => {
+    try {
+      return readFileSync6(path9.join(root, name), "utf8");
+    } catch {
+      return void 0;
+    }
+  };
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path9.join(root, name)));
+  return {
+    packageJson: read("package.json"),
+    lockfiles,
+    yarnrcYml: existsSync2(path9.join(root, ".yarnrc.yml")),
+    yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2e3) : void 0
+  };
+}
+function detectPackageManager(files) {
+  if (files.packageJson === void 0) return void 0;
+  const declared = declaredManager(files.packageJson);
+  const found = files.lockfiles.map(
+    (file) => LOCKFILES.find(([name2]) => name2 === file)
+  );
+  let name;
+  if (declared) name = declared.name;
+  else {
+    const names = [...new Set(found.map(([, n2]) => n2))];
+    if (names.length > 1)
+      throw new UsageError(
+        `the app holds lockfiles of ${names.join(" and ")} (${files.lockfiles.join(", ")}): remove the stale one, or name the manager in package.json ("packageManager": "pnpm@9.12.0")`
+      );
+    name = names[0] ?? "npm";
+  }
+  const lockfile = found.find(([, n2]) => n2 === name)?.[0];
+  if (!lockfile && name !== "npm")
+    throw new UsageError(
+      `package.json names ${name} ("packageManager"), but the app has no ${name === "pnpm" ? "pnpm-lock.yaml" : "yarn.lock"}: nexus installs ${name} dependencies from a lockfile only (run \`${name} install\` and commit it)`
+    );
+  const pinned = declared?.version;
+  const flavor = name !== "yarn" ? void 0 : pinned && Number(pinned.split(".")[0]) >= 2 || files.yarnrcYml || files.yarnLockHead?.includes("__metadata:") ? "berry" : "classic";
+  const args = installArgs(name, flavor, lockfile !== void 0);
+  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}`;
+  return {
+    name,
+    ...flavor ? { flavor } : {},
+    ...pinned ? { pinned } : {},
+    ...lockfile ? { lockfile } : {},
+    args,
+    label
+  };
+}
+function declaredManager(packageJson) {
+  let field;
+  try {
+    field = JSON.parse(packageJson).packageManager;
+  } catch {
+    throw new UsageError("package.json is not valid JSON");
+  }
+  if (field === void 0) return void 0;
+  const match3 = typeof field === "string" ? /^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[0-9A-Za-z.-]*)(\+.*)?$/.exec(field) : null;
+  if (!match3)
+    throw new UsageError(
+      `package.json: packageManager ${JSON.stringify(field)} is not one nexus installs with: expected "npm@X.Y.Z", "pnpm@X.Y.Z" or "yarn@X.Y.Z"`
+    );
+  return { name: match3[1], version: match3[2] };
+}
+function installArgs(name, flavor, locked) {
+  switch (name) {
+    case "npm":
+      return [locked ? "ci" : "install", "--omit=dev", ...NPM_QUIET];
+    case "pnpm":
+      return ["install", "--frozen-lockfile", "--prod", "--prefer-offline", "--reporter=silent"];
+    case "yarn":
+      return flavor === "berry" ? ["install", "--immutable"] : [
+        "install",
+        "--frozen-lockfile",
+        "--production",
+        "--non-interactive",
+        "--prefer-offline",
+        "--silent"
+      ];
+  }
+}
+
 // src/check/run.ts
 init_drivers();
 init_errors3();
@@ -55517,7 +55645,7 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path10 from "node:path";
+import path11 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
@@ -55525,7 +55653,7 @@ import { createHash as createHash3 } from "node:crypto";
 import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path9 from "node:path";
+import path10 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -55614,13 +55742,13 @@ function appPackOptions(config2) {
     try {
       return realpathSync(file);
     } catch {
-      return path9.resolve(file);
+      return path10.resolve(file);
     }
   };
-  const inApp = path9.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path9.sep}`) || path9.isAbsolute(inApp);
+  const inApp = path10.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path10.sep}`) || path10.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path9.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path10.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
   return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
 }
@@ -55639,9 +55767,9 @@ async function selectAppFiles(root, options = {}) {
   const files = [];
   const warnings = [];
   const walk = async (dir) => {
-    const full = path9.join(root, dir);
+    const full = path10.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path9.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path10.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -55656,7 +55784,7 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path9.join(root, rel))).size : 0;
+      const size = entry.isFile() ? (await lstat(path10.join(root, rel))).size : 0;
       files.push({ path: rel, size });
       if (filter.looksSecret(rel)) {
         warnings.push(
@@ -55672,8 +55800,8 @@ async function packApp(root, options = {}) {
   const selection = await selectAppFiles(root, options);
   if (selection.files.length === 0) throw new Error(`app.root ${root}: no file to ship (all excluded)`);
   for (const warning2 of selection.warnings) options.warn?.(warning2);
-  const dir = await mkdtemp(path9.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path9.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path10.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path10.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -55720,12 +55848,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path10.join(app.root, "node_modules"));
+  return shipped + await treeSize(path11.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path10.join(dir, entry.name);
+    const child = path11.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -55844,7 +55972,7 @@ init_facts();
 var SERVER_CHECK_SCRIPT = withFunctions(`say user "$(id -un)"
 say home "$HOME"
 say path "$PATH"
-for b in node npm; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done
+for b in node npm pnpm yarn corepack; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done
 command -v node >/dev/null 2>&1 && say node_version "$(node -v 2>&1)"
 command -v npm >/dev/null 2>&1 && say npm_version "$(npm -v 2>&1)"
 # nvm installs Node under ~/.nvm, on the PATH of interactive shells only.
@@ -55914,6 +56042,13 @@ async function runCheck(config2, options = {}) {
 function sshProblem(error3, server) {
   return { detail: error3.message.replace(`${server}: `, ""), fix: sshFix(error3, server) };
 }
+function appPackageManager(config2) {
+  try {
+    return detectPackageManager(readPackageFiles(config2.app.root));
+  } catch {
+    return void 0;
+  }
+}
 async function checkServer(connected2, config2, estimate) {
   const { server, session, home } = connected2;
   let deployPath;
@@ -55935,7 +56070,12 @@ async function checkServer(connected2, config2, estimate) {
       status: "ok",
       detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`
     },
-    ...serverItems(facts, { server: server.name, deployPath, artifactEstimate: estimate }),
+    ...serverItems(facts, {
+      server: server.name,
+      deployPath,
+      artifactEstimate: estimate,
+      packageManager: appPackageManager(config2)
+    }),
     ...manager.items(facts)
   ];
   if (config2.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config2));
@@ -56055,26 +56195,26 @@ function maskedConfig(config2) {
 // src/artifact/entries.ts
 init_errors4();
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path11 from "node:path";
+import path12 from "node:path";
 function entryFiles(config2) {
   const entries2 = [{ field: "app.start", file: config2.app.start }];
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path11.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path12.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path11.isAbsolute(e.file));
+  return entries2.filter((e) => !path12.isAbsolute(e.file));
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path11.posix.normalize(file.split(path11.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path12.posix.normalize(file.split(path12.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path11.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path12.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -56097,107 +56237,13 @@ async function assertEntriesShip(config2, { built }) {
       );
       continue;
     }
-    if (built && !await lstat2(path11.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path12.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
     }
   }
   if (problems.length > 0) throw new ConfigError(config2.file, problems);
-}
-
-// src/artifact/package-manager.ts
-init_errors3();
-import { existsSync as existsSync2, readFileSync as readFileSync6 } from "node:fs";
-import path12 from "node:path";
-var LOCKFILES = [
-  ["package-lock.json", "npm"],
-  ["npm-shrinkwrap.json", "npm"],
-  ["pnpm-lock.yaml", "pnpm"],
-  ["yarn.lock", "yarn"]
-];
-var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"];
-function readPackageFiles(root) {
-  const read = (name) => {
-    try {
-      return readFileSync6(path12.join(root, name), "utf8");
-    } catch {
-      return void 0;
-    }
-  };
-  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path12.join(root, name)));
-  return {
-    packageJson: read("package.json"),
-    lockfiles,
-    yarnrcYml: existsSync2(path12.join(root, ".yarnrc.yml")),
-    yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2e3) : void 0
-  };
-}
-function detectPackageManager(files) {
-  if (files.packageJson === void 0) return void 0;
-  const declared = declaredManager(files.packageJson);
-  const found = files.lockfiles.map(
-    (file) => LOCKFILES.find(([name2]) => name2 === file)
-  );
-  let name;
-  if (declared) name = declared.name;
-  else {
-    const names = [...new Set(found.map(([, n2]) => n2))];
-    if (names.length > 1)
-      throw new UsageError(
-        `the app holds lockfiles of ${names.join(" and ")} (${files.lockfiles.join(", ")}): remove the stale one, or name the manager in package.json ("packageManager": "pnpm@9.12.0")`
-      );
-    name = names[0] ?? "npm";
-  }
-  const lockfile = found.find(([, n2]) => n2 === name)?.[0];
-  if (!lockfile && name !== "npm")
-    throw new UsageError(
-      `package.json names ${name} ("packageManager"), but the app has no ${name === "pnpm" ? "pnpm-lock.yaml" : "yarn.lock"}: nexus installs ${name} dependencies from a lockfile only (run \`${name} install\` and commit it)`
-    );
-  const pinned = declared?.version;
-  const flavor = name !== "yarn" ? void 0 : pinned && Number(pinned.split(".")[0]) >= 2 || files.yarnrcYml || files.yarnLockHead?.includes("__metadata:") ? "berry" : "classic";
-  const args = installArgs(name, flavor, lockfile !== void 0);
-  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}`;
-  return {
-    name,
-    ...flavor ? { flavor } : {},
-    ...pinned ? { pinned } : {},
-    ...lockfile ? { lockfile } : {},
-    args,
-    label
-  };
-}
-function declaredManager(packageJson) {
-  let field;
-  try {
-    field = JSON.parse(packageJson).packageManager;
-  } catch {
-    throw new UsageError("package.json is not valid JSON");
-  }
-  if (field === void 0) return void 0;
-  const match3 = typeof field === "string" ? /^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[0-9A-Za-z.-]*)(\+.*)?$/.exec(field) : null;
-  if (!match3)
-    throw new UsageError(
-      `package.json: packageManager ${JSON.stringify(field)} is not one nexus installs with: expected "npm@X.Y.Z", "pnpm@X.Y.Z" or "yarn@X.Y.Z"`
-    );
-  return { name: match3[1], version: match3[2] };
-}
-function installArgs(name, flavor, locked) {
-  switch (name) {
-    case "npm":
-      return [locked ? "ci" : "install", "--omit=dev", ...NPM_QUIET];
-    case "pnpm":
-      return ["install", "--frozen-lockfile", "--prod", "--prefer-offline", "--reporter=silent"];
-    case "yarn":
-      return flavor === "berry" ? ["install", "--immutable"] : [
-        "install",
-        "--frozen-lockfile",
-        "--production",
-        "--non-interactive",
-        "--prefer-offline",
-        "--silent"
-      ];
-  }
 }
 
 // src/artifact/release-id.ts
@@ -56502,7 +56548,7 @@ async function probeOnce(target, startedAt) {
         status: response.status,
         latencyMs,
         release,
-        error: `HTTP ${response.status}`
+        error: `HTTP ${response.status}${firstLine(response.body)}`
       };
     }
     const problem = releaseProblem(target.expectRelease, release);
@@ -56510,9 +56556,17 @@ async function probeOnce(target, startedAt) {
     return { at: at2, ok: true, status: response.status, latencyMs, release };
   } catch (error3) {
     const latencyMs = Math.round(performance.now() - begin);
-    const err = error3;
-    return { at: at2, ok: false, latencyMs, error: err.code ? `${err.code}: ${err.message}` : err.message };
+    return { at: at2, ok: false, latencyMs, error: describeError(error3) };
   }
+}
+function firstLine(body) {
+  const line = body.trim().split("\n")[0]?.trim() ?? "";
+  if (!line) return "";
+  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
+}
+function describeError(err) {
+  if (err.code === "ECONNREFUSED") return "ECONNREFUSED: connection refused (nothing listening)";
+  return err.code ? `${err.code}: ${err.message}` : err.message;
 }
 function releaseOf(body) {
   try {
@@ -56546,16 +56600,16 @@ async function watchWindow(options) {
   let warming = (options.warmupMs ?? 0) > 0;
   let extended2 = false;
   const result2 = (interrupted) => {
-    const seconds3 = Math.max(0, now() - started) / 1e3;
+    const seconds4 = Math.max(0, now() - started) / 1e3;
     return {
       judgement: judge({
         watched: [...tallies.values()],
         untouched,
         baseline: options.baseline,
         settings: options.settings,
-        seconds: seconds3
+        seconds: seconds4
       }),
-      seconds: seconds3,
+      seconds: seconds4,
       extended: extended2,
       interrupted
     };
@@ -56807,18 +56861,29 @@ var UNTIL_ANSWER_WINDOW_MS = 2e3;
 async function runGate(options) {
   const startedAt = Date.now();
   const minUptime = options.minUptimeMs ?? 0;
+  const startLimit = options.startTimeoutMs;
   const timeline = [];
   let streak = 0;
   let answered = false;
-  while (Date.now() - startedAt < options.deadlineMs) {
+  let deadlineFrom = startLimit === void 0 ? startedAt : void 0;
+  let crashCheckedAt = startedAt;
+  for (; ; ) {
     if (options.signal?.aborted) return done(false, "interrupted");
+    if (deadlineFrom === void 0) {
+      if (Date.now() - startedAt >= (startLimit ?? 0)) return done(false, notListening());
+      const crash = await crashedYet();
+      if (crash) return done(false, `crashed before listening: ${crash}`);
+    } else if (Date.now() - deadlineFrom >= options.deadlineMs) break;
     const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
     const check = canComplete ? options.verifyProcess?.() : void 0;
     check?.catch(() => {
     });
     const result2 = await options.probe(startedAt);
     timeline.push(result2);
-    answered ||= result2.status !== void 0;
+    if (result2.status !== void 0 && !answered) {
+      answered = true;
+      deadlineFrom ??= startedAt + result2.at;
+    }
     streak = result2.ok ? streak + 1 : 0;
     const elapsed = Date.now() - startedAt;
     if (streak >= options.passes && elapsed >= minUptime) {
@@ -56828,9 +56893,19 @@ async function runGate(options) {
     await sleep(nextWait(elapsed, streak, answered), options.signal);
   }
   const last = timeline.at(-1);
-  const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1e3)}s${last?.error ? ` (last: ${last.error})` : ""}`;
+  const since = startLimit === void 0 ? "" : " of first answering";
+  const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1e3)}s${since}${last?.error ? ` (last: ${last.error})` : ""}`;
   const problem = await options.verifyProcess?.().catch(() => void 0);
   return done(false, problem ? `${probes}; ${problem}` : probes);
+  function notListening() {
+    const last2 = timeline.at(-1);
+    return `not listening after ${seconds3(startLimit ?? 0)} (health.startTimeout): no probe was answered${last2?.error ? ` (last: ${last2.error})` : ""}`;
+  }
+  async function crashedYet() {
+    if (!options.crashed || Date.now() - crashCheckedAt < 1e3) return void 0;
+    crashCheckedAt = Date.now();
+    return options.crashed().catch(() => void 0);
+  }
   function nextWait(elapsed, streak2, answered2) {
     if (!answered2 && elapsed < UNTIL_ANSWER_WINDOW_MS)
       return Math.min(options.intervalMs, UNTIL_ANSWER_INTERVAL_MS);
@@ -56840,6 +56915,9 @@ async function runGate(options) {
   function done(ok, reason) {
     return { ok, reason, timeline, ms: Date.now() - startedAt };
   }
+}
+function seconds3(ms4) {
+  return `${Math.round(ms4 / 100) / 10}s`;
 }
 function formatTimeline(timeline, max = 12) {
   const shown = timeline.slice(-max);
@@ -57014,7 +57092,7 @@ var BatchWatch = class _BatchWatch {
   measure(batch, untouched, durationMs, signal2) {
     const { config: config2, emit } = this;
     const settings = config2.rolling.watch;
-    const seconds3 = durationMs / 1e3;
+    const seconds4 = durationMs / 1e3;
     return watchWindow({
       source: this.traffic.source,
       serverOf: this.traffic.serverOf,
@@ -57032,7 +57110,7 @@ var BatchWatch = class _BatchWatch {
           emit({
             type: "warn",
             server: s3.server,
-            message: `inconclusive after ${seconds3}s (${s3.reason}): watching ${seconds3}s more`
+            message: `inconclusive after ${seconds4}s (${s3.reason}): watching ${seconds4}s more`
           });
         }
       }
@@ -57718,18 +57796,26 @@ function processProblem(now, started, oldPids, expected) {
   if (notOnline) problems.push(`the app is ${notOnline.status} (pid ${notOnline.pid})`);
   const old = now.find((p2) => p2.pid > 0 && oldPids.includes(p2.pid));
   if (old) problems.push(`the old process (pid ${old.pid}) is still the one running`);
+  problems.push(...crashes(now, started, oldPids));
+  return problems.length > 0 ? problems.join("; ") : void 0;
+}
+function crashProblem(now, started, oldPids) {
+  const problems = crashes(now, started, oldPids);
+  return problems.length > 0 ? problems.join("; ") : void 0;
+}
+function crashes(now, started, oldPids) {
+  if (started.length === 0) return [];
+  const problems = [];
   const restarts = now.reduce((n2, p2) => n2 + p2.restarts, 0) - started.reduce((n2, p2) => n2 + p2.restarts, 0);
   const startedPids = new Set(started.map((p2) => p2.pid));
   const replaced = now.find(
     (p2) => p2.status === "online" && !startedPids.has(p2.pid) && !oldPids.includes(p2.pid)
   );
-  if (started.length > 0 && restarts > 0)
-    problems.push(`the app restarted ${restarts} time(s) during the gate (crash loop)`);
-  else if (started.length > 0 && replaced)
-    problems.push(`a process was replaced (now pid ${replaced.pid}): it crashed`);
-  if (started.length > 0 && now.length < started.length)
+  if (restarts > 0) problems.push(`the app restarted ${restarts} time(s) during the gate (crash loop)`);
+  else if (replaced) problems.push(`a process was replaced (now pid ${replaced.pid}): it crashed`);
+  if (now.length < started.length)
     problems.push(`${started.length - now.length} of ${started.length} instance(s) are gone`);
-  return problems.length > 0 ? problems.join("; ") : void 0;
+  return problems;
 }
 
 // src/deploy/activate.ts
@@ -57991,6 +58077,7 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
     passes: config2.health.passes,
     intervalMs: config2.health.interval,
     deadlineMs: config2.health.deadline,
+    startTimeoutMs: config2.health.startTimeout,
     // Uptime counts from the process's start (PM2's), part of which the restart step already saw.
     minUptimeMs: Math.max(0, config2.health.minUptime - restarted.upAlready),
     signal: signal2,
@@ -58003,6 +58090,7 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
       },
       startedAt
     ),
+    crashed: async () => crashProblem(await inspect4(), restarted.started, restarted.oldPids),
     verifyProcess: async () => processProblem(await inspect4(), restarted.started, restarted.oldPids, processes.instances)
   });
 }
@@ -58553,8 +58641,8 @@ function throttledProgress(server, emit) {
   };
 }
 function rate2(bytes, since) {
-  const seconds3 = Math.max(1e-3, (Date.now() - since) / 1e3);
-  return `${(bytes / 1024 / 1024 / seconds3).toFixed(1)} MB/s`;
+  const seconds4 = Math.max(1e-3, (Date.now() - since) / 1e3);
+  return `${(bytes / 1024 / 1024 / seconds4).toFixed(1)} MB/s`;
 }
 function stripServer(server, message) {
   return message.startsWith(`${server}: `) ? message.slice(server.length + 2) : message;

@@ -52513,6 +52513,25 @@ async function installSandboxPm2(projectRoot, stateDir) {
   await symlink(relative(dirname3(bin), join6(target, "node_modules", "pm2", "bin", "pm2")), bin);
   return bin;
 }
+async function installSandboxPackageManagers(projectRoot, stateDir) {
+  for (const [name, binFile] of Object.entries(PACKAGE_MANAGER_BINS)) {
+    const source = join6(projectRoot, "node_modules", name);
+    const version2 = await readFile7(join6(source, "package.json"), "utf8").then((text5) => String(JSON.parse(text5).version)).catch(() => void 0);
+    if (!version2) continue;
+    const target = join6(stateDir, "package-managers", name);
+    const stampFile = join6(target, ".nexus-stamp");
+    if (await readFile7(stampFile, "utf8").catch(() => "") !== version2) {
+      await rm6(target, { recursive: true, force: true });
+      await cp(source, target, { recursive: true });
+      await execa("chmod", ["-R", "go+rX,go-w", target], { stdin: "ignore" });
+      await writeFile4(stampFile, version2);
+    }
+    const bin = join6(stateDir, "bin", name);
+    await mkdir4(dirname3(bin), { recursive: true, mode: 493 });
+    await rm6(bin, { force: true });
+    await symlink(relative(dirname3(bin), join6(target, binFile)), bin);
+  }
+}
 async function runningPm2(pm2Home) {
   const pid = await readPidFile(join6(pm2Home, "pm2.pid"));
   if (pid === void 0 || !await isAlive(pid)) return void 0;
@@ -52540,12 +52559,14 @@ async function stopPm2({ home, pm2Home, pm2Bin }) {
   await stopPid(pid);
   await Promise.all(apps.map((app) => stopPid(app)));
 }
+var PACKAGE_MANAGER_BINS;
 var init_pm23 = __esm({
   "src/sandbox/pm2.ts"() {
     "use strict";
     init_execa();
     init_errors6();
     init_processes();
+    PACKAGE_MANAGER_BINS = { pnpm: "bin/pnpm.cjs", yarn: "bin/yarn.js" };
   }
 });
 
@@ -52962,6 +52983,7 @@ async function sandboxUp(opts) {
   if (asRoot) await mkdir7("/run/sshd", { recursive: true, mode: 493 });
   if (deployUser) await assertReachableByOthers([o2.dir, process.execPath]);
   const pm2 = await installSandboxPm2(projectRoot, o2.dir);
+  await installSandboxPackageManagers(projectRoot, o2.dir);
   await ensureClientKey(sshKeygen, o2.dir);
   const clientKey = (await readFile9(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);

@@ -71,7 +71,8 @@ function sha256File(file: string): string {
   return execFileSync("sha256sum", [file], { encoding: "utf8" }).split(" ")[0] as string;
 }
 
-describe("install: the reuse key", () => {
+// Each install starts node (and the fakes) a few times: seconds each on a loaded 2-core machine.
+describe("install: the reuse key", { timeout: 180_000 }, () => {
   const app = { "package.json": '{"name":"a"}', "package-lock.json": '{"lockfileVersion":3}' };
 
   it("reuses node_modules when nothing changed; installs afresh when the Node ABI, the lockfile or the manager's version changed, and says why", () => {
@@ -114,7 +115,7 @@ describe("install: the reuse key", () => {
   });
 });
 
-describe("install: package managers", () => {
+describe("install: package managers", { timeout: 120_000 }, () => {
   it("pnpm installs frozen to pnpm-lock.yaml, production only, and is reused after", () => {
     const files = { "package.json": '{"name":"a"}', "pnpm-lock.yaml": "lockfileVersion: '9.0'\n" };
     const s = server(files);

@@ -6860,9 +6860,9 @@ function cloneIssues(issues) {
   return issues.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
 }
 function isRecursive(inst, stack, resolve3) {
-  const cached2 = recursive.get(inst);
-  if (cached2 !== void 0)
-    return cached2 ? PROVEN : NONE;
+  const cached3 = recursive.get(inst);
+  if (cached3 !== void 0)
+    return cached3 ? PROVEN : NONE;
   if (stack.has(inst))
     return PROVEN;
   stack.add(inst);
@@ -10173,6 +10173,36 @@ var init_schema = __esm({
   }
 });
 
+// src/balancer/haproxy/starter.ts
+var DEFAULT_SOCKET, backendName, haproxyStarter;
+var init_starter = __esm({
+  "src/balancer/haproxy/starter.ts"() {
+    "use strict";
+    DEFAULT_SOCKET = "/run/haproxy/admin.sock";
+    backendName = (name) => name.replace(/[^A-Za-z0-9_.:-]/g, "_");
+    haproxyStarter = {
+      label: "HAProxy",
+      configFor: "the backend and admin socket",
+      options: [
+        { flags: "--backend <name>", description: "HAProxy: the backend of the servers (default: the app name)" },
+        { flags: "--socket <path>", description: `HAProxy: its admin socket (default: ${DEFAULT_SOCKET})` }
+      ],
+      async ask(answers, ask) {
+        answers.values.backend ??= await ask("HAProxy backend of the servers", backendName(answers.name));
+        answers.values.socket ??= await ask("its admin socket (stats socket ... level admin)", DEFAULT_SOCKET);
+      },
+      entry({ name, host, values }) {
+        return {
+          type: "haproxy",
+          host,
+          backend: values.backend ?? backendName(name),
+          ...values.socket ? { socket: values.socket } : {}
+        };
+      }
+    };
+  }
+});
+
 // src/errors.ts
 var EXIT, NexusError, UsageError;
 var init_errors3 = __esm({
@@ -10300,9 +10330,20 @@ var init_quote = __esm({
 function script(body, ...args) {
   return args.length > 0 ? `sh -c ${shq(body)} nexus ${cmd(...args)}` : `sh -c ${shq(body)} nexus`;
 }
-async function runOp(runner, op) {
-  const result2 = await runner.exec(op.command, { stdin: op.stdin, what: op.what });
+async function runOp(runner, op, options = {}) {
+  const result2 = await runner.exec(op.command, { stdin: op.stdin, what: op.what, signal: options.signal });
   return op.parse(result2, runner.name);
+}
+function runOps(runner, ops) {
+  const commands = ops.map((op) => ({ command: op.command, stdin: op.stdin, what: op.what }));
+  const results = runner.execAll ? runner.execAll(commands) : commands.reduce((all, c3) => {
+    const previous = all.at(-1)?.catch(() => void 0) ?? Promise.resolve();
+    all.push(previous.then(() => runner.exec(c3.command, c3)));
+    return all;
+  }, []);
+  return Promise.allSettled(
+    results.map(async (result2, i2) => ops[i2].parse(await result2, runner.name))
+  );
 }
 var init_op = __esm({
   "src/remote/op.ts"() {
@@ -10989,6 +11030,7 @@ var init_haproxy2 = __esm({
     "use strict";
     init_config_command();
     init_schema();
+    init_starter();
     haproxyDriver = {
       type: "haproxy",
       schema: haproxyBalancerSchema,
@@ -11015,7 +11057,8 @@ var init_haproxy2 = __esm({
         );
       },
       watch: async (entry, context) => (await Promise.resolve().then(() => (init_watch(), watch_exports))).watchHaproxy(entry, context),
-      configCommand: haproxyConfigCommand
+      configCommand: haproxyConfigCommand,
+      starter: haproxyStarter
     };
   }
 });
@@ -11530,6 +11573,82 @@ var init_schema2 = __esm({
   }
 });
 
+// src/balancer/nginx/starter.ts
+import { userInfo } from "node:os";
+function defaultNginxCommands(user) {
+  const root = (user || userInfo().username) === "root";
+  return root ? { test: "nginx -t", reload: "nginx -s reload" } : { test: "sudo -n /usr/sbin/nginx -t", reload: "sudo -n /usr/sbin/nginx -s reload" };
+}
+function defaultServersFile(name) {
+  return `/etc/nginx/nexus/${name}-servers.conf`;
+}
+function withDefaults({ name, user, values }) {
+  const commands = defaultNginxCommands(user);
+  return {
+    ...values,
+    upstreamFile: values.upstreamFile ?? defaultServersFile(name),
+    testCommand: values.testCommand ?? commands.test,
+    reloadCommand: values.reloadCommand ?? commands.reload
+  };
+}
+var DEFAULT_ACCESS_LOG, nginxStarter;
+var init_starter2 = __esm({
+  "src/balancer/nginx/starter.ts"() {
+    "use strict";
+    DEFAULT_ACCESS_LOG = "/var/log/nginx/access.log";
+    nginxStarter = {
+      label: "Nginx",
+      configFor: "the servers file and the upstream block",
+      options: [
+        {
+          flags: "--upstream-file <path>",
+          description: "Nginx: the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)"
+        },
+        {
+          flags: "--test-command <cmd>",
+          description: 'Nginx: how to test its config (default: "sudo -n /usr/sbin/nginx -t", "nginx -t" for root)'
+        },
+        {
+          flags: "--reload-command <cmd>",
+          description: 'Nginx: how to reload it (default: "sudo -n /usr/sbin/nginx -s reload", "nginx -s reload" for root)'
+        },
+        { flags: "--pid-file <path>", description: "Nginx: its master's pid file (default: /run/nginx.pid)" },
+        {
+          flags: "--access-log <path>",
+          description: `with --watch, Nginx: its access log (default: ${DEFAULT_ACCESS_LOG})`
+        }
+      ],
+      async ask(answers, ask) {
+        const defaults = withDefaults(answers);
+        const values = answers.values;
+        values.upstreamFile ??= await ask(
+          "servers file on it (server lines only, included inside the upstream block)",
+          defaults.upstreamFile
+        );
+        values.testCommand ??= await ask("command that tests the Nginx config", defaults.testCommand);
+        values.reloadCommand ??= await ask("command that reloads Nginx", defaults.reloadCommand);
+        if (answers.watch)
+          values.accessLog ??= await ask(
+            "Nginx access log (in the nexus format: nexus nginx-config prints it)",
+            DEFAULT_ACCESS_LOG
+          );
+      },
+      entry(answers) {
+        const values = withDefaults(answers);
+        return {
+          host: answers.host,
+          upstreamFile: values.upstreamFile,
+          testCommand: values.testCommand,
+          reloadCommand: values.reloadCommand,
+          ...values.pidFile ? { pidFile: values.pidFile } : {},
+          // The watch reads the access log (in the nexus format: `nexus nginx-config` prints it).
+          ...answers.watch ? { accessLog: values.accessLog ?? DEFAULT_ACCESS_LOG } : {}
+        };
+      }
+    };
+  }
+});
+
 // src/remote/proc-net-tcp.ts
 function procNetTcpAddress(address) {
   const match3 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
@@ -11537,8 +11656,8 @@ function procNetTcpAddress(address) {
   const octets = match3.slice(1, 5).map(Number);
   const port2 = Number(match3[5]);
   if (octets.some((o2) => o2 > 255) || port2 > 65535) return void 0;
-  const ip = octets.reverse().map((o2) => o2.toString(16).padStart(2, "0")).join("").toUpperCase();
-  return `${ip}:${procNetTcpPort(port2)}`;
+  const ip2 = octets.reverse().map((o2) => o2.toString(16).padStart(2, "0")).join("").toUpperCase();
+  return `${ip2}:${procNetTcpPort(port2)}`;
 }
 function procNetTcpPort(port2) {
   return port2.toString(16).padStart(4, "0").toUpperCase();
@@ -11757,8 +11876,8 @@ var init_nginx = __esm({
       }
       async tryApply(change, recheck) {
         this.retiring = [];
-        const cached2 = this.known;
-        const original = cached2 ?? await this.read();
+        const cached3 = this.known;
+        const original = cached3 ?? await this.read();
         let text5 = original;
         for (const [servers2, down] of [
           [change.enable ?? [], false],
@@ -11767,7 +11886,7 @@ var init_nginx = __esm({
           for (const server of servers2)
             text5 = setServerDown(text5, server.upstream, down, this.options.upstream).text;
         }
-        if (text5 === original) return cached2 === void 0 ? "done" : this.readAgain();
+        if (text5 === original) return cached3 === void 0 ? "done" : this.readAgain();
         const keep = change.keepInRotation;
         if (keep && (change.drain ?? []).length > 0) {
           const fleet = new Set(keep.servers.map((s3) => s3.upstream));
@@ -11945,6 +12064,35 @@ var init_facts = __esm({
     SAY_FUNCTION = `# say KEY VALUE: one \`key=value\` line (a newline in the value becomes a space), read by parseFacts.
 say() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }
 `;
+  }
+});
+
+// src/ssh/proxy-jump.ts
+function parseProxyJump(value, field = "proxyJump") {
+  const text5 = value.trim();
+  if (text5.toLowerCase() === "none") return [];
+  return text5.split(",").map((raw) => {
+    const hop = raw.trim().replace(/^ssh:\/\//i, "");
+    const match3 = /^(?:([^@\s/]+)@)?(\[[0-9A-Fa-f:.]+\]|[^\s:@/[\]]+)(?::(\d{1,5}))?\/?$/.exec(hop);
+    const port2 = match3?.[3] === void 0 ? void 0 : Number(match3[3]);
+    if (!match3 || port2 !== void 0 && (port2 < 1 || port2 > 65535)) {
+      throw new UsageError(
+        `${field}: "${raw.trim()}" is not a jump host: expected [user@]host[:port], hops separated by commas`
+      );
+    }
+    const host = match3[2].replace(/^\[(.*)\]$/, "$1");
+    return { ...match3[1] ? { user: match3[1] } : {}, host, ...port2 !== void 0 ? { port: port2 } : {} };
+  });
+}
+function formatProxyJump(hops) {
+  return hops.map(
+    (h2) => `${h2.user ? `${h2.user}@` : ""}${h2.host.includes(":") ? `[${h2.host}]` : h2.host}${h2.port ? `:${h2.port}` : ""}`
+  ).join(",");
+}
+var init_proxy_jump = __esm({
+  "src/ssh/proxy-jump.ts"() {
+    "use strict";
+    init_errors3();
   }
 });
 
@@ -13674,8 +13822,8 @@ __export(check_exports2, {
   pm2Items: () => pm2Items
 });
 function pm2CheckArgs(ctx) {
-  const ip = procNetTcpAddress(`${ctx.appHost}:${ctx.appPort}`)?.split(":")[0] ?? "";
-  return [procNetTcpPort(ctx.appPort), ip, ctx.pm2Name];
+  const ip2 = procNetTcpAddress(`${ctx.appHost}:${ctx.appPort}`)?.split(":")[0] ?? "";
+  return [procNetTcpPort(ctx.appPort), ip2, ctx.pm2Name];
 }
 function pm2CheckScript(ctx) {
   return script(PM2_CHECK_SCRIPT, ...pm2CheckArgs(ctx));
@@ -14236,7 +14384,9 @@ var init_schema4 = __esm({
       deployPath: nonEmpty.optional(),
       /** This server's address as written in the Nginx upstream file; defaults to host:app.port. */
       upstream: nonEmpty.optional(),
-      env: envMap.default({})
+      env: envMap.default({}),
+      /** Jump host(s) for this server, as ssh's ProxyJump: "[user@]host[:port]", commas between hops; "none": direct. */
+      proxyJump: nonEmpty.optional()
     });
     sshSchema = strictObject({
       user: nonEmpty.optional(),
@@ -14254,7 +14404,17 @@ var init_schema4 = __esm({
       /** "strict": unknown keys stop the command; "accept-new": unknown keys are learned, changed keys still stop. */
       hostKeys: _enum(["strict", "accept-new"]).default("strict"),
       readyTimeout: duration3.default(2e4),
-      keepaliveInterval: duration3.default(5e3)
+      keepaliveInterval: duration3.default(5e3),
+      /**
+       * Jump host(s) for every server (a server's own proxyJump wins), as ssh's ProxyJump:
+       * "[user@]host[:port]", commas between hops; "none": direct, whatever ~/.ssh/config says.
+       */
+      proxyJump: nonEmpty.optional(),
+      /**
+       * SSH handshakes in flight at once to one address (a bastion, or servers behind one address):
+       * sshd's MaxStartups (default 10:30:100) starts dropping unauthenticated connections above 10.
+       */
+      maxStartups: number2().int().min(1).max(1e3).default(10)
     });
     transferSchema = strictObject({
       /** "auto": SFTP, then HTTP if SFTP is unavailable, fails or delivers a bad checksum; or only one of them. */
@@ -14439,6 +14599,23 @@ var init_schema4 = __esm({
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path3 from "node:path";
+function proxyJumpProblems(value, field) {
+  try {
+    parseProxyJump(value, field);
+    return [];
+  } catch (error3) {
+    return [error3.message];
+  }
+}
+function jumpProblems(parsed) {
+  const problems = [];
+  if (parsed.ssh.proxyJump !== void 0)
+    problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
+  for (const [index, server] of parsed.servers.entries())
+    if (server.proxyJump !== void 0)
+      problems.push(...proxyJumpProblems(server.proxyJump, `servers[${index}].proxyJump`));
+  return problems;
+}
 function expandHome(p2) {
   if (p2 === "~") return os.homedir();
   if (p2.startsWith("~/")) return path3.join(os.homedir(), p2.slice(2));
@@ -14518,6 +14695,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
   const servers2 = resolveServers(parsed, data, env2, problems);
   const names = new Set(servers2.map((s3) => s3.name));
   problems.push(...loginProblems(parsed, servers2));
+  problems.push(...jumpProblems(parsed));
   problems.push(...sharedProblems(parsed.shared));
   if (parsed.hooks.beforeRollOn !== void 0 && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(
@@ -14590,7 +14768,8 @@ function resolveServers(parsed, data, env2, problems) {
       explicit: {
         port: rawServers?.[index]?.port !== void 0,
         user: (server.user ?? parsed.ssh.user) !== void 0
-      }
+      },
+      ...(server.proxyJump ?? parsed.ssh.proxyJump) !== void 0 ? { proxyJump: server.proxyJump ?? parsed.ssh.proxyJump } : {}
     };
   });
 }
@@ -14715,6 +14894,7 @@ var init_load = __esm({
   "src/config/load.ts"() {
     "use strict";
     init_drivers();
+    init_proxy_jump();
     init_errors4();
     init_positions();
     init_schema4();
@@ -15495,6 +15675,7 @@ var init_nginx2 = __esm({
     "use strict";
     init_config_command2();
     init_schema2();
+    init_starter2();
     nginxDriver = {
       type: "nginx",
       schema: nginxBalancerSchema,
@@ -15503,7 +15684,8 @@ var init_nginx2 = __esm({
       check: async (entry, context) => (await Promise.resolve().then(() => (init_check3(), check_exports3))).checkNginx(entry, context),
       setup: async (entry, context) => (await Promise.resolve().then(() => (init_setup(), setup_exports))).setupNginx(entry, context),
       watch: async (entry, context) => (await Promise.resolve().then(() => (init_watch2(), watch_exports2))).watchNginx(entry, context),
-      configCommand: nginxConfigCommand
+      configCommand: nginxConfigCommand,
+      starter: nginxStarter
     };
   }
 });
@@ -22039,7 +22221,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash7,
+      createHash: createHash8,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -22727,11 +22909,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash7("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash8("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash7("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash8("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -22896,8 +23078,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash7("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash7("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash8("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash8("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -22937,7 +23119,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash7("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash8("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac2) {
           if (encrypted) {
@@ -23280,8 +23462,8 @@ var require_agent = __commonJS({
     var { Socket } = __require("net");
     var { Duplex: Duplex4 } = __require("stream");
     var { resolve: resolve3 } = __require("path");
-    var { readFile: readFile10 } = __require("fs");
-    var { execFile, spawn: spawn4 } = __require("child_process");
+    var { readFile: readFile11 } = __require("fs");
+    var { execFile, spawn: spawn5 } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
       makeBufferParser,
@@ -23458,7 +23640,7 @@ var require_agent = __commonJS({
             return cb(new Error("Unexpected multiple agent requests"));
           this.buffer = null;
           let error3;
-          const proc = this.proc = spawn4(EXEPATH, [data.length]);
+          const proc = this.proc = spawn5(EXEPATH, [data.length]);
           proc.stdout.on("data", (data2) => {
             this.push(data2);
           });
@@ -23498,7 +23680,7 @@ var require_agent = __commonJS({
           cb = once9(cb);
           let socketPath = this.socketPath;
           let triedCygpath = false;
-          readFile10(socketPath, function readCygsocket(err, data) {
+          readFile11(socketPath, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
@@ -23507,7 +23689,7 @@ var require_agent = __commonJS({
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
                 socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile10(socketPath, readCygsocket);
+                readFile11(socketPath, readCygsocket);
               });
               return;
             }
@@ -25259,7 +25441,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash7,
+      createHash: createHash8,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync: generateKeyPairSync2,
@@ -25685,7 +25867,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash7(this.hashName);
+          const hash = createHash8(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -26693,9 +26875,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash7(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash8(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk2 = createHash7(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk2 = createHash8(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended2 = Buffer.allocUnsafe(digest.length + chunk2.length);
           extended2.set(digest, 0);
           extended2.set(chunk2, digest.length);
@@ -28012,14 +28194,14 @@ var require_Protocol = __commonJS({
         this._debug && this._debug(`Outbound: Sending SERVICE_ACCEPT (${svcName})`);
         sendPacket(this, this._packetRW.write.finalize(packet));
         if (this._server && this._banner && svcName === "ssh-userauth") {
-          const banner = this._banner;
+          const banner2 = this._banner;
           this._banner = void 0;
-          const bannerLen = Buffer.byteLength(banner);
+          const bannerLen = Buffer.byteLength(banner2);
           p2 = this._packetRW.write.allocStart;
           const packet2 = this._packetRW.write.alloc(1 + 4 + bannerLen + 4);
           packet2[p2] = MESSAGE.USERAUTH_BANNER;
           writeUInt32BE(packet2, bannerLen, ++p2);
-          packet2.utf8Write(banner, p2 += 4, bannerLen);
+          packet2.utf8Write(banner2, p2 += 4, bannerLen);
           writeUInt32BE(packet2, 0, p2 += bannerLen);
           this._debug && this._debug("Outbound: Sending USERAUTH_BANNER");
           sendPacket(this, this._packetRW.write.finalize(packet2));
@@ -32130,7 +32312,7 @@ var require_client = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash7,
+      createHash: createHash8,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -32352,7 +32534,7 @@ var require_client = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash7(hashAlgo).update(key).digest("hex");
+              key = createHash8(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -35191,7 +35373,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes6
+      randomBytes: randomBytes7
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -35455,7 +35637,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes6(SALT_LEN);
+            const salt = randomBytes7(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -35494,7 +35676,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes6(4);
+          const checkInt = randomBytes7(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -40656,9 +40838,9 @@ var require_ignore = __commonJS({
         return literal2.ignored || literal2.unignored ? literal2 : dir;
       }
       _t(path23, cache) {
-        const cached2 = cache[path23];
-        if (cached2) {
-          return cached2;
+        const cached3 = cache[path23];
+        if (cached3) {
+          return cached3;
         }
         const parentPath = parentOf(path23);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
@@ -45036,7 +45218,7 @@ var require_cross_spawn = __commonJS({
     var cp2 = __require("child_process");
     var parse4 = require_parse();
     var enoent = require_enoent();
-    function spawn4(command, args, options) {
+    function spawn5(command, args, options) {
       const parsed = parse4(command, args, options);
       const spawned = cp2.spawn(parsed.command, parsed.args, parsed.options);
       enoent.hookChildProcess(spawned, parsed);
@@ -45048,8 +45230,8 @@ var require_cross_spawn = __commonJS({
       result2.error = result2.error || enoent.verifyENOENTSync(result2.status, parsed);
       return result2;
     }
-    module.exports = spawn4;
-    module.exports.spawn = spawn4;
+    module.exports = spawn5;
+    module.exports.spawn = spawn5;
     module.exports.sync = spawnSync3;
     module.exports._parse = parse4;
     module.exports._enoent = enoent;
@@ -46561,7 +46743,7 @@ Please rename it to one of: ${correctEncodings}.`);
 });
 
 // node_modules/execa/lib/arguments/cwd.js
-import { statSync as statSync2 } from "node:fs";
+import { statSync as statSync3 } from "node:fs";
 import path16 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
@@ -46587,7 +46769,7 @@ ${error3.message}`;
       }
       let cwdStat;
       try {
-        cwdStat = statSync2(cwd);
+        cwdStat = statSync3(cwd);
       } catch (error3) {
         return `The "cwd" option is invalid: ${cwd}.
 ${error3.message}
@@ -48976,7 +49158,7 @@ var init_output = __esm({
 });
 
 // node_modules/execa/lib/io/output-sync.js
-import { writeFileSync, appendFileSync as appendFileSync3 } from "node:fs";
+import { writeFileSync, appendFileSync as appendFileSync4 } from "node:fs";
 var transformOutputSync, transformOutputResultSync, runOutputGeneratorsSync, serializeChunks, logOutputSync, writeToFiles;
 var init_output_sync = __esm({
   "node_modules/execa/lib/io/output-sync.js"() {
@@ -49080,7 +49262,7 @@ var init_output_sync = __esm({
       for (const { path: path23, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
         const pathString = typeof path23 === "string" ? path23 : path23.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync3(path23, serializedResult);
+          appendFileSync4(path23, serializedResult);
         } else {
           outputFiles.add(pathString);
           writeFileSync(path23, serializedResult);
@@ -51594,9 +51776,18 @@ var init_errors6 = __esm({
   }
 });
 
+// src/sandbox/limits.ts
+var MAX_HOSTS;
+var init_limits = __esm({
+  "src/sandbox/limits.ts"() {
+    "use strict";
+    MAX_HOSTS = 50;
+  }
+});
+
 // src/sandbox/processes.ts
 import { access, constants as constants4, readFile as readFile4 } from "node:fs/promises";
-import { connect, createServer as createServer3 } from "node:net";
+import { connect as connect2, createServer as createServer3 } from "node:net";
 import { delimiter, join } from "node:path";
 async function findBinary(name) {
   const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...SBIN_DIRS];
@@ -51724,7 +51915,7 @@ async function assertPortsFree(endpoints) {
 }
 function canConnect(address, port2) {
   return new Promise((resolve3) => {
-    const socket = connect({ host: address, port: port2 });
+    const socket = connect2({ host: address, port: port2 });
     socket.setTimeout(1e3);
     socket.once("connect", () => {
       socket.destroy();
@@ -51757,10 +51948,259 @@ var init_processes = __esm({
   }
 });
 
+// src/sandbox/bastion.ts
+import { spawn as spawn4 } from "node:child_process";
+import { createHash as createHash4 } from "node:crypto";
+import { mkdir, readFile as readFile5, rm as rm2, writeFile } from "node:fs/promises";
+import { connect as connect3 } from "node:net";
+import { join as join2 } from "node:path";
+function bastionAddress(ipPrefix) {
+  return `${ipPrefix}9`;
+}
+function bastionPaths(dir) {
+  const root = join2(dir, "bastion");
+  return {
+    root,
+    home: join2(root, "home"),
+    sshdConfig: join2(root, "sshd_config"),
+    sshdLog: join2(root, "sshd.log"),
+    sshdPid: join2(root, "sshd.pid"),
+    hostKey: join2(root, "ssh_host_ed25519_key"),
+    authorizedKeys: join2(root, "home", ".ssh", "authorized_keys"),
+    /** Kept short: a Unix socket path is at most 107 bytes. */
+    sockets: join2(root, "s"),
+    pids: join2(root, "bridges.json")
+  };
+}
+function netnsName(dir) {
+  return `nexus-bst-${createHash4("sha256").update(dir).digest("hex").slice(0, 8)}`;
+}
+function bastionInfo(dir, ipPrefix, sshPort) {
+  return {
+    name: BASTION_NAME,
+    address: bastionAddress(ipPrefix),
+    sshPort,
+    deployConfig: join2(dir, "deploy.bastion.json"),
+    netns: netnsName(dir),
+    log: bastionPaths(dir).sshdLog
+  };
+}
+function renderBastionSshdConfig({ dir, bastion, user, hosts }) {
+  const p2 = bastionPaths(dir);
+  return `# Generated by the nexus sandbox (bastion mode); rewritten on every sandbox up.
+Port ${bastion.sshPort}
+ListenAddress ${bastion.address}
+HostKey ${p2.hostKey}
+PidFile ${p2.sshdPid}
+AuthorizedKeysFile ${p2.authorizedKeys}
+AllowUsers ${user}
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UseDNS no
+PrintMotd no
+X11Forwarding no
+PermitTTY no
+ForceCommand /bin/false
+AllowTcpForwarding local
+AllowStreamLocalForwarding no
+PermitOpen ${hosts.map((h2) => `${h2.address}:${h2.sshPort}`).join(" ")}
+# A bastion's default: above 10 unauthenticated connections sshd starts refusing some.
+MaxStartups 10:30:100
+LogLevel VERBOSE
+`;
+}
+function background(argv, netns) {
+  const [command, ...args] = netns ? ["ip", "netns", "exec", netns, ...argv] : argv;
+  const child = spawn4(command, args, { detached: true, stdio: "ignore" });
+  child.unref();
+  if (child.pid === void 0) throw new SandboxError(`could not start ${argv.join(" ")}`);
+  return child.pid;
+}
+async function ip(args) {
+  const result2 = await execa("ip", args, { reject: false, all: true, stdin: "ignore" });
+  return { exitCode: result2.exitCode ?? 1, all: String(result2.all ?? "") };
+}
+function banner(address, port2) {
+  return new Promise((resolve3) => {
+    const socket = connect3({ host: address, port: port2 });
+    socket.setTimeout(2e3);
+    socket.once("data", (data) => {
+      socket.destroy();
+      resolve3(data.toString("latin1").startsWith("SSH-"));
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve3(false);
+    });
+    socket.once("error", () => resolve3(false));
+  });
+}
+async function startBastion(input) {
+  const { dir, bastion, hosts, sshd, socat } = input;
+  const p2 = bastionPaths(dir);
+  await stopBastion(dir);
+  const added = await ip(["netns", "add", bastion.netns]);
+  if (added.exitCode !== 0)
+    throw new SandboxError(`ip netns add ${bastion.netns} failed (the bastion needs root): ${added.all}`);
+  const up = await ip(["netns", "exec", bastion.netns, "ip", "link", "set", "lo", "up"]);
+  if (up.exitCode !== 0) throw new SandboxError(`cannot bring lo up in ${bastion.netns}: ${up.all}`);
+  await mkdir(p2.sockets, { recursive: true, mode: 448 });
+  await writeFile(p2.sshdConfig, renderBastionSshdConfig(input));
+  const pids = {};
+  const save = () => writeFile(p2.pids, `${JSON.stringify(pids)}
+`);
+  try {
+    await rm2(p2.sshdPid, { force: true });
+    const started = await execa(
+      "ip",
+      ["netns", "exec", bastion.netns, sshd, "-f", p2.sshdConfig, "-E", p2.sshdLog],
+      {
+        reject: false,
+        all: true,
+        stdin: "ignore"
+      }
+    );
+    if (started.exitCode !== 0)
+      throw new SandboxError(`the bastion's sshd did not start: ${started.all}
+${await tail(p2.sshdLog)}`);
+    for (const host of hosts) {
+      const socket = join2(p2.sockets, `${host.name}.sock`);
+      pids[`bridge:${host.name}`] = background([
+        socat,
+        `UNIX-LISTEN:${socket},fork,unlink-early,mode=600`,
+        `TCP:${host.address}:${host.sshPort},bind=${bastion.address}`
+      ]);
+      pids[`bridge-in:${host.name}`] = background(
+        [socat, `TCP-LISTEN:${host.sshPort},bind=${host.address},fork,reuseaddr`, `UNIX-CONNECT:${socket}`],
+        bastion.netns
+      );
+    }
+    const entry = join2(p2.sockets, "entry.sock");
+    pids["entry-in"] = background(
+      [socat, `UNIX-LISTEN:${entry},fork,unlink-early,mode=600`, `TCP:${bastion.address}:${bastion.sshPort}`],
+      bastion.netns
+    );
+    pids.entry = background([
+      socat,
+      `TCP-LISTEN:${bastion.sshPort},bind=${bastion.address},fork,reuseaddr`,
+      `UNIX-CONNECT:${entry}`
+    ]);
+    await save();
+    if (!await waitFor(
+      async () => await banner(bastion.address, bastion.sshPort) ? true : void 0,
+      1e4,
+      100
+    ))
+      throw new SandboxError(
+        `the bastion does not answer on ${bastion.address}:${bastion.sshPort}:
+${await tail(p2.sshdLog)}`
+      );
+  } catch (error3) {
+    await save().catch(() => {
+    });
+    await stopBastion(dir).catch(() => {
+    });
+    throw error3;
+  }
+}
+async function tail(file) {
+  return (await readFile5(file, "utf8").catch(() => "")).trimEnd().split("\n").slice(-10).join("\n");
+}
+async function runningBastion(dir) {
+  const p2 = bastionPaths(dir);
+  const recorded = JSON.parse(await readFile5(p2.pids, "utf8").catch(() => "{}"));
+  const sshdPid = Number((await readFile5(p2.sshdPid, "utf8").catch(() => "")).trim());
+  if (sshdPid > 0) recorded.sshd = sshdPid;
+  const live = [];
+  for (const [name, pid] of Object.entries(recorded)) {
+    if (await isAlive(pid) && (await cmdline(pid))?.includes(p2.root))
+      live.push({ name: `bastion:${name}`, pid });
+  }
+  return live;
+}
+async function stopBastion(dir) {
+  for (const { pid } of await runningBastion(dir)) {
+    const children = await descendantPids(pid);
+    await stopPid(pid);
+    await Promise.all(children.map((child) => stopPid(child)));
+  }
+  const p2 = bastionPaths(dir);
+  await rm2(p2.pids, { force: true });
+  await rm2(p2.sshdPid, { force: true });
+  const name = netnsName(dir);
+  if ((await ip(["netns", "list"])).all.split("\n").some((line) => line.split(" ")[0] === name)) {
+    const left = await ip(["netns", "pids", name]);
+    for (const pid of left.all.split("\n").map(Number).filter((n2) => n2 > 0))
+      await stopPid(pid);
+    await sleep2(50);
+    await ip(["netns", "del", name]);
+  }
+}
+var BASTION_NAME;
+var init_bastion = __esm({
+  "src/sandbox/bastion.ts"() {
+    "use strict";
+    init_execa();
+    init_errors6();
+    init_processes();
+    BASTION_NAME = "nexus-bastion";
+  }
+});
+
+// src/sandbox/deploy-config.ts
+import { writeFile as writeFile2 } from "node:fs/promises";
+import { join as join3 } from "node:path";
+function sandboxDeployConfig(info2, options) {
+  const name = options.appName ?? "nexus-app";
+  return {
+    app: { name, root: options.appRoot, start: "server.js", port: 3e3 },
+    servers: info2.hosts.slice(0, options.hosts ?? info2.hosts.length).map((h2) => ({
+      name: h2.name,
+      host: h2.address,
+      port: h2.sshPort,
+      env: { HOST: h2.address }
+    })),
+    ssh: { user: info2.user, privateKey: info2.clientKey, knownHosts: info2.knownHosts },
+    deployPath: `~/apps/${name}`,
+    balancer: {
+      host: info2.lb.host,
+      upstreamFile: info2.lb.upstreamFile,
+      testCommand: info2.lb.testCommand,
+      reloadCommand: info2.lb.reloadCommand,
+      pidFile: info2.lb.pidFile,
+      accessLog: info2.lb.accessLog
+    }
+  };
+}
+function sandboxBastionDeployConfig(info2, options) {
+  const config2 = sandboxDeployConfig(info2, options);
+  return {
+    ...config2,
+    ssh: {
+      ...config2.ssh,
+      proxyJump: `${info2.user}@${info2.bastion.address}:${info2.bastion.sshPort}`
+    }
+  };
+}
+async function writeBastionDeployConfig(info2, projectRoot) {
+  const config2 = sandboxBastionDeployConfig(info2, { appRoot: join3(projectRoot, "fixtures", "app") });
+  await writeFile2(info2.bastion.deployConfig, `${JSON.stringify(config2, null, 2)}
+`);
+}
+var init_deploy_config = __esm({
+  "src/sandbox/deploy-config.ts"() {
+    "use strict";
+  }
+});
+
 // src/sandbox/deploy-user.ts
-import { createHash as createHash4, randomBytes as randomBytes4 } from "node:crypto";
-import { chown, lstat as lstat3, mkdir, readdir as readdir3, rename, rm as rm2, stat as stat5, writeFile } from "node:fs/promises";
-import { dirname, join as join2 } from "node:path";
+import { createHash as createHash5, randomBytes as randomBytes5 } from "node:crypto";
+import { chown, lstat as lstat3, mkdir as mkdir2, readdir as readdir3, rename, rm as rm3, stat as stat5, writeFile as writeFile3 } from "node:fs/promises";
+import { dirname, join as join4 } from "node:path";
 async function idOf(name, flag) {
   const result2 = await execa("id", [flag, name], { reject: false, stdin: "ignore" });
   const n2 = Number.parseInt(result2.stdout.trim(), 10);
@@ -51804,11 +52244,11 @@ async function chownTree(path23, user) {
   if (info2.isSymbolicLink()) return;
   if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path23, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path23)) await chownTree(join2(path23, entry), user);
+    for (const entry of await readdir3(path23)) await chownTree(join4(path23, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
-  const tag = createHash4("sha256").update(sandboxDir).digest("hex").slice(0, 12);
+  const tag = createHash5("sha256").update(sandboxDir).digest("hex").slice(0, 12);
   return `/etc/sudoers.d/nexus-sandbox-${tag}`;
 }
 function sudoersArg2(arg) {
@@ -51830,10 +52270,10 @@ async function installSudoers(sandboxDir, content) {
   }
   const target = sudoersPath(sandboxDir);
   const temp = `${target}.tmp`;
-  await writeFile(temp, content, { mode: 288 });
+  await writeFile3(temp, content, { mode: 288 });
   const check = await execa(visudo, ["-c", "-q", "-f", temp], { reject: false, all: true, stdin: "ignore" });
   if (check.exitCode !== 0) {
-    await rm2(temp, { force: true });
+    await rm3(temp, { force: true });
     throw new SandboxError(`the sandbox's sudoers rule does not parse:
 ${check.all}
 ${content}`);
@@ -51841,12 +52281,12 @@ ${content}`);
   await rename(temp, target);
 }
 async function removeSudoers(sandboxDir) {
-  await rm2(sudoersPath(sandboxDir), { force: true });
+  await rm3(sudoersPath(sandboxDir), { force: true });
 }
 async function setPassword(user, file) {
-  const password = randomBytes4(18).toString("base64url");
-  await mkdir(dirname(file), { recursive: true, mode: 448 });
-  await writeFile(file, password, { mode: 384 });
+  const password = randomBytes5(18).toString("base64url");
+  await mkdir2(dirname(file), { recursive: true, mode: 448 });
+  await writeFile3(file, password, { mode: 384 });
   const result2 = await execa("chpasswd", [], { input: `${user}:${password}
 `, reject: false, all: true });
   if (result2.exitCode !== 0) throw new SandboxError(`chpasswd failed for ${user}: ${result2.all}`);
@@ -51866,7 +52306,7 @@ var init_deploy_user = __esm({
 });
 
 // src/sandbox/daemon.ts
-import { rm as rm3 } from "node:fs/promises";
+import { rm as rm4 } from "node:fs/promises";
 async function runningDaemon(pidFile, marker) {
   const pid = await readPidFile(pidFile);
   return pid !== void 0 && await isOurs(pid, marker) ? pid : void 0;
@@ -51874,7 +52314,7 @@ async function runningDaemon(pidFile, marker) {
 async function stopDaemon(pid, pidFile) {
   if (pid === void 0) return;
   await stopPid(pid, "SIGTERM", 1e4);
-  await rm3(pidFile, { force: true });
+  await rm4(pidFile, { force: true });
 }
 async function testConfig(name, bin, args, conf) {
   const test = await execa(bin, args, { reject: false, all: true, stdin: "ignore" });
@@ -51891,47 +52331,18 @@ var init_daemon = __esm({
   }
 });
 
-// src/sandbox/deploy-config.ts
-function sandboxDeployConfig(info2, options) {
-  const name = options.appName ?? "nexus-app";
-  return {
-    app: { name, root: options.appRoot, start: "server.js", port: 3e3 },
-    servers: info2.hosts.slice(0, options.hosts ?? info2.hosts.length).map((h2) => ({
-      name: h2.name,
-      host: h2.address,
-      port: h2.sshPort,
-      env: { HOST: h2.address }
-    })),
-    ssh: { user: info2.user, privateKey: info2.clientKey, knownHosts: info2.knownHosts },
-    deployPath: `~/apps/${name}`,
-    balancer: {
-      host: info2.lb.host,
-      upstreamFile: info2.lb.upstreamFile,
-      testCommand: info2.lb.testCommand,
-      reloadCommand: info2.lb.reloadCommand,
-      pidFile: info2.lb.pidFile,
-      accessLog: info2.lb.accessLog
-    }
-  };
-}
-var init_deploy_config = __esm({
-  "src/sandbox/deploy-config.ts"() {
-    "use strict";
-  }
-});
-
 // src/sandbox/haproxy.ts
-import { mkdir as mkdir2, readFile as readFile5, rm as rm4, writeFile as writeFile2 } from "node:fs/promises";
-import { join as join3 } from "node:path";
+import { mkdir as mkdir3, readFile as readFile6, rm as rm5, writeFile as writeFile4 } from "node:fs/promises";
+import { join as join5 } from "node:path";
 function haproxyPaths(lbHome) {
-  const dir = join3(lbHome, "haproxy");
+  const dir = join5(lbHome, "haproxy");
   return {
     dir,
-    conf: join3(dir, "haproxy.cfg"),
-    pid: join3(dir, "haproxy.pid"),
-    socket: join3(dir, "sock"),
-    state: join3(dir, "state"),
-    log: join3(dir, "haproxy.log")
+    conf: join5(dir, "haproxy.cfg"),
+    pid: join5(dir, "haproxy.pid"),
+    socket: join5(dir, "sock"),
+    state: join5(dir, "state"),
+    log: join5(dir, "haproxy.log")
   };
 }
 function haproxyInfo(dir, lbHost, lbUrl) {
@@ -51942,7 +52353,7 @@ function haproxyInfo(dir, lbHost, lbUrl) {
     socket: `${REMOTE_HAPROXY_DIR}sock`,
     stateFile: `${REMOTE_HAPROXY_DIR}state`,
     backend: HAPROXY_BACKEND,
-    deployConfig: join3(dir, "deploy.haproxy.json")
+    deployConfig: join5(dir, "deploy.haproxy.json")
   };
 }
 function renderHaproxyConf(input) {
@@ -51979,29 +52390,29 @@ async function runningHaproxy(lbHome) {
 }
 async function startHaproxy(haproxy, lbHome, input) {
   const p2 = haproxyPaths(lbHome);
-  await mkdir2(p2.dir, { recursive: true });
-  await rm4(p2.state, { force: true });
-  await writeFile2(p2.conf, renderHaproxyConf({ ...input, socket: p2.socket, stateFile: p2.state }));
+  await mkdir3(p2.dir, { recursive: true });
+  await rm5(p2.state, { force: true });
+  await writeFile4(p2.conf, renderHaproxyConf({ ...input, socket: p2.socket, stateFile: p2.state }));
   if (process.getuid?.() === 0 && input.socketUser !== "root") {
     const chown3 = await execa("chown", [input.socketUser, p2.dir], { reject: false, all: true });
     if (chown3.exitCode !== 0)
       throw new SandboxError(`cannot give ${p2.dir} to ${input.socketUser}: ${chown3.all}`);
   }
   await testConfig("haproxy", haproxy, ["-c", "-q", "-f", p2.conf], p2.conf);
-  await rm4(p2.pid, { force: true });
+  await rm5(p2.pid, { force: true });
   const result2 = await execa(haproxy, ["-D", "-f", p2.conf, "-p", p2.pid], {
     reject: false,
     all: true,
     stdin: "ignore"
   });
-  await writeFile2(p2.log, result2.all ?? "");
+  await writeFile4(p2.log, result2.all ?? "");
   if (result2.exitCode !== 0)
     throw new SandboxError(`haproxy failed to start (exit ${result2.exitCode}):
 ${result2.all}`);
   const pid = await waitFor(() => runningHaproxy(lbHome), 5e3);
   if (pid === void 0)
     throw new SandboxError(`haproxy did not write ${p2.pid}:
-${await readFile5(p2.log, "utf8")}`);
+${await readFile6(p2.log, "utf8")}`);
   const [address, port2] = input.listen.split(":");
   if (!await waitForListening(address, Number(port2), 5e3)) {
     throw new SandboxError(`haproxy is not accepting connections on ${input.listen}`);
@@ -52024,8 +52435,8 @@ function haproxyBalancerEntry(haproxy) {
   };
 }
 async function writeHaproxyDeployConfig(info2, projectRoot) {
-  const config2 = sandboxHaproxyDeployConfig(info2, { appRoot: join3(projectRoot, "fixtures", "app") });
-  await writeFile2(info2.haproxy.deployConfig, `${JSON.stringify(config2, null, 2)}
+  const config2 = sandboxHaproxyDeployConfig(info2, { appRoot: join5(projectRoot, "fixtures", "app") });
+  await writeFile4(info2.haproxy.deployConfig, `${JSON.stringify(config2, null, 2)}
 `);
 }
 var HAPROXY_BACKEND, REMOTE_HAPROXY_DIR;
@@ -52043,7 +52454,7 @@ var init_haproxy3 = __esm({
 });
 
 // src/sandbox/layout.ts
-import { isAbsolute, join as join4 } from "node:path";
+import { isAbsolute, join as join6 } from "node:path";
 function checkPort(name, value) {
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
     throw new SandboxError(`${name} must be an integer between 1 and 65535, got ${value}`);
@@ -52084,7 +52495,9 @@ function resolveOptions(opts) {
     ...opts.sftpServer ? { sftpServer: opts.sftpServer } : {},
     ...opts.balancer === "haproxy" ? { balancer: "haproxy" } : {},
     ...opts.login ? { login: checkLogin(opts.login) } : {},
-    ...opts.passwordLogin ? { passwordLogin: opts.passwordLogin } : {}
+    ...opts.passwordLogin ? { passwordLogin: opts.passwordLogin } : {},
+    ...opts.bastion ? { bastion: true } : {},
+    ...opts.bastion && opts.bastionDirect ? { bastionDirect: true } : {}
   };
   if (opts.balancer !== void 0 && opts.balancer !== "nginx" && opts.balancer !== "haproxy") {
     throw new SandboxError(`balancer must be "nginx" or "haproxy", got "${String(opts.balancer)}"`);
@@ -52108,7 +52521,7 @@ function resolveOptions(opts) {
   if (resolved.sshPort === resolved.appPort) {
     throw new SandboxError(`sshPort and appPort must differ (both ${resolved.sshPort})`);
   }
-  const socketPath = join4(hostPaths(resolved.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
+  const socketPath = join6(hostPaths(resolved.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
   if (socketPath.length > MAX_UNIX_SOCKET_PATH) {
     throw new SandboxError(
       `sandbox dir is too deep: PM2 would need the socket path ${socketPath} (${socketPath.length} bytes, the limit is ${MAX_UNIX_SOCKET_PATH}); use a shorter dir`
@@ -52117,44 +52530,44 @@ function resolveOptions(opts) {
   return resolved;
 }
 function hostPaths(dir, name) {
-  const root = join4(dir, "hosts", name);
-  const home = join4(root, "home");
+  const root = join6(dir, "hosts", name);
+  const home = join6(root, "home");
   return {
     root,
     home,
-    pm2Home: join4(home, ".pm2"),
-    sshdConfig: join4(root, "sshd_config"),
-    sshdLog: join4(root, "sshd.log"),
-    sshdPid: join4(root, "sshd.pid"),
-    hostKey: join4(root, "ssh_host_ed25519_key"),
+    pm2Home: join6(home, ".pm2"),
+    sshdConfig: join6(root, "sshd_config"),
+    sshdLog: join6(root, "sshd.log"),
+    sshdPid: join6(root, "sshd.pid"),
+    hostKey: join6(root, "ssh_host_ed25519_key"),
     /** Used instead of the shared client file when the host logs in as the deploy user (who must read it). */
-    authorizedKeys: join4(home, ".ssh", "authorized_keys")
+    authorizedKeys: join6(home, ".ssh", "authorized_keys")
   };
 }
 function sandboxPaths(dir) {
-  const client = join4(dir, "client");
+  const client = join6(dir, "client");
   return {
-    bin: join4(dir, "bin"),
+    bin: join6(dir, "bin"),
     /** `nexus-sandbox-nginx -t` / `-s reload`: the sandbox's Nginx, through sudo -n in deploy-user mode. */
-    nginxWrapper: join4(dir, "bin", "nexus-sandbox-nginx"),
-    state: join4(dir, "sandbox.json"),
+    nginxWrapper: join6(dir, "bin", "nexus-sandbox-nginx"),
+    state: join6(dir, "sandbox.json"),
     client,
-    clientKey: join4(client, "id_ed25519"),
-    authorizedKeys: join4(client, "authorized_keys"),
-    passwordFile: join4(client, "password"),
-    knownHosts: join4(dir, "known_hosts"),
-    sshConfig: join4(dir, "ssh_config")
+    clientKey: join6(client, "id_ed25519"),
+    authorizedKeys: join6(client, "authorized_keys"),
+    passwordFile: join6(client, "password"),
+    knownHosts: join6(dir, "known_hosts"),
+    sshConfig: join6(dir, "ssh_config")
   };
 }
 function nginxPaths(lbRoot) {
-  const prefix = join4(lbRoot, "nginx");
+  const prefix = join6(lbRoot, "nginx");
   return {
     prefix,
-    conf: join4(prefix, "nginx.conf"),
-    upstream: join4(prefix, "upstream.conf"),
-    pid: join4(prefix, "nginx.pid"),
-    errorLog: join4(prefix, "error.log"),
-    accessLog: join4(prefix, "access.log")
+    conf: join6(prefix, "nginx.conf"),
+    upstream: join6(prefix, "upstream.conf"),
+    pid: join6(prefix, "nginx.pid"),
+    errorLog: join6(prefix, "error.log"),
+    accessLog: join6(prefix, "access.log")
   };
 }
 function lbAddress(ipPrefix) {
@@ -52194,7 +52607,8 @@ function buildInfo(opts, user, { login, nginx } = { login: "self", nginx: "nginx
     knownHosts: paths.knownHosts,
     sshConfig: paths.sshConfig,
     user,
-    login
+    login,
+    ...opts.bastion ? { bastion: bastionInfo(opts.dir, opts.ipPrefix, opts.sshPort) } : {}
   };
 }
 function nginxArgv(nginx, prefix) {
@@ -52207,7 +52621,8 @@ function renderSshdConfig({
   user,
   authorizedKeysFile,
   passwordAuthentication,
-  sftp
+  sftp,
+  allowFrom
 }) {
   const p2 = hostPaths(dir, host.name);
   const subsystem = sftp === null ? "# No SFTP subsystem on this host (sandbox option noSftp).\n" : `Subsystem sftp ${sftp === void 0 ? `internal-sftp -d ${p2.home}` : sftp.replaceAll("%h", p2.home)}
@@ -52218,7 +52633,7 @@ ListenAddress ${host.address}
 HostKey ${p2.hostKey}
 PidFile ${p2.sshdPid}
 AuthorizedKeysFile ${authorizedKeysFile ?? sandboxPaths(dir).authorizedKeys}
-AllowUsers ${user}
+AllowUsers ${allowFrom ? `${user}@${allowFrom}` : user}
 StrictModes no
 UsePAM no
 PubkeyAuthentication yes
@@ -52236,10 +52651,13 @@ LogLevel VERBOSE
 ${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path23} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
-function renderBashrc() {
+function renderBashrc(delaySeconds = 0) {
+  const slow = delaySeconds > 0 ? `# A slow login shell, like one loading nvm (sandbox option loginDelay).
+sleep ${delaySeconds}
+` : "";
   return `# Generated by the nexus sandbox: make relative paths in SSH commands resolve against this home, like on a real server.
 if [ -n "$NEXUS_SANDBOX_HOST" ] && [ -d "$HOME" ]; then cd "$HOME" || true; fi
-`;
+${slow}`;
 }
 function knownHostsLine(address, port2, publicKey) {
   const [type, key] = publicKey.trim().split(/\s+/);
@@ -52249,6 +52667,8 @@ function knownHostsLine(address, port2, publicKey) {
   return `${hostPattern} ${type} ${key}`;
 }
 function renderSshClientConfig(info2) {
+  const jump = info2.bastion ? `  ProxyJump ${info2.user}@${info2.bastion.address}:${info2.bastion.sshPort}
+` : "";
   const blocks = info2.hosts.map(
     // The address too: a config that names hosts by address (like the repo's deploy.config.json
     // with ssh.configFile) gets the login user from here, whichever mode the sandbox runs in.
@@ -52260,8 +52680,18 @@ function renderSshClientConfig(info2) {
   IdentitiesOnly yes
   UserKnownHostsFile ${info2.knownHosts}
   StrictHostKeyChecking yes
-`
+${jump}`
   );
+  if (info2.bastion)
+    blocks.push(`Host ${info2.bastion.name} ${info2.bastion.address}
+  HostName ${info2.bastion.address}
+  Port ${info2.bastion.sshPort}
+  User ${info2.user}
+  IdentityFile ${info2.clientKey}
+  IdentitiesOnly yes
+  UserKnownHostsFile ${info2.knownHosts}
+  StrictHostKeyChecking yes
+`);
   return `# Generated by the nexus sandbox. Usage: ssh -F ${info2.sshConfig} nexus-alpha
 
 ${blocks.join("\n")}`;
@@ -52318,15 +52748,17 @@ function renderNginxWrapper(argv, sudo) {
 exec ${sudo ? "sudo -n " : ""}${argv.join(" ")} "$@"
 `;
 }
-var HOST_NAMES, DEFAULTS, NGINX_UPSTREAM_NAME, MAX_UNIX_SOCKET_PATH, NPM_QUIET_ENV;
+var GREEK, HOST_NAMES, DEFAULTS, NGINX_UPSTREAM_NAME, MAX_UNIX_SOCKET_PATH, NPM_QUIET_ENV;
 var init_layout2 = __esm({
   "src/sandbox/layout.ts"() {
     "use strict";
     init_upstream();
     init_log_format();
+    init_bastion();
     init_errors6();
     init_haproxy3();
-    HOST_NAMES = [
+    init_limits();
+    GREEK = [
       "alpha",
       "beta",
       "gamma",
@@ -52339,7 +52771,11 @@ var init_layout2 = __esm({
       "kappa",
       "lambda",
       "mu"
-    ].map((greek) => `nexus-${greek}`);
+    ];
+    HOST_NAMES = Array.from(
+      { length: MAX_HOSTS },
+      (_2, i2) => `nexus-${GREEK[i2] ?? `h${String(i2 + 1).padStart(2, "0")}`}`
+    );
     DEFAULTS = {
       ipPrefix: "127.0.0.",
       hosts: 3,
@@ -52354,8 +52790,8 @@ var init_layout2 = __esm({
 });
 
 // src/sandbox/nginx.ts
-import { chmod, chown as chown2, mkdir as mkdir3, readFile as readFile6, rm as rm5, stat as stat6, writeFile as writeFile3 } from "node:fs/promises";
-import { dirname as dirname2, join as join5 } from "node:path";
+import { chmod, chown as chown2, mkdir as mkdir4, readFile as readFile7, rm as rm6, stat as stat6, writeFile as writeFile5 } from "node:fs/promises";
+import { dirname as dirname2, join as join7 } from "node:path";
 async function hasStubStatus(nginx) {
   const result2 = await execa(nginx, ["-V"], { reject: false, all: true, stdin: "ignore" });
   return /http_stub_status_module/.test(result2.all ?? "");
@@ -52373,8 +52809,8 @@ async function workersNeedRoot(prefix) {
 }
 async function writeNginxFiles(setup) {
   const p2 = nginxPaths(setup.lbRoot);
-  await mkdir3(join5(p2.prefix, "tmp"), { recursive: true });
-  await writeFile3(
+  await mkdir4(join7(p2.prefix, "tmp"), { recursive: true });
+  await writeFile5(
     p2.conf,
     renderNginxConf({
       listen: `${setup.listenAddress}:${setup.listenPort}`,
@@ -52382,7 +52818,7 @@ async function writeNginxFiles(setup) {
       stubStatus: setup.stubStatus
     })
   );
-  await writeFile3(p2.upstream, renderUpstreamConf(setup.appAddresses));
+  await writeFile5(p2.upstream, renderUpstreamConf(setup.appAddresses));
   if (setup.upstreamGroup !== void 0) {
     await chown2(p2.upstream, 0, setup.upstreamGroup);
     await chmod(p2.upstream, 436);
@@ -52399,7 +52835,7 @@ async function startNginx(nginx, setup) {
   const p2 = nginxPaths(setup.lbRoot);
   const args = nginxArgs(setup.lbRoot);
   await testConfig("nginx", nginx, [...args, "-t"], p2.conf);
-  await rm5(p2.pid, { force: true });
+  await rm6(p2.pid, { force: true });
   const result2 = await execa(nginx, args, { reject: false, all: true, stdin: "ignore" });
   if (result2.exitCode !== 0) {
     throw new SandboxError(`nginx failed to start (exit ${result2.exitCode}):
@@ -52409,7 +52845,7 @@ ${result2.all}`);
   if (pid === void 0) {
     throw new SandboxError(
       `nginx did not write ${p2.pid}; see ${p2.errorLog}:
-${await readFile6(p2.errorLog, "utf8").catch(() => "")}`
+${await readFile7(p2.errorLog, "utf8").catch(() => "")}`
     );
   }
   if (!await waitForListening(setup.listenAddress, setup.listenPort, 5e3)) {
@@ -52434,16 +52870,16 @@ var init_nginx3 = __esm({
 });
 
 // src/sandbox/pm2.ts
-import { createHash as createHash5 } from "node:crypto";
-import { access as access2, constants as constants5, cp, mkdir as mkdir4, readFile as readFile7, rm as rm6, stat as stat7, symlink, writeFile as writeFile4 } from "node:fs/promises";
-import { basename, dirname as dirname3, join as join6, relative } from "node:path";
+import { createHash as createHash6 } from "node:crypto";
+import { access as access2, constants as constants5, cp, mkdir as mkdir5, readFile as readFile8, rm as rm7, stat as stat7, symlink, writeFile as writeFile6 } from "node:fs/promises";
+import { basename, dirname as dirname3, join as join8, relative } from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 async function findProjectRoot() {
   const starts = [dirname3(fileURLToPath4(import.meta.url)), process.cwd()];
   for (const start of starts) {
     for (let dir = start; ; dir = dirname3(dir)) {
       try {
-        await access2(join6(dir, "node_modules", ".bin", "pm2"), constants5.X_OK);
+        await access2(join8(dir, "node_modules", ".bin", "pm2"), constants5.X_OK);
         return dir;
       } catch {
       }
@@ -52456,7 +52892,7 @@ async function findProjectRoot() {
 }
 async function readPackage(dir) {
   try {
-    return JSON.parse(await readFile7(join6(dir, "package.json"), "utf8"));
+    return JSON.parse(await readFile8(join8(dir, "package.json"), "utf8"));
   } catch {
     return void 0;
   }
@@ -52464,7 +52900,7 @@ async function readPackage(dir) {
 async function resolvePackage(name, from, root) {
   for (let dir = from; ; dir = dirname3(dir)) {
     if (basename(dir) !== "node_modules") {
-      const candidate = join6(dir, "node_modules", name);
+      const candidate = join8(dir, "node_modules", name);
       if (await readPackage(candidate)) return candidate;
     }
     if (dir === root || dirname3(dir) === dir) return void 0;
@@ -52486,54 +52922,54 @@ async function pm2Closure(root) {
       if (resolved) await visit2(resolved);
     }
   };
-  await visit2(join6(root, "node_modules", "pm2"));
+  await visit2(join8(root, "node_modules", "pm2"));
   return [...found.values()].sort((a2, b2) => a2.dir < b2.dir ? -1 : 1);
 }
 async function installSandboxPm2(projectRoot, stateDir) {
   const packages = await pm2Closure(projectRoot);
-  const target = join6(stateDir, "pm2");
-  const bin = join6(stateDir, "bin", "pm2");
-  const stamp = createHash5("sha256").update(packages.map((p2) => `${relative(projectRoot, p2.dir)}@${p2.version}`).join("\n")).digest("hex");
-  const stampFile = join6(target, ".nexus-stamp");
-  if (await readFile7(stampFile, "utf8").catch(() => "") !== stamp) {
-    await rm6(target, { recursive: true, force: true });
+  const target = join8(stateDir, "pm2");
+  const bin = join8(stateDir, "bin", "pm2");
+  const stamp = createHash6("sha256").update(packages.map((p2) => `${relative(projectRoot, p2.dir)}@${p2.version}`).join("\n")).digest("hex");
+  const stampFile = join8(target, ".nexus-stamp");
+  if (await readFile8(stampFile, "utf8").catch(() => "") !== stamp) {
+    await rm7(target, { recursive: true, force: true });
     for (const pkg of packages) {
-      const nested = join6(pkg.dir, "node_modules");
-      await cp(pkg.dir, join6(target, relative(projectRoot, pkg.dir)), {
+      const nested = join8(pkg.dir, "node_modules");
+      await cp(pkg.dir, join8(target, relative(projectRoot, pkg.dir)), {
         recursive: true,
         // Nested packages are copied on their own when pm2 needs them.
         filter: (source) => source !== nested
       });
     }
     await execa("chmod", ["-R", "go+rX,go-w", target], { stdin: "ignore" });
-    await writeFile4(stampFile, stamp);
+    await writeFile6(stampFile, stamp);
   }
-  await mkdir4(dirname3(bin), { recursive: true, mode: 493 });
-  await rm6(bin, { force: true });
-  await symlink(relative(dirname3(bin), join6(target, "node_modules", "pm2", "bin", "pm2")), bin);
+  await mkdir5(dirname3(bin), { recursive: true, mode: 493 });
+  await rm7(bin, { force: true });
+  await symlink(relative(dirname3(bin), join8(target, "node_modules", "pm2", "bin", "pm2")), bin);
   return bin;
 }
 async function installSandboxPackageManagers(projectRoot, stateDir) {
   for (const [name, binFile] of Object.entries(PACKAGE_MANAGER_BINS)) {
-    const source = join6(projectRoot, "node_modules", name);
-    const version2 = await readFile7(join6(source, "package.json"), "utf8").then((text5) => String(JSON.parse(text5).version)).catch(() => void 0);
+    const source = join8(projectRoot, "node_modules", name);
+    const version2 = await readFile8(join8(source, "package.json"), "utf8").then((text5) => String(JSON.parse(text5).version)).catch(() => void 0);
     if (!version2) continue;
-    const target = join6(stateDir, "package-managers", name);
-    const stampFile = join6(target, ".nexus-stamp");
-    if (await readFile7(stampFile, "utf8").catch(() => "") !== version2) {
-      await rm6(target, { recursive: true, force: true });
+    const target = join8(stateDir, "package-managers", name);
+    const stampFile = join8(target, ".nexus-stamp");
+    if (await readFile8(stampFile, "utf8").catch(() => "") !== version2) {
+      await rm7(target, { recursive: true, force: true });
       await cp(source, target, { recursive: true });
       await execa("chmod", ["-R", "go+rX,go-w", target], { stdin: "ignore" });
-      await writeFile4(stampFile, version2);
+      await writeFile6(stampFile, version2);
     }
-    const bin = join6(stateDir, "bin", name);
-    await mkdir4(dirname3(bin), { recursive: true, mode: 493 });
-    await rm6(bin, { force: true });
-    await symlink(relative(dirname3(bin), join6(target, binFile)), bin);
+    const bin = join8(stateDir, "bin", name);
+    await mkdir5(dirname3(bin), { recursive: true, mode: 493 });
+    await rm7(bin, { force: true });
+    await symlink(relative(dirname3(bin), join8(target, binFile)), bin);
   }
 }
 async function runningPm2(pm2Home) {
-  const pid = await readPidFile(join6(pm2Home, "pm2.pid"));
+  const pid = await readPidFile(join8(pm2Home, "pm2.pid"));
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
 }
@@ -52571,7 +53007,7 @@ var init_pm23 = __esm({
 });
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir5, readFile as readFile8, rm as rm7, stat as stat8, writeFile as writeFile5 } from "node:fs/promises";
+import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat8, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 async function exists(path23) {
   try {
@@ -52583,9 +53019,9 @@ async function exists(path23) {
 }
 async function ensureKeyPair(sshKeygen, path23, comment) {
   if (!await exists(path23) || !await exists(`${path23}.pub`)) {
-    await mkdir5(dirname4(path23), { recursive: true, mode: 448 });
-    await rm7(path23, { force: true });
-    await rm7(`${path23}.pub`, { force: true });
+    await mkdir6(dirname4(path23), { recursive: true, mode: 448 });
+    await rm8(path23, { force: true });
+    await rm8(`${path23}.pub`, { force: true });
     const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path23], {
       reject: false,
       stdin: "ignore"
@@ -52594,12 +53030,12 @@ async function ensureKeyPair(sshKeygen, path23, comment) {
       throw new SandboxError(`ssh-keygen failed for ${path23}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile8(`${path23}.pub`, "utf8")).trim();
+  return (await readFile9(`${path23}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
   const publicKey = await ensureKeyPair(sshKeygen, paths.clientKey, "nexus-sandbox-client");
-  await writeFile5(paths.authorizedKeys, `from="127.0.0.0/8" ${publicKey}
+  await writeFile7(paths.authorizedKeys, `from="127.0.0.0/8" ${publicKey}
 `, { mode: 384 });
 }
 async function ensureHostKey(sshKeygen, dir, host) {
@@ -52612,7 +53048,7 @@ async function ensureHostKey(sshKeygen, dir, host) {
 }
 async function logTail(path23, lines = 15) {
   try {
-    return (await readFile8(path23, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile9(path23, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -52623,7 +53059,7 @@ async function runningSshd(dir, name) {
 }
 async function startSshd(sshd, dir, host) {
   const p2 = hostPaths(dir, host.name);
-  await rm7(p2.sshdPid, { force: true });
+  await rm8(p2.sshdPid, { force: true });
   const result2 = await execa(sshd, ["-f", p2.sshdConfig, "-E", p2.sshdLog], { reject: false, stdin: "ignore" });
   const failure2 = async (what) => new SandboxError(
     `sshd for ${host.name} (${host.address}:${host.sshPort}) ${what}. ${[
@@ -52645,7 +53081,7 @@ async function stopSshd(dir, name) {
   const sessions = await descendantPids(pid);
   await stopPid(pid);
   await Promise.all(sessions.map((child) => stopPid(child)));
-  await rm7(hostPaths(dir, name).sshdPid, { force: true });
+  await rm8(hostPaths(dir, name).sshdPid, { force: true });
 }
 var init_sshd = __esm({
   "src/sandbox/sshd.ts"() {
@@ -52659,12 +53095,12 @@ var init_sshd = __esm({
 });
 
 // src/sandbox/state-dir.ts
-import { createHash as createHash6 } from "node:crypto";
-import { lstat as lstat4, mkdir as mkdir6, readdir as readdir4, readlink, realpath, rm as rm8, symlink as symlink2 } from "node:fs/promises";
-import { dirname as dirname5, join as join7, resolve } from "node:path";
+import { createHash as createHash7 } from "node:crypto";
+import { lstat as lstat4, mkdir as mkdir7, readdir as readdir4, readlink, realpath, rm as rm9, symlink as symlink2 } from "node:fs/promises";
+import { dirname as dirname5, join as join9, resolve } from "node:path";
 function stateDirFor(namedDir, stateRoot = DEFAULT_STATE_ROOT) {
-  const tag = createHash6("sha256").update(resolve(namedDir)).digest("hex").slice(0, 12);
-  return join7(stateRoot, `nexus-sandbox-${process.getuid?.() ?? 0}-${tag}`);
+  const tag = createHash7("sha256").update(resolve(namedDir)).digest("hex").slice(0, 12);
+  return join9(stateRoot, `nexus-sandbox-${process.getuid?.() ?? 0}-${tag}`);
 }
 async function currentStateDir(namedDir) {
   const dir = resolve(namedDir);
@@ -52686,8 +53122,8 @@ async function planLink(namedDir, stateDir) {
   );
 }
 async function ensureStateDir(stateDir) {
-  await mkdir6(dirname5(stateDir), { recursive: true });
-  await mkdir6(stateDir, { mode: 493 }).catch((error3) => {
+  await mkdir7(dirname5(stateDir), { recursive: true });
+  await mkdir7(stateDir, { mode: 493 }).catch((error3) => {
     if (error3.code !== "EEXIST") throw error3;
   });
   const info2 = await lstat4(stateDir);
@@ -52700,8 +53136,8 @@ async function ensureStateDir(stateDir) {
 }
 async function linkStateDir(namedDir, stateDir, plan) {
   if (plan.kind === "ok") return;
-  if (plan.kind === "replace") await rm8(namedDir, { recursive: true, force: true });
-  await mkdir6(dirname5(namedDir), { recursive: true });
+  if (plan.kind === "replace") await rm9(namedDir, { recursive: true, force: true });
+  await mkdir7(dirname5(namedDir), { recursive: true });
   await symlink2(stateDir, namedDir);
 }
 var DEFAULT_STATE_ROOT, SANDBOX_MARKERS;
@@ -52720,16 +53156,18 @@ __export(sandbox_exports, {
   DEPLOY_USER: () => DEPLOY_USER,
   SandboxError: () => SandboxError,
   currentStateDir: () => currentStateDir,
+  sandboxBastionDeployConfig: () => sandboxBastionDeployConfig,
   sandboxDeployConfig: () => sandboxDeployConfig,
   sandboxDown: () => sandboxDown,
   sandboxPurge: () => sandboxPurge,
   sandboxStatus: () => sandboxStatus,
   sandboxUp: () => sandboxUp,
+  setLoginDelay: () => setLoginDelay,
   stateDirFor: () => stateDirFor
 });
-import { mkdir as mkdir7, readdir as readdir5, readFile as readFile9, rm as rm9, stat as stat9, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod2, mkdir as mkdir8, readdir as readdir5, readFile as readFile10, rm as rm10, stat as stat9, writeFile as writeFile8 } from "node:fs/promises";
 import { userInfo as userInfo2 } from "node:os";
-import { dirname as dirname6, join as join8, resolve as resolve2 } from "node:path";
+import { dirname as dirname6, join as join10, resolve as resolve2 } from "node:path";
 function sessionPath(sandboxBin, extraDirs) {
   const dirs = [
     sandboxBin,
@@ -52746,7 +53184,7 @@ function sessionPath(sandboxBin, extraDirs) {
 }
 async function readState2(dir) {
   try {
-    return JSON.parse(await readFile9(sandboxPaths(dir).state, "utf8"));
+    return JSON.parse(await readFile10(sandboxPaths(dir).state, "utf8"));
   } catch {
     return void 0;
   }
@@ -52757,14 +53195,14 @@ function infoOf(state) {
 }
 async function hostNamesIn(dir) {
   try {
-    const entries2 = await readdir5(join8(dir, "hosts"), { withFileTypes: true });
+    const entries2 = await readdir5(join10(dir, "hosts"), { withFileTypes: true });
     return entries2.filter((e) => e.isDirectory() && HOST_NAMES.includes(e.name)).map((e) => e.name);
   } catch {
     return [];
   }
 }
 async function liveProcesses(dir) {
-  const processes = [];
+  const processes = (await runningBastion(dir)).map((p2) => ({ ...p2, alive: true }));
   for (const name of await hostNamesIn(dir)) {
     const p2 = hostPaths(dir, name);
     const sshd = await runningSshd(dir, name);
@@ -52796,7 +53234,7 @@ async function sandboxDown(namedDir) {
   const state = await readState2(dir);
   const names = await hostNamesIn(dir);
   const projectRoot = await findProjectRoot().catch(() => void 0);
-  const pm2Bin = await exists2(join8(sandboxPaths(dir).bin, "pm2")) ? join8(sandboxPaths(dir).bin, "pm2") : projectRoot && join8(projectRoot, "node_modules", ".bin", "pm2");
+  const pm2Bin = await exists2(join10(sandboxPaths(dir).bin, "pm2")) ? join10(sandboxPaths(dir).bin, "pm2") : projectRoot && join10(projectRoot, "node_modules", ".bin", "pm2");
   await Promise.all(
     names.map((name) => {
       const p2 = hostPaths(dir, name);
@@ -52805,6 +53243,7 @@ async function sandboxDown(namedDir) {
   );
   for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
+  await stopBastion(dir);
   await Promise.all(names.map((name) => stopSshd(dir, name)));
   if (process.getuid?.() === 0) {
     await removeSudoers(dir);
@@ -52816,14 +53255,20 @@ async function sandboxDown(namedDir) {
       `sandbox processes still running after down: ${left.map((p2) => `${p2.name} (pid ${p2.pid})`).join(", ")}`
     );
   }
-  if (state || names.length > 0) await rm9(sandboxPaths(dir).state, { force: true });
+  if (state || names.length > 0) await rm10(sandboxPaths(dir).state, { force: true });
+}
+async function setLoginDelay(namedDir, seconds4) {
+  const dir = await currentStateDir(namedDir);
+  for (const name of await hostNamesIn(dir)) {
+    await writeFile8(join10(hostPaths(dir, name).home, ".bashrc"), renderBashrc(seconds4));
+  }
 }
 async function sandboxPurge(namedDir) {
   const dir = await currentStateDir(namedDir);
   await sandboxDown(namedDir);
-  await rm9(dir, { recursive: true, force: true });
+  await rm10(dir, { recursive: true, force: true });
   const link = resolve2(namedDir);
-  if (link !== dir) await rm9(link, { force: true });
+  if (link !== dir) await rm10(link, { force: true });
 }
 async function exists2(path23) {
   return stat9(path23).then(
@@ -52847,11 +53292,11 @@ async function writeHostFiles(o2, info2, login) {
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
-      await mkdir7(p2.home, { recursive: true, mode: 493 });
+      await mkdir8(p2.home, { recursive: true, mode: 493 });
       const sftp = o2.noSftp?.includes(host.name) ? null : o2.sftpServer?.[host.name];
       const authorizedKeysFile = deployUser ? p2.authorizedKeys : void 0;
       const passwordOnly = o2.passwordLogin?.includes(host.name) ?? false;
-      await writeFile6(
+      await writeFile8(
         p2.sshdConfig,
         renderSshdConfig({
           host,
@@ -52860,20 +53305,51 @@ async function writeHostFiles(o2, info2, login) {
           user,
           sftp,
           authorizedKeysFile,
-          passwordAuthentication: passwordOnly
+          passwordAuthentication: passwordOnly,
+          ...info2.bastion && !o2.bastionDirect ? { allowFrom: info2.bastion.address } : {}
         })
       );
-      await writeFile6(join8(p2.home, ".bashrc"), renderBashrc());
+      await writeFile8(join10(p2.home, ".bashrc"), renderBashrc());
       if (deployUser) {
-        await mkdir7(dirname6(p2.authorizedKeys), { recursive: true, mode: 448 });
+        await mkdir8(dirname6(p2.authorizedKeys), { recursive: true, mode: 448 });
         const keys = passwordOnly ? "" : `from="127.0.0.0/8" ${clientKey}
 `;
-        await writeFile6(p2.authorizedKeys, keys, { mode: 384 });
+        await writeFile8(p2.authorizedKeys, keys, { mode: 384 });
         await chownTree(p2.home, deployUser);
       }
       return ensureHostKey(sshKeygen, o2.dir, host);
     })
   );
+}
+function portsToListenOn(o2, info2) {
+  const lbListen = { address: lbAddress(o2.ipPrefix), port: o2.lbPort };
+  return [
+    ...info2.hosts.flatMap((h2) => [
+      { address: h2.address, port: h2.sshPort, what: `sshd of ${h2.name}` },
+      { address: h2.address, port: o2.appPort, what: `app on ${h2.name}` }
+    ]),
+    { ...lbListen, what: "nginx load balancer" },
+    ...info2.bastion ? [{ address: info2.bastion.address, port: info2.bastion.sshPort, what: "the bastion (jump host)" }] : [],
+    ...info2.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []
+  ];
+}
+async function bastionTools(asRoot) {
+  if (!asRoot)
+    throw new SandboxError("the bastion sandbox runs its jump host in a network namespace: start it as root");
+  await requireBinary("ip", "iproute2 (apt-get install iproute2)");
+  return requireBinary("socat", "socat (apt-get install socat)");
+}
+async function writeBastionFiles(o2, bastion, login) {
+  const { deployUser, clientKey, sshKeygen } = login;
+  const b2 = bastionPaths(o2.dir);
+  await mkdir8(b2.root, { recursive: true, mode: 493 });
+  await chmod2(b2.root, 493);
+  await mkdir8(dirname6(b2.authorizedKeys), { recursive: true, mode: 448 });
+  await writeFile8(b2.authorizedKeys, `from="127.0.0.0/8" ${clientKey}
+`, { mode: 384 });
+  if (deployUser) await chownTree(b2.home, deployUser);
+  const key = await ensureKeyPair(sshKeygen, b2.hostKey, `nexus-sandbox-${bastion.name}`);
+  return knownHostsLine(bastion.address, bastion.sshPort, key);
 }
 async function writeBalancerFiles(o2, info2, lb) {
   const { nginx, lbRoot, deployUser } = lb;
@@ -52903,7 +53379,7 @@ async function writeBalancerFiles(o2, info2, lb) {
   return nginxSetup;
 }
 async function startDaemons(o2, info2, daemons) {
-  const { sshd, nginx, nginxSetup, haproxy, user, projectRoot } = daemons;
+  const { sshd, nginx, nginxSetup, haproxy, socat, user, projectRoot } = daemons;
   const lb = info2.hosts[0];
   const lbListen = { address: lbAddress(o2.ipPrefix), port: o2.lbPort };
   const pids = {};
@@ -52923,6 +53399,10 @@ async function startDaemons(o2, info2, daemons) {
         servers: info2.hosts.map((h2) => ({ name: h2.name, address: h2.appAddress }))
       });
       await writeHaproxyDeployConfig({ ...info2, haproxy: info2.haproxy }, projectRoot);
+    }
+    if (info2.bastion && socat) {
+      await startBastion({ dir: o2.dir, bastion: info2.bastion, user, hosts: info2.hosts, sshd, socat });
+      await writeBastionDeployConfig({ ...info2, bastion: info2.bastion }, projectRoot);
     }
   } catch (error3) {
     await sandboxDown(o2.dir).catch(() => {
@@ -52970,46 +53450,43 @@ async function sandboxUp(opts) {
   }
   if (status.processes.length > 0 || state) await sandboxDown(o2.dir);
   const haproxy = info2.haproxy && await requireBinary("haproxy", "haproxy (apt-get install haproxy)");
+  const socat = info2.bastion && await bastionTools(asRoot);
   const lb = info2.hosts[0];
-  const lbListen = { address: lbAddress(o2.ipPrefix), port: o2.lbPort };
-  await assertPortsFree([
-    ...info2.hosts.flatMap((h2) => [
-      { address: h2.address, port: h2.sshPort, what: `sshd of ${h2.name}` },
-      { address: h2.address, port: o2.appPort, what: `app on ${h2.name}` }
-    ]),
-    { ...lbListen, what: "nginx load balancer" },
-    ...info2.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []
-  ]);
-  if (asRoot) await mkdir7("/run/sshd", { recursive: true, mode: 493 });
+  await assertPortsFree(portsToListenOn(o2, info2));
+  if (asRoot) await mkdir8("/run/sshd", { recursive: true, mode: 493 });
   if (deployUser) await assertReachableByOthers([o2.dir, process.execPath]);
   const pm2 = await installSandboxPm2(projectRoot, o2.dir);
   await installSandboxPackageManagers(projectRoot, o2.dir);
   await ensureClientKey(sshKeygen, o2.dir);
-  const clientKey = (await readFile9(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
+  const clientKey = (await readFile10(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
   const path23 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
-  await mkdir7(paths.bin, { recursive: true, mode: 493 });
-  await writeFile6(
+  await mkdir8(paths.bin, { recursive: true, mode: 493 });
+  await writeFile8(
     paths.nginxWrapper,
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
   const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path23, user, clientKey, sshKeygen });
-  await writeFile6(paths.knownHosts, `${knownHostsLines.join("\n")}
+  if (info2.bastion)
+    knownHostsLines.push(await writeBastionFiles(o2, info2.bastion, { deployUser, clientKey, sshKeygen }));
+  await writeFile8(paths.knownHosts, `${knownHostsLines.join("\n")}
 `);
-  await writeFile6(paths.sshConfig, renderSshClientConfig(info2));
+  await writeFile8(paths.sshConfig, renderSshClientConfig(info2));
   const nginxSetup = await writeBalancerFiles(o2, info2, { nginx, lbRoot, deployUser });
-  const pids = await startDaemons(o2, info2, { sshd, nginx, nginxSetup, haproxy, user, projectRoot });
+  const pids = await startDaemons(o2, info2, { sshd, nginx, nginxSetup, haproxy, socat, user, projectRoot });
   const newState = { ...info2, pids, startedAt: (/* @__PURE__ */ new Date()).toISOString() };
-  await writeFile6(paths.state, `${JSON.stringify(newState, null, 2)}
+  await writeFile8(paths.state, `${JSON.stringify(newState, null, 2)}
 `);
   return info2;
 }
 var init_sandbox = __esm({
   "src/sandbox/index.ts"() {
     "use strict";
+    init_bastion();
+    init_deploy_config();
     init_deploy_user();
     init_errors6();
     init_haproxy3();
@@ -53803,365 +54280,12 @@ var HostKeyCheck = class {
   }
 };
 
-// src/ssh/session.ts
-var import_ssh2 = __toESM(require_lib2(), 1);
-init_errors5();
-import { createServer } from "node:net";
-import { StringDecoder } from "node:string_decoder";
-var SftpUnavailableError = class extends Error {
-  constructor(server, message) {
-    super(`${server}: SFTP is unavailable: ${message}`);
-    this.server = server;
-    this.name = "SftpUnavailableError";
-  }
-  server;
-};
-var SshSession = class _SshSession {
-  constructor(client, options) {
-    this.client = client;
-    this.options = options;
-    client.on("close", () => {
-      if (!this.closed)
-        this.lostError = new SshError(options.server, "closed", "the SSH connection was lost");
-      this.closed = true;
-    });
-  }
-  client;
-  options;
-  closed = false;
-  lostError;
-  sftpPromise;
-  tunnels = [];
-  /** --verbose: sees each command's result once it has finished (set by whoever shows it). */
-  onOutput;
-  /** False once the connection was closed or lost. */
-  get alive() {
-    return !this.closed;
-  }
-  get name() {
-    return this.options.server;
-  }
-  /** This end's address of the SSH connection: how the server can reach the machine nexus runs on. */
-  get localAddress() {
-    return this.client._sock?.localAddress;
-  }
-  static connect(options) {
-    return new Promise((resolve3, reject) => {
-      const client = new import_ssh2.Client();
-      const config2 = {
-        host: options.host,
-        port: options.port,
-        username: options.username,
-        privateKey: options.privateKey,
-        passphrase: options.passphrase,
-        agent: options.agent,
-        readyTimeout: options.readyTimeout,
-        keepaliveInterval: options.keepaliveInterval,
-        keepaliveCountMax: 3,
-        ...options.hostKeyAlgorithms ? { algorithms: { serverHostKey: options.hostKeyAlgorithms } } : {},
-        // Must return a boolean synchronously: ssh2 takes any truthy value, a Promise included, as "accept".
-        hostVerifier: (key) => options.hostKey.verify(key)
-      };
-      let settled = false;
-      let agentProblem;
-      client.once("ready", () => {
-        settled = true;
-        client.off("error", onError);
-        client.on("error", () => {
-        });
-        resolve3(new _SshSession(client, options));
-      });
-      const onError = (error3) => {
-        if (settled) return;
-        if (error3.level === "agent") {
-          agentProblem = error3.message;
-          return;
-        }
-        settled = true;
-        client.off("error", onError);
-        client.on("error", () => {
-        });
-        client.end();
-        reject(classifyConnectError(options, error3, agentProblem));
-      };
-      client.on("error", onError);
-      try {
-        client.connect(config2);
-        client.setNoDelay(true);
-      } catch (error3) {
-        settled = true;
-        reject(new SshError(options.server, "network", error3.message));
-      }
-    });
-  }
-  async exec(command, options = {}) {
-    const running = this.start(command);
-    running.end(options.stdin);
-    return running.result;
-  }
-  /**
-   * Starts a command and leaves its stdin open: `send` writes to it, `end` closes it (EOF), and
-   * `result` settles once the command has ended, as `exec` does. Writes made before the channel
-   * is open are queued; `onStdout` sees the output as it comes.
-   */
-  start(command, onStdout) {
-    let channel;
-    const queue = [];
-    const flush = () => {
-      if (!channel) return;
-      for (const item of queue.splice(0)) {
-        if (item === null) channel.end();
-        else channel.write(item);
-      }
-    };
-    const result2 = new Promise((resolve3, reject) => {
-      if (this.closed) {
-        reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"));
-        return;
-      }
-      this.options.onCommand?.(this.name, command);
-      this.client.exec(command, (error3, opened) => {
-        if (error3) {
-          reject(this.wrap(error3));
-          return;
-        }
-        const stdout = [];
-        const stderr = [];
-        let code = null;
-        const decoder = new StringDecoder("utf8");
-        opened.on("data", (chunk2) => {
-          if (onStdout) onStdout(decoder.write(chunk2));
-          else stdout.push(chunk2);
-        });
-        opened.stderr.on("data", (chunk2) => stderr.push(chunk2));
-        opened.on("exit", (exitCode) => {
-          code = exitCode;
-        });
-        opened.on("error", (err) => reject(this.wrap(err)));
-        opened.on("close", () => {
-          if (this.closed && code === null) {
-            reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
-            return;
-          }
-          const result3 = {
-            code,
-            stdout: Buffer.concat(stdout).toString("utf8"),
-            stderr: Buffer.concat(stderr).toString("utf8")
-          };
-          this.onOutput?.(this.name, command, result3);
-          resolve3(result3);
-        });
-        channel = opened;
-        flush();
-      });
-    });
-    return {
-      send(text5) {
-        queue.push(text5);
-        flush();
-      },
-      end(text5) {
-        if (text5) queue.push(text5);
-        queue.push(null);
-        flush();
-      },
-      result: result2
-    };
-  }
-  async run(command, options = {}) {
-    return stdoutOrThrow(this.name, options.what, await this.exec(command, options));
-  }
-  /**
-   * Runs a command whose output is wanted as it comes (logs, hooks, `nexus exec`). Its stdin stays
-   * open while it runs: an abort closes it (commands built to stop on EOF then stop), and closes
-   * the channel if the command has not ended 5s later. Resolves with the exit code.
-   */
-  stream(command, options) {
-    if (this.closed)
-      return Promise.reject(
-        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
-      );
-    this.options.onCommand?.(this.name, command);
-    return new Promise((resolve3, reject) => {
-      this.client.exec(command, (error3, channel) => {
-        if (error3) {
-          reject(this.wrap(error3));
-          return;
-        }
-        let code = null;
-        let force;
-        const onAbort = () => {
-          channel.end();
-          force = setTimeout(() => channel.close(), 5e3);
-        };
-        const out = new StringDecoder("utf8");
-        const err = new StringDecoder("utf8");
-        channel.on("data", (chunk2) => options.onStdout(out.write(chunk2)));
-        channel.stderr.on("data", (chunk2) => options.onStderr(err.write(chunk2)));
-        channel.on("exit", (exitCode) => {
-          code = exitCode;
-        });
-        channel.on("error", (err2) => reject(this.wrap(err2)));
-        channel.on("close", () => {
-          options.signal?.removeEventListener("abort", onAbort);
-          if (force) clearTimeout(force);
-          if (this.closed && code === null) {
-            reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
-            return;
-          }
-          resolve3(code);
-        });
-        if (options.stdin) channel.write(options.stdin);
-        if (options.signal?.aborted) onAbort();
-        else options.signal?.addEventListener("abort", onAbort, { once: true });
-      });
-    });
-  }
-  sftp() {
-    if (this.closed)
-      return Promise.reject(
-        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
-      );
-    this.sftpPromise ??= new Promise((resolve3, reject) => {
-      this.client.sftp((error3, sftp) => {
-        if (!error3) {
-          sftp.on("error", () => {
-          });
-          resolve3(sftp);
-          return;
-        }
-        reject(this.closed ? this.wrap(error3) : new SftpUnavailableError(this.name, error3.message));
-      });
-    });
-    const pending = this.sftpPromise;
-    pending.catch(() => {
-      if (this.sftpPromise === pending) this.sftpPromise = void 0;
-    });
-    return pending;
-  }
-  /**
-   * Uploads a file with SFTP to `remote`: parallel writes into `remote.part`, then a rename,
-   * so a partial upload never carries the final name.
-   */
-  async upload(local, remote, options = {}) {
-    const {
-      onProgress,
-      signal: signal2,
-      // 2 MiB in flight fill the SSH channel's window: more (64 × 255 KiB) is no faster on loopback
-      // and costs the CLI 30–40 MB of memory (docs/benchmarks-transfer.md).
-      concurrency = 16,
-      chunkSize = 128 * 1024
-    } = typeof options === "function" ? { onProgress: options } : options;
-    signal2?.throwIfAborted();
-    const sftp = await this.sftp();
-    signal2?.throwIfAborted();
-    const partial2 = `${remote}.part`;
-    const abort = () => {
-      this.sftpPromise = void 0;
-      sftp.end();
-    };
-    signal2?.addEventListener("abort", abort, { once: true });
-    try {
-      await new Promise((resolve3, reject) => {
-        sftp.fastPut(
-          local,
-          partial2,
-          { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
-          (error3) => error3 ? reject(this.closed ? this.wrap(error3) : error3) : resolve3()
-        );
-      });
-    } finally {
-      signal2?.removeEventListener("abort", abort);
-    }
-    signal2?.throwIfAborted();
-    await new Promise((resolve3, reject) => {
-      sftp.rename(partial2, remote, (error3) => {
-        if (!error3) return resolve3();
-        sftp.ext_openssh_rename(partial2, remote, (second) => second ? reject(second) : resolve3());
-      });
-    });
-  }
-  /**
-   * Opens a local listener on 127.0.0.1 whose connections are forwarded through this SSH
-   * connection to host:port as seen from the server (like `ssh -L`). Returns the local port.
-   */
-  async tunnel(host, port2) {
-    const server = createServer((socket) => {
-      this.client.forwardOut("127.0.0.1", 0, host, port2, (error3, channel) => {
-        if (error3) {
-          socket.destroy();
-          return;
-        }
-        socket.pipe(channel).pipe(socket);
-        socket.on("error", () => channel.close());
-        channel.on("error", () => socket.destroy());
-        channel.on("close", () => socket.destroy());
-        socket.on("close", () => channel.close());
-      });
-    });
-    this.tunnels.push(server);
-    await new Promise((resolve3, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve3());
-    });
-    const address = server.address();
-    if (!address || typeof address === "string") throw new Error("tunnel listener has no port");
-    return address.port;
-  }
-  close() {
-    for (const server of this.tunnels) server.close();
-    this.tunnels = [];
-    if (!this.closed) {
-      this.closed = true;
-      this.client.end();
-    }
-  }
-  wrap(error3) {
-    if (this.closed)
-      return this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost");
-    return new SshError(this.name, "network", error3.message);
-  }
-};
-function classifyConnectError(options, error3, agentProblem) {
-  const where2 = `${options.username}@${options.host}:${options.port}`;
-  const hostKeyProblem = options.hostKey.problem();
-  if (hostKeyProblem) return new SshError(options.server, "host-key", hostKeyProblem);
-  if (options.hostKeyAlgorithms && /no matching host key format/.test(error3.message)) {
-    return new SshError(
-      options.server,
-      "host-key",
-      [
-        `HOST KEY CHANGED for ${where2}? It offers none of the key types known for it in known_hosts (${options.hostKeyAlgorithms.join(", ")}).`,
-        "  A re-keyed server, or a man-in-the-middle: check with the server's admin before trusting a new key."
-      ].join("\n")
-    );
-  }
-  if (error3.level === "client-authentication") {
-    return new SshError(
-      options.server,
-      "auth",
-      `authentication failed for ${where2} (tried: ${describeAuth(options)}${agentProblem ? `; the agent failed: ${agentProblem}` : ""}); check ssh.privateKey, ssh.user or the agent`
-    );
-  }
-  if (error3.code === "ECONNREFUSED")
-    return new SshError(options.server, "refused", `connection refused by ${where2}`);
-  if (error3.level === "client-timeout" || error3.code === "ETIMEDOUT") {
-    return new SshError(options.server, "timeout", `timed out connecting to ${where2}`);
-  }
-  if (error3.code === "ENOTFOUND" || error3.code === "EAI_AGAIN") {
-    return new SshError(options.server, "network", `cannot resolve ${options.host}`);
-  }
-  return new SshError(options.server, "network", `cannot connect to ${where2}: ${error3.message}`);
-}
-function describeAuth(options) {
-  const methods = [];
-  if (options.privateKey) methods.push(options.keySource ? `key ${options.keySource}` : "private key");
-  if (options.agent) methods.push(`agent at ${options.agent}`);
-  return methods.length > 0 ? methods.join(", ") : "no key: set ssh.privateKey, NEXUS_SSH_KEY or SSH_AUTH_SOCK";
-}
+// src/ssh/jump.ts
+init_errors3();
+init_proxy_jump();
 
 // src/ssh/ssh-config.ts
-import { readFileSync as readFileSync3 } from "node:fs";
+import { readdirSync, readFileSync as readFileSync3, statSync } from "node:fs";
 import path5 from "node:path";
 
 // node_modules/ssh-config/lib/glob.js
@@ -54736,9 +54860,21 @@ ${line.before}`;
 
 // src/ssh/ssh-config.ts
 init_errors3();
+var HONOURED_KEYWORDS = [
+  "Host",
+  "Match",
+  "Include",
+  "HostName",
+  "User",
+  "Port",
+  "IdentityFile",
+  "ProxyJump"
+];
+var HONOURED = new Set(HONOURED_KEYWORDS.map((k2) => k2.toLowerCase()));
 function resolveSshConfigHost(text5, host, context) {
-  const alias = host.toLowerCase();
-  const computed = SSHConfig.parse(text5).compute(alias, { ignoreCase: true, matchExec: false });
+  const alias = host;
+  const parsed = SSHConfig.parse(normalizeBlockKeywords(expandIncludes(text5, alias, context.home)));
+  const computed = parsed.compute(alias, { ignoreCase: true, matchExec: false });
   const first = (key) => {
     const value = computed[key];
     const text6 = Array.isArray(value) ? value[0] : value;
@@ -54749,11 +54885,11 @@ function resolveSshConfigHost(text5, host, context) {
     if (value === void 0) return [];
     return Array.isArray(value) ? value : [value];
   };
-  const hostName = first("hostname")?.replace(/%(%|h)/g, (_m, t) => t === "%" ? "%" : alias);
+  const hostName = first("hostname")?.replace(/%(%|h)/g, (_m, t) => t === "%" ? "%" : alias).toLowerCase();
   const portText = first("port");
   const port2 = portText !== void 0 && /^\d{1,5}$/.test(portText) ? Number(portText) : void 0;
   const user = first("user");
-  const remoteHost = hostName ?? alias;
+  const remoteHost = hostName ?? alias.toLowerCase();
   const tokens = {
     "%": "%",
     d: context.home,
@@ -54769,13 +54905,35 @@ function resolveSshConfigHost(text5, host, context) {
     if (expanded.startsWith("~/")) return path5.join(context.home, expanded.slice(2));
     return path5.resolve(expanded);
   });
+  const proxyJump = first("proxyjump");
   return {
     hostName,
     user,
     port: port2 !== void 0 && port2 >= 1 && port2 <= 65535 ? port2 : void 0,
-    identityFiles: [...new Set(identityFiles)]
+    identityFiles: [...new Set(identityFiles)],
+    ...proxyJump !== void 0 ? { proxyJump } : {},
+    unhonoured: unhonouredKeywords(parsed, Object.keys(computed))
   };
 }
+function normalizeBlockKeywords(text5) {
+  return text5.replace(
+    /^(\s*)(host|match)(\s*=\s*|\s+)/gim,
+    (_m, indent, keyword) => `${indent}${keyword.toLowerCase() === "host" ? "Host" : "Match"} `
+  );
+}
+function unhonouredKeywords(parsed, keys) {
+  const spelling = /* @__PURE__ */ new Map();
+  const walk = (lines) => {
+    for (const line of lines) {
+      if (!("param" in line)) continue;
+      spelling.set(line.param.toLowerCase(), spelling.get(line.param.toLowerCase()) ?? line.param);
+      if ("config" in line && Array.isArray(line.config)) walk(line.config);
+    }
+  };
+  walk(parsed);
+  return keys.filter((key) => !HONOURED.has(key)).map((key) => spelling.get(key) ?? key);
+}
+var MAX_INCLUDE_DEPTH = 16;
 function readSshConfig(file) {
   try {
     return readFileSync3(file, "utf8");
@@ -54785,6 +54943,1252 @@ function readSshConfig(file) {
     if (code) throw new UsageError(`ssh.configFile: cannot read ${file} (${code})`);
     throw error3;
   }
+}
+function expandIncludes(text5, host, home, depth = 0) {
+  if (!/^\s*include(?:\s|=)/im.test(text5)) return text5;
+  const out = [];
+  let block;
+  for (const line of text5.split("\n")) {
+    const directive = /^\s*(\w+)(?:\s*=\s*|\s+)(.*?)\s*$/.exec(line);
+    const keyword = directive?.[1]?.toLowerCase();
+    if (keyword === "host" || keyword === "match") block = line.trim();
+    if (keyword !== "include" || !directive?.[2]) {
+      out.push(line);
+      continue;
+    }
+    out.push(`# ${line.trim()}`);
+    if (block !== void 0 && !blockMatches(block, host)) continue;
+    if (depth >= MAX_INCLUDE_DEPTH)
+      throw new UsageError(`ssh.configFile: Include nested more than ${MAX_INCLUDE_DEPTH} deep`);
+    for (const pattern2 of splitWords(directive[2])) {
+      for (const included of globFiles(includePath(pattern2, home))) {
+        let body;
+        try {
+          body = readFileSync3(included, "utf8");
+        } catch {
+          continue;
+        }
+        out.push(expandIncludes(body, host, home, depth + 1));
+      }
+    }
+    out.push(block ?? "Host *");
+  }
+  return out.join("\n");
+}
+function blockMatches(header, host) {
+  const probe = SSHConfig.parse(normalizeBlockKeywords(`${header}
+  NexusProbe yes
+`)).compute(host, {
+    ignoreCase: true,
+    matchExec: false
+  });
+  return probe.nexusprobe === "yes";
+}
+function splitWords(value) {
+  return [...value.matchAll(/"([^"]*)"|(\S+)/g)].map((m2) => m2[1] ?? m2[2] ?? "").filter(Boolean);
+}
+function includePath(pattern2, home) {
+  if (pattern2 === "~") return home;
+  if (pattern2.startsWith("~/")) return path5.join(home, pattern2.slice(2));
+  if (path5.isAbsolute(pattern2)) return pattern2;
+  return path5.join(home, ".ssh", pattern2);
+}
+function globFiles(pattern2) {
+  const segments = pattern2.split("/");
+  let paths = [segments[0] === "" ? "/" : segments[0] ?? ""];
+  for (const segment of segments.slice(1)) {
+    if (segment === "") continue;
+    const next = [];
+    for (const dir of paths) {
+      if (!/[*?[]/.test(segment)) {
+        next.push(path5.join(dir, segment));
+        continue;
+      }
+      const matcher = globSegment(segment);
+      let names;
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names.sort()) {
+        if (name.startsWith(".") && !segment.startsWith(".")) continue;
+        if (matcher.test(name)) next.push(path5.join(dir, name));
+      }
+    }
+    paths = next;
+  }
+  return paths.filter((p2) => {
+    try {
+      return statSync(p2).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
+function globSegment(segment) {
+  let source = "";
+  for (let i2 = 0; i2 < segment.length; i2++) {
+    const c3 = segment[i2];
+    if (c3 === "*") source += "[^/]*";
+    else if (c3 === "?") source += "[^/]";
+    else if (c3 === "[") {
+      const end = segment.indexOf("]", i2 + 2);
+      if (end < 0) source += "\\[";
+      else {
+        const body = segment.slice(i2 + 1, end).replace(/^!/, "^").replace(/\\/g, "\\\\");
+        source += `[${body}]`;
+        i2 = end;
+      }
+    } else source += c3.replace(/[.+^${}()|\\]/g, "\\$&");
+  }
+  return new RegExp(`^${source}$`);
+}
+
+// src/ssh/jump.ts
+var MAX_HOPS = 8;
+function resolveHops(specs, sshConfigText, context, field = "proxyJump", depth = 0) {
+  if (specs.length === 0) return [];
+  if (depth + specs.length > MAX_HOPS)
+    throw new UsageError(`${field}: more than ${MAX_HOPS} jump hosts (a loop?)`);
+  const hops = specs.map((spec) => {
+    const fromFile = sshConfigText ? resolveSshConfigHost(sshConfigText, spec.host, context) : void 0;
+    const label = formatProxyJump([spec]);
+    return {
+      label,
+      host: fromFile?.hostName ?? spec.host,
+      port: spec.port ?? fromFile?.port ?? 22,
+      user: spec.user ?? fromFile?.user ?? context.localUser,
+      identityFiles: fromFile?.identityFiles ?? []
+    };
+  });
+  const first = specs[0];
+  const own2 = sshConfigText ? resolveSshConfigHost(sshConfigText, first.host, context).proxyJump : void 0;
+  if (own2 === void 0) return hops;
+  const before = parseProxyJump(own2, `ProxyJump of ${first.host} in the ssh config`);
+  return [...resolveHops(before, sshConfigText, context, field, depth + specs.length), ...hops];
+}
+var JumpPool = class {
+  constructor(connectHop) {
+    this.connectHop = connectHop;
+  }
+  connectHop;
+  connections = /* @__PURE__ */ new Map();
+  /** Connections (and streams being opened) that go through each chain prefix. */
+  users = /* @__PURE__ */ new Map();
+  /**
+   * A stream to host:port through the chain (the last hop opens it), for ssh2's `sock`; `release`
+   * once the connection over it has closed.
+   */
+  async stream(hops, host, port2) {
+    const keys = hops.map((_2, i2) => this.key(hops.slice(0, i2 + 1)));
+    for (const key of keys) this.users.set(key, (this.users.get(key) ?? 0) + 1);
+    let released2 = false;
+    const release = () => {
+      if (released2) return;
+      released2 = true;
+      for (const key of keys) {
+        const left = (this.users.get(key) ?? 1) - 1;
+        if (left > 0) {
+          this.users.set(key, left);
+          continue;
+        }
+        this.users.delete(key);
+        const connection = this.connections.get(key);
+        this.connections.delete(key);
+        void connection?.then(
+          (c3) => c3.close(),
+          () => {
+          }
+        );
+      }
+    };
+    try {
+      const last = await this.connection(hops);
+      return { stream: await last.forward(host, port2), release };
+    } catch (error3) {
+      release();
+      throw error3;
+    }
+  }
+  /** Closes every hop connection (the command ends). */
+  closeAll() {
+    for (const connection of this.connections.values())
+      void connection.then(
+        (c3) => c3.close(),
+        () => {
+        }
+      );
+    this.connections.clear();
+    this.users.clear();
+  }
+  key(hops) {
+    return hops.map((h2) => `${h2.user}@${h2.host}:${h2.port}`).join(" > ");
+  }
+  /** The chain's last hop connected (through the ones before it), opened again if it dropped. */
+  connection(hops) {
+    const key = this.key(hops);
+    const known = this.connections.get(key);
+    if (known) return known.then((c3) => c3.alive ? c3 : this.open(hops, key));
+    return this.open(hops, key);
+  }
+  open(hops, key) {
+    const hop = hops.at(-1);
+    const before = hops.slice(0, -1);
+    const via = before.length === 0 ? void 0 : (host, port2) => this.connection(before).then((c3) => c3.forward(host, port2));
+    const connection = this.connectHop(hop, via);
+    this.connections.set(key, connection);
+    connection.catch(() => {
+      if (this.connections.get(key) === connection) this.connections.delete(key);
+    });
+    return connection;
+  }
+};
+
+// src/ssh/session.ts
+var import_ssh2 = __toESM(require_lib2(), 1);
+init_errors5();
+import { connect, createServer } from "node:net";
+import { StringDecoder } from "node:string_decoder";
+
+// src/ssh/remote-shell.ts
+init_quote();
+import { randomBytes as randomBytes2 } from "node:crypto";
+
+// src/ssh/remote-shell-script.ts
+var REMOTE_SHELL_SCRIPT = `_nx_d=$(mktemp -d "\${TMPDIR:-/tmp}/nexus-shell.XXXXXX" 2>/dev/null) || {
+  echo "@nx-fail cannot create a directory in \${TMPDIR:-/tmp}"
+  exit 1
+}
+if ! mkfifo "$_nx_d/q" 2>/dev/null; then
+  rm -rf "$_nx_d"
+  echo "@nx-fail mkfifo failed"
+  exit 1
+fi
+_nx_setsid=
+if command -v setsid >/dev/null 2>&1; then _nx_setsid=setsid; fi
+_nx_writer() {
+  w_done=
+  w_n=0
+  while read -r w_id w_code; do
+    printf '@nx %s %s\\n' "$w_id" "$w_code"
+    cat "$_nx_d/$w_id.o" "$_nx_d/$w_id.e"
+    printf '\\n@nx-end %s\\n' "\${_nx_token:?}"
+    # Files of sent results go in batches: an rm per command would double what one costs here.
+    w_done="$w_done $w_id"
+    w_n=$((w_n + 1))
+    if [ "$w_n" -ge 16 ]; then
+      (cd "$_nx_d" && for w in $w_done; do rm -f "$w".[ioepk]; done) &
+      w_done=
+      w_n=0
+    fi
+  done
+  wait
+  rm -rf "$_nx_d"
+}
+# The writer reads the FIFO until no one holds its write end: this shell (until its stdin ends, or
+# it is killed) and the wrappers of commands still running. Then it removes the directory.
+_nx_writer < "$_nx_d/q" &
+exec 8> "$_nx_d/q"
+_nx_signal() {
+  read -r s_pid < "$_nx_d/$1.p" || return 0
+  if [ -n "$_nx_setsid" ]; then kill -s "$2" -- "-$s_pid" 2>/dev/null || kill -s "$2" "$s_pid" 2>/dev/null
+  else kill -s "$2" "$s_pid" 2>/dev/null; fi
+  return 0
+}
+# ID STDIN COMMAND [k]: "k", a command that may be stopped (Ctrl-C, a timeout) runs in a process
+# group of its own (setsid); any other as a plain "sh -c" (what a command costs here is process
+# start-ups). Never evaluated in a subshell of this shell: its $$ would be this shell's.
+_nx_step() {
+  s_id=$1
+  s_in=/dev/null
+  if [ -n "$2" ]; then s_in="$_nx_d/$s_id.i"; printf '%s' "$2" > "$s_in"; fi
+  if [ "\${4:-}" != k ]; then
+    sh -c "$3" < "$s_in" > "$_nx_d/$s_id.o" 2> "$_nx_d/$s_id.e" 8>&-
+    s_code=$?
+    printf '\\n@nx-sep %s\\n' "\${_nx_token:?}" >> "$_nx_d/$s_id.o"
+    echo "$s_id $s_code" >&8
+    return
+  fi
+  $_nx_setsid sh -c "$3" < "$s_in" > "$_nx_d/$s_id.o" 2> "$_nx_d/$s_id.e" 8>&- &
+  s_pid=$!
+  echo "$s_pid" > "$_nx_d/$s_id.p"
+  if [ -e "$_nx_d/$s_id.k" ]; then read -r s_sig < "$_nx_d/$s_id.k" && _nx_signal "$s_id" "$s_sig"; fi
+  wait "$s_pid"
+  s_code=$?
+  : > "$_nx_d/$s_id.p"
+  # Stopped (a kill was asked): what it started gets 3 s to follow it, then SIGKILL, before the
+  # result goes back, so nothing it started outlives what nexus is told.
+  if [ -e "$_nx_d/$s_id.k" ] && [ -n "$_nx_setsid" ]; then
+    s_n=0
+    while kill -s 0 -- "-$s_pid" 2>/dev/null; do
+      if [ "$s_n" -ge 3 ]; then kill -s KILL -- "-$s_pid" 2>/dev/null; break; fi
+      sleep 1
+      s_n=$((s_n + 1))
+    done
+  fi
+  printf '\\n@nx-sep %s\\n' "\${_nx_token:?}" >> "$_nx_d/$s_id.o"
+  echo "$s_id $s_code" >&8
+}
+_nx_run() {
+  _nx_step "$@" < /dev/null > /dev/null 2>&1 &
+}
+# FIRST_ID STDIN COMMAND STDIN COMMAND...: one after the other, ids FIRST_ID, FIRST_ID+1...
+_nx_seq() {
+  (
+    q_id=$1
+    shift
+    while [ "$#" -ge 2 ]; do
+      _nx_step "$q_id" "$1" "$2"
+      q_id=$((q_id + 1))
+      shift 2
+    done
+  ) < /dev/null > /dev/null 2>&1 &
+}
+_nx_kill() {
+  echo "$2" > "$_nx_d/$1.k"
+  if [ -s "$_nx_d/$1.p" ]; then _nx_signal "$1" "$2"; fi
+}
+printf '@nx-hello %s %s\\n' "\${_nx_token:?}" "$HOME"
+`;
+
+// src/ssh/remote-shell.ts
+var ShellUnavailable = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ShellUnavailable";
+  }
+};
+var ShellLost = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ShellLost";
+  }
+};
+var TIMED_OUT_CODE = 124;
+var HEADER = /^@nx (\d+) (\d+)$/;
+var RemoteShell = class {
+  constructor(transport, server, options = {}) {
+    this.transport = transport;
+    this.server = server;
+    this.options = options;
+    this.started = new Promise((resolve3) => {
+      this.settleStarted = resolve3;
+    });
+    transport.onData((chunk2) => this.receive(chunk2));
+    transport.onExit(() => {
+      if (this.state === "ready") this.state = "exited";
+    });
+    transport.onClose((reason) => this.closed(reason));
+    transport.write(`_nx_token=${this.token}
+${REMOTE_SHELL_SCRIPT}`);
+    const startTimeout = options.startTimeoutMs ?? 0;
+    if (startTimeout > 0) {
+      this.startTimer = setTimeout(() => {
+        if (this.state === "starting")
+          this.unavailable(`the remote shell did not start within ${startTimeout / 1e3}s`);
+      }, startTimeout);
+      this.startTimer.unref();
+    }
+  }
+  transport;
+  server;
+  options;
+  state = "starting";
+  token = randomBytes2(9).toString("hex");
+  pending = /* @__PURE__ */ new Map();
+  nextId = 1;
+  buffer = Buffer.alloc(0);
+  /** The frame being read: its header, and how far its end has been looked for. */
+  frame;
+  endReason;
+  startTimer;
+  /** $HOME on the server, as the shell said it in its hello. */
+  homeDir;
+  started;
+  settleStarted = () => {
+  };
+  /** Commands can still be sent (started, or starting). */
+  get usable() {
+    return this.state === "starting" || this.state === "ready";
+  }
+  get ready() {
+    return this.state === "ready";
+  }
+  /** Why it never started (then it will not on this connection either); undefined otherwise. */
+  get startFailure() {
+    return this.state === "unavailable" ? this.endReason : void 0;
+  }
+  /** $HOME on the server once the shell has started; undefined if it could not start. */
+  home() {
+    return this.started;
+  }
+  /** Runs `command` as `sh -c` would; rejects with ShellUnavailable if the shell never started. */
+  run(request) {
+    return this.runAll([request])[0];
+  }
+  /**
+   * Runs the commands one after the other (each starts once the one before has ended, whatever
+   * its exit code), in one exchange: a result per command.
+   */
+  runAll(requests) {
+    const batch = [];
+    const results = requests.map(
+      (request) => new Promise((resolve3, reject) => {
+        if (this.state === "unavailable")
+          return reject(new ShellUnavailable(this.endReason ?? "the remote shell did not start"));
+        if (this.state === "ended" || this.state === "exited")
+          return reject(new ShellLost(this.endReason ?? "the remote shell has ended"));
+        if (request.signal?.aborted) return reject(request.signal.reason ?? new Error("aborted"));
+        const id = this.nextId++;
+        const timers = [];
+        const onAbort = () => this.stop(entry, "TERM");
+        const entry = {
+          id,
+          request,
+          resolve: resolve3,
+          reject,
+          sent: false,
+          timedOut: false,
+          cleanup: () => {
+            for (const timer of timers) clearTimeout(timer);
+            request.signal?.removeEventListener("abort", onAbort);
+          }
+        };
+        this.pending.set(id, entry);
+        batch.push(entry);
+        request.signal?.addEventListener("abort", onAbort, { once: true });
+        if (request.timeoutMs !== void 0 && request.timeoutMs > 0) {
+          timers.push(
+            setTimeout(() => {
+              entry.timedOut = true;
+              this.stop(entry, "TERM");
+            }, request.timeoutMs)
+          );
+        }
+      })
+    );
+    for (const entry of batch) entry.batch = batch;
+    if (this.state === "ready" && batch.length > 0) this.send(batch);
+    return results;
+  }
+  /** Closes stdin: the shell exits once it has read every request; running commands finish. */
+  close() {
+    if (this.state === "starting" || this.state === "ready") this.transport.end();
+  }
+  /** One request line: a command, or commands to run one after the other (consecutive ids). */
+  send(batch) {
+    const live = batch.filter((entry) => this.pending.has(entry.id) && !entry.sent);
+    if (live.length === 0) return;
+    const words3 = live.flatMap((e) => [shq(e.request.stdin ?? ""), shq(e.request.command)]);
+    const first = live[0];
+    if (live.length > 1 && !live.every((e, i2) => e.id === first.id + i2)) {
+      for (const entry of live) this.send([entry]);
+      return;
+    }
+    for (const entry of live) entry.sent = true;
+    if (live.length > 1) {
+      this.transport.write(`_nx_seq ${first.id} ${words3.join(" ")}
+`);
+      return;
+    }
+    const stoppable = first.request.signal !== void 0 || first.request.timeoutMs !== void 0;
+    this.transport.write(`_nx_run ${first.id} ${words3.join(" ")}${stoppable ? " k" : ""}
+`);
+  }
+  /** SIGTERM to the command's process group, then SIGKILL if it is still there. */
+  stop(entry, signal2) {
+    if (!this.pending.has(entry.id)) return;
+    if (!entry.sent) {
+      this.pending.delete(entry.id);
+      entry.cleanup();
+      entry.reject(entry.request.signal?.reason ?? new Error("aborted"));
+      return;
+    }
+    if (this.state !== "ready") return;
+    this.transport.write(`_nx_kill ${entry.id} ${signal2}
+`);
+    if (signal2 === "TERM") {
+      const timer = setTimeout(() => this.stop(entry, "KILL"), this.options.killAfterMs ?? 3e3);
+      timer.unref();
+      const cleanup = entry.cleanup;
+      entry.cleanup = () => {
+        clearTimeout(timer);
+        cleanup();
+      };
+    }
+  }
+  receive(chunk2) {
+    this.buffer = this.buffer.length === 0 ? chunk2 : Buffer.concat([this.buffer, chunk2]);
+    if (this.state === "starting") {
+      const hello = Buffer.from(`@nx-hello ${this.token} `);
+      const at2 = this.buffer.indexOf(hello);
+      const newline = at2 < 0 ? -1 : this.buffer.indexOf(10, at2);
+      if (newline < 0) {
+        const fail = /(?:^|\n)@nx-fail ([^\n]*)\n/.exec(this.buffer.toString("latin1"));
+        if (fail) this.unavailable(`the remote shell could not start: ${fail[1]}`);
+        return;
+      }
+      this.homeDir = this.buffer.subarray(at2 + hello.length, newline).toString("utf8");
+      this.buffer = this.buffer.subarray(newline + 1);
+      this.state = "ready";
+      if (this.startTimer) clearTimeout(this.startTimer);
+      this.settleStarted(this.homeDir);
+      const batches = new Set([...this.pending.values()].map((entry) => entry.batch ?? [entry]));
+      for (const batch of batches) this.send(batch);
+    }
+    this.readFrames();
+  }
+  /**
+   * Frames: `@nx ID CODE`, stdout, `\n@nx-sep TOKEN\n`, stderr, `\n@nx-end TOKEN\n` (see
+   * REMOTE_SHELL_SCRIPT). Only the token's lines delimit a result: no byte count to trust.
+   */
+  readFrames() {
+    const sep = Buffer.from(`
+@nx-sep ${this.token}
+`);
+    const end = Buffer.from(`
+@nx-end ${this.token}
+`);
+    for (; ; ) {
+      if (!this.frame) {
+        const newline = this.buffer.indexOf(10);
+        if (newline < 0) return;
+        const line = this.buffer.subarray(0, newline).toString("latin1");
+        const match3 = HEADER.exec(line);
+        if (!match3) {
+          this.lost(`the remote shell sent something unexpected: ${JSON.stringify(line.slice(0, 80))}`);
+          return;
+        }
+        this.buffer = this.buffer.subarray(newline + 1);
+        this.frame = { id: Number(match3[1]), code: Number(match3[2]), searched: 0 };
+      }
+      const from = Math.max(0, this.frame.searched - end.length);
+      const last = this.buffer.indexOf(end, from);
+      if (last < 0) {
+        this.frame.searched = this.buffer.length;
+        return;
+      }
+      const middle = this.buffer.lastIndexOf(sep, last);
+      const { id, code } = this.frame;
+      const stdout = middle < 0 ? "" : this.buffer.subarray(0, middle).toString("utf8");
+      const stderr = this.buffer.subarray(middle < 0 ? 0 : middle + sep.length, last).toString("utf8");
+      this.buffer = this.buffer.subarray(last + end.length);
+      this.frame = void 0;
+      const entry = this.pending.get(id);
+      if (!entry) continue;
+      this.pending.delete(id);
+      entry.cleanup();
+      if (entry.request.signal?.aborted && code !== 0) {
+        entry.reject(entry.request.signal.reason ?? new Error("aborted"));
+        continue;
+      }
+      entry.resolve({ code: entry.timedOut ? TIMED_OUT_CODE : code, stdout, stderr });
+    }
+  }
+  unavailable(reason) {
+    if (this.state !== "starting") return;
+    this.state = "unavailable";
+    this.settleStarted(void 0);
+    this.endReason = reason;
+    if (this.startTimer) clearTimeout(this.startTimer);
+    this.transport.end();
+    for (const entry of this.takeAll()) entry.reject(new ShellUnavailable(reason));
+  }
+  lost(reason) {
+    this.state = "ended";
+    this.endReason = reason;
+    this.transport.end();
+    for (const entry of this.takeAll()) entry.reject(new ShellLost(`${this.server}: ${reason}`));
+  }
+  closed(reason) {
+    if (this.state === "starting") {
+      this.unavailable(reason ?? "the remote shell ended before it started");
+      return;
+    }
+    if (this.state === "ended" || this.state === "unavailable") return;
+    this.state = "ended";
+    this.endReason ??= reason ?? "the remote shell ended";
+    const running = this.takeAll();
+    for (const entry of running) {
+      entry.reject(
+        new ShellLost(
+          `${this.server}: the remote shell ended while a command ran (${this.endReason}): its outcome is unknown`
+        )
+      );
+    }
+  }
+  takeAll() {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const entry of all) entry.cleanup();
+    return all;
+  }
+};
+
+// src/ssh/trace.ts
+import { appendFileSync as appendFileSync2 } from "node:fs";
+var cached2;
+function tracer(env2 = process.env) {
+  if (cached2 !== void 0 && env2 === process.env) return cached2 ?? void 0;
+  const file = env2.NEXUS_SSH_TRACE;
+  const made = file ? (entry) => {
+    try {
+      appendFileSync2(file, `${JSON.stringify(entry)}
+`);
+    } catch {
+    }
+  } : null;
+  if (env2 === process.env) cached2 = made;
+  return made ?? void 0;
+}
+function traceName(command, what) {
+  if (what) return what;
+  const text5 = command.trim();
+  const script2 = /^sh -c '([^\n']{0,60})/.exec(text5);
+  return (script2 ? `sh -c ${script2[1]}` : text5.split("\n")[0] ?? "").slice(0, 60);
+}
+function traceStart(trace, server, kind, what) {
+  if (!trace) return () => {
+  };
+  const at2 = Date.now();
+  return () => trace({ server, kind, what, at: at2, ms: Date.now() - at2 });
+}
+
+// src/ssh/session.ts
+var SftpUnavailableError = class extends Error {
+  constructor(server, message) {
+    super(`${server}: SFTP is unavailable: ${message}`);
+    this.server = server;
+    this.name = "SftpUnavailableError";
+  }
+  server;
+};
+var SHELL_RESTARTS = 3;
+var SshSession = class _SshSession {
+  constructor(client, options) {
+    this.client = client;
+    this.options = options;
+    this.trace = options.trace ?? tracer();
+    client.on("close", () => {
+      if (!this.closed)
+        this.lostError = new SshError(options.server, "closed", "the SSH connection was lost");
+      this.closed = true;
+      options.onClose?.();
+    });
+  }
+  client;
+  options;
+  closed = false;
+  lostError;
+  sftpPromise;
+  tunnels = [];
+  /** Ports forwarded back here (`reverseForward`), by the server's port. */
+  reverse;
+  trace;
+  remoteShell;
+  shellStarts = 0;
+  /** Why commands run on exec channels instead of the remote shell, once it failed to start. */
+  shellProblem;
+  commandCount = 0;
+  /** --verbose: sees each command's result once it has finished (set by whoever shows it). */
+  onOutput;
+  /** How many commands (and uploads) this session has started: tells whether a read is still fresh. */
+  get commands() {
+    return this.commandCount;
+  }
+  /** False once the connection was closed or lost. */
+  get alive() {
+    return !this.closed;
+  }
+  get name() {
+    return this.options.server;
+  }
+  /** This end's address of the SSH connection: how the server can reach the machine nexus runs on. */
+  get localAddress() {
+    return this.client._sock?.localAddress;
+  }
+  static connect(options) {
+    return new Promise((resolve3, reject) => {
+      const client = new import_ssh2.Client();
+      const config2 = {
+        host: options.host,
+        port: options.port,
+        username: options.username,
+        privateKey: options.privateKey,
+        passphrase: options.passphrase,
+        agent: options.agent,
+        readyTimeout: options.readyTimeout,
+        keepaliveInterval: options.keepaliveInterval,
+        keepaliveCountMax: 3,
+        ...options.sock ? { sock: options.sock } : {},
+        ...options.hostKeyAlgorithms ? { algorithms: { serverHostKey: options.hostKeyAlgorithms } } : {},
+        // Must return a boolean synchronously: ssh2 takes any truthy value, a Promise included, as "accept".
+        hostVerifier: (key) => options.hostKey.verify(key)
+      };
+      let settled = false;
+      let agentProblem;
+      const traced = traceStart(options.trace ?? tracer(), options.server, "connect", "handshake");
+      client.once("ready", () => {
+        settled = true;
+        traced();
+        client.off("error", onError);
+        client.on("error", () => {
+        });
+        resolve3(new _SshSession(client, options));
+      });
+      const onError = (error3) => {
+        if (settled) return;
+        if (error3.level === "agent") {
+          agentProblem = error3.message;
+          return;
+        }
+        settled = true;
+        client.off("error", onError);
+        client.on("error", () => {
+        });
+        client.end();
+        options.onClose?.();
+        reject(classifyConnectError(options, error3, agentProblem));
+      };
+      client.on("error", onError);
+      try {
+        client.connect(config2);
+        client.setNoDelay(true);
+      } catch (error3) {
+        settled = true;
+        options.onClose?.();
+        reject(new SshError(options.server, "network", error3.message));
+      }
+    });
+  }
+  /**
+   * A TCP connection from the server to host:port (what `ssh -W` and ProxyJump use): this
+   * session as a jump host for another connection.
+   */
+  forward(host, port2) {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
+      );
+    const traced = traceStart(this.trace, this.name, "forward", `jump to ${host}:${port2}`);
+    return new Promise((resolve3, reject) => {
+      this.client.forwardOut("127.0.0.1", 0, host, port2, (error3, channel) => {
+        traced();
+        if (error3) {
+          reject(
+            new SshError(
+              this.name,
+              "network",
+              `the jump host ${this.name} could not open a connection to ${host}:${port2}: ${error3.message.replace(/^\(SSH\) /, "")}`
+            )
+          );
+          return;
+        }
+        resolve3(channel);
+      });
+    });
+  }
+  async exec(command, options = {}) {
+    this.commandCount++;
+    const shell = this.shell();
+    if (shell) {
+      this.options.onCommand?.(this.name, command);
+      const traced = traceStart(this.trace, this.name, "shell", traceName(command, options.what));
+      try {
+        const result2 = await shell.run({ command, stdin: options.stdin, signal: options.signal });
+        traced();
+        this.onOutput?.(this.name, command, result2);
+        return result2;
+      } catch (error3) {
+        if (error3 instanceof ShellLost)
+          throw this.lostError ?? new SshError(this.name, "closed", error3.message);
+        if (!(error3 instanceof ShellUnavailable)) throw error3;
+      }
+    }
+    return this.execOnChannel(command, options);
+  }
+  execAll(commands) {
+    const shell = this.shell();
+    if (!shell) return sequentially(commands, (c3) => this.execOnChannel(c3.command, c3));
+    this.commandCount += commands.length;
+    const traced = traceStart(
+      this.trace,
+      this.name,
+      "shell",
+      commands.map((c3) => traceName(c3.command, c3.what)).join(" + ")
+    );
+    const results = shell.runAll(commands.map((c3) => ({ command: c3.command, stdin: c3.stdin })));
+    void Promise.allSettled(results).then(traced);
+    let fallback;
+    return results.map(async (result2, i2) => {
+      const c3 = commands[i2];
+      this.options.onCommand?.(this.name, c3.command);
+      try {
+        const done = await result2;
+        this.onOutput?.(this.name, c3.command, done);
+        return done;
+      } catch (error3) {
+        if (error3 instanceof ShellLost)
+          throw this.lostError ?? new SshError(this.name, "closed", error3.message);
+        if (!(error3 instanceof ShellUnavailable)) throw error3;
+        fallback ??= Promise.all(sequentially(commands, (each) => this.execOnChannel(each.command, each)));
+        return (await fallback)[i2];
+      }
+    });
+  }
+  /**
+   * $HOME on the server: from the remote shell's hello when it runs (no exchange of its own),
+   * else read with a command.
+   */
+  async home() {
+    const home = await this.shell()?.home();
+    if (home?.startsWith("/")) return home;
+    return (await this.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+  }
+  /** One exec channel for this command: the server's login shell runs it (what `ssh host cmd` does). */
+  execOnChannel(command, options = {}) {
+    const running = this.start(command, void 0, options.what);
+    running.end(options.stdin);
+    if (options.signal) {
+      const signal2 = options.signal;
+      const onAbort = () => running.kill?.();
+      signal2.addEventListener("abort", onAbort, { once: true });
+      void running.result.finally(() => signal2.removeEventListener("abort", onAbort)).catch(() => {
+      });
+      return running.result.then((result2) => {
+        if (signal2.aborted && result2.code !== 0) throw signal2.reason ?? new Error("aborted");
+        return result2;
+      });
+    }
+    return running.result;
+  }
+  /**
+   * The connection's remote shell, started on first use and again after it ended (up to
+   * SHELL_RESTARTS times); undefined when it cannot be used (exec channels then).
+   */
+  shell() {
+    if (this.options.remoteShell === false || this.shellProblem || this.closed) return void 0;
+    if (this.remoteShell?.usable) return this.remoteShell;
+    const failure2 = this.remoteShell?.startFailure;
+    if (failure2) {
+      this.shellProblem = failure2;
+      return void 0;
+    }
+    if (this.shellStarts >= SHELL_RESTARTS) return void 0;
+    this.shellStarts++;
+    const shell = new RemoteShell(this.shellTransport(), this.name, {
+      startTimeoutMs: this.options.readyTimeout
+    });
+    this.remoteShell = shell;
+    return shell;
+  }
+  /** `sh -s` on an exec channel, writes queued until it is open. */
+  shellTransport() {
+    const traced = traceStart(this.trace, this.name, "channel", "starting the remote shell");
+    let channel;
+    const queue = [];
+    const dataListeners = [];
+    const exitListeners = [];
+    const closeListeners = [];
+    let closedWith;
+    const close = (reason) => {
+      if (closedWith) return;
+      closedWith = { reason };
+      for (const listener of closeListeners) listener(reason);
+    };
+    const flush = () => {
+      if (!channel) return;
+      for (const item of queue.splice(0)) {
+        if (item === null) channel.end();
+        else channel.write(item);
+      }
+    };
+    this.options.onCommand?.(this.name, "exec sh -s  # the remote shell: every later command runs in it");
+    this.client.exec("exec sh -s", (error3, opened) => {
+      traced();
+      if (error3) {
+        this.shellProblem = `cannot open a channel for the remote shell: ${error3.message}`;
+        close(this.shellProblem);
+        return;
+      }
+      opened.on("data", (chunk2) => {
+        for (const listener of dataListeners) listener(chunk2);
+      });
+      opened.stderr.on("data", () => {
+      });
+      opened.on("error", () => {
+      });
+      opened.on("exit", () => {
+        for (const listener of exitListeners) listener();
+      });
+      opened.on("close", () => close());
+      channel = opened;
+      flush();
+    });
+    return {
+      write: (data) => {
+        queue.push(data);
+        flush();
+      },
+      end: () => {
+        queue.push(null);
+        flush();
+      },
+      onData: (listener) => dataListeners.push(listener),
+      onExit: (listener) => exitListeners.push(listener),
+      onClose: (listener) => {
+        if (closedWith) listener(closedWith.reason);
+        else closeListeners.push(listener);
+      }
+    };
+  }
+  /**
+   * Starts a command and leaves its stdin open: `send` writes to it, `end` closes it (EOF), and
+   * `result` settles once the command has ended, as `exec` does. Writes made before the channel
+   * is open are queued; `onStdout` sees the output as it comes.
+   */
+  start(command, onStdout, what) {
+    this.commandCount++;
+    let channel;
+    const queue = [];
+    const flush = () => {
+      if (!channel) return;
+      for (const item of queue.splice(0)) {
+        if (item === null) channel.end();
+        else channel.write(item);
+      }
+    };
+    const result2 = new Promise((resolve3, reject) => {
+      if (this.closed) {
+        reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"));
+        return;
+      }
+      this.options.onCommand?.(this.name, command);
+      const traced = traceStart(this.trace, this.name, "channel", traceName(command, what));
+      this.client.exec(command, (error3, opened) => {
+        if (error3) {
+          reject(this.wrap(error3));
+          return;
+        }
+        const stdout = [];
+        const stderr = [];
+        let code = null;
+        const decoder = new StringDecoder("utf8");
+        opened.on("data", (chunk2) => {
+          if (onStdout) onStdout(decoder.write(chunk2));
+          else stdout.push(chunk2);
+        });
+        opened.stderr.on("data", (chunk2) => stderr.push(chunk2));
+        opened.on("exit", (exitCode) => {
+          code = exitCode;
+        });
+        opened.on("error", (err) => reject(this.wrap(err)));
+        opened.on("close", () => {
+          traced();
+          if (this.closed && code === null) {
+            reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
+            return;
+          }
+          const result3 = {
+            code,
+            stdout: Buffer.concat(stdout).toString("utf8"),
+            stderr: Buffer.concat(stderr).toString("utf8")
+          };
+          this.onOutput?.(this.name, command, result3);
+          resolve3(result3);
+        });
+        channel = opened;
+        flush();
+      });
+    });
+    return {
+      send(text5) {
+        queue.push(text5);
+        flush();
+      },
+      end(text5) {
+        if (text5) queue.push(text5);
+        queue.push(null);
+        flush();
+      },
+      kill() {
+        if (!channel) return;
+        const opened = channel;
+        opened.signal("TERM");
+        setTimeout(() => opened.close(), 3e3).unref();
+      },
+      result: result2
+    };
+  }
+  async run(command, options = {}) {
+    return stdoutOrThrow(this.name, options.what, await this.exec(command, options));
+  }
+  /**
+   * Runs a command whose output is wanted as it comes (logs, hooks, `nexus exec`). Its stdin stays
+   * open while it runs: an abort closes it (commands built to stop on EOF then stop), and closes
+   * the channel if the command has not ended 5s later. Resolves with the exit code.
+   */
+  stream(command, options) {
+    this.commandCount++;
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
+      );
+    this.options.onCommand?.(this.name, command);
+    const traced = traceStart(this.trace, this.name, "channel", traceName(command));
+    return new Promise((resolve3, reject) => {
+      this.client.exec(command, (error3, channel) => {
+        if (error3) {
+          reject(this.wrap(error3));
+          return;
+        }
+        let code = null;
+        let force;
+        const onAbort = () => {
+          channel.end();
+          force = setTimeout(() => channel.close(), 5e3);
+        };
+        const out = new StringDecoder("utf8");
+        const err = new StringDecoder("utf8");
+        channel.on("data", (chunk2) => options.onStdout(out.write(chunk2)));
+        channel.stderr.on("data", (chunk2) => options.onStderr(err.write(chunk2)));
+        channel.on("exit", (exitCode) => {
+          code = exitCode;
+        });
+        channel.on("error", (err2) => reject(this.wrap(err2)));
+        channel.on("close", () => {
+          traced();
+          options.signal?.removeEventListener("abort", onAbort);
+          if (force) clearTimeout(force);
+          if (this.closed && code === null) {
+            reject(this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost"));
+            return;
+          }
+          resolve3(code);
+        });
+        if (options.stdin) channel.write(options.stdin);
+        if (options.signal?.aborted) onAbort();
+        else options.signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    });
+  }
+  sftp() {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
+      );
+    this.sftpPromise ??= new Promise((resolve3, reject) => {
+      const traced = traceStart(this.trace, this.name, "sftp", "opening SFTP");
+      this.client.sftp((error3, sftp) => {
+        traced();
+        if (!error3) {
+          sftp.on("error", () => {
+          });
+          resolve3(sftp);
+          return;
+        }
+        reject(this.closed ? this.wrap(error3) : new SftpUnavailableError(this.name, error3.message));
+      });
+    });
+    const pending = this.sftpPromise;
+    pending.catch(() => {
+      if (this.sftpPromise === pending) this.sftpPromise = void 0;
+    });
+    return pending;
+  }
+  /**
+   * Opens the SFTP subsystem now (three round trips) so that an upload started later finds it
+   * ready; a failure is kept for that upload to report.
+   */
+  warmUpload() {
+    this.sftp().catch(() => {
+    });
+  }
+  /**
+   * Uploads a file with SFTP to `remote`: parallel writes into `remote.part`, then a rename,
+   * so a partial upload never carries the final name.
+   */
+  async upload(local, remote, options = {}) {
+    const {
+      onProgress,
+      signal: signal2,
+      // 2 MiB in flight fill the SSH channel's window: more (64 × 255 KiB) is no faster on loopback
+      // and costs the CLI 30–40 MB of memory (docs/benchmarks-transfer.md).
+      concurrency = 16,
+      chunkSize = 128 * 1024
+    } = typeof options === "function" ? { onProgress: options } : options;
+    signal2?.throwIfAborted();
+    this.commandCount++;
+    const sftp = await this.sftp();
+    signal2?.throwIfAborted();
+    const partial2 = `${remote}.part`;
+    const abort = () => {
+      this.sftpPromise = void 0;
+      sftp.end();
+    };
+    signal2?.addEventListener("abort", abort, { once: true });
+    try {
+      const traced = traceStart(this.trace, this.name, "sftp", "upload (open, writes, close)");
+      await new Promise((resolve3, reject) => {
+        sftp.fastPut(
+          local,
+          partial2,
+          { concurrency, chunkSize, step: (sent, _chunk, total) => onProgress?.(sent, total) },
+          (error3) => error3 ? reject(this.closed ? this.wrap(error3) : error3) : resolve3()
+        );
+      }).finally(traced);
+    } finally {
+      signal2?.removeEventListener("abort", abort);
+    }
+    signal2?.throwIfAborted();
+    const renamed = traceStart(this.trace, this.name, "sftp", "upload (rename)");
+    await new Promise((resolve3, reject) => {
+      sftp.rename(partial2, remote, (error3) => {
+        if (!error3) return resolve3();
+        sftp.ext_openssh_rename(partial2, remote, (second) => second ? reject(second) : resolve3());
+      });
+    }).finally(renamed);
+  }
+  /**
+   * A port on the server (its 127.0.0.1, any free port) whose connections come back over this SSH
+   * connection to `localHost:localPort` here (like `ssh -R`): how a server that cannot reach this
+   * machine (behind a jump host) fetches from it. `close` stops the server listening.
+   */
+  async reverseForward(localHost, localPort) {
+    if (this.closed)
+      throw this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed");
+    if (!this.reverse) {
+      const targets2 = /* @__PURE__ */ new Map();
+      this.reverse = targets2;
+      this.client.on("tcp connection", (info2, accept, reject) => {
+        const target = targets2.get(info2.destPort);
+        if (!target) return reject();
+        const channel = accept();
+        const socket = connect({ host: target.host, port: target.port });
+        socket.pipe(channel).pipe(socket);
+        socket.on("error", () => channel.close());
+        channel.on("error", () => socket.destroy());
+        channel.on("close", () => socket.destroy());
+        socket.on("close", () => channel.close());
+      });
+    }
+    const targets = this.reverse;
+    const port2 = await new Promise((resolve3, reject) => {
+      this.client.forwardIn("127.0.0.1", 0, (error3, bound) => {
+        if (error3)
+          reject(
+            new SshError(
+              this.name,
+              "network",
+              `the server refused to forward a port back to nexus (AllowTcpForwarding?): ${error3.message}`
+            )
+          );
+        else resolve3(bound);
+      });
+    });
+    targets.set(port2, { host: localHost, port: localPort });
+    return {
+      port: port2,
+      close: () => {
+        targets.delete(port2);
+        if (!this.closed) this.client.unforwardIn("127.0.0.1", port2, () => {
+        });
+      }
+    };
+  }
+  /**
+   * Opens a local listener on 127.0.0.1 whose connections are forwarded through this SSH
+   * connection to host:port as seen from the server (like `ssh -L`). Returns the local port.
+   */
+  async tunnel(host, port2) {
+    const server = createServer((socket) => {
+      const traced = traceStart(this.trace, this.name, "forward", `to ${host}:${port2}`);
+      this.client.forwardOut("127.0.0.1", 0, host, port2, (error3, channel) => {
+        traced();
+        if (error3) {
+          socket.destroy();
+          return;
+        }
+        socket.pipe(channel).pipe(socket);
+        socket.on("error", () => channel.close());
+        channel.on("error", () => socket.destroy());
+        channel.on("close", () => socket.destroy());
+        socket.on("close", () => channel.close());
+      });
+    });
+    this.tunnels.push(server);
+    await new Promise((resolve3, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve3());
+    });
+    const address = server.address();
+    if (!address || typeof address === "string") throw new Error("tunnel listener has no port");
+    return address.port;
+  }
+  close() {
+    for (const server of this.tunnels) server.close();
+    this.tunnels = [];
+    this.remoteShell?.close();
+    if (!this.closed) {
+      this.closed = true;
+      this.client.end();
+    }
+  }
+  wrap(error3) {
+    if (this.closed)
+      return this.lostError ?? new SshError(this.name, "closed", "the SSH connection was lost");
+    return new SshError(this.name, "network", error3.message);
+  }
+};
+function sequentially(items, run) {
+  let previous = Promise.resolve();
+  return items.map((item) => {
+    const next = previous.then(
+      () => run(item),
+      () => run(item)
+    );
+    previous = next.catch(() => {
+    });
+    return next;
+  });
+}
+function classifyConnectError(options, error3, agentProblem) {
+  const where2 = `${options.username}@${options.host}:${options.port}${options.via ? ` (${options.via})` : ""}`;
+  const hostKeyProblem = options.hostKey.problem();
+  if (hostKeyProblem) return new SshError(options.server, "host-key", hostKeyProblem);
+  if (options.hostKeyAlgorithms && /no matching host key format/.test(error3.message)) {
+    return new SshError(
+      options.server,
+      "host-key",
+      [
+        `HOST KEY CHANGED for ${where2}? It offers none of the key types known for it in known_hosts (${options.hostKeyAlgorithms.join(", ")}).`,
+        "  A re-keyed server, or a man-in-the-middle: check with the server's admin before trusting a new key."
+      ].join("\n")
+    );
+  }
+  if (error3.level === "client-authentication") {
+    return new SshError(
+      options.server,
+      "auth",
+      `authentication failed for ${where2} (tried: ${describeAuth(options)}${agentProblem ? `; the agent failed: ${agentProblem}` : ""}); check ssh.privateKey, ssh.user or the agent`
+    );
+  }
+  if (error3.code === "ECONNREFUSED")
+    return new SshError(options.server, "refused", `connection refused by ${where2}`);
+  if (error3.level === "client-timeout" || error3.code === "ETIMEDOUT") {
+    return new SshError(options.server, "timeout", `timed out connecting to ${where2}`);
+  }
+  if (error3.code === "ENOTFOUND" || error3.code === "EAI_AGAIN") {
+    return new SshError(options.server, "network", `cannot resolve ${options.host}`);
+  }
+  return new SshError(options.server, "network", `cannot connect to ${where2}: ${error3.message}`);
+}
+function describeAuth(options) {
+  const methods = [];
+  if (options.privateKey) methods.push(options.keySource ? `key ${options.keySource}` : "private key");
+  if (options.agent) methods.push(`agent at ${options.agent}`);
+  return methods.length > 0 ? methods.join(", ") : "no key: set ssh.privateKey, NEXUS_SSH_KEY or SSH_AUTH_SOCK";
 }
 
 // src/ssh/connect.ts
@@ -54830,20 +56234,21 @@ function readKey(file) {
     throw new KeyFileError(file, error3.code ?? "error");
   }
 }
-function resolveTarget(server, sshConfigText) {
-  if (sshConfigText.trim() === "") {
-    return { host: server.host, port: server.port, user: server.user, identityFiles: [] };
-  }
-  const fromFile = resolveSshConfigHost(sshConfigText, server.host, {
-    home: os3.homedir(),
-    localUser: os3.userInfo().username
-  });
+function localContext() {
+  return { home: os3.homedir(), localUser: os3.userInfo().username };
+}
+function resolveTarget(server, sshConfigText, context = localContext()) {
+  const fromFile = sshConfigText.trim() === "" ? void 0 : resolveSshConfigHost(sshConfigText, server.host, context);
   const explicit = server.explicit ?? { port: true, user: true };
+  const jump = server.proxyJump ?? fromFile?.proxyJump;
+  const field = server.proxyJump !== void 0 ? `${server.name}: proxyJump` : `ProxyJump of ${server.host} in the ssh config`;
   return {
-    host: fromFile.hostName ?? server.host,
-    port: explicit.port ? server.port : fromFile.port ?? server.port,
-    user: explicit.user ? server.user : fromFile.user ?? server.user,
-    identityFiles: fromFile.identityFiles
+    host: fromFile?.hostName ?? server.host,
+    port: explicit.port ? server.port : fromFile?.port ?? server.port,
+    user: explicit.user ? server.user : fromFile?.user ?? server.user,
+    identityFiles: fromFile?.identityFiles ?? [],
+    hops: jump === void 0 ? [] : resolveHops(parseProxyJump(jump, field), sshConfigText, context, field),
+    unhonoured: fromFile?.unhonoured ?? []
   };
 }
 function checkKey(server, credentials) {
@@ -54857,46 +56262,42 @@ function checkKey(server, credentials) {
     );
   }
 }
+var HANDSHAKES_AT_ONCE = 32;
 function createConnector(config2, options = {}) {
   const env2 = options.env ?? process.env;
   let knownHosts;
   let sshConfigText;
   const policy = options.acceptNew ? "accept-new" : config2.ssh.hostKeys;
-  return {
-    async connect(server) {
-      knownHosts ??= readKnownHosts(config2.ssh.knownHosts);
-      sshConfigText ??= readSshConfig(config2.ssh.configFile);
-      const target = resolveTarget(server, sshConfigText);
-      let credentials;
-      try {
-        credentials = loadCredentials(config2.ssh, env2, target.identityFiles);
-      } catch (error3) {
-        if (error3 instanceof KeyFileError) throw new SshError(server.name, "auth", error3.message);
-        throw error3;
-      }
-      checkKey(server.name, credentials);
-      const hostKey = new HostKeyCheck(
-        knownHosts,
-        target.host,
-        target.port,
-        policy,
-        config2.ssh.knownHosts,
-        server.name
+  const handshakes = new HandshakeLimiter(config2.ssh.maxStartups, HANDSHAKES_AT_ONCE);
+  const warned = /* @__PURE__ */ new Set();
+  const login = async (who, extra) => {
+    knownHosts ??= readKnownHosts(config2.ssh.knownHosts);
+    let credentials;
+    try {
+      credentials = loadCredentials(config2.ssh, env2, who.identityFiles);
+    } catch (error3) {
+      if (error3 instanceof KeyFileError) throw new SshError(who.name, "auth", error3.message);
+      throw error3;
+    }
+    checkKey(who.name, credentials);
+    const hostKey = new HostKeyCheck(knownHosts, who.host, who.port, policy, config2.ssh.knownHosts, who.name);
+    const knownTypes = knownHostKeyTypes(knownHosts, who.host, who.port);
+    const algorithms = hostKeyAlgorithms(knownTypes);
+    if (algorithms?.length === 0) {
+      throw new SshError(
+        who.name,
+        "host-key",
+        `known_hosts (${config2.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``
       );
-      const knownTypes = knownHostKeyTypes(knownHosts, target.host, target.port);
-      const algorithms = hostKeyAlgorithms(knownTypes);
-      if (algorithms?.length === 0) {
-        throw new SshError(
-          server.name,
-          "host-key",
-          `known_hosts (${config2.ssh.knownHosts}) knows ${target.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${server.name}\``
-        );
-      }
-      const session = await SshSession.connect({
-        server: server.name,
-        host: target.host,
-        port: target.port,
-        username: target.user,
+    }
+    const sock = await extra.sock?.();
+    const session = await handshakes.run(
+      who.host,
+      () => SshSession.connect({
+        server: who.name,
+        host: who.host,
+        port: who.port,
+        username: who.user,
         privateKey: credentials.privateKey,
         passphrase: credentials.passphrase,
         agent: credentials.agent,
@@ -54905,17 +56306,110 @@ function createConnector(config2, options = {}) {
         readyTimeout: config2.ssh.readyTimeout,
         keepaliveInterval: config2.ssh.keepaliveInterval,
         hostKey,
-        onCommand: options.onCommand
-      });
-      const learned = hostKey.persistLearned();
-      if (learned) {
-        knownHosts = void 0;
-        options.onLearnedKey?.(server.name, learned);
+        onCommand: options.onCommand,
+        ...sock ? { sock: sock.stream, onClose: sock.release } : {},
+        ...extra.via ? { via: extra.via } : {},
+        ...extra.remoteShell === false ? { remoteShell: false } : {}
+      })
+    );
+    const learned = hostKey.persistLearned();
+    if (learned) {
+      knownHosts = void 0;
+      options.onLearnedKey?.(who.name, learned);
+    }
+    return session;
+  };
+  const jumps = new JumpPool(async (hop, via) => {
+    const session = await login(
+      { name: hop.label, host: hop.host, port: hop.port, user: hop.user, identityFiles: hop.identityFiles },
+      {
+        remoteShell: false,
+        ...via ? { sock: async () => ({ stream: await via(hop.host, hop.port), release: () => {
+        } }) } : {}
       }
-      return session;
+    );
+    return session;
+  });
+  const warnUnhonoured = (server, target) => {
+    const fresh = target.unhonoured.filter((k2) => !warned.has(k2));
+    if (fresh.length === 0) return;
+    for (const k2 of fresh) warned.add(k2);
+    options.onWarning?.(
+      `${config2.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k2) => k2 !== "Host" && k2 !== "Match").join(", ")})`
+    );
+  };
+  const streamTo = async (target, server) => {
+    if (target.hops.length === 0) return void 0;
+    try {
+      return await jumps.stream(target.hops, target.host, target.port);
+    } catch (error3) {
+      throw viaError(server, target, error3);
     }
   };
+  return {
+    async connect(server) {
+      sshConfigText ??= readSshConfig(config2.ssh.configFile);
+      const target = resolveTarget(server, sshConfigText);
+      warnUnhonoured(server, target);
+      return login(
+        { name: server.name, ...target },
+        target.hops.length > 0 ? {
+          sock: () => streamTo(target, server.name),
+          via: `via ${target.hops.map((h2) => h2.label).join(", ")}`
+        } : {}
+      );
+    },
+    streamTo,
+    close: () => jumps.closeAll()
+  };
 }
+function viaError(server, target, error3) {
+  if (!(error3 instanceof SshError)) return error3;
+  const message = error3.message.startsWith(`${error3.server}: `) ? error3.message.slice(error3.server.length + 2) : error3.message;
+  const hop = target.hops.find((h2) => h2.label === error3.server);
+  return new SshError(
+    server,
+    error3.kind,
+    hop ? `jump host ${hop.label} (${hop.user}@${hop.host}:${hop.port}): ${message}` : message
+  );
+}
+var HandshakeLimiter = class {
+  constructor(maxPerAddress, maxTotal) {
+    this.maxPerAddress = maxPerAddress;
+    this.maxTotal = maxTotal;
+  }
+  maxPerAddress;
+  maxTotal;
+  running = 0;
+  perAddress = /* @__PURE__ */ new Map();
+  waiting = [];
+  async run(address, work) {
+    await new Promise((resolve3) => {
+      this.waiting.push({ address, start: resolve3 });
+      this.next();
+    });
+    try {
+      return await work();
+    } finally {
+      this.running--;
+      this.perAddress.set(address, (this.perAddress.get(address) ?? 1) - 1);
+      this.next();
+    }
+  }
+  next() {
+    for (let i2 = 0; i2 < this.waiting.length && this.running < this.maxTotal; ) {
+      const entry = this.waiting[i2];
+      if ((this.perAddress.get(entry.address) ?? 0) >= this.maxPerAddress) {
+        i2++;
+        continue;
+      }
+      this.waiting.splice(i2, 1);
+      this.running++;
+      this.perAddress.set(entry.address, (this.perAddress.get(entry.address) ?? 0) + 1);
+      entry.start();
+    }
+  }
+};
 
 // src/report/redact.ts
 var MIN_SECRET_CHARS = 6;
@@ -54994,13 +56488,13 @@ init_errors4();
 init_load();
 init_positions();
 init_errors3();
-import { readFileSync as readFileSync5, statSync } from "node:fs";
+import { readFileSync as readFileSync5, statSync as statSync2 } from "node:fs";
 import path8 from "node:path";
 
 // src/report/github.ts
 init_format2();
 import { randomUUID } from "node:crypto";
-import { appendFileSync as appendFileSync2 } from "node:fs";
+import { appendFileSync as appendFileSync3 } from "node:fs";
 import path7 from "node:path";
 
 // src/report/plain.ts
@@ -55117,7 +56611,7 @@ var GithubReporter = class {
     this.env = options.env ?? process.env;
     this.write = options.write ?? ((line) => process.stderr.write(`${line}
 `));
-    this.append = options.append ?? ((file, text5) => appendFileSync2(file, text5));
+    this.append = options.append ?? ((file, text5) => appendFileSync3(file, text5));
     this.plain = new PlainReporter(this.write);
   }
   emit(event) {
@@ -55250,7 +56744,7 @@ function readConfig(options) {
   const config2 = loadConfig(options.config ?? DEFAULT_CONFIG_FILE);
   if (options.sshKey) {
     const key = path8.resolve(options.sshKey);
-    if (!statSync(key, { throwIfNoEntry: false })?.isFile())
+    if (!statSync2(key, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
     config2.ssh.privateKey = key;
   }
@@ -55984,6 +57478,37 @@ function healthItem(target, path23, checkRelease, answer) {
   };
 }
 
+// src/check/login-shell.ts
+init_op();
+var SLOW_LOGIN_SHELL_MS = 150;
+async function loginShellItem(session, server) {
+  const time3 = async (run) => {
+    const started = performance.now();
+    await run();
+    return performance.now() - started;
+  };
+  const channel = await time3(() => session.execOnChannel("true", { what: "timing a bare command" }));
+  const exchange = await time3(() => session.exec("true", { what: "timing a bare command" }));
+  const start = Math.max(0, channel - exchange);
+  const ms4 = (value) => `${Math.round(value)} ms`;
+  const detail = `a bare command: ${ms4(channel)} on an exec channel, ${ms4(exchange)} through nexus's remote shell`;
+  if (start < SLOW_LOGIN_SHELL_MS) return { target: server, check: "login shell", status: "ok", detail };
+  const bashrc = await session.exec(script(BASHRC_TIME_SCRIPT), { what: "timing ~/.bashrc" }).catch(() => void 0);
+  const seconds4 = Number(/^([\d.]+)$/m.exec(bashrc?.stdout ?? "")?.[1]);
+  const shell = (await session.exec('printf %s "$SHELL"').catch(() => void 0))?.stdout.trim() || "the login shell";
+  const culprit = Number.isFinite(seconds4) ? `; ~/.bashrc alone takes ${ms4(seconds4 * 1e3)} (bash reads it for every command sshd runs)` : "";
+  return {
+    target: server,
+    check: "login shell",
+    status: "warn",
+    detail: `${shell} takes ~${ms4(start)} to start for each command sshd runs (${detail})${culprit}`,
+    fix: "nexus starts it once per server and command; every ssh-based tool pays it per command: move slow inits (nvm, pyenv, conda) behind a check for an interactive shell (see docs/servers.md)"
+  };
+}
+var BASHRC_TIME_SCRIPT = `command -v bash >/dev/null 2>&1 && [ -f "$HOME/.bashrc" ] || exit 0
+bash -c 'TIMEFORMAT=%R; { time . "$HOME/.bashrc" >/dev/null 2>&1 </dev/null; } 2>&1' | tail -n 1
+`;
+
 // src/check/run.ts
 init_server_checks();
 
@@ -56035,7 +57560,11 @@ function sshFix(error3, server) {
 }
 async function runCheck(config2, options = {}) {
   const items = [];
-  const connector = createConnector(config2, { env: options.env });
+  const sshWarnings = [];
+  const connector = createConnector(config2, {
+    env: options.env,
+    onWarning: (message) => sshWarnings.push(message)
+  });
   const estimate = await appSizeEstimate(config2);
   const sessions = [];
   try {
@@ -56043,7 +57572,7 @@ async function runCheck(config2, options = {}) {
       let connected2;
       try {
         const session = await connector.connect(server);
-        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        const home = await session.home();
         connected2 = { server, session, home };
         sessions.push(connected2);
       } catch (error3) {
@@ -56056,6 +57585,8 @@ async function runCheck(config2, options = {}) {
       else items.push({ target: "?", check: "check", status: "fail", detail: String(result2.reason) });
     }
     for (const entry of config2.balancers) items.push(...await checkBalancer(entry, sessions, config2));
+    for (const message of sshWarnings)
+      items.push({ target: "ssh config", check: "keywords", status: "warn", detail: message });
   } finally {
     for (const s3 of sessions) s3.session.close();
   }
@@ -56092,6 +57623,7 @@ async function checkServer(connected2, config2, estimate) {
       status: "ok",
       detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`
     },
+    await loginShellItem(session, server.name),
     ...serverItems(facts, {
       server: server.name,
       deployPath,
@@ -56732,7 +58264,8 @@ var Fleet = class _Fleet {
         type: "warn",
         server,
         message: `learned host key ${fingerprint} (accept-new), added to known_hosts`
-      })
+      }),
+      onWarning: (message) => emit({ type: "warn", message })
     });
     const wanted2 = new Set(names);
     const balancerHosts = new Set(config2.balancers.map((b2) => b2.host));
@@ -56744,7 +58277,7 @@ var Fleet = class _Fleet {
       const session = await connector.connect(server);
       if (verbose) session.onOutput = verbose.showOutput;
       try {
-        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        const home = await session.home();
         const base = resolveRemotePath(server.deployPath, home);
         if (!options.quiet) {
           emit({
@@ -56900,6 +58433,7 @@ async function runGate(options) {
     const check = canComplete ? options.verifyProcess?.() : void 0;
     check?.catch(() => {
     });
+    const probeStart = Date.now();
     const result2 = await options.probe(startedAt);
     timeline.push(result2);
     if (result2.status !== void 0 && !answered) {
@@ -56912,7 +58446,7 @@ async function runGate(options) {
       const problem2 = await (check ?? options.verifyProcess?.());
       return problem2 ? done(false, problem2) : done(true);
     }
-    await sleep(nextWait(elapsed, streak, answered), options.signal);
+    await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
   }
   const last = timeline.at(-1);
   const since = startLimit === void 0 ? "" : " of first answering";
@@ -57190,6 +58724,9 @@ function exitCodeForOutcome(outcome) {
     interrupted: EXIT.interrupted
   }[outcome];
 }
+
+// src/deploy/engine.ts
+init_op();
 
 // src/rollout/roll.ts
 init_sleep();
@@ -57514,14 +59051,21 @@ var LOCK_REMOVE_SCRIPT = withFunctions(
   'state=$1 lock=$2 token=$3\n[ -d "$state" ] || { echo @gone; exit 0; }\ntake_mutex "$state"\nif grep -qF -- "$token" "$lock" 2>/dev/null; then\n  rm -f "$lock"\n  echo @removed\nelse\n  echo @other\nfi\n',
   MUTEX_FUNCTION
 );
-function lockAcquire(l, holder) {
+function lockAndInspect(l, holder) {
   return {
-    what: "taking the deploy lock",
-    command: script(LOCK_ACQUIRE_SCRIPT, l.state, l.lock, holder),
+    what: "taking the deploy lock and reading the deploy state",
+    command: `${script(LOCK_ACQUIRE_SCRIPT, l.state, l.lock, holder)} && ${script(INSPECT_SCRIPT, l.base)}`,
     parse: (result2, server) => {
-      const out = stdoutOrThrow(server, "taking the deploy lock", result2);
-      if (out.includes("@acquired")) return { acquired: true };
-      return { acquired: false, holder: out.replace(/^@held\s*/m, "").trim() };
+      const held = /^@held (.*)$/m.exec(result2.stdout);
+      if (held) return { attempt: { acquired: false, holder: (held[1] ?? "").trim() } };
+      if (!/^@acquired$/m.test(result2.stdout)) {
+        stdoutOrThrow(server, "taking the deploy lock", result2);
+        throw new Error(`${server}: taking the deploy lock: no answer from the lock script`);
+      }
+      return {
+        attempt: { acquired: true },
+        ...result2.code === 0 ? { state: parseInspect(result2.stdout) } : {}
+      };
     }
   };
 }
@@ -57569,24 +59113,52 @@ function parseHistory(text5) {
 
 // src/deploy/history.ts
 async function recordHistory(host, event, details) {
-  await runOp(
-    host.session,
-    appendHistory(host.layout, {
-      time: (/* @__PURE__ */ new Date()).toISOString(),
-      event,
-      ...details,
-      user: os8.userInfo().username,
-      from: os8.hostname()
-    })
-  );
+  await runOp(host.session, historyLine(host, event, details));
+}
+function historyLine(host, event, details) {
+  return appendHistory(host.layout, {
+    time: (/* @__PURE__ */ new Date()).toISOString(),
+    event,
+    ...details,
+    user: os8.userInfo().username,
+    from: os8.hostname()
+  });
 }
 
 // src/deploy/lock.ts
 init_errors3();
 init_op();
 init_quote();
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 import os9 from "node:os";
+
+// src/deploy/state.ts
+init_op();
+var lockedStates = /* @__PURE__ */ new WeakMap();
+function rememberLockedState(host, state) {
+  lockedStates.set(host, { state, session: host.session, commands: host.session.commands });
+}
+function readState(host) {
+  const known = lockedStates.get(host);
+  lockedStates.delete(host);
+  if (known && known.session === host.session && known.commands === host.session.commands)
+    return Promise.resolve(known.state);
+  return runOp(host.session, inspect3(host.layout));
+}
+function previousRelease(state) {
+  const index = state.releases.findIndex((r) => r.id === state.current);
+  const older = index >= 0 ? state.releases.slice(0, index) : state.releases;
+  return older.filter((r) => !r.failed).at(-1)?.id;
+}
+function releasesToPrune(releases, keep, protect) {
+  const prunable = releases.filter((r) => !protect.includes(r.id));
+  const excess = releases.length - keep;
+  if (excess <= 0) return [];
+  const ordered = [...prunable.filter((r) => r.failed), ...prunable.filter((r) => !r.failed)];
+  return ordered.slice(0, excess).map((r) => r.id);
+}
+
+// src/deploy/lock.ts
 var LockError = class extends NexusError {
 };
 function newHolder(command, release) {
@@ -57597,7 +59169,7 @@ function newHolder(command, release) {
     command,
     release,
     time: (/* @__PURE__ */ new Date()).toISOString(),
-    token: randomBytes2(12).toString("hex")
+    token: randomBytes3(12).toString("hex")
   };
 }
 function parseHolder(raw) {
@@ -57641,14 +59213,28 @@ async function breakLock(host, inspected) {
 }
 async function lockAll(hosts, holder, emit, waitMs = 0) {
   const text5 = JSON.stringify(holder);
+  const first = await Promise.allSettled(hosts.map((h2) => runOp(h2.session, lockAndInspect(h2.layout, text5))));
+  const takenAtOnce = hosts.filter((_2, i2) => {
+    const result2 = first[i2];
+    return result2?.status === "fulfilled" && result2.value.attempt.acquired;
+  });
+  if (takenAtOnce.length === hosts.length) {
+    hosts.forEach((h2, i2) => {
+      const result2 = first[i2];
+      if (result2?.status === "fulfilled" && result2.value.state) rememberLockedState(h2, result2.value.state);
+    });
+    return;
+  }
+  await unlockAll(takenAtOnce, holder);
   const taken = [];
   const deadline = Date.now() + waitMs;
   try {
     for (const host of hosts) {
       for (; ; ) {
-        const attempt = await runOp(host.session, lockAcquire(host.layout, text5));
+        const { attempt, state } = await runOp(host.session, lockAndInspect(host.layout, text5));
         if (attempt.acquired) {
           taken.push(host);
+          if (state) rememberLockedState(host, state);
           break;
         }
         const current2 = attempt.holder;
@@ -57681,8 +59267,20 @@ async function lockAll(hosts, holder, emit, waitMs = 0) {
     throw error3;
   }
 }
+var released = /* @__PURE__ */ new WeakMap();
+function unlockOp(host, holder) {
+  return lockRemove(host.layout, holder.token);
+}
+function markReleased(holder, host) {
+  const set = released.get(holder) ?? /* @__PURE__ */ new Set();
+  set.add(host);
+  released.set(holder, set);
+}
 async function unlockAll(hosts, holder) {
-  await Promise.allSettled(hosts.map((h2) => runOp(h2.session, lockRemove(h2.layout, holder.token))));
+  const done = released.get(holder);
+  await Promise.allSettled(
+    hosts.filter((h2) => !done?.has(h2)).map((h2) => runOp(h2.session, lockRemove(h2.layout, holder.token)))
+  );
 }
 async function writeJournals(hosts, entry) {
   await Promise.all(
@@ -57705,24 +59303,6 @@ async function writeJournals(hosts, entry) {
 }
 async function clearJournals(hosts) {
   await Promise.allSettled(hosts.map((h2) => runOp(h2.session, removeJournal(h2.layout))));
-}
-
-// src/deploy/state.ts
-init_op();
-function readState(host) {
-  return runOp(host.session, inspect3(host.layout));
-}
-function previousRelease(state) {
-  const index = state.releases.findIndex((r) => r.id === state.current);
-  const older = index >= 0 ? state.releases.slice(0, index) : state.releases;
-  return older.filter((r) => !r.failed).at(-1)?.id;
-}
-function releasesToPrune(releases, keep, protect) {
-  const prunable = releases.filter((r) => !protect.includes(r.id));
-  const excess = releases.length - keep;
-  if (excess <= 0) return [];
-  const ordered = [...prunable.filter((r) => r.failed), ...prunable.filter((r) => !r.failed)];
-  return ordered.slice(0, excess).map((r) => r.id);
 }
 
 // src/deploy/engine.ts
@@ -57795,11 +59375,25 @@ function rollOptions(config2, plan, ops, options, moves) {
     ...moves
   };
 }
-async function record2(ops, touched, hosts, event, details, more = []) {
-  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details), ...more]);
+async function record2(ops, touched, hosts, event, details, finish) {
+  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details, finish)]);
 }
-async function recordAll(hosts, event, details) {
-  await Promise.allSettled(hosts.map((h2) => recordHistory(h2, event, details(h2))));
+async function recordAll(hosts, event, details, finish) {
+  if (!finish) {
+    await Promise.allSettled(hosts.map((h2) => recordHistory(h2, event, details(h2))));
+    return;
+  }
+  await Promise.allSettled(
+    hosts.map(async (h2) => {
+      const ops = [
+        ...finish.first?.(h2) ?? [],
+        historyLine(h2, event, details(h2)),
+        unlockOp(h2, finish.unlock)
+      ];
+      const results = await runOps(h2.session, ops);
+      if (results.at(-1)?.status === "fulfilled") markReleased(finish.unlock, h2);
+    })
+  );
 }
 
 // src/process/process-manager.ts
@@ -58369,7 +59963,7 @@ function fetchCommand(input) {
 }
 
 // src/transfer/http-server.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { stat as stat3 } from "node:fs/promises";
 import { createServer as createServer2 } from "node:http";
@@ -58433,7 +60027,7 @@ var ArtifactServer = class _ArtifactServer {
   /** `base`: the URL's start for this offer, when hosts reach this listener at other addresses. */
   offer(timeoutMs, onProgress, base = this.base) {
     if (this.closed) throw new Error("the artifact server is closed");
-    const token = randomBytes3(32).toString("hex");
+    const token = randomBytes4(32).toString("hex");
     const state = {
       sent: 0,
       spent: false,
@@ -58562,10 +60156,15 @@ async function transferArtifact(host, artifact, archive, options) {
 }
 async function fetchOverHttp(host, artifact, archive, options, progress, fallbackReason) {
   const name = host.server.name;
+  const tunnelled = !options.listen && !options.url && !host.session.localAddress;
+  let tunnel;
   const { offer, base } = await offerArtifact(
     artifact,
-    listenAddressFor(host.session, options.listen),
-    options.url,
+    tunnelled ? { listen: { host: "127.0.0.1", port: 0 } } : listenAddressFor(host.session, options.listen),
+    tunnelled ? async (localPort) => {
+      tunnel = await host.session.reverseForward("127.0.0.1", localPort);
+      return baseUrl("127.0.0.1", tunnel.port);
+    } : options.url,
     options.timeout + 5e3,
     progress
   );
@@ -58597,6 +60196,7 @@ async function fetchOverHttp(host, artifact, archive, options, progress, fallbac
   } finally {
     options.signal?.removeEventListener("abort", withdraw);
     offer.withdraw();
+    tunnel?.close();
   }
 }
 function couldNotConnect(detail) {
@@ -58628,7 +60228,8 @@ async function offerArtifact(artifact, bind, advertise, timeoutMs, progress) {
     }
     const server = await pending;
     if (!server.isClosed) {
-      const base = offerBase(bind, advertise, server.port);
+      const advertised = typeof advertise === "function" ? await advertise(server.port) : advertise;
+      const base = offerBase(bind, advertised, server.port);
       return { offer: server.offer(timeoutMs, progress, base), base };
     }
   }
@@ -58685,6 +60286,7 @@ async function stage(host, input) {
     if (input.signal?.aborted) throw new StageInterrupted();
   };
   goOn();
+  if (config2.transfer.method !== "http") session.warmUpload();
   await runOp(session, prepare(l, { clearIncoming: true }));
   const archive = `${l.incoming}/${release}.tar.gz`;
   await timed(emit, name, "upload", async () => {
@@ -58722,7 +60324,13 @@ async function stage(host, input) {
       env: releaseEnv(config2, server, release)
     });
     await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
-    return installNote(await runOp(session, install(l, release, input.packageManager)), input.packageManager);
+    const outcome = await runOp(session, install(l, release, input.packageManager), {
+      signal: input.signal
+    }).catch((error3) => {
+      if (input.signal?.aborted) throw new StageInterrupted();
+      throw error3;
+    });
+    return installNote(outcome, input.packageManager);
   });
 }
 function installNote(outcome, manager) {
@@ -58758,6 +60366,7 @@ async function stageWithRetry(fleet, host, input) {
 }
 
 // src/deploy/deploy.ts
+var STAGE_AT_ONCE = 16;
 async function deploy(config2, options) {
   let summary;
   const emit = (event) => {
@@ -58802,26 +60411,20 @@ async function deployRelease(config2, options) {
   return withArtifactAndFleet(run, async (artifact, fleet) => {
     const hosts = reachablePlan(run, fleet);
     const { watch, hookHost } = await preflight(run, fleet, hosts);
-    return withLocks(
-      fleet,
-      hosts,
-      newHolder("deploy", run.release),
-      options.emit,
-      options.lockWaitMs,
-      async () => {
-        const states = await readStatesToRoll(hosts);
-        assertNewRelease(run, hosts, states);
-        if (options.signal.aborted)
-          return run.finish("interrupted", run.notReached("interrupted before staging"), EXIT.interrupted);
-        const staged = { fleet, hosts, states, ops: fleetOps(fleet, config2, options.emit) };
-        const stopped = await stage2(run, staged, artifact) ?? await beforeRoll(run, staged, hookHost);
-        if (stopped) return stopped;
-        const result2 = await rollRelease(run, staged, watch);
-        const done = run.finish(result2.outcome, result2.rows);
-        await recordDeploy(run, staged, result2);
-        return done;
-      }
-    );
+    const holder = newHolder("deploy", run.release);
+    return withLocks(fleet, hosts, holder, options.emit, options.lockWaitMs, async () => {
+      const states = await readStatesToRoll(hosts);
+      assertNewRelease(run, hosts, states);
+      if (options.signal.aborted)
+        return run.finish("interrupted", run.notReached("interrupted before staging"), EXIT.interrupted);
+      const staged = { fleet, hosts, states, ops: fleetOps(fleet, config2, options.emit) };
+      const stopped = await stage2(run, staged, artifact) ?? await beforeRoll(run, staged, hookHost);
+      if (stopped) return stopped;
+      const result2 = await rollRelease(run, staged, watch);
+      const done = run.finish(result2.outcome, result2.rows);
+      await recordDeploy(run, staged, result2, holder);
+      return done;
+    });
   });
 }
 async function planDeploy(config2, options) {
@@ -58961,7 +60564,7 @@ async function stage2(run, staged, artifact) {
   for (const h2 of hosts) ops.prepare?.(h2.server, release);
   const results = await mapSettled(
     hosts,
-    options.stageConcurrency ?? 4,
+    options.stageConcurrency ?? STAGE_AT_ONCE,
     (h2) => stageWithRetry(fleet, h2, input)
   );
   const failures = results.flatMap(
@@ -59042,7 +60645,7 @@ async function rollRelease(run, staged, watch) {
   }
   return result2;
 }
-async function recordDeploy(run, { hosts, states, ops }, result2) {
+async function recordDeploy(run, { hosts, states, ops }, result2, holder) {
   const { config: config2, release, git } = run;
   const previous = (name) => states.get(name)?.current;
   const rowOf = (h2) => result2.rows.find((r) => r.server === h2.server.name);
@@ -59057,21 +60660,26 @@ async function recordDeploy(run, { hosts, states, ops }, result2) {
       result: rowOf(h2)?.result ?? "unknown",
       commit: git?.commit ?? null
     }),
-    hosts.map(async (h2) => {
-      const row = rowOf(h2);
-      if (row?.result === "deployed") await prune(h2, config2.keepReleases, [release, previous(h2.server.name)]);
-      else if (row && row.result !== "not reached") await runOp(h2.session, markFailed(h2.layout, release));
-    })
+    {
+      unlock: holder,
+      first: (h2) => {
+        const row = rowOf(h2);
+        if (row?.result === "deployed")
+          return prune(h2, states.get(h2.server.name), config2.keepReleases, release, previous(h2.server.name));
+        return row && row.result !== "not reached" ? [markFailed(h2.layout, release)] : [];
+      }
+    }
   );
 }
-async function prune(host, keep, protect) {
-  const state = await readState(host);
+function prune(host, state, keep, release, previous) {
+  const known = (state?.releases ?? []).filter((r) => r.id !== release);
+  const releases = [...known, { id: release, failed: false, stagedAt: Date.now() / 1e3 }];
   const ids = releasesToPrune(
-    state.releases,
+    releases,
     keep,
-    [state.current, ...protect].filter((x) => !!x)
+    [release, previous].filter((x) => !!x)
   );
-  if (ids.length > 0) await runOp(host.session, removeReleases(host.layout, ids));
+  return ids.length > 0 ? [removeReleases(host.layout, ids)] : [];
 }
 
 // src/commands/deploy.ts
@@ -59380,10 +60988,10 @@ async function execOnFleet(config2, command, options) {
 
 // src/commands/init.ts
 import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync9, writeFileSync as writeFileSync2 } from "node:fs";
-import { userInfo } from "node:os";
 import path19 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
+init_drivers();
 init_errors4();
 init_load();
 init_errors3();
@@ -59448,10 +61056,6 @@ function packageFacts(root) {
   if (script2) return { start: script2.replace(/^\.\//, ""), from: "scripts.start", lockfile };
   return { lockfile };
 }
-function defaultNginxCommands(user) {
-  const root = (user || userInfo().username) === "root";
-  return root ? { test: "nginx -t", reload: "nginx -s reload" } : { test: "sudo -n /usr/sbin/nginx -t", reload: "sudo -n /usr/sbin/nginx -s reload" };
-}
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
   let dir = path19.resolve(outputDir);
@@ -59511,20 +61115,9 @@ function starterConfig(flags, global3, outputDir) {
   if (flags.user) ssh.user = flags.user;
   if (global3.sshKey) ssh.privateKey = configPath(outputDir, global3.sshKey);
   if (global3.knownHosts) ssh.knownHosts = configPath(outputDir, global3.knownHosts);
-  const host = flags.balancerHost ?? servers2[0]?.name ?? "local";
-  const balancer = flags.balancer === "haproxy" ? {
-    type: "haproxy",
-    host,
-    backend: flags.backend ?? flags.name.replace(/[^A-Za-z0-9_.:-]/g, "_"),
-    ...flags.socket ? { socket: flags.socket } : {}
-  } : { host, upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name) };
-  if (flags.balancer !== "haproxy") {
-    const commands = defaultNginxCommands(flags.user);
-    balancer.testCommand = flags.testCommand ?? commands.test;
-    balancer.reloadCommand = flags.reloadCommand ?? commands.reload;
-    if (flags.pidFile) balancer.pidFile = flags.pidFile;
-    if (flags.watch) balancer.accessLog = flags.accessLog ?? "/var/log/nginx/access.log";
-  }
+  const balancer = balancerDriver(flags).starter.entry(
+    starterAnswers(flags, flags.name, flags.balancerHost ?? servers2[0]?.name ?? "local")
+  );
   const start = flags.start ?? packageFacts(flags.root).start ?? "server.js";
   return {
     $schema: schemaReference(outputDir),
@@ -59577,40 +61170,23 @@ async function prompt(flags, global3) {
       if (key) global3.sshKey = key;
     }
     flags.deployPath ??= await ask("deploy path on the servers", `~/apps/${flags.name}`);
+    const types = BALANCER_DRIVERS.map((candidate) => candidate.type);
     while (!flags.balancer) {
-      const type = await ask("load balancer: nginx or haproxy", "nginx");
-      if (type === "nginx" || type === "haproxy") flags.balancer = type;
+      const type = await ask(`load balancer: ${types.join(" or ")}`, types[0]);
+      if (type && types.includes(type)) flags.balancer = type;
     }
+    const driver = balancerDriver(flags);
     flags.balancerHost ??= await ask(
-      `server that runs ${flags.balancer === "haproxy" ? "HAProxy" : "Nginx"} ("local" if nexus runs there)`,
+      `server that runs ${driver.starter.label} ("local" if nexus runs there)`,
       flags.servers[0]?.name
     );
-    if (flags.balancer === "haproxy") {
-      flags.backend ??= await ask("HAProxy backend of the servers", flags.name);
-      flags.socket ??= await ask(
-        "its admin socket (stats socket ... level admin)",
-        "/run/haproxy/admin.sock"
-      );
-    } else {
-      flags.upstreamFile ??= await ask(
-        "servers file on it (server lines only, included inside the upstream block)",
-        defaultServersFile(flags.name ?? "app")
-      );
-      const commands = defaultNginxCommands(flags.user);
-      flags.testCommand ??= await ask("command that tests the Nginx config", commands.test);
-      flags.reloadCommand ??= await ask("command that reloads Nginx", commands.reload);
-    }
     if (flags.watch === void 0) {
       const watch = await ask("watch each batch's error rate after it is back in rotation? (y/N)", "n");
-      if (/^y(es)?$/i.test(watch ?? "")) {
-        flags.watch = "30s";
-        if (flags.balancer !== "haproxy")
-          flags.accessLog ??= await ask(
-            "Nginx access log (in the nexus format: nexus nginx-config prints it)",
-            "/var/log/nginx/access.log"
-          );
-      }
+      if (/^y(es)?$/i.test(watch ?? "")) flags.watch = "30s";
     }
+    const answers = starterAnswers(flags, flags.name ?? "app", flags.balancerHost ?? "local");
+    await driver.starter.ask(answers, ask);
+    Object.assign(flags, answers.values);
   } finally {
     rl.close();
   }
@@ -59639,13 +61215,14 @@ async function writeStarterConfig(flags, global3) {
 function nextSteps(flags, label, servers2) {
   const c3 = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
   const first = servers2[0]?.name ?? "<server>";
-  const lb = flags.balancer === "haproxy" ? "haproxy-config" : "nginx-config";
+  const driver = balancerDriver(flags);
+  const lb = driver.configCommand.name;
   const facts = packageFacts(flags.root);
   return [
     `wrote ${label}`,
     ...facts.lockfile ? [] : ["note: no package-lock.json in the app: the servers run npm install (unpinned) instead of npm ci"],
     "next (docs/servers.md has each step):",
-    `  nexus${c3} ${lb.padEnd(17)} # the ${flags.balancer === "haproxy" ? "backend and admin socket" : "servers file and the upstream block"} for your balancer (as root)`,
+    `  nexus${c3} ${lb.padEnd(17)} # ${driver.starter.configFor} for your balancer (as root)`,
     `  nexus${c3} setup --dry-run    # what setup would do: deploy key, host keys, deploy path, servers file, sudoers`,
     `  nexus${c3} setup              # do it (asks before trusting each host key)`,
     `  nexus${c3} trust ${first.padEnd(12)} # a host key setup did not record (compare it on the server first)`,
@@ -59660,26 +61237,19 @@ function initCommand(setExit) {
   const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option(
     "--start <script>",
     "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)"
-  ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)').option(
-    "--upstream-file <path>",
-    "the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)"
-  ).option(
-    "--test-command <cmd>",
-    'how to test the Nginx config (default: "sudo -n /usr/sbin/nginx -t", "nginx -t" for root)'
-  ).option(
-    "--reload-command <cmd>",
-    'how to reload Nginx (default: "sudo -n /usr/sbin/nginx -s reload", "nginx -s reload" for root)'
-  ).option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)").addOption(
-    new Option("--balancer <type>", "the load balancer (default: nginx)").choices(["nginx", "haproxy"])
-  ).option("--backend <name>", "HAProxy: the backend of the servers (default: the app name)").option("--socket <path>", "HAProxy: its admin socket (default: /run/haproxy/admin.sock)").option("--watch <duration>", `rolling.watch: watch each batch's error rate this long ("30s")`).option(
-    "--access-log <path>",
-    "with --watch and Nginx: its access log (default: /var/log/nginx/access.log)"
-  ).option(
+  ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", `the server that runs the balancer, or "local" (default: the first)`).addOption(
+    new Option("--balancer <type>", `the load balancer (default: ${BALANCER_DRIVERS[0].type})`).choices(
+      BALANCER_DRIVERS.map((driver) => driver.type)
+    )
+  ).option("--watch <duration>", `rolling.watch: watch each batch's error rate this long ("30s")`).option(
     "--env <KEY=VALUE>",
     "app env, repeatable; {host} or {name} in the value sets it per server",
     collect,
     []
-  ).option("-y, --yes", "ask nothing, even on a terminal: flags and defaults only").option("--force", "overwrite an existing file").addHelpText(
+  ).option("-y, --yes", "ask nothing, even on a terminal: flags and defaults only").option("--force", "overwrite an existing file");
+  for (const driver of BALANCER_DRIVERS)
+    for (const option of driver.starter.options) init.option(option.flags, option.description);
+  init.addHelpText(
     "after",
     `
 The global --ssh-key and --known-hosts flags are written to ssh.privateKey and ssh.knownHosts.
@@ -59712,8 +61282,25 @@ Examples:
   );
   return init;
 }
-function defaultServersFile(name) {
-  return `/etc/nginx/nexus/${name}-servers.conf`;
+function balancerDriver(flags) {
+  const driver = BALANCER_DRIVERS.find((candidate) => candidate.type === flags.balancer) ?? BALANCER_DRIVERS[0];
+  return driver;
+}
+function starterAnswers(flags, name, host) {
+  const given = flags;
+  const values = Object.fromEntries(
+    balancerDriver(flags).starter.options.map((option) => {
+      const key = new Option(option.flags).attributeName();
+      return [key, typeof given[key] === "string" ? given[key] : void 0];
+    })
+  );
+  return {
+    name,
+    host,
+    values,
+    ...flags.user ? { user: flags.user } : {},
+    ...flags.watch ? { watch: flags.watch } : {}
+  };
 }
 
 // src/commands/logs.ts
@@ -60074,7 +61661,8 @@ async function restart2(config2, options) {
   const startedAt = Date.now();
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
-  return withPlannedFleet(config2, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
+  const holder = newHolder("restart");
+  return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current2 = /* @__PURE__ */ new Map();
     const problems = [];
     for (const h2 of hosts) {
@@ -60106,10 +61694,17 @@ async function restart2(config2, options) {
       (row) => row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row
     );
     const done = summarize(emit, startedAt, result2.outcome, rows, release);
-    await record2(ops, result2.touched, hosts, "restart", (h2) => ({
-      release: releaseOf2(h2.server.name),
-      result: rows.find((r) => r.server === h2.server.name)?.result
-    }));
+    await record2(
+      ops,
+      result2.touched,
+      hosts,
+      "restart",
+      (h2) => ({
+        release: releaseOf2(h2.server.name),
+        result: rows.find((r) => r.server === h2.server.name)?.result
+      }),
+      { unlock: holder }
+    );
     return done;
   });
 }
@@ -60156,59 +61751,61 @@ async function rollback(config2, options) {
   const startedAt = Date.now();
   const plan = makePlan(config2, options.to ?? "previous", options.only);
   const names = plan.servers.map((s3) => s3.name);
-  return withPlannedFleet(
-    config2,
-    plan,
-    newHolder("rollback", options.to),
-    options,
-    async ({ fleet, hosts, states }) => {
-      const targets = /* @__PURE__ */ new Map();
-      const problems = [];
-      for (const h2 of hosts) {
-        const state = states.get(h2.server.name);
-        const target = options.to ?? previousRelease(state);
-        if (!target) problems.push(`${h2.server.name}: no earlier release on disk to roll back to`);
-        else if (!state.releases.some((r) => r.id === target))
-          problems.push(`${h2.server.name}: release ${target} is not on disk`);
-        else targets.set(h2.server.name, target);
-      }
-      if (problems.length > 0) throw new PlanError(`cannot roll back:
+  const holder = newHolder("rollback", options.to);
+  return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
+    const targets = /* @__PURE__ */ new Map();
+    const problems = [];
+    for (const h2 of hosts) {
+      const state = states.get(h2.server.name);
+      const target = options.to ?? previousRelease(state);
+      if (!target) problems.push(`${h2.server.name}: no earlier release on disk to roll back to`);
+      else if (!state.releases.some((r) => r.id === target))
+        problems.push(`${h2.server.name}: release ${target} is not on disk`);
+      else targets.set(h2.server.name, target);
+    }
+    if (problems.length > 0) throw new PlanError(`cannot roll back:
   ${problems.join("\n  ")}`);
-      const release = [...new Set(targets.values())].join(", ");
-      emit({ type: "begin", command: "rollback", release, servers: names });
-      const targetOf = (name) => targets.get(name);
-      const current2 = (name) => states.get(name)?.current;
-      const batches = plan.batches.map((batch) => batch.filter((s3) => current2(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
-      if (batches.length === 0)
-        emit({ type: "info", message: "every server already serves its rollback target" });
-      const ops = fleetOps(fleet, config2, emit);
-      const result2 = await rollJournaled(
-        hosts,
-        (h2) => ({
-          command: "rollback",
-          release: targetOf(h2.server.name),
-          previous: current2(h2.server.name) ?? null
-        }),
-        rollOptions(config2, plan, ops, options, { batches, target: targetOf, fallback: current2 })
-      );
-      const rows = names.map(
-        (server) => result2.rows.find((r) => r.server === server) ?? {
-          server,
-          result: "deployed",
-          release: targetOf(server),
-          note: "already on it"
-        }
-      );
-      for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
-      const done = summarize(emit, startedAt, result2.outcome, rows, release);
-      await record2(ops, result2.touched, hosts, "rollback", (h2) => ({
+    const release = [...new Set(targets.values())].join(", ");
+    emit({ type: "begin", command: "rollback", release, servers: names });
+    const targetOf = (name) => targets.get(name);
+    const current2 = (name) => states.get(name)?.current;
+    const batches = plan.batches.map((batch) => batch.filter((s3) => current2(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
+    if (batches.length === 0)
+      emit({ type: "info", message: "every server already serves its rollback target" });
+    const ops = fleetOps(fleet, config2, emit);
+    const result2 = await rollJournaled(
+      hosts,
+      (h2) => ({
+        command: "rollback",
+        release: targetOf(h2.server.name),
+        previous: current2(h2.server.name) ?? null
+      }),
+      rollOptions(config2, plan, ops, options, { batches, target: targetOf, fallback: current2 })
+    );
+    const rows = names.map(
+      (server) => result2.rows.find((r) => r.server === server) ?? {
+        server,
+        result: "deployed",
+        release: targetOf(server),
+        note: "already on it"
+      }
+    );
+    for (const row of rows) if (row.result === "deployed") row.result = "rolled back";
+    const done = summarize(emit, startedAt, result2.outcome, rows, release);
+    await record2(
+      ops,
+      result2.touched,
+      hosts,
+      "rollback",
+      (h2) => ({
         release: targetOf(h2.server.name),
         previous: current2(h2.server.name) ?? null,
         result: rows.find((r) => r.server === h2.server.name)?.result
-      }));
-      return done;
-    }
-  );
+      }),
+      { unlock: holder }
+    );
+    return done;
+  });
 }
 
 // src/commands/rollback.ts
@@ -60228,11 +61825,12 @@ function rollbackCommand(setExit) {
 import path21 from "node:path";
 init_errors3();
 init_errors6();
+init_limits();
 var PM2_HINT = "nexus sandbox needs PM2 to run the app on its hosts: `npm install -D pm2` in the directory you run nexus from (or a parent), or `npm ci` in a nexus checkout";
 function hostCount(value) {
   const n2 = Number(value);
-  if (!/^\d+$/.test(value) || n2 < 1 || n2 > 12)
-    throw new InvalidArgumentError("expected a whole number from 1 to 12.");
+  if (!/^\d+$/.test(value) || n2 < 1 || n2 > MAX_HOSTS)
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_HOSTS}.`);
   return n2;
 }
 var sandboxModule = () => Promise.resolve().then(() => (init_sandbox(), sandbox_exports));
@@ -60249,9 +61847,12 @@ function sandboxCommand(setExit) {
   ).addHelpText("after", examples("nexus sandbox up", "nexus deploy --rolling", "nexus sandbox down")).addCommand(upCommand(setExit)).addCommand(downCommand(setExit)).addCommand(statusCommand(setExit));
 }
 function upCommand(setExit) {
-  return new Command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3).option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").addOption(
+  return new Command("up").description("start the sandbox hosts and the load balancer (idempotent)").option(...dirOption).option("--hosts <n>", `number of app hosts (1 to ${MAX_HOSTS})`, hostCount, 3).option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.").addOption(
     new Option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"').choices(["nginx", "haproxy"]).default("nginx")
-  ).addHelpText("after", examples("nexus sandbox up --hosts 4")).action(
+  ).option(
+    "--bastion",
+    "reach the app hosts only through a jump host, as in a private network (as root: network namespaces)"
+  ).addHelpText("after", examples("nexus sandbox up --hosts 4", "nexus sandbox up --bastion")).action(
     action(
       setExit,
       async ({ global: global3 }, flags) => {
@@ -60260,7 +61861,8 @@ function upCommand(setExit) {
           dir: path21.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
-          balancer: flags.balancer
+          balancer: flags.balancer,
+          bastion: flags.bastion === true
         }).catch((error3) => {
           throw withHint(error3);
         });
@@ -60274,7 +61876,11 @@ function upCommand(setExit) {
               ssh: `${info2.user}@${h2.address}:${h2.sshPort}`,
               app: h2.appAddress
             })),
-            lb: info2.lb.url
+            lb: info2.lb.url,
+            ...info2.bastion ? {
+              bastion: `${info2.user}@${info2.bastion.address}:${info2.bastion.sshPort}`,
+              deployConfig: info2.bastion.deployConfig
+            } : {}
           });
           return EXIT.ok;
         }
@@ -60288,6 +61894,16 @@ function upCommand(setExit) {
 `);
         process.stdout.write(`state          ${info2.dir} (${flags.dir} links to it)
 `);
+        if (info2.bastion) {
+          process.stdout.write(
+            `bastion        ssh ${info2.user}@${info2.bastion.address}:${info2.bastion.sshPort} (the only way to the app hosts)
+`
+          );
+          process.stdout.write(
+            `deploy through the bastion: nexus -c ${info2.bastion.deployConfig} deploy
+`
+          );
+        }
         if (info2.haproxy) {
           process.stdout.write(`load balancer  ${info2.haproxy.url} (HAProxy on ${info2.haproxy.host})
 `);
@@ -60367,7 +61983,9 @@ var KeyCapture = class {
 };
 async function fetchHostKey(server, target, config2, algorithms) {
   const capture = new KeyCapture();
+  const connector = target.hops.length > 0 ? createConnector(config2) : void 0;
   try {
+    const via = await connector?.streamTo(target, server.name);
     const session = await SshSession.connect({
       server: server.name,
       host: target.host,
@@ -60376,19 +61994,23 @@ async function fetchHostKey(server, target, config2, algorithms) {
       hostKeyAlgorithms: algorithms,
       readyTimeout: config2.ssh.readyTimeout,
       keepaliveInterval: config2.ssh.keepaliveInterval,
-      hostKey: capture
+      hostKey: capture,
+      remoteShell: false,
+      ...via ? { sock: via.stream, onClose: via.release } : {}
     });
     session.close();
   } catch (error3) {
     if (capture.key) return capture.key;
     throw error3;
+  } finally {
+    connector?.close();
   }
   throw new SshError(server.name, "host-key", "the server was accepted without a host key check");
 }
 
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
-import { generateKeyPairSync, randomBytes as randomBytes5 } from "node:crypto";
+import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
 import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync10, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
 import path22 from "node:path";
@@ -60403,7 +62025,7 @@ function publicKeyOf(keyPath, passphrase) {
 function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   if (existsSync4(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
   const { seed, publicKey } = newEd25519Key();
-  const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes5(4) });
+  const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes6(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
   mkdirSync3(path22.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
@@ -60598,7 +62220,7 @@ async function runSetup(config2, options) {
       }
       const session = await keyStep(server, config2, options, connector, publicKey, sessions);
       if (!session) continue;
-      const home = (await session.run('printf %s "$HOME"')).trim();
+      const home = await session.home();
       const base = resolveRemotePathOn(server.name, server.deployPath, home);
       if (dryRun) say(`${server.name}: would create ${base}/{releases,shared,.nexus}`);
       else {
@@ -60806,15 +62428,19 @@ function statusCommand2(setExit) {
 async function fleetStatus(config2, options) {
   const fleetOptions = { ...options, quiet: true, skipUnreachable: true };
   return withFleet(config2, allServers(config2), fleetOptions, async (fleet) => {
-    const backends = await fleet.balancer.state(config2.servers);
+    const backendsRead = fleet.balancer.state(config2.servers);
+    backendsRead.catch(() => {
+    });
+    const rotationOf = async (name) => {
+      const backend = (await backendsRead).find((b2) => b2.server === name);
+      return !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
+    };
     return await Promise.all(
       config2.servers.map(async (s3) => {
-        const backend = backends.find((b2) => b2.server === s3.name);
-        const rotation = !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
         if (fleet.unreachable.has(s3.name))
           return {
             server: s3.name,
-            rotation,
+            rotation: await rotationOf(s3.name),
             health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
@@ -60829,7 +62455,7 @@ async function fleetStatus(config2, options) {
         ]);
         return {
           server: s3.name,
-          rotation,
+          rotation: await rotationOf(s3.name),
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),
@@ -60881,16 +62507,16 @@ function removeHostLines(file, entries2, hostString, host, port2) {
 async function trust(name, flags, global3) {
   const say = (line) => (global3.json ? process.stderr : process.stdout).write(line);
   const config2 = readConfig(global3);
-  const server = config2.servers.find((s3) => s3.name === name);
-  if (!server) {
+  const found = findTrustTarget(config2, name);
+  if (!found) {
     process.stderr.write(
-      `nexus trust: no server named "${name}" in ${config2.file} (servers: ${config2.servers.map((s3) => s3.name).join(", ")})
+      `nexus trust: no server or jump host named "${name}" in ${config2.file} (servers: ${config2.servers.map((s3) => s3.name).join(", ")})
 `
     );
     return EXIT.usage;
   }
+  const { server, target } = found;
   const file = config2.ssh.knownHosts;
-  const target = resolveTarget(server, readSshConfig(config2.ssh.configFile));
   const hostString = hostPatternFor(target.host.toLowerCase(), target.port);
   const entries2 = readKnownHosts(file);
   const known = knownHostKeyTypes(entries2, target.host, target.port);
@@ -60955,6 +62581,22 @@ async function trust(name, flags, global3) {
 `);
   return done(replacing ? "replaced" : "added");
 }
+function findTrustTarget(config2, name) {
+  const text5 = readSshConfig(config2.ssh.configFile);
+  const server = config2.servers.find((s3) => s3.name === name);
+  if (server) return { server, target: resolveTarget(server, text5) };
+  for (const s3 of config2.servers) {
+    const hops = resolveTarget(s3, text5).hops;
+    const index = hops.findIndex((h2) => h2.label === name || h2.host === name);
+    const hop = hops[index];
+    if (!hop) continue;
+    return {
+      server: { ...s3, name: hop.label, host: hop.host, port: hop.port, user: hop.user },
+      target: { ...hop, hops: hops.slice(0, index), unhonoured: [] }
+    };
+  }
+  return void 0;
+}
 async function offeredKey(server, target, config2, known, hostString) {
   const pinned = known ? hostKeyAlgorithms(known) : void 0;
   try {
@@ -60995,7 +62637,7 @@ function replaceable(file, entries2, hostString, target, key) {
   return void 0;
 }
 function trustCommand(setExit) {
-  return new Command("trust").argument("<server>", "a server name from the config").description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation").option("-y, --yes", "trust without asking (check the fingerprint out of band first)").option("--replace", "replace a known key that changed (the server was re-keyed)").addHelpText(
+  return new Command("trust").argument("<server>", "a server name from the config, or a jump host as its proxyJump names it").description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation").option("-y, --yes", "trust without asking (check the fingerprint out of band first)").option("--replace", "replace a known key that changed (the server was re-keyed)").addHelpText(
     "after",
     "\nExamples:\n  nexus trust nexus-alpha\n  nexus trust nexus-alpha --yes\n  nexus trust nexus-alpha --replace"
   ).action(

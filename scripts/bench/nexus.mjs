@@ -11,12 +11,12 @@ const now = () => performance.timeOrigin + performance.now();
  * code, the parsed events (one JSON object per stdout line, each with an ISO `time`), and when the
  * process was spawned and exited.
  */
-export function runNexus(root, args, timeoutMs = 240_000) {
+export function runNexus(root, args, timeoutMs = 240_000, env = {}) {
   return new Promise((resolve, reject) => {
     const spawnedAt = now();
     const child = spawn(process.execPath, [path.join(root, "bundle", "nexus.mjs"), "--json", ...args], {
       cwd: root,
-      env: { ...process.env, CI: "true", NO_COLOR: "1" },
+      env: { ...process.env, CI: "true", NO_COLOR: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

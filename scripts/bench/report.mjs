@@ -426,6 +426,9 @@ Everything runs on one machine, on loopback: the bench starts its own sandbox (\
 with nexus's defaults (health: 3 passes 100 ms apart, 500 ms minimum uptime; batch size 1). Each figure is the median of
 several runs; each comparison is a ratio between measurements of the same bench run.
 
+What real servers add (a login shell slowed by \`~/.bashrc\`, 40 ms of round trip), a bastion, and
+fleets of 12 and 50 servers: [benchmarks-servers.md](benchmarks-servers.md) (scripts/bench-servers.mjs).
+
 ## Machine
 
 ${machineTable}

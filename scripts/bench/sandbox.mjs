@@ -11,7 +11,8 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 
 export const APP_NAME = "nexus-app";
-export const IP_PREFIX = "127.0.9.";
+/** BENCH_IP_PREFIX moves it (two benches on one machine must not share addresses). */
+export const IP_PREFIX = process.env.BENCH_IP_PREFIX ?? "127.0.9.";
 
 export function sandboxDir(root) {
   return path.join(root, ".sandbox-bench");
@@ -22,13 +23,13 @@ async function sandboxModule(root) {
 }
 
 /** A fresh sandbox with `hosts` app servers: whatever a previous run left is stopped and wiped first. */
-export async function sandboxUp(root, hosts) {
+export async function sandboxUp(root, hosts, extra = {}) {
   const { sandboxUp: up, sandboxDown: down } = await sandboxModule(root);
   const dir = sandboxDir(root);
   await down(dir).catch(() => {});
   await rm(dir, { recursive: true, force: true });
   // HAProxy beside Nginx: the same deploys are measured through either balancer.
-  await up({ dir, ipPrefix: IP_PREFIX, hosts, balancer: "haproxy" });
+  await up({ dir, ipPrefix: IP_PREFIX, hosts, balancer: "haproxy", ...extra });
   return JSON.parse(readFileSync(path.join(dir, "sandbox.json"), "utf8"));
 }
 

@@ -31,6 +31,39 @@ export interface BalancerDriver<Entry extends BalancerEntry = BalancerEntry> {
   watch(entry: Entry, context: WatchContext): Promise<TrafficWatch>;
   /** `nexus <type>-config`: the balancer config nexus recommends for the configured servers. */
   readonly configCommand: ConfigCommand;
+  /** `nexus init`: this driver's flags, questions and starter entry. */
+  readonly starter: StarterSpec;
+}
+
+/** What `nexus init` knows when it writes a balancer entry. */
+export interface StarterAnswers {
+  /** The app name. */
+  name: string;
+  /** The SSH user, when given. */
+  user?: string;
+  /** `balancer.host`. */
+  host: string;
+  /** `rolling.watch`, when the starter config watches. */
+  watch?: string;
+  /** The driver's own flags and answers, by their camelCase option names. */
+  values: Record<string, string | undefined>;
+}
+
+/** Asks one question on a terminal; Enter keeps the fallback. */
+export type Ask = (question: string, fallback?: string) => Promise<string | undefined>;
+
+/** A driver's part of `nexus init`. */
+export interface StarterSpec {
+  /** The balancer's name in questions ("Nginx"). */
+  readonly label: string;
+  /** `nexus init`'s flags for this driver; each takes a value, its camelCase name keys `values`. */
+  readonly options: readonly { flags: string; description: string }[];
+  /** On a terminal: asks for what the flags left out, into `answers.values`. */
+  ask(answers: StarterAnswers, ask: Ask): Promise<void>;
+  /** The config's `balancer` entry. */
+  entry(answers: StarterAnswers): Record<string, unknown>;
+  /** What the config command prints for the "next" list ("the servers file and the upstream block"). */
+  readonly configFor: string;
 }
 
 /** What every balancer entry of the config has, whatever its type. */

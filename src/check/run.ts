@@ -15,6 +15,7 @@ import { mapSettled } from "../util/map-limit.js";
 import { appSizeEstimate } from "./app-size.js";
 import { parseFacts } from "./facts.js";
 import { fetchHealth, healthItem } from "./health.js";
+import { loginShellItem } from "./login-shell.js";
 import { serverItems } from "./server-checks.js";
 import { serverScript } from "./server-script.js";
 import { type CheckItem, type CheckReport, report } from "./types.js";
@@ -49,7 +50,11 @@ interface Connected {
 /** Everything `nexus check` looks at, read-only: it connects, reads and asks, and changes nothing. */
 export async function runCheck(config: Config, options: CheckOptions = {}): Promise<CheckReport> {
   const items: CheckItem[] = [];
-  const connector = createConnector(config, { env: options.env });
+  const sshWarnings: string[] = [];
+  const connector = createConnector(config, {
+    env: options.env,
+    onWarning: (message) => sshWarnings.push(message),
+  });
   const estimate = await appSizeEstimate(config);
   const sessions: Connected[] = [];
   try {
@@ -57,7 +62,7 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
       let connected: Connected;
       try {
         const session = await connector.connect(server);
-        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        const home = await session.home();
         connected = { server, session, home };
         sessions.push(connected);
       } catch (error) {
@@ -70,6 +75,8 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
       else items.push({ target: "?", check: "check", status: "fail", detail: String(result.reason) });
     }
     for (const entry of config.balancers) items.push(...(await checkBalancer(entry, sessions, config)));
+    for (const message of sshWarnings)
+      items.push({ target: "ssh config", check: "keywords", status: "warn", detail: message });
   } finally {
     for (const s of sessions) s.session.close();
   }
@@ -116,6 +123,7 @@ async function checkServer(connected: Connected, config: Config, estimate: numbe
       status: "ok",
       detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`,
     },
+    await loginShellItem(session, server.name),
     ...serverItems(facts, {
       server: server.name,
       deployPath,

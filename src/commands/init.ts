@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
+import type { BalancerDriver, StarterAnswers } from "../balancer/driver.js";
+import { BALANCER_DRIVERS } from "../balancer/drivers.js";
 import { action, type SetExit } from "../cli/action.js";
 import type { GlobalOptions } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
@@ -21,15 +22,9 @@ interface InitFlags {
   user?: string;
   deployPath?: string;
   balancerHost?: string;
-  upstreamFile?: string;
-  testCommand?: string;
-  reloadCommand?: string;
-  pidFile?: string;
-  balancer?: "nginx" | "haproxy";
-  backend?: string;
-  socket?: string;
+  /** `balancer.type`: one of the drivers'. */
+  balancer?: string;
   watch?: string;
-  accessLog?: string;
   env: string[];
   force?: boolean;
   yes?: boolean;
@@ -124,14 +119,6 @@ export function packageFacts(root: string): PackageFacts {
   return { lockfile };
 }
 
-/** Nginx's test and reload: a non-root login goes through sudo -n, with the full path sudoers needs. */
-export function defaultNginxCommands(user: string | undefined): { test: string; reload: string } {
-  const root = (user || userInfo().username) === "root";
-  return root
-    ? { test: "nginx -t", reload: "nginx -s reload" }
-    : { test: "sudo -n /usr/sbin/nginx -t", reload: "sudo -n /usr/sbin/nginx -s reload" };
-}
-
 /** Where `$schema` points when no local copy can be referenced (global and npx installs). */
 export const SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 
@@ -211,24 +198,9 @@ export function starterConfig(
   if (flags.user) ssh.user = flags.user;
   if (global.sshKey) ssh.privateKey = configPath(outputDir, global.sshKey);
   if (global.knownHosts) ssh.knownHosts = configPath(outputDir, global.knownHosts);
-  const host = flags.balancerHost ?? servers[0]?.name ?? "local";
-  const balancer: Record<string, string> =
-    flags.balancer === "haproxy"
-      ? {
-          type: "haproxy",
-          host,
-          backend: flags.backend ?? flags.name.replace(/[^A-Za-z0-9_.:-]/g, "_"),
-          ...(flags.socket ? { socket: flags.socket } : {}),
-        }
-      : { host, upstreamFile: flags.upstreamFile ?? defaultServersFile(flags.name) };
-  if (flags.balancer !== "haproxy") {
-    const commands = defaultNginxCommands(flags.user);
-    balancer.testCommand = flags.testCommand ?? commands.test;
-    balancer.reloadCommand = flags.reloadCommand ?? commands.reload;
-    if (flags.pidFile) balancer.pidFile = flags.pidFile;
-    // The watch reads the access log (in the nexus format: `nexus nginx-config` prints it).
-    if (flags.watch) balancer.accessLog = flags.accessLog ?? "/var/log/nginx/access.log";
-  }
+  const balancer = balancerDriver(flags).starter.entry(
+    starterAnswers(flags, flags.name, flags.balancerHost ?? servers[0]?.name ?? "local"),
+  );
   const start = flags.start ?? packageFacts(flags.root).start ?? "server.js";
   return {
     $schema: schemaReference(outputDir),
@@ -285,40 +257,23 @@ async function prompt(flags: InitFlags, global: GlobalOptions): Promise<void> {
       if (key) global.sshKey = key;
     }
     flags.deployPath ??= await ask("deploy path on the servers", `~/apps/${flags.name}`);
+    const types: string[] = BALANCER_DRIVERS.map((candidate) => candidate.type);
     while (!flags.balancer) {
-      const type = await ask("load balancer: nginx or haproxy", "nginx");
-      if (type === "nginx" || type === "haproxy") flags.balancer = type;
+      const type = await ask(`load balancer: ${types.join(" or ")}`, types[0]);
+      if (type && types.includes(type)) flags.balancer = type;
     }
+    const driver = balancerDriver(flags);
     flags.balancerHost ??= await ask(
-      `server that runs ${flags.balancer === "haproxy" ? "HAProxy" : "Nginx"} ("local" if nexus runs there)`,
+      `server that runs ${driver.starter.label} ("local" if nexus runs there)`,
       flags.servers[0]?.name,
     );
-    if (flags.balancer === "haproxy") {
-      flags.backend ??= await ask("HAProxy backend of the servers", flags.name);
-      flags.socket ??= await ask(
-        "its admin socket (stats socket ... level admin)",
-        "/run/haproxy/admin.sock",
-      );
-    } else {
-      flags.upstreamFile ??= await ask(
-        "servers file on it (server lines only, included inside the upstream block)",
-        defaultServersFile(flags.name ?? "app"),
-      );
-      const commands = defaultNginxCommands(flags.user);
-      flags.testCommand ??= await ask("command that tests the Nginx config", commands.test);
-      flags.reloadCommand ??= await ask("command that reloads Nginx", commands.reload);
-    }
     if (flags.watch === undefined) {
       const watch = await ask("watch each batch's error rate after it is back in rotation? (y/N)", "n");
-      if (/^y(es)?$/i.test(watch ?? "")) {
-        flags.watch = "30s";
-        if (flags.balancer !== "haproxy")
-          flags.accessLog ??= await ask(
-            "Nginx access log (in the nexus format: nexus nginx-config prints it)",
-            "/var/log/nginx/access.log",
-          );
-      }
+      if (/^y(es)?$/i.test(watch ?? "")) flags.watch = "30s";
     }
+    const answers = starterAnswers(flags, flags.name ?? "app", flags.balancerHost ?? "local");
+    await driver.starter.ask(answers, ask);
+    Object.assign(flags, answers.values);
   } finally {
     rl.close();
   }
@@ -350,7 +305,8 @@ async function writeStarterConfig(flags: InitFlags, global: GlobalOptions & Init
 function nextSteps(flags: InitFlags, label: string, servers: ServerSpec[]): string {
   const c = label === DEFAULT_CONFIG_FILE ? "" : ` -c ${label}`;
   const first = servers[0]?.name ?? "<server>";
-  const lb = flags.balancer === "haproxy" ? "haproxy-config" : "nginx-config";
+  const driver = balancerDriver(flags);
+  const lb = driver.configCommand.name;
   const facts = packageFacts(flags.root);
   return [
     `wrote ${label}`,
@@ -358,7 +314,7 @@ function nextSteps(flags: InitFlags, label: string, servers: ServerSpec[]): stri
       ? []
       : ["note: no package-lock.json in the app: the servers run npm install (unpinned) instead of npm ci"]),
     "next (docs/servers.md has each step):",
-    `  nexus${c} ${lb.padEnd(17)} # the ${flags.balancer === "haproxy" ? "backend and admin socket" : "servers file and the upstream block"} for your balancer (as root)`,
+    `  nexus${c} ${lb.padEnd(17)} # ${driver.starter.configFor} for your balancer (as root)`,
     `  nexus${c} setup --dry-run    # what setup would do: deploy key, host keys, deploy path, servers file, sudoers`,
     `  nexus${c} setup              # do it (asks before trusting each host key)`,
     `  nexus${c} trust ${first.padEnd(12)} # a host key setup did not record (compare it on the server first)`,
@@ -387,30 +343,13 @@ export function initCommand(setExit: SetExit): Command {
     .option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers)
     .option("--user <user>", "SSH user")
     .option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)")
-    .option("--balancer-host <server>", 'the server that runs Nginx, or "local" (default: the first)')
-    .option(
-      "--upstream-file <path>",
-      "the servers file on the balancer host: server lines only, included inside the upstream block (never in conf.d/, which Nginx includes in http)",
-    )
-    .option(
-      "--test-command <cmd>",
-      'how to test the Nginx config (default: "sudo -n /usr/sbin/nginx -t", "nginx -t" for root)',
-    )
-    .option(
-      "--reload-command <cmd>",
-      'how to reload Nginx (default: "sudo -n /usr/sbin/nginx -s reload", "nginx -s reload" for root)',
-    )
-    .option("--pid-file <path>", "the Nginx master's pid file (default: /run/nginx.pid)")
+    .option("--balancer-host <server>", `the server that runs the balancer, or "local" (default: the first)`)
     .addOption(
-      new Option("--balancer <type>", "the load balancer (default: nginx)").choices(["nginx", "haproxy"]),
+      new Option("--balancer <type>", `the load balancer (default: ${BALANCER_DRIVERS[0].type})`).choices(
+        BALANCER_DRIVERS.map((driver) => driver.type),
+      ),
     )
-    .option("--backend <name>", "HAProxy: the backend of the servers (default: the app name)")
-    .option("--socket <path>", "HAProxy: its admin socket (default: /run/haproxy/admin.sock)")
     .option("--watch <duration>", 'rolling.watch: watch each batch\'s error rate this long ("30s")')
-    .option(
-      "--access-log <path>",
-      "with --watch and Nginx: its access log (default: /var/log/nginx/access.log)",
-    )
     .option(
       "--env <KEY=VALUE>",
       "app env, repeatable; {host} or {name} in the value sets it per server",
@@ -418,7 +357,11 @@ export function initCommand(setExit: SetExit): Command {
       [],
     )
     .option("-y, --yes", "ask nothing, even on a terminal: flags and defaults only")
-    .option("--force", "overwrite an existing file")
+    .option("--force", "overwrite an existing file");
+  // Each balancer driver's own flags (Nginx's servers file, HAProxy's backend...).
+  for (const driver of BALANCER_DRIVERS)
+    for (const option of driver.starter.options) init.option(option.flags, option.description);
+  init
     .addHelpText(
       "after",
       `
@@ -456,7 +399,27 @@ Examples:
   return init;
 }
 
-/** As `nexus nginx-config` prints it: outside conf.d/, whose files Nginx includes in `http`. */
-function defaultServersFile(name: string): string {
-  return `/etc/nginx/nexus/${name}-servers.conf`;
+/** The balancer driver init writes an entry for: --balancer, else the default one. */
+function balancerDriver(flags: InitFlags): BalancerDriver {
+  const driver =
+    BALANCER_DRIVERS.find((candidate) => candidate.type === flags.balancer) ?? BALANCER_DRIVERS[0];
+  return driver as unknown as BalancerDriver;
+}
+
+/** What the driver's starter reads: the app's facts, and its own flags by their option names. */
+function starterAnswers(flags: InitFlags, name: string, host: string): StarterAnswers {
+  const given = flags as unknown as Record<string, unknown>;
+  const values = Object.fromEntries(
+    balancerDriver(flags).starter.options.map((option) => {
+      const key = new Option(option.flags).attributeName();
+      return [key, typeof given[key] === "string" ? (given[key] as string) : undefined];
+    }),
+  );
+  return {
+    name,
+    host,
+    values,
+    ...(flags.user ? { user: flags.user } : {}),
+    ...(flags.watch ? { watch: flags.watch } : {}),
+  };
 }

@@ -5,6 +5,7 @@ import { examples } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
 import { EXIT } from "../errors.js";
 import { SandboxError } from "../sandbox/errors.js";
+import { MAX_HOSTS } from "../sandbox/limits.js";
 
 interface SandboxFlags {
   dir: string;
@@ -12,6 +13,7 @@ interface SandboxFlags {
   hosts?: number;
   ipPrefix?: string;
   balancer?: string;
+  bastion?: boolean;
 }
 
 /** The sandbox hosts run the app under PM2, which nexus itself does not ship (deploy targets bring their own). */
@@ -20,8 +22,8 @@ export const PM2_HINT =
 
 function hostCount(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 12)
-    throw new InvalidArgumentError("expected a whole number from 1 to 12.");
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_HOSTS)
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_HOSTS}.`);
   return n;
 }
 
@@ -53,14 +55,18 @@ function upCommand(setExit: SetExit): Command {
   return new Command("up")
     .description("start the sandbox hosts and the load balancer (idempotent)")
     .option(...dirOption)
-    .option("--hosts <n>", "number of app hosts (1 to 12)", hostCount, 3)
+    .option("--hosts <n>", `number of app hosts (1 to ${MAX_HOSTS})`, hostCount, 3)
     .option("--ip-prefix <prefix>", "loopback prefix of the host addresses", "127.0.0.")
     .addOption(
       new Option("--balancer <type>", 'also run HAProxy beside Nginx: "haproxy"')
         .choices(["nginx", "haproxy"])
         .default("nginx"),
     )
-    .addHelpText("after", examples("nexus sandbox up --hosts 4"))
+    .option(
+      "--bastion",
+      "reach the app hosts only through a jump host, as in a private network (as root: network namespaces)",
+    )
+    .addHelpText("after", examples("nexus sandbox up --hosts 4", "nexus sandbox up --bastion"))
     .action(
       action(
         setExit,
@@ -71,6 +77,7 @@ function upCommand(setExit: SetExit): Command {
             hosts: flags.hosts,
             ipPrefix: flags.ipPrefix,
             balancer: flags.balancer as "nginx" | "haproxy",
+            bastion: flags.bastion === true,
           }).catch((error: unknown) => {
             throw withHint(error);
           });
@@ -85,6 +92,12 @@ function upCommand(setExit: SetExit): Command {
                 app: h.appAddress,
               })),
               lb: info.lb.url,
+              ...(info.bastion
+                ? {
+                    bastion: `${info.user}@${info.bastion.address}:${info.bastion.sshPort}`,
+                    deployConfig: info.bastion.deployConfig,
+                  }
+                : {}),
             });
             return EXIT.ok;
           }
@@ -95,6 +108,14 @@ function upCommand(setExit: SetExit): Command {
           }
           process.stdout.write(`load balancer  ${info.lb.url} (Nginx on ${info.lb.host})\n`);
           process.stdout.write(`state          ${info.dir} (${flags.dir} links to it)\n`);
+          if (info.bastion) {
+            process.stdout.write(
+              `bastion        ssh ${info.user}@${info.bastion.address}:${info.bastion.sshPort} (the only way to the app hosts)\n`,
+            );
+            process.stdout.write(
+              `deploy through the bastion: nexus -c ${info.bastion.deployConfig} deploy\n`,
+            );
+          }
           if (info.haproxy) {
             process.stdout.write(`load balancer  ${info.haproxy.url} (HAProxy on ${info.haproxy.host})\n`);
             process.stdout.write(`deploy through HAProxy: nexus -c ${info.haproxy.deployConfig} deploy\n`);

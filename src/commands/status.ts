@@ -54,15 +54,19 @@ export async function fleetStatus(
   // One server down is what status is for: it gets a row saying so, the others theirs.
   const fleetOptions = { ...options, quiet: true, skipUnreachable: true };
   return withFleet(config, allServers(config), fleetOptions, async (fleet) => {
-    const backends = await fleet.balancer.state(config.servers);
+    // One round of parallel work: the balancer and every server are asked at the same time.
+    const backendsRead = fleet.balancer.state(config.servers);
+    backendsRead.catch(() => {});
+    const rotationOf = async (name: string) => {
+      const backend = (await backendsRead).find((b) => b.server === name);
+      return !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
+    };
     return await Promise.all(
       config.servers.map(async (s): Promise<ServerStatus> => {
-        const backend = backends.find((b) => b.server === s.name);
-        const rotation = !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
         if (fleet.unreachable.has(s.name))
           return {
             server: s.name,
-            rotation,
+            rotation: await rotationOf(s.name),
             health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
@@ -77,7 +81,7 @@ export async function fleetStatus(
         ]);
         return {
           server: s.name,
-          rotation,
+          rotation: await rotationOf(s.name),
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),

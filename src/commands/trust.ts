@@ -7,7 +7,7 @@ import type { Config, ServerConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import { confirm } from "../setup/prompt.js";
 import { hostKeyFile } from "../setup/run.js";
-import { resolveTarget } from "../ssh/connect.js";
+import { resolveTarget, type SshTarget } from "../ssh/connect.js";
 import { fetchHostKey } from "../ssh/fetch-host-key.js";
 import { appendKnownHost, hostKeyAlgorithms, readKnownHosts } from "../ssh/host-keys.js";
 import {
@@ -54,15 +54,15 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
   // With --json, stdout holds only the result line; the human lines go to stderr.
   const say = (line: string) => (global.json ? process.stderr : process.stdout).write(line);
   const config = readConfig(global);
-  const server = config.servers.find((s) => s.name === name);
-  if (!server) {
+  const found = findTrustTarget(config, name);
+  if (!found) {
     process.stderr.write(
-      `nexus trust: no server named "${name}" in ${config.file} (servers: ${config.servers.map((s) => s.name).join(", ")})\n`,
+      `nexus trust: no server or jump host named "${name}" in ${config.file} (servers: ${config.servers.map((s) => s.name).join(", ")})\n`,
     );
     return EXIT.usage;
   }
+  const { server, target } = found;
   const file = config.ssh.knownHosts;
-  const target = resolveTarget(server, readSshConfig(config.ssh.configFile));
   const hostString = hostPatternFor(target.host.toLowerCase(), target.port);
   const entries = readKnownHosts(file);
   // Ask for the key types already known, as a connection would, so "changed" compares like with like.
@@ -122,6 +122,30 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
   appendKnownHost(file, target.host, target.port, key);
   say(`added ${type} ${fingerprint} for ${hostString} to ${file}\n`);
   return done(replacing ? "replaced" : "added");
+}
+
+/**
+ * A server by name, or a jump host as its proxyJump spells it ("bastion", "ops@bastion:2222")
+ * or by its address: a jump host's key must be trusted before the servers behind it can be.
+ */
+function findTrustTarget(
+  config: Config,
+  name: string,
+): { server: ServerConfig; target: SshTarget } | undefined {
+  const text = readSshConfig(config.ssh.configFile);
+  const server = config.servers.find((s) => s.name === name);
+  if (server) return { server, target: resolveTarget(server, text) };
+  for (const s of config.servers) {
+    const hops = resolveTarget(s, text).hops;
+    const index = hops.findIndex((h) => h.label === name || h.host === name);
+    const hop = hops[index];
+    if (!hop) continue;
+    return {
+      server: { ...s, name: hop.label, host: hop.host, port: hop.port, user: hop.user },
+      target: { ...hop, hops: hops.slice(0, index), unhonoured: [] },
+    };
+  }
+  return undefined;
 }
 
 /**
@@ -189,7 +213,7 @@ function replaceable(
 /** `nexus trust <server>`: shows the server's host key fingerprint and records it after confirmation. */
 export function trustCommand(setExit: SetExit): Command {
   return new Command("trust")
-    .argument("<server>", "a server name from the config")
+    .argument("<server>", "a server name from the config, or a jump host as its proxyJump names it")
     .description("show a server's SSH host key fingerprint and add it to known_hosts after confirmation")
     .option("-y, --yes", "trust without asking (check the fingerprint out of band first)")
     .option("--replace", "replace a known key that changed (the server was re-keyed)")

@@ -3,11 +3,32 @@ import os from "node:os";
 import path from "node:path";
 import type * as z from "zod";
 import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/drivers.js";
+import { parseProxyJump } from "../ssh/proxy-jump.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
 import { parseConfigText, withPositions } from "./positions.js";
 import { configSchema, type ParsedConfig } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "deploy.config.json";
+
+function proxyJumpProblems(value: string, field: string): string[] {
+  try {
+    parseProxyJump(value, field);
+    return [];
+  } catch (error) {
+    return [(error as Error).message];
+  }
+}
+
+/** ssh.proxyJump and each server's, each a chain ssh's ProxyJump would take. */
+function jumpProblems(parsed: ParsedConfig): string[] {
+  const problems: string[] = [];
+  if (parsed.ssh.proxyJump !== undefined)
+    problems.push(...proxyJumpProblems(parsed.ssh.proxyJump, "ssh.proxyJump"));
+  for (const [index, server] of parsed.servers.entries())
+    if (server.proxyJump !== undefined)
+      problems.push(...proxyJumpProblems(server.proxyJump, `servers[${index}].proxyJump`));
+  return problems;
+}
 
 export interface ServerConfig {
   name: string;
@@ -26,6 +47,8 @@ export interface ServerConfig {
   envSources?: Record<string, string>;
   /** Whether port and user were set in the nexus config (they win over ~/.ssh/config). */
   explicit?: { port: boolean; user: boolean };
+  /** Jump hosts from the nexus config (the server's, else ssh.proxyJump), as written: wins over ~/.ssh/config. */
+  proxyJump?: string;
 }
 
 export type { BalancerConfig } from "../balancer/drivers.js";
@@ -160,6 +183,7 @@ export function resolveConfig(
   const servers = resolveServers(parsed, data, env, problems);
   const names = new Set(servers.map((s) => s.name));
   problems.push(...loginProblems(parsed, servers));
+  problems.push(...jumpProblems(parsed));
   problems.push(...sharedProblems(parsed.shared));
   if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(
@@ -245,6 +269,9 @@ function resolveServers(
         port: rawServers?.[index]?.port !== undefined,
         user: (server.user ?? parsed.ssh.user) !== undefined,
       },
+      ...((server.proxyJump ?? parsed.ssh.proxyJump) !== undefined
+        ? { proxyJump: server.proxyJump ?? parsed.ssh.proxyJump }
+        : {}),
     };
   });
 }

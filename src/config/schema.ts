@@ -62,6 +62,8 @@ export const serverSchema = z.strictObject({
   /** This server's address as written in the Nginx upstream file; defaults to host:app.port. */
   upstream: nonEmpty.optional(),
   env: envMap.default({}),
+  /** Jump host(s) for this server, as ssh's ProxyJump: "[user@]host[:port]", commas between hops; "none": direct. */
+  proxyJump: nonEmpty.optional(),
 });
 
 export const sshSchema = z.strictObject({
@@ -81,6 +83,16 @@ export const sshSchema = z.strictObject({
   hostKeys: z.enum(["strict", "accept-new"]).default("strict"),
   readyTimeout: duration.default(20_000),
   keepaliveInterval: duration.default(5_000),
+  /**
+   * Jump host(s) for every server (a server's own proxyJump wins), as ssh's ProxyJump:
+   * "[user@]host[:port]", commas between hops; "none": direct, whatever ~/.ssh/config says.
+   */
+  proxyJump: nonEmpty.optional(),
+  /**
+   * SSH handshakes in flight at once to one address (a bastion, or servers behind one address):
+   * sshd's MaxStartups (default 10:30:100) starts dropping unauthenticated connections above 10.
+   */
+  maxStartups: z.number().int().min(1).max(1000).default(10),
 });
 
 export const transferSchema = z.strictObject({

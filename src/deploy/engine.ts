@@ -1,17 +1,20 @@
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { exitCodeForOutcome } from "../events/events.js";
+import { type RemoteOp, runOps } from "../remote/op.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
 import { type RollOptions, type RollResult, roll } from "../rollout/roll.js";
 import { allServers, type Fleet, type Host, withFleet } from "./fleet.js";
-import { recordHistory } from "./history.js";
+import { historyLine, recordHistory } from "./history.js";
 import {
   clearJournals,
   type JournalEntry,
   LockError,
   type LockHolder,
   lockAll,
+  markReleased,
   unlockAll,
+  unlockOp,
   writeJournals,
 } from "./lock.js";
 import type { Plan } from "./plan.js";
@@ -185,7 +188,8 @@ export function rollOptions(
 /**
  * The record phase every command that changed servers ends with, once its result is said: the
  * process manager persists what each touched server runs now, and each host gets a history line
- * (`more`: the command's own tidying, pruning for a deploy). Nothing here fails the command.
+ * (with `finish`: the command's own tidying, pruning for a deploy, and the lock's release in the
+ * same exchange). Nothing here fails the command.
  */
 export async function record(
   ops: FleetOps,
@@ -193,16 +197,43 @@ export async function record(
   hosts: Host[],
   event: string,
   details: (host: Host) => Record<string, unknown>,
-  more: Promise<unknown>[] = [],
+  finish?: Finish,
 ): Promise<void> {
-  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details), ...more]);
+  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details, finish)]);
 }
 
-/** One history line per host, in parallel; a host that cannot be written to does not fail the command. */
+export interface Finish {
+  /** The lock to let go of, in the same exchange, once the history line is written. */
+  unlock: LockHolder;
+  /** What to do on the host before the history line (prune releases, mark one failed). */
+  first?: (host: Host) => RemoteOp<unknown>[];
+}
+
+/**
+ * One history line per host, in parallel; a host that cannot be written to does not fail the
+ * command. With `finish`, what follows a command's result on a host is one exchange: `first`, the
+ * history line, and the lock's release, one after the other (issue 30: few round trips).
+ */
 export async function recordAll(
   hosts: Host[],
   event: string,
   details: (host: Host) => Record<string, unknown>,
+  finish?: Finish,
 ): Promise<void> {
-  await Promise.allSettled(hosts.map((h) => recordHistory(h, event, details(h))));
+  if (!finish) {
+    await Promise.allSettled(hosts.map((h) => recordHistory(h, event, details(h))));
+    return;
+  }
+  await Promise.allSettled(
+    hosts.map(async (h) => {
+      const ops = [
+        ...(finish.first?.(h) ?? []),
+        historyLine(h, event, details(h)),
+        unlockOp(h, finish.unlock),
+      ];
+      const results = await runOps(h.session, ops);
+      // Released: the lock's removal ran (whether it found our token or not). Else withLocks tries again.
+      if (results.at(-1)?.status === "fulfilled") markReleased(finish.unlock, h);
+    }),
+  );
 }

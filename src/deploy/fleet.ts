@@ -86,6 +86,7 @@ export class Fleet {
           server,
           message: `learned host key ${fingerprint} (accept-new), added to known_hosts`,
         }),
+      onWarning: (message) => emit({ type: "warn", message }),
     });
     const wanted = new Set(names);
     const balancerHosts = new Set(config.balancers.map((b) => b.host));
@@ -98,7 +99,7 @@ export class Fleet {
       const session = await connector.connect(server);
       if (verbose) session.onOutput = verbose.showOutput;
       try {
-        const home = (await session.run('printf %s "$HOME"', { what: "reading $HOME" })).trim();
+        const home = await session.home();
         const base = resolveRemotePath(server.deployPath, home);
         if (!options.quiet) {
           emit({

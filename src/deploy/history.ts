@@ -1,5 +1,5 @@
 import os from "node:os";
-import { runOp } from "../remote/op.js";
+import { type RemoteOp, runOp } from "../remote/op.js";
 import { appendHistory } from "../remote/server-state.js";
 import type { Host } from "./fleet.js";
 
@@ -9,14 +9,16 @@ export async function recordHistory(
   event: string,
   details: Record<string, unknown>,
 ): Promise<void> {
-  await runOp(
-    host.session,
-    appendHistory(host.layout, {
-      time: new Date().toISOString(),
-      event,
-      ...details,
-      user: os.userInfo().username,
-      from: os.hostname(),
-    }),
-  );
+  await runOp(host.session, historyLine(host, event, details));
+}
+
+/** The op that appends that line. */
+export function historyLine(host: Host, event: string, details: Record<string, unknown>): RemoteOp<void> {
+  return appendHistory(host.layout, {
+    time: new Date().toISOString(),
+    event,
+    ...details,
+    user: os.userInfo().username,
+    from: os.hostname(),
+  });
 }

@@ -5,8 +5,9 @@ import type { Emit } from "../events/events.js";
 import { runOp } from "../remote/op.js";
 import { cmd } from "../remote/quote.js";
 import { writePrivateFile } from "../remote/release.js";
-import { lockAcquire, lockRemove, removeJournal } from "../remote/server-state.js";
+import { lockAndInspect, lockRemove, removeJournal } from "../remote/server-state.js";
 import type { Host } from "./fleet.js";
+import { rememberLockedState } from "./state.js";
 
 export interface LockHolder {
   user: string;
@@ -87,18 +88,36 @@ export async function breakLock(host: Host, inspected: string): Promise<boolean>
 
 /**
  * Takes the deploy lock on every host before any change, or none: on a conflict the locks
- * already taken are released. Waits up to `waitMs` for a held lock.
+ * already taken are released. Waits up to `waitMs` for a held lock. Each host's state is read
+ * under its lock in the same exchange (`readState` uses that read if nothing ran there since).
  */
 export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, waitMs = 0): Promise<void> {
   const text = JSON.stringify(holder);
+  // Every host at once: with no other holder (the usual case) the fleet is locked in one exchange.
+  const first = await Promise.allSettled(hosts.map((h) => runOp(h.session, lockAndInspect(h.layout, text))));
+  const takenAtOnce = hosts.filter((_, i) => {
+    const result = first[i];
+    return result?.status === "fulfilled" && result.value.attempt.acquired;
+  });
+  if (takenAtOnce.length === hosts.length) {
+    hosts.forEach((h, i) => {
+      const result = first[i];
+      if (result?.status === "fulfilled" && result.value.state) rememberLockedState(h, result.value.state);
+    });
+    return;
+  }
+  // Another holder, or a failure: ours go back, and the hosts are taken one by one in the
+  // config's order, so that of two commands racing for the same fleet, one wins.
+  await unlockAll(takenAtOnce, holder);
   const taken: Host[] = [];
   const deadline = Date.now() + waitMs;
   try {
     for (const host of hosts) {
       for (;;) {
-        const attempt = await runOp(host.session, lockAcquire(host.layout, text));
+        const { attempt, state } = await runOp(host.session, lockAndInspect(host.layout, text));
         if (attempt.acquired) {
           taken.push(host);
+          if (state) rememberLockedState(host, state);
           break;
         }
         const current = attempt.holder;
@@ -132,8 +151,25 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
   }
 }
 
+/** Hosts whose lock a holder already let go of with its last exchange there (`recordAll`). */
+const released = new WeakMap<LockHolder, Set<Host>>();
+
+/** The op that lets go of the holder's lock on a host; `markReleased` once it has run. */
+export function unlockOp(host: Host, holder: LockHolder) {
+  return lockRemove(host.layout, holder.token);
+}
+
+export function markReleased(holder: LockHolder, host: Host): void {
+  const set = released.get(holder) ?? new Set<Host>();
+  set.add(host);
+  released.set(holder, set);
+}
+
 export async function unlockAll(hosts: Host[], holder: LockHolder): Promise<void> {
-  await Promise.allSettled(hosts.map((h) => runOp(h.session, lockRemove(h.layout, holder.token))));
+  const done = released.get(holder);
+  await Promise.allSettled(
+    hosts.filter((h) => !done?.has(h)).map((h) => runOp(h.session, lockRemove(h.layout, holder.token))),
+  );
 }
 
 export interface JournalEntry {

@@ -31,7 +31,8 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const startedAt = Date.now();
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
-  return withPlannedFleet(config, plan, newHolder("restart"), options, async ({ fleet, hosts, states }) => {
+  const holder = newHolder("restart");
+  return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current = new Map<string, string>();
     const problems: string[] = [];
     for (const h of hosts) {
@@ -63,10 +64,17 @@ export async function restart(config: Config, options: RestartOptions): Promise<
       (row): SummaryRow => (row.result === "deployed" ? { ...row, note: row.note ?? "restarted" } : row),
     );
     const done = summarize(emit, startedAt, result.outcome, rows, release);
-    await record(ops, result.touched, hosts, "restart", (h: Host) => ({
-      release: releaseOf(h.server.name),
-      result: rows.find((r) => r.server === h.server.name)?.result,
-    }));
+    await record(
+      ops,
+      result.touched,
+      hosts,
+      "restart",
+      (h: Host) => ({
+        release: releaseOf(h.server.name),
+        result: rows.find((r) => r.server === h.server.name)?.result,
+      }),
+      { unlock: holder },
+    );
     return done;
   });
 }

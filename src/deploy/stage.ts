@@ -50,6 +50,8 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
     if (input.signal?.aborted) throw new StageInterrupted();
   };
   goOn();
+  // SFTP's subsystem opens while the deploy path is prepared: its round trips cost no time.
+  if (config.transfer.method !== "http") session.warmUpload();
   await runOp(session, prepare(l, { clearIncoming: true }));
 
   const archive = `${l.incoming}/${release}.tar.gz`;
@@ -91,7 +93,14 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
       env: releaseEnv(config, server, release),
     });
     await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
-    return installNote(await runOp(session, install(l, release, input.packageManager)), input.packageManager);
+    // Ctrl-C reaches npm on the server (minutes, sometimes): it stops, and staging with it.
+    const outcome = await runOp(session, install(l, release, input.packageManager), {
+      signal: input.signal,
+    }).catch((error) => {
+      if (input.signal?.aborted) throw new StageInterrupted();
+      throw error;
+    });
+    return installNote(outcome, input.packageManager);
   });
 }
 

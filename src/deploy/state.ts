@@ -4,7 +4,19 @@ import type { Host } from "./fleet.js";
 
 export type { Journal, ReleaseInfo, ServerState } from "../remote/server-state.js";
 
+/** A state read under the lock, with how many commands its session had run when it was read. */
+const lockedStates = new WeakMap<Host, { state: ServerState; session: Host["session"]; commands: number }>();
+
+/** Keeps the state read with the lock (`lockAll`): the next `readState` uses it if nothing ran since. */
+export function rememberLockedState(host: Host, state: ServerState): void {
+  lockedStates.set(host, { state, session: host.session, commands: host.session.commands });
+}
+
 export function readState(host: Host): Promise<ServerState> {
+  const known = lockedStates.get(host);
+  lockedStates.delete(host);
+  if (known && known.session === host.session && known.commands === host.session.commands)
+    return Promise.resolve(known.state);
   return runOp(host.session, inspect(host.layout));
 }
 

@@ -73,6 +73,7 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     const check = canComplete ? options.verifyProcess?.() : undefined;
     // Unused when this probe fails; its error, if any, surfaces only when it is awaited.
     check?.catch(() => {});
+    const probeStart = Date.now();
     const result = await options.probe(startedAt);
     timeline.push(result);
     if (result.status !== undefined && !answered) {
@@ -85,7 +86,9 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
       const problem = await (check ?? options.verifyProcess?.());
       return problem ? done(false, problem) : done(true);
     }
-    await sleep(nextWait(elapsed, streak, answered), options.signal);
+    // Intervals run from one probe's start to the next's: a probe's own round trips (two over a
+    // forwarded SSH channel, 80 ms at 40 ms of latency) are not added to each interval.
+    await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
   }
   const last = timeline.at(-1);
   const since = startLimit === undefined ? "" : " of first answering";

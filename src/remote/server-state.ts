@@ -136,6 +136,36 @@ export function lockAcquire(l: Layout, holder: string): RemoteOp<LockAttempt> {
   };
 }
 
+export interface LockedState {
+  attempt: LockAttempt;
+  /** The state read under the lock just taken; undefined when not taken, or the read failed. */
+  state?: ServerState;
+}
+
+/**
+ * Takes the lock and reads the state under it in one exchange (the read runs once the lock is
+ * held; with another holder, what it read is not used).
+ */
+export function lockAndInspect(l: Layout, holder: string): RemoteOp<LockedState> {
+  return {
+    what: "taking the deploy lock and reading the deploy state",
+    command: `${script(LOCK_ACQUIRE_SCRIPT, l.state, l.lock, holder)} && ${script(INSPECT_SCRIPT, l.base)}`,
+    parse: (result, server) => {
+      const held = /^@held (.*)$/m.exec(result.stdout);
+      if (held) return { attempt: { acquired: false, holder: (held[1] ?? "").trim() } };
+      if (!/^@acquired$/m.test(result.stdout)) {
+        stdoutOrThrow(server, "taking the deploy lock", result);
+        throw new Error(`${server}: taking the deploy lock: no answer from the lock script`);
+      }
+      // Taken; a read that failed is done again when the state is needed.
+      return {
+        attempt: { acquired: true },
+        ...(result.code === 0 ? { state: parseInspect(result.stdout) } : {}),
+      };
+    },
+  };
+}
+
 /**
  * Removes the lock if it still holds `token`: ours when releasing, or a stale holder's when
  * breaking it (never a lock taken since it was inspected). True when it was removed.

@@ -1,3 +1,6 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { SandboxBastion } from "./bastion.js";
 import type { SandboxInfo } from "./layout.js";
 
 export interface SandboxDeployOptions {
@@ -37,4 +40,27 @@ export function sandboxDeployConfig(
       accessLog: info.lb.accessLog,
     },
   };
+}
+
+/** The same deploy config, every server reached through the sandbox's bastion (`sandbox up --bastion`). */
+export function sandboxBastionDeployConfig(
+  info: SandboxInfo & { bastion: SandboxBastion },
+  options: SandboxDeployOptions,
+): Record<string, unknown> {
+  const config = sandboxDeployConfig(info, options);
+  return {
+    ...config,
+    ssh: {
+      ...(config.ssh as Record<string, unknown>),
+      proxyJump: `${info.user}@${info.bastion.address}:${info.bastion.sshPort}`,
+    },
+  };
+}
+
+export async function writeBastionDeployConfig(
+  info: SandboxInfo & { bastion: SandboxBastion },
+  projectRoot: string,
+): Promise<void> {
+  const config = sandboxBastionDeployConfig(info, { appRoot: join(projectRoot, "fixtures", "app") });
+  await writeFile(info.bastion.deployConfig, `${JSON.stringify(config, null, 2)}\n`);
 }

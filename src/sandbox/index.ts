@@ -1,6 +1,8 @@
-import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { bastionPaths, runningBastion, type SandboxBastion, startBastion, stopBastion } from "./bastion.js";
+import { writeBastionDeployConfig } from "./deploy-config.js";
 import {
   assertReachableByOthers,
   chownTree,
@@ -18,6 +20,7 @@ import {
   buildInfo,
   HOST_NAMES,
   hostPaths,
+  knownHostsLine,
   lbAddress,
   nginxArgv,
   nginxPaths,
@@ -49,10 +52,15 @@ import {
   stopPm2,
 } from "./pm2.js";
 import { assertPortsFree, requireBinary } from "./processes.js";
-import { ensureClientKey, ensureHostKey, runningSshd, startSshd, stopSshd } from "./sshd.js";
+import { ensureClientKey, ensureHostKey, ensureKeyPair, runningSshd, startSshd, stopSshd } from "./sshd.js";
 import { currentStateDir, ensureStateDir, linkStateDir, planLink, stateDirFor } from "./state-dir.js";
 
-export { type SandboxDeployOptions, sandboxDeployConfig } from "./deploy-config.js";
+export type { SandboxBastion } from "./bastion.js";
+export {
+  type SandboxDeployOptions,
+  sandboxBastionDeployConfig,
+  sandboxDeployConfig,
+} from "./deploy-config.js";
 export { DEPLOY_USER } from "./deploy-user.js";
 export { SandboxError } from "./errors.js";
 export type { SandboxHost, SandboxInfo, SandboxLb, SandboxLogin, SandboxOptions } from "./layout.js";
@@ -111,7 +119,7 @@ async function hostNamesIn(dir: string): Promise<string[]> {
 }
 
 async function liveProcesses(dir: string): Promise<SandboxProcess[]> {
-  const processes: SandboxProcess[] = [];
+  const processes: SandboxProcess[] = (await runningBastion(dir)).map((p) => ({ ...p, alive: true }));
   for (const name of await hostNamesIn(dir)) {
     const p = hostPaths(dir, name);
     const sshd = await runningSshd(dir, name);
@@ -159,6 +167,7 @@ export async function sandboxDown(namedDir: string): Promise<void> {
   );
   for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
+  await stopBastion(dir);
   await Promise.all(names.map((name) => stopSshd(dir, name)));
   if (process.getuid?.() === 0) {
     await removeSudoers(dir);
@@ -171,6 +180,18 @@ export async function sandboxDown(namedDir: string): Promise<void> {
     );
   }
   if (state || names.length > 0) await rm(sandboxPaths(dir).state, { force: true });
+}
+
+/**
+ * Makes every host's login shell take `seconds` to start (0: instant again) on a sandbox that is
+ * up, as a server's ~/.bashrc loading nvm does: the bench measures nexus against it.
+ */
+export async function setLoginDelay(namedDir: string, seconds: number): Promise<void> {
+  const dir = await currentStateDir(namedDir);
+  for (const name of await hostNamesIn(dir)) {
+    // Written in place: the file keeps its owner (the deploy user).
+    await writeFile(join(hostPaths(dir, name).home, ".bashrc"), renderBashrc(seconds));
+  }
 }
 
 /** Stops the sandbox, then removes its state dir and the link to it. */
@@ -233,6 +254,7 @@ async function writeHostFiles(
           sftp,
           authorizedKeysFile,
           passwordAuthentication: passwordOnly,
+          ...(info.bastion && !o.bastionDirect ? { allowFrom: info.bastion.address } : {}),
         }),
       );
       await writeFile(join(p.home, ".bashrc"), renderBashrc());
@@ -246,6 +268,48 @@ async function writeHostFiles(
       return ensureHostKey(sshKeygen, o.dir, host);
     }),
   );
+}
+
+/** Every address and port the sandbox will listen on: each must be free before it starts. */
+function portsToListenOn(o: ResolvedOptions, info: SandboxInfo) {
+  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
+  return [
+    ...info.hosts.flatMap((h) => [
+      { address: h.address, port: h.sshPort, what: `sshd of ${h.name}` },
+      { address: h.address, port: o.appPort, what: `app on ${h.name}` },
+    ]),
+    { ...lbListen, what: "nginx load balancer" },
+    ...(info.bastion
+      ? [{ address: info.bastion.address, port: info.bastion.sshPort, what: "the bastion (jump host)" }]
+      : []),
+    ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
+  ];
+}
+
+/** What the bastion's network namespace needs (root, `ip`): socat, which joins it to loopback. */
+async function bastionTools(asRoot: boolean): Promise<string> {
+  if (!asRoot)
+    throw new SandboxError("the bastion sandbox runs its jump host in a network namespace: start it as root");
+  await requireBinary("ip", "iproute2 (apt-get install iproute2)");
+  return requireBinary("socat", "socat (apt-get install socat)");
+}
+
+/** The bastion's home, its authorized_keys and host key: the bastion's line for known_hosts. */
+async function writeBastionFiles(
+  o: ResolvedOptions,
+  bastion: SandboxBastion,
+  login: { deployUser: DeployUser | undefined; clientKey: string; sshKeygen: string },
+): Promise<string> {
+  const { deployUser, clientKey, sshKeygen } = login;
+  const b = bastionPaths(o.dir);
+  // Open to the deploy user, who reads its authorized_keys below (sshd opens it as the user).
+  await mkdir(b.root, { recursive: true, mode: 0o755 });
+  await chmod(b.root, 0o755);
+  await mkdir(dirname(b.authorizedKeys), { recursive: true, mode: 0o700 });
+  await writeFile(b.authorizedKeys, `from="127.0.0.0/8" ${clientKey}\n`, { mode: 0o600 });
+  if (deployUser) await chownTree(b.home, deployUser);
+  const key = await ensureKeyPair(sshKeygen, b.hostKey, `nexus-sandbox-${bastion.name}`);
+  return knownHostsLine(bastion.address, bastion.sshPort, key);
 }
 
 /** The load balancer's Nginx files, and (deploy user) the sudoers rule for its test and reload: its setup. */
@@ -294,11 +358,12 @@ async function startDaemons(
     nginx: string;
     nginxSetup: Parameters<typeof startNginx>[1];
     haproxy: string | false | undefined;
+    socat: string | false | undefined;
     user: string;
     projectRoot: string;
   },
 ): Promise<Record<string, number>> {
-  const { sshd, nginx, nginxSetup, haproxy, user, projectRoot } = daemons;
+  const { sshd, nginx, nginxSetup, haproxy, socat, user, projectRoot } = daemons;
   const lb = info.hosts[0] as SandboxHost;
   const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
   const pids: Record<string, number> = {};
@@ -319,6 +384,10 @@ async function startDaemons(
         servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
       });
       await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
+    }
+    if (info.bastion && socat) {
+      await startBastion({ dir: o.dir, bastion: info.bastion, user, hosts: info.hosts, sshd, socat });
+      await writeBastionDeployConfig({ ...info, bastion: info.bastion }, projectRoot);
     }
   } catch (error) {
     await sandboxDown(o.dir).catch(() => {});
@@ -376,17 +445,9 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   if (status.processes.length > 0 || state) await sandboxDown(o.dir);
 
   const haproxy = info.haproxy && (await requireBinary("haproxy", "haproxy (apt-get install haproxy)"));
+  const socat = info.bastion && (await bastionTools(asRoot));
   const lb = info.hosts[0] as SandboxHost;
-  const lbListen = { address: lbAddress(o.ipPrefix), port: o.lbPort };
-
-  await assertPortsFree([
-    ...info.hosts.flatMap((h) => [
-      { address: h.address, port: h.sshPort, what: `sshd of ${h.name}` },
-      { address: h.address, port: o.appPort, what: `app on ${h.name}` },
-    ]),
-    { ...lbListen, what: "nginx load balancer" },
-    ...(info.haproxy ? [{ ...lbListen, port: lbListen.port + 1, what: "haproxy load balancer" }] : []),
-  ]);
+  await assertPortsFree(portsToListenOn(o, info));
 
   // Privilege separation needs this empty directory when sshd runs as root; a non-root sshd skips it.
   if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
@@ -407,10 +468,12 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
     { mode: 0o755 },
   );
   const knownHostsLines = await writeHostFiles(o, info, { deployUser, path, user, clientKey, sshKeygen });
+  if (info.bastion)
+    knownHostsLines.push(await writeBastionFiles(o, info.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile(paths.knownHosts, `${knownHostsLines.join("\n")}\n`);
   await writeFile(paths.sshConfig, renderSshClientConfig(info));
   const nginxSetup = await writeBalancerFiles(o, info, { nginx, lbRoot, deployUser });
-  const pids = await startDaemons(o, info, { sshd, nginx, nginxSetup, haproxy, user, projectRoot });
+  const pids = await startDaemons(o, info, { sshd, nginx, nginxSetup, haproxy, socat, user, projectRoot });
   const newState: SandboxState = { ...info, pids, startedAt: new Date().toISOString() };
   await writeFile(paths.state, `${JSON.stringify(newState, null, 2)}\n`);
   return info;

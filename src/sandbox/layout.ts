@@ -1,8 +1,10 @@
 import { isAbsolute, join } from "node:path";
 import { renderProxySettings, renderServersFile, renderUpstreamBlock } from "../balancer/nginx/upstream.js";
 import { accessLogDirective, logFormatDirective } from "../balancer/nginx/watch/log-format.js";
+import { bastionInfo, type SandboxBastion } from "./bastion.js";
 import { SandboxError } from "./errors.js";
 import { haproxyInfo, type SandboxHaproxy } from "./haproxy.js";
+import { MAX_HOSTS } from "./limits.js";
 
 export interface SandboxOptions {
   /**
@@ -14,7 +16,7 @@ export interface SandboxOptions {
   stateRoot?: string;
   /** Default "127.0.0."; tests use "127.0.1." so both can coexist. */
   ipPrefix?: string;
-  /** Default 3 (nexus-alpha, nexus-beta, nexus-gamma), at most 12. */
+  /** Default 3 (nexus-alpha, nexus-beta, nexus-gamma), at most 50 (MAX_HOSTS). */
   hosts?: number;
   /** Default 2222. */
   sshPort?: number;
@@ -43,6 +45,13 @@ export interface SandboxOptions {
    * in `passwordFile`) until a key is installed in its ~/.ssh/authorized_keys. Deploy-user mode only.
    */
   passwordLogin?: string[];
+  /**
+   * The app hosts are reached only through a jump host (`sandbox up --bastion`, see bastion.ts):
+   * their sshd accept logins only from the bastion's address. Root only (network namespaces).
+   */
+  bastion?: boolean;
+  /** With `bastion`: the app hosts also accept direct logins (the bench compares both on one sandbox). */
+  bastionDirect?: boolean;
 }
 
 export type SandboxLogin = "deploy-user" | "self";
@@ -87,9 +96,11 @@ export interface SandboxInfo {
   login: SandboxLogin;
   /** With passwordLogin: the file (0600) holding the deploy user's password. */
   passwordFile?: string;
+  /** With `bastion`: the jump host every app host is reached through. */
+  bastion?: SandboxBastion;
 }
 
-export const HOST_NAMES = [
+const GREEK = [
   "alpha",
   "beta",
   "gamma",
@@ -102,7 +113,13 @@ export const HOST_NAMES = [
   "kappa",
   "lambda",
   "mu",
-].map((greek) => `nexus-${greek}`);
+];
+
+/** nexus-alpha … nexus-mu, then nexus-h13 … nexus-h50. */
+export const HOST_NAMES = Array.from(
+  { length: MAX_HOSTS },
+  (_, i) => `nexus-${GREEK[i] ?? `h${String(i + 1).padStart(2, "0")}`}`,
+);
 
 export const DEFAULTS = {
   ipPrefix: "127.0.0.",
@@ -129,6 +146,8 @@ export interface ResolvedOptions {
   balancer?: "haproxy";
   login?: SandboxLogin;
   passwordLogin?: string[];
+  bastion?: boolean;
+  bastionDirect?: boolean;
 }
 
 function checkPort(name: string, value: number): number {
@@ -175,6 +194,8 @@ export function resolveOptions(opts: SandboxOptions): ResolvedOptions {
     ...(opts.balancer === "haproxy" ? { balancer: "haproxy" as const } : {}),
     ...(opts.login ? { login: checkLogin(opts.login) } : {}),
     ...(opts.passwordLogin ? { passwordLogin: opts.passwordLogin } : {}),
+    ...(opts.bastion ? { bastion: true } : {}),
+    ...(opts.bastion && opts.bastionDirect ? { bastionDirect: true } : {}),
   };
   if (opts.balancer !== undefined && opts.balancer !== "nginx" && opts.balancer !== "haproxy") {
     throw new SandboxError(`balancer must be "nginx" or "haproxy", got "${String(opts.balancer)}"`);
@@ -303,6 +324,7 @@ export function buildInfo(
     sshConfig: paths.sshConfig,
     user,
     login,
+    ...(opts.bastion ? { bastion: bastionInfo(opts.dir, opts.ipPrefix, opts.sshPort) } : {}),
   };
 }
 
@@ -326,6 +348,8 @@ export interface SshdConfigInput {
   passwordAuthentication?: boolean;
   /** The SFTP subsystem: internal-sftp (undefined), none (null), or this command. */
   sftp?: string | null;
+  /** Logins only from this address (the bastion's, in bastion mode). */
+  allowFrom?: string;
 }
 
 export function renderSshdConfig({
@@ -336,6 +360,7 @@ export function renderSshdConfig({
   authorizedKeysFile,
   passwordAuthentication,
   sftp,
+  allowFrom,
 }: SshdConfigInput): string {
   const p = hostPaths(dir, host.name);
   const subsystem =
@@ -348,7 +373,7 @@ ListenAddress ${host.address}
 HostKey ${p.hostKey}
 PidFile ${p.sshdPid}
 AuthorizedKeysFile ${authorizedKeysFile ?? sandboxPaths(dir).authorizedKeys}
-AllowUsers ${user}
+AllowUsers ${allowFrom ? `${user}@${allowFrom}` : user}
 StrictModes no
 UsePAM no
 PubkeyAuthentication yes
@@ -367,11 +392,19 @@ ${subsystem}SetEnv HOME=${p.home} PM2_HOME=${p.pm2Home} PATH=${path} NEXUS_SANDB
 `;
 }
 
-/** Bash sources ~/.bashrc for commands run over SSH; sshd starts them in the passwd home, so move to the sandbox one. */
-export function renderBashrc(): string {
+/**
+ * Bash sources ~/.bashrc for commands run over SSH; sshd starts them in the passwd home, so move to
+ * the sandbox one. `delaySeconds`: a login shell as slow to start as a real server's whose
+ * ~/.bashrc loads nvm, pyenv or conda (0.2–0.6 s), paid by every command sshd starts.
+ */
+export function renderBashrc(delaySeconds = 0): string {
+  const slow =
+    delaySeconds > 0
+      ? `# A slow login shell, like one loading nvm (sandbox option loginDelay).\nsleep ${delaySeconds}\n`
+      : "";
   return `# Generated by the nexus sandbox: make relative paths in SSH commands resolve against this home, like on a real server.
 if [ -n "$NEXUS_SANDBOX_HOST" ] && [ -d "$HOME" ]; then cd "$HOME" || true; fi
-`;
+${slow}`;
 }
 
 export function knownHostsLine(address: string, port: number, publicKey: string): string {
@@ -383,6 +416,9 @@ export function knownHostsLine(address: string, port: number, publicKey: string)
 }
 
 export function renderSshClientConfig(info: SandboxInfo): string {
+  const jump = info.bastion
+    ? `  ProxyJump ${info.user}@${info.bastion.address}:${info.bastion.sshPort}\n`
+    : "";
   const blocks = info.hosts.map(
     // The address too: a config that names hosts by address (like the repo's deploy.config.json
     // with ssh.configFile) gets the login user from here, whichever mode the sandbox runs in.
@@ -394,8 +430,18 @@ export function renderSshClientConfig(info: SandboxInfo): string {
   IdentitiesOnly yes
   UserKnownHostsFile ${info.knownHosts}
   StrictHostKeyChecking yes
-`,
+${jump}`,
   );
+  if (info.bastion)
+    blocks.push(`Host ${info.bastion.name} ${info.bastion.address}
+  HostName ${info.bastion.address}
+  Port ${info.bastion.sshPort}
+  User ${info.user}
+  IdentityFile ${info.clientKey}
+  IdentitiesOnly yes
+  UserKnownHostsFile ${info.knownHosts}
+  StrictHostKeyChecking yes
+`);
   return `# Generated by the nexus sandbox. Usage: ssh -F ${info.sshConfig} nexus-alpha\n\n${blocks.join("\n")}`;
 }
 

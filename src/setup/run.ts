@@ -95,7 +95,7 @@ export async function runSetup(config: Config, options: SetupOptions): Promise<v
       }
       const session = await keyStep(server, config, options, connector, publicKey, sessions);
       if (!session) continue;
-      const home = (await session.run('printf %s "$HOME"')).trim();
+      const home = await session.home();
       const base = resolveRemotePathOn(server.name, server.deployPath, home);
       if (dryRun) say(`${server.name}: would create ${base}/{releases,shared,.nexus}`);
       else {

@@ -1,13 +1,20 @@
 import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { Duplex } from "node:stream";
 import ssh2 from "ssh2";
 import type { Config, ServerConfig } from "../config/load.js";
 import { SshError } from "./errors.js";
 import { HostKeyCheck, hostKeyAlgorithms, readKnownHosts } from "./host-keys.js";
+import { type Hop, JumpPool, parseProxyJump, resolveHops } from "./jump.js";
 import { type KnownHostEntry, knownHostKeyTypes } from "./known-hosts.js";
 import { SshSession } from "./session.js";
-import { readSshConfig, resolveSshConfigHost } from "./ssh-config.js";
+import {
+  HONOURED_KEYWORDS,
+  readSshConfig,
+  resolveSshConfigHost,
+  type SshConfigContext,
+} from "./ssh-config.js";
 
 const DEFAULT_KEYS = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
@@ -80,33 +87,57 @@ export interface SshTarget {
   port: number;
   user: string;
   identityFiles: string[];
+  /** Jump hosts, first to last; empty: direct. */
+  hops: Hop[];
+  /** ssh config keywords that apply to this host and that nexus does not honour. */
+  unhonoured: string[];
 }
 
-export function resolveTarget(server: ServerConfig, sshConfigText: string): SshTarget {
-  if (sshConfigText.trim() === "") {
-    return { host: server.host, port: server.port, user: server.user, identityFiles: [] };
-  }
-  const fromFile = resolveSshConfigHost(sshConfigText, server.host, {
-    home: os.homedir(),
-    localUser: os.userInfo().username,
-  });
+/** ~ and %u for the ssh config: this machine's. */
+export function localContext(): SshConfigContext {
+  return { home: os.homedir(), localUser: os.userInfo().username };
+}
+
+export function resolveTarget(
+  server: ServerConfig,
+  sshConfigText: string,
+  context: SshConfigContext = localContext(),
+): SshTarget {
+  const fromFile =
+    sshConfigText.trim() === "" ? undefined : resolveSshConfigHost(sshConfigText, server.host, context);
   const explicit = server.explicit ?? { port: true, user: true };
+  const jump = server.proxyJump ?? fromFile?.proxyJump;
+  const field =
+    server.proxyJump !== undefined
+      ? `${server.name}: proxyJump`
+      : `ProxyJump of ${server.host} in the ssh config`;
   return {
-    host: fromFile.hostName ?? server.host,
-    port: explicit.port ? server.port : (fromFile.port ?? server.port),
-    user: explicit.user ? server.user : (fromFile.user ?? server.user),
-    identityFiles: fromFile.identityFiles,
+    host: fromFile?.hostName ?? server.host,
+    port: explicit.port ? server.port : (fromFile?.port ?? server.port),
+    user: explicit.user ? server.user : (fromFile?.user ?? server.user),
+    identityFiles: fromFile?.identityFiles ?? [],
+    hops: jump === undefined ? [] : resolveHops(parseProxyJump(jump, field), sshConfigText, context, field),
+    unhonoured: fromFile?.unhonoured ?? [],
   };
 }
 
 export interface Connector {
   connect(server: ServerConfig): Promise<SshSession>;
+  /**
+   * A stream to the server's sshd through its jump hosts (undefined when it has none), for a
+   * connection made elsewhere (fetching a host key); `release` once done with it.
+   */
+  streamTo(target: SshTarget, server: string): Promise<{ stream: Duplex; release(): void } | undefined>;
+  /** Closes the jump host connections still open (each also closes with its last user). */
+  close(): void;
 }
 
 export interface ConnectorOptions {
   acceptNew?: boolean;
   onCommand?: (server: string, command: string) => void;
   onLearnedKey?: (server: string, fingerprint: string) => void;
+  /** Told once per command what the ssh config sets that nexus does not honour. */
+  onWarning?: (message: string) => void;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -125,48 +156,66 @@ function checkKey(server: string, credentials: Credentials): void {
   }
 }
 
+/** Handshakes in flight at once over all addresses: each costs the CLI some CPU. */
+const HANDSHAKES_AT_ONCE = 32;
+
+/** One endpoint to log in to: a server, or a jump host. */
+interface Login {
+  /** For messages and known_hosts advice: the server's name, or the jump host as written. */
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  identityFiles: string[];
+}
+
 export function createConnector(config: Config, options: ConnectorOptions = {}): Connector {
   const env = options.env ?? process.env;
   let knownHosts: KnownHostEntry[] | undefined;
   let sshConfigText: string | undefined;
   const policy = options.acceptNew ? "accept-new" : config.ssh.hostKeys;
-  return {
-    async connect(server) {
-      knownHosts ??= readKnownHosts(config.ssh.knownHosts);
-      sshConfigText ??= readSshConfig(config.ssh.configFile);
-      const target = resolveTarget(server, sshConfigText);
-      let credentials: Credentials;
-      try {
-        credentials = loadCredentials(config.ssh, env, target.identityFiles);
-      } catch (error) {
-        if (error instanceof KeyFileError) throw new SshError(server.name, "auth", error.message);
-        throw error;
-      }
-      checkKey(server.name, credentials);
-      const hostKey = new HostKeyCheck(
-        knownHosts,
-        target.host,
-        target.port,
-        policy,
-        config.ssh.knownHosts,
-        server.name,
+  const handshakes = new HandshakeLimiter(config.ssh.maxStartups, HANDSHAKES_AT_ONCE);
+  const warned = new Set<string>();
+
+  /** One SSH login (under the handshake cap), its host key checked like any server's. */
+  const login = async (
+    who: Login,
+    extra: {
+      sock?: () => Promise<{ stream: Duplex; release(): void } | undefined>;
+      via?: string;
+      remoteShell?: boolean;
+    },
+  ): Promise<SshSession> => {
+    knownHosts ??= readKnownHosts(config.ssh.knownHosts);
+    let credentials: Credentials;
+    try {
+      credentials = loadCredentials(config.ssh, env, who.identityFiles);
+    } catch (error) {
+      if (error instanceof KeyFileError) throw new SshError(who.name, "auth", error.message);
+      throw error;
+    }
+    checkKey(who.name, credentials);
+    const hostKey = new HostKeyCheck(knownHosts, who.host, who.port, policy, config.ssh.knownHosts, who.name);
+    // Like OpenSSH: a host already known by some key types negotiates only those, so it cannot
+    // be talked into presenting an unknown key of another type (which accept-new would learn).
+    const knownTypes = knownHostKeyTypes(knownHosts, who.host, who.port);
+    const algorithms = hostKeyAlgorithms(knownTypes);
+    if (algorithms?.length === 0) {
+      throw new SshError(
+        who.name,
+        "host-key",
+        `known_hosts (${config.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``,
       );
-      // Like OpenSSH: a host already known by some key types negotiates only those, so it cannot
-      // be talked into presenting an unknown key of another type (which accept-new would learn).
-      const knownTypes = knownHostKeyTypes(knownHosts, target.host, target.port);
-      const algorithms = hostKeyAlgorithms(knownTypes);
-      if (algorithms?.length === 0) {
-        throw new SshError(
-          server.name,
-          "host-key",
-          `known_hosts (${config.ssh.knownHosts}) knows ${target.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${server.name}\``,
-        );
-      }
-      const session = await SshSession.connect({
-        server: server.name,
-        host: target.host,
-        port: target.port,
-        username: target.user,
+    }
+    // The stream through the jump hosts first: their own logins take handshake slots too, which
+    // a server's login holding one while it waits for them could starve.
+    const sock = await extra.sock?.();
+    const session = await handshakes.run(who.host, () =>
+      SshSession.connect({
+        server: who.name,
+        host: who.host,
+        port: who.port,
+        username: who.user,
         privateKey: credentials.privateKey,
         passphrase: credentials.passphrase,
         agent: credentials.agent,
@@ -176,13 +225,121 @@ export function createConnector(config: Config, options: ConnectorOptions = {}):
         keepaliveInterval: config.ssh.keepaliveInterval,
         hostKey,
         onCommand: options.onCommand,
-      });
-      const learned = hostKey.persistLearned();
-      if (learned) {
-        knownHosts = undefined;
-        options.onLearnedKey?.(server.name, learned);
-      }
-      return session;
-    },
+        ...(sock ? { sock: sock.stream, onClose: sock.release } : {}),
+        ...(extra.via ? { via: extra.via } : {}),
+        ...(extra.remoteShell === false ? { remoteShell: false } : {}),
+      }),
+    );
+    const learned = hostKey.persistLearned();
+    if (learned) {
+      knownHosts = undefined;
+      options.onLearnedKey?.(who.name, learned);
+    }
+    return session;
   };
+
+  const jumps = new JumpPool(async (hop, via) => {
+    const session = await login(
+      { name: hop.label, host: hop.host, port: hop.port, user: hop.user, identityFiles: hop.identityFiles },
+      {
+        remoteShell: false,
+        ...(via ? { sock: async () => ({ stream: await via(hop.host, hop.port), release: () => {} }) } : {}),
+      },
+    );
+    return session;
+  });
+
+  const warnUnhonoured = (server: ServerConfig, target: SshTarget) => {
+    const fresh = target.unhonoured.filter((k) => !warned.has(k));
+    if (fresh.length === 0) return;
+    for (const k of fresh) warned.add(k);
+    options.onWarning?.(
+      `${config.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k) => k !== "Host" && k !== "Match").join(", ")})`,
+    );
+  };
+
+  const streamTo = async (target: SshTarget, server: string) => {
+    if (target.hops.length === 0) return undefined;
+    try {
+      return await jumps.stream(target.hops, target.host, target.port);
+    } catch (error) {
+      throw viaError(server, target, error);
+    }
+  };
+
+  return {
+    async connect(server) {
+      sshConfigText ??= readSshConfig(config.ssh.configFile);
+      const target = resolveTarget(server, sshConfigText);
+      warnUnhonoured(server, target);
+      return login(
+        { name: server.name, ...target },
+        target.hops.length > 0
+          ? {
+              sock: () => streamTo(target, server.name),
+              via: `via ${target.hops.map((h) => h.label).join(", ")}`,
+            }
+          : {},
+      );
+    },
+    streamTo,
+    close: () => jumps.closeAll(),
+  };
+}
+
+/** A jump host that failed, said as the server's failure: which hop, and why. */
+function viaError(server: string, target: SshTarget, error: unknown): Error {
+  if (!(error instanceof SshError)) return error as Error;
+  const message = error.message.startsWith(`${error.server}: `)
+    ? error.message.slice(error.server.length + 2)
+    : error.message;
+  const hop = target.hops.find((h) => h.label === error.server);
+  return new SshError(
+    server,
+    error.kind,
+    hop ? `jump host ${hop.label} (${hop.user}@${hop.host}:${hop.port}): ${message}` : message,
+  );
+}
+
+/**
+ * Handshakes in flight: at most `perAddress` to one address (sshd's MaxStartups drops
+ * unauthenticated connections above its first number, 10 by default) and `total` overall.
+ */
+export class HandshakeLimiter {
+  private running = 0;
+  private readonly perAddress = new Map<string, number>();
+  private readonly waiting: { address: string; start(): void }[] = [];
+
+  constructor(
+    private readonly maxPerAddress: number,
+    private readonly maxTotal: number,
+  ) {}
+
+  async run<T>(address: string, work: () => Promise<T>): Promise<T> {
+    await new Promise<void>((resolve) => {
+      this.waiting.push({ address, start: resolve });
+      this.next();
+    });
+    try {
+      return await work();
+    } finally {
+      this.running--;
+      this.perAddress.set(address, (this.perAddress.get(address) ?? 1) - 1);
+      this.next();
+    }
+  }
+
+  private next(): void {
+    for (let i = 0; i < this.waiting.length && this.running < this.maxTotal; ) {
+      const entry = this.waiting[i] as { address: string; start(): void };
+      if ((this.perAddress.get(entry.address) ?? 0) >= this.maxPerAddress) {
+        i++;
+        continue;
+      }
+      this.waiting.splice(i, 1);
+      this.running++;
+      this.perAddress.set(entry.address, (this.perAddress.get(entry.address) ?? 0) + 1);
+      entry.start();
+    }
+  }
 }

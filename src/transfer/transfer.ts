@@ -100,10 +100,19 @@ async function fetchOverHttp(
   fallbackReason: string | undefined,
 ): Promise<void> {
   const name = host.server.name;
+  // A server behind a jump host cannot reach this machine: it fetches from a port of its own that
+  // the SSH connection forwards back here (`ssh -R`), unless transfer.listen or .url say otherwise.
+  const tunnelled = !options.listen && !options.url && !host.session.localAddress;
+  let tunnel: { port: number; close(): void } | undefined;
   const { offer, base } = await offerArtifact(
     artifact,
-    listenAddressFor(host.session, options.listen),
-    options.url,
+    tunnelled ? { listen: { host: "127.0.0.1", port: 0 } } : listenAddressFor(host.session, options.listen),
+    tunnelled
+      ? async (localPort) => {
+          tunnel = await host.session.reverseForward("127.0.0.1", localPort);
+          return baseUrl("127.0.0.1", tunnel.port);
+        }
+      : options.url,
     options.timeout + 5_000,
     progress,
   );
@@ -143,6 +152,7 @@ async function fetchOverHttp(
   } finally {
     options.signal?.removeEventListener("abort", withdraw);
     offer.withdraw();
+    tunnel?.close();
   }
 }
 
@@ -182,7 +192,8 @@ export function offerBase(bind: Bind, advertise: string | undefined, port: numbe
 async function offerArtifact(
   artifact: Artifact,
   bind: Bind,
-  advertise: string | undefined,
+  /** The base URL, or how to make one from the local listener's port (a port forwarded back). */
+  advertise: string | ((localPort: number) => Promise<string>) | undefined,
   timeoutMs: number,
   progress: (sent: number, total: number) => void,
 ): Promise<{ offer: Offer; base: string }> {
@@ -205,7 +216,8 @@ async function offerArtifact(
     const server = await pending;
     // It may have closed with its last offer while we waited: then start another.
     if (!server.isClosed) {
-      const base = offerBase(bind, advertise, server.port);
+      const advertised = typeof advertise === "function" ? await advertise(server.port) : advertise;
+      const base = offerBase(bind, advertised, server.port);
       return { offer: server.offer(timeoutMs, progress, base), base };
     }
   }

@@ -93,6 +93,29 @@ describe("nexus check", () => {
     expect(startup).toMatchObject({ status: "warn", fix: expect.stringMatching(/pm2 startup/) });
   });
 
+  it("times a bare command and names a login shell that is slow to start, with what ~/.bashrc costs", async () => {
+    const bashrc = path.join(hostHome("nexus-beta"), ".bashrc");
+    const original = readFileSync(bashrc, "utf8");
+    // As nvm's init costs: every command sshd starts on nexus-beta pays it.
+    appendFileSync(bashrc, "sleep 0.6\n");
+    try {
+      const { report } = await check();
+      const item = report.items.find((i) => i.check === "login shell" && i.target === "nexus-beta");
+      expect(item, JSON.stringify(report.items, null, 1)).toMatchObject({ status: "warn" });
+      expect(item?.detail).toMatch(/bash takes ~\d+ ms to start for each command sshd runs/);
+      expect(item?.detail).toMatch(/~\/\.bashrc alone takes (\d+) ms/);
+      expect(Number(/~\/\.bashrc alone takes (\d+) ms/.exec(item?.detail ?? "")?.[1])).toBeGreaterThanOrEqual(
+        600,
+      );
+      expect(item?.fix).toMatch(/interactive/);
+      expect(
+        report.items.find((i) => i.check === "login shell" && i.target === "nexus-alpha")?.detail,
+      ).toMatch(/a bare command: \d+ ms on an exec channel, \d+ ms through nexus's remote shell/);
+    } finally {
+      writeFileSync(bashrc, original);
+    }
+  });
+
   it("pm2 not on the non-interactive PATH", async () => {
     const bashrc = path.join(hostHome("nexus-beta"), ".bashrc");
     const original = readFileSync(bashrc, "utf8");

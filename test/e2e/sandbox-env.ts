@@ -19,3 +19,14 @@ export type TestSandboxInfo = SandboxInfo;
 export function sandboxInfo(): TestSandboxInfo {
   return JSON.parse(readFileSync(path.join(TEST_SANDBOX_DIR, "sandbox.json"), "utf8")) as TestSandboxInfo;
 }
+
+/**
+ * The bastion tests' own sandbox (`sandbox up --bastion`), beside the shared one: its app hosts
+ * answer only through its jump host. On 127.0.(N+129).x, so as not to meet the other's hosts.
+ */
+export const TEST_BASTION_DIR = `${TEST_SANDBOX_DIR}-bastion`;
+export const TEST_BASTION_IP_PREFIX = `127.0.${(id ? Number(id) + 1 : 1) + 128}.`;
+
+/** The fleet test's own, larger sandbox, on 127.0.(N+65).x. */
+export const TEST_FLEET_DIR = `${TEST_SANDBOX_DIR}-fleet`;
+export const TEST_FLEET_IP_PREFIX = `127.0.${(id ? Number(id) + 1 : 1) + 64}.`;

@@ -32,7 +32,7 @@ describe("usage errors: exit 2, and the message names the valid choices", () => 
   it("a sandbox size out of range names the range", async () => {
     const run = await nexus(["sandbox", "up", "--hosts", "99", "--dir", "/nonexistent/sandbox"]);
     expect(run.exitCode, run.all).toBe(2);
-    expect(run.stderr).toContain("expected a whole number from 1 to 12");
+    expect(run.stderr).toContain("expected a whole number from 1 to 50");
   });
 
   it("bin/nexus.js in a checkout not built (or not installed) yet says what to run, with no stack trace", async () => {

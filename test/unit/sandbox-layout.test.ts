@@ -45,7 +45,7 @@ describe("resolveOptions", () => {
     expect(errorOf({ dir: "relative/sb" })).toMatch(/absolute/);
     expect(errorOf({ dir: "/tmp/my sandbox" })).toMatch(/whitespace/);
     expect(errorOf({ dir: "/sb", hosts: 0 })).toMatch(/hosts/);
-    expect(errorOf({ dir: "/sb", hosts: 13 })).toMatch(/between 1 and 12/);
+    expect(errorOf({ dir: "/sb", hosts: 51 })).toMatch(/between 1 and 50/);
     expect(errorOf({ dir: "/sb", lbPort: 70000 })).toMatch(/lbPort/);
     expect(errorOf({ dir: "/sb", sshPort: 3000 })).toMatch(/must differ/);
   });
@@ -56,6 +56,19 @@ describe("resolveOptions", () => {
 });
 
 describe("buildInfo", () => {
+  it("names up to 50 hosts: the Greek letters, then h13 to h50, on .11 to .60", () => {
+    const info = buildInfo(resolveOptions({ dir: "/sb", ipPrefix: "127.0.50.", hosts: 50 }), "me");
+    expect(info.hosts).toHaveLength(50);
+    expect(info.hosts.map((h) => h.name).slice(10, 14)).toEqual([
+      "nexus-lambda",
+      "nexus-mu",
+      "nexus-h13",
+      "nexus-h14",
+    ]);
+    expect(info.hosts.at(-1)).toMatchObject({ name: "nexus-h50", address: "127.0.50.60" });
+    expect(new Set(info.hosts.map((h) => h.name)).size).toBe(50);
+  });
+
   it("lays hosts out from .11 with the load balancer on .10", () => {
     const info = buildInfo(
       resolveOptions({ dir: "/sb", ipPrefix: "127.0.1.", hosts: 4, lbPort: 8081 }),

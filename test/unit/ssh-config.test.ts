@@ -1,8 +1,11 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ServerConfig } from "../../src/config/load.js";
 import { resolveTarget } from "../../src/ssh/connect.js";
 import { hostKeyAlgorithms } from "../../src/ssh/host-keys.js";
-import { resolveSshConfigHost } from "../../src/ssh/ssh-config.js";
+import { globFiles, resolveSshConfigHost } from "../../src/ssh/ssh-config.js";
 
 const context = { home: "/home/dev", localUser: "dev" };
 
@@ -38,6 +41,7 @@ describe("resolveSshConfigHost (~/.ssh/config, parsed by the ssh-config library)
       user: "deployer",
       port: 2200,
       identityFiles: ["/home/dev/.ssh/web_deployer", "/home/dev/.ssh/second", "/home/dev/.ssh/id_all"],
+      unhonoured: [],
     });
   });
 
@@ -51,11 +55,15 @@ describe("resolveSshConfigHost (~/.ssh/config, parsed by the ssh-config library)
       user: "dbadmin",
       port: 22,
       identityFiles: ["/keys/db key", "/home/dev/.ssh/id_all"],
+      unhonoured: [],
     });
   });
 
-  it("matches the host case-insensitively, as ssh lowercases it", () => {
-    expect(resolveSshConfigHost(TEXT, "WEB1", context).hostName).toBe("web1.internal.example.com");
+  it("matches patterns against the host as given, case and all, and lowercases HostName, as ssh -G does", () => {
+    expect(resolveSshConfigHost(TEXT, "WEB1", context).hostName).toBeUndefined();
+    expect(resolveSshConfigHost("HOST Web1\n  HostName Web1.Example\n", "Web1", context).hostName).toBe(
+      "web1.example",
+    );
   });
 
   it("never runs `Match exec` commands", () => {
@@ -63,13 +71,17 @@ describe("resolveSshConfigHost (~/.ssh/config, parsed by the ssh-config library)
   });
 
   it("an empty file, or a host no block names, gives nothing", () => {
-    expect(resolveSshConfigHost("", "web1", context)).toEqual({ identityFiles: [] });
-    expect(resolveSshConfigHost("Host a\n  User x\n", "b", context)).toEqual({ identityFiles: [] });
+    expect(resolveSshConfigHost("", "web1", context)).toEqual({ identityFiles: [], unhonoured: [] });
+    expect(resolveSshConfigHost("Host a\n  User x\n", "b", context)).toEqual({
+      identityFiles: [],
+      unhonoured: [],
+    });
   });
 
   it("ignores IdentityFile none and a port that is not a number", () => {
     expect(resolveSshConfigHost("Host a\n  IdentityFile none\n  Port ssh\n", "a", context)).toEqual({
       identityFiles: [],
+      unhonoured: [],
     });
   });
 });
@@ -102,7 +114,14 @@ describe("resolveTarget: the nexus config wins over ~/.ssh/config", () => {
   });
 
   it("with no ssh config, connects to the configured host as is", () => {
-    expect(resolveTarget(server({}), "")).toEqual({ host: "web1", port: 22, user: "me", identityFiles: [] });
+    expect(resolveTarget(server({}), "")).toEqual({
+      host: "web1",
+      port: 22,
+      user: "me",
+      identityFiles: [],
+      hops: [],
+      unhonoured: [],
+    });
   });
 });
 
@@ -122,5 +141,65 @@ describe("hostKeyAlgorithms: a known host negotiates only the key types known fo
 
   it("is empty when no known type is one nexus can verify", () => {
     expect(hostKeyAlgorithms(["sk-ssh-ed25519@openssh.com"])).toEqual([]);
+  });
+});
+
+describe("ProxyJump, Include and keywords nexus does not honour", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-sshcfg-"));
+  const home = path.join(dir, "home");
+  mkdirSync(path.join(home, ".ssh", "config.d"), { recursive: true });
+  writeFileSync(
+    path.join(home, ".ssh", "config.d", "20-web"),
+    "Host web\n  HostName 10.0.0.20\n  Port 2220\n",
+  );
+  writeFileSync(path.join(home, ".ssh", "config.d", "10-db"), "Host db\n  HostName 10.0.0.10\n  User dba\n");
+  writeFileSync(path.join(home, ".ssh", "config.d", ".hidden"), "Host web\n  HostName hidden.example\n");
+  writeFileSync(path.join(dir, "abs.conf"), "Host abs\n  HostName abs.example\n");
+  writeFileSync(path.join(dir, "only-for-x.conf"), "Host y\n  HostName from-x-block.example\n");
+  const ctx = { home, localUser: "dev" };
+
+  it("follows Include as ssh does: globs in lexical order, relative to ~/.ssh, ~ and absolute paths", () => {
+    const text = `Include config.d/* ~/.ssh/none-such ${dir}/abs.conf\nHost *\n  User everyone\n`;
+    expect(resolveSshConfigHost(text, "web", ctx)).toMatchObject({
+      hostName: "10.0.0.20",
+      port: 2220,
+      user: "everyone",
+    });
+    expect(resolveSshConfigHost(text, "db", ctx)).toMatchObject({ hostName: "10.0.0.10", user: "dba" });
+    expect(resolveSshConfigHost(text, "abs", ctx).hostName).toBe("abs.example");
+  });
+
+  it("an Include inside a block reads nothing for a host the block does not match; after it, the block goes on", () => {
+    const text = `Host x\n  Include ${dir}/only-for-x.conf\n  User xuser\nHost *\n  User other\n`;
+    expect(resolveSshConfigHost(text, "y", ctx).hostName).toBeUndefined();
+    expect(resolveSshConfigHost(text, "x", ctx).user).toBe("xuser");
+    expect(resolveSshConfigHost(text, "y", ctx).user).toBe("other");
+  });
+
+  it("reads ProxyJump as written, first value wins, and names the keywords nexus does not honour", () => {
+    const text =
+      "Host app\n  ProxyJump ops@bastion:2222,inner\n  ForwardAgent yes\nHost *\n  ProxyJump other\n  ServerAliveInterval 30\n  IdentityFile ~/.ssh/k\n";
+    const app = resolveSshConfigHost(text, "app", ctx);
+    expect(app.proxyJump).toBe("ops@bastion:2222,inner");
+    expect(app.unhonoured).toEqual(["ForwardAgent", "ServerAliveInterval"]);
+    expect(resolveSshConfigHost(text, "else", ctx).proxyJump).toBe("other");
+  });
+});
+
+describe("globFiles", () => {
+  it("matches *, ? and [...] per path segment, sorted, dotfiles only when asked", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus-glob-"));
+    for (const name of ["a1.conf", "a2.conf", "b.conf", ".a3.conf", "ab.txt"])
+      writeFileSync(path.join(dir, name), "");
+    mkdirSync(path.join(dir, "sub"));
+    expect(globFiles(`${dir}/a?.conf`).map((f) => path.basename(f))).toEqual(["a1.conf", "a2.conf"]);
+    expect(globFiles(`${dir}/[ab]*.conf`).map((f) => path.basename(f))).toEqual([
+      "a1.conf",
+      "a2.conf",
+      "b.conf",
+    ]);
+    expect(globFiles(`${dir}/.a*`).map((f) => path.basename(f))).toEqual([".a3.conf"]);
+    expect(globFiles(`${dir}/*`)).not.toContain(path.join(dir, "sub"));
+    expect(globFiles(`${dir}/nothing*`)).toEqual([]);
   });
 });

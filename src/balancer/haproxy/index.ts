@@ -1,6 +1,7 @@
 import type { BalancerDriver } from "../driver.js";
 import { haproxyConfigCommand } from "./config-command.js";
 import { type HaproxyBalancerConfig, haproxyBalancerSchema } from "./schema.js";
+import { haproxyStarter } from "./starter.js";
 
 /**
  * HAProxy through its runtime API (haproxy.ts): drains and enables without a reload or a config
@@ -34,4 +35,5 @@ export const haproxyDriver: BalancerDriver<HaproxyBalancerConfig> = {
   },
   watch: async (entry, context) => (await import("./watch.js")).watchHaproxy(entry, context),
   configCommand: haproxyConfigCommand,
+  starter: haproxyStarter,
 };

@@ -1,6 +1,7 @@
 import type { BalancerDriver } from "../driver.js";
 import { nginxConfigCommand } from "./config-command.js";
 import { type NginxBalancerConfig, nginxBalancerSchema } from "./schema.js";
+import { nginxStarter } from "./starter.js";
 
 /**
  * Open-source Nginx, which has no runtime API: a drain marks the server `down` in the upstream
@@ -15,4 +16,5 @@ export const nginxDriver: BalancerDriver<NginxBalancerConfig> = {
   setup: async (entry, context) => (await import("./setup.js")).setupNginx(entry, context),
   watch: async (entry, context) => (await import("./watch/watch.js")).watchNginx(entry, context),
   configCommand: nginxConfigCommand,
+  starter: nginxStarter,
 };

@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path23 = __require("node:path");
+    var path24 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path23.resolve(baseDir, baseName);
+          const localBin = path24.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path23.extname(baseName))) return void 0;
+          if (sourceExt.includes(path24.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path23.resolve(
-            path23.dirname(resolvedScriptPath),
+          executableDir = path24.resolve(
+            path24.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path23.basename(
+            const legacyName = path24.basename(
               this._scriptPath,
-              path23.extname(this._scriptPath)
+              path24.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path23.extname(executableFile));
+        launchWithNode = sourceExt.includes(path24.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path23.basename(filename, path23.extname(filename));
+        this._name = path24.basename(filename, path24.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path24) {
-        if (path24 === void 0) return this._executableDir;
-        this._executableDir = path24;
+      executableDir(path25) {
+        if (path25 === void 0) return this._executableDir;
+        this._executableDir = path25;
         return this;
       }
       /**
@@ -3702,10 +3702,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path23) {
-  if (!path23)
+function getElementAtPath(obj, path24) {
+  if (!path24)
     return obj;
-  return path23.reduce((acc, key) => acc?.[key], obj);
+  return path24.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -3964,11 +3964,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path23, issues) {
+function prefixIssues(path24, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path23);
+    iss.path.unshift(path24);
     return iss;
   });
 }
@@ -4500,16 +4500,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path23 = []) => {
+  const processError = (error4, path24 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path23, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path24, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path23, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path24, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path23, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path24, ...issue2.path]);
       } else {
-        const fullpath = [...path23, ...issue2.path];
+        const fullpath = [...path24, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -11271,10 +11271,10 @@ function renderProxySettings(name, indent = "    ") {
 `).join("");
 }
 function renderServerSettings(drainTimeoutMs) {
-  const seconds3 = Math.max(1, Math.floor(Math.min(1e4, drainTimeoutMs) / 1e3));
+  const seconds4 = Math.max(1, Math.floor(Math.min(1e4, drainTimeoutMs) / 1e3));
   return [
     `# a connection that has not sent its request holds a drain at most this long (<= balancer.drainTimeout)`,
-    `client_header_timeout ${seconds3}s;`,
+    `client_header_timeout ${seconds4}s;`,
     ""
   ].join("\n");
 }
@@ -11430,12 +11430,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path23, indent = "") {
-  return `${indent}access_log ${path23} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path24, indent = "") {
+  return `${indent}access_log ${path24} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path23) {
+function logFormatAdvice(path24) {
   return `${logFormatDirective()}
-${accessLogDirective(path23)}`;
+${accessLogDirective(path24)}`;
 }
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -11456,18 +11456,18 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs, unescapedFormats };
 }
-function dumpLogsInNexusFormat(finding, path23) {
+function dumpLogsInNexusFormat(finding, path24) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path23)
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path24)
   );
 }
-function dumpLogsUnescaped(finding, path23) {
+function dumpLogsUnescaped(finding, path24) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path23)
+    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path24)
   );
 }
-function samePath(file, path23) {
-  return file === path23 || !file.startsWith("/") && path23.endsWith(`/${file.replace(/^\.\//, "")}`);
+function samePath(file, path24) {
+  return file === path24 || !file.startsWith("/") && path24.endsWith(`/${file.replace(/^\.\//, "")}`);
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
 var init_log_format = __esm({
@@ -12113,9 +12113,9 @@ var init_proxy_jump = __esm({
 function where(file, location) {
   return location ? `${location.file ?? file}:${location.line}:${location.column}` : file;
 }
-function formatPath(path23) {
+function formatPath(path24) {
   let out = "";
-  for (const key of path23) {
+  for (const key of path24) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -12162,12 +12162,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path23 = formatPath(issue2.path);
+    const path24 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path23}: is required (expected ${withArticle(issue2.expected)})` : `${path23}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path24}: is required (expected ${withArticle(issue2.expected)})` : `${path24}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -12180,23 +12180,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path23}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path24}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path23}: ${nested.message}` : `${path23}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path24}: ${nested.message}` : `${path24}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path23}: ${humanBound(issue2)}`);
+        lines.push(`${path24}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path23}: ${issue2.message}`);
+        lines.push(`${path24}: ${issue2.message}`);
     }
   }
   return lines;
@@ -12868,12 +12868,12 @@ function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   }
   return result2;
 }
-function findNodeAtLocation(root, path23) {
+function findNodeAtLocation(root, path24) {
   if (!root) {
     return void 0;
   }
   let node2 = root;
-  for (let segment of path23) {
+  for (let segment of path24) {
     if (typeof segment === "string") {
       if (node2.type !== "object" || !Array.isArray(node2.children)) {
         return void 0;
@@ -13383,10 +13383,10 @@ function parseConfigText(text5, label) {
   }
   return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text5 };
 }
-function locate(parsed, path23) {
+function locate(parsed, path24) {
   if (!parsed.tree) return void 0;
-  for (let length = path23.length; length >= 0; length--) {
-    const node2 = findNodeAtLocation2(parsed.tree, path23.slice(0, length));
+  for (let length = path24.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path24.slice(0, length));
     if (!node2) continue;
     const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
     return lineColumn(parsed.text, (key ?? node2).offset);
@@ -13397,14 +13397,14 @@ function problemPath(problem) {
   if (problem.startsWith("(top level): ")) return [];
   const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
-  const path23 = [];
+  const path24 = [];
   let rest = problem;
   for (; ; ) {
-    const match3 = (path23.length === 0 ? first : next).exec(rest);
-    if (!match3) return path23.length > 0 && rest.startsWith(": ") ? path23 : void 0;
-    if (match3[2] !== void 0) path23.push(Number(match3[2]));
-    else if (match3[3] !== void 0) path23.push(JSON.parse(match3[3]));
-    else path23.push(match3[1]);
+    const match3 = (path24.length === 0 ? first : next).exec(rest);
+    if (!match3) return path24.length > 0 && rest.startsWith(": ") ? path24 : void 0;
+    if (match3[2] !== void 0) path24.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path24.push(JSON.parse(match3[3]));
+    else path24.push(match3[1]);
     rest = rest.slice(match3[0].length);
   }
 }
@@ -13423,13 +13423,13 @@ function withPositions(error3, parsed) {
   if (error3.locations.some(Boolean)) return error3;
   const layers = Array.isArray(parsed) ? parsed : [parsed];
   const locations = error3.problems.map((problem) => {
-    const path23 = problemPath(problem);
-    if (!path23) return void 0;
+    const path24 = problemPath(problem);
+    if (!path24) return void 0;
     const layer = layers[ownerOf(
       layers.map((l) => l.data),
-      path23
+      path24
     )];
-    const at2 = locate(layer, path23);
+    const at2 = locate(layer, path24);
     const label = "label" in layer && layer.label !== error3.file ? layer.label : void 0;
     return at2 && label ? { ...at2, file: label } : at2;
   });
@@ -13891,6 +13891,8 @@ function serverItems(facts, ctx) {
     )
   );
   const add = (check, status, detail, fix) => items.push({ target: ctx.server, check, status, detail, ...fix ? { fix } : {} });
+  const pm = packageManagerItem(facts, ctx);
+  if (pm) items.push(pm);
   const existing = v2.get("deploy_existing") ?? "?";
   const creates = existing !== ctx.deployPath ? ` (creates it under ${existing})` : "";
   if (v2.get("deploy_writable") === "1") add("deploy path", "ok", `${ctx.deployPath} writable${creates}`);
@@ -13915,6 +13917,32 @@ function serverItems(facts, ctx) {
     else add("disk", "ok", `${mb(free)} free (a release: about ${mb(need)})`);
   } else add("disk", "warn", "could not read the free space (df)");
   return items;
+}
+function packageManagerItem(facts, ctx) {
+  const pm = ctx.packageManager;
+  if (!pm || pm.name === "npm") return void 0;
+  const v2 = facts.values;
+  const where2 = v2.get(`${pm.name}_path`);
+  const corepack = v2.get("corepack_path");
+  const item = { target: ctx.server, check: pm.name };
+  if (where2)
+    return {
+      ...item,
+      status: "ok",
+      detail: `${where2}${pm.pinned && corepack ? ` (the app pins ${pm.pinned}: run through corepack when the server's differs)` : ""}`
+    };
+  if (pm.pinned && corepack)
+    return {
+      ...item,
+      status: "ok",
+      detail: `not on the PATH; corepack (${corepack}) runs ${pm.name}@${pm.pinned}`
+    };
+  return {
+    ...item,
+    status: "fail",
+    detail: `the app installs with ${pm.label}, and ${pm.name} is not on the non-interactive PATH (${v2.get("path") ?? "?"})`,
+    fix: `as root on the server: \`npm install -g ${pm.name}${pm.pinned ? `@${pm.pinned}` : ""}\`, or \`corepack enable\` (Node's corepack provides pnpm and yarn)`
+  };
 }
 var MB;
 var init_server_checks = __esm({
@@ -14558,6 +14586,12 @@ var init_schema4 = __esm({
       /** "ssh": probe through the server's own SSH connection (private app ports); "direct": from here. */
       via: _enum(["ssh", "direct"]).default("ssh"),
       interval: duration3.default(100),
+      /**
+       * How long the app may take to start listening after its restart (a database connection before
+       * listen): until it first answers, probes that find nothing listening count against this; the
+       * deadline for the passes starts at the first answer. A crash loop fails at once.
+       */
+      startTimeout: duration3.default(3e4),
       timeout: duration3.default(2e3),
       /** Consecutive passing probes needed. */
       passes: number2().int().min(1).default(3),
@@ -15057,14 +15091,14 @@ function unwrapUnion(issue2, data) {
   }
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path23 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path24 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: BALANCER_DRIVERS.map((driver) => driver.type),
-        path: path23,
+        path: path24,
         message: issue2.message,
-        input: valueAt(data, path23)
+        input: valueAt(data, path24)
       }
     ];
   }
@@ -15663,11 +15697,11 @@ function parseAccessLine(line) {
   addresses.forEach((address, i2) => {
     if (address === "-" || address === "") return;
     const status = Number.parseInt(statuses[i2] ?? "", 10);
-    const seconds3 = Number.parseFloat(times[i2] ?? "");
+    const seconds4 = Number.parseFloat(times[i2] ?? "");
     tries.push({
       address,
       status: Number.isFinite(status) ? status : void 0,
-      ms: Number.isFinite(seconds3) ? Math.round(seconds3 * 1e3) : void 0
+      ms: Number.isFinite(seconds4) ? Math.round(seconds4 * 1e3) : void 0
     });
   });
   return { tries };
@@ -15710,8 +15744,8 @@ var init_access_log = __esm({
 });
 
 // src/balancer/nginx/watch/log-check.ts
-function sampleLogCommand(path23, bytes = SAMPLE_BYTES) {
-  return script(SAMPLE_LOG_SCRIPT, path23, Number(bytes));
+function sampleLogCommand(path24, bytes = SAMPLE_BYTES) {
+  return script(SAMPLE_LOG_SCRIPT, path24, Number(bytes));
 }
 function parseSample(output, bytes = SAMPLE_BYTES) {
   const newline = output.indexOf("\n");
@@ -15746,11 +15780,11 @@ function clip(line) {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 async function checkAccessLog(runner, options) {
-  const { path: path23 } = options;
-  const where2 = `${path23} on ${runner.name}`;
+  const { path: path24 } = options;
+  const where2 = `${path24} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
-${logFormatAdvice(path23)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path23))).stdout);
+${logFormatAdvice(path24)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path24))).stdout);
   if (sample.state === "unreadable")
     throw new AccessLogProblem(
       `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -15761,13 +15795,13 @@ ${logFormatAdvice(path23)}`;
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
   const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
   const finding = shown ? scanNginxDump(dump.stdout) : void 0;
-  if (finding && dumpLogsUnescaped(finding, path23))
+  if (finding && dumpLogsUnescaped(finding, path24))
     throw new AccessLogProblem(
       `${where2} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`
     );
   if (verdict?.ok === true) return { baseline: verdict.baseline };
   if (sample.state === "missing") {
-    if (!finding || !dumpLogsInNexusFormat(finding, path23)) throw new AccessLogProblem(missing);
+    if (!finding || !dumpLogsInNexusFormat(finding, path24)) throw new AccessLogProblem(missing);
     return {
       warning: `${where2} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`
     };
@@ -15777,7 +15811,7 @@ ${logFormatAdvice(path23)}`;
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(finding, path23))
+  if (!dumpLogsInNexusFormat(finding, path24))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -15800,8 +15834,8 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path23, identity3, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path23, identity3, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path24, identity3, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path24, identity3, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
   let rest = output;
@@ -15866,9 +15900,9 @@ if [ "$start" = 0 ] && [ "$off" != 0 ]; then old_rest; fi
 tail -c +$((start + 1)) <&3 | head -c "$max" | tr '\\200-\\377' '?'
 `;
     NginxLogSource = class {
-      constructor(runner, path23) {
+      constructor(runner, path24) {
         this.runner = runner;
-        this.path = path23;
+        this.path = path24;
       }
       runner;
       path;
@@ -15909,11 +15943,11 @@ __export(watch_exports2, {
 import { isIP } from "node:net";
 async function watchNginx(entry, context) {
   const { config: config2, emit, host } = context;
-  const path23 = resolveRemotePath(entry.accessLog, host.home);
+  const path24 = resolveRemotePath(entry.accessLog, host.home);
   let check;
   try {
     check = await checkAccessLog(host.runner, {
-      path: path23,
+      path: path24,
       testCommand: entry.testCommand,
       addresses: config2.servers.map((s3) => asLogged(s3.upstream))
     });
@@ -15941,7 +15975,7 @@ async function watchNginx(entry, context) {
   }
   const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
   return {
-    source: new NginxLogSource(host.runner, path23),
+    source: new NginxLogSource(host.runner, path24),
     serverOf: (key) => byAddress.get(key),
     baseline: check.baseline
   };
@@ -24054,11 +24088,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path23) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path23)) {
-        return path23 === "pageant" ? new PageantAgent() : new CygwinAgent(path23);
+    function createAgent(path24) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path24)) {
+        return path24 === "pageant" ? new PageantAgent() : new CygwinAgent(path24);
       }
-      return new OpenSSHAgent(path23);
+      return new OpenSSHAgent(path24);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -29302,17 +29336,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path23, options) {
+      createReadStream(path24, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path23, options);
+        return new ReadStream(this, path24, options);
       }
-      createWriteStream(path23, options) {
+      createWriteStream(path24, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path23, options);
+        return new WriteStream(this, path24, options);
       }
-      open(path23, flags_, attrs, cb) {
+      open(path24, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -29331,7 +29365,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29339,7 +29373,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -29470,7 +29504,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path23, options, callback_) {
+      readFile(path24, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29543,13 +29577,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path23, flag, 438, (er2, handle_) => {
+        this.open(path24, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path23, (er_, st_) => {
+              this.stat(path24, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -29570,7 +29604,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path23, data, options, callback_) {
+      writeFile(path24, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29589,7 +29623,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path23, flag, options.mode, (openErr, handle) => {
+        this.open(path24, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -29598,7 +29632,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path23, (er_, st_) => {
+                  this.stat(path24, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -29617,7 +29651,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path23, data, options, callback_) {
+      appendFile(path24, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -29635,12 +29669,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path23, data, options, callback);
+        this.writeFile(path24, data, options, callback);
       }
-      exists(path23, cb) {
+      exists(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path23, (err) => {
+        this.stat(path24, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -29683,7 +29717,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path23, attrs, cb) {
+      mkdir(path24, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29697,7 +29731,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29705,7 +29739,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29721,10 +29755,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path23, cb) {
+      rmdir(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29732,7 +29766,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -29822,10 +29856,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path23, cb) {
+      stat(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29833,17 +29867,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path23, cb) {
+      lstat(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29851,17 +29885,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path23, cb) {
+      opendir(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29869,14 +29903,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path23, attrs, cb) {
+      setstat(path24, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -29888,7 +29922,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29896,7 +29930,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -29956,8 +29990,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path23, atime, mtime, cb) {
-        return this.setstat(path23, {
+      utimes(path24, atime, mtime, cb) {
+        return this.setstat(path24, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -29968,8 +30002,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path23, uid, gid, cb) {
-        return this.setstat(path23, {
+      chown(path24, uid, gid, cb) {
+        return this.setstat(path24, {
           uid,
           gid
         }, cb);
@@ -29979,15 +30013,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path23, mode, cb) {
-        return this.setstat(path23, {
+      chmod(path24, mode, cb) {
+        return this.setstat(path24, {
           mode
         }, cb);
       }
-      readlink(path23, cb) {
+      readlink(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -29995,7 +30029,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -30040,10 +30074,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path23, cb) {
+      realpath(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30051,7 +30085,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -30096,13 +30130,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path23, cb) {
+      ext_openssh_statvfs(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30112,7 +30146,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -30198,7 +30232,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path23, attrs, cb) {
+      ext_openssh_lsetstat(path24, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -30213,7 +30247,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30223,7 +30257,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -30240,13 +30274,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path23, cb) {
+      ext_openssh_expandPath(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path23);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30256,7 +30290,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path23, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31534,12 +31568,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path23 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path23)) {
+        if (!sftp.emit("LSTAT", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31558,13 +31592,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path23, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path24, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31586,12 +31620,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path23 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path23)) {
+        if (!sftp.emit("OPENDIR", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31610,63 +31644,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path23 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path23)) {
+        if (!sftp.emit("REMOVE", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path23, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path24, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path23 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path23)) {
+        if (!sftp.emit("RMDIR", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path23 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path23)) {
+        if (!sftp.emit("REALPATH", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path23 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path23)) {
+        if (!sftp.emit("STAT", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31686,14 +31720,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path23 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path23 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path23)) {
+        if (!sftp.emit("READLINK", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -31764,7 +31798,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path23, options) {
+    function ReadStream(sftp, path24, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31778,7 +31812,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path23;
+      this.path = path24;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -31909,7 +31943,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path23, options) {
+    function WriteStream(sftp, path24, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -31921,7 +31955,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path23;
+      this.path = path24;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -40221,8 +40255,8 @@ var init_pretty = __esm({
             const entry = this.active.get(key);
             if (entry) {
               const pct = Math.floor(event.sent / Math.max(1, event.total) * 100);
-              const seconds3 = (Date.now() - entry.since) / 1e3;
-              const rate3 = seconds3 > 0.2 ? `, ${formatBytes(event.sent / seconds3)}/s` : "";
+              const seconds4 = (Date.now() - entry.since) / 1e3;
+              const rate3 = seconds4 > 0.2 ? `, ${formatBytes(event.sent / seconds4)}/s` : "";
               entry.label = `${event.server} upload ${pct}% of ${formatBytes(event.total)}${rate3}`;
               this.refresh();
             }
@@ -40809,26 +40843,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path23) => {
-      const end = path23.length - 1;
-      const index = path23.lastIndexOf(
+    var basenameOf = (path24) => {
+      const end = path24.length - 1;
+      const index = path24.lastIndexOf(
         SLASH,
-        path23[end] === SLASH ? end - 1 : end
+        path24[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path23 : path23.slice(index + 1);
+      return index < 0 ? path24 : path24.slice(index + 1);
     };
-    var parentOf = (path23) => {
-      if (path23.charCodeAt(0) === SLASH_CODE || path23.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path23.split(SLASH).filter(Boolean);
+    var parentOf = (path24) => {
+      if (path24.charCodeAt(0) === SLASH_CODE || path24.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path24.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path23.length - 1;
-      const cut = path23.lastIndexOf(
+      const end = path24.length - 1;
+      const cut = path24.lastIndexOf(
         SLASH,
-        path23.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path24.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path23.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path24.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -40978,7 +41012,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path23) {
+      testLiteral(path24) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -40987,7 +41021,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path23)) {
+          if (rule.checkRegex.test(path24)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -41007,15 +41041,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path23, mode) {
+      test(path24, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename2 = shortcut ? basenameOf(path23) : path23;
+        const basename2 = shortcut ? basenameOf(path24) : path24;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename2 : path23
+            shortcut && rule._basenameOnly ? basename2 : path24
           )) {
             const { negative } = rule;
             const ret = {
@@ -41037,17 +41071,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path23, originalPath, doThrow) => {
-      if (!isString(path23)) {
+    var checkPath = (path24, originalPath, doThrow) => {
+      if (!isString(path24)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path23) {
+      if (!path24) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path23)) {
+      if (checkPath.isNotRelative(path24)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -41056,25 +41090,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path23) => {
-      const first = path23.charCodeAt(0);
+    var isNotRelative = (path24) => {
+      const first = path24.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path23.length === 1) {
+      if (path24.length === 1) {
         return true;
       }
-      const second = path23.charCodeAt(1);
+      const second = path24.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path23.length === 2 || path23.charCodeAt(2) === SLASH_CODE;
+      return path24.length === 2 || path24.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -41105,59 +41139,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path23) {
+      _test(originalPath, cache, path24) {
         checkPath(
-          path23,
+          path24,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path23 ? this._t(path23, cache) : {
+        return path24 ? this._t(path24, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path23 = convertPath(target);
-        if (!path23 || path23.charCodeAt(path23.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path23);
+        const path24 = convertPath(target);
+        if (!path24 || path24.charCodeAt(path24.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path24);
         }
-        const dir = this._t(path23, this._testCache);
+        const dir = this._t(path24, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal2 = this._rules.testLiteral(path23);
+        const literal2 = this._rules.testLiteral(path24);
         return literal2.ignored || literal2.unignored ? literal2 : dir;
       }
-      _t(path23, cache) {
-        const cached3 = cache[path23];
+      _t(path24, cache) {
+        const cached3 = cache[path24];
         if (cached3) {
           return cached3;
         }
-        const parentPath = parentOf(path23);
+        const parentPath = parentOf(path24);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path23] = parent && parent.ignored ? parent : this._rules.test(path23, MODE_IGNORE);
+        return cache[path24] = parent && parent.ignored ? parent : this._rules.test(path24, MODE_IGNORE);
       }
-      ignores(path23) {
-        return this._test(path23, this._ignoreCache, convertPath(path23)).ignored;
+      ignores(path24) {
+        return this._test(path24, this._ignoreCache, convertPath(path24)).ignored;
       }
       createFilter() {
-        return (path23) => !this.ignores(path23);
+        return (path24) => !this.ignores(path24);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path23) {
-        return this._test(path23, this._testCache, convertPath(path23));
+      test(path24) {
+        return this._test(path24, this._testCache, convertPath(path24));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path23) => checkPath(convertPath(path23), path23, RETURN_FALSE);
+    var isPathValid = (path24) => checkPath(convertPath(path24), path24, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path23) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path23) || isNotRelative(path23);
+      checkPath.isNotRelative = (path24) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path24) || isNotRelative(path24);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -45038,7 +45072,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path23, options) {
+    function checkPathExt(path24, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -45049,25 +45083,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path23.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path24.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat10, path23, options) {
+    function checkStat(stat10, path24, options) {
       if (!stat10.isSymbolicLink() && !stat10.isFile()) {
         return false;
       }
-      return checkPathExt(path23, options);
+      return checkPathExt(path24, options);
     }
-    function isexe(path23, options, cb) {
-      fs2.stat(path23, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, path23, options));
+    function isexe(path24, options, cb) {
+      fs2.stat(path24, function(er2, stat10) {
+        cb(er2, er2 ? false : checkStat(stat10, path24, options));
       });
     }
-    function sync(path23, options) {
-      return checkStat(fs2.statSync(path23), path23, options);
+    function sync(path24, options) {
+      return checkStat(fs2.statSync(path24), path24, options);
     }
   }
 });
@@ -45078,13 +45112,13 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path23, options, cb) {
-      fs2.stat(path23, function(er2, stat10) {
+    function isexe(path24, options, cb) {
+      fs2.stat(path24, function(er2, stat10) {
         cb(er2, er2 ? false : checkStat(stat10, options));
       });
     }
-    function sync(path23, options) {
-      return checkStat(fs2.statSync(path23), options);
+    function sync(path24, options) {
+      return checkStat(fs2.statSync(path24), options);
     }
     function checkStat(stat10, options) {
       return stat10.isFile() && checkMode(stat10, options);
@@ -45117,7 +45151,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path23, options, cb) {
+    function isexe(path24, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -45127,7 +45161,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve3, reject) {
-          isexe(path23, options || {}, function(er2, is2) {
+          isexe(path24, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -45136,7 +45170,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path23, options || {}, function(er2, is2) {
+      core(path24, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -45146,9 +45180,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path23, options) {
+    function sync(path24, options) {
       try {
-        return core.sync(path23, options || {});
+        return core.sync(path24, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -45164,7 +45198,7 @@ var require_isexe = __commonJS({
 var require_which = __commonJS({
   "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path23 = __require("path");
+    var path24 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -45202,7 +45236,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path23.join(pathPart, cmd2);
+        const pCmd = path24.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve3(subStep(p2, i2, 0));
       });
@@ -45229,7 +45263,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path23.join(pathPart, cmd2);
+        const pCmd = path24.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -45277,7 +45311,7 @@ var require_path_key = __commonJS({
 var require_resolveCommand = __commonJS({
   "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path23 = __require("path");
+    var path24 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -45295,7 +45329,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path23.delimiter : void 0
+          pathExt: withoutPathExt ? path24.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -45304,7 +45338,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path23.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path24.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -45358,8 +45392,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path23, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path23.split("/").pop();
+      const [path24, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path24.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -45394,7 +45428,7 @@ var require_readShebang = __commonJS({
 var require_parse = __commonJS({
   "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path23 = __require("path");
+    var path24 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -45419,7 +45453,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path23.normalize(parsed.command);
+        parsed.command = path24.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -45554,7 +45588,7 @@ var init_default2 = __esm({
 // node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path13 from "node:path";
+import path14 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -45562,12 +45596,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path13.resolve(toPath(startPath));
+      let currentPath = path14.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path13.resolve(currentPath, "..");
+        currentPath = path14.resolve(currentPath, "..");
       }
     }
   };
@@ -45583,7 +45617,7 @@ var init_node = __esm({
 
 // node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path14 from "node:path";
+import path15 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/npm-run-path/index.js"() {
@@ -45596,27 +45630,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path14.resolve(toPath(cwd));
+      const cwdPath = path15.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path14.delimiter);
+      const pathParts = pathOption.split(path15.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path14.delimiter ? `${result2.join(path14.delimiter)}${pathOption}` : [...result2, pathOption].join(path14.delimiter);
+      return pathOption === "" || pathOption === path15.delimiter ? `${result2.join(path15.delimiter)}${pathOption}` : [...result2, pathOption].join(path15.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path14.join(directory, "node_modules/.bin");
+        const pathPart = path15.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path14.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path15.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -46900,7 +46934,7 @@ var init_timeout = __esm({
 
 // node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path15 from "node:path";
+import path16 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/execa/lib/methods/node.js"() {
@@ -46923,7 +46957,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path15.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path16.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -46933,7 +46967,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path15.basename(file, ".exe") === "node") {
+      if (path16.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -47035,7 +47069,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/execa/lib/arguments/cwd.js
 import { statSync as statSync3 } from "node:fs";
-import path16 from "node:path";
+import path17 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -47043,7 +47077,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path16.resolve(cwdString);
+      return path17.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -47076,7 +47110,7 @@ ${originalMessage}`;
 });
 
 // node_modules/execa/lib/arguments/options.js
-import path17 from "node:path";
+import path18 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -47110,7 +47144,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path17.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path18.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -48122,11 +48156,11 @@ function prettyMilliseconds(milliseconds2, options) {
   add(Number(parsed.minutes), "minute", "m");
   if (!options.hideSeconds) {
     if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds2 < 1e3 && !options.subSecondsAsDecimals) {
-      const seconds3 = Number(parsed.seconds);
+      const seconds4 = Number(parsed.seconds);
       const milliseconds3 = Number(parsed.milliseconds);
       const microseconds = Number(parsed.microseconds);
       const nanoseconds = Number(parsed.nanoseconds);
-      add(seconds3, "second", "s");
+      add(seconds4, "second", "s");
       if (options.formatSubMilliseconds) {
         add(milliseconds3, "millisecond", "ms");
         add(microseconds, "microsecond", "\xB5s");
@@ -48145,9 +48179,9 @@ function prettyMilliseconds(milliseconds2, options) {
         );
       }
     } else {
-      const seconds3 = (isBigInt ? Number(milliseconds2 % ONE_DAY_IN_MILLISECONDS) : milliseconds2) / 1e3 % 60;
+      const seconds4 = (isBigInt ? Number(milliseconds2 % ONE_DAY_IN_MILLISECONDS) : milliseconds2) / 1e3 % 60;
       const secondsDecimalDigits = typeof options.secondsDecimalDigits === "number" ? options.secondsDecimalDigits : 1;
-      const secondsFixed = floorDecimals(seconds3, secondsDecimalDigits);
+      const secondsFixed = floorDecimals(seconds4, secondsDecimalDigits);
       const secondsString = options.keepDecimalsOnWholeSeconds ? secondsFixed : secondsFixed.replace(/\.0+$/, "");
       add(Number.parseFloat(secondsString), "second", "s", secondsString);
     }
@@ -48603,7 +48637,7 @@ var init_stdio_option = __esm({
 });
 
 // node_modules/execa/lib/stdio/native.js
-import { readFileSync as readFileSync6 } from "node:fs";
+import { readFileSync as readFileSync7 } from "node:fs";
 import tty3 from "node:tty";
 var handleNativeStream, handleNativeStreamSync, getTargetFd, getTargetFdNumber, handleNativeStreamAsync, getStandardStream;
 var init_native = __esm({
@@ -48644,7 +48678,7 @@ var init_native = __esm({
       if (tty3.isatty(targetFdNumber)) {
         throw new TypeError(`The \`${optionName}: ${serializeOptionValue(value)}\` option is invalid: it cannot be a TTY with synchronous methods.`);
       }
-      return { type: "uint8Array", value: bufferToUint8Array(readFileSync6(targetFdNumber)), optionName };
+      return { type: "uint8Array", value: bufferToUint8Array(readFileSync7(targetFdNumber)), optionName };
     };
     getTargetFdNumber = (value, fdNumber) => {
       if (value === "inherit") {
@@ -48980,7 +49014,7 @@ For example, you can use the \`pathToFileURL()\` method of the \`url\` core modu
 });
 
 // node_modules/execa/lib/stdio/handle-sync.js
-import { readFileSync as readFileSync7 } from "node:fs";
+import { readFileSync as readFileSync8 } from "node:fs";
 var handleStdioSync, forbiddenIfSync, forbiddenNativeIfSync, throwInvalidSyncValue, addProperties, addPropertiesSync;
 var init_handle_sync = __esm({
   "node_modules/execa/lib/stdio/handle-sync.js"() {
@@ -49014,8 +49048,8 @@ var init_handle_sync = __esm({
     addPropertiesSync = {
       input: {
         ...addProperties,
-        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync7(value))] }),
-        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync7(file))] }),
+        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync8(value))] }),
+        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync8(file))] }),
         fileNumber: forbiddenIfSync,
         iterable: ({ value }) => ({ contents: [...value] }),
         string: ({ value }) => ({ contents: [value] }),
@@ -49550,13 +49584,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path23, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path23 === "string" ? path23 : path23.toString();
+      for (const { path: path24, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path24 === "string" ? path24 : path24.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync4(path23, serializedResult);
+          appendFileSync4(path24, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path23, serializedResult);
+          writeFileSync(path24, serializedResult);
         }
       }
     };
@@ -52097,9 +52131,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path23) {
+async function readPidFile(path24) {
   try {
-    const pid = Number.parseInt((await readFile4(path23, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path24, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -52517,25 +52551,25 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path23 of paths) {
-    for (let dir = path23; ; dir = dirname(dir)) {
+  for (const path24 of paths) {
+    for (let dir = path24; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path23}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path24}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path23, user) {
-  const info2 = await lstat3(path23).catch(() => void 0);
+async function chownTree(path24, user) {
+  const info2 = await lstat3(path24).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path23, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path24, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path23)) await chownTree(join4(path23, entry), user);
+    for (const entry of await readdir3(path24)) await chownTree(join4(path24, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
@@ -52908,7 +52942,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path23,
+  path: path24,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -52939,7 +52973,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path23} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path24} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc(delaySeconds = 0) {
@@ -53240,14 +53274,33 @@ async function installSandboxPm2(projectRoot, stateDir) {
   await symlink(relative(dirname3(bin), join8(target, "node_modules", "pm2", "bin", "pm2")), bin);
   return bin;
 }
+async function installSandboxPackageManagers(projectRoot, stateDir) {
+  for (const [name, binFile] of Object.entries(PACKAGE_MANAGER_BINS)) {
+    const source = join8(projectRoot, "node_modules", name);
+    const version2 = await readFile8(join8(source, "package.json"), "utf8").then((text5) => String(JSON.parse(text5).version)).catch(() => void 0);
+    if (!version2) continue;
+    const target = join8(stateDir, "package-managers", name);
+    const stampFile = join8(target, ".nexus-stamp");
+    if (await readFile8(stampFile, "utf8").catch(() => "") !== version2) {
+      await rm7(target, { recursive: true, force: true });
+      await cp(source, target, { recursive: true });
+      await execa("chmod", ["-R", "go+rX,go-w", target], { stdin: "ignore" });
+      await writeFile6(stampFile, version2);
+    }
+    const bin = join8(stateDir, "bin", name);
+    await mkdir5(dirname3(bin), { recursive: true, mode: 493 });
+    await rm7(bin, { force: true });
+    await symlink(relative(dirname3(bin), join8(target, binFile)), bin);
+  }
+}
 async function runningPm2(pm2Home) {
   const pid = await readPidFile(join8(pm2Home, "pm2.pid"));
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
 }
-async function ownerOf2(path23) {
+async function ownerOf2(path24) {
   if (process.getuid?.() !== 0) return void 0;
-  const info2 = await stat7(path23).catch(() => void 0);
+  const info2 = await stat7(path24).catch(() => void 0);
   return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
 }
 async function stopPm2({ home, pm2Home, pm2Bin }) {
@@ -53267,40 +53320,42 @@ async function stopPm2({ home, pm2Home, pm2Bin }) {
   await stopPid(pid);
   await Promise.all(apps.map((app) => stopPid(app)));
 }
+var PACKAGE_MANAGER_BINS;
 var init_pm23 = __esm({
   "src/sandbox/pm2.ts"() {
     "use strict";
     init_execa();
     init_errors6();
     init_processes();
+    PACKAGE_MANAGER_BINS = { pnpm: "bin/pnpm.cjs", yarn: "bin/yarn.js" };
   }
 });
 
 // src/sandbox/sshd.ts
 import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat8, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path23) {
+async function exists(path24) {
   try {
-    await stat8(path23);
+    await stat8(path24);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path23, comment) {
-  if (!await exists(path23) || !await exists(`${path23}.pub`)) {
-    await mkdir6(dirname4(path23), { recursive: true, mode: 448 });
-    await rm8(path23, { force: true });
-    await rm8(`${path23}.pub`, { force: true });
-    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path23], {
+async function ensureKeyPair(sshKeygen, path24, comment) {
+  if (!await exists(path24) || !await exists(`${path24}.pub`)) {
+    await mkdir6(dirname4(path24), { recursive: true, mode: 448 });
+    await rm8(path24, { force: true });
+    await rm8(`${path24}.pub`, { force: true });
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path24], {
       reject: false,
       stdin: "ignore"
     });
     if (result2.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path23}: ${result2.stderr || result2.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path24}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile9(`${path23}.pub`, "utf8")).trim();
+  return (await readFile9(`${path24}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
@@ -53316,9 +53371,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path23, lines = 15) {
+async function logTail(path24, lines = 15) {
   try {
-    return (await readFile9(path23, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile9(path24, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -53527,10 +53582,10 @@ async function sandboxDown(namedDir) {
   }
   if (state || names.length > 0) await rm10(sandboxPaths(dir).state, { force: true });
 }
-async function setLoginDelay(namedDir, seconds3) {
+async function setLoginDelay(namedDir, seconds4) {
   const dir = await currentStateDir(namedDir);
   for (const name of await hostNamesIn(dir)) {
-    await writeFile8(join10(hostPaths(dir, name).home, ".bashrc"), renderBashrc(seconds3));
+    await writeFile8(join10(hostPaths(dir, name).home, ".bashrc"), renderBashrc(seconds4));
   }
 }
 async function sandboxPurge(namedDir) {
@@ -53540,8 +53595,8 @@ async function sandboxPurge(namedDir) {
   const link = resolve2(namedDir);
   if (link !== dir) await rm10(link, { force: true });
 }
-async function exists2(path23) {
-  return stat9(path23).then(
+async function exists2(path24) {
+  return stat9(path24).then(
     () => true,
     () => false
   );
@@ -53558,7 +53613,7 @@ function loginFromEnv() {
   return value;
 }
 async function writeHostFiles(o2, info2, login) {
-  const { deployUser, path: path23, user, clientKey, sshKeygen } = login;
+  const { deployUser, path: path24, user, clientKey, sshKeygen } = login;
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
@@ -53571,7 +53626,7 @@ async function writeHostFiles(o2, info2, login) {
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path23,
+          path: path24,
           user,
           sftp,
           authorizedKeysFile,
@@ -53726,11 +53781,12 @@ async function sandboxUp(opts) {
   if (asRoot) await mkdir8("/run/sshd", { recursive: true, mode: 493 });
   if (deployUser) await assertReachableByOthers([o2.dir, process.execPath]);
   const pm2 = await installSandboxPm2(projectRoot, o2.dir);
+  await installSandboxPackageManagers(projectRoot, o2.dir);
   await ensureClientKey(sshKeygen, o2.dir);
   const clientKey = (await readFile10(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path23 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
+  const path24 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
   await mkdir8(paths.bin, { recursive: true, mode: 493 });
   await writeFile8(
@@ -53738,7 +53794,7 @@ async function sandboxUp(opts) {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
-  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path23, user, clientKey, sshKeygen });
+  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path24, user, clientKey, sshKeygen });
   if (info2.bastion)
     knownHostsLines.push(await writeBastionFiles(o2, info2.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile8(paths.knownHosts, `${knownHostsLines.join("\n")}
@@ -57215,6 +57271,100 @@ function balancerConfigCommand(spec, setExit) {
   );
 }
 
+// src/artifact/package-manager.ts
+init_errors3();
+import { existsSync as existsSync2, readFileSync as readFileSync6 } from "node:fs";
+import path10 from "node:path";
+var LOCKFILES = [
+  ["package-lock.json", "npm"],
+  ["npm-shrinkwrap.json", "npm"],
+  ["pnpm-lock.yaml", "pnpm"],
+  ["yarn.lock", "yarn"]
+];
+var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"];
+function readPackageFiles(root) {
+  const read = (name) => {
+    try {
+      return readFileSync6(path10.join(root, name), "utf8");
+    } catch {
+      return void 0;
+    }
+  };
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path10.join(root, name)));
+  return {
+    packageJson: read("package.json"),
+    lockfiles,
+    yarnrcYml: existsSync2(path10.join(root, ".yarnrc.yml")),
+    yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2e3) : void 0
+  };
+}
+function detectPackageManager(files) {
+  if (files.packageJson === void 0) return void 0;
+  const declared = declaredManager(files.packageJson);
+  const found = files.lockfiles.map(
+    (file) => LOCKFILES.find(([name2]) => name2 === file)
+  );
+  let name;
+  if (declared) name = declared.name;
+  else {
+    const names = [...new Set(found.map(([, n2]) => n2))];
+    if (names.length > 1)
+      throw new UsageError(
+        `the app holds lockfiles of ${names.join(" and ")} (${files.lockfiles.join(", ")}): remove the stale one, or name the manager in package.json ("packageManager": "pnpm@9.12.0")`
+      );
+    name = names[0] ?? "npm";
+  }
+  const lockfile = found.find(([, n2]) => n2 === name)?.[0];
+  if (!lockfile && name !== "npm")
+    throw new UsageError(
+      `package.json names ${name} ("packageManager"), but the app has no ${name === "pnpm" ? "pnpm-lock.yaml" : "yarn.lock"}: nexus installs ${name} dependencies from a lockfile only (run \`${name} install\` and commit it)`
+    );
+  const pinned = declared?.version;
+  const flavor = name !== "yarn" ? void 0 : pinned && Number(pinned.split(".")[0]) >= 2 || files.yarnrcYml || files.yarnLockHead?.includes("__metadata:") ? "berry" : "classic";
+  const args = installArgs(name, flavor, lockfile !== void 0);
+  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}`;
+  return {
+    name,
+    ...flavor ? { flavor } : {},
+    ...pinned ? { pinned } : {},
+    ...lockfile ? { lockfile } : {},
+    args,
+    label
+  };
+}
+function declaredManager(packageJson) {
+  let field;
+  try {
+    field = JSON.parse(packageJson).packageManager;
+  } catch {
+    throw new UsageError("package.json is not valid JSON");
+  }
+  if (field === void 0) return void 0;
+  const match3 = typeof field === "string" ? /^(npm|pnpm|yarn)@(\d+\.\d+\.\d+[0-9A-Za-z.-]*)(\+.*)?$/.exec(field) : null;
+  if (!match3)
+    throw new UsageError(
+      `package.json: packageManager ${JSON.stringify(field)} is not one nexus installs with: expected "npm@X.Y.Z", "pnpm@X.Y.Z" or "yarn@X.Y.Z"`
+    );
+  return { name: match3[1], version: match3[2] };
+}
+function installArgs(name, flavor, locked) {
+  switch (name) {
+    case "npm":
+      return [locked ? "ci" : "install", "--omit=dev", ...NPM_QUIET];
+    case "pnpm":
+      return ["install", "--frozen-lockfile", "--prod", "--prefer-offline", "--reporter=silent"];
+    case "yarn":
+      return flavor === "berry" ? ["install", "--immutable"] : [
+        "install",
+        "--frozen-lockfile",
+        "--production",
+        "--non-interactive",
+        "--prefer-offline",
+        "--silent"
+      ];
+  }
+}
+
 // src/check/run.ts
 init_drivers();
 init_errors3();
@@ -57441,7 +57591,7 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path11 from "node:path";
+import path12 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
@@ -57449,7 +57599,7 @@ import { createHash as createHash3 } from "node:crypto";
 import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path10 from "node:path";
+import path11 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -57543,13 +57693,13 @@ function appPackOptions(config2) {
     try {
       return realpathSync(file);
     } catch {
-      return path10.resolve(file);
+      return path11.resolve(file);
     }
   };
-  const inApp = path10.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path10.sep}`) || path10.isAbsolute(inApp);
+  const inApp = path11.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path11.sep}`) || path11.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path10.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path11.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
   return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
 }
@@ -57586,9 +57736,9 @@ async function selectAppFiles(root, options = {}) {
   const warnings = [];
   const leftOut = [];
   const walk = async (dir) => {
-    const full = path10.join(root, dir);
+    const full = path11.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path10.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path11.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -57603,8 +57753,8 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path10.join(root, rel))).size : 0;
-      if (entry.isFile() && await isNexusConfig(path10.join(root, rel), entry.name, size)) {
+      const size = entry.isFile() ? (await lstat(path11.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path11.join(root, rel), entry.name, size)) {
         if (!filter.namedByInclude(rel)) {
           leftOut.push({ path: rel, size });
           continue;
@@ -57628,8 +57778,8 @@ async function packApp(root, options = {}) {
   for (const warning2 of selection.warnings) options.warn?.(warning2);
   const leftOut = describeLeftOut(selection.leftOut);
   if (leftOut) options.inform?.(leftOut);
-  const dir = await mkdtemp(path10.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path10.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path11.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path11.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -57676,12 +57826,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path11.join(app.root, "node_modules"));
+  return shipped + await treeSize(path12.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path11.join(dir, entry.name);
+    const child = path12.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -57693,11 +57843,11 @@ init_facts();
 
 // src/health/http-get.ts
 import http from "node:http";
-function httpGet(origin, path23, timeoutMs, userAgent) {
+function httpGet(origin, path24, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
     let stage3 = "connect";
     const request = http.request(origin, {
-      path: path23,
+      path: path24,
       method: "GET",
       agent: false,
       headers: { connection: "close", "user-agent": userAgent },
@@ -57736,9 +57886,9 @@ function httpGet(origin, path23, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(origin, path23, timeoutMs) {
+async function fetchHealth(origin, path24, timeoutMs) {
   try {
-    const response = await httpGet(origin, path23, timeoutMs, "nexus-check");
+    const response = await httpGet(origin, path24, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -57753,20 +57903,20 @@ async function fetchHealth(origin, path23, timeoutMs) {
     return { json: false, error: err.code ?? err.message };
   }
 }
-function healthItem(target, path23, checkRelease, answer) {
+function healthItem(target, path24, checkRelease, answer) {
   const base = { target, check: "health" };
   if (answer.status === void 0)
     return {
       ...base,
       status: "warn",
-      detail: `${path23} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      detail: `${path24} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
       fix: "once deployed, the app must answer GET on health.path with a 2xx"
     };
   if (answer.status < 200 || answer.status >= 300)
     return {
       ...base,
       status: "fail",
-      detail: `${path23} answers HTTP ${answer.status}`,
+      detail: `${path24} answers HTTP ${answer.status}`,
       fix: "the health endpoint must answer 2xx when the app can serve"
     };
   if (answer.release)
@@ -57806,9 +57956,9 @@ async function loginShellItem(session, server) {
   const detail = `a bare command: ${ms4(channel)} on an exec channel, ${ms4(exchange)} through nexus's remote shell`;
   if (start < SLOW_LOGIN_SHELL_MS) return { target: server, check: "login shell", status: "ok", detail };
   const bashrc = await session.exec(script(BASHRC_TIME_SCRIPT), { what: "timing ~/.bashrc" }).catch(() => void 0);
-  const seconds3 = Number(/^([\d.]+)$/m.exec(bashrc?.stdout ?? "")?.[1]);
+  const seconds4 = Number(/^([\d.]+)$/m.exec(bashrc?.stdout ?? "")?.[1]);
   const shell = (await session.exec('printf %s "$SHELL"').catch(() => void 0))?.stdout.trim() || "the login shell";
-  const culprit = Number.isFinite(seconds3) ? `; ~/.bashrc alone takes ${ms4(seconds3 * 1e3)} (bash reads it for every command sshd runs)` : "";
+  const culprit = Number.isFinite(seconds4) ? `; ~/.bashrc alone takes ${ms4(seconds4 * 1e3)} (bash reads it for every command sshd runs)` : "";
   return {
     target: server,
     check: "login shell",
@@ -57831,7 +57981,7 @@ init_facts();
 var SERVER_CHECK_SCRIPT = withFunctions(`say user "$(id -un)"
 say home "$HOME"
 say path "$PATH"
-for b in node npm; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done
+for b in node npm pnpm yarn corepack; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done
 command -v node >/dev/null 2>&1 && say node_version "$(node -v 2>&1)"
 command -v npm >/dev/null 2>&1 && say npm_version "$(npm -v 2>&1)"
 # nvm installs Node under ~/.nvm, on the PATH of interactive shells only.
@@ -57908,6 +58058,13 @@ async function runCheck(config2, options = {}) {
 function sshProblem(error3, server) {
   return { detail: error3.message.replace(`${server}: `, ""), fix: sshFix(error3, server) };
 }
+function appPackageManager(config2) {
+  try {
+    return detectPackageManager(readPackageFiles(config2.app.root));
+  } catch {
+    return void 0;
+  }
+}
 async function checkServer(connected2, config2, estimate) {
   const { server, session, home } = connected2;
   let deployPath;
@@ -57930,7 +58087,12 @@ async function checkServer(connected2, config2, estimate) {
       detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`
     },
     await loginShellItem(session, server.name),
-    ...serverItems(facts, { server: server.name, deployPath, artifactEstimate: estimate }),
+    ...serverItems(facts, {
+      server: server.name,
+      deployPath,
+      artifactEstimate: estimate,
+      packageManager: appPackageManager(config2)
+    }),
     ...manager.items(facts)
   ];
   if (config2.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config2));
@@ -58079,26 +58241,26 @@ function maskedConfig(config2) {
 // src/artifact/entries.ts
 init_errors4();
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path12 from "node:path";
+import path13 from "node:path";
 function entryFiles(config2) {
   const entries2 = [{ field: "app.start", file: config2.app.start }];
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path12.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path13.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path12.isAbsolute(e.file));
+  return entries2.filter((e) => !path13.isAbsolute(e.file));
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path12.posix.normalize(file.split(path12.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path13.posix.normalize(file.split(path13.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path12.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path13.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -58121,7 +58283,7 @@ async function assertEntriesShip(config2, { built }) {
       );
       continue;
     }
-    if (built && !await lstat2(path12.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path13.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
@@ -58160,7 +58322,7 @@ init_layout();
 init_op();
 init_quote();
 init_script_file();
-import path18 from "node:path/posix";
+import path19 from "node:path/posix";
 
 // src/remote/sha256.ts
 init_op();
@@ -58185,7 +58347,7 @@ function prepare(l, options = {}) {
     l.releases,
     l.shared,
     l.incoming,
-    path18.dirname(l.ecosystem("x")),
+    path19.dirname(l.ecosystem("x")),
     l.failed
   );
   const clear = cmd(
@@ -58258,17 +58420,35 @@ function extract(l, archive, id, sha256) {
     parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
   };
 }
-var INSTALL_SCRIPT = 'set -eu\nrelease=$1 current=$2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif [ -f package-lock.json ] && [ -d "$current/node_modules" ] \\\n  && cmp -s package-lock.json "$current/package-lock.json" && cmp -s package.json "$current/package.json"; then\n  cp -al "$current/node_modules" node_modules\n  echo @reused\n  exit 0\nfi\nif [ -f package-lock.json ]; then\n  npm ci --omit=dev --prefer-offline --no-audit --no-fund --loglevel=error\nelse\n  npm install --omit=dev --prefer-offline --no-audit --no-fund --loglevel=error\nfi\necho @installed\n';
-function install(l, id) {
+var INSTALL_SCRIPT = withProgram(
+  'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
+  '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
+);
+function install(l, id, manager) {
   assertReleaseId(id);
+  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
   return {
     what: "installing dependencies",
-    command: script(INSTALL_SCRIPT, l.release(id), l.current),
-    parse: (result2, server) => {
-      const out = stdoutOrThrow(server, "installing dependencies", result2);
-      return out.includes("@reused") ? "reused" : out.includes("@skipped") ? "skipped" : "installed";
-    }
+    command: script(
+      INSTALL_SCRIPT,
+      l.release(id),
+      l.current,
+      m2.name,
+      manager?.pinned ?? "",
+      manager?.lockfile ?? "",
+      ...m2.args
+    ),
+    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
   };
+}
+function parseInstall(stdout) {
+  const lines = stdout.split("\n");
+  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
+  if (lines.includes("@skipped")) return { result: "skipped", notes };
+  if (lines.includes("@reused")) return { result: "reused", notes };
+  const installed = lines.find((line) => line.startsWith("@installed"));
+  const why = installed?.slice("@installed".length).trim();
+  return { result: "installed", ...why ? { why } : {}, notes };
 }
 var WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
 function writePrivateFile(file, content, what) {
@@ -58438,7 +58618,7 @@ async function probeOnce(target, startedAt) {
         status: response.status,
         latencyMs,
         release,
-        error: `HTTP ${response.status}`
+        error: `HTTP ${response.status}${firstLine(response.body)}`
       };
     }
     const problem = releaseProblem(target.expectRelease, release);
@@ -58446,9 +58626,17 @@ async function probeOnce(target, startedAt) {
     return { at: at2, ok: true, status: response.status, latencyMs, release };
   } catch (error3) {
     const latencyMs = Math.round(performance.now() - begin);
-    const err = error3;
-    return { at: at2, ok: false, latencyMs, error: err.code ? `${err.code}: ${err.message}` : err.message };
+    return { at: at2, ok: false, latencyMs, error: describeError(error3) };
   }
+}
+function firstLine(body) {
+  const line = body.trim().split("\n")[0]?.trim() ?? "";
+  if (!line) return "";
+  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
+}
+function describeError(err) {
+  if (err.code === "ECONNREFUSED") return "ECONNREFUSED: connection refused (nothing listening)";
+  return err.code ? `${err.code}: ${err.message}` : err.message;
 }
 function releaseOf(body) {
   try {
@@ -58497,16 +58685,16 @@ async function watchWindow(options) {
   let warming = (options.warmupMs ?? 0) > 0;
   let extended2 = false;
   const result2 = (interrupted) => {
-    const seconds3 = Math.max(0, now() - started) / 1e3;
+    const seconds4 = Math.max(0, now() - started) / 1e3;
     return {
       judgement: judge({
         watched: [...tallies.values()],
         untouched,
         baseline: options.baseline,
         settings: options.settings,
-        seconds: seconds3
+        seconds: seconds4
       }),
-      seconds: seconds3,
+      seconds: seconds4,
       extended: extended2,
       interrupted
     };
@@ -58784,11 +58972,19 @@ var UNTIL_ANSWER_WINDOW_MS = 2e3;
 async function runGate(options) {
   const startedAt = Date.now();
   const minUptime = options.minUptimeMs ?? 0;
+  const startLimit = options.startTimeoutMs;
   const timeline = [];
   let streak = 0;
   let answered = false;
-  while (Date.now() - startedAt < options.deadlineMs) {
+  let deadlineFrom = startLimit === void 0 ? startedAt : void 0;
+  let crashCheckedAt = startedAt;
+  for (; ; ) {
     if (options.signal?.aborted) return done(false, "interrupted");
+    if (deadlineFrom === void 0) {
+      if (Date.now() - startedAt >= (startLimit ?? 0)) return done(false, notListening());
+      const crash = await crashedYet();
+      if (crash) return done(false, `crashed before listening: ${crash}`);
+    } else if (Date.now() - deadlineFrom >= options.deadlineMs) break;
     const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
     const check = canComplete ? options.verifyProcess?.() : void 0;
     check?.catch(() => {
@@ -58796,7 +58992,10 @@ async function runGate(options) {
     const probeStart = Date.now();
     const result2 = await options.probe(startedAt);
     timeline.push(result2);
-    answered ||= result2.status !== void 0;
+    if (result2.status !== void 0 && !answered) {
+      answered = true;
+      deadlineFrom ??= startedAt + result2.at;
+    }
     streak = result2.ok ? streak + 1 : 0;
     const elapsed = Date.now() - startedAt;
     if (streak >= options.passes && elapsed >= minUptime) {
@@ -58806,9 +59005,19 @@ async function runGate(options) {
     await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
   }
   const last = timeline.at(-1);
-  const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1e3)}s${last?.error ? ` (last: ${last.error})` : ""}`;
+  const since = startLimit === void 0 ? "" : " of first answering";
+  const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1e3)}s${since}${last?.error ? ` (last: ${last.error})` : ""}`;
   const problem = await options.verifyProcess?.().catch(() => void 0);
   return done(false, problem ? `${probes}; ${problem}` : probes);
+  function notListening() {
+    const last2 = timeline.at(-1);
+    return `not listening after ${seconds3(startLimit ?? 0)} (health.startTimeout): no probe was answered${last2?.error ? ` (last: ${last2.error})` : ""}`;
+  }
+  async function crashedYet() {
+    if (!options.crashed || Date.now() - crashCheckedAt < 1e3) return void 0;
+    crashCheckedAt = Date.now();
+    return options.crashed().catch(() => void 0);
+  }
   function nextWait(elapsed, streak2, answered2) {
     if (!answered2 && elapsed < UNTIL_ANSWER_WINDOW_MS)
       return Math.min(options.intervalMs, UNTIL_ANSWER_INTERVAL_MS);
@@ -58818,6 +59027,9 @@ async function runGate(options) {
   function done(ok, reason) {
     return { ok, reason, timeline, ms: Date.now() - startedAt };
   }
+}
+function seconds3(ms4) {
+  return `${Math.round(ms4 / 100) / 10}s`;
 }
 function formatTimeline(timeline, max = 12) {
   const shown = timeline.slice(-max);
@@ -59009,7 +59221,7 @@ var BatchWatch = class _BatchWatch {
   measure(batch, untouched, durationMs, signal2) {
     const { config: config2, emit } = this;
     const settings = config2.rolling.watch;
-    const seconds3 = durationMs / 1e3;
+    const seconds4 = durationMs / 1e3;
     return watchWindow({
       source: this.traffic.source,
       serverOf: this.traffic.serverOf,
@@ -59032,7 +59244,7 @@ var BatchWatch = class _BatchWatch {
           emit({
             type: "warn",
             server: s3.server,
-            message: `inconclusive after ${seconds3}s (${s3.reason}): watching ${seconds3}s more`
+            message: `inconclusive after ${seconds4}s (${s3.reason}): watching ${seconds4}s more`
           });
         }
       }
@@ -59591,7 +59803,7 @@ init_errors3();
 init_op();
 init_quote();
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { readFileSync as readFileSync8, readlinkSync } from "node:fs";
+import { readFileSync as readFileSync9, readlinkSync } from "node:fs";
 import os9 from "node:os";
 
 // src/deploy/state.ts
@@ -59647,7 +59859,7 @@ function readOr(read) {
   }
 }
 function statOf(file) {
-  const text5 = readOr(() => readFileSync8(file, "utf8"));
+  const text5 = readOr(() => readFileSync9(file, "utf8"));
   const close = text5?.lastIndexOf(")") ?? -1;
   if (!text5 || close < 0) return void 0;
   const rest = text5.slice(close + 2).split(" ");
@@ -59661,7 +59873,7 @@ function localProbe() {
   return {
     hostname: os9.hostname(),
     linux,
-    bootId: linux ? readOr(() => readFileSync8("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
+    bootId: linux ? readOr(() => readFileSync9("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
     pidNamespace: linux ? readOr(() => readlinkSync("/proc/self/ns/pid")) : void 0,
     ownStartTime: self2?.start,
     signal(pid) {
@@ -59919,18 +60131,26 @@ function processProblem(now, started, oldPids, expected) {
   if (notOnline) problems.push(`the app is ${notOnline.status} (pid ${notOnline.pid})`);
   const old = now.find((p2) => p2.pid > 0 && oldPids.includes(p2.pid));
   if (old) problems.push(`the old process (pid ${old.pid}) is still the one running`);
+  problems.push(...crashes(now, started, oldPids));
+  return problems.length > 0 ? problems.join("; ") : void 0;
+}
+function crashProblem(now, started, oldPids) {
+  const problems = crashes(now, started, oldPids);
+  return problems.length > 0 ? problems.join("; ") : void 0;
+}
+function crashes(now, started, oldPids) {
+  if (started.length === 0) return [];
+  const problems = [];
   const restarts = now.reduce((n2, p2) => n2 + p2.restarts, 0) - started.reduce((n2, p2) => n2 + p2.restarts, 0);
   const startedPids = new Set(started.map((p2) => p2.pid));
   const replaced = now.find(
     (p2) => p2.status === "online" && !startedPids.has(p2.pid) && !oldPids.includes(p2.pid)
   );
-  if (started.length > 0 && restarts > 0)
-    problems.push(`the app restarted ${restarts} time(s) during the gate (crash loop)`);
-  else if (started.length > 0 && replaced)
-    problems.push(`a process was replaced (now pid ${replaced.pid}): it crashed`);
-  if (started.length > 0 && now.length < started.length)
+  if (restarts > 0) problems.push(`the app restarted ${restarts} time(s) during the gate (crash loop)`);
+  else if (replaced) problems.push(`a process was replaced (now pid ${replaced.pid}): it crashed`);
+  if (now.length < started.length)
     problems.push(`${started.length - now.length} of ${started.length} instance(s) are gone`);
-  return problems.length > 0 ? problems.join("; ") : void 0;
+  return problems;
 }
 
 // src/deploy/activate.ts
@@ -60198,6 +60418,7 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
     passes: config2.health.passes,
     intervalMs: config2.health.interval,
     deadlineMs: config2.health.deadline,
+    startTimeoutMs: config2.health.startTimeout,
     // Uptime counts from the process's start (PM2's), part of which the restart step already saw.
     minUptimeMs: Math.max(0, config2.health.minUptime - restarted.upAlready),
     signal: signal2,
@@ -60210,6 +60431,7 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
       },
       startedAt
     ),
+    crashed: async () => crashProblem(await inspect4(), restarted.started, restarted.oldPids),
     verifyProcess: async () => processProblem(await inspect4(), restarted.started, restarted.oldPids, processes.instances)
   });
 }
@@ -60767,8 +60989,8 @@ function throttledProgress(server, emit) {
   };
 }
 function rate2(bytes, since) {
-  const seconds3 = Math.max(1e-3, (Date.now() - since) / 1e3);
-  return `${(bytes / 1024 / 1024 / seconds3).toFixed(1)} MB/s`;
+  const seconds4 = Math.max(1e-3, (Date.now() - since) / 1e3);
+  return `${(bytes / 1024 / 1024 / seconds4).toFixed(1)} MB/s`;
 }
 function stripServer(server, message) {
   return message.startsWith(`${server}: `) ? message.slice(server.length + 2) : message;
@@ -60827,12 +61049,22 @@ async function stage(host, input) {
       env: releaseEnv(config2, server, release)
     });
     await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
-    const outcome = await runOp(session, install(l, release), { signal: input.signal }).catch((error3) => {
+    const outcome = await runOp(session, install(l, release, input.packageManager), {
+      signal: input.signal
+    }).catch((error3) => {
       if (input.signal?.aborted) throw new StageInterrupted();
       throw error3;
     });
-    return outcome === "reused" ? "node_modules reused (package-lock.json unchanged)" : void 0;
+    return installNote(outcome, input.packageManager);
   });
+}
+function installNote(outcome, manager) {
+  const notes = outcome.notes.length > 0 ? `; ${outcome.notes.join("; ")}` : "";
+  if (outcome.result === "skipped") return void 0;
+  if (outcome.result === "reused")
+    return `node_modules reused (same lockfile, package.json, package manager, Node ABI, platform)${notes}`;
+  const what = manager ? `${manager.name} ${manager.args[0]}` : "installed";
+  return `fresh install with ${what}${outcome.why ? `: ${outcome.why}` : ""}${notes}`;
 }
 async function stageWithRetry(fleet, host, input) {
   try {
@@ -60928,6 +61160,7 @@ async function planDeploy(config2, options) {
   const git = await gitInfo(config2.app.root);
   const release = options.releaseId ?? makeReleaseId(/* @__PURE__ */ new Date(), git);
   assertReleaseIdFlag(release);
+  const packageManager = detectPackageManager(readPackageFiles(config2.app.root));
   const plan = makePlan(config2, release, options.only);
   const names = plan.servers.map((s3) => s3.name);
   requireSecrets(config2, DEPLOY_NEEDS_SECRETS, names);
@@ -60950,6 +61183,7 @@ async function planDeploy(config2, options) {
     options,
     release,
     git,
+    packageManager,
     plan,
     names,
     finish: (outcome, rows, exitCode) => summarize(options.emit, startedAt, outcome, rows, release, exitCode),
@@ -61066,7 +61300,8 @@ async function stage2(run, staged, artifact) {
   const { fleet, hosts, states, ops } = staged;
   const { emit, signal: signal2 } = options;
   emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
-  const input = { artifact, release, config: config2, processes: fleet.processes, emit, signal: signal2 };
+  const { packageManager } = run;
+  const input = { artifact, release, config: config2, processes: fleet.processes, emit, signal: signal2, packageManager };
   for (const h2 of hosts) ops.prepare?.(h2.server, release);
   const results = await mapSettled(
     hosts,
@@ -61501,8 +61736,8 @@ async function execOnFleet(config2, command, options) {
 }
 
 // src/commands/init.ts
-import { existsSync as existsSync2, mkdirSync as mkdirSync2, readFileSync as readFileSync9, writeFileSync as writeFileSync2 } from "node:fs";
-import path19 from "node:path";
+import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync10, writeFileSync as writeFileSync2 } from "node:fs";
+import path20 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_drivers();
@@ -61546,9 +61781,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path19.basename(path19.resolve(root));
+  let name = path20.basename(path20.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync9(path19.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync10(path20.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -61556,10 +61791,10 @@ function defaultName(root) {
   return clean2 || "app";
 }
 function packageFacts(root) {
-  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync2(path19.join(root, f2)));
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path20.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync9(path19.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync10(path20.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -61572,29 +61807,29 @@ function packageFacts(root) {
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path19.resolve(outputDir);
+  let dir = path20.resolve(outputDir);
   for (; ; ) {
-    const candidate = path19.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
-    if (existsSync2(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path19.dirname(dir);
+    const candidate = path20.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    if (existsSync3(candidate)) return relativeRef(outputDir, candidate);
+    const parent = path20.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path19.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path19.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path20.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path20.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative2 of ["../..", ".."]) {
-    const file = path19.resolve(here, relative2, SCHEMA_FILE);
-    if (existsSync2(file)) return relativeRef(outputDir, file);
+    const file = path20.resolve(here, relative2, SCHEMA_FILE);
+    if (existsSync3(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path19.relative(path19.resolve(from), file).split(path19.sep).join("/");
+  const rel = path20.relative(path20.resolve(from), file).split(path20.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path19.isAbsolute(value)) return value;
-  return path19.relative(path19.resolve(outputDir), path19.resolve(value)).split(path19.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path20.isAbsolute(value)) return value;
+  return path20.relative(path20.resolve(outputDir), path20.resolve(value)).split(path20.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -61706,14 +61941,14 @@ async function prompt(flags, global3) {
   }
 }
 async function writeStarterConfig(flags, global3) {
-  const output = path19.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-  const label = path19.relative(process.cwd(), output) || output;
-  if (existsSync2(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
+  const output = path20.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+  const label = path20.relative(process.cwd(), output) || output;
+  if (existsSync3(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
   if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
   flags.name ??= defaultName(flags.root);
   if (!NAME.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-  const dir = path19.dirname(output);
+  const dir = path20.dirname(output);
   const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
   resolveConfig(data, label, dir);
   mkdirSync2(dir, { recursive: true });
@@ -61897,7 +62132,7 @@ async function streamLogs(config2, servers2, options) {
 
 // src/commands/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path20 from "node:path";
+import path21 from "node:path";
 init_errors3();
 init_format2();
 function packCommand(setExit) {
@@ -61917,17 +62152,17 @@ Examples:
   ).action(
     action(setExit, async ({ reporter, global: global3 }, flags) => {
       const config2 = readConfig(global3);
-      const root = path20.resolve(config2.app.root);
+      const root = path21.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
       const leftOut = describeLeftOut(selection.leftOut);
       if (leftOut) reporter.emit({ type: "info", message: leftOut });
       let written;
       if (flags.output) {
-        const output = path20.resolve(flags.output);
+        const output = path21.resolve(flags.output);
         const { sha256 } = await writeTarball(root, selection.files, output).catch(
           (error3) => {
-            if (!error3.code || error3.path && path20.resolve(error3.path) !== output) throw error3;
+            if (!error3.code || error3.path && path21.resolve(error3.path) !== output) throw error3;
             throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
           }
         );
@@ -61953,7 +62188,7 @@ Examples:
       const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
       reporter.emit({
         type: "info",
-        message: written ? `wrote ${path20.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+        message: written ? `wrote ${path21.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
       });
       return EXIT.ok;
     })
@@ -62379,7 +62614,7 @@ function rollbackCommand(setExit) {
 }
 
 // src/commands/sandbox.ts
-import path21 from "node:path";
+import path22 from "node:path";
 init_errors3();
 init_errors6();
 init_limits();
@@ -62415,7 +62650,7 @@ function upCommand(setExit) {
       async ({ global: global3 }, flags) => {
         const { sandboxUp: sandboxUp2 } = await sandboxModule();
         const info2 = await sandboxUp2({
-          dir: path21.resolve(flags.dir),
+          dir: path22.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer,
@@ -62479,7 +62714,7 @@ function downCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
-        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path21.resolve(flags.dir));
+        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path22.resolve(flags.dir));
         if (global3.json) printResult({ command: "sandbox", action: "down", up: false });
         else
           process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
@@ -62495,7 +62730,7 @@ function statusCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-        const status = await sandboxStatus2(path21.resolve(flags.dir));
+        const status = await sandboxStatus2(path22.resolve(flags.dir));
         if (global3.json) {
           printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
           return status.up ? EXIT.ok : EXIT.failed;
@@ -62523,7 +62758,7 @@ init_drivers();
 init_errors3();
 init_layout();
 init_op();
-import { readFileSync as readFileSync11 } from "node:fs";
+import { readFileSync as readFileSync12 } from "node:fs";
 init_errors5();
 
 // src/ssh/fetch-host-key.ts
@@ -62568,23 +62803,23 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
-import { existsSync as existsSync3, mkdirSync as mkdirSync3, readFileSync as readFileSync10, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync11, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path22 from "node:path";
+import path23 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync3(`${keyPath}.pub`)) return readFileSync10(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync10(keyPath), passphrase);
+  if (existsSync4(`${keyPath}.pub`)) return readFileSync11(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync11(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
   return `${key.type} ${key.getPublicSSH().toString("base64")}`;
 }
 function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
-  if (existsSync3(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
+  if (existsSync4(keyPath)) return { path: keyPath, publicKey: publicKeyOf(keyPath), created: false };
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes6(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path22.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path23.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -62747,7 +62982,7 @@ async function runSetup(config2, options) {
   if (keyPath) {
     let exists3 = true;
     try {
-      readFileSync11(keyPath);
+      readFileSync12(keyPath);
     } catch {
       exists3 = false;
     }
@@ -62863,7 +63098,7 @@ async function installKeyOnce(server, config2, options, target, publicKey) {
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync11(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync12(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
@@ -63058,14 +63293,14 @@ function formatUptime(ms4) {
 }
 
 // src/commands/trust.ts
-import { readFileSync as readFileSync12, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync13, writeFileSync as writeFileSync4 } from "node:fs";
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
   const own2 = entries2.filter(
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync12(file, "utf8").split("\n");
+  const lines = readFileSync13(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -63193,7 +63428,7 @@ async function confirmed(hostString, replacing) {
 }
 function replaceable(file, entries2, hostString, target, key) {
   const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-  const after = checkHostKey(parseKnownHosts(readFileSync12(file, "utf8")), target.host, target.port, key);
+  const after = checkHostKey(parseKnownHosts(readFileSync13(file, "utf8")), target.host, target.port, key);
   if (after.status !== "changed") return removed;
   process.stderr.write(
     `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand

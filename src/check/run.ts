@@ -1,3 +1,4 @@
+import { detectPackageManager, type PackageManager, readPackageFiles } from "../artifact/package-manager.js";
 import type { BalancerHost } from "../balancer/driver.js";
 import { type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import type { Config, ServerConfig } from "../config/load.js";
@@ -88,6 +89,15 @@ function sshProblem(error: unknown, server: string): { detail: string; fix: stri
   return { detail: (error as Error).message.replace(`${server}: `, ""), fix: sshFix(error, server) };
 }
 
+/** The app's package manager, or undefined when it cannot be told (deploy says why, exit 2). */
+function appPackageManager(config: Config): PackageManager | undefined {
+  try {
+    return detectPackageManager(readPackageFiles(config.app.root));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * One server, connected: what the login user finds there (Node, the deploy path, the disk), what
  * the process manager finds (its own script, run alongside), the shared files and the health
@@ -115,7 +125,12 @@ async function checkServer(connected: Connected, config: Config, estimate: numbe
       detail: `${facts.values.get("user") ?? server.user}@${server.host}:${server.port}, host key known`,
     },
     await loginShellItem(session, server.name),
-    ...serverItems(facts, { server: server.name, deployPath, artifactEstimate: estimate }),
+    ...serverItems(facts, {
+      server: server.name,
+      deployPath,
+      artifactEstimate: estimate,
+      packageManager: appPackageManager(config),
+    }),
     ...manager.items(facts),
   ];
   if (config.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config));

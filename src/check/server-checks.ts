@@ -1,3 +1,4 @@
+import type { PackageManager } from "../artifact/package-manager.js";
 import { shq } from "../remote/quote.js";
 import type { Facts } from "./facts.js";
 import type { CheckItem } from "./types.js";
@@ -5,6 +6,8 @@ import type { CheckItem } from "./types.js";
 export interface ServerCheckContext {
   server: string;
   deployPath: string;
+  /** The app's package manager (undefined: no package.json, or npm's own item says it). */
+  packageManager?: PackageManager;
   /** Bytes: the packed app, and its size on disk (extracted). */
   artifactEstimate: number;
 }
@@ -55,6 +58,8 @@ export function serverItems(facts: Facts, ctx: ServerCheckContext): CheckItem[] 
   );
   const add = (check: string, status: CheckItem["status"], detail: string, fix?: string) =>
     items.push({ target: ctx.server, check, status, detail, ...(fix ? { fix } : {}) });
+  const pm = packageManagerItem(facts, ctx);
+  if (pm) items.push(pm);
 
   const existing = v.get("deploy_existing") ?? "?";
   const creates = existing !== ctx.deployPath ? ` (creates it under ${existing})` : "";
@@ -82,4 +87,36 @@ export function serverItems(facts: Facts, ctx: ServerCheckContext): CheckItem[] 
     else add("disk", "ok", `${mb(free)} free (a release: about ${mb(need)})`);
   } else add("disk", "warn", "could not read the free space (df)");
   return items;
+}
+
+/**
+ * pnpm or Yarn, when the app installs with one: on the PATH, or runnable through corepack when the
+ * app pins a version. (npm comes with Node: its item is above.) The version is not asked for: a
+ * corepack shim would download one to answer, and a check changes nothing.
+ */
+export function packageManagerItem(facts: Facts, ctx: ServerCheckContext): CheckItem | undefined {
+  const pm = ctx.packageManager;
+  if (!pm || pm.name === "npm") return undefined;
+  const v = facts.values;
+  const where = v.get(`${pm.name}_path`);
+  const corepack = v.get("corepack_path");
+  const item = { target: ctx.server, check: pm.name };
+  if (where)
+    return {
+      ...item,
+      status: "ok",
+      detail: `${where}${pm.pinned && corepack ? ` (the app pins ${pm.pinned}: run through corepack when the server's differs)` : ""}`,
+    };
+  if (pm.pinned && corepack)
+    return {
+      ...item,
+      status: "ok",
+      detail: `not on the PATH; corepack (${corepack}) runs ${pm.name}@${pm.pinned}`,
+    };
+  return {
+    ...item,
+    status: "fail",
+    detail: `the app installs with ${pm.label}, and ${pm.name} is not on the non-interactive PATH (${v.get("path") ?? "?"})`,
+    fix: `as root on the server: \`npm install -g ${pm.name}${pm.pinned ? `@${pm.pinned}` : ""}\`, or \`corepack enable\` (Node's corepack provides pnpm and yarn)`,
+  };
 }

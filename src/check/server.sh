@@ -1,7 +1,7 @@
 say user "$(id -un)"
 say home "$HOME"
 say path "$PATH"
-for b in node npm; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done
+for b in node npm pnpm yarn corepack; do p=$(command -v "$b" 2>/dev/null) && say "$b"_path "$p"; done
 command -v node >/dev/null 2>&1 && say node_version "$(node -v 2>&1)"
 command -v npm >/dev/null 2>&1 && say npm_version "$(npm -v 2>&1)"
 # nvm installs Node under ~/.nvm, on the PATH of interactive shells only.

@@ -135,6 +135,12 @@ export const healthSchema = z.strictObject({
   /** "ssh": probe through the server's own SSH connection (private app ports); "direct": from here. */
   via: z.enum(["ssh", "direct"]).default("ssh"),
   interval: duration.default(100),
+  /**
+   * How long the app may take to start listening after its restart (a database connection before
+   * listen): until it first answers, probes that find nothing listening count against this; the
+   * deadline for the passes starts at the first answer. A crash loop fails at once.
+   */
+  startTimeout: duration.default(30_000),
   timeout: duration.default(2_000),
   /** Consecutive passing probes needed. */
   passes: z.number().int().min(1).default(3),

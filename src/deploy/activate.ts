@@ -3,6 +3,7 @@ import type { Emit } from "../events/events.js";
 import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
 import { probeOnce, releaseCheck } from "../health/probe.js";
 import {
+  crashProblem,
   type PreparedRestart,
   type ProcessInfo,
   type ProcessManager,
@@ -131,6 +132,7 @@ async function healthGate(
     passes: config.health.passes,
     intervalMs: config.health.interval,
     deadlineMs: config.health.deadline,
+    startTimeoutMs: config.health.startTimeout,
     // Uptime counts from the process's start (PM2's), part of which the restart step already saw.
     minUptimeMs: Math.max(0, config.health.minUptime - restarted.upAlready),
     signal,
@@ -144,6 +146,7 @@ async function healthGate(
         },
         startedAt,
       ),
+    crashed: async () => crashProblem(await inspect(), restarted.started, restarted.oldPids),
     verifyProcess: async () =>
       processProblem(await inspect(), restarted.started, restarted.oldPids, processes.instances),
   });

@@ -1,5 +1,6 @@
 import { assertEntriesShip } from "../artifact/entries.js";
 import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
+import { detectPackageManager, type PackageManager, readPackageFiles } from "../artifact/package-manager.js";
 import { type GitInfo, gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
 import { type Config, requireSecrets } from "../config/load.js";
@@ -103,6 +104,8 @@ interface DeployRun {
   options: DeployOptions;
   release: string;
   git: GitInfo | undefined;
+  /** How the servers install the release's dependencies (undefined: the app has no package.json). */
+  packageManager: PackageManager | undefined;
   plan: Plan;
   /** The planned servers' names. */
   names: string[];
@@ -153,6 +156,7 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
   const git = await gitInfo(config.app.root);
   const release = options.releaseId ?? makeReleaseId(new Date(), git);
   assertReleaseIdFlag(release);
+  const packageManager = detectPackageManager(readPackageFiles(config.app.root));
   const plan = makePlan(config, release, options.only);
   const names = plan.servers.map((s) => s.name);
   requireSecrets(config, DEPLOY_NEEDS_SECRETS, names);
@@ -175,6 +179,7 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
     options,
     release,
     git,
+    packageManager,
     plan,
     names,
     finish: (outcome, rows, exitCode) => summarize(options.emit, startedAt, outcome, rows, release, exitCode),
@@ -338,7 +343,8 @@ async function stage(
   const { fleet, hosts, states, ops } = staged;
   const { emit, signal } = options;
   emit({ type: "phase", phase: "stage", message: `staging ${release} on ${names.length} server(s)` });
-  const input = { artifact, release, config, processes: fleet.processes, emit, signal };
+  const { packageManager } = run;
+  const input = { artifact, release, config, processes: fleet.processes, emit, signal, packageManager };
   // Each server's restart gets ready as staging begins (the release's files are read only when
   // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
   for (const h of hosts) ops.prepare?.(h.server, release);

@@ -1,10 +1,12 @@
 import type { Artifact } from "../artifact/pack.js";
+import type { PackageManager } from "../artifact/package-manager.js";
 import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import type { ProcessManager } from "../process/process-manager.js";
 import { runOp } from "../remote/op.js";
 import {
   extract,
+  type InstallOutcome,
   install,
   prepare,
   removeReleases,
@@ -26,6 +28,8 @@ export interface StageInput {
   config: Config;
   processes: ProcessManager;
   emit: Emit;
+  /** How the release's dependencies are installed (undefined: the app has no package.json). */
+  packageManager?: PackageManager;
   /** Ctrl-C: the step in flight on a server ends, no further step starts. */
   signal?: AbortSignal;
 }
@@ -90,12 +94,27 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
     });
     await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
     // Ctrl-C reaches npm on the server (minutes, sometimes): it stops, and staging with it.
-    const outcome = await runOp(session, install(l, release), { signal: input.signal }).catch((error) => {
+    const outcome = await runOp(session, install(l, release, input.packageManager), {
+      signal: input.signal,
+    }).catch((error) => {
       if (input.signal?.aborted) throw new StageInterrupted();
       throw error;
     });
-    return outcome === "reused" ? "node_modules reused (package-lock.json unchanged)" : undefined;
+    return installNote(outcome, input.packageManager);
   });
+}
+
+/** The install's stage line: reused, or why it installed afresh, with which package manager. */
+export function installNote(
+  outcome: InstallOutcome,
+  manager: PackageManager | undefined,
+): string | undefined {
+  const notes = outcome.notes.length > 0 ? `; ${outcome.notes.join("; ")}` : "";
+  if (outcome.result === "skipped") return undefined;
+  if (outcome.result === "reused")
+    return `node_modules reused (same lockfile, package.json, package manager, Node ABI, platform)${notes}`;
+  const what = manager ? `${manager.name} ${manager.args[0]}` : "installed";
+  return `fresh install with ${what}${outcome.why ? `: ${outcome.why}` : ""}${notes}`;
 }
 
 /**

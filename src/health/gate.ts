@@ -14,6 +14,17 @@ export interface GateOptions {
   passes: number;
   intervalMs: number;
   deadlineMs: number;
+  /**
+   * How long the app may take to start listening (health.startTimeout): until it first answers
+   * (any HTTP status), probes that find nothing listening count against this, not the deadline,
+   * which then starts at the first answer. Undefined: one deadline from the start.
+   */
+  startTimeoutMs?: number;
+  /**
+   * Asked about once a second while the app has not answered yet: a reason when the process
+   * crashed (a crash loop), which fails the gate at once rather than at the start timeout.
+   */
+  crashed?: () => Promise<string | undefined>;
   /** Keep probing until at least this long after the start, even once enough probes passed. */
   minUptimeMs?: number;
   probe: (startedAt: number) => Promise<ProbeResult>;
@@ -34,7 +45,8 @@ export interface GateResult {
 }
 
 /**
- * N consecutive passing probes within a deadline, at least `minUptimeMs` after the start, and a
+ * Once the app first answers (within `startTimeoutMs`, when given), N consecutive passing probes
+ * within a deadline, at least `minUptimeMs` after the start, and a
  * process check. The check (an SSH round trip, and a PM2 call unless the restart's connection is
  * open) runs beside the probe that can complete the gate, not after it: it samples the process
  * no earlier than the minimum uptime and the start of that probe, and counts only if the probe
@@ -43,11 +55,20 @@ export interface GateResult {
 export async function runGate(options: GateOptions): Promise<GateResult> {
   const startedAt = Date.now();
   const minUptime = options.minUptimeMs ?? 0;
+  const startLimit = options.startTimeoutMs;
   const timeline: ProbeResult[] = [];
   let streak = 0;
   let answered = false;
-  while (Date.now() - startedAt < options.deadlineMs) {
+  // When the deadline starts: at the first answer when there is a start timeout.
+  let deadlineFrom: number | undefined = startLimit === undefined ? startedAt : undefined;
+  let crashCheckedAt = startedAt;
+  for (;;) {
     if (options.signal?.aborted) return done(false, "interrupted");
+    if (deadlineFrom === undefined) {
+      if (Date.now() - startedAt >= (startLimit ?? 0)) return done(false, notListening());
+      const crash = await crashedYet();
+      if (crash) return done(false, `crashed before listening: ${crash}`);
+    } else if (Date.now() - deadlineFrom >= options.deadlineMs) break;
     const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
     const check = canComplete ? options.verifyProcess?.() : undefined;
     // Unused when this probe fails; its error, if any, surfaces only when it is awaited.
@@ -55,7 +76,10 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     const probeStart = Date.now();
     const result = await options.probe(startedAt);
     timeline.push(result);
-    answered ||= result.status !== undefined;
+    if (result.status !== undefined && !answered) {
+      answered = true;
+      deadlineFrom ??= startedAt + result.at;
+    }
     streak = result.ok ? streak + 1 : 0;
     const elapsed = Date.now() - startedAt;
     if (streak >= options.passes && elapsed >= minUptime) {
@@ -67,10 +91,23 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
   }
   const last = timeline.at(-1);
-  const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${last?.error ? ` (last: ${last.error})` : ""}`;
+  const since = startLimit === undefined ? "" : " of first answering";
+  const probes = `no ${options.passes} consecutive passing probes within ${Math.round(options.deadlineMs / 1000)}s${since}${last?.error ? ` (last: ${last.error})` : ""}`;
   // Every reason that applies, so the report does not depend on which one a loaded machine hit first.
   const problem = await options.verifyProcess?.().catch(() => undefined);
   return done(false, problem ? `${probes}; ${problem}` : probes);
+
+  function notListening(): string {
+    const last = timeline.at(-1);
+    // Through an SSH tunnel a refused connection shows as a reset: the local end was accepted.
+    return `not listening after ${seconds(startLimit ?? 0)} (health.startTimeout): no probe was answered${last?.error ? ` (last: ${last.error})` : ""}`;
+  }
+
+  async function crashedYet(): Promise<string | undefined> {
+    if (!options.crashed || Date.now() - crashCheckedAt < 1000) return undefined;
+    crashCheckedAt = Date.now();
+    return options.crashed().catch(() => undefined);
+  }
 
   /**
    * Probes `intervalMs` apart; faster while a new process has not answered yet, and once the
@@ -86,6 +123,11 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
   function done(ok: boolean, reason?: string): GateResult {
     return { ok, reason, timeline, ms: Date.now() - startedAt };
   }
+}
+
+/** 2500 → "2.5s", 30000 → "30s". */
+function seconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10}s`;
 }
 
 /** The probe timeline as lines, for a failed gate's report. */

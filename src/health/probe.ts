@@ -37,7 +37,7 @@ export async function probeOnce(target: ProbeTarget, startedAt: number): Promise
         status: response.status,
         latencyMs,
         release,
-        error: `HTTP ${response.status}`,
+        error: `HTTP ${response.status}${firstLine(response.body)}`,
       };
     }
     const problem = releaseProblem(target.expectRelease, release);
@@ -45,9 +45,22 @@ export async function probeOnce(target: ProbeTarget, startedAt: number): Promise
     return { at, ok: true, status: response.status, latencyMs, release };
   } catch (error) {
     const latencyMs = Math.round(performance.now() - begin);
-    const err = error as Error & { code?: string };
-    return { at, ok: false, latencyMs, error: err.code ? `${err.code}: ${err.message}` : err.message };
+    return { at, ok: false, latencyMs, error: describeError(error as Error & { code?: string }) };
   }
+}
+
+/** ": <the body's first line>" (at most 120 characters), or nothing: what a 5xx says about itself. */
+function firstLine(body: string): string {
+  const line = body.trim().split("\n")[0]?.trim() ?? "";
+  if (!line) return "";
+  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
+}
+
+/** A failed probe as a gate failure ends with it: the code, then what it means. */
+function describeError(err: Error & { code?: string }): string {
+  // Through a tunnel, the address in Node's message is the local end's: it would mislead.
+  if (err.code === "ECONNREFUSED") return "ECONNREFUSED: connection refused (nothing listening)";
+  return err.code ? `${err.code}: ${err.message}` : err.message;
 }
 
 function releaseOf(body: string): string | undefined {

@@ -102,16 +102,38 @@ export function processProblem(
   if (notOnline) problems.push(`the app is ${notOnline.status} (pid ${notOnline.pid})`);
   const old = now.find((p) => p.pid > 0 && oldPids.includes(p.pid));
   if (old) problems.push(`the old process (pid ${old.pid}) is still the one running`);
+  problems.push(...crashes(now, started, oldPids));
+  return problems.length > 0 ? problems.join("; ") : undefined;
+}
+
+/**
+ * What says the instances started crashed (restarts, a replaced or vanished process), and nothing
+ * else: asked while the app has not answered yet, when "not online" may just be a slow start.
+ */
+export function crashProblem(
+  now: readonly ProcessInfo[],
+  started: readonly ProcessInfo[],
+  oldPids: readonly number[],
+): string | undefined {
+  const problems = crashes(now, started, oldPids);
+  return problems.length > 0 ? problems.join("; ") : undefined;
+}
+
+function crashes(
+  now: readonly ProcessInfo[],
+  started: readonly ProcessInfo[],
+  oldPids: readonly number[],
+): string[] {
+  if (started.length === 0) return [];
+  const problems: string[] = [];
   const restarts = now.reduce((n, p) => n + p.restarts, 0) - started.reduce((n, p) => n + p.restarts, 0);
   const startedPids = new Set(started.map((p) => p.pid));
   const replaced = now.find(
     (p) => p.status === "online" && !startedPids.has(p.pid) && !oldPids.includes(p.pid),
   );
-  if (started.length > 0 && restarts > 0)
-    problems.push(`the app restarted ${restarts} time(s) during the gate (crash loop)`);
-  else if (started.length > 0 && replaced)
-    problems.push(`a process was replaced (now pid ${replaced.pid}): it crashed`);
-  if (started.length > 0 && now.length < started.length)
+  if (restarts > 0) problems.push(`the app restarted ${restarts} time(s) during the gate (crash loop)`);
+  else if (replaced) problems.push(`a process was replaced (now pid ${replaced.pid}): it crashed`);
+  if (now.length < started.length)
     problems.push(`${started.length - now.length} of ${started.length} instance(s) are gone`);
-  return problems.length > 0 ? problems.join("; ") : undefined;
+  return problems;
 }

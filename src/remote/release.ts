@@ -1,10 +1,11 @@
 import path from "node:path/posix";
+import type { PackageManager } from "../artifact/package-manager.js";
 import { stdoutOrThrow } from "../ssh/errors.js";
 import { assertReleaseId, type Layout } from "./layout.js";
 import type { RemoteOp } from "./op.js";
 import { script } from "./op.js";
 import { cmd } from "./quote.js";
-import { scriptFile, withFunctions } from "./script-file.js";
+import { scriptFile, withFunctions, withProgram } from "./script-file.js";
 import { SHA256_FUNCTION } from "./sha256.js";
 
 /** Release steps on one server: prepare the layout, extract, install, activate, remove. */
@@ -62,25 +63,56 @@ export function extract(l: Layout, archive: string, id: string, sha256: string):
   };
 }
 
-export type InstallOutcome = "reused" | "installed" | "skipped";
+export interface InstallOutcome {
+  result: "reused" | "installed" | "skipped";
+  /** Why it installed afresh: "Node ABI changed (115 → 127): native modules must be rebuilt". */
+  why?: string;
+  /** What else the stage line should say (a pinned version the server cannot run). */
+  notes: string[];
+}
 
 /**
- * $1 the new release, $2 `current`. When package.json and package-lock.json are identical to the
- * current release's, its node_modules is hard-linked (releases are never modified after
- * activation, so sharing inodes is safe); otherwise npm ci (npm install without a lock file).
+ * $1 the new release, $2 `current`, $3 the package manager, $4 the version the app pins (or ""),
+ * $5 its lockfile (or ""), then the install's arguments. install.cjs hard-links the current
+ * release's node_modules when the reuse key (lockfile, package.json, package manager and version,
+ * the server's Node ABI, platform, arch) is unchanged (releases are never modified after
+ * activation, so sharing inodes is safe), else installs from the lockfile.
  */
-export const INSTALL_SCRIPT = scriptFile(import.meta.url, "install.sh");
+export const INSTALL_SCRIPT = withProgram(
+  scriptFile(import.meta.url, "install.sh"),
+  scriptFile(import.meta.url, "install.cjs"),
+);
 
-export function install(l: Layout, id: string): RemoteOp<InstallOutcome> {
+export function install(
+  l: Layout,
+  id: string,
+  manager: PackageManager | undefined,
+): RemoteOp<InstallOutcome> {
   assertReleaseId(id);
+  const m = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
   return {
     what: "installing dependencies",
-    command: script(INSTALL_SCRIPT, l.release(id), l.current),
-    parse: (result, server) => {
-      const out = stdoutOrThrow(server, "installing dependencies", result);
-      return out.includes("@reused") ? "reused" : out.includes("@skipped") ? "skipped" : "installed";
-    },
+    command: script(
+      INSTALL_SCRIPT,
+      l.release(id),
+      l.current,
+      m.name,
+      manager?.pinned ?? "",
+      manager?.lockfile ?? "",
+      ...m.args,
+    ),
+    parse: (result, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result)),
   };
+}
+
+export function parseInstall(stdout: string): InstallOutcome {
+  const lines = stdout.split("\n");
+  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
+  if (lines.includes("@skipped")) return { result: "skipped", notes };
+  if (lines.includes("@reused")) return { result: "reused", notes };
+  const installed = lines.find((line) => line.startsWith("@installed"));
+  const why = installed?.slice("@installed".length).trim();
+  return { result: "installed", ...(why ? { why } : {}), notes };
 }
 
 /** $1 a file: written from stdin with mode 0600 (process files and journals may carry secrets). */

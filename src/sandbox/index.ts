@@ -44,7 +44,13 @@ import {
   workersNeedRoot,
   writeNginxFiles,
 } from "./nginx.js";
-import { findProjectRoot, installSandboxPm2, runningPm2, stopPm2 } from "./pm2.js";
+import {
+  findProjectRoot,
+  installSandboxPackageManagers,
+  installSandboxPm2,
+  runningPm2,
+  stopPm2,
+} from "./pm2.js";
 import { assertPortsFree, requireBinary } from "./processes.js";
 import { ensureClientKey, ensureHostKey, ensureKeyPair, runningSshd, startSshd, stopSshd } from "./sshd.js";
 import { currentStateDir, ensureStateDir, linkStateDir, planLink, stateDirFor } from "./state-dir.js";
@@ -447,6 +453,7 @@ export async function sandboxUp(opts: SandboxOptions): Promise<SandboxInfo> {
   if (asRoot) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
   if (deployUser) await assertReachableByOthers([o.dir, process.execPath]);
   const pm2 = await installSandboxPm2(projectRoot, o.dir);
+  await installSandboxPackageManagers(projectRoot, o.dir);
   await ensureClientKey(sshKeygen, o.dir);
   const clientKey = (await readFile(`${sandboxPaths(o.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info.passwordFile) await setPassword(deployUser.name, info.passwordFile);

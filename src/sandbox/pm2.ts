@@ -103,6 +103,36 @@ export async function installSandboxPm2(projectRoot: string, stateDir: string): 
   return bin;
 }
 
+/** Package managers the hosts get when the project has them (devDependencies): name → its bin file. */
+const PACKAGE_MANAGER_BINS: Record<string, string> = { pnpm: "bin/pnpm.cjs", yarn: "bin/yarn.js" };
+
+/**
+ * pnpm and Yarn for the sandbox hosts, as PM2 (a copy in the state dir, `<state>/bin/<name>` on
+ * their PATH), when the project has them: an app with a pnpm-lock.yaml or a yarn.lock installs on
+ * the sandbox with no download. Both are single packages with no dependencies of their own.
+ */
+export async function installSandboxPackageManagers(projectRoot: string, stateDir: string): Promise<void> {
+  for (const [name, binFile] of Object.entries(PACKAGE_MANAGER_BINS)) {
+    const source = join(projectRoot, "node_modules", name);
+    const version = await readFile(join(source, "package.json"), "utf8")
+      .then((text) => String((JSON.parse(text) as { version?: unknown }).version))
+      .catch(() => undefined);
+    if (!version) continue;
+    const target = join(stateDir, "package-managers", name);
+    const stampFile = join(target, ".nexus-stamp");
+    if ((await readFile(stampFile, "utf8").catch(() => "")) !== version) {
+      await rm(target, { recursive: true, force: true });
+      await cp(source, target, { recursive: true });
+      await execa("chmod", ["-R", "go+rX,go-w", target], { stdin: "ignore" });
+      await writeFile(stampFile, version);
+    }
+    const bin = join(stateDir, "bin", name);
+    await mkdir(dirname(bin), { recursive: true, mode: 0o755 });
+    await rm(bin, { force: true });
+    await symlink(relative(dirname(bin), join(target, binFile)), bin);
+  }
+}
+
 /** The daemon's environment names its PM2_HOME, which tells our daemon apart from a recycled pid. */
 export async function runningPm2(pm2Home: string): Promise<number | undefined> {
   const pid = await readPidFile(join(pm2Home, "pm2.pid"));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { detectPackageManager } from "../../src/artifact/package-manager.js";
 import { balancerItems } from "../../src/balancer/nginx/check.js";
 import { dumpCommand, sudoListCommand } from "../../src/balancer/nginx/check-script.js";
 import { needsHandWrittenRule, sudoersLine, withoutSudo } from "../../src/balancer/nginx/sudoers.js";
@@ -270,5 +271,42 @@ describe("setup", () => {
     expect(command).toMatch(/ nexus 'ssh-ed25519 AAAA nexus@ci'$/);
     expect(command).toContain('chmod 600 "$keys"');
     expect(() => installKeyCommand("a\nb")).toThrow(/one line/);
+  });
+});
+
+describe("check: the app's package manager on the server", () => {
+  const pnpm = detectPackageManager({ packageJson: "{}", lockfiles: ["pnpm-lock.yaml"] });
+  const pinned = detectPackageManager({
+    packageJson: '{"packageManager":"pnpm@9.12.0"}',
+    lockfiles: ["pnpm-lock.yaml"],
+  });
+  const item = (lines: string[], packageManager: typeof pnpm) =>
+    serverItems(facts(["path=/usr/bin:/bin", ...lines]), { ...serverCtx, packageManager }).find(
+      (i) => i.check === "pnpm",
+    );
+
+  it("says when the server lacks it, with the fix; fine on the PATH or through corepack with a pinned version", () => {
+    expect(item([], pnpm)).toMatchObject({
+      status: "fail",
+      detail:
+        "the app installs with pnpm, pnpm-lock.yaml, and pnpm is not on the non-interactive PATH (/usr/bin:/bin)",
+    });
+    expect(item([], pnpm)?.fix).toContain("npm install -g pnpm");
+    expect(item([], pinned)?.fix).toContain("npm install -g pnpm@9.12.0");
+    expect(item(["pnpm_path=/usr/bin/pnpm"], pnpm)).toMatchObject({ status: "ok", detail: "/usr/bin/pnpm" });
+    expect(item(["corepack_path=/usr/bin/corepack"], pinned)).toMatchObject({
+      status: "ok",
+      detail: "not on the PATH; corepack (/usr/bin/corepack) runs pnpm@9.12.0",
+    });
+    // Without a pinned version corepack would pick one of its own: not counted.
+    expect(item(["corepack_path=/usr/bin/corepack"], pnpm)?.status).toBe("fail");
+    // npm's own item covers npm.
+    const npm = detectPackageManager({ packageJson: "{}", lockfiles: ["package-lock.json"] });
+    expect(serverItems(facts([]), { ...serverCtx, packageManager: npm }).map((i) => i.check)).toEqual([
+      "node",
+      "npm",
+      "deploy path",
+      "disk",
+    ]);
   });
 });

@@ -153,6 +153,98 @@ describe("health gate", () => {
       vi.useRealTimers();
     });
 
+    /** Refused until `listensAt` ms after the gate starts, then passing. */
+    const listeningAt =
+      (listensAt: number) =>
+      async (startedAt: number): Promise<ProbeResult> =>
+        Date.now() - startedAt >= listensAt
+          ? { at: Date.now() - startedAt, ok: true, status: 200, latencyMs: 1 }
+          : {
+              at: Date.now() - startedAt,
+              ok: false,
+              latencyMs: 1,
+              error: "ECONNREFUSED: connection refused",
+            };
+
+    it("with a start timeout, an app that takes 6 s to listen passes a 2 s deadline: the deadline starts at its first answer", async () => {
+      vi.useFakeTimers();
+      const options = { passes: 3, intervalMs: 100, deadlineMs: 2000, probe: listeningAt(6000) };
+      const slow = runGate({ ...options, startTimeoutMs: 10_000 });
+      await vi.advanceTimersByTimeAsync(7000);
+      expect(await slow).toMatchObject({ ok: true });
+      // Without one, the same app fails at the deadline, counted from the restart.
+      const once = runGate(options);
+      await vi.advanceTimersByTimeAsync(7000);
+      expect((await once).reason).toMatch(/^no 3 consecutive passing probes within 2s \(last: ECONNREFUSED/);
+    });
+
+    it('an app that never listens fails at the start timeout with "not listening after …"', async () => {
+      vi.useFakeTimers();
+      const gate = runGate({
+        passes: 3,
+        intervalMs: 100,
+        deadlineMs: 60_000,
+        startTimeoutMs: 3000,
+        probe: listeningAt(Number.POSITIVE_INFINITY),
+      });
+      await vi.advanceTimersByTimeAsync(3500);
+      const result = await gate;
+      expect(result.reason).toBe(
+        "not listening after 3s (health.startTimeout): no probe was answered (last: ECONNREFUSED: connection refused)",
+      );
+      expect(result.ms).toBeLessThan(3200);
+    });
+
+    it("an app that crash-loops before listening fails as soon as the crash is seen, not at the start timeout", async () => {
+      vi.useFakeTimers();
+      let asked = 0;
+      const gate = runGate({
+        passes: 3,
+        intervalMs: 100,
+        deadlineMs: 60_000,
+        startTimeoutMs: 30_000,
+        probe: listeningAt(Number.POSITIVE_INFINITY),
+        crashed: async () =>
+          ++asked >= 2 ? "the app restarted 2 time(s) during the gate (crash loop)" : undefined,
+      });
+      await vi.advanceTimersByTimeAsync(2500);
+      const result = await gate;
+      expect(result.reason).toBe(
+        "crashed before listening: the app restarted 2 time(s) during the gate (crash loop)",
+      );
+    });
+
+    it("once the app answers, a failing gate says it answered and what (deadline from the first answer)", async () => {
+      vi.useFakeTimers();
+      const gate = runGate({
+        passes: 2,
+        intervalMs: 100,
+        deadlineMs: 1000,
+        startTimeoutMs: 5000,
+        probe: async (startedAt) =>
+          Date.now() - startedAt < 2000
+            ? {
+                at: Date.now() - startedAt,
+                ok: false,
+                latencyMs: 1,
+                error: "ECONNREFUSED: connection refused",
+              }
+            : {
+                at: Date.now() - startedAt,
+                ok: false,
+                status: 503,
+                latencyMs: 1,
+                error: "HTTP 503: db down",
+              },
+      });
+      await vi.advanceTimersByTimeAsync(4000);
+      const result = await gate;
+      expect(result.reason).toBe(
+        "no 2 consecutive passing probes within 1s of first answering (last: HTTP 503: db down)",
+      );
+      expect(result.ms).toBeGreaterThanOrEqual(3000);
+    });
+
     it("probes every 20 ms until the process first answers, then at the interval", async () => {
       vi.useFakeTimers();
       let calls = 0;

@@ -17,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { detectPackageManager } from "../../src/artifact/package-manager.js";
 import { NginxLogSource, parseRead, readFromOffset } from "../../src/balancer/nginx/watch/log-source.js";
 import { outputLines } from "../../src/deploy/fleet.js";
 import { jlistCommand } from "../../src/process/pm2/jlist.js";
@@ -155,7 +156,7 @@ describe("hostile values reach remote commands quoted", () => {
         release.writePrivateFile(l.ecosystem("r1"), bad, "writing"),
         release.activate(l, "r1"),
         release.removeReleases(l, ["r1"]),
-        release.install(l, "r1"),
+        release.install(l, "r1", undefined),
         release.tailFile(`${l.logs}/${bad}`),
       ];
       for (const op of ops) sh(op.command, op.stdin);
@@ -270,7 +271,7 @@ describe("release steps round trip under sh", () => {
     // A fake npm: records its call and creates node_modules as `npm ci` would.
     writeFileSync(
       path.join(bin, "npm"),
-      `#!/bin/sh\necho "$@" >> "${dir}/npm.log"\nmkdir -p node_modules/dep && echo x > node_modules/dep/index.js\n`,
+      `#!/bin/sh\n[ "$1" = --version ] && { echo 10.0.0; exit 0; }\necho "$@" >> "${dir}/npm.log"\nmkdir -p node_modules/dep && echo x > node_modules/dep/index.js\n`,
     );
     chmodSync(path.join(bin, "npm"), 0o755);
     const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
@@ -283,11 +284,12 @@ describe("release steps round trip under sh", () => {
     const archive = path.join(l.incoming, "a.tar.gz");
     execFileSync("tar", ["-czf", archive, "-C", app, "."]);
     run(release.extract(l, archive, "r1", sha256(archive)));
-    expect(run(release.install(l, "r1"), env)).toBe("installed");
+    const npm = detectPackageManager({ packageJson: "{}", lockfiles: ["package-lock.json"] });
+    expect(run(release.install(l, "r1", npm), env).result).toBe("installed");
     run(release.activate(l, "r1"));
     execFileSync("tar", ["-czf", archive, "-C", app, "."]);
     run(release.extract(l, archive, "r2", sha256(archive)));
-    expect(run(release.install(l, "r2"), env)).toBe("reused");
+    expect(run(release.install(l, "r2", npm), env).result).toBe("reused");
     expect(readFileSync(path.join(dir, "npm.log"), "utf8").trim().split("\n")).toHaveLength(1);
     run(release.activate(l, "r2"));
     run(release.markFailed(l, "r1"));

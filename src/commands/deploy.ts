@@ -3,12 +3,20 @@ import { assertEntriesShip } from "../artifact/entries.js";
 import { selectConfiguredApp } from "../artifact/pack.js";
 import { action, type EventsContext, rollAction, type SetExit } from "../cli/action.js";
 import { readConfig } from "../cli/context.js";
-import { durationOption, examples, list } from "../cli/options.js";
+import {
+  durationOption,
+  examples,
+  list,
+  STRATEGY_HELP,
+  strategyOption,
+  withStrategy,
+} from "../cli/options.js";
 import { printResult } from "../cli/result.js";
 import { assertReleaseIdFlag, deploy } from "../deploy/deploy.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { EXIT } from "../errors.js";
 import { formatBytes } from "../report/format.js";
+import type { RolloutStrategyName } from "../rollout/strategies.js";
 
 interface DeployFlags {
   dryRun?: boolean;
@@ -16,6 +24,7 @@ interface DeployFlags {
   releaseId?: string;
   lockWait?: number;
   skipUnreachable?: boolean;
+  strategy?: RolloutStrategyName;
 }
 
 /** `nexus deploy`: pack, stage on every server, roll out batch by batch (or, --dry-run, the plan). */
@@ -25,6 +34,7 @@ export function deployCommand(setExit: SetExit): Command {
     .option("--rolling", "roll server by server behind the balancer (the default and only mode)")
     .option("--dry-run", "print the plan and change nothing")
     .option("--only <servers>", "deploy only these servers (comma-separated names)", list)
+    .option("--strategy <name>", STRATEGY_HELP, strategyOption)
     .option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>")
     .option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption)
     .option(
@@ -42,7 +52,7 @@ export function deployCommand(setExit: SetExit): Command {
     .action(
       action(setExit, async (context, flags: DeployFlags) => {
         if (flags.dryRun) return printPlan(context, flags);
-        const config = readConfig(context.global);
+        const config = withStrategy(readConfig(context.global), flags.strategy);
         return rollAction(context, (options) =>
           deploy(config, {
             ...options,

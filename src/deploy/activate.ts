@@ -37,11 +37,13 @@ export async function activate(
   emit: Emit,
   signal?: AbortSignal,
   prepared?: PreparedRestart,
+  /** The surge strategy: the release starts as the process of this port, beside the one serving. */
+  port?: number,
 ): Promise<ActivationResult> {
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, switchCurrent(l, release)));
-  const restarted = await restart(host, release, processes, emit, prepared);
+  const restarted = await restart(host, release, processes, emit, prepared, port);
   const { started } = restarted;
 
   emit({ type: "step", server: name, step: "gate", status: "start" });
@@ -58,7 +60,7 @@ export async function activate(
     emit({ type: "gate-failed", server: name, reason, timeline: [], logs: [] });
     return { gate: { ok: false, reason, timeline: [], ms: 0 }, started };
   }
-  const gate = await healthGate(host, release, config, processes, restarted, emit, signal, prepared);
+  const gate = await healthGate(host, release, config, processes, restarted, emit, signal, prepared, port);
   if (gate.ok) {
     emit({
       type: "step",
@@ -96,16 +98,18 @@ async function restart(
   processes: ProcessManager,
   emit: Emit,
   prepared?: PreparedRestart,
+  port?: number,
 ): Promise<Restarted> {
   const restarted: Restarted = { started: [], oldPids: [], upAlready: 0 };
   await timed(emit, host.server.name, "restart", async () => {
     const result = prepared
       ? await prepared.go()
-      : await processes.restart(host.session, host.layout, release);
+      : await processes.restart(host.session, host.layout, release, port);
     restarted.started = result.after;
     restarted.oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
     restarted.upAlready = uptimeAtStart(result);
-    return result.after.length > 0 ? `pid ${result.after.map((p) => p.pid).join(", ")}` : undefined;
+    const on = port === undefined ? "" : ` on port ${port}`;
+    return result.after.length > 0 ? `pid ${result.after.map((p) => p.pid).join(", ")}${on}` : undefined;
   });
   return restarted;
 }
@@ -123,10 +127,12 @@ async function healthGate(
   emit: Emit,
   signal?: AbortSignal,
   prepared?: PreparedRestart,
+  port?: number,
 ): Promise<GateResult> {
-  const origin = await healthOrigin(host, config);
+  const origin = await healthOrigin(host, config, port);
   const inspect = () =>
-    prepared?.inspect().catch(() => processes.inspect(host.session)) ?? processes.inspect(host.session);
+    prepared?.inspect().catch(() => processes.inspect(host.session, port)) ??
+    processes.inspect(host.session, port);
   return runGate({
     passes: config.health.passes,
     intervalMs: config.health.interval,

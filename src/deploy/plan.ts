@@ -42,7 +42,8 @@ export function makePlan(config: Config, release: string, only?: readonly string
   const canary = Math.min(config.rolling.canary, servers.length);
   const batches = [...chunk(servers.slice(0, canary), canary), ...chunk(servers.slice(canary), size)];
   const floor = minInRotation(config);
-  if (config.servers.length - Math.max(...batches.map((b) => b.length)) < floor) {
+  // The surge strategy never takes a server out of rotation: no batch size can break the floor.
+  if (config.rolling.strategy !== "surge" && config.servers.length - Math.max(...batches.map((b) => b.length)) < floor) {
     throw new PlanError(
       `rolling.batchSize: batches of ${Math.max(...batches.map((b) => b.length))} cannot keep ${floor} of ${config.servers.length} server(s) in rotation (rolling.minInRotation)`,
     );
@@ -73,12 +74,22 @@ export function describePlan(config: Config, plan: Plan): string[] {
     const { watch } = config.rolling;
     const window = index === 0 ? (watch.canary ?? watch.duration) : watch.duration;
     const watching = watch.duration > 0 ? `; watch ${window / 1000}s` : "";
+    if (config.rolling.strategy === "surge") {
+      lines.push(
+        `${index + 3}. ${label}: ${pause}start the release beside the serving process on ${names} (the other of ports ${config.app.port} and ${config.app.surgePort}); ${afterStart}health gate on that port; switch the balancer to it; drain and stop the old process${watching}`,
+      );
+      return;
+    }
     lines.push(
       `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`,
     );
+    const empty = noCapacity(config, batch);
+    if (empty) lines.push(`   ${empty}`);
   });
   lines.push(
-    `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,
+    config.rolling.strategy === "surge"
+      ? "capacity: no server leaves rotation (strategy surge)"
+      : `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,
   );
   if (config.rolling.watch.duration > 0) {
     const { watch } = config.rolling;
@@ -90,4 +101,15 @@ export function describePlan(config: Config, plan: Plan): string[] {
     `on a failed gate: ${config.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`,
   );
   return lines;
+}
+
+/**
+ * A drain batch that takes every server of the fleet out of rotation at once (a fleet of one, or a
+ * batch as large as the fleet): requests fail until its gate passes. Said in the plan and warned
+ * about before the batch starts; undefined when others stay in rotation.
+ */
+export function noCapacity(config: Config, batch: readonly { name: string }[]): string | undefined {
+  const staying = config.servers.filter((s) => !batch.some((b) => b.name === s.name));
+  if (config.rolling.strategy === "surge" || staying.length > 0) return undefined;
+  return `warning: this batch (${batch.map((s) => s.name).join(", ")}) leaves no server in rotation: the balancer has nowhere to send requests until its gate passes (rolling.strategy "surge" keeps serving)`;
 }

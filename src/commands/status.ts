@@ -7,6 +7,7 @@ import { printTable } from "../cli/table.js";
 import type { Config } from "../config/load.js";
 import { allServers, withFleet } from "../deploy/fleet.js";
 import { probeNow } from "../deploy/health-check.js";
+import { processSlot } from "../deploy/surge-ops.js";
 import { describeHolder, isLiveHere, isStale } from "../deploy/lock.js";
 import { readState, type ServerState } from "../deploy/state.js";
 import { EXIT } from "../errors.js";
@@ -25,8 +26,17 @@ export function statusCommand(setExit: SetExit): Command {
         else
           printTable(
             reporter,
-            ["server", "rotation", "health", "release", "process", "instances", "lock"],
-            rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.instances, r.lock]),
+            ["server", "rotation", "port", "health", "release", "process", "instances", "lock"],
+            rows.map((r) => [
+              r.server,
+              r.rotation,
+              r.port,
+              r.health,
+              r.release,
+              r.process,
+              r.instances,
+              r.lock,
+            ]),
           );
         return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok"))
           ? EXIT.ok
@@ -38,6 +48,11 @@ export function statusCommand(setExit: SetExit): Command {
 export interface ServerStatus {
   server: string;
   rotation: string;
+  /**
+   * The app's port that serves: app.port, or the surge strategy's live port (its other process
+   * may be starting or draining); the balancer's own address for the server when it says another.
+   */
+  port: string;
   health: string;
   release: string;
   /** Instances running now, and how many the config asks for (undefined for "max"). */
@@ -63,6 +78,7 @@ export async function fleetStatus(
           return {
             server: s.name,
             rotation,
+            port: backend?.address?.replace(/^.*:/, "") ?? "-",
             health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
@@ -70,14 +86,17 @@ export async function fleetStatus(
             lock: "-",
           };
         const host = fleet.host(s.name);
-        const [state, instances, probe] = await Promise.all([
-          readState(host),
-          fleet.processes.inspect(host.session),
-          probeNow(host, config),
+        const state = await readState(host);
+        const [instances, probe] = await Promise.all([
+          fleet.processes.inspect(host.session, processSlot(config, state.livePort)),
+          probeNow(host, config, state.livePort),
         ]);
+        const live = String(state.livePort ?? config.app.port);
+        const balancerPort = backend?.address?.replace(/^.*:/, "");
         return {
           server: s.name,
           rotation,
+          port: balancerPort && balancerPort !== live ? `${live} (balancer: ${balancerPort})` : live,
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),

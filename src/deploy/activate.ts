@@ -37,13 +37,16 @@ export async function activate(
   emit: Emit,
   signal?: AbortSignal,
   prepared?: PreparedRestart,
-  /** The surge strategy: the release starts as the process of this port, beside the one serving. */
-  port?: number,
+  /**
+   * The surge strategy: the release starts beside the one serving, listening on `port`, as the
+   * process manager's process `slot` (undefined: the app's own process), and is probed there.
+   */
+  surge?: { port: number; slot: number | undefined },
 ): Promise<ActivationResult> {
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, switchCurrent(l, release)));
-  const restarted = await restart(host, release, processes, emit, prepared, port);
+  const restarted = await restart(host, release, processes, emit, prepared, surge);
   const { started } = restarted;
 
   emit({ type: "step", server: name, step: "gate", status: "start" });
@@ -60,7 +63,7 @@ export async function activate(
     emit({ type: "gate-failed", server: name, reason, timeline: [], logs: [] });
     return { gate: { ok: false, reason, timeline: [], ms: 0 }, started };
   }
-  const gate = await healthGate(host, release, config, processes, restarted, emit, signal, prepared, port);
+  const gate = await healthGate(host, release, config, processes, restarted, emit, signal, prepared, surge);
   if (gate.ok) {
     emit({
       type: "step",
@@ -98,17 +101,17 @@ async function restart(
   processes: ProcessManager,
   emit: Emit,
   prepared?: PreparedRestart,
-  port?: number,
+  surge?: { port: number; slot: number | undefined },
 ): Promise<Restarted> {
   const restarted: Restarted = { started: [], oldPids: [], upAlready: 0 };
   await timed(emit, host.server.name, "restart", async () => {
     const result = prepared
       ? await prepared.go()
-      : await processes.restart(host.session, host.layout, release, port);
+      : await processes.restart(host.session, host.layout, release, surge?.slot);
     restarted.started = result.after;
     restarted.oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
     restarted.upAlready = uptimeAtStart(result);
-    const on = port === undefined ? "" : ` on port ${port}`;
+    const on = surge === undefined ? "" : ` on port ${surge.port}`;
     return result.after.length > 0 ? `pid ${result.after.map((p) => p.pid).join(", ")}${on}` : undefined;
   });
   return restarted;
@@ -127,12 +130,13 @@ async function healthGate(
   emit: Emit,
   signal?: AbortSignal,
   prepared?: PreparedRestart,
-  port?: number,
+  surge?: { port: number; slot: number | undefined },
 ): Promise<GateResult> {
-  const origin = await healthOrigin(host, config, port);
+  const origin = await healthOrigin(host, config, surge?.port);
+  const slot = surge?.slot;
   const inspect = () =>
-    prepared?.inspect().catch(() => processes.inspect(host.session, port)) ??
-    processes.inspect(host.session, port);
+    prepared?.inspect().catch(() => processes.inspect(host.session, slot)) ??
+    processes.inspect(host.session, slot);
   return runGate({
     passes: config.health.passes,
     intervalMs: config.health.interval,

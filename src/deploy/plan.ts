@@ -43,7 +43,10 @@ export function makePlan(config: Config, release: string, only?: readonly string
   const batches = [...chunk(servers.slice(0, canary), canary), ...chunk(servers.slice(canary), size)];
   const floor = minInRotation(config);
   // The surge strategy never takes a server out of rotation: no batch size can break the floor.
-  if (config.rolling.strategy !== "surge" && config.servers.length - Math.max(...batches.map((b) => b.length)) < floor) {
+  if (
+    config.rolling.strategy !== "surge" &&
+    config.servers.length - Math.max(...batches.map((b) => b.length)) < floor
+  ) {
     throw new PlanError(
       `rolling.batchSize: batches of ${Math.max(...batches.map((b) => b.length))} cannot keep ${floor} of ${config.servers.length} server(s) in rotation (rolling.minInRotation)`,
     );

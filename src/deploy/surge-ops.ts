@@ -8,6 +8,15 @@ import { activate } from "./activate.js";
 import type { Fleet, Host } from "./fleet.js";
 import { releaseEnv } from "./release-env.js";
 
+/**
+ * The process manager's process for a port: on app.port the app's own process (the one the drain
+ * strategy knows: after an even number of surges a server is as if it never surged), on
+ * app.surgePort a process of its own ("<name>-<port>").
+ */
+export function processSlot(config: Config, port: number | undefined): number | undefined {
+  return port === undefined || port === config.app.port ? undefined : port;
+}
+
 /** The surge strategy's moves (`SurgeOps`) on the real fleet: its SSH sessions and process manager. */
 export function surgeOps(
   fleet: Fleet,
@@ -28,10 +37,13 @@ export function surgeOps(
         release,
         cwd: h.layout.release(release),
         env: { ...releaseEnv(config, server, release), PORT: String(port) },
-        port,
+        port: processSlot(config, port),
       });
       await runOp(h.session, writePrivateFile(file.path, file.content, "writing the process file"));
-      const result = await activate(h, release, config, fleet.processes, emit, signal, undefined, port);
+      const result = await activate(h, release, config, fleet.processes, emit, signal, undefined, {
+        port,
+        slot: processSlot(config, port),
+      });
       return result.gate.ok;
     },
     async record(server, port) {
@@ -39,7 +51,7 @@ export function surgeOps(
       await runOp(h.session, writeLivePort(h.layout, port));
     },
     async stop(server, port) {
-      await fleet.processes.stop((await host(server.name)).session, port);
+      await fleet.processes.stop((await host(server.name)).session, processSlot(config, port));
     },
     async point(server, release) {
       const h = await host(server.name);

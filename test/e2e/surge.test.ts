@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +21,7 @@ import {
   nexus,
   readUpstream,
   SERVERS,
+  throughLb,
   uniqueRelease,
   writeConfig,
 } from "./helpers.js";
@@ -116,10 +118,35 @@ async function deploy(config: string, release: string, ...more: string[]) {
   return r;
 }
 
+/** Sets servers' HAProxy admin state directly (the single-server scenario takes the others out). */
+async function haproxySet(servers: readonly string[], state: "ready" | "maint"): Promise<void> {
+  const commands = servers.map((s) => `set server ${sandboxHaproxy().backend}/${s} state ${state}`).join(";");
+  await run("sh", [
+    "-c",
+    `printf '%s\\n' "$2" | socat stdio "UNIX-CONNECT:$1"`,
+    "sh",
+    haproxyPaths(hostHome(sandboxHaproxy().host)).socket,
+    commands,
+  ]);
+}
+
+/** True when something accepts a connection on host:port. */
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 describe("surge strategy", () => {
   let fleetConfig: string;
   let oneConfig: string;
   let base: string;
+  const [alpha = "", ...others] = SERVERS;
 
   beforeAll(async () => {
     fleetConfig = writeHaproxyConfig({ rolling: { strategy: "surge" } });
@@ -137,7 +164,9 @@ describe("surge strategy", () => {
 
   it("deploys and rolls back a fleet of 3 through HAProxy with no failed request and every server up", async () => {
     const release = uniqueRelease("surge-3");
-    const before = SERVERS.map(livePort);
+    const plan = await nexus(["-c", fleetConfig, "deploy", "--dry-run"]);
+    expect(plan.all).toContain("start the release beside the serving process");
+    expect(plan.all).toContain("no server leaves rotation");
     const deployed = await underStorm(
       sandboxHaproxy().url,
       async () => {
@@ -150,16 +179,23 @@ describe("surge strategy", () => {
     expect(deployed.storm.requests).toBeGreaterThan(100);
     expect(deployed.down, `${deployed.samples} samples`).toEqual([]);
     expect(deployed.samples).toBeGreaterThan(10);
-    for (const [i, s] of SERVERS.entries()) {
+    for (const s of SERVERS) {
       expect(currentRelease(s)).toBe(release);
-      expect(livePort(s)).not.toBe(before[i] ?? 3000);
+      expect(livePort(s)).toBe(3001);
     }
-    const ports = Object.fromEntries((await haproxyState()).map((s) => [s.server, s.port]));
-    expect(new Set(Object.values(ports)).size, JSON.stringify(ports)).toBe(1);
-    expect(Object.values(ports)[0]).toBe(livePort(SERVERS[0] as string));
+    const ports = (await haproxyState()).map((s) => s.port);
+    expect(ports).toEqual([3001, 3001, 3001]);
+    // The old process is stopped: its port is free for the next deploy.
+    expect(await listening(hostAddress(alpha), 3000)).toBe(false);
 
     const status = await nexus(["-c", fleetConfig, "status"]);
-    expect(status.all).toContain(`:${livePort(SERVERS[0] as string)}`);
+    expect(status.exitCode, status.all).toBe(0);
+    expect(status.all).toMatch(/nexus-alpha\s+in rotation\s+3001\s+ok/);
+
+    // The drain strategy does not know a server left on app.surgePort: refused, nothing changed.
+    const drain = await nexus(["-c", fleetConfig, "restart", "--strategy", "drain"]);
+    expect(drain.exitCode, drain.all).toBe(2);
+    expect(drain.all).toContain("--strategy surge");
 
     const rolledBack = await underStorm(
       sandboxHaproxy().url,
@@ -171,9 +207,92 @@ describe("surge strategy", () => {
     );
     expect(rolledBack.storm.failed, rolledBack.describe).toBe(0);
     expect(rolledBack.down).toEqual([]);
-    for (const s of SERVERS) expect(currentRelease(s)).toBe(base);
+    for (const s of SERVERS) {
+      expect(currentRelease(s)).toBe(base);
+      expect(livePort(s)).toBe(3000);
+    }
+    expect((await haproxyState()).map((s) => s.port)).toEqual([3000, 3000, 3000]);
+    expect(await listening(hostAddress(alpha), 3001)).toBe(false);
+  }, 300_000);
+
+  it("deploys and rolls back a one-server fleet through HAProxy with no failed request", async () => {
+    // The others out: every request goes to the one server.
+    await haproxySet(others, "maint");
+    try {
+      const release = uniqueRelease("surge-1");
+      const deployed = await underStorm(
+        sandboxHaproxy().url,
+        async () => {
+          const r = await deploy(oneConfig, release);
+          expect(r.exitCode, r.all).toBe(0);
+        },
+        false,
+      );
+      expect(deployed.storm.failed, deployed.describe).toBe(0);
+      expect(deployed.storm.servers).toEqual({ [alpha]: deployed.storm.requests });
+      expect(currentRelease(alpha)).toBe(release);
+      const rolledBack = await underStorm(
+        sandboxHaproxy().url,
+        async () => {
+          const r = await nexus(["-c", oneConfig, "rollback"]);
+          expect(r.exitCode, r.all).toBe(0);
+        },
+        false,
+      );
+      expect(rolledBack.storm.failed, rolledBack.describe).toBe(0);
+      expect(currentRelease(alpha)).toBe(base);
+    } finally {
+      await haproxySet(others, "ready");
+    }
+  }, 300_000);
+
+  it("a release that fails its gate leaves the old process serving and the balancer as it was", async () => {
+    const broken = writeHaproxyConfig({
+      rolling: { strategy: "surge" },
+      app: { root: fixture("app-unhealthy") },
+      health: { deadline: "4s" },
+    });
+    const before = await haproxyState();
+    const r = await deploy(broken, uniqueRelease("surge-broken"));
+    expect(r.exitCode, r.all).toBe(1);
+    expect(await haproxyState()).toEqual(before);
+    for (const s of SERVERS) {
+      expect(currentRelease(s)).toBe(base);
+      expect(livePort(s)).toBe(3000);
+    }
+    // The new process was stopped; the old one answers through the balancer.
+    expect(await listening(hostAddress(alpha), 3001)).toBe(false);
+    const answers = await throughLb(6);
+    expect(
+      answers.every((a) => a.status === 200 && a.release === base),
+      JSON.stringify(answers),
+    ).toBe(true);
+  }, 180_000);
+
+  it("through Nginx: one reload per batch moves the upstream line's port; only reload resets fail", async () => {
+    const config = writeConfig({ rolling: { strategy: "surge", batchSize: 3 } });
+    const release = uniqueRelease("surge-nginx");
+    const deployed = await underStorm(
+      sandboxInfo().lb.url,
+      async () => {
+        const r = await deploy(config, release);
+        expect(r.exitCode, r.all).toBe(0);
+      },
+      false,
+    );
+    // An Nginx reload closes idle keep-alive client connections (a request racing it is reset):
+    // the one failure Nginx allows; no request failed any other way.
+    expect(deployed.storm.failed - deployed.storm.resetReused, deployed.describe).toBe(0);
+    const upstream = readUpstream();
+    for (const h of sandboxInfo().hosts) expect(upstream).toContain(`${h.address}:3001`);
+    const back = await nexus(["-c", config, "rollback"]);
+    expect(back.exitCode, back.all).toBe(0);
+    for (const h of sandboxInfo().hosts) expect(readUpstream()).toContain(`${h.address}:3000`);
   }, 300_000);
 });
 
-void fixture;
-void readUpstream;
+function hostAddress(name: string): string {
+  const host = sandboxInfo().hosts.find((h) => h.name === name);
+  if (!host) throw new Error(`no sandbox host ${name}`);
+  return host.address;
+}

@@ -1,6 +1,6 @@
 import type { Config, ServerConfig } from "../config/load.js";
 import { UsageError } from "../errors.js";
-import { minInRotation } from "../rollout/capacity.js";
+import { minInRotation, noCapacity } from "../rollout/capacity.js";
 
 export interface Plan {
   release: string;
@@ -55,6 +55,8 @@ export function makePlan(config: Config, release: string, only?: readonly string
 }
 
 /** A plan that cannot be carried out as asked (--only, --release-id, batch sizes): exit 2. */
+export { noCapacity };
+
 export class PlanError extends UsageError {}
 
 export function describePlan(config: Config, plan: Plan): string[] {
@@ -104,15 +106,4 @@ export function describePlan(config: Config, plan: Plan): string[] {
     `on a failed gate: ${config.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`,
   );
   return lines;
-}
-
-/**
- * A drain batch that takes every server of the fleet out of rotation at once (a fleet of one, or a
- * batch as large as the fleet): requests fail until its gate passes. Said in the plan and warned
- * about before the batch starts; undefined when others stay in rotation.
- */
-export function noCapacity(config: Config, batch: readonly { name: string }[]): string | undefined {
-  const staying = config.servers.filter((s) => !batch.some((b) => b.name === s.name));
-  if (config.rolling.strategy === "surge" || staying.length > 0) return undefined;
-  return `warning: this batch (${batch.map((s) => s.name).join(", ")}) leaves no server in rotation: the balancer has nowhere to send requests until its gate passes (rolling.strategy "surge" keeps serving)`;
 }

@@ -110,11 +110,23 @@ async function underStorm(
   if (failure !== undefined) throw failure;
   expect(result.hardStopped).toBe(false);
   const summary = summarizeStorm(result.records);
-  return { storm: summary, describe: describeStorm("storm", summary), ...capacity };
+  const failures = result.records
+    .filter((r) => r.failure)
+    .map((r) => `${new Date(r.start).toISOString()} ${r.error}`)
+    .join("\n");
+  return {
+    storm: summary,
+    describe: `${describeStorm("storm", summary)}\n${failures}\n${lastOutput}`,
+    ...capacity,
+  };
 }
+
+/** The last command's output, for a failure's message. */
+let lastOutput = "";
 
 async function deploy(config: string, release: string, ...more: string[]) {
   const r = await nexus(["-c", config, "deploy", "--release-id", release, ...more]);
+  lastOutput = r.all;
   return r;
 }
 
@@ -201,6 +213,7 @@ describe("surge strategy", () => {
       sandboxHaproxy().url,
       async () => {
         const r = await nexus(["-c", fleetConfig, "rollback"]);
+        lastOutput = r.all;
         expect(r.exitCode, r.all).toBe(0);
       },
       true,
@@ -235,6 +248,7 @@ describe("surge strategy", () => {
         sandboxHaproxy().url,
         async () => {
           const r = await nexus(["-c", oneConfig, "rollback"]);
+          lastOutput = r.all;
           expect(r.exitCode, r.all).toBe(0);
         },
         false,

@@ -5,6 +5,7 @@ import {
 } from "../../src/balancer/haproxy/runtime-api.js";
 import { parseServersState } from "../../src/balancer/haproxy/stats.js";
 import { listUpstreamServers, setServerAddress } from "../../src/balancer/nginx/upstream.js";
+import { parseSurgePorts, surgePortsItem } from "../../src/check/surge.js";
 import { type Config, resolveConfig, type ServerConfig, withPort } from "../../src/config/load.js";
 import { makePlan, noCapacity } from "../../src/deploy/plan.js";
 import type { DeployEvent } from "../../src/events/events.js";
@@ -255,5 +256,30 @@ describe("the surge strategy", () => {
     expect(servers.serving("alpha")).toBe("r1");
     expect(servers.current.get("alpha")).toBe("r1");
     expect([...(servers.processes.get("alpha")?.keys() ?? [])]).toEqual([3000]);
+  });
+});
+
+describe("nexus check's surge ports", () => {
+  const ports = { port: 3000, surgePort: 3001 };
+
+  it("reads the record and the listening ports", () => {
+    expect(parseSurgePorts("live 3001\nlisten 22\nlisten 3001\nlisten x\n")).toEqual({
+      live: 3001,
+      listening: [22, 3001],
+    });
+  });
+
+  it("fails when the next surge's port is taken, or when nothing listens where the app should serve", () => {
+    expect(surgePortsItem("a", { live: 3001, listening: [3001] }, ports, true)).toMatchObject({
+      status: "ok",
+    });
+    expect(surgePortsItem("a", { listening: [3000, 3001] }, ports, false)).toMatchObject({
+      status: "fail",
+      detail: expect.stringContaining("port 3001"),
+    });
+    expect(surgePortsItem("a", { live: 3001, listening: [22] }, ports, true)).toMatchObject({
+      status: "fail",
+      fix: expect.stringContaining("process.env.PORT"),
+    });
   });
 });

@@ -32,6 +32,12 @@ export class SurgeStrategy implements RolloutStrategy {
   private readonly surging = new Map<string, Surging>();
   /** Servers out of rotation before the roll began (an operator's drain): they stay so. */
   private initiallyDown = new Set<string>();
+  /**
+   * The port each server's balancer entry points at, as the balancer says (kept up to date after
+   * each switch): the truth the live-port record is checked against. A command killed between
+   * the switch and the record leaves them apart; the balancer decides which process serves.
+   */
+  private readonly balancerPort = new Map<string, number>();
   private readonly surge: SurgeOps;
 
   constructor(
@@ -46,6 +52,10 @@ export class SurgeStrategy implements RolloutStrategy {
     const { ops, config, emit } = this.o;
     const states = this.o.initialStates ?? (await ops.balancer.state(config.servers));
     this.initiallyDown = new Set(states.filter((b) => b.present && !b.inRotation).map((b) => b.server));
+    for (const b of states) {
+      const port = Number(b.address?.replace(/^.*:/, ""));
+      if (port === config.app.port || port === config.app.surgePort) this.balancerPort.set(b.server, port);
+    }
     for (const name of this.initiallyDown) {
       if (this.ledger.has(name))
         emit({
@@ -191,7 +201,14 @@ export class SurgeStrategy implements RolloutStrategy {
   private async startBeside(s: ServerConfig, release: string, serving: string | undefined): Promise<boolean> {
     const { emit, signal, config } = this.o;
     try {
-      const from = await this.surge.livePort(s);
+      const recorded = await this.surge.livePort(s);
+      const from = this.balancerPort.get(s.name) ?? recorded;
+      if (from !== (recorded ?? config.app.port))
+        emit({
+          type: "warn",
+          server: s.name,
+          message: `the balancer sends its traffic to port ${from}, the record says ${recorded ?? config.app.port} (a command stopped between the two): going by the balancer`,
+        });
       const port = nextPort(from, config.app);
       this.surging.set(s.name, { release, port, from, serving });
       return await this.surge.start(s, release, port, signal);
@@ -227,6 +244,13 @@ export class SurgeStrategy implements RolloutStrategy {
    * process drains and is stopped, and the new port is recorded. After a balancer error its state
    * says which servers moved: those go on, the others are `failed` (their new process still runs).
    */
+  /** Servers other than `moving` in rotation as the roll began (and not moving now). */
+  private othersServe(moving: readonly ServerConfig[]): boolean {
+    return this.o.config.servers.some(
+      (s) => !moving.includes(s) && this.balancerPort.has(s.name) && !this.initiallyDown.has(s.name),
+    );
+  }
+
   private async switchOver(
     servers: readonly ServerConfig[],
   ): Promise<{ switched: ServerConfig[]; failed: ServerConfig[] }> {
@@ -246,7 +270,7 @@ export class SurgeStrategy implements RolloutStrategy {
     let switched = moving;
     try {
       await ops.balancer.apply({
-        move: moving.map((s) => ({ server: s, to: to(s) })),
+        move: moving.map((s) => ({ server: s, to: to(s), othersServe: this.othersServe(moving) })),
         enable: moving.filter((s) => !this.initiallyDown.has(s.name)),
       });
     } catch (error) {
@@ -276,6 +300,7 @@ export class SurgeStrategy implements RolloutStrategy {
     const { ops, emit } = this.o;
     const surging = this.surging.get(s.name) as Surging;
     this.surging.delete(s.name);
+    this.balancerPort.set(s.name, surging.port);
     const oldPort = surging.from ?? this.o.config.app.port;
     try {
       await this.surge.record(s, surging.port);

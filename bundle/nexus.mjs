@@ -14557,11 +14557,21 @@ var init_surge = __esm({
       surging = /* @__PURE__ */ new Map();
       /** Servers out of rotation before the roll began (an operator's drain): they stay so. */
       initiallyDown = /* @__PURE__ */ new Set();
+      /**
+       * The port each server's balancer entry points at, as the balancer says (kept up to date after
+       * each switch): the truth the live-port record is checked against. A command killed between
+       * the switch and the record leaves them apart; the balancer decides which process serves.
+       */
+      balancerPort = /* @__PURE__ */ new Map();
       surge;
       async begin() {
         const { ops, config: config2, emit } = this.o;
         const states = this.o.initialStates ?? await ops.balancer.state(config2.servers);
         this.initiallyDown = new Set(states.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
+        for (const b2 of states) {
+          const port2 = Number(b2.address?.replace(/^.*:/, ""));
+          if (port2 === config2.app.port || port2 === config2.app.surgePort) this.balancerPort.set(b2.server, port2);
+        }
         for (const name of this.initiallyDown) {
           if (this.ledger.has(name))
             emit({
@@ -14692,7 +14702,14 @@ var init_surge = __esm({
       async startBeside(s3, release, serving) {
         const { emit, signal: signal2, config: config2 } = this.o;
         try {
-          const from = await this.surge.livePort(s3);
+          const recorded = await this.surge.livePort(s3);
+          const from = this.balancerPort.get(s3.name) ?? recorded;
+          if (from !== (recorded ?? config2.app.port))
+            emit({
+              type: "warn",
+              server: s3.name,
+              message: `the balancer sends its traffic to port ${from}, the record says ${recorded ?? config2.app.port} (a command stopped between the two): going by the balancer`
+            });
           const port2 = nextPort(from, config2.app);
           this.surging.set(s3.name, { release, port: port2, from, serving });
           return await this.surge.start(s3, release, port2, signal2);
@@ -14772,6 +14789,7 @@ var init_surge = __esm({
         const { ops, emit } = this.o;
         const surging = this.surging.get(s3.name);
         this.surging.delete(s3.name);
+        this.balancerPort.set(s3.name, surging.port);
         const oldPort = surging.from ?? this.o.config.app.port;
         try {
           await this.surge.record(s3, surging.port);
@@ -56607,6 +56625,56 @@ function serverScript(deployPath) {
   return script(SERVER_CHECK_SCRIPT, deployPath);
 }
 
+// src/check/surge.ts
+init_live_port();
+init_op();
+var SURGE_PORTS_SCRIPT = `# $1 the deploy path. Prints "live PORT" when the surge strategy recorded one, then "listen PORT"
+# for every TCP port something listens on (IPv4 and IPv6, from /proc/net), in decimal.
+if [ -f "$1/.nexus/live-port" ]; then printf 'live %s\\n' "$(head -c 16 "$1/.nexus/live-port" | tr -d '\\n')"; fi
+for f in /proc/net/tcp /proc/net/tcp6; do
+  [ -r "$f" ] || continue
+  awk 'NR > 1 && $4 == "0A" { n = split($2, a, ":"); print "listen " a[n] }' "$f"
+done | while read -r word hex; do printf '%s %d\\n' "$word" "0x$hex"; done
+`;
+function surgePortsScript(deployPath) {
+  return script(SURGE_PORTS_SCRIPT, deployPath);
+}
+function parseSurgePorts(text5) {
+  const out = { listening: [] };
+  for (const line of text5.split("\n")) {
+    const [word, value = ""] = line.trim().split(" ");
+    if (word === "live") {
+      const live = parseLivePort(value);
+      if (live !== void 0) out.live = live;
+    } else if (word === "listen" && /^\d+$/.test(value)) out.listening.push(Number(value));
+  }
+  return out;
+}
+function surgePortsItem(target, found, ports, deployed) {
+  const live = found.live ?? ports.port;
+  const next = live === ports.surgePort ? ports.port : ports.surgePort;
+  const base = { target, check: "surge ports" };
+  if (found.listening.includes(next))
+    return {
+      ...base,
+      status: "fail",
+      detail: `port ${next} (where the next surge starts the release) is in use`,
+      fix: `stop what listens there (\`ss -ltnp 'sport = :${next}'\`), or set app.surgePort to a free port`
+    };
+  if (deployed && !found.listening.includes(live))
+    return {
+      ...base,
+      status: "fail",
+      detail: `nothing listens on port ${live}, where the app should serve`,
+      fix: "the app must listen on process.env.PORT: nexus sets it to app.port or app.surgePort per process"
+    };
+  return {
+    ...base,
+    status: "ok",
+    detail: `${deployed ? `serving on ${live}` : `nothing deployed: ${live} first`}; ${next} free for the next surge`
+  };
+}
+
 // src/check/types.ts
 function report(items) {
   return { ok: items.every((i2) => i2.status !== "fail"), items };
@@ -56684,12 +56752,25 @@ async function checkServer(connected2, config2, estimate) {
     ...manager.items(facts)
   ];
   if (config2.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config2));
+  let port2 = config2.health.port;
+  if (config2.rolling.strategy === "surge") {
+    const found = parseSurgePorts(await session.run(surgePortsScript(deployPath), { what: "reading ports" }));
+    out.push(
+      surgePortsItem(
+        server.name,
+        found,
+        config2.app,
+        facts.values.has("deploy_writable") && found.live !== void 0
+      )
+    );
+    port2 = found.live ?? config2.app.port;
+  }
   out.push(
     healthItem(
       server.name,
       config2.health.path,
       config2.health.checkRelease,
-      await health(session, server, config2)
+      await health(session, server, config2, port2)
     )
   );
   return out;
@@ -56707,9 +56788,9 @@ async function sharedItem(session, server, deployPath, config2) {
     fix: "put them there (scp, your provisioning): nexus never creates shared.files, and a deploy stops in preflight without them"
   };
 }
-async function health(session, server, config2) {
+async function health(session, server, config2, port2) {
   const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${config2.health.port}` : `http://127.0.0.1:${await session.tunnel(host, config2.health.port)}`;
+  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${port2}` : `http://127.0.0.1:${await session.tunnel(host, port2)}`;
   return fetchHealth(origin, config2.health.path, config2.health.timeout);
 }
 async function checkBalancer(entry, sessions, config2) {
@@ -59485,7 +59566,7 @@ function deployCommand(setExit) {
   );
 }
 async function printPlan({ reporter, global: global3 }, flags) {
-  const config2 = readConfig(global3);
+  const config2 = withStrategy(readConfig(global3), flags.strategy);
   if (flags.releaseId) assertReleaseIdFlag(flags.releaseId);
   const plan = makePlan(config2, flags.releaseId ?? "<new release>", flags.only);
   const app = await selectConfiguredApp(config2);

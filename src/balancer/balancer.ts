@@ -15,11 +15,6 @@ export interface AddressMove {
   server: ServerConfig;
   /** "host:port", one of the server's `upstream` and `surgeUpstream`. */
   to: string;
-  /**
-   * Other servers are in rotation to take its new requests for an instant: a balancer that keeps
-   * pooled connections to the old address (HAProxy) may drop them by a maintenance blink.
-   */
-  othersServe?: boolean;
 }
 
 export interface RotationChange {

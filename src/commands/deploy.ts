@@ -68,7 +68,7 @@ export function deployCommand(setExit: SetExit): Command {
 
 /** --dry-run: the plan a deploy would carry out, and what the artifact would hold; nothing is connected to. */
 async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags): Promise<number> {
-  const config = readConfig(global);
+  const config = withStrategy(readConfig(global), flags.strategy);
   if (flags.releaseId) assertReleaseIdFlag(flags.releaseId);
   const plan = makePlan(config, flags.releaseId ?? "<new release>", flags.only);
   const app = await selectConfiguredApp(config);

@@ -197,20 +197,12 @@ export class HaproxyBalancer implements Balancer {
    * leaves.
    */
   async apply(change: RotationChange): Promise<void> {
-    // HAProxy's idle server connections are pooled per server, not per address: after `set server
-    // … addr` it goes on reusing those to the old address, and a request it writes on one as the
-    // old process stops is lost. Entering maintenance purges a server's idle connections: a blink
-    // (maint, then ready, in the same write) where other servers take new requests meanwhile.
-    const blink = (change.move ?? [])
-      .filter((m) => m.othersServe && (change.enable ?? []).includes(m.server))
-      .map((m) => m.server);
     for (const server of change.enable ?? []) {
       const name = this.options.serverName(server);
       this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
     }
     await this.setStates(
       [
-        ...blink.map((server) => ({ server, state: "maint" as const })),
         ...(change.enable ?? []).map((server) => ({ server, state: "ready" as const })),
         ...(change.drain ?? []).map((server) => ({ server, state: "drain" as const })),
       ],

@@ -244,13 +244,6 @@ export class SurgeStrategy implements RolloutStrategy {
    * process drains and is stopped, and the new port is recorded. After a balancer error its state
    * says which servers moved: those go on, the others are `failed` (their new process still runs).
    */
-  /** Servers other than `moving` in rotation as the roll began (and not moving now). */
-  private othersServe(moving: readonly ServerConfig[]): boolean {
-    return this.o.config.servers.some(
-      (s) => !moving.includes(s) && this.balancerPort.has(s.name) && !this.initiallyDown.has(s.name),
-    );
-  }
-
   private async switchOver(
     servers: readonly ServerConfig[],
   ): Promise<{ switched: ServerConfig[]; failed: ServerConfig[] }> {
@@ -270,7 +263,7 @@ export class SurgeStrategy implements RolloutStrategy {
     let switched = moving;
     try {
       await ops.balancer.apply({
-        move: moving.map((s) => ({ server: s, to: to(s), othersServe: this.othersServe(moving) })),
+        move: moving.map((s) => ({ server: s, to: to(s) })),
         enable: moving.filter((s) => !this.initiallyDown.has(s.name)),
       });
     } catch (error) {

@@ -262,7 +262,7 @@ describe("surge strategy", () => {
       const rolledBack = await underStorm(
         sandboxHaproxy().url,
         async () => {
-          const r = await nexus(["-c", oneConfig, "rollback"]);
+          const r = await nexus(["-c", oneConfig, "rollback", "--to", base]);
           lastOutput = r.all;
           expect(r.exitCode, r.all).toBe(0);
         },
@@ -314,7 +314,8 @@ describe("surge strategy", () => {
     expect(deployed.storm.failed - deployed.storm.resetReused, deployed.describe).toBe(0);
     const upstream = readUpstream();
     for (const h of sandboxInfo().hosts) expect(upstream).toContain(`${h.address}:3001`);
-    const back = await nexus(["-c", config, "rollback"]);
+    // --to: the broken release above was staged everywhere but failed only where it was tried.
+    const back = await nexus(["-c", config, "rollback", "--to", base]);
     expect(back.exitCode, back.all).toBe(0);
     for (const h of sandboxInfo().hosts) expect(readUpstream()).toContain(`${h.address}:3000`);
   }, 300_000);

@@ -10242,6 +10242,7 @@ function layout(base) {
     failed: path.join(state, "failed"),
     staged: path.join(state, "staged"),
     incoming: path.join(state, "incoming"),
+    livePort: path.join(state, "live-port"),
     release: (id) => path.join(base, "releases", id),
     ecosystem: (id) => path.join(state, "pm2", `${id}.json`)
   };
@@ -10277,36 +10278,6 @@ var init_layout = __esm({
       constructor(id) {
         super(`refused an unsafe release id ${JSON.stringify(id.slice(0, 80))}`);
       }
-    };
-  }
-});
-
-// src/util/sleep.ts
-function sleep(ms4, signal2) {
-  return new Promise((resolve3) => {
-    if (signal2?.aborted) return resolve3();
-    const timer = setTimeout(done, ms4);
-    signal2?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal2?.removeEventListener("abort", done);
-      resolve3();
-    }
-  });
-}
-var init_sleep = __esm({
-  "src/util/sleep.ts"() {
-    "use strict";
-  }
-});
-
-// src/balancer/balancer-error.ts
-var BalancerError;
-var init_balancer_error = __esm({
-  "src/balancer/balancer-error.ts"() {
-    "use strict";
-    init_errors3();
-    BalancerError = class extends NexusError {
     };
   }
 });
@@ -10352,6 +10323,55 @@ var init_op = __esm({
   }
 });
 
+// src/remote/proc-net-tcp.ts
+function procNetTcpAddress(address) {
+  const match3 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
+  if (!match3) return void 0;
+  const octets = match3.slice(1, 5).map(Number);
+  const port2 = Number(match3[5]);
+  if (octets.some((o2) => o2 > 255) || port2 > 65535) return void 0;
+  const ip2 = octets.reverse().map((o2) => o2.toString(16).padStart(2, "0")).join("").toUpperCase();
+  return `${ip2}:${procNetTcpPort(port2)}`;
+}
+function procNetTcpPort(port2) {
+  return port2.toString(16).padStart(4, "0").toUpperCase();
+}
+var init_proc_net_tcp = __esm({
+  "src/remote/proc-net-tcp.ts"() {
+    "use strict";
+  }
+});
+
+// src/util/sleep.ts
+function sleep(ms4, signal2) {
+  return new Promise((resolve3) => {
+    if (signal2?.aborted) return resolve3();
+    const timer = setTimeout(done, ms4);
+    signal2?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal2?.removeEventListener("abort", done);
+      resolve3();
+    }
+  });
+}
+var init_sleep = __esm({
+  "src/util/sleep.ts"() {
+    "use strict";
+  }
+});
+
+// src/balancer/balancer-error.ts
+var BalancerError;
+var init_balancer_error = __esm({
+  "src/balancer/balancer-error.ts"() {
+    "use strict";
+    init_errors3();
+    BalancerError = class extends NexusError {
+    };
+  }
+});
+
 // src/remote/script-file.ts
 function withFunctions(script2, ...functions) {
   return [...functions.map((text5) => text5.trimEnd()), script2].join("\n");
@@ -10367,6 +10387,133 @@ var init_script_file = __esm({
   }
 });
 
+// src/balancer/nginx/scripts.ts
+function readFile(file) {
+  return cmd("cat", file);
+}
+function parseWaitDrained(stdout) {
+  const open2 = /* @__PURE__ */ new Map();
+  const result2 = { workers: Number.NaN, open: open2 };
+  for (const pair of stdout.trim().split(/\s+/)) {
+    const [key, value] = pair.split("=");
+    if (key === "workers") result2.workers = Number(value);
+    else if (key === "closed") result2.closedMs = Number(value) * 10;
+    else if (key === "exited") result2.exitedMs = Number(value) * 10;
+    else if (key && value !== void 0) open2.set(key, Number(value));
+  }
+  if (!Number.isInteger(result2.workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
+  return result2;
+}
+function describeDrainWait(counts, connections) {
+  const parts = [];
+  if (connections === void 0) parts.push("its connections not counted (not an IPv4 address)");
+  else if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
+  else if (counts.closedMs !== void 0)
+    parts.push(`in-flight requests done in ${seconds(counts.closedMs)}`);
+  if (counts.workers > 0)
+    parts.push(
+      `${counts.workers} Nginx worker(s) retired by the reload still running (they serve client connections opened before it: long requests, or connections that have not sent their request yet)`
+    );
+  else if (counts.exitedMs !== void 0 && counts.exitedMs > (counts.closedMs ?? 0))
+    parts.push(`the Nginx workers retired by the reload gone in ${seconds(counts.exitedMs)}`);
+  return parts.join(", ");
+}
+function seconds(ms4) {
+  return `${(ms4 / 1e3).toFixed(2)}s`;
+}
+var UPTIME_FUNCTION, APPLY_EXIT, APPLY_SCRIPT, WAIT_DRAINED_SCRIPT;
+var init_scripts = __esm({
+  "src/balancer/nginx/scripts.ts"() {
+    "use strict";
+    init_quote();
+    init_script_file();
+    UPTIME_FUNCTION = '# A centisecond clock for the waits: /proc/uptime is "12345.67 \u2026"; no arithmetic on its fraction\n# as written (a zero-led "05" would be octal). Without /proc (not Linux), whole seconds from `date`.\nuptime_cs() {\n  if [ -r /proc/uptime ] && read -r up rest < /proc/uptime; then echo $(( ${up%.*} * 100 + 1${up#*.} - 100 ))\n  else echo $(( $(date +%s) * 100 )); fi\n}\n';
+    APPLY_EXIT = {
+      /** Reloaded, but the master's pid file could not be read to confirm it: the change is in force. */
+      reloadUnconfirmed: 70,
+      /** Reloaded, but the old workers did not hand over in time: the change is in force. */
+      reloadTimeout: 71,
+      testFailed: 80,
+      cannotWrite: 81,
+      /** The file changed since nexus read it (another run edited it): read again and retry. */
+      changed: 82,
+      lockTimeout: 83,
+      noSha256sum: 84
+    };
+    APPLY_SCRIPT = withFunctions(`file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6 barrier=\${7:-retired}
+if [ ! -r "$file" ] || [ ! -w "$file" ]; then
+  echo "$(id -un 2>/dev/null || echo this user) cannot read and write $(ls -ld "$file" 2>&1)" >&2
+  exit 81 # APPLY_EXIT.cannotWrite
+fi
+# Without flock (not Linux util-linux), the compare-and-swap still catches most overlaps.
+if command -v flock >/dev/null 2>&1; then
+  exec 9<"$file"
+  flock -w "$wait" 9 || { echo "another run has held the lock on the upstream file for \${wait}s" >&2; exit 83; } # APPLY_EXIT.lockTimeout
+fi
+command -v sha256sum >/dev/null 2>&1 || exit 84 # APPLY_EXIT.noSha256sum
+current=$(sha256sum < "$file" | cut -c1-64)
+if [ "$current" != "$expected" ]; then exit 82; fi # APPLY_EXIT.changed
+backup=$(umask 077 && mktemp "\${TMPDIR:-/tmp}/nexus-upstream.XXXXXX") || {
+  echo "cannot create a backup file in \${TMPDIR:-/tmp}" >&2
+  exit 81 # APPLY_EXIT.cannotWrite
+}
+if ! cat "$file" > "$backup"; then rm -f "$backup"; exit 81; fi # APPLY_EXIT.cannotWrite
+restore() {
+  if cat "$backup" > "$file"; then rm -f "$backup"; else echo "could not restore the upstream file: its previous content is in $backup" >&2; fi
+}
+if ! cat > "$file"; then restore; exit 81; fi # APPLY_EXIT.cannotWrite
+# 9<&-: a daemon started by these commands must not inherit (and keep) the lock.
+if ! test_output=$(sh -c "$test_command" 2>&1 9<&-); then
+  restore
+  printf '%s\\n' "$test_output" >&2
+  exit 80 # APPLY_EXIT.testFailed
+fi
+workers() {
+  # The master's children from /proc (Linux 3.5+), else pgrep; only worker processes count.
+  for p in $(cat "/proc/$1/task/$1/children" 2>/dev/null || pgrep -P "$1"); do
+    tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'worker process' && printf '%s ' "$p"
+  done
+}
+master=$(cat "$pid_file" 2>/dev/null) || master=""
+old=""
+if [ -n "$master" ]; then old=$(workers "$master"); fi
+if ! reload_output=$(sh -c "$reload_command" 2>&1 9<&-); then
+  restore
+  printf '%s\\n' "$reload_output" >&2
+  exit 1
+fi
+if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
+rm -f "$backup"
+if [ -z "$master" ]; then exit 70; fi # APPLY_EXIT.reloadUnconfirmed
+# Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
+# ends the wait soon after. With no worker seen before the reload (/proc hidden by hidepid, no
+# pgrep), no new one can be told apart either: only the (vacuous) retired barrier applies.
+if [ -z "$old" ]; then barrier=retired; fi
+deadline=$(( $(uptime_cs) + 500 ))
+while [ "$(uptime_cs)" -lt "$deadline" ]; do
+  pending=0
+  if [ "$barrier" = started ]; then
+    pending=1
+    for p in $(workers "$master"); do
+      case " $old " in *" $p "*) ;; *) pending=0 ;; esac
+    done
+  else
+    for p in $old; do
+      if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
+    done
+  fi
+  if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
+  sleep 0.01
+done
+exit 71 # APPLY_EXIT.reloadTimeout
+`, UPTIME_FUNCTION);
+    WAIT_DRAINED_SCRIPT = withFunctions(
+      'wait_ms=$1 addresses=$2\nshift 2\nbegan=$(uptime_cs)\ndeadline=$(( began + wait_ms / 10 ))\nclosed="" exited=""\nwhile :; do\n  counts=$(awk -v list="$addresses" \'\n    BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) c[a[i]] = 0 }\n    NR > 1 && $4 == "01" && ($3 in c) { c[$3]++; total++ }\n    END { printf "%d", total; for (k in c) printf " %s=%d", k, c[k] }\n  \' /proc/net/tcp)\n  workers=0\n  for p in "$@"; do\n    if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi\n  done\n  now=$(uptime_cs)\n  if [ -z "$closed" ] && [ "${counts%% *}" -eq 0 ]; then closed=" closed=$(( now - began ))"; fi\n  if [ -z "$exited" ] && [ "$#" -gt 0 ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( now - began ))"; fi\n  if [ $(( ${counts%% *} + workers )) -eq 0 ] || [ "$now" -ge "$deadline" ]; then\n    echo "workers=$workers$closed$exited ${counts#* }"\n    exit 0\n  fi\n  sleep 0.02\ndone\n',
+      UPTIME_FUNCTION
+    );
+  }
+});
+
 // src/balancer/haproxy/runtime-api.ts
 function channelScript(socket) {
   return script(CHANNEL_SCRIPT, socket);
@@ -10376,6 +10523,16 @@ function writeStateFileScript(file) {
 }
 function setServerState(backend, server, state) {
   return `set server ${backend}/${server} state ${state}`;
+}
+function setServerAddress(backend, server, address) {
+  const match3 = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
+  if (!match3) throw new Error(`not a "host:port" address: ${address}`);
+  return `set server ${backend}/${server} addr ${match3[1]} port ${match3[2]}`;
+}
+function addressChangeRefused(reply) {
+  const text5 = reply.trim();
+  if (text5 === "" || /changed from|no need to change/i.test(text5)) return void 0;
+  return text5;
 }
 var NO_SOCKET, CHANNEL_SCRIPT, WRITE_STATE_FILE_SCRIPT;
 var init_runtime_api = __esm({
@@ -10614,6 +10771,7 @@ function parseServersState(text5) {
   const columns = header.slice(2).trim().split(/\s+/);
   const at2 = (name) => columns.indexOf(name);
   const backendId = at2("be_id");
+  const portAt = at2("srv_port");
   const index = {
     backend: at2("be_name"),
     server: at2("srv_name"),
@@ -10628,11 +10786,13 @@ function parseServersState(text5) {
     const fields = line.trim().split(/\s+/);
     const admin = Number.parseInt(fields[index.admin] ?? "", 10) || 0;
     const id = backendId < 0 ? Number.NaN : Number.parseInt(fields[backendId] ?? "", 10);
+    const port2 = portAt < 0 ? Number.NaN : Number.parseInt(fields[portAt] ?? "", 10);
     return {
       backend: fields[index.backend] ?? "",
       ...Number.isInteger(id) && id > 0 ? { backendId: id } : {},
       server: fields[index.server] ?? "",
       address: fields[index.address] ?? "",
+      ...Number.isInteger(port2) && port2 > 0 ? { port: port2 } : {},
       operational: Number.parseInt(fields[index.operational] ?? "", 10) || 0,
       admin,
       maint: (admin & ADMIN_MAINT) !== 0,
@@ -10654,8 +10814,11 @@ var HaproxyBalancer;
 var init_haproxy = __esm({
   "src/balancer/haproxy/haproxy.ts"() {
     "use strict";
+    init_op();
+    init_proc_net_tcp();
     init_sleep();
     init_balancer_error();
+    init_scripts();
     init_runtime_api();
     init_runtime_channel();
     init_stats();
@@ -10699,19 +10862,31 @@ var init_haproxy = __esm({
        * State changes in order, sent together with the read of the whole runtime state for the state
        * file; HAProxy answers nothing to a `set server` that worked.
        */
-      async setStates(changes) {
-        if (changes.length === 0) return;
-        const sets = changes.map(
-          ({ server, state }) => setServerState(this.options.backend, this.options.serverName(server), state)
-        );
+      async setStates(changes, moves = []) {
+        if (changes.length + moves.length === 0) return;
+        const sets = [
+          ...moves.map(
+            ({ server, to: to2 }) => setServerAddress(this.options.backend, this.options.serverName(server), to2)
+          ),
+          ...changes.map(
+            ({ server, state }) => setServerState(this.options.backend, this.options.serverName(server), state)
+          )
+        ];
         this.options.onCommand?.(this.host, `HAProxy admin socket: ${sets.join("; ")}`);
         const replies = await this.channel.callAll(
           this.options.stateFile ? [...sets, "show servers state"] : sets
         );
-        const refused = changes.flatMap(
-          ({ server, state }, i2) => replies[i2] ? [`"state ${state}" for ${this.label(server)}: ${replies[i2]}`] : []
-        );
-        if (refused.length < changes.length) this.saveState(replies[sets.length]);
+        const refused = [
+          ...moves.flatMap(({ server, to: to2 }, i2) => {
+            const refusal = addressChangeRefused(replies[i2] ?? "");
+            return refusal ? [`the move of ${this.label(server)} to ${to2}: ${refusal}`] : [];
+          }),
+          ...changes.flatMap(({ server, state }, i2) => {
+            const reply = replies[moves.length + i2];
+            return reply ? [`"state ${state}" for ${this.label(server)}: ${reply}`] : [];
+          })
+        ];
+        if (refused.length < sets.length) this.saveState(replies[sets.length]);
         if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
       }
       setState(servers2, state) {
@@ -10776,20 +10951,45 @@ var init_haproxy = __esm({
             server: server.name,
             upstream: this.label(server),
             present: !!entry,
-            inRotation: !!entry && !entry.maint && !entry.drain
+            inRotation: !!entry && !entry.maint && !entry.drain,
+            ...entry?.port ? { address: `${entry.address.includes(":") ? `[${entry.address}]` : entry.address}:${entry.port}` } : {}
           };
         });
       }
-      /** One round trip; enables first, so capacity comes back before any more leaves. */
+      /**
+       * One round trip; moves first (`set server … addr … port …`: new sessions go to the new address,
+       * those open on the old one finish there), then enables, so capacity comes back before any more
+       * leaves.
+       */
       async apply(change) {
         for (const server of change.enable ?? []) {
           const name = this.options.serverName(server);
           this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
         }
-        await this.setStates([
-          ...(change.enable ?? []).map((server) => ({ server, state: "ready" })),
-          ...(change.drain ?? []).map((server) => ({ server, state: "drain" }))
-        ]);
+        await this.setStates(
+          [
+            ...(change.enable ?? []).map((server) => ({ server, state: "ready" })),
+            ...(change.drain ?? []).map((server) => ({ server, state: "drain" }))
+          ],
+          change.move
+        );
+      }
+      /**
+       * No connection from the HAProxy host to `address` (a server's old address after a move) is
+       * left: counted in the host's /proc/net/tcp, as the Nginx driver counts a drain's (its script).
+       * The server's sessions (`scur`) cannot tell: they count both addresses.
+       */
+      async waitLeft(_server, address, timeoutMs) {
+        const tcp = procNetTcpAddress(address);
+        if (tcp === void 0) return { drained: true, open: 0, detail: "connections not countable (not IPv4)" };
+        const result2 = await this.runner.exec(script(WAIT_DRAINED_SCRIPT, timeoutMs, tcp));
+        if (result2.code !== 0)
+          throw new BalancerError(
+            `${this.host}: counting connections to ${address} failed: ${result2.stderr.trim()}`
+          );
+        const counts = this.parse(() => parseWaitDrained(result2.stdout));
+        const open2 = counts.open.get(tcp) ?? 0;
+        return { drained: open2 === 0, open: open2, detail: describeDrainWait(counts, open2) };
       }
       /**
        * Polls the server's sessions until none is left, then puts it in maintenance (no health checks,
@@ -11121,7 +11321,8 @@ var init_multi = __esm({
             server: server.name,
             upstream: missing.length > 0 ? `${server.upstream} (missing on ${missing.join(", ")})` : server.upstream,
             present: missing.length === 0,
-            inRotation: mine.every((state) => state.inRotation)
+            inRotation: mine.every((state) => state.inRotation),
+            ...new Set(mine.map((state) => state.address)).size === 1 && mine[0]?.address ? { address: mine[0].address } : {}
           };
         });
       }
@@ -11157,8 +11358,15 @@ var init_multi = __esm({
         );
       }
       /** Drained when no balancer holds a connection to the server any more. */
-      async waitDrained(server, timeoutMs) {
-        const all = await allDone(this.balancers.map((b2) => b2.waitDrained(server, timeoutMs)));
+      waitDrained(server, timeoutMs) {
+        return this.waitAll((b2) => b2.waitDrained(server, timeoutMs));
+      }
+      /** Left when no balancer holds a connection to the server's old address any more. */
+      waitLeft(server, address, timeoutMs) {
+        return this.waitAll((b2) => b2.waitLeft(server, address, timeoutMs));
+      }
+      async waitAll(wait) {
+        const all = await allDone(this.balancers.map(wait));
         const drained = all.every((r) => r.drained);
         const details = all.flatMap((r, i2) => {
           const host = this.balancers[i2]?.host;
@@ -11186,6 +11394,39 @@ function listUpstreamServers(text5, upstreamName) {
   }));
 }
 function setServerDown(text5, address, down, upstreamName) {
+  const server = findOne(text5, address, upstreamName);
+  if (server.down === down) return { text: text5, changed: false };
+  if (down) {
+    return { text: splice(text5, server.lastWordEnd, server.lastWordEnd, " down"), changed: true };
+  }
+  let edited = text5;
+  for (const param of [...server.params].reverse()) {
+    if (param.value !== "down") continue;
+    const [start, end] = removalRange(edited, param.start, param.end);
+    edited = splice(edited, start, end, "");
+  }
+  return { text: edited, changed: true };
+}
+function setServerAddress2(text5, address, to2, upstreamName) {
+  assertWord(to2, "server address");
+  if (address === to2) {
+    findOne(text5, address, upstreamName);
+    return { text: text5, changed: false };
+  }
+  const server = findOne(text5, address, upstreamName);
+  if (parseServers(text5, upstreamName).some((other) => other.address === to2)) {
+    throw new UpstreamEditError(
+      `Server ${to2} is already listed: cannot move ${address} there`,
+      address,
+      upstreamNames(text5)
+    );
+  }
+  return {
+    text: splice(text5, server.addressWord.start, server.addressWord.end, to2),
+    changed: true
+  };
+}
+function findOne(text5, address, upstreamName) {
   const upstreams = upstreamNames(text5);
   const where2 = upstreamName === void 0 ? `any upstream block` : `upstream ${JSON.stringify(upstreamName)}`;
   const inFile = `upstream blocks in file: ${upstreams.length > 0 ? upstreams.join(", ") : "none"}`;
@@ -11209,17 +11450,7 @@ function setServerDown(text5, address, down, upstreamName) {
       upstreams
     );
   }
-  if (server.down === down) return { text: text5, changed: false };
-  if (down) {
-    return { text: splice(text5, server.lastWordEnd, server.lastWordEnd, " down"), changed: true };
-  }
-  let edited = text5;
-  for (const param of [...server.params].reverse()) {
-    if (param.value !== "down") continue;
-    const [start, end] = removalRange(edited, param.start, param.end);
-    edited = splice(edited, start, end, "");
-  }
-  return { text: edited, changed: true };
+  return server;
 }
 function holdsUpstreamBlock(text5) {
   return upstreamNames(text5).length > 0;
@@ -11296,7 +11527,8 @@ function parseServers(text5, upstreamName) {
       down: params.some((param) => param.value === "down"),
       line: lineOf(text5, keyword.start),
       params,
-      lastWordEnd: (params.at(-1) ?? address).end
+      lastWordEnd: (params.at(-1) ?? address).end,
+      addressWord: address
     });
   });
   return servers2;
@@ -11662,152 +11894,6 @@ var init_starter2 = __esm({
   }
 });
 
-// src/remote/proc-net-tcp.ts
-function procNetTcpAddress(address) {
-  const match3 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
-  if (!match3) return void 0;
-  const octets = match3.slice(1, 5).map(Number);
-  const port2 = Number(match3[5]);
-  if (octets.some((o2) => o2 > 255) || port2 > 65535) return void 0;
-  const ip2 = octets.reverse().map((o2) => o2.toString(16).padStart(2, "0")).join("").toUpperCase();
-  return `${ip2}:${procNetTcpPort(port2)}`;
-}
-function procNetTcpPort(port2) {
-  return port2.toString(16).padStart(4, "0").toUpperCase();
-}
-var init_proc_net_tcp = __esm({
-  "src/remote/proc-net-tcp.ts"() {
-    "use strict";
-  }
-});
-
-// src/balancer/nginx/scripts.ts
-function readFile(file) {
-  return cmd("cat", file);
-}
-function parseWaitDrained(stdout) {
-  const open2 = /* @__PURE__ */ new Map();
-  const result2 = { workers: Number.NaN, open: open2 };
-  for (const pair of stdout.trim().split(/\s+/)) {
-    const [key, value] = pair.split("=");
-    if (key === "workers") result2.workers = Number(value);
-    else if (key === "closed") result2.closedMs = Number(value) * 10;
-    else if (key === "exited") result2.exitedMs = Number(value) * 10;
-    else if (key && value !== void 0) open2.set(key, Number(value));
-  }
-  if (!Number.isInteger(result2.workers)) throw new Error(`the drain wait printed "${stdout.trim()}"`);
-  return result2;
-}
-function describeDrainWait(counts, connections) {
-  const parts = [];
-  if (connections === void 0) parts.push("its connections not counted (not an IPv4 address)");
-  else if (connections > 0) parts.push(`${connections} connection(s) to it still open`);
-  else if (counts.closedMs !== void 0)
-    parts.push(`in-flight requests done in ${seconds(counts.closedMs)}`);
-  if (counts.workers > 0)
-    parts.push(
-      `${counts.workers} Nginx worker(s) retired by the reload still running (they serve client connections opened before it: long requests, or connections that have not sent their request yet)`
-    );
-  else if (counts.exitedMs !== void 0 && counts.exitedMs > (counts.closedMs ?? 0))
-    parts.push(`the Nginx workers retired by the reload gone in ${seconds(counts.exitedMs)}`);
-  return parts.join(", ");
-}
-function seconds(ms4) {
-  return `${(ms4 / 1e3).toFixed(2)}s`;
-}
-var UPTIME_FUNCTION, APPLY_EXIT, APPLY_SCRIPT, WAIT_DRAINED_SCRIPT;
-var init_scripts = __esm({
-  "src/balancer/nginx/scripts.ts"() {
-    "use strict";
-    init_quote();
-    init_script_file();
-    UPTIME_FUNCTION = '# A centisecond clock for the waits: /proc/uptime is "12345.67 \u2026"; no arithmetic on its fraction\n# as written (a zero-led "05" would be octal). Without /proc (not Linux), whole seconds from `date`.\nuptime_cs() {\n  if [ -r /proc/uptime ] && read -r up rest < /proc/uptime; then echo $(( ${up%.*} * 100 + 1${up#*.} - 100 ))\n  else echo $(( $(date +%s) * 100 )); fi\n}\n';
-    APPLY_EXIT = {
-      /** Reloaded, but the master's pid file could not be read to confirm it: the change is in force. */
-      reloadUnconfirmed: 70,
-      /** Reloaded, but the old workers did not hand over in time: the change is in force. */
-      reloadTimeout: 71,
-      testFailed: 80,
-      cannotWrite: 81,
-      /** The file changed since nexus read it (another run edited it): read again and retry. */
-      changed: 82,
-      lockTimeout: 83,
-      noSha256sum: 84
-    };
-    APPLY_SCRIPT = withFunctions(`file=$1 expected=$2 test_command=$3 reload_command=$4 pid_file=$5 wait=$6 barrier=\${7:-retired}
-if [ ! -r "$file" ] || [ ! -w "$file" ]; then
-  echo "$(id -un 2>/dev/null || echo this user) cannot read and write $(ls -ld "$file" 2>&1)" >&2
-  exit 81 # APPLY_EXIT.cannotWrite
-fi
-# Without flock (not Linux util-linux), the compare-and-swap still catches most overlaps.
-if command -v flock >/dev/null 2>&1; then
-  exec 9<"$file"
-  flock -w "$wait" 9 || { echo "another run has held the lock on the upstream file for \${wait}s" >&2; exit 83; } # APPLY_EXIT.lockTimeout
-fi
-command -v sha256sum >/dev/null 2>&1 || exit 84 # APPLY_EXIT.noSha256sum
-current=$(sha256sum < "$file" | cut -c1-64)
-if [ "$current" != "$expected" ]; then exit 82; fi # APPLY_EXIT.changed
-backup=$(umask 077 && mktemp "\${TMPDIR:-/tmp}/nexus-upstream.XXXXXX") || {
-  echo "cannot create a backup file in \${TMPDIR:-/tmp}" >&2
-  exit 81 # APPLY_EXIT.cannotWrite
-}
-if ! cat "$file" > "$backup"; then rm -f "$backup"; exit 81; fi # APPLY_EXIT.cannotWrite
-restore() {
-  if cat "$backup" > "$file"; then rm -f "$backup"; else echo "could not restore the upstream file: its previous content is in $backup" >&2; fi
-}
-if ! cat > "$file"; then restore; exit 81; fi # APPLY_EXIT.cannotWrite
-# 9<&-: a daemon started by these commands must not inherit (and keep) the lock.
-if ! test_output=$(sh -c "$test_command" 2>&1 9<&-); then
-  restore
-  printf '%s\\n' "$test_output" >&2
-  exit 80 # APPLY_EXIT.testFailed
-fi
-workers() {
-  # The master's children from /proc (Linux 3.5+), else pgrep; only worker processes count.
-  for p in $(cat "/proc/$1/task/$1/children" 2>/dev/null || pgrep -P "$1"); do
-    tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'worker process' && printf '%s ' "$p"
-  done
-}
-master=$(cat "$pid_file" 2>/dev/null) || master=""
-old=""
-if [ -n "$master" ]; then old=$(workers "$master"); fi
-if ! reload_output=$(sh -c "$reload_command" 2>&1 9<&-); then
-  restore
-  printf '%s\\n' "$reload_output" >&2
-  exit 1
-fi
-if [ -n "$reload_output" ]; then printf '%s\\n' "$reload_output"; fi
-rm -f "$backup"
-if [ -z "$master" ]; then exit 70; fi # APPLY_EXIT.reloadUnconfirmed
-# Nginx's master starts the new workers, sleeps 100 ms, then retires the old ones: a fine poll
-# ends the wait soon after. With no worker seen before the reload (/proc hidden by hidepid, no
-# pgrep), no new one can be told apart either: only the (vacuous) retired barrier applies.
-if [ -z "$old" ]; then barrier=retired; fi
-deadline=$(( $(uptime_cs) + 500 ))
-while [ "$(uptime_cs)" -lt "$deadline" ]; do
-  pending=0
-  if [ "$barrier" = started ]; then
-    pending=1
-    for p in $(workers "$master"); do
-      case " $old " in *" $p "*) ;; *) pending=0 ;; esac
-    done
-  else
-    for p in $old; do
-      if [ -r "/proc/$p/cmdline" ] && ! tr '\\0' ' ' < "/proc/$p/cmdline" | grep -q 'shutting down'; then pending=1; fi
-    done
-  fi
-  if [ "$pending" = 0 ]; then echo "@old $old"; exit 0; fi
-  sleep 0.01
-done
-exit 71 # APPLY_EXIT.reloadTimeout
-`, UPTIME_FUNCTION);
-    WAIT_DRAINED_SCRIPT = withFunctions(
-      'wait_ms=$1 addresses=$2\nshift 2\nbegan=$(uptime_cs)\ndeadline=$(( began + wait_ms / 10 ))\nclosed="" exited=""\nwhile :; do\n  counts=$(awk -v list="$addresses" \'\n    BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) c[a[i]] = 0 }\n    NR > 1 && $4 == "01" && ($3 in c) { c[$3]++; total++ }\n    END { printf "%d", total; for (k in c) printf " %s=%d", k, c[k] }\n  \' /proc/net/tcp)\n  workers=0\n  for p in "$@"; do\n    if [ -d "/proc/$p" ]; then workers=$((workers + 1)); fi\n  done\n  now=$(uptime_cs)\n  if [ -z "$closed" ] && [ "${counts%% *}" -eq 0 ]; then closed=" closed=$(( now - began ))"; fi\n  if [ -z "$exited" ] && [ "$#" -gt 0 ] && [ "$workers" -eq 0 ]; then exited=" exited=$(( now - began ))"; fi\n  if [ $(( ${counts%% *} + workers )) -eq 0 ] || [ "$now" -ge "$deadline" ]; then\n    echo "workers=$workers$closed$exited ${counts#* }"\n    exit 0\n  fi\n  sleep 0.02\ndone\n',
-      UPTIME_FUNCTION
-    );
-  }
-});
-
 // src/balancer/nginx/nginx.ts
 import { createHash } from "node:crypto";
 function sudoHint(output) {
@@ -11853,16 +11939,30 @@ var init_nginx = __esm({
         return this.known;
       }
       async state(servers2) {
-        const listed = listUpstreamServers(await this.read(), this.options.upstream);
+        const text5 = await this.read();
+        const listed = listUpstreamServers(text5, this.options.upstream);
         return servers2.map((server) => {
-          const entry = listed.find((item) => item.address === server.upstream);
+          const address = this.addressIn(text5, server);
+          const entry = listed.find((item) => item.address === address);
           return {
             server: server.name,
-            upstream: server.upstream,
+            upstream: address,
             present: !!entry,
-            inRotation: !!entry && !entry.down
+            inRotation: !!entry && !entry.down,
+            ...entry ? { address } : {}
           };
         });
+      }
+      /**
+       * Where the server is listed in `text`: its upstream address, or the same host on app.surgePort
+       * (the surge strategy moves it between the two); its upstream address when neither is listed.
+       */
+      addressIn(text5, server) {
+        const alternate = server.surgeUpstream;
+        if (text5 === void 0 || alternate === void 0) return server.upstream;
+        const listed = listUpstreamServers(text5, this.options.upstream);
+        if (listed.some((item) => item.address === server.upstream)) return server.upstream;
+        return listed.some((item) => item.address === alternate) ? alternate : server.upstream;
       }
       async apply(change) {
         let judged;
@@ -11892,23 +11992,25 @@ var init_nginx = __esm({
         const cached3 = this.known;
         const original = cached3 ?? await this.read();
         let text5 = original;
+        for (const { server, to: to2 } of change.move ?? [])
+          text5 = setServerAddress2(text5, this.addressIn(text5, server), to2, this.options.upstream).text;
         for (const [servers2, down] of [
           [change.enable ?? [], false],
           [change.drain ?? [], true]
         ]) {
           for (const server of servers2)
-            text5 = setServerDown(text5, server.upstream, down, this.options.upstream).text;
+            text5 = setServerDown(text5, this.addressIn(text5, server), down, this.options.upstream).text;
         }
         if (text5 === original) return cached3 === void 0 ? "done" : this.readAgain();
         const keep = change.keepInRotation;
         if (keep && (change.drain ?? []).length > 0) {
-          const fleet = new Set(keep.servers.map((s3) => s3.upstream));
+          const fleet = new Set(keep.servers.flatMap((s3) => [s3.upstream, s3.surgeUpstream ?? s3.upstream]));
           recheck(
             listUpstreamServers(text5, this.options.upstream).filter((e) => !e.down && fleet.has(e.address)).length
           );
         }
         const file = this.options.upstreamFile;
-        const draining = (change.drain ?? []).length > 0;
+        const draining = (change.drain ?? []).length > 0 || (change.move ?? []).length > 0;
         const command = script(
           APPLY_SCRIPT,
           file,
@@ -11985,15 +12087,19 @@ ${output}${sudoHint(output)}`
        * one remote wait (see WAIT_DRAINED_SCRIPT).
        */
       waitDrained(server, timeoutMs) {
+        return this.waitLeft(server, this.addressIn(this.known, server), timeoutMs);
+      }
+      /** As `waitDrained`, for the server's old address after a move (the workers the move's reload retired). */
+      waitLeft(server, address, timeoutMs) {
         return new Promise((resolve3, reject) => {
-          if (this.waiting.push({ server, timeoutMs, resolve: resolve3, reject }) === 1)
+          if (this.waiting.push({ server, address, timeoutMs, resolve: resolve3, reject }) === 1)
             queueMicrotask(() => void this.waitTogether());
         });
       }
       async waitTogether() {
         const waits = this.waiting.splice(0);
         try {
-          const addresses = waits.map((w2) => procNetTcpAddress(w2.server.upstream));
+          const addresses = waits.map((w2) => procNetTcpAddress(w2.address));
           const command = script(
             WAIT_DRAINED_SCRIPT,
             Math.max(...waits.map((w2) => w2.timeoutMs)),
@@ -13789,12 +13895,22 @@ var init_pm2 = __esm({
         const n2 = this.options.instances ?? 1;
         return n2 === "max" ? void 0 : n2;
       }
+      /**
+       * The PM2 name of the app's process (`port` left out), or of the surge strategy's process on
+       * `port`: "<name>-<port>", so the two run side by side and each is deleted alone.
+       */
+      processName(port2) {
+        return port2 === void 0 ? this.options.name : `${this.options.name}-${port2}`;
+      }
+      ecosystemPath(layout2, release, port2) {
+        return layout2.ecosystem(port2 === void 0 ? release : `${release}@${port2}`);
+      }
       processFile(layout2, release) {
         const logs = this.logFiles(layout2);
         return {
-          path: layout2.ecosystem(release.release),
+          path: this.ecosystemPath(layout2, release.release, release.port),
           content: ecosystemFile({
-            name: this.options.name,
+            name: this.processName(release.port),
             script: this.options.script,
             cwd: release.cwd,
             env: release.env,
@@ -13817,11 +13933,11 @@ var init_pm2 = __esm({
         const listen = this.options.options?.listen_timeout ?? 3e3;
         return 6e4 + instances * (this.options.killTimeout + listen);
       }
-      async restart(runner, layout2, release) {
+      async restart(runner, layout2, release, port2) {
         const command = script(
           RESTART_SCRIPT,
-          this.options.name,
-          layout2.ecosystem(release),
+          this.processName(port2),
+          this.ecosystemPath(layout2, release, port2),
           "",
           this.restartDeadlineMs
         );
@@ -13839,11 +13955,12 @@ var init_pm2 = __esm({
         );
         return preparedRestart(runner, command, release, STARTING);
       }
-      async inspect(runner) {
-        return parseJlist((await runner.exec(jlistCommand(this.options.name))).stdout, this.options.name);
+      async inspect(runner, port2) {
+        const name = this.processName(port2);
+        return parseJlist((await runner.exec(jlistCommand(name))).stdout, name);
       }
-      async stop(runner) {
-        await runner.run(script(STOP_SCRIPT, this.options.name, this.restartDeadlineMs), {
+      async stop(runner, port2) {
+        await runner.run(script(STOP_SCRIPT, this.processName(port2), this.restartDeadlineMs), {
           what: "stopping the app"
         });
       }
@@ -14103,6 +14220,11 @@ async function capacityProblem(config2, ops, names, floor, joining = [], fresh) 
   if (healthy >= floor) return void 0;
   return `draining ${names.join(", ")} would leave ${healthy} healthy server(s) in rotation (minimum ${floor})`;
 }
+function noCapacity(config2, batch) {
+  const staying = config2.servers.filter((s3) => !batch.some((b2) => b2.name === s3.name));
+  if (config2.rolling.strategy === "surge" || staying.length > 0) return void 0;
+  return `warning: this batch (${batch.map((s3) => s3.name).join(", ")}) leaves no server in rotation: the balancer has nowhere to send requests until its gate passes (rolling.strategy "surge" keeps serving)`;
+}
 var init_capacity = __esm({
   "src/rollout/capacity.ts"() {
     "use strict";
@@ -14127,6 +14249,8 @@ var init_drain = __esm({
       ledger;
       /** When each server left rotation, for the summary's "out of rotation" seconds. */
       outSince = /* @__PURE__ */ new Map();
+      /** Servers drained in a batch that left no server in rotation, and since when (the summary's "no capacity"). */
+      emptySince = /* @__PURE__ */ new Map();
       /** Gated servers waiting to go back in rotation with the next batch's drain. */
       pending = [];
       /** The servers out of rotation in nexus's hands right now (the CLI's second Ctrl-C names them). */
@@ -14157,8 +14281,11 @@ var init_drain = __esm({
           this.pending = joining;
           return { moved: false, interrupted: false, failure: true };
         }
+        const empty = noCapacity(this.o.config, batch);
+        if (empty) emit({ type: "warn", message: empty });
         if (!await this.drain(batch, this.o.target, joining))
           return { moved: false, interrupted: false, failure: true };
+        if (empty) for (const s3 of batch) this.emptySince.set(s3.name, Date.now());
         if (signal2.aborted) {
           for (const s3 of batch) this.ledger.row(s3.name).note = "interrupted while it drained: left as it was";
           return { moved: false, interrupted: true, failure: !await this.enable(batch) };
@@ -14432,6 +14559,13 @@ var init_drain = __esm({
             row.outOfRotation = (row.outOfRotation ?? 0) + (Date.now() - since) / 1e3;
             this.outSince.delete(s3.name);
           }
+          const empty = this.emptySince.get(s3.name);
+          if (empty !== void 0) {
+            this.emptySince.delete(s3.name);
+            const row = this.ledger.row(s3.name);
+            const gap = `no capacity for ${((Date.now() - empty) / 1e3).toFixed(2)}s (no other server was in rotation)`;
+            row.note = row.note ? `${row.note}; ${gap}` : gap;
+          }
           this.inHand.delete(s3.name);
           this.o.emit({ type: "step", server: s3.name, step: "enable", status: "done", ms: Date.now() - started });
         }
@@ -14460,6 +14594,606 @@ var init_drain2 = __esm({
   }
 });
 
+// src/remote/sha256.ts
+function sha256Of(file) {
+  return script(SHA256_SCRIPT, file);
+}
+var SHA256_FUNCTION, SHA256_SCRIPT;
+var init_sha256 = __esm({
+  "src/remote/sha256.ts"() {
+    "use strict";
+    init_op();
+    init_script_file();
+    SHA256_FUNCTION = `sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
+  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
+  else node -e 'const h=require("crypto").createHash("sha256");require("fs").createReadStream(process.argv[1]).on("data",d=>h.update(d)).on("end",()=>console.log(h.digest("hex")))' "$1"
+  fi
+}
+`;
+    SHA256_SCRIPT = withFunctions('sha256 "$1"\n', SHA256_FUNCTION);
+  }
+});
+
+// src/remote/release.ts
+import path4 from "node:path/posix";
+function prepare(l, options = {}) {
+  const create = cmd(
+    "mkdir",
+    "-p",
+    l.releases,
+    l.shared,
+    l.incoming,
+    path4.dirname(l.ecosystem("x")),
+    l.failed
+  );
+  const clear = cmd(
+    "find",
+    l.incoming,
+    "-mindepth",
+    "1",
+    "-maxdepth",
+    "1",
+    "-exec",
+    "rm",
+    "-rf",
+    "--",
+    "{}",
+    "+"
+  );
+  return {
+    what: "preparing the deploy path",
+    command: options.clearIncoming ? `${create} && ${clear}` : create,
+    parse: (result2, server) => void stdoutOrThrow(server, "preparing the deploy path", result2)
+  };
+}
+function extract(l, archive, id, sha256) {
+  assertReleaseId(id);
+  return {
+    what: "extracting the release",
+    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
+    parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
+  };
+}
+function install(l, id, manager) {
+  assertReleaseId(id);
+  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
+  return {
+    what: "installing dependencies",
+    command: script(
+      INSTALL_SCRIPT,
+      l.release(id),
+      l.current,
+      m2.name,
+      manager?.pinned ?? "",
+      manager?.lockfile ?? "",
+      ...m2.args
+    ),
+    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
+  };
+}
+function parseInstall(stdout) {
+  const lines = stdout.split("\n");
+  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
+  if (lines.includes("@skipped")) return { result: "skipped", notes };
+  if (lines.includes("@reused")) return { result: "reused", notes };
+  const installed = lines.find((line) => line.startsWith("@installed"));
+  const why = installed?.slice("@installed".length).trim();
+  return { result: "installed", ...why ? { why } : {}, notes };
+}
+function writePrivateFile(file, content, what) {
+  return {
+    what,
+    command: script(WRITE_PRIVATE_SCRIPT, file),
+    stdin: content,
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
+  };
+}
+function activate(l, id) {
+  assertReleaseId(id);
+  const tmp = `${l.current}.tmp-${id}`;
+  return {
+    what: "switching current",
+    command: `${cmd("ln", "-sfn", `releases/${id}`, tmp)} && ${cmd("mv", "-Tf", tmp, l.current)}`,
+    parse: (result2, server) => void stdoutOrThrow(server, "switching current", result2)
+  };
+}
+function markFailed(l, id) {
+  assertReleaseId(id);
+  return {
+    what: "marking the release failed",
+    command: cmd("touch", `${l.failed}/${id}`),
+    parse: (result2, server) => void stdoutOrThrow(server, "marking the release failed", result2)
+  };
+}
+function stopStrays(l, id) {
+  assertReleaseId(id);
+  return {
+    what: "stopping what an earlier attempt left running",
+    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
+    parse: (result2) => result2.stdout.includes("@stopped")
+  };
+}
+function removeReleases(l, ids) {
+  for (const id of ids) assertReleaseId(id);
+  return {
+    what: "removing releases",
+    command: cmd(
+      "rm",
+      "-rf",
+      "--",
+      ...ids.flatMap((id) => [
+        l.release(id),
+        `${l.release(id)}.partial`,
+        `${l.incoming}/${id}.tar.gz`,
+        `${l.incoming}/${id}.tar.gz.part`,
+        l.ecosystem(id),
+        `${l.ecosystem(id)}.prev`,
+        `${l.failed}/${id}`,
+        `${l.staged}/${id}`
+      ])
+    ),
+    parse: (result2, server) => void stdoutOrThrow(server, "removing releases", result2)
+  };
+}
+function tailFile(file, lines = 20) {
+  return {
+    what: "reading the log",
+    command: `tail -n ${Number(lines)} -- ${cmd(file)} 2>/dev/null || true`,
+    parse: (result2) => result2.stdout.split("\n").filter((line) => line.trim() !== "")
+  };
+}
+function keepPrivateFile(file, what) {
+  return {
+    what,
+    command: script(KEEP_PRIVATE_SCRIPT, file),
+    parse: (result2, server) => stdoutOrThrow(server, what, result2).includes("@kept")
+  };
+}
+function restorePrivateFile(file, what) {
+  return {
+    what,
+    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
+  };
+}
+var EXTRACT_SCRIPT, INSTALL_SCRIPT, WRITE_PRIVATE_SCRIPT, STOP_STRAYS_SCRIPT, KEEP_PRIVATE_SCRIPT;
+var init_release = __esm({
+  "src/remote/release.ts"() {
+    "use strict";
+    init_errors5();
+    init_layout();
+    init_op();
+    init_quote();
+    init_script_file();
+    init_sha256();
+    EXTRACT_SCRIPT = withFunctions(`set -eu
+archive=$1 release=$2 expected=$3 stamp=$4
+tmp="$release.partial"
+# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
+trap 'rm -rf "$archive" "$tmp"' EXIT
+actual=$(sha256 "$archive")
+if [ "$actual" != "$expected" ]; then
+  echo "checksum mismatch: expected $expected, got $actual" >&2
+  exit 65 # REMOTE_EXIT.checksumMismatch
+fi
+if [ -e "$release" ]; then
+  echo "release \${release##*/} already exists on this server" >&2
+  exit 66 # REMOTE_EXIT.releaseExists
+fi
+# Absolute and ../ member names are refused outright (GNU tar would strip or skip them).
+escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
+if [ -n "$escaping" ]; then
+  echo "refused: the artifact has entries outside the release: $escaping" >&2
+  exit 67 # REMOTE_EXIT.unsafeArchive
+fi
+rm -rf "$tmp"
+mkdir -p "$tmp"
+tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
+# Symlinks may not lead out of the release: each is resolved and compared with the canonical
+# directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
+# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
+# inside, though node_modules comes later (busybox has only -f, which needs the parents).
+canonical=$(cd "$tmp" && pwd -P)
+outside=$(find "$tmp" -type l -exec sh -c '
+  c=$1 t=$2; shift 2
+  for link in "$@"; do
+    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
+    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
+  done' nexus "$canonical" "$tmp" {} +)
+if [ -n "$outside" ]; then
+  echo "refused: the artifact holds a symlink out of the release: $outside" >&2
+  exit 67 # REMOTE_EXIT.unsafeArchive
+fi
+mv "$tmp" "$release"
+mkdir -p "\${stamp%/*}"
+: > "$stamp"
+`, SHA256_FUNCTION);
+    INSTALL_SCRIPT = withProgram(
+      'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
+      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
+    );
+    WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
+    STOP_STRAYS_SCRIPT = `release=$1
+# /proc shows a cwd with symlinks resolved: so is the path compared with it.
+dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
+# One find for every process (a readlink each would fork hundreds of times); the path's glob
+# characters escaped, as -lname reads a pattern.
+pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
+strays() {
+  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
+    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
+}
+pids=$(strays)
+[ -n "$pids" ] || exit 0
+# shellcheck disable=SC2086 # one word per pid, digits only
+kill $pids 2>/dev/null
+i=0
+while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
+pids=$(strays)
+# shellcheck disable=SC2086 # one word per pid, digits only
+[ -z "$pids" ] || kill -9 $pids 2>/dev/null
+echo "@stopped"
+`;
+    KEEP_PRIVATE_SCRIPT = 'file=$1 kept="$1.prev"\nif [ -f "$file" ]; then\n  (umask 077 && cp -p -- "$file" "$kept") && echo @kept\nelse\n  rm -f -- "$kept"\nfi\n';
+  }
+});
+
+// src/remote/live-port.ts
+function parseLivePort(text5) {
+  const value = text5.trim();
+  if (!/^\d{1,5}$/.test(value)) return void 0;
+  const port2 = Number(value);
+  return port2 >= 1 && port2 <= 65535 ? port2 : void 0;
+}
+function readLivePort(l) {
+  const what = "reading the live port";
+  return {
+    what,
+    command: script(LIVE_PORT_READ_SCRIPT, l.livePort),
+    parse: (result2, server) => parseLivePort(stdoutOrThrow(server, what, result2))
+  };
+}
+function writeLivePort(l, port2) {
+  return writePrivateFile(l.livePort, `${port2}
+`, "recording the live port");
+}
+function nextPort(live, ports) {
+  return live === ports.surgePort ? ports.port : ports.surgePort;
+}
+var LIVE_PORT_READ_SCRIPT;
+var init_live_port = __esm({
+  "src/remote/live-port.ts"() {
+    "use strict";
+    init_errors5();
+    init_op();
+    init_release();
+    LIVE_PORT_READ_SCRIPT = '# $1 the live-port file: its content, nothing when there is none\n[ ! -f "$1" ] || cat "$1"\n';
+  }
+});
+
+// src/rollout/surge/surge.ts
+var SurgeStrategy;
+var init_surge = __esm({
+  "src/rollout/surge/surge.ts"() {
+    "use strict";
+    init_balancer();
+    init_load();
+    init_live_port();
+    SurgeStrategy = class {
+      constructor(o2, ledger) {
+        this.o = o2;
+        this.ledger = ledger;
+        if (!o2.ops.surge) throw new Error("the surge strategy needs FleetOps.surge");
+        this.surge = o2.ops.surge;
+      }
+      o;
+      ledger;
+      /** Servers whose new process was started and not switched to (nor stopped) yet. */
+      surging = /* @__PURE__ */ new Map();
+      /** Servers out of rotation before the roll began (an operator's drain): they stay so. */
+      initiallyDown = /* @__PURE__ */ new Set();
+      /**
+       * The port each server's balancer entry points at, as the balancer says (kept up to date after
+       * each switch): the truth the live-port record is checked against. A command killed between
+       * the switch and the record leaves them apart; the balancer decides which process serves.
+       */
+      balancerPort = /* @__PURE__ */ new Map();
+      surge;
+      async begin() {
+        const { ops, config: config2, emit } = this.o;
+        const states = this.o.initialStates ?? await ops.balancer.state(config2.servers);
+        this.initiallyDown = new Set(states.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
+        for (const b2 of states) {
+          const port2 = Number(b2.address?.replace(/^.*:/, ""));
+          if (port2 === config2.app.port || port2 === config2.app.surgePort) this.balancerPort.set(b2.server, port2);
+        }
+        for (const name of this.initiallyDown) {
+          if (this.ledger.has(name))
+            emit({
+              type: "warn",
+              server: name,
+              message: "was drained before this command: it is updated and left drained"
+            });
+        }
+      }
+      async forward(batch) {
+        const results = await Promise.all(
+          batch.map((s3) => this.startBeside(s3, this.o.target(s3.name), this.o.fallback(s3.name)))
+        );
+        return {
+          moved: true,
+          passed: batch.filter((_2, i2) => results[i2]),
+          failed: batch.filter((_2, i2) => !results[i2])
+        };
+      }
+      async serve(servers2) {
+        const { switched, failed } = await this.switchOver(servers2);
+        for (const s3 of failed) {
+          const surging = this.surging.get(s3.name);
+          await this.abandonNew(s3);
+          const row = this.ledger.row(s3.name);
+          this.ledger.notDeployed(s3.name);
+          row.result = surging?.serving ? "restored" : "failed";
+          row.release = surging?.serving;
+          row.note = "the balancer could not be switched to the new process: the old one still serves";
+        }
+        return switched.length === servers2.length;
+      }
+      /** Nothing waits to take traffic: a batch switches in `serve`. */
+      async rejoin() {
+        return true;
+      }
+      /** Servers whose gate failed (or that passed, under rollback-all) and were never switched to. */
+      async restore(servers2, result2) {
+        await Promise.all(
+          servers2.map(async (s3) => {
+            const surging = this.surging.get(s3.name);
+            const row = this.ledger.row(s3.name);
+            if (!surging) {
+              this.ledger.notDeployed(s3.name);
+              row.result = this.o.fallback(s3.name) ? result2 : "failed";
+              row.release = this.o.fallback(s3.name);
+              return;
+            }
+            this.o.emit({
+              type: "step",
+              server: s3.name,
+              step: "restore",
+              status: "start",
+              message: `stopping the new process on port ${surging.port}`
+            });
+            if (!await this.abandonNew(s3)) return;
+            this.ledger.notDeployed(s3.name);
+            if (surging.serving) {
+              row.result = result2;
+              row.release = surging.serving;
+            } else {
+              row.result = "failed";
+              row.release = void 0;
+              row.note ??= "no previous release was running: the new process was stopped";
+            }
+            this.o.emit({
+              type: "step",
+              server: s3.name,
+              step: "restore",
+              status: "done",
+              message: surging.serving ?? "stopped"
+            });
+          })
+        );
+      }
+      /** Servers on the target and in traffic: their fallback release surges back in. */
+      async back(servers2, result2, reason) {
+        const { emit } = this.o;
+        const ready = [];
+        await Promise.all(
+          servers2.map(async (s3) => {
+            const target = this.o.target(s3.name);
+            const previous = this.o.fallback(s3.name);
+            if (!previous) {
+              this.ledger.needsHuman(s3.name, `still on ${target}: it has no previous release to go back to`);
+              return;
+            }
+            emit({
+              type: "step",
+              server: s3.name,
+              step: "restore",
+              status: "start",
+              message: `back to ${previous}`
+            });
+            if (await this.startBeside(s3, previous, target)) {
+              ready.push(s3);
+              return;
+            }
+            await this.abandonNew(s3);
+            this.ledger.needsHuman(
+              s3.name,
+              `still on ${target}, in rotation${reason ? `: ${reason}` : ""}; its previous release ${previous} failed its gate`
+            );
+          })
+        );
+        const { switched, failed } = await this.switchOver(ready);
+        for (const s3 of switched) {
+          const row = this.ledger.row(s3.name);
+          row.result = result2;
+          row.release = this.o.fallback(s3.name);
+          emit({ type: "step", server: s3.name, step: "restore", status: "done", message: row.release });
+        }
+        for (const s3 of failed) {
+          await this.abandonNew(s3);
+          this.ledger.needsHuman(
+            s3.name,
+            `still on ${this.o.target(s3.name)}: the balancer could not be switched back`
+          );
+        }
+      }
+      /** New processes not switched to are stopped, `current` back at what serves: as before the roll. */
+      async abandon() {
+        await Promise.all(
+          this.o.batches.flat().filter((s3) => this.surging.has(s3.name)).map((s3) => this.abandonNew(s3))
+        );
+      }
+      /** The release started on the other port and gated there; true when its gate passed. */
+      async startBeside(s3, release, serving) {
+        const { emit, signal: signal2, config: config2 } = this.o;
+        try {
+          const recorded = await this.surge.livePort(s3);
+          const from = this.balancerPort.get(s3.name) ?? recorded;
+          if (from !== (recorded ?? config2.app.port))
+            emit({
+              type: "warn",
+              server: s3.name,
+              message: `the balancer sends its traffic to port ${from}, the record says ${recorded ?? config2.app.port} (a command stopped between the two): going by the balancer`
+            });
+          const port2 = nextPort(from, config2.app);
+          this.surging.set(s3.name, { release, port: port2, from, serving });
+          return await this.surge.start(s3, release, port2, signal2);
+        } catch (error3) {
+          emit({ type: "error", server: s3.name, message: error3.message });
+          return false;
+        }
+      }
+      /**
+       * The new process of a server that will not be switched to is stopped and `current` points
+       * back at the release serving. False (and the server left to a human) when that failed.
+       */
+      async abandonNew(s3) {
+        const surging = this.surging.get(s3.name);
+        if (!surging) return true;
+        this.surging.delete(s3.name);
+        try {
+          await this.surge.stop(s3, surging.port);
+          if (surging.serving) await this.surge.point(s3, surging.serving);
+          return true;
+        } catch (error3) {
+          this.ledger.needsHuman(
+            s3.name,
+            `its new process on port ${surging.port} (${surging.release}) could not be stopped: ${error3.message.split("\n")[0]}; the balancer still sends its traffic to port ${surging.from ?? this.o.config.app.port}`
+          );
+          return false;
+        }
+      }
+      /**
+       * One balancer change moves every server's entry to its new process's port; then each old
+       * process drains and is stopped, and the new port is recorded. After a balancer error its state
+       * says which servers moved: those go on, the others are `failed` (their new process still runs).
+       */
+      async switchOver(servers2) {
+        const { ops, emit, config: config2 } = this.o;
+        const moving = servers2.filter((s3) => this.surging.has(s3.name));
+        if (moving.length === 0) return { switched: [], failed: [] };
+        const to2 = (s3) => withPort(s3.upstream, this.surging.get(s3.name).port);
+        for (const s3 of moving)
+          emit({
+            type: "step",
+            server: s3.name,
+            step: "enable",
+            status: "start",
+            message: `to port ${this.surging.get(s3.name)?.port}`
+          });
+        const started = Date.now();
+        let switched = moving;
+        try {
+          await ops.balancer.apply({
+            move: moving.map((s3) => ({ server: s3, to: to2(s3) })),
+            enable: moving.filter((s3) => !this.initiallyDown.has(s3.name))
+          });
+        } catch (error3) {
+          emit({
+            type: "error",
+            message: `switching ${moving.map((s3) => s3.name).join(", ")} failed: ${error3.message}`
+          });
+          const states = await ops.balancer.state(moving).catch(() => []);
+          switched = moving.filter((s3) => states.find((b2) => b2.server === s3.name)?.address === to2(s3));
+        }
+        for (const s3 of moving) {
+          const ok = switched.includes(s3);
+          emit({
+            type: "step",
+            server: s3.name,
+            step: "enable",
+            status: ok ? "done" : "fail",
+            ms: Date.now() - started
+          });
+        }
+        await Promise.all(switched.map((s3) => this.retireOld(s3, config2.balancer.drainTimeout)));
+        return { switched, failed: moving.filter((s3) => !switched.includes(s3)) };
+      }
+      /** The new port recorded; the old process's connections from the balancer end, then it stops. */
+      async retireOld(s3, timeoutMs) {
+        const { ops, emit } = this.o;
+        const surging = this.surging.get(s3.name);
+        this.surging.delete(s3.name);
+        this.balancerPort.set(s3.name, surging.port);
+        const oldPort = surging.from ?? this.o.config.app.port;
+        try {
+          await this.surge.record(s3, surging.port);
+        } catch (error3) {
+          this.ledger.needsHuman(
+            s3.name,
+            `serves on port ${surging.port}, but recording it failed: ${error3.message}`
+          );
+          return;
+        }
+        emit({
+          type: "step",
+          server: s3.name,
+          step: "drain",
+          status: "start",
+          message: `old process on port ${oldPort}`
+        });
+        const started = Date.now();
+        try {
+          const wait = await ops.balancer.waitLeft(s3, withPort(s3.upstream, oldPort), timeoutMs);
+          if (!wait.drained)
+            emit({
+              type: "warn",
+              server: s3.name,
+              message: `old process on port ${oldPort}: ${stillOpen(wait)} after the drain timeout; stopping it`
+            });
+          emit({
+            type: "step",
+            server: s3.name,
+            step: "drain",
+            status: "done",
+            ms: Date.now() - started,
+            ...wait.detail ? { message: wait.detail } : {}
+          });
+        } catch (error3) {
+          emit({
+            type: "warn",
+            server: s3.name,
+            message: `waiting for the old process's connections failed (${error3.message}); stopping it`
+          });
+        }
+        try {
+          await this.surge.stop(s3, surging.from);
+        } catch (error3) {
+          emit({
+            type: "warn",
+            server: s3.name,
+            message: `the old process on port ${oldPort} could not be stopped: ${error3.message.split("\n")[0]}`
+          });
+        }
+      }
+    };
+  }
+});
+
+// src/rollout/surge/index.ts
+var surgeStrategy;
+var init_surge2 = __esm({
+  "src/rollout/surge/index.ts"() {
+    "use strict";
+    init_surge();
+    surgeStrategy = {
+      name: "surge",
+      create: (options, ledger) => new SurgeStrategy(options, ledger)
+    };
+  }
+});
+
 // src/rollout/strategies.ts
 function strategyNamed(name) {
   const strategy = ROLLOUT_STRATEGIES.find((candidate) => candidate.name === name);
@@ -14471,7 +15205,8 @@ var init_strategies = __esm({
   "src/rollout/strategies.ts"() {
     "use strict";
     init_drain2();
-    ROLLOUT_STRATEGIES = [drainStrategy];
+    init_surge2();
+    ROLLOUT_STRATEGIES = [drainStrategy, surgeStrategy];
   }
 });
 
@@ -14505,6 +15240,11 @@ var init_schema4 = __esm({
       start: nonEmpty.default("server.js"),
       /** Port the app listens on (the upstream and health port unless overridden). */
       port: port.default(3e3),
+      /**
+       * The second port of the surge strategy (`rolling.strategy: "surge"`): the new release starts on
+       * whichever of `port` and this one is free, beside the old one. Defaults to `port` + 1.
+       */
+      surgePort: port.optional(),
       /**
        * Extra exclude patterns for the artifact (gitignore syntax), on top of the app's .gitignore and
        * .nexusignore files; node_modules, .git, logs, *.log, .env* and .npmrc are always left out.
@@ -14666,7 +15406,11 @@ var init_schema4 = __esm({
       return { ...object, duration: ms4 };
     });
     rollingSchema = strictObject({
-      /** How each batch moves onto the new release ("drain": out of rotation, restarted, gated, back in). */
+      /**
+       * How each batch moves onto the new release ("drain": out of rotation, restarted, gated, back
+       * in; "surge": the new release started beside the old one on app.surgePort, gated there, the
+       * balancer switched to it, the old one drained and stopped).
+       */
       strategy: _enum(
         ROLLOUT_STRATEGIES.map((strategy) => strategy.name)
       ).default(ROLLOUT_STRATEGIES[0].name),
@@ -14761,7 +15505,7 @@ var init_schema4 = __esm({
 // src/config/load.ts
 import { readFileSync } from "node:fs";
 import os from "node:os";
-import path4 from "node:path";
+import path5 from "node:path";
 function proxyJumpProblems(value, field) {
   try {
     parseProxyJump(value, field);
@@ -14781,17 +15525,17 @@ function jumpProblems(parsed) {
 }
 function expandHome(p2) {
   if (p2 === "~") return os.homedir();
-  if (p2.startsWith("~/")) return path4.join(os.homedir(), p2.slice(2));
+  if (p2.startsWith("~/")) return path5.join(os.homedir(), p2.slice(2));
   return p2;
 }
 function localPath(base, p2) {
-  return path4.resolve(base, expandHome(p2));
+  return path5.resolve(base, expandHome(p2));
 }
 function configLayers(config2) {
   return layersOf.get(config2) ?? [];
 }
 function labelOf(absolute) {
-  const relative2 = path4.relative(process.cwd(), absolute);
+  const relative2 = path5.relative(process.cwd(), absolute);
   return relative2 && !relative2.startsWith("..") ? relative2 : absolute;
 }
 function readLayer(absolute, label, read) {
@@ -14808,9 +15552,9 @@ function readLayer(absolute, label, read) {
 }
 function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}) {
   const fromStdin = file === "-";
-  const absolute = fromStdin ? "-" : path4.resolve(file);
+  const absolute = fromStdin ? "-" : path5.resolve(file);
   const label = fromStdin ? STDIN_LABEL : labelOf(absolute);
-  const baseDir = fromStdin ? process.cwd() : path4.dirname(absolute);
+  const baseDir = fromStdin ? process.cwd() : path5.dirname(absolute);
   const layers = [
     readLayer(
       absolute,
@@ -14942,6 +15686,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
   problems.push(...loginProblems(parsed, servers2));
   problems.push(...jumpProblems(parsed));
   problems.push(...sharedProblems(parsed.shared));
+  problems.push(...surgeProblems(parsed));
   if (parsed.hooks.beforeRollOn !== void 0 && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(
       `hooks.beforeRollOn: "${parsed.hooks.beforeRollOn}" is not a server name (expected one of ${[...names].map((n2) => `"${n2}"`).join(", ")})`
@@ -14957,7 +15702,11 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
     file: label,
     files: [label],
     ...inventory.command !== void 0 ? { inventory: inventory.command } : {},
-    app: { ...parsed.app, root: path4.resolve(baseDir, parsed.app.root) },
+    app: {
+      ...parsed.app,
+      root: path5.resolve(baseDir, parsed.app.root),
+      surgePort: parsed.app.surgePort ?? parsed.app.port + 1
+    },
     servers: servers2,
     ssh: {
       ...parsed.ssh,
@@ -15013,6 +15762,7 @@ function resolveServers(parsed, data, env2, problems) {
       user: server.user ?? defaultUser,
       deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
       upstream,
+      surgeUpstream: withPort(upstream, parsed.app.surgePort ?? parsed.app.port + 1),
       env: merged,
       secretKeys: Object.keys(sources),
       envSources: sources,
@@ -15024,6 +15774,21 @@ function resolveServers(parsed, data, env2, problems) {
       ...(server.proxyJump ?? parsed.ssh.proxyJump) !== void 0 ? { proxyJump: server.proxyJump ?? parsed.ssh.proxyJump } : {}
     };
   });
+}
+function surgeProblems(parsed) {
+  const surgePort = parsed.app.surgePort ?? parsed.app.port + 1;
+  const problems = [];
+  if (surgePort === parsed.app.port)
+    problems.push(`app.surgePort: ${surgePort} is app.port too (the surge strategy needs a second port)`);
+  if (surgePort > 65535) problems.push(`app.surgePort: app.port + 1 is not a port: set app.surgePort`);
+  if (parsed.rolling.strategy === "surge" && parsed.health.port !== void 0 && parsed.health.port !== parsed.app.port)
+    problems.push(
+      `health.port: the surge strategy probes each process on its own port (app.port or app.surgePort); leave health.port out`
+    );
+  return problems;
+}
+function withPort(address, port2) {
+  return `${address.replace(/:\d+$/, "")}:${port2}`;
 }
 function loginProblems(parsed, servers2) {
   const problems = [];
@@ -45588,7 +46353,7 @@ var init_default2 = __esm({
 // node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path14 from "node:path";
+import path15 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -45596,12 +46361,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path14.resolve(toPath(startPath));
+      let currentPath = path15.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path14.resolve(currentPath, "..");
+        currentPath = path15.resolve(currentPath, "..");
       }
     }
   };
@@ -45617,7 +46382,7 @@ var init_node = __esm({
 
 // node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path15 from "node:path";
+import path16 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/npm-run-path/index.js"() {
@@ -45630,27 +46395,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path15.resolve(toPath(cwd));
+      const cwdPath = path16.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path15.delimiter);
+      const pathParts = pathOption.split(path16.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path15.delimiter ? `${result2.join(path15.delimiter)}${pathOption}` : [...result2, pathOption].join(path15.delimiter);
+      return pathOption === "" || pathOption === path16.delimiter ? `${result2.join(path16.delimiter)}${pathOption}` : [...result2, pathOption].join(path16.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path15.join(directory, "node_modules/.bin");
+        const pathPart = path16.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path15.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path16.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -46934,7 +47699,7 @@ var init_timeout = __esm({
 
 // node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path16 from "node:path";
+import path17 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/execa/lib/methods/node.js"() {
@@ -46957,7 +47722,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path16.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path17.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -46967,7 +47732,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path16.basename(file, ".exe") === "node") {
+      if (path17.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -47069,7 +47834,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/execa/lib/arguments/cwd.js
 import { statSync as statSync3 } from "node:fs";
-import path17 from "node:path";
+import path18 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -47077,7 +47842,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path17.resolve(cwdString);
+      return path18.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -47110,7 +47875,7 @@ ${originalMessage}`;
 });
 
 // node_modules/execa/lib/arguments/options.js
-import path18 from "node:path";
+import path19 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -47144,7 +47909,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path18.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path19.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -54341,12 +55106,12 @@ var import_ssh22 = __toESM(require_lib2(), 1);
 init_errors5();
 import { existsSync, readFileSync as readFileSync4 } from "node:fs";
 import os3 from "node:os";
-import path7 from "node:path";
+import path8 from "node:path";
 
 // src/ssh/host-keys.ts
 init_errors3();
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync2, readSync } from "node:fs";
-import path5 from "node:path";
+import path6 from "node:path";
 
 // src/ssh/known-hosts.ts
 import { createHash as createHash2, createHmac, randomBytes } from "node:crypto";
@@ -54537,7 +55302,7 @@ function usesHashedEntries(entries2) {
 }
 function appendKnownHost(file, host, port2, key) {
   const hash = usesHashedEntries(readKnownHosts(file));
-  mkdirSync(path5.dirname(file), { recursive: true, mode: 448 });
+  mkdirSync(path6.dirname(file), { recursive: true, mode: 448 });
   const separator = endsWithoutNewline(file) ? "\n" : "";
   appendFileSync(file, `${separator}${formatKnownHostsLine(host, port2, key, { hash })}
 `, { mode: 384 });
@@ -54640,7 +55405,7 @@ init_proxy_jump();
 
 // src/ssh/ssh-config.ts
 import { readdirSync, readFileSync as readFileSync3, statSync } from "node:fs";
-import path6 from "node:path";
+import path7 from "node:path";
 
 // node_modules/ssh-config/lib/glob.js
 function escapeChars(text5, chars) {
@@ -55256,8 +56021,8 @@ function resolveSshConfigHost(text5, host, context) {
   const identityFiles = all("identityfile").filter((file) => file.toLowerCase() !== "none").map((file) => {
     const expanded = file.replace(/%([%dhnpru])/g, (match3, t) => tokens[t] ?? match3);
     if (expanded === "~") return context.home;
-    if (expanded.startsWith("~/")) return path6.join(context.home, expanded.slice(2));
-    return path6.resolve(expanded);
+    if (expanded.startsWith("~/")) return path7.join(context.home, expanded.slice(2));
+    return path7.resolve(expanded);
   });
   const proxyJump = first("proxyjump");
   return {
@@ -55343,9 +56108,9 @@ function splitWords(value) {
 }
 function includePath(pattern2, home) {
   if (pattern2 === "~") return home;
-  if (pattern2.startsWith("~/")) return path6.join(home, pattern2.slice(2));
-  if (path6.isAbsolute(pattern2)) return pattern2;
-  return path6.join(home, ".ssh", pattern2);
+  if (pattern2.startsWith("~/")) return path7.join(home, pattern2.slice(2));
+  if (path7.isAbsolute(pattern2)) return pattern2;
+  return path7.join(home, ".ssh", pattern2);
 }
 function globFiles(pattern2) {
   const segments = pattern2.split("/");
@@ -55355,7 +56120,7 @@ function globFiles(pattern2) {
     const next = [];
     for (const dir of paths) {
       if (!/[*?[]/.test(segment)) {
-        next.push(path6.join(dir, segment));
+        next.push(path7.join(dir, segment));
         continue;
       }
       const matcher = globSegment(segment);
@@ -55367,7 +56132,7 @@ function globFiles(pattern2) {
       }
       for (const name of names.sort()) {
         if (name.startsWith(".") && !segment.startsWith(".")) continue;
-        if (matcher.test(name)) next.push(path6.join(dir, name));
+        if (matcher.test(name)) next.push(path7.join(dir, name));
       }
     }
     paths = next;
@@ -56567,7 +57332,7 @@ function loadCredentials(ssh, env2 = process.env, identityFiles = []) {
   if (identity3) return { privateKey: readKey(identity3), passphrase, agent, keySource: identity3 };
   if (!agent) {
     for (const name of DEFAULT_KEYS) {
-      const file = path7.join(os3.homedir(), ".ssh", name);
+      const file = path8.join(os3.homedir(), ".ssh", name);
       if (existsSync(file)) return { privateKey: readKey(file), passphrase, agent, keySource: file };
     }
   }
@@ -56843,13 +57608,13 @@ init_load();
 init_positions();
 init_errors3();
 import { readFileSync as readFileSync5, statSync as statSync2 } from "node:fs";
-import path9 from "node:path";
+import path10 from "node:path";
 
 // src/report/github.ts
 init_format2();
 import { randomUUID } from "node:crypto";
 import { appendFileSync as appendFileSync3 } from "node:fs";
-import path8 from "node:path";
+import path9 from "node:path";
 
 // src/report/plain.ts
 init_format2();
@@ -57048,8 +57813,8 @@ var GithubReporter = class {
   workspacePath(file) {
     const workspace = this.env.GITHUB_WORKSPACE;
     if (!workspace) return file;
-    const relative2 = path8.relative(workspace, path8.resolve(file));
-    return relative2.startsWith("..") || path8.isAbsolute(relative2) ? file : relative2;
+    const relative2 = path9.relative(workspace, path9.resolve(file));
+    return relative2.startsWith("..") || path9.isAbsolute(relative2) ? file : relative2;
   }
   appendTo(variable, text5) {
     const file = this.env[variable];
@@ -57100,17 +57865,17 @@ function readConfig(options) {
   });
   loadedLayers = configLayers(config2);
   if (options.sshKey) {
-    const key = path9.resolve(options.sshKey);
+    const key = path10.resolve(options.sshKey);
     if (!statSync2(key, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
     config2.ssh.privateKey = key;
   }
-  if (options.knownHosts) config2.ssh.knownHosts = path9.resolve(options.knownHosts);
+  if (options.knownHosts) config2.ssh.knownHosts = path10.resolve(options.knownHosts);
   maskSecretsOf(config2);
   notifyFrom(config2.notify, config2.app.name);
   return config2;
 }
-var readConfigText = (file) => readFileSync5(path9.resolve(file), "utf8");
+var readConfigText = (file) => readFileSync5(path10.resolve(file), "utf8");
 var loadedLayers = [];
 function errorEvents(error3) {
   if (error3 instanceof ConfigError) {
@@ -57223,6 +57988,8 @@ function rollAction({ reporter, global: global3 }, roll2) {
 
 // src/cli/options.ts
 init_duration();
+init_errors3();
+init_strategies();
 function list(value) {
   return value.split(",").map((s3) => s3.trim()).filter(Boolean);
 }
@@ -57239,6 +58006,21 @@ function examples(...lines) {
   return `
 ${lines.length === 1 ? "Example" : "Examples"}:
 ${lines.map((line) => `  ${line}`).join("\n")}`;
+}
+function strategyOption(value) {
+  const names = ROLLOUT_STRATEGIES.map((strategy) => strategy.name);
+  const found = names.find((name) => name === value);
+  if (!found) throw new InvalidArgumentError(`expected one of ${names.join(", ")}.`);
+  return found;
+}
+var STRATEGY_HELP = `how each batch moves (${ROLLOUT_STRATEGIES.map((s3) => s3.name).join(" or ")}; default: rolling.strategy)`;
+function withStrategy(config2, strategy) {
+  if (!strategy) return config2;
+  if (strategy === "surge" && config2.health.port !== config2.app.port)
+    throw new UsageError(
+      "--strategy surge: the surge strategy probes each process on its own port (app.port or app.surgePort); leave health.port out of the config"
+    );
+  return { ...config2, rolling: { ...config2.rolling, strategy } };
 }
 
 // src/cli/result.ts
@@ -57274,7 +58056,7 @@ function balancerConfigCommand(spec, setExit) {
 // src/artifact/package-manager.ts
 init_errors3();
 import { existsSync as existsSync2, readFileSync as readFileSync6 } from "node:fs";
-import path10 from "node:path";
+import path11 from "node:path";
 var LOCKFILES = [
   ["package-lock.json", "npm"],
   ["npm-shrinkwrap.json", "npm"],
@@ -57285,16 +58067,16 @@ var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=erro
 function readPackageFiles(root) {
   const read = (name) => {
     try {
-      return readFileSync6(path10.join(root, name), "utf8");
+      return readFileSync6(path11.join(root, name), "utf8");
     } catch {
       return void 0;
     }
   };
-  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path10.join(root, name)));
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path11.join(root, name)));
   return {
     packageJson: read("package.json"),
     lockfiles,
-    yarnrcYml: existsSync2(path10.join(root, ".yarnrc.yml")),
+    yarnrcYml: existsSync2(path11.join(root, ".yarnrc.yml")),
     yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2e3) : void 0
   };
 }
@@ -57591,7 +58373,7 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path12 from "node:path";
+import path13 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
@@ -57599,7 +58381,7 @@ import { createHash as createHash3 } from "node:crypto";
 import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path11 from "node:path";
+import path12 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -57693,13 +58475,13 @@ function appPackOptions(config2) {
     try {
       return realpathSync(file);
     } catch {
-      return path11.resolve(file);
+      return path12.resolve(file);
     }
   };
-  const inApp = path11.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path11.sep}`) || path11.isAbsolute(inApp);
+  const inApp = path12.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path12.sep}`) || path12.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path11.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path12.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
   return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
 }
@@ -57736,9 +58518,9 @@ async function selectAppFiles(root, options = {}) {
   const warnings = [];
   const leftOut = [];
   const walk = async (dir) => {
-    const full = path11.join(root, dir);
+    const full = path12.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path11.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path12.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -57753,8 +58535,8 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path11.join(root, rel))).size : 0;
-      if (entry.isFile() && await isNexusConfig(path11.join(root, rel), entry.name, size)) {
+      const size = entry.isFile() ? (await lstat(path12.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path12.join(root, rel), entry.name, size)) {
         if (!filter.namedByInclude(rel)) {
           leftOut.push({ path: rel, size });
           continue;
@@ -57778,8 +58560,8 @@ async function packApp(root, options = {}) {
   for (const warning2 of selection.warnings) options.warn?.(warning2);
   const leftOut = describeLeftOut(selection.leftOut);
   if (leftOut) options.inform?.(leftOut);
-  const dir = await mkdtemp(path11.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path11.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path12.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path12.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -57826,12 +58608,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path12.join(app.root, "node_modules"));
+  return shipped + await treeSize(path13.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path12.join(dir, entry.name);
+    const child = path13.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -57999,6 +58781,56 @@ function serverScript(deployPath) {
   return script(SERVER_CHECK_SCRIPT, deployPath);
 }
 
+// src/check/surge.ts
+init_live_port();
+init_op();
+var SURGE_PORTS_SCRIPT = `# $1 the deploy path. Prints "live PORT" when the surge strategy recorded one, then "listen PORT"
+# for every TCP port something listens on (IPv4 and IPv6, from /proc/net), in decimal.
+if [ -f "$1/.nexus/live-port" ]; then printf 'live %s\\n' "$(head -c 16 "$1/.nexus/live-port" | tr -d '\\n')"; fi
+for f in /proc/net/tcp /proc/net/tcp6; do
+  [ -r "$f" ] || continue
+  awk 'NR > 1 && $4 == "0A" { n = split($2, a, ":"); print "listen " a[n] }' "$f"
+done | while read -r word hex; do printf '%s %d\\n' "$word" "0x$hex"; done
+`;
+function surgePortsScript(deployPath) {
+  return script(SURGE_PORTS_SCRIPT, deployPath);
+}
+function parseSurgePorts(text5) {
+  const out = { listening: [] };
+  for (const line of text5.split("\n")) {
+    const [word, value = ""] = line.trim().split(" ");
+    if (word === "live") {
+      const live = parseLivePort(value);
+      if (live !== void 0) out.live = live;
+    } else if (word === "listen" && /^\d+$/.test(value)) out.listening.push(Number(value));
+  }
+  return out;
+}
+function surgePortsItem(target, found, ports, deployed) {
+  const live = found.live ?? ports.port;
+  const next = live === ports.surgePort ? ports.port : ports.surgePort;
+  const base = { target, check: "surge ports" };
+  if (found.listening.includes(next))
+    return {
+      ...base,
+      status: "fail",
+      detail: `port ${next} (where the next surge starts the release) is in use`,
+      fix: `stop what listens there (\`ss -ltnp 'sport = :${next}'\`), or set app.surgePort to a free port`
+    };
+  if (deployed && !found.listening.includes(live))
+    return {
+      ...base,
+      status: "fail",
+      detail: `nothing listens on port ${live}, where the app should serve`,
+      fix: "the app must listen on process.env.PORT: nexus sets it to app.port or app.surgePort per process"
+    };
+  return {
+    ...base,
+    status: "ok",
+    detail: `${deployed ? `serving on ${live}` : `nothing deployed: ${live} first`}; ${next} free for the next surge`
+  };
+}
+
 // src/check/types.ts
 function report(items) {
   return { ok: items.every((i2) => i2.status !== "fail"), items };
@@ -58096,12 +58928,25 @@ async function checkServer(connected2, config2, estimate) {
     ...manager.items(facts)
   ];
   if (config2.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config2));
+  let port2 = config2.health.port;
+  if (config2.rolling.strategy === "surge") {
+    const found = parseSurgePorts(await session.run(surgePortsScript(deployPath), { what: "reading ports" }));
+    out.push(
+      surgePortsItem(
+        server.name,
+        found,
+        config2.app,
+        facts.values.has("deploy_writable") && found.live !== void 0
+      )
+    );
+    port2 = found.live ?? config2.app.port;
+  }
   out.push(
     healthItem(
       server.name,
       config2.health.path,
       config2.health.checkRelease,
-      await health(session, server, config2)
+      await health(session, server, config2, port2)
     )
   );
   return out;
@@ -58141,9 +58986,9 @@ async function sharedItem(session, server, deployPath, config2) {
     fix: "put them there (scp, your provisioning): nexus never creates shared.files, and a deploy stops in preflight without them"
   };
 }
-async function health(session, server, config2) {
+async function health(session, server, config2, port2) {
   const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${config2.health.port}` : `http://127.0.0.1:${await session.tunnel(host, config2.health.port)}`;
+  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${port2}` : `http://127.0.0.1:${await session.tunnel(host, port2)}`;
   return fetchHealth(origin, config2.health.path, config2.health.timeout);
 }
 async function checkBalancer(entry, sessions, config2) {
@@ -58241,26 +59086,26 @@ function maskedConfig(config2) {
 // src/artifact/entries.ts
 init_errors4();
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path13 from "node:path";
+import path14 from "node:path";
 function entryFiles(config2) {
   const entries2 = [{ field: "app.start", file: config2.app.start }];
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path13.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path14.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path13.isAbsolute(e.file));
+  return entries2.filter((e) => !path14.isAbsolute(e.file));
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path13.posix.normalize(file.split(path13.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path14.posix.normalize(file.split(path14.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path13.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path14.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -58283,7 +59128,7 @@ async function assertEntriesShip(config2, { built }) {
       );
       continue;
     }
-    if (built && !await lstat2(path13.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path14.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
@@ -58315,240 +59160,7 @@ init_load();
 init_errors3();
 init_layout();
 init_op();
-
-// src/remote/release.ts
-init_errors5();
-init_layout();
-init_op();
-init_quote();
-init_script_file();
-import path19 from "node:path/posix";
-
-// src/remote/sha256.ts
-init_op();
-init_script_file();
-var SHA256_FUNCTION = `sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
-  else node -e 'const h=require("crypto").createHash("sha256");require("fs").createReadStream(process.argv[1]).on("data",d=>h.update(d)).on("end",()=>console.log(h.digest("hex")))' "$1"
-  fi
-}
-`;
-var SHA256_SCRIPT = withFunctions('sha256 "$1"\n', SHA256_FUNCTION);
-function sha256Of(file) {
-  return script(SHA256_SCRIPT, file);
-}
-
-// src/remote/release.ts
-function prepare(l, options = {}) {
-  const create = cmd(
-    "mkdir",
-    "-p",
-    l.releases,
-    l.shared,
-    l.incoming,
-    path19.dirname(l.ecosystem("x")),
-    l.failed
-  );
-  const clear = cmd(
-    "find",
-    l.incoming,
-    "-mindepth",
-    "1",
-    "-maxdepth",
-    "1",
-    "-exec",
-    "rm",
-    "-rf",
-    "--",
-    "{}",
-    "+"
-  );
-  return {
-    what: "preparing the deploy path",
-    command: options.clearIncoming ? `${create} && ${clear}` : create,
-    parse: (result2, server) => void stdoutOrThrow(server, "preparing the deploy path", result2)
-  };
-}
-var EXTRACT_SCRIPT = withFunctions(`set -eu
-archive=$1 release=$2 expected=$3 stamp=$4
-tmp="$release.partial"
-# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
-trap 'rm -rf "$archive" "$tmp"' EXIT
-actual=$(sha256 "$archive")
-if [ "$actual" != "$expected" ]; then
-  echo "checksum mismatch: expected $expected, got $actual" >&2
-  exit 65 # REMOTE_EXIT.checksumMismatch
-fi
-if [ -e "$release" ]; then
-  echo "release \${release##*/} already exists on this server" >&2
-  exit 66 # REMOTE_EXIT.releaseExists
-fi
-# Absolute and ../ member names are refused outright (GNU tar would strip or skip them).
-escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
-if [ -n "$escaping" ]; then
-  echo "refused: the artifact has entries outside the release: $escaping" >&2
-  exit 67 # REMOTE_EXIT.unsafeArchive
-fi
-rm -rf "$tmp"
-mkdir -p "$tmp"
-tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
-# Symlinks may not lead out of the release: each is resolved and compared with the canonical
-# directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
-# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
-# inside, though node_modules comes later (busybox has only -f, which needs the parents).
-canonical=$(cd "$tmp" && pwd -P)
-outside=$(find "$tmp" -type l -exec sh -c '
-  c=$1 t=$2; shift 2
-  for link in "$@"; do
-    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
-    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
-  done' nexus "$canonical" "$tmp" {} +)
-if [ -n "$outside" ]; then
-  echo "refused: the artifact holds a symlink out of the release: $outside" >&2
-  exit 67 # REMOTE_EXIT.unsafeArchive
-fi
-mv "$tmp" "$release"
-mkdir -p "\${stamp%/*}"
-: > "$stamp"
-`, SHA256_FUNCTION);
-function extract(l, archive, id, sha256) {
-  assertReleaseId(id);
-  return {
-    what: "extracting the release",
-    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
-    parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
-  };
-}
-var INSTALL_SCRIPT = withProgram(
-  'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
-  '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
-);
-function install(l, id, manager) {
-  assertReleaseId(id);
-  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
-  return {
-    what: "installing dependencies",
-    command: script(
-      INSTALL_SCRIPT,
-      l.release(id),
-      l.current,
-      m2.name,
-      manager?.pinned ?? "",
-      manager?.lockfile ?? "",
-      ...m2.args
-    ),
-    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
-  };
-}
-function parseInstall(stdout) {
-  const lines = stdout.split("\n");
-  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
-  if (lines.includes("@skipped")) return { result: "skipped", notes };
-  if (lines.includes("@reused")) return { result: "reused", notes };
-  const installed = lines.find((line) => line.startsWith("@installed"));
-  const why = installed?.slice("@installed".length).trim();
-  return { result: "installed", ...why ? { why } : {}, notes };
-}
-var WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
-function writePrivateFile(file, content, what) {
-  return {
-    what,
-    command: script(WRITE_PRIVATE_SCRIPT, file),
-    stdin: content,
-    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
-  };
-}
-function activate(l, id) {
-  assertReleaseId(id);
-  const tmp = `${l.current}.tmp-${id}`;
-  return {
-    what: "switching current",
-    command: `${cmd("ln", "-sfn", `releases/${id}`, tmp)} && ${cmd("mv", "-Tf", tmp, l.current)}`,
-    parse: (result2, server) => void stdoutOrThrow(server, "switching current", result2)
-  };
-}
-function markFailed(l, id) {
-  assertReleaseId(id);
-  return {
-    what: "marking the release failed",
-    command: cmd("touch", `${l.failed}/${id}`),
-    parse: (result2, server) => void stdoutOrThrow(server, "marking the release failed", result2)
-  };
-}
-var STOP_STRAYS_SCRIPT = `release=$1
-# /proc shows a cwd with symlinks resolved: so is the path compared with it.
-dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
-# One find for every process (a readlink each would fork hundreds of times); the path's glob
-# characters escaped, as -lname reads a pattern.
-pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
-strays() {
-  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
-    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
-}
-pids=$(strays)
-[ -n "$pids" ] || exit 0
-# shellcheck disable=SC2086 # one word per pid, digits only
-kill $pids 2>/dev/null
-i=0
-while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
-pids=$(strays)
-# shellcheck disable=SC2086 # one word per pid, digits only
-[ -z "$pids" ] || kill -9 $pids 2>/dev/null
-echo "@stopped"
-`;
-function stopStrays(l, id) {
-  assertReleaseId(id);
-  return {
-    what: "stopping what an earlier attempt left running",
-    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
-    parse: (result2) => result2.stdout.includes("@stopped")
-  };
-}
-function removeReleases(l, ids) {
-  for (const id of ids) assertReleaseId(id);
-  return {
-    what: "removing releases",
-    command: cmd(
-      "rm",
-      "-rf",
-      "--",
-      ...ids.flatMap((id) => [
-        l.release(id),
-        `${l.release(id)}.partial`,
-        `${l.incoming}/${id}.tar.gz`,
-        `${l.incoming}/${id}.tar.gz.part`,
-        l.ecosystem(id),
-        `${l.ecosystem(id)}.prev`,
-        `${l.failed}/${id}`,
-        `${l.staged}/${id}`
-      ])
-    ),
-    parse: (result2, server) => void stdoutOrThrow(server, "removing releases", result2)
-  };
-}
-function tailFile(file, lines = 20) {
-  return {
-    what: "reading the log",
-    command: `tail -n ${Number(lines)} -- ${cmd(file)} 2>/dev/null || true`,
-    parse: (result2) => result2.stdout.split("\n").filter((line) => line.trim() !== "")
-  };
-}
-var KEEP_PRIVATE_SCRIPT = 'file=$1 kept="$1.prev"\nif [ -f "$file" ]; then\n  (umask 077 && cp -p -- "$file" "$kept") && echo @kept\nelse\n  rm -f -- "$kept"\nfi\n';
-function keepPrivateFile(file, what) {
-  return {
-    what,
-    command: script(KEEP_PRIVATE_SCRIPT, file),
-    parse: (result2, server) => stdoutOrThrow(server, what, result2).includes("@kept")
-  };
-}
-function restorePrivateFile(file, what) {
-  return {
-    what,
-    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
-    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
-  };
-}
+init_release();
 
 // src/rollout/budget.ts
 function failureBudget(maxFailed, fleetSize) {
@@ -59046,18 +59658,22 @@ var probeOrigins = /* @__PURE__ */ new WeakMap();
 function forgetHealthOrigin(host) {
   probeOrigins.delete(host);
 }
-function healthOrigin(host, config2) {
-  let origin = probeOrigins.get(host);
+function healthOrigin(host, config2, port2 = config2.health.port) {
+  let origins = probeOrigins.get(host);
+  if (!origins) {
+    origins = /* @__PURE__ */ new Map();
+    probeOrigins.set(host, origins);
+  }
+  let origin = origins.get(port2);
   if (!origin) {
     const target = host.server.upstream.replace(/:\d+$/, "");
-    const port2 = config2.health.port;
     origin = config2.health.via === "direct" ? Promise.resolve(`http://${target.includes(":") ? `[${target}]` : target}:${port2}`) : host.session.tunnel(target.replace(/^\[|\]$/g, ""), port2).then((local) => `http://127.0.0.1:${local}`);
-    probeOrigins.set(host, origin);
+    origins.set(port2, origin);
   }
   return origin;
 }
-async function probeNow(host, config2) {
-  const origin = await healthOrigin(host, config2);
+async function probeNow(host, config2, port2) {
+  const origin = await healthOrigin(host, config2, port2);
   return probeOnce({ origin, path: config2.health.path, timeoutMs: config2.health.timeout }, Date.now());
 }
 async function checkHealth(host, config2, deadlineCapMs = 15e3) {
@@ -59292,6 +59908,9 @@ function buildEnvOptions(ssh) {
   return { env: buildEnv(ssh), extendEnv: false };
 }
 
+// src/deploy/engine.ts
+init_errors3();
+
 // src/events/events.ts
 init_errors3();
 function exitCodeForOutcome(outcome) {
@@ -59349,6 +59968,11 @@ var RollLedger = class {
   /** The last batch marked deployed is going back: no longer on the target. */
   undoLast(batch) {
     this.onTarget.splice(this.onTarget.length - batch.length, batch.length);
+  }
+  /** Marked deployed, but it did not get there after all (the surge strategy's failed switch). */
+  notDeployed(name) {
+    const index = this.onTarget.findIndex((s3) => s3.name === name);
+    if (index >= 0) this.onTarget.splice(index, 1);
   }
   /** Left for a human as it is: no later step (rollback-all included) touches it again. */
   needsHuman(name, note) {
@@ -59615,6 +60239,7 @@ import os8 from "node:os";
 // src/remote/server-state.ts
 init_errors5();
 init_layout();
+init_live_port();
 init_op();
 init_quote();
 init_script_file();
@@ -59634,6 +60259,7 @@ for d in releases/*; do
 done
 if [ -f .nexus/lock ]; then printf '@lock %s\\n' "$(head -c 4096 .nexus/lock | tr '\\n' ' ')"; fi
 if [ -f .nexus/journal.json ]; then printf '@journal %s\\n' "$(head -c 4096 .nexus/journal.json | tr '\\n' ' ')"; fi
+if [ -f .nexus/live-port ]; then printf '@live-port %s\\n' "$(head -c 16 .nexus/live-port | tr '\\n' ' ')"; fi
 `;
 function inspect3(l) {
   return {
@@ -59664,6 +60290,7 @@ function parseInspect(stdout) {
         state.releases.push({ id, failed: status === "failed", stagedAt: Number(time3) || 0 });
     } else if (line.startsWith("@lock ")) state.lock = line.slice("@lock ".length).trim();
     else if (line.startsWith("@journal ")) state.journal = parseJournal(line.slice("@journal ".length));
+    else if (line.startsWith("@live-port ")) state.livePort = parseLivePort(line.slice("@live-port ".length));
   }
   state.releases.sort((a2, b2) => a2.stagedAt - b2.stagedAt || (a2.id < b2.id ? -1 : a2.id > b2.id ? 1 : 0));
   return state;
@@ -59802,6 +60429,7 @@ function historyLine(host, event, details) {
 init_errors3();
 init_op();
 init_quote();
+init_release();
 import { randomBytes as randomBytes3 } from "node:crypto";
 import { readFileSync as readFileSync9, readlinkSync } from "node:fs";
 import os9 from "node:os";
@@ -60043,14 +60671,11 @@ async function withPlannedFleet(config2, plan, holder, options, body) {
   const fleetOptions = { emit, acceptNew: options.acceptNew, verbose: options.verbose };
   return withFleet(config2, allServers(config2), fleetOptions, (fleet) => {
     const hosts = plan.servers.map((s3) => fleet.host(s3.name));
-    return withLocks(
-      fleet,
-      hosts,
-      holder,
-      emit,
-      options.lockWaitMs,
-      async () => body({ fleet, hosts, states: await readStatesToRoll(hosts) })
-    );
+    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = await readStatesToRoll(hosts);
+      assertStrategyFits(config2, states);
+      return body({ fleet, hosts, states });
+    });
   });
 }
 async function readStatesToRoll(hosts) {
@@ -60068,6 +60693,17 @@ async function readStatesToRoll(hosts) {
     );
   }
   return states;
+}
+function assertStrategyFits(config2, states) {
+  if (config2.rolling.strategy === "surge") return;
+  const surged = [...states].filter(
+    ([, state]) => state.livePort !== void 0 && state.livePort !== config2.app.port
+  );
+  if (surged.length === 0) return;
+  throw new UsageError(
+    `${surged.map(([name, state]) => `${name} serves from the surge strategy's process on port ${state.livePort}`).join("; ")}: the ${config2.rolling.strategy} strategy does not know it
+  fix: roll with --strategy surge (or rolling.strategy "surge")`
+  );
 }
 async function rollJournaled(hosts, journal, options) {
   const initialStates = options.initialStates ?? await options.ops.balancer.state(options.config.servers);
@@ -60155,6 +60791,7 @@ function crashes(now, started, oldPids) {
 
 // src/deploy/activate.ts
 init_op();
+init_release();
 
 // src/deploy/hooks.ts
 import { spawn as spawn3 } from "node:child_process";
@@ -60358,11 +60995,11 @@ async function timed(emit, server, step, work) {
 }
 
 // src/deploy/activate.ts
-async function activate2(host, release, config2, processes, emit, signal2, prepared) {
+async function activate2(host, release, config2, processes, emit, signal2, prepared, surge) {
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, activate(l, release)));
-  const restarted = await restart(host, release, processes, emit, prepared);
+  const restarted = await restart(host, release, processes, emit, prepared, surge);
   const { started } = restarted;
   emit({ type: "step", server: name, step: "gate", status: "start" });
   const hook = await runServerHook(host, "afterStart", config2, {
@@ -60377,7 +61014,7 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
     emit({ type: "gate-failed", server: name, reason, timeline: [], logs: [] });
     return { gate: { ok: false, reason, timeline: [], ms: 0 }, started };
   }
-  const gate = await healthGate(host, release, config2, processes, restarted, emit, signal2, prepared);
+  const gate = await healthGate(host, release, config2, processes, restarted, emit, signal2, prepared, surge);
   if (gate.ok) {
     emit({
       type: "step",
@@ -60400,20 +61037,22 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
   }
   return { gate, started };
 }
-async function restart(host, release, processes, emit, prepared) {
+async function restart(host, release, processes, emit, prepared, surge) {
   const restarted = { started: [], oldPids: [], upAlready: 0 };
   await timed(emit, host.server.name, "restart", async () => {
-    const result2 = prepared ? await prepared.go() : await processes.restart(host.session, host.layout, release);
+    const result2 = prepared ? await prepared.go() : await processes.restart(host.session, host.layout, release, surge?.slot);
     restarted.started = result2.after;
     restarted.oldPids = result2.before.map((p2) => p2.pid).filter((pid) => pid > 0);
     restarted.upAlready = uptimeAtStart(result2);
-    return result2.after.length > 0 ? `pid ${result2.after.map((p2) => p2.pid).join(", ")}` : void 0;
+    const on6 = surge === void 0 ? "" : ` on port ${surge.port}`;
+    return result2.after.length > 0 ? `pid ${result2.after.map((p2) => p2.pid).join(", ")}${on6}` : void 0;
   });
   return restarted;
 }
-async function healthGate(host, release, config2, processes, restarted, emit, signal2, prepared) {
-  const origin = await healthOrigin(host, config2);
-  const inspect4 = () => prepared?.inspect().catch(() => processes.inspect(host.session)) ?? processes.inspect(host.session);
+async function healthGate(host, release, config2, processes, restarted, emit, signal2, prepared, surge) {
+  const origin = await healthOrigin(host, config2, surge?.port);
+  const slot = surge?.slot;
+  const inspect4 = () => prepared?.inspect().catch(() => processes.inspect(host.session, slot)) ?? processes.inspect(host.session, slot);
   return runGate({
     passes: config2.health.passes,
     intervalMs: config2.health.interval,
@@ -60436,6 +61075,48 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
   });
 }
 
+// src/deploy/surge-ops.ts
+init_live_port();
+init_op();
+init_release();
+function processSlot(config2, port2) {
+  return port2 === void 0 || port2 === config2.app.port ? void 0 : port2;
+}
+function surgeOps(fleet, config2, emit, host) {
+  return {
+    async livePort(server) {
+      const h2 = await host(server.name);
+      return runOp(h2.session, readLivePort(h2.layout));
+    },
+    async start(server, release, port2, signal2) {
+      const h2 = await host(server.name);
+      const file = fleet.processes.processFile(h2.layout, {
+        release,
+        cwd: h2.layout.release(release),
+        env: { ...releaseEnv(config2, server, release), PORT: String(port2) },
+        port: processSlot(config2, port2)
+      });
+      await runOp(h2.session, writePrivateFile(file.path, file.content, "writing the process file"));
+      const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, void 0, {
+        port: port2,
+        slot: processSlot(config2, port2)
+      });
+      return result2.gate.ok;
+    },
+    async record(server, port2) {
+      const h2 = await host(server.name);
+      await runOp(h2.session, writeLivePort(h2.layout, port2));
+    },
+    async stop(server, port2) {
+      await fleet.processes.stop((await host(server.name)).session, processSlot(config2, port2));
+    },
+    async point(server, release) {
+      const h2 = await host(server.name);
+      await runOp(h2.session, activate(h2.layout, release));
+    }
+  };
+}
+
 // src/deploy/fleet-ops.ts
 function fleetOps(fleet, config2, emit) {
   const host = async (name) => {
@@ -60445,6 +61126,7 @@ function fleetOps(fleet, config2, emit) {
   const restarts = new PreparedRestarts(fleet);
   return {
     balancer: fleet.balancer,
+    surge: surgeOps(fleet, config2, emit, host),
     async activate(server, release, signal2) {
       const h2 = await host(server.name);
       const restart3 = await restarts.take(server.name, release, h2.session);
@@ -60574,7 +61256,7 @@ function makePlan(config2, release, only) {
   const canary = Math.min(config2.rolling.canary, servers2.length);
   const batches = [...chunk(servers2.slice(0, canary), canary), ...chunk(servers2.slice(canary), size)];
   const floor = minInRotation(config2);
-  if (config2.servers.length - Math.max(...batches.map((b2) => b2.length)) < floor) {
+  if (config2.rolling.strategy !== "surge" && config2.servers.length - Math.max(...batches.map((b2) => b2.length)) < floor) {
     throw new PlanError(
       `rolling.batchSize: batches of ${Math.max(...batches.map((b2) => b2.length))} cannot keep ${floor} of ${config2.servers.length} server(s) in rotation (rolling.minInRotation)`
     );
@@ -60602,12 +61284,20 @@ function describePlan(config2, plan) {
     const { watch } = config2.rolling;
     const window2 = index === 0 ? watch.canary ?? watch.duration : watch.duration;
     const watching = watch.duration > 0 ? `; watch ${window2 / 1e3}s` : "";
+    if (config2.rolling.strategy === "surge") {
+      lines.push(
+        `${index + 3}. ${label}: ${pause}start the release beside the serving process on ${names} (the other of ports ${config2.app.port} and ${config2.app.surgePort}); ${afterStart}health gate on that port; switch the balancer to it; drain and stop the old process${watching}`
+      );
+      return;
+    }
     lines.push(
       `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`
     );
+    const empty = noCapacity(config2, batch);
+    if (empty) lines.push(`   ${empty}`);
   });
   lines.push(
-    `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`
+    config2.rolling.strategy === "surge" ? "capacity: no server leaves rotation (strategy surge)" : `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`
   );
   if (config2.rolling.watch.duration > 0) {
     const { watch } = config2.rolling;
@@ -60623,16 +61313,19 @@ function describePlan(config2, plan) {
 
 // src/deploy/stage.ts
 init_op();
+init_release();
 init_errors5();
 
 // src/transfer/transfer.ts
 init_errors3();
 init_quote();
+init_sha256();
 init_errors5();
 
 // src/transfer/fetch-command.ts
 init_op();
 init_script_file();
+init_sha256();
 var FETCHERS = ["curl", "wget", "node"];
 var FETCH_EXIT = { checksum: 65, download: 75, noFetcher: 127 };
 var FETCH_SCRIPT = withProgram(
@@ -61428,7 +62121,7 @@ function prune(host, state, keep, release, previous) {
 init_errors3();
 init_format2();
 function deployCommand(setExit) {
-  return new Command("deploy").description("pack the app, stage it on every server, then roll it out batch by batch").option("--rolling", "roll server by server behind the balancer (the default and only mode)").option("--dry-run", "print the plan and change nothing").option("--only <servers>", "deploy only these servers (comma-separated names)", list).option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>").option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption).option(
+  return new Command("deploy").description("pack the app, stage it on every server, then roll it out batch by batch").option("--rolling", "roll server by server behind the balancer (the default and only mode)").option("--dry-run", "print the plan and change nothing").option("--only <servers>", "deploy only these servers (comma-separated names)", list).option("--strategy <name>", STRATEGY_HELP, strategyOption).option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>").option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption).option(
     "--skip-unreachable",
     "leave out servers that cannot be reached (within the capacity guard) instead of aborting"
   ).addHelpText(
@@ -61441,7 +62134,7 @@ function deployCommand(setExit) {
   ).action(
     action(setExit, async (context, flags) => {
       if (flags.dryRun) return printPlan(context, flags);
-      const config2 = readConfig(context.global);
+      const config2 = withStrategy(readConfig(context.global), flags.strategy);
       return rollAction(
         context,
         (options) => deploy(config2, {
@@ -61456,7 +62149,7 @@ function deployCommand(setExit) {
   );
 }
 async function printPlan({ reporter, global: global3 }, flags) {
-  const config2 = readConfig(global3);
+  const config2 = withStrategy(readConfig(global3), flags.strategy);
   if (flags.releaseId) assertReleaseIdFlag(flags.releaseId);
   const plan = makePlan(config2, flags.releaseId ?? "<new release>", flags.only);
   requireSecrets(
@@ -61555,7 +62248,8 @@ function drainServer(config2, name, options) {
 async function drainLocked(config2, fleet, server, options) {
   const { emit } = options;
   const name = server.name;
-  const own2 = (await fleet.balancer.state(config2.servers)).find((b2) => b2.server === name);
+  const states = await fleet.balancer.state(config2.servers);
+  const own2 = states.find((b2) => b2.server === name);
   if (!own2?.present)
     throw new PlanError(
       `${name} (${server.upstream}) is not listed by the balancer on ${fleet.balancer.host}`
@@ -61565,7 +62259,8 @@ async function drainLocked(config2, fleet, server, options) {
     return EXIT.ok;
   }
   const floor = minInRotation(config2);
-  const problem = await capacityProblem(config2, fleetOps(fleet, config2, emit), [name], floor);
+  const last = states.every((b2) => b2.server === name || !b2.inRotation) ? `${name} is the last server in rotation: draining it leaves the balancer nowhere to send requests` : void 0;
+  const problem = last ?? await capacityProblem(config2, fleetOps(fleet, config2, emit), [name], floor, [], states);
   if (problem) {
     if (!options.force) throw new PlanError(`${problem}; pass --force to drain anyway`);
     emit({ type: "warn", message: `${problem}: --force given, draining anyway` });
@@ -62430,6 +63125,7 @@ async function listReleases(config2, options) {
 // src/deploy/restart.ts
 init_load();
 init_op();
+init_release();
 async function restart2(config2, options) {
   const { emit } = options;
   const startedAt = Date.now();
@@ -62519,9 +63215,9 @@ function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
 function restartCommand(setExit) {
   return new Command("restart").description(
     "restart the current release on every server with the same drain and gate, nothing transferred"
-  ).option("--rolling", "server by server behind the balancer (the default and only mode)").option("--only <servers>", "restart only these servers", list).addHelpText("after", examples("nexus restart --rolling", "nexus restart --only nexus-beta")).action(
+  ).option("--rolling", "server by server behind the balancer (the default and only mode)").option("--only <servers>", "restart only these servers", list).option("--strategy <name>", STRATEGY_HELP, strategyOption).addHelpText("after", examples("nexus restart --rolling", "nexus restart --only nexus-beta")).action(
     action(setExit, async (context, flags) => {
-      const config2 = readConfig(context.global);
+      const config2 = withStrategy(readConfig(context.global), flags.strategy);
       return rollAction(context, (options) => restart2(config2, { ...options, only: flags.only }));
     })
   );
@@ -62602,14 +63298,17 @@ async function rollback(config2, options) {
 
 // src/commands/rollback.ts
 function rollbackCommand(setExit) {
-  return new Command("rollback").description("put the previous release (or --to <id>) back on every server, with the same drain and gate").option("--to <id>", "the release to go back to (default: the one before the current)").option("--only <servers>", "roll back only these servers", list).option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption).addHelpText("after", examples("nexus rollback", "nexus rollback --to 20261126T204501Z-1a2b3c4")).action(
-    action(setExit, async (context, flags) => {
-      const config2 = readConfig(context.global);
-      return rollAction(
-        context,
-        (options) => rollback(config2, { ...options, to: flags.to, only: flags.only, lockWaitMs: flags.lockWait })
-      );
-    })
+  return new Command("rollback").description("put the previous release (or --to <id>) back on every server, with the same drain and gate").option("--to <id>", "the release to go back to (default: the one before the current)").option("--only <servers>", "roll back only these servers", list).option("--strategy <name>", STRATEGY_HELP, strategyOption).option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption).addHelpText("after", examples("nexus rollback", "nexus rollback --to 20261126T204501Z-1a2b3c4")).action(
+    action(
+      setExit,
+      async (context, flags) => {
+        const config2 = withStrategy(readConfig(context.global), flags.strategy);
+        return rollAction(
+          context,
+          (options) => rollback(config2, { ...options, to: flags.to, only: flags.only, lockWaitMs: flags.lockWait })
+        );
+      }
+    )
   );
 }
 
@@ -62758,6 +63457,7 @@ init_drivers();
 init_errors3();
 init_layout();
 init_op();
+init_release();
 import { readFileSync as readFileSync12 } from "node:fs";
 init_errors5();
 
@@ -63217,8 +63917,17 @@ function statusCommand2(setExit) {
           });
         printTable(
           reporter,
-          ["server", "rotation", "health", "release", "process", "instances", "lock"],
-          rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.instances, r.lock])
+          ["server", "rotation", "port", "health", "release", "process", "instances", "lock"],
+          rows.map((r) => [
+            r.server,
+            r.rotation,
+            r.port,
+            r.health,
+            r.release,
+            r.process,
+            r.instances,
+            r.lock
+          ])
         );
       }
       return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok")) ? EXIT.ok : EXIT.failed;
@@ -63231,31 +63940,36 @@ async function fleetStatus(config2, options) {
     const backendsRead = fleet.balancer.state(config2.servers);
     backendsRead.catch(() => {
     });
-    const rotationOf = async (name) => {
-      const backend = (await backendsRead).find((b2) => b2.server === name);
-      return !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
-    };
+    const backendOf = async (name) => (await backendsRead).find((b2) => b2.server === name);
+    const rotationOf = (backend) => !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
     return await Promise.all(
       config2.servers.map(async (s3) => {
-        if (fleet.unreachable.has(s3.name))
+        if (fleet.unreachable.has(s3.name)) {
+          const backend2 = await backendOf(s3.name);
           return {
             server: s3.name,
-            rotation: await rotationOf(s3.name),
+            rotation: rotationOf(backend2),
+            port: backend2?.address?.replace(/^.*:/, "") ?? "-",
             health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
             process: "-",
             lock: "-"
           };
+        }
         const host = fleet.host(s3.name);
-        const [state, instances, probe] = await Promise.all([
-          readState(host),
-          fleet.processes.inspect(host.session),
-          probeNow(host, config2)
+        const state = await readState(host);
+        const [instances, probe] = await Promise.all([
+          fleet.processes.inspect(host.session, processSlot(config2, state.livePort)),
+          probeNow(host, config2, state.livePort)
         ]);
+        const backend = await backendOf(s3.name);
+        const live = String(state.livePort ?? config2.app.port);
+        const balancerPort = backend?.address?.replace(/^.*:/, "");
         return {
           server: s3.name,
-          rotation: await rotationOf(s3.name),
+          rotation: rotationOf(backend),
+          port: balancerPort && balancerPort !== live ? `${live} (balancer: ${balancerPort})` : live,
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),

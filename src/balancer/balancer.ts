@@ -6,6 +6,15 @@ export interface BackendState {
   /** Listed in the upstream block at all. */
   present: boolean;
   inRotation: boolean;
+  /** The address the balancer sends the server's traffic to now ("10.0.0.2:3001"), when known. */
+  address?: string;
+}
+
+/** A server's entry moved to another address (the surge strategy's port switch). */
+export interface AddressMove {
+  server: ServerConfig;
+  /** "host:port", one of the server's `upstream` and `surgeUpstream`. */
+  to: string;
 }
 
 export interface RotationChange {
@@ -17,9 +26,15 @@ export interface RotationChange {
    * would leave fewer of `servers` in rotation than the guard saw, and fewer than `min`.
    */
   keepInRotation?: { servers: readonly ServerConfig[]; min: number };
+  /**
+   * Entries moved to another address (surge), in the same change: their rotation state stays.
+   * Nginx waits then for every worker from before the reload, as for a drain (they still route to
+   * the old address).
+   */
+  move?: readonly AddressMove[];
 }
 
-/** What nexus needs from a load balancer. The Nginx driver is the one implementation today. */
+/** What nexus needs from a load balancer (balancer/<driver>/ implements it). */
 export interface Balancer {
   readonly host: string;
   /**
@@ -36,6 +51,11 @@ export interface Balancer {
   apply(change: RotationChange): Promise<void>;
   /** Waits until the balancer holds no connection to the server, or the timeout passes. */
   waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait>;
+  /**
+   * Waits until the balancer holds no connection to `address` (a server's old address after a
+   * `move`), or the timeout passes.
+   */
+  waitLeft(server: ServerConfig, address: string, timeoutMs: number): Promise<DrainWait>;
   /** Waits for what the driver does after a change returned (HAProxy's state file writes). */
   settle?(): Promise<void>;
   /**

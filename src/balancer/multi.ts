@@ -46,6 +46,9 @@ export class MultiBalancer implements Balancer {
           missing.length > 0 ? `${server.upstream} (missing on ${missing.join(", ")})` : server.upstream,
         present: missing.length === 0,
         inRotation: mine.every((state) => state.inRotation),
+        ...(new Set(mine.map((state) => state.address)).size === 1 && mine[0]?.address
+          ? { address: mine[0].address }
+          : {}),
       };
     });
   }
@@ -90,8 +93,17 @@ export class MultiBalancer implements Balancer {
   }
 
   /** Drained when no balancer holds a connection to the server any more. */
-  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
-    const all = await allDone(this.balancers.map((b) => b.waitDrained(server, timeoutMs)));
+  waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
+    return this.waitAll((b) => b.waitDrained(server, timeoutMs));
+  }
+
+  /** Left when no balancer holds a connection to the server's old address any more. */
+  waitLeft(server: ServerConfig, address: string, timeoutMs: number): Promise<DrainWait> {
+    return this.waitAll((b) => b.waitLeft(server, address, timeoutMs));
+  }
+
+  private async waitAll(wait: (balancer: Balancer) => Promise<DrainWait>): Promise<DrainWait> {
+    const all = await allDone(this.balancers.map(wait));
     const drained = all.every((r) => r.drained);
     // Drained: what each waited for. Not drained: only the balancers that still hold the server.
     const details = all.flatMap((r, i) => {

@@ -18,6 +18,7 @@ import { fetchHealth, healthItem } from "./health.js";
 import { loginShellItem } from "./login-shell.js";
 import { serverItems } from "./server-checks.js";
 import { serverScript } from "./server-script.js";
+import { parseSurgePorts, surgePortsItem, surgePortsScript } from "./surge.js";
 import { type CheckItem, type CheckReport, report } from "./types.js";
 
 export interface CheckOptions {
@@ -134,12 +135,25 @@ async function checkServer(connected: Connected, config: Config, estimate: numbe
     ...manager.items(facts),
   ];
   if (config.shared.files.length > 0) out.push(await sharedItem(session, server.name, deployPath, config));
+  let port = config.health.port;
+  if (config.rolling.strategy === "surge") {
+    const found = parseSurgePorts(await session.run(surgePortsScript(deployPath), { what: "reading ports" }));
+    out.push(
+      surgePortsItem(
+        server.name,
+        found,
+        config.app,
+        facts.values.has("deploy_writable") && found.live !== undefined,
+      ),
+    );
+    port = found.live ?? config.app.port;
+  }
   out.push(
     healthItem(
       server.name,
       config.health.path,
       config.health.checkRelease,
-      await health(session, server, config),
+      await health(session, server, config, port),
     ),
   );
   return out;
@@ -193,12 +207,12 @@ async function sharedItem(
   };
 }
 
-async function health(session: SshSession, server: ServerConfig, config: Config) {
+async function health(session: SshSession, server: ServerConfig, config: Config, port: number) {
   const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
   const origin =
     config.health.via === "direct"
-      ? `http://${host.includes(":") ? `[${host}]` : host}:${config.health.port}`
-      : `http://127.0.0.1:${await session.tunnel(host, config.health.port)}`;
+      ? `http://${host.includes(":") ? `[${host}]` : host}:${port}`
+      : `http://127.0.0.1:${await session.tunnel(host, port)}`;
   return fetchHealth(origin, config.health.path, config.health.timeout);
 }
 

@@ -3,13 +3,21 @@ import { assertEntriesShip } from "../artifact/entries.js";
 import { selectConfiguredApp } from "../artifact/pack.js";
 import { action, type EventsContext, rollAction, type SetExit } from "../cli/action.js";
 import { readConfig } from "../cli/context.js";
-import { durationOption, examples, list } from "../cli/options.js";
+import {
+  durationOption,
+  examples,
+  list,
+  STRATEGY_HELP,
+  strategyOption,
+  withStrategy,
+} from "../cli/options.js";
 import { printResult } from "../cli/result.js";
 import { requireSecrets } from "../config/load.js";
 import { assertReleaseIdFlag, DEPLOY_NEEDS_SECRETS, deploy } from "../deploy/deploy.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
 import { EXIT } from "../errors.js";
 import { formatBytes } from "../report/format.js";
+import type { RolloutStrategyName } from "../rollout/strategies.js";
 
 interface DeployFlags {
   dryRun?: boolean;
@@ -17,6 +25,7 @@ interface DeployFlags {
   releaseId?: string;
   lockWait?: number;
   skipUnreachable?: boolean;
+  strategy?: RolloutStrategyName;
 }
 
 /** `nexus deploy`: pack, stage on every server, roll out batch by batch (or, --dry-run, the plan). */
@@ -26,6 +35,7 @@ export function deployCommand(setExit: SetExit): Command {
     .option("--rolling", "roll server by server behind the balancer (the default and only mode)")
     .option("--dry-run", "print the plan and change nothing")
     .option("--only <servers>", "deploy only these servers (comma-separated names)", list)
+    .option("--strategy <name>", STRATEGY_HELP, strategyOption)
     .option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>")
     .option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption)
     .option(
@@ -43,7 +53,7 @@ export function deployCommand(setExit: SetExit): Command {
     .action(
       action(setExit, async (context, flags: DeployFlags) => {
         if (flags.dryRun) return printPlan(context, flags);
-        const config = readConfig(context.global);
+        const config = withStrategy(readConfig(context.global), flags.strategy);
         return rollAction(context, (options) =>
           deploy(config, {
             ...options,
@@ -59,7 +69,7 @@ export function deployCommand(setExit: SetExit): Command {
 
 /** --dry-run: the plan a deploy would carry out, and what the artifact would hold; nothing is connected to. */
 async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags): Promise<number> {
-  const config = readConfig(global);
+  const config = withStrategy(readConfig(global), flags.strategy);
   if (flags.releaseId) assertReleaseIdFlag(flags.releaseId);
   const plan = makePlan(config, flags.releaseId ?? "<new release>", flags.only);
   requireSecrets(

@@ -39,7 +39,8 @@ async function drainLocked(
 ): Promise<number> {
   const { emit } = options;
   const name = server.name;
-  const own = (await fleet.balancer.state(config.servers)).find((b) => b.server === name);
+  const states = await fleet.balancer.state(config.servers);
+  const own = states.find((b) => b.server === name);
   if (!own?.present)
     throw new PlanError(
       `${name} (${server.upstream}) is not listed by the balancer on ${fleet.balancer.host}`,
@@ -49,7 +50,12 @@ async function drainLocked(
     return EXIT.ok;
   }
   const floor = minInRotation(config);
-  const problem = await capacityProblem(config, fleetOps(fleet, config, emit), [name], floor);
+  // The floor is 0 for a one-server fleet: draining the last server in rotation is still refused.
+  const last = states.every((b) => b.server === name || !b.inRotation)
+    ? `${name} is the last server in rotation: draining it leaves the balancer nowhere to send requests`
+    : undefined;
+  const problem =
+    last ?? (await capacityProblem(config, fleetOps(fleet, config, emit), [name], floor, [], states));
   if (problem) {
     if (!options.force) throw new PlanError(`${problem}; pass --force to drain anyway`);
     emit({ type: "warn", message: `${problem}: --force given, draining anyway` });

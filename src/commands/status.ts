@@ -9,6 +9,7 @@ import { allServers, withFleet } from "../deploy/fleet.js";
 import { probeNow } from "../deploy/health-check.js";
 import { describeHolder, isLiveHere, isStale } from "../deploy/lock.js";
 import { readState, type ServerState } from "../deploy/state.js";
+import { processSlot } from "../deploy/surge-ops.js";
 import { EXIT } from "../errors.js";
 import type { Emit } from "../events/events.js";
 import type { ProcessInfo } from "../process/process-manager.js";
@@ -32,8 +33,17 @@ export function statusCommand(setExit: SetExit): Command {
             });
           printTable(
             reporter,
-            ["server", "rotation", "health", "release", "process", "instances", "lock"],
-            rows.map((r) => [r.server, r.rotation, r.health, r.release, r.process, r.instances, r.lock]),
+            ["server", "rotation", "port", "health", "release", "process", "instances", "lock"],
+            rows.map((r) => [
+              r.server,
+              r.rotation,
+              r.port,
+              r.health,
+              r.release,
+              r.process,
+              r.instances,
+              r.lock,
+            ]),
           );
         }
         return rows.every((r) => r.rotation === "in rotation" && r.health.startsWith("ok"))
@@ -46,6 +56,11 @@ export function statusCommand(setExit: SetExit): Command {
 export interface ServerStatus {
   server: string;
   rotation: string;
+  /**
+   * The app's port that serves: app.port, or the surge strategy's live port (its other process
+   * may be starting or draining); the balancer's own address for the server when it says another.
+   */
+  port: string;
   health: string;
   release: string;
   /** Instances running now, and how many the config asks for (undefined for "max"). */
@@ -65,31 +80,37 @@ export async function fleetStatus(
     // One round of parallel work: the balancer and every server are asked at the same time.
     const backendsRead = fleet.balancer.state(config.servers);
     backendsRead.catch(() => {});
-    const rotationOf = async (name: string) => {
-      const backend = (await backendsRead).find((b) => b.server === name);
-      return !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
-    };
+    const backendOf = async (name: string) => (await backendsRead).find((b) => b.server === name);
+    const rotationOf = (backend: Awaited<ReturnType<typeof backendOf>>) =>
+      !backend?.present ? "not listed" : backend.inRotation ? "in rotation" : "drained";
     return await Promise.all(
       config.servers.map(async (s): Promise<ServerStatus> => {
-        if (fleet.unreachable.has(s.name))
+        if (fleet.unreachable.has(s.name)) {
+          const backend = await backendOf(s.name);
           return {
             server: s.name,
-            rotation: await rotationOf(s.name),
+            rotation: rotationOf(backend),
+            port: backend?.address?.replace(/^.*:/, "") ?? "-",
             health: "not reached over SSH (see above)",
             release: "-",
             instances: "-",
             process: "-",
             lock: "-",
           };
+        }
         const host = fleet.host(s.name);
-        const [state, instances, probe] = await Promise.all([
-          readState(host),
-          fleet.processes.inspect(host.session),
-          probeNow(host, config),
+        const state = await readState(host);
+        const [instances, probe] = await Promise.all([
+          fleet.processes.inspect(host.session, processSlot(config, state.livePort)),
+          probeNow(host, config, state.livePort),
         ]);
+        const backend = await backendOf(s.name);
+        const live = String(state.livePort ?? config.app.port);
+        const balancerPort = backend?.address?.replace(/^.*:/, "");
         return {
           server: s.name,
-          rotation: await rotationOf(s.name),
+          rotation: rotationOf(backend),
+          port: balancerPort && balancerPort !== live ? `${live} (balancer: ${balancerPort})` : live,
           health: probe.ok ? `ok (${probe.latencyMs}ms)` : `FAIL ${probe.error ?? ""}`.trim(),
           release: state.current ?? "-",
           instances: describeCount(instances, fleet.processes.instances),

@@ -42,6 +42,11 @@ export interface ServerConfig {
   deployPath: string;
   /** Address of this server in the upstream file ("10.0.0.2:3000"). */
   upstream: string;
+  /**
+   * The same address on app.surgePort ("10.0.0.2:3001"): where the surge strategy moves the
+   * server's balancer entry every other deploy. Balancers find the entry at either address.
+   */
+  surgeUpstream?: string;
   /** pm2.env merged with the server's env, `fromEnv` values resolved. Values are secrets: never print them. */
   env: Record<string, string>;
   /** The env keys whose values came from nexus's environment (`{"fromEnv": …}`): always masked. */
@@ -80,7 +85,7 @@ export interface Config {
   files: string[];
   /** The command that printed the servers (`servers.fromCommand`), if any. */
   inventory?: string;
-  app: Omit<ParsedConfig["app"], "root"> & { root: string };
+  app: Omit<ParsedConfig["app"], "root" | "surgePort"> & { root: string; surgePort: number };
   servers: ServerConfig[];
   ssh: ParsedConfig["ssh"] & { knownHosts: string; privateKey?: string; configFile: string };
   transfer: ParsedConfig["transfer"];
@@ -345,6 +350,7 @@ export function resolveConfig(
   problems.push(...loginProblems(parsed, servers));
   problems.push(...jumpProblems(parsed));
   problems.push(...sharedProblems(parsed.shared));
+  problems.push(...surgeProblems(parsed));
   if (parsed.hooks.beforeRollOn !== undefined && !names.has(parsed.hooks.beforeRollOn)) {
     problems.push(
       `hooks.beforeRollOn: "${parsed.hooks.beforeRollOn}" is not a server name (expected one of ${[...names].map((n) => `"${n}"`).join(", ")})`,
@@ -362,7 +368,11 @@ export function resolveConfig(
     file: label,
     files: [label],
     ...(inventory.command !== undefined ? { inventory: inventory.command } : {}),
-    app: { ...parsed.app, root: path.resolve(baseDir, parsed.app.root) },
+    app: {
+      ...parsed.app,
+      root: path.resolve(baseDir, parsed.app.root),
+      surgePort: parsed.app.surgePort ?? parsed.app.port + 1,
+    },
     servers,
     ssh: {
       ...parsed.ssh,
@@ -429,6 +439,7 @@ function resolveServers(
       user: server.user ?? defaultUser,
       deployPath: stripTrailingSlash(server.deployPath ?? parsed.deployPath ?? `~/apps/${parsed.app.name}`),
       upstream,
+      surgeUpstream: withPort(upstream, parsed.app.surgePort ?? parsed.app.port + 1),
       env: merged,
       secretKeys: Object.keys(sources),
       envSources: sources,
@@ -442,6 +453,29 @@ function resolveServers(
         : {}),
     };
   });
+}
+
+/** The surge strategy's two ports must differ, and its gate probes the app's own port. */
+function surgeProblems(parsed: ParsedConfig): string[] {
+  const surgePort = parsed.app.surgePort ?? parsed.app.port + 1;
+  const problems: string[] = [];
+  if (surgePort === parsed.app.port)
+    problems.push(`app.surgePort: ${surgePort} is app.port too (the surge strategy needs a second port)`);
+  if (surgePort > 65535) problems.push(`app.surgePort: app.port + 1 is not a port: set app.surgePort`);
+  if (
+    parsed.rolling.strategy === "surge" &&
+    parsed.health.port !== undefined &&
+    parsed.health.port !== parsed.app.port
+  )
+    problems.push(
+      `health.port: the surge strategy probes each process on its own port (app.port or app.surgePort); leave health.port out`,
+    );
+  return problems;
+}
+
+/** "host:port" (or "[v6]:port") with another port. */
+export function withPort(address: string, port: number): string {
+  return `${address.replace(/:\d+$/, "")}:${port}`;
 }
 
 /** Two entries with one login, and deploy paths that are neither absolute nor under ~/. */

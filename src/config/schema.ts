@@ -41,6 +41,11 @@ export const appSchema = z.strictObject({
   /** Port the app listens on (the upstream and health port unless overridden). */
   port: port.default(3000),
   /**
+   * The second port of the surge strategy (`rolling.strategy: "surge"`): the new release starts on
+   * whichever of `port` and this one is free, beside the old one. Defaults to `port` + 1.
+   */
+  surgePort: port.optional(),
+  /**
    * Extra exclude patterns for the artifact (gitignore syntax), on top of the app's .gitignore and
    * .nexusignore files; node_modules, .git, logs, *.log, .env* and .npmrc are always left out.
    */
@@ -226,7 +231,11 @@ export const watchSchema = z
   });
 
 export const rollingSchema = z.strictObject({
-  /** How each batch moves onto the new release ("drain": out of rotation, restarted, gated, back in). */
+  /**
+   * How each batch moves onto the new release ("drain": out of rotation, restarted, gated, back
+   * in; "surge": the new release started beside the old one on app.surgePort, gated there, the
+   * balancer switched to it, the old one drained and stopped).
+   */
   strategy: z
     .enum(
       ROLLOUT_STRATEGIES.map((strategy) => strategy.name) as [RolloutStrategyName, ...RolloutStrategyName[]],

@@ -38,11 +38,16 @@ export async function activate(
   emit: Emit,
   signal?: AbortSignal,
   prepared?: PreparedRestart,
+  /**
+   * The surge strategy: the release starts beside the one serving, listening on `port`, as the
+   * process manager's process `slot` (undefined: the app's own process), and is probed there.
+   */
+  surge?: { port: number; slot: number | undefined },
 ): Promise<ActivationResult> {
   const { session, layout: l, server } = host;
   const name = server.name;
   await timed(emit, name, "switch", () => runOp(session, switchCurrent(l, release)));
-  const restarted = await restart(host, release, processes, emit, prepared);
+  const restarted = await restart(host, release, processes, emit, prepared, surge);
   const { started } = restarted;
 
   emit({ type: "step", server: name, step: "gate", status: "start" });
@@ -59,7 +64,7 @@ export async function activate(
     emit({ type: "gate-failed", server: name, reason, timeline: [], logs: [] });
     return { gate: { ok: false, reason, timeline: [], ms: 0 }, started };
   }
-  const gate = await healthGate(host, release, config, processes, restarted, emit, signal, prepared);
+  const gate = await healthGate(host, release, config, processes, restarted, emit, signal, prepared, surge);
   if (gate.ok) {
     emit({
       type: "step",
@@ -97,16 +102,18 @@ async function restart(
   processes: ProcessManager,
   emit: Emit,
   prepared?: PreparedRestart,
+  surge?: { port: number; slot: number | undefined },
 ): Promise<Restarted> {
   const restarted: Restarted = { started: [], oldPids: [], upAlready: 0 };
   await timed(emit, host.server.name, "restart", async () => {
     const result = prepared
       ? await prepared.go()
-      : await processes.restart(host.session, host.layout, release);
+      : await processes.restart(host.session, host.layout, release, surge?.slot);
     restarted.started = result.after;
     restarted.oldPids = result.before.map((p) => p.pid).filter((pid) => pid > 0);
     restarted.upAlready = uptimeAtStart(result);
-    return result.after.length > 0 ? `pid ${result.after.map((p) => p.pid).join(", ")}` : undefined;
+    const on = surge === undefined ? "" : ` on port ${surge.port}`;
+    return result.after.length > 0 ? `pid ${result.after.map((p) => p.pid).join(", ")}${on}` : undefined;
   });
   return restarted;
 }
@@ -124,10 +131,13 @@ async function healthGate(
   emit: Emit,
   signal?: AbortSignal,
   prepared?: PreparedRestart,
+  surge?: { port: number; slot: number | undefined },
 ): Promise<GateResult> {
-  const origin = await healthOrigin(host, config);
+  const origin = await healthOrigin(host, config, surge?.port);
+  const slot = surge?.slot;
   const inspect = () =>
-    prepared?.inspect().catch(() => processes.inspect(host.session)) ?? processes.inspect(host.session);
+    prepared?.inspect().catch(() => processes.inspect(host.session, slot)) ??
+    processes.inspect(host.session, slot);
   return runGate({
     passes: config.health.passes,
     intervalMs: config.health.interval,

@@ -1,4 +1,5 @@
 import type { Config, ServerConfig } from "../config/load.js";
+import { UsageError } from "../errors.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
 import { exitCodeForOutcome } from "../events/events.js";
 import { type RemoteOp, runOps } from "../remote/op.js";
@@ -100,9 +101,11 @@ export async function withPlannedFleet<T>(
   const fleetOptions = { emit, acceptNew: options.acceptNew, verbose: options.verbose };
   return withFleet(config, allServers(config), fleetOptions, (fleet) => {
     const hosts = plan.servers.map((s) => fleet.host(s.name));
-    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () =>
-      body({ fleet, hosts, states: await readStatesToRoll(hosts) }),
-    );
+    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = await readStatesToRoll(hosts);
+      assertStrategyFits(config, states);
+      return body({ fleet, hosts, states });
+    });
   });
 }
 
@@ -128,6 +131,22 @@ export async function readStatesToRoll(hosts: Host[]): Promise<Map<string, Serve
     );
   }
   return states;
+}
+
+/**
+ * A server the surge strategy left on app.surgePort runs the app as that port's process
+ * ("<name>-<port>"), which the drain strategy (one process, on app.port) does not know: refused
+ * before anything changes. On app.port it is the app's own process: any strategy goes on.
+ */
+function assertStrategyFits(config: Config, states: Map<string, ServerState>): void {
+  if (config.rolling.strategy === "surge") return;
+  const surged = [...states].filter(
+    ([, state]) => state.livePort !== undefined && state.livePort !== config.app.port,
+  );
+  if (surged.length === 0) return;
+  throw new UsageError(
+    `${surged.map(([name, state]) => `${name} serves from the surge strategy's process on port ${state.livePort}`).join("; ")}: the ${config.rolling.strategy} strategy does not know it\n  fix: roll with --strategy surge (or rolling.strategy "surge")`,
+  );
 }
 
 /**

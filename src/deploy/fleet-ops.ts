@@ -6,6 +6,7 @@ import type { SshSession } from "../ssh/session.js";
 import { activate } from "./activate.js";
 import type { Fleet } from "./fleet.js";
 import { probeNow } from "./health-check.js";
+import { surgeOps } from "./surge-ops.js";
 
 /**
  * The rolling engine's `FleetOps` on the real fleet: its SSH sessions, balancer and process
@@ -21,6 +22,7 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
   const restarts = new PreparedRestarts(fleet);
   return {
     balancer: fleet.balancer,
+    surge: surgeOps(fleet, config, emit, host),
     async activate(server, release, signal) {
       const h = await host(server.name);
       const restart = await restarts.take(server.name, release, h.session);

@@ -3,33 +3,40 @@ import { type GateResult, runGate } from "../health/gate.js";
 import { type ProbeResult, probeOnce } from "../health/probe.js";
 import type { Host } from "./fleet.js";
 
-const probeOrigins = new WeakMap<Host, Promise<string>>();
+const probeOrigins = new WeakMap<Host, Map<number, Promise<string>>>();
 
 /** After a reconnect: the cached tunnel belonged to the old connection. */
 export function forgetHealthOrigin(host: Host): void {
   probeOrigins.delete(host);
 }
 
-/** Where to reach the app's health endpoint from here: through the host's SSH connection, or directly. */
-export function healthOrigin(host: Host, config: Config): Promise<string> {
-  let origin = probeOrigins.get(host);
+/**
+ * Where to reach the app's health endpoint from here: through the host's SSH connection, or
+ * directly. `port`: another port than health.port (the surge strategy's new process).
+ */
+export function healthOrigin(host: Host, config: Config, port = config.health.port): Promise<string> {
+  let origins = probeOrigins.get(host);
+  if (!origins) {
+    origins = new Map();
+    probeOrigins.set(host, origins);
+  }
+  let origin = origins.get(port);
   if (!origin) {
     const target = host.server.upstream.replace(/:\d+$/, "");
-    const port = config.health.port;
     origin =
       config.health.via === "direct"
         ? Promise.resolve(`http://${target.includes(":") ? `[${target}]` : target}:${port}`)
         : host.session
             .tunnel(target.replace(/^\[|\]$/g, ""), port)
             .then((local) => `http://127.0.0.1:${local}`);
-    probeOrigins.set(host, origin);
+    origins.set(port, origin);
   }
   return origin;
 }
 
-/** One probe of the health endpoint, now (any release). */
-export async function probeNow(host: Host, config: Config): Promise<ProbeResult> {
-  const origin = await healthOrigin(host, config);
+/** One probe of the health endpoint, now (any release); `port`: as for healthOrigin. */
+export async function probeNow(host: Host, config: Config, port?: number): Promise<ProbeResult> {
+  const origin = await healthOrigin(host, config, port);
   return probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, Date.now());
 }
 

@@ -1,6 +1,6 @@
 import type { Config, ServerConfig } from "../config/load.js";
 import { UsageError } from "../errors.js";
-import { minInRotation } from "../rollout/capacity.js";
+import { minInRotation, noCapacity } from "../rollout/capacity.js";
 
 export interface Plan {
   release: string;
@@ -42,7 +42,11 @@ export function makePlan(config: Config, release: string, only?: readonly string
   const canary = Math.min(config.rolling.canary, servers.length);
   const batches = [...chunk(servers.slice(0, canary), canary), ...chunk(servers.slice(canary), size)];
   const floor = minInRotation(config);
-  if (config.servers.length - Math.max(...batches.map((b) => b.length)) < floor) {
+  // The surge strategy never takes a server out of rotation: no batch size can break the floor.
+  if (
+    config.rolling.strategy !== "surge" &&
+    config.servers.length - Math.max(...batches.map((b) => b.length)) < floor
+  ) {
     throw new PlanError(
       `rolling.batchSize: batches of ${Math.max(...batches.map((b) => b.length))} cannot keep ${floor} of ${config.servers.length} server(s) in rotation (rolling.minInRotation)`,
     );
@@ -51,6 +55,8 @@ export function makePlan(config: Config, release: string, only?: readonly string
 }
 
 /** A plan that cannot be carried out as asked (--only, --release-id, batch sizes): exit 2. */
+export { noCapacity };
+
 export class PlanError extends UsageError {}
 
 export function describePlan(config: Config, plan: Plan): string[] {
@@ -73,12 +79,22 @@ export function describePlan(config: Config, plan: Plan): string[] {
     const { watch } = config.rolling;
     const window = index === 0 ? (watch.canary ?? watch.duration) : watch.duration;
     const watching = watch.duration > 0 ? `; watch ${window / 1000}s` : "";
+    if (config.rolling.strategy === "surge") {
+      lines.push(
+        `${index + 3}. ${label}: ${pause}start the release beside the serving process on ${names} (the other of ports ${config.app.port} and ${config.app.surgePort}); ${afterStart}health gate on that port; switch the balancer to it; drain and stop the old process${watching}`,
+      );
+      return;
+    }
     lines.push(
       `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`,
     );
+    const empty = noCapacity(config, batch);
+    if (empty) lines.push(`   ${empty}`);
   });
   lines.push(
-    `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,
+    config.rolling.strategy === "surge"
+      ? "capacity: no server leaves rotation (strategy surge)"
+      : `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`,
   );
   if (config.rolling.watch.duration > 0) {
     const { watch } = config.rolling;

@@ -54,6 +54,11 @@ export interface ReleaseProcess {
   /** The release directory (the process's cwd). */
   cwd: string;
   env: Record<string, string>;
+  /**
+   * The surge strategy's process on this port (app.port or app.surgePort): a process of its own
+   * (its own name and process file), started beside the one serving. Left out: the app's one process.
+   */
+  port?: number;
 }
 
 /**
@@ -66,16 +71,20 @@ export interface ProcessManager {
   readonly instances?: number;
   /** The release's process file: its path on the server and its content (may hold secrets: 0600). */
   processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string };
-  /** Stops the app's old instances and starts the release from its process file. */
-  restart(runner: CommandRunner, layout: Layout, release: string): Promise<RestartResult>;
+  /**
+   * Stops the app's old instances and starts the release from its process file. With `port` (the
+   * surge strategy), only the process of that port is replaced: the other keeps running.
+   */
+  restart(runner: CommandRunner, layout: Layout, release: string, port?: number): Promise<RestartResult>;
   /**
    * Optional: gets a restart ready while the server drains (whatever start-up it costs is then
    * not spent out of rotation); the restart itself waits for `go()`.
    */
   prepareRestart?(runner: InteractiveRunner, layout: Layout, release: string): PreparedRestart;
-  /** The app's instances now. */
-  inspect(runner: CommandRunner): Promise<ProcessInfo[]>;
-  stop(runner: CommandRunner): Promise<void>;
+  /** The app's instances now (with `port`: the surge process of that port). */
+  inspect(runner: CommandRunner, port?: number): Promise<ProcessInfo[]>;
+  /** Stops the app (with `port`: the surge process of that port only). */
+  stop(runner: CommandRunner, port?: number): Promise<void>;
   /** Makes what runs now come back after a reboot. */
   persist(runner: CommandRunner): Promise<void>;
   /** Where the app's output goes on the server. */

@@ -14,3 +14,4 @@ for d in releases/*; do
 done
 if [ -f .nexus/lock ]; then printf '@lock %s\n' "$(head -c 4096 .nexus/lock | tr '\n' ' ')"; fi
 if [ -f .nexus/journal.json ]; then printf '@journal %s\n' "$(head -c 4096 .nexus/journal.json | tr '\n' ' ')"; fi
+if [ -f .nexus/live-port ]; then printf '@live-port %s\n' "$(head -c 16 .nexus/live-port | tr '\n' ' ')"; fi

@@ -19,6 +19,8 @@ export interface Layout {
   /** One empty file per release, written when it was staged: its mtime orders the releases. */
   staged: string;
   incoming: string;
+  /** The surge strategy's record of the port that serves (see live-port.ts). */
+  livePort: string;
   release(id: string): string;
   /** The PM2 ecosystem file of a release, kept outside the release so releases stay pristine. */
   ecosystem(id: string): string;
@@ -39,6 +41,7 @@ export function layout(base: string): Layout {
     failed: path.join(state, "failed"),
     staged: path.join(state, "staged"),
     incoming: path.join(state, "incoming"),
+    livePort: path.join(state, "live-port"),
     release: (id) => path.join(base, "releases", id),
     ecosystem: (id) => path.join(state, "pm2", `${id}.json`),
   };

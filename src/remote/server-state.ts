@@ -1,5 +1,6 @@
 import { stdoutOrThrow } from "../ssh/errors.js";
 import { isValidReleaseId, type Layout } from "./layout.js";
+import { parseLivePort } from "./live-port.js";
 import { type RemoteOp, script } from "./op.js";
 import { cmd } from "./quote.js";
 import { scriptFile, withFunctions } from "./script-file.js";
@@ -33,10 +34,12 @@ export interface ServerState {
   lock?: string;
   /** Left by a deploy or rollback that did not finish (killed): see `nexus recover`. */
   journal?: Journal;
+  /** The port the surge strategy's process serves on (live-port.ts); none: never surged. */
+  livePort?: number;
 }
 
 /**
- * $1 the deploy path. Prints "@current", "@release", "@lock" and "@journal" lines. Names outside
+ * $1 the deploy path. Prints "@current", "@release", "@lock", "@journal" and "@live-port" lines. Names outside
  * the release-id alphabet are skipped, and every value is one line, so no name can forge a line.
  */
 export const INSPECT_SCRIPT = scriptFile(import.meta.url, "inspect.sh");
@@ -73,6 +76,7 @@ export function parseInspect(stdout: string): ServerState {
         state.releases.push({ id, failed: status === "failed", stagedAt: Number(time) || 0 });
     } else if (line.startsWith("@lock ")) state.lock = line.slice("@lock ".length).trim();
     else if (line.startsWith("@journal ")) state.journal = parseJournal(line.slice("@journal ".length));
+    else if (line.startsWith("@live-port ")) state.livePort = parseLivePort(line.slice("@live-port ".length));
   }
   // Oldest first: by staging time, then by id (ids start with a UTC timestamp).
   state.releases.sort((a, b) => a.stagedAt - b.stagedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -35,3 +35,14 @@ export async function capacityProblem(
   if (healthy >= floor) return undefined;
   return `draining ${names.join(", ")} would leave ${healthy} healthy server(s) in rotation (minimum ${floor})`;
 }
+
+/**
+ * A drain batch that takes every server of the fleet out of rotation at once (a fleet of one, or a
+ * batch as large as the fleet): requests fail until its gate passes. Said in the plan and warned
+ * about before the batch starts; undefined when others stay in rotation.
+ */
+export function noCapacity(config: Config, batch: readonly { name: string }[]): string | undefined {
+  const staying = config.servers.filter((s) => !batch.some((b) => b.name === s.name));
+  if (config.rolling.strategy === "surge" || staying.length > 0) return undefined;
+  return `warning: this batch (${batch.map((s) => s.name).join(", ")}) leaves no server in rotation: the balancer has nowhere to send requests until its gate passes (rolling.strategy "surge" keeps serving)`;
+}

@@ -23,4 +23,27 @@ export interface FleetOps {
   stop(server: ServerConfig): Promise<void>;
   /** Makes what each server runs now survive a reboot. */
   persist(servers: string[]): Promise<void>;
+  /** What the surge strategy does on a server (surge/). */
+  surge?: SurgeOps;
+}
+
+/**
+ * The surge strategy's moves on one server: two processes of the app, one per port (app.port and
+ * app.surgePort), the balancer sending the server's traffic to one of them.
+ */
+export interface SurgeOps {
+  /** The port serving now as recorded on the server; undefined: never surged (the app's one process, on app.port). */
+  livePort(server: ServerConfig): Promise<number | undefined>;
+  /**
+   * Points `current` at `release` and starts it as the process of `port`, beside the one serving
+   * (a process left on that port by an earlier try is replaced), then gates it on that port.
+   * True when the gate passed.
+   */
+  start(server: ServerConfig, release: string, port: number, signal?: AbortSignal): Promise<boolean>;
+  /** Records `port` as the one serving. */
+  record(server: ServerConfig, port: number): Promise<void>;
+  /** Stops the process of `port` (undefined: the app's one process of a server never surged). */
+  stop(server: ServerConfig, port: number | undefined): Promise<void>;
+  /** Points `current` back at `release` (the process serving runs it: a gate failed beside it). */
+  point(server: ServerConfig, release: string): Promise<void>;
 }

@@ -63,6 +63,12 @@ export class RollLedger {
     this.onTarget.splice(this.onTarget.length - batch.length, batch.length);
   }
 
+  /** Marked deployed, but it did not get there after all (the surge strategy's failed switch). */
+  notDeployed(name: string): void {
+    const index = this.onTarget.findIndex((s) => s.name === name);
+    if (index >= 0) this.onTarget.splice(index, 1);
+  }
+
   /** Left for a human as it is: no later step (rollback-all included) touches it again. */
   needsHuman(name: string, note: string): void {
     const index = this.onTarget.findIndex((s) => s.name === name);

@@ -1,8 +1,9 @@
 import { drainStrategy } from "./drain/index.js";
 import type { RolloutStrategyDriver } from "./strategy.js";
+import { surgeStrategy } from "./surge/index.js";
 
 /** Every rollout strategy nexus knows, the default (`rolling.strategy` left out) first. */
-export const ROLLOUT_STRATEGIES = [drainStrategy] as const;
+export const ROLLOUT_STRATEGIES = [drainStrategy, surgeStrategy] as const;
 
 export type RolloutStrategyName = (typeof ROLLOUT_STRATEGIES)[number]["name"];
 

@@ -9,8 +9,8 @@ import type { RollOptions } from "./roll.js";
  * watch window, interruptions, and what a failure costs (rollback-all or halt).
  *
  * "drain" (drain/): a server leaves rotation, restarts onto the release, passes its gate, and
- * comes back; capacity drops by a batch meanwhile. Another strategy (surge: the new release
- * started beside the old one, the balancer switched over) is another folder beside it.
+ * comes back; capacity drops by a batch meanwhile. "surge" (surge/): the new release started
+ * beside the old one on a second port, gated there, the balancer switched over: capacity never drops.
  */
 export interface RolloutStrategy {
   /** Before the first batch: restarts readied, the balancer's state noted. */

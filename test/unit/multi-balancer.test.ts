@@ -22,7 +22,7 @@ describe("several balancers", () => {
     a.inRotation.set("alpha", false);
     const states = await new MultiBalancer([a, b]).state([alpha, beta]);
     expect(states).toEqual([
-      { server: "alpha", upstream: "alpha:3000", present: true, inRotation: false },
+      { server: "alpha", upstream: "alpha:3000", present: true, inRotation: false, address: "alpha:3000" },
       { server: "beta", upstream: "beta:3000 (missing on lb2)", present: false, inRotation: false },
     ]);
   });

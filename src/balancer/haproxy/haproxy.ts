@@ -1,9 +1,17 @@
 import type { ServerConfig } from "../../config/load.js";
+import { script } from "../../remote/op.js";
+import { procNetTcpAddress } from "../../remote/proc-net-tcp.js";
 import type { InteractiveRunner } from "../../ssh/session.js";
 import { sleep } from "../../util/sleep.js";
-import type { BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
+import type { AddressMove, BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
 import { BalancerError } from "../balancer-error.js";
-import { setServerState, writeStateFileScript } from "./runtime-api.js";
+import { describeDrainWait, parseWaitDrained, WAIT_DRAINED_SCRIPT } from "../nginx/scripts.js";
+import {
+  addressChangeRefused,
+  setServerAddress,
+  setServerState,
+  writeStateFileScript,
+} from "./runtime-api.js";
 import { RuntimeChannel } from "./runtime-channel.js";
 import { parseServersState, parseShowStat, type ServerStat, type ServerState } from "./stats.js";
 
@@ -75,19 +83,32 @@ export class HaproxyBalancer implements Balancer {
    */
   private async setStates(
     changes: readonly { server: ServerConfig; state: ServerAdminState }[],
+    moves: readonly AddressMove[] = [],
   ): Promise<void> {
-    if (changes.length === 0) return;
-    const sets = changes.map(({ server, state }) =>
-      setServerState(this.options.backend, this.options.serverName(server), state),
-    );
+    if (changes.length + moves.length === 0) return;
+    const sets = [
+      ...moves.map(({ server, to }) =>
+        setServerAddress(this.options.backend, this.options.serverName(server), to),
+      ),
+      ...changes.map(({ server, state }) =>
+        setServerState(this.options.backend, this.options.serverName(server), state),
+      ),
+    ];
     this.options.onCommand?.(this.host, `HAProxy admin socket: ${sets.join("; ")}`);
     const replies = await this.channel.callAll(
       this.options.stateFile ? [...sets, "show servers state"] : sets,
     );
-    const refused = changes.flatMap(({ server, state }, i) =>
-      replies[i] ? [`"state ${state}" for ${this.label(server)}: ${replies[i]}`] : [],
-    );
-    if (refused.length < changes.length) this.saveState(replies[sets.length]);
+    const refused = [
+      ...moves.flatMap(({ server, to }, i) => {
+        const refusal = addressChangeRefused(replies[i] ?? "");
+        return refusal ? [`the move of ${this.label(server)} to ${to}: ${refusal}`] : [];
+      }),
+      ...changes.flatMap(({ server, state }, i) => {
+        const reply = replies[moves.length + i];
+        return reply ? [`"state ${state}" for ${this.label(server)}: ${reply}`] : [];
+      }),
+    ];
+    if (refused.length < sets.length) this.saveState(replies[sets.length]);
     if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
   }
 
@@ -163,20 +184,48 @@ export class HaproxyBalancer implements Balancer {
         upstream: this.label(server),
         present: !!entry,
         inRotation: !!entry && !entry.maint && !entry.drain,
+        ...(entry?.port
+          ? { address: `${entry.address.includes(":") ? `[${entry.address}]` : entry.address}:${entry.port}` }
+          : {}),
       };
     });
   }
 
-  /** One round trip; enables first, so capacity comes back before any more leaves. */
+  /**
+   * One round trip; moves first (`set server … addr … port …`: new sessions go to the new address,
+   * those open on the old one finish there), then enables, so capacity comes back before any more
+   * leaves.
+   */
   async apply(change: RotationChange): Promise<void> {
     for (const server of change.enable ?? []) {
       const name = this.options.serverName(server);
       this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
     }
-    await this.setStates([
-      ...(change.enable ?? []).map((server) => ({ server, state: "ready" as const })),
-      ...(change.drain ?? []).map((server) => ({ server, state: "drain" as const })),
-    ]);
+    await this.setStates(
+      [
+        ...(change.enable ?? []).map((server) => ({ server, state: "ready" as const })),
+        ...(change.drain ?? []).map((server) => ({ server, state: "drain" as const })),
+      ],
+      change.move,
+    );
+  }
+
+  /**
+   * No connection from the HAProxy host to `address` (a server's old address after a move) is
+   * left: counted in the host's /proc/net/tcp, as the Nginx driver counts a drain's (its script).
+   * The server's sessions (`scur`) cannot tell: they count both addresses.
+   */
+  async waitLeft(_server: ServerConfig, address: string, timeoutMs: number): Promise<DrainWait> {
+    const tcp = procNetTcpAddress(address);
+    if (tcp === undefined) return { drained: true, open: 0, detail: "connections not countable (not IPv4)" };
+    const result = await this.runner.exec(script(WAIT_DRAINED_SCRIPT, timeoutMs, tcp));
+    if (result.code !== 0)
+      throw new BalancerError(
+        `${this.host}: counting connections to ${address} failed: ${result.stderr.trim()}`,
+      );
+    const counts = this.parse(() => parseWaitDrained(result.stdout));
+    const open = counts.open.get(tcp) ?? 0;
+    return { drained: open === 0, open, detail: describeDrainWait(counts, open) };
   }
 
   /**

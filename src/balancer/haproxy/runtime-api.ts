@@ -34,3 +34,23 @@ export function writeStateFileScript(file: string): string {
 export function setServerState(backend: string, server: string, state: "ready" | "drain" | "maint"): string {
   return `set server ${backend}/${server} state ${state}`;
 }
+
+/**
+ * `set server B/S addr IP port PORT` (the surge strategy's switch, no reload): from "host:port"
+ * or "[v6]:port". HAProxy answers a sentence either way: `addressChangeRefused` tells them apart.
+ */
+export function setServerAddress(backend: string, server: string, address: string): string {
+  const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
+  if (!match) throw new Error(`not a "host:port" address: ${address}`);
+  return `set server ${backend}/${server} addr ${match[1]} port ${match[2]}`;
+}
+
+/**
+ * The reply to `set server … addr`, as a refusal, or undefined when it worked ("IP changed from
+ * …", "port changed from …", "no need to change the addr…").
+ */
+export function addressChangeRefused(reply: string): string | undefined {
+  const text = reply.trim();
+  if (text === "" || /changed from|no need to change/i.test(text)) return undefined;
+  return text;
+}

@@ -65,6 +65,8 @@ export interface ServerState {
   backendId?: number;
   server: string;
   address: string;
+  /** srv_port, when the reply has it. */
+  port?: number;
   /** srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping. */
   operational: number;
   admin: number;
@@ -85,6 +87,7 @@ export function parseServersState(text: string): ServerState[] {
   const columns = header.slice(2).trim().split(/\s+/);
   const at = (name: string) => columns.indexOf(name);
   const backendId = at("be_id");
+  const portAt = at("srv_port");
   const index = {
     backend: at("be_name"),
     server: at("srv_name"),
@@ -101,11 +104,13 @@ export function parseServersState(text: string): ServerState[] {
       const fields = line.trim().split(/\s+/);
       const admin = Number.parseInt(fields[index.admin] ?? "", 10) || 0;
       const id = backendId < 0 ? Number.NaN : Number.parseInt(fields[backendId] ?? "", 10);
+      const port = portAt < 0 ? Number.NaN : Number.parseInt(fields[portAt] ?? "", 10);
       return {
         backend: fields[index.backend] ?? "",
         ...(Number.isInteger(id) && id > 0 ? { backendId: id } : {}),
         server: fields[index.server] ?? "",
         address: fields[index.address] ?? "",
+        ...(Number.isInteger(port) && port > 0 ? { port } : {}),
         operational: Number.parseInt(fields[index.operational] ?? "", 10) || 0,
         admin,
         maint: (admin & ADMIN_MAINT) !== 0,

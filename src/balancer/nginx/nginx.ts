@@ -14,7 +14,7 @@ import {
   readFile,
   WAIT_DRAINED_SCRIPT,
 } from "./scripts.js";
-import { listUpstreamServers, setServerDown } from "./upstream.js";
+import { listUpstreamServers, setServerAddress, setServerDown } from "./upstream.js";
 
 const MAX_APPLY_ATTEMPTS = 5;
 
@@ -54,6 +54,7 @@ export class NginxBalancer implements Balancer {
   /** waitDrained calls of this tick, answered by one remote wait (waitTogether). */
   private waiting: {
     server: ServerConfig;
+    address: string;
     timeoutMs: number;
     resolve(result: DrainWait): void;
     reject(error: unknown): void;
@@ -76,16 +77,31 @@ export class NginxBalancer implements Balancer {
   }
 
   async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
-    const listed = listUpstreamServers(await this.read(), this.options.upstream);
+    const text = await this.read();
+    const listed = listUpstreamServers(text, this.options.upstream);
     return servers.map((server) => {
-      const entry = listed.find((item) => item.address === server.upstream);
+      const address = this.addressIn(text, server);
+      const entry = listed.find((item) => item.address === address);
       return {
         server: server.name,
-        upstream: server.upstream,
+        upstream: address,
         present: !!entry,
         inRotation: !!entry && !entry.down,
+        ...(entry ? { address } : {}),
       };
     });
+  }
+
+  /**
+   * Where the server is listed in `text`: its upstream address, or the same host on app.surgePort
+   * (the surge strategy moves it between the two); its upstream address when neither is listed.
+   */
+  private addressIn(text: string | undefined, server: ServerConfig): string {
+    const alternate = server.surgeUpstream;
+    if (text === undefined || alternate === undefined) return server.upstream;
+    const listed = listUpstreamServers(text, this.options.upstream);
+    if (listed.some((item) => item.address === server.upstream)) return server.upstream;
+    return listed.some((item) => item.address === alternate) ? alternate : server.upstream;
   }
 
   async apply(change: RotationChange): Promise<void> {
@@ -123,25 +139,28 @@ export class NginxBalancer implements Balancer {
     const cached = this.known;
     const original = cached ?? (await this.read());
     let text = original;
+    for (const { server, to } of change.move ?? [])
+      text = setServerAddress(text, this.addressIn(text, server), to, this.options.upstream).text;
     for (const [servers, down] of [
       [change.enable ?? [], false],
       [change.drain ?? [], true],
     ] as const) {
       for (const server of servers)
-        text = setServerDown(text, server.upstream, down, this.options.upstream).text;
+        text = setServerDown(text, this.addressIn(text, server), down, this.options.upstream).text;
     }
     // Nothing to change, by a copy that may be stale: only a fresh read can say so.
     if (text === original) return cached === undefined ? "done" : this.readAgain();
     const keep = change.keepInRotation;
     if (keep && (change.drain ?? []).length > 0) {
-      const fleet = new Set(keep.servers.map((s) => s.upstream));
+      const fleet = new Set(keep.servers.flatMap((s) => [s.upstream, s.surgeUpstream ?? s.upstream]));
       recheck(
         listUpstreamServers(text, this.options.upstream).filter((e) => !e.down && fleet.has(e.address))
           .length,
       );
     }
     const file = this.options.upstreamFile;
-    const draining = (change.drain ?? []).length > 0;
+    // A move leaves the old workers routing to the old address, as a drain does to the drained one.
+    const draining = (change.drain ?? []).length > 0 || (change.move ?? []).length > 0;
     // One round trip: write, test, reload and confirm, under a lock on the host; the file is
     // restored on the host itself if the test or the reload fails, so it is never left in a
     // state nginx -t refused.
@@ -226,8 +245,13 @@ export class NginxBalancer implements Balancer {
    * one remote wait (see WAIT_DRAINED_SCRIPT).
    */
   waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
+    return this.waitLeft(server, this.addressIn(this.known, server), timeoutMs);
+  }
+
+  /** As `waitDrained`, for the server's old address after a move (the workers the move's reload retired). */
+  waitLeft(server: ServerConfig, address: string, timeoutMs: number): Promise<DrainWait> {
     return new Promise((resolve, reject) => {
-      if (this.waiting.push({ server, timeoutMs, resolve, reject }) === 1)
+      if (this.waiting.push({ server, address, timeoutMs, resolve, reject }) === 1)
         queueMicrotask(() => void this.waitTogether());
     });
   }
@@ -235,7 +259,7 @@ export class NginxBalancer implements Balancer {
   private async waitTogether(): Promise<void> {
     const waits = this.waiting.splice(0);
     try {
-      const addresses = waits.map((w) => procNetTcpAddress(w.server.upstream));
+      const addresses = waits.map((w) => procNetTcpAddress(w.address));
       const command = script(
         WAIT_DRAINED_SCRIPT,
         Math.max(...waits.map((w) => w.timeoutMs)),

@@ -70,6 +70,53 @@ export function setServerDown(
   down: boolean,
   upstreamName?: string,
 ): { text: string; changed: boolean } {
+  const server = findOne(text, address, upstreamName);
+  if (server.down === down) return { text, changed: false };
+  if (down) {
+    return { text: splice(text, server.lastWordEnd, server.lastWordEnd, " down"), changed: true };
+  }
+  let edited = text;
+  // Right to left so earlier offsets stay valid.
+  for (const param of [...server.params].reverse()) {
+    if (param.value !== "down") continue;
+    const [start, end] = removalRange(edited, param.start, param.end);
+    edited = splice(edited, start, end, "");
+  }
+  return { text: edited, changed: true };
+}
+
+/**
+ * Moves the server with exactly `address` to `to` (the surge strategy's port switch): only the
+ * address word changes; its parameters (`down` included) stay. Throws `UpstreamEditError` unless
+ * `address` occurs exactly once in the selected block(s), or when `to` is listed there already.
+ */
+export function setServerAddress(
+  text: string,
+  address: string,
+  to: string,
+  upstreamName?: string,
+): { text: string; changed: boolean } {
+  assertWord(to, "server address");
+  if (address === to) {
+    findOne(text, address, upstreamName);
+    return { text, changed: false };
+  }
+  const server = findOne(text, address, upstreamName);
+  if (parseServers(text, upstreamName).some((other) => other.address === to)) {
+    throw new UpstreamEditError(
+      `Server ${to} is already listed: cannot move ${address} there`,
+      address,
+      upstreamNames(text),
+    );
+  }
+  return {
+    text: splice(text, server.addressWord.start, server.addressWord.end, to),
+    changed: true,
+  };
+}
+
+/** The one `server` directive with exactly `address` in the selected block(s). */
+function findOne(text: string, address: string, upstreamName?: string): ParsedServer {
   const upstreams = upstreamNames(text);
   const where =
     upstreamName === undefined ? `any upstream block` : `upstream ${JSON.stringify(upstreamName)}`;
@@ -97,19 +144,7 @@ export function setServerDown(
       upstreams,
     );
   }
-
-  if (server.down === down) return { text, changed: false };
-  if (down) {
-    return { text: splice(text, server.lastWordEnd, server.lastWordEnd, " down"), changed: true };
-  }
-  let edited = text;
-  // Right to left so earlier offsets stay valid.
-  for (const param of [...server.params].reverse()) {
-    if (param.value !== "down") continue;
-    const [start, end] = removalRange(edited, param.start, param.end);
-    edited = splice(edited, start, end, "");
-  }
-  return { text: edited, changed: true };
+  return server;
 }
 
 /** Why an upstream file that holds whole `upstream` blocks is a risk, for `nexus check` and `setup`. */
@@ -216,6 +251,7 @@ interface ParsedServer {
   line: number;
   params: Word[];
   lastWordEnd: number;
+  addressWord: Word;
 }
 
 function parseServers(text: string, upstreamName?: string): ParsedServer[] {
@@ -238,6 +274,7 @@ function parseServers(text: string, upstreamName?: string): ParsedServer[] {
       line: lineOf(text, keyword.start),
       params,
       lastWordEnd: (params.at(-1) ?? address).end,
+      addressWord: address,
     });
   });
   return servers;

@@ -33,12 +33,24 @@ export class Pm2 implements ProcessManager {
     return n === "max" ? undefined : n;
   }
 
+  /**
+   * The PM2 name of the app's process (`port` left out), or of the surge strategy's process on
+   * `port`: "<name>-<port>", so the two run side by side and each is deleted alone.
+   */
+  processName(port?: number): string {
+    return port === undefined ? this.options.name : `${this.options.name}-${port}`;
+  }
+
+  private ecosystemPath(layout: Layout, release: string, port?: number): string {
+    return layout.ecosystem(port === undefined ? release : `${release}@${port}`);
+  }
+
   processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string } {
     const logs = this.logFiles(layout);
     return {
-      path: layout.ecosystem(release.release),
+      path: this.ecosystemPath(layout, release.release, release.port),
       content: ecosystemFile({
-        name: this.options.name,
+        name: this.processName(release.port),
         script: this.options.script,
         cwd: release.cwd,
         env: release.env,
@@ -63,11 +75,16 @@ export class Pm2 implements ProcessManager {
     return 60_000 + instances * (this.options.killTimeout + listen);
   }
 
-  async restart(runner: CommandRunner, layout: Layout, release: string): Promise<RestartResult> {
+  async restart(
+    runner: CommandRunner,
+    layout: Layout,
+    release: string,
+    port?: number,
+  ): Promise<RestartResult> {
     const command = script(
       RESTART_SCRIPT,
-      this.options.name,
-      layout.ecosystem(release),
+      this.processName(port),
+      this.ecosystemPath(layout, release, port),
       "",
       this.restartDeadlineMs,
     );
@@ -87,12 +104,13 @@ export class Pm2 implements ProcessManager {
     return preparedRestart(runner, command, release, STARTING);
   }
 
-  async inspect(runner: CommandRunner): Promise<ProcessInfo[]> {
-    return parseJlist((await runner.exec(jlistCommand(this.options.name))).stdout, this.options.name);
+  async inspect(runner: CommandRunner, port?: number): Promise<ProcessInfo[]> {
+    const name = this.processName(port);
+    return parseJlist((await runner.exec(jlistCommand(name))).stdout, name);
   }
 
-  async stop(runner: CommandRunner): Promise<void> {
-    await runner.run(script(STOP_SCRIPT, this.options.name, this.restartDeadlineMs), {
+  async stop(runner: CommandRunner, port?: number): Promise<void> {
+    await runner.run(script(STOP_SCRIPT, this.processName(port), this.restartDeadlineMs), {
       what: "stopping the app",
     });
   }

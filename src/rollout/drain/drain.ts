@@ -1,7 +1,7 @@
 import { type BackendState, stillOpen } from "../../balancer/balancer.js";
 import type { ServerConfig } from "../../config/load.js";
 import { allDone } from "../../util/all-done.js";
-import { capacityProblem } from "../capacity.js";
+import { capacityProblem, noCapacity } from "../capacity.js";
 import type { RollLedger } from "../ledger.js";
 import type { RollOptions } from "../roll.js";
 import type { BatchMove, RolloutStrategy } from "../strategy.js";
@@ -17,6 +17,8 @@ import type { BatchMove, RolloutStrategy } from "../strategy.js";
 export class DrainStrategy implements RolloutStrategy {
   /** When each server left rotation, for the summary's "out of rotation" seconds. */
   private readonly outSince = new Map<string, number>();
+  /** Servers drained in a batch that left no server in rotation, and since when (the summary's "no capacity"). */
+  private readonly emptySince = new Map<string, number>();
   /** Gated servers waiting to go back in rotation with the next batch's drain. */
   private pending: ServerConfig[] = [];
   /** The servers out of rotation in nexus's hands right now (the CLI's second Ctrl-C names them). */
@@ -58,8 +60,11 @@ export class DrainStrategy implements RolloutStrategy {
       this.pending = joining;
       return { moved: false, interrupted: false, failure: true };
     }
+    const empty = noCapacity(this.o.config, batch);
+    if (empty) emit({ type: "warn", message: empty });
     if (!(await this.drain(batch, this.o.target, joining)))
       return { moved: false, interrupted: false, failure: true };
+    if (empty) for (const s of batch) this.emptySince.set(s.name, Date.now());
     if (signal.aborted) {
       // Interrupted while it drained: nothing on it has changed yet, so it goes back as it was.
       for (const s of batch) this.ledger.row(s.name).note = "interrupted while it drained: left as it was";
@@ -363,6 +368,13 @@ export class DrainStrategy implements RolloutStrategy {
         const row = this.ledger.row(s.name);
         row.outOfRotation = (row.outOfRotation ?? 0) + (Date.now() - since) / 1000;
         this.outSince.delete(s.name);
+      }
+      const empty = this.emptySince.get(s.name);
+      if (empty !== undefined) {
+        this.emptySince.delete(s.name);
+        const row = this.ledger.row(s.name);
+        const gap = `no capacity for ${((Date.now() - empty) / 1000).toFixed(2)}s (no other server was in rotation)`;
+        row.note = row.note ? `${row.note}; ${gap}` : gap;
       }
       this.inHand.delete(s.name);
       this.o.emit({ type: "step", server: s.name, step: "enable", status: "done", ms: Date.now() - started });

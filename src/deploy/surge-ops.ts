@@ -1,0 +1,61 @@
+import type { Config } from "../config/load.js";
+import type { Emit } from "../events/events.js";
+import { readLivePort, writeLivePort } from "../remote/live-port.js";
+import { runOp } from "../remote/op.js";
+import { activate as pointCurrent, writePrivateFile } from "../remote/release.js";
+import type { SurgeOps } from "../rollout/fleet-ops.js";
+import { activate } from "./activate.js";
+import type { Fleet, Host } from "./fleet.js";
+import { releaseEnv } from "./release-env.js";
+
+/**
+ * The process manager's process for a port: on app.port the app's own process (the one the drain
+ * strategy knows: after an even number of surges a server is as if it never surged), on
+ * app.surgePort a process of its own ("<name>-<port>").
+ */
+export function processSlot(config: Config, port: number | undefined): number | undefined {
+  return port === undefined || port === config.app.port ? undefined : port;
+}
+
+/** The surge strategy's moves (`SurgeOps`) on the real fleet: its SSH sessions and process manager. */
+export function surgeOps(
+  fleet: Fleet,
+  config: Config,
+  emit: Emit,
+  host: (name: string) => Promise<Host>,
+): SurgeOps {
+  return {
+    async livePort(server) {
+      const h = await host(server.name);
+      return runOp(h.session, readLivePort(h.layout));
+    },
+    async start(server, release, port, signal) {
+      const h = await host(server.name);
+      // The process file of this release on this port: its own name, and PORT set to the port
+      // whatever the env says (the gate probes it there).
+      const file = fleet.processes.processFile(h.layout, {
+        release,
+        cwd: h.layout.release(release),
+        env: { ...releaseEnv(config, server, release), PORT: String(port) },
+        port: processSlot(config, port),
+      });
+      await runOp(h.session, writePrivateFile(file.path, file.content, "writing the process file"));
+      const result = await activate(h, release, config, fleet.processes, emit, signal, undefined, {
+        port,
+        slot: processSlot(config, port),
+      });
+      return result.gate.ok;
+    },
+    async record(server, port) {
+      const h = await host(server.name);
+      await runOp(h.session, writeLivePort(h.layout, port));
+    },
+    async stop(server, port) {
+      await fleet.processes.stop((await host(server.name)).session, processSlot(config, port));
+    },
+    async point(server, release) {
+      const h = await host(server.name);
+      await runOp(h.session, pointCurrent(h.layout, release));
+    },
+  };
+}

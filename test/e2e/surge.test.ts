@@ -1,0 +1,328 @@
+/**
+ * The surge strategy (issue 28) on the sandbox: the release starts beside the old process on the
+ * other port, is gated there, the balancer switches to it, the old process drains and stops. Under
+ * the keep-alive POST storm that never sends a request again, through HAProxy: not one request
+ * fails, and the balancer's live state (sampled every 50 ms) shows every server up throughout.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import path from "node:path";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parseServersState } from "../../src/balancer/haproxy/stats.js";
+import { haproxyPaths } from "../../src/sandbox/haproxy.js";
+import { sandboxHaproxy, writeHaproxyConfig } from "./balancers.js";
+import {
+  currentRelease,
+  deployDir,
+  fixture,
+  hostHome,
+  nexus,
+  readUpstream,
+  SERVERS,
+  throughLb,
+  uniqueRelease,
+  writeConfig,
+} from "./helpers.js";
+import { describeStorm, type StormSummary, startPostStorm, summarizeStorm, waitForSteady } from "./load.js";
+import { sandboxInfo } from "./sandbox-env.js";
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const STORM_CONNECTIONS = 10;
+const MAX_LOAD_SECONDS = 150;
+
+interface AdminState {
+  server: string;
+  maint: boolean;
+  drain: boolean;
+  operational: number;
+  port?: number;
+}
+
+/** What HAProxy says right now, from its admin socket. */
+async function haproxyState(): Promise<AdminState[]> {
+  const { stdout } = await run("sh", [
+    "-c",
+    `printf 'show servers state ${sandboxHaproxy().backend}\\n' | socat stdio "UNIX-CONNECT:$1"`,
+    "sh",
+    haproxyPaths(hostHome(sandboxHaproxy().host)).socket,
+  ]);
+  return parseServersState(stdout).map(({ server, maint, drain, operational, port }) => ({
+    server,
+    maint,
+    drain,
+    operational,
+    ...(port ? { port } : {}),
+  }));
+}
+
+/** Samples HAProxy's state every 50 ms until stopped: every sample in which a server was not up. */
+function sampleCapacity(): { stop(): Promise<{ samples: number; down: string[] }> } {
+  let stopping = false;
+  let samples = 0;
+  const down: string[] = [];
+  const loop = (async () => {
+    while (!stopping) {
+      const states = await haproxyState();
+      samples++;
+      for (const s of states) {
+        // srv_op_state 2: running (HAProxy's checks pass); no maint, no drain: in rotation.
+        if (s.maint || s.drain || s.operational !== 2) down.push(`${s.server} ${JSON.stringify(s)}`);
+      }
+      await sleep(50);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping = true;
+      await loop;
+      return { samples, down };
+    },
+  };
+}
+
+function livePort(server: string): number | undefined {
+  const file = path.join(deployDir(server), ".nexus", "live-port");
+  return existsSync(file) ? Number(readFileSync(file, "utf8").trim()) : undefined;
+}
+
+/** Runs `action` under the storm through `url` (and, for HAProxy, the capacity sampler). */
+async function underStorm(
+  url: string,
+  action: () => Promise<void>,
+  sampleHaproxy: boolean,
+): Promise<{ storm: StormSummary; describe: string; down: string[]; samples: number }> {
+  expect(await waitForSteady(url), `${url} is not serving before the load`).toBe(true);
+  const storm = startPostStorm({ url, connections: STORM_CONNECTIONS, maxSeconds: MAX_LOAD_SECONDS });
+  const sampler = sampleHaproxy ? sampleCapacity() : undefined;
+  let failure: unknown;
+  try {
+    await sleep(1000);
+    await action();
+    await sleep(1000);
+  } catch (error) {
+    failure = error;
+  }
+  const result = await storm.stop();
+  const capacity = (await sampler?.stop()) ?? { samples: 0, down: [] };
+  if (failure !== undefined) throw failure;
+  expect(result.hardStopped).toBe(false);
+  const summary = summarizeStorm(result.records);
+  const failures = result.records
+    .filter((r) => r.failure)
+    .map((r) => `${new Date(r.start).toISOString()} ${r.error}`)
+    .join("\n");
+  return {
+    storm: summary,
+    describe: `${describeStorm("storm", summary)}\n${failures}\n${lastOutput}`,
+    ...capacity,
+  };
+}
+
+/** The last command's output, for a failure's message. */
+let lastOutput = "";
+
+async function deploy(config: string, release: string, ...more: string[]) {
+  const r = await nexus(["-c", config, "deploy", "--release-id", release, ...more]);
+  lastOutput = r.all;
+  return r;
+}
+
+/** Sets servers' HAProxy admin state directly (the single-server scenario takes the others out). */
+async function haproxySet(servers: readonly string[], state: "ready" | "maint"): Promise<void> {
+  const commands = servers.map((s) => `set server ${sandboxHaproxy().backend}/${s} state ${state}`).join(";");
+  await run("sh", [
+    "-c",
+    `printf '%s\\n' "$2" | socat stdio "UNIX-CONNECT:$1"`,
+    "sh",
+    haproxyPaths(hostHome(sandboxHaproxy().host)).socket,
+    commands,
+  ]);
+}
+
+/** True when something accepts a connection on host:port. */
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+describe("surge strategy", () => {
+  let fleetConfig: string;
+  let oneConfig: string;
+  let base: string;
+  const [alpha = "", ...others] = SERVERS;
+
+  beforeAll(async () => {
+    fleetConfig = writeHaproxyConfig({ rolling: { strategy: "surge" } });
+    oneConfig = writeHaproxyConfig({
+      rolling: { strategy: "surge" },
+      servers: sandboxInfo()
+        .hosts.slice(0, 1)
+        .map((h) => ({ name: h.name, host: h.address, port: h.sshPort, env: { HOST: h.address } })),
+    });
+    // A known start: every server on one release, deployed the usual way (drain), on app.port.
+    base = uniqueRelease("surge-base");
+    const first = await deploy(writeHaproxyConfig(), base, "--strategy", "drain");
+    expect(first.exitCode, first.all).toBe(0);
+  }, 180_000);
+
+  it("deploys and rolls back a fleet of 3 through HAProxy, every server up, no request failed but for pooled-connection resets", async () => {
+    const release = uniqueRelease("surge-3");
+    const plan = await nexus(["-c", fleetConfig, "deploy", "--dry-run"]);
+    expect(plan.all).toContain("start the release beside the serving process");
+    expect(plan.all).toContain("no server leaves rotation");
+    const deployed = await underStorm(
+      sandboxHaproxy().url,
+      async () => {
+        const r = await deploy(fleetConfig, release);
+        expect(r.exitCode, r.all).toBe(0);
+      },
+      true,
+    );
+    // HAProxy's pooled connections to the old port (docs/how-it-works.md, "Surge", limits): a
+    // request it writes on one as the old process stops is reset. Nothing else may fail.
+    expect(deployed.storm.failed - deployed.storm.resetReused, deployed.describe).toBe(0);
+    expect(deployed.storm.requests).toBeGreaterThan(100);
+    expect(deployed.down, `${deployed.samples} samples`).toEqual([]);
+    expect(deployed.samples).toBeGreaterThan(10);
+    for (const s of SERVERS) {
+      expect(currentRelease(s)).toBe(release);
+      expect(livePort(s)).toBe(3001);
+    }
+    const ports = (await haproxyState()).map((s) => s.port);
+    expect(ports).toEqual([3001, 3001, 3001]);
+    // The old process is stopped: its port is free for the next deploy.
+    expect(await listening(hostAddress(alpha), 3000)).toBe(false);
+
+    const status = await nexus(["-c", fleetConfig, "status"]);
+    expect(status.exitCode, status.all).toBe(0);
+    expect(status.all).toMatch(/nexus-alpha\s+in rotation\s+3001\s+ok/);
+
+    // The drain strategy does not know a server left on app.surgePort: refused, nothing changed.
+    const drain = await nexus(["-c", fleetConfig, "restart", "--strategy", "drain"]);
+    expect(drain.exitCode, drain.all).toBe(2);
+    expect(drain.all).toContain("--strategy surge");
+
+    const rolledBack = await underStorm(
+      sandboxHaproxy().url,
+      async () => {
+        const r = await nexus(["-c", fleetConfig, "rollback"]);
+        lastOutput = r.all;
+        expect(r.exitCode, r.all).toBe(0);
+      },
+      true,
+    );
+    expect(rolledBack.storm.failed - rolledBack.storm.resetReused, rolledBack.describe).toBe(0);
+    expect(rolledBack.down).toEqual([]);
+    for (const s of SERVERS) {
+      expect(currentRelease(s)).toBe(base);
+      expect(livePort(s)).toBe(3000);
+    }
+    expect((await haproxyState()).map((s) => s.port)).toEqual([3000, 3000, 3000]);
+    expect(await listening(hostAddress(alpha), 3001)).toBe(false);
+  }, 300_000);
+
+  it("deploys and rolls back a one-server fleet through HAProxy, no request failed but for pooled-connection resets", async () => {
+    // The others out: every request goes to the one server.
+    await haproxySet(others, "maint");
+    try {
+      // With the drain strategy the batch leaves no server in rotation: the plan says so, and
+      // draining the last server in rotation by hand is refused without --force.
+      const plan = await nexus(["-c", oneConfig, "deploy", "--dry-run", "--strategy", "drain"]);
+      expect(plan.all).toContain("leaves no server in rotation");
+      const drain = await nexus(["-c", oneConfig, "drain", alpha]);
+      expect(drain.exitCode, drain.all).toBe(2);
+      expect(drain.all).toContain("last server in rotation");
+      expect((await haproxyState()).find((s) => s.server === alpha)).toMatchObject({
+        maint: false,
+        drain: false,
+      });
+      const release = uniqueRelease("surge-1");
+      const deployed = await underStorm(
+        sandboxHaproxy().url,
+        async () => {
+          const r = await deploy(oneConfig, release);
+          expect(r.exitCode, r.all).toBe(0);
+        },
+        false,
+      );
+      // HAProxy reuses its pooled connections to the old port (docs/how-it-works.md, "Surge",
+      // limits): a request it writes on one as the old process stops is reset. Nothing else fails.
+      expect(deployed.storm.failed - deployed.storm.resetReused, deployed.describe).toBe(0);
+      expect(deployed.storm.servers).toEqual({ [alpha]: deployed.storm.requests - deployed.storm.failed });
+      expect(currentRelease(alpha)).toBe(release);
+      const rolledBack = await underStorm(
+        sandboxHaproxy().url,
+        async () => {
+          const r = await nexus(["-c", oneConfig, "rollback", "--to", base]);
+          lastOutput = r.all;
+          expect(r.exitCode, r.all).toBe(0);
+        },
+        false,
+      );
+      expect(rolledBack.storm.failed - rolledBack.storm.resetReused, rolledBack.describe).toBe(0);
+      expect(currentRelease(alpha)).toBe(base);
+    } finally {
+      await haproxySet(others, "ready");
+    }
+  }, 300_000);
+
+  it("a release that fails its gate leaves the old process serving and the balancer as it was", async () => {
+    const broken = writeHaproxyConfig({
+      rolling: { strategy: "surge" },
+      app: { root: fixture("app-unhealthy") },
+      health: { deadline: "4s" },
+    });
+    const before = await haproxyState();
+    const r = await deploy(broken, uniqueRelease("surge-broken"));
+    expect(r.exitCode, r.all).toBe(1);
+    expect(await haproxyState()).toEqual(before);
+    for (const s of SERVERS) {
+      expect(currentRelease(s)).toBe(base);
+      expect(livePort(s)).toBe(3000);
+    }
+    // The new process was stopped; the old one answers through the balancer.
+    expect(await listening(hostAddress(alpha), 3001)).toBe(false);
+    const answers = await throughLb(6);
+    expect(
+      answers.every((a) => a.status === 200 && a.release === base),
+      JSON.stringify(answers),
+    ).toBe(true);
+  }, 180_000);
+
+  it("through Nginx: one reload per batch moves the upstream line's port; only reload resets fail", async () => {
+    const config = writeConfig({ rolling: { strategy: "surge", batchSize: 3 } });
+    const release = uniqueRelease("surge-nginx");
+    const deployed = await underStorm(
+      sandboxInfo().lb.url,
+      async () => {
+        const r = await deploy(config, release);
+        expect(r.exitCode, r.all).toBe(0);
+      },
+      false,
+    );
+    // An Nginx reload closes idle keep-alive client connections (a request racing it is reset):
+    // the one failure Nginx allows; no request failed any other way.
+    expect(deployed.storm.failed - deployed.storm.resetReused, deployed.describe).toBe(0);
+    const upstream = readUpstream();
+    for (const h of sandboxInfo().hosts) expect(upstream).toContain(`${h.address}:3001`);
+    // --to: the broken release above was staged everywhere but failed only where it was tried.
+    const back = await nexus(["-c", config, "rollback", "--to", base]);
+    expect(back.exitCode, back.all).toBe(0);
+    for (const h of sandboxInfo().hosts) expect(readUpstream()).toContain(`${h.address}:3000`);
+  }, 300_000);
+});
+
+function hostAddress(name: string): string {
+  const host = sandboxInfo().hosts.find((h) => h.name === name);
+  if (!host) throw new Error(`no sandbox host ${name}`);
+  return host.address;
+}

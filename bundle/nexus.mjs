@@ -57382,6 +57382,53 @@ function checkKey(server, credentials) {
   }
 }
 var HANDSHAKES_AT_ONCE = 32;
+function unhonouredWarning(config2, warned, server, target) {
+  const fresh = target.unhonoured.filter((k2) => !warned.has(k2));
+  if (fresh.length === 0) return void 0;
+  for (const k2 of fresh) warned.add(k2);
+  return `${config2.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k2) => k2 !== "Host" && k2 !== "Match").join(", ")})`;
+}
+function prepareLogin(config2, env2, knownHosts, who, policy) {
+  let credentials;
+  try {
+    credentials = loadCredentials(config2.ssh, env2, who.identityFiles);
+  } catch (error3) {
+    if (error3 instanceof KeyFileError) throw new SshError(who.name, "auth", error3.message);
+    throw error3;
+  }
+  checkKey(who.name, credentials);
+  const hostKey = new HostKeyCheck(knownHosts, who.host, who.port, policy, config2.ssh.knownHosts, who.name);
+  const knownTypes = knownHostKeyTypes(knownHosts, who.host, who.port);
+  const algorithms = hostKeyAlgorithms(knownTypes);
+  if (algorithms?.length === 0) {
+    throw new SshError(
+      who.name,
+      "host-key",
+      `known_hosts (${config2.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``
+    );
+  }
+  return { credentials, hostKey, algorithms };
+}
+function sessionOptions(config2, options, who, { credentials, hostKey, algorithms }, sock, route) {
+  return {
+    server: who.name,
+    host: who.host,
+    port: who.port,
+    username: who.user,
+    privateKey: credentials.privateKey,
+    passphrase: credentials.passphrase,
+    agent: credentials.agent,
+    keySource: credentials.keySource,
+    hostKeyAlgorithms: algorithms,
+    readyTimeout: config2.ssh.readyTimeout,
+    keepaliveInterval: config2.ssh.keepaliveInterval,
+    hostKey,
+    onCommand: options.onCommand,
+    ...sock ? { sock: sock.stream, onClose: sock.release } : {},
+    ...route.via ? { via: route.via } : {},
+    ...route.remoteShell === false ? { remoteShell: false } : {}
+  };
+}
 function createConnector(config2, options = {}) {
   const env2 = options.env ?? process.env;
   let knownHosts;
@@ -57391,45 +57438,13 @@ function createConnector(config2, options = {}) {
   const warned = /* @__PURE__ */ new Set();
   const login = async (who, extra) => {
     knownHosts ??= readKnownHosts(config2.ssh.knownHosts);
-    let credentials;
-    try {
-      credentials = loadCredentials(config2.ssh, env2, who.identityFiles);
-    } catch (error3) {
-      if (error3 instanceof KeyFileError) throw new SshError(who.name, "auth", error3.message);
-      throw error3;
-    }
-    checkKey(who.name, credentials);
-    const hostKey = new HostKeyCheck(knownHosts, who.host, who.port, policy, config2.ssh.knownHosts, who.name);
-    const knownTypes = knownHostKeyTypes(knownHosts, who.host, who.port);
-    const algorithms = hostKeyAlgorithms(knownTypes);
-    if (algorithms?.length === 0) {
-      throw new SshError(
-        who.name,
-        "host-key",
-        `known_hosts (${config2.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``
-      );
-    }
+    const { credentials, hostKey, algorithms } = prepareLogin(config2, env2, knownHosts, who, policy);
     const sock = await extra.sock?.();
     const session = await handshakes.run(
       who.host,
-      () => SshSession.connect({
-        server: who.name,
-        host: who.host,
-        port: who.port,
-        username: who.user,
-        privateKey: credentials.privateKey,
-        passphrase: credentials.passphrase,
-        agent: credentials.agent,
-        keySource: credentials.keySource,
-        hostKeyAlgorithms: algorithms,
-        readyTimeout: config2.ssh.readyTimeout,
-        keepaliveInterval: config2.ssh.keepaliveInterval,
-        hostKey,
-        onCommand: options.onCommand,
-        ...sock ? { sock: sock.stream, onClose: sock.release } : {},
-        ...extra.via ? { via: extra.via } : {},
-        ...extra.remoteShell === false ? { remoteShell: false } : {}
-      })
+      () => SshSession.connect(
+        sessionOptions(config2, options, who, { credentials, hostKey, algorithms }, sock, extra)
+      )
     );
     const learned = hostKey.persistLearned();
     if (learned) {
@@ -57450,12 +57465,8 @@ function createConnector(config2, options = {}) {
     return session;
   });
   const warnUnhonoured = (server, target) => {
-    const fresh = target.unhonoured.filter((k2) => !warned.has(k2));
-    if (fresh.length === 0) return;
-    for (const k2 of fresh) warned.add(k2);
-    options.onWarning?.(
-      `${config2.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k2) => k2 !== "Host" && k2 !== "Match").join(", ")})`
-    );
+    const warning2 = unhonouredWarning(config2, warned, server, target);
+    if (warning2) options.onWarning?.(warning2);
   };
   const streamTo = async (target, server) => {
     if (target.hops.length === 0) return void 0;
@@ -59263,111 +59274,154 @@ function releaseOf(body) {
 init_sleep();
 init_judge();
 init_traffic();
-async function watchWindow(options) {
-  const sleep3 = options.sleep ?? sleep;
-  const now = options.now ?? Date.now;
-  const pollMs = options.pollMs ?? Math.min(1e3, Math.max(250, Math.floor(options.durationMs / 4)));
-  const tallies = new Map(
-    options.watched.map((server) => [server, { server, requests: 0, failures: 0, healthFailStreak: 0 }])
-  );
-  const streaks = /* @__PURE__ */ new Map();
-  const untouchedSet = new Set(options.untouched);
-  const untouched = { requests: 0, failures: 0 };
-  let marked = false;
-  let seen = false;
-  let lastError = "";
-  let waiting = false;
-  const read = async () => {
+function watchWindow(options) {
+  return new WatchWindow(options).run();
+}
+var WatchWindow = class {
+  constructor(options) {
+    this.options = options;
+    this.sleep = options.sleep ?? sleep;
+    this.now = options.now ?? Date.now;
+    this.pollMs = options.pollMs ?? Math.min(1e3, Math.max(250, Math.floor(options.durationMs / 4)));
+    this.longest = Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
+    this.tallies = new Map(
+      options.watched.map((server) => [server, { server, requests: 0, failures: 0, healthFailStreak: 0 }])
+    );
+    this.untouchedSet = new Set(options.untouched);
+    this.warming = (options.warmupMs ?? 0) > 0;
+  }
+  options;
+  sleep;
+  now;
+  pollMs;
+  longest;
+  tallies;
+  streaks = /* @__PURE__ */ new Map();
+  untouchedSet;
+  untouched = { requests: 0, failures: 0 };
+  marked = false;
+  /** Some read succeeded after the warm-up. */
+  seen = false;
+  lastError = "";
+  /** "wait": the last window could not read; the next read starts a whole window. */
+  waiting = false;
+  warmupEnd = 0;
+  warming;
+  started = 0;
+  /** When the first window began: "wait" reports how long the traffic has not been read since. */
+  firstStarted = 0;
+  end = 0;
+  maxEnd = 0;
+  extended = false;
+  async run() {
+    const { options } = this;
+    await this.read();
+    this.warmupEnd = this.now() + (options.warmupMs ?? 0);
+    this.startWindow(this.warmupEnd);
+    for (; ; ) {
+      const wait = (this.warming ? this.warmupEnd : this.end) - this.now();
+      await this.sleep(Math.max(0, Math.min(this.pollMs, wait)), options.signal);
+      if (options.signal.aborted) return this.result(true);
+      const [counts, health2] = await Promise.all([this.read(), this.probeAll()]);
+      this.countHealth(health2);
+      if ([...this.tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW))
+        return this.result(false);
+      if (this.warming) {
+        if (this.now() < this.warmupEnd) continue;
+        this.warming = false;
+        this.startWindow();
+        continue;
+      }
+      this.countTraffic(counts);
+      if (this.now() < this.end) continue;
+      const ended = this.windowEnded();
+      if (ended) return ended;
+    }
+  }
+  /** A window begins (now, or when the warm-up ends): its end, and how far extensions may take it. */
+  startWindow(at2 = this.now(), first = true) {
+    this.started = at2;
+    if (first) this.firstStarted = this.started;
+    this.end = this.started + this.options.durationMs;
+    this.maxEnd = this.started + this.longest;
+  }
+  /** Reads what happened since the last read: undefined when the source could not be read. */
+  async read() {
     try {
-      if (marked) return await options.source.poll();
-      await options.source.mark();
-      marked = true;
+      if (this.marked) return await this.options.source.poll();
+      await this.options.source.mark();
+      this.marked = true;
     } catch (error3) {
-      lastError = error3.message.split("\n")[0] || String(error3);
+      this.lastError = error3.message.split("\n")[0] || String(error3);
     }
     return void 0;
-  };
-  await read();
-  const warmupEnd = now() + (options.warmupMs ?? 0);
-  let started = warmupEnd;
-  let firstStarted = started;
-  const longest = Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
-  let end = started + options.durationMs;
-  let maxEnd = started + longest;
-  let warming = (options.warmupMs ?? 0) > 0;
-  let extended2 = false;
-  const result2 = (interrupted) => {
-    const seconds4 = Math.max(0, now() - started) / 1e3;
-    return {
-      judgement: judge({
-        watched: [...tallies.values()],
-        untouched,
-        baseline: options.baseline,
-        settings: options.settings,
-        seconds: seconds4
-      }),
-      seconds: seconds4,
-      extended: extended2,
-      interrupted
-    };
-  };
-  for (; ; ) {
-    await sleep3(Math.max(0, Math.min(pollMs, (warming ? warmupEnd : end) - now())), options.signal);
-    if (options.signal.aborted) return result2(true);
-    const [counts, health2] = await Promise.all([
-      read(),
-      Promise.all(options.watched.map(async (server) => [server, await options.probe(server)]))
-    ]);
+  }
+  probeAll() {
+    return Promise.all(
+      this.options.watched.map(async (server) => [server, await this.options.probe(server)])
+    );
+  }
+  /** A failed probe counts as a failed request (not during the warm-up), and lengthens its streak. */
+  countHealth(health2) {
     for (const [server, ok] of health2) {
-      const tally = tallies.get(server);
-      const streak = ok ? 0 : (streaks.get(server) ?? 0) + 1;
-      streaks.set(server, streak);
+      const tally = this.tallies.get(server);
+      const streak = ok ? 0 : (this.streaks.get(server) ?? 0) + 1;
+      this.streaks.set(server, streak);
       tally.healthFailStreak = Math.max(tally.healthFailStreak, streak);
-      if (!ok && !warming) addCounts(tally, { requests: 1, failures: 1 });
+      if (!ok && !this.warming) addCounts(tally, { requests: 1, failures: 1 });
     }
-    if ([...tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW)) return result2(false);
-    if (warming) {
-      if (now() < warmupEnd) continue;
-      warming = false;
-      started = now();
-      firstStarted = started;
-      end = started + options.durationMs;
-      maxEnd = started + longest;
-      continue;
-    }
+  }
+  countTraffic(counts) {
     if (counts) {
-      seen = true;
-      if (waiting) {
-        waiting = false;
-        started = now();
-        end = started + options.durationMs;
-        maxEnd = started + longest;
+      this.seen = true;
+      if (this.waiting) {
+        this.waiting = false;
+        this.startWindow(this.now(), false);
       }
     }
     for (const [key, value] of counts ?? []) {
-      const server = options.serverOf(key);
+      const server = this.options.serverOf(key);
       if (server === void 0) continue;
-      const tally = tallies.get(server);
+      const tally = this.tallies.get(server);
       if (tally) addCounts(tally, value);
-      else if (untouchedSet.has(server)) addCounts(untouched, value);
+      else if (this.untouchedSet.has(server)) addCounts(this.untouched, value);
     }
-    if (now() < end) continue;
-    if (!seen) {
-      const why = lastError || "no read of the balancer's traffic succeeded";
-      if (options.onBlind !== "wait") return { ...result2(false), blind: why };
-      waiting = true;
-      options.onBlindWait?.((now() - firstStarted) / 1e3, why);
-      end += options.durationMs;
-      maxEnd = end + longest - options.durationMs;
-      continue;
-    }
-    const outcome = result2(false);
-    if (outcome.judgement.verdict !== "inconclusive" || end >= maxEnd) return outcome;
-    extended2 = true;
-    end = Math.min(end + options.durationMs, maxEnd);
-    options.onExtend?.(outcome.judgement);
   }
-}
+  /** The window's time is up: its result, or undefined when it goes on (blind and waiting, or extended). */
+  windowEnded() {
+    const { options } = this;
+    if (!this.seen) {
+      const why = this.lastError || "no read of the balancer's traffic succeeded";
+      if (options.onBlind !== "wait") return { ...this.result(false), blind: why };
+      this.waiting = true;
+      options.onBlindWait?.((this.now() - this.firstStarted) / 1e3, why);
+      this.end += options.durationMs;
+      this.maxEnd = this.end + this.longest - options.durationMs;
+      return void 0;
+    }
+    const outcome = this.result(false);
+    if (outcome.judgement.verdict !== "inconclusive" || this.end >= this.maxEnd) return outcome;
+    this.extended = true;
+    this.end = Math.min(this.end + options.durationMs, this.maxEnd);
+    options.onExtend?.(outcome.judgement);
+    return void 0;
+  }
+  result(interrupted) {
+    const seconds4 = Math.max(0, this.now() - this.started) / 1e3;
+    return {
+      judgement: judge({
+        watched: [...this.tallies.values()],
+        untouched: this.untouched,
+        baseline: this.options.baseline,
+        settings: this.options.settings,
+        seconds: seconds4
+      }),
+      seconds: seconds4,
+      extended: this.extended,
+      interrupted
+    };
+  }
+};
 
 // src/deploy/fleet.ts
 init_drivers();
@@ -59787,34 +59841,7 @@ var BatchWatch = class _BatchWatch {
         breached.set(s3.server, `watch inconclusive after ${result2.seconds.toFixed(0)}s: ${s3.reason}`);
         halt ||= settings.inconclusive === "halt";
       }
-      emit({
-        type: "watch",
-        server: s3.server,
-        result: outcome2,
-        verdict: s3.verdict,
-        ...s3.metric ? { metric: s3.metric } : {},
-        ...s3.p !== void 0 ? { p: s3.p } : {},
-        reference: s3.reference,
-        requests: s3.requests,
-        failures: s3.failures,
-        rate: s3.rate,
-        limit: s3.limit,
-        threshold: s3.threshold,
-        untouchedRate: judgement.untouchedRate,
-        baselineRate: judgement.baselineRate,
-        ...s3.latency ? { latency: s3.latency } : {},
-        ...s3.referenceLatency ? { referenceLatency: s3.referenceLatency } : {},
-        ...s3.baselineLatency ? { baselineLatency: s3.baselineLatency } : {},
-        seconds: result2.seconds,
-        message: s3.reason
-      });
-      if (outcome2 === "unjudged") {
-        emit({
-          type: "warn",
-          server: s3.server,
-          message: `passed its watch unjudged (inconclusive after ${result2.seconds.toFixed(1)}s; rolling.watch.inconclusive is "pass"): ${s3.reason}`
-        });
-      }
+      this.report(s3, outcome2, result2);
     }
     const outcome = result2.interrupted ? "interrupted" : breached.size === 0 ? "pass" : halt && judgement.verdict !== "fail" ? "halt" : "breach";
     return { outcome, watched, breached };
@@ -59827,6 +59854,38 @@ var BatchWatch = class _BatchWatch {
   blind(batch, note) {
     for (const s3 of batch) this.emit({ type: "warn", server: s3.name, message: note });
     return { outcome: "blind", blind: note, watched: /* @__PURE__ */ new Map(), breached: /* @__PURE__ */ new Map() };
+  }
+  /** The `watch` event of one server's judgement (and a warning when it passed unjudged). */
+  report(s3, outcome, result2) {
+    const { judgement } = result2;
+    this.emit({
+      type: "watch",
+      server: s3.server,
+      result: outcome,
+      verdict: s3.verdict,
+      ...s3.metric ? { metric: s3.metric } : {},
+      ...s3.p !== void 0 ? { p: s3.p } : {},
+      reference: s3.reference,
+      requests: s3.requests,
+      failures: s3.failures,
+      rate: s3.rate,
+      limit: s3.limit,
+      threshold: s3.threshold,
+      untouchedRate: judgement.untouchedRate,
+      baselineRate: judgement.baselineRate,
+      ...s3.latency ? { latency: s3.latency } : {},
+      ...s3.referenceLatency ? { referenceLatency: s3.referenceLatency } : {},
+      ...s3.baselineLatency ? { baselineLatency: s3.baselineLatency } : {},
+      seconds: result2.seconds,
+      message: s3.reason
+    });
+    if (outcome === "unjudged") {
+      this.emit({
+        type: "warn",
+        server: s3.server,
+        message: `passed its watch unjudged (inconclusive after ${result2.seconds.toFixed(1)}s; rolling.watch.inconclusive is "pass"): ${s3.reason}`
+      });
+    }
   }
   /** The `watch` event's result: an inconclusive judgement as rolling.watch.inconclusive has it end. */
   resultOf(s3) {

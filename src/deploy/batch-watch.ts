@@ -133,34 +133,7 @@ export class BatchWatch {
         breached.set(s.server, `watch inconclusive after ${result.seconds.toFixed(0)}s: ${s.reason}`);
         halt ||= settings.inconclusive === "halt";
       }
-      emit({
-        type: "watch",
-        server: s.server,
-        result: outcome,
-        verdict: s.verdict,
-        ...(s.metric ? { metric: s.metric } : {}),
-        ...(s.p !== undefined ? { p: s.p } : {}),
-        reference: s.reference,
-        requests: s.requests,
-        failures: s.failures,
-        rate: s.rate,
-        limit: s.limit,
-        threshold: s.threshold,
-        untouchedRate: judgement.untouchedRate,
-        baselineRate: judgement.baselineRate,
-        ...(s.latency ? { latency: s.latency } : {}),
-        ...(s.referenceLatency ? { referenceLatency: s.referenceLatency } : {}),
-        ...(s.baselineLatency ? { baselineLatency: s.baselineLatency } : {}),
-        seconds: result.seconds,
-        message: s.reason,
-      });
-      if (outcome === "unjudged") {
-        emit({
-          type: "warn",
-          server: s.server,
-          message: `passed its watch unjudged (inconclusive after ${result.seconds.toFixed(1)}s; rolling.watch.inconclusive is "pass"): ${s.reason}`,
-        });
-      }
+      this.report(s, outcome, result);
     }
     const outcome: WatchVerdict["outcome"] = result.interrupted
       ? "interrupted"
@@ -180,6 +153,43 @@ export class BatchWatch {
   private blind(batch: readonly ServerConfig[], note: string): WatchVerdict {
     for (const s of batch) this.emit({ type: "warn", server: s.name, message: note });
     return { outcome: "blind", blind: note, watched: new Map(), breached: new Map() };
+  }
+
+  /** The `watch` event of one server's judgement (and a warning when it passed unjudged). */
+  private report(
+    s: ServerJudgement,
+    outcome: ReturnType<BatchWatch["resultOf"]> | "interrupted",
+    result: Awaited<ReturnType<typeof watchWindow>>,
+  ): void {
+    const { judgement } = result;
+    this.emit({
+      type: "watch",
+      server: s.server,
+      result: outcome,
+      verdict: s.verdict,
+      ...(s.metric ? { metric: s.metric } : {}),
+      ...(s.p !== undefined ? { p: s.p } : {}),
+      reference: s.reference,
+      requests: s.requests,
+      failures: s.failures,
+      rate: s.rate,
+      limit: s.limit,
+      threshold: s.threshold,
+      untouchedRate: judgement.untouchedRate,
+      baselineRate: judgement.baselineRate,
+      ...(s.latency ? { latency: s.latency } : {}),
+      ...(s.referenceLatency ? { referenceLatency: s.referenceLatency } : {}),
+      ...(s.baselineLatency ? { baselineLatency: s.baselineLatency } : {}),
+      seconds: result.seconds,
+      message: s.reason,
+    });
+    if (outcome === "unjudged") {
+      this.emit({
+        type: "warn",
+        server: s.server,
+        message: `passed its watch unjudged (inconclusive after ${result.seconds.toFixed(1)}s; rolling.watch.inconclusive is "pass"): ${s.reason}`,
+      });
+    }
   }
 
   /** The `watch` event's result: an inconclusive judgement as rolling.watch.inconclusive has it end. */

@@ -169,6 +169,86 @@ interface Login {
   identityFiles: string[];
 }
 
+/** The ssh config keywords set for a server that nexus does not honour, each said once per command. */
+function unhonouredWarning(
+  config: Config,
+  warned: Set<string>,
+  server: ServerConfig,
+  target: SshTarget,
+): string | undefined {
+  const fresh = target.unhonoured.filter((k) => !warned.has(k));
+  if (fresh.length === 0) return undefined;
+  for (const k of fresh) warned.add(k);
+  return `${config.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k) => k !== "Host" && k !== "Match").join(", ")})`;
+}
+
+/** What a login needs before its handshake: the key to offer, the host key check, the key types to negotiate. */
+function prepareLogin(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  knownHosts: KnownHostEntry[],
+  who: Login,
+  policy: Config["ssh"]["hostKeys"],
+): { credentials: Credentials; hostKey: HostKeyCheck; algorithms: ReturnType<typeof hostKeyAlgorithms> } {
+  let credentials: Credentials;
+  try {
+    credentials = loadCredentials(config.ssh, env, who.identityFiles);
+  } catch (error) {
+    if (error instanceof KeyFileError) throw new SshError(who.name, "auth", error.message);
+    throw error;
+  }
+  checkKey(who.name, credentials);
+  const hostKey = new HostKeyCheck(knownHosts, who.host, who.port, policy, config.ssh.knownHosts, who.name);
+  // Like OpenSSH: a host already known by some key types negotiates only those, so it cannot
+  // be talked into presenting an unknown key of another type (which accept-new would learn).
+  const knownTypes = knownHostKeyTypes(knownHosts, who.host, who.port);
+  const algorithms = hostKeyAlgorithms(knownTypes);
+  if (algorithms?.length === 0) {
+    throw new SshError(
+      who.name,
+      "host-key",
+      `known_hosts (${config.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``,
+    );
+  }
+  return { credentials, hostKey, algorithms };
+}
+
+/** How a login reaches its host: through a stream (jump hosts), said "via …"; with a remote shell or not. */
+interface LoginRoute {
+  sock?: () => Promise<{ stream: Duplex; release(): void } | undefined>;
+  via?: string;
+  remoteShell?: boolean;
+}
+
+/** The session's options for one login, prepared (prepareLogin) and routed. */
+function sessionOptions(
+  config: Config,
+  options: ConnectorOptions,
+  who: Login,
+  { credentials, hostKey, algorithms }: ReturnType<typeof prepareLogin>,
+  sock: { stream: Duplex; release(): void } | undefined,
+  route: LoginRoute,
+): Parameters<typeof SshSession.connect>[0] {
+  return {
+    server: who.name,
+    host: who.host,
+    port: who.port,
+    username: who.user,
+    privateKey: credentials.privateKey,
+    passphrase: credentials.passphrase,
+    agent: credentials.agent,
+    keySource: credentials.keySource,
+    hostKeyAlgorithms: algorithms,
+    readyTimeout: config.ssh.readyTimeout,
+    keepaliveInterval: config.ssh.keepaliveInterval,
+    hostKey,
+    onCommand: options.onCommand,
+    ...(sock ? { sock: sock.stream, onClose: sock.release } : {}),
+    ...(route.via ? { via: route.via } : {}),
+    ...(route.remoteShell === false ? { remoteShell: false } : {}),
+  };
+}
+
 export function createConnector(config: Config, options: ConnectorOptions = {}): Connector {
   const env = options.env ?? process.env;
   let knownHosts: KnownHostEntry[] | undefined;
@@ -178,57 +258,16 @@ export function createConnector(config: Config, options: ConnectorOptions = {}):
   const warned = new Set<string>();
 
   /** One SSH login (under the handshake cap), its host key checked like any server's. */
-  const login = async (
-    who: Login,
-    extra: {
-      sock?: () => Promise<{ stream: Duplex; release(): void } | undefined>;
-      via?: string;
-      remoteShell?: boolean;
-    },
-  ): Promise<SshSession> => {
+  const login = async (who: Login, extra: LoginRoute): Promise<SshSession> => {
     knownHosts ??= readKnownHosts(config.ssh.knownHosts);
-    let credentials: Credentials;
-    try {
-      credentials = loadCredentials(config.ssh, env, who.identityFiles);
-    } catch (error) {
-      if (error instanceof KeyFileError) throw new SshError(who.name, "auth", error.message);
-      throw error;
-    }
-    checkKey(who.name, credentials);
-    const hostKey = new HostKeyCheck(knownHosts, who.host, who.port, policy, config.ssh.knownHosts, who.name);
-    // Like OpenSSH: a host already known by some key types negotiates only those, so it cannot
-    // be talked into presenting an unknown key of another type (which accept-new would learn).
-    const knownTypes = knownHostKeyTypes(knownHosts, who.host, who.port);
-    const algorithms = hostKeyAlgorithms(knownTypes);
-    if (algorithms?.length === 0) {
-      throw new SshError(
-        who.name,
-        "host-key",
-        `known_hosts (${config.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``,
-      );
-    }
+    const { credentials, hostKey, algorithms } = prepareLogin(config, env, knownHosts, who, policy);
     // The stream through the jump hosts first: their own logins take handshake slots too, which
     // a server's login holding one while it waits for them could starve.
     const sock = await extra.sock?.();
     const session = await handshakes.run(who.host, () =>
-      SshSession.connect({
-        server: who.name,
-        host: who.host,
-        port: who.port,
-        username: who.user,
-        privateKey: credentials.privateKey,
-        passphrase: credentials.passphrase,
-        agent: credentials.agent,
-        keySource: credentials.keySource,
-        hostKeyAlgorithms: algorithms,
-        readyTimeout: config.ssh.readyTimeout,
-        keepaliveInterval: config.ssh.keepaliveInterval,
-        hostKey,
-        onCommand: options.onCommand,
-        ...(sock ? { sock: sock.stream, onClose: sock.release } : {}),
-        ...(extra.via ? { via: extra.via } : {}),
-        ...(extra.remoteShell === false ? { remoteShell: false } : {}),
-      }),
+      SshSession.connect(
+        sessionOptions(config, options, who, { credentials, hostKey, algorithms }, sock, extra),
+      ),
     );
     const learned = hostKey.persistLearned();
     if (learned) {
@@ -250,12 +289,8 @@ export function createConnector(config: Config, options: ConnectorOptions = {}):
   });
 
   const warnUnhonoured = (server: ServerConfig, target: SshTarget) => {
-    const fresh = target.unhonoured.filter((k) => !warned.has(k));
-    if (fresh.length === 0) return;
-    for (const k of fresh) warned.add(k);
-    options.onWarning?.(
-      `${config.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k) => k !== "Host" && k !== "Match").join(", ")})`,
-    );
+    const warning = unhonouredWarning(config, warned, server, target);
+    if (warning) options.onWarning?.(warning);
   };
 
   const streamTo = async (target: SshTarget, server: string) => {

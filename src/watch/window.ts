@@ -64,115 +64,163 @@ export interface WindowResult {
  * once in the whole window (after the warm-up) is blind: not a fail (nothing says the release is
  * bad), the window ends with `blind` set, or with `onBlind: "wait"` goes on until it can read.
  */
-export async function watchWindow(options: WindowOptions): Promise<WindowResult> {
-  const sleep = options.sleep ?? realSleep;
-  const now = options.now ?? Date.now;
-  const pollMs = options.pollMs ?? Math.min(1000, Math.max(250, Math.floor(options.durationMs / 4)));
-  const tallies = new Map<string, WatchedTally>(
-    options.watched.map((server) => [server, { server, requests: 0, failures: 0, healthFailStreak: 0 }]),
-  );
-  const streaks = new Map<string, number>();
-  const untouchedSet = new Set(options.untouched);
-  const untouched: Counts = { requests: 0, failures: 0 };
+export function watchWindow(options: WindowOptions): Promise<WindowResult> {
+  return new WatchWindow(options).run();
+}
 
-  let marked = false;
-  let seen = false;
-  let lastError = "";
-  let waiting = false;
+/** One window's state: the tallies, the source's mark, and the window's moving ends. */
+class WatchWindow {
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly now: () => number;
+  private readonly pollMs: number;
+  private readonly longest: number;
+  private readonly tallies: Map<string, WatchedTally>;
+  private readonly streaks = new Map<string, number>();
+  private readonly untouchedSet: Set<string>;
+  private readonly untouched: Counts = { requests: 0, failures: 0 };
+  private marked = false;
+  /** Some read succeeded after the warm-up. */
+  private seen = false;
+  private lastError = "";
+  /** "wait": the last window could not read; the next read starts a whole window. */
+  private waiting = false;
+  private warmupEnd = 0;
+  private warming: boolean;
+  private started = 0;
+  /** When the first window began: "wait" reports how long the traffic has not been read since. */
+  private firstStarted = 0;
+  private end = 0;
+  private maxEnd = 0;
+  private extended = false;
+
+  constructor(private readonly options: WindowOptions) {
+    this.sleep = options.sleep ?? realSleep;
+    this.now = options.now ?? Date.now;
+    this.pollMs = options.pollMs ?? Math.min(1000, Math.max(250, Math.floor(options.durationMs / 4)));
+    this.longest = Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
+    this.tallies = new Map(
+      options.watched.map((server) => [server, { server, requests: 0, failures: 0, healthFailStreak: 0 }]),
+    );
+    this.untouchedSet = new Set(options.untouched);
+    this.warming = (options.warmupMs ?? 0) > 0;
+  }
+
+  async run(): Promise<WindowResult> {
+    const { options } = this;
+    await this.read();
+    this.warmupEnd = this.now() + (options.warmupMs ?? 0);
+    this.startWindow(this.warmupEnd);
+    for (;;) {
+      const wait = (this.warming ? this.warmupEnd : this.end) - this.now();
+      await this.sleep(Math.max(0, Math.min(this.pollMs, wait)), options.signal);
+      if (options.signal.aborted) return this.result(true);
+      const [counts, health] = await Promise.all([this.read(), this.probeAll()]);
+      this.countHealth(health);
+      if ([...this.tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW))
+        return this.result(false);
+      if (this.warming) {
+        // The traffic of the warm-up is dropped; the window's seconds start when it ends.
+        if (this.now() < this.warmupEnd) continue;
+        this.warming = false;
+        this.startWindow();
+        continue;
+      }
+      this.countTraffic(counts);
+      if (this.now() < this.end) continue;
+      const ended = this.windowEnded();
+      if (ended) return ended;
+    }
+  }
+
+  /** A window begins (now, or when the warm-up ends): its end, and how far extensions may take it. */
+  private startWindow(at = this.now(), first = true): void {
+    this.started = at;
+    if (first) this.firstStarted = this.started;
+    this.end = this.started + this.options.durationMs;
+    this.maxEnd = this.started + this.longest;
+  }
+
   /** Reads what happened since the last read: undefined when the source could not be read. */
-  const read = async (): Promise<Map<string, Counts> | undefined> => {
+  private async read(): Promise<Map<string, Counts> | undefined> {
     try {
-      if (marked) return await options.source.poll();
+      if (this.marked) return await this.options.source.poll();
       // Its mark failed: counting starts from a mark taken now.
-      await options.source.mark();
-      marked = true;
+      await this.options.source.mark();
+      this.marked = true;
     } catch (error) {
-      lastError = (error as Error).message.split("\n")[0] || String(error);
+      this.lastError = (error as Error).message.split("\n")[0] || String(error);
     }
     return undefined;
-  };
-  await read();
-  const warmupEnd = now() + (options.warmupMs ?? 0);
-  let started = warmupEnd;
-  /** When the first window began: "wait" reports how long the traffic has not been read since. */
-  let firstStarted = started;
-  const longest = Math.max(options.durationMs, options.maxDurationMs ?? options.durationMs);
-  let end = started + options.durationMs;
-  let maxEnd = started + longest;
-  let warming = (options.warmupMs ?? 0) > 0;
-  let extended = false;
-  const result = (interrupted: boolean): WindowResult => {
-    const seconds = Math.max(0, now() - started) / 1000;
-    return {
-      judgement: judge({
-        watched: [...tallies.values()],
-        untouched,
-        baseline: options.baseline,
-        settings: options.settings,
-        seconds,
-      }),
-      seconds,
-      extended,
-      interrupted,
-    };
-  };
+  }
 
-  for (;;) {
-    await sleep(Math.max(0, Math.min(pollMs, (warming ? warmupEnd : end) - now())), options.signal);
-    if (options.signal.aborted) return result(true);
-    const [counts, health] = await Promise.all([
-      read(),
-      Promise.all(options.watched.map(async (server) => [server, await options.probe(server)] as const)),
-    ]);
+  private probeAll(): Promise<(readonly [string, boolean])[]> {
+    return Promise.all(
+      this.options.watched.map(async (server) => [server, await this.options.probe(server)] as const),
+    );
+  }
+
+  /** A failed probe counts as a failed request (not during the warm-up), and lengthens its streak. */
+  private countHealth(health: (readonly [string, boolean])[]): void {
     for (const [server, ok] of health) {
-      const tally = tallies.get(server) as WatchedTally;
-      const streak = ok ? 0 : (streaks.get(server) ?? 0) + 1;
-      streaks.set(server, streak);
+      const tally = this.tallies.get(server) as WatchedTally;
+      const streak = ok ? 0 : (this.streaks.get(server) ?? 0) + 1;
+      this.streaks.set(server, streak);
       tally.healthFailStreak = Math.max(tally.healthFailStreak, streak);
-      if (!ok && !warming) addCounts(tally, { requests: 1, failures: 1 });
+      if (!ok && !this.warming) addCounts(tally, { requests: 1, failures: 1 });
     }
-    if ([...tallies.values()].some((t) => t.healthFailStreak >= HEALTH_FAILS_IN_A_ROW)) return result(false);
-    if (warming) {
-      // The traffic of the warm-up is dropped; the window's seconds start when it ends.
-      if (now() < warmupEnd) continue;
-      warming = false;
-      started = now();
-      firstStarted = started;
-      end = started + options.durationMs;
-      maxEnd = started + longest;
-      continue;
-    }
+  }
+
+  private countTraffic(counts: Map<string, Counts> | undefined): void {
     if (counts) {
-      seen = true;
-      if (waiting) {
+      this.seen = true;
+      if (this.waiting) {
         // Sight is back after a blind window: a whole window is watched from now.
-        waiting = false;
-        started = now();
-        end = started + options.durationMs;
-        maxEnd = started + longest;
+        this.waiting = false;
+        this.startWindow(this.now(), false);
       }
     }
     for (const [key, value] of counts ?? []) {
-      const server = options.serverOf(key);
+      const server = this.options.serverOf(key);
       if (server === undefined) continue;
-      const tally = tallies.get(server);
+      const tally = this.tallies.get(server);
       if (tally) addCounts(tally, value);
-      else if (untouchedSet.has(server)) addCounts(untouched, value);
+      else if (this.untouchedSet.has(server)) addCounts(this.untouched, value);
     }
-    if (now() < end) continue;
-    if (!seen) {
-      const why = lastError || "no read of the balancer's traffic succeeded";
-      if (options.onBlind !== "wait") return { ...result(false), blind: why };
-      waiting = true;
-      options.onBlindWait?.((now() - firstStarted) / 1000, why);
-      end += options.durationMs;
-      maxEnd = end + longest - options.durationMs;
-      continue;
+  }
+
+  /** The window's time is up: its result, or undefined when it goes on (blind and waiting, or extended). */
+  private windowEnded(): WindowResult | undefined {
+    const { options } = this;
+    if (!this.seen) {
+      const why = this.lastError || "no read of the balancer's traffic succeeded";
+      if (options.onBlind !== "wait") return { ...this.result(false), blind: why };
+      this.waiting = true;
+      options.onBlindWait?.((this.now() - this.firstStarted) / 1000, why);
+      this.end += options.durationMs;
+      this.maxEnd = this.end + this.longest - options.durationMs;
+      return undefined;
     }
-    const outcome = result(false);
-    if (outcome.judgement.verdict !== "inconclusive" || end >= maxEnd) return outcome;
-    extended = true;
-    end = Math.min(end + options.durationMs, maxEnd);
+    const outcome = this.result(false);
+    if (outcome.judgement.verdict !== "inconclusive" || this.end >= this.maxEnd) return outcome;
+    this.extended = true;
+    this.end = Math.min(this.end + options.durationMs, this.maxEnd);
     options.onExtend?.(outcome.judgement);
+    return undefined;
+  }
+
+  private result(interrupted: boolean): WindowResult {
+    const seconds = Math.max(0, this.now() - this.started) / 1000;
+    return {
+      judgement: judge({
+        watched: [...this.tallies.values()],
+        untouched: this.untouched,
+        baseline: this.options.baseline,
+        settings: this.options.settings,
+        seconds,
+      }),
+      seconds,
+      extended: this.extended,
+      interrupted,
+    };
   }
 }

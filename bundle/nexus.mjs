@@ -62160,7 +62160,7 @@ async function recordDeploy(run, { hosts, states, ops }, result2, holder) {
         const row = rowOf(h2);
         if (row?.result === "deployed")
           return prune(h2, states.get(h2.server.name), config2.keepReleases, release, previous(h2.server.name));
-        return row && row.result !== "not reached" ? [markFailed(h2.layout, release)] : [];
+        return [markFailed(h2.layout, release)];
       }
     }
   );

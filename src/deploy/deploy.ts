@@ -480,7 +480,9 @@ async function recordDeploy(
         const row = rowOf(h);
         if (row?.result === "deployed")
           return prune(h, states.get(h.server.name), config.keepReleases, release, previous(h.server.name));
-        return row && row.result !== "not reached" ? [markFailed(h.layout, release)] : [];
+        // Staged here but never serving (its gate failed, or the roll stopped before this server):
+        // marked failed, so that no later `rollback` takes it for a release that once served.
+        return [markFailed(h.layout, release)];
       },
     },
   );

@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   currentRelease,
+  deployDir,
   fixture,
   nexus,
   readUpstream,
@@ -70,8 +71,11 @@ describe("nexus deploy --rolling on the sandbox", () => {
     expect(run.stderr).toContain("nexus-alpha: health gate failed");
     expect(run.stderr).toMatch(/nexus-alpha\s+rolled back\s+\S+/);
     expect(run.stderr).toMatch(/nexus-beta\s+not reached/);
-    // beta and gamma were never drained or switched: their stage-only release is marked failed.
+    // beta and gamma were never drained or switched: their stage-only release is marked failed,
+    // so no later `rollback` takes it for a release that once served there.
     for (const name of SERVERS) expect(currentRelease(name)).toBe(good);
+    for (const name of SERVERS)
+      expect(existsSync(path.join(deployDir(name), ".nexus", "failed", broken)), name).toBe(true);
     expect(readUpstream()).toBe(before);
     const answers = await throughLb(15);
     expect(answers.every((a) => a.status === 200 && a.release === good)).toBe(true);

@@ -97,7 +97,7 @@ describe("nexus deploy --rolling on the sandbox", () => {
     expect(run.exitCode, run.all).toBe(0);
     for (const name of SERVERS) {
       expect(run.stdout).toMatch(
-        new RegExp(`${name}\\s+in rotation\\s+ok \\(\\d+ms\\)\\s+${currentRelease(name)}\\s+online`),
+        new RegExp(`${name}\\s+in rotation\\s+3000\\s+ok \\(\\d+ms\\)\\s+${currentRelease(name)}\\s+online`),
       );
     }
   });

@@ -62,6 +62,6 @@ describe("a fleet of ten", () => {
 
     const status = await nexus(["-c", file, "status"]);
     expect(status.exitCode, status.all).toBe(0);
-    expect(status.stdout.match(/in rotation\s+ok/g)).toHaveLength(HOSTS);
+    expect(status.stdout.match(/in rotation\s+3000\s+ok/g)).toHaveLength(HOSTS);
   });
 });

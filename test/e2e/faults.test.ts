@@ -358,7 +358,8 @@ describe("faults and interruptions", () => {
       const status = await nexus(["-c", ghostConfig(), "status"]);
       expect(status.exitCode, status.all).toBe(1);
       expect(status.stdout).toMatch(/nexus-ghost\s+not listed\s+-\s+not reached over SSH/);
-      for (const name of SERVERS) expect(status.stdout).toMatch(new RegExp(`${name}\\s+in rotation\\s+3000\\s+ok`));
+      for (const name of SERVERS)
+        expect(status.stdout).toMatch(new RegExp(`${name}\\s+in rotation\\s+3000\\s+ok`));
     });
 
     it("SSH dropping mid-install: reconnects and retries staging once", async () => {

@@ -60067,8 +60067,10 @@ var Rollout = class {
     this.ledger = new RollLedger(o2.emit, o2.target, o2.batches.flat());
     const driver = o2.strategy ?? strategyNamed(o2.config.rolling.strategy);
     this.strategy = driver.create(o2, this.ledger);
-    this.lost = [...o2.unreachable ?? []];
-    this.budget = failureBudget(o2.config.rolling.maxFailed, o2.batches.flat().length + this.lost.length);
+    const unreachable = o2.unreachable ?? [];
+    this.fleetSize = o2.batches.flat().length + unreachable.length;
+    this.budget = failureBudget(o2.config.rolling.maxFailed, this.fleetSize);
+    this.lost = this.budget === void 0 ? [] : [...unreachable];
   }
   o;
   ledger;
@@ -60083,12 +60085,10 @@ var Rollout = class {
   budget;
   /** The servers the budget has absorbed: unreachable ones, then those whose gate failed. */
   lost;
+  /** The servers the roll was given, and those --skip-unreachable left out. */
+  fleetSize;
   async run() {
-    const overBudget = unreachableOverBudget(
-      this.o.config.rolling.maxFailed,
-      this.o.batches.flat().length + this.lost.length,
-      this.lost
-    );
+    const overBudget = unreachableOverBudget(this.o.config.rolling.maxFailed, this.fleetSize, this.lost);
     if (overBudget) return this.spentBeforeStart(overBudget);
     try {
       try {

@@ -77,21 +77,23 @@ class Rollout {
   private readonly budget: number | undefined;
   /** The servers the budget has absorbed: unreachable ones, then those whose gate failed. */
   private readonly lost: string[];
+  /** The servers the roll was given, and those --skip-unreachable left out. */
+  private readonly fleetSize: number;
 
   constructor(private readonly o: RollOptions) {
     this.ledger = new RollLedger(o.emit, o.target, o.batches.flat());
     const driver = o.strategy ?? strategyNamed(o.config.rolling.strategy);
     this.strategy = driver.create(o, this.ledger);
-    this.lost = [...(o.unreachable ?? [])];
-    this.budget = failureBudget(o.config.rolling.maxFailed, o.batches.flat().length + this.lost.length);
+    const unreachable = o.unreachable ?? [];
+    this.fleetSize = o.batches.flat().length + unreachable.length;
+    this.budget = failureBudget(o.config.rolling.maxFailed, this.fleetSize);
+    // Without a budget, --skip-unreachable leaves those servers out with a warning and the roll
+    // succeeds without them; with one, they are spent from it first.
+    this.lost = this.budget === undefined ? [] : [...unreachable];
   }
 
   async run(): Promise<RollResult> {
-    const overBudget = unreachableOverBudget(
-      this.o.config.rolling.maxFailed,
-      this.o.batches.flat().length + this.lost.length,
-      this.lost,
-    );
+    const overBudget = unreachableOverBudget(this.o.config.rolling.maxFailed, this.fleetSize, this.lost);
     if (overBudget) return this.spentBeforeStart(overBudget);
     try {
       try {

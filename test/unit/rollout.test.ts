@@ -516,6 +516,13 @@ describe("the failure budget (rolling.maxFailed)", () => {
     expect(done.rows.every((r) => r.result === "deployed")).toBe(true);
   });
 
+  it("without a budget, servers --skip-unreachable left out fail nothing: the roll of the rest succeeds", async () => {
+    const { options } = setup({}, { unreachable: ["delta"] });
+    const out = await roll(options);
+    expect(out.outcome).toBe("success");
+    expect(out.rows.every((r) => r.result === "deployed")).toBe(true);
+  });
+
   it("never absorbs a failed canary", async () => {
     const { servers, options, result } = setup({ canary: 1, maxFailed: 2 });
     servers.failing.add("alpha@r2");

@@ -81,17 +81,22 @@ describe("nexus drain / enable", () => {
 
   it("refuses to drain below the capacity floor unless forced", async () => {
     const original = readUpstream();
-    expect((await nexus(["-c", config, "drain", "nexus-alpha"])).exitCode).toBe(0);
-    expect((await nexus(["-c", config, "drain", "nexus-beta"])).exitCode).toBe(0);
-    const refused = await nexus(["-c", config, "drain", "nexus-gamma"]);
-    expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toContain("would leave 0 healthy server(s) in rotation");
-    const gammaLine = readUpstream()
-      .split("\n")
-      .find((line) => line.includes(`${gamma.address}:3000`));
-    expect(gammaLine).not.toMatch(/\bdown\b/);
-    expect((await nexus(["-c", config, "enable", "nexus-alpha"])).exitCode).toBe(0);
-    expect((await nexus(["-c", config, "enable", "nexus-beta"])).exitCode).toBe(0);
+    try {
+      expect((await nexus(["-c", config, "drain", "nexus-alpha"])).exitCode).toBe(0);
+      expect((await nexus(["-c", config, "drain", "nexus-beta"])).exitCode).toBe(0);
+      const refused = await nexus(["-c", config, "drain", "nexus-gamma"]);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toContain("nexus-gamma is the last server in rotation");
+      expect(refused.stderr).toContain("pass --force");
+      const gammaLine = readUpstream()
+        .split("\n")
+        .find((line) => line.includes(`${gamma.address}:3000`));
+      expect(gammaLine).not.toMatch(/\bdown\b/);
+    } finally {
+      // Back in rotation whatever failed above: the files after this one share the sandbox.
+      await nexus(["-c", config, "enable", "nexus-alpha"]);
+      await nexus(["-c", config, "enable", "nexus-beta"]);
+    }
     expect(readUpstream()).toBe(original);
   });
 

@@ -54634,6 +54634,9 @@ var text3 = string2();
 var statusRowSchema = strictObject({
   server: text3,
   rotation: text3.describe('"in rotation", "drained", or why it is unknown'),
+  port: text3.describe(
+    "the app's port that serves (the surge strategy's live port), with the balancer's when it says another"
+  ),
   health: text3.describe('"ok", else what failed'),
   release: text3.describe("the current release, or an empty string"),
   process: text3.describe("the PM2 process: status, pid, restarts"),

@@ -12,6 +12,9 @@ const text = z.string();
 export const statusRowSchema = z.strictObject({
   server: text,
   rotation: text.describe('"in rotation", "drained", or why it is unknown'),
+  port: text.describe(
+    "the app's port that serves (the surge strategy's live port), with the balancer's when it says another",
+  ),
   health: text.describe('"ok", else what failed'),
   release: text.describe("the current release, or an empty string"),
   process: text.describe("the PM2 process: status, pid, restarts"),

@@ -14,6 +14,7 @@ describe("--json result lines", () => {
           {
             server: "web1",
             rotation: "in rotation",
+            port: "3000",
             health: "ok",
             release: "r1",
             process: "online",

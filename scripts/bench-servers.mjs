@@ -20,6 +20,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { spawnLatencyProxies } from "./bench/latency-proxy.mjs";
 import { analyze, expectSuccess, runNexus } from "./bench/nexus.mjs";
+import { releaseIds } from "./bench/release-id.mjs";
 import { machineInfo, sandboxDir, sandboxDown, sandboxUp, writeConfig } from "./bench/sandbox.mjs";
 import { max, median, min, ms, secs } from "./bench/stats.mjs";
 import { KINDS, summarizeTrace } from "./bench/trace.mjs";
@@ -45,15 +46,7 @@ const log = (message) =>
     `[bench-servers ${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)}s] ${message}\n`,
   );
 
-let sequence = 0;
-function releaseId(tag) {
-  const stamp = new Date()
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-  sequence++;
-  return `${stamp}-sv${String(sequence).padStart(3, "0")}-${tag}`;
-}
+const releaseId = releaseIds("sv");
 
 const sandboxModule = () => import(pathToFileURL(path.join(ROOT, "dist", "sandbox", "index.js")).href);
 
@@ -61,9 +54,11 @@ const sandboxModule = () => import(pathToFileURL(path.join(ROOT, "dist", "sandbo
  * One CLI run with its SSH operations traced and its peak RSS kept: the analysis (bench/nexus.mjs)
  * plus `ops` (counts per kind, per server, per step) and `rssMiB`.
  */
+let measuredRuns = 0;
 async function measured(tmp, args, label, { mustSucceed = true } = {}) {
-  const trace = path.join(tmp, `trace-${label}-${sequence}.jsonl`);
-  const rss = path.join(tmp, `rss-${label}-${sequence}.txt`);
+  const run = ++measuredRuns;
+  const trace = path.join(tmp, `trace-${label}-${run}.jsonl`);
+  const rss = path.join(tmp, `rss-${label}-${run}.txt`);
   const raw = await runNexus(ROOT, args, 600_000, {
     NEXUS_SSH_TRACE: trace,
     BENCH_RSS_FILE: rss,

@@ -20,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { importLoadHarness } from "./bench/load-module.mjs";
 import { analyze, expectSuccess, runNexus } from "./bench/nexus.mjs";
+import { releaseIds } from "./bench/release-id.mjs";
 import { renderReport } from "./bench/report.mjs";
 import {
   APP_NAME,
@@ -69,16 +70,7 @@ const startedAt = Date.now();
 const elapsed = () => (Date.now() - startedAt) / 1000;
 const log = (message) => process.stderr.write(`[bench ${elapsed().toFixed(0).padStart(3)}s] ${message}\n`);
 
-let sequence = 0;
-/** Release ids sort in creation order, as nexus expects (rollback goes to the newest older release). */
-function releaseId(tag) {
-  const stamp = new Date()
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-  sequence++;
-  return `${stamp}-bench${String(sequence).padStart(3, "0")}-${tag}`;
-}
+const releaseId = releaseIds("bench");
 
 async function deploy(config, tag) {
   return analyze(

@@ -56,9 +56,9 @@ const sandboxModule = () => import(pathToFileURL(path.join(ROOT, "dist", "sandbo
  */
 let measuredRuns = 0;
 async function measured(tmp, args, label, { mustSucceed = true } = {}) {
-  const run = ++measuredRuns;
-  const trace = path.join(tmp, `trace-${label}-${run}.jsonl`);
-  const rss = path.join(tmp, `rss-${label}-${run}.txt`);
+  const runNumber = ++measuredRuns;
+  const trace = path.join(tmp, `trace-${label}-${runNumber}.jsonl`);
+  const rss = path.join(tmp, `rss-${label}-${runNumber}.txt`);
   const raw = await runNexus(ROOT, args, 600_000, {
     NEXUS_SSH_TRACE: trace,
     BENCH_RSS_FILE: rss,

@@ -130,7 +130,7 @@ async function ip(args: string[]): Promise<{ exitCode: number; all: string }> {
 }
 
 /** The first bytes sshd sends: "SSH-2.0-…", through whatever bridges lead to it. */
-function banner(address: string, port: number): Promise<boolean> {
+export function sshBanner(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: address, port });
     socket.setTimeout(2000);
@@ -143,6 +143,9 @@ function banner(address: string, port: number): Promise<boolean> {
       resolve(false);
     });
     socket.once("error", () => resolve(false));
+    // A bridge that accepts and closes at once (its far end not listening yet) sends no data and
+    // no error: without this the probe would wait forever (resolve is a no-op once settled).
+    socket.once("close", () => resolve(false));
   });
 }
 
@@ -206,7 +209,7 @@ export async function startBastion(input: StartBastionInput): Promise<void> {
     await save();
     if (
       !(await waitFor(
-        async () => ((await banner(bastion.address, bastion.sshPort)) ? true : undefined),
+        async () => ((await sshBanner(bastion.address, bastion.sshPort)) ? true : undefined),
         10_000,
         100,
       ))

@@ -1,8 +1,10 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sshBanner } from "../../src/sandbox/bastion.js";
 import { sandboxBastionDeployConfig } from "../../src/sandbox/deploy-config.js";
 import type { SandboxBastion, SandboxInfo } from "../../src/sandbox/index.js";
 import { sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
@@ -61,6 +63,20 @@ describe("through a bastion", () => {
       await dispatcher.close();
     }
   };
+
+  it("waits for the bastion through a bridge that accepts and closes at once (its far end not up yet)", async () => {
+    // The CI run of 2026-12-07 hung in sandbox up: the entry bridge closed the probe's connection
+    // without a byte and without an error, and the probe waited forever.
+    const closing = createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => closing.listen(0, "127.0.0.1", resolve));
+    const { port } = closing.address() as { port: number };
+    try {
+      expect(await sshBanner("127.0.0.1", port)).toBe(false);
+      expect(await sshBanner(info.bastion.address, info.bastion.sshPort)).toBe(true);
+    } finally {
+      closing.close();
+    }
+  });
 
   it("the app hosts refuse a direct login; nexus deploys through the bastion, every login coming from it", async () => {
     const direct = await nexus([

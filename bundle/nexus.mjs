@@ -10021,11 +10021,37 @@ var init_zod = __esm({
   }
 });
 
+// src/balancer/haproxy/standby.ts
+function standbyName(name) {
+  return `${name}-surge`;
+}
+function serverLines(states, name) {
+  const primary = states.find((s3) => s3.server === name);
+  const spare = states.find((s3) => s3.server === standbyName(name));
+  if (!primary || !spare) return { live: primary, standby: void 0 };
+  const weighted = [primary, spare].filter((s3) => (s3.weight ?? 1) > 0);
+  const live = weighted.length === 1 ? weighted[0] : weighted.find((s3) => !s3.maint && !s3.drain) ?? primary;
+  return { live, standby: live === primary ? spare : primary };
+}
+function lineAddress(line) {
+  if (!line.port) return void 0;
+  return `${line.address.includes(":") ? `[${line.address}]` : line.address}:${line.port}`;
+}
+var init_standby = __esm({
+  "src/balancer/haproxy/standby.ts"() {
+    "use strict";
+  }
+});
+
 // src/balancer/haproxy/config.ts
 function renderHaproxyConfig(options) {
   const home = [options.socket, options.stateFile].some((p2) => p2.startsWith("~/")) ? "    # HAProxy does not expand ~: write the balancer host's home directory in its place.\n" : "";
-  const servers2 = options.servers.map((s3) => `    server ${s3.name} ${s3.address} check
-`).join("");
+  const servers2 = options.servers.map(
+    (s3) => `    server ${s3.name} ${s3.address} check
+${s3.surgeAddress ? `    server ${standbyName(s3.name)} ${s3.surgeAddress} check disabled weight 0
+` : ""}`
+  ).join("");
+  const standby = options.servers.some((s3) => s3.surgeAddress) ? "    # rolling.strategy surge: each server's standby line (<name>-surge, on app.surgePort) waits\n    # in maintenance with weight 0; a deploy readies it and drains the other (docs/balancers.md).\n" : "";
   return `global
 ${home}    # nexus drains and enables servers through this socket (over SSH on this host).
     # The SSH user of balancer.host must be able to write to it (user/group/mode).
@@ -10051,11 +10077,12 @@ backend ${options.backend}
     option httpchk GET ${options.healthPath}
     http-check expect status 200
     default-server inter 2s fall 3 rise 2
-${servers2}`;
+${standby}${servers2}`;
 }
 var init_config = __esm({
   "src/balancer/haproxy/config.ts"() {
     "use strict";
+    init_standby();
   }
 });
 
@@ -10080,7 +10107,8 @@ var init_config_command = __esm({
           backend,
           servers: config2.servers.map((s3) => ({
             name: haproxy?.servers[s3.name] ?? s3.name,
-            address: s3.upstream
+            address: s3.upstream,
+            ...config2.rolling.strategy === "surge" && s3.surgeUpstream ? { surgeAddress: s3.surgeUpstream } : {}
           })),
           socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
           stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
@@ -10524,6 +10552,9 @@ function writeStateFileScript(file) {
 function setServerState(backend, server, state) {
   return `set server ${backend}/${server} state ${state}`;
 }
+function setServerWeight(backend, server, weight) {
+  return `set server ${backend}/${server} weight ${weight}`;
+}
 function setServerAddress(backend, server, address) {
   const match3 = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
   if (!match3) throw new Error(`not a "host:port" address: ${address}`);
@@ -10772,6 +10803,7 @@ function parseServersState(text5) {
   const at2 = (name) => columns.indexOf(name);
   const backendId = at2("be_id");
   const portAt = at2("srv_port");
+  const weightAt = at2("srv_uweight");
   const index = {
     backend: at2("be_name"),
     server: at2("srv_name"),
@@ -10787,6 +10819,7 @@ function parseServersState(text5) {
     const admin = Number.parseInt(fields[index.admin] ?? "", 10) || 0;
     const id = backendId < 0 ? Number.NaN : Number.parseInt(fields[backendId] ?? "", 10);
     const port2 = portAt < 0 ? Number.NaN : Number.parseInt(fields[portAt] ?? "", 10);
+    const weight = weightAt < 0 ? Number.NaN : Number.parseInt(fields[weightAt] ?? "", 10);
     return {
       backend: fields[index.backend] ?? "",
       ...Number.isInteger(id) && id > 0 ? { backendId: id } : {},
@@ -10796,7 +10829,8 @@ function parseServersState(text5) {
       operational: Number.parseInt(fields[index.operational] ?? "", 10) || 0,
       admin,
       maint: (admin & ADMIN_MAINT) !== 0,
-      drain: (admin & ADMIN_DRAIN) !== 0
+      drain: (admin & ADMIN_DRAIN) !== 0,
+      ...Number.isInteger(weight) && weight >= 0 ? { weight } : {}
     };
   });
 }
@@ -10804,13 +10838,13 @@ var ADMIN_MAINT, ADMIN_DRAIN;
 var init_stats = __esm({
   "src/balancer/haproxy/stats.ts"() {
     "use strict";
-    ADMIN_MAINT = 1 | 2 | 4 | 32 | 64;
+    ADMIN_MAINT = 1 | 2 | 32;
     ADMIN_DRAIN = 8 | 16;
   }
 });
 
 // src/balancer/haproxy/haproxy.ts
-var HaproxyBalancer;
+var silentUnlessRefused, HaproxyBalancer;
 var init_haproxy = __esm({
   "src/balancer/haproxy/haproxy.ts"() {
     "use strict";
@@ -10821,7 +10855,9 @@ var init_haproxy = __esm({
     init_scripts();
     init_runtime_api();
     init_runtime_channel();
+    init_standby();
     init_stats();
+    silentUnlessRefused = (reply) => reply.trim() || void 0;
     HaproxyBalancer = class {
       constructor(runner, options) {
         this.runner = runner;
@@ -10841,8 +10877,17 @@ var init_haproxy = __esm({
       backendId;
       /** Drain waits running now: a reloaded process's connections are let go when the last ends. */
       waits = 0;
-      /** Per HAProxy server name, how many times nexus put it back in rotation: a drain wait stops then. */
+      /** Per nexus server, how many times nexus put it back in rotation: a drain wait stops then. */
       enables = /* @__PURE__ */ new Map();
+      /**
+       * Whether the backend has standby lines (`<name>-surge`), as the last read of its state said:
+       * without them a server's line is its name, and nothing needs reading to find it.
+       */
+      hasStandby;
+      /** Per nexus server, the line a surge switch left draining: `waitLeft` retires it. */
+      retiring = /* @__PURE__ */ new Map();
+      /** The warning about a backend without standby lines, said once. */
+      warnedNoStandby = false;
       get host() {
         return this.runner.name;
       }
@@ -10859,38 +10904,61 @@ var init_haproxy = __esm({
         return `${this.options.backend}/${this.options.serverName(server)}`;
       }
       /**
-       * State changes in order, sent together with the read of the whole runtime state for the state
-       * file; HAProxy answers nothing to a `set server` that worked.
+       * Changes in order, sent together with the read of the whole runtime state for the state file;
+       * HAProxy answers nothing to a `set server … state|weight` that worked.
        */
-      async setStates(changes, moves = []) {
-        if (changes.length + moves.length === 0) return;
-        const sets = [
-          ...moves.map(
-            ({ server, to: to2 }) => setServerAddress(this.options.backend, this.options.serverName(server), to2)
-          ),
-          ...changes.map(
-            ({ server, state }) => setServerState(this.options.backend, this.options.serverName(server), state)
-          )
-        ];
+      async send(commands) {
+        if (commands.length === 0) return;
+        const sets = commands.map((c3) => c3.command);
         this.options.onCommand?.(this.host, `HAProxy admin socket: ${sets.join("; ")}`);
         const replies = await this.channel.callAll(
           this.options.stateFile ? [...sets, "show servers state"] : sets
         );
-        const refused = [
-          ...moves.flatMap(({ server, to: to2 }, i2) => {
-            const refusal = addressChangeRefused(replies[i2] ?? "");
-            return refusal ? [`the move of ${this.label(server)} to ${to2}: ${refusal}`] : [];
-          }),
-          ...changes.flatMap(({ server, state }, i2) => {
-            const reply = replies[moves.length + i2];
-            return reply ? [`"state ${state}" for ${this.label(server)}: ${reply}`] : [];
-          })
-        ];
+        const refused = commands.flatMap((c3, i2) => {
+          const refusal = c3.refused(replies[i2] ?? "");
+          return refusal ? [`${c3.what}: ${refusal}`] : [];
+        });
         if (refused.length < sets.length) this.saveState(replies[sets.length]);
         if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
       }
-      setState(servers2, state) {
-        return this.setStates(servers2.map((server) => ({ server, state })));
+      stateCommand(line, state) {
+        return {
+          command: setServerState(this.options.backend, line, state),
+          what: `"state ${state}" for ${this.options.backend}/${line}`,
+          refused: silentUnlessRefused
+        };
+      }
+      weightCommand(line, weight) {
+        return {
+          command: setServerWeight(this.options.backend, line, weight),
+          what: `"weight ${weight}" for ${this.options.backend}/${line}`,
+          refused: silentUnlessRefused
+        };
+      }
+      addressCommand(line, to2) {
+        return {
+          command: setServerAddress(this.options.backend, line, to2),
+          what: `the move of ${this.options.backend}/${line} to ${to2}`,
+          refused: addressChangeRefused
+        };
+      }
+      /**
+       * Each server's lines, by nexus server name: read from HAProxy unless the backend is known to
+       * have no standby line (then a server's line is its name).
+       */
+      async linesOf(servers2) {
+        const states = this.hasStandby === false ? void 0 : await this.serversState();
+        return new Map(
+          servers2.map((server) => {
+            const name = this.options.serverName(server);
+            const lines = states ? serverLines(states, name) : { live: { server: name }, standby: void 0 };
+            return [server.name, lines];
+          })
+        );
+      }
+      /** The line that carries `server`'s traffic now. */
+      liveLine(lines, server) {
+        return lines.get(server.name)?.live?.server ?? this.options.serverName(server);
       }
       /**
        * Writes the whole runtime state (read with the change) to the `server-state-file`, so that a
@@ -10924,6 +10992,8 @@ var init_haproxy = __esm({
         }
         const states = this.parse(() => parseServersState(text5));
         this.backendId = states.find((s3) => s3.backend === this.options.backend)?.backendId ?? this.backendId;
+        const names = new Set(states.map((s3) => s3.server));
+        this.hasStandby = states.some((s3) => names.has(standbyName(s3.server)));
         return states;
       }
       /** `show stat` of the backend's servers, by the backend's id once known. */
@@ -10942,44 +11012,92 @@ var init_haproxy = __esm({
       async showStat() {
         return this.channel.call(await this.statCommand());
       }
+      /** The HAProxy names of `servers` whose standby line (`<name>-surge`) the backend lacks. */
+      async serversWithoutStandby(servers2) {
+        const names = new Set((await this.serversState()).map((s3) => s3.server));
+        return servers2.map((server) => this.options.serverName(server)).filter((name) => names.has(name) && !names.has(standbyName(name)));
+      }
       /** The live runtime state, not the config file: what HAProxy does right now. */
       async state(servers2) {
         const live = await this.serversState();
         return servers2.map((server) => {
-          const entry = live.find((s3) => s3.server === this.options.serverName(server));
+          const entry = serverLines(live, this.options.serverName(server)).live;
+          const address = entry && lineAddress(entry);
           return {
             server: server.name,
             upstream: this.label(server),
             present: !!entry,
             inRotation: !!entry && !entry.maint && !entry.drain,
-            ...entry?.port ? { address: `${entry.address.includes(":") ? `[${entry.address}]` : entry.address}:${entry.port}` } : {}
+            ...address ? { address } : {}
           };
         });
       }
       /**
-       * One round trip; moves first (`set server … addr … port …`: new sessions go to the new address,
-       * those open on the old one finish there), then enables, so capacity comes back before any more
-       * leaves.
+       * One change (after one read of the lines, when the backend has standby lines): moves first,
+       * then enables, then drains, so capacity comes back before any more leaves.
+       *
+       * A move (the surge switch) readies the server's standby line on the new address, with the live
+       * line's weight, and drains the live line (`waitLeft` then retires it): new requests go to the new
+       * process, and the connections HAProxy keeps to the old one are never picked again. A server not
+       * being enabled (an operator's drain) gets its standby line addressed and weighted, in
+       * maintenance. Without a standby line the one line is re-addressed (`set server … addr`), with a
+       * warning: HAProxy goes on sending a client session's requests on the connection it holds to
+       * the old process, so one can be reset when that process stops.
        */
       async apply(change) {
-        for (const server of change.enable ?? []) {
-          const name = this.options.serverName(server);
-          this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
+        const enable = change.enable ?? [];
+        const drain = change.drain ?? [];
+        const moves = change.move ?? [];
+        for (const server of enable) this.enables.set(server.name, (this.enables.get(server.name) ?? 0) + 1);
+        const lines = await this.linesOf([...moves.map((m2) => m2.server), ...enable, ...drain]);
+        const commands = [];
+        const switched = /* @__PURE__ */ new Set();
+        for (const { server, to: to2 } of moves) {
+          const { live, standby } = lines.get(server.name) ?? { live: void 0, standby: void 0 };
+          if (!live || !standby) {
+            this.warnNoStandby(server);
+            commands.push(this.addressCommand(this.options.serverName(server), to2));
+            continue;
+          }
+          if (lineAddress(live) === to2) continue;
+          switched.add(server.name);
+          if (lineAddress(standby) !== to2) commands.push(this.addressCommand(standby.server, to2));
+          commands.push(this.weightCommand(standby.server, live.weight || 1));
+          if (enable.includes(server)) {
+            commands.push(this.stateCommand(standby.server, "ready"), this.stateCommand(live.server, "drain"));
+            this.retiring.set(server.name, live.server);
+          } else {
+            commands.push(this.stateCommand(live.server, "maint"), this.weightCommand(live.server, 0));
+          }
         }
-        await this.setStates(
-          [
-            ...(change.enable ?? []).map((server) => ({ server, state: "ready" })),
-            ...(change.drain ?? []).map((server) => ({ server, state: "drain" }))
-          ],
-          change.move
+        for (const server of enable)
+          if (!switched.has(server.name)) commands.push(this.stateCommand(this.liveLine(lines, server), "ready"));
+        for (const server of drain) commands.push(this.stateCommand(this.liveLine(lines, server), "drain"));
+        await this.send(commands);
+      }
+      warnNoStandby(server) {
+        if (this.warnedNoStandby) return;
+        this.warnedNoStandby = true;
+        const name = this.options.serverName(server);
+        this.options.onWarning?.(
+          `HAProxy backend ${this.options.backend} has no standby line ${standbyName(name)}: the switch re-addresses ${name}, and HAProxy keeps sending a client session's requests on the connection it holds to the old process, so one can be reset when that process stops. Add \`server ${standbyName(name)} <address>:<app.surgePort> disabled weight 0\` per server (nexus haproxy-config prints them)`
         );
       }
       /**
-       * No connection from the HAProxy host to `address` (a server's old address after a move) is
-       * left: counted in the host's /proc/net/tcp, as the Nginx driver counts a drain's (its script).
-       * The server's sessions (`scur`) cannot tell: they count both addresses.
+       * The old process of a surge switch has no request left. With a standby line, the line the switch
+       * drained has no session left: it goes to maintenance, weight 0 (the next switch's standby).
+       * Without one, no connection from the HAProxy host to `address` is left: counted in the host's
+       * /proc/net/tcp, as the Nginx driver counts a drain's (its script); the server's sessions
+       * (`scur`) cannot tell, they count both addresses.
        */
-      async waitLeft(_server, address, timeoutMs) {
+      async waitLeft(server, address, timeoutMs) {
+        const line = this.retiring.get(server.name);
+        if (line !== void 0) {
+          this.retiring.delete(server.name);
+          const wait = await this.waitDrainedLine(server, line, timeoutMs);
+          await this.send([this.weightCommand(line, 0)]);
+          return wait;
+        }
         const tcp = procNetTcpAddress(address);
         if (tcp === void 0) return { drained: true, open: 0, detail: "connections not countable (not IPv4)" };
         const result2 = await this.runner.exec(script(WAIT_DRAINED_SCRIPT, timeoutMs, tcp));
@@ -10998,37 +11116,40 @@ var init_haproxy = __esm({
        * runtime state is lost and the server is back in rotation), the drain is applied again.
        */
       async waitDrained(server, timeoutMs) {
+        const line = this.liveLine(await this.linesOf([server]), server);
+        return this.waitDrainedLine(server, line, timeoutMs);
+      }
+      async waitDrainedLine(server, line, timeoutMs) {
         this.waits++;
         try {
-          return await this.waitUntilDrained(server, timeoutMs);
+          return await this.waitUntilDrained(server, line, timeoutMs);
         } finally {
           if (--this.waits === 0) this.channel.releaseStopping();
         }
       }
-      async waitUntilDrained(server, timeoutMs) {
+      async waitUntilDrained(server, line, timeoutMs) {
         const interval = this.options.pollInterval ?? 10;
         const deadline = Date.now() + timeoutMs;
-        const name = this.options.serverName(server);
-        const enables = this.enables.get(name) ?? 0;
+        const enables = this.enables.get(server.name) ?? 0;
         let maint = false;
         for (; ; ) {
-          const { stat: stat10, admin, before } = await this.poll(server);
+          const { stat: stat10, admin, before } = await this.poll(line);
           const open2 = stat10.sessions + stat10.queued + before;
-          if ((this.enables.get(name) ?? 0) !== enables)
+          if ((this.enables.get(server.name) ?? 0) !== enables)
             return { drained: false, open: open2, detail: "put back in rotation while its drain was waited for" };
           if (!admin.drain && !admin.maint) {
             if (Date.now() >= deadline) return { drained: false, open: open2 };
             this.options.onWarning?.(
-              `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`
+              `${this.options.backend}/${line} was back in rotation while draining (HAProxy restarted?): draining it again`
             );
             maint = false;
-            await this.setState([server], "drain");
+            await this.send([this.stateCommand(line, "drain")]);
             continue;
           }
           if (open2 === 0 && maint) return { drained: true, open: 0 };
           const late = Date.now() >= deadline;
           if (open2 === 0 || late) {
-            if (!maint) await this.setState([server], "maint");
+            if (!maint) await this.send([this.stateCommand(line, "maint")]);
             maint = true;
             if (late) return { drained: open2 === 0, open: open2 };
             continue;
@@ -11040,8 +11161,7 @@ var init_haproxy = __esm({
        * The server's sessions (`show stat`) and administrative state (`show servers state`), together;
        * `before`: its sessions in a process a reload replaced, which still finishes what it had.
        */
-      async poll(server) {
-        const name = this.options.serverName(server);
+      async poll(name) {
         const mine = (s3) => s3.backend === this.options.backend && s3.server === name;
         for (let attempt = 1; ; attempt++) {
           const showStat = await this.statCommand();
@@ -11053,7 +11173,7 @@ var init_haproxy = __esm({
           const row = this.parse(() => parseShowStat(statText)).find(mine);
           if (!row && admin && showStat !== await this.statCommand() && attempt < 3) continue;
           if (!row || !admin)
-            throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
+            throw new BalancerError(`${this.host}: HAProxy has no server ${this.options.backend}/${name}`);
           let before = 0;
           for (const [text5 = ""] of await this.channel.callStopping(["show stat -1 4 -1"])) {
             const old = this.parse(() => parseShowStat(text5)).find(mine);
@@ -11100,6 +11220,7 @@ async function checkHaproxy(entry, context) {
   try {
     const states = await balancer.state(config2.servers);
     const missing = states.filter((s3) => !s3.present);
+    const standbyMissing = config2.rolling.strategy === "surge" ? await balancer.serversWithoutStandby(config2.servers) : [];
     return [
       { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
       missing.length === 0 ? {
@@ -11113,7 +11234,16 @@ async function checkHaproxy(entry, context) {
         status: "fail",
         detail: `the backend lacks ${missing.map((m2) => `${m2.server} (${m2.upstream})`).join(", ")}`,
         fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers"
-      }
+      },
+      ...standbyMissing.length > 0 ? [
+        {
+          target,
+          check: "standby lines",
+          status: "warn",
+          detail: `rolling.strategy surge: no standby line for ${standbyMissing.join(", ")}: the switch then re-addresses the server's line, and a request HAProxy sends on a connection it keeps to the old process can be reset as that process stops`,
+          fix: "add `server <name>-surge <address>:<app.surgePort> disabled weight 0` per server (`nexus haproxy-config` prints them)"
+        }
+      ] : []
     ];
   } catch (error3) {
     return [
@@ -11209,7 +11339,15 @@ async function watchHaproxy(entry, context) {
   const { config: config2, host } = context;
   const haproxy = createHaproxy(entry, host.runner, { home: host.home });
   context.closeWith(haproxy);
-  const byName = new Map(config2.servers.map((s3) => [entry.servers[s3.name] ?? s3.name, s3.name]));
+  const byName = new Map(
+    config2.servers.flatMap((s3) => {
+      const name = entry.servers[s3.name] ?? s3.name;
+      return [
+        [name, s3.name],
+        [standbyName(name), s3.name]
+      ];
+    })
+  );
   return {
     source: new HaproxyStatSource(() => haproxy.showStat(), entry.backend),
     serverOf: (key) => byName.get(key)
@@ -11219,6 +11357,7 @@ var init_watch = __esm({
   "src/balancer/haproxy/watch.ts"() {
     "use strict";
     init_create();
+    init_standby();
     init_traffic_source();
   }
 });
@@ -11464,17 +11603,17 @@ function renderUpstreamBlock(options) {
   if ("include" in options) {
     assertWord(options.include, "included file");
     lines.push(`    include ${options.include};`);
-  } else lines.push(...serverLines(options).map((line) => `    ${line}`));
+  } else lines.push(...serverLines2(options).map((line) => `    ${line}`));
   if (keepalive > 0) lines.push(`    keepalive ${keepalive};`);
   lines.push("}");
   return `${lines.join("\n")}
 `;
 }
 function renderServersFile(options) {
-  return `${serverLines(options).join("\n")}
+  return `${serverLines2(options).join("\n")}
 `;
 }
-function serverLines(options) {
+function serverLines2(options) {
   const { servers: servers2, maxFails = 3, failTimeout = "30s" } = options;
   if (servers2.length === 0) throw new Error("an upstream needs at least one server");
   for (const server of servers2) assertWord(server, "server address");
@@ -29284,14 +29423,14 @@ var require_Protocol = __commonJS({
         this._debug && this._debug(`Outbound: Sending SERVICE_ACCEPT (${svcName})`);
         sendPacket(this, this._packetRW.write.finalize(packet));
         if (this._server && this._banner && svcName === "ssh-userauth") {
-          const banner2 = this._banner;
+          const banner = this._banner;
           this._banner = void 0;
-          const bannerLen = Buffer.byteLength(banner2);
+          const bannerLen = Buffer.byteLength(banner);
           p2 = this._packetRW.write.allocStart;
           const packet2 = this._packetRW.write.alloc(1 + 4 + bannerLen + 4);
           packet2[p2] = MESSAGE.USERAUTH_BANNER;
           writeUInt32BE(packet2, bannerLen, ++p2);
-          packet2.utf8Write(banner2, p2 += 4, bannerLen);
+          packet2.utf8Write(banner, p2 += 4, bannerLen);
           writeUInt32BE(packet2, 0, p2 += bannerLen);
           this._debug && this._debug("Outbound: Sending USERAUTH_BANNER");
           sendPacket(this, this._packetRW.write.finalize(packet2));
@@ -53114,7 +53253,7 @@ async function ip(args) {
   const result2 = await execa("ip", args, { reject: false, all: true, stdin: "ignore" });
   return { exitCode: result2.exitCode ?? 1, all: String(result2.all ?? "") };
 }
-function banner(address, port2) {
+function sshBanner(address, port2) {
   return new Promise((resolve3) => {
     const socket = connect3({ host: address, port: port2 });
     socket.setTimeout(2e3);
@@ -53127,6 +53266,7 @@ function banner(address, port2) {
       resolve3(false);
     });
     socket.once("error", () => resolve3(false));
+    socket.once("close", () => resolve3(false));
   });
 }
 async function startBastion(input) {
@@ -53181,7 +53321,7 @@ ${await tail(p2.sshdLog)}`);
     ]);
     await save();
     if (!await waitFor(
-      async () => await banner(bastion.address, bastion.sshPort) ? true : void 0,
+      async () => await sshBanner(bastion.address, bastion.sshPort) ? true : void 0,
       1e4,
       100
     ))
@@ -53447,8 +53587,11 @@ function haproxyInfo(dir, lbHost, lbUrl) {
   };
 }
 function renderHaproxyConf(input) {
-  const servers2 = input.servers.map((s3) => `    server ${s3.name} ${s3.address}
-`).join("");
+  const servers2 = input.servers.map(
+    (s3) => `    server ${s3.name} ${s3.address}
+    server ${standbyName(s3.name)} ${s3.surgeAddress} disabled weight 0
+`
+  ).join("");
   return `# Generated by the nexus sandbox; rewritten on every sandbox up.
 global
     stats socket ${input.socket} mode 600 level admin user ${input.socketUser}
@@ -53534,6 +53677,7 @@ var init_haproxy3 = __esm({
   "src/sandbox/haproxy.ts"() {
     "use strict";
     init_execa();
+    init_standby();
     init_daemon();
     init_deploy_config();
     init_errors6();
@@ -54486,7 +54630,11 @@ async function startDaemons(o2, info2, daemons) {
       pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
         listen: `${lbListen.address}:${lbListen.port + 1}`,
         socketUser: user,
-        servers: info2.hosts.map((h2) => ({ name: h2.name, address: h2.appAddress }))
+        servers: info2.hosts.map((h2) => ({
+          name: h2.name,
+          address: h2.appAddress,
+          surgeAddress: `${h2.address}:${o2.appPort + 1}`
+        }))
       });
       await writeHaproxyDeployConfig({ ...info2, haproxy: info2.haproxy }, projectRoot);
     }

@@ -381,7 +381,11 @@ async function startDaemons(
       pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
         listen: `${lbListen.address}:${lbListen.port + 1}`,
         socketUser: user,
-        servers: info.hosts.map((h) => ({ name: h.name, address: h.appAddress })),
+        servers: info.hosts.map((h) => ({
+          name: h.name,
+          address: h.appAddress,
+          surgeAddress: `${h.address}:${o.appPort + 1}`,
+        })),
       });
       await writeHaproxyDeployConfig({ ...info, haproxy: info.haproxy }, projectRoot);
     }

@@ -22,6 +22,10 @@ class FakeHaproxy implements InteractiveRunner {
     ["beta", 0],
   ]);
   sessions = new Map<string, number[]>();
+  /** Run-time weights (srv_uweight), 1 when not set. */
+  weights = new Map<string, number>();
+  /** Ports of the lines: when set, `show servers state` has a srv_port column. */
+  ports = new Map<string, number>();
   commands: string[] = [];
   /** Connections to the admin socket (commands started on the balancer host). */
   connections = 0;
@@ -64,6 +68,18 @@ class FakeHaproxy implements InteractiveRunner {
         `app,beta,0,0,${scur},0,,0,0,0,,0,,0,0,0,0,DRAIN`,
       ].join("\n");
     }
+    const weight = /^set server app\/(\S+) weight (\d+)$/.exec(command);
+    if (weight) {
+      if (!this.admin.has(weight[1] as string)) return "No such server.";
+      this.weights.set(weight[1] as string, Number(weight[2]));
+      return "";
+    }
+    const addr = /^set server app\/(\S+) addr (\S+) port (\d+)$/.exec(command);
+    if (addr) {
+      const before = this.ports.get(addr[1] as string);
+      this.ports.set(addr[1] as string, Number(addr[3]));
+      return `no need to change the addr, port changed from '${before}' to '${addr[3]}' by 'stats socket command'`;
+    }
     const set = /^set server app\/(\S+) state (\S+)$/.exec(command);
     if (set) {
       const name = set[1] as string;
@@ -73,9 +89,14 @@ class FakeHaproxy implements InteractiveRunner {
       return "";
     }
     if (command === "show servers state app" || command === "show servers state") {
+      // Lines named "<name>-surge" share their server's address, as standby lines do.
+      const address = (n: string) => `10.0.0.${[...this.admin.keys()].indexOf(n.replace(/-surge$/, ""))}`;
+      const port = (n: string) => (this.ports.size > 0 ? ` ${this.ports.get(n)}` : "");
       return [
-        STATE_HEADER,
-        ...[...this.admin].map(([n, a], i) => `3 app ${i + 1} ${n} 10.0.0.${i} 2 ${a} 1 1`),
+        `${STATE_HEADER}${this.ports.size > 0 ? " srv_port" : ""}`,
+        ...[...this.admin].map(
+          ([n, a], i) => `3 app ${i + 1} ${n} ${address(n)} 2 ${a} ${this.weights.get(n) ?? 1} 1${port(n)}`,
+        ),
       ].join("\n");
     }
     if (stat === "app" && this.frontendNamedApp) return STAT_HEADER;
@@ -161,8 +182,10 @@ describe("HAProxy driver", () => {
     expect(shown).toEqual([
       "lb: HAProxy admin socket: set server app/alpha state ready; set server app/beta state drain",
     ]);
-    // Sent together: the changes, and the read for the state file.
+    // The backend's lines read once (has it standby lines?), then sent together: the changes, and
+    // the read for the state file.
     expect(fake.commands).toEqual([
+      "show servers state app",
       "set server app/alpha state ready",
       "set server app/beta state drain",
       "show servers state",
@@ -177,6 +200,103 @@ describe("HAProxy driver", () => {
     await haproxy.close();
     expect(fake.saved).toHaveLength(1);
     expect(fake.saved[0]).toMatch(/^1\n# be_id .*\n3 app 2 beta 10\.0\.0\.1 2 8 1 1\n$/s);
+  });
+
+  describe("a surge switch to the standby line (<name>-surge)", () => {
+    const standbyFake = () => {
+      const fake = new FakeHaproxy();
+      fake.admin = new Map([
+        ["alpha", 0],
+        ["alpha-surge", 1],
+      ]);
+      fake.weights.set("alpha-surge", 0);
+      fake.ports.set("alpha", 3000).set("alpha-surge", 3001);
+      return fake;
+    };
+
+    it("readies the standby line and drains the live one; waitLeft retires that to maint, weight 0", async () => {
+      const fake = standbyFake();
+      const warnings: string[] = [];
+      const haproxy = driver(fake, warnings);
+      expect((await haproxy.state([alpha]))[0]).toMatchObject({ inRotation: true, address: "10.0.0.0:3000" });
+      fake.commands.length = 0;
+      await haproxy.apply({ move: [{ server: alpha, to: "10.0.0.0:3001" }], enable: [alpha] });
+      // Not one `addr` change: the line that held connections to the old process is never picked again.
+      expect(fake.commands.filter((c) => c.startsWith("set server"))).toEqual([
+        "set server app/alpha-surge weight 1",
+        "set server app/alpha-surge state ready",
+        "set server app/alpha state drain",
+      ]);
+      expect((await haproxy.state([alpha]))[0]).toMatchObject({ inRotation: true, address: "10.0.0.0:3001" });
+      expect(await haproxy.waitLeft(alpha, "10.0.0.0:3000", 60_000)).toEqual({ drained: true, open: 0 });
+      expect(fake.admin.get("alpha")).toBe(1);
+      expect(fake.weights.get("alpha")).toBe(0);
+      expect(warnings).toEqual([]);
+
+      // The next switch goes the other way; a drain of the server drains the line now live.
+      fake.commands.length = 0;
+      await haproxy.apply({ move: [{ server: alpha, to: "10.0.0.0:3000" }], enable: [alpha] });
+      expect(fake.commands.filter((c) => c.startsWith("set server"))).toEqual([
+        "set server app/alpha weight 1",
+        "set server app/alpha state ready",
+        "set server app/alpha-surge state drain",
+      ]);
+      await haproxy.waitLeft(alpha, "10.0.0.0:3001", 60_000);
+      await haproxy.apply({ drain: [alpha] });
+      expect(await haproxy.waitDrained(alpha, 60_000)).toEqual({ drained: true, open: 0 });
+      expect(fake.admin.get("alpha")).toBe(1);
+      expect(fake.weights.get("alpha")).toBe(1);
+      expect((await haproxy.state([alpha]))[0]).toMatchObject({
+        inRotation: false,
+        address: "10.0.0.0:3000",
+      });
+      await haproxy.apply({ enable: [alpha] });
+      expect((await haproxy.state([alpha]))[0]).toMatchObject({ inRotation: true, address: "10.0.0.0:3000" });
+      await haproxy.close();
+    });
+
+    it("moves a server left drained by an operator without putting it in rotation", async () => {
+      const fake = standbyFake();
+      fake.admin.set("alpha", 1);
+      const haproxy = driver(fake);
+      await haproxy.apply({ move: [{ server: alpha, to: "10.0.0.0:3001" }] });
+      expect((await haproxy.state([alpha]))[0]).toMatchObject({
+        inRotation: false,
+        address: "10.0.0.0:3001",
+      });
+      expect(fake.weights.get("alpha")).toBe(0);
+      await haproxy.close();
+    });
+
+    it("names the servers whose standby line is missing (nexus check, under the surge strategy)", async () => {
+      const fake = standbyFake();
+      const haproxy = driver(fake);
+      expect(await haproxy.serversWithoutStandby([alpha])).toEqual([]);
+      fake.admin.set("beta", 0);
+      expect(await haproxy.serversWithoutStandby([alpha, beta, server("omega")])).toEqual(["beta"]);
+      await haproxy.close();
+    });
+
+    it("without a standby line, re-addresses the one line and says what that risks, once", async () => {
+      const fake = new FakeHaproxy();
+      fake.ports.set("alpha", 3000).set("beta", 3000);
+      const warnings: string[] = [];
+      const haproxy = driver(fake, warnings);
+      await haproxy.apply({
+        move: [
+          { server: alpha, to: "10.0.0.0:3001" },
+          { server: beta, to: "10.0.0.1:3001" },
+        ],
+        enable: [alpha, beta],
+      });
+      expect(fake.commands.filter((c) => c.startsWith("set server app/alpha"))).toEqual([
+        "set server app/alpha addr 10.0.0.0 port 3001",
+        "set server app/alpha state ready",
+      ]);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/no standby line alpha-surge.*can be reset/);
+      await haproxy.close();
+    });
   });
 
   it("waits until the server's sessions reach 0, then puts it in maintenance", async () => {
@@ -245,8 +365,9 @@ describe("HAProxy driver", () => {
 
   it("sends a batch again on a new connection when HAProxy ended the old one (its CLI timeout)", async () => {
     const fake = new FakeHaproxy();
-    // The drain, the state file's read and `show info`; then the connection ends.
-    fake.endAfter = 3;
+    // `show info` and the lines' read, then the drain, the state file's read and `show info`; then
+    // the connection ends.
+    fake.endAfter = 5;
     const haproxy = driver(fake);
     await haproxy.apply({ drain: [beta] });
     expect(fake.admin.get("beta")).toBe(8);
@@ -254,6 +375,7 @@ describe("HAProxy driver", () => {
     // The read of the state went unanswered on the first connection, and was answered on a second.
     expect(fake.connections).toBe(2);
     expect(fake.commands).toEqual([
+      "show servers state app",
       "set server app/beta state drain",
       "show servers state",
       "show servers state app",

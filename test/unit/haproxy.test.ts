@@ -30,6 +30,7 @@ const SERVERS_STATE = `1
 3 app 2 nexus-beta 127.0.7.3 2 8 1 1 1 1 0 2 0 0 0 0 - 3000 - 0 0 - - 0
 3 app 3 nexus-gamma 127.0.7.4 0 1 1 1 1 1 0 2 0 0 0 0 - 3000 - 0 0 - - 0
 3 app 4 nexus-delta 127.0.7.5 2 4 1 1 1 1 0 2 0 0 0 0 - 3000 - 0 0 - - 0
+3 app 5 nexus-epsilon 127.0.7.6 0 5 0 0 1 1 0 0 8 0 0 0 - 3001 - 0 0 - - 0
 `;
 
 describe("HAProxy runtime API parsers", () => {
@@ -54,8 +55,11 @@ describe("HAProxy runtime API parsers", () => {
       { server: "nexus-alpha", maint: false, drain: false, operational: 2 },
       { server: "nexus-beta", maint: false, drain: true, operational: 2 },
       { server: "nexus-gamma", maint: true, drain: false, operational: 0 },
-      // CMAINT: `disabled` in the config file.
-      { server: "nexus-delta", maint: true, drain: false, operational: 2 },
+      // CMAINT alone: `disabled` in the config file, then `state ready`: it takes traffic
+      // (HAProxy's SRV_ADMF_MAINT mask leaves CMAINT out).
+      { server: "nexus-delta", maint: false, drain: false, operational: 2 },
+      // CMAINT | FMAINT: `disabled` in the config file, as HAProxy started it.
+      { server: "nexus-epsilon", maint: true, drain: false, operational: 0 },
     ]);
     expect(states[0]?.address).toBe("127.0.7.2");
   });
@@ -164,5 +168,18 @@ describe("nexus haproxy-config", () => {
     expect(text).toContain("option httpchk GET /health\n");
     expect(text).toMatch(/server alpha 10\.0\.0\.1:3000 check\n\s+server b2 10\.0\.0\.2:3000 check\n$/);
     expect(text).not.toContain("~");
+  });
+
+  it("adds a standby line per server, in maintenance with weight 0, for the surge strategy", () => {
+    const text = renderHaproxyConfig({
+      backend: "web",
+      servers: [{ name: "alpha", address: "10.0.0.1:3000", surgeAddress: "10.0.0.1:3001" }],
+      socket: "/run/haproxy/admin.sock",
+      stateFile: "/var/lib/haproxy/server-state",
+      healthPath: "/health",
+    });
+    expect(text).toMatch(
+      /server alpha 10\.0\.0\.1:3000 check\n\s+server alpha-surge 10\.0\.0\.1:3001 check disabled weight 0\n$/,
+    );
   });
 });

@@ -14,6 +14,8 @@ export async function checkHaproxy(
   try {
     const states = await balancer.state(config.servers);
     const missing = states.filter((s) => !s.present);
+    const standbyMissing =
+      config.rolling.strategy === "surge" ? await balancer.serversWithoutStandby(config.servers) : [];
     return [
       { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
       missing.length === 0
@@ -30,6 +32,17 @@ export async function checkHaproxy(
             detail: `the backend lacks ${missing.map((m) => `${m.server} (${m.upstream})`).join(", ")}`,
             fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers",
           },
+      ...(standbyMissing.length > 0
+        ? [
+            {
+              target,
+              check: "standby lines",
+              status: "warn" as const,
+              detail: `rolling.strategy surge: no standby line for ${standbyMissing.join(", ")}: the switch then re-addresses the server's line, and a request HAProxy sends on a connection it keeps to the old process can be reset as that process stops`,
+              fix: "add `server <name>-surge <address>:<app.surgePort> disabled weight 0` per server (`nexus haproxy-config` prints them)",
+            },
+          ]
+        : []),
     ];
   } catch (error) {
     return [

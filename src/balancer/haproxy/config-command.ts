@@ -21,6 +21,7 @@ export const haproxyConfigCommand: ConfigCommand = {
       servers: config.servers.map((s) => ({
         name: haproxy?.servers[s.name] ?? s.name,
         address: s.upstream,
+        ...(config.rolling.strategy === "surge" && s.surgeUpstream ? { surgeAddress: s.surgeUpstream } : {}),
       })),
       socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
       stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",

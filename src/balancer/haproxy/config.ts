@@ -1,7 +1,12 @@
+import { standbyName } from "./standby.js";
+
 export interface HaproxyConfigOptions {
   backend: string;
-  /** HAProxy server name and address ("10.0.0.2:3000") of each server. */
-  servers: { name: string; address: string }[];
+  /**
+   * HAProxy server name and address ("10.0.0.2:3000") of each server; `surgeAddress` (the same
+   * host on app.surgePort) adds its standby line, for the surge strategy.
+   */
+  servers: { name: string; address: string; surgeAddress?: string }[];
   socket: string;
   stateFile: string;
   healthPath: string;
@@ -15,7 +20,19 @@ export function renderHaproxyConfig(options: HaproxyConfigOptions): string {
   const home = [options.socket, options.stateFile].some((p) => p.startsWith("~/"))
     ? "    # HAProxy does not expand ~: write the balancer host's home directory in its place.\n"
     : "";
-  const servers = options.servers.map((s) => `    server ${s.name} ${s.address} check\n`).join("");
+  const servers = options.servers
+    .map(
+      (s) =>
+        `    server ${s.name} ${s.address} check\n${
+          s.surgeAddress
+            ? `    server ${standbyName(s.name)} ${s.surgeAddress} check disabled weight 0\n`
+            : ""
+        }`,
+    )
+    .join("");
+  const standby = options.servers.some((s) => s.surgeAddress)
+    ? "    # rolling.strategy surge: each server's standby line (<name>-surge, on app.surgePort) waits\n    # in maintenance with weight 0; a deploy readies it and drains the other (docs/balancers.md).\n"
+    : "";
   return `global
 ${home}    # nexus drains and enables servers through this socket (over SSH on this host).
     # The SSH user of balancer.host must be able to write to it (user/group/mode).
@@ -41,5 +58,5 @@ backend ${options.backend}
     option httpchk GET ${options.healthPath}
     http-check expect status 200
     default-server inter 2s fall 3 rise 2
-${servers}`;
+${standby}${servers}`;
 }

@@ -3,19 +3,33 @@ import { script } from "../../remote/op.js";
 import { procNetTcpAddress } from "../../remote/proc-net-tcp.js";
 import type { InteractiveRunner } from "../../ssh/session.js";
 import { sleep } from "../../util/sleep.js";
-import type { AddressMove, BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
+import type { BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
 import { BalancerError } from "../balancer-error.js";
 import { describeDrainWait, parseWaitDrained, WAIT_DRAINED_SCRIPT } from "../nginx/scripts.js";
 import {
   addressChangeRefused,
   setServerAddress,
   setServerState,
+  setServerWeight,
   writeStateFileScript,
 } from "./runtime-api.js";
 import { RuntimeChannel } from "./runtime-channel.js";
+import { lineAddress, type ServerLines, serverLines, standbyName } from "./standby.js";
 import { parseServersState, parseShowStat, type ServerStat, type ServerState } from "./stats.js";
 
 type ServerAdminState = "ready" | "drain" | "maint";
+
+/** One `set server` of a change, and how to read HAProxy's reply to it. */
+interface LineCommand {
+  command: string;
+  /** For an error message: "state drain" for b/s… */
+  what: string;
+  /** The reply as a refusal, or undefined when it worked. */
+  refused: (reply: string) => string | undefined;
+}
+
+/** `set server … state|weight` answer nothing when they work. */
+const silentUnlessRefused = (reply: string) => reply.trim() || undefined;
 
 export interface HaproxyOptions {
   /** The admin socket on the balancer host (`stats socket PATH level admin`). */
@@ -48,8 +62,17 @@ export class HaproxyBalancer implements Balancer {
   private backendId: number | undefined;
   /** Drain waits running now: a reloaded process's connections are let go when the last ends. */
   private waits = 0;
-  /** Per HAProxy server name, how many times nexus put it back in rotation: a drain wait stops then. */
+  /** Per nexus server, how many times nexus put it back in rotation: a drain wait stops then. */
   private readonly enables = new Map<string, number>();
+  /**
+   * Whether the backend has standby lines (`<name>-surge`), as the last read of its state said:
+   * without them a server's line is its name, and nothing needs reading to find it.
+   */
+  private hasStandby: boolean | undefined;
+  /** Per nexus server, the line a surge switch left draining: `waitLeft` retires it. */
+  private readonly retiring = new Map<string, string>();
+  /** The warning about a backend without standby lines, said once. */
+  private warnedNoStandby = false;
 
   constructor(
     private readonly runner: InteractiveRunner,
@@ -78,42 +101,68 @@ export class HaproxyBalancer implements Balancer {
   }
 
   /**
-   * State changes in order, sent together with the read of the whole runtime state for the state
-   * file; HAProxy answers nothing to a `set server` that worked.
+   * Changes in order, sent together with the read of the whole runtime state for the state file;
+   * HAProxy answers nothing to a `set server … state|weight` that worked.
    */
-  private async setStates(
-    changes: readonly { server: ServerConfig; state: ServerAdminState }[],
-    moves: readonly AddressMove[] = [],
-  ): Promise<void> {
-    if (changes.length + moves.length === 0) return;
-    const sets = [
-      ...moves.map(({ server, to }) =>
-        setServerAddress(this.options.backend, this.options.serverName(server), to),
-      ),
-      ...changes.map(({ server, state }) =>
-        setServerState(this.options.backend, this.options.serverName(server), state),
-      ),
-    ];
+  private async send(commands: readonly LineCommand[]): Promise<void> {
+    if (commands.length === 0) return;
+    const sets = commands.map((c) => c.command);
     this.options.onCommand?.(this.host, `HAProxy admin socket: ${sets.join("; ")}`);
     const replies = await this.channel.callAll(
       this.options.stateFile ? [...sets, "show servers state"] : sets,
     );
-    const refused = [
-      ...moves.flatMap(({ server, to }, i) => {
-        const refusal = addressChangeRefused(replies[i] ?? "");
-        return refusal ? [`the move of ${this.label(server)} to ${to}: ${refusal}`] : [];
-      }),
-      ...changes.flatMap(({ server, state }, i) => {
-        const reply = replies[moves.length + i];
-        return reply ? [`"state ${state}" for ${this.label(server)}: ${reply}`] : [];
-      }),
-    ];
+    const refused = commands.flatMap((c, i) => {
+      const refusal = c.refused(replies[i] ?? "");
+      return refusal ? [`${c.what}: ${refusal}`] : [];
+    });
     if (refused.length < sets.length) this.saveState(replies[sets.length]);
     if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
   }
 
-  private setState(servers: readonly ServerConfig[], state: ServerAdminState): Promise<void> {
-    return this.setStates(servers.map((server) => ({ server, state })));
+  private stateCommand(line: string, state: ServerAdminState): LineCommand {
+    return {
+      command: setServerState(this.options.backend, line, state),
+      what: `"state ${state}" for ${this.options.backend}/${line}`,
+      refused: silentUnlessRefused,
+    };
+  }
+
+  private weightCommand(line: string, weight: number): LineCommand {
+    return {
+      command: setServerWeight(this.options.backend, line, weight),
+      what: `"weight ${weight}" for ${this.options.backend}/${line}`,
+      refused: silentUnlessRefused,
+    };
+  }
+
+  private addressCommand(line: string, to: string): LineCommand {
+    return {
+      command: setServerAddress(this.options.backend, line, to),
+      what: `the move of ${this.options.backend}/${line} to ${to}`,
+      refused: addressChangeRefused,
+    };
+  }
+
+  /**
+   * Each server's lines, by nexus server name: read from HAProxy unless the backend is known to
+   * have no standby line (then a server's line is its name).
+   */
+  private async linesOf(servers: readonly ServerConfig[]): Promise<Map<string, ServerLines>> {
+    const states = this.hasStandby === false ? undefined : await this.serversState();
+    return new Map(
+      servers.map((server) => {
+        const name = this.options.serverName(server);
+        const lines = states
+          ? serverLines(states, name)
+          : { live: { server: name } as ServerState, standby: undefined };
+        return [server.name, lines];
+      }),
+    );
+  }
+
+  /** The line that carries `server`'s traffic now. */
+  private liveLine(lines: Map<string, ServerLines>, server: ServerConfig): string {
+    return lines.get(server.name)?.live?.server ?? this.options.serverName(server);
   }
 
   /**
@@ -152,6 +201,8 @@ export class HaproxyBalancer implements Balancer {
     }
     const states = this.parse(() => parseServersState(text));
     this.backendId = states.find((s) => s.backend === this.options.backend)?.backendId ?? this.backendId;
+    const names = new Set(states.map((s) => s.server));
+    this.hasStandby = states.some((s) => names.has(standbyName(s.server)));
     return states;
   }
 
@@ -174,48 +225,98 @@ export class HaproxyBalancer implements Balancer {
     return this.channel.call(await this.statCommand());
   }
 
+  /** The HAProxy names of `servers` whose standby line (`<name>-surge`) the backend lacks. */
+  async serversWithoutStandby(servers: readonly ServerConfig[]): Promise<string[]> {
+    const names = new Set((await this.serversState()).map((s) => s.server));
+    return servers
+      .map((server) => this.options.serverName(server))
+      .filter((name) => names.has(name) && !names.has(standbyName(name)));
+  }
+
   /** The live runtime state, not the config file: what HAProxy does right now. */
   async state(servers: readonly ServerConfig[]): Promise<BackendState[]> {
     const live = await this.serversState();
     return servers.map((server) => {
-      const entry = live.find((s) => s.server === this.options.serverName(server));
+      const entry = serverLines(live, this.options.serverName(server)).live;
+      const address = entry && lineAddress(entry);
       return {
         server: server.name,
         upstream: this.label(server),
         present: !!entry,
         inRotation: !!entry && !entry.maint && !entry.drain,
-        ...(entry?.port
-          ? { address: `${entry.address.includes(":") ? `[${entry.address}]` : entry.address}:${entry.port}` }
-          : {}),
+        ...(address ? { address } : {}),
       };
     });
   }
 
   /**
-   * One round trip; moves first (`set server … addr … port …`: new sessions go to the new address,
-   * those open on the old one finish there), then enables, so capacity comes back before any more
-   * leaves.
+   * One change (after one read of the lines, when the backend has standby lines): moves first,
+   * then enables, then drains, so capacity comes back before any more leaves.
+   *
+   * A move (the surge switch) readies the server's standby line on the new address, with the live
+   * line's weight, and drains the live line (`waitLeft` then retires it): new requests go to the new
+   * process, and the connections HAProxy keeps to the old one are never picked again. A server not
+   * being enabled (an operator's drain) gets its standby line addressed and weighted, in
+   * maintenance. Without a standby line the one line is re-addressed (`set server … addr`), with a
+   * warning: HAProxy goes on sending a client session's requests on the connection it holds to
+   * the old process, so one can be reset when that process stops.
    */
   async apply(change: RotationChange): Promise<void> {
-    for (const server of change.enable ?? []) {
-      const name = this.options.serverName(server);
-      this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
+    const enable = change.enable ?? [];
+    const drain = change.drain ?? [];
+    const moves = change.move ?? [];
+    for (const server of enable) this.enables.set(server.name, (this.enables.get(server.name) ?? 0) + 1);
+    const lines = await this.linesOf([...moves.map((m) => m.server), ...enable, ...drain]);
+    const commands: LineCommand[] = [];
+    const switched = new Set<string>();
+    for (const { server, to } of moves) {
+      const { live, standby } = lines.get(server.name) ?? { live: undefined, standby: undefined };
+      if (!live || !standby) {
+        this.warnNoStandby(server);
+        commands.push(this.addressCommand(this.options.serverName(server), to));
+        continue;
+      }
+      if (lineAddress(live) === to) continue;
+      switched.add(server.name);
+      if (lineAddress(standby) !== to) commands.push(this.addressCommand(standby.server, to));
+      commands.push(this.weightCommand(standby.server, live.weight || 1));
+      if (enable.includes(server)) {
+        commands.push(this.stateCommand(standby.server, "ready"), this.stateCommand(live.server, "drain"));
+        this.retiring.set(server.name, live.server);
+      } else {
+        commands.push(this.stateCommand(live.server, "maint"), this.weightCommand(live.server, 0));
+      }
     }
-    await this.setStates(
-      [
-        ...(change.enable ?? []).map((server) => ({ server, state: "ready" as const })),
-        ...(change.drain ?? []).map((server) => ({ server, state: "drain" as const })),
-      ],
-      change.move,
+    for (const server of enable)
+      if (!switched.has(server.name)) commands.push(this.stateCommand(this.liveLine(lines, server), "ready"));
+    for (const server of drain) commands.push(this.stateCommand(this.liveLine(lines, server), "drain"));
+    await this.send(commands);
+  }
+
+  private warnNoStandby(server: ServerConfig): void {
+    if (this.warnedNoStandby) return;
+    this.warnedNoStandby = true;
+    const name = this.options.serverName(server);
+    this.options.onWarning?.(
+      `HAProxy backend ${this.options.backend} has no standby line ${standbyName(name)}: the switch re-addresses ${name}, and HAProxy keeps sending a client session's requests on the connection it holds to the old process, so one can be reset when that process stops. Add \`server ${standbyName(name)} <address>:<app.surgePort> disabled weight 0\` per server (nexus haproxy-config prints them)`,
     );
   }
 
   /**
-   * No connection from the HAProxy host to `address` (a server's old address after a move) is
-   * left: counted in the host's /proc/net/tcp, as the Nginx driver counts a drain's (its script).
-   * The server's sessions (`scur`) cannot tell: they count both addresses.
+   * The old process of a surge switch has no request left. With a standby line, the line the switch
+   * drained has no session left: it goes to maintenance, weight 0 (the next switch's standby).
+   * Without one, no connection from the HAProxy host to `address` is left: counted in the host's
+   * /proc/net/tcp, as the Nginx driver counts a drain's (its script); the server's sessions
+   * (`scur`) cannot tell, they count both addresses.
    */
-  async waitLeft(_server: ServerConfig, address: string, timeoutMs: number): Promise<DrainWait> {
+  async waitLeft(server: ServerConfig, address: string, timeoutMs: number): Promise<DrainWait> {
+    const line = this.retiring.get(server.name);
+    if (line !== undefined) {
+      this.retiring.delete(server.name);
+      const wait = await this.waitDrainedLine(server, line, timeoutMs);
+      await this.send([this.weightCommand(line, 0)]);
+      return wait;
+    }
     const tcp = procNetTcpAddress(address);
     if (tcp === undefined) return { drained: true, open: 0, detail: "connections not countable (not IPv4)" };
     const result = await this.runner.exec(script(WAIT_DRAINED_SCRIPT, timeoutMs, tcp));
@@ -235,40 +336,44 @@ export class HaproxyBalancer implements Balancer {
    * runtime state is lost and the server is back in rotation), the drain is applied again.
    */
   async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
+    const line = this.liveLine(await this.linesOf([server]), server);
+    return this.waitDrainedLine(server, line, timeoutMs);
+  }
+
+  private async waitDrainedLine(server: ServerConfig, line: string, timeoutMs: number): Promise<DrainWait> {
     this.waits++;
     try {
-      return await this.waitUntilDrained(server, timeoutMs);
+      return await this.waitUntilDrained(server, line, timeoutMs);
     } finally {
       // Another wait of the batch may still count the sessions a reloaded process finishes.
       if (--this.waits === 0) this.channel.releaseStopping();
     }
   }
 
-  private async waitUntilDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
+  private async waitUntilDrained(server: ServerConfig, line: string, timeoutMs: number): Promise<DrainWait> {
     const interval = this.options.pollInterval ?? 10;
     const deadline = Date.now() + timeoutMs;
-    const name = this.options.serverName(server);
-    const enables = this.enables.get(name) ?? 0;
+    const enables = this.enables.get(server.name) ?? 0;
     let maint = false;
     for (;;) {
-      const { stat, admin, before } = await this.poll(server);
+      const { stat, admin, before } = await this.poll(line);
       const open = stat.sessions + stat.queued + before;
       // Put back by nexus meanwhile (the batch's drain failed elsewhere): not this wait's to undo.
-      if ((this.enables.get(name) ?? 0) !== enables)
+      if ((this.enables.get(server.name) ?? 0) !== enables)
         return { drained: false, open, detail: "put back in rotation while its drain was waited for" };
       if (!admin.drain && !admin.maint) {
         if (Date.now() >= deadline) return { drained: false, open };
         this.options.onWarning?.(
-          `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`,
+          `${this.options.backend}/${line} was back in rotation while draining (HAProxy restarted?): draining it again`,
         );
         maint = false;
-        await this.setState([server], "drain");
+        await this.send([this.stateCommand(line, "drain")]);
         continue;
       }
       if (open === 0 && maint) return { drained: true, open: 0 };
       const late = Date.now() >= deadline;
       if (open === 0 || late) {
-        if (!maint) await this.setState([server], "maint");
+        if (!maint) await this.send([this.stateCommand(line, "maint")]);
         maint = true;
         if (late) return { drained: open === 0, open };
         continue;
@@ -281,10 +386,7 @@ export class HaproxyBalancer implements Balancer {
    * The server's sessions (`show stat`) and administrative state (`show servers state`), together;
    * `before`: its sessions in a process a reload replaced, which still finishes what it had.
    */
-  private async poll(
-    server: ServerConfig,
-  ): Promise<{ stat: ServerStat; admin: ServerState; before: number }> {
-    const name = this.options.serverName(server);
+  private async poll(name: string): Promise<{ stat: ServerStat; admin: ServerState; before: number }> {
     const mine = (s: ServerStat) => s.backend === this.options.backend && s.server === name;
     for (let attempt = 1; ; attempt++) {
       const showStat = await this.statCommand();
@@ -297,7 +399,7 @@ export class HaproxyBalancer implements Balancer {
       // A reload with a new config may have given the backend another id: asked again by the new one.
       if (!row && admin && showStat !== (await this.statCommand()) && attempt < 3) continue;
       if (!row || !admin)
-        throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
+        throw new BalancerError(`${this.host}: HAProxy has no server ${this.options.backend}/${name}`);
       // A reloaded process's ids may differ from the new one's: every server row, by name.
       let before = 0;
       for (const [text = ""] of await this.channel.callStopping(["show stat -1 4 -1"])) {

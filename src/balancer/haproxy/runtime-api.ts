@@ -35,6 +35,11 @@ export function setServerState(backend: string, server: string, state: "ready" |
   return `set server ${backend}/${server} state ${state}`;
 }
 
+/** `set server B/S weight N`: 0 keeps a line out of the balancing whatever its state (the surge standby). */
+export function setServerWeight(backend: string, server: string, weight: number): string {
+  return `set server ${backend}/${server} weight ${weight}`;
+}
+
 /**
  * `set server B/S addr IP port PORT` (the surge strategy's switch, no reload): from "host:port"
  * or "[v6]:port". HAProxy answers a sentence either way: `addressChangeRefused` tells them apart.

@@ -55,8 +55,13 @@ export function parseShowStat(text: string): ServerStat[] {
   });
 }
 
-/** Administrative state bits of `srv_admin_state` (HAProxy's SRV_ADMF_*). */
-const ADMIN_MAINT = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;
+/**
+ * Administrative state bits of `srv_admin_state` (HAProxy's SRV_ADMF_*). Maintenance is HAProxy's
+ * own mask, SRV_ADMF_MAINT = FMAINT 0x01 | IMAINT 0x02 | RMAINT 0x20: CMAINT (0x04, "disabled" in
+ * the config) stays set after `state ready` though the server takes traffic again (the surge
+ * standby lines are written `disabled`), and HMAINT (0x40) only says the FQDN was set at run time.
+ */
+const ADMIN_MAINT = 0x01 | 0x02 | 0x20;
 const ADMIN_DRAIN = 0x08 | 0x10;
 
 export interface ServerState {
@@ -72,6 +77,8 @@ export interface ServerState {
   admin: number;
   maint: boolean;
   drain: boolean;
+  /** srv_uweight, the weight set at run time (0: never picked), when the reply has it. */
+  weight?: number;
 }
 
 /**
@@ -88,6 +95,7 @@ export function parseServersState(text: string): ServerState[] {
   const at = (name: string) => columns.indexOf(name);
   const backendId = at("be_id");
   const portAt = at("srv_port");
+  const weightAt = at("srv_uweight");
   const index = {
     backend: at("be_name"),
     server: at("srv_name"),
@@ -105,6 +113,7 @@ export function parseServersState(text: string): ServerState[] {
       const admin = Number.parseInt(fields[index.admin] ?? "", 10) || 0;
       const id = backendId < 0 ? Number.NaN : Number.parseInt(fields[backendId] ?? "", 10);
       const port = portAt < 0 ? Number.NaN : Number.parseInt(fields[portAt] ?? "", 10);
+      const weight = weightAt < 0 ? Number.NaN : Number.parseInt(fields[weightAt] ?? "", 10);
       return {
         backend: fields[index.backend] ?? "",
         ...(Number.isInteger(id) && id > 0 ? { backendId: id } : {}),
@@ -115,6 +124,7 @@ export function parseServersState(text: string): ServerState[] {
         admin,
         maint: (admin & ADMIN_MAINT) !== 0,
         drain: (admin & ADMIN_DRAIN) !== 0,
+        ...(Number.isInteger(weight) && weight >= 0 ? { weight } : {}),
       };
     });
 }

@@ -1,6 +1,7 @@
 import type { TrafficWatch, WatchContext } from "../driver.js";
 import { createHaproxy } from "./create.js";
 import type { HaproxyBalancerConfig } from "./schema.js";
+import { standbyName } from "./standby.js";
 import { HaproxyStatSource } from "./traffic-source.js";
 
 /**
@@ -14,7 +15,16 @@ export async function watchHaproxy(
   const { config, host } = context;
   const haproxy = createHaproxy(entry, host.runner, { home: host.home });
   context.closeWith(haproxy);
-  const byName = new Map(config.servers.map((s) => [entry.servers[s.name] ?? s.name, s.name]));
+  // A server's standby line (the surge strategy's) counts as the server: it serves after a switch.
+  const byName = new Map(
+    config.servers.flatMap((s) => {
+      const name = entry.servers[s.name] ?? s.name;
+      return [
+        [name, s.name],
+        [standbyName(name), s.name],
+      ] as const;
+    }),
+  );
   return {
     source: new HaproxyStatSource(() => haproxy.showStat(), entry.backend),
     serverOf: (key) => byName.get(key),

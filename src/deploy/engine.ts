@@ -20,6 +20,7 @@ import {
 } from "./lock.js";
 import type { Plan } from "./plan.js";
 import { readState, type ServerState } from "./state.js";
+import { assertSurgeMemory } from "./surge-memory.js";
 
 /**
  * The skeleton every command that changes the fleet shares (deploy, rollback, recover):
@@ -104,6 +105,7 @@ export async function withPlannedFleet<T>(
     return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
       const states = await readStatesToRoll(hosts);
       assertStrategyFits(config, states);
+      await assertSurgeMemory(config, fleet, hosts, states);
       return body({ fleet, hosts, states });
     });
   });

@@ -428,6 +428,8 @@ several runs; each comparison is a ratio between measurements of the same bench 
 
 What real servers add (a login shell slowed by \`~/.bashrc\`, 40 ms of round trip), a bastion, and
 fleets of 12 and 50 servers: [benchmarks-servers.md](benchmarks-servers.md) (scripts/bench-servers.mjs).
+The surge strategy through HAProxy, fleets of 3 and 1, and against the drain:
+[benchmarks-surge.md](benchmarks-surge.md) (scripts/bench-surge.mjs).
 
 ## Machine
 

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
+import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import { serverLines } from "../../src/balancer/haproxy/standby.js";
 import { parseServersState } from "../../src/balancer/haproxy/stats.js";
@@ -19,6 +20,7 @@ import {
   deployDir,
   fixture,
   hostHome,
+  lockOn,
   nexus,
   readUpstream,
   SERVERS,
@@ -27,7 +29,7 @@ import {
   writeConfig,
 } from "./helpers.js";
 import { describeStorm, type StormSummary, startPostStorm, summarizeStorm, waitForSteady } from "./load.js";
-import { sandboxInfo } from "./sandbox-env.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -292,6 +294,58 @@ describe("surge strategy", () => {
       expect(livePort(s)).toBe(3000);
     }
     // The new process was stopped; the old one answers through the balancer.
+    expect(await listening(hostAddress(alpha), 3001)).toBe(false);
+    const answers = await throughLb(6);
+    expect(
+      answers.every((a) => a.status === 200 && a.release === base),
+      JSON.stringify(answers),
+    ).toBe(true);
+  }, 180_000);
+
+  it("Ctrl-C while the new process is gated: it is stopped, the old one serves, the balancer as it was, no lock", async () => {
+    // An app that takes 8 s to listen: the interrupt lands inside its gate, not after it passed.
+    const slow = writeHaproxyConfig({
+      rolling: { strategy: "surge" },
+      pm2: { env: { NODE_ENV: "production", FIXTURE_LISTEN_AFTER_MS: "8000" } },
+      health: { startTimeout: "60s" },
+    });
+    const before = await haproxyState();
+    const child = execa(
+      "node",
+      [
+        path.join(PROJECT_ROOT, "bin", "nexus.js"),
+        "-c",
+        slow,
+        "deploy",
+        "--release-id",
+        uniqueRelease("surge-int"),
+      ],
+      {
+        reject: false,
+        all: true,
+        env: { CI: "true", NO_COLOR: "1" },
+        timeout: 180_000,
+        forceKillAfterDelay: false,
+      },
+    );
+    let sent = false;
+    child.stderr?.on("data", (chunk: Buffer) => {
+      if (!sent && /nexus-alpha: restart ok/.test(chunk.toString())) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    const r = await child;
+    lastOutput = r.all ?? "";
+    expect(sent, lastOutput).toBe(true);
+    expect(r.exitCode, lastOutput).toBe(130);
+    expect(await haproxyState()).toEqual(before);
+    for (const s of SERVERS) {
+      expect(currentRelease(s)).toBe(base);
+      // No record: a server never surged serves on app.port.
+      expect(livePort(s) ?? 3000).toBe(3000);
+      expect(lockOn(s)).toBeUndefined();
+    }
     expect(await listening(hostAddress(alpha), 3001)).toBe(false);
     const answers = await throughLb(6);
     expect(

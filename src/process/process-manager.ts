@@ -80,7 +80,7 @@ export interface ProcessManager {
    * Optional: gets a restart ready while the server drains (whatever start-up it costs is then
    * not spent out of rotation); the restart itself waits for `go()`.
    */
-  prepareRestart?(runner: InteractiveRunner, layout: Layout, release: string): PreparedRestart;
+  prepareRestart?(runner: InteractiveRunner, layout: Layout, release: string, port?: number): PreparedRestart;
   /** The app's instances now (with `port`: the surge process of that port). */
   inspect(runner: CommandRunner, port?: number): Promise<ProcessInfo[]>;
   /** Stops the app (with `port`: the surge process of that port only). */

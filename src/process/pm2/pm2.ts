@@ -93,11 +93,11 @@ export class Pm2 implements ProcessManager {
   }
 
   /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
-  prepareRestart(runner: InteractiveRunner, layout: Layout, release: string): PreparedRestart {
+  prepareRestart(runner: InteractiveRunner, layout: Layout, release: string, port?: number): PreparedRestart {
     const command = script(
       RESTART_SCRIPT,
-      this.options.name,
-      layout.ecosystem(release),
+      this.processName(port),
+      this.ecosystemPath(layout, release, port),
       "wait",
       this.restartDeadlineMs,
     );

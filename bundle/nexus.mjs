@@ -14084,11 +14084,11 @@ var init_pm2 = __esm({
         return parseRestart(stdoutOrThrow(runner.name, STARTING, result2));
       }
       /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
-      prepareRestart(runner, layout2, release) {
+      prepareRestart(runner, layout2, release, port2) {
         const command = script(
           RESTART_SCRIPT,
-          this.options.name,
-          layout2.ecosystem(release),
+          this.processName(port2),
+          this.ecosystemPath(layout2, release, port2),
           "wait",
           this.restartDeadlineMs
         );
@@ -60862,104 +60862,116 @@ async function clearJournals(hosts) {
   await Promise.allSettled(hosts.map((h2) => runOp(h2.session, removeJournal(h2.layout))));
 }
 
-// src/deploy/engine.ts
-function summarize(emit, startedAt, outcome, rows, release, exitCode = exitCodeForOutcome(outcome)) {
-  emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1e3 });
-  return { exitCode, outcome, release };
-}
-async function withLocks(fleet, hosts, holder, emit, lockWaitMs, body) {
-  await lockAll(hosts, holder, emit, lockWaitMs);
-  try {
-    return await body();
-  } finally {
-    await fleet.revive(hosts);
-    await unlockAll(hosts, holder);
-  }
-}
-async function withPlannedFleet(config2, plan, holder, options, body) {
-  const { emit } = options;
-  const fleetOptions = { emit, acceptNew: options.acceptNew, verbose: options.verbose };
-  return withFleet(config2, allServers(config2), fleetOptions, (fleet) => {
-    const hosts = plan.servers.map((s3) => fleet.host(s3.name));
-    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
-      const states = await readStatesToRoll(hosts);
-      assertStrategyFits(config2, states);
-      return body({ fleet, hosts, states });
-    });
-  });
-}
-async function readStatesToRoll(hosts) {
-  const states = /* @__PURE__ */ new Map();
-  await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
-  const unfinished = [...states].flatMap(
-    ([name, state]) => state.journal ? [
-      `${name}: a ${state.journal.command} of ${state.journal.release}${state.journal.time ? ` (${state.journal.time})` : ""} did not finish here`
-    ] : []
-  );
-  if (unfinished.length > 0) {
-    throw new LockError(
-      `${unfinished.join("\n")}
-  fix: \`nexus status\` shows where each server stands; \`nexus recover\` brings it back (if it needs a human, once the cause is fixed)`
-    );
-  }
-  return states;
-}
-function assertStrategyFits(config2, states) {
-  if (config2.rolling.strategy === "surge") return;
-  const surged = [...states].filter(
-    ([, state]) => state.livePort !== void 0 && state.livePort !== config2.app.port
-  );
-  if (surged.length === 0) return;
-  throw new UsageError(
-    `${surged.map(([name, state]) => `${name} serves from the surge strategy's process on port ${state.livePort}`).join("; ")}: the ${config2.rolling.strategy} strategy does not know it
-  fix: roll with --strategy surge (or rolling.strategy "surge")`
-  );
-}
-async function rollJournaled(hosts, journal, options) {
-  const initialStates = options.initialStates ?? await options.ops.balancer.state(options.config.servers);
-  const drained = new Set(initialStates.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
-  if (journal)
-    await writeJournals(hosts, (h2) => ({
-      ...journal(h2),
-      ...drained.has(h2.server.name) ? { drained: true } : {}
-    }));
-  const result2 = await roll({ ...options, initialStates });
-  const needsHuman = new Set(result2.rows.filter((r) => r.result === "needs human").map((r) => r.server));
-  await clearJournals(hosts.filter((h2) => !needsHuman.has(h2.server.name)));
-  return result2;
-}
-function rollOptions(config2, plan, ops, options, moves) {
+// src/remote/memory.ts
+init_errors5();
+init_op();
+var MEM_AVAILABLE_SCRIPT = "# The kernel's estimate of memory available for new processes, in kB (MemAvailable); nothing\n# where /proc/meminfo does not say it (not Linux, or a kernel before 3.14).\nif [ -r /proc/meminfo ]; then\n  awk '/^MemAvailable:/ { print $2; exit }' /proc/meminfo\nfi\n";
+function readMemAvailable() {
+  const what = "reading the memory available";
   return {
-    config: config2,
-    ops,
-    emit: options.emit,
-    signal: options.signal,
-    minInRotation: plan.minInRotation,
-    onFailure: config2.rolling.onFailure,
-    inHand: options.inHand,
-    ...moves
+    what,
+    command: script(MEM_AVAILABLE_SCRIPT),
+    parse: (result2, server) => {
+      const kb = stdoutOrThrow(server, what, result2).trim();
+      return /^\d+$/.test(kb) ? Number(kb) * 1024 : void 0;
+    }
   };
 }
-async function record2(ops, touched, hosts, event, details, finish) {
-  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details, finish)]);
+function surgeMemoryShortfall(available, servingRss, margin = 0.2) {
+  return Math.max(0, Math.ceil(servingRss * (1 + margin) - available));
 }
-async function recordAll(hosts, event, details, finish) {
-  if (!finish) {
-    await Promise.allSettled(hosts.map((h2) => recordHistory(h2, event, details(h2))));
-    return;
+function megabytes(bytes) {
+  return `${Math.round(bytes / 1024 / 1024)} MB`;
+}
+
+// src/deploy/surge-memory.ts
+init_op();
+
+// src/deploy/plan.ts
+init_errors3();
+init_capacity();
+function batchCount(batchSize, fleet) {
+  const raw = typeof batchSize === "number" ? batchSize : Math.floor(fleet * Number.parseInt(batchSize, 10) / 100) || 1;
+  return Math.max(1, Math.min(raw, fleet));
+}
+function chunk(items, size) {
+  const out = [];
+  for (let i2 = 0; i2 < items.length; i2 += size) out.push(items.slice(i2, i2 + size));
+  return out;
+}
+function makePlan(config2, release, only) {
+  let servers2 = config2.servers;
+  if (only && only.length > 0) {
+    const unknown2 = only.filter((name) => !config2.servers.some((s3) => s3.name === name));
+    if (unknown2.length > 0)
+      throw new PlanError(
+        `--only: unknown server ${unknown2.map((n2) => `"${n2}"`).join(", ")} (valid: ${config2.servers.map((s3) => s3.name).join(", ")})`
+      );
+    servers2 = config2.servers.filter((s3) => only.includes(s3.name));
   }
-  await Promise.allSettled(
-    hosts.map(async (h2) => {
-      const ops = [
-        ...finish.first?.(h2) ?? [],
-        historyLine(h2, event, details(h2)),
-        unlockOp(h2, finish.unlock)
-      ];
-      const results = await runOps(h2.session, ops);
-      if (results.at(-1)?.status === "fulfilled") markReleased(finish.unlock, h2);
-    })
-  );
+  const size = batchCount(config2.rolling.batchSize, config2.servers.length);
+  const canary = Math.min(config2.rolling.canary, servers2.length);
+  const batches = [...chunk(servers2.slice(0, canary), canary), ...chunk(servers2.slice(canary), size)];
+  const floor = minInRotation(config2);
+  if (config2.rolling.strategy !== "surge" && config2.servers.length - Math.max(...batches.map((b2) => b2.length)) < floor) {
+    throw new PlanError(
+      `rolling.batchSize: batches of ${Math.max(...batches.map((b2) => b2.length))} cannot keep ${floor} of ${config2.servers.length} server(s) in rotation (rolling.minInRotation)`
+    );
+  }
+  return { release, servers: servers2, batches, canary: canary > 0, minInRotation: floor };
 }
+var PlanError = class extends UsageError {
+};
+function describePlan(config2, plan) {
+  const lines = [
+    `release ${plan.release} to ${plan.servers.length} of ${config2.servers.length} server(s), ${plan.batches.length} batch(es)`,
+    `1. pack ${config2.app.root}`,
+    `2. stage on ${plan.servers.map((s3) => s3.name).join(", ")} (upload, extract, ${config2.shared.files.length + config2.shared.dirs.length > 0 ? "link shared files, " : ""}install; nothing leaves rotation)`
+  ];
+  if (config2.hooks.beforeRoll) {
+    lines.push(
+      `   then hooks.beforeRoll once on ${config2.hooks.beforeRollOn ?? plan.servers[0]?.name}, before any drain: ${config2.hooks.beforeRoll}`
+    );
+  }
+  plan.batches.forEach((batch, index) => {
+    const names = batch.map((s3) => s3.name).join(", ");
+    const label = plan.canary && index === 0 ? "canary batch" : `batch ${index + 1}`;
+    const pause = index > 0 && config2.rolling.pause > 0 ? `after a ${config2.rolling.pause / 1e3}s pause, ` : "";
+    const afterStart = config2.hooks.afterStart ? "hooks.afterStart; " : "";
+    const { watch } = config2.rolling;
+    const window2 = index === 0 ? watch.canary ?? watch.duration : watch.duration;
+    const watching = watch.duration > 0 ? `; watch ${window2 / 1e3}s` : "";
+    if (config2.rolling.strategy === "surge") {
+      lines.push(
+        `${index + 3}. ${label}: ${pause}start the release beside the serving process on ${names} (the other of ports ${config2.app.port} and ${config2.app.surgePort}); ${afterStart}health gate on that port; switch the balancer to it; drain and stop the old process${watching}`
+      );
+      return;
+    }
+    lines.push(
+      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`
+    );
+    const empty = noCapacity(config2, batch);
+    if (empty) lines.push(`   ${empty}`);
+  });
+  lines.push(
+    config2.rolling.strategy === "surge" ? "capacity: no server leaves rotation (strategy surge)" : `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`
+  );
+  if (config2.rolling.watch.duration > 0) {
+    const { watch } = config2.rolling;
+    lines.push(
+      `watch: errors${watch.latency ? " and latency" : ""} at the balancer against the untouched servers; inconclusive after ${(watch.maxDuration ?? 2 * watch.duration) / 1e3}s: ${watch.inconclusive}`
+    );
+  }
+  lines.push(
+    `on a failed gate: ${config2.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`
+  );
+  return lines;
+}
+
+// src/deploy/surge-ops.ts
+init_live_port();
+init_op();
+init_release();
 
 // src/process/process-manager.ts
 function uptimeAtStart(result2) {
@@ -61286,9 +61298,6 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
 }
 
 // src/deploy/surge-ops.ts
-init_live_port();
-init_op();
-init_release();
 function processSlot(config2, port2) {
   return port2 === void 0 || port2 === config2.app.port ? void 0 : port2;
 }
@@ -61307,11 +61316,17 @@ function surgeOps(fleet, config2, emit, host) {
         port: processSlot(config2, port2)
       });
       await runOp(h2.session, writePrivateFile(file.path, file.content, "writing the process file"));
-      const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, void 0, {
-        port: port2,
-        slot: processSlot(config2, port2)
-      });
-      return result2.gate.ok;
+      const slot = processSlot(config2, port2);
+      const prepared = h2.session.alive ? fleet.processes.prepareRestart?.(h2.session, h2.layout, release, slot) : void 0;
+      try {
+        const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, prepared, {
+          port: port2,
+          slot
+        });
+        return result2.gate.ok;
+      } finally {
+        prepared?.close();
+      }
     },
     async record(server, port2) {
       const h2 = await host(server.name);
@@ -61325,6 +61340,134 @@ function surgeOps(fleet, config2, emit, host) {
       await runOp(h2.session, activate(h2.layout, release));
     }
   };
+}
+
+// src/deploy/surge-memory.ts
+async function assertSurgeMemory(config2, fleet, hosts, states) {
+  if (config2.rolling.strategy !== "surge") return;
+  const short = await Promise.all(
+    hosts.map(async (h2) => {
+      const slot = processSlot(config2, states.get(h2.server.name)?.livePort);
+      const [available, serving] = await Promise.all([
+        runOp(h2.session, readMemAvailable()),
+        fleet.processes.inspect(h2.session, slot)
+      ]);
+      const rss = serving.reduce((sum, p2) => sum + (p2.memory ?? 0), 0);
+      if (available === void 0 || rss === 0) return [];
+      const missing = surgeMemoryShortfall(available, rss);
+      return missing > 0 ? [
+        `${h2.server.name}: ${megabytes(available)} available; its ${serving.length} serving instance(s) use ${megabytes(rss)}, and the new ones need as much again plus a fifth: ${megabytes(missing)} short`
+      ] : [];
+    })
+  );
+  const problems = short.flat();
+  if (problems.length > 0) {
+    throw new PlanError(
+      `not enough memory for the surge strategy (the new release runs beside the serving one until the switch):
+  ${problems.join("\n  ")}
+  fix: free memory on those servers, or roll with --strategy drain`
+    );
+  }
+}
+
+// src/deploy/engine.ts
+function summarize(emit, startedAt, outcome, rows, release, exitCode = exitCodeForOutcome(outcome)) {
+  emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1e3 });
+  return { exitCode, outcome, release };
+}
+async function withLocks(fleet, hosts, holder, emit, lockWaitMs, body) {
+  await lockAll(hosts, holder, emit, lockWaitMs);
+  try {
+    return await body();
+  } finally {
+    await fleet.revive(hosts);
+    await unlockAll(hosts, holder);
+  }
+}
+async function withPlannedFleet(config2, plan, holder, options, body) {
+  const { emit } = options;
+  const fleetOptions = { emit, acceptNew: options.acceptNew, verbose: options.verbose };
+  return withFleet(config2, allServers(config2), fleetOptions, (fleet) => {
+    const hosts = plan.servers.map((s3) => fleet.host(s3.name));
+    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = await readStatesToRoll(hosts);
+      assertStrategyFits(config2, states);
+      await assertSurgeMemory(config2, fleet, hosts, states);
+      return body({ fleet, hosts, states });
+    });
+  });
+}
+async function readStatesToRoll(hosts) {
+  const states = /* @__PURE__ */ new Map();
+  await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
+  const unfinished = [...states].flatMap(
+    ([name, state]) => state.journal ? [
+      `${name}: a ${state.journal.command} of ${state.journal.release}${state.journal.time ? ` (${state.journal.time})` : ""} did not finish here`
+    ] : []
+  );
+  if (unfinished.length > 0) {
+    throw new LockError(
+      `${unfinished.join("\n")}
+  fix: \`nexus status\` shows where each server stands; \`nexus recover\` brings it back (if it needs a human, once the cause is fixed)`
+    );
+  }
+  return states;
+}
+function assertStrategyFits(config2, states) {
+  if (config2.rolling.strategy === "surge") return;
+  const surged = [...states].filter(
+    ([, state]) => state.livePort !== void 0 && state.livePort !== config2.app.port
+  );
+  if (surged.length === 0) return;
+  throw new UsageError(
+    `${surged.map(([name, state]) => `${name} serves from the surge strategy's process on port ${state.livePort}`).join("; ")}: the ${config2.rolling.strategy} strategy does not know it
+  fix: roll with --strategy surge (or rolling.strategy "surge")`
+  );
+}
+async function rollJournaled(hosts, journal, options) {
+  const initialStates = options.initialStates ?? await options.ops.balancer.state(options.config.servers);
+  const drained = new Set(initialStates.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
+  if (journal)
+    await writeJournals(hosts, (h2) => ({
+      ...journal(h2),
+      ...drained.has(h2.server.name) ? { drained: true } : {}
+    }));
+  const result2 = await roll({ ...options, initialStates });
+  const needsHuman = new Set(result2.rows.filter((r) => r.result === "needs human").map((r) => r.server));
+  await clearJournals(hosts.filter((h2) => !needsHuman.has(h2.server.name)));
+  return result2;
+}
+function rollOptions(config2, plan, ops, options, moves) {
+  return {
+    config: config2,
+    ops,
+    emit: options.emit,
+    signal: options.signal,
+    minInRotation: plan.minInRotation,
+    onFailure: config2.rolling.onFailure,
+    inHand: options.inHand,
+    ...moves
+  };
+}
+async function record2(ops, touched, hosts, event, details, finish) {
+  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details, finish)]);
+}
+async function recordAll(hosts, event, details, finish) {
+  if (!finish) {
+    await Promise.allSettled(hosts.map((h2) => recordHistory(h2, event, details(h2))));
+    return;
+  }
+  await Promise.allSettled(
+    hosts.map(async (h2) => {
+      const ops = [
+        ...finish.first?.(h2) ?? [],
+        historyLine(h2, event, details(h2)),
+        unlockOp(h2, finish.unlock)
+      ];
+      const results = await runOps(h2.session, ops);
+      if (results.at(-1)?.status === "fulfilled") markReleased(finish.unlock, h2);
+    })
+  );
 }
 
 // src/deploy/fleet-ops.ts
@@ -61439,87 +61582,6 @@ var PreparedRestarts = class {
     this.prepared.delete(name);
   }
 };
-
-// src/deploy/plan.ts
-init_errors3();
-init_capacity();
-function batchCount(batchSize, fleet) {
-  const raw = typeof batchSize === "number" ? batchSize : Math.floor(fleet * Number.parseInt(batchSize, 10) / 100) || 1;
-  return Math.max(1, Math.min(raw, fleet));
-}
-function chunk(items, size) {
-  const out = [];
-  for (let i2 = 0; i2 < items.length; i2 += size) out.push(items.slice(i2, i2 + size));
-  return out;
-}
-function makePlan(config2, release, only) {
-  let servers2 = config2.servers;
-  if (only && only.length > 0) {
-    const unknown2 = only.filter((name) => !config2.servers.some((s3) => s3.name === name));
-    if (unknown2.length > 0)
-      throw new PlanError(
-        `--only: unknown server ${unknown2.map((n2) => `"${n2}"`).join(", ")} (valid: ${config2.servers.map((s3) => s3.name).join(", ")})`
-      );
-    servers2 = config2.servers.filter((s3) => only.includes(s3.name));
-  }
-  const size = batchCount(config2.rolling.batchSize, config2.servers.length);
-  const canary = Math.min(config2.rolling.canary, servers2.length);
-  const batches = [...chunk(servers2.slice(0, canary), canary), ...chunk(servers2.slice(canary), size)];
-  const floor = minInRotation(config2);
-  if (config2.rolling.strategy !== "surge" && config2.servers.length - Math.max(...batches.map((b2) => b2.length)) < floor) {
-    throw new PlanError(
-      `rolling.batchSize: batches of ${Math.max(...batches.map((b2) => b2.length))} cannot keep ${floor} of ${config2.servers.length} server(s) in rotation (rolling.minInRotation)`
-    );
-  }
-  return { release, servers: servers2, batches, canary: canary > 0, minInRotation: floor };
-}
-var PlanError = class extends UsageError {
-};
-function describePlan(config2, plan) {
-  const lines = [
-    `release ${plan.release} to ${plan.servers.length} of ${config2.servers.length} server(s), ${plan.batches.length} batch(es)`,
-    `1. pack ${config2.app.root}`,
-    `2. stage on ${plan.servers.map((s3) => s3.name).join(", ")} (upload, extract, ${config2.shared.files.length + config2.shared.dirs.length > 0 ? "link shared files, " : ""}install; nothing leaves rotation)`
-  ];
-  if (config2.hooks.beforeRoll) {
-    lines.push(
-      `   then hooks.beforeRoll once on ${config2.hooks.beforeRollOn ?? plan.servers[0]?.name}, before any drain: ${config2.hooks.beforeRoll}`
-    );
-  }
-  plan.batches.forEach((batch, index) => {
-    const names = batch.map((s3) => s3.name).join(", ");
-    const label = plan.canary && index === 0 ? "canary batch" : `batch ${index + 1}`;
-    const pause = index > 0 && config2.rolling.pause > 0 ? `after a ${config2.rolling.pause / 1e3}s pause, ` : "";
-    const afterStart = config2.hooks.afterStart ? "hooks.afterStart; " : "";
-    const { watch } = config2.rolling;
-    const window2 = index === 0 ? watch.canary ?? watch.duration : watch.duration;
-    const watching = watch.duration > 0 ? `; watch ${window2 / 1e3}s` : "";
-    if (config2.rolling.strategy === "surge") {
-      lines.push(
-        `${index + 3}. ${label}: ${pause}start the release beside the serving process on ${names} (the other of ports ${config2.app.port} and ${config2.app.surgePort}); ${afterStart}health gate on that port; switch the balancer to it; drain and stop the old process${watching}`
-      );
-      return;
-    }
-    lines.push(
-      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`
-    );
-    const empty = noCapacity(config2, batch);
-    if (empty) lines.push(`   ${empty}`);
-  });
-  lines.push(
-    config2.rolling.strategy === "surge" ? "capacity: no server leaves rotation (strategy surge)" : `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`
-  );
-  if (config2.rolling.watch.duration > 0) {
-    const { watch } = config2.rolling;
-    lines.push(
-      `watch: errors${watch.latency ? " and latency" : ""} at the balancer against the untouched servers; inconclusive after ${(watch.maxDuration ?? 2 * watch.duration) / 1e3}s: ${watch.inconclusive}`
-    );
-  }
-  lines.push(
-    `on a failed gate: ${config2.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`
-  );
-  return lines;
-}
 
 // src/deploy/stage.ts
 init_op();

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { deployDir, nexus, SERVERS, uniqueRelease, writeConfig } from "./helpers.js";
@@ -13,12 +13,14 @@ import { TEST_SANDBOX_DIR } from "./sandbox-env.js";
 
 // The sandbox's bin is first on every host's PATH: a `node` there is the `node` the hosts run.
 // It reports another ABI on nexus-beta only (sshd sets NEXUS_SANDBOX_HOST for each host's sessions).
-const BIN = path.join(TEST_SANDBOX_DIR, "bin");
-const NODE = path.join(BIN, "node");
-const PRELOAD = path.join(BIN, "e2e-node-abi.cjs");
+// By the state dir's real path: the checkout (and the link in it) may sit where the deploy user
+// cannot go (root's home is 0700), and the wrapper runs as that user.
+const bin = () => path.join(realpathSync(TEST_SANDBOX_DIR), "bin");
 const UPGRADED = "nexus-beta";
 
 function upgradeNodeOnBeta(): void {
+  const NODE = path.join(bin(), "node");
+  const PRELOAD = path.join(bin(), "e2e-node-abi.cjs");
   writeFileSync(
     PRELOAD,
     'Object.defineProperty(process, "versions", { value: { ...process.versions, modules: "999" } });\n',
@@ -32,8 +34,8 @@ function upgradeNodeOnBeta(): void {
 }
 
 function restoreNode(): void {
-  rmSync(NODE, { force: true });
-  rmSync(PRELOAD, { force: true });
+  rmSync(path.join(bin(), "node"), { force: true });
+  rmSync(path.join(bin(), "e2e-node-abi.cjs"), { force: true });
 }
 
 /** Each server's install line: "nexus-alpha: node_modules reused (…)". */

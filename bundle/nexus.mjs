@@ -10947,6 +10947,7 @@ var init_haproxy = __esm({
        * have no standby line (then a server's line is its name).
        */
       async linesOf(servers2) {
+        if (servers2.length === 0) return /* @__PURE__ */ new Map();
         const states = this.hasStandby === false ? void 0 : await this.serversState();
         return new Map(
           servers2.map((server) => {

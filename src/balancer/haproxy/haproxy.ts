@@ -148,6 +148,7 @@ export class HaproxyBalancer implements Balancer {
    * have no standby line (then a server's line is its name).
    */
   private async linesOf(servers: readonly ServerConfig[]): Promise<Map<string, ServerLines>> {
+    if (servers.length === 0) return new Map();
     const states = this.hasStandby === false ? undefined : await this.serversState();
     return new Map(
       servers.map((server) => {

@@ -43,13 +43,20 @@ const savedTmp = process.env.TMPDIR;
  * `retireS` later, ends the one before. It writes its pid file once its SIGHUP trap is set (a
  * reload before that would kill it), and runs in a process group of its own, ended as a whole.
  */
-function fakeMaster(where: string, retireS = 0.05): ChildProcess {
+/**
+ * A fake Nginx master: on SIGHUP a new worker starts and the old one is retired 50 ms later, or,
+ * with `retireOn`, only once that file exists (so a test decides when, whatever the machine's load).
+ */
+function fakeMaster(where: string, retireOn?: string): ChildProcess {
+  const retire = retireOn
+    ? `while [ ! -e "${retireOn}" ]; do sleep 0.02; done; kill "$old"`
+    : `sleep 0.05; kill "$old"`;
   // The worker is a script named "worker process": the barrier finds workers by that title.
   writeFileSync(path.join(where, "worker process"), "while :; do sleep 0.05; done\n");
   writeFileSync(
     path.join(where, "master.sh"),
     `worker=""
-hup() { old=$worker; sh "${where}/worker process" & worker=$!; if [ -n "$old" ]; then (sleep ${retireS}; kill "$old") & fi; }
+hup() { old=$worker; sh "${where}/worker process" & worker=$!; if [ -n "$old" ]; then (${retire}) & fi; }
 trap hup HUP
 hup
 echo $$ > "${pidFile}.tmp" && mv "${pidFile}.tmp" "${pidFile}"
@@ -70,9 +77,9 @@ beforeEach(async () => {
   process.env.TMPDIR = tmp;
 });
 
-async function startMaster(retireS?: number): Promise<void> {
+async function startMaster(retireOn?: string): Promise<void> {
   rmSync(pidFile, { force: true });
-  master = fakeMaster(dir, retireS);
+  master = fakeMaster(dir, retireOn);
   for (let i = 0; i < 500 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 10));
   if (!existsSync(pidFile)) throw new Error("the fake Nginx master did not start");
 }
@@ -224,20 +231,24 @@ describe("NginxBalancer.apply", () => {
   });
 
   it("a drain is in force once the old workers stop taking requests; putting back, once a new worker runs", async () => {
-    // A master that lets an old worker run 1 s after its successor starts: time enough to see
-    // which change waited for it.
+    // A master whose old workers retire only once the test lets them: an enable that waited for
+    // one would hang (and time out), and a drain that did not would return with one alive.
+    const release = path.join(dir, "release-old-workers");
     stopMaster();
-    await startMaster(1);
+    await startMaster(release);
     const nginx = balancer();
+    writeFileSync(release, "");
     await nginx.apply({ drain: [a] });
     const [first] = workerPids();
     expect(first).toBeGreaterThan(0);
-    // Enable only: done while the old worker (retired 1 s after its successor starts) still runs.
+    // Enable only: done while the old worker still runs (it cannot retire now).
+    rmSync(release);
     await nginx.apply({ enable: [a] });
     expect(alive(first as number), "the enable waited for the old worker").toBe(true);
     const second = workerPids().find((pid) => pid !== first);
     expect(second).toBeGreaterThan(0);
     // A drain: done only once every worker from before its reload is gone.
+    writeFileSync(release, "");
     await nginx.apply({ drain: [b] });
     expect(alive(second as number), "the drain returned while an old worker still took requests").toBe(false);
   });

@@ -61350,8 +61350,8 @@ async function assertSurgeMemory(config2, fleet, hosts, states) {
     hosts.map(async (h2) => {
       const slot = processSlot(config2, states.get(h2.server.name)?.livePort);
       const [available, serving] = await Promise.all([
-        runOp(h2.session, readMemAvailable()),
-        fleet.processes.inspect(h2.session, slot)
+        runOp(h2.session, readMemAvailable()).catch(() => void 0),
+        fleet.processes.inspect(h2.session, slot).catch(() => [])
       ]);
       const rss = serving.reduce((sum, p2) => sum + (p2.memory ?? 0), 0);
       if (available === void 0 || rss === 0) return [];

@@ -22,9 +22,10 @@ export async function assertSurgeMemory(
   const short = await Promise.all(
     hosts.map(async (h) => {
       const slot = processSlot(config, states.get(h.server.name)?.livePort);
+      // What cannot be read is not judged here: the steps that need it say what is wrong.
       const [available, serving] = await Promise.all([
-        runOp(h.session, readMemAvailable()),
-        fleet.processes.inspect(h.session, slot),
+        runOp(h.session, readMemAvailable()).catch(() => undefined),
+        fleet.processes.inspect(h.session, slot).catch(() => []),
       ]);
       const rss = serving.reduce((sum, p) => sum + (p.memory ?? 0), 0);
       if (available === undefined || rss === 0) return [];

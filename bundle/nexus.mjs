@@ -10950,11 +10950,10 @@ var init_haproxy = __esm({
         if (servers2.length === 0) return /* @__PURE__ */ new Map();
         const states = this.hasStandby === false ? void 0 : await this.serversState();
         return new Map(
-          servers2.map((server) => {
-            const name = this.options.serverName(server);
-            const lines = states ? serverLines(states, name) : { live: { server: name }, standby: void 0 };
-            return [server.name, lines];
-          })
+          servers2.map((server) => [
+            server.name,
+            states ? serverLines(states, this.options.serverName(server)) : { live: void 0, standby: void 0 }
+          ])
         );
       }
       /** The line that carries `server`'s traffic now. */

@@ -11,6 +11,7 @@ import {
   fleetSnapshot,
   hostHome,
   hostUser,
+  interruptAt,
   lockOn,
   nexus,
   nginxConfPath,
@@ -23,31 +24,6 @@ import {
   writeConfig,
 } from "./helpers.js";
 import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
-
-/**
- * Starts the CLI and sends it `signal` once a line of its plain output matches `when`. Resolves
- * with how it ended.
- */
-async function interruptAt(args: string[], when: RegExp, signal: NodeJS.Signals = "SIGINT") {
-  const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
-    reject: false,
-    all: true,
-    env: { CI: "true", NO_COLOR: "1" },
-    timeout: 180_000,
-    // execa follows its own SIGTERM with a SIGKILL 5 s later: on a loaded machine that killed the
-    // CLI in the middle of the restore this test waits for.
-    forceKillAfterDelay: false,
-  });
-  let sent = false;
-  child.stderr?.on("data", (chunk: Buffer) => {
-    if (!sent && when.test(chunk.toString())) {
-      sent = true;
-      child.kill(signal);
-    }
-  });
-  const result = await child;
-  return { exitCode: result.exitCode ?? -1, all: result.all ?? "", sent };
-}
 
 /** Every server in rotation, no lock left, and the balancer answers 200 from releases that passed their gate. */
 async function expectFleetInRotationUnlocked(): Promise<void> {

@@ -95,6 +95,31 @@ export async function nexus(
   };
 }
 
+/**
+ * Starts the CLI and sends it `signal` once a line of its plain output matches `when`. Resolves
+ * with how it ended.
+ */
+export async function interruptAt(args: string[], when: RegExp, signal: NodeJS.Signals = "SIGINT") {
+  const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
+    reject: false,
+    all: true,
+    env: { CI: "true", NO_COLOR: "1" },
+    timeout: 180_000,
+    // execa follows its own SIGTERM with a SIGKILL 5 s later: on a loaded machine that killed the
+    // CLI in the middle of the restore this test waits for.
+    forceKillAfterDelay: false,
+  });
+  let sent = false;
+  child.stderr?.on("data", (chunk: Buffer) => {
+    if (!sent && when.test(chunk.toString())) {
+      sent = true;
+      child.kill(signal);
+    }
+  });
+  const result = await child;
+  return { exitCode: result.exitCode ?? -1, all: result.all ?? "", sent };
+}
+
 export function uniqueRelease(tag: string): string {
   return `${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${tag}-${Math.random().toString(16).slice(2, 6)}`;
 }

@@ -150,14 +150,14 @@ export class HaproxyBalancer implements Balancer {
   private async linesOf(servers: readonly ServerConfig[]): Promise<Map<string, ServerLines>> {
     if (servers.length === 0) return new Map();
     const states = this.hasStandby === false ? undefined : await this.serversState();
+    // Without states nothing is known but the name: `liveLine` falls back to it, a move re-addresses it.
     return new Map(
-      servers.map((server) => {
-        const name = this.options.serverName(server);
-        const lines = states
-          ? serverLines(states, name)
-          : { live: { server: name } as ServerState, standby: undefined };
-        return [server.name, lines];
-      }),
+      servers.map((server) => [
+        server.name,
+        states
+          ? serverLines(states, this.options.serverName(server))
+          : { live: undefined, standby: undefined },
+      ]),
     );
   }
 

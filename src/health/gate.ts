@@ -91,7 +91,10 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
     }
     // Intervals run from one probe's start to the next's: a probe's own round trip (one on the
     // kept forwarded connection, two when it opens one) is not added to each interval.
-    const wait = sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
+    const wait = sleep(
+      Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)),
+      options.signal,
+    );
     // A crash check that ends during the wait is acted on at once.
     await (crashCheck && !answered ? Promise.race([wait, crashCheck]) : wait);
   }

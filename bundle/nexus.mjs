@@ -59824,7 +59824,10 @@ async function runGate(options) {
       const problem2 = await (check ?? options.verifyProcess?.());
       return problem2 ? done(false, problem2) : done(true);
     }
-    const wait = sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
+    const wait = sleep(
+      Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)),
+      options.signal
+    );
     await (crashCheck && !answered ? Promise.race([wait, crashCheck]) : wait);
   }
   const last = timeline.at(-1);

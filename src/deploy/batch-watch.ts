@@ -9,7 +9,7 @@ import type { WatchStop } from "../rollout/roll.js";
 import type { JudgeSettings, ServerJudgement } from "../watch/judge.js";
 import { watchWindow } from "../watch/window.js";
 import { type Fleet, hostRunner } from "./fleet.js";
-import { healthEndpoint } from "./health-check.js";
+import { healthEndpoint, readServingPort } from "./health-check.js";
 
 export interface WatchVerdict {
   /**
@@ -210,7 +210,7 @@ export class BatchWatch {
     const settings = config.rolling.watch;
     const seconds = durationMs / 1000;
     // A kept connection per server for the window's probes; nothing restarts them meanwhile.
-    const agents = new Map<string, ProbeAgent>();
+    const agents = new Map<string, Promise<ProbeAgent>>();
     return watchWindow({
       source: this.traffic.source,
       serverOf: this.traffic.serverOf,
@@ -239,17 +239,28 @@ export class BatchWatch {
         }
       },
     }).finally(() => {
-      for (const agent of agents.values()) agent.destroy();
+      for (const made of agents.values())
+        void made.then(
+          (agent) => agent.destroy(),
+          () => {},
+        );
     });
   }
 
-  private async probe(name: string, agents: Map<string, ProbeAgent>): Promise<boolean> {
+  private async probe(name: string, agents: Map<string, Promise<ProbeAgent>>): Promise<boolean> {
     try {
-      let agent = agents.get(name);
-      if (!agent) {
-        agent = new ProbeAgent(healthEndpoint(this.fleet.host(name), this.config, "watch probe"));
-        agents.set(name, agent);
+      let made = agents.get(name);
+      if (!made) {
+        // The port that serves now: under the surge strategy, maybe app.surgePort.
+        const host = this.fleet.host(name);
+        made = readServingPort(host, this.config).then(
+          (port) => new ProbeAgent(healthEndpoint(host, this.config, "watch probe", port)),
+        );
+        agents.set(name, made);
+        // Not read (a lost connection): asked again at the next probe.
+        made.catch(() => agents.delete(name));
       }
+      const agent = await made;
       const result = await probeOnce(
         { agent, path: this.config.health.path, timeoutMs: this.config.health.timeout },
         Date.now(),

@@ -59871,6 +59871,14 @@ function formatTimeline(timeline, max = 12) {
 }
 
 // src/deploy/health-check.ts
+init_live_port();
+init_op();
+function servingPort(config2, livePort) {
+  return livePort === void 0 || livePort === config2.app.port ? config2.health.port : livePort;
+}
+async function readServingPort(host, config2) {
+  return servingPort(config2, await runOp(host.session, readLivePort(host.layout)));
+}
 function healthEndpoint(host, config2, what, port2 = config2.health.port) {
   const address = host.server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
   if (config2.health.via === "direct") return { host: address, port: port2 };
@@ -59885,8 +59893,8 @@ async function probeNow(host, config2, port2) {
     agent.destroy();
   }
 }
-async function checkHealth(host, config2, deadlineCapMs = 15e3) {
-  const agent = new ProbeAgent(healthEndpoint(host, config2, "health check"));
+async function checkHealth(host, config2, port2, deadlineCapMs = 15e3) {
+  const agent = new ProbeAgent(healthEndpoint(host, config2, "health check", port2));
   try {
     return await runGate({
       passes: config2.health.passes,
@@ -60084,16 +60092,26 @@ var BatchWatch = class _BatchWatch {
         }
       }
     }).finally(() => {
-      for (const agent of agents.values()) agent.destroy();
+      for (const made of agents.values())
+        void made.then(
+          (agent) => agent.destroy(),
+          () => {
+          }
+        );
     });
   }
   async probe(name, agents) {
     try {
-      let agent = agents.get(name);
-      if (!agent) {
-        agent = new ProbeAgent(healthEndpoint(this.fleet.host(name), this.config, "watch probe"));
-        agents.set(name, agent);
+      let made = agents.get(name);
+      if (!made) {
+        const host = this.fleet.host(name);
+        made = readServingPort(host, this.config).then(
+          (port2) => new ProbeAgent(healthEndpoint(host, this.config, "watch probe", port2))
+        );
+        agents.set(name, made);
+        made.catch(() => agents.delete(name));
       }
+      const agent = await made;
       const result2 = await probeOnce(
         { agent, path: this.config.health.path, timeoutMs: this.config.health.timeout },
         Date.now()
@@ -62534,7 +62552,7 @@ async function enableLocked(config2, fleet, server, options) {
   const name = server.name;
   const host = fleet.host(name);
   emit({ type: "step", server: name, step: "gate", status: "start" });
-  const gate = await checkHealth(host, config2);
+  const gate = await checkHealth(host, config2, await readServingPort(host, config2));
   if (!gate.ok) {
     emit({ type: "step", server: name, step: "gate", status: "fail", message: gate.reason });
     if (!options.force) {
@@ -63237,7 +63255,7 @@ async function enableLeftDrained(recovery, rows) {
       row.note = "drained before the interrupted command: left drained";
       continue;
     }
-    if ((await checkHealth(h2, config2)).ok) {
+    if ((await checkHealth(h2, config2, servingPort(config2, states.get(h2.server.name)?.livePort))).ok) {
       await fleet.balancer.apply({ enable: [h2.server] });
       row.note = "was left drained: back in rotation";
     } else {
@@ -64184,7 +64202,7 @@ async function fleetStatus(config2, options) {
         const state = await readState(host);
         const [instances, probe] = await Promise.all([
           fleet.processes.inspect(host.session, processSlot(config2, state.livePort)),
-          probeNow(host, config2, state.livePort)
+          probeNow(host, config2, servingPort(config2, state.livePort))
         ]);
         const backend = await backendOf(s3.name);
         const live = String(state.livePort ?? config2.app.port);

@@ -24689,7 +24689,7 @@ var require_agent = __commonJS({
   "node_modules/ssh2/lib/agent.js"(exports, module) {
     "use strict";
     var { Socket } = __require("net");
-    var { Duplex: Duplex4 } = __require("stream");
+    var { Duplex: Duplex5 } = __require("stream");
     var { resolve: resolve3 } = __require("path");
     var { readFile: readFile11 } = __require("fs");
     var { execFile, spawn: spawn5 } = __require("child_process");
@@ -24842,7 +24842,7 @@ var require_agent = __commonJS({
           stream.proc = void 0;
         }
       }
-      class PageantSocket extends Duplex4 {
+      class PageantSocket extends Duplex5 {
         constructor() {
           super();
           this.proc = void 0;
@@ -25075,7 +25075,7 @@ var require_agent = __commonJS({
       const SYM_MSGLEN = /* @__PURE__ */ Symbol("Agent Protocol Current Message Length");
       const SYM_CLOSED = /* @__PURE__ */ Symbol("Agent Protocol Closed");
       const SYM_ENDED = /* @__PURE__ */ Symbol("Agent Protocol Ended");
-      return class AgentProtocol extends Duplex4 {
+      return class AgentProtocol extends Duplex5 {
         /*
             Notes:
               - `constraint` type consists of:
@@ -50954,7 +50954,7 @@ import {
   PassThrough,
   Readable,
   Writable,
-  Duplex
+  Duplex as Duplex2
 } from "node:stream";
 var handleEarlyError, createDummyStreams, createDummyStream, readable, writable, duplex, handleDummyPromise;
 var init_early_error = __esm({
@@ -51003,7 +51003,7 @@ var init_early_error = __esm({
     } });
     writable = () => new Writable({ write() {
     } });
-    duplex = () => new Duplex({ read() {
+    duplex = () => new Duplex2({ read() {
     }, write() {
     } });
     handleDummyPromise = async (error3, verboseInfo, options) => handleResult(error3, verboseInfo, options);
@@ -51013,7 +51013,7 @@ var init_early_error = __esm({
 // node_modules/execa/lib/stdio/handle-async.js
 import { createReadStream, createWriteStream as createWriteStream2 } from "node:fs";
 import { Buffer as Buffer4 } from "node:buffer";
-import { Readable as Readable2, Writable as Writable2, Duplex as Duplex2 } from "node:stream";
+import { Readable as Readable2, Writable as Writable2, Duplex as Duplex3 } from "node:stream";
 var handleStdioAsync, forbiddenIfAsync, addProperties2, addPropertiesAsync;
 var init_handle_async = __esm({
   "node_modules/execa/lib/stdio/handle-async.js"() {
@@ -51031,7 +51031,7 @@ var init_handle_async = __esm({
       nodeStream: ({ value }) => ({ stream: value }),
       webTransform({ value: { transform: transform2, writableObjectMode, readableObjectMode } }) {
         const objectMode = writableObjectMode || readableObjectMode;
-        const stream = Duplex2.fromWeb(transform2, { objectMode });
+        const stream = Duplex3.fromWeb(transform2, { objectMode });
         return { stream };
       },
       duplex: ({ value: { transform: transform2 } }) => ({ stream: transform2 }),
@@ -52499,7 +52499,7 @@ var init_writable = __esm({
 });
 
 // node_modules/execa/lib/convert/duplex.js
-import { Duplex as Duplex3 } from "node:stream";
+import { Duplex as Duplex4 } from "node:stream";
 import { callbackify as callbackify4 } from "node:util";
 var createDuplex, onDuplexDestroy;
 var init_duplex = __esm({
@@ -52519,7 +52519,7 @@ var init_duplex = __esm({
         encoding,
         preserveNewlines
       });
-      const duplex2 = new Duplex3({
+      const duplex2 = new Duplex4({
         read,
         ...getWritableMethods(subprocessStdin, subprocess, waitWritableFinal),
         destroy: callbackify4(onDuplexDestroy.bind(void 0, {
@@ -53016,7 +53016,7 @@ var init_limits = __esm({
 
 // src/sandbox/processes.ts
 import { access, constants as constants4, readFile as readFile4 } from "node:fs/promises";
-import { connect as connect2, createServer as createServer3 } from "node:net";
+import { connect as connect2, createServer as createServer2 } from "node:net";
 import { delimiter, join } from "node:path";
 async function findBinary(name) {
   const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...SBIN_DIRS];
@@ -53123,7 +53123,7 @@ async function waitFor(probe, timeoutMs, intervalMs = 50) {
 }
 function probeListen(address, port2) {
   return new Promise((resolve3) => {
-    const server = createServer3();
+    const server = createServer2();
     server.once("error", (error3) => resolve3(error3.code ?? error3.message));
     server.listen({ host: address, port: port2, exclusive: true }, () => server.close(() => resolve3(void 0)));
   });
@@ -56418,8 +56418,72 @@ var JumpPool = class {
 // src/ssh/session.ts
 var import_ssh2 = __toESM(require_lib2(), 1);
 init_errors5();
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { StringDecoder } from "node:string_decoder";
+
+// src/ssh/forwarded-socket.ts
+import { Duplex } from "node:stream";
+var OPEN_PROHIBITED = 1;
+var OPEN_CONNECT_FAILED = 2;
+var ForwardedSocket = class extends Duplex {
+  constructor(channel) {
+    super({ allowHalfOpen: false });
+    this.channel = channel;
+    channel.on("data", (chunk2) => {
+      if (!this.push(chunk2)) channel.pause();
+    });
+    channel.once("end", () => this.push(null));
+    channel.once("close", () => this.destroy());
+    channel.on("error", (error3) => this.destroy(error3));
+  }
+  channel;
+  _read() {
+    this.channel.resume();
+  }
+  _write(chunk2, _encoding, callback) {
+    this.channel.write(chunk2);
+    callback();
+  }
+  _final(callback) {
+    this.channel.end();
+    callback();
+  }
+  _destroy(error3, callback) {
+    this.channel.close();
+    callback(error3);
+  }
+  setKeepAlive() {
+    return this;
+  }
+  setNoDelay() {
+    return this;
+  }
+  setTimeout() {
+    return this;
+  }
+  ref() {
+    return this;
+  }
+  unref() {
+    return this;
+  }
+};
+function forwardOpenError(error3, host, port2) {
+  const description = error3.message.replace(/^\(SSH\) Channel open failure: /, "").trim();
+  const to2 = `${host}:${port2}`;
+  const made = (code, message) => Object.assign(new Error(message), { code });
+  if (error3.reason === OPEN_CONNECT_FAILED) {
+    if (/refused/i.test(description)) return made("ECONNREFUSED", `connection refused by ${to2}`);
+    if (/timed out/i.test(description)) return made("ETIMEDOUT", `connecting to ${to2} timed out`);
+    return made("EFORWARD", `the server could not connect to ${to2}: ${description || "connect failed"}`);
+  }
+  if (error3.reason === OPEN_PROHIBITED)
+    return made(
+      "EFORWARD",
+      `the server's sshd does not forward connections for this user (AllowTcpForwarding, PermitOpen): allow it, or set health.via to "direct"${description ? ` (${description})` : ""}`
+    );
+  return made("EFORWARD", `no forwarded connection to ${to2}: ${description || error3.message}`);
+}
 
 // src/ssh/remote-shell.ts
 init_quote();
@@ -56822,7 +56886,7 @@ function traceStart(trace, server, kind, what) {
   if (!trace) return () => {
   };
   const at2 = Date.now();
-  return () => trace({ server, kind, what, at: at2, ms: Date.now() - at2 });
+  return (error3) => trace({ server, kind, what, at: at2, ms: Date.now() - at2, ...error3 ? { error: error3 } : {} });
 }
 
 // src/ssh/session.ts
@@ -56852,7 +56916,6 @@ var SshSession = class _SshSession {
   closed = false;
   lostError;
   sftpPromise;
-  tunnels = [];
   /** Ports forwarded back here (`reverseForward`), by the server's port. */
   reverse;
   trace;
@@ -56989,7 +57052,7 @@ var SshSession = class _SshSession {
       commands.map((c3) => traceName(c3.command, c3.what)).join(" + ")
     );
     const results = shell.runAll(commands.map((c3) => ({ command: c3.command, stdin: c3.stdin })));
-    void Promise.allSettled(results).then(traced);
+    void Promise.allSettled(results).then(() => traced());
     let fallback;
     return results.map(async (result2, i2) => {
       const c3 = commands[i2];
@@ -57368,37 +57431,36 @@ var SshSession = class _SshSession {
     };
   }
   /**
-   * Opens a local listener on 127.0.0.1 whose connections are forwarded through this SSH
-   * connection to host:port as seen from the server (like `ssh -L`). Returns the local port.
+   * A connection from the server to host:port (ssh2 `forwardOut`, like one connection of
+   * `ssh -L`), as a socket node:http can use (`ForwardedSocket`). One round trip; a connect the
+   * server could not make rejects as a TCP connect from there would (ECONNREFUSED: nothing
+   * listening). `what`: who opens it, for the trace ("health gate").
    */
-  async tunnel(host, port2) {
-    const server = createServer((socket) => {
-      const traced = traceStart(this.trace, this.name, "forward", `to ${host}:${port2}`);
-      this.client.forwardOut("127.0.0.1", 0, host, port2, (error3, channel) => {
-        traced();
-        if (error3) {
-          socket.destroy();
-          return;
-        }
-        socket.pipe(channel).pipe(socket);
-        socket.on("error", () => channel.close());
-        channel.on("error", () => socket.destroy());
-        channel.on("close", () => socket.destroy());
-        socket.on("close", () => channel.close());
-      });
+  forwardSocket(host, port2, what) {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
+      );
+    const traced = traceStart(this.trace, this.name, "forward", `${what} ${host}:${port2}`);
+    return new Promise((resolve3, reject) => {
+      try {
+        this.client.forwardOut("127.0.0.1", 0, host, port2, (error3, channel) => {
+          if (error3) {
+            const failed = forwardOpenError(error3, host, port2);
+            traced(failed.code);
+            reject(failed);
+            return;
+          }
+          traced();
+          resolve3(new ForwardedSocket(channel));
+        });
+      } catch (error3) {
+        traced("closed");
+        reject(this.wrap(error3));
+      }
     });
-    this.tunnels.push(server);
-    await new Promise((resolve3, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve3());
-    });
-    const address = server.address();
-    if (!address || typeof address === "string") throw new Error("tunnel listener has no port");
-    return address.port;
   }
   close() {
-    for (const server of this.tunnels) server.close();
-    this.tunnels = [];
     this.remoteShell?.close();
     if (!this.closed) {
       this.closed = true;
@@ -58312,6 +58374,61 @@ function installArgs(name, flavor, locked) {
 // src/check/run.ts
 init_drivers();
 init_errors3();
+
+// src/health/probe-agent.ts
+import http from "node:http";
+var ProbeAgent = class extends http.Agent {
+  constructor(endpoint) {
+    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+    this.endpoint = endpoint;
+  }
+  endpoint;
+  /** Connections opened so far (each a channel open through SSH). */
+  opened = 0;
+  ended = false;
+  createConnection(options, callback) {
+    this.opened++;
+    const open2 = this.endpoint.open;
+    if (!open2) return super.createConnection(options) ?? void 0;
+    open2().then(
+      (socket) => {
+        if (!this.ended) return callback?.(null, socket);
+        socket.destroy();
+        callback?.(Object.assign(new Error("the probes ended"), { code: "ECONNRESET" }), socket);
+      },
+      (error3) => callback?.(error3, void 0)
+    );
+    return void 0;
+  }
+  destroy() {
+    this.ended = true;
+    super.destroy();
+  }
+};
+var ProbeAgents = class {
+  agents;
+  turn = 0;
+  constructor(endpoint, lanes = 1) {
+    this.agents = Array.from({ length: Math.max(1, Math.min(lanes, 16)) }, () => new ProbeAgent(endpoint));
+  }
+  /** The agent for the next probe. */
+  next() {
+    const agent = this.agents[this.turn % this.agents.length];
+    this.turn++;
+    return agent;
+  }
+  get opened() {
+    return this.agents.reduce((sum, agent) => sum + agent.opened, 0);
+  }
+  destroy() {
+    for (const agent of this.agents) agent.destroy();
+  }
+};
+function connecting(socket) {
+  return socket.connecting === true;
+}
+
+// src/check/run.ts
 init_managers();
 init_layout();
 init_op();
@@ -58786,43 +58903,70 @@ async function treeSize(dir) {
 init_facts();
 
 // src/health/http-get.ts
-import http from "node:http";
-function httpGet(origin, path24, timeoutMs, userAgent) {
+import http2 from "node:http";
+async function httpGet(agent, path24, timeoutMs, userAgent) {
+  try {
+    return await getOnce(agent, path24, timeoutMs, userAgent);
+  } catch (error3) {
+    if (!error3.stale) throw error3;
+    return getOnce(agent, path24, timeoutMs, userAgent);
+  }
+}
+function getOnce(agent, path24, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
-    let stage3 = "connect";
-    const request = http.request(origin, {
+    const { host, port: port2 } = agent.endpoint;
+    let answered = false;
+    const request = http2.request({
+      host,
+      port: port2,
       path: path24,
       method: "GET",
-      agent: false,
-      headers: { connection: "close", "user-agent": userAgent },
-      // Socket inactivity, from before the connection is made to the end of the body.
-      timeout: timeoutMs
+      agent,
+      headers: { "user-agent": userAgent }
     });
-    request.on("timeout", () => {
-      request.destroy(
-        Object.assign(new Error(`${stage3} timed out after ${timeoutMs} ms`), { code: "ETIMEDOUT" })
-      );
-    });
+    let timer;
+    const stage3 = (name) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const error3 = Object.assign(new Error(`${name} timed out after ${timeoutMs} ms`), {
+          code: "ETIMEDOUT"
+        });
+        reject(error3);
+        request.destroy(error3);
+      }, timeoutMs);
+    };
+    stage3("connect");
     request.on("socket", (socket) => {
-      socket.once("connect", () => {
-        stage3 = "response headers";
-      });
+      if (!connecting(socket)) stage3("response headers");
+      else socket.once("connect", () => stage3("response headers"));
     });
-    request.on("error", reject);
+    request.on("error", (error3) => {
+      clearTimeout(timer);
+      const stale = request.reusedSocket && !answered && (error3.code === "ECONNRESET" || error3.code === "EPIPE");
+      reject(stale ? Object.assign(error3, { stale: true }) : error3);
+    });
     request.on("response", (response) => {
-      stage3 = "response body";
+      answered = true;
+      stage3("response body");
       const chunks = [];
-      response.on("data", (chunk2) => chunks.push(chunk2));
-      response.on("error", reject);
+      response.on("data", (chunk2) => {
+        chunks.push(chunk2);
+        stage3("response body");
+      });
+      response.on("error", (error3) => {
+        clearTimeout(timer);
+        reject(error3);
+      });
       response.on("close", () => {
+        clearTimeout(timer);
         if (!response.complete)
           reject(
             Object.assign(new Error("connection closed before the end of the body"), { code: "ECONNRESET" })
           );
       });
       response.on("end", () => {
+        clearTimeout(timer);
         resolve3({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
-        request.destroy();
       });
     });
     request.end();
@@ -58830,9 +58974,9 @@ function httpGet(origin, path24, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(origin, path24, timeoutMs) {
+async function fetchHealth(agent, path24, timeoutMs) {
   try {
-    const response = await httpGet(origin, path24, timeoutMs, "nexus-check");
+    const response = await httpGet(agent, path24, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -59150,8 +59294,14 @@ async function sharedItem(session, server, deployPath, config2) {
 }
 async function health(session, server, config2, port2) {
   const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${port2}` : `http://127.0.0.1:${await session.tunnel(host, port2)}`;
-  return fetchHealth(origin, config2.health.path, config2.health.timeout);
+  const agent = new ProbeAgent(
+    config2.health.via === "direct" ? { host, port: port2 } : { host, port: port2, open: () => session.forwardSocket(host, port2, "nexus check") }
+  );
+  try {
+    return await fetchHealth(agent, config2.health.path, config2.health.timeout);
+  } finally {
+    agent.destroy();
+  }
 }
 async function checkBalancer(entry, sessions, config2) {
   const target = `${entry.host} (balancer)`;
@@ -59382,7 +59532,7 @@ async function probeOnce(target, startedAt) {
   const begin = performance.now();
   const at2 = Math.round(Date.now() - startedAt);
   try {
-    const response = await httpGet(target.origin, target.path, target.timeoutMs, "nexus-health");
+    const response = await httpGet(target.agent, target.path, target.timeoutMs, "nexus-health");
     const latencyMs = Math.round(performance.now() - begin);
     const release = releaseOf(response.body);
     if (response.status < 200 || response.status >= 300) {
@@ -59795,12 +59945,14 @@ async function runGate(options) {
   let answered = false;
   let deadlineFrom = startLimit === void 0 ? startedAt : void 0;
   let crashCheckedAt = startedAt;
+  let crashCheck;
+  let crash;
   for (; ; ) {
     if (options.signal?.aborted) return done(false, "interrupted");
     if (deadlineFrom === void 0) {
       if (Date.now() - startedAt >= (startLimit ?? 0)) return done(false, notListening());
-      const crash = await crashedYet();
       if (crash) return done(false, `crashed before listening: ${crash}`);
+      checkCrash();
     } else if (Date.now() - deadlineFrom >= options.deadlineMs) break;
     const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
     const check = canComplete ? options.verifyProcess?.() : void 0;
@@ -59819,7 +59971,11 @@ async function runGate(options) {
       const problem2 = await (check ?? options.verifyProcess?.());
       return problem2 ? done(false, problem2) : done(true);
     }
-    await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
+    const wait = sleep(
+      Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)),
+      options.signal
+    );
+    await (crashCheck && !answered ? Promise.race([wait, crashCheck]) : wait);
   }
   const last = timeline.at(-1);
   const since = startLimit === void 0 ? "" : " of first answering";
@@ -59830,10 +59986,13 @@ async function runGate(options) {
     const last2 = timeline.at(-1);
     return `not listening after ${seconds3(startLimit ?? 0)} (health.startTimeout): no probe was answered${last2?.error ? ` (last: ${last2.error})` : ""}`;
   }
-  async function crashedYet() {
-    if (!options.crashed || Date.now() - crashCheckedAt < 1e3) return void 0;
+  function checkCrash() {
+    if (!options.crashed || crashCheck || Date.now() - crashCheckedAt < 1e3) return;
     crashCheckedAt = Date.now();
-    return options.crashed().catch(() => void 0);
+    crashCheck = options.crashed().catch(() => void 0).then((reason) => {
+      crash ??= reason;
+      crashCheck = void 0;
+    });
   }
   function nextWait(elapsed, streak2, answered2) {
     if (!answered2 && elapsed < UNTIL_ANSWER_WINDOW_MS)
@@ -59859,36 +60018,40 @@ function formatTimeline(timeline, max = 12) {
 }
 
 // src/deploy/health-check.ts
-var probeOrigins = /* @__PURE__ */ new WeakMap();
-function forgetHealthOrigin(host) {
-  probeOrigins.delete(host);
+init_live_port();
+init_op();
+function servingPort(config2, livePort) {
+  return livePort === void 0 || livePort === config2.app.port ? config2.health.port : livePort;
 }
-function healthOrigin(host, config2, port2 = config2.health.port) {
-  let origins = probeOrigins.get(host);
-  if (!origins) {
-    origins = /* @__PURE__ */ new Map();
-    probeOrigins.set(host, origins);
-  }
-  let origin = origins.get(port2);
-  if (!origin) {
-    const target = host.server.upstream.replace(/:\d+$/, "");
-    origin = config2.health.via === "direct" ? Promise.resolve(`http://${target.includes(":") ? `[${target}]` : target}:${port2}`) : host.session.tunnel(target.replace(/^\[|\]$/g, ""), port2).then((local) => `http://127.0.0.1:${local}`);
-    origins.set(port2, origin);
-  }
-  return origin;
+async function readServingPort(host, config2) {
+  return servingPort(config2, await runOp(host.session, readLivePort(host.layout)));
+}
+function healthEndpoint(host, config2, what, port2 = config2.health.port) {
+  const address = host.server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  if (config2.health.via === "direct") return { host: address, port: port2 };
+  const session = host.session;
+  return { host: address, port: port2, open: () => session.forwardSocket(address, port2, what) };
 }
 async function probeNow(host, config2, port2) {
-  const origin = await healthOrigin(host, config2, port2);
-  return probeOnce({ origin, path: config2.health.path, timeoutMs: config2.health.timeout }, Date.now());
+  const agent = new ProbeAgent(healthEndpoint(host, config2, "health probe", port2));
+  try {
+    return await probeOnce({ agent, path: config2.health.path, timeoutMs: config2.health.timeout }, Date.now());
+  } finally {
+    agent.destroy();
+  }
 }
-async function checkHealth(host, config2, deadlineCapMs = 15e3) {
-  const origin = await healthOrigin(host, config2);
-  return runGate({
-    passes: config2.health.passes,
-    intervalMs: config2.health.interval,
-    deadlineMs: Math.min(config2.health.deadline, deadlineCapMs),
-    probe: (startedAt) => probeOnce({ origin, path: config2.health.path, timeoutMs: config2.health.timeout }, startedAt)
-  });
+async function checkHealth(host, config2, port2, deadlineCapMs = 15e3) {
+  const agent = new ProbeAgent(healthEndpoint(host, config2, "health check", port2));
+  try {
+    return await runGate({
+      passes: config2.health.passes,
+      intervalMs: config2.health.interval,
+      deadlineMs: Math.min(config2.health.deadline, deadlineCapMs),
+      probe: (startedAt) => probeOnce({ agent, path: config2.health.path, timeoutMs: config2.health.timeout }, startedAt)
+    });
+  } finally {
+    agent.destroy();
+  }
 }
 
 // src/deploy/batch-watch.ts
@@ -60048,6 +60211,7 @@ var BatchWatch = class _BatchWatch {
     const { config: config2, emit } = this;
     const settings = config2.rolling.watch;
     const seconds4 = durationMs / 1e3;
+    const agents = /* @__PURE__ */ new Map();
     return watchWindow({
       source: this.traffic.source,
       serverOf: this.traffic.serverOf,
@@ -60058,7 +60222,7 @@ var BatchWatch = class _BatchWatch {
       warmupMs: settings.warmup,
       maxDurationMs: settings.maxDuration ?? 2 * durationMs,
       settings: judgeSettings(settings),
-      probe: (name) => this.probe(name),
+      probe: (name) => this.probe(name, agents),
       signal: signal2,
       onBlind: settings.onBlind,
       onBlindWait: (blindFor, why) => emit({
@@ -60074,13 +60238,29 @@ var BatchWatch = class _BatchWatch {
           });
         }
       }
+    }).finally(() => {
+      for (const made of agents.values())
+        void made.then(
+          (agent) => agent.destroy(),
+          () => {
+          }
+        );
     });
   }
-  async probe(name) {
+  async probe(name, agents) {
     try {
-      const origin = await healthOrigin(this.fleet.host(name), this.config);
+      let made = agents.get(name);
+      if (!made) {
+        const host = this.fleet.host(name);
+        made = readServingPort(host, this.config).then(
+          (port2) => new ProbeAgent(healthEndpoint(host, this.config, "watch probe", port2))
+        );
+        agents.set(name, made);
+        made.catch(() => agents.delete(name));
+      }
+      const agent = await made;
       const result2 = await probeOnce(
-        { origin, path: this.config.health.path, timeoutMs: this.config.health.timeout },
+        { agent, path: this.config.health.path, timeoutMs: this.config.health.timeout },
         Date.now()
       );
       return result2.ok;
@@ -61272,9 +61452,13 @@ async function restart(host, release, processes, emit, prepared, surge) {
   return restarted;
 }
 async function healthGate(host, release, config2, processes, restarted, emit, signal2, prepared, surge) {
-  const origin = await healthOrigin(host, config2, surge?.port);
+  const agents = new ProbeAgents(
+    healthEndpoint(host, config2, "health gate", surge?.port),
+    restarted.started.length
+  );
   const slot = surge?.slot;
   const inspect4 = () => prepared?.inspect().catch(() => processes.inspect(host.session, slot)) ?? processes.inspect(host.session, slot);
+  const expectRelease = releaseCheck(config2.health.checkRelease, release, emit);
   return runGate({
     passes: config2.health.passes,
     intervalMs: config2.health.interval,
@@ -61284,17 +61468,12 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
     minUptimeMs: Math.max(0, config2.health.minUptime - restarted.upAlready),
     signal: signal2,
     probe: (startedAt) => probeOnce(
-      {
-        origin,
-        path: config2.health.path,
-        timeoutMs: config2.health.timeout,
-        expectRelease: releaseCheck(config2.health.checkRelease, release, emit)
-      },
+      { agent: agents.next(), path: config2.health.path, timeoutMs: config2.health.timeout, expectRelease },
       startedAt
     ),
     crashed: async () => crashProblem(await inspect4(), restarted.started, restarted.oldPids),
     verifyProcess: async () => processProblem(await inspect4(), restarted.started, restarted.oldPids, processes.instances)
-  });
+  }).finally(() => agents.destroy());
 }
 
 // src/deploy/surge-ops.ts
@@ -61656,7 +61835,7 @@ function fetchCommand(input) {
 import { randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { stat as stat3 } from "node:fs/promises";
-import { createServer as createServer2 } from "node:http";
+import { createServer } from "node:http";
 var ARTIFACT_NAME = "release.tar.gz";
 function parseListen(text5) {
   const match3 = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text5);
@@ -61690,7 +61869,7 @@ var ArtifactServer = class _ArtifactServer {
   resolveClosed;
   static async start(options) {
     const { size } = await stat3(options.file);
-    const server = createServer2();
+    const server = createServer();
     server.keepAliveTimeout = 1e3;
     await new Promise((resolve3, reject) => {
       server.once("error", reject);
@@ -62043,7 +62222,6 @@ async function stageWithRetry(fleet, host, input) {
     });
     await sleep(1e3);
     const fresh = await fleet.reconnect(host.server.name);
-    forgetHealthOrigin(fresh);
     if (await runOp(fresh.session, stopStrays(fresh.layout, input.release)))
       input.emit({
         type: "warn",
@@ -62583,7 +62761,7 @@ async function enableLocked(config2, fleet, server, options) {
   const name = server.name;
   const host = fleet.host(name);
   emit({ type: "step", server: name, step: "gate", status: "start" });
-  const gate = await checkHealth(host, config2);
+  const gate = await checkHealth(host, config2, await readServingPort(host, config2));
   if (!gate.ok) {
     emit({ type: "step", server: name, step: "gate", status: "fail", message: gate.reason });
     if (!options.force) {
@@ -63286,7 +63464,7 @@ async function enableLeftDrained(recovery, rows) {
       row.note = "drained before the interrupted command: left drained";
       continue;
     }
-    if ((await checkHealth(h2, config2)).ok) {
+    if ((await checkHealth(h2, config2, servingPort(config2, states.get(h2.server.name)?.livePort))).ok) {
       await fleet.balancer.apply({ enable: [h2.server] });
       row.note = "was left drained: back in rotation";
     } else {
@@ -64233,7 +64411,7 @@ async function fleetStatus(config2, options) {
         const state = await readState(host);
         const [instances, probe] = await Promise.all([
           fleet.processes.inspect(host.session, processSlot(config2, state.livePort)),
-          probeNow(host, config2, state.livePort)
+          probeNow(host, config2, servingPort(config2, state.livePort))
         ]);
         const backend = await backendOf(s3.name);
         const live = String(state.livePort ?? config2.app.port);

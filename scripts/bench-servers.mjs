@@ -544,7 +544,7 @@ function render(data) {
       "",
       t.main,
       "",
-      "What each command opened (NEXUS_SSH_TRACE): `connect` an SSH handshake; `channel` an exec channel, one login-shell start on the server and two round trips before the command runs; `shell` one exchange with the server's remote shell (one round trip, no shell start); `sftp` an SFTP request (an upload's pipelined writes count as one); `forward` a forwarded connection (a health probe through the SSH connection).",
+      "What each command opened (NEXUS_SSH_TRACE): `connect` an SSH handshake; `channel` an exec channel, one login-shell start on the server and two round trips before the command runs; `shell` one exchange with the server's remote shell (one round trip, no shell start); `sftp` an SFTP request (an upload's pipelined writes count as one); `forward` a forwarded connection (health probes through the SSH connection: a gate's probes share one kept connection; each attempt while the new process does not listen yet is one, refused).",
       "",
       t.counts,
       "",

@@ -1,4 +1,5 @@
 import { httpGet } from "../health/http-get.js";
+import type { ProbeAgent } from "../health/probe-agent.js";
 import type { CheckItem } from "./types.js";
 
 export interface HealthAnswer {
@@ -8,10 +9,10 @@ export interface HealthAnswer {
   error?: string;
 }
 
-/** One GET of the health endpoint, on a fresh connection; never throws. */
-export async function fetchHealth(origin: string, path: string, timeoutMs: number): Promise<HealthAnswer> {
+/** One GET of the health endpoint; never throws. */
+export async function fetchHealth(agent: ProbeAgent, path: string, timeoutMs: number): Promise<HealthAnswer> {
   try {
-    const response = await httpGet(origin, path, timeoutMs, "nexus-check");
+    const response = await httpGet(agent, path, timeoutMs, "nexus-check");
     let json = false;
     let release: string | undefined;
     try {

@@ -3,6 +3,7 @@ import type { BalancerHost } from "../balancer/driver.js";
 import { type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
+import { ProbeAgent } from "../health/probe-agent.js";
 import { processManagerOf } from "../process/managers.js";
 import { layout, resolveRemotePath } from "../remote/layout.js";
 import { runOp } from "../remote/op.js";
@@ -209,11 +210,16 @@ async function sharedItem(
 
 async function health(session: SshSession, server: ServerConfig, config: Config, port: number) {
   const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-  const origin =
+  const agent = new ProbeAgent(
     config.health.via === "direct"
-      ? `http://${host.includes(":") ? `[${host}]` : host}:${port}`
-      : `http://127.0.0.1:${await session.tunnel(host, port)}`;
-  return fetchHealth(origin, config.health.path, config.health.timeout);
+      ? { host, port }
+      : { host, port, open: () => session.forwardSocket(host, port, "nexus check") },
+  );
+  try {
+    return await fetchHealth(agent, config.health.path, config.health.timeout);
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** The balancer's part of the report: its driver's checks, on the balancer host. */

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { SetExit } from "../cli/action.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Fleet } from "../deploy/fleet.js";
-import { checkHealth } from "../deploy/health-check.js";
+import { checkHealth, readServingPort } from "../deploy/health-check.js";
 import { recordHistory } from "../deploy/history.js";
 import { EXIT } from "../errors.js";
 import { type ManualOptions, manualCommand, withServerLocked } from "./servers.js";
@@ -33,7 +33,8 @@ async function enableLocked(
   const name = server.name;
   const host = fleet.host(name);
   emit({ type: "step", server: name, step: "gate", status: "start" });
-  const gate = await checkHealth(host, config);
+  // A server the surge strategy left on app.surgePort is checked there.
+  const gate = await checkHealth(host, config, await readServingPort(host, config));
   if (!gate.ok) {
     emit({ type: "step", server: name, step: "gate", status: "fail", message: gate.reason });
     if (!options.force) {

@@ -6,7 +6,7 @@ import { printResult } from "../cli/result.js";
 import { printTable } from "../cli/table.js";
 import type { Config } from "../config/load.js";
 import { allServers, withFleet } from "../deploy/fleet.js";
-import { probeNow } from "../deploy/health-check.js";
+import { probeNow, servingPort } from "../deploy/health-check.js";
 import { describeHolder, isLiveHere, isStale } from "../deploy/lock.js";
 import { readState, type ServerState } from "../deploy/state.js";
 import { processSlot } from "../deploy/surge-ops.js";
@@ -102,7 +102,7 @@ export async function fleetStatus(
         const state = await readState(host);
         const [instances, probe] = await Promise.all([
           fleet.processes.inspect(host.session, processSlot(config, state.livePort)),
-          probeNow(host, config, state.livePort),
+          probeNow(host, config, servingPort(config, state.livePort)),
         ]);
         const backend = await backendOf(s.name);
         const live = String(state.livePort ?? config.app.port);

@@ -2,6 +2,7 @@ import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { formatTimeline, type GateResult, runGate } from "../health/gate.js";
 import { probeOnce, releaseCheck } from "../health/probe.js";
+import { ProbeAgents } from "../health/probe-agent.js";
 import {
   crashProblem,
   type PreparedRestart,
@@ -14,7 +15,7 @@ import { runOp } from "../remote/op.js";
 import { activate as switchCurrent, tailFile } from "../remote/release.js";
 import { redactedLogLines } from "../report/redact.js";
 import type { Host } from "./fleet.js";
-import { healthOrigin } from "./health-check.js";
+import { healthEndpoint } from "./health-check.js";
 import { runServerHook } from "./hooks.js";
 import { releaseEnv } from "./release-env.js";
 import { timed } from "./timed.js";
@@ -133,11 +134,17 @@ async function healthGate(
   prepared?: PreparedRestart,
   surge?: { port: number; slot: number | undefined },
 ): Promise<GateResult> {
-  const origin = await healthOrigin(host, config, surge?.port);
+  // Made now that the restart has returned, destroyed when the gate ends: no kept connection
+  // can reach a process the restart replaced (probe-agent.ts).
+  const agents = new ProbeAgents(
+    healthEndpoint(host, config, "health gate", surge?.port),
+    restarted.started.length,
+  );
   const slot = surge?.slot;
   const inspect = () =>
     prepared?.inspect().catch(() => processes.inspect(host.session, slot)) ??
     processes.inspect(host.session, slot);
+  const expectRelease = releaseCheck(config.health.checkRelease, release, emit);
   return runGate({
     passes: config.health.passes,
     intervalMs: config.health.interval,
@@ -148,16 +155,11 @@ async function healthGate(
     signal,
     probe: (startedAt) =>
       probeOnce(
-        {
-          origin,
-          path: config.health.path,
-          timeoutMs: config.health.timeout,
-          expectRelease: releaseCheck(config.health.checkRelease, release, emit),
-        },
+        { agent: agents.next(), path: config.health.path, timeoutMs: config.health.timeout, expectRelease },
         startedAt,
       ),
     crashed: async () => crashProblem(await inspect(), restarted.started, restarted.oldPids),
     verifyProcess: async () =>
       processProblem(await inspect(), restarted.started, restarted.oldPids, processes.instances),
-  });
+  }).finally(() => agents.destroy());
 }

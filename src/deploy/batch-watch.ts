@@ -4,11 +4,12 @@ import { ConfigError } from "../config/errors.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit, WatchedRate } from "../events/events.js";
 import { probeOnce } from "../health/probe.js";
+import { ProbeAgent } from "../health/probe-agent.js";
 import type { WatchStop } from "../rollout/roll.js";
 import type { JudgeSettings, ServerJudgement } from "../watch/judge.js";
 import { watchWindow } from "../watch/window.js";
 import { type Fleet, hostRunner } from "./fleet.js";
-import { healthOrigin } from "./health-check.js";
+import { healthEndpoint, readServingPort } from "./health-check.js";
 
 export interface WatchVerdict {
   /**
@@ -208,6 +209,8 @@ export class BatchWatch {
     const { config, emit } = this;
     const settings = config.rolling.watch;
     const seconds = durationMs / 1000;
+    // A kept connection per server for the window's probes; nothing restarts them meanwhile.
+    const agents = new Map<string, Promise<ProbeAgent>>();
     return watchWindow({
       source: this.traffic.source,
       serverOf: this.traffic.serverOf,
@@ -218,7 +221,7 @@ export class BatchWatch {
       warmupMs: settings.warmup,
       maxDurationMs: settings.maxDuration ?? 2 * durationMs,
       settings: judgeSettings(settings),
-      probe: (name) => this.probe(name),
+      probe: (name) => this.probe(name, agents),
       signal,
       onBlind: settings.onBlind,
       onBlindWait: (blindFor, why) =>
@@ -235,14 +238,31 @@ export class BatchWatch {
           });
         }
       },
+    }).finally(() => {
+      for (const made of agents.values())
+        void made.then(
+          (agent) => agent.destroy(),
+          () => {},
+        );
     });
   }
 
-  private async probe(name: string): Promise<boolean> {
+  private async probe(name: string, agents: Map<string, Promise<ProbeAgent>>): Promise<boolean> {
     try {
-      const origin = await healthOrigin(this.fleet.host(name), this.config);
+      let made = agents.get(name);
+      if (!made) {
+        // The port that serves now: under the surge strategy, maybe app.surgePort.
+        const host = this.fleet.host(name);
+        made = readServingPort(host, this.config).then(
+          (port) => new ProbeAgent(healthEndpoint(host, this.config, "watch probe", port)),
+        );
+        agents.set(name, made);
+        // Not read (a lost connection): asked again at the next probe.
+        made.catch(() => agents.delete(name));
+      }
+      const agent = await made;
       const result = await probeOnce(
-        { origin, path: this.config.health.path, timeoutMs: this.config.health.timeout },
+        { agent, path: this.config.health.path, timeoutMs: this.config.health.timeout },
         Date.now(),
       );
       return result.ok;

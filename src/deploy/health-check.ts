@@ -1,53 +1,71 @@
 import type { Config } from "../config/load.js";
 import { type GateResult, runGate } from "../health/gate.js";
 import { type ProbeResult, probeOnce } from "../health/probe.js";
+import { ProbeAgent, type ProbeEndpoint } from "../health/probe-agent.js";
+import { readLivePort } from "../remote/live-port.js";
+import { runOp } from "../remote/op.js";
 import type { Host } from "./fleet.js";
 
-const probeOrigins = new WeakMap<Host, Map<number, Promise<string>>>();
+/**
+ * The port of the process that serves on a server: the one the surge strategy recorded
+ * (`.nexus/live-port`: app.surgePort after an odd number of surges), else health.port.
+ */
+export function servingPort(config: Config, livePort: number | undefined): number {
+  return livePort === undefined || livePort === config.app.port ? config.health.port : livePort;
+}
 
-/** After a reconnect: the cached tunnel belonged to the old connection. */
-export function forgetHealthOrigin(host: Host): void {
-  probeOrigins.delete(host);
+/** servingPort, read from the server (one exchange). */
+export async function readServingPort(host: Host, config: Config): Promise<number> {
+  return servingPort(config, await runOp(host.session, readLivePort(host.layout)));
 }
 
 /**
- * Where to reach the app's health endpoint from here: through the host's SSH connection, or
- * directly. `port`: another port than health.port (the surge strategy's new process).
+ * Where the app's health endpoint is and how to reach it: through the host's SSH connection (a
+ * forwarded connection opened by the server), or directly. `port`: another port than health.port
+ * (the surge strategy's new process). `what`: who probes, for the SSH trace ("health gate").
  */
-export function healthOrigin(host: Host, config: Config, port = config.health.port): Promise<string> {
-  let origins = probeOrigins.get(host);
-  if (!origins) {
-    origins = new Map();
-    probeOrigins.set(host, origins);
-  }
-  let origin = origins.get(port);
-  if (!origin) {
-    const target = host.server.upstream.replace(/:\d+$/, "");
-    origin =
-      config.health.via === "direct"
-        ? Promise.resolve(`http://${target.includes(":") ? `[${target}]` : target}:${port}`)
-        : host.session
-            .tunnel(target.replace(/^\[|\]$/g, ""), port)
-            .then((local) => `http://127.0.0.1:${local}`);
-    origins.set(port, origin);
-  }
-  return origin;
+export function healthEndpoint(
+  host: Host,
+  config: Config,
+  what: string,
+  port = config.health.port,
+): ProbeEndpoint {
+  const address = host.server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  if (config.health.via === "direct") return { host: address, port };
+  const session = host.session;
+  return { host: address, port, open: () => session.forwardSocket(address, port, what) };
 }
 
-/** One probe of the health endpoint, now (any release); `port`: as for healthOrigin. */
+/** One probe of the health endpoint, now (any release), on a connection of its own; `port`: as for healthEndpoint. */
 export async function probeNow(host: Host, config: Config, port?: number): Promise<ProbeResult> {
-  const origin = await healthOrigin(host, config, port);
-  return probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, Date.now());
+  const agent = new ProbeAgent(healthEndpoint(host, config, "health probe", port));
+  try {
+    return await probeOnce({ agent, path: config.health.path, timeoutMs: config.health.timeout }, Date.now());
+  } finally {
+    agent.destroy();
+  }
 }
 
-/** The health endpoint passes `health.passes` times in a row (any release), within a short deadline. */
-export async function checkHealth(host: Host, config: Config, deadlineCapMs = 15_000): Promise<GateResult> {
-  const origin = await healthOrigin(host, config);
-  return runGate({
-    passes: config.health.passes,
-    intervalMs: config.health.interval,
-    deadlineMs: Math.min(config.health.deadline, deadlineCapMs),
-    probe: (startedAt) =>
-      probeOnce({ origin, path: config.health.path, timeoutMs: config.health.timeout }, startedAt),
-  });
+/**
+ * The health endpoint passes `health.passes` times in a row (any release), within a short
+ * deadline; the probes share one kept connection. `port`: as for healthEndpoint.
+ */
+export async function checkHealth(
+  host: Host,
+  config: Config,
+  port?: number,
+  deadlineCapMs = 15_000,
+): Promise<GateResult> {
+  const agent = new ProbeAgent(healthEndpoint(host, config, "health check", port));
+  try {
+    return await runGate({
+      passes: config.health.passes,
+      intervalMs: config.health.interval,
+      deadlineMs: Math.min(config.health.deadline, deadlineCapMs),
+      probe: (startedAt) =>
+        probeOnce({ agent, path: config.health.path, timeoutMs: config.health.timeout }, startedAt),
+    });
+  } finally {
+    agent.destroy();
+  }
 }

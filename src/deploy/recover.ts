@@ -6,7 +6,7 @@ import { type RollResult, roll } from "../rollout/roll.js";
 import { record, summarize, withLocks } from "./engine.js";
 import { allServers, type Fleet, type Host, withFleet } from "./fleet.js";
 import { fleetOps } from "./fleet-ops.js";
-import { checkHealth } from "./health-check.js";
+import { checkHealth, servingPort } from "./health-check.js";
 import {
   breakLock,
   clearJournals,
@@ -193,7 +193,7 @@ async function enableLeftDrained(recovery: Recovery, rows: Map<string, SummaryRo
       row.note = "drained before the interrupted command: left drained";
       continue;
     }
-    if ((await checkHealth(h, config)).ok) {
+    if ((await checkHealth(h, config, servingPort(config, states.get(h.server.name)?.livePort))).ok) {
       await fleet.balancer.apply({ enable: [h.server] });
       row.note = "was left drained: back in rotation";
     } else {

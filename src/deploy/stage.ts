@@ -18,7 +18,6 @@ import { SshError } from "../ssh/errors.js";
 import { transferArtifact } from "../transfer/transfer.js";
 import { sleep } from "../util/sleep.js";
 import type { Fleet, Host } from "./fleet.js";
-import { forgetHealthOrigin } from "./health-check.js";
 import { releaseEnv } from "./release-env.js";
 import { timed } from "./timed.js";
 
@@ -133,7 +132,6 @@ export async function stageWithRetry(fleet: Fleet, host: Host, input: StageInput
     });
     await sleep(1000);
     const fresh = await fleet.reconnect(host.server.name);
-    forgetHealthOrigin(fresh);
     if (await runOp(fresh.session, stopStrays(fresh.layout, input.release)))
       input.emit({
         type: "warn",

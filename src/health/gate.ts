@@ -62,12 +62,15 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
   // When the deadline starts: at the first answer when there is a start timeout.
   let deadlineFrom: number | undefined = startLimit === undefined ? startedAt : undefined;
   let crashCheckedAt = startedAt;
+  // The crash check in flight, and what the last one found.
+  let crashCheck: Promise<void> | undefined;
+  let crash: string | undefined;
   for (;;) {
     if (options.signal?.aborted) return done(false, "interrupted");
     if (deadlineFrom === undefined) {
       if (Date.now() - startedAt >= (startLimit ?? 0)) return done(false, notListening());
-      const crash = await crashedYet();
       if (crash) return done(false, `crashed before listening: ${crash}`);
+      checkCrash();
     } else if (Date.now() - deadlineFrom >= options.deadlineMs) break;
     const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
     const check = canComplete ? options.verifyProcess?.() : undefined;
@@ -86,9 +89,14 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
       const problem = await (check ?? options.verifyProcess?.());
       return problem ? done(false, problem) : done(true);
     }
-    // Intervals run from one probe's start to the next's: a probe's own round trips (two over a
-    // forwarded SSH channel, 80 ms at 40 ms of latency) are not added to each interval.
-    await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
+    // Intervals run from one probe's start to the next's: a probe's own round trip (one on the
+    // kept forwarded connection, two when it opens one) is not added to each interval.
+    const wait = sleep(
+      Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)),
+      options.signal,
+    );
+    // A crash check that ends during the wait is acted on at once.
+    await (crashCheck && !answered ? Promise.race([wait, crashCheck]) : wait);
   }
   const last = timeline.at(-1);
   const since = startLimit === undefined ? "" : " of first answering";
@@ -99,14 +107,24 @@ export async function runGate(options: GateOptions): Promise<GateResult> {
 
   function notListening(): string {
     const last = timeline.at(-1);
-    // Through an SSH tunnel a refused connection shows as a reset: the local end was accepted.
+    // Through SSH too, nothing listening is ECONNREFUSED: sshd fails the channel's open with it.
     return `not listening after ${seconds(startLimit ?? 0)} (health.startTimeout): no probe was answered${last?.error ? ` (last: ${last.error})` : ""}`;
   }
 
-  async function crashedYet(): Promise<string | undefined> {
-    if (!options.crashed || Date.now() - crashCheckedAt < 1000) return undefined;
+  /**
+   * Asks whether the process crashed, about once a second until the app answers: beside the
+   * probes, which do not wait for its round trip (and PM2 call) to go on finding the app listening.
+   */
+  function checkCrash(): void {
+    if (!options.crashed || crashCheck || Date.now() - crashCheckedAt < 1000) return;
     crashCheckedAt = Date.now();
-    return options.crashed().catch(() => undefined);
+    crashCheck = options
+      .crashed()
+      .catch(() => undefined)
+      .then((reason) => {
+        crash ??= reason;
+        crashCheck = undefined;
+      });
   }
 
   /**

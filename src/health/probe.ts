@@ -1,4 +1,5 @@
 import { httpGet } from "./http-get.js";
+import type { ProbeAgent } from "./probe-agent.js";
 import { type ReleaseCheck, releaseProblem } from "./release-check.js";
 
 export { releaseCheck } from "./release-check.js";
@@ -14,20 +15,20 @@ export interface ProbeResult {
 }
 
 export interface ProbeTarget {
-  /** http://host:port of the app, as reachable from here (maybe a tunnel). */
-  origin: string;
+  /** The app's port, through its kept connection (probe-agent.ts). */
+  agent: ProbeAgent;
   path: string;
   timeoutMs: number;
   /** What /health's `release` must be (see health.checkRelease); undefined: not checked. */
   expectRelease?: ReleaseCheck;
 }
 
-/** One GET on a fresh connection (httpGet); never throws. */
+/** One GET through the agent's kept connection (httpGet); never throws. */
 export async function probeOnce(target: ProbeTarget, startedAt: number): Promise<ProbeResult> {
   const begin = performance.now();
   const at = Math.round(Date.now() - startedAt);
   try {
-    const response = await httpGet(target.origin, target.path, target.timeoutMs, "nexus-health");
+    const response = await httpGet(target.agent, target.path, target.timeoutMs, "nexus-health");
     const latencyMs = Math.round(performance.now() - begin);
     const release = releaseOf(response.body);
     if (response.status < 200 || response.status >= 300) {
@@ -58,7 +59,7 @@ function firstLine(body: string): string {
 
 /** A failed probe as a gate failure ends with it: the code, then what it means. */
 function describeError(err: Error & { code?: string }): string {
-  // Through a tunnel, the address in Node's message is the local end's: it would mislead.
+  // Same words direct or through SSH (where sshd said "Connection refused" for the channel).
   if (err.code === "ECONNREFUSED") return "ECONNREFUSED: connection refused (nothing listening)";
   return err.code ? `${err.code}: ${err.message}` : err.message;
 }

@@ -1,4 +1,4 @@
-import { connect, createServer, type Server } from "node:net";
+import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import {
@@ -9,6 +9,7 @@ import {
   type SFTPWrapper,
 } from "ssh2";
 import { SshError, stdoutOrThrow } from "./errors.js";
+import { ForwardedSocket, forwardOpenError } from "./forwarded-socket.js";
 import type { HostKeyVerifier } from "./host-keys.js";
 import { RemoteShell, ShellLost, type ShellTransport, ShellUnavailable } from "./remote-shell.js";
 import { type Tracer, traceName, tracer, traceStart } from "./trace.js";
@@ -132,7 +133,6 @@ export class SshSession implements InteractiveRunner {
   private closed = false;
   private lostError: SshError | undefined;
   private sftpPromise: Promise<SFTPWrapper> | undefined;
-  private tunnels: Server[] = [];
   /** Ports forwarded back here (`reverseForward`), by the server's port. */
   private reverse: Map<number, { host: string; port: number }> | undefined;
   private readonly trace: Tracer | undefined;
@@ -299,7 +299,7 @@ export class SshSession implements InteractiveRunner {
       commands.map((c) => traceName(c.command, c.what)).join(" + "),
     );
     const results = shell.runAll(commands.map((c) => ({ command: c.command, stdin: c.stdin })));
-    void Promise.allSettled(results).then(traced);
+    void Promise.allSettled(results).then(() => traced());
     let fallback: Promise<ExecResult[]> | undefined;
     return results.map(async (result, i) => {
       const c = commands[i] as (typeof commands)[number];
@@ -702,38 +702,38 @@ export class SshSession implements InteractiveRunner {
   }
 
   /**
-   * Opens a local listener on 127.0.0.1 whose connections are forwarded through this SSH
-   * connection to host:port as seen from the server (like `ssh -L`). Returns the local port.
+   * A connection from the server to host:port (ssh2 `forwardOut`, like one connection of
+   * `ssh -L`), as a socket node:http can use (`ForwardedSocket`). One round trip; a connect the
+   * server could not make rejects as a TCP connect from there would (ECONNREFUSED: nothing
+   * listening). `what`: who opens it, for the trace ("health gate").
    */
-  async tunnel(host: string, port: number): Promise<number> {
-    const server = createServer((socket) => {
-      const traced = traceStart(this.trace, this.name, "forward", `to ${host}:${port}`);
-      this.client.forwardOut("127.0.0.1", 0, host, port, (error, channel) => {
-        traced();
-        if (error) {
-          socket.destroy();
-          return;
-        }
-        socket.pipe(channel).pipe(socket);
-        socket.on("error", () => channel.close());
-        channel.on("error", () => socket.destroy());
-        channel.on("close", () => socket.destroy());
-        socket.on("close", () => channel.close());
-      });
+  forwardSocket(host: string, port: number, what: string): Promise<Duplex> {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed"),
+      );
+    const traced = traceStart(this.trace, this.name, "forward", `${what} ${host}:${port}`);
+    return new Promise((resolve, reject) => {
+      try {
+        this.client.forwardOut("127.0.0.1", 0, host, port, (error, channel) => {
+          if (error) {
+            const failed = forwardOpenError(error, host, port);
+            traced(failed.code);
+            reject(failed);
+            return;
+          }
+          traced();
+          resolve(new ForwardedSocket(channel));
+        });
+      } catch (error) {
+        // ssh2 throws when the connection is gone.
+        traced("closed");
+        reject(this.wrap(error as Error));
+      }
     });
-    this.tunnels.push(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    const address = server.address();
-    if (!address || typeof address === "string") throw new Error("tunnel listener has no port");
-    return address.port;
   }
 
   close(): void {
-    for (const server of this.tunnels) server.close();
-    this.tunnels = [];
     this.remoteShell?.close();
     if (!this.closed) {
       this.closed = true;

@@ -10,7 +10,8 @@ export interface TraceEntry {
   /**
    * connect: a handshake; channel: an exec channel (one login-shell start on the server);
    * shell: one exchange with the server's remote shell; sftp: one SFTP request (an upload's writes
-   * count as one); forward: a forwarded connection (a health probe through the SSH connection).
+   * count as one); forward: a forwarded connection (health probes through the SSH connection:
+   * a gate's probes share one, kept alive; each attempt while nothing listens is one, failed).
    */
   kind: "connect" | "channel" | "shell" | "sftp" | "forward";
   /** The step ("reading the server's state", "upload"), or the command's first words. */
@@ -18,6 +19,8 @@ export interface TraceEntry {
   /** When it began (ms since the epoch) and how long it took until its answer. */
   at: number;
   ms: number;
+  /** An operation that failed at once (a forwarded connection the server could not open: ECONNREFUSED). */
+  error?: string;
 }
 
 export type Tracer = (entry: TraceEntry) => void;
@@ -49,14 +52,14 @@ export function traceName(command: string, what?: string): string {
   return (script ? `sh -c ${script[1]}` : (text.split("\n")[0] ?? "")).slice(0, 60);
 }
 
-/** Starts timing an operation; the returned function records it once it ends. */
+/** Starts timing an operation; the returned function records it once it ends (with why it failed, if it did). */
 export function traceStart(
   trace: Tracer | undefined,
   server: string,
   kind: TraceEntry["kind"],
   what: string,
-): () => void {
+): (error?: string) => void {
   if (!trace) return () => {};
   const at = Date.now();
-  return () => trace({ server, kind, what, at, ms: Date.now() - at });
+  return (error) => trace({ server, kind, what, at, ms: Date.now() - at, ...(error ? { error } : {}) });
 }

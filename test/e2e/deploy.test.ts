@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -115,5 +116,58 @@ describe("nexus deploy --rolling on the sandbox", () => {
     const answers = await throughLb(15);
     expect(answers.every((a) => a.status === 200 && a.release === releaseA)).toBe(true);
     expect(sandboxInfo().hosts).toHaveLength(3);
+  });
+
+  it("a gate's probes share one forwarded SSH connection per server (NEXUS_SSH_TRACE), not one per probe", async () => {
+    const trace = path.join(mkdtempSync(path.join(os.tmpdir(), "nexus-trace-")), "trace.jsonl");
+    // After the rollback test: that one needs B then A as the last two releases.
+    // A probe timeout far above a probe's time: the only way to a second connection in a passing
+    // gate would be a failed probe on the first, so the counts below do not depend on the load.
+    const run = await nexus(
+      [
+        "--json",
+        "-c",
+        writeConfig({ health: { timeout: "10s" } }),
+        "deploy",
+        "--release-id",
+        uniqueRelease("kept"),
+      ],
+      { env: { NEXUS_SSH_TRACE: trace } },
+    );
+    expect(run.exitCode, run.all).toBe(0);
+    const forwards = readFileSync(trace, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { server: string; kind: string; what: string; error?: string })
+      .filter((e) => e.kind === "forward" && e.what.startsWith("health gate "));
+    const events = run.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map(
+        (line) =>
+          JSON.parse(line) as {
+            type: string;
+            server?: string;
+            step?: string;
+            status?: string;
+            message?: string;
+          },
+      );
+    for (const name of SERVERS) {
+      const gate = events.find(
+        (e) => e.type === "step" && e.server === name && e.step === "gate" && e.status === "done",
+      );
+      const probes = Number(/(\d+) probe\(s\)/.exec(gate?.message ?? "")?.[1]);
+      expect(probes, name).toBeGreaterThanOrEqual(3);
+      const mine = forwards.filter((e) => e.server === name);
+      // One connection carried every probe the app answered; the attempts before it listened
+      // failed as refused (sshd could not connect: nothing listening), not as resets.
+      expect(
+        mine.filter((e) => !e.error),
+        name,
+      ).toHaveLength(1);
+      for (const failed of mine.filter((e) => e.error)) expect(failed.error, name).toBe("ECONNREFUSED");
+      expect(mine.length, name).toBeLessThanOrEqual(probes);
+    }
   });
 });

@@ -29,6 +29,8 @@ describe("slow boots on the sandbox", () => {
     const run = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("stuck")]);
     expect(run.exitCode, run.all).toBe(1);
     expect(run.all).toContain("not listening after 9s (health.startTimeout): no probe was answered");
+    // Through the server's SSH connection as on a direct one: sshd could not connect, so refused.
+    expect(run.all).toContain("(last: ECONNREFUSED: connection refused (nothing listening))");
     for (const server of SERVERS) expect(currentRelease(server)).toBe(slow);
   });
 });

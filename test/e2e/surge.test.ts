@@ -352,6 +352,27 @@ describe("surge strategy", () => {
     expect(back.exitCode, back.all).toBe(0);
     for (const h of sandboxInfo().hosts) expect(readUpstream()).toContain(`${h.address}:3000`);
   }, 300_000);
+
+  it("what probes a surged server afterwards probes the port that serves: the watch, enable", async () => {
+    // No traffic: the watch is inconclusive and passes; only its /health probes could fail it.
+    const config = writeConfig({
+      rolling: { strategy: "surge", batchSize: 3, watch: { duration: "2s", inconclusive: "pass" } },
+    });
+    const r = await deploy(config, uniqueRelease("surge-watch"));
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).not.toMatch(/\/health failed/);
+    for (const s of SERVERS) expect(livePort(s)).toBe(3001);
+    // Nothing listens on app.port now: enable's check must go to 3001.
+    expect(await listening(hostAddress(alpha), 3000)).toBe(false);
+    const drained = await nexus(["-c", config, "drain", alpha]);
+    expect(drained.exitCode, drained.all).toBe(0);
+    const enabled = await nexus(["-c", config, "enable", alpha]);
+    expect(enabled.exitCode, enabled.all).toBe(0);
+    expect(readUpstream()).not.toMatch(/\bdown;/);
+    const back = await nexus(["-c", config, "rollback", "--to", base]);
+    expect(back.exitCode, back.all).toBe(0);
+    for (const s of SERVERS) expect(livePort(s)).toBe(3000);
+  }, 300_000);
 });
 
 function hostAddress(name: string): string {

@@ -214,6 +214,29 @@ describe("health gate", () => {
       );
     });
 
+    it("the probes go on while a crash check is out (its round trip does not delay finding the app listening)", async () => {
+      vi.useFakeTimers();
+      let checks = 0;
+      const gate = runGate({
+        passes: 1,
+        intervalMs: 100,
+        deadlineMs: 60_000,
+        startTimeoutMs: 30_000,
+        probe: listeningAt(1200),
+        // A slow check (a PM2 call far away), asked at 1 s, answered at 1.8 s.
+        crashed: () => {
+          checks++;
+          return new Promise((resolve) => setTimeout(() => resolve(undefined), 800));
+        },
+      });
+      await vi.advanceTimersByTimeAsync(2000);
+      const result = await gate;
+      expect(checks).toBe(1);
+      expect(result.ok).toBe(true);
+      // Found listening within a fast probe's interval of 1.2 s, not after the check at 1.8 s.
+      expect(result.timeline.at(-1)?.at).toBeLessThan(1250);
+    });
+
     it("once the app answers, a failing gate says it answered and what (deadline from the first answer)", async () => {
       vi.useFakeTimers();
       const gate = runGate({

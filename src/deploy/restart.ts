@@ -1,7 +1,7 @@
 import { type Config, requireSecrets } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
 import { runOp } from "../remote/op.js";
-import { keepPrivateFile, restorePrivateFile, writePrivateFile } from "../remote/release.js";
+import { keepPrivateFile, restorePrivateFile } from "../remote/release.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
 import {
   type CommandResult,
@@ -112,7 +112,7 @@ function withFreshProcessFiles(
           server.name,
           await runOp(host.session, keepPrivateFile(file.path, "keeping the process file")),
         );
-        await runOp(host.session, writePrivateFile(file.path, file.content, "writing the process file"));
+        await runOp(host.session, file.write);
       } else if (kept.get(server.name)) {
         await runOp(host.session, restorePrivateFile(file.path, "restoring the process file"));
       }

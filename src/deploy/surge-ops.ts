@@ -2,7 +2,7 @@ import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { readLivePort, writeLivePort } from "../remote/live-port.js";
 import { runOp } from "../remote/op.js";
-import { activate as pointCurrent, writePrivateFile } from "../remote/release.js";
+import { activate as pointCurrent } from "../remote/release.js";
 import type { SurgeOps } from "../rollout/fleet-ops.js";
 import { activate } from "./activate.js";
 import type { Fleet, Host } from "./fleet.js";
@@ -39,7 +39,7 @@ export function surgeOps(
         env: { ...releaseEnv(config, server, release), PORT: String(port) },
         port: processSlot(config, port),
       });
-      await runOp(h.session, writePrivateFile(file.path, file.content, "writing the process file"));
+      await runOp(h.session, file.write);
       const result = await activate(h, release, config, fleet.processes, emit, signal, undefined, {
         port,
         slot: processSlot(config, port),

@@ -63151,6 +63151,7 @@ init_drivers();
 init_errors4();
 init_load2();
 init_errors3();
+init_start();
 var NAME2 = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 var SCHEMA_FILE = "config.schema.json";
 function usage(message) {
@@ -63210,7 +63211,17 @@ function packageFacts(root) {
   const start = typeof pkg.scripts?.start === "string" ? pkg.scripts.start : "";
   const script2 = /^\s*node\s+(?:-\S+\s+)*([^\s;&|]+\.(?:c|m)?js)\b/.exec(start)?.[1];
   if (script2) return { start: script2.replace(/^\.\//, ""), from: "scripts.start", lockfile };
+  if (start && canRun(() => parseStart("script:start", JSON.stringify(pkg))))
+    return { start: "script:start", from: "scripts.start", lockfile };
   return { lockfile };
+}
+function canRun(read2) {
+  try {
+    read2();
+    return true;
+  } catch {
+    return false;
+  }
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
@@ -63392,7 +63403,7 @@ function nextSteps(flags, label, servers2) {
 function initCommand(setExit) {
   const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option(
     "--start <script>",
-    "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)"
+    "what PM2 runs: a file relative to the app directory, script:NAME or bin:BIN ARGS (default: package.json's main, the file scripts.start runs, script:start, else server.js)"
   ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", `the server that runs the balancer, or "local" (default: the first)`).addOption(
     new Option("--balancer <type>", `the load balancer (default: ${BALANCER_DRIVERS[0].type})`).choices(
       BALANCER_DRIVERS.map((driver) => driver.type)
@@ -63838,12 +63849,14 @@ async function listReleases(config2, options) {
 init_load2();
 init_op();
 init_release();
+init_load();
 async function restart2(config2, options) {
   const { emit } = options;
   const startedAt = Date.now();
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
   requireSecrets(config2, "restart writes it into the app's environment", names);
+  startOf(config2);
   const holder = newHolder("restart", void 0, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current2 = /* @__PURE__ */ new Map();
@@ -63937,6 +63950,7 @@ function restartCommand(setExit) {
 
 // src/deploy/rollback.ts
 init_load2();
+init_load();
 async function rollback(config2, options) {
   const { emit } = options;
   const startedAt = Date.now();
@@ -63944,6 +63958,7 @@ async function rollback(config2, options) {
   const names = plan.servers.map((s3) => s3.name);
   if (config2.hooks.afterStart)
     requireSecrets(config2, "hooks.afterStart runs with the app's environment", names);
+  if (config2.rolling.strategy === "surge") startOf(config2);
   const holder = newHolder("rollback", options.to, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = /* @__PURE__ */ new Map();

@@ -3,6 +3,7 @@ import type { SummaryRow } from "../events/events.js";
 import { runOp } from "../remote/op.js";
 import { keepPrivateFile, restorePrivateFile } from "../remote/release.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
+import { startOf } from "../start/load.js";
 import {
   type CommandResult,
   type RollCommandOptions,
@@ -32,6 +33,8 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
   requireSecrets(config, "restart writes it into the app's environment", names);
+  // The process files are written from app.start: a command nexus cannot run stops here (exit 2).
+  startOf(config);
   const holder = newHolder("restart", undefined, config.destination);
   return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current = new Map<string, string>();

@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { packageFacts } from "../../src/commands/init.js";
 import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { layout } from "../../src/remote/layout.js";
 import { expandWord, parseCommandLine } from "../../src/start/command-line.js";
@@ -272,5 +276,21 @@ describe("the PM2 ecosystem file of a start command", () => {
     expect(main.file.write.parse({ code: 0, stdout: "@start dist/main.js\n", stderr: "" }, "s")).toBe(
       "dist/main.js",
     );
+  });
+});
+
+describe("nexus init's guess", () => {
+  it("proposes script:start for a start script nexus can run that is not `node FILE`", () => {
+    const facts = (scripts: Record<string, string>) => {
+      const root = mkdtempSync(path.join(os.tmpdir(), "nexus-init-start-"));
+      writeFileSync(path.join(root, "package.json"), JSON.stringify({ scripts }));
+      return packageFacts(root);
+    };
+    expect(facts({ start: "node dist/main.js" }).start).toBe("dist/main.js");
+    expect(facts({ start: "next start -p $PORT" })).toMatchObject({
+      start: "script:start",
+      from: "scripts.start",
+    });
+    expect(facts({ start: "next build && next start" }).start).toBeUndefined();
   });
 });

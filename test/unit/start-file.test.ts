@@ -98,13 +98,13 @@ describe("the ecosystem file of a dependency's binary, written on the server", (
     expect(write("bin:tool").starts).toBe("node_modules/tool/run.js");
   });
 
-  it("refuses, failing the stage, a binary nobody provides, a shell script, a compiled executable", () => {
+  it("refuses, failing the stage, a binary nobody provides, a shell script, a compiled executable, a file outside", () => {
     const { write } = release(
       { tools: "1.0.0" },
       {
         "node_modules/tools/package.json": JSON.stringify({
           name: "tools",
-          bin: { shell: "bin/shell.sh", native: "bin/native" },
+          bin: { shell: "bin/shell.sh", native: "bin/native", away: "../../../outside.js" },
         }),
         "node_modules/tools/bin/shell.sh": "#!/bin/bash\necho hi\n",
         "node_modules/tools/bin/native": "\u007fELF\u0002\u0001\u0001\u0000\u0000",
@@ -118,6 +118,9 @@ describe("the ecosystem file of a dependency's binary, written on the server", (
     );
     expect(() => write("bin:native")).toThrow(
       /native \(node_modules\/tools\/bin\/native\) is a compiled executable/,
+    );
+    expect(() => write("bin:away")).toThrow(
+      /tools's bin "away" \(\.\.\/\.\.\/\.\.\/outside\.js\) points outside the release/,
     );
   });
 

@@ -96,6 +96,7 @@ const findBin = (cwd) => {
     const target = meta && binsOf(meta)[name];
     if (target === undefined) continue;
     const script = path.join("node_modules", dep, target);
+    if (script.startsWith("..")) fail(`${dep}'s bin "${name}" (${target}) points outside the release`);
     if (!isFile(path.join(cwd, script))) fail(`${dep}'s bin "${name}" (${script}) is not in the release`);
     return script;
   }

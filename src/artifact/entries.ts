@@ -1,13 +1,32 @@
+import { statSync } from "node:fs";
 import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError } from "../config/errors.js";
 import type { Config } from "../config/load.js";
+import { readStart } from "../start/load.js";
+import { nodeCandidates } from "../start/start.js";
 import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
 import { appPackOptions } from "./pack.js";
 
-/** The files PM2 runs: `app.start`, and a script path among `pm2.options.args` (a launcher's argument). */
-export function entryFiles(config: Pick<Config, "app" | "pm2">): { field: string; file: string }[] {
-  const entries = [{ field: "app.start", file: config.app.start }];
+/**
+ * The files PM2 runs: `app.start` (or the file its package script runs with node; a dependency's
+ * binary is installed on the servers, not shipped), and a script path among `pm2.options.args`
+ * (a launcher's argument). `node dist/main` runs the first of dist/main, dist/main.js, … that
+ * exists (dist/main.js when none does yet).
+ */
+export function entryFiles(config: Pick<Config, "app" | "pm2" | "file">): { field: string; file: string }[] {
+  const start = readStart(config);
+  const entries: { field: string; file: string }[] = [];
+  if (!("bin" in start.run)) {
+    const candidates = nodeCandidates(start.run.file);
+    const file = start.run.node
+      ? (candidates.find((c) => isFile(path.join(config.app.root, c))) ?? candidates[1] ?? start.run.file)
+      : start.run.file;
+    entries.push({
+      field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",
+      file,
+    });
+  }
   const args = config.pm2.options.args;
   const list = args === undefined ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list.forEach((arg, i) => {
@@ -16,6 +35,10 @@ export function entryFiles(config: Pick<Config, "app" | "pm2">): { field: string
     }
   });
   return entries.filter((e) => !path.isAbsolute(e.file));
+}
+
+function isFile(file: string): boolean {
+  return statSync(file, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 
 /**
@@ -59,6 +82,13 @@ export async function assertEntriesShip(
   const problems: string[] = [];
   for (const { field, file } of entryFiles(config)) {
     const reason = await whyLeftOut(config.app.root, file, options);
+    const bin = /^(?:\.\/)?node_modules\/\.bin\/([^/]+)$/.exec(file)?.[1];
+    if (reason && field === "app.start" && bin) {
+      problems.push(
+        `app.start: ${file} is installed on each server, never shipped: write "bin:${bin}" (nexus runs the JS file of the dependency's binary)`,
+      );
+      continue;
+    }
     if (reason) {
       problems.push(
         `${field}: ${file} is not in the artifact (${reason}): list it in app.include (e.g. "include": ["${file.replace(/\/[^/]*$/, "/") || file}"]), or build it on the servers`,

@@ -19,6 +19,7 @@ import { fetchHealth, healthItem } from "./health.js";
 import { loginShellItem } from "./login-shell.js";
 import { serverItems } from "./server-checks.js";
 import { serverScript } from "./server-script.js";
+import { startItem } from "./start.js";
 import { parseSurgePorts, surgePortsItem, surgePortsScript } from "./surge.js";
 import { type CheckItem, type CheckReport, report } from "./types.js";
 
@@ -59,6 +60,7 @@ export async function runCheck(config: Config, options: CheckOptions = {}): Prom
   });
   const estimate = await appSizeEstimate(config);
   items.push(...secretItems(config));
+  items.push(startItem(config));
   const sessions: Connected[] = [];
   try {
     const results = await mapSettled(config.servers, 8, async (server): Promise<CheckItem[]> => {

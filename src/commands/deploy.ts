@@ -18,6 +18,8 @@ import { describePlan, makePlan } from "../deploy/plan.js";
 import { EXIT } from "../errors.js";
 import { formatBytes } from "../report/format.js";
 import type { RolloutStrategyName } from "../rollout/strategies.js";
+import { startOf } from "../start/load.js";
+import { describeStart } from "../start/start.js";
 
 interface DeployFlags {
   dryRun?: boolean;
@@ -80,7 +82,8 @@ async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags
   const app = await selectConfiguredApp(config);
   // The build does not run in a dry run: what it makes need not exist yet.
   await assertEntriesShip(config, { built: !config.app.build });
-  for (const message of app.warnings) reporter.emit({ type: "warn", message });
+  const start = startOf(config);
+  for (const message of [...app.warnings, ...start.warnings]) reporter.emit({ type: "warn", message });
   if (global.json) {
     printResult({
       command: "plan",
@@ -88,10 +91,12 @@ async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags
       batches: plan.batches.map((batch) => batch.map((s) => s.name)),
       files: app.files.length,
       bytes: app.bytes,
+      start: describeStart(start),
     });
     return EXIT.ok;
   }
   for (const line of describePlan(config, plan)) reporter.print(line);
+  reporter.print(`start: ${describeStart(start)}`);
   reporter.print(
     `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (nexus pack --list shows them)`,
   );

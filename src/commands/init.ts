@@ -11,6 +11,7 @@ import { printResult } from "../cli/result.js";
 import { ConfigError } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, resolveConfig } from "../config/load.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
+import { parseStart } from "../start/start.js";
 
 interface InitFlags {
   output?: string;
@@ -96,7 +97,7 @@ function defaultName(root: string): string {
 }
 
 interface PackageFacts {
-  /** The entry script: `main`, else the script `scripts.start` runs with node. */
+  /** The entry script: `main`, else the script `scripts.start` runs with node, else "script:start". */
   start?: string;
   from?: string;
   lockfile: boolean;
@@ -116,7 +117,19 @@ export function packageFacts(root: string): PackageFacts {
   const start = typeof pkg.scripts?.start === "string" ? pkg.scripts.start : "";
   const script = /^\s*node\s+(?:-\S+\s+)*([^\s;&|]+\.(?:c|m)?js)\b/.exec(start)?.[1];
   if (script) return { start: script.replace(/^\.\//, ""), from: "scripts.start", lockfile };
+  // Any other start script nexus can run without a shell (`next start -p $PORT`): the script itself.
+  if (start && canRun(() => parseStart("script:start", JSON.stringify(pkg))))
+    return { start: "script:start", from: "scripts.start", lockfile };
   return { lockfile };
+}
+
+function canRun(read: () => unknown): boolean {
+  try {
+    read();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Where `$schema` points when no local copy can be referenced (global and npx installs). */
@@ -337,7 +350,7 @@ export function initCommand(setExit: SetExit): Command {
     .option("--root <dir>", "the app directory to ship", ".")
     .option(
       "--start <script>",
-      "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)",
+      "what PM2 runs: a file relative to the app directory, script:NAME or bin:BIN ARGS (default: package.json's main, the file scripts.start runs, script:start, else server.js)",
     )
     .option("--port <n>", "port the app listens on", portNumber, 3000)
     .option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers)

@@ -36,7 +36,11 @@ export const appSchema = z.strictObject({
   root: nonEmpty.default("."),
   /** PM2 process name and the name used in default paths. */
   name: processName.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'"),
-  /** Entry script, relative to the app root. */
+  /**
+   * What PM2 runs (src/start/): an entry file relative to the app root; "script:NAME" (or
+   * "npm:NAME"), the package script NAME when it is one `node FILE ARGS` or `BIN ARGS` command;
+   * "bin:BIN ARGS", a dependency's binary. Never through npm or a shell (docs/apps.md).
+   */
   start: nonEmpty.default("server.js"),
   /** Port the app listens on (the upstream and health port unless overridden). */
   port: port.default(3000),

@@ -13,6 +13,8 @@ import { checkShared } from "../remote/shared.js";
 import { unreachableOverBudget } from "../rollout/budget.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
 import type { RollResult } from "../rollout/roll.js";
+import { startOf } from "../start/load.js";
+import { describeStart } from "../start/start.js";
 import { mapSettled } from "../util/map-limit.js";
 import { BatchWatch } from "./batch-watch.js";
 import { buildEnvOptions } from "./build-env.js";
@@ -166,6 +168,8 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`,
     );
   }
+  // A start command nexus cannot run without a shell stops here (exit 2), before the build.
+  const start = startOf(config);
   const { destination } = config;
   options.emit({
     type: "begin",
@@ -174,6 +178,9 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
     ...(destination ? { destination } : {}),
     servers: names,
   });
+  if (start.spec !== describeStart(start))
+    options.emit({ type: "info", message: `start: ${describeStart(start)}` });
+  for (const message of start.warnings) options.emit({ type: "warn", message });
   return {
     config,
     options,

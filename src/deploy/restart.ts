@@ -1,8 +1,9 @@
 import { type Config, requireSecrets } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
 import { runOp } from "../remote/op.js";
-import { keepPrivateFile, restorePrivateFile, writePrivateFile } from "../remote/release.js";
+import { keepPrivateFile, restorePrivateFile } from "../remote/release.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
+import { startOf } from "../start/load.js";
 import {
   type CommandResult,
   type RollCommandOptions,
@@ -32,6 +33,8 @@ export async function restart(config: Config, options: RestartOptions): Promise<
   const plan = makePlan(config, "current", options.only);
   const names = plan.servers.map((s) => s.name);
   requireSecrets(config, "restart writes it into the app's environment", names);
+  // The process files are written from app.start: a command nexus cannot run stops here (exit 2).
+  startOf(config);
   const holder = newHolder("restart", undefined, config.destination);
   return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current = new Map<string, string>();
@@ -112,7 +115,7 @@ function withFreshProcessFiles(
           server.name,
           await runOp(host.session, keepPrivateFile(file.path, "keeping the process file")),
         );
-        await runOp(host.session, writePrivateFile(file.path, file.content, "writing the process file"));
+        await runOp(host.session, file.write);
       } else if (kept.get(server.name)) {
         await runOp(host.session, restorePrivateFile(file.path, "restoring the process file"));
       }

@@ -1,5 +1,6 @@
 import { type Config, requireSecrets } from "../config/load.js";
 import type { SummaryRow } from "../events/events.js";
+import { startOf } from "../start/load.js";
 import {
   type CommandResult,
   type RollCommandOptions,
@@ -30,6 +31,8 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
   // The release's process file is on the server already; only the hook needs the values.
   if (config.hooks.afterStart)
     requireSecrets(config, "hooks.afterStart runs with the app's environment", names);
+  // The surge strategy writes a process file for the other port from app.start: checked first.
+  if (config.rolling.strategy === "surge") startOf(config);
   const holder = newHolder("rollback", options.to, config.destination);
   return withPlannedFleet(config, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = new Map<string, string>();

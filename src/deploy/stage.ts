@@ -11,7 +11,6 @@ import {
   prepare,
   removeReleases,
   stopStrays,
-  writePrivateFile,
 } from "../remote/release.js";
 import { linkShared } from "../remote/shared.js";
 import { SshError } from "../ssh/errors.js";
@@ -86,12 +85,6 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
   });
   goOn();
   await timed(emit, name, "install", async () => {
-    const file = input.processes.processFile(l, {
-      release,
-      cwd: l.release(release),
-      env: releaseEnv(config, server, release),
-    });
-    await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
     // Ctrl-C reaches npm on the server (minutes, sometimes): it stops, and staging with it.
     const outcome = await runOp(session, install(l, release, input.packageManager), {
       signal: input.signal,
@@ -99,7 +92,16 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
       if (input.signal?.aborted) throw new StageInterrupted();
       throw error;
     });
-    return installNote(outcome, input.packageManager);
+    // After the install: a dependency's binary is found in the installed release.
+    const file = input.processes.processFile(l, {
+      release,
+      cwd: l.release(release),
+      env: releaseEnv(config, server, release),
+    });
+    const starts = await runOp(session, file.write);
+    return [installNote(outcome, input.packageManager), starts && `starts ${starts}`]
+      .filter(Boolean)
+      .join("; ");
   });
 }
 

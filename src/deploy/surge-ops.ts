@@ -2,7 +2,7 @@ import type { Config } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { readLivePort, writeLivePort } from "../remote/live-port.js";
 import { runOp } from "../remote/op.js";
-import { activate as pointCurrent, writePrivateFile } from "../remote/release.js";
+import { activate as pointCurrent } from "../remote/release.js";
 import type { SurgeOps } from "../rollout/fleet-ops.js";
 import { activate } from "./activate.js";
 import type { Fleet, Host } from "./fleet.js";
@@ -33,14 +33,14 @@ export function surgeOps(
       const h = await host(server.name);
       // The process file of this release on this port: its own name, and PORT set to the port
       // whatever the env says (the gate probes it there).
+      const slot = processSlot(config, port);
       const file = fleet.processes.processFile(h.layout, {
         release,
         cwd: h.layout.release(release),
         env: { ...releaseEnv(config, server, release), PORT: String(port) },
-        port: processSlot(config, port),
+        port: slot,
       });
-      await runOp(h.session, writePrivateFile(file.path, file.content, "writing the process file"));
-      const slot = processSlot(config, port);
+      await runOp(h.session, file.write);
       // Started before it is needed, as the drain strategy's restart is while its server drains:
       // the gate's process checks then go through its open PM2 connection (a few ms each) instead
       // of a `pm2 jlist` apiece (a Node start, ~0.2–1 s).

@@ -114,6 +114,9 @@ const commandShapes = {
     batches: z.array(z.array(text)).describe("server names, batch by batch"),
     files: z.number().int().min(0).describe("files the artifact will hold"),
     bytes: z.number().int().min(0).describe("their uncompressed bytes"),
+    start: text.describe(
+      "what PM2 will run: app.start, resolved (a package script's command, a dependency's binary)",
+    ),
   },
   exec: {
     command: z.literal("exec"),

@@ -1,4 +1,5 @@
 import type { Layout } from "../remote/layout.js";
+import type { RemoteOp } from "../remote/op.js";
 import type { CommandRunner, InteractiveRunner } from "../ssh/session.js";
 
 /** One running instance of the app, as the process manager sees it. */
@@ -61,6 +62,18 @@ export interface ReleaseProcess {
   port?: number;
 }
 
+/** A release's process file (it may hold secrets: 0600). */
+export interface ProcessFile {
+  path: string;
+  content: string;
+  /**
+   * Writes it on the server, once the release is installed: what only the installed release
+   * tells (the JS file of a dependency's binary) is found there, and the op's result names it
+   * (undefined when nothing had to be found).
+   */
+  write: RemoteOp<string | undefined>;
+}
+
 /**
  * What nexus needs from the process manager on a server. PM2 is the one implementation today;
  * another (systemd, say) is one folder beside pm2/ and one line in `createProcessManager`.
@@ -69,8 +82,8 @@ export interface ProcessManager {
   readonly name: string;
   /** How many instances a release runs, when known before it starts (the gate checks the count). */
   readonly instances?: number;
-  /** The release's process file: its path on the server and its content (may hold secrets: 0600). */
-  processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string };
+  /** The release's process file: its path on the server, its content, and how it is written. */
+  processFile(layout: Layout, release: ReleaseProcess): ProcessFile;
   /**
    * Stops the app's old instances and starts the release from its process file. With `port` (the
    * surge strategy), only the process of that port is replaced: the other keeps running.

@@ -9,6 +9,7 @@ import { Pm2 } from "../../src/process/pm2/pm2.js";
 import { processProblem } from "../../src/process/process-manager.js";
 import { layout } from "../../src/remote/layout.js";
 import { secretRedactor } from "../../src/report/redact.js";
+import { parseStart } from "../../src/start/start.js";
 import { configProblems as problems } from "../fixtures/config.js";
 
 function valid(): Record<string, unknown> {
@@ -203,7 +204,7 @@ describe("PM2 cluster mode", () => {
       options: { max_memory_restart: "300M", node_args: ["--max-old-space-size=256"] },
     };
     const config = resolveConfig(data, "x", "/p", {});
-    const pm2 = new Pm2({ ...config.pm2, script: "server.js" });
+    const pm2 = new Pm2({ ...config.pm2, start: parseStart("server.js", undefined) });
     expect(pm2.instances).toBe(2);
     const file = pm2.processFile(layout("/srv/api"), {
       release: "r1",
@@ -227,7 +228,7 @@ describe("PM2 cluster mode", () => {
     const data = valid();
     data.pm2 = { instances: "max", execMode: "cluster" };
     const config = resolveConfig(data, "x", "/p", {});
-    expect(new Pm2({ ...config.pm2, script: "s.js" }).instances).toBeUndefined();
+    expect(new Pm2({ ...config.pm2, start: parseStart("s.js", undefined) }).instances).toBeUndefined();
     expect(
       JSON.parse(
         ecosystemFile({

@@ -62,7 +62,15 @@ describe("--json result lines", () => {
         knownHosts: "/home/u/.ssh/known_hosts",
       },
       { ...envelope, command: "sandbox", action: "status", up: false, processes: [] },
-      { ...envelope, command: "plan", release: "r2", batches: [["web1"], ["web2"]], files: 3, bytes: 99 },
+      {
+        ...envelope,
+        command: "plan",
+        release: "r2",
+        batches: [["web1"], ["web2"]],
+        files: 3,
+        bytes: 99,
+        start: "server.js",
+      },
       {
         ...envelope,
         command: "exec",

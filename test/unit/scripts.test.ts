@@ -33,6 +33,7 @@ import * as state from "../../src/remote/server-state.js";
 import { installKeyCommand } from "../../src/setup/run.js";
 import { LocalRunner } from "../../src/ssh/local-runner.js";
 import type { InteractiveRunner, RunningCommand } from "../../src/ssh/session.js";
+import { parseStart } from "../../src/start/start.js";
 import { installFakePm2 } from "../fixtures/fake-pm2.js";
 import { binDirWithout } from "../fixtures/path-without.js";
 
@@ -533,9 +534,9 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
       },
     };
     const l = layout(path.join(dir, "srv"));
-    const pm2 = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
+    const pm2 = new Pm2({ name: "all", killTimeout: 1000, start: parseStart("server.js", undefined) });
     const file = pm2.processFile(l, { release: "r1", cwd: l.release("r1"), env: { A: "1" } });
-    run(release.writePrivateFile(file.path, file.content, "writing"));
+    run(file.write);
     return { dir, fake, runner, l, pm2, env };
   }
 
@@ -567,7 +568,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
         ],
       }),
     );
-    const pm2 = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
+    const pm2 = new Pm2({ name: "all", killTimeout: 1000, start: parseStart("server.js", undefined) });
     expect(await pm2.inspect(runner)).toEqual([
       {
         name: "all",
@@ -676,7 +677,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     const direct = sh(script(RESTART_SCRIPT, "all", l.ecosystem("r1"), "", 300), "", stuck);
     expect(direct.status).toBe(1);
     expect(direct.stderr).toContain("PM2 did not finish within 0.3s");
-    const slow = new Pm2({ name: "all", killTimeout: 1000, script: "server.js" });
+    const slow = new Pm2({ name: "all", killTimeout: 1000, start: parseStart("server.js", undefined) });
     expect(slow.restartDeadlineMs).toBe(64_000);
     const prepared = preparedRestart(
       { ...runner, start: (command, onStdout) => startUnderSh(command, stuck, onStdout) },

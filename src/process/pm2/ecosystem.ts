@@ -36,6 +36,10 @@ export type Pm2Options = z.output<typeof PM2_OPTIONS>;
 export interface EcosystemApp {
   name: string;
   script: string;
+  /** PM2's interpreter, arguments and node options for a start command (they replace pm2.options'). */
+  interpreter?: string;
+  args?: string[];
+  nodeArgs?: string[];
   cwd: string;
   env: Record<string, string>;
   killTimeout: number;
@@ -57,6 +61,9 @@ export function ecosystemFile(app: EcosystemApp): string {
       apps: [
         {
           ...app.options,
+          ...(app.interpreter !== undefined ? { interpreter: app.interpreter } : {}),
+          ...(app.args !== undefined ? { args: app.args } : {}),
+          ...(app.nodeArgs !== undefined ? { node_args: app.nodeArgs } : {}),
           name: app.name,
           script: app.script,
           cwd: app.cwd,
@@ -81,4 +88,16 @@ export function ecosystemFile(app: EcosystemApp): string {
     null,
     2,
   )}\n`;
+}
+
+/**
+ * An `args` or `node_args` value as PM2 reads it: an array as it is, a string split at blanks
+ * outside quotes (PM2's lib/tools/Config.js), so that a start command's words can go before it.
+ */
+export function pm2Words(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  if (Array.isArray(value)) return value;
+  return value
+    .split(/([\w-]+="[^"]*")|([\w-]+='[^']*')|"([^"]*)"|'([^']*)'|\s/)
+    .filter((word): word is string => typeof word === "string" && word.trim() !== "");
 }

@@ -8,6 +8,10 @@ export const pm2Manager: ProcessManagerDriver<"pm2", typeof section> = {
   type: "pm2",
   section,
   nameProblem: pm2NameProblem,
-  create: async (config) => new (await import("./pm2.js")).Pm2({ ...config.pm2, script: config.app.start }),
+  create: async (config) => {
+    const [{ Pm2 }, { startOf }] = await Promise.all([import("./pm2.js"), import("../../start/load.js")]);
+    // Read when a process file is first written: rollback, status or logs need no app root.
+    return new Pm2({ ...config.pm2, start: () => startOf(config) });
+  },
   check: async (config, server) => (await import("./check.js")).pm2Check(config, server),
 };

@@ -1,22 +1,37 @@
 import path from "node:path/posix";
 import type { Config } from "../../config/load.js";
 import type { Layout } from "../../remote/layout.js";
-import { script } from "../../remote/op.js";
+import { type RemoteOp, script } from "../../remote/op.js";
+import { writePrivateFile } from "../../remote/release.js";
+import { scriptFile, withProgram } from "../../remote/script-file.js";
 import { stdoutOrThrow } from "../../ssh/errors.js";
 import type { CommandRunner, InteractiveRunner } from "../../ssh/session.js";
+import { expandStart, isScriptFile, type StartCommand } from "../../start/start.js";
 import type {
   PreparedRestart,
+  ProcessFile,
   ProcessInfo,
   ProcessManager,
   ReleaseProcess,
   RestartResult,
 } from "../process-manager.js";
-import { ecosystemFile } from "./ecosystem.js";
+import { ecosystemFile, pm2Words } from "./ecosystem.js";
 import { jlistCommand, parseJlist } from "./jlist.js";
 import { preparedRestart } from "./prepared.js";
 import { PERSIST_SCRIPT, parseRestart, RESTART_SCRIPT, STOP_SCRIPT } from "./restart-script.js";
 
 const STARTING = "starting the app under PM2";
+const WRITING = "writing the process file";
+
+/**
+ * $1 the ecosystem file, $2 "bin" or "file", $3 the binary's name or the file `node` runs; the
+ * file's JSON on stdin: write-ecosystem.cjs finds in the installed release the JS file PM2 runs,
+ * sets it as the app's script and writes the file (0600). Prints `@start <script>`.
+ */
+export const WRITE_ECOSYSTEM_SCRIPT = withProgram(
+  scriptFile(import.meta.url, "write-ecosystem.sh"),
+  scriptFile(import.meta.url, "write-ecosystem.cjs"),
+);
 
 /** PM2, in the server's own installation: one ecosystem file per release, outside the release. */
 export class Pm2 implements ProcessManager {
@@ -24,8 +39,16 @@ export class Pm2 implements ProcessManager {
 
   constructor(
     private readonly options: Pick<Config["pm2"], "name" | "killTimeout"> &
-      Partial<Pick<Config["pm2"], "instances" | "execMode" | "options">> & { script: string },
+      Partial<Pick<Config["pm2"], "instances" | "execMode" | "options">> & {
+        /** What app.start runs; a function when reading it waits for the first process file. */
+        start: StartCommand | (() => StartCommand);
+      },
   ) {}
+
+  private get start(): StartCommand {
+    const { start } = this.options;
+    return typeof start === "function" ? start() : start;
+  }
 
   /** "max" depends on the server's CPUs: then the count PM2 started is the one checked. */
   get instances(): number | undefined {
@@ -45,22 +68,44 @@ export class Pm2 implements ProcessManager {
     return layout.ecosystem(port === undefined ? release : `${release}@${port}`);
   }
 
-  processFile(layout: Layout, release: ReleaseProcess): { path: string; content: string } {
+  processFile(layout: Layout, release: ReleaseProcess): ProcessFile {
     const logs = this.logFiles(layout);
+    const start = this.start;
+    const file = this.ecosystemPath(layout, release.release, release.port);
+    const command = expandStart(start, release.env);
+    // A plain file in app.start keeps the ecosystem file it always had: pm2.options' as given.
+    const plain = !("bin" in start.run) && !start.run.node;
+    const { args, node_args, interpreter_args, interpreter, ...options } = this.options.options ?? {};
+    const content = ecosystemFile({
+      name: this.processName(release.port),
+      script: "bin" in start.run ? `node_modules/.bin/${start.run.bin}` : start.run.file,
+      cwd: release.cwd,
+      env: { ...release.env, ...command.env },
+      killTimeout: this.options.killTimeout,
+      outFile: logs.out,
+      errorFile: logs.error,
+      instances: this.options.instances,
+      execMode: this.options.execMode,
+      options: plain ? this.options.options : options,
+      ...(plain
+        ? {}
+        : {
+            // node, whatever the file's extension says to PM2 (".ts" would be bun; none, a guess).
+            interpreter: interpreter ?? "node",
+            args: [...command.args, ...pm2Words(args)],
+            nodeArgs: [...command.nodeArgs, ...pm2Words(node_args), ...pm2Words(interpreter_args)],
+          }),
+    });
+    const resolve =
+      "bin" in start.run
+        ? { kind: "bin", name: start.run.bin }
+        : start.run.node && !isScriptFile(start.run.file)
+          ? { kind: "file", name: start.run.file }
+          : undefined;
     return {
-      path: this.ecosystemPath(layout, release.release, release.port),
-      content: ecosystemFile({
-        name: this.processName(release.port),
-        script: this.options.script,
-        cwd: release.cwd,
-        env: release.env,
-        killTimeout: this.options.killTimeout,
-        outFile: logs.out,
-        errorFile: logs.error,
-        instances: this.options.instances,
-        execMode: this.options.execMode,
-        options: this.options.options,
-      }),
+      path: file,
+      content,
+      write: resolve ? writeResolved(file, content, resolve) : writePlain(file, content),
     };
   }
 
@@ -122,4 +167,27 @@ export class Pm2 implements ProcessManager {
   logFiles(layout: Layout): { out: string; error: string } {
     return { out: path.join(layout.logs, "app-out.log"), error: path.join(layout.logs, "app-error.log") };
   }
+}
+
+function writePlain(file: string, content: string): RemoteOp<string | undefined> {
+  const op = writePrivateFile(file, content, WRITING);
+  return { ...op, parse: (result, server) => void op.parse(result, server) };
+}
+
+/** The ecosystem file written once the server has found the JS file PM2 runs: its path is the result. */
+function writeResolved(
+  file: string,
+  content: string,
+  resolve: { kind: string; name: string },
+): RemoteOp<string | undefined> {
+  return {
+    what: WRITING,
+    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve.kind, resolve.name),
+    stdin: content,
+    parse: (result, server) =>
+      stdoutOrThrow(server, WRITING, result)
+        .split("\n")
+        .find((line) => line.startsWith("@start "))
+        ?.slice("@start ".length),
+  };
 }

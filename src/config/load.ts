@@ -6,7 +6,7 @@ import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/dr
 import { UsageError } from "../errors.js";
 import { parseProxyJump } from "../ssh/proxy-jump.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
-import { runInventory } from "./inventory.js";
+import { inventoryRedactor, runInventory } from "./inventory.js";
 import { DEFAULT_CONFIG_FILE, STDIN_LABEL } from "./invocation.js";
 import { destinationFile, destinationProblem, isPlainObject, mergeLayers } from "./layers.js";
 import { type ParsedLayer, parseConfigText, withPositions } from "./positions.js";
@@ -233,7 +233,7 @@ function expandInventory(
     );
   }
   const command = source.data.fromCommand;
-  const result = runInventory(source.data, baseDir, env);
+  const result = runInventory(source.data, baseDir, env, inventoryRedactor(data, env));
   if ("problem" in result)
     throw new ConfigError(label, [`servers.fromCommand: \`${command}\`: ${result.problem}`]);
   return { data: { ...data, servers: result.servers }, command };

@@ -3480,6 +3480,50 @@ var require_commander = __commonJS({
   }
 });
 
+// src/remote/quote.ts
+function shq(value) {
+  const text5 = String(value);
+  if (text5 !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text5)) return text5;
+  return `'${text5.replace(/'/g, `'\\''`)}'`;
+}
+function cmd(...words3) {
+  return words3.map(shq).join(" ");
+}
+var init_quote = __esm({
+  "src/remote/quote.ts"() {
+    "use strict";
+  }
+});
+
+// src/config/invocation.ts
+function renderInvocation(invocation) {
+  const words3 = ["nexus"];
+  if (invocation) {
+    const { file, destination, sshKey, knownHosts } = invocation;
+    if (file === STDIN_LABEL) words3.push("-c", "-");
+    else if (file !== DEFAULT_CONFIG_FILE) words3.push("-c", shq(file));
+    if (destination) words3.push("-d", shq(destination));
+    if (sshKey) words3.push("--ssh-key", shq(sshKey));
+    if (knownHosts) words3.push("--known-hosts", shq(knownHosts));
+  }
+  return words3.join(" ");
+}
+function rememberInvocation(invocation) {
+  current = invocation;
+}
+function nexusCommand(...words3) {
+  return [renderInvocation(current), ...words3.map(shq)].join(" ");
+}
+var DEFAULT_CONFIG_FILE, STDIN_LABEL, current;
+var init_invocation = __esm({
+  "src/config/invocation.ts"() {
+    "use strict";
+    init_quote();
+    DEFAULT_CONFIG_FILE = "deploy.config.json";
+    STDIN_LABEL = "(stdin)";
+  }
+});
+
 // node_modules/zod/v4/core/util.js
 var util_exports = {};
 __export(util_exports, {
@@ -10282,21 +10326,6 @@ var init_layout = __esm({
   }
 });
 
-// src/remote/quote.ts
-function shq(value) {
-  const text5 = String(value);
-  if (text5 !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text5)) return text5;
-  return `'${text5.replace(/'/g, `'\\''`)}'`;
-}
-function cmd(...words3) {
-  return words3.map(shq).join(" ");
-}
-var init_quote = __esm({
-  "src/remote/quote.ts"() {
-    "use strict";
-  }
-});
-
 // src/remote/op.ts
 function script(body, ...args) {
   return args.length > 0 ? `sh -c ${shq(body)} nexus ${cmd(...args)}` : `sh -c ${shq(body)} nexus`;
@@ -11012,8 +11041,8 @@ var init_haproxy = __esm({
         const enables = this.enables.get(name) ?? 0;
         let maint = false;
         for (; ; ) {
-          const { stat: stat10, admin, before } = await this.poll(server);
-          const open2 = stat10.sessions + stat10.queued + before;
+          const { stat: stat8, admin, before } = await this.poll(server);
+          const open2 = stat8.sessions + stat8.queued + before;
           if ((this.enables.get(name) ?? 0) !== enables)
             return { drained: false, open: open2, detail: "put back in rotation while its drain was waited for" };
           if (!admin.drain && !admin.maint) {
@@ -11112,7 +11141,7 @@ async function checkHaproxy(entry, context) {
         check: "servers listed",
         status: "fail",
         detail: `the backend lacks ${missing.map((m2) => `${m2.server} (${m2.upstream})`).join(", ")}`,
-        fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers"
+        fix: `add them to the backend (see \`${nexusCommand("haproxy-config")}\`), or map names with balancer.servers`
       }
     ];
   } catch (error3) {
@@ -11122,7 +11151,7 @@ async function checkHaproxy(entry, context) {
         check: "admin socket",
         status: "fail",
         detail: error3.message,
-        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)"
+        fix: `add \`stats socket <balancer.socket> mode 660 level admin\` to HAProxy's global section, readable by the login user (see \`${nexusCommand("haproxy-config")}\`)`
       }
     ];
   } finally {
@@ -11132,6 +11161,7 @@ async function checkHaproxy(entry, context) {
 var init_check = __esm({
   "src/balancer/haproxy/check.ts"() {
     "use strict";
+    init_invocation();
     init_create();
   }
 });
@@ -11228,6 +11258,7 @@ var haproxyDriver;
 var init_haproxy2 = __esm({
   "src/balancer/haproxy/index.ts"() {
     "use strict";
+    init_invocation();
     init_config_command();
     init_schema();
     init_starter();
@@ -11253,7 +11284,7 @@ var init_haproxy2 = __esm({
       check: async (entry, context) => (await Promise.resolve().then(() => (init_check(), check_exports))).checkHaproxy(entry, context),
       async setup(entry, context) {
         context.say(
-          `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`nexus haproxy-config\` prints them (set up as root)`
+          `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`${nexusCommand("haproxy-config")}\` prints them (set up as root)`
         );
       },
       watch: async (entry, context) => (await Promise.resolve().then(() => (init_watch(), watch_exports))).watchHaproxy(entry, context),
@@ -11452,6 +11483,9 @@ function findOne(text5, address, upstreamName) {
   }
   return server;
 }
+function serversFileFix() {
+  return `keep only its server lines in it and include it inside the upstream block of a root-owned file (\`${nexusCommand("nginx-config")}\` prints both), then test and reload Nginx`;
+}
 function holdsUpstreamBlock(text5) {
   return upstreamNames(text5).length > 0;
 }
@@ -11638,10 +11672,11 @@ function assertWord(value, what) {
     throw new Error(`Invalid ${what}: ${JSON.stringify(value)}`);
   }
 }
-var UpstreamEditError, UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX;
+var UpstreamEditError, UPSTREAM_BLOCK_RISK;
 var init_upstream = __esm({
   "src/balancer/nginx/upstream.ts"() {
     "use strict";
+    init_invocation();
     init_errors3();
     UpstreamEditError = class extends NexusError {
       constructor(message, address, upstreams) {
@@ -11653,7 +11688,6 @@ var init_upstream = __esm({
       upstreams;
     };
     UPSTREAM_BLOCK_RISK = "the upstream file holds the whole upstream block, so Nginx includes it in the http block, where whoever may write it (the deploy user) can add any directive Nginx runs as root (a log file written where they choose, for one).";
-    SERVERS_FILE_FIX = "keep only its server lines in it and include it inside the upstream block of a root-owned file (`nexus nginx-config` prints both), then test and reload Nginx";
   }
 });
 
@@ -11897,12 +11931,14 @@ var init_starter2 = __esm({
 // src/balancer/nginx/nginx.ts
 import { createHash } from "node:crypto";
 function sudoHint(output) {
-  return /sudo:.*password is required|is not allowed to execute|not in the sudoers/.test(output) ? "\n  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or `nexus setup --sudo`)" : "";
+  return /sudo:.*password is required|is not allowed to execute|not in the sudoers/.test(output) ? `
+  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or \`${nexusCommand("setup", "--sudo")}\`)` : "";
 }
 var MAX_APPLY_ATTEMPTS, NginxBalancer;
 var init_nginx = __esm({
   "src/balancer/nginx/nginx.ts"() {
     "use strict";
+    init_invocation();
     init_op();
     init_proc_net_tcp();
     init_sleep();
@@ -12385,39 +12421,131 @@ var init_layers = __esm({
   }
 });
 
+// src/config/secrets.ts
+function looksSecret(key) {
+  return SECRET_KEY.test(key);
+}
+function shownInClear(config2) {
+  const shown = /* @__PURE__ */ new Set([config2.app.name, String(config2.app.port), String(config2.health.port)]);
+  if (config2.destination) shown.add(config2.destination);
+  for (const s3 of config2.servers) {
+    for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
+    const port2 = /:(\d+)$/.exec(s3.upstream)?.[1];
+    if (port2) shown.add(port2);
+  }
+  return shown;
+}
+function secretValues(config2) {
+  const shown = shownInClear(config2);
+  const out = /* @__PURE__ */ new Map();
+  for (const server of config2.servers) {
+    for (const [key, value] of Object.entries(server.env)) {
+      if (value === "" || shown.has(value)) continue;
+      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false) || CREDENTIAL_URL.test(value);
+      out.set(value, (out.get(value) ?? false) || anyLength);
+    }
+  }
+  for (const target of config2.notify ?? []) if (target.url !== "") out.set(target.url, true);
+  return [...out].map(([value, anyLength]) => ({ value, anyLength }));
+}
+function secretForms(value) {
+  const json = JSON.stringify(value).slice(1, -1);
+  const lines = value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : [];
+  return [value, json, ...lines];
+}
+function redactorFor(long, short = []) {
+  const byLength = (a2, b2) => b2.length - a2.length;
+  const alternatives = [
+    ...[...long].sort(byLength).map(regexLiteral),
+    ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`)
+  ];
+  if (alternatives.length === 0) return (text5) => text5;
+  const pattern2 = new RegExp(alternatives.join("|"), "g");
+  return (text5) => text5.replace(pattern2, "***");
+}
+function regexLiteral(value) {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+var SECRET_KEY, CREDENTIAL_URL, MIN_SECRET_CHARS;
+var init_secrets = __esm({
+  "src/config/secrets.ts"() {
+    "use strict";
+    SECRET_KEY = /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
+    CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
+    MIN_SECRET_CHARS = 6;
+  }
+});
+
 // src/config/inventory.ts
 import { spawnSync } from "node:child_process";
-function quoteOutput(text5) {
-  const trimmed = text5.trim();
-  if (trimmed === "") return "nothing";
-  const cut = trimmed.length > QUOTE_MAX ? `${trimmed.slice(0, QUOTE_MAX)}\u2026` : trimmed;
-  return JSON.stringify(cut);
+function quoteOutput(text5, redact2 = (t) => t) {
+  const lines = redact2(text5).trim().split(/\r?\n/);
+  if (lines.length === 1 && lines[0] === "") return "nothing";
+  const first = lines.slice(0, QUOTE_LINES).join("\n");
+  const shown = first.length > QUOTE_MAX ? `${first.slice(0, QUOTE_MAX)}\u2026` : first;
+  const more = lines.length - QUOTE_LINES;
+  return `${JSON.stringify(shown)}${more > 0 ? ` (and ${more} more line${more === 1 ? "" : "s"})` : ""}`;
 }
-function parseInventory(stdout) {
+function inventoryRedactor(data, env2) {
+  const long = /* @__PURE__ */ new Set();
+  const short = /* @__PURE__ */ new Set();
+  const add = (value) => {
+    for (const form of secretForms(value)) {
+      if (form.length >= MIN_SECRET_CHARS) long.add(form);
+      else if (form !== "") short.add(form);
+    }
+  };
+  const fromEnv = (value) => isPlainObject2(value) && typeof value.fromEnv === "string" ? env2[value.fromEnv] : void 0;
+  const walk = (value, envMap2) => {
+    const read = fromEnv(value);
+    if (read !== void 0) add(read);
+    else if (Array.isArray(value)) for (const item of value) walk(item, false);
+    else if (isPlainObject2(value))
+      for (const [key, item] of Object.entries(value)) {
+        if (envMap2 && typeof item === "string" && (looksSecret(key) || CREDENTIAL_URL.test(item))) add(item);
+        else walk(item, key === "env");
+      }
+  };
+  walk(data, false);
+  if (isPlainObject2(data) && Array.isArray(data.notify)) {
+    for (const target of data.notify)
+      if (isPlainObject2(target) && typeof target.url === "string") add(target.url);
+  }
+  for (const name of ["NEXUS_SSH_KEY", "NEXUS_SSH_PASSPHRASE", "NEXUS_SSH_PASSWORD"]) {
+    const value = env2[name];
+    if (value) add(value);
+  }
+  const known = redactorFor([...long], [...short]);
+  return (text5) => known(text5).replace(KEYED_VALUE, (whole, open2, jsonKey, jsonValue, envKey, envValue2) => {
+    if (jsonKey !== void 0) return looksSecret(jsonKey) && jsonValue !== "" ? `${open2}***"` : whole;
+    return looksSecret(envKey) && envValue2 !== "" ? `${envKey}=***` : whole;
+  });
+}
+function parseInventory(stdout, redact2) {
   let data;
   try {
     data = JSON.parse(stdout);
   } catch {
-    return { problem: `its output is not JSON; it printed ${quoteOutput(stdout)}` };
+    return { problem: `its output is not JSON; it printed ${quoteOutput(stdout, redact2)}` };
   }
   const list2 = isPlainObject2(data) && "servers" in data ? data.servers : data;
   if (!Array.isArray(list2))
     return {
-      problem: `expected a JSON array of servers (or {"servers": [...]}), it printed ${quoteOutput(stdout)}`
+      problem: `expected a JSON array of servers (or {"servers": [...]}), it printed ${quoteOutput(stdout, redact2)}`
     };
   if (list2.length === 0) return { problem: "it printed an empty list of servers" };
   return { servers: list2 };
 }
-function inventoryFrom(result2) {
-  const said = result2.stderr.trim() ? `; stderr: ${quoteOutput(result2.stderr)}` : "";
+function inventoryFrom(result2, redact2) {
+  const said = result2.stderr.trim() ? `; stderr: ${quoteOutput(result2.stderr, redact2)}` : "";
   if (result2.error?.code === "ETIMEDOUT")
     return { problem: `it did not finish within ${result2.timeout / 1e3}s${said}` };
   if (result2.error) return { problem: `it could not be run (${result2.error.message})` };
   if (result2.signal) return { problem: `it was killed by ${result2.signal}${said}` };
   if (result2.status !== 0) return { problem: `it exited with code ${result2.status}${said}` };
-  return parseInventory(result2.stdout);
+  return parseInventory(result2.stdout, redact2);
 }
-function runInventory(source, cwd, env2) {
+function runInventory(source, cwd, env2, redact2) {
   const run = spawnSync("/bin/sh", ["-c", source.fromCommand], {
     cwd,
     env: env2,
@@ -12427,21 +12555,27 @@ function runInventory(source, cwd, env2) {
     killSignal: "SIGKILL",
     maxBuffer: 32 * 1024 * 1024
   });
-  return inventoryFrom({
-    status: run.status,
-    signal: run.signal,
-    stdout: run.stdout ?? "",
-    stderr: run.stderr ?? "",
-    error: run.error,
-    timeout: source.timeout
-  });
+  return inventoryFrom(
+    {
+      status: run.status,
+      signal: run.signal,
+      stdout: run.stdout ?? "",
+      stderr: run.stderr ?? "",
+      error: run.error,
+      timeout: source.timeout
+    },
+    redact2
+  );
 }
-var QUOTE_MAX;
+var QUOTE_LINES, QUOTE_MAX, KEYED_VALUE;
 var init_inventory = __esm({
   "src/config/inventory.ts"() {
     "use strict";
     init_layers();
+    init_secrets();
+    QUOTE_LINES = 5;
     QUOTE_MAX = 300;
+    KEYED_VALUE = /("([A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*")((?:[^"\\]|\\.)*)"|\b([A-Za-z_][A-Za-z0-9_]*)=(\S+)/g;
   }
 });
 
@@ -15604,7 +15738,7 @@ function expandInventory(data, label, baseDir, env2) {
     );
   }
   const command = source.data.fromCommand;
-  const result2 = runInventory(source.data, baseDir, env2);
+  const result2 = runInventory(source.data, baseDir, env2, inventoryRedactor(data, env2));
   if ("problem" in result2)
     throw new ConfigError(label, [`servers.fromCommand: \`${command}\`: ${result2.problem}`]);
   return { data: { ...data, servers: result2.servers }, command };
@@ -15891,12 +16025,12 @@ function stripTrailingSlash(p2) {
   return p2.length > 1 ? p2.replace(/\/+$/, "") : p2;
 }
 function keysAt(schema, at2) {
-  let current2 = schema;
+  let current3 = schema;
   const steps = [...at2];
-  while (current2) {
-    const def2 = current2._zod.def;
+  while (current3) {
+    const def2 = current3._zod.def;
     if (def2.type === "default" || def2.type === "optional" || def2.type === "pipe") {
-      current2 = def2.innerType ?? def2.in;
+      current3 = def2.innerType ?? def2.in;
       continue;
     }
     if (def2.type === "union") {
@@ -15905,14 +16039,14 @@ function keysAt(schema, at2) {
     }
     if (steps.length === 0) break;
     const step = steps.shift();
-    if (def2.type === "object") current2 = def2.shape[String(step)];
-    else if (def2.type === "array") current2 = def2.element;
+    if (def2.type === "object") current3 = def2.shape[String(step)];
+    else if (def2.type === "array") current3 = def2.element;
     else return [];
   }
-  const def = current2?._zod.def;
+  const def = current3?._zod.def;
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
-var DEFAULT_CONFIG_FILE, STDIN_LABEL, layersOf;
+var layersOf;
 var init_load = __esm({
   "src/config/load.ts"() {
     "use strict";
@@ -15921,11 +16055,10 @@ var init_load = __esm({
     init_proxy_jump();
     init_errors4();
     init_inventory();
+    init_invocation();
     init_layers();
     init_positions();
     init_schema4();
-    DEFAULT_CONFIG_FILE = "deploy.config.json";
-    STDIN_LABEL = "(stdin)";
     layersOf = /* @__PURE__ */ new WeakMap();
   }
 });
@@ -16109,7 +16242,7 @@ function sudoersFix(ctx, user) {
   const rule = user && sudoersLine(user, ctx.testCommand, ctx.reloadCommand);
   if (!rule) return "allow them without a password in sudoers, as root (docs/servers.md)";
   const file = sudoersFile(ctx.appName ?? "app");
-  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`nexus setup --sudo\``;
+  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`${nexusCommand("setup", "--sudo")}\``;
 }
 function passwordPrompt(text5) {
   return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
@@ -16141,7 +16274,7 @@ function upstreamItems(facts, ctx, add) {
     let listed = [];
     try {
       listed = listUpstreamServers(text5, ctx.upstream).map((s3) => s3.address);
-      if (holdsUpstreamBlock(text5)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
+      if (holdsUpstreamBlock(text5)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, serversFileFix());
       else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
     } catch (error3) {
       add(
@@ -16222,7 +16355,7 @@ function includedItem(facts, ctx, add) {
         "upstream included",
         "fail",
         `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
-        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
+        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`${nexusCommand("nginx-config")}\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
       );
   }
 }
@@ -16309,6 +16442,7 @@ var init_check3 = __esm({
   "src/balancer/nginx/check.ts"() {
     "use strict";
     init_facts();
+    init_invocation();
     init_load();
     init_layout();
     init_quote();
@@ -16358,7 +16492,7 @@ async function writeServersFile(runner, file, user, target, context) {
     say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
     const text5 = await runner.exec(cmd("cat", file));
     if (text5.code === 0 && holdsUpstreamBlock(text5.stdout))
-      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${SERVERS_FILE_FIX}`);
+      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${serversFileFix()}`);
     return;
   }
   if (context.dryRun) {
@@ -16372,7 +16506,7 @@ async function writeServersFile(runner, file, user, target, context) {
   if (result2.code === 0) say(`${target}: wrote ${file} (its server lines)`);
   else
     say(
-      `${target}: cannot write ${file} as ${user}; as root, write the server lines \`nexus nginx-config\` prints for it there`
+      `${target}: cannot write ${file} as ${user}; as root, write the server lines \`${nexusCommand("nginx-config")}\` prints for it there`
     );
 }
 async function sudoersStep(entry, runner, user, target, context) {
@@ -16408,6 +16542,7 @@ var WRITE_SERVERS_FILE_SCRIPT, INSTALL_SUDOERS_SCRIPT;
 var init_setup = __esm({
   "src/balancer/nginx/setup.ts"() {
     "use strict";
+    init_invocation();
     init_layout();
     init_op();
     init_quote();
@@ -16547,7 +16682,7 @@ function clip(line) {
 async function checkAccessLog(runner, options) {
   const { path: path24 } = options;
   const where2 = `${path24} on ${runner.name}`;
-  const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
+  const fix = `add this to Nginx's http block (\`${nexusCommand("nginx-config")}\` prints it), then reload Nginx:
 ${logFormatAdvice(path24)}`;
   const sample = parseSample((await runner.exec(sampleLogCommand(path24))).stdout);
   if (sample.state === "unreadable")
@@ -16586,6 +16721,7 @@ var SAMPLE_BYTES, SAMPLE_LOG_SCRIPT, DUMP_CONFIG_SCRIPT, AccessLogProblem;
 var init_log_check = __esm({
   "src/balancer/nginx/watch/log-check.ts"() {
     "use strict";
+    init_invocation();
     init_op();
     init_traffic();
     init_access_log();
@@ -29284,14 +29420,14 @@ var require_Protocol = __commonJS({
         this._debug && this._debug(`Outbound: Sending SERVICE_ACCEPT (${svcName})`);
         sendPacket(this, this._packetRW.write.finalize(packet));
         if (this._server && this._banner && svcName === "ssh-userauth") {
-          const banner2 = this._banner;
+          const banner = this._banner;
           this._banner = void 0;
-          const bannerLen = Buffer.byteLength(banner2);
+          const bannerLen = Buffer.byteLength(banner);
           p2 = this._packetRW.write.allocStart;
           const packet2 = this._packetRW.write.alloc(1 + 4 + bannerLen + 4);
           packet2[p2] = MESSAGE.USERAUTH_BANNER;
           writeUInt32BE(packet2, bannerLen, ++p2);
-          packet2.utf8Write(banner2, p2 += 4, bannerLen);
+          packet2.utf8Write(banner, p2 += 4, bannerLen);
           writeUInt32BE(packet2, 0, p2 += bannerLen);
           this._debug && this._debug("Outbound: Sending USERAUTH_BANNER");
           sendPacket(this, this._packetRW.write.finalize(packet2));
@@ -45854,15 +45990,15 @@ var require_windows = __commonJS({
       }
       return false;
     }
-    function checkStat(stat10, path24, options) {
-      if (!stat10.isSymbolicLink() && !stat10.isFile()) {
+    function checkStat(stat8, path24, options) {
+      if (!stat8.isSymbolicLink() && !stat8.isFile()) {
         return false;
       }
       return checkPathExt(path24, options);
     }
     function isexe(path24, options, cb) {
-      fs2.stat(path24, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, path24, options));
+      fs2.stat(path24, function(er2, stat8) {
+        cb(er2, er2 ? false : checkStat(stat8, path24, options));
       });
     }
     function sync(path24, options) {
@@ -45878,20 +46014,20 @@ var require_mode = __commonJS({
     isexe.sync = sync;
     var fs2 = __require("fs");
     function isexe(path24, options, cb) {
-      fs2.stat(path24, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, options));
+      fs2.stat(path24, function(er2, stat8) {
+        cb(er2, er2 ? false : checkStat(stat8, options));
       });
     }
     function sync(path24, options) {
       return checkStat(fs2.statSync(path24), options);
     }
-    function checkStat(stat10, options) {
-      return stat10.isFile() && checkMode(stat10, options);
+    function checkStat(stat8, options) {
+      return stat8.isFile() && checkMode(stat8, options);
     }
-    function checkMode(stat10, options) {
-      var mod = stat10.mode;
-      var uid = stat10.uid;
-      var gid = stat10.gid;
+    function checkMode(stat8, options) {
+      var mod = stat8.mode;
+      var uid = stat8.uid;
+      var gid = stat8.gid;
       var myUid = options.uid !== void 0 ? options.uid : process.getuid && process.getuid();
       var myGid = options.gid !== void 0 ? options.gid : process.getgid && process.getgid();
       var u3 = parseInt("100", 8);
@@ -52906,15 +53042,15 @@ async function readPidFile(path24) {
 }
 async function procStat(pid) {
   try {
-    const stat10 = await readFile4(`/proc/${pid}/stat`, "utf8");
-    return stat10.slice(stat10.lastIndexOf(")") + 2).split(" ");
+    const stat8 = await readFile4(`/proc/${pid}/stat`, "utf8");
+    return stat8.slice(stat8.lastIndexOf(")") + 2).split(" ");
   } catch {
     return void 0;
   }
 }
 async function isAlive(pid) {
-  const stat10 = await procStat(pid);
-  if (stat10) return stat10[0] !== "Z" && stat10[0] !== "X";
+  const stat8 = await procStat(pid);
+  if (stat8) return stat8[0] !== "Z" && stat8[0] !== "X";
   try {
     process.kill(pid, 0);
     return true;
@@ -53114,7 +53250,7 @@ async function ip(args) {
   const result2 = await execa("ip", args, { reject: false, all: true, stdin: "ignore" });
   return { exitCode: result2.exitCode ?? 1, all: String(result2.all ?? "") };
 }
-function banner(address, port2) {
+function sshBanner(address, port2) {
   return new Promise((resolve3) => {
     const socket = connect3({ host: address, port: port2 });
     socket.setTimeout(2e3);
@@ -53127,6 +53263,7 @@ function banner(address, port2) {
       resolve3(false);
     });
     socket.once("error", () => resolve3(false));
+    socket.once("close", () => resolve3(false));
   });
 }
 async function startBastion(input) {
@@ -53181,7 +53318,7 @@ ${await tail(p2.sshdLog)}`);
     ]);
     await save();
     if (!await waitFor(
-      async () => await banner(bastion.address, bastion.sshPort) ? true : void 0,
+      async () => await sshBanner(bastion.address, bastion.sshPort) ? true : void 0,
       1e4,
       100
     ))
@@ -53961,7 +54098,7 @@ var init_nginx3 = __esm({
 
 // src/sandbox/pm2.ts
 import { createHash as createHash6 } from "node:crypto";
-import { access as access2, constants as constants5, cp, mkdir as mkdir5, readFile as readFile8, rm as rm7, stat as stat7, symlink, writeFile as writeFile6 } from "node:fs/promises";
+import { access as access2, constants as constants5, cp, mkdir as mkdir5, readFile as readFile8, rm as rm7, symlink, writeFile as writeFile6 } from "node:fs/promises";
 import { basename, dirname as dirname3, join as join8, relative } from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 async function findProjectRoot() {
@@ -54063,26 +54200,11 @@ async function runningPm2(pm2Home) {
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
 }
-async function ownerOf2(path24) {
-  if (process.getuid?.() !== 0) return void 0;
-  const info2 = await stat7(path24).catch(() => void 0);
-  return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
-}
-async function stopPm2({ home, pm2Home, pm2Bin }) {
+async function stopPm2(pm2Home) {
   const pid = await runningPm2(pm2Home);
   if (pid === void 0) return;
   const apps = await childPids(pid);
-  if (pm2Bin) {
-    await execa(pm2Bin, ["kill"], {
-      env: { HOME: home, PM2_HOME: pm2Home, PATH: `${dirname3(process.execPath)}:/usr/bin:/bin` },
-      extendEnv: false,
-      reject: false,
-      stdin: "ignore",
-      timeout: 3e4,
-      ...await ownerOf2(pm2Home)
-    });
-  }
-  await stopPid(pid);
+  await stopPid(pid, "SIGTERM", 15e3);
   await Promise.all(apps.map((app) => stopPid(app)));
 }
 var PACKAGE_MANAGER_BINS;
@@ -54097,11 +54219,11 @@ var init_pm23 = __esm({
 });
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat8, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 async function exists(path24) {
   try {
-    await stat8(path24);
+    await stat7(path24);
     return true;
   } catch {
     return false;
@@ -54255,7 +54377,7 @@ __export(sandbox_exports, {
   setLoginDelay: () => setLoginDelay,
   stateDirFor: () => stateDirFor
 });
-import { chmod as chmod2, mkdir as mkdir8, readdir as readdir5, readFile as readFile10, rm as rm10, stat as stat9, writeFile as writeFile8 } from "node:fs/promises";
+import { chmod as chmod2, mkdir as mkdir8, readdir as readdir5, readFile as readFile10, rm as rm10, writeFile as writeFile8 } from "node:fs/promises";
 import { userInfo as userInfo2 } from "node:os";
 import { dirname as dirname6, join as join10, resolve as resolve2 } from "node:path";
 function sessionPath(sandboxBin, extraDirs) {
@@ -54323,14 +54445,7 @@ async function sandboxDown(namedDir) {
   const dir = await currentStateDir(namedDir);
   const state = await readState2(dir);
   const names = await hostNamesIn(dir);
-  const projectRoot = await findProjectRoot().catch(() => void 0);
-  const pm2Bin = await exists2(join10(sandboxPaths(dir).bin, "pm2")) ? join10(sandboxPaths(dir).bin, "pm2") : projectRoot && join10(projectRoot, "node_modules", ".bin", "pm2");
-  await Promise.all(
-    names.map((name) => {
-      const p2 = hostPaths(dir, name);
-      return stopPm2({ home: p2.home, pm2Home: p2.pm2Home, pm2Bin });
-    })
-  );
+  await Promise.all(names.map((name) => stopPm2(hostPaths(dir, name).pm2Home)));
   for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
   await stopBastion(dir);
@@ -54359,12 +54474,6 @@ async function sandboxPurge(namedDir) {
   await rm10(dir, { recursive: true, force: true });
   const link = resolve2(namedDir);
   if (link !== dir) await rm10(link, { force: true });
-}
-async function exists2(path24) {
-  return stat9(path24).then(
-    () => true,
-    () => false
-  );
 }
 function sameLayout(a2, b2) {
   return JSON.stringify(a2) === JSON.stringify(b2);
@@ -55051,22 +55160,22 @@ var Notifier = class {
     return results.filter((r) => r !== void 0);
   }
 };
-var current;
+var current2;
 function notifyFrom(targets, app, send) {
-  current = targets.length > 0 ? new Notifier(targets, app, send) : void 0;
+  current2 = targets.length > 0 ? new Notifier(targets, app, send) : void 0;
 }
 function notifyingReporter(inner) {
   let held;
   return {
     emit(event) {
-      current?.observe(event);
-      if (current && event.type === "summary") held = event;
+      current2?.observe(event);
+      if (current2 && event.type === "summary") held = event;
       else inner.emit(event);
     },
     print: (line) => inner.print(line),
     close: () => inner.close(),
     async flush() {
-      const warnings = await current?.flush() ?? [];
+      const warnings = await current2?.flush() ?? [];
       for (const message of warnings) inner.emit({ type: "warn", message });
       if (held) inner.emit(held);
       held = void 0;
@@ -55074,44 +55183,19 @@ function notifyingReporter(inner) {
   };
 }
 
-// src/config/secrets.ts
-var SECRET_KEY = /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
-var CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
-function looksSecret(key) {
-  return SECRET_KEY.test(key);
-}
-function shownInClear(config2) {
-  const shown = /* @__PURE__ */ new Set([config2.app.name, String(config2.app.port), String(config2.health.port)]);
-  if (config2.destination) shown.add(config2.destination);
-  for (const s3 of config2.servers) {
-    for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
-    const port2 = /:(\d+)$/.exec(s3.upstream)?.[1];
-    if (port2) shown.add(port2);
-  }
-  return shown;
-}
-function secretValues(config2) {
-  const shown = shownInClear(config2);
-  const out = /* @__PURE__ */ new Map();
-  for (const server of config2.servers) {
-    for (const [key, value] of Object.entries(server.env)) {
-      if (value === "" || shown.has(value)) continue;
-      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false) || CREDENTIAL_URL.test(value);
-      out.set(value, (out.get(value) ?? false) || anyLength);
-    }
-  }
-  for (const target of config2.notify ?? []) if (target.url !== "") out.set(target.url, true);
-  return [...out].map(([value, anyLength]) => ({ value, anyLength }));
-}
+// src/report/redact.ts
+init_secrets();
 
 // src/ssh/connect.ts
 var import_ssh22 = __toESM(require_lib2(), 1);
+init_invocation();
 init_errors5();
 import { existsSync, readFileSync as readFileSync4 } from "node:fs";
 import os3 from "node:os";
 import path8 from "node:path";
 
 // src/ssh/host-keys.ts
+init_invocation();
 init_errors3();
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync2, readSync } from "node:fs";
 import path6 from "node:path";
@@ -55384,7 +55468,7 @@ var HostKeyCheck = class {
         this.refusal = [
           `unknown host key for ${name}: ${type} ${fingerprint}`,
           `  Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${hostKeyFileType(type)}_key.pub),`,
-          `  then trust it with \`nexus trust ${this.server ?? "<server>"}\`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).`
+          `  then trust it with \`${this.server ? nexusCommand("trust", this.server) : "nexus trust <server>"}\`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).`
         ].join("\n");
         return false;
     }
@@ -57407,7 +57491,7 @@ function prepareLogin(config2, env2, knownHosts, who, policy) {
     throw new SshError(
       who.name,
       "host-key",
-      `known_hosts (${config2.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``
+      `known_hosts (${config2.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`${nexusCommand("trust", who.name)}\``
     );
   }
   return { credentials, hostKey, algorithms };
@@ -57545,13 +57629,13 @@ var HandshakeLimiter = class {
 };
 
 // src/report/redact.ts
-var MIN_SECRET_CHARS = 6;
+init_secrets();
 function secretRedactor(config2, env2 = process.env, options = {}) {
   const shown = shownInClear(config2);
   const long = /* @__PURE__ */ new Set();
   const short = /* @__PURE__ */ new Set();
   const add = (value, secretKey) => {
-    for (const form of forms(value)) {
+    for (const form of secretForms(value)) {
       if (form === "" || shown.has(form)) continue;
       if (form.length >= MIN_SECRET_CHARS) long.add(form);
       else if (secretKey) short.add(form);
@@ -57568,24 +57652,6 @@ function secretRedactor(config2, env2 = process.env, options = {}) {
   } catch {
   }
   return redactorFor([...long], [...short]);
-}
-function forms(value) {
-  const json = JSON.stringify(value).slice(1, -1);
-  const lines = value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : [];
-  return [value, json, ...lines];
-}
-function redactorFor(long, short = []) {
-  const byLength = (a2, b2) => b2.length - a2.length;
-  const alternatives = [
-    ...[...long].sort(byLength).map(regexLiteral),
-    ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`)
-  ];
-  if (alternatives.length === 0) return (text5) => text5;
-  const pattern2 = new RegExp(alternatives.join("|"), "g");
-  return (text5) => text5.replace(pattern2, "***");
-}
-function regexLiteral(value) {
-  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 function redactDeep(value, redact2) {
   if (typeof value === "string") return redact2(value);
@@ -57618,6 +57684,7 @@ function maskingReporter(inner) {
 // src/cli/context.ts
 init_source();
 init_errors4();
+init_invocation();
 init_load();
 init_positions();
 init_errors3();
@@ -57886,6 +57953,12 @@ function readConfig(options) {
   }
   if (options.knownHosts) config2.ssh.knownHosts = path10.resolve(options.knownHosts);
   maskSecretsOf(config2);
+  rememberInvocation({
+    file: config2.file,
+    destination: config2.destination,
+    sshKey: options.sshKey,
+    knownHosts: options.knownHosts
+  });
   notifyFrom(config2.notify, config2.app.name);
   return config2;
 }
@@ -57947,7 +58020,7 @@ async function whileInterruptible(reporter, body) {
       const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
       reporter.emit({
         type: "error",
-        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`nexus status\`, and \`nexus recover\` if it says so.`
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`${nexusCommand("status")}\`, and \`${nexusCommand("recover")}\` if it says so.`
       });
       reporter.close();
       process.exit(EXIT.needsHuman);
@@ -58163,6 +58236,7 @@ function installArgs(name, flavor, locked) {
 
 // src/check/run.ts
 init_drivers();
+init_invocation();
 init_errors3();
 init_managers();
 init_layout();
@@ -58855,9 +58929,9 @@ function sshFix(error3, server) {
   if (!(error3 instanceof SshError)) return "see the message";
   switch (error3.kind) {
     case "host-key":
-      return `check the fingerprint with the server's admin, then \`nexus trust ${server}\``;
+      return `check the fingerprint with the server's admin, then \`${nexusCommand("trust", server)}\``;
     case "auth":
-      return "install the deploy key in the login user's ~/.ssh/authorized_keys: `nexus setup` does it (it logs in once with a password or another key)";
+      return `install the deploy key in the login user's ~/.ssh/authorized_keys: \`${nexusCommand("setup")}\` does it (it logs in once with a password or another key)`;
     case "refused":
     case "timeout":
     case "network":
@@ -59152,6 +59226,7 @@ async function assertEntriesShip(config2, { built }) {
 }
 
 // src/commands/deploy.ts
+init_invocation();
 init_load();
 
 // src/artifact/release-id.ts
@@ -59170,6 +59245,7 @@ function makeReleaseId(now, git) {
 
 // src/deploy/deploy.ts
 init_errors4();
+init_invocation();
 init_load();
 init_errors3();
 init_layout();
@@ -59971,6 +60047,7 @@ function buildEnvOptions(ssh) {
 }
 
 // src/deploy/engine.ts
+init_invocation();
 init_errors3();
 
 // src/events/events.ts
@@ -59988,6 +60065,7 @@ function exitCodeForOutcome(outcome) {
 init_op();
 
 // src/rollout/roll.ts
+init_invocation();
 init_sleep();
 
 // src/rollout/ledger.ts
@@ -60186,9 +60264,9 @@ var Rollout = class {
         });
       }
     }
-    const where2 = drained ? "left out of rotation: `nexus enable` it once fixed" : "in rotation";
     for (const s3 of back) {
       const row = this.ledger.row(s3.name);
+      const where2 = drained ? `left out of rotation: \`${nexusCommand("enable", s3.name)}\` once fixed` : "in rotation";
       row.result = "failed";
       row.note = `failed its health gate: back on ${row.release ?? "its previous release"}, ${where2}`;
     }
@@ -60488,6 +60566,7 @@ function historyLine(host, event, details) {
 }
 
 // src/deploy/lock.ts
+init_invocation();
 init_errors3();
 init_op();
 init_quote();
@@ -60646,20 +60725,20 @@ async function lockAll(hosts, holder, emit, waitMs = 0) {
           if (state) rememberLockedState(host, state);
           break;
         }
-        const current2 = attempt.holder;
-        if (isStale(current2)) {
+        const current3 = attempt.holder;
+        if (isStale(current3)) {
           const journal = await host.session.exec(cmd("test", "-f", host.layout.journal));
           if (journal.code === 0) {
             throw new LockError(
-              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current2)}, no longer running). Run \`nexus recover\` to bring the fleet back to a consistent state.`
+              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current3)}, no longer running). Run \`${nexusCommand("recover")}\` to bring the fleet back to a consistent state.`
             );
           }
           emit({
             type: "warn",
             server: host.server.name,
-            message: `breaking a stale lock: ${describeHolder(current2)}`
+            message: `breaking a stale lock: ${describeHolder(current3)}`
           });
-          await breakLock(host, current2);
+          await breakLock(host, current3);
           continue;
         }
         if (Date.now() < deadline) {
@@ -60667,7 +60746,7 @@ async function lockAll(hosts, holder, emit, waitMs = 0) {
           continue;
         }
         throw new LockError(
-          `${host.server.name}: deploy locked by ${describeHolder(current2)}. Wait for it (--lock-wait); if that process died, run \`nexus recover\`.`
+          `${host.server.name}: deploy locked by ${describeHolder(current3)}. Wait for it (--lock-wait); if that process died, run \`${nexusCommand("recover")}\`.`
         );
       }
     }
@@ -60751,7 +60830,7 @@ async function readStatesToRoll(hosts) {
   if (unfinished.length > 0) {
     throw new LockError(
       `${unfinished.join("\n")}
-  fix: \`nexus status\` shows where each server stands; \`nexus recover\` brings it back (if it needs a human, once the cause is fixed)`
+  fix: \`${nexusCommand("status")}\` shows where each server stands; \`${nexusCommand("recover")}\` brings it back (if it needs a human, once the cause is fixed)`
     );
   }
   return states;
@@ -62019,7 +62098,7 @@ async function preflight({ config: config2, options }, fleet, hosts) {
   const missing = backends.filter((b2) => hosts.some((h2) => h2.server.name === b2.server) && !b2.present);
   if (missing.length > 0) {
     throw new PlanError(
-      `the balancer on ${fleet.balancer.host} does not list ${missing.map((b2) => `${b2.server} (${b2.upstream})`).join(", ")}: add them (see \`nexus nginx-config\` or \`nexus haproxy-config\`) or fix servers[].upstream`
+      `the balancer on ${fleet.balancer.host} does not list ${missing.map((b2) => `${b2.server} (${b2.upstream})`).join(", ")}: add them (see \`${nexusCommand("nginx-config")}\` or \`${nexusCommand("haproxy-config")}\`) or fix servers[].upstream`
     );
   }
   await checkSharedFiles(config2, hosts);
@@ -62234,7 +62313,7 @@ async function printPlan({ reporter, global: global3 }, flags) {
   }
   for (const line of describePlan(config2, plan)) reporter.print(line);
   reporter.print(
-    `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (nexus pack --list shows them)`
+    `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (${nexusCommand("pack", "--list")} shows them)`
   );
   return EXIT.ok;
 }
@@ -62953,6 +63032,7 @@ Examples:
 }
 
 // src/deploy/recover.ts
+init_invocation();
 init_load();
 init_capacity();
 async function recover(config2, options) {
@@ -63092,11 +63172,11 @@ async function breakInspectedLocks(hosts, states, force) {
     if (!lock || isStale(lock) || force) continue;
     if (isLiveHere(lock)) {
       throw new LockError(
-        `${h2.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`nexus recover --force\`)`
+        `${h2.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`${nexusCommand("recover", "--force")}\`)`
       );
     }
     throw new LockError(
-      `${h2.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``
+      `${h2.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`${nexusCommand("recover", "--force")}\``
     );
   }
   for (const h2 of hosts) {
@@ -63196,16 +63276,16 @@ async function restart2(config2, options) {
   requireSecrets(config2, "restart writes it into the app's environment", names);
   const holder = newHolder("restart", void 0, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
-    const current2 = /* @__PURE__ */ new Map();
+    const current3 = /* @__PURE__ */ new Map();
     const problems = [];
     for (const h2 of hosts) {
       const state = states.get(h2.server.name);
-      if (state.current) current2.set(h2.server.name, state.current);
+      if (state.current) current3.set(h2.server.name, state.current);
       else problems.push(`${h2.server.name}: no current release (deploy first)`);
     }
     if (problems.length > 0) throw new PlanError(`cannot restart:
   ${problems.join("\n  ")}`);
-    const release = [...new Set(current2.values())].join(", ");
+    const release = [...new Set(current3.values())].join(", ");
     const { destination } = config2;
     emit({
       type: "begin",
@@ -63214,7 +63294,7 @@ async function restart2(config2, options) {
       ...destination ? { destination } : {},
       servers: names
     });
-    const releaseOf2 = (name) => current2.get(name);
+    const releaseOf2 = (name) => current3.get(name);
     const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
     const result2 = await rollJournaled(
       hosts,
@@ -63318,8 +63398,8 @@ async function rollback(config2, options) {
       servers: names
     });
     const targetOf = (name) => targets.get(name);
-    const current2 = (name) => states.get(name)?.current;
-    const batches = plan.batches.map((batch) => batch.filter((s3) => current2(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
+    const current3 = (name) => states.get(name)?.current;
+    const batches = plan.batches.map((batch) => batch.filter((s3) => current3(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
     if (batches.length === 0)
       emit({ type: "info", message: "every server already serves its rollback target" });
     const ops = fleetOps(fleet, config2, emit);
@@ -63328,9 +63408,9 @@ async function rollback(config2, options) {
       (h2) => ({
         command: "rollback",
         release: targetOf(h2.server.name),
-        previous: current2(h2.server.name) ?? null
+        previous: current3(h2.server.name) ?? null
       }),
-      rollOptions(config2, plan, ops, options, { batches, target: targetOf, fallback: current2 })
+      rollOptions(config2, plan, ops, options, { batches, target: targetOf, fallback: current3 })
     );
     const rows = names.map(
       (server) => result2.rows.find((r) => r.server === server) ?? {
@@ -63349,7 +63429,7 @@ async function rollback(config2, options) {
       "rollback",
       (h2) => ({
         release: targetOf(h2.server.name),
-        previous: current2(h2.server.name) ?? null,
+        previous: current3(h2.server.name) ?? null,
         result: rows.find((r) => r.server === h2.server.name)?.result
       }),
       { unlock: holder }
@@ -63516,6 +63596,7 @@ init_errors3();
 
 // src/setup/run.ts
 init_drivers();
+init_invocation();
 init_errors3();
 init_layout();
 init_op();
@@ -63742,13 +63823,13 @@ async function runSetup(config2, options) {
   let publicKey;
   const keyPath = config2.ssh.privateKey;
   if (keyPath) {
-    let exists3 = true;
+    let exists2 = true;
     try {
       readFileSync12(keyPath);
     } catch {
-      exists3 = false;
+      exists2 = false;
     }
-    if (exists3) {
+    if (exists2) {
       publicKey = publicKeyOf(keyPath, env2.NEXUS_SSH_PASSPHRASE);
       say(`key: ${keyPath} exists`);
     } else if (dryRun) say(`key: would generate an ed25519 key pair at ${keyPath} (0600) and ${keyPath}.pub`);
@@ -63816,7 +63897,7 @@ async function hostKeyStep(server, config2, options) {
   }
   if (check.status !== "unknown") {
     throw new SetupError(
-      `${server.name}: the host key of ${name} (${fingerprint}) is ${check.status === "revoked" ? "revoked" : "CHANGED"} in ${config2.ssh.knownHosts}; setup does not replace keys (see \`nexus trust ${server.name} --replace\`)`
+      `${server.name}: the host key of ${name} (${fingerprint}) is ${check.status === "revoked" ? "revoked" : "CHANGED"} in ${config2.ssh.knownHosts}; setup does not replace keys (see \`${nexusCommand("trust", server.name, "--replace")}\`)`
     );
   }
   say(
@@ -63963,6 +64044,7 @@ function setupCommand(setExit) {
 }
 
 // src/commands/status.ts
+init_invocation();
 init_errors3();
 function statusCommand2(setExit) {
   return new Command("status").description("per server: in rotation or drained, health, current release, PM2 process, lock").addHelpText("after", examples("nexus status --json")).action(
@@ -64045,9 +64127,9 @@ async function fleetStatus(config2, options) {
 function lockColumn(state) {
   const { journal, lock } = state;
   if (journal && (!lock || isStale(lock)))
-    return `INTERRUPTED ${journal.command} of ${journal.release}: run nexus recover`;
+    return `INTERRUPTED ${journal.command} of ${journal.release}: run ${nexusCommand("recover")}`;
   if (journal && lock)
-    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : " (if that command is dead: nexus recover --force)"}`;
+    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : ` (if that command is dead: ${nexusCommand("recover", "--force")})`}`;
   return lock ? describeHolder(lock) : "-";
 }
 function describeCount(instances, expected) {
@@ -64070,6 +64152,7 @@ function formatUptime(ms4) {
 
 // src/commands/trust.ts
 import { readFileSync as readFileSync13, writeFileSync as writeFileSync4 } from "node:fs";
+init_invocation();
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
   const own2 = entries2.filter(
@@ -64138,7 +64221,7 @@ async function trust(name, flags, global3) {
     if (!flags.replace) {
       process.stderr.write(
         `  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its
-  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`nexus trust ${server.name} --replace\`.
+  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`${nexusCommand("trust", server.name, "--replace")}\`.
 `
       );
       return EXIT.failed;
@@ -64226,6 +64309,7 @@ function trustCommand(setExit) {
 }
 
 // src/commands/unlock.ts
+init_invocation();
 init_errors3();
 function unlockCommand(setExit) {
   return new Command("unlock").description("remove the deploy lock from every server (only when its holder is gone)").option(
@@ -64256,7 +64340,7 @@ async function unlockHost(host, options) {
     emit({
       type: "warn",
       server,
-      message: "an interrupted command left this server mid-change: use `nexus recover`, which also unlocks"
+      message: `an interrupted command left this server mid-change: use \`${nexusCommand("recover")}\`, which also unlocks`
     });
     return "left";
   }

@@ -221,7 +221,7 @@ describe("faults and interruptions", () => {
 
     const blocked = await nexus(["-c", config, "deploy"]);
     expect(blocked.exitCode, blocked.all).toBe(1);
-    expect(blocked.stderr).toContain(`run \`nexus -c ${config} recover\``);
+    expect(blocked.stderr).toContain(`\`nexus -c ${config} recover\``);
     const status = await nexus(["-c", config, "status"]);
     expect(status.stdout).toMatch(/INTERRUPTED deploy of \S+: run nexus -c \S+ recover/);
 

@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path26 = __require("node:path");
+    var path24 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path26.resolve(baseDir, baseName);
+          const localBin = path24.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path26.extname(baseName))) return void 0;
+          if (sourceExt.includes(path24.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path26.resolve(
-            path26.dirname(resolvedScriptPath),
+          executableDir = path24.resolve(
+            path24.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path26.basename(
+            const legacyName = path24.basename(
               this._scriptPath,
-              path26.extname(this._scriptPath)
+              path24.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path26.extname(executableFile));
+        launchWithNode = sourceExt.includes(path24.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path26.basename(filename, path26.extname(filename));
+        this._name = path24.basename(filename, path24.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path27) {
-        if (path27 === void 0) return this._executableDir;
-        this._executableDir = path27;
+      executableDir(path25) {
+        if (path25 === void 0) return this._executableDir;
+        this._executableDir = path25;
         return this;
       }
       /**
@@ -3480,6 +3480,50 @@ var require_commander = __commonJS({
   }
 });
 
+// src/remote/quote.ts
+function shq(value) {
+  const text5 = String(value);
+  if (text5 !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text5)) return text5;
+  return `'${text5.replace(/'/g, `'\\''`)}'`;
+}
+function cmd(...words3) {
+  return words3.map(shq).join(" ");
+}
+var init_quote = __esm({
+  "src/remote/quote.ts"() {
+    "use strict";
+  }
+});
+
+// src/config/invocation.ts
+function renderInvocation(invocation) {
+  const words3 = ["nexus"];
+  if (invocation) {
+    const { file, destination, sshKey, knownHosts } = invocation;
+    if (file === STDIN_LABEL) words3.push("-c", "-");
+    else if (file !== DEFAULT_CONFIG_FILE) words3.push("-c", shq(file));
+    if (destination) words3.push("-d", shq(destination));
+    if (sshKey) words3.push("--ssh-key", shq(sshKey));
+    if (knownHosts) words3.push("--known-hosts", shq(knownHosts));
+  }
+  return words3.join(" ");
+}
+function rememberInvocation(invocation) {
+  current = invocation;
+}
+function nexusCommand(...words3) {
+  return [renderInvocation(current), ...words3.map(shq)].join(" ");
+}
+var DEFAULT_CONFIG_FILE, STDIN_LABEL, current;
+var init_invocation = __esm({
+  "src/config/invocation.ts"() {
+    "use strict";
+    init_quote();
+    DEFAULT_CONFIG_FILE = "deploy.config.json";
+    STDIN_LABEL = "(stdin)";
+  }
+});
+
 // node_modules/zod/v4/core/util.js
 var util_exports = {};
 __export(util_exports, {
@@ -3702,10 +3746,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path26) {
-  if (!path26)
+function getElementAtPath(obj, path24) {
+  if (!path24)
     return obj;
-  return path26.reduce((acc, key) => acc?.[key], obj);
+  return path24.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -3964,11 +4008,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path26, issues) {
+function prefixIssues(path24, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path26);
+    iss.path.unshift(path24);
     return iss;
   });
 }
@@ -4500,16 +4544,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path26 = []) => {
+  const processError = (error4, path24 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path26, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path24, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path24, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path24, ...issue2.path]);
       } else {
-        const fullpath = [...path26, ...issue2.path];
+        const fullpath = [...path24, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -10282,21 +10326,6 @@ var init_layout = __esm({
   }
 });
 
-// src/remote/quote.ts
-function shq(value) {
-  const text5 = String(value);
-  if (text5 !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text5)) return text5;
-  return `'${text5.replace(/'/g, `'\\''`)}'`;
-}
-function cmd(...words3) {
-  return words3.map(shq).join(" ");
-}
-var init_quote = __esm({
-  "src/remote/quote.ts"() {
-    "use strict";
-  }
-});
-
 // src/remote/op.ts
 function script(body, ...args) {
   return args.length > 0 ? `sh -c ${shq(body)} nexus ${cmd(...args)}` : `sh -c ${shq(body)} nexus`;
@@ -10931,9 +10960,9 @@ var init_haproxy = __esm({
         if (this.backendId === void 0) await this.serversState();
         return `show stat ${this.backendId ?? this.options.backend} 4 -1`;
       }
-      parse(read2) {
+      parse(read) {
         try {
-          return read2();
+          return read();
         } catch (error3) {
           throw new BalancerError(`${this.host}: ${error3.message}`);
         }
@@ -11012,8 +11041,8 @@ var init_haproxy = __esm({
         const enables = this.enables.get(name) ?? 0;
         let maint = false;
         for (; ; ) {
-          const { stat: stat10, admin, before } = await this.poll(server);
-          const open2 = stat10.sessions + stat10.queued + before;
+          const { stat: stat8, admin, before } = await this.poll(server);
+          const open2 = stat8.sessions + stat8.queued + before;
           if ((this.enables.get(name) ?? 0) !== enables)
             return { drained: false, open: open2, detail: "put back in rotation while its drain was waited for" };
           if (!admin.drain && !admin.maint) {
@@ -11112,7 +11141,7 @@ async function checkHaproxy(entry, context) {
         check: "servers listed",
         status: "fail",
         detail: `the backend lacks ${missing.map((m2) => `${m2.server} (${m2.upstream})`).join(", ")}`,
-        fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers"
+        fix: `add them to the backend (see \`${nexusCommand("haproxy-config")}\`), or map names with balancer.servers`
       }
     ];
   } catch (error3) {
@@ -11122,7 +11151,7 @@ async function checkHaproxy(entry, context) {
         check: "admin socket",
         status: "fail",
         detail: error3.message,
-        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)"
+        fix: `add \`stats socket <balancer.socket> mode 660 level admin\` to HAProxy's global section, readable by the login user (see \`${nexusCommand("haproxy-config")}\`)`
       }
     ];
   } finally {
@@ -11132,6 +11161,7 @@ async function checkHaproxy(entry, context) {
 var init_check = __esm({
   "src/balancer/haproxy/check.ts"() {
     "use strict";
+    init_invocation();
     init_create();
   }
 });
@@ -11228,6 +11258,7 @@ var haproxyDriver;
 var init_haproxy2 = __esm({
   "src/balancer/haproxy/index.ts"() {
     "use strict";
+    init_invocation();
     init_config_command();
     init_schema();
     init_starter();
@@ -11253,7 +11284,7 @@ var init_haproxy2 = __esm({
       check: async (entry, context) => (await Promise.resolve().then(() => (init_check(), check_exports))).checkHaproxy(entry, context),
       async setup(entry, context) {
         context.say(
-          `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`nexus haproxy-config\` prints them (set up as root)`
+          `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`${nexusCommand("haproxy-config")}\` prints them (set up as root)`
         );
       },
       watch: async (entry, context) => (await Promise.resolve().then(() => (init_watch(), watch_exports))).watchHaproxy(entry, context),
@@ -11452,6 +11483,9 @@ function findOne(text5, address, upstreamName) {
   }
   return server;
 }
+function serversFileFix() {
+  return `keep only its server lines in it and include it inside the upstream block of a root-owned file (\`${nexusCommand("nginx-config")}\` prints both), then test and reload Nginx`;
+}
 function holdsUpstreamBlock(text5) {
   return upstreamNames(text5).length > 0;
 }
@@ -11638,10 +11672,11 @@ function assertWord(value, what) {
     throw new Error(`Invalid ${what}: ${JSON.stringify(value)}`);
   }
 }
-var UpstreamEditError, UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX;
+var UpstreamEditError, UPSTREAM_BLOCK_RISK;
 var init_upstream = __esm({
   "src/balancer/nginx/upstream.ts"() {
     "use strict";
+    init_invocation();
     init_errors3();
     UpstreamEditError = class extends NexusError {
       constructor(message, address, upstreams) {
@@ -11653,7 +11688,6 @@ var init_upstream = __esm({
       upstreams;
     };
     UPSTREAM_BLOCK_RISK = "the upstream file holds the whole upstream block, so Nginx includes it in the http block, where whoever may write it (the deploy user) can add any directive Nginx runs as root (a log file written where they choose, for one).";
-    SERVERS_FILE_FIX = "keep only its server lines in it and include it inside the upstream block of a root-owned file (`nexus nginx-config` prints both), then test and reload Nginx";
   }
 });
 
@@ -11662,12 +11696,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path26, indent = "") {
-  return `${indent}access_log ${path26} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path24, indent = "") {
+  return `${indent}access_log ${path24} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path26) {
+function logFormatAdvice(path24) {
   return `${logFormatDirective()}
-${accessLogDirective(path26)}`;
+${accessLogDirective(path24)}`;
 }
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -11688,18 +11722,18 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs, unescapedFormats };
 }
-function dumpLogsInNexusFormat(finding, path26) {
+function dumpLogsInNexusFormat(finding, path24) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path26)
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path24)
   );
 }
-function dumpLogsUnescaped(finding, path26) {
+function dumpLogsUnescaped(finding, path24) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path26)
+    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path24)
   );
 }
-function samePath(file, path26) {
-  return file === path26 || !file.startsWith("/") && path26.endsWith(`/${file.replace(/^\.\//, "")}`);
+function samePath(file, path24) {
+  return file === path24 || !file.startsWith("/") && path24.endsWith(`/${file.replace(/^\.\//, "")}`);
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
 var init_log_format = __esm({
@@ -11897,12 +11931,14 @@ var init_starter2 = __esm({
 // src/balancer/nginx/nginx.ts
 import { createHash } from "node:crypto";
 function sudoHint(output) {
-  return /sudo:.*password is required|is not allowed to execute|not in the sudoers/.test(output) ? "\n  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or `nexus setup --sudo`)" : "";
+  return /sudo:.*password is required|is not allowed to execute|not in the sudoers/.test(output) ? `
+  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or \`${nexusCommand("setup", "--sudo")}\`)` : "";
 }
 var MAX_APPLY_ATTEMPTS, NginxBalancer;
 var init_nginx = __esm({
   "src/balancer/nginx/nginx.ts"() {
     "use strict";
+    init_invocation();
     init_op();
     init_proc_net_tcp();
     init_sleep();
@@ -12219,9 +12255,9 @@ var init_proxy_jump = __esm({
 function where(file, location) {
   return location ? `${location.file ?? file}:${location.line}:${location.column}` : file;
 }
-function formatPath(path26) {
+function formatPath(path24) {
   let out = "";
-  for (const key of path26) {
+  for (const key of path24) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -12268,12 +12304,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path26 = formatPath(issue2.path);
+    const path24 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path26}: is required (expected ${withArticle(issue2.expected)})` : `${path26}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path24}: is required (expected ${withArticle(issue2.expected)})` : `${path24}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -12286,23 +12322,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path26}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path24}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path26}: ${nested.message}` : `${path26}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path24}: ${nested.message}` : `${path24}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path26}: ${humanBound(issue2)}`);
+        lines.push(`${path24}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path26}: ${issue2.message}`);
+        lines.push(`${path24}: ${issue2.message}`);
     }
   }
   return lines;
@@ -12385,39 +12421,131 @@ var init_layers = __esm({
   }
 });
 
+// src/config/secrets.ts
+function looksSecret(key) {
+  return SECRET_KEY.test(key);
+}
+function shownInClear(config2) {
+  const shown = /* @__PURE__ */ new Set([config2.app.name, String(config2.app.port), String(config2.health.port)]);
+  if (config2.destination) shown.add(config2.destination);
+  for (const s3 of config2.servers) {
+    for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
+    const port2 = /:(\d+)$/.exec(s3.upstream)?.[1];
+    if (port2) shown.add(port2);
+  }
+  return shown;
+}
+function secretValues(config2) {
+  const shown = shownInClear(config2);
+  const out = /* @__PURE__ */ new Map();
+  for (const server of config2.servers) {
+    for (const [key, value] of Object.entries(server.env)) {
+      if (value === "" || shown.has(value)) continue;
+      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false) || CREDENTIAL_URL.test(value);
+      out.set(value, (out.get(value) ?? false) || anyLength);
+    }
+  }
+  for (const target of config2.notify ?? []) if (target.url !== "") out.set(target.url, true);
+  return [...out].map(([value, anyLength]) => ({ value, anyLength }));
+}
+function secretForms(value) {
+  const json = JSON.stringify(value).slice(1, -1);
+  const lines = value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : [];
+  return [value, json, ...lines];
+}
+function redactorFor(long, short = []) {
+  const byLength = (a2, b2) => b2.length - a2.length;
+  const alternatives = [
+    ...[...long].sort(byLength).map(regexLiteral),
+    ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`)
+  ];
+  if (alternatives.length === 0) return (text5) => text5;
+  const pattern2 = new RegExp(alternatives.join("|"), "g");
+  return (text5) => text5.replace(pattern2, "***");
+}
+function regexLiteral(value) {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+var SECRET_KEY, CREDENTIAL_URL, MIN_SECRET_CHARS;
+var init_secrets = __esm({
+  "src/config/secrets.ts"() {
+    "use strict";
+    SECRET_KEY = /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
+    CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
+    MIN_SECRET_CHARS = 6;
+  }
+});
+
 // src/config/inventory.ts
 import { spawnSync } from "node:child_process";
-function quoteOutput(text5) {
-  const trimmed = text5.trim();
-  if (trimmed === "") return "nothing";
-  const cut = trimmed.length > QUOTE_MAX ? `${trimmed.slice(0, QUOTE_MAX)}\u2026` : trimmed;
-  return JSON.stringify(cut);
+function quoteOutput(text5, redact2 = (t) => t) {
+  const lines = redact2(text5).trim().split(/\r?\n/);
+  if (lines.length === 1 && lines[0] === "") return "nothing";
+  const first = lines.slice(0, QUOTE_LINES).join("\n");
+  const shown = first.length > QUOTE_MAX ? `${first.slice(0, QUOTE_MAX)}\u2026` : first;
+  const more = lines.length - QUOTE_LINES;
+  return `${JSON.stringify(shown)}${more > 0 ? ` (and ${more} more line${more === 1 ? "" : "s"})` : ""}`;
 }
-function parseInventory(stdout) {
+function inventoryRedactor(data, env2) {
+  const long = /* @__PURE__ */ new Set();
+  const short = /* @__PURE__ */ new Set();
+  const add = (value) => {
+    for (const form of secretForms(value)) {
+      if (form.length >= MIN_SECRET_CHARS) long.add(form);
+      else if (form !== "") short.add(form);
+    }
+  };
+  const fromEnv = (value) => isPlainObject2(value) && typeof value.fromEnv === "string" ? env2[value.fromEnv] : void 0;
+  const walk = (value, envMap2) => {
+    const read = fromEnv(value);
+    if (read !== void 0) add(read);
+    else if (Array.isArray(value)) for (const item of value) walk(item, false);
+    else if (isPlainObject2(value))
+      for (const [key, item] of Object.entries(value)) {
+        if (envMap2 && typeof item === "string" && (looksSecret(key) || CREDENTIAL_URL.test(item))) add(item);
+        else walk(item, key === "env");
+      }
+  };
+  walk(data, false);
+  if (isPlainObject2(data) && Array.isArray(data.notify)) {
+    for (const target of data.notify)
+      if (isPlainObject2(target) && typeof target.url === "string") add(target.url);
+  }
+  for (const name of ["NEXUS_SSH_KEY", "NEXUS_SSH_PASSPHRASE", "NEXUS_SSH_PASSWORD"]) {
+    const value = env2[name];
+    if (value) add(value);
+  }
+  const known = redactorFor([...long], [...short]);
+  return (text5) => known(text5).replace(KEYED_VALUE, (whole, open2, jsonKey, jsonValue, envKey, envValue2) => {
+    if (jsonKey !== void 0) return looksSecret(jsonKey) && jsonValue !== "" ? `${open2}***"` : whole;
+    return looksSecret(envKey) && envValue2 !== "" ? `${envKey}=***` : whole;
+  });
+}
+function parseInventory(stdout, redact2) {
   let data;
   try {
     data = JSON.parse(stdout);
   } catch {
-    return { problem: `its output is not JSON; it printed ${quoteOutput(stdout)}` };
+    return { problem: `its output is not JSON; it printed ${quoteOutput(stdout, redact2)}` };
   }
   const list2 = isPlainObject2(data) && "servers" in data ? data.servers : data;
   if (!Array.isArray(list2))
     return {
-      problem: `expected a JSON array of servers (or {"servers": [...]}), it printed ${quoteOutput(stdout)}`
+      problem: `expected a JSON array of servers (or {"servers": [...]}), it printed ${quoteOutput(stdout, redact2)}`
     };
   if (list2.length === 0) return { problem: "it printed an empty list of servers" };
   return { servers: list2 };
 }
-function inventoryFrom(result2) {
-  const said = result2.stderr.trim() ? `; stderr: ${quoteOutput(result2.stderr)}` : "";
+function inventoryFrom(result2, redact2) {
+  const said = result2.stderr.trim() ? `; stderr: ${quoteOutput(result2.stderr, redact2)}` : "";
   if (result2.error?.code === "ETIMEDOUT")
     return { problem: `it did not finish within ${result2.timeout / 1e3}s${said}` };
   if (result2.error) return { problem: `it could not be run (${result2.error.message})` };
   if (result2.signal) return { problem: `it was killed by ${result2.signal}${said}` };
   if (result2.status !== 0) return { problem: `it exited with code ${result2.status}${said}` };
-  return parseInventory(result2.stdout);
+  return parseInventory(result2.stdout, redact2);
 }
-function runInventory(source, cwd, env2) {
+function runInventory(source, cwd, env2, redact2) {
   const run = spawnSync("/bin/sh", ["-c", source.fromCommand], {
     cwd,
     env: env2,
@@ -12427,21 +12555,27 @@ function runInventory(source, cwd, env2) {
     killSignal: "SIGKILL",
     maxBuffer: 32 * 1024 * 1024
   });
-  return inventoryFrom({
-    status: run.status,
-    signal: run.signal,
-    stdout: run.stdout ?? "",
-    stderr: run.stderr ?? "",
-    error: run.error,
-    timeout: source.timeout
-  });
+  return inventoryFrom(
+    {
+      status: run.status,
+      signal: run.signal,
+      stdout: run.stdout ?? "",
+      stderr: run.stderr ?? "",
+      error: run.error,
+      timeout: source.timeout
+    },
+    redact2
+  );
 }
-var QUOTE_MAX;
+var QUOTE_LINES, QUOTE_MAX, KEYED_VALUE;
 var init_inventory = __esm({
   "src/config/inventory.ts"() {
     "use strict";
     init_layers();
+    init_secrets();
+    QUOTE_LINES = 5;
     QUOTE_MAX = 300;
+    KEYED_VALUE = /("([A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*")((?:[^"\\]|\\.)*)"|\b([A-Za-z_][A-Za-z0-9_]*)=(\S+)/g;
   }
 });
 
@@ -12974,12 +13108,12 @@ function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   }
   return result2;
 }
-function findNodeAtLocation(root, path26) {
+function findNodeAtLocation(root, path24) {
   if (!root) {
     return void 0;
   }
   let node2 = root;
-  for (let segment of path26) {
+  for (let segment of path24) {
     if (typeof segment === "string") {
       if (node2.type !== "object" || !Array.isArray(node2.children)) {
         return void 0;
@@ -13489,10 +13623,10 @@ function parseConfigText(text5, label) {
   }
   return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text5 };
 }
-function locate(parsed, path26) {
+function locate(parsed, path24) {
   if (!parsed.tree) return void 0;
-  for (let length = path26.length; length >= 0; length--) {
-    const node2 = findNodeAtLocation2(parsed.tree, path26.slice(0, length));
+  for (let length = path24.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path24.slice(0, length));
     if (!node2) continue;
     const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
     return lineColumn(parsed.text, (key ?? node2).offset);
@@ -13503,14 +13637,14 @@ function problemPath(problem) {
   if (problem.startsWith("(top level): ")) return [];
   const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
-  const path26 = [];
+  const path24 = [];
   let rest = problem;
   for (; ; ) {
-    const match3 = (path26.length === 0 ? first : next).exec(rest);
-    if (!match3) return path26.length > 0 && rest.startsWith(": ") ? path26 : void 0;
-    if (match3[2] !== void 0) path26.push(Number(match3[2]));
-    else if (match3[3] !== void 0) path26.push(JSON.parse(match3[3]));
-    else path26.push(match3[1]);
+    const match3 = (path24.length === 0 ? first : next).exec(rest);
+    if (!match3) return path24.length > 0 && rest.startsWith(": ") ? path24 : void 0;
+    if (match3[2] !== void 0) path24.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path24.push(JSON.parse(match3[3]));
+    else path24.push(match3[1]);
     rest = rest.slice(match3[0].length);
   }
 }
@@ -13529,13 +13663,13 @@ function withPositions(error3, parsed) {
   if (error3.locations.some(Boolean)) return error3;
   const layers = Array.isArray(parsed) ? parsed : [parsed];
   const locations = error3.problems.map((problem) => {
-    const path26 = problemPath(problem);
-    if (!path26) return void 0;
+    const path24 = problemPath(problem);
+    if (!path24) return void 0;
     const layer = layers[ownerOf(
       layers.map((l) => l.data),
-      path26
+      path24
     )];
-    const at2 = locate(layer, path26);
+    const at2 = locate(layer, path24);
     const label = "label" in layer && layer.label !== error3.file ? layer.label : void 0;
     return at2 && label ? { ...at2, file: label } : at2;
   });
@@ -13577,9 +13711,6 @@ function ecosystemFile(app) {
       apps: [
         {
           ...app.options,
-          ...app.interpreter !== void 0 ? { interpreter: app.interpreter } : {},
-          ...app.args !== void 0 ? { args: app.args } : {},
-          ...app.nodeArgs !== void 0 ? { node_args: app.nodeArgs } : {},
           name: app.name,
           script: app.script,
           cwd: app.cwd,
@@ -13605,11 +13736,6 @@ function ecosystemFile(app) {
     2
   )}
 `;
-}
-function pm2Words(value) {
-  if (value === void 0) return [];
-  if (Array.isArray(value)) return value;
-  return value.split(/([\w-]+="[^"]*")|([\w-]+='[^']*')|"([^"]*)"|'([^']*)'|\s/).filter((word) => typeof word === "string" && word.trim() !== "");
 }
 var text2, words, ms, PM2_OPTIONS;
 var init_ecosystem = __esm({
@@ -13717,740 +13843,6 @@ ${detail}` : ""}`);
       code;
       stderr;
     };
-  }
-});
-
-// src/remote/sha256.ts
-function sha256Of(file) {
-  return script(SHA256_SCRIPT, file);
-}
-var SHA256_FUNCTION, SHA256_SCRIPT;
-var init_sha256 = __esm({
-  "src/remote/sha256.ts"() {
-    "use strict";
-    init_op();
-    init_script_file();
-    SHA256_FUNCTION = `sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
-  else node -e 'const h=require("crypto").createHash("sha256");require("fs").createReadStream(process.argv[1]).on("data",d=>h.update(d)).on("end",()=>console.log(h.digest("hex")))' "$1"
-  fi
-}
-`;
-    SHA256_SCRIPT = withFunctions('sha256 "$1"\n', SHA256_FUNCTION);
-  }
-});
-
-// src/remote/release.ts
-import path3 from "node:path/posix";
-function prepare(l, options = {}) {
-  const create = cmd(
-    "mkdir",
-    "-p",
-    l.releases,
-    l.shared,
-    l.incoming,
-    path3.dirname(l.ecosystem("x")),
-    l.failed
-  );
-  const clear = cmd(
-    "find",
-    l.incoming,
-    "-mindepth",
-    "1",
-    "-maxdepth",
-    "1",
-    "-exec",
-    "rm",
-    "-rf",
-    "--",
-    "{}",
-    "+"
-  );
-  return {
-    what: "preparing the deploy path",
-    command: options.clearIncoming ? `${create} && ${clear}` : create,
-    parse: (result2, server) => void stdoutOrThrow(server, "preparing the deploy path", result2)
-  };
-}
-function extract(l, archive, id, sha256) {
-  assertReleaseId(id);
-  return {
-    what: "extracting the release",
-    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
-    parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
-  };
-}
-function install(l, id, manager) {
-  assertReleaseId(id);
-  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
-  return {
-    what: "installing dependencies",
-    command: script(
-      INSTALL_SCRIPT,
-      l.release(id),
-      l.current,
-      m2.name,
-      manager?.pinned ?? "",
-      manager?.lockfile ?? "",
-      ...m2.args
-    ),
-    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
-  };
-}
-function parseInstall(stdout) {
-  const lines = stdout.split("\n");
-  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
-  if (lines.includes("@skipped")) return { result: "skipped", notes };
-  if (lines.includes("@reused")) return { result: "reused", notes };
-  const installed = lines.find((line) => line.startsWith("@installed"));
-  const why = installed?.slice("@installed".length).trim();
-  return { result: "installed", ...why ? { why } : {}, notes };
-}
-function writePrivateFile(file, content, what) {
-  return {
-    what,
-    command: script(WRITE_PRIVATE_SCRIPT, file),
-    stdin: content,
-    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
-  };
-}
-function activate(l, id) {
-  assertReleaseId(id);
-  const tmp = `${l.current}.tmp-${id}`;
-  return {
-    what: "switching current",
-    command: `${cmd("ln", "-sfn", `releases/${id}`, tmp)} && ${cmd("mv", "-Tf", tmp, l.current)}`,
-    parse: (result2, server) => void stdoutOrThrow(server, "switching current", result2)
-  };
-}
-function markFailed(l, id) {
-  assertReleaseId(id);
-  return {
-    what: "marking the release failed",
-    command: cmd("touch", `${l.failed}/${id}`),
-    parse: (result2, server) => void stdoutOrThrow(server, "marking the release failed", result2)
-  };
-}
-function stopStrays(l, id) {
-  assertReleaseId(id);
-  return {
-    what: "stopping what an earlier attempt left running",
-    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
-    parse: (result2) => result2.stdout.includes("@stopped")
-  };
-}
-function removeReleases(l, ids) {
-  for (const id of ids) assertReleaseId(id);
-  return {
-    what: "removing releases",
-    command: cmd(
-      "rm",
-      "-rf",
-      "--",
-      ...ids.flatMap((id) => [
-        l.release(id),
-        `${l.release(id)}.partial`,
-        `${l.incoming}/${id}.tar.gz`,
-        `${l.incoming}/${id}.tar.gz.part`,
-        l.ecosystem(id),
-        `${l.ecosystem(id)}.prev`,
-        `${l.failed}/${id}`,
-        `${l.staged}/${id}`
-      ])
-    ),
-    parse: (result2, server) => void stdoutOrThrow(server, "removing releases", result2)
-  };
-}
-function tailFile(file, lines = 20) {
-  return {
-    what: "reading the log",
-    command: `tail -n ${Number(lines)} -- ${cmd(file)} 2>/dev/null || true`,
-    parse: (result2) => result2.stdout.split("\n").filter((line) => line.trim() !== "")
-  };
-}
-function keepPrivateFile(file, what) {
-  return {
-    what,
-    command: script(KEEP_PRIVATE_SCRIPT, file),
-    parse: (result2, server) => stdoutOrThrow(server, what, result2).includes("@kept")
-  };
-}
-function restorePrivateFile(file, what) {
-  return {
-    what,
-    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
-    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
-  };
-}
-var EXTRACT_SCRIPT, INSTALL_SCRIPT, WRITE_PRIVATE_SCRIPT, STOP_STRAYS_SCRIPT, KEEP_PRIVATE_SCRIPT;
-var init_release = __esm({
-  "src/remote/release.ts"() {
-    "use strict";
-    init_errors5();
-    init_layout();
-    init_op();
-    init_quote();
-    init_script_file();
-    init_sha256();
-    EXTRACT_SCRIPT = withFunctions(`set -eu
-archive=$1 release=$2 expected=$3 stamp=$4
-tmp="$release.partial"
-# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
-trap 'rm -rf "$archive" "$tmp"' EXIT
-actual=$(sha256 "$archive")
-if [ "$actual" != "$expected" ]; then
-  echo "checksum mismatch: expected $expected, got $actual" >&2
-  exit 65 # REMOTE_EXIT.checksumMismatch
-fi
-if [ -e "$release" ]; then
-  echo "release \${release##*/} already exists on this server" >&2
-  exit 66 # REMOTE_EXIT.releaseExists
-fi
-# Absolute and ../ member names are refused outright (GNU tar would strip or skip them).
-escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
-if [ -n "$escaping" ]; then
-  echo "refused: the artifact has entries outside the release: $escaping" >&2
-  exit 67 # REMOTE_EXIT.unsafeArchive
-fi
-rm -rf "$tmp"
-mkdir -p "$tmp"
-tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
-# Symlinks may not lead out of the release: each is resolved and compared with the canonical
-# directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
-# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
-# inside, though node_modules comes later (busybox has only -f, which needs the parents).
-canonical=$(cd "$tmp" && pwd -P)
-outside=$(find "$tmp" -type l -exec sh -c '
-  c=$1 t=$2; shift 2
-  for link in "$@"; do
-    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
-    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
-  done' nexus "$canonical" "$tmp" {} +)
-if [ -n "$outside" ]; then
-  echo "refused: the artifact holds a symlink out of the release: $outside" >&2
-  exit 67 # REMOTE_EXIT.unsafeArchive
-fi
-mv "$tmp" "$release"
-mkdir -p "\${stamp%/*}"
-: > "$stamp"
-`, SHA256_FUNCTION);
-    INSTALL_SCRIPT = withProgram(
-      'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
-      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
-    );
-    WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
-    STOP_STRAYS_SCRIPT = `release=$1
-# /proc shows a cwd with symlinks resolved: so is the path compared with it.
-dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
-# One find for every process (a readlink each would fork hundreds of times); the path's glob
-# characters escaped, as -lname reads a pattern.
-pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
-strays() {
-  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
-    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
-}
-pids=$(strays)
-[ -n "$pids" ] || exit 0
-# shellcheck disable=SC2086 # one word per pid, digits only
-kill $pids 2>/dev/null
-i=0
-while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
-pids=$(strays)
-# shellcheck disable=SC2086 # one word per pid, digits only
-[ -z "$pids" ] || kill -9 $pids 2>/dev/null
-echo "@stopped"
-`;
-    KEEP_PRIVATE_SCRIPT = 'file=$1 kept="$1.prev"\nif [ -f "$file" ]; then\n  (umask 077 && cp -p -- "$file" "$kept") && echo @kept\nelse\n  rm -f -- "$kept"\nfi\n';
-  }
-});
-
-// src/start/command-line.ts
-function parseCommandLine(text5) {
-  const words3 = splitWords(text5.trim());
-  if (words3.length === 0) throw new CommandLineError("is empty");
-  const assignments = [];
-  while (words3[0]?.assignment !== void 0) {
-    const { assignment: name, parts } = words3.shift();
-    const [first, ...rest] = parts;
-    const value = first.text.slice(`${name}=`.length);
-    assignments.push({
-      name,
-      // No field splitting in an assignment's value.
-      value: [...value ? [{ text: value }] : [], ...rest].map(
-        (p2) => "text" in p2 ? p2 : { ...p2, split: false }
-      )
-    });
-  }
-  return { assignments, words: words3.map((w2) => w2.parts) };
-}
-function literal2(word) {
-  let out = "";
-  for (const part of word) {
-    if (!("text" in part)) return void 0;
-    out += part.text;
-  }
-  return out;
-}
-function expandWord(word, env2) {
-  const fields = [];
-  let current2 = "";
-  let started = false;
-  for (const part of word) {
-    if ("text" in part) {
-      current2 += part.text;
-      started = true;
-      continue;
-    }
-    const set = Object.hasOwn(env2, part.variable) ? env2[part.variable] : void 0;
-    let value = set ?? "";
-    if (part.fallback && (set === void 0 || part.fallback.empty && set === ""))
-      value = part.fallback.text;
-    if (!part.split) {
-      current2 += value;
-      started = true;
-      continue;
-    }
-    const pieces = value.split(/[ \t\n]+/);
-    pieces.forEach((piece, i2) => {
-      if (i2 > 0 && (started || current2 !== "")) {
-        fields.push(current2);
-        current2 = "";
-        started = false;
-      }
-      if (piece !== "") {
-        current2 += piece;
-        started = true;
-      }
-    });
-  }
-  if (started || current2 !== "") fields.push(current2);
-  return fields;
-}
-function showWord(word) {
-  const text5 = word.map(
-    (p2) => "text" in p2 ? p2.text : p2.fallback ? `\${${p2.variable}${p2.fallback.empty ? ":-" : "-"}${p2.fallback.text}}` : `$${p2.variable}`
-  ).join("");
-  return /^[A-Za-z0-9_@%+=:,./${}-]+$/.test(text5) ? text5 : `'${text5.replace(/'/g, `'\\''`)}'`;
-}
-function splitWords(text5) {
-  const words3 = [];
-  let word;
-  const push = (part) => {
-    word ??= { parts: [] };
-    const last = word.parts.at(-1);
-    if (last && "text" in last && "text" in part)
-      word.parts[word.parts.length - 1] = { text: last.text + part.text };
-    else word.parts.push(part);
-    return word;
-  };
-  const end = () => {
-    if (word) words3.push(word);
-    word = void 0;
-  };
-  let i2 = 0;
-  while (i2 < text5.length) {
-    const c3 = text5[i2];
-    if (BLANK.test(c3)) {
-      end();
-      i2++;
-      continue;
-    }
-    if (word === void 0 && WORD_START_FEATURES[c3]) refuse(WORD_START_FEATURES[c3], c3);
-    const feature = SHELL_FEATURES[c3];
-    if (feature) refuse(feature, c3);
-    if (c3 === "\\") {
-      if (i2 + 1 >= text5.length) throw new CommandLineError("ends with a lone backslash");
-      const next = text5[i2 + 1];
-      if (next !== "\n") push({ text: next });
-      i2 += 2;
-      continue;
-    }
-    if (c3 === "'") {
-      const close = text5.indexOf("'", i2 + 1);
-      if (close < 0) throw new CommandLineError("leaves a single quote open");
-      push({ text: text5.slice(i2 + 1, close) });
-      i2 = close + 1;
-      continue;
-    }
-    if (c3 === '"') {
-      i2 = doubleQuoted(text5, i2 + 1, push);
-      continue;
-    }
-    if (c3 === "$") {
-      i2 = dollar(text5, i2, true, push);
-      continue;
-    }
-    let j2 = i2;
-    while (j2 < text5.length && !/[ \t\\'"$|&;\n<>()`*?[]/.test(text5[j2])) j2++;
-    const run = text5.slice(i2, j2);
-    const assignment = word === void 0 ? /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(run)?.[1] : void 0;
-    const token = push({ text: run });
-    if (assignment !== void 0) token.assignment = assignment;
-    i2 = j2;
-  }
-  end();
-  return words3;
-}
-function doubleQuoted(text5, start, push) {
-  let i2 = start;
-  let buffer = "";
-  const flush = () => {
-    push({ text: buffer });
-    buffer = "";
-  };
-  while (i2 < text5.length) {
-    const c3 = text5[i2];
-    if (c3 === '"') {
-      flush();
-      return i2 + 1;
-    }
-    if (c3 === "\\" && i2 + 1 < text5.length && '$`"\\\n'.includes(text5[i2 + 1])) {
-      if (text5[i2 + 1] !== "\n") buffer += text5[i2 + 1];
-      i2 += 2;
-      continue;
-    }
-    if (c3 === "`") refuse(SHELL_FEATURES["`"], c3);
-    if (c3 === "$") {
-      flush();
-      i2 = dollar(text5, i2, false, push);
-      continue;
-    }
-    buffer += c3;
-    i2++;
-  }
-  throw new CommandLineError("leaves a double quote open");
-}
-function dollar(text5, i2, split, push) {
-  const rest = text5.slice(i2 + 1);
-  if (rest.startsWith("("))
-    refuse(rest.startsWith("((") ? "arithmetic (`$((`)" : "a command substitution (`$(`)", "$(");
-  const plain = NAME.exec(rest);
-  if (plain) {
-    push({ variable: plain[0], split });
-    return i2 + 1 + plain[0].length;
-  }
-  if (rest.startsWith("{")) {
-    const braced = /^\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)-([^}$`\\"']*))?\}/.exec(rest);
-    if (!braced)
-      throw new CommandLineError(
-        `uses \`$${rest.slice(0, rest.indexOf("}") + 1 || 12)}\`: nexus expands only $NAME, \${NAME} and \${NAME:-default}`
-      );
-    const [all, name, colon, fallback] = braced;
-    push({
-      variable: name,
-      split,
-      ...fallback !== void 0 ? { fallback: { text: fallback, empty: colon === ":" } } : {}
-    });
-    return i2 + 1 + all.length;
-  }
-  if (/^[0-9@*#?$!-]/.test(rest))
-    throw new CommandLineError(
-      `uses \`$${rest[0]}\`, a shell parameter (the script's arguments, a pid, an exit status) nexus has no value for`
-    );
-  push({ text: "$" });
-  return i2 + 1;
-}
-function refuse(feature, char) {
-  throw new CommandLineError(
-    `uses ${feature}${feature.includes(`\`${char}\``) || char === "\n" ? "" : ` (\`${char}\`)`}, which needs a shell`
-  );
-}
-var CommandLineError, NAME, BLANK, SHELL_FEATURES, WORD_START_FEATURES;
-var init_command_line = __esm({
-  "src/start/command-line.ts"() {
-    "use strict";
-    CommandLineError = class extends Error {
-    };
-    NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
-    BLANK = /[ \t]/;
-    SHELL_FEATURES = {
-      "|": "a pipe or `||`",
-      "&": "`&&` or a background job",
-      ";": "a second command (`;`)",
-      "\n": "a second line (a second command)",
-      "<": "a redirection",
-      ">": "a redirection",
-      "(": "a subshell",
-      ")": "a subshell",
-      "`": "a command substitution",
-      "*": "a glob pattern (`*`)",
-      "?": "a glob pattern (`?`)",
-      "[": "a glob pattern (`[`)"
-    };
-    WORD_START_FEATURES = {
-      "~": "a home directory (`~`)",
-      "#": "a comment (`#`)",
-      "!": "a negation (`!`)"
-    };
-  }
-});
-
-// src/start/start.ts
-import path4 from "node:path/posix";
-function parseStart(spec, packageJson) {
-  const scriptName = /^(?:script|npm):(.*)$/s.exec(spec)?.[1];
-  if (scriptName !== void 0) return fromScript(spec, scriptName.trim(), packageJson);
-  const bin = /^bin:(.*)$/s.exec(spec)?.[1];
-  if (bin !== void 0) return fromBin(spec, bin);
-  return { spec, env: [], run: { file: spec, node: false }, nodeArgs: [], args: [], warnings: [] };
-}
-function fromScript(spec, name, packageJson) {
-  if (name === "") throw new StartError(`app.start: "${spec}" names no script: write "script:start"`);
-  if (packageJson === void 0)
-    throw new StartError(`app.start: "${spec}" names a package script, but app.root has no package.json`);
-  let pkg;
-  try {
-    pkg = JSON.parse(packageJson);
-  } catch {
-    throw new StartError(`app.start: "${spec}" names a package script, but package.json is not valid JSON`);
-  }
-  const scripts = pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
-  const text5 = scripts[name];
-  if (typeof text5 !== "string") {
-    const names = Object.keys(scripts);
-    throw new StartError(
-      `app.start: package.json has no script "${name}"${names.length > 0 ? ` (its scripts: ${names.join(", ")})` : ""}`
-    );
-  }
-  const where2 = `the script "${name}" (${text5.trim()})`;
-  const command = readCommand(text5, where2);
-  const warnings = [`pre${name}`, `post${name}`].filter((hook) => typeof scripts[hook] === "string").map(
-    (hook) => `app.start: the script "${hook}" is not run (npm would run it around "${name}"; nexus runs "${name}"'s command alone): move it to app.build or hooks.afterStart`
-  );
-  return { spec, script: { name, text: text5 }, ...command, warnings };
-}
-function fromBin(spec, text5) {
-  const command = readCommand(text5, `"${spec}"`);
-  if (!("bin" in command.run)) {
-    const file = command.run.file;
-    throw new StartError(
-      `app.start: "${spec}" runs ${command.run.node ? "node" : file}, not a dependency's binary: set app.start to the file ("${file}"), with pm2.options.args and node_args for its arguments`
-    );
-  }
-  return { spec, ...command, warnings: [] };
-}
-function readCommand(text5, where2) {
-  let line;
-  try {
-    line = parseCommandLine(text5);
-  } catch (error3) {
-    if (!(error3 instanceof CommandLineError)) throw error3;
-    throw new StartError(`app.start: ${where2} ${error3.message}: ${ADVICE}`);
-  }
-  const env2 = [...line.assignments];
-  const words3 = [...line.words];
-  for (; ; ) {
-    const first = words3[0] && literal2(words3[0]);
-    if (first === "exec" || first === "env" || first === "cross-env") {
-      words3.shift();
-      while (words3[0]) {
-        const word = literal2(words3[0]);
-        const assignment = word !== void 0 ? /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(word) : null;
-        if (!assignment || first === "exec") break;
-        env2.push({ name: assignment[1], value: [{ text: assignment[2] }] });
-        words3.shift();
-      }
-      continue;
-    }
-    break;
-  }
-  const head = words3.shift();
-  if (!head) throw new StartError(`app.start: ${where2} sets variables but runs no command: ${ADVICE}`);
-  const program2 = literal2(head);
-  if (program2 === void 0)
-    throw new StartError(
-      `app.start: ${where2} takes its command's name from a variable (${showWord(head)}): nexus must know what it starts`
-    );
-  if (program2 === "node" || program2 === "nodejs") return { env: env2, ...nodeCommand(words3, where2) };
-  if (RUNNERS.has(program2)) {
-    throw new StartError(
-      `app.start: ${where2} runs ${program2}, which would stand between PM2 and the app (PM2's signals stop at it): write the command it runs (for "npx next start": "next start"; for "npm run other": that script's command, or "script:other")`
-    );
-  }
-  if (SHELLS.has(program2)) throw new StartError(`app.start: ${where2} runs a shell (${program2}): ${ADVICE}`);
-  if (program2.includes("/")) {
-    const bin = /^(?:\.\/)?node_modules\/\.bin\/([^/]+)$/.exec(program2)?.[1];
-    if (bin) return { env: env2, run: { bin }, nodeArgs: [], args: words3 };
-    if (isScriptFile(program2))
-      return { env: env2, run: { file: relativeFile(program2, where2), node: true }, nodeArgs: [], args: words3 };
-    throw new StartError(
-      `app.start: ${where2} runs the executable ${program2}: nexus starts Node programs (write "node ${program2}" if it is one)`
-    );
-  }
-  return { env: env2, run: { bin: program2 }, nodeArgs: [], args: words3 };
-}
-function nodeCommand(words3, where2) {
-  const nodeArgs = [];
-  while (words3.length > 0) {
-    const word = words3[0];
-    const text5 = literal2(word);
-    if (text5 === "--") {
-      words3.shift();
-      break;
-    }
-    if (text5 === void 0 || !text5.startsWith("-") || text5 === "-") break;
-    const option = text5.replace(/=.*$/s, "");
-    const refused = NODE_OPTIONS_REFUSED[option];
-    if (refused) throw new StartError(`app.start: ${where2} runs node ${option}, which ${refused}: ${ADVICE}`);
-    nodeArgs.push(words3.shift());
-    if (!text5.includes("=") && NODE_OPTIONS_WITH_VALUE.has(option)) {
-      const value = words3.shift();
-      if (!value) throw new StartError(`app.start: ${where2}: node's ${option} has no value`);
-      nodeArgs.push(value);
-    }
-  }
-  const fileWord = words3.shift();
-  if (!fileWord) throw new StartError(`app.start: ${where2} runs node without a file (a REPL): ${ADVICE}`);
-  const file = literal2(fileWord);
-  if (file === void 0 || file === "-")
-    throw new StartError(
-      `app.start: ${where2} takes node's file from ${file === "-" ? "standard input" : `a variable (${showWord(fileWord)})`}: nexus must know what it starts`
-    );
-  return { run: { file: relativeFile(file, where2), node: true }, nodeArgs, args: words3 };
-}
-function relativeFile(file, where2) {
-  if (path4.isAbsolute(file))
-    throw new StartError(
-      `app.start: ${where2} runs ${file}, outside the release: use a path relative to app.root`
-    );
-  const normal = path4.normalize(file);
-  if (normal === ".." || normal.startsWith("../"))
-    throw new StartError(
-      `app.start: ${where2} runs ${file}, outside the release: use a path relative to app.root`
-    );
-  return normal;
-}
-function isScriptFile(file) {
-  return /\.(c|m)?js$/.test(file);
-}
-function nodeCandidates(file) {
-  return isScriptFile(file) ? [file] : [file, `${file}.js`, `${file}.cjs`, `${file}.mjs`, path4.join(file, "index.js")];
-}
-function describeStart(start) {
-  if (!("bin" in start.run) && !start.run.node) return start.spec;
-  const words3 = (list2) => list2.map((word) => ` ${showWord(word)}`).join("");
-  const from = start.script ? `the script "${start.script.name}": ` : "";
-  const env2 = start.env.length > 0 ? `; environment ${start.env.map((a2) => `${a2.name}=${showWord(a2.value)}`).join(" ")}` : "";
-  if ("bin" in start.run)
-    return `${from}${start.run.bin}${words3(start.args)}: PM2 runs the JS file of the dependency's binary ${start.run.bin} (from its package.json "bin", found on each server after the install) with node, no npm in between${env2}`;
-  return `${from}node${words3(start.nodeArgs)} ${start.run.file}${words3(start.args)}: PM2 runs ${start.run.file} with node, no npm in between${env2}`;
-}
-function startProblems(start, servers2) {
-  const problems = /* @__PURE__ */ new Set();
-  const where2 = start.script ? `the script "${start.script.name}"` : `"${start.spec}"`;
-  for (const { name } of start.env)
-    if (SET_BY_NEXUS.includes(name))
-      problems.add(
-        `app.start: ${where2} sets ${name}, which nexus sets (${name === "PORT" ? "app.port, or the surge strategy's second port" : "for the health gate and logs"}): leave it out`
-      );
-  const reads = (words3, inArgs) => words3.flatMap(
-    (word) => word.flatMap(
-      (part) => "variable" in part ? [{ name: part.variable, fallback: !!part.fallback, inArgs }] : []
-    )
-  );
-  const used = [
-    ...reads(start.nodeArgs, true),
-    ...reads(start.args, true),
-    ...reads(
-      start.env.map((a2) => a2.value),
-      false
-    )
-  ];
-  for (const variable of used) {
-    for (const server of servers2) {
-      const secret = server.secretKeys?.includes(variable.name) || server.missingSecrets?.some((m2) => m2.key === variable.name);
-      if (secret && variable.inArgs) {
-        problems.add(
-          `app.start: ${where2} puts $${variable.name}, a secret (fromEnv), in the command's arguments, which every user of the server sees (ps): let the app read it from its environment`
-        );
-        continue;
-      }
-      const known = secret || SET_BY_NEXUS.includes(variable.name) || Object.hasOwn(server.env, variable.name);
-      if (!known && !variable.fallback)
-        problems.add(
-          `app.start: ${where2} reads $${variable.name}, which is not in the app's environment on ${server.name} (nexus expands the command's variables from pm2.env, servers[].env and PORT, NEXUS_RELEASE, NEXUS_SERVER, not from a shell on the server): set it in pm2.env, or write \${${variable.name}:-default}`
-        );
-    }
-  }
-  return [...problems];
-}
-function expandStart(start, env2) {
-  const expand = (words3) => words3.flatMap((word) => expandWord(word, env2));
-  return {
-    env: Object.fromEntries(start.env.map((a2) => [a2.name, expandWord(a2.value, env2)[0] ?? ""])),
-    nodeArgs: expand(start.nodeArgs),
-    args: expand(start.args)
-  };
-}
-var StartError, RUNNERS, SHELLS, NODE_OPTIONS_WITH_VALUE, NODE_OPTIONS_REFUSED, ADVICE, SET_BY_NEXUS;
-var init_start = __esm({
-  "src/start/start.ts"() {
-    "use strict";
-    init_command_line();
-    StartError = class extends Error {
-    };
-    RUNNERS = /* @__PURE__ */ new Set(["npm", "npx", "pnpm", "pnpx", "yarn", "yarnpkg", "bun", "bunx", "corepack"]);
-    SHELLS = /* @__PURE__ */ new Set(["sh", "bash", "dash", "zsh", "ksh", "fish"]);
-    NODE_OPTIONS_WITH_VALUE = /* @__PURE__ */ new Set([
-      "-r",
-      "--require",
-      "--import",
-      "--loader",
-      "--experimental-loader",
-      "-C",
-      "--conditions",
-      "--env-file",
-      "--env-file-if-exists",
-      "--title",
-      "--input-type",
-      "--inspect-port",
-      "--debug-port",
-      "--redirect-warnings",
-      "--disable-warning",
-      "--unhandled-rejections",
-      "--dns-result-order",
-      "--stack-size",
-      "--max-http-header-size",
-      "--openssl-config",
-      "--icu-data-dir",
-      "--diagnostic-dir",
-      "--report-dir",
-      "--report-directory",
-      "--report-filename",
-      "--report-signal",
-      "--heapsnapshot-signal",
-      "--secure-heap",
-      "--secure-heap-min",
-      "--experimental-default-type",
-      "--cpu-prof-dir",
-      "--cpu-prof-name",
-      "--heap-prof-dir",
-      "--heap-prof-name",
-      "--tls-cipher-list",
-      "--tls-keylog",
-      "--use-largepages"
-    ]);
-    NODE_OPTIONS_REFUSED = {
-      "-e": "evaluates code instead of running a file",
-      "--eval": "evaluates code instead of running a file",
-      "-p": "evaluates code instead of running a file",
-      "--print": "evaluates code instead of running a file",
-      "-i": "starts a REPL",
-      "--interactive": "starts a REPL",
-      "-c": "only checks a file's syntax",
-      "--check": "only checks a file's syntax",
-      "--test": "runs tests",
-      "--run": "runs a package script through node (a shell again)",
-      "-v": "prints node's version",
-      "--version": "prints node's version",
-      "-h": "prints node's help",
-      "--help": "prints node's help",
-      "--watch": "restarts the app itself on changes, from a parent process PM2's signals stop at",
-      "--watch-path": "restarts the app itself on changes, from a parent process PM2's signals stop at"
-    };
-    ADVICE = `nexus starts the app without a shell so that PM2's signals reach it: make the script one command, such as "node dist/main.js" or "next start -p $PORT" (a build step belongs in app.build), or name the entry file in app.start`;
-    SET_BY_NEXUS = ["PORT", "NEXUS_RELEASE", "NEXUS_SERVER"];
   }
 });
 
@@ -14612,51 +14004,26 @@ var init_prepared = __esm({
 // src/process/pm2/pm2.ts
 var pm2_exports = {};
 __export(pm2_exports, {
-  Pm2: () => Pm2,
-  WRITE_ECOSYSTEM_SCRIPT: () => WRITE_ECOSYSTEM_SCRIPT
+  Pm2: () => Pm2
 });
-import path5 from "node:path/posix";
-function writePlain(file, content) {
-  const op = writePrivateFile(file, content, WRITING);
-  return { ...op, parse: (result2, server) => void op.parse(result2, server) };
-}
-function writeResolved(file, content, resolve3) {
-  return {
-    what: WRITING,
-    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve3.kind, resolve3.name),
-    stdin: content,
-    parse: (result2, server) => stdoutOrThrow(server, WRITING, result2).split("\n").find((line) => line.startsWith("@start "))?.slice("@start ".length)
-  };
-}
-var STARTING, WRITING, WRITE_ECOSYSTEM_SCRIPT, Pm2;
+import path3 from "node:path/posix";
+var STARTING, Pm2;
 var init_pm2 = __esm({
   "src/process/pm2/pm2.ts"() {
     "use strict";
     init_op();
-    init_release();
-    init_script_file();
     init_errors5();
-    init_start();
     init_ecosystem();
     init_jlist();
     init_prepared();
     init_restart_script();
     STARTING = "starting the app under PM2";
-    WRITING = "writing the process file";
-    WRITE_ECOSYSTEM_SCRIPT = withProgram(
-      'umask 077\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$1" "$2" "$3"\n',
-      '// @ts-check\n/**\n * `node -e <this> FILE KIND NAME`, the ecosystem file\'s JSON on stdin (write-ecosystem.sh runs\n * it): finds on the server, in the installed release (the app\'s `cwd`), the file PM2 must run,\n * sets it as the app\'s `script`, writes FILE (0600, through a temporary file) and prints\n * `@start <script>`. What only the release knows once installed:\n *\n * - KIND "bin": the JS file of the dependency binary NAME, from the `bin` field of the package.json\n *   of the app\'s dependency that declares it (`node_modules/next/dist/bin/next`). Never the\n *   `node_modules/.bin` entry: pnpm writes shell scripts there, which node cannot run and PM2\n *   cannot cluster. A binary that is a shell script or a compiled executable is refused.\n * - KIND "file": the file `node NAME` runs (`node dist/main` runs dist/main.js): PM2 starts\n *   exactly the path it is given.\n *\n * Exit 2 with the reason on stderr when there is none: staging fails, nothing leaves rotation.\n */\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [file = "", kind = "", name = ""] = process.argv.slice(1);\n\n/** @param {string} message */\nconst fail = (message) => {\n  process.stderr.write(`nexus: ${message}\\n`);\n  process.exit(2);\n};\n\n/** @param {string} file */\nconst readJson = (file) => {\n  try {\n    return JSON.parse(fs.readFileSync(file, "utf8"));\n  } catch {\n    return undefined;\n  }\n};\n\n/** @param {string} file */\nconst isFile = (file) => {\n  try {\n    return fs.statSync(file).isFile();\n  } catch {\n    return false;\n  }\n};\n\n/**\n * The names a package\'s `bin` field gives (a string: the package\'s name without its scope).\n * @param {{ name?: unknown, bin?: unknown }} meta\n * @returns {Record<string, string>}\n */\nconst binsOf = (meta) => {\n  if (typeof meta.bin === "string" && typeof meta.name === "string")\n    return { [meta.name.replace(/^@[^/]+\\//, "")]: meta.bin };\n  if (meta.bin && typeof meta.bin === "object") {\n    /** @type {Record<string, string>} */\n    const out = {};\n    for (const [key, value] of Object.entries(meta.bin)) if (typeof value === "string") out[key] = value;\n    return out;\n  }\n  return {};\n};\n\n/**\n * Refuses what node cannot run: a script for another interpreter (its `#!` line) or a binary.\n * @param {string} cwd\n * @param {string} script\n */\nconst assertNodeProgram = (cwd, script) => {\n  const head = Buffer.alloc(512);\n  let length = 0;\n  try {\n    const fd = fs.openSync(path.join(cwd, script), "r");\n    length = fs.readSync(fd, head, 0, head.length, 0);\n    fs.closeSync(fd);\n  } catch (error) {\n    fail(`${script}: ${/** @type {Error} */ (error).message}`);\n  }\n  const text = head.subarray(0, length);\n  if (text.includes(0)) fail(`${name} (${script}) is a compiled executable, not a Node program`);\n  const line = text.toString("utf8").split("\\n")[0] ?? "";\n  if (line.startsWith("#!") && !/\\bnode\\b/.test(line))\n    fail(\n      `${name} (${script}) is a script for ${line.slice(2).trim()}, not a Node program: start what it runs instead`,\n    );\n};\n\n/** @param {string} cwd */\nconst findBin = (cwd) => {\n  const pkg = readJson(path.join(cwd, "package.json")) ?? {};\n  /** @param {unknown} deps */\n  const names = (deps) => (deps && typeof deps === "object" ? Object.keys(deps) : []);\n  const own = [...names(pkg.dependencies), ...names(pkg.optionalDependencies)];\n  // Yarn 2+ installs devDependencies too: one of them may provide it.\n  for (const dep of [...own, ...names(pkg.devDependencies)]) {\n    const meta = readJson(path.join(cwd, "node_modules", dep, "package.json"));\n    const target = meta && binsOf(meta)[name];\n    if (target === undefined) continue;\n    const script = path.join("node_modules", dep, target);\n    if (script.startsWith("..")) fail(`${dep}\'s bin "${name}" (${target}) points outside the release`);\n    if (!isFile(path.join(cwd, script))) fail(`${dep}\'s bin "${name}" (${script}) is not in the release`);\n    return script;\n  }\n  // A binary of a dependency\'s dependency: npm and Yarn 1 link those into .bin too (a symlink).\n  const link = path.join(cwd, "node_modules", ".bin", name);\n  try {\n    if (fs.lstatSync(link).isSymbolicLink()) {\n      const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));\n      if (!script.startsWith("..")) return script;\n    }\n  } catch {}\n  fail(\n    `no installed dependency of the app provides the binary "${name}" (looked in the "bin" of ${own.length > 0 ? own.join(", ") : "no dependencies"}): add the package that provides it to "dependencies" (devDependencies are not installed on the servers)`,\n  );\n  return "";\n};\n\n/** @param {string} cwd */\nconst findFile = (cwd) => {\n  const candidates = [name, `${name}.js`, `${name}.cjs`, `${name}.mjs`, path.join(name, "index.js")];\n  const found = candidates.find((candidate) => isFile(path.join(cwd, candidate)));\n  if (!found) fail(`node ${name}: none of ${candidates.join(", ")} is in the release`);\n  return /** @type {string} */ (found);\n};\n\nlet input = "";\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  input += chunk;\n});\nprocess.stdin.on("end", () => {\n  const ecosystem = JSON.parse(input);\n  const app = ecosystem.apps[0];\n  const cwd = String(app.cwd);\n  const script = kind === "bin" ? findBin(cwd) : findFile(cwd);\n  assertNodeProgram(cwd, script);\n  app.script = script;\n  fs.mkdirSync(path.dirname(file), { recursive: true });\n  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(ecosystem, null, 2)}\\n`, { mode: 0o600 });\n  fs.renameSync(`${file}.tmp`, file);\n  process.stdout.write(`@start ${script}\\n`);\n});\n'
-    );
     Pm2 = class {
       constructor(options) {
         this.options = options;
       }
       options;
       name = "pm2";
-      get start() {
-        const { start } = this.options;
-        return typeof start === "function" ? start() : start;
-      }
       /** "max" depends on the server's CPUs: then the count PM2 started is the one checked. */
       get instances() {
         const n2 = this.options.instances ?? 1;
@@ -14674,34 +14041,20 @@ var init_pm2 = __esm({
       }
       processFile(layout2, release) {
         const logs = this.logFiles(layout2);
-        const start = this.start;
-        const file = this.ecosystemPath(layout2, release.release, release.port);
-        const command = expandStart(start, release.env);
-        const plain = !("bin" in start.run) && !start.run.node;
-        const { args, node_args, interpreter_args, interpreter, ...options } = this.options.options ?? {};
-        const content = ecosystemFile({
-          name: this.processName(release.port),
-          script: "bin" in start.run ? `node_modules/.bin/${start.run.bin}` : start.run.file,
-          cwd: release.cwd,
-          env: { ...release.env, ...command.env },
-          killTimeout: this.options.killTimeout,
-          outFile: logs.out,
-          errorFile: logs.error,
-          instances: this.options.instances,
-          execMode: this.options.execMode,
-          options: plain ? this.options.options : options,
-          ...plain ? {} : {
-            // node, whatever the file's extension says to PM2 (".ts" would be bun; none, a guess).
-            interpreter: interpreter ?? "node",
-            args: [...command.args, ...pm2Words(args)],
-            nodeArgs: [...command.nodeArgs, ...pm2Words(node_args), ...pm2Words(interpreter_args)]
-          }
-        });
-        const resolve3 = "bin" in start.run ? { kind: "bin", name: start.run.bin } : start.run.node && !isScriptFile(start.run.file) ? { kind: "file", name: start.run.file } : void 0;
         return {
-          path: file,
-          content,
-          write: resolve3 ? writeResolved(file, content, resolve3) : writePlain(file, content)
+          path: this.ecosystemPath(layout2, release.release, release.port),
+          content: ecosystemFile({
+            name: this.processName(release.port),
+            script: this.options.script,
+            cwd: release.cwd,
+            env: release.env,
+            killTimeout: this.options.killTimeout,
+            outFile: logs.out,
+            errorFile: logs.error,
+            instances: this.options.instances,
+            execMode: this.options.execMode,
+            options: this.options.options
+          })
         };
       }
       /**
@@ -14749,54 +14102,9 @@ var init_pm2 = __esm({
         await runner.run(script(PERSIST_SCRIPT), { what: "saving the PM2 process list" });
       }
       logFiles(layout2) {
-        return { out: path5.join(layout2.logs, "app-out.log"), error: path5.join(layout2.logs, "app-error.log") };
+        return { out: path3.join(layout2.logs, "app-out.log"), error: path3.join(layout2.logs, "app-error.log") };
       }
     };
-  }
-});
-
-// src/start/load.ts
-var load_exports = {};
-__export(load_exports, {
-  readStart: () => readStart,
-  startOf: () => startOf
-});
-import { readFileSync } from "node:fs";
-import path6 from "node:path";
-function readStart(config2) {
-  const cached3 = read.get(config2.app);
-  if (cached3) return cached3;
-  const { start: spec, root } = config2.app;
-  let packageJson;
-  if (/^(?:script|npm):/.test(spec)) {
-    try {
-      packageJson = readFileSync(path6.join(root, "package.json"), "utf8");
-    } catch {
-    }
-  }
-  let start;
-  try {
-    start = parseStart(spec, packageJson);
-  } catch (error3) {
-    if (error3 instanceof StartError) throw new ConfigError(config2.file, [error3.message]);
-    throw error3;
-  }
-  read.set(config2.app, start);
-  return start;
-}
-function startOf(config2) {
-  const start = readStart(config2);
-  const problems = startProblems(start, config2.servers);
-  if (problems.length > 0) throw new ConfigError(config2.file, problems);
-  return start;
-}
-var read;
-var init_load = __esm({
-  "src/start/load.ts"() {
-    "use strict";
-    init_errors4();
-    init_start();
-    read = /* @__PURE__ */ new WeakMap();
   }
 });
 
@@ -15003,10 +14311,7 @@ var init_pm22 = __esm({
       type: "pm2",
       section,
       nameProblem: pm2NameProblem,
-      create: async (config2) => {
-        const [{ Pm2: Pm22 }, { startOf: startOf2 }] = await Promise.all([Promise.resolve().then(() => (init_pm2(), pm2_exports)), Promise.resolve().then(() => (init_load(), load_exports))]);
-        return new Pm22({ ...config2.pm2, start: () => startOf2(config2) });
-      },
+      create: async (config2) => new (await Promise.resolve().then(() => (init_pm2(), pm2_exports))).Pm2({ ...config2.pm2, script: config2.app.start }),
       check: async (config2, server) => (await Promise.resolve().then(() => (init_check2(), check_exports2))).pm2Check(config2, server)
     };
   }
@@ -15423,6 +14728,251 @@ var init_drain2 = __esm({
   }
 });
 
+// src/remote/sha256.ts
+function sha256Of(file) {
+  return script(SHA256_SCRIPT, file);
+}
+var SHA256_FUNCTION, SHA256_SCRIPT;
+var init_sha256 = __esm({
+  "src/remote/sha256.ts"() {
+    "use strict";
+    init_op();
+    init_script_file();
+    SHA256_FUNCTION = `sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
+  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
+  else node -e 'const h=require("crypto").createHash("sha256");require("fs").createReadStream(process.argv[1]).on("data",d=>h.update(d)).on("end",()=>console.log(h.digest("hex")))' "$1"
+  fi
+}
+`;
+    SHA256_SCRIPT = withFunctions('sha256 "$1"\n', SHA256_FUNCTION);
+  }
+});
+
+// src/remote/release.ts
+import path4 from "node:path/posix";
+function prepare(l, options = {}) {
+  const create = cmd(
+    "mkdir",
+    "-p",
+    l.releases,
+    l.shared,
+    l.incoming,
+    path4.dirname(l.ecosystem("x")),
+    l.failed
+  );
+  const clear = cmd(
+    "find",
+    l.incoming,
+    "-mindepth",
+    "1",
+    "-maxdepth",
+    "1",
+    "-exec",
+    "rm",
+    "-rf",
+    "--",
+    "{}",
+    "+"
+  );
+  return {
+    what: "preparing the deploy path",
+    command: options.clearIncoming ? `${create} && ${clear}` : create,
+    parse: (result2, server) => void stdoutOrThrow(server, "preparing the deploy path", result2)
+  };
+}
+function extract(l, archive, id, sha256) {
+  assertReleaseId(id);
+  return {
+    what: "extracting the release",
+    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
+    parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
+  };
+}
+function install(l, id, manager) {
+  assertReleaseId(id);
+  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
+  return {
+    what: "installing dependencies",
+    command: script(
+      INSTALL_SCRIPT,
+      l.release(id),
+      l.current,
+      m2.name,
+      manager?.pinned ?? "",
+      manager?.lockfile ?? "",
+      ...m2.args
+    ),
+    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
+  };
+}
+function parseInstall(stdout) {
+  const lines = stdout.split("\n");
+  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
+  if (lines.includes("@skipped")) return { result: "skipped", notes };
+  if (lines.includes("@reused")) return { result: "reused", notes };
+  const installed = lines.find((line) => line.startsWith("@installed"));
+  const why = installed?.slice("@installed".length).trim();
+  return { result: "installed", ...why ? { why } : {}, notes };
+}
+function writePrivateFile(file, content, what) {
+  return {
+    what,
+    command: script(WRITE_PRIVATE_SCRIPT, file),
+    stdin: content,
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
+  };
+}
+function activate(l, id) {
+  assertReleaseId(id);
+  const tmp = `${l.current}.tmp-${id}`;
+  return {
+    what: "switching current",
+    command: `${cmd("ln", "-sfn", `releases/${id}`, tmp)} && ${cmd("mv", "-Tf", tmp, l.current)}`,
+    parse: (result2, server) => void stdoutOrThrow(server, "switching current", result2)
+  };
+}
+function markFailed(l, id) {
+  assertReleaseId(id);
+  return {
+    what: "marking the release failed",
+    command: cmd("touch", `${l.failed}/${id}`),
+    parse: (result2, server) => void stdoutOrThrow(server, "marking the release failed", result2)
+  };
+}
+function stopStrays(l, id) {
+  assertReleaseId(id);
+  return {
+    what: "stopping what an earlier attempt left running",
+    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
+    parse: (result2) => result2.stdout.includes("@stopped")
+  };
+}
+function removeReleases(l, ids) {
+  for (const id of ids) assertReleaseId(id);
+  return {
+    what: "removing releases",
+    command: cmd(
+      "rm",
+      "-rf",
+      "--",
+      ...ids.flatMap((id) => [
+        l.release(id),
+        `${l.release(id)}.partial`,
+        `${l.incoming}/${id}.tar.gz`,
+        `${l.incoming}/${id}.tar.gz.part`,
+        l.ecosystem(id),
+        `${l.ecosystem(id)}.prev`,
+        `${l.failed}/${id}`,
+        `${l.staged}/${id}`
+      ])
+    ),
+    parse: (result2, server) => void stdoutOrThrow(server, "removing releases", result2)
+  };
+}
+function tailFile(file, lines = 20) {
+  return {
+    what: "reading the log",
+    command: `tail -n ${Number(lines)} -- ${cmd(file)} 2>/dev/null || true`,
+    parse: (result2) => result2.stdout.split("\n").filter((line) => line.trim() !== "")
+  };
+}
+function keepPrivateFile(file, what) {
+  return {
+    what,
+    command: script(KEEP_PRIVATE_SCRIPT, file),
+    parse: (result2, server) => stdoutOrThrow(server, what, result2).includes("@kept")
+  };
+}
+function restorePrivateFile(file, what) {
+  return {
+    what,
+    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
+  };
+}
+var EXTRACT_SCRIPT, INSTALL_SCRIPT, WRITE_PRIVATE_SCRIPT, STOP_STRAYS_SCRIPT, KEEP_PRIVATE_SCRIPT;
+var init_release = __esm({
+  "src/remote/release.ts"() {
+    "use strict";
+    init_errors5();
+    init_layout();
+    init_op();
+    init_quote();
+    init_script_file();
+    init_sha256();
+    EXTRACT_SCRIPT = withFunctions(`set -eu
+archive=$1 release=$2 expected=$3 stamp=$4
+tmp="$release.partial"
+# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
+trap 'rm -rf "$archive" "$tmp"' EXIT
+actual=$(sha256 "$archive")
+if [ "$actual" != "$expected" ]; then
+  echo "checksum mismatch: expected $expected, got $actual" >&2
+  exit 65 # REMOTE_EXIT.checksumMismatch
+fi
+if [ -e "$release" ]; then
+  echo "release \${release##*/} already exists on this server" >&2
+  exit 66 # REMOTE_EXIT.releaseExists
+fi
+# Absolute and ../ member names are refused outright (GNU tar would strip or skip them).
+escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
+if [ -n "$escaping" ]; then
+  echo "refused: the artifact has entries outside the release: $escaping" >&2
+  exit 67 # REMOTE_EXIT.unsafeArchive
+fi
+rm -rf "$tmp"
+mkdir -p "$tmp"
+tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
+# Symlinks may not lead out of the release: each is resolved and compared with the canonical
+# directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
+# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
+# inside, though node_modules comes later (busybox has only -f, which needs the parents).
+canonical=$(cd "$tmp" && pwd -P)
+outside=$(find "$tmp" -type l -exec sh -c '
+  c=$1 t=$2; shift 2
+  for link in "$@"; do
+    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
+    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
+  done' nexus "$canonical" "$tmp" {} +)
+if [ -n "$outside" ]; then
+  echo "refused: the artifact holds a symlink out of the release: $outside" >&2
+  exit 67 # REMOTE_EXIT.unsafeArchive
+fi
+mv "$tmp" "$release"
+mkdir -p "\${stamp%/*}"
+: > "$stamp"
+`, SHA256_FUNCTION);
+    INSTALL_SCRIPT = withProgram(
+      'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
+      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
+    );
+    WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
+    STOP_STRAYS_SCRIPT = `release=$1
+# /proc shows a cwd with symlinks resolved: so is the path compared with it.
+dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
+# One find for every process (a readlink each would fork hundreds of times); the path's glob
+# characters escaped, as -lname reads a pattern.
+pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
+strays() {
+  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
+    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
+}
+pids=$(strays)
+[ -n "$pids" ] || exit 0
+# shellcheck disable=SC2086 # one word per pid, digits only
+kill $pids 2>/dev/null
+i=0
+while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
+pids=$(strays)
+# shellcheck disable=SC2086 # one word per pid, digits only
+[ -z "$pids" ] || kill -9 $pids 2>/dev/null
+echo "@stopped"
+`;
+    KEEP_PRIVATE_SCRIPT = 'file=$1 kept="$1.prev"\nif [ -f "$file" ]; then\n  (umask 077 && cp -p -- "$file" "$kept") && echo @kept\nelse\n  rm -f -- "$kept"\nfi\n';
+  }
+});
+
 // src/remote/live-port.ts
 function parseLivePort(text5) {
   const value = text5.trim();
@@ -15462,7 +15012,7 @@ var init_surge = __esm({
   "src/rollout/surge/surge.ts"() {
     "use strict";
     init_balancer();
-    init_load2();
+    init_load();
     init_live_port();
     SurgeStrategy = class {
       constructor(o2, ledger) {
@@ -15820,11 +15370,7 @@ var init_schema4 = __esm({
       root: nonEmpty.default("."),
       /** PM2 process name and the name used in default paths. */
       name: processName.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'"),
-      /**
-       * What PM2 runs (src/start/): an entry file relative to the app root; "script:NAME" (or
-       * "npm:NAME"), the package script NAME when it is one `node FILE ARGS` or `BIN ARGS` command;
-       * "bin:BIN ARGS", a dependency's binary. Never through npm or a shell (docs/apps.md).
-       */
+      /** Entry script, relative to the app root. */
       start: nonEmpty.default("server.js"),
       /** Port the app listens on (the upstream and health port unless overridden). */
       port: port.default(3e3),
@@ -16091,9 +15637,9 @@ var init_schema4 = __esm({
 });
 
 // src/config/load.ts
-import { readFileSync as readFileSync2 } from "node:fs";
+import { readFileSync } from "node:fs";
 import os from "node:os";
-import path7 from "node:path";
+import path5 from "node:path";
 function proxyJumpProblems(value, field) {
   try {
     parseProxyJump(value, field);
@@ -16113,23 +15659,23 @@ function jumpProblems(parsed) {
 }
 function expandHome(p2) {
   if (p2 === "~") return os.homedir();
-  if (p2.startsWith("~/")) return path7.join(os.homedir(), p2.slice(2));
+  if (p2.startsWith("~/")) return path5.join(os.homedir(), p2.slice(2));
   return p2;
 }
 function localPath(base, p2) {
-  return path7.resolve(base, expandHome(p2));
+  return path5.resolve(base, expandHome(p2));
 }
 function configLayers(config2) {
   return layersOf.get(config2) ?? [];
 }
 function labelOf(absolute) {
-  const relative2 = path7.relative(process.cwd(), absolute);
+  const relative2 = path5.relative(process.cwd(), absolute);
   return relative2 && !relative2.startsWith("..") ? relative2 : absolute;
 }
-function readLayer(absolute, label, read2) {
+function readLayer(absolute, label, read) {
   let text5;
   try {
-    text5 = read2();
+    text5 = read();
   } catch (error3) {
     const code = error3.code;
     throw new ConfigError(label, [
@@ -16140,14 +15686,14 @@ function readLayer(absolute, label, read2) {
 }
 function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}) {
   const fromStdin = file === "-";
-  const absolute = fromStdin ? "-" : path7.resolve(file);
+  const absolute = fromStdin ? "-" : path5.resolve(file);
   const label = fromStdin ? STDIN_LABEL : labelOf(absolute);
-  const baseDir = fromStdin ? process.cwd() : path7.dirname(absolute);
+  const baseDir = fromStdin ? process.cwd() : path5.dirname(absolute);
   const layers = [
     readLayer(
       absolute,
       label,
-      () => fromStdin ? (options.readStdin ?? readStdin)() : readFileSync2(absolute, "utf8")
+      () => fromStdin ? (options.readStdin ?? readStdin)() : readFileSync(absolute, "utf8")
     )
   ];
   const { destination } = options;
@@ -16156,7 +15702,7 @@ function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}
     if (problem) throw new UsageError(`-d/--destination (or NEXUS_DESTINATION): ${problem}`);
     const overlay = destinationFile(baseDir, destination);
     const overlayLabel = labelOf(overlay);
-    const layer = readLayer(overlay, overlayLabel, () => readFileSync2(overlay, "utf8"));
+    const layer = readLayer(overlay, overlayLabel, () => readFileSync(overlay, "utf8"));
     if (!isPlainObject2(layer.data))
       throw new ConfigError(
         overlayLabel,
@@ -16179,7 +15725,7 @@ function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}
 function readStdin() {
   if (process.stdin.isTTY)
     throw new ConfigError(STDIN_LABEL, ["-c -: standard input is a terminal; pipe the config in"]);
-  return readFileSync2(0, "utf8");
+  return readFileSync(0, "utf8");
 }
 function expandInventory(data, label, baseDir, env2) {
   if (!isPlainObject2(data) || !isPlainObject2(data.servers)) return { data };
@@ -16192,7 +15738,7 @@ function expandInventory(data, label, baseDir, env2) {
     );
   }
   const command = source.data.fromCommand;
-  const result2 = runInventory(source.data, baseDir, env2);
+  const result2 = runInventory(source.data, baseDir, env2, inventoryRedactor(data, env2));
   if ("problem" in result2)
     throw new ConfigError(label, [`servers.fromCommand: \`${command}\`: ${result2.problem}`]);
   return { data: { ...data, servers: result2.servers }, command };
@@ -16292,7 +15838,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
     ...inventory.command !== void 0 ? { inventory: inventory.command } : {},
     app: {
       ...parsed.app,
-      root: path7.resolve(baseDir, parsed.app.root),
+      root: path5.resolve(baseDir, parsed.app.root),
       surgePort: parsed.app.surgePort ?? parsed.app.port + 1
     },
     servers: servers2,
@@ -16444,14 +15990,14 @@ function unwrapUnion(issue2, data) {
   }
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path26 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path24 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: BALANCER_DRIVERS.map((driver) => driver.type),
-        path: path26,
+        path: path24,
         message: issue2.message,
-        input: valueAt(data, path26)
+        input: valueAt(data, path24)
       }
     ];
   }
@@ -16479,12 +16025,12 @@ function stripTrailingSlash(p2) {
   return p2.length > 1 ? p2.replace(/\/+$/, "") : p2;
 }
 function keysAt(schema, at2) {
-  let current2 = schema;
+  let current3 = schema;
   const steps = [...at2];
-  while (current2) {
-    const def2 = current2._zod.def;
+  while (current3) {
+    const def2 = current3._zod.def;
     if (def2.type === "default" || def2.type === "optional" || def2.type === "pipe") {
-      current2 = def2.innerType ?? def2.in;
+      current3 = def2.innerType ?? def2.in;
       continue;
     }
     if (def2.type === "union") {
@@ -16493,15 +16039,15 @@ function keysAt(schema, at2) {
     }
     if (steps.length === 0) break;
     const step = steps.shift();
-    if (def2.type === "object") current2 = def2.shape[String(step)];
-    else if (def2.type === "array") current2 = def2.element;
+    if (def2.type === "object") current3 = def2.shape[String(step)];
+    else if (def2.type === "array") current3 = def2.element;
     else return [];
   }
-  const def = current2?._zod.def;
+  const def = current3?._zod.def;
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
-var DEFAULT_CONFIG_FILE, STDIN_LABEL, layersOf;
-var init_load2 = __esm({
+var layersOf;
+var init_load = __esm({
   "src/config/load.ts"() {
     "use strict";
     init_drivers();
@@ -16509,11 +16055,10 @@ var init_load2 = __esm({
     init_proxy_jump();
     init_errors4();
     init_inventory();
+    init_invocation();
     init_layers();
     init_positions();
     init_schema4();
-    DEFAULT_CONFIG_FILE = "deploy.config.json";
-    STDIN_LABEL = "(stdin)";
     layersOf = /* @__PURE__ */ new WeakMap();
   }
 });
@@ -16697,7 +16242,7 @@ function sudoersFix(ctx, user) {
   const rule = user && sudoersLine(user, ctx.testCommand, ctx.reloadCommand);
   if (!rule) return "allow them without a password in sudoers, as root (docs/servers.md)";
   const file = sudoersFile(ctx.appName ?? "app");
-  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`nexus setup --sudo\``;
+  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`${nexusCommand("setup", "--sudo")}\``;
 }
 function passwordPrompt(text5) {
   return /password is required|a terminal is required|may not run sudo|not allowed to execute|not in the sudoers/i.test(
@@ -16729,7 +16274,7 @@ function upstreamItems(facts, ctx, add) {
     let listed = [];
     try {
       listed = listUpstreamServers(text5, ctx.upstream).map((s3) => s3.address);
-      if (holdsUpstreamBlock(text5)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
+      if (holdsUpstreamBlock(text5)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, serversFileFix());
       else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
     } catch (error3) {
       add(
@@ -16810,7 +16355,7 @@ function includedItem(facts, ctx, add) {
         "upstream included",
         "fail",
         `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
-        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
+        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`${nexusCommand("nginx-config")}\` prints it), or point balancer.upstreamFile at the included file, then test and reload`
       );
   }
 }
@@ -16897,7 +16442,8 @@ var init_check3 = __esm({
   "src/balancer/nginx/check.ts"() {
     "use strict";
     init_facts();
-    init_load2();
+    init_invocation();
+    init_load();
     init_layout();
     init_quote();
     init_check_script();
@@ -16946,7 +16492,7 @@ async function writeServersFile(runner, file, user, target, context) {
     say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
     const text5 = await runner.exec(cmd("cat", file));
     if (text5.code === 0 && holdsUpstreamBlock(text5.stdout))
-      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${SERVERS_FILE_FIX}`);
+      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${serversFileFix()}`);
     return;
   }
   if (context.dryRun) {
@@ -16960,7 +16506,7 @@ async function writeServersFile(runner, file, user, target, context) {
   if (result2.code === 0) say(`${target}: wrote ${file} (its server lines)`);
   else
     say(
-      `${target}: cannot write ${file} as ${user}; as root, write the server lines \`nexus nginx-config\` prints for it there`
+      `${target}: cannot write ${file} as ${user}; as root, write the server lines \`${nexusCommand("nginx-config")}\` prints for it there`
     );
 }
 async function sudoersStep(entry, runner, user, target, context) {
@@ -16996,6 +16542,7 @@ var WRITE_SERVERS_FILE_SCRIPT, INSTALL_SUDOERS_SCRIPT;
 var init_setup = __esm({
   "src/balancer/nginx/setup.ts"() {
     "use strict";
+    init_invocation();
     init_layout();
     init_op();
     init_quote();
@@ -17097,8 +16644,8 @@ var init_access_log = __esm({
 });
 
 // src/balancer/nginx/watch/log-check.ts
-function sampleLogCommand(path26, bytes = SAMPLE_BYTES) {
-  return script(SAMPLE_LOG_SCRIPT, path26, Number(bytes));
+function sampleLogCommand(path24, bytes = SAMPLE_BYTES) {
+  return script(SAMPLE_LOG_SCRIPT, path24, Number(bytes));
 }
 function parseSample(output, bytes = SAMPLE_BYTES) {
   const newline = output.indexOf("\n");
@@ -17133,11 +16680,11 @@ function clip(line) {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 async function checkAccessLog(runner, options) {
-  const { path: path26 } = options;
-  const where2 = `${path26} on ${runner.name}`;
-  const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:
-${logFormatAdvice(path26)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path26))).stdout);
+  const { path: path24 } = options;
+  const where2 = `${path24} on ${runner.name}`;
+  const fix = `add this to Nginx's http block (\`${nexusCommand("nginx-config")}\` prints it), then reload Nginx:
+${logFormatAdvice(path24)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path24))).stdout);
   if (sample.state === "unreadable")
     throw new AccessLogProblem(
       `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -17148,13 +16695,13 @@ ${logFormatAdvice(path26)}`;
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
   const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
   const finding = shown ? scanNginxDump(dump.stdout) : void 0;
-  if (finding && dumpLogsUnescaped(finding, path26))
+  if (finding && dumpLogsUnescaped(finding, path24))
     throw new AccessLogProblem(
       `${where2} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`
     );
   if (verdict?.ok === true) return { baseline: verdict.baseline };
   if (sample.state === "missing") {
-    if (!finding || !dumpLogsInNexusFormat(finding, path26)) throw new AccessLogProblem(missing);
+    if (!finding || !dumpLogsInNexusFormat(finding, path24)) throw new AccessLogProblem(missing);
     return {
       warning: `${where2} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`
     };
@@ -17164,7 +16711,7 @@ ${logFormatAdvice(path26)}`;
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(finding, path26))
+  if (!dumpLogsInNexusFormat(finding, path24))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -17174,6 +16721,7 @@ var SAMPLE_BYTES, SAMPLE_LOG_SCRIPT, DUMP_CONFIG_SCRIPT, AccessLogProblem;
 var init_log_check = __esm({
   "src/balancer/nginx/watch/log-check.ts"() {
     "use strict";
+    init_invocation();
     init_op();
     init_traffic();
     init_access_log();
@@ -17187,8 +16735,8 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path26, identity3, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path26, identity3, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path24, identity3, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path24, identity3, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
   let rest = output;
@@ -17199,22 +16747,22 @@ function parseRead(output) {
     return head2;
   };
   const head = line();
-  const read2 = { identity: "", size: 0, start: 0, data: "", old: "" };
+  const read = { identity: "", size: 0, start: 0, data: "", old: "" };
   if (head !== "missing") {
     const [identity3, size, start] = head.split(" ");
-    read2.size = Number.parseInt(size ?? "", 10);
-    read2.start = Number.parseInt(start ?? "", 10);
-    if (!Number.isFinite(read2.size) || !Number.isFinite(read2.start))
+    read.size = Number.parseInt(size ?? "", 10);
+    read.start = Number.parseInt(start ?? "", 10);
+    if (!Number.isFinite(read.size) || !Number.isFinite(read.start))
       throw new Error(`unexpected output reading the access log: ${output.slice(0, 80)}`);
-    read2.identity = identity3 === "-" ? "" : identity3 ?? "";
+    read.identity = identity3 === "-" ? "" : identity3 ?? "";
   }
   if (rest.startsWith("@old ")) {
     const bytes = Number.parseInt(line().slice("@old ".length), 10) || 0;
-    read2.old = rest.slice(0, bytes);
+    read.old = rest.slice(0, bytes);
     rest = rest.slice(bytes);
   }
-  read2.data = rest;
-  return read2;
+  read.data = rest;
+  return read;
 }
 var MAX_READ_BYTES, READ_LOG_SCRIPT, NginxLogSource;
 var init_log_source = __esm({
@@ -17253,33 +16801,33 @@ if [ "$start" = 0 ] && [ "$off" != 0 ]; then old_rest; fi
 tail -c +$((start + 1)) <&3 | head -c "$max" | tr '\\200-\\377' '?'
 `;
     NginxLogSource = class {
-      constructor(runner, path26) {
+      constructor(runner, path24) {
         this.runner = runner;
-        this.path = path26;
+        this.path = path24;
       }
       runner;
       path;
       offset = 0;
       identity = "";
       async mark() {
-        const read2 = parseRead(
+        const read = parseRead(
           await this.runner.run(readFromOffset(this.path, "", 0, 0), {
             what: `reading the size of ${this.path}`
           })
         );
-        this.identity = read2.identity;
-        this.offset = read2.size;
+        this.identity = read.identity;
+        this.offset = read.size;
       }
       async poll() {
-        const read2 = parseRead(
+        const read = parseRead(
           await this.runner.run(readFromOffset(this.path, this.identity, this.offset), {
             what: `reading ${this.path}`
           })
         );
-        const old = completeLines(read2.old);
-        const { lines, bytes } = completeLines(read2.data);
-        this.identity = read2.identity;
-        this.offset = read2.start + bytes;
+        const old = completeLines(read.old);
+        const { lines, bytes } = completeLines(read.data);
+        this.identity = read.identity;
+        this.offset = read.start + bytes;
         const counts = /* @__PURE__ */ new Map();
         tallyLines([...old.lines, ...lines], counts);
         return counts;
@@ -17296,11 +16844,11 @@ __export(watch_exports2, {
 import { isIP } from "node:net";
 async function watchNginx(entry, context) {
   const { config: config2, emit, host } = context;
-  const path26 = resolveRemotePath(entry.accessLog, host.home);
+  const path24 = resolveRemotePath(entry.accessLog, host.home);
   let check;
   try {
     check = await checkAccessLog(host.runner, {
-      path: path26,
+      path: path24,
       testCommand: entry.testCommand,
       addresses: config2.servers.map((s3) => asLogged(s3.upstream))
     });
@@ -17328,7 +16876,7 @@ async function watchNginx(entry, context) {
   }
   const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
   return {
-    source: new NginxLogSource(host.runner, path26),
+    source: new NginxLogSource(host.runner, path24),
     serverOf: (key) => byAddress.get(key),
     baseline: check.baseline
   };
@@ -25441,11 +24989,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path26) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path26)) {
-        return path26 === "pageant" ? new PageantAgent() : new CygwinAgent(path26);
+    function createAgent(path24) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path24)) {
+        return path24 === "pageant" ? new PageantAgent() : new CygwinAgent(path24);
       }
-      return new OpenSSHAgent(path26);
+      return new OpenSSHAgent(path24);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -30689,17 +30237,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path26, options) {
+      createReadStream(path24, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path26, options);
+        return new ReadStream(this, path24, options);
       }
-      createWriteStream(path26, options) {
+      createWriteStream(path24, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path26, options);
+        return new WriteStream(this, path24, options);
       }
-      open(path26, flags_, attrs, cb) {
+      open(path24, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -30718,7 +30266,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30726,7 +30274,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -30857,7 +30405,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path26, options, callback_) {
+      readFile(path24, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -30883,7 +30431,7 @@ var require_SFTP = __commonJS({
         let handle;
         let bytesRead = 0;
         const flag = options.flag || "r";
-        const read2 = () => {
+        const read = () => {
           if (size === 0) {
             buffer = Buffer.allocUnsafe(8192);
             this.read(handle, buffer, 0, 8192, bytesRead, afterRead);
@@ -30911,10 +30459,10 @@ var require_SFTP = __commonJS({
             if (pos === size)
               close();
             else
-              read2();
+              read();
           } else {
             buffers.push(bufferSlice(buffer, 0, nbytes));
-            read2();
+            read();
           }
         };
         afterRead._wantEOFError = true;
@@ -30930,13 +30478,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path26, flag, 438, (er2, handle_) => {
+        this.open(path24, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path26, (er_, st_) => {
+              this.stat(path24, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -30949,15 +30497,15 @@ var require_SFTP = __commonJS({
             size = st2.size || 0;
             if (size === 0) {
               buffers = [];
-              return read2();
+              return read();
             }
             buffer = Buffer.allocUnsafe(size);
-            read2();
+            read();
           };
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path26, data, options, callback_) {
+      writeFile(path24, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -30976,7 +30524,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path26, flag, options.mode, (openErr, handle) => {
+        this.open(path24, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -30985,7 +30533,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path26, (er_, st_) => {
+                  this.stat(path24, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -31004,7 +30552,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path26, data, options, callback_) {
+      appendFile(path24, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -31022,12 +30570,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path26, data, options, callback);
+        this.writeFile(path24, data, options, callback);
       }
-      exists(path26, cb) {
+      exists(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path26, (err) => {
+        this.stat(path24, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -31070,7 +30618,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path26, attrs, cb) {
+      mkdir(path24, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -31084,7 +30632,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31092,7 +30640,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31108,10 +30656,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path26, cb) {
+      rmdir(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31119,7 +30667,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -31209,10 +30757,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path26, cb) {
+      stat(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31220,17 +30768,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path26, cb) {
+      lstat(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31238,17 +30786,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path26, cb) {
+      opendir(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31256,14 +30804,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path26, attrs, cb) {
+      setstat(path24, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -31275,7 +30823,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31283,7 +30831,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31343,8 +30891,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path26, atime, mtime, cb) {
-        return this.setstat(path26, {
+      utimes(path24, atime, mtime, cb) {
+        return this.setstat(path24, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -31355,8 +30903,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path26, uid, gid, cb) {
-        return this.setstat(path26, {
+      chown(path24, uid, gid, cb) {
+        return this.setstat(path24, {
           uid,
           gid
         }, cb);
@@ -31366,15 +30914,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path26, mode, cb) {
-        return this.setstat(path26, {
+      chmod(path24, mode, cb) {
+        return this.setstat(path24, {
           mode
         }, cb);
       }
-      readlink(path26, cb) {
+      readlink(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31382,7 +30930,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31427,10 +30975,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path26, cb) {
+      realpath(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31438,7 +30986,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31483,13 +31031,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path26, cb) {
+      ext_openssh_statvfs(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31499,7 +31047,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -31585,7 +31133,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path26, attrs, cb) {
+      ext_openssh_lsetstat(path24, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -31600,7 +31148,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31610,7 +31158,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31627,13 +31175,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path26, cb) {
+      ext_openssh_expandPath(path24, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path24);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31643,7 +31191,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path24, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -32921,12 +32469,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path26)) {
+        if (!sftp.emit("LSTAT", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32945,13 +32493,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path26, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path24, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32973,12 +32521,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path26)) {
+        if (!sftp.emit("OPENDIR", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32997,63 +32545,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path26)) {
+        if (!sftp.emit("REMOVE", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path26, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path24, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path26)) {
+        if (!sftp.emit("RMDIR", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path26)) {
+        if (!sftp.emit("REALPATH", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path26)) {
+        if (!sftp.emit("STAT", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33073,14 +32621,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path24 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path24 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path26)) {
+        if (!sftp.emit("READLINK", reqID, path24)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33151,7 +32699,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path26, options) {
+    function ReadStream(sftp, path24, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -33165,7 +32713,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path26;
+      this.path = path24;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -33296,7 +32844,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path26, options) {
+    function WriteStream(sftp, path24, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -33308,7 +32856,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path26;
+      this.path = path24;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -42196,26 +41744,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path26) => {
-      const end = path26.length - 1;
-      const index = path26.lastIndexOf(
+    var basenameOf = (path24) => {
+      const end = path24.length - 1;
+      const index = path24.lastIndexOf(
         SLASH,
-        path26[end] === SLASH ? end - 1 : end
+        path24[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path26 : path26.slice(index + 1);
+      return index < 0 ? path24 : path24.slice(index + 1);
     };
-    var parentOf = (path26) => {
-      if (path26.charCodeAt(0) === SLASH_CODE || path26.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path26.split(SLASH).filter(Boolean);
+    var parentOf = (path24) => {
+      if (path24.charCodeAt(0) === SLASH_CODE || path24.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path24.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path26.length - 1;
-      const cut = path26.lastIndexOf(
+      const end = path24.length - 1;
+      const cut = path24.lastIndexOf(
         SLASH,
-        path26.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path24.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path26.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path24.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -42365,7 +41913,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path26) {
+      testLiteral(path24) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -42374,7 +41922,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path26)) {
+          if (rule.checkRegex.test(path24)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -42394,15 +41942,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path26, mode) {
+      test(path24, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename2 = shortcut ? basenameOf(path26) : path26;
+        const basename2 = shortcut ? basenameOf(path24) : path24;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename2 : path26
+            shortcut && rule._basenameOnly ? basename2 : path24
           )) {
             const { negative } = rule;
             const ret = {
@@ -42424,17 +41972,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path26, originalPath, doThrow) => {
-      if (!isString(path26)) {
+    var checkPath = (path24, originalPath, doThrow) => {
+      if (!isString(path24)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path26) {
+      if (!path24) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path26)) {
+      if (checkPath.isNotRelative(path24)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -42443,25 +41991,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path26) => {
-      const first = path26.charCodeAt(0);
+    var isNotRelative = (path24) => {
+      const first = path24.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path26.length === 1) {
+      if (path24.length === 1) {
         return true;
       }
-      const second = path26.charCodeAt(1);
+      const second = path24.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path26.length === 2 || path26.charCodeAt(2) === SLASH_CODE;
+      return path24.length === 2 || path24.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -42492,59 +42040,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path26) {
+      _test(originalPath, cache, path24) {
         checkPath(
-          path26,
+          path24,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path26 ? this._t(path26, cache) : {
+        return path24 ? this._t(path24, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path26 = convertPath(target);
-        if (!path26 || path26.charCodeAt(path26.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path26);
+        const path24 = convertPath(target);
+        if (!path24 || path24.charCodeAt(path24.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path24);
         }
-        const dir = this._t(path26, this._testCache);
+        const dir = this._t(path24, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal3 = this._rules.testLiteral(path26);
-        return literal3.ignored || literal3.unignored ? literal3 : dir;
+        const literal2 = this._rules.testLiteral(path24);
+        return literal2.ignored || literal2.unignored ? literal2 : dir;
       }
-      _t(path26, cache) {
-        const cached3 = cache[path26];
+      _t(path24, cache) {
+        const cached3 = cache[path24];
         if (cached3) {
           return cached3;
         }
-        const parentPath = parentOf(path26);
+        const parentPath = parentOf(path24);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path26] = parent && parent.ignored ? parent : this._rules.test(path26, MODE_IGNORE);
+        return cache[path24] = parent && parent.ignored ? parent : this._rules.test(path24, MODE_IGNORE);
       }
-      ignores(path26) {
-        return this._test(path26, this._ignoreCache, convertPath(path26)).ignored;
+      ignores(path24) {
+        return this._test(path24, this._ignoreCache, convertPath(path24)).ignored;
       }
       createFilter() {
-        return (path26) => !this.ignores(path26);
+        return (path24) => !this.ignores(path24);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path26) {
-        return this._test(path26, this._testCache, convertPath(path26));
+      test(path24) {
+        return this._test(path24, this._testCache, convertPath(path24));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path26) => checkPath(convertPath(path26), path26, RETURN_FALSE);
+    var isPathValid = (path24) => checkPath(convertPath(path24), path24, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path26) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path26) || isNotRelative(path26);
+      checkPath.isNotRelative = (path24) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path24) || isNotRelative(path24);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -46333,7 +45881,7 @@ var init_log = __esm({
 
 // node_modules/execa/lib/verbose/start.js
 var logCommand;
-var init_start2 = __esm({
+var init_start = __esm({
   "node_modules/execa/lib/verbose/start.js"() {
     init_values();
     init_log();
@@ -46398,7 +45946,7 @@ var init_duration2 = __esm({
 var handleCommand;
 var init_command = __esm({
   "node_modules/execa/lib/arguments/command.js"() {
-    init_start2();
+    init_start();
     init_info();
     init_duration2();
     init_escape();
@@ -46425,7 +45973,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path26, options) {
+    function checkPathExt(path24, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -46436,25 +45984,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path26.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path24.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat10, path26, options) {
-      if (!stat10.isSymbolicLink() && !stat10.isFile()) {
+    function checkStat(stat8, path24, options) {
+      if (!stat8.isSymbolicLink() && !stat8.isFile()) {
         return false;
       }
-      return checkPathExt(path26, options);
+      return checkPathExt(path24, options);
     }
-    function isexe(path26, options, cb) {
-      fs2.stat(path26, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, path26, options));
+    function isexe(path24, options, cb) {
+      fs2.stat(path24, function(er2, stat8) {
+        cb(er2, er2 ? false : checkStat(stat8, path24, options));
       });
     }
-    function sync(path26, options) {
-      return checkStat(fs2.statSync(path26), path26, options);
+    function sync(path24, options) {
+      return checkStat(fs2.statSync(path24), path24, options);
     }
   }
 });
@@ -46465,21 +46013,21 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path26, options, cb) {
-      fs2.stat(path26, function(er2, stat10) {
-        cb(er2, er2 ? false : checkStat(stat10, options));
+    function isexe(path24, options, cb) {
+      fs2.stat(path24, function(er2, stat8) {
+        cb(er2, er2 ? false : checkStat(stat8, options));
       });
     }
-    function sync(path26, options) {
-      return checkStat(fs2.statSync(path26), options);
+    function sync(path24, options) {
+      return checkStat(fs2.statSync(path24), options);
     }
-    function checkStat(stat10, options) {
-      return stat10.isFile() && checkMode(stat10, options);
+    function checkStat(stat8, options) {
+      return stat8.isFile() && checkMode(stat8, options);
     }
-    function checkMode(stat10, options) {
-      var mod = stat10.mode;
-      var uid = stat10.uid;
-      var gid = stat10.gid;
+    function checkMode(stat8, options) {
+      var mod = stat8.mode;
+      var uid = stat8.uid;
+      var gid = stat8.gid;
       var myUid = options.uid !== void 0 ? options.uid : process.getuid && process.getuid();
       var myGid = options.gid !== void 0 ? options.gid : process.getgid && process.getgid();
       var u3 = parseInt("100", 8);
@@ -46504,7 +46052,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path26, options, cb) {
+    function isexe(path24, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -46514,7 +46062,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve3, reject) {
-          isexe(path26, options || {}, function(er2, is2) {
+          isexe(path24, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -46523,7 +46071,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path26, options || {}, function(er2, is2) {
+      core(path24, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -46533,9 +46081,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path26, options) {
+    function sync(path24, options) {
       try {
-        return core.sync(path26, options || {});
+        return core.sync(path24, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -46551,7 +46099,7 @@ var require_isexe = __commonJS({
 var require_which = __commonJS({
   "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path26 = __require("path");
+    var path24 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -46589,7 +46137,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path26.join(pathPart, cmd2);
+        const pCmd = path24.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve3(subStep(p2, i2, 0));
       });
@@ -46616,7 +46164,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path26.join(pathPart, cmd2);
+        const pCmd = path24.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -46664,7 +46212,7 @@ var require_path_key = __commonJS({
 var require_resolveCommand = __commonJS({
   "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path26 = __require("path");
+    var path24 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -46682,7 +46230,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path26.delimiter : void 0
+          pathExt: withoutPathExt ? path24.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -46691,7 +46239,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path26.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path24.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -46745,8 +46293,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path26, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path26.split("/").pop();
+      const [path24, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path24.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -46781,7 +46329,7 @@ var require_readShebang = __commonJS({
 var require_parse = __commonJS({
   "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path26 = __require("path");
+    var path24 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -46806,7 +46354,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path26.normalize(parsed.command);
+        parsed.command = path24.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -46941,7 +46489,7 @@ var init_default2 = __esm({
 // node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path17 from "node:path";
+import path15 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -46949,12 +46497,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path17.resolve(toPath(startPath));
+      let currentPath = path15.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path17.resolve(currentPath, "..");
+        currentPath = path15.resolve(currentPath, "..");
       }
     }
   };
@@ -46970,7 +46518,7 @@ var init_node = __esm({
 
 // node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path18 from "node:path";
+import path16 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/npm-run-path/index.js"() {
@@ -46983,27 +46531,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path18.resolve(toPath(cwd));
+      const cwdPath = path16.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path18.delimiter);
+      const pathParts = pathOption.split(path16.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path18.delimiter ? `${result2.join(path18.delimiter)}${pathOption}` : [...result2, pathOption].join(path18.delimiter);
+      return pathOption === "" || pathOption === path16.delimiter ? `${result2.join(path16.delimiter)}${pathOption}` : [...result2, pathOption].join(path16.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path18.join(directory, "node_modules/.bin");
+        const pathPart = path16.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path18.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path16.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -48287,7 +47835,7 @@ var init_timeout = __esm({
 
 // node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path19 from "node:path";
+import path17 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/execa/lib/methods/node.js"() {
@@ -48310,7 +47858,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path19.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path17.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -48320,7 +47868,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path19.basename(file, ".exe") === "node") {
+      if (path17.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -48421,8 +47969,8 @@ Please rename it to one of: ${correctEncodings}.`);
 });
 
 // node_modules/execa/lib/arguments/cwd.js
-import { statSync as statSync4 } from "node:fs";
-import path20 from "node:path";
+import { statSync as statSync3 } from "node:fs";
+import path18 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -48430,7 +47978,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path20.resolve(cwdString);
+      return path18.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -48447,7 +47995,7 @@ ${error3.message}`;
       }
       let cwdStat;
       try {
-        cwdStat = statSync4(cwd);
+        cwdStat = statSync3(cwd);
       } catch (error3) {
         return `The "cwd" option is invalid: ${cwd}.
 ${error3.message}
@@ -48463,7 +48011,7 @@ ${originalMessage}`;
 });
 
 // node_modules/execa/lib/arguments/options.js
-import path21 from "node:path";
+import path19 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -48497,7 +48045,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path21.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path19.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -49990,7 +49538,7 @@ var init_stdio_option = __esm({
 });
 
 // node_modules/execa/lib/stdio/native.js
-import { readFileSync as readFileSync8 } from "node:fs";
+import { readFileSync as readFileSync7 } from "node:fs";
 import tty3 from "node:tty";
 var handleNativeStream, handleNativeStreamSync, getTargetFd, getTargetFdNumber, handleNativeStreamAsync, getStandardStream;
 var init_native = __esm({
@@ -50031,7 +49579,7 @@ var init_native = __esm({
       if (tty3.isatty(targetFdNumber)) {
         throw new TypeError(`The \`${optionName}: ${serializeOptionValue(value)}\` option is invalid: it cannot be a TTY with synchronous methods.`);
       }
-      return { type: "uint8Array", value: bufferToUint8Array(readFileSync8(targetFdNumber)), optionName };
+      return { type: "uint8Array", value: bufferToUint8Array(readFileSync7(targetFdNumber)), optionName };
     };
     getTargetFdNumber = (value, fdNumber) => {
       if (value === "inherit") {
@@ -50367,7 +49915,7 @@ For example, you can use the \`pathToFileURL()\` method of the \`url\` core modu
 });
 
 // node_modules/execa/lib/stdio/handle-sync.js
-import { readFileSync as readFileSync9 } from "node:fs";
+import { readFileSync as readFileSync8 } from "node:fs";
 var handleStdioSync, forbiddenIfSync, forbiddenNativeIfSync, throwInvalidSyncValue, addProperties, addPropertiesSync;
 var init_handle_sync = __esm({
   "node_modules/execa/lib/stdio/handle-sync.js"() {
@@ -50401,8 +49949,8 @@ var init_handle_sync = __esm({
     addPropertiesSync = {
       input: {
         ...addProperties,
-        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync9(value))] }),
-        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync9(file))] }),
+        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync8(value))] }),
+        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync8(file))] }),
         fileNumber: forbiddenIfSync,
         iterable: ({ value }) => ({ contents: [...value] }),
         string: ({ value }) => ({ contents: [value] }),
@@ -50937,13 +50485,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path26, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path26 === "string" ? path26 : path26.toString();
+      for (const { path: path24, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path24 === "string" ? path24 : path24.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync4(path26, serializedResult);
+          appendFileSync4(path24, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path26, serializedResult);
+          writeFileSync(path24, serializedResult);
         }
       }
     };
@@ -52791,7 +52339,7 @@ var init_readable = __esm({
       const binary = binaryOption || BINARY_ENCODINGS.has(encoding);
       const { subprocessStdout, waitReadableDestroy } = getSubprocessStdout(subprocess, from, concurrentStreams);
       const { readableEncoding, readableObjectMode, readableHighWaterMark } = getReadableOptions(subprocessStdout, binary);
-      const { read: read2, onStdoutDataDone } = getReadableMethods({
+      const { read, onStdoutDataDone } = getReadableMethods({
         subprocessStdout,
         subprocess,
         binary,
@@ -52799,7 +52347,7 @@ var init_readable = __esm({
         preserveNewlines
       });
       const readable2 = new Readable3({
-        read: read2,
+        read,
         destroy: callbackify2(onReadableDestroy.bind(void 0, { subprocessStdout, subprocess, waitReadableDestroy })),
         highWaterMark: readableHighWaterMark,
         objectMode: readableObjectMode,
@@ -52961,7 +52509,7 @@ var init_duplex = __esm({
       const { subprocessStdout, waitReadableDestroy } = getSubprocessStdout(subprocess, from, concurrentStreams);
       const { subprocessStdin, waitWritableFinal, waitWritableDestroy } = getSubprocessStdin(subprocess, to2, concurrentStreams);
       const { readableEncoding, readableObjectMode, readableHighWaterMark } = getReadableOptions(subprocessStdout, binary);
-      const { read: read2, onStdoutDataDone } = getReadableMethods({
+      const { read, onStdoutDataDone } = getReadableMethods({
         subprocessStdout,
         subprocess,
         binary,
@@ -52969,7 +52517,7 @@ var init_duplex = __esm({
         preserveNewlines
       });
       const duplex2 = new Duplex3({
-        read: read2,
+        read,
         ...getWritableMethods(subprocessStdin, subprocess, waitWritableFinal),
         destroy: callbackify4(onDuplexDestroy.bind(void 0, {
           subprocessStdout,
@@ -53484,9 +53032,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path26) {
+async function readPidFile(path24) {
   try {
-    const pid = Number.parseInt((await readFile4(path26, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path24, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -53494,15 +53042,15 @@ async function readPidFile(path26) {
 }
 async function procStat(pid) {
   try {
-    const stat10 = await readFile4(`/proc/${pid}/stat`, "utf8");
-    return stat10.slice(stat10.lastIndexOf(")") + 2).split(" ");
+    const stat8 = await readFile4(`/proc/${pid}/stat`, "utf8");
+    return stat8.slice(stat8.lastIndexOf(")") + 2).split(" ");
   } catch {
     return void 0;
   }
 }
 async function isAlive(pid) {
-  const stat10 = await procStat(pid);
-  if (stat10) return stat10[0] !== "Z" && stat10[0] !== "X";
+  const stat8 = await procStat(pid);
+  if (stat8) return stat8[0] !== "Z" && stat8[0] !== "X";
   try {
     process.kill(pid, 0);
     return true;
@@ -53905,25 +53453,25 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path26 of paths) {
-    for (let dir = path26; ; dir = dirname(dir)) {
+  for (const path24 of paths) {
+    for (let dir = path24; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path26}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path24}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path26, user) {
-  const info2 = await lstat3(path26).catch(() => void 0);
+async function chownTree(path24, user) {
+  const info2 = await lstat3(path24).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path26, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path24, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path26)) await chownTree(join4(path26, entry), user);
+    for (const entry of await readdir3(path24)) await chownTree(join4(path24, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
@@ -54296,7 +53844,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path26,
+  path: path24,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -54327,7 +53875,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path26} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path24} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc(delaySeconds = 0) {
@@ -54550,7 +54098,7 @@ var init_nginx3 = __esm({
 
 // src/sandbox/pm2.ts
 import { createHash as createHash6 } from "node:crypto";
-import { access as access2, constants as constants5, cp, mkdir as mkdir5, readFile as readFile8, rm as rm7, stat as stat7, symlink, writeFile as writeFile6 } from "node:fs/promises";
+import { access as access2, constants as constants5, cp, mkdir as mkdir5, readFile as readFile8, rm as rm7, symlink, writeFile as writeFile6 } from "node:fs/promises";
 import { basename, dirname as dirname3, join as join8, relative } from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 async function findProjectRoot() {
@@ -54652,26 +54200,11 @@ async function runningPm2(pm2Home) {
   if (pid === void 0 || !await isAlive(pid)) return void 0;
   return (await environ(pid)).includes(`PM2_HOME=${pm2Home}`) ? pid : void 0;
 }
-async function ownerOf2(path26) {
-  if (process.getuid?.() !== 0) return void 0;
-  const info2 = await stat7(path26).catch(() => void 0);
-  return info2 && info2.uid !== 0 ? { uid: info2.uid, gid: info2.gid } : void 0;
-}
-async function stopPm2({ home, pm2Home, pm2Bin }) {
+async function stopPm2(pm2Home) {
   const pid = await runningPm2(pm2Home);
   if (pid === void 0) return;
   const apps = await childPids(pid);
-  if (pm2Bin) {
-    await execa(pm2Bin, ["kill"], {
-      env: { HOME: home, PM2_HOME: pm2Home, PATH: `${dirname3(process.execPath)}:/usr/bin:/bin` },
-      extendEnv: false,
-      reject: false,
-      stdin: "ignore",
-      timeout: 3e4,
-      ...await ownerOf2(pm2Home)
-    });
-  }
-  await stopPid(pid);
+  await stopPid(pid, "SIGTERM", 15e3);
   await Promise.all(apps.map((app) => stopPid(app)));
 }
 var PACKAGE_MANAGER_BINS;
@@ -54686,30 +54219,30 @@ var init_pm23 = __esm({
 });
 
 // src/sandbox/sshd.ts
-import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat8, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path26) {
+async function exists(path24) {
   try {
-    await stat8(path26);
+    await stat7(path24);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path26, comment) {
-  if (!await exists(path26) || !await exists(`${path26}.pub`)) {
-    await mkdir6(dirname4(path26), { recursive: true, mode: 448 });
-    await rm8(path26, { force: true });
-    await rm8(`${path26}.pub`, { force: true });
-    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path26], {
+async function ensureKeyPair(sshKeygen, path24, comment) {
+  if (!await exists(path24) || !await exists(`${path24}.pub`)) {
+    await mkdir6(dirname4(path24), { recursive: true, mode: 448 });
+    await rm8(path24, { force: true });
+    await rm8(`${path24}.pub`, { force: true });
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path24], {
       reject: false,
       stdin: "ignore"
     });
     if (result2.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path26}: ${result2.stderr || result2.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path24}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile9(`${path26}.pub`, "utf8")).trim();
+  return (await readFile9(`${path24}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
@@ -54725,9 +54258,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path26, lines = 15) {
+async function logTail(path24, lines = 15) {
   try {
-    return (await readFile9(path26, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile9(path24, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -54844,7 +54377,7 @@ __export(sandbox_exports, {
   setLoginDelay: () => setLoginDelay,
   stateDirFor: () => stateDirFor
 });
-import { chmod as chmod2, mkdir as mkdir8, readdir as readdir5, readFile as readFile10, rm as rm10, stat as stat9, writeFile as writeFile8 } from "node:fs/promises";
+import { chmod as chmod2, mkdir as mkdir8, readdir as readdir5, readFile as readFile10, rm as rm10, writeFile as writeFile8 } from "node:fs/promises";
 import { userInfo as userInfo2 } from "node:os";
 import { dirname as dirname6, join as join10, resolve as resolve2 } from "node:path";
 function sessionPath(sandboxBin, extraDirs) {
@@ -54912,14 +54445,7 @@ async function sandboxDown(namedDir) {
   const dir = await currentStateDir(namedDir);
   const state = await readState2(dir);
   const names = await hostNamesIn(dir);
-  const projectRoot = await findProjectRoot().catch(() => void 0);
-  const pm2Bin = await exists2(join10(sandboxPaths(dir).bin, "pm2")) ? join10(sandboxPaths(dir).bin, "pm2") : projectRoot && join10(projectRoot, "node_modules", ".bin", "pm2");
-  await Promise.all(
-    names.map((name) => {
-      const p2 = hostPaths(dir, name);
-      return stopPm2({ home: p2.home, pm2Home: p2.pm2Home, pm2Bin });
-    })
-  );
+  await Promise.all(names.map((name) => stopPm2(hostPaths(dir, name).pm2Home)));
   for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
   await stopBastion(dir);
@@ -54949,12 +54475,6 @@ async function sandboxPurge(namedDir) {
   const link = resolve2(namedDir);
   if (link !== dir) await rm10(link, { force: true });
 }
-async function exists2(path26) {
-  return stat9(path26).then(
-    () => true,
-    () => false
-  );
-}
 function sameLayout(a2, b2) {
   return JSON.stringify(a2) === JSON.stringify(b2);
 }
@@ -54967,7 +54487,7 @@ function loginFromEnv() {
   return value;
 }
 async function writeHostFiles(o2, info2, login) {
-  const { deployUser, path: path26, user, clientKey, sshKeygen } = login;
+  const { deployUser, path: path24, user, clientKey, sshKeygen } = login;
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
@@ -54980,7 +54500,7 @@ async function writeHostFiles(o2, info2, login) {
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path26,
+          path: path24,
           user,
           sftp,
           authorizedKeysFile,
@@ -55140,7 +54660,7 @@ async function sandboxUp(opts) {
   const clientKey = (await readFile10(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path26 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
+  const path24 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
   await mkdir8(paths.bin, { recursive: true, mode: 493 });
   await writeFile8(
@@ -55148,7 +54668,7 @@ async function sandboxUp(opts) {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
-  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path26, user, clientKey, sshKeygen });
+  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path24, user, clientKey, sshKeygen });
   if (info2.bastion)
     knownHostsLines.push(await writeBastionFiles(o2, info2.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile8(paths.knownHosts, `${knownHostsLines.join("\n")}
@@ -55305,10 +54825,7 @@ var commandShapes = {
     release: text3,
     batches: array(array(text3)).describe("server names, batch by batch"),
     files: number2().int().min(0).describe("files the artifact will hold"),
-    bytes: number2().int().min(0).describe("their uncompressed bytes"),
-    start: text3.describe(
-      "what PM2 will run: app.start, resolved (a package script's command, a dependency's binary)"
-    )
+    bytes: number2().int().min(0).describe("their uncompressed bytes")
   },
   exec: {
     command: literal("exec"),
@@ -55643,22 +55160,22 @@ var Notifier = class {
     return results.filter((r) => r !== void 0);
   }
 };
-var current;
+var current2;
 function notifyFrom(targets, app, send) {
-  current = targets.length > 0 ? new Notifier(targets, app, send) : void 0;
+  current2 = targets.length > 0 ? new Notifier(targets, app, send) : void 0;
 }
 function notifyingReporter(inner) {
   let held;
   return {
     emit(event) {
-      current?.observe(event);
-      if (current && event.type === "summary") held = event;
+      current2?.observe(event);
+      if (current2 && event.type === "summary") held = event;
       else inner.emit(event);
     },
     print: (line) => inner.print(line),
     close: () => inner.close(),
     async flush() {
-      const warnings = await current?.flush() ?? [];
+      const warnings = await current2?.flush() ?? [];
       for (const message of warnings) inner.emit({ type: "warn", message });
       if (held) inner.emit(held);
       held = void 0;
@@ -55666,47 +55183,22 @@ function notifyingReporter(inner) {
   };
 }
 
-// src/config/secrets.ts
-var SECRET_KEY = /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
-var CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
-function looksSecret(key) {
-  return SECRET_KEY.test(key);
-}
-function shownInClear(config2) {
-  const shown = /* @__PURE__ */ new Set([config2.app.name, String(config2.app.port), String(config2.health.port)]);
-  if (config2.destination) shown.add(config2.destination);
-  for (const s3 of config2.servers) {
-    for (const value of [s3.name, s3.host, s3.upstream, s3.user, s3.deployPath]) shown.add(value);
-    const port2 = /:(\d+)$/.exec(s3.upstream)?.[1];
-    if (port2) shown.add(port2);
-  }
-  return shown;
-}
-function secretValues(config2) {
-  const shown = shownInClear(config2);
-  const out = /* @__PURE__ */ new Map();
-  for (const server of config2.servers) {
-    for (const [key, value] of Object.entries(server.env)) {
-      if (value === "" || shown.has(value)) continue;
-      const anyLength = looksSecret(key) || (server.secretKeys?.includes(key) ?? false) || CREDENTIAL_URL.test(value);
-      out.set(value, (out.get(value) ?? false) || anyLength);
-    }
-  }
-  for (const target of config2.notify ?? []) if (target.url !== "") out.set(target.url, true);
-  return [...out].map(([value, anyLength]) => ({ value, anyLength }));
-}
+// src/report/redact.ts
+init_secrets();
 
 // src/ssh/connect.ts
 var import_ssh22 = __toESM(require_lib2(), 1);
+init_invocation();
 init_errors5();
-import { existsSync, readFileSync as readFileSync5 } from "node:fs";
+import { existsSync, readFileSync as readFileSync4 } from "node:fs";
 import os3 from "node:os";
-import path10 from "node:path";
+import path8 from "node:path";
 
 // src/ssh/host-keys.ts
+init_invocation();
 init_errors3();
-import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync3, readSync } from "node:fs";
-import path8 from "node:path";
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync2, readSync } from "node:fs";
+import path6 from "node:path";
 
 // src/ssh/known-hosts.ts
 import { createHash as createHash2, createHmac, randomBytes } from "node:crypto";
@@ -55897,7 +55389,7 @@ function usesHashedEntries(entries2) {
 }
 function appendKnownHost(file, host, port2, key) {
   const hash = usesHashedEntries(readKnownHosts(file));
-  mkdirSync(path8.dirname(file), { recursive: true, mode: 448 });
+  mkdirSync(path6.dirname(file), { recursive: true, mode: 448 });
   const separator = endsWithoutNewline(file) ? "\n" : "";
   appendFileSync(file, `${separator}${formatKnownHostsLine(host, port2, key, { hash })}
 `, { mode: 384 });
@@ -55921,7 +55413,7 @@ function endsWithoutNewline(file) {
 }
 function readKnownHosts(file) {
   try {
-    return parseKnownHosts(readFileSync3(file, "utf8"));
+    return parseKnownHosts(readFileSync2(file, "utf8"));
   } catch (error3) {
     const code = error3.code;
     if (code === "ENOENT") return [];
@@ -55976,7 +55468,7 @@ var HostKeyCheck = class {
         this.refusal = [
           `unknown host key for ${name}: ${type} ${fingerprint}`,
           `  Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${hostKeyFileType(type)}_key.pub),`,
-          `  then trust it with \`nexus trust ${this.server ?? "<server>"}\`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).`
+          `  then trust it with \`${this.server ? nexusCommand("trust", this.server) : "nexus trust <server>"}\`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).`
         ].join("\n");
         return false;
     }
@@ -55999,8 +55491,8 @@ init_errors3();
 init_proxy_jump();
 
 // src/ssh/ssh-config.ts
-import { readdirSync, readFileSync as readFileSync4, statSync } from "node:fs";
-import path9 from "node:path";
+import { readdirSync, readFileSync as readFileSync3, statSync } from "node:fs";
+import path7 from "node:path";
 
 // node_modules/ssh-config/lib/glob.js
 function escapeChars(text5, chars) {
@@ -56616,8 +56108,8 @@ function resolveSshConfigHost(text5, host, context) {
   const identityFiles = all("identityfile").filter((file) => file.toLowerCase() !== "none").map((file) => {
     const expanded = file.replace(/%([%dhnpru])/g, (match3, t) => tokens[t] ?? match3);
     if (expanded === "~") return context.home;
-    if (expanded.startsWith("~/")) return path9.join(context.home, expanded.slice(2));
-    return path9.resolve(expanded);
+    if (expanded.startsWith("~/")) return path7.join(context.home, expanded.slice(2));
+    return path7.resolve(expanded);
   });
   const proxyJump = first("proxyjump");
   return {
@@ -56650,7 +56142,7 @@ function unhonouredKeywords(parsed, keys) {
 var MAX_INCLUDE_DEPTH = 16;
 function readSshConfig(file) {
   try {
-    return readFileSync4(file, "utf8");
+    return readFileSync3(file, "utf8");
   } catch (error3) {
     const code = error3.code;
     if (code === "ENOENT") return "";
@@ -56674,11 +56166,11 @@ function expandIncludes(text5, host, home, depth = 0) {
     if (block !== void 0 && !blockMatches(block, host)) continue;
     if (depth >= MAX_INCLUDE_DEPTH)
       throw new UsageError(`ssh.configFile: Include nested more than ${MAX_INCLUDE_DEPTH} deep`);
-    for (const pattern2 of splitWords2(directive[2])) {
+    for (const pattern2 of splitWords(directive[2])) {
       for (const included of globFiles(includePath(pattern2, home))) {
         let body;
         try {
-          body = readFileSync4(included, "utf8");
+          body = readFileSync3(included, "utf8");
         } catch {
           continue;
         }
@@ -56698,14 +56190,14 @@ function blockMatches(header, host) {
   });
   return probe.nexusprobe === "yes";
 }
-function splitWords2(value) {
+function splitWords(value) {
   return [...value.matchAll(/"([^"]*)"|(\S+)/g)].map((m2) => m2[1] ?? m2[2] ?? "").filter(Boolean);
 }
 function includePath(pattern2, home) {
   if (pattern2 === "~") return home;
-  if (pattern2.startsWith("~/")) return path9.join(home, pattern2.slice(2));
-  if (path9.isAbsolute(pattern2)) return pattern2;
-  return path9.join(home, ".ssh", pattern2);
+  if (pattern2.startsWith("~/")) return path7.join(home, pattern2.slice(2));
+  if (path7.isAbsolute(pattern2)) return pattern2;
+  return path7.join(home, ".ssh", pattern2);
 }
 function globFiles(pattern2) {
   const segments = pattern2.split("/");
@@ -56715,7 +56207,7 @@ function globFiles(pattern2) {
     const next = [];
     for (const dir of paths) {
       if (!/[*?[]/.test(segment)) {
-        next.push(path9.join(dir, segment));
+        next.push(path7.join(dir, segment));
         continue;
       }
       const matcher = globSegment(segment);
@@ -56727,7 +56219,7 @@ function globFiles(pattern2) {
       }
       for (const name of names.sort()) {
         if (name.startsWith(".") && !segment.startsWith(".")) continue;
-        if (matcher.test(name)) next.push(path9.join(dir, name));
+        if (matcher.test(name)) next.push(path7.join(dir, name));
       }
     }
     paths = next;
@@ -57927,7 +57419,7 @@ function loadCredentials(ssh, env2 = process.env, identityFiles = []) {
   if (identity3) return { privateKey: readKey(identity3), passphrase, agent, keySource: identity3 };
   if (!agent) {
     for (const name of DEFAULT_KEYS) {
-      const file = path10.join(os3.homedir(), ".ssh", name);
+      const file = path8.join(os3.homedir(), ".ssh", name);
       if (existsSync(file)) return { privateKey: readKey(file), passphrase, agent, keySource: file };
     }
   }
@@ -57943,7 +57435,7 @@ var KeyFileError = class extends Error {
 };
 function readKey(file) {
   try {
-    return readFileSync5(file);
+    return readFileSync4(file);
   } catch (error3) {
     throw new KeyFileError(file, error3.code ?? "error");
   }
@@ -57999,7 +57491,7 @@ function prepareLogin(config2, env2, knownHosts, who, policy) {
     throw new SshError(
       who.name,
       "host-key",
-      `known_hosts (${config2.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``
+      `known_hosts (${config2.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`${nexusCommand("trust", who.name)}\``
     );
   }
   return { credentials, hostKey, algorithms };
@@ -58137,13 +57629,13 @@ var HandshakeLimiter = class {
 };
 
 // src/report/redact.ts
-var MIN_SECRET_CHARS = 6;
+init_secrets();
 function secretRedactor(config2, env2 = process.env, options = {}) {
   const shown = shownInClear(config2);
   const long = /* @__PURE__ */ new Set();
   const short = /* @__PURE__ */ new Set();
   const add = (value, secretKey) => {
-    for (const form of forms(value)) {
+    for (const form of secretForms(value)) {
       if (form === "" || shown.has(form)) continue;
       if (form.length >= MIN_SECRET_CHARS) long.add(form);
       else if (secretKey) short.add(form);
@@ -58160,24 +57652,6 @@ function secretRedactor(config2, env2 = process.env, options = {}) {
   } catch {
   }
   return redactorFor([...long], [...short]);
-}
-function forms(value) {
-  const json = JSON.stringify(value).slice(1, -1);
-  const lines = value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : [];
-  return [value, json, ...lines];
-}
-function redactorFor(long, short = []) {
-  const byLength = (a2, b2) => b2.length - a2.length;
-  const alternatives = [
-    ...[...long].sort(byLength).map(regexLiteral),
-    ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`)
-  ];
-  if (alternatives.length === 0) return (text5) => text5;
-  const pattern2 = new RegExp(alternatives.join("|"), "g");
-  return (text5) => text5.replace(pattern2, "***");
-}
-function regexLiteral(value) {
-  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 function redactDeep(value, redact2) {
   if (typeof value === "string") return redact2(value);
@@ -58210,17 +57684,18 @@ function maskingReporter(inner) {
 // src/cli/context.ts
 init_source();
 init_errors4();
-init_load2();
+init_invocation();
+init_load();
 init_positions();
 init_errors3();
-import { readFileSync as readFileSync6, statSync as statSync2 } from "node:fs";
-import path12 from "node:path";
+import { readFileSync as readFileSync5, statSync as statSync2 } from "node:fs";
+import path10 from "node:path";
 
 // src/report/github.ts
 init_format2();
 import { randomUUID } from "node:crypto";
 import { appendFileSync as appendFileSync3 } from "node:fs";
-import path11 from "node:path";
+import path9 from "node:path";
 
 // src/report/plain.ts
 init_format2();
@@ -58419,8 +57894,8 @@ var GithubReporter = class {
   workspacePath(file) {
     const workspace = this.env.GITHUB_WORKSPACE;
     if (!workspace) return file;
-    const relative2 = path11.relative(workspace, path11.resolve(file));
-    return relative2.startsWith("..") || path11.isAbsolute(relative2) ? file : relative2;
+    const relative2 = path9.relative(workspace, path9.resolve(file));
+    return relative2.startsWith("..") || path9.isAbsolute(relative2) ? file : relative2;
   }
   appendTo(variable, text5) {
     const file = this.env[variable];
@@ -58471,17 +57946,23 @@ function readConfig(options) {
   });
   loadedLayers = configLayers(config2);
   if (options.sshKey) {
-    const key = path12.resolve(options.sshKey);
+    const key = path10.resolve(options.sshKey);
     if (!statSync2(key, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
     config2.ssh.privateKey = key;
   }
-  if (options.knownHosts) config2.ssh.knownHosts = path12.resolve(options.knownHosts);
+  if (options.knownHosts) config2.ssh.knownHosts = path10.resolve(options.knownHosts);
   maskSecretsOf(config2);
+  rememberInvocation({
+    file: config2.file,
+    destination: config2.destination,
+    sshKey: options.sshKey,
+    knownHosts: options.knownHosts
+  });
   notifyFrom(config2.notify, config2.app.name);
   return config2;
 }
-var readConfigText = (file) => readFileSync6(path12.resolve(file), "utf8");
+var readConfigText = (file) => readFileSync5(path10.resolve(file), "utf8");
 var loadedLayers = [];
 function errorEvents(error3) {
   if (error3 instanceof ConfigError) {
@@ -58539,7 +58020,7 @@ async function whileInterruptible(reporter, body) {
       const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
       reporter.emit({
         type: "error",
-        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`nexus status\`, and \`nexus recover\` if it says so.`
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`${nexusCommand("status")}\`, and \`${nexusCommand("recover")}\` if it says so.`
       });
       reporter.close();
       process.exit(EXIT.needsHuman);
@@ -58661,8 +58142,8 @@ function balancerConfigCommand(spec, setExit) {
 
 // src/artifact/package-manager.ts
 init_errors3();
-import { existsSync as existsSync2, readFileSync as readFileSync7 } from "node:fs";
-import path13 from "node:path";
+import { existsSync as existsSync2, readFileSync as readFileSync6 } from "node:fs";
+import path11 from "node:path";
 var LOCKFILES = [
   ["package-lock.json", "npm"],
   ["npm-shrinkwrap.json", "npm"],
@@ -58671,19 +58152,19 @@ var LOCKFILES = [
 ];
 var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"];
 function readPackageFiles(root) {
-  const read2 = (name) => {
+  const read = (name) => {
     try {
-      return readFileSync7(path13.join(root, name), "utf8");
+      return readFileSync6(path11.join(root, name), "utf8");
     } catch {
       return void 0;
     }
   };
-  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path13.join(root, name)));
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path11.join(root, name)));
   return {
-    packageJson: read2("package.json"),
+    packageJson: read("package.json"),
     lockfiles,
-    yarnrcYml: existsSync2(path13.join(root, ".yarnrc.yml")),
-    yarnLockHead: lockfiles.includes("yarn.lock") ? read2("yarn.lock")?.slice(0, 2e3) : void 0
+    yarnrcYml: existsSync2(path11.join(root, ".yarnrc.yml")),
+    yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2e3) : void 0
   };
 }
 function detectPackageManager(files) {
@@ -58755,6 +58236,7 @@ function installArgs(name, flavor, locked) {
 
 // src/check/run.ts
 init_drivers();
+init_invocation();
 init_errors3();
 init_managers();
 init_layout();
@@ -58979,7 +58461,7 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path15 from "node:path";
+import path13 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
@@ -58987,7 +58469,7 @@ import { createHash as createHash3 } from "node:crypto";
 import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path14 from "node:path";
+import path12 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -59081,13 +58563,13 @@ function appPackOptions(config2) {
     try {
       return realpathSync(file);
     } catch {
-      return path14.resolve(file);
+      return path12.resolve(file);
     }
   };
-  const inApp = path14.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path14.sep}`) || path14.isAbsolute(inApp);
+  const inApp = path12.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path12.sep}`) || path12.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path14.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path12.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
   return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
 }
@@ -59124,9 +58606,9 @@ async function selectAppFiles(root, options = {}) {
   const warnings = [];
   const leftOut = [];
   const walk = async (dir) => {
-    const full = path14.join(root, dir);
+    const full = path12.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path14.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path12.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -59141,8 +58623,8 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path14.join(root, rel))).size : 0;
-      if (entry.isFile() && await isNexusConfig(path14.join(root, rel), entry.name, size)) {
+      const size = entry.isFile() ? (await lstat(path12.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path12.join(root, rel), entry.name, size)) {
         if (!filter.namedByInclude(rel)) {
           leftOut.push({ path: rel, size });
           continue;
@@ -59166,8 +58648,8 @@ async function packApp(root, options = {}) {
   for (const warning2 of selection.warnings) options.warn?.(warning2);
   const leftOut = describeLeftOut(selection.leftOut);
   if (leftOut) options.inform?.(leftOut);
-  const dir = await mkdtemp(path14.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path14.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path12.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path12.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -59214,12 +58696,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path15.join(app.root, "node_modules"));
+  return shipped + await treeSize(path13.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path15.join(dir, entry.name);
+    const child = path13.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -59231,11 +58713,11 @@ init_facts();
 
 // src/health/http-get.ts
 import http from "node:http";
-function httpGet(origin, path26, timeoutMs, userAgent) {
+function httpGet(origin, path24, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
     let stage3 = "connect";
     const request = http.request(origin, {
-      path: path26,
+      path: path24,
       method: "GET",
       agent: false,
       headers: { connection: "close", "user-agent": userAgent },
@@ -59274,9 +58756,9 @@ function httpGet(origin, path26, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(origin, path26, timeoutMs) {
+async function fetchHealth(origin, path24, timeoutMs) {
   try {
-    const response = await httpGet(origin, path26, timeoutMs, "nexus-check");
+    const response = await httpGet(origin, path24, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -59291,20 +58773,20 @@ async function fetchHealth(origin, path26, timeoutMs) {
     return { json: false, error: err.code ?? err.message };
   }
 }
-function healthItem(target, path26, checkRelease, answer) {
+function healthItem(target, path24, checkRelease, answer) {
   const base = { target, check: "health" };
   if (answer.status === void 0)
     return {
       ...base,
       status: "warn",
-      detail: `${path26} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      detail: `${path24} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
       fix: "once deployed, the app must answer GET on health.path with a 2xx"
     };
   if (answer.status < 200 || answer.status >= 300)
     return {
       ...base,
       status: "fail",
-      detail: `${path26} answers HTTP ${answer.status}`,
+      detail: `${path24} answers HTTP ${answer.status}`,
       fix: "the health endpoint must answer 2xx when the app can serve"
     };
   if (answer.release)
@@ -59387,28 +58869,6 @@ function serverScript(deployPath) {
   return script(SERVER_CHECK_SCRIPT, deployPath);
 }
 
-// src/check/start.ts
-init_errors4();
-init_load();
-init_start();
-function startItem(config2) {
-  const item = { target: "app", check: "start" };
-  try {
-    const start = startOf(config2);
-    if (start.warnings.length > 0)
-      return { ...item, status: "warn", detail: `${describeStart(start)}; ${start.warnings.join("; ")}` };
-    return { ...item, status: "ok", detail: describeStart(start) };
-  } catch (error3) {
-    if (!(error3 instanceof ConfigError)) throw error3;
-    return {
-      ...item,
-      status: "fail",
-      detail: error3.problems.join("; "),
-      fix: "a deploy stops on it (exit 2): change app.start or the package script as the message says (docs/apps.md, Start commands)"
-    };
-  }
-}
-
 // src/check/surge.ts
 init_live_port();
 init_op();
@@ -59469,9 +58929,9 @@ function sshFix(error3, server) {
   if (!(error3 instanceof SshError)) return "see the message";
   switch (error3.kind) {
     case "host-key":
-      return `check the fingerprint with the server's admin, then \`nexus trust ${server}\``;
+      return `check the fingerprint with the server's admin, then \`${nexusCommand("trust", server)}\``;
     case "auth":
-      return "install the deploy key in the login user's ~/.ssh/authorized_keys: `nexus setup` does it (it logs in once with a password or another key)";
+      return `install the deploy key in the login user's ~/.ssh/authorized_keys: \`${nexusCommand("setup")}\` does it (it logs in once with a password or another key)`;
     case "refused":
     case "timeout":
     case "network":
@@ -59489,7 +58949,6 @@ async function runCheck(config2, options = {}) {
   });
   const estimate = await appSizeEstimate(config2);
   items.push(...secretItems(config2));
-  items.push(startItem(config2));
   const sessions = [];
   try {
     const results = await mapSettled(config2.servers, 8, async (server) => {
@@ -59714,42 +59173,27 @@ function maskedConfig(config2) {
 
 // src/artifact/entries.ts
 init_errors4();
-init_load();
-init_start();
-import { statSync as statSync3 } from "node:fs";
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path16 from "node:path";
+import path14 from "node:path";
 function entryFiles(config2) {
-  const start = readStart(config2);
-  const entries2 = [];
-  if (!("bin" in start.run)) {
-    const candidates = nodeCandidates(start.run.file);
-    const file = start.run.node ? candidates.find((c3) => isFile(path16.join(config2.app.root, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
-    entries2.push({
-      field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",
-      file
-    });
-  }
+  const entries2 = [{ field: "app.start", file: config2.app.start }];
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path16.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path14.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path16.isAbsolute(e.file));
-}
-function isFile(file) {
-  return statSync3(file, { throwIfNoEntry: false })?.isFile() ?? false;
+  return entries2.filter((e) => !path14.isAbsolute(e.file));
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path16.posix.normalize(file.split(path16.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path14.posix.normalize(file.split(path14.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path16.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path14.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -59766,20 +59210,13 @@ async function assertEntriesShip(config2, { built }) {
   const problems = [];
   for (const { field, file } of entryFiles(config2)) {
     const reason = await whyLeftOut(config2.app.root, file, options);
-    const bin = /^(?:\.\/)?node_modules\/\.bin\/([^/]+)$/.exec(file)?.[1];
-    if (reason && field === "app.start" && bin) {
-      problems.push(
-        `app.start: ${file} is installed on each server, never shipped: write "bin:${bin}" (nexus runs the JS file of the dependency's binary)`
-      );
-      continue;
-    }
     if (reason) {
       problems.push(
         `${field}: ${file} is not in the artifact (${reason}): list it in app.include (e.g. "include": ["${file.replace(/\/[^/]*$/, "/") || file}"]), or build it on the servers`
       );
       continue;
     }
-    if (built && !await lstat2(path16.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path14.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
@@ -59789,7 +59226,8 @@ async function assertEntriesShip(config2, { built }) {
 }
 
 // src/commands/deploy.ts
-init_load2();
+init_invocation();
+init_load();
 
 // src/artifact/release-id.ts
 async function gitInfo(root) {
@@ -59807,7 +59245,8 @@ function makeReleaseId(now, git) {
 
 // src/deploy/deploy.ts
 init_errors4();
-init_load2();
+init_invocation();
+init_load();
 init_errors3();
 init_layout();
 init_op();
@@ -59832,10 +59271,6 @@ function unreachableOverBudget(maxFailed, fleetSize, unreachable) {
   if (budget === void 0 || maxFailed === void 0 || unreachable.length <= budget) return void 0;
   return `failure budget (rolling.maxFailed) exceeded before the roll: ${unreachable.length} server(s) unreachable (${unreachable.join(", ")}), ${describeBudget(maxFailed, budget, unreachable.length)}`;
 }
-
-// src/deploy/deploy.ts
-init_load();
-init_start();
 
 // src/deploy/batch-watch.ts
 init_drivers();
@@ -60612,6 +60047,7 @@ function buildEnvOptions(ssh) {
 }
 
 // src/deploy/engine.ts
+init_invocation();
 init_errors3();
 
 // src/events/events.ts
@@ -60629,6 +60065,7 @@ function exitCodeForOutcome(outcome) {
 init_op();
 
 // src/rollout/roll.ts
+init_invocation();
 init_sleep();
 
 // src/rollout/ledger.ts
@@ -60827,9 +60264,9 @@ var Rollout = class {
         });
       }
     }
-    const where2 = drained ? "left out of rotation: `nexus enable` it once fixed" : "in rotation";
     for (const s3 of back) {
       const row = this.ledger.row(s3.name);
+      const where2 = drained ? `left out of rotation: \`${nexusCommand("enable", s3.name)}\` once fixed` : "in rotation";
       row.result = "failed";
       row.note = `failed its health gate: back on ${row.release ?? "its previous release"}, ${where2}`;
     }
@@ -61129,12 +60566,13 @@ function historyLine(host, event, details) {
 }
 
 // src/deploy/lock.ts
+init_invocation();
 init_errors3();
 init_op();
 init_quote();
 init_release();
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { readFileSync as readFileSync10, readlinkSync } from "node:fs";
+import { readFileSync as readFileSync9, readlinkSync } from "node:fs";
 import os9 from "node:os";
 
 // src/deploy/state.ts
@@ -61182,15 +60620,15 @@ function newHolder(command, release, destination) {
     startTime: here.ownStartTime
   };
 }
-function readOr(read2) {
+function readOr(read) {
   try {
-    return read2().trim() || void 0;
+    return read().trim() || void 0;
   } catch {
     return void 0;
   }
 }
 function statOf(file) {
-  const text5 = readOr(() => readFileSync10(file, "utf8"));
+  const text5 = readOr(() => readFileSync9(file, "utf8"));
   const close = text5?.lastIndexOf(")") ?? -1;
   if (!text5 || close < 0) return void 0;
   const rest = text5.slice(close + 2).split(" ");
@@ -61204,7 +60642,7 @@ function localProbe() {
   return {
     hostname: os9.hostname(),
     linux,
-    bootId: linux ? readOr(() => readFileSync10("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
+    bootId: linux ? readOr(() => readFileSync9("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
     pidNamespace: linux ? readOr(() => readlinkSync("/proc/self/ns/pid")) : void 0,
     ownStartTime: self2?.start,
     signal(pid) {
@@ -61287,20 +60725,20 @@ async function lockAll(hosts, holder, emit, waitMs = 0) {
           if (state) rememberLockedState(host, state);
           break;
         }
-        const current2 = attempt.holder;
-        if (isStale(current2)) {
+        const current3 = attempt.holder;
+        if (isStale(current3)) {
           const journal = await host.session.exec(cmd("test", "-f", host.layout.journal));
           if (journal.code === 0) {
             throw new LockError(
-              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current2)}, no longer running). Run \`nexus recover\` to bring the fleet back to a consistent state.`
+              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current3)}, no longer running). Run \`${nexusCommand("recover")}\` to bring the fleet back to a consistent state.`
             );
           }
           emit({
             type: "warn",
             server: host.server.name,
-            message: `breaking a stale lock: ${describeHolder(current2)}`
+            message: `breaking a stale lock: ${describeHolder(current3)}`
           });
-          await breakLock(host, current2);
+          await breakLock(host, current3);
           continue;
         }
         if (Date.now() < deadline) {
@@ -61308,7 +60746,7 @@ async function lockAll(hosts, holder, emit, waitMs = 0) {
           continue;
         }
         throw new LockError(
-          `${host.server.name}: deploy locked by ${describeHolder(current2)}. Wait for it (--lock-wait); if that process died, run \`nexus recover\`.`
+          `${host.server.name}: deploy locked by ${describeHolder(current3)}. Wait for it (--lock-wait); if that process died, run \`${nexusCommand("recover")}\`.`
         );
       }
     }
@@ -61392,7 +60830,7 @@ async function readStatesToRoll(hosts) {
   if (unfinished.length > 0) {
     throw new LockError(
       `${unfinished.join("\n")}
-  fix: \`nexus status\` shows where each server stands; \`nexus recover\` brings it back (if it needs a human, once the cause is fixed)`
+  fix: \`${nexusCommand("status")}\` shows where each server stands; \`${nexusCommand("recover")}\` brings it back (if it needs a human, once the cause is fixed)`
     );
   }
   return states;
@@ -61659,7 +61097,7 @@ async function runLocalHook(hook, config2, options) {
 }
 
 // src/deploy/release-env.ts
-init_load2();
+init_load();
 function releaseEnv(config2, server, release) {
   if (server.missingSecrets?.length) requireSecrets(config2, "the app's environment holds it", [server.name]);
   return {
@@ -61799,7 +61237,7 @@ function surgeOps(fleet, config2, emit, host) {
         env: { ...releaseEnv(config2, server, release), PORT: String(port2) },
         port: processSlot(config2, port2)
       });
-      await runOp(h2.session, file.write);
+      await runOp(h2.session, writePrivateFile(file.path, file.content, "writing the process file"));
       const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, void 0, {
         port: port2,
         slot: processSlot(config2, port2)
@@ -62439,19 +61877,19 @@ async function stage(host, input) {
   });
   goOn();
   await timed(emit, name, "install", async () => {
+    const file = input.processes.processFile(l, {
+      release,
+      cwd: l.release(release),
+      env: releaseEnv(config2, server, release)
+    });
+    await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
     const outcome = await runOp(session, install(l, release, input.packageManager), {
       signal: input.signal
     }).catch((error3) => {
       if (input.signal?.aborted) throw new StageInterrupted();
       throw error3;
     });
-    const file = input.processes.processFile(l, {
-      release,
-      cwd: l.release(release),
-      env: releaseEnv(config2, server, release)
-    });
-    const starts = await runOp(session, file.write);
-    return [installNote(outcome, input.packageManager), starts && `starts ${starts}`].filter(Boolean).join("; ");
+    return installNote(outcome, input.packageManager);
   });
 }
 function installNote(outcome, manager) {
@@ -62566,7 +62004,6 @@ async function planDeploy(config2, options) {
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`
     );
   }
-  const start = startOf(config2);
   const { destination } = config2;
   options.emit({
     type: "begin",
@@ -62575,9 +62012,6 @@ async function planDeploy(config2, options) {
     ...destination ? { destination } : {},
     servers: names
   });
-  if (start.spec !== describeStart(start))
-    options.emit({ type: "info", message: `start: ${describeStart(start)}` });
-  for (const message of start.warnings) options.emit({ type: "warn", message });
   return {
     config: config2,
     options,
@@ -62664,7 +62098,7 @@ async function preflight({ config: config2, options }, fleet, hosts) {
   const missing = backends.filter((b2) => hosts.some((h2) => h2.server.name === b2.server) && !b2.present);
   if (missing.length > 0) {
     throw new PlanError(
-      `the balancer on ${fleet.balancer.host} does not list ${missing.map((b2) => `${b2.server} (${b2.upstream})`).join(", ")}: add them (see \`nexus nginx-config\` or \`nexus haproxy-config\`) or fix servers[].upstream`
+      `the balancer on ${fleet.balancer.host} does not list ${missing.map((b2) => `${b2.server} (${b2.upstream})`).join(", ")}: add them (see \`${nexusCommand("nginx-config")}\` or \`${nexusCommand("haproxy-config")}\`) or fix servers[].upstream`
     );
   }
   await checkSharedFiles(config2, hosts);
@@ -62827,8 +62261,6 @@ function prune(host, state, keep, release, previous) {
 // src/commands/deploy.ts
 init_errors3();
 init_format2();
-init_load();
-init_start();
 function deployCommand(setExit) {
   return new Command("deploy").description("pack the app, stage it on every server, then roll it out batch by batch").option("--rolling", "roll server by server behind the balancer (the default and only mode)").option("--dry-run", "print the plan and change nothing").option("--only <servers>", "deploy only these servers (comma-separated names)", list).option("--strategy <name>", STRATEGY_HELP, strategyOption).option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>").option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption).option(
     "--skip-unreachable",
@@ -62868,23 +62300,20 @@ async function printPlan({ reporter, global: global3 }, flags) {
   );
   const app = await selectConfiguredApp(config2);
   await assertEntriesShip(config2, { built: !config2.app.build });
-  const start = startOf(config2);
-  for (const message of [...app.warnings, ...start.warnings]) reporter.emit({ type: "warn", message });
+  for (const message of app.warnings) reporter.emit({ type: "warn", message });
   if (global3.json) {
     printResult({
       command: "plan",
       release: plan.release,
       batches: plan.batches.map((batch) => batch.map((s3) => s3.name)),
       files: app.files.length,
-      bytes: app.bytes,
-      start: describeStart(start)
+      bytes: app.bytes
     });
     return EXIT.ok;
   }
   for (const line of describePlan(config2, plan)) reporter.print(line);
-  reporter.print(`start: ${describeStart(start)}`);
   reporter.print(
-    `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (nexus pack --list shows them)`
+    `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (${nexusCommand("pack", "--list")} shows them)`
   );
   return EXIT.ok;
 }
@@ -63044,7 +62473,7 @@ async function enableLocked(config2, fleet, server, options) {
 }
 
 // src/commands/exec.ts
-init_load2();
+init_load();
 init_errors3();
 function execCommand(setExit) {
   return new Command("exec").description("run a shell command in the current release on each server; output grouped per server").argument("<command...>", "the shell text, after -- (run by sh -c in current, with the app's env)").option("--only <servers>", "only these servers (comma-separated names)", list).option("--serial", "one server after the other (default: all at once)").addHelpText(
@@ -63143,16 +62572,15 @@ async function execOnFleet(config2, command, options) {
 }
 
 // src/commands/init.ts
-import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync11, writeFileSync as writeFileSync2 } from "node:fs";
-import path22 from "node:path";
+import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync10, writeFileSync as writeFileSync2 } from "node:fs";
+import path20 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_drivers();
 init_errors4();
-init_load2();
+init_load();
 init_errors3();
-init_start();
-var NAME2 = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 var SCHEMA_FILE = "config.schema.json";
 function usage(message) {
   return new UsageError(message);
@@ -63189,9 +62617,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path22.basename(path22.resolve(root));
+  let name = path20.basename(path20.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync10(path20.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -63199,10 +62627,10 @@ function defaultName(root) {
   return clean2 || "app";
 }
 function packageFacts(root) {
-  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path22.join(root, f2)));
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path20.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync10(path20.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -63211,43 +62639,33 @@ function packageFacts(root) {
   const start = typeof pkg.scripts?.start === "string" ? pkg.scripts.start : "";
   const script2 = /^\s*node\s+(?:-\S+\s+)*([^\s;&|]+\.(?:c|m)?js)\b/.exec(start)?.[1];
   if (script2) return { start: script2.replace(/^\.\//, ""), from: "scripts.start", lockfile };
-  if (start && canRun(() => parseStart("script:start", JSON.stringify(pkg))))
-    return { start: "script:start", from: "scripts.start", lockfile };
   return { lockfile };
-}
-function canRun(read2) {
-  try {
-    read2();
-    return true;
-  } catch {
-    return false;
-  }
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path22.resolve(outputDir);
+  let dir = path20.resolve(outputDir);
   for (; ; ) {
-    const candidate = path22.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    const candidate = path20.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
     if (existsSync3(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path22.dirname(dir);
+    const parent = path20.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path22.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path22.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path20.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path20.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative2 of ["../..", ".."]) {
-    const file = path22.resolve(here, relative2, SCHEMA_FILE);
+    const file = path20.resolve(here, relative2, SCHEMA_FILE);
     if (existsSync3(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path22.relative(path22.resolve(from), file).split(path22.sep).join("/");
+  const rel = path20.relative(path20.resolve(from), file).split(path20.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path22.isAbsolute(value)) return value;
-  return path22.relative(path22.resolve(outputDir), path22.resolve(value)).split(path22.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path20.isAbsolute(value)) return value;
+  return path20.relative(path20.resolve(outputDir), path20.resolve(value)).split(path20.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -63359,14 +62777,14 @@ async function prompt(flags, global3) {
   }
 }
 async function writeStarterConfig(flags, global3) {
-  const output = path22.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-  const label = path22.relative(process.cwd(), output) || output;
+  const output = path20.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+  const label = path20.relative(process.cwd(), output) || output;
   if (existsSync3(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
   if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
   flags.name ??= defaultName(flags.root);
-  if (!NAME2.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
+  if (!NAME.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-  const dir = path22.dirname(output);
+  const dir = path20.dirname(output);
   const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
   resolveConfig(data, label, dir);
   mkdirSync2(dir, { recursive: true });
@@ -63403,7 +62821,7 @@ function nextSteps(flags, label, servers2) {
 function initCommand(setExit) {
   const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option(
     "--start <script>",
-    "what PM2 runs: a file relative to the app directory, script:NAME or bin:BIN ARGS (default: package.json's main, the file scripts.start runs, script:start, else server.js)"
+    "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)"
   ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", `the server that runs the balancer, or "local" (default: the first)`).addOption(
     new Option("--balancer <type>", `the load balancer (default: ${BALANCER_DRIVERS[0].type})`).choices(
       BALANCER_DRIVERS.map((driver) => driver.type)
@@ -63550,7 +62968,7 @@ async function streamLogs(config2, servers2, options) {
 
 // src/commands/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path23 from "node:path";
+import path21 from "node:path";
 init_errors3();
 init_format2();
 function packCommand(setExit) {
@@ -63570,17 +62988,17 @@ Examples:
   ).action(
     action(setExit, async ({ reporter, global: global3 }, flags) => {
       const config2 = readConfig(global3);
-      const root = path23.resolve(config2.app.root);
+      const root = path21.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
       const leftOut = describeLeftOut(selection.leftOut);
       if (leftOut) reporter.emit({ type: "info", message: leftOut });
       let written;
       if (flags.output) {
-        const output = path23.resolve(flags.output);
+        const output = path21.resolve(flags.output);
         const { sha256 } = await writeTarball(root, selection.files, output).catch(
           (error3) => {
-            if (!error3.code || error3.path && path23.resolve(error3.path) !== output) throw error3;
+            if (!error3.code || error3.path && path21.resolve(error3.path) !== output) throw error3;
             throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
           }
         );
@@ -63606,7 +63024,7 @@ Examples:
       const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
       reporter.emit({
         type: "info",
-        message: written ? `wrote ${path23.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+        message: written ? `wrote ${path21.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
       });
       return EXIT.ok;
     })
@@ -63614,7 +63032,8 @@ Examples:
 }
 
 // src/deploy/recover.ts
-init_load2();
+init_invocation();
+init_load();
 init_capacity();
 async function recover(config2, options) {
   const startedAt = Date.now();
@@ -63753,11 +63172,11 @@ async function breakInspectedLocks(hosts, states, force) {
     if (!lock || isStale(lock) || force) continue;
     if (isLiveHere(lock)) {
       throw new LockError(
-        `${h2.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`nexus recover --force\`)`
+        `${h2.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`${nexusCommand("recover", "--force")}\`)`
       );
     }
     throw new LockError(
-      `${h2.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``
+      `${h2.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`${nexusCommand("recover", "--force")}\``
     );
   }
   for (const h2 of hosts) {
@@ -63846,29 +63265,27 @@ async function listReleases(config2, options) {
 }
 
 // src/deploy/restart.ts
-init_load2();
+init_load();
 init_op();
 init_release();
-init_load();
 async function restart2(config2, options) {
   const { emit } = options;
   const startedAt = Date.now();
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
   requireSecrets(config2, "restart writes it into the app's environment", names);
-  startOf(config2);
   const holder = newHolder("restart", void 0, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
-    const current2 = /* @__PURE__ */ new Map();
+    const current3 = /* @__PURE__ */ new Map();
     const problems = [];
     for (const h2 of hosts) {
       const state = states.get(h2.server.name);
-      if (state.current) current2.set(h2.server.name, state.current);
+      if (state.current) current3.set(h2.server.name, state.current);
       else problems.push(`${h2.server.name}: no current release (deploy first)`);
     }
     if (problems.length > 0) throw new PlanError(`cannot restart:
   ${problems.join("\n  ")}`);
-    const release = [...new Set(current2.values())].join(", ");
+    const release = [...new Set(current3.values())].join(", ");
     const { destination } = config2;
     emit({
       type: "begin",
@@ -63877,7 +63294,7 @@ async function restart2(config2, options) {
       ...destination ? { destination } : {},
       servers: names
     });
-    const releaseOf2 = (name) => current2.get(name);
+    const releaseOf2 = (name) => current3.get(name);
     const ops = withFreshProcessFiles(fleetOps(fleet, config2, emit), fleet, config2, releaseOf2);
     const result2 = await rollJournaled(
       hosts,
@@ -63927,7 +63344,7 @@ function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
           server.name,
           await runOp(host.session, keepPrivateFile(file.path, "keeping the process file"))
         );
-        await runOp(host.session, file.write);
+        await runOp(host.session, writePrivateFile(file.path, file.content, "writing the process file"));
       } else if (kept.get(server.name)) {
         await runOp(host.session, restorePrivateFile(file.path, "restoring the process file"));
       }
@@ -63949,7 +63366,6 @@ function restartCommand(setExit) {
 }
 
 // src/deploy/rollback.ts
-init_load2();
 init_load();
 async function rollback(config2, options) {
   const { emit } = options;
@@ -63958,7 +63374,6 @@ async function rollback(config2, options) {
   const names = plan.servers.map((s3) => s3.name);
   if (config2.hooks.afterStart)
     requireSecrets(config2, "hooks.afterStart runs with the app's environment", names);
-  if (config2.rolling.strategy === "surge") startOf(config2);
   const holder = newHolder("rollback", options.to, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = /* @__PURE__ */ new Map();
@@ -63983,8 +63398,8 @@ async function rollback(config2, options) {
       servers: names
     });
     const targetOf = (name) => targets.get(name);
-    const current2 = (name) => states.get(name)?.current;
-    const batches = plan.batches.map((batch) => batch.filter((s3) => current2(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
+    const current3 = (name) => states.get(name)?.current;
+    const batches = plan.batches.map((batch) => batch.filter((s3) => current3(s3.name) !== targetOf(s3.name))).filter((batch) => batch.length > 0);
     if (batches.length === 0)
       emit({ type: "info", message: "every server already serves its rollback target" });
     const ops = fleetOps(fleet, config2, emit);
@@ -63993,9 +63408,9 @@ async function rollback(config2, options) {
       (h2) => ({
         command: "rollback",
         release: targetOf(h2.server.name),
-        previous: current2(h2.server.name) ?? null
+        previous: current3(h2.server.name) ?? null
       }),
-      rollOptions(config2, plan, ops, options, { batches, target: targetOf, fallback: current2 })
+      rollOptions(config2, plan, ops, options, { batches, target: targetOf, fallback: current3 })
     );
     const rows = names.map(
       (server) => result2.rows.find((r) => r.server === server) ?? {
@@ -64014,7 +63429,7 @@ async function rollback(config2, options) {
       "rollback",
       (h2) => ({
         release: targetOf(h2.server.name),
-        previous: current2(h2.server.name) ?? null,
+        previous: current3(h2.server.name) ?? null,
         result: rows.find((r) => r.server === h2.server.name)?.result
       }),
       { unlock: holder }
@@ -64040,7 +63455,7 @@ function rollbackCommand(setExit) {
 }
 
 // src/commands/sandbox.ts
-import path24 from "node:path";
+import path22 from "node:path";
 init_errors3();
 init_errors6();
 init_limits();
@@ -64076,7 +63491,7 @@ function upCommand(setExit) {
       async ({ global: global3 }, flags) => {
         const { sandboxUp: sandboxUp2 } = await sandboxModule();
         const info2 = await sandboxUp2({
-          dir: path24.resolve(flags.dir),
+          dir: path22.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer,
@@ -64140,7 +63555,7 @@ function downCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
-        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path24.resolve(flags.dir));
+        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path22.resolve(flags.dir));
         if (global3.json) printResult({ command: "sandbox", action: "down", up: false });
         else
           process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
@@ -64156,7 +63571,7 @@ function statusCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-        const status = await sandboxStatus2(path24.resolve(flags.dir));
+        const status = await sandboxStatus2(path22.resolve(flags.dir));
         if (global3.json) {
           printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
           return status.up ? EXIT.ok : EXIT.failed;
@@ -64181,11 +63596,12 @@ init_errors3();
 
 // src/setup/run.ts
 init_drivers();
+init_invocation();
 init_errors3();
 init_layout();
 init_op();
 init_release();
-import { readFileSync as readFileSync13 } from "node:fs";
+import { readFileSync as readFileSync12 } from "node:fs";
 init_errors5();
 
 // src/ssh/fetch-host-key.ts
@@ -64230,12 +63646,12 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
-import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync12, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync11, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path25 from "node:path";
+import path23 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync4(`${keyPath}.pub`)) return readFileSync12(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync12(keyPath), passphrase);
+  if (existsSync4(`${keyPath}.pub`)) return readFileSync11(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync11(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
@@ -64246,7 +63662,7 @@ function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes6(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path25.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path23.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -64407,13 +63823,13 @@ async function runSetup(config2, options) {
   let publicKey;
   const keyPath = config2.ssh.privateKey;
   if (keyPath) {
-    let exists3 = true;
+    let exists2 = true;
     try {
-      readFileSync13(keyPath);
+      readFileSync12(keyPath);
     } catch {
-      exists3 = false;
+      exists2 = false;
     }
-    if (exists3) {
+    if (exists2) {
       publicKey = publicKeyOf(keyPath, env2.NEXUS_SSH_PASSPHRASE);
       say(`key: ${keyPath} exists`);
     } else if (dryRun) say(`key: would generate an ed25519 key pair at ${keyPath} (0600) and ${keyPath}.pub`);
@@ -64481,7 +63897,7 @@ async function hostKeyStep(server, config2, options) {
   }
   if (check.status !== "unknown") {
     throw new SetupError(
-      `${server.name}: the host key of ${name} (${fingerprint}) is ${check.status === "revoked" ? "revoked" : "CHANGED"} in ${config2.ssh.knownHosts}; setup does not replace keys (see \`nexus trust ${server.name} --replace\`)`
+      `${server.name}: the host key of ${name} (${fingerprint}) is ${check.status === "revoked" ? "revoked" : "CHANGED"} in ${config2.ssh.knownHosts}; setup does not replace keys (see \`${nexusCommand("trust", server.name, "--replace")}\`)`
     );
   }
   say(
@@ -64525,7 +63941,7 @@ async function installKeyOnce(server, config2, options, target, publicKey) {
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync13(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync12(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
@@ -64628,6 +64044,7 @@ function setupCommand(setExit) {
 }
 
 // src/commands/status.ts
+init_invocation();
 init_errors3();
 function statusCommand2(setExit) {
   return new Command("status").description("per server: in rotation or drained, health, current release, PM2 process, lock").addHelpText("after", examples("nexus status --json")).action(
@@ -64710,9 +64127,9 @@ async function fleetStatus(config2, options) {
 function lockColumn(state) {
   const { journal, lock } = state;
   if (journal && (!lock || isStale(lock)))
-    return `INTERRUPTED ${journal.command} of ${journal.release}: run nexus recover`;
+    return `INTERRUPTED ${journal.command} of ${journal.release}: run ${nexusCommand("recover")}`;
   if (journal && lock)
-    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : " (if that command is dead: nexus recover --force)"}`;
+    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : ` (if that command is dead: ${nexusCommand("recover", "--force")})`}`;
   return lock ? describeHolder(lock) : "-";
 }
 function describeCount(instances, expected) {
@@ -64734,14 +64151,15 @@ function formatUptime(ms4) {
 }
 
 // src/commands/trust.ts
-import { readFileSync as readFileSync14, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync13, writeFileSync as writeFileSync4 } from "node:fs";
+init_invocation();
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
   const own2 = entries2.filter(
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync14(file, "utf8").split("\n");
+  const lines = readFileSync13(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -64803,7 +64221,7 @@ async function trust(name, flags, global3) {
     if (!flags.replace) {
       process.stderr.write(
         `  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its
-  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`nexus trust ${server.name} --replace\`.
+  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`${nexusCommand("trust", server.name, "--replace")}\`.
 `
       );
       return EXIT.failed;
@@ -64869,7 +64287,7 @@ async function confirmed(hostString, replacing) {
 }
 function replaceable(file, entries2, hostString, target, key) {
   const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-  const after = checkHostKey(parseKnownHosts(readFileSync14(file, "utf8")), target.host, target.port, key);
+  const after = checkHostKey(parseKnownHosts(readFileSync13(file, "utf8")), target.host, target.port, key);
   if (after.status !== "changed") return removed;
   process.stderr.write(
     `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand
@@ -64891,6 +64309,7 @@ function trustCommand(setExit) {
 }
 
 // src/commands/unlock.ts
+init_invocation();
 init_errors3();
 function unlockCommand(setExit) {
   return new Command("unlock").description("remove the deploy lock from every server (only when its holder is gone)").option(
@@ -64921,7 +64340,7 @@ async function unlockHost(host, options) {
     emit({
       type: "warn",
       server,
-      message: "an interrupted command left this server mid-change: use `nexus recover`, which also unlocks"
+      message: `an interrupted command left this server mid-change: use \`${nexusCommand("recover")}\`, which also unlocks`
     });
     return "left";
   }

@@ -1,6 +1,7 @@
 import { detectPackageManager, type PackageManager, readPackageFiles } from "../artifact/package-manager.js";
 import type { BalancerHost } from "../balancer/driver.js";
 import { type BalancerConfig, driverFor } from "../balancer/drivers.js";
+import { nexusCommand } from "../config/invocation.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import { ProbeAgent } from "../health/probe-agent.js";
@@ -32,9 +33,9 @@ function sshFix(error: unknown, server: string): string {
   if (!(error instanceof SshError)) return "see the message";
   switch (error.kind) {
     case "host-key":
-      return `check the fingerprint with the server's admin, then \`nexus trust ${server}\``;
+      return `check the fingerprint with the server's admin, then \`${nexusCommand("trust", server)}\``;
     case "auth":
-      return "install the deploy key in the login user's ~/.ssh/authorized_keys: `nexus setup` does it (it logs in once with a password or another key)";
+      return `install the deploy key in the login user's ~/.ssh/authorized_keys: \`${nexusCommand("setup")}\` does it (it logs in once with a password or another key)`;
     case "refused":
     case "timeout":
     case "network":

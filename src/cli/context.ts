@@ -2,6 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import chalk from "chalk";
 import { ConfigError, where } from "../config/errors.js";
+import { nexusCommand, rememberInvocation } from "../config/invocation.js";
 import { type Config, configLayers, DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.js";
 import { locateConfigError, type ParsedLayer } from "../config/positions.js";
 import { EXIT, NexusError, UsageError } from "../errors.js";
@@ -55,6 +56,12 @@ export function readConfig(options: GlobalOptions): Config {
   }
   if (options.knownHosts) config.ssh.knownHosts = path.resolve(options.knownHosts);
   maskSecretsOf(config);
+  rememberInvocation({
+    file: config.file,
+    destination: config.destination,
+    sshKey: options.sshKey,
+    knownHosts: options.knownHosts,
+  });
   notifyFrom(config.notify, config.app.name);
   return config;
 }
@@ -149,7 +156,7 @@ export async function whileInterruptible<T>(
       const pending = [...inHand].map((server) => `${server} is out of rotation, maybe mid-switch`);
       reporter.emit({
         type: "error",
-        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`nexus status\`, and \`nexus recover\` if it says so.`,
+        message: `${name} again: quitting now.${pending.length > 0 ? ` Left undone: ${pending.join("; ")}.` : ""} The servers may keep this command's lock (and journal): run \`${nexusCommand("status")}\`, and \`${nexusCommand("recover")}\` if it says so.`,
       });
       reporter.close();
       process.exit(EXIT.needsHuman);

@@ -12,6 +12,7 @@ import {
   withStrategy,
 } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
+import { nexusCommand } from "../config/invocation.js";
 import { requireSecrets } from "../config/load.js";
 import { assertReleaseIdFlag, DEPLOY_NEEDS_SECRETS, deploy } from "../deploy/deploy.js";
 import { describePlan, makePlan } from "../deploy/plan.js";
@@ -98,7 +99,7 @@ async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags
   for (const line of describePlan(config, plan)) reporter.print(line);
   reporter.print(`start: ${describeStart(start)}`);
   reporter.print(
-    `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (nexus pack --list shows them)`,
+    `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (${nexusCommand("pack", "--list")} shows them)`,
   );
   return EXIT.ok;
 }

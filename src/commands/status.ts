@@ -4,6 +4,7 @@ import { readConfig } from "../cli/context.js";
 import { examples } from "../cli/options.js";
 import { printResult } from "../cli/result.js";
 import { printTable } from "../cli/table.js";
+import { nexusCommand } from "../config/invocation.js";
 import type { Config } from "../config/load.js";
 import { allServers, withFleet } from "../deploy/fleet.js";
 import { probeNow, servingPort } from "../deploy/health-check.js";
@@ -130,9 +131,9 @@ export async function fleetStatus(
 export function lockColumn(state: Pick<ServerState, "journal" | "lock">): string {
   const { journal, lock } = state;
   if (journal && (!lock || isStale(lock)))
-    return `INTERRUPTED ${journal.command} of ${journal.release}: run nexus recover`;
+    return `INTERRUPTED ${journal.command} of ${journal.release}: run ${nexusCommand("recover")}`;
   if (journal && lock)
-    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : " (if that command is dead: nexus recover --force)"}`;
+    return `${journal.command} of ${journal.release} under way: ${describeHolder(lock)}${isLiveHere(lock) ? "" : ` (if that command is dead: ${nexusCommand("recover", "--force")})`}`;
   return lock ? describeHolder(lock) : "-";
 }
 

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { action, type SetExit } from "../cli/action.js";
 import { type GlobalOptions, readConfig } from "../cli/context.js";
 import { printResult } from "../cli/result.js";
+import { nexusCommand } from "../config/invocation.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { EXIT } from "../errors.js";
 import { confirm } from "../setup/prompt.js";
@@ -107,7 +108,7 @@ async function trust(name: string, flags: TrustFlags, global: GlobalOptions): Pr
     if (!flags.replace) {
       process.stderr.write(
         "  nexus will not trust it. If the server was really re-keyed (check the fingerprint with its\n" +
-          `  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`nexus trust ${server.name} --replace\`.\n`,
+          `  admin: ssh-keygen -lf ${hostKeyFile(type)}), run \`${nexusCommand("trust", server.name, "--replace")}\`.\n`,
       );
       return EXIT.failed;
     }

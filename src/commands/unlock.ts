@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { action, type SetExit } from "../cli/action.js";
 import { readConfig } from "../cli/context.js";
 import { examples } from "../cli/options.js";
+import { nexusCommand } from "../config/invocation.js";
 import type { Config } from "../config/load.js";
 import { allServers, type Host, withFleet } from "../deploy/fleet.js";
 import { breakLock, describeHolder, isStale } from "../deploy/lock.js";
@@ -51,7 +52,7 @@ async function unlockHost(
     emit({
       type: "warn",
       server,
-      message: "an interrupted command left this server mid-change: use `nexus recover`, which also unlocks",
+      message: `an interrupted command left this server mid-change: use \`${nexusCommand("recover")}\`, which also unlocks`,
     });
     return "left";
   }

@@ -6,12 +6,13 @@ import { BALANCER_DRIVERS, type BalancerConfig, driverFor } from "../balancer/dr
 import { UsageError } from "../errors.js";
 import { parseProxyJump } from "../ssh/proxy-jump.js";
 import { ConfigError, describeIssues, formatPath } from "./errors.js";
-import { runInventory } from "./inventory.js";
+import { inventoryRedactor, runInventory } from "./inventory.js";
+import { DEFAULT_CONFIG_FILE, STDIN_LABEL } from "./invocation.js";
 import { destinationFile, destinationProblem, isPlainObject, mergeLayers } from "./layers.js";
 import { type ParsedLayer, parseConfigText, withPositions } from "./positions.js";
 import { configSchema, inventorySchema, type ParsedConfig } from "./schema.js";
 
-export const DEFAULT_CONFIG_FILE = "deploy.config.json";
+export { DEFAULT_CONFIG_FILE, STDIN_LABEL };
 
 function proxyJumpProblems(value: string, field: string): string[] {
   try {
@@ -121,9 +122,6 @@ export function expandHome(p: string): string {
 function localPath(base: string, p: string): string {
   return path.resolve(base, expandHome(p));
 }
-
-/** The label of `-c -`: the config read from standard input. */
-export const STDIN_LABEL = "(stdin)";
 
 export interface LoadOptions {
   /** `-d NAME`: read `deploy.NAME.json` from the base config's directory on top of the base. */
@@ -235,7 +233,7 @@ function expandInventory(
     );
   }
   const command = source.data.fromCommand;
-  const result = runInventory(source.data, baseDir, env);
+  const result = runInventory(source.data, baseDir, env, inventoryRedactor(data, env));
   if ("problem" in result)
     throw new ConfigError(label, [`servers.fromCommand: \`${command}\`: ${result.problem}`]);
   return { data: { ...data, servers: result.servers }, command };

@@ -8,7 +8,7 @@ const SECRET_KEY =
   /SECRET|TOKEN|PASSW|PASSPHRASE|PWD|PIN$|PRIVATE|CREDENTIAL|AUTH|API_?KEY|ACCESS_?KEY|SALT|SIGNING|COOKIE|SESSION|DSN|(^|_)KEY$/i;
 
 /** A URL with a password in it (`postgres://app:pw@db/prod`): a secret under any key. */
-const CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
+export const CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i;
 
 export function looksSecret(key: string): boolean {
   return SECRET_KEY.test(key);
@@ -52,4 +52,32 @@ export function secretValues(config: Config): SecretValue[] {
   // A webhook URL carries its own credential (Slack's path is the token): masked wherever it shows.
   for (const target of config.notify ?? []) if (target.url !== "") out.set(target.url, true);
   return [...out].map(([value, anyLength]) => ({ value, anyLength }));
+}
+
+export type Redact = (text: string) => string;
+
+/** Values this long are masked wherever they appear, even inside a longer word. */
+export const MIN_SECRET_CHARS = 6;
+
+/** A value as it may appear in output: verbatim, JSON-escaped, and line by line. */
+export function secretForms(value: string): string[] {
+  const json = JSON.stringify(value).slice(1, -1);
+  const lines = value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : [];
+  return [value, json, ...lines];
+}
+
+/** `long` values are masked anywhere, `short` ones only as whole tokens. */
+export function redactorFor(long: readonly string[], short: readonly string[] = []): Redact {
+  const byLength = (a: string, b: string) => b.length - a.length;
+  const alternatives = [
+    ...[...long].sort(byLength).map(regexLiteral),
+    ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`),
+  ];
+  if (alternatives.length === 0) return (text) => text;
+  const pattern = new RegExp(alternatives.join("|"), "g");
+  return (text) => text.replace(pattern, "***");
+}
+
+function regexLiteral(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

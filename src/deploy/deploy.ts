@@ -3,6 +3,7 @@ import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifa
 import { detectPackageManager, type PackageManager, readPackageFiles } from "../artifact/package-manager.js";
 import { type GitInfo, gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
+import { nexusCommand } from "../config/invocation.js";
 import { type Config, requireSecrets } from "../config/load.js";
 import { EXIT, NexusError } from "../errors.js";
 import type { DeployEvent, Emit, Outcome, SummaryRow } from "../events/events.js";
@@ -298,7 +299,7 @@ async function preflight(
   const missing = backends.filter((b) => hosts.some((h) => h.server.name === b.server) && !b.present);
   if (missing.length > 0) {
     throw new PlanError(
-      `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`nexus nginx-config\` or \`nexus haproxy-config\`) or fix servers[].upstream`,
+      `the balancer on ${fleet.balancer.host} does not list ${missing.map((b) => `${b.server} (${b.upstream})`).join(", ")}: add them (see \`${nexusCommand("nginx-config")}\` or \`${nexusCommand("haproxy-config")}\`) or fix servers[].upstream`,
     );
   }
   await checkSharedFiles(config, hosts);

@@ -1,3 +1,4 @@
+import { nexusCommand } from "../config/invocation.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { UsageError } from "../errors.js";
 import type { Emit, Outcome, SummaryRow } from "../events/events.js";
@@ -129,7 +130,7 @@ export async function readStatesToRoll(hosts: Host[]): Promise<Map<string, Serve
   );
   if (unfinished.length > 0) {
     throw new LockError(
-      `${unfinished.join("\n")}\n  fix: \`nexus status\` shows where each server stands; \`nexus recover\` brings it back (if it needs a human, once the cause is fixed)`,
+      `${unfinished.join("\n")}\n  fix: \`${nexusCommand("status")}\` shows where each server stands; \`${nexusCommand("recover")}\` brings it back (if it needs a human, once the cause is fixed)`,
     );
   }
   return states;

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
 import os from "node:os";
+import { nexusCommand } from "../config/invocation.js";
 import { NexusError } from "../errors.js";
 import type { Emit } from "../events/events.js";
 import { runOp } from "../remote/op.js";
@@ -219,7 +220,7 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
           const journal = await host.session.exec(cmd("test", "-f", host.layout.journal));
           if (journal.code === 0) {
             throw new LockError(
-              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current)}, no longer running). Run \`nexus recover\` to bring the fleet back to a consistent state.`,
+              `${host.server.name}: an interrupted command left this server mid-change (${describeHolder(current)}, no longer running). Run \`${nexusCommand("recover")}\` to bring the fleet back to a consistent state.`,
             );
           }
           emit({
@@ -235,7 +236,7 @@ export async function lockAll(hosts: Host[], holder: LockHolder, emit: Emit, wai
           continue;
         }
         throw new LockError(
-          `${host.server.name}: deploy locked by ${describeHolder(current)}. Wait for it (--lock-wait); if that process died, run \`nexus recover\`.`,
+          `${host.server.name}: deploy locked by ${describeHolder(current)}. Wait for it (--lock-wait); if that process died, run \`${nexusCommand("recover")}\`.`,
         );
       }
     }

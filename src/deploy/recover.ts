@@ -1,3 +1,4 @@
+import { nexusCommand } from "../config/invocation.js";
 import { type Config, requireSecrets } from "../config/load.js";
 import type { Emit, SummaryRow } from "../events/events.js";
 import { minInRotation } from "../rollout/capacity.js";
@@ -220,11 +221,11 @@ async function breakInspectedLocks(
     if (!lock || isStale(lock) || force) continue;
     if (isLiveHere(lock)) {
       throw new LockError(
-        `${h.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`nexus recover --force\`)`,
+        `${h.server.name}: ${describeHolder(lock)} is still running; let it finish or stop it first (if that pid is another program now, \`${nexusCommand("recover", "--force")}\`)`,
       );
     }
     throw new LockError(
-      `${h.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`nexus recover --force\``,
+      `${h.server.name}: locked by ${describeHolder(lock)} elsewhere (another machine, or a container or pid namespace with this hostname), where it may still be running (a CI job); only if that command is dead, run \`${nexusCommand("recover", "--force")}\``,
     );
   }
   for (const h of hosts) {

@@ -1,13 +1,15 @@
 import type { Config } from "../config/load.js";
-import { secretValues, shownInClear } from "../config/secrets.js";
+import {
+  MIN_SECRET_CHARS,
+  type Redact,
+  redactorFor,
+  secretForms,
+  secretValues,
+  shownInClear,
+} from "../config/secrets.js";
 import { loadCredentials } from "../ssh/connect.js";
 
-export type Redact = (text: string) => string;
-
-/** Values this long are masked wherever they appear, even inside a longer word. */
-export const MIN_SECRET_CHARS = 6;
-
-export { looksSecret } from "../config/secrets.js";
+export { looksSecret, MIN_SECRET_CHARS, type Redact, redactorFor } from "../config/secrets.js";
 
 /**
  * Replaces every configured secret with *** in what nexus prints: env values (verbatim, each line
@@ -29,7 +31,7 @@ export function secretRedactor(
   const long = new Set<string>();
   const short = new Set<string>();
   const add = (value: string, secretKey: boolean) => {
-    for (const form of forms(value)) {
+    for (const form of secretForms(value)) {
       if (form === "" || shown.has(form)) continue;
       if (form.length >= MIN_SECRET_CHARS) long.add(form);
       else if (secretKey) short.add(form);
@@ -47,29 +49,6 @@ export function secretRedactor(
     // An unreadable key fails the connection with its own message; nothing of it can be printed.
   }
   return redactorFor([...long], [...short]);
-}
-
-/** A value as it may appear in output: verbatim, JSON-escaped, and line by line. */
-function forms(value: string): string[] {
-  const json = JSON.stringify(value).slice(1, -1);
-  const lines = value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : [];
-  return [value, json, ...lines];
-}
-
-/** `long` values are masked anywhere, `short` ones only as whole tokens. */
-export function redactorFor(long: readonly string[], short: readonly string[] = []): Redact {
-  const byLength = (a: string, b: string) => b.length - a.length;
-  const alternatives = [
-    ...[...long].sort(byLength).map(regexLiteral),
-    ...[...short].sort(byLength).map((value) => `(?<![A-Za-z0-9])${regexLiteral(value)}(?![A-Za-z0-9])`),
-  ];
-  if (alternatives.length === 0) return (text) => text;
-  const pattern = new RegExp(alternatives.join("|"), "g");
-  return (text) => text.replace(pattern, "***");
-}
-
-function regexLiteral(value: string): string {
-  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** Every string in the value redacted (object keys kept); the value's shape unchanged. */

@@ -1,4 +1,5 @@
 import type { BackendState } from "../balancer/balancer.js";
+import { nexusCommand } from "../config/invocation.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { sleep } from "../util/sleep.js";
@@ -201,9 +202,11 @@ class Rollout {
         });
       }
     }
-    const where = drained ? "left out of rotation: `nexus enable` it once fixed" : "in rotation";
     for (const s of back) {
       const row = this.ledger.row(s.name);
+      const where = drained
+        ? `left out of rotation: \`${nexusCommand("enable", s.name)}\` once fixed`
+        : "in rotation";
       row.result = "failed";
       row.note = `failed its health gate: back on ${row.release ?? "its previous release"}, ${where}`;
     }

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { bastionPaths, runningBastion, type SandboxBastion, startBastion, stopBastion } from "./bastion.js";
@@ -153,18 +153,8 @@ export async function sandboxDown(namedDir: string): Promise<void> {
   const dir = await currentStateDir(namedDir);
   const state = await readState(dir);
   const names = await hostNamesIn(dir);
-  // The hosts' own copy (the deploy user can run it); else the project's, else the daemons are signalled.
-  const projectRoot = await findProjectRoot().catch(() => undefined);
-  const pm2Bin = (await exists(join(sandboxPaths(dir).bin, "pm2")))
-    ? join(sandboxPaths(dir).bin, "pm2")
-    : projectRoot && join(projectRoot, "node_modules", ".bin", "pm2");
   // pm2 first, so the apps drain while nginx and sshd are still there.
-  await Promise.all(
-    names.map((name) => {
-      const p = hostPaths(dir, name);
-      return stopPm2({ home: p.home, pm2Home: p.pm2Home, pm2Bin });
-    }),
-  );
+  await Promise.all(names.map((name) => stopPm2(hostPaths(dir, name).pm2Home)));
   for (const name of names) await stopNginx(hostPaths(dir, name).root);
   for (const name of names) await stopHaproxy(hostPaths(dir, name).home);
   await stopBastion(dir);
@@ -201,13 +191,6 @@ export async function sandboxPurge(namedDir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   const link = resolve(namedDir);
   if (link !== dir) await rm(link, { force: true });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 function sameLayout(a: SandboxInfo, b: SandboxInfo): boolean {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { driverFor } from "../balancer/drivers.js";
+import { nexusCommand } from "../config/invocation.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { NexusError } from "../errors.js";
 import { layout, resolveRemotePathOn } from "../remote/layout.js";
@@ -141,7 +142,7 @@ async function hostKeyStep(server: ServerConfig, config: Config, options: SetupO
   }
   if (check.status !== "unknown") {
     throw new SetupError(
-      `${server.name}: the host key of ${name} (${fingerprint}) is ${check.status === "revoked" ? "revoked" : "CHANGED"} in ${config.ssh.knownHosts}; setup does not replace keys (see \`nexus trust ${server.name} --replace\`)`,
+      `${server.name}: the host key of ${name} (${fingerprint}) is ${check.status === "revoked" ? "revoked" : "CHANGED"} in ${config.ssh.knownHosts}; setup does not replace keys (see \`${nexusCommand("trust", server.name, "--replace")}\`)`,
     );
   }
   say(

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 import ssh2 from "ssh2";
+import { nexusCommand } from "../config/invocation.js";
 import type { Config, ServerConfig } from "../config/load.js";
 import { SshError } from "./errors.js";
 import { HostKeyCheck, hostKeyAlgorithms, readKnownHosts } from "./host-keys.js";
@@ -207,7 +208,7 @@ function prepareLogin(
     throw new SshError(
       who.name,
       "host-key",
-      `known_hosts (${config.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`nexus trust ${who.name}\``,
+      `known_hosts (${config.ssh.knownHosts}) knows ${who.host} only by key types nexus cannot verify (${knownTypes.join(", ")}); add an ed25519, ecdsa or rsa key with \`${nexusCommand("trust", who.name)}\``,
     );
   }
   return { credentials, hostKey, algorithms };

@@ -1,5 +1,6 @@
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync } from "node:fs";
 import path from "node:path";
+import { nexusCommand } from "../config/invocation.js";
 import { UsageError } from "../errors.js";
 import {
   checkHostKey,
@@ -144,7 +145,7 @@ export class HostKeyCheck implements HostKeyVerifier {
         this.refusal = [
           `unknown host key for ${name}: ${type} ${fingerprint}`,
           `  Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${hostKeyFileType(type)}_key.pub),`,
-          `  then trust it with \`nexus trust ${this.server ?? "<server>"}\`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).`,
+          `  then trust it with \`${this.server ? nexusCommand("trust", this.server) : "nexus trust <server>"}\`, or set ssh.hostKeys to "accept-new" (or pass --accept-new).`,
         ].join("\n");
         return false;
     }

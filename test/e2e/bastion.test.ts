@@ -162,7 +162,7 @@ describe("through a bastion", () => {
     const refused = await nexus(["-c", withoutBastion, "status"]);
     expect(refused.exitCode, refused.all).not.toBe(0);
     expect(refused.all).toContain(`unknown host key for [${info.bastion.address}]:${info.bastion.sshPort}`);
-    expect(refused.all).toContain(`nexus trust ${hop}`);
+    expect(refused.all).toContain(`nexus -c ${withoutBastion} trust ${hop}`);
 
     const trust = await nexus(["-c", withoutBastion, "trust", hop, "--yes"]);
     expect(trust.exitCode, trust.all).toBe(0);

@@ -197,9 +197,9 @@ describe("faults and interruptions", () => {
 
     const blocked = await nexus(["-c", config, "deploy"]);
     expect(blocked.exitCode, blocked.all).toBe(1);
-    expect(blocked.stderr).toMatch(/run `nexus recover`/i);
+    expect(blocked.stderr).toContain(`\`nexus -c ${config} recover\``);
     const status = await nexus(["-c", config, "status"]);
-    expect(status.stdout).toMatch(/INTERRUPTED deploy of \S+: run nexus recover/);
+    expect(status.stdout).toMatch(/INTERRUPTED deploy of \S+: run nexus -c \S+ recover/);
 
     const recovered = await nexus(["-c", config, "recover"]);
     expect(recovered.exitCode, recovered.all).toBe(0);
@@ -410,7 +410,7 @@ describe("faults and interruptions", () => {
         const next = await nexus(["-c", config, "deploy", "--release-id", uniqueRelease("after")]);
         expect(next.exitCode, next.all).toBe(1);
         expect(next.stderr).toMatch(/nexus-beta: a deploy of \S+ \(.+\) did not finish here/);
-        expect(next.stderr).toMatch(/`nexus recover`/);
+        expect(next.stderr).toContain(`\`nexus -c ${config} recover\``);
         expect(next.all).not.toMatch(/== stage/);
       } finally {
         squatter.kill("SIGKILL");

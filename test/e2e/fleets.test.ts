@@ -128,6 +128,10 @@ describe("real fleets (issue 27)", () => {
       expect(result.rows.find((r) => r.server === "nexus-beta")?.lock).toMatch(
         /ci@runner-7 .*deploy -d staging/,
       );
+      // A hint repeats the -c and -d it was run with: copied, it acts on the same fleet.
+      const locked = await nexus(["-c", config, "-d", "staging", "deploy"]);
+      expect(locked.exitCode, locked.all).toBe(1);
+      expect(locked.stderr).toContain(`run \`nexus -c ${config} -d staging recover\``);
     } finally {
       rmSync(path.join(deployDir("nexus-beta"), ".nexus", "lock"), { force: true });
     }

@@ -74,6 +74,8 @@ export async function nexus(
     cwd?: string;
     /** Exactly this environment, instead of ours plus CI=true NO_COLOR=1 plus `env`. */
     replaceEnv?: Record<string, string | undefined>;
+    /** The hang guard, for a command longer than the tests' usual (the 50-server deploy). */
+    timeout?: number;
   } = {},
 ): Promise<NexusRun> {
   const result = await execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), ...args], {
@@ -85,7 +87,7 @@ export async function nexus(
       : { env: { CI: "true", NO_COLOR: "1", ...options.env } }),
     // Under the tests' 180 s: a CLI that hangs is stopped (SIGTERM: it restores what it holds)
     // before its test gives up, not left running against the shared sandbox for the next test.
-    timeout: 150_000,
+    timeout: options.timeout ?? 150_000,
   });
   return {
     exitCode: result.exitCode ?? -1,

@@ -103,7 +103,7 @@ describe("rolling.watch: the error rate after each server rejoins", () => {
     expect(message).toMatch(/balancer\.accessLog .*combined\.log.* lacks the upstream fields/);
     expect(message).toContain("log_format nexus");
     expect(message).toContain("upstream=$upstream_addr upstream_status=$upstream_status");
-    expect(message).toContain("nexus nginx-config");
+    expect(message).toContain(`nexus -c ${config} nginx-config`);
     expect(run.all).not.toMatch(/\n\s+at /);
     expect(events.some((e) => e.type === "step" && e.step === "drain")).toBe(false);
     expect(events.some((e) => e.type === "step" && e.step === "upload")).toBe(false);

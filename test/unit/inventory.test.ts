@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.js";
-import { inventoryFrom, parseInventory, quoteOutput } from "../../src/config/inventory.js";
+import { inventoryFrom, inventoryRedactor, parseInventory, quoteOutput } from "../../src/config/inventory.js";
 import { loadConfig } from "../../src/config/load.js";
 
 const ok = { status: 0, signal: null, stderr: "", timeout: 60_000 } as const;
@@ -37,6 +37,72 @@ describe("inventory output", () => {
     expect(inventoryFrom({ ...ok, status: null, signal: "SIGKILL", stdout: "", error: timedOut })).toEqual({
       problem: "it did not finish within 60s",
     });
+  });
+});
+
+describe("what an error quotes of an inventory's output", () => {
+  it("is its first lines only, cut when long, saying how many lines were left out", () => {
+    const lines = Array.from({ length: 20 }, (_, i) => `line ${i + 1}`).join("\n");
+    expect(quoteOutput(lines)).toBe('"line 1\\nline 2\\nline 3\\nline 4\\nline 5" (and 15 more lines)');
+    expect(quoteOutput("a\nb\nc\nd\ne\nf")).toBe('"a\\nb\\nc\\nd\\ne" (and 1 more line)');
+    const wide = quoteOutput(`${"y".repeat(400)}\n${"z".repeat(10)}`);
+    expect(wide).toBe(`"${"y".repeat(300)}…"`);
+    expect(inventoryFrom({ ...ok, status: 1, stdout: "", stderr: `${lines}\n` })).toEqual({
+      problem:
+        'it exited with code 1; stderr: "line 1\\nline 2\\nline 3\\nline 4\\nline 5" (and 15 more lines)',
+    });
+  });
+
+  const config = {
+    pm2: {
+      env: {
+        NODE_ENV: "production",
+        API_TOKEN: { fromEnv: "TOKEN" },
+        DB_PASSWORD: "hunter2-literal",
+        DATABASE_URL: "postgres://app:pw-in-url@db/prod",
+      },
+    },
+    notify: [{ url: "https://hooks.example.com/T000/B000/webhook-secret" }],
+    servers: { fromCommand: "./inventory.sh" },
+  };
+  const env = {
+    TOKEN: "tok-from-env-123",
+    NEXUS_SSH_KEY: "-----BEGIN KEY-----\nS3CRETKEYLINE\n-----END KEY-----",
+  };
+  const redact = inventoryRedactor(config, env);
+
+  it("masks the values the config marks as secret, as `nexus config` does, and nothing else of it", () => {
+    const said = [
+      "auth failed with tok-from-env-123",
+      "db hunter2-literal at postgres://app:pw-in-url@db/prod",
+      "posting to https://hooks.example.com/T000/B000/webhook-secret",
+      "NODE_ENV is production",
+    ].join("\n");
+    const quoted = quoteOutput(said, redact);
+    for (const secret of ["tok-from-env-123", "hunter2-literal", "pw-in-url", "webhook-secret"])
+      expect(quoted).not.toContain(secret);
+    expect(quoted).toContain("auth failed with ***");
+    expect(quoted).toContain("NODE_ENV is production");
+  });
+
+  it("masks nexus's SSH credentials and what the output holds under a secret-looking key", () => {
+    const dump =
+      "NEXUS_SSH_KEY=-----BEGIN KEY-----\nS3CRETKEYLINE\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI HOME=/root";
+    const quoted = quoteOutput(dump, redact);
+    expect(quoted).not.toMatch(/S3CRETKEYLINE|wJalrXUtnFEMI/);
+    expect(quoted).toContain("AWS_SECRET_ACCESS_KEY=***");
+    expect(quoted).toContain("HOME=/root");
+    const printed =
+      '[{"name": "web1", "host": "10.0.0.1", "env": {"DB_PASSWORD": "p@ss w0rd", "REGION": "eu"}}';
+    expect(parseInventory(printed, redact)).toEqual({
+      problem: `its output is not JSON; it printed ${JSON.stringify('[{"name": "web1", "host": "10.0.0.1", "env": {"DB_PASSWORD": "***", "REGION": "eu"}}')}`,
+    });
+  });
+
+  it("masks before cutting: a secret at the cut is never shown in part", () => {
+    const quoted = quoteOutput(`${"x".repeat(290)}tok-from-env-123`, redact);
+    expect(quoted).toBe(`"${"x".repeat(290)}***"`);
+    expect(quoteOutput(`${"x".repeat(295)}tok-from-env-123`, redact)).toBe(`"${"x".repeat(295)}***"`);
   });
 });
 
@@ -101,5 +167,28 @@ esac
     expect(problemOf(configWith({ fromCommand: "sleep 5", timeout: "100ms" }))).toMatch(
       /`sleep 5`: it did not finish within 0\.1s/,
     );
+  });
+
+  it("never shows a secret of the config that the command printed", () => {
+    const file = path.join(dir, "secret.config.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        app: { name: "api" },
+        pm2: { env: { API_TOKEN: { fromEnv: "TOKEN" } } },
+        servers: { fromCommand: 'echo "401 for token $TOKEN" >&2; exit 1' },
+        balancer: { host: "a", upstreamFile: "/etc/nginx/u.conf" },
+      }),
+    );
+    const message = (() => {
+      try {
+        loadConfig(file, { TOKEN: "t0k-123456" });
+      } catch (error) {
+        return (error as ConfigError).message;
+      }
+      throw new Error("expected a ConfigError");
+    })();
+    expect(message).toContain('it exited with code 1; stderr: "401 for token ***"');
+    expect(message).not.toContain("t0k-123456");
   });
 });

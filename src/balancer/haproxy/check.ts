@@ -1,4 +1,5 @@
 import type { CheckItem } from "../../check/types.js";
+import { nexusCommand } from "../../config/invocation.js";
 import type { CheckContext } from "../driver.js";
 import { createHaproxy } from "./create.js";
 import type { HaproxyBalancer } from "./haproxy.js";
@@ -30,7 +31,7 @@ export async function checkHaproxy(
             check: "servers listed",
             status: "fail",
             detail: `the backend lacks ${missing.map((m) => `${m.server} (${m.upstream})`).join(", ")}`,
-            fix: "add them to the backend (see `nexus haproxy-config`), or map names with balancer.servers",
+            fix: `add them to the backend (see \`${nexusCommand("haproxy-config")}\`), or map names with balancer.servers`,
           },
       ...(standbyMissing.length > 0
         ? [
@@ -51,7 +52,7 @@ export async function checkHaproxy(
         check: "admin socket",
         status: "fail",
         detail: (error as Error).message,
-        fix: "add `stats socket <balancer.socket> mode 660 level admin` to HAProxy's global section, readable by the login user (see `nexus haproxy-config`)",
+        fix: `add \`stats socket <balancer.socket> mode 660 level admin\` to HAProxy's global section, readable by the login user (see \`${nexusCommand("haproxy-config")}\`)`,
       },
     ];
   } finally {

@@ -1,3 +1,4 @@
+import { nexusCommand } from "../../config/invocation.js";
 import type { BalancerDriver } from "../driver.js";
 import { haproxyConfigCommand } from "./config-command.js";
 import { type HaproxyBalancerConfig, haproxyBalancerSchema } from "./schema.js";
@@ -30,7 +31,7 @@ export const haproxyDriver: BalancerDriver<HaproxyBalancerConfig> = {
   check: async (entry, context) => (await import("./check.js")).checkHaproxy(entry, context),
   async setup(entry, context) {
     context.say(
-      `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`nexus haproxy-config\` prints them (set up as root)`,
+      `${entry.host} (balancer): HAProxy needs its admin socket and backend as \`${nexusCommand("haproxy-config")}\` prints them (set up as root)`,
     );
   },
   watch: async (entry, context) => (await import("./watch.js")).watchHaproxy(entry, context),

@@ -1,5 +1,6 @@
 import { type Facts, parseFacts } from "../../check/facts.js";
 import type { CheckItem } from "../../check/types.js";
+import { nexusCommand } from "../../config/invocation.js";
 import { DEFAULT_CONFIG_FILE } from "../../config/load.js";
 import { resolveRemotePath } from "../../remote/layout.js";
 import { shq } from "../../remote/quote.js";
@@ -8,12 +9,7 @@ import { balancerScript, dumpCommand, sudoListCommand, sudoTarget } from "./chec
 import type { NginxBalancerConfig } from "./schema.js";
 import { sudoListAllows } from "./sudo-list.js";
 import { sudoersFile, sudoersLine } from "./sudoers.js";
-import {
-  holdsUpstreamBlock,
-  listUpstreamServers,
-  SERVERS_FILE_FIX,
-  UPSTREAM_BLOCK_RISK,
-} from "./upstream.js";
+import { holdsUpstreamBlock, listUpstreamServers, serversFileFix, UPSTREAM_BLOCK_RISK } from "./upstream.js";
 
 /** `nexus check` of an Nginx host: one read-only script, then what its facts say. */
 export async function checkNginx(entry: NginxBalancerConfig, context: CheckContext): Promise<CheckItem[]> {
@@ -57,7 +53,7 @@ function sudoersFix(ctx: BalancerCheckContext, user: string | undefined): string
   const rule = user && sudoersLine(user, ctx.testCommand, ctx.reloadCommand);
   if (!rule) return "allow them without a password in sudoers, as root (docs/servers.md)";
   const file = sudoersFile(ctx.appName ?? "app");
-  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`nexus setup --sudo\``;
+  return `allow them without a password, as root on the balancer host: \`printf '%s\\n' ${shq(rule)} | EDITOR=tee visudo -f ${file}\` (visudo checks it), or \`${nexusCommand("setup", "--sudo")}\``;
 }
 
 function passwordPrompt(text: string | undefined): boolean {
@@ -97,7 +93,7 @@ function upstreamItems(facts: Facts, ctx: BalancerCheckContext, add: Add): void 
     let listed: string[] = [];
     try {
       listed = listUpstreamServers(text, ctx.upstream).map((s) => s.address);
-      if (holdsUpstreamBlock(text)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, SERVERS_FILE_FIX);
+      if (holdsUpstreamBlock(text)) add("upstream file", "warn", UPSTREAM_BLOCK_RISK, serversFileFix());
       else add("upstream file", "ok", `${ctx.upstreamFile} (server lines only)`);
     } catch (error) {
       add(
@@ -184,7 +180,7 @@ function includedItem(facts: Facts, ctx: BalancerCheckContext, add: Add): void {
         "upstream included",
         "fail",
         `Nginx does not include ${ctx.upstreamFile}: edits to it change nothing`,
-        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`nexus nginx-config\` prints it), or point balancer.upstreamFile at the included file, then test and reload`,
+        `add \`include ${ctx.upstreamFile};\` inside the upstream block (\`${nexusCommand("nginx-config")}\` prints it), or point balancer.upstreamFile at the included file, then test and reload`,
       );
   }
 }

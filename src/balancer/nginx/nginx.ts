@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { nexusCommand } from "../../config/invocation.js";
 import type { ServerConfig } from "../../config/load.js";
 import { script } from "../../remote/op.js";
 import { procNetTcpAddress } from "../../remote/proc-net-tcp.js";
@@ -21,7 +22,7 @@ const MAX_APPLY_ATTEMPTS = 5;
 /** sudo without a rule (or with -n and a password needed) says so; tell how to allow it. */
 function sudoHint(output: string): string {
   return /sudo:.*password is required|is not allowed to execute|not in the sudoers/.test(output)
-    ? "\n  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or `nexus setup --sudo`)"
+    ? `\n  fix: allow the login user to run the balancer's testCommand and reloadCommand with sudo, without a password (a sudoers NOPASSWD rule; see docs/servers.md, or \`${nexusCommand("setup", "--sudo")}\`)`
     : "";
 }
 

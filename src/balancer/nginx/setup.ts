@@ -1,3 +1,4 @@
+import { nexusCommand } from "../../config/invocation.js";
 import { resolveRemotePathOn } from "../../remote/layout.js";
 import { script } from "../../remote/op.js";
 import { cmd } from "../../remote/quote.js";
@@ -10,7 +11,7 @@ import {
   holdsUpstreamBlock,
   renderServersFile,
   renderUpstreamBlock,
-  SERVERS_FILE_FIX,
+  serversFileFix,
   UPSTREAM_BLOCK_RISK,
 } from "./upstream.js";
 
@@ -65,7 +66,7 @@ async function writeServersFile(
     say(`${target}: upstream file ${file} exists (nexus edits only its server lines)`);
     const text = await runner.exec(cmd("cat", file));
     if (text.code === 0 && holdsUpstreamBlock(text.stdout))
-      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${SERVERS_FILE_FIX}`);
+      say(`${target}: WARNING: ${UPSTREAM_BLOCK_RISK} Instead, as root: ${serversFileFix()}`);
     return;
   }
   if (context.dryRun) {
@@ -79,7 +80,7 @@ async function writeServersFile(
   if (result.code === 0) say(`${target}: wrote ${file} (its server lines)`);
   else
     say(
-      `${target}: cannot write ${file} as ${user}; as root, write the server lines \`nexus nginx-config\` prints for it there`,
+      `${target}: cannot write ${file} as ${user}; as root, write the server lines \`${nexusCommand("nginx-config")}\` prints for it there`,
     );
 }
 

@@ -1,3 +1,4 @@
+import { nexusCommand } from "../../config/invocation.js";
 import { NexusError } from "../../errors.js";
 
 /**
@@ -151,8 +152,9 @@ function findOne(text: string, address: string, upstreamName?: string): ParsedSe
 export const UPSTREAM_BLOCK_RISK =
   "the upstream file holds the whole upstream block, so Nginx includes it in the http block, where whoever may write it (the deploy user) can add any directive Nginx runs as root (a log file written where they choose, for one).";
 /** The layout that closes it. */
-export const SERVERS_FILE_FIX =
-  "keep only its server lines in it and include it inside the upstream block of a root-owned file (`nexus nginx-config` prints both), then test and reload Nginx";
+export function serversFileFix(): string {
+  return `keep only its server lines in it and include it inside the upstream block of a root-owned file (\`${nexusCommand("nginx-config")}\` prints both), then test and reload Nginx`;
+}
 
 /** True when the file holds whole `upstream` blocks (so it is included in `http`), not only server lines. */
 export function holdsUpstreamBlock(text: string): boolean {

@@ -1,3 +1,4 @@
+import { nexusCommand } from "../../../config/invocation.js";
 import { script } from "../../../remote/op.js";
 import { scriptFile } from "../../../remote/script-file.js";
 import type { CommandRunner } from "../../../ssh/session.js";
@@ -96,7 +97,7 @@ export async function checkAccessLog(
 ): Promise<AccessLogCheck> {
   const { path } = options;
   const where = `${path} on ${runner.name}`;
-  const fix = `add this to Nginx's http block (\`nexus nginx-config\` prints it), then reload Nginx:\n${logFormatAdvice(path)}`;
+  const fix = `add this to Nginx's http block (\`${nexusCommand("nginx-config")}\` prints it), then reload Nginx:\n${logFormatAdvice(path)}`;
   const sample = parseSample((await runner.exec(sampleLogCommand(path))).stdout);
   if (sample.state === "unreadable")
     throw new AccessLogProblem(

@@ -54,9 +54,9 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
   mod
 ));
 
-// node_modules/commander/lib/error.js
+// ../../main/node_modules/commander/lib/error.js
 var require_error = __commonJS({
-  "node_modules/commander/lib/error.js"(exports) {
+  "../../main/node_modules/commander/lib/error.js"(exports) {
     var CommanderError2 = class extends Error {
       /**
        * Constructs the CommanderError class
@@ -89,9 +89,9 @@ var require_error = __commonJS({
   }
 });
 
-// node_modules/commander/lib/argument.js
+// ../../main/node_modules/commander/lib/argument.js
 var require_argument = __commonJS({
-  "node_modules/commander/lib/argument.js"(exports) {
+  "../../main/node_modules/commander/lib/argument.js"(exports) {
     var { InvalidArgumentError: InvalidArgumentError2 } = require_error();
     var Argument2 = class {
       /**
@@ -217,9 +217,9 @@ var require_argument = __commonJS({
   }
 });
 
-// node_modules/commander/lib/help.js
+// ../../main/node_modules/commander/lib/help.js
 var require_help = __commonJS({
-  "node_modules/commander/lib/help.js"(exports) {
+  "../../main/node_modules/commander/lib/help.js"(exports) {
     var { humanReadableArgName } = require_argument();
     var Help2 = class {
       constructor() {
@@ -819,9 +819,9 @@ ${itemIndentStr}`);
   }
 });
 
-// node_modules/commander/lib/option.js
+// ../../main/node_modules/commander/lib/option.js
 var require_option = __commonJS({
-  "node_modules/commander/lib/option.js"(exports) {
+  "../../main/node_modules/commander/lib/option.js"(exports) {
     var { InvalidArgumentError: InvalidArgumentError2 } = require_error();
     var Option2 = class {
       /**
@@ -1132,9 +1132,9 @@ var require_option = __commonJS({
   }
 });
 
-// node_modules/commander/lib/suggestSimilar.js
+// ../../main/node_modules/commander/lib/suggestSimilar.js
 var require_suggestSimilar = __commonJS({
-  "node_modules/commander/lib/suggestSimilar.js"(exports) {
+  "../../main/node_modules/commander/lib/suggestSimilar.js"(exports) {
     var maxDistance = 3;
     function editDistance2(a2, b2) {
       if (Math.abs(a2.length - b2.length) > maxDistance)
@@ -1212,12 +1212,12 @@ var require_suggestSimilar = __commonJS({
   }
 });
 
-// node_modules/commander/lib/command.js
+// ../../main/node_modules/commander/lib/command.js
 var require_command = __commonJS({
-  "node_modules/commander/lib/command.js"(exports) {
+  "../../main/node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path24 = __require("node:path");
+    var path26 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path24.resolve(baseDir, baseName);
+          const localBin = path26.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path24.extname(baseName))) return void 0;
+          if (sourceExt.includes(path26.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path24.resolve(
-            path24.dirname(resolvedScriptPath),
+          executableDir = path26.resolve(
+            path26.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path24.basename(
+            const legacyName = path26.basename(
               this._scriptPath,
-              path24.extname(this._scriptPath)
+              path26.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path24.extname(executableFile));
+        launchWithNode = sourceExt.includes(path26.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path24.basename(filename, path24.extname(filename));
+        this._name = path26.basename(filename, path26.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path25) {
-        if (path25 === void 0) return this._executableDir;
-        this._executableDir = path25;
+      executableDir(path27) {
+        if (path27 === void 0) return this._executableDir;
+        this._executableDir = path27;
         return this;
       }
       /**
@@ -3458,9 +3458,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
   }
 });
 
-// node_modules/commander/index.js
+// ../../main/node_modules/commander/index.js
 var require_commander = __commonJS({
-  "node_modules/commander/index.js"(exports) {
+  "../../main/node_modules/commander/index.js"(exports) {
     var { Argument: Argument2 } = require_argument();
     var { Command: Command2 } = require_command();
     var { CommanderError: CommanderError2, InvalidArgumentError: InvalidArgumentError2 } = require_error();
@@ -3524,7 +3524,7 @@ var init_invocation = __esm({
   }
 });
 
-// node_modules/zod/v4/core/util.js
+// ../../main/node_modules/zod/v4/core/util.js
 var util_exports = {};
 __export(util_exports, {
   BIGINT_FORMAT_RANGES: () => BIGINT_FORMAT_RANGES,
@@ -3746,10 +3746,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path24) {
-  if (!path24)
+function getElementAtPath(obj, path26) {
+  if (!path26)
     return obj;
-  return path24.reduce((acc, key) => acc?.[key], obj);
+  return path26.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -4008,11 +4008,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path24, issues) {
+function prefixIssues(path26, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path24);
+    iss.path.unshift(path26);
     return iss;
   });
 }
@@ -4270,7 +4270,7 @@ function constantCatch(value) {
 }
 var Cached, EVALUATING, captureStackTrace, allowsEval, getParsedType, propertyKeyTypes, primitiveTypes, NUMBER_FORMAT_RANGES, BIGINT_FORMAT_RANGES, highSurrogate, Class, installing, broke, breaker, CONSTANT_CATCH;
 var init_util = __esm({
-  "node_modules/zod/v4/core/util.js"() {
+  "../../main/node_modules/zod/v4/core/util.js"() {
     init_core();
     Cached = class {
       constructor(getter) {
@@ -4385,7 +4385,7 @@ var init_util = __esm({
   }
 });
 
-// node_modules/zod/v4/core/core.js
+// ../../main/node_modules/zod/v4/core/core.js
 function newError(Definition) {
   const E = _E;
   if (E) {
@@ -4488,7 +4488,7 @@ function config(newConfig) {
 }
 var _a, NEVER, _zodDesc, _E, $ZodAsyncError, $ZodEncodeError, globalConfig;
 var init_core = __esm({
-  "node_modules/zod/v4/core/core.js"() {
+  "../../main/node_modules/zod/v4/core/core.js"() {
     init_util();
     NEVER = /* @__PURE__ */ Object.freeze({
       status: "aborted"
@@ -4511,7 +4511,7 @@ var init_core = __esm({
   }
 });
 
-// node_modules/zod/v4/core/errors.js
+// ../../main/node_modules/zod/v4/core/errors.js
 function _getMessage() {
   const internals = this._zod;
   internals.message ?? (internals.message = JSON.stringify(internals.def, jsonStringifyReplacer, 2));
@@ -4544,16 +4544,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path24 = []) => {
+  const processError = (error4, path26 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path24, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path26, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path24, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path24, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
       } else {
-        const fullpath = [...path24, ...issue2.path];
+        const fullpath = [...path26, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -4592,7 +4592,7 @@ function formatError(error3, mapper = (issue2) => issue2.message) {
 }
 var _messageDesc, _issuesDesc, _installedToString, initializer, $ZodError, $ZodRealError;
 var init_errors = __esm({
-  "node_modules/zod/v4/core/errors.js"() {
+  "../../main/node_modules/zod/v4/core/errors.js"() {
     init_core();
     init_util();
     _messageDesc = {
@@ -4633,7 +4633,7 @@ var init_errors = __esm({
   }
 });
 
-// node_modules/zod/v4/core/parse.js
+// ../../main/node_modules/zod/v4/core/parse.js
 function finalizeParams(callee, params) {
   return { callee: params?.callee ?? callee, Err: params?.Err };
 }
@@ -4673,7 +4673,7 @@ function validateFallback(schema, value, _ctx) {
 }
 var _parse, _parseAsync, _safeParse, _safeParseAsync, COMPILE_INVALID, COMPILE_FALLBACK, validate, validateAsync, _encode, _decode, _encodeAsync, _decodeAsync, _safeEncode, _safeDecode, _safeEncodeAsync, _safeDecodeAsync;
 var init_parse = __esm({
-  "node_modules/zod/v4/core/parse.js"() {
+  "../../main/node_modules/zod/v4/core/parse.js"() {
     init_core();
     init_util();
     _parse = (_Err) => {
@@ -4788,7 +4788,7 @@ var init_parse = __esm({
   }
 });
 
-// node_modules/zod/v4/core/regexes.js
+// ../../main/node_modules/zod/v4/core/regexes.js
 function nanoidOfLength(length) {
   return new RegExp(`^[a-zA-Z0-9_-]{${length}}$`);
 }
@@ -4816,7 +4816,7 @@ function datetime(args) {
 }
 var cuid, cuid2, ulid, xid, ksuid, nanoid, duration, guid, uuid, email, _emoji, ipv4, ipv6, cidrv4, cidrv6, base64, base64url, httpProtocol, e164, dateSource, date, anyString, integer, number, boolean, lowercase, uppercase;
 var init_regexes = __esm({
-  "node_modules/zod/v4/core/regexes.js"() {
+  "../../main/node_modules/zod/v4/core/regexes.js"() {
     cuid = /^[cC][0-9a-z]{6,}$/;
     cuid2 = /^[0-9a-z]+$/;
     ulid = /^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$/;
@@ -4851,10 +4851,10 @@ var init_regexes = __esm({
   }
 });
 
-// node_modules/zod/v4/core/checks.js
+// ../../main/node_modules/zod/v4/core/checks.js
 var $ZodCheck, _whenHasLength, numericOriginMap, $ZodCheckLessThan, $ZodCheckGreaterThan, $ZodCheckMultipleOf, $ZodCheckNumberFormat, $ZodCheckMaxLength, $ZodCheckMinLength, $ZodCheckLengthEquals, $ZodCheckStringFormat, $ZodCheckRegex, $ZodCheckLowerCase, $ZodCheckUpperCase, $ZodCheckIncludes, $ZodCheckStartsWith, $ZodCheckEndsWith, $ZodCheckOverwrite;
 var init_checks = __esm({
-  "node_modules/zod/v4/core/checks.js"() {
+  "../../main/node_modules/zod/v4/core/checks.js"() {
     init_core();
     init_regexes();
     init_util();
@@ -5179,10 +5179,10 @@ var init_checks = __esm({
   }
 });
 
-// node_modules/zod/v4/core/doc.js
+// ../../main/node_modules/zod/v4/core/doc.js
 var Doc;
 var init_doc = __esm({
-  "node_modules/zod/v4/core/doc.js"() {
+  "../../main/node_modules/zod/v4/core/doc.js"() {
     Doc = class {
       constructor(args = [], closed = {}) {
         this.content = [];
@@ -5225,10 +5225,10 @@ ${content.join("\n")}
   }
 });
 
-// node_modules/zod/v4/core/versions.js
+// ../../main/node_modules/zod/v4/core/versions.js
 var version;
 var init_versions = __esm({
-  "node_modules/zod/v4/core/versions.js"() {
+  "../../main/node_modules/zod/v4/core/versions.js"() {
     version = {
       major: 4,
       minor: 6,
@@ -5237,7 +5237,7 @@ var init_versions = __esm({
   }
 });
 
-// node_modules/zod/v4/core/schemas.js
+// ../../main/node_modules/zod/v4/core/schemas.js
 async function validateAsync2(inst, value) {
   const ctx = { async: true };
   return toStandardResult(await inst._zod.run({ value, issues: [] }, ctx), ctx);
@@ -5694,7 +5694,7 @@ function handleRefineResult(result2, payload, input, inst) {
 }
 var $ZodType, toStandardResult, $ZodString, $ZodStringFormat, $ZodGUID, $ZodUUID, $ZodEmail, URL_BAD_FORMAT, URL_UNPARSEABLE, asciiTabOrNewline, $ZodURL, $ZodEmoji, $ZodNanoID, $ZodCUID, $ZodCUID2, $ZodULID, $ZodXID, $ZodKSUID, $ZodISODateTime, $ZodISODate, $ZodISOTime, $ZodISODuration, $ZodIPv4, ipv6Alphabet, $ZodIPv6, $ZodCIDRv4, $ZodCIDRv6, base64Charset, $ZodBase64, base64urlCharset, $ZodBase64URL, $ZodE164, $ZodJWT, $ZodNumber, $ZodNumberFormat, $ZodBoolean, $ZodUnknown, $ZodNever, arraySize, $ZodArray, NO_SYMBOL_KEYS, $ZodObject, $ZodObjectJIT, $ZodUnion, $ZodDiscriminatedUnion, $ZodIntersection, $ZodRecord, $ZodEnum, $ZodLiteral, $ZodTransform, $ZodOptional, $ZodExactOptional, $ZodNullable, $ZodDefault, $ZodPrefault, $ZodNonOptional, $ZodCatch, $ZodPipe, $ZodReadonly, $ZodCustom;
 var init_schemas = __esm({
-  "node_modules/zod/v4/core/schemas.js"() {
+  "../../main/node_modules/zod/v4/core/schemas.js"() {
     init_checks();
     init_core();
     init_doc();
@@ -6896,7 +6896,7 @@ var init_schemas = __esm({
   }
 });
 
-// node_modules/zod/v4/core/memoizer.js
+// ../../main/node_modules/zod/v4/core/memoizer.js
 function isRef(value) {
   return value !== null && typeof value === "object";
 }
@@ -7057,7 +7057,7 @@ function isBackEdge(ctx, value) {
 }
 var $ZodCyclicError, STATE, NO_ISSUES, recursive, NONE, ASSUMED, PROVEN, handoff, open, memo;
 var init_memoizer = __esm({
-  "node_modules/zod/v4/core/memoizer.js"() {
+  "../../main/node_modules/zod/v4/core/memoizer.js"() {
     init_util();
     $ZodCyclicError = class extends Error {
       constructor() {
@@ -7175,7 +7175,7 @@ var init_memoizer = __esm({
   }
 });
 
-// node_modules/zod/v4/locales/en.js
+// ../../main/node_modules/zod/v4/locales/en.js
 function en_default() {
   return {
     localeError: error()
@@ -7183,7 +7183,7 @@ function en_default() {
 }
 var error;
 var init_en = __esm({
-  "node_modules/zod/v4/locales/en.js"() {
+  "../../main/node_modules/zod/v4/locales/en.js"() {
     init_util();
     error = () => {
       const Sizable = {
@@ -7306,19 +7306,19 @@ var init_en = __esm({
   }
 });
 
-// node_modules/zod/v4/locales/index.js
+// ../../main/node_modules/zod/v4/locales/index.js
 var init_locales = __esm({
-  "node_modules/zod/v4/locales/index.js"() {
+  "../../main/node_modules/zod/v4/locales/index.js"() {
   }
 });
 
-// node_modules/zod/v4/core/registries.js
+// ../../main/node_modules/zod/v4/core/registries.js
 function registry() {
   return new $ZodRegistry();
 }
 var _a2, $ZodRegistry, globalRegistry;
 var init_registries = __esm({
-  "node_modules/zod/v4/core/registries.js"() {
+  "../../main/node_modules/zod/v4/core/registries.js"() {
     $ZodRegistry = class {
       constructor() {
         this._map = /* @__PURE__ */ new WeakMap();
@@ -7364,13 +7364,13 @@ var init_registries = __esm({
   }
 });
 
-// node_modules/zod/v4/core/compile.js
+// ../../main/node_modules/zod/v4/core/compile.js
 var init_compile = __esm({
-  "node_modules/zod/v4/core/compile.js"() {
+  "../../main/node_modules/zod/v4/core/compile.js"() {
   }
 });
 
-// node_modules/zod/v4/core/api.js
+// ../../main/node_modules/zod/v4/core/api.js
 function snapshotChecks(def) {
   if (def.checks)
     def.checks = [...def.checks];
@@ -7878,13 +7878,13 @@ function _check(fn, params) {
   return ch;
 }
 var init_api = __esm({
-  "node_modules/zod/v4/core/api.js"() {
+  "../../main/node_modules/zod/v4/core/api.js"() {
     init_checks();
     init_util();
   }
 });
 
-// node_modules/zod/v4/core/to-json-schema.js
+// ../../main/node_modules/zod/v4/core/to-json-schema.js
 function assignProps(target, ...sources) {
   for (const source of sources) {
     for (const key of Reflect.ownKeys(source)) {
@@ -8400,7 +8400,7 @@ function isTransforming(_schema, _ctx) {
 }
 var FOLDABLE_KEYS, UNION_KEYS, createToJSONSchemaMethod, createStandardJSONSchemaMethod;
 var init_to_json_schema = __esm({
-  "node_modules/zod/v4/core/to-json-schema.js"() {
+  "../../main/node_modules/zod/v4/core/to-json-schema.js"() {
     init_registries();
     init_util();
     FOLDABLE_KEYS = /* @__PURE__ */ new Set(["type", "properties", "required", "additionalProperties"]);
@@ -8421,7 +8421,7 @@ var init_to_json_schema = __esm({
   }
 });
 
-// node_modules/zod/v4/core/json-schema-processors.js
+// ../../main/node_modules/zod/v4/core/json-schema-processors.js
 function aggregateChecks(schema) {
   const agg = {};
   const def = schema._zod.def;
@@ -8537,7 +8537,7 @@ function serializeDefaultValue(value, schema, ctx, json, params) {
 }
 var narrowMin, narrowMax, narrowBoth, addDivisor, addPattern, intersectMime, setFormat, minContributor, maxContributor, formatContributor, contributors, formatMap, exactPatterns, exactPattern, stringProcessor, numberProcessor, booleanProcessor, neverProcessor, unknownProcessor, enumProcessor, literalProcessor, customProcessor, transformProcessor, arrayProcessor, objectProcessor, unionProcessor, intersectionProcessor, pendingRecords, recordProcessor, nullableProcessor, nonoptionalProcessor, UNREPRESENTABLE_DEFAULT, defaultProcessor, prefaultProcessor, catchProcessor, pipeProcessor, readonlyProcessor, optionalProcessor;
 var init_json_schema_processors = __esm({
-  "node_modules/zod/v4/core/json-schema-processors.js"() {
+  "../../main/node_modules/zod/v4/core/json-schema-processors.js"() {
     init_regexes();
     init_schemas();
     init_to_json_schema();
@@ -8959,15 +8959,15 @@ var init_json_schema_processors = __esm({
   }
 });
 
-// node_modules/zod/v4/core/json-schema.js
+// ../../main/node_modules/zod/v4/core/json-schema.js
 var init_json_schema = __esm({
-  "node_modules/zod/v4/core/json-schema.js"() {
+  "../../main/node_modules/zod/v4/core/json-schema.js"() {
   }
 });
 
-// node_modules/zod/v4/core/index.js
+// ../../main/node_modules/zod/v4/core/index.js
 var init_core2 = __esm({
-  "node_modules/zod/v4/core/index.js"() {
+  "../../main/node_modules/zod/v4/core/index.js"() {
     init_core();
     init_parse();
     init_errors();
@@ -8987,14 +8987,14 @@ var init_core2 = __esm({
   }
 });
 
-// node_modules/zod/v4/classic/checks.js
+// ../../main/node_modules/zod/v4/classic/checks.js
 var init_checks2 = __esm({
-  "node_modules/zod/v4/classic/checks.js"() {
+  "../../main/node_modules/zod/v4/classic/checks.js"() {
     init_core2();
   }
 });
 
-// node_modules/zod/v4/classic/errors.js
+// ../../main/node_modules/zod/v4/classic/errors.js
 function _lazyMethod(proto2, key, make) {
   Object.defineProperty(proto2, key, {
     configurable: true,
@@ -9011,7 +9011,7 @@ function _lazyMethod(proto2, key, make) {
 }
 var _installedErrorProtos, initializer2, ZodRealError;
 var init_errors2 = __esm({
-  "node_modules/zod/v4/classic/errors.js"() {
+  "../../main/node_modules/zod/v4/classic/errors.js"() {
     init_core2();
     init_core2();
     init_util();
@@ -9047,10 +9047,10 @@ var init_errors2 = __esm({
   }
 });
 
-// node_modules/zod/v4/classic/parse.js
+// ../../main/node_modules/zod/v4/classic/parse.js
 var parse, parseAsync, safeParse, safeParseAsync, encode, decode, encodeAsync, decodeAsync, safeEncode, safeDecode, safeEncodeAsync, safeDecodeAsync;
 var init_parse2 = __esm({
-  "node_modules/zod/v4/classic/parse.js"() {
+  "../../main/node_modules/zod/v4/classic/parse.js"() {
     init_core2();
     init_errors2();
     init_core2();
@@ -9069,7 +9069,7 @@ var init_parse2 = __esm({
   }
 });
 
-// node_modules/zod/v4/classic/schemas.js
+// ../../main/node_modules/zod/v4/classic/schemas.js
 function _ensureDefaultLocale() {
   if (!globalConfig.localeError)
     config(en_default());
@@ -9238,7 +9238,7 @@ function superRefine(fn, params) {
 }
 var ZodType, _ZodString, ZodString, ZodStringFormat, ZodISODateTime, ZodISODate, ZodISOTime, ZodISODuration, ZodEmail, ZodGUID, ZodUUID, ZodURL, ZodEmoji, ZodNanoID, ZodCUID, ZodCUID2, ZodULID, ZodXID, ZodKSUID, ZodIPv4, ZodIPv6, ZodCIDRv4, ZodCIDRv6, ZodBase64, ZodBase64URL, ZodE164, ZodJWT, ZodNumber, ZodNumberFormat, ZodBoolean, ZodUnknown, ZodNever, ZodArray, ZodObject, ZodUnion, ZodDiscriminatedUnion, ZodIntersection, ZodRecord, ZodEnum, ZodLiteral, ZodTransform, ZodOptional, ZodExactOptional, ZodNullable, ZodDefault, ZodPrefault, ZodNonOptional, ZodCatch, ZodPipe, ZodReadonly, ZodCustom;
 var init_schemas2 = __esm({
-  "node_modules/zod/v4/classic/schemas.js"() {
+  "../../main/node_modules/zod/v4/classic/schemas.js"() {
     init_core2();
     init_core2();
     init_json_schema_processors();
@@ -9995,16 +9995,16 @@ var init_schemas2 = __esm({
   }
 });
 
-// node_modules/zod/v4/classic/compat.js
+// ../../main/node_modules/zod/v4/classic/compat.js
 var ZodFirstPartyTypeKind;
 var init_compat = __esm({
-  "node_modules/zod/v4/classic/compat.js"() {
+  "../../main/node_modules/zod/v4/classic/compat.js"() {
     /* @__PURE__ */ (function(ZodFirstPartyTypeKind2) {
     })(ZodFirstPartyTypeKind || (ZodFirstPartyTypeKind = {}));
   }
 });
 
-// node_modules/zod/v4/classic/iso.js
+// ../../main/node_modules/zod/v4/classic/iso.js
 var iso_exports = {};
 __export(iso_exports, {
   ZodISODate: () => ZodISODate,
@@ -10029,22 +10029,22 @@ function duration2(params) {
   return _isoDuration(ZodISODuration, params);
 }
 var init_iso = __esm({
-  "node_modules/zod/v4/classic/iso.js"() {
+  "../../main/node_modules/zod/v4/classic/iso.js"() {
     init_core2();
     init_schemas2();
     init_schemas2();
   }
 });
 
-// node_modules/zod/v4/classic/coerce.js
+// ../../main/node_modules/zod/v4/classic/coerce.js
 var init_coerce = __esm({
-  "node_modules/zod/v4/classic/coerce.js"() {
+  "../../main/node_modules/zod/v4/classic/coerce.js"() {
   }
 });
 
-// node_modules/zod/v4/classic/external.js
+// ../../main/node_modules/zod/v4/classic/external.js
 var init_external = __esm({
-  "node_modules/zod/v4/classic/external.js"() {
+  "../../main/node_modules/zod/v4/classic/external.js"() {
     init_core2();
     init_schemas2();
     init_checks2();
@@ -10058,18 +10058,44 @@ var init_external = __esm({
   }
 });
 
-// node_modules/zod/index.js
+// ../../main/node_modules/zod/index.js
 var init_zod = __esm({
-  "node_modules/zod/index.js"() {
+  "../../main/node_modules/zod/index.js"() {
     init_external();
+  }
+});
+
+// src/balancer/haproxy/standby.ts
+function standbyName(name) {
+  return `${name}-surge`;
+}
+function serverLines(states, name) {
+  const primary = states.find((s3) => s3.server === name);
+  const spare = states.find((s3) => s3.server === standbyName(name));
+  if (!primary || !spare) return { live: primary, standby: void 0 };
+  const weighted = [primary, spare].filter((s3) => (s3.weight ?? 1) > 0);
+  const live = weighted.length === 1 ? weighted[0] : weighted.find((s3) => !s3.maint && !s3.drain) ?? primary;
+  return { live, standby: live === primary ? spare : primary };
+}
+function lineAddress(line) {
+  if (!line.port) return void 0;
+  return `${line.address.includes(":") ? `[${line.address}]` : line.address}:${line.port}`;
+}
+var init_standby = __esm({
+  "src/balancer/haproxy/standby.ts"() {
+    "use strict";
   }
 });
 
 // src/balancer/haproxy/config.ts
 function renderHaproxyConfig(options) {
   const home = [options.socket, options.stateFile].some((p2) => p2.startsWith("~/")) ? "    # HAProxy does not expand ~: write the balancer host's home directory in its place.\n" : "";
-  const servers2 = options.servers.map((s3) => `    server ${s3.name} ${s3.address} check
-`).join("");
+  const servers2 = options.servers.map(
+    (s3) => `    server ${s3.name} ${s3.address} check
+${s3.surgeAddress ? `    server ${standbyName(s3.name)} ${s3.surgeAddress} check disabled weight 0
+` : ""}`
+  ).join("");
+  const standby = options.servers.some((s3) => s3.surgeAddress) ? "    # rolling.strategy surge: each server's standby line (<name>-surge, on app.surgePort) waits\n    # in maintenance with weight 0; a deploy readies it and drains the other (docs/balancers.md).\n" : "";
   return `global
 ${home}    # nexus drains and enables servers through this socket (over SSH on this host).
     # The SSH user of balancer.host must be able to write to it (user/group/mode).
@@ -10095,11 +10121,12 @@ backend ${options.backend}
     option httpchk GET ${options.healthPath}
     http-check expect status 200
     default-server inter 2s fall 3 rise 2
-${servers2}`;
+${standby}${servers2}`;
 }
 var init_config = __esm({
   "src/balancer/haproxy/config.ts"() {
     "use strict";
+    init_standby();
   }
 });
 
@@ -10124,7 +10151,8 @@ var init_config_command = __esm({
           backend,
           servers: config2.servers.map((s3) => ({
             name: haproxy?.servers[s3.name] ?? s3.name,
-            address: s3.upstream
+            address: s3.upstream,
+            ...config2.rolling.strategy === "surge" && s3.surgeUpstream ? { surgeAddress: s3.surgeUpstream } : {}
           })),
           socket: haproxy?.socket ?? "/run/haproxy/admin.sock",
           stateFile: haproxy?.stateFile ?? "/var/lib/haproxy/server-state",
@@ -10553,6 +10581,9 @@ function writeStateFileScript(file) {
 function setServerState(backend, server, state) {
   return `set server ${backend}/${server} state ${state}`;
 }
+function setServerWeight(backend, server, weight) {
+  return `set server ${backend}/${server} weight ${weight}`;
+}
 function setServerAddress(backend, server, address) {
   const match3 = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
   if (!match3) throw new Error(`not a "host:port" address: ${address}`);
@@ -10801,6 +10832,7 @@ function parseServersState(text5) {
   const at2 = (name) => columns.indexOf(name);
   const backendId = at2("be_id");
   const portAt = at2("srv_port");
+  const weightAt = at2("srv_uweight");
   const index = {
     backend: at2("be_name"),
     server: at2("srv_name"),
@@ -10816,6 +10848,7 @@ function parseServersState(text5) {
     const admin = Number.parseInt(fields[index.admin] ?? "", 10) || 0;
     const id = backendId < 0 ? Number.NaN : Number.parseInt(fields[backendId] ?? "", 10);
     const port2 = portAt < 0 ? Number.NaN : Number.parseInt(fields[portAt] ?? "", 10);
+    const weight = weightAt < 0 ? Number.NaN : Number.parseInt(fields[weightAt] ?? "", 10);
     return {
       backend: fields[index.backend] ?? "",
       ...Number.isInteger(id) && id > 0 ? { backendId: id } : {},
@@ -10825,7 +10858,8 @@ function parseServersState(text5) {
       operational: Number.parseInt(fields[index.operational] ?? "", 10) || 0,
       admin,
       maint: (admin & ADMIN_MAINT) !== 0,
-      drain: (admin & ADMIN_DRAIN) !== 0
+      drain: (admin & ADMIN_DRAIN) !== 0,
+      ...Number.isInteger(weight) && weight >= 0 ? { weight } : {}
     };
   });
 }
@@ -10833,13 +10867,13 @@ var ADMIN_MAINT, ADMIN_DRAIN;
 var init_stats = __esm({
   "src/balancer/haproxy/stats.ts"() {
     "use strict";
-    ADMIN_MAINT = 1 | 2 | 4 | 32 | 64;
+    ADMIN_MAINT = 1 | 2 | 32;
     ADMIN_DRAIN = 8 | 16;
   }
 });
 
 // src/balancer/haproxy/haproxy.ts
-var HaproxyBalancer;
+var silentUnlessRefused, HaproxyBalancer;
 var init_haproxy = __esm({
   "src/balancer/haproxy/haproxy.ts"() {
     "use strict";
@@ -10850,7 +10884,9 @@ var init_haproxy = __esm({
     init_scripts();
     init_runtime_api();
     init_runtime_channel();
+    init_standby();
     init_stats();
+    silentUnlessRefused = (reply) => reply.trim() || void 0;
     HaproxyBalancer = class {
       constructor(runner, options) {
         this.runner = runner;
@@ -10870,8 +10906,17 @@ var init_haproxy = __esm({
       backendId;
       /** Drain waits running now: a reloaded process's connections are let go when the last ends. */
       waits = 0;
-      /** Per HAProxy server name, how many times nexus put it back in rotation: a drain wait stops then. */
+      /** Per nexus server, how many times nexus put it back in rotation: a drain wait stops then. */
       enables = /* @__PURE__ */ new Map();
+      /**
+       * Whether the backend has standby lines (`<name>-surge`), as the last read of its state said:
+       * without them a server's line is its name, and nothing needs reading to find it.
+       */
+      hasStandby;
+      /** Per nexus server, the line a surge switch left draining: `waitLeft` retires it. */
+      retiring = /* @__PURE__ */ new Map();
+      /** The warning about a backend without standby lines, said once. */
+      warnedNoStandby = false;
       get host() {
         return this.runner.name;
       }
@@ -10888,38 +10933,61 @@ var init_haproxy = __esm({
         return `${this.options.backend}/${this.options.serverName(server)}`;
       }
       /**
-       * State changes in order, sent together with the read of the whole runtime state for the state
-       * file; HAProxy answers nothing to a `set server` that worked.
+       * Changes in order, sent together with the read of the whole runtime state for the state file;
+       * HAProxy answers nothing to a `set server … state|weight` that worked.
        */
-      async setStates(changes, moves = []) {
-        if (changes.length + moves.length === 0) return;
-        const sets = [
-          ...moves.map(
-            ({ server, to: to2 }) => setServerAddress(this.options.backend, this.options.serverName(server), to2)
-          ),
-          ...changes.map(
-            ({ server, state }) => setServerState(this.options.backend, this.options.serverName(server), state)
-          )
-        ];
+      async send(commands) {
+        if (commands.length === 0) return;
+        const sets = commands.map((c3) => c3.command);
         this.options.onCommand?.(this.host, `HAProxy admin socket: ${sets.join("; ")}`);
         const replies = await this.channel.callAll(
           this.options.stateFile ? [...sets, "show servers state"] : sets
         );
-        const refused = [
-          ...moves.flatMap(({ server, to: to2 }, i2) => {
-            const refusal = addressChangeRefused(replies[i2] ?? "");
-            return refusal ? [`the move of ${this.label(server)} to ${to2}: ${refusal}`] : [];
-          }),
-          ...changes.flatMap(({ server, state }, i2) => {
-            const reply = replies[moves.length + i2];
-            return reply ? [`"state ${state}" for ${this.label(server)}: ${reply}`] : [];
-          })
-        ];
+        const refused = commands.flatMap((c3, i2) => {
+          const refusal = c3.refused(replies[i2] ?? "");
+          return refusal ? [`${c3.what}: ${refusal}`] : [];
+        });
         if (refused.length < sets.length) this.saveState(replies[sets.length]);
         if (refused.length > 0) throw new BalancerError(`${this.host}: HAProxy refused ${refused.join("; ")}`);
       }
-      setState(servers2, state) {
-        return this.setStates(servers2.map((server) => ({ server, state })));
+      stateCommand(line, state) {
+        return {
+          command: setServerState(this.options.backend, line, state),
+          what: `"state ${state}" for ${this.options.backend}/${line}`,
+          refused: silentUnlessRefused
+        };
+      }
+      weightCommand(line, weight) {
+        return {
+          command: setServerWeight(this.options.backend, line, weight),
+          what: `"weight ${weight}" for ${this.options.backend}/${line}`,
+          refused: silentUnlessRefused
+        };
+      }
+      addressCommand(line, to2) {
+        return {
+          command: setServerAddress(this.options.backend, line, to2),
+          what: `the move of ${this.options.backend}/${line} to ${to2}`,
+          refused: addressChangeRefused
+        };
+      }
+      /**
+       * Each server's lines, by nexus server name: read from HAProxy unless the backend is known to
+       * have no standby line (then a server's line is its name).
+       */
+      async linesOf(servers2) {
+        if (servers2.length === 0) return /* @__PURE__ */ new Map();
+        const states = this.hasStandby === false ? void 0 : await this.serversState();
+        return new Map(
+          servers2.map((server) => [
+            server.name,
+            states ? serverLines(states, this.options.serverName(server)) : { live: void 0, standby: void 0 }
+          ])
+        );
+      }
+      /** The line that carries `server`'s traffic now. */
+      liveLine(lines, server) {
+        return lines.get(server.name)?.live?.server ?? this.options.serverName(server);
       }
       /**
        * Writes the whole runtime state (read with the change) to the `server-state-file`, so that a
@@ -10953,6 +11021,8 @@ var init_haproxy = __esm({
         }
         const states = this.parse(() => parseServersState(text5));
         this.backendId = states.find((s3) => s3.backend === this.options.backend)?.backendId ?? this.backendId;
+        const names = new Set(states.map((s3) => s3.server));
+        this.hasStandby = states.some((s3) => names.has(standbyName(s3.server)));
         return states;
       }
       /** `show stat` of the backend's servers, by the backend's id once known. */
@@ -10960,9 +11030,9 @@ var init_haproxy = __esm({
         if (this.backendId === void 0) await this.serversState();
         return `show stat ${this.backendId ?? this.options.backend} 4 -1`;
       }
-      parse(read) {
+      parse(read2) {
         try {
-          return read();
+          return read2();
         } catch (error3) {
           throw new BalancerError(`${this.host}: ${error3.message}`);
         }
@@ -10971,44 +11041,92 @@ var init_haproxy = __esm({
       async showStat() {
         return this.channel.call(await this.statCommand());
       }
+      /** The HAProxy names of `servers` whose standby line (`<name>-surge`) the backend lacks. */
+      async serversWithoutStandby(servers2) {
+        const names = new Set((await this.serversState()).map((s3) => s3.server));
+        return servers2.map((server) => this.options.serverName(server)).filter((name) => names.has(name) && !names.has(standbyName(name)));
+      }
       /** The live runtime state, not the config file: what HAProxy does right now. */
       async state(servers2) {
         const live = await this.serversState();
         return servers2.map((server) => {
-          const entry = live.find((s3) => s3.server === this.options.serverName(server));
+          const entry = serverLines(live, this.options.serverName(server)).live;
+          const address = entry && lineAddress(entry);
           return {
             server: server.name,
             upstream: this.label(server),
             present: !!entry,
             inRotation: !!entry && !entry.maint && !entry.drain,
-            ...entry?.port ? { address: `${entry.address.includes(":") ? `[${entry.address}]` : entry.address}:${entry.port}` } : {}
+            ...address ? { address } : {}
           };
         });
       }
       /**
-       * One round trip; moves first (`set server … addr … port …`: new sessions go to the new address,
-       * those open on the old one finish there), then enables, so capacity comes back before any more
-       * leaves.
+       * One change (after one read of the lines, when the backend has standby lines): moves first,
+       * then enables, then drains, so capacity comes back before any more leaves.
+       *
+       * A move (the surge switch) readies the server's standby line on the new address, with the live
+       * line's weight, and drains the live line (`waitLeft` then retires it): new requests go to the new
+       * process, and the connections HAProxy keeps to the old one are never picked again. A server not
+       * being enabled (an operator's drain) gets its standby line addressed and weighted, in
+       * maintenance. Without a standby line the one line is re-addressed (`set server … addr`), with a
+       * warning: HAProxy goes on sending a client session's requests on the connection it holds to
+       * the old process, so one can be reset when that process stops.
        */
       async apply(change) {
-        for (const server of change.enable ?? []) {
-          const name = this.options.serverName(server);
-          this.enables.set(name, (this.enables.get(name) ?? 0) + 1);
+        const enable = change.enable ?? [];
+        const drain = change.drain ?? [];
+        const moves = change.move ?? [];
+        for (const server of enable) this.enables.set(server.name, (this.enables.get(server.name) ?? 0) + 1);
+        const lines = await this.linesOf([...moves.map((m2) => m2.server), ...enable, ...drain]);
+        const commands = [];
+        const switched = /* @__PURE__ */ new Set();
+        for (const { server, to: to2 } of moves) {
+          const { live, standby } = lines.get(server.name) ?? { live: void 0, standby: void 0 };
+          if (!live || !standby) {
+            this.warnNoStandby(server);
+            commands.push(this.addressCommand(this.options.serverName(server), to2));
+            continue;
+          }
+          if (lineAddress(live) === to2) continue;
+          switched.add(server.name);
+          if (lineAddress(standby) !== to2) commands.push(this.addressCommand(standby.server, to2));
+          commands.push(this.weightCommand(standby.server, live.weight || 1));
+          if (enable.includes(server)) {
+            commands.push(this.stateCommand(standby.server, "ready"), this.stateCommand(live.server, "drain"));
+            this.retiring.set(server.name, live.server);
+          } else {
+            commands.push(this.stateCommand(live.server, "maint"), this.weightCommand(live.server, 0));
+          }
         }
-        await this.setStates(
-          [
-            ...(change.enable ?? []).map((server) => ({ server, state: "ready" })),
-            ...(change.drain ?? []).map((server) => ({ server, state: "drain" }))
-          ],
-          change.move
+        for (const server of enable)
+          if (!switched.has(server.name)) commands.push(this.stateCommand(this.liveLine(lines, server), "ready"));
+        for (const server of drain) commands.push(this.stateCommand(this.liveLine(lines, server), "drain"));
+        await this.send(commands);
+      }
+      warnNoStandby(server) {
+        if (this.warnedNoStandby) return;
+        this.warnedNoStandby = true;
+        const name = this.options.serverName(server);
+        this.options.onWarning?.(
+          `HAProxy backend ${this.options.backend} has no standby line ${standbyName(name)}: the switch re-addresses ${name}, and HAProxy keeps sending a client session's requests on the connection it holds to the old process, so one can be reset when that process stops. Add \`server ${standbyName(name)} <address>:<app.surgePort> disabled weight 0\` per server (nexus haproxy-config prints them)`
         );
       }
       /**
-       * No connection from the HAProxy host to `address` (a server's old address after a move) is
-       * left: counted in the host's /proc/net/tcp, as the Nginx driver counts a drain's (its script).
-       * The server's sessions (`scur`) cannot tell: they count both addresses.
+       * The old process of a surge switch has no request left. With a standby line, the line the switch
+       * drained has no session left: it goes to maintenance, weight 0 (the next switch's standby).
+       * Without one, no connection from the HAProxy host to `address` is left: counted in the host's
+       * /proc/net/tcp, as the Nginx driver counts a drain's (its script); the server's sessions
+       * (`scur`) cannot tell, they count both addresses.
        */
-      async waitLeft(_server, address, timeoutMs) {
+      async waitLeft(server, address, timeoutMs) {
+        const line = this.retiring.get(server.name);
+        if (line !== void 0) {
+          this.retiring.delete(server.name);
+          const wait = await this.waitDrainedLine(server, line, timeoutMs);
+          await this.send([this.weightCommand(line, 0)]);
+          return wait;
+        }
         const tcp = procNetTcpAddress(address);
         if (tcp === void 0) return { drained: true, open: 0, detail: "connections not countable (not IPv4)" };
         const result2 = await this.runner.exec(script(WAIT_DRAINED_SCRIPT, timeoutMs, tcp));
@@ -11027,37 +11145,40 @@ var init_haproxy = __esm({
        * runtime state is lost and the server is back in rotation), the drain is applied again.
        */
       async waitDrained(server, timeoutMs) {
+        const line = this.liveLine(await this.linesOf([server]), server);
+        return this.waitDrainedLine(server, line, timeoutMs);
+      }
+      async waitDrainedLine(server, line, timeoutMs) {
         this.waits++;
         try {
-          return await this.waitUntilDrained(server, timeoutMs);
+          return await this.waitUntilDrained(server, line, timeoutMs);
         } finally {
           if (--this.waits === 0) this.channel.releaseStopping();
         }
       }
-      async waitUntilDrained(server, timeoutMs) {
+      async waitUntilDrained(server, line, timeoutMs) {
         const interval = this.options.pollInterval ?? 10;
         const deadline = Date.now() + timeoutMs;
-        const name = this.options.serverName(server);
-        const enables = this.enables.get(name) ?? 0;
+        const enables = this.enables.get(server.name) ?? 0;
         let maint = false;
         for (; ; ) {
-          const { stat: stat8, admin, before } = await this.poll(server);
+          const { stat: stat8, admin, before } = await this.poll(line);
           const open2 = stat8.sessions + stat8.queued + before;
-          if ((this.enables.get(name) ?? 0) !== enables)
+          if ((this.enables.get(server.name) ?? 0) !== enables)
             return { drained: false, open: open2, detail: "put back in rotation while its drain was waited for" };
           if (!admin.drain && !admin.maint) {
             if (Date.now() >= deadline) return { drained: false, open: open2 };
             this.options.onWarning?.(
-              `${this.label(server)} was back in rotation while draining (HAProxy restarted?): draining it again`
+              `${this.options.backend}/${line} was back in rotation while draining (HAProxy restarted?): draining it again`
             );
             maint = false;
-            await this.setState([server], "drain");
+            await this.send([this.stateCommand(line, "drain")]);
             continue;
           }
           if (open2 === 0 && maint) return { drained: true, open: 0 };
           const late = Date.now() >= deadline;
           if (open2 === 0 || late) {
-            if (!maint) await this.setState([server], "maint");
+            if (!maint) await this.send([this.stateCommand(line, "maint")]);
             maint = true;
             if (late) return { drained: open2 === 0, open: open2 };
             continue;
@@ -11069,8 +11190,7 @@ var init_haproxy = __esm({
        * The server's sessions (`show stat`) and administrative state (`show servers state`), together;
        * `before`: its sessions in a process a reload replaced, which still finishes what it had.
        */
-      async poll(server) {
-        const name = this.options.serverName(server);
+      async poll(name) {
         const mine = (s3) => s3.backend === this.options.backend && s3.server === name;
         for (let attempt = 1; ; attempt++) {
           const showStat = await this.statCommand();
@@ -11082,7 +11202,7 @@ var init_haproxy = __esm({
           const row = this.parse(() => parseShowStat(statText)).find(mine);
           if (!row && admin && showStat !== await this.statCommand() && attempt < 3) continue;
           if (!row || !admin)
-            throw new BalancerError(`${this.host}: HAProxy has no server ${this.label(server)}`);
+            throw new BalancerError(`${this.host}: HAProxy has no server ${this.options.backend}/${name}`);
           let before = 0;
           for (const [text5 = ""] of await this.channel.callStopping(["show stat -1 4 -1"])) {
             const old = this.parse(() => parseShowStat(text5)).find(mine);
@@ -11129,6 +11249,7 @@ async function checkHaproxy(entry, context) {
   try {
     const states = await balancer.state(config2.servers);
     const missing = states.filter((s3) => !s3.present);
+    const standbyMissing = config2.rolling.strategy === "surge" ? await balancer.serversWithoutStandby(config2.servers) : [];
     return [
       { target, check: "admin socket", status: "ok", detail: "answers at level admin" },
       missing.length === 0 ? {
@@ -11142,7 +11263,16 @@ async function checkHaproxy(entry, context) {
         status: "fail",
         detail: `the backend lacks ${missing.map((m2) => `${m2.server} (${m2.upstream})`).join(", ")}`,
         fix: `add them to the backend (see \`${nexusCommand("haproxy-config")}\`), or map names with balancer.servers`
-      }
+      },
+      ...standbyMissing.length > 0 ? [
+        {
+          target,
+          check: "standby lines",
+          status: "warn",
+          detail: `rolling.strategy surge: no standby line for ${standbyMissing.join(", ")}: the switch then re-addresses the server's line, and a request HAProxy sends on a connection it keeps to the old process can be reset as that process stops`,
+          fix: "add `server <name>-surge <address>:<app.surgePort> disabled weight 0` per server (`nexus haproxy-config` prints them)"
+        }
+      ] : []
     ];
   } catch (error3) {
     return [
@@ -11239,7 +11369,15 @@ async function watchHaproxy(entry, context) {
   const { config: config2, host } = context;
   const haproxy = createHaproxy(entry, host.runner, { home: host.home });
   context.closeWith(haproxy);
-  const byName = new Map(config2.servers.map((s3) => [entry.servers[s3.name] ?? s3.name, s3.name]));
+  const byName = new Map(
+    config2.servers.flatMap((s3) => {
+      const name = entry.servers[s3.name] ?? s3.name;
+      return [
+        [name, s3.name],
+        [standbyName(name), s3.name]
+      ];
+    })
+  );
   return {
     source: new HaproxyStatSource(() => haproxy.showStat(), entry.backend),
     serverOf: (key) => byName.get(key)
@@ -11249,6 +11387,7 @@ var init_watch = __esm({
   "src/balancer/haproxy/watch.ts"() {
     "use strict";
     init_create();
+    init_standby();
     init_traffic_source();
   }
 });
@@ -11498,17 +11637,17 @@ function renderUpstreamBlock(options) {
   if ("include" in options) {
     assertWord(options.include, "included file");
     lines.push(`    include ${options.include};`);
-  } else lines.push(...serverLines(options).map((line) => `    ${line}`));
+  } else lines.push(...serverLines2(options).map((line) => `    ${line}`));
   if (keepalive > 0) lines.push(`    keepalive ${keepalive};`);
   lines.push("}");
   return `${lines.join("\n")}
 `;
 }
 function renderServersFile(options) {
-  return `${serverLines(options).join("\n")}
+  return `${serverLines2(options).join("\n")}
 `;
 }
-function serverLines(options) {
+function serverLines2(options) {
   const { servers: servers2, maxFails = 3, failTimeout = "30s" } = options;
   if (servers2.length === 0) throw new Error("an upstream needs at least one server");
   for (const server of servers2) assertWord(server, "server address");
@@ -11696,12 +11835,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path24, indent = "") {
-  return `${indent}access_log ${path24} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path26, indent = "") {
+  return `${indent}access_log ${path26} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path24) {
+function logFormatAdvice(path26) {
   return `${logFormatDirective()}
-${accessLogDirective(path24)}`;
+${accessLogDirective(path26)}`;
 }
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -11722,18 +11861,18 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs, unescapedFormats };
 }
-function dumpLogsInNexusFormat(finding, path24) {
+function dumpLogsInNexusFormat(finding, path26) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path24)
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path26)
   );
 }
-function dumpLogsUnescaped(finding, path24) {
+function dumpLogsUnescaped(finding, path26) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path24)
+    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path26)
   );
 }
-function samePath(file, path24) {
-  return file === path24 || !file.startsWith("/") && path24.endsWith(`/${file.replace(/^\.\//, "")}`);
+function samePath(file, path26) {
+  return file === path26 || !file.startsWith("/") && path26.endsWith(`/${file.replace(/^\.\//, "")}`);
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
 var init_log_format = __esm({
@@ -12255,9 +12394,9 @@ var init_proxy_jump = __esm({
 function where(file, location) {
   return location ? `${location.file ?? file}:${location.line}:${location.column}` : file;
 }
-function formatPath(path24) {
+function formatPath(path26) {
   let out = "";
-  for (const key of path24) {
+  for (const key of path26) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -12304,12 +12443,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path24 = formatPath(issue2.path);
+    const path26 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path24}: is required (expected ${withArticle(issue2.expected)})` : `${path24}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path26}: is required (expected ${withArticle(issue2.expected)})` : `${path26}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -12322,23 +12461,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path24}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path26}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path24}: ${nested.message}` : `${path24}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path26}: ${nested.message}` : `${path26}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path24}: ${humanBound(issue2)}`);
+        lines.push(`${path26}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path24}: ${issue2.message}`);
+        lines.push(`${path26}: ${issue2.message}`);
     }
   }
   return lines;
@@ -12497,8 +12636,8 @@ function inventoryRedactor(data, env2) {
   };
   const fromEnv = (value) => isPlainObject2(value) && typeof value.fromEnv === "string" ? env2[value.fromEnv] : void 0;
   const walk = (value, envMap2) => {
-    const read = fromEnv(value);
-    if (read !== void 0) add(read);
+    const read2 = fromEnv(value);
+    if (read2 !== void 0) add(read2);
     else if (Array.isArray(value)) for (const item of value) walk(item, false);
     else if (isPlainObject2(value))
       for (const [key, item] of Object.entries(value)) {
@@ -12579,7 +12718,7 @@ var init_inventory = __esm({
   }
 });
 
-// node_modules/jsonc-parser/lib/esm/impl/scanner.js
+// ../../main/node_modules/jsonc-parser/lib/esm/impl/scanner.js
 function createScanner(text5, ignoreTrivia = false) {
   const len = text5.length;
   let pos = 0, value = "", tokenOffset = 0, token = 16, lineNumber = 0, lineStartOffset = 0, tokenLineStartOffset = 0, prevTokenLineStartOffset = 0, scanError = 0;
@@ -12918,7 +13057,7 @@ function isDigit(ch) {
 }
 var CharacterCodes;
 var init_scanner = __esm({
-  "node_modules/jsonc-parser/lib/esm/impl/scanner.js"() {
+  "../../main/node_modules/jsonc-parser/lib/esm/impl/scanner.js"() {
     "use strict";
     (function(CharacterCodes2) {
       CharacterCodes2[CharacterCodes2["lineFeed"] = 10] = "lineFeed";
@@ -13005,10 +13144,10 @@ var init_scanner = __esm({
   }
 });
 
-// node_modules/jsonc-parser/lib/esm/impl/string-intern.js
+// ../../main/node_modules/jsonc-parser/lib/esm/impl/string-intern.js
 var cachedSpaces, maxCachedValues, cachedBreakLinesWithSpaces;
 var init_string_intern = __esm({
-  "node_modules/jsonc-parser/lib/esm/impl/string-intern.js"() {
+  "../../main/node_modules/jsonc-parser/lib/esm/impl/string-intern.js"() {
     cachedSpaces = new Array(20).fill(0).map((_2, index) => {
       return " ".repeat(index);
     });
@@ -13040,16 +13179,16 @@ var init_string_intern = __esm({
   }
 });
 
-// node_modules/jsonc-parser/lib/esm/impl/format.js
+// ../../main/node_modules/jsonc-parser/lib/esm/impl/format.js
 var init_format = __esm({
-  "node_modules/jsonc-parser/lib/esm/impl/format.js"() {
+  "../../main/node_modules/jsonc-parser/lib/esm/impl/format.js"() {
     "use strict";
     init_scanner();
     init_string_intern();
   }
 });
 
-// node_modules/jsonc-parser/lib/esm/impl/parser.js
+// ../../main/node_modules/jsonc-parser/lib/esm/impl/parser.js
 function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   let currentParent = { type: "array", offset: -1, length: -1, children: [], parent: void 0 };
   function ensurePropertyComplete(endOffset) {
@@ -13108,12 +13247,12 @@ function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   }
   return result2;
 }
-function findNodeAtLocation(root, path24) {
+function findNodeAtLocation(root, path26) {
   if (!root) {
     return void 0;
   }
   let node2 = root;
-  for (let segment of path24) {
+  for (let segment of path26) {
     if (typeof segment === "string") {
       if (node2.type !== "object" || !Array.isArray(node2.children)) {
         return void 0;
@@ -13488,7 +13627,7 @@ function getNodeType(value) {
 }
 var ParseOptions;
 var init_parser = __esm({
-  "node_modules/jsonc-parser/lib/esm/impl/parser.js"() {
+  "../../main/node_modules/jsonc-parser/lib/esm/impl/parser.js"() {
     "use strict";
     init_scanner();
     (function(ParseOptions2) {
@@ -13499,16 +13638,16 @@ var init_parser = __esm({
   }
 });
 
-// node_modules/jsonc-parser/lib/esm/impl/edit.js
+// ../../main/node_modules/jsonc-parser/lib/esm/impl/edit.js
 var init_edit = __esm({
-  "node_modules/jsonc-parser/lib/esm/impl/edit.js"() {
+  "../../main/node_modules/jsonc-parser/lib/esm/impl/edit.js"() {
     "use strict";
     init_format();
     init_parser();
   }
 });
 
-// node_modules/jsonc-parser/lib/esm/main.js
+// ../../main/node_modules/jsonc-parser/lib/esm/main.js
 function printParseErrorCode(code) {
   switch (code) {
     case 1:
@@ -13548,7 +13687,7 @@ function printParseErrorCode(code) {
 }
 var ScanError, SyntaxKind, parseTree2, findNodeAtLocation2, getNodeValue2, ParseErrorCode;
 var init_main = __esm({
-  "node_modules/jsonc-parser/lib/esm/main.js"() {
+  "../../main/node_modules/jsonc-parser/lib/esm/main.js"() {
     "use strict";
     init_format();
     init_edit();
@@ -13623,10 +13762,10 @@ function parseConfigText(text5, label) {
   }
   return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text5 };
 }
-function locate(parsed, path24) {
+function locate(parsed, path26) {
   if (!parsed.tree) return void 0;
-  for (let length = path24.length; length >= 0; length--) {
-    const node2 = findNodeAtLocation2(parsed.tree, path24.slice(0, length));
+  for (let length = path26.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path26.slice(0, length));
     if (!node2) continue;
     const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
     return lineColumn(parsed.text, (key ?? node2).offset);
@@ -13637,14 +13776,14 @@ function problemPath(problem) {
   if (problem.startsWith("(top level): ")) return [];
   const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
-  const path24 = [];
+  const path26 = [];
   let rest = problem;
   for (; ; ) {
-    const match3 = (path24.length === 0 ? first : next).exec(rest);
-    if (!match3) return path24.length > 0 && rest.startsWith(": ") ? path24 : void 0;
-    if (match3[2] !== void 0) path24.push(Number(match3[2]));
-    else if (match3[3] !== void 0) path24.push(JSON.parse(match3[3]));
-    else path24.push(match3[1]);
+    const match3 = (path26.length === 0 ? first : next).exec(rest);
+    if (!match3) return path26.length > 0 && rest.startsWith(": ") ? path26 : void 0;
+    if (match3[2] !== void 0) path26.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path26.push(JSON.parse(match3[3]));
+    else path26.push(match3[1]);
     rest = rest.slice(match3[0].length);
   }
 }
@@ -13663,13 +13802,13 @@ function withPositions(error3, parsed) {
   if (error3.locations.some(Boolean)) return error3;
   const layers = Array.isArray(parsed) ? parsed : [parsed];
   const locations = error3.problems.map((problem) => {
-    const path24 = problemPath(problem);
-    if (!path24) return void 0;
+    const path26 = problemPath(problem);
+    if (!path26) return void 0;
     const layer = layers[ownerOf(
       layers.map((l) => l.data),
-      path24
+      path26
     )];
-    const at2 = locate(layer, path24);
+    const at2 = locate(layer, path26);
     const label = "label" in layer && layer.label !== error3.file ? layer.label : void 0;
     return at2 && label ? { ...at2, file: label } : at2;
   });
@@ -13711,6 +13850,9 @@ function ecosystemFile(app) {
       apps: [
         {
           ...app.options,
+          ...app.interpreter !== void 0 ? { interpreter: app.interpreter } : {},
+          ...app.args !== void 0 ? { args: app.args } : {},
+          ...app.nodeArgs !== void 0 ? { node_args: app.nodeArgs } : {},
           name: app.name,
           script: app.script,
           cwd: app.cwd,
@@ -13736,6 +13878,11 @@ function ecosystemFile(app) {
     2
   )}
 `;
+}
+function pm2Words(value) {
+  if (value === void 0) return [];
+  if (Array.isArray(value)) return value;
+  return value.split(/([\w-]+="[^"]*")|([\w-]+='[^']*')|"([^"]*)"|'([^']*)'|\s/).filter((word) => typeof word === "string" && word.trim() !== "");
 }
 var text2, words, ms, PM2_OPTIONS;
 var init_ecosystem = __esm({
@@ -13843,6 +13990,740 @@ ${detail}` : ""}`);
       code;
       stderr;
     };
+  }
+});
+
+// src/remote/sha256.ts
+function sha256Of(file) {
+  return script(SHA256_SCRIPT, file);
+}
+var SHA256_FUNCTION, SHA256_SCRIPT;
+var init_sha256 = __esm({
+  "src/remote/sha256.ts"() {
+    "use strict";
+    init_op();
+    init_script_file();
+    SHA256_FUNCTION = `sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
+  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
+  else node -e 'const h=require("crypto").createHash("sha256");require("fs").createReadStream(process.argv[1]).on("data",d=>h.update(d)).on("end",()=>console.log(h.digest("hex")))' "$1"
+  fi
+}
+`;
+    SHA256_SCRIPT = withFunctions('sha256 "$1"\n', SHA256_FUNCTION);
+  }
+});
+
+// src/remote/release.ts
+import path3 from "node:path/posix";
+function prepare(l, options = {}) {
+  const create = cmd(
+    "mkdir",
+    "-p",
+    l.releases,
+    l.shared,
+    l.incoming,
+    path3.dirname(l.ecosystem("x")),
+    l.failed
+  );
+  const clear = cmd(
+    "find",
+    l.incoming,
+    "-mindepth",
+    "1",
+    "-maxdepth",
+    "1",
+    "-exec",
+    "rm",
+    "-rf",
+    "--",
+    "{}",
+    "+"
+  );
+  return {
+    what: "preparing the deploy path",
+    command: options.clearIncoming ? `${create} && ${clear}` : create,
+    parse: (result2, server) => void stdoutOrThrow(server, "preparing the deploy path", result2)
+  };
+}
+function extract(l, archive, id, sha256) {
+  assertReleaseId(id);
+  return {
+    what: "extracting the release",
+    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
+    parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
+  };
+}
+function install(l, id, manager) {
+  assertReleaseId(id);
+  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
+  return {
+    what: "installing dependencies",
+    command: script(
+      INSTALL_SCRIPT,
+      l.release(id),
+      l.current,
+      m2.name,
+      manager?.pinned ?? "",
+      manager?.lockfile ?? "",
+      ...m2.args
+    ),
+    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
+  };
+}
+function parseInstall(stdout) {
+  const lines = stdout.split("\n");
+  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
+  if (lines.includes("@skipped")) return { result: "skipped", notes };
+  if (lines.includes("@reused")) return { result: "reused", notes };
+  const installed = lines.find((line) => line.startsWith("@installed"));
+  const why = installed?.slice("@installed".length).trim();
+  return { result: "installed", ...why ? { why } : {}, notes };
+}
+function writePrivateFile(file, content, what) {
+  return {
+    what,
+    command: script(WRITE_PRIVATE_SCRIPT, file),
+    stdin: content,
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
+  };
+}
+function activate(l, id) {
+  assertReleaseId(id);
+  const tmp = `${l.current}.tmp-${id}`;
+  return {
+    what: "switching current",
+    command: `${cmd("ln", "-sfn", `releases/${id}`, tmp)} && ${cmd("mv", "-Tf", tmp, l.current)}`,
+    parse: (result2, server) => void stdoutOrThrow(server, "switching current", result2)
+  };
+}
+function markFailed(l, id) {
+  assertReleaseId(id);
+  return {
+    what: "marking the release failed",
+    command: cmd("touch", `${l.failed}/${id}`),
+    parse: (result2, server) => void stdoutOrThrow(server, "marking the release failed", result2)
+  };
+}
+function stopStrays(l, id) {
+  assertReleaseId(id);
+  return {
+    what: "stopping what an earlier attempt left running",
+    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
+    parse: (result2) => result2.stdout.includes("@stopped")
+  };
+}
+function removeReleases(l, ids) {
+  for (const id of ids) assertReleaseId(id);
+  return {
+    what: "removing releases",
+    command: cmd(
+      "rm",
+      "-rf",
+      "--",
+      ...ids.flatMap((id) => [
+        l.release(id),
+        `${l.release(id)}.partial`,
+        `${l.incoming}/${id}.tar.gz`,
+        `${l.incoming}/${id}.tar.gz.part`,
+        l.ecosystem(id),
+        `${l.ecosystem(id)}.prev`,
+        `${l.failed}/${id}`,
+        `${l.staged}/${id}`
+      ])
+    ),
+    parse: (result2, server) => void stdoutOrThrow(server, "removing releases", result2)
+  };
+}
+function tailFile(file, lines = 20) {
+  return {
+    what: "reading the log",
+    command: `tail -n ${Number(lines)} -- ${cmd(file)} 2>/dev/null || true`,
+    parse: (result2) => result2.stdout.split("\n").filter((line) => line.trim() !== "")
+  };
+}
+function keepPrivateFile(file, what) {
+  return {
+    what,
+    command: script(KEEP_PRIVATE_SCRIPT, file),
+    parse: (result2, server) => stdoutOrThrow(server, what, result2).includes("@kept")
+  };
+}
+function restorePrivateFile(file, what) {
+  return {
+    what,
+    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
+    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
+  };
+}
+var EXTRACT_SCRIPT, INSTALL_SCRIPT, WRITE_PRIVATE_SCRIPT, STOP_STRAYS_SCRIPT, KEEP_PRIVATE_SCRIPT;
+var init_release = __esm({
+  "src/remote/release.ts"() {
+    "use strict";
+    init_errors5();
+    init_layout();
+    init_op();
+    init_quote();
+    init_script_file();
+    init_sha256();
+    EXTRACT_SCRIPT = withFunctions(`set -eu
+archive=$1 release=$2 expected=$3 stamp=$4
+tmp="$release.partial"
+# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
+trap 'rm -rf "$archive" "$tmp"' EXIT
+actual=$(sha256 "$archive")
+if [ "$actual" != "$expected" ]; then
+  echo "checksum mismatch: expected $expected, got $actual" >&2
+  exit 65 # REMOTE_EXIT.checksumMismatch
+fi
+if [ -e "$release" ]; then
+  echo "release \${release##*/} already exists on this server" >&2
+  exit 66 # REMOTE_EXIT.releaseExists
+fi
+# Absolute and ../ member names are refused outright (GNU tar would strip or skip them).
+escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
+if [ -n "$escaping" ]; then
+  echo "refused: the artifact has entries outside the release: $escaping" >&2
+  exit 67 # REMOTE_EXIT.unsafeArchive
+fi
+rm -rf "$tmp"
+mkdir -p "$tmp"
+tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
+# Symlinks may not lead out of the release: each is resolved and compared with the canonical
+# directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
+# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
+# inside, though node_modules comes later (busybox has only -f, which needs the parents).
+canonical=$(cd "$tmp" && pwd -P)
+outside=$(find "$tmp" -type l -exec sh -c '
+  c=$1 t=$2; shift 2
+  for link in "$@"; do
+    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
+    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
+  done' nexus "$canonical" "$tmp" {} +)
+if [ -n "$outside" ]; then
+  echo "refused: the artifact holds a symlink out of the release: $outside" >&2
+  exit 67 # REMOTE_EXIT.unsafeArchive
+fi
+mv "$tmp" "$release"
+mkdir -p "\${stamp%/*}"
+: > "$stamp"
+`, SHA256_FUNCTION);
+    INSTALL_SCRIPT = withProgram(
+      'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
+      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
+    );
+    WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
+    STOP_STRAYS_SCRIPT = `release=$1
+# /proc shows a cwd with symlinks resolved: so is the path compared with it.
+dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
+# One find for every process (a readlink each would fork hundreds of times); the path's glob
+# characters escaped, as -lname reads a pattern.
+pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
+strays() {
+  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
+    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
+}
+pids=$(strays)
+[ -n "$pids" ] || exit 0
+# shellcheck disable=SC2086 # one word per pid, digits only
+kill $pids 2>/dev/null
+i=0
+while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
+pids=$(strays)
+# shellcheck disable=SC2086 # one word per pid, digits only
+[ -z "$pids" ] || kill -9 $pids 2>/dev/null
+echo "@stopped"
+`;
+    KEEP_PRIVATE_SCRIPT = 'file=$1 kept="$1.prev"\nif [ -f "$file" ]; then\n  (umask 077 && cp -p -- "$file" "$kept") && echo @kept\nelse\n  rm -f -- "$kept"\nfi\n';
+  }
+});
+
+// src/start/command-line.ts
+function parseCommandLine(text5) {
+  const words3 = splitWords(text5.trim());
+  if (words3.length === 0) throw new CommandLineError("is empty");
+  const assignments = [];
+  while (words3[0]?.assignment !== void 0) {
+    const { assignment: name, parts } = words3.shift();
+    const [first, ...rest] = parts;
+    const value = first.text.slice(`${name}=`.length);
+    assignments.push({
+      name,
+      // No field splitting in an assignment's value.
+      value: [...value ? [{ text: value }] : [], ...rest].map(
+        (p2) => "text" in p2 ? p2 : { ...p2, split: false }
+      )
+    });
+  }
+  return { assignments, words: words3.map((w2) => w2.parts) };
+}
+function literal2(word) {
+  let out = "";
+  for (const part of word) {
+    if (!("text" in part)) return void 0;
+    out += part.text;
+  }
+  return out;
+}
+function expandWord(word, env2) {
+  const fields = [];
+  let current3 = "";
+  let started = false;
+  for (const part of word) {
+    if ("text" in part) {
+      current3 += part.text;
+      started = true;
+      continue;
+    }
+    const set = Object.hasOwn(env2, part.variable) ? env2[part.variable] : void 0;
+    let value = set ?? "";
+    if (part.fallback && (set === void 0 || part.fallback.empty && set === ""))
+      value = part.fallback.text;
+    if (!part.split) {
+      current3 += value;
+      started = true;
+      continue;
+    }
+    const pieces = value.split(/[ \t\n]+/);
+    pieces.forEach((piece, i2) => {
+      if (i2 > 0 && (started || current3 !== "")) {
+        fields.push(current3);
+        current3 = "";
+        started = false;
+      }
+      if (piece !== "") {
+        current3 += piece;
+        started = true;
+      }
+    });
+  }
+  if (started || current3 !== "") fields.push(current3);
+  return fields;
+}
+function showWord(word) {
+  const text5 = word.map(
+    (p2) => "text" in p2 ? p2.text : p2.fallback ? `\${${p2.variable}${p2.fallback.empty ? ":-" : "-"}${p2.fallback.text}}` : `$${p2.variable}`
+  ).join("");
+  return /^[A-Za-z0-9_@%+=:,./${}-]+$/.test(text5) ? text5 : `'${text5.replace(/'/g, `'\\''`)}'`;
+}
+function splitWords(text5) {
+  const words3 = [];
+  let word;
+  const push = (part) => {
+    word ??= { parts: [] };
+    const last = word.parts.at(-1);
+    if (last && "text" in last && "text" in part)
+      word.parts[word.parts.length - 1] = { text: last.text + part.text };
+    else word.parts.push(part);
+    return word;
+  };
+  const end = () => {
+    if (word) words3.push(word);
+    word = void 0;
+  };
+  let i2 = 0;
+  while (i2 < text5.length) {
+    const c3 = text5[i2];
+    if (BLANK.test(c3)) {
+      end();
+      i2++;
+      continue;
+    }
+    if (word === void 0 && WORD_START_FEATURES[c3]) refuse(WORD_START_FEATURES[c3], c3);
+    const feature = SHELL_FEATURES[c3];
+    if (feature) refuse(feature, c3);
+    if (c3 === "\\") {
+      if (i2 + 1 >= text5.length) throw new CommandLineError("ends with a lone backslash");
+      const next = text5[i2 + 1];
+      if (next !== "\n") push({ text: next });
+      i2 += 2;
+      continue;
+    }
+    if (c3 === "'") {
+      const close = text5.indexOf("'", i2 + 1);
+      if (close < 0) throw new CommandLineError("leaves a single quote open");
+      push({ text: text5.slice(i2 + 1, close) });
+      i2 = close + 1;
+      continue;
+    }
+    if (c3 === '"') {
+      i2 = doubleQuoted(text5, i2 + 1, push);
+      continue;
+    }
+    if (c3 === "$") {
+      i2 = dollar(text5, i2, true, push);
+      continue;
+    }
+    let j2 = i2;
+    while (j2 < text5.length && !/[ \t\\'"$|&;\n<>()`*?[]/.test(text5[j2])) j2++;
+    const run = text5.slice(i2, j2);
+    const assignment = word === void 0 ? /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(run)?.[1] : void 0;
+    const token = push({ text: run });
+    if (assignment !== void 0) token.assignment = assignment;
+    i2 = j2;
+  }
+  end();
+  return words3;
+}
+function doubleQuoted(text5, start, push) {
+  let i2 = start;
+  let buffer = "";
+  const flush = () => {
+    push({ text: buffer });
+    buffer = "";
+  };
+  while (i2 < text5.length) {
+    const c3 = text5[i2];
+    if (c3 === '"') {
+      flush();
+      return i2 + 1;
+    }
+    if (c3 === "\\" && i2 + 1 < text5.length && '$`"\\\n'.includes(text5[i2 + 1])) {
+      if (text5[i2 + 1] !== "\n") buffer += text5[i2 + 1];
+      i2 += 2;
+      continue;
+    }
+    if (c3 === "`") refuse(SHELL_FEATURES["`"], c3);
+    if (c3 === "$") {
+      flush();
+      i2 = dollar(text5, i2, false, push);
+      continue;
+    }
+    buffer += c3;
+    i2++;
+  }
+  throw new CommandLineError("leaves a double quote open");
+}
+function dollar(text5, i2, split, push) {
+  const rest = text5.slice(i2 + 1);
+  if (rest.startsWith("("))
+    refuse(rest.startsWith("((") ? "arithmetic (`$((`)" : "a command substitution (`$(`)", "$(");
+  const plain = NAME.exec(rest);
+  if (plain) {
+    push({ variable: plain[0], split });
+    return i2 + 1 + plain[0].length;
+  }
+  if (rest.startsWith("{")) {
+    const braced = /^\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)-([^}$`\\"']*))?\}/.exec(rest);
+    if (!braced)
+      throw new CommandLineError(
+        `uses \`$${rest.slice(0, rest.indexOf("}") + 1 || 12)}\`: nexus expands only $NAME, \${NAME} and \${NAME:-default}`
+      );
+    const [all, name, colon, fallback] = braced;
+    push({
+      variable: name,
+      split,
+      ...fallback !== void 0 ? { fallback: { text: fallback, empty: colon === ":" } } : {}
+    });
+    return i2 + 1 + all.length;
+  }
+  if (/^[0-9@*#?$!-]/.test(rest))
+    throw new CommandLineError(
+      `uses \`$${rest[0]}\`, a shell parameter (the script's arguments, a pid, an exit status) nexus has no value for`
+    );
+  push({ text: "$" });
+  return i2 + 1;
+}
+function refuse(feature, char) {
+  throw new CommandLineError(
+    `uses ${feature}${feature.includes(`\`${char}\``) || char === "\n" ? "" : ` (\`${char}\`)`}, which needs a shell`
+  );
+}
+var CommandLineError, NAME, BLANK, SHELL_FEATURES, WORD_START_FEATURES;
+var init_command_line = __esm({
+  "src/start/command-line.ts"() {
+    "use strict";
+    CommandLineError = class extends Error {
+    };
+    NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
+    BLANK = /[ \t]/;
+    SHELL_FEATURES = {
+      "|": "a pipe or `||`",
+      "&": "`&&` or a background job",
+      ";": "a second command (`;`)",
+      "\n": "a second line (a second command)",
+      "<": "a redirection",
+      ">": "a redirection",
+      "(": "a subshell",
+      ")": "a subshell",
+      "`": "a command substitution",
+      "*": "a glob pattern (`*`)",
+      "?": "a glob pattern (`?`)",
+      "[": "a glob pattern (`[`)"
+    };
+    WORD_START_FEATURES = {
+      "~": "a home directory (`~`)",
+      "#": "a comment (`#`)",
+      "!": "a negation (`!`)"
+    };
+  }
+});
+
+// src/start/start.ts
+import path4 from "node:path/posix";
+function parseStart(spec, packageJson) {
+  const scriptName = /^(?:script|npm):(.*)$/s.exec(spec)?.[1];
+  if (scriptName !== void 0) return fromScript(spec, scriptName.trim(), packageJson);
+  const bin = /^bin:(.*)$/s.exec(spec)?.[1];
+  if (bin !== void 0) return fromBin(spec, bin);
+  return { spec, env: [], run: { file: spec, node: false }, nodeArgs: [], args: [], warnings: [] };
+}
+function fromScript(spec, name, packageJson) {
+  if (name === "") throw new StartError(`app.start: "${spec}" names no script: write "script:start"`);
+  if (packageJson === void 0)
+    throw new StartError(`app.start: "${spec}" names a package script, but app.root has no package.json`);
+  let pkg;
+  try {
+    pkg = JSON.parse(packageJson);
+  } catch {
+    throw new StartError(`app.start: "${spec}" names a package script, but package.json is not valid JSON`);
+  }
+  const scripts = pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
+  const text5 = scripts[name];
+  if (typeof text5 !== "string") {
+    const names = Object.keys(scripts);
+    throw new StartError(
+      `app.start: package.json has no script "${name}"${names.length > 0 ? ` (its scripts: ${names.join(", ")})` : ""}`
+    );
+  }
+  const where2 = `the script "${name}" (${text5.trim()})`;
+  const command = readCommand(text5, where2);
+  const warnings = [`pre${name}`, `post${name}`].filter((hook) => typeof scripts[hook] === "string").map(
+    (hook) => `app.start: the script "${hook}" is not run (npm would run it around "${name}"; nexus runs "${name}"'s command alone): move it to app.build or hooks.afterStart`
+  );
+  return { spec, script: { name, text: text5 }, ...command, warnings };
+}
+function fromBin(spec, text5) {
+  const command = readCommand(text5, `"${spec}"`);
+  if (!("bin" in command.run)) {
+    const file = command.run.file;
+    throw new StartError(
+      `app.start: "${spec}" runs ${command.run.node ? "node" : file}, not a dependency's binary: set app.start to the file ("${file}"), with pm2.options.args and node_args for its arguments`
+    );
+  }
+  return { spec, ...command, warnings: [] };
+}
+function readCommand(text5, where2) {
+  let line;
+  try {
+    line = parseCommandLine(text5);
+  } catch (error3) {
+    if (!(error3 instanceof CommandLineError)) throw error3;
+    throw new StartError(`app.start: ${where2} ${error3.message}: ${ADVICE}`);
+  }
+  const env2 = [...line.assignments];
+  const words3 = [...line.words];
+  for (; ; ) {
+    const first = words3[0] && literal2(words3[0]);
+    if (first === "exec" || first === "env" || first === "cross-env") {
+      words3.shift();
+      while (words3[0]) {
+        const word = literal2(words3[0]);
+        const assignment = word !== void 0 ? /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(word) : null;
+        if (!assignment || first === "exec") break;
+        env2.push({ name: assignment[1], value: [{ text: assignment[2] }] });
+        words3.shift();
+      }
+      continue;
+    }
+    break;
+  }
+  const head = words3.shift();
+  if (!head) throw new StartError(`app.start: ${where2} sets variables but runs no command: ${ADVICE}`);
+  const program2 = literal2(head);
+  if (program2 === void 0)
+    throw new StartError(
+      `app.start: ${where2} takes its command's name from a variable (${showWord(head)}): nexus must know what it starts`
+    );
+  if (program2 === "node" || program2 === "nodejs") return { env: env2, ...nodeCommand(words3, where2) };
+  if (RUNNERS.has(program2)) {
+    throw new StartError(
+      `app.start: ${where2} runs ${program2}, which would stand between PM2 and the app (PM2's signals stop at it): write the command it runs (for "npx next start": "next start"; for "npm run other": that script's command, or "script:other")`
+    );
+  }
+  if (SHELLS.has(program2)) throw new StartError(`app.start: ${where2} runs a shell (${program2}): ${ADVICE}`);
+  if (program2.includes("/")) {
+    const bin = /^(?:\.\/)?node_modules\/\.bin\/([^/]+)$/.exec(program2)?.[1];
+    if (bin) return { env: env2, run: { bin }, nodeArgs: [], args: words3 };
+    if (isScriptFile(program2))
+      return { env: env2, run: { file: relativeFile(program2, where2), node: true }, nodeArgs: [], args: words3 };
+    throw new StartError(
+      `app.start: ${where2} runs the executable ${program2}: nexus starts Node programs (write "node ${program2}" if it is one)`
+    );
+  }
+  return { env: env2, run: { bin: program2 }, nodeArgs: [], args: words3 };
+}
+function nodeCommand(words3, where2) {
+  const nodeArgs = [];
+  while (words3.length > 0) {
+    const word = words3[0];
+    const text5 = literal2(word);
+    if (text5 === "--") {
+      words3.shift();
+      break;
+    }
+    if (text5 === void 0 || !text5.startsWith("-") || text5 === "-") break;
+    const option = text5.replace(/=.*$/s, "");
+    const refused = NODE_OPTIONS_REFUSED[option];
+    if (refused) throw new StartError(`app.start: ${where2} runs node ${option}, which ${refused}: ${ADVICE}`);
+    nodeArgs.push(words3.shift());
+    if (!text5.includes("=") && NODE_OPTIONS_WITH_VALUE.has(option)) {
+      const value = words3.shift();
+      if (!value) throw new StartError(`app.start: ${where2}: node's ${option} has no value`);
+      nodeArgs.push(value);
+    }
+  }
+  const fileWord = words3.shift();
+  if (!fileWord) throw new StartError(`app.start: ${where2} runs node without a file (a REPL): ${ADVICE}`);
+  const file = literal2(fileWord);
+  if (file === void 0 || file === "-")
+    throw new StartError(
+      `app.start: ${where2} takes node's file from ${file === "-" ? "standard input" : `a variable (${showWord(fileWord)})`}: nexus must know what it starts`
+    );
+  return { run: { file: relativeFile(file, where2), node: true }, nodeArgs, args: words3 };
+}
+function relativeFile(file, where2) {
+  if (path4.isAbsolute(file))
+    throw new StartError(
+      `app.start: ${where2} runs ${file}, outside the release: use a path relative to app.root`
+    );
+  const normal = path4.normalize(file);
+  if (normal === ".." || normal.startsWith("../"))
+    throw new StartError(
+      `app.start: ${where2} runs ${file}, outside the release: use a path relative to app.root`
+    );
+  return normal;
+}
+function isScriptFile(file) {
+  return /\.(c|m)?js$/.test(file);
+}
+function nodeCandidates(file) {
+  return isScriptFile(file) ? [file] : [file, `${file}.js`, `${file}.cjs`, `${file}.mjs`, path4.join(file, "index.js")];
+}
+function describeStart(start) {
+  if (!("bin" in start.run) && !start.run.node) return start.spec;
+  const words3 = (list2) => list2.map((word) => ` ${showWord(word)}`).join("");
+  const from = start.script ? `the script "${start.script.name}": ` : "";
+  const env2 = start.env.length > 0 ? `; environment ${start.env.map((a2) => `${a2.name}=${showWord(a2.value)}`).join(" ")}` : "";
+  if ("bin" in start.run)
+    return `${from}${start.run.bin}${words3(start.args)}: PM2 runs the JS file of the dependency's binary ${start.run.bin} (from its package.json "bin", found on each server after the install) with node, no npm in between${env2}`;
+  return `${from}node${words3(start.nodeArgs)} ${start.run.file}${words3(start.args)}: PM2 runs ${start.run.file} with node, no npm in between${env2}`;
+}
+function startProblems(start, servers2) {
+  const problems = /* @__PURE__ */ new Set();
+  const where2 = start.script ? `the script "${start.script.name}"` : `"${start.spec}"`;
+  for (const { name } of start.env)
+    if (SET_BY_NEXUS.includes(name))
+      problems.add(
+        `app.start: ${where2} sets ${name}, which nexus sets (${name === "PORT" ? "app.port, or the surge strategy's second port" : "for the health gate and logs"}): leave it out`
+      );
+  const reads = (words3, inArgs) => words3.flatMap(
+    (word) => word.flatMap(
+      (part) => "variable" in part ? [{ name: part.variable, fallback: !!part.fallback, inArgs }] : []
+    )
+  );
+  const used = [
+    ...reads(start.nodeArgs, true),
+    ...reads(start.args, true),
+    ...reads(
+      start.env.map((a2) => a2.value),
+      false
+    )
+  ];
+  for (const variable of used) {
+    for (const server of servers2) {
+      const secret = server.secretKeys?.includes(variable.name) || server.missingSecrets?.some((m2) => m2.key === variable.name);
+      if (secret && variable.inArgs) {
+        problems.add(
+          `app.start: ${where2} puts $${variable.name}, a secret (fromEnv), in the command's arguments, which every user of the server sees (ps): let the app read it from its environment`
+        );
+        continue;
+      }
+      const known = secret || SET_BY_NEXUS.includes(variable.name) || Object.hasOwn(server.env, variable.name);
+      if (!known && !variable.fallback)
+        problems.add(
+          `app.start: ${where2} reads $${variable.name}, which is not in the app's environment on ${server.name} (nexus expands the command's variables from pm2.env, servers[].env and PORT, NEXUS_RELEASE, NEXUS_SERVER, not from a shell on the server): set it in pm2.env, or write \${${variable.name}:-default}`
+        );
+    }
+  }
+  return [...problems];
+}
+function expandStart(start, env2) {
+  const expand = (words3) => words3.flatMap((word) => expandWord(word, env2));
+  return {
+    env: Object.fromEntries(start.env.map((a2) => [a2.name, expandWord(a2.value, env2)[0] ?? ""])),
+    nodeArgs: expand(start.nodeArgs),
+    args: expand(start.args)
+  };
+}
+var StartError, RUNNERS, SHELLS, NODE_OPTIONS_WITH_VALUE, NODE_OPTIONS_REFUSED, ADVICE, SET_BY_NEXUS;
+var init_start = __esm({
+  "src/start/start.ts"() {
+    "use strict";
+    init_command_line();
+    StartError = class extends Error {
+    };
+    RUNNERS = /* @__PURE__ */ new Set(["npm", "npx", "pnpm", "pnpx", "yarn", "yarnpkg", "bun", "bunx", "corepack"]);
+    SHELLS = /* @__PURE__ */ new Set(["sh", "bash", "dash", "zsh", "ksh", "fish"]);
+    NODE_OPTIONS_WITH_VALUE = /* @__PURE__ */ new Set([
+      "-r",
+      "--require",
+      "--import",
+      "--loader",
+      "--experimental-loader",
+      "-C",
+      "--conditions",
+      "--env-file",
+      "--env-file-if-exists",
+      "--title",
+      "--input-type",
+      "--inspect-port",
+      "--debug-port",
+      "--redirect-warnings",
+      "--disable-warning",
+      "--unhandled-rejections",
+      "--dns-result-order",
+      "--stack-size",
+      "--max-http-header-size",
+      "--openssl-config",
+      "--icu-data-dir",
+      "--diagnostic-dir",
+      "--report-dir",
+      "--report-directory",
+      "--report-filename",
+      "--report-signal",
+      "--heapsnapshot-signal",
+      "--secure-heap",
+      "--secure-heap-min",
+      "--experimental-default-type",
+      "--cpu-prof-dir",
+      "--cpu-prof-name",
+      "--heap-prof-dir",
+      "--heap-prof-name",
+      "--tls-cipher-list",
+      "--tls-keylog",
+      "--use-largepages"
+    ]);
+    NODE_OPTIONS_REFUSED = {
+      "-e": "evaluates code instead of running a file",
+      "--eval": "evaluates code instead of running a file",
+      "-p": "evaluates code instead of running a file",
+      "--print": "evaluates code instead of running a file",
+      "-i": "starts a REPL",
+      "--interactive": "starts a REPL",
+      "-c": "only checks a file's syntax",
+      "--check": "only checks a file's syntax",
+      "--test": "runs tests",
+      "--run": "runs a package script through node (a shell again)",
+      "-v": "prints node's version",
+      "--version": "prints node's version",
+      "-h": "prints node's help",
+      "--help": "prints node's help",
+      "--watch": "restarts the app itself on changes, from a parent process PM2's signals stop at",
+      "--watch-path": "restarts the app itself on changes, from a parent process PM2's signals stop at"
+    };
+    ADVICE = `nexus starts the app without a shell so that PM2's signals reach it: make the script one command, such as "node dist/main.js" or "next start -p $PORT" (a build step belongs in app.build), or name the entry file in app.start`;
+    SET_BY_NEXUS = ["PORT", "NEXUS_RELEASE", "NEXUS_SERVER"];
   }
 });
 
@@ -14004,26 +14885,51 @@ var init_prepared = __esm({
 // src/process/pm2/pm2.ts
 var pm2_exports = {};
 __export(pm2_exports, {
-  Pm2: () => Pm2
+  Pm2: () => Pm2,
+  WRITE_ECOSYSTEM_SCRIPT: () => WRITE_ECOSYSTEM_SCRIPT
 });
-import path3 from "node:path/posix";
-var STARTING, Pm2;
+import path5 from "node:path/posix";
+function writePlain(file, content) {
+  const op = writePrivateFile(file, content, WRITING);
+  return { ...op, parse: (result2, server) => void op.parse(result2, server) };
+}
+function writeResolved(file, content, resolve3) {
+  return {
+    what: WRITING,
+    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve3.kind, resolve3.name),
+    stdin: content,
+    parse: (result2, server) => stdoutOrThrow(server, WRITING, result2).split("\n").find((line) => line.startsWith("@start "))?.slice("@start ".length)
+  };
+}
+var STARTING, WRITING, WRITE_ECOSYSTEM_SCRIPT, Pm2;
 var init_pm2 = __esm({
   "src/process/pm2/pm2.ts"() {
     "use strict";
     init_op();
+    init_release();
+    init_script_file();
     init_errors5();
+    init_start();
     init_ecosystem();
     init_jlist();
     init_prepared();
     init_restart_script();
     STARTING = "starting the app under PM2";
+    WRITING = "writing the process file";
+    WRITE_ECOSYSTEM_SCRIPT = withProgram(
+      'umask 077\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$1" "$2" "$3"\n',
+      '// @ts-check\n/**\n * `node -e <this> FILE KIND NAME`, the ecosystem file\'s JSON on stdin (write-ecosystem.sh runs\n * it): finds on the server, in the installed release (the app\'s `cwd`), the file PM2 must run,\n * sets it as the app\'s `script`, writes FILE (0600, through a temporary file) and prints\n * `@start <script>`. What only the release knows once installed:\n *\n * - KIND "bin": the JS file of the dependency binary NAME, from the `bin` field of the package.json\n *   of the app\'s dependency that declares it (`node_modules/next/dist/bin/next`). Never the\n *   `node_modules/.bin` entry: pnpm writes shell scripts there, which node cannot run and PM2\n *   cannot cluster. A binary that is a shell script or a compiled executable is refused.\n * - KIND "file": the file `node NAME` runs (`node dist/main` runs dist/main.js): PM2 starts\n *   exactly the path it is given.\n *\n * Exit 2 with the reason on stderr when there is none: staging fails, nothing leaves rotation.\n */\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [file = "", kind = "", name = ""] = process.argv.slice(1);\n\n/** @param {string} message */\nconst fail = (message) => {\n  process.stderr.write(`nexus: ${message}\\n`);\n  process.exit(2);\n};\n\n/** @param {string} file */\nconst readJson = (file) => {\n  try {\n    return JSON.parse(fs.readFileSync(file, "utf8"));\n  } catch {\n    return undefined;\n  }\n};\n\n/** @param {string} file */\nconst isFile = (file) => {\n  try {\n    return fs.statSync(file).isFile();\n  } catch {\n    return false;\n  }\n};\n\n/**\n * The names a package\'s `bin` field gives (a string: the package\'s name without its scope).\n * @param {{ name?: unknown, bin?: unknown }} meta\n * @returns {Record<string, string>}\n */\nconst binsOf = (meta) => {\n  if (typeof meta.bin === "string" && typeof meta.name === "string")\n    return { [meta.name.replace(/^@[^/]+\\//, "")]: meta.bin };\n  if (meta.bin && typeof meta.bin === "object") {\n    /** @type {Record<string, string>} */\n    const out = {};\n    for (const [key, value] of Object.entries(meta.bin)) if (typeof value === "string") out[key] = value;\n    return out;\n  }\n  return {};\n};\n\n/**\n * Refuses what node cannot run: a script for another interpreter (its `#!` line) or a binary.\n * @param {string} cwd\n * @param {string} script\n */\nconst assertNodeProgram = (cwd, script) => {\n  const head = Buffer.alloc(512);\n  let length = 0;\n  try {\n    const fd = fs.openSync(path.join(cwd, script), "r");\n    length = fs.readSync(fd, head, 0, head.length, 0);\n    fs.closeSync(fd);\n  } catch (error) {\n    fail(`${script}: ${/** @type {Error} */ (error).message}`);\n  }\n  const text = head.subarray(0, length);\n  if (text.includes(0)) fail(`${name} (${script}) is a compiled executable, not a Node program`);\n  const line = text.toString("utf8").split("\\n")[0] ?? "";\n  if (line.startsWith("#!") && !/\\bnode\\b/.test(line))\n    fail(\n      `${name} (${script}) is a script for ${line.slice(2).trim()}, not a Node program: start what it runs instead`,\n    );\n};\n\n/** @param {string} cwd */\nconst findBin = (cwd) => {\n  const pkg = readJson(path.join(cwd, "package.json")) ?? {};\n  /** @param {unknown} deps */\n  const names = (deps) => (deps && typeof deps === "object" ? Object.keys(deps) : []);\n  const own = [...names(pkg.dependencies), ...names(pkg.optionalDependencies)];\n  // Yarn 2+ installs devDependencies too: one of them may provide it.\n  for (const dep of [...own, ...names(pkg.devDependencies)]) {\n    const meta = readJson(path.join(cwd, "node_modules", dep, "package.json"));\n    const target = meta && binsOf(meta)[name];\n    if (target === undefined) continue;\n    const script = path.join("node_modules", dep, target);\n    if (script.startsWith("..")) fail(`${dep}\'s bin "${name}" (${target}) points outside the release`);\n    if (!isFile(path.join(cwd, script))) fail(`${dep}\'s bin "${name}" (${script}) is not in the release`);\n    return script;\n  }\n  // A binary of a dependency\'s dependency: npm and Yarn 1 link those into .bin too (a symlink).\n  const link = path.join(cwd, "node_modules", ".bin", name);\n  try {\n    if (fs.lstatSync(link).isSymbolicLink()) {\n      const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));\n      if (!script.startsWith("..")) return script;\n    }\n  } catch {}\n  fail(\n    `no installed dependency of the app provides the binary "${name}" (looked in the "bin" of ${own.length > 0 ? own.join(", ") : "no dependencies"}): add the package that provides it to "dependencies" (devDependencies are not installed on the servers)`,\n  );\n  return "";\n};\n\n/** @param {string} cwd */\nconst findFile = (cwd) => {\n  const candidates = [name, `${name}.js`, `${name}.cjs`, `${name}.mjs`, path.join(name, "index.js")];\n  const found = candidates.find((candidate) => isFile(path.join(cwd, candidate)));\n  if (!found) fail(`node ${name}: none of ${candidates.join(", ")} is in the release`);\n  return /** @type {string} */ (found);\n};\n\nlet input = "";\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  input += chunk;\n});\nprocess.stdin.on("end", () => {\n  const ecosystem = JSON.parse(input);\n  const app = ecosystem.apps[0];\n  const cwd = String(app.cwd);\n  const script = kind === "bin" ? findBin(cwd) : findFile(cwd);\n  assertNodeProgram(cwd, script);\n  app.script = script;\n  fs.mkdirSync(path.dirname(file), { recursive: true });\n  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(ecosystem, null, 2)}\\n`, { mode: 0o600 });\n  fs.renameSync(`${file}.tmp`, file);\n  process.stdout.write(`@start ${script}\\n`);\n});\n'
+    );
     Pm2 = class {
       constructor(options) {
         this.options = options;
       }
       options;
       name = "pm2";
+      get start() {
+        const { start } = this.options;
+        return typeof start === "function" ? start() : start;
+      }
       /** "max" depends on the server's CPUs: then the count PM2 started is the one checked. */
       get instances() {
         const n2 = this.options.instances ?? 1;
@@ -14041,20 +14947,34 @@ var init_pm2 = __esm({
       }
       processFile(layout2, release) {
         const logs = this.logFiles(layout2);
+        const start = this.start;
+        const file = this.ecosystemPath(layout2, release.release, release.port);
+        const command = expandStart(start, release.env);
+        const plain = !("bin" in start.run) && !start.run.node;
+        const { args, node_args, interpreter_args, interpreter, ...options } = this.options.options ?? {};
+        const content = ecosystemFile({
+          name: this.processName(release.port),
+          script: "bin" in start.run ? `node_modules/.bin/${start.run.bin}` : start.run.file,
+          cwd: release.cwd,
+          env: { ...release.env, ...command.env },
+          killTimeout: this.options.killTimeout,
+          outFile: logs.out,
+          errorFile: logs.error,
+          instances: this.options.instances,
+          execMode: this.options.execMode,
+          options: plain ? this.options.options : options,
+          ...plain ? {} : {
+            // node, whatever the file's extension says to PM2 (".ts" would be bun; none, a guess).
+            interpreter: interpreter ?? "node",
+            args: [...command.args, ...pm2Words(args)],
+            nodeArgs: [...command.nodeArgs, ...pm2Words(node_args), ...pm2Words(interpreter_args)]
+          }
+        });
+        const resolve3 = "bin" in start.run ? { kind: "bin", name: start.run.bin } : start.run.node && !isScriptFile(start.run.file) ? { kind: "file", name: start.run.file } : void 0;
         return {
-          path: this.ecosystemPath(layout2, release.release, release.port),
-          content: ecosystemFile({
-            name: this.processName(release.port),
-            script: this.options.script,
-            cwd: release.cwd,
-            env: release.env,
-            killTimeout: this.options.killTimeout,
-            outFile: logs.out,
-            errorFile: logs.error,
-            instances: this.options.instances,
-            execMode: this.options.execMode,
-            options: this.options.options
-          })
+          path: file,
+          content,
+          write: resolve3 ? writeResolved(file, content, resolve3) : writePlain(file, content)
         };
       }
       /**
@@ -14079,11 +14999,11 @@ var init_pm2 = __esm({
         return parseRestart(stdoutOrThrow(runner.name, STARTING, result2));
       }
       /** The restart program started with "wait": Node, PM2's API and its daemon connection ready. */
-      prepareRestart(runner, layout2, release) {
+      prepareRestart(runner, layout2, release, port2) {
         const command = script(
           RESTART_SCRIPT,
-          this.options.name,
-          layout2.ecosystem(release),
+          this.processName(port2),
+          this.ecosystemPath(layout2, release, port2),
           "wait",
           this.restartDeadlineMs
         );
@@ -14102,9 +15022,54 @@ var init_pm2 = __esm({
         await runner.run(script(PERSIST_SCRIPT), { what: "saving the PM2 process list" });
       }
       logFiles(layout2) {
-        return { out: path3.join(layout2.logs, "app-out.log"), error: path3.join(layout2.logs, "app-error.log") };
+        return { out: path5.join(layout2.logs, "app-out.log"), error: path5.join(layout2.logs, "app-error.log") };
       }
     };
+  }
+});
+
+// src/start/load.ts
+var load_exports = {};
+__export(load_exports, {
+  readStart: () => readStart,
+  startOf: () => startOf
+});
+import { readFileSync } from "node:fs";
+import path6 from "node:path";
+function readStart(config2) {
+  const cached3 = read.get(config2.app);
+  if (cached3) return cached3;
+  const { start: spec, root } = config2.app;
+  let packageJson;
+  if (/^(?:script|npm):/.test(spec)) {
+    try {
+      packageJson = readFileSync(path6.join(root, "package.json"), "utf8");
+    } catch {
+    }
+  }
+  let start;
+  try {
+    start = parseStart(spec, packageJson);
+  } catch (error3) {
+    if (error3 instanceof StartError) throw new ConfigError(config2.file, [error3.message]);
+    throw error3;
+  }
+  read.set(config2.app, start);
+  return start;
+}
+function startOf(config2) {
+  const start = readStart(config2);
+  const problems = startProblems(start, config2.servers);
+  if (problems.length > 0) throw new ConfigError(config2.file, problems);
+  return start;
+}
+var read;
+var init_load = __esm({
+  "src/start/load.ts"() {
+    "use strict";
+    init_errors4();
+    init_start();
+    read = /* @__PURE__ */ new WeakMap();
   }
 });
 
@@ -14311,7 +15276,10 @@ var init_pm22 = __esm({
       type: "pm2",
       section,
       nameProblem: pm2NameProblem,
-      create: async (config2) => new (await Promise.resolve().then(() => (init_pm2(), pm2_exports))).Pm2({ ...config2.pm2, script: config2.app.start }),
+      create: async (config2) => {
+        const [{ Pm2: Pm22 }, { startOf: startOf2 }] = await Promise.all([Promise.resolve().then(() => (init_pm2(), pm2_exports)), Promise.resolve().then(() => (init_load(), load_exports))]);
+        return new Pm22({ ...config2.pm2, start: () => startOf2(config2) });
+      },
       check: async (config2, server) => (await Promise.resolve().then(() => (init_check2(), check_exports2))).pm2Check(config2, server)
     };
   }
@@ -14728,251 +15696,6 @@ var init_drain2 = __esm({
   }
 });
 
-// src/remote/sha256.ts
-function sha256Of(file) {
-  return script(SHA256_SCRIPT, file);
-}
-var SHA256_FUNCTION, SHA256_SCRIPT;
-var init_sha256 = __esm({
-  "src/remote/sha256.ts"() {
-    "use strict";
-    init_op();
-    init_script_file();
-    SHA256_FUNCTION = `sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
-  else node -e 'const h=require("crypto").createHash("sha256");require("fs").createReadStream(process.argv[1]).on("data",d=>h.update(d)).on("end",()=>console.log(h.digest("hex")))' "$1"
-  fi
-}
-`;
-    SHA256_SCRIPT = withFunctions('sha256 "$1"\n', SHA256_FUNCTION);
-  }
-});
-
-// src/remote/release.ts
-import path4 from "node:path/posix";
-function prepare(l, options = {}) {
-  const create = cmd(
-    "mkdir",
-    "-p",
-    l.releases,
-    l.shared,
-    l.incoming,
-    path4.dirname(l.ecosystem("x")),
-    l.failed
-  );
-  const clear = cmd(
-    "find",
-    l.incoming,
-    "-mindepth",
-    "1",
-    "-maxdepth",
-    "1",
-    "-exec",
-    "rm",
-    "-rf",
-    "--",
-    "{}",
-    "+"
-  );
-  return {
-    what: "preparing the deploy path",
-    command: options.clearIncoming ? `${create} && ${clear}` : create,
-    parse: (result2, server) => void stdoutOrThrow(server, "preparing the deploy path", result2)
-  };
-}
-function extract(l, archive, id, sha256) {
-  assertReleaseId(id);
-  return {
-    what: "extracting the release",
-    command: script(EXTRACT_SCRIPT, archive, l.release(id), sha256, `${l.staged}/${id}`),
-    parse: (result2, server) => void stdoutOrThrow(server, "extracting the release", result2)
-  };
-}
-function install(l, id, manager) {
-  assertReleaseId(id);
-  const m2 = manager ?? { name: "npm", args: ["install", "--omit=dev"] };
-  return {
-    what: "installing dependencies",
-    command: script(
-      INSTALL_SCRIPT,
-      l.release(id),
-      l.current,
-      m2.name,
-      manager?.pinned ?? "",
-      manager?.lockfile ?? "",
-      ...m2.args
-    ),
-    parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
-  };
-}
-function parseInstall(stdout) {
-  const lines = stdout.split("\n");
-  const notes = lines.filter((line) => line.startsWith("@note ")).map((line) => line.slice(6));
-  if (lines.includes("@skipped")) return { result: "skipped", notes };
-  if (lines.includes("@reused")) return { result: "reused", notes };
-  const installed = lines.find((line) => line.startsWith("@installed"));
-  const why = installed?.slice("@installed".length).trim();
-  return { result: "installed", ...why ? { why } : {}, notes };
-}
-function writePrivateFile(file, content, what) {
-  return {
-    what,
-    command: script(WRITE_PRIVATE_SCRIPT, file),
-    stdin: content,
-    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
-  };
-}
-function activate(l, id) {
-  assertReleaseId(id);
-  const tmp = `${l.current}.tmp-${id}`;
-  return {
-    what: "switching current",
-    command: `${cmd("ln", "-sfn", `releases/${id}`, tmp)} && ${cmd("mv", "-Tf", tmp, l.current)}`,
-    parse: (result2, server) => void stdoutOrThrow(server, "switching current", result2)
-  };
-}
-function markFailed(l, id) {
-  assertReleaseId(id);
-  return {
-    what: "marking the release failed",
-    command: cmd("touch", `${l.failed}/${id}`),
-    parse: (result2, server) => void stdoutOrThrow(server, "marking the release failed", result2)
-  };
-}
-function stopStrays(l, id) {
-  assertReleaseId(id);
-  return {
-    what: "stopping what an earlier attempt left running",
-    command: script(STOP_STRAYS_SCRIPT, l.release(id)),
-    parse: (result2) => result2.stdout.includes("@stopped")
-  };
-}
-function removeReleases(l, ids) {
-  for (const id of ids) assertReleaseId(id);
-  return {
-    what: "removing releases",
-    command: cmd(
-      "rm",
-      "-rf",
-      "--",
-      ...ids.flatMap((id) => [
-        l.release(id),
-        `${l.release(id)}.partial`,
-        `${l.incoming}/${id}.tar.gz`,
-        `${l.incoming}/${id}.tar.gz.part`,
-        l.ecosystem(id),
-        `${l.ecosystem(id)}.prev`,
-        `${l.failed}/${id}`,
-        `${l.staged}/${id}`
-      ])
-    ),
-    parse: (result2, server) => void stdoutOrThrow(server, "removing releases", result2)
-  };
-}
-function tailFile(file, lines = 20) {
-  return {
-    what: "reading the log",
-    command: `tail -n ${Number(lines)} -- ${cmd(file)} 2>/dev/null || true`,
-    parse: (result2) => result2.stdout.split("\n").filter((line) => line.trim() !== "")
-  };
-}
-function keepPrivateFile(file, what) {
-  return {
-    what,
-    command: script(KEEP_PRIVATE_SCRIPT, file),
-    parse: (result2, server) => stdoutOrThrow(server, what, result2).includes("@kept")
-  };
-}
-function restorePrivateFile(file, what) {
-  return {
-    what,
-    command: `umask 077 && ${cmd("cp", "-p", "--", `${file}.prev`, `${file}.tmp`)} && ${cmd("mv", "-f", "--", `${file}.tmp`, file)}`,
-    parse: (result2, server) => void stdoutOrThrow(server, what, result2)
-  };
-}
-var EXTRACT_SCRIPT, INSTALL_SCRIPT, WRITE_PRIVATE_SCRIPT, STOP_STRAYS_SCRIPT, KEEP_PRIVATE_SCRIPT;
-var init_release = __esm({
-  "src/remote/release.ts"() {
-    "use strict";
-    init_errors5();
-    init_layout();
-    init_op();
-    init_quote();
-    init_script_file();
-    init_sha256();
-    EXTRACT_SCRIPT = withFunctions(`set -eu
-archive=$1 release=$2 expected=$3 stamp=$4
-tmp="$release.partial"
-# The archive is spent whatever happens; a refused or failed extraction leaves no partial tree.
-trap 'rm -rf "$archive" "$tmp"' EXIT
-actual=$(sha256 "$archive")
-if [ "$actual" != "$expected" ]; then
-  echo "checksum mismatch: expected $expected, got $actual" >&2
-  exit 65 # REMOTE_EXIT.checksumMismatch
-fi
-if [ -e "$release" ]; then
-  echo "release \${release##*/} already exists on this server" >&2
-  exit 66 # REMOTE_EXIT.releaseExists
-fi
-# Absolute and ../ member names are refused outright (GNU tar would strip or skip them).
-escaping=$(tar -tzf "$archive" | awk '/^\\// || /(^|\\/)\\.\\.(\\/|$)/' | head -n 3)
-if [ -n "$escaping" ]; then
-  echo "refused: the artifact has entries outside the release: $escaping" >&2
-  exit 67 # REMOTE_EXIT.unsafeArchive
-fi
-rm -rf "$tmp"
-mkdir -p "$tmp"
-tar -xzf "$archive" -C "$tmp" --no-same-owner --no-same-permissions
-# Symlinks may not lead out of the release: each is resolved and compared with the canonical
-# directory (the deploy path itself may go through a symlink); one that cannot be resolved is refused.
-# readlink -m resolves what exists and the rest by name: bin/x -> ../node_modules/y/cli.js is
-# inside, though node_modules comes later (busybox has only -f, which needs the parents).
-canonical=$(cd "$tmp" && pwd -P)
-outside=$(find "$tmp" -type l -exec sh -c '
-  c=$1 t=$2; shift 2
-  for link in "$@"; do
-    target=$(readlink -m "$link" 2>/dev/null || readlink -f "$link") || target=""
-    case "$target" in "$c" | "$c"/*) ;; *) printf "%s\\n" "\${link#"$t"/}" ;; esac
-  done' nexus "$canonical" "$tmp" {} +)
-if [ -n "$outside" ]; then
-  echo "refused: the artifact holds a symlink out of the release: $outside" >&2
-  exit 67 # REMOTE_EXIT.unsafeArchive
-fi
-mv "$tmp" "$release"
-mkdir -p "\${stamp%/*}"
-: > "$stamp"
-`, SHA256_FUNCTION);
-    INSTALL_SCRIPT = withProgram(
-      'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
-      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
-    );
-    WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
-    STOP_STRAYS_SCRIPT = `release=$1
-# /proc shows a cwd with symlinks resolved: so is the path compared with it.
-dir=$(cd "\${release%/*}" 2>/dev/null && pwd -P) && release="$dir/\${release##*/}"
-# One find for every process (a readlink each would fork hundreds of times); the path's glob
-# characters escaped, as -lname reads a pattern.
-pattern=$(printf '%s' "$release" | sed 's/[][*?\\]/\\\\&/g')
-strays() {
-  find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname "$pattern" -o -lname "$pattern/*" \\
-    -o -lname "$pattern.partial" -o -lname "$pattern.partial/*" \\) 2>/dev/null | cut -d/ -f3
-}
-pids=$(strays)
-[ -n "$pids" ] || exit 0
-# shellcheck disable=SC2086 # one word per pid, digits only
-kill $pids 2>/dev/null
-i=0
-while [ $i -lt 50 ] && [ -n "$(strays)" ]; do sleep 0.1; i=$((i + 1)); done
-pids=$(strays)
-# shellcheck disable=SC2086 # one word per pid, digits only
-[ -z "$pids" ] || kill -9 $pids 2>/dev/null
-echo "@stopped"
-`;
-    KEEP_PRIVATE_SCRIPT = 'file=$1 kept="$1.prev"\nif [ -f "$file" ]; then\n  (umask 077 && cp -p -- "$file" "$kept") && echo @kept\nelse\n  rm -f -- "$kept"\nfi\n';
-  }
-});
-
 // src/remote/live-port.ts
 function parseLivePort(text5) {
   const value = text5.trim();
@@ -15012,7 +15735,7 @@ var init_surge = __esm({
   "src/rollout/surge/surge.ts"() {
     "use strict";
     init_balancer();
-    init_load();
+    init_load2();
     init_live_port();
     SurgeStrategy = class {
       constructor(o2, ledger) {
@@ -15370,7 +16093,11 @@ var init_schema4 = __esm({
       root: nonEmpty.default("."),
       /** PM2 process name and the name used in default paths. */
       name: processName.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' or '-'"),
-      /** Entry script, relative to the app root. */
+      /**
+       * What PM2 runs (src/start/): an entry file relative to the app root; "script:NAME" (or
+       * "npm:NAME"), the package script NAME when it is one `node FILE ARGS` or `BIN ARGS` command;
+       * "bin:BIN ARGS", a dependency's binary. Never through npm or a shell (docs/apps.md).
+       */
       start: nonEmpty.default("server.js"),
       /** Port the app listens on (the upstream and health port unless overridden). */
       port: port.default(3e3),
@@ -15637,9 +16364,9 @@ var init_schema4 = __esm({
 });
 
 // src/config/load.ts
-import { readFileSync } from "node:fs";
+import { readFileSync as readFileSync2 } from "node:fs";
 import os from "node:os";
-import path5 from "node:path";
+import path7 from "node:path";
 function proxyJumpProblems(value, field) {
   try {
     parseProxyJump(value, field);
@@ -15659,23 +16386,23 @@ function jumpProblems(parsed) {
 }
 function expandHome(p2) {
   if (p2 === "~") return os.homedir();
-  if (p2.startsWith("~/")) return path5.join(os.homedir(), p2.slice(2));
+  if (p2.startsWith("~/")) return path7.join(os.homedir(), p2.slice(2));
   return p2;
 }
 function localPath(base, p2) {
-  return path5.resolve(base, expandHome(p2));
+  return path7.resolve(base, expandHome(p2));
 }
 function configLayers(config2) {
   return layersOf.get(config2) ?? [];
 }
 function labelOf(absolute) {
-  const relative2 = path5.relative(process.cwd(), absolute);
+  const relative2 = path7.relative(process.cwd(), absolute);
   return relative2 && !relative2.startsWith("..") ? relative2 : absolute;
 }
-function readLayer(absolute, label, read) {
+function readLayer(absolute, label, read2) {
   let text5;
   try {
-    text5 = read();
+    text5 = read2();
   } catch (error3) {
     const code = error3.code;
     throw new ConfigError(label, [
@@ -15686,14 +16413,14 @@ function readLayer(absolute, label, read) {
 }
 function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}) {
   const fromStdin = file === "-";
-  const absolute = fromStdin ? "-" : path5.resolve(file);
+  const absolute = fromStdin ? "-" : path7.resolve(file);
   const label = fromStdin ? STDIN_LABEL : labelOf(absolute);
-  const baseDir = fromStdin ? process.cwd() : path5.dirname(absolute);
+  const baseDir = fromStdin ? process.cwd() : path7.dirname(absolute);
   const layers = [
     readLayer(
       absolute,
       label,
-      () => fromStdin ? (options.readStdin ?? readStdin)() : readFileSync(absolute, "utf8")
+      () => fromStdin ? (options.readStdin ?? readStdin)() : readFileSync2(absolute, "utf8")
     )
   ];
   const { destination } = options;
@@ -15702,7 +16429,7 @@ function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}
     if (problem) throw new UsageError(`-d/--destination (or NEXUS_DESTINATION): ${problem}`);
     const overlay = destinationFile(baseDir, destination);
     const overlayLabel = labelOf(overlay);
-    const layer = readLayer(overlay, overlayLabel, () => readFileSync(overlay, "utf8"));
+    const layer = readLayer(overlay, overlayLabel, () => readFileSync2(overlay, "utf8"));
     if (!isPlainObject2(layer.data))
       throw new ConfigError(
         overlayLabel,
@@ -15725,7 +16452,7 @@ function loadConfig(file = DEFAULT_CONFIG_FILE, env2 = process.env, options = {}
 function readStdin() {
   if (process.stdin.isTTY)
     throw new ConfigError(STDIN_LABEL, ["-c -: standard input is a terminal; pipe the config in"]);
-  return readFileSync(0, "utf8");
+  return readFileSync2(0, "utf8");
 }
 function expandInventory(data, label, baseDir, env2) {
   if (!isPlainObject2(data) || !isPlainObject2(data.servers)) return { data };
@@ -15838,7 +16565,7 @@ function resolveConfig(data, label, baseDir, env2 = process.env) {
     ...inventory.command !== void 0 ? { inventory: inventory.command } : {},
     app: {
       ...parsed.app,
-      root: path5.resolve(baseDir, parsed.app.root),
+      root: path7.resolve(baseDir, parsed.app.root),
       surgePort: parsed.app.surgePort ?? parsed.app.port + 1
     },
     servers: servers2,
@@ -15990,14 +16717,14 @@ function unwrapUnion(issue2, data) {
   }
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path24 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path26 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: BALANCER_DRIVERS.map((driver) => driver.type),
-        path: path24,
+        path: path26,
         message: issue2.message,
-        input: valueAt(data, path24)
+        input: valueAt(data, path26)
       }
     ];
   }
@@ -16047,7 +16774,7 @@ function keysAt(schema, at2) {
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
 var layersOf;
-var init_load = __esm({
+var init_load2 = __esm({
   "src/config/load.ts"() {
     "use strict";
     init_drivers();
@@ -16443,7 +17170,7 @@ var init_check3 = __esm({
     "use strict";
     init_facts();
     init_invocation();
-    init_load();
+    init_load2();
     init_layout();
     init_quote();
     init_check_script();
@@ -16644,8 +17371,8 @@ var init_access_log = __esm({
 });
 
 // src/balancer/nginx/watch/log-check.ts
-function sampleLogCommand(path24, bytes = SAMPLE_BYTES) {
-  return script(SAMPLE_LOG_SCRIPT, path24, Number(bytes));
+function sampleLogCommand(path26, bytes = SAMPLE_BYTES) {
+  return script(SAMPLE_LOG_SCRIPT, path26, Number(bytes));
 }
 function parseSample(output, bytes = SAMPLE_BYTES) {
   const newline = output.indexOf("\n");
@@ -16680,11 +17407,11 @@ function clip(line) {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 async function checkAccessLog(runner, options) {
-  const { path: path24 } = options;
-  const where2 = `${path24} on ${runner.name}`;
+  const { path: path26 } = options;
+  const where2 = `${path26} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`${nexusCommand("nginx-config")}\` prints it), then reload Nginx:
-${logFormatAdvice(path24)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path24))).stdout);
+${logFormatAdvice(path26)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path26))).stdout);
   if (sample.state === "unreadable")
     throw new AccessLogProblem(
       `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -16695,13 +17422,13 @@ ${logFormatAdvice(path24)}`;
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
   const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
   const finding = shown ? scanNginxDump(dump.stdout) : void 0;
-  if (finding && dumpLogsUnescaped(finding, path24))
+  if (finding && dumpLogsUnescaped(finding, path26))
     throw new AccessLogProblem(
       `${where2} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`
     );
   if (verdict?.ok === true) return { baseline: verdict.baseline };
   if (sample.state === "missing") {
-    if (!finding || !dumpLogsInNexusFormat(finding, path24)) throw new AccessLogProblem(missing);
+    if (!finding || !dumpLogsInNexusFormat(finding, path26)) throw new AccessLogProblem(missing);
     return {
       warning: `${where2} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`
     };
@@ -16711,7 +17438,7 @@ ${logFormatAdvice(path24)}`;
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(finding, path24))
+  if (!dumpLogsInNexusFormat(finding, path26))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -16735,8 +17462,8 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path24, identity3, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path24, identity3, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path26, identity3, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path26, identity3, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
   let rest = output;
@@ -16747,22 +17474,22 @@ function parseRead(output) {
     return head2;
   };
   const head = line();
-  const read = { identity: "", size: 0, start: 0, data: "", old: "" };
+  const read2 = { identity: "", size: 0, start: 0, data: "", old: "" };
   if (head !== "missing") {
     const [identity3, size, start] = head.split(" ");
-    read.size = Number.parseInt(size ?? "", 10);
-    read.start = Number.parseInt(start ?? "", 10);
-    if (!Number.isFinite(read.size) || !Number.isFinite(read.start))
+    read2.size = Number.parseInt(size ?? "", 10);
+    read2.start = Number.parseInt(start ?? "", 10);
+    if (!Number.isFinite(read2.size) || !Number.isFinite(read2.start))
       throw new Error(`unexpected output reading the access log: ${output.slice(0, 80)}`);
-    read.identity = identity3 === "-" ? "" : identity3 ?? "";
+    read2.identity = identity3 === "-" ? "" : identity3 ?? "";
   }
   if (rest.startsWith("@old ")) {
     const bytes = Number.parseInt(line().slice("@old ".length), 10) || 0;
-    read.old = rest.slice(0, bytes);
+    read2.old = rest.slice(0, bytes);
     rest = rest.slice(bytes);
   }
-  read.data = rest;
-  return read;
+  read2.data = rest;
+  return read2;
 }
 var MAX_READ_BYTES, READ_LOG_SCRIPT, NginxLogSource;
 var init_log_source = __esm({
@@ -16801,33 +17528,33 @@ if [ "$start" = 0 ] && [ "$off" != 0 ]; then old_rest; fi
 tail -c +$((start + 1)) <&3 | head -c "$max" | tr '\\200-\\377' '?'
 `;
     NginxLogSource = class {
-      constructor(runner, path24) {
+      constructor(runner, path26) {
         this.runner = runner;
-        this.path = path24;
+        this.path = path26;
       }
       runner;
       path;
       offset = 0;
       identity = "";
       async mark() {
-        const read = parseRead(
+        const read2 = parseRead(
           await this.runner.run(readFromOffset(this.path, "", 0, 0), {
             what: `reading the size of ${this.path}`
           })
         );
-        this.identity = read.identity;
-        this.offset = read.size;
+        this.identity = read2.identity;
+        this.offset = read2.size;
       }
       async poll() {
-        const read = parseRead(
+        const read2 = parseRead(
           await this.runner.run(readFromOffset(this.path, this.identity, this.offset), {
             what: `reading ${this.path}`
           })
         );
-        const old = completeLines(read.old);
-        const { lines, bytes } = completeLines(read.data);
-        this.identity = read.identity;
-        this.offset = read.start + bytes;
+        const old = completeLines(read2.old);
+        const { lines, bytes } = completeLines(read2.data);
+        this.identity = read2.identity;
+        this.offset = read2.start + bytes;
         const counts = /* @__PURE__ */ new Map();
         tallyLines([...old.lines, ...lines], counts);
         return counts;
@@ -16844,11 +17571,11 @@ __export(watch_exports2, {
 import { isIP } from "node:net";
 async function watchNginx(entry, context) {
   const { config: config2, emit, host } = context;
-  const path24 = resolveRemotePath(entry.accessLog, host.home);
+  const path26 = resolveRemotePath(entry.accessLog, host.home);
   let check;
   try {
     check = await checkAccessLog(host.runner, {
-      path: path24,
+      path: path26,
       testCommand: entry.testCommand,
       addresses: config2.servers.map((s3) => asLogged(s3.upstream))
     });
@@ -16876,7 +17603,7 @@ async function watchNginx(entry, context) {
   }
   const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
   return {
-    source: new NginxLogSource(host.runner, path24),
+    source: new NginxLogSource(host.runner, path26),
     serverOf: (key) => byAddress.get(key),
     baseline: check.baseline
   };
@@ -16940,9 +17667,9 @@ var init_drivers = __esm({
   }
 });
 
-// node_modules/asn1/lib/ber/errors.js
+// ../../main/node_modules/asn1/lib/ber/errors.js
 var require_errors = __commonJS({
-  "node_modules/asn1/lib/ber/errors.js"(exports, module) {
+  "../../main/node_modules/asn1/lib/ber/errors.js"(exports, module) {
     module.exports = {
       newInvalidAsn1Error: function(msg) {
         var e = new Error();
@@ -16954,9 +17681,9 @@ var require_errors = __commonJS({
   }
 });
 
-// node_modules/asn1/lib/ber/types.js
+// ../../main/node_modules/asn1/lib/ber/types.js
 var require_types = __commonJS({
-  "node_modules/asn1/lib/ber/types.js"(exports, module) {
+  "../../main/node_modules/asn1/lib/ber/types.js"(exports, module) {
     module.exports = {
       EOC: 0,
       Boolean: 1,
@@ -16994,9 +17721,9 @@ var require_types = __commonJS({
   }
 });
 
-// node_modules/safer-buffer/safer.js
+// ../../main/node_modules/safer-buffer/safer.js
 var require_safer = __commonJS({
-  "node_modules/safer-buffer/safer.js"(exports, module) {
+  "../../main/node_modules/safer-buffer/safer.js"(exports, module) {
     "use strict";
     var buffer = __require("buffer");
     var Buffer5 = buffer.Buffer;
@@ -17062,9 +17789,9 @@ var require_safer = __commonJS({
   }
 });
 
-// node_modules/asn1/lib/ber/reader.js
+// ../../main/node_modules/asn1/lib/ber/reader.js
 var require_reader = __commonJS({
-  "node_modules/asn1/lib/ber/reader.js"(exports, module) {
+  "../../main/node_modules/asn1/lib/ber/reader.js"(exports, module) {
     var assert2 = __require("assert");
     var Buffer5 = require_safer().Buffer;
     var ASN1 = require_types();
@@ -17227,9 +17954,9 @@ var require_reader = __commonJS({
   }
 });
 
-// node_modules/asn1/lib/ber/writer.js
+// ../../main/node_modules/asn1/lib/ber/writer.js
 var require_writer = __commonJS({
-  "node_modules/asn1/lib/ber/writer.js"(exports, module) {
+  "../../main/node_modules/asn1/lib/ber/writer.js"(exports, module) {
     var assert2 = __require("assert");
     var Buffer5 = require_safer().Buffer;
     var ASN1 = require_types();
@@ -17470,9 +18197,9 @@ var require_writer = __commonJS({
   }
 });
 
-// node_modules/asn1/lib/ber/index.js
+// ../../main/node_modules/asn1/lib/ber/index.js
 var require_ber = __commonJS({
-  "node_modules/asn1/lib/ber/index.js"(exports, module) {
+  "../../main/node_modules/asn1/lib/ber/index.js"(exports, module) {
     var errors = require_errors();
     var types = require_types();
     var Reader = require_reader();
@@ -17494,9 +18221,9 @@ var require_ber = __commonJS({
   }
 });
 
-// node_modules/asn1/lib/index.js
+// ../../main/node_modules/asn1/lib/index.js
 var require_lib = __commonJS({
-  "node_modules/asn1/lib/index.js"(exports, module) {
+  "../../main/node_modules/asn1/lib/index.js"(exports, module) {
     var Ber = require_ber();
     module.exports = {
       Ber,
@@ -17506,9 +18233,9 @@ var require_lib = __commonJS({
   }
 });
 
-// node_modules/tweetnacl/nacl-fast.js
+// ../../main/node_modules/tweetnacl/nacl-fast.js
 var require_nacl_fast = __commonJS({
-  "node_modules/tweetnacl/nacl-fast.js"(exports, module) {
+  "../../main/node_modules/tweetnacl/nacl-fast.js"(exports, module) {
     (function(nacl) {
       "use strict";
       var gf = function(init) {
@@ -19726,9 +20453,9 @@ var require_nacl_fast = __commonJS({
   }
 });
 
-// node_modules/bcrypt-pbkdf/index.js
+// ../../main/node_modules/bcrypt-pbkdf/index.js
 var require_bcrypt_pbkdf = __commonJS({
-  "node_modules/bcrypt-pbkdf/index.js"(exports, module) {
+  "../../main/node_modules/bcrypt-pbkdf/index.js"(exports, module) {
     "use strict";
     var crypto_hash_sha512 = require_nacl_fast().lowlevel.crypto_hash;
     var BLF_J = 0;
@@ -20979,9 +21706,9 @@ var require_bcrypt_pbkdf = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/constants.js
+// ../../main/node_modules/ssh2/lib/protocol/constants.js
 var require_constants = __commonJS({
-  "node_modules/ssh2/lib/protocol/constants.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/constants.js"(exports, module) {
     "use strict";
     var crypto = __require("crypto");
     var cpuInfo;
@@ -21371,9 +22098,9 @@ var require_constants = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/utils.js
+// ../../main/node_modules/ssh2/lib/protocol/utils.js
 var require_utils = __commonJS({
-  "node_modules/ssh2/lib/protocol/utils.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/utils.js"(exports, module) {
     "use strict";
     var Ber = require_lib().Ber;
     var DISCONNECT_REASON;
@@ -21688,9 +22415,9 @@ var require_utils = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/crypto/poly1305.js
+// ../../main/node_modules/ssh2/lib/protocol/crypto/poly1305.js
 var require_poly1305 = __commonJS({
-  "node_modules/ssh2/lib/protocol/crypto/poly1305.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/crypto/poly1305.js"(exports, module) {
     var createPoly1305 = (function() {
       var _scriptDir = typeof document !== "undefined" && document.currentScript ? document.currentScript.src : void 0;
       if (typeof __filename !== "undefined") _scriptDir = _scriptDir || __filename;
@@ -22116,9 +22843,9 @@ var require_poly1305 = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/crypto.js
+// ../../main/node_modules/ssh2/lib/protocol/crypto.js
 var require_crypto = __commonJS({
-  "node_modules/ssh2/lib/protocol/crypto.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/crypto.js"(exports, module) {
     "use strict";
     var {
       createCipheriv,
@@ -23440,9 +24167,9 @@ var require_crypto = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/keyParser.js
+// ../../main/node_modules/ssh2/lib/protocol/keyParser.js
 var require_keyParser = __commonJS({
-  "node_modules/ssh2/lib/protocol/keyParser.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/keyParser.js"(exports, module) {
     "use strict";
     var {
       createDecipheriv,
@@ -24681,12 +25408,12 @@ ${formatted}-----END ${type} KEY-----`;
   }
 });
 
-// node_modules/ssh2/lib/agent.js
+// ../../main/node_modules/ssh2/lib/agent.js
 var require_agent = __commonJS({
-  "node_modules/ssh2/lib/agent.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/agent.js"(exports, module) {
     "use strict";
     var { Socket } = __require("net");
-    var { Duplex: Duplex4 } = __require("stream");
+    var { Duplex: Duplex5 } = __require("stream");
     var { resolve: resolve3 } = __require("path");
     var { readFile: readFile11 } = __require("fs");
     var { execFile, spawn: spawn5 } = __require("child_process");
@@ -24839,7 +25566,7 @@ var require_agent = __commonJS({
           stream.proc = void 0;
         }
       }
-      class PageantSocket extends Duplex4 {
+      class PageantSocket extends Duplex5 {
         constructor() {
           super();
           this.proc = void 0;
@@ -24989,11 +25716,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path24) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path24)) {
-        return path24 === "pageant" ? new PageantAgent() : new CygwinAgent(path24);
+    function createAgent(path26) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path26)) {
+        return path26 === "pageant" ? new PageantAgent() : new CygwinAgent(path26);
       }
-      return new OpenSSHAgent(path24);
+      return new OpenSSHAgent(path26);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -25072,7 +25799,7 @@ var require_agent = __commonJS({
       const SYM_MSGLEN = /* @__PURE__ */ Symbol("Agent Protocol Current Message Length");
       const SYM_CLOSED = /* @__PURE__ */ Symbol("Agent Protocol Closed");
       const SYM_ENDED = /* @__PURE__ */ Symbol("Agent Protocol Ended");
-      return class AgentProtocol extends Duplex4 {
+      return class AgentProtocol extends Duplex5 {
         /*
             Notes:
               - `constraint` type consists of:
@@ -25509,9 +26236,9 @@ var require_agent = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/zlib.js
+// ../../main/node_modules/ssh2/lib/protocol/zlib.js
 var require_zlib = __commonJS({
-  "node_modules/ssh2/lib/protocol/zlib.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/zlib.js"(exports, module) {
     "use strict";
     var { kMaxLength } = __require("buffer");
     var {
@@ -25733,9 +26460,9 @@ var require_zlib = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/handlers.misc.js
+// ../../main/node_modules/ssh2/lib/protocol/handlers.misc.js
 var require_handlers_misc = __commonJS({
-  "node_modules/ssh2/lib/protocol/handlers.misc.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/handlers.misc.js"(exports, module) {
     "use strict";
     var {
       bufferSlice,
@@ -26640,9 +27367,9 @@ var require_handlers_misc = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/handlers.js
+// ../../main/node_modules/ssh2/lib/protocol/handlers.js
 var require_handlers = __commonJS({
-  "node_modules/ssh2/lib/protocol/handlers.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/handlers.js"(exports, module) {
     "use strict";
     var MESSAGE_HANDLERS = new Array(256);
     [
@@ -26659,9 +27386,9 @@ var require_handlers = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/kex.js
+// ../../main/node_modules/ssh2/lib/protocol/kex.js
 var require_kex = __commonJS({
-  "node_modules/ssh2/lib/protocol/kex.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/kex.js"(exports, module) {
     "use strict";
     var {
       createDiffieHellman,
@@ -28246,9 +28973,9 @@ var require_kex = __commonJS({
   }
 });
 
-// node_modules/ssh2/package.json
+// ../../main/node_modules/ssh2/package.json
 var require_package = __commonJS({
-  "node_modules/ssh2/package.json"(exports, module) {
+  "../../main/node_modules/ssh2/package.json"(exports, module) {
     module.exports = {
       name: "ssh2",
       version: "1.17.0",
@@ -28301,9 +29028,9 @@ var require_package = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/Protocol.js
+// ../../main/node_modules/ssh2/lib/protocol/Protocol.js
 var require_Protocol = __commonJS({
-  "node_modules/ssh2/lib/protocol/Protocol.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/Protocol.js"(exports, module) {
     "use strict";
     var { inspect: inspect4 } = __require("util");
     var { bindingAvailable, NullCipher, NullDecipher } = require_crypto();
@@ -29866,9 +30593,9 @@ var require_Protocol = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/protocol/node-fs-compat.js
+// ../../main/node_modules/ssh2/lib/protocol/node-fs-compat.js
 var require_node_fs_compat = __commonJS({
-  "node_modules/ssh2/lib/protocol/node-fs-compat.js"(exports) {
+  "../../main/node_modules/ssh2/lib/protocol/node-fs-compat.js"(exports) {
     "use strict";
     var assert2 = __require("assert");
     var { inspect: inspect4 } = __require("util");
@@ -29963,9 +30690,9 @@ ${suffix}`;
   }
 });
 
-// node_modules/ssh2/lib/protocol/SFTP.js
+// ../../main/node_modules/ssh2/lib/protocol/SFTP.js
 var require_SFTP = __commonJS({
-  "node_modules/ssh2/lib/protocol/SFTP.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/protocol/SFTP.js"(exports, module) {
     "use strict";
     var EventEmitter2 = __require("events");
     var fs2 = __require("fs");
@@ -30237,17 +30964,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path24, options) {
+      createReadStream(path26, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path24, options);
+        return new ReadStream(this, path26, options);
       }
-      createWriteStream(path24, options) {
+      createWriteStream(path26, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path24, options);
+        return new WriteStream(this, path26, options);
       }
-      open(path24, flags_, attrs, cb) {
+      open(path26, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -30266,7 +30993,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30274,7 +31001,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -30405,7 +31132,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path24, options, callback_) {
+      readFile(path26, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -30431,7 +31158,7 @@ var require_SFTP = __commonJS({
         let handle;
         let bytesRead = 0;
         const flag = options.flag || "r";
-        const read = () => {
+        const read2 = () => {
           if (size === 0) {
             buffer = Buffer.allocUnsafe(8192);
             this.read(handle, buffer, 0, 8192, bytesRead, afterRead);
@@ -30459,10 +31186,10 @@ var require_SFTP = __commonJS({
             if (pos === size)
               close();
             else
-              read();
+              read2();
           } else {
             buffers.push(bufferSlice(buffer, 0, nbytes));
-            read();
+            read2();
           }
         };
         afterRead._wantEOFError = true;
@@ -30478,13 +31205,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path24, flag, 438, (er2, handle_) => {
+        this.open(path26, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path24, (er_, st_) => {
+              this.stat(path26, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -30497,15 +31224,15 @@ var require_SFTP = __commonJS({
             size = st2.size || 0;
             if (size === 0) {
               buffers = [];
-              return read();
+              return read2();
             }
             buffer = Buffer.allocUnsafe(size);
-            read();
+            read2();
           };
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path24, data, options, callback_) {
+      writeFile(path26, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -30524,7 +31251,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path24, flag, options.mode, (openErr, handle) => {
+        this.open(path26, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -30533,7 +31260,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path24, (er_, st_) => {
+                  this.stat(path26, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -30552,7 +31279,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path24, data, options, callback_) {
+      appendFile(path26, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -30570,12 +31297,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path24, data, options, callback);
+        this.writeFile(path26, data, options, callback);
       }
-      exists(path24, cb) {
+      exists(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path24, (err) => {
+        this.stat(path26, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -30618,7 +31345,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path24, attrs, cb) {
+      mkdir(path26, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -30632,7 +31359,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30640,7 +31367,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -30656,10 +31383,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path24, cb) {
+      rmdir(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30667,7 +31394,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -30757,10 +31484,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path24, cb) {
+      stat(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30768,17 +31495,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path24, cb) {
+      lstat(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30786,17 +31513,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path24, cb) {
+      opendir(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30804,14 +31531,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path24, attrs, cb) {
+      setstat(path26, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -30823,7 +31550,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30831,7 +31558,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -30891,8 +31618,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path24, atime, mtime, cb) {
-        return this.setstat(path24, {
+      utimes(path26, atime, mtime, cb) {
+        return this.setstat(path26, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -30903,8 +31630,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path24, uid, gid, cb) {
-        return this.setstat(path24, {
+      chown(path26, uid, gid, cb) {
+        return this.setstat(path26, {
           uid,
           gid
         }, cb);
@@ -30914,15 +31641,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path24, mode, cb) {
-        return this.setstat(path24, {
+      chmod(path26, mode, cb) {
+        return this.setstat(path26, {
           mode
         }, cb);
       }
-      readlink(path24, cb) {
+      readlink(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30930,7 +31657,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -30975,10 +31702,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path24, cb) {
+      realpath(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -30986,7 +31713,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31031,13 +31758,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path24, cb) {
+      ext_openssh_statvfs(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31047,7 +31774,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -31133,7 +31860,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path24, attrs, cb) {
+      ext_openssh_lsetstat(path26, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -31148,7 +31875,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31158,7 +31885,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31175,13 +31902,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path24, cb) {
+      ext_openssh_expandPath(path26, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path24);
+        const pathLen = Buffer.byteLength(path26);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31191,7 +31918,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path24, p2 += 4, pathLen);
+        buf.utf8Write(path26, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -32469,12 +33196,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path24 === void 0)
+        if (path26 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path24)) {
+        if (!sftp.emit("LSTAT", reqID, path26)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32493,13 +33220,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path24, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path26, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32521,12 +33248,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path24 === void 0)
+        if (path26 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path24)) {
+        if (!sftp.emit("OPENDIR", reqID, path26)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32545,63 +33272,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path24 === void 0)
+        if (path26 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path24)) {
+        if (!sftp.emit("REMOVE", reqID, path26)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path24, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path26, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path24 === void 0)
+        if (path26 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path24)) {
+        if (!sftp.emit("RMDIR", reqID, path26)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path24 === void 0)
+        if (path26 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path24)) {
+        if (!sftp.emit("REALPATH", reqID, path26)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path24 === void 0)
+        if (path26 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path24)) {
+        if (!sftp.emit("STAT", reqID, path26)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32621,14 +33348,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path24 = bufferParser.readString(true);
+        const path26 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path24 === void 0)
+        if (path26 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path24)) {
+        if (!sftp.emit("READLINK", reqID, path26)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -32699,7 +33426,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path24, options) {
+    function ReadStream(sftp, path26, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -32713,7 +33440,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path24;
+      this.path = path26;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -32844,7 +33571,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path24, options) {
+    function WriteStream(sftp, path26, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -32856,7 +33583,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path24;
+      this.path = path26;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -33017,9 +33744,9 @@ var require_SFTP = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/Channel.js
+// ../../main/node_modules/ssh2/lib/Channel.js
 var require_Channel = __commonJS({
-  "node_modules/ssh2/lib/Channel.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/Channel.js"(exports, module) {
     "use strict";
     var {
       Duplex: DuplexStream,
@@ -33253,9 +33980,9 @@ var require_Channel = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/utils.js
+// ../../main/node_modules/ssh2/lib/utils.js
 var require_utils2 = __commonJS({
-  "node_modules/ssh2/lib/utils.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/utils.js"(exports, module) {
     "use strict";
     var { SFTP } = require_SFTP();
     var MAX_CHANNEL = 2 ** 32 - 1;
@@ -33533,9 +34260,9 @@ var require_utils2 = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/client.js
+// ../../main/node_modules/ssh2/lib/client.js
 var require_client = __commonJS({
-  "node_modules/ssh2/lib/client.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
       createHash: createHash8,
@@ -35342,9 +36069,9 @@ var require_client = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/http-agents.js
+// ../../main/node_modules/ssh2/lib/http-agents.js
 var require_http_agents = __commonJS({
-  "node_modules/ssh2/lib/http-agents.js"(exports) {
+  "../../main/node_modules/ssh2/lib/http-agents.js"(exports) {
     "use strict";
     var { Agent: HttpAgent } = __require("http");
     var { Agent: HttpsAgent } = __require("https");
@@ -35414,9 +36141,9 @@ var require_http_agents = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/server.js
+// ../../main/node_modules/ssh2/lib/server.js
 var require_server = __commonJS({
-  "node_modules/ssh2/lib/server.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/server.js"(exports, module) {
     "use strict";
     var { Server: netServer } = __require("net");
     var EventEmitter2 = __require("events");
@@ -36590,9 +37317,9 @@ var require_server = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/keygen.js
+// ../../main/node_modules/ssh2/lib/keygen.js
 var require_keygen = __commonJS({
-  "node_modules/ssh2/lib/keygen.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/keygen.js"(exports, module) {
     "use strict";
     var {
       createCipheriv,
@@ -37012,9 +37739,9 @@ var require_keygen = __commonJS({
   }
 });
 
-// node_modules/ssh2/lib/index.js
+// ../../main/node_modules/ssh2/lib/index.js
 var require_lib2 = __commonJS({
-  "node_modules/ssh2/lib/index.js"(exports, module) {
+  "../../main/node_modules/ssh2/lib/index.js"(exports, module) {
     "use strict";
     var {
       AgentProtocol,
@@ -37060,7 +37787,7 @@ var require_lib2 = __commonJS({
   }
 });
 
-// node_modules/chalk/source/vendor/ansi-styles/index.js
+// ../../main/node_modules/chalk/source/vendor/ansi-styles/index.js
 function assembleStyles() {
   const codes = /* @__PURE__ */ new Map();
   for (const [groupName, group] of Object.entries(styles)) {
@@ -37177,7 +37904,7 @@ function assembleStyles() {
 }
 var ANSI_BACKGROUND_OFFSET, wrapAnsi16, wrapAnsi256, wrapAnsi16m, styles, modifierNames, foregroundColorNames, backgroundColorNames, colorNames, ansiStyles, ansi_styles_default;
 var init_ansi_styles = __esm({
-  "node_modules/chalk/source/vendor/ansi-styles/index.js"() {
+  "../../main/node_modules/chalk/source/vendor/ansi-styles/index.js"() {
     ANSI_BACKGROUND_OFFSET = 10;
     wrapAnsi16 = (offset = 0) => (code) => `\x1B[${code + offset}m`;
     wrapAnsi256 = (offset = 0) => (code) => `\x1B[${38 + offset};5;${code}m`;
@@ -37251,7 +37978,7 @@ var init_ansi_styles = __esm({
   }
 });
 
-// node_modules/chalk/source/vendor/supports-color/index.js
+// ../../main/node_modules/chalk/source/vendor/supports-color/index.js
 import process2 from "node:process";
 import os4 from "node:os";
 import tty from "node:tty";
@@ -37372,7 +38099,7 @@ function createSupportsColor(stream, options = {}) {
 }
 var env, flagForceColor, supportsColor, supports_color_default;
 var init_supports_color = __esm({
-  "node_modules/chalk/source/vendor/supports-color/index.js"() {
+  "../../main/node_modules/chalk/source/vendor/supports-color/index.js"() {
     ({ env } = process2);
     if (hasFlag("no-color") || hasFlag("no-colors") || hasFlag("color=false") || hasFlag("color=never")) {
       flagForceColor = 0;
@@ -37387,7 +38114,7 @@ var init_supports_color = __esm({
   }
 });
 
-// node_modules/chalk/source/utilities.js
+// ../../main/node_modules/chalk/source/utilities.js
 function stringReplaceAll(string3, substring, replacer) {
   let index = string3.indexOf(substring);
   if (index === -1) {
@@ -37417,17 +38144,17 @@ function stringEncaseCRLFWithFirstIndex(string3, prefix, postfix, index) {
   return returnValue;
 }
 var init_utilities = __esm({
-  "node_modules/chalk/source/utilities.js"() {
+  "../../main/node_modules/chalk/source/utilities.js"() {
   }
 });
 
-// node_modules/chalk/source/index.js
+// ../../main/node_modules/chalk/source/index.js
 function createChalk(options) {
   return chalkFactory(options);
 }
 var stdoutColor, stderrColor, GENERATOR, STYLER, IS_EMPTY, levelMapping, styles2, applyOptions, chalkFactory, getModelAnsi, usedModels, proto, createStyler, createBuilder, applyStyle, chalk, chalkStderr, source_default;
 var init_source = __esm({
-  "node_modules/chalk/source/index.js"() {
+  "../../main/node_modules/chalk/source/index.js"() {
     init_ansi_styles();
     init_supports_color();
     init_utilities();
@@ -38002,7 +38729,7 @@ var init_terminal = __esm({
   }
 });
 
-// node_modules/mimic-function/index.js
+// ../../main/node_modules/mimic-function/index.js
 function mimicFunction(to2, from, { ignoreNonConfigurable = false } = {}) {
   const { name } = to2;
   for (const property of Reflect.ownKeys(from)) {
@@ -38014,7 +38741,7 @@ function mimicFunction(to2, from, { ignoreNonConfigurable = false } = {}) {
 }
 var copyProperty, canCopyProperty, changePrototype, wrappedToString, toStringDescriptor, toStringName, changeToString;
 var init_mimic_function = __esm({
-  "node_modules/mimic-function/index.js"() {
+  "../../main/node_modules/mimic-function/index.js"() {
     copyProperty = (to2, from, property, ignoreNonConfigurable) => {
       if (property === "length" || property === "prototype") {
         return;
@@ -38053,10 +38780,10 @@ ${fromBody}`;
   }
 });
 
-// node_modules/onetime/index.js
+// ../../main/node_modules/onetime/index.js
 var calledFunctions, onetime, onetime_default;
 var init_onetime = __esm({
-  "node_modules/onetime/index.js"() {
+  "../../main/node_modules/onetime/index.js"() {
     init_mimic_function();
     calledFunctions = /* @__PURE__ */ new WeakMap();
     onetime = (function_, options = {}) => {
@@ -38090,10 +38817,10 @@ var init_onetime = __esm({
   }
 });
 
-// node_modules/signal-exit/dist/mjs/signals.js
+// ../../main/node_modules/signal-exit/dist/mjs/signals.js
 var signals;
 var init_signals = __esm({
-  "node_modules/signal-exit/dist/mjs/signals.js"() {
+  "../../main/node_modules/signal-exit/dist/mjs/signals.js"() {
     signals = [];
     signals.push("SIGHUP", "SIGINT", "SIGTERM");
     if (process.platform !== "win32") {
@@ -38119,10 +38846,10 @@ var init_signals = __esm({
   }
 });
 
-// node_modules/signal-exit/dist/mjs/index.js
+// ../../main/node_modules/signal-exit/dist/mjs/index.js
 var processOk, kExitEmitter, global2, ObjectDefineProperty, Emitter, SignalExitBase, signalExitWrap, SignalExitFallback, SignalExit, process3, onExit, load, unload;
 var init_mjs = __esm({
-  "node_modules/signal-exit/dist/mjs/index.js"() {
+  "../../main/node_modules/signal-exit/dist/mjs/index.js"() {
     init_signals();
     processOk = (process15) => !!process15 && typeof process15 === "object" && typeof process15.removeListener === "function" && typeof process15.emit === "function" && typeof process15.reallyExit === "function" && typeof process15.listeners === "function" && typeof process15.kill === "function" && typeof process15.pid === "number" && typeof process15.on === "function";
     kExitEmitter = /* @__PURE__ */ Symbol.for("signal-exit emitter");
@@ -38358,11 +39085,11 @@ var init_mjs = __esm({
   }
 });
 
-// node_modules/restore-cursor/index.js
+// ../../main/node_modules/restore-cursor/index.js
 import process4 from "node:process";
 var terminal, restoreCursor, restore_cursor_default;
 var init_restore_cursor = __esm({
-  "node_modules/restore-cursor/index.js"() {
+  "../../main/node_modules/restore-cursor/index.js"() {
     init_onetime();
     init_mjs();
     terminal = process4.stderr.isTTY ? process4.stderr : process4.stdout.isTTY ? process4.stdout : void 0;
@@ -38376,11 +39103,11 @@ var init_restore_cursor = __esm({
   }
 });
 
-// node_modules/cli-cursor/index.js
+// ../../main/node_modules/cli-cursor/index.js
 import process5 from "node:process";
 var isHidden, cliCursor, cli_cursor_default;
 var init_cli_cursor = __esm({
-  "node_modules/cli-cursor/index.js"() {
+  "../../main/node_modules/cli-cursor/index.js"() {
     init_restore_cursor();
     isHidden = false;
     cliCursor = {};
@@ -38413,10 +39140,10 @@ var init_cli_cursor = __esm({
   }
 });
 
-// node_modules/cli-spinners/spinners.json
+// ../../main/node_modules/cli-spinners/spinners.json
 var spinners_default;
 var init_spinners = __esm({
-  "node_modules/cli-spinners/spinners.json"() {
+  "../../main/node_modules/cli-spinners/spinners.json"() {
     spinners_default = {
       dots: {
         interval: 80,
@@ -40117,21 +40844,21 @@ var init_spinners = __esm({
   }
 });
 
-// node_modules/cli-spinners/index.js
+// ../../main/node_modules/cli-spinners/index.js
 var cli_spinners_default, spinnersList;
 var init_cli_spinners = __esm({
-  "node_modules/cli-spinners/index.js"() {
+  "../../main/node_modules/cli-spinners/index.js"() {
     init_spinners();
     cli_spinners_default = spinners_default;
     spinnersList = Object.keys(spinners_default);
   }
 });
 
-// node_modules/yoctocolors/base.js
+// ../../main/node_modules/yoctocolors/base.js
 import tty2 from "node:tty";
 var hasColors, format2, reset, bold, dim, italic, underline, underlineDouble, underlineCurly, underlineDotted, underlineDashed, overline, inverse, hidden, strikethrough, black, red, green, yellow, blue, magenta, cyan, white, gray, bgBlack, bgRed, bgGreen, bgYellow, bgBlue, bgMagenta, bgCyan, bgWhite, bgGray, redBright, greenBright, yellowBright, blueBright, magentaBright, cyanBright, whiteBright, bgRedBright, bgGreenBright, bgYellowBright, bgBlueBright, bgMagentaBright, bgCyanBright, bgWhiteBright, underlineBlack, underlineRed, underlineGreen, underlineYellow, underlineBlue, underlineMagenta, underlineCyan, underlineWhite, underlineGray, underlineRedBright, underlineGreenBright, underlineYellowBright, underlineBlueBright, underlineMagentaBright, underlineCyanBright, underlineWhiteBright;
 var init_base = __esm({
-  "node_modules/yoctocolors/base.js"() {
+  "../../main/node_modules/yoctocolors/base.js"() {
     hasColors = tty2?.WriteStream?.prototype?.hasColors?.() ?? false;
     format2 = (open2, close) => {
       if (!hasColors) {
@@ -40222,15 +40949,15 @@ var init_base = __esm({
   }
 });
 
-// node_modules/yoctocolors/index.js
+// ../../main/node_modules/yoctocolors/index.js
 var init_yoctocolors = __esm({
-  "node_modules/yoctocolors/index.js"() {
+  "../../main/node_modules/yoctocolors/index.js"() {
     init_base();
     init_base();
   }
 });
 
-// node_modules/is-unicode-supported/index.js
+// ../../main/node_modules/is-unicode-supported/index.js
 import process6 from "node:process";
 function isUnicodeSupported() {
   const { env: env2 } = process6;
@@ -40241,11 +40968,11 @@ function isUnicodeSupported() {
   return Boolean(env2.WT_SESSION) || Boolean(env2.TERMINUS_SUBLIME) || env2.ConEmuTask === "{cmd::Cmder}" || TERM_PROGRAM === "Terminus-Sublime" || TERM_PROGRAM === "vscode" || TERM === "xterm-256color" || TERM === "alacritty" || TERM === "rxvt-unicode" || TERM === "rxvt-unicode-256color" || env2.TERMINAL_EMULATOR === "JetBrains-JediTerm";
 }
 var init_is_unicode_supported = __esm({
-  "node_modules/is-unicode-supported/index.js"() {
+  "../../main/node_modules/is-unicode-supported/index.js"() {
   }
 });
 
-// node_modules/log-symbols/symbols.js
+// ../../main/node_modules/log-symbols/symbols.js
 var symbols_exports = {};
 __export(symbols_exports, {
   error: () => error2,
@@ -40255,7 +40982,7 @@ __export(symbols_exports, {
 });
 var _isUnicodeSupported, info, success, warning, error2;
 var init_symbols = __esm({
-  "node_modules/log-symbols/symbols.js"() {
+  "../../main/node_modules/log-symbols/symbols.js"() {
     init_yoctocolors();
     init_is_unicode_supported();
     _isUnicodeSupported = isUnicodeSupported();
@@ -40266,20 +40993,20 @@ var init_symbols = __esm({
   }
 });
 
-// node_modules/log-symbols/index.js
+// ../../main/node_modules/log-symbols/index.js
 var init_log_symbols = __esm({
-  "node_modules/log-symbols/index.js"() {
+  "../../main/node_modules/log-symbols/index.js"() {
     init_symbols();
   }
 });
 
-// node_modules/ansi-regex/index.js
+// ../../main/node_modules/ansi-regex/index.js
 function ansiRegex({ onlyFirst = false } = {}) {
   return new RegExp(pattern, onlyFirst ? void 0 : "g");
 }
 var ST, stringControls, osc, controlString, linuxPalette, csi, escape, pattern;
 var init_ansi_regex = __esm({
-  "node_modules/ansi-regex/index.js"() {
+  "../../main/node_modules/ansi-regex/index.js"() {
     ST = String.raw`(?:\u001B\u005C|\u009C)`;
     stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
     osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
@@ -40291,7 +41018,7 @@ var init_ansi_regex = __esm({
   }
 });
 
-// node_modules/strip-ansi/index.js
+// ../../main/node_modules/strip-ansi/index.js
 function stripAnsi(string3) {
   if (typeof string3 !== "string") {
     throw new TypeError(`Expected a \`string\`, got \`${typeof string3}\``);
@@ -40303,16 +41030,16 @@ function stripAnsi(string3) {
 }
 var regex;
 var init_strip_ansi = __esm({
-  "node_modules/strip-ansi/index.js"() {
+  "../../main/node_modules/strip-ansi/index.js"() {
     init_ansi_regex();
     regex = ansiRegex();
   }
 });
 
-// node_modules/get-east-asian-width/lookup-data.js
+// ../../main/node_modules/get-east-asian-width/lookup-data.js
 var ambiguousMinimalCodePoint, ambiguousMaximumCodePoint, ambiguousRanges, fullwidthMinimalCodePoint, fullwidthMaximumCodePoint, fullwidthRanges, wideMinimalCodePoint, wideMaximumCodePoint, wideRanges;
 var init_lookup_data = __esm({
-  "node_modules/get-east-asian-width/lookup-data.js"() {
+  "../../main/node_modules/get-east-asian-width/lookup-data.js"() {
     ambiguousMinimalCodePoint = 161;
     ambiguousMaximumCodePoint = 1114109;
     ambiguousRanges = [161, 161, 164, 164, 167, 168, 170, 170, 173, 174, 176, 180, 182, 186, 188, 191, 198, 198, 208, 208, 215, 216, 222, 225, 230, 230, 232, 234, 236, 237, 240, 240, 242, 243, 247, 250, 252, 252, 254, 254, 257, 257, 273, 273, 275, 275, 283, 283, 294, 295, 299, 299, 305, 307, 312, 312, 319, 322, 324, 324, 328, 331, 333, 333, 338, 339, 358, 359, 363, 363, 462, 462, 464, 464, 466, 466, 468, 468, 470, 470, 472, 472, 474, 474, 476, 476, 593, 593, 609, 609, 708, 708, 711, 711, 713, 715, 717, 717, 720, 720, 728, 731, 733, 733, 735, 735, 768, 879, 913, 929, 931, 937, 945, 961, 963, 969, 1025, 1025, 1040, 1103, 1105, 1105, 8208, 8208, 8211, 8214, 8216, 8217, 8220, 8221, 8224, 8226, 8228, 8231, 8240, 8240, 8242, 8243, 8245, 8245, 8251, 8251, 8254, 8254, 8308, 8308, 8319, 8319, 8321, 8324, 8364, 8364, 8451, 8451, 8453, 8453, 8457, 8457, 8467, 8467, 8470, 8470, 8481, 8482, 8486, 8486, 8491, 8491, 8531, 8532, 8539, 8542, 8544, 8555, 8560, 8569, 8585, 8585, 8592, 8601, 8632, 8633, 8658, 8658, 8660, 8660, 8679, 8679, 8704, 8704, 8706, 8707, 8711, 8712, 8715, 8715, 8719, 8719, 8721, 8721, 8725, 8725, 8730, 8730, 8733, 8736, 8739, 8739, 8741, 8741, 8743, 8748, 8750, 8750, 8756, 8759, 8764, 8765, 8776, 8776, 8780, 8780, 8786, 8786, 8800, 8801, 8804, 8807, 8810, 8811, 8814, 8815, 8834, 8835, 8838, 8839, 8853, 8853, 8857, 8857, 8869, 8869, 8895, 8895, 8978, 8978, 9312, 9449, 9451, 9547, 9552, 9587, 9600, 9615, 9618, 9621, 9632, 9633, 9635, 9641, 9650, 9651, 9654, 9655, 9660, 9661, 9664, 9665, 9670, 9672, 9675, 9675, 9678, 9681, 9698, 9701, 9711, 9711, 9733, 9734, 9737, 9737, 9742, 9743, 9756, 9756, 9758, 9758, 9792, 9792, 9794, 9794, 9824, 9825, 9827, 9829, 9831, 9834, 9836, 9837, 9839, 9839, 9886, 9887, 9919, 9919, 9926, 9933, 9935, 9939, 9941, 9953, 9955, 9955, 9960, 9961, 9963, 9969, 9972, 9972, 9974, 9977, 9979, 9980, 9982, 9983, 10045, 10045, 10102, 10111, 11094, 11097, 12872, 12879, 57344, 63743, 65024, 65039, 65533, 65533, 127232, 127242, 127248, 127277, 127280, 127337, 127344, 127373, 127375, 127376, 127387, 127404, 917760, 917999, 983040, 1048573, 1048576, 1114109];
@@ -40325,10 +41052,10 @@ var init_lookup_data = __esm({
   }
 });
 
-// node_modules/get-east-asian-width/utilities.js
+// ../../main/node_modules/get-east-asian-width/utilities.js
 var isInRange;
 var init_utilities2 = __esm({
-  "node_modules/get-east-asian-width/utilities.js"() {
+  "../../main/node_modules/get-east-asian-width/utilities.js"() {
     isInRange = (ranges, codePoint) => {
       let low = 0;
       let high = Math.floor(ranges.length / 2) - 1;
@@ -40348,7 +41075,7 @@ var init_utilities2 = __esm({
   }
 });
 
-// node_modules/get-east-asian-width/lookup.js
+// ../../main/node_modules/get-east-asian-width/lookup.js
 function findWideFastPathRange(ranges) {
   let fastPathStart = ranges[0];
   let fastPathEnd = ranges[1];
@@ -40367,7 +41094,7 @@ function findWideFastPathRange(ranges) {
 }
 var commonCjkCodePoint, wideFastPathStart, wideFastPathEnd, isAmbiguous, isFullwidth, isWide;
 var init_lookup = __esm({
-  "node_modules/get-east-asian-width/lookup.js"() {
+  "../../main/node_modules/get-east-asian-width/lookup.js"() {
     init_lookup_data();
     init_utilities2();
     commonCjkCodePoint = 19968;
@@ -40396,7 +41123,7 @@ var init_lookup = __esm({
   }
 });
 
-// node_modules/get-east-asian-width/index.js
+// ../../main/node_modules/get-east-asian-width/index.js
 function validate2(codePoint) {
   if (!Number.isSafeInteger(codePoint)) {
     throw new TypeError(`Expected a code point, got \`${typeof codePoint}\`.`);
@@ -40410,12 +41137,12 @@ function eastAsianWidth(codePoint, { ambiguousAsWide = false } = {}) {
   return 1;
 }
 var init_get_east_asian_width = __esm({
-  "node_modules/get-east-asian-width/index.js"() {
+  "../../main/node_modules/get-east-asian-width/index.js"() {
     init_lookup();
   }
 });
 
-// node_modules/string-width/index.js
+// ../../main/node_modules/string-width/index.js
 function isDoubleWidthNonRgiEmojiSequence(segment) {
   if (segment.length > 50) {
     return false;
@@ -40533,7 +41260,7 @@ function stringWidth(input, options = {}) {
 }
 var segmenter, visibleCharacterRegex, spacingMarkRegex, rgiEmojiRegex, unqualifiedKeycapRegex, extendedPictographicRegex;
 var init_string_width = __esm({
-  "node_modules/string-width/index.js"() {
+  "../../main/node_modules/string-width/index.js"() {
     init_strip_ansi();
     init_get_east_asian_width();
     segmenter = new Intl.Segmenter();
@@ -40545,22 +41272,22 @@ var init_string_width = __esm({
   }
 });
 
-// node_modules/is-interactive/index.js
+// ../../main/node_modules/is-interactive/index.js
 function isInteractive({ stream = process.stdout } = {}) {
   return Boolean(
     stream && stream.isTTY && process.env.TERM !== "dumb" && !("CI" in process.env)
   );
 }
 var init_is_interactive = __esm({
-  "node_modules/is-interactive/index.js"() {
+  "../../main/node_modules/is-interactive/index.js"() {
   }
 });
 
-// node_modules/stdin-discarder/index.js
+// ../../main/node_modules/stdin-discarder/index.js
 import process7 from "node:process";
 var ASCII_ETX_CODE, StdinDiscarder, stdinDiscarder, stdin_discarder_default;
 var init_stdin_discarder = __esm({
-  "node_modules/stdin-discarder/index.js"() {
+  "../../main/node_modules/stdin-discarder/index.js"() {
     ASCII_ETX_CODE = 3;
     StdinDiscarder = class {
       #activeCount = 0;
@@ -40627,7 +41354,7 @@ var init_stdin_discarder = __esm({
   }
 });
 
-// node_modules/ora/index.js
+// ../../main/node_modules/ora/index.js
 import process8 from "node:process";
 import { stripVTControlCharacters } from "node:util";
 function ora(options) {
@@ -40635,7 +41362,7 @@ function ora(options) {
 }
 var RENDER_DEFERRAL_TIMEOUT, SYNCHRONIZED_OUTPUT_ENABLE, SYNCHRONIZED_OUTPUT_DISABLE, activeHooksPerStream, validColors, Ora;
 var init_ora = __esm({
-  "node_modules/ora/index.js"() {
+  "../../main/node_modules/ora/index.js"() {
     init_source();
     init_cli_cursor();
     init_cli_spinners();
@@ -41242,9 +41969,9 @@ ${event.exitCode === 0 ? source_default.green.bold(line) : source_default.red.bo
   }
 });
 
-// node_modules/ignore/index.js
+// ../../main/node_modules/ignore/index.js
 var require_ignore = __commonJS({
-  "node_modules/ignore/index.js"(exports, module) {
+  "../../main/node_modules/ignore/index.js"(exports, module) {
     function makeArray(subject) {
       return Array.isArray(subject) ? subject : [subject];
     }
@@ -41744,26 +42471,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path24) => {
-      const end = path24.length - 1;
-      const index = path24.lastIndexOf(
+    var basenameOf = (path26) => {
+      const end = path26.length - 1;
+      const index = path26.lastIndexOf(
         SLASH,
-        path24[end] === SLASH ? end - 1 : end
+        path26[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path24 : path24.slice(index + 1);
+      return index < 0 ? path26 : path26.slice(index + 1);
     };
-    var parentOf = (path24) => {
-      if (path24.charCodeAt(0) === SLASH_CODE || path24.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path24.split(SLASH).filter(Boolean);
+    var parentOf = (path26) => {
+      if (path26.charCodeAt(0) === SLASH_CODE || path26.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path26.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path24.length - 1;
-      const cut = path24.lastIndexOf(
+      const end = path26.length - 1;
+      const cut = path26.lastIndexOf(
         SLASH,
-        path24.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path26.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path24.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path26.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -41913,7 +42640,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path24) {
+      testLiteral(path26) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -41922,7 +42649,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path24)) {
+          if (rule.checkRegex.test(path26)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -41942,15 +42669,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path24, mode) {
+      test(path26, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename2 = shortcut ? basenameOf(path24) : path24;
+        const basename2 = shortcut ? basenameOf(path26) : path26;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename2 : path24
+            shortcut && rule._basenameOnly ? basename2 : path26
           )) {
             const { negative } = rule;
             const ret = {
@@ -41972,17 +42699,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path24, originalPath, doThrow) => {
-      if (!isString(path24)) {
+    var checkPath = (path26, originalPath, doThrow) => {
+      if (!isString(path26)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path24) {
+      if (!path26) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path24)) {
+      if (checkPath.isNotRelative(path26)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -41991,25 +42718,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path24) => {
-      const first = path24.charCodeAt(0);
+    var isNotRelative = (path26) => {
+      const first = path26.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path24.length === 1) {
+      if (path26.length === 1) {
         return true;
       }
-      const second = path24.charCodeAt(1);
+      const second = path26.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path24.length === 2 || path24.charCodeAt(2) === SLASH_CODE;
+      return path26.length === 2 || path26.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -42040,59 +42767,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path24) {
+      _test(originalPath, cache, path26) {
         checkPath(
-          path24,
+          path26,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path24 ? this._t(path24, cache) : {
+        return path26 ? this._t(path26, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path24 = convertPath(target);
-        if (!path24 || path24.charCodeAt(path24.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path24);
+        const path26 = convertPath(target);
+        if (!path26 || path26.charCodeAt(path26.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path26);
         }
-        const dir = this._t(path24, this._testCache);
+        const dir = this._t(path26, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal2 = this._rules.testLiteral(path24);
-        return literal2.ignored || literal2.unignored ? literal2 : dir;
+        const literal3 = this._rules.testLiteral(path26);
+        return literal3.ignored || literal3.unignored ? literal3 : dir;
       }
-      _t(path24, cache) {
-        const cached3 = cache[path24];
+      _t(path26, cache) {
+        const cached3 = cache[path26];
         if (cached3) {
           return cached3;
         }
-        const parentPath = parentOf(path24);
+        const parentPath = parentOf(path26);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path24] = parent && parent.ignored ? parent : this._rules.test(path24, MODE_IGNORE);
+        return cache[path26] = parent && parent.ignored ? parent : this._rules.test(path26, MODE_IGNORE);
       }
-      ignores(path24) {
-        return this._test(path24, this._ignoreCache, convertPath(path24)).ignored;
+      ignores(path26) {
+        return this._test(path26, this._ignoreCache, convertPath(path26)).ignored;
       }
       createFilter() {
-        return (path24) => !this.ignores(path24);
+        return (path26) => !this.ignores(path26);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path24) {
-        return this._test(path24, this._testCache, convertPath(path24));
+      test(path26) {
+        return this._test(path26, this._testCache, convertPath(path26));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path24) => checkPath(convertPath(path24), path24, RETURN_FALSE);
+    var isPathValid = (path26) => checkPath(convertPath(path26), path26, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path24) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path24) || isNotRelative(path24);
+      checkPath.isNotRelative = (path26) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path26) || isNotRelative(path26);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -42107,7 +42834,7 @@ var require_ignore = __commonJS({
   }
 });
 
-// node_modules/tar/dist/esm/index.min.js
+// ../../main/node_modules/tar/dist/esm/index.min.js
 var index_min_exports = {};
 __export(index_min_exports, {
   Header: () => F,
@@ -42181,7 +42908,7 @@ function Kn(s3, t) {
 }
 var zr, Ur, Ds, Wr, Gr, Zr, Q, J, nt, De, qt, Ne, Ns, Ae, As, z, Mt, g, Qt, Bt, b, N, _, bi, Ie, L, S, _i, Oi, Is, Ti, Z, xi, Ce, Jt, Rt, C, jt, Yr, Kr, Vr, $r, Fe, Li, Xr, qr, A, Jr, ht, H, te, m, Ni, tt, Ai, ki, vi, ie, ke, Ut, Ht, Ii, Pt, at, U, ot, Y, zt, Ci, j, ee, Fi, ve, gt, Me, bt, _t, Be, et, Wt, jr, Fs, ks, vs, Ms, Bs, tn, se, K, sn, M, rn, zs, nn, Bi, Tt, Gt, Pi, re, Pe, ze, Ue, He, We, Ge, Ze, Ye, Ke, Us, hn, an, Hs, ln, cn, Ws, Gs, Hi, ne, dn, Ui, oe, Ve, un, F, mn, xt, Wi, pn, lt, En, wn, Sn, ct, yn, Rn, gn, Gi, bn, Lt, ft, On, Tn, xn, Ln, f, $e, Dt, Nn, Xi, qi, An, B, Nt, it, Zi, Zs, V, he, dt, Ys, p, st, ut, Yi, At, w, Xe, qe, Ki, Ks, Vs, ae, Vi, Qe, Yt, $, Je, It, je, ti, $s, In, le, $i, Xs, Cn, rt, mt, vn, Qi, Mn, Bn, Ct, Ji, zn, qs, ce, ei, ji, Un, Hn, ts, Qs, rr, Wn, tr, er, ir, is, sr, fe, ii, ss, si, rs, ns, os5, hs, pt, ri, as, es, q, de, ni, oi, Gn, hi, ue, pi, nr, li, me, W, pe, Et, Ft, Ee, ai, G, ls, ci, or, ds, us, fi, di, hr, cs, ui, lr, fs, wt, kt, Vn, $n, fr, dr, Xn, qn, Qn, Jn, Er, wr, ur, Sr, yr, Rr, jn, to, eo, mr, ms3, ps, Ei, io, Es, so, ws, Se, St, no, gr, Ss, br, oo, _r, ys, Or, Vt, Tr, ho, ao, lo, yi, Lr, Dr, _s, Nr, Os, P, Ts, xs, gi, Ar, Ir, Re, Cr, Fr, Rs, yt, O, Ri, kr, $t, gs, bs, Ls, ge, be, _e, Oe, fo, Te, uo, mo, po, vr, Xt, ye, xe, Eo, wo, So, yo, Ro, go, bo, _o, vt, Oo, To;
 var init_index_min = __esm({
-  "node_modules/tar/dist/esm/index.min.js"() {
+  "../../main/node_modules/tar/dist/esm/index.min.js"() {
     zr = Object.defineProperty;
     Ur = (s3, t) => {
       for (var e in t) zr(s3, e, { get: t[e], enumerable: true });
@@ -45108,7 +45835,7 @@ var init_index_min = __esm({
   }
 });
 
-// node_modules/is-plain-obj/index.js
+// ../../main/node_modules/is-plain-obj/index.js
 function isPlainObject3(value) {
   if (typeof value !== "object" || value === null) {
     return false;
@@ -45117,15 +45844,15 @@ function isPlainObject3(value) {
   return (prototype === null || prototype === Object.prototype || Object.getPrototypeOf(prototype) === null) && !(Symbol.toStringTag in value) && !(Symbol.iterator in value);
 }
 var init_is_plain_obj = __esm({
-  "node_modules/is-plain-obj/index.js"() {
+  "../../main/node_modules/is-plain-obj/index.js"() {
   }
 });
 
-// node_modules/execa/lib/arguments/file-url.js
+// ../../main/node_modules/execa/lib/arguments/file-url.js
 import { fileURLToPath } from "node:url";
 var safeNormalizeFileUrl, normalizeDenoExecPath, isDenoExecPath, normalizeFileUrl;
 var init_file_url = __esm({
-  "node_modules/execa/lib/arguments/file-url.js"() {
+  "../../main/node_modules/execa/lib/arguments/file-url.js"() {
     safeNormalizeFileUrl = (file, name) => {
       const fileString = normalizeFileUrl(normalizeDenoExecPath(file));
       if (typeof fileString !== "string") {
@@ -45139,10 +45866,10 @@ var init_file_url = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/parameters.js
+// ../../main/node_modules/execa/lib/methods/parameters.js
 var normalizeParameters;
 var init_parameters = __esm({
-  "node_modules/execa/lib/methods/parameters.js"() {
+  "../../main/node_modules/execa/lib/methods/parameters.js"() {
     init_is_plain_obj();
     init_file_url();
     normalizeParameters = (rawFile, rawArguments = [], rawOptions = {}) => {
@@ -45167,11 +45894,11 @@ var init_parameters = __esm({
   }
 });
 
-// node_modules/execa/lib/utils/uint-array.js
+// ../../main/node_modules/execa/lib/utils/uint-array.js
 import { StringDecoder as StringDecoder3 } from "node:string_decoder";
 var objectToString, isArrayBuffer, isUint8Array, bufferToUint8Array, textEncoder, stringToUint8Array, textDecoder, uint8ArrayToString, joinToString, uint8ArraysToStrings, joinToUint8Array, stringsToUint8Arrays, concatUint8Arrays, getJoinLength;
 var init_uint_array = __esm({
-  "node_modules/execa/lib/utils/uint-array.js"() {
+  "../../main/node_modules/execa/lib/utils/uint-array.js"() {
     ({ toString: objectToString } = Object.prototype);
     isArrayBuffer = (value) => objectToString.call(value) === "[object ArrayBuffer]";
     isUint8Array = (value) => objectToString.call(value) === "[object Uint8Array]";
@@ -45219,11 +45946,11 @@ var init_uint_array = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/template.js
+// ../../main/node_modules/execa/lib/methods/template.js
 import { ChildProcess } from "node:child_process";
 var isTemplateString, parseTemplates, parseTemplate, splitByWhitespaces, DELIMITERS, ESCAPE_LENGTH, concatTokens, parseExpression, getSubprocessResult;
 var init_template = __esm({
-  "node_modules/execa/lib/methods/template.js"() {
+  "../../main/node_modules/execa/lib/methods/template.js"() {
     init_is_plain_obj();
     init_uint_array();
     isTemplateString = (templates) => Array.isArray(templates) && Array.isArray(templates.raw);
@@ -45327,11 +46054,11 @@ var init_template = __esm({
   }
 });
 
-// node_modules/execa/lib/utils/standard-stream.js
+// ../../main/node_modules/execa/lib/utils/standard-stream.js
 import process9 from "node:process";
 var isStandardStream, STANDARD_STREAMS, STANDARD_STREAMS_ALIASES, getStreamName;
 var init_standard_stream = __esm({
-  "node_modules/execa/lib/utils/standard-stream.js"() {
+  "../../main/node_modules/execa/lib/utils/standard-stream.js"() {
     isStandardStream = (stream) => STANDARD_STREAMS.includes(stream);
     STANDARD_STREAMS = [process9.stdin, process9.stdout, process9.stderr];
     STANDARD_STREAMS_ALIASES = ["stdin", "stdout", "stderr"];
@@ -45339,11 +46066,11 @@ var init_standard_stream = __esm({
   }
 });
 
-// node_modules/execa/lib/arguments/specific.js
+// ../../main/node_modules/execa/lib/arguments/specific.js
 import { debuglog } from "node:util";
 var normalizeFdSpecificOptions, normalizeFdSpecificOption, getStdioLength, normalizeFdSpecificValue, normalizeOptionObject, compareFdName, getFdNameOrder, parseFdName, parseFd, FD_REGEXP, addDefaultValue, verboseDefault, DEFAULT_OPTIONS, FD_SPECIFIC_OPTIONS, getFdSpecificValue;
 var init_specific = __esm({
-  "node_modules/execa/lib/arguments/specific.js"() {
+  "../../main/node_modules/execa/lib/arguments/specific.js"() {
     init_is_plain_obj();
     init_standard_stream();
     normalizeFdSpecificOptions = (options) => {
@@ -45417,10 +46144,10 @@ Please set the "stdio" option to ensure that file descriptor exists.`);
   }
 });
 
-// node_modules/execa/lib/verbose/values.js
+// ../../main/node_modules/execa/lib/verbose/values.js
 var isVerbose, isFullVerbose, getVerboseFunction, getFdVerbose, getFdGenericVerbose, isVerboseFunction, VERBOSE_VALUES;
 var init_values = __esm({
-  "node_modules/execa/lib/verbose/values.js"() {
+  "../../main/node_modules/execa/lib/verbose/values.js"() {
     init_specific();
     isVerbose = ({ verbose }, fdNumber) => getFdVerbose(verbose, fdNumber) !== "none";
     isFullVerbose = ({ verbose }, fdNumber) => !["none", "short"].includes(getFdVerbose(verbose, fdNumber));
@@ -45435,12 +46162,12 @@ var init_values = __esm({
   }
 });
 
-// node_modules/execa/lib/arguments/escape.js
+// ../../main/node_modules/execa/lib/arguments/escape.js
 import { platform } from "node:process";
 import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 var joinCommand, escapeLines, escapeControlCharacters, escapeControlCharacter, getSpecialCharRegExp, SPECIAL_CHAR_REGEXP, COMMON_ESCAPES, ASTRAL_START, quoteString, NO_ESCAPE_REGEXP;
 var init_escape = __esm({
-  "node_modules/execa/lib/arguments/escape.js"() {
+  "../../main/node_modules/execa/lib/arguments/escape.js"() {
     joinCommand = (filePath, rawArguments) => {
       const fileAndArguments = [filePath, ...rawArguments];
       const command = fileAndArguments.join(" ");
@@ -45485,10 +46212,10 @@ var init_escape = __esm({
   }
 });
 
-// node_modules/figures/index.js
+// ../../main/node_modules/figures/index.js
 var common, specialMainSymbols, specialFallbackSymbols, mainSymbols, fallbackSymbols, shouldUseMain, figures, figures_default, replacements;
 var init_figures = __esm({
-  "node_modules/figures/index.js"() {
+  "../../main/node_modules/figures/index.js"() {
     init_is_unicode_supported();
     common = {
       circleQuestionMark: "(?)",
@@ -45767,10 +46494,10 @@ var init_figures = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/default.js
+// ../../main/node_modules/execa/lib/verbose/default.js
 var defaultVerboseFunction, serializeTimestamp, padField, getFinalIcon, ICONS, identity, COLORS;
 var init_default = __esm({
-  "node_modules/execa/lib/verbose/default.js"() {
+  "../../main/node_modules/execa/lib/verbose/default.js"() {
     init_figures();
     init_yoctocolors();
     defaultVerboseFunction = ({
@@ -45813,10 +46540,10 @@ var init_default = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/custom.js
+// ../../main/node_modules/execa/lib/verbose/custom.js
 var applyVerboseOnLines, applyVerboseFunction, appendNewline;
 var init_custom = __esm({
-  "node_modules/execa/lib/verbose/custom.js"() {
+  "../../main/node_modules/execa/lib/verbose/custom.js"() {
     init_values();
     applyVerboseOnLines = (printedLines, verboseInfo, fdNumber) => {
       const verboseFunction = getVerboseFunction(verboseInfo, fdNumber);
@@ -45836,11 +46563,11 @@ var init_custom = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/log.js
+// ../../main/node_modules/execa/lib/verbose/log.js
 import { inspect } from "node:util";
 var verboseLog, getVerboseObject, getPrintedLines, getPrintedLine, serializeVerboseMessage, TAB_SIZE;
 var init_log = __esm({
-  "node_modules/execa/lib/verbose/log.js"() {
+  "../../main/node_modules/execa/lib/verbose/log.js"() {
     init_escape();
     init_default();
     init_custom();
@@ -45879,10 +46606,10 @@ var init_log = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/start.js
+// ../../main/node_modules/execa/lib/verbose/start.js
 var logCommand;
-var init_start = __esm({
-  "node_modules/execa/lib/verbose/start.js"() {
+var init_start2 = __esm({
+  "../../main/node_modules/execa/lib/verbose/start.js"() {
     init_values();
     init_log();
     logCommand = (escapedCommand, verboseInfo) => {
@@ -45898,10 +46625,10 @@ var init_start = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/info.js
+// ../../main/node_modules/execa/lib/verbose/info.js
 var getVerboseInfo, getCommandId, COMMAND_ID, validateVerbose;
 var init_info = __esm({
-  "node_modules/execa/lib/verbose/info.js"() {
+  "../../main/node_modules/execa/lib/verbose/info.js"() {
     init_values();
     getVerboseInfo = (verbose, escapedCommand, rawOptions) => {
       validateVerbose(verbose);
@@ -45932,21 +46659,21 @@ var init_info = __esm({
   }
 });
 
-// node_modules/execa/lib/return/duration.js
+// ../../main/node_modules/execa/lib/return/duration.js
 import { hrtime } from "node:process";
 var getStartTime, getDurationMs;
 var init_duration2 = __esm({
-  "node_modules/execa/lib/return/duration.js"() {
+  "../../main/node_modules/execa/lib/return/duration.js"() {
     getStartTime = () => hrtime.bigint();
     getDurationMs = (startTime) => Number(hrtime.bigint() - startTime) / 1e6;
   }
 });
 
-// node_modules/execa/lib/arguments/command.js
+// ../../main/node_modules/execa/lib/arguments/command.js
 var handleCommand;
 var init_command = __esm({
-  "node_modules/execa/lib/arguments/command.js"() {
-    init_start();
+  "../../main/node_modules/execa/lib/arguments/command.js"() {
+    init_start2();
     init_info();
     init_duration2();
     init_escape();
@@ -45967,13 +46694,13 @@ var init_command = __esm({
   }
 });
 
-// node_modules/isexe/windows.js
+// ../../main/node_modules/isexe/windows.js
 var require_windows = __commonJS({
-  "node_modules/isexe/windows.js"(exports, module) {
+  "../../main/node_modules/isexe/windows.js"(exports, module) {
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path24, options) {
+    function checkPathExt(path26, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -45984,42 +46711,42 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path24.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path26.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat8, path24, options) {
+    function checkStat(stat8, path26, options) {
       if (!stat8.isSymbolicLink() && !stat8.isFile()) {
         return false;
       }
-      return checkPathExt(path24, options);
+      return checkPathExt(path26, options);
     }
-    function isexe(path24, options, cb) {
-      fs2.stat(path24, function(er2, stat8) {
-        cb(er2, er2 ? false : checkStat(stat8, path24, options));
+    function isexe(path26, options, cb) {
+      fs2.stat(path26, function(er2, stat8) {
+        cb(er2, er2 ? false : checkStat(stat8, path26, options));
       });
     }
-    function sync(path24, options) {
-      return checkStat(fs2.statSync(path24), path24, options);
+    function sync(path26, options) {
+      return checkStat(fs2.statSync(path26), path26, options);
     }
   }
 });
 
-// node_modules/isexe/mode.js
+// ../../main/node_modules/isexe/mode.js
 var require_mode = __commonJS({
-  "node_modules/isexe/mode.js"(exports, module) {
+  "../../main/node_modules/isexe/mode.js"(exports, module) {
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path24, options, cb) {
-      fs2.stat(path24, function(er2, stat8) {
+    function isexe(path26, options, cb) {
+      fs2.stat(path26, function(er2, stat8) {
         cb(er2, er2 ? false : checkStat(stat8, options));
       });
     }
-    function sync(path24, options) {
-      return checkStat(fs2.statSync(path24), options);
+    function sync(path26, options) {
+      return checkStat(fs2.statSync(path26), options);
     }
     function checkStat(stat8, options) {
       return stat8.isFile() && checkMode(stat8, options);
@@ -46040,9 +46767,9 @@ var require_mode = __commonJS({
   }
 });
 
-// node_modules/isexe/index.js
+// ../../main/node_modules/isexe/index.js
 var require_isexe = __commonJS({
-  "node_modules/isexe/index.js"(exports, module) {
+  "../../main/node_modules/isexe/index.js"(exports, module) {
     var fs2 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
@@ -46052,7 +46779,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path24, options, cb) {
+    function isexe(path26, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -46062,7 +46789,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve3, reject) {
-          isexe(path24, options || {}, function(er2, is2) {
+          isexe(path26, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -46071,7 +46798,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path24, options || {}, function(er2, is2) {
+      core(path26, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -46081,9 +46808,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path24, options) {
+    function sync(path26, options) {
       try {
-        return core.sync(path24, options || {});
+        return core.sync(path26, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -46095,11 +46822,11 @@ var require_isexe = __commonJS({
   }
 });
 
-// node_modules/which/which.js
+// ../../main/node_modules/which/which.js
 var require_which = __commonJS({
-  "node_modules/which/which.js"(exports, module) {
+  "../../main/node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path24 = __require("path");
+    var path26 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -46137,7 +46864,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path24.join(pathPart, cmd2);
+        const pCmd = path26.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve3(subStep(p2, i2, 0));
       });
@@ -46164,7 +46891,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path24.join(pathPart, cmd2);
+        const pCmd = path26.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -46191,9 +46918,9 @@ var require_which = __commonJS({
   }
 });
 
-// node_modules/path-key/index.js
+// ../../main/node_modules/path-key/index.js
 var require_path_key = __commonJS({
-  "node_modules/path-key/index.js"(exports, module) {
+  "../../main/node_modules/path-key/index.js"(exports, module) {
     "use strict";
     var pathKey2 = (options = {}) => {
       const environment = options.env || process.env;
@@ -46208,11 +46935,11 @@ var require_path_key = __commonJS({
   }
 });
 
-// node_modules/cross-spawn/lib/util/resolveCommand.js
+// ../../main/node_modules/cross-spawn/lib/util/resolveCommand.js
 var require_resolveCommand = __commonJS({
-  "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
+  "../../main/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path24 = __require("path");
+    var path26 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -46230,7 +46957,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path24.delimiter : void 0
+          pathExt: withoutPathExt ? path26.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -46239,7 +46966,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path24.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path26.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -46250,9 +46977,9 @@ var require_resolveCommand = __commonJS({
   }
 });
 
-// node_modules/cross-spawn/lib/util/escape.js
+// ../../main/node_modules/cross-spawn/lib/util/escape.js
 var require_escape = __commonJS({
-  "node_modules/cross-spawn/lib/util/escape.js"(exports, module) {
+  "../../main/node_modules/cross-spawn/lib/util/escape.js"(exports, module) {
     "use strict";
     var metaCharsRegExp = /([()\][%!^"`<>&|;, *?])/g;
     function escapeCommand(arg) {
@@ -46275,17 +47002,17 @@ var require_escape = __commonJS({
   }
 });
 
-// node_modules/shebang-regex/index.js
+// ../../main/node_modules/shebang-regex/index.js
 var require_shebang_regex = __commonJS({
-  "node_modules/shebang-regex/index.js"(exports, module) {
+  "../../main/node_modules/shebang-regex/index.js"(exports, module) {
     "use strict";
     module.exports = /^#!(.*)/;
   }
 });
 
-// node_modules/shebang-command/index.js
+// ../../main/node_modules/shebang-command/index.js
 var require_shebang_command = __commonJS({
-  "node_modules/shebang-command/index.js"(exports, module) {
+  "../../main/node_modules/shebang-command/index.js"(exports, module) {
     "use strict";
     var shebangRegex = require_shebang_regex();
     module.exports = (string3 = "") => {
@@ -46293,8 +47020,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path24, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path24.split("/").pop();
+      const [path26, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path26.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -46303,9 +47030,9 @@ var require_shebang_command = __commonJS({
   }
 });
 
-// node_modules/cross-spawn/lib/util/readShebang.js
+// ../../main/node_modules/cross-spawn/lib/util/readShebang.js
 var require_readShebang = __commonJS({
-  "node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
+  "../../main/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     var fs2 = __require("fs");
     var shebangCommand = require_shebang_command();
@@ -46325,11 +47052,11 @@ var require_readShebang = __commonJS({
   }
 });
 
-// node_modules/cross-spawn/lib/parse.js
+// ../../main/node_modules/cross-spawn/lib/parse.js
 var require_parse = __commonJS({
-  "node_modules/cross-spawn/lib/parse.js"(exports, module) {
+  "../../main/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path24 = __require("path");
+    var path26 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -46354,7 +47081,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path24.normalize(parsed.command);
+        parsed.command = path26.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -46387,9 +47114,9 @@ var require_parse = __commonJS({
   }
 });
 
-// node_modules/cross-spawn/lib/enoent.js
+// ../../main/node_modules/cross-spawn/lib/enoent.js
 var require_enoent = __commonJS({
-  "node_modules/cross-spawn/lib/enoent.js"(exports, module) {
+  "../../main/node_modules/cross-spawn/lib/enoent.js"(exports, module) {
     "use strict";
     var isWin = process.platform === "win32";
     function notFoundError(original, syscall) {
@@ -46437,9 +47164,9 @@ var require_enoent = __commonJS({
   }
 });
 
-// node_modules/cross-spawn/index.js
+// ../../main/node_modules/cross-spawn/index.js
 var require_cross_spawn = __commonJS({
-  "node_modules/cross-spawn/index.js"(exports, module) {
+  "../../main/node_modules/cross-spawn/index.js"(exports, module) {
     "use strict";
     var cp2 = __require("child_process");
     var parse4 = require_parse();
@@ -46464,7 +47191,7 @@ var require_cross_spawn = __commonJS({
   }
 });
 
-// node_modules/npm-run-path/node_modules/path-key/index.js
+// ../../main/node_modules/npm-run-path/node_modules/path-key/index.js
 function pathKey(options = {}) {
   const {
     env: env2 = process.env,
@@ -46476,20 +47203,20 @@ function pathKey(options = {}) {
   return Object.keys(env2).reverse().find((key) => key.toUpperCase() === "PATH") || "Path";
 }
 var init_path_key = __esm({
-  "node_modules/npm-run-path/node_modules/path-key/index.js"() {
+  "../../main/node_modules/npm-run-path/node_modules/path-key/index.js"() {
   }
 });
 
-// node_modules/unicorn-magic/default.js
+// ../../main/node_modules/unicorn-magic/default.js
 var init_default2 = __esm({
-  "node_modules/unicorn-magic/default.js"() {
+  "../../main/node_modules/unicorn-magic/default.js"() {
   }
 });
 
-// node_modules/unicorn-magic/node.js
+// ../../main/node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path15 from "node:path";
+import path17 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -46497,31 +47224,31 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path15.resolve(toPath(startPath));
+      let currentPath = path17.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path15.resolve(currentPath, "..");
+        currentPath = path17.resolve(currentPath, "..");
       }
     }
   };
 }
 var execFileOriginal, TEN_MEGABYTES_IN_BYTES;
 var init_node = __esm({
-  "node_modules/unicorn-magic/node.js"() {
+  "../../main/node_modules/unicorn-magic/node.js"() {
     init_default2();
     execFileOriginal = promisify(execFileCallback);
     TEN_MEGABYTES_IN_BYTES = 10 * 1024 * 1024;
   }
 });
 
-// node_modules/npm-run-path/index.js
+// ../../main/node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path16 from "node:path";
+import path18 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
-  "node_modules/npm-run-path/index.js"() {
+  "../../main/node_modules/npm-run-path/index.js"() {
     init_path_key();
     init_node();
     npmRunPath = ({
@@ -46531,27 +47258,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path16.resolve(toPath(cwd));
+      const cwdPath = path18.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path16.delimiter);
+      const pathParts = pathOption.split(path18.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path16.delimiter ? `${result2.join(path16.delimiter)}${pathOption}` : [...result2, pathOption].join(path16.delimiter);
+      return pathOption === "" || pathOption === path18.delimiter ? `${result2.join(path18.delimiter)}${pathOption}` : [...result2, pathOption].join(path18.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path16.join(directory, "node_modules/.bin");
+        const pathPart = path18.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path16.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path18.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -46566,10 +47293,10 @@ var init_npm_run_path = __esm({
   }
 });
 
-// node_modules/execa/lib/return/final-error.js
+// ../../main/node_modules/execa/lib/return/final-error.js
 var getFinalError, DiscardedError, setErrorName, isExecaError, execaErrorSymbol, isErrorInstance, ExecaError, ExecaSyncError;
 var init_final_error = __esm({
-  "node_modules/execa/lib/return/final-error.js"() {
+  "../../main/node_modules/execa/lib/return/final-error.js"() {
     getFinalError = (originalError, message, isSync) => {
       const ErrorClass = isSync ? ExecaSyncError : ExecaError;
       const options = originalError instanceof DiscardedError ? {} : { cause: originalError };
@@ -46603,10 +47330,10 @@ var init_final_error = __esm({
   }
 });
 
-// node_modules/human-signals/build/src/realtime.js
+// ../../main/node_modules/human-signals/build/src/realtime.js
 var getRealtimeSignals, getRealtimeSignal, SIGRTMIN, SIGRTMAX;
 var init_realtime = __esm({
-  "node_modules/human-signals/build/src/realtime.js"() {
+  "../../main/node_modules/human-signals/build/src/realtime.js"() {
     getRealtimeSignals = () => {
       const length = SIGRTMAX - SIGRTMIN + 1;
       return Array.from({ length }, getRealtimeSignal);
@@ -46623,10 +47350,10 @@ var init_realtime = __esm({
   }
 });
 
-// node_modules/human-signals/build/src/core.js
+// ../../main/node_modules/human-signals/build/src/core.js
 var SIGNALS;
 var init_core3 = __esm({
-  "node_modules/human-signals/build/src/core.js"() {
+  "../../main/node_modules/human-signals/build/src/core.js"() {
     SIGNALS = [
       {
         name: "SIGHUP",
@@ -46901,11 +47628,11 @@ var init_core3 = __esm({
   }
 });
 
-// node_modules/human-signals/build/src/signals.js
+// ../../main/node_modules/human-signals/build/src/signals.js
 import { constants } from "node:os";
 var getSignals, normalizeSignal;
 var init_signals2 = __esm({
-  "node_modules/human-signals/build/src/signals.js"() {
+  "../../main/node_modules/human-signals/build/src/signals.js"() {
     init_core3();
     init_realtime();
     getSignals = () => {
@@ -46931,11 +47658,11 @@ var init_signals2 = __esm({
   }
 });
 
-// node_modules/human-signals/build/src/main.js
+// ../../main/node_modules/human-signals/build/src/main.js
 import { constants as constants2 } from "node:os";
 var getSignalsByName, getSignalByName, signalsByName, getSignalsByNumber, getSignalByNumber, findSignalByNumber, signalsByNumber;
 var init_main2 = __esm({
-  "node_modules/human-signals/build/src/main.js"() {
+  "../../main/node_modules/human-signals/build/src/main.js"() {
     init_realtime();
     init_signals2();
     getSignalsByName = () => {
@@ -46990,11 +47717,11 @@ var init_main2 = __esm({
   }
 });
 
-// node_modules/execa/lib/terminate/signal.js
+// ../../main/node_modules/execa/lib/terminate/signal.js
 import { constants as constants3 } from "node:os";
 var normalizeKillSignal, normalizeSignalArgument, normalizeSignal2, normalizeSignalInteger, getSignalsIntegerToName, signalsIntegerToName, normalizeSignalName, getAvailableSignals, getAvailableSignalNames, getAvailableSignalIntegers, getSignalDescription;
 var init_signal = __esm({
-  "node_modules/execa/lib/terminate/signal.js"() {
+  "../../main/node_modules/execa/lib/terminate/signal.js"() {
     init_main2();
     normalizeKillSignal = (killSignal) => {
       const optionName = "option `killSignal`";
@@ -47041,11 +47768,11 @@ Available signal numbers: ${getAvailableSignalIntegers()}.`;
   }
 });
 
-// node_modules/execa/lib/terminate/kill.js
+// ../../main/node_modules/execa/lib/terminate/kill.js
 import { setTimeout as setTimeout2 } from "node:timers/promises";
 var normalizeForceKillAfterDelay, DEFAULT_FORCE_KILL_TIMEOUT, subprocessKill, parseKillArguments, emitKillError, setKillTimeout, killOnTimeout;
 var init_kill = __esm({
-  "node_modules/execa/lib/terminate/kill.js"() {
+  "../../main/node_modules/execa/lib/terminate/kill.js"() {
     init_final_error();
     init_signal();
     normalizeForceKillAfterDelay = (forceKillAfterDelay) => {
@@ -47116,11 +47843,11 @@ var init_kill = __esm({
   }
 });
 
-// node_modules/execa/lib/utils/abort-signal.js
+// ../../main/node_modules/execa/lib/utils/abort-signal.js
 import { once } from "node:events";
 var onAbortedSignal;
 var init_abort_signal = __esm({
-  "node_modules/execa/lib/utils/abort-signal.js"() {
+  "../../main/node_modules/execa/lib/utils/abort-signal.js"() {
     onAbortedSignal = async (mainSignal, stopSignal) => {
       if (!mainSignal.aborted) {
         await once(mainSignal, "abort", { signal: stopSignal });
@@ -47129,10 +47856,10 @@ var init_abort_signal = __esm({
   }
 });
 
-// node_modules/execa/lib/terminate/cancel.js
+// ../../main/node_modules/execa/lib/terminate/cancel.js
 var validateCancelSignal, throwOnCancel, terminateOnCancel;
 var init_cancel = __esm({
-  "node_modules/execa/lib/terminate/cancel.js"() {
+  "../../main/node_modules/execa/lib/terminate/cancel.js"() {
     init_abort_signal();
     validateCancelSignal = ({ cancelSignal }) => {
       if (cancelSignal !== void 0 && Object.prototype.toString.call(cancelSignal) !== "[object AbortSignal]") {
@@ -47149,10 +47876,10 @@ var init_cancel = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/validation.js
+// ../../main/node_modules/execa/lib/ipc/validation.js
 var validateIpcMethod, validateIpcOption, validateConnection, throwOnEarlyDisconnect, throwOnStrictDeadlockError, getStrictResponseError, throwOnMissingStrict, throwOnStrictDisconnect, getAbortDisconnectError, throwOnMissingParent, handleEpipeError, handleSerializationError, isSerializationError, SERIALIZATION_ERROR_CODES, SERIALIZATION_ERROR_MESSAGES, getMethodName, getNamespaceName, getOtherProcessName, disconnect;
 var init_validation = __esm({
-  "node_modules/execa/lib/ipc/validation.js"() {
+  "../../main/node_modules/execa/lib/ipc/validation.js"() {
     validateIpcMethod = ({ methodName, isSubprocess, ipc, isConnected: isConnected2 }) => {
       validateIpcOption(methodName, isSubprocess, ipc);
       validateConnection(methodName, isSubprocess, isConnected2);
@@ -47226,10 +47953,10 @@ const [receivedMessage] = await Promise.all([
   }
 });
 
-// node_modules/execa/lib/utils/deferred.js
+// ../../main/node_modules/execa/lib/utils/deferred.js
 var createDeferred;
 var init_deferred = __esm({
-  "node_modules/execa/lib/utils/deferred.js"() {
+  "../../main/node_modules/execa/lib/utils/deferred.js"() {
     createDeferred = () => {
       const methods = {};
       const promise = new Promise((resolve3, reject) => {
@@ -47240,10 +47967,10 @@ var init_deferred = __esm({
   }
 });
 
-// node_modules/execa/lib/arguments/fd-options.js
+// ../../main/node_modules/execa/lib/arguments/fd-options.js
 var getToStream, getFromStream, SUBPROCESS_OPTIONS, getFdNumber, parseFdNumber, validateFdNumber, getInvalidStdioOptionMessage, getInvalidStdioOption, getUsedDescriptor, getOptionName, serializeOptionValue;
 var init_fd_options = __esm({
-  "node_modules/execa/lib/arguments/fd-options.js"() {
+  "../../main/node_modules/execa/lib/arguments/fd-options.js"() {
     init_specific();
     getToStream = (destination, to2 = "stdin") => {
       const isWritable = true;
@@ -47326,11 +48053,11 @@ Please set this option with "pipe" instead.`;
   }
 });
 
-// node_modules/execa/lib/utils/max-listeners.js
+// ../../main/node_modules/execa/lib/utils/max-listeners.js
 import { addAbortListener } from "node:events";
 var incrementMaxListeners;
 var init_max_listeners = __esm({
-  "node_modules/execa/lib/utils/max-listeners.js"() {
+  "../../main/node_modules/execa/lib/utils/max-listeners.js"() {
     incrementMaxListeners = (eventEmitter, maxListenersIncrement, signal2) => {
       const maxListeners = eventEmitter.getMaxListeners();
       if (maxListeners === 0 || maxListeners === Number.POSITIVE_INFINITY) {
@@ -47344,10 +48071,10 @@ var init_max_listeners = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/reference.js
+// ../../main/node_modules/execa/lib/ipc/reference.js
 var addReference, addReferenceCount, removeReference, removeReferenceCount, undoAddedReferences, redoAddedReferences;
 var init_reference = __esm({
-  "node_modules/execa/lib/ipc/reference.js"() {
+  "../../main/node_modules/execa/lib/ipc/reference.js"() {
     addReference = (channel, reference) => {
       if (reference) {
         addReferenceCount(channel);
@@ -47379,12 +48106,12 @@ var init_reference = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/incoming.js
+// ../../main/node_modules/execa/lib/ipc/incoming.js
 import { once as once2 } from "node:events";
 import { scheduler } from "node:timers/promises";
 var onMessage, onDisconnect, INCOMING_MESSAGES;
 var init_incoming = __esm({
-  "node_modules/execa/lib/ipc/incoming.js"() {
+  "../../main/node_modules/execa/lib/ipc/incoming.js"() {
     init_outgoing();
     init_reference();
     init_strict();
@@ -47431,11 +48158,11 @@ var init_incoming = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/forward.js
+// ../../main/node_modules/execa/lib/ipc/forward.js
 import { EventEmitter } from "node:events";
 var getIpcEmitter, IPC_EMITTERS, forwardEvents, isConnected;
 var init_forward = __esm({
-  "node_modules/execa/lib/ipc/forward.js"() {
+  "../../main/node_modules/execa/lib/ipc/forward.js"() {
     init_incoming();
     init_reference();
     getIpcEmitter = (anyProcess, channel, isSubprocess) => {
@@ -47478,11 +48205,11 @@ var init_forward = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/strict.js
+// ../../main/node_modules/execa/lib/ipc/strict.js
 import { once as once3 } from "node:events";
 var handleSendStrict, count2, validateStrictDeadlock, handleStrictRequest, handleStrictResponse, waitForStrictResponse, STRICT_RESPONSES, throwOnDisconnect, REQUEST_TYPE, RESPONSE_TYPE;
 var init_strict = __esm({
-  "node_modules/execa/lib/ipc/strict.js"() {
+  "../../main/node_modules/execa/lib/ipc/strict.js"() {
     init_deferred();
     init_max_listeners();
     init_send();
@@ -47573,10 +48300,10 @@ var init_strict = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/outgoing.js
+// ../../main/node_modules/execa/lib/ipc/outgoing.js
 var startSendMessage, endSendMessage, waitForOutgoingMessages, OUTGOING_MESSAGES, hasMessageListeners, getMinListenerCount;
 var init_outgoing = __esm({
-  "node_modules/execa/lib/ipc/outgoing.js"() {
+  "../../main/node_modules/execa/lib/ipc/outgoing.js"() {
     init_deferred();
     init_specific();
     init_fd_options();
@@ -47609,11 +48336,11 @@ var init_outgoing = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/send.js
+// ../../main/node_modules/execa/lib/ipc/send.js
 import { promisify as promisify2 } from "node:util";
 var sendMessage, sendMessageAsync, sendOneMessage, getSendMethod, PROCESS_SEND_METHODS;
 var init_send = __esm({
-  "node_modules/execa/lib/ipc/send.js"() {
+  "../../main/node_modules/execa/lib/ipc/send.js"() {
     init_validation();
     init_outgoing();
     init_strict();
@@ -47688,11 +48415,11 @@ var init_send = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/graceful.js
+// ../../main/node_modules/execa/lib/ipc/graceful.js
 import { scheduler as scheduler2 } from "node:timers/promises";
 var sendAbort, getCancelSignal, startIpc, cancelListening, handleAbort, GRACEFUL_CANCEL_TYPE, abortOnDisconnect, cancelController;
 var init_graceful = __esm({
-  "node_modules/execa/lib/ipc/graceful.js"() {
+  "../../main/node_modules/execa/lib/ipc/graceful.js"() {
     init_send();
     init_forward();
     init_validation();
@@ -47748,10 +48475,10 @@ var init_graceful = __esm({
   }
 });
 
-// node_modules/execa/lib/terminate/graceful.js
+// ../../main/node_modules/execa/lib/terminate/graceful.js
 var validateGracefulCancel, throwOnGracefulCancel, sendOnAbort, getReason;
 var init_graceful2 = __esm({
-  "node_modules/execa/lib/terminate/graceful.js"() {
+  "../../main/node_modules/execa/lib/terminate/graceful.js"() {
     init_abort_signal();
     init_graceful();
     init_kill();
@@ -47812,11 +48539,11 @@ var init_graceful2 = __esm({
   }
 });
 
-// node_modules/execa/lib/terminate/timeout.js
+// ../../main/node_modules/execa/lib/terminate/timeout.js
 import { setTimeout as setTimeout3 } from "node:timers/promises";
 var validateTimeout, throwOnTimeout, killAfterTimeout;
 var init_timeout = __esm({
-  "node_modules/execa/lib/terminate/timeout.js"() {
+  "../../main/node_modules/execa/lib/terminate/timeout.js"() {
     init_final_error();
     validateTimeout = ({ timeout }) => {
       if (timeout !== void 0 && (!Number.isFinite(timeout) || timeout < 0)) {
@@ -47833,12 +48560,12 @@ var init_timeout = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/node.js
+// ../../main/node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path17 from "node:path";
+import path19 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
-  "node_modules/execa/lib/methods/node.js"() {
+  "../../main/node_modules/execa/lib/methods/node.js"() {
     init_file_url();
     mapNode = ({ options }) => {
       if (options.node === false) {
@@ -47858,7 +48585,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path17.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path19.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -47868,7 +48595,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path17.basename(file, ".exe") === "node") {
+      if (path19.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -47880,11 +48607,11 @@ var init_node2 = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/ipc-input.js
+// ../../main/node_modules/execa/lib/ipc/ipc-input.js
 import { serialize } from "node:v8";
 var validateIpcInputOption, validateAdvancedInput, validateJsonInput, validateIpcInput, sendIpcInput;
 var init_ipc_input = __esm({
-  "node_modules/execa/lib/ipc/ipc-input.js"() {
+  "../../main/node_modules/execa/lib/ipc/ipc-input.js"() {
     validateIpcInputOption = ({ ipcInput, ipc, serialization }) => {
       if (ipcInput === void 0) {
         return;
@@ -47921,10 +48648,10 @@ var init_ipc_input = __esm({
   }
 });
 
-// node_modules/execa/lib/arguments/encoding-option.js
+// ../../main/node_modules/execa/lib/arguments/encoding-option.js
 var validateEncoding, TEXT_ENCODINGS, BINARY_ENCODINGS, ENCODINGS, getCorrectEncoding, ENCODING_ALIASES, serializeEncoding;
 var init_encoding_option = __esm({
-  "node_modules/execa/lib/arguments/encoding-option.js"() {
+  "../../main/node_modules/execa/lib/arguments/encoding-option.js"() {
     validateEncoding = ({ encoding }) => {
       if (ENCODINGS.has(encoding)) {
         return;
@@ -47968,17 +48695,17 @@ Please rename it to one of: ${correctEncodings}.`);
   }
 });
 
-// node_modules/execa/lib/arguments/cwd.js
-import { statSync as statSync3 } from "node:fs";
-import path18 from "node:path";
+// ../../main/node_modules/execa/lib/arguments/cwd.js
+import { statSync as statSync4 } from "node:fs";
+import path20 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
-  "node_modules/execa/lib/arguments/cwd.js"() {
+  "../../main/node_modules/execa/lib/arguments/cwd.js"() {
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path18.resolve(cwdString);
+      return path20.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -47995,7 +48722,7 @@ ${error3.message}`;
       }
       let cwdStat;
       try {
-        cwdStat = statSync3(cwd);
+        cwdStat = statSync4(cwd);
       } catch (error3) {
         return `The "cwd" option is invalid: ${cwd}.
 ${error3.message}
@@ -48010,12 +48737,12 @@ ${originalMessage}`;
   }
 });
 
-// node_modules/execa/lib/arguments/options.js
-import path19 from "node:path";
+// ../../main/node_modules/execa/lib/arguments/options.js
+import path21 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
-  "node_modules/execa/lib/arguments/options.js"() {
+  "../../main/node_modules/execa/lib/arguments/options.js"() {
     import_cross_spawn = __toESM(require_cross_spawn(), 1);
     init_npm_run_path();
     init_kill();
@@ -48045,7 +48772,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path19.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path21.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -48101,15 +48828,15 @@ var init_options = __esm({
   }
 });
 
-// node_modules/execa/lib/arguments/shell.js
+// ../../main/node_modules/execa/lib/arguments/shell.js
 var concatenateShell;
 var init_shell = __esm({
-  "node_modules/execa/lib/arguments/shell.js"() {
+  "../../main/node_modules/execa/lib/arguments/shell.js"() {
     concatenateShell = (file, commandArguments, options) => options.shell && commandArguments.length > 0 ? [[file, ...commandArguments].join(" "), [], options] : [file, commandArguments, options];
   }
 });
 
-// node_modules/strip-final-newline/index.js
+// ../../main/node_modules/strip-final-newline/index.js
 function stripFinalNewline(input) {
   if (typeof input === "string") {
     return stripFinalNewlineString(input);
@@ -48121,7 +48848,7 @@ function stripFinalNewline(input) {
 }
 var stripFinalNewlineString, stripFinalNewlineBinary, LF, LF_BINARY, CR, CR_BINARY;
 var init_strip_final_newline = __esm({
-  "node_modules/strip-final-newline/index.js"() {
+  "../../main/node_modules/strip-final-newline/index.js"() {
     stripFinalNewlineString = (input) => input.at(-1) === LF ? input.slice(0, input.at(-2) === CR ? -2 : -1) : input;
     stripFinalNewlineBinary = (input) => input.at(-1) === LF_BINARY ? input.subarray(0, input.at(-2) === CR_BINARY ? -2 : -1) : input;
     LF = "\n";
@@ -48131,7 +48858,7 @@ var init_strip_final_newline = __esm({
   }
 });
 
-// node_modules/is-stream/index.js
+// ../../main/node_modules/is-stream/index.js
 function isStream(stream, { checkOpen = true } = {}) {
   return stream !== null && typeof stream === "object" && (stream.writable || stream.readable || !checkOpen || stream.writable === void 0 && stream.readable === void 0) && typeof stream.pipe === "function";
 }
@@ -48145,11 +48872,11 @@ function isDuplexStream(stream, options) {
   return isWritableStream(stream, options) && isReadableStream(stream, options);
 }
 var init_is_stream = __esm({
-  "node_modules/is-stream/index.js"() {
+  "../../main/node_modules/is-stream/index.js"() {
   }
 });
 
-// node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js
+// ../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js
 function i() {
   return this[n].next();
 }
@@ -48165,7 +48892,7 @@ function h({ preventCancel: r = false } = {}) {
 }
 var a, c, n, u2;
 var init_asyncIterator = __esm({
-  "node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js"() {
+  "../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js"() {
     a = Object.getPrototypeOf(
       Object.getPrototypeOf(
         /* istanbul ignore next */
@@ -48242,24 +48969,24 @@ var init_asyncIterator = __esm({
   }
 });
 
-// node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js
+// ../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js
 var init_fromAnyIterable = __esm({
-  "node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js"() {
+  "../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js"() {
   }
 });
 
-// node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js
+// ../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js
 var init_ponyfill = __esm({
-  "node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js"() {
+  "../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js"() {
     init_asyncIterator();
     init_fromAnyIterable();
   }
 });
 
-// node_modules/get-stream/source/stream.js
+// ../../main/node_modules/get-stream/source/stream.js
 var getAsyncIterable, toString, getStreamIterable, handleStreamEnd, nodeImports;
 var init_stream = __esm({
-  "node_modules/get-stream/source/stream.js"() {
+  "../../main/node_modules/get-stream/source/stream.js"() {
     init_is_stream();
     init_ponyfill();
     getAsyncIterable = (stream) => {
@@ -48311,10 +49038,10 @@ var init_stream = __esm({
   }
 });
 
-// node_modules/get-stream/source/contents.js
+// ../../main/node_modules/get-stream/source/contents.js
 var getStreamContents, appendFinalChunk, appendChunk, addNewChunk, getChunkType, objectToString2, MaxBufferError;
 var init_contents = __esm({
-  "node_modules/get-stream/source/contents.js"() {
+  "../../main/node_modules/get-stream/source/contents.js"() {
     init_stream();
     getStreamContents = async (stream, { init, convertChunk, getSize, truncateChunk, addChunk, getFinalChunk, finalize: finalize2 }, { maxBuffer = Number.POSITIVE_INFINITY } = {}) => {
       const asyncIterable = getAsyncIterable(stream);
@@ -48412,10 +49139,10 @@ var init_contents = __esm({
   }
 });
 
-// node_modules/get-stream/source/utils.js
+// ../../main/node_modules/get-stream/source/utils.js
 var identity2, noop, getContentsProperty, throwObjectStream, getLengthProperty;
 var init_utils = __esm({
-  "node_modules/get-stream/source/utils.js"() {
+  "../../main/node_modules/get-stream/source/utils.js"() {
     identity2 = (value) => value;
     noop = () => void 0;
     getContentsProperty = ({ contents }) => contents;
@@ -48426,13 +49153,13 @@ var init_utils = __esm({
   }
 });
 
-// node_modules/get-stream/source/array.js
+// ../../main/node_modules/get-stream/source/array.js
 async function getStreamAsArray(stream, options) {
   return getStreamContents(stream, arrayMethods, options);
 }
 var initArray, increment, addArrayChunk, arrayMethods;
 var init_array = __esm({
-  "node_modules/get-stream/source/array.js"() {
+  "../../main/node_modules/get-stream/source/array.js"() {
     init_contents();
     init_utils();
     initArray = () => ({ contents: [] });
@@ -48460,13 +49187,13 @@ var init_array = __esm({
   }
 });
 
-// node_modules/get-stream/source/array-buffer.js
+// ../../main/node_modules/get-stream/source/array-buffer.js
 async function getStreamAsArrayBuffer(stream, options) {
   return getStreamContents(stream, arrayBufferMethods, options);
 }
 var initArrayBuffer, useTextEncoder, textEncoder2, useUint8Array, useUint8ArrayWithOffset, truncateArrayBufferChunk, addArrayBufferChunk, resizeArrayBufferSlow, resizeArrayBuffer, getNewContentsLength, SCALE_FACTOR, finalizeArrayBuffer, hasArrayBufferResize, arrayBufferMethods;
 var init_array_buffer = __esm({
-  "node_modules/get-stream/source/array-buffer.js"() {
+  "../../main/node_modules/get-stream/source/array-buffer.js"() {
     init_contents();
     init_utils();
     initArrayBuffer = () => ({ contents: new ArrayBuffer(0) });
@@ -48520,13 +49247,13 @@ var init_array_buffer = __esm({
   }
 });
 
-// node_modules/get-stream/source/string.js
+// ../../main/node_modules/get-stream/source/string.js
 async function getStreamAsString(stream, options) {
   return getStreamContents(stream, stringMethods, options);
 }
 var initString, useTextDecoder, addStringChunk, truncateStringChunk, getFinalStringChunk, stringMethods;
 var init_string = __esm({
-  "node_modules/get-stream/source/string.js"() {
+  "../../main/node_modules/get-stream/source/string.js"() {
     init_contents();
     init_utils();
     initString = () => ({ contents: "", textDecoder: new TextDecoder() });
@@ -48556,9 +49283,9 @@ var init_string = __esm({
   }
 });
 
-// node_modules/get-stream/source/exports.js
+// ../../main/node_modules/get-stream/source/exports.js
 var init_exports = __esm({
-  "node_modules/get-stream/source/exports.js"() {
+  "../../main/node_modules/get-stream/source/exports.js"() {
     init_array();
     init_array_buffer();
     init_string();
@@ -48566,21 +49293,21 @@ var init_exports = __esm({
   }
 });
 
-// node_modules/get-stream/source/index.js
+// ../../main/node_modules/get-stream/source/index.js
 import { on } from "node:events";
 import { finished } from "node:stream/promises";
 var init_source2 = __esm({
-  "node_modules/get-stream/source/index.js"() {
+  "../../main/node_modules/get-stream/source/index.js"() {
     init_stream();
     init_exports();
     Object.assign(nodeImports, { on, finished });
   }
 });
 
-// node_modules/execa/lib/io/max-buffer.js
+// ../../main/node_modules/execa/lib/io/max-buffer.js
 var handleMaxBuffer, getMaxBufferUnit, checkIpcMaxBuffer, getMaxBufferMessage, getMaxBufferInfo, isMaxBufferSync, truncateMaxBufferSync, getMaxBufferSync;
 var init_max_buffer = __esm({
-  "node_modules/execa/lib/io/max-buffer.js"() {
+  "../../main/node_modules/execa/lib/io/max-buffer.js"() {
     init_source2();
     init_standard_stream();
     init_specific();
@@ -48644,11 +49371,11 @@ var init_max_buffer = __esm({
   }
 });
 
-// node_modules/execa/lib/return/message.js
+// ../../main/node_modules/execa/lib/return/message.js
 import { inspect as inspect2 } from "node:util";
 var createMessages, getErrorPrefix, getForcefulSuffix, getOriginalMessage, serializeIpcMessage, serializeMessagePart, serializeMessageItem;
 var init_message = __esm({
-  "node_modules/execa/lib/return/message.js"() {
+  "../../main/node_modules/execa/lib/return/message.js"() {
     init_strip_final_newline();
     init_uint_array();
     init_cwd();
@@ -48775,10 +49502,10 @@ ${originalMessage}`;
   }
 });
 
-// node_modules/execa/lib/return/result.js
+// ../../main/node_modules/execa/lib/return/result.js
 var makeSuccessResult, makeEarlyError, makeError, getErrorProperties, omitUndefinedProperties, normalizeExitPayload;
 var init_result = __esm({
-  "node_modules/execa/lib/return/result.js"() {
+  "../../main/node_modules/execa/lib/return/result.js"() {
     init_signal();
     init_duration2();
     init_final_error();
@@ -48957,7 +49684,7 @@ var init_result = __esm({
   }
 });
 
-// node_modules/parse-ms/index.js
+// ../../main/node_modules/parse-ms/index.js
 function parseNumber(milliseconds2) {
   return {
     days: Math.trunc(milliseconds2 / 864e5),
@@ -48996,12 +49723,12 @@ function parseMilliseconds(milliseconds2) {
 }
 var toZeroIfInfinity;
 var init_parse_ms = __esm({
-  "node_modules/parse-ms/index.js"() {
+  "../../main/node_modules/parse-ms/index.js"() {
     toZeroIfInfinity = (value) => Number.isFinite(value) ? value : 0;
   }
 });
 
-// node_modules/pretty-ms/index.js
+// ../../main/node_modules/pretty-ms/index.js
 function prettyMilliseconds(milliseconds2, options) {
   const isBigInt = typeof milliseconds2 === "bigint";
   if (!isBigInt && !Number.isFinite(milliseconds2)) {
@@ -49098,7 +49825,7 @@ function prettyMilliseconds(milliseconds2, options) {
 }
 var isZero, pluralize, SECOND_ROUNDING_EPSILON, ONE_DAY_IN_MILLISECONDS;
 var init_pretty_ms = __esm({
-  "node_modules/pretty-ms/index.js"() {
+  "../../main/node_modules/pretty-ms/index.js"() {
     init_parse_ms();
     isZero = (value) => value === 0 || value === 0n;
     pluralize = (word, count3) => count3 === 1 || count3 === 1n ? word : `${word}s`;
@@ -49107,10 +49834,10 @@ var init_pretty_ms = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/error.js
+// ../../main/node_modules/execa/lib/verbose/error.js
 var logError;
 var init_error = __esm({
-  "node_modules/execa/lib/verbose/error.js"() {
+  "../../main/node_modules/execa/lib/verbose/error.js"() {
     init_log();
     logError = (result2, verboseInfo) => {
       if (result2.failed) {
@@ -49125,10 +49852,10 @@ var init_error = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/complete.js
+// ../../main/node_modules/execa/lib/verbose/complete.js
 var logResult, logDuration;
 var init_complete = __esm({
-  "node_modules/execa/lib/verbose/complete.js"() {
+  "../../main/node_modules/execa/lib/verbose/complete.js"() {
     init_pretty_ms();
     init_values();
     init_log();
@@ -49152,10 +49879,10 @@ var init_complete = __esm({
   }
 });
 
-// node_modules/execa/lib/return/reject.js
+// ../../main/node_modules/execa/lib/return/reject.js
 var handleResult;
 var init_reject = __esm({
-  "node_modules/execa/lib/return/reject.js"() {
+  "../../main/node_modules/execa/lib/return/reject.js"() {
     init_complete();
     handleResult = (result2, verboseInfo, { reject }) => {
       logResult(result2, verboseInfo);
@@ -49167,10 +49894,10 @@ var init_reject = __esm({
   }
 });
 
-// node_modules/execa/lib/stdio/type.js
+// ../../main/node_modules/execa/lib/stdio/type.js
 var getStdioItemType, getTransformObjectType, getDuplexType, getTransformStreamType, validateNonGeneratorType, checkUndefinedOption, getGeneratorObjectType, checkBooleanOption, isGenerator, isAsyncGenerator, isSyncGenerator, isTransformOptions, isUrl, isRegularUrl, isFilePathObject, FILE_PATH_KEYS, isFilePathString, isUnknownStdioString, KNOWN_STDIO_STRINGS, isReadableStream2, isWritableStream2, isWebStream, isTransformStream, isAsyncIterableObject, isIterableObject, isObject2, TRANSFORM_TYPES, FILE_TYPES, SPECIAL_DUPLICATE_TYPES_SYNC, SPECIAL_DUPLICATE_TYPES, FORBID_DUPLICATE_TYPES, TYPE_TO_MESSAGE;
 var init_type = __esm({
-  "node_modules/execa/lib/stdio/type.js"() {
+  "../../main/node_modules/execa/lib/stdio/type.js"() {
     init_is_stream();
     init_is_plain_obj();
     init_uint_array();
@@ -49301,10 +50028,10 @@ var init_type = __esm({
   }
 });
 
-// node_modules/execa/lib/transform/object-mode.js
+// ../../main/node_modules/execa/lib/transform/object-mode.js
 var getTransformObjectModes, getOutputObjectModes, getInputObjectModes, getFdObjectMode;
 var init_object_mode = __esm({
-  "node_modules/execa/lib/transform/object-mode.js"() {
+  "../../main/node_modules/execa/lib/transform/object-mode.js"() {
     init_type();
     getTransformObjectModes = (objectMode, index, newTransforms, direction) => direction === "output" ? getOutputObjectModes(objectMode, index, newTransforms) : getInputObjectModes(objectMode, index, newTransforms);
     getOutputObjectModes = (objectMode, index, newTransforms) => {
@@ -49327,10 +50054,10 @@ var init_object_mode = __esm({
   }
 });
 
-// node_modules/execa/lib/transform/normalize.js
+// ../../main/node_modules/execa/lib/transform/normalize.js
 var normalizeTransforms, getTransforms, normalizeTransform, normalizeDuplex, normalizeTransformStream, normalizeGenerator, sortTransforms;
 var init_normalize = __esm({
-  "node_modules/execa/lib/transform/normalize.js"() {
+  "../../main/node_modules/execa/lib/transform/normalize.js"() {
     init_is_plain_obj();
     init_encoding_option();
     init_type();
@@ -49430,11 +50157,11 @@ var init_normalize = __esm({
   }
 });
 
-// node_modules/execa/lib/stdio/direction.js
+// ../../main/node_modules/execa/lib/stdio/direction.js
 import process13 from "node:process";
 var getStreamDirection, getStdioItemDirection, KNOWN_DIRECTIONS, anyDirection, alwaysInput, guessStreamDirection, getStandardStreamDirection, DEFAULT_DIRECTION;
 var init_direction = __esm({
-  "node_modules/execa/lib/stdio/direction.js"() {
+  "../../main/node_modules/execa/lib/stdio/direction.js"() {
     init_is_stream();
     init_type();
     getStreamDirection = (stdioItems, fdNumber, optionName) => {
@@ -49487,18 +50214,18 @@ var init_direction = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/array.js
+// ../../main/node_modules/execa/lib/ipc/array.js
 var normalizeIpcStdioArray;
 var init_array2 = __esm({
-  "node_modules/execa/lib/ipc/array.js"() {
+  "../../main/node_modules/execa/lib/ipc/array.js"() {
     normalizeIpcStdioArray = (stdioArray, ipc) => ipc && !stdioArray.includes("ipc") ? [...stdioArray, "ipc"] : stdioArray;
   }
 });
 
-// node_modules/execa/lib/stdio/stdio-option.js
+// ../../main/node_modules/execa/lib/stdio/stdio-option.js
 var normalizeStdioOption, getStdioArray, hasAlias, addDefaultValue2, normalizeStdioSync, isOutputPipeOnly;
 var init_stdio_option = __esm({
-  "node_modules/execa/lib/stdio/stdio-option.js"() {
+  "../../main/node_modules/execa/lib/stdio/stdio-option.js"() {
     init_standard_stream();
     init_array2();
     init_values();
@@ -49537,12 +50264,12 @@ var init_stdio_option = __esm({
   }
 });
 
-// node_modules/execa/lib/stdio/native.js
-import { readFileSync as readFileSync7 } from "node:fs";
+// ../../main/node_modules/execa/lib/stdio/native.js
+import { readFileSync as readFileSync8 } from "node:fs";
 import tty3 from "node:tty";
 var handleNativeStream, handleNativeStreamSync, getTargetFd, getTargetFdNumber, handleNativeStreamAsync, getStandardStream;
 var init_native = __esm({
-  "node_modules/execa/lib/stdio/native.js"() {
+  "../../main/node_modules/execa/lib/stdio/native.js"() {
     init_is_stream();
     init_standard_stream();
     init_uint_array();
@@ -49579,7 +50306,7 @@ var init_native = __esm({
       if (tty3.isatty(targetFdNumber)) {
         throw new TypeError(`The \`${optionName}: ${serializeOptionValue(value)}\` option is invalid: it cannot be a TTY with synchronous methods.`);
       }
-      return { type: "uint8Array", value: bufferToUint8Array(readFileSync7(targetFdNumber)), optionName };
+      return { type: "uint8Array", value: bufferToUint8Array(readFileSync8(targetFdNumber)), optionName };
     };
     getTargetFdNumber = (value, fdNumber) => {
       if (value === "inherit") {
@@ -49615,10 +50342,10 @@ var init_native = __esm({
   }
 });
 
-// node_modules/execa/lib/stdio/input-option.js
+// ../../main/node_modules/execa/lib/stdio/input-option.js
 var handleInputOptions, handleInputOption, getInputType, handleInputFileOption, getInputFileType;
 var init_input_option = __esm({
-  "node_modules/execa/lib/stdio/input-option.js"() {
+  "../../main/node_modules/execa/lib/stdio/input-option.js"() {
     init_is_stream();
     init_uint_array();
     init_type();
@@ -49659,10 +50386,10 @@ var init_input_option = __esm({
   }
 });
 
-// node_modules/execa/lib/stdio/duplicate.js
+// ../../main/node_modules/execa/lib/stdio/duplicate.js
 var filterDuplicates, getDuplicateStream, getOtherStdioItems, validateDuplicateStreamSync, getDuplicateStreamInstance, hasSameValue, validateDuplicateTransform, throwOnDuplicateStream;
 var init_duplicate = __esm({
-  "node_modules/execa/lib/stdio/duplicate.js"() {
+  "../../main/node_modules/execa/lib/stdio/duplicate.js"() {
     init_type();
     filterDuplicates = (stdioItems) => stdioItems.filter((stdioItemOne, indexOne) => stdioItems.every((stdioItemTwo, indexTwo) => stdioItemOne.value !== stdioItemTwo.value || indexOne >= indexTwo || stdioItemOne.type === "generator" || stdioItemOne.type === "asyncGenerator"));
     getDuplicateStream = ({ stdioItem: { type, value, optionName }, direction, fileDescriptors, isSync }) => {
@@ -49740,10 +50467,10 @@ var init_duplicate = __esm({
   }
 });
 
-// node_modules/execa/lib/stdio/handle.js
+// ../../main/node_modules/execa/lib/stdio/handle.js
 var handleStdio, getFileDescriptor, initializeStdioItems, initializeStdioItem, validateStdioArray, INVALID_STDIO_ARRAY_OPTIONS, validateStreams, validateFileStdio, validateFileObjectMode, getFinalFileDescriptors, getFinalFileDescriptor, addStreamProperties, cleanupCustomStreams, forwardStdio;
 var init_handle = __esm({
-  "node_modules/execa/lib/stdio/handle.js"() {
+  "../../main/node_modules/execa/lib/stdio/handle.js"() {
     init_standard_stream();
     init_normalize();
     init_object_mode();
@@ -49914,11 +50641,11 @@ For example, you can use the \`pathToFileURL()\` method of the \`url\` core modu
   }
 });
 
-// node_modules/execa/lib/stdio/handle-sync.js
-import { readFileSync as readFileSync8 } from "node:fs";
+// ../../main/node_modules/execa/lib/stdio/handle-sync.js
+import { readFileSync as readFileSync9 } from "node:fs";
 var handleStdioSync, forbiddenIfSync, forbiddenNativeIfSync, throwInvalidSyncValue, addProperties, addPropertiesSync;
 var init_handle_sync = __esm({
-  "node_modules/execa/lib/stdio/handle-sync.js"() {
+  "../../main/node_modules/execa/lib/stdio/handle-sync.js"() {
     init_uint_array();
     init_handle();
     init_type();
@@ -49949,8 +50676,8 @@ var init_handle_sync = __esm({
     addPropertiesSync = {
       input: {
         ...addProperties,
-        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync8(value))] }),
-        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync8(file))] }),
+        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync9(value))] }),
+        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync9(file))] }),
         fileNumber: forbiddenIfSync,
         iterable: ({ value }) => ({ contents: [...value] }),
         string: ({ value }) => ({ contents: [value] }),
@@ -49969,20 +50696,20 @@ var init_handle_sync = __esm({
   }
 });
 
-// node_modules/execa/lib/io/strip-newline.js
+// ../../main/node_modules/execa/lib/io/strip-newline.js
 var stripNewline, getStripFinalNewline;
 var init_strip_newline = __esm({
-  "node_modules/execa/lib/io/strip-newline.js"() {
+  "../../main/node_modules/execa/lib/io/strip-newline.js"() {
     init_strip_final_newline();
     stripNewline = (value, { stripFinalNewline: stripFinalNewline2 }, fdNumber) => getStripFinalNewline(stripFinalNewline2, fdNumber) && value !== void 0 && !Array.isArray(value) ? stripFinalNewline(value) : value;
     getStripFinalNewline = (stripFinalNewline2, fdNumber) => fdNumber === "all" ? stripFinalNewline2[1] || stripFinalNewline2[2] : stripFinalNewline2[fdNumber];
   }
 });
 
-// node_modules/execa/lib/transform/split.js
+// ../../main/node_modules/execa/lib/transform/split.js
 var getSplitLinesGenerator, splitLinesSync, splitLinesItemSync, initializeSplitLines, splitGenerator, getNewlineLength, linesFinal, getAppendNewlineGenerator, appendNewlineGenerator, concatString, linesStringInfo, concatUint8Array, linesUint8ArrayInfo;
 var init_split = __esm({
-  "node_modules/execa/lib/transform/split.js"() {
+  "../../main/node_modules/execa/lib/transform/split.js"() {
     getSplitLinesGenerator = (binary, preserveNewlines, skipped, state) => binary || skipped ? void 0 : initializeSplitLines(preserveNewlines, state);
     splitLinesSync = (chunk2, preserveNewlines, objectMode) => objectMode ? chunk2.flatMap((item) => splitLinesItemSync(item, preserveNewlines)) : splitLinesItemSync(chunk2, preserveNewlines);
     splitLinesItemSync = (chunk2, preserveNewlines) => {
@@ -50064,11 +50791,11 @@ var init_split = __esm({
   }
 });
 
-// node_modules/execa/lib/transform/validate.js
+// ../../main/node_modules/execa/lib/transform/validate.js
 import { Buffer as Buffer2 } from "node:buffer";
 var getValidateTransformInput, validateStringTransformInput, getValidateTransformReturn, validateObjectTransformReturn, validateStringTransformReturn, validateEmptyReturn;
 var init_validate = __esm({
-  "node_modules/execa/lib/transform/validate.js"() {
+  "../../main/node_modules/execa/lib/transform/validate.js"() {
     init_uint_array();
     getValidateTransformInput = (writableObjectMode, optionName) => writableObjectMode ? void 0 : validateStringTransformInput.bind(void 0, optionName);
     validateStringTransformInput = function* (optionName, chunk2) {
@@ -50099,12 +50826,12 @@ Instead, \`yield\` should either be called with a value, or not be called at all
   }
 });
 
-// node_modules/execa/lib/transform/encoding-transform.js
+// ../../main/node_modules/execa/lib/transform/encoding-transform.js
 import { Buffer as Buffer3 } from "node:buffer";
 import { StringDecoder as StringDecoder4 } from "node:string_decoder";
 var getEncodingTransformGenerator, encodingUint8ArrayGenerator, encodingStringGenerator, encodingStringFinal;
 var init_encoding_transform = __esm({
-  "node_modules/execa/lib/transform/encoding-transform.js"() {
+  "../../main/node_modules/execa/lib/transform/encoding-transform.js"() {
     init_uint_array();
     getEncodingTransformGenerator = (binary, encoding, skipped) => {
       if (skipped) {
@@ -50140,11 +50867,11 @@ var init_encoding_transform = __esm({
   }
 });
 
-// node_modules/execa/lib/transform/run-async.js
+// ../../main/node_modules/execa/lib/transform/run-async.js
 import { callbackify } from "node:util";
 var pushChunks, transformChunk, finalChunks, generatorFinalChunks, destroyTransform, identityGenerator;
 var init_run_async = __esm({
-  "node_modules/execa/lib/transform/run-async.js"() {
+  "../../main/node_modules/execa/lib/transform/run-async.js"() {
     pushChunks = callbackify(async (getChunks, state, getChunksArguments, transformStream) => {
       state.currentIterable = getChunks(...getChunksArguments);
       try {
@@ -50193,10 +50920,10 @@ var init_run_async = __esm({
   }
 });
 
-// node_modules/execa/lib/transform/run-sync.js
+// ../../main/node_modules/execa/lib/transform/run-sync.js
 var pushChunksSync, runTransformSync, transformChunkSync, finalChunksSync, generatorFinalChunksSync, identityGenerator2;
 var init_run_sync = __esm({
-  "node_modules/execa/lib/transform/run-sync.js"() {
+  "../../main/node_modules/execa/lib/transform/run-sync.js"() {
     pushChunksSync = (getChunksSync, getChunksArguments, transformStream, done) => {
       try {
         for (const chunk2 of getChunksSync(...getChunksArguments)) {
@@ -50240,11 +50967,11 @@ var init_run_sync = __esm({
   }
 });
 
-// node_modules/execa/lib/transform/generator.js
+// ../../main/node_modules/execa/lib/transform/generator.js
 import { Transform as Transform2, getDefaultHighWaterMark } from "node:stream";
 var generatorToStream, runGeneratorsSync, addInternalGenerators;
 var init_generator = __esm({
-  "node_modules/execa/lib/transform/generator.js"() {
+  "../../main/node_modules/execa/lib/transform/generator.js"() {
     init_type();
     init_split();
     init_validate();
@@ -50306,10 +51033,10 @@ var init_generator = __esm({
   }
 });
 
-// node_modules/execa/lib/io/input-sync.js
+// ../../main/node_modules/execa/lib/io/input-sync.js
 var addInputOptionsSync, getInputFdNumbers, addInputOptionSync, applySingleInputGeneratorsSync, validateSerializable;
 var init_input_sync = __esm({
-  "node_modules/execa/lib/io/input-sync.js"() {
+  "../../main/node_modules/execa/lib/io/input-sync.js"() {
     init_generator();
     init_uint_array();
     init_type();
@@ -50347,10 +51074,10 @@ var init_input_sync = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/output.js
+// ../../main/node_modules/execa/lib/verbose/output.js
 var shouldLogOutput, fdUsesVerbose, PIPED_STDIO_VALUES, logLines, logLinesSync, isPipingStream, logLine;
 var init_output = __esm({
-  "node_modules/execa/lib/verbose/output.js"() {
+  "../../main/node_modules/execa/lib/verbose/output.js"() {
     init_encoding_option();
     init_type();
     init_log();
@@ -50383,11 +51110,11 @@ var init_output = __esm({
   }
 });
 
-// node_modules/execa/lib/io/output-sync.js
+// ../../main/node_modules/execa/lib/io/output-sync.js
 import { writeFileSync, appendFileSync as appendFileSync4 } from "node:fs";
 var transformOutputSync, transformOutputResultSync, runOutputGeneratorsSync, serializeChunks, logOutputSync, writeToFiles;
 var init_output_sync = __esm({
-  "node_modules/execa/lib/io/output-sync.js"() {
+  "../../main/node_modules/execa/lib/io/output-sync.js"() {
     init_output();
     init_generator();
     init_split();
@@ -50485,23 +51212,23 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path24, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path24 === "string" ? path24 : path24.toString();
+      for (const { path: path26, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path26 === "string" ? path26 : path26.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync4(path24, serializedResult);
+          appendFileSync4(path26, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path24, serializedResult);
+          writeFileSync(path26, serializedResult);
         }
       }
     };
   }
 });
 
-// node_modules/execa/lib/resolve/all-sync.js
+// ../../main/node_modules/execa/lib/resolve/all-sync.js
 var getAllSync;
 var init_all_sync = __esm({
-  "node_modules/execa/lib/resolve/all-sync.js"() {
+  "../../main/node_modules/execa/lib/resolve/all-sync.js"() {
     init_uint_array();
     init_strip_newline();
     getAllSync = ([, stdout, stderr], options) => {
@@ -50528,11 +51255,11 @@ var init_all_sync = __esm({
   }
 });
 
-// node_modules/execa/lib/resolve/exit-async.js
+// ../../main/node_modules/execa/lib/resolve/exit-async.js
 import { once as once4 } from "node:events";
 var waitForExit, waitForExitOrError, waitForSubprocessExit, waitForSuccessfulExit, isSubprocessErrorExit, isFailedExit;
 var init_exit_async = __esm({
-  "node_modules/execa/lib/resolve/exit-async.js"() {
+  "../../main/node_modules/execa/lib/resolve/exit-async.js"() {
     init_final_error();
     waitForExit = async (subprocess, context) => {
       const [exitCode, signal2] = await waitForExitOrError(subprocess);
@@ -50568,10 +51295,10 @@ var init_exit_async = __esm({
   }
 });
 
-// node_modules/execa/lib/resolve/exit-sync.js
+// ../../main/node_modules/execa/lib/resolve/exit-sync.js
 var getExitResultSync, getResultError;
 var init_exit_sync = __esm({
-  "node_modules/execa/lib/resolve/exit-sync.js"() {
+  "../../main/node_modules/execa/lib/resolve/exit-sync.js"() {
     init_final_error();
     init_max_buffer();
     init_exit_async();
@@ -50596,11 +51323,11 @@ var init_exit_sync = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/main-sync.js
+// ../../main/node_modules/execa/lib/methods/main-sync.js
 import { spawnSync as spawnSync3 } from "node:child_process";
 var execaCoreSync, handleSyncArguments, normalizeSyncOptions, validateSyncOptions, throwInvalidSyncOption, spawnSubprocessSync, runSubprocessSync, normalizeSpawnSyncOptions, getSyncResult;
 var init_main_sync = __esm({
-  "node_modules/execa/lib/methods/main-sync.js"() {
+  "../../main/node_modules/execa/lib/methods/main-sync.js"() {
     init_command();
     init_options();
     init_shell();
@@ -50746,11 +51473,11 @@ var init_main_sync = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/get-one.js
+// ../../main/node_modules/execa/lib/ipc/get-one.js
 import { once as once5, on as on2 } from "node:events";
 var getOneMessage, getOneMessageAsync, getMessage, throwOnDisconnect2, throwOnStrictError;
 var init_get_one = __esm({
-  "node_modules/execa/lib/ipc/get-one.js"() {
+  "../../main/node_modules/execa/lib/ipc/get-one.js"() {
     init_validation();
     init_forward();
     init_reference();
@@ -50809,11 +51536,11 @@ var init_get_one = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/get-each.js
+// ../../main/node_modules/execa/lib/ipc/get-each.js
 import { once as once6, on as on3 } from "node:events";
 var getEachMessage, loopOnMessages, stopOnDisconnect, abortOnStrictError, iterateOnMessages, throwIfStrictError;
 var init_get_each = __esm({
-  "node_modules/execa/lib/ipc/get-each.js"() {
+  "../../main/node_modules/execa/lib/ipc/get-each.js"() {
     init_validation();
     init_forward();
     init_reference();
@@ -50896,11 +51623,11 @@ var init_get_each = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/methods.js
+// ../../main/node_modules/execa/lib/ipc/methods.js
 import process14 from "node:process";
 var addIpcMethods, getIpcExport, getIpcMethods;
 var init_methods = __esm({
-  "node_modules/execa/lib/ipc/methods.js"() {
+  "../../main/node_modules/execa/lib/ipc/methods.js"() {
     init_send();
     init_get_one();
     init_get_each();
@@ -50945,17 +51672,17 @@ var init_methods = __esm({
   }
 });
 
-// node_modules/execa/lib/return/early-error.js
+// ../../main/node_modules/execa/lib/return/early-error.js
 import { ChildProcess as ChildProcess2 } from "node:child_process";
 import {
   PassThrough,
   Readable,
   Writable,
-  Duplex
+  Duplex as Duplex2
 } from "node:stream";
 var handleEarlyError, createDummyStreams, createDummyStream, readable, writable, duplex, handleDummyPromise;
 var init_early_error = __esm({
-  "node_modules/execa/lib/return/early-error.js"() {
+  "../../main/node_modules/execa/lib/return/early-error.js"() {
     init_handle();
     init_result();
     init_reject();
@@ -51000,20 +51727,20 @@ var init_early_error = __esm({
     } });
     writable = () => new Writable({ write() {
     } });
-    duplex = () => new Duplex({ read() {
+    duplex = () => new Duplex2({ read() {
     }, write() {
     } });
     handleDummyPromise = async (error3, verboseInfo, options) => handleResult(error3, verboseInfo, options);
   }
 });
 
-// node_modules/execa/lib/stdio/handle-async.js
+// ../../main/node_modules/execa/lib/stdio/handle-async.js
 import { createReadStream, createWriteStream as createWriteStream2 } from "node:fs";
 import { Buffer as Buffer4 } from "node:buffer";
-import { Readable as Readable2, Writable as Writable2, Duplex as Duplex2 } from "node:stream";
+import { Readable as Readable2, Writable as Writable2, Duplex as Duplex3 } from "node:stream";
 var handleStdioAsync, forbiddenIfAsync, addProperties2, addPropertiesAsync;
 var init_handle_async = __esm({
-  "node_modules/execa/lib/stdio/handle-async.js"() {
+  "../../main/node_modules/execa/lib/stdio/handle-async.js"() {
     init_generator();
     init_handle();
     init_type();
@@ -51028,7 +51755,7 @@ var init_handle_async = __esm({
       nodeStream: ({ value }) => ({ stream: value }),
       webTransform({ value: { transform: transform2, writableObjectMode, readableObjectMode } }) {
         const objectMode = writableObjectMode || readableObjectMode;
-        const stream = Duplex2.fromWeb(transform2, { objectMode });
+        const stream = Duplex3.fromWeb(transform2, { objectMode });
         return { stream };
       },
       duplex: ({ value: { transform: transform2 } }) => ({ stream: transform2 }),
@@ -51060,7 +51787,7 @@ var init_handle_async = __esm({
   }
 });
 
-// node_modules/@sindresorhus/merge-streams/index.js
+// ../../main/node_modules/@sindresorhus/merge-streams/index.js
 import { on as on4, once as once7 } from "node:events";
 import { PassThrough as PassThroughStream, getDefaultHighWaterMark as getDefaultHighWaterMark2 } from "node:stream";
 import { finished as finished2 } from "node:stream/promises";
@@ -51085,7 +51812,7 @@ function mergeStreams(streams) {
 }
 var getHighWaterMark, MergedStream, onMergedStreamFinished, onMergedStreamEnd, onInputStreamsUnpipe, validateStream, endWhenStreamsDone, afterMergedStreamFinished, onInputStreamEnd, onInputStreamUnpipe, endStream, errorOrAbortStream, isAbortError, abortStream, errorStream, noop2, updateMaxListeners, PASSTHROUGH_LISTENERS_COUNT, PASSTHROUGH_LISTENERS_PER_STREAM;
 var init_merge_streams = __esm({
-  "node_modules/@sindresorhus/merge-streams/index.js"() {
+  "../../main/node_modules/@sindresorhus/merge-streams/index.js"() {
     getHighWaterMark = (streams, objectMode) => {
       if (streams.length === 0) {
         return getDefaultHighWaterMark2(objectMode);
@@ -51282,11 +52009,11 @@ var init_merge_streams = __esm({
   }
 });
 
-// node_modules/execa/lib/io/pipeline.js
+// ../../main/node_modules/execa/lib/io/pipeline.js
 import { finished as finished3 } from "node:stream/promises";
 var pipeStreams, onSourceFinish, endDestinationStream, onDestinationFinish, abortSourceStream;
 var init_pipeline = __esm({
-  "node_modules/execa/lib/io/pipeline.js"() {
+  "../../main/node_modules/execa/lib/io/pipeline.js"() {
     init_standard_stream();
     pipeStreams = (source, destination) => {
       source.pipe(destination);
@@ -51326,10 +52053,10 @@ var init_pipeline = __esm({
   }
 });
 
-// node_modules/execa/lib/io/output-async.js
+// ../../main/node_modules/execa/lib/io/output-async.js
 var pipeOutputAsync, pipeTransform, SUBPROCESS_STREAM_PROPERTIES, pipeStdioItem, setStandardStreamMaxListeners, MAX_LISTENERS_INCREMENT;
 var init_output_async = __esm({
-  "node_modules/execa/lib/io/output-async.js"() {
+  "../../main/node_modules/execa/lib/io/output-async.js"() {
     init_merge_streams();
     init_standard_stream();
     init_max_listeners();
@@ -51388,11 +52115,11 @@ var init_output_async = __esm({
   }
 });
 
-// node_modules/execa/lib/terminate/cleanup.js
+// ../../main/node_modules/execa/lib/terminate/cleanup.js
 import { addAbortListener as addAbortListener2 } from "node:events";
 var cleanupOnExit;
 var init_cleanup = __esm({
-  "node_modules/execa/lib/terminate/cleanup.js"() {
+  "../../main/node_modules/execa/lib/terminate/cleanup.js"() {
     init_mjs();
     cleanupOnExit = (subprocess, { cleanup, detached }, { signal: signal2 }) => {
       if (!cleanup || detached) {
@@ -51408,10 +52135,10 @@ var init_cleanup = __esm({
   }
 });
 
-// node_modules/execa/lib/pipe/pipe-arguments.js
+// ../../main/node_modules/execa/lib/pipe/pipe-arguments.js
 var normalizePipeArguments, getDestinationStream, getDestination, mapDestinationArguments, getSourceStream;
 var init_pipe_arguments = __esm({
-  "node_modules/execa/lib/pipe/pipe-arguments.js"() {
+  "../../main/node_modules/execa/lib/pipe/pipe-arguments.js"() {
     init_parameters();
     init_duration2();
     init_fd_options();
@@ -51490,10 +52217,10 @@ var init_pipe_arguments = __esm({
   }
 });
 
-// node_modules/execa/lib/pipe/throw.js
+// ../../main/node_modules/execa/lib/pipe/throw.js
 var handlePipeArgumentsError, getPipeArgumentsError, createNonCommandError, PIPE_COMMAND_MESSAGE;
 var init_throw = __esm({
-  "node_modules/execa/lib/pipe/throw.js"() {
+  "../../main/node_modules/execa/lib/pipe/throw.js"() {
     init_result();
     init_pipeline();
     handlePipeArgumentsError = ({
@@ -51546,10 +52273,10 @@ var init_throw = __esm({
   }
 });
 
-// node_modules/execa/lib/pipe/sequence.js
+// ../../main/node_modules/execa/lib/pipe/sequence.js
 var waitForBothSubprocesses;
 var init_sequence = __esm({
-  "node_modules/execa/lib/pipe/sequence.js"() {
+  "../../main/node_modules/execa/lib/pipe/sequence.js"() {
     waitForBothSubprocesses = async (subprocessPromises) => {
       const [
         { status: sourceStatus, reason: sourceReason, value: sourceResult = sourceReason },
@@ -51569,11 +52296,11 @@ var init_sequence = __esm({
   }
 });
 
-// node_modules/execa/lib/pipe/streaming.js
+// ../../main/node_modules/execa/lib/pipe/streaming.js
 import { finished as finished4 } from "node:stream/promises";
 var pipeSubprocessStream, pipeFirstSubprocessStream, pipeMoreSubprocessStream, cleanupMergedStreamsMap, MERGED_STREAMS, SOURCE_LISTENERS_PER_PIPE, DESTINATION_LISTENERS_PER_PIPE;
 var init_streaming = __esm({
-  "node_modules/execa/lib/pipe/streaming.js"() {
+  "../../main/node_modules/execa/lib/pipe/streaming.js"() {
     init_merge_streams();
     init_max_listeners();
     init_pipeline();
@@ -51608,11 +52335,11 @@ var init_streaming = __esm({
   }
 });
 
-// node_modules/execa/lib/pipe/abort.js
+// ../../main/node_modules/execa/lib/pipe/abort.js
 import { aborted as aborted2 } from "node:util";
 var unpipeOnAbort, unpipeOnSignalAbort;
 var init_abort = __esm({
-  "node_modules/execa/lib/pipe/abort.js"() {
+  "../../main/node_modules/execa/lib/pipe/abort.js"() {
     init_throw();
     unpipeOnAbort = (unpipeSignal, unpipeContext) => unpipeSignal === void 0 ? [] : [unpipeOnSignalAbort(unpipeSignal, unpipeContext)];
     unpipeOnSignalAbort = async (unpipeSignal, { sourceStream, mergedStream, fileDescriptors, sourceOptions, startTime }) => {
@@ -51629,10 +52356,10 @@ var init_abort = __esm({
   }
 });
 
-// node_modules/execa/lib/pipe/setup.js
+// ../../main/node_modules/execa/lib/pipe/setup.js
 var pipeToSubprocess, handlePipePromise, getSubprocessPromises;
 var init_setup2 = __esm({
-  "node_modules/execa/lib/pipe/setup.js"() {
+  "../../main/node_modules/execa/lib/pipe/setup.js"() {
     init_is_plain_obj();
     init_pipe_arguments();
     init_throw();
@@ -51699,12 +52426,12 @@ var init_setup2 = __esm({
   }
 });
 
-// node_modules/execa/lib/io/iterate.js
+// ../../main/node_modules/execa/lib/io/iterate.js
 import { on as on5 } from "node:events";
 import { getDefaultHighWaterMark as getDefaultHighWaterMark3 } from "node:stream";
 var iterateOnSubprocessStream, stopReadingOnExit, iterateForResult, stopReadingOnStreamEnd, iterateOnStream, DEFAULT_OBJECT_HIGH_WATER_MARK, HIGH_WATER_MARK, iterateOnData, getGenerators;
 var init_iterate = __esm({
-  "node_modules/execa/lib/io/iterate.js"() {
+  "../../main/node_modules/execa/lib/io/iterate.js"() {
     init_encoding_transform();
     init_split();
     init_run_sync();
@@ -51800,11 +52527,11 @@ var init_iterate = __esm({
   }
 });
 
-// node_modules/execa/lib/io/contents.js
+// ../../main/node_modules/execa/lib/io/contents.js
 import { setImmediate as setImmediate2 } from "node:timers/promises";
 var getStreamOutput, logOutputAsync, resumeStream, getStreamContents2, getBufferedData, handleBufferedData;
 var init_contents2 = __esm({
-  "node_modules/execa/lib/io/contents.js"() {
+  "../../main/node_modules/execa/lib/io/contents.js"() {
     init_source2();
     init_uint_array();
     init_output();
@@ -51903,11 +52630,11 @@ var init_contents2 = __esm({
   }
 });
 
-// node_modules/execa/lib/resolve/wait-stream.js
+// ../../main/node_modules/execa/lib/resolve/wait-stream.js
 import { finished as finished5 } from "node:stream/promises";
 var waitForStream, handleStdinDestroy, spyOnStdinDestroy, setStdinCleanedUp, handleStreamError, shouldIgnoreStreamError, isInputFileDescriptor, isStreamAbort, isStreamEpipe;
 var init_wait_stream = __esm({
-  "node_modules/execa/lib/resolve/wait-stream.js"() {
+  "../../main/node_modules/execa/lib/resolve/wait-stream.js"() {
     waitForStream = async (stream, fdNumber, streamInfo, { isSameDirection, stopOnExit = false } = {}) => {
       const state = handleStdinDestroy(stream, streamInfo);
       const abortController = new AbortController();
@@ -51961,10 +52688,10 @@ var init_wait_stream = __esm({
   }
 });
 
-// node_modules/execa/lib/resolve/stdio.js
+// ../../main/node_modules/execa/lib/resolve/stdio.js
 var waitForStdioStreams, waitForSubprocessStream;
 var init_stdio = __esm({
-  "node_modules/execa/lib/resolve/stdio.js"() {
+  "../../main/node_modules/execa/lib/resolve/stdio.js"() {
     init_contents2();
     init_wait_stream();
     waitForStdioStreams = ({ subprocess, encoding, buffer, maxBuffer, lines, stripFinalNewline: stripFinalNewline2, verboseInfo, streamInfo }) => subprocess.stdio.map((stream, fdNumber) => waitForSubprocessStream({
@@ -52009,10 +52736,10 @@ var init_stdio = __esm({
   }
 });
 
-// node_modules/execa/lib/resolve/all-async.js
+// ../../main/node_modules/execa/lib/resolve/all-async.js
 var makeAllStream, waitForAllStream, getAllStream, getAllMixed;
 var init_all_async = __esm({
-  "node_modules/execa/lib/resolve/all-async.js"() {
+  "../../main/node_modules/execa/lib/resolve/all-async.js"() {
     init_merge_streams();
     init_stdio();
     makeAllStream = ({ stdout, stderr }, { all }) => all && (stdout || stderr) ? mergeStreams([stdout, stderr].filter(Boolean)) : void 0;
@@ -52044,10 +52771,10 @@ var init_all_async = __esm({
   }
 });
 
-// node_modules/execa/lib/verbose/ipc.js
+// ../../main/node_modules/execa/lib/verbose/ipc.js
 var shouldLogIpc, logIpcOutput;
 var init_ipc = __esm({
-  "node_modules/execa/lib/verbose/ipc.js"() {
+  "../../main/node_modules/execa/lib/verbose/ipc.js"() {
     init_log();
     init_values();
     shouldLogIpc = (verboseInfo) => isFullVerbose(verboseInfo, "ipc");
@@ -52063,10 +52790,10 @@ var init_ipc = __esm({
   }
 });
 
-// node_modules/execa/lib/ipc/buffer-messages.js
+// ../../main/node_modules/execa/lib/ipc/buffer-messages.js
 var waitForIpcOutput, getBufferedIpcOutput;
 var init_buffer_messages = __esm({
-  "node_modules/execa/lib/ipc/buffer-messages.js"() {
+  "../../main/node_modules/execa/lib/ipc/buffer-messages.js"() {
     init_max_buffer();
     init_ipc();
     init_specific();
@@ -52110,11 +52837,11 @@ var init_buffer_messages = __esm({
   }
 });
 
-// node_modules/execa/lib/resolve/wait-subprocess.js
+// ../../main/node_modules/execa/lib/resolve/wait-subprocess.js
 import { once as once8 } from "node:events";
 var waitForSubprocessResult, waitForOriginalStreams, waitForCustomStreamsEnd, throwOnSubprocessError;
 var init_wait_subprocess = __esm({
-  "node_modules/execa/lib/resolve/wait-subprocess.js"() {
+  "../../main/node_modules/execa/lib/resolve/wait-subprocess.js"() {
     init_is_stream();
     init_timeout();
     init_cancel();
@@ -52245,10 +52972,10 @@ var init_wait_subprocess = __esm({
   }
 });
 
-// node_modules/execa/lib/convert/concurrent.js
+// ../../main/node_modules/execa/lib/convert/concurrent.js
 var initializeConcurrentStreams, addConcurrentStream, waitForConcurrentStreams;
 var init_concurrent = __esm({
-  "node_modules/execa/lib/convert/concurrent.js"() {
+  "../../main/node_modules/execa/lib/convert/concurrent.js"() {
     init_deferred();
     initializeConcurrentStreams = () => ({
       readableDestroy: /* @__PURE__ */ new WeakMap(),
@@ -52277,11 +53004,11 @@ var init_concurrent = __esm({
   }
 });
 
-// node_modules/execa/lib/convert/shared.js
+// ../../main/node_modules/execa/lib/convert/shared.js
 import { finished as finished6 } from "node:stream/promises";
 var safeWaitForSubprocessStdin, safeWaitForSubprocessStdout, waitForSubprocessStdin, waitForSubprocessStdout, waitForSubprocess, destroyOtherStream;
 var init_shared = __esm({
-  "node_modules/execa/lib/convert/shared.js"() {
+  "../../main/node_modules/execa/lib/convert/shared.js"() {
     init_wait_stream();
     safeWaitForSubprocessStdin = async (subprocessStdin) => {
       if (subprocessStdin === void 0) {
@@ -52323,12 +53050,12 @@ var init_shared = __esm({
   }
 });
 
-// node_modules/execa/lib/convert/readable.js
+// ../../main/node_modules/execa/lib/convert/readable.js
 import { Readable as Readable3 } from "node:stream";
 import { callbackify as callbackify2 } from "node:util";
 var createReadable, getSubprocessStdout, getReadableOptions, getReadableMethods, onRead, onStdoutFinished, onReadableDestroy, destroyOtherReadable;
 var init_readable = __esm({
-  "node_modules/execa/lib/convert/readable.js"() {
+  "../../main/node_modules/execa/lib/convert/readable.js"() {
     init_encoding_option();
     init_fd_options();
     init_iterate();
@@ -52339,7 +53066,7 @@ var init_readable = __esm({
       const binary = binaryOption || BINARY_ENCODINGS.has(encoding);
       const { subprocessStdout, waitReadableDestroy } = getSubprocessStdout(subprocess, from, concurrentStreams);
       const { readableEncoding, readableObjectMode, readableHighWaterMark } = getReadableOptions(subprocessStdout, binary);
-      const { read, onStdoutDataDone } = getReadableMethods({
+      const { read: read2, onStdoutDataDone } = getReadableMethods({
         subprocessStdout,
         subprocess,
         binary,
@@ -52347,7 +53074,7 @@ var init_readable = __esm({
         preserveNewlines
       });
       const readable2 = new Readable3({
-        read,
+        read: read2,
         destroy: callbackify2(onReadableDestroy.bind(void 0, { subprocessStdout, subprocess, waitReadableDestroy })),
         highWaterMark: readableHighWaterMark,
         objectMode: readableObjectMode,
@@ -52421,12 +53148,12 @@ var init_readable = __esm({
   }
 });
 
-// node_modules/execa/lib/convert/writable.js
+// ../../main/node_modules/execa/lib/convert/writable.js
 import { Writable as Writable3 } from "node:stream";
 import { callbackify as callbackify3 } from "node:util";
 var createWritable, getSubprocessStdin, getWritableMethods, onWrite, onWritableFinal, onStdinFinished, onWritableDestroy, destroyOtherWritable;
 var init_writable = __esm({
-  "node_modules/execa/lib/convert/writable.js"() {
+  "../../main/node_modules/execa/lib/convert/writable.js"() {
     init_fd_options();
     init_concurrent();
     init_shared();
@@ -52495,12 +53222,12 @@ var init_writable = __esm({
   }
 });
 
-// node_modules/execa/lib/convert/duplex.js
-import { Duplex as Duplex3 } from "node:stream";
+// ../../main/node_modules/execa/lib/convert/duplex.js
+import { Duplex as Duplex4 } from "node:stream";
 import { callbackify as callbackify4 } from "node:util";
 var createDuplex, onDuplexDestroy;
 var init_duplex = __esm({
-  "node_modules/execa/lib/convert/duplex.js"() {
+  "../../main/node_modules/execa/lib/convert/duplex.js"() {
     init_encoding_option();
     init_readable();
     init_writable();
@@ -52509,15 +53236,15 @@ var init_duplex = __esm({
       const { subprocessStdout, waitReadableDestroy } = getSubprocessStdout(subprocess, from, concurrentStreams);
       const { subprocessStdin, waitWritableFinal, waitWritableDestroy } = getSubprocessStdin(subprocess, to2, concurrentStreams);
       const { readableEncoding, readableObjectMode, readableHighWaterMark } = getReadableOptions(subprocessStdout, binary);
-      const { read, onStdoutDataDone } = getReadableMethods({
+      const { read: read2, onStdoutDataDone } = getReadableMethods({
         subprocessStdout,
         subprocess,
         binary,
         encoding,
         preserveNewlines
       });
-      const duplex2 = new Duplex3({
-        read,
+      const duplex2 = new Duplex4({
+        read: read2,
         ...getWritableMethods(subprocessStdin, subprocess, waitWritableFinal),
         destroy: callbackify4(onDuplexDestroy.bind(void 0, {
           subprocessStdout,
@@ -52557,10 +53284,10 @@ var init_duplex = __esm({
   }
 });
 
-// node_modules/execa/lib/convert/iterable.js
+// ../../main/node_modules/execa/lib/convert/iterable.js
 var createIterable, iterateOnStdoutData;
 var init_iterable = __esm({
-  "node_modules/execa/lib/convert/iterable.js"() {
+  "../../main/node_modules/execa/lib/convert/iterable.js"() {
     init_encoding_option();
     init_fd_options();
     init_iterate();
@@ -52594,10 +53321,10 @@ var init_iterable = __esm({
   }
 });
 
-// node_modules/execa/lib/convert/add.js
+// ../../main/node_modules/execa/lib/convert/add.js
 var addConvertedStreams;
 var init_add = __esm({
-  "node_modules/execa/lib/convert/add.js"() {
+  "../../main/node_modules/execa/lib/convert/add.js"() {
     init_concurrent();
     init_readable();
     init_writable();
@@ -52614,10 +53341,10 @@ var init_add = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/promise.js
+// ../../main/node_modules/execa/lib/methods/promise.js
 var mergePromise, nativePromisePrototype, descriptors;
 var init_promise = __esm({
-  "node_modules/execa/lib/methods/promise.js"() {
+  "../../main/node_modules/execa/lib/methods/promise.js"() {
     mergePromise = (subprocess, promise) => {
       for (const [property, descriptor] of descriptors) {
         const value = descriptor.value.bind(promise);
@@ -52633,12 +53360,12 @@ var init_promise = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/main-async.js
+// ../../main/node_modules/execa/lib/methods/main-async.js
 import { setMaxListeners } from "node:events";
 import { spawn as spawn2 } from "node:child_process";
 var execaCoreAsync, handleAsyncArguments, handleAsyncOptions, spawnSubprocessAsync, handlePromise, getAsyncResult;
 var init_main_async = __esm({
-  "node_modules/execa/lib/methods/main-async.js"() {
+  "../../main/node_modules/execa/lib/methods/main-async.js"() {
     init_source2();
     init_command();
     init_options();
@@ -52815,10 +53542,10 @@ var init_main_async = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/bind.js
+// ../../main/node_modules/execa/lib/methods/bind.js
 var mergeOptions, mergeOption, DEEP_OPTIONS;
 var init_bind = __esm({
-  "node_modules/execa/lib/methods/bind.js"() {
+  "../../main/node_modules/execa/lib/methods/bind.js"() {
     init_is_plain_obj();
     init_specific();
     mergeOptions = (boundOptions, options) => {
@@ -52840,10 +53567,10 @@ var init_bind = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/create.js
+// ../../main/node_modules/execa/lib/methods/create.js
 var createExeca, callBoundExeca, parseArguments;
 var init_create3 = __esm({
-  "node_modules/execa/lib/methods/create.js"() {
+  "../../main/node_modules/execa/lib/methods/create.js"() {
     init_is_plain_obj();
     init_parameters();
     init_template();
@@ -52897,10 +53624,10 @@ var init_create3 = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/command.js
+// ../../main/node_modules/execa/lib/methods/command.js
 var mapCommandAsync, mapCommandSync, parseCommand, parseCommandString, SPACES_REGEXP;
 var init_command2 = __esm({
-  "node_modules/execa/lib/methods/command.js"() {
+  "../../main/node_modules/execa/lib/methods/command.js"() {
     mapCommandAsync = ({ file, commandArguments }) => parseCommand(file, commandArguments);
     mapCommandSync = ({ file, commandArguments }) => ({ ...parseCommand(file, commandArguments), isSync: true });
     parseCommand = (command, unusedArguments) => {
@@ -52933,10 +53660,10 @@ var init_command2 = __esm({
   }
 });
 
-// node_modules/execa/lib/methods/script.js
+// ../../main/node_modules/execa/lib/methods/script.js
 var setScriptSync, mapScriptAsync, mapScriptSync, getScriptOptions, getScriptStdinOption, deepScriptOptions;
 var init_script = __esm({
-  "node_modules/execa/lib/methods/script.js"() {
+  "../../main/node_modules/execa/lib/methods/script.js"() {
     setScriptSync = (boundExeca, createNested, boundOptions) => {
       boundExeca.sync = createNested(mapScriptSync, boundOptions);
       boundExeca.s = boundExeca.sync;
@@ -52949,7 +53676,7 @@ var init_script = __esm({
   }
 });
 
-// node_modules/execa/index.js
+// ../../main/node_modules/execa/index.js
 var execa_exports = {};
 __export(execa_exports, {
   $: () => $2,
@@ -52968,7 +53695,7 @@ __export(execa_exports, {
 });
 var execa, execaSync, execaCommand, execaCommandSync, execaNode, $2, sendMessage2, getOneMessage2, getEachMessage2, getCancelSignal2;
 var init_execa = __esm({
-  "node_modules/execa/index.js"() {
+  "../../main/node_modules/execa/index.js"() {
     init_create3();
     init_command2();
     init_node2();
@@ -53013,7 +53740,7 @@ var init_limits = __esm({
 
 // src/sandbox/processes.ts
 import { access, constants as constants4, readFile as readFile4 } from "node:fs/promises";
-import { connect as connect2, createServer as createServer3 } from "node:net";
+import { connect as connect2, createServer as createServer2 } from "node:net";
 import { delimiter, join } from "node:path";
 async function findBinary(name) {
   const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...SBIN_DIRS];
@@ -53032,9 +53759,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path24) {
+async function readPidFile(path26) {
   try {
-    const pid = Number.parseInt((await readFile4(path24, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path26, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -53120,7 +53847,7 @@ async function waitFor(probe, timeoutMs, intervalMs = 50) {
 }
 function probeListen(address, port2) {
   return new Promise((resolve3) => {
-    const server = createServer3();
+    const server = createServer2();
     server.once("error", (error3) => resolve3(error3.code ?? error3.message));
     server.listen({ host: address, port: port2, exclusive: true }, () => server.close(() => resolve3(void 0)));
   });
@@ -53453,25 +54180,25 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path24 of paths) {
-    for (let dir = path24; ; dir = dirname(dir)) {
+  for (const path26 of paths) {
+    for (let dir = path26; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path24}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path26}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path24, user) {
-  const info2 = await lstat3(path24).catch(() => void 0);
+async function chownTree(path26, user) {
+  const info2 = await lstat3(path26).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path24, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path26, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path24)) await chownTree(join4(path24, entry), user);
+    for (const entry of await readdir3(path26)) await chownTree(join4(path26, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
@@ -53584,8 +54311,11 @@ function haproxyInfo(dir, lbHost, lbUrl) {
   };
 }
 function renderHaproxyConf(input) {
-  const servers2 = input.servers.map((s3) => `    server ${s3.name} ${s3.address}
-`).join("");
+  const servers2 = input.servers.map(
+    (s3) => `    server ${s3.name} ${s3.address}
+    server ${standbyName(s3.name)} ${s3.surgeAddress} disabled weight 0
+`
+  ).join("");
   return `# Generated by the nexus sandbox; rewritten on every sandbox up.
 global
     stats socket ${input.socket} mode 600 level admin user ${input.socketUser}
@@ -53671,6 +54401,7 @@ var init_haproxy3 = __esm({
   "src/sandbox/haproxy.ts"() {
     "use strict";
     init_execa();
+    init_standby();
     init_daemon();
     init_deploy_config();
     init_errors6();
@@ -53844,7 +54575,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path24,
+  path: path26,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -53875,7 +54606,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path24} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path26} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc(delaySeconds = 0) {
@@ -54221,28 +54952,28 @@ var init_pm23 = __esm({
 // src/sandbox/sshd.ts
 import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path24) {
+async function exists(path26) {
   try {
-    await stat7(path24);
+    await stat7(path26);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path24, comment) {
-  if (!await exists(path24) || !await exists(`${path24}.pub`)) {
-    await mkdir6(dirname4(path24), { recursive: true, mode: 448 });
-    await rm8(path24, { force: true });
-    await rm8(`${path24}.pub`, { force: true });
-    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path24], {
+async function ensureKeyPair(sshKeygen, path26, comment) {
+  if (!await exists(path26) || !await exists(`${path26}.pub`)) {
+    await mkdir6(dirname4(path26), { recursive: true, mode: 448 });
+    await rm8(path26, { force: true });
+    await rm8(`${path26}.pub`, { force: true });
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path26], {
       reject: false,
       stdin: "ignore"
     });
     if (result2.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path24}: ${result2.stderr || result2.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path26}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile9(`${path24}.pub`, "utf8")).trim();
+  return (await readFile9(`${path26}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
@@ -54258,9 +54989,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path24, lines = 15) {
+async function logTail(path26, lines = 15) {
   try {
-    return (await readFile9(path24, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile9(path26, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -54487,7 +55218,7 @@ function loginFromEnv() {
   return value;
 }
 async function writeHostFiles(o2, info2, login) {
-  const { deployUser, path: path24, user, clientKey, sshKeygen } = login;
+  const { deployUser, path: path26, user, clientKey, sshKeygen } = login;
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
@@ -54500,7 +55231,7 @@ async function writeHostFiles(o2, info2, login) {
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path24,
+          path: path26,
           user,
           sftp,
           authorizedKeysFile,
@@ -54595,7 +55326,11 @@ async function startDaemons(o2, info2, daemons) {
       pids[`haproxy:${lb.name}`] = await startHaproxy(haproxy, lb.home, {
         listen: `${lbListen.address}:${lbListen.port + 1}`,
         socketUser: user,
-        servers: info2.hosts.map((h2) => ({ name: h2.name, address: h2.appAddress }))
+        servers: info2.hosts.map((h2) => ({
+          name: h2.name,
+          address: h2.appAddress,
+          surgeAddress: `${h2.address}:${o2.appPort + 1}`
+        }))
       });
       await writeHaproxyDeployConfig({ ...info2, haproxy: info2.haproxy }, projectRoot);
     }
@@ -54660,7 +55395,7 @@ async function sandboxUp(opts) {
   const clientKey = (await readFile10(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path24 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
+  const path26 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
   await mkdir8(paths.bin, { recursive: true, mode: 493 });
   await writeFile8(
@@ -54668,7 +55403,7 @@ async function sandboxUp(opts) {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
-  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path24, user, clientKey, sshKeygen });
+  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path26, user, clientKey, sshKeygen });
   if (info2.bastion)
     knownHostsLines.push(await writeBastionFiles(o2, info2.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile8(paths.knownHosts, `${knownHostsLines.join("\n")}
@@ -54705,7 +55440,7 @@ var init_sandbox = __esm({
 // src/cli/main.ts
 import v8 from "node:v8";
 
-// node_modules/commander/esm.mjs
+// ../../main/node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
 var {
   program,
@@ -54825,7 +55560,10 @@ var commandShapes = {
     release: text3,
     batches: array(array(text3)).describe("server names, batch by batch"),
     files: number2().int().min(0).describe("files the artifact will hold"),
-    bytes: number2().int().min(0).describe("their uncompressed bytes")
+    bytes: number2().int().min(0).describe("their uncompressed bytes"),
+    start: text3.describe(
+      "what PM2 will run: app.start, resolved (a package script's command, a dependency's binary)"
+    )
   },
   exec: {
     command: literal("exec"),
@@ -55190,15 +55928,15 @@ init_secrets();
 var import_ssh22 = __toESM(require_lib2(), 1);
 init_invocation();
 init_errors5();
-import { existsSync, readFileSync as readFileSync4 } from "node:fs";
+import { existsSync, readFileSync as readFileSync5 } from "node:fs";
 import os3 from "node:os";
-import path8 from "node:path";
+import path10 from "node:path";
 
 // src/ssh/host-keys.ts
 init_invocation();
 init_errors3();
-import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync2, readSync } from "node:fs";
-import path6 from "node:path";
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync as readFileSync3, readSync } from "node:fs";
+import path8 from "node:path";
 
 // src/ssh/known-hosts.ts
 import { createHash as createHash2, createHmac, randomBytes } from "node:crypto";
@@ -55389,7 +56127,7 @@ function usesHashedEntries(entries2) {
 }
 function appendKnownHost(file, host, port2, key) {
   const hash = usesHashedEntries(readKnownHosts(file));
-  mkdirSync(path6.dirname(file), { recursive: true, mode: 448 });
+  mkdirSync(path8.dirname(file), { recursive: true, mode: 448 });
   const separator = endsWithoutNewline(file) ? "\n" : "";
   appendFileSync(file, `${separator}${formatKnownHostsLine(host, port2, key, { hash })}
 `, { mode: 384 });
@@ -55413,7 +56151,7 @@ function endsWithoutNewline(file) {
 }
 function readKnownHosts(file) {
   try {
-    return parseKnownHosts(readFileSync2(file, "utf8"));
+    return parseKnownHosts(readFileSync3(file, "utf8"));
   } catch (error3) {
     const code = error3.code;
     if (code === "ENOENT") return [];
@@ -55491,10 +56229,10 @@ init_errors3();
 init_proxy_jump();
 
 // src/ssh/ssh-config.ts
-import { readdirSync, readFileSync as readFileSync3, statSync } from "node:fs";
-import path7 from "node:path";
+import { readdirSync, readFileSync as readFileSync4, statSync } from "node:fs";
+import path9 from "node:path";
 
-// node_modules/ssh-config/lib/glob.js
+// ../../main/node_modules/ssh-config/lib/glob.js
 function escapeChars(text5, chars) {
   for (let char of chars) {
     text5 = text5.replace(new RegExp("\\" + char, "g"), "\\" + char);
@@ -55521,7 +56259,7 @@ function glob2(patternList, text5) {
 }
 var glob_default = glob2;
 
-// node_modules/ssh-config/lib/ssh-config.js
+// ../../main/node_modules/ssh-config/lib/ssh-config.js
 import { spawnSync as spawnSync2 } from "node:child_process";
 import os2 from "node:os";
 var RE_SPACE = /\s/;
@@ -56108,8 +56846,8 @@ function resolveSshConfigHost(text5, host, context) {
   const identityFiles = all("identityfile").filter((file) => file.toLowerCase() !== "none").map((file) => {
     const expanded = file.replace(/%([%dhnpru])/g, (match3, t) => tokens[t] ?? match3);
     if (expanded === "~") return context.home;
-    if (expanded.startsWith("~/")) return path7.join(context.home, expanded.slice(2));
-    return path7.resolve(expanded);
+    if (expanded.startsWith("~/")) return path9.join(context.home, expanded.slice(2));
+    return path9.resolve(expanded);
   });
   const proxyJump = first("proxyjump");
   return {
@@ -56142,7 +56880,7 @@ function unhonouredKeywords(parsed, keys) {
 var MAX_INCLUDE_DEPTH = 16;
 function readSshConfig(file) {
   try {
-    return readFileSync3(file, "utf8");
+    return readFileSync4(file, "utf8");
   } catch (error3) {
     const code = error3.code;
     if (code === "ENOENT") return "";
@@ -56166,11 +56904,11 @@ function expandIncludes(text5, host, home, depth = 0) {
     if (block !== void 0 && !blockMatches(block, host)) continue;
     if (depth >= MAX_INCLUDE_DEPTH)
       throw new UsageError(`ssh.configFile: Include nested more than ${MAX_INCLUDE_DEPTH} deep`);
-    for (const pattern2 of splitWords(directive[2])) {
+    for (const pattern2 of splitWords2(directive[2])) {
       for (const included of globFiles(includePath(pattern2, home))) {
         let body;
         try {
-          body = readFileSync3(included, "utf8");
+          body = readFileSync4(included, "utf8");
         } catch {
           continue;
         }
@@ -56190,14 +56928,14 @@ function blockMatches(header, host) {
   });
   return probe.nexusprobe === "yes";
 }
-function splitWords(value) {
+function splitWords2(value) {
   return [...value.matchAll(/"([^"]*)"|(\S+)/g)].map((m2) => m2[1] ?? m2[2] ?? "").filter(Boolean);
 }
 function includePath(pattern2, home) {
   if (pattern2 === "~") return home;
-  if (pattern2.startsWith("~/")) return path7.join(home, pattern2.slice(2));
-  if (path7.isAbsolute(pattern2)) return pattern2;
-  return path7.join(home, ".ssh", pattern2);
+  if (pattern2.startsWith("~/")) return path9.join(home, pattern2.slice(2));
+  if (path9.isAbsolute(pattern2)) return pattern2;
+  return path9.join(home, ".ssh", pattern2);
 }
 function globFiles(pattern2) {
   const segments = pattern2.split("/");
@@ -56207,7 +56945,7 @@ function globFiles(pattern2) {
     const next = [];
     for (const dir of paths) {
       if (!/[*?[]/.test(segment)) {
-        next.push(path7.join(dir, segment));
+        next.push(path9.join(dir, segment));
         continue;
       }
       const matcher = globSegment(segment);
@@ -56219,7 +56957,7 @@ function globFiles(pattern2) {
       }
       for (const name of names.sort()) {
         if (name.startsWith(".") && !segment.startsWith(".")) continue;
-        if (matcher.test(name)) next.push(path7.join(dir, name));
+        if (matcher.test(name)) next.push(path9.join(dir, name));
       }
     }
     paths = next;
@@ -56354,8 +57092,72 @@ var JumpPool = class {
 // src/ssh/session.ts
 var import_ssh2 = __toESM(require_lib2(), 1);
 init_errors5();
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { StringDecoder } from "node:string_decoder";
+
+// src/ssh/forwarded-socket.ts
+import { Duplex } from "node:stream";
+var OPEN_PROHIBITED = 1;
+var OPEN_CONNECT_FAILED = 2;
+var ForwardedSocket = class extends Duplex {
+  constructor(channel) {
+    super({ allowHalfOpen: false });
+    this.channel = channel;
+    channel.on("data", (chunk2) => {
+      if (!this.push(chunk2)) channel.pause();
+    });
+    channel.once("end", () => this.push(null));
+    channel.once("close", () => this.destroy());
+    channel.on("error", (error3) => this.destroy(error3));
+  }
+  channel;
+  _read() {
+    this.channel.resume();
+  }
+  _write(chunk2, _encoding, callback) {
+    this.channel.write(chunk2);
+    callback();
+  }
+  _final(callback) {
+    this.channel.end();
+    callback();
+  }
+  _destroy(error3, callback) {
+    this.channel.close();
+    callback(error3);
+  }
+  setKeepAlive() {
+    return this;
+  }
+  setNoDelay() {
+    return this;
+  }
+  setTimeout() {
+    return this;
+  }
+  ref() {
+    return this;
+  }
+  unref() {
+    return this;
+  }
+};
+function forwardOpenError(error3, host, port2) {
+  const description = error3.message.replace(/^\(SSH\) Channel open failure: /, "").trim();
+  const to2 = `${host}:${port2}`;
+  const made = (code, message) => Object.assign(new Error(message), { code });
+  if (error3.reason === OPEN_CONNECT_FAILED) {
+    if (/refused/i.test(description)) return made("ECONNREFUSED", `connection refused by ${to2}`);
+    if (/timed out/i.test(description)) return made("ETIMEDOUT", `connecting to ${to2} timed out`);
+    return made("EFORWARD", `the server could not connect to ${to2}: ${description || "connect failed"}`);
+  }
+  if (error3.reason === OPEN_PROHIBITED)
+    return made(
+      "EFORWARD",
+      `the server's sshd does not forward connections for this user (AllowTcpForwarding, PermitOpen): allow it, or set health.via to "direct"${description ? ` (${description})` : ""}`
+    );
+  return made("EFORWARD", `no forwarded connection to ${to2}: ${description || error3.message}`);
+}
 
 // src/ssh/remote-shell.ts
 init_quote();
@@ -56758,7 +57560,7 @@ function traceStart(trace, server, kind, what) {
   if (!trace) return () => {
   };
   const at2 = Date.now();
-  return () => trace({ server, kind, what, at: at2, ms: Date.now() - at2 });
+  return (error3) => trace({ server, kind, what, at: at2, ms: Date.now() - at2, ...error3 ? { error: error3 } : {} });
 }
 
 // src/ssh/session.ts
@@ -56788,7 +57590,6 @@ var SshSession = class _SshSession {
   closed = false;
   lostError;
   sftpPromise;
-  tunnels = [];
   /** Ports forwarded back here (`reverseForward`), by the server's port. */
   reverse;
   trace;
@@ -56925,7 +57726,7 @@ var SshSession = class _SshSession {
       commands.map((c3) => traceName(c3.command, c3.what)).join(" + ")
     );
     const results = shell.runAll(commands.map((c3) => ({ command: c3.command, stdin: c3.stdin })));
-    void Promise.allSettled(results).then(traced);
+    void Promise.allSettled(results).then(() => traced());
     let fallback;
     return results.map(async (result2, i2) => {
       const c3 = commands[i2];
@@ -57304,37 +58105,36 @@ var SshSession = class _SshSession {
     };
   }
   /**
-   * Opens a local listener on 127.0.0.1 whose connections are forwarded through this SSH
-   * connection to host:port as seen from the server (like `ssh -L`). Returns the local port.
+   * A connection from the server to host:port (ssh2 `forwardOut`, like one connection of
+   * `ssh -L`), as a socket node:http can use (`ForwardedSocket`). One round trip; a connect the
+   * server could not make rejects as a TCP connect from there would (ECONNREFUSED: nothing
+   * listening). `what`: who opens it, for the trace ("health gate").
    */
-  async tunnel(host, port2) {
-    const server = createServer((socket) => {
-      const traced = traceStart(this.trace, this.name, "forward", `to ${host}:${port2}`);
-      this.client.forwardOut("127.0.0.1", 0, host, port2, (error3, channel) => {
-        traced();
-        if (error3) {
-          socket.destroy();
-          return;
-        }
-        socket.pipe(channel).pipe(socket);
-        socket.on("error", () => channel.close());
-        channel.on("error", () => socket.destroy());
-        channel.on("close", () => socket.destroy());
-        socket.on("close", () => channel.close());
-      });
+  forwardSocket(host, port2, what) {
+    if (this.closed)
+      return Promise.reject(
+        this.lostError ?? new SshError(this.name, "closed", "the SSH connection is closed")
+      );
+    const traced = traceStart(this.trace, this.name, "forward", `${what} ${host}:${port2}`);
+    return new Promise((resolve3, reject) => {
+      try {
+        this.client.forwardOut("127.0.0.1", 0, host, port2, (error3, channel) => {
+          if (error3) {
+            const failed = forwardOpenError(error3, host, port2);
+            traced(failed.code);
+            reject(failed);
+            return;
+          }
+          traced();
+          resolve3(new ForwardedSocket(channel));
+        });
+      } catch (error3) {
+        traced("closed");
+        reject(this.wrap(error3));
+      }
     });
-    this.tunnels.push(server);
-    await new Promise((resolve3, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve3());
-    });
-    const address = server.address();
-    if (!address || typeof address === "string") throw new Error("tunnel listener has no port");
-    return address.port;
   }
   close() {
-    for (const server of this.tunnels) server.close();
-    this.tunnels = [];
     this.remoteShell?.close();
     if (!this.closed) {
       this.closed = true;
@@ -57419,7 +58219,7 @@ function loadCredentials(ssh, env2 = process.env, identityFiles = []) {
   if (identity3) return { privateKey: readKey(identity3), passphrase, agent, keySource: identity3 };
   if (!agent) {
     for (const name of DEFAULT_KEYS) {
-      const file = path8.join(os3.homedir(), ".ssh", name);
+      const file = path10.join(os3.homedir(), ".ssh", name);
       if (existsSync(file)) return { privateKey: readKey(file), passphrase, agent, keySource: file };
     }
   }
@@ -57435,7 +58235,7 @@ var KeyFileError = class extends Error {
 };
 function readKey(file) {
   try {
-    return readFileSync4(file);
+    return readFileSync5(file);
   } catch (error3) {
     throw new KeyFileError(file, error3.code ?? "error");
   }
@@ -57685,17 +58485,17 @@ function maskingReporter(inner) {
 init_source();
 init_errors4();
 init_invocation();
-init_load();
+init_load2();
 init_positions();
 init_errors3();
-import { readFileSync as readFileSync5, statSync as statSync2 } from "node:fs";
-import path10 from "node:path";
+import { readFileSync as readFileSync6, statSync as statSync2 } from "node:fs";
+import path12 from "node:path";
 
 // src/report/github.ts
 init_format2();
 import { randomUUID } from "node:crypto";
 import { appendFileSync as appendFileSync3 } from "node:fs";
-import path9 from "node:path";
+import path11 from "node:path";
 
 // src/report/plain.ts
 init_format2();
@@ -57894,8 +58694,8 @@ var GithubReporter = class {
   workspacePath(file) {
     const workspace = this.env.GITHUB_WORKSPACE;
     if (!workspace) return file;
-    const relative2 = path9.relative(workspace, path9.resolve(file));
-    return relative2.startsWith("..") || path9.isAbsolute(relative2) ? file : relative2;
+    const relative2 = path11.relative(workspace, path11.resolve(file));
+    return relative2.startsWith("..") || path11.isAbsolute(relative2) ? file : relative2;
   }
   appendTo(variable, text5) {
     const file = this.env[variable];
@@ -57946,12 +58746,12 @@ function readConfig(options) {
   });
   loadedLayers = configLayers(config2);
   if (options.sshKey) {
-    const key = path10.resolve(options.sshKey);
+    const key = path12.resolve(options.sshKey);
     if (!statSync2(key, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`--ssh-key: ${options.sshKey}: no such file (expected a private key file)`);
     config2.ssh.privateKey = key;
   }
-  if (options.knownHosts) config2.ssh.knownHosts = path10.resolve(options.knownHosts);
+  if (options.knownHosts) config2.ssh.knownHosts = path12.resolve(options.knownHosts);
   maskSecretsOf(config2);
   rememberInvocation({
     file: config2.file,
@@ -57962,7 +58762,7 @@ function readConfig(options) {
   notifyFrom(config2.notify, config2.app.name);
   return config2;
 }
-var readConfigText = (file) => readFileSync5(path10.resolve(file), "utf8");
+var readConfigText = (file) => readFileSync6(path12.resolve(file), "utf8");
 var loadedLayers = [];
 function errorEvents(error3) {
   if (error3 instanceof ConfigError) {
@@ -58142,8 +58942,8 @@ function balancerConfigCommand(spec, setExit) {
 
 // src/artifact/package-manager.ts
 init_errors3();
-import { existsSync as existsSync2, readFileSync as readFileSync6 } from "node:fs";
-import path11 from "node:path";
+import { existsSync as existsSync2, readFileSync as readFileSync7 } from "node:fs";
+import path13 from "node:path";
 var LOCKFILES = [
   ["package-lock.json", "npm"],
   ["npm-shrinkwrap.json", "npm"],
@@ -58152,19 +58952,19 @@ var LOCKFILES = [
 ];
 var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"];
 function readPackageFiles(root) {
-  const read = (name) => {
+  const read2 = (name) => {
     try {
-      return readFileSync6(path11.join(root, name), "utf8");
+      return readFileSync7(path13.join(root, name), "utf8");
     } catch {
       return void 0;
     }
   };
-  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path11.join(root, name)));
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path13.join(root, name)));
   return {
-    packageJson: read("package.json"),
+    packageJson: read2("package.json"),
     lockfiles,
-    yarnrcYml: existsSync2(path11.join(root, ".yarnrc.yml")),
-    yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2e3) : void 0
+    yarnrcYml: existsSync2(path13.join(root, ".yarnrc.yml")),
+    yarnLockHead: lockfiles.includes("yarn.lock") ? read2("yarn.lock")?.slice(0, 2e3) : void 0
   };
 }
 function detectPackageManager(files) {
@@ -58238,6 +59038,61 @@ function installArgs(name, flavor, locked) {
 init_drivers();
 init_invocation();
 init_errors3();
+
+// src/health/probe-agent.ts
+import http from "node:http";
+var ProbeAgent = class extends http.Agent {
+  constructor(endpoint) {
+    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+    this.endpoint = endpoint;
+  }
+  endpoint;
+  /** Connections opened so far (each a channel open through SSH). */
+  opened = 0;
+  ended = false;
+  createConnection(options, callback) {
+    this.opened++;
+    const open2 = this.endpoint.open;
+    if (!open2) return super.createConnection(options) ?? void 0;
+    open2().then(
+      (socket) => {
+        if (!this.ended) return callback?.(null, socket);
+        socket.destroy();
+        callback?.(Object.assign(new Error("the probes ended"), { code: "ECONNRESET" }), socket);
+      },
+      (error3) => callback?.(error3, void 0)
+    );
+    return void 0;
+  }
+  destroy() {
+    this.ended = true;
+    super.destroy();
+  }
+};
+var ProbeAgents = class {
+  agents;
+  turn = 0;
+  constructor(endpoint, lanes = 1) {
+    this.agents = Array.from({ length: Math.max(1, Math.min(lanes, 16)) }, () => new ProbeAgent(endpoint));
+  }
+  /** The agent for the next probe. */
+  next() {
+    const agent = this.agents[this.turn % this.agents.length];
+    this.turn++;
+    return agent;
+  }
+  get opened() {
+    return this.agents.reduce((sum, agent) => sum + agent.opened, 0);
+  }
+  destroy() {
+    for (const agent of this.agents) agent.destroy();
+  }
+};
+function connecting(socket) {
+  return socket.connecting === true;
+}
+
+// src/check/run.ts
 init_managers();
 init_layout();
 init_op();
@@ -58461,7 +59316,7 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path13 from "node:path";
+import path15 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
@@ -58469,7 +59324,7 @@ import { createHash as createHash3 } from "node:crypto";
 import { createWriteStream, realpathSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path12 from "node:path";
+import path14 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -58563,13 +59418,13 @@ function appPackOptions(config2) {
     try {
       return realpathSync(file);
     } catch {
-      return path12.resolve(file);
+      return path14.resolve(file);
     }
   };
-  const inApp = path12.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path12.sep}`) || path12.isAbsolute(inApp);
+  const inApp = path14.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path14.sep}`) || path14.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path12.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path14.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
   return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
 }
@@ -58606,9 +59461,9 @@ async function selectAppFiles(root, options = {}) {
   const warnings = [];
   const leftOut = [];
   const walk = async (dir) => {
-    const full = path12.join(root, dir);
+    const full = path14.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path12.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path14.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -58623,8 +59478,8 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path12.join(root, rel))).size : 0;
-      if (entry.isFile() && await isNexusConfig(path12.join(root, rel), entry.name, size)) {
+      const size = entry.isFile() ? (await lstat(path14.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path14.join(root, rel), entry.name, size)) {
         if (!filter.namedByInclude(rel)) {
           leftOut.push({ path: rel, size });
           continue;
@@ -58648,8 +59503,8 @@ async function packApp(root, options = {}) {
   for (const warning2 of selection.warnings) options.warn?.(warning2);
   const leftOut = describeLeftOut(selection.leftOut);
   if (leftOut) options.inform?.(leftOut);
-  const dir = await mkdtemp(path12.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path12.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path14.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path14.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -58696,12 +59551,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path13.join(app.root, "node_modules"));
+  return shipped + await treeSize(path15.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path13.join(dir, entry.name);
+    const child = path15.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -58712,43 +59567,70 @@ async function treeSize(dir) {
 init_facts();
 
 // src/health/http-get.ts
-import http from "node:http";
-function httpGet(origin, path24, timeoutMs, userAgent) {
+import http2 from "node:http";
+async function httpGet(agent, path26, timeoutMs, userAgent) {
+  try {
+    return await getOnce(agent, path26, timeoutMs, userAgent);
+  } catch (error3) {
+    if (!error3.stale) throw error3;
+    return getOnce(agent, path26, timeoutMs, userAgent);
+  }
+}
+function getOnce(agent, path26, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
-    let stage3 = "connect";
-    const request = http.request(origin, {
-      path: path24,
+    const { host, port: port2 } = agent.endpoint;
+    let answered = false;
+    const request = http2.request({
+      host,
+      port: port2,
+      path: path26,
       method: "GET",
-      agent: false,
-      headers: { connection: "close", "user-agent": userAgent },
-      // Socket inactivity, from before the connection is made to the end of the body.
-      timeout: timeoutMs
+      agent,
+      headers: { "user-agent": userAgent }
     });
-    request.on("timeout", () => {
-      request.destroy(
-        Object.assign(new Error(`${stage3} timed out after ${timeoutMs} ms`), { code: "ETIMEDOUT" })
-      );
-    });
+    let timer;
+    const stage3 = (name) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const error3 = Object.assign(new Error(`${name} timed out after ${timeoutMs} ms`), {
+          code: "ETIMEDOUT"
+        });
+        reject(error3);
+        request.destroy(error3);
+      }, timeoutMs);
+    };
+    stage3("connect");
     request.on("socket", (socket) => {
-      socket.once("connect", () => {
-        stage3 = "response headers";
-      });
+      if (!connecting(socket)) stage3("response headers");
+      else socket.once("connect", () => stage3("response headers"));
     });
-    request.on("error", reject);
+    request.on("error", (error3) => {
+      clearTimeout(timer);
+      const stale = request.reusedSocket && !answered && (error3.code === "ECONNRESET" || error3.code === "EPIPE");
+      reject(stale ? Object.assign(error3, { stale: true }) : error3);
+    });
     request.on("response", (response) => {
-      stage3 = "response body";
+      answered = true;
+      stage3("response body");
       const chunks = [];
-      response.on("data", (chunk2) => chunks.push(chunk2));
-      response.on("error", reject);
+      response.on("data", (chunk2) => {
+        chunks.push(chunk2);
+        stage3("response body");
+      });
+      response.on("error", (error3) => {
+        clearTimeout(timer);
+        reject(error3);
+      });
       response.on("close", () => {
+        clearTimeout(timer);
         if (!response.complete)
           reject(
             Object.assign(new Error("connection closed before the end of the body"), { code: "ECONNRESET" })
           );
       });
       response.on("end", () => {
+        clearTimeout(timer);
         resolve3({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
-        request.destroy();
       });
     });
     request.end();
@@ -58756,9 +59638,9 @@ function httpGet(origin, path24, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(origin, path24, timeoutMs) {
+async function fetchHealth(agent, path26, timeoutMs) {
   try {
-    const response = await httpGet(origin, path24, timeoutMs, "nexus-check");
+    const response = await httpGet(agent, path26, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -58773,20 +59655,20 @@ async function fetchHealth(origin, path24, timeoutMs) {
     return { json: false, error: err.code ?? err.message };
   }
 }
-function healthItem(target, path24, checkRelease, answer) {
+function healthItem(target, path26, checkRelease, answer) {
   const base = { target, check: "health" };
   if (answer.status === void 0)
     return {
       ...base,
       status: "warn",
-      detail: `${path24} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      detail: `${path26} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
       fix: "once deployed, the app must answer GET on health.path with a 2xx"
     };
   if (answer.status < 200 || answer.status >= 300)
     return {
       ...base,
       status: "fail",
-      detail: `${path24} answers HTTP ${answer.status}`,
+      detail: `${path26} answers HTTP ${answer.status}`,
       fix: "the health endpoint must answer 2xx when the app can serve"
     };
   if (answer.release)
@@ -58869,6 +59751,28 @@ function serverScript(deployPath) {
   return script(SERVER_CHECK_SCRIPT, deployPath);
 }
 
+// src/check/start.ts
+init_errors4();
+init_load();
+init_start();
+function startItem(config2) {
+  const item = { target: "app", check: "start" };
+  try {
+    const start = startOf(config2);
+    if (start.warnings.length > 0)
+      return { ...item, status: "warn", detail: `${describeStart(start)}; ${start.warnings.join("; ")}` };
+    return { ...item, status: "ok", detail: describeStart(start) };
+  } catch (error3) {
+    if (!(error3 instanceof ConfigError)) throw error3;
+    return {
+      ...item,
+      status: "fail",
+      detail: error3.problems.join("; "),
+      fix: "a deploy stops on it (exit 2): change app.start or the package script as the message says (docs/apps.md, Start commands)"
+    };
+  }
+}
+
 // src/check/surge.ts
 init_live_port();
 init_op();
@@ -58949,6 +59853,7 @@ async function runCheck(config2, options = {}) {
   });
   const estimate = await appSizeEstimate(config2);
   items.push(...secretItems(config2));
+  items.push(startItem(config2));
   const sessions = [];
   try {
     const results = await mapSettled(config2.servers, 8, async (server) => {
@@ -59076,8 +59981,14 @@ async function sharedItem(session, server, deployPath, config2) {
 }
 async function health(session, server, config2, port2) {
   const host = server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-  const origin = config2.health.via === "direct" ? `http://${host.includes(":") ? `[${host}]` : host}:${port2}` : `http://127.0.0.1:${await session.tunnel(host, port2)}`;
-  return fetchHealth(origin, config2.health.path, config2.health.timeout);
+  const agent = new ProbeAgent(
+    config2.health.via === "direct" ? { host, port: port2 } : { host, port: port2, open: () => session.forwardSocket(host, port2, "nexus check") }
+  );
+  try {
+    return await fetchHealth(agent, config2.health.path, config2.health.timeout);
+  } finally {
+    agent.destroy();
+  }
 }
 async function checkBalancer(entry, sessions, config2) {
   const target = `${entry.host} (balancer)`;
@@ -59173,27 +60084,42 @@ function maskedConfig(config2) {
 
 // src/artifact/entries.ts
 init_errors4();
+init_load();
+init_start();
+import { statSync as statSync3 } from "node:fs";
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path14 from "node:path";
+import path16 from "node:path";
 function entryFiles(config2) {
-  const entries2 = [{ field: "app.start", file: config2.app.start }];
+  const start = readStart(config2);
+  const entries2 = [];
+  if (!("bin" in start.run)) {
+    const candidates = nodeCandidates(start.run.file);
+    const file = start.run.node ? candidates.find((c3) => isFile(path16.join(config2.app.root, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
+    entries2.push({
+      field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",
+      file
+    });
+  }
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path14.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path16.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path14.isAbsolute(e.file));
+  return entries2.filter((e) => !path16.isAbsolute(e.file));
+}
+function isFile(file) {
+  return statSync3(file, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path14.posix.normalize(file.split(path14.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path16.posix.normalize(file.split(path16.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path14.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path16.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -59210,13 +60136,20 @@ async function assertEntriesShip(config2, { built }) {
   const problems = [];
   for (const { field, file } of entryFiles(config2)) {
     const reason = await whyLeftOut(config2.app.root, file, options);
+    const bin = /^(?:\.\/)?node_modules\/\.bin\/([^/]+)$/.exec(file)?.[1];
+    if (reason && field === "app.start" && bin) {
+      problems.push(
+        `app.start: ${file} is installed on each server, never shipped: write "bin:${bin}" (nexus runs the JS file of the dependency's binary)`
+      );
+      continue;
+    }
     if (reason) {
       problems.push(
         `${field}: ${file} is not in the artifact (${reason}): list it in app.include (e.g. "include": ["${file.replace(/\/[^/]*$/, "/") || file}"]), or build it on the servers`
       );
       continue;
     }
-    if (built && !await lstat2(path14.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path16.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
@@ -59227,7 +60160,7 @@ async function assertEntriesShip(config2, { built }) {
 
 // src/commands/deploy.ts
 init_invocation();
-init_load();
+init_load2();
 
 // src/artifact/release-id.ts
 async function gitInfo(root) {
@@ -59246,7 +60179,7 @@ function makeReleaseId(now, git) {
 // src/deploy/deploy.ts
 init_errors4();
 init_invocation();
-init_load();
+init_load2();
 init_errors3();
 init_layout();
 init_op();
@@ -59271,6 +60204,10 @@ function unreachableOverBudget(maxFailed, fleetSize, unreachable) {
   if (budget === void 0 || maxFailed === void 0 || unreachable.length <= budget) return void 0;
   return `failure budget (rolling.maxFailed) exceeded before the roll: ${unreachable.length} server(s) unreachable (${unreachable.join(", ")}), ${describeBudget(maxFailed, budget, unreachable.length)}`;
 }
+
+// src/deploy/deploy.ts
+init_load();
+init_start();
 
 // src/deploy/batch-watch.ts
 init_drivers();
@@ -59310,7 +60247,7 @@ async function probeOnce(target, startedAt) {
   const begin = performance.now();
   const at2 = Math.round(Date.now() - startedAt);
   try {
-    const response = await httpGet(target.origin, target.path, target.timeoutMs, "nexus-health");
+    const response = await httpGet(target.agent, target.path, target.timeoutMs, "nexus-health");
     const latencyMs = Math.round(performance.now() - begin);
     const release = releaseOf(response.body);
     if (response.status < 200 || response.status >= 300) {
@@ -59723,12 +60660,14 @@ async function runGate(options) {
   let answered = false;
   let deadlineFrom = startLimit === void 0 ? startedAt : void 0;
   let crashCheckedAt = startedAt;
+  let crashCheck;
+  let crash;
   for (; ; ) {
     if (options.signal?.aborted) return done(false, "interrupted");
     if (deadlineFrom === void 0) {
       if (Date.now() - startedAt >= (startLimit ?? 0)) return done(false, notListening());
-      const crash = await crashedYet();
       if (crash) return done(false, `crashed before listening: ${crash}`);
+      checkCrash();
     } else if (Date.now() - deadlineFrom >= options.deadlineMs) break;
     const canComplete = streak + 1 >= options.passes && Date.now() - startedAt >= minUptime;
     const check = canComplete ? options.verifyProcess?.() : void 0;
@@ -59747,7 +60686,11 @@ async function runGate(options) {
       const problem2 = await (check ?? options.verifyProcess?.());
       return problem2 ? done(false, problem2) : done(true);
     }
-    await sleep(Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)), options.signal);
+    const wait = sleep(
+      Math.max(0, nextWait(elapsed, streak, answered) - (Date.now() - probeStart)),
+      options.signal
+    );
+    await (crashCheck && !answered ? Promise.race([wait, crashCheck]) : wait);
   }
   const last = timeline.at(-1);
   const since = startLimit === void 0 ? "" : " of first answering";
@@ -59758,10 +60701,13 @@ async function runGate(options) {
     const last2 = timeline.at(-1);
     return `not listening after ${seconds3(startLimit ?? 0)} (health.startTimeout): no probe was answered${last2?.error ? ` (last: ${last2.error})` : ""}`;
   }
-  async function crashedYet() {
-    if (!options.crashed || Date.now() - crashCheckedAt < 1e3) return void 0;
+  function checkCrash() {
+    if (!options.crashed || crashCheck || Date.now() - crashCheckedAt < 1e3) return;
     crashCheckedAt = Date.now();
-    return options.crashed().catch(() => void 0);
+    crashCheck = options.crashed().catch(() => void 0).then((reason) => {
+      crash ??= reason;
+      crashCheck = void 0;
+    });
   }
   function nextWait(elapsed, streak2, answered2) {
     if (!answered2 && elapsed < UNTIL_ANSWER_WINDOW_MS)
@@ -59787,36 +60733,40 @@ function formatTimeline(timeline, max = 12) {
 }
 
 // src/deploy/health-check.ts
-var probeOrigins = /* @__PURE__ */ new WeakMap();
-function forgetHealthOrigin(host) {
-  probeOrigins.delete(host);
+init_live_port();
+init_op();
+function servingPort(config2, livePort) {
+  return livePort === void 0 || livePort === config2.app.port ? config2.health.port : livePort;
 }
-function healthOrigin(host, config2, port2 = config2.health.port) {
-  let origins = probeOrigins.get(host);
-  if (!origins) {
-    origins = /* @__PURE__ */ new Map();
-    probeOrigins.set(host, origins);
-  }
-  let origin = origins.get(port2);
-  if (!origin) {
-    const target = host.server.upstream.replace(/:\d+$/, "");
-    origin = config2.health.via === "direct" ? Promise.resolve(`http://${target.includes(":") ? `[${target}]` : target}:${port2}`) : host.session.tunnel(target.replace(/^\[|\]$/g, ""), port2).then((local) => `http://127.0.0.1:${local}`);
-    origins.set(port2, origin);
-  }
-  return origin;
+async function readServingPort(host, config2) {
+  return servingPort(config2, await runOp(host.session, readLivePort(host.layout)));
+}
+function healthEndpoint(host, config2, what, port2 = config2.health.port) {
+  const address = host.server.upstream.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  if (config2.health.via === "direct") return { host: address, port: port2 };
+  const session = host.session;
+  return { host: address, port: port2, open: () => session.forwardSocket(address, port2, what) };
 }
 async function probeNow(host, config2, port2) {
-  const origin = await healthOrigin(host, config2, port2);
-  return probeOnce({ origin, path: config2.health.path, timeoutMs: config2.health.timeout }, Date.now());
+  const agent = new ProbeAgent(healthEndpoint(host, config2, "health probe", port2));
+  try {
+    return await probeOnce({ agent, path: config2.health.path, timeoutMs: config2.health.timeout }, Date.now());
+  } finally {
+    agent.destroy();
+  }
 }
-async function checkHealth(host, config2, deadlineCapMs = 15e3) {
-  const origin = await healthOrigin(host, config2);
-  return runGate({
-    passes: config2.health.passes,
-    intervalMs: config2.health.interval,
-    deadlineMs: Math.min(config2.health.deadline, deadlineCapMs),
-    probe: (startedAt) => probeOnce({ origin, path: config2.health.path, timeoutMs: config2.health.timeout }, startedAt)
-  });
+async function checkHealth(host, config2, port2, deadlineCapMs = 15e3) {
+  const agent = new ProbeAgent(healthEndpoint(host, config2, "health check", port2));
+  try {
+    return await runGate({
+      passes: config2.health.passes,
+      intervalMs: config2.health.interval,
+      deadlineMs: Math.min(config2.health.deadline, deadlineCapMs),
+      probe: (startedAt) => probeOnce({ agent, path: config2.health.path, timeoutMs: config2.health.timeout }, startedAt)
+    });
+  } finally {
+    agent.destroy();
+  }
 }
 
 // src/deploy/batch-watch.ts
@@ -59976,6 +60926,7 @@ var BatchWatch = class _BatchWatch {
     const { config: config2, emit } = this;
     const settings = config2.rolling.watch;
     const seconds4 = durationMs / 1e3;
+    const agents = /* @__PURE__ */ new Map();
     return watchWindow({
       source: this.traffic.source,
       serverOf: this.traffic.serverOf,
@@ -59986,7 +60937,7 @@ var BatchWatch = class _BatchWatch {
       warmupMs: settings.warmup,
       maxDurationMs: settings.maxDuration ?? 2 * durationMs,
       settings: judgeSettings(settings),
-      probe: (name) => this.probe(name),
+      probe: (name) => this.probe(name, agents),
       signal: signal2,
       onBlind: settings.onBlind,
       onBlindWait: (blindFor, why) => emit({
@@ -60002,13 +60953,29 @@ var BatchWatch = class _BatchWatch {
           });
         }
       }
+    }).finally(() => {
+      for (const made of agents.values())
+        void made.then(
+          (agent) => agent.destroy(),
+          () => {
+          }
+        );
     });
   }
-  async probe(name) {
+  async probe(name, agents) {
     try {
-      const origin = await healthOrigin(this.fleet.host(name), this.config);
+      let made = agents.get(name);
+      if (!made) {
+        const host = this.fleet.host(name);
+        made = readServingPort(host, this.config).then(
+          (port2) => new ProbeAgent(healthEndpoint(host, this.config, "watch probe", port2))
+        );
+        agents.set(name, made);
+        made.catch(() => agents.delete(name));
+      }
+      const agent = await made;
       const result2 = await probeOnce(
-        { origin, path: this.config.health.path, timeoutMs: this.config.health.timeout },
+        { agent, path: this.config.health.path, timeoutMs: this.config.health.timeout },
         Date.now()
       );
       return result2.ok;
@@ -60572,7 +61539,7 @@ init_op();
 init_quote();
 init_release();
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { readFileSync as readFileSync9, readlinkSync } from "node:fs";
+import { readFileSync as readFileSync10, readlinkSync } from "node:fs";
 import os9 from "node:os";
 
 // src/deploy/state.ts
@@ -60620,15 +61587,15 @@ function newHolder(command, release, destination) {
     startTime: here.ownStartTime
   };
 }
-function readOr(read) {
+function readOr(read2) {
   try {
-    return read().trim() || void 0;
+    return read2().trim() || void 0;
   } catch {
     return void 0;
   }
 }
 function statOf(file) {
-  const text5 = readOr(() => readFileSync9(file, "utf8"));
+  const text5 = readOr(() => readFileSync10(file, "utf8"));
   const close = text5?.lastIndexOf(")") ?? -1;
   if (!text5 || close < 0) return void 0;
   const rest = text5.slice(close + 2).split(" ");
@@ -60642,7 +61609,7 @@ function localProbe() {
   return {
     hostname: os9.hostname(),
     linux,
-    bootId: linux ? readOr(() => readFileSync9("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
+    bootId: linux ? readOr(() => readFileSync10("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
     pidNamespace: linux ? readOr(() => readlinkSync("/proc/self/ns/pid")) : void 0,
     ownStartTime: self2?.start,
     signal(pid) {
@@ -60793,104 +61760,116 @@ async function clearJournals(hosts) {
   await Promise.allSettled(hosts.map((h2) => runOp(h2.session, removeJournal(h2.layout))));
 }
 
-// src/deploy/engine.ts
-function summarize(emit, startedAt, outcome, rows, release, exitCode = exitCodeForOutcome(outcome)) {
-  emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1e3 });
-  return { exitCode, outcome, release };
-}
-async function withLocks(fleet, hosts, holder, emit, lockWaitMs, body) {
-  await lockAll(hosts, holder, emit, lockWaitMs);
-  try {
-    return await body();
-  } finally {
-    await fleet.revive(hosts);
-    await unlockAll(hosts, holder);
-  }
-}
-async function withPlannedFleet(config2, plan, holder, options, body) {
-  const { emit } = options;
-  const fleetOptions = { emit, acceptNew: options.acceptNew, verbose: options.verbose };
-  return withFleet(config2, allServers(config2), fleetOptions, (fleet) => {
-    const hosts = plan.servers.map((s3) => fleet.host(s3.name));
-    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
-      const states = await readStatesToRoll(hosts);
-      assertStrategyFits(config2, states);
-      return body({ fleet, hosts, states });
-    });
-  });
-}
-async function readStatesToRoll(hosts) {
-  const states = /* @__PURE__ */ new Map();
-  await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
-  const unfinished = [...states].flatMap(
-    ([name, state]) => state.journal ? [
-      `${name}: a ${state.journal.command} of ${state.journal.release}${state.journal.time ? ` (${state.journal.time})` : ""} did not finish here`
-    ] : []
-  );
-  if (unfinished.length > 0) {
-    throw new LockError(
-      `${unfinished.join("\n")}
-  fix: \`${nexusCommand("status")}\` shows where each server stands; \`${nexusCommand("recover")}\` brings it back (if it needs a human, once the cause is fixed)`
-    );
-  }
-  return states;
-}
-function assertStrategyFits(config2, states) {
-  if (config2.rolling.strategy === "surge") return;
-  const surged = [...states].filter(
-    ([, state]) => state.livePort !== void 0 && state.livePort !== config2.app.port
-  );
-  if (surged.length === 0) return;
-  throw new UsageError(
-    `${surged.map(([name, state]) => `${name} serves from the surge strategy's process on port ${state.livePort}`).join("; ")}: the ${config2.rolling.strategy} strategy does not know it
-  fix: roll with --strategy surge (or rolling.strategy "surge")`
-  );
-}
-async function rollJournaled(hosts, journal, options) {
-  const initialStates = options.initialStates ?? await options.ops.balancer.state(options.config.servers);
-  const drained = new Set(initialStates.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
-  if (journal)
-    await writeJournals(hosts, (h2) => ({
-      ...journal(h2),
-      ...drained.has(h2.server.name) ? { drained: true } : {}
-    }));
-  const result2 = await roll({ ...options, initialStates });
-  const needsHuman = new Set(result2.rows.filter((r) => r.result === "needs human").map((r) => r.server));
-  await clearJournals(hosts.filter((h2) => !needsHuman.has(h2.server.name)));
-  return result2;
-}
-function rollOptions(config2, plan, ops, options, moves) {
+// src/remote/memory.ts
+init_errors5();
+init_op();
+var MEM_AVAILABLE_SCRIPT = "# The kernel's estimate of memory available for new processes, in kB (MemAvailable); nothing\n# where /proc/meminfo does not say it (not Linux, or a kernel before 3.14).\nif [ -r /proc/meminfo ]; then\n  awk '/^MemAvailable:/ { print $2; exit }' /proc/meminfo\nfi\n";
+function readMemAvailable() {
+  const what = "reading the memory available";
   return {
-    config: config2,
-    ops,
-    emit: options.emit,
-    signal: options.signal,
-    minInRotation: plan.minInRotation,
-    onFailure: config2.rolling.onFailure,
-    inHand: options.inHand,
-    ...moves
+    what,
+    command: script(MEM_AVAILABLE_SCRIPT),
+    parse: (result2, server) => {
+      const kb = stdoutOrThrow(server, what, result2).trim();
+      return /^\d+$/.test(kb) ? Number(kb) * 1024 : void 0;
+    }
   };
 }
-async function record2(ops, touched, hosts, event, details, finish) {
-  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details, finish)]);
+function surgeMemoryShortfall(available, servingRss, margin = 0.2) {
+  return Math.max(0, Math.ceil(servingRss * (1 + margin) - available));
 }
-async function recordAll(hosts, event, details, finish) {
-  if (!finish) {
-    await Promise.allSettled(hosts.map((h2) => recordHistory(h2, event, details(h2))));
-    return;
+function megabytes(bytes) {
+  return `${Math.round(bytes / 1024 / 1024)} MB`;
+}
+
+// src/deploy/surge-memory.ts
+init_op();
+
+// src/deploy/plan.ts
+init_errors3();
+init_capacity();
+function batchCount(batchSize, fleet) {
+  const raw = typeof batchSize === "number" ? batchSize : Math.floor(fleet * Number.parseInt(batchSize, 10) / 100) || 1;
+  return Math.max(1, Math.min(raw, fleet));
+}
+function chunk(items, size) {
+  const out = [];
+  for (let i2 = 0; i2 < items.length; i2 += size) out.push(items.slice(i2, i2 + size));
+  return out;
+}
+function makePlan(config2, release, only) {
+  let servers2 = config2.servers;
+  if (only && only.length > 0) {
+    const unknown2 = only.filter((name) => !config2.servers.some((s3) => s3.name === name));
+    if (unknown2.length > 0)
+      throw new PlanError(
+        `--only: unknown server ${unknown2.map((n2) => `"${n2}"`).join(", ")} (valid: ${config2.servers.map((s3) => s3.name).join(", ")})`
+      );
+    servers2 = config2.servers.filter((s3) => only.includes(s3.name));
   }
-  await Promise.allSettled(
-    hosts.map(async (h2) => {
-      const ops = [
-        ...finish.first?.(h2) ?? [],
-        historyLine(h2, event, details(h2)),
-        unlockOp(h2, finish.unlock)
-      ];
-      const results = await runOps(h2.session, ops);
-      if (results.at(-1)?.status === "fulfilled") markReleased(finish.unlock, h2);
-    })
-  );
+  const size = batchCount(config2.rolling.batchSize, config2.servers.length);
+  const canary = Math.min(config2.rolling.canary, servers2.length);
+  const batches = [...chunk(servers2.slice(0, canary), canary), ...chunk(servers2.slice(canary), size)];
+  const floor = minInRotation(config2);
+  if (config2.rolling.strategy !== "surge" && config2.servers.length - Math.max(...batches.map((b2) => b2.length)) < floor) {
+    throw new PlanError(
+      `rolling.batchSize: batches of ${Math.max(...batches.map((b2) => b2.length))} cannot keep ${floor} of ${config2.servers.length} server(s) in rotation (rolling.minInRotation)`
+    );
+  }
+  return { release, servers: servers2, batches, canary: canary > 0, minInRotation: floor };
 }
+var PlanError = class extends UsageError {
+};
+function describePlan(config2, plan) {
+  const lines = [
+    `release ${plan.release} to ${plan.servers.length} of ${config2.servers.length} server(s), ${plan.batches.length} batch(es)`,
+    `1. pack ${config2.app.root}`,
+    `2. stage on ${plan.servers.map((s3) => s3.name).join(", ")} (upload, extract, ${config2.shared.files.length + config2.shared.dirs.length > 0 ? "link shared files, " : ""}install; nothing leaves rotation)`
+  ];
+  if (config2.hooks.beforeRoll) {
+    lines.push(
+      `   then hooks.beforeRoll once on ${config2.hooks.beforeRollOn ?? plan.servers[0]?.name}, before any drain: ${config2.hooks.beforeRoll}`
+    );
+  }
+  plan.batches.forEach((batch, index) => {
+    const names = batch.map((s3) => s3.name).join(", ");
+    const label = plan.canary && index === 0 ? "canary batch" : `batch ${index + 1}`;
+    const pause = index > 0 && config2.rolling.pause > 0 ? `after a ${config2.rolling.pause / 1e3}s pause, ` : "";
+    const afterStart = config2.hooks.afterStart ? "hooks.afterStart; " : "";
+    const { watch } = config2.rolling;
+    const window2 = index === 0 ? watch.canary ?? watch.duration : watch.duration;
+    const watching = watch.duration > 0 ? `; watch ${window2 / 1e3}s` : "";
+    if (config2.rolling.strategy === "surge") {
+      lines.push(
+        `${index + 3}. ${label}: ${pause}start the release beside the serving process on ${names} (the other of ports ${config2.app.port} and ${config2.app.surgePort}); ${afterStart}health gate on that port; switch the balancer to it; drain and stop the old process${watching}`
+      );
+      return;
+    }
+    lines.push(
+      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`
+    );
+    const empty = noCapacity(config2, batch);
+    if (empty) lines.push(`   ${empty}`);
+  });
+  lines.push(
+    config2.rolling.strategy === "surge" ? "capacity: no server leaves rotation (strategy surge)" : `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`
+  );
+  if (config2.rolling.watch.duration > 0) {
+    const { watch } = config2.rolling;
+    lines.push(
+      `watch: errors${watch.latency ? " and latency" : ""} at the balancer against the untouched servers; inconclusive after ${(watch.maxDuration ?? 2 * watch.duration) / 1e3}s: ${watch.inconclusive}`
+    );
+  }
+  lines.push(
+    `on a failed gate: ${config2.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`
+  );
+  return lines;
+}
+
+// src/deploy/surge-ops.ts
+init_live_port();
+init_op();
+init_release();
 
 // src/process/process-manager.ts
 function uptimeAtStart(result2) {
@@ -61097,7 +62076,7 @@ async function runLocalHook(hook, config2, options) {
 }
 
 // src/deploy/release-env.ts
-init_load();
+init_load2();
 function releaseEnv(config2, server, release) {
   if (server.missingSecrets?.length) requireSecrets(config2, "the app's environment holds it", [server.name]);
   return {
@@ -61191,9 +62170,13 @@ async function restart(host, release, processes, emit, prepared, surge) {
   return restarted;
 }
 async function healthGate(host, release, config2, processes, restarted, emit, signal2, prepared, surge) {
-  const origin = await healthOrigin(host, config2, surge?.port);
+  const agents = new ProbeAgents(
+    healthEndpoint(host, config2, "health gate", surge?.port),
+    restarted.started.length
+  );
   const slot = surge?.slot;
   const inspect4 = () => prepared?.inspect().catch(() => processes.inspect(host.session, slot)) ?? processes.inspect(host.session, slot);
+  const expectRelease = releaseCheck(config2.health.checkRelease, release, emit);
   return runGate({
     passes: config2.health.passes,
     intervalMs: config2.health.interval,
@@ -61203,23 +62186,15 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
     minUptimeMs: Math.max(0, config2.health.minUptime - restarted.upAlready),
     signal: signal2,
     probe: (startedAt) => probeOnce(
-      {
-        origin,
-        path: config2.health.path,
-        timeoutMs: config2.health.timeout,
-        expectRelease: releaseCheck(config2.health.checkRelease, release, emit)
-      },
+      { agent: agents.next(), path: config2.health.path, timeoutMs: config2.health.timeout, expectRelease },
       startedAt
     ),
     crashed: async () => crashProblem(await inspect4(), restarted.started, restarted.oldPids),
     verifyProcess: async () => processProblem(await inspect4(), restarted.started, restarted.oldPids, processes.instances)
-  });
+  }).finally(() => agents.destroy());
 }
 
 // src/deploy/surge-ops.ts
-init_live_port();
-init_op();
-init_release();
 function processSlot(config2, port2) {
   return port2 === void 0 || port2 === config2.app.port ? void 0 : port2;
 }
@@ -61231,18 +62206,24 @@ function surgeOps(fleet, config2, emit, host) {
     },
     async start(server, release, port2, signal2) {
       const h2 = await host(server.name);
+      const slot = processSlot(config2, port2);
       const file = fleet.processes.processFile(h2.layout, {
         release,
         cwd: h2.layout.release(release),
         env: { ...releaseEnv(config2, server, release), PORT: String(port2) },
-        port: processSlot(config2, port2)
+        port: slot
       });
-      await runOp(h2.session, writePrivateFile(file.path, file.content, "writing the process file"));
-      const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, void 0, {
-        port: port2,
-        slot: processSlot(config2, port2)
-      });
-      return result2.gate.ok;
+      await runOp(h2.session, file.write);
+      const prepared = h2.session.alive ? fleet.processes.prepareRestart?.(h2.session, h2.layout, release, slot) : void 0;
+      try {
+        const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, prepared, {
+          port: port2,
+          slot
+        });
+        return result2.gate.ok;
+      } finally {
+        prepared?.close();
+      }
     },
     async record(server, port2) {
       const h2 = await host(server.name);
@@ -61256,6 +62237,134 @@ function surgeOps(fleet, config2, emit, host) {
       await runOp(h2.session, activate(h2.layout, release));
     }
   };
+}
+
+// src/deploy/surge-memory.ts
+async function assertSurgeMemory(config2, fleet, hosts, states) {
+  if (config2.rolling.strategy !== "surge") return;
+  const short = await Promise.all(
+    hosts.map(async (h2) => {
+      const slot = processSlot(config2, states.get(h2.server.name)?.livePort);
+      const [available, serving] = await Promise.all([
+        runOp(h2.session, readMemAvailable()).catch(() => void 0),
+        fleet.processes.inspect(h2.session, slot).catch(() => [])
+      ]);
+      const rss = serving.reduce((sum, p2) => sum + (p2.memory ?? 0), 0);
+      if (available === void 0 || rss === 0) return [];
+      const missing = surgeMemoryShortfall(available, rss);
+      return missing > 0 ? [
+        `${h2.server.name}: ${megabytes(available)} available; its ${serving.length} serving instance(s) use ${megabytes(rss)}, and the new ones need as much again plus a fifth: ${megabytes(missing)} short`
+      ] : [];
+    })
+  );
+  const problems = short.flat();
+  if (problems.length > 0) {
+    throw new PlanError(
+      `not enough memory for the surge strategy (the new release runs beside the serving one until the switch):
+  ${problems.join("\n  ")}
+  fix: free memory on those servers, or roll with --strategy drain`
+    );
+  }
+}
+
+// src/deploy/engine.ts
+function summarize(emit, startedAt, outcome, rows, release, exitCode = exitCodeForOutcome(outcome)) {
+  emit({ type: "summary", outcome, release, rows, exitCode, seconds: (Date.now() - startedAt) / 1e3 });
+  return { exitCode, outcome, release };
+}
+async function withLocks(fleet, hosts, holder, emit, lockWaitMs, body) {
+  await lockAll(hosts, holder, emit, lockWaitMs);
+  try {
+    return await body();
+  } finally {
+    await fleet.revive(hosts);
+    await unlockAll(hosts, holder);
+  }
+}
+async function withPlannedFleet(config2, plan, holder, options, body) {
+  const { emit } = options;
+  const fleetOptions = { emit, acceptNew: options.acceptNew, verbose: options.verbose };
+  return withFleet(config2, allServers(config2), fleetOptions, (fleet) => {
+    const hosts = plan.servers.map((s3) => fleet.host(s3.name));
+    return withLocks(fleet, hosts, holder, emit, options.lockWaitMs, async () => {
+      const states = await readStatesToRoll(hosts);
+      assertStrategyFits(config2, states);
+      await assertSurgeMemory(config2, fleet, hosts, states);
+      return body({ fleet, hosts, states });
+    });
+  });
+}
+async function readStatesToRoll(hosts) {
+  const states = /* @__PURE__ */ new Map();
+  await Promise.all(hosts.map(async (h2) => states.set(h2.server.name, await readState(h2))));
+  const unfinished = [...states].flatMap(
+    ([name, state]) => state.journal ? [
+      `${name}: a ${state.journal.command} of ${state.journal.release}${state.journal.time ? ` (${state.journal.time})` : ""} did not finish here`
+    ] : []
+  );
+  if (unfinished.length > 0) {
+    throw new LockError(
+      `${unfinished.join("\n")}
+  fix: \`${nexusCommand("status")}\` shows where each server stands; \`${nexusCommand("recover")}\` brings it back (if it needs a human, once the cause is fixed)`
+    );
+  }
+  return states;
+}
+function assertStrategyFits(config2, states) {
+  if (config2.rolling.strategy === "surge") return;
+  const surged = [...states].filter(
+    ([, state]) => state.livePort !== void 0 && state.livePort !== config2.app.port
+  );
+  if (surged.length === 0) return;
+  throw new UsageError(
+    `${surged.map(([name, state]) => `${name} serves from the surge strategy's process on port ${state.livePort}`).join("; ")}: the ${config2.rolling.strategy} strategy does not know it
+  fix: roll with --strategy surge (or rolling.strategy "surge")`
+  );
+}
+async function rollJournaled(hosts, journal, options) {
+  const initialStates = options.initialStates ?? await options.ops.balancer.state(options.config.servers);
+  const drained = new Set(initialStates.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
+  if (journal)
+    await writeJournals(hosts, (h2) => ({
+      ...journal(h2),
+      ...drained.has(h2.server.name) ? { drained: true } : {}
+    }));
+  const result2 = await roll({ ...options, initialStates });
+  const needsHuman = new Set(result2.rows.filter((r) => r.result === "needs human").map((r) => r.server));
+  await clearJournals(hosts.filter((h2) => !needsHuman.has(h2.server.name)));
+  return result2;
+}
+function rollOptions(config2, plan, ops, options, moves) {
+  return {
+    config: config2,
+    ops,
+    emit: options.emit,
+    signal: options.signal,
+    minInRotation: plan.minInRotation,
+    onFailure: config2.rolling.onFailure,
+    inHand: options.inHand,
+    ...moves
+  };
+}
+async function record2(ops, touched, hosts, event, details, finish) {
+  await Promise.allSettled([ops.persist(touched), recordAll(hosts, event, details, finish)]);
+}
+async function recordAll(hosts, event, details, finish) {
+  if (!finish) {
+    await Promise.allSettled(hosts.map((h2) => recordHistory(h2, event, details(h2))));
+    return;
+  }
+  await Promise.allSettled(
+    hosts.map(async (h2) => {
+      const ops = [
+        ...finish.first?.(h2) ?? [],
+        historyLine(h2, event, details(h2)),
+        unlockOp(h2, finish.unlock)
+      ];
+      const results = await runOps(h2.session, ops);
+      if (results.at(-1)?.status === "fulfilled") markReleased(finish.unlock, h2);
+    })
+  );
 }
 
 // src/deploy/fleet-ops.ts
@@ -61371,87 +62480,6 @@ var PreparedRestarts = class {
   }
 };
 
-// src/deploy/plan.ts
-init_errors3();
-init_capacity();
-function batchCount(batchSize, fleet) {
-  const raw = typeof batchSize === "number" ? batchSize : Math.floor(fleet * Number.parseInt(batchSize, 10) / 100) || 1;
-  return Math.max(1, Math.min(raw, fleet));
-}
-function chunk(items, size) {
-  const out = [];
-  for (let i2 = 0; i2 < items.length; i2 += size) out.push(items.slice(i2, i2 + size));
-  return out;
-}
-function makePlan(config2, release, only) {
-  let servers2 = config2.servers;
-  if (only && only.length > 0) {
-    const unknown2 = only.filter((name) => !config2.servers.some((s3) => s3.name === name));
-    if (unknown2.length > 0)
-      throw new PlanError(
-        `--only: unknown server ${unknown2.map((n2) => `"${n2}"`).join(", ")} (valid: ${config2.servers.map((s3) => s3.name).join(", ")})`
-      );
-    servers2 = config2.servers.filter((s3) => only.includes(s3.name));
-  }
-  const size = batchCount(config2.rolling.batchSize, config2.servers.length);
-  const canary = Math.min(config2.rolling.canary, servers2.length);
-  const batches = [...chunk(servers2.slice(0, canary), canary), ...chunk(servers2.slice(canary), size)];
-  const floor = minInRotation(config2);
-  if (config2.rolling.strategy !== "surge" && config2.servers.length - Math.max(...batches.map((b2) => b2.length)) < floor) {
-    throw new PlanError(
-      `rolling.batchSize: batches of ${Math.max(...batches.map((b2) => b2.length))} cannot keep ${floor} of ${config2.servers.length} server(s) in rotation (rolling.minInRotation)`
-    );
-  }
-  return { release, servers: servers2, batches, canary: canary > 0, minInRotation: floor };
-}
-var PlanError = class extends UsageError {
-};
-function describePlan(config2, plan) {
-  const lines = [
-    `release ${plan.release} to ${plan.servers.length} of ${config2.servers.length} server(s), ${plan.batches.length} batch(es)`,
-    `1. pack ${config2.app.root}`,
-    `2. stage on ${plan.servers.map((s3) => s3.name).join(", ")} (upload, extract, ${config2.shared.files.length + config2.shared.dirs.length > 0 ? "link shared files, " : ""}install; nothing leaves rotation)`
-  ];
-  if (config2.hooks.beforeRoll) {
-    lines.push(
-      `   then hooks.beforeRoll once on ${config2.hooks.beforeRollOn ?? plan.servers[0]?.name}, before any drain: ${config2.hooks.beforeRoll}`
-    );
-  }
-  plan.batches.forEach((batch, index) => {
-    const names = batch.map((s3) => s3.name).join(", ");
-    const label = plan.canary && index === 0 ? "canary batch" : `batch ${index + 1}`;
-    const pause = index > 0 && config2.rolling.pause > 0 ? `after a ${config2.rolling.pause / 1e3}s pause, ` : "";
-    const afterStart = config2.hooks.afterStart ? "hooks.afterStart; " : "";
-    const { watch } = config2.rolling;
-    const window2 = index === 0 ? watch.canary ?? watch.duration : watch.duration;
-    const watching = watch.duration > 0 ? `; watch ${window2 / 1e3}s` : "";
-    if (config2.rolling.strategy === "surge") {
-      lines.push(
-        `${index + 3}. ${label}: ${pause}start the release beside the serving process on ${names} (the other of ports ${config2.app.port} and ${config2.app.surgePort}); ${afterStart}health gate on that port; switch the balancer to it; drain and stop the old process${watching}`
-      );
-      return;
-    }
-    lines.push(
-      `${index + 3}. ${label}: ${pause}drain ${names}; switch; restart; ${afterStart}health gate; enable${watching}`
-    );
-    const empty = noCapacity(config2, batch);
-    if (empty) lines.push(`   ${empty}`);
-  });
-  lines.push(
-    config2.rolling.strategy === "surge" ? "capacity: no server leaves rotation (strategy surge)" : `capacity guard: at least ${plan.minInRotation} other server(s) in rotation and healthy while a batch is out`
-  );
-  if (config2.rolling.watch.duration > 0) {
-    const { watch } = config2.rolling;
-    lines.push(
-      `watch: errors${watch.latency ? " and latency" : ""} at the balancer against the untouched servers; inconclusive after ${(watch.maxDuration ?? 2 * watch.duration) / 1e3}s: ${watch.inconclusive}`
-    );
-  }
-  lines.push(
-    `on a failed gate: ${config2.rolling.onFailure === "rollback-all" ? "restore the previous release on that batch and every server already done" : "restore the previous release on that batch, halt"}`
-  );
-  return lines;
-}
-
 // src/deploy/stage.ts
 init_op();
 init_release();
@@ -61525,7 +62553,7 @@ function fetchCommand(input) {
 import { randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { stat as stat3 } from "node:fs/promises";
-import { createServer as createServer2 } from "node:http";
+import { createServer } from "node:http";
 var ARTIFACT_NAME = "release.tar.gz";
 function parseListen(text5) {
   const match3 = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text5);
@@ -61559,7 +62587,7 @@ var ArtifactServer = class _ArtifactServer {
   resolveClosed;
   static async start(options) {
     const { size } = await stat3(options.file);
-    const server = createServer2();
+    const server = createServer();
     server.keepAliveTimeout = 1e3;
     await new Promise((resolve3, reject) => {
       server.once("error", reject);
@@ -61877,19 +62905,19 @@ async function stage(host, input) {
   });
   goOn();
   await timed(emit, name, "install", async () => {
-    const file = input.processes.processFile(l, {
-      release,
-      cwd: l.release(release),
-      env: releaseEnv(config2, server, release)
-    });
-    await runOp(session, writePrivateFile(file.path, file.content, "writing the process file"));
     const outcome = await runOp(session, install(l, release, input.packageManager), {
       signal: input.signal
     }).catch((error3) => {
       if (input.signal?.aborted) throw new StageInterrupted();
       throw error3;
     });
-    return installNote(outcome, input.packageManager);
+    const file = input.processes.processFile(l, {
+      release,
+      cwd: l.release(release),
+      env: releaseEnv(config2, server, release)
+    });
+    const starts = await runOp(session, file.write);
+    return [installNote(outcome, input.packageManager), starts && `starts ${starts}`].filter(Boolean).join("; ");
   });
 }
 function installNote(outcome, manager) {
@@ -61912,7 +62940,6 @@ async function stageWithRetry(fleet, host, input) {
     });
     await sleep(1e3);
     const fresh = await fleet.reconnect(host.server.name);
-    forgetHealthOrigin(fresh);
     if (await runOp(fresh.session, stopStrays(fresh.layout, input.release)))
       input.emit({
         type: "warn",
@@ -62004,6 +63031,7 @@ async function planDeploy(config2, options) {
       `hooks.beforeRollOn: "${beforeRollOn}" is not deployed by this command (--only ${names.join(",")}): the hook runs in the new release`
     );
   }
+  const start = startOf(config2);
   const { destination } = config2;
   options.emit({
     type: "begin",
@@ -62012,6 +63040,9 @@ async function planDeploy(config2, options) {
     ...destination ? { destination } : {},
     servers: names
   });
+  if (start.spec !== describeStart(start))
+    options.emit({ type: "info", message: `start: ${describeStart(start)}` });
+  for (const message of start.warnings) options.emit({ type: "warn", message });
   return {
     config: config2,
     options,
@@ -62261,6 +63292,8 @@ function prune(host, state, keep, release, previous) {
 // src/commands/deploy.ts
 init_errors3();
 init_format2();
+init_load();
+init_start();
 function deployCommand(setExit) {
   return new Command("deploy").description("pack the app, stage it on every server, then roll it out batch by batch").option("--rolling", "roll server by server behind the balancer (the default and only mode)").option("--dry-run", "print the plan and change nothing").option("--only <servers>", "deploy only these servers (comma-separated names)", list).option("--strategy <name>", STRATEGY_HELP, strategyOption).option("--release-id <id>", "use this release id instead of <UTC time>-<git commit>").option("--lock-wait <duration>", "wait this long for another deploy's lock", durationOption).option(
     "--skip-unreachable",
@@ -62300,18 +63333,21 @@ async function printPlan({ reporter, global: global3 }, flags) {
   );
   const app = await selectConfiguredApp(config2);
   await assertEntriesShip(config2, { built: !config2.app.build });
-  for (const message of app.warnings) reporter.emit({ type: "warn", message });
+  const start = startOf(config2);
+  for (const message of [...app.warnings, ...start.warnings]) reporter.emit({ type: "warn", message });
   if (global3.json) {
     printResult({
       command: "plan",
       release: plan.release,
       batches: plan.batches.map((batch) => batch.map((s3) => s3.name)),
       files: app.files.length,
-      bytes: app.bytes
+      bytes: app.bytes,
+      start: describeStart(start)
     });
     return EXIT.ok;
   }
   for (const line of describePlan(config2, plan)) reporter.print(line);
+  reporter.print(`start: ${describeStart(start)}`);
   reporter.print(
     `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (${nexusCommand("pack", "--list")} shows them)`
   );
@@ -62452,7 +63488,7 @@ async function enableLocked(config2, fleet, server, options) {
   const name = server.name;
   const host = fleet.host(name);
   emit({ type: "step", server: name, step: "gate", status: "start" });
-  const gate = await checkHealth(host, config2);
+  const gate = await checkHealth(host, config2, await readServingPort(host, config2));
   if (!gate.ok) {
     emit({ type: "step", server: name, step: "gate", status: "fail", message: gate.reason });
     if (!options.force) {
@@ -62473,7 +63509,7 @@ async function enableLocked(config2, fleet, server, options) {
 }
 
 // src/commands/exec.ts
-init_load();
+init_load2();
 init_errors3();
 function execCommand(setExit) {
   return new Command("exec").description("run a shell command in the current release on each server; output grouped per server").argument("<command...>", "the shell text, after -- (run by sh -c in current, with the app's env)").option("--only <servers>", "only these servers (comma-separated names)", list).option("--serial", "one server after the other (default: all at once)").addHelpText(
@@ -62572,15 +63608,16 @@ async function execOnFleet(config2, command, options) {
 }
 
 // src/commands/init.ts
-import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync10, writeFileSync as writeFileSync2 } from "node:fs";
-import path20 from "node:path";
+import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync11, writeFileSync as writeFileSync2 } from "node:fs";
+import path22 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_drivers();
 init_errors4();
-init_load();
+init_load2();
 init_errors3();
-var NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+init_start();
+var NAME2 = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 var SCHEMA_FILE = "config.schema.json";
 function usage(message) {
   return new UsageError(message);
@@ -62617,9 +63654,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path20.basename(path20.resolve(root));
+  let name = path22.basename(path22.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync10(path20.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -62627,10 +63664,10 @@ function defaultName(root) {
   return clean2 || "app";
 }
 function packageFacts(root) {
-  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path20.join(root, f2)));
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path22.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync10(path20.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -62639,33 +63676,43 @@ function packageFacts(root) {
   const start = typeof pkg.scripts?.start === "string" ? pkg.scripts.start : "";
   const script2 = /^\s*node\s+(?:-\S+\s+)*([^\s;&|]+\.(?:c|m)?js)\b/.exec(start)?.[1];
   if (script2) return { start: script2.replace(/^\.\//, ""), from: "scripts.start", lockfile };
+  if (start && canRun(() => parseStart("script:start", JSON.stringify(pkg))))
+    return { start: "script:start", from: "scripts.start", lockfile };
   return { lockfile };
+}
+function canRun(read2) {
+  try {
+    read2();
+    return true;
+  } catch {
+    return false;
+  }
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path20.resolve(outputDir);
+  let dir = path22.resolve(outputDir);
   for (; ; ) {
-    const candidate = path20.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    const candidate = path22.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
     if (existsSync3(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path20.dirname(dir);
+    const parent = path22.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path20.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path20.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path22.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path22.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative2 of ["../..", ".."]) {
-    const file = path20.resolve(here, relative2, SCHEMA_FILE);
+    const file = path22.resolve(here, relative2, SCHEMA_FILE);
     if (existsSync3(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path20.relative(path20.resolve(from), file).split(path20.sep).join("/");
+  const rel = path22.relative(path22.resolve(from), file).split(path22.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path20.isAbsolute(value)) return value;
-  return path20.relative(path20.resolve(outputDir), path20.resolve(value)).split(path20.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path22.isAbsolute(value)) return value;
+  return path22.relative(path22.resolve(outputDir), path22.resolve(value)).split(path22.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -62777,14 +63824,14 @@ async function prompt(flags, global3) {
   }
 }
 async function writeStarterConfig(flags, global3) {
-  const output = path20.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-  const label = path20.relative(process.cwd(), output) || output;
+  const output = path22.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+  const label = path22.relative(process.cwd(), output) || output;
   if (existsSync3(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
   if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
   flags.name ??= defaultName(flags.root);
-  if (!NAME.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
+  if (!NAME2.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-  const dir = path20.dirname(output);
+  const dir = path22.dirname(output);
   const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
   resolveConfig(data, label, dir);
   mkdirSync2(dir, { recursive: true });
@@ -62821,7 +63868,7 @@ function nextSteps(flags, label, servers2) {
 function initCommand(setExit) {
   const init = new Command("init").exitOverride().description("write a starter deploy.config.json (from flags, or prompts on a terminal)").option("-o, --output <path>", `where to write it (default: -c/--config, else ${DEFAULT_CONFIG_FILE})`).option("--name <name>", "app name, the PM2 process name (default: package.json's name)").option("--root <dir>", "the app directory to ship", ".").option(
     "--start <script>",
-    "entry script, relative to the app directory (default: package.json's main or the script scripts.start runs, else server.js)"
+    "what PM2 runs: a file relative to the app directory, script:NAME or bin:BIN ARGS (default: package.json's main, the file scripts.start runs, script:start, else server.js)"
   ).option("--port <n>", "port the app listens on", portNumber, 3e3).option("--servers <list>", "name=host[:port],... (a bare host is its own name)", parseServers2).option("--user <user>", "SSH user").option("--deploy-path <path>", "where releases live on the servers (default: ~/apps/<name>)").option("--balancer-host <server>", `the server that runs the balancer, or "local" (default: the first)`).addOption(
     new Option("--balancer <type>", `the load balancer (default: ${BALANCER_DRIVERS[0].type})`).choices(
       BALANCER_DRIVERS.map((driver) => driver.type)
@@ -62968,7 +64015,7 @@ async function streamLogs(config2, servers2, options) {
 
 // src/commands/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path21 from "node:path";
+import path23 from "node:path";
 init_errors3();
 init_format2();
 function packCommand(setExit) {
@@ -62988,17 +64035,17 @@ Examples:
   ).action(
     action(setExit, async ({ reporter, global: global3 }, flags) => {
       const config2 = readConfig(global3);
-      const root = path21.resolve(config2.app.root);
+      const root = path23.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
       const leftOut = describeLeftOut(selection.leftOut);
       if (leftOut) reporter.emit({ type: "info", message: leftOut });
       let written;
       if (flags.output) {
-        const output = path21.resolve(flags.output);
+        const output = path23.resolve(flags.output);
         const { sha256 } = await writeTarball(root, selection.files, output).catch(
           (error3) => {
-            if (!error3.code || error3.path && path21.resolve(error3.path) !== output) throw error3;
+            if (!error3.code || error3.path && path23.resolve(error3.path) !== output) throw error3;
             throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
           }
         );
@@ -63024,7 +64071,7 @@ Examples:
       const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
       reporter.emit({
         type: "info",
-        message: written ? `wrote ${path21.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+        message: written ? `wrote ${path23.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
       });
       return EXIT.ok;
     })
@@ -63033,7 +64080,7 @@ Examples:
 
 // src/deploy/recover.ts
 init_invocation();
-init_load();
+init_load2();
 init_capacity();
 async function recover(config2, options) {
   const startedAt = Date.now();
@@ -63156,7 +64203,7 @@ async function enableLeftDrained(recovery, rows) {
       row.note = "drained before the interrupted command: left drained";
       continue;
     }
-    if ((await checkHealth(h2, config2)).ok) {
+    if ((await checkHealth(h2, config2, servingPort(config2, states.get(h2.server.name)?.livePort))).ok) {
       await fleet.balancer.apply({ enable: [h2.server] });
       row.note = "was left drained: back in rotation";
     } else {
@@ -63265,15 +64312,17 @@ async function listReleases(config2, options) {
 }
 
 // src/deploy/restart.ts
-init_load();
+init_load2();
 init_op();
 init_release();
+init_load();
 async function restart2(config2, options) {
   const { emit } = options;
   const startedAt = Date.now();
   const plan = makePlan(config2, "current", options.only);
   const names = plan.servers.map((s3) => s3.name);
   requireSecrets(config2, "restart writes it into the app's environment", names);
+  startOf(config2);
   const holder = newHolder("restart", void 0, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const current3 = /* @__PURE__ */ new Map();
@@ -63344,7 +64393,7 @@ function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
           server.name,
           await runOp(host.session, keepPrivateFile(file.path, "keeping the process file"))
         );
-        await runOp(host.session, writePrivateFile(file.path, file.content, "writing the process file"));
+        await runOp(host.session, file.write);
       } else if (kept.get(server.name)) {
         await runOp(host.session, restorePrivateFile(file.path, "restoring the process file"));
       }
@@ -63366,6 +64415,7 @@ function restartCommand(setExit) {
 }
 
 // src/deploy/rollback.ts
+init_load2();
 init_load();
 async function rollback(config2, options) {
   const { emit } = options;
@@ -63374,6 +64424,7 @@ async function rollback(config2, options) {
   const names = plan.servers.map((s3) => s3.name);
   if (config2.hooks.afterStart)
     requireSecrets(config2, "hooks.afterStart runs with the app's environment", names);
+  if (config2.rolling.strategy === "surge") startOf(config2);
   const holder = newHolder("rollback", options.to, config2.destination);
   return withPlannedFleet(config2, plan, holder, options, async ({ fleet, hosts, states }) => {
     const targets = /* @__PURE__ */ new Map();
@@ -63455,7 +64506,7 @@ function rollbackCommand(setExit) {
 }
 
 // src/commands/sandbox.ts
-import path22 from "node:path";
+import path24 from "node:path";
 init_errors3();
 init_errors6();
 init_limits();
@@ -63491,7 +64542,7 @@ function upCommand(setExit) {
       async ({ global: global3 }, flags) => {
         const { sandboxUp: sandboxUp2 } = await sandboxModule();
         const info2 = await sandboxUp2({
-          dir: path22.resolve(flags.dir),
+          dir: path24.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer,
@@ -63555,7 +64606,7 @@ function downCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
-        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path22.resolve(flags.dir));
+        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path24.resolve(flags.dir));
         if (global3.json) printResult({ command: "sandbox", action: "down", up: false });
         else
           process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
@@ -63571,7 +64622,7 @@ function statusCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-        const status = await sandboxStatus2(path22.resolve(flags.dir));
+        const status = await sandboxStatus2(path24.resolve(flags.dir));
         if (global3.json) {
           printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
           return status.up ? EXIT.ok : EXIT.failed;
@@ -63601,7 +64652,7 @@ init_errors3();
 init_layout();
 init_op();
 init_release();
-import { readFileSync as readFileSync12 } from "node:fs";
+import { readFileSync as readFileSync13 } from "node:fs";
 init_errors5();
 
 // src/ssh/fetch-host-key.ts
@@ -63646,12 +64697,12 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
-import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync11, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync12, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path23 from "node:path";
+import path25 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync4(`${keyPath}.pub`)) return readFileSync11(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync11(keyPath), passphrase);
+  if (existsSync4(`${keyPath}.pub`)) return readFileSync12(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync12(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
@@ -63662,7 +64713,7 @@ function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes6(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path23.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path25.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -63825,7 +64876,7 @@ async function runSetup(config2, options) {
   if (keyPath) {
     let exists2 = true;
     try {
-      readFileSync12(keyPath);
+      readFileSync13(keyPath);
     } catch {
       exists2 = false;
     }
@@ -63941,7 +64992,7 @@ async function installKeyOnce(server, config2, options, target, publicKey) {
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync12(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync13(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
@@ -64105,7 +65156,7 @@ async function fleetStatus(config2, options) {
         const state = await readState(host);
         const [instances, probe] = await Promise.all([
           fleet.processes.inspect(host.session, processSlot(config2, state.livePort)),
-          probeNow(host, config2, state.livePort)
+          probeNow(host, config2, servingPort(config2, state.livePort))
         ]);
         const backend = await backendOf(s3.name);
         const live = String(state.livePort ?? config2.app.port);
@@ -64151,7 +65202,7 @@ function formatUptime(ms4) {
 }
 
 // src/commands/trust.ts
-import { readFileSync as readFileSync13, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync14, writeFileSync as writeFileSync4 } from "node:fs";
 init_invocation();
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
@@ -64159,7 +65210,7 @@ function removeHostLines(file, entries2, hostString, host, port2) {
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync13(file, "utf8").split("\n");
+  const lines = readFileSync14(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -64287,7 +65338,7 @@ async function confirmed(hostString, replacing) {
 }
 function replaceable(file, entries2, hostString, target, key) {
   const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-  const after = checkHostKey(parseKnownHosts(readFileSync13(file, "utf8")), target.host, target.port, key);
+  const after = checkHostKey(parseKnownHosts(readFileSync14(file, "utf8")), target.host, target.port, key);
   if (after.status !== "changed") return removed;
   process.stderr.write(
     `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand

@@ -55045,9 +55045,17 @@ function stateDirFor(namedDir, stateRoot = DEFAULT_STATE_ROOT) {
   const tag = createHash7("sha256").update(resolve(namedDir)).digest("hex").slice(0, 12);
   return join9(stateRoot, `nexus-sandbox-${process.getuid?.() ?? 0}-${tag}`);
 }
-async function currentStateDir(namedDir) {
+async function currentStateDir(namedDir, stateRoot = DEFAULT_STATE_ROOT) {
   const dir = resolve(namedDir);
-  return realpath(dir).catch(() => dir);
+  const linked = await realpath(dir).catch(() => void 0);
+  if (linked !== void 0) return linked;
+  const orphan = stateDirFor(dir, stateRoot);
+  return await isOwnDirectory(orphan) ? orphan : dir;
+}
+async function isOwnDirectory(path26) {
+  const info2 = await lstat4(path26).catch(() => void 0);
+  const uid = process.getuid?.();
+  return info2 !== void 0 && info2.isDirectory() && (uid === void 0 || info2.uid === uid);
 }
 async function planLink(namedDir, stateDir) {
   const info2 = await lstat4(namedDir).catch(() => void 0);

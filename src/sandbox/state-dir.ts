@@ -20,10 +20,26 @@ export function stateDirFor(namedDir: string, stateRoot = DEFAULT_STATE_ROOT): s
   return join(stateRoot, `nexus-sandbox-${process.getuid?.() ?? 0}-${tag}`);
 }
 
-/** The state directory behind `namedDir` as it is now: the link's target, else `namedDir` itself. */
-export async function currentStateDir(namedDir: string): Promise<string> {
+/**
+ * The state directory behind `namedDir` as it is now: the link's target; else, when the link is
+ * gone, the state dir it would point at if that is there and ours; else `namedDir` itself.
+ *
+ * Why the second: a fresh clone at the same path (CI reusing a machine, `rm -rf` and clone again)
+ * has no link, yet its state dir, with the old hosts' homes, releases and maybe running daemons,
+ * is still in /var/tmp and `sandbox up` would take it over. Down and purge must find it.
+ */
+export async function currentStateDir(namedDir: string, stateRoot = DEFAULT_STATE_ROOT): Promise<string> {
   const dir = resolve(namedDir);
-  return realpath(dir).catch(() => dir);
+  const linked = await realpath(dir).catch(() => undefined);
+  if (linked !== undefined) return linked;
+  const orphan = stateDirFor(dir, stateRoot);
+  return (await isOwnDirectory(orphan)) ? orphan : dir;
+}
+
+async function isOwnDirectory(path: string): Promise<boolean> {
+  const info = await lstat(path).catch(() => undefined);
+  const uid = process.getuid?.();
+  return info !== undefined && info.isDirectory() && (uid === undefined || info.uid === uid);
 }
 
 const SANDBOX_MARKERS = ["sandbox.json", "hosts", "client", "known_hosts"];

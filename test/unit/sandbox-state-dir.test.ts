@@ -6,6 +6,7 @@ import {
   readFileSync,
   readlinkSync,
   realpathSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -14,7 +15,13 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { installSandboxPm2, pm2Closure } from "../../src/sandbox/pm2.js";
-import { ensureStateDir, linkStateDir, planLink, stateDirFor } from "../../src/sandbox/state-dir.js";
+import {
+  currentStateDir,
+  ensureStateDir,
+  linkStateDir,
+  planLink,
+  stateDirFor,
+} from "../../src/sandbox/state-dir.js";
 
 function tmp(): string {
   return realpathSync(mkdtempSync(path.join(os.tmpdir(), "nexus-state dir ")));
@@ -26,6 +33,22 @@ describe("the sandbox's state dir", () => {
     expect(a).toBe(stateDirFor("/root/my checkout/.sandbox/", "/var/tmp"));
     expect(a).not.toBe(stateDirFor("/root/my checkout/.sandbox-test-4", "/var/tmp"));
     expect(a).toMatch(new RegExp(`^/var/tmp/nexus-sandbox-${process.getuid?.()}-[0-9a-f]{12}$`));
+  });
+
+  it("is found when its link is gone (a fresh clone at the same path), so down and purge reach the old state", async () => {
+    const root = tmp();
+    const named = path.join(root, "checkout", ".sandbox-test");
+    const stateRoot = path.join(root, "var-tmp");
+    mkdirSync(stateRoot);
+    // Nothing behind the name yet: the name itself (nothing to stop, nothing to remove).
+    expect(await currentStateDir(named, stateRoot)).toBe(named);
+    const state = stateDirFor(named, stateRoot);
+    await ensureStateDir(state);
+    await linkStateDir(named, state, { kind: "create" });
+    expect(await currentStateDir(named, stateRoot)).toBe(state);
+    // The checkout removed and cloned again: no link, the state dir still there.
+    rmSync(path.join(root, "checkout"), { recursive: true });
+    expect(await currentStateDir(named, stateRoot)).toBe(state);
   });
 
   it("links the named dir to it: created, kept, replaced when it points elsewhere or is an old sandbox dir", async () => {

@@ -55055,7 +55055,7 @@ async function currentStateDir(namedDir, stateRoot = DEFAULT_STATE_ROOT) {
 async function isOwnDirectory(path26) {
   const info2 = await lstat4(path26).catch(() => void 0);
   const uid = process.getuid?.();
-  return info2 !== void 0 && info2.isDirectory() && (uid === void 0 || info2.uid === uid);
+  return info2?.isDirectory() === true && (uid === void 0 || info2.uid === uid);
 }
 async function planLink(namedDir, stateDir) {
   const info2 = await lstat4(namedDir).catch(() => void 0);

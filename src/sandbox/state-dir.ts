@@ -39,7 +39,7 @@ export async function currentStateDir(namedDir: string, stateRoot = DEFAULT_STAT
 async function isOwnDirectory(path: string): Promise<boolean> {
   const info = await lstat(path).catch(() => undefined);
   const uid = process.getuid?.();
-  return info !== undefined && info.isDirectory() && (uid === undefined || info.uid === uid);
+  return info?.isDirectory() === true && (uid === undefined || info.uid === uid);
 }
 
 const SANDBOX_MARKERS = ["sandbox.json", "hosts", "client", "known_hosts"];

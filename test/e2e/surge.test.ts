@@ -301,7 +301,8 @@ describe("surge strategy", () => {
     expect(await haproxyState()).toEqual(before);
     for (const s of SERVERS) {
       expect(currentRelease(s)).toBe(base);
-      expect(livePort(s)).toBe(3000);
+      // Run alone (-t), no earlier surge wrote a record: a server never surged serves on app.port.
+      expect(livePort(s) ?? 3000).toBe(3000);
     }
     await expectOldProcessServing(base);
   }, 180_000);

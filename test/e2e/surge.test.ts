@@ -28,7 +28,14 @@ import {
   uniqueRelease,
   writeConfig,
 } from "./helpers.js";
-import { describeStorm, type StormSummary, startPostStorm, summarizeStorm, waitForSteady } from "./load.js";
+import {
+  describeStorm,
+  type StormSummary,
+  sampleEvery,
+  startPostStorm,
+  summarizeStorm,
+  waitForSteady,
+} from "./load.js";
 import { sandboxInfo } from "./sandbox-env.js";
 
 const run = promisify(execFile);
@@ -66,25 +73,16 @@ async function haproxyState(): Promise<AdminState[]> {
 
 /** Samples HAProxy's state every 50 ms until stopped: every sample in which a server was not up. */
 function sampleCapacity(): { stop(): Promise<{ samples: number; down: string[] }> } {
-  let stopping = false;
-  let samples = 0;
-  const down: string[] = [];
-  const loop = (async () => {
-    while (!stopping) {
-      const states = await haproxyState();
-      samples++;
-      for (const s of states) {
-        // srv_op_state 2: running (HAProxy's checks pass); no maint, no drain: in rotation.
-        if (s.maint || s.drain || s.operational !== 2) down.push(`${s.server} ${JSON.stringify(s)}`);
-      }
-      await sleep(50);
-    }
-  })();
+  // srv_op_state 2: running (HAProxy's checks pass); no maint, no drain: in rotation.
+  const sampler = sampleEvery(50, async () =>
+    (await haproxyState())
+      .filter((s) => s.maint || s.drain || s.operational !== 2)
+      .map((s) => `${s.server} ${JSON.stringify(s)}`),
+  );
   return {
     stop: async () => {
-      stopping = true;
-      await loop;
-      return { samples, down };
+      const { samples, wrong } = await sampler.stop();
+      return { samples, down: wrong.flat() };
     },
   };
 }

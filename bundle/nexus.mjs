@@ -15771,6 +15771,10 @@ var init_surge = __esm({
           const port2 = Number(b2.address?.replace(/^.*:/, ""));
           if (port2 === config2.app.port || port2 === config2.app.surgePort) this.balancerPort.set(b2.server, port2);
         }
+        for (const s3 of this.o.batches.flat()) {
+          const release = this.o.target(s3.name);
+          if (release) this.surge.prepare?.(s3, release, nextPort(this.balancerPort.get(s3.name), config2.app));
+        }
         for (const name of this.initiallyDown) {
           if (this.ledger.has(name))
             emit({
@@ -62232,8 +62236,11 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
 function processSlot(config2, port2) {
   return port2 === void 0 || port2 === config2.app.port ? void 0 : port2;
 }
-function surgeOps(fleet, config2, emit, host) {
+function surgeOps(fleet, config2, emit, host, restarts) {
   return {
+    prepare(server, release, port2) {
+      restarts.prepare(server.name, release, processSlot(config2, port2));
+    },
     async livePort(server) {
       const h2 = await host(server.name);
       return runOp(h2.session, readLivePort(h2.layout));
@@ -62248,7 +62255,7 @@ function surgeOps(fleet, config2, emit, host) {
         port: slot
       });
       await runOp(h2.session, file.write);
-      const prepared = h2.session.alive ? fleet.processes.prepareRestart?.(h2.session, h2.layout, release, slot) : void 0;
+      const prepared = await restarts.take(server.name, release, h2.session, slot) ?? (h2.session.alive ? fleet.processes.prepareRestart?.(h2.session, h2.layout, release, slot) : void 0);
       try {
         const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, prepared, {
           port: port2,
@@ -62410,7 +62417,7 @@ function fleetOps(fleet, config2, emit) {
   const restarts = new PreparedRestarts(fleet);
   return {
     balancer: fleet.balancer,
-    surge: surgeOps(fleet, config2, emit, host),
+    surge: surgeOps(fleet, config2, emit, host, restarts),
     async activate(server, release, signal2) {
       const h2 = await host(server.name);
       const restart3 = await restarts.take(server.name, release, h2.session);
@@ -62456,10 +62463,10 @@ var PreparedRestarts = class {
    */
   saves = /* @__PURE__ */ new Map();
   /** Gets the server's restart onto `release` ready; one ready for it already is kept (and asked whether it still answers). */
-  prepare(name, release) {
+  prepare(name, release, slot) {
     const h2 = this.fleet.hosts.get(name);
     const entry = this.prepared.get(name);
-    if (entry?.restart.release === release && entry.session === h2?.session && entry.restart.alive) {
+    if (entry?.restart.release === release && entry.slot === slot && entry.session === h2?.session && entry.restart.alive) {
       entry.answering = entry.restart.inspect().then(
         () => true,
         () => false
@@ -62469,19 +62476,19 @@ var PreparedRestarts = class {
     this.drop(name);
     const processes = this.fleet.processes;
     if (!h2?.session.alive || !processes.prepareRestart) return;
-    const restart3 = processes.prepareRestart(h2.session, h2.layout, release);
-    this.prepared.set(name, { restart: restart3, session: h2.session });
+    const restart3 = processes.prepareRestart(h2.session, h2.layout, release, slot);
+    this.prepared.set(name, { restart: restart3, session: h2.session, slot });
   }
   /**
    * The prepared restart of this server onto this release, on its current connection, if it still
    * answers (a PM2 daemon that died or hangs since it connected would leave "go" unanswered:
    * the CLI restart is used then); others end.
    */
-  async take(name, release, session) {
+  async take(name, release, session, slot) {
     const entry = this.prepared.get(name);
     this.prepared.delete(name);
     this.saves.delete(name);
-    if (entry?.restart.release === release && entry.session === session && await (entry.answering ?? true) && entry.restart.alive)
+    if (entry?.restart.release === release && entry.slot === slot && entry.session === session && await (entry.answering ?? true) && entry.restart.alive)
       return entry.restart;
     entry?.restart.close();
     return void 0;

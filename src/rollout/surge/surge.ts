@@ -62,6 +62,12 @@ export class SurgeStrategy implements RolloutStrategy {
       const port = Number(b.address?.replace(/^.*:/, ""));
       if (port === config.app.port || port === config.app.surgePort) this.balancerPort.set(b.server, port);
     }
+    // Each server's start readied ahead of its turn, on the port the balancer says is free (a
+    // record that says otherwise makes `start` ready it again there).
+    for (const s of this.o.batches.flat()) {
+      const release = this.o.target(s.name);
+      if (release) this.surge.prepare?.(s, release, nextPort(this.balancerPort.get(s.name), config.app));
+    }
     for (const name of this.initiallyDown) {
       if (this.ledger.has(name))
         emit({

@@ -330,6 +330,30 @@ describe("surge strategy", () => {
     await expectOldProcessServing(base);
   }, 180_000);
 
+  it("kill -9 once a server was switched (its old process retiring): recover brings the fleet back, every server up", async () => {
+    const release = uniqueRelease("surge-kill");
+    const r = await interruptAt(
+      ["-c", fleetConfig, "deploy", "--release-id", release],
+      /nexus-alpha: enable ok/,
+      "SIGKILL",
+    );
+    lastOutput = r.all;
+    expect(r.sent, lastOutput).toBe(true);
+    expect(currentRelease(alpha), lastOutput).toBe(release);
+    const recovered = await nexus(["-c", fleetConfig, "recover"]);
+    lastOutput = recovered.all;
+    expect(recovered.exitCode, lastOutput).toBe(0);
+    for (const s of SERVERS) {
+      expect(currentRelease(s), lastOutput).toBe(base);
+      expect(lockOn(s), lastOutput).toBeUndefined();
+      expect(existsSync(path.join(deployDir(s), ".nexus", "journal.json")), s).toBe(false);
+      expect(livePort(s) ?? 3000, s).toBe(3000);
+    }
+    const notUp = (await haproxyState()).filter((s) => s.maint || s.drain || s.operational !== 2);
+    expect(notUp, lastOutput).toEqual([]);
+    await expectOldProcessServing(base);
+  }, 300_000);
+
   it("through Nginx: one reload per batch moves the upstream line's port; only reload resets fail", async () => {
     const config = writeConfig({ rolling: { strategy: "surge", batchSize: 3 } });
     const release = uniqueRelease("surge-nginx");

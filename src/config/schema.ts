@@ -23,6 +23,22 @@ const sharedPath = nonEmpty
   .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), "must not contain control characters")
   .transform((p) => p.replace(/\/+$/, ""));
 
+/** app.workspace: a package directory inside app.root, "/"-separated, no "..", "." or empty parts. */
+const workspacePath = nonEmpty
+  .refine((p) => !p.startsWith("/") && !p.startsWith("~"), "must be relative to app.root, not absolute")
+  .refine(
+    (p) =>
+      p.startsWith("/") ||
+      p
+        .replace(/\/+$/, "")
+        .split("/")
+        .every((part) => part !== "" && part !== "." && part !== ".."),
+    'must be a directory inside app.root: no "..", "." or empty parts',
+  )
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  .refine((p) => !/[\u0000-\u001f\u007f\\]/.test(p), "must not contain control characters or backslashes")
+  .transform((p) => p.replace(/\/+$/, ""));
+
 /** app.name is the default process name: a name the process managers would read as something else is refused. */
 const processName = nonEmpty.superRefine((name, ctx) => {
   for (const manager of PROCESS_MANAGERS) {
@@ -58,6 +74,12 @@ export const appSchema = z.strictObject({
   include: z.array(nonEmpty).default([]),
   /** Optional local build command run in the app root before packing. */
   build: nonEmpty.optional(),
+  /**
+   * The package to deploy inside an npm, pnpm or Yarn workspace whose root is app.root
+   * ("apps/api"): only the root's manifests, this package and the workspace packages it depends
+   * on ship; the install is filtered to it; the process runs in its directory (docs/apps.md).
+   */
+  workspace: workspacePath.optional(),
 });
 
 export const serverSchema = z.strictObject({

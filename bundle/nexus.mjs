@@ -54,9 +54,9 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
   mod
 ));
 
-// ../../main/node_modules/commander/lib/error.js
+// node_modules/commander/lib/error.js
 var require_error = __commonJS({
-  "../../main/node_modules/commander/lib/error.js"(exports) {
+  "node_modules/commander/lib/error.js"(exports) {
     var CommanderError2 = class extends Error {
       /**
        * Constructs the CommanderError class
@@ -89,9 +89,9 @@ var require_error = __commonJS({
   }
 });
 
-// ../../main/node_modules/commander/lib/argument.js
+// node_modules/commander/lib/argument.js
 var require_argument = __commonJS({
-  "../../main/node_modules/commander/lib/argument.js"(exports) {
+  "node_modules/commander/lib/argument.js"(exports) {
     var { InvalidArgumentError: InvalidArgumentError2 } = require_error();
     var Argument2 = class {
       /**
@@ -217,9 +217,9 @@ var require_argument = __commonJS({
   }
 });
 
-// ../../main/node_modules/commander/lib/help.js
+// node_modules/commander/lib/help.js
 var require_help = __commonJS({
-  "../../main/node_modules/commander/lib/help.js"(exports) {
+  "node_modules/commander/lib/help.js"(exports) {
     var { humanReadableArgName } = require_argument();
     var Help2 = class {
       constructor() {
@@ -819,9 +819,9 @@ ${itemIndentStr}`);
   }
 });
 
-// ../../main/node_modules/commander/lib/option.js
+// node_modules/commander/lib/option.js
 var require_option = __commonJS({
-  "../../main/node_modules/commander/lib/option.js"(exports) {
+  "node_modules/commander/lib/option.js"(exports) {
     var { InvalidArgumentError: InvalidArgumentError2 } = require_error();
     var Option2 = class {
       /**
@@ -1132,9 +1132,9 @@ var require_option = __commonJS({
   }
 });
 
-// ../../main/node_modules/commander/lib/suggestSimilar.js
+// node_modules/commander/lib/suggestSimilar.js
 var require_suggestSimilar = __commonJS({
-  "../../main/node_modules/commander/lib/suggestSimilar.js"(exports) {
+  "node_modules/commander/lib/suggestSimilar.js"(exports) {
     var maxDistance = 3;
     function editDistance2(a2, b2) {
       if (Math.abs(a2.length - b2.length) > maxDistance)
@@ -1212,12 +1212,12 @@ var require_suggestSimilar = __commonJS({
   }
 });
 
-// ../../main/node_modules/commander/lib/command.js
+// node_modules/commander/lib/command.js
 var require_command = __commonJS({
-  "../../main/node_modules/commander/lib/command.js"(exports) {
+  "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path26 = __require("node:path");
+    var path27 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path26.resolve(baseDir, baseName);
+          const localBin = path27.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path26.extname(baseName))) return void 0;
+          if (sourceExt.includes(path27.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path26.resolve(
-            path26.dirname(resolvedScriptPath),
+          executableDir = path27.resolve(
+            path27.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path26.basename(
+            const legacyName = path27.basename(
               this._scriptPath,
-              path26.extname(this._scriptPath)
+              path27.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path26.extname(executableFile));
+        launchWithNode = sourceExt.includes(path27.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path26.basename(filename, path26.extname(filename));
+        this._name = path27.basename(filename, path27.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path27) {
-        if (path27 === void 0) return this._executableDir;
-        this._executableDir = path27;
+      executableDir(path28) {
+        if (path28 === void 0) return this._executableDir;
+        this._executableDir = path28;
         return this;
       }
       /**
@@ -3458,9 +3458,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
   }
 });
 
-// ../../main/node_modules/commander/index.js
+// node_modules/commander/index.js
 var require_commander = __commonJS({
-  "../../main/node_modules/commander/index.js"(exports) {
+  "node_modules/commander/index.js"(exports) {
     var { Argument: Argument2 } = require_argument();
     var { Command: Command2 } = require_command();
     var { CommanderError: CommanderError2, InvalidArgumentError: InvalidArgumentError2 } = require_error();
@@ -3524,7 +3524,7 @@ var init_invocation = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/util.js
+// node_modules/zod/v4/core/util.js
 var util_exports = {};
 __export(util_exports, {
   BIGINT_FORMAT_RANGES: () => BIGINT_FORMAT_RANGES,
@@ -3746,10 +3746,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path26) {
-  if (!path26)
+function getElementAtPath(obj, path27) {
+  if (!path27)
     return obj;
-  return path26.reduce((acc, key) => acc?.[key], obj);
+  return path27.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -4008,11 +4008,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path26, issues) {
+function prefixIssues(path27, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path26);
+    iss.path.unshift(path27);
     return iss;
   });
 }
@@ -4270,7 +4270,7 @@ function constantCatch(value) {
 }
 var Cached, EVALUATING, captureStackTrace, allowsEval, getParsedType, propertyKeyTypes, primitiveTypes, NUMBER_FORMAT_RANGES, BIGINT_FORMAT_RANGES, highSurrogate, Class, installing, broke, breaker, CONSTANT_CATCH;
 var init_util = __esm({
-  "../../main/node_modules/zod/v4/core/util.js"() {
+  "node_modules/zod/v4/core/util.js"() {
     init_core();
     Cached = class {
       constructor(getter) {
@@ -4385,7 +4385,7 @@ var init_util = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/core.js
+// node_modules/zod/v4/core/core.js
 function newError(Definition) {
   const E = _E;
   if (E) {
@@ -4488,7 +4488,7 @@ function config(newConfig) {
 }
 var _a, NEVER, _zodDesc, _E, $ZodAsyncError, $ZodEncodeError, globalConfig;
 var init_core = __esm({
-  "../../main/node_modules/zod/v4/core/core.js"() {
+  "node_modules/zod/v4/core/core.js"() {
     init_util();
     NEVER = /* @__PURE__ */ Object.freeze({
       status: "aborted"
@@ -4511,7 +4511,7 @@ var init_core = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/errors.js
+// node_modules/zod/v4/core/errors.js
 function _getMessage() {
   const internals = this._zod;
   internals.message ?? (internals.message = JSON.stringify(internals.def, jsonStringifyReplacer, 2));
@@ -4544,16 +4544,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path26 = []) => {
+  const processError = (error4, path27 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path26, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path27, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path27, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path27, ...issue2.path]);
       } else {
-        const fullpath = [...path26, ...issue2.path];
+        const fullpath = [...path27, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -4592,7 +4592,7 @@ function formatError(error3, mapper = (issue2) => issue2.message) {
 }
 var _messageDesc, _issuesDesc, _installedToString, initializer, $ZodError, $ZodRealError;
 var init_errors = __esm({
-  "../../main/node_modules/zod/v4/core/errors.js"() {
+  "node_modules/zod/v4/core/errors.js"() {
     init_core();
     init_util();
     _messageDesc = {
@@ -4633,7 +4633,7 @@ var init_errors = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/parse.js
+// node_modules/zod/v4/core/parse.js
 function finalizeParams(callee, params) {
   return { callee: params?.callee ?? callee, Err: params?.Err };
 }
@@ -4673,7 +4673,7 @@ function validateFallback(schema, value, _ctx) {
 }
 var _parse, _parseAsync, _safeParse, _safeParseAsync, COMPILE_INVALID, COMPILE_FALLBACK, validate, validateAsync, _encode, _decode, _encodeAsync, _decodeAsync, _safeEncode, _safeDecode, _safeEncodeAsync, _safeDecodeAsync;
 var init_parse = __esm({
-  "../../main/node_modules/zod/v4/core/parse.js"() {
+  "node_modules/zod/v4/core/parse.js"() {
     init_core();
     init_util();
     _parse = (_Err) => {
@@ -4788,7 +4788,7 @@ var init_parse = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/regexes.js
+// node_modules/zod/v4/core/regexes.js
 function nanoidOfLength(length) {
   return new RegExp(`^[a-zA-Z0-9_-]{${length}}$`);
 }
@@ -4816,7 +4816,7 @@ function datetime(args) {
 }
 var cuid, cuid2, ulid, xid, ksuid, nanoid, duration, guid, uuid, email, _emoji, ipv4, ipv6, cidrv4, cidrv6, base64, base64url, httpProtocol, e164, dateSource, date, anyString, integer, number, boolean, lowercase, uppercase;
 var init_regexes = __esm({
-  "../../main/node_modules/zod/v4/core/regexes.js"() {
+  "node_modules/zod/v4/core/regexes.js"() {
     cuid = /^[cC][0-9a-z]{6,}$/;
     cuid2 = /^[0-9a-z]+$/;
     ulid = /^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$/;
@@ -4851,10 +4851,10 @@ var init_regexes = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/checks.js
+// node_modules/zod/v4/core/checks.js
 var $ZodCheck, _whenHasLength, numericOriginMap, $ZodCheckLessThan, $ZodCheckGreaterThan, $ZodCheckMultipleOf, $ZodCheckNumberFormat, $ZodCheckMaxLength, $ZodCheckMinLength, $ZodCheckLengthEquals, $ZodCheckStringFormat, $ZodCheckRegex, $ZodCheckLowerCase, $ZodCheckUpperCase, $ZodCheckIncludes, $ZodCheckStartsWith, $ZodCheckEndsWith, $ZodCheckOverwrite;
 var init_checks = __esm({
-  "../../main/node_modules/zod/v4/core/checks.js"() {
+  "node_modules/zod/v4/core/checks.js"() {
     init_core();
     init_regexes();
     init_util();
@@ -5179,10 +5179,10 @@ var init_checks = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/doc.js
+// node_modules/zod/v4/core/doc.js
 var Doc;
 var init_doc = __esm({
-  "../../main/node_modules/zod/v4/core/doc.js"() {
+  "node_modules/zod/v4/core/doc.js"() {
     Doc = class {
       constructor(args = [], closed = {}) {
         this.content = [];
@@ -5225,10 +5225,10 @@ ${content.join("\n")}
   }
 });
 
-// ../../main/node_modules/zod/v4/core/versions.js
+// node_modules/zod/v4/core/versions.js
 var version;
 var init_versions = __esm({
-  "../../main/node_modules/zod/v4/core/versions.js"() {
+  "node_modules/zod/v4/core/versions.js"() {
     version = {
       major: 4,
       minor: 6,
@@ -5237,7 +5237,7 @@ var init_versions = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/schemas.js
+// node_modules/zod/v4/core/schemas.js
 async function validateAsync2(inst, value) {
   const ctx = { async: true };
   return toStandardResult(await inst._zod.run({ value, issues: [] }, ctx), ctx);
@@ -5694,7 +5694,7 @@ function handleRefineResult(result2, payload, input, inst) {
 }
 var $ZodType, toStandardResult, $ZodString, $ZodStringFormat, $ZodGUID, $ZodUUID, $ZodEmail, URL_BAD_FORMAT, URL_UNPARSEABLE, asciiTabOrNewline, $ZodURL, $ZodEmoji, $ZodNanoID, $ZodCUID, $ZodCUID2, $ZodULID, $ZodXID, $ZodKSUID, $ZodISODateTime, $ZodISODate, $ZodISOTime, $ZodISODuration, $ZodIPv4, ipv6Alphabet, $ZodIPv6, $ZodCIDRv4, $ZodCIDRv6, base64Charset, $ZodBase64, base64urlCharset, $ZodBase64URL, $ZodE164, $ZodJWT, $ZodNumber, $ZodNumberFormat, $ZodBoolean, $ZodUnknown, $ZodNever, arraySize, $ZodArray, NO_SYMBOL_KEYS, $ZodObject, $ZodObjectJIT, $ZodUnion, $ZodDiscriminatedUnion, $ZodIntersection, $ZodRecord, $ZodEnum, $ZodLiteral, $ZodTransform, $ZodOptional, $ZodExactOptional, $ZodNullable, $ZodDefault, $ZodPrefault, $ZodNonOptional, $ZodCatch, $ZodPipe, $ZodReadonly, $ZodCustom;
 var init_schemas = __esm({
-  "../../main/node_modules/zod/v4/core/schemas.js"() {
+  "node_modules/zod/v4/core/schemas.js"() {
     init_checks();
     init_core();
     init_doc();
@@ -6896,7 +6896,7 @@ var init_schemas = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/memoizer.js
+// node_modules/zod/v4/core/memoizer.js
 function isRef(value) {
   return value !== null && typeof value === "object";
 }
@@ -7057,7 +7057,7 @@ function isBackEdge(ctx, value) {
 }
 var $ZodCyclicError, STATE, NO_ISSUES, recursive, NONE, ASSUMED, PROVEN, handoff, open, memo;
 var init_memoizer = __esm({
-  "../../main/node_modules/zod/v4/core/memoizer.js"() {
+  "node_modules/zod/v4/core/memoizer.js"() {
     init_util();
     $ZodCyclicError = class extends Error {
       constructor() {
@@ -7175,7 +7175,7 @@ var init_memoizer = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/locales/en.js
+// node_modules/zod/v4/locales/en.js
 function en_default() {
   return {
     localeError: error()
@@ -7183,7 +7183,7 @@ function en_default() {
 }
 var error;
 var init_en = __esm({
-  "../../main/node_modules/zod/v4/locales/en.js"() {
+  "node_modules/zod/v4/locales/en.js"() {
     init_util();
     error = () => {
       const Sizable = {
@@ -7306,19 +7306,19 @@ var init_en = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/locales/index.js
+// node_modules/zod/v4/locales/index.js
 var init_locales = __esm({
-  "../../main/node_modules/zod/v4/locales/index.js"() {
+  "node_modules/zod/v4/locales/index.js"() {
   }
 });
 
-// ../../main/node_modules/zod/v4/core/registries.js
+// node_modules/zod/v4/core/registries.js
 function registry() {
   return new $ZodRegistry();
 }
 var _a2, $ZodRegistry, globalRegistry;
 var init_registries = __esm({
-  "../../main/node_modules/zod/v4/core/registries.js"() {
+  "node_modules/zod/v4/core/registries.js"() {
     $ZodRegistry = class {
       constructor() {
         this._map = /* @__PURE__ */ new WeakMap();
@@ -7364,13 +7364,13 @@ var init_registries = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/compile.js
+// node_modules/zod/v4/core/compile.js
 var init_compile = __esm({
-  "../../main/node_modules/zod/v4/core/compile.js"() {
+  "node_modules/zod/v4/core/compile.js"() {
   }
 });
 
-// ../../main/node_modules/zod/v4/core/api.js
+// node_modules/zod/v4/core/api.js
 function snapshotChecks(def) {
   if (def.checks)
     def.checks = [...def.checks];
@@ -7878,13 +7878,13 @@ function _check(fn, params) {
   return ch;
 }
 var init_api = __esm({
-  "../../main/node_modules/zod/v4/core/api.js"() {
+  "node_modules/zod/v4/core/api.js"() {
     init_checks();
     init_util();
   }
 });
 
-// ../../main/node_modules/zod/v4/core/to-json-schema.js
+// node_modules/zod/v4/core/to-json-schema.js
 function assignProps(target, ...sources) {
   for (const source of sources) {
     for (const key of Reflect.ownKeys(source)) {
@@ -8400,7 +8400,7 @@ function isTransforming(_schema, _ctx) {
 }
 var FOLDABLE_KEYS, UNION_KEYS, createToJSONSchemaMethod, createStandardJSONSchemaMethod;
 var init_to_json_schema = __esm({
-  "../../main/node_modules/zod/v4/core/to-json-schema.js"() {
+  "node_modules/zod/v4/core/to-json-schema.js"() {
     init_registries();
     init_util();
     FOLDABLE_KEYS = /* @__PURE__ */ new Set(["type", "properties", "required", "additionalProperties"]);
@@ -8421,7 +8421,7 @@ var init_to_json_schema = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/json-schema-processors.js
+// node_modules/zod/v4/core/json-schema-processors.js
 function aggregateChecks(schema) {
   const agg = {};
   const def = schema._zod.def;
@@ -8537,7 +8537,7 @@ function serializeDefaultValue(value, schema, ctx, json, params) {
 }
 var narrowMin, narrowMax, narrowBoth, addDivisor, addPattern, intersectMime, setFormat, minContributor, maxContributor, formatContributor, contributors, formatMap, exactPatterns, exactPattern, stringProcessor, numberProcessor, booleanProcessor, neverProcessor, unknownProcessor, enumProcessor, literalProcessor, customProcessor, transformProcessor, arrayProcessor, objectProcessor, unionProcessor, intersectionProcessor, pendingRecords, recordProcessor, nullableProcessor, nonoptionalProcessor, UNREPRESENTABLE_DEFAULT, defaultProcessor, prefaultProcessor, catchProcessor, pipeProcessor, readonlyProcessor, optionalProcessor;
 var init_json_schema_processors = __esm({
-  "../../main/node_modules/zod/v4/core/json-schema-processors.js"() {
+  "node_modules/zod/v4/core/json-schema-processors.js"() {
     init_regexes();
     init_schemas();
     init_to_json_schema();
@@ -8959,15 +8959,15 @@ var init_json_schema_processors = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/core/json-schema.js
+// node_modules/zod/v4/core/json-schema.js
 var init_json_schema = __esm({
-  "../../main/node_modules/zod/v4/core/json-schema.js"() {
+  "node_modules/zod/v4/core/json-schema.js"() {
   }
 });
 
-// ../../main/node_modules/zod/v4/core/index.js
+// node_modules/zod/v4/core/index.js
 var init_core2 = __esm({
-  "../../main/node_modules/zod/v4/core/index.js"() {
+  "node_modules/zod/v4/core/index.js"() {
     init_core();
     init_parse();
     init_errors();
@@ -8987,14 +8987,14 @@ var init_core2 = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/checks.js
+// node_modules/zod/v4/classic/checks.js
 var init_checks2 = __esm({
-  "../../main/node_modules/zod/v4/classic/checks.js"() {
+  "node_modules/zod/v4/classic/checks.js"() {
     init_core2();
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/errors.js
+// node_modules/zod/v4/classic/errors.js
 function _lazyMethod(proto2, key, make) {
   Object.defineProperty(proto2, key, {
     configurable: true,
@@ -9011,7 +9011,7 @@ function _lazyMethod(proto2, key, make) {
 }
 var _installedErrorProtos, initializer2, ZodRealError;
 var init_errors2 = __esm({
-  "../../main/node_modules/zod/v4/classic/errors.js"() {
+  "node_modules/zod/v4/classic/errors.js"() {
     init_core2();
     init_core2();
     init_util();
@@ -9047,10 +9047,10 @@ var init_errors2 = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/parse.js
+// node_modules/zod/v4/classic/parse.js
 var parse, parseAsync, safeParse, safeParseAsync, encode, decode, encodeAsync, decodeAsync, safeEncode, safeDecode, safeEncodeAsync, safeDecodeAsync;
 var init_parse2 = __esm({
-  "../../main/node_modules/zod/v4/classic/parse.js"() {
+  "node_modules/zod/v4/classic/parse.js"() {
     init_core2();
     init_errors2();
     init_core2();
@@ -9069,7 +9069,7 @@ var init_parse2 = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/schemas.js
+// node_modules/zod/v4/classic/schemas.js
 function _ensureDefaultLocale() {
   if (!globalConfig.localeError)
     config(en_default());
@@ -9238,7 +9238,7 @@ function superRefine(fn, params) {
 }
 var ZodType, _ZodString, ZodString, ZodStringFormat, ZodISODateTime, ZodISODate, ZodISOTime, ZodISODuration, ZodEmail, ZodGUID, ZodUUID, ZodURL, ZodEmoji, ZodNanoID, ZodCUID, ZodCUID2, ZodULID, ZodXID, ZodKSUID, ZodIPv4, ZodIPv6, ZodCIDRv4, ZodCIDRv6, ZodBase64, ZodBase64URL, ZodE164, ZodJWT, ZodNumber, ZodNumberFormat, ZodBoolean, ZodUnknown, ZodNever, ZodArray, ZodObject, ZodUnion, ZodDiscriminatedUnion, ZodIntersection, ZodRecord, ZodEnum, ZodLiteral, ZodTransform, ZodOptional, ZodExactOptional, ZodNullable, ZodDefault, ZodPrefault, ZodNonOptional, ZodCatch, ZodPipe, ZodReadonly, ZodCustom;
 var init_schemas2 = __esm({
-  "../../main/node_modules/zod/v4/classic/schemas.js"() {
+  "node_modules/zod/v4/classic/schemas.js"() {
     init_core2();
     init_core2();
     init_json_schema_processors();
@@ -9995,16 +9995,16 @@ var init_schemas2 = __esm({
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/compat.js
+// node_modules/zod/v4/classic/compat.js
 var ZodFirstPartyTypeKind;
 var init_compat = __esm({
-  "../../main/node_modules/zod/v4/classic/compat.js"() {
+  "node_modules/zod/v4/classic/compat.js"() {
     /* @__PURE__ */ (function(ZodFirstPartyTypeKind2) {
     })(ZodFirstPartyTypeKind || (ZodFirstPartyTypeKind = {}));
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/iso.js
+// node_modules/zod/v4/classic/iso.js
 var iso_exports = {};
 __export(iso_exports, {
   ZodISODate: () => ZodISODate,
@@ -10029,22 +10029,22 @@ function duration2(params) {
   return _isoDuration(ZodISODuration, params);
 }
 var init_iso = __esm({
-  "../../main/node_modules/zod/v4/classic/iso.js"() {
+  "node_modules/zod/v4/classic/iso.js"() {
     init_core2();
     init_schemas2();
     init_schemas2();
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/coerce.js
+// node_modules/zod/v4/classic/coerce.js
 var init_coerce = __esm({
-  "../../main/node_modules/zod/v4/classic/coerce.js"() {
+  "node_modules/zod/v4/classic/coerce.js"() {
   }
 });
 
-// ../../main/node_modules/zod/v4/classic/external.js
+// node_modules/zod/v4/classic/external.js
 var init_external = __esm({
-  "../../main/node_modules/zod/v4/classic/external.js"() {
+  "node_modules/zod/v4/classic/external.js"() {
     init_core2();
     init_schemas2();
     init_checks2();
@@ -10058,9 +10058,9 @@ var init_external = __esm({
   }
 });
 
-// ../../main/node_modules/zod/index.js
+// node_modules/zod/index.js
 var init_zod = __esm({
-  "../../main/node_modules/zod/index.js"() {
+  "node_modules/zod/index.js"() {
     init_external();
   }
 });
@@ -10299,7 +10299,7 @@ var init_errors3 = __esm({
 
 // src/remote/layout.ts
 import path from "node:path/posix";
-function layout(base) {
+function layout(base, workspace) {
   const state = path.join(base, ".nexus");
   return {
     base,
@@ -10316,6 +10316,7 @@ function layout(base) {
     incoming: path.join(state, "incoming"),
     livePort: path.join(state, "live-port"),
     release: (id) => path.join(base, "releases", id),
+    app: (id) => path.join(base, "releases", id, workspace ?? ""),
     ecosystem: (id) => path.join(state, "pm2", `${id}.json`)
   };
 }
@@ -11835,12 +11836,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path26, indent = "") {
-  return `${indent}access_log ${path26} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path27, indent = "") {
+  return `${indent}access_log ${path27} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path26) {
+function logFormatAdvice(path27) {
   return `${logFormatDirective()}
-${accessLogDirective(path26)}`;
+${accessLogDirective(path27)}`;
 }
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -11861,18 +11862,18 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs, unescapedFormats };
 }
-function dumpLogsInNexusFormat(finding, path26) {
+function dumpLogsInNexusFormat(finding, path27) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path26)
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path27)
   );
 }
-function dumpLogsUnescaped(finding, path26) {
+function dumpLogsUnescaped(finding, path27) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path26)
+    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path27)
   );
 }
-function samePath(file, path26) {
-  return file === path26 || !file.startsWith("/") && path26.endsWith(`/${file.replace(/^\.\//, "")}`);
+function samePath(file, path27) {
+  return file === path27 || !file.startsWith("/") && path27.endsWith(`/${file.replace(/^\.\//, "")}`);
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
 var init_log_format = __esm({
@@ -12394,9 +12395,9 @@ var init_proxy_jump = __esm({
 function where(file, location) {
   return location ? `${location.file ?? file}:${location.line}:${location.column}` : file;
 }
-function formatPath(path26) {
+function formatPath(path27) {
   let out = "";
-  for (const key of path26) {
+  for (const key of path27) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -12443,12 +12444,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path26 = formatPath(issue2.path);
+    const path27 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path26}: is required (expected ${withArticle(issue2.expected)})` : `${path26}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path27}: is required (expected ${withArticle(issue2.expected)})` : `${path27}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -12461,23 +12462,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path26}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path27}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path26}: ${nested.message}` : `${path26}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path27}: ${nested.message}` : `${path27}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path26}: ${humanBound(issue2)}`);
+        lines.push(`${path27}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path26}: ${issue2.message}`);
+        lines.push(`${path27}: ${issue2.message}`);
     }
   }
   return lines;
@@ -12718,7 +12719,7 @@ var init_inventory = __esm({
   }
 });
 
-// ../../main/node_modules/jsonc-parser/lib/esm/impl/scanner.js
+// node_modules/jsonc-parser/lib/esm/impl/scanner.js
 function createScanner(text5, ignoreTrivia = false) {
   const len = text5.length;
   let pos = 0, value = "", tokenOffset = 0, token = 16, lineNumber = 0, lineStartOffset = 0, tokenLineStartOffset = 0, prevTokenLineStartOffset = 0, scanError = 0;
@@ -13057,7 +13058,7 @@ function isDigit(ch) {
 }
 var CharacterCodes;
 var init_scanner = __esm({
-  "../../main/node_modules/jsonc-parser/lib/esm/impl/scanner.js"() {
+  "node_modules/jsonc-parser/lib/esm/impl/scanner.js"() {
     "use strict";
     (function(CharacterCodes2) {
       CharacterCodes2[CharacterCodes2["lineFeed"] = 10] = "lineFeed";
@@ -13144,10 +13145,10 @@ var init_scanner = __esm({
   }
 });
 
-// ../../main/node_modules/jsonc-parser/lib/esm/impl/string-intern.js
+// node_modules/jsonc-parser/lib/esm/impl/string-intern.js
 var cachedSpaces, maxCachedValues, cachedBreakLinesWithSpaces;
 var init_string_intern = __esm({
-  "../../main/node_modules/jsonc-parser/lib/esm/impl/string-intern.js"() {
+  "node_modules/jsonc-parser/lib/esm/impl/string-intern.js"() {
     cachedSpaces = new Array(20).fill(0).map((_2, index) => {
       return " ".repeat(index);
     });
@@ -13179,16 +13180,16 @@ var init_string_intern = __esm({
   }
 });
 
-// ../../main/node_modules/jsonc-parser/lib/esm/impl/format.js
+// node_modules/jsonc-parser/lib/esm/impl/format.js
 var init_format = __esm({
-  "../../main/node_modules/jsonc-parser/lib/esm/impl/format.js"() {
+  "node_modules/jsonc-parser/lib/esm/impl/format.js"() {
     "use strict";
     init_scanner();
     init_string_intern();
   }
 });
 
-// ../../main/node_modules/jsonc-parser/lib/esm/impl/parser.js
+// node_modules/jsonc-parser/lib/esm/impl/parser.js
 function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   let currentParent = { type: "array", offset: -1, length: -1, children: [], parent: void 0 };
   function ensurePropertyComplete(endOffset) {
@@ -13247,12 +13248,12 @@ function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   }
   return result2;
 }
-function findNodeAtLocation(root, path26) {
+function findNodeAtLocation(root, path27) {
   if (!root) {
     return void 0;
   }
   let node2 = root;
-  for (let segment of path26) {
+  for (let segment of path27) {
     if (typeof segment === "string") {
       if (node2.type !== "object" || !Array.isArray(node2.children)) {
         return void 0;
@@ -13627,7 +13628,7 @@ function getNodeType(value) {
 }
 var ParseOptions;
 var init_parser = __esm({
-  "../../main/node_modules/jsonc-parser/lib/esm/impl/parser.js"() {
+  "node_modules/jsonc-parser/lib/esm/impl/parser.js"() {
     "use strict";
     init_scanner();
     (function(ParseOptions2) {
@@ -13638,16 +13639,16 @@ var init_parser = __esm({
   }
 });
 
-// ../../main/node_modules/jsonc-parser/lib/esm/impl/edit.js
+// node_modules/jsonc-parser/lib/esm/impl/edit.js
 var init_edit = __esm({
-  "../../main/node_modules/jsonc-parser/lib/esm/impl/edit.js"() {
+  "node_modules/jsonc-parser/lib/esm/impl/edit.js"() {
     "use strict";
     init_format();
     init_parser();
   }
 });
 
-// ../../main/node_modules/jsonc-parser/lib/esm/main.js
+// node_modules/jsonc-parser/lib/esm/main.js
 function printParseErrorCode(code) {
   switch (code) {
     case 1:
@@ -13687,7 +13688,7 @@ function printParseErrorCode(code) {
 }
 var ScanError, SyntaxKind, parseTree2, findNodeAtLocation2, getNodeValue2, ParseErrorCode;
 var init_main = __esm({
-  "../../main/node_modules/jsonc-parser/lib/esm/main.js"() {
+  "node_modules/jsonc-parser/lib/esm/main.js"() {
     "use strict";
     init_format();
     init_edit();
@@ -13762,10 +13763,10 @@ function parseConfigText(text5, label) {
   }
   return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text5 };
 }
-function locate(parsed, path26) {
+function locate(parsed, path27) {
   if (!parsed.tree) return void 0;
-  for (let length = path26.length; length >= 0; length--) {
-    const node2 = findNodeAtLocation2(parsed.tree, path26.slice(0, length));
+  for (let length = path27.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path27.slice(0, length));
     if (!node2) continue;
     const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
     return lineColumn(parsed.text, (key ?? node2).offset);
@@ -13776,23 +13777,23 @@ function problemPath(problem) {
   if (problem.startsWith("(top level): ")) return [];
   const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
-  const path26 = [];
+  const path27 = [];
   let rest = problem;
   for (; ; ) {
-    const match3 = (path26.length === 0 ? first : next).exec(rest);
-    if (!match3) return path26.length > 0 && rest.startsWith(": ") ? path26 : void 0;
-    if (match3[2] !== void 0) path26.push(Number(match3[2]));
-    else if (match3[3] !== void 0) path26.push(JSON.parse(match3[3]));
-    else path26.push(match3[1]);
+    const match3 = (path27.length === 0 ? first : next).exec(rest);
+    if (!match3) return path27.length > 0 && rest.startsWith(": ") ? path27 : void 0;
+    if (match3[2] !== void 0) path27.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path27.push(JSON.parse(match3[3]));
+    else path27.push(match3[1]);
     rest = rest.slice(match3[0].length);
   }
 }
-function locateConfigError(error3, readText, layers) {
+function locateConfigError(error3, readText2, layers) {
   if (error3.locations.some(Boolean)) return error3;
   if (layers && layers.length > 0 && layers[0]?.label === error3.file) return withPositions(error3, layers);
   let parsed;
   try {
-    parsed = parseConfigText(readText(error3.file), error3.file);
+    parsed = parseConfigText(readText2(error3.file), error3.file);
   } catch {
     return error3;
   }
@@ -13802,13 +13803,13 @@ function withPositions(error3, parsed) {
   if (error3.locations.some(Boolean)) return error3;
   const layers = Array.isArray(parsed) ? parsed : [parsed];
   const locations = error3.problems.map((problem) => {
-    const path26 = problemPath(problem);
-    if (!path26) return void 0;
+    const path27 = problemPath(problem);
+    if (!path27) return void 0;
     const layer = layers[ownerOf(
       layers.map((l) => l.data),
-      path26
+      path27
     )];
-    const at2 = locate(layer, path26);
+    const at2 = locate(layer, path27);
     const label = "label" in layer && layer.label !== error3.file ? layer.label : void 0;
     return at2 && label ? { ...at2, file: label } : at2;
   });
@@ -14066,6 +14067,8 @@ function install(l, id, manager) {
       m2.name,
       manager?.pinned ?? "",
       manager?.lockfile ?? "",
+      manager?.workspace?.dir ?? "",
+      (manager?.workspace?.dirs ?? []).join("\n"),
       ...m2.args
     ),
     parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
@@ -14210,7 +14213,7 @@ mkdir -p "\${stamp%/*}"
 `, SHA256_FUNCTION);
     INSTALL_SCRIPT = withProgram(
       'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
-      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
+      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE WORKSPACE PACKAGES ARG\u2026`, in the new release\n * (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n *\n * A workspace package (WORKSPACE, its directory; PACKAGES, the workspace packages shipped, one\n * per line): the key also holds the workspace and the sha256 of its packages\' package.json files\n * and of pnpm-workspace.yaml; a reuse links the root\'s node_modules and each package\'s (pnpm\n * keeps links there; npm, a version that could not be hoisted).\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", workspace = "", packageList = "", ...args] =\n  process.argv.slice(1);\nconst packages = packageList.split("\\n").filter(Boolean);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\n/** One sha256 over the shipped workspace packages\' package.json files and pnpm-workspace.yaml. */\nfunction workspaceManifests() {\n  const hash = createHash("sha256");\n  for (const file of [\n    ...packages.map((dir) => path.join(dir, "package.json")),\n    "pnpm-workspace.yaml",\n  ].sort()) {\n    hash.update(`${file}\\0${fs.existsSync(file) ? sha256(file) : "none"}\\0`);\n  }\n  return hash.digest("hex");\n}\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  ...(workspace ? [`workspace ${workspace} ${workspaceManifests()}`] : []),\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    if (field === "workspace")\n      return oldWords[0] === newWords[0]\n        ? `a package.json of the workspace ${workspace} changed`\n        : `the workspace changed (${oldWords[0] ?? "none"} \u2192 ${newWords[0] ?? "none"})`;\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  // The current release was a workspace package\'s; this one is the whole app.\n  const was = before.get("workspace");\n  if (was && !workspace) return `the workspace changed (${was.split(" ")[1]} \u2192 none)`;\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  // The root\'s node_modules, and each workspace package\'s that the current release has.\n  for (const dir of [".", ...packages]) {\n    const from = path.join(current, dir, "node_modules");\n    if (dir !== "." && !fs.existsSync(from)) continue;\n    const copy = spawnSync("cp", ["-al", from, path.join(dir, "node_modules")], { stdio: "inherit" });\n    if (copy.status !== 0) process.exit(copy.status ?? 1);\n  }\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
     );
     WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
     STOP_STRAYS_SCRIPT = `release=$1
@@ -14893,10 +14896,10 @@ function writePlain(file, content) {
   const op = writePrivateFile(file, content, WRITING);
   return { ...op, parse: (result2, server) => void op.parse(result2, server) };
 }
-function writeResolved(file, content, resolve3) {
+function writeResolved(file, content, resolve3, top) {
   return {
     what: WRITING,
-    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve3.kind, resolve3.name),
+    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve3.kind, resolve3.name, top),
     stdin: content,
     parse: (result2, server) => stdoutOrThrow(server, WRITING, result2).split("\n").find((line) => line.startsWith("@start "))?.slice("@start ".length)
   };
@@ -14917,8 +14920,8 @@ var init_pm2 = __esm({
     STARTING = "starting the app under PM2";
     WRITING = "writing the process file";
     WRITE_ECOSYSTEM_SCRIPT = withProgram(
-      'umask 077\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$1" "$2" "$3"\n',
-      '// @ts-check\n/**\n * `node -e <this> FILE KIND NAME`, the ecosystem file\'s JSON on stdin (write-ecosystem.sh runs\n * it): finds on the server, in the installed release (the app\'s `cwd`), the file PM2 must run,\n * sets it as the app\'s `script`, writes FILE (0600, through a temporary file) and prints\n * `@start <script>`. What only the release knows once installed:\n *\n * - KIND "bin": the JS file of the dependency binary NAME, from the `bin` field of the package.json\n *   of the app\'s dependency that declares it (`node_modules/next/dist/bin/next`). Never the\n *   `node_modules/.bin` entry: pnpm writes shell scripts there, which node cannot run and PM2\n *   cannot cluster. A binary that is a shell script or a compiled executable is refused.\n * - KIND "file": the file `node NAME` runs (`node dist/main` runs dist/main.js): PM2 starts\n *   exactly the path it is given.\n *\n * Exit 2 with the reason on stderr when there is none: staging fails, nothing leaves rotation.\n */\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [file = "", kind = "", name = ""] = process.argv.slice(1);\n\n/** @param {string} message */\nconst fail = (message) => {\n  process.stderr.write(`nexus: ${message}\\n`);\n  process.exit(2);\n};\n\n/** @param {string} file */\nconst readJson = (file) => {\n  try {\n    return JSON.parse(fs.readFileSync(file, "utf8"));\n  } catch {\n    return undefined;\n  }\n};\n\n/** @param {string} file */\nconst isFile = (file) => {\n  try {\n    return fs.statSync(file).isFile();\n  } catch {\n    return false;\n  }\n};\n\n/**\n * The names a package\'s `bin` field gives (a string: the package\'s name without its scope).\n * @param {{ name?: unknown, bin?: unknown }} meta\n * @returns {Record<string, string>}\n */\nconst binsOf = (meta) => {\n  if (typeof meta.bin === "string" && typeof meta.name === "string")\n    return { [meta.name.replace(/^@[^/]+\\//, "")]: meta.bin };\n  if (meta.bin && typeof meta.bin === "object") {\n    /** @type {Record<string, string>} */\n    const out = {};\n    for (const [key, value] of Object.entries(meta.bin)) if (typeof value === "string") out[key] = value;\n    return out;\n  }\n  return {};\n};\n\n/**\n * Refuses what node cannot run: a script for another interpreter (its `#!` line) or a binary.\n * @param {string} cwd\n * @param {string} script\n */\nconst assertNodeProgram = (cwd, script) => {\n  const head = Buffer.alloc(512);\n  let length = 0;\n  try {\n    const fd = fs.openSync(path.join(cwd, script), "r");\n    length = fs.readSync(fd, head, 0, head.length, 0);\n    fs.closeSync(fd);\n  } catch (error) {\n    fail(`${script}: ${/** @type {Error} */ (error).message}`);\n  }\n  const text = head.subarray(0, length);\n  if (text.includes(0)) fail(`${name} (${script}) is a compiled executable, not a Node program`);\n  const line = text.toString("utf8").split("\\n")[0] ?? "";\n  if (line.startsWith("#!") && !/\\bnode\\b/.test(line))\n    fail(\n      `${name} (${script}) is a script for ${line.slice(2).trim()}, not a Node program: start what it runs instead`,\n    );\n};\n\n/** @param {string} cwd */\nconst findBin = (cwd) => {\n  const pkg = readJson(path.join(cwd, "package.json")) ?? {};\n  /** @param {unknown} deps */\n  const names = (deps) => (deps && typeof deps === "object" ? Object.keys(deps) : []);\n  const own = [...names(pkg.dependencies), ...names(pkg.optionalDependencies)];\n  // Yarn 2+ installs devDependencies too: one of them may provide it.\n  for (const dep of [...own, ...names(pkg.devDependencies)]) {\n    const meta = readJson(path.join(cwd, "node_modules", dep, "package.json"));\n    const target = meta && binsOf(meta)[name];\n    if (target === undefined) continue;\n    const script = path.join("node_modules", dep, target);\n    if (script.startsWith("..")) fail(`${dep}\'s bin "${name}" (${target}) points outside the release`);\n    if (!isFile(path.join(cwd, script))) fail(`${dep}\'s bin "${name}" (${script}) is not in the release`);\n    return script;\n  }\n  // A binary of a dependency\'s dependency: npm and Yarn 1 link those into .bin too (a symlink).\n  const link = path.join(cwd, "node_modules", ".bin", name);\n  try {\n    if (fs.lstatSync(link).isSymbolicLink()) {\n      const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));\n      if (!script.startsWith("..")) return script;\n    }\n  } catch {}\n  fail(\n    `no installed dependency of the app provides the binary "${name}" (looked in the "bin" of ${own.length > 0 ? own.join(", ") : "no dependencies"}): add the package that provides it to "dependencies" (devDependencies are not installed on the servers)`,\n  );\n  return "";\n};\n\n/** @param {string} cwd */\nconst findFile = (cwd) => {\n  const candidates = [name, `${name}.js`, `${name}.cjs`, `${name}.mjs`, path.join(name, "index.js")];\n  const found = candidates.find((candidate) => isFile(path.join(cwd, candidate)));\n  if (!found) fail(`node ${name}: none of ${candidates.join(", ")} is in the release`);\n  return /** @type {string} */ (found);\n};\n\nlet input = "";\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  input += chunk;\n});\nprocess.stdin.on("end", () => {\n  const ecosystem = JSON.parse(input);\n  const app = ecosystem.apps[0];\n  const cwd = String(app.cwd);\n  const script = kind === "bin" ? findBin(cwd) : findFile(cwd);\n  assertNodeProgram(cwd, script);\n  app.script = script;\n  fs.mkdirSync(path.dirname(file), { recursive: true });\n  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(ecosystem, null, 2)}\\n`, { mode: 0o600 });\n  fs.renameSync(`${file}.tmp`, file);\n  process.stdout.write(`@start ${script}\\n`);\n});\n'
+      'umask 077\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$1" "$2" "$3" "${4:-}"\n',
+      '// @ts-check\n/**\n * `node -e <this> FILE KIND NAME [TOP]`, the ecosystem file\'s JSON on stdin (write-ecosystem.sh\n * runs it): finds on the server, in the installed release (the app\'s `cwd`), the file PM2 must run,\n * sets it as the app\'s `script`, writes FILE (0600, through a temporary file) and prints\n * `@start <script>`. What only the release knows once installed:\n *\n * - KIND "bin": the JS file of the dependency binary NAME, from the `bin` field of the package.json\n *   of the app\'s dependency that declares it (`node_modules/next/dist/bin/next`). Never the\n *   `node_modules/.bin` entry: pnpm writes shell scripts there, which node cannot run and PM2\n *   cannot cluster. A binary that is a shell script or a compiled executable is refused.\n * - KIND "file": the file `node NAME` runs (`node dist/main` runs dist/main.js): PM2 starts\n *   exactly the path it is given.\n *\n * TOP, the release\'s directory when the app\'s `cwd` is a workspace package inside it: a\n * dependency may be installed in the node_modules of any directory from `cwd` up to TOP (npm and\n * Yarn 1 hoist a workspace\'s dependencies to the root\'s), as Node\'s own resolution finds it.\n *\n * Exit 2 with the reason on stderr when there is none: staging fails, nothing leaves rotation.\n */\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [file = "", kind = "", name = "", top = ""] = process.argv.slice(1);\n\n/** @param {string} message */\nconst fail = (message) => {\n  process.stderr.write(`nexus: ${message}\\n`);\n  process.exit(2);\n};\n\n/** @param {string} file */\nconst readJson = (file) => {\n  try {\n    return JSON.parse(fs.readFileSync(file, "utf8"));\n  } catch {\n    return undefined;\n  }\n};\n\n/** @param {string} file */\nconst isFile = (file) => {\n  try {\n    return fs.statSync(file).isFile();\n  } catch {\n    return false;\n  }\n};\n\n/**\n * The names a package\'s `bin` field gives (a string: the package\'s name without its scope).\n * @param {{ name?: unknown, bin?: unknown }} meta\n * @returns {Record<string, string>}\n */\nconst binsOf = (meta) => {\n  if (typeof meta.bin === "string" && typeof meta.name === "string")\n    return { [meta.name.replace(/^@[^/]+\\//, "")]: meta.bin };\n  if (meta.bin && typeof meta.bin === "object") {\n    /** @type {Record<string, string>} */\n    const out = {};\n    for (const [key, value] of Object.entries(meta.bin)) if (typeof value === "string") out[key] = value;\n    return out;\n  }\n  return {};\n};\n\n/**\n * Refuses what node cannot run: a script for another interpreter (its `#!` line) or a binary.\n * @param {string} cwd\n * @param {string} script\n */\nconst assertNodeProgram = (cwd, script) => {\n  const head = Buffer.alloc(512);\n  let length = 0;\n  try {\n    const fd = fs.openSync(path.join(cwd, script), "r");\n    length = fs.readSync(fd, head, 0, head.length, 0);\n    fs.closeSync(fd);\n  } catch (error) {\n    fail(`${script}: ${/** @type {Error} */ (error).message}`);\n  }\n  const text = head.subarray(0, length);\n  if (text.includes(0)) fail(`${name} (${script}) is a compiled executable, not a Node program`);\n  const line = text.toString("utf8").split("\\n")[0] ?? "";\n  if (line.startsWith("#!") && !/\\bnode\\b/.test(line))\n    fail(\n      `${name} (${script}) is a script for ${line.slice(2).trim()}, not a Node program: start what it runs instead`,\n    );\n};\n\n/**\n * The directories whose node_modules may hold the app\'s dependencies: `cwd`, then its parents up\n * to TOP (a workspace package), relative to `cwd` ("", "..", "../..").\n * @param {string} cwd\n */\nconst moduleDirs = (cwd) => {\n  const dirs = [""];\n  const up = top ? path.relative(top, cwd) : "";\n  if (!up || up.startsWith("..") || path.isAbsolute(up)) return dirs;\n  for (let i = 1; i <= up.split(path.sep).length; i++) dirs.push(Array(i).fill("..").join(path.sep));\n  return dirs;\n};\n\n/**\n * Whether `script` (relative to `cwd`) stays in the release: inside `cwd`, or inside TOP.\n * @param {string} cwd\n * @param {string} script\n * @param {boolean} [real] `cwd` is a real path (TOP is compared as one too)\n */\nconst inRelease = (cwd, script, real = false) => {\n  const root = top ? (real ? fs.realpathSync(top) : top) : cwd;\n  const rel = path.relative(root, path.resolve(cwd, script));\n  return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);\n};\n\n/** @param {string} cwd */\nconst findBin = (cwd) => {\n  const pkg = readJson(path.join(cwd, "package.json")) ?? {};\n  /** @param {unknown} deps */\n  const names = (deps) => (deps && typeof deps === "object" ? Object.keys(deps) : []);\n  const own = [...names(pkg.dependencies), ...names(pkg.optionalDependencies)];\n  const dirs = moduleDirs(cwd);\n  // Yarn 2+ installs devDependencies too: one of them may provide it.\n  for (const dep of [...own, ...names(pkg.devDependencies)]) {\n    const at = dirs.find((dir) => isFile(path.join(cwd, dir, "node_modules", dep, "package.json")));\n    if (at === undefined) continue;\n    const meta = readJson(path.join(cwd, at, "node_modules", dep, "package.json"));\n    const target = meta && binsOf(meta)[name];\n    if (target === undefined) continue;\n    const script = path.join(at, "node_modules", dep, target);\n    if (!inRelease(cwd, script)) fail(`${dep}\'s bin "${name}" (${target}) points outside the release`);\n    if (!isFile(path.join(cwd, script))) fail(`${dep}\'s bin "${name}" (${script}) is not in the release`);\n    return script;\n  }\n  // A binary of a dependency\'s dependency: npm and Yarn 1 link those into .bin too (a symlink).\n  for (const dir of dirs) {\n    const link = path.join(cwd, dir, "node_modules", ".bin", name);\n    try {\n      if (fs.lstatSync(link).isSymbolicLink()) {\n        const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));\n        if (inRelease(fs.realpathSync(cwd), script, true)) return script;\n      }\n    } catch {}\n  }\n  fail(\n    `no installed dependency of the app provides the binary "${name}" (looked in the "bin" of ${own.length > 0 ? own.join(", ") : "no dependencies"}): add the package that provides it to "dependencies" (devDependencies are not installed on the servers)`,\n  );\n  return "";\n};\n\n/** @param {string} cwd */\nconst findFile = (cwd) => {\n  const candidates = [name, `${name}.js`, `${name}.cjs`, `${name}.mjs`, path.join(name, "index.js")];\n  const found = candidates.find((candidate) => isFile(path.join(cwd, candidate)));\n  if (!found) fail(`node ${name}: none of ${candidates.join(", ")} is in the release`);\n  return /** @type {string} */ (found);\n};\n\nlet input = "";\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  input += chunk;\n});\nprocess.stdin.on("end", () => {\n  const ecosystem = JSON.parse(input);\n  const app = ecosystem.apps[0];\n  const cwd = String(app.cwd);\n  const script = kind === "bin" ? findBin(cwd) : findFile(cwd);\n  assertNodeProgram(cwd, script);\n  app.script = script;\n  fs.mkdirSync(path.dirname(file), { recursive: true });\n  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(ecosystem, null, 2)}\\n`, { mode: 0o600 });\n  fs.renameSync(`${file}.tmp`, file);\n  process.stdout.write(`@start ${script}\\n`);\n});\n'
     );
     Pm2 = class {
       constructor(options) {
@@ -14974,7 +14977,7 @@ var init_pm2 = __esm({
         return {
           path: file,
           content,
-          write: resolve3 ? writeResolved(file, content, resolve3) : writePlain(file, content)
+          write: resolve3 ? writeResolved(file, content, resolve3, layout2.release(release.release)) : writePlain(file, content)
         };
       }
       /**
@@ -15039,11 +15042,11 @@ import path6 from "node:path";
 function readStart(config2) {
   const cached3 = read.get(config2.app);
   if (cached3) return cached3;
-  const { start: spec, root } = config2.app;
+  const { start: spec, root, workspace } = config2.app;
   let packageJson;
   if (/^(?:script|npm):/.test(spec)) {
     try {
-      packageJson = readFileSync(path6.join(root, "package.json"), "utf8");
+      packageJson = readFileSync(path6.join(root, workspace ?? "", "package.json"), "utf8");
     } catch {
     }
   }
@@ -16068,7 +16071,7 @@ var init_strategies = __esm({
 });
 
 // src/config/schema.ts
-var sharedPath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, inventorySchema, configSchema;
+var sharedPath, workspacePath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, inventorySchema, configSchema;
 var init_schema4 = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -16082,6 +16085,10 @@ var init_schema4 = __esm({
       (p2) => p2.startsWith("/") || p2.replace(/\/+$/, "").split("/").every((part) => part !== "" && part !== "." && part !== ".."),
       'must not contain "..", "." or empty parts'
     ).refine((p2) => !/[\u0000-\u001f\u007f]/.test(p2), "must not contain control characters").transform((p2) => p2.replace(/\/+$/, ""));
+    workspacePath = nonEmpty.refine((p2) => !p2.startsWith("/") && !p2.startsWith("~"), "must be relative to app.root, not absolute").refine(
+      (p2) => p2.startsWith("/") || p2.replace(/\/+$/, "").split("/").every((part) => part !== "" && part !== "." && part !== ".."),
+      'must be a directory inside app.root: no "..", "." or empty parts'
+    ).refine((p2) => !/[\u0000-\u001f\u007f\\]/.test(p2), "must not contain control characters or backslashes").transform((p2) => p2.replace(/\/+$/, ""));
     processName = nonEmpty.superRefine((name, ctx) => {
       for (const manager of PROCESS_MANAGERS) {
         const problem = manager.nameProblem?.(name);
@@ -16114,7 +16121,13 @@ var init_schema4 = __esm({
       /** Patterns (gitignore syntax) shipped even when excluded, e.g. ".env.production"; never node_modules or .git. */
       include: array(nonEmpty).default([]),
       /** Optional local build command run in the app root before packing. */
-      build: nonEmpty.optional()
+      build: nonEmpty.optional(),
+      /**
+       * The package to deploy inside an npm, pnpm or Yarn workspace whose root is app.root
+       * ("apps/api"): only the root's manifests, this package and the workspace packages it depends
+       * on ship; the install is filtered to it; the process runs in its directory (docs/apps.md).
+       */
+      workspace: workspacePath.optional()
     });
     serverSchema = strictObject({
       name: nonEmpty,
@@ -16671,9 +16684,9 @@ function loginProblems(parsed, servers2) {
 }
 function resolveNotify(entries2, env2, problems) {
   return entries2.flatMap((entry, index) => {
-    const { env: resolved, missing } = resolveEnv({ url: entry.url }, ["notify", index], env2);
+    const { env: resolved2, missing } = resolveEnv({ url: entry.url }, ["notify", index], env2);
     if (missing[0]) return [{ ...entry, url: "", missing: missing[0] }];
-    const url = resolved.url;
+    const url = resolved2.url;
     if (url === void 0) return [];
     let protocol;
     try {
@@ -16717,14 +16730,14 @@ function unwrapUnion(issue2, data) {
   }
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path26 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path27 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: BALANCER_DRIVERS.map((driver) => driver.type),
-        path: path26,
+        path: path27,
         message: issue2.message,
-        input: valueAt(data, path26)
+        input: valueAt(data, path27)
       }
     ];
   }
@@ -17371,8 +17384,8 @@ var init_access_log = __esm({
 });
 
 // src/balancer/nginx/watch/log-check.ts
-function sampleLogCommand(path26, bytes = SAMPLE_BYTES) {
-  return script(SAMPLE_LOG_SCRIPT, path26, Number(bytes));
+function sampleLogCommand(path27, bytes = SAMPLE_BYTES) {
+  return script(SAMPLE_LOG_SCRIPT, path27, Number(bytes));
 }
 function parseSample(output, bytes = SAMPLE_BYTES) {
   const newline = output.indexOf("\n");
@@ -17407,11 +17420,11 @@ function clip(line) {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 async function checkAccessLog(runner, options) {
-  const { path: path26 } = options;
-  const where2 = `${path26} on ${runner.name}`;
+  const { path: path27 } = options;
+  const where2 = `${path27} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`${nexusCommand("nginx-config")}\` prints it), then reload Nginx:
-${logFormatAdvice(path26)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path26))).stdout);
+${logFormatAdvice(path27)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path27))).stdout);
   if (sample.state === "unreadable")
     throw new AccessLogProblem(
       `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -17422,13 +17435,13 @@ ${logFormatAdvice(path26)}`;
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
   const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
   const finding = shown ? scanNginxDump(dump.stdout) : void 0;
-  if (finding && dumpLogsUnescaped(finding, path26))
+  if (finding && dumpLogsUnescaped(finding, path27))
     throw new AccessLogProblem(
       `${where2} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`
     );
   if (verdict?.ok === true) return { baseline: verdict.baseline };
   if (sample.state === "missing") {
-    if (!finding || !dumpLogsInNexusFormat(finding, path26)) throw new AccessLogProblem(missing);
+    if (!finding || !dumpLogsInNexusFormat(finding, path27)) throw new AccessLogProblem(missing);
     return {
       warning: `${where2} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`
     };
@@ -17438,7 +17451,7 @@ ${logFormatAdvice(path26)}`;
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(finding, path26))
+  if (!dumpLogsInNexusFormat(finding, path27))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -17462,8 +17475,8 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path26, identity3, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path26, identity3, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path27, identity3, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path27, identity3, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
   let rest = output;
@@ -17528,9 +17541,9 @@ if [ "$start" = 0 ] && [ "$off" != 0 ]; then old_rest; fi
 tail -c +$((start + 1)) <&3 | head -c "$max" | tr '\\200-\\377' '?'
 `;
     NginxLogSource = class {
-      constructor(runner, path26) {
+      constructor(runner, path27) {
         this.runner = runner;
-        this.path = path26;
+        this.path = path27;
       }
       runner;
       path;
@@ -17571,11 +17584,11 @@ __export(watch_exports2, {
 import { isIP } from "node:net";
 async function watchNginx(entry, context) {
   const { config: config2, emit, host } = context;
-  const path26 = resolveRemotePath(entry.accessLog, host.home);
+  const path27 = resolveRemotePath(entry.accessLog, host.home);
   let check;
   try {
     check = await checkAccessLog(host.runner, {
-      path: path26,
+      path: path27,
       testCommand: entry.testCommand,
       addresses: config2.servers.map((s3) => asLogged(s3.upstream))
     });
@@ -17603,7 +17616,7 @@ async function watchNginx(entry, context) {
   }
   const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
   return {
-    source: new NginxLogSource(host.runner, path26),
+    source: new NginxLogSource(host.runner, path27),
     serverOf: (key) => byAddress.get(key),
     baseline: check.baseline
   };
@@ -17667,9 +17680,9 @@ var init_drivers = __esm({
   }
 });
 
-// ../../main/node_modules/asn1/lib/ber/errors.js
+// node_modules/asn1/lib/ber/errors.js
 var require_errors = __commonJS({
-  "../../main/node_modules/asn1/lib/ber/errors.js"(exports, module) {
+  "node_modules/asn1/lib/ber/errors.js"(exports, module) {
     module.exports = {
       newInvalidAsn1Error: function(msg) {
         var e = new Error();
@@ -17681,9 +17694,9 @@ var require_errors = __commonJS({
   }
 });
 
-// ../../main/node_modules/asn1/lib/ber/types.js
+// node_modules/asn1/lib/ber/types.js
 var require_types = __commonJS({
-  "../../main/node_modules/asn1/lib/ber/types.js"(exports, module) {
+  "node_modules/asn1/lib/ber/types.js"(exports, module) {
     module.exports = {
       EOC: 0,
       Boolean: 1,
@@ -17721,9 +17734,9 @@ var require_types = __commonJS({
   }
 });
 
-// ../../main/node_modules/safer-buffer/safer.js
+// node_modules/safer-buffer/safer.js
 var require_safer = __commonJS({
-  "../../main/node_modules/safer-buffer/safer.js"(exports, module) {
+  "node_modules/safer-buffer/safer.js"(exports, module) {
     "use strict";
     var buffer = __require("buffer");
     var Buffer5 = buffer.Buffer;
@@ -17789,9 +17802,9 @@ var require_safer = __commonJS({
   }
 });
 
-// ../../main/node_modules/asn1/lib/ber/reader.js
+// node_modules/asn1/lib/ber/reader.js
 var require_reader = __commonJS({
-  "../../main/node_modules/asn1/lib/ber/reader.js"(exports, module) {
+  "node_modules/asn1/lib/ber/reader.js"(exports, module) {
     var assert2 = __require("assert");
     var Buffer5 = require_safer().Buffer;
     var ASN1 = require_types();
@@ -17954,9 +17967,9 @@ var require_reader = __commonJS({
   }
 });
 
-// ../../main/node_modules/asn1/lib/ber/writer.js
+// node_modules/asn1/lib/ber/writer.js
 var require_writer = __commonJS({
-  "../../main/node_modules/asn1/lib/ber/writer.js"(exports, module) {
+  "node_modules/asn1/lib/ber/writer.js"(exports, module) {
     var assert2 = __require("assert");
     var Buffer5 = require_safer().Buffer;
     var ASN1 = require_types();
@@ -18197,9 +18210,9 @@ var require_writer = __commonJS({
   }
 });
 
-// ../../main/node_modules/asn1/lib/ber/index.js
+// node_modules/asn1/lib/ber/index.js
 var require_ber = __commonJS({
-  "../../main/node_modules/asn1/lib/ber/index.js"(exports, module) {
+  "node_modules/asn1/lib/ber/index.js"(exports, module) {
     var errors = require_errors();
     var types = require_types();
     var Reader = require_reader();
@@ -18221,9 +18234,9 @@ var require_ber = __commonJS({
   }
 });
 
-// ../../main/node_modules/asn1/lib/index.js
+// node_modules/asn1/lib/index.js
 var require_lib = __commonJS({
-  "../../main/node_modules/asn1/lib/index.js"(exports, module) {
+  "node_modules/asn1/lib/index.js"(exports, module) {
     var Ber = require_ber();
     module.exports = {
       Ber,
@@ -18233,9 +18246,9 @@ var require_lib = __commonJS({
   }
 });
 
-// ../../main/node_modules/tweetnacl/nacl-fast.js
+// node_modules/tweetnacl/nacl-fast.js
 var require_nacl_fast = __commonJS({
-  "../../main/node_modules/tweetnacl/nacl-fast.js"(exports, module) {
+  "node_modules/tweetnacl/nacl-fast.js"(exports, module) {
     (function(nacl) {
       "use strict";
       var gf = function(init) {
@@ -20453,9 +20466,9 @@ var require_nacl_fast = __commonJS({
   }
 });
 
-// ../../main/node_modules/bcrypt-pbkdf/index.js
+// node_modules/bcrypt-pbkdf/index.js
 var require_bcrypt_pbkdf = __commonJS({
-  "../../main/node_modules/bcrypt-pbkdf/index.js"(exports, module) {
+  "node_modules/bcrypt-pbkdf/index.js"(exports, module) {
     "use strict";
     var crypto_hash_sha512 = require_nacl_fast().lowlevel.crypto_hash;
     var BLF_J = 0;
@@ -21706,9 +21719,9 @@ var require_bcrypt_pbkdf = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/constants.js
+// node_modules/ssh2/lib/protocol/constants.js
 var require_constants = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/constants.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/constants.js"(exports, module) {
     "use strict";
     var crypto = __require("crypto");
     var cpuInfo;
@@ -22098,9 +22111,9 @@ var require_constants = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/utils.js
+// node_modules/ssh2/lib/protocol/utils.js
 var require_utils = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/utils.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/utils.js"(exports, module) {
     "use strict";
     var Ber = require_lib().Ber;
     var DISCONNECT_REASON;
@@ -22415,9 +22428,9 @@ var require_utils = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/crypto/poly1305.js
+// node_modules/ssh2/lib/protocol/crypto/poly1305.js
 var require_poly1305 = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/crypto/poly1305.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/crypto/poly1305.js"(exports, module) {
     var createPoly1305 = (function() {
       var _scriptDir = typeof document !== "undefined" && document.currentScript ? document.currentScript.src : void 0;
       if (typeof __filename !== "undefined") _scriptDir = _scriptDir || __filename;
@@ -22843,9 +22856,9 @@ var require_poly1305 = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/crypto.js
+// node_modules/ssh2/lib/protocol/crypto.js
 var require_crypto = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/crypto.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/crypto.js"(exports, module) {
     "use strict";
     var {
       createCipheriv,
@@ -24167,9 +24180,9 @@ var require_crypto = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/keyParser.js
+// node_modules/ssh2/lib/protocol/keyParser.js
 var require_keyParser = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/keyParser.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/keyParser.js"(exports, module) {
     "use strict";
     var {
       createDecipheriv,
@@ -25408,9 +25421,9 @@ ${formatted}-----END ${type} KEY-----`;
   }
 });
 
-// ../../main/node_modules/ssh2/lib/agent.js
+// node_modules/ssh2/lib/agent.js
 var require_agent = __commonJS({
-  "../../main/node_modules/ssh2/lib/agent.js"(exports, module) {
+  "node_modules/ssh2/lib/agent.js"(exports, module) {
     "use strict";
     var { Socket } = __require("net");
     var { Duplex: Duplex5 } = __require("stream");
@@ -25716,11 +25729,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path26) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path26)) {
-        return path26 === "pageant" ? new PageantAgent() : new CygwinAgent(path26);
+    function createAgent(path27) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path27)) {
+        return path27 === "pageant" ? new PageantAgent() : new CygwinAgent(path27);
       }
-      return new OpenSSHAgent(path26);
+      return new OpenSSHAgent(path27);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -26236,9 +26249,9 @@ var require_agent = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/zlib.js
+// node_modules/ssh2/lib/protocol/zlib.js
 var require_zlib = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/zlib.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/zlib.js"(exports, module) {
     "use strict";
     var { kMaxLength } = __require("buffer");
     var {
@@ -26460,9 +26473,9 @@ var require_zlib = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/handlers.misc.js
+// node_modules/ssh2/lib/protocol/handlers.misc.js
 var require_handlers_misc = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/handlers.misc.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/handlers.misc.js"(exports, module) {
     "use strict";
     var {
       bufferSlice,
@@ -27367,9 +27380,9 @@ var require_handlers_misc = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/handlers.js
+// node_modules/ssh2/lib/protocol/handlers.js
 var require_handlers = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/handlers.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/handlers.js"(exports, module) {
     "use strict";
     var MESSAGE_HANDLERS = new Array(256);
     [
@@ -27386,9 +27399,9 @@ var require_handlers = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/kex.js
+// node_modules/ssh2/lib/protocol/kex.js
 var require_kex = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/kex.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/kex.js"(exports, module) {
     "use strict";
     var {
       createDiffieHellman,
@@ -28973,9 +28986,9 @@ var require_kex = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/package.json
+// node_modules/ssh2/package.json
 var require_package = __commonJS({
-  "../../main/node_modules/ssh2/package.json"(exports, module) {
+  "node_modules/ssh2/package.json"(exports, module) {
     module.exports = {
       name: "ssh2",
       version: "1.17.0",
@@ -29028,9 +29041,9 @@ var require_package = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/Protocol.js
+// node_modules/ssh2/lib/protocol/Protocol.js
 var require_Protocol = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/Protocol.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/Protocol.js"(exports, module) {
     "use strict";
     var { inspect: inspect4 } = __require("util");
     var { bindingAvailable, NullCipher, NullDecipher } = require_crypto();
@@ -30593,9 +30606,9 @@ var require_Protocol = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/node-fs-compat.js
+// node_modules/ssh2/lib/protocol/node-fs-compat.js
 var require_node_fs_compat = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/node-fs-compat.js"(exports) {
+  "node_modules/ssh2/lib/protocol/node-fs-compat.js"(exports) {
     "use strict";
     var assert2 = __require("assert");
     var { inspect: inspect4 } = __require("util");
@@ -30690,9 +30703,9 @@ ${suffix}`;
   }
 });
 
-// ../../main/node_modules/ssh2/lib/protocol/SFTP.js
+// node_modules/ssh2/lib/protocol/SFTP.js
 var require_SFTP = __commonJS({
-  "../../main/node_modules/ssh2/lib/protocol/SFTP.js"(exports, module) {
+  "node_modules/ssh2/lib/protocol/SFTP.js"(exports, module) {
     "use strict";
     var EventEmitter2 = __require("events");
     var fs2 = __require("fs");
@@ -30964,17 +30977,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path26, options) {
+      createReadStream(path27, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path26, options);
+        return new ReadStream(this, path27, options);
       }
-      createWriteStream(path26, options) {
+      createWriteStream(path27, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path26, options);
+        return new WriteStream(this, path27, options);
       }
-      open(path26, flags_, attrs, cb) {
+      open(path27, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -30993,7 +31006,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31001,7 +31014,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -31132,7 +31145,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path26, options, callback_) {
+      readFile(path27, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -31205,13 +31218,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path26, flag, 438, (er2, handle_) => {
+        this.open(path27, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path26, (er_, st_) => {
+              this.stat(path27, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -31232,7 +31245,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path26, data, options, callback_) {
+      writeFile(path27, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -31251,7 +31264,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path26, flag, options.mode, (openErr, handle) => {
+        this.open(path27, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -31260,7 +31273,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path26, (er_, st_) => {
+                  this.stat(path27, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -31279,7 +31292,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path26, data, options, callback_) {
+      appendFile(path27, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -31297,12 +31310,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path26, data, options, callback);
+        this.writeFile(path27, data, options, callback);
       }
-      exists(path26, cb) {
+      exists(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path26, (err) => {
+        this.stat(path27, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -31345,7 +31358,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path26, attrs, cb) {
+      mkdir(path27, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -31359,7 +31372,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31367,7 +31380,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31383,10 +31396,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path26, cb) {
+      rmdir(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31394,7 +31407,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -31484,10 +31497,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path26, cb) {
+      stat(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31495,17 +31508,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path26, cb) {
+      lstat(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31513,17 +31526,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path26, cb) {
+      opendir(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31531,14 +31544,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path26, attrs, cb) {
+      setstat(path27, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -31550,7 +31563,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31558,7 +31571,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31618,8 +31631,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path26, atime, mtime, cb) {
-        return this.setstat(path26, {
+      utimes(path27, atime, mtime, cb) {
+        return this.setstat(path27, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -31630,8 +31643,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path26, uid, gid, cb) {
-        return this.setstat(path26, {
+      chown(path27, uid, gid, cb) {
+        return this.setstat(path27, {
           uid,
           gid
         }, cb);
@@ -31641,15 +31654,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path26, mode, cb) {
-        return this.setstat(path26, {
+      chmod(path27, mode, cb) {
+        return this.setstat(path27, {
           mode
         }, cb);
       }
-      readlink(path26, cb) {
+      readlink(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31657,7 +31670,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31702,10 +31715,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path26, cb) {
+      realpath(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31713,7 +31726,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31758,13 +31771,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path26, cb) {
+      ext_openssh_statvfs(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31774,7 +31787,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -31860,7 +31873,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path26, attrs, cb) {
+      ext_openssh_lsetstat(path27, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -31875,7 +31888,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31885,7 +31898,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31902,13 +31915,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path26, cb) {
+      ext_openssh_expandPath(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31918,7 +31931,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -33196,12 +33209,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path26)) {
+        if (!sftp.emit("LSTAT", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33220,13 +33233,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path26, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path27, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33248,12 +33261,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path26)) {
+        if (!sftp.emit("OPENDIR", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33272,63 +33285,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path26)) {
+        if (!sftp.emit("REMOVE", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path26, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path27, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path26)) {
+        if (!sftp.emit("RMDIR", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path26)) {
+        if (!sftp.emit("REALPATH", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path26)) {
+        if (!sftp.emit("STAT", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33348,14 +33361,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path26)) {
+        if (!sftp.emit("READLINK", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33426,7 +33439,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path26, options) {
+    function ReadStream(sftp, path27, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -33440,7 +33453,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path26;
+      this.path = path27;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -33571,7 +33584,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path26, options) {
+    function WriteStream(sftp, path27, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -33583,7 +33596,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path26;
+      this.path = path27;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -33744,9 +33757,9 @@ var require_SFTP = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/Channel.js
+// node_modules/ssh2/lib/Channel.js
 var require_Channel = __commonJS({
-  "../../main/node_modules/ssh2/lib/Channel.js"(exports, module) {
+  "node_modules/ssh2/lib/Channel.js"(exports, module) {
     "use strict";
     var {
       Duplex: DuplexStream,
@@ -33980,9 +33993,9 @@ var require_Channel = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/utils.js
+// node_modules/ssh2/lib/utils.js
 var require_utils2 = __commonJS({
-  "../../main/node_modules/ssh2/lib/utils.js"(exports, module) {
+  "node_modules/ssh2/lib/utils.js"(exports, module) {
     "use strict";
     var { SFTP } = require_SFTP();
     var MAX_CHANNEL = 2 ** 32 - 1;
@@ -34260,9 +34273,9 @@ var require_utils2 = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/client.js
+// node_modules/ssh2/lib/client.js
 var require_client = __commonJS({
-  "../../main/node_modules/ssh2/lib/client.js"(exports, module) {
+  "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
       createHash: createHash8,
@@ -36069,9 +36082,9 @@ var require_client = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/http-agents.js
+// node_modules/ssh2/lib/http-agents.js
 var require_http_agents = __commonJS({
-  "../../main/node_modules/ssh2/lib/http-agents.js"(exports) {
+  "node_modules/ssh2/lib/http-agents.js"(exports) {
     "use strict";
     var { Agent: HttpAgent } = __require("http");
     var { Agent: HttpsAgent } = __require("https");
@@ -36141,9 +36154,9 @@ var require_http_agents = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/server.js
+// node_modules/ssh2/lib/server.js
 var require_server = __commonJS({
-  "../../main/node_modules/ssh2/lib/server.js"(exports, module) {
+  "node_modules/ssh2/lib/server.js"(exports, module) {
     "use strict";
     var { Server: netServer } = __require("net");
     var EventEmitter2 = __require("events");
@@ -37317,9 +37330,9 @@ var require_server = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/keygen.js
+// node_modules/ssh2/lib/keygen.js
 var require_keygen = __commonJS({
-  "../../main/node_modules/ssh2/lib/keygen.js"(exports, module) {
+  "node_modules/ssh2/lib/keygen.js"(exports, module) {
     "use strict";
     var {
       createCipheriv,
@@ -37739,9 +37752,9 @@ var require_keygen = __commonJS({
   }
 });
 
-// ../../main/node_modules/ssh2/lib/index.js
+// node_modules/ssh2/lib/index.js
 var require_lib2 = __commonJS({
-  "../../main/node_modules/ssh2/lib/index.js"(exports, module) {
+  "node_modules/ssh2/lib/index.js"(exports, module) {
     "use strict";
     var {
       AgentProtocol,
@@ -37787,7 +37800,7 @@ var require_lib2 = __commonJS({
   }
 });
 
-// ../../main/node_modules/chalk/source/vendor/ansi-styles/index.js
+// node_modules/chalk/source/vendor/ansi-styles/index.js
 function assembleStyles() {
   const codes = /* @__PURE__ */ new Map();
   for (const [groupName, group] of Object.entries(styles)) {
@@ -37904,7 +37917,7 @@ function assembleStyles() {
 }
 var ANSI_BACKGROUND_OFFSET, wrapAnsi16, wrapAnsi256, wrapAnsi16m, styles, modifierNames, foregroundColorNames, backgroundColorNames, colorNames, ansiStyles, ansi_styles_default;
 var init_ansi_styles = __esm({
-  "../../main/node_modules/chalk/source/vendor/ansi-styles/index.js"() {
+  "node_modules/chalk/source/vendor/ansi-styles/index.js"() {
     ANSI_BACKGROUND_OFFSET = 10;
     wrapAnsi16 = (offset = 0) => (code) => `\x1B[${code + offset}m`;
     wrapAnsi256 = (offset = 0) => (code) => `\x1B[${38 + offset};5;${code}m`;
@@ -37978,7 +37991,7 @@ var init_ansi_styles = __esm({
   }
 });
 
-// ../../main/node_modules/chalk/source/vendor/supports-color/index.js
+// node_modules/chalk/source/vendor/supports-color/index.js
 import process2 from "node:process";
 import os4 from "node:os";
 import tty from "node:tty";
@@ -38099,7 +38112,7 @@ function createSupportsColor(stream, options = {}) {
 }
 var env, flagForceColor, supportsColor, supports_color_default;
 var init_supports_color = __esm({
-  "../../main/node_modules/chalk/source/vendor/supports-color/index.js"() {
+  "node_modules/chalk/source/vendor/supports-color/index.js"() {
     ({ env } = process2);
     if (hasFlag("no-color") || hasFlag("no-colors") || hasFlag("color=false") || hasFlag("color=never")) {
       flagForceColor = 0;
@@ -38114,7 +38127,7 @@ var init_supports_color = __esm({
   }
 });
 
-// ../../main/node_modules/chalk/source/utilities.js
+// node_modules/chalk/source/utilities.js
 function stringReplaceAll(string3, substring, replacer) {
   let index = string3.indexOf(substring);
   if (index === -1) {
@@ -38144,17 +38157,17 @@ function stringEncaseCRLFWithFirstIndex(string3, prefix, postfix, index) {
   return returnValue;
 }
 var init_utilities = __esm({
-  "../../main/node_modules/chalk/source/utilities.js"() {
+  "node_modules/chalk/source/utilities.js"() {
   }
 });
 
-// ../../main/node_modules/chalk/source/index.js
+// node_modules/chalk/source/index.js
 function createChalk(options) {
   return chalkFactory(options);
 }
 var stdoutColor, stderrColor, GENERATOR, STYLER, IS_EMPTY, levelMapping, styles2, applyOptions, chalkFactory, getModelAnsi, usedModels, proto, createStyler, createBuilder, applyStyle, chalk, chalkStderr, source_default;
 var init_source = __esm({
-  "../../main/node_modules/chalk/source/index.js"() {
+  "node_modules/chalk/source/index.js"() {
     init_ansi_styles();
     init_supports_color();
     init_utilities();
@@ -38729,7 +38742,7 @@ var init_terminal = __esm({
   }
 });
 
-// ../../main/node_modules/mimic-function/index.js
+// node_modules/mimic-function/index.js
 function mimicFunction(to2, from, { ignoreNonConfigurable = false } = {}) {
   const { name } = to2;
   for (const property of Reflect.ownKeys(from)) {
@@ -38741,7 +38754,7 @@ function mimicFunction(to2, from, { ignoreNonConfigurable = false } = {}) {
 }
 var copyProperty, canCopyProperty, changePrototype, wrappedToString, toStringDescriptor, toStringName, changeToString;
 var init_mimic_function = __esm({
-  "../../main/node_modules/mimic-function/index.js"() {
+  "node_modules/mimic-function/index.js"() {
     copyProperty = (to2, from, property, ignoreNonConfigurable) => {
       if (property === "length" || property === "prototype") {
         return;
@@ -38780,10 +38793,10 @@ ${fromBody}`;
   }
 });
 
-// ../../main/node_modules/onetime/index.js
+// node_modules/onetime/index.js
 var calledFunctions, onetime, onetime_default;
 var init_onetime = __esm({
-  "../../main/node_modules/onetime/index.js"() {
+  "node_modules/onetime/index.js"() {
     init_mimic_function();
     calledFunctions = /* @__PURE__ */ new WeakMap();
     onetime = (function_, options = {}) => {
@@ -38817,10 +38830,10 @@ var init_onetime = __esm({
   }
 });
 
-// ../../main/node_modules/signal-exit/dist/mjs/signals.js
+// node_modules/signal-exit/dist/mjs/signals.js
 var signals;
 var init_signals = __esm({
-  "../../main/node_modules/signal-exit/dist/mjs/signals.js"() {
+  "node_modules/signal-exit/dist/mjs/signals.js"() {
     signals = [];
     signals.push("SIGHUP", "SIGINT", "SIGTERM");
     if (process.platform !== "win32") {
@@ -38846,10 +38859,10 @@ var init_signals = __esm({
   }
 });
 
-// ../../main/node_modules/signal-exit/dist/mjs/index.js
+// node_modules/signal-exit/dist/mjs/index.js
 var processOk, kExitEmitter, global2, ObjectDefineProperty, Emitter, SignalExitBase, signalExitWrap, SignalExitFallback, SignalExit, process3, onExit, load, unload;
 var init_mjs = __esm({
-  "../../main/node_modules/signal-exit/dist/mjs/index.js"() {
+  "node_modules/signal-exit/dist/mjs/index.js"() {
     init_signals();
     processOk = (process15) => !!process15 && typeof process15 === "object" && typeof process15.removeListener === "function" && typeof process15.emit === "function" && typeof process15.reallyExit === "function" && typeof process15.listeners === "function" && typeof process15.kill === "function" && typeof process15.pid === "number" && typeof process15.on === "function";
     kExitEmitter = /* @__PURE__ */ Symbol.for("signal-exit emitter");
@@ -39085,11 +39098,11 @@ var init_mjs = __esm({
   }
 });
 
-// ../../main/node_modules/restore-cursor/index.js
+// node_modules/restore-cursor/index.js
 import process4 from "node:process";
 var terminal, restoreCursor, restore_cursor_default;
 var init_restore_cursor = __esm({
-  "../../main/node_modules/restore-cursor/index.js"() {
+  "node_modules/restore-cursor/index.js"() {
     init_onetime();
     init_mjs();
     terminal = process4.stderr.isTTY ? process4.stderr : process4.stdout.isTTY ? process4.stdout : void 0;
@@ -39103,11 +39116,11 @@ var init_restore_cursor = __esm({
   }
 });
 
-// ../../main/node_modules/cli-cursor/index.js
+// node_modules/cli-cursor/index.js
 import process5 from "node:process";
 var isHidden, cliCursor, cli_cursor_default;
 var init_cli_cursor = __esm({
-  "../../main/node_modules/cli-cursor/index.js"() {
+  "node_modules/cli-cursor/index.js"() {
     init_restore_cursor();
     isHidden = false;
     cliCursor = {};
@@ -39140,10 +39153,10 @@ var init_cli_cursor = __esm({
   }
 });
 
-// ../../main/node_modules/cli-spinners/spinners.json
+// node_modules/cli-spinners/spinners.json
 var spinners_default;
 var init_spinners = __esm({
-  "../../main/node_modules/cli-spinners/spinners.json"() {
+  "node_modules/cli-spinners/spinners.json"() {
     spinners_default = {
       dots: {
         interval: 80,
@@ -40844,21 +40857,21 @@ var init_spinners = __esm({
   }
 });
 
-// ../../main/node_modules/cli-spinners/index.js
+// node_modules/cli-spinners/index.js
 var cli_spinners_default, spinnersList;
 var init_cli_spinners = __esm({
-  "../../main/node_modules/cli-spinners/index.js"() {
+  "node_modules/cli-spinners/index.js"() {
     init_spinners();
     cli_spinners_default = spinners_default;
     spinnersList = Object.keys(spinners_default);
   }
 });
 
-// ../../main/node_modules/yoctocolors/base.js
+// node_modules/yoctocolors/base.js
 import tty2 from "node:tty";
 var hasColors, format2, reset, bold, dim, italic, underline, underlineDouble, underlineCurly, underlineDotted, underlineDashed, overline, inverse, hidden, strikethrough, black, red, green, yellow, blue, magenta, cyan, white, gray, bgBlack, bgRed, bgGreen, bgYellow, bgBlue, bgMagenta, bgCyan, bgWhite, bgGray, redBright, greenBright, yellowBright, blueBright, magentaBright, cyanBright, whiteBright, bgRedBright, bgGreenBright, bgYellowBright, bgBlueBright, bgMagentaBright, bgCyanBright, bgWhiteBright, underlineBlack, underlineRed, underlineGreen, underlineYellow, underlineBlue, underlineMagenta, underlineCyan, underlineWhite, underlineGray, underlineRedBright, underlineGreenBright, underlineYellowBright, underlineBlueBright, underlineMagentaBright, underlineCyanBright, underlineWhiteBright;
 var init_base = __esm({
-  "../../main/node_modules/yoctocolors/base.js"() {
+  "node_modules/yoctocolors/base.js"() {
     hasColors = tty2?.WriteStream?.prototype?.hasColors?.() ?? false;
     format2 = (open2, close) => {
       if (!hasColors) {
@@ -40949,15 +40962,15 @@ var init_base = __esm({
   }
 });
 
-// ../../main/node_modules/yoctocolors/index.js
+// node_modules/yoctocolors/index.js
 var init_yoctocolors = __esm({
-  "../../main/node_modules/yoctocolors/index.js"() {
+  "node_modules/yoctocolors/index.js"() {
     init_base();
     init_base();
   }
 });
 
-// ../../main/node_modules/is-unicode-supported/index.js
+// node_modules/is-unicode-supported/index.js
 import process6 from "node:process";
 function isUnicodeSupported() {
   const { env: env2 } = process6;
@@ -40968,11 +40981,11 @@ function isUnicodeSupported() {
   return Boolean(env2.WT_SESSION) || Boolean(env2.TERMINUS_SUBLIME) || env2.ConEmuTask === "{cmd::Cmder}" || TERM_PROGRAM === "Terminus-Sublime" || TERM_PROGRAM === "vscode" || TERM === "xterm-256color" || TERM === "alacritty" || TERM === "rxvt-unicode" || TERM === "rxvt-unicode-256color" || env2.TERMINAL_EMULATOR === "JetBrains-JediTerm";
 }
 var init_is_unicode_supported = __esm({
-  "../../main/node_modules/is-unicode-supported/index.js"() {
+  "node_modules/is-unicode-supported/index.js"() {
   }
 });
 
-// ../../main/node_modules/log-symbols/symbols.js
+// node_modules/log-symbols/symbols.js
 var symbols_exports = {};
 __export(symbols_exports, {
   error: () => error2,
@@ -40982,7 +40995,7 @@ __export(symbols_exports, {
 });
 var _isUnicodeSupported, info, success, warning, error2;
 var init_symbols = __esm({
-  "../../main/node_modules/log-symbols/symbols.js"() {
+  "node_modules/log-symbols/symbols.js"() {
     init_yoctocolors();
     init_is_unicode_supported();
     _isUnicodeSupported = isUnicodeSupported();
@@ -40993,20 +41006,20 @@ var init_symbols = __esm({
   }
 });
 
-// ../../main/node_modules/log-symbols/index.js
+// node_modules/log-symbols/index.js
 var init_log_symbols = __esm({
-  "../../main/node_modules/log-symbols/index.js"() {
+  "node_modules/log-symbols/index.js"() {
     init_symbols();
   }
 });
 
-// ../../main/node_modules/ansi-regex/index.js
+// node_modules/ansi-regex/index.js
 function ansiRegex({ onlyFirst = false } = {}) {
   return new RegExp(pattern, onlyFirst ? void 0 : "g");
 }
 var ST, stringControls, osc, controlString, linuxPalette, csi, escape, pattern;
 var init_ansi_regex = __esm({
-  "../../main/node_modules/ansi-regex/index.js"() {
+  "node_modules/ansi-regex/index.js"() {
     ST = String.raw`(?:\u001B\u005C|\u009C)`;
     stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
     osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
@@ -41018,7 +41031,7 @@ var init_ansi_regex = __esm({
   }
 });
 
-// ../../main/node_modules/strip-ansi/index.js
+// node_modules/strip-ansi/index.js
 function stripAnsi(string3) {
   if (typeof string3 !== "string") {
     throw new TypeError(`Expected a \`string\`, got \`${typeof string3}\``);
@@ -41030,16 +41043,16 @@ function stripAnsi(string3) {
 }
 var regex;
 var init_strip_ansi = __esm({
-  "../../main/node_modules/strip-ansi/index.js"() {
+  "node_modules/strip-ansi/index.js"() {
     init_ansi_regex();
     regex = ansiRegex();
   }
 });
 
-// ../../main/node_modules/get-east-asian-width/lookup-data.js
+// node_modules/get-east-asian-width/lookup-data.js
 var ambiguousMinimalCodePoint, ambiguousMaximumCodePoint, ambiguousRanges, fullwidthMinimalCodePoint, fullwidthMaximumCodePoint, fullwidthRanges, wideMinimalCodePoint, wideMaximumCodePoint, wideRanges;
 var init_lookup_data = __esm({
-  "../../main/node_modules/get-east-asian-width/lookup-data.js"() {
+  "node_modules/get-east-asian-width/lookup-data.js"() {
     ambiguousMinimalCodePoint = 161;
     ambiguousMaximumCodePoint = 1114109;
     ambiguousRanges = [161, 161, 164, 164, 167, 168, 170, 170, 173, 174, 176, 180, 182, 186, 188, 191, 198, 198, 208, 208, 215, 216, 222, 225, 230, 230, 232, 234, 236, 237, 240, 240, 242, 243, 247, 250, 252, 252, 254, 254, 257, 257, 273, 273, 275, 275, 283, 283, 294, 295, 299, 299, 305, 307, 312, 312, 319, 322, 324, 324, 328, 331, 333, 333, 338, 339, 358, 359, 363, 363, 462, 462, 464, 464, 466, 466, 468, 468, 470, 470, 472, 472, 474, 474, 476, 476, 593, 593, 609, 609, 708, 708, 711, 711, 713, 715, 717, 717, 720, 720, 728, 731, 733, 733, 735, 735, 768, 879, 913, 929, 931, 937, 945, 961, 963, 969, 1025, 1025, 1040, 1103, 1105, 1105, 8208, 8208, 8211, 8214, 8216, 8217, 8220, 8221, 8224, 8226, 8228, 8231, 8240, 8240, 8242, 8243, 8245, 8245, 8251, 8251, 8254, 8254, 8308, 8308, 8319, 8319, 8321, 8324, 8364, 8364, 8451, 8451, 8453, 8453, 8457, 8457, 8467, 8467, 8470, 8470, 8481, 8482, 8486, 8486, 8491, 8491, 8531, 8532, 8539, 8542, 8544, 8555, 8560, 8569, 8585, 8585, 8592, 8601, 8632, 8633, 8658, 8658, 8660, 8660, 8679, 8679, 8704, 8704, 8706, 8707, 8711, 8712, 8715, 8715, 8719, 8719, 8721, 8721, 8725, 8725, 8730, 8730, 8733, 8736, 8739, 8739, 8741, 8741, 8743, 8748, 8750, 8750, 8756, 8759, 8764, 8765, 8776, 8776, 8780, 8780, 8786, 8786, 8800, 8801, 8804, 8807, 8810, 8811, 8814, 8815, 8834, 8835, 8838, 8839, 8853, 8853, 8857, 8857, 8869, 8869, 8895, 8895, 8978, 8978, 9312, 9449, 9451, 9547, 9552, 9587, 9600, 9615, 9618, 9621, 9632, 9633, 9635, 9641, 9650, 9651, 9654, 9655, 9660, 9661, 9664, 9665, 9670, 9672, 9675, 9675, 9678, 9681, 9698, 9701, 9711, 9711, 9733, 9734, 9737, 9737, 9742, 9743, 9756, 9756, 9758, 9758, 9792, 9792, 9794, 9794, 9824, 9825, 9827, 9829, 9831, 9834, 9836, 9837, 9839, 9839, 9886, 9887, 9919, 9919, 9926, 9933, 9935, 9939, 9941, 9953, 9955, 9955, 9960, 9961, 9963, 9969, 9972, 9972, 9974, 9977, 9979, 9980, 9982, 9983, 10045, 10045, 10102, 10111, 11094, 11097, 12872, 12879, 57344, 63743, 65024, 65039, 65533, 65533, 127232, 127242, 127248, 127277, 127280, 127337, 127344, 127373, 127375, 127376, 127387, 127404, 917760, 917999, 983040, 1048573, 1048576, 1114109];
@@ -41052,10 +41065,10 @@ var init_lookup_data = __esm({
   }
 });
 
-// ../../main/node_modules/get-east-asian-width/utilities.js
+// node_modules/get-east-asian-width/utilities.js
 var isInRange;
 var init_utilities2 = __esm({
-  "../../main/node_modules/get-east-asian-width/utilities.js"() {
+  "node_modules/get-east-asian-width/utilities.js"() {
     isInRange = (ranges, codePoint) => {
       let low = 0;
       let high = Math.floor(ranges.length / 2) - 1;
@@ -41075,7 +41088,7 @@ var init_utilities2 = __esm({
   }
 });
 
-// ../../main/node_modules/get-east-asian-width/lookup.js
+// node_modules/get-east-asian-width/lookup.js
 function findWideFastPathRange(ranges) {
   let fastPathStart = ranges[0];
   let fastPathEnd = ranges[1];
@@ -41094,7 +41107,7 @@ function findWideFastPathRange(ranges) {
 }
 var commonCjkCodePoint, wideFastPathStart, wideFastPathEnd, isAmbiguous, isFullwidth, isWide;
 var init_lookup = __esm({
-  "../../main/node_modules/get-east-asian-width/lookup.js"() {
+  "node_modules/get-east-asian-width/lookup.js"() {
     init_lookup_data();
     init_utilities2();
     commonCjkCodePoint = 19968;
@@ -41123,7 +41136,7 @@ var init_lookup = __esm({
   }
 });
 
-// ../../main/node_modules/get-east-asian-width/index.js
+// node_modules/get-east-asian-width/index.js
 function validate2(codePoint) {
   if (!Number.isSafeInteger(codePoint)) {
     throw new TypeError(`Expected a code point, got \`${typeof codePoint}\`.`);
@@ -41137,12 +41150,12 @@ function eastAsianWidth(codePoint, { ambiguousAsWide = false } = {}) {
   return 1;
 }
 var init_get_east_asian_width = __esm({
-  "../../main/node_modules/get-east-asian-width/index.js"() {
+  "node_modules/get-east-asian-width/index.js"() {
     init_lookup();
   }
 });
 
-// ../../main/node_modules/string-width/index.js
+// node_modules/string-width/index.js
 function isDoubleWidthNonRgiEmojiSequence(segment) {
   if (segment.length > 50) {
     return false;
@@ -41260,7 +41273,7 @@ function stringWidth(input, options = {}) {
 }
 var segmenter, visibleCharacterRegex, spacingMarkRegex, rgiEmojiRegex, unqualifiedKeycapRegex, extendedPictographicRegex;
 var init_string_width = __esm({
-  "../../main/node_modules/string-width/index.js"() {
+  "node_modules/string-width/index.js"() {
     init_strip_ansi();
     init_get_east_asian_width();
     segmenter = new Intl.Segmenter();
@@ -41272,22 +41285,22 @@ var init_string_width = __esm({
   }
 });
 
-// ../../main/node_modules/is-interactive/index.js
+// node_modules/is-interactive/index.js
 function isInteractive({ stream = process.stdout } = {}) {
   return Boolean(
     stream && stream.isTTY && process.env.TERM !== "dumb" && !("CI" in process.env)
   );
 }
 var init_is_interactive = __esm({
-  "../../main/node_modules/is-interactive/index.js"() {
+  "node_modules/is-interactive/index.js"() {
   }
 });
 
-// ../../main/node_modules/stdin-discarder/index.js
+// node_modules/stdin-discarder/index.js
 import process7 from "node:process";
 var ASCII_ETX_CODE, StdinDiscarder, stdinDiscarder, stdin_discarder_default;
 var init_stdin_discarder = __esm({
-  "../../main/node_modules/stdin-discarder/index.js"() {
+  "node_modules/stdin-discarder/index.js"() {
     ASCII_ETX_CODE = 3;
     StdinDiscarder = class {
       #activeCount = 0;
@@ -41354,7 +41367,7 @@ var init_stdin_discarder = __esm({
   }
 });
 
-// ../../main/node_modules/ora/index.js
+// node_modules/ora/index.js
 import process8 from "node:process";
 import { stripVTControlCharacters } from "node:util";
 function ora(options) {
@@ -41362,7 +41375,7 @@ function ora(options) {
 }
 var RENDER_DEFERRAL_TIMEOUT, SYNCHRONIZED_OUTPUT_ENABLE, SYNCHRONIZED_OUTPUT_DISABLE, activeHooksPerStream, validColors, Ora;
 var init_ora = __esm({
-  "../../main/node_modules/ora/index.js"() {
+  "node_modules/ora/index.js"() {
     init_source();
     init_cli_cursor();
     init_cli_spinners();
@@ -41572,9 +41585,9 @@ var init_ora = __esm({
         return this.#id !== void 0;
       }
       #formatAffix(value, separator, placeBefore = false) {
-        const resolved = typeof value === "function" ? value() : value;
-        if (typeof resolved === "string" && resolved !== "") {
-          return placeBefore ? separator + resolved : resolved + separator;
+        const resolved2 = typeof value === "function" ? value() : value;
+        if (typeof resolved2 === "string" && resolved2 !== "") {
+          return placeBefore ? separator + resolved2 : resolved2 + separator;
         }
         return "";
       }
@@ -41969,9 +41982,9 @@ ${event.exitCode === 0 ? source_default.green.bold(line) : source_default.red.bo
   }
 });
 
-// ../../main/node_modules/ignore/index.js
+// node_modules/ignore/index.js
 var require_ignore = __commonJS({
-  "../../main/node_modules/ignore/index.js"(exports, module) {
+  "node_modules/ignore/index.js"(exports, module) {
     function makeArray(subject) {
       return Array.isArray(subject) ? subject : [subject];
     }
@@ -42471,26 +42484,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path26) => {
-      const end = path26.length - 1;
-      const index = path26.lastIndexOf(
+    var basenameOf = (path27) => {
+      const end = path27.length - 1;
+      const index = path27.lastIndexOf(
         SLASH,
-        path26[end] === SLASH ? end - 1 : end
+        path27[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path26 : path26.slice(index + 1);
+      return index < 0 ? path27 : path27.slice(index + 1);
     };
-    var parentOf = (path26) => {
-      if (path26.charCodeAt(0) === SLASH_CODE || path26.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path26.split(SLASH).filter(Boolean);
+    var parentOf = (path27) => {
+      if (path27.charCodeAt(0) === SLASH_CODE || path27.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path27.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path26.length - 1;
-      const cut = path26.lastIndexOf(
+      const end = path27.length - 1;
+      const cut = path27.lastIndexOf(
         SLASH,
-        path26.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path27.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path26.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path27.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -42640,7 +42653,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path26) {
+      testLiteral(path27) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -42649,7 +42662,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path26)) {
+          if (rule.checkRegex.test(path27)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -42669,15 +42682,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path26, mode) {
+      test(path27, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename2 = shortcut ? basenameOf(path26) : path26;
+        const basename2 = shortcut ? basenameOf(path27) : path27;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename2 : path26
+            shortcut && rule._basenameOnly ? basename2 : path27
           )) {
             const { negative } = rule;
             const ret = {
@@ -42699,17 +42712,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path26, originalPath, doThrow) => {
-      if (!isString(path26)) {
+    var checkPath = (path27, originalPath, doThrow) => {
+      if (!isString(path27)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path26) {
+      if (!path27) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path26)) {
+      if (checkPath.isNotRelative(path27)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -42718,25 +42731,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path26) => {
-      const first = path26.charCodeAt(0);
+    var isNotRelative = (path27) => {
+      const first = path27.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path26.length === 1) {
+      if (path27.length === 1) {
         return true;
       }
-      const second = path26.charCodeAt(1);
+      const second = path27.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path26.length === 2 || path26.charCodeAt(2) === SLASH_CODE;
+      return path27.length === 2 || path27.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -42767,59 +42780,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path26) {
+      _test(originalPath, cache, path27) {
         checkPath(
-          path26,
+          path27,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path26 ? this._t(path26, cache) : {
+        return path27 ? this._t(path27, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path26 = convertPath(target);
-        if (!path26 || path26.charCodeAt(path26.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path26);
+        const path27 = convertPath(target);
+        if (!path27 || path27.charCodeAt(path27.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path27);
         }
-        const dir = this._t(path26, this._testCache);
+        const dir = this._t(path27, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal3 = this._rules.testLiteral(path26);
+        const literal3 = this._rules.testLiteral(path27);
         return literal3.ignored || literal3.unignored ? literal3 : dir;
       }
-      _t(path26, cache) {
-        const cached3 = cache[path26];
+      _t(path27, cache) {
+        const cached3 = cache[path27];
         if (cached3) {
           return cached3;
         }
-        const parentPath = parentOf(path26);
+        const parentPath = parentOf(path27);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path26] = parent && parent.ignored ? parent : this._rules.test(path26, MODE_IGNORE);
+        return cache[path27] = parent && parent.ignored ? parent : this._rules.test(path27, MODE_IGNORE);
       }
-      ignores(path26) {
-        return this._test(path26, this._ignoreCache, convertPath(path26)).ignored;
+      ignores(path27) {
+        return this._test(path27, this._ignoreCache, convertPath(path27)).ignored;
       }
       createFilter() {
-        return (path26) => !this.ignores(path26);
+        return (path27) => !this.ignores(path27);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path26) {
-        return this._test(path26, this._testCache, convertPath(path26));
+      test(path27) {
+        return this._test(path27, this._testCache, convertPath(path27));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path26) => checkPath(convertPath(path26), path26, RETURN_FALSE);
+    var isPathValid = (path27) => checkPath(convertPath(path27), path27, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path26) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path26) || isNotRelative(path26);
+      checkPath.isNotRelative = (path27) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path27) || isNotRelative(path27);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -42834,7 +42847,7 @@ var require_ignore = __commonJS({
   }
 });
 
-// ../../main/node_modules/tar/dist/esm/index.min.js
+// node_modules/tar/dist/esm/index.min.js
 var index_min_exports = {};
 __export(index_min_exports, {
   Header: () => F,
@@ -42908,7 +42921,7 @@ function Kn(s3, t) {
 }
 var zr, Ur, Ds, Wr, Gr, Zr, Q, J, nt, De, qt, Ne, Ns, Ae, As, z, Mt, g, Qt, Bt, b, N, _, bi, Ie, L, S, _i, Oi, Is, Ti, Z, xi, Ce, Jt, Rt, C, jt, Yr, Kr, Vr, $r, Fe, Li, Xr, qr, A, Jr, ht, H, te, m, Ni, tt, Ai, ki, vi, ie, ke, Ut, Ht, Ii, Pt, at, U, ot, Y, zt, Ci, j, ee, Fi, ve, gt, Me, bt, _t, Be, et, Wt, jr, Fs, ks, vs, Ms, Bs, tn, se, K, sn, M, rn, zs, nn, Bi, Tt, Gt, Pi, re, Pe, ze, Ue, He, We, Ge, Ze, Ye, Ke, Us, hn, an, Hs, ln, cn, Ws, Gs, Hi, ne, dn, Ui, oe, Ve, un, F, mn, xt, Wi, pn, lt, En, wn, Sn, ct, yn, Rn, gn, Gi, bn, Lt, ft, On, Tn, xn, Ln, f, $e, Dt, Nn, Xi, qi, An, B, Nt, it, Zi, Zs, V, he, dt, Ys, p, st, ut, Yi, At, w, Xe, qe, Ki, Ks, Vs, ae, Vi, Qe, Yt, $, Je, It, je, ti, $s, In, le, $i, Xs, Cn, rt, mt, vn, Qi, Mn, Bn, Ct, Ji, zn, qs, ce, ei, ji, Un, Hn, ts, Qs, rr, Wn, tr, er, ir, is, sr, fe, ii, ss, si, rs, ns, os5, hs, pt, ri, as, es, q, de, ni, oi, Gn, hi, ue, pi, nr, li, me, W, pe, Et, Ft, Ee, ai, G, ls, ci, or, ds, us, fi, di, hr, cs, ui, lr, fs, wt, kt, Vn, $n, fr, dr, Xn, qn, Qn, Jn, Er, wr, ur, Sr, yr, Rr, jn, to, eo, mr, ms3, ps, Ei, io, Es, so, ws, Se, St, no, gr, Ss, br, oo, _r, ys, Or, Vt, Tr, ho, ao, lo, yi, Lr, Dr, _s, Nr, Os, P, Ts, xs, gi, Ar, Ir, Re, Cr, Fr, Rs, yt, O, Ri, kr, $t, gs, bs, Ls, ge, be, _e, Oe, fo, Te, uo, mo, po, vr, Xt, ye, xe, Eo, wo, So, yo, Ro, go, bo, _o, vt, Oo, To;
 var init_index_min = __esm({
-  "../../main/node_modules/tar/dist/esm/index.min.js"() {
+  "node_modules/tar/dist/esm/index.min.js"() {
     zr = Object.defineProperty;
     Ur = (s3, t) => {
       for (var e in t) zr(s3, e, { get: t[e], enumerable: true });
@@ -45835,7 +45848,7 @@ var init_index_min = __esm({
   }
 });
 
-// ../../main/node_modules/is-plain-obj/index.js
+// node_modules/is-plain-obj/index.js
 function isPlainObject3(value) {
   if (typeof value !== "object" || value === null) {
     return false;
@@ -45844,15 +45857,15 @@ function isPlainObject3(value) {
   return (prototype === null || prototype === Object.prototype || Object.getPrototypeOf(prototype) === null) && !(Symbol.toStringTag in value) && !(Symbol.iterator in value);
 }
 var init_is_plain_obj = __esm({
-  "../../main/node_modules/is-plain-obj/index.js"() {
+  "node_modules/is-plain-obj/index.js"() {
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/file-url.js
+// node_modules/execa/lib/arguments/file-url.js
 import { fileURLToPath } from "node:url";
 var safeNormalizeFileUrl, normalizeDenoExecPath, isDenoExecPath, normalizeFileUrl;
 var init_file_url = __esm({
-  "../../main/node_modules/execa/lib/arguments/file-url.js"() {
+  "node_modules/execa/lib/arguments/file-url.js"() {
     safeNormalizeFileUrl = (file, name) => {
       const fileString = normalizeFileUrl(normalizeDenoExecPath(file));
       if (typeof fileString !== "string") {
@@ -45866,10 +45879,10 @@ var init_file_url = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/parameters.js
+// node_modules/execa/lib/methods/parameters.js
 var normalizeParameters;
 var init_parameters = __esm({
-  "../../main/node_modules/execa/lib/methods/parameters.js"() {
+  "node_modules/execa/lib/methods/parameters.js"() {
     init_is_plain_obj();
     init_file_url();
     normalizeParameters = (rawFile, rawArguments = [], rawOptions = {}) => {
@@ -45894,11 +45907,11 @@ var init_parameters = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/utils/uint-array.js
+// node_modules/execa/lib/utils/uint-array.js
 import { StringDecoder as StringDecoder3 } from "node:string_decoder";
 var objectToString, isArrayBuffer, isUint8Array, bufferToUint8Array, textEncoder, stringToUint8Array, textDecoder, uint8ArrayToString, joinToString, uint8ArraysToStrings, joinToUint8Array, stringsToUint8Arrays, concatUint8Arrays, getJoinLength;
 var init_uint_array = __esm({
-  "../../main/node_modules/execa/lib/utils/uint-array.js"() {
+  "node_modules/execa/lib/utils/uint-array.js"() {
     ({ toString: objectToString } = Object.prototype);
     isArrayBuffer = (value) => objectToString.call(value) === "[object ArrayBuffer]";
     isUint8Array = (value) => objectToString.call(value) === "[object Uint8Array]";
@@ -45946,11 +45959,11 @@ var init_uint_array = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/template.js
+// node_modules/execa/lib/methods/template.js
 import { ChildProcess } from "node:child_process";
 var isTemplateString, parseTemplates, parseTemplate, splitByWhitespaces, DELIMITERS, ESCAPE_LENGTH, concatTokens, parseExpression, getSubprocessResult;
 var init_template = __esm({
-  "../../main/node_modules/execa/lib/methods/template.js"() {
+  "node_modules/execa/lib/methods/template.js"() {
     init_is_plain_obj();
     init_uint_array();
     isTemplateString = (templates) => Array.isArray(templates) && Array.isArray(templates.raw);
@@ -46054,11 +46067,11 @@ var init_template = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/utils/standard-stream.js
+// node_modules/execa/lib/utils/standard-stream.js
 import process9 from "node:process";
 var isStandardStream, STANDARD_STREAMS, STANDARD_STREAMS_ALIASES, getStreamName;
 var init_standard_stream = __esm({
-  "../../main/node_modules/execa/lib/utils/standard-stream.js"() {
+  "node_modules/execa/lib/utils/standard-stream.js"() {
     isStandardStream = (stream) => STANDARD_STREAMS.includes(stream);
     STANDARD_STREAMS = [process9.stdin, process9.stdout, process9.stderr];
     STANDARD_STREAMS_ALIASES = ["stdin", "stdout", "stderr"];
@@ -46066,11 +46079,11 @@ var init_standard_stream = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/specific.js
+// node_modules/execa/lib/arguments/specific.js
 import { debuglog } from "node:util";
 var normalizeFdSpecificOptions, normalizeFdSpecificOption, getStdioLength, normalizeFdSpecificValue, normalizeOptionObject, compareFdName, getFdNameOrder, parseFdName, parseFd, FD_REGEXP, addDefaultValue, verboseDefault, DEFAULT_OPTIONS, FD_SPECIFIC_OPTIONS, getFdSpecificValue;
 var init_specific = __esm({
-  "../../main/node_modules/execa/lib/arguments/specific.js"() {
+  "node_modules/execa/lib/arguments/specific.js"() {
     init_is_plain_obj();
     init_standard_stream();
     normalizeFdSpecificOptions = (options) => {
@@ -46144,10 +46157,10 @@ Please set the "stdio" option to ensure that file descriptor exists.`);
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/values.js
+// node_modules/execa/lib/verbose/values.js
 var isVerbose, isFullVerbose, getVerboseFunction, getFdVerbose, getFdGenericVerbose, isVerboseFunction, VERBOSE_VALUES;
 var init_values = __esm({
-  "../../main/node_modules/execa/lib/verbose/values.js"() {
+  "node_modules/execa/lib/verbose/values.js"() {
     init_specific();
     isVerbose = ({ verbose }, fdNumber) => getFdVerbose(verbose, fdNumber) !== "none";
     isFullVerbose = ({ verbose }, fdNumber) => !["none", "short"].includes(getFdVerbose(verbose, fdNumber));
@@ -46162,12 +46175,12 @@ var init_values = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/escape.js
+// node_modules/execa/lib/arguments/escape.js
 import { platform } from "node:process";
 import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 var joinCommand, escapeLines, escapeControlCharacters, escapeControlCharacter, getSpecialCharRegExp, SPECIAL_CHAR_REGEXP, COMMON_ESCAPES, ASTRAL_START, quoteString, NO_ESCAPE_REGEXP;
 var init_escape = __esm({
-  "../../main/node_modules/execa/lib/arguments/escape.js"() {
+  "node_modules/execa/lib/arguments/escape.js"() {
     joinCommand = (filePath, rawArguments) => {
       const fileAndArguments = [filePath, ...rawArguments];
       const command = fileAndArguments.join(" ");
@@ -46212,10 +46225,10 @@ var init_escape = __esm({
   }
 });
 
-// ../../main/node_modules/figures/index.js
+// node_modules/figures/index.js
 var common, specialMainSymbols, specialFallbackSymbols, mainSymbols, fallbackSymbols, shouldUseMain, figures, figures_default, replacements;
 var init_figures = __esm({
-  "../../main/node_modules/figures/index.js"() {
+  "node_modules/figures/index.js"() {
     init_is_unicode_supported();
     common = {
       circleQuestionMark: "(?)",
@@ -46494,10 +46507,10 @@ var init_figures = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/default.js
+// node_modules/execa/lib/verbose/default.js
 var defaultVerboseFunction, serializeTimestamp, padField, getFinalIcon, ICONS, identity, COLORS;
 var init_default = __esm({
-  "../../main/node_modules/execa/lib/verbose/default.js"() {
+  "node_modules/execa/lib/verbose/default.js"() {
     init_figures();
     init_yoctocolors();
     defaultVerboseFunction = ({
@@ -46540,10 +46553,10 @@ var init_default = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/custom.js
+// node_modules/execa/lib/verbose/custom.js
 var applyVerboseOnLines, applyVerboseFunction, appendNewline;
 var init_custom = __esm({
-  "../../main/node_modules/execa/lib/verbose/custom.js"() {
+  "node_modules/execa/lib/verbose/custom.js"() {
     init_values();
     applyVerboseOnLines = (printedLines, verboseInfo, fdNumber) => {
       const verboseFunction = getVerboseFunction(verboseInfo, fdNumber);
@@ -46563,11 +46576,11 @@ var init_custom = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/log.js
+// node_modules/execa/lib/verbose/log.js
 import { inspect } from "node:util";
 var verboseLog, getVerboseObject, getPrintedLines, getPrintedLine, serializeVerboseMessage, TAB_SIZE;
 var init_log = __esm({
-  "../../main/node_modules/execa/lib/verbose/log.js"() {
+  "node_modules/execa/lib/verbose/log.js"() {
     init_escape();
     init_default();
     init_custom();
@@ -46606,10 +46619,10 @@ var init_log = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/start.js
+// node_modules/execa/lib/verbose/start.js
 var logCommand;
 var init_start2 = __esm({
-  "../../main/node_modules/execa/lib/verbose/start.js"() {
+  "node_modules/execa/lib/verbose/start.js"() {
     init_values();
     init_log();
     logCommand = (escapedCommand, verboseInfo) => {
@@ -46625,10 +46638,10 @@ var init_start2 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/info.js
+// node_modules/execa/lib/verbose/info.js
 var getVerboseInfo, getCommandId, COMMAND_ID, validateVerbose;
 var init_info = __esm({
-  "../../main/node_modules/execa/lib/verbose/info.js"() {
+  "node_modules/execa/lib/verbose/info.js"() {
     init_values();
     getVerboseInfo = (verbose, escapedCommand, rawOptions) => {
       validateVerbose(verbose);
@@ -46659,20 +46672,20 @@ var init_info = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/return/duration.js
+// node_modules/execa/lib/return/duration.js
 import { hrtime } from "node:process";
 var getStartTime, getDurationMs;
 var init_duration2 = __esm({
-  "../../main/node_modules/execa/lib/return/duration.js"() {
+  "node_modules/execa/lib/return/duration.js"() {
     getStartTime = () => hrtime.bigint();
     getDurationMs = (startTime) => Number(hrtime.bigint() - startTime) / 1e6;
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/command.js
+// node_modules/execa/lib/arguments/command.js
 var handleCommand;
 var init_command = __esm({
-  "../../main/node_modules/execa/lib/arguments/command.js"() {
+  "node_modules/execa/lib/arguments/command.js"() {
     init_start2();
     init_info();
     init_duration2();
@@ -46694,13 +46707,13 @@ var init_command = __esm({
   }
 });
 
-// ../../main/node_modules/isexe/windows.js
+// node_modules/isexe/windows.js
 var require_windows = __commonJS({
-  "../../main/node_modules/isexe/windows.js"(exports, module) {
+  "node_modules/isexe/windows.js"(exports, module) {
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path26, options) {
+    function checkPathExt(path27, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -46711,42 +46724,42 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path26.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path27.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat8, path26, options) {
+    function checkStat(stat8, path27, options) {
       if (!stat8.isSymbolicLink() && !stat8.isFile()) {
         return false;
       }
-      return checkPathExt(path26, options);
+      return checkPathExt(path27, options);
     }
-    function isexe(path26, options, cb) {
-      fs2.stat(path26, function(er2, stat8) {
-        cb(er2, er2 ? false : checkStat(stat8, path26, options));
+    function isexe(path27, options, cb) {
+      fs2.stat(path27, function(er2, stat8) {
+        cb(er2, er2 ? false : checkStat(stat8, path27, options));
       });
     }
-    function sync(path26, options) {
-      return checkStat(fs2.statSync(path26), path26, options);
+    function sync(path27, options) {
+      return checkStat(fs2.statSync(path27), path27, options);
     }
   }
 });
 
-// ../../main/node_modules/isexe/mode.js
+// node_modules/isexe/mode.js
 var require_mode = __commonJS({
-  "../../main/node_modules/isexe/mode.js"(exports, module) {
+  "node_modules/isexe/mode.js"(exports, module) {
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path26, options, cb) {
-      fs2.stat(path26, function(er2, stat8) {
+    function isexe(path27, options, cb) {
+      fs2.stat(path27, function(er2, stat8) {
         cb(er2, er2 ? false : checkStat(stat8, options));
       });
     }
-    function sync(path26, options) {
-      return checkStat(fs2.statSync(path26), options);
+    function sync(path27, options) {
+      return checkStat(fs2.statSync(path27), options);
     }
     function checkStat(stat8, options) {
       return stat8.isFile() && checkMode(stat8, options);
@@ -46767,9 +46780,9 @@ var require_mode = __commonJS({
   }
 });
 
-// ../../main/node_modules/isexe/index.js
+// node_modules/isexe/index.js
 var require_isexe = __commonJS({
-  "../../main/node_modules/isexe/index.js"(exports, module) {
+  "node_modules/isexe/index.js"(exports, module) {
     var fs2 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
@@ -46779,7 +46792,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path26, options, cb) {
+    function isexe(path27, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -46789,7 +46802,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve3, reject) {
-          isexe(path26, options || {}, function(er2, is2) {
+          isexe(path27, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -46798,7 +46811,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path26, options || {}, function(er2, is2) {
+      core(path27, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -46808,9 +46821,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path26, options) {
+    function sync(path27, options) {
       try {
-        return core.sync(path26, options || {});
+        return core.sync(path27, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -46822,11 +46835,11 @@ var require_isexe = __commonJS({
   }
 });
 
-// ../../main/node_modules/which/which.js
+// node_modules/which/which.js
 var require_which = __commonJS({
-  "../../main/node_modules/which/which.js"(exports, module) {
+  "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path26 = __require("path");
+    var path27 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -46864,7 +46877,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path26.join(pathPart, cmd2);
+        const pCmd = path27.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve3(subStep(p2, i2, 0));
       });
@@ -46891,7 +46904,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path26.join(pathPart, cmd2);
+        const pCmd = path27.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -46918,9 +46931,9 @@ var require_which = __commonJS({
   }
 });
 
-// ../../main/node_modules/path-key/index.js
+// node_modules/path-key/index.js
 var require_path_key = __commonJS({
-  "../../main/node_modules/path-key/index.js"(exports, module) {
+  "node_modules/path-key/index.js"(exports, module) {
     "use strict";
     var pathKey2 = (options = {}) => {
       const environment = options.env || process.env;
@@ -46935,11 +46948,11 @@ var require_path_key = __commonJS({
   }
 });
 
-// ../../main/node_modules/cross-spawn/lib/util/resolveCommand.js
+// node_modules/cross-spawn/lib/util/resolveCommand.js
 var require_resolveCommand = __commonJS({
-  "../../main/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
+  "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path26 = __require("path");
+    var path27 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -46953,11 +46966,11 @@ var require_resolveCommand = __commonJS({
         } catch (err) {
         }
       }
-      let resolved;
+      let resolved2;
       try {
-        resolved = which.sync(parsed.command, {
+        resolved2 = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path26.delimiter : void 0
+          pathExt: withoutPathExt ? path27.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -46965,10 +46978,10 @@ var require_resolveCommand = __commonJS({
           process.chdir(cwd);
         }
       }
-      if (resolved) {
-        resolved = path26.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+      if (resolved2) {
+        resolved2 = path27.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved2);
       }
-      return resolved;
+      return resolved2;
     }
     function resolveCommand(parsed) {
       return resolveCommandAttempt(parsed) || resolveCommandAttempt(parsed, true);
@@ -46977,9 +46990,9 @@ var require_resolveCommand = __commonJS({
   }
 });
 
-// ../../main/node_modules/cross-spawn/lib/util/escape.js
+// node_modules/cross-spawn/lib/util/escape.js
 var require_escape = __commonJS({
-  "../../main/node_modules/cross-spawn/lib/util/escape.js"(exports, module) {
+  "node_modules/cross-spawn/lib/util/escape.js"(exports, module) {
     "use strict";
     var metaCharsRegExp = /([()\][%!^"`<>&|;, *?])/g;
     function escapeCommand(arg) {
@@ -47002,17 +47015,17 @@ var require_escape = __commonJS({
   }
 });
 
-// ../../main/node_modules/shebang-regex/index.js
+// node_modules/shebang-regex/index.js
 var require_shebang_regex = __commonJS({
-  "../../main/node_modules/shebang-regex/index.js"(exports, module) {
+  "node_modules/shebang-regex/index.js"(exports, module) {
     "use strict";
     module.exports = /^#!(.*)/;
   }
 });
 
-// ../../main/node_modules/shebang-command/index.js
+// node_modules/shebang-command/index.js
 var require_shebang_command = __commonJS({
-  "../../main/node_modules/shebang-command/index.js"(exports, module) {
+  "node_modules/shebang-command/index.js"(exports, module) {
     "use strict";
     var shebangRegex = require_shebang_regex();
     module.exports = (string3 = "") => {
@@ -47020,8 +47033,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path26, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path26.split("/").pop();
+      const [path27, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path27.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -47030,9 +47043,9 @@ var require_shebang_command = __commonJS({
   }
 });
 
-// ../../main/node_modules/cross-spawn/lib/util/readShebang.js
+// node_modules/cross-spawn/lib/util/readShebang.js
 var require_readShebang = __commonJS({
-  "../../main/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
+  "node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     var fs2 = __require("fs");
     var shebangCommand = require_shebang_command();
@@ -47052,11 +47065,11 @@ var require_readShebang = __commonJS({
   }
 });
 
-// ../../main/node_modules/cross-spawn/lib/parse.js
+// node_modules/cross-spawn/lib/parse.js
 var require_parse = __commonJS({
-  "../../main/node_modules/cross-spawn/lib/parse.js"(exports, module) {
+  "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path26 = __require("path");
+    var path27 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -47081,7 +47094,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path26.normalize(parsed.command);
+        parsed.command = path27.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -47114,9 +47127,9 @@ var require_parse = __commonJS({
   }
 });
 
-// ../../main/node_modules/cross-spawn/lib/enoent.js
+// node_modules/cross-spawn/lib/enoent.js
 var require_enoent = __commonJS({
-  "../../main/node_modules/cross-spawn/lib/enoent.js"(exports, module) {
+  "node_modules/cross-spawn/lib/enoent.js"(exports, module) {
     "use strict";
     var isWin = process.platform === "win32";
     function notFoundError(original, syscall) {
@@ -47164,9 +47177,9 @@ var require_enoent = __commonJS({
   }
 });
 
-// ../../main/node_modules/cross-spawn/index.js
+// node_modules/cross-spawn/index.js
 var require_cross_spawn = __commonJS({
-  "../../main/node_modules/cross-spawn/index.js"(exports, module) {
+  "node_modules/cross-spawn/index.js"(exports, module) {
     "use strict";
     var cp2 = __require("child_process");
     var parse4 = require_parse();
@@ -47191,7 +47204,7 @@ var require_cross_spawn = __commonJS({
   }
 });
 
-// ../../main/node_modules/npm-run-path/node_modules/path-key/index.js
+// node_modules/npm-run-path/node_modules/path-key/index.js
 function pathKey(options = {}) {
   const {
     env: env2 = process.env,
@@ -47203,20 +47216,20 @@ function pathKey(options = {}) {
   return Object.keys(env2).reverse().find((key) => key.toUpperCase() === "PATH") || "Path";
 }
 var init_path_key = __esm({
-  "../../main/node_modules/npm-run-path/node_modules/path-key/index.js"() {
+  "node_modules/npm-run-path/node_modules/path-key/index.js"() {
   }
 });
 
-// ../../main/node_modules/unicorn-magic/default.js
+// node_modules/unicorn-magic/default.js
 var init_default2 = __esm({
-  "../../main/node_modules/unicorn-magic/default.js"() {
+  "node_modules/unicorn-magic/default.js"() {
   }
 });
 
-// ../../main/node_modules/unicorn-magic/node.js
+// node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path17 from "node:path";
+import path18 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -47224,31 +47237,31 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path17.resolve(toPath(startPath));
+      let currentPath = path18.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path17.resolve(currentPath, "..");
+        currentPath = path18.resolve(currentPath, "..");
       }
     }
   };
 }
 var execFileOriginal, TEN_MEGABYTES_IN_BYTES;
 var init_node = __esm({
-  "../../main/node_modules/unicorn-magic/node.js"() {
+  "node_modules/unicorn-magic/node.js"() {
     init_default2();
     execFileOriginal = promisify(execFileCallback);
     TEN_MEGABYTES_IN_BYTES = 10 * 1024 * 1024;
   }
 });
 
-// ../../main/node_modules/npm-run-path/index.js
+// node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path18 from "node:path";
+import path19 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
-  "../../main/node_modules/npm-run-path/index.js"() {
+  "node_modules/npm-run-path/index.js"() {
     init_path_key();
     init_node();
     npmRunPath = ({
@@ -47258,27 +47271,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path18.resolve(toPath(cwd));
+      const cwdPath = path19.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path18.delimiter);
+      const pathParts = pathOption.split(path19.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path18.delimiter ? `${result2.join(path18.delimiter)}${pathOption}` : [...result2, pathOption].join(path18.delimiter);
+      return pathOption === "" || pathOption === path19.delimiter ? `${result2.join(path19.delimiter)}${pathOption}` : [...result2, pathOption].join(path19.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path18.join(directory, "node_modules/.bin");
+        const pathPart = path19.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path18.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path19.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -47293,10 +47306,10 @@ var init_npm_run_path = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/return/final-error.js
+// node_modules/execa/lib/return/final-error.js
 var getFinalError, DiscardedError, setErrorName, isExecaError, execaErrorSymbol, isErrorInstance, ExecaError, ExecaSyncError;
 var init_final_error = __esm({
-  "../../main/node_modules/execa/lib/return/final-error.js"() {
+  "node_modules/execa/lib/return/final-error.js"() {
     getFinalError = (originalError, message, isSync) => {
       const ErrorClass = isSync ? ExecaSyncError : ExecaError;
       const options = originalError instanceof DiscardedError ? {} : { cause: originalError };
@@ -47330,10 +47343,10 @@ var init_final_error = __esm({
   }
 });
 
-// ../../main/node_modules/human-signals/build/src/realtime.js
+// node_modules/human-signals/build/src/realtime.js
 var getRealtimeSignals, getRealtimeSignal, SIGRTMIN, SIGRTMAX;
 var init_realtime = __esm({
-  "../../main/node_modules/human-signals/build/src/realtime.js"() {
+  "node_modules/human-signals/build/src/realtime.js"() {
     getRealtimeSignals = () => {
       const length = SIGRTMAX - SIGRTMIN + 1;
       return Array.from({ length }, getRealtimeSignal);
@@ -47350,10 +47363,10 @@ var init_realtime = __esm({
   }
 });
 
-// ../../main/node_modules/human-signals/build/src/core.js
+// node_modules/human-signals/build/src/core.js
 var SIGNALS;
 var init_core3 = __esm({
-  "../../main/node_modules/human-signals/build/src/core.js"() {
+  "node_modules/human-signals/build/src/core.js"() {
     SIGNALS = [
       {
         name: "SIGHUP",
@@ -47628,11 +47641,11 @@ var init_core3 = __esm({
   }
 });
 
-// ../../main/node_modules/human-signals/build/src/signals.js
+// node_modules/human-signals/build/src/signals.js
 import { constants } from "node:os";
 var getSignals, normalizeSignal;
 var init_signals2 = __esm({
-  "../../main/node_modules/human-signals/build/src/signals.js"() {
+  "node_modules/human-signals/build/src/signals.js"() {
     init_core3();
     init_realtime();
     getSignals = () => {
@@ -47658,11 +47671,11 @@ var init_signals2 = __esm({
   }
 });
 
-// ../../main/node_modules/human-signals/build/src/main.js
+// node_modules/human-signals/build/src/main.js
 import { constants as constants2 } from "node:os";
 var getSignalsByName, getSignalByName, signalsByName, getSignalsByNumber, getSignalByNumber, findSignalByNumber, signalsByNumber;
 var init_main2 = __esm({
-  "../../main/node_modules/human-signals/build/src/main.js"() {
+  "node_modules/human-signals/build/src/main.js"() {
     init_realtime();
     init_signals2();
     getSignalsByName = () => {
@@ -47717,11 +47730,11 @@ var init_main2 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/terminate/signal.js
+// node_modules/execa/lib/terminate/signal.js
 import { constants as constants3 } from "node:os";
 var normalizeKillSignal, normalizeSignalArgument, normalizeSignal2, normalizeSignalInteger, getSignalsIntegerToName, signalsIntegerToName, normalizeSignalName, getAvailableSignals, getAvailableSignalNames, getAvailableSignalIntegers, getSignalDescription;
 var init_signal = __esm({
-  "../../main/node_modules/execa/lib/terminate/signal.js"() {
+  "node_modules/execa/lib/terminate/signal.js"() {
     init_main2();
     normalizeKillSignal = (killSignal) => {
       const optionName = "option `killSignal`";
@@ -47768,11 +47781,11 @@ Available signal numbers: ${getAvailableSignalIntegers()}.`;
   }
 });
 
-// ../../main/node_modules/execa/lib/terminate/kill.js
+// node_modules/execa/lib/terminate/kill.js
 import { setTimeout as setTimeout2 } from "node:timers/promises";
 var normalizeForceKillAfterDelay, DEFAULT_FORCE_KILL_TIMEOUT, subprocessKill, parseKillArguments, emitKillError, setKillTimeout, killOnTimeout;
 var init_kill = __esm({
-  "../../main/node_modules/execa/lib/terminate/kill.js"() {
+  "node_modules/execa/lib/terminate/kill.js"() {
     init_final_error();
     init_signal();
     normalizeForceKillAfterDelay = (forceKillAfterDelay) => {
@@ -47843,11 +47856,11 @@ var init_kill = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/utils/abort-signal.js
+// node_modules/execa/lib/utils/abort-signal.js
 import { once } from "node:events";
 var onAbortedSignal;
 var init_abort_signal = __esm({
-  "../../main/node_modules/execa/lib/utils/abort-signal.js"() {
+  "node_modules/execa/lib/utils/abort-signal.js"() {
     onAbortedSignal = async (mainSignal, stopSignal) => {
       if (!mainSignal.aborted) {
         await once(mainSignal, "abort", { signal: stopSignal });
@@ -47856,10 +47869,10 @@ var init_abort_signal = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/terminate/cancel.js
+// node_modules/execa/lib/terminate/cancel.js
 var validateCancelSignal, throwOnCancel, terminateOnCancel;
 var init_cancel = __esm({
-  "../../main/node_modules/execa/lib/terminate/cancel.js"() {
+  "node_modules/execa/lib/terminate/cancel.js"() {
     init_abort_signal();
     validateCancelSignal = ({ cancelSignal }) => {
       if (cancelSignal !== void 0 && Object.prototype.toString.call(cancelSignal) !== "[object AbortSignal]") {
@@ -47876,10 +47889,10 @@ var init_cancel = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/validation.js
+// node_modules/execa/lib/ipc/validation.js
 var validateIpcMethod, validateIpcOption, validateConnection, throwOnEarlyDisconnect, throwOnStrictDeadlockError, getStrictResponseError, throwOnMissingStrict, throwOnStrictDisconnect, getAbortDisconnectError, throwOnMissingParent, handleEpipeError, handleSerializationError, isSerializationError, SERIALIZATION_ERROR_CODES, SERIALIZATION_ERROR_MESSAGES, getMethodName, getNamespaceName, getOtherProcessName, disconnect;
 var init_validation = __esm({
-  "../../main/node_modules/execa/lib/ipc/validation.js"() {
+  "node_modules/execa/lib/ipc/validation.js"() {
     validateIpcMethod = ({ methodName, isSubprocess, ipc, isConnected: isConnected2 }) => {
       validateIpcOption(methodName, isSubprocess, ipc);
       validateConnection(methodName, isSubprocess, isConnected2);
@@ -47953,10 +47966,10 @@ const [receivedMessage] = await Promise.all([
   }
 });
 
-// ../../main/node_modules/execa/lib/utils/deferred.js
+// node_modules/execa/lib/utils/deferred.js
 var createDeferred;
 var init_deferred = __esm({
-  "../../main/node_modules/execa/lib/utils/deferred.js"() {
+  "node_modules/execa/lib/utils/deferred.js"() {
     createDeferred = () => {
       const methods = {};
       const promise = new Promise((resolve3, reject) => {
@@ -47967,10 +47980,10 @@ var init_deferred = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/fd-options.js
+// node_modules/execa/lib/arguments/fd-options.js
 var getToStream, getFromStream, SUBPROCESS_OPTIONS, getFdNumber, parseFdNumber, validateFdNumber, getInvalidStdioOptionMessage, getInvalidStdioOption, getUsedDescriptor, getOptionName, serializeOptionValue;
 var init_fd_options = __esm({
-  "../../main/node_modules/execa/lib/arguments/fd-options.js"() {
+  "node_modules/execa/lib/arguments/fd-options.js"() {
     init_specific();
     getToStream = (destination, to2 = "stdin") => {
       const isWritable = true;
@@ -48053,11 +48066,11 @@ Please set this option with "pipe" instead.`;
   }
 });
 
-// ../../main/node_modules/execa/lib/utils/max-listeners.js
+// node_modules/execa/lib/utils/max-listeners.js
 import { addAbortListener } from "node:events";
 var incrementMaxListeners;
 var init_max_listeners = __esm({
-  "../../main/node_modules/execa/lib/utils/max-listeners.js"() {
+  "node_modules/execa/lib/utils/max-listeners.js"() {
     incrementMaxListeners = (eventEmitter, maxListenersIncrement, signal2) => {
       const maxListeners = eventEmitter.getMaxListeners();
       if (maxListeners === 0 || maxListeners === Number.POSITIVE_INFINITY) {
@@ -48071,10 +48084,10 @@ var init_max_listeners = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/reference.js
+// node_modules/execa/lib/ipc/reference.js
 var addReference, addReferenceCount, removeReference, removeReferenceCount, undoAddedReferences, redoAddedReferences;
 var init_reference = __esm({
-  "../../main/node_modules/execa/lib/ipc/reference.js"() {
+  "node_modules/execa/lib/ipc/reference.js"() {
     addReference = (channel, reference) => {
       if (reference) {
         addReferenceCount(channel);
@@ -48106,12 +48119,12 @@ var init_reference = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/incoming.js
+// node_modules/execa/lib/ipc/incoming.js
 import { once as once2 } from "node:events";
 import { scheduler } from "node:timers/promises";
 var onMessage, onDisconnect, INCOMING_MESSAGES;
 var init_incoming = __esm({
-  "../../main/node_modules/execa/lib/ipc/incoming.js"() {
+  "node_modules/execa/lib/ipc/incoming.js"() {
     init_outgoing();
     init_reference();
     init_strict();
@@ -48158,11 +48171,11 @@ var init_incoming = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/forward.js
+// node_modules/execa/lib/ipc/forward.js
 import { EventEmitter } from "node:events";
 var getIpcEmitter, IPC_EMITTERS, forwardEvents, isConnected;
 var init_forward = __esm({
-  "../../main/node_modules/execa/lib/ipc/forward.js"() {
+  "node_modules/execa/lib/ipc/forward.js"() {
     init_incoming();
     init_reference();
     getIpcEmitter = (anyProcess, channel, isSubprocess) => {
@@ -48205,11 +48218,11 @@ var init_forward = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/strict.js
+// node_modules/execa/lib/ipc/strict.js
 import { once as once3 } from "node:events";
 var handleSendStrict, count2, validateStrictDeadlock, handleStrictRequest, handleStrictResponse, waitForStrictResponse, STRICT_RESPONSES, throwOnDisconnect, REQUEST_TYPE, RESPONSE_TYPE;
 var init_strict = __esm({
-  "../../main/node_modules/execa/lib/ipc/strict.js"() {
+  "node_modules/execa/lib/ipc/strict.js"() {
     init_deferred();
     init_max_listeners();
     init_send();
@@ -48300,10 +48313,10 @@ var init_strict = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/outgoing.js
+// node_modules/execa/lib/ipc/outgoing.js
 var startSendMessage, endSendMessage, waitForOutgoingMessages, OUTGOING_MESSAGES, hasMessageListeners, getMinListenerCount;
 var init_outgoing = __esm({
-  "../../main/node_modules/execa/lib/ipc/outgoing.js"() {
+  "node_modules/execa/lib/ipc/outgoing.js"() {
     init_deferred();
     init_specific();
     init_fd_options();
@@ -48336,11 +48349,11 @@ var init_outgoing = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/send.js
+// node_modules/execa/lib/ipc/send.js
 import { promisify as promisify2 } from "node:util";
 var sendMessage, sendMessageAsync, sendOneMessage, getSendMethod, PROCESS_SEND_METHODS;
 var init_send = __esm({
-  "../../main/node_modules/execa/lib/ipc/send.js"() {
+  "node_modules/execa/lib/ipc/send.js"() {
     init_validation();
     init_outgoing();
     init_strict();
@@ -48415,11 +48428,11 @@ var init_send = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/graceful.js
+// node_modules/execa/lib/ipc/graceful.js
 import { scheduler as scheduler2 } from "node:timers/promises";
 var sendAbort, getCancelSignal, startIpc, cancelListening, handleAbort, GRACEFUL_CANCEL_TYPE, abortOnDisconnect, cancelController;
 var init_graceful = __esm({
-  "../../main/node_modules/execa/lib/ipc/graceful.js"() {
+  "node_modules/execa/lib/ipc/graceful.js"() {
     init_send();
     init_forward();
     init_validation();
@@ -48475,10 +48488,10 @@ var init_graceful = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/terminate/graceful.js
+// node_modules/execa/lib/terminate/graceful.js
 var validateGracefulCancel, throwOnGracefulCancel, sendOnAbort, getReason;
 var init_graceful2 = __esm({
-  "../../main/node_modules/execa/lib/terminate/graceful.js"() {
+  "node_modules/execa/lib/terminate/graceful.js"() {
     init_abort_signal();
     init_graceful();
     init_kill();
@@ -48539,11 +48552,11 @@ var init_graceful2 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/terminate/timeout.js
+// node_modules/execa/lib/terminate/timeout.js
 import { setTimeout as setTimeout3 } from "node:timers/promises";
 var validateTimeout, throwOnTimeout, killAfterTimeout;
 var init_timeout = __esm({
-  "../../main/node_modules/execa/lib/terminate/timeout.js"() {
+  "node_modules/execa/lib/terminate/timeout.js"() {
     init_final_error();
     validateTimeout = ({ timeout }) => {
       if (timeout !== void 0 && (!Number.isFinite(timeout) || timeout < 0)) {
@@ -48560,12 +48573,12 @@ var init_timeout = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/node.js
+// node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path19 from "node:path";
+import path20 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
-  "../../main/node_modules/execa/lib/methods/node.js"() {
+  "node_modules/execa/lib/methods/node.js"() {
     init_file_url();
     mapNode = ({ options }) => {
       if (options.node === false) {
@@ -48585,7 +48598,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path19.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path20.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -48595,7 +48608,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path19.basename(file, ".exe") === "node") {
+      if (path20.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -48607,11 +48620,11 @@ var init_node2 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/ipc-input.js
+// node_modules/execa/lib/ipc/ipc-input.js
 import { serialize } from "node:v8";
 var validateIpcInputOption, validateAdvancedInput, validateJsonInput, validateIpcInput, sendIpcInput;
 var init_ipc_input = __esm({
-  "../../main/node_modules/execa/lib/ipc/ipc-input.js"() {
+  "node_modules/execa/lib/ipc/ipc-input.js"() {
     validateIpcInputOption = ({ ipcInput, ipc, serialization }) => {
       if (ipcInput === void 0) {
         return;
@@ -48648,10 +48661,10 @@ var init_ipc_input = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/encoding-option.js
+// node_modules/execa/lib/arguments/encoding-option.js
 var validateEncoding, TEXT_ENCODINGS, BINARY_ENCODINGS, ENCODINGS, getCorrectEncoding, ENCODING_ALIASES, serializeEncoding;
 var init_encoding_option = __esm({
-  "../../main/node_modules/execa/lib/arguments/encoding-option.js"() {
+  "node_modules/execa/lib/arguments/encoding-option.js"() {
     validateEncoding = ({ encoding }) => {
       if (ENCODINGS.has(encoding)) {
         return;
@@ -48695,17 +48708,17 @@ Please rename it to one of: ${correctEncodings}.`);
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/cwd.js
-import { statSync as statSync4 } from "node:fs";
-import path20 from "node:path";
+// node_modules/execa/lib/arguments/cwd.js
+import { statSync as statSync5 } from "node:fs";
+import path21 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
-  "../../main/node_modules/execa/lib/arguments/cwd.js"() {
+  "node_modules/execa/lib/arguments/cwd.js"() {
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path20.resolve(cwdString);
+      return path21.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -48722,7 +48735,7 @@ ${error3.message}`;
       }
       let cwdStat;
       try {
-        cwdStat = statSync4(cwd);
+        cwdStat = statSync5(cwd);
       } catch (error3) {
         return `The "cwd" option is invalid: ${cwd}.
 ${error3.message}
@@ -48737,12 +48750,12 @@ ${originalMessage}`;
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/options.js
-import path21 from "node:path";
+// node_modules/execa/lib/arguments/options.js
+import path22 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
-  "../../main/node_modules/execa/lib/arguments/options.js"() {
+  "node_modules/execa/lib/arguments/options.js"() {
     import_cross_spawn = __toESM(require_cross_spawn(), 1);
     init_npm_run_path();
     init_kill();
@@ -48772,7 +48785,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path21.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path22.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -48828,15 +48841,15 @@ var init_options = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/arguments/shell.js
+// node_modules/execa/lib/arguments/shell.js
 var concatenateShell;
 var init_shell = __esm({
-  "../../main/node_modules/execa/lib/arguments/shell.js"() {
+  "node_modules/execa/lib/arguments/shell.js"() {
     concatenateShell = (file, commandArguments, options) => options.shell && commandArguments.length > 0 ? [[file, ...commandArguments].join(" "), [], options] : [file, commandArguments, options];
   }
 });
 
-// ../../main/node_modules/strip-final-newline/index.js
+// node_modules/strip-final-newline/index.js
 function stripFinalNewline(input) {
   if (typeof input === "string") {
     return stripFinalNewlineString(input);
@@ -48848,7 +48861,7 @@ function stripFinalNewline(input) {
 }
 var stripFinalNewlineString, stripFinalNewlineBinary, LF, LF_BINARY, CR, CR_BINARY;
 var init_strip_final_newline = __esm({
-  "../../main/node_modules/strip-final-newline/index.js"() {
+  "node_modules/strip-final-newline/index.js"() {
     stripFinalNewlineString = (input) => input.at(-1) === LF ? input.slice(0, input.at(-2) === CR ? -2 : -1) : input;
     stripFinalNewlineBinary = (input) => input.at(-1) === LF_BINARY ? input.subarray(0, input.at(-2) === CR_BINARY ? -2 : -1) : input;
     LF = "\n";
@@ -48858,7 +48871,7 @@ var init_strip_final_newline = __esm({
   }
 });
 
-// ../../main/node_modules/is-stream/index.js
+// node_modules/is-stream/index.js
 function isStream(stream, { checkOpen = true } = {}) {
   return stream !== null && typeof stream === "object" && (stream.writable || stream.readable || !checkOpen || stream.writable === void 0 && stream.readable === void 0) && typeof stream.pipe === "function";
 }
@@ -48872,11 +48885,11 @@ function isDuplexStream(stream, options) {
   return isWritableStream(stream, options) && isReadableStream(stream, options);
 }
 var init_is_stream = __esm({
-  "../../main/node_modules/is-stream/index.js"() {
+  "node_modules/is-stream/index.js"() {
   }
 });
 
-// ../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js
+// node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js
 function i() {
   return this[n].next();
 }
@@ -48892,7 +48905,7 @@ function h({ preventCancel: r = false } = {}) {
 }
 var a, c, n, u2;
 var init_asyncIterator = __esm({
-  "../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js"() {
+  "node_modules/@sec-ant/readable-stream/dist/ponyfill/asyncIterator.js"() {
     a = Object.getPrototypeOf(
       Object.getPrototypeOf(
         /* istanbul ignore next */
@@ -48969,24 +48982,24 @@ var init_asyncIterator = __esm({
   }
 });
 
-// ../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js
+// node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js
 var init_fromAnyIterable = __esm({
-  "../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js"() {
+  "node_modules/@sec-ant/readable-stream/dist/ponyfill/fromAnyIterable.js"() {
   }
 });
 
-// ../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js
+// node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js
 var init_ponyfill = __esm({
-  "../../main/node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js"() {
+  "node_modules/@sec-ant/readable-stream/dist/ponyfill/index.js"() {
     init_asyncIterator();
     init_fromAnyIterable();
   }
 });
 
-// ../../main/node_modules/get-stream/source/stream.js
+// node_modules/get-stream/source/stream.js
 var getAsyncIterable, toString, getStreamIterable, handleStreamEnd, nodeImports;
 var init_stream = __esm({
-  "../../main/node_modules/get-stream/source/stream.js"() {
+  "node_modules/get-stream/source/stream.js"() {
     init_is_stream();
     init_ponyfill();
     getAsyncIterable = (stream) => {
@@ -49038,10 +49051,10 @@ var init_stream = __esm({
   }
 });
 
-// ../../main/node_modules/get-stream/source/contents.js
+// node_modules/get-stream/source/contents.js
 var getStreamContents, appendFinalChunk, appendChunk, addNewChunk, getChunkType, objectToString2, MaxBufferError;
 var init_contents = __esm({
-  "../../main/node_modules/get-stream/source/contents.js"() {
+  "node_modules/get-stream/source/contents.js"() {
     init_stream();
     getStreamContents = async (stream, { init, convertChunk, getSize, truncateChunk, addChunk, getFinalChunk, finalize: finalize2 }, { maxBuffer = Number.POSITIVE_INFINITY } = {}) => {
       const asyncIterable = getAsyncIterable(stream);
@@ -49139,10 +49152,10 @@ var init_contents = __esm({
   }
 });
 
-// ../../main/node_modules/get-stream/source/utils.js
+// node_modules/get-stream/source/utils.js
 var identity2, noop, getContentsProperty, throwObjectStream, getLengthProperty;
 var init_utils = __esm({
-  "../../main/node_modules/get-stream/source/utils.js"() {
+  "node_modules/get-stream/source/utils.js"() {
     identity2 = (value) => value;
     noop = () => void 0;
     getContentsProperty = ({ contents }) => contents;
@@ -49153,13 +49166,13 @@ var init_utils = __esm({
   }
 });
 
-// ../../main/node_modules/get-stream/source/array.js
+// node_modules/get-stream/source/array.js
 async function getStreamAsArray(stream, options) {
   return getStreamContents(stream, arrayMethods, options);
 }
 var initArray, increment, addArrayChunk, arrayMethods;
 var init_array = __esm({
-  "../../main/node_modules/get-stream/source/array.js"() {
+  "node_modules/get-stream/source/array.js"() {
     init_contents();
     init_utils();
     initArray = () => ({ contents: [] });
@@ -49187,13 +49200,13 @@ var init_array = __esm({
   }
 });
 
-// ../../main/node_modules/get-stream/source/array-buffer.js
+// node_modules/get-stream/source/array-buffer.js
 async function getStreamAsArrayBuffer(stream, options) {
   return getStreamContents(stream, arrayBufferMethods, options);
 }
 var initArrayBuffer, useTextEncoder, textEncoder2, useUint8Array, useUint8ArrayWithOffset, truncateArrayBufferChunk, addArrayBufferChunk, resizeArrayBufferSlow, resizeArrayBuffer, getNewContentsLength, SCALE_FACTOR, finalizeArrayBuffer, hasArrayBufferResize, arrayBufferMethods;
 var init_array_buffer = __esm({
-  "../../main/node_modules/get-stream/source/array-buffer.js"() {
+  "node_modules/get-stream/source/array-buffer.js"() {
     init_contents();
     init_utils();
     initArrayBuffer = () => ({ contents: new ArrayBuffer(0) });
@@ -49247,13 +49260,13 @@ var init_array_buffer = __esm({
   }
 });
 
-// ../../main/node_modules/get-stream/source/string.js
+// node_modules/get-stream/source/string.js
 async function getStreamAsString(stream, options) {
   return getStreamContents(stream, stringMethods, options);
 }
 var initString, useTextDecoder, addStringChunk, truncateStringChunk, getFinalStringChunk, stringMethods;
 var init_string = __esm({
-  "../../main/node_modules/get-stream/source/string.js"() {
+  "node_modules/get-stream/source/string.js"() {
     init_contents();
     init_utils();
     initString = () => ({ contents: "", textDecoder: new TextDecoder() });
@@ -49283,9 +49296,9 @@ var init_string = __esm({
   }
 });
 
-// ../../main/node_modules/get-stream/source/exports.js
+// node_modules/get-stream/source/exports.js
 var init_exports = __esm({
-  "../../main/node_modules/get-stream/source/exports.js"() {
+  "node_modules/get-stream/source/exports.js"() {
     init_array();
     init_array_buffer();
     init_string();
@@ -49293,21 +49306,21 @@ var init_exports = __esm({
   }
 });
 
-// ../../main/node_modules/get-stream/source/index.js
+// node_modules/get-stream/source/index.js
 import { on } from "node:events";
 import { finished } from "node:stream/promises";
 var init_source2 = __esm({
-  "../../main/node_modules/get-stream/source/index.js"() {
+  "node_modules/get-stream/source/index.js"() {
     init_stream();
     init_exports();
     Object.assign(nodeImports, { on, finished });
   }
 });
 
-// ../../main/node_modules/execa/lib/io/max-buffer.js
+// node_modules/execa/lib/io/max-buffer.js
 var handleMaxBuffer, getMaxBufferUnit, checkIpcMaxBuffer, getMaxBufferMessage, getMaxBufferInfo, isMaxBufferSync, truncateMaxBufferSync, getMaxBufferSync;
 var init_max_buffer = __esm({
-  "../../main/node_modules/execa/lib/io/max-buffer.js"() {
+  "node_modules/execa/lib/io/max-buffer.js"() {
     init_source2();
     init_standard_stream();
     init_specific();
@@ -49371,11 +49384,11 @@ var init_max_buffer = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/return/message.js
+// node_modules/execa/lib/return/message.js
 import { inspect as inspect2 } from "node:util";
 var createMessages, getErrorPrefix, getForcefulSuffix, getOriginalMessage, serializeIpcMessage, serializeMessagePart, serializeMessageItem;
 var init_message = __esm({
-  "../../main/node_modules/execa/lib/return/message.js"() {
+  "node_modules/execa/lib/return/message.js"() {
     init_strip_final_newline();
     init_uint_array();
     init_cwd();
@@ -49502,10 +49515,10 @@ ${originalMessage}`;
   }
 });
 
-// ../../main/node_modules/execa/lib/return/result.js
+// node_modules/execa/lib/return/result.js
 var makeSuccessResult, makeEarlyError, makeError, getErrorProperties, omitUndefinedProperties, normalizeExitPayload;
 var init_result = __esm({
-  "../../main/node_modules/execa/lib/return/result.js"() {
+  "node_modules/execa/lib/return/result.js"() {
     init_signal();
     init_duration2();
     init_final_error();
@@ -49684,7 +49697,7 @@ var init_result = __esm({
   }
 });
 
-// ../../main/node_modules/parse-ms/index.js
+// node_modules/parse-ms/index.js
 function parseNumber(milliseconds2) {
   return {
     days: Math.trunc(milliseconds2 / 864e5),
@@ -49723,12 +49736,12 @@ function parseMilliseconds(milliseconds2) {
 }
 var toZeroIfInfinity;
 var init_parse_ms = __esm({
-  "../../main/node_modules/parse-ms/index.js"() {
+  "node_modules/parse-ms/index.js"() {
     toZeroIfInfinity = (value) => Number.isFinite(value) ? value : 0;
   }
 });
 
-// ../../main/node_modules/pretty-ms/index.js
+// node_modules/pretty-ms/index.js
 function prettyMilliseconds(milliseconds2, options) {
   const isBigInt = typeof milliseconds2 === "bigint";
   if (!isBigInt && !Number.isFinite(milliseconds2)) {
@@ -49825,7 +49838,7 @@ function prettyMilliseconds(milliseconds2, options) {
 }
 var isZero, pluralize, SECOND_ROUNDING_EPSILON, ONE_DAY_IN_MILLISECONDS;
 var init_pretty_ms = __esm({
-  "../../main/node_modules/pretty-ms/index.js"() {
+  "node_modules/pretty-ms/index.js"() {
     init_parse_ms();
     isZero = (value) => value === 0 || value === 0n;
     pluralize = (word, count3) => count3 === 1 || count3 === 1n ? word : `${word}s`;
@@ -49834,10 +49847,10 @@ var init_pretty_ms = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/error.js
+// node_modules/execa/lib/verbose/error.js
 var logError;
 var init_error = __esm({
-  "../../main/node_modules/execa/lib/verbose/error.js"() {
+  "node_modules/execa/lib/verbose/error.js"() {
     init_log();
     logError = (result2, verboseInfo) => {
       if (result2.failed) {
@@ -49852,10 +49865,10 @@ var init_error = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/complete.js
+// node_modules/execa/lib/verbose/complete.js
 var logResult, logDuration;
 var init_complete = __esm({
-  "../../main/node_modules/execa/lib/verbose/complete.js"() {
+  "node_modules/execa/lib/verbose/complete.js"() {
     init_pretty_ms();
     init_values();
     init_log();
@@ -49879,10 +49892,10 @@ var init_complete = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/return/reject.js
+// node_modules/execa/lib/return/reject.js
 var handleResult;
 var init_reject = __esm({
-  "../../main/node_modules/execa/lib/return/reject.js"() {
+  "node_modules/execa/lib/return/reject.js"() {
     init_complete();
     handleResult = (result2, verboseInfo, { reject }) => {
       logResult(result2, verboseInfo);
@@ -49894,10 +49907,10 @@ var init_reject = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/type.js
+// node_modules/execa/lib/stdio/type.js
 var getStdioItemType, getTransformObjectType, getDuplexType, getTransformStreamType, validateNonGeneratorType, checkUndefinedOption, getGeneratorObjectType, checkBooleanOption, isGenerator, isAsyncGenerator, isSyncGenerator, isTransformOptions, isUrl, isRegularUrl, isFilePathObject, FILE_PATH_KEYS, isFilePathString, isUnknownStdioString, KNOWN_STDIO_STRINGS, isReadableStream2, isWritableStream2, isWebStream, isTransformStream, isAsyncIterableObject, isIterableObject, isObject2, TRANSFORM_TYPES, FILE_TYPES, SPECIAL_DUPLICATE_TYPES_SYNC, SPECIAL_DUPLICATE_TYPES, FORBID_DUPLICATE_TYPES, TYPE_TO_MESSAGE;
 var init_type = __esm({
-  "../../main/node_modules/execa/lib/stdio/type.js"() {
+  "node_modules/execa/lib/stdio/type.js"() {
     init_is_stream();
     init_is_plain_obj();
     init_uint_array();
@@ -50028,10 +50041,10 @@ var init_type = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/object-mode.js
+// node_modules/execa/lib/transform/object-mode.js
 var getTransformObjectModes, getOutputObjectModes, getInputObjectModes, getFdObjectMode;
 var init_object_mode = __esm({
-  "../../main/node_modules/execa/lib/transform/object-mode.js"() {
+  "node_modules/execa/lib/transform/object-mode.js"() {
     init_type();
     getTransformObjectModes = (objectMode, index, newTransforms, direction) => direction === "output" ? getOutputObjectModes(objectMode, index, newTransforms) : getInputObjectModes(objectMode, index, newTransforms);
     getOutputObjectModes = (objectMode, index, newTransforms) => {
@@ -50054,10 +50067,10 @@ var init_object_mode = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/normalize.js
+// node_modules/execa/lib/transform/normalize.js
 var normalizeTransforms, getTransforms, normalizeTransform, normalizeDuplex, normalizeTransformStream, normalizeGenerator, sortTransforms;
 var init_normalize = __esm({
-  "../../main/node_modules/execa/lib/transform/normalize.js"() {
+  "node_modules/execa/lib/transform/normalize.js"() {
     init_is_plain_obj();
     init_encoding_option();
     init_type();
@@ -50157,11 +50170,11 @@ var init_normalize = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/direction.js
+// node_modules/execa/lib/stdio/direction.js
 import process13 from "node:process";
 var getStreamDirection, getStdioItemDirection, KNOWN_DIRECTIONS, anyDirection, alwaysInput, guessStreamDirection, getStandardStreamDirection, DEFAULT_DIRECTION;
 var init_direction = __esm({
-  "../../main/node_modules/execa/lib/stdio/direction.js"() {
+  "node_modules/execa/lib/stdio/direction.js"() {
     init_is_stream();
     init_type();
     getStreamDirection = (stdioItems, fdNumber, optionName) => {
@@ -50214,18 +50227,18 @@ var init_direction = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/array.js
+// node_modules/execa/lib/ipc/array.js
 var normalizeIpcStdioArray;
 var init_array2 = __esm({
-  "../../main/node_modules/execa/lib/ipc/array.js"() {
+  "node_modules/execa/lib/ipc/array.js"() {
     normalizeIpcStdioArray = (stdioArray, ipc) => ipc && !stdioArray.includes("ipc") ? [...stdioArray, "ipc"] : stdioArray;
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/stdio-option.js
+// node_modules/execa/lib/stdio/stdio-option.js
 var normalizeStdioOption, getStdioArray, hasAlias, addDefaultValue2, normalizeStdioSync, isOutputPipeOnly;
 var init_stdio_option = __esm({
-  "../../main/node_modules/execa/lib/stdio/stdio-option.js"() {
+  "node_modules/execa/lib/stdio/stdio-option.js"() {
     init_standard_stream();
     init_array2();
     init_values();
@@ -50264,12 +50277,12 @@ var init_stdio_option = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/native.js
-import { readFileSync as readFileSync8 } from "node:fs";
+// node_modules/execa/lib/stdio/native.js
+import { readFileSync as readFileSync9 } from "node:fs";
 import tty3 from "node:tty";
 var handleNativeStream, handleNativeStreamSync, getTargetFd, getTargetFdNumber, handleNativeStreamAsync, getStandardStream;
 var init_native = __esm({
-  "../../main/node_modules/execa/lib/stdio/native.js"() {
+  "node_modules/execa/lib/stdio/native.js"() {
     init_is_stream();
     init_standard_stream();
     init_uint_array();
@@ -50306,7 +50319,7 @@ var init_native = __esm({
       if (tty3.isatty(targetFdNumber)) {
         throw new TypeError(`The \`${optionName}: ${serializeOptionValue(value)}\` option is invalid: it cannot be a TTY with synchronous methods.`);
       }
-      return { type: "uint8Array", value: bufferToUint8Array(readFileSync8(targetFdNumber)), optionName };
+      return { type: "uint8Array", value: bufferToUint8Array(readFileSync9(targetFdNumber)), optionName };
     };
     getTargetFdNumber = (value, fdNumber) => {
       if (value === "inherit") {
@@ -50342,10 +50355,10 @@ var init_native = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/input-option.js
+// node_modules/execa/lib/stdio/input-option.js
 var handleInputOptions, handleInputOption, getInputType, handleInputFileOption, getInputFileType;
 var init_input_option = __esm({
-  "../../main/node_modules/execa/lib/stdio/input-option.js"() {
+  "node_modules/execa/lib/stdio/input-option.js"() {
     init_is_stream();
     init_uint_array();
     init_type();
@@ -50386,10 +50399,10 @@ var init_input_option = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/duplicate.js
+// node_modules/execa/lib/stdio/duplicate.js
 var filterDuplicates, getDuplicateStream, getOtherStdioItems, validateDuplicateStreamSync, getDuplicateStreamInstance, hasSameValue, validateDuplicateTransform, throwOnDuplicateStream;
 var init_duplicate = __esm({
-  "../../main/node_modules/execa/lib/stdio/duplicate.js"() {
+  "node_modules/execa/lib/stdio/duplicate.js"() {
     init_type();
     filterDuplicates = (stdioItems) => stdioItems.filter((stdioItemOne, indexOne) => stdioItems.every((stdioItemTwo, indexTwo) => stdioItemOne.value !== stdioItemTwo.value || indexOne >= indexTwo || stdioItemOne.type === "generator" || stdioItemOne.type === "asyncGenerator"));
     getDuplicateStream = ({ stdioItem: { type, value, optionName }, direction, fileDescriptors, isSync }) => {
@@ -50467,10 +50480,10 @@ var init_duplicate = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/handle.js
+// node_modules/execa/lib/stdio/handle.js
 var handleStdio, getFileDescriptor, initializeStdioItems, initializeStdioItem, validateStdioArray, INVALID_STDIO_ARRAY_OPTIONS, validateStreams, validateFileStdio, validateFileObjectMode, getFinalFileDescriptors, getFinalFileDescriptor, addStreamProperties, cleanupCustomStreams, forwardStdio;
 var init_handle = __esm({
-  "../../main/node_modules/execa/lib/stdio/handle.js"() {
+  "node_modules/execa/lib/stdio/handle.js"() {
     init_standard_stream();
     init_normalize();
     init_object_mode();
@@ -50641,11 +50654,11 @@ For example, you can use the \`pathToFileURL()\` method of the \`url\` core modu
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/handle-sync.js
-import { readFileSync as readFileSync9 } from "node:fs";
+// node_modules/execa/lib/stdio/handle-sync.js
+import { readFileSync as readFileSync10 } from "node:fs";
 var handleStdioSync, forbiddenIfSync, forbiddenNativeIfSync, throwInvalidSyncValue, addProperties, addPropertiesSync;
 var init_handle_sync = __esm({
-  "../../main/node_modules/execa/lib/stdio/handle-sync.js"() {
+  "node_modules/execa/lib/stdio/handle-sync.js"() {
     init_uint_array();
     init_handle();
     init_type();
@@ -50676,8 +50689,8 @@ var init_handle_sync = __esm({
     addPropertiesSync = {
       input: {
         ...addProperties,
-        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync9(value))] }),
-        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync9(file))] }),
+        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync10(value))] }),
+        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync10(file))] }),
         fileNumber: forbiddenIfSync,
         iterable: ({ value }) => ({ contents: [...value] }),
         string: ({ value }) => ({ contents: [value] }),
@@ -50696,20 +50709,20 @@ var init_handle_sync = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/io/strip-newline.js
+// node_modules/execa/lib/io/strip-newline.js
 var stripNewline, getStripFinalNewline;
 var init_strip_newline = __esm({
-  "../../main/node_modules/execa/lib/io/strip-newline.js"() {
+  "node_modules/execa/lib/io/strip-newline.js"() {
     init_strip_final_newline();
     stripNewline = (value, { stripFinalNewline: stripFinalNewline2 }, fdNumber) => getStripFinalNewline(stripFinalNewline2, fdNumber) && value !== void 0 && !Array.isArray(value) ? stripFinalNewline(value) : value;
     getStripFinalNewline = (stripFinalNewline2, fdNumber) => fdNumber === "all" ? stripFinalNewline2[1] || stripFinalNewline2[2] : stripFinalNewline2[fdNumber];
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/split.js
+// node_modules/execa/lib/transform/split.js
 var getSplitLinesGenerator, splitLinesSync, splitLinesItemSync, initializeSplitLines, splitGenerator, getNewlineLength, linesFinal, getAppendNewlineGenerator, appendNewlineGenerator, concatString, linesStringInfo, concatUint8Array, linesUint8ArrayInfo;
 var init_split = __esm({
-  "../../main/node_modules/execa/lib/transform/split.js"() {
+  "node_modules/execa/lib/transform/split.js"() {
     getSplitLinesGenerator = (binary, preserveNewlines, skipped, state) => binary || skipped ? void 0 : initializeSplitLines(preserveNewlines, state);
     splitLinesSync = (chunk2, preserveNewlines, objectMode) => objectMode ? chunk2.flatMap((item) => splitLinesItemSync(item, preserveNewlines)) : splitLinesItemSync(chunk2, preserveNewlines);
     splitLinesItemSync = (chunk2, preserveNewlines) => {
@@ -50791,11 +50804,11 @@ var init_split = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/validate.js
+// node_modules/execa/lib/transform/validate.js
 import { Buffer as Buffer2 } from "node:buffer";
 var getValidateTransformInput, validateStringTransformInput, getValidateTransformReturn, validateObjectTransformReturn, validateStringTransformReturn, validateEmptyReturn;
 var init_validate = __esm({
-  "../../main/node_modules/execa/lib/transform/validate.js"() {
+  "node_modules/execa/lib/transform/validate.js"() {
     init_uint_array();
     getValidateTransformInput = (writableObjectMode, optionName) => writableObjectMode ? void 0 : validateStringTransformInput.bind(void 0, optionName);
     validateStringTransformInput = function* (optionName, chunk2) {
@@ -50826,12 +50839,12 @@ Instead, \`yield\` should either be called with a value, or not be called at all
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/encoding-transform.js
+// node_modules/execa/lib/transform/encoding-transform.js
 import { Buffer as Buffer3 } from "node:buffer";
 import { StringDecoder as StringDecoder4 } from "node:string_decoder";
 var getEncodingTransformGenerator, encodingUint8ArrayGenerator, encodingStringGenerator, encodingStringFinal;
 var init_encoding_transform = __esm({
-  "../../main/node_modules/execa/lib/transform/encoding-transform.js"() {
+  "node_modules/execa/lib/transform/encoding-transform.js"() {
     init_uint_array();
     getEncodingTransformGenerator = (binary, encoding, skipped) => {
       if (skipped) {
@@ -50867,11 +50880,11 @@ var init_encoding_transform = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/run-async.js
+// node_modules/execa/lib/transform/run-async.js
 import { callbackify } from "node:util";
 var pushChunks, transformChunk, finalChunks, generatorFinalChunks, destroyTransform, identityGenerator;
 var init_run_async = __esm({
-  "../../main/node_modules/execa/lib/transform/run-async.js"() {
+  "node_modules/execa/lib/transform/run-async.js"() {
     pushChunks = callbackify(async (getChunks, state, getChunksArguments, transformStream) => {
       state.currentIterable = getChunks(...getChunksArguments);
       try {
@@ -50920,10 +50933,10 @@ var init_run_async = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/run-sync.js
+// node_modules/execa/lib/transform/run-sync.js
 var pushChunksSync, runTransformSync, transformChunkSync, finalChunksSync, generatorFinalChunksSync, identityGenerator2;
 var init_run_sync = __esm({
-  "../../main/node_modules/execa/lib/transform/run-sync.js"() {
+  "node_modules/execa/lib/transform/run-sync.js"() {
     pushChunksSync = (getChunksSync, getChunksArguments, transformStream, done) => {
       try {
         for (const chunk2 of getChunksSync(...getChunksArguments)) {
@@ -50967,11 +50980,11 @@ var init_run_sync = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/transform/generator.js
+// node_modules/execa/lib/transform/generator.js
 import { Transform as Transform2, getDefaultHighWaterMark } from "node:stream";
 var generatorToStream, runGeneratorsSync, addInternalGenerators;
 var init_generator = __esm({
-  "../../main/node_modules/execa/lib/transform/generator.js"() {
+  "node_modules/execa/lib/transform/generator.js"() {
     init_type();
     init_split();
     init_validate();
@@ -51033,10 +51046,10 @@ var init_generator = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/io/input-sync.js
+// node_modules/execa/lib/io/input-sync.js
 var addInputOptionsSync, getInputFdNumbers, addInputOptionSync, applySingleInputGeneratorsSync, validateSerializable;
 var init_input_sync = __esm({
-  "../../main/node_modules/execa/lib/io/input-sync.js"() {
+  "node_modules/execa/lib/io/input-sync.js"() {
     init_generator();
     init_uint_array();
     init_type();
@@ -51074,10 +51087,10 @@ var init_input_sync = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/output.js
+// node_modules/execa/lib/verbose/output.js
 var shouldLogOutput, fdUsesVerbose, PIPED_STDIO_VALUES, logLines, logLinesSync, isPipingStream, logLine;
 var init_output = __esm({
-  "../../main/node_modules/execa/lib/verbose/output.js"() {
+  "node_modules/execa/lib/verbose/output.js"() {
     init_encoding_option();
     init_type();
     init_log();
@@ -51110,11 +51123,11 @@ var init_output = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/io/output-sync.js
+// node_modules/execa/lib/io/output-sync.js
 import { writeFileSync, appendFileSync as appendFileSync4 } from "node:fs";
 var transformOutputSync, transformOutputResultSync, runOutputGeneratorsSync, serializeChunks, logOutputSync, writeToFiles;
 var init_output_sync = __esm({
-  "../../main/node_modules/execa/lib/io/output-sync.js"() {
+  "node_modules/execa/lib/io/output-sync.js"() {
     init_output();
     init_generator();
     init_split();
@@ -51212,23 +51225,23 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path26, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path26 === "string" ? path26 : path26.toString();
+      for (const { path: path27, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path27 === "string" ? path27 : path27.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync4(path26, serializedResult);
+          appendFileSync4(path27, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path26, serializedResult);
+          writeFileSync(path27, serializedResult);
         }
       }
     };
   }
 });
 
-// ../../main/node_modules/execa/lib/resolve/all-sync.js
+// node_modules/execa/lib/resolve/all-sync.js
 var getAllSync;
 var init_all_sync = __esm({
-  "../../main/node_modules/execa/lib/resolve/all-sync.js"() {
+  "node_modules/execa/lib/resolve/all-sync.js"() {
     init_uint_array();
     init_strip_newline();
     getAllSync = ([, stdout, stderr], options) => {
@@ -51255,11 +51268,11 @@ var init_all_sync = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/resolve/exit-async.js
+// node_modules/execa/lib/resolve/exit-async.js
 import { once as once4 } from "node:events";
 var waitForExit, waitForExitOrError, waitForSubprocessExit, waitForSuccessfulExit, isSubprocessErrorExit, isFailedExit;
 var init_exit_async = __esm({
-  "../../main/node_modules/execa/lib/resolve/exit-async.js"() {
+  "node_modules/execa/lib/resolve/exit-async.js"() {
     init_final_error();
     waitForExit = async (subprocess, context) => {
       const [exitCode, signal2] = await waitForExitOrError(subprocess);
@@ -51295,10 +51308,10 @@ var init_exit_async = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/resolve/exit-sync.js
+// node_modules/execa/lib/resolve/exit-sync.js
 var getExitResultSync, getResultError;
 var init_exit_sync = __esm({
-  "../../main/node_modules/execa/lib/resolve/exit-sync.js"() {
+  "node_modules/execa/lib/resolve/exit-sync.js"() {
     init_final_error();
     init_max_buffer();
     init_exit_async();
@@ -51323,11 +51336,11 @@ var init_exit_sync = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/main-sync.js
+// node_modules/execa/lib/methods/main-sync.js
 import { spawnSync as spawnSync3 } from "node:child_process";
 var execaCoreSync, handleSyncArguments, normalizeSyncOptions, validateSyncOptions, throwInvalidSyncOption, spawnSubprocessSync, runSubprocessSync, normalizeSpawnSyncOptions, getSyncResult;
 var init_main_sync = __esm({
-  "../../main/node_modules/execa/lib/methods/main-sync.js"() {
+  "node_modules/execa/lib/methods/main-sync.js"() {
     init_command();
     init_options();
     init_shell();
@@ -51473,11 +51486,11 @@ var init_main_sync = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/get-one.js
+// node_modules/execa/lib/ipc/get-one.js
 import { once as once5, on as on2 } from "node:events";
 var getOneMessage, getOneMessageAsync, getMessage, throwOnDisconnect2, throwOnStrictError;
 var init_get_one = __esm({
-  "../../main/node_modules/execa/lib/ipc/get-one.js"() {
+  "node_modules/execa/lib/ipc/get-one.js"() {
     init_validation();
     init_forward();
     init_reference();
@@ -51536,11 +51549,11 @@ var init_get_one = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/get-each.js
+// node_modules/execa/lib/ipc/get-each.js
 import { once as once6, on as on3 } from "node:events";
 var getEachMessage, loopOnMessages, stopOnDisconnect, abortOnStrictError, iterateOnMessages, throwIfStrictError;
 var init_get_each = __esm({
-  "../../main/node_modules/execa/lib/ipc/get-each.js"() {
+  "node_modules/execa/lib/ipc/get-each.js"() {
     init_validation();
     init_forward();
     init_reference();
@@ -51623,11 +51636,11 @@ var init_get_each = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/methods.js
+// node_modules/execa/lib/ipc/methods.js
 import process14 from "node:process";
 var addIpcMethods, getIpcExport, getIpcMethods;
 var init_methods = __esm({
-  "../../main/node_modules/execa/lib/ipc/methods.js"() {
+  "node_modules/execa/lib/ipc/methods.js"() {
     init_send();
     init_get_one();
     init_get_each();
@@ -51672,7 +51685,7 @@ var init_methods = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/return/early-error.js
+// node_modules/execa/lib/return/early-error.js
 import { ChildProcess as ChildProcess2 } from "node:child_process";
 import {
   PassThrough,
@@ -51682,7 +51695,7 @@ import {
 } from "node:stream";
 var handleEarlyError, createDummyStreams, createDummyStream, readable, writable, duplex, handleDummyPromise;
 var init_early_error = __esm({
-  "../../main/node_modules/execa/lib/return/early-error.js"() {
+  "node_modules/execa/lib/return/early-error.js"() {
     init_handle();
     init_result();
     init_reject();
@@ -51734,13 +51747,13 @@ var init_early_error = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/stdio/handle-async.js
+// node_modules/execa/lib/stdio/handle-async.js
 import { createReadStream, createWriteStream as createWriteStream2 } from "node:fs";
 import { Buffer as Buffer4 } from "node:buffer";
 import { Readable as Readable2, Writable as Writable2, Duplex as Duplex3 } from "node:stream";
 var handleStdioAsync, forbiddenIfAsync, addProperties2, addPropertiesAsync;
 var init_handle_async = __esm({
-  "../../main/node_modules/execa/lib/stdio/handle-async.js"() {
+  "node_modules/execa/lib/stdio/handle-async.js"() {
     init_generator();
     init_handle();
     init_type();
@@ -51787,7 +51800,7 @@ var init_handle_async = __esm({
   }
 });
 
-// ../../main/node_modules/@sindresorhus/merge-streams/index.js
+// node_modules/@sindresorhus/merge-streams/index.js
 import { on as on4, once as once7 } from "node:events";
 import { PassThrough as PassThroughStream, getDefaultHighWaterMark as getDefaultHighWaterMark2 } from "node:stream";
 import { finished as finished2 } from "node:stream/promises";
@@ -51812,7 +51825,7 @@ function mergeStreams(streams) {
 }
 var getHighWaterMark, MergedStream, onMergedStreamFinished, onMergedStreamEnd, onInputStreamsUnpipe, validateStream, endWhenStreamsDone, afterMergedStreamFinished, onInputStreamEnd, onInputStreamUnpipe, endStream, errorOrAbortStream, isAbortError, abortStream, errorStream, noop2, updateMaxListeners, PASSTHROUGH_LISTENERS_COUNT, PASSTHROUGH_LISTENERS_PER_STREAM;
 var init_merge_streams = __esm({
-  "../../main/node_modules/@sindresorhus/merge-streams/index.js"() {
+  "node_modules/@sindresorhus/merge-streams/index.js"() {
     getHighWaterMark = (streams, objectMode) => {
       if (streams.length === 0) {
         return getDefaultHighWaterMark2(objectMode);
@@ -52009,11 +52022,11 @@ var init_merge_streams = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/io/pipeline.js
+// node_modules/execa/lib/io/pipeline.js
 import { finished as finished3 } from "node:stream/promises";
 var pipeStreams, onSourceFinish, endDestinationStream, onDestinationFinish, abortSourceStream;
 var init_pipeline = __esm({
-  "../../main/node_modules/execa/lib/io/pipeline.js"() {
+  "node_modules/execa/lib/io/pipeline.js"() {
     init_standard_stream();
     pipeStreams = (source, destination) => {
       source.pipe(destination);
@@ -52053,10 +52066,10 @@ var init_pipeline = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/io/output-async.js
+// node_modules/execa/lib/io/output-async.js
 var pipeOutputAsync, pipeTransform, SUBPROCESS_STREAM_PROPERTIES, pipeStdioItem, setStandardStreamMaxListeners, MAX_LISTENERS_INCREMENT;
 var init_output_async = __esm({
-  "../../main/node_modules/execa/lib/io/output-async.js"() {
+  "node_modules/execa/lib/io/output-async.js"() {
     init_merge_streams();
     init_standard_stream();
     init_max_listeners();
@@ -52115,11 +52128,11 @@ var init_output_async = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/terminate/cleanup.js
+// node_modules/execa/lib/terminate/cleanup.js
 import { addAbortListener as addAbortListener2 } from "node:events";
 var cleanupOnExit;
 var init_cleanup = __esm({
-  "../../main/node_modules/execa/lib/terminate/cleanup.js"() {
+  "node_modules/execa/lib/terminate/cleanup.js"() {
     init_mjs();
     cleanupOnExit = (subprocess, { cleanup, detached }, { signal: signal2 }) => {
       if (!cleanup || detached) {
@@ -52135,10 +52148,10 @@ var init_cleanup = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/pipe/pipe-arguments.js
+// node_modules/execa/lib/pipe/pipe-arguments.js
 var normalizePipeArguments, getDestinationStream, getDestination, mapDestinationArguments, getSourceStream;
 var init_pipe_arguments = __esm({
-  "../../main/node_modules/execa/lib/pipe/pipe-arguments.js"() {
+  "node_modules/execa/lib/pipe/pipe-arguments.js"() {
     init_parameters();
     init_duration2();
     init_fd_options();
@@ -52217,10 +52230,10 @@ var init_pipe_arguments = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/pipe/throw.js
+// node_modules/execa/lib/pipe/throw.js
 var handlePipeArgumentsError, getPipeArgumentsError, createNonCommandError, PIPE_COMMAND_MESSAGE;
 var init_throw = __esm({
-  "../../main/node_modules/execa/lib/pipe/throw.js"() {
+  "node_modules/execa/lib/pipe/throw.js"() {
     init_result();
     init_pipeline();
     handlePipeArgumentsError = ({
@@ -52273,10 +52286,10 @@ var init_throw = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/pipe/sequence.js
+// node_modules/execa/lib/pipe/sequence.js
 var waitForBothSubprocesses;
 var init_sequence = __esm({
-  "../../main/node_modules/execa/lib/pipe/sequence.js"() {
+  "node_modules/execa/lib/pipe/sequence.js"() {
     waitForBothSubprocesses = async (subprocessPromises) => {
       const [
         { status: sourceStatus, reason: sourceReason, value: sourceResult = sourceReason },
@@ -52296,11 +52309,11 @@ var init_sequence = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/pipe/streaming.js
+// node_modules/execa/lib/pipe/streaming.js
 import { finished as finished4 } from "node:stream/promises";
 var pipeSubprocessStream, pipeFirstSubprocessStream, pipeMoreSubprocessStream, cleanupMergedStreamsMap, MERGED_STREAMS, SOURCE_LISTENERS_PER_PIPE, DESTINATION_LISTENERS_PER_PIPE;
 var init_streaming = __esm({
-  "../../main/node_modules/execa/lib/pipe/streaming.js"() {
+  "node_modules/execa/lib/pipe/streaming.js"() {
     init_merge_streams();
     init_max_listeners();
     init_pipeline();
@@ -52335,11 +52348,11 @@ var init_streaming = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/pipe/abort.js
+// node_modules/execa/lib/pipe/abort.js
 import { aborted as aborted2 } from "node:util";
 var unpipeOnAbort, unpipeOnSignalAbort;
 var init_abort = __esm({
-  "../../main/node_modules/execa/lib/pipe/abort.js"() {
+  "node_modules/execa/lib/pipe/abort.js"() {
     init_throw();
     unpipeOnAbort = (unpipeSignal, unpipeContext) => unpipeSignal === void 0 ? [] : [unpipeOnSignalAbort(unpipeSignal, unpipeContext)];
     unpipeOnSignalAbort = async (unpipeSignal, { sourceStream, mergedStream, fileDescriptors, sourceOptions, startTime }) => {
@@ -52356,10 +52369,10 @@ var init_abort = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/pipe/setup.js
+// node_modules/execa/lib/pipe/setup.js
 var pipeToSubprocess, handlePipePromise, getSubprocessPromises;
 var init_setup2 = __esm({
-  "../../main/node_modules/execa/lib/pipe/setup.js"() {
+  "node_modules/execa/lib/pipe/setup.js"() {
     init_is_plain_obj();
     init_pipe_arguments();
     init_throw();
@@ -52426,12 +52439,12 @@ var init_setup2 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/io/iterate.js
+// node_modules/execa/lib/io/iterate.js
 import { on as on5 } from "node:events";
 import { getDefaultHighWaterMark as getDefaultHighWaterMark3 } from "node:stream";
 var iterateOnSubprocessStream, stopReadingOnExit, iterateForResult, stopReadingOnStreamEnd, iterateOnStream, DEFAULT_OBJECT_HIGH_WATER_MARK, HIGH_WATER_MARK, iterateOnData, getGenerators;
 var init_iterate = __esm({
-  "../../main/node_modules/execa/lib/io/iterate.js"() {
+  "node_modules/execa/lib/io/iterate.js"() {
     init_encoding_transform();
     init_split();
     init_run_sync();
@@ -52527,11 +52540,11 @@ var init_iterate = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/io/contents.js
+// node_modules/execa/lib/io/contents.js
 import { setImmediate as setImmediate2 } from "node:timers/promises";
 var getStreamOutput, logOutputAsync, resumeStream, getStreamContents2, getBufferedData, handleBufferedData;
 var init_contents2 = __esm({
-  "../../main/node_modules/execa/lib/io/contents.js"() {
+  "node_modules/execa/lib/io/contents.js"() {
     init_source2();
     init_uint_array();
     init_output();
@@ -52630,11 +52643,11 @@ var init_contents2 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/resolve/wait-stream.js
+// node_modules/execa/lib/resolve/wait-stream.js
 import { finished as finished5 } from "node:stream/promises";
 var waitForStream, handleStdinDestroy, spyOnStdinDestroy, setStdinCleanedUp, handleStreamError, shouldIgnoreStreamError, isInputFileDescriptor, isStreamAbort, isStreamEpipe;
 var init_wait_stream = __esm({
-  "../../main/node_modules/execa/lib/resolve/wait-stream.js"() {
+  "node_modules/execa/lib/resolve/wait-stream.js"() {
     waitForStream = async (stream, fdNumber, streamInfo, { isSameDirection, stopOnExit = false } = {}) => {
       const state = handleStdinDestroy(stream, streamInfo);
       const abortController = new AbortController();
@@ -52688,10 +52701,10 @@ var init_wait_stream = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/resolve/stdio.js
+// node_modules/execa/lib/resolve/stdio.js
 var waitForStdioStreams, waitForSubprocessStream;
 var init_stdio = __esm({
-  "../../main/node_modules/execa/lib/resolve/stdio.js"() {
+  "node_modules/execa/lib/resolve/stdio.js"() {
     init_contents2();
     init_wait_stream();
     waitForStdioStreams = ({ subprocess, encoding, buffer, maxBuffer, lines, stripFinalNewline: stripFinalNewline2, verboseInfo, streamInfo }) => subprocess.stdio.map((stream, fdNumber) => waitForSubprocessStream({
@@ -52736,10 +52749,10 @@ var init_stdio = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/resolve/all-async.js
+// node_modules/execa/lib/resolve/all-async.js
 var makeAllStream, waitForAllStream, getAllStream, getAllMixed;
 var init_all_async = __esm({
-  "../../main/node_modules/execa/lib/resolve/all-async.js"() {
+  "node_modules/execa/lib/resolve/all-async.js"() {
     init_merge_streams();
     init_stdio();
     makeAllStream = ({ stdout, stderr }, { all }) => all && (stdout || stderr) ? mergeStreams([stdout, stderr].filter(Boolean)) : void 0;
@@ -52771,10 +52784,10 @@ var init_all_async = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/verbose/ipc.js
+// node_modules/execa/lib/verbose/ipc.js
 var shouldLogIpc, logIpcOutput;
 var init_ipc = __esm({
-  "../../main/node_modules/execa/lib/verbose/ipc.js"() {
+  "node_modules/execa/lib/verbose/ipc.js"() {
     init_log();
     init_values();
     shouldLogIpc = (verboseInfo) => isFullVerbose(verboseInfo, "ipc");
@@ -52790,10 +52803,10 @@ var init_ipc = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/ipc/buffer-messages.js
+// node_modules/execa/lib/ipc/buffer-messages.js
 var waitForIpcOutput, getBufferedIpcOutput;
 var init_buffer_messages = __esm({
-  "../../main/node_modules/execa/lib/ipc/buffer-messages.js"() {
+  "node_modules/execa/lib/ipc/buffer-messages.js"() {
     init_max_buffer();
     init_ipc();
     init_specific();
@@ -52837,11 +52850,11 @@ var init_buffer_messages = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/resolve/wait-subprocess.js
+// node_modules/execa/lib/resolve/wait-subprocess.js
 import { once as once8 } from "node:events";
 var waitForSubprocessResult, waitForOriginalStreams, waitForCustomStreamsEnd, throwOnSubprocessError;
 var init_wait_subprocess = __esm({
-  "../../main/node_modules/execa/lib/resolve/wait-subprocess.js"() {
+  "node_modules/execa/lib/resolve/wait-subprocess.js"() {
     init_is_stream();
     init_timeout();
     init_cancel();
@@ -52972,10 +52985,10 @@ var init_wait_subprocess = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/convert/concurrent.js
+// node_modules/execa/lib/convert/concurrent.js
 var initializeConcurrentStreams, addConcurrentStream, waitForConcurrentStreams;
 var init_concurrent = __esm({
-  "../../main/node_modules/execa/lib/convert/concurrent.js"() {
+  "node_modules/execa/lib/convert/concurrent.js"() {
     init_deferred();
     initializeConcurrentStreams = () => ({
       readableDestroy: /* @__PURE__ */ new WeakMap(),
@@ -53004,11 +53017,11 @@ var init_concurrent = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/convert/shared.js
+// node_modules/execa/lib/convert/shared.js
 import { finished as finished6 } from "node:stream/promises";
 var safeWaitForSubprocessStdin, safeWaitForSubprocessStdout, waitForSubprocessStdin, waitForSubprocessStdout, waitForSubprocess, destroyOtherStream;
 var init_shared = __esm({
-  "../../main/node_modules/execa/lib/convert/shared.js"() {
+  "node_modules/execa/lib/convert/shared.js"() {
     init_wait_stream();
     safeWaitForSubprocessStdin = async (subprocessStdin) => {
       if (subprocessStdin === void 0) {
@@ -53050,12 +53063,12 @@ var init_shared = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/convert/readable.js
+// node_modules/execa/lib/convert/readable.js
 import { Readable as Readable3 } from "node:stream";
 import { callbackify as callbackify2 } from "node:util";
 var createReadable, getSubprocessStdout, getReadableOptions, getReadableMethods, onRead, onStdoutFinished, onReadableDestroy, destroyOtherReadable;
 var init_readable = __esm({
-  "../../main/node_modules/execa/lib/convert/readable.js"() {
+  "node_modules/execa/lib/convert/readable.js"() {
     init_encoding_option();
     init_fd_options();
     init_iterate();
@@ -53148,12 +53161,12 @@ var init_readable = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/convert/writable.js
+// node_modules/execa/lib/convert/writable.js
 import { Writable as Writable3 } from "node:stream";
 import { callbackify as callbackify3 } from "node:util";
 var createWritable, getSubprocessStdin, getWritableMethods, onWrite, onWritableFinal, onStdinFinished, onWritableDestroy, destroyOtherWritable;
 var init_writable = __esm({
-  "../../main/node_modules/execa/lib/convert/writable.js"() {
+  "node_modules/execa/lib/convert/writable.js"() {
     init_fd_options();
     init_concurrent();
     init_shared();
@@ -53222,12 +53235,12 @@ var init_writable = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/convert/duplex.js
+// node_modules/execa/lib/convert/duplex.js
 import { Duplex as Duplex4 } from "node:stream";
 import { callbackify as callbackify4 } from "node:util";
 var createDuplex, onDuplexDestroy;
 var init_duplex = __esm({
-  "../../main/node_modules/execa/lib/convert/duplex.js"() {
+  "node_modules/execa/lib/convert/duplex.js"() {
     init_encoding_option();
     init_readable();
     init_writable();
@@ -53284,10 +53297,10 @@ var init_duplex = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/convert/iterable.js
+// node_modules/execa/lib/convert/iterable.js
 var createIterable, iterateOnStdoutData;
 var init_iterable = __esm({
-  "../../main/node_modules/execa/lib/convert/iterable.js"() {
+  "node_modules/execa/lib/convert/iterable.js"() {
     init_encoding_option();
     init_fd_options();
     init_iterate();
@@ -53321,10 +53334,10 @@ var init_iterable = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/convert/add.js
+// node_modules/execa/lib/convert/add.js
 var addConvertedStreams;
 var init_add = __esm({
-  "../../main/node_modules/execa/lib/convert/add.js"() {
+  "node_modules/execa/lib/convert/add.js"() {
     init_concurrent();
     init_readable();
     init_writable();
@@ -53341,10 +53354,10 @@ var init_add = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/promise.js
+// node_modules/execa/lib/methods/promise.js
 var mergePromise, nativePromisePrototype, descriptors;
 var init_promise = __esm({
-  "../../main/node_modules/execa/lib/methods/promise.js"() {
+  "node_modules/execa/lib/methods/promise.js"() {
     mergePromise = (subprocess, promise) => {
       for (const [property, descriptor] of descriptors) {
         const value = descriptor.value.bind(promise);
@@ -53360,12 +53373,12 @@ var init_promise = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/main-async.js
+// node_modules/execa/lib/methods/main-async.js
 import { setMaxListeners } from "node:events";
 import { spawn as spawn2 } from "node:child_process";
 var execaCoreAsync, handleAsyncArguments, handleAsyncOptions, spawnSubprocessAsync, handlePromise, getAsyncResult;
 var init_main_async = __esm({
-  "../../main/node_modules/execa/lib/methods/main-async.js"() {
+  "node_modules/execa/lib/methods/main-async.js"() {
     init_source2();
     init_command();
     init_options();
@@ -53542,10 +53555,10 @@ var init_main_async = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/bind.js
+// node_modules/execa/lib/methods/bind.js
 var mergeOptions, mergeOption, DEEP_OPTIONS;
 var init_bind = __esm({
-  "../../main/node_modules/execa/lib/methods/bind.js"() {
+  "node_modules/execa/lib/methods/bind.js"() {
     init_is_plain_obj();
     init_specific();
     mergeOptions = (boundOptions, options) => {
@@ -53567,10 +53580,10 @@ var init_bind = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/create.js
+// node_modules/execa/lib/methods/create.js
 var createExeca, callBoundExeca, parseArguments;
 var init_create3 = __esm({
-  "../../main/node_modules/execa/lib/methods/create.js"() {
+  "node_modules/execa/lib/methods/create.js"() {
     init_is_plain_obj();
     init_parameters();
     init_template();
@@ -53624,10 +53637,10 @@ var init_create3 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/command.js
+// node_modules/execa/lib/methods/command.js
 var mapCommandAsync, mapCommandSync, parseCommand, parseCommandString, SPACES_REGEXP;
 var init_command2 = __esm({
-  "../../main/node_modules/execa/lib/methods/command.js"() {
+  "node_modules/execa/lib/methods/command.js"() {
     mapCommandAsync = ({ file, commandArguments }) => parseCommand(file, commandArguments);
     mapCommandSync = ({ file, commandArguments }) => ({ ...parseCommand(file, commandArguments), isSync: true });
     parseCommand = (command, unusedArguments) => {
@@ -53660,10 +53673,10 @@ var init_command2 = __esm({
   }
 });
 
-// ../../main/node_modules/execa/lib/methods/script.js
+// node_modules/execa/lib/methods/script.js
 var setScriptSync, mapScriptAsync, mapScriptSync, getScriptOptions, getScriptStdinOption, deepScriptOptions;
 var init_script = __esm({
-  "../../main/node_modules/execa/lib/methods/script.js"() {
+  "node_modules/execa/lib/methods/script.js"() {
     setScriptSync = (boundExeca, createNested, boundOptions) => {
       boundExeca.sync = createNested(mapScriptSync, boundOptions);
       boundExeca.s = boundExeca.sync;
@@ -53676,7 +53689,7 @@ var init_script = __esm({
   }
 });
 
-// ../../main/node_modules/execa/index.js
+// node_modules/execa/index.js
 var execa_exports = {};
 __export(execa_exports, {
   $: () => $2,
@@ -53695,7 +53708,7 @@ __export(execa_exports, {
 });
 var execa, execaSync, execaCommand, execaCommandSync, execaNode, $2, sendMessage2, getOneMessage2, getEachMessage2, getCancelSignal2;
 var init_execa = __esm({
-  "../../main/node_modules/execa/index.js"() {
+  "node_modules/execa/index.js"() {
     init_create3();
     init_command2();
     init_node2();
@@ -53759,9 +53772,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path26) {
+async function readPidFile(path27) {
   try {
-    const pid = Number.parseInt((await readFile4(path26, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path27, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -54180,25 +54193,25 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path26 of paths) {
-    for (let dir = path26; ; dir = dirname(dir)) {
+  for (const path27 of paths) {
+    for (let dir = path27; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path26}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path27}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path26, user) {
-  const info2 = await lstat3(path26).catch(() => void 0);
+async function chownTree(path27, user) {
+  const info2 = await lstat3(path27).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path26, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path27, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path26)) await chownTree(join4(path26, entry), user);
+    for (const entry of await readdir3(path27)) await chownTree(join4(path27, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
@@ -54442,7 +54455,7 @@ function resolveOptions(opts) {
   if (!Number.isInteger(hosts) || hosts < 1 || hosts > HOST_NAMES.length) {
     throw new SandboxError(`hosts must be an integer between 1 and ${HOST_NAMES.length}, got ${hosts}`);
   }
-  const resolved = {
+  const resolved2 = {
     dir: opts.dir.replace(/\/+$/, "") || "/",
     ipPrefix,
     hosts,
@@ -54476,16 +54489,16 @@ function resolveOptions(opts) {
       throw new SandboxError(`sftpServer: expected a one-line command, got ${JSON.stringify(command)}`);
     }
   }
-  if (resolved.sshPort === resolved.appPort) {
-    throw new SandboxError(`sshPort and appPort must differ (both ${resolved.sshPort})`);
+  if (resolved2.sshPort === resolved2.appPort) {
+    throw new SandboxError(`sshPort and appPort must differ (both ${resolved2.sshPort})`);
   }
-  const socketPath = join6(hostPaths(resolved.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
+  const socketPath = join6(hostPaths(resolved2.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
   if (socketPath.length > MAX_UNIX_SOCKET_PATH) {
     throw new SandboxError(
       `sandbox dir is too deep: PM2 would need the socket path ${socketPath} (${socketPath.length} bytes, the limit is ${MAX_UNIX_SOCKET_PATH}); use a shorter dir`
     );
   }
-  return resolved;
+  return resolved2;
 }
 function hostPaths(dir, name) {
   const root = join6(dir, "hosts", name);
@@ -54575,7 +54588,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path26,
+  path: path27,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -54606,7 +54619,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path26} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path27} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc(delaySeconds = 0) {
@@ -54848,7 +54861,7 @@ async function findProjectRoot() {
     "pm2 not found in node_modules/.bin: run `npm install` in the nexus project (pm2 is a devDependency)"
   );
 }
-async function readPackage(dir) {
+async function readPackage2(dir) {
   try {
     return JSON.parse(await readFile8(join8(dir, "package.json"), "utf8"));
   } catch {
@@ -54859,7 +54872,7 @@ async function resolvePackage(name, from, root) {
   for (let dir = from; ; dir = dirname3(dir)) {
     if (basename(dir) !== "node_modules") {
       const candidate = join8(dir, "node_modules", name);
-      if (await readPackage(candidate)) return candidate;
+      if (await readPackage2(candidate)) return candidate;
     }
     if (dir === root || dirname3(dir) === dir) return void 0;
   }
@@ -54868,7 +54881,7 @@ async function pm2Closure(root) {
   const found = /* @__PURE__ */ new Map();
   const visit2 = async (dir) => {
     if (found.has(dir)) return;
-    const pkg = await readPackage(dir);
+    const pkg = await readPackage2(dir);
     if (!pkg) return;
     found.set(dir, { dir, version: String(pkg.version) });
     const names = Object.keys({
@@ -54876,8 +54889,8 @@ async function pm2Closure(root) {
       ...pkg.optionalDependencies
     });
     for (const name of names) {
-      const resolved = await resolvePackage(name, dir, root);
-      if (resolved) await visit2(resolved);
+      const resolved2 = await resolvePackage(name, dir, root);
+      if (resolved2) await visit2(resolved2);
     }
   };
   await visit2(join8(root, "node_modules", "pm2"));
@@ -54952,28 +54965,28 @@ var init_pm23 = __esm({
 // src/sandbox/sshd.ts
 import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path26) {
+async function exists(path27) {
   try {
-    await stat7(path26);
+    await stat7(path27);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path26, comment) {
-  if (!await exists(path26) || !await exists(`${path26}.pub`)) {
-    await mkdir6(dirname4(path26), { recursive: true, mode: 448 });
-    await rm8(path26, { force: true });
-    await rm8(`${path26}.pub`, { force: true });
-    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path26], {
+async function ensureKeyPair(sshKeygen, path27, comment) {
+  if (!await exists(path27) || !await exists(`${path27}.pub`)) {
+    await mkdir6(dirname4(path27), { recursive: true, mode: 448 });
+    await rm8(path27, { force: true });
+    await rm8(`${path27}.pub`, { force: true });
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path27], {
       reject: false,
       stdin: "ignore"
     });
     if (result2.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path26}: ${result2.stderr || result2.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path27}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile9(`${path26}.pub`, "utf8")).trim();
+  return (await readFile9(`${path27}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
@@ -54989,9 +55002,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path26, lines = 15) {
+async function logTail(path27, lines = 15) {
   try {
-    return (await readFile9(path26, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile9(path27, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -55052,8 +55065,8 @@ async function currentStateDir(namedDir, stateRoot = DEFAULT_STATE_ROOT) {
   const orphan = stateDirFor(dir, stateRoot);
   return await isOwnDirectory(orphan) ? orphan : dir;
 }
-async function isOwnDirectory(path26) {
-  const info2 = await lstat4(path26).catch(() => void 0);
+async function isOwnDirectory(path27) {
+  const info2 = await lstat4(path27).catch(() => void 0);
   const uid = process.getuid?.();
   return info2?.isDirectory() === true && (uid === void 0 || info2.uid === uid);
 }
@@ -55226,7 +55239,7 @@ function loginFromEnv() {
   return value;
 }
 async function writeHostFiles(o2, info2, login) {
-  const { deployUser, path: path26, user, clientKey, sshKeygen } = login;
+  const { deployUser, path: path27, user, clientKey, sshKeygen } = login;
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
@@ -55239,7 +55252,7 @@ async function writeHostFiles(o2, info2, login) {
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path26,
+          path: path27,
           user,
           sftp,
           authorizedKeysFile,
@@ -55403,7 +55416,7 @@ async function sandboxUp(opts) {
   const clientKey = (await readFile10(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path26 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
+  const path27 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
   await mkdir8(paths.bin, { recursive: true, mode: 493 });
   await writeFile8(
@@ -55411,7 +55424,7 @@ async function sandboxUp(opts) {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
-  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path26, user, clientKey, sshKeygen });
+  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path27, user, clientKey, sshKeygen });
   if (info2.bastion)
     knownHostsLines.push(await writeBastionFiles(o2, info2.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile8(paths.knownHosts, `${knownHostsLines.join("\n")}
@@ -55448,7 +55461,7 @@ var init_sandbox = __esm({
 // src/cli/main.ts
 import v8 from "node:v8";
 
-// ../../main/node_modules/commander/esm.mjs
+// node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
 var {
   program,
@@ -56240,7 +56253,7 @@ init_proxy_jump();
 import { readdirSync, readFileSync as readFileSync4, statSync } from "node:fs";
 import path9 from "node:path";
 
-// ../../main/node_modules/ssh-config/lib/glob.js
+// node_modules/ssh-config/lib/glob.js
 function escapeChars(text5, chars) {
   for (let char of chars) {
     text5 = text5.replace(new RegExp("\\" + char, "g"), "\\" + char);
@@ -56267,7 +56280,7 @@ function glob2(patternList, text5) {
 }
 var glob_default = glob2;
 
-// ../../main/node_modules/ssh-config/lib/ssh-config.js
+// node_modules/ssh-config/lib/ssh-config.js
 import { spawnSync as spawnSync2 } from "node:child_process";
 import os2 from "node:os";
 var RE_SPACE = /\s/;
@@ -58950,8 +58963,224 @@ function balancerConfigCommand(spec, setExit) {
 
 // src/artifact/package-manager.ts
 init_errors3();
-import { existsSync as existsSync2, readFileSync as readFileSync7 } from "node:fs";
+import { existsSync as existsSync2, readFileSync as readFileSync8 } from "node:fs";
+import path14 from "node:path";
+
+// src/artifact/workspace.ts
+init_errors4();
+import { readdirSync as readdirSync2, readFileSync as readFileSync7, realpathSync, statSync as statSync3 } from "node:fs";
 import path13 from "node:path";
+var WORKSPACE_ROOT_FILES = [
+  "package.json",
+  "package-lock.json",
+  "npm-shrinkwrap.json",
+  "pnpm-lock.yaml",
+  "pnpm-workspace.yaml",
+  ".pnpmfile.cjs",
+  "yarn.lock",
+  ".yarnrc.yml",
+  ".yarnrc",
+  ".npmrc"
+];
+var WORKSPACE_ROOT_DIRS = [".yarn/releases", ".yarn/plugins", ".yarn/patches", "patches"];
+var WorkspaceError = class extends Error {
+};
+function workspacePatterns(packageJson, pnpmWorkspaceYaml) {
+  if (pnpmWorkspaceYaml !== void 0) return pnpmPackages(pnpmWorkspaceYaml);
+  if (packageJson === void 0) return [];
+  let field;
+  try {
+    field = JSON.parse(packageJson).workspaces;
+  } catch {
+    throw new WorkspaceError("app.workspace: app.root's package.json is not valid JSON");
+  }
+  const list2 = field && typeof field === "object" && !Array.isArray(field) ? field.packages : field;
+  return Array.isArray(list2) ? list2.filter((p2) => typeof p2 === "string") : [];
+}
+function pnpmPackages(yaml) {
+  const lines = yaml.split(/\r?\n/);
+  const start = lines.findIndex((line) => /^packages\s*:/.test(line));
+  if (start < 0) return [];
+  const unquote = (value) => value.trim().replace(/^(["'])(.*)\1$/, "$2");
+  const inline = lines[start].replace(/^packages\s*:/, "").replace(/\s+#.*$/, "").trim();
+  if (inline.startsWith("["))
+    return inline.replace(/^\[|\]$/g, "").split(",").map(unquote).filter(Boolean);
+  const out = [];
+  for (const line of lines.slice(start + 1)) {
+    if (/^\s*(#.*)?$/.test(line)) continue;
+    const item = /^\s+-\s*(.*?)\s*(#.*)?$/.exec(line);
+    if (!item) break;
+    out.push(unquote(item[1]));
+  }
+  return out;
+}
+function globToRegExp(glob3) {
+  const clean2 = glob3.replace(/^\.\//, "").replace(/\/+$/, "");
+  let out = "";
+  for (let i2 = 0; i2 < clean2.length; i2++) {
+    const c3 = clean2[i2];
+    if (c3 === "*" && clean2[i2 + 1] === "*") {
+      const slash = clean2[i2 + 2] === "/";
+      out += slash ? "(?:.*/)?" : ".*";
+      i2 += slash ? 2 : 1;
+    } else if (c3 === "*") out += "[^/]*";
+    else if (c3 === "?") out += "[^/]";
+    else if (c3 === "{") {
+      const end = clean2.indexOf("}", i2);
+      if (end < 0) out += "\\{";
+      else {
+        out += `(?:${clean2.slice(i2 + 1, end).split(",").map((part) => part.replace(/[.+^$()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*")).join("|")})`;
+        i2 = end;
+      }
+    } else out += c3.replace(/[.+^$()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${out}$`);
+}
+function inWorkspace(patterns, dir) {
+  let inside = false;
+  for (const pattern2 of patterns) {
+    const negated = pattern2.startsWith("!");
+    if (globToRegExp(negated ? pattern2.slice(1) : pattern2).test(dir)) inside = !negated;
+  }
+  return inside;
+}
+function workspaceClosure(packages, dir) {
+  const byDir = new Map(packages.map((p2) => [p2.dir, p2]));
+  const byName = new Map(packages.filter((p2) => p2.name).map((p2) => [p2.name, p2]));
+  const seen = /* @__PURE__ */ new Map();
+  const visit2 = (pkg) => {
+    if (!pkg || seen.has(pkg.dir)) return;
+    seen.set(pkg.dir, pkg);
+    for (const [name, spec] of Object.entries(pkg.dependencies)) visit2(localTarget(pkg, name, spec));
+  };
+  const localTarget = (from, name, spec) => {
+    if (spec.startsWith("npm:")) return void 0;
+    if (spec.startsWith("workspace:")) {
+      const alias = /^workspace:((?:@[^/@]+\/)?[^@]+)@/.exec(spec)?.[1];
+      return byName.get(alias ?? name);
+    }
+    const local = /^(?:file|link):(.*)$/.exec(spec)?.[1];
+    if (local !== void 0) return byDir.get(path13.posix.normalize(path13.posix.join(from.dir, local)));
+    return byName.get(name);
+  };
+  visit2(byDir.get(dir));
+  return [...seen.values()].sort((a2, b2) => a2.dir < b2.dir ? -1 : a2.dir > b2.dir ? 1 : 0);
+}
+function fileDependencies(closure) {
+  const dirs = closure.map((p2) => p2.dir);
+  const out = /* @__PURE__ */ new Set();
+  for (const pkg of closure) {
+    for (const spec of Object.values(pkg.dependencies)) {
+      const local = /^file:(.*)$/.exec(spec)?.[1];
+      if (local === void 0) continue;
+      const target = path13.posix.normalize(path13.posix.join(pkg.dir, local));
+      if (target === ".." || target.startsWith("../") || path13.posix.isAbsolute(target)) continue;
+      if (dirs.some((d) => target === d || target.startsWith(`${d}/`))) continue;
+      out.add(target);
+    }
+  }
+  return [...out].sort();
+}
+var SKIPPED = /* @__PURE__ */ new Set(["node_modules", ".git", ".nexus"]);
+function packageDirs(root, maxDepth = 6) {
+  const out = [];
+  const walk = (rel, depth) => {
+    let entries2;
+    try {
+      entries2 = readdirSync2(path13.join(root, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries2) {
+      if (!entry.isDirectory() || SKIPPED.has(entry.name)) continue;
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      if (statSync3(path13.join(root, child, "package.json"), { throwIfNoEntry: false })?.isFile())
+        out.push(child);
+      if (depth < maxDepth) walk(child, depth + 1);
+    }
+  };
+  walk("", 1);
+  return out;
+}
+function readPackage(root, dir) {
+  const file = path13.join(root, dir, "package.json");
+  let data;
+  try {
+    data = JSON.parse(readFileSync7(file, "utf8"));
+  } catch {
+    throw new WorkspaceError(`app.workspace: ${dir}/package.json is not valid JSON`);
+  }
+  const deps = (field) => field && typeof field === "object" ? Object.fromEntries(
+    Object.entries(field).filter((entry) => typeof entry[1] === "string")
+  ) : {};
+  return {
+    dir,
+    ...typeof data.name === "string" && data.name ? { name: data.name } : {},
+    dependencies: { ...deps(data.dependencies), ...deps(data.optionalDependencies) }
+  };
+}
+var readText = (file) => {
+  try {
+    return readFileSync7(file, "utf8");
+  } catch {
+    return void 0;
+  }
+};
+function resolveWorkspace(root, dir) {
+  const full = path13.join(root, dir);
+  const info2 = statSync3(full, { throwIfNoEntry: false });
+  if (!info2?.isDirectory())
+    throw new WorkspaceError(`app.workspace: ${dir} is not a directory in app.root (${root})`);
+  const realRoot = realpathSync(root);
+  const inside = path13.relative(realRoot, realpathSync(full));
+  if (inside === "" || inside.startsWith("..") || path13.isAbsolute(inside))
+    throw new WorkspaceError(`app.workspace: ${dir} leads outside app.root (${root}) through a symlink`);
+  if (!statSync3(path13.join(full, "package.json"), { throwIfNoEntry: false })?.isFile())
+    throw new WorkspaceError(`app.workspace: ${dir} holds no package.json`);
+  const pnpmYaml = readText(path13.join(root, "pnpm-workspace.yaml"));
+  const patterns = workspacePatterns(readText(path13.join(root, "package.json")), pnpmYaml);
+  if (patterns.length === 0)
+    throw new WorkspaceError(
+      `app.workspace: app.root (${root}) is not a workspace root: it has no pnpm-workspace.yaml and its package.json no "workspaces" (app.root is the workspace's root, app.workspace the package's directory in it)`
+    );
+  const source = pnpmYaml !== void 0 ? "pnpm-workspace.yaml" : 'package.json "workspaces"';
+  if (!inWorkspace(patterns, dir))
+    throw new WorkspaceError(
+      `app.workspace: ${dir} is not one of the root's workspaces (${source}: ${patterns.join(", ")})`
+    );
+  const packages = packageDirs(root).filter((d) => inWorkspace(patterns, d)).map((d) => readPackage(root, d));
+  const own2 = packages.find((p2) => p2.dir === dir) ?? readPackage(root, dir);
+  if (!own2.name)
+    throw new WorkspaceError(
+      `app.workspace: ${dir}/package.json has no "name" (the package managers' workspace filters select a package by it)`
+    );
+  const closure = workspaceClosure(packages.some((p2) => p2.dir === dir) ? packages : [...packages, own2], dir);
+  return { dir, name: own2.name, dirs: closure.map((p2) => p2.dir), extras: fileDependencies(closure) };
+}
+var resolved = /* @__PURE__ */ new WeakMap();
+function workspaceOf(config2) {
+  if (resolved.has(config2.app)) return resolved.get(config2.app);
+  const dir = config2.app.workspace;
+  let workspace;
+  if (dir !== void 0) {
+    try {
+      workspace = resolveWorkspace(config2.app.root, dir);
+    } catch (error3) {
+      if (error3 instanceof WorkspaceError) throw new ConfigError(config2.file, [error3.message]);
+      throw error3;
+    }
+  }
+  resolved.set(config2.app, workspace);
+  return workspace;
+}
+function workspaceScope(workspace) {
+  return {
+    files: [...WORKSPACE_ROOT_FILES, ...workspace.extras],
+    dirs: [...workspace.dirs, ...WORKSPACE_ROOT_DIRS, ...workspace.extras]
+  };
+}
+
+// src/artifact/package-manager.ts
 var LOCKFILES = [
   ["package-lock.json", "npm"],
   ["npm-shrinkwrap.json", "npm"],
@@ -58962,20 +59191,24 @@ var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=erro
 function readPackageFiles(root) {
   const read2 = (name) => {
     try {
-      return readFileSync7(path13.join(root, name), "utf8");
+      return readFileSync8(path14.join(root, name), "utf8");
     } catch {
       return void 0;
     }
   };
-  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path13.join(root, name)));
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path14.join(root, name)));
   return {
     packageJson: read2("package.json"),
     lockfiles,
-    yarnrcYml: existsSync2(path13.join(root, ".yarnrc.yml")),
+    yarnrcYml: existsSync2(path14.join(root, ".yarnrc.yml")),
+    yarnrcText: read2(".yarnrc.yml"),
     yarnLockHead: lockfiles.includes("yarn.lock") ? read2("yarn.lock")?.slice(0, 2e3) : void 0
   };
 }
-function detectPackageManager(files) {
+function appPackageManager(config2) {
+  return detectPackageManager(readPackageFiles(config2.app.root), workspaceOf(config2));
+}
+function detectPackageManager(files, workspace) {
   if (files.packageJson === void 0) return void 0;
   const declared = declaredManager(files.packageJson);
   const found = files.lockfiles.map(
@@ -58998,16 +59231,48 @@ function detectPackageManager(files) {
     );
   const pinned = declared?.version;
   const flavor = name !== "yarn" ? void 0 : pinned && Number(pinned.split(".")[0]) >= 2 || files.yarnrcYml || files.yarnLockHead?.includes("__metadata:") ? "berry" : "classic";
-  const args = installArgs(name, flavor, lockfile !== void 0);
-  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}`;
+  if (workspace && !lockfile)
+    throw new UsageError(
+      `app.workspace: the workspace root has no lockfile (package-lock.json, pnpm-lock.yaml or yarn.lock): nexus installs a workspace package from the root's lockfile only`
+    );
+  if (workspace && flavor === "berry" && !yarnFocusAvailable(pinned, files.yarnrcText))
+    throw new UsageError(
+      `app.workspace: Yarn ${pinned ?? "2+"} installs one workspace with \`yarn workspaces focus\`, a command of the workspace-tools plugin (built into Yarn 4): run \`yarn plugin import workspace-tools\` and commit .yarnrc.yml and .yarn/plugins, or pin Yarn 4 ("packageManager": "yarn@4.x.y")`
+    );
+  const args = workspace ? workspaceInstallArgs(name, flavor, workspace.name) : installArgs(name, flavor, lockfile !== void 0);
+  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}${workspace ? `, workspace ${workspace.dir}` : ""}`;
   return {
     name,
     ...flavor ? { flavor } : {},
     ...pinned ? { pinned } : {},
     ...lockfile ? { lockfile } : {},
     args,
-    label
+    label,
+    ...workspace ? { workspace: { dir: workspace.dir, name: workspace.name, dirs: workspace.dirs } } : {}
   };
+}
+function yarnFocusAvailable(pinned, yarnrc) {
+  if (yarnrc && /plugin-workspace-tools|workspace-tools/.test(yarnrc)) return true;
+  const version2 = pinned ?? /yarnPath:.*yarn-(\d+)\.[^/]*\.c?js/.exec(yarnrc ?? "")?.[1];
+  return version2 !== void 0 && Number(version2.split(".")[0]) >= 4;
+}
+function workspaceInstallArgs(name, flavor, pkg) {
+  switch (name) {
+    case "npm":
+      return ["ci", "--workspace", pkg, "--include-workspace-root=false", "--omit=dev", ...NPM_QUIET];
+    case "pnpm":
+      return [
+        "install",
+        "--frozen-lockfile",
+        "--prod",
+        "--filter",
+        `${pkg}...`,
+        "--prefer-offline",
+        "--reporter=silent"
+      ];
+    case "yarn":
+      return flavor === "berry" ? ["workspaces", "focus", "--production", pkg] : installArgs("yarn", "classic", true);
+  }
 }
 function declaredManager(packageJson) {
   let field;
@@ -59228,7 +59493,7 @@ function linkShared(l, id, shared) {
   assertReleaseId(id);
   return {
     what: "linking shared files",
-    command: script(SHARED_LINK_SCRIPT, l.shared, l.release(id), ...entries(shared)),
+    command: script(SHARED_LINK_SCRIPT, l.shared, l.app(id), ...entries(shared)),
     parse: (result2, server) => {
       if (result2.code === REMOTE_EXIT.sharedUnsafe) {
         const reasons = result2.stderr.split("\n").filter((line) => line.startsWith("@unsafe ")).map((line) => line.slice("@unsafe ".length));
@@ -59324,15 +59589,15 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path15 from "node:path";
+import path16 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
 import { createHash as createHash3 } from "node:crypto";
-import { createWriteStream, realpathSync } from "node:fs";
+import { createWriteStream, realpathSync as realpathSync2 } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path14 from "node:path";
+import path15 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -59424,21 +59689,27 @@ function clean(relativePath) {
 function appPackOptions(config2) {
   const real = (file) => {
     try {
-      return realpathSync(file);
+      return realpathSync2(file);
     } catch {
-      return path14.resolve(file);
+      return path15.resolve(file);
     }
   };
-  const inApp = path14.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path14.sep}`) || path14.isAbsolute(inApp);
+  const inApp = path15.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path15.sep}`) || path15.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path14.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path15.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
-  return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
+  const workspace = workspaceOf(config2);
+  return {
+    exclude: [...own2, ...config2.app.exclude],
+    include: config2.app.include,
+    ...workspace ? { scope: workspaceScope(workspace) } : {}
+  };
 }
 async function assertAppRoot(config2) {
   if (!(await stat(config2.app.root).catch(() => void 0))?.isDirectory())
     throw new ConfigError(config2.file, [`app.root: ${config2.app.root} is not a directory`]);
+  workspaceOf(config2);
 }
 async function selectConfiguredApp(config2) {
   await assertAppRoot(config2);
@@ -59469,9 +59740,9 @@ async function selectAppFiles(root, options = {}) {
   const warnings = [];
   const leftOut = [];
   const walk = async (dir) => {
-    const full = path14.join(root, dir);
+    const full = path15.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path14.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path15.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -59479,6 +59750,7 @@ async function selectAppFiles(root, options = {}) {
     );
     for (const entry of entries2) {
       const rel = dir === "" ? entry.name : `${dir}/${entry.name}`;
+      if (options.scope && !inScope(options.scope, rel, entry.isDirectory())) continue;
       const decision = filter.decide(rel, entry.isDirectory());
       if (!decision.ship) continue;
       if (entry.isDirectory()) {
@@ -59486,8 +59758,8 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path14.join(root, rel))).size : 0;
-      if (entry.isFile() && await isNexusConfig(path14.join(root, rel), entry.name, size)) {
+      const size = entry.isFile() ? (await lstat(path15.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path15.join(root, rel), entry.name, size)) {
         if (!filter.namedByInclude(rel)) {
           leftOut.push({ path: rel, size });
           continue;
@@ -59505,14 +59777,19 @@ async function selectAppFiles(root, options = {}) {
   await walk("");
   return { files, bytes: files.reduce((sum, f2) => sum + f2.size, 0), warnings, leftOut };
 }
+function inScope(scope, rel, isDirectory) {
+  if (scope.dirs.some((d) => rel === d || rel.startsWith(`${d}/`))) return true;
+  if (isDirectory) return scope.dirs.some((d) => d.startsWith(`${rel}/`));
+  return scope.files.includes(rel);
+}
 async function packApp(root, options = {}) {
   const selection = await selectAppFiles(root, options);
   if (selection.files.length === 0) throw new Error(`app.root ${root}: no file to ship (all excluded)`);
   for (const warning2 of selection.warnings) options.warn?.(warning2);
   const leftOut = describeLeftOut(selection.leftOut);
   if (leftOut) options.inform?.(leftOut);
-  const dir = await mkdtemp(path14.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path14.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path15.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path15.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -59559,12 +59836,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path15.join(app.root, "node_modules"));
+  return shipped + await treeSize(path16.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path15.join(dir, entry.name);
+    const child = path16.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -59576,22 +59853,22 @@ init_facts();
 
 // src/health/http-get.ts
 import http2 from "node:http";
-async function httpGet(agent, path26, timeoutMs, userAgent) {
+async function httpGet(agent, path27, timeoutMs, userAgent) {
   try {
-    return await getOnce(agent, path26, timeoutMs, userAgent);
+    return await getOnce(agent, path27, timeoutMs, userAgent);
   } catch (error3) {
     if (!error3.stale) throw error3;
-    return getOnce(agent, path26, timeoutMs, userAgent);
+    return getOnce(agent, path27, timeoutMs, userAgent);
   }
 }
-function getOnce(agent, path26, timeoutMs, userAgent) {
+function getOnce(agent, path27, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
     const { host, port: port2 } = agent.endpoint;
     let answered = false;
     const request = http2.request({
       host,
       port: port2,
-      path: path26,
+      path: path27,
       method: "GET",
       agent,
       headers: { "user-agent": userAgent }
@@ -59646,9 +59923,9 @@ function getOnce(agent, path26, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(agent, path26, timeoutMs) {
+async function fetchHealth(agent, path27, timeoutMs) {
   try {
-    const response = await httpGet(agent, path26, timeoutMs, "nexus-check");
+    const response = await httpGet(agent, path27, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -59663,20 +59940,20 @@ async function fetchHealth(agent, path26, timeoutMs) {
     return { json: false, error: err.code ?? err.message };
   }
 }
-function healthItem(target, path26, checkRelease, answer) {
+function healthItem(target, path27, checkRelease, answer) {
   const base = { target, check: "health" };
   if (answer.status === void 0)
     return {
       ...base,
       status: "warn",
-      detail: `${path26} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      detail: `${path27} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
       fix: "once deployed, the app must answer GET on health.path with a 2xx"
     };
   if (answer.status < 200 || answer.status >= 300)
     return {
       ...base,
       status: "fail",
-      detail: `${path26} answers HTTP ${answer.status}`,
+      detail: `${path27} answers HTTP ${answer.status}`,
       fix: "the health endpoint must answer 2xx when the app can serve"
     };
   if (answer.release)
@@ -59891,9 +60168,9 @@ async function runCheck(config2, options = {}) {
 function sshProblem(error3, server) {
   return { detail: error3.message.replace(`${server}: `, ""), fix: sshFix(error3, server) };
 }
-function appPackageManager(config2) {
+function appPackageManager2(config2) {
   try {
-    return detectPackageManager(readPackageFiles(config2.app.root));
+    return appPackageManager(config2);
   } catch {
     return void 0;
   }
@@ -59924,7 +60201,7 @@ async function checkServer(connected2, config2, estimate) {
       server: server.name,
       deployPath,
       artifactEstimate: estimate,
-      packageManager: appPackageManager(config2)
+      packageManager: appPackageManager2(config2)
     }),
     ...manager.items(facts)
   ];
@@ -60094,15 +60371,17 @@ function maskedConfig(config2) {
 init_errors4();
 init_load();
 init_start();
-import { statSync as statSync3 } from "node:fs";
+import { statSync as statSync4 } from "node:fs";
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path16 from "node:path";
+import path17 from "node:path";
 function entryFiles(config2) {
   const start = readStart(config2);
   const entries2 = [];
+  const dir = config2.app.workspace ?? "";
+  const appDir = path17.join(config2.app.root, dir);
   if (!("bin" in start.run)) {
     const candidates = nodeCandidates(start.run.file);
-    const file = start.run.node ? candidates.find((c3) => isFile(path16.join(config2.app.root, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
+    const file = start.run.node ? candidates.find((c3) => isFile(path17.join(appDir, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
     entries2.push({
       field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",
       file
@@ -60111,23 +60390,25 @@ function entryFiles(config2) {
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path16.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path17.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path16.isAbsolute(e.file));
+  return entries2.filter((e) => !path17.isAbsolute(e.file)).map((e) => dir ? { ...e, file: path17.posix.join(dir, e.file.split(path17.sep).join("/")) } : e);
 }
 function isFile(file) {
-  return statSync3(file, { throwIfNoEntry: false })?.isFile() ?? false;
+  return statSync4(file, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path16.posix.normalize(file.split(path16.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path17.posix.normalize(file.split(path17.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
+  if (options.scope && !inScope(options.scope, parts.join("/"), false))
+    return "it is outside app.workspace's package and the workspace packages it depends on";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path16.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path17.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -60157,7 +60438,7 @@ async function assertEntriesShip(config2, { built }) {
       );
       continue;
     }
-    if (built && !await lstat2(path16.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path17.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
@@ -60532,7 +60813,7 @@ var Fleet = class _Fleet {
           server,
           session,
           home,
-          layout: layout(base),
+          layout: layout(base, config2.app.workspace),
           ...config2.destination ? { destination: config2.destination } : {}
         };
       } catch (error3) {
@@ -61547,7 +61828,7 @@ init_op();
 init_quote();
 init_release();
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { readFileSync as readFileSync10, readlinkSync } from "node:fs";
+import { readFileSync as readFileSync11, readlinkSync } from "node:fs";
 import os9 from "node:os";
 
 // src/deploy/state.ts
@@ -61603,7 +61884,7 @@ function readOr(read2) {
   }
 }
 function statOf(file) {
-  const text5 = readOr(() => readFileSync10(file, "utf8"));
+  const text5 = readOr(() => readFileSync11(file, "utf8"));
   const close = text5?.lastIndexOf(")") ?? -1;
   if (!text5 || close < 0) return void 0;
   const rest = text5.slice(close + 2).split(" ");
@@ -61617,7 +61898,7 @@ function localProbe() {
   return {
     hostname: os9.hostname(),
     linux,
-    bootId: linux ? readOr(() => readFileSync10("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
+    bootId: linux ? readOr(() => readFileSync11("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
     pidNamespace: linux ? readOr(() => readlinkSync("/proc/self/ns/pid")) : void 0,
     ownStartTime: self2?.start,
     signal(pid) {
@@ -62131,7 +62412,7 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
   const { started } = restarted;
   emit({ type: "step", server: name, step: "gate", status: "start" });
   const hook = await runServerHook(host, "afterStart", config2, {
-    cwd: l.release(release),
+    cwd: l.app(release),
     env: releaseEnv(config2, server, release),
     emit,
     signal: signal2
@@ -62217,7 +62498,7 @@ function surgeOps(fleet, config2, emit, host) {
       const slot = processSlot(config2, port2);
       const file = fleet.processes.processFile(h2.layout, {
         release,
-        cwd: h2.layout.release(release),
+        cwd: h2.layout.app(release),
         env: { ...releaseEnv(config2, server, release), PORT: String(port2) },
         port: slot
       });
@@ -62921,7 +63202,7 @@ async function stage(host, input) {
     });
     const file = input.processes.processFile(l, {
       release,
-      cwd: l.release(release),
+      cwd: l.app(release),
       env: releaseEnv(config2, server, release)
     });
     const starts = await runOp(session, file.write);
@@ -63029,7 +63310,7 @@ async function planDeploy(config2, options) {
   const git = await gitInfo(config2.app.root);
   const release = options.releaseId ?? makeReleaseId(/* @__PURE__ */ new Date(), git);
   assertReleaseIdFlag(release);
-  const packageManager = detectPackageManager(readPackageFiles(config2.app.root));
+  const packageManager = appPackageManager(config2);
   const plan = makePlan(config2, release, options.only);
   const names = plan.servers.map((s3) => s3.name);
   requireSecrets(config2, DEPLOY_NEEDS_SECRETS, names);
@@ -63205,7 +63486,7 @@ async function beforeRoll(run, staged, hookHost) {
   const { emit, signal: signal2 } = options;
   emit({ type: "phase", phase: "beforeRoll", message: `on ${hookHost.server.name}` });
   const hook = await runServerHook(hookHost, "beforeRoll", config2, {
-    cwd: hookHost.layout.release(release),
+    cwd: hookHost.layout.app(release),
     env: releaseEnv(config2, hookHost.server, release),
     emit,
     signal: signal2
@@ -63586,7 +63867,8 @@ async function execOnFleet(config2, command, options) {
       const state = await readState(host);
       if (!state.current) throw new Error("no current release (deploy first)");
       result2.code = await runOnServer(host, {
-        cwd: host.layout.current,
+        // A workspace package's directory (app.workspace), where its process runs.
+        cwd: config2.app.workspace ? `${host.layout.current}/${config2.app.workspace}` : host.layout.current,
         command,
         env: releaseEnv(config2, host.server, state.current),
         timeoutMs: 0,
@@ -63616,8 +63898,8 @@ async function execOnFleet(config2, command, options) {
 }
 
 // src/commands/init.ts
-import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync11, writeFileSync as writeFileSync2 } from "node:fs";
-import path22 from "node:path";
+import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync12, writeFileSync as writeFileSync2 } from "node:fs";
+import path23 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_drivers();
@@ -63662,9 +63944,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path22.basename(path22.resolve(root));
+  let name = path23.basename(path23.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync12(path23.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -63672,10 +63954,10 @@ function defaultName(root) {
   return clean2 || "app";
 }
 function packageFacts(root) {
-  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path22.join(root, f2)));
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path23.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync12(path23.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -63698,29 +63980,29 @@ function canRun(read2) {
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path22.resolve(outputDir);
+  let dir = path23.resolve(outputDir);
   for (; ; ) {
-    const candidate = path22.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    const candidate = path23.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
     if (existsSync3(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path22.dirname(dir);
+    const parent = path23.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path22.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path22.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path23.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path23.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative2 of ["../..", ".."]) {
-    const file = path22.resolve(here, relative2, SCHEMA_FILE);
+    const file = path23.resolve(here, relative2, SCHEMA_FILE);
     if (existsSync3(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path22.relative(path22.resolve(from), file).split(path22.sep).join("/");
+  const rel = path23.relative(path23.resolve(from), file).split(path23.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path22.isAbsolute(value)) return value;
-  return path22.relative(path22.resolve(outputDir), path22.resolve(value)).split(path22.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path23.isAbsolute(value)) return value;
+  return path23.relative(path23.resolve(outputDir), path23.resolve(value)).split(path23.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -63832,14 +64114,14 @@ async function prompt(flags, global3) {
   }
 }
 async function writeStarterConfig(flags, global3) {
-  const output = path22.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-  const label = path22.relative(process.cwd(), output) || output;
+  const output = path23.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+  const label = path23.relative(process.cwd(), output) || output;
   if (existsSync3(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
   if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
   flags.name ??= defaultName(flags.root);
   if (!NAME2.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-  const dir = path22.dirname(output);
+  const dir = path23.dirname(output);
   const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
   resolveConfig(data, label, dir);
   mkdirSync2(dir, { recursive: true });
@@ -64023,7 +64305,7 @@ async function streamLogs(config2, servers2, options) {
 
 // src/commands/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path23 from "node:path";
+import path24 from "node:path";
 init_errors3();
 init_format2();
 function packCommand(setExit) {
@@ -64034,7 +64316,8 @@ What ships: the app root, less node_modules, .git, logs, *.log, .env* and .npmrc
 config files (deploy.config.json, deploy.<name>.json, any JSON with servers and balancer: said on
 stderr), less what the app's .gitignore and .nexusignore files (nested too) and app.exclude leave
 out; app.include ships a path even so. Files that look like secrets (.env*, *.pem, id_*) are named
-in a warning.
+in a warning. With app.workspace, only the workspace root's manifests (package.json, lockfile,
+pnpm-workspace.yaml, \u2026), the package and the workspace packages it depends on are walked.
 
 Examples:
   nexus pack --list
@@ -64043,17 +64326,17 @@ Examples:
   ).action(
     action(setExit, async ({ reporter, global: global3 }, flags) => {
       const config2 = readConfig(global3);
-      const root = path23.resolve(config2.app.root);
+      const root = path24.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
       const leftOut = describeLeftOut(selection.leftOut);
       if (leftOut) reporter.emit({ type: "info", message: leftOut });
       let written;
       if (flags.output) {
-        const output = path23.resolve(flags.output);
+        const output = path24.resolve(flags.output);
         const { sha256 } = await writeTarball(root, selection.files, output).catch(
           (error3) => {
-            if (!error3.code || error3.path && path23.resolve(error3.path) !== output) throw error3;
+            if (!error3.code || error3.path && path24.resolve(error3.path) !== output) throw error3;
             throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
           }
         );
@@ -64079,7 +64362,7 @@ Examples:
       const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
       reporter.emit({
         type: "info",
-        message: written ? `wrote ${path23.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+        message: written ? `wrote ${path24.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
       });
       return EXIT.ok;
     })
@@ -64393,7 +64676,7 @@ function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
       const host = fleet.host(server.name);
       const file = fleet.processes.processFile(host.layout, {
         release,
-        cwd: host.layout.release(release),
+        cwd: host.layout.app(release),
         env: releaseEnv(config2, server, releaseOf2(server.name))
       });
       if (!kept.has(server.name)) {
@@ -64514,7 +64797,7 @@ function rollbackCommand(setExit) {
 }
 
 // src/commands/sandbox.ts
-import path24 from "node:path";
+import path25 from "node:path";
 init_errors3();
 init_errors6();
 init_limits();
@@ -64550,7 +64833,7 @@ function upCommand(setExit) {
       async ({ global: global3 }, flags) => {
         const { sandboxUp: sandboxUp2 } = await sandboxModule();
         const info2 = await sandboxUp2({
-          dir: path24.resolve(flags.dir),
+          dir: path25.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer,
@@ -64614,7 +64897,7 @@ function downCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
-        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path24.resolve(flags.dir));
+        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path25.resolve(flags.dir));
         if (global3.json) printResult({ command: "sandbox", action: "down", up: false });
         else
           process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
@@ -64630,7 +64913,7 @@ function statusCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-        const status = await sandboxStatus2(path24.resolve(flags.dir));
+        const status = await sandboxStatus2(path25.resolve(flags.dir));
         if (global3.json) {
           printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
           return status.up ? EXIT.ok : EXIT.failed;
@@ -64660,7 +64943,7 @@ init_errors3();
 init_layout();
 init_op();
 init_release();
-import { readFileSync as readFileSync13 } from "node:fs";
+import { readFileSync as readFileSync14 } from "node:fs";
 init_errors5();
 
 // src/ssh/fetch-host-key.ts
@@ -64705,12 +64988,12 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
-import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync12, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync13, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path25 from "node:path";
+import path26 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync4(`${keyPath}.pub`)) return readFileSync12(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync12(keyPath), passphrase);
+  if (existsSync4(`${keyPath}.pub`)) return readFileSync13(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync13(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
@@ -64721,7 +65004,7 @@ function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes6(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path25.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path26.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -64884,7 +65167,7 @@ async function runSetup(config2, options) {
   if (keyPath) {
     let exists2 = true;
     try {
-      readFileSync13(keyPath);
+      readFileSync14(keyPath);
     } catch {
       exists2 = false;
     }
@@ -65000,7 +65283,7 @@ async function installKeyOnce(server, config2, options, target, publicKey) {
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync13(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync14(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
@@ -65210,7 +65493,7 @@ function formatUptime(ms4) {
 }
 
 // src/commands/trust.ts
-import { readFileSync as readFileSync14, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync15, writeFileSync as writeFileSync4 } from "node:fs";
 init_invocation();
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
@@ -65218,7 +65501,7 @@ function removeHostLines(file, entries2, hostString, host, port2) {
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync14(file, "utf8").split("\n");
+  const lines = readFileSync15(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -65346,7 +65629,7 @@ async function confirmed(hostString, replacing) {
 }
 function replaceable(file, entries2, hostString, target, key) {
   const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-  const after = checkHostKey(parseKnownHosts(readFileSync14(file, "utf8")), target.host, target.port, key);
+  const after = checkHostKey(parseKnownHosts(readFileSync15(file, "utf8")), target.host, target.port, key);
   if (after.status !== "changed") return removed;
   process.stderr.write(
     `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand

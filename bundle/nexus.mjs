@@ -16071,7 +16071,7 @@ var init_strategies = __esm({
 });
 
 // src/config/schema.ts
-var sharedPath, workspacePath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, inventorySchema, configSchema;
+var pathInside, sharedPath, workspacePath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, inventorySchema, configSchema;
 var init_schema4 = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -16081,14 +16081,12 @@ var init_schema4 = __esm({
     init_strategies();
     init_duration();
     init_fields();
-    sharedPath = nonEmpty.refine((p2) => !p2.startsWith("/") && !p2.startsWith("~"), "must be relative to the release, not absolute").refine(
+    pathInside = (base) => nonEmpty.refine((p2) => !p2.startsWith("/") && !p2.startsWith("~"), `must be relative to ${base}, not absolute`).refine(
       (p2) => p2.startsWith("/") || p2.replace(/\/+$/, "").split("/").every((part) => part !== "" && part !== "." && part !== ".."),
       'must not contain "..", "." or empty parts'
     ).refine((p2) => !/[\u0000-\u001f\u007f]/.test(p2), "must not contain control characters").transform((p2) => p2.replace(/\/+$/, ""));
-    workspacePath = nonEmpty.refine((p2) => !p2.startsWith("/") && !p2.startsWith("~"), "must be relative to app.root, not absolute").refine(
-      (p2) => p2.startsWith("/") || p2.replace(/\/+$/, "").split("/").every((part) => part !== "" && part !== "." && part !== ".."),
-      'must be a directory inside app.root: no "..", "." or empty parts'
-    ).refine((p2) => !/[\u0000-\u001f\u007f\\]/.test(p2), "must not contain control characters or backslashes").transform((p2) => p2.replace(/\/+$/, ""));
+    sharedPath = pathInside("the release");
+    workspacePath = pathInside("app.root");
     processName = nonEmpty.superRefine((name, ctx) => {
       for (const manager of PROCESS_MANAGERS) {
         const problem = manager.nameProblem?.(name);
@@ -60378,10 +60376,9 @@ function entryFiles(config2) {
   const start = readStart(config2);
   const entries2 = [];
   const dir = config2.app.workspace ?? "";
-  const appDir = path17.join(config2.app.root, dir);
   if (!("bin" in start.run)) {
     const candidates = nodeCandidates(start.run.file);
-    const file = start.run.node ? candidates.find((c3) => isFile(path17.join(appDir, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
+    const file = start.run.node ? candidates.find((c3) => isFile(path17.join(config2.app.root, dir, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
     entries2.push({
       field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",
       file

@@ -19,11 +19,12 @@ export function entryFiles(config: Pick<Config, "app" | "pm2" | "file">): { fiel
   const entries: { field: string; file: string }[] = [];
   // With app.workspace, the process runs in the package's directory: its paths are relative to it.
   const dir = config.app.workspace ?? "";
-  const appDir = path.join(config.app.root, dir);
   if (!("bin" in start.run)) {
     const candidates = nodeCandidates(start.run.file);
     const file = start.run.node
-      ? (candidates.find((c) => isFile(path.join(appDir, c))) ?? candidates[1] ?? start.run.file)
+      ? (candidates.find((c) => isFile(path.join(config.app.root, dir, c))) ??
+        candidates[1] ??
+        start.run.file)
       : start.run.file;
     entries.push({
       field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",

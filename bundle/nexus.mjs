@@ -59080,8 +59080,9 @@ function fileDependencies(closure) {
   return [...out].sort();
 }
 var SKIPPED = /* @__PURE__ */ new Set(["node_modules", ".git", ".nexus"]);
-function packageDirs(root, maxDepth = 6) {
-  const out = [];
+function packageDirs(root, patterns, maxDepth = 6) {
+  const out = /* @__PURE__ */ new Set();
+  const hasPackage = (dir) => statSync3(path13.join(root, dir, "package.json"), { throwIfNoEntry: false })?.isFile() ?? false;
   const walk = (rel, depth) => {
     let entries2;
     try {
@@ -59092,13 +59093,22 @@ function packageDirs(root, maxDepth = 6) {
     for (const entry of entries2) {
       if (!entry.isDirectory() || SKIPPED.has(entry.name)) continue;
       const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (statSync3(path13.join(root, child, "package.json"), { throwIfNoEntry: false })?.isFile())
-        out.push(child);
+      if (hasPackage(child)) out.add(child);
       if (depth < maxDepth) walk(child, depth + 1);
     }
   };
-  walk("", 1);
-  return out;
+  const bases = new Set(
+    patterns.filter((p2) => !p2.startsWith("!")).map((p2) => {
+      const parts = p2.replace(/^\.\//, "").replace(/\/+$/, "").split("/");
+      const glob3 = parts.findIndex((part) => /[*?{[]/.test(part));
+      return (glob3 < 0 ? parts : parts.slice(0, glob3)).join("/");
+    })
+  );
+  for (const base of bases) {
+    if (base && hasPackage(base)) out.add(base);
+    walk(base, base ? base.split("/").length + 1 : 1);
+  }
+  return [...out].sort();
 }
 function readPackage(root, dir) {
   const file = path13.join(root, dir, "package.json");
@@ -59146,7 +59156,7 @@ function resolveWorkspace(root, dir) {
     throw new WorkspaceError(
       `app.workspace: ${dir} is not one of the root's workspaces (${source}: ${patterns.join(", ")})`
     );
-  const packages = packageDirs(root).filter((d) => inWorkspace(patterns, d)).map((d) => readPackage(root, d));
+  const packages = packageDirs(root, patterns).filter((d) => inWorkspace(patterns, d)).map((d) => readPackage(root, d));
   const own2 = packages.find((p2) => p2.dir === dir) ?? readPackage(root, dir);
   if (!own2.name)
     throw new WorkspaceError(
@@ -63633,6 +63643,9 @@ async function printPlan({ reporter, global: global3 }, flags) {
     return EXIT.ok;
   }
   for (const line of describePlan(config2, plan)) reporter.print(line);
+  const workspace = workspaceOf(config2);
+  if (workspace)
+    reporter.print(`workspace: ${workspace.name} in ${workspace.dir} (ships ${workspace.dirs.join(", ")})`);
   reporter.print(`start: ${describeStart(start)}`);
   reporter.print(
     `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (${nexusCommand("pack", "--list")} shows them)`

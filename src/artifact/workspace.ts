@@ -185,9 +185,15 @@ export function fileDependencies(closure: readonly WorkspacePackage[]): string[]
 /** Directories never searched for workspace packages. */
 const SKIPPED = new Set(["node_modules", ".git", ".nexus"]);
 
-/** Every directory under the root (not the root) holding a package.json, up to a few levels deep. */
-function packageDirs(root: string, maxDepth = 6): string[] {
-  const out: string[] = [];
+/**
+ * Every directory under the root (not the root) holding a package.json that a pattern may match,
+ * up to a few levels deep: only below each pattern's literal prefix (`apps/*`: in apps/), so a
+ * large repository is not walked whole.
+ */
+function packageDirs(root: string, patterns: readonly string[], maxDepth = 6): string[] {
+  const out = new Set<string>();
+  const hasPackage = (dir: string) =>
+    statSync(path.join(root, dir, "package.json"), { throwIfNoEntry: false })?.isFile() ?? false;
   const walk = (rel: string, depth: number) => {
     let entries: import("node:fs").Dirent[];
     try {
@@ -198,13 +204,25 @@ function packageDirs(root: string, maxDepth = 6): string[] {
     for (const entry of entries) {
       if (!entry.isDirectory() || SKIPPED.has(entry.name)) continue;
       const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (statSync(path.join(root, child, "package.json"), { throwIfNoEntry: false })?.isFile())
-        out.push(child);
+      if (hasPackage(child)) out.add(child);
       if (depth < maxDepth) walk(child, depth + 1);
     }
   };
-  walk("", 1);
-  return out;
+  const bases = new Set(
+    patterns
+      .filter((p) => !p.startsWith("!"))
+      .map((p) => {
+        const parts = p.replace(/^\.\//, "").replace(/\/+$/, "").split("/");
+        const glob = parts.findIndex((part) => /[*?{[]/.test(part));
+        return (glob < 0 ? parts : parts.slice(0, glob)).join("/");
+      }),
+  );
+  for (const base of bases) {
+    // A pattern without a glob ("web") names the package's directory itself.
+    if (base && hasPackage(base)) out.add(base);
+    walk(base, base ? base.split("/").length + 1 : 1);
+  }
+  return [...out].sort();
 }
 
 function readPackage(root: string, dir: string): WorkspacePackage {
@@ -263,7 +281,7 @@ export function resolveWorkspace(root: string, dir: string): Workspace {
     throw new WorkspaceError(
       `app.workspace: ${dir} is not one of the root's workspaces (${source}: ${patterns.join(", ")})`,
     );
-  const packages = packageDirs(root)
+  const packages = packageDirs(root, patterns)
     .filter((d) => inWorkspace(patterns, d))
     .map((d) => readPackage(root, d));
   const own = packages.find((p) => p.dir === dir) ?? readPackage(root, dir);

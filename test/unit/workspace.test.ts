@@ -147,6 +147,27 @@ describe("resolveWorkspace on fixtures/app-workspace", () => {
   });
 });
 
+describe("resolveWorkspace on an npm workspace", () => {
+  it("finds packages named by a plain directory and under **, and links by name", () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), "nexus-ws-"));
+    const write = (file: string, data: object) => {
+      mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+      writeFileSync(path.join(root, file), JSON.stringify(data));
+    };
+    write("package.json", { name: "root", workspaces: ["web", "libs/**", "!libs/old/**"] });
+    write("web/package.json", { name: "web", dependencies: { "lib-a": "^1.0.0", react: "18.0.0" } });
+    write("libs/group/a/package.json", { name: "lib-a", dependencies: { "lib-old": "1.0.0" } });
+    write("libs/old/x/package.json", { name: "lib-old" });
+    write("other/package.json", { name: "lib-a-lookalike" });
+    expect(resolveWorkspace(root, "web")).toEqual({
+      dir: "web",
+      name: "web",
+      dirs: ["libs/group/a", "web"],
+      extras: [],
+    });
+  });
+});
+
 describe("app.workspace in the config", () => {
   it("takes a relative directory (a trailing slash dropped); refuses absolute paths, .., . and empty parts", () => {
     const resolved = resolveConfig(

@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter2 = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path26 = __require("node:path");
+    var path27 = __require("node:path");
     var fs2 = __require("node:fs");
     var process15 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path26.resolve(baseDir, baseName);
+          const localBin = path27.resolve(baseDir, baseName);
           if (fs2.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path26.extname(baseName))) return void 0;
+          if (sourceExt.includes(path27.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs2.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path26.resolve(
-            path26.dirname(resolvedScriptPath),
+          executableDir = path27.resolve(
+            path27.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path26.basename(
+            const legacyName = path27.basename(
               this._scriptPath,
-              path26.extname(this._scriptPath)
+              path27.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path26.extname(executableFile));
+        launchWithNode = sourceExt.includes(path27.extname(executableFile));
         let proc;
         if (process15.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path26.basename(filename, path26.extname(filename));
+        this._name = path27.basename(filename, path27.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path27) {
-        if (path27 === void 0) return this._executableDir;
-        this._executableDir = path27;
+      executableDir(path28) {
+        if (path28 === void 0) return this._executableDir;
+        this._executableDir = path28;
         return this;
       }
       /**
@@ -3746,10 +3746,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path26) {
-  if (!path26)
+function getElementAtPath(obj, path27) {
+  if (!path27)
     return obj;
-  return path26.reduce((acc, key) => acc?.[key], obj);
+  return path27.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -4008,11 +4008,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path26, issues) {
+function prefixIssues(path27, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path26);
+    iss.path.unshift(path27);
     return iss;
   });
 }
@@ -4544,16 +4544,16 @@ function flattenError(error3, mapper = (issue2) => issue2.message) {
 }
 function formatError(error3, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error4, path26 = []) => {
+  const processError = (error4, path27 = []) => {
     for (const issue2 of error4.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path26, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path27, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path27, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path26, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path27, ...issue2.path]);
       } else {
-        const fullpath = [...path26, ...issue2.path];
+        const fullpath = [...path27, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -10299,7 +10299,7 @@ var init_errors3 = __esm({
 
 // src/remote/layout.ts
 import path from "node:path/posix";
-function layout(base) {
+function layout(base, workspace) {
   const state = path.join(base, ".nexus");
   return {
     base,
@@ -10316,6 +10316,7 @@ function layout(base) {
     incoming: path.join(state, "incoming"),
     livePort: path.join(state, "live-port"),
     release: (id) => path.join(base, "releases", id),
+    app: (id) => path.join(base, "releases", id, workspace ?? ""),
     ecosystem: (id) => path.join(state, "pm2", `${id}.json`)
   };
 }
@@ -11835,12 +11836,12 @@ function logFormatDirective(indent = "") {
   const head = `${indent}log_format ${LOG_FORMAT_NAME} `;
   return LOG_FORMAT_PARTS.map((part, i2) => `${i2 === 0 ? head : " ".repeat(head.length)}'${part}'`).join("\n").concat(";");
 }
-function accessLogDirective(path26, indent = "") {
-  return `${indent}access_log ${path26} ${LOG_FORMAT_NAME};`;
+function accessLogDirective(path27, indent = "") {
+  return `${indent}access_log ${path27} ${LOG_FORMAT_NAME};`;
 }
-function logFormatAdvice(path26) {
+function logFormatAdvice(path27) {
   return `${logFormatDirective()}
-${accessLogDirective(path26)}`;
+${accessLogDirective(path27)}`;
 }
 function scanNginxDump(dump) {
   const text5 = dump.split("\n").map((line) => line.replace(/(^|\s)#.*$/, "$1")).join("\n");
@@ -11861,18 +11862,18 @@ function scanNginxDump(dump) {
   }
   return { compatibleFormats, accessLogs, unescapedFormats };
 }
-function dumpLogsInNexusFormat(finding, path26) {
+function dumpLogsInNexusFormat(finding, path27) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path26)
+    ([file, format3]) => finding.compatibleFormats.includes(format3) && samePath(file, path27)
   );
 }
-function dumpLogsUnescaped(finding, path26) {
+function dumpLogsUnescaped(finding, path27) {
   return finding.accessLogs.some(
-    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path26)
+    ([file, format3]) => finding.unescapedFormats.includes(format3) && samePath(file, path27)
   );
 }
-function samePath(file, path26) {
-  return file === path26 || !file.startsWith("/") && path26.endsWith(`/${file.replace(/^\.\//, "")}`);
+function samePath(file, path27) {
+  return file === path27 || !file.startsWith("/") && path27.endsWith(`/${file.replace(/^\.\//, "")}`);
 }
 var LOG_FORMAT_NAME, LOG_FORMAT_TAIL, LOG_FORMAT_PARTS, REQUIRED_VARIABLES;
 var init_log_format = __esm({
@@ -12394,9 +12395,9 @@ var init_proxy_jump = __esm({
 function where(file, location) {
   return location ? `${location.file ?? file}:${location.line}:${location.column}` : file;
 }
-function formatPath(path26) {
+function formatPath(path27) {
   let out = "";
-  for (const key of path26) {
+  for (const key of path27) {
     if (typeof key === "number") out += `[${key}]`;
     else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
     else out += `[${JSON.stringify(String(key))}]`;
@@ -12443,12 +12444,12 @@ function closest(word, candidates) {
 function describeIssues(issues, knownKeys) {
   const lines = [];
   for (const issue2 of issues) {
-    const path26 = formatPath(issue2.path);
+    const path27 = formatPath(issue2.path);
     switch (issue2.code) {
       case "invalid_type": {
         const received = issue2.input;
         lines.push(
-          received === void 0 ? `${path26}: is required (expected ${withArticle(issue2.expected)})` : `${path26}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
+          received === void 0 ? `${path27}: is required (expected ${withArticle(issue2.expected)})` : `${path27}: expected ${withArticle(issue2.expected)}, received ${describeValue(received)}`
         );
         break;
       }
@@ -12461,23 +12462,23 @@ function describeIssues(issues, knownKeys) {
         break;
       case "invalid_value":
         lines.push(
-          `${path26}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
+          `${path27}: expected one of ${issue2.values.map((v2) => JSON.stringify(v2)).join(", ")}, received ${describeValue(issue2.input)}`
         );
         break;
       case "invalid_union": {
         const input = issue2.input;
         const nested = issue2.errors.flat().find((inner) => inner.code === "custom" || inner.code === "invalid_format");
         lines.push(
-          nested ? `${path26}: ${nested.message}` : `${path26}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
+          nested ? `${path27}: ${nested.message}` : `${path27}: ${issue2.message.replace(/^Invalid input/, "invalid value")}, received ${describeValue(input)}`
         );
         break;
       }
       case "too_small":
       case "too_big":
-        lines.push(`${path26}: ${humanBound(issue2)}`);
+        lines.push(`${path27}: ${humanBound(issue2)}`);
         break;
       default:
-        lines.push(`${path26}: ${issue2.message}`);
+        lines.push(`${path27}: ${issue2.message}`);
     }
   }
   return lines;
@@ -13247,12 +13248,12 @@ function parseTree(text5, errors = [], options = ParseOptions.DEFAULT) {
   }
   return result2;
 }
-function findNodeAtLocation(root, path26) {
+function findNodeAtLocation(root, path27) {
   if (!root) {
     return void 0;
   }
   let node2 = root;
-  for (let segment of path26) {
+  for (let segment of path27) {
     if (typeof segment === "string") {
       if (node2.type !== "object" || !Array.isArray(node2.children)) {
         return void 0;
@@ -13762,10 +13763,10 @@ function parseConfigText(text5, label) {
   }
   return { data: tree ? getNodeValue2(tree) : void 0, tree, text: text5 };
 }
-function locate(parsed, path26) {
+function locate(parsed, path27) {
   if (!parsed.tree) return void 0;
-  for (let length = path26.length; length >= 0; length--) {
-    const node2 = findNodeAtLocation2(parsed.tree, path26.slice(0, length));
+  for (let length = path27.length; length >= 0; length--) {
+    const node2 = findNodeAtLocation2(parsed.tree, path27.slice(0, length));
     if (!node2) continue;
     const key = node2.parent?.type === "property" ? node2.parent.children?.[0] : void 0;
     return lineColumn(parsed.text, (key ?? node2).offset);
@@ -13776,23 +13777,23 @@ function problemPath(problem) {
   if (problem.startsWith("(top level): ")) return [];
   const first = /^(?:([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   const next = /^(?:\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])/;
-  const path26 = [];
+  const path27 = [];
   let rest = problem;
   for (; ; ) {
-    const match3 = (path26.length === 0 ? first : next).exec(rest);
-    if (!match3) return path26.length > 0 && rest.startsWith(": ") ? path26 : void 0;
-    if (match3[2] !== void 0) path26.push(Number(match3[2]));
-    else if (match3[3] !== void 0) path26.push(JSON.parse(match3[3]));
-    else path26.push(match3[1]);
+    const match3 = (path27.length === 0 ? first : next).exec(rest);
+    if (!match3) return path27.length > 0 && rest.startsWith(": ") ? path27 : void 0;
+    if (match3[2] !== void 0) path27.push(Number(match3[2]));
+    else if (match3[3] !== void 0) path27.push(JSON.parse(match3[3]));
+    else path27.push(match3[1]);
     rest = rest.slice(match3[0].length);
   }
 }
-function locateConfigError(error3, readText, layers) {
+function locateConfigError(error3, readText2, layers) {
   if (error3.locations.some(Boolean)) return error3;
   if (layers && layers.length > 0 && layers[0]?.label === error3.file) return withPositions(error3, layers);
   let parsed;
   try {
-    parsed = parseConfigText(readText(error3.file), error3.file);
+    parsed = parseConfigText(readText2(error3.file), error3.file);
   } catch {
     return error3;
   }
@@ -13802,13 +13803,13 @@ function withPositions(error3, parsed) {
   if (error3.locations.some(Boolean)) return error3;
   const layers = Array.isArray(parsed) ? parsed : [parsed];
   const locations = error3.problems.map((problem) => {
-    const path26 = problemPath(problem);
-    if (!path26) return void 0;
+    const path27 = problemPath(problem);
+    if (!path27) return void 0;
     const layer = layers[ownerOf(
       layers.map((l) => l.data),
-      path26
+      path27
     )];
-    const at2 = locate(layer, path26);
+    const at2 = locate(layer, path27);
     const label = "label" in layer && layer.label !== error3.file ? layer.label : void 0;
     return at2 && label ? { ...at2, file: label } : at2;
   });
@@ -14066,6 +14067,8 @@ function install(l, id, manager) {
       m2.name,
       manager?.pinned ?? "",
       manager?.lockfile ?? "",
+      manager?.workspace?.dir ?? "",
+      (manager?.workspace?.dirs ?? []).join("\n"),
       ...m2.args
     ),
     parse: (result2, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result2))
@@ -14210,7 +14213,7 @@ mkdir -p "\${stamp%/*}"
 `, SHA256_FUNCTION);
     INSTALL_SCRIPT = withProgram(
       'set -eu\nrelease=$1 current=$2\nshift 2\ncd "$release"\nif [ ! -f package.json ]; then echo @skipped; exit 0; fi\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$current" "$@"\n',
-      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG\u2026`, in the new release (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {\n    stdio: "inherit",\n  });\n  if (copy.status !== 0) process.exit(copy.status ?? 1);\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
+      '// @ts-check\n/**\n * `node -e <this> CURRENT NAME PINNED LOCKFILE WORKSPACE PACKAGES ARG\u2026`, in the new release\n * (install.sh runs it):\n * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile\n * arguments ARG\u2026, or hard-links the current release\'s node_modules when nothing they were built\n * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the\n * stage line should add. Exit 127: the package manager is not on this server.\n *\n * The reuse key, written to node_modules/.nexus-install-key after an install: the lockfile\'s and\n * package.json\'s sha256, the package manager and its version, and this server\'s Node ABI\n * (process.versions.modules), platform and arch. Native modules (bcrypt, sharp, better-sqlite3)\n * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at\n * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one\n * the install runs under and node-gyp builds against.\n *\n * A workspace package (WORKSPACE, its directory; PACKAGES, the workspace packages shipped, one\n * per line): the key also holds the workspace and the sha256 of its packages\' package.json files\n * and of pnpm-workspace.yaml; a reuse links the root\'s node_modules and each package\'s (pnpm\n * keeps links there; npm, a version that could not be hoisted).\n */\nconst { spawnSync } = require("node:child_process");\nconst { createHash } = require("node:crypto");\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [current = "", name = "", pinned = "", lockfile = "", workspace = "", packageList = "", ...args] =\n  process.argv.slice(1);\nconst packages = packageList.split("\\n").filter(Boolean);\nconst KEY_FILE = ".nexus-install-key";\n\n/** @param {string} file */\nconst sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");\n\n/** @param {string} command the executable\'s path on PATH, or undefined */\nconst onPath = (command) => {\n  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {\n    if (!dir) continue;\n    const file = path.join(dir, command);\n    try {\n      fs.accessSync(file, fs.constants.X_OK);\n      return file;\n    } catch {}\n  }\n  return undefined;\n};\n\n/**\n * The version of the package manager at `file`: from the package.json of the package it belongs\n * to (no process to start), else from `<name> --version` (a corepack shim, a wrapper).\n * @param {string} file\n */\nconst versionOf = (file) => {\n  let dir = path.dirname(fs.realpathSync(file));\n  for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {\n    try {\n      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));\n      if (pkg.name === name || (name === "yarn" && pkg.name === "@yarnpkg/cli-dist"))\n        return String(pkg.version);\n      if (pkg.name) break;\n    } catch {}\n  }\n  const run = spawnSync(file, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });\n  return (run.stdout ?? "").trim().split("\\n").pop() || "unknown";\n};\n\n/** The command that installs, and the version it runs; corepack when the app pins another version. */\nconst manager = () => {\n  const binary = onPath(name);\n  const version = binary ? versionOf(binary) : undefined;\n  if (pinned && version !== pinned && onPath("corepack"))\n    return { argv: ["corepack", `${name}@${pinned}`], version: pinned };\n  if (!binary) {\n    console.error(\n      `nexus: ${name} is not installed on this server (the app uses ${name}${pinned ? ` ${pinned}` : ""}): install it, or corepack (\\`corepack enable\\`)`,\n    );\n    process.exit(127);\n  }\n  if (pinned && version !== pinned)\n    console.log(`@note ${name} ${version} on the server; the app pins ${pinned} (no corepack to run it)`);\n  return { argv: [binary], version: String(version) };\n};\n\n/** One sha256 over the shipped workspace packages\' package.json files and pnpm-workspace.yaml. */\nfunction workspaceManifests() {\n  const hash = createHash("sha256");\n  for (const file of [\n    ...packages.map((dir) => path.join(dir, "package.json")),\n    "pnpm-workspace.yaml",\n  ].sort()) {\n    hash.update(`${file}\\0${fs.existsSync(file) ? sha256(file) : "none"}\\0`);\n  }\n  return hash.digest("hex");\n}\n\nconst pm = manager();\nconst key = [\n  `manager ${name} ${pm.version}`,\n  `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,\n  `package.json ${sha256("package.json")}`,\n  ...(workspace ? [`workspace ${workspace} ${workspaceManifests()}`] : []),\n  `node-abi ${process.versions.modules}`,\n  `platform ${process.platform}`,\n  `arch ${process.arch}`,\n].join("\\n");\n\n/** Why the current release\'s node_modules cannot be reused, or "" when it can. */\nconst whyNotReuse = () => {\n  if (!fs.existsSync(current)) return "the first release on this server";\n  const modules = path.join(current, "node_modules");\n  if (!fs.existsSync(modules)) return "no node_modules in the current release";\n  let old;\n  try {\n    old = fs.readFileSync(path.join(modules, KEY_FILE), "utf8");\n  } catch {\n    return "the current node_modules has no install key";\n  }\n  const before = new Map(old.split("\\n").map((line) => [line.split(" ")[0], line]));\n  for (const line of key.split("\\n")) {\n    const field = line.split(" ")[0] ?? "";\n    const was = before.get(field);\n    if (was === line) continue;\n    const [, ...oldWords] = (was ?? "").split(" ");\n    const [, ...newWords] = line.split(" ");\n    if (field === "node-abi")\n      return `Node ABI changed (${oldWords[0] ?? "?"} \u2192 ${newWords[0]}): native modules must be rebuilt`;\n    if (field === "manager") return `${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")}`;\n    if (field === "lockfile") return `${lockfile || "lockfile"} changed`;\n    if (field === "package.json") return "package.json changed";\n    if (field === "workspace")\n      return oldWords[0] === newWords[0]\n        ? `a package.json of the workspace ${workspace} changed`\n        : `the workspace changed (${oldWords[0] ?? "none"} \u2192 ${newWords[0] ?? "none"})`;\n    return `${field} changed (${oldWords.join(" ") || "?"} \u2192 ${newWords.join(" ")})`;\n  }\n  // The current release was a workspace package\'s; this one is the whole app.\n  const was = before.get("workspace");\n  if (was && !workspace) return `the workspace changed (${was.split(" ")[1]} \u2192 none)`;\n  return "";\n};\n\nconst why = whyNotReuse();\nif (!why) {\n  // The root\'s node_modules, and each workspace package\'s that the current release has.\n  for (const dir of [".", ...packages]) {\n    const from = path.join(current, dir, "node_modules");\n    if (dir !== "." && !fs.existsSync(from)) continue;\n    const copy = spawnSync("cp", ["-al", from, path.join(dir, "node_modules")], { stdio: "inherit" });\n    if (copy.status !== 0) process.exit(copy.status ?? 1);\n  }\n  console.log("@reused");\n  process.exit(0);\n}\nconst [command = name, ...prefix] = pm.argv;\n// The manager\'s own output goes to stderr: stdout carries only this program\'s @ lines.\nconst install = spawnSync(command, [...prefix, ...args], { stdio: ["ignore", 2, 2] });\nif (install.error) {\n  console.error(`nexus: could not run ${name}: ${install.error.message}`);\n  process.exit(127);\n}\nif (install.status !== 0) process.exit(install.status ?? 1);\n// Yarn\'s Plug\'n\'Play keeps no node_modules (.pnp.cjs and .yarn/ instead): nothing to reuse.\nif (!fs.existsSync(".pnp.cjs")) {\n  fs.mkdirSync("node_modules", { recursive: true });\n  fs.writeFileSync(path.join("node_modules", KEY_FILE), `${key}\\n`);\n}\nconsole.log(`@installed ${why}`);\n'
     );
     WRITE_PRIVATE_SCRIPT = 'umask 077\nmkdir -p "$(dirname "$1")"\ncat > "$1.tmp" && mv -f "$1.tmp" "$1"\n';
     STOP_STRAYS_SCRIPT = `release=$1
@@ -14893,10 +14896,10 @@ function writePlain(file, content) {
   const op = writePrivateFile(file, content, WRITING);
   return { ...op, parse: (result2, server) => void op.parse(result2, server) };
 }
-function writeResolved(file, content, resolve3) {
+function writeResolved(file, content, resolve3, top) {
   return {
     what: WRITING,
-    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve3.kind, resolve3.name),
+    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve3.kind, resolve3.name, top),
     stdin: content,
     parse: (result2, server) => stdoutOrThrow(server, WRITING, result2).split("\n").find((line) => line.startsWith("@start "))?.slice("@start ".length)
   };
@@ -14917,8 +14920,8 @@ var init_pm2 = __esm({
     STARTING = "starting the app under PM2";
     WRITING = "writing the process file";
     WRITE_ECOSYSTEM_SCRIPT = withProgram(
-      'umask 077\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$1" "$2" "$3"\n',
-      '// @ts-check\n/**\n * `node -e <this> FILE KIND NAME`, the ecosystem file\'s JSON on stdin (write-ecosystem.sh runs\n * it): finds on the server, in the installed release (the app\'s `cwd`), the file PM2 must run,\n * sets it as the app\'s `script`, writes FILE (0600, through a temporary file) and prints\n * `@start <script>`. What only the release knows once installed:\n *\n * - KIND "bin": the JS file of the dependency binary NAME, from the `bin` field of the package.json\n *   of the app\'s dependency that declares it (`node_modules/next/dist/bin/next`). Never the\n *   `node_modules/.bin` entry: pnpm writes shell scripts there, which node cannot run and PM2\n *   cannot cluster. A binary that is a shell script or a compiled executable is refused.\n * - KIND "file": the file `node NAME` runs (`node dist/main` runs dist/main.js): PM2 starts\n *   exactly the path it is given.\n *\n * Exit 2 with the reason on stderr when there is none: staging fails, nothing leaves rotation.\n */\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [file = "", kind = "", name = ""] = process.argv.slice(1);\n\n/** @param {string} message */\nconst fail = (message) => {\n  process.stderr.write(`nexus: ${message}\\n`);\n  process.exit(2);\n};\n\n/** @param {string} file */\nconst readJson = (file) => {\n  try {\n    return JSON.parse(fs.readFileSync(file, "utf8"));\n  } catch {\n    return undefined;\n  }\n};\n\n/** @param {string} file */\nconst isFile = (file) => {\n  try {\n    return fs.statSync(file).isFile();\n  } catch {\n    return false;\n  }\n};\n\n/**\n * The names a package\'s `bin` field gives (a string: the package\'s name without its scope).\n * @param {{ name?: unknown, bin?: unknown }} meta\n * @returns {Record<string, string>}\n */\nconst binsOf = (meta) => {\n  if (typeof meta.bin === "string" && typeof meta.name === "string")\n    return { [meta.name.replace(/^@[^/]+\\//, "")]: meta.bin };\n  if (meta.bin && typeof meta.bin === "object") {\n    /** @type {Record<string, string>} */\n    const out = {};\n    for (const [key, value] of Object.entries(meta.bin)) if (typeof value === "string") out[key] = value;\n    return out;\n  }\n  return {};\n};\n\n/**\n * Refuses what node cannot run: a script for another interpreter (its `#!` line) or a binary.\n * @param {string} cwd\n * @param {string} script\n */\nconst assertNodeProgram = (cwd, script) => {\n  const head = Buffer.alloc(512);\n  let length = 0;\n  try {\n    const fd = fs.openSync(path.join(cwd, script), "r");\n    length = fs.readSync(fd, head, 0, head.length, 0);\n    fs.closeSync(fd);\n  } catch (error) {\n    fail(`${script}: ${/** @type {Error} */ (error).message}`);\n  }\n  const text = head.subarray(0, length);\n  if (text.includes(0)) fail(`${name} (${script}) is a compiled executable, not a Node program`);\n  const line = text.toString("utf8").split("\\n")[0] ?? "";\n  if (line.startsWith("#!") && !/\\bnode\\b/.test(line))\n    fail(\n      `${name} (${script}) is a script for ${line.slice(2).trim()}, not a Node program: start what it runs instead`,\n    );\n};\n\n/** @param {string} cwd */\nconst findBin = (cwd) => {\n  const pkg = readJson(path.join(cwd, "package.json")) ?? {};\n  /** @param {unknown} deps */\n  const names = (deps) => (deps && typeof deps === "object" ? Object.keys(deps) : []);\n  const own = [...names(pkg.dependencies), ...names(pkg.optionalDependencies)];\n  // Yarn 2+ installs devDependencies too: one of them may provide it.\n  for (const dep of [...own, ...names(pkg.devDependencies)]) {\n    const meta = readJson(path.join(cwd, "node_modules", dep, "package.json"));\n    const target = meta && binsOf(meta)[name];\n    if (target === undefined) continue;\n    const script = path.join("node_modules", dep, target);\n    if (script.startsWith("..")) fail(`${dep}\'s bin "${name}" (${target}) points outside the release`);\n    if (!isFile(path.join(cwd, script))) fail(`${dep}\'s bin "${name}" (${script}) is not in the release`);\n    return script;\n  }\n  // A binary of a dependency\'s dependency: npm and Yarn 1 link those into .bin too (a symlink).\n  const link = path.join(cwd, "node_modules", ".bin", name);\n  try {\n    if (fs.lstatSync(link).isSymbolicLink()) {\n      const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));\n      if (!script.startsWith("..")) return script;\n    }\n  } catch {}\n  fail(\n    `no installed dependency of the app provides the binary "${name}" (looked in the "bin" of ${own.length > 0 ? own.join(", ") : "no dependencies"}): add the package that provides it to "dependencies" (devDependencies are not installed on the servers)`,\n  );\n  return "";\n};\n\n/** @param {string} cwd */\nconst findFile = (cwd) => {\n  const candidates = [name, `${name}.js`, `${name}.cjs`, `${name}.mjs`, path.join(name, "index.js")];\n  const found = candidates.find((candidate) => isFile(path.join(cwd, candidate)));\n  if (!found) fail(`node ${name}: none of ${candidates.join(", ")} is in the release`);\n  return /** @type {string} */ (found);\n};\n\nlet input = "";\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  input += chunk;\n});\nprocess.stdin.on("end", () => {\n  const ecosystem = JSON.parse(input);\n  const app = ecosystem.apps[0];\n  const cwd = String(app.cwd);\n  const script = kind === "bin" ? findBin(cwd) : findFile(cwd);\n  assertNodeProgram(cwd, script);\n  app.script = script;\n  fs.mkdirSync(path.dirname(file), { recursive: true });\n  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(ecosystem, null, 2)}\\n`, { mode: 0o600 });\n  fs.renameSync(`${file}.tmp`, file);\n  process.stdout.write(`@start ${script}\\n`);\n});\n'
+      'umask 077\nif ! command -v node >/dev/null 2>&1; then echo "nexus: node is not installed on this server" >&2; exit 127; fi\nexec node -e "${program:?}" "$1" "$2" "$3" "${4:-}"\n',
+      '// @ts-check\n/**\n * `node -e <this> FILE KIND NAME [TOP]`, the ecosystem file\'s JSON on stdin (write-ecosystem.sh\n * runs it): finds on the server, in the installed release (the app\'s `cwd`), the file PM2 must run,\n * sets it as the app\'s `script`, writes FILE (0600, through a temporary file) and prints\n * `@start <script>`. What only the release knows once installed:\n *\n * - KIND "bin": the JS file of the dependency binary NAME, from the `bin` field of the package.json\n *   of the app\'s dependency that declares it (`node_modules/next/dist/bin/next`). Never the\n *   `node_modules/.bin` entry: pnpm writes shell scripts there, which node cannot run and PM2\n *   cannot cluster. A binary that is a shell script or a compiled executable is refused.\n * - KIND "file": the file `node NAME` runs (`node dist/main` runs dist/main.js): PM2 starts\n *   exactly the path it is given.\n *\n * TOP, the release\'s directory when the app\'s `cwd` is a workspace package inside it: a\n * dependency may be installed in the node_modules of any directory from `cwd` up to TOP (npm and\n * Yarn 1 hoist a workspace\'s dependencies to the root\'s), as Node\'s own resolution finds it.\n *\n * Exit 2 with the reason on stderr when there is none: staging fails, nothing leaves rotation.\n */\nconst fs = require("node:fs");\nconst path = require("node:path");\n\nconst [file = "", kind = "", name = "", top = ""] = process.argv.slice(1);\n\n/** @param {string} message */\nconst fail = (message) => {\n  process.stderr.write(`nexus: ${message}\\n`);\n  process.exit(2);\n};\n\n/** @param {string} file */\nconst readJson = (file) => {\n  try {\n    return JSON.parse(fs.readFileSync(file, "utf8"));\n  } catch {\n    return undefined;\n  }\n};\n\n/** @param {string} file */\nconst isFile = (file) => {\n  try {\n    return fs.statSync(file).isFile();\n  } catch {\n    return false;\n  }\n};\n\n/**\n * The names a package\'s `bin` field gives (a string: the package\'s name without its scope).\n * @param {{ name?: unknown, bin?: unknown }} meta\n * @returns {Record<string, string>}\n */\nconst binsOf = (meta) => {\n  if (typeof meta.bin === "string" && typeof meta.name === "string")\n    return { [meta.name.replace(/^@[^/]+\\//, "")]: meta.bin };\n  if (meta.bin && typeof meta.bin === "object") {\n    /** @type {Record<string, string>} */\n    const out = {};\n    for (const [key, value] of Object.entries(meta.bin)) if (typeof value === "string") out[key] = value;\n    return out;\n  }\n  return {};\n};\n\n/**\n * Refuses what node cannot run: a script for another interpreter (its `#!` line) or a binary.\n * @param {string} cwd\n * @param {string} script\n */\nconst assertNodeProgram = (cwd, script) => {\n  const head = Buffer.alloc(512);\n  let length = 0;\n  try {\n    const fd = fs.openSync(path.join(cwd, script), "r");\n    length = fs.readSync(fd, head, 0, head.length, 0);\n    fs.closeSync(fd);\n  } catch (error) {\n    fail(`${script}: ${/** @type {Error} */ (error).message}`);\n  }\n  const text = head.subarray(0, length);\n  if (text.includes(0)) fail(`${name} (${script}) is a compiled executable, not a Node program`);\n  const line = text.toString("utf8").split("\\n")[0] ?? "";\n  if (line.startsWith("#!") && !/\\bnode\\b/.test(line))\n    fail(\n      `${name} (${script}) is a script for ${line.slice(2).trim()}, not a Node program: start what it runs instead`,\n    );\n};\n\n/**\n * The directories whose node_modules may hold the app\'s dependencies: `cwd`, then its parents up\n * to TOP (a workspace package), relative to `cwd` ("", "..", "../..").\n * @param {string} cwd\n */\nconst moduleDirs = (cwd) => {\n  const dirs = [""];\n  const up = top ? path.relative(top, cwd) : "";\n  if (!up || up.startsWith("..") || path.isAbsolute(up)) return dirs;\n  for (let i = 1; i <= up.split(path.sep).length; i++) dirs.push(Array(i).fill("..").join(path.sep));\n  return dirs;\n};\n\n/**\n * Whether `script` (relative to `cwd`) stays in the release: inside `cwd`, or inside TOP.\n * @param {string} cwd\n * @param {string} script\n * @param {boolean} [real] `cwd` is a real path (TOP is compared as one too)\n */\nconst inRelease = (cwd, script, real = false) => {\n  const root = top ? (real ? fs.realpathSync(top) : top) : cwd;\n  const rel = path.relative(root, path.resolve(cwd, script));\n  return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);\n};\n\n/** @param {string} cwd */\nconst findBin = (cwd) => {\n  const pkg = readJson(path.join(cwd, "package.json")) ?? {};\n  /** @param {unknown} deps */\n  const names = (deps) => (deps && typeof deps === "object" ? Object.keys(deps) : []);\n  const own = [...names(pkg.dependencies), ...names(pkg.optionalDependencies)];\n  const dirs = moduleDirs(cwd);\n  // Yarn 2+ installs devDependencies too: one of them may provide it.\n  for (const dep of [...own, ...names(pkg.devDependencies)]) {\n    const at = dirs.find((dir) => isFile(path.join(cwd, dir, "node_modules", dep, "package.json")));\n    if (at === undefined) continue;\n    const meta = readJson(path.join(cwd, at, "node_modules", dep, "package.json"));\n    const target = meta && binsOf(meta)[name];\n    if (target === undefined) continue;\n    const script = path.join(at, "node_modules", dep, target);\n    if (!inRelease(cwd, script)) fail(`${dep}\'s bin "${name}" (${target}) points outside the release`);\n    if (!isFile(path.join(cwd, script))) fail(`${dep}\'s bin "${name}" (${script}) is not in the release`);\n    return script;\n  }\n  // A binary of a dependency\'s dependency: npm and Yarn 1 link those into .bin too (a symlink).\n  for (const dir of dirs) {\n    const link = path.join(cwd, dir, "node_modules", ".bin", name);\n    try {\n      if (fs.lstatSync(link).isSymbolicLink()) {\n        const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));\n        if (inRelease(fs.realpathSync(cwd), script, true)) return script;\n      }\n    } catch {}\n  }\n  fail(\n    `no installed dependency of the app provides the binary "${name}" (looked in the "bin" of ${own.length > 0 ? own.join(", ") : "no dependencies"}): add the package that provides it to "dependencies" (devDependencies are not installed on the servers)`,\n  );\n  return "";\n};\n\n/** @param {string} cwd */\nconst findFile = (cwd) => {\n  const candidates = [name, `${name}.js`, `${name}.cjs`, `${name}.mjs`, path.join(name, "index.js")];\n  const found = candidates.find((candidate) => isFile(path.join(cwd, candidate)));\n  if (!found) fail(`node ${name}: none of ${candidates.join(", ")} is in the release`);\n  return /** @type {string} */ (found);\n};\n\nlet input = "";\nprocess.stdin.setEncoding("utf8");\nprocess.stdin.on("data", (chunk) => {\n  input += chunk;\n});\nprocess.stdin.on("end", () => {\n  const ecosystem = JSON.parse(input);\n  const app = ecosystem.apps[0];\n  const cwd = String(app.cwd);\n  const script = kind === "bin" ? findBin(cwd) : findFile(cwd);\n  assertNodeProgram(cwd, script);\n  app.script = script;\n  fs.mkdirSync(path.dirname(file), { recursive: true });\n  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(ecosystem, null, 2)}\\n`, { mode: 0o600 });\n  fs.renameSync(`${file}.tmp`, file);\n  process.stdout.write(`@start ${script}\\n`);\n});\n'
     );
     Pm2 = class {
       constructor(options) {
@@ -14974,7 +14977,7 @@ var init_pm2 = __esm({
         return {
           path: file,
           content,
-          write: resolve3 ? writeResolved(file, content, resolve3) : writePlain(file, content)
+          write: resolve3 ? writeResolved(file, content, resolve3, layout2.release(release.release)) : writePlain(file, content)
         };
       }
       /**
@@ -15039,11 +15042,11 @@ import path6 from "node:path";
 function readStart(config2) {
   const cached3 = read.get(config2.app);
   if (cached3) return cached3;
-  const { start: spec, root } = config2.app;
+  const { start: spec, root, workspace } = config2.app;
   let packageJson;
   if (/^(?:script|npm):/.test(spec)) {
     try {
-      packageJson = readFileSync(path6.join(root, "package.json"), "utf8");
+      packageJson = readFileSync(path6.join(root, workspace ?? "", "package.json"), "utf8");
     } catch {
     }
   }
@@ -16098,7 +16101,7 @@ var init_strategies = __esm({
 });
 
 // src/config/schema.ts
-var sharedPath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, inventorySchema, configSchema;
+var pathInside, sharedPath, workspacePath, processName, appSchema, serverSchema, sshSchema, transferSchema, balancerEntrySchema, processSchema2, processSections, healthSchema, watchDuration, watchObjectSchema, WATCH_SHAPE, watchSchema, rollingSchema, sharedSchema, hooksSchema, NOTIFY_SEVERITIES, notifySchema, inventorySchema, configSchema;
 var init_schema4 = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -16108,10 +16111,12 @@ var init_schema4 = __esm({
     init_strategies();
     init_duration();
     init_fields();
-    sharedPath = nonEmpty.refine((p2) => !p2.startsWith("/") && !p2.startsWith("~"), "must be relative to the release, not absolute").refine(
+    pathInside = (base) => nonEmpty.refine((p2) => !p2.startsWith("/") && !p2.startsWith("~"), `must be relative to ${base}, not absolute`).refine(
       (p2) => p2.startsWith("/") || p2.replace(/\/+$/, "").split("/").every((part) => part !== "" && part !== "." && part !== ".."),
       'must not contain "..", "." or empty parts'
     ).refine((p2) => !/[\u0000-\u001f\u007f]/.test(p2), "must not contain control characters").transform((p2) => p2.replace(/\/+$/, ""));
+    sharedPath = pathInside("the release");
+    workspacePath = pathInside("app.root");
     processName = nonEmpty.superRefine((name, ctx) => {
       for (const manager of PROCESS_MANAGERS) {
         const problem = manager.nameProblem?.(name);
@@ -16144,7 +16149,13 @@ var init_schema4 = __esm({
       /** Patterns (gitignore syntax) shipped even when excluded, e.g. ".env.production"; never node_modules or .git. */
       include: array(nonEmpty).default([]),
       /** Optional local build command run in the app root before packing. */
-      build: nonEmpty.optional()
+      build: nonEmpty.optional(),
+      /**
+       * The package to deploy inside an npm, pnpm or Yarn workspace whose root is app.root
+       * ("apps/api"): only the root's manifests, this package and the workspace packages it depends
+       * on ship; the install is filtered to it; the process runs in its directory (docs/apps.md).
+       */
+      workspace: workspacePath.optional()
     });
     serverSchema = strictObject({
       name: nonEmpty,
@@ -16701,9 +16712,9 @@ function loginProblems(parsed, servers2) {
 }
 function resolveNotify(entries2, env2, problems) {
   return entries2.flatMap((entry, index) => {
-    const { env: resolved, missing } = resolveEnv({ url: entry.url }, ["notify", index], env2);
+    const { env: resolved2, missing } = resolveEnv({ url: entry.url }, ["notify", index], env2);
     if (missing[0]) return [{ ...entry, url: "", missing: missing[0] }];
-    const url = resolved.url;
+    const url = resolved2.url;
     if (url === void 0) return [];
     let protocol;
     try {
@@ -16747,14 +16758,14 @@ function unwrapUnion(issue2, data) {
   }
   if (issue2.note === "No matching discriminator") {
     const discriminator = issue2.discriminator ?? "type";
-    const path26 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
+    const path27 = issue2.path.at(-1) === discriminator ? issue2.path : [...issue2.path, discriminator];
     return [
       {
         code: "invalid_value",
         values: BALANCER_DRIVERS.map((driver) => driver.type),
-        path: path26,
+        path: path27,
         message: issue2.message,
-        input: valueAt(data, path26)
+        input: valueAt(data, path27)
       }
     ];
   }
@@ -17401,8 +17412,8 @@ var init_access_log = __esm({
 });
 
 // src/balancer/nginx/watch/log-check.ts
-function sampleLogCommand(path26, bytes = SAMPLE_BYTES) {
-  return script(SAMPLE_LOG_SCRIPT, path26, Number(bytes));
+function sampleLogCommand(path27, bytes = SAMPLE_BYTES) {
+  return script(SAMPLE_LOG_SCRIPT, path27, Number(bytes));
 }
 function parseSample(output, bytes = SAMPLE_BYTES) {
   const newline = output.indexOf("\n");
@@ -17437,11 +17448,11 @@ function clip(line) {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 async function checkAccessLog(runner, options) {
-  const { path: path26 } = options;
-  const where2 = `${path26} on ${runner.name}`;
+  const { path: path27 } = options;
+  const where2 = `${path27} on ${runner.name}`;
   const fix = `add this to Nginx's http block (\`${nexusCommand("nginx-config")}\` prints it), then reload Nginx:
-${logFormatAdvice(path26)}`;
-  const sample = parseSample((await runner.exec(sampleLogCommand(path26))).stdout);
+${logFormatAdvice(path27)}`;
+  const sample = parseSample((await runner.exec(sampleLogCommand(path27))).stdout);
   if (sample.state === "unreadable")
     throw new AccessLogProblem(
       `${where2} is not readable by the SSH user: let it read the log (e.g. the adm group)`
@@ -17452,13 +17463,13 @@ ${logFormatAdvice(path26)}`;
   const dump = await runner.exec(script(DUMP_CONFIG_SCRIPT, options.testCommand));
   const shown = dump.code === 0 && /\blog_format\b|\baccess_log\b|\bhttp\s*\{/.test(dump.stdout);
   const finding = shown ? scanNginxDump(dump.stdout) : void 0;
-  if (finding && dumpLogsUnescaped(finding, path26))
+  if (finding && dumpLogsUnescaped(finding, path27))
     throw new AccessLogProblem(
       `${where2} is written with escape=none: a client's newline would forge whole lines; drop escape=none from its log_format, or use the ${LOG_FORMAT_NAME} format: ${fix}`
     );
   if (verdict?.ok === true) return { baseline: verdict.baseline };
   if (sample.state === "missing") {
-    if (!finding || !dumpLogsInNexusFormat(finding, path26)) throw new AccessLogProblem(missing);
+    if (!finding || !dumpLogsInNexusFormat(finding, path27)) throw new AccessLogProblem(missing);
     return {
       warning: `${where2} does not exist right now (being rotated?): the running Nginx config writes it in the ${LOG_FORMAT_NAME} format, so the watch reads it from its start once it is there`
     };
@@ -17468,7 +17479,7 @@ ${logFormatAdvice(path26)}`;
       warning: `${where2} is empty and \`${options.testCommand} -T\` did not show the config: its format is checked once traffic arrives`
     };
   }
-  if (!dumpLogsInNexusFormat(finding, path26))
+  if (!dumpLogsInNexusFormat(finding, path27))
     throw new AccessLogProblem(
       `${where2}: the running Nginx config does not write it with a format ending in the upstream fields; ${fix}`
     );
@@ -17492,8 +17503,8 @@ var init_log_check = __esm({
 });
 
 // src/balancer/nginx/watch/log-source.ts
-function readFromOffset(path26, identity3, offset, maxBytes = MAX_READ_BYTES) {
-  return script(READ_LOG_SCRIPT, path26, identity3, Math.max(0, Math.floor(offset)), maxBytes);
+function readFromOffset(path27, identity3, offset, maxBytes = MAX_READ_BYTES) {
+  return script(READ_LOG_SCRIPT, path27, identity3, Math.max(0, Math.floor(offset)), maxBytes);
 }
 function parseRead(output) {
   let rest = output;
@@ -17558,9 +17569,9 @@ if [ "$start" = 0 ] && [ "$off" != 0 ]; then old_rest; fi
 tail -c +$((start + 1)) <&3 | head -c "$max" | tr '\\200-\\377' '?'
 `;
     NginxLogSource = class {
-      constructor(runner, path26) {
+      constructor(runner, path27) {
         this.runner = runner;
-        this.path = path26;
+        this.path = path27;
       }
       runner;
       path;
@@ -17601,11 +17612,11 @@ __export(watch_exports2, {
 import { isIP } from "node:net";
 async function watchNginx(entry, context) {
   const { config: config2, emit, host } = context;
-  const path26 = resolveRemotePath(entry.accessLog, host.home);
+  const path27 = resolveRemotePath(entry.accessLog, host.home);
   let check;
   try {
     check = await checkAccessLog(host.runner, {
-      path: path26,
+      path: path27,
       testCommand: entry.testCommand,
       addresses: config2.servers.map((s3) => asLogged(s3.upstream))
     });
@@ -17633,7 +17644,7 @@ async function watchNginx(entry, context) {
   }
   const byAddress = new Map(config2.servers.map((s3) => [asLogged(s3.upstream), s3.name]));
   return {
-    source: new NginxLogSource(host.runner, path26),
+    source: new NginxLogSource(host.runner, path27),
     serverOf: (key) => byAddress.get(key),
     baseline: check.baseline
   };
@@ -25746,11 +25757,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path26) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path26)) {
-        return path26 === "pageant" ? new PageantAgent() : new CygwinAgent(path26);
+    function createAgent(path27) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path27)) {
+        return path27 === "pageant" ? new PageantAgent() : new CygwinAgent(path27);
       }
-      return new OpenSSHAgent(path26);
+      return new OpenSSHAgent(path27);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -30994,17 +31005,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path26, options) {
+      createReadStream(path27, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path26, options);
+        return new ReadStream(this, path27, options);
       }
-      createWriteStream(path26, options) {
+      createWriteStream(path27, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path26, options);
+        return new WriteStream(this, path27, options);
       }
-      open(path26, flags_, attrs, cb) {
+      open(path27, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -31023,7 +31034,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31031,7 +31042,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         writeUInt32BE(buf, attrsFlags, p2 += 4);
         if (attrsLen) {
@@ -31162,7 +31173,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs2, this, localPath2, remotePath, opts, cb);
       }
-      readFile(path26, options, callback_) {
+      readFile(path27, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -31235,13 +31246,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er2, buffer);
           });
         };
-        this.open(path26, flag, 438, (er2, handle_) => {
+        this.open(path27, flag, 438, (er2, handle_) => {
           if (er2)
             return callback && callback(er2);
           handle = handle_;
           const tryStat = (er3, st2) => {
             if (er3) {
-              this.stat(path26, (er_, st_) => {
+              this.stat(path27, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er3);
@@ -31262,7 +31273,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path26, data, options, callback_) {
+      writeFile(path27, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -31281,7 +31292,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path26, flag, options.mode, (openErr, handle) => {
+        this.open(path27, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -31290,7 +31301,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er2, st2) => {
                 if (er2) {
-                  this.stat(path26, (er_, st_) => {
+                  this.stat(path27, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er2);
@@ -31309,7 +31320,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path26, data, options, callback_) {
+      appendFile(path27, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -31327,12 +31338,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path26, data, options, callback);
+        this.writeFile(path27, data, options, callback);
       }
-      exists(path26, cb) {
+      exists(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path26, (err) => {
+        this.stat(path27, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -31375,7 +31386,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path26, attrs, cb) {
+      mkdir(path27, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -31389,7 +31400,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31397,7 +31408,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31413,10 +31424,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path26, cb) {
+      rmdir(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31424,7 +31435,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -31514,10 +31525,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path26, cb) {
+      stat(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31525,17 +31536,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path26, cb) {
+      lstat(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31543,17 +31554,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path26, cb) {
+      opendir(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31561,14 +31572,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path26, attrs, cb) {
+      setstat(path27, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -31580,7 +31591,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31588,7 +31599,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31648,8 +31659,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path26, atime, mtime, cb) {
-        return this.setstat(path26, {
+      utimes(path27, atime, mtime, cb) {
+        return this.setstat(path27, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -31660,8 +31671,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path26, uid, gid, cb) {
-        return this.setstat(path26, {
+      chown(path27, uid, gid, cb) {
+        return this.setstat(path27, {
           uid,
           gid
         }, cb);
@@ -31671,15 +31682,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path26, mode, cb) {
-        return this.setstat(path26, {
+      chmod(path27, mode, cb) {
+        return this.setstat(path27, {
           mode
         }, cb);
       }
-      readlink(path26, cb) {
+      readlink(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31687,7 +31698,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31732,10 +31743,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path26, cb) {
+      realpath(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31743,7 +31754,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p2);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -31788,13 +31799,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path26, cb) {
+      ext_openssh_statvfs(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31804,7 +31815,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p2);
         buf.utf8Write("statvfs@openssh.com", p2 += 4, 19);
         writeUInt32BE(buf, pathLen, p2 += 19);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -31890,7 +31901,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path26, attrs, cb) {
+      ext_openssh_lsetstat(path27, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -31905,7 +31916,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31915,7 +31926,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p2);
         buf.utf8Write("lsetstat@openssh.com", p2 += 4, 20);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         writeUInt32BE(buf, flags, p2 += pathLen);
         if (attrsLen) {
           p2 += 4;
@@ -31932,13 +31943,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path26, cb) {
+      ext_openssh_expandPath(path27, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path26);
+        const pathLen = Buffer.byteLength(path27);
         let p2 = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -31948,7 +31959,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p2);
         buf.utf8Write("expand-path@openssh.com", p2 += 4, 23);
         writeUInt32BE(buf, pathLen, p2 += 20);
-        buf.utf8Write(path26, p2 += 4, pathLen);
+        buf.utf8Write(path27, p2 += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -33226,12 +33237,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path26)) {
+        if (!sftp.emit("LSTAT", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33250,13 +33261,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path26, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path27, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33278,12 +33289,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path26)) {
+        if (!sftp.emit("OPENDIR", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33302,63 +33313,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path26)) {
+        if (!sftp.emit("REMOVE", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path26, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path27, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path26)) {
+        if (!sftp.emit("RMDIR", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path26)) {
+        if (!sftp.emit("REALPATH", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path26)) {
+        if (!sftp.emit("STAT", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33378,14 +33389,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path26 = bufferParser.readString(true);
+        const path27 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path26 === void 0)
+        if (path27 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path26)) {
+        if (!sftp.emit("READLINK", reqID, path27)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -33456,7 +33467,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n2) {
       return n2 + 7 & ~7;
     }
-    function ReadStream(sftp, path26, options) {
+    function ReadStream(sftp, path27, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -33470,7 +33481,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path26;
+      this.path = path27;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -33601,7 +33612,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path26, options) {
+    function WriteStream(sftp, path27, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -33613,7 +33624,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path26;
+      this.path = path27;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -41602,9 +41613,9 @@ var init_ora = __esm({
         return this.#id !== void 0;
       }
       #formatAffix(value, separator, placeBefore = false) {
-        const resolved = typeof value === "function" ? value() : value;
-        if (typeof resolved === "string" && resolved !== "") {
-          return placeBefore ? separator + resolved : resolved + separator;
+        const resolved2 = typeof value === "function" ? value() : value;
+        if (typeof resolved2 === "string" && resolved2 !== "") {
+          return placeBefore ? separator + resolved2 : resolved2 + separator;
         }
         return "";
       }
@@ -42501,26 +42512,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path26) => {
-      const end = path26.length - 1;
-      const index = path26.lastIndexOf(
+    var basenameOf = (path27) => {
+      const end = path27.length - 1;
+      const index = path27.lastIndexOf(
         SLASH,
-        path26[end] === SLASH ? end - 1 : end
+        path27[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path26 : path26.slice(index + 1);
+      return index < 0 ? path27 : path27.slice(index + 1);
     };
-    var parentOf = (path26) => {
-      if (path26.charCodeAt(0) === SLASH_CODE || path26.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path26.split(SLASH).filter(Boolean);
+    var parentOf = (path27) => {
+      if (path27.charCodeAt(0) === SLASH_CODE || path27.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path27.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path26.length - 1;
-      const cut = path26.lastIndexOf(
+      const end = path27.length - 1;
+      const cut = path27.lastIndexOf(
         SLASH,
-        path26.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path27.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path26.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path27.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern2) => pattern2 && isString(pattern2);
@@ -42670,7 +42681,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path26) {
+      testLiteral(path27) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -42679,7 +42690,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path26)) {
+          if (rule.checkRegex.test(path27)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -42699,15 +42710,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path26, mode) {
+      test(path27, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename2 = shortcut ? basenameOf(path26) : path26;
+        const basename2 = shortcut ? basenameOf(path27) : path27;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename2 : path26
+            shortcut && rule._basenameOnly ? basename2 : path27
           )) {
             const { negative } = rule;
             const ret = {
@@ -42729,17 +42740,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path26, originalPath, doThrow) => {
-      if (!isString(path26)) {
+    var checkPath = (path27, originalPath, doThrow) => {
+      if (!isString(path27)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path26) {
+      if (!path27) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path26)) {
+      if (checkPath.isNotRelative(path27)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -42748,25 +42759,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path26) => {
-      const first = path26.charCodeAt(0);
+    var isNotRelative = (path27) => {
+      const first = path27.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path26.length === 1) {
+      if (path27.length === 1) {
         return true;
       }
-      const second = path26.charCodeAt(1);
+      const second = path27.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path26.length === 2 || path26.charCodeAt(2) === SLASH_CODE;
+      return path27.length === 2 || path27.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p2) => p2;
@@ -42797,59 +42808,59 @@ var require_ignore = __commonJS({
         return this.add(pattern2);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path26) {
+      _test(originalPath, cache, path27) {
         checkPath(
-          path26,
+          path27,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path26 ? this._t(path26, cache) : {
+        return path27 ? this._t(path27, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path26 = convertPath(target);
-        if (!path26 || path26.charCodeAt(path26.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path26);
+        const path27 = convertPath(target);
+        if (!path27 || path27.charCodeAt(path27.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path27);
         }
-        const dir = this._t(path26, this._testCache);
+        const dir = this._t(path27, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal3 = this._rules.testLiteral(path26);
+        const literal3 = this._rules.testLiteral(path27);
         return literal3.ignored || literal3.unignored ? literal3 : dir;
       }
-      _t(path26, cache) {
-        const cached3 = cache[path26];
+      _t(path27, cache) {
+        const cached3 = cache[path27];
         if (cached3) {
           return cached3;
         }
-        const parentPath = parentOf(path26);
+        const parentPath = parentOf(path27);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path26] = parent && parent.ignored ? parent : this._rules.test(path26, MODE_IGNORE);
+        return cache[path27] = parent && parent.ignored ? parent : this._rules.test(path27, MODE_IGNORE);
       }
-      ignores(path26) {
-        return this._test(path26, this._ignoreCache, convertPath(path26)).ignored;
+      ignores(path27) {
+        return this._test(path27, this._ignoreCache, convertPath(path27)).ignored;
       }
       createFilter() {
-        return (path26) => !this.ignores(path26);
+        return (path27) => !this.ignores(path27);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path26) {
-        return this._test(path26, this._testCache, convertPath(path26));
+      test(path27) {
+        return this._test(path27, this._testCache, convertPath(path27));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path26) => checkPath(convertPath(path26), path26, RETURN_FALSE);
+    var isPathValid = (path27) => checkPath(convertPath(path27), path27, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path26) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path26) || isNotRelative(path26);
+      checkPath.isNotRelative = (path27) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path27) || isNotRelative(path27);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -46730,7 +46741,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function checkPathExt(path26, options) {
+    function checkPathExt(path27, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -46741,25 +46752,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p2 = pathext[i2].toLowerCase();
-        if (p2 && path26.substr(-p2.length).toLowerCase() === p2) {
+        if (p2 && path27.substr(-p2.length).toLowerCase() === p2) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat8, path26, options) {
+    function checkStat(stat8, path27, options) {
       if (!stat8.isSymbolicLink() && !stat8.isFile()) {
         return false;
       }
-      return checkPathExt(path26, options);
+      return checkPathExt(path27, options);
     }
-    function isexe(path26, options, cb) {
-      fs2.stat(path26, function(er2, stat8) {
-        cb(er2, er2 ? false : checkStat(stat8, path26, options));
+    function isexe(path27, options, cb) {
+      fs2.stat(path27, function(er2, stat8) {
+        cb(er2, er2 ? false : checkStat(stat8, path27, options));
       });
     }
-    function sync(path26, options) {
-      return checkStat(fs2.statSync(path26), path26, options);
+    function sync(path27, options) {
+      return checkStat(fs2.statSync(path27), path27, options);
     }
   }
 });
@@ -46770,13 +46781,13 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs2 = __require("fs");
-    function isexe(path26, options, cb) {
-      fs2.stat(path26, function(er2, stat8) {
+    function isexe(path27, options, cb) {
+      fs2.stat(path27, function(er2, stat8) {
         cb(er2, er2 ? false : checkStat(stat8, options));
       });
     }
-    function sync(path26, options) {
-      return checkStat(fs2.statSync(path26), options);
+    function sync(path27, options) {
+      return checkStat(fs2.statSync(path27), options);
     }
     function checkStat(stat8, options) {
       return stat8.isFile() && checkMode(stat8, options);
@@ -46809,7 +46820,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path26, options, cb) {
+    function isexe(path27, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -46819,7 +46830,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve3, reject) {
-          isexe(path26, options || {}, function(er2, is2) {
+          isexe(path27, options || {}, function(er2, is2) {
             if (er2) {
               reject(er2);
             } else {
@@ -46828,7 +46839,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path26, options || {}, function(er2, is2) {
+      core(path27, options || {}, function(er2, is2) {
         if (er2) {
           if (er2.code === "EACCES" || options && options.ignoreErrors) {
             er2 = null;
@@ -46838,9 +46849,9 @@ var require_isexe = __commonJS({
         cb(er2, is2);
       });
     }
-    function sync(path26, options) {
+    function sync(path27, options) {
       try {
-        return core.sync(path26, options || {});
+        return core.sync(path27, options || {});
       } catch (er2) {
         if (options && options.ignoreErrors || er2.code === "EACCES") {
           return false;
@@ -46856,7 +46867,7 @@ var require_isexe = __commonJS({
 var require_which = __commonJS({
   "node_modules/which/which.js"(exports, module) {
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path26 = __require("path");
+    var path27 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd2) => Object.assign(new Error(`not found: ${cmd2}`), { code: "ENOENT" });
@@ -46894,7 +46905,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve3(found) : reject(getNotFoundError(cmd2));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path26.join(pathPart, cmd2);
+        const pCmd = path27.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         resolve3(subStep(p2, i2, 0));
       });
@@ -46921,7 +46932,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path26.join(pathPart, cmd2);
+        const pCmd = path27.join(pathPart, cmd2);
         const p2 = !pathPart && /^\.[\\\/]/.test(cmd2) ? cmd2.slice(0, 2) + pCmd : pCmd;
         for (let j2 = 0; j2 < pathExt.length; j2++) {
           const cur = p2 + pathExt[j2];
@@ -46969,7 +46980,7 @@ var require_path_key = __commonJS({
 var require_resolveCommand = __commonJS({
   "node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
-    var path26 = __require("path");
+    var path27 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -46983,11 +46994,11 @@ var require_resolveCommand = __commonJS({
         } catch (err) {
         }
       }
-      let resolved;
+      let resolved2;
       try {
-        resolved = which.sync(parsed.command, {
+        resolved2 = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path26.delimiter : void 0
+          pathExt: withoutPathExt ? path27.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -46995,10 +47006,10 @@ var require_resolveCommand = __commonJS({
           process.chdir(cwd);
         }
       }
-      if (resolved) {
-        resolved = path26.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+      if (resolved2) {
+        resolved2 = path27.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved2);
       }
-      return resolved;
+      return resolved2;
     }
     function resolveCommand(parsed) {
       return resolveCommandAttempt(parsed) || resolveCommandAttempt(parsed, true);
@@ -47050,8 +47061,8 @@ var require_shebang_command = __commonJS({
       if (!match3) {
         return null;
       }
-      const [path26, argument] = match3[0].replace(/#! ?/, "").split(" ");
-      const binary = path26.split("/").pop();
+      const [path27, argument] = match3[0].replace(/#! ?/, "").split(" ");
+      const binary = path27.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -47086,7 +47097,7 @@ var require_readShebang = __commonJS({
 var require_parse = __commonJS({
   "node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
-    var path26 = __require("path");
+    var path27 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape2 = require_escape();
     var readShebang = require_readShebang();
@@ -47111,7 +47122,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path26.normalize(parsed.command);
+        parsed.command = path27.normalize(parsed.command);
         parsed.command = escape2.command(parsed.command);
         parsed.args = parsed.args.map((arg) => escape2.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
@@ -47246,7 +47257,7 @@ var init_default2 = __esm({
 // node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path17 from "node:path";
+import path18 from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath2(urlOrPath) : urlOrPath;
@@ -47254,12 +47265,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path17.resolve(toPath(startPath));
+      let currentPath = path18.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path17.resolve(currentPath, "..");
+        currentPath = path18.resolve(currentPath, "..");
       }
     }
   };
@@ -47275,7 +47286,7 @@ var init_node = __esm({
 
 // node_modules/npm-run-path/index.js
 import process10 from "node:process";
-import path18 from "node:path";
+import path19 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/npm-run-path/index.js"() {
@@ -47288,27 +47299,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process10.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path18.resolve(toPath(cwd));
+      const cwdPath = path19.resolve(toPath(cwd));
       const result2 = [];
-      const pathParts = pathOption.split(path18.delimiter);
+      const pathParts = pathOption.split(path19.delimiter);
       if (preferLocal) {
         applyPreferLocal(result2, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result2, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path18.delimiter ? `${result2.join(path18.delimiter)}${pathOption}` : [...result2, pathOption].join(path18.delimiter);
+      return pathOption === "" || pathOption === path19.delimiter ? `${result2.join(path19.delimiter)}${pathOption}` : [...result2, pathOption].join(path19.delimiter);
     };
     applyPreferLocal = (result2, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path18.join(directory, "node_modules/.bin");
+        const pathPart = path19.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result2.push(pathPart);
         }
       }
     };
     applyExecPath = (result2, pathParts, execPath2, cwdPath) => {
-      const pathPart = path18.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path19.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result2.push(pathPart);
       }
@@ -48592,7 +48603,7 @@ var init_timeout = __esm({
 
 // node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path19 from "node:path";
+import path20 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/execa/lib/methods/node.js"() {
@@ -48615,7 +48626,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path19.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path20.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -48625,7 +48636,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path19.basename(file, ".exe") === "node") {
+      if (path20.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -48726,8 +48737,8 @@ Please rename it to one of: ${correctEncodings}.`);
 });
 
 // node_modules/execa/lib/arguments/cwd.js
-import { statSync as statSync4 } from "node:fs";
-import path20 from "node:path";
+import { statSync as statSync5 } from "node:fs";
+import path21 from "node:path";
 import process11 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -48735,7 +48746,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path20.resolve(cwdString);
+      return path21.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -48752,7 +48763,7 @@ ${error3.message}`;
       }
       let cwdStat;
       try {
-        cwdStat = statSync4(cwd);
+        cwdStat = statSync5(cwd);
       } catch (error3) {
         return `The "cwd" option is invalid: ${cwd}.
 ${error3.message}
@@ -48768,7 +48779,7 @@ ${originalMessage}`;
 });
 
 // node_modules/execa/lib/arguments/options.js
-import path21 from "node:path";
+import path22 from "node:path";
 import process12 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -48802,7 +48813,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process12.platform === "win32" && path21.basename(file, ".exe") === "cmd") {
+      if (process12.platform === "win32" && path22.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -50295,7 +50306,7 @@ var init_stdio_option = __esm({
 });
 
 // node_modules/execa/lib/stdio/native.js
-import { readFileSync as readFileSync8 } from "node:fs";
+import { readFileSync as readFileSync9 } from "node:fs";
 import tty3 from "node:tty";
 var handleNativeStream, handleNativeStreamSync, getTargetFd, getTargetFdNumber, handleNativeStreamAsync, getStandardStream;
 var init_native = __esm({
@@ -50336,7 +50347,7 @@ var init_native = __esm({
       if (tty3.isatty(targetFdNumber)) {
         throw new TypeError(`The \`${optionName}: ${serializeOptionValue(value)}\` option is invalid: it cannot be a TTY with synchronous methods.`);
       }
-      return { type: "uint8Array", value: bufferToUint8Array(readFileSync8(targetFdNumber)), optionName };
+      return { type: "uint8Array", value: bufferToUint8Array(readFileSync9(targetFdNumber)), optionName };
     };
     getTargetFdNumber = (value, fdNumber) => {
       if (value === "inherit") {
@@ -50672,7 +50683,7 @@ For example, you can use the \`pathToFileURL()\` method of the \`url\` core modu
 });
 
 // node_modules/execa/lib/stdio/handle-sync.js
-import { readFileSync as readFileSync9 } from "node:fs";
+import { readFileSync as readFileSync10 } from "node:fs";
 var handleStdioSync, forbiddenIfSync, forbiddenNativeIfSync, throwInvalidSyncValue, addProperties, addPropertiesSync;
 var init_handle_sync = __esm({
   "node_modules/execa/lib/stdio/handle-sync.js"() {
@@ -50706,8 +50717,8 @@ var init_handle_sync = __esm({
     addPropertiesSync = {
       input: {
         ...addProperties,
-        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync9(value))] }),
-        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync9(file))] }),
+        fileUrl: ({ value }) => ({ contents: [bufferToUint8Array(readFileSync10(value))] }),
+        filePath: ({ value: { file } }) => ({ contents: [bufferToUint8Array(readFileSync10(file))] }),
         fileNumber: forbiddenIfSync,
         iterable: ({ value }) => ({ contents: [...value] }),
         string: ({ value }) => ({ contents: [value] }),
@@ -51242,13 +51253,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path26, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path26 === "string" ? path26 : path26.toString();
+      for (const { path: path27, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path27 === "string" ? path27 : path27.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync4(path26, serializedResult);
+          appendFileSync4(path27, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path26, serializedResult);
+          writeFileSync(path27, serializedResult);
         }
       }
     };
@@ -53789,9 +53800,9 @@ async function requireBinary(name, installHint) {
   if (!found) throw new SandboxError(`${name} not found: install ${installHint}`);
   return found;
 }
-async function readPidFile(path26) {
+async function readPidFile(path27) {
   try {
-    const pid = Number.parseInt((await readFile4(path26, "utf8")).trim(), 10);
+    const pid = Number.parseInt((await readFile4(path27, "utf8")).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : void 0;
   } catch {
     return void 0;
@@ -54210,25 +54221,25 @@ async function ensureDeployUser(name = DEPLOY_USER) {
   return { name, uid, gid };
 }
 async function assertReachableByOthers(paths) {
-  for (const path26 of paths) {
-    for (let dir = path26; ; dir = dirname(dir)) {
+  for (const path27 of paths) {
+    for (let dir = path27; ; dir = dirname(dir)) {
       const mode = (await stat5(dir)).mode;
       if ((mode & 1) === 0) {
         throw new SandboxError(
-          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path26}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
+          `${dir} is closed to other users (mode ${(mode & 511).toString(8)}), so the sandbox's deploy user ${DEPLOY_USER} cannot reach ${path27}: move the checkout, chmod o+x ${dir}, or run the sandbox in the old mode with NEXUS_SANDBOX_LOGIN=self`
         );
       }
       if (dirname(dir) === dir) break;
     }
   }
 }
-async function chownTree(path26, user) {
-  const info2 = await lstat3(path26).catch(() => void 0);
+async function chownTree(path27, user) {
+  const info2 = await lstat3(path27).catch(() => void 0);
   if (!info2) return;
   if (info2.isSymbolicLink()) return;
-  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path26, user.uid, user.gid);
+  if (info2.uid !== user.uid || info2.gid !== user.gid) await chown(path27, user.uid, user.gid);
   if (info2.isDirectory()) {
-    for (const entry of await readdir3(path26)) await chownTree(join4(path26, entry), user);
+    for (const entry of await readdir3(path27)) await chownTree(join4(path27, entry), user);
   }
 }
 function sudoersPath(sandboxDir) {
@@ -54472,7 +54483,7 @@ function resolveOptions(opts) {
   if (!Number.isInteger(hosts) || hosts < 1 || hosts > HOST_NAMES.length) {
     throw new SandboxError(`hosts must be an integer between 1 and ${HOST_NAMES.length}, got ${hosts}`);
   }
-  const resolved = {
+  const resolved2 = {
     dir: opts.dir.replace(/\/+$/, "") || "/",
     ipPrefix,
     hosts,
@@ -54506,16 +54517,16 @@ function resolveOptions(opts) {
       throw new SandboxError(`sftpServer: expected a one-line command, got ${JSON.stringify(command)}`);
     }
   }
-  if (resolved.sshPort === resolved.appPort) {
-    throw new SandboxError(`sshPort and appPort must differ (both ${resolved.sshPort})`);
+  if (resolved2.sshPort === resolved2.appPort) {
+    throw new SandboxError(`sshPort and appPort must differ (both ${resolved2.sshPort})`);
   }
-  const socketPath = join6(hostPaths(resolved.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
+  const socketPath = join6(hostPaths(resolved2.dir, HOST_NAMES[0]).pm2Home, "pub.sock");
   if (socketPath.length > MAX_UNIX_SOCKET_PATH) {
     throw new SandboxError(
       `sandbox dir is too deep: PM2 would need the socket path ${socketPath} (${socketPath.length} bytes, the limit is ${MAX_UNIX_SOCKET_PATH}); use a shorter dir`
     );
   }
-  return resolved;
+  return resolved2;
 }
 function hostPaths(dir, name) {
   const root = join6(dir, "hosts", name);
@@ -54605,7 +54616,7 @@ function nginxArgv(nginx, prefix) {
 function renderSshdConfig({
   host,
   dir,
-  path: path26,
+  path: path27,
   user,
   authorizedKeysFile,
   passwordAuthentication,
@@ -54636,7 +54647,7 @@ X11Forwarding no
 MaxStartups 64:30:128
 MaxSessions 64
 LogLevel VERBOSE
-${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path26} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
+${subsystem}SetEnv HOME=${p2.home} PM2_HOME=${p2.pm2Home} PATH=${path27} NEXUS_SANDBOX_HOST=${host.name} ${NPM_QUIET_ENV}
 `;
 }
 function renderBashrc(delaySeconds = 0) {
@@ -54878,7 +54889,7 @@ async function findProjectRoot() {
     "pm2 not found in node_modules/.bin: run `npm install` in the nexus project (pm2 is a devDependency)"
   );
 }
-async function readPackage(dir) {
+async function readPackage2(dir) {
   try {
     return JSON.parse(await readFile8(join8(dir, "package.json"), "utf8"));
   } catch {
@@ -54889,7 +54900,7 @@ async function resolvePackage(name, from, root) {
   for (let dir = from; ; dir = dirname3(dir)) {
     if (basename(dir) !== "node_modules") {
       const candidate = join8(dir, "node_modules", name);
-      if (await readPackage(candidate)) return candidate;
+      if (await readPackage2(candidate)) return candidate;
     }
     if (dir === root || dirname3(dir) === dir) return void 0;
   }
@@ -54898,7 +54909,7 @@ async function pm2Closure(root) {
   const found = /* @__PURE__ */ new Map();
   const visit2 = async (dir) => {
     if (found.has(dir)) return;
-    const pkg = await readPackage(dir);
+    const pkg = await readPackage2(dir);
     if (!pkg) return;
     found.set(dir, { dir, version: String(pkg.version) });
     const names = Object.keys({
@@ -54906,8 +54917,8 @@ async function pm2Closure(root) {
       ...pkg.optionalDependencies
     });
     for (const name of names) {
-      const resolved = await resolvePackage(name, dir, root);
-      if (resolved) await visit2(resolved);
+      const resolved2 = await resolvePackage(name, dir, root);
+      if (resolved2) await visit2(resolved2);
     }
   };
   await visit2(join8(root, "node_modules", "pm2"));
@@ -54982,28 +54993,28 @@ var init_pm23 = __esm({
 // src/sandbox/sshd.ts
 import { mkdir as mkdir6, readFile as readFile9, rm as rm8, stat as stat7, writeFile as writeFile7 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
-async function exists(path26) {
+async function exists(path27) {
   try {
-    await stat7(path26);
+    await stat7(path27);
     return true;
   } catch {
     return false;
   }
 }
-async function ensureKeyPair(sshKeygen, path26, comment) {
-  if (!await exists(path26) || !await exists(`${path26}.pub`)) {
-    await mkdir6(dirname4(path26), { recursive: true, mode: 448 });
-    await rm8(path26, { force: true });
-    await rm8(`${path26}.pub`, { force: true });
-    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path26], {
+async function ensureKeyPair(sshKeygen, path27, comment) {
+  if (!await exists(path27) || !await exists(`${path27}.pub`)) {
+    await mkdir6(dirname4(path27), { recursive: true, mode: 448 });
+    await rm8(path27, { force: true });
+    await rm8(`${path27}.pub`, { force: true });
+    const result2 = await execa(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path27], {
       reject: false,
       stdin: "ignore"
     });
     if (result2.exitCode !== 0) {
-      throw new SandboxError(`ssh-keygen failed for ${path26}: ${result2.stderr || result2.stdout}`);
+      throw new SandboxError(`ssh-keygen failed for ${path27}: ${result2.stderr || result2.stdout}`);
     }
   }
-  return (await readFile9(`${path26}.pub`, "utf8")).trim();
+  return (await readFile9(`${path27}.pub`, "utf8")).trim();
 }
 async function ensureClientKey(sshKeygen, dir) {
   const paths = sandboxPaths(dir);
@@ -55019,9 +55030,9 @@ async function ensureHostKey(sshKeygen, dir, host) {
   );
   return knownHostsLine(host.address, host.sshPort, publicKey);
 }
-async function logTail(path26, lines = 15) {
+async function logTail(path27, lines = 15) {
   try {
-    return (await readFile9(path26, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+    return (await readFile9(path27, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
@@ -55082,8 +55093,8 @@ async function currentStateDir(namedDir, stateRoot = DEFAULT_STATE_ROOT) {
   const orphan = stateDirFor(dir, stateRoot);
   return await isOwnDirectory(orphan) ? orphan : dir;
 }
-async function isOwnDirectory(path26) {
-  const info2 = await lstat4(path26).catch(() => void 0);
+async function isOwnDirectory(path27) {
+  const info2 = await lstat4(path27).catch(() => void 0);
   const uid = process.getuid?.();
   return info2?.isDirectory() === true && (uid === void 0 || info2.uid === uid);
 }
@@ -55256,7 +55267,7 @@ function loginFromEnv() {
   return value;
 }
 async function writeHostFiles(o2, info2, login) {
-  const { deployUser, path: path26, user, clientKey, sshKeygen } = login;
+  const { deployUser, path: path27, user, clientKey, sshKeygen } = login;
   return Promise.all(
     info2.hosts.map(async (host) => {
       const p2 = hostPaths(o2.dir, host.name);
@@ -55269,7 +55280,7 @@ async function writeHostFiles(o2, info2, login) {
         renderSshdConfig({
           host,
           dir: o2.dir,
-          path: path26,
+          path: path27,
           user,
           sftp,
           authorizedKeysFile,
@@ -55433,7 +55444,7 @@ async function sandboxUp(opts) {
   const clientKey = (await readFile10(`${sandboxPaths(o2.dir).clientKey}.pub`, "utf8")).trim();
   if (deployUser && info2.passwordFile) await setPassword(deployUser.name, info2.passwordFile);
   const paths = sandboxPaths(o2.dir);
-  const path26 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
+  const path27 = sessionPath(dirname6(pm2), [dirname6(nginx)]);
   const lbRoot = hostPaths(o2.dir, lb.name).root;
   await mkdir8(paths.bin, { recursive: true, mode: 493 });
   await writeFile8(
@@ -55441,7 +55452,7 @@ async function sandboxUp(opts) {
     renderNginxWrapper(nginxArgv(nginx, nginxPaths(lbRoot).prefix), deployUser !== void 0),
     { mode: 493 }
   );
-  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path26, user, clientKey, sshKeygen });
+  const knownHostsLines = await writeHostFiles(o2, info2, { deployUser, path: path27, user, clientKey, sshKeygen });
   if (info2.bastion)
     knownHostsLines.push(await writeBastionFiles(o2, info2.bastion, { deployUser, clientKey, sshKeygen }));
   await writeFile8(paths.knownHosts, `${knownHostsLines.join("\n")}
@@ -58980,8 +58991,234 @@ function balancerConfigCommand(spec, setExit) {
 
 // src/artifact/package-manager.ts
 init_errors3();
-import { existsSync as existsSync2, readFileSync as readFileSync7 } from "node:fs";
+import { existsSync as existsSync2, readFileSync as readFileSync8 } from "node:fs";
+import path14 from "node:path";
+
+// src/artifact/workspace.ts
+init_errors4();
+import { readdirSync as readdirSync2, readFileSync as readFileSync7, realpathSync, statSync as statSync3 } from "node:fs";
 import path13 from "node:path";
+var WORKSPACE_ROOT_FILES = [
+  "package.json",
+  "package-lock.json",
+  "npm-shrinkwrap.json",
+  "pnpm-lock.yaml",
+  "pnpm-workspace.yaml",
+  ".pnpmfile.cjs",
+  "yarn.lock",
+  ".yarnrc.yml",
+  ".yarnrc",
+  ".npmrc"
+];
+var WORKSPACE_ROOT_DIRS = [".yarn/releases", ".yarn/plugins", ".yarn/patches", "patches"];
+var WorkspaceError = class extends Error {
+};
+function workspacePatterns(packageJson, pnpmWorkspaceYaml) {
+  if (pnpmWorkspaceYaml !== void 0) return pnpmPackages(pnpmWorkspaceYaml);
+  if (packageJson === void 0) return [];
+  let field;
+  try {
+    field = JSON.parse(packageJson).workspaces;
+  } catch {
+    throw new WorkspaceError("app.workspace: app.root's package.json is not valid JSON");
+  }
+  const list2 = field && typeof field === "object" && !Array.isArray(field) ? field.packages : field;
+  return Array.isArray(list2) ? list2.filter((p2) => typeof p2 === "string") : [];
+}
+function pnpmPackages(yaml) {
+  const lines = yaml.split(/\r?\n/);
+  const start = lines.findIndex((line) => /^packages\s*:/.test(line));
+  if (start < 0) return [];
+  const unquote = (value) => value.trim().replace(/^(["'])(.*)\1$/, "$2");
+  const inline = lines[start].replace(/^packages\s*:/, "").replace(/\s+#.*$/, "").trim();
+  if (inline.startsWith("["))
+    return inline.replace(/^\[|\]$/g, "").split(",").map(unquote).filter(Boolean);
+  const out = [];
+  for (const line of lines.slice(start + 1)) {
+    if (/^\s*(#.*)?$/.test(line)) continue;
+    const item = /^\s+-\s*(.*?)\s*(#.*)?$/.exec(line);
+    if (!item) break;
+    out.push(unquote(item[1]));
+  }
+  return out;
+}
+function globToRegExp(glob3) {
+  const clean2 = glob3.replace(/^\.\//, "").replace(/\/+$/, "");
+  let out = "";
+  for (let i2 = 0; i2 < clean2.length; i2++) {
+    const c3 = clean2[i2];
+    if (c3 === "*" && clean2[i2 + 1] === "*") {
+      const slash = clean2[i2 + 2] === "/";
+      out += slash ? "(?:.*/)?" : ".*";
+      i2 += slash ? 2 : 1;
+    } else if (c3 === "*") out += "[^/]*";
+    else if (c3 === "?") out += "[^/]";
+    else if (c3 === "{") {
+      const end = clean2.indexOf("}", i2);
+      if (end < 0) out += "\\{";
+      else {
+        out += `(?:${clean2.slice(i2 + 1, end).split(",").map((part) => part.replace(/[.+^$()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*")).join("|")})`;
+        i2 = end;
+      }
+    } else out += c3.replace(/[.+^$()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${out}$`);
+}
+function inWorkspace(patterns, dir) {
+  let inside = false;
+  for (const pattern2 of patterns) {
+    const negated = pattern2.startsWith("!");
+    if (globToRegExp(negated ? pattern2.slice(1) : pattern2).test(dir)) inside = !negated;
+  }
+  return inside;
+}
+function workspaceClosure(packages, dir) {
+  const byDir = new Map(packages.map((p2) => [p2.dir, p2]));
+  const byName = new Map(packages.filter((p2) => p2.name).map((p2) => [p2.name, p2]));
+  const seen = /* @__PURE__ */ new Map();
+  const visit2 = (pkg) => {
+    if (!pkg || seen.has(pkg.dir)) return;
+    seen.set(pkg.dir, pkg);
+    for (const [name, spec] of Object.entries(pkg.dependencies)) visit2(localTarget(pkg, name, spec));
+  };
+  const localTarget = (from, name, spec) => {
+    if (spec.startsWith("npm:")) return void 0;
+    if (spec.startsWith("workspace:")) {
+      const alias = /^workspace:((?:@[^/@]+\/)?[^@]+)@/.exec(spec)?.[1];
+      return byName.get(alias ?? name);
+    }
+    const local = /^(?:file|link):(.*)$/.exec(spec)?.[1];
+    if (local !== void 0) return byDir.get(path13.posix.normalize(path13.posix.join(from.dir, local)));
+    return byName.get(name);
+  };
+  visit2(byDir.get(dir));
+  return [...seen.values()].sort((a2, b2) => a2.dir < b2.dir ? -1 : a2.dir > b2.dir ? 1 : 0);
+}
+function fileDependencies(closure) {
+  const dirs = closure.map((p2) => p2.dir);
+  const out = /* @__PURE__ */ new Set();
+  for (const pkg of closure) {
+    for (const spec of Object.values(pkg.dependencies)) {
+      const local = /^file:(.*)$/.exec(spec)?.[1];
+      if (local === void 0) continue;
+      const target = path13.posix.normalize(path13.posix.join(pkg.dir, local));
+      if (target === ".." || target.startsWith("../") || path13.posix.isAbsolute(target)) continue;
+      if (dirs.some((d) => target === d || target.startsWith(`${d}/`))) continue;
+      out.add(target);
+    }
+  }
+  return [...out].sort();
+}
+var SKIPPED = /* @__PURE__ */ new Set(["node_modules", ".git", ".nexus"]);
+function packageDirs(root, patterns, maxDepth = 6) {
+  const out = /* @__PURE__ */ new Set();
+  const hasPackage = (dir) => statSync3(path13.join(root, dir, "package.json"), { throwIfNoEntry: false })?.isFile() ?? false;
+  const walk = (rel, depth) => {
+    let entries2;
+    try {
+      entries2 = readdirSync2(path13.join(root, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries2) {
+      if (!entry.isDirectory() || SKIPPED.has(entry.name)) continue;
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      if (hasPackage(child)) out.add(child);
+      if (depth < maxDepth) walk(child, depth + 1);
+    }
+  };
+  const bases = new Set(
+    patterns.filter((p2) => !p2.startsWith("!")).map((p2) => {
+      const parts = p2.replace(/^\.\//, "").replace(/\/+$/, "").split("/");
+      const glob3 = parts.findIndex((part) => /[*?{[]/.test(part));
+      return (glob3 < 0 ? parts : parts.slice(0, glob3)).join("/");
+    })
+  );
+  for (const base of bases) {
+    if (base && hasPackage(base)) out.add(base);
+    walk(base, base ? base.split("/").length + 1 : 1);
+  }
+  return [...out].sort();
+}
+function readPackage(root, dir) {
+  const file = path13.join(root, dir, "package.json");
+  let data;
+  try {
+    data = JSON.parse(readFileSync7(file, "utf8"));
+  } catch {
+    throw new WorkspaceError(`app.workspace: ${dir}/package.json is not valid JSON`);
+  }
+  const deps = (field) => field && typeof field === "object" ? Object.fromEntries(
+    Object.entries(field).filter((entry) => typeof entry[1] === "string")
+  ) : {};
+  return {
+    dir,
+    ...typeof data.name === "string" && data.name ? { name: data.name } : {},
+    dependencies: { ...deps(data.dependencies), ...deps(data.optionalDependencies) }
+  };
+}
+var readText = (file) => {
+  try {
+    return readFileSync7(file, "utf8");
+  } catch {
+    return void 0;
+  }
+};
+function resolveWorkspace(root, dir) {
+  const full = path13.join(root, dir);
+  const info2 = statSync3(full, { throwIfNoEntry: false });
+  if (!info2?.isDirectory())
+    throw new WorkspaceError(`app.workspace: ${dir} is not a directory in app.root (${root})`);
+  const realRoot = realpathSync(root);
+  const inside = path13.relative(realRoot, realpathSync(full));
+  if (inside === "" || inside.startsWith("..") || path13.isAbsolute(inside))
+    throw new WorkspaceError(`app.workspace: ${dir} leads outside app.root (${root}) through a symlink`);
+  if (!statSync3(path13.join(full, "package.json"), { throwIfNoEntry: false })?.isFile())
+    throw new WorkspaceError(`app.workspace: ${dir} holds no package.json`);
+  const pnpmYaml = readText(path13.join(root, "pnpm-workspace.yaml"));
+  const patterns = workspacePatterns(readText(path13.join(root, "package.json")), pnpmYaml);
+  if (patterns.length === 0)
+    throw new WorkspaceError(
+      `app.workspace: app.root (${root}) is not a workspace root: it has no pnpm-workspace.yaml and its package.json no "workspaces" (app.root is the workspace's root, app.workspace the package's directory in it)`
+    );
+  const source = pnpmYaml !== void 0 ? "pnpm-workspace.yaml" : 'package.json "workspaces"';
+  if (!inWorkspace(patterns, dir))
+    throw new WorkspaceError(
+      `app.workspace: ${dir} is not one of the root's workspaces (${source}: ${patterns.join(", ")})`
+    );
+  const packages = packageDirs(root, patterns).filter((d) => inWorkspace(patterns, d)).map((d) => readPackage(root, d));
+  const own2 = packages.find((p2) => p2.dir === dir) ?? readPackage(root, dir);
+  if (!own2.name)
+    throw new WorkspaceError(
+      `app.workspace: ${dir}/package.json has no "name" (the package managers' workspace filters select a package by it)`
+    );
+  const closure = workspaceClosure(packages.some((p2) => p2.dir === dir) ? packages : [...packages, own2], dir);
+  return { dir, name: own2.name, dirs: closure.map((p2) => p2.dir), extras: fileDependencies(closure) };
+}
+var resolved = /* @__PURE__ */ new WeakMap();
+function workspaceOf(config2) {
+  if (resolved.has(config2.app)) return resolved.get(config2.app);
+  const dir = config2.app.workspace;
+  let workspace;
+  if (dir !== void 0) {
+    try {
+      workspace = resolveWorkspace(config2.app.root, dir);
+    } catch (error3) {
+      if (error3 instanceof WorkspaceError) throw new ConfigError(config2.file, [error3.message]);
+      throw error3;
+    }
+  }
+  resolved.set(config2.app, workspace);
+  return workspace;
+}
+function workspaceScope(workspace) {
+  return {
+    files: [...WORKSPACE_ROOT_FILES, ...workspace.extras],
+    dirs: [...workspace.dirs, ...WORKSPACE_ROOT_DIRS, ...workspace.extras]
+  };
+}
+
+// src/artifact/package-manager.ts
 var LOCKFILES = [
   ["package-lock.json", "npm"],
   ["npm-shrinkwrap.json", "npm"],
@@ -58992,20 +59229,24 @@ var NPM_QUIET = ["--prefer-offline", "--no-audit", "--no-fund", "--loglevel=erro
 function readPackageFiles(root) {
   const read2 = (name) => {
     try {
-      return readFileSync7(path13.join(root, name), "utf8");
+      return readFileSync8(path14.join(root, name), "utf8");
     } catch {
       return void 0;
     }
   };
-  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path13.join(root, name)));
+  const lockfiles = LOCKFILES.map(([name]) => name).filter((name) => existsSync2(path14.join(root, name)));
   return {
     packageJson: read2("package.json"),
     lockfiles,
-    yarnrcYml: existsSync2(path13.join(root, ".yarnrc.yml")),
+    yarnrcYml: existsSync2(path14.join(root, ".yarnrc.yml")),
+    yarnrcText: read2(".yarnrc.yml"),
     yarnLockHead: lockfiles.includes("yarn.lock") ? read2("yarn.lock")?.slice(0, 2e3) : void 0
   };
 }
-function detectPackageManager(files) {
+function appPackageManager(config2) {
+  return detectPackageManager(readPackageFiles(config2.app.root), workspaceOf(config2));
+}
+function detectPackageManager(files, workspace) {
   if (files.packageJson === void 0) return void 0;
   const declared = declaredManager(files.packageJson);
   const found = files.lockfiles.map(
@@ -59028,16 +59269,48 @@ function detectPackageManager(files) {
     );
   const pinned = declared?.version;
   const flavor = name !== "yarn" ? void 0 : pinned && Number(pinned.split(".")[0]) >= 2 || files.yarnrcYml || files.yarnLockHead?.includes("__metadata:") ? "berry" : "classic";
-  const args = installArgs(name, flavor, lockfile !== void 0);
-  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}`;
+  if (workspace && !lockfile)
+    throw new UsageError(
+      `app.workspace: the workspace root has no lockfile (package-lock.json, pnpm-lock.yaml or yarn.lock): nexus installs a workspace package from the root's lockfile only`
+    );
+  if (workspace && flavor === "berry" && !yarnFocusAvailable(pinned, files.yarnrcText))
+    throw new UsageError(
+      `app.workspace: Yarn ${pinned ?? "2+"} installs one workspace with \`yarn workspaces focus\`, a command of the workspace-tools plugin (built into Yarn 4): run \`yarn plugin import workspace-tools\` and commit .yarnrc.yml and .yarn/plugins, or pin Yarn 4 ("packageManager": "yarn@4.x.y")`
+    );
+  const args = workspace ? workspaceInstallArgs(name, flavor, workspace.name) : installArgs(name, flavor, lockfile !== void 0);
+  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}${workspace ? `, workspace ${workspace.dir}` : ""}`;
   return {
     name,
     ...flavor ? { flavor } : {},
     ...pinned ? { pinned } : {},
     ...lockfile ? { lockfile } : {},
     args,
-    label
+    label,
+    ...workspace ? { workspace: { dir: workspace.dir, name: workspace.name, dirs: workspace.dirs } } : {}
   };
+}
+function yarnFocusAvailable(pinned, yarnrc) {
+  if (yarnrc && /plugin-workspace-tools|workspace-tools/.test(yarnrc)) return true;
+  const version2 = pinned ?? /yarnPath:.*yarn-(\d+)\.[^/]*\.c?js/.exec(yarnrc ?? "")?.[1];
+  return version2 !== void 0 && Number(version2.split(".")[0]) >= 4;
+}
+function workspaceInstallArgs(name, flavor, pkg) {
+  switch (name) {
+    case "npm":
+      return ["ci", "--workspace", pkg, "--include-workspace-root=false", "--omit=dev", ...NPM_QUIET];
+    case "pnpm":
+      return [
+        "install",
+        "--frozen-lockfile",
+        "--prod",
+        "--filter",
+        `${pkg}...`,
+        "--prefer-offline",
+        "--reporter=silent"
+      ];
+    case "yarn":
+      return flavor === "berry" ? ["workspaces", "focus", "--production", pkg] : installArgs("yarn", "classic", true);
+  }
 }
 function declaredManager(packageJson) {
   let field;
@@ -59258,7 +59531,7 @@ function linkShared(l, id, shared) {
   assertReleaseId(id);
   return {
     what: "linking shared files",
-    command: script(SHARED_LINK_SCRIPT, l.shared, l.release(id), ...entries(shared)),
+    command: script(SHARED_LINK_SCRIPT, l.shared, l.app(id), ...entries(shared)),
     parse: (result2, server) => {
       if (result2.code === REMOTE_EXIT.sharedUnsafe) {
         const reasons = result2.stderr.split("\n").filter((line) => line.startsWith("@unsafe ")).map((line) => line.slice("@unsafe ".length));
@@ -59354,15 +59627,15 @@ async function mapSettled(items, limit, work) {
 
 // src/check/app-size.ts
 import { readdir as readdir2, stat as stat2 } from "node:fs/promises";
-import path15 from "node:path";
+import path16 from "node:path";
 
 // src/artifact/pack.ts
 init_errors4();
 import { createHash as createHash3 } from "node:crypto";
-import { createWriteStream, realpathSync } from "node:fs";
+import { createWriteStream, realpathSync as realpathSync2 } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
-import path14 from "node:path";
+import path15 from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -59454,21 +59727,27 @@ function clean(relativePath) {
 function appPackOptions(config2) {
   const real = (file) => {
     try {
-      return realpathSync(file);
+      return realpathSync2(file);
     } catch {
-      return path14.resolve(file);
+      return path15.resolve(file);
     }
   };
-  const inApp = path14.relative(real(config2.app.root), real(config2.file));
-  const outside = inApp === ".." || inApp.startsWith(`..${path14.sep}`) || path14.isAbsolute(inApp);
+  const inApp = path15.relative(real(config2.app.root), real(config2.file));
+  const outside = inApp === ".." || inApp.startsWith(`..${path15.sep}`) || path15.isAbsolute(inApp);
   const own2 = inApp && !outside ? [
-    `/${inApp.split(path14.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
+    `/${inApp.split(path15.sep).join("/").replace(/[*?[\]\\]/g, "\\$&")}`
   ] : [];
-  return { exclude: [...own2, ...config2.app.exclude], include: config2.app.include };
+  const workspace = workspaceOf(config2);
+  return {
+    exclude: [...own2, ...config2.app.exclude],
+    include: config2.app.include,
+    ...workspace ? { scope: workspaceScope(workspace) } : {}
+  };
 }
 async function assertAppRoot(config2) {
   if (!(await stat(config2.app.root).catch(() => void 0))?.isDirectory())
     throw new ConfigError(config2.file, [`app.root: ${config2.app.root} is not a directory`]);
+  workspaceOf(config2);
 }
 async function selectConfiguredApp(config2) {
   await assertAppRoot(config2);
@@ -59499,9 +59778,9 @@ async function selectAppFiles(root, options = {}) {
   const warnings = [];
   const leftOut = [];
   const walk = async (dir) => {
-    const full = path14.join(root, dir);
+    const full = path15.join(root, dir);
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile2(path14.join(full, name), "utf8").catch(() => void 0);
+      const text5 = await readFile2(path15.join(full, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const entries2 = (await readdir(full, { withFileTypes: true })).sort(
@@ -59509,6 +59788,7 @@ async function selectAppFiles(root, options = {}) {
     );
     for (const entry of entries2) {
       const rel = dir === "" ? entry.name : `${dir}/${entry.name}`;
+      if (options.scope && !inScope(options.scope, rel, entry.isDirectory())) continue;
       const decision = filter.decide(rel, entry.isDirectory());
       if (!decision.ship) continue;
       if (entry.isDirectory()) {
@@ -59516,8 +59796,8 @@ async function selectAppFiles(root, options = {}) {
         continue;
       }
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
-      const size = entry.isFile() ? (await lstat(path14.join(root, rel))).size : 0;
-      if (entry.isFile() && await isNexusConfig(path14.join(root, rel), entry.name, size)) {
+      const size = entry.isFile() ? (await lstat(path15.join(root, rel))).size : 0;
+      if (entry.isFile() && await isNexusConfig(path15.join(root, rel), entry.name, size)) {
         if (!filter.namedByInclude(rel)) {
           leftOut.push({ path: rel, size });
           continue;
@@ -59535,14 +59815,19 @@ async function selectAppFiles(root, options = {}) {
   await walk("");
   return { files, bytes: files.reduce((sum, f2) => sum + f2.size, 0), warnings, leftOut };
 }
+function inScope(scope, rel, isDirectory) {
+  if (scope.dirs.some((d) => rel === d || rel.startsWith(`${d}/`))) return true;
+  if (isDirectory) return scope.dirs.some((d) => d.startsWith(`${rel}/`));
+  return scope.files.includes(rel);
+}
 async function packApp(root, options = {}) {
   const selection = await selectAppFiles(root, options);
   if (selection.files.length === 0) throw new Error(`app.root ${root}: no file to ship (all excluded)`);
   for (const warning2 of selection.warnings) options.warn?.(warning2);
   const leftOut = describeLeftOut(selection.leftOut);
   if (leftOut) options.inform?.(leftOut);
-  const dir = await mkdtemp(path14.join(os6.tmpdir(), "nexus-artifact-"));
-  const file = path14.join(dir, "release.tar.gz");
+  const dir = await mkdtemp(path15.join(os6.tmpdir(), "nexus-artifact-"));
+  const file = path15.join(dir, "release.tar.gz");
   try {
     const { sha256, bytes } = await writeTarball(root, selection.files, file);
     return {
@@ -59589,12 +59874,12 @@ async function writeTarball(root, files, file) {
 async function appSizeEstimate(config2) {
   const { app } = config2;
   const shipped = await selectConfiguredApp(config2).then((selection) => selection.bytes).catch(() => 0);
-  return shipped + await treeSize(path15.join(app.root, "node_modules"));
+  return shipped + await treeSize(path16.join(app.root, "node_modules"));
 }
 async function treeSize(dir) {
   let total = 0;
   for (const entry of await readdir2(dir, { withFileTypes: true }).catch(() => [])) {
-    const child = path15.join(dir, entry.name);
+    const child = path16.join(dir, entry.name);
     if (entry.isDirectory()) total += await treeSize(child);
     else if (entry.isFile()) total += (await stat2(child)).size;
   }
@@ -59606,22 +59891,22 @@ init_facts();
 
 // src/health/http-get.ts
 import http2 from "node:http";
-async function httpGet(agent, path26, timeoutMs, userAgent) {
+async function httpGet(agent, path27, timeoutMs, userAgent) {
   try {
-    return await getOnce(agent, path26, timeoutMs, userAgent);
+    return await getOnce(agent, path27, timeoutMs, userAgent);
   } catch (error3) {
     if (!error3.stale) throw error3;
-    return getOnce(agent, path26, timeoutMs, userAgent);
+    return getOnce(agent, path27, timeoutMs, userAgent);
   }
 }
-function getOnce(agent, path26, timeoutMs, userAgent) {
+function getOnce(agent, path27, timeoutMs, userAgent) {
   return new Promise((resolve3, reject) => {
     const { host, port: port2 } = agent.endpoint;
     let answered = false;
     const request = http2.request({
       host,
       port: port2,
-      path: path26,
+      path: path27,
       method: "GET",
       agent,
       headers: { "user-agent": userAgent }
@@ -59676,9 +59961,9 @@ function getOnce(agent, path26, timeoutMs, userAgent) {
 }
 
 // src/check/health.ts
-async function fetchHealth(agent, path26, timeoutMs) {
+async function fetchHealth(agent, path27, timeoutMs) {
   try {
-    const response = await httpGet(agent, path26, timeoutMs, "nexus-check");
+    const response = await httpGet(agent, path27, timeoutMs, "nexus-check");
     let json = false;
     let release;
     try {
@@ -59693,20 +59978,20 @@ async function fetchHealth(agent, path26, timeoutMs) {
     return { json: false, error: err.code ?? err.message };
   }
 }
-function healthItem(target, path26, checkRelease, answer) {
+function healthItem(target, path27, checkRelease, answer) {
   const base = { target, check: "health" };
   if (answer.status === void 0)
     return {
       ...base,
       status: "warn",
-      detail: `${path26} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
+      detail: `${path27} does not answer (${answer.error ?? "no answer"}): fine before the first deploy`,
       fix: "once deployed, the app must answer GET on health.path with a 2xx"
     };
   if (answer.status < 200 || answer.status >= 300)
     return {
       ...base,
       status: "fail",
-      detail: `${path26} answers HTTP ${answer.status}`,
+      detail: `${path27} answers HTTP ${answer.status}`,
       fix: "the health endpoint must answer 2xx when the app can serve"
     };
   if (answer.release)
@@ -59921,9 +60206,9 @@ async function runCheck(config2, options = {}) {
 function sshProblem(error3, server) {
   return { detail: error3.message.replace(`${server}: `, ""), fix: sshFix(error3, server) };
 }
-function appPackageManager(config2) {
+function appPackageManager2(config2) {
   try {
-    return detectPackageManager(readPackageFiles(config2.app.root));
+    return appPackageManager(config2);
   } catch {
     return void 0;
   }
@@ -59954,7 +60239,7 @@ async function checkServer(connected2, config2, estimate) {
       server: server.name,
       deployPath,
       artifactEstimate: estimate,
-      packageManager: appPackageManager(config2)
+      packageManager: appPackageManager2(config2)
     }),
     ...manager.items(facts)
   ];
@@ -60124,15 +60409,16 @@ function maskedConfig(config2) {
 init_errors4();
 init_load();
 init_start();
-import { statSync as statSync3 } from "node:fs";
+import { statSync as statSync4 } from "node:fs";
 import { lstat as lstat2, readFile as readFile3 } from "node:fs/promises";
-import path16 from "node:path";
+import path17 from "node:path";
 function entryFiles(config2) {
   const start = readStart(config2);
   const entries2 = [];
+  const dir = config2.app.workspace ?? "";
   if (!("bin" in start.run)) {
     const candidates = nodeCandidates(start.run.file);
-    const file = start.run.node ? candidates.find((c3) => isFile(path16.join(config2.app.root, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
+    const file = start.run.node ? candidates.find((c3) => isFile(path17.join(config2.app.root, dir, c3))) ?? candidates[1] ?? start.run.file : start.run.file;
     entries2.push({
       field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",
       file
@@ -60141,23 +60427,25 @@ function entryFiles(config2) {
   const args = config2.pm2.options.args;
   const list2 = args === void 0 ? [] : Array.isArray(args) ? args : args.split(/\s+/);
   list2.forEach((arg, i2) => {
-    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path16.isAbsolute(arg)) {
+    if (/^[^-].*\.(c|m)?[jt]sx?$/.test(arg) && !path17.isAbsolute(arg)) {
       entries2.push({ field: Array.isArray(args) ? `pm2.options.args[${i2}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries2.filter((e) => !path16.isAbsolute(e.file));
+  return entries2.filter((e) => !path17.isAbsolute(e.file)).map((e) => dir ? { ...e, file: path17.posix.join(dir, e.file.split(path17.sep).join("/")) } : e);
 }
 function isFile(file) {
-  return statSync3(file, { throwIfNoEntry: false })?.isFile() ?? false;
+  return statSync4(file, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 async function whyLeftOut(root, file, options) {
   const filter = new ArtifactFilter(options);
-  const parts = path16.posix.normalize(file.split(path16.sep).join("/")).replace(/^\.\//, "").split("/");
+  const parts = path17.posix.normalize(file.split(path17.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
+  if (options.scope && !inScope(options.scope, parts.join("/"), false))
+    return "it is outside app.workspace's package and the workspace packages it depends on";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {
-      const text5 = await readFile3(path16.join(root, dir, name), "utf8").catch(() => void 0);
+      const text5 = await readFile3(path17.join(root, dir, name), "utf8").catch(() => void 0);
       if (text5 !== void 0) filter.addIgnoreFile(dir, text5, name);
     }
     const rel = parts.slice(0, depth + 1).join("/");
@@ -60187,7 +60475,7 @@ async function assertEntriesShip(config2, { built }) {
       );
       continue;
     }
-    if (built && !await lstat2(path16.join(config2.app.root, file)).catch(() => void 0)) {
+    if (built && !await lstat2(path17.join(config2.app.root, file)).catch(() => void 0)) {
       problems.push(
         `${field}: ${file} does not exist in app.root (${config2.app.root})${config2.app.build ? "" : ": build it first, or set app.build"}`
       );
@@ -60562,7 +60850,7 @@ var Fleet = class _Fleet {
           server,
           session,
           home,
-          layout: layout(base),
+          layout: layout(base, config2.app.workspace),
           ...config2.destination ? { destination: config2.destination } : {}
         };
       } catch (error3) {
@@ -61577,7 +61865,7 @@ init_op();
 init_quote();
 init_release();
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { readFileSync as readFileSync10, readlinkSync } from "node:fs";
+import { readFileSync as readFileSync11, readlinkSync } from "node:fs";
 import os9 from "node:os";
 
 // src/deploy/state.ts
@@ -61633,7 +61921,7 @@ function readOr(read2) {
   }
 }
 function statOf(file) {
-  const text5 = readOr(() => readFileSync10(file, "utf8"));
+  const text5 = readOr(() => readFileSync11(file, "utf8"));
   const close = text5?.lastIndexOf(")") ?? -1;
   if (!text5 || close < 0) return void 0;
   const rest = text5.slice(close + 2).split(" ");
@@ -61647,7 +61935,7 @@ function localProbe() {
   return {
     hostname: os9.hostname(),
     linux,
-    bootId: linux ? readOr(() => readFileSync10("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
+    bootId: linux ? readOr(() => readFileSync11("/proc/sys/kernel/random/boot_id", "utf8")) : void 0,
     pidNamespace: linux ? readOr(() => readlinkSync("/proc/self/ns/pid")) : void 0,
     ownStartTime: self2?.start,
     signal(pid) {
@@ -62161,7 +62449,7 @@ async function activate2(host, release, config2, processes, emit, signal2, prepa
   const { started } = restarted;
   emit({ type: "step", server: name, step: "gate", status: "start" });
   const hook = await runServerHook(host, "afterStart", config2, {
-    cwd: l.release(release),
+    cwd: l.app(release),
     env: releaseEnv(config2, server, release),
     emit,
     signal: signal2
@@ -62250,7 +62538,7 @@ function surgeOps(fleet, config2, emit, host, restarts) {
       const slot = processSlot(config2, port2);
       const file = fleet.processes.processFile(h2.layout, {
         release,
-        cwd: h2.layout.release(release),
+        cwd: h2.layout.app(release),
         env: { ...releaseEnv(config2, server, release), PORT: String(port2) },
         port: slot
       });
@@ -62954,7 +63242,7 @@ async function stage(host, input) {
     });
     const file = input.processes.processFile(l, {
       release,
-      cwd: l.release(release),
+      cwd: l.app(release),
       env: releaseEnv(config2, server, release)
     });
     const starts = await runOp(session, file.write);
@@ -63062,7 +63350,7 @@ async function planDeploy(config2, options) {
   const git = await gitInfo(config2.app.root);
   const release = options.releaseId ?? makeReleaseId(/* @__PURE__ */ new Date(), git);
   assertReleaseIdFlag(release);
-  const packageManager = detectPackageManager(readPackageFiles(config2.app.root));
+  const packageManager = appPackageManager(config2);
   const plan = makePlan(config2, release, options.only);
   const names = plan.servers.map((s3) => s3.name);
   requireSecrets(config2, DEPLOY_NEEDS_SECRETS, names);
@@ -63238,7 +63526,7 @@ async function beforeRoll(run, staged, hookHost) {
   const { emit, signal: signal2 } = options;
   emit({ type: "phase", phase: "beforeRoll", message: `on ${hookHost.server.name}` });
   const hook = await runServerHook(hookHost, "beforeRoll", config2, {
-    cwd: hookHost.layout.release(release),
+    cwd: hookHost.layout.app(release),
     env: releaseEnv(config2, hookHost.server, release),
     emit,
     signal: signal2
@@ -63388,6 +63676,9 @@ async function printPlan({ reporter, global: global3 }, flags) {
     return EXIT.ok;
   }
   for (const line of describePlan(config2, plan)) reporter.print(line);
+  const workspace = workspaceOf(config2);
+  if (workspace)
+    reporter.print(`workspace: ${workspace.name} in ${workspace.dir} (ships ${workspace.dirs.join(", ")})`);
   reporter.print(`start: ${describeStart(start)}`);
   reporter.print(
     `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (${nexusCommand("pack", "--list")} shows them)`
@@ -63619,7 +63910,8 @@ async function execOnFleet(config2, command, options) {
       const state = await readState(host);
       if (!state.current) throw new Error("no current release (deploy first)");
       result2.code = await runOnServer(host, {
-        cwd: host.layout.current,
+        // A workspace package's directory (app.workspace), where its process runs.
+        cwd: config2.app.workspace ? `${host.layout.current}/${config2.app.workspace}` : host.layout.current,
         command,
         env: releaseEnv(config2, host.server, state.current),
         timeoutMs: 0,
@@ -63649,8 +63941,8 @@ async function execOnFleet(config2, command, options) {
 }
 
 // src/commands/init.ts
-import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync11, writeFileSync as writeFileSync2 } from "node:fs";
-import path22 from "node:path";
+import { existsSync as existsSync3, mkdirSync as mkdirSync2, readFileSync as readFileSync12, writeFileSync as writeFileSync2 } from "node:fs";
+import path23 from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath as fileURLToPath3 } from "node:url";
 init_drivers();
@@ -63695,9 +63987,9 @@ function collect(value, previous) {
   return [...previous, value];
 }
 function defaultName(root) {
-  let name = path22.basename(path22.resolve(root));
+  let name = path23.basename(path23.resolve(root));
   try {
-    const pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync12(path23.join(root, "package.json"), "utf8"));
     if (typeof pkg.name === "string" && pkg.name) name = pkg.name.replace(/^@[^/]+\//, "");
   } catch {
   }
@@ -63705,10 +63997,10 @@ function defaultName(root) {
   return clean2 || "app";
 }
 function packageFacts(root) {
-  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path22.join(root, f2)));
+  const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].some((f2) => existsSync3(path23.join(root, f2)));
   let pkg;
   try {
-    pkg = JSON.parse(readFileSync11(path22.join(root, "package.json"), "utf8"));
+    pkg = JSON.parse(readFileSync12(path23.join(root, "package.json"), "utf8"));
   } catch {
     return { lockfile };
   }
@@ -63731,29 +64023,29 @@ function canRun(read2) {
 }
 var SCHEMA_URL = "https://raw.githubusercontent.com/nexus-deploy/nexus/v0.1.0/config.schema.json";
 function schemaReference(outputDir) {
-  let dir = path22.resolve(outputDir);
+  let dir = path23.resolve(outputDir);
   for (; ; ) {
-    const candidate = path22.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
+    const candidate = path23.join(dir, "node_modules", "nexus-deploy", SCHEMA_FILE);
     if (existsSync3(candidate)) return relativeRef(outputDir, candidate);
-    const parent = path22.dirname(dir);
+    const parent = path23.dirname(dir);
     if (parent === dir) break;
     dir = parent;
   }
-  const here = path22.dirname(fileURLToPath3(import.meta.url));
-  if (here.split(path22.sep).includes("node_modules")) return SCHEMA_URL;
+  const here = path23.dirname(fileURLToPath3(import.meta.url));
+  if (here.split(path23.sep).includes("node_modules")) return SCHEMA_URL;
   for (const relative2 of ["../..", ".."]) {
-    const file = path22.resolve(here, relative2, SCHEMA_FILE);
+    const file = path23.resolve(here, relative2, SCHEMA_FILE);
     if (existsSync3(file)) return relativeRef(outputDir, file);
   }
   return SCHEMA_URL;
 }
 function relativeRef(from, file) {
-  const rel = path22.relative(path22.resolve(from), file).split(path22.sep).join("/");
+  const rel = path23.relative(path23.resolve(from), file).split(path23.sep).join("/");
   return rel.startsWith("../") ? rel : `./${rel}`;
 }
 function configPath(outputDir, value) {
-  if (value === "~" || value.startsWith("~/") || path22.isAbsolute(value)) return value;
-  return path22.relative(path22.resolve(outputDir), path22.resolve(value)).split(path22.sep).join("/") || ".";
+  if (value === "~" || value.startsWith("~/") || path23.isAbsolute(value)) return value;
+  return path23.relative(path23.resolve(outputDir), path23.resolve(value)).split(path23.sep).join("/") || ".";
 }
 function parseEnv(entries2) {
   const shared = {};
@@ -63865,14 +64157,14 @@ async function prompt(flags, global3) {
   }
 }
 async function writeStarterConfig(flags, global3) {
-  const output = path22.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
-  const label = path22.relative(process.cwd(), output) || output;
+  const output = path23.resolve(flags.output ?? global3.config ?? DEFAULT_CONFIG_FILE);
+  const label = path23.relative(process.cwd(), output) || output;
   if (existsSync3(output) && !flags.force) throw usage(`${label} already exists (--force overwrites it)`);
   if (!flags.yes && process.stdin.isTTY && process.stdout.isTTY) await prompt(flags, global3);
   flags.name ??= defaultName(flags.root);
   if (!NAME2.test(flags.name)) throw usage(`--name: "${flags.name}": use letters, digits, '.', '_' or '-'`);
   if (!flags.servers) throw usage("--servers is required without a terminal (name=host[:port],...)");
-  const dir = path22.dirname(output);
+  const dir = path23.dirname(output);
   const data = starterConfig({ ...flags, name: flags.name, servers: flags.servers }, global3, dir);
   resolveConfig(data, label, dir);
   mkdirSync2(dir, { recursive: true });
@@ -64056,7 +64348,7 @@ async function streamLogs(config2, servers2, options) {
 
 // src/commands/pack.ts
 import { stat as stat4 } from "node:fs/promises";
-import path23 from "node:path";
+import path24 from "node:path";
 init_errors3();
 init_format2();
 function packCommand(setExit) {
@@ -64067,7 +64359,8 @@ What ships: the app root, less node_modules, .git, logs, *.log, .env* and .npmrc
 config files (deploy.config.json, deploy.<name>.json, any JSON with servers and balancer: said on
 stderr), less what the app's .gitignore and .nexusignore files (nested too) and app.exclude leave
 out; app.include ships a path even so. Files that look like secrets (.env*, *.pem, id_*) are named
-in a warning.
+in a warning. With app.workspace, only the workspace root's manifests (package.json, lockfile,
+pnpm-workspace.yaml, \u2026), the package and the workspace packages it depends on are walked.
 
 Examples:
   nexus pack --list
@@ -64076,17 +64369,17 @@ Examples:
   ).action(
     action(setExit, async ({ reporter, global: global3 }, flags) => {
       const config2 = readConfig(global3);
-      const root = path23.resolve(config2.app.root);
+      const root = path24.resolve(config2.app.root);
       const selection = await selectConfiguredApp(config2);
       for (const message of selection.warnings) reporter.emit({ type: "warn", message });
       const leftOut = describeLeftOut(selection.leftOut);
       if (leftOut) reporter.emit({ type: "info", message: leftOut });
       let written;
       if (flags.output) {
-        const output = path23.resolve(flags.output);
+        const output = path24.resolve(flags.output);
         const { sha256 } = await writeTarball(root, selection.files, output).catch(
           (error3) => {
-            if (!error3.code || error3.path && path23.resolve(error3.path) !== output) throw error3;
+            if (!error3.code || error3.path && path24.resolve(error3.path) !== output) throw error3;
             throw new UsageError(`--output ${flags.output}: cannot write it (${error3.code})`);
           }
         );
@@ -64112,7 +64405,7 @@ Examples:
       const total = `${selection.files.length} files, ${formatBytes(selection.bytes)} before compression`;
       reporter.emit({
         type: "info",
-        message: written ? `wrote ${path23.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
+        message: written ? `wrote ${path24.relative(process.cwd(), written.output) || written.output}: ${total}, ${formatBytes(written.compressedBytes)} compressed, sha256 ${written.sha256}` : total
       });
       return EXIT.ok;
     })
@@ -64426,7 +64719,7 @@ function withFreshProcessFiles(ops, fleet, config2, releaseOf2) {
       const host = fleet.host(server.name);
       const file = fleet.processes.processFile(host.layout, {
         release,
-        cwd: host.layout.release(release),
+        cwd: host.layout.app(release),
         env: releaseEnv(config2, server, releaseOf2(server.name))
       });
       if (!kept.has(server.name)) {
@@ -64547,7 +64840,7 @@ function rollbackCommand(setExit) {
 }
 
 // src/commands/sandbox.ts
-import path24 from "node:path";
+import path25 from "node:path";
 init_errors3();
 init_errors6();
 init_limits();
@@ -64583,7 +64876,7 @@ function upCommand(setExit) {
       async ({ global: global3 }, flags) => {
         const { sandboxUp: sandboxUp2 } = await sandboxModule();
         const info2 = await sandboxUp2({
-          dir: path24.resolve(flags.dir),
+          dir: path25.resolve(flags.dir),
           hosts: flags.hosts,
           ipPrefix: flags.ipPrefix,
           balancer: flags.balancer,
@@ -64647,7 +64940,7 @@ function downCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxDown: sandboxDown2, sandboxPurge: sandboxPurge2 } = await sandboxModule();
-        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path24.resolve(flags.dir));
+        await (flags.purge ? sandboxPurge2 : sandboxDown2)(path25.resolve(flags.dir));
         if (global3.json) printResult({ command: "sandbox", action: "down", up: false });
         else
           process.stdout.write(flags.purge ? "sandbox stopped, its state removed\n" : "sandbox stopped\n");
@@ -64663,7 +64956,7 @@ function statusCommand(setExit) {
       setExit,
       async ({ global: global3 }, flags) => {
         const { sandboxStatus: sandboxStatus2 } = await sandboxModule();
-        const status = await sandboxStatus2(path24.resolve(flags.dir));
+        const status = await sandboxStatus2(path25.resolve(flags.dir));
         if (global3.json) {
           printResult({ command: "sandbox", action: "status", up: status.up, processes: status.processes });
           return status.up ? EXIT.ok : EXIT.failed;
@@ -64693,7 +64986,7 @@ init_errors3();
 init_layout();
 init_op();
 init_release();
-import { readFileSync as readFileSync13 } from "node:fs";
+import { readFileSync as readFileSync14 } from "node:fs";
 init_errors5();
 
 // src/ssh/fetch-host-key.ts
@@ -64738,12 +65031,12 @@ async function fetchHostKey(server, target, config2, algorithms) {
 // src/setup/keygen.ts
 var import_ssh23 = __toESM(require_lib2(), 1);
 import { generateKeyPairSync, randomBytes as randomBytes6 } from "node:crypto";
-import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync12, writeFileSync as writeFileSync3 } from "node:fs";
+import { existsSync as existsSync4, mkdirSync as mkdirSync3, readFileSync as readFileSync13, writeFileSync as writeFileSync3 } from "node:fs";
 import os10 from "node:os";
-import path25 from "node:path";
+import path26 from "node:path";
 function publicKeyOf(keyPath, passphrase) {
-  if (existsSync4(`${keyPath}.pub`)) return readFileSync12(`${keyPath}.pub`, "utf8").trim();
-  const parsed = import_ssh23.default.utils.parseKey(readFileSync12(keyPath), passphrase);
+  if (existsSync4(`${keyPath}.pub`)) return readFileSync13(`${keyPath}.pub`, "utf8").trim();
+  const parsed = import_ssh23.default.utils.parseKey(readFileSync13(keyPath), passphrase);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error)
     throw new Error(`cannot read ${keyPath}: ${key instanceof Error ? key.message : "no key"}`);
@@ -64754,7 +65047,7 @@ function ensureDeployKey(keyPath, comment = `nexus@${os10.hostname()}`) {
   const { seed, publicKey } = newEd25519Key();
   const privateText = openSshPrivateKey({ seed, publicKey, comment, checkInt: randomBytes6(4) });
   const publicLine = openSshPublicKey(publicKey, comment);
-  mkdirSync3(path25.dirname(keyPath), { recursive: true, mode: 448 });
+  mkdirSync3(path26.dirname(keyPath), { recursive: true, mode: 448 });
   writeFileSync3(keyPath, privateText, { mode: 384, flag: "wx" });
   writeFileSync3(`${keyPath}.pub`, `${publicLine}
 `, { mode: 420 });
@@ -64917,7 +65210,7 @@ async function runSetup(config2, options) {
   if (keyPath) {
     let exists2 = true;
     try {
-      readFileSync13(keyPath);
+      readFileSync14(keyPath);
     } catch {
       exists2 = false;
     }
@@ -65033,7 +65326,7 @@ async function installKeyOnce(server, config2, options, target, publicKey) {
   let password = env2.NEXUS_SSH_PASSWORD;
   const attempts = [];
   if (options.loginKey)
-    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync13(options.loginKey) } });
+    attempts.push({ how: `key ${options.loginKey}`, extra: { privateKey: readFileSync14(options.loginKey) } });
   if (env2.SSH_AUTH_SOCK) attempts.push({ how: "the agent", extra: { agent: env2.SSH_AUTH_SOCK } });
   if (password === void 0 && process.stdin.isTTY && !options.loginKey) {
     password = await promptHidden(`${where2} password (used once, to install the deploy key): `);
@@ -65243,7 +65536,7 @@ function formatUptime(ms4) {
 }
 
 // src/commands/trust.ts
-import { readFileSync as readFileSync14, writeFileSync as writeFileSync4 } from "node:fs";
+import { readFileSync as readFileSync15, writeFileSync as writeFileSync4 } from "node:fs";
 init_invocation();
 init_errors3();
 function removeHostLines(file, entries2, hostString, host, port2) {
@@ -65251,7 +65544,7 @@ function removeHostLines(file, entries2, hostString, host, port2) {
     (e) => e.marker === null && (e.hosts.kind === "hashed" ? knownHostKeyTypes([e], host, port2).length > 0 : e.hosts.patterns.length === 1 && e.hosts.patterns[0]?.toLowerCase() === hostString)
   );
   const drop = new Set(own2.map((e) => e.line));
-  const lines = readFileSync14(file, "utf8").split("\n");
+  const lines = readFileSync15(file, "utf8").split("\n");
   writeFileSync4(file, lines.filter((_line, index) => !drop.has(index + 1)).join("\n"), { mode: 384 });
   return own2.length;
 }
@@ -65379,7 +65672,7 @@ async function confirmed(hostString, replacing) {
 }
 function replaceable(file, entries2, hostString, target, key) {
   const removed = removeHostLines(file, entries2, hostString, target.host, target.port);
-  const after = checkHostKey(parseKnownHosts(readFileSync14(file, "utf8")), target.host, target.port, key);
+  const after = checkHostKey(parseKnownHosts(readFileSync15(file, "utf8")), target.host, target.port, key);
   if (after.status !== "changed") return removed;
   process.stderr.write(
     `nexus trust: ${file} still has other keys for ${hostString} on shared lines (${after.expected.map((e) => `line ${e.line}`).join(", ")}); edit them by hand

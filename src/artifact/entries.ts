@@ -6,7 +6,7 @@ import type { Config } from "../config/load.js";
 import { readStart } from "../start/load.js";
 import { nodeCandidates } from "../start/start.js";
 import { ArtifactFilter, IGNORE_FILES } from "./exclude.js";
-import { appPackOptions } from "./pack.js";
+import { appPackOptions, inScope, type PackOptions } from "./pack.js";
 
 /**
  * The files PM2 runs: `app.start` (or the file its package script runs with node; a dependency's
@@ -17,10 +17,14 @@ import { appPackOptions } from "./pack.js";
 export function entryFiles(config: Pick<Config, "app" | "pm2" | "file">): { field: string; file: string }[] {
   const start = readStart(config);
   const entries: { field: string; file: string }[] = [];
+  // With app.workspace, the process runs in the package's directory: its paths are relative to it.
+  const dir = config.app.workspace ?? "";
   if (!("bin" in start.run)) {
     const candidates = nodeCandidates(start.run.file);
     const file = start.run.node
-      ? (candidates.find((c) => isFile(path.join(config.app.root, c))) ?? candidates[1] ?? start.run.file)
+      ? (candidates.find((c) => isFile(path.join(config.app.root, dir, c))) ??
+        candidates[1] ??
+        start.run.file)
       : start.run.file;
     entries.push({
       field: start.script ? `app.start (the script "${start.script.name}")` : "app.start",
@@ -34,7 +38,9 @@ export function entryFiles(config: Pick<Config, "app" | "pm2" | "file">): { fiel
       entries.push({ field: Array.isArray(args) ? `pm2.options.args[${i}]` : "pm2.options.args", file: arg });
     }
   });
-  return entries.filter((e) => !path.isAbsolute(e.file));
+  return entries
+    .filter((e) => !path.isAbsolute(e.file))
+    .map((e) => (dir ? { ...e, file: path.posix.join(dir, e.file.split(path.sep).join("/")) } : e));
 }
 
 function isFile(file: string): boolean {
@@ -48,11 +54,13 @@ function isFile(file: string): boolean {
 export async function whyLeftOut(
   root: string,
   file: string,
-  options: { exclude?: readonly string[]; include?: readonly string[] },
+  options: Pick<PackOptions, "exclude" | "include" | "scope">,
 ): Promise<string | undefined> {
   const filter = new ArtifactFilter(options);
   const parts = path.posix.normalize(file.split(path.sep).join("/")).replace(/^\.\//, "").split("/");
   if (parts[0] === "..") return "it is outside app.root";
+  if (options.scope && !inScope(options.scope, parts.join("/"), false))
+    return "it is outside app.workspace's package and the workspace packages it depends on";
   for (let depth = 0; depth < parts.length; depth++) {
     const dir = parts.slice(0, depth).join("/");
     for (const name of IGNORE_FILES) {

@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 import { ConfigError } from "../config/errors.js";
 import type { Config } from "../config/load.js";
 import { ArtifactFilter, IGNORE_FILES, NEXUS_CONFIG_NAME } from "./exclude.js";
+import { workspaceOf, workspaceScope } from "./workspace.js";
 
 /**
  * The app's selection options from its config. The config file itself is left out when it sits
@@ -33,13 +34,22 @@ export function appPackOptions(config: Pick<Config, "app" | "file">): PackOption
             .replace(/[*?[\]\\]/g, "\\$&")}`,
         ]
       : [];
-  return { exclude: [...own, ...config.app.exclude], include: config.app.include };
+  const workspace = workspaceOf(config);
+  return {
+    exclude: [...own, ...config.app.exclude],
+    include: config.app.include,
+    ...(workspace ? { scope: workspaceScope(workspace) } : {}),
+  };
 }
 
-/** app.root must be a directory: a config error (exit 2, the field named) otherwise. */
+/**
+ * app.root must be a directory, and app.workspace one of its workspaces: a config error (exit 2,
+ * the field named) otherwise.
+ */
 export async function assertAppRoot(config: Pick<Config, "app" | "file">): Promise<void> {
   if (!(await stat(config.app.root).catch(() => undefined))?.isDirectory())
     throw new ConfigError(config.file, [`app.root: ${config.app.root} is not a directory`]);
+  workspaceOf(config);
 }
 
 /** What the config's app ships (`nexus pack --list`, `deploy --dry-run`). */
@@ -66,6 +76,11 @@ export interface PackOptions {
   warn?: (message: string) => void;
   /** Told about every file left out because it is a nexus config. */
   inform?: (message: string) => void;
+  /**
+   * A workspace package (app.workspace): only these ship, the rules above still applied: `files`
+   * (paths from the root) and whatever is inside `dirs`; no other directory is entered.
+   */
+  scope?: { files: readonly string[]; dirs: readonly string[] };
 }
 
 export interface AppFile {
@@ -141,6 +156,7 @@ export async function selectAppFiles(root: string, options: PackOptions = {}): P
     );
     for (const entry of entries) {
       const rel = dir === "" ? entry.name : `${dir}/${entry.name}`;
+      if (options.scope && !inScope(options.scope, rel, entry.isDirectory())) continue;
       const decision = filter.decide(rel, entry.isDirectory());
       if (!decision.ship) continue;
       if (entry.isDirectory()) {
@@ -168,6 +184,17 @@ export async function selectAppFiles(root: string, options: PackOptions = {}): P
   };
   await walk("");
   return { files, bytes: files.reduce((sum, f) => sum + f.size, 0), warnings, leftOut };
+}
+
+/** Whether a path is part of a workspace scope: a directory on the way to one of its dirs counts. */
+export function inScope(
+  scope: NonNullable<PackOptions["scope"]>,
+  rel: string,
+  isDirectory: boolean,
+): boolean {
+  if (scope.dirs.some((d) => rel === d || rel.startsWith(`${d}/`))) return true;
+  if (isDirectory) return scope.dirs.some((d) => d.startsWith(`${rel}/`));
+  return scope.files.includes(rel);
 }
 
 /**

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import type { Config } from "../config/load.js";
 import { UsageError } from "../errors.js";
+import { workspaceOf } from "./workspace.js";
 
 /** Which package manager installs the app's dependencies on the servers, and how. */
 
@@ -18,6 +20,11 @@ export interface PackageManager {
   args: string[];
   /** Said in the stage line and by `nexus check`: "pnpm (pnpm-lock.yaml)". */
   label: string;
+  /**
+   * app.workspace: the install is filtered to this package (`dir`, `name`); `dirs` are the
+   * workspace packages shipped with it, whose node_modules a reuse links too.
+   */
+  workspace?: { dir: string; name: string; dirs: string[] };
 }
 
 const LOCKFILES: [string, PackageManagerName][] = [
@@ -37,6 +44,8 @@ export interface PackageFiles {
   lockfiles: string[];
   /** A .yarnrc.yml is present (Yarn 2+). */
   yarnrcYml?: boolean;
+  /** .yarnrc.yml's text (its plugins and yarnPath tell what a Yarn 2+ install can do). */
+  yarnrcText?: string;
   /** yarn.lock's first lines, when present: Yarn 2+ writes `__metadata:`. */
   yarnLockHead?: string;
 }
@@ -54,12 +63,31 @@ export function readPackageFiles(root: string): PackageFiles {
     packageJson: read("package.json"),
     lockfiles,
     yarnrcYml: existsSync(path.join(root, ".yarnrc.yml")),
+    yarnrcText: read(".yarnrc.yml"),
     yarnLockHead: lockfiles.includes("yarn.lock") ? read("yarn.lock")?.slice(0, 2000) : undefined,
   };
 }
 
-/** The app's package manager, or undefined when it has no package.json. */
-export function detectPackageManager(files: PackageFiles): PackageManager | undefined {
+/** The package manager of the config's app (the workspace root's, filtered to app.workspace). */
+export function appPackageManager(config: Pick<Config, "app" | "file">): PackageManager | undefined {
+  return detectPackageManager(readPackageFiles(config.app.root), workspaceOf(config));
+}
+
+/** The package to install within a workspace root (app.workspace). */
+export interface WorkspaceTarget {
+  dir: string;
+  name: string;
+  dirs: string[];
+}
+
+/**
+ * The app's package manager, or undefined when it has no package.json. With a `workspace`, the
+ * root's files are read and the install is the workspace-filtered one.
+ */
+export function detectPackageManager(
+  files: PackageFiles,
+  workspace?: WorkspaceTarget,
+): PackageManager | undefined {
   if (files.packageJson === undefined) return undefined;
   const declared = declaredManager(files.packageJson);
   const found = files.lockfiles.map(
@@ -89,8 +117,18 @@ export function detectPackageManager(files: PackageFiles): PackageManager | unde
           files.yarnLockHead?.includes("__metadata:")
         ? "berry"
         : "classic";
-  const args = installArgs(name, flavor, lockfile !== undefined);
-  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}`;
+  if (workspace && !lockfile)
+    throw new UsageError(
+      `app.workspace: the workspace root has no lockfile (package-lock.json, pnpm-lock.yaml or yarn.lock): nexus installs a workspace package from the root's lockfile only`,
+    );
+  if (workspace && flavor === "berry" && !yarnFocusAvailable(pinned, files.yarnrcText))
+    throw new UsageError(
+      `app.workspace: Yarn ${pinned ?? "2+"} installs one workspace with \`yarn workspaces focus\`, a command of the workspace-tools plugin (built into Yarn 4): run \`yarn plugin import workspace-tools\` and commit .yarnrc.yml and .yarn/plugins, or pin Yarn 4 ("packageManager": "yarn@4.x.y")`,
+    );
+  const args = workspace
+    ? workspaceInstallArgs(name, flavor, workspace.name)
+    : installArgs(name, flavor, lockfile !== undefined);
+  const label = `${name}${pinned ? ` ${pinned}` : ""}${flavor === "berry" ? " (berry)" : ""}${lockfile ? `, ${lockfile}` : ", no lockfile"}${workspace ? `, workspace ${workspace.dir}` : ""}`;
   return {
     name,
     ...(flavor ? { flavor } : {}),
@@ -98,7 +136,48 @@ export function detectPackageManager(files: PackageFiles): PackageManager | unde
     ...(lockfile ? { lockfile } : {}),
     args,
     label,
+    ...(workspace ? { workspace: { dir: workspace.dir, name: workspace.name, dirs: workspace.dirs } } : {}),
   };
+}
+
+/**
+ * Yarn 2+'s `workspaces focus` comes with the workspace-tools plugin: built into Yarn 4, imported
+ * into .yarnrc.yml's `plugins` before. The version is the pinned one, else the one `yarnPath` names.
+ */
+export function yarnFocusAvailable(pinned: string | undefined, yarnrc: string | undefined): boolean {
+  if (yarnrc && /plugin-workspace-tools|workspace-tools/.test(yarnrc)) return true;
+  const version = pinned ?? /yarnPath:.*yarn-(\d+)\.[^/]*\.c?js/.exec(yarnrc ?? "")?.[1];
+  return version !== undefined && Number(version.split(".")[0]) >= 4;
+}
+
+/**
+ * The install of one package of a workspace (and the workspace packages it depends on), from the
+ * root's lockfile, production dependencies only. The artifact holds only those packages: Yarn 1,
+ * which has no filtered install, installs what it finds.
+ */
+export function workspaceInstallArgs(
+  name: PackageManagerName,
+  flavor: "classic" | "berry" | undefined,
+  pkg: string,
+): string[] {
+  switch (name) {
+    case "npm":
+      return ["ci", "--workspace", pkg, "--include-workspace-root=false", "--omit=dev", ...NPM_QUIET];
+    case "pnpm":
+      return [
+        "install",
+        "--frozen-lockfile",
+        "--prod",
+        "--filter",
+        `${pkg}...`,
+        "--prefer-offline",
+        "--reporter=silent",
+      ];
+    case "yarn":
+      return flavor === "berry"
+        ? ["workspaces", "focus", "--production", pkg]
+        : installArgs("yarn", "classic", true);
+  }
 }
 
 /** `packageManager: "pnpm@9.12.0+sha512.…"` → pnpm, 9.12.0; anything else is refused by name. */

@@ -1,4 +1,7 @@
-import { detectPackageManager, type PackageManager, readPackageFiles } from "../artifact/package-manager.js";
+import {
+  appPackageManager as detectAppPackageManager,
+  type PackageManager,
+} from "../artifact/package-manager.js";
 import type { BalancerHost } from "../balancer/driver.js";
 import { type BalancerConfig, driverFor } from "../balancer/drivers.js";
 import { nexusCommand } from "../config/invocation.js";
@@ -97,7 +100,7 @@ function sshProblem(error: unknown, server: string): { detail: string; fix: stri
 /** The app's package manager, or undefined when it cannot be told (deploy says why, exit 2). */
 function appPackageManager(config: Config): PackageManager | undefined {
   try {
-    return detectPackageManager(readPackageFiles(config.app.root));
+    return detectAppPackageManager(config);
   } catch {
     return undefined;
   }

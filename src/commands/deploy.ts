@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { assertEntriesShip } from "../artifact/entries.js";
 import { selectConfiguredApp } from "../artifact/pack.js";
+import { workspaceOf } from "../artifact/workspace.js";
 import { action, type EventsContext, rollAction, type SetExit } from "../cli/action.js";
 import { readConfig } from "../cli/context.js";
 import {
@@ -97,6 +98,9 @@ async function printPlan({ reporter, global }: EventsContext, flags: DeployFlags
     return EXIT.ok;
   }
   for (const line of describePlan(config, plan)) reporter.print(line);
+  const workspace = workspaceOf(config);
+  if (workspace)
+    reporter.print(`workspace: ${workspace.name} in ${workspace.dir} (ships ${workspace.dirs.join(", ")})`);
   reporter.print(`start: ${describeStart(start)}`);
   reporter.print(
     `artifact: ${app.files.length} files, ${formatBytes(app.bytes)} before compression (${nexusCommand("pack", "--list")} shows them)`,

@@ -96,7 +96,7 @@ export interface ExecResultOf {
 }
 
 /**
- * The user's shell text run by `sh -c` in `current` on each server, with the release's
+ * The user's shell text run by `sh -c` in `current` (its app.workspace directory) on each server, with the release's
  * environment, in parallel (or one server after the other). Ctrl-C stops it everywhere.
  */
 export async function execOnFleet(
@@ -122,7 +122,8 @@ export async function execOnFleet(
       const state = await readState(host);
       if (!state.current) throw new Error("no current release (deploy first)");
       result.code = await runOnServer(host, {
-        cwd: host.layout.current,
+        // A workspace package's directory (app.workspace), where its process runs.
+        cwd: config.app.workspace ? `${host.layout.current}/${config.app.workspace}` : host.layout.current,
         command,
         env: releaseEnv(config, host.server, state.current),
         timeoutMs: 0,

@@ -21,7 +21,8 @@ What ships: the app root, less node_modules, .git, logs, *.log, .env* and .npmrc
 config files (deploy.config.json, deploy.<name>.json, any JSON with servers and balancer: said on
 stderr), less what the app's .gitignore and .nexusignore files (nested too) and app.exclude leave
 out; app.include ships a path even so. Files that look like secrets (.env*, *.pem, id_*) are named
-in a warning.
+in a warning. With app.workspace, only the workspace root's manifests (package.json, lockfile,
+pnpm-workspace.yaml, …), the package and the workspace packages it depends on are walked.
 
 Examples:
   nexus pack --list

@@ -7,21 +7,28 @@ import { ROLLOUT_STRATEGIES, type RolloutStrategyName } from "../rollout/strateg
 import { parseDuration } from "./duration.js";
 import { duration, envMap, envValue, nonEmpty, port } from "./fields.js";
 
-/** A path inside the release, kept in <deployPath>/shared/: relative, no "..", no "." or empty parts. */
-const sharedPath = nonEmpty
-  .refine((p) => !p.startsWith("/") && !p.startsWith("~"), "must be relative to the release, not absolute")
-  .refine(
-    (p) =>
-      p.startsWith("/") ||
-      p
-        .replace(/\/+$/, "")
-        .split("/")
-        .every((part) => part !== "" && part !== "." && part !== ".."),
-    'must not contain "..", "." or empty parts',
-  )
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), "must not contain control characters")
-  .transform((p) => p.replace(/\/+$/, ""));
+/** A relative path inside `base`: no "..", no "." or empty parts, no control characters; a trailing "/" dropped. */
+const pathInside = (base: string) =>
+  nonEmpty
+    .refine((p) => !p.startsWith("/") && !p.startsWith("~"), `must be relative to ${base}, not absolute`)
+    .refine(
+      (p) =>
+        p.startsWith("/") ||
+        p
+          .replace(/\/+$/, "")
+          .split("/")
+          .every((part) => part !== "" && part !== "." && part !== ".."),
+      'must not contain "..", "." or empty parts',
+    )
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), "must not contain control characters")
+    .transform((p) => p.replace(/\/+$/, ""));
+
+/** A path inside the release, kept in <deployPath>/shared/. */
+const sharedPath = pathInside("the release");
+
+/** app.workspace: a package directory inside app.root. */
+const workspacePath = pathInside("app.root");
 
 /** app.name is the default process name: a name the process managers would read as something else is refused. */
 const processName = nonEmpty.superRefine((name, ctx) => {
@@ -58,6 +65,12 @@ export const appSchema = z.strictObject({
   include: z.array(nonEmpty).default([]),
   /** Optional local build command run in the app root before packing. */
   build: nonEmpty.optional(),
+  /**
+   * The package to deploy inside an npm, pnpm or Yarn workspace whose root is app.root
+   * ("apps/api"): only the root's manifests, this package and the workspace packages it depends
+   * on ship; the install is filtered to it; the process runs in its directory (docs/apps.md).
+   */
+  workspace: workspacePath.optional(),
 });
 
 export const serverSchema = z.strictObject({

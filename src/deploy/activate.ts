@@ -54,7 +54,7 @@ export async function activate(
   emit({ type: "step", server: name, step: "gate", status: "start" });
   // afterStart (a cache warm-up): part of the gate, so a failure fails this server's gate.
   const hook = await runServerHook(host, "afterStart", config, {
-    cwd: l.release(release),
+    cwd: l.app(release),
     env: releaseEnv(config, server, release),
     emit,
     signal,

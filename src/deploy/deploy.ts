@@ -1,6 +1,6 @@
 import { assertEntriesShip } from "../artifact/entries.js";
 import { type Artifact, appPackOptions, assertAppRoot, packApp } from "../artifact/pack.js";
-import { detectPackageManager, type PackageManager, readPackageFiles } from "../artifact/package-manager.js";
+import { appPackageManager, type PackageManager } from "../artifact/package-manager.js";
 import { type GitInfo, gitInfo, makeReleaseId } from "../artifact/release-id.js";
 import { ConfigError } from "../config/errors.js";
 import { nexusCommand } from "../config/invocation.js";
@@ -159,7 +159,7 @@ async function planDeploy(config: Config, options: DeployOptions): Promise<Deplo
   const git = await gitInfo(config.app.root);
   const release = options.releaseId ?? makeReleaseId(new Date(), git);
   assertReleaseIdFlag(release);
-  const packageManager = detectPackageManager(readPackageFiles(config.app.root));
+  const packageManager = appPackageManager(config);
   const plan = makePlan(config, release, options.only);
   const names = plan.servers.map((s) => s.name);
   requireSecrets(config, DEPLOY_NEEDS_SECRETS, names);
@@ -394,7 +394,7 @@ async function beforeRoll(
   const { emit, signal } = options;
   emit({ type: "phase", phase: "beforeRoll", message: `on ${hookHost.server.name}` });
   const hook = await runServerHook(hookHost, "beforeRoll", config, {
-    cwd: hookHost.layout.release(release),
+    cwd: hookHost.layout.app(release),
     env: releaseEnv(config, hookHost.server, release),
     emit,
     signal,

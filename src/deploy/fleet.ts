@@ -116,7 +116,7 @@ export class Fleet {
           server,
           session,
           home,
-          layout: layout(base),
+          layout: layout(base, config.app.workspace),
           ...(config.destination ? { destination: config.destination } : {}),
         };
       } catch (error) {

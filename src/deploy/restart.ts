@@ -107,7 +107,7 @@ function withFreshProcessFiles(
       const host = fleet.host(server.name);
       const file = fleet.processes.processFile(host.layout, {
         release,
-        cwd: host.layout.release(release),
+        cwd: host.layout.app(release),
         env: releaseEnv(config, server, releaseOf(server.name)),
       });
       if (!kept.has(server.name)) {

@@ -95,7 +95,7 @@ export async function stage(host: Host, input: StageInput): Promise<void> {
     // After the install: a dependency's binary is found in the installed release.
     const file = input.processes.processFile(l, {
       release,
-      cwd: l.release(release),
+      cwd: l.app(release),
       env: releaseEnv(config, server, release),
     });
     const starts = await runOp(session, file.write);

@@ -41,7 +41,7 @@ export function surgeOps(
       const slot = processSlot(config, port);
       const file = fleet.processes.processFile(h.layout, {
         release,
-        cwd: h.layout.release(release),
+        cwd: h.layout.app(release),
         env: { ...releaseEnv(config, server, release), PORT: String(port) },
         port: slot,
       });

@@ -52,7 +52,7 @@ export interface PreparedRestart {
 /** What a release needs to run: where it lives and the environment it gets. */
 export interface ReleaseProcess {
   release: string;
-  /** The release directory (the process's cwd). */
+  /** The app's directory in the release (`Layout.app`): the process's cwd. */
   cwd: string;
   env: Record<string, string>;
   /**

@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * `node -e <this> CURRENT NAME PINNED LOCKFILE ARG…`, in the new release (install.sh runs it):
+ * `node -e <this> CURRENT NAME PINNED LOCKFILE WORKSPACE PACKAGES ARG…`, in the new release
+ * (install.sh runs it):
  * installs its dependencies with the package manager NAME (npm, pnpm, yarn) and its frozen-lockfile
  * arguments ARG…, or hard-links the current release's node_modules when nothing they were built
  * from has changed. Prints `@reused`, or `@installed <why>`; `@note <text>` lines say what the
@@ -12,13 +13,20 @@
  * are built for one ABI: after a Node upgrade on the server, reusing them would crash the app at
  * start, so a changed ABI means a fresh install. The key is read by the `node` on PATH, the one
  * the install runs under and node-gyp builds against.
+ *
+ * A workspace package (WORKSPACE, its directory; PACKAGES, the workspace packages shipped, one
+ * per line): the key also holds the workspace and the sha256 of its packages' package.json files
+ * and of pnpm-workspace.yaml; a reuse links the root's node_modules and each package's (pnpm
+ * keeps links there; npm, a version that could not be hoisted).
  */
 const { spawnSync } = require("node:child_process");
 const { createHash } = require("node:crypto");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const [current = "", name = "", pinned = "", lockfile = "", ...args] = process.argv.slice(1);
+const [current = "", name = "", pinned = "", lockfile = "", workspace = "", packageList = "", ...args] =
+  process.argv.slice(1);
+const packages = packageList.split("\n").filter(Boolean);
 const KEY_FILE = ".nexus-install-key";
 
 /** @param {string} file */
@@ -73,11 +81,24 @@ const manager = () => {
   return { argv: [binary], version: String(version) };
 };
 
+/** One sha256 over the shipped workspace packages' package.json files and pnpm-workspace.yaml. */
+function workspaceManifests() {
+  const hash = createHash("sha256");
+  for (const file of [
+    ...packages.map((dir) => path.join(dir, "package.json")),
+    "pnpm-workspace.yaml",
+  ].sort()) {
+    hash.update(`${file}\0${fs.existsSync(file) ? sha256(file) : "none"}\0`);
+  }
+  return hash.digest("hex");
+}
+
 const pm = manager();
 const key = [
   `manager ${name} ${pm.version}`,
   `lockfile ${lockfile ? `${lockfile} ${sha256(lockfile)}` : "none"}`,
   `package.json ${sha256("package.json")}`,
+  ...(workspace ? [`workspace ${workspace} ${workspaceManifests()}`] : []),
   `node-abi ${process.versions.modules}`,
   `platform ${process.platform}`,
   `arch ${process.arch}`,
@@ -106,17 +127,27 @@ const whyNotReuse = () => {
     if (field === "manager") return `${oldWords.join(" ") || "?"} → ${newWords.join(" ")}`;
     if (field === "lockfile") return `${lockfile || "lockfile"} changed`;
     if (field === "package.json") return "package.json changed";
+    if (field === "workspace")
+      return oldWords[0] === newWords[0]
+        ? `a package.json of the workspace ${workspace} changed`
+        : `the workspace changed (${oldWords[0] ?? "none"} → ${newWords[0] ?? "none"})`;
     return `${field} changed (${oldWords.join(" ") || "?"} → ${newWords.join(" ")})`;
   }
+  // The current release was a workspace package's; this one is the whole app.
+  const was = before.get("workspace");
+  if (was && !workspace) return `the workspace changed (${was.split(" ")[1]} → none)`;
   return "";
 };
 
 const why = whyNotReuse();
 if (!why) {
-  const copy = spawnSync("cp", ["-al", path.join(current, "node_modules"), "node_modules"], {
-    stdio: "inherit",
-  });
-  if (copy.status !== 0) process.exit(copy.status ?? 1);
+  // The root's node_modules, and each workspace package's that the current release has.
+  for (const dir of [".", ...packages]) {
+    const from = path.join(current, dir, "node_modules");
+    if (dir !== "." && !fs.existsSync(from)) continue;
+    const copy = spawnSync("cp", ["-al", from, path.join(dir, "node_modules")], { stdio: "inherit" });
+    if (copy.status !== 0) process.exit(copy.status ?? 1);
+  }
   console.log("@reused");
   process.exit(0);
 }

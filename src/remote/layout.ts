@@ -22,11 +22,16 @@ export interface Layout {
   /** The surge strategy's record of the port that serves (see live-port.ts). */
   livePort: string;
   release(id: string): string;
+  /**
+   * The app's directory in a release: the release itself, or the workspace package's directory
+   * (app.workspace). The process runs there; hooks and shared paths are relative to it.
+   */
+  app(id: string): string;
   /** The PM2 ecosystem file of a release, kept outside the release so releases stay pristine. */
   ecosystem(id: string): string;
 }
 
-export function layout(base: string): Layout {
+export function layout(base: string, workspace?: string): Layout {
   const state = path.join(base, ".nexus");
   return {
     base,
@@ -43,6 +48,7 @@ export function layout(base: string): Layout {
     incoming: path.join(state, "incoming"),
     livePort: path.join(state, "live-port"),
     release: (id) => path.join(base, "releases", id),
+    app: (id) => path.join(base, "releases", id, workspace ?? ""),
     ecosystem: (id) => path.join(state, "pm2", `${id}.json`),
   };
 }

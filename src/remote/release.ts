@@ -73,10 +73,12 @@ export interface InstallOutcome {
 
 /**
  * $1 the new release, $2 `current`, $3 the package manager, $4 the version the app pins (or ""),
- * $5 its lockfile (or ""), then the install's arguments. install.cjs hard-links the current
- * release's node_modules when the reuse key (lockfile, package.json, package manager and version,
- * the server's Node ABI, platform, arch) is unchanged (releases are never modified after
- * activation, so sharing inodes is safe), else installs from the lockfile.
+ * $5 its lockfile (or ""), $6 the workspace package's directory (app.workspace, or ""), $7 the
+ * workspace packages shipped, one per line (or ""), then the install's arguments. install.cjs
+ * hard-links the current release's node_modules (the root's and each workspace package's) when
+ * the reuse key (lockfile, package.json, package manager and version, the workspace and its
+ * packages' manifests, the server's Node ABI, platform, arch) is unchanged (releases are never
+ * modified after activation, so sharing inodes is safe), else installs from the lockfile.
  */
 export const INSTALL_SCRIPT = withProgram(
   scriptFile(import.meta.url, "install.sh"),
@@ -99,6 +101,8 @@ export function install(
       m.name,
       manager?.pinned ?? "",
       manager?.lockfile ?? "",
+      manager?.workspace?.dir ?? "",
+      (manager?.workspace?.dirs ?? []).join("\n"),
       ...m.args,
     ),
     parse: (result, server) => parseInstall(stdoutOrThrow(server, "installing dependencies", result)),

@@ -79,7 +79,7 @@ export function linkShared(l: Layout, id: string, shared: SharedPaths): RemoteOp
   assertReleaseId(id);
   return {
     what: "linking shared files",
-    command: script(SHARED_LINK_SCRIPT, l.shared, l.release(id), ...entries(shared)),
+    command: script(SHARED_LINK_SCRIPT, l.shared, l.app(id), ...entries(shared)),
     parse: (result, server) => {
       if (result.code === REMOTE_EXIT.sharedUnsafe) {
         const reasons = result.stderr

@@ -13,11 +13,12 @@ const read = new WeakMap<object, StartCommand>();
 export function readStart(config: Pick<Config, "app" | "file">): StartCommand {
   const cached = read.get(config.app);
   if (cached) return cached;
-  const { start: spec, root } = config.app;
+  const { start: spec, root, workspace } = config.app;
   let packageJson: string | undefined;
   if (/^(?:script|npm):/.test(spec)) {
     try {
-      packageJson = readFileSync(path.join(root, "package.json"), "utf8");
+      // A workspace package's own scripts (app.workspace): its process runs in its directory.
+      packageJson = readFileSync(path.join(root, workspace ?? "", "package.json"), "utf8");
     } catch {}
   }
   let start: StartCommand;

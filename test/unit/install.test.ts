@@ -42,7 +42,10 @@ function server(app: Record<string, string>) {
   const l = layout(path.join(dir, "srv"));
   const appDir = path.join(dir, "app");
   mkdirSync(appDir);
-  for (const [file, text] of Object.entries(app)) writeFileSync(path.join(appDir, file), text);
+  for (const [file, text] of Object.entries(app)) {
+    mkdirSync(path.dirname(path.join(appDir, file)), { recursive: true });
+    writeFileSync(path.join(appDir, file), text);
+  }
   // No package manager but the fakes, whatever the machine has (corepack, a global pnpm).
   const system = binDirWithout(path.join(dir, "system"), ["npm", "npx", "pnpm", "yarn", "corepack"]);
   const env = { ...process.env, PATH: `${bin}:${system}` };
@@ -170,6 +173,58 @@ describe("install: package managers", { timeout: 120_000 }, () => {
   it("an app without package.json installs nothing", () => {
     const s = server({ "server.js": "" });
     expect(s.deploy(undefined).parsed?.result).toBe("skipped");
+  });
+});
+
+describe("install: a workspace package", { timeout: 120_000 }, () => {
+  const files = {
+    "package.json": '{"name":"root","private":true}',
+    "pnpm-lock.yaml": "lockfileVersion: '9.0'\n",
+    "pnpm-workspace.yaml": "packages:\n  - apps/*\n  - packages/*\n",
+    "apps/api/package.json": '{"name":"@x/api","dependencies":{"@x/shared":"workspace:*"}}',
+    "packages/shared/package.json": '{"name":"@x/shared"}',
+  };
+  const workspace = { dir: "apps/api", name: "@x/api", dirs: ["apps/api", "packages/shared"] };
+
+  it("installs filtered to the package; reuse links the root's and each package's node_modules; the key holds the workspace", () => {
+    const s = server(files);
+    // pnpm's layout: the store at the root, the package's links in its own node_modules.
+    writeFileSync(
+      path.join(s.bin, "pnpm"),
+      `#!/bin/sh\n[ "$1" = --version ] && { echo 10.34.9; exit 0; }\necho "pnpm $*" >> '${s.log}'\nmkdir -p node_modules/.pnpm apps/api/node_modules/@x && ln -s ../../../../packages/shared apps/api/node_modules/@x/shared\n`,
+    );
+    chmodSync(path.join(s.bin, "pnpm"), 0o755);
+    const pnpm = detectPackageManager(
+      { packageJson: files["package.json"], lockfiles: ["pnpm-lock.yaml"] },
+      workspace,
+    );
+    expect(s.deploy(pnpm).parsed?.result).toBe("installed");
+    expect(s.calls()).toEqual([
+      "pnpm install --frozen-lockfile --prod --filter @x/api... --prefer-offline --reporter=silent",
+    ]);
+    expect(s.deploy(pnpm).parsed?.result).toBe("reused");
+    const r2 = s.l.release("r2");
+    expect(existsSync(path.join(r2, "node_modules", ".pnpm"))).toBe(true);
+    expect(readFileSync(path.join(r2, "apps/api/node_modules/@x/shared/package.json"), "utf8")).toContain(
+      "@x/shared",
+    );
+
+    writeFileSync(
+      path.join(s.appDir, "packages/shared/package.json"),
+      '{"name":"@x/shared","version":"2.0.0"}',
+    );
+    expect(s.deploy(pnpm).parsed?.why).toBe("a package.json of the workspace apps/api changed");
+    const other = { ...workspace, dir: "apps/web", dirs: ["apps/web"] };
+    mkdirSync(path.join(s.appDir, "apps/web"));
+    writeFileSync(path.join(s.appDir, "apps/web/package.json"), '{"name":"@x/web"}');
+    const web = detectPackageManager(
+      { packageJson: files["package.json"], lockfiles: ["pnpm-lock.yaml"] },
+      other,
+    );
+    expect(s.deploy(web).parsed?.why).toBe("the workspace changed (apps/api → apps/web)");
+    const whole = detectPackageManager({ packageJson: files["package.json"], lockfiles: ["pnpm-lock.yaml"] });
+    expect(s.deploy(whole).parsed?.why).toBe("the workspace changed (apps/web → none)");
+    expect(s.calls()).toHaveLength(4);
   });
 });
 

@@ -43,6 +43,38 @@ function release(deps: Record<string, string>, tree: Record<string, string> = {}
 
 const NODE_BIN = "#!/usr/bin/env node\nrequire('http');\n";
 
+describe("a workspace package's binary (app.workspace), hoisted to the release's root by npm", () => {
+  it("found in the root's node_modules, run from the package's directory; never above the release", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "nexus start file "));
+    const l = layout(path.join(dir, "srv"), "apps/api");
+    files(l.release("r1"), {
+      "package.json": JSON.stringify({ name: "root", workspaces: ["apps/*"] }),
+      "apps/api/package.json": JSON.stringify({ name: "api", dependencies: { next: "15.0.0" } }),
+      "node_modules/next/package.json": JSON.stringify({ name: "next", bin: { next: "./dist/bin/next" } }),
+      "node_modules/next/dist/bin/next": NODE_BIN,
+    });
+    // Above the release: Node would look there, nexus does not.
+    files(path.join(dir, "srv"), {
+      "node_modules/tool/package.json": JSON.stringify({ name: "tool", bin: { tool: "t.js" } }),
+      "node_modules/tool/t.js": NODE_BIN,
+    });
+    const write = (spec: string) => {
+      const pm2 = new Pm2({ name: "api", killTimeout: 1000, start: parseStart(spec, undefined) });
+      const file = pm2.processFile(l, { release: "r1", cwd: l.app("r1"), env: {} });
+      return { file, starts: () => run(file.write) };
+    };
+    const next = write("bin:next start");
+    expect(next.starts()).toBe("../../node_modules/next/dist/bin/next");
+    expect(JSON.parse(readFileSync(next.file.path, "utf8")).apps[0]).toMatchObject({
+      cwd: l.app("r1"),
+      script: "../../node_modules/next/dist/bin/next",
+    });
+    expect(() => write("bin:tool").starts()).toThrow(
+      /no installed dependency of the app provides the binary "tool"/,
+    );
+  });
+});
+
 describe("the ecosystem file of a dependency's binary, written on the server", () => {
   it("npm: the JS file named by the dependency's bin (a scoped package, a string bin), 0600", () => {
     const { write } = release(

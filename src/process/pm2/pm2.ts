@@ -25,7 +25,8 @@ const WRITING = "writing the process file";
 
 /**
  * $1 the ecosystem file, $2 "bin" or "file", $3 the binary's name or the file `node` runs; the
- * file's JSON on stdin: write-ecosystem.cjs finds in the installed release the JS file PM2 runs,
+ * file's JSON on stdin, $4 the release's directory (a workspace package's dependencies may sit in its
+ * node_modules): write-ecosystem.cjs finds in the installed release the JS file PM2 runs,
  * sets it as the app's script and writes the file (0600). Prints `@start <script>`.
  */
 export const WRITE_ECOSYSTEM_SCRIPT = withProgram(
@@ -105,7 +106,9 @@ export class Pm2 implements ProcessManager {
     return {
       path: file,
       content,
-      write: resolve ? writeResolved(file, content, resolve) : writePlain(file, content),
+      write: resolve
+        ? writeResolved(file, content, resolve, layout.release(release.release))
+        : writePlain(file, content),
     };
   }
 
@@ -179,10 +182,12 @@ function writeResolved(
   file: string,
   content: string,
   resolve: { kind: string; name: string },
+  /** The release's directory: a workspace package's dependencies may be installed up to it. */
+  top: string,
 ): RemoteOp<string | undefined> {
   return {
     what: WRITING,
-    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve.kind, resolve.name),
+    command: script(WRITE_ECOSYSTEM_SCRIPT, file, resolve.kind, resolve.name, top),
     stdin: content,
     parse: (result, server) =>
       stdoutOrThrow(server, WRITING, result)

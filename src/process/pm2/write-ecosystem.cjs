@@ -1,7 +1,7 @@
 // @ts-check
 /**
- * `node -e <this> FILE KIND NAME`, the ecosystem file's JSON on stdin (write-ecosystem.sh runs
- * it): finds on the server, in the installed release (the app's `cwd`), the file PM2 must run,
+ * `node -e <this> FILE KIND NAME [TOP]`, the ecosystem file's JSON on stdin (write-ecosystem.sh
+ * runs it): finds on the server, in the installed release (the app's `cwd`), the file PM2 must run,
  * sets it as the app's `script`, writes FILE (0600, through a temporary file) and prints
  * `@start <script>`. What only the release knows once installed:
  *
@@ -12,12 +12,16 @@
  * - KIND "file": the file `node NAME` runs (`node dist/main` runs dist/main.js): PM2 starts
  *   exactly the path it is given.
  *
+ * TOP, the release's directory when the app's `cwd` is a workspace package inside it: a
+ * dependency may be installed in the node_modules of any directory from `cwd` up to TOP (npm and
+ * Yarn 1 hoist a workspace's dependencies to the root's), as Node's own resolution finds it.
+ *
  * Exit 2 with the reason on stderr when there is none: staging fails, nothing leaves rotation.
  */
 const fs = require("node:fs");
 const path = require("node:path");
 
-const [file = "", kind = "", name = ""] = process.argv.slice(1);
+const [file = "", kind = "", name = "", top = ""] = process.argv.slice(1);
 
 /** @param {string} message */
 const fail = (message) => {
@@ -84,30 +88,60 @@ const assertNodeProgram = (cwd, script) => {
     );
 };
 
+/**
+ * The directories whose node_modules may hold the app's dependencies: `cwd`, then its parents up
+ * to TOP (a workspace package), relative to `cwd` ("", "..", "../..").
+ * @param {string} cwd
+ */
+const moduleDirs = (cwd) => {
+  const dirs = [""];
+  const up = top ? path.relative(top, cwd) : "";
+  if (!up || up.startsWith("..") || path.isAbsolute(up)) return dirs;
+  for (let i = 1; i <= up.split(path.sep).length; i++) dirs.push(Array(i).fill("..").join(path.sep));
+  return dirs;
+};
+
+/**
+ * Whether `script` (relative to `cwd`) stays in the release: inside `cwd`, or inside TOP.
+ * @param {string} cwd
+ * @param {string} script
+ * @param {boolean} [real] `cwd` is a real path (TOP is compared as one too)
+ */
+const inRelease = (cwd, script, real = false) => {
+  const root = top ? (real ? fs.realpathSync(top) : top) : cwd;
+  const rel = path.relative(root, path.resolve(cwd, script));
+  return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
+};
+
 /** @param {string} cwd */
 const findBin = (cwd) => {
   const pkg = readJson(path.join(cwd, "package.json")) ?? {};
   /** @param {unknown} deps */
   const names = (deps) => (deps && typeof deps === "object" ? Object.keys(deps) : []);
   const own = [...names(pkg.dependencies), ...names(pkg.optionalDependencies)];
+  const dirs = moduleDirs(cwd);
   // Yarn 2+ installs devDependencies too: one of them may provide it.
   for (const dep of [...own, ...names(pkg.devDependencies)]) {
-    const meta = readJson(path.join(cwd, "node_modules", dep, "package.json"));
+    const at = dirs.find((dir) => isFile(path.join(cwd, dir, "node_modules", dep, "package.json")));
+    if (at === undefined) continue;
+    const meta = readJson(path.join(cwd, at, "node_modules", dep, "package.json"));
     const target = meta && binsOf(meta)[name];
     if (target === undefined) continue;
-    const script = path.join("node_modules", dep, target);
-    if (script.startsWith("..")) fail(`${dep}'s bin "${name}" (${target}) points outside the release`);
+    const script = path.join(at, "node_modules", dep, target);
+    if (!inRelease(cwd, script)) fail(`${dep}'s bin "${name}" (${target}) points outside the release`);
     if (!isFile(path.join(cwd, script))) fail(`${dep}'s bin "${name}" (${script}) is not in the release`);
     return script;
   }
   // A binary of a dependency's dependency: npm and Yarn 1 link those into .bin too (a symlink).
-  const link = path.join(cwd, "node_modules", ".bin", name);
-  try {
-    if (fs.lstatSync(link).isSymbolicLink()) {
-      const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));
-      if (!script.startsWith("..")) return script;
-    }
-  } catch {}
+  for (const dir of dirs) {
+    const link = path.join(cwd, dir, "node_modules", ".bin", name);
+    try {
+      if (fs.lstatSync(link).isSymbolicLink()) {
+        const script = path.relative(fs.realpathSync(cwd), fs.realpathSync(link));
+        if (inRelease(fs.realpathSync(cwd), script, true)) return script;
+      }
+    } catch {}
+  }
   fail(
     `no installed dependency of the app provides the binary "${name}" (looked in the "bin" of ${own.length > 0 ? own.join(", ") : "no dependencies"}): add the package that provides it to "dependencies" (devDependencies are not installed on the servers)`,
   );

@@ -362,16 +362,23 @@ export class HaproxyBalancer implements Balancer {
    * The sessions still open at the drain timeout (long-lived: WebSockets, SSE) shut by HAProxy
    * itself (`shutdown sessions server`), not by the restart killing the process: the server is in
    * maintenance by then, so the clients' reconnections go to the servers in rotation. Those of a
-   * process a reload replaced are out of this process's reach: the restart cuts them.
+   * process a reload replaced are out of this process's reach: the restart cuts them. A refusal
+   * is a warning: the drain is done all the same, and the restart cuts them instead.
    */
   private async shut(line: string, wait: DrainWait, sessions: number): Promise<DrainWait> {
-    await this.send([
-      {
-        command: shutdownServerSessions(this.options.backend, line),
-        what: `"shutdown sessions" for ${this.options.backend}/${line}`,
-        refused: silentUnlessRefused,
-      },
-    ]);
+    try {
+      await this.send([
+        {
+          command: shutdownServerSessions(this.options.backend, line),
+          what: `"shutdown sessions" for ${this.options.backend}/${line}`,
+          refused: silentUnlessRefused,
+        },
+      ]);
+    } catch (error) {
+      if (!(error instanceof BalancerError)) throw error;
+      this.options.onWarning?.(`${error.message}: the restart closes them instead`);
+      return wait;
+    }
     return { ...wait, shut: sessions };
   }
 

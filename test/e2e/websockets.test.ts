@@ -12,11 +12,16 @@ import { connectClients, until, type WsClient } from "./ws-clients.js";
  * Long-lived connections (docs/apps.md, "Long-lived connections"): 30 WebSocket clients of
  * fixtures/app-ws, which keeps the contract (on SIGINT: 1001 "going away" to every client, then
  * exit), through the balancer across a deploy. Each client reconnects when closed and sends again
- * what was not acknowledged. The drain's timeout is short: a WebSocket never ends on its own.
+ * what was not acknowledged.
  */
 const CLIENTS = 30;
+const app = { root: fixture("app-ws") };
+// Short: a WebSocket never ends by itself, so each drain lasts its whole timeout.
+const DRAIN_TIMEOUT = "1s";
+const health = { passes: 2 };
 const overrides = (summaryFile: string) => ({
-  app: { root: fixture("app-ws") },
+  app,
+  health,
   hooks: { afterDeploy: `printf %s "$NEXUS_SUMMARY" > '${summaryFile}'` },
 });
 
@@ -57,7 +62,7 @@ describe("long-lived connections: 30 WebSocket clients across a deploy", () => {
   const summaryFile = () => path.join(mkdtempSync(path.join(os.tmpdir(), "nexus-ws-")), "summary.json");
 
   beforeAll(async () => {
-    const run = await nexus(["-c", writeConfig({ app: { root: fixture("app-ws") } }), "deploy"]);
+    const run = await nexus(["-c", writeConfig({ app, health }), "deploy"]);
     expect(run.exitCode, run.all).toBe(0);
   });
 
@@ -70,7 +75,7 @@ describe("long-lived connections: 30 WebSocket clients across a deploy", () => {
 
   it("through Nginx: the restart closes them with 1001, each client reconnects once per server switch at most, none loses an acknowledged message, the summary counts them per server", async () => {
     const file = summaryFile();
-    const config = writeConfig({ ...overrides(file), balancer: { drainTimeout: "2s" } });
+    const config = writeConfig({ ...overrides(file), balancer: { drainTimeout: DRAIN_TIMEOUT } });
     const connected = await connectClients(sandboxInfo().lb.url, CLIENTS);
     clients.push(...connected);
     const run = await nexus(["--json", "-c", config, "deploy", "--release-id", uniqueRelease("ws-nginx")]);
@@ -105,7 +110,7 @@ describe("long-lived connections: 30 WebSocket clients across a deploy", () => {
 
   it("through HAProxy: the sessions still open at drainTimeout are shut through the runtime API, counted per server", async () => {
     const file = summaryFile();
-    const config = writeHaproxyConfig(overrides(file), "2s");
+    const config = writeHaproxyConfig(overrides(file), DRAIN_TIMEOUT);
     const connected = await connectClients(sandboxHaproxy().url, CLIENTS);
     clients.push(...connected);
     const run = await nexus(["--json", "-c", config, "deploy", "--release-id", uniqueRelease("ws-haproxy")]);

@@ -11139,7 +11139,7 @@ var init_haproxy = __esm({
           );
         const counts = this.parse(() => parseWaitDrained(result2.stdout));
         const open2 = counts.open.get(tcp) ?? 0;
-        return { drained: open2 === 0, open: open2, detail: describeDrainWait(counts, open2) };
+        return { drained: open2 === 0, open: open2, connections: open2, detail: describeDrainWait(counts, open2) };
       }
       /**
        * Polls the server's sessions until none is left, then puts it in maintenance (no health checks,
@@ -15834,6 +15834,7 @@ var init_surge = __esm({
     init_balancer();
     init_load2();
     init_live_port();
+    init_connections_cut();
     SurgeStrategy = class {
       constructor(o2, ledger) {
         this.o = o2;
@@ -16106,13 +16107,20 @@ var init_surge = __esm({
               server: s3.name,
               message: `old process on port ${oldPort}: ${stillOpen(wait)} after the drain timeout; stopping it`
             });
+          const cut = connectionsCut(wait);
+          if (cut) {
+            const row = this.ledger.row(s3.name);
+            row.connectionsCut = addConnectionsCut(row.connectionsCut, cut);
+          }
+          const message = cut ? describeConnectionsCut(cut) : wait.detail;
           emit({
             type: "step",
             server: s3.name,
             step: "drain",
             status: "done",
             ms: Date.now() - started,
-            ...wait.detail ? { message: wait.detail } : {}
+            ...message ? { message } : {},
+            ...cut ? { connectionsCut: cut } : {}
           });
         } catch (error3) {
           emit({

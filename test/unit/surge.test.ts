@@ -228,6 +228,22 @@ describe("the surge strategy", () => {
     ]);
   });
 
+  it("counts the connections the old process still held at the drain timeout: its stop closes them", async () => {
+    const { balancer, events, options } = surgeSetup();
+    balancer.open = 2;
+    balancer.connections = 2;
+    const out = await roll(options);
+    expect(out.outcome).toBe("success");
+    expect(out.rows.map((r) => r.connectionsCut)).toEqual(NAMES.map(() => ({ byBalancer: 0, byRestart: 2 })));
+    const drains = events.filter((e) => e.type === "step" && e.step === "drain" && e.status === "done");
+    expect(drains.map((e) => e.type === "step" && e.message)).toEqual(
+      NAMES.map(
+        () =>
+          "2 connection(s) still open at the drain timeout: 2 left to the restart (the app closes them on SIGINT)",
+      ),
+    );
+  });
+
   it("a gate that fails leaves the balancer untouched, stops the new process, and points current back", async () => {
     const { balancer, servers, options } = surgeSetup();
     servers.failing.add("beta@r2");

@@ -328,7 +328,7 @@ export class HaproxyBalancer implements Balancer {
       );
     const counts = this.parse(() => parseWaitDrained(result.stdout));
     const open = counts.open.get(tcp) ?? 0;
-    return { drained: open === 0, open, detail: describeDrainWait(counts, open) };
+    return { drained: open === 0, open, connections: open, detail: describeDrainWait(counts, open) };
   }
 
   /**

@@ -15854,6 +15854,12 @@ var init_surge = __esm({
        * the switch and the record leaves them apart; the balancer decides which process serves.
        */
       balancerPort = /* @__PURE__ */ new Map();
+      /**
+       * Old processes being retired (their connections waited for, then stopped) while the roll goes
+       * on: the next batch does not wait for them. Whatever comes next on a server that needs its old
+       * port free (a move back), and the end of the roll, waits for them (`retired`).
+       */
+      retiring = /* @__PURE__ */ new Map();
       surge;
       async begin() {
         const { ops, config: config2, emit } = this.o;
@@ -15862,6 +15868,10 @@ var init_surge = __esm({
         for (const b2 of states) {
           const port2 = Number(b2.address?.replace(/^.*:/, ""));
           if (port2 === config2.app.port || port2 === config2.app.surgePort) this.balancerPort.set(b2.server, port2);
+        }
+        for (const s3 of this.o.batches.flat()) {
+          const release = this.o.target(s3.name);
+          if (release) this.surge.prepare?.(s3, release, nextPort(this.balancerPort.get(s3.name), config2.app));
         }
         for (const name of this.initiallyDown) {
           if (this.ledger.has(name))
@@ -15895,12 +15905,14 @@ var init_surge = __esm({
         }
         return switched.length === servers2.length;
       }
-      /** Nothing waits to take traffic: a batch switches in `serve`. */
+      /** Nothing waits to take traffic (a batch switches in `serve`); the old processes are stopped. */
       async rejoin() {
+        await this.retired();
         return true;
       }
       /** Servers whose gate failed (or that passed, under rollback-all) and were never switched to. */
       async restore(servers2, result2) {
+        await this.retired();
         await Promise.all(
           servers2.map(async (s3) => {
             const surging = this.surging.get(s3.name);
@@ -15941,6 +15953,7 @@ var init_surge = __esm({
       /** Servers on the target and in traffic: their fallback release surges back in. */
       async back(servers2, result2, reason) {
         const { emit } = this.o;
+        await this.retired();
         const ready = [];
         await Promise.all(
           servers2.map(async (s3) => {
@@ -15985,6 +15998,7 @@ var init_surge = __esm({
       }
       /** New processes not switched to are stopped, `current` back at what serves: as before the roll. */
       async abandon() {
+        await this.retired();
         await Promise.all(
           this.o.batches.flat().filter((s3) => this.surging.has(s3.name)).map((s3) => this.abandonNew(s3))
         );
@@ -16072,25 +16086,41 @@ var init_surge = __esm({
             ms: Date.now() - started
           });
         }
-        await Promise.all(switched.map((s3) => this.retireOld(s3, config2.balancer.drainTimeout)));
+        const recorded = await Promise.all(switched.map((s3) => this.recordNew(s3)));
+        switched.forEach((s3, i2) => {
+          if (recorded[i2] !== void 0)
+            this.retiring.set(s3.name, this.retireOld(s3, recorded[i2], config2.balancer.drainTimeout));
+        });
         return { switched, failed: moving.filter((s3) => !switched.includes(s3)) };
       }
-      /** The new port recorded; the old process's connections from the balancer end, then it stops. */
-      async retireOld(s3, timeoutMs) {
-        const { ops, emit } = this.o;
+      /** Until every old process being retired is stopped (or failed to be, said as a warning). */
+      async retired() {
+        const pending = [...this.retiring.values()];
+        this.retiring.clear();
+        await Promise.all(pending);
+      }
+      /**
+       * The new port recorded on the server, before anything reads it again (the watch, a move back);
+       * the old process's port, or undefined when the record failed (the server then needs a human).
+       */
+      async recordNew(s3) {
         const surging = this.surging.get(s3.name);
         this.surging.delete(s3.name);
         this.balancerPort.set(s3.name, surging.port);
-        const oldPort = surging.from ?? this.o.config.app.port;
         try {
           await this.surge.record(s3, surging.port);
+          return surging.from ?? this.o.config.app.port;
         } catch (error3) {
           this.ledger.needsHuman(
             s3.name,
             `serves on port ${surging.port}, but recording it failed: ${error3.message}`
           );
-          return;
+          return void 0;
         }
+      }
+      /** The old process's connections from the balancer end, then it stops. Never throws. */
+      async retireOld(s3, oldPort, timeoutMs) {
+        const { ops, emit } = this.o;
         emit({
           type: "step",
           server: s3.name,
@@ -16130,7 +16160,7 @@ var init_surge = __esm({
           });
         }
         try {
-          await this.surge.stop(s3, surging.from);
+          await this.surge.stop(s3, oldPort);
         } catch (error3) {
           emit({
             type: "warn",
@@ -62339,8 +62369,11 @@ async function healthGate(host, release, config2, processes, restarted, emit, si
 function processSlot(config2, port2) {
   return port2 === void 0 || port2 === config2.app.port ? void 0 : port2;
 }
-function surgeOps(fleet, config2, emit, host) {
+function surgeOps(fleet, config2, emit, host, restarts) {
   return {
+    prepare(server, release, port2) {
+      restarts.prepare(server.name, release, processSlot(config2, port2));
+    },
     async livePort(server) {
       const h2 = await host(server.name);
       return runOp(h2.session, readLivePort(h2.layout));
@@ -62355,7 +62388,7 @@ function surgeOps(fleet, config2, emit, host) {
         port: slot
       });
       await runOp(h2.session, file.write);
-      const prepared = h2.session.alive ? fleet.processes.prepareRestart?.(h2.session, h2.layout, release, slot) : void 0;
+      const prepared = await restarts.take(server.name, release, h2.session, slot) ?? (h2.session.alive ? fleet.processes.prepareRestart?.(h2.session, h2.layout, release, slot) : void 0);
       try {
         const result2 = await activate2(h2, release, config2, fleet.processes, emit, signal2, prepared, {
           port: port2,
@@ -62517,7 +62550,7 @@ function fleetOps(fleet, config2, emit) {
   const restarts = new PreparedRestarts(fleet);
   return {
     balancer: fleet.balancer,
-    surge: surgeOps(fleet, config2, emit, host),
+    surge: surgeOps(fleet, config2, emit, host, restarts),
     async activate(server, release, signal2) {
       const h2 = await host(server.name);
       const restart3 = await restarts.take(server.name, release, h2.session);
@@ -62563,10 +62596,10 @@ var PreparedRestarts = class {
    */
   saves = /* @__PURE__ */ new Map();
   /** Gets the server's restart onto `release` ready; one ready for it already is kept (and asked whether it still answers). */
-  prepare(name, release) {
+  prepare(name, release, slot) {
     const h2 = this.fleet.hosts.get(name);
     const entry = this.prepared.get(name);
-    if (entry?.restart.release === release && entry.session === h2?.session && entry.restart.alive) {
+    if (entry?.restart.release === release && entry.slot === slot && entry.session === h2?.session && entry.restart.alive) {
       entry.answering = entry.restart.inspect().then(
         () => true,
         () => false
@@ -62576,19 +62609,19 @@ var PreparedRestarts = class {
     this.drop(name);
     const processes = this.fleet.processes;
     if (!h2?.session.alive || !processes.prepareRestart) return;
-    const restart3 = processes.prepareRestart(h2.session, h2.layout, release);
-    this.prepared.set(name, { restart: restart3, session: h2.session });
+    const restart3 = processes.prepareRestart(h2.session, h2.layout, release, slot);
+    this.prepared.set(name, { restart: restart3, session: h2.session, slot });
   }
   /**
    * The prepared restart of this server onto this release, on its current connection, if it still
    * answers (a PM2 daemon that died or hangs since it connected would leave "go" unanswered:
    * the CLI restart is used then); others end.
    */
-  async take(name, release, session) {
+  async take(name, release, session, slot) {
     const entry = this.prepared.get(name);
     this.prepared.delete(name);
     this.saves.delete(name);
-    if (entry?.restart.release === release && entry.session === session && await (entry.answering ?? true) && entry.restart.alive)
+    if (entry?.restart.release === release && entry.slot === slot && entry.session === session && await (entry.answering ?? true) && entry.restart.alive)
       return entry.restart;
     entry?.restart.close();
     return void 0;

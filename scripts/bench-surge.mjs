@@ -50,29 +50,18 @@ async function admin(info, commands) {
 }
 
 /** Every 50 ms: each server's live line, and the samples in which one of `servers` was not up. */
-function sampleCapacity(info, servers) {
-  let stopping = false;
-  let samples = 0;
-  let down = 0;
-  const loop = (async () => {
-    while (!stopping) {
-      const states = parseServersState(await admin(info, [`show servers state ${info.haproxy.backend}`]));
-      samples++;
-      if (
-        servers.some((name) => {
-          const live = serverLines(states, name).live;
-          return !live || live.maint || live.drain || live.operational !== 2;
-        })
-      )
-        down++;
-      await sleep(50);
-    }
-  })();
+function sampleCapacity(L, info, servers) {
+  const sampler = L.sampleEvery(50, async () => {
+    const states = parseServersState(await admin(info, [`show servers state ${info.haproxy.backend}`]));
+    return servers.filter((name) => {
+      const live = serverLines(states, name).live;
+      return !live || live.maint || live.drain || live.operational !== 2;
+    });
+  });
   return {
     stop: async () => {
-      stopping = true;
-      await loop;
-      return { samples, down };
+      const { samples, wrong } = await sampler.stop();
+      return { samples, down: wrong.length };
     },
   };
 }
@@ -90,7 +79,7 @@ function surgeConfig(base, servers) {
 async function underStorm(L, info, servers, args) {
   if (!(await L.waitForSteady(info.haproxy.url))) throw new Error(`${info.haproxy.url} is not serving`);
   const storm = L.startPostStorm({ url: info.haproxy.url, connections: STORM_CONNECTIONS, maxSeconds: 150 });
-  const sampler = sampleCapacity(info, servers);
+  const sampler = sampleCapacity(L, info, servers);
   let nexusRun;
   let failure;
   try {

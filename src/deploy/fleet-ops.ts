@@ -22,7 +22,7 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
   const restarts = new PreparedRestarts(fleet);
   return {
     balancer: fleet.balancer,
-    surge: surgeOps(fleet, config, emit, host),
+    surge: surgeOps(fleet, config, emit, host, restarts),
     async activate(server, release, signal) {
       const h = await host(server.name);
       const restart = await restarts.take(server.name, release, h.session);
@@ -56,10 +56,16 @@ export function fleetOps(fleet: Fleet, config: Config, emit: Emit): FleetOps {
 }
 
 /** `answering`: whether it answered a "list" asked at the drain (it may have waited minutes). */
-type Helper = { restart: PreparedRestart; session: SshSession; answering?: Promise<boolean> };
+/** `slot`: the surge process's port it starts (undefined: the app's one process). */
+type Helper = {
+  restart: PreparedRestart;
+  session: SshSession;
+  slot: number | undefined;
+  answering?: Promise<boolean>;
+};
 
 /** The restarts readied before their server's drain (`ProcessManager.prepareRestart`), per server. */
-class PreparedRestarts {
+export class PreparedRestarts {
   /** Restarts readied before their drain, not used yet. */
   private readonly prepared = new Map<string, Helper>();
   /**
@@ -72,10 +78,15 @@ class PreparedRestarts {
   constructor(private readonly fleet: Fleet) {}
 
   /** Gets the server's restart onto `release` ready; one ready for it already is kept (and asked whether it still answers). */
-  prepare(name: string, release: string): void {
+  prepare(name: string, release: string, slot?: number): void {
     const h = this.fleet.hosts.get(name);
     const entry = this.prepared.get(name);
-    if (entry?.restart.release === release && entry.session === h?.session && entry.restart.alive) {
+    if (
+      entry?.restart.release === release &&
+      entry.slot === slot &&
+      entry.session === h?.session &&
+      entry.restart.alive
+    ) {
       entry.answering = entry.restart.inspect().then(
         () => true,
         () => false,
@@ -85,8 +96,8 @@ class PreparedRestarts {
     this.drop(name);
     const processes = this.fleet.processes;
     if (!h?.session.alive || !processes.prepareRestart) return;
-    const restart = processes.prepareRestart(h.session, h.layout, release);
-    this.prepared.set(name, { restart, session: h.session });
+    const restart = processes.prepareRestart(h.session, h.layout, release, slot);
+    this.prepared.set(name, { restart, session: h.session, slot });
   }
 
   /**
@@ -94,12 +105,18 @@ class PreparedRestarts {
    * answers (a PM2 daemon that died or hangs since it connected would leave "go" unanswered:
    * the CLI restart is used then); others end.
    */
-  async take(name: string, release: string, session: SshSession): Promise<PreparedRestart | undefined> {
+  async take(
+    name: string,
+    release: string,
+    session: SshSession,
+    slot?: number,
+  ): Promise<PreparedRestart | undefined> {
     const entry = this.prepared.get(name);
     this.prepared.delete(name);
     this.saves.delete(name);
     if (
       entry?.restart.release === release &&
+      entry.slot === slot &&
       entry.session === session &&
       (await (entry.answering ?? true)) &&
       entry.restart.alive

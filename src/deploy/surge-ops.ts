@@ -6,6 +6,7 @@ import { activate as pointCurrent } from "../remote/release.js";
 import type { SurgeOps } from "../rollout/fleet-ops.js";
 import { activate } from "./activate.js";
 import type { Fleet, Host } from "./fleet.js";
+import type { PreparedRestarts } from "./fleet-ops.js";
 import { releaseEnv } from "./release-env.js";
 
 /**
@@ -23,8 +24,12 @@ export function surgeOps(
   config: Config,
   emit: Emit,
   host: (name: string) => Promise<Host>,
+  restarts: PreparedRestarts,
 ): SurgeOps {
   return {
+    prepare(server, release, port) {
+      restarts.prepare(server.name, release, processSlot(config, port));
+    },
     async livePort(server) {
       const h = await host(server.name);
       return runOp(h.session, readLivePort(h.layout));
@@ -41,12 +46,12 @@ export function surgeOps(
         port: slot,
       });
       await runOp(h.session, file.write);
-      // Started before it is needed, as the drain strategy's restart is while its server drains:
-      // the gate's process checks then go through its open PM2 connection (a few ms each) instead
-      // of a `pm2 jlist` apiece (a Node start, ~0.2–1 s).
-      const prepared = h.session.alive
-        ? fleet.processes.prepareRestart?.(h.session, h.layout, release, slot)
-        : undefined;
+      // Readied when the roll began (`prepare`), as the drain strategy's restarts are: its PM2
+      // connection (a Node start, ~0.2–1 s) is open by the time the server's turn comes, and the
+      // gate's process checks go through it (a few ms each) instead of a `pm2 jlist` apiece.
+      const prepared =
+        (await restarts.take(server.name, release, h.session, slot)) ??
+        (h.session.alive ? fleet.processes.prepareRestart?.(h.session, h.layout, release, slot) : undefined);
       try {
         const result = await activate(h, release, config, fleet.processes, emit, signal, prepared, {
           port,

@@ -34,6 +34,8 @@ export interface FleetOps {
 export interface SurgeOps {
   /** The port serving now as recorded on the server; undefined: never surged (the app's one process, on app.port). */
   livePort(server: ServerConfig): Promise<number | undefined>;
+  /** Gets the start of `release` on `port` ready ahead of the server's turn (its PM2 connection). */
+  prepare?(server: ServerConfig, release: string, port: number): void;
   /**
    * Points `current` at `release` and starts it as the process of `port`, beside the one serving
    * (a process left on that port by an earlier try is replaced), then gates it on that port.

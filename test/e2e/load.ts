@@ -726,3 +726,31 @@ export function summarizeStorm(records: readonly StormRecord[]): StormSummary {
 export function describeStorm(label: string, s: StormSummary): string {
   return `${label}: ${s.requests} keep-alive POSTs, ${s.failed} failed (reset on a reused socket ${s.resetReused}, on a fresh socket ${s.resetFresh}, non-2xx ${s.non2xx}, timeout ${s.timeout})`;
 }
+
+/**
+ * Reads something every `intervalMs` until stopped (the balancer's live state during a deploy):
+ * how many reads there were, and what each read found wrong (reads that found nothing are left out).
+ */
+export function sampleEvery<T>(
+  intervalMs: number,
+  read: () => Promise<T[]>,
+): { stop(): Promise<{ samples: number; wrong: T[][] }> } {
+  let stopping = false;
+  let samples = 0;
+  const wrong: T[][] = [];
+  const loop = (async () => {
+    while (!stopping) {
+      const found = await read();
+      samples++;
+      if (found.length > 0) wrong.push(found);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping = true;
+      await loop;
+      return { samples, wrong };
+    },
+  };
+}

@@ -28,7 +28,14 @@ import {
   uniqueRelease,
   writeConfig,
 } from "./helpers.js";
-import { describeStorm, type StormSummary, startPostStorm, summarizeStorm, waitForSteady } from "./load.js";
+import {
+  describeStorm,
+  type StormSummary,
+  sampleEvery,
+  startPostStorm,
+  summarizeStorm,
+  waitForSteady,
+} from "./load.js";
 import { sandboxInfo } from "./sandbox-env.js";
 
 const run = promisify(execFile);
@@ -66,25 +73,16 @@ async function haproxyState(): Promise<AdminState[]> {
 
 /** Samples HAProxy's state every 50 ms until stopped: every sample in which a server was not up. */
 function sampleCapacity(): { stop(): Promise<{ samples: number; down: string[] }> } {
-  let stopping = false;
-  let samples = 0;
-  const down: string[] = [];
-  const loop = (async () => {
-    while (!stopping) {
-      const states = await haproxyState();
-      samples++;
-      for (const s of states) {
-        // srv_op_state 2: running (HAProxy's checks pass); no maint, no drain: in rotation.
-        if (s.maint || s.drain || s.operational !== 2) down.push(`${s.server} ${JSON.stringify(s)}`);
-      }
-      await sleep(50);
-    }
-  })();
+  // srv_op_state 2: running (HAProxy's checks pass); no maint, no drain: in rotation.
+  const sampler = sampleEvery(50, async () =>
+    (await haproxyState())
+      .filter((s) => s.maint || s.drain || s.operational !== 2)
+      .map((s) => `${s.server} ${JSON.stringify(s)}`),
+  );
   return {
     stop: async () => {
-      stopping = true;
-      await loop;
-      return { samples, down };
+      const { samples, wrong } = await sampler.stop();
+      return { samples, down: wrong.flat() };
     },
   };
 }
@@ -301,7 +299,8 @@ describe("surge strategy", () => {
     expect(await haproxyState()).toEqual(before);
     for (const s of SERVERS) {
       expect(currentRelease(s)).toBe(base);
-      expect(livePort(s)).toBe(3000);
+      // Run alone (-t), no earlier surge wrote a record: a server never surged serves on app.port.
+      expect(livePort(s) ?? 3000).toBe(3000);
     }
     await expectOldProcessServing(base);
   }, 180_000);
@@ -330,6 +329,30 @@ describe("surge strategy", () => {
     }
     await expectOldProcessServing(base);
   }, 180_000);
+
+  it("kill -9 once a server was switched (its old process retiring): recover brings the fleet back, every server up", async () => {
+    const release = uniqueRelease("surge-kill");
+    const r = await interruptAt(
+      ["-c", fleetConfig, "deploy", "--release-id", release],
+      /nexus-alpha: enable ok/,
+      "SIGKILL",
+    );
+    lastOutput = r.all;
+    expect(r.sent, lastOutput).toBe(true);
+    expect(currentRelease(alpha), lastOutput).toBe(release);
+    const recovered = await nexus(["-c", fleetConfig, "recover"]);
+    lastOutput = recovered.all;
+    expect(recovered.exitCode, lastOutput).toBe(0);
+    for (const s of SERVERS) {
+      expect(currentRelease(s), lastOutput).toBe(base);
+      expect(lockOn(s), lastOutput).toBeUndefined();
+      expect(existsSync(path.join(deployDir(s), ".nexus", "journal.json")), s).toBe(false);
+      expect(livePort(s) ?? 3000, s).toBe(3000);
+    }
+    const notUp = (await haproxyState()).filter((s) => s.maint || s.drain || s.operational !== 2);
+    expect(notUp, lastOutput).toEqual([]);
+    await expectOldProcessServing(base);
+  }, 300_000);
 
   it("through Nginx: one reload per batch moves the upstream line's port; only reload resets fail", async () => {
     const config = writeConfig({ rolling: { strategy: "surge", batchSize: 3 } });

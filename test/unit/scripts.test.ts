@@ -43,8 +43,12 @@ import { binDirWithout } from "../fixtures/path-without.js";
  */
 
 /** A script that hangs is killed after 20 s (status null), failing its test instead of the run. */
+/**
+ * The timeout is a hang guard only: a script with a grace period of its own (stop-strays waits 5 s,
+ * then looks through /proc again and again) takes several times that on a loaded 2-core machine.
+ */
 function sh(command: string, stdin = "", env: NodeJS.ProcessEnv = process.env) {
-  return spawnSync("sh", ["-c", command], { encoding: "utf8", input: stdin, env, timeout: 20_000 });
+  return spawnSync("sh", ["-c", command], { encoding: "utf8", input: stdin, env, timeout: 90_000 });
 }
 
 /** Starts a command under sh with its stdin left open, as SshSession.start does. */
@@ -374,7 +378,7 @@ describe("release steps round trip under sh", () => {
     } finally {
       for (const child of [inside, stubborn, other]) child.kill("SIGKILL");
     }
-  }, 60_000);
+  }, 120_000);
 
   it("keeps a private file beside it on the server and puts it back, as often as asked; none kept when there is none", () => {
     const dir = tmp("keep");

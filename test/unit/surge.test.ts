@@ -148,6 +148,11 @@ class SurgeServers implements FleetOps {
   readonly current = new Map(NAMES.map((n) => [n, "r1"]));
   readonly failing = new Set<string>();
   readonly surge: SurgeOps;
+  /** Processes stopped, in order ("alpha:3000"); a stop waits for `stopsHeld` first. */
+  readonly stopped: string[] = [];
+  stopsHeld: Promise<void> = Promise.resolve();
+  /** Servers started, in order. */
+  readonly started: string[] = [];
 
   constructor(readonly balancer: FakeBalancer) {
     this.surge = {
@@ -156,15 +161,20 @@ class SurgeServers implements FleetOps {
         // Whatever happens, the balancer still sends this server's traffic to a running process.
         expect(this.balancer.inRotation.get(server.name)).toBe(true);
         expect(this.serving(server.name)).toBeDefined();
+        // Never on a port a process still holds (an old one being retired in the background).
+        expect(this.processes.get(server.name)?.has(port), `${server.name}:${port} is free`).toBe(false);
         this.current.set(server.name, release);
         this.processes.get(server.name)?.set(port, release);
+        this.started.push(`${server.name}:${port}`);
         return !this.failing.has(`${server.name}@${release}`);
       },
       record: async (server, port) => {
         this.live.set(server.name, port);
       },
       stop: async (server, port) => {
+        await this.stopsHeld;
         this.processes.get(server.name)?.delete(port ?? 3000);
+        this.stopped.push(`${server.name}:${port ?? 3000}`);
       },
       point: async (server, release) => {
         this.current.set(server.name, release);
@@ -242,6 +252,48 @@ describe("the surge strategy", () => {
           "2 connection(s) still open at the drain timeout: 2 left to the restart (the app closes them on SIGINT)",
       ),
     );
+  });
+
+  it("retires old processes while the next batch starts, and ends the roll only once they are stopped", async () => {
+    const { servers, options } = surgeSetup();
+    let release = () => {};
+    servers.stopsHeld = new Promise((resolve) => {
+      release = resolve;
+    });
+    let ended = false;
+    const rolling = roll(options).then((out) => {
+      ended = true;
+      return out;
+    });
+    // Every batch started while no old process could stop yet.
+    for (let i = 0; i < 100 && servers.started.length < 3; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(servers.started).toEqual(["alpha:3001", "beta:3001", "gamma:3001"]);
+    expect(servers.stopped).toEqual([]);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(ended).toBe(false);
+    release();
+    const out = await rolling;
+    expect(out.outcome).toBe("success");
+    expect(servers.stopped.sort()).toEqual(["alpha:3000", "beta:3000", "gamma:3000"]);
+  });
+
+  it("a move back waits for the old process to leave the port it starts on", async () => {
+    const { servers, options } = surgeSetup();
+    servers.failing.add("gamma@r2");
+    let release = () => {};
+    servers.stopsHeld = new Promise((resolve) => {
+      release = resolve;
+    });
+    setTimeout(() => release(), 20);
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    // The fake's start refuses a port still held: alpha and beta went back to 3000 once it was free.
+    expect(out.rows.map((r) => [r.server, r.result, r.release])).toEqual([
+      ["alpha", "rolled back", "r1"],
+      ["beta", "rolled back", "r1"],
+      ["gamma", "rolled back", "r1"],
+    ]);
+    for (const name of NAMES) expect(servers.serving(name)).toBe("r1");
   });
 
   it("a gate that fails leaves the balancer untouched, stops the new process, and points current back", async () => {

@@ -39,6 +39,12 @@ export class SurgeStrategy implements RolloutStrategy {
    * the switch and the record leaves them apart; the balancer decides which process serves.
    */
   private readonly balancerPort = new Map<string, number>();
+  /**
+   * Old processes being retired (their connections waited for, then stopped) while the roll goes
+   * on: the next batch does not wait for them. Whatever comes next on a server that needs its old
+   * port free (a move back), and the end of the roll, waits for them (`retired`).
+   */
+  private readonly retiring = new Map<string, Promise<void>>();
   private readonly surge: SurgeOps;
 
   constructor(
@@ -56,6 +62,12 @@ export class SurgeStrategy implements RolloutStrategy {
     for (const b of states) {
       const port = Number(b.address?.replace(/^.*:/, ""));
       if (port === config.app.port || port === config.app.surgePort) this.balancerPort.set(b.server, port);
+    }
+    // Each server's start readied ahead of its turn, on the port the balancer says is free (a
+    // record that says otherwise makes `start` ready it again there).
+    for (const s of this.o.batches.flat()) {
+      const release = this.o.target(s.name);
+      if (release) this.surge.prepare?.(s, release, nextPort(this.balancerPort.get(s.name), config.app));
     }
     for (const name of this.initiallyDown) {
       if (this.ledger.has(name))
@@ -92,13 +104,15 @@ export class SurgeStrategy implements RolloutStrategy {
     return switched.length === servers.length;
   }
 
-  /** Nothing waits to take traffic: a batch switches in `serve`. */
+  /** Nothing waits to take traffic (a batch switches in `serve`); the old processes are stopped. */
   async rejoin(): Promise<boolean> {
+    await this.retired();
     return true;
   }
 
   /** Servers whose gate failed (or that passed, under rollback-all) and were never switched to. */
   async restore(servers: readonly ServerConfig[], result: "rolled back" | "restored"): Promise<void> {
+    await this.retired();
     await Promise.all(
       servers.map(async (s) => {
         const surging = this.surging.get(s.name);
@@ -145,6 +159,8 @@ export class SurgeStrategy implements RolloutStrategy {
     reason?: string,
   ): Promise<void> {
     const { emit } = this.o;
+    // Moving back starts the fallback on the other port: the one the old process is leaving.
+    await this.retired();
     const ready: ServerConfig[] = [];
     await Promise.all(
       servers.map(async (s) => {
@@ -190,6 +206,7 @@ export class SurgeStrategy implements RolloutStrategy {
 
   /** New processes not switched to are stopped, `current` back at what serves: as before the roll. */
   async abandon(): Promise<void> {
+    await this.retired();
     await Promise.all(
       this.o.batches
         .flat()
@@ -285,26 +302,44 @@ export class SurgeStrategy implements RolloutStrategy {
         ms: Date.now() - started,
       });
     }
-    await Promise.all(switched.map((s) => this.retireOld(s, config.balancer.drainTimeout)));
+    const recorded = await Promise.all(switched.map((s) => this.recordNew(s)));
+    switched.forEach((s, i) => {
+      if (recorded[i] !== undefined)
+        this.retiring.set(s.name, this.retireOld(s, recorded[i], config.balancer.drainTimeout));
+    });
     return { switched, failed: moving.filter((s) => !switched.includes(s)) };
   }
 
-  /** The new port recorded; the old process's connections from the balancer end, then it stops. */
-  private async retireOld(s: ServerConfig, timeoutMs: number): Promise<void> {
-    const { ops, emit } = this.o;
+  /** Until every old process being retired is stopped (or failed to be, said as a warning). */
+  private async retired(): Promise<void> {
+    const pending = [...this.retiring.values()];
+    this.retiring.clear();
+    await Promise.all(pending);
+  }
+
+  /**
+   * The new port recorded on the server, before anything reads it again (the watch, a move back);
+   * the old process's port, or undefined when the record failed (the server then needs a human).
+   */
+  private async recordNew(s: ServerConfig): Promise<number | undefined> {
     const surging = this.surging.get(s.name) as Surging;
     this.surging.delete(s.name);
     this.balancerPort.set(s.name, surging.port);
-    const oldPort = surging.from ?? this.o.config.app.port;
     try {
       await this.surge.record(s, surging.port);
+      return surging.from ?? this.o.config.app.port;
     } catch (error) {
       this.ledger.needsHuman(
         s.name,
         `serves on port ${surging.port}, but recording it failed: ${(error as Error).message}`,
       );
-      return;
+      return undefined;
     }
+  }
+
+  /** The old process's connections from the balancer end, then it stops. Never throws. */
+  private async retireOld(s: ServerConfig, oldPort: number, timeoutMs: number): Promise<void> {
+    const { ops, emit } = this.o;
     emit({
       type: "step",
       server: s.name,
@@ -345,7 +380,7 @@ export class SurgeStrategy implements RolloutStrategy {
       });
     }
     try {
-      await this.surge.stop(s, surging.from);
+      await this.surge.stop(s, oldPort);
     } catch (error) {
       emit({
         type: "warn",

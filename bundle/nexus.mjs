@@ -10582,6 +10582,9 @@ function writeStateFileScript(file) {
 function setServerState(backend, server, state) {
   return `set server ${backend}/${server} state ${state}`;
 }
+function shutdownServerSessions(backend, server) {
+  return `shutdown sessions server ${backend}/${server}`;
+}
 function setServerWeight(backend, server, weight) {
   return `set server ${backend}/${server} weight ${weight}`;
 }
@@ -11137,7 +11140,7 @@ var init_haproxy = __esm({
           );
         const counts = this.parse(() => parseWaitDrained(result2.stdout));
         const open2 = counts.open.get(tcp) ?? 0;
-        return { drained: open2 === 0, open: open2, detail: describeDrainWait(counts, open2) };
+        return { drained: open2 === 0, open: open2, connections: open2, detail: describeDrainWait(counts, open2) };
       }
       /**
        * Polls the server's sessions until none is left, then puts it in maintenance (no health checks,
@@ -11145,17 +11148,41 @@ var init_haproxy = __esm({
        * (a persistent one) just before `maint` is waited for too. If HAProxy restarted meanwhile (the
        * runtime state is lost and the server is back in rotation), the drain is applied again.
        */
-      async waitDrained(server, timeoutMs) {
+      async waitDrained(server, timeoutMs, options) {
         const line = this.liveLine(await this.linesOf([server]), server);
-        return this.waitDrainedLine(server, line, timeoutMs);
+        return this.waitDrainedLine(server, line, timeoutMs, options);
       }
-      async waitDrainedLine(server, line, timeoutMs) {
+      async waitDrainedLine(server, line, timeoutMs, options = {}) {
         this.waits++;
         try {
-          return await this.waitUntilDrained(server, line, timeoutMs);
+          const { sessions = 0, ...wait } = await this.waitUntilDrained(server, line, timeoutMs);
+          return options.shutAtTimeout && sessions > 0 ? await this.shut(line, wait, sessions) : wait;
         } finally {
           if (--this.waits === 0) this.channel.releaseStopping();
         }
+      }
+      /**
+       * The sessions still open at the drain timeout (long-lived: WebSockets, SSE) shut by HAProxy
+       * itself (`shutdown sessions server`), not by the restart killing the process: the server is in
+       * maintenance by then, so the clients' reconnections go to the servers in rotation. Those of a
+       * process a reload replaced are out of this process's reach: the restart cuts them. A refusal
+       * is a warning: the drain is done all the same, and the restart cuts them instead.
+       */
+      async shut(line, wait, sessions) {
+        try {
+          await this.send([
+            {
+              command: shutdownServerSessions(this.options.backend, line),
+              what: `"shutdown sessions" for ${this.options.backend}/${line}`,
+              refused: silentUnlessRefused
+            }
+          ]);
+        } catch (error3) {
+          if (!(error3 instanceof BalancerError)) throw error3;
+          this.options.onWarning?.(`${error3.message}: the restart closes them instead`);
+          return wait;
+        }
+        return { ...wait, shut: sessions };
       }
       async waitUntilDrained(server, line, timeoutMs) {
         const interval = this.options.pollInterval ?? 10;
@@ -11181,7 +11208,8 @@ var init_haproxy = __esm({
           if (open2 === 0 || late) {
             if (!maint) await this.send([this.stateCommand(line, "maint")]);
             maint = true;
-            if (late) return { drained: open2 === 0, open: open2 };
+            if (late)
+              return { drained: open2 === 0, open: open2, connections: stat8.sessions + before, sessions: stat8.sessions };
             continue;
           }
           await sleep(interval);
@@ -11529,8 +11557,8 @@ var init_multi = __esm({
         );
       }
       /** Drained when no balancer holds a connection to the server any more. */
-      waitDrained(server, timeoutMs) {
-        return this.waitAll((b2) => b2.waitDrained(server, timeoutMs));
+      waitDrained(server, timeoutMs, options) {
+        return this.waitAll((b2) => b2.waitDrained(server, timeoutMs, options));
       }
       /** Left when no balancer holds a connection to the server's old address any more. */
       waitLeft(server, address, timeoutMs) {
@@ -11544,9 +11572,14 @@ var init_multi = __esm({
           if (!drained) return r.drained ? [] : [`${host}: ${stillOpen(r)}`];
           return r.detail ? [`${host}: ${r.detail}`] : [];
         });
+        const sum = (count3) => all.some((r) => count3(r) !== void 0) ? all.reduce((n2, r) => n2 + (count3(r) ?? 0), 0) : void 0;
+        const connections = sum((r) => r.connections);
+        const shut = sum((r) => r.shut);
         return {
           drained,
-          open: all.reduce((sum, r) => sum + r.open, 0),
+          open: all.reduce((n2, r) => n2 + r.open, 0),
+          ...connections !== void 0 ? { connections } : {},
+          ...shut !== void 0 ? { shut } : {},
           ...details.length > 0 ? { detail: details.join("; ") } : {}
         };
       }
@@ -11660,9 +11693,11 @@ function renderProxySettings(name, indent = "    ") {
   assertWord(name, "upstream name");
   const directives = [
     `proxy_pass http://${name};`,
-    // HTTP/1.1 with an empty Connection header lets `keepalive` reuse upstream connections.
+    // HTTP/1.1 with an empty Connection header lets `keepalive` reuse upstream connections; a
+    // WebSocket's upgrade passes through (renderUpgradeMap: "upgrade" only when the client asks).
     "proxy_http_version 1.1;",
-    'proxy_set_header Connection "";',
+    "proxy_set_header Upgrade $http_upgrade;",
+    "proxy_set_header Connection $nexus_connection_upgrade;",
     "proxy_set_header Host $host;",
     "proxy_set_header X-Real-IP $remote_addr;",
     "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
@@ -11673,6 +11708,10 @@ function renderProxySettings(name, indent = "    ") {
     "proxy_connect_timeout 2s;"
   ];
   return directives.map((directive) => `${indent}${directive}
+`).join("");
+}
+function renderUpgradeMap(indent = "") {
+  return ["map $http_upgrade $nexus_connection_upgrade {", "    default upgrade;", "    '' '';", "}"].map((line) => `${indent}${line}
 `).join("");
 }
 function renderServerSettings(drainTimeoutMs) {
@@ -11925,11 +11964,14 @@ var init_config_command2 = __esm({
 ${renderProxySettings(name)}}
 `;
         const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
+        const upgradeMap = renderUpgradeMap();
         return {
           text: flags.serversOnly ? serversFile : `# ${upstreamFile} (balancer.upstreamFile; writable by the deploy user, nothing but server lines):
 ${serversFile}
 # in your http block, in a file only root can write (e.g. /etc/nginx/conf.d/${name}.conf):
-${upstreamBlock}# in your server block:
+${upstreamBlock}# in your http block, once (the location's Connection header: WebSockets pass through):
+${upgradeMap}
+# in your server block:
 ${serverSettings}${location}
 # in your http block (rolling.watch reads it):
 ${logFormat}
@@ -11942,6 +11984,7 @@ ${logFormat}
             serversFile,
             upstreamBlock,
             serverSettings,
+            upgradeMap,
             location,
             logFormat
           }
@@ -11955,6 +11998,7 @@ ${logFormat}
         serversFile: text.describe("its content: nothing but the server lines"),
         upstreamBlock: text.describe("the upstream block that includes it, for a root-owned Nginx conf.d file"),
         serverSettings: text.describe("the server block's recommended directives (client_header_timeout)"),
+        upgradeMap: text.describe("the http block's map behind the location's Connection header (WebSockets)"),
         location: text.describe("the location block with the recommended proxy settings"),
         logFormat: text.describe("the log_format and access_log lines rolling.watch reads")
       }
@@ -12293,7 +12337,12 @@ ${output}${sudoHint(output)}`
             const address = addresses[i2];
             const connections = address ? counts.open.get(address) ?? 0 : void 0;
             const open2 = (connections ?? 0) + counts.workers;
-            w2.resolve({ drained: open2 === 0, open: open2, detail: describeDrainWait(counts, connections) });
+            w2.resolve({
+              drained: open2 === 0,
+              open: open2,
+              ...connections !== void 0 ? { connections } : {},
+              detail: describeDrainWait(counts, connections)
+            });
           });
         } catch (error3) {
           for (const w2 of waits) w2.reject(error3);
@@ -15336,6 +15385,30 @@ var init_capacity = __esm({
   }
 });
 
+// src/rollout/drain/connections-cut.ts
+function connectionsCut(wait) {
+  if (wait.drained) return void 0;
+  const connections = wait.connections ?? 0;
+  if (connections <= 0) return void 0;
+  const byBalancer = Math.min(Math.max(0, wait.shut ?? 0), connections);
+  return { byBalancer, byRestart: connections - byBalancer };
+}
+function addConnectionsCut(a2, b2) {
+  return { byBalancer: (a2?.byBalancer ?? 0) + b2.byBalancer, byRestart: (a2?.byRestart ?? 0) + b2.byRestart };
+}
+function describeConnectionsCut(cut) {
+  const parts = [
+    ...cut.byBalancer > 0 ? [`${cut.byBalancer} shut by the balancer`] : [],
+    ...cut.byRestart > 0 ? [`${cut.byRestart} left to the restart (the app closes them on SIGINT)`] : []
+  ];
+  return `${cut.byBalancer + cut.byRestart} connection(s) still open at the drain timeout: ${parts.join(", ")}`;
+}
+var init_connections_cut = __esm({
+  "src/rollout/drain/connections-cut.ts"() {
+    "use strict";
+  }
+});
+
 // src/rollout/drain/drain.ts
 var DrainStrategy;
 var init_drain = __esm({
@@ -15344,6 +15417,7 @@ var init_drain = __esm({
     init_balancer();
     init_all_done();
     init_capacity();
+    init_connections_cut();
     DrainStrategy = class {
       constructor(o2, ledger) {
         this.o = o2;
@@ -15362,6 +15436,8 @@ var init_drain = __esm({
       inHand;
       /** Servers out of rotation before the roll began (an operator's drain). */
       initiallyDown = /* @__PURE__ */ new Set();
+      /** Connections a drain's timeout left to the restart, per server: counted in its row when it restarts. */
+      leftToRestart = /* @__PURE__ */ new Map();
       /** The balancer's state as the roll began, for the first batch's capacity guard; then undefined. */
       initialStates;
       async begin() {
@@ -15450,6 +15526,7 @@ var init_drain = __esm({
       }
       async activateTarget(server) {
         const { ops, emit, signal: signal2 } = this.o;
+        this.restarting(server.name);
         try {
           return await ops.activate(server, this.o.target(server.name), signal2);
         } catch (error3) {
@@ -15462,6 +15539,7 @@ var init_drain = __esm({
         const { ops, emit } = this.o;
         const row = this.ledger.row(s3.name);
         const previous = this.o.fallback(s3.name);
+        this.restarting(s3.name);
         try {
           if (!previous) {
             await ops.stop(s3);
@@ -15529,18 +15607,37 @@ var init_drain = __esm({
       /** One server's in-flight requests, then its drain step done (with a warning when the timeout ended it). */
       async waitDrained(s3, started) {
         const { emit, ops, config: config2 } = this.o;
-        const wait = await ops.balancer.waitDrained(s3, config2.balancer.drainTimeout);
+        const wait = await ops.balancer.waitDrained(s3, config2.balancer.drainTimeout, { shutAtTimeout: true });
         const { drained, detail } = wait;
+        const cut = connectionsCut(wait);
+        this.leftToRestart.delete(s3.name);
+        if (cut) {
+          if (cut.byBalancer > 0) this.countCut(s3.name, { byBalancer: cut.byBalancer, byRestart: 0 });
+          if (cut.byRestart > 0) this.leftToRestart.set(s3.name, cut.byRestart);
+        }
         if (!drained)
           emit({ type: "warn", server: s3.name, message: `${stillOpen(wait)} after the drain timeout; going on` });
+        const message = cut ? describeConnectionsCut(cut) : drained ? detail : void 0;
         emit({
           type: "step",
           server: s3.name,
           step: "drain",
           status: "done",
           ms: Date.now() - started,
-          ...drained && detail ? { message: detail } : {}
+          ...message ? { message } : {},
+          ...cut ? { connectionsCut: cut } : {}
         });
+      }
+      /** The server restarts now: the connections its drain left open are cut (the summary counts them). */
+      restarting(name) {
+        const left = this.leftToRestart.get(name);
+        if (left === void 0) return;
+        this.leftToRestart.delete(name);
+        this.countCut(name, { byBalancer: 0, byRestart: left });
+      }
+      countCut(name, cut) {
+        const row = this.ledger.row(name);
+        row.connectionsCut = addConnectionsCut(row.connectionsCut, cut);
       }
       prepare(batch, next) {
         for (const s3 of batch) {
@@ -15740,6 +15837,7 @@ var init_surge = __esm({
     init_balancer();
     init_load2();
     init_live_port();
+    init_connections_cut();
     SurgeStrategy = class {
       constructor(o2, ledger) {
         this.o = o2;
@@ -16042,13 +16140,20 @@ var init_surge = __esm({
               server: s3.name,
               message: `old process on port ${oldPort}: ${stillOpen(wait)} after the drain timeout; stopping it`
             });
+          const cut = connectionsCut(wait);
+          if (cut) {
+            const row = this.ledger.row(s3.name);
+            row.connectionsCut = addConnectionsCut(row.connectionsCut, cut);
+          }
+          const message = cut ? describeConnectionsCut(cut) : wait.detail;
           emit({
             type: "step",
             server: s3.name,
             step: "drain",
             status: "done",
             ms: Date.now() - started,
-            ...wait.detail ? { message: wait.detail } : {}
+            ...message ? { message } : {},
+            ...cut ? { connectionsCut: cut } : {}
           });
         } catch (error3) {
           emit({
@@ -38726,17 +38831,35 @@ function renderTable(header, rows) {
 }
 function summaryTable(rows) {
   const watch = rows.some((r) => r.watched !== void 0);
+  const cut = rows.some((r) => r.connectionsCut !== void 0);
   return renderTable(
-    ["server", "result", "release", "out of rotation", ...watch ? ["watched"] : [], "note"],
+    [
+      "server",
+      "result",
+      "release",
+      "out of rotation",
+      ...watch ? ["watched"] : [],
+      ...cut ? ["connections cut"] : [],
+      "note"
+    ],
     rows.map((r) => [
       r.server,
       r.result,
       r.release ?? "-",
       r.outOfRotation !== void 0 ? `${r.outOfRotation.toFixed(2)}s` : "-",
       ...watch ? [formatWatched(r.watched)] : [],
+      ...cut ? [formatConnectionsCut(r.connectionsCut)] : [],
       r.note ?? ""
     ])
   );
+}
+function formatConnectionsCut(cut) {
+  if (!cut) return "-";
+  const parts = [
+    ...cut.byBalancer > 0 ? [`${cut.byBalancer} (balancer)`] : [],
+    ...cut.byRestart > 0 ? [`${cut.byRestart} (restart)`] : []
+  ];
+  return parts.length > 0 ? parts.join(" + ") : "0";
 }
 function outcomeLine(event) {
   const what = {
@@ -54729,6 +54852,7 @@ ${accessLogDirective("access.log", "    ")}
     server_tokens off;
     keepalive_timeout 65s;
 
+${renderUpgradeMap("    ")}
 ${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, include: "upstream.conf" }).trimEnd().replace(/^/gm, "    ")}
 
     server {
@@ -55671,6 +55795,12 @@ var serverResultSchema = _enum([
   "failed"
 ]);
 var outcomeSchema = _enum(["success", "failed", "needs-human", "interrupted"]);
+var connectionsCutSchema = strictObject({
+  byBalancer: number2().int().min(0).describe("shut by the balancer at the timeout (HAProxy: shutdown sessions server)"),
+  byRestart: number2().int().min(0).describe("left to the restart (the app closes them on SIGINT)")
+}).describe(
+  "connections still open when a drain's drainTimeout ended (WebSockets, SSE), and what closed them"
+);
 var summaryRowSchema = strictObject({
   server: serverName,
   result: serverResultSchema,
@@ -55682,6 +55812,7 @@ var summaryRowSchema = strictObject({
     rate: number2().min(0).max(1),
     p99: number2().min(0).optional().describe("99th percentile of its response times, ms")
   }).optional().describe("requests, failures and their ratio at the balancer during its watch window (rolling.watch)"),
+  connectionsCut: connectionsCutSchema.optional(),
   note: text4.optional()
 });
 var latencySchema = strictObject({
@@ -55709,7 +55840,8 @@ var eventShapes = {
     step: stepSchema,
     status: _enum(["start", "done", "fail"]),
     message: text4.optional(),
-    ms: milliseconds.optional().describe("how long the step took (done / fail)")
+    ms: milliseconds.optional().describe("how long the step took (done / fail)"),
+    connectionsCut: connectionsCutSchema.optional().describe("drain done: the connections its timeout left open, and what closes them")
   },
   progress: {
     type: literal("progress"),
@@ -58612,14 +58744,15 @@ function cell(text5) {
 }
 function summaryMarkdown(command, event) {
   const watch = event.rows.some((r) => r.watched !== void 0);
+  const cut = event.rows.some((r) => r.connectionsCut !== void 0);
   const rows = event.rows.map(
-    (r) => `| ${cell(r.server)} | ${cell(r.result)} | ${r.release ? `\`${cell(r.release)}\`` : "-"} | ${r.outOfRotation !== void 0 ? `${r.outOfRotation.toFixed(2)}s` : "-"} | ${watch ? `${formatWatched(r.watched)} | ` : ""}${cell(r.note ?? "")} |`
+    (r) => `| ${cell(r.server)} | ${cell(r.result)} | ${r.release ? `\`${cell(r.release)}\`` : "-"} | ${r.outOfRotation !== void 0 ? `${r.outOfRotation.toFixed(2)}s` : "-"} | ${watch ? `${formatWatched(r.watched)} | ` : ""}${cut ? `${formatConnectionsCut(r.connectionsCut)} | ` : ""}${cell(r.note ?? "")} |`
   );
   return [
     `### ${OUTCOME_MARK[event.outcome]} nexus ${command}: ${cell(outcomeLine(event))}`,
     "",
-    `| server | result | release | out of rotation | ${watch ? "watched | " : ""}note |`,
-    `| --- | --- | --- | --- | ${watch ? "--- | " : ""}--- |`,
+    `| server | result | release | out of rotation | ${watch ? "watched | " : ""}${cut ? "connections cut | " : ""}note |`,
+    `| --- | --- | --- | --- | ${watch ? "--- | " : ""}${cut ? "--- | " : ""}--- |`,
     ...rows,
     "",
     ""

@@ -49,8 +49,12 @@ export interface Balancer {
    * one validated reload), so enabling one server and draining the next costs a single reload.
    */
   apply(change: RotationChange): Promise<void>;
-  /** Waits until the balancer holds no connection to the server, or the timeout passes. */
-  waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait>;
+  /**
+   * Waits until the balancer holds no connection to the server, or the timeout passes. With
+   * `shutAtTimeout`, a balancer that can close a server's sessions itself (HAProxy's runtime API)
+   * does so for those still open at the timeout (long-lived: WebSockets, SSE), and says how many.
+   */
+  waitDrained(server: ServerConfig, timeoutMs: number, options?: DrainWaitOptions): Promise<DrainWait>;
   /**
    * Waits until the balancer holds no connection to `address` (a server's old address after a
    * `move`), or the timeout passes.
@@ -70,10 +74,23 @@ export function stillOpen(wait: DrainWait): string {
   return wait.detail || `${wait.open} connection(s) still open`;
 }
 
+export interface DrainWaitOptions {
+  /** Close the server's sessions still open at the timeout, if the balancer can (HAProxy). */
+  shutAtTimeout?: boolean;
+}
+
 export interface DrainWait {
   drained: boolean;
   /** What still holds the server when not drained (connections, retired Nginx workers). */
   open: number;
+  /**
+   * Of `open`, the client connections to the server itself (Nginx: TCP connections from the
+   * balancer host to its address; HAProxy: its sessions), when counted: at a timeout, the
+   * long-lived ones (WebSockets, SSE) a restart would cut.
+   */
+  connections?: number;
+  /** Of `connections`, those the balancer closed itself at the timeout (HAProxy's `shutdown sessions server`). */
+  shut?: number;
   /**
    * In words: what the wait waited for (Nginx: "in-flight requests done in 0.15s, …"), or when
    * not drained, what is still open. Shown on the drain step, and in the timeout's warning.

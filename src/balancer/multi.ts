@@ -4,6 +4,7 @@ import {
   type BackendState,
   type Balancer,
   type DrainWait,
+  type DrainWaitOptions,
   type RotationChange,
   stillOpen,
 } from "./balancer.js";
@@ -93,8 +94,8 @@ export class MultiBalancer implements Balancer {
   }
 
   /** Drained when no balancer holds a connection to the server any more. */
-  waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
-    return this.waitAll((b) => b.waitDrained(server, timeoutMs));
+  waitDrained(server: ServerConfig, timeoutMs: number, options?: DrainWaitOptions): Promise<DrainWait> {
+    return this.waitAll((b) => b.waitDrained(server, timeoutMs, options));
   }
 
   /** Left when no balancer holds a connection to the server's old address any more. */
@@ -111,9 +112,15 @@ export class MultiBalancer implements Balancer {
       if (!drained) return r.drained ? [] : [`${host}: ${stillOpen(r)}`];
       return r.detail ? [`${host}: ${r.detail}`] : [];
     });
+    const sum = (count: (r: DrainWait) => number | undefined) =>
+      all.some((r) => count(r) !== undefined) ? all.reduce((n, r) => n + (count(r) ?? 0), 0) : undefined;
+    const connections = sum((r) => r.connections);
+    const shut = sum((r) => r.shut);
     return {
       drained,
-      open: all.reduce((sum, r) => sum + r.open, 0),
+      open: all.reduce((n, r) => n + r.open, 0),
+      ...(connections !== undefined ? { connections } : {}),
+      ...(shut !== undefined ? { shut } : {}),
       ...(details.length > 0 ? { detail: details.join("; ") } : {}),
     };
   }

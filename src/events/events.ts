@@ -27,7 +27,18 @@ export interface SummaryRow {
   outOfRotation?: number;
   /** Requests, failures and their ratio at the balancer during its watch window (rolling.watch). */
   watched?: WatchedRate;
+  /** Connections still open when a drain's drainTimeout ended (WebSockets, SSE), and what closed them. */
+  connectionsCut?: ConnectionsCut;
   note?: string;
+}
+
+/**
+ * Long-lived connections a drain's timeout left open on a server: shut by the balancer (HAProxy's
+ * `shutdown sessions server`) or cut by the restart (PM2's SIGINT: the app's contract, docs/apps.md).
+ */
+export interface ConnectionsCut {
+  byBalancer: number;
+  byRestart: number;
 }
 
 export interface WatchedRate {
@@ -59,6 +70,8 @@ export type DeployEvent =
       status: "start" | "done" | "fail";
       message?: string;
       ms?: number;
+      /** drain done: the connections its timeout left open, and what closes them. */
+      connectionsCut?: ConnectionsCut;
     }
   | { type: "progress"; server: string; sent: number; total: number }
   | { type: "info"; message: string; server?: string }

@@ -42,6 +42,19 @@ export const serverResultSchema = z.enum([
 
 export const outcomeSchema = z.enum(["success", "failed", "needs-human", "interrupted"]);
 
+const connectionsCutSchema = z
+  .strictObject({
+    byBalancer: z
+      .number()
+      .int()
+      .min(0)
+      .describe("shut by the balancer at the timeout (HAProxy: shutdown sessions server)"),
+    byRestart: z.number().int().min(0).describe("left to the restart (the app closes them on SIGINT)"),
+  })
+  .describe(
+    "connections still open when a drain's drainTimeout ended (WebSockets, SSE), and what closed them",
+  );
+
 export const summaryRowSchema = z.strictObject({
   server: serverName,
   result: serverResultSchema,
@@ -56,6 +69,7 @@ export const summaryRowSchema = z.strictObject({
     })
     .optional()
     .describe("requests, failures and their ratio at the balancer during its watch window (rolling.watch)"),
+  connectionsCut: connectionsCutSchema.optional(),
   note: text.optional(),
 });
 
@@ -88,6 +102,9 @@ const eventShapes = {
     status: z.enum(["start", "done", "fail"]),
     message: text.optional(),
     ms: milliseconds.optional().describe("how long the step took (done / fail)"),
+    connectionsCut: connectionsCutSchema
+      .optional()
+      .describe("drain done: the connections its timeout left open, and what closes them"),
   },
   progress: {
     type: z.literal("progress"),

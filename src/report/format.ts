@@ -1,4 +1,4 @@
-import type { DeployEvent, SummaryRow } from "../events/events.js";
+import type { ConnectionsCut, DeployEvent, SummaryRow } from "../events/events.js";
 import { percent } from "../watch/judge.js";
 
 export function formatBytes(bytes: number): string {
@@ -93,17 +93,38 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
 export function summaryTable(rows: readonly SummaryRow[]): string[] {
   // The watched column only when rolling.watch ran: the table is unchanged otherwise.
   const watch = rows.some((r) => r.watched !== undefined);
+  // Likewise the connections a drain's timeout cut, only when some were.
+  const cut = rows.some((r) => r.connectionsCut !== undefined);
   return renderTable(
-    ["server", "result", "release", "out of rotation", ...(watch ? ["watched"] : []), "note"],
+    [
+      "server",
+      "result",
+      "release",
+      "out of rotation",
+      ...(watch ? ["watched"] : []),
+      ...(cut ? ["connections cut"] : []),
+      "note",
+    ],
     rows.map((r) => [
       r.server,
       r.result,
       r.release ?? "-",
       r.outOfRotation !== undefined ? `${r.outOfRotation.toFixed(2)}s` : "-",
       ...(watch ? [formatWatched(r.watched)] : []),
+      ...(cut ? [formatConnectionsCut(r.connectionsCut)] : []),
       r.note ?? "",
     ]),
   );
+}
+
+/** The summary's "connections cut" cell: "3 (balancer)", "2 (restart)", "1 (balancer) + 2 (restart)", or "-". */
+export function formatConnectionsCut(cut: ConnectionsCut | undefined): string {
+  if (!cut) return "-";
+  const parts = [
+    ...(cut.byBalancer > 0 ? [`${cut.byBalancer} (balancer)`] : []),
+    ...(cut.byRestart > 0 ? [`${cut.byRestart} (restart)`] : []),
+  ];
+  return parts.length > 0 ? parts.join(" + ") : "0";
 }
 
 export function outcomeLine(event: Extract<DeployEvent, { type: "summary" }>): string {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import path from "node:path";
 import type { DeployEvent, Outcome, SummaryRow } from "../events/events.js";
-import { formatWatched, outcomeLine } from "./format.js";
+import { formatConnectionsCut, formatWatched, outcomeLine } from "./format.js";
 import { PlainReporter } from "./plain.js";
 import type { Reporter } from "./reporter.js";
 
@@ -42,17 +42,20 @@ function cell(text: string): string {
 /** The markdown appended to $GITHUB_STEP_SUMMARY for a summary event. */
 export function summaryMarkdown(command: string, event: Extract<DeployEvent, { type: "summary" }>): string {
   const watch = event.rows.some((r) => r.watched !== undefined);
+  const cut = event.rows.some((r) => r.connectionsCut !== undefined);
   const rows = event.rows.map(
     (r: SummaryRow) =>
       `| ${cell(r.server)} | ${cell(r.result)} | ${r.release ? `\`${cell(r.release)}\`` : "-"} | ${
         r.outOfRotation !== undefined ? `${r.outOfRotation.toFixed(2)}s` : "-"
-      } | ${watch ? `${formatWatched(r.watched)} | ` : ""}${cell(r.note ?? "")} |`,
+      } | ${watch ? `${formatWatched(r.watched)} | ` : ""}${
+        cut ? `${formatConnectionsCut(r.connectionsCut)} | ` : ""
+      }${cell(r.note ?? "")} |`,
   );
   return [
     `### ${OUTCOME_MARK[event.outcome]} nexus ${command}: ${cell(outcomeLine(event))}`,
     "",
-    `| server | result | release | out of rotation | ${watch ? "watched | " : ""}note |`,
-    `| --- | --- | --- | --- | ${watch ? "--- | " : ""}--- |`,
+    `| server | result | release | out of rotation | ${watch ? "watched | " : ""}${cut ? "connections cut | " : ""}note |`,
+    `| --- | --- | --- | --- | ${watch ? "--- | " : ""}${cut ? "--- | " : ""}--- |`,
     ...rows,
     "",
     "",

@@ -1,5 +1,10 @@
 import { isAbsolute, join } from "node:path";
-import { renderProxySettings, renderServersFile, renderUpstreamBlock } from "../balancer/nginx/upstream.js";
+import {
+  renderProxySettings,
+  renderServersFile,
+  renderUpgradeMap,
+  renderUpstreamBlock,
+} from "../balancer/nginx/upstream.js";
 import { accessLogDirective, logFormatDirective } from "../balancer/nginx/watch/log-format.js";
 import { bastionInfo, type SandboxBastion } from "./bastion.js";
 import { SandboxError } from "./errors.js";
@@ -494,6 +499,7 @@ ${accessLogDirective("access.log", "    ")}
     server_tokens off;
     keepalive_timeout 65s;
 
+${renderUpgradeMap("    ")}
 ${renderUpstreamBlock({ name: NGINX_UPSTREAM_NAME, include: "upstream.conf" })
   .trimEnd()
   .replace(/^/gm, "    ")}

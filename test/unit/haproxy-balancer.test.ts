@@ -33,6 +33,7 @@ class FakeHaproxy implements InteractiveRunner {
   saved: string[] = [];
   code = 0;
   stateFileFails = false;
+  refuseShutdown = false;
   /** A connection ends, unanswered, when it gets more commands than this (HAProxy's CLI timeout). */
   endAfter = Number.POSITIVE_INFINITY;
   /** Connections opened before the last `reload()`: their process is stopping. */
@@ -86,6 +87,12 @@ class FakeHaproxy implements InteractiveRunner {
       if (!this.admin.has(name)) return "No such server.";
       if (set[2] === "maint" && name === "beta") this.oldAtMaint.push(this.lastOld);
       this.admin.set(name, { ready: 0, drain: 8, maint: 1 }[set[2] as "ready"] ?? 0);
+      return "";
+    }
+    const shutdown = /^shutdown sessions server app\/(\S+)$/.exec(command);
+    if (shutdown) {
+      if (this.refuseShutdown) return "Permission denied";
+      this.sessions.set(shutdown[1] as string, [0]);
       return "";
     }
     if (command === "show servers state app" || command === "show servers state") {
@@ -332,8 +339,60 @@ describe("HAProxy driver", () => {
     fake.sessions.set("beta", [3]);
     const haproxy = driver(fake);
     await haproxy.apply({ drain: [beta] });
-    expect(await haproxy.waitDrained(beta, 0)).toEqual({ drained: false, open: 3 });
+    expect(await haproxy.waitDrained(beta, 0)).toEqual({ drained: false, open: 3, connections: 3 });
     expect(fake.admin.get("beta")).toBe(1);
+    // Not asked to: the sessions stay (`nexus drain`); the deploy's restart would cut them.
+    expect(fake.commands.filter((c) => c.startsWith("shutdown"))).toEqual([]);
+  });
+
+  it("with shutAtTimeout, shuts the sessions left at the timeout through the runtime API, after maintenance", async () => {
+    const fake = new FakeHaproxy();
+    fake.sessions.set("beta", [3]);
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [beta] });
+    expect(await haproxy.waitDrained(beta, 0, { shutAtTimeout: true })).toEqual({
+      drained: false,
+      open: 3,
+      connections: 3,
+      shut: 3,
+    });
+    expect(fake.commands.filter((c) => /^(set server|shutdown)/.test(c))).toEqual([
+      "set server app/beta state drain",
+      "set server app/beta state maint",
+      "shutdown sessions server app/beta",
+    ]);
+    await haproxy.close();
+  });
+
+  it("with shutAtTimeout, a drained server's sessions are not touched", async () => {
+    const fake = new FakeHaproxy();
+    fake.sessions.set("beta", [1, 0]);
+    const haproxy = driver(fake);
+    await haproxy.apply({ drain: [beta] });
+    expect(await haproxy.waitDrained(beta, 60_000, { shutAtTimeout: true })).toEqual({
+      drained: true,
+      open: 0,
+    });
+    expect(fake.commands.filter((c) => c.startsWith("shutdown"))).toEqual([]);
+  });
+
+  it("warns when HAProxy refuses the shutdown, and leaves the sessions to the restart", async () => {
+    const fake = new FakeHaproxy();
+    fake.sessions.set("beta", [2]);
+    fake.refuseShutdown = true;
+    const warnings: string[] = [];
+    const haproxy = driver(fake, warnings);
+    await haproxy.apply({ drain: [beta] });
+    expect(await haproxy.waitDrained(beta, 0, { shutAtTimeout: true })).toEqual({
+      drained: false,
+      open: 2,
+      connections: 2,
+    });
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /HAProxy refused "shutdown sessions" for app\/beta: Permission denied: the restart closes them instead/,
+      ),
+    ]);
   });
 
   it("drains again when HAProxy restarted while it waited (runtime state lost)", async () => {

@@ -343,6 +343,25 @@ describe("WAIT_DRAINED_SCRIPT (polls on the balancer host)", () => {
     }
   });
 
+  it("says how many connections to the server were still open at the timeout (a WebSocket's)", async () => {
+    const app = net.createServer();
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    const { port } = app.address() as net.AddressInfo;
+    const client = net.connect(port, "127.0.0.1");
+    await new Promise((resolve) => client.once("connect", resolve));
+    try {
+      expect(await balancer().waitDrained(server("c", `127.0.0.1:${port}`), 0)).toEqual({
+        drained: false,
+        open: 1,
+        connections: 1,
+        detail: "1 connection(s) to it still open",
+      });
+    } finally {
+      client.destroy();
+      app.close();
+    }
+  });
+
   it("a batch's servers are waited for in one remote call", async () => {
     const commands: string[] = [];
     const local = new LocalRunner();
@@ -355,10 +374,13 @@ describe("WAIT_DRAINED_SCRIPT (polls on the balancer host)", () => {
       },
     };
     const results = await Promise.all([a, b].map((s) => balancer(runner).waitDrained(s, 1000)));
-    expect(results).toEqual([
-      { drained: true, open: 0, detail: expect.stringMatching(/^in-flight requests done in \d+\.\d\ds$/) },
-      { drained: true, open: 0, detail: expect.stringMatching(/^in-flight requests done in \d+\.\d\ds$/) },
-    ]);
+    const done = {
+      drained: true,
+      open: 0,
+      connections: 0,
+      detail: expect.stringMatching(/^in-flight requests done in \d+\.\d\ds$/),
+    };
+    expect(results).toEqual([done, done]);
     expect(commands).toHaveLength(2);
     const nginx = balancer(runner);
     commands.length = 0;

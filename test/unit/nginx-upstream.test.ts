@@ -6,6 +6,7 @@ import {
   renderProxySettings,
   renderServerSettings,
   renderServersFile,
+  renderUpgradeMap,
   renderUpstreamBlock,
   setServerDown,
   UpstreamEditError,
@@ -430,13 +431,22 @@ describe("renderServerSettings", () => {
   });
 });
 
+describe("renderUpgradeMap", () => {
+  it("maps a WebSocket upgrade to Connection: upgrade, anything else to an empty header (keepalive)", () => {
+    expect(renderUpgradeMap("  ")).toBe(
+      "  map $http_upgrade $nexus_connection_upgrade {\n      default upgrade;\n      '' '';\n  }\n",
+    );
+  });
+});
+
 describe("renderProxySettings", () => {
   it("renders the recommended location directives", () => {
     expect(renderProxySettings("nexus_app")).toBe(
       [
         "    proxy_pass http://nexus_app;",
         "    proxy_http_version 1.1;",
-        '    proxy_set_header Connection "";',
+        "    proxy_set_header Upgrade $http_upgrade;",
+        "    proxy_set_header Connection $nexus_connection_upgrade;",
         "    proxy_set_header Host $host;",
         "    proxy_set_header X-Real-IP $remote_addr;",
         "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",

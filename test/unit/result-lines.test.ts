@@ -38,6 +38,7 @@ describe("--json result lines", () => {
         serversFile: "server 10.0.0.1:3000;\n",
         upstreamBlock: "upstream app {}\n",
         serverSettings: "client_header_timeout 10s;\n",
+        upgradeMap: "map $http_upgrade $nexus_connection_upgrade {}\n",
         location: "location / {}\n",
         logFormat: "log_format nexus ...;\n",
       },

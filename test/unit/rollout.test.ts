@@ -116,6 +116,42 @@ describe("the rolling engine", () => {
     expect(out.touched).toEqual(["alpha", "beta", "gamma"]);
   });
 
+  it("counts the connections a drain's timeout left to the restart, per server: drain step and summary", async () => {
+    const { balancer, servers, events, options } = setup();
+    // 3 WebSockets and a retired Nginx worker still there at the timeout.
+    balancer.open = 4;
+    balancer.connections = 3;
+    const out = await roll(options);
+    expect(out.outcome).toBe("success");
+    expect(balancer.waitOptions.every((o) => o?.shutAtTimeout === true)).toBe(true);
+    const drains = events.filter((e) => e.type === "step" && e.step === "drain" && e.status === "done");
+    expect(drains).toHaveLength(3);
+    for (const e of drains)
+      expect(e).toMatchObject({
+        connectionsCut: { byBalancer: 0, byRestart: 3 },
+        message:
+          "3 connection(s) still open at the drain timeout: 3 left to the restart (the app closes them on SIGINT)",
+      });
+    expect(out.rows.map((r) => r.connectionsCut)).toEqual(NAMES.map(() => ({ byBalancer: 0, byRestart: 3 })));
+    expect(servers.calls.filter((c) => c.startsWith("activate"))).toHaveLength(3);
+  });
+
+  it("counts the connections the balancer shut at the drain timeout apart from the restart's", async () => {
+    const { balancer, options } = setup();
+    balancer.open = 2;
+    balancer.connections = 2;
+    balancer.canShut = true;
+    const out = await roll(options);
+    expect(out.rows.map((r) => r.connectionsCut)).toEqual(NAMES.map(() => ({ byBalancer: 2, byRestart: 0 })));
+  });
+
+  it("counts nothing when drained in time, or when only retired workers were left", async () => {
+    const { balancer, options } = setup();
+    balancer.open = 1;
+    const out = await roll(options);
+    expect(out.rows.map((r) => r.connectionsCut)).toEqual(NAMES.map(() => undefined));
+  });
+
   it("with a balancer whose changes are free (a runtime API), each batch goes back at once", async () => {
     const { balancer, options } = setup();
     balancer.sharesChanges = false;
@@ -404,14 +440,18 @@ describe("the rolling engine", () => {
   it("an interruption while a batch drains puts it back as it was, untouched", async () => {
     const { balancer, servers, controller, options, result } = setup();
     const wait = balancer.waitDrained.bind(balancer);
-    balancer.waitDrained = async () => {
+    balancer.waitDrained = async (server, timeout, o) => {
       controller.abort();
-      return wait();
+      return wait(server, timeout, o);
     };
+    // Its WebSockets stay open: no restart cut them.
+    balancer.open = 2;
+    balancer.connections = 2;
     const out = await roll(options);
     expect(out.outcome).toBe("interrupted");
     expect(servers.calls.filter((c) => c.startsWith("activate"))).toEqual([]);
     expect(result("alpha", out.rows)).toBe("not reached");
+    expect(out.rows[0]?.connectionsCut).toBeUndefined();
     expect(out.rows[0]?.note).toBe("interrupted while it drained: left as it was");
     expect(balancer.changes).toEqual([
       { drain: ["alpha"], enable: [] },

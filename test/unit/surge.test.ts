@@ -238,6 +238,22 @@ describe("the surge strategy", () => {
     ]);
   });
 
+  it("counts the connections the old process still held at the drain timeout: its stop closes them", async () => {
+    const { balancer, events, options } = surgeSetup();
+    balancer.open = 2;
+    balancer.connections = 2;
+    const out = await roll(options);
+    expect(out.outcome).toBe("success");
+    expect(out.rows.map((r) => r.connectionsCut)).toEqual(NAMES.map(() => ({ byBalancer: 0, byRestart: 2 })));
+    const drains = events.filter((e) => e.type === "step" && e.step === "drain" && e.status === "done");
+    expect(drains.map((e) => e.type === "step" && e.message)).toEqual(
+      NAMES.map(
+        () =>
+          "2 connection(s) still open at the drain timeout: 2 left to the restart (the app closes them on SIGINT)",
+      ),
+    );
+  });
+
   it("retires old processes while the next batch starts, and ends the roll only once they are stopped", async () => {
     const { servers, options } = surgeSetup();
     let release = () => {};

@@ -3,7 +3,7 @@ import { script } from "../../remote/op.js";
 import { procNetTcpAddress } from "../../remote/proc-net-tcp.js";
 import type { InteractiveRunner } from "../../ssh/session.js";
 import { sleep } from "../../util/sleep.js";
-import type { BackendState, Balancer, DrainWait, RotationChange } from "../balancer.js";
+import type { BackendState, Balancer, DrainWait, DrainWaitOptions, RotationChange } from "../balancer.js";
 import { BalancerError } from "../balancer-error.js";
 import { describeDrainWait, parseWaitDrained, WAIT_DRAINED_SCRIPT } from "../nginx/scripts.js";
 import {
@@ -11,6 +11,7 @@ import {
   setServerAddress,
   setServerState,
   setServerWeight,
+  shutdownServerSessions,
   writeStateFileScript,
 } from "./runtime-api.js";
 import { RuntimeChannel } from "./runtime-channel.js";
@@ -327,7 +328,7 @@ export class HaproxyBalancer implements Balancer {
       );
     const counts = this.parse(() => parseWaitDrained(result.stdout));
     const open = counts.open.get(tcp) ?? 0;
-    return { drained: open === 0, open, detail: describeDrainWait(counts, open) };
+    return { drained: open === 0, open, connections: open, detail: describeDrainWait(counts, open) };
   }
 
   /**
@@ -336,22 +337,56 @@ export class HaproxyBalancer implements Balancer {
    * (a persistent one) just before `maint` is waited for too. If HAProxy restarted meanwhile (the
    * runtime state is lost and the server is back in rotation), the drain is applied again.
    */
-  async waitDrained(server: ServerConfig, timeoutMs: number): Promise<DrainWait> {
+  async waitDrained(server: ServerConfig, timeoutMs: number, options?: DrainWaitOptions): Promise<DrainWait> {
     const line = this.liveLine(await this.linesOf([server]), server);
-    return this.waitDrainedLine(server, line, timeoutMs);
+    return this.waitDrainedLine(server, line, timeoutMs, options);
   }
 
-  private async waitDrainedLine(server: ServerConfig, line: string, timeoutMs: number): Promise<DrainWait> {
+  private async waitDrainedLine(
+    server: ServerConfig,
+    line: string,
+    timeoutMs: number,
+    options: DrainWaitOptions = {},
+  ): Promise<DrainWait> {
     this.waits++;
     try {
-      return await this.waitUntilDrained(server, line, timeoutMs);
+      const { sessions = 0, ...wait } = await this.waitUntilDrained(server, line, timeoutMs);
+      return options.shutAtTimeout && sessions > 0 ? await this.shut(line, wait, sessions) : wait;
     } finally {
       // Another wait of the batch may still count the sessions a reloaded process finishes.
       if (--this.waits === 0) this.channel.releaseStopping();
     }
   }
 
-  private async waitUntilDrained(server: ServerConfig, line: string, timeoutMs: number): Promise<DrainWait> {
+  /**
+   * The sessions still open at the drain timeout (long-lived: WebSockets, SSE) shut by HAProxy
+   * itself (`shutdown sessions server`), not by the restart killing the process: the server is in
+   * maintenance by then, so the clients' reconnections go to the servers in rotation. Those of a
+   * process a reload replaced are out of this process's reach: the restart cuts them. A refusal
+   * is a warning: the drain is done all the same, and the restart cuts them instead.
+   */
+  private async shut(line: string, wait: DrainWait, sessions: number): Promise<DrainWait> {
+    try {
+      await this.send([
+        {
+          command: shutdownServerSessions(this.options.backend, line),
+          what: `"shutdown sessions" for ${this.options.backend}/${line}`,
+          refused: silentUnlessRefused,
+        },
+      ]);
+    } catch (error) {
+      if (!(error instanceof BalancerError)) throw error;
+      this.options.onWarning?.(`${error.message}: the restart closes them instead`);
+      return wait;
+    }
+    return { ...wait, shut: sessions };
+  }
+
+  private async waitUntilDrained(
+    server: ServerConfig,
+    line: string,
+    timeoutMs: number,
+  ): Promise<DrainWait & { sessions?: number }> {
     const interval = this.options.pollInterval ?? 10;
     const deadline = Date.now() + timeoutMs;
     const enables = this.enables.get(server.name) ?? 0;
@@ -376,7 +411,8 @@ export class HaproxyBalancer implements Balancer {
       if (open === 0 || late) {
         if (!maint) await this.send([this.stateCommand(line, "maint")]);
         maint = true;
-        if (late) return { drained: open === 0, open };
+        if (late)
+          return { drained: open === 0, open, connections: stat.sessions + before, sessions: stat.sessions };
         continue;
       }
       await sleep(interval);

@@ -35,6 +35,14 @@ export function setServerState(backend: string, server: string, state: "ready" |
   return `set server ${backend}/${server} state ${state}`;
 }
 
+/**
+ * `shutdown sessions server B/S`: closes every session HAProxy holds on the server (level admin;
+ * answers nothing when it works). What a drain does at its timeout to long-lived connections.
+ */
+export function shutdownServerSessions(backend: string, server: string): string {
+  return `shutdown sessions server ${backend}/${server}`;
+}
+
 /** `set server B/S weight N`: 0 keeps a line out of the balancing whatever its state (the surge standby). */
 export function setServerWeight(backend: string, server: string, weight: number): string {
   return `set server ${backend}/${server} weight ${weight}`;

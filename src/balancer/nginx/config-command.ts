@@ -6,6 +6,7 @@ import {
   renderProxySettings,
   renderServerSettings,
   renderServersFile,
+  renderUpgradeMap,
   renderUpstreamBlock,
 } from "./upstream.js";
 import { logFormatAdvice } from "./watch/log-format.js";
@@ -39,10 +40,11 @@ export const nginxConfigCommand: ConfigCommand = {
     const serverSettings = renderServerSettings(nginx?.drainTimeout ?? config.balancer.drainTimeout);
     const location = `location / {\n${renderProxySettings(name)}}\n`;
     const logFormat = logFormatAdvice(nginx?.accessLog ?? "/var/log/nginx/access.log");
+    const upgradeMap = renderUpgradeMap();
     return {
       text: flags.serversOnly
         ? serversFile
-        : `# ${upstreamFile} (balancer.upstreamFile; writable by the deploy user, nothing but server lines):\n${serversFile}\n# in your http block, in a file only root can write (e.g. /etc/nginx/conf.d/${name}.conf):\n${upstreamBlock}# in your server block:\n${serverSettings}${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
+        : `# ${upstreamFile} (balancer.upstreamFile; writable by the deploy user, nothing but server lines):\n${serversFile}\n# in your http block, in a file only root can write (e.g. /etc/nginx/conf.d/${name}.conf):\n${upstreamBlock}# in your http block, once (the location's Connection header: WebSockets pass through):\n${upgradeMap}\n# in your server block:\n${serverSettings}${location}\n# in your http block (rolling.watch reads it):\n${logFormat}\n`,
       result: {
         command: "nginx-config",
         upstream: name,
@@ -51,6 +53,7 @@ export const nginxConfigCommand: ConfigCommand = {
         serversFile,
         upstreamBlock,
         serverSettings,
+        upgradeMap,
         location,
         logFormat,
       },
@@ -64,6 +67,7 @@ export const nginxConfigCommand: ConfigCommand = {
     serversFile: text.describe("its content: nothing but the server lines"),
     upstreamBlock: text.describe("the upstream block that includes it, for a root-owned Nginx conf.d file"),
     serverSettings: text.describe("the server block's recommended directives (client_header_timeout)"),
+    upgradeMap: text.describe("the http block's map behind the location's Connection header (WebSockets)"),
     location: text.describe("the location block with the recommended proxy settings"),
     logFormat: text.describe("the log_format and access_log lines rolling.watch reads"),
   },

@@ -278,7 +278,12 @@ export class NginxBalancer implements Balancer {
         const address = addresses[i];
         const connections = address ? (counts.open.get(address) ?? 0) : undefined;
         const open = (connections ?? 0) + counts.workers;
-        w.resolve({ drained: open === 0, open, detail: describeDrainWait(counts, connections) });
+        w.resolve({
+          drained: open === 0,
+          open,
+          ...(connections !== undefined ? { connections } : {}),
+          detail: describeDrainWait(counts, connections),
+        });
       });
     } catch (error) {
       for (const w of waits) w.reject(error);

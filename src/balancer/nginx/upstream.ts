@@ -208,9 +208,11 @@ export function renderProxySettings(name: string, indent = "    "): string {
   assertWord(name, "upstream name");
   const directives = [
     `proxy_pass http://${name};`,
-    // HTTP/1.1 with an empty Connection header lets `keepalive` reuse upstream connections.
+    // HTTP/1.1 with an empty Connection header lets `keepalive` reuse upstream connections; a
+    // WebSocket's upgrade passes through (renderUpgradeMap: "upgrade" only when the client asks).
     "proxy_http_version 1.1;",
-    'proxy_set_header Connection "";',
+    "proxy_set_header Upgrade $http_upgrade;",
+    "proxy_set_header Connection $nexus_connection_upgrade;",
     "proxy_set_header Host $host;",
     "proxy_set_header X-Real-IP $remote_addr;",
     "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
@@ -221,6 +223,16 @@ export function renderProxySettings(name: string, indent = "    "): string {
     "proxy_connect_timeout 2s;",
   ];
   return directives.map((directive) => `${indent}${directive}\n`).join("");
+}
+
+/**
+ * The `map` (http block) behind renderProxySettings' Connection header: "upgrade" for a client
+ * that asks for a WebSocket, else empty, which keeps upstream connections reusable.
+ */
+export function renderUpgradeMap(indent = ""): string {
+  return ["map $http_upgrade $nexus_connection_upgrade {", "    default upgrade;", "    '' '';", "}"]
+    .map((line) => `${indent}${line}\n`)
+    .join("");
 }
 
 /**

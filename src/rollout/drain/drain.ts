@@ -1,10 +1,12 @@
 import { type BackendState, stillOpen } from "../../balancer/balancer.js";
 import type { ServerConfig } from "../../config/load.js";
+import type { ConnectionsCut } from "../../events/events.js";
 import { allDone } from "../../util/all-done.js";
 import { capacityProblem, noCapacity } from "../capacity.js";
 import type { RollLedger } from "../ledger.js";
 import type { RollOptions } from "../roll.js";
 import type { BatchMove, RolloutStrategy } from "../strategy.js";
+import { addConnectionsCut, connectionsCut, describeConnectionsCut } from "./connections-cut.js";
 
 /**
  * The drain strategy, as docs/how-it-works.md tells it: capacity guard, drain, switch, restart,
@@ -25,6 +27,8 @@ export class DrainStrategy implements RolloutStrategy {
   private readonly inHand: Set<string>;
   /** Servers out of rotation before the roll began (an operator's drain). */
   private initiallyDown = new Set<string>();
+  /** Connections a drain's timeout left to the restart, per server: counted in its row when it restarts. */
+  private readonly leftToRestart = new Map<string, number>();
   /** The balancer's state as the roll began, for the first batch's capacity guard; then undefined. */
   private initialStates: BackendState[] | undefined;
 
@@ -131,6 +135,7 @@ export class DrainStrategy implements RolloutStrategy {
 
   private async activateTarget(server: ServerConfig): Promise<boolean> {
     const { ops, emit, signal } = this.o;
+    this.restarting(server.name);
     try {
       return await ops.activate(server, this.o.target(server.name), signal);
     } catch (error) {
@@ -144,6 +149,7 @@ export class DrainStrategy implements RolloutStrategy {
     const { ops, emit } = this.o;
     const row = this.ledger.row(s.name);
     const previous = this.o.fallback(s.name);
+    this.restarting(s.name);
     try {
       if (!previous) {
         await ops.stop(s);
@@ -219,18 +225,39 @@ export class DrainStrategy implements RolloutStrategy {
   /** One server's in-flight requests, then its drain step done (with a warning when the timeout ended it). */
   private async waitDrained(s: ServerConfig, started: number): Promise<void> {
     const { emit, ops, config } = this.o;
-    const wait = await ops.balancer.waitDrained(s, config.balancer.drainTimeout);
+    const wait = await ops.balancer.waitDrained(s, config.balancer.drainTimeout, { shutAtTimeout: true });
     const { drained, detail } = wait;
+    const cut = connectionsCut(wait);
+    this.leftToRestart.delete(s.name);
+    if (cut) {
+      if (cut.byBalancer > 0) this.countCut(s.name, { byBalancer: cut.byBalancer, byRestart: 0 });
+      if (cut.byRestart > 0) this.leftToRestart.set(s.name, cut.byRestart);
+    }
     if (!drained)
       emit({ type: "warn", server: s.name, message: `${stillOpen(wait)} after the drain timeout; going on` });
+    const message = cut ? describeConnectionsCut(cut) : drained ? detail : undefined;
     emit({
       type: "step",
       server: s.name,
       step: "drain",
       status: "done",
       ms: Date.now() - started,
-      ...(drained && detail ? { message: detail } : {}),
+      ...(message ? { message } : {}),
+      ...(cut ? { connectionsCut: cut } : {}),
     });
+  }
+
+  /** The server restarts now: the connections its drain left open are cut (the summary counts them). */
+  private restarting(name: string): void {
+    const left = this.leftToRestart.get(name);
+    if (left === undefined) return;
+    this.leftToRestart.delete(name);
+    this.countCut(name, { byBalancer: 0, byRestart: left });
+  }
+
+  private countCut(name: string, cut: ConnectionsCut): void {
+    const row = this.ledger.row(name);
+    row.connectionsCut = addConnectionsCut(row.connectionsCut, cut);
   }
 
   private prepare(batch: readonly ServerConfig[], next: (server: string) => string | undefined): void {

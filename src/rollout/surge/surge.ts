@@ -2,6 +2,7 @@ import { stillOpen } from "../../balancer/balancer.js";
 import type { ServerConfig } from "../../config/load.js";
 import { withPort } from "../../config/load.js";
 import { nextPort } from "../../remote/live-port.js";
+import { addConnectionsCut, connectionsCut, describeConnectionsCut } from "../drain/connections-cut.js";
 import type { SurgeOps } from "../fleet-ops.js";
 import type { RollLedger } from "../ledger.js";
 import type { RollOptions } from "../roll.js";
@@ -355,13 +356,21 @@ export class SurgeStrategy implements RolloutStrategy {
           server: s.name,
           message: `old process on port ${oldPort}: ${stillOpen(wait)} after the drain timeout; stopping it`,
         });
+      // Those still open (WebSockets, SSE) end with the old process, stopped next (its SIGINT contract).
+      const cut = connectionsCut(wait);
+      if (cut) {
+        const row = this.ledger.row(s.name);
+        row.connectionsCut = addConnectionsCut(row.connectionsCut, cut);
+      }
+      const message = cut ? describeConnectionsCut(cut) : wait.detail;
       emit({
         type: "step",
         server: s.name,
         step: "drain",
         status: "done",
         ms: Date.now() - started,
-        ...(wait.detail ? { message: wait.detail } : {}),
+        ...(message ? { message } : {}),
+        ...(cut ? { connectionsCut: cut } : {}),
       });
     } catch (error) {
       emit({

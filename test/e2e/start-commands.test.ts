@@ -14,11 +14,13 @@ import {
   uniqueRelease,
   writeConfig,
 } from "./helpers.js";
-import { sandboxInfo } from "./sandbox-env.js";
+import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 /**
- * Issue 26, start commands on the sandbox: an app started by a package script (`script:start`,
- * `FIXTURE_STARTED_BY=script node --enable-source-maps ./server.js …`: npm, fork mode, drain) and
+ * Issue 26, start commands on the sandbox: a TypeScript app built locally (`app.build` runs tsc
+ * into dist/, which git ignores and `app.include` ships) started by a package script
+ * (`script:start`, `FIXTURE_STARTED_BY=script node --enable-source-maps dist/server.js …`: npm,
+ * fork mode, drain) and
  * one served by a dependency's binary (`bin:nexus-serve start -p $PORT`, an extensionless JS file
  * as next's is; pnpm, whose .bin entries are shell scripts; cluster mode, 2 instances; surge
  * strategy, so `$PORT` is the second port every other deploy). Each deploys, redeploys with
@@ -132,14 +134,24 @@ async function deploy(config: string, release: string) {
 }
 
 describe("an app started by a package script (npm, fork mode)", () => {
-  const config = writeConfig({ app: { root: fixture("app-script"), start: "script:start" } });
+  // The recipe "a TypeScript app built locally": tsc (the project's, first on PATH) writes dist/,
+  // which the app's .gitignore leaves out and app.include ships.
+  const tscOnPath = `PATH=${JSON.stringify(path.join(PROJECT_ROOT, "node_modules", ".bin"))}:"$PATH"`;
+  const config = writeConfig({
+    app: {
+      root: fixture("app-script"),
+      start: "script:start",
+      build: `${tscOnPath} npm run build`,
+      include: ["dist/"],
+    },
+  });
   let replaced = new Map<string, number[]>();
 
   it("deploy --dry-run says what PM2 will run", async () => {
     const plan = await nexus(["-c", config, "deploy", "--dry-run"]);
     expect(plan.exitCode, plan.all).toBe(0);
     expect(plan.stdout).toContain(
-      `start: the script "start": node --enable-source-maps server.js --greeting 'from a script' --port $PORT: PM2 runs server.js with node, no npm in between; environment FIXTURE_STARTED_BY=script`,
+      `start: the script "start": node --enable-source-maps dist/server.js --greeting 'from a script' --port $PORT: PM2 runs dist/server.js with node, no npm in between; environment FIXTURE_STARTED_BY=script`,
     );
   });
 
@@ -147,10 +159,17 @@ describe("an app started by a package script (npm, fork mode)", () => {
     const first = uniqueRelease("script1");
     const run = await deploy(config, first);
     for (const line of installLines(run.all)) expect(line).toContain("fresh install with npm ci");
-    expect(run.all).toContain('start: the script "start": node --enable-source-maps server.js');
+    expect(run.all).toContain('start: the script "start": node --enable-source-maps dist/server.js');
     const seen = await answers();
     for (const answer of seen) {
-      expect(answer).toMatchObject({ release: first, port: 3000, startedBy: "script", sourceMaps: true });
+      // Built output with its source map: a stack trace names the TypeScript source.
+      expect(answer).toMatchObject({
+        release: first,
+        port: 3000,
+        startedBy: "script",
+        sourceMaps: true,
+        stackFile: "src/server.ts",
+      });
       expect(answer.greeting).toMatch(/, from a script$/);
     }
     replaced = assertPm2RunsTheApp(seen, 1);

@@ -56109,7 +56109,7 @@ init_secrets();
 var import_ssh22 = __toESM(require_lib2(), 1);
 init_invocation();
 init_errors5();
-import { existsSync, readFileSync as readFileSync5 } from "node:fs";
+import { existsSync, readFileSync as readFileSync5, realpathSync } from "node:fs";
 import os3 from "node:os";
 import path10 from "node:path";
 
@@ -56985,6 +56985,18 @@ ${line.before}`;
 
 // src/ssh/ssh-config.ts
 init_errors3();
+function sameAsNexus({ keyword, value }, nexus, samePath3) {
+  switch (keyword.toLowerCase()) {
+    case "stricthostkeychecking":
+      return nexus.strictHostKeys && /^yes$/i.test(value);
+    case "identitiesonly":
+      return !nexus.usesAgent && /^yes$/i.test(value);
+    case "userknownhostsfile":
+      return value !== "" && !/\s/.test(value.trim()) && samePath3(value.trim(), nexus.knownHosts);
+    default:
+      return false;
+  }
+}
 var HONOURED_KEYWORDS = [
   "Host",
   "Match",
@@ -57037,7 +57049,10 @@ function resolveSshConfigHost(text5, host, context) {
     port: port2 !== void 0 && port2 >= 1 && port2 <= 65535 ? port2 : void 0,
     identityFiles: [...new Set(identityFiles)],
     ...proxyJump !== void 0 ? { proxyJump } : {},
-    unhonoured: unhonouredKeywords(parsed, Object.keys(computed))
+    unhonoured: unhonouredKeywords(parsed, Object.keys(computed)).map(({ keyword, key }) => ({
+      keyword,
+      value: first(key) ?? ""
+    }))
   };
 }
 function normalizeBlockKeywords(text5) {
@@ -57056,7 +57071,7 @@ function unhonouredKeywords(parsed, keys) {
     }
   };
   walk(parsed);
-  return keys.filter((key) => !HONOURED.has(key)).map((key) => spelling.get(key) ?? key);
+  return keys.filter((key) => !HONOURED.has(key)).map((key) => ({ keyword: spelling.get(key) ?? key, key }));
 }
 var MAX_INCLUDE_DEPTH = 16;
 function readSshConfig(file) {
@@ -58450,8 +58465,19 @@ function checkKey(server, credentials) {
   }
 }
 var HANDSHAKES_AT_ONCE = 32;
-function unhonouredWarning(config2, warned, server, target) {
-  const fresh = target.unhonoured.filter((k2) => !warned.has(k2));
+function samePath2(a2, b2) {
+  const resolve3 = (p2) => {
+    const expanded = p2 === "~" ? os3.homedir() : p2.startsWith("~/") ? path10.join(os3.homedir(), p2.slice(2)) : p2;
+    try {
+      return realpathSync(expanded);
+    } catch {
+      return path10.resolve(expanded);
+    }
+  };
+  return resolve3(a2) === resolve3(b2);
+}
+function unhonouredWarning(config2, behaviour, warned, server, target) {
+  const fresh = target.unhonoured.filter((setting) => !sameAsNexus(setting, behaviour, samePath2)).map((setting) => setting.keyword).filter((k2) => !warned.has(k2));
   if (fresh.length === 0) return void 0;
   for (const k2 of fresh) warned.add(k2);
   return `${config2.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k2) => k2 !== "Host" && k2 !== "Match").join(", ")})`;
@@ -58504,6 +58530,11 @@ function createConnector(config2, options = {}) {
   const policy = options.acceptNew ? "accept-new" : config2.ssh.hostKeys;
   const handshakes = new HandshakeLimiter(config2.ssh.maxStartups, HANDSHAKES_AT_ONCE);
   const warned = /* @__PURE__ */ new Set();
+  const behaviour = {
+    strictHostKeys: config2.ssh.hostKeys === "strict" && !options.acceptNew,
+    knownHosts: config2.ssh.knownHosts,
+    usesAgent: config2.ssh.agent && Boolean(env2.SSH_AUTH_SOCK)
+  };
   const login = async (who, extra) => {
     knownHosts ??= readKnownHosts(config2.ssh.knownHosts);
     const { credentials, hostKey, algorithms } = prepareLogin(config2, env2, knownHosts, who, policy);
@@ -58533,7 +58564,7 @@ function createConnector(config2, options = {}) {
     return session;
   });
   const warnUnhonoured = (server, target) => {
-    const warning2 = unhonouredWarning(config2, warned, server, target);
+    const warning2 = unhonouredWarning(config2, behaviour, warned, server, target);
     if (warning2) options.onWarning?.(warning2);
   };
   const streamTo = async (target, server) => {
@@ -59129,7 +59160,7 @@ import path14 from "node:path";
 
 // src/artifact/workspace.ts
 init_errors4();
-import { readdirSync as readdirSync2, readFileSync as readFileSync7, realpathSync, statSync as statSync3 } from "node:fs";
+import { readdirSync as readdirSync2, readFileSync as readFileSync7, realpathSync as realpathSync2, statSync as statSync3 } from "node:fs";
 import path13 from "node:path";
 var WORKSPACE_ROOT_FILES = [
   "package.json",
@@ -59302,8 +59333,8 @@ function resolveWorkspace(root, dir) {
   const info2 = statSync3(full, { throwIfNoEntry: false });
   if (!info2?.isDirectory())
     throw new WorkspaceError(`app.workspace: ${dir} is not a directory in app.root (${root})`);
-  const realRoot = realpathSync(root);
-  const inside = path13.relative(realRoot, realpathSync(full));
+  const realRoot = realpathSync2(root);
+  const inside = path13.relative(realRoot, realpathSync2(full));
   if (inside === "" || inside.startsWith("..") || path13.isAbsolute(inside))
     throw new WorkspaceError(`app.workspace: ${dir} leads outside app.root (${root}) through a symlink`);
   if (!statSync3(path13.join(full, "package.json"), { throwIfNoEntry: false })?.isFile())
@@ -59765,7 +59796,7 @@ import path16 from "node:path";
 // src/artifact/pack.ts
 init_errors4();
 import { createHash as createHash3 } from "node:crypto";
-import { createWriteStream, realpathSync as realpathSync2 } from "node:fs";
+import { createWriteStream, realpathSync as realpathSync3 } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile as readFile2, rm, stat } from "node:fs/promises";
 import os6 from "node:os";
 import path15 from "node:path";
@@ -59860,7 +59891,7 @@ function clean(relativePath) {
 function appPackOptions(config2) {
   const real = (file) => {
     try {
-      return realpathSync2(file);
+      return realpathSync3(file);
     } catch {
       return path15.resolve(file);
     }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Duplex } from "node:stream";
@@ -12,9 +12,12 @@ import { type KnownHostEntry, knownHostKeyTypes } from "./known-hosts.js";
 import { SshSession } from "./session.js";
 import {
   HONOURED_KEYWORDS,
+  type NexusSshBehaviour,
   readSshConfig,
   resolveSshConfigHost,
   type SshConfigContext,
+  sameAsNexus,
+  type UnhonouredSetting,
 } from "./ssh-config.js";
 
 const DEFAULT_KEYS = ["id_ed25519", "id_ecdsa", "id_rsa"];
@@ -91,7 +94,7 @@ export interface SshTarget {
   /** Jump hosts, first to last; empty: direct. */
   hops: Hop[];
   /** ssh config keywords that apply to this host and that nexus does not honour. */
-  unhonoured: string[];
+  unhonoured: UnhonouredSetting[];
 }
 
 /** ~ and %u for the ssh config: this machine's. */
@@ -170,14 +173,31 @@ interface Login {
   identityFiles: string[];
 }
 
+/** The same file, links and `~` resolved (a path that cannot be resolved is compared as written). */
+function samePath(a: string, b: string): boolean {
+  const resolve = (p: string) => {
+    const expanded = p === "~" ? os.homedir() : p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
+    try {
+      return realpathSync(expanded);
+    } catch {
+      return path.resolve(expanded);
+    }
+  };
+  return resolve(a) === resolve(b);
+}
+
 /** The ssh config keywords set for a server that nexus does not honour, each said once per command. */
 function unhonouredWarning(
   config: Config,
+  behaviour: NexusSshBehaviour,
   warned: Set<string>,
   server: ServerConfig,
   target: SshTarget,
 ): string | undefined {
-  const fresh = target.unhonoured.filter((k) => !warned.has(k));
+  const fresh = target.unhonoured
+    .filter((setting) => !sameAsNexus(setting, behaviour, samePath))
+    .map((setting) => setting.keyword)
+    .filter((k) => !warned.has(k));
   if (fresh.length === 0) return undefined;
   for (const k of fresh) warned.add(k);
   return `${config.ssh.configFile} sets ${fresh.join(", ")} for ${server.host}: nexus does not honour ${fresh.length === 1 ? "it" : "them"} (it reads ${HONOURED_KEYWORDS.filter((k) => k !== "Host" && k !== "Match").join(", ")})`;
@@ -257,6 +277,11 @@ export function createConnector(config: Config, options: ConnectorOptions = {}):
   const policy = options.acceptNew ? "accept-new" : config.ssh.hostKeys;
   const handshakes = new HandshakeLimiter(config.ssh.maxStartups, HANDSHAKES_AT_ONCE);
   const warned = new Set<string>();
+  const behaviour: NexusSshBehaviour = {
+    strictHostKeys: config.ssh.hostKeys === "strict" && !options.acceptNew,
+    knownHosts: config.ssh.knownHosts,
+    usesAgent: config.ssh.agent && Boolean(env.SSH_AUTH_SOCK),
+  };
 
   /** One SSH login (under the handshake cap), its host key checked like any server's. */
   const login = async (who: Login, extra: LoginRoute): Promise<SshSession> => {
@@ -290,7 +315,7 @@ export function createConnector(config: Config, options: ConnectorOptions = {}):
   });
 
   const warnUnhonoured = (server: ServerConfig, target: SshTarget) => {
-    const warning = unhonouredWarning(config, warned, server, target);
+    const warning = unhonouredWarning(config, behaviour, warned, server, target);
     if (warning) options.onWarning?.(warning);
   };
 

@@ -12,8 +12,45 @@ export interface SshConfigHost {
   identityFiles: string[];
   /** The ProxyJump value as written (`none` included): a comma-separated chain of hops. */
   proxyJump?: string;
-  /** Keywords that apply to this host and that nexus does not honour, as written in the file. */
-  unhonoured: string[];
+  /** Keywords that apply to this host and that nexus does not honour, as written in the file, with their first value. */
+  unhonoured: UnhonouredSetting[];
+}
+
+export interface UnhonouredSetting {
+  keyword: string;
+  value: string;
+}
+
+/** What nexus does where ssh would read a keyword nexus does not honour. */
+export interface NexusSshBehaviour {
+  /** Unknown host keys refused (ssh.hostKeys "strict"). */
+  strictHostKeys: boolean;
+  /** ssh.knownHosts. */
+  knownHosts: string;
+  /** Keys from the agent are offered too. */
+  usesAgent: boolean;
+}
+
+/**
+ * Whether a keyword nexus does not honour asks for what nexus does anyway (then it is no news,
+ * and not warned of): `StrictHostKeyChecking yes` under ssh.hostKeys "strict", `IdentitiesOnly
+ * yes` with no agent in use, `UserKnownHostsFile` naming ssh.knownHosts (`samePath` compares).
+ */
+export function sameAsNexus(
+  { keyword, value }: UnhonouredSetting,
+  nexus: NexusSshBehaviour,
+  samePath: (a: string, b: string) => boolean,
+): boolean {
+  switch (keyword.toLowerCase()) {
+    case "stricthostkeychecking":
+      return nexus.strictHostKeys && /^yes$/i.test(value);
+    case "identitiesonly":
+      return !nexus.usesAgent && /^yes$/i.test(value);
+    case "userknownhostsfile":
+      return value !== "" && !/\s/.test(value.trim()) && samePath(value.trim(), nexus.knownHosts);
+    default:
+      return false;
+  }
 }
 
 export interface SshConfigContext {
@@ -91,7 +128,10 @@ export function resolveSshConfigHost(text: string, host: string, context: SshCon
     port: port !== undefined && port >= 1 && port <= 65535 ? port : undefined,
     identityFiles: [...new Set(identityFiles)],
     ...(proxyJump !== undefined ? { proxyJump } : {}),
-    unhonoured: unhonouredKeywords(parsed, Object.keys(computed)),
+    unhonoured: unhonouredKeywords(parsed, Object.keys(computed)).map(({ keyword, key }) => ({
+      keyword,
+      value: first(key) ?? "",
+    })),
   };
 }
 
@@ -104,8 +144,11 @@ function normalizeBlockKeywords(text: string): string {
   );
 }
 
-/** The computed keys nexus does not read, spelled as the file spells them. */
-function unhonouredKeywords(parsed: ReturnType<typeof SSHConfig.parse>, keys: string[]): string[] {
+/** The computed keys nexus does not read (`key`), spelled as the file spells them (`keyword`). */
+function unhonouredKeywords(
+  parsed: ReturnType<typeof SSHConfig.parse>,
+  keys: string[],
+): { keyword: string; key: string }[] {
   const spelling = new Map<string, string>();
   const walk = (lines: ReturnType<typeof SSHConfig.parse>) => {
     for (const line of lines) {
@@ -115,7 +158,7 @@ function unhonouredKeywords(parsed: ReturnType<typeof SSHConfig.parse>, keys: st
     }
   };
   walk(parsed);
-  return keys.filter((key) => !HONOURED.has(key)).map((key) => spelling.get(key) ?? key);
+  return keys.filter((key) => !HONOURED.has(key)).map((key) => ({ keyword: spelling.get(key) ?? key, key }));
 }
 
 /** OpenSSH stops following Include this deep (READCONF_MAX_DEPTH). */

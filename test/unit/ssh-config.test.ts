@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { ServerConfig } from "../../src/config/load.js";
 import { resolveTarget } from "../../src/ssh/connect.js";
 import { hostKeyAlgorithms } from "../../src/ssh/host-keys.js";
-import { globFiles, resolveSshConfigHost } from "../../src/ssh/ssh-config.js";
+import { globFiles, resolveSshConfigHost, sameAsNexus } from "../../src/ssh/ssh-config.js";
 
 const context = { home: "/home/dev", localUser: "dev" };
 
@@ -181,8 +181,41 @@ describe("ProxyJump, Include and keywords nexus does not honour", () => {
       "Host app\n  ProxyJump ops@bastion:2222,inner\n  ForwardAgent yes\nHost *\n  ProxyJump other\n  ServerAliveInterval 30\n  IdentityFile ~/.ssh/k\n";
     const app = resolveSshConfigHost(text, "app", ctx);
     expect(app.proxyJump).toBe("ops@bastion:2222,inner");
-    expect(app.unhonoured).toEqual(["ForwardAgent", "ServerAliveInterval"]);
+    expect(app.unhonoured).toEqual([
+      { keyword: "ForwardAgent", value: "yes" },
+      { keyword: "ServerAliveInterval", value: "30" },
+    ]);
     expect(resolveSshConfigHost(text, "else", ctx).proxyJump).toBe("other");
+  });
+});
+
+describe("settings nexus does not honour", () => {
+  const nexus = { strictHostKeys: true, knownHosts: "/srv/kh", usesAgent: false };
+  const same = (a: string, b: string) => a === b;
+
+  it("are no news when they ask for what nexus does anyway", () => {
+    expect(sameAsNexus({ keyword: "StrictHostKeyChecking", value: "yes" }, nexus, same)).toBe(true);
+    expect(sameAsNexus({ keyword: "IdentitiesOnly", value: "yes" }, nexus, same)).toBe(true);
+    expect(sameAsNexus({ keyword: "UserKnownHostsFile", value: "/srv/kh" }, nexus, same)).toBe(true);
+  });
+
+  it("are news otherwise: other values, accept-new, an agent in use, another or a second file", () => {
+    expect(sameAsNexus({ keyword: "StrictHostKeyChecking", value: "no" }, nexus, same)).toBe(false);
+    expect(
+      sameAsNexus(
+        { keyword: "StrictHostKeyChecking", value: "yes" },
+        { ...nexus, strictHostKeys: false },
+        same,
+      ),
+    ).toBe(false);
+    expect(
+      sameAsNexus({ keyword: "IdentitiesOnly", value: "yes" }, { ...nexus, usesAgent: true }, same),
+    ).toBe(false);
+    expect(sameAsNexus({ keyword: "UserKnownHostsFile", value: "/srv/other" }, nexus, same)).toBe(false);
+    expect(sameAsNexus({ keyword: "UserKnownHostsFile", value: "/srv/kh /srv/kh2" }, nexus, same)).toBe(
+      false,
+    );
+    expect(sameAsNexus({ keyword: "ForwardAgent", value: "yes" }, nexus, same)).toBe(false);
   });
 });
 

@@ -30,3 +30,11 @@ export const TEST_BASTION_IP_PREFIX = `127.0.${(id ? Number(id) + 1 : 1) + 128}.
 /** The fleet test's own, larger sandbox, on 127.0.(N+65).x. */
 export const TEST_FLEET_DIR = `${TEST_SANDBOX_DIR}-fleet`;
 export const TEST_FLEET_IP_PREFIX = `127.0.${(id ? Number(id) + 1 : 1) + 64}.`;
+
+/**
+ * The transfer and setup tests' own sandboxes (their addresses are theirs). Named, not temporary:
+ * a run cut off before its afterAll leaves their processes holding the addresses, and the next
+ * run's purge of the same name finds and stops them (a temporary name would be lost).
+ */
+export const TEST_TRANSFER_DIR = `${TEST_SANDBOX_DIR}-transfer`;
+export const TEST_SETUP_DIR = `${TEST_SANDBOX_DIR}-setup`;

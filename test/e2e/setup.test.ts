@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxDeployConfig } from "../../src/sandbox/deploy-config.js";
 import { type SandboxInfo, sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { fixture, nexus, uniqueRelease } from "./helpers.js";
-import { TEST_IP_PREFIX } from "./sandbox-env.js";
+import { TEST_IP_PREFIX, TEST_SETUP_DIR } from "./sandbox-env.js";
 
 // Its own one-host sandbox, apart from the shared one: a fresh server that accepts only the
 // deploy user's password, the way a server looks before `nexus setup`.
@@ -23,7 +23,8 @@ describe.skipIf(!asRoot)("nexus setup on a server that only accepts a password",
   let password: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), "nexus-setup-"));
+    dir = TEST_SETUP_DIR;
+    await sandboxPurge(dir);
     // Two hosts: the capacity guard keeps one in rotation while the other restarts.
     info = await sandboxUp({ dir, ipPrefix: PREFIX, hosts: 2, passwordLogin: ["nexus-alpha", "nexus-beta"] });
     password = readFileSync(info.passwordFile as string, "utf8");

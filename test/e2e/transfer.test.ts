@@ -25,7 +25,7 @@ import { sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { fetchCommand, fetchInput } from "../../src/transfer/fetch-command.js";
 import { ArtifactServer } from "../../src/transfer/http-server.js";
 import { APP_NAME, nexus, uniqueRelease, writeConfig } from "./helpers.js";
-import { PROJECT_ROOT, TEST_IP_PREFIX } from "./sandbox-env.js";
+import { PROJECT_ROOT, TEST_IP_PREFIX, TEST_TRANSFER_DIR } from "./sandbox-env.js";
 
 /**
  * A sandbox of its own, on 127.1.<n>. beside the shared one on 127.0.<n>. (no clash with any
@@ -105,7 +105,8 @@ function uploadNote(all: JsonEvent[], server: string): string | undefined {
 
 describe.skipIf(!SFTP_SERVER)("artifact transfer: SFTP, and HTTP when SFTP cannot deliver", () => {
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), "nexus-tr-"));
+    dir = TEST_TRANSFER_DIR;
+    await sandboxPurge(dir);
     info = await sandboxUp({
       dir,
       ipPrefix: PREFIX,

@@ -56108,6 +56108,7 @@ init_secrets();
 // src/ssh/connect.ts
 var import_ssh22 = __toESM(require_lib2(), 1);
 init_invocation();
+init_load2();
 init_errors5();
 import { existsSync, readFileSync as readFileSync5, realpathSync } from "node:fs";
 import os3 from "node:os";
@@ -58467,7 +58468,7 @@ function checkKey(server, credentials) {
 var HANDSHAKES_AT_ONCE = 32;
 function samePath2(a2, b2) {
   const resolve3 = (p2) => {
-    const expanded = p2 === "~" ? os3.homedir() : p2.startsWith("~/") ? path10.join(os3.homedir(), p2.slice(2)) : p2;
+    const expanded = expandHome(p2);
     try {
       return realpathSync(expanded);
     } catch {

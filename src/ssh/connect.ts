@@ -4,7 +4,7 @@ import path from "node:path";
 import type { Duplex } from "node:stream";
 import ssh2 from "ssh2";
 import { nexusCommand } from "../config/invocation.js";
-import type { Config, ServerConfig } from "../config/load.js";
+import { type Config, expandHome, type ServerConfig } from "../config/load.js";
 import { SshError } from "./errors.js";
 import { HostKeyCheck, hostKeyAlgorithms, readKnownHosts } from "./host-keys.js";
 import { type Hop, JumpPool, parseProxyJump, resolveHops } from "./jump.js";
@@ -176,7 +176,7 @@ interface Login {
 /** The same file, links and `~` resolved (a path that cannot be resolved is compared as written). */
 function samePath(a: string, b: string): boolean {
   const resolve = (p: string) => {
-    const expanded = p === "~" ? os.homedir() : p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
+    const expanded = expandHome(p);
     try {
       return realpathSync(expanded);
     } catch {

@@ -21,6 +21,11 @@ import { PROJECT_ROOT, sandboxInfo, type TestSandboxInfo } from "./sandbox-env.j
 export const APP_NAME = "nexus-app";
 export const DEPLOY_PATH = `~/apps/${APP_NAME}`;
 
+/** The stage's install lines of a command's output, one per server. */
+export function installLines(output: string): string[] {
+  return output.split("\n").filter((line) => /install ok/.test(line));
+}
+
 export function fixture(name: string): string {
   return path.join(PROJECT_ROOT, "fixtures", name);
 }

@@ -5,6 +5,7 @@ import {
   currentRelease,
   deployDir,
   fixture,
+  installLines,
   nexus,
   SERVERS,
   throughLb,
@@ -18,10 +19,6 @@ import {
  * devDependencies, copied into the sandbox: no download), deploy, roll back, and redeploy with
  * node_modules reused.
  */
-
-function installLines(output: string): string[] {
-  return output.split("\n").filter((line) => /install ok/.test(line));
-}
 
 for (const { pm, command, modules } of [
   { pm: "pnpm", command: "pnpm install", modules: ".pnpm" },

@@ -9,6 +9,7 @@ import {
   fixture,
   hostHome,
   hostUser,
+  installLines,
   nexus,
   SERVERS,
   uniqueRelease,
@@ -119,10 +120,6 @@ function assertSigintReached(before: Map<string, number[]>, tag: string): void {
     for (const pid of pids)
       expect(log, `${server} pid ${pid}`).toContain(`[${tag}] SIGINT in pid ${pid}: closing`);
   }
-}
-
-function installLines(output: string): string[] {
-  return output.split("\n").filter((line) => /install ok/.test(line));
 }
 
 async function deploy(config: string, release: string) {

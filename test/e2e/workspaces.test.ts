@@ -2,7 +2,16 @@ import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { Agent, request } from "undici";
 import { describe, expect, it } from "vitest";
-import { currentRelease, deployDir, fixture, nexus, SERVERS, uniqueRelease, writeConfig } from "./helpers.js";
+import {
+  currentRelease,
+  deployDir,
+  fixture,
+  installLines,
+  nexus,
+  SERVERS,
+  uniqueRelease,
+  writeConfig,
+} from "./helpers.js";
 import { sandboxInfo } from "./sandbox-env.js";
 
 /**
@@ -21,10 +30,6 @@ const SHIPPED = [
   "packages/shared/package.json",
   "packages/shared/vendor/nexus-greeting-1.0.0.tgz",
 ];
-
-function installLines(output: string): string[] {
-  return output.split("\n").filter((line) => /install ok/.test(line));
-}
 
 /** The app's whole answer through the balancer (its greeting and working directory too). */
 async function answer(): Promise<{ release?: string; greeting?: string; cwd?: string }> {

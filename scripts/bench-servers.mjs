@@ -592,7 +592,7 @@ function render(data) {
       "",
     );
   }
-  const markdown = `${parts.join("\n")}\n`;
+  const markdown = `${parts.join("\n").trimEnd()}\n`;
   writeFileSync(path.join(ROOT, "docs", "benchmarks-servers.md"), markdown);
   process.stdout.write(`${markdown}\nwrote docs/benchmarks-servers.md\n`);
 }

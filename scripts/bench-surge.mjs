@@ -20,7 +20,7 @@ import { importLoadHarness } from "./bench/load-module.mjs";
 import { analyze, expectSuccess, runNexus } from "./bench/nexus.mjs";
 import { releaseIds } from "./bench/release-id.mjs";
 import { machineInfo, sandboxDir, sandboxDown, sandboxUp, writeHaproxyConfig } from "./bench/sandbox.mjs";
-import { median, table } from "./bench/stats.mjs";
+import { median, ms, table } from "./bench/stats.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const run = promisify(execFile);
@@ -160,8 +160,8 @@ async function main() {
       const second = analyze(
         expectSuccess(await runNexus(ROOT, ["-c", three, "deploy", "--release-id", releaseId("s")])),
       );
-      results.drain.push(drain.wall);
-      results.surge.push(first.wall, second.wall);
+      results.drain.push(drain);
+      results.surge.push(first, second);
       console.error(
         `drain ${drain.wall.toFixed(2)} s, surge ${first.wall.toFixed(2)} s and ${second.wall.toFixed(2)} s`,
       );
@@ -195,8 +195,8 @@ function render(results, machine, tookMs) {
       t.failed === 0 && t.down === 0 ? "yes" : "**no**",
     ];
   });
-  const drain = median(results.drain);
-  const surge = median(results.surge);
+  const drain = median(results.drain.map((r) => r.wall));
+  const surge = median(results.surge.map((r) => r.wall));
   rows.push([
     "3-server deploy: surge vs drain (median, no load)",
     `${surge.toFixed(2)} s vs ${drain.toFixed(2)} s`,
@@ -216,7 +216,32 @@ fleet's servers has no line up and in rotation. Failed: any request without a 2x
 timeout, non-2xx).
 
 ${table(["", "failed requests", "samples with a server out of rotation", "target met"], rows)}
+
+Where a 3-server deploy's time goes, drain vs surge (no load, the runs interleaved; medians):
+
+${table(["", "drain", "surge"], whereTimeGoes(results))}
 `;
+}
+
+/**
+ * The segments of the whole command, and the per-server steps: a drain server's are drain →
+ * switch → restart → gate → enable; a surge server's switch, restart and gate run beside the
+ * old process, its enable is the balancer's move, and its drain (the old process's) runs after.
+ */
+function whereTimeGoes(results) {
+  const seg = (runs, name) => ms(median(runs.map((r) => r.segments[name])));
+  const step = (runs, name) => ms(median(runs.flatMap((r) => r.servers.map((s) => s.ms[name]))));
+  const rows = [
+    ["start-up: Node, the CLI's modules, the config", "startup"],
+    ["connect, pack, preflight, locks", "preflight"],
+    ["stage", "stage"],
+    ["roll: the batches", "roll"],
+    ["last server switched → result", "finish"],
+    ["result → process exit", "exit"],
+  ].map(([label, name]) => [label, seg(results.drain, name), seg(results.surge, name)]);
+  for (const name of ["drain", "switch", "restart", "gate", "enable"])
+    rows.push([`per server: ${name}`, step(results.drain, name), step(results.surge, name)]);
+  return rows;
 }
 
 await main();

@@ -14,6 +14,7 @@ import { checkShared } from "../remote/shared.js";
 import { unreachableOverBudget } from "../rollout/budget.js";
 import type { FleetOps } from "../rollout/fleet-ops.js";
 import type { RollResult } from "../rollout/roll.js";
+import { strategyNamed } from "../rollout/strategies.js";
 import { startOf } from "../start/load.js";
 import { describeStart } from "../start/start.js";
 import { mapSettled } from "../util/map-limit.js";
@@ -139,7 +140,12 @@ async function deployRelease(config: Config, options: DeployOptions): Promise<Co
       assertNewRelease(run, hosts, states);
       if (options.signal.aborted)
         return run.finish("interrupted", run.notReached("interrupted before staging"), EXIT.interrupted);
-      const staged: StagedFleet = { fleet, hosts, states, ops: fleetOps(fleet, config, options.emit) };
+      const staged: StagedFleet = {
+        fleet,
+        hosts,
+        states,
+        ops: fleetOps(fleet, config, options.emit, states),
+      };
       const stopped = (await stage(run, staged, artifact)) ?? (await beforeRoll(run, staged, hookHost));
       if (stopped) return stopped;
       const result = await rollRelease(run, staged, watch);
@@ -355,7 +361,9 @@ async function stage(
   const input = { artifact, release, config, processes: fleet.processes, emit, signal, packageManager };
   // Each server's restart gets ready as staging begins (the release's files are read only when
   // it runs): once drained, it waits for nothing, and its start-up costs the roll no CPU.
-  for (const h of hosts) ops.prepare?.(h.server, release);
+  const strategy = strategyNamed(config.rolling.strategy);
+  for (const h of hosts)
+    strategy.prepareAhead(ops, config, h.server, release, states.get(h.server.name)?.livePort);
   const results = await mapSettled(hosts, options.stageConcurrency ?? STAGE_AT_ONCE, (h) =>
     stageWithRetry(fleet, h, input),
   );

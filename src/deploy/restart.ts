@@ -55,7 +55,7 @@ export async function restart(config: Config, options: RestartOptions): Promise<
       servers: names,
     });
     const releaseOf = (name: string) => current.get(name) as string;
-    const ops = withFreshProcessFiles(fleetOps(fleet, config, emit), fleet, config, releaseOf);
+    const ops = withFreshProcessFiles(fleetOps(fleet, config, emit, states), fleet, config, releaseOf);
 
     const result = await rollJournaled(
       hosts,

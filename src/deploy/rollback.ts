@@ -63,7 +63,7 @@ export async function rollback(config: Config, options: RollbackOptions): Promis
       .filter((batch) => batch.length > 0);
     if (batches.length === 0)
       emit({ type: "info", message: "every server already serves its rollback target" });
-    const ops = fleetOps(fleet, config, emit);
+    const ops = fleetOps(fleet, config, emit, states);
     const result = await rollJournaled(
       hosts,
       (h) => ({

@@ -3,6 +3,7 @@ import type { Emit } from "../events/events.js";
 import { readLivePort, writeLivePort } from "../remote/live-port.js";
 import { runOp } from "../remote/op.js";
 import { activate as pointCurrent } from "../remote/release.js";
+import type { ServerState } from "../remote/server-state.js";
 import type { SurgeOps } from "../rollout/fleet-ops.js";
 import { activate } from "./activate.js";
 import type { Fleet, Host } from "./fleet.js";
@@ -25,14 +26,22 @@ export function surgeOps(
   emit: Emit,
   host: (name: string) => Promise<Host>,
   restarts: PreparedRestarts,
+  states?: ReadonlyMap<string, ServerState>,
 ): SurgeOps {
+  // The live-port record of each server as known: read under the lock, then as written. Nothing
+  // else writes it while the lock is held.
+  const recorded = new Map<string, number | undefined>();
+  for (const [name, state] of states ?? []) recorded.set(name, state.livePort);
   return {
     prepare(server, release, port) {
       restarts.prepare(server.name, release, processSlot(config, port));
     },
     async livePort(server) {
+      if (recorded.has(server.name)) return recorded.get(server.name);
       const h = await host(server.name);
-      return runOp(h.session, readLivePort(h.layout));
+      const port = await runOp(h.session, readLivePort(h.layout));
+      recorded.set(server.name, port);
+      return port;
     },
     async start(server, release, port, signal) {
       const h = await host(server.name);
@@ -52,22 +61,31 @@ export function surgeOps(
       const prepared =
         (await restarts.take(server.name, release, h.session, slot)) ??
         (h.session.alive ? fleet.processes.prepareRestart?.(h.session, h.layout, release, slot) : undefined);
+      let passed = false;
       try {
         const result = await activate(h, release, config, fleet.processes, emit, signal, prepared, {
           port,
           slot,
         });
-        return result.gate.ok;
+        passed = result.gate.ok;
+        return passed;
       } finally {
-        prepared?.close();
+        // Kept to retire the process this one replaces, once the balancer has moved (`stop`).
+        if (passed && prepared?.alive) restarts.keep(server.name, h.session, prepared);
+        else prepared?.close();
       }
     },
     async record(server, port) {
       const h = await host(server.name);
+      recorded.delete(server.name);
       await runOp(h.session, writeLivePort(h.layout, port));
+      recorded.set(server.name, port);
     },
     async stop(server, port) {
-      await fleet.processes.stop((await host(server.name)).session, processSlot(config, port));
+      const { session } = await host(server.name);
+      const slot = processSlot(config, port);
+      if (await restarts.retire(server.name, session, slot)) return;
+      await fleet.processes.stop(session, slot);
     },
     async point(server, release) {
       const h = await host(server.name);

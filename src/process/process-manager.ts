@@ -45,6 +45,11 @@ export interface PreparedRestart {
   inspect(): Promise<ProcessInfo[]>;
   /** As `ProcessManager.persist`, through the same connection. */
   persist(): Promise<void>;
+  /**
+   * As `ProcessManager.stop(port)`, through the same connection: the surge strategy's process on
+   * the other port, once the balancer has left it.
+   */
+  stop(port?: number): Promise<void>;
   /** Ends it; closed before `go()`, it has done nothing. */
   close(): void;
 }

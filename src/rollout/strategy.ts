@@ -1,4 +1,5 @@
-import type { ServerConfig } from "../config/load.js";
+import type { Config, ServerConfig } from "../config/load.js";
+import type { FleetOps } from "./fleet-ops.js";
 import type { RollLedger } from "./ledger.js";
 import type { RollOptions } from "./roll.js";
 
@@ -49,4 +50,15 @@ export interface RolloutStrategyDriver {
   readonly name: string;
   /** The strategy for one roll: its options, and the ledger the engine and the strategy both write. */
   create(options: RollOptions, ledger: RollLedger): RolloutStrategy;
+  /**
+   * As staging begins, long before the server's turn: its restart onto `release` readied the way
+   * this strategy will start it (`livePort`: the port the server's record says serves).
+   */
+  prepareAhead(
+    ops: FleetOps,
+    config: Config,
+    server: ServerConfig,
+    release: string,
+    livePort: number | undefined,
+  ): void;
 }

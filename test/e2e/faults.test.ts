@@ -18,6 +18,7 @@ import {
   readUpstream,
   releaseOnDisk,
   SERVERS,
+  stillServing,
   throughLb,
   uniqueRelease,
   waitForPort,
@@ -39,20 +40,6 @@ function everyServerServing(release: string): void {
   for (const name of SERVERS) expect(lockOn(name), name).toBeUndefined();
   for (const name of SERVERS)
     expect(existsSync(path.join(deployDir(name), ".nexus", "journal.json")), name).toBe(false);
-}
-
-/**
- * The fleet as a deploy of `release` leaves it: every server on it and in rotation, no lock, no
- * journal, and the balancer's answers all 200 from it.
- */
-async function stillServing(release: string): Promise<boolean> {
-  const settled =
-    SERVERS.every((name) => currentRelease(name) === release && lockOn(name) === undefined) &&
-    SERVERS.every((name) => !existsSync(path.join(deployDir(name), ".nexus", "journal.json"))) &&
-    !/\bdown;/.test(readUpstream());
-  if (!settled) return false;
-  const answers = await throughLb(12);
-  return answers.every((a) => a.status === 200 && a.release === release);
 }
 
 /** A copy of the fixture app with a large file, so that packing takes a moment. */

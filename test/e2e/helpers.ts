@@ -286,6 +286,20 @@ export function lockOn(name: string): string | undefined {
   return existsSync(file) ? readFileSync(file, "utf8") : undefined;
 }
 
+/**
+ * The fleet as a deploy of `release` leaves it: every server on it and in rotation, no lock, no
+ * journal, and the balancer's answers all 200 from it.
+ */
+export async function stillServing(release: string): Promise<boolean> {
+  const settled =
+    SERVERS.every((name) => currentRelease(name) === release && lockOn(name) === undefined) &&
+    SERVERS.every((name) => !existsSync(path.join(deployDir(name), ".nexus", "journal.json"))) &&
+    !/\bdown;/.test(readUpstream());
+  if (!settled) return false;
+  const answers = await throughLb(12);
+  return answers.every((a) => a.status === 200 && a.release === release);
+}
+
 /** Resolves once something accepts connections on host:port (10 s at most). */
 export async function waitForPort(host: string, port: number): Promise<void> {
   const { connect } = await import("node:net");

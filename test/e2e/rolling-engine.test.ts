@@ -12,6 +12,7 @@ import {
   releaseOnDisk,
   releasesOnDisk,
   SERVERS,
+  stillServing,
   throughLb,
   uniqueRelease,
   writeConfig,
@@ -42,7 +43,9 @@ describe("the rolling engine", () => {
   let good = "";
 
   beforeEach(async () => {
-    // Every test starts from a healthy fleet on one good release, all in rotation.
+    // Every test starts from a healthy fleet on one good release, all in rotation: the one the
+    // last test left, when it left the fleet as a fresh deploy of it would (most check that).
+    if (good && (await stillServing(good))) return;
     good = uniqueRelease("good");
     const run = await nexus(["-c", config, "deploy", "--release-id", good]);
     expect(run.exitCode, run.all).toBe(0);

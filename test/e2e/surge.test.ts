@@ -71,6 +71,14 @@ async function haproxyState(): Promise<AdminState[]> {
   });
 }
 
+/** The names in the server's PM2 dump (`pm2 save`): what `pm2 resurrect` starts after a reboot. */
+function savedProcesses(name: string): string[] {
+  const dump = JSON.parse(readFileSync(path.join(hostHome(name), ".pm2", "dump.pm2"), "utf8")) as {
+    name: string;
+  }[];
+  return dump.map((p) => p.name);
+}
+
 /** Samples HAProxy's state every 50 ms until stopped: every sample in which a server was not up. */
 function sampleCapacity(): { stop(): Promise<{ samples: number; down: string[] }> } {
   // srv_op_state 2: running (HAProxy's checks pass); no maint, no drain: in rotation.
@@ -215,6 +223,8 @@ describe("surge strategy", () => {
     expect(ports).toEqual([3001, 3001, 3001]);
     // The old process is stopped: its port is free for the next deploy.
     expect(await listening(hostAddress(alpha), 3000)).toBe(false);
+    // PM2's saved list (what a reboot brings back) holds the new process only.
+    for (const s of SERVERS) expect(savedProcesses(s)).toEqual(["nexus-app-3001"]);
 
     const status = await nexus(["-c", fleetConfig, "status"]);
     expect(status.exitCode, status.all).toBe(0);

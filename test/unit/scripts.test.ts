@@ -656,6 +656,30 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
     await expect(prepared.inspect()).rejects.toThrow(/PM2 printed no result/);
   });
 
+  it("a surge's prepared restart stops the process on the other port through its own connection, then saves", async () => {
+    const { fake, runner, l, pm2 } = setup();
+    const log = () => JSON.parse(readFileSync(fake.state, "utf8")).log as string[];
+    const old = await pm2.restart(runner, l, "r1");
+    run(pm2.processFile(l, { release: "r1", cwd: l.release("r1"), env: { A: "1" }, port: 3001 }).write);
+    const prepared = pm2.prepareRestart(runner, l, "r1", 3001);
+    const started = await prepared.go();
+    expect(started.before).toEqual([]);
+    expect(started.after).toEqual([expect.objectContaining({ name: "all-3001", status: "online" })]);
+    const before = log().length;
+    await prepared.stop();
+    expect(log().slice(before)).toEqual([`delete ${(old.after[0] as { id?: number }).id ?? 1}`]);
+    expect(await pm2.inspect(runner)).toEqual([]);
+    expect(await pm2.inspect(runner, 3001)).toEqual([
+      expect.objectContaining({ pid: started.after[0]?.pid, status: "online" }),
+    ]);
+    // Nothing left under that name: nothing deleted, and the program still answers.
+    await prepared.stop();
+    expect(log().slice(before)).toHaveLength(1);
+    await prepared.persist();
+    expect(readFileSync(path.join(fake.home, "dump.pm2"), "utf8")).toContain(String(started.after[0]?.pid));
+    prepared.close();
+  });
+
   it("a prepared restart does nothing on a partial go followed by EOF", async () => {
     const { fake, runner, l, pm2 } = setup();
     const running = runner.start(script(RESTART_SCRIPT, "all", l.ecosystem("r1"), "wait"));

@@ -149,7 +149,10 @@ export class Pm2 implements ProcessManager {
       "wait",
       this.restartDeadlineMs,
     );
-    return preparedRestart(runner, command, release, STARTING);
+    return preparedRestart(runner, command, release, STARTING, {
+      name: (other) => this.processName(other),
+      timeoutMs: this.restartDeadlineMs,
+    });
   }
 
   async inspect(runner: CommandRunner, port?: number): Promise<ProcessInfo[]> {

@@ -1,7 +1,7 @@
 import { stdoutOrThrow } from "../../ssh/errors.js";
 import type { ExecResult, InteractiveRunner } from "../../ssh/session.js";
 import type { PreparedRestart } from "../process-manager.js";
-import { parseList, parseRestart, parseSaved } from "./restart-script.js";
+import { parseList, parseRestart, parseSaved, parseStopped } from "./restart-script.js";
 
 /** A "list" or "save" unanswered this long ends the program (replies would come out of order). */
 const ANSWER_TIMEOUT_MS = 10_000;
@@ -15,6 +15,13 @@ export function preparedRestart(
   command: string,
   release: string,
   what: string,
+  /** "stop": the process name for a port, and how long a stop may take (each instance's kill timeout). */
+  stopping: { name(port?: number): string; timeoutMs: number } = {
+    name: () => {
+      throw new Error("this prepared restart cannot stop another process");
+    },
+    timeoutMs: ANSWER_TIMEOUT_MS,
+  },
 ): PreparedRestart {
   const waiting: { resolve(line: string): void; reject(error: Error): void }[] = [];
   let buffered = "";
@@ -78,6 +85,7 @@ export function preparedRestart(
     go: async () => parseRestart(await request("go")),
     inspect: async () => parseList(await request("list", ANSWER_TIMEOUT_MS)),
     persist: async () => parseSaved(await request("save", ANSWER_TIMEOUT_MS)),
+    stop: async (port) => parseStopped(await request(`stop ${stopping.name(port)}`, stopping.timeoutMs)),
     close,
   };
 }

@@ -12,8 +12,10 @@
  * above, "list" prints {"list":[…]} through the same connection (a `pm2 jlist` costs ~0.15 s, this
  * a few ms: the health gate's process check), "save" does what `pm2 save` does and prints
  * {"saved":true}, the dump files private as persist.sh leaves them (PM2's dump never calls back
- * when it cannot write the file: a timer answers then). "list" and "save" answer their errors
- * instead of ending the program. Stdin closing ends it; closed before "go" (a failed drain, or
+ * when it cannot write the file: a timer answers then). "stop NAME" deletes the instances of
+ * another app name (the surge strategy's process on the other port, once the balancer has left
+ * it) and prints {"stopped":N}: no second Node and PM2 start on the server for it. "list", "save"
+ * and "stop" answer their errors instead of ending the program. Stdin closing ends it; closed before "go" (a failed drain, or
  * nexus gone), it has restarted nothing (connecting may have started PM2's daemon, as any pm2
  * command would).
  * DEADLINE_MS bounds the restart: a PM2 daemon that stops answering (it happens) fails it, so the
@@ -75,6 +77,17 @@ const armDeadline = () => {
   );
 };
 
+/**
+ * Deletes by pm id, one after the other.
+ * @param {number[]} ids
+ * @param {() => void} next
+ */
+const remove = (ids, next) => {
+  const [id, ...rest] = ids;
+  if (id === undefined) return next();
+  pm2.delete(id, () => remove(rest, next));
+};
+
 /** @param {() => void} finished */
 const restart = (finished) =>
   pm2.list((error, beforeList) => {
@@ -84,15 +97,6 @@ const restart = (finished) =>
     };
     if (error) return fail(error);
     const before = pick(beforeList);
-    /**
-     * @param {number[]} ids
-     * @param {() => void} next
-     */
-    const remove = (ids, next) => {
-      const [id, ...rest] = ids;
-      if (id === undefined) return next();
-      pm2.delete(id, () => remove(rest, next));
-    };
     remove(
       before.map((p) => p.id),
       () => {
@@ -117,6 +121,23 @@ const list = (done) =>
   pm2.list((error, all) => {
     reply(error ? { list: null, error: message(error) } : { list: pick(all) });
     done();
+  });
+
+/**
+ * @param {string} target another app name
+ * @param {() => void} done
+ */
+const stop = (target, done) =>
+  pm2.list((error, all) => {
+    if (error) {
+      reply({ stopped: null, error: message(error) });
+      return done();
+    }
+    const ids = all.filter((p) => p.name === target).map((p) => p.pm_id);
+    remove(ids, () => {
+      reply({ stopped: ids.length });
+      done();
+    });
   });
 
 /** @param {() => void} done */
@@ -176,6 +197,7 @@ if (wait !== "wait") {
     if (command === "go") restart(done);
     else if (command === "list") list(done);
     else if (command === "save") save(done);
+    else if (command.startsWith("stop ")) stop(command.slice("stop ".length), done);
     else done();
   };
   process.stdin.setEncoding("utf8");

@@ -5,4 +5,5 @@ import { DrainStrategy } from "./drain.js";
 export const drainStrategy: RolloutStrategyDriver & { readonly name: "drain" } = {
   name: "drain",
   create: (options, ledger) => new DrainStrategy(options, ledger),
+  prepareAhead: (ops, _config, server, release) => ops.prepare?.(server, release),
 };

@@ -15889,7 +15889,10 @@ var init_surge = __esm({
         }
         for (const s3 of this.o.batches.flat()) {
           const release = this.o.target(s3.name);
-          if (release) this.surge.prepare?.(s3, release, nextPort(this.balancerPort.get(s3.name), config2.app));
+          if (!release) continue;
+          const port2 = nextPort(this.balancerPort.get(s3.name), config2.app);
+          this.surge.prepare?.(s3, release, port2);
+          this.surge.writeProcessFile?.(s3, release, port2);
         }
         for (const name of this.initiallyDown) {
           if (this.ledger.has(name))
@@ -15910,8 +15913,8 @@ var init_surge = __esm({
           failed: batch.filter((_2, i2) => !results[i2])
         };
       }
-      async serve(servers2) {
-        const { switched, failed } = await this.switchOver(servers2);
+      async serve(servers2, now) {
+        const { switched, failed } = await this.switchOver(servers2, now);
         for (const s3 of failed) {
           const surging = this.surging.get(s3.name);
           await this.abandonNew(s3);
@@ -16062,11 +16065,12 @@ var init_surge = __esm({
         }
       }
       /**
-       * One balancer change moves every server's entry to its new process's port; then each old
-       * process drains and is stopped, and the new port is recorded. After a balancer error its state
-       * says which servers moved: those go on, the others are `failed` (their new process still runs).
+       * One balancer change moves every server's entry to its new process's port; then the new port
+       * is recorded and each old process drains and is stopped, while the roll goes on (awaited by
+       * `retired`; the records too when `recorded`). After a balancer error its state says which
+       * servers moved: those go on, the others are `failed` (their new process still runs).
        */
-      async switchOver(servers2) {
+      async switchOver(servers2, recorded = false) {
         const { ops, emit, config: config2 } = this.o;
         const moving = servers2.filter((s3) => this.surging.has(s3.name));
         if (moving.length === 0) return { switched: [], failed: [] };
@@ -16104,12 +16108,19 @@ var init_surge = __esm({
             ms: Date.now() - started
           });
         }
-        const recorded = await Promise.all(switched.map((s3) => this.recordNew(s3)));
+        const records = switched.map((s3) => this.recordNew(s3));
         switched.forEach((s3, i2) => {
-          if (recorded[i2] !== void 0)
-            this.retiring.set(s3.name, this.retireOld(s3, recorded[i2], config2.balancer.drainTimeout));
+          const retire = records[i2].then(
+            (oldPort) => oldPort === void 0 ? void 0 : this.retireOld(s3, oldPort, config2.balancer.drainTimeout)
+          );
+          this.retiring.set(s3.name, retire);
         });
+        if (recorded) await Promise.all(records);
         return { switched, failed: moving.filter((s3) => !switched.includes(s3)) };
+      }
+      /** The old processes a move back left retiring, stopped before the roll ends. */
+      settle() {
+        return this.retired();
       }
       /** Until every old process being retired is stopped (or failed to be, said as a warning). */
       async retired() {
@@ -61665,6 +61676,7 @@ var Rollout = class {
       const failure2 = this.failure || this.lost.length > 0;
       return this.ledger.result({ failure: failure2, interrupted: this.interrupted, needsHuman: this.blind });
     } finally {
+      await this.strategy.settle?.();
       this.o.ops.discardPrepared?.();
       await this.o.ops.balancer.settle?.();
     }
@@ -62712,9 +62724,28 @@ function processSlot(config2, port2) {
 function surgeOps(fleet, config2, emit, host, restarts, states) {
   const recorded = /* @__PURE__ */ new Map();
   for (const [name, state] of states ?? []) recorded.set(name, state.livePort);
+  const files = /* @__PURE__ */ new Map();
+  const writeFile9 = (h2, server, release, port2) => runOp(
+    h2.session,
+    fleet.processes.processFile(h2.layout, {
+      release,
+      cwd: h2.layout.app(release),
+      env: { ...releaseEnv(config2, server, release), PORT: String(port2) },
+      port: processSlot(config2, port2)
+    }).write
+  );
   return {
     prepare(server, release, port2) {
       restarts.prepare(server.name, release, processSlot(config2, port2));
+    },
+    writeProcessFile(server, release, port2) {
+      const h2 = fleet.hosts.get(server.name);
+      if (!h2?.session.alive) return;
+      const written = writeFile9(h2, server, release, port2).then(
+        () => true,
+        () => false
+      );
+      files.set(server.name, { release, port: port2, session: h2.session, written });
     },
     async livePort(server) {
       if (recorded.has(server.name)) return recorded.get(server.name);
@@ -62726,13 +62757,10 @@ function surgeOps(fleet, config2, emit, host, restarts, states) {
     async start(server, release, port2, signal2) {
       const h2 = await host(server.name);
       const slot = processSlot(config2, port2);
-      const file = fleet.processes.processFile(h2.layout, {
-        release,
-        cwd: h2.layout.app(release),
-        env: { ...releaseEnv(config2, server, release), PORT: String(port2) },
-        port: slot
-      });
-      await runOp(h2.session, file.write);
+      const ahead = files.get(server.name);
+      files.delete(server.name);
+      const written = ahead?.release === release && ahead.port === port2 && ahead.session === h2.session && await ahead.written;
+      if (!written) await writeFile9(h2, server, release, port2);
       const prepared = await restarts.take(server.name, release, h2.session, slot) ?? (h2.session.alive ? fleet.processes.prepareRestart?.(h2.session, h2.layout, release, slot) : void 0);
       let passed = false;
       try {
@@ -63576,7 +63604,12 @@ async function deployRelease(config2, options) {
       assertNewRelease(run, hosts, states);
       if (options.signal.aborted)
         return run.finish("interrupted", run.notReached("interrupted before staging"), EXIT.interrupted);
-      const staged = { fleet, hosts, states, ops: fleetOps(fleet, config2, options.emit, states) };
+      const staged = {
+        fleet,
+        hosts,
+        states,
+        ops: fleetOps(fleet, config2, options.emit, states)
+      };
       const stopped = await stage2(run, staged, artifact) ?? await beforeRoll(run, staged, hookHost);
       if (stopped) return stopped;
       const result2 = await rollRelease(run, staged, watch);

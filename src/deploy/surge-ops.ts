@@ -1,10 +1,11 @@
-import type { Config } from "../config/load.js";
+import type { Config, ServerConfig } from "../config/load.js";
 import type { Emit } from "../events/events.js";
 import { readLivePort, writeLivePort } from "../remote/live-port.js";
 import { runOp } from "../remote/op.js";
 import { activate as pointCurrent } from "../remote/release.js";
 import type { ServerState } from "../remote/server-state.js";
 import type { SurgeOps } from "../rollout/fleet-ops.js";
+import type { SshSession } from "../ssh/session.js";
 import { activate } from "./activate.js";
 import type { Fleet, Host } from "./fleet.js";
 import type { PreparedRestarts } from "./fleet-ops.js";
@@ -32,9 +33,37 @@ export function surgeOps(
   // else writes it while the lock is held.
   const recorded = new Map<string, number | undefined>();
   for (const [name, state] of states ?? []) recorded.set(name, state.livePort);
+  // Process files written ahead of their server's turn (`writeProcessFile`), per server.
+  const files = new Map<
+    string,
+    { release: string; port: number; session: SshSession; written: Promise<boolean> }
+  >();
+  /**
+   * The process file of this release on this port: its own name, and PORT set to the port
+   * whatever the env says (the gate probes it there).
+   */
+  const writeFile = (h: Host, server: ServerConfig, release: string, port: number) =>
+    runOp(
+      h.session,
+      fleet.processes.processFile(h.layout, {
+        release,
+        cwd: h.layout.app(release),
+        env: { ...releaseEnv(config, server, release), PORT: String(port) },
+        port: processSlot(config, port),
+      }).write,
+    );
   return {
     prepare(server, release, port) {
       restarts.prepare(server.name, release, processSlot(config, port));
+    },
+    writeProcessFile(server, release, port) {
+      const h = fleet.hosts.get(server.name);
+      if (!h?.session.alive) return;
+      const written = writeFile(h, server, release, port).then(
+        () => true,
+        () => false,
+      );
+      files.set(server.name, { release, port, session: h.session, written });
     },
     async livePort(server) {
       if (recorded.has(server.name)) return recorded.get(server.name);
@@ -45,16 +74,16 @@ export function surgeOps(
     },
     async start(server, release, port, signal) {
       const h = await host(server.name);
-      // The process file of this release on this port: its own name, and PORT set to the port
-      // whatever the env says (the gate probes it there).
       const slot = processSlot(config, port);
-      const file = fleet.processes.processFile(h.layout, {
-        release,
-        cwd: h.layout.app(release),
-        env: { ...releaseEnv(config, server, release), PORT: String(port) },
-        port: slot,
-      });
-      await runOp(h.session, file.write);
+      // Written when the roll began, unless that failed or was for another port or connection.
+      const ahead = files.get(server.name);
+      files.delete(server.name);
+      const written =
+        ahead?.release === release &&
+        ahead.port === port &&
+        ahead.session === h.session &&
+        (await ahead.written);
+      if (!written) await writeFile(h, server, release, port);
       // Readied when the roll began (`prepare`), as the drain strategy's restarts are: its PM2
       // connection (a Node start, ~0.2–1 s) is open by the time the server's turn comes, and the
       // gate's process checks go through it (a few ms each) instead of a `pm2 jlist` apiece.

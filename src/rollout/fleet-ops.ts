@@ -37,6 +37,11 @@ export interface SurgeOps {
   /** Gets the start of `release` on `port` ready ahead of the server's turn (its PM2 connection). */
   prepare?(server: ServerConfig, release: string, port: number): void;
   /**
+   * Writes the process file of `release` on `port` ahead of the server's turn (once the release
+   * is staged), for `start` to use; `start` writes it again if that failed.
+   */
+  writeProcessFile?(server: ServerConfig, release: string, port: number): void;
+  /**
    * Points `current` at `release` and starts it as the process of `port`, beside the one serving
    * (a process left on that port by an earlier try is replaced), then gates it on that port.
    * True when the gate passed.

@@ -119,6 +119,9 @@ class Rollout {
       const failure = this.failure || this.lost.length > 0;
       return this.ledger.result({ failure, interrupted: this.interrupted, needsHuman: this.blind });
     } finally {
+      // What the strategy left running in the background (a surge's old processes being
+      // retired after a move back) is done before the result.
+      await this.strategy.settle?.();
       this.o.ops.discardPrepared?.();
       // What the balancer still writes (HAProxy's state file) is done, and said, before the result.
       await this.o.ops.balancer.settle?.();

@@ -39,6 +39,8 @@ export interface RolloutStrategy {
   back(servers: readonly ServerConfig[], result: "rolled back" | "restored", reason?: string): Promise<void>;
   /** The roll stopped on an error: the servers in the strategy's hands come back to a known state. */
   abandon(error: unknown): Promise<void>;
+  /** Work it left running in the background is done (never throws): the roll is about to end. */
+  settle?(): Promise<void>;
 }
 
 export type BatchMove =

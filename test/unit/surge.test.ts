@@ -151,6 +151,8 @@ class SurgeServers implements FleetOps {
   /** Processes stopped, in order ("alpha:3000"); a stop waits for `stopsHeld` first. */
   readonly stopped: string[] = [];
   stopsHeld: Promise<void> = Promise.resolve();
+  /** How long each stop takes once let through (ms). */
+  stopMs = 0;
   /** Servers started, in order. */
   readonly started: string[] = [];
 
@@ -173,6 +175,7 @@ class SurgeServers implements FleetOps {
       },
       stop: async (server, port) => {
         await this.stopsHeld;
+        if (this.stopMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stopMs));
         this.processes.get(server.name)?.delete(port ?? 3000);
         this.stopped.push(`${server.name}:${port ?? 3000}`);
       },
@@ -294,6 +297,19 @@ describe("the surge strategy", () => {
       ["gamma", "rolled back", "r1"],
     ]);
     for (const name of NAMES) expect(servers.serving(name)).toBe("r1");
+  });
+
+  it("the old processes a move back leaves retiring are stopped before the roll ends", async () => {
+    const { servers, options } = surgeSetup();
+    servers.failing.add("gamma@r2");
+    servers.stopMs = 20;
+    const out = await roll(options);
+    expect(out.outcome).toBe("failed");
+    for (const name of ["alpha", "beta"]) {
+      expect(servers.serving(name)).toBe("r1");
+      expect([...(servers.processes.get(name)?.keys() ?? [])]).toEqual([3000]);
+    }
+    expect(servers.stopped).toEqual(expect.arrayContaining(["alpha:3001", "beta:3001"]));
   });
 
   it("a gate that fails leaves the balancer untouched, stops the new process, and points current back", async () => {

@@ -63,11 +63,14 @@ export class SurgeStrategy implements RolloutStrategy {
       const port = Number(b.address?.replace(/^.*:/, ""));
       if (port === config.app.port || port === config.app.surgePort) this.balancerPort.set(b.server, port);
     }
-    // Each server's start readied ahead of its turn, on the port the balancer says is free (a
-    // record that says otherwise makes `start` ready it again there).
+    // Each server's start readied ahead of its turn (its PM2 connection, its process file), on the
+    // port the balancer says is free (a record that says otherwise makes `start` ready it again there).
     for (const s of this.o.batches.flat()) {
       const release = this.o.target(s.name);
-      if (release) this.surge.prepare?.(s, release, nextPort(this.balancerPort.get(s.name), config.app));
+      if (!release) continue;
+      const port = nextPort(this.balancerPort.get(s.name), config.app);
+      this.surge.prepare?.(s, release, port);
+      this.surge.writeProcessFile?.(s, release, port);
     }
     for (const name of this.initiallyDown) {
       if (this.ledger.has(name))
@@ -90,8 +93,9 @@ export class SurgeStrategy implements RolloutStrategy {
     };
   }
 
-  async serve(servers: readonly ServerConfig[]): Promise<boolean> {
-    const { switched, failed } = await this.switchOver(servers);
+  async serve(servers: readonly ServerConfig[], now: boolean): Promise<boolean> {
+    // `now`: the watch probes them next, on the port the server's record names: recorded first.
+    const { switched, failed } = await this.switchOver(servers, now);
     for (const s of failed) {
       const surging = this.surging.get(s.name);
       await this.abandonNew(s);
@@ -258,12 +262,14 @@ export class SurgeStrategy implements RolloutStrategy {
   }
 
   /**
-   * One balancer change moves every server's entry to its new process's port; then each old
-   * process drains and is stopped, and the new port is recorded. After a balancer error its state
-   * says which servers moved: those go on, the others are `failed` (their new process still runs).
+   * One balancer change moves every server's entry to its new process's port; then the new port
+   * is recorded and each old process drains and is stopped, while the roll goes on (awaited by
+   * `retired`; the records too when `recorded`). After a balancer error its state says which
+   * servers moved: those go on, the others are `failed` (their new process still runs).
    */
   private async switchOver(
     servers: readonly ServerConfig[],
+    recorded = false,
   ): Promise<{ switched: ServerConfig[]; failed: ServerConfig[] }> {
     const { ops, emit, config } = this.o;
     const moving = servers.filter((s) => this.surging.has(s.name));
@@ -302,12 +308,22 @@ export class SurgeStrategy implements RolloutStrategy {
         ms: Date.now() - started,
       });
     }
-    const recorded = await Promise.all(switched.map((s) => this.recordNew(s)));
+    // What reads the record in this command reads it through `retired` (a move back) or after
+    // it (the watch, asked for with `recorded`); the old process's port is free only once stopped.
+    const records = switched.map((s) => this.recordNew(s));
     switched.forEach((s, i) => {
-      if (recorded[i] !== undefined)
-        this.retiring.set(s.name, this.retireOld(s, recorded[i], config.balancer.drainTimeout));
+      const retire = (records[i] as Promise<number | undefined>).then((oldPort) =>
+        oldPort === undefined ? undefined : this.retireOld(s, oldPort, config.balancer.drainTimeout),
+      );
+      this.retiring.set(s.name, retire);
     });
+    if (recorded) await Promise.all(records);
     return { switched, failed: moving.filter((s) => !switched.includes(s)) };
+  }
+
+  /** The old processes a move back left retiring, stopped before the roll ends. */
+  settle(): Promise<void> {
+    return this.retired();
   }
 
   /** Until every old process being retired is stopped (or failed to be, said as a warning). */

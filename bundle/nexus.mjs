@@ -54220,21 +54220,29 @@ ${await tail(p2.sshdLog)}`);
       pids[`bridge:${host.name}`] = background([
         socat,
         `UNIX-LISTEN:${socket},fork,unlink-early,mode=600`,
-        `TCP:${host.address}:${host.sshPort},bind=${bastion.address}`
+        `TCP:${host.address}:${host.sshPort},bind=${bastion.address},nodelay`
       ]);
       pids[`bridge-in:${host.name}`] = background(
-        [socat, `TCP-LISTEN:${host.sshPort},bind=${host.address},fork,reuseaddr`, `UNIX-CONNECT:${socket}`],
+        [
+          socat,
+          `TCP-LISTEN:${host.sshPort},bind=${host.address},fork,reuseaddr,nodelay`,
+          `UNIX-CONNECT:${socket}`
+        ],
         bastion.netns
       );
     }
     const entry = join2(p2.sockets, "entry.sock");
     pids["entry-in"] = background(
-      [socat, `UNIX-LISTEN:${entry},fork,unlink-early,mode=600`, `TCP:${bastion.address}:${bastion.sshPort}`],
+      [
+        socat,
+        `UNIX-LISTEN:${entry},fork,unlink-early,mode=600`,
+        `TCP:${bastion.address}:${bastion.sshPort},nodelay`
+      ],
       bastion.netns
     );
     pids.entry = background([
       socat,
-      `TCP-LISTEN:${bastion.sshPort},bind=${bastion.address},fork,reuseaddr`,
+      `TCP-LISTEN:${bastion.sshPort},bind=${bastion.address},fork,reuseaddr,nodelay`,
       `UNIX-CONNECT:${entry}`
     ]);
     await save();

@@ -59,6 +59,7 @@ async function measured(tmp, args, label, { mustSucceed = true } = {}) {
   const runNumber = ++measuredRuns;
   const trace = path.join(tmp, `trace-${label}-${runNumber}.jsonl`);
   const rss = path.join(tmp, `rss-${label}-${runNumber}.txt`);
+  const cpuBefore = machineCpuMs();
   const raw = await runNexus(ROOT, args, 600_000, {
     NEXUS_SSH_TRACE: trace,
     BENCH_RSS_FILE: rss,
@@ -69,12 +70,32 @@ async function measured(tmp, args, label, { mustSucceed = true } = {}) {
   const result = analyze(run);
   result.code = run.code;
   result.ops = summarizeTrace(trace);
+  result.machineCpuMs = machineCpuMs() - cpuBefore;
   try {
-    result.rssMiB = Number(readFileSync(rss, "utf8")) / 1024;
+    const [maxRss, cliCpu] = readFileSync(rss, "utf8").split(" ").map(Number);
+    result.rssMiB = maxRss / 1024;
+    result.cliCpuMs = cliCpu;
   } catch {
     result.rssMiB = Number.NaN;
+    result.cliCpuMs = Number.NaN;
   }
   return result;
+}
+
+/**
+ * CPU time the whole machine has spent busy since boot, every core (ms): /proc/stat's user, nice,
+ * system, irq, softirq and steal. The sandbox's servers are processes of this machine: what a
+ * deploy costs them is this, less the CLI's own.
+ */
+function machineCpuMs() {
+  try {
+    const [, ...fields] = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+    const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
+    const ticks = user + nice + system + irq + softirq + (steal ?? 0);
+    return (ticks * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** A copy of the sandbox's config whose servers are reached through the latency proxies. */
@@ -493,6 +514,9 @@ function fleetTable(fleet) {
       ms(median(row.runs.map((r) => r.segments.stage))),
       secs(median(row.runs.map(perServer))),
       `${max(row.runs.map((r) => r.rssMiB)).toFixed(0)} MiB`,
+      secs(median(row.runs.map((r) => r.machineCpuMs / 1000)), 1),
+      secs(median(row.runs.map((r) => r.cliCpuMs / 1000)), 1),
+      coresBusy(row.runs),
       x(median(w) / ref),
     ];
   });
@@ -506,10 +530,32 @@ function fleetTable(fleet) {
       "stage",
       "out of rotation",
       "peak RSS",
+      "CPU, whole machine",
+      "CPU, the CLI",
+      "cores busy",
       "vs 3 servers",
     ],
     rows,
   );
+}
+
+/**
+ * What the fleet ratios measure on this machine: every server is a set of processes on the same
+ * cores as the CLI, so a deploy's server-side CPU (sshd, shells, PM2's programs, the app's start)
+ * adds up across the fleet where real servers each bring their own.
+ */
+function fleetFloor(fleet, cores) {
+  const big = fleet.rows.at(-1);
+  const perServer = median(big.runs.map((r) => (r.machineCpuMs - r.cliCpuMs) / 1000 / big.n));
+  const floor = (perServer * big.n) / cores;
+  if (!Number.isFinite(floor)) return "";
+  return `Each server's part of a deploy costs ${secs(perServer)} of CPU here (the ${big.n}-server deploy's CPU on the whole machine, less the CLI's, per server): on this machine's ${cores} cores, ${big.n} servers cannot be deployed in less than ${secs(floor, 1)} whatever the CLI does, and "cores busy" near ${cores} says a deploy was bound by it. The ratios against 3 servers measure that sum, not nexus: on a real fleet each server's part runs on its own CPU, and the CLI's own CPU (the column beside) is what grows with the fleet.`;
+}
+
+/** The machine's CPU time over the wall time, median: how many of its cores the deploy kept busy. */
+function coresBusy(runs) {
+  const busy = median(runs.map((r) => r.machineCpuMs / 1000 / r.wall));
+  return Number.isFinite(busy) ? busy.toFixed(2) : "–";
 }
 
 function render(data) {
@@ -587,6 +633,8 @@ function render(data) {
       `One sandbox of ${f.hosts} servers (each its own sshd, PM2 and app), deploying to its first 3, 12 and ${f.hosts}; no load. The first deploy (npm ci on each server) took ${f.warmSeconds.toFixed(0)} s and is not counted.`,
       "",
       fleetTable(f),
+      "",
+      fleetFloor(f, data.machine.cores),
       "",
       `\`nexus status\` on ${f.hosts} servers: ${secs(median(f.status.map((s) => s.wall)))} (median of ${f.status.length}; exit codes ${f.status.map((s) => s.code).join(", ")}), ${median(f.status.map((s) => s.ops.channel))} exec channels, ${median(f.status.map((s) => s.ops.shell))} shell exchanges.`,
       "",

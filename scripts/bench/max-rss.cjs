@@ -1,10 +1,12 @@
 // Preloaded into the CLI by the bench (NODE_OPTIONS=--require): writes the process's peak RSS
-// (KiB, from getrusage) to $BENCH_RSS_FILE as it exits.
+// (KiB, from getrusage) and the CPU time it used (ms, user + system) to $BENCH_RSS_FILE as it exits.
 const { writeFileSync } = require("node:fs");
 
 process.on("exit", () => {
+  const file = process.env.BENCH_RSS_FILE;
+  if (!file) return;
   try {
-    if (process.env.BENCH_RSS_FILE)
-      writeFileSync(process.env.BENCH_RSS_FILE, String(process.resourceUsage().maxRSS));
+    const usage = process.resourceUsage();
+    writeFileSync(file, `${usage.maxRSS} ${Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000)}`);
   } catch {}
 });

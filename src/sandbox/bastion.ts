@@ -182,28 +182,40 @@ export async function startBastion(input: StartBastionInput): Promise<void> {
     );
     if (started.exitCode !== 0)
       throw new SandboxError(`the bastion's sshd did not start: ${started.all}\n${await tail(p.sshdLog)}`);
+    // Every TCP end of the bridges sets TCP_NODELAY, as ssh, sshd and nexus do on their own
+    // sockets: with Nagle's algorithm a relay held each small SSH packet until the previous one
+    // was acknowledged, and the bench's bastion deploy cost 1.41× the direct one instead of 1.17×
+    // (a real jump host has no relay but its sshd).
     for (const host of hosts) {
       const socket = join(p.sockets, `${host.name}.sock`);
       // Root namespace: from the bastion's address to the host's sshd.
       pids[`bridge:${host.name}`] = background([
         socat,
         `UNIX-LISTEN:${socket},fork,unlink-early,mode=600`,
-        `TCP:${host.address}:${host.sshPort},bind=${bastion.address}`,
+        `TCP:${host.address}:${host.sshPort},bind=${bastion.address},nodelay`,
       ]);
       // The bastion's namespace: the host's address, leading to that socket.
       pids[`bridge-in:${host.name}`] = background(
-        [socat, `TCP-LISTEN:${host.sshPort},bind=${host.address},fork,reuseaddr`, `UNIX-CONNECT:${socket}`],
+        [
+          socat,
+          `TCP-LISTEN:${host.sshPort},bind=${host.address},fork,reuseaddr,nodelay`,
+          `UNIX-CONNECT:${socket}`,
+        ],
         bastion.netns,
       );
     }
     const entry = join(p.sockets, "entry.sock");
     pids["entry-in"] = background(
-      [socat, `UNIX-LISTEN:${entry},fork,unlink-early,mode=600`, `TCP:${bastion.address}:${bastion.sshPort}`],
+      [
+        socat,
+        `UNIX-LISTEN:${entry},fork,unlink-early,mode=600`,
+        `TCP:${bastion.address}:${bastion.sshPort},nodelay`,
+      ],
       bastion.netns,
     );
     pids.entry = background([
       socat,
-      `TCP-LISTEN:${bastion.sshPort},bind=${bastion.address},fork,reuseaddr`,
+      `TCP-LISTEN:${bastion.sshPort},bind=${bastion.address},fork,reuseaddr,nodelay`,
       `UNIX-CONNECT:${entry}`,
     ]);
     await save();

@@ -12,6 +12,7 @@ import {
   deployDir,
   giveToHostUser,
   hostHome,
+  jsonEvents,
   type NexusRun,
   nexus,
   readUpstream,
@@ -130,13 +131,6 @@ function migrations(release: string): number {
 
 function sharedDir(name: string): string {
   return path.join(deployDir(name), "shared");
-}
-
-function jsonEvents(output: string): Record<string, unknown>[] {
-  return output
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 async function pm2Pids(): Promise<Map<string, string>> {

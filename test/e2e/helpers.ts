@@ -300,6 +300,14 @@ export async function stillServing(release: string): Promise<boolean> {
   return answers.every((a) => a.status === 200 && a.release === release);
 }
 
+/** The events of a `--json` run: its stdout's JSON lines. */
+export function jsonEvents(stdout: string): Record<string, any>[] {
+  return stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, any>);
+}
+
 /** Resolves once something accepts connections on host:port (10 s at most). */
 export async function waitForPort(host: string, port: number): Promise<void> {
   const { connect } = await import("node:net");

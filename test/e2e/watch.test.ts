@@ -9,6 +9,7 @@ import { sandboxHaproxy, writeHaproxyConfig } from "./balancers.js";
 import {
   copyFixture,
   currentRelease,
+  jsonEvents,
   nexus,
   readUpstream,
   SERVERS,
@@ -19,13 +20,6 @@ import { describeFailures, startLoad, summarize, waitForSteady } from "./load.js
 import { PROJECT_ROOT, sandboxInfo } from "./sandbox-env.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function jsonEvents(stdout: string): Record<string, any>[] {
-  return stdout
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as Record<string, any>);
-}
 
 /** fixtures/app with every fifth POST answering 500: /health passes, only the error rate shows it. */
 const BROKEN_ENV = { pm2: { env: { FIXTURE_FAIL_EVERY_NTH_POST: "5" } } };

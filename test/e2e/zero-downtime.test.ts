@@ -12,6 +12,7 @@ import {
   deployDir,
   giveToHostUser,
   hostHome,
+  jsonEvents,
   nexus,
   readUpstream,
   releaseOnDisk,
@@ -141,13 +142,6 @@ async function underPairLoad(action: () => Promise<void>): Promise<PairScenario>
     haproxy: { result: haproxy, summary: summarize(haproxy.records) },
     haproxyStorm: { result: haproxyStorm, summary: summarizeStorm(haproxyStorm.records) },
   };
-}
-
-function jsonEvents(stdout: string): Record<string, any>[] {
-  return stdout
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as Record<string, any>);
 }
 
 async function reloadBalancer(): Promise<void> {

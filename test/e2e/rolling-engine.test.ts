@@ -44,8 +44,12 @@ describe("the rolling engine", () => {
 
   beforeEach(async () => {
     // Every test starts from a healthy fleet on one good release, all in rotation: the one the
-    // last test left, when it left the fleet as a fresh deploy of it would (most check that).
-    if (good && (await stillServing(good))) return;
+    // last test left, when it left the fleet as a fresh deploy of it would (most do).
+    const serving = currentRelease(SERVERS[0] as string);
+    if (serving && (await stillServing(serving))) {
+      good = serving;
+      return;
+    }
     good = uniqueRelease("good");
     const run = await nexus(["-c", config, "deploy", "--release-id", good]);
     expect(run.exitCode, run.all).toBe(0);

@@ -14,10 +14,10 @@
  * {"saved":true}, the dump files private as persist.sh leaves them (PM2's dump never calls back
  * when it cannot write the file: a timer answers then). "stop NAME" deletes the instances of
  * another app name (the surge strategy's process on the other port, once the balancer has left
- * it) and prints {"stopped":N}: no second Node and PM2 start on the server for it. "list", "save"
- * and "stop" answer their errors instead of ending the program. Stdin closing ends it; closed before "go" (a failed drain, or
- * nexus gone), it has restarted nothing (connecting may have started PM2's daemon, as any pm2
- * command would).
+ * it) and prints {"stopped":N}: no second Node and PM2 start on the server for it. "list",
+ * "save" and "stop" answer their errors instead of ending the program. Stdin closing ends it;
+ * closed before "go" (a failed drain, or nexus gone), it has restarted nothing (connecting may
+ * have started PM2's daemon, as any pm2 command would).
  * DEADLINE_MS bounds the restart: a PM2 daemon that stops answering (it happens) fails it, so the
  * roll's failure path runs, instead of a deploy waiting forever with the server out of rotation.
  */

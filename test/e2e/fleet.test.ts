@@ -6,7 +6,7 @@ import { STAGE_AT_ONCE } from "../../src/deploy/deploy.js";
 import { sandboxDeployConfig } from "../../src/sandbox/deploy-config.js";
 import { type SandboxInfo, sandboxPurge, sandboxUp } from "../../src/sandbox/index.js";
 import { MAX_HOSTS } from "../../src/sandbox/limits.js";
-import { APP_NAME, fixture, nexus, uniqueRelease } from "./helpers.js";
+import { APP_NAME, fixture, jsonEvents, nexus, uniqueRelease } from "./helpers.js";
 import { TEST_FLEET_DIR, TEST_FLEET_IP_PREFIX } from "./sandbox-env.js";
 
 /**
@@ -61,10 +61,7 @@ describe("a fleet of fifty", () => {
     const release = uniqueRelease("fleet");
     const run = await nexus(["-c", file, "--json", "deploy", "--release-id", release], { timeout: 540_000 });
     expect(run.exitCode, run.all).toBe(0);
-    const events = run.stdout
-      .split("\n")
-      .filter((line) => line.startsWith("{"))
-      .map((line) => JSON.parse(line) as Event);
+    const events: Event[] = jsonEvents(run.stdout);
     const names = info.hosts.map((h) => h.name);
 
     // Staged 16 at a time: every server staged, never more than the cap at once, and the cap filled

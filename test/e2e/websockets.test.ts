@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectionsCut, SummaryRow } from "../../src/events/events.js";
 import { sandboxHaproxy, writeHaproxyConfig } from "./balancers.js";
-import { fixture, type NexusRun, nexus, SERVERS, uniqueRelease, writeConfig } from "./helpers.js";
+import { fixture, jsonEvents, type NexusRun, nexus, SERVERS, uniqueRelease, writeConfig } from "./helpers.js";
 import { sandboxInfo } from "./sandbox-env.js";
 import { connectClients, until, type WsClient } from "./ws-clients.js";
 
@@ -25,16 +25,9 @@ const overrides = (summaryFile: string) => ({
   hooks: { afterDeploy: `printf %s "$NEXUS_SUMMARY" > '${summaryFile}'` },
 });
 
-function events(run: NexusRun): Record<string, unknown>[] {
-  return run.stdout
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
 /** Each server's connections cut: from the drain steps' JSON events, the summary event, and NEXUS_SUMMARY. */
 function cutPerServer(run: NexusRun, summaryFile: string) {
-  const all = events(run);
+  const all = jsonEvents(run.stdout);
   const steps = Object.fromEntries(
     all
       .filter((e) => e.type === "step" && e.step === "drain" && e.status === "done")
@@ -61,6 +54,23 @@ describe("long-lived connections: 30 WebSocket clients across a deploy", () => {
   const clients: WsClient[] = [];
   const summaryFile = () => path.join(mkdtempSync(path.join(os.tmpdir(), "nexus-ws-")), "summary.json");
 
+  /**
+   * The clients connected through `url`, a deploy with the config `configFor` writes (its
+   * afterDeploy hook saving NEXUS_SUMMARY to the file given), the clients going on after it, then
+   * stopped; each server's connections cut as the run and the hook said.
+   */
+  async function deployUnderClients(url: string, configFor: (summary: string) => string, label: string) {
+    const file = summaryFile();
+    const config = configFor(file);
+    const connected = await connectClients(url, CLIENTS);
+    clients.push(...connected);
+    const run = await nexus(["--json", "-c", config, "deploy", "--release-id", uniqueRelease(label)]);
+    expect(run.exitCode, run.all).toBe(0);
+    await goOn(connected);
+    for (const c of connected) c.stop();
+    return { run, connected, cut: cutPerServer(run, file) };
+  }
+
   beforeAll(async () => {
     const run = await nexus(["-c", writeConfig({ app, health }), "deploy"]);
     expect(run.exitCode, run.all).toBe(0);
@@ -74,16 +84,11 @@ describe("long-lived connections: 30 WebSocket clients across a deploy", () => {
   });
 
   it("through Nginx: the restart closes them with 1001, each client reconnects once per server switch at most, none loses an acknowledged message, the summary counts them per server", async () => {
-    const file = summaryFile();
-    const config = writeConfig({ ...overrides(file), balancer: { drainTimeout: DRAIN_TIMEOUT } });
-    const connected = await connectClients(sandboxInfo().lb.url, CLIENTS);
-    clients.push(...connected);
-    const run = await nexus(["--json", "-c", config, "deploy", "--release-id", uniqueRelease("ws-nginx")]);
-    expect(run.exitCode, run.all).toBe(0);
-    await goOn(connected);
-    for (const c of connected) c.stop();
-
-    const cut = cutPerServer(run, file);
+    const { run, connected, cut } = await deployUnderClients(
+      sandboxInfo().lb.url,
+      (file) => writeConfig({ ...overrides(file), balancer: { drainTimeout: DRAIN_TIMEOUT } }),
+      "ws-nginx",
+    );
     for (const server of SERVERS) {
       // Every server had clients when its drain ended: the restart cut them (Nginx cannot).
       expect(cut.steps[server], server).toEqual({ byBalancer: 0, byRestart: expect.any(Number) });
@@ -109,16 +114,11 @@ describe("long-lived connections: 30 WebSocket clients across a deploy", () => {
   });
 
   it("through HAProxy: the sessions still open at drainTimeout are shut through the runtime API, counted per server", async () => {
-    const file = summaryFile();
-    const config = writeHaproxyConfig(overrides(file), DRAIN_TIMEOUT);
-    const connected = await connectClients(sandboxHaproxy().url, CLIENTS);
-    clients.push(...connected);
-    const run = await nexus(["--json", "-c", config, "deploy", "--release-id", uniqueRelease("ws-haproxy")]);
-    expect(run.exitCode, run.all).toBe(0);
-    await goOn(connected);
-    for (const c of connected) c.stop();
-
-    const cut = cutPerServer(run, file);
+    const { run, connected, cut } = await deployUnderClients(
+      sandboxHaproxy().url,
+      (file) => writeHaproxyConfig(overrides(file), DRAIN_TIMEOUT),
+      "ws-haproxy",
+    );
     for (const server of SERVERS) {
       // HAProxy closed every session at the timeout: none was left for the restart.
       expect(cut.steps[server], server).toEqual({ byBalancer: expect.any(Number), byRestart: 0 });
@@ -126,7 +126,9 @@ describe("long-lived connections: 30 WebSocket clients across a deploy", () => {
       expect(cut.rows[server], server).toEqual(cut.steps[server]);
       expect(cut.hook[server], server).toEqual(cut.steps[server]);
     }
-    const drains = events(run).filter((e) => e.type === "step" && e.step === "drain" && e.status === "done");
+    const drains = jsonEvents(run.stdout).filter(
+      (e) => e.type === "step" && e.step === "drain" && e.status === "done",
+    );
     expect(drains.map((e) => e.message)).toEqual(
       SERVERS.map(() =>
         expect.stringMatching(/connection\(s\) still open at the drain timeout: \d+ shut by the balancer$/),

@@ -9,7 +9,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { Agent, request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serverLines } from "../../src/balancer/haproxy/standby.js";
 import { parseServersState } from "../../src/balancer/haproxy/stats.js";
 import { haproxyPaths } from "../../src/sandbox/haproxy.js";
@@ -182,6 +183,26 @@ describe("surge strategy", () => {
   let base: string;
   const [alpha = "", ...others] = SERVERS;
 
+  /**
+   * Servers left on app.surgePort (by HAProxy's live line or their record) go back to app.port on
+   * base, HAProxy on their first line: the shape every other file expects of the shared sandbox.
+   * A surge moves a server to the other port; the drain strategy then rolls base back in place.
+   */
+  async function backOnAppPort(): Promise<void> {
+    const state = await haproxyState();
+    const moved = SERVERS.filter(
+      (s) => (livePort(s) ?? 3000) !== 3000 || state.find((b) => b.server === s)?.port !== 3000,
+    );
+    if (moved.length === 0) return;
+    const only = ["--only", moved.join(",")];
+    const there = await deploy(fleetConfig, uniqueRelease("surge-home"), ...only);
+    expect(there.exitCode, there.all).toBe(0);
+    const back = await nexus(["-c", fleetConfig, "rollback", "--to", base, "--strategy", "drain", ...only]);
+    expect(back.exitCode, back.all).toBe(0);
+    expect((await haproxyState()).map((b) => b.port)).toEqual([3000, 3000, 3000]);
+    for (const s of SERVERS) expect(livePort(s) ?? 3000, s).toBe(3000);
+  }
+
   beforeAll(async () => {
     fleetConfig = writeHaproxyConfig({ rolling: { strategy: "surge" } });
     oneConfig = writeHaproxyConfig({
@@ -195,6 +216,9 @@ describe("surge strategy", () => {
     const first = await deploy(writeHaproxyConfig(), base, "--strategy", "drain");
     expect(first.exitCode, first.all).toBe(0);
   }, 180_000);
+
+  // Whatever failed above, the next files find every server on app.port, HAProxy on its first line.
+  afterAll(backOnAppPort, 180_000);
 
   it("deploys and rolls back a fleet of 3 through HAProxy, every server up, not one request failed", async () => {
     const release = uniqueRelease("surge-3");
@@ -353,14 +377,23 @@ describe("surge strategy", () => {
     const recovered = await nexus(["-c", fleetConfig, "recover"]);
     lastOutput = recovered.all;
     expect(recovered.exitCode, lastOutput).toBe(0);
+    // Where the kill landed decides the port a server ends on: one the killed command had already
+    // pointed at the new release (the next batch starts as soon as a switch is done) is surged back
+    // onto base, so onto the other port. Either way the record, the balancer and the process agree.
+    const state = await haproxyState();
     for (const s of SERVERS) {
       expect(currentRelease(s), lastOutput).toBe(base);
       expect(lockOn(s), lastOutput).toBeUndefined();
       expect(existsSync(path.join(deployDir(s), ".nexus", "journal.json")), s).toBe(false);
-      expect(livePort(s) ?? 3000, s).toBe(3000);
+      const port = livePort(s) ?? 3000;
+      expect(state.find((b) => b.server === s)?.port, `${s}\n${lastOutput}`).toBe(port);
+      expect(await releaseOn(hostAddress(s), port), s).toBe(base);
+      // The killed command's process on the other port was stopped (by the recover, or never started).
+      expect(await listening(hostAddress(s), port === 3000 ? 3001 : 3000), s).toBe(false);
     }
-    const notUp = (await haproxyState()).filter((s) => s.maint || s.drain || s.operational !== 2);
+    const notUp = state.filter((s) => s.maint || s.drain || s.operational !== 2);
     expect(notUp, lastOutput).toEqual([]);
+    await backOnAppPort();
     await expectOldProcessServing(base);
   }, 300_000);
 
@@ -407,6 +440,17 @@ describe("surge strategy", () => {
     for (const s of SERVERS) expect(livePort(s)).toBe(3000);
   }, 300_000);
 });
+
+/** The release the app on host:port says it runs. */
+async function releaseOn(host: string, port: number): Promise<string | undefined> {
+  const dispatcher = new Agent({ pipelining: 0 });
+  try {
+    const response = await request(`http://${host}:${port}/`, { dispatcher, headersTimeout: 5000 });
+    return ((await response.body.json()) as { release?: string }).release;
+  } finally {
+    await dispatcher.close();
+  }
+}
 
 function hostAddress(name: string): string {
   const host = sandboxInfo().hosts.find((h) => h.name === name);

@@ -70,6 +70,9 @@ function dropSshApp(always: boolean): string {
 
 describe("faults and interruptions", () => {
   const config = writeConfig();
+  // A gate of 3 s at least: a signal sent at a server's "drain ok" or "restart ok" lands while that
+  // server is in hand, however late the test reads the line on a loaded machine.
+  const slowGate = writeConfig({ health: { minUptime: "3s" } });
   let good = "";
 
   afterEach(async () => {
@@ -112,9 +115,8 @@ describe("faults and interruptions", () => {
 
     it("while a server is drained: it goes back on the good release, in rotation, and the lock is released", async () => {
       const release = uniqueRelease("int-drained");
-      // A gate of 3 s at least: the signal lands while beta is in hand, however late it is read.
       const run = await interruptAt(
-        ["-c", writeConfig({ health: { minUptime: "3s" } }), "deploy", "--release-id", release],
+        ["-c", slowGate, "deploy", "--release-id", release],
         /nexus-beta: drain ok/,
       );
       expect(run.exitCode, run.all).toBe(130);
@@ -129,7 +131,7 @@ describe("faults and interruptions", () => {
     it("during the gate (SIGTERM): the server goes back on the previous release and in rotation", async () => {
       const release = uniqueRelease("int-gate");
       const run = await interruptAt(
-        ["-c", writeConfig({ health: { minUptime: "3s" } }), "deploy", "--release-id", release],
+        ["-c", slowGate, "deploy", "--release-id", release],
         /nexus-alpha: restart ok/,
         "SIGTERM",
       );
@@ -139,7 +141,6 @@ describe("faults and interruptions", () => {
     });
 
     it("a second Ctrl-C says what is left undone and where", async () => {
-      const slowGate = writeConfig({ health: { minUptime: "3s" } });
       const child = execa("node", [path.join(PROJECT_ROOT, "bin", "nexus.js"), "-c", slowGate, "deploy"], {
         reject: false,
         all: true,
@@ -191,7 +192,7 @@ describe("faults and interruptions", () => {
   it("kill -9 while a server is drained: the next deploy sees it, and `nexus recover` restores the fleet", async () => {
     const release = uniqueRelease("killed");
     const run = await interruptAt(
-      ["-c", config, "deploy", "--release-id", release],
+      ["-c", slowGate, "deploy", "--release-id", release],
       /nexus-beta: drain ok/,
       "SIGKILL",
     );
@@ -217,7 +218,7 @@ describe("faults and interruptions", () => {
     try {
       const release = uniqueRelease("killed-drained");
       const run = await interruptAt(
-        ["-c", config, "deploy", "--release-id", release],
+        ["-c", slowGate, "deploy", "--release-id", release],
         /nexus-beta: drain ok/,
         "SIGKILL",
       );

@@ -14805,7 +14805,8 @@ function parseJlist(stdout, name) {
       restarts: Number(e.pm2_env?.restart_time ?? 0),
       startedAt: e.pm2_env?.pm_uptime,
       memory: e.monit?.memory,
-      cpu: e.monit?.cpu
+      cpu: e.monit?.cpu,
+      ...typeof e.release === "string" ? { release: e.release } : {}
     };
   });
   return name === void 0 ? all : all.filter((p2) => p2.name === name);
@@ -64701,6 +64702,73 @@ Examples:
 init_invocation();
 init_load2();
 init_capacity();
+
+// src/deploy/recover-keep.ts
+init_live_port();
+init_op();
+init_release();
+function servingAt(backend, app) {
+  if (!backend?.present || !backend.inRotation || !backend.address) return void 0;
+  const port2 = Number(backend.address.replace(/^.*:/, ""));
+  return port2 === app.port || port2 === app.surgePort ? port2 : void 0;
+}
+function servesOnly(processes, release) {
+  return processes.length > 0 && processes.every((p2) => p2.status === "online" && p2.release === release);
+}
+async function keepServing(input, hosts) {
+  const { config: config2, fleet, emit, states, backends, targetOf } = input;
+  const rows = /* @__PURE__ */ new Map();
+  await Promise.all(
+    hosts.map(async (h2) => {
+      const name = h2.server.name;
+      const target = targetOf(name);
+      const port2 = servingAt(
+        backends.find((b2) => b2.server === name),
+        config2.app
+      );
+      if (!target || target === states.get(name)?.current || port2 === void 0) return;
+      try {
+        const serving = await fleet.processes.inspect(h2.session, processSlot(config2, port2));
+        if (!servesOnly(serving, target)) return;
+        if (!(await checkHealth(h2, config2, servingPort(config2, port2))).ok) return;
+        const other = nextPort(port2, config2.app);
+        emit({
+          type: "step",
+          server: name,
+          step: "restore",
+          status: "start",
+          message: `its process on port ${port2} still serves ${target}: kept; stopping the one on port ${other}`
+        });
+        await fleet.processes.stop(h2.session, processSlot(config2, other));
+        await runOp(h2.session, activate(h2.layout, target));
+        if ((states.get(name)?.livePort ?? config2.app.port) !== port2)
+          await runOp(h2.session, writeLivePort(h2.layout, port2));
+        emit({
+          type: "step",
+          server: name,
+          step: "restore",
+          status: "done",
+          message: `${target} kept on port ${port2}; the process on port ${other} stopped`
+        });
+        rows.set(name, {
+          server: name,
+          result: "restored",
+          release: target,
+          note: "its old process still served it: kept, not restarted"
+        });
+      } catch (error3) {
+        emit({
+          type: "warn",
+          server: name,
+          message: `keeping its serving process failed (${error3.message.split("\n")[0]}): ${target} is restarted instead`
+        });
+      }
+    })
+  );
+  return rows;
+}
+
+// src/deploy/recover.ts
 async function recover(config2, options) {
   const startedAt = Date.now();
   const names = allServers(config2);
@@ -64742,16 +64810,17 @@ async function recoverJournaled(recovery) {
     });
   }
   const ops = fleetOps(fleet, config2, emit);
-  const result2 = await switchBack(recovery, ops);
+  const { result: result2, kept } = await switchBack(recovery, ops);
   const rows = new Map(result2.rows.map((r) => [r.server, { ...r }]));
   for (const r of rows.values()) if (r.result === "deployed") r.result = "restored";
+  for (const [name, row] of kept) rows.set(name, row);
   await enableLeftDrained(recovery, rows);
   await fleet.balancer.settle?.();
   const list2 = [...rows.values()];
   const outcome = list2.some((r) => r.result === "needs human") ? "needs-human" : result2.outcome;
   await clearJournals(journaled.filter((h2) => rows.get(h2.server.name)?.result === "restored"));
   const done = summarize(emit, startedAt, outcome, list2);
-  await record2(ops, result2.touched, journaled, "recover", (h2) => ({
+  await record2(ops, [...result2.touched, ...kept.keys()], journaled, "recover", (h2) => ({
     release: rows.get(h2.server.name)?.release ?? null,
     result: rows.get(h2.server.name)?.result
   }));
@@ -64775,23 +64844,24 @@ async function switchBack(recovery, ops) {
         message: `${previous}, the release it served before, is no longer on disk: it stays on ${targetOf(h2.server.name) ?? "no release"}`
       });
   }
-  const drainedNow = new Set(
-    (await fleet.balancer.state(config2.servers)).filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server)
-  );
+  const backends = await fleet.balancer.state(config2.servers);
+  const drainedNow = new Set(backends.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
   const byOperator = (name) => states.get(name)?.journal?.drained === true;
   const rank = (name) => byOperator(name) ? 2 : drainedNow.has(name) ? 0 : 1;
-  const toSwitch = journaled.filter((h2) => {
+  const mustChange = journaled.filter((h2) => {
     const name = h2.server.name;
     const target = targetOf(name);
     const switched = target !== states.get(name)?.current;
     return target && (switched || drainedNow.has(name) && !byOperator(name));
-  }).sort((a2, b2) => rank(a2.server.name) - rank(b2.server.name));
+  });
+  const kept = await keepServing({ config: config2, fleet, emit, states, backends, targetOf }, mustChange);
+  const toSwitch = mustChange.filter((h2) => !kept.has(h2.server.name)).sort((a2, b2) => rank(a2.server.name) - rank(b2.server.name));
   emit({
     type: "phase",
     phase: "recover",
     message: `${toSwitch.length} server(s) to put back on their previous release, restarted and gated`
   });
-  return roll({
+  const result2 = await roll({
     config: config2,
     ops,
     emit,
@@ -64804,6 +64874,7 @@ async function switchBack(recovery, ops) {
     // Drained by the killed command: back in rotation; drained by an operator before it: left so.
     enableDrained: (name) => !byOperator(name)
   });
+  return { result: result2, kept };
 }
 async function enableLeftDrained(recovery, rows) {
   const { config: config2, options, fleet, states, journaled } = recovery;

@@ -17,6 +17,7 @@ import {
   LockError,
   newHolder,
 } from "./lock.js";
+import { keepServing } from "./recover-keep.js";
 import { readState, type ServerState } from "./state.js";
 
 export interface RecoverOptions {
@@ -87,9 +88,10 @@ async function recoverJournaled(recovery: Recovery): Promise<number> {
     });
   }
   const ops = fleetOps(fleet, config, emit);
-  const result = await switchBack(recovery, ops);
+  const { result, kept } = await switchBack(recovery, ops);
   const rows = new Map<string, SummaryRow>(result.rows.map((r) => [r.server, { ...r }]));
   for (const r of rows.values()) if (r.result === "deployed") r.result = "restored";
+  for (const [name, row] of kept) rows.set(name, row);
   await enableLeftDrained(recovery, rows);
   await fleet.balancer.settle?.();
   const list = [...rows.values()];
@@ -98,7 +100,8 @@ async function recoverJournaled(recovery: Recovery): Promise<number> {
   // recover did not reach (it halted first) keeps its own, for the next recover.
   await clearJournals(journaled.filter((h) => rows.get(h.server.name)?.result === "restored"));
   const done = summarize(emit, startedAt, outcome, list);
-  await record(ops, result.touched, journaled, "recover", (h) => ({
+  // A kept server's PM2 list is saved too: the killed command's process was stopped there.
+  await record(ops, [...result.touched, ...kept.keys()], journaled, "recover", (h) => ({
     release: rows.get(h.server.name)?.release ?? null,
     result: rows.get(h.server.name)?.result,
   }));
@@ -117,9 +120,13 @@ function recoveryTarget(states: Map<string, ServerState>, name: string): string 
 
 /**
  * The journaled servers that must change (switched by the killed command, or drained by it) rolled
- * onto their target, one at a time, halting at the first failure.
+ * onto their target, one at a time, halting at the first failure; those whose serving process
+ * still runs their target are kept instead (recover-keep.ts), with their summary rows.
  */
-async function switchBack(recovery: Recovery, ops: FleetOps): Promise<RollResult> {
+async function switchBack(
+  recovery: Recovery,
+  ops: FleetOps,
+): Promise<{ result: RollResult; kept: Map<string, SummaryRow> }> {
   const { config, options, fleet, states, journaled } = recovery;
   const { emit } = options;
   const targetOf = (name: string) => recoveryTarget(states, name);
@@ -134,31 +141,30 @@ async function switchBack(recovery: Recovery, ops: FleetOps): Promise<RollResult
   }
   // A server still drained may also have its app stopped or crashed (PM2 gives up after its
   // restarts): it is restarted on its target and gated like the ones that switch.
-  const drainedNow = new Set(
-    (await fleet.balancer.state(config.servers))
-      .filter((b) => b.present && !b.inRotation)
-      .map((b) => b.server),
-  );
+  const backends = await fleet.balancer.state(config.servers);
+  const drainedNow = new Set(backends.filter((b) => b.present && !b.inRotation).map((b) => b.server));
   // An operator's drain (before the killed command) is left alone when that command did not
   // switch the server: it may be out for a reason (broken), and its gate would halt the rest.
   const byOperator = (name: string) => states.get(name)?.journal?.drained === true;
   // Order: what the killed command drained (restoring it costs no capacity, and puts back in
   // rotation what the guard needs), then servers in rotation, an operator's drains last.
   const rank = (name: string) => (byOperator(name) ? 2 : drainedNow.has(name) ? 0 : 1);
-  const toSwitch = journaled
-    .filter((h) => {
-      const name = h.server.name;
-      const target = targetOf(name);
-      const switched = target !== states.get(name)?.current;
-      return target && (switched || (drainedNow.has(name) && !byOperator(name)));
-    })
+  const mustChange = journaled.filter((h) => {
+    const name = h.server.name;
+    const target = targetOf(name);
+    const switched = target !== states.get(name)?.current;
+    return target && (switched || (drainedNow.has(name) && !byOperator(name)));
+  });
+  const kept = await keepServing({ config, fleet, emit, states, backends, targetOf }, mustChange);
+  const toSwitch = mustChange
+    .filter((h) => !kept.has(h.server.name))
     .sort((a, b) => rank(a.server.name) - rank(b.server.name));
   emit({
     type: "phase",
     phase: "recover",
     message: `${toSwitch.length} server(s) to put back on their previous release, restarted and gated`,
   });
-  return roll({
+  const result = await roll({
     config,
     ops,
     emit,
@@ -171,6 +177,7 @@ async function switchBack(recovery: Recovery, ops: FleetOps): Promise<RollResult
     // Drained by the killed command: back in rotation; drained by an operator before it: left so.
     enableDrained: (name) => !byOperator(name),
   });
+  return { result, kept };
 }
 
 /**

@@ -12,6 +12,8 @@ export interface ProcessInfo {
   startedAt?: number;
   memory?: number;
   cpu?: number;
+  /** The release it runs (its NEXUS_RELEASE), when the listing says. */
+  release?: string;
 }
 
 export interface RestartResult {

@@ -27,6 +27,7 @@ import {
   SERVERS,
   throughLb,
   uniqueRelease,
+  waitForPort,
   writeConfig,
 } from "./helpers.js";
 import {
@@ -182,6 +183,7 @@ describe("surge strategy", () => {
   let oneConfig: string;
   let base: string;
   const [alpha = "", ...others] = SERVERS;
+  const beta = others[0] ?? "";
 
   /**
    * Servers left on app.surgePort (by HAProxy's live line or their record) go back to app.port on
@@ -189,6 +191,10 @@ describe("surge strategy", () => {
    * A surge moves a server to the other port; the drain strategy then rolls base back in place.
    */
   async function backOnAppPort(): Promise<void> {
+    if (SERVERS.some((s) => existsSync(path.join(deployDir(s), ".nexus", "journal.json")))) {
+      const recovered = await nexus(["-c", fleetConfig, "recover"]);
+      expect(recovered.exitCode, recovered.all).toBe(0);
+    }
     const state = await haproxyState();
     const moved = SERVERS.filter(
       (s) => (livePort(s) ?? 3000) !== 3000 || state.find((b) => b.server === s)?.port !== 3000,
@@ -364,36 +370,47 @@ describe("surge strategy", () => {
     await expectOldProcessServing(base);
   }, 180_000);
 
-  it("kill -9 once a server was switched (its old process retiring): recover brings the fleet back, every server up", async () => {
+  it("kill -9 once a server was switched and the next one's new process is in its gate: recover surges the first back, keeps the second's serving process", async () => {
     const release = uniqueRelease("surge-kill");
+    const betaBefore = await appOn(hostAddress(beta), 3000);
+    expect(betaBefore.release).toBe(base);
+    // A gate of 3 s at least: the kill lands while beta's new process (on 3001) is in its gate,
+    // `current` already pointing at it, the balancer still on beta's old process.
+    const slowGate = writeHaproxyConfig({ rolling: { strategy: "surge" }, health: { minUptime: "3s" } });
     const r = await interruptAt(
-      ["-c", fleetConfig, "deploy", "--release-id", release],
-      /nexus-alpha: enable ok/,
+      ["-c", slowGate, "deploy", "--release-id", release],
+      /nexus-beta: restart ok/,
       "SIGKILL",
     );
     lastOutput = r.all;
     expect(r.sent, lastOutput).toBe(true);
     expect(currentRelease(alpha), lastOutput).toBe(release);
+    expect(currentRelease(beta), lastOutput).toBe(release);
+    // The killed command's process for beta lives on under PM2.
+    await waitForPort(hostAddress(beta), 3001);
     const recovered = await nexus(["-c", fleetConfig, "recover"]);
     lastOutput = recovered.all;
     expect(recovered.exitCode, lastOutput).toBe(0);
-    // Where the kill landed decides the port a server ends on: one the killed command had already
-    // pointed at the new release (the next batch starts as soon as a switch is done) is surged back
-    // onto base, so onto the other port. Either way the record, the balancer and the process agree.
+    // alpha, switched to the new release on 3001, surged back onto base on 3000; beta's old process
+    // still served base: kept, the same process (not restarted), the killed command's one stopped.
+    expect(lastOutput).toMatch(
+      /nexus-beta: restore ok: \S+ kept on port 3000; the process on port 3001 stopped/,
+    );
+    expect(lastOutput).toMatch(/nexus-beta\s+restored\s+\S+\s+-\s+its old process still served it/);
+    expect(await appOn(hostAddress(beta), 3000)).toEqual(betaBefore);
     const state = await haproxyState();
     for (const s of SERVERS) {
       expect(currentRelease(s), lastOutput).toBe(base);
       expect(lockOn(s), lastOutput).toBeUndefined();
       expect(existsSync(path.join(deployDir(s), ".nexus", "journal.json")), s).toBe(false);
-      const port = livePort(s) ?? 3000;
-      expect(state.find((b) => b.server === s)?.port, `${s}\n${lastOutput}`).toBe(port);
-      expect(await releaseOn(hostAddress(s), port), s).toBe(base);
-      // The killed command's process on the other port was stopped (by the recover, or never started).
-      expect(await listening(hostAddress(s), port === 3000 ? 3001 : 3000), s).toBe(false);
+      expect(livePort(s) ?? 3000, s).toBe(3000);
+      expect(state.find((b) => b.server === s)?.port, `${s}\n${lastOutput}`).toBe(3000);
+      expect((await appOn(hostAddress(s), 3000)).release, s).toBe(base);
+      expect(await listening(hostAddress(s), 3001), s).toBe(false);
     }
+    expect(savedProcesses(beta)).toEqual(["nexus-app"]);
     const notUp = state.filter((s) => s.maint || s.drain || s.operational !== 2);
     expect(notUp, lastOutput).toEqual([]);
-    await backOnAppPort();
     await expectOldProcessServing(base);
   }, 300_000);
 
@@ -441,12 +458,13 @@ describe("surge strategy", () => {
   }, 300_000);
 });
 
-/** The release the app on host:port says it runs. */
-async function releaseOn(host: string, port: number): Promise<string | undefined> {
+/** The release the app on host:port says it runs, and its pid. */
+async function appOn(host: string, port: number): Promise<{ release?: string; pid?: number }> {
   const dispatcher = new Agent({ pipelining: 0 });
   try {
     const response = await request(`http://${host}:${port}/`, { dispatcher, headersTimeout: 5000 });
-    return ((await response.body.json()) as { release?: string }).release;
+    const { release, pid } = (await response.body.json()) as { release?: string; pid?: number };
+    return { release, pid };
   } finally {
     await dispatcher.close();
   }

@@ -582,6 +582,8 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
         startedAt: 1,
         memory: undefined,
         cpu: undefined,
+        // From its NEXUS_RELEASE, the one variable the filter reads (recover keeps a process by it).
+        release: "r1",
       },
     ]);
     // What --verbose prints of the listing: names, pids, status, restarts, release; no env.

@@ -76,6 +76,11 @@ describe("PM2 process checks", () => {
       },
     ]);
     expect(parseJlist("garbage")).toEqual([]);
+    // jlist-filter.cjs adds the release each instance runs (its NEXUS_RELEASE).
+    const withRelease = JSON.stringify([
+      { name: "api", pid: 7, pm2_env: { status: "online" }, release: "r1" },
+    ]);
+    expect(parseJlist(withRelease, "api")[0]?.release).toBe("r1");
   });
 
   it("names every problem: PM2 gave up on a crash-looping app (errored) and it restarted", () => {

@@ -38,6 +38,7 @@ export function parseJlist(stdout: string, name?: string): ProcessInfo[] {
       pid?: number;
       monit?: { memory?: number; cpu?: number };
       pm2_env?: { status?: string; restart_time?: number; pm_uptime?: number };
+      release?: unknown;
     };
     return {
       name: String(e.name ?? ""),
@@ -47,6 +48,7 @@ export function parseJlist(stdout: string, name?: string): ProcessInfo[] {
       startedAt: e.pm2_env?.pm_uptime,
       memory: e.monit?.memory,
       cpu: e.monit?.cpu,
+      ...(typeof e.release === "string" ? { release: e.release } : {}),
     };
   });
   return name === undefined ? all : all.filter((p) => p.name === name);

@@ -14868,12 +14868,7 @@ var init_restart_script = __esm({
 });
 
 // src/process/pm2/prepared.ts
-function preparedRestart(runner, command, release, what, stopping = {
-  name: () => {
-    throw new Error("this prepared restart cannot stop another process");
-  },
-  timeoutMs: ANSWER_TIMEOUT_MS2
-}) {
+function preparedRestart(runner, command, release, what, stopping) {
   const waiting = [];
   let buffered = "";
   let ended;
@@ -15831,6 +15826,10 @@ function writeLivePort(l, port2) {
   return writePrivateFile(l.livePort, `${port2}
 `, "recording the live port");
 }
+function appPortOf(address, ports) {
+  const port2 = Number(address?.replace(/^.*:/, ""));
+  return port2 === ports.port || port2 === ports.surgePort ? port2 : void 0;
+}
 function nextPort(live, ports) {
   return live === ports.surgePort ? ports.port : ports.surgePort;
 }
@@ -15885,8 +15884,8 @@ var init_surge = __esm({
         const states = this.o.initialStates ?? await ops.balancer.state(config2.servers);
         this.initiallyDown = new Set(states.filter((b2) => b2.present && !b2.inRotation).map((b2) => b2.server));
         for (const b2 of states) {
-          const port2 = Number(b2.address?.replace(/^.*:/, ""));
-          if (port2 === config2.app.port || port2 === config2.app.surgePort) this.balancerPort.set(b2.server, port2);
+          const port2 = appPortOf(b2.address, config2.app);
+          if (port2 !== void 0) this.balancerPort.set(b2.server, port2);
         }
         for (const s3 of this.o.batches.flat()) {
           const release = this.o.target(s3.name);
@@ -64708,9 +64707,7 @@ init_live_port();
 init_op();
 init_release();
 function servingAt(backend, app) {
-  if (!backend?.present || !backend.inRotation || !backend.address) return void 0;
-  const port2 = Number(backend.address.replace(/^.*:/, ""));
-  return port2 === app.port || port2 === app.surgePort ? port2 : void 0;
+  return backend?.present && backend.inRotation ? appPortOf(backend.address, app) : void 0;
 }
 function servesOnly(processes, release) {
   return processes.length > 0 && processes.every((p2) => p2.status === "online" && p2.release === release);
@@ -64740,9 +64737,13 @@ async function keepServing(input, hosts) {
           message: `its process on port ${port2} still serves ${target}: kept; stopping the one on port ${other}`
         });
         await fleet.processes.stop(h2.session, processSlot(config2, other));
-        await runOp(h2.session, activate(h2.layout, target));
-        if ((states.get(name)?.livePort ?? config2.app.port) !== port2)
-          await runOp(h2.session, writeLivePort(h2.layout, port2));
+        const recorded = (states.get(name)?.livePort ?? config2.app.port) === port2;
+        const done = await runOps(h2.session, [
+          activate(h2.layout, target),
+          ...recorded ? [] : [writeLivePort(h2.layout, port2)]
+        ]);
+        const failed = done.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
         emit({
           type: "step",
           server: name,

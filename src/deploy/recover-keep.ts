@@ -2,8 +2,8 @@ import type { BackendState } from "../balancer/balancer.js";
 import type { Config } from "../config/load.js";
 import type { Emit, SummaryRow } from "../events/events.js";
 import type { ProcessInfo } from "../process/process-manager.js";
-import { nextPort, writeLivePort } from "../remote/live-port.js";
-import { runOp } from "../remote/op.js";
+import { appPortOf, nextPort, writeLivePort } from "../remote/live-port.js";
+import { runOps } from "../remote/op.js";
 import { activate as pointCurrent } from "../remote/release.js";
 import type { Fleet, Host } from "./fleet.js";
 import { checkHealth, servingPort } from "./health-check.js";
@@ -18,9 +18,7 @@ export function servingAt(
   backend: BackendState | undefined,
   app: { port: number; surgePort: number },
 ): number | undefined {
-  if (!backend?.present || !backend.inRotation || !backend.address) return undefined;
-  const port = Number(backend.address.replace(/^.*:/, ""));
-  return port === app.port || port === app.surgePort ? port : undefined;
+  return backend?.present && backend.inRotation ? appPortOf(backend.address, app) : undefined;
 }
 
 /** Every instance is online and runs `release` (as its NEXUS_RELEASE says), and there is one at least. */
@@ -73,9 +71,14 @@ export async function keepServing(
           message: `its process on port ${port} still serves ${target}: kept; stopping the one on port ${other}`,
         });
         await fleet.processes.stop(h.session, processSlot(config, other));
-        await runOp(h.session, pointCurrent(h.layout, target));
-        if ((states.get(name)?.livePort ?? config.app.port) !== port)
-          await runOp(h.session, writeLivePort(h.layout, port));
+        // `current` back, and the record set to the port when it says another: one exchange.
+        const recorded = (states.get(name)?.livePort ?? config.app.port) === port;
+        const done = await runOps(h.session, [
+          pointCurrent(h.layout, target),
+          ...(recorded ? [] : [writeLivePort(h.layout, port)]),
+        ]);
+        const failed = done.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
         emit({
           type: "step",
           server: name,

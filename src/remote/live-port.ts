@@ -35,6 +35,18 @@ export function writeLivePort(l: Layout, port: number): RemoteOp<void> {
 }
 
 /**
+ * The port of a balancer address ("10.0.0.2:3001", "[::1]:3000") when it is one of the app's
+ * (app.port, app.surgePort); else undefined.
+ */
+export function appPortOf(
+  address: string | undefined,
+  ports: { port: number; surgePort: number },
+): number | undefined {
+  const port = Number(address?.replace(/^.*:/, ""));
+  return port === ports.port || port === ports.surgePort ? port : undefined;
+}
+
+/**
  * The surge strategy's port for the next process: the one of app.port and app.surgePort that is
  * not `live` (no record: the app's process serves on app.port).
  */

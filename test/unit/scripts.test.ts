@@ -714,6 +714,7 @@ describe("PM2 driver scripts under sh, with a fake PM2", () => {
       script(RESTART_SCRIPT, "all", l.ecosystem("r1"), "wait", 300),
       "r1",
       "starting the app under PM2",
+      { name: () => "all", timeoutMs: 300 },
     );
     await expect(prepared.go()).rejects.toThrow(/PM2 did not finish within 0.3s/);
     expect(prepared.alive).toBe(false);

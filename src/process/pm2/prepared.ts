@@ -16,12 +16,7 @@ export function preparedRestart(
   release: string,
   what: string,
   /** "stop": the process name for a port, and how long a stop may take (each instance's kill timeout). */
-  stopping: { name(port?: number): string; timeoutMs: number } = {
-    name: () => {
-      throw new Error("this prepared restart cannot stop another process");
-    },
-    timeoutMs: ANSWER_TIMEOUT_MS,
-  },
+  stopping: { name(port?: number): string; timeoutMs: number },
 ): PreparedRestart {
   const waiting: { resolve(line: string): void; reject(error: Error): void }[] = [];
   let buffered = "";

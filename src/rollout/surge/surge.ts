@@ -1,7 +1,7 @@
 import { stillOpen } from "../../balancer/balancer.js";
 import type { ServerConfig } from "../../config/load.js";
 import { withPort } from "../../config/load.js";
-import { nextPort } from "../../remote/live-port.js";
+import { appPortOf, nextPort } from "../../remote/live-port.js";
 import { addConnectionsCut, connectionsCut, describeConnectionsCut } from "../drain/connections-cut.js";
 import type { SurgeOps } from "../fleet-ops.js";
 import type { RollLedger } from "../ledger.js";
@@ -60,8 +60,8 @@ export class SurgeStrategy implements RolloutStrategy {
     const states = this.o.initialStates ?? (await ops.balancer.state(config.servers));
     this.initiallyDown = new Set(states.filter((b) => b.present && !b.inRotation).map((b) => b.server));
     for (const b of states) {
-      const port = Number(b.address?.replace(/^.*:/, ""));
-      if (port === config.app.port || port === config.app.surgePort) this.balancerPort.set(b.server, port);
+      const port = appPortOf(b.address, config.app);
+      if (port !== undefined) this.balancerPort.set(b.server, port);
     }
     // Each server's start readied ahead of its turn (its PM2 connection, its process file), on the
     // port the balancer says is free (a record that says otherwise makes `start` ready it again there).
